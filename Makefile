@@ -1,0 +1,67 @@
+# nitro: `make` builds build/nitro and build/nitro-hv; `make run` and `make test` also
+# install what is missing (tools/deps.sh) and fetch the guest image (build/nitro images).
+CC      ?= gcc
+BUILD   ?= build
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP
+LDFLAGS ?=
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRC = $(wildcard src/lib/*.c)
+HV_SRC  = $(filter-out src/hv/main.c,$(wildcard src/hv/*.c))
+CLI_SRC = $(wildcard src/cli/*.c)
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all deps images run test unit unit-asan cli-test system-test bench clean format
+all: $(BUILD)/nitro $(BUILD)/nitro-hv
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/nitro-hv: $(call obj,src/hv/main.c $(HV_SRC) $(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread -lzstd
+
+$(BUILD)/nitro: $(call obj,$(CLI_SRC) $(HV_SRC) $(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread -lzstd
+
+$(BUILD)/tests/%: $(call obj,tests/unit/%.c $(HV_SRC) $(LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcmocka -lpthread -lzstd
+
+deps:
+	@sh tools/deps.sh
+
+images: $(BUILD)/nitro
+	@$(BUILD)/nitro images
+
+run: deps all images
+	$(BUILD)/nitro run
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+unit-asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" unit all
+
+cli-test: all
+	/usr/bin/python3 -m pytest -q tests/cli
+
+system-test: all images
+	$(BUILD)/nitro emuhost -- /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
+
+test: deps all images
+	@$(MAKE) --no-print-directory unit unit-asan cli-test system-test
+
+bench: deps all images
+	sh bench/run.sh
+
+format:
+	clang-format -i $$(find src tests -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

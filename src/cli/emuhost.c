@@ -1,0 +1,212 @@
+/* The emulated host: where /dev/kvm is missing, a QEMU TCG server with -cpu max (AMD
+ * SVM + nested paging) boots Debian's kernel with the emuhost initramfs, which loads
+ * kvm_amd, mounts this machine's / read-only over 9p (the working folder and the cache
+ * writable), chroots into it and runs the command this file leaves in a run folder.
+ * stdin/stdout ride on the emulated ttyS0, stderr on ttyS1; the exit status comes back
+ * in the run folder. See tools/emuhost-init and docs/architecture.md.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "lib/util.h"
+
+extern char **environ;
+
+static pid_t child;
+
+static void forward(int sig)
+{
+	if (child > 0)
+		kill(child, sig);
+}
+
+/* Writes s single-quoted for sh. */
+static void put_quoted(FILE *f, const char *s)
+{
+	fputc('\'', f);
+	for (; *s; s++) {
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	}
+	fputc('\'', f);
+}
+
+static bool env_name_ok(const char *e)
+{
+	const char *eq = strchr(e, '=');
+	if (!eq || eq == e)
+		return false;
+	for (const char *p = e; p < eq; p++)
+		if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (p > e && *p >= '0' && *p <= '9')))
+			return false;
+	return true;
+}
+
+static int write_run_files(const char *run, char **argv, const char *cwd)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/cmd.sh", run);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	for (char **e = environ; *e; e++) {
+		if (!env_name_ok(*e))
+			continue;
+		const char *eq = strchr(*e, '=');
+		fprintf(f, "export %.*s=", (int)(eq - *e), *e);
+		put_quoted(f, eq + 1);
+		fputc('\n', f);
+	}
+	fprintf(f, "export NITRO_EMULATED_HOST=1 TMPDIR=/tmp\ncd ");
+	put_quoted(f, cwd);
+	fprintf(f, " || exit 1\nexec");
+	for (char **a = argv; *a; a++) {
+		fputc(' ', f);
+		put_quoted(f, *a);
+	}
+	fputc('\n', f);
+	if (fclose(f) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/mounts", run);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	/* Writable: the cache (images, kernels) and the working folder unless it is /. */
+	fprintf(f, "rw0 %s\n", cache_dir());
+	if (strcmp(cwd, "/") != 0)
+		fprintf(f, "rw1 %s\n", cwd);
+	return fclose(f);
+}
+
+/* QEMU option values double their commas. */
+static const char *qemu_escape(const char *s, char *out, size_t len)
+{
+	size_t o = 0;
+	for (; *s && o + 2 < len; s++) {
+		out[o++] = *s;
+		if (*s == ',')
+			out[o++] = ',';
+	}
+	out[o] = 0;
+	return out;
+}
+
+int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus)
+{
+	char kernel[PATH_MAX], initrd[PATH_MAX], run[PATH_MAX + 16], cwd[PATH_MAX];
+	if (images_ensure())
+		die("emulated host: cannot prepare its images (see above)");
+	image_path("vmlinuz", kernel, sizeof(kernel));
+	image_path("emuhost.img", initrd, sizeof(initrd));
+	if (!getcwd(cwd, sizeof(cwd)))
+		die("emulated host: getcwd: %s", strerror(errno));
+	snprintf(run, sizeof(run), "%s/run", cache_dir());
+	mkdir(run, 0700);
+	snprintf(run, sizeof(run), "%s/run/XXXXXX", cache_dir());
+	if (!mkdtemp(run))
+		die("emulated host: cannot create a run folder under %s: %s", cache_dir(),
+		    strerror(errno));
+	if (write_run_files(run, argv, cwd) < 0)
+		die("emulated host: cannot write to %s: %s", run, strerror(errno));
+
+	char mem[32], smp[32], fs0[128], fs1[2 * PATH_MAX + 64], fs2[2 * PATH_MAX + 64],
+	    fs3[2 * PATH_MAX + 64], log[2 * PATH_MAX + 32], e[2 * PATH_MAX];
+	snprintf(mem, sizeof(mem), "%u", mem_mib);
+	snprintf(smp, sizeof(smp), "%u", cpus);
+	snprintf(fs0, sizeof(fs0), "local,id=hostroot,path=/,security_model=none,readonly=on,"
+				   "multidevs=remap");
+	snprintf(fs1, sizeof(fs1), "local,id=nitrorun,path=%s,security_model=none",
+		 qemu_escape(run, e, sizeof(e)));
+	snprintf(fs2, sizeof(fs2), "local,id=rw0,path=%s,security_model=none",
+		 qemu_escape(cache_dir(), e, sizeof(e)));
+	snprintf(fs3, sizeof(fs3), "local,id=rw1,path=%s,security_model=none",
+		 qemu_escape(cwd, e, sizeof(e)));
+	snprintf(log, sizeof(log), "file:%s/console.log", qemu_escape(run, e, sizeof(e)));
+	char *qemu[] = {
+	    "qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none",
+	    "-M", "pc", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", smp, "-m", mem,
+	    "-kernel", kernel, "-initrd", initrd,
+	    "-append", "console=ttyS2 quiet panic=-1 8250.nr_uarts=3",
+	    "-fsdev", fs0, "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
+	    "-fsdev", fs1, "-device", "virtio-9p-pci,fsdev=nitrorun,mount_tag=nitrorun",
+	    "-fsdev", fs2, "-device", "virtio-9p-pci,fsdev=rw0,mount_tag=rw0",
+	    "-fsdev", fs3, "-device", "virtio-9p-pci,fsdev=rw1,mount_tag=rw1",
+	    "-chardev", "stdio,id=out,signal=off", "-serial", "chardev:out",
+	    "-chardev", "file,id=err,path=/proc/self/fd/2,append=on", "-serial", "chardev:err",
+	    "-serial", log, "-no-reboot", NULL};
+
+	struct sigaction sa = {.sa_handler = forward};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	child = fork();
+	if (child < 0)
+		die("fork: %s", strerror(errno));
+	if (child == 0) {
+		execvp(qemu[0], qemu);
+		fprintf(stderr, "nitro: emulated host: cannot run %s: %s (apt-get install "
+				"qemu-system-x86)\n", qemu[0], strerror(errno));
+		_exit(127);
+	}
+	int st;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/status", run);
+	FILE *f = fopen(path, "r");
+	int status = -1;
+	if (f) {
+		if (fscanf(f, "%d", &status) != 1)
+			status = -1;
+		fclose(f);
+	}
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	if (status < 0) {
+		fprintf(stderr, "nitro: the emulated host stopped without a result (QEMU status %d);"
+				" its console is in %s/console.log\n", WEXITSTATUS(st), run);
+		return 1;
+	}
+	char cmd[PATH_MAX + 32];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", run);
+	if (system(cmd) != 0)
+		warnmsg("could not remove %s", run);
+	return status;
+}
+
+int cmd_emuhost(int argc, char **argv)
+{
+	uint64_t mem = 4096, cpus = 2;
+	int i = 0;
+	for (; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
+			if (!parse_u64(argv[++i], 512, 65536, &mem))
+				die_usage("emuhost: --memory %s: must be 512 to 65536 MiB", argv[i]);
+		} else if (!strcmp(argv[i], "--cpus") && i + 1 < argc) {
+			if (!parse_u64(argv[++i], 1, 64, &cpus))
+				die_usage("emuhost: --cpus %s: must be 1 to 64", argv[i]);
+		} else {
+			die_usage("emuhost: %s: unknown option (usage: nitro emuhost [--memory MiB] "
+				  "[--cpus N] -- CMD [ARG...])", argv[i]);
+		}
+	}
+	if (i >= argc)
+		die_usage("emuhost: no command (usage: nitro emuhost [--memory MiB] [--cpus N] "
+			  "-- CMD [ARG...])");
+	return emuhost_exec(argv + i, (unsigned)mem, (unsigned)cpus);
+}

@@ -1,0 +1,43 @@
+/* nitro: the command-line front end. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "hv/config.h"
+#include "lib/util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: nitro COMMAND [options]\n"
+		"commands:\n"
+		"  run [options]        boot a guest in the foreground (serial console on stdio)\n"
+		"  images               fetch the stock Debian kernel and build the guest images\n"
+		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
+		"                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
+		"run options:\n%s"
+		"Without /dev/kvm (or with one that is not hardware-assisted) `nitro run` boots an\n"
+		"emulated x86 server and runs there; set NITRO_CACHE to move ~/.cache/nitro.\n",
+		hv_options_help);
+}
+
+int main(int argc, char **argv)
+{
+	util_set_prog("nitro");
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(cmd, "images"))
+		return cmd_images(argc - 2, argv + 2);
+	if (!strcmp(cmd, "emuhost"))
+		return cmd_emuhost(argc - 2, argv + 2);
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	die_usage("%s: unknown command (try `nitro help`)", cmd);
+}

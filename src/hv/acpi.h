@@ -1,0 +1,39 @@
+/* ACPI tables for a hardware-reduced x86-64 guest.
+ *
+ * Contract: acpi_build() lays out RSDP, XSDT, FADT (HW_REDUCED_ACPI), MADT and DSDT in
+ * buf, which the guest sees at guest-physical address gpa; the RSDP is at offset 0 (so
+ * gpa is also the value for boot_params.acpi_rsdp_addr). Every table has a valid
+ * checksum and passes `iasl -d`. It returns the number of bytes used, or -1 when buf is
+ * too small or the configuration is out of range (ncpus 0 or above ACPI_MAX_CPUS).
+ * It touches nothing but buf.
+ */
+#ifndef NITRO_HV_ACPI_H
+#define NITRO_HV_ACPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ACPI_MAX_CPUS 254 /* xAPIC ids 0..253; the I/O APIC takes id 254 */
+
+/* Fixed I/O ports the hypervisor handles for the tables' registers. */
+#define ACPI_SLEEP_CTL_PORT 0x600 /* FADT SLEEP_CONTROL_REG: (SLP_TYP << 2) | SLP_EN */
+#define ACPI_SLEEP_STS_PORT 0x601 /* FADT SLEEP_STATUS_REG */
+#define ACPI_RESET_PORT 0x604     /* FADT RESET_REG, written with ACPI_RESET_VALUE */
+#define ACPI_RESET_VALUE 0x01
+#define ACPI_SLP_EN (1u << 5)
+#define ACPI_S5_TYP 5 /* \_S5 package value: SLP_TYP for soft-off */
+
+#define ACPI_IOAPIC_ADDR 0xfec00000u
+#define ACPI_LAPIC_ADDR 0xfee00000u
+
+#define ACPI_COM1_PORT 0x3f8
+#define ACPI_COM1_IRQ 4
+#define ACPI_PVPANIC_PORT 0x505 /* QEMU0001 device: guest writes 1 on panic */
+
+struct acpi_config {
+	unsigned ncpus; /* 1..ACPI_MAX_CPUS, APIC ids 0..ncpus-1 */
+};
+
+long acpi_build(uint8_t *buf, size_t len, uint64_t gpa, const struct acpi_config *cfg);
+
+#endif

@@ -1,0 +1,149 @@
+/* Command-line parsing and the checks that need no KVM. */
+#include "hv/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hv/memory.h"
+#include "lib/util.h"
+
+const char hv_options_help[] =
+    "  --kernel PATH        bzImage to boot\n"
+    "  --initrd PATH        initramfs\n"
+    "  --cmdline STR        kernel command line (default: \"" HV_DEFAULT_CMDLINE "\")\n"
+    "  --cpus N             vCPUs (default 1)\n"
+    "  --memory MiB         guest RAM in MiB (default 256, at least 64)\n"
+    "  --no-reboot          exit 0 when the guest reboots instead of booting it again\n"
+    "  --console-log PATH   also append the serial console to PATH\n"
+    "  --no-host-decompress let the guest decompress its kernel itself\n"
+    "  --require-kvm        fail instead of using the emulated host when /dev/kvm is missing\n";
+
+void hv_config_defaults(struct hv_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->cmdline = HV_DEFAULT_CMDLINE;
+	c->cpus = HV_DEFAULT_CPUS;
+	c->mem_mib = HV_DEFAULT_MEM_MIB;
+}
+
+#define USAGE(...)                                                                                 \
+	do {                                                                                       \
+		snprintf(err, errlen, __VA_ARGS__);                                                \
+		return 2;                                                                          \
+	} while (0)
+
+static uint64_t host_ram_mib(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+	if (pages <= 0 || psz <= 0)
+		return HV_MAX_MEM_MIB;
+	return (uint64_t)pages * (uint64_t)psz >> 20;
+}
+
+int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_t errlen)
+{
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		bool takes = !strcmp(a, "--kernel") || !strcmp(a, "--initrd") ||
+			     !strcmp(a, "--cmdline") || !strcmp(a, "--cpus") ||
+			     !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
+			     !strcmp(a, "--cache-dir");
+		if (takes && !v)
+			USAGE("%s: missing value", a);
+		if (takes)
+			i++;
+		uint64_t n;
+		if (!strcmp(a, "--kernel")) {
+			c->kernel = v;
+		} else if (!strcmp(a, "--initrd")) {
+			c->initrd = v;
+		} else if (!strcmp(a, "--cmdline")) {
+			c->cmdline = v;
+		} else if (!strcmp(a, "--console-log")) {
+			c->console_log = v;
+		} else if (!strcmp(a, "--cache-dir")) {
+			c->cache_dir = v;
+		} else if (!strcmp(a, "--cpus")) {
+			if (!parse_u64(v, 0, UINT64_MAX, &n))
+				USAGE("--cpus %s: not a number", v);
+			if (n < 1 || n > HV_MAX_CPUS)
+				USAGE("--cpus %s: must be 1 to %u", v, HV_MAX_CPUS);
+			c->cpus = (unsigned)n;
+		} else if (!strcmp(a, "--memory")) {
+			if (!parse_u64(v, 0, UINT64_MAX, &n))
+				USAGE("--memory %s: not a number of MiB", v);
+			if (n < HV_MIN_MEM_MIB || n > HV_MAX_MEM_MIB)
+				USAGE("--memory %s: must be %u to %u MiB", v, HV_MIN_MEM_MIB,
+				      HV_MAX_MEM_MIB);
+			if (n > host_ram_mib())
+				USAGE("--memory %s: more than this host's %llu MiB of RAM", v,
+				      (unsigned long long)host_ram_mib());
+			c->mem_mib = n;
+		} else if (!strcmp(a, "--no-reboot")) {
+			c->no_reboot = true;
+		} else if (!strcmp(a, "--no-host-decompress")) {
+			c->no_decompress = true;
+		} else if (!strcmp(a, "--require-kvm")) {
+			c->require_kvm = true;
+		} else {
+			USAGE("%s: unknown option", a);
+		}
+	}
+	if (!c->kernel)
+		USAGE("--kernel: missing");
+	return 0;
+}
+
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		snprintf(err, errlen, __VA_ARGS__);                                                \
+		return 1;                                                                          \
+	} while (0)
+
+int hv_config_check(const struct hv_config *c, struct hv_images *img, char *err, size_t errlen)
+{
+	memset(img, 0, sizeof(*img));
+	int e = read_file(c->kernel, HV_KERNEL_MAX, &img->kernel, &img->kernel_len);
+	if (e == EFBIG)
+		FAIL("kernel %s: larger than %u MiB, not a kernel", c->kernel, HV_KERNEL_MAX >> 20);
+	if (e)
+		FAIL("kernel %s: %s", c->kernel, strerror(e));
+	char why[256];
+	if (bzimage_parse(img->kernel, img->kernel_len, &img->bz, why, sizeof(why)) < 0)
+		FAIL("kernel %s: %s", c->kernel, why);
+	if (boot_check_cmdline(&img->bz, c->cmdline, why, sizeof(why)) < 0)
+		FAIL("--cmdline: %s", why);
+	if (c->initrd) {
+		int fd = open(c->initrd, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			e = errno;
+			if (fd >= 0)
+				close(fd);
+			FAIL("initrd %s: %s", c->initrd, strerror(e));
+		}
+		close(fd);
+		if (!S_ISREG(st.st_mode))
+			FAIL("initrd %s: not a regular file", c->initrd);
+		if (st.st_size == 0)
+			FAIL("initrd %s: empty file", c->initrd);
+		img->initrd_size = (uint64_t)st.st_size;
+	}
+	struct guest_mem layout;
+	mem_layout(&layout, c->mem_mib << 20);
+	struct boot_plan bp;
+	uint64_t kend = img->bz.bz_pref_address + img->bz.bz_init_size;
+	if (kend > layout.gm_regions[0].mr_size)
+		FAIL("--memory %llu: this kernel needs at least %llu MiB",
+		     (unsigned long long)c->mem_mib, (unsigned long long)((kend >> 20) + 16));
+	if (boot_plan(&img->bz, &layout, 0, BOOT_HIGH, kend, img->initrd_size, &bp, why,
+		      sizeof(why)) < 0)
+		FAIL("initrd %s: %s", c->initrd, why);
+	return 0;
+}

@@ -1,0 +1,56 @@
+/* The hypervisor's command line, shared by `nitro-hv` and `nitro run` (which checks
+ * everything it can before it starts a hypervisor or an emulated host).
+ *
+ * hv_config_parse() takes the options below and fails with status 2 (usage) on an
+ * unknown flag, a missing value or a number out of range. hv_config_check() then reads
+ * the kernel, checks its setup header, the initrd and the command line against the
+ * memory size, and fails with status 1. Messages name the argument and the reason.
+ */
+#ifndef NITRO_HV_CONFIG_H
+#define NITRO_HV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv/boot.h"
+
+#define HV_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+#define HV_DEFAULT_CPUS 1
+#define HV_DEFAULT_MEM_MIB 256
+#define HV_MIN_MEM_MIB 64
+#define HV_MAX_MEM_MIB (1024u * 1024u) /* 1 TiB */
+#define HV_MAX_CPUS 254
+#define HV_KERNEL_MAX (256u << 20)
+
+struct hv_config {
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	const char *console_log;
+	const char *cache_dir; /* host-decompressed kernels; NULL: none */
+	unsigned cpus;
+	uint64_t mem_mib;
+	bool no_reboot;
+	bool no_decompress;
+	bool require_kvm;
+};
+
+/* Options usage text, one per line, for --help. */
+extern const char hv_options_help[];
+
+void hv_config_defaults(struct hv_config *c);
+/* Parses argv[0..argc); returns 0, or 2 with err set. */
+int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_t errlen);
+
+struct hv_images {
+	uint8_t *kernel; /* whole file */
+	size_t kernel_len;
+	struct bzimage bz;
+	uint64_t initrd_size;
+};
+
+/* Reads and checks kernel, initrd, command line and memory; 0, or 1 with err set. */
+int hv_config_check(const struct hv_config *c, struct hv_images *img, char *err, size_t errlen);
+
+#endif

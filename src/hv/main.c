@@ -1,0 +1,195 @@
+/* nitro-hv: the hypervisor process. CPU and memory only: it builds the VM, loads the
+ * kernel, writes the boot structures and ACPI tables, runs the vCPU threads, and keeps
+ * the serial console. Exit status: 0 guest powered off (or rebooted, with --no-reboot),
+ * 1 error or guest crash (triple fault, KVM failure), 2 usage, 3 guest kernel panic
+ * with --no-reboot, 128+N killed by signal N.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "hv/acpi.h"
+#include "hv/config.h"
+#include "hv/kernel.h"
+#include "hv/platform.h"
+#include "hv/serial.h"
+#include "hv/vm.h"
+#include "lib/util.h"
+
+static struct vm vm;
+static struct serial com1;
+static struct hv_config cfg;
+static char **saved_argv;
+static struct termios saved_tty;
+static int tty_raw;
+
+static void tty_restore(void)
+{
+	if (tty_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+}
+
+static void tty_make_raw(void)
+{
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+		return;
+	struct termios t = saved_tty;
+	cfmakeraw(&t);
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0)
+		tty_raw = 1;
+}
+
+static void on_exit_hook(void)
+{
+	serial_flush(&com1);
+	tty_restore();
+}
+
+static void on_signal(int sig)
+{
+	tty_restore();
+	_exit(128 + sig);
+}
+
+static void hook_poweroff(void)
+{
+	vm_exit(0);
+}
+
+static void hook_reset(const char *how)
+{
+	if (cfg.no_reboot)
+		vm_exit(0);
+	(void)how;
+	on_exit_hook();
+	execv("/proc/self/exe", saved_argv);
+	fprintf(stderr, "%s: reboot: cannot restart myself: %s\n", util_prog(), strerror(errno));
+	vm_exit(1);
+}
+
+static void hook_panic(void)
+{
+	serial_flush(&com1);
+	fprintf(stderr, "%s: the guest kernel panicked\n", util_prog());
+	if (cfg.no_reboot)
+		vm_exit(3);
+}
+
+static const struct platform_hooks hooks = {hook_poweroff, hook_reset, hook_panic};
+
+static void com1_irq(void *opaque, int level)
+{
+	vm_irq_line(opaque, ACPI_COM1_IRQ, level);
+}
+
+static void usage(void)
+{
+	printf("usage: nitro-hv --kernel PATH [options]\n%s", hv_options_help);
+}
+
+/* Reads the initrd straight into guest memory at its planned place. */
+static int load_initrd(const struct boot_plan *bp, char *err, size_t errlen)
+{
+	uint8_t *dst = gpa_ptr(&vm.vm_mem, bp->bp_initrd, bp->bp_initrd_size);
+	int fd = open(cfg.initrd, O_RDONLY | O_CLOEXEC);
+	if (!dst || fd < 0) {
+		snprintf(err, errlen, "initrd %s: %s", cfg.initrd, dst ? strerror(errno) : "no room");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	uint64_t got = 0;
+	while (got < bp->bp_initrd_size) {
+		ssize_t r = read(fd, dst + got, bp->bp_initrd_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			snprintf(err, errlen, "initrd %s: %s", cfg.initrd,
+				 r < 0 ? strerror(errno) : "file shrank while reading");
+			close(fd);
+			return -1;
+		}
+		got += (uint64_t)r;
+	}
+	close(fd);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	util_set_prog("nitro-hv");
+	saved_argv = argv;
+	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		usage();
+		return 0;
+	}
+	char err[512];
+	hv_config_defaults(&cfg);
+	if (hv_config_parse(argc - 1, argv + 1, &cfg, err, sizeof(err)))
+		die_usage("%s (see --help)", err);
+	struct hv_images img;
+	if (hv_config_check(&cfg, &img, err, sizeof(err)))
+		die("%s", err);
+	int log_fd = -1;
+	if (cfg.console_log) {
+		log_fd = open(cfg.console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (log_fd < 0)
+			die("--console-log %s: %s", cfg.console_log, strerror(errno));
+	}
+
+	if (vm_open(&vm, err, sizeof(err)))
+		die("%s", err);
+	if (vm_create(&vm, cfg.mem_mib << 20, cfg.cpus, err, sizeof(err)))
+		die("%s", err);
+
+	struct kernel_load kl;
+	if (kernel_load(&vm.vm_mem, &img.bz, !cfg.no_decompress, cfg.cache_dir, &kl, err,
+			sizeof(err)))
+		die("kernel %s: %s", cfg.kernel, err);
+	struct boot_plan bp;
+	uint64_t kend = img.bz.bz_pref_address + img.bz.bz_init_size;
+	if (kl.kl_end > kend)
+		kend = kl.kl_end;
+	if (boot_plan(&img.bz, &vm.vm_mem, kl.kl_entry, kl.kl_start, kend, img.initrd_size, &bp,
+		      err, sizeof(err)))
+		die("initrd %s: %s", cfg.initrd, err);
+	if (cfg.initrd && load_initrd(&bp, err, sizeof(err)))
+		die("%s", err);
+	struct acpi_config ac = {.ncpus = cfg.cpus};
+	uint8_t *acpi = gpa_ptr(&vm.vm_mem, BOOT_ACPI, BOOT_ACPI_END - BOOT_ACPI);
+	if (!acpi || acpi_build(acpi, BOOT_ACPI_END - BOOT_ACPI, BOOT_ACPI, &ac) < 0)
+		die("cannot build the ACPI tables for %u vCPUs", cfg.cpus);
+	bp.bp_rsdp = BOOT_ACPI;
+	if (boot_write(&vm.vm_mem, &img.bz, &bp, cfg.cmdline, err, sizeof(err)))
+		die("%s", err);
+	free(img.kernel);
+	vm.vm_entry = bp.bp_entry;
+
+	serial_init(&com1, STDIN_FILENO, STDOUT_FILENO, log_fd, com1_irq, &vm);
+	if (pio_register(&vm.vm_pio, ACPI_COM1_PORT, 8, serial_pio, &com1) < 0 ||
+	    platform_register(&vm.vm_pio, &hooks) < 0)
+		die("cannot register the platform devices");
+
+	vm_set_exit_hook(on_exit_hook);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	tty_make_raw();
+
+	if (vm_start(&vm, err, sizeof(err))) {
+		tty_restore();
+		die("%s", err);
+	}
+	while (serial_poll(&com1))
+		;
+	for (;;)
+		serial_poll(&com1); /* stdin at EOF: keep flushing output */
+}

@@ -1,0 +1,56 @@
+/* The KVM virtual machine: one VM fd, guest memory slots, the in-kernel irqchip and
+ * PIT, and one thread per vCPU running KVM_RUN.
+ *
+ * vm_open() checks /dev/kvm and its capabilities; vm_create() builds the VM for a
+ * memory layout; vm_start() sets up every vCPU (CPUID, MSRs, FPU, LAPIC; registers for
+ * the boot CPU) and starts their threads. Port I/O exits go to vm->pio. A vCPU that hits
+ * an unrecoverable exit (triple fault, internal error) reports it with a register dump
+ * and ends the process through vm_exit().
+ */
+#ifndef NITRO_HV_VM_H
+#define NITRO_HV_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "hv/memory.h"
+#include "hv/pio.h"
+
+#define VM_MAX_VCPUS 254
+
+struct vcpu {
+	struct vm *vc_vm;
+	unsigned vc_index;
+	int vc_fd;
+	struct kvm_run *vc_run;
+	pthread_t vc_thread;
+	atomic_ulong vc_exits; /* KVM_RUN returns, all reasons */
+	atomic_ulong vc_io_exits;
+};
+
+struct vm {
+	int vm_kvm_fd;
+	int vm_fd;
+	size_t vm_run_size;
+	unsigned vm_max_vcpus; /* what KVM allows */
+	struct guest_mem vm_mem;
+	struct pio_bus vm_pio;
+	unsigned vm_ncpus;
+	struct vcpu *vm_vcpus;
+	uint64_t vm_entry; /* boot CPU: rip; rsi = zero page */
+};
+
+/* Opens /dev/kvm; returns 0, or an errno value with a message in err. */
+int vm_open(struct vm *vm, char *err, size_t errlen);
+int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen);
+int vm_start(struct vm *vm, char *err, size_t errlen);
+/* Drives an ISA interrupt line (in-kernel PIC + I/O APIC). */
+void vm_irq_line(struct vm *vm, unsigned irq, int level);
+/* Ends the process with status (once; concurrent callers wait to die with it). */
+_Noreturn void vm_exit(int status);
+/* Registers a hook vm_exit runs first (the hypervisor restores the terminal there). */
+void vm_set_exit_hook(void (*hook)(void));
+
+#endif

@@ -1,0 +1,31 @@
+/* Small helpers every nitro process uses: error reporting and strict number parsing.
+ *
+ * Messages go to stderr as "PROG: message" (PROG set once by util_set_prog). die() exits
+ * with status 1, die_usage() with 2. The parsers accept only a whole decimal number
+ * (parse_size also takes a K/M/G/T suffix) and fail on signs, junk or overflow.
+ */
+#ifndef NITRO_LIB_UTIL_H
+#define NITRO_LIB_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void util_set_prog(const char *name);
+const char *util_prog(void);
+void warnmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Whole decimal number in [min, max]; false on anything else. */
+bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Decimal number with optional K, M, G or T (binary) suffix, scaled to bytes. */
+bool parse_size(const char *s, uint64_t *out);
+
+/* Reads a whole file (at most max bytes) into a malloc'd buffer. Returns 0, or an errno
+ * value (EFBIG when the file is larger than max). */
+int read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
+
+#endif

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Installs the Debian packages nitro needs to build, test and run, if any are missing.
+set -eu
+PKGS="gcc make libc6-dev libcmocka-dev libzstd-dev acpica-tools qemu-system-x86 \
+busybox-static debian-archive-keyring apt kmod xz-utils zstd cpio gzip python3 python3-pytest"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "nitro deps: installing$missing" >&2
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+$SUDO apt-get update -q >&2
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing >&2
