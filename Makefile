@@ -3,7 +3,7 @@
 CC      ?= gcc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP
 LDFLAGS ?=
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -14,7 +14,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps images run test unit unit-asan cli-test system-test bench clean format
+.PHONY: all deps images run test unit unit-asan cli-test fuzz system-test bench clean format
 all: $(BUILD)/nitro $(BUILD)/nitro-hv
 
 $(BUILD)/obj/%.o: %.c
@@ -49,11 +49,14 @@ unit-asan:
 cli-test: all
 	/usr/bin/python3 -m pytest -q tests/cli
 
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} sh tests/fuzz/run.sh
+
 system-test: all images
-	$(BUILD)/nitro emuhost -- /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
+	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system
 
 test: deps all images
-	@$(MAKE) --no-print-directory unit unit-asan cli-test system-test
+	@$(MAKE) --no-print-directory unit unit-asan cli-test fuzz system-test
 
 bench: deps all images
 	sh bench/run.sh

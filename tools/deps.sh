@@ -2,7 +2,8 @@
 # Installs the Debian packages nitro needs to build, test and run, if any are missing.
 set -eu
 PKGS="gcc make libc6-dev libcmocka-dev libzstd-dev acpica-tools qemu-system-x86 \
-busybox-static debian-archive-keyring apt kmod xz-utils zstd cpio gzip python3 python3-pytest"
+busybox-static debian-archive-keyring apt kmod xz-utils zstd cpio gzip python3 python3-pytest \
+clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -137,7 +137,7 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus)
 	    "qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none",
 	    "-M", "pc", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", smp, "-m", mem,
 	    "-kernel", kernel, "-initrd", initrd,
-	    "-append", "console=ttyS2 quiet panic=-1 8250.nr_uarts=3",
+	    "-append", getenv("NITRO_EMUHOST_VERBOSE") ? "console=ttyS2 panic=-1 8250.nr_uarts=3" : "console=ttyS2 quiet panic=-1 8250.nr_uarts=3",
 	    "-fsdev", fs0, "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
 	    "-fsdev", fs1, "-device", "virtio-9p-pci,fsdev=nitrorun,mount_tag=nitrorun",
 	    "-fsdev", fs2, "-device", "virtio-9p-pci,fsdev=rw0,mount_tag=rw0",

@@ -25,33 +25,32 @@ int cmd_run(int argc, char **argv)
 	char kernel[PATH_MAX], initrd[PATH_MAX], cache[PATH_MAX], err[512];
 	struct hv_config c;
 	hv_config_defaults(&c);
-	/* Parse once with a placeholder kernel to learn whether the defaults are needed. */
+	/* The user's options are parsed first, alone; the default image goes in front of
+	 * them only when they name no kernel (and then no initrd). */
+	c.kernel_optional = true;
+	if (hv_config_parse(argc, argv, &c, err, sizeof(err)))
+		die_usage("run: %s (see `nitro run --help`)", err);
+	if (c.help) {
+		printf("usage: nitro run [options]\n%s", hv_options_help);
+		return 0;
+	}
+	bool has_kernel = c.kernel != NULL;
 	char *args[argc + 8];
 	int n = 0;
-	for (int i = 0; i < argc; i++)
-		args[n++] = argv[i];
-	bool has_kernel = false, has_initrd = false;
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--kernel"))
-			has_kernel = true;
-		if (!strcmp(argv[i], "--initrd"))
-			has_initrd = true;
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			printf("usage: nitro run [options]\n%s", hv_options_help);
-			return 0;
-		}
-	}
 	if (!has_kernel) {
 		image_path("vmlinuz", kernel, sizeof(kernel));
 		args[n++] = "--kernel";
 		args[n++] = kernel;
-		if (!has_initrd) {
+		if (!c.initrd) {
 			image_path("guest.img", initrd, sizeof(initrd));
 			args[n++] = "--initrd";
 			args[n++] = initrd;
 		}
 	}
+	for (int i = 0; i < argc; i++)
+		args[n++] = argv[i];
 	args[n] = NULL;
+	hv_config_defaults(&c);
 	if (hv_config_parse(n, args, &c, err, sizeof(err)))
 		die_usage("run: %s (see `nitro run --help`)", err);
 	if (!has_kernel && access(kernel, R_OK) != 0) {

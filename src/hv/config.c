@@ -91,11 +91,13 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			c->no_decompress = true;
 		} else if (!strcmp(a, "--require-kvm")) {
 			c->require_kvm = true;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			c->help = true;
 		} else {
 			USAGE("%s: unknown option", a);
 		}
 	}
-	if (!c->kernel)
+	if (!c->kernel && !c->help && !c->kernel_optional)
 		USAGE("--kernel: missing");
 	return 0;
 }
@@ -110,6 +112,8 @@ int hv_config_check(const struct hv_config *c, struct hv_images *img, char *err,
 {
 	memset(img, 0, sizeof(*img));
 	int e = read_file(c->kernel, HV_KERNEL_MAX, &img->kernel, &img->kernel_len);
+	if (e == ENODEV)
+		FAIL("kernel %s: not a regular file", c->kernel);
 	if (e == EFBIG)
 		FAIL("kernel %s: larger than %u MiB, not a kernel", c->kernel, HV_KERNEL_MAX >> 20);
 	if (e)
@@ -120,7 +124,7 @@ int hv_config_check(const struct hv_config *c, struct hv_images *img, char *err,
 	if (boot_check_cmdline(&img->bz, c->cmdline, why, sizeof(why)) < 0)
 		FAIL("--cmdline: %s", why);
 	if (c->initrd) {
-		int fd = open(c->initrd, O_RDONLY | O_CLOEXEC);
+		int fd = open(c->initrd, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0) {
 			e = errno;

@@ -34,6 +34,8 @@ struct hv_config {
 	bool no_reboot;
 	bool no_decompress;
 	bool require_kvm;
+	bool help;            /* --help or -h was given */
+	bool kernel_optional; /* set before parsing: a missing --kernel is no error */
 };
 
 /* Options usage text, one per line, for --help. */

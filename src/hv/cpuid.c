@@ -56,7 +56,8 @@ void cpuid_filter(struct kvm_cpuid_entry2 *e, unsigned n, unsigned index, unsign
 			/* Deterministic cache parameters: cores per package, sharing. */
 			unsigned level = (c->eax >> 5) & 7;
 			unsigned share = level >= 3 ? ncpus - 1 : 0;
-			c->eax = (c->eax & 0x3fffu) | (share << 14) | ((ncpus - 1) << 26);
+			unsigned cores = ncpus - 1 > 63 ? 63 : ncpus - 1; /* 6-bit field */
+			c->eax = (c->eax & 0x3fffu) | (share << 14) | (cores << 26);
 			break;
 		}
 		case 0xb:

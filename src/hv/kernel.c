@@ -100,6 +100,8 @@ static int decompress_zstd(const uint8_t *src, size_t len, uint8_t **out, size_t
 		      want <= VMLINUX_MAX)
 			 ? (size_t)want
 			 : 64u << 20;
+	if (cap < 4096)
+		cap = 4096; /* 0 * 2 == 0, and realloc(buf, 0) frees buf */
 	uint8_t *buf = malloc(cap);
 	ZSTD_DStream *ds = ZSTD_createDStream();
 	if (!buf || !ds)
@@ -139,7 +141,8 @@ fail:
 static void cache_store(const char *path, const uint8_t *p, size_t len)
 {
 	char tmp[4096];
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= sizeof(tmp))
+		return; /* no cache rather than a truncated temporary name */
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;

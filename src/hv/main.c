@@ -125,14 +125,14 @@ int main(int argc, char **argv)
 {
 	util_set_prog("nitro-hv");
 	saved_argv = argv;
-	if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-		usage();
-		return 0;
-	}
 	char err[512];
 	hv_config_defaults(&cfg);
 	if (hv_config_parse(argc - 1, argv + 1, &cfg, err, sizeof(err)))
 		die_usage("%s (see --help)", err);
+	if (cfg.help) {
+		usage();
+		return 0;
+	}
 	struct hv_images img;
 	if (hv_config_check(&cfg, &img, err, sizeof(err)))
 		die("%s", err);

@@ -215,9 +215,12 @@ bool serial_poll(struct serial *s)
 	if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
 		uint8_t buf[SERIAL_FIFO];
 		room = SERIAL_FIFO - s->se_rx_len;
-		ssize_t n = read(s->se_in_fd, buf, room);
-		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
-			s->se_in_eof = true;
+		ssize_t n = 0;
+		if (room) { /* the FIFO may have filled meanwhile: a 0-byte read is not EOF */
+			n = read(s->se_in_fd, buf, room);
+			if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+				s->se_in_eof = true;
+		}
 		for (ssize_t i = 0; i < n; i++)
 			s->se_rx[(s->se_rx_head + s->se_rx_len++) % SERIAL_FIFO] = buf[i];
 		update_irq(s);

@@ -104,7 +104,8 @@ bool parse_size(const char *s, uint64_t *out)
 
 int read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO nobody writes to must not hang. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return errno;
 	struct stat st;
@@ -113,9 +114,9 @@ int read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 		close(fd);
 		return e;
 	}
-	if (S_ISDIR(st.st_mode)) {
+	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return EISDIR;
+		return S_ISDIR(st.st_mode) ? EISDIR : ENODEV;
 	}
 	if ((uint64_t)st.st_size > max) {
 		close(fd);

@@ -1,0 +1,137 @@
+#!/bin/sh
+# Builds the libFuzzer targets in tests/fuzz into build/fuzz/ and runs each for
+# ${FUZZ_SECONDS:-20} seconds on its corpus, build/fuzz/corpus-NAME (seeded on the first
+# run). Crash inputs are saved as build/fuzz/NAME-crash-* and logs as build/fuzz/NAME.log.
+# Exits 1 when any target crashes (or fails to build), 2 when clang cannot link libFuzzer.
+# Needs clang with its compiler-rt runtime (Debian: libclang-rt-14-dev for clang-14),
+# libzstd-dev, and python3 for the seeds.
+set -u
+
+cd "$(dirname "$0")/../.." || exit 2
+CLANG=${CLANG:-clang}
+OUT=build/fuzz
+SECONDS_EACH=${FUZZ_SECONDS:-20}
+TARGETS=${FUZZ_TARGETS:-"bzimage elf serial"}
+CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+-fno-omit-frame-pointer -Isrc -D_GNU_SOURCE -std=gnu11 -Wall -Wextra"
+SRC="src/hv/boot.c src/hv/memory.c src/hv/kernel.c src/hv/serial.c src/lib/util.c"
+LIBS="-lzstd -lpthread"
+
+mkdir -p "$OUT" || exit 2
+
+# Can this clang link a fuzzer at all?
+probe=$OUT/.probe
+printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
+	'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' \
+	>"$probe.c"
+if ! $CLANG -fsanitize=fuzzer,address,undefined "$probe.c" -o "$probe" 2>"$probe.log"; then
+	cat "$probe.log" >&2
+	echo "run.sh: $CLANG cannot link libFuzzer; on Debian 12 install libclang-rt-14-dev" \
+		"(the compiler-rt runtime of clang-14)" >&2
+	exit 2
+fi
+rm -f "$probe" "$probe.c" "$probe.log"
+
+# Seeds: a valid bzImage (raw payload and, with the zstd tool, a zstd-compressed ELF
+# payload), a valid ELF with bss, and a few UART programs.
+seed() {
+	python3 - "$OUT" <<'PY'
+import os, struct, subprocess, sys
+out = sys.argv[1]
+
+def elf(entry=0x1000010):
+    eh = bytearray(64)
+    eh[0:16] = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    struct.pack_into("<HHIQQQIHHHHHH", eh, 16, 2, 62, 1, entry, 64, 0, 0, 64, 56, 2, 0, 0, 0)
+    ph = b""
+    ph += struct.pack("<IIQQQQQQ", 1, 5, 0x100, 0xffffffff81000000, 0x1000000, 0x40, 0x40, 0x1000)
+    ph += struct.pack("<IIQQQQQQ", 1, 6, 0x140, 0xffffffff81200000, 0x1200000, 0x20, 0x2000, 0x1000)
+    body = bytes(eh) + ph
+    body += bytes(0x100 - len(body)) + bytes(range(0x60))
+    return body
+
+def bz(payload, init_size=0x1000000):
+    setup = bytearray(5 * 512)
+    setup[0x1f1] = 4
+    struct.pack_into("<H", setup, 0x1fe, 0xaa55)
+    setup[0x200] = 0xeb
+    setup[0x201] = 0x66
+    setup[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", setup, 0x206, 0x020f)
+    setup[0x211] = 0x01
+    struct.pack_into("<I", setup, 0x22c, 0x7fffffff)
+    struct.pack_into("<H", setup, 0x236, 0x0003)
+    struct.pack_into("<I", setup, 0x238, 2047)
+    pm = bytes(0x200) + payload + bytes(16)
+    struct.pack_into("<II", setup, 0x248, 0x200, len(payload))
+    struct.pack_into("<Q", setup, 0x258, 0x1000000)
+    struct.pack_into("<I", setup, 0x260, init_size)
+    return bytes(setup) + pm
+
+def put(name, data):
+    d = os.path.join(out, "corpus-" + name.split("-")[0])
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+def zstd(data):
+    # From a file, so that the frame header records the content size.
+    tmp = os.path.join(out, ".seed-plain")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    try:
+        return subprocess.run(["zstd", "-q", "-c", "-19", tmp], capture_output=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    finally:
+        os.unlink(tmp)
+
+put("bzimage-raw", bz(bytes(range(256)) * 4))
+z = zstd(elf())
+if z:
+    put("bzimage-zstd-elf", bz(z))
+z = zstd(b"not an ELF file, " * 12)  # < 256 bytes: a one-byte content size
+if z:
+    put("bzimage-zstd-small", bz(z))
+put("elf-two-segments", elf())
+# (typed count, typed bytes..., then op/flags/value triples)
+put("serial-init", bytes([3]) + b"abc" + bytes([
+    3, 1, 0x80, 0, 1, 0x01, 1, 1, 0x00, 3, 1, 0x03,   # DLAB, divisor 1, 8N1
+    2, 1, 0x07, 1, 1, 0x03, 4, 1, 0x0b,               # FIFO on, IER RDI|THRI, MCR
+    0x80, 0, 0, 5, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, ord("x"), 0, 1, 10]))
+put("serial-loop", bytes([0]) + bytes([
+    4, 1, 0x1a, 6, 0, 0, 0, 1, 0x41, 5, 0, 0, 0, 0, 0, 4, 1, 0x08, 0x40, 0, 0]))
+PY
+}
+seed || echo "run.sh: could not write seeds (no python3?); starting from empty corpora" >&2
+
+status=0
+for t in $TARGETS; do
+	bin=$OUT/fuzz_$t
+	echo "== fuzz_$t: build"
+	# shellcheck disable=SC2086 # word splitting of the flag lists is intended
+	if ! $CLANG $CFLAGS "tests/fuzz/fuzz_$t.c" $SRC -o "$bin" $LIBS; then
+		echo "== fuzz_$t: BUILD FAILED"
+		status=1
+		continue
+	fi
+	corpus=$OUT/corpus-$t
+	mkdir -p "$corpus"
+	echo "== fuzz_$t: run ${SECONDS_EACH}s"
+	"$bin" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=16384 -timeout=10 \
+		-print_final_stats=1 -artifact_prefix="$OUT/$t-" "$corpus" >"$OUT/$t.log" 2>&1
+	rc=$?
+	grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+.*DONE' \
+		"$OUT/$t.log" | sed 's/^/   /'
+	echo "   corpus: $(find "$corpus" -type f | wc -l) inputs"
+	if [ "$rc" -ne 0 ]; then
+		echo "== fuzz_$t: FAILED (exit $rc); log $OUT/$t.log, inputs:"
+		ls "$OUT/$t-"* 2>/dev/null | sed 's/^/   /'
+		grep -m 3 -E 'ERROR: |runtime error|invariant failed' "$OUT/$t.log" | sed 's/^/   /'
+		status=1
+	else
+		echo "== fuzz_$t: ok"
+	fi
+done
+exit $status

@@ -1,0 +1,91 @@
+"""Boots of the stock Debian 6.12 kernel on nitro-hv and the ways a guest can end."""
+import re
+import signal
+import subprocess
+import time
+
+from conftest import BANNER, NITRO, cmdline
+
+
+def meminfo_kib(out):
+    m = re.search(r"MemTotal:\s+(\d+) kB", out)
+    assert m, out[-2000:]
+    return int(m.group(1))
+
+
+def test_boot_one_cpu_to_userspace_and_poweroff(nitro):
+    b = nitro("--cpus", "1", "--memory", "256",
+              "--cmdline", cmdline("echo CPUS=$(nproc); grep MemTotal /proc/meminfo; poweroff -f"))
+    assert b.status == 0, b
+    assert BANNER in b.out, b
+    assert "CPUS=1" in b.out, b
+    assert "Hypervisor detected: KVM" in b.out, b
+    assert "reboot: Power down" in b.out, b
+    kib = meminfo_kib(b.out)
+    assert 200 * 1024 < kib <= 256 * 1024, kib
+    # The host decompressed the kernel: the guest never ran its decompressor.
+    assert "Decompressing Linux" not in b.out
+
+
+def test_boot_four_cpus_above_the_pci_hole(nitro):
+    b = nitro("--cpus", "4", "--memory", "3584",
+              "--cmdline", cmdline("echo CPUS=$(nproc); grep MemTotal /proc/meminfo; "
+                                   "cat /sys/firmware/acpi/tables/APIC > /dev/null && echo MADT=ok"))
+    assert b.status == 0, b
+    assert "CPUS=4" in b.out, b
+    assert "smp: Brought up 1 node, 4 CPUs" in b.out, b
+    assert "MADT=ok" in b.out, b
+    # 3.5 GiB: 3 GiB below the hole, 512 MiB above 4 GiB; the e820 map shows both.
+    assert "[mem 0x0000000100000000-0x000000011fffffff] usable" in b.out, b
+    kib = meminfo_kib(b.out)
+    assert 3300 * 1024 < kib <= 3584 * 1024, kib
+
+
+def test_guest_decompressor_path(nitro):
+    b = nitro("--no-host-decompress", "--cmdline", cmdline("echo DONE"))
+    assert b.status == 0, b
+    assert "DONE" in b.out, b
+
+
+def test_reboot_with_no_reboot_exits_zero(nitro):
+    b = nitro("--no-reboot", "--cmdline", cmdline("reboot -f"))
+    assert b.status == 0, b
+    assert b.out.count(BANNER) == 1, b
+    assert "reboot: Restarting system" in b.out, b
+
+
+def test_reboot_boots_again():
+    p = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--cmdline", cmdline("reboot -f")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, errors="replace")
+    seen, out, deadline = 0, [], time.monotonic() + 400
+    try:
+        for line in p.stdout:
+            out.append(line)
+            if BANNER in line:
+                seen += 1
+                if seen == 2:
+                    break
+            assert time.monotonic() < deadline, "".join(out[-50:])
+    finally:
+        p.send_signal(signal.SIGTERM)
+        status = p.wait(timeout=30)
+    assert seen == 2, "".join(out[-50:])
+    assert status == 128 + signal.SIGTERM
+
+
+def test_panic_reported_with_no_reboot(nitro):
+    b = nitro("--no-reboot", "--cmdline", cmdline("echo c > /proc/sysrq-trigger"))
+    assert b.status == 3, b
+    assert "Kernel panic" in b.out, b
+    assert "the guest kernel panicked" in b.err, b
+
+
+def test_triple_fault_is_diagnosed(nitro):
+    # reboot=t makes the kernel reset by triple fault.
+    b = nitro("--cmdline", cmdline("reboot -f", base="console=ttyS0 reboot=t panic=-1"))
+    assert b.status == 1, b
+    lines = b.err.strip().splitlines()
+    assert any("triple fault" in l for l in lines), b
+    assert re.search(r"rip=[0-9a-f]{16}", b.err), b
+    assert re.search(r"cr3=[0-9a-f]{16}", b.err), b
