@@ -27,6 +27,11 @@ void image_path(const char *name, char *out, size_t len);
  * reason when false. */
 bool kvm_usable(char *why, size_t len);
 
+/* One emulated CPU by default: QEMU's multi-threaded TCG races on cross-modifying code
+ * (the emulated host's kernel died of a stale int3 in text_poke_bp with two), and
+ * nested guests with several vCPUs run fine on one. */
+#define EMUHOST_CPUS 1
+
 /* Runs argv inside the emulated host with stdio passed through; returns its status.
  * mem_mib/cpus size the emulated server. */
 int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus);

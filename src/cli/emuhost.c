@@ -187,7 +187,7 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus)
 
 int cmd_emuhost(int argc, char **argv)
 {
-	uint64_t mem = 4096, cpus = 2;
+	uint64_t mem = 4096, cpus = EMUHOST_CPUS;
 	int i = 0;
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {

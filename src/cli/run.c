@@ -80,7 +80,7 @@ int cmd_run(int argc, char **argv)
 			inner[k++] = args[i];
 		inner[k] = NULL;
 		unsigned mem = (unsigned)c.mem_mib + 768;
-		return emuhost_exec(inner, mem < 1536 ? 1536 : mem, c.cpus > 2 ? c.cpus : 2);
+		return emuhost_exec(inner, mem < 1536 ? 1536 : mem, EMUHOST_CPUS);
 	}
 	/* nitro-hv gets the same arguments plus the kernel cache. */
 	char hv[PATH_MAX];

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -36,61 +35,95 @@ uint64_t kernel_hash(const uint8_t *p, size_t len)
 	return h ^ (h >> 29);
 }
 
-int elf_load(const struct guest_mem *m, const uint8_t *elf, size_t len, struct kernel_load *kl,
-	     char *err, size_t errlen)
+/* Where an ELF file is read from: a buffer, or a file read straight into guest memory
+ * (one copy from the page cache, no mapping faults). */
+struct elf_src {
+	const uint8_t *es_buf;
+	int es_fd;
+	uint64_t es_len;
+};
+
+static int src_read(const struct elf_src *s, uint64_t off, void *dst, uint64_t n)
 {
-	const Elf64_Ehdr *eh = (const void *)elf;
-	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
-	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_ident[EI_DATA] != ELFDATA2LSB)
+	if (off > s->es_len || n > s->es_len - off)
+		return -1;
+	if (s->es_buf) {
+		memcpy(dst, s->es_buf + off, n);
+		return 0;
+	}
+	while (n > 0) {
+		ssize_t r = pread(s->es_fd, dst, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		dst = (uint8_t *)dst + r;
+		off += (uint64_t)r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+static int elf_load_src(const struct guest_mem *m, const struct elf_src *src,
+			struct kernel_load *kl, char *err, size_t errlen)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph[ELF_MAX_PHDRS];
+	uint64_t len = src->es_len;
+	if (src_read(src, 0, &eh, sizeof(eh)) < 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB)
 		FAIL("vmlinux: not a 64-bit little-endian ELF file");
-	if (eh->e_machine != EM_X86_64 || eh->e_type != ET_EXEC)
+	if (eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC)
 		FAIL("vmlinux: not an x86-64 executable");
-	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
-	    eh->e_phnum > ELF_MAX_PHDRS || eh->e_phoff > len ||
-	    (size_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff)
+	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
+	    eh.e_phnum > ELF_MAX_PHDRS || eh.e_phoff > len ||
+	    (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > len - eh.e_phoff ||
+	    src_read(src, eh.e_phoff, ph, eh.e_phnum * sizeof(Elf64_Phdr)) < 0)
 		FAIL("vmlinux: bad program header table");
 	uint64_t lo = UINT64_MAX, hi = 0;
 	bool entry_ok = false;
-	for (int pass = 0; pass < 2; pass++) {
-		for (unsigned i = 0; i < eh->e_phnum; i++) {
-			Elf64_Phdr ph;
-			memcpy(&ph, elf + eh->e_phoff + i * sizeof(ph), sizeof(ph));
-			if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
-				continue;
-			if (ph.p_filesz > ph.p_memsz || ph.p_offset > len ||
-			    ph.p_filesz > len - ph.p_offset || ph.p_paddr < BOOT_HIGH ||
-			    ph.p_paddr >= MEM_HOLE_START ||
-			    ph.p_memsz > MEM_HOLE_START - ph.p_paddr)
-				FAIL("vmlinux: segment %u out of bounds", i);
-			if (pass == 0) {
-				if (ph.p_paddr < lo)
-					lo = ph.p_paddr;
-				if (ph.p_paddr + ph.p_memsz > hi)
-					hi = ph.p_paddr + ph.p_memsz;
-				if (eh->e_entry >= ph.p_paddr &&
-				    eh->e_entry < ph.p_paddr + ph.p_filesz)
-					entry_ok = true;
-				continue;
-			}
-			if (!m->gm_base)
-				continue;
-			uint8_t *dst = gpa_ptr(m, ph.p_paddr, ph.p_memsz);
-			if (!dst)
-				FAIL("vmlinux: segment at 0x%llx (%llu KiB) is outside guest memory",
-				     (unsigned long long)ph.p_paddr,
-				     (unsigned long long)(ph.p_memsz >> 10));
-			memcpy(dst, elf + ph.p_offset, ph.p_filesz);
-			memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
-		}
-		if (pass == 0 && (!entry_ok || hi == 0))
-			FAIL("vmlinux: entry point 0x%llx is not in a loaded segment",
-			     (unsigned long long)eh->e_entry);
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		const Elf64_Phdr *p = &ph[i];
+		if (p->p_type != PT_LOAD || p->p_memsz == 0)
+			continue;
+		if (p->p_filesz > p->p_memsz || p->p_offset > len || p->p_filesz > len - p->p_offset ||
+		    p->p_paddr < BOOT_HIGH || p->p_paddr >= MEM_HOLE_START ||
+		    p->p_memsz > MEM_HOLE_START - p->p_paddr)
+			FAIL("vmlinux: segment %u out of bounds", i);
+		if (p->p_paddr < lo)
+			lo = p->p_paddr;
+		if (p->p_paddr + p->p_memsz > hi)
+			hi = p->p_paddr + p->p_memsz;
+		if (eh.e_entry >= p->p_paddr && eh.e_entry < p->p_paddr + p->p_filesz)
+			entry_ok = true;
 	}
-	kl->kl_entry = eh->e_entry;
+	if (!entry_ok || hi == 0)
+		FAIL("vmlinux: entry point 0x%llx is not in a loaded segment",
+		     (unsigned long long)eh.e_entry);
+	for (unsigned i = 0; i < eh.e_phnum && m->gm_base; i++) {
+		const Elf64_Phdr *p = &ph[i];
+		if (p->p_type != PT_LOAD || p->p_memsz == 0)
+			continue;
+		uint8_t *dst = gpa_ptr(m, p->p_paddr, p->p_memsz);
+		if (!dst)
+			FAIL("vmlinux: segment at 0x%llx (%llu KiB) is outside guest memory",
+			     (unsigned long long)p->p_paddr, (unsigned long long)(p->p_memsz >> 10));
+		if (src_read(src, p->p_offset, dst, p->p_filesz) < 0)
+			FAIL("vmlinux: cannot read segment %u", i);
+		memset(dst + p->p_filesz, 0, p->p_memsz - p->p_filesz);
+	}
+	kl->kl_entry = eh.e_entry;
 	kl->kl_start = lo;
 	kl->kl_end = hi;
 	kl->kl_vmlinux = true;
 	return 0;
+}
+
+int elf_load(const struct guest_mem *m, const uint8_t *elf, size_t len, struct kernel_load *kl,
+	     char *err, size_t errlen)
+{
+	struct elf_src src = {.es_buf = elf, .es_fd = -1, .es_len = len};
+	return elf_load_src(m, &src, kl, err, errlen);
 }
 
 static int decompress_zstd(const uint8_t *src, size_t len, uint8_t **out, size_t *outlen)
@@ -166,14 +199,13 @@ static int load_cached(const struct guest_mem *m, const char *path, struct kerne
 	if (fd < 0)
 		return 1;
 	struct stat st;
-	void *p = MAP_FAILED;
-	if (fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= VMLINUX_MAX)
-		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	int r = 1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (uint64_t)st.st_size <= VMLINUX_MAX) {
+		struct elf_src src = {.es_buf = NULL, .es_fd = fd, .es_len = (uint64_t)st.st_size};
+		r = elf_load_src(m, &src, kl, err, errlen);
+	}
 	close(fd);
-	if (p == MAP_FAILED)
-		return 1;
-	int r = elf_load(m, p, (size_t)st.st_size, kl, err, errlen);
-	munmap(p, (size_t)st.st_size);
 	return r;
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hv/acpi.h"
@@ -23,6 +24,20 @@
 #include "lib/util.h"
 
 static struct vm vm;
+static bool trace;
+static struct timespec t_start;
+
+/* NITRO_TRACE=1: where start-up time goes, one stderr line per phase. */
+static void trace_phase(const char *what)
+{
+	if (!trace)
+		return;
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	fprintf(stderr, "nitro-hv: %8.3f ms %s\n",
+		(double)(t.tv_sec - t_start.tv_sec) * 1e3 + (double)(t.tv_nsec - t_start.tv_nsec) / 1e6,
+		what);
+}
 static struct serial com1;
 static struct hv_config cfg;
 static char **saved_argv;
@@ -125,6 +140,8 @@ int main(int argc, char **argv)
 {
 	util_set_prog("nitro-hv");
 	saved_argv = argv;
+	clock_gettime(CLOCK_MONOTONIC, &t_start);
+	trace = getenv("NITRO_TRACE") != NULL;
 	char err[512];
 	hv_config_defaults(&cfg);
 	if (hv_config_parse(argc - 1, argv + 1, &cfg, err, sizeof(err)))
@@ -143,15 +160,18 @@ int main(int argc, char **argv)
 			die("--console-log %s: %s", cfg.console_log, strerror(errno));
 	}
 
+	trace_phase("arguments checked, kernel read");
 	if (vm_open(&vm, err, sizeof(err)))
 		die("%s", err);
 	if (vm_create(&vm, cfg.mem_mib << 20, cfg.cpus, err, sizeof(err)))
 		die("%s", err);
 
+	trace_phase("VM created");
 	struct kernel_load kl;
 	if (kernel_load(&vm.vm_mem, &img.bz, !cfg.no_decompress, cfg.cache_dir, &kl, err,
 			sizeof(err)))
 		die("kernel %s: %s", cfg.kernel, err);
+	trace_phase(kl.kl_vmlinux ? "kernel loaded (host-decompressed vmlinux)" : "kernel loaded (bzImage)");
 	struct boot_plan bp;
 	uint64_t kend = img.bz.bz_pref_address + img.bz.bz_init_size;
 	if (kl.kl_end > kend)
@@ -161,6 +181,7 @@ int main(int argc, char **argv)
 		die("initrd %s: %s", cfg.initrd, err);
 	if (cfg.initrd && load_initrd(&bp, err, sizeof(err)))
 		die("%s", err);
+	trace_phase("initrd loaded");
 	struct acpi_config ac = {.ncpus = cfg.cpus};
 	uint8_t *acpi = gpa_ptr(&vm.vm_mem, BOOT_ACPI, BOOT_ACPI_END - BOOT_ACPI);
 	if (!acpi || acpi_build(acpi, BOOT_ACPI_END - BOOT_ACPI, BOOT_ACPI, &ac) < 0)
@@ -188,6 +209,7 @@ int main(int argc, char **argv)
 		tty_restore();
 		die("%s", err);
 	}
+	trace_phase("vCPUs started");
 	while (serial_poll(&com1))
 		;
 	for (;;)
