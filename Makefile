@@ -14,7 +14,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps images run test unit unit-asan cli-test fuzz system-test bench clean format
+.PHONY: all deps images run test unit unit-asan cli-test fuzz system-test emuhost-test bench clean format
 all: $(BUILD)/nitro $(BUILD)/nitro-hv
 
 $(BUILD)/obj/%.o: %.c
@@ -55,8 +55,11 @@ fuzz:
 system-test: all images
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system
 
+emuhost-test: all images
+	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/emuhost
+
 test: deps all images
-	@$(MAKE) --no-print-directory unit unit-asan cli-test fuzz system-test
+	@$(MAKE) --no-print-directory unit unit-asan cli-test fuzz system-test emuhost-test
 
 bench: deps all images
 	sh bench/run.sh

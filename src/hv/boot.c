@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/le.h"
+#include "lib/util.h"
+
 /* Offsets in the file and in boot_params (the setup header sits at the same place). */
 #define HDR_START 0x1f1
 #define HDR_SETUP_SECTS 0x1f1
@@ -39,60 +42,23 @@
 #define XLF_KERNEL_64 0x01
 #define XLF_CAN_BE_LOADED_ABOVE_4G 0x02
 
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	wr16(p, (uint16_t)v);
-	wr16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	wr32(p, (uint32_t)v);
-	wr32(p + 4, (uint32_t)(v >> 32));
-}
-
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		return -1;                                                                         \
-	} while (0)
+#define FAIL(...) RETURN_ERR(-1, __VA_ARGS__)
 
 int bzimage_parse(const uint8_t *d, size_t len, struct bzimage *bz, char *err, size_t errlen)
 {
 	memset(bz, 0, sizeof(*bz));
 	if (len < HDR_MIN_END)
 		FAIL("not a bzImage (only %zu bytes)", len);
-	if (rd16(d + HDR_BOOT_FLAG) != 0xaa55 || memcmp(d + HDR_MAGIC, "HdrS", 4) != 0)
+	if (le16_get(d + HDR_BOOT_FLAG) != 0xaa55 || memcmp(d + HDR_MAGIC, "HdrS", 4) != 0)
 		FAIL("not a bzImage (no HdrS magic)");
-	bz->bz_version = rd16(d + HDR_VERSION);
+	bz->bz_version = le16_get(d + HDR_VERSION);
 	if (bz->bz_version < 0x020c)
 		FAIL("boot protocol %u.%02u is too old (2.12 or later needed)", bz->bz_version >> 8,
 		     bz->bz_version & 0xff);
 	bz->bz_hdr_end = (size_t)HDR_MAGIC + d[HDR_JUMP + 1];
 	if (bz->bz_hdr_end < HDR_MIN_END || bz->bz_hdr_end > len)
 		FAIL("not a bzImage (setup header of bad length)");
-	uint16_t xlf = rd16(d + HDR_XLOADFLAGS);
+	uint16_t xlf = le16_get(d + HDR_XLOADFLAGS);
 	if (!(xlf & XLF_KERNEL_64))
 		FAIL("not a 64-bit kernel (no 64-bit entry point)");
 	bz->bz_above_4g = xlf & XLF_CAN_BE_LOADED_ABOVE_4G;
@@ -103,11 +69,11 @@ int bzimage_parse(const uint8_t *d, size_t len, struct bzimage *bz, char *err, s
 	if (bz->bz_pm_off >= len)
 		FAIL("truncated bzImage (no protected-mode kernel after %u setup sectors)", sects);
 	bz->bz_pm_len = len - bz->bz_pm_off;
-	bz->bz_cmdline_max = rd32(d + HDR_CMDLINE_SIZE);
-	bz->bz_initrd_max = rd32(d + HDR_INITRD_ADDR_MAX);
-	bz->bz_pref_address = rd64(d + HDR_PREF_ADDRESS);
-	bz->bz_init_size = rd32(d + HDR_INIT_SIZE);
-	uint32_t poff = rd32(d + HDR_PAYLOAD_OFFSET), plen = rd32(d + HDR_PAYLOAD_LENGTH);
+	bz->bz_cmdline_max = le32_get(d + HDR_CMDLINE_SIZE);
+	bz->bz_initrd_max = le32_get(d + HDR_INITRD_ADDR_MAX);
+	bz->bz_pref_address = le64_get(d + HDR_PREF_ADDRESS);
+	bz->bz_init_size = le32_get(d + HDR_INIT_SIZE);
+	uint32_t poff = le32_get(d + HDR_PAYLOAD_OFFSET), plen = le32_get(d + HDR_PAYLOAD_LENGTH);
 	if (poff > bz->bz_pm_len || plen > bz->bz_pm_len - poff)
 		FAIL("corrupt bzImage (payload outside the file)");
 	bz->bz_payload_off = bz->bz_pm_off + poff;
@@ -188,11 +154,11 @@ static void write_page_tables(uint8_t *pml4, uint8_t *pdpt, uint8_t *pd)
 {
 	memset(pml4, 0, 4096);
 	memset(pdpt, 0, 4096);
-	wr64(pml4, BOOT_PDPT | 0x3);
+	le64_put(pml4, BOOT_PDPT | 0x3);
 	for (uint64_t i = 0; i < 4; i++)
-		wr64(pdpt + i * 8, (BOOT_PD + i * 4096) | 0x3);
+		le64_put(pdpt + i * 8, (BOOT_PD + i * 4096) | 0x3);
 	for (uint64_t i = 0; i < 4 * 512; i++)
-		wr64(pd + i * 8, (i << 21) | 0x83); /* present, writable, 2 MiB */
+		le64_put(pd + i * 8, (i << 21) | 0x83); /* present, writable, 2 MiB */
 }
 
 /* Null, null, 64-bit code (0x10), data (0x18): the selectors Linux expects at entry. */
@@ -200,7 +166,7 @@ static void write_gdt(uint8_t *gdt)
 {
 	static const uint64_t entries[] = {0, 0, 0x00af9b000000ffffull, 0x00cf93000000ffffull};
 	for (unsigned i = 0; i < sizeof(entries) / sizeof(entries[0]); i++)
-		wr64(gdt + i * 8, entries[i]);
+		le64_put(gdt + i * 8, entries[i]);
 }
 
 int boot_write(const struct guest_mem *m, const struct bzimage *bz, const struct boot_plan *bp,
@@ -219,14 +185,14 @@ int boot_write(const struct guest_mem *m, const struct bzimage *bz, const struct
 	memcpy(zp + HDR_START, bz->bz_data + HDR_START, bz->bz_hdr_end - HDR_START);
 	zp[HDR_TYPE_OF_LOADER] = 0xff;
 	zp[HDR_LOADFLAGS] |= LOADED_HIGH | CAN_USE_HEAP;
-	wr16(zp + HDR_HEAP_END_PTR, 0xfe00);
-	wr32(zp + HDR_CMD_LINE_PTR, BOOT_CMDLINE);
-	wr32(zp + BP_EXT_CMD_LINE_PTR, 0);
-	wr32(zp + HDR_RAMDISK_IMAGE, (uint32_t)bp->bp_initrd);
-	wr32(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(bp->bp_initrd >> 32));
-	wr32(zp + HDR_RAMDISK_SIZE, (uint32_t)bp->bp_initrd_size);
-	wr32(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(bp->bp_initrd_size >> 32));
-	wr64(zp + BP_ACPI_RSDP, bp->bp_rsdp);
+	le16_put(zp + HDR_HEAP_END_PTR, 0xfe00);
+	le32_put(zp + HDR_CMD_LINE_PTR, BOOT_CMDLINE);
+	le32_put(zp + BP_EXT_CMD_LINE_PTR, 0);
+	le32_put(zp + HDR_RAMDISK_IMAGE, (uint32_t)bp->bp_initrd);
+	le32_put(zp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(bp->bp_initrd >> 32));
+	le32_put(zp + HDR_RAMDISK_SIZE, (uint32_t)bp->bp_initrd_size);
+	le32_put(zp + BP_EXT_RAMDISK_SIZE, (uint32_t)(bp->bp_initrd_size >> 32));
+	le64_put(zp + BP_ACPI_RSDP, bp->bp_rsdp);
 
 	struct e820_entry map[E820_MAX];
 	unsigned n = e820_build(m, map, E820_MAX);

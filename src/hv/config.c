@@ -31,11 +31,7 @@ void hv_config_defaults(struct hv_config *c)
 	c->mem_mib = HV_DEFAULT_MEM_MIB;
 }
 
-#define USAGE(...)                                                                                 \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		return 2;                                                                          \
-	} while (0)
+#define USAGE(...) RETURN_ERR(2, __VA_ARGS__)
 
 static uint64_t host_ram_mib(void)
 {
@@ -102,11 +98,7 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 	return 0;
 }
 
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		return 1;                                                                          \
-	} while (0)
+#define FAIL(...) RETURN_ERR(1, __VA_ARGS__)
 
 int hv_config_check(const struct hv_config *c, struct hv_images *img, char *err, size_t errlen)
 {

@@ -9,16 +9,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "lib/util.h"
 #include <zstd.h>
 
 #define VMLINUX_MAX (512ull << 20)
 #define ELF_MAX_PHDRS 64
 
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		return -1;                                                                         \
-	} while (0)
+#define FAIL(...) RETURN_ERR(-1, __VA_ARGS__)
 
 uint64_t kernel_hash(const uint8_t *p, size_t len)
 {

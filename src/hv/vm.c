@@ -39,11 +39,7 @@
 #define APIC_MODE_EXTINT 0x7
 #define APIC_MODE_NMI 0x4
 
-#define FAIL(...)                                                                                  \
-	do {                                                                                       \
-		snprintf(err, errlen, __VA_ARGS__);                                                \
-		return -1;                                                                         \
-	} while (0)
+#define FAIL(...) RETURN_ERR(-1, __VA_ARGS__)
 
 static void (*exit_hook)(void);
 static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;

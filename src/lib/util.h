@@ -10,8 +10,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* For functions that report through (char *err, size_t errlen): writes the message and
+ * returns ret. */
+#define RETURN_ERR(ret, ...)                                                                       \
+	do {                                                                                       \
+		snprintf(err, errlen, __VA_ARGS__);                                                \
+		return (ret);                                                                      \
+	} while (0)
 
 void util_set_prog(const char *name);
 const char *util_prog(void);

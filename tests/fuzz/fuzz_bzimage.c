@@ -15,29 +15,9 @@
 #include "hv/kernel.h"
 #include "hv/memory.h"
 
-#define MiB (1ull << 20)
+#include "fuzz.h"
+
 #define CMDLINE "console=ttyS0 reboot=k panic=-1"
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);  \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
-static struct guest_mem *guest(void)
-{
-	static struct guest_mem m;
-	static bool made;
-
-	if (!made) {
-		if (mem_create(&m, 64 * MiB) != 0)
-			abort();
-		made = true;
-	}
-	return &m;
-}
 
 static void check_err(const char *err, size_t errlen)
 {
@@ -93,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		}
 	}
 
-	struct guest_mem *m = guest();
+	struct guest_mem *m = fuzz_guest();
 	if (cl == 0) {
 		struct boot_plan small = {
 		    .bp_entry = 0x1000200, .bp_initrd = 0x2000000, .bp_initrd_size = 4096};

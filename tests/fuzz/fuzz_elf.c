@@ -14,28 +14,7 @@
 #include "hv/kernel.h"
 #include "hv/memory.h"
 
-#define MiB (1ull << 20)
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);  \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
-
-static struct guest_mem *guest(void)
-{
-	static struct guest_mem m;
-	static bool made;
-
-	if (!made) {
-		if (mem_create(&m, 64 * MiB) != 0)
-			abort();
-		made = true;
-	}
-	return &m;
-}
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
@@ -49,14 +28,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	if (r != 0) {
 		CHECK(memchr(err, '\0', sizeof(err)) && err[0]);
 		/* With memory the same checks fail the same way. */
-		CHECK(elf_load(guest(), d, n, &kl2, err, sizeof(err)) != 0);
+		CHECK(elf_load(fuzz_guest(), d, n, &kl2, err, sizeof(err)) != 0);
 		return 0;
 	}
 	CHECK(kl.kl_vmlinux);
 	CHECK(kl.kl_start >= BOOT_HIGH && kl.kl_start < kl.kl_end && kl.kl_end <= MEM_HOLE_START);
 	CHECK(kl.kl_entry >= kl.kl_start && kl.kl_entry < kl.kl_end);
 
-	struct guest_mem *m = guest();
+	struct guest_mem *m = fuzz_guest();
 	memset(&kl2, 0, sizeof(kl2));
 	r = elf_load(m, d, n, &kl2, err, sizeof(err));
 	if (r != 0) {

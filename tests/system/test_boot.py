@@ -89,3 +89,31 @@ def test_triple_fault_is_diagnosed(nitro):
     assert any("triple fault" in l for l in lines), b
     assert re.search(r"rip=[0-9a-f]{16}", b.err), b
     assert re.search(r"cr3=[0-9a-f]{16}", b.err), b
+
+
+def test_console_input_reaches_the_guest_shell():
+    """The default guest: a shell on ttyS0 reading nitro-hv's stdin; `poweroff` ends it."""
+    p = subprocess.Popen([str(NITRO), "run", "--require-kvm"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, deadline = b"", time.monotonic() + 400
+    try:
+        while b"shell on the console" not in out:
+            chunk = p.stdout.read1(4096)
+            assert chunk and time.monotonic() < deadline, out[-3000:]
+            out += chunk
+        time.sleep(2)  # let the shell start reading
+        p.stdin.write(b"echo hi-$((6*7))\n")
+        p.stdin.flush()
+        while b"hi-42" not in out:
+            chunk = p.stdout.read1(4096)
+            assert chunk and time.monotonic() < deadline, out[-3000:]
+            out += chunk
+        p.stdin.write(b"poweroff\n")
+        p.stdin.flush()
+        rest, err = p.communicate(timeout=120)
+        out += rest
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, (out[-3000:], err)
+    assert b"reboot: Power down" in out

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "hv/acpi.h"
+#include "lib/le.h"
 #include "hv/aml.h"
 
 #define IASL "/usr/bin/iasl"
@@ -28,30 +29,6 @@
 #define TEST_GPA 0x000e0000ull
 
 /* ---- little helpers ---- */
-
-static uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
 
 static uint8_t sum8(const uint8_t *p, size_t n)
 {
@@ -96,7 +73,7 @@ static const uint8_t *gpa_ptr(const struct tables *t, uint64_t addr, size_t min_
 
 static void check_sdt(const uint8_t *p, const char *sig, uint8_t rev, const struct tables *t)
 {
-	uint32_t len = rd32(p + 4);
+	uint32_t len = le32_get(p + 4);
 
 	assert_memory_equal(p, sig, 4);
 	assert_true(len >= 36);
@@ -124,14 +101,14 @@ static void build(struct tables *t, unsigned ncpus, uint64_t gpa)
 
 	t->rsdp = t->buf;
 	assert_memory_equal(t->rsdp, "RSD PTR ", 8);
-	t->xsdt = gpa_ptr(t, rd64(t->rsdp + 24), 36);
+	t->xsdt = gpa_ptr(t, le64_get(t->rsdp + 24), 36);
 	check_sdt(t->xsdt, "XSDT", 1, t);
-	assert_int_equal(rd32(t->xsdt + 4), 36 + 2 * 8);
-	t->fadt = gpa_ptr(t, rd64(t->xsdt + 36), 276);
-	t->madt = gpa_ptr(t, rd64(t->xsdt + 44), 44);
+	assert_int_equal(le32_get(t->xsdt + 4), 36 + 2 * 8);
+	t->fadt = gpa_ptr(t, le64_get(t->xsdt + 36), 276);
+	t->madt = gpa_ptr(t, le64_get(t->xsdt + 44), 44);
 	check_sdt(t->fadt, "FACP", 6, t);
 	check_sdt(t->madt, "APIC", 5, t);
-	t->dsdt = gpa_ptr(t, rd64(t->fadt + 140), 36);
+	t->dsdt = gpa_ptr(t, le64_get(t->fadt + 140), 36);
 	check_sdt(t->dsdt, "DSDT", 2, t);
 }
 
@@ -510,9 +487,9 @@ static void check_rsdp(const struct tables *t)
 	assert_int_equal(sum8(r, 36), 0);
 	assert_memory_equal(r + 9, "NITRO ", 6);
 	assert_int_equal(r[15], 2);	    /* revision */
-	assert_int_equal(rd32(r + 16), 0);  /* RsdtAddress */
-	assert_int_equal(rd32(r + 20), 36); /* Length */
-	assert_int_equal(rd64(r + 24), t->gpa + (uint64_t)(t->xsdt - t->buf));
+	assert_int_equal(le32_get(r + 16), 0);  /* RsdtAddress */
+	assert_int_equal(le32_get(r + 20), 36); /* Length */
+	assert_int_equal(le64_get(r + 24), t->gpa + (uint64_t)(t->xsdt - t->buf));
 }
 
 static void check_gas_io8(const uint8_t *g, uint16_t port)
@@ -521,40 +498,40 @@ static void check_gas_io8(const uint8_t *g, uint16_t port)
 	assert_int_equal(g[1], 8);
 	assert_int_equal(g[2], 0);
 	assert_int_equal(g[3], 1); /* byte access */
-	assert_int_equal(rd64(g + 4), port);
+	assert_int_equal(le64_get(g + 4), port);
 }
 
 static void check_fadt(const struct tables *t)
 {
 	const uint8_t *f = t->fadt;
 	uint64_t dsdt = t->gpa + (uint64_t)(t->dsdt - t->buf);
-	uint32_t flags = rd32(f + 112);
+	uint32_t flags = le32_get(f + 112);
 
-	assert_int_equal(rd32(f + 4), 276);
+	assert_int_equal(le32_get(f + 4), 276);
 	assert_int_equal(f[131], 3); /* minor revision */
 	assert_int_equal(flags, (1u << 20) | (1u << 10));
-	assert_int_equal(rd16(f + 109), (1u << 2) | (1u << 5)); /* IAPC_BOOT_ARCH, no 8042 */
-	assert_int_equal(rd16(f + 46), 0);			/* SCI_INT */
-	assert_int_equal(rd64(f + 140), dsdt);
-	assert_int_equal(rd32(f + 40), dsdt <= UINT32_MAX ? dsdt : 0);
+	assert_int_equal(le16_get(f + 109), (1u << 2) | (1u << 5)); /* IAPC_BOOT_ARCH, no 8042 */
+	assert_int_equal(le16_get(f + 46), 0);			/* SCI_INT */
+	assert_int_equal(le64_get(f + 140), dsdt);
+	assert_int_equal(le32_get(f + 40), dsdt <= UINT32_MAX ? dsdt : 0);
 	check_gas_io8(f + 116, ACPI_RESET_PORT);
 	assert_int_equal(f[128], ACPI_RESET_VALUE);
 	check_gas_io8(f + 244, ACPI_SLEEP_CTL_PORT);
 	check_gas_io8(f + 256, ACPI_SLEEP_STS_PORT);
 	assert_memory_equal(f + 268, "NITROHV\0", 8);
 	/* No legacy PM blocks in hardware-reduced mode. */
-	assert_int_equal(rd32(f + 56), 0); /* PM1a_EVT_BLK */
-	assert_int_equal(rd32(f + 64), 0); /* PM1a_CNT_BLK */
-	assert_int_equal(rd32(f + 76), 0); /* PM_TMR_BLK */
+	assert_int_equal(le32_get(f + 56), 0); /* PM1a_EVT_BLK */
+	assert_int_equal(le32_get(f + 64), 0); /* PM1a_CNT_BLK */
+	assert_int_equal(le32_get(f + 76), 0); /* PM_TMR_BLK */
 }
 
 static void check_madt(const struct tables *t, unsigned ncpus)
 {
-	const uint8_t *m = t->madt, *e, *end = m + rd32(m + 4);
+	const uint8_t *m = t->madt, *e, *end = m + le32_get(m + 4);
 	unsigned lapics = 0, ioapics = 0, isos = 0, nmis = 0;
 
-	assert_int_equal(rd32(m + 36), ACPI_LAPIC_ADDR);
-	assert_int_equal(rd32(m + 40), 1); /* PCAT_COMPAT */
+	assert_int_equal(le32_get(m + 36), ACPI_LAPIC_ADDR);
+	assert_int_equal(le32_get(m + 40), 1); /* PCAT_COMPAT */
 	for (e = m + 44; e < end; e += e[1]) {
 		assert_true(e + 2 <= end && e[1] >= 2 && e + e[1] <= end);
 		switch (e[0]) {
@@ -562,28 +539,28 @@ static void check_madt(const struct tables *t, unsigned ncpus)
 			assert_int_equal(e[1], 8);
 			assert_int_equal(e[2], lapics); /* UID */
 			assert_int_equal(e[3], lapics); /* APIC id */
-			assert_int_equal(rd32(e + 4), 1);
+			assert_int_equal(le32_get(e + 4), 1);
 			lapics++;
 			break;
 		case 1:
 			assert_int_equal(e[1], 12);
 			assert_int_equal(e[2], ACPI_MAX_CPUS);
-			assert_int_equal(rd32(e + 4), ACPI_IOAPIC_ADDR);
-			assert_int_equal(rd32(e + 8), 0);
+			assert_int_equal(le32_get(e + 4), ACPI_IOAPIC_ADDR);
+			assert_int_equal(le32_get(e + 8), 0);
 			ioapics++;
 			break;
 		case 2:
 			assert_int_equal(e[1], 10);
 			assert_int_equal(e[2], 0);
 			assert_int_equal(e[3], 0);
-			assert_int_equal(rd32(e + 4), 2);
-			assert_int_equal(rd16(e + 8), 0);
+			assert_int_equal(le32_get(e + 4), 2);
+			assert_int_equal(le16_get(e + 8), 0);
 			isos++;
 			break;
 		case 4:
 			assert_int_equal(e[1], 6);
 			assert_int_equal(e[2], 0xff);
-			assert_int_equal(rd16(e + 3), 0);
+			assert_int_equal(le16_get(e + 3), 0);
 			assert_int_equal(e[5], 1); /* LINT1 */
 			nmis++;
 			break;
@@ -609,13 +586,13 @@ static void check_dsdt_s5(const struct tables *t)
 	};
 	/* clang-format on */
 
-	assert_true(rd32(t->dsdt + 4) >= 36 + sizeof(s5));
+	assert_true(le32_get(t->dsdt + 4) >= 36 + sizeof(s5));
 	assert_memory_equal(t->dsdt + 36, s5, sizeof(s5));
 }
 
 static void assert_dsdt_has(const struct tables *t, const void *what, size_t n, const char *name)
 {
-	if (!memmem(t->dsdt, rd32(t->dsdt + 4), what, n))
+	if (!memmem(t->dsdt, le32_get(t->dsdt + 4), what, n))
 		fail_msg("DSDT lacks %s", name);
 }
 
@@ -654,7 +631,7 @@ static void check_tables(unsigned ncpus, uint64_t gpa)
 	check_dsdt_s5(&t);
 	check_dsdt_devices(&t);
 	/* The DSDT is last: the returned size ends with it. */
-	assert_int_equal((long)(t.dsdt - t.buf) + (long)rd32(t.dsdt + 4), t.len);
+	assert_int_equal((long)(t.dsdt - t.buf) + (long)le32_get(t.dsdt + 4), t.len);
 	tables_free(&t);
 }
 
@@ -754,10 +731,10 @@ static void test_iasl(void **state)
 	/* iasl -d does not take a binary RSDP ("not a valid ACPI table"), so the RSDP is
 	 * checked by check_rsdp() only. */
 	build(&t, ncpus, TEST_GPA);
-	iasl_check("xsdt", t.xsdt, rd32(t.xsdt + 4), false, NULL);
-	iasl_check("facp", t.fadt, rd32(t.fadt + 4), false, fadt_needles);
-	iasl_check("apic", t.madt, rd32(t.madt + 4), false, madt_needles);
-	iasl_check("dsdt", t.dsdt, rd32(t.dsdt + 4), true, dsdt_needles);
+	iasl_check("xsdt", t.xsdt, le32_get(t.xsdt + 4), false, NULL);
+	iasl_check("facp", t.fadt, le32_get(t.fadt + 4), false, fadt_needles);
+	iasl_check("apic", t.madt, le32_get(t.madt + 4), false, madt_needles);
+	iasl_check("dsdt", t.dsdt, le32_get(t.dsdt + 4), true, dsdt_needles);
 	tables_free(&t);
 }
 

@@ -22,51 +22,11 @@
 #include "hv/boot.h"
 #include "hv/kernel.h"
 #include "hv/memory.h"
+#include "lib/le.h"
 #include "lib/util.h"
 
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
-
-/* ---- little-endian helpers ---- */
-
-static uint16_t rd16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
 
 /* ---- synthetic bzImage ---- */
 
@@ -88,19 +48,19 @@ static void make_bz(uint8_t *buf, size_t len)
 	for (size_t i = BZ_PM_OFF; i < len; i++)
 		buf[i] = (uint8_t)(i * 7);
 	buf[0x1f1] = BZ_SETUP_SECTS;
-	wr16(buf + 0x1fe, 0xaa55);
+	le16_put(buf + 0x1fe, 0xaa55);
 	buf[0x200] = 0xeb;
 	buf[0x201] = BZ_JUMP;
 	memcpy(buf + 0x202, "HdrS", 4);
-	wr16(buf + 0x206, 0x020f);
+	le16_put(buf + 0x206, 0x020f);
 	buf[0x211] = 0x01;		   /* LOADED_HIGH */
-	wr32(buf + 0x22c, BZ_INITRD_MAX);  /* initrd_addr_max */
-	wr16(buf + 0x236, 0x0003);	   /* XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G */
-	wr32(buf + 0x238, BZ_CMDLINE_MAX); /* cmdline_size */
-	wr32(buf + 0x248, BZ_PAYLOAD_OFF); /* payload_offset */
-	wr32(buf + 0x24c, BZ_PAYLOAD_LEN); /* payload_length */
-	wr64(buf + 0x258, BZ_PREF);	   /* pref_address */
-	wr32(buf + 0x260, BZ_INIT_SIZE);   /* init_size */
+	le32_put(buf + 0x22c, BZ_INITRD_MAX);  /* initrd_addr_max */
+	le16_put(buf + 0x236, 0x0003);	   /* XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G */
+	le32_put(buf + 0x238, BZ_CMDLINE_MAX); /* cmdline_size */
+	le32_put(buf + 0x248, BZ_PAYLOAD_OFF); /* payload_offset */
+	le32_put(buf + 0x24c, BZ_PAYLOAD_LEN); /* payload_length */
+	le64_put(buf + 0x258, BZ_PREF);	   /* pref_address */
+	le32_put(buf + 0x260, BZ_INIT_SIZE);   /* init_size */
 }
 
 /* Parses buf and expects a rejection whose message contains want. */
@@ -138,12 +98,12 @@ static void test_bz_valid(void **state)
 	assert_true(bz.bz_above_4g);
 
 	/* Without XLF_CAN_BE_LOADED_ABOVE_4G. */
-	wr16(buf + 0x236, 0x0001);
+	le16_put(buf + 0x236, 0x0001);
 	assert_int_equal(bzimage_parse(buf, sizeof(buf), &bz, err, sizeof(err)), 0);
 	assert_false(bz.bz_above_4g);
 
 	/* Protocol 2.12 exactly is enough. */
-	wr16(buf + 0x206, 0x020c);
+	le16_put(buf + 0x206, 0x020c);
 	assert_int_equal(bzimage_parse(buf, sizeof(buf), &bz, err, sizeof(err)), 0);
 	assert_int_equal(bz.bz_version, 0x020c);
 }
@@ -180,15 +140,15 @@ static void test_bz_reject(void **state)
 	expect_reject(buf, sizeof(buf), "HdrS");
 
 	make_bz(buf, sizeof(buf));
-	wr16(buf + 0x1fe, 0xaa56);
+	le16_put(buf + 0x1fe, 0xaa56);
 	expect_reject(buf, sizeof(buf), "not a bzImage");
 
 	make_bz(buf, sizeof(buf));
-	wr16(buf + 0x206, 0x020b);
+	le16_put(buf + 0x206, 0x020b);
 	expect_reject(buf, sizeof(buf), "2.11");
 
 	make_bz(buf, sizeof(buf));
-	wr16(buf + 0x236, 0x0002);
+	le16_put(buf + 0x236, 0x0002);
 	expect_reject(buf, sizeof(buf), "64-bit");
 
 	make_bz(buf, sizeof(buf));
@@ -211,35 +171,35 @@ static void test_bz_reject(void **state)
 
 	/* Payload outside the protected-mode part. */
 	make_bz(buf, sizeof(buf));
-	wr32(buf + 0x248, BZ_LEN - BZ_PM_OFF + 1);
-	wr32(buf + 0x24c, 0);
+	le32_put(buf + 0x248, BZ_LEN - BZ_PM_OFF + 1);
+	le32_put(buf + 0x24c, 0);
 	expect_reject(buf, sizeof(buf), "payload outside");
 	make_bz(buf, sizeof(buf));
-	wr32(buf + 0x24c, BZ_LEN - BZ_PM_OFF - BZ_PAYLOAD_OFF + 1);
+	le32_put(buf + 0x24c, BZ_LEN - BZ_PM_OFF - BZ_PAYLOAD_OFF + 1);
 	expect_reject(buf, sizeof(buf), "payload outside");
 	make_bz(buf, sizeof(buf));
-	wr32(buf + 0x248, 0x10);
-	wr32(buf + 0x24c, 0xfffffff8); /* offset + length wraps in 32 bits */
+	le32_put(buf + 0x248, 0x10);
+	le32_put(buf + 0x24c, 0xfffffff8); /* offset + length wraps in 32 bits */
 	expect_reject(buf, sizeof(buf), "payload outside");
 
 	/* Absurd kernel address or size. */
 	make_bz(buf, sizeof(buf));
-	wr64(buf + 0x258, 0x80000);
+	le64_put(buf + 0x258, 0x80000);
 	expect_reject(buf, sizeof(buf), "kernel address");
 	make_bz(buf, sizeof(buf));
-	wr64(buf + 0x258, 0xffffffffffe00000ull);
+	le64_put(buf + 0x258, 0xffffffffffe00000ull);
 	expect_reject(buf, sizeof(buf), "kernel address");
 	make_bz(buf, sizeof(buf));
-	wr64(buf + 0x258, MEM_HOLE_START);
+	le64_put(buf + 0x258, MEM_HOLE_START);
 	expect_reject(buf, sizeof(buf), "kernel address");
 	make_bz(buf, sizeof(buf));
-	wr32(buf + 0x260, 0);
+	le32_put(buf + 0x260, 0);
 	expect_reject(buf, sizeof(buf), "kernel address");
 	make_bz(buf, sizeof(buf));
-	wr32(buf + 0x260, 0xffffffff);
+	le32_put(buf + 0x260, 0xffffffff);
 	expect_reject(buf, sizeof(buf), "kernel address");
 	make_bz(buf, sizeof(buf));
-	wr32(buf + 0x260, (uint32_t)(MEM_HOLE_START - BZ_PREF) + 1);
+	le32_put(buf + 0x260, (uint32_t)(MEM_HOLE_START - BZ_PREF) + 1);
 	expect_reject(buf, sizeof(buf), "kernel address");
 }
 
@@ -252,13 +212,13 @@ static void test_bz_boundaries_accepted(void **state)
 
 	/* Payload ending exactly at the end of the file. */
 	make_bz(buf, sizeof(buf));
-	wr32(buf + 0x24c, BZ_LEN - BZ_PM_OFF - BZ_PAYLOAD_OFF);
+	le32_put(buf + 0x24c, BZ_LEN - BZ_PM_OFF - BZ_PAYLOAD_OFF);
 	assert_int_equal(bzimage_parse(buf, sizeof(buf), &bz, err, sizeof(err)), 0);
 	assert_int_equal(bz.bz_payload_off + bz.bz_payload_len, BZ_LEN);
 
 	/* Kernel ending exactly at the PCI hole. */
 	make_bz(buf, sizeof(buf));
-	wr32(buf + 0x260, (uint32_t)(MEM_HOLE_START - BZ_PREF));
+	le32_put(buf + 0x260, (uint32_t)(MEM_HOLE_START - BZ_PREF));
 	assert_int_equal(bzimage_parse(buf, sizeof(buf), &bz, err, sizeof(err)), 0);
 
 	/* Longest setup header the jump byte can describe. */
@@ -621,8 +581,8 @@ static void test_boot_write(void **state)
 	/* Setup header copied from the image, the rest of the page zeroed. */
 	assert_memory_equal(zp + 0x1f1, buf + 0x1f1, 0x210 - 0x1f1);
 	assert_memory_equal(zp + 0x202, "HdrS", 4);
-	assert_int_equal(rd16(zp + 0x206), 0x020f);
-	assert_int_equal(rd64(zp + 0x258), BZ_PREF);
+	assert_int_equal(le16_get(zp + 0x206), 0x020f);
+	assert_int_equal(le64_get(zp + 0x258), BZ_PREF);
 	assert_int_equal(zp[0x000], 0);
 	assert_int_equal(zp[0x1f0], 0);
 	assert_int_equal(zp[0x268], 0); /* just past the setup header */
@@ -630,14 +590,14 @@ static void test_boot_write(void **state)
 	/* Loader fields. */
 	assert_int_equal(zp[0x210], 0xff);
 	assert_int_equal(zp[0x211] & 0x81, 0x81);
-	assert_int_equal(rd16(zp + 0x224), 0xfe00);
-	assert_int_equal(rd32(zp + 0x228), BOOT_CMDLINE);
-	assert_int_equal(rd32(zp + 0x0c8), 0);
-	assert_int_equal(rd32(zp + 0x218), 0x3400000);
-	assert_int_equal(rd32(zp + 0x21c), 0x123456);
-	assert_int_equal(rd32(zp + 0x0c0), 0);
-	assert_int_equal(rd32(zp + 0x0c4), 0);
-	assert_int_equal(rd64(zp + 0x070), BOOT_ACPI);
+	assert_int_equal(le16_get(zp + 0x224), 0xfe00);
+	assert_int_equal(le32_get(zp + 0x228), BOOT_CMDLINE);
+	assert_int_equal(le32_get(zp + 0x0c8), 0);
+	assert_int_equal(le32_get(zp + 0x218), 0x3400000);
+	assert_int_equal(le32_get(zp + 0x21c), 0x123456);
+	assert_int_equal(le32_get(zp + 0x0c0), 0);
+	assert_int_equal(le32_get(zp + 0x0c4), 0);
+	assert_int_equal(le64_get(zp + 0x070), BOOT_ACPI);
 	/* e820 map. */
 	struct e820_entry want[E820_MAX];
 	unsigned n = e820_build(&m, want, E820_MAX);
@@ -645,29 +605,29 @@ static void test_boot_write(void **state)
 	assert_int_equal(zp[0x1e8], n);
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *e = zp + 0x2d0 + 20 * i;
-		assert_int_equal(rd64(e), want[i].addr);
-		assert_int_equal(rd64(e + 8), want[i].size);
-		assert_int_equal(rd32(e + 16), want[i].type);
+		assert_int_equal(le64_get(e), want[i].addr);
+		assert_int_equal(le64_get(e + 8), want[i].size);
+		assert_int_equal(le32_get(e + 16), want[i].type);
 	}
-	assert_int_equal(rd64(zp + 0x2d0 + 20 * 3 + 8), 63 * MiB);
+	assert_int_equal(le64_get(zp + 0x2d0 + 20 * 3 + 8), 63 * MiB);
 	assert_int_equal(zp[0x2d0 + 20 * n], 0);
 	/* Command line with its NUL. */
 	assert_string_equal((const char *)(g + BOOT_CMDLINE), cmdline);
 	/* Page tables: 4 GiB identity map with 2 MiB pages. */
-	assert_int_equal(rd64(g + BOOT_PML4), BOOT_PDPT | 3);
+	assert_int_equal(le64_get(g + BOOT_PML4), BOOT_PDPT | 3);
 	for (unsigned i = 1; i < 512; i++)
-		assert_int_equal(rd64(g + BOOT_PML4 + 8 * i), 0);
+		assert_int_equal(le64_get(g + BOOT_PML4 + 8 * i), 0);
 	for (unsigned i = 0; i < 4; i++)
-		assert_int_equal(rd64(g + BOOT_PDPT + 8 * i), (BOOT_PD + 4096 * i) | 3);
+		assert_int_equal(le64_get(g + BOOT_PDPT + 8 * i), (BOOT_PD + 4096 * i) | 3);
 	for (unsigned i = 4; i < 512; i++)
-		assert_int_equal(rd64(g + BOOT_PDPT + 8 * i), 0);
+		assert_int_equal(le64_get(g + BOOT_PDPT + 8 * i), 0);
 	for (uint64_t i = 0; i < 2048; i++)
-		assert_int_equal(rd64(g + BOOT_PD + 8 * i), (i << 21) | 0x83);
+		assert_int_equal(le64_get(g + BOOT_PD + 8 * i), (i << 21) | 0x83);
 	/* GDT: null, null, 64-bit code at 0x10, data at 0x18. */
-	assert_int_equal(rd64(g + BOOT_GDT), 0);
-	assert_int_equal(rd64(g + BOOT_GDT + 8), 0);
-	assert_int_equal(rd64(g + BOOT_GDT + 16), 0x00af9b000000ffffull);
-	assert_int_equal(rd64(g + BOOT_GDT + 24), 0x00cf93000000ffffull);
+	assert_int_equal(le64_get(g + BOOT_GDT), 0);
+	assert_int_equal(le64_get(g + BOOT_GDT + 8), 0);
+	assert_int_equal(le64_get(g + BOOT_GDT + 16), 0x00af9b000000ffffull);
+	assert_int_equal(le64_get(g + BOOT_GDT + 24), 0x00cf93000000ffffull);
 	/* Nothing written around the structures it owns. */
 	assert_int_equal(g[BOOT_GDT - 1], 0xcc);
 	assert_int_equal(g[BOOT_GDT + 32], 0xcc);
@@ -681,10 +641,10 @@ static void test_boot_write(void **state)
 	hi.bp_initrd = 0x123456789000ull;
 	hi.bp_initrd_size = 0x100000002ull;
 	assert_int_equal(boot_write(&m, &bz, &hi, cmdline, err, sizeof(err)), 0);
-	assert_int_equal(rd32(zp + 0x218), 0x56789000);
-	assert_int_equal(rd32(zp + 0x0c0), 0x1234);
-	assert_int_equal(rd32(zp + 0x21c), 2);
-	assert_int_equal(rd32(zp + 0x0c4), 1);
+	assert_int_equal(le32_get(zp + 0x218), 0x56789000);
+	assert_int_equal(le32_get(zp + 0x0c0), 0x1234);
+	assert_int_equal(le32_get(zp + 0x21c), 2);
+	assert_int_equal(le32_get(zp + 0x0c4), 1);
 
 	/* A command line over the image's limit writes nothing. */
 	char *line = malloc(BZ_CMDLINE_MAX + 2);
