@@ -206,7 +206,10 @@ bool serial_poll(struct serial *s)
 {
 	pthread_mutex_lock(&s->se_lock);
 	unsigned room = SERIAL_FIFO - s->se_rx_len;
-	bool want = !s->se_in_eof && room > 0;
+	/* Input is taken only while the guest driver listens (receive interrupts on: the
+	 * port is open). Before that it stays in the pipe: the driver's start-up clears the
+	 * FIFO, and bytes taken early would be lost. */
+	bool want = !s->se_in_eof && room > 0 && (s->se_ier & IER_RDI);
 	pthread_mutex_unlock(&s->se_lock);
 
 	struct pollfd p = {.fd = s->se_in_fd, .events = POLLIN};

@@ -2,8 +2,9 @@
  *
  * Output bytes go to out_fd (and log_fd when >= 0), batched per line and flushed at
  * least every SERIAL_FLUSH_MS. Input comes from in_fd through serial_poll(), which the
- * input thread calls in a loop; it reads only when the 16-byte receive FIFO has room, so
- * nothing typed is dropped. The interrupt line is driven through set_irq(level) whenever
+ * input thread calls in a loop; it reads only while the guest has receive interrupts on
+ * (its driver has the port open) and the 16-byte receive FIFO has room, so nothing typed
+ * is dropped. The interrupt line is driven through set_irq(level) whenever
  * its level changes. All entry points are thread-safe (vCPU threads and the input
  * thread call them concurrently).
  */

@@ -5,6 +5,7 @@ emulated host.
 """
 import pathlib
 import subprocess
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NITRO = ROOT / "build" / "nitro"
@@ -16,14 +17,26 @@ def has_hw_kvm():
 
 
 def test_emuhost_passes_stdio_and_status_through(tmp_path):
-    p = subprocess.run([str(NITRO), "emuhost", "--memory", "1024", "--", "sh", "-c",
-                        'read x; echo "out:$x:$(pwd)"; echo err-line >&2; '
-                        'grep -qw svm /proc/cpuinfo && test -c /dev/kvm && echo kvm-ok; exit 7'],
-                       input="typed\n", capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert p.returncode == 7, p
-    assert f"out:typed:{tmp_path}" in p.stdout, p
-    assert "kvm-ok" in p.stdout, p
-    assert "err-line" in p.stderr, p
+    # Typed input reaches the command once it reads its terminal (here: after "ready").
+    p = subprocess.Popen([str(NITRO), "emuhost", "--memory", "1024", "--", "sh", "-c",
+                          'echo ready; read x; echo "out:$x:$(pwd)"; echo err-line >&2; '
+                          'grep -qw svm /proc/cpuinfo && test -c /dev/kvm && echo kvm-ok; exit 7'],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=tmp_path)
+    try:
+        first = p.stdout.readline()
+        assert first.strip() == b"ready", first
+        time.sleep(1)
+        p.stdin.write(b"typed\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 7, (out, err)
+    assert f"out:typed:{tmp_path}".encode() in out, out
+    assert b"kvm-ok" in out, out
+    assert b"err-line" in err, err
 
 
 def test_nitro_run_goes_through_the_emulated_host_transparently():
