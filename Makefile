@@ -13,9 +13,10 @@ CLI_SRC = $(wildcard src/cli/*.c)
 CARDLIB_SRC = $(wildcard src/cards/lib/*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
+DRIVER_SRC = $(wildcard tests/driver/*.c)
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps images run test unit unit-asan cli-test fuzz system-test emuhost-test bench clean format
+.PHONY: all deps images run test unit unit-asan cli-test driver-test fuzz system-test emuhost-test bench clean format
 all: $(BUILD)/nitro $(BUILD)/nitro-hv
 
 $(BUILD)/obj/%.o: %.c
@@ -31,6 +32,10 @@ $(BUILD)/nitro: $(call obj,$(CLI_SRC) $(HV_SRC) $(LIB_SRC))
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c $(HV_SRC) $(CARDLIB_SRC) $(LIB_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcmocka -lpthread -lzstd
+
+# The vhost-user-blk frontend test driver (plays the guest against any card).
+$(BUILD)/vu-blk-driver: $(call obj,$(DRIVER_SRC) $(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread
 
 deps:
 	@sh tools/deps.sh
@@ -50,6 +55,9 @@ unit-asan:
 cli-test: all
 	/usr/bin/python3 -m pytest -q tests/cli
 
+driver-test: $(BUILD)/vu-blk-driver
+	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/driver
+
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} sh tests/fuzz/run.sh
 
@@ -60,7 +68,7 @@ emuhost-test: all images
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/emuhost
 
 test: deps all images
-	@$(MAKE) --no-print-directory unit unit-asan cli-test fuzz system-test emuhost-test
+	@$(MAKE) --no-print-directory unit unit-asan cli-test driver-test fuzz system-test emuhost-test
 
 bench: deps all images
 	sh bench/run.sh

@@ -1,5 +1,6 @@
-/* ACPI tables for a hardware-reduced x86-64 guest: RSDP, XSDT, FADT, MADT and DSDT,
- * laid out in that order, each 16-byte aligned, in a caller buffer (see acpi.h).
+/* ACPI tables for a hardware-reduced x86-64 guest: RSDP, XSDT, FADT, MADT, MCFG (with
+ * cfg->pci) and DSDT, laid out in that order, each 16-byte aligned, in a caller buffer
+ * (see acpi.h).
  *
  * Tables are packed structs filled on the stack and copied into buf; all multi-byte
  * fields are little-endian, as is every host nitro runs on (x86-64).
@@ -38,6 +39,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ACPI tables are littl
 
 #define DSDT_REVISION 2 /* 2 and up: 64-bit AML integers */
 #define XSDT_REVISION 1
+#define XSDT_MAX_ENTRIES 3 /* FADT, MADT, MCFG */
+#define MCFG_REVISION 1
 #define RSDP_REVISION 2
 
 #define GAS_SYSTEM_IO 1
@@ -84,8 +87,20 @@ _Static_assert(sizeof(struct acpi_gas) == 12, "GAS size");
 
 struct __attribute__((packed)) acpi_xsdt {
 	struct acpi_header h;
-	uint64_t entry[2]; /* FADT, MADT */
+	uint64_t entry[XSDT_MAX_ENTRIES]; /* FADT, MADT, [MCFG]; the length says how many */
 };
+
+/* MCFG with one ECAM allocation (PCI Firmware Specification 3.x, 4.1.2). */
+struct __attribute__((packed)) acpi_mcfg {
+	struct acpi_header h;
+	uint8_t reserved[8];
+	uint64_t base;
+	uint16_t segment;
+	uint8_t start_bus;
+	uint8_t end_bus;
+	uint32_t reserved1;
+};
+_Static_assert(sizeof(struct acpi_mcfg) == 60, "MCFG size");
 
 struct __attribute__((packed)) acpi_fadt {
 	struct acpi_header h;
@@ -195,7 +210,7 @@ _Static_assert(sizeof(struct madt_lapic) == 8 && sizeof(struct madt_ioapic) == 1
 struct acpi_layout {
 	uint8_t *buf;
 	uint64_t gpa;
-	size_t xsdt, fadt, madt, dsdt;
+	size_t xsdt, fadt, madt, mcfg, dsdt; /* mcfg: 0 without PCI */
 };
 
 static size_t align_up(size_t x)
@@ -262,15 +277,37 @@ static void build_rsdp(const struct acpi_layout *l)
 	memcpy(l->buf, &r, sizeof(r));
 }
 
+static size_t xsdt_size(bool pci)
+{
+	return sizeof(struct acpi_header) + (pci ? 3 : 2) * sizeof(uint64_t);
+}
+
 static void build_xsdt(const struct acpi_layout *l)
 {
+	size_t len = xsdt_size(l->mcfg != 0);
 	struct acpi_xsdt x;
 
-	header_init(&x.h, "XSDT", sizeof(x), XSDT_REVISION);
+	memset(&x, 0, sizeof(x));
+	header_init(&x.h, "XSDT", (uint32_t)len, XSDT_REVISION);
 	x.entry[0] = l->gpa + l->fadt;
 	x.entry[1] = l->gpa + l->madt;
-	memcpy(l->buf + l->xsdt, &x, sizeof(x));
+	x.entry[2] = l->mcfg ? l->gpa + l->mcfg : 0;
+	memcpy(l->buf + l->xsdt, &x, len);
 	table_checksum(l->buf + l->xsdt);
+}
+
+static void build_mcfg(const struct acpi_layout *l)
+{
+	struct acpi_mcfg m;
+
+	memset(&m, 0, sizeof(m));
+	header_init(&m.h, "MCFG", sizeof(m), MCFG_REVISION);
+	m.base = ACPI_PCI_ECAM_BASE;
+	m.segment = 0;
+	m.start_bus = 0;
+	m.end_bus = ACPI_PCI_BUS_END;
+	memcpy(l->buf + l->mcfg, &m, sizeof(m));
+	table_checksum(l->buf + l->mcfg);
 }
 
 static void build_fadt(const struct acpi_layout *l)
@@ -391,6 +428,50 @@ static void dsdt_pvpanic(struct aml *a)
 	dsdt_device(a, "PEVT", "QEMU0001", false, 0, &crs);
 }
 
+/* The PCIe host bridge: segment 0, bus 0..ACPI_PCI_BUS_END, the 32-bit BAR window. */
+static void dsdt_pci0(struct aml *a)
+{
+	uint8_t buf[48];
+	struct aml crs;
+	size_t dev;
+
+	aml_init(&crs, buf, sizeof(buf));
+	aml_res_word_bus_number(&crs, 0, ACPI_PCI_BUS_END);
+	aml_res_dword_memory(&crs, ACPI_PCI_MMIO_BASE,
+			     ACPI_PCI_MMIO_BASE + (ACPI_PCI_MMIO_SIZE - 1));
+	aml_res_end(&crs);
+	if (crs.error)
+		a->error = true;
+
+	dev = aml_device_begin(a, "PCI0");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0A08"); /* PCI Express root bridge */
+	aml_name(a, "_CID");
+	aml_eisaid(a, "PNP0A03"); /* PCI root bridge */
+	aml_name(a, "_SEG");
+	aml_integer(a, 0);
+	aml_name(a, "_BBN");
+	aml_integer(a, 0);
+	aml_name(a, "_UID");
+	aml_integer(a, 0);
+	aml_name(a, "_CRS");
+	aml_buffer(a, crs.buf, crs.len);
+	aml_end(a, dev);
+}
+
+/* Motherboard resources: the ECAM window, which Linux wants reserved before it trusts
+ * the MCFG. */
+static void dsdt_mres(struct aml *a)
+{
+	uint8_t buf[16];
+	struct aml crs;
+
+	aml_init(&crs, buf, sizeof(buf));
+	aml_res_memory32_fixed(&crs, true, ACPI_PCI_ECAM_BASE, ACPI_PCI_ECAM_SIZE);
+	aml_res_end(&crs);
+	dsdt_device(a, "MRES", "PNP0C02", true, 1, &crs);
+}
+
 /* One ACPI0007 processor device per CPU, _UID matching the MADT processor UID. */
 static void dsdt_cpus(struct aml *a, unsigned ncpus)
 {
@@ -404,7 +485,7 @@ static void dsdt_cpus(struct aml *a, unsigned ncpus)
 
 /* Builds the DSDT's AML in place after its header, within len bytes of buf; returns the
  * table's length, or 0 when it does not fit. */
-static size_t build_dsdt(const struct acpi_layout *l, size_t len, unsigned ncpus)
+static size_t build_dsdt(const struct acpi_layout *l, size_t len, const struct acpi_config *cfg)
 {
 	size_t hdr = sizeof(struct acpi_header), scope;
 	uint8_t *p = l->buf + l->dsdt;
@@ -416,7 +497,11 @@ static size_t build_dsdt(const struct acpi_layout *l, size_t len, unsigned ncpus
 	scope = aml_scope_begin(&a, "\\_SB");
 	dsdt_com1(&a);
 	dsdt_pvpanic(&a);
-	dsdt_cpus(&a, ncpus);
+	if (cfg->pci) {
+		dsdt_pci0(&a);
+		dsdt_mres(&a);
+	}
+	dsdt_cpus(&a, cfg->ncpus);
 	aml_end(&a, scope);
 	if (a.error || a.len > UINT32_MAX - hdr)
 		return 0;
@@ -436,19 +521,25 @@ long acpi_build(uint8_t *buf, size_t len, uint64_t gpa, const struct acpi_config
 	if (!buf || !cfg || cfg->ncpus == 0 || cfg->ncpus > ACPI_MAX_CPUS)
 		return -1;
 	l.xsdt = align_up(sizeof(struct acpi_rsdp));
-	l.fadt = align_up(l.xsdt + sizeof(struct acpi_xsdt));
+	l.fadt = align_up(l.xsdt + xsdt_size(cfg->pci));
 	l.madt = align_up(l.fadt + sizeof(struct acpi_fadt));
 	l.dsdt = align_up(l.madt + madt_size(cfg->ncpus));
+	if (cfg->pci) {
+		l.mcfg = l.dsdt;
+		l.dsdt = align_up(l.mcfg + sizeof(struct acpi_mcfg));
+	}
 	fixed = l.dsdt + sizeof(struct acpi_header);
 	if (len < fixed || gpa > UINT64_MAX - l.dsdt)
 		return -1;
 	memset(buf, 0, fixed);
-	dsdt_len = build_dsdt(&l, len, cfg->ncpus);
+	dsdt_len = build_dsdt(&l, len, cfg);
 	if (dsdt_len == 0 || l.dsdt + dsdt_len > LONG_MAX)
 		return -1;
 	build_rsdp(&l);
 	build_xsdt(&l);
 	build_fadt(&l);
 	build_madt(&l, cfg->ncpus);
+	if (l.mcfg)
+		build_mcfg(&l);
 	return (long)(l.dsdt + dsdt_len);
 }

@@ -28,10 +28,24 @@ enum {
 };
 
 enum {
-	RES_IO_PORT = 0x47,	/* small item 0x08, length 7 */
-	RES_IRQ_NOFLAGS = 0x22, /* small item 0x04, length 2 */
-	RES_END_TAG = 0x79,	/* small item 0x0f, length 1 */
+	RES_IO_PORT = 0x47,	   /* small item 0x08, length 7 */
+	RES_IRQ_NOFLAGS = 0x22,	   /* small item 0x04, length 2 */
+	RES_END_TAG = 0x79,	   /* small item 0x0f, length 1 */
+	RES_MEMORY32_FIXED = 0x86, /* large item 0x06 */
+	RES_DWORD_ADDRESS = 0x87,  /* large item 0x07 */
+	RES_WORD_ADDRESS = 0x88,   /* large item 0x08 */
 };
+
+/* Large items: tag byte, then a 16-bit length of what follows. */
+#define RES_MEMORY32_FIXED_LEN 9 /* info, base, length */
+#define RES_DWORD_ADDRESS_LEN 23 /* type, 2 flags, 5 DWords */
+#define RES_WORD_ADDRESS_LEN 13	 /* type, 2 flags, 5 Words */
+
+/* Address space descriptor: resource type and general flags (bit 0 consumer, bit 1
+ * subtractive decode, bit 2 min fixed, bit 3 max fixed). */
+enum { RES_ADDR_MEMORY = 0, RES_ADDR_BUS_NUMBER = 2 };
+#define RES_ADDR_PRODUCER_FIXED 0x0c /* producer, positive decode, min and max fixed */
+#define RES_MEM_RW 0x01		     /* memory type-specific flag: read/write */
 
 #define AML_NAMESEG_LEN 4
 #define AML_MAX_SEGS 255
@@ -355,4 +369,47 @@ void aml_res_end(struct aml *r)
 {
 	aml_byte(r, RES_END_TAG);
 	aml_byte(r, 0); /* checksum 0: "treat as valid" */
+}
+
+/* Word/DWord address space descriptor with a fixed [min, max] window: granularity 0,
+ * translation 0, length max - min + 1 (which must fit in `size` bytes). */
+static void res_address(struct aml *r, uint8_t tag, uint16_t len, size_t size, uint8_t type,
+			uint8_t type_flags, uint64_t min, uint64_t max)
+{
+	uint64_t limit = size == 2 ? UINT16_MAX : UINT32_MAX;
+
+	if (min > max || max - min >= limit) {
+		r->error = true;
+		return;
+	}
+	aml_byte(r, tag);
+	emit_le(r, len, 2);
+	aml_byte(r, type);
+	aml_byte(r, RES_ADDR_PRODUCER_FIXED);
+	aml_byte(r, type_flags);
+	emit_le(r, 0, size); /* granularity */
+	emit_le(r, min, size);
+	emit_le(r, max, size);
+	emit_le(r, 0, size); /* translation offset */
+	emit_le(r, max - min + 1, size);
+}
+
+void aml_res_word_bus_number(struct aml *r, uint16_t min, uint16_t max)
+{
+	res_address(r, RES_WORD_ADDRESS, RES_WORD_ADDRESS_LEN, 2, RES_ADDR_BUS_NUMBER, 0, min, max);
+}
+
+void aml_res_dword_memory(struct aml *r, uint32_t min, uint32_t max)
+{
+	res_address(r, RES_DWORD_ADDRESS, RES_DWORD_ADDRESS_LEN, 4, RES_ADDR_MEMORY, RES_MEM_RW,
+		    min, max);
+}
+
+void aml_res_memory32_fixed(struct aml *r, bool rw, uint32_t base, uint32_t len)
+{
+	aml_byte(r, RES_MEMORY32_FIXED);
+	emit_le(r, RES_MEMORY32_FIXED_LEN, 2);
+	aml_byte(r, rw ? 1 : 0);
+	emit_le(r, base, 4);
+	emit_le(r, len, 4);
 }

@@ -63,4 +63,11 @@ void aml_res_io(struct aml *r, bool decode16, uint16_t min, uint16_t max, uint8_
 void aml_res_irq_noflags(struct aml *r, unsigned irq); /* irq 0..15 */
 void aml_res_end(struct aml *r);		       /* End tag, checksum 0 */
 
+/* Large resource descriptors. The address space ones describe a bridge's window:
+ * ResourceProducer, PosDecode, MinFixed, MaxFixed, granularity 0, translation 0 and
+ * length max - min + 1; min > max, or a length the field cannot hold, is an error. */
+void aml_res_word_bus_number(struct aml *r, uint16_t min, uint16_t max); /* WordBusNumber */
+void aml_res_dword_memory(struct aml *r, uint32_t min, uint32_t max);	 /* NonCacheable, RW */
+void aml_res_memory32_fixed(struct aml *r, bool rw, uint32_t base, uint32_t len);
+
 #endif

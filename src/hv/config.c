@@ -21,7 +21,10 @@ const char hv_options_help[] =
     "  --no-reboot          exit 0 when the guest reboots instead of booting it again\n"
     "  --console-log PATH   also append the serial console to PATH\n"
     "  --no-host-decompress let the guest decompress its kernel itself\n"
-    "  --require-kvm        fail instead of using the emulated host when /dev/kvm is missing\n";
+    "  --require-kvm        fail instead of using the emulated host when /dev/kvm is missing\n"
+    "  --stats              print the hypervisor's exit counts when the guest ends\n"
+    "  --vhost-user blk,SOCKET\n"
+    "                       a virtio-blk PCI device served by the card at SOCKET (repeatable)\n";
 
 void hv_config_defaults(struct hv_config *c)
 {
@@ -49,7 +52,7 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 		bool takes = !strcmp(a, "--kernel") || !strcmp(a, "--initrd") ||
 			     !strcmp(a, "--cmdline") || !strcmp(a, "--cpus") ||
 			     !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
-			     !strcmp(a, "--cache-dir");
+			     !strcmp(a, "--cache-dir") || !strcmp(a, "--vhost-user");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -81,8 +84,16 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 				USAGE("--memory %s: more than this host's %llu MiB of RAM", v,
 				      (unsigned long long)host_ram_mib());
 			c->mem_mib = n;
+		} else if (!strcmp(a, "--vhost-user")) {
+			if (c->ncards == HV_MAX_CARDS)
+				USAGE("--vhost-user: at most %u devices", HV_MAX_CARDS);
+			if (strncmp(v, "blk,", 4) != 0 || !v[4])
+				USAGE("--vhost-user %s: expected blk,SOCKET", v);
+			c->cards[c->ncards++] = (struct hv_card){.type = HV_CARD_BLOCK, .socket = v + 4};
 		} else if (!strcmp(a, "--no-reboot")) {
 			c->no_reboot = true;
+		} else if (!strcmp(a, "--stats")) {
+			c->stats = true;
 		} else if (!strcmp(a, "--no-host-decompress")) {
 			c->no_decompress = true;
 		} else if (!strcmp(a, "--require-kvm")) {

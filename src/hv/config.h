@@ -23,6 +23,14 @@
 #define HV_MAX_CPUS 254
 #define HV_KERNEL_MAX (256u << 20)
 
+#define HV_MAX_CARDS 8
+#define HV_CARD_BLOCK 2 /* virtio device id of a block card */
+
+struct hv_card {
+	unsigned type; /* VIRTIO_ID_* */
+	const char *socket;
+};
+
 struct hv_config {
 	const char *kernel;
 	const char *initrd;
@@ -34,8 +42,11 @@ struct hv_config {
 	bool no_reboot;
 	bool no_decompress;
 	bool require_kvm;
+	bool stats; /* print exit counts when the guest ends */
 	bool help;            /* --help or -h was given */
 	bool kernel_optional; /* set before parsing: a missing --kernel is no error */
+	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
+	unsigned ncards;
 };
 
 /* Options usage text, one per line, for --help. */

@@ -19,11 +19,15 @@
 #include "hv/config.h"
 #include "hv/kernel.h"
 #include "hv/platform.h"
+#include "hv/pci.h"
 #include "hv/serial.h"
+#include "hv/virtio_pci.h"
 #include "hv/vm.h"
 #include "lib/util.h"
 
 static struct vm vm;
+static struct pci_bus pci;
+static struct virtio_pci cards[HV_MAX_CARDS];
 static bool trace;
 static struct timespec t_start;
 
@@ -60,10 +64,25 @@ static void tty_make_raw(void)
 		tty_raw = 1;
 }
 
+/* Exit counts over all vCPUs: with cards on vhost-user, guest I/O adds none. */
+static void print_stats(void)
+{
+	unsigned long all = 0, io = 0, mmio = 0;
+	for (unsigned i = 0; vm.vm_vcpus && i < vm.vm_ncpus; i++) {
+		all += atomic_load(&vm.vm_vcpus[i].vc_exits);
+		io += atomic_load(&vm.vm_vcpus[i].vc_io_exits);
+		mmio += atomic_load(&vm.vm_vcpus[i].vc_mmio_exits);
+	}
+	fprintf(stderr, "%s: exits: %lu total, %lu port I/O, %lu MMIO, %lu other\n", util_prog(),
+		all, io, mmio, all - io - mmio);
+}
+
 static void on_exit_hook(void)
 {
 	serial_flush(&com1);
 	tty_restore();
+	if (cfg.stats)
+		print_stats();
 }
 
 static void on_signal(int sig)
@@ -182,7 +201,14 @@ int main(int argc, char **argv)
 	if (cfg.initrd && load_initrd(&bp, err, sizeof(err)))
 		die("%s", err);
 	trace_phase("initrd loaded");
-	struct acpi_config ac = {.ncpus = cfg.cpus};
+	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
+		die("cannot set up the PCI host bridge");
+	for (unsigned i = 0; i < cfg.ncards; i++)
+		if (virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket, err,
+				      sizeof(err)) < 0)
+			die("%s", err);
+	trace_phase("cards connected");
+	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
 	uint8_t *acpi = gpa_ptr(&vm.vm_mem, BOOT_ACPI, BOOT_ACPI_END - BOOT_ACPI);
 	if (!acpi || acpi_build(acpi, BOOT_ACPI_END - BOOT_ACPI, BOOT_ACPI, &ac) < 0)
 		die("cannot build the ACPI tables for %u vCPUs", cfg.cpus);

@@ -107,6 +107,8 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 	if (ncpus == 0 || ncpus > vm->vm_max_vcpus)
 		FAIL("--cpus %u: KVM on this host allows 1 to %u", ncpus, vm->vm_max_vcpus);
 	vm->vm_ncpus = ncpus;
+	mmio_init(&vm->vm_mmio);
+	pthread_mutex_init(&vm->vm_route_lock, NULL);
 	vm->vm_fd = ioctl(vm->vm_kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		FAIL("KVM_CREATE_VM: %s", strerror(errno));
@@ -151,6 +153,72 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 			FAIL("mmap of vCPU %u: %s", i, strerror(errno));
 	}
 	return 0;
+}
+
+int vm_msi_alloc(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->vm_route_lock);
+	int gsi = -1;
+	if (vm->vm_msi_next < VM_GSI_MAX - VM_GSI_FIRST_MSI)
+		gsi = VM_GSI_FIRST_MSI + (int)vm->vm_msi_next++;
+	pthread_mutex_unlock(&vm->vm_route_lock);
+	return gsi;
+}
+
+/* KVM_SET_GSI_ROUTING replaces the table: the irqchip routes KVM starts with (GSI n to
+ * PIC pin n and I/O APIC pin n, GSI 0 to I/O APIC pin 2) go in again with the MSIs. */
+static int routes_commit(struct vm *vm)
+{
+	size_t n = 16 + 24 + vm->vm_msi_next;
+	struct kvm_irq_routing *t = calloc(1, sizeof(*t) + n * sizeof(t->entries[0]));
+	if (!t)
+		return -1;
+	unsigned k = 0;
+	for (unsigned i = 0; i < 16; i++)
+		if (i != 2)
+			t->entries[k++] = (struct kvm_irq_routing_entry){
+			    .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			    .u.irqchip = {.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+					  .pin = i % 8}};
+	for (unsigned i = 0; i < 24; i++)
+		t->entries[k++] = (struct kvm_irq_routing_entry){
+		    .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+		    .u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = i == 0 ? 2 : i}};
+	for (unsigned i = 0; i < vm->vm_msi_next; i++)
+		if (vm->vm_msi[i].type == KVM_IRQ_ROUTING_MSI)
+			t->entries[k++] = vm->vm_msi[i];
+	t->nr = k;
+	int r = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, t);
+	free(t);
+	return r;
+}
+
+int vm_msi_set(struct vm *vm, int gsi, uint64_t addr, uint32_t data)
+{
+	if (gsi < VM_GSI_FIRST_MSI || gsi >= VM_GSI_MAX)
+		return -1;
+	pthread_mutex_lock(&vm->vm_route_lock);
+	vm->vm_msi[gsi - VM_GSI_FIRST_MSI] = (struct kvm_irq_routing_entry){
+	    .gsi = (uint32_t)gsi, .type = KVM_IRQ_ROUTING_MSI,
+	    .u.msi = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
+		      .data = data}};
+	int r = routes_commit(vm);
+	pthread_mutex_unlock(&vm->vm_route_lock);
+	return r;
+}
+
+int vm_irqfd(struct vm *vm, int gsi, int fd, bool assign)
+{
+	struct kvm_irqfd f = {.fd = (uint32_t)fd, .gsi = (uint32_t)gsi,
+			      .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
+	return ioctl(vm->vm_fd, KVM_IRQFD, &f);
+}
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign)
+{
+	struct kvm_ioeventfd e = {.addr = addr, .len = len, .fd = fd,
+				  .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &e);
 }
 
 void vm_irq_line(struct vm *vm, unsigned irq, int level)
@@ -316,8 +384,9 @@ static void *vcpu_thread(void *arg)
 			handle_io(v);
 			break;
 		case KVM_EXIT_MMIO:
-			if (!run->mmio.is_write)
-				memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+			atomic_fetch_add_explicit(&v->vc_mmio_exits, 1, memory_order_relaxed);
+			mmio_access(&v->vc_vm->vm_mmio, run->mmio.phys_addr, run->mmio.data,
+				    run->mmio.len > 8 ? 8 : run->mmio.len, run->mmio.is_write);
 			break;
 		case KVM_EXIT_HLT:
 			break;

@@ -13,9 +13,11 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hv/memory.h"
+#include "hv/mmio.h"
 #include "hv/pio.h"
 
 #define VM_MAX_VCPUS 254
@@ -28,7 +30,11 @@ struct vcpu {
 	pthread_t vc_thread;
 	atomic_ulong vc_exits; /* KVM_RUN returns, all reasons */
 	atomic_ulong vc_io_exits;
+	atomic_ulong vc_mmio_exits;
 };
+
+#define VM_GSI_MAX 256
+#define VM_GSI_FIRST_MSI 24 /* after the I/O APIC's pins */
 
 struct vm {
 	int vm_kvm_fd;
@@ -40,6 +46,10 @@ struct vm {
 	unsigned vm_ncpus;
 	struct vcpu *vm_vcpus;
 	uint64_t vm_entry; /* boot CPU: rip; rsi = zero page */
+	struct mmio_bus vm_mmio;
+	pthread_mutex_t vm_route_lock;
+	unsigned vm_msi_next; /* next free MSI GSI */
+	struct kvm_irq_routing_entry vm_msi[VM_GSI_MAX - VM_GSI_FIRST_MSI];
 };
 
 /* Opens /dev/kvm; returns 0, or an errno value with a message in err. */
@@ -48,6 +58,13 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 int vm_start(struct vm *vm, char *err, size_t errlen);
 /* Drives an ISA interrupt line (in-kernel PIC + I/O APIC). */
 void vm_irq_line(struct vm *vm, unsigned irq, int level);
+/* MSI routes for irqfds: allocate a GSI, point it at an MSI address/data (the whole
+ * routing table, with the default irqchip routes, is rewritten), attach an eventfd. */
+int vm_msi_alloc(struct vm *vm);
+int vm_msi_set(struct vm *vm, int gsi, uint64_t addr, uint32_t data);
+int vm_irqfd(struct vm *vm, int gsi, int fd, bool assign);
+/* A KVM ioeventfd: a guest write of len bytes at addr signals fd, with no exit. */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign);
 /* Ends the process with status (once; concurrent callers wait to die with it). */
 _Noreturn void vm_exit(int status);
 /* Registers a hook vm_exit runs first (the hypervisor restores the terminal there). */

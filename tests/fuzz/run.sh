@@ -11,10 +11,10 @@ cd "$(dirname "$0")/../.." || exit 2
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-TARGETS=${FUZZ_TARGETS:-"bzimage elf serial"}
+TARGETS=${FUZZ_TARGETS:-"bzimage elf serial vring vhost_msg"}
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 -fno-omit-frame-pointer -Isrc -D_GNU_SOURCE -std=gnu11 -Wall -Wextra"
-SRC="src/hv/boot.c src/hv/memory.c src/hv/kernel.c src/hv/serial.c src/lib/util.c"
+SRC="src/hv/boot.c src/hv/memory.c src/hv/kernel.c src/hv/serial.c src/lib/util.c src/cards/lib/*.c"
 LIBS="-lzstd -lpthread"
 
 mkdir -p "$OUT" || exit 2
@@ -102,6 +102,34 @@ put("serial-init", bytes([3]) + b"abc" + bytes([
     0x80, 0, 0, 5, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, ord("x"), 0, 1, 10]))
 put("serial-loop", bytes([0]) + bytes([
     4, 1, 0x1a, 6, 0, 0, 0, 1, 0x41, 5, 0, 0, 0, 0, 0, 4, 1, 0x08, 0x40, 0, 0]))
+def ring_image(n=16, size=1024):
+    m = bytearray(size); a = 16 * n; u = (a + 6 + 2 * n + 3) & ~3
+    def desc(i, addr, ln, fl, nx, base=0):
+        struct.pack_into("<QIHH", m, base + 16 * i, addr, ln, fl, nx)
+    desc(0, 0x200, 16, 1, 1); desc(1, 0x210, 16, 2, 0); desc(2, 0x300, 48, 4, 0)
+    desc(0, 0x340, 8, 1, 1, 0x300); desc(1, 0x348, 8, 1, 2, 0x300); desc(2, 0x350, 8, 2, 0, 0x300)
+    desc(3, 0x360, 4, 1, 3)
+    struct.pack_into("<HHHHH", m, a, 0, 3, 0, 2, 3)
+    return bytes(m), a, u
+img, a, u = ring_image()
+put("vring-direct-indirect", struct.pack("<BBHHHHHH", 4, 3, 0, 0, 0, 0, 0, 0) + img)
+put("vring-placed-split", struct.pack("<BBHHHHHH", 4, 13, 0, 0, a, u, 0x300, 0) + img)
+def vmsg(req, payload=b"", flags=1):
+    body = struct.pack("<III", req, flags, len(payload)) + payload
+    return struct.pack("<H", len(body)) + body
+UVA = 0x40000000
+seq = (vmsg(3) + vmsg(1) + vmsg(15) + vmsg(17)
+       + vmsg(2, struct.pack("<Q", (1 << 32) | (1 << 28) | (1 << 29)))
+       + vmsg(16, struct.pack("<Q", (1 << 3) | (1 << 9)), 9)
+       + vmsg(8, struct.pack("<II", 0, 16))
+       + vmsg(9, struct.pack("<IIQQQQ", 0, 0, UVA, UVA + u, UVA + a, 0))
+       + vmsg(10, struct.pack("<II", 0, 0)) + vmsg(13, struct.pack("<Q", 0x100))
+       + vmsg(12, struct.pack("<Q", 0x100)) + vmsg(18, struct.pack("<II", 0, 1), 9)
+       + vmsg(24, struct.pack("<III", 0, 8, 0) + bytes(8))
+       + vmsg(25, struct.pack("<III", 4, 4, 0) + b"abcd", 9)
+       + vmsg(11, struct.pack("<II", 0, 0)) + vmsg(5, struct.pack("<II", 0, 0), 9)
+       + vmsg(99, b"", 9))
+put("vhost_msg-setup", struct.pack("<H", len(img)) + img + seq)
 PY
 }
 seed || echo "run.sh: could not write seeds (no python3?); starting from empty corpora" >&2

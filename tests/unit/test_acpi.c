@@ -59,7 +59,7 @@ struct tables {
 	uint8_t *buf;
 	long len;
 	uint64_t gpa;
-	const uint8_t *rsdp, *xsdt, *fadt, *madt, *dsdt;
+	const uint8_t *rsdp, *xsdt, *fadt, *madt, *mcfg, *dsdt; /* mcfg: NULL without PCI */
 };
 
 /* Turns a guest-physical pointer into a buffer pointer, checking it lies inside. */
@@ -86,9 +86,9 @@ static void check_sdt(const uint8_t *p, const char *sig, uint8_t rev, const stru
 }
 
 /* Builds the tables into a fresh guarded buffer and follows every pointer from the RSDP. */
-static void build(struct tables *t, unsigned ncpus, uint64_t gpa)
+static void build_pci(struct tables *t, unsigned ncpus, bool pci, uint64_t gpa)
 {
-	struct acpi_config cfg = {.ncpus = ncpus};
+	struct acpi_config cfg = {.ncpus = ncpus, .pci = pci};
 
 	t->buf = malloc(BUF_SIZE + GUARD);
 	assert_non_null(t->buf);
@@ -103,13 +103,23 @@ static void build(struct tables *t, unsigned ncpus, uint64_t gpa)
 	assert_memory_equal(t->rsdp, "RSD PTR ", 8);
 	t->xsdt = gpa_ptr(t, le64_get(t->rsdp + 24), 36);
 	check_sdt(t->xsdt, "XSDT", 1, t);
-	assert_int_equal(le32_get(t->xsdt + 4), 36 + 2 * 8);
+	assert_int_equal(le32_get(t->xsdt + 4), 36 + (pci ? 3 : 2) * 8);
 	t->fadt = gpa_ptr(t, le64_get(t->xsdt + 36), 276);
 	t->madt = gpa_ptr(t, le64_get(t->xsdt + 44), 44);
 	check_sdt(t->fadt, "FACP", 6, t);
 	check_sdt(t->madt, "APIC", 5, t);
+	t->mcfg = NULL;
+	if (pci) {
+		t->mcfg = gpa_ptr(t, le64_get(t->xsdt + 52), 60);
+		check_sdt(t->mcfg, "MCFG", 1, t);
+	}
 	t->dsdt = gpa_ptr(t, le64_get(t->fadt + 140), 36);
 	check_sdt(t->dsdt, "DSDT", 2, t);
+}
+
+static void build(struct tables *t, unsigned ncpus, uint64_t gpa)
+{
+	build_pci(t, ncpus, false, gpa);
 }
 
 static void tables_free(struct tables *t)
@@ -416,6 +426,64 @@ static void test_aml_resources(void **state)
 	assert_true(r.error);
 }
 
+/* The large address descriptors, byte for byte as iasl compiles the same ASL. */
+static void test_aml_address_resources(void **state)
+{
+	uint8_t res[64];
+	struct aml r;
+
+	(void)state;
+	aml_init(&r, res, sizeof(res));
+	aml_res_word_bus_number(&r, 0, 0);
+	/* WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0, 0, 1) */
+	EXPECT(&r, 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	       0x00, 0x01, 0x00);
+	aml_init(&r, res, sizeof(res));
+	aml_res_word_bus_number(&r, 0x10, 0xff);
+	EXPECT(&r, 0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0x00, 0x00, 0x10, 0x00, 0xff, 0x00, 0x00,
+	       0x00, 0xf0, 0x00);
+	/* DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable,
+	 * ReadWrite, 0, 0xC0000000, 0xDFFFFFFF, 0, 0x20000000) */
+	aml_init(&r, res, sizeof(res));
+	aml_res_dword_memory(&r, 0xc0000000u, 0xdfffffffu);
+	EXPECT(&r, 0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	       0xc0, 0xff, 0xff, 0xff, 0xdf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20);
+	/* Memory32Fixed (ReadWrite, 0xE0000000, 0x00100000) and ReadOnly */
+	aml_init(&r, res, sizeof(res));
+	aml_res_memory32_fixed(&r, true, 0xe0000000u, 0x100000);
+	aml_res_memory32_fixed(&r, false, 0x12345678u, 0x1000);
+	EXPECT(&r, 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x10, 0x00, 0x86,
+	       0x09, 0x00, 0x00, 0x78, 0x56, 0x34, 0x12, 0x00, 0x10, 0x00, 0x00);
+
+	/* An empty window, or a length the field cannot hold, is an error. */
+	aml_init(&r, res, sizeof(res));
+	aml_res_word_bus_number(&r, 1, 0);
+	assert_true(r.error);
+	aml_init(&r, res, sizeof(res));
+	aml_res_word_bus_number(&r, 0, UINT16_MAX);
+	assert_true(r.error);
+	aml_init(&r, res, sizeof(res));
+	aml_res_word_bus_number(&r, 1, UINT16_MAX);
+	assert_false(r.error);
+	aml_init(&r, res, sizeof(res));
+	aml_res_dword_memory(&r, 0x1000, 0xfff);
+	assert_true(r.error);
+	aml_init(&r, res, sizeof(res));
+	aml_res_dword_memory(&r, 0, UINT32_MAX);
+	assert_true(r.error);
+	assert_int_equal(r.len, 0);
+
+	/* Too small a buffer: sticky error, nothing past cap. */
+	for (size_t cap = 0; cap < 26; cap++) {
+		memset(res, GUARD_BYTE, sizeof(res));
+		aml_init(&r, res, cap);
+		aml_res_dword_memory(&r, 0xc0000000u, 0xdfffffffu);
+		assert_true(r.error);
+		for (size_t i = cap; i < sizeof(res); i++)
+			assert_int_equal(res[i], GUARD_BYTE);
+	}
+}
+
 static void test_aml_rejects(void **state)
 {
 	static const char *const bad_names[] = {"abc", "TOOLONG", "1ABC", "A..B",
@@ -620,17 +688,112 @@ static void check_dsdt_devices(const struct tables *t)
 	assert_dsdt_has(t, pevt_crs, sizeof(pevt_crs), "PEVT _CRS");
 }
 
+static bool dsdt_contains(const struct tables *t, const void *what, size_t n)
+{
+	return memmem(t->dsdt, le32_get(t->dsdt + 4), what, n) != NULL;
+}
+
+/* Without PCI there is neither an MCFG nor a host bridge nor its reservation. */
+static void check_no_pci(const struct tables *t)
+{
+	assert_null(t->mcfg);
+	assert_false(dsdt_contains(t, "PCI0", 4));
+	assert_false(dsdt_contains(t, "MRES", 4));
+	assert_false(memmem(t->buf, (size_t)t->len, "MCFG", 4));
+}
+
 static void check_tables(unsigned ncpus, uint64_t gpa)
 {
 	struct tables t;
 
 	build(&t, ncpus, gpa);
+	check_no_pci(&t);
 	check_rsdp(&t);
 	check_fadt(&t);
 	check_madt(&t, ncpus);
 	check_dsdt_s5(&t);
 	check_dsdt_devices(&t);
 	/* The DSDT is last: the returned size ends with it. */
+	assert_int_equal((long)(t.dsdt - t.buf) + (long)le32_get(t.dsdt + 4), t.len);
+	tables_free(&t);
+}
+
+static void check_mcfg(const struct tables *t)
+{
+	const uint8_t *m = t->mcfg;
+
+	assert_int_equal(le64_get(t->xsdt + 52), t->gpa + (uint64_t)(m - t->buf));
+	assert_int_equal(le32_get(m + 4), 60);
+	for (size_t i = 36; i < 44; i++)
+		assert_int_equal(m[i], 0);
+	assert_int_equal(le64_get(m + 44), ACPI_PCI_ECAM_BASE);
+	assert_int_equal(le16_get(m + 52), 0); /* segment */
+	assert_int_equal(m[54], 0);	       /* start bus */
+	assert_int_equal(m[55], ACPI_PCI_BUS_END);
+	assert_int_equal(le32_get(m + 56), 0);
+	/* One bus is 1 MiB of ECAM. */
+	assert_int_equal((uint64_t)(ACPI_PCI_BUS_END + 1) << 20, ACPI_PCI_ECAM_SIZE);
+}
+
+#define LE16(v) (uint8_t)(v), (uint8_t)((v) >> 8)
+#define LE32(v) (uint8_t)(v), (uint8_t)((v) >> 8), (uint8_t)((v) >> 16), (uint8_t)((v) >> 24)
+
+/* \_SB.PCI0 and \_SB.MRES, from the acpi.h constants. */
+static void check_dsdt_pci(const struct tables *t)
+{
+	/* clang-format off */
+	static const uint8_t pci0_ids[] = {
+		'P', 'C', 'I', '0',
+		0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08,	/* PNP0A08 */
+		0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03,	/* PNP0A03 */
+		0x08, '_', 'S', 'E', 'G', 0x00,
+		0x08, '_', 'B', 'B', 'N', 0x00,
+		0x08, '_', 'U', 'I', 'D', 0x00,
+	};
+	static const uint8_t pci0_crs[] = {
+		0x08, '_', 'C', 'R', 'S', 0x11, 0x2f, 0x0a, 44,
+		0x88, LE16(13), 0x02, 0x0c, 0x00,	/* WordBusNumber */
+		LE16(0), LE16(0), LE16(ACPI_PCI_BUS_END), LE16(0), LE16(ACPI_PCI_BUS_END + 1),
+		0x87, LE16(23), 0x00, 0x0c, 0x01,	/* DWordMemory */
+		LE32(0), LE32(ACPI_PCI_MMIO_BASE),
+		LE32(ACPI_PCI_MMIO_BASE + ACPI_PCI_MMIO_SIZE - 1), LE32(0),
+		LE32(ACPI_PCI_MMIO_SIZE),
+		0x79, 0x00,
+	};
+	static const uint8_t mres[] = {
+		'M', 'R', 'E', 'S',
+		0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x02,	/* PNP0C02 */
+		0x08, '_', 'U', 'I', 'D', 0x01,
+		0x08, '_', 'C', 'R', 'S', 0x11, 0x11, 0x0a, 14,
+		0x86, LE16(9), 0x01, LE32(ACPI_PCI_ECAM_BASE), LE32(ACPI_PCI_ECAM_SIZE),
+		0x79, 0x00,
+	};
+	/* clang-format on */
+
+	assert_dsdt_has(t, pci0_ids, sizeof(pci0_ids), "PCI0 ids");
+	assert_dsdt_has(t, pci0_crs, sizeof(pci0_crs), "PCI0 _CRS");
+	assert_dsdt_has(t, mres, sizeof(mres), "MRES");
+	/* The ECAM window is outside the BAR window. */
+	assert_true(ACPI_PCI_ECAM_BASE >= ACPI_PCI_MMIO_BASE + ACPI_PCI_MMIO_SIZE ||
+		    ACPI_PCI_ECAM_BASE + ACPI_PCI_ECAM_SIZE <= ACPI_PCI_MMIO_BASE);
+}
+
+/* With PCI: the same FADT, MADT and devices, plus the MCFG (before the DSDT, which is
+ * still last) and the host bridge. */
+static void test_tables_pci(void **state)
+{
+	unsigned ncpus = (unsigned)(uintptr_t)*state;
+	struct tables t;
+
+	build_pci(&t, ncpus, true, TEST_GPA);
+	check_rsdp(&t);
+	check_fadt(&t);
+	check_madt(&t, ncpus);
+	check_mcfg(&t);
+	check_dsdt_s5(&t);
+	check_dsdt_devices(&t);
+	check_dsdt_pci(&t);
+	assert_true(t.mcfg < t.dsdt);
 	assert_int_equal((long)(t.dsdt - t.buf) + (long)le32_get(t.dsdt + 4), t.len);
 	tables_free(&t);
 }
@@ -682,9 +845,8 @@ static void test_rejects_config(void **state)
 
 /* Every length short of the need fails and leaves the guard after it alone; the exact
  * need succeeds with the same bytes as a roomy buffer. */
-static void check_too_small(unsigned ncpus, size_t step)
+static void check_too_small_cfg(const struct acpi_config cfg, size_t step)
 {
-	struct acpi_config cfg = {.ncpus = ncpus};
 	uint8_t *buf = malloc(BUF_SIZE + GUARD);
 	uint8_t *ref = malloc(BUF_SIZE);
 	long need;
@@ -708,12 +870,24 @@ static void check_too_small(unsigned ncpus, size_t step)
 	free(ref);
 }
 
+static void check_too_small(unsigned ncpus, size_t step)
+{
+	check_too_small_cfg((struct acpi_config){.ncpus = ncpus}, step);
+}
+
+static void check_too_small_pci(unsigned ncpus, size_t step)
+{
+	check_too_small_cfg((struct acpi_config){.ncpus = ncpus, .pci = true}, step);
+}
+
 static void test_too_small(void **state)
 {
 	(void)state;
 	check_too_small(1, 1);
 	check_too_small(4, 1);
 	check_too_small(ACPI_MAX_CPUS, 7);
+	check_too_small_pci(1, 1);
+	check_too_small_pci(4, 1);
 }
 
 static void test_iasl(void **state)
@@ -738,6 +912,41 @@ static void test_iasl(void **state)
 	tables_free(&t);
 }
 
+static void test_iasl_pci(void **state)
+{
+	/* clang-format off */
+	static const char *const dsdt_needles[] = {
+		"_S5_", "PNP0501", "QEMU0001", "ACPI0007",
+		"Device (PCI0)", "PNP0A08", "PNP0A03", "_SEG", "_BBN",
+		"WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,",
+		"0x0001,             // Length",
+		"DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,",
+		"0xC0000000,         // Range Minimum",
+		"0xDFFFFFFF,         // Range Maximum",
+		"0x20000000,         // Length",
+		"Device (MRES)", "PNP0C02",
+		"Memory32Fixed (ReadWrite,",
+		"0xE0000000,         // Address Base",
+		"0x00100000,         // Address Length",
+		NULL,
+	};
+	static const char *const mcfg_needles[] = {
+		"Base Address : 00000000E0000000", "Segment Group Number : 0000",
+		"Start Bus Number : 00", "End Bus Number : 00", NULL,
+	};
+	/* clang-format on */
+	unsigned ncpus = (unsigned)(uintptr_t)*state;
+	struct tables t;
+
+	build_pci(&t, ncpus, true, TEST_GPA);
+	iasl_check("xsdt", t.xsdt, le32_get(t.xsdt + 4), false, NULL);
+	iasl_check("facp", t.fadt, le32_get(t.fadt + 4), false, NULL);
+	iasl_check("apic", t.madt, le32_get(t.madt + 4), false, NULL);
+	iasl_check("mcfg", t.mcfg, le32_get(t.mcfg + 4), false, mcfg_needles);
+	iasl_check("dsdt", t.dsdt, le32_get(t.dsdt + 4), true, dsdt_needles);
+	tables_free(&t);
+}
+
 /* A test run with ncpus as its state, named "test/ncpus". */
 /* clang-format off */
 #define WITH_NCPUS(f, n) {#f "/" #n, f, NULL, NULL, (void *)(uintptr_t)(n)}
@@ -750,11 +959,14 @@ int main(void)
 	    cmocka_unit_test(test_aml_backpatch),
 	    cmocka_unit_test(test_aml_encodings),
 	    cmocka_unit_test(test_aml_resources),
+	    cmocka_unit_test(test_aml_address_resources),
 	    cmocka_unit_test(test_aml_rejects),
 	    cmocka_unit_test(test_aml_overflow),
 	    WITH_NCPUS(test_tables, 1),
 	    WITH_NCPUS(test_tables, 4),
 	    WITH_NCPUS(test_tables, ACPI_MAX_CPUS),
+	    WITH_NCPUS(test_tables_pci, 1),
+	    WITH_NCPUS(test_tables_pci, 4),
 	    cmocka_unit_test(test_tables_high_gpa),
 	    cmocka_unit_test(test_deterministic),
 	    cmocka_unit_test(test_rejects_config),
@@ -762,6 +974,8 @@ int main(void)
 	    WITH_NCPUS(test_iasl, 1),
 	    WITH_NCPUS(test_iasl, 4),
 	    WITH_NCPUS(test_iasl, ACPI_MAX_CPUS),
+	    WITH_NCPUS(test_iasl_pci, 1),
+	    WITH_NCPUS(test_iasl_pci, 4),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,284 @@
+/* vhost-user frontend: message framing, negotiation, queue start and stop. */
+#include "hv/vhost_front.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/util.h"
+
+enum {
+	VU_GET_FEATURES = 1,
+	VU_SET_FEATURES = 2,
+	VU_SET_OWNER = 3,
+	VU_SET_MEM_TABLE = 5,
+	VU_SET_VRING_NUM = 8,
+	VU_SET_VRING_ADDR = 9,
+	VU_SET_VRING_BASE = 10,
+	VU_GET_VRING_BASE = 11,
+	VU_SET_VRING_KICK = 12,
+	VU_SET_VRING_CALL = 13,
+	VU_GET_PROTOCOL_FEATURES = 15,
+	VU_SET_PROTOCOL_FEATURES = 16,
+	VU_GET_QUEUE_NUM = 17,
+	VU_SET_VRING_ENABLE = 18,
+	VU_GET_CONFIG = 24,
+	VU_SET_CONFIG = 25,
+};
+
+#define VU_VERSION 0x1
+#define VU_REPLY 0x4
+#define VU_NEED_REPLY 0x8
+#define VU_MAX_REGIONS 8
+#define VU_REPLY_TIMEOUT_MS 5000
+/* What this frontend asks for of the protocol features it knows. */
+#define VU_PROTO_WANTED (VHOST_PROTO_MQ | VHOST_PROTO_REPLY_ACK | VHOST_PROTO_CONFIG)
+
+struct vu_hdr {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+} __attribute__((packed));
+
+struct vu_region {
+	uint64_t guest_phys_addr;
+	uint64_t memory_size;
+	uint64_t userspace_addr;
+	uint64_t mmap_offset;
+};
+
+union vu_payload {
+	uint64_t u64;
+	struct {
+		uint32_t index;
+		uint32_t num;
+	} state;
+	struct {
+		uint32_t index;
+		uint32_t flags;
+		uint64_t desc;
+		uint64_t used;
+		uint64_t avail;
+		uint64_t log;
+	} addr;
+	struct {
+		uint32_t nregions;
+		uint32_t padding;
+		struct vu_region regions[VU_MAX_REGIONS];
+	} mem;
+	struct {
+		uint32_t offset;
+		uint32_t size;
+		uint32_t flags;
+		uint8_t data[VHOST_CONFIG_MAX];
+	} config;
+};
+
+static int send_msg(struct vhost_front *f, uint32_t req, uint32_t flags, const void *p,
+		    uint32_t size, const int *fds, unsigned nfds)
+{
+	struct vu_hdr h = {req, VU_VERSION | flags, size};
+	struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)p, size}};
+	char ctl[CMSG_SPACE(sizeof(int) * VU_MAX_REGIONS)];
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
+	if (nfds) {
+		memset(ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	ssize_t n;
+	do
+		n = sendmsg(f->vf_sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)(sizeof(h) + size) ? 0 : -1;
+}
+
+static int recv_all(int fd, void *p, size_t n)
+{
+	while (n > 0) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		if (poll(&pf, 1, VU_REPLY_TIMEOUT_MS) <= 0)
+			return -1; /* a card that does not answer is a failed card */
+		ssize_t r = recv(fd, p, n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p = (uint8_t *)p + r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Reads the reply to req into p (exactly size bytes). */
+static int recv_reply(struct vhost_front *f, uint32_t req, void *p, uint32_t size)
+{
+	struct vu_hdr h;
+	if (recv_all(f->vf_sock, &h, sizeof(h)) < 0 || h.request != req ||
+	    !(h.flags & VU_REPLY) || h.size != size)
+		return -1;
+	return recv_all(f->vf_sock, p, size);
+}
+
+/* A request without a reply of its own; acknowledged when REPLY_ACK is on. */
+static int request(struct vhost_front *f, uint32_t req, const void *p, uint32_t size,
+		   const int *fds, unsigned nfds)
+{
+	bool ack = f->vf_protocol & VHOST_PROTO_REPLY_ACK;
+	if (send_msg(f, req, ack ? VU_NEED_REPLY : 0, p, size, fds, nfds) < 0)
+		return -1;
+	if (!ack)
+		return 0;
+	uint64_t status;
+	return recv_reply(f, req, &status, sizeof(status)) == 0 && status == 0 ? 0 : -1;
+}
+
+static int get_u64(struct vhost_front *f, uint32_t req, uint64_t *v)
+{
+	if (send_msg(f, req, 0, NULL, 0, NULL, 0) < 0)
+		return -1;
+	return recv_reply(f, req, v, sizeof(*v));
+}
+
+int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
+			unsigned config_len, char *err, size_t errlen)
+{
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->vf_lock, NULL);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(a.sun_path))
+		RETURN_ERR(-1, "card socket %s: path too long", path);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	snprintf(f->vf_path, sizeof(f->vf_path), "%s", path);
+	f->vf_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (f->vf_sock < 0 || connect(f->vf_sock, (struct sockaddr *)&a, sizeof(a)) < 0)
+		RETURN_ERR(-1, "card socket %s: %s", path, strerror(errno));
+	uint64_t feat;
+	if (send_msg(f, VU_SET_OWNER, 0, NULL, 0, NULL, 0) < 0 ||
+	    get_u64(f, VU_GET_FEATURES, &feat) < 0)
+		RETURN_ERR(-1, "card %s: no answer to GET_FEATURES", path);
+	f->vf_features = feat & ~VHOST_USER_F_PROTOCOL_FEATURES;
+	f->vf_proto_offered = feat & VHOST_USER_F_PROTOCOL_FEATURES;
+	f->vf_queues = 1;
+	if (feat & VHOST_USER_F_PROTOCOL_FEATURES) {
+		uint64_t proto;
+		if (get_u64(f, VU_GET_PROTOCOL_FEATURES, &proto) < 0)
+			RETURN_ERR(-1, "card %s: no answer to GET_PROTOCOL_FEATURES", path);
+		proto &= VU_PROTO_WANTED;
+		if (send_msg(f, VU_SET_PROTOCOL_FEATURES, 0, &proto, sizeof(proto), NULL, 0) < 0)
+			RETURN_ERR(-1, "card %s: SET_PROTOCOL_FEATURES failed", path);
+		f->vf_protocol = proto;
+		uint64_t nq;
+		if ((proto & VHOST_PROTO_MQ) && get_u64(f, VU_GET_QUEUE_NUM, &nq) == 0 && nq >= 1)
+			f->vf_queues = nq > 64 ? 64 : (unsigned)nq;
+	}
+	if (config_len) {
+		if (!(f->vf_protocol & VHOST_PROTO_CONFIG) || config_len > VHOST_CONFIG_MAX)
+			RETURN_ERR(-1, "card %s: offers no device configuration (CONFIG)", path);
+		union vu_payload p = {.config = {.offset = 0, .size = config_len}};
+		uint32_t sz = 12 + config_len;
+		if (send_msg(f, VU_GET_CONFIG, 0, &p, sz, NULL, 0) < 0 ||
+		    recv_reply(f, VU_GET_CONFIG, &p, sz) < 0 || p.config.size != config_len)
+			RETURN_ERR(-1, "card %s: GET_CONFIG failed", path);
+		memcpy(f->vf_config, p.config.data, config_len);
+		f->vf_config_len = config_len;
+	}
+	union vu_payload p = {.mem = {.nregions = m->gm_nregions}};
+	int fds[VU_MAX_REGIONS];
+	for (unsigned i = 0; i < m->gm_nregions; i++) {
+		const struct mem_region *r = &m->gm_regions[i];
+		p.mem.regions[i] = (struct vu_region){
+		    .guest_phys_addr = r->mr_gpa,
+		    .memory_size = r->mr_size,
+		    .userspace_addr = (uint64_t)(uintptr_t)(m->gm_base + r->mr_offset),
+		    .mmap_offset = r->mr_offset,
+		};
+		fds[i] = m->gm_fd;
+	}
+	uint32_t sz = 8 + m->gm_nregions * (uint32_t)sizeof(struct vu_region);
+	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, m->gm_nregions) < 0)
+		RETURN_ERR(-1, "card %s: SET_MEM_TABLE refused", path);
+	return 0;
+}
+
+int vhost_front_set_features(struct vhost_front *f, uint64_t features)
+{
+	pthread_mutex_lock(&f->vf_lock);
+	if (f->vf_proto_offered) /* keeps the protocol features negotiated */
+		features |= VHOST_USER_F_PROTOCOL_FEATURES;
+	int r = request(f, VU_SET_FEATURES, &features, sizeof(features), NULL, 0);
+	pthread_mutex_unlock(&f->vf_lock);
+	return r;
+}
+
+int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, const void *desc,
+			    const void *avail, const void *used, int kick_fd, int call_fd)
+{
+	union vu_payload p;
+	int r = -1;
+	pthread_mutex_lock(&f->vf_lock);
+	p.state.index = q;
+	p.state.num = num;
+	if (request(f, VU_SET_VRING_NUM, &p, sizeof(p.state), NULL, 0) < 0)
+		goto out;
+	memset(&p, 0, sizeof(p));
+	p.addr.index = q;
+	p.addr.desc = (uint64_t)(uintptr_t)desc;
+	p.addr.used = (uint64_t)(uintptr_t)used;
+	p.addr.avail = (uint64_t)(uintptr_t)avail;
+	if (request(f, VU_SET_VRING_ADDR, &p, sizeof(p.addr), NULL, 0) < 0)
+		goto out;
+	p.state.index = q;
+	p.state.num = 0;
+	if (request(f, VU_SET_VRING_BASE, &p, sizeof(p.state), NULL, 0) < 0)
+		goto out;
+	uint64_t idx = q;
+	if (request(f, VU_SET_VRING_CALL, &idx, sizeof(idx), &call_fd, 1) < 0 ||
+	    request(f, VU_SET_VRING_KICK, &idx, sizeof(idx), &kick_fd, 1) < 0)
+		goto out;
+	if (f->vf_protocol) {
+		p.state.index = q;
+		p.state.num = 1;
+		if (request(f, VU_SET_VRING_ENABLE, &p, sizeof(p.state), NULL, 0) < 0)
+			goto out;
+	}
+	r = 0;
+out:
+	pthread_mutex_unlock(&f->vf_lock);
+	return r;
+}
+
+int vhost_front_stop_queue(struct vhost_front *f, unsigned q)
+{
+	union vu_payload p = {.state = {.index = q}};
+	pthread_mutex_lock(&f->vf_lock);
+	int r = send_msg(f, VU_GET_VRING_BASE, 0, &p, sizeof(p.state), NULL, 0);
+	if (r == 0)
+		r = recv_reply(f, VU_GET_VRING_BASE, &p, sizeof(p.state));
+	pthread_mutex_unlock(&f->vf_lock);
+	return r;
+}
+
+int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data,
+			   unsigned size)
+{
+	if (off > f->vf_config_len || size > f->vf_config_len - off)
+		return -1;
+	union vu_payload p = {.config = {.offset = off, .size = size}};
+	memcpy(p.config.data, data, size);
+	pthread_mutex_lock(&f->vf_lock);
+	int r = request(f, VU_SET_CONFIG, &p, 12 + size, NULL, 0);
+	if (r == 0)
+		memcpy(f->vf_config + off, data, size);
+	pthread_mutex_unlock(&f->vf_lock);
+	return r;
+}

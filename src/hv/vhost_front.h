@@ -1,0 +1,47 @@
+/* The hypervisor as a vhost-user frontend (QEMU docs/interop/vhost-user.rst): it hands
+ * a card the guest's memory (the memfd, one region per RAM region), the rings' addresses,
+ * a kick fd (a KVM ioeventfd) and a call fd (a KVM irqfd) per queue, and is then out of
+ * the I/O path. Every reply is checked; with REPLY_ACK negotiated every request is
+ * acknowledged. Calls are serialised by vf_lock (vCPU threads drive them).
+ */
+#ifndef NITRO_HV_VHOST_FRONT_H
+#define NITRO_HV_VHOST_FRONT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv/memory.h"
+
+#define VHOST_CONFIG_MAX 256
+#define VHOST_USER_F_PROTOCOL_FEATURES (1ull << 30)
+#define VHOST_PROTO_MQ (1ull << 0)
+#define VHOST_PROTO_REPLY_ACK (1ull << 3)
+#define VHOST_PROTO_CONFIG (1ull << 9)
+
+struct vhost_front {
+	int vf_sock;
+	pthread_mutex_t vf_lock;
+	uint64_t vf_features; /* the card's, without VHOST_USER_F_PROTOCOL_FEATURES */
+	uint64_t vf_protocol; /* negotiated */
+	bool vf_proto_offered;
+	unsigned vf_queues;
+	uint8_t vf_config[VHOST_CONFIG_MAX];
+	unsigned vf_config_len;
+	char vf_path[108];
+};
+
+/* Connects, negotiates, reads config_len bytes of device config and sends the memory
+ * table. 0, or -1 with err. */
+int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
+			unsigned config_len, char *err, size_t errlen);
+int vhost_front_set_features(struct vhost_front *f, uint64_t features);
+/* Addresses are this process's pointers into guest memory. */
+int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, const void *desc,
+			    const void *avail, const void *used, int kick_fd, int call_fd);
+int vhost_front_stop_queue(struct vhost_front *f, unsigned q);
+int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data,
+			   unsigned size);
+
+#endif

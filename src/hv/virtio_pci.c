@@ -1,0 +1,325 @@
+/* virtio-pci modern transport in front of a vhost-user card. */
+#include "hv/virtio_pci.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lib/le.h"
+#include "lib/util.h"
+
+#define BAR_SIZE 0x8000
+#define OFF_COMMON 0x0000
+#define OFF_ISR 0x1000
+#define OFF_DEVICE 0x2000
+#define OFF_NOTIFY 0x3000
+#define OFF_MSIX 0x4000
+#define OFF_PBA 0x5000
+#define NOTIFY_MULT 4
+#define VP_QUEUE_SIZE 256 /* offered; the driver may pick a smaller power of two */
+#define COMMON_LEN 0x38
+
+#define VIRTIO_PCI_CAP_COMMON 1
+#define VIRTIO_PCI_CAP_NOTIFY 2
+#define VIRTIO_PCI_CAP_ISR 3
+#define VIRTIO_PCI_CAP_DEVICE 4
+#define PCI_CAP_ID_VNDR 0x09
+#define PCI_CAP_ID_MSIX 0x11
+#define MSIX_ENABLE 0x8000
+#define MSIX_MASKALL 0x4000
+#define VIRTIO_MSI_NO_VECTOR 0xffff
+
+#define STATUS_DRIVER_OK 4
+#define STATUS_FEATURES_OK 8
+#define STATUS_NEEDS_RESET 0x40
+#define STATUS_FAILED 0x80
+
+/* Feature bits the transport passes on: device-specific 0..23, INDIRECT_DESC, EVENT_IDX,
+ * VERSION_1. No ACCESS_PLATFORM (no IOMMU), no packed rings yet. */
+#define TRANSPORT_FEATURES (((1ull << 24) - 1) | 1ull << 28 | 1ull << 29 | 1ull << 32)
+#define VIRTIO_F_VERSION_1 (1ull << 32)
+
+static void vp_fail(struct virtio_pci *vp, const char *why)
+{
+	if (!vp->vp_failed)
+		fprintf(stderr, "%s: %s card %s failed: %s\n", util_prog(),
+			vp->vp_type == VIRTIO_ID_BLOCK ? "block" : "virtio", vp->vp_card.vf_path, why);
+	vp->vp_failed = true;
+	vp->vp_status |= STATUS_NEEDS_RESET;
+}
+
+static uint64_t msix_addr(const struct virtio_pci *vp, unsigned v)
+{
+	return le64_get(vp->vp_msix_table + v * 16);
+}
+
+static void route_vector(struct virtio_pci *vp, struct vp_queue *q)
+{
+	if (q->vq_gsi < 0 || q->vq_msix == VIRTIO_MSI_NO_VECTOR || q->vq_msix > vp->vp_nqueues)
+		return;
+	const uint8_t *e = vp->vp_msix_table + q->vq_msix * 16;
+	vm_msi_set(vp->vp_vm, q->vq_gsi, msix_addr(vp, q->vq_msix), le32_get(e + 8));
+}
+
+static void notify_addr_update(struct virtio_pci *vp, uint64_t old, uint64_t now)
+{
+	for (unsigned i = 0; i < vp->vp_nqueues; i++) {
+		struct vp_queue *q = &vp->vp_q[i];
+		if (!q->vq_started)
+			continue;
+		if (old)
+			vm_ioeventfd(vp->vp_vm, old + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick, false);
+		if (now)
+			vm_ioeventfd(vp->vp_vm, now + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick, true);
+	}
+}
+
+static void stop_queues(struct virtio_pci *vp)
+{
+	uint64_t bar = vp->vp_bar;
+	for (unsigned i = 0; i < vp->vp_nqueues; i++) {
+		struct vp_queue *q = &vp->vp_q[i];
+		if (q->vq_started) {
+			vhost_front_stop_queue(&vp->vp_card, i);
+			if (bar)
+				vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick,
+					     false);
+			vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, false);
+		}
+		int gsi = q->vq_gsi, kick = q->vq_kick, call = q->vq_call;
+		memset(q, 0, sizeof(*q));
+		q->vq_gsi = gsi;
+		q->vq_kick = kick;
+		q->vq_call = call;
+		q->vq_msix = VIRTIO_MSI_NO_VECTOR;
+		q->vq_size = VP_QUEUE_SIZE;
+	}
+}
+
+static void reset(struct virtio_pci *vp)
+{
+	stop_queues(vp);
+	vp->vp_status = 0;
+	vp->vp_driver_features = 0;
+	vp->vp_dfselect = vp->vp_gfselect = 0;
+	vp->vp_msix_config = VIRTIO_MSI_NO_VECTOR;
+	vp->vp_qsel = 0;
+	vp->vp_failed = false;
+}
+
+/* DRIVER_OK: hand every enabled queue to the card. */
+static void start(struct virtio_pci *vp)
+{
+	struct guest_mem *m = &vp->vp_vm->vm_mem;
+	uint64_t bar = vp->vp_bar;
+	if (vhost_front_set_features(&vp->vp_card, vp->vp_driver_features) < 0)
+		return vp_fail(vp, "SET_FEATURES refused");
+	for (unsigned i = 0; i < vp->vp_nqueues; i++) {
+		struct vp_queue *q = &vp->vp_q[i];
+		if (!q->vq_enable)
+			continue;
+		uint64_t n = q->vq_size;
+		void *desc = gpa_ptr(m, q->vq_desc, 16 * n);
+		void *avail = gpa_ptr(m, q->vq_avail, 6 + 2 * n);
+		void *used = gpa_ptr(m, q->vq_used, 6 + 8 * n);
+		if (!desc || !avail || !used)
+			return vp_fail(vp, "a ring lies outside guest memory");
+		route_vector(vp, q);
+		if (vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, true) < 0 ||
+		    (bar && vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick,
+					 true) < 0))
+			return vp_fail(vp, "KVM irqfd/ioeventfd set-up failed");
+		q->vq_started = true;
+		if (vhost_front_start_queue(&vp->vp_card, i, q->vq_size, desc, avail, used,
+					    q->vq_kick, q->vq_call) < 0)
+			return vp_fail(vp, "the card refused a queue");
+	}
+}
+
+static uint64_t common_read(struct virtio_pci *vp, unsigned off)
+{
+	struct vp_queue *q = vp->vp_qsel < vp->vp_nqueues ? &vp->vp_q[vp->vp_qsel] : NULL;
+	uint64_t features = vp->vp_card.vf_features & TRANSPORT_FEATURES;
+	switch (off) {
+	case 0x00: return vp->vp_dfselect;
+	case 0x04: return vp->vp_dfselect < 2 ? (uint32_t)(features >> (32 * vp->vp_dfselect)) : 0;
+	case 0x08: return vp->vp_gfselect;
+	case 0x0c: return vp->vp_gfselect < 2 ? (uint32_t)(vp->vp_driver_features >> (32 * vp->vp_gfselect)) : 0;
+	case 0x10: return vp->vp_msix_config;
+	case 0x12: return vp->vp_nqueues;
+	case 0x14: return vp->vp_status;
+	case 0x15: return vp->vp_cfg_gen;
+	case 0x16: return vp->vp_qsel;
+	case 0x18: return q ? q->vq_size : 0;
+	case 0x1a: return q ? q->vq_msix : VIRTIO_MSI_NO_VECTOR;
+	case 0x1c: return q ? q->vq_enable : 0;
+	case 0x1e: return q ? vp->vp_qsel : 0; /* queue_notify_off */
+	case 0x20: return q ? q->vq_desc : 0;
+	case 0x28: return q ? q->vq_avail : 0;
+	case 0x30: return q ? q->vq_used : 0;
+	default: return 0;
+	}
+}
+
+static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsigned size)
+{
+	struct vp_queue *q = vp->vp_qsel < vp->vp_nqueues ? &vp->vp_q[vp->vp_qsel] : NULL;
+	bool live = vp->vp_status & STATUS_DRIVER_OK;
+	switch (off) {
+	case 0x00: vp->vp_dfselect = (uint32_t)v; break;
+	case 0x08: vp->vp_gfselect = (uint32_t)v; break;
+	case 0x0c:
+		if (vp->vp_gfselect < 2 && !(vp->vp_status & STATUS_FEATURES_OK)) {
+			uint64_t mask = 0xffffffffull << (32 * vp->vp_gfselect);
+			vp->vp_driver_features = (vp->vp_driver_features & ~mask) |
+						 (((uint64_t)(uint32_t)v << (32 * vp->vp_gfselect)) &
+						  vp->vp_card.vf_features & TRANSPORT_FEATURES);
+		}
+		break;
+	case 0x10: vp->vp_msix_config = (uint16_t)v; break;
+	case 0x14:
+		if ((uint8_t)v == 0) {
+			reset(vp);
+			break;
+		}
+		if ((v & STATUS_FEATURES_OK) && !(vp->vp_driver_features & VIRTIO_F_VERSION_1))
+			v &= ~(uint64_t)STATUS_FEATURES_OK; /* legacy drivers are not served */
+		if ((v & STATUS_DRIVER_OK) && !live) {
+			vp->vp_status = (uint8_t)v;
+			start(vp);
+			break;
+		}
+		vp->vp_status = (uint8_t)(v | (vp->vp_status & STATUS_NEEDS_RESET));
+		break;
+	case 0x16: vp->vp_qsel = (uint16_t)v; break;
+	case 0x18:
+		/* A power of two up to what the card can take (checked again by the card). */
+		if (q && !live && v && v <= 1024 && !(v & (v - 1)))
+			q->vq_size = (uint16_t)v;
+		break;
+	case 0x1a:
+		if (q) {
+			q->vq_msix = (uint16_t)v <= vp->vp_nqueues ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
+			if (q->vq_started)
+				route_vector(vp, q);
+		}
+		break;
+	case 0x1c: if (q && !live) q->vq_enable = (uint16_t)v; break;
+	case 0x20: case 0x24: case 0x28: case 0x2c: case 0x30: case 0x34:
+		if (q && !live) {
+			uint64_t *f = off < 0x28 ? &q->vq_desc : off < 0x30 ? &q->vq_avail : &q->vq_used;
+			unsigned shift = (off & 4) ? 32 : 0;
+			if (size == 8)
+				*f = v;
+			else
+				*f = (*f & ~(0xffffffffull << shift)) | ((uint64_t)(uint32_t)v << shift);
+		}
+		break;
+	default: break;
+	}
+}
+
+static void bar_access(struct pci_dev *d, uint64_t off, uint8_t *data, unsigned size, bool write)
+{
+	struct virtio_pci *vp = d->pd_opaque;
+	pthread_mutex_lock(&vp->vp_lock);
+	uint64_t v = 0;
+	if (write)
+		memcpy(&v, data, size);
+	if (off < OFF_COMMON + COMMON_LEN) {
+		if (write)
+			common_write(vp, (unsigned)off, v, size);
+		else
+			v = common_read(vp, (unsigned)off);
+	} else if (off == OFF_ISR) {
+		v = 0; /* MSI-X only: no INTx status to report */
+	} else if (off >= OFF_DEVICE && off < OFF_DEVICE + vp->vp_card.vf_config_len) {
+		unsigned o = (unsigned)(off - OFF_DEVICE);
+		unsigned n = size <= vp->vp_card.vf_config_len - o ? size : vp->vp_card.vf_config_len - o;
+		if (write)
+			vhost_front_set_config(&vp->vp_card, o, data, n);
+		else
+			memcpy(&v, vp->vp_card.vf_config + o, n);
+	} else if (off >= OFF_MSIX && off < OFF_MSIX + (vp->vp_nqueues + 1) * 16u) {
+		unsigned o = (unsigned)(off - OFF_MSIX);
+		if (write) {
+			memcpy(vp->vp_msix_table + o, data, size);
+			for (unsigned i = 0; i < vp->vp_nqueues; i++)
+				if (vp->vp_q[i].vq_started && vp->vp_q[i].vq_msix == o / 16)
+					route_vector(vp, &vp->vp_q[i]);
+		} else {
+			memcpy(&v, vp->vp_msix_table + o, size);
+		}
+	}
+	/* notify writes land here only before DRIVER_OK or after a failure: nothing to do */
+	if (!write)
+		memcpy(data, &v, size);
+	pthread_mutex_unlock(&vp->vp_lock);
+}
+
+static void bar_moved(struct pci_dev *d, uint64_t addr)
+{
+	struct virtio_pci *vp = d->pd_opaque;
+	pthread_mutex_lock(&vp->vp_lock);
+	notify_addr_update(vp, vp->vp_bar, addr);
+	vp->vp_bar = addr;
+	pthread_mutex_unlock(&vp->vp_lock);
+}
+
+static const struct pci_dev_ops vp_ops = {
+    .bar_access = bar_access,
+    .bar_moved = bar_moved,
+};
+
+static void add_vcap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t len, bool notify)
+{
+	uint8_t c[20] = {PCI_CAP_ID_VNDR, 0, notify ? 20 : 16, type, 0 /* BAR 0 */};
+	le32_put(c + 8, off);
+	le32_put(c + 12, len);
+	if (notify)
+		le32_put(c + 16, NOTIFY_MULT);
+	pci_cap_add(d, c, notify ? 20 : 16);
+}
+
+int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus, unsigned type,
+		      const char *socket, char *err, size_t errlen)
+{
+	memset(vp, 0, sizeof(*vp));
+	pthread_mutex_init(&vp->vp_lock, NULL);
+	vp->vp_vm = vm;
+	vp->vp_type = type;
+	unsigned cfg_len = type == VIRTIO_ID_BLOCK ? 60 : 12;
+	if (vhost_front_connect(&vp->vp_card, socket, &vm->vm_mem, cfg_len, err, errlen) < 0)
+		return -1;
+	if (!(vp->vp_card.vf_features & VIRTIO_F_VERSION_1))
+		RETURN_ERR(-1, "card %s: does not offer VIRTIO_F_VERSION_1", socket);
+	vp->vp_nqueues = vp->vp_card.vf_queues < VP_MAX_QUEUES ? vp->vp_card.vf_queues : VP_MAX_QUEUES;
+	for (unsigned i = 0; i < vp->vp_nqueues; i++) {
+		struct vp_queue *q = &vp->vp_q[i];
+		q->vq_size = VP_QUEUE_SIZE;
+		q->vq_msix = VIRTIO_MSI_NO_VECTOR;
+		q->vq_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		q->vq_call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		q->vq_gsi = vm_msi_alloc(vm);
+		if (q->vq_kick < 0 || q->vq_call < 0 || q->vq_gsi < 0)
+			RETURN_ERR(-1, "card %s: out of eventfds or interrupt routes", socket);
+	}
+	vp->vp_msix_config = VIRTIO_MSI_NO_VECTOR;
+	uint32_t class_code = type == VIRTIO_ID_BLOCK ? 0x010000 : 0x020000;
+	pci_dev_init(&vp->vp_pci, 0x1af4, (uint16_t)(0x1040 + type), class_code, 0x1af4,
+		     (uint16_t)(0x40 + type), BAR_SIZE, &vp_ops, vp);
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_COMMON, OFF_COMMON, COMMON_LEN, false);
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_ISR, OFF_ISR, 1, false);
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_DEVICE, OFF_DEVICE, cfg_len, false);
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_NOTIFY, OFF_NOTIFY, vp->vp_nqueues * NOTIFY_MULT, true);
+	uint8_t msix[12] = {PCI_CAP_ID_MSIX, 0};
+	le16_put(msix + 2, (uint16_t)vp->vp_nqueues); /* table size - 1: queues + config */
+	le32_put(msix + 4, OFF_MSIX);
+	le32_put(msix + 8, OFF_PBA);
+	vp->vp_msix_cap = pci_cap_add(&vp->vp_pci, msix, sizeof(msix));
+	vp->vp_pci.pd_wmask[vp->vp_msix_cap + 3] = (MSIX_ENABLE | MSIX_MASKALL) >> 8;
+	if (!vp->vp_msix_cap || pci_add(bus, &vp->vp_pci) < 0)
+		RETURN_ERR(-1, "card %s: no room on the PCI bus", socket);
+	return 0;
+}

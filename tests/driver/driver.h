@@ -1,0 +1,34 @@
+/* vu-blk-driver: the subcommands and the options they share.
+ *
+ * cmd_check() prints one "ok"/"FAIL"/"skip" line per conformance check and returns the
+ * exit status (0 when nothing failed). cmd_bench() prints one key=value line and returns
+ * the exit status. cmd_hostile() runs the malformed-chain cases of hostile.c, one line each.
+ * check_pattern() is the data the check writes: byte j of sector s is
+ * (s * 37 + j + 0x5a) mod 256; tests/driver/test_driver_qsd.py recomputes it.
+ */
+#ifndef NITRO_TESTS_DRIVER_DRIVER_H
+#define NITRO_TESTS_DRIVER_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct drv_opts {
+	const char *socket;
+	unsigned queues;
+	uint64_t mem; /* bytes */
+	/* check */
+	bool no_verify; /* statuses only: for back ends that drop data (null-co) */
+	/* bench */
+	bool randwrite;
+	uint32_t bs;
+	unsigned qd; /* per queue */
+	unsigned seconds;
+	bool poll; /* busy-poll the used rings instead of waiting for the call eventfd */
+};
+
+int cmd_check(const struct drv_opts *o);
+int cmd_bench(const struct drv_opts *o);
+int cmd_hostile(const struct drv_opts *o);
+void check_pattern(uint8_t *buf, uint64_t sector, uint32_t nsectors);
+
+#endif

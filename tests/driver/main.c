@@ -1,0 +1,108 @@
+/* vu-blk-driver: a vhost-user-blk frontend that plays the guest, for conformance checks and
+ * benchmarks against any vhost-user-blk back end. */
+#include "driver.h"
+
+#include "lib/util.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: vu-blk-driver --socket PATH [--queues N] [--mem MiB] check [--no-verify]\n"
+    "       vu-blk-driver --socket PATH [--queues N] [--mem MiB] bench\n"
+    "                     [--rw randread|randwrite] [--bs BYTES] [--qd N] [--seconds S] "
+    "[--poll]\n"
+    "       vu-blk-driver --socket PATH [--mem MiB] hostile\n"
+    "  check  conformance pass: one ok/FAIL/skip line per check, exit 0 when none failed\n"
+    "         (--no-verify: check statuses only, for back ends that drop data)\n"
+    "  bench  prints: rw= bs= qd= queues= seconds= ios= iops= p50_us= p99_us= errors=\n"
+    "         (--qd is per queue; --poll busy-polls the used rings)\n"
+    "  hostile  malformed descriptor chains, each on a fresh connection; passes when the\n"
+    "           back end still serves a new connection afterwards\n";
+
+int main(int argc, char **argv)
+{
+	util_set_prog("vu-blk-driver");
+	signal(SIGPIPE, SIG_IGN);
+	struct drv_opts o = {.queues = 1, .mem = 64ull << 20, .bs = 4096, .qd = 1, .seconds = 5};
+	static const struct option longopts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"queues", required_argument, NULL, 'q'},
+	    {"mem", required_argument, NULL, 'm'},
+	    {"rw", required_argument, NULL, 'r'},
+	    {"bs", required_argument, NULL, 'b'},
+	    {"qd", required_argument, NULL, 'd'},
+	    {"seconds", required_argument, NULL, 't'},
+	    {"poll", no_argument, NULL, 'p'},
+	    {"no-verify", no_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			o.socket = optarg;
+			break;
+		case 'q':
+			if (!parse_u64(optarg, 1, 64, &v))
+				die_usage("--queues: expected 1..64, got '%s'", optarg);
+			o.queues = (unsigned)v;
+			break;
+		case 'm':
+			if (!parse_u64(optarg, 1, 65536, &v))
+				die_usage("--mem: expected MiB in 1..65536, got '%s'", optarg);
+			o.mem = v << 20;
+			break;
+		case 'r':
+			if (strcmp(optarg, "randread") && strcmp(optarg, "randwrite"))
+				die_usage("--rw: expected randread or randwrite, got '%s'", optarg);
+			o.randwrite = !strcmp(optarg, "randwrite");
+			break;
+		case 'b':
+			if (!parse_u64(optarg, 512, 1 << 20, &v) || v % 512)
+				die_usage("--bs: expected a multiple of 512 up to 1 MiB, got '%s'",
+					  optarg);
+			o.bs = (uint32_t)v;
+			break;
+		case 'd':
+			if (!parse_u64(optarg, 1, 1024, &v))
+				die_usage("--qd: expected 1..1024, got '%s'", optarg);
+			o.qd = (unsigned)v;
+			break;
+		case 't':
+			if (!parse_u64(optarg, 1, 3600, &v))
+				die_usage("--seconds: expected 1..3600, got '%s'", optarg);
+			o.seconds = (unsigned)v;
+			break;
+		case 'p':
+			o.poll = true;
+			break;
+		case 'n':
+			o.no_verify = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(usage, stderr);
+		die_usage("expected one subcommand: check, bench or hostile");
+	}
+	if (!o.socket)
+		die_usage("--socket PATH is required");
+	const char *cmd = argv[optind];
+	if (!strcmp(cmd, "check"))
+		return cmd_check(&o);
+	if (!strcmp(cmd, "bench"))
+		return cmd_bench(&o);
+	if (!strcmp(cmd, "hostile"))
+		return cmd_hostile(&o);
+	die_usage("unknown subcommand '%s' (check, bench or hostile)", cmd);
+}

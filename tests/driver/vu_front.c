@@ -1,0 +1,419 @@
+#include "vu_front.h"
+
+#include "lib/util.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+enum {
+	VHOST_USER_GET_FEATURES = 1,
+	VHOST_USER_SET_FEATURES = 2,
+	VHOST_USER_SET_OWNER = 3,
+	VHOST_USER_SET_MEM_TABLE = 5,
+	VHOST_USER_SET_VRING_NUM = 8,
+	VHOST_USER_SET_VRING_ADDR = 9,
+	VHOST_USER_SET_VRING_BASE = 10,
+	VHOST_USER_SET_VRING_KICK = 12,
+	VHOST_USER_SET_VRING_CALL = 13,
+	VHOST_USER_GET_PROTOCOL_FEATURES = 15,
+	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
+	VHOST_USER_GET_QUEUE_NUM = 17,
+	VHOST_USER_SET_VRING_ENABLE = 18,
+	VHOST_USER_GET_CONFIG = 24,
+};
+
+#define VU_VERSION 0x1u
+#define VU_FLAG_REPLY 0x4u
+#define VU_FLAG_NEED_REPLY 0x8u
+#define VU_HDR_SIZE 12
+#define VU_PAYLOAD_MAX 512
+#define VU_CONFIG_HDR 12 /* offset, size, flags */
+
+static const char *req_name(uint32_t req)
+{
+	switch (req) {
+	case VHOST_USER_GET_FEATURES:
+		return "GET_FEATURES";
+	case VHOST_USER_SET_FEATURES:
+		return "SET_FEATURES";
+	case VHOST_USER_SET_OWNER:
+		return "SET_OWNER";
+	case VHOST_USER_SET_MEM_TABLE:
+		return "SET_MEM_TABLE";
+	case VHOST_USER_SET_VRING_NUM:
+		return "SET_VRING_NUM";
+	case VHOST_USER_SET_VRING_ADDR:
+		return "SET_VRING_ADDR";
+	case VHOST_USER_SET_VRING_BASE:
+		return "SET_VRING_BASE";
+	case VHOST_USER_SET_VRING_KICK:
+		return "SET_VRING_KICK";
+	case VHOST_USER_SET_VRING_CALL:
+		return "SET_VRING_CALL";
+	case VHOST_USER_GET_PROTOCOL_FEATURES:
+		return "GET_PROTOCOL_FEATURES";
+	case VHOST_USER_SET_PROTOCOL_FEATURES:
+		return "SET_PROTOCOL_FEATURES";
+	case VHOST_USER_GET_QUEUE_NUM:
+		return "GET_QUEUE_NUM";
+	case VHOST_USER_SET_VRING_ENABLE:
+		return "SET_VRING_ENABLE";
+	case VHOST_USER_GET_CONFIG:
+		return "GET_CONFIG";
+	}
+	return "?";
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static const char *io_reason(int e)
+{
+	return e == EAGAIN || e == EWOULDBLOCK ? "timed out" : strerror(e);
+}
+
+/* Sends one message; fd >= 0 travels with it by SCM_RIGHTS. */
+static int send_msg(struct vu_front *f, uint32_t req, uint32_t flags, const void *payload,
+		    uint32_t size, int fd, char *err, size_t errlen)
+{
+	uint8_t buf[VU_HDR_SIZE + VU_PAYLOAD_MAX];
+	put32(buf, req);
+	put32(buf + 4, VU_VERSION | flags);
+	put32(buf + 8, size);
+	if (size)
+		memcpy(buf + VU_HDR_SIZE, payload, size);
+
+	struct iovec iov = {.iov_base = buf, .iov_len = VU_HDR_SIZE + size};
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (fd >= 0) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.b;
+		mh.msg_controllen = sizeof(ctl.b);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	ssize_t n;
+	do
+		n = sendmsg(f->vf_sock, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		RETURN_ERR(-1, "%s: send: %s", req_name(req), io_reason(errno));
+	if ((size_t)n != iov.iov_len)
+		RETURN_ERR(-1, "%s: short send (%zd of %zu bytes)", req_name(req), n, iov.iov_len);
+	return 0;
+}
+
+static int recv_all(struct vu_front *f, uint32_t req, void *buf, size_t len, char *err,
+		    size_t errlen)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = recv(f->vf_sock, (uint8_t *)buf + got, len - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			RETURN_ERR(-1, "%s: reply: %s", req_name(req), io_reason(errno));
+		if (n == 0)
+			RETURN_ERR(-1, "%s: back end closed the connection", req_name(req));
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads the reply to req; its payload must be between min and max bytes. */
+static int recv_reply(struct vu_front *f, uint32_t req, void *payload, uint32_t min, uint32_t max,
+		      uint32_t *size, char *err, size_t errlen)
+{
+	uint8_t hdr[VU_HDR_SIZE];
+	if (recv_all(f, req, hdr, sizeof(hdr), err, errlen))
+		return -1;
+	uint32_t rreq = get32(hdr), flags = get32(hdr + 4), sz = get32(hdr + 8);
+	if (rreq != req)
+		RETURN_ERR(-1, "%s: reply is for request %u", req_name(req), rreq);
+	if ((flags & 0x3) != VU_VERSION || !(flags & VU_FLAG_REPLY))
+		RETURN_ERR(-1, "%s: reply has bad flags 0x%x", req_name(req), flags);
+	if (sz < min || sz > max)
+		RETURN_ERR(-1, "%s: reply payload is %u bytes, expected %u..%u", req_name(req), sz,
+			   min, max);
+	if (sz && recv_all(f, req, payload, sz, err, errlen))
+		return -1;
+	if (size)
+		*size = sz;
+	return 0;
+}
+
+static int get_u64(struct vu_front *f, uint32_t req, uint64_t *v, char *err, size_t errlen)
+{
+	uint8_t p[8];
+	if (send_msg(f, req, 0, NULL, 0, -1, err, errlen) ||
+	    recv_reply(f, req, p, 8, 8, NULL, err, errlen))
+		return -1;
+	*v = get64(p);
+	return 0;
+}
+
+/* A request with no reply of its own: asks for an ack when REPLY_ACK is negotiated. */
+static int set_msg(struct vu_front *f, uint32_t req, const void *payload, uint32_t size, int fd,
+		   char *err, size_t errlen)
+{
+	bool ack = f->vf_proto & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+	if (send_msg(f, req, ack ? VU_FLAG_NEED_REPLY : 0, payload, size, fd, err, errlen))
+		return -1;
+	if (!ack)
+		return 0;
+	uint8_t p[8];
+	if (recv_reply(f, req, p, 8, 8, NULL, err, errlen))
+		return -1;
+	if (get64(p) != 0)
+		RETURN_ERR(-1, "%s: back end refused (ack 0x%llx)", req_name(req),
+			   (unsigned long long)get64(p));
+	return 0;
+}
+
+static int set_u64(struct vu_front *f, uint32_t req, uint64_t v, int fd, char *err, size_t errlen)
+{
+	uint8_t p[8];
+	put64(p, v);
+	return set_msg(f, req, p, 8, fd, err, errlen);
+}
+
+static int set_state(struct vu_front *f, uint32_t req, uint32_t idx, uint32_t num, char *err,
+		     size_t errlen)
+{
+	uint8_t p[8];
+	put32(p, idx);
+	put32(p + 4, num);
+	return set_msg(f, req, p, 8, -1, err, errlen);
+}
+
+int vu_open(struct vu_front *f, const char *path, uint64_t mem_size, char *err, size_t errlen)
+{
+	memset(f, 0, sizeof(*f));
+	f->vf_sock = -1;
+	f->vf_memfd = -1;
+	f->vf_max_queues = 1;
+	if (mem_size == 0 || mem_size % 4096)
+		RETURN_ERR(-1, "memory size %llu is not a positive multiple of 4 KiB",
+			   (unsigned long long)mem_size);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		RETURN_ERR(-1, "socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+
+	f->vf_memfd = memfd_create("vu-guest-mem", MFD_CLOEXEC);
+	if (f->vf_memfd < 0)
+		RETURN_ERR(-1, "memfd_create: %s", strerror(errno));
+	if (ftruncate(f->vf_memfd, (off_t)mem_size) < 0) {
+		snprintf(err, errlen, "memfd size %llu: %s", (unsigned long long)mem_size,
+			 strerror(errno));
+		goto fail;
+	}
+	void *m = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, f->vf_memfd, 0);
+	if (m == MAP_FAILED) {
+		snprintf(err, errlen, "mmap guest memory: %s", strerror(errno));
+		goto fail;
+	}
+	f->vf_mem = m;
+	f->vf_mem_size = mem_size;
+
+	f->vf_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (f->vf_sock < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	struct timeval tv = {.tv_sec = VU_IO_TIMEOUT_MS / 1000,
+			     .tv_usec = (VU_IO_TIMEOUT_MS % 1000) * 1000};
+	if (setsockopt(f->vf_sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(f->vf_sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		snprintf(err, errlen, "socket timeouts: %s", strerror(errno));
+		goto fail;
+	}
+	if (connect(f->vf_sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		snprintf(err, errlen, "connect %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	vu_close(f);
+	return -1;
+}
+
+static int set_mem_table(struct vu_front *f, char *err, size_t errlen)
+{
+	uint8_t p[8 + 32];
+	memset(p, 0, sizeof(p));
+	put32(p, 1);				       /* nregions; 4 bytes padding follow */
+	put64(p + 8, 0);			       /* guest_phys_addr */
+	put64(p + 16, f->vf_mem_size);		       /* memory_size */
+	put64(p + 24, (uint64_t)(uintptr_t)f->vf_mem); /* userspace_addr */
+	put64(p + 32, 0);			       /* mmap_offset */
+	return set_msg(f, VHOST_USER_SET_MEM_TABLE, p, sizeof(p), f->vf_memfd, err, errlen);
+}
+
+static int get_config(struct vu_front *f, uint32_t len, char *err, size_t errlen)
+{
+	uint8_t p[VU_CONFIG_HDR + VU_CONFIG_MAX];
+	if (len > VU_CONFIG_MAX)
+		RETURN_ERR(-1, "GET_CONFIG: %u bytes asked, at most %u", len, VU_CONFIG_MAX);
+	memset(p, 0, sizeof(p));
+	put32(p, 0);	   /* offset */
+	put32(p + 4, len); /* size */
+	put32(p + 8, 0);   /* flags */
+	uint32_t got;
+	if (send_msg(f, VHOST_USER_GET_CONFIG, 0, p, VU_CONFIG_HDR + len, -1, err, errlen) ||
+	    recv_reply(f, VHOST_USER_GET_CONFIG, p, 0, sizeof(p), &got, err, errlen))
+		return -1;
+	/* A back end that fails GET_CONFIG answers with an empty payload. */
+	if (got != VU_CONFIG_HDR + len)
+		RETURN_ERR(-1, "GET_CONFIG: back end failed (reply of %u bytes for %u asked)", got,
+			   len);
+	if (get32(p) != 0 || get32(p + 4) != len)
+		RETURN_ERR(-1, "GET_CONFIG: reply is for offset %u size %u", get32(p),
+			   get32(p + 4));
+	memcpy(f->vf_config, p + VU_CONFIG_HDR, len);
+	f->vf_config_len = len;
+	return 0;
+}
+
+int vu_init(struct vu_front *f, uint64_t want, uint32_t config_len, char *err, size_t errlen)
+{
+	if (set_msg(f, VHOST_USER_SET_OWNER, NULL, 0, -1, err, errlen) ||
+	    get_u64(f, VHOST_USER_GET_FEATURES, &f->vf_features, err, errlen))
+		return -1;
+	if (!(f->vf_features & (1ull << VIRTIO_F_VERSION_1)))
+		RETURN_ERR(-1,
+			   "GET_FEATURES: back end does not offer VIRTIO_F_VERSION_1 "
+			   "(features 0x%llx)",
+			   (unsigned long long)f->vf_features);
+	uint64_t proto_bit = 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
+	if (f->vf_features & proto_bit) {
+		uint64_t offered;
+		if (get_u64(f, VHOST_USER_GET_PROTOCOL_FEATURES, &offered, err, errlen))
+			return -1;
+		uint64_t proto = offered & (1ull << VHOST_USER_PROTOCOL_F_MQ |
+					    1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |
+					    1ull << VHOST_USER_PROTOCOL_F_CONFIG);
+		/* REPLY_ACK is only in force once this message has been processed. */
+		if (set_u64(f, VHOST_USER_SET_PROTOCOL_FEATURES, proto, -1, err, errlen))
+			return -1;
+		f->vf_proto = proto;
+	}
+	if (f->vf_proto & (1ull << VHOST_USER_PROTOCOL_F_MQ)) {
+		uint64_t n;
+		if (get_u64(f, VHOST_USER_GET_QUEUE_NUM, &n, err, errlen))
+			return -1;
+		if (n == 0 || n > 1024)
+			RETURN_ERR(-1, "GET_QUEUE_NUM: implausible queue count %llu",
+				   (unsigned long long)n);
+		f->vf_max_queues = (unsigned)n;
+	}
+	if (config_len && (f->vf_proto & (1ull << VHOST_USER_PROTOCOL_F_CONFIG)) &&
+	    get_config(f, config_len, err, errlen))
+		return -1;
+	f->vf_acked = f->vf_features & (want | 1ull << VIRTIO_F_VERSION_1 | proto_bit);
+	if (set_u64(f, VHOST_USER_SET_FEATURES, f->vf_acked, -1, err, errlen))
+		return -1;
+	return set_mem_table(f, err, errlen);
+}
+
+int vu_vring_start(struct vu_front *f, unsigned idx, unsigned num, uint64_t desc, uint64_t avail,
+		   uint64_t used, struct vu_vring *vr, char *err, size_t errlen)
+{
+	vr->vr_kick = vr->vr_call = -1;
+	if (idx >= f->vf_max_queues)
+		RETURN_ERR(-1, "queue %u: back end has only %u queue(s)", idx, f->vf_max_queues);
+	if (set_state(f, VHOST_USER_SET_VRING_NUM, idx, num, err, errlen))
+		return -1;
+	uint8_t p[40];
+	put32(p, idx);
+	put32(p + 4, 0); /* flags: no dirty logging */
+	put64(p + 8, (uint64_t)(uintptr_t)vu_ptr(f, desc));
+	put64(p + 16, (uint64_t)(uintptr_t)vu_ptr(f, used));
+	put64(p + 24, (uint64_t)(uintptr_t)vu_ptr(f, avail));
+	put64(p + 32, 0); /* log_guest_addr */
+	if (set_msg(f, VHOST_USER_SET_VRING_ADDR, p, sizeof(p), -1, err, errlen) ||
+	    set_state(f, VHOST_USER_SET_VRING_BASE, idx, 0, err, errlen))
+		return -1;
+	vr->vr_call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vr->vr_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vr->vr_call < 0 || vr->vr_kick < 0) {
+		snprintf(err, errlen, "queue %u: eventfd: %s", idx, strerror(errno));
+		goto fail;
+	}
+	/* The fd messages carry the queue index in bits 0-7; bit 8 clear means an fd is sent. */
+	if (set_u64(f, VHOST_USER_SET_VRING_CALL, idx, vr->vr_call, err, errlen) ||
+	    set_u64(f, VHOST_USER_SET_VRING_KICK, idx, vr->vr_kick, err, errlen))
+		goto fail;
+	/* Rings start disabled only when PROTOCOL_FEATURES is negotiated. */
+	if ((f->vf_acked & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)) &&
+	    set_state(f, VHOST_USER_SET_VRING_ENABLE, idx, 1, err, errlen))
+		goto fail;
+	return 0;
+fail:
+	if (vr->vr_call >= 0)
+		close(vr->vr_call);
+	if (vr->vr_kick >= 0)
+		close(vr->vr_kick);
+	vr->vr_kick = vr->vr_call = -1;
+	return -1;
+}
+
+uint64_t vu_alloc(struct vu_front *f, uint64_t size, uint64_t align)
+{
+	uint64_t at = (f->vf_mem_next + align - 1) & ~(align - 1);
+	if (at < f->vf_mem_next || at > f->vf_mem_size || size > f->vf_mem_size - at)
+		return UINT64_MAX;
+	f->vf_mem_next = at + size;
+	return at;
+}
+
+void *vu_ptr(const struct vu_front *f, uint64_t gpa)
+{
+	return f->vf_mem + gpa;
+}
+
+void vu_close(struct vu_front *f)
+{
+	if (f->vf_sock >= 0)
+		close(f->vf_sock);
+	if (f->vf_mem)
+		munmap(f->vf_mem, f->vf_mem_size);
+	if (f->vf_memfd >= 0)
+		close(f->vf_memfd);
+	f->vf_sock = f->vf_memfd = -1;
+	f->vf_mem = NULL;
+}

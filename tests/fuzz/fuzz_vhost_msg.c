@@ -1,0 +1,124 @@
+/* libFuzzer target for the vhost-user message parser and dispatcher
+ * (src/cards/lib/vhost_user.c, vu_queue.c) without sockets or fds: a sequence of messages
+ * goes through vu_parse() and vu_dispatch() to a dummy device whose guest memory is a
+ * buffer the input fills, and after each message every started queue is served (chains
+ * walked and echoed back). Replies must be well-formed; nothing may crash or leak.
+ *
+ * Input: u16 memory length, that many bytes of guest memory (gpa 0, frontend address
+ * 0x40000000), then messages, each a u16 length and that many bytes (header included).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cards/lib/vhost_user.h"
+#include "fuzz.h"
+#include "lib/util.h"
+
+#define MEMSZ 65536
+#define UVA 0x40000000ull
+
+static uint8_t mem[MEMSZ];
+static uint8_t config[32];
+
+static int cfg_read(struct vu_dev *d, uint32_t off, void *buf, uint32_t len)
+{
+	(void)d;
+	CHECK(off <= sizeof(config) && len <= sizeof(config) - off);
+	memcpy(buf, config + off, len);
+	return 0;
+}
+
+static int cfg_write(struct vu_dev *d, uint32_t off, const void *buf, uint32_t len, uint32_t flags)
+{
+	(void)flags;
+	(void)d;
+	CHECK(off <= sizeof(config) && len <= sizeof(config) - off);
+	memcpy(config + off, buf, len);
+	return off == 0 ? -1 : 0;
+}
+
+static void serve(struct vu_dev *d, unsigned q)
+{
+	struct vr_seg segs[32];
+	struct vr_chain ch = {.ch_segs = segs, .ch_max = ARRAY_SIZE(segs)};
+	for (unsigned i = 0; i < 64 && vu_queue_pop(d, q, &ch) == 1; i++) {
+		uint32_t w = 0;
+		for (unsigned k = 0; k < ch.ch_nsegs; k++) {
+			const uint8_t *p = segs[k].sg_ptr;
+			CHECK(p >= mem && p <= mem + MEMSZ &&
+			      segs[k].sg_len <= (size_t)(mem + MEMSZ - p));
+			if (segs[k].sg_write) {
+				memset(segs[k].sg_ptr, 0x5a, segs[k].sg_len);
+				w += segs[k].sg_len;
+			}
+		}
+		vu_queue_push(d, q, ch.ch_head, w);
+	}
+	vu_queue_notify(d, q);
+}
+
+static const struct vu_ops ops = {
+    .vo_features = 1ull << 9,
+    .vo_num_queues = 4,
+    .vo_max_queue_size = 1024,
+    .vo_config_size = sizeof(config),
+    .vo_config_read = cfg_read,
+    .vo_config_write = cfg_write,
+    .vo_queue_kick = serve,
+};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[256];
+	struct vu_dev d;
+	static struct vu_msg m, reply;
+
+	if (size < 2)
+		return 0;
+	size_t memlen = (size_t)(data[0] | data[1] << 8);
+	data += 2, size -= 2;
+	if (memlen > size)
+		memlen = size;
+	if (memlen > MEMSZ)
+		memlen = MEMSZ;
+	memset(mem, 0, sizeof(mem));
+	memcpy(mem, data, memlen);
+	data += memlen, size -= memlen;
+
+	if (vu_dev_init(&d, &ops, NULL, NULL, err, sizeof(err)))
+		abort();
+	/* Guest memory as if SET_MEM_TABLE had brought it (a fuzzer sends no fds). */
+	if (gm_add_borrowed(&d.vd_mem, 0, UVA, mem, MEMSZ, err, sizeof(err)))
+		abort();
+	while (size >= 2) {
+		size_t n = (size_t)(data[0] | data[1] << 8);
+		data += 2, size -= 2;
+		if (n > size)
+			n = size;
+		int r = vu_parse(data, n, &m, err, sizeof(err));
+		data += n, size -= n;
+		if (r && r != -ENOSYS)
+			continue; /* the connection would be closed; try the next one anyway */
+		bool has_reply;
+		r = vu_dispatch(&d, &m, &reply, &has_reply, err, sizeof(err));
+		if (r) {
+			CHECK(!has_reply);
+			continue;
+		}
+		if (has_reply) {
+			CHECK(reply.vm_flags == (VU_FLAG_VERSION | VU_FLAG_REPLY));
+			CHECK(reply.vm_request == m.vm_request);
+			CHECK(reply.vm_size <= VU_PAYLOAD_MAX);
+		}
+		for (unsigned q = 0; q < d.vd_nqueues; q++) {
+			struct vu_queue *vq = &d.vd_queues[q];
+			CHECK(vq->vq_kick == -1 && vq->vq_call == -1 && vq->vq_err == -1);
+			if (vq->vq_started && vq->vq_enabled && !vq->vq_failed)
+				serve(&d, q);
+		}
+	}
+	vu_dev_fini(&d);
+	return 0;
+}
