@@ -7,6 +7,7 @@
 #define NITRO_CLI_H
 
 #include <stdbool.h>
+#include <limits.h>
 #include <stddef.h>
 
 int cmd_run(int argc, char **argv);
@@ -32,8 +33,28 @@ bool kvm_usable(char *why, size_t len);
  * nested guests with several vCPUs run fine on one. */
 #define EMUHOST_CPUS 1
 
+#define EMUHOST_MAX_RW 8
+
 /* Runs argv inside the emulated host with stdio passed through; returns its status.
- * mem_mib/cpus size the emulated server. */
-int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus);
+ * mem_mib/cpus size the emulated server; rw_extra names folders (besides the cache and
+ * the working folder) that must be writable in there. */
+int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const *rw_extra,
+		 unsigned nrw_extra);
+
+/* nitro run --volume PATH[,iops=N][,throughput=MiB][,readonly] */
+#define RUN_MAX_VOLUMES 8
+struct run_volume {
+	char rv_spec[PATH_MAX];
+	const char *rv_path; /* inside rv_spec */
+	char rv_iops[24], rv_tput[24];
+	bool rv_readonly;
+	char rv_socket[PATH_MAX];
+	int rv_pid;
+};
+/* 0, or 2 (bad syntax) / 1 (unusable file) with err set. */
+int volume_parse(const char *spec, struct run_volume *v, char *err, size_t errlen);
+/* Starts one card per volume, each on a socket in a new folder (dir); dies on failure. */
+int cards_start(struct run_volume *v, unsigned n, char *dir, size_t dirlen);
+void cards_stop(struct run_volume *v, unsigned n, const char *dir);
 
 #endif

@@ -53,7 +53,7 @@ static bool env_name_ok(const char *e)
 	return true;
 }
 
-static int write_run_files(const char *run, char **argv, const char *cwd)
+static int write_run_files(const char *run, char **argv, const char *cwd, char **rw, unsigned nrw)
 {
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/cmd.sh", run);
@@ -82,10 +82,8 @@ static int write_run_files(const char *run, char **argv, const char *cwd)
 	f = fopen(path, "w");
 	if (!f)
 		return -1;
-	/* Writable: the cache (images, kernels) and the working folder unless it is /. */
-	fprintf(f, "rw0 %s\n", cache_dir());
-	if (strcmp(cwd, "/") != 0)
-		fprintf(f, "rw1 %s\n", cwd);
+	for (unsigned i = 0; i < nrw; i++)
+		fprintf(f, "rw%u %s\n", i, rw[i]);
 	return fclose(f);
 }
 
@@ -102,7 +100,35 @@ static const char *qemu_escape(const char *s, char *out, size_t len)
 	return out;
 }
 
-int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus)
+/* Writable folders: the cache, the working folder (unless /), and the caller's. Nested
+ * ones are left to their parent. */
+static unsigned writable_dirs(const char *cwd, const char *const *extra, unsigned nextra,
+			      char **out)
+{
+	const char *cand[EMUHOST_MAX_RW];
+	unsigned n = 0, k = 0;
+	cand[n++] = cache_dir();
+	if (strcmp(cwd, "/") != 0)
+		cand[n++] = cwd;
+	for (unsigned i = 0; i < nextra && n < EMUHOST_MAX_RW; i++)
+		if (strcmp(extra[i], "/") != 0)
+			cand[n++] = extra[i];
+	for (unsigned i = 0; i < n; i++) {
+		bool covered = false;
+		for (unsigned j = 0; j < n && !covered; j++) {
+			size_t l = strlen(cand[j]);
+			if (j != i && !strncmp(cand[i], cand[j], l) &&
+			    (cand[i][l] == '/' || (cand[i][l] == 0 && j < i)))
+				covered = true;
+		}
+		if (!covered)
+			out[k++] = (char *)cand[i];
+	}
+	return k;
+}
+
+int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const *rw_extra,
+		 unsigned nrw_extra)
 {
 	char kernel[PATH_MAX], initrd[PATH_MAX], run[PATH_MAX + 16], cwd[PATH_MAX];
 	if (images_ensure())
@@ -117,34 +143,45 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus)
 	if (!mkdtemp(run))
 		die("emulated host: cannot create a run folder under %s: %s", cache_dir(),
 		    strerror(errno));
-	if (write_run_files(run, argv, cwd) < 0)
+	char *rw[EMUHOST_MAX_RW];
+	unsigned nrw = writable_dirs(cwd, rw_extra, nrw_extra, rw);
+	if (write_run_files(run, argv, cwd, rw, nrw) < 0)
 		die("emulated host: cannot write to %s: %s", run, strerror(errno));
 
-	char mem[32], smp[32], fs0[128], fs1[2 * PATH_MAX + 64], fs2[2 * PATH_MAX + 64],
-	    fs3[2 * PATH_MAX + 64], log[2 * PATH_MAX + 32], e[2 * PATH_MAX];
+	static char opt[EMUHOST_MAX_RW + 2][2][2 * PATH_MAX + 96];
+	char mem[32], smp[32], log[2 * PATH_MAX + 32], e[2 * PATH_MAX];
 	snprintf(mem, sizeof(mem), "%u", mem_mib);
 	snprintf(smp, sizeof(smp), "%u", cpus);
-	snprintf(fs0, sizeof(fs0), "local,id=hostroot,path=/,security_model=none,readonly=on,"
-				   "multidevs=remap");
-	snprintf(fs1, sizeof(fs1), "local,id=nitrorun,path=%s,security_model=none",
-		 qemu_escape(run, e, sizeof(e)));
-	snprintf(fs2, sizeof(fs2), "local,id=rw0,path=%s,security_model=none",
-		 qemu_escape(cache_dir(), e, sizeof(e)));
-	snprintf(fs3, sizeof(fs3), "local,id=rw1,path=%s,security_model=none",
-		 qemu_escape(cwd, e, sizeof(e)));
 	snprintf(log, sizeof(log), "file:%s/console.log", qemu_escape(run, e, sizeof(e)));
-	char *qemu[] = {
-	    "qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none",
-	    "-M", "pc", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", smp, "-m", mem,
-	    "-kernel", kernel, "-initrd", initrd,
-	    "-append", getenv("NITRO_EMUHOST_VERBOSE") ? "console=ttyS2 panic=-1 8250.nr_uarts=3" : "console=ttyS2 quiet panic=-1 8250.nr_uarts=3",
-	    "-fsdev", fs0, "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
-	    "-fsdev", fs1, "-device", "virtio-9p-pci,fsdev=nitrorun,mount_tag=nitrorun",
-	    "-fsdev", fs2, "-device", "virtio-9p-pci,fsdev=rw0,mount_tag=rw0",
-	    "-fsdev", fs3, "-device", "virtio-9p-pci,fsdev=rw1,mount_tag=rw1",
-	    "-chardev", "stdio,id=out,signal=off", "-serial", "chardev:out",
-	    "-chardev", "file,id=err,path=/proc/self/fd/2,append=on", "-serial", "chardev:err",
-	    "-serial", log, "-no-reboot", NULL};
+	const char *append = getenv("NITRO_EMUHOST_VERBOSE") ? "console=ttyS2 panic=-1 8250.nr_uarts=3"
+							     : "console=ttyS2 quiet panic=-1 8250.nr_uarts=3";
+	char *qemu[64 + 4 * (EMUHOST_MAX_RW + 2)];
+	unsigned q = 0;
+	const char *fixed[] = {"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display",
+			       "none", "-M", "pc", "-accel", "tcg,thread=multi", "-cpu", "max",
+			       "-smp", smp, "-m", mem, "-kernel", kernel, "-initrd", initrd,
+			       "-append", append};
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
+		qemu[q++] = (char *)fixed[i];
+	/* 9p shares: the host root read-only, the run folder, the writable folders. */
+	for (unsigned i = 0; i < nrw + 2; i++) {
+		char tag[16];
+		const char *path = i == 0 ? "/" : i == 1 ? run : rw[i - 2];
+		snprintf(tag, sizeof(tag), i == 0 ? "hostroot" : i == 1 ? "nitrorun" : "rw%u", i - 2);
+		snprintf(opt[i][0], sizeof(opt[i][0]), "local,id=%s,path=%s,security_model=none%s",
+			 tag, qemu_escape(path, e, sizeof(e)), i == 0 ? ",readonly=on,multidevs=remap" : "");
+		snprintf(opt[i][1], sizeof(opt[i][1]), "virtio-9p-pci,fsdev=%s,mount_tag=%s", tag, tag);
+		qemu[q++] = "-fsdev";
+		qemu[q++] = opt[i][0];
+		qemu[q++] = "-device";
+		qemu[q++] = opt[i][1];
+	}
+	const char *tail[] = {"-chardev", "stdio,id=out,signal=off", "-serial", "chardev:out",
+			      "-chardev", "file,id=err,path=/proc/self/fd/2,append=on", "-serial",
+			      "chardev:err", "-serial", log, "-no-reboot"};
+	for (size_t i = 0; i < ARRAY_SIZE(tail); i++)
+		qemu[q++] = (char *)tail[i];
+	qemu[q] = NULL;
 
 	struct sigaction sa = {.sa_handler = forward};
 	sigaction(SIGINT, &sa, NULL);
@@ -208,5 +245,5 @@ int cmd_emuhost(int argc, char **argv)
 	if (i >= argc)
 		die_usage("emuhost: no command (usage: nitro emuhost [--memory MiB] [--cpus N] "
 			  "-- CMD [ARG...])");
-	return emuhost_exec(argv + i, (unsigned)mem, (unsigned)cpus);
+	return emuhost_exec(argv + i, (unsigned)mem, (unsigned)cpus, NULL, 0);
 }

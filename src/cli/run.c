@@ -1,11 +1,15 @@
-/* nitro run: fills in the default image, checks every argument, then runs nitro-hv
- * here (hardware KVM) or inside the emulated host. nitro images: builds the images. */
+/* nitro run: fills in the default image, checks every argument, starts a card per
+ * --volume, then runs nitro-hv here (hardware KVM) or the whole thing inside the
+ * emulated host. nitro images: builds the images. */
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -20,22 +24,92 @@ int cmd_images(int argc, char **argv)
 	return images_ensure();
 }
 
+/* Options of nitro-hv that take a value: their values are never --volume. */
+static bool takes_value(const char *a)
+{
+	static const char *const opts[] = {"--kernel",      "--initrd",    "--cmdline",
+					   "--cpus",        "--memory",    "--console-log",
+					   "--cache-dir",   "--vhost-user"};
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		if (!strcmp(a, opts[i]))
+			return true;
+	return false;
+}
+
+static pid_t hv_pid;
+
+static void forward(int sig)
+{
+	if (hv_pid > 0)
+		kill(hv_pid, sig);
+}
+
+/* With cards (already started): nitro-hv runs as a child, and the cards stop when it
+ * ends. */
+static int run_with_cards(char **hvargs, struct run_volume *vols, unsigned nvols,
+			  const char *dir)
+{
+	struct sigaction sa = {.sa_handler = forward};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGINT, SIG_IGN); /* the hypervisor, in the same process group, decides */
+	hv_pid = fork();
+	if (hv_pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		execv(hvargs[0], hvargs);
+		fprintf(stderr, "nitro: run: cannot start %s: %s\n", hvargs[0], strerror(errno));
+		_exit(127);
+	}
+	int st = 0;
+	while (hv_pid > 0 && waitpid(hv_pid, &st, 0) < 0 && errno == EINTR)
+		;
+	cards_stop(vols, nvols, dir);
+	if (hv_pid < 0)
+		die("run: fork: %s", strerror(errno));
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 int cmd_run(int argc, char **argv)
 {
 	char kernel[PATH_MAX], initrd[PATH_MAX], cache[PATH_MAX], err[512];
+	struct run_volume vols[RUN_MAX_VOLUMES];
+	unsigned nvols = 0;
+	/* --volume is nitro run's own; everything else is the hypervisor's. */
+	char *user[argc + 1];
+	int nuser = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--volume")) {
+			if (i + 1 >= argc)
+				die_usage("run: --volume: missing value (see `nitro run --help`)");
+			if (nvols == RUN_MAX_VOLUMES)
+				die_usage("run: --volume: at most %u volumes", RUN_MAX_VOLUMES);
+			int r = volume_parse(argv[++i], &vols[nvols++], err, sizeof(err));
+			if (r)
+				r == 2 ? die_usage("run: %s", err) : die("run: %s", err);
+			continue;
+		}
+		user[nuser++] = argv[i];
+		if (takes_value(argv[i]) && i + 1 < argc)
+			user[nuser++] = argv[++i];
+	}
+	user[nuser] = NULL;
+
 	struct hv_config c;
 	hv_config_defaults(&c);
 	/* The user's options are parsed first, alone; the default image goes in front of
 	 * them only when they name no kernel (and then no initrd). */
 	c.kernel_optional = true;
-	if (hv_config_parse(argc, argv, &c, err, sizeof(err)))
+	if (hv_config_parse(nuser, user, &c, err, sizeof(err)))
 		die_usage("run: %s (see `nitro run --help`)", err);
 	if (c.help) {
-		printf("usage: nitro run [options]\n%s", hv_options_help);
+		printf("usage: nitro run [options]\n%s"
+		       "  --volume PATH[,iops=N][,throughput=MiB][,readonly]\n"
+		       "                       a volume served by its own EBS card (repeatable)\n",
+		       hv_options_help);
 		return 0;
 	}
 	bool has_kernel = c.kernel != NULL;
-	char *args[argc + 8];
+	char *args[nuser + 8];
 	int n = 0;
 	if (!has_kernel) {
 		image_path("vmlinuz", kernel, sizeof(kernel));
@@ -47,8 +121,8 @@ int cmd_run(int argc, char **argv)
 			args[n++] = initrd;
 		}
 	}
-	for (int i = 0; i < argc; i++)
-		args[n++] = argv[i];
+	for (int i = 0; i < nuser; i++)
+		args[n++] = user[i];
 	args[n] = NULL;
 	hv_config_defaults(&c);
 	if (hv_config_parse(n, args, &c, err, sizeof(err)))
@@ -72,22 +146,30 @@ int cmd_run(int argc, char **argv)
 			why);
 		char self[PATH_MAX];
 		exe_sibling("nitro", self, sizeof(self));
-		char *inner[n + 4];
+		char *inner[argc + 4];
 		int k = 0;
 		inner[k++] = self;
 		inner[k++] = "run";
-		for (int i = 0; i < n; i++)
-			inner[k++] = args[i];
+		for (int i = 0; i < argc; i++)
+			inner[k++] = argv[i];
 		inner[k] = NULL;
+		/* Volumes must stay writable in there: their folders are shared so. */
+		char dirs[RUN_MAX_VOLUMES][PATH_MAX];
+		const char *rw[RUN_MAX_VOLUMES];
+		for (unsigned i = 0; i < nvols; i++) {
+			if (!realpath(vols[i].rv_path, dirs[i]))
+				die("run: volume %s: %s", vols[i].rv_path, strerror(errno));
+			rw[i] = dirname(dirs[i]);
+		}
 		unsigned mem = (unsigned)c.mem_mib + 768;
-		return emuhost_exec(inner, mem < 1536 ? 1536 : mem, EMUHOST_CPUS);
+		return emuhost_exec(inner, mem < 1536 ? 1536 : mem, EMUHOST_CPUS, rw, nvols);
 	}
-	/* nitro-hv gets the same arguments plus the kernel cache. */
-	char hv[PATH_MAX];
+	/* nitro-hv gets the same arguments plus the kernel cache and the cards. */
+	char hv[PATH_MAX], cards[RUN_MAX_VOLUMES][PATH_MAX + 8];
 	exe_sibling("nitro-hv", hv, sizeof(hv));
 	snprintf(cache, sizeof(cache), "%s/kernels", cache_dir());
 	mkdir(cache_dir(), 0755);
-	char *hvargs[n + 4];
+	char *hvargs[n + 8 + 2 * RUN_MAX_VOLUMES];
 	int k = 0;
 	hvargs[k++] = hv;
 	for (int i = 0; i < n; i++)
@@ -96,7 +178,18 @@ int cmd_run(int argc, char **argv)
 		hvargs[k++] = "--cache-dir";
 		hvargs[k++] = cache;
 	}
+	if (nvols == 0) {
+		hvargs[k] = NULL;
+		execv(hv, hvargs); /* same process: stdio, signals and status are the guest's */
+		die("run: cannot start %s: %s", hv, strerror(errno));
+	}
+	char dir[PATH_MAX];
+	cards_start(vols, nvols, dir, sizeof(dir));
+	for (unsigned i = 0; i < nvols; i++) {
+		snprintf(cards[i], sizeof(cards[i]), "blk,%s", vols[i].rv_socket);
+		hvargs[k++] = "--vhost-user";
+		hvargs[k++] = cards[i];
+	}
 	hvargs[k] = NULL;
-	execv(hv, hvargs);
-	die("run: cannot start %s: %s", hv, strerror(errno));
+	return run_with_cards(hvargs, vols, nvols, dir);
 }

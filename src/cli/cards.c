@@ -1,0 +1,122 @@
+/* nitro run --volume: one nitro-card-ebs process per volume, started before the
+ * hypervisor and stopped after it. Each card serves its volume on a unix socket in a
+ * private run folder; nitro-hv connects to it as the vhost-user frontend. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "lib/util.h"
+
+#define CARD_START_MS 5000
+
+int volume_parse(const char *spec, struct run_volume *v, char *err, size_t errlen)
+{
+	memset(v, 0, sizeof(*v));
+	snprintf(v->rv_spec, sizeof(v->rv_spec), "%s", spec);
+	char *save = NULL, *tok = strtok_r(v->rv_spec, ",", &save);
+	if (!tok || !*tok)
+		RETURN_ERR(2, "--volume %s: missing path", spec);
+	v->rv_path = tok;
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		uint64_t n;
+		if (!strncmp(tok, "iops=", 5)) {
+			if (!parse_u64(tok + 5, 0, 1000000, &n))
+				RETURN_ERR(2, "--volume %s: iops must be 0 to 1000000", spec);
+			snprintf(v->rv_iops, sizeof(v->rv_iops), "%llu", (unsigned long long)n);
+		} else if (!strncmp(tok, "throughput=", 11)) {
+			if (!parse_u64(tok + 11, 0, 100000, &n))
+				RETURN_ERR(2, "--volume %s: throughput must be 0 to 100000 MiB/s", spec);
+			snprintf(v->rv_tput, sizeof(v->rv_tput), "%llu", (unsigned long long)n);
+		} else if (!strcmp(tok, "readonly")) {
+			v->rv_readonly = true;
+		} else {
+			RETURN_ERR(2, "--volume %s: unknown option %s (iops=N, throughput=MiB, readonly)",
+				   spec, tok);
+		}
+	}
+	if (access(v->rv_path, R_OK | (v->rv_readonly ? 0 : W_OK)) != 0)
+		RETURN_ERR(1, "volume %s: %s", v->rv_path, strerror(errno));
+	return 0;
+}
+
+static bool wait_socket(const char *path, pid_t pid)
+{
+	for (int ms = 0; ms < CARD_START_MS; ms += 10) {
+		struct stat st;
+		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			return true;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return false;
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	return false;
+}
+
+int cards_start(struct run_volume *v, unsigned n, char *dir, size_t dirlen)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+	snprintf(dir, dirlen, "%s/nitro-run-XXXXXX", rt && *rt ? rt : "/tmp");
+	if (!mkdtemp(dir))
+		die("run: cannot create a folder for the card sockets in %s: %s",
+		    rt && *rt ? rt : "/tmp", strerror(errno));
+	char card[PATH_MAX];
+	exe_sibling("nitro-card-ebs", card, sizeof(card));
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(v[i].rv_socket, sizeof(v[i].rv_socket), "%s/vol%u.sock", dir, i);
+		char *argv[16];
+		int k = 0;
+		argv[k++] = card;
+		argv[k++] = "--socket-path";
+		argv[k++] = v[i].rv_socket;
+		if (v[i].rv_iops[0]) {
+			argv[k++] = "--iops";
+			argv[k++] = v[i].rv_iops;
+		}
+		if (v[i].rv_tput[0]) {
+			argv[k++] = "--throughput";
+			argv[k++] = v[i].rv_tput;
+		}
+		if (v[i].rv_readonly)
+			argv[k++] = "--readonly";
+		argv[k++] = (char *)v[i].rv_path;
+		argv[k] = NULL;
+		pid_t pid = fork();
+		if (pid < 0)
+			die("run: fork: %s", strerror(errno));
+		if (pid == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive nitro run */
+			execv(card, argv);
+			fprintf(stderr, "nitro: run: cannot start %s: %s\n", card, strerror(errno));
+			_exit(127);
+		}
+		v[i].rv_pid = pid;
+		if (!wait_socket(v[i].rv_socket, pid)) {
+			cards_stop(v, i + 1, dir);
+			die("run: the card for volume %s did not start (see above)", v[i].rv_path);
+		}
+	}
+	return 0;
+}
+
+void cards_stop(struct run_volume *v, unsigned n, const char *dir)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (v[i].rv_pid > 0)
+			kill(v[i].rv_pid, SIGTERM);
+	for (unsigned i = 0; i < n; i++)
+		if (v[i].rv_pid > 0) {
+			while (waitpid(v[i].rv_pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			unlink(v[i].rv_socket);
+		}
+	rmdir(dir);
+}
