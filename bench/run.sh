@@ -4,6 +4,8 @@
 # machine has it.
 set -eu
 cd "$(dirname "$0")/.."
+# Block: the test driver against nitro-card-ebs and qemu-storage-daemon (no KVM needed).
+/usr/bin/python3 bench/blk.py
 if grep -qwE 'svm|vmx' /proc/cpuinfo && [ -w /dev/kvm ]; then
 	/usr/bin/python3 bench/boot.py
 else

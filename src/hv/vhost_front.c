@@ -11,29 +11,6 @@
 
 #include "lib/util.h"
 
-enum {
-	VU_GET_FEATURES = 1,
-	VU_SET_FEATURES = 2,
-	VU_SET_OWNER = 3,
-	VU_SET_MEM_TABLE = 5,
-	VU_SET_VRING_NUM = 8,
-	VU_SET_VRING_ADDR = 9,
-	VU_SET_VRING_BASE = 10,
-	VU_GET_VRING_BASE = 11,
-	VU_SET_VRING_KICK = 12,
-	VU_SET_VRING_CALL = 13,
-	VU_GET_PROTOCOL_FEATURES = 15,
-	VU_SET_PROTOCOL_FEATURES = 16,
-	VU_GET_QUEUE_NUM = 17,
-	VU_SET_VRING_ENABLE = 18,
-	VU_GET_CONFIG = 24,
-	VU_SET_CONFIG = 25,
-};
-
-#define VU_VERSION 0x1
-#define VU_REPLY 0x4
-#define VU_NEED_REPLY 0x8
-#define VU_MAX_REGIONS 8
 #define VU_REPLY_TIMEOUT_MS 5000
 /* What this frontend asks for of the protocol features it knows. */
 #define VU_PROTO_WANTED (VHOST_PROTO_MQ | VHOST_PROTO_REPLY_ACK | VHOST_PROTO_CONFIG)
@@ -44,44 +21,18 @@ struct vu_hdr {
 	uint32_t size;
 } __attribute__((packed));
 
-struct vu_region {
-	uint64_t guest_phys_addr;
-	uint64_t memory_size;
-	uint64_t userspace_addr;
-	uint64_t mmap_offset;
-};
-
 union vu_payload {
 	uint64_t u64;
-	struct {
-		uint32_t index;
-		uint32_t num;
-	} state;
-	struct {
-		uint32_t index;
-		uint32_t flags;
-		uint64_t desc;
-		uint64_t used;
-		uint64_t avail;
-		uint64_t log;
-	} addr;
-	struct {
-		uint32_t nregions;
-		uint32_t padding;
-		struct vu_region regions[VU_MAX_REGIONS];
-	} mem;
-	struct {
-		uint32_t offset;
-		uint32_t size;
-		uint32_t flags;
-		uint8_t data[VHOST_CONFIG_MAX];
-	} config;
+	struct vu_vring_state state;
+	struct vu_vring_addr addr;
+	struct vu_mem_table mem;
+	struct vu_config config;
 };
 
 static int send_msg(struct vhost_front *f, uint32_t req, uint32_t flags, const void *p,
 		    uint32_t size, const int *fds, unsigned nfds)
 {
-	struct vu_hdr h = {req, VU_VERSION | flags, size};
+	struct vu_hdr h = {req, VU_FLAG_VERSION | flags, size};
 	struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)p, size}};
 	char ctl[CMSG_SPACE(sizeof(int) * VU_MAX_REGIONS)];
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
@@ -124,7 +75,7 @@ static int recv_reply(struct vhost_front *f, uint32_t req, void *p, uint32_t siz
 {
 	struct vu_hdr h;
 	if (recv_all(f->vf_sock, &h, sizeof(h)) < 0 || h.request != req ||
-	    !(h.flags & VU_REPLY) || h.size != size)
+	    !(h.flags & VU_FLAG_REPLY) || h.size != size)
 		return -1;
 	return recv_all(f->vf_sock, p, size);
 }
@@ -134,7 +85,7 @@ static int request(struct vhost_front *f, uint32_t req, const void *p, uint32_t 
 		   const int *fds, unsigned nfds)
 {
 	bool ack = f->vf_protocol & VHOST_PROTO_REPLY_ACK;
-	if (send_msg(f, req, ack ? VU_NEED_REPLY : 0, p, size, fds, nfds) < 0)
+	if (send_msg(f, req, ack ? VU_FLAG_NEED_REPLY : 0, p, size, fds, nfds) < 0)
 		return -1;
 	if (!ack)
 		return 0;
@@ -166,10 +117,10 @@ int vhost_front_connect(struct vhost_front *f, const char *path, const struct gu
 	if (send_msg(f, VU_SET_OWNER, 0, NULL, 0, NULL, 0) < 0 ||
 	    get_u64(f, VU_GET_FEATURES, &feat) < 0)
 		RETURN_ERR(-1, "card %s: no answer to GET_FEATURES", path);
-	f->vf_features = feat & ~VHOST_USER_F_PROTOCOL_FEATURES;
-	f->vf_proto_offered = feat & VHOST_USER_F_PROTOCOL_FEATURES;
+	f->vf_features = feat & ~VHOST_F_PROTOCOL_FEATURES;
+	f->vf_proto_offered = feat & VHOST_F_PROTOCOL_FEATURES;
 	f->vf_queues = 1;
-	if (feat & VHOST_USER_F_PROTOCOL_FEATURES) {
+	if (feat & VHOST_F_PROTOCOL_FEATURES) {
 		uint64_t proto;
 		if (get_u64(f, VU_GET_PROTOCOL_FEATURES, &proto) < 0)
 			RETURN_ERR(-1, "card %s: no answer to GET_PROTOCOL_FEATURES", path);
@@ -189,22 +140,22 @@ int vhost_front_connect(struct vhost_front *f, const char *path, const struct gu
 		if (send_msg(f, VU_GET_CONFIG, 0, &p, sz, NULL, 0) < 0 ||
 		    recv_reply(f, VU_GET_CONFIG, &p, sz) < 0 || p.config.size != config_len)
 			RETURN_ERR(-1, "card %s: GET_CONFIG failed", path);
-		memcpy(f->vf_config, p.config.data, config_len);
+		memcpy(f->vf_config, p.config.payload, config_len);
 		f->vf_config_len = config_len;
 	}
 	union vu_payload p = {.mem = {.nregions = m->gm_nregions}};
 	int fds[VU_MAX_REGIONS];
 	for (unsigned i = 0; i < m->gm_nregions; i++) {
 		const struct mem_region *r = &m->gm_regions[i];
-		p.mem.regions[i] = (struct vu_region){
-		    .guest_phys_addr = r->mr_gpa,
-		    .memory_size = r->mr_size,
-		    .userspace_addr = (uint64_t)(uintptr_t)(m->gm_base + r->mr_offset),
+		p.mem.regions[i] = (struct vu_mem_region){
+		    .gpa = r->mr_gpa,
+		    .size = r->mr_size,
+		    .uva = (uint64_t)(uintptr_t)(m->gm_base + r->mr_offset),
 		    .mmap_offset = r->mr_offset,
 		};
 		fds[i] = m->gm_fd;
 	}
-	uint32_t sz = 8 + m->gm_nregions * (uint32_t)sizeof(struct vu_region);
+	uint32_t sz = 8 + m->gm_nregions * (uint32_t)sizeof(struct vu_mem_region);
 	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, m->gm_nregions) < 0)
 		RETURN_ERR(-1, "card %s: SET_MEM_TABLE refused", path);
 	return 0;
@@ -214,7 +165,7 @@ int vhost_front_set_features(struct vhost_front *f, uint64_t features)
 {
 	pthread_mutex_lock(&f->vf_lock);
 	if (f->vf_proto_offered) /* keeps the protocol features negotiated */
-		features |= VHOST_USER_F_PROTOCOL_FEATURES;
+		features |= VHOST_F_PROTOCOL_FEATURES;
 	int r = request(f, VU_SET_FEATURES, &features, sizeof(features), NULL, 0);
 	pthread_mutex_unlock(&f->vf_lock);
 	return r;
@@ -274,7 +225,7 @@ int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *d
 	if (off > f->vf_config_len || size > f->vf_config_len - off)
 		return -1;
 	union vu_payload p = {.config = {.offset = off, .size = size}};
-	memcpy(p.config.data, data, size);
+	memcpy(p.config.payload, data, size);
 	pthread_mutex_lock(&f->vf_lock);
 	int r = request(f, VU_SET_CONFIG, &p, 12 + size, NULL, 0);
 	if (r == 0)

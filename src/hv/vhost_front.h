@@ -13,17 +13,18 @@
 #include <stdint.h>
 
 #include "hv/memory.h"
+#include "lib/vhost_user_wire.h"
 
-#define VHOST_CONFIG_MAX 256
-#define VHOST_USER_F_PROTOCOL_FEATURES (1ull << 30)
-#define VHOST_PROTO_MQ (1ull << 0)
-#define VHOST_PROTO_REPLY_ACK (1ull << 3)
-#define VHOST_PROTO_CONFIG (1ull << 9)
+#define VHOST_CONFIG_MAX VU_CONFIG_MAX
+#define VHOST_PROTO_MQ (1ull << VU_PROTOCOL_F_MQ)
+#define VHOST_PROTO_REPLY_ACK (1ull << VU_PROTOCOL_F_REPLY_ACK)
+#define VHOST_PROTO_CONFIG (1ull << VU_PROTOCOL_F_CONFIG)
+#define VHOST_F_PROTOCOL_FEATURES (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
 
 struct vhost_front {
 	int vf_sock;
 	pthread_mutex_t vf_lock;
-	uint64_t vf_features; /* the card's, without VHOST_USER_F_PROTOCOL_FEATURES */
+	uint64_t vf_features; /* the card's, without VHOST_F_PROTOCOL_FEATURES */
 	uint64_t vf_protocol; /* negotiated */
 	bool vf_proto_offered;
 	unsigned vf_queues;

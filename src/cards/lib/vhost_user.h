@@ -22,88 +22,16 @@
 #include "cards/lib/guestmem.h"
 #include "cards/lib/loop.h"
 #include "cards/lib/vring.h"
+#include "lib/vhost_user_wire.h"
 
-#define VU_HDR_SIZE 12
 #define VU_PAYLOAD_MAX 4096
 #define VU_MAX_FDS 8
 #define VU_MAX_QUEUES 256 /* a ring index travels in 8 bits */
-#define VU_CONFIG_MAX 256
 
-#define VU_FLAG_VERSION_MASK 0x3u
-#define VU_FLAG_VERSION 0x1u
-#define VU_FLAG_REPLY 0x4u
-#define VU_FLAG_NEED_REPLY 0x8u
-
-#define VU_VRING_IDX_MASK 0xffull
-#define VU_VRING_NOFD (1ull << 8)
-#define VU_VRING_F_LOG 1u
-#define VU_CONFIG_F_MIGRATION 1u
-
-/* Feature bits (numbers, not masks). */
+/* Feature bit number (not a mask) of the virtio device feature every card needs. */
 #define VIRTIO_F_VERSION_1 32
-#define VHOST_USER_F_PROTOCOL_FEATURES 30
-#define VU_PROTOCOL_F_MQ 0
-#define VU_PROTOCOL_F_REPLY_ACK 3
-#define VU_PROTOCOL_F_CONFIG 9
 
-enum vu_request {
-	VU_GET_FEATURES = 1,
-	VU_SET_FEATURES = 2,
-	VU_SET_OWNER = 3,
-	VU_RESET_OWNER = 4,
-	VU_SET_MEM_TABLE = 5,
-	VU_SET_LOG_BASE = 6,
-	VU_SET_LOG_FD = 7,
-	VU_SET_VRING_NUM = 8,
-	VU_SET_VRING_ADDR = 9,
-	VU_SET_VRING_BASE = 10,
-	VU_GET_VRING_BASE = 11,
-	VU_SET_VRING_KICK = 12,
-	VU_SET_VRING_CALL = 13,
-	VU_SET_VRING_ERR = 14,
-	VU_GET_PROTOCOL_FEATURES = 15,
-	VU_SET_PROTOCOL_FEATURES = 16,
-	VU_GET_QUEUE_NUM = 17,
-	VU_SET_VRING_ENABLE = 18,
-	VU_GET_CONFIG = 24,
-	VU_SET_CONFIG = 25,
-	VU_REQUEST_MAX = 26,
-};
-
-/* Payload layouts (little-endian on the wire; this code runs on x86-64 only). */
-struct vu_vring_state {
-	uint32_t index;
-	uint32_t num;
-};
-
-struct vu_vring_addr {
-	uint32_t index;
-	uint32_t flags;
-	uint64_t desc;
-	uint64_t used;
-	uint64_t avail;
-	uint64_t log;
-};
-
-struct vu_mem_region {
-	uint64_t gpa;
-	uint64_t size;
-	uint64_t uva;
-	uint64_t mmap_offset;
-};
-
-struct vu_mem_table {
-	uint32_t nregions;
-	uint32_t padding;
-	struct vu_mem_region regions[GM_MAX_REGIONS];
-};
-
-struct vu_config {
-	uint32_t offset;
-	uint32_t size;
-	uint32_t flags;
-	uint8_t payload[VU_CONFIG_MAX];
-};
+_Static_assert(VU_MAX_REGIONS == GM_MAX_REGIONS, "one memory table size");
 
 struct vu_msg {
 	uint32_t vm_request;
