@@ -11,87 +11,45 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-enum {
-	VHOST_USER_GET_FEATURES = 1,
-	VHOST_USER_SET_FEATURES = 2,
-	VHOST_USER_SET_OWNER = 3,
-	VHOST_USER_SET_MEM_TABLE = 5,
-	VHOST_USER_SET_VRING_NUM = 8,
-	VHOST_USER_SET_VRING_ADDR = 9,
-	VHOST_USER_SET_VRING_BASE = 10,
-	VHOST_USER_SET_VRING_KICK = 12,
-	VHOST_USER_SET_VRING_CALL = 13,
-	VHOST_USER_GET_PROTOCOL_FEATURES = 15,
-	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
-	VHOST_USER_GET_QUEUE_NUM = 17,
-	VHOST_USER_SET_VRING_ENABLE = 18,
-	VHOST_USER_GET_CONFIG = 24,
-};
+#include "lib/le.h"
+#include "lib/vhost_user_wire.h"
 
-#define VU_VERSION 0x1u
-#define VU_FLAG_REPLY 0x4u
-#define VU_FLAG_NEED_REPLY 0x8u
-#define VU_HDR_SIZE 12
 #define VU_PAYLOAD_MAX 512
 #define VU_CONFIG_HDR 12 /* offset, size, flags */
 
 static const char *req_name(uint32_t req)
 {
 	switch (req) {
-	case VHOST_USER_GET_FEATURES:
+	case VU_GET_FEATURES:
 		return "GET_FEATURES";
-	case VHOST_USER_SET_FEATURES:
+	case VU_SET_FEATURES:
 		return "SET_FEATURES";
-	case VHOST_USER_SET_OWNER:
+	case VU_SET_OWNER:
 		return "SET_OWNER";
-	case VHOST_USER_SET_MEM_TABLE:
+	case VU_SET_MEM_TABLE:
 		return "SET_MEM_TABLE";
-	case VHOST_USER_SET_VRING_NUM:
+	case VU_SET_VRING_NUM:
 		return "SET_VRING_NUM";
-	case VHOST_USER_SET_VRING_ADDR:
+	case VU_SET_VRING_ADDR:
 		return "SET_VRING_ADDR";
-	case VHOST_USER_SET_VRING_BASE:
+	case VU_SET_VRING_BASE:
 		return "SET_VRING_BASE";
-	case VHOST_USER_SET_VRING_KICK:
+	case VU_SET_VRING_KICK:
 		return "SET_VRING_KICK";
-	case VHOST_USER_SET_VRING_CALL:
+	case VU_SET_VRING_CALL:
 		return "SET_VRING_CALL";
-	case VHOST_USER_GET_PROTOCOL_FEATURES:
+	case VU_GET_PROTOCOL_FEATURES:
 		return "GET_PROTOCOL_FEATURES";
-	case VHOST_USER_SET_PROTOCOL_FEATURES:
+	case VU_SET_PROTOCOL_FEATURES:
 		return "SET_PROTOCOL_FEATURES";
-	case VHOST_USER_GET_QUEUE_NUM:
+	case VU_GET_QUEUE_NUM:
 		return "GET_QUEUE_NUM";
-	case VHOST_USER_SET_VRING_ENABLE:
+	case VU_SET_VRING_ENABLE:
 		return "SET_VRING_ENABLE";
-	case VHOST_USER_GET_CONFIG:
+	case VU_GET_CONFIG:
 		return "GET_CONFIG";
 	}
 	return "?";
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
 }
 
 static const char *io_reason(int e)
@@ -104,9 +62,9 @@ static int send_msg(struct vu_front *f, uint32_t req, uint32_t flags, const void
 		    uint32_t size, int fd, char *err, size_t errlen)
 {
 	uint8_t buf[VU_HDR_SIZE + VU_PAYLOAD_MAX];
-	put32(buf, req);
-	put32(buf + 4, VU_VERSION | flags);
-	put32(buf + 8, size);
+	le32_put(buf, req);
+	le32_put(buf + 4, VU_FLAG_VERSION | flags);
+	le32_put(buf + 8, size);
 	if (size)
 		memcpy(buf + VU_HDR_SIZE, payload, size);
 
@@ -161,10 +119,10 @@ static int recv_reply(struct vu_front *f, uint32_t req, void *payload, uint32_t 
 	uint8_t hdr[VU_HDR_SIZE];
 	if (recv_all(f, req, hdr, sizeof(hdr), err, errlen))
 		return -1;
-	uint32_t rreq = get32(hdr), flags = get32(hdr + 4), sz = get32(hdr + 8);
+	uint32_t rreq = le32_get(hdr), flags = le32_get(hdr + 4), sz = le32_get(hdr + 8);
 	if (rreq != req)
 		RETURN_ERR(-1, "%s: reply is for request %u", req_name(req), rreq);
-	if ((flags & 0x3) != VU_VERSION || !(flags & VU_FLAG_REPLY))
+	if ((flags & 0x3) != VU_FLAG_VERSION || !(flags & VU_FLAG_REPLY))
 		RETURN_ERR(-1, "%s: reply has bad flags 0x%x", req_name(req), flags);
 	if (sz < min || sz > max)
 		RETURN_ERR(-1, "%s: reply payload is %u bytes, expected %u..%u", req_name(req), sz,
@@ -182,7 +140,7 @@ static int get_u64(struct vu_front *f, uint32_t req, uint64_t *v, char *err, siz
 	if (send_msg(f, req, 0, NULL, 0, -1, err, errlen) ||
 	    recv_reply(f, req, p, 8, 8, NULL, err, errlen))
 		return -1;
-	*v = get64(p);
+	*v = le64_get(p);
 	return 0;
 }
 
@@ -190,7 +148,7 @@ static int get_u64(struct vu_front *f, uint32_t req, uint64_t *v, char *err, siz
 static int set_msg(struct vu_front *f, uint32_t req, const void *payload, uint32_t size, int fd,
 		   char *err, size_t errlen)
 {
-	bool ack = f->vf_proto & (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK);
+	bool ack = f->vf_proto & (1ull << VU_PROTOCOL_F_REPLY_ACK);
 	if (send_msg(f, req, ack ? VU_FLAG_NEED_REPLY : 0, payload, size, fd, err, errlen))
 		return -1;
 	if (!ack)
@@ -198,16 +156,16 @@ static int set_msg(struct vu_front *f, uint32_t req, const void *payload, uint32
 	uint8_t p[8];
 	if (recv_reply(f, req, p, 8, 8, NULL, err, errlen))
 		return -1;
-	if (get64(p) != 0)
+	if (le64_get(p) != 0)
 		RETURN_ERR(-1, "%s: back end refused (ack 0x%llx)", req_name(req),
-			   (unsigned long long)get64(p));
+			   (unsigned long long)le64_get(p));
 	return 0;
 }
 
 static int set_u64(struct vu_front *f, uint32_t req, uint64_t v, int fd, char *err, size_t errlen)
 {
 	uint8_t p[8];
-	put64(p, v);
+	le64_put(p, v);
 	return set_msg(f, req, p, 8, fd, err, errlen);
 }
 
@@ -215,8 +173,8 @@ static int set_state(struct vu_front *f, uint32_t req, uint32_t idx, uint32_t nu
 		     size_t errlen)
 {
 	uint8_t p[8];
-	put32(p, idx);
-	put32(p + 4, num);
+	le32_put(p, idx);
+	le32_put(p + 4, num);
 	return set_msg(f, req, p, 8, -1, err, errlen);
 }
 
@@ -276,12 +234,12 @@ static int set_mem_table(struct vu_front *f, char *err, size_t errlen)
 {
 	uint8_t p[8 + 32];
 	memset(p, 0, sizeof(p));
-	put32(p, 1);				       /* nregions; 4 bytes padding follow */
-	put64(p + 8, 0);			       /* guest_phys_addr */
-	put64(p + 16, f->vf_mem_size);		       /* memory_size */
-	put64(p + 24, (uint64_t)(uintptr_t)f->vf_mem); /* userspace_addr */
-	put64(p + 32, 0);			       /* mmap_offset */
-	return set_msg(f, VHOST_USER_SET_MEM_TABLE, p, sizeof(p), f->vf_memfd, err, errlen);
+	le32_put(p, 1);				       /* nregions; 4 bytes padding follow */
+	le64_put(p + 8, 0);			       /* guest_phys_addr */
+	le64_put(p + 16, f->vf_mem_size);		       /* memory_size */
+	le64_put(p + 24, (uint64_t)(uintptr_t)f->vf_mem); /* userspace_addr */
+	le64_put(p + 32, 0);			       /* mmap_offset */
+	return set_msg(f, VU_SET_MEM_TABLE, p, sizeof(p), f->vf_memfd, err, errlen);
 }
 
 static int get_config(struct vu_front *f, uint32_t len, char *err, size_t errlen)
@@ -290,20 +248,20 @@ static int get_config(struct vu_front *f, uint32_t len, char *err, size_t errlen
 	if (len > VU_CONFIG_MAX)
 		RETURN_ERR(-1, "GET_CONFIG: %u bytes asked, at most %u", len, VU_CONFIG_MAX);
 	memset(p, 0, sizeof(p));
-	put32(p, 0);	   /* offset */
-	put32(p + 4, len); /* size */
-	put32(p + 8, 0);   /* flags */
+	le32_put(p, 0);	   /* offset */
+	le32_put(p + 4, len); /* size */
+	le32_put(p + 8, 0);   /* flags */
 	uint32_t got;
-	if (send_msg(f, VHOST_USER_GET_CONFIG, 0, p, VU_CONFIG_HDR + len, -1, err, errlen) ||
-	    recv_reply(f, VHOST_USER_GET_CONFIG, p, 0, sizeof(p), &got, err, errlen))
+	if (send_msg(f, VU_GET_CONFIG, 0, p, VU_CONFIG_HDR + len, -1, err, errlen) ||
+	    recv_reply(f, VU_GET_CONFIG, p, 0, sizeof(p), &got, err, errlen))
 		return -1;
 	/* A back end that fails GET_CONFIG answers with an empty payload. */
 	if (got != VU_CONFIG_HDR + len)
 		RETURN_ERR(-1, "GET_CONFIG: back end failed (reply of %u bytes for %u asked)", got,
 			   len);
-	if (get32(p) != 0 || get32(p + 4) != len)
-		RETURN_ERR(-1, "GET_CONFIG: reply is for offset %u size %u", get32(p),
-			   get32(p + 4));
+	if (le32_get(p) != 0 || le32_get(p + 4) != len)
+		RETURN_ERR(-1, "GET_CONFIG: reply is for offset %u size %u", le32_get(p),
+			   le32_get(p + 4));
 	memcpy(f->vf_config, p + VU_CONFIG_HDR, len);
 	f->vf_config_len = len;
 	return 0;
@@ -311,8 +269,8 @@ static int get_config(struct vu_front *f, uint32_t len, char *err, size_t errlen
 
 int vu_init(struct vu_front *f, uint64_t want, uint32_t config_len, char *err, size_t errlen)
 {
-	if (set_msg(f, VHOST_USER_SET_OWNER, NULL, 0, -1, err, errlen) ||
-	    get_u64(f, VHOST_USER_GET_FEATURES, &f->vf_features, err, errlen))
+	if (set_msg(f, VU_SET_OWNER, NULL, 0, -1, err, errlen) ||
+	    get_u64(f, VU_GET_FEATURES, &f->vf_features, err, errlen))
 		return -1;
 	if (!(f->vf_features & (1ull << VIRTIO_F_VERSION_1)))
 		RETURN_ERR(-1,
@@ -322,30 +280,30 @@ int vu_init(struct vu_front *f, uint64_t want, uint32_t config_len, char *err, s
 	uint64_t proto_bit = 1ull << VHOST_USER_F_PROTOCOL_FEATURES;
 	if (f->vf_features & proto_bit) {
 		uint64_t offered;
-		if (get_u64(f, VHOST_USER_GET_PROTOCOL_FEATURES, &offered, err, errlen))
+		if (get_u64(f, VU_GET_PROTOCOL_FEATURES, &offered, err, errlen))
 			return -1;
-		uint64_t proto = offered & (1ull << VHOST_USER_PROTOCOL_F_MQ |
-					    1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK |
-					    1ull << VHOST_USER_PROTOCOL_F_CONFIG);
+		uint64_t proto = offered & (1ull << VU_PROTOCOL_F_MQ |
+					    1ull << VU_PROTOCOL_F_REPLY_ACK |
+					    1ull << VU_PROTOCOL_F_CONFIG);
 		/* REPLY_ACK is only in force once this message has been processed. */
-		if (set_u64(f, VHOST_USER_SET_PROTOCOL_FEATURES, proto, -1, err, errlen))
+		if (set_u64(f, VU_SET_PROTOCOL_FEATURES, proto, -1, err, errlen))
 			return -1;
 		f->vf_proto = proto;
 	}
-	if (f->vf_proto & (1ull << VHOST_USER_PROTOCOL_F_MQ)) {
+	if (f->vf_proto & (1ull << VU_PROTOCOL_F_MQ)) {
 		uint64_t n;
-		if (get_u64(f, VHOST_USER_GET_QUEUE_NUM, &n, err, errlen))
+		if (get_u64(f, VU_GET_QUEUE_NUM, &n, err, errlen))
 			return -1;
 		if (n == 0 || n > 1024)
 			RETURN_ERR(-1, "GET_QUEUE_NUM: implausible queue count %llu",
 				   (unsigned long long)n);
 		f->vf_max_queues = (unsigned)n;
 	}
-	if (config_len && (f->vf_proto & (1ull << VHOST_USER_PROTOCOL_F_CONFIG)) &&
+	if (config_len && (f->vf_proto & (1ull << VU_PROTOCOL_F_CONFIG)) &&
 	    get_config(f, config_len, err, errlen))
 		return -1;
 	f->vf_acked = f->vf_features & (want | 1ull << VIRTIO_F_VERSION_1 | proto_bit);
-	if (set_u64(f, VHOST_USER_SET_FEATURES, f->vf_acked, -1, err, errlen))
+	if (set_u64(f, VU_SET_FEATURES, f->vf_acked, -1, err, errlen))
 		return -1;
 	return set_mem_table(f, err, errlen);
 }
@@ -356,17 +314,17 @@ int vu_vring_start(struct vu_front *f, unsigned idx, unsigned num, uint64_t desc
 	vr->vr_kick = vr->vr_call = -1;
 	if (idx >= f->vf_max_queues)
 		RETURN_ERR(-1, "queue %u: back end has only %u queue(s)", idx, f->vf_max_queues);
-	if (set_state(f, VHOST_USER_SET_VRING_NUM, idx, num, err, errlen))
+	if (set_state(f, VU_SET_VRING_NUM, idx, num, err, errlen))
 		return -1;
 	uint8_t p[40];
-	put32(p, idx);
-	put32(p + 4, 0); /* flags: no dirty logging */
-	put64(p + 8, (uint64_t)(uintptr_t)vu_ptr(f, desc));
-	put64(p + 16, (uint64_t)(uintptr_t)vu_ptr(f, used));
-	put64(p + 24, (uint64_t)(uintptr_t)vu_ptr(f, avail));
-	put64(p + 32, 0); /* log_guest_addr */
-	if (set_msg(f, VHOST_USER_SET_VRING_ADDR, p, sizeof(p), -1, err, errlen) ||
-	    set_state(f, VHOST_USER_SET_VRING_BASE, idx, 0, err, errlen))
+	le32_put(p, idx);
+	le32_put(p + 4, 0); /* flags: no dirty logging */
+	le64_put(p + 8, (uint64_t)(uintptr_t)vu_ptr(f, desc));
+	le64_put(p + 16, (uint64_t)(uintptr_t)vu_ptr(f, used));
+	le64_put(p + 24, (uint64_t)(uintptr_t)vu_ptr(f, avail));
+	le64_put(p + 32, 0); /* log_guest_addr */
+	if (set_msg(f, VU_SET_VRING_ADDR, p, sizeof(p), -1, err, errlen) ||
+	    set_state(f, VU_SET_VRING_BASE, idx, 0, err, errlen))
 		return -1;
 	vr->vr_call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	vr->vr_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -375,12 +333,12 @@ int vu_vring_start(struct vu_front *f, unsigned idx, unsigned num, uint64_t desc
 		goto fail;
 	}
 	/* The fd messages carry the queue index in bits 0-7; bit 8 clear means an fd is sent. */
-	if (set_u64(f, VHOST_USER_SET_VRING_CALL, idx, vr->vr_call, err, errlen) ||
-	    set_u64(f, VHOST_USER_SET_VRING_KICK, idx, vr->vr_kick, err, errlen))
+	if (set_u64(f, VU_SET_VRING_CALL, idx, vr->vr_call, err, errlen) ||
+	    set_u64(f, VU_SET_VRING_KICK, idx, vr->vr_kick, err, errlen))
 		goto fail;
 	/* Rings start disabled only when PROTOCOL_FEATURES is negotiated. */
 	if ((f->vf_acked & (1ull << VHOST_USER_F_PROTOCOL_FEATURES)) &&
-	    set_state(f, VHOST_USER_SET_VRING_ENABLE, idx, 1, err, errlen))
+	    set_state(f, VU_SET_VRING_ENABLE, idx, 1, err, errlen))
 		goto fail;
 	return 0;
 fail:

@@ -15,14 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/vhost_user_wire.h"
+
 #define VIRTIO_F_VERSION_1 32
-#define VHOST_USER_F_PROTOCOL_FEATURES 30
-
-#define VHOST_USER_PROTOCOL_F_MQ 0
-#define VHOST_USER_PROTOCOL_F_REPLY_ACK 3
-#define VHOST_USER_PROTOCOL_F_CONFIG 9
-
-#define VU_CONFIG_MAX 256
 #define VU_IO_TIMEOUT_MS 5000
 
 struct vu_front {
