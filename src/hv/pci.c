@@ -36,7 +36,6 @@ void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t 
 	d->pd_cfg[PCI_CLASS_PROG + 2] = (uint8_t)(class_code >> 16);
 	le16_put(d->pd_cfg + PCI_SUBSYS_VENDOR, subsys_vendor);
 	le16_put(d->pd_cfg + PCI_SUBSYS_ID, subsys);
-	d->pd_cfg[PCI_CFG_SIZE - 1] = 0;
 	/* Command: memory space and bus master are the guest's to set. */
 	d->pd_wmask[PCI_COMMAND] = PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
 	d->pd_wmask[PCI_COMMAND + 1] = 0x04; /* INTx disable */
@@ -84,8 +83,11 @@ static void bar_update(struct pci_dev *d)
 	uint64_t want = on ? addr : 0;
 	if (want == d->pd_bar_addr)
 		return;
-	if (mmio_move(d->pd_bus->pb_mmio, d->pd_mmio, want, want ? d->pd_bar_size : 0) < 0)
-		want = 0; /* overlapping another range: do not decode */
+	if (mmio_move(d->pd_bus->pb_mmio, d->pd_mmio, want, want ? d->pd_bar_size : 0) < 0) {
+		/* overlapping another range: do not decode, not even where it was */
+		want = 0;
+		mmio_move(d->pd_bus->pb_mmio, d->pd_mmio, 0, 0);
+	}
 	if (want != d->pd_bar_addr) {
 		d->pd_bar_addr = want;
 		if (d->pd_ops->bar_moved)
@@ -119,9 +121,7 @@ void pci_ecam_access(void *opaque, uint64_t off, uint8_t *data, unsigned size, b
 	unsigned bus = (unsigned)(off >> 20), slot = (unsigned)(off >> 15) & 31;
 	unsigned fn = (unsigned)(off >> 12) & 7, reg = (unsigned)off & 0xfff;
 	struct pci_dev *d = bus == 0 && fn == 0 ? b->pb_devs[slot] : NULL;
-	if (size != 1 && size != 2 && size != 4)
-		size = size > 4 ? 4 : 1;
-	if (!d || (reg & (size - 1))) {
+	if (!d || (size != 1 && size != 2 && size != 4) || (reg & (size - 1))) {
 		if (!write)
 			memset(data, 0xff, size);
 		return;

@@ -100,8 +100,9 @@ static int get_u64(struct vhost_front *f, uint32_t req, uint64_t *v)
 	return recv_reply(f, req, v, sizeof(*v));
 }
 
-int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
-			unsigned config_len, char *err, size_t errlen)
+static int connect_and_negotiate(struct vhost_front *f, const char *path,
+				 const struct guest_mem *m, unsigned config_len, char *err,
+				 size_t errlen)
 {
 	memset(f, 0, sizeof(*f));
 	pthread_mutex_init(&f->vf_lock, NULL);
@@ -231,5 +232,16 @@ int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *d
 	if (r == 0)
 		memcpy(f->vf_config + off, data, size);
 	pthread_mutex_unlock(&f->vf_lock);
+	return r;
+}
+
+int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
+			unsigned config_len, char *err, size_t errlen)
+{
+	int r = connect_and_negotiate(f, path, m, config_len, err, errlen);
+	if (r < 0 && f->vf_sock >= 0) {
+		close(f->vf_sock);
+		f->vf_sock = -1;
+	}
 	return r;
 }

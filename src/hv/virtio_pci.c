@@ -126,10 +126,13 @@ static void start(struct virtio_pci *vp)
 		if (!desc || !avail || !used)
 			return vp_fail(vp, "a ring lies outside guest memory");
 		route_vector(vp, q);
-		if (vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, true) < 0 ||
-		    (bar && vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick,
-					 true) < 0))
-			return vp_fail(vp, "KVM irqfd/ioeventfd set-up failed");
+		if (vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, true) < 0)
+			return vp_fail(vp, "KVM irqfd set-up failed");
+		if (bar && vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick,
+					true) < 0) {
+			vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, false);
+			return vp_fail(vp, "KVM ioeventfd set-up failed");
+		}
 		q->vq_started = true;
 		if (vhost_front_start_queue(&vp->vp_card, i, q->vq_size, desc, avail, used,
 					    q->vq_kick, q->vq_call) < 0)
@@ -156,8 +159,11 @@ static uint64_t common_read(struct virtio_pci *vp, unsigned off)
 	case 0x1c: return q ? q->vq_enable : 0;
 	case 0x1e: return q ? vp->vp_qsel : 0; /* queue_notify_off */
 	case 0x20: return q ? q->vq_desc : 0;
+	case 0x24: return q ? q->vq_desc >> 32 : 0;
 	case 0x28: return q ? q->vq_avail : 0;
+	case 0x2c: return q ? q->vq_avail >> 32 : 0;
 	case 0x30: return q ? q->vq_used : 0;
+	case 0x34: return q ? q->vq_used >> 32 : 0;
 	default: return 0;
 	}
 }
@@ -177,7 +183,9 @@ static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsign
 						  vp->vp_card.vf_features & TRANSPORT_FEATURES);
 		}
 		break;
-	case 0x10: vp->vp_msix_config = (uint16_t)v; break;
+	case 0x10:
+		vp->vp_msix_config = (uint16_t)v <= vp->vp_nqueues ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
+		break;
 	case 0x14:
 		if ((uint8_t)v == 0) {
 			reset(vp);
@@ -241,7 +249,7 @@ static void bar_access(struct pci_dev *d, uint64_t off, uint8_t *data, unsigned 
 			vhost_front_set_config(&vp->vp_card, o, data, n);
 		else
 			memcpy(&v, vp->vp_card.vf_config + o, n);
-	} else if (off >= OFF_MSIX && off < OFF_MSIX + (vp->vp_nqueues + 1) * 16u) {
+	} else if (off >= OFF_MSIX && off + size <= OFF_MSIX + (vp->vp_nqueues + 1) * 16u) {
 		unsigned o = (unsigned)(off - OFF_MSIX);
 		if (write) {
 			memcpy(vp->vp_msix_table + o, data, size);

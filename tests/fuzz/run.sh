@@ -11,10 +11,10 @@ cd "$(dirname "$0")/../.." || exit 2
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-TARGETS=${FUZZ_TARGETS:-"bzimage elf serial vring vhost_msg"}
+TARGETS=${FUZZ_TARGETS:-"bzimage elf serial vring vhost_msg pci"}
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 -fno-omit-frame-pointer -Isrc -D_GNU_SOURCE -std=gnu11 -Wall -Wextra"
-SRC="src/hv/boot.c src/hv/memory.c src/hv/kernel.c src/hv/serial.c src/lib/util.c src/cards/lib/*.c"
+SRC="src/hv/boot.c src/hv/memory.c src/hv/kernel.c src/hv/serial.c src/hv/pci.c src/hv/mmio.c src/lib/util.c src/cards/lib/*.c"
 LIBS="-lzstd -lpthread"
 
 mkdir -p "$OUT" || exit 2
@@ -130,6 +130,11 @@ seq = (vmsg(3) + vmsg(1) + vmsg(15) + vmsg(17)
        + vmsg(11, struct.pack("<II", 0, 0)) + vmsg(5, struct.pack("<II", 0, 0), 9)
        + vmsg(99, b"", 9))
 put("vhost_msg-setup", struct.pack("<H", len(img)) + img + seq)
+def pci(*recs):  # (op, offset, value, spare) records of 8 bytes
+    return b"".join(struct.pack("<BHIB", *r) for r in recs)
+put("pci-near-ecam", pci((0x0c, 0x04, 2, 0), (0x0c, 0x10, 0xe0100000, 0)))
+put("pci-move", pci((0x0c, 0x04, 2, 0), (0x0c, 0x10, 0xd0000000, 0), (0x0c, 0x14, 2, 0),
+                    (0x25, 0x110, 0, 0)))
 PY
 }
 seed || echo "run.sh: could not write seeds (no python3?); starting from empty corpora" >&2
