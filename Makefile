@@ -16,7 +16,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 DRIVER_SRC = $(wildcard tests/driver/*.c)
 UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps images run test unit unit-asan cli-test driver-test fuzz system-test emuhost-test bench clean format
+.PHONY: all deps images run test unit unit-asan cli-test driver-test fuzz system-test emuhost-test bench clean format ebs-test
 all: $(BUILD)/nitro $(BUILD)/nitro-hv
 
 $(BUILD)/obj/%.o: %.c
@@ -36,6 +36,18 @@ $(BUILD)/tests/%: $(call obj,tests/unit/%.c $(HV_SRC) $(CARDLIB_SRC) $(LIB_SRC))
 # The vhost-user-blk frontend test driver (plays the guest against any card).
 $(BUILD)/vu-blk-driver: $(call obj,$(DRIVER_SRC) $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread
+
+# The EBS card (issue 3): virtio-blk over vhost-user on an encrypted, rate-limited volume
+# file; `nitro volume` shares its volume format.
+EBS_SRC = $(wildcard src/cards/ebs/*.c)
+all: $(BUILD)/nitro-card-ebs
+$(BUILD)/nitro-card-ebs: $(call obj,$(EBS_SRC) $(CARDLIB_SRC) $(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcrypto
+$(BUILD)/nitro: $(call obj,src/cards/ebs/volume.c)
+$(BUILD)/nitro: override LDFLAGS += -lcrypto
+
+ebs-test: all $(BUILD)/vu-blk-driver
+	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/ebs
 
 deps:
 	@sh tools/deps.sh
@@ -68,7 +80,7 @@ emuhost-test: all images
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/emuhost
 
 test: deps all images
-	@$(MAKE) --no-print-directory unit unit-asan cli-test driver-test fuzz system-test emuhost-test
+	@$(MAKE) --no-print-directory unit unit-asan cli-test driver-test fuzz system-test emuhost-test ebs-test
 
 bench: deps all images
 	sh bench/run.sh

@@ -3,7 +3,7 @@
 set -eu
 PKGS="gcc make libc6-dev libcmocka-dev libzstd-dev acpica-tools qemu-system-x86 \
 busybox-static debian-archive-keyring apt kmod xz-utils zstd cpio gzip python3 python3-pytest \
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev libssl-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

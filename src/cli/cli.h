@@ -13,6 +13,7 @@
 int cmd_run(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_emuhost(int argc, char **argv);
+int cmd_volume(int argc, char **argv);
 
 const char *cache_dir(void);
 /* dir/name next to the nitro executable (dir = build/ for a source tree). */

@@ -143,8 +143,24 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const
 	if (!mkdtemp(run))
 		die("emulated host: cannot create a run folder under %s: %s", cache_dir(),
 		    strerror(errno));
+	/* nitro's state folder (the host master key) is writable in there too. */
+	char state[PATH_MAX];
+	const char *nst = getenv("NITRO_STATE"), *home = getenv("HOME");
+	if (nst && *nst)
+		snprintf(state, sizeof(state), "%s", nst);
+	else
+		snprintf(state, sizeof(state), "%s/.local/state/nitro", home && *home ? home : "/root");
+	char mk[PATH_MAX + 32];
+	snprintf(mk, sizeof(mk), "mkdir -p -m 0700 '%s'", state);
+	if (!strchr(state, '\'') && system(mk) != 0)
+		warnmsg("emulated host: cannot create %s", state);
+	const char *extra[EMUHOST_MAX_RW];
+	unsigned nextra = 0;
+	extra[nextra++] = state;
+	for (unsigned i = 0; i < nrw_extra && nextra < EMUHOST_MAX_RW; i++)
+		extra[nextra++] = rw_extra[i];
 	char *rw[EMUHOST_MAX_RW];
-	unsigned nrw = writable_dirs(cwd, rw_extra, nrw_extra, rw);
+	unsigned nrw = writable_dirs(cwd, extra, nextra, rw);
 	if (write_run_files(run, argv, cwd, rw, nrw) < 0)
 		die("emulated host: cannot write to %s: %s", run, strerror(errno));
 

@@ -13,6 +13,8 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  run [options]        boot a guest in the foreground (serial console on stdio)\n"
 		"  images               fetch the stock Debian kernel and build the guest images\n"
+		"  volume create PATH --size SIZE [--unencrypted] | volume info PATH\n"
+		"                       create or describe an EBS volume file\n"
 		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
 		"                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
 		"run options:\n%s"
@@ -33,6 +35,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (!strcmp(cmd, "images"))
 		return cmd_images(argc - 2, argv + 2);
+	if (!strcmp(cmd, "volume"))
+		return cmd_volume(argc - 2, argv + 2);
 	if (!strcmp(cmd, "emuhost"))
 		return cmd_emuhost(argc - 2, argv + 2);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

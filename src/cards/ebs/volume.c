@@ -1,0 +1,533 @@
+/* EBS volume files: header, master key, data key wrapping and sector encryption. */
+#include "cards/ebs/volume.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "lib/le.h"
+#include "lib/util.h"
+
+/* Header layout. */
+#define H_MAGIC 0
+#define H_VERSION 8
+#define H_FLAGS 12
+#define H_SIZE 16
+#define H_ID 24
+#define H_ID_BYTES 24
+#define H_AAD_END 48 /* magic..id: bound to the wrapped key */
+#define H_NONCE 48
+#define H_NONCE_BYTES 12
+#define H_WRAPPED 64
+#define H_TAG 128
+#define H_TAG_BYTES 16
+#define H_SUM 4064
+#define H_BYTES VOL_DATA_OFFSET
+
+#define BOUNCE_BYTES (256u << 10)
+
+struct vol_crypt {
+	EVP_CIPHER_CTX *vc_enc, *vc_dec;
+	uint8_t *vc_bounce; /* BOUNCE_BYTES of ciphertext on its way out */
+};
+
+void vol_master_key_path(char *out, size_t len)
+{
+	const char *st = getenv("NITRO_STATE");
+	if (st && *st) {
+		snprintf(out, len, "%s/master.key", st);
+		return;
+	}
+	const char *home = getenv("HOME");
+	snprintf(out, len, "%s/.local/state/nitro/master.key", home && *home ? home : ".");
+}
+
+static int full_pread(int fd, void *buf, size_t len, off_t off, size_t *got)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	if (got)
+		*got = done;
+	return 0;
+}
+
+static int full_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+/* mkdir -p for the master key's directory; the last component gets mode 0700. */
+static int make_dirs(char *dir, char *err, size_t errlen)
+{
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int r = mkdir(dir, 0700);
+		*p = '/';
+		if (r < 0 && errno != EEXIST)
+			RETURN_ERR(-errno, "creating %.*s: %s", (int)(p - dir), dir,
+				   strerror(errno));
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		RETURN_ERR(-errno, "creating %s: %s", dir, strerror(errno));
+	return 0;
+}
+
+static int load_master_key(const char *path, uint8_t key[VOL_MASTER_KEY_BYTES], char *err,
+			   size_t errlen)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		RETURN_ERR(-errno, "master key %s: %s", path, strerror(errno));
+	size_t got = 0;
+	int r = fstat(fd, &st) < 0 ? -errno : 0;
+	if (!r && (!S_ISREG(st.st_mode) || st.st_size != VOL_MASTER_KEY_BYTES)) {
+		close(fd);
+		RETURN_ERR(-EINVAL, "master key %s: not a %d-byte regular file", path,
+			   VOL_MASTER_KEY_BYTES);
+	}
+	if (!r)
+		r = full_pread(fd, key, VOL_MASTER_KEY_BYTES, 0, &got);
+	close(fd);
+	if (r < 0)
+		RETURN_ERR(r, "master key %s: %s", path, strerror(-r));
+	if (got != VOL_MASTER_KEY_BYTES)
+		RETURN_ERR(-EINVAL, "master key %s: truncated", path);
+	return 0;
+}
+
+/* Loads the master key, creating it (0600, atomically via link) when missing. */
+static int get_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen)
+{
+	char path[PATH_MAX], dir[PATH_MAX], tmp[PATH_MAX + 32];
+	vol_master_key_path(path, sizeof(path));
+	if (access(path, F_OK) == 0 || errno != ENOENT)
+		return load_master_key(path, key, err, errlen);
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	int r = make_dirs(dir, err, errlen);
+	if (r)
+		return r;
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		RETURN_ERR(-errno, "creating master key %s: %s", tmp, strerror(errno));
+	uint8_t fresh[VOL_MASTER_KEY_BYTES];
+	r = RAND_bytes(fresh, sizeof(fresh)) == 1 ? 0 : -EIO;
+	if (!r)
+		r = full_pwrite(fd, fresh, sizeof(fresh), 0);
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	OPENSSL_cleanse(fresh, sizeof(fresh));
+	if (!r && link(tmp, path) < 0 && errno != EEXIST) /* EEXIST: another creator won */
+		r = -errno;
+	unlink(tmp);
+	if (r)
+		RETURN_ERR(r, "creating master key %s: %s", path, strerror(-r));
+	return load_master_key(path, key, err, errlen);
+}
+
+/* AES-256-GCM of the data key under the master key; aad = header[0, H_AAD_END). */
+static int gcm(bool enc, const uint8_t *mk, const uint8_t *nonce, const uint8_t *aad,
+	       const uint8_t *in, uint8_t *out, uint8_t *tag)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	int ok = c != NULL, n = 0;
+	ok = ok && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1;
+	ok = ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, H_NONCE_BYTES, NULL) == 1;
+	ok = ok && EVP_CipherInit_ex(c, NULL, NULL, mk, nonce, enc) == 1;
+	ok = ok && EVP_CipherUpdate(c, NULL, &n, aad, H_AAD_END) == 1;
+	ok = ok && EVP_CipherUpdate(c, out, &n, in, VOL_KEY_BYTES) == 1 && n == VOL_KEY_BYTES;
+	if (ok && !enc)
+		ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, H_TAG_BYTES, tag) == 1;
+	ok = ok && EVP_CipherFinal_ex(c, out + n, &n) == 1;
+	if (ok && enc)
+		ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, H_TAG_BYTES, tag) == 1;
+	EVP_CIPHER_CTX_free(c);
+	return ok ? 0 : -1;
+}
+
+static void header_sum(const uint8_t *h, uint8_t out[32])
+{
+	unsigned n = 32;
+	EVP_Digest(h, H_SUM, out, &n, EVP_sha256(), NULL);
+}
+
+static bool valid_id(const char *id)
+{
+	if (strncmp(id, "vol-", 4))
+		return false;
+	for (int i = 4; i < VOL_ID_LEN; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
+			return false;
+	return true;
+}
+
+int vol_create(const char *path, uint64_t size, bool encrypted, char id[VOL_ID_LEN + 1], char *err,
+	       size_t errlen)
+{
+	if (size == 0 || size % VOL_SECTOR || size > (uint64_t)INT64_MAX - VOL_DATA_OFFSET)
+		RETURN_ERR(-EINVAL, "volume %s: size %llu is not a positive multiple of %d bytes",
+			   path, (unsigned long long)size, VOL_SECTOR);
+	uint8_t h[H_BYTES] = {0}, rnd[9], mk[VOL_MASTER_KEY_BYTES], dk[VOL_KEY_BYTES];
+	int r;
+	if (encrypted && (r = get_master_key(mk, err, errlen)))
+		return r;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		RETURN_ERR(-EIO, "volume %s: no random bytes for the id", path);
+	memcpy(id, "vol-", 4);
+	for (int i = 0; i < 17; i++)
+		id[4 + i] = "0123456789abcdef"[(rnd[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+	id[VOL_ID_LEN] = '\0';
+
+	memcpy(h + H_MAGIC, VOL_MAGIC, 8);
+	le32_put(h + H_VERSION, VOL_VERSION);
+	le32_put(h + H_FLAGS, encrypted ? VOL_F_ENCRYPTED : 0);
+	le64_put(h + H_SIZE, size);
+	memcpy(h + H_ID, id, VOL_ID_LEN);
+	if (encrypted) {
+		int ok = RAND_bytes(dk, sizeof(dk)) == 1 &&
+			 RAND_bytes(h + H_NONCE, H_NONCE_BYTES) == 1 &&
+			 CRYPTO_memcmp(dk, dk + 32, 32) != 0 && /* XTS refuses equal halves */
+			 gcm(true, mk, h + H_NONCE, h, dk, h + H_WRAPPED, h + H_TAG) == 0;
+		OPENSSL_cleanse(dk, sizeof(dk));
+		OPENSSL_cleanse(mk, sizeof(mk));
+		if (!ok)
+			RETURN_ERR(-EIO, "volume %s: wrapping the data key failed", path);
+	}
+	header_sum(h, h + H_SUM);
+
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		RETURN_ERR(-errno, "volume %s: %s", path,
+			   errno == EEXIST ? "already exists (not overwritten)" : strerror(errno));
+	r = full_pwrite(fd, h, sizeof(h), 0);
+	if (!r && ftruncate(fd, (off_t)(VOL_DATA_OFFSET + size)) < 0)
+		r = -errno;
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r) {
+		unlink(path);
+		RETURN_ERR(r, "volume %s: writing: %s", path, strerror(-r));
+	}
+	return 0;
+}
+
+/* Reads and checks the header of fd; leaves it in h. */
+static int read_header(int fd, const char *path, uint8_t h[H_BYTES], struct volume *v, char *err,
+		       size_t errlen)
+{
+	size_t got = 0;
+	struct stat st;
+	int r = full_pread(fd, h, H_BYTES, 0, &got);
+	if (r)
+		RETURN_ERR(r, "volume %s: reading the header: %s", path, strerror(-r));
+	if (got < 8 || memcmp(h + H_MAGIC, VOL_MAGIC, 8))
+		RETURN_ERR(-EINVAL, "volume %s: not a nitro volume (no NITROVOL magic)", path);
+	if (got < H_BYTES)
+		RETURN_ERR(-EINVAL, "volume %s: truncated header (%zu of %d bytes)", path, got,
+			   H_BYTES);
+	uint8_t sum[32];
+	header_sum(h, sum);
+	if (CRYPTO_memcmp(sum, h + H_SUM, 32))
+		RETURN_ERR(-EINVAL, "volume %s: corrupt header (checksum mismatch)", path);
+	uint32_t ver = le32_get(h + H_VERSION), flags = le32_get(h + H_FLAGS);
+	if (ver != VOL_VERSION)
+		RETURN_ERR(-EINVAL, "volume %s: unsupported version %u (expected %d)", path, ver,
+			   VOL_VERSION);
+	if (flags & ~VOL_F_ENCRYPTED)
+		RETURN_ERR(-EINVAL, "volume %s: unknown flags 0x%x", path, flags);
+	v->v_size = le64_get(h + H_SIZE);
+	if (v->v_size == 0 || v->v_size % VOL_SECTOR ||
+	    v->v_size > (uint64_t)INT64_MAX - VOL_DATA_OFFSET)
+		RETURN_ERR(-EINVAL, "volume %s: corrupt header (size %llu)", path,
+			   (unsigned long long)v->v_size);
+	memcpy(v->v_id, h + H_ID, VOL_ID_LEN);
+	v->v_id[VOL_ID_LEN] = '\0';
+	for (int i = VOL_ID_LEN; i < H_ID_BYTES; i++)
+		if (h[H_ID + i])
+			v->v_id[0] = '\0';
+	if (!valid_id(v->v_id))
+		RETURN_ERR(-EINVAL, "volume %s: corrupt header (bad volume id)", path);
+	v->v_encrypted = flags & VOL_F_ENCRYPTED;
+	if (fstat(fd, &st) < 0)
+		RETURN_ERR(-errno, "volume %s: %s", path, strerror(errno));
+	if ((uint64_t)st.st_size < VOL_DATA_OFFSET + v->v_size)
+		RETURN_ERR(-EINVAL, "volume %s: truncated (%lld bytes; the header says %llu)", path,
+			   (long long)st.st_size,
+			   (unsigned long long)(VOL_DATA_OFFSET + v->v_size));
+	return 0;
+}
+
+int vol_info(const char *path, struct volume *v, char *err, size_t errlen)
+{
+	uint8_t h[H_BYTES];
+	*v = (struct volume){.v_fd = -1};
+	snprintf(v->v_path, sizeof(v->v_path), "%s", path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		RETURN_ERR(-errno, "volume %s: %s", path, strerror(errno));
+	int r = read_header(fd, path, h, v, err, errlen);
+	close(fd);
+	return r;
+}
+
+static struct vol_crypt *crypt_new(const uint8_t *dk)
+{
+	size_t len = (sizeof(struct vol_crypt) + 4095) & ~(size_t)4095;
+	struct vol_crypt *c =
+	    mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c == MAP_FAILED)
+		return NULL;
+	madvise(c, len, MADV_DONTDUMP);
+	mlock(c, len); /* best effort: RLIMIT_MEMLOCK may be small */
+	c->vc_enc = EVP_CIPHER_CTX_new();
+	c->vc_dec = EVP_CIPHER_CTX_new();
+	c->vc_bounce = malloc(BOUNCE_BYTES);
+	if (c->vc_enc && c->vc_dec && c->vc_bounce &&
+	    EVP_EncryptInit_ex(c->vc_enc, EVP_aes_256_xts(), NULL, dk, NULL) == 1 &&
+	    EVP_DecryptInit_ex(c->vc_dec, EVP_aes_256_xts(), NULL, dk, NULL) == 1)
+		return c;
+	EVP_CIPHER_CTX_free(c->vc_enc);
+	EVP_CIPHER_CTX_free(c->vc_dec);
+	free(c->vc_bounce);
+	munmap(c, len);
+	return NULL;
+}
+
+static void crypt_free(struct vol_crypt *c)
+{
+	size_t len = (sizeof(struct vol_crypt) + 4095) & ~(size_t)4095;
+	EVP_CIPHER_CTX_free(c->vc_enc); /* cleanses the key schedule */
+	EVP_CIPHER_CTX_free(c->vc_dec);
+	free(c->vc_bounce);
+	OPENSSL_cleanse(c, len);
+	munlock(c, len);
+	munmap(c, len);
+}
+
+int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_t errlen)
+{
+	uint8_t h[H_BYTES], mk[VOL_MASTER_KEY_BYTES];
+	*v = (struct volume){.v_fd = -1, .v_readonly = readonly};
+	snprintf(v->v_path, sizeof(v->v_path), "%s", path);
+	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0)
+		RETURN_ERR(-errno, "volume %s: %s", path, strerror(errno));
+	int r = read_header(fd, path, h, v, err, errlen);
+	if (r)
+		goto fail;
+	if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "volume %s: in use by another process (%s)", path,
+			 strerror(errno));
+		goto fail;
+	}
+	if (v->v_encrypted) {
+		char mpath[PATH_MAX];
+		vol_master_key_path(mpath, sizeof(mpath));
+		if (access(mpath, F_OK) < 0 && errno == ENOENT) {
+			r = -ENOKEY;
+			snprintf(err, errlen,
+				 "volume %s: no master key at %s (the key that wrapped "
+				 "its data key is on another host or lost)",
+				 path, mpath);
+			goto fail;
+		}
+		if ((r = load_master_key(mpath, mk, err, errlen)))
+			goto fail;
+		/* The unwrapped key goes straight into the locked page. */
+		uint8_t *dk =
+		    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (dk == MAP_FAILED) {
+			r = -ENOMEM;
+			OPENSSL_cleanse(mk, sizeof(mk));
+			snprintf(err, errlen, "volume %s: out of memory", path);
+			goto fail;
+		}
+		madvise(dk, 4096, MADV_DONTDUMP);
+		mlock(dk, 4096);
+		int ok = gcm(false, mk, h + H_NONCE, h, h + H_WRAPPED, dk, h + H_TAG) == 0;
+		OPENSSL_cleanse(mk, sizeof(mk));
+		if (ok)
+			v->v_crypt = crypt_new(dk);
+		OPENSSL_cleanse(dk, 4096);
+		munlock(dk, 4096);
+		munmap(dk, 4096);
+		if (!ok) {
+			r = -EKEYREJECTED;
+			snprintf(err, errlen,
+				 "volume %s: wrong master key (the data key does not unwrap)",
+				 path);
+			goto fail;
+		}
+		if (!v->v_crypt) {
+			r = -EIO;
+			snprintf(err, errlen, "volume %s: setting up AES-256-XTS failed", path);
+			goto fail;
+		}
+	}
+	v->v_fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return r;
+}
+
+void vol_close(struct volume *v)
+{
+	if (v->v_crypt)
+		crypt_free(v->v_crypt);
+	v->v_crypt = NULL;
+	if (v->v_fd >= 0)
+		close(v->v_fd);
+	v->v_fd = -1;
+}
+
+/* XTS over whole sectors, sector number little-endian as the tweak. */
+static int xts(EVP_CIPHER_CTX *c, uint64_t sector, const uint8_t *in, uint8_t *out, size_t len)
+{
+	for (size_t off = 0; off < len; off += VOL_SECTOR, sector++) {
+		uint8_t tweak[16] = {0};
+		int n;
+		le64_put(tweak, sector);
+		if (EVP_CipherInit_ex(c, NULL, NULL, NULL, tweak, -1) != 1 ||
+		    EVP_CipherUpdate(c, out + off, &n, in + off, VOL_SECTOR) != 1 ||
+		    n != VOL_SECTOR)
+			return -EIO;
+	}
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
+}
+
+static off_t data_off(uint64_t sector)
+{
+	return (off_t)(VOL_DATA_OFFSET + sector * VOL_SECTOR);
+}
+
+int vol_read(struct volume *v, uint64_t sector, void *buf, size_t len, char *err, size_t errlen)
+{
+	uint8_t *p = buf;
+	size_t got;
+	int r = full_pread(v->v_fd, p, len, data_off(sector), &got);
+	if (r)
+		RETURN_ERR(r, "volume %s: read: %s", v->v_path, strerror(-r));
+	memset(p + got, 0, len - got);
+	if (!v->v_crypt)
+		return 0;
+	for (size_t off = 0; off < len; off += VOL_SECTOR) {
+		/* A never-written (or discarded) sector is a hole: it reads as zeroes. */
+		if (all_zero(p + off, VOL_SECTOR))
+			continue;
+		if (xts(v->v_crypt->vc_dec, sector + off / VOL_SECTOR, p + off, p + off,
+			VOL_SECTOR))
+			RETURN_ERR(-EIO, "volume %s: decryption failed", v->v_path);
+	}
+	return 0;
+}
+
+int vol_write(struct volume *v, uint64_t sector, const void *buf, size_t len, char *err,
+	      size_t errlen)
+{
+	const uint8_t *p = buf;
+	int r;
+	if (!v->v_crypt) {
+		if ((r = full_pwrite(v->v_fd, p, len, data_off(sector))))
+			RETURN_ERR(r, "volume %s: write: %s", v->v_path, strerror(-r));
+		return 0;
+	}
+	while (len) {
+		size_t n = len < BOUNCE_BYTES ? len : BOUNCE_BYTES;
+		if (xts(v->v_crypt->vc_enc, sector, p, v->v_crypt->vc_bounce, n))
+			RETURN_ERR(-EIO, "volume %s: encryption failed", v->v_path);
+		if ((r = full_pwrite(v->v_fd, v->v_crypt->vc_bounce, n, data_off(sector))))
+			RETURN_ERR(r, "volume %s: write: %s", v->v_path, strerror(-r));
+		p += n;
+		len -= n;
+		sector += n / VOL_SECTOR;
+	}
+	return 0;
+}
+
+static int punch(struct volume *v, int mode, uint64_t sector, uint64_t nsectors)
+{
+	if (fallocate(v->v_fd, mode, data_off(sector), (off_t)(nsectors * VOL_SECTOR)) < 0)
+		return -errno;
+	return 0;
+}
+
+int vol_write_zeroes(struct volume *v, uint64_t sector, uint64_t nsectors, bool unmap, char *err,
+		     size_t errlen)
+{
+	static const uint8_t zero[64 * VOL_SECTOR];
+	if (!v->v_crypt) {
+		int mode = unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+				 : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+		if (punch(v, mode, sector, nsectors) == 0 ||
+		    punch(v, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, sector, nsectors) == 0)
+			return 0;
+	}
+	/* Encrypted zeroes (or no fallocate support): write them out. */
+	while (nsectors) {
+		uint64_t n = nsectors < 64 ? nsectors : 64;
+		int r = vol_write(v, sector, zero, n * VOL_SECTOR, err, errlen);
+		if (r)
+			return r;
+		sector += n;
+		nsectors -= n;
+	}
+	return 0;
+}
+
+int vol_discard(struct volume *v, uint64_t sector, uint64_t nsectors, char *err, size_t errlen)
+{
+	int r = punch(v, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, sector, nsectors);
+	if (r && r != -EOPNOTSUPP)
+		RETURN_ERR(r, "volume %s: discard: %s", v->v_path, strerror(-r));
+	return 0; /* discard is advisory: unsupported means nothing to do */
+}
+
+int vol_flush(struct volume *v, char *err, size_t errlen)
+{
+	if (fdatasync(v->v_fd) < 0)
+		RETURN_ERR(-errno, "volume %s: fdatasync: %s", v->v_path, strerror(errno));
+	return 0;
+}
