@@ -82,7 +82,7 @@ emuhost-test: all images
 test: deps all images
 	@$(MAKE) --no-print-directory unit unit-asan cli-test driver-test fuzz system-test emuhost-test ebs-test
 
-bench: deps all images
+bench: deps all images $(BUILD)/vu-blk-driver
 	sh bench/run.sh
 
 format:

@@ -2,7 +2,8 @@
 nitro-card-ebs and, in the same run, qemu-storage-daemon's vhost-user-blk export.
 
 4 KiB random read and write at QD1 and QD32 for:
-  in-memory: nitro-card-ebs on a volume in /dev/shm vs qsd null-co (qsd's in-memory peer)
+  in-memory: nitro-card-ebs on a volume in /dev/shm vs qsd null-co (qsd's in-memory peer;
+             nitro has no null backend yet, so its side still copies through the page cache)
   file:      a 256 MiB file on tmpfs for both (nitro: a volume; qsd: a raw file)
 nitro runs encryption off and on. Both sides are driven the same way (eventfd waits).
 """
@@ -110,8 +111,10 @@ def main():
           f"null-co; target >= 2.0 for an in-memory backend)")
     rf = res[("nitro", "randread", 32)][0] / res[("qsd-file", "randread", 32)][0]
     print(f"nitro/qsd 4k-randread-qd32 file iops ratio: {rf:.2f}  (target >= 1.25)")
-    enc = 1 - res[("nitro-enc", "randread", 32)][0] / res[("nitro", "randread", 32)][0]
-    print(f"encryption cost at 4k-randread-qd32: {enc * 100:.0f}% of IOPS  (target <= 40%)")
+    # Reads of never-written sectors skip decryption (they read as zeroes), so the honest
+    # figure is the write one: every write is encrypted.
+    enc = 1 - res[("nitro-enc", "randwrite", 32)][0] / res[("nitro", "randwrite", 32)][0]
+    print(f"encryption cost at 4k-randwrite-qd32: {enc * 100:.0f}% of IOPS  (target <= 40%)")
 
 
 if __name__ == "__main__":
