@@ -37,42 +37,18 @@ static const char usage_text[] =
 struct card {
 	struct ebs c_ebs;
 	struct loop c_loop;
-	int c_listen; /* -1 with --fd */
-	char c_path[108];
+	struct backend c_backend;
 	int c_usr1;
 };
 
-static void on_accept(struct loop *l, int fd, uint32_t events, void *opaque)
-{
-	struct card *c = opaque;
-	char err[256];
-	(void)events;
-	int s = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-	if (s < 0) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			warnmsg("accept on %s: %s", c->c_path, strerror(errno));
-		return;
-	}
-	/* One frontend at a time: later ones wait in the backlog. */
-	loop_del(l, fd);
-	if (vu_dev_attach(&c->c_ebs.e_dev, s, err, sizeof(err)) < 0) {
-		warnmsg("%s", err);
-		if (loop_add(l, fd, on_accept, c, err, sizeof(err)) < 0)
-			loop_stop(l);
-	}
-}
-
-/* The frontend left: accept the next one (socket mode) or end (--fd). */
+/* The frontend left: take the next one (socket mode) or end (--fd). */
 static struct card *the_card;
 
 static void on_disconnected(struct vu_dev *d)
 {
-	struct card *c = the_card;
-	char err[256];
 	(void)d;
-	if (c->c_listen < 0 ||
-	    loop_add(&c->c_loop, c->c_listen, on_accept, c, err, sizeof(err)) < 0)
-		loop_stop(&c->c_loop);
+	if (backend_next(&the_card->c_backend) < 0)
+		loop_stop(&the_card->c_loop);
 }
 
 static void on_usr1(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -83,30 +59,6 @@ static void on_usr1(struct loop *l, int fd, uint32_t events, void *opaque)
 	(void)events;
 	while (read(fd, &si, sizeof(si)) == sizeof(si))
 		ebs_print_stats(&c->c_ebs, stderr);
-}
-
-/* Listens on path (replacing a stale socket, never another kind of file). */
-static int listen_on(struct card *c, const char *path, char *err, size_t errlen)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			RETURN_ERR(-EEXIST, "%s exists and is not a socket", path);
-		unlink(path);
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		RETURN_ERR(-errno, "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
-		int e = errno;
-		close(fd);
-		RETURN_ERR(-e, "listening on %s: %s", path, strerror(e));
-	}
-	c->c_listen = fd;
-	snprintf(c->c_path, sizeof(c->c_path), "%s", path);
-	return loop_add(&c->c_loop, fd, on_accept, c, err, errlen);
 }
 
 /* --name VALUE or --name=VALUE; NULL when argv[*i] is not --name. */
@@ -126,7 +78,7 @@ static const char *opt_arg(const char *name, int argc, char **argv, int *i)
 
 int main(int argc, char **argv)
 {
-	static struct card card = {.c_listen = -1, .c_usr1 = -1};
+	static struct card card = {.c_usr1 = -1};
 	struct card *c = &card;
 	struct backend_opts bo;
 	struct volume vol;
@@ -199,12 +151,8 @@ int main(int argc, char **argv)
 		die("volume %s: %s", path, err);
 	c->c_ebs.e_ops.vo_disconnected = on_disconnected;
 
-	int r;
-	if (bo.bo_socket_path)
-		r = listen_on(c, bo.bo_socket_path, err, sizeof(err));
-	else
-		r = backend_start(&(struct backend){0}, &c->c_ebs.e_dev, &c->c_loop, &bo, err,
-				  sizeof(err));
+	bo.bo_serial = true;
+	int r = backend_start(&c->c_backend, &c->c_ebs.e_dev, &c->c_loop, &bo, err, sizeof(err));
 	if (r < 0)
 		die("%s", err);
 	r = loop_run(&c->c_loop);
@@ -213,11 +161,7 @@ int main(int argc, char **argv)
 
 	ebs_print_stats(&c->c_ebs, stderr);
 	ebs_fini(&c->c_ebs);
-	if (c->c_listen >= 0) {
-		loop_del(&c->c_loop, c->c_listen);
-		close(c->c_listen);
-		unlink(c->c_path);
-	}
+	backend_stop(&c->c_backend);
 	close(c->c_usr1);
 	loop_fini(&c->c_loop);
 	vol_close(&vol);

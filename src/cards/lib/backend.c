@@ -103,11 +103,12 @@ void backend_print_capabilities(FILE *f, const char *type, const char *const *fe
 	fputs(features && features[0] ? "\n  ]\n}\n" : "]\n}\n", f);
 }
 
+static void on_listen(struct loop *l, int fd, uint32_t events, void *opaque);
+
 static void on_listen(struct loop *l, int fd, uint32_t events, void *opaque)
 {
 	struct backend *b = opaque;
 	char err[256];
-	(void)l;
 	(void)events;
 	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 	if (c < 0) {
@@ -115,12 +116,24 @@ static void on_listen(struct loop *l, int fd, uint32_t events, void *opaque)
 			warnmsg("vhost-user: accept on %s: %s", b->be_path, strerror(errno));
 		return;
 	}
-	/* One frontend per card: stop listening before serving it. */
-	backend_stop(b);
+	if (b->be_serial)
+		loop_del(l, fd); /* one frontend at a time: later ones wait in the backlog */
+	else
+		backend_stop(b); /* one frontend per card */
 	if (vu_dev_attach(b->be_dev, c, err, sizeof(err)) < 0) {
 		warnmsg("vhost-user: %s", err);
-		loop_stop(b->be_loop);
+		if (!b->be_serial || backend_next(b) < 0)
+			loop_stop(b->be_loop);
 	}
+}
+
+int backend_next(struct backend *b)
+{
+	char err[256];
+	if (b->be_listen_fd < 0 ||
+	    loop_add(b->be_loop, b->be_listen_fd, on_listen, b, err, sizeof(err)) < 0)
+		return -1;
+	return 0;
 }
 
 static int listen_on(struct backend *b, const char *path, char *err, size_t errlen)
@@ -137,7 +150,7 @@ static int listen_on(struct backend *b, const char *path, char *err, size_t errl
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		RETURN_ERR(-errno, "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
 		int e = errno;
 		close(fd);
 		RETURN_ERR(-e, "listening on %s: %s", path, strerror(e));
@@ -153,7 +166,7 @@ static int listen_on(struct backend *b, const char *path, char *err, size_t errl
 int backend_start(struct backend *b, struct vu_dev *d, struct loop *l, const struct backend_opts *o,
 		  char *err, size_t errlen)
 {
-	*b = (struct backend){.be_dev = d, .be_loop = l, .be_listen_fd = -1};
+	*b = (struct backend){.be_dev = d, .be_loop = l, .be_listen_fd = -1, .be_serial = o->bo_serial};
 	if (o->bo_socket_path)
 		return listen_on(b, o->bo_socket_path, err, errlen);
 	int type = 0;
