@@ -2,6 +2,7 @@
 #include "hv/memory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -24,10 +25,17 @@ void mem_layout(struct guest_mem *m, uint64_t size)
 int mem_create(struct guest_mem *m, uint64_t size)
 {
 	mem_layout(m, size);
-	int fd = memfd_create("nitro-guest-ram", MFD_CLOEXEC);
+	int fd = memfd_create("nitro-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return errno;
 	if (ftruncate(fd, (off_t)size) < 0) {
+		int e = errno;
+		close(fd);
+		return e;
+	}
+	/* Sealed at its size: no process the memfd is shared with (a card) can shrink it
+	 * under the others' mappings. */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		int e = errno;
 		close(fd);
 		return e;

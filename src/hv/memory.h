@@ -32,7 +32,8 @@ struct guest_mem {
 
 /* Computes the region layout only (no memfd, no mapping): for unit tests and e820. */
 void mem_layout(struct guest_mem *m, uint64_t size);
-/* Creates the memfd and maps it; returns 0 or an errno value. */
+/* Creates the memfd (sealed against shrinking and growing) and maps it; returns 0 or an
+ * errno value. */
 int mem_create(struct guest_mem *m, uint64_t size);
 void mem_destroy(struct guest_mem *m);
 void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
