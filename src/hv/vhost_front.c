@@ -173,7 +173,8 @@ int vhost_front_set_features(struct vhost_front *f, uint64_t features)
 }
 
 int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, const void *desc,
-			    const void *avail, const void *used, int kick_fd, int call_fd)
+			    const void *avail, const void *used, int kick_fd, int call_fd,
+			    int err_fd)
 {
 	union vu_payload p;
 	int r = -1;
@@ -194,7 +195,8 @@ int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, con
 	if (request(f, VU_SET_VRING_BASE, &p, sizeof(p.state), NULL, 0) < 0)
 		goto out;
 	uint64_t idx = q;
-	if (request(f, VU_SET_VRING_CALL, &idx, sizeof(idx), &call_fd, 1) < 0 ||
+	if (request(f, VU_SET_VRING_ERR, &idx, sizeof(idx), &err_fd, 1) < 0 ||
+	    request(f, VU_SET_VRING_CALL, &idx, sizeof(idx), &call_fd, 1) < 0 ||
 	    request(f, VU_SET_VRING_KICK, &idx, sizeof(idx), &kick_fd, 1) < 0)
 		goto out;
 	if (f->vf_protocol) {

@@ -1,7 +1,7 @@
 /* The hypervisor as a vhost-user frontend (QEMU docs/interop/vhost-user.rst): it hands
  * a card the guest's memory (the memfd, one region per RAM region), the rings' addresses,
- * a kick fd (a KVM ioeventfd) and a call fd (a KVM irqfd) per queue, and is then out of
- * the I/O path. Every reply is checked; with REPLY_ACK negotiated every request is
+ * a kick fd (a KVM ioeventfd), a call fd (a KVM irqfd) and an error fd (the card signals
+ * a failed queue) per queue, and is then out of the I/O path. Every reply is checked; with REPLY_ACK negotiated every request is
  * acknowledged. Calls are serialised by vf_lock (vCPU threads drive them).
  */
 #ifndef NITRO_HV_VHOST_FRONT_H
@@ -40,7 +40,8 @@ int vhost_front_connect(struct vhost_front *f, const char *path, const struct gu
 int vhost_front_set_features(struct vhost_front *f, uint64_t features);
 /* Addresses are this process's pointers into guest memory. */
 int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, const void *desc,
-			    const void *avail, const void *used, int kick_fd, int call_fd);
+			    const void *avail, const void *used, int kick_fd, int call_fd,
+			    int err_fd);
 int vhost_front_stop_queue(struct vhost_front *f, unsigned q);
 int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data,
 			   unsigned size);

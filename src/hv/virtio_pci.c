@@ -1,6 +1,7 @@
 /* virtio-pci modern transport in front of a vhost-user card. */
 #include "hv/virtio_pci.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -87,11 +88,12 @@ static void stop_queues(struct virtio_pci *vp)
 					     false);
 			vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, false);
 		}
-		int gsi = q->vq_gsi, kick = q->vq_kick, call = q->vq_call;
+		int gsi = q->vq_gsi, kick = q->vq_kick, call = q->vq_call, errfd = q->vq_err;
 		memset(q, 0, sizeof(*q));
 		q->vq_gsi = gsi;
 		q->vq_kick = kick;
 		q->vq_call = call;
+		q->vq_err = errfd;
 		q->vq_msix = VIRTIO_MSI_NO_VECTOR;
 		q->vq_size = VP_QUEUE_SIZE;
 	}
@@ -135,7 +137,7 @@ static void start(struct virtio_pci *vp)
 		}
 		q->vq_started = true;
 		if (vhost_front_start_queue(&vp->vp_card, i, q->vq_size, desc, avail, used,
-					    q->vq_kick, q->vq_call) < 0)
+					    q->vq_kick, q->vq_call, q->vq_err) < 0)
 			return vp_fail(vp, "the card refused a queue");
 	}
 }
@@ -275,6 +277,65 @@ static void bar_moved(struct pci_dev *d, uint64_t addr)
 	pthread_mutex_unlock(&vp->vp_lock);
 }
 
+/* The card failed a queue: NEEDS_RESET, and tell the driver (config change interrupt). */
+static void card_failed_queue(struct virtio_pci *vp, unsigned q)
+{
+	char why[64];
+	snprintf(why, sizeof(why), "it failed queue %u (bad descriptors from the guest)", q);
+	vp_fail(vp, why);
+	vp->vp_cfg_gen++;
+	unsigned v = vp->vp_msix_config;
+	bool enabled = le16_get(vp->vp_pci.pd_cfg + vp->vp_msix_cap + 2) & MSIX_ENABLE;
+	if (enabled && v <= vp->vp_nqueues)
+		vm_signal_msi(vp->vp_vm, msix_addr(vp, v), le32_get(vp->vp_msix_table + v * 16 + 8));
+}
+
+static void *err_watch(void *arg)
+{
+	struct virtio_pci *vp = arg;
+	unsigned nq = vp->vp_nqueues;
+	struct pollfd p[VP_MAX_QUEUES + 1];
+	pthread_setname_np(pthread_self(), "card-errors");
+	for (unsigned i = 0; i < nq; i++)
+		p[i] = (struct pollfd){.fd = vp->vp_q[i].vq_err, .events = POLLIN};
+	p[nq] = (struct pollfd){.fd = vp->vp_stop, .events = POLLIN};
+	for (;;) {
+		if (poll(p, nq + 1, -1) < 0)
+			continue;
+		if (p[nq].revents)
+			return NULL; /* virtio_pci_destroy */
+		for (unsigned i = 0; i < nq; i++) {
+			uint64_t n;
+			if ((p[i].revents & POLLIN) && read(p[i].fd, &n, sizeof(n)) == sizeof(n)) {
+				pthread_mutex_lock(&vp->vp_lock);
+				card_failed_queue(vp, i);
+				pthread_mutex_unlock(&vp->vp_lock);
+			}
+		}
+	}
+}
+
+void virtio_pci_destroy(struct virtio_pci *vp)
+{
+	uint64_t one = 1;
+	if (vp->vp_stop < 0)
+		return;
+	if (write(vp->vp_stop, &one, sizeof(one)) == sizeof(one))
+		pthread_join(vp->vp_err_thread, NULL);
+	close(vp->vp_stop);
+	vp->vp_stop = -1;
+	for (unsigned i = 0; i < vp->vp_nqueues; i++) {
+		struct vp_queue *q = &vp->vp_q[i];
+		close(q->vq_kick);
+		close(q->vq_call);
+		close(q->vq_err);
+		q->vq_kick = q->vq_call = q->vq_err = -1;
+	}
+	if (vp->vp_card.vf_sock >= 0)
+		close(vp->vp_card.vf_sock);
+	vp->vp_card.vf_sock = -1;
+}
+
 static const struct pci_dev_ops vp_ops = {
     .bar_access = bar_access,
     .bar_moved = bar_moved,
@@ -294,6 +355,7 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 		      const char *socket, char *err, size_t errlen)
 {
 	memset(vp, 0, sizeof(*vp));
+	vp->vp_stop = -1;
 	pthread_mutex_init(&vp->vp_lock, NULL);
 	vp->vp_vm = vm;
 	vp->vp_type = type;
@@ -309,8 +371,9 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 		q->vq_msix = VIRTIO_MSI_NO_VECTOR;
 		q->vq_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		q->vq_call = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		q->vq_err = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		q->vq_gsi = vm_msi_alloc(vm);
-		if (q->vq_kick < 0 || q->vq_call < 0 || q->vq_gsi < 0)
+		if (q->vq_kick < 0 || q->vq_call < 0 || q->vq_err < 0 || q->vq_gsi < 0)
 			RETURN_ERR(-1, "card %s: out of eventfds or interrupt routes", socket);
 	}
 	vp->vp_msix_config = VIRTIO_MSI_NO_VECTOR;
@@ -329,5 +392,8 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 	vp->vp_pci.pd_wmask[vp->vp_msix_cap + 3] = (MSIX_ENABLE | MSIX_MASKALL) >> 8;
 	if (!vp->vp_msix_cap || pci_add(bus, &vp->vp_pci) < 0)
 		RETURN_ERR(-1, "card %s: no room on the PCI bus", socket);
+	vp->vp_stop = eventfd(0, EFD_CLOEXEC);
+	if (vp->vp_stop < 0 || pthread_create(&vp->vp_err_thread, NULL, err_watch, vp) != 0)
+		RETURN_ERR(-1, "card %s: cannot start its error watcher", socket);
 	return 0;
 }

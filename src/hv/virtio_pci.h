@@ -4,7 +4,9 @@
  * MSI-X table and the capabilities. When the driver sets DRIVER_OK, each enabled queue is
  * handed to the card with a KVM ioeventfd on its notify address as the kick fd and a KVM
  * irqfd on its MSI-X vector as the call fd; from then on the guest and the card talk with
- * no exit to this process. A reset (status 0) stops the card's queues.
+ * no exit to this process. A reset (status 0) stops the card's queues. When the card
+ * fails a queue (a hostile descriptor chain) it signals the queue's error fd: the device
+ * then reports NEEDS_RESET and raises its configuration-change interrupt.
  *
  * BAR 0 layout: common 0x0000, ISR 0x1000, device config 0x2000, notify 0x3000 (4 bytes
  * per queue), MSI-X table 0x4000, PBA 0x5000.
@@ -31,6 +33,7 @@ struct vp_queue {
 	uint64_t vq_desc, vq_avail, vq_used;
 	int vq_kick; /* eventfd: KVM ioeventfd while started */
 	int vq_call; /* eventfd: KVM irqfd while started */
+	int vq_err;  /* eventfd: the card signals that it failed the queue */
 	int vq_gsi;
 	bool vq_started;
 };
@@ -53,10 +56,15 @@ struct virtio_pci {
 	uint8_t vp_msix_table[(VP_MAX_QUEUES + 1) * 16];
 	bool vp_failed;
 	uint64_t vp_bar; /* where BAR 0 decodes, as last told by the bus */
+	pthread_t vp_err_thread; /* watches the queues' error fds */
+	int vp_stop;             /* eventfd that ends the watcher */
 };
 
 /* Connects to the card at socket, builds the device and adds it to the bus. */
 int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus, unsigned type,
 		      const char *socket, char *err, size_t errlen);
+
+/* Stops the error watcher and closes the device's fds and card connection. */
+void virtio_pci_destroy(struct virtio_pci *vp);
 
 #endif

@@ -214,6 +214,13 @@ int vm_irqfd(struct vm *vm, int gsi, int fd, bool assign)
 	return ioctl(vm->vm_fd, KVM_IRQFD, &f);
 }
 
+int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
+{
+	struct kvm_msi m = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
+			    .data = data};
+	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &m);
+}
+
 int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign)
 {
 	struct kvm_ioeventfd e = {.addr = addr, .len = len, .fd = fd,

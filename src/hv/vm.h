@@ -63,6 +63,8 @@ void vm_irq_line(struct vm *vm, unsigned irq, int level);
 int vm_msi_alloc(struct vm *vm);
 int vm_msi_set(struct vm *vm, int gsi, uint64_t addr, uint32_t data);
 int vm_irqfd(struct vm *vm, int gsi, int fd, bool assign);
+/* Injects one MSI now (KVM_SIGNAL_MSI). */
+int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
 /* A KVM ioeventfd: a guest write of len bytes at addr signals fd, with no exit. */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign);
 /* Ends the process with status (once; concurrent callers wait to die with it). */

@@ -306,11 +306,7 @@ static int teardown(void **state)
 	if (!f)
 		return 0;
 	if (f->created) {
-		close(f->vp.vp_card.vf_sock); /* the card sees EOF and ends */
-		for (unsigned i = 0; i < f->vp.vp_nqueues; i++) {
-			close(f->vp.vp_q[i].vq_kick);
-			close(f->vp.vp_q[i].vq_call);
-		}
+		virtio_pci_destroy(&f->vp); /* the card sees EOF and ends */
 	} else if (f->card.listen_fd > 0) {
 		shutdown(f->card.listen_fd, SHUT_RDWR);
 	}
@@ -843,6 +839,24 @@ static void test_driver_ok_no_queues(void **state)
 	assert_int_equal(rd(f, C_STATUS, 1), 0);
 }
 
+/* A card that fails a queue signals its error fd: NEEDS_RESET shows in the status and the
+ * configuration generation moves. */
+static void test_card_failure_needs_reset(void **state)
+{
+	struct fx *f = *state;
+	enable_bar(f);
+	uint8_t gen = (uint8_t)rd(f, 0x15, 1);
+	assert_int_equal(rd(f, C_STATUS, 1) & 0x40, 0);
+	uint64_t one = 1;
+	assert_int_equal(write(f->vp.vp_q[1].vq_err, &one, sizeof(one)), sizeof(one));
+	for (int i = 0; i < 200 && !(rd(f, C_STATUS, 1) & 0x40); i++)
+		usleep(5000);
+	assert_int_equal(rd(f, C_STATUS, 1) & 0x40, 0x40);
+	assert_int_not_equal((uint8_t)rd(f, 0x15, 1), gen);
+	wr(f, C_STATUS, 1, 0); /* a reset clears it */
+	assert_int_equal(rd(f, C_STATUS, 1), 0);
+}
+
 static void test_sixteen_queues(void **state)
 {
 	struct fx *f = *state;
@@ -907,6 +921,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_driver_ok_without_kvm, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_driver_ok_bad_ring, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_driver_ok_no_queues, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_card_failure_needs_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sixteen_queues, setup16, teardown),
 	    cmocka_unit_test_setup_teardown(test_bug_msix_table_overrun, setup16, teardown),
 	    cmocka_unit_test_setup_teardown(test_bug_queue_addr_high_read, setup, teardown),
