@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -279,32 +280,32 @@ static int h_set_vring_kick(struct vu_dev *d, struct vu_msg *m, struct vu_msg *r
 	return vu_queue_start(d, vq->vq_index, err, errlen);
 }
 
-static int h_set_vring_call(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, char *err,
-			    size_t errlen)
+/* SET_VRING_CALL and SET_VRING_ERR: replace the ring's fd at offset slot. */
+static int set_ring_fd(struct vu_dev *d, struct vu_msg *m, size_t slot, char *err, size_t errlen)
 {
-	(void)reply;
 	int fd;
 	struct vu_queue *vq = ring_fd(d, m, &fd, err, errlen);
 	if (!vq)
 		return -EINVAL;
-	if (vq->vq_call >= 0)
-		close(vq->vq_call);
-	vq->vq_call = fd;
+	int *cur = (int *)((char *)vq + slot);
+	if (*cur >= 0)
+		close(*cur);
+	*cur = fd;
 	return 0;
+}
+
+static int h_set_vring_call(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, char *err,
+			    size_t errlen)
+{
+	(void)reply;
+	return set_ring_fd(d, m, offsetof(struct vu_queue, vq_call), err, errlen);
 }
 
 static int h_set_vring_err(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, char *err,
 			   size_t errlen)
 {
 	(void)reply;
-	int fd;
-	struct vu_queue *vq = ring_fd(d, m, &fd, err, errlen);
-	if (!vq)
-		return -EINVAL;
-	if (vq->vq_err >= 0)
-		close(vq->vq_err);
-	vq->vq_err = fd;
-	return 0;
+	return set_ring_fd(d, m, offsetof(struct vu_queue, vq_err), err, errlen);
 }
 
 static int h_get_queue_num(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, char *err,
