@@ -79,8 +79,11 @@ system-test: all images
 emuhost-test: all images
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/emuhost
 
+# Every suite `make test` runs; a component's mk/NAME.mk appends its own.
+TEST_SUITES = unit unit-asan cli-test driver-test fuzz system-test emuhost-test ebs-test
+
 test: deps all images
-	@$(MAKE) --no-print-directory unit unit-asan cli-test driver-test fuzz system-test emuhost-test ebs-test
+	@$(MAKE) --no-print-directory $(TEST_SUITES)
 
 bench: deps all images $(BUILD)/vu-blk-driver
 	sh bench/run.sh
@@ -90,5 +93,8 @@ format:
 
 clean:
 	rm -rf build
+
+# Components (cards, controller, ...) each keep their build rules in mk/NAME.mk.
+include $(wildcard mk/*.mk)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

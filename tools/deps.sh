@@ -4,6 +4,10 @@ set -eu
 PKGS="gcc make libc6-dev libcmocka-dev libzstd-dev acpica-tools qemu-system-x86 \
 busybox-static debian-archive-keyring apt kmod xz-utils zstd cpio gzip python3 python3-pytest \
 clang libclang-rt-14-dev libssl-dev"
+# Each component may add its own packages in tools/deps.d/NAME.list (whitespace-separated).
+for f in "$(dirname "$0")"/deps.d/*.list; do
+	[ -f "$f" ] && PKGS="$PKGS $(sed 's/#.*//' "$f" | tr '\n' ' ')"
+done
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -11,7 +11,9 @@ cd "$(dirname "$0")/../.." || exit 2
 CLANG=${CLANG:-clang}
 OUT=build/fuzz
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-TARGETS=${FUZZ_TARGETS:-"bzimage elf serial vring vhost_msg pci"}
+# Every tests/fuzz/fuzz_NAME.c is a target. A target that needs more than the shared
+# sources below names them in a line of its own: `// fuzz-extra: FILES... -lLIBS`.
+TARGETS=${FUZZ_TARGETS:-$(for f in tests/fuzz/fuzz_*.c; do n=${f##*/fuzz_}; printf '%s ' "${n%.c}"; done)}
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 -fno-omit-frame-pointer -Isrc -D_GNU_SOURCE -std=gnu11 -Wall -Wextra"
 SRC="src/hv/boot.c src/hv/memory.c src/hv/kernel.c src/hv/serial.c src/hv/pci.c src/hv/mmio.c src/lib/util.c src/cards/lib/*.c"
@@ -144,7 +146,9 @@ for t in $TARGETS; do
 	bin=$OUT/fuzz_$t
 	echo "== fuzz_$t: build"
 	# shellcheck disable=SC2086 # word splitting of the flag lists is intended
-	if ! $CLANG $CFLAGS "tests/fuzz/fuzz_$t.c" $SRC -o "$bin" $LIBS; then
+	extra=$(sed -n 's|^// fuzz-extra: ||p' "tests/fuzz/fuzz_$t.c")
+	# shellcheck disable=SC2086
+	if ! $CLANG $CFLAGS "tests/fuzz/fuzz_$t.c" $SRC $extra -o "$bin" $LIBS; then
 		echo "== fuzz_$t: BUILD FAILED"
 		status=1
 		continue
