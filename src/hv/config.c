@@ -23,8 +23,9 @@ const char hv_options_help[] =
     "  --no-host-decompress let the guest decompress its kernel itself\n"
     "  --require-kvm        fail instead of using the emulated host when /dev/kvm is missing\n"
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
-    "  --vhost-user blk,SOCKET\n"
-    "                       a virtio-blk PCI device served by the card at SOCKET (repeatable)\n";
+    "  --vhost-user blk,SOCKET | net,SOCKET\n"
+    "                       a virtio-blk or virtio-net PCI device served by the card at\n"
+    "                       SOCKET (repeatable)\n";
 
 void hv_config_defaults(struct hv_config *c)
 {
@@ -87,9 +88,12 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 		} else if (!strcmp(a, "--vhost-user")) {
 			if (c->ncards == HV_MAX_CARDS)
 				USAGE("--vhost-user: at most %u devices", HV_MAX_CARDS);
-			if (strncmp(v, "blk,", 4) != 0 || !v[4])
-				USAGE("--vhost-user %s: expected blk,SOCKET", v);
-			c->cards[c->ncards++] = (struct hv_card){.type = HV_CARD_BLOCK, .socket = v + 4};
+			unsigned type = !strncmp(v, "blk,", 4)	 ? HV_CARD_BLOCK
+					: !strncmp(v, "net,", 4) ? HV_CARD_NET
+								 : 0;
+			if (!type || !v[4])
+				USAGE("--vhost-user %s: expected blk,SOCKET or net,SOCKET", v);
+			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + 4};
 		} else if (!strcmp(a, "--no-reboot")) {
 			c->no_reboot = true;
 		} else if (!strcmp(a, "--stats")) {

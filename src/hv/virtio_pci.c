@@ -45,7 +45,7 @@ static void vp_fail(struct virtio_pci *vp, const char *why)
 {
 	if (!vp->vp_failed)
 		fprintf(stderr, "%s: %s card %s failed: %s\n", util_prog(),
-			vp->vp_type == VIRTIO_ID_BLOCK ? "block" : "virtio", vp->vp_card.vf_path, why);
+			vp->vp_type == VIRTIO_ID_BLOCK ? "block" : vp->vp_type == VIRTIO_ID_NET ? "net" : "virtio", vp->vp_card.vf_path, why);
 	vp->vp_failed = true;
 	vp->vp_status |= STATUS_NEEDS_RESET;
 }
