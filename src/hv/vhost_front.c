@@ -100,12 +100,11 @@ static int get_u64(struct vhost_front *f, uint32_t req, uint64_t *v)
 	return recv_reply(f, req, v, sizeof(*v));
 }
 
-static int connect_and_negotiate(struct vhost_front *f, const char *path,
-				 const struct guest_mem *m, unsigned config_len, char *err,
-				 size_t errlen)
+/* Connects to path and runs the set-up handshake; f->vf_sock is the new connection (or
+ * -1). Used for the first connection and for reconnecting to a restarted card. */
+static int connect_and_negotiate(struct vhost_front *f, const char *path, const struct guest_mem *m,
+				 unsigned config_len, char *err, size_t errlen)
 {
-	memset(f, 0, sizeof(*f));
-	pthread_mutex_init(&f->vf_lock, NULL);
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(a.sun_path))
 		RETURN_ERR(-1, "card socket %s: path too long", path);
@@ -114,6 +113,8 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path,
 	f->vf_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (f->vf_sock < 0 || connect(f->vf_sock, (struct sockaddr *)&a, sizeof(a)) < 0)
 		RETURN_ERR(-1, "card socket %s: %s", path, strerror(errno));
+	f->vf_mem = m;
+	f->vf_config_want = config_len;
 	uint64_t feat;
 	if (send_msg(f, VU_SET_OWNER, 0, NULL, 0, NULL, 0) < 0 ||
 	    get_u64(f, VU_GET_FEATURES, &feat) < 0)
@@ -144,6 +145,12 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path,
 		memcpy(f->vf_config, p.config.payload, config_len);
 		f->vf_config_len = config_len;
 	}
+	return 0;
+}
+
+static int send_mem_table(struct vhost_front *f, const struct guest_mem *m, char *err,
+			  size_t errlen)
+{
 	union vu_payload p = {.mem = {.nregions = m->gm_nregions}};
 	int fds[VU_MAX_REGIONS];
 	for (unsigned i = 0; i < m->gm_nregions; i++) {
@@ -158,7 +165,7 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path,
 	}
 	uint32_t sz = 8 + m->gm_nregions * (uint32_t)sizeof(struct vu_mem_region);
 	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, m->gm_nregions) < 0)
-		RETURN_ERR(-1, "card %s: SET_MEM_TABLE refused", path);
+		RETURN_ERR(-1, "card %s: SET_MEM_TABLE refused", f->vf_path);
 	return 0;
 }
 
@@ -172,9 +179,9 @@ int vhost_front_set_features(struct vhost_front *f, uint64_t features)
 	return r;
 }
 
-int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, const void *desc,
-			    const void *avail, const void *used, int kick_fd, int call_fd,
-			    int err_fd)
+int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, uint16_t base,
+			    const void *desc, const void *avail, const void *used, int kick_fd,
+			    int call_fd, int err_fd)
 {
 	union vu_payload p;
 	int r = -1;
@@ -191,7 +198,7 @@ int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, con
 	if (request(f, VU_SET_VRING_ADDR, &p, sizeof(p.addr), NULL, 0) < 0)
 		goto out;
 	p.state.index = q;
-	p.state.num = 0;
+	p.state.num = base;
 	if (request(f, VU_SET_VRING_BASE, &p, sizeof(p.state), NULL, 0) < 0)
 		goto out;
 	uint64_t idx = q;
@@ -222,8 +229,7 @@ int vhost_front_stop_queue(struct vhost_front *f, unsigned q)
 	return r;
 }
 
-int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data,
-			   unsigned size)
+int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data, unsigned size)
 {
 	if (off > f->vf_config_len || size > f->vf_config_len - off)
 		return -1;
@@ -240,10 +246,58 @@ int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *d
 int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
 			unsigned config_len, char *err, size_t errlen)
 {
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->vf_lock, NULL);
 	int r = connect_and_negotiate(f, path, m, config_len, err, errlen);
+	if (r == 0)
+		r = send_mem_table(f, m, err, errlen);
 	if (r < 0 && f->vf_sock >= 0) {
 		close(f->vf_sock);
 		f->vf_sock = -1;
 	}
+	return r;
+}
+
+void vhost_front_disconnect(struct vhost_front *f)
+{
+	pthread_mutex_lock(&f->vf_lock);
+	if (f->vf_sock >= 0)
+		close(f->vf_sock);
+	f->vf_sock = -1;
+	pthread_mutex_unlock(&f->vf_lock);
+}
+
+int vhost_front_reconnect(struct vhost_front *f, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&f->vf_lock);
+	/* What the device was built with; the card must come back the same. */
+	uint64_t features = f->vf_features, protocol = f->vf_protocol;
+	unsigned queues = f->vf_queues;
+	uint8_t config[VHOST_CONFIG_MAX];
+	memcpy(config, f->vf_config, sizeof(config));
+	char path[sizeof(f->vf_path)];
+	snprintf(path, sizeof(path), "%s", f->vf_path);
+	int r = connect_and_negotiate(f, path, f->vf_mem, f->vf_config_want, err, errlen);
+	if (r == 0 &&
+	    (f->vf_features != features || f->vf_queues != queues || f->vf_protocol != protocol)) {
+		snprintf(err, errlen, "card %s: came back with other features or queues", path);
+		r = -1;
+	}
+	if (r == 0 && memcmp(f->vf_config, config, f->vf_config_len) != 0) {
+		snprintf(err, errlen, "card %s: came back with another device configuration", path);
+		r = -1;
+	}
+	if (r == 0)
+		r = send_mem_table(f, f->vf_mem, err, errlen);
+	if (r < 0) {
+		if (f->vf_sock >= 0)
+			close(f->vf_sock);
+		f->vf_sock = -1;
+		f->vf_features = features;
+		f->vf_queues = queues;
+		f->vf_protocol = protocol;
+		memcpy(f->vf_config, config, sizeof(config));
+	}
+	pthread_mutex_unlock(&f->vf_lock);
 	return r;
 }

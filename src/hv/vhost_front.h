@@ -1,8 +1,9 @@
 /* The hypervisor as a vhost-user frontend (QEMU docs/interop/vhost-user.rst): it hands
  * a card the guest's memory (the memfd, one region per RAM region), the rings' addresses,
  * a kick fd (a KVM ioeventfd), a call fd (a KVM irqfd) and an error fd (the card signals
- * a failed queue) per queue, and is then out of the I/O path. Every reply is checked; with REPLY_ACK negotiated every request is
- * acknowledged. Calls are serialised by vf_lock (vCPU threads drive them).
+ * a failed queue) per queue, and is then out of the I/O path. Every reply is checked; with
+ * REPLY_ACK negotiated every request is acknowledged. Calls are serialised by vf_lock (vCPU threads
+ * drive them).
  */
 #ifndef NITRO_HV_VHOST_FRONT_H
 #define NITRO_HV_VHOST_FRONT_H
@@ -31,19 +32,28 @@ struct vhost_front {
 	uint8_t vf_config[VHOST_CONFIG_MAX];
 	unsigned vf_config_len;
 	char vf_path[108];
+	const struct guest_mem *vf_mem; /* for SET_MEM_TABLE again on reconnect */
+	unsigned vf_config_want;
 };
 
 /* Connects, negotiates, reads config_len bytes of device config and sends the memory
  * table. 0, or -1 with err. */
 int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
 			unsigned config_len, char *err, size_t errlen);
+/* The card went away (its process died): drop the connection. Requests fail until a
+ * reconnect succeeds. */
+void vhost_front_disconnect(struct vhost_front *f);
+/* Connects to the same socket again (a supervisor restarted the card) and repeats the
+ * handshake and the memory table; the card must come back with the same features, queue
+ * count and device configuration, or it is refused. 0, or -1 with err. */
+int vhost_front_reconnect(struct vhost_front *f, char *err, size_t errlen);
 int vhost_front_set_features(struct vhost_front *f, uint64_t features);
-/* Addresses are this process's pointers into guest memory. */
-int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, const void *desc,
-			    const void *avail, const void *used, int kick_fd, int call_fd,
-			    int err_fd);
+/* Addresses are this process's pointers into guest memory; base is the ring index the card
+ * starts from (0 for a fresh queue, the used index when a queue is restored). */
+int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, uint16_t base,
+			    const void *desc, const void *avail, const void *used, int kick_fd,
+			    int call_fd, int err_fd);
 int vhost_front_stop_queue(struct vhost_front *f, unsigned q);
-int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data,
-			   unsigned size);
+int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data, unsigned size);
 
 #endif

@@ -45,7 +45,10 @@ static void vp_fail(struct virtio_pci *vp, const char *why)
 {
 	if (!vp->vp_failed)
 		fprintf(stderr, "%s: %s card %s failed: %s\n", util_prog(),
-			vp->vp_type == VIRTIO_ID_BLOCK ? "block" : vp->vp_type == VIRTIO_ID_NET ? "net" : "virtio", vp->vp_card.vf_path, why);
+			vp->vp_type == VIRTIO_ID_BLOCK ? "block"
+			: vp->vp_type == VIRTIO_ID_NET ? "net"
+						       : "virtio",
+			vp->vp_card.vf_path, why);
 	vp->vp_failed = true;
 	vp->vp_status |= STATUS_NEEDS_RESET;
 }
@@ -70,9 +73,11 @@ static void notify_addr_update(struct virtio_pci *vp, uint64_t old, uint64_t now
 		if (!q->vq_started)
 			continue;
 		if (old)
-			vm_ioeventfd(vp->vp_vm, old + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick, false);
+			vm_ioeventfd(vp->vp_vm, old + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick,
+				     false);
 		if (now)
-			vm_ioeventfd(vp->vp_vm, now + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick, true);
+			vm_ioeventfd(vp->vp_vm, now + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick,
+				     true);
 	}
 }
 
@@ -84,8 +89,8 @@ static void stop_queues(struct virtio_pci *vp)
 		if (q->vq_started) {
 			vhost_front_stop_queue(&vp->vp_card, i);
 			if (bar)
-				vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick,
-					     false);
+				vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2,
+					     q->vq_kick, false);
 			vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, false);
 		}
 		int gsi = q->vq_gsi, kick = q->vq_kick, call = q->vq_call, errfd = q->vq_err;
@@ -130,13 +135,13 @@ static void start(struct virtio_pci *vp)
 		route_vector(vp, q);
 		if (vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, true) < 0)
 			return vp_fail(vp, "KVM irqfd set-up failed");
-		if (bar && vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick,
-					true) < 0) {
+		if (bar && vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2,
+					q->vq_kick, true) < 0) {
 			vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, false);
 			return vp_fail(vp, "KVM ioeventfd set-up failed");
 		}
 		q->vq_started = true;
-		if (vhost_front_start_queue(&vp->vp_card, i, q->vq_size, desc, avail, used,
+		if (vhost_front_start_queue(&vp->vp_card, i, q->vq_size, 0, desc, avail, used,
 					    q->vq_kick, q->vq_call, q->vq_err) < 0)
 			return vp_fail(vp, "the card refused a queue");
 	}
@@ -147,26 +152,48 @@ static uint64_t common_read(struct virtio_pci *vp, unsigned off)
 	struct vp_queue *q = vp->vp_qsel < vp->vp_nqueues ? &vp->vp_q[vp->vp_qsel] : NULL;
 	uint64_t features = vp->vp_card.vf_features & TRANSPORT_FEATURES;
 	switch (off) {
-	case 0x00: return vp->vp_dfselect;
-	case 0x04: return vp->vp_dfselect < 2 ? (uint32_t)(features >> (32 * vp->vp_dfselect)) : 0;
-	case 0x08: return vp->vp_gfselect;
-	case 0x0c: return vp->vp_gfselect < 2 ? (uint32_t)(vp->vp_driver_features >> (32 * vp->vp_gfselect)) : 0;
-	case 0x10: return vp->vp_msix_config;
-	case 0x12: return vp->vp_nqueues;
-	case 0x14: return vp->vp_status;
-	case 0x15: return vp->vp_cfg_gen;
-	case 0x16: return vp->vp_qsel;
-	case 0x18: return q ? q->vq_size : 0;
-	case 0x1a: return q ? q->vq_msix : VIRTIO_MSI_NO_VECTOR;
-	case 0x1c: return q ? q->vq_enable : 0;
-	case 0x1e: return q ? vp->vp_qsel : 0; /* queue_notify_off */
-	case 0x20: return q ? q->vq_desc : 0;
-	case 0x24: return q ? q->vq_desc >> 32 : 0;
-	case 0x28: return q ? q->vq_avail : 0;
-	case 0x2c: return q ? q->vq_avail >> 32 : 0;
-	case 0x30: return q ? q->vq_used : 0;
-	case 0x34: return q ? q->vq_used >> 32 : 0;
-	default: return 0;
+	case 0x00:
+		return vp->vp_dfselect;
+	case 0x04:
+		return vp->vp_dfselect < 2 ? (uint32_t)(features >> (32 * vp->vp_dfselect)) : 0;
+	case 0x08:
+		return vp->vp_gfselect;
+	case 0x0c:
+		return vp->vp_gfselect < 2
+			   ? (uint32_t)(vp->vp_driver_features >> (32 * vp->vp_gfselect))
+			   : 0;
+	case 0x10:
+		return vp->vp_msix_config;
+	case 0x12:
+		return vp->vp_nqueues;
+	case 0x14:
+		return vp->vp_status;
+	case 0x15:
+		return vp->vp_cfg_gen;
+	case 0x16:
+		return vp->vp_qsel;
+	case 0x18:
+		return q ? q->vq_size : 0;
+	case 0x1a:
+		return q ? q->vq_msix : VIRTIO_MSI_NO_VECTOR;
+	case 0x1c:
+		return q ? q->vq_enable : 0;
+	case 0x1e:
+		return q ? vp->vp_qsel : 0; /* queue_notify_off */
+	case 0x20:
+		return q ? q->vq_desc : 0;
+	case 0x24:
+		return q ? q->vq_desc >> 32 : 0;
+	case 0x28:
+		return q ? q->vq_avail : 0;
+	case 0x2c:
+		return q ? q->vq_avail >> 32 : 0;
+	case 0x30:
+		return q ? q->vq_used : 0;
+	case 0x34:
+		return q ? q->vq_used >> 32 : 0;
+	default:
+		return 0;
 	}
 }
 
@@ -175,18 +202,24 @@ static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsign
 	struct vp_queue *q = vp->vp_qsel < vp->vp_nqueues ? &vp->vp_q[vp->vp_qsel] : NULL;
 	bool live = vp->vp_status & STATUS_DRIVER_OK;
 	switch (off) {
-	case 0x00: vp->vp_dfselect = (uint32_t)v; break;
-	case 0x08: vp->vp_gfselect = (uint32_t)v; break;
+	case 0x00:
+		vp->vp_dfselect = (uint32_t)v;
+		break;
+	case 0x08:
+		vp->vp_gfselect = (uint32_t)v;
+		break;
 	case 0x0c:
 		if (vp->vp_gfselect < 2 && !(vp->vp_status & STATUS_FEATURES_OK)) {
 			uint64_t mask = 0xffffffffull << (32 * vp->vp_gfselect);
-			vp->vp_driver_features = (vp->vp_driver_features & ~mask) |
-						 (((uint64_t)(uint32_t)v << (32 * vp->vp_gfselect)) &
-						  vp->vp_card.vf_features & TRANSPORT_FEATURES);
+			vp->vp_driver_features =
+			    (vp->vp_driver_features & ~mask) |
+			    (((uint64_t)(uint32_t)v << (32 * vp->vp_gfselect)) &
+			     vp->vp_card.vf_features & TRANSPORT_FEATURES);
 		}
 		break;
 	case 0x10:
-		vp->vp_msix_config = (uint16_t)v <= vp->vp_nqueues ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
+		vp->vp_msix_config =
+		    (uint16_t)v <= vp->vp_nqueues ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
 		break;
 	case 0x14:
 		if ((uint8_t)v == 0) {
@@ -202,7 +235,9 @@ static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsign
 		}
 		vp->vp_status = (uint8_t)(v | (vp->vp_status & STATUS_NEEDS_RESET));
 		break;
-	case 0x16: vp->vp_qsel = (uint16_t)v; break;
+	case 0x16:
+		vp->vp_qsel = (uint16_t)v;
+		break;
 	case 0x18:
 		/* A power of two up to what the card can take (checked again by the card). */
 		if (q && !live && v && v <= 1024 && !(v & (v - 1)))
@@ -210,23 +245,36 @@ static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsign
 		break;
 	case 0x1a:
 		if (q) {
-			q->vq_msix = (uint16_t)v <= vp->vp_nqueues ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
+			q->vq_msix =
+			    (uint16_t)v <= vp->vp_nqueues ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
 			if (q->vq_started)
 				route_vector(vp, q);
 		}
 		break;
-	case 0x1c: if (q && !live) q->vq_enable = (uint16_t)v; break;
-	case 0x20: case 0x24: case 0x28: case 0x2c: case 0x30: case 0x34:
+	case 0x1c:
+		if (q && !live)
+			q->vq_enable = (uint16_t)v;
+		break;
+	case 0x20:
+	case 0x24:
+	case 0x28:
+	case 0x2c:
+	case 0x30:
+	case 0x34:
 		if (q && !live) {
-			uint64_t *f = off < 0x28 ? &q->vq_desc : off < 0x30 ? &q->vq_avail : &q->vq_used;
+			uint64_t *f = off < 0x28   ? &q->vq_desc
+				      : off < 0x30 ? &q->vq_avail
+						   : &q->vq_used;
 			unsigned shift = (off & 4) ? 32 : 0;
 			if (size == 8)
 				*f = v;
 			else
-				*f = (*f & ~(0xffffffffull << shift)) | ((uint64_t)(uint32_t)v << shift);
+				*f = (*f & ~(0xffffffffull << shift)) |
+				     ((uint64_t)(uint32_t)v << shift);
 		}
 		break;
-	default: break;
+	default:
+		break;
 	}
 }
 
@@ -246,7 +294,8 @@ static void bar_access(struct pci_dev *d, uint64_t off, uint8_t *data, unsigned 
 		v = 0; /* MSI-X only: no INTx status to report */
 	} else if (off >= OFF_DEVICE && off < OFF_DEVICE + vp->vp_card.vf_config_len) {
 		unsigned o = (unsigned)(off - OFF_DEVICE);
-		unsigned n = size <= vp->vp_card.vf_config_len - o ? size : vp->vp_card.vf_config_len - o;
+		unsigned n =
+		    size <= vp->vp_card.vf_config_len - o ? size : vp->vp_card.vf_config_len - o;
 		if (write)
 			vhost_front_set_config(&vp->vp_card, o, data, n);
 		else
@@ -287,23 +336,86 @@ static void card_failed_queue(struct virtio_pci *vp, unsigned q)
 	unsigned v = vp->vp_msix_config;
 	bool enabled = le16_get(vp->vp_pci.pd_cfg + vp->vp_msix_cap + 2) & MSIX_ENABLE;
 	if (enabled && v <= vp->vp_nqueues)
-		vm_signal_msi(vp->vp_vm, msix_addr(vp, v), le32_get(vp->vp_msix_table + v * 16 + 8));
+		vm_signal_msi(vp->vp_vm, msix_addr(vp, v),
+			      le32_get(vp->vp_msix_table + v * 16 + 8));
+}
+
+/* The card came back after a restart: give it the running queues again, each starting
+ * where the guest's used ring says the old card stopped (exact for cards that complete a
+ * queue's requests in order, as nitro's do; requests taken but not completed are
+ * served again), then kick every queue so requests queued meanwhile are seen. */
+static void restore_queues(struct virtio_pci *vp)
+{
+	struct guest_mem *m = &vp->vp_vm->vm_mem;
+	if (!(vp->vp_status & STATUS_DRIVER_OK) || vp->vp_failed)
+		return;
+	if (vhost_front_set_features(&vp->vp_card, vp->vp_driver_features) < 0)
+		return vp_fail(vp, "SET_FEATURES refused after the card restarted");
+	for (unsigned i = 0; i < vp->vp_nqueues; i++) {
+		struct vp_queue *q = &vp->vp_q[i];
+		if (!q->vq_started)
+			continue;
+		uint64_t n = q->vq_size;
+		void *desc = gpa_ptr(m, q->vq_desc, 16 * n);
+		void *avail = gpa_ptr(m, q->vq_avail, 6 + 2 * n);
+		uint8_t *used = gpa_ptr(m, q->vq_used, 6 + 8 * n);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		uint16_t base = le16_get(used + 2); /* used->idx */
+		if (vhost_front_start_queue(&vp->vp_card, i, q->vq_size, base, desc, avail, used,
+					    q->vq_kick, q->vq_call, q->vq_err) < 0)
+			return vp_fail(vp, "the restarted card refused a queue");
+		uint64_t one = 1;
+		if (write(q->vq_kick, &one, sizeof(one)) != sizeof(one))
+			continue; /* the counter is already non-zero: the card will look anyway */
+	}
+}
+
+/* The card's connection dropped: wait for a supervisor to restart it (the socket path is
+ * the same), then reconnect and restore. Returns false when the device is being destroyed. */
+static bool await_card(struct virtio_pci *vp)
+{
+	char err[256];
+	fprintf(stderr, "%s: card %s: connection lost; waiting for it to restart\n", util_prog(),
+		vp->vp_card.vf_path);
+	vhost_front_disconnect(&vp->vp_card);
+	struct pollfd stop = {.fd = vp->vp_stop, .events = POLLIN};
+	for (unsigned delay = 10;; delay = delay < 200 ? delay * 2 : 200) {
+		if (poll(&stop, 1, (int)delay) > 0)
+			return false;
+		/* The handshake runs without vp_lock (a slow card must not stall vCPUs). */
+		int r = vhost_front_reconnect(&vp->vp_card, err, sizeof(err));
+		if (r == 0) {
+			pthread_mutex_lock(&vp->vp_lock);
+			restore_queues(vp);
+			pthread_mutex_unlock(&vp->vp_lock);
+			fprintf(stderr, "%s: card %s: reconnected\n", util_prog(),
+				vp->vp_card.vf_path);
+			return true;
+		}
+	}
 }
 
 static void *err_watch(void *arg)
 {
 	struct virtio_pci *vp = arg;
 	unsigned nq = vp->vp_nqueues;
-	struct pollfd p[VP_MAX_QUEUES + 1];
-	pthread_setname_np(pthread_self(), "card-errors");
+	struct pollfd p[VP_MAX_QUEUES + 2];
+	pthread_setname_np(pthread_self(), "card-watch");
 	for (unsigned i = 0; i < nq; i++)
 		p[i] = (struct pollfd){.fd = vp->vp_q[i].vq_err, .events = POLLIN};
 	p[nq] = (struct pollfd){.fd = vp->vp_stop, .events = POLLIN};
 	for (;;) {
-		if (poll(p, nq + 1, -1) < 0)
+		/* Only hang-ups are watched on the card's socket; replies are read by requests. */
+		p[nq + 1] = (struct pollfd){.fd = vp->vp_card.vf_sock, .events = POLLRDHUP};
+		if (poll(p, nq + 2, -1) < 0)
 			continue;
 		if (p[nq].revents)
 			return NULL; /* virtio_pci_destroy */
+		if (p[nq + 1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+			if (!await_card(vp))
+				return NULL;
+			continue;
+		}
 		for (unsigned i = 0; i < nq; i++) {
 			uint64_t n;
 			if ((p[i].revents & POLLIN) && read(p[i].fd, &n, sizeof(n)) == sizeof(n)) {
@@ -364,7 +476,8 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 		return -1;
 	if (!(vp->vp_card.vf_features & VIRTIO_F_VERSION_1))
 		RETURN_ERR(-1, "card %s: does not offer VIRTIO_F_VERSION_1", socket);
-	vp->vp_nqueues = vp->vp_card.vf_queues < VP_MAX_QUEUES ? vp->vp_card.vf_queues : VP_MAX_QUEUES;
+	vp->vp_nqueues =
+	    vp->vp_card.vf_queues < VP_MAX_QUEUES ? vp->vp_card.vf_queues : VP_MAX_QUEUES;
 	for (unsigned i = 0; i < vp->vp_nqueues; i++) {
 		struct vp_queue *q = &vp->vp_q[i];
 		q->vq_size = VP_QUEUE_SIZE;
@@ -383,7 +496,8 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_COMMON, OFF_COMMON, COMMON_LEN, false);
 	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_ISR, OFF_ISR, 1, false);
 	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_DEVICE, OFF_DEVICE, cfg_len, false);
-	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_NOTIFY, OFF_NOTIFY, vp->vp_nqueues * NOTIFY_MULT, true);
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_NOTIFY, OFF_NOTIFY, vp->vp_nqueues * NOTIFY_MULT,
+		 true);
 	uint8_t msix[12] = {PCI_CAP_ID_MSIX, 0};
 	le16_put(msix + 2, (uint16_t)vp->vp_nqueues); /* table size - 1: queues + config */
 	le32_put(msix + 4, OFF_MSIX);

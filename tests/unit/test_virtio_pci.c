@@ -98,6 +98,11 @@ struct card {
 	uint32_t set_config_off, set_config_size;
 	uint8_t set_config_data[16];
 	uint8_t config[60];
+	/* restarts: after the connection ends, accept this many more (a restarted card),
+	 * answering GET_QUEUE_NUM with queues_after */
+	int restarts;
+	uint64_t queues_after;
+	unsigned connections;
 };
 
 struct fx {
@@ -143,12 +148,37 @@ static void reply_u64(int fd, uint32_t req, uint64_t v)
 	reply(fd, req, b, 8);
 }
 
+static void serve(struct card *c);
+
 static void *card_main(void *arg)
 {
 	struct card *c = arg;
-	c->fd = accept(c->listen_fd, NULL, NULL);
-	if (c->fd < 0)
-		return NULL;
+	for (;;) {
+		int fd = accept(c->listen_fd, NULL, NULL);
+		pthread_mutex_lock(&c->lock);
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = fd;
+		if (fd >= 0)
+			c->connections++;
+		pthread_mutex_unlock(&c->lock);
+		if (fd < 0)
+			return NULL;
+		serve(c);
+		pthread_mutex_lock(&c->lock);
+		bool again = c->restarts > 0;
+		if (again) {
+			c->restarts--;
+			c->queues = c->queues_after;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!again)
+			return NULL;
+	}
+}
+
+static void serve(struct card *c)
+{
 	for (;;) {
 		uint8_t hdr[12];
 		char ctl[CMSG_SPACE(sizeof(int) * 8)];
@@ -235,7 +265,6 @@ static void *card_main(void *arg)
 			reply_u64(c->fd, req, 0);
 		pthread_mutex_unlock(&c->lock);
 	}
-	return NULL;
 }
 
 static int card_start(struct card *c, uint64_t queues)
@@ -857,6 +886,61 @@ static void test_card_failure_needs_reset(void **state)
 	assert_int_equal(rd(f, C_STATUS, 1), 0);
 }
 
+static unsigned count_of(struct fx *f, unsigned req)
+{
+	pthread_mutex_lock(&f->card.lock);
+	unsigned n = f->card.count[req];
+	pthread_mutex_unlock(&f->card.lock);
+	return n;
+}
+
+/* The card's process dies and a supervisor restarts it on the same socket: the device
+ * reconnects by itself and hands the new card the memory table again. */
+static void test_card_restart_reconnects(void **state)
+{
+	struct fx *f = *state;
+	enable_bar(f);
+	pthread_mutex_lock(&f->card.lock);
+	f->card.restarts = 1;
+	f->card.queues_after = f->card.queues;
+	shutdown(f->card.fd, SHUT_RDWR); /* the card is gone */
+	pthread_mutex_unlock(&f->card.lock);
+	for (int i = 0; i < 400 && count_of(f, VU_SET_MEM_TABLE) < 2; i++)
+		usleep(5000);
+	assert_int_equal(count_of(f, VU_SET_MEM_TABLE), 2);
+	assert_int_equal(count_of(f, VU_GET_CONFIG), 2);
+	assert_int_equal(f->card.connections, 2);
+	assert_true(f->vp.vp_card.vf_sock >= 0);
+	/* The device still works over the new connection. */
+	uint8_t d[4] = {1, 2, 3, 4};
+	assert_int_equal(vhost_front_set_config(&f->vp.vp_card, 24, d, 4), 0);
+	assert_int_equal(count_of(f, VU_SET_CONFIG), 1);
+	assert_false(f->vp.vp_failed);
+}
+
+/* A card that comes back as something else (another queue count) is refused; the device
+ * keeps waiting for the right one. */
+static void test_card_restart_other_device_refused(void **state)
+{
+	struct fx *f = *state;
+	enable_bar(f);
+	pthread_mutex_lock(&f->card.lock);
+	f->card.restarts = 1;
+	f->card.queues_after = 1; /* was 2 */
+	shutdown(f->card.fd, SHUT_RDWR);
+	pthread_mutex_unlock(&f->card.lock);
+	for (int i = 0; i < 400 && count_of(f, VU_GET_QUEUE_NUM) < 2; i++)
+		usleep(2000);
+	unlink(f->card.path); /* and then no card at all: further attempts fail at once */
+	assert_int_equal(count_of(f, VU_GET_QUEUE_NUM), 2);
+	for (int i = 0; i < 400 && f->vp.vp_card.vf_sock >= 0; i++)
+		usleep(5000);
+	assert_int_equal(count_of(f, VU_SET_MEM_TABLE), 1); /* never got that far */
+	assert_int_equal(f->vp.vp_card.vf_queues, 2);
+	uint8_t d[4] = {0};
+	assert_int_equal(vhost_front_set_config(&f->vp.vp_card, 24, d, 4), -1);
+}
+
 static void test_sixteen_queues(void **state)
 {
 	struct fx *f = *state;
@@ -922,6 +1006,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_driver_ok_bad_ring, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_driver_ok_no_queues, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_card_failure_needs_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_card_restart_reconnects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_card_restart_other_device_refused, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_sixteen_queues, setup16, teardown),
 	    cmocka_unit_test_setup_teardown(test_bug_msix_table_overrun, setup16, teardown),
 	    cmocka_unit_test_setup_teardown(test_bug_queue_addr_high_read, setup, teardown),

@@ -1,0 +1,78 @@
+"""A card that dies and is restarted on the same socket: nitro-hv notices the hang-up,
+reconnects, hands the new card the memory table and the running queues (each from the
+guest's used index) and kicks them; the guest's disk keeps working with no reset."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from conftest import NITRO, ROOT, cmdline
+
+CARD = ROOT / "build" / "nitro-card-ebs"
+PATTERN = "nitro-card-restart-pattern"
+
+
+def start_card(sock, vol, env):
+    p = subprocess.Popen([str(CARD), "--socket-path", str(sock), str(vol)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for _ in range(200):
+        if os.path.exists(sock):
+            return p
+        assert p.poll() is None, p.stderr.read()
+        time.sleep(0.02)
+    raise AssertionError("card socket never appeared")
+
+
+def test_guest_disk_survives_a_card_restart(tmp_path):
+    env = dict(os.environ, NITRO_STATE=str(tmp_path / "state"))
+    vol = tmp_path / "v.vol"
+    c = subprocess.run([str(NITRO), "volume", "create", str(vol), "--size", "16M"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert c.returncode == 0, c
+    sock = tmp_path / "card.sock"
+    card = start_card(sock, vol, env)
+    # The guest writes a pattern, then reads block after block with O_DIRECT (each read
+    # reaches the card), printing its progress; the card is killed and restarted mid-way.
+    guest = ("echo " + PATTERN + " | dd of=/dev/vda bs=4096 conv=fsync 2>/dev/null; "
+             "i=0; while [ $i -lt 150 ]; do "
+             "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 64)) iflag=direct "
+             "2>/dev/null || echo READ-ERROR; echo iter $i; i=$((i+1)); sleep 0.05; done; "
+             "dd if=/dev/vda bs=4096 count=1 iflag=direct 2>/dev/null | head -c 40; echo; "
+             "echo finished")
+    hv = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--vhost-user", f"blk,{sock}",
+                           "--cmdline", cmdline(guest)], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          errors="replace", env=env)
+    out, err = [], []
+    t_err = threading.Thread(target=lambda: err.extend(hv.stderr), daemon=True)
+    t_err.start()
+    killed = restarted = None
+    deadline = time.time() + 240
+    for line in hv.stdout:
+        out.append(line)
+        if killed is None and line.startswith("iter 30"):
+            card.send_signal(signal.SIGKILL)
+            card.wait()
+            killed = time.time()
+            time.sleep(1.0)  # the guest's next read waits for the card
+            os.unlink(sock)
+            card = start_card(sock, vol, env)
+            restarted = time.time()
+        if time.time() > deadline:
+            hv.kill()
+            break
+    hv.wait(timeout=60)
+    t_err.join(timeout=5)
+    card.send_signal(signal.SIGTERM)
+    card.wait(timeout=10)
+    text = "".join(out)
+    log = "".join(err)
+    assert killed and restarted, text[-2000:]
+    assert hv.returncode == 0, (text[-2000:], log)
+    assert "finished" in text, text[-2000:]
+    assert "iter 149" in text
+    assert not [l for l in out if l.strip() == "READ-ERROR"], text[-3000:]
+    assert PATTERN in text.split("iter 149")[-1]  # read back through the new card
+    assert "connection lost; waiting for it to restart" in log, log
+    assert "reconnected" in log, log
