@@ -115,6 +115,25 @@ static void reset(struct virtio_pci *vp)
 	vp->vp_failed = false;
 }
 
+/* Hands queue i to the card: its rings as pointers into guest memory, starting at ring
+ * index 0 (a fresh queue) or, with resume, where the guest's used index says the last
+ * card stopped. -1 when a ring lies outside guest memory or the card refuses. */
+static int give_queue(struct virtio_pci *vp, unsigned i, bool resume)
+{
+	struct guest_mem *m = &vp->vp_vm->vm_mem;
+	struct vp_queue *q = &vp->vp_q[i];
+	uint64_t n = q->vq_size;
+	void *desc = gpa_ptr(m, q->vq_desc, 16 * n);
+	void *avail = gpa_ptr(m, q->vq_avail, 6 + 2 * n);
+	uint8_t *used = gpa_ptr(m, q->vq_used, 6 + 8 * n);
+	if (!desc || !avail || !used)
+		return -1;
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	uint16_t base = resume ? le16_get(used + 2) : 0; /* used->idx */
+	return vhost_front_start_queue(&vp->vp_card, i, q->vq_size, base, desc, avail, used,
+				       q->vq_kick, q->vq_call, q->vq_err);
+}
+
 /* DRIVER_OK: hand every enabled queue to the card. */
 static void start(struct virtio_pci *vp)
 {
@@ -127,10 +146,8 @@ static void start(struct virtio_pci *vp)
 		if (!q->vq_enable)
 			continue;
 		uint64_t n = q->vq_size;
-		void *desc = gpa_ptr(m, q->vq_desc, 16 * n);
-		void *avail = gpa_ptr(m, q->vq_avail, 6 + 2 * n);
-		void *used = gpa_ptr(m, q->vq_used, 6 + 8 * n);
-		if (!desc || !avail || !used)
+		if (!gpa_ptr(m, q->vq_desc, 16 * n) || !gpa_ptr(m, q->vq_avail, 6 + 2 * n) ||
+		    !gpa_ptr(m, q->vq_used, 6 + 8 * n))
 			return vp_fail(vp, "a ring lies outside guest memory");
 		route_vector(vp, q);
 		if (vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, true) < 0)
@@ -141,8 +158,7 @@ static void start(struct virtio_pci *vp)
 			return vp_fail(vp, "KVM ioeventfd set-up failed");
 		}
 		q->vq_started = true;
-		if (vhost_front_start_queue(&vp->vp_card, i, q->vq_size, 0, desc, avail, used,
-					    q->vq_kick, q->vq_call, q->vq_err) < 0)
+		if (give_queue(vp, i, false) < 0)
 			return vp_fail(vp, "the card refused a queue");
 	}
 }
@@ -346,7 +362,6 @@ static void card_failed_queue(struct virtio_pci *vp, unsigned q)
  * served again), then kick every queue so requests queued meanwhile are seen. */
 static void restore_queues(struct virtio_pci *vp)
 {
-	struct guest_mem *m = &vp->vp_vm->vm_mem;
 	if (!(vp->vp_status & STATUS_DRIVER_OK) || vp->vp_failed)
 		return;
 	if (vhost_front_set_features(&vp->vp_card, vp->vp_driver_features) < 0)
@@ -355,14 +370,7 @@ static void restore_queues(struct virtio_pci *vp)
 		struct vp_queue *q = &vp->vp_q[i];
 		if (!q->vq_started)
 			continue;
-		uint64_t n = q->vq_size;
-		void *desc = gpa_ptr(m, q->vq_desc, 16 * n);
-		void *avail = gpa_ptr(m, q->vq_avail, 6 + 2 * n);
-		uint8_t *used = gpa_ptr(m, q->vq_used, 6 + 8 * n);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		uint16_t base = le16_get(used + 2); /* used->idx */
-		if (vhost_front_start_queue(&vp->vp_card, i, q->vq_size, base, desc, avail, used,
-					    q->vq_kick, q->vq_call, q->vq_err) < 0)
+		if (give_queue(vp, i, true) < 0)
 			return vp_fail(vp, "the restarted card refused a queue");
 		uint64_t one = 1;
 		if (write(q->vq_kick, &one, sizeof(one)) != sizeof(one))
