@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/nic.h"
 #include "hv/config.h"
 #include "lib/util.h"
 
@@ -15,6 +16,8 @@ static void usage(FILE *f)
 		"  images               fetch the stock Debian kernel and build the guest images\n"
 		"  volume create PATH --size SIZE [--unencrypted] | volume info PATH\n"
 		"                       create or describe an EBS volume file\n"
+		"  net stats [--map PATH] [--vpc ID]\n"
+		"                       counters of the running network interfaces (VPC cards)\n"
 		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
 		"                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
 		"run options:\n%s"
@@ -37,6 +40,8 @@ int main(int argc, char **argv)
 		return cmd_images(argc - 2, argv + 2);
 	if (!strcmp(cmd, "volume"))
 		return cmd_volume(argc - 2, argv + 2);
+	if (!strcmp(cmd, "net"))
+		return cmd_net(argc - 2, argv + 2);
 	if (!strcmp(cmd, "emuhost"))
 		return cmd_emuhost(argc - 2, argv + 2);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/nic.h"
 #include "hv/config.h"
 #include "lib/util.h"
 
@@ -64,6 +65,7 @@ static int run_with_cards(char **hvargs, struct run_volume *vols, unsigned nvols
 	while (hv_pid > 0 && waitpid(hv_pid, &st, 0) < 0 && errno == EINTR)
 		;
 	cards_stop(vols, nvols, dir);
+	nics_stop();
 	if (hv_pid < 0)
 		die("run: fork: %s", strerror(errno));
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -74,6 +76,7 @@ int cmd_run(int argc, char **argv)
 	char kernel[PATH_MAX], initrd[PATH_MAX], cache[PATH_MAX], err[512];
 	struct run_volume vols[RUN_MAX_VOLUMES];
 	unsigned nvols = 0;
+	static struct run_nics nics;
 	/* --volume is nitro run's own; everything else is the hypervisor's. */
 	char *user[argc + 1];
 	int nuser = 0;
@@ -88,6 +91,8 @@ int cmd_run(int argc, char **argv)
 				r == 2 ? die_usage("run: %s", err) : die("run: %s", err);
 			continue;
 		}
+		if (nic_arg(argc, argv, &i, &nics))
+			continue;
 		user[nuser++] = argv[i];
 		if (takes_value(argv[i]) && i + 1 < argc)
 			user[nuser++] = argv[++i];
@@ -104,7 +109,11 @@ int cmd_run(int argc, char **argv)
 	if (c.help) {
 		printf("usage: nitro run [options]\n%s"
 		       "  --volume PATH[,iops=N][,throughput=MiB][,readonly]\n"
-		       "                       a volume served by its own EBS card (repeatable)\n",
+		       "                       a volume served by its own EBS card (repeatable)\n"
+		       "  --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC][,pps=N][,bandwidth=MBIT]\n"
+		       "                       a network interface served by its own VPC card (repeatable)\n"
+		       "  --underlay ADDR      this host's VPC underlay address (default 127.0.0.1)\n"
+		       "  --map PATH           VPC mapping folder or file (default $NITRO_STATE/vpc-map)\n",
 		       hv_options_help);
 		return 0;
 	}
@@ -169,7 +178,7 @@ int cmd_run(int argc, char **argv)
 	exe_sibling("nitro-hv", hv, sizeof(hv));
 	snprintf(cache, sizeof(cache), "%s/kernels", cache_dir());
 	mkdir(cache_dir(), 0755);
-	char *hvargs[n + 8 + 2 * RUN_MAX_VOLUMES];
+	char *hvargs[n + 8 + 2 * RUN_MAX_VOLUMES + 2 * RUN_MAX_NICS];
 	int k = 0;
 	hvargs[k++] = hv;
 	for (int i = 0; i < n; i++)
@@ -178,7 +187,7 @@ int cmd_run(int argc, char **argv)
 		hvargs[k++] = "--cache-dir";
 		hvargs[k++] = cache;
 	}
-	if (nvols == 0) {
+	if (nvols == 0 && nics.n_count == 0) {
 		hvargs[k] = NULL;
 		execv(hv, hvargs); /* same process: stdio, signals and status are the guest's */
 		die("run: cannot start %s: %s", hv, strerror(errno));
@@ -190,6 +199,7 @@ int cmd_run(int argc, char **argv)
 		hvargs[k++] = "--vhost-user";
 		hvargs[k++] = cards[i];
 	}
+	k = nics_start(&nics, hvargs, k);
 	hvargs[k] = NULL;
 	return run_with_cards(hvargs, vols, nvols, dir);
 }

@@ -1,0 +1,464 @@
+/* The mapping service: records, the directory and file forms, and the lookup cache. */
+#include "cards/vpc/mapsvc.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cards/vpc/underlay.h"
+#include "lib/util.h"
+
+#define MAP_FILE_MAX (4u << 20)
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void map_default_path(char *out, size_t len)
+{
+	const char *st = getenv("NITRO_STATE"), *home = getenv("HOME");
+	if (st && *st)
+		snprintf(out, len, "%s/%s", st, MAP_DIR_NAME);
+	else
+		snprintf(out, len, "%s/.local/state/nitro/%s", home && *home ? home : "/root",
+			 MAP_DIR_NAME);
+}
+
+static bool parse_mac(const char *s, uint8_t mac[6]);
+
+bool map_parse_mac(const char *s, uint8_t mac[6])
+{
+	return strlen(s) == 17 && parse_mac(s, mac) && !(mac[0] & 1);
+}
+
+void map_entry_name(uint32_t vpc, uint32_t ip, char *out, size_t len)
+{
+	char a[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &ip, a, sizeof(a));
+	snprintf(out, len, "%u_%s", vpc, a);
+}
+
+void map_default_mac(uint32_t vpc, uint32_t ip, uint8_t mac[6])
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a over vpc then ip */
+	uint8_t in[8];
+	memcpy(in, &vpc, 4);
+	memcpy(in + 4, &ip, 4);
+	for (int i = 0; i < 8; i++)
+		h = (h ^ in[i]) * 0x100000001b3ull;
+	mac[0] = 0x02;
+	for (int i = 1; i < 6; i++)
+		mac[i] = (uint8_t)(h >> (8 * i));
+}
+
+static bool parse_mac(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		unsigned v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = s[3 * i + k];
+			int d = c >= '0' && c <= '9'   ? c - '0'
+				: c >= 'a' && c <= 'f' ? c - 'a' + 10
+				: c >= 'A' && c <= 'F' ? c - 'A' + 10
+						       : -1;
+			if (d < 0)
+				return false;
+			v = v * 16 + (unsigned)d;
+		}
+		if (s[3 * i + 2] != (i == 5 ? 0 : ':'))
+			return false;
+		mac[i] = (uint8_t)v;
+	}
+	return true;
+}
+
+int map_parse_line(const char *line, size_t len, struct map_entry *e, char *err, size_t errlen)
+{
+	char buf[MAP_LINE_MAX];
+	if (len >= sizeof(buf))
+		RETURN_ERR(-1, "record longer than %d bytes", MAP_LINE_MAX - 1);
+	memcpy(buf, line, len);
+	buf[len] = 0;
+	if (memchr(buf, 0, len))
+		RETURN_ERR(-1, "record contains a NUL byte");
+	memset(e, 0, sizeof(*e));
+	bool have_vpc = false, have_ip = false, have_mac = false, have_ul = false;
+	char *save = NULL;
+	for (char *w = strtok_r(buf, " \t\r\n", &save); w; w = strtok_r(NULL, " \t\r\n", &save)) {
+		char *eq = strchr(w, '=');
+		if (!eq)
+			RETURN_ERR(-1, "'%.40s': expected key=value", w);
+		*eq = 0;
+		const char *k = w, *v = eq + 1;
+		uint64_t n;
+		if (!strcmp(k, "vpc")) {
+			if (!parse_u64(v, 1, MAP_VPC_MAX, &n))
+				RETURN_ERR(-1, "vpc=%.40s: expected 1..%u", v, MAP_VPC_MAX);
+			e->me_vpc = (uint32_t)n;
+			have_vpc = true;
+		} else if (!strcmp(k, "ip")) {
+			struct in_addr a;
+			if (inet_pton(AF_INET, v, &a) != 1)
+				RETURN_ERR(-1, "ip=%.40s: not an IPv4 address", v);
+			e->me_ip = a.s_addr;
+			have_ip = true;
+		} else if (!strcmp(k, "mac")) {
+			if (strlen(v) != 17 || !parse_mac(v, e->me_mac))
+				RETURN_ERR(-1, "mac=%.40s: expected xx:xx:xx:xx:xx:xx", v);
+			have_mac = true;
+		} else if (!strcmp(k, "underlay")) {
+			struct sockaddr_in sa;
+			char why[128];
+			if (ul_parse_addr(v, &sa, why, sizeof(why)) || !sa.sin_port)
+				RETURN_ERR(-1, "underlay=%.40s: expected IPv4:PORT", v);
+			e->me_ul_ip = sa.sin_addr.s_addr;
+			e->me_ul_port = sa.sin_port;
+			have_ul = true;
+		} else if (!strcmp(k, "pid")) {
+			if (!parse_u64(v, 1, 1u << 30, &n))
+				RETURN_ERR(-1, "pid=%.40s: not a process id", v);
+			e->me_pid = (pid_t)n;
+		} else if (!strcmp(k, "host")) {
+			if (strlen(v) >= sizeof(e->me_host))
+				RETURN_ERR(-1, "host= longer than %zu bytes",
+					   sizeof(e->me_host) - 1);
+			strcpy(e->me_host, v);
+		} else if (!strcmp(k, "ctl")) {
+			if (strlen(v) >= sizeof(e->me_ctl) || v[0] != '/')
+				RETURN_ERR(-1,
+					   "ctl=%.40s: expected an absolute path under %zu bytes",
+					   v, sizeof(e->me_ctl));
+			strcpy(e->me_ctl, v);
+		} else {
+			RETURN_ERR(-1, "unknown key '%.40s'", k);
+		}
+	}
+	if (!have_vpc || !have_ip || !have_mac || !have_ul)
+		RETURN_ERR(-1, "record needs vpc=, ip=, mac= and underlay=");
+	if (e->me_mac[0] & 1)
+		RETURN_ERR(-1, "mac= is a multicast address");
+	return 0;
+}
+
+int map_format(const struct map_entry *e, char *buf, size_t len)
+{
+	char ip[INET_ADDRSTRLEN], ul[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &e->me_ip, ip, sizeof(ip));
+	inet_ntop(AF_INET, &e->me_ul_ip, ul, sizeof(ul));
+	const uint8_t *m = e->me_mac;
+	int n =
+	    snprintf(buf, len, "vpc=%u ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x underlay=%s:%u",
+		     e->me_vpc, ip, m[0], m[1], m[2], m[3], m[4], m[5], ul, ntohs(e->me_ul_port));
+	if (n > 0 && (size_t)n < len && e->me_pid)
+		n += snprintf(buf + n, len - (size_t)n, " pid=%d", (int)e->me_pid);
+	if (n > 0 && (size_t)n < len && e->me_host[0])
+		n += snprintf(buf + n, len - (size_t)n, " host=%s", e->me_host);
+	if (n > 0 && (size_t)n < len && e->me_ctl[0])
+		n += snprintf(buf + n, len - (size_t)n, " ctl=%s", e->me_ctl);
+	if (n > 0 && (size_t)n + 1 < len) {
+		buf[n++] = '\n';
+		buf[n] = 0;
+		return n;
+	}
+	return -1;
+}
+
+/* ---- the file form ---- */
+
+static int load_file(struct mapsvc *m, char *err, size_t errlen)
+{
+	uint8_t *buf;
+	size_t len;
+	struct stat st;
+	int r = read_file(m->m_path, MAP_FILE_MAX, &buf, &len);
+	if (r)
+		RETURN_ERR(-1, "mapping file %s: %s", m->m_path, strerror(r));
+	if (stat(m->m_path, &st) == 0) {
+		m->m_mtime = st.st_mtim;
+		m->m_size = st.st_size;
+	}
+	size_t cap = 16, n = 0;
+	struct map_entry *t = malloc(cap * sizeof(*t));
+	const char *p = (const char *)buf, *end = p + len;
+	unsigned lineno = 0;
+	while (t && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		lineno++;
+		size_t s = 0;
+		while (s < l && (p[s] == ' ' || p[s] == '\t'))
+			s++;
+		if (s < l && p[s] != '#' && p[s] != '\r') {
+			char why[160];
+			if (n == cap) {
+				cap *= 2;
+				struct map_entry *nt = realloc(t, cap * sizeof(*t));
+				if (!nt) {
+					free(t);
+					t = NULL;
+					break;
+				}
+				t = nt;
+			}
+			if (map_parse_line(p, l, &t[n], why, sizeof(why)) == 0) {
+				n++;
+			} else {
+				m->m_bad_records++;
+				warnmsg("mapping file %s:%u: %s (line ignored)", m->m_path, lineno,
+					why);
+			}
+		}
+		p += l + (nl ? 1 : 0);
+	}
+	free(buf);
+	if (!t)
+		RETURN_ERR(-1, "mapping file %s: out of memory", m->m_path);
+	free(m->m_table);
+	m->m_table = t;
+	m->m_ntable = n;
+	return 0;
+}
+
+/* Re-reads the file when it changed (checked at most every MAP_NEG_TTL_MS). */
+static void file_refresh(struct mapsvc *m, uint64_t now)
+{
+	if (now - m->m_checked_ns < (uint64_t)MAP_NEG_TTL_MS * 1000000)
+		return;
+	m->m_checked_ns = now;
+	struct stat st;
+	if (stat(m->m_path, &st) < 0)
+		return;
+	if (st.st_mtim.tv_sec == m->m_mtime.tv_sec && st.st_mtim.tv_nsec == m->m_mtime.tv_nsec &&
+	    st.st_size == m->m_size)
+		return;
+	char err[256];
+	if (load_file(m, err, sizeof(err)))
+		warnmsg("%s (keeping the previous table)", err);
+	memset(m->m_cache, 0, sizeof(m->m_cache));
+}
+
+/* ---- the directory form ---- */
+
+static int read_entry(struct mapsvc *m, const char *name, struct map_entry *e)
+{
+	char path[PATH_MAX + 64], buf[MAP_LINE_MAX], why[160];
+	snprintf(path, sizeof(path), "%s/%s", m->m_path, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	ssize_t n = -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	const char *nl = memchr(buf, '\n', (size_t)n);
+	size_t l = nl ? (size_t)(nl - buf) : (size_t)n;
+	if (map_parse_line(buf, l, e, why, sizeof(why))) {
+		m->m_bad_records++;
+		return 0;
+	}
+	return 1;
+}
+
+int mapsvc_open(struct mapsvc *m, const char *path, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	m->m_inotify = -1;
+	if (strlen(path) >= sizeof(m->m_path) - 80)
+		RETURN_ERR(-1, "mapping %s: path too long", path);
+	snprintf(m->m_path, sizeof(m->m_path), "%s", path);
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT)
+			RETURN_ERR(-1, "mapping %s: %s", path, strerror(errno));
+		/* A missing path becomes the directory form (parents too, as mkdir -p). */
+		char tmp[PATH_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", path);
+		for (char *p = tmp + 1; *p; p++)
+			if (*p == '/') {
+				*p = 0;
+				mkdir(tmp, 0700);
+				*p = '/';
+			}
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			RETURN_ERR(-1, "mapping directory %s: %s", path, strerror(errno));
+		if (stat(path, &st) < 0)
+			RETURN_ERR(-1, "mapping %s: %s", path, strerror(errno));
+	}
+	if (S_ISDIR(st.st_mode)) {
+		m->m_dir = true;
+		m->m_inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (m->m_inotify >= 0 &&
+		    inotify_add_watch(m->m_inotify, path,
+				      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+					  IN_CREATE) < 0) {
+			close(m->m_inotify);
+			m->m_inotify = -1; /* the TTLs still bound staleness */
+		}
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		RETURN_ERR(-1, "mapping %s: neither a file nor a directory", path);
+	m->m_checked_ns = now_ns();
+	return load_file(m, err, errlen);
+}
+
+void mapsvc_close(struct mapsvc *m)
+{
+	mapsvc_unregister(m);
+	if (m->m_inotify >= 0)
+		close(m->m_inotify);
+	m->m_inotify = -1;
+	free(m->m_table);
+	m->m_table = NULL;
+	m->m_ntable = 0;
+}
+
+static bool owner_alive(const struct map_entry *e)
+{
+	char host[64] = "";
+	gethostname(host, sizeof(host) - 1);
+	if (!e->me_pid || strcmp(e->me_host, host))
+		return false; /* another host's: we cannot tell, the newer record wins */
+	return kill(e->me_pid, 0) == 0 || errno == EPERM;
+}
+
+int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size_t errlen)
+{
+	char name[64], path[PATH_MAX + 64], tmp[PATH_MAX + 96], line[MAP_LINE_MAX];
+	if (!m->m_dir)
+		RETURN_ERR(-1, "mapping %s is a file: cards only read it (add the interface there)",
+			   m->m_path);
+	map_entry_name(e->me_vpc, e->me_ip, name, sizeof(name));
+	struct map_entry old;
+	if (read_entry(m, name, &old) && old.me_pid != getpid() && owner_alive(&old)) {
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &e->me_ip, ip, sizeof(ip));
+		RETURN_ERR(-1, "VPC %u address %s is already in use by process %d on this host",
+			   e->me_vpc, ip, (int)old.me_pid);
+	}
+	int n = map_format(e, line, sizeof(line));
+	if (n < 0)
+		RETURN_ERR(-1, "mapping record too long");
+	snprintf(path, sizeof(path), "%s/%s", m->m_path, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", m->m_path, name, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		RETURN_ERR(-1, "mapping %s: %s", tmp, strerror(errno));
+	bool ok = write(fd, line, (size_t)n) == n;
+	ok = close(fd) == 0 && ok;
+	if (!ok || rename(tmp, path) < 0) {
+		int e2 = errno;
+		unlink(tmp);
+		RETURN_ERR(-1, "mapping %s: %s", path, strerror(e2));
+	}
+	snprintf(m->m_registered, sizeof(m->m_registered), "%s", path);
+	return 0;
+}
+
+void mapsvc_unregister(struct mapsvc *m)
+{
+	if (!m->m_registered[0])
+		return;
+	/* Only our own record: a successor may have replaced it meanwhile. */
+	const char *name = strrchr(m->m_registered, '/') + 1;
+	struct map_entry e;
+	if (read_entry(m, name, &e) && e.me_pid == getpid())
+		unlink(m->m_registered);
+	m->m_registered[0] = 0;
+}
+
+static unsigned slot_of(uint32_t vpc, uint32_t ip)
+{
+	uint64_t h = ((uint64_t)vpc << 32 | ip) * 0x9e3779b97f4a7c15ull;
+	return (unsigned)(h >> 54) % MAP_CACHE_SLOTS;
+}
+
+int mapsvc_lookup(struct mapsvc *m, uint32_t vpc, uint32_t ip, struct map_entry *e)
+{
+	uint64_t now = now_ns();
+	struct map_slot *s = &m->m_cache[slot_of(vpc, ip)];
+	m->m_lookups++;
+	if (!m->m_dir)
+		file_refresh(m, now);
+	if (s->ms_used && s->ms_e.me_vpc == vpc && s->ms_e.me_ip == ip && now < s->ms_expires_ns) {
+		if (s->ms_found)
+			*e = s->ms_e;
+		return s->ms_found;
+	}
+	m->m_misses++;
+	struct map_entry found;
+	int r = 0;
+	if (m->m_dir) {
+		char name[64];
+		map_entry_name(vpc, ip, name, sizeof(name));
+		r = read_entry(m, name, &found) && found.me_vpc == vpc && found.me_ip == ip;
+	} else {
+		for (size_t i = 0; i < m->m_ntable && !r; i++)
+			if (m->m_table[i].me_vpc == vpc && m->m_table[i].me_ip == ip) {
+				found = m->m_table[i];
+				r = 1;
+			}
+	}
+	s->ms_used = true;
+	s->ms_found = r;
+	if (!r) {
+		memset(&s->ms_e, 0, sizeof(s->ms_e));
+		s->ms_e.me_vpc = vpc;
+		s->ms_e.me_ip = ip;
+	} else {
+		s->ms_e = found;
+		*e = found;
+	}
+	s->ms_expires_ns = now + (uint64_t)(r ? MAP_TTL_MS : MAP_NEG_TTL_MS) * 1000000;
+	return r;
+}
+
+int mapsvc_fd(const struct mapsvc *m)
+{
+	return m->m_inotify;
+}
+
+void mapsvc_on_event(struct mapsvc *m)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool any = false;
+	while (m->m_inotify >= 0 && read(m->m_inotify, buf, sizeof(buf)) > 0)
+		any = true;
+	if (any) /* something changed: forget what we knew (rare; entries are re-read) */
+		memset(m->m_cache, 0, sizeof(m->m_cache));
+}
+
+int mapsvc_each(struct mapsvc *m, void (*fn)(const struct map_entry *e, void *arg), void *arg)
+{
+	if (!m->m_dir) {
+		for (size_t i = 0; i < m->m_ntable; i++)
+			fn(&m->m_table[i], arg);
+		return 0;
+	}
+	DIR *d = opendir(m->m_path);
+	if (!d)
+		return -1;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct map_entry e;
+		if (de->d_name[0] != '.' && read_entry(m, de->d_name, &e))
+			fn(&e, arg);
+	}
+	closedir(d);
+	return 0;
+}

@@ -1,0 +1,226 @@
+/* vpc-driver: plays a guest's virtio-net driver against a VPC card (or any vhost-user net
+ * back end, such as dpdk-testpmd's vhost PMD).
+ *
+ *   vpc-driver run SOCKET [--no-config]
+ *       commands on stdin, one per line, answers on stdout:
+ *         config           -> "config mac=M status=S pairs=P mtu=U" (or "config none")
+ *         send HEX         -> "sent" once the device took the frame back (or "error ...")
+ *         recv MS          -> "frame HEX" or "none" after MS milliseconds
+ *         quit
+ *   vpc-driver bench --tx SOCKET --rx SOCKET --frame HEX [--seconds N] [--no-config]
+ *       sends the frame on the first device's tx queue as fast as it is taken and counts
+ *       what arrives on the second one's rx queue: one line
+ *       "sent=N received=N seconds=S pps=X gbps=Y bytes=B".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/util.h"
+#include "vnd.h"
+
+#define MAX_FRAME 9300
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t max)
+{
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
+		n--;
+	if (n % 2 || n / 2 > max)
+		return -1;
+	for (size_t i = 0; i < n / 2; i++) {
+		unsigned v;
+		if (sscanf(s + 2 * i, "%2x", &v) != 1)
+			return -1;
+		out[i] = (uint8_t)v;
+	}
+	return (int)(n / 2);
+}
+
+static void print_frame(const uint8_t *f, size_t len, void *arg)
+{
+	(void)arg;
+	fputs("frame ", stdout);
+	for (size_t i = 0; i < len; i++)
+		printf("%02x", f[i]);
+	putchar('\n');
+}
+
+/* Frames that arrived but were not asked for yet. */
+struct backlog {
+	uint8_t b_frames[64][MAX_FRAME];
+	size_t b_len[64];
+	unsigned b_head, b_n;
+};
+
+static void keep_frame(const uint8_t *f, size_t len, void *arg)
+{
+	struct backlog *b = arg;
+	if (b->b_n == 64 || len > MAX_FRAME)
+		return;
+	unsigned i = (b->b_head + b->b_n++) % 64;
+	memcpy(b->b_frames[i], f, len);
+	b->b_len[i] = len;
+}
+
+static int cmd_run(const char *path, bool config)
+{
+	static struct vnd d;
+	static struct backlog bl;
+	static uint8_t frame[MAX_FRAME];
+	char err[512], line[2 * MAX_FRAME + 64];
+	if (vnd_open(&d, path, config, err, sizeof(err))) {
+		fprintf(stderr, "vpc-driver: %s: %s\n", path, err);
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin)) {
+		if (!strncmp(line, "config", 6)) {
+			if (d.d_config)
+				printf(
+				    "config mac=%02x:%02x:%02x:%02x:%02x:%02x status=%u pairs=%u "
+				    "mtu=%u\n",
+				    d.d_mac[0], d.d_mac[1], d.d_mac[2], d.d_mac[3], d.d_mac[4],
+				    d.d_mac[5], d.d_status, d.d_pairs, d.d_mtu);
+			else
+				printf("config none\n");
+		} else if (!strncmp(line, "send ", 5)) {
+			int n = unhex(line + 5, frame, sizeof(frame));
+			if (n < 0) {
+				printf("error bad hex\n");
+			} else if (vnd_tx_add(&d, frame, (size_t)n, 0, 1) != 1) {
+				printf("error tx ring full\n");
+			} else {
+				vnd_tx_kick(&d);
+				int got = 0;
+				double end = now_s() + 5;
+				while (!got && now_s() < end) {
+					got = vnd_tx_reap(&d, err, sizeof(err));
+					if (got < 0)
+						break;
+					if (!got)
+						vnd_wait(&d, false, 10);
+				}
+				if (got < 0)
+					printf("error %s\n", err);
+				else
+					printf(got ? "sent\n" : "error tx timeout\n");
+			}
+		} else if (!strncmp(line, "recv", 4)) {
+			int ms = atoi(line + 4);
+			double end = now_s() + ms / 1000.0;
+			int r = 0;
+			for (;;) {
+				r = vnd_rx_poll(&d, keep_frame, &bl, NULL, err, sizeof(err));
+				if (r < 0 || bl.b_n || now_s() >= end)
+					break;
+				vnd_wait(&d, true, 5);
+			}
+			if (r < 0) {
+				printf("error %s\n", err);
+			} else if (bl.b_n) {
+				print_frame(bl.b_frames[bl.b_head], bl.b_len[bl.b_head], NULL);
+				bl.b_head = (bl.b_head + 1) % 64;
+				bl.b_n--;
+			} else {
+				printf("none\n");
+			}
+		} else if (!strncmp(line, "quit", 4)) {
+			break;
+		} else {
+			printf("error unknown command\n");
+		}
+		fflush(stdout);
+	}
+	vnd_close(&d);
+	return 0;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+	const char *txp = NULL, *rxp = NULL, *hex = NULL;
+	double seconds = 5;
+	bool config = true;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--tx") && i + 1 < argc)
+			txp = argv[++i];
+		else if (!strcmp(argv[i], "--rx") && i + 1 < argc)
+			rxp = argv[++i];
+		else if (!strcmp(argv[i], "--frame") && i + 1 < argc)
+			hex = argv[++i];
+		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+			seconds = atof(argv[++i]);
+		else if (!strcmp(argv[i], "--no-config"))
+			config = false;
+		else
+			die_usage("bench: unknown option %s", argv[i]);
+	}
+	if (!txp || !rxp || !hex)
+		die_usage("bench: --tx SOCKET --rx SOCKET --frame HEX are required");
+	static uint8_t frame[MAX_FRAME];
+	int flen = unhex(hex, frame, sizeof(frame));
+	if (flen < 14)
+		die_usage("bench: --frame: expected at least 14 bytes of hex");
+	static struct vnd tx, rx;
+	char err[512];
+	if (vnd_open(&tx, txp, config, err, sizeof(err)))
+		die("%s: %s", txp, err);
+	if (vnd_open(&rx, rxp, config, err, sizeof(err)))
+		die("%s: %s", rxp, err);
+	uint64_t sent = 0, received = 0, bytes = 0;
+	double start = now_s(), end = start + seconds, t = start;
+	unsigned iter = 0;
+	while (t < end) {
+		int k = vnd_tx_reap(&tx, err, sizeof(err));
+		if (k < 0)
+			die("tx: %s", err);
+		unsigned a = vnd_tx_add(&tx, frame, (size_t)flen, 0, 64);
+		if (a) {
+			sent += a;
+			vnd_tx_kick(&tx);
+		}
+		int r = vnd_rx_poll(&rx, NULL, NULL, &bytes, err, sizeof(err));
+		if (r < 0)
+			die("rx: %s", err);
+		received += (unsigned)r;
+		/* The tx side's rx queue may get replies (the card's ARP, ...): keep it empty. */
+		if (vnd_rx_poll(&tx, NULL, NULL, NULL, err, sizeof(err)) < 0)
+			die("rx on the tx device: %s", err);
+		if (!a && !r && !k)
+			vnd_wait(&rx, true, 1); /* nothing moved: let the others run */
+		if (++iter % 64 == 0)
+			t = now_s();
+		else if (!a && !r)
+			t = now_s();
+	}
+	double el = now_s() - start;
+	printf("sent=%llu received=%llu seconds=%.3f pps=%.0f gbps=%.3f bytes=%llu\n",
+	       (unsigned long long)sent, (unsigned long long)received, el, received / el,
+	       bytes * 8 / el / 1e9, (unsigned long long)bytes);
+	vnd_close(&tx);
+	vnd_close(&rx);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	util_set_prog("vpc-driver");
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc >= 3 && !strcmp(argv[1], "run"))
+		return cmd_run(argv[2], !(argc >= 4 && !strcmp(argv[3], "--no-config")));
+	if (argc >= 2 && !strcmp(argv[1], "bench"))
+		return cmd_bench(argc - 2, argv + 2);
+	fprintf(stderr, "usage: vpc-driver run SOCKET [--no-config] | vpc-driver bench --tx S0 "
+			"--rx S1 --frame HEX [--seconds N] [--no-config]\n");
+	return 2;
+}

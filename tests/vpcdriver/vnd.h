@@ -1,0 +1,71 @@
+/* vpc-driver: a virtio-net driver in a test process (the "guest"), on the vhost-user
+ * frontend of tests/driver/vu_front.
+ *
+ * One queue pair (rx 0, tx 1) of VND_QSIZE entries with one descriptor per buffer: tx
+ * buffers hold the virtio_net_hdr (12 bytes: VERSION_1) and a frame, rx buffers
+ * VND_RXBUF bytes. Everything the device wrote (used ring entries, lengths, headers) is
+ * checked before use; a device that hands back an unknown id or a length past the buffer
+ * is reported as an error. No interrupts are needed: the used rings are polled, with the
+ * call eventfd used only to sleep.
+ */
+#ifndef NITRO_TESTS_VPCDRIVER_VND_H
+#define NITRO_TESTS_VPCDRIVER_VND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../driver/vu_front.h"
+
+#define VND_QSIZE 256
+#define VND_HDR 12
+#define VND_RXBUF 10240
+#define VND_TXBUF 10240
+
+#define VNET_F_MTU 3
+#define VNET_F_MAC 5
+#define VNET_F_STATUS 16
+#define VNET_F_CTRL_VQ 17
+#define VNET_F_MQ 22
+
+struct vnd_ring {
+	unsigned r_idx; /* queue index */
+	uint64_t r_desc_gpa, r_avail_gpa, r_used_gpa, r_buf_gpa;
+	uint8_t *r_desc, *r_avail, *r_used, *r_buf;
+	uint32_t r_bufsz;
+	uint16_t r_avail_idx; /* next avail index to publish */
+	uint16_t r_used_seen; /* used entries consumed */
+	uint16_t r_free[VND_QSIZE];
+	unsigned r_nfree;
+	struct vu_vring r_vr;
+};
+
+struct vnd {
+	struct vu_front d_f;
+	struct vnd_ring d_rx, d_tx;
+	bool d_config; /* d_mac.. valid */
+	uint8_t d_mac[6];
+	uint16_t d_status, d_pairs, d_mtu;
+	uint64_t d_kicks;
+};
+
+/* Connects to the card at path, negotiates (config_len 0: no GET_CONFIG, e.g. for
+ * dpdk-testpmd) and starts queues 0 and 1 with every rx buffer posted. */
+int vnd_open(struct vnd *d, const char *path, bool config, char *err, size_t errlen);
+void vnd_close(struct vnd *d);
+/* Queues up to n frames (each len bytes at frames + i * stride) on tx without kicking;
+ * returns how many fit. */
+unsigned vnd_tx_add(struct vnd *d, const uint8_t *frames, size_t len, size_t stride, unsigned n);
+/* Publishes what was added and kicks when the device asks for kicks. */
+void vnd_tx_kick(struct vnd *d);
+/* Takes back completed tx buffers: how many, or -1 on a device error (message in err). */
+int vnd_tx_reap(struct vnd *d, char *err, size_t errlen);
+/* Calls fn for each received frame (without its header) and re-posts the buffers; returns
+ * how many, or -1 on a device error. fn may be NULL (counting only); *bytes adds up the
+ * frame lengths when not NULL. */
+int vnd_rx_poll(struct vnd *d, void (*fn)(const uint8_t *f, size_t len, void *arg), void *arg,
+		uint64_t *bytes, char *err, size_t errlen);
+/* Waits up to ms for the device to signal queue q's call eventfd (1), or not (0). */
+int vnd_wait(struct vnd *d, bool rx, int ms);
+
+#endif
