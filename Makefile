@@ -37,18 +37,6 @@ $(BUILD)/tests/%: $(call obj,tests/unit/%.c $(HV_SRC) $(CARDLIB_SRC) $(LIB_SRC))
 $(BUILD)/vu-blk-driver: $(call obj,$(DRIVER_SRC) $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread
 
-# The EBS card (issue 3): virtio-blk over vhost-user on an encrypted, rate-limited volume
-# file; `nitro volume` shares its volume format.
-EBS_SRC = $(wildcard src/cards/ebs/*.c)
-all: $(BUILD)/nitro-card-ebs
-$(BUILD)/nitro-card-ebs: $(call obj,$(EBS_SRC) $(CARDLIB_SRC) $(LIB_SRC))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcrypto
-$(BUILD)/nitro: $(call obj,src/cards/ebs/volume.c)
-$(BUILD)/nitro: override LDFLAGS += -lcrypto
-
-ebs-test: all $(BUILD)/vu-blk-driver
-	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/ebs
-
 deps:
 	@sh tools/deps.sh
 

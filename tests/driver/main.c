@@ -1,6 +1,7 @@
 /* vu-blk-driver: a vhost-user-blk frontend that plays the guest, for conformance checks and
  * benchmarks against any vhost-user-blk back end. */
 #include "driver.h"
+#include "vu_front.h"
 
 #include "lib/util.h"
 
@@ -14,6 +15,7 @@ static const char usage[] =
     "                     [--rw randread|randwrite] [--bs BYTES] [--qd N] [--seconds S] "
     "[--poll]\n"
     "       vu-blk-driver --socket PATH [--mem MiB] hostile\n"
+    "  --no-seal  leave guest memory unsealed (a back end may refuse it)\n"
     "  check  conformance pass: one ok/FAIL/skip line per check, exit 0 when none failed\n"
     "         (--no-verify: check statuses only, for back ends that drop data)\n"
     "  bench  prints: rw= bs= qd= queues= seconds= ios= iops= p50_us= p99_us= errors=\n"
@@ -27,17 +29,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	struct drv_opts o = {.queues = 1, .mem = 64ull << 20, .bs = 4096, .qd = 1, .seconds = 5};
 	static const struct option longopts[] = {
-	    {"socket", required_argument, NULL, 's'},
-	    {"queues", required_argument, NULL, 'q'},
-	    {"mem", required_argument, NULL, 'm'},
-	    {"rw", required_argument, NULL, 'r'},
-	    {"bs", required_argument, NULL, 'b'},
-	    {"qd", required_argument, NULL, 'd'},
-	    {"seconds", required_argument, NULL, 't'},
-	    {"poll", no_argument, NULL, 'p'},
-	    {"no-verify", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"socket", required_argument, NULL, 's'},  {"queues", required_argument, NULL, 'q'},
+	    {"mem", required_argument, NULL, 'm'},     {"rw", required_argument, NULL, 'r'},
+	    {"bs", required_argument, NULL, 'b'},      {"qd", required_argument, NULL, 'd'},
+	    {"seconds", required_argument, NULL, 't'}, {"poll", no_argument, NULL, 'p'},
+	    {"no-verify", no_argument, NULL, 'n'},     {"no-seal", no_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
 	int c;
@@ -82,6 +79,9 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			o.no_verify = true;
+			break;
+		case 'S':
+			vu_front_no_seal = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);

@@ -3,6 +3,7 @@
 #include "lib/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -178,6 +179,8 @@ static int set_state(struct vu_front *f, uint32_t req, uint32_t idx, uint32_t nu
 	return set_msg(f, req, p, 8, -1, err, errlen);
 }
 
+bool vu_front_no_seal;
+
 int vu_open(struct vu_front *f, const char *path, uint64_t mem_size, char *err, size_t errlen)
 {
 	memset(f, 0, sizeof(*f));
@@ -192,12 +195,18 @@ int vu_open(struct vu_front *f, const char *path, uint64_t mem_size, char *err, 
 		RETURN_ERR(-1, "socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
 
-	f->vf_memfd = memfd_create("vu-guest-mem", MFD_CLOEXEC);
+	f->vf_memfd = memfd_create("vu-guest-mem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (f->vf_memfd < 0)
 		RETURN_ERR(-1, "memfd_create: %s", strerror(errno));
 	if (ftruncate(f->vf_memfd, (off_t)mem_size) < 0) {
 		snprintf(err, errlen, "memfd size %llu: %s", (unsigned long long)mem_size,
 			 strerror(errno));
+		goto fail;
+	}
+	/* Like nitro-hv: the back end may refuse memory that could shrink under it. */
+	if (!vu_front_no_seal &&
+	    fcntl(f->vf_memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		snprintf(err, errlen, "sealing guest memory: %s", strerror(errno));
 		goto fail;
 	}
 	void *m = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, f->vf_memfd, 0);
@@ -234,11 +243,11 @@ static int set_mem_table(struct vu_front *f, char *err, size_t errlen)
 {
 	uint8_t p[8 + 32];
 	memset(p, 0, sizeof(p));
-	le32_put(p, 1);				       /* nregions; 4 bytes padding follow */
-	le64_put(p + 8, 0);			       /* guest_phys_addr */
-	le64_put(p + 16, f->vf_mem_size);		       /* memory_size */
+	le32_put(p, 1);					  /* nregions; 4 bytes padding follow */
+	le64_put(p + 8, 0);				  /* guest_phys_addr */
+	le64_put(p + 16, f->vf_mem_size);		  /* memory_size */
 	le64_put(p + 24, (uint64_t)(uintptr_t)f->vf_mem); /* userspace_addr */
-	le64_put(p + 32, 0);			       /* mmap_offset */
+	le64_put(p + 32, 0);				  /* mmap_offset */
 	return set_msg(f, VU_SET_MEM_TABLE, p, sizeof(p), f->vf_memfd, err, errlen);
 }
 
@@ -248,7 +257,7 @@ static int get_config(struct vu_front *f, uint32_t len, char *err, size_t errlen
 	if (len > VU_CONFIG_MAX)
 		RETURN_ERR(-1, "GET_CONFIG: %u bytes asked, at most %u", len, VU_CONFIG_MAX);
 	memset(p, 0, sizeof(p));
-	le32_put(p, 0);	   /* offset */
+	le32_put(p, 0);	      /* offset */
 	le32_put(p + 4, len); /* size */
 	le32_put(p + 8, 0);   /* flags */
 	uint32_t got;
@@ -282,9 +291,9 @@ int vu_init(struct vu_front *f, uint64_t want, uint32_t config_len, char *err, s
 		uint64_t offered;
 		if (get_u64(f, VU_GET_PROTOCOL_FEATURES, &offered, err, errlen))
 			return -1;
-		uint64_t proto = offered & (1ull << VU_PROTOCOL_F_MQ |
-					    1ull << VU_PROTOCOL_F_REPLY_ACK |
-					    1ull << VU_PROTOCOL_F_CONFIG);
+		uint64_t proto =
+		    offered & (1ull << VU_PROTOCOL_F_MQ | 1ull << VU_PROTOCOL_F_REPLY_ACK |
+			       1ull << VU_PROTOCOL_F_CONFIG);
 		/* REPLY_ACK is only in force once this message has been processed. */
 		if (set_u64(f, VU_SET_PROTOCOL_FEATURES, proto, -1, err, errlen))
 			return -1;

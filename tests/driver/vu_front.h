@@ -12,6 +12,7 @@
 #ifndef NITRO_TESTS_DRIVER_VU_FRONT_H
 #define NITRO_TESTS_DRIVER_VU_FRONT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,10 @@ struct vu_vring {
 	int vr_kick; /* eventfd: write to notify the back end */
 	int vr_call; /* eventfd: the back end signals used buffers */
 };
+
+/* Guest memory is sealed against shrinking and growing unless this is set (tests of a
+ * back end that must refuse unsealed memory). */
+extern bool vu_front_no_seal;
 
 /* Creates and maps the memfd and connects to the unix socket at path. */
 int vu_open(struct vu_front *f, const char *path, uint64_t mem_size, char *err, size_t errlen);

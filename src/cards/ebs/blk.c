@@ -2,6 +2,7 @@
 #include "cards/ebs/ebs.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timerfd.h>
@@ -79,39 +80,224 @@ static bool in_range(const struct ebs *e, uint64_t sector, uint64_t nsectors)
 	return sector <= cap && nsectors <= cap - sector;
 }
 
-static uint8_t do_rw(struct ebs *e, const struct vr_chain *ch, bool write, uint64_t sector,
-		     uint64_t len)
+/* --- requests ------------------------------------------------------------------------ */
+
+static struct ebs_req *req_get(struct ebs *e)
 {
-	char err[512];
-	if (len % VOL_SECTOR || !in_range(e, sector, len / VOL_SECTOR))
-		return S_IOERR;
-	if (write && e->e_vol->v_readonly)
-		return S_IOERR;
-	for (uint64_t off = 0; off < len; off += EBS_CHUNK) {
-		uint64_t n = len - off < EBS_CHUNK ? len - off : EBS_CHUNK;
-		uint64_t s = sector + off / VOL_SECTOR;
-		int r;
-		if (write) {
-			seg_copy(ch, false, HDR_BYTES + off, e->e_buf, n, false);
-			r = vol_write(e->e_vol, s, e->e_buf, n, err, sizeof(err));
+	struct ebs_req *r = e->e_free;
+	if (r) {
+		e->e_free = r->r_next;
+		e->e_inflight++;
+	}
+	return r;
+}
+
+static void req_put(struct ebs *e, struct ebs_req *r)
+{
+	r->r_next = e->e_free;
+	e->e_free = r;
+	e->e_inflight--;
+}
+
+/* Hands the chain back with its status and the bytes written into it. */
+static void finish(struct ebs_req *r, uint8_t status, uint32_t written)
+{
+	struct ebs *e = r->r_e;
+	if (status != S_OK)
+		e->e_stats.st_errors++;
+	if (r->r_status)
+		*r->r_status = status;
+	if (vu_queue_push(&e->e_dev, r->r_q, r->r_head, written) == 0)
+		e->e_notify |= 1ull << r->r_q;
+	e->e_stats.st_completed++;
+	req_put(e, r);
+}
+
+static void finish_rw(struct ebs_req *r, uint8_t status)
+{
+	struct ebs *e = r->r_e;
+	bool read = r->r_type == T_IN;
+	if (status == S_OK) {
+		if (read) {
+			e->e_stats.st_reads++;
+			e->e_stats.st_bytes_read += r->r_len;
 		} else {
-			r = vol_read(e->e_vol, s, e->e_buf, n, err, sizeof(err));
-			if (!r)
-				seg_copy(ch, true, off, e->e_buf, n, true);
-		}
-		if (r) {
-			warnmsg("%s", err);
-			return S_IOERR;
+			e->e_stats.st_writes++;
+			e->e_stats.st_bytes_written += r->r_len;
 		}
 	}
-	if (write) {
-		e->e_stats.st_writes++;
-		e->e_stats.st_bytes_written += len;
-	} else {
-		e->e_stats.st_reads++;
-		e->e_stats.st_bytes_read += len;
+	finish(r, status, 1 + (read && status == S_OK ? (uint32_t)r->r_len : 0));
+}
+
+/* r_iov := the data buffers' bytes [off, off + len); returns the iovec count. */
+static unsigned slice(struct ebs_req *r, uint64_t off, uint64_t len)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < r->r_nsegs && len; i++) {
+		size_t sl = r->r_segs[i].iov_len;
+		if (off >= sl) {
+			off -= sl;
+			continue;
+		}
+		size_t k = sl - off < len ? sl - (size_t)off : (size_t)len;
+		r->r_iov[n++] = (struct iovec){(uint8_t *)r->r_segs[i].iov_base + off, k};
+		len -= k;
+		off = 0;
 	}
-	return S_OK;
+	return n;
+}
+
+static void iov_copy(const struct iovec *iov, unsigned n, uint8_t *buf, bool to_iov)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (to_iov)
+			memcpy(iov[i].iov_base, buf, iov[i].iov_len);
+		else
+			memcpy(buf, iov[i].iov_base, iov[i].iov_len);
+		buf += iov[i].iov_len;
+	}
+}
+
+/* Zeroes bytes [from, end) of the iovec (a read that met the end of the file). */
+static void iov_zero_from(const struct iovec *iov, unsigned n, size_t from)
+{
+	for (unsigned i = 0; i < n; i++) {
+		size_t l = iov[i].iov_len;
+		if (from >= l) {
+			from -= l;
+			continue;
+		}
+		memset((uint8_t *)iov[i].iov_base + from, 0, l - from);
+		from = 0;
+	}
+}
+
+static void step_start(struct ebs_req *r);
+
+static void step_done(struct bdev_io *io, int res)
+{
+	struct ebs_req *r = (struct ebs_req *)((uint8_t *)io - offsetof(struct ebs_req, r_io));
+	struct ebs *e = r->r_e;
+	bool read = r->r_type == T_IN;
+	uint64_t sector = r->r_sector + r->r_done / VOL_SECTOR;
+	if (res < 0) {
+		warnmsg("%s: %s of %zu bytes at sector %llu: %s", e->e_bdev->bd_name,
+			read ? "read" : "write", r->r_step, (unsigned long long)sector,
+			strerror(-res));
+		finish_rw(r, S_IOERR);
+		return;
+	}
+	if (!read && (size_t)res < r->r_step) {
+		warnmsg("%s: short write (%d of %zu bytes) at sector %llu", e->e_bdev->bd_name, res,
+			r->r_step, (unsigned long long)sector);
+		finish_rw(r, S_IOERR);
+		return;
+	}
+	if (read) {
+		if ((size_t)res < r->r_step) /* past the end of the backing file: zeroes */
+			iov_zero_from(io->bi_iov, io->bi_niov, (size_t)res);
+		if (r->r_bounced) {
+			if (e->e_vol->v_crypt &&
+			    vol_decrypt(e->e_vol, sector, r->r_bounce, r->r_step)) {
+				warnmsg("volume %s: decryption failed", e->e_vol->v_path);
+				finish_rw(r, S_IOERR);
+				return;
+			}
+			unsigned n = slice(r, r->r_done, r->r_step);
+			iov_copy(r->r_iov, n, r->r_bounce, true);
+		}
+	}
+	r->r_done += r->r_step;
+	if (r->r_done < r->r_len)
+		step_start(r);
+	else
+		finish_rw(r, S_OK);
+}
+
+/* Starts the next piece (at most EBS_CHUNK bytes) of an IN or OUT request. */
+static void step_start(struct ebs_req *r)
+{
+	struct ebs *e = r->r_e;
+	struct bdev *b = e->e_bdev;
+	bool write = r->r_type == T_OUT;
+	uint64_t left = r->r_len - r->r_done;
+	size_t n = left < EBS_CHUNK ? (size_t)left : EBS_CHUNK;
+	uint64_t sector = r->r_sector + r->r_done / VOL_SECTOR;
+	unsigned niov = slice(r, r->r_done, n);
+	bool bounce = e->e_vol->v_crypt || (b->bd_contiguous && niov > 1);
+	if (bounce) {
+		if (!r->r_bounce && !(r->r_bounce = malloc(EBS_CHUNK))) {
+			warnmsg("volume %s: out of memory for a bounce buffer", e->e_vol->v_path);
+			finish_rw(r, S_IOERR);
+			return;
+		}
+		if (write) {
+			/* Read once from the guest, then encrypted where only we can see it. */
+			iov_copy(r->r_iov, niov, r->r_bounce, false);
+			if (e->e_vol->v_crypt &&
+			    vol_encrypt(e->e_vol, sector, r->r_bounce, r->r_bounce, n)) {
+				warnmsg("volume %s: encryption failed", e->e_vol->v_path);
+				finish_rw(r, S_IOERR);
+				return;
+			}
+		}
+		r->r_iov[0] = (struct iovec){r->r_bounce, n};
+		niov = 1;
+	}
+	r->r_step = n;
+	r->r_bounced = bounce;
+	r->r_io = (struct bdev_io){.bi_op = write ? BDEV_WRITE : BDEV_READ,
+				   .bi_off = sector * VOL_SECTOR,
+				   .bi_iov = r->r_iov,
+				   .bi_niov = niov,
+				   .bi_len = n,
+				   .bi_done = step_done};
+	int ret = b->bd_ops->bo_submit(b, &r->r_io);
+	if (ret < 0) {
+		warnmsg("%s: submitting I/O: %s", b->bd_name, strerror(-ret));
+		finish_rw(r, S_IOERR);
+	}
+}
+
+static void flush_done(struct bdev_io *io, int res)
+{
+	struct ebs_req *r = (struct ebs_req *)((uint8_t *)io - offsetof(struct ebs_req, r_io));
+	if (res < 0)
+		warnmsg("%s: flush: %s", r->r_e->e_bdev->bd_name, strerror(-res));
+	finish(r, res < 0 ? S_IOERR : S_OK, 1);
+}
+
+/* The data buffers of an IN (writable, without the status byte) or OUT (readable, after
+ * the header) chain; false when there are more than EBS_REQ_SEGS. */
+static bool collect(struct ebs_req *r, const struct vr_chain *ch, bool writable, uint64_t skip,
+		    uint64_t len)
+{
+	r->r_nsegs = 0;
+	for (unsigned i = 0; i < ch->ch_nsegs && len; i++) {
+		const struct vr_seg *s = &ch->ch_segs[i];
+		if (s->sg_write != writable)
+			continue;
+		if (skip >= s->sg_len) {
+			skip -= s->sg_len;
+			continue;
+		}
+		uint64_t k = s->sg_len - skip < len ? s->sg_len - skip : len;
+		if (r->r_nsegs == EBS_REQ_SEGS)
+			return false;
+		r->r_segs[r->r_nsegs++] = (struct iovec){(uint8_t *)s->sg_ptr + skip, (size_t)k};
+		len -= k;
+		skip = 0;
+	}
+	return true;
+}
+
+/* The last device-writable byte of the chain (the status), or NULL. */
+static uint8_t *status_ptr(const struct vr_chain *ch)
+{
+	for (unsigned i = ch->ch_nsegs; i-- > 0;)
+		if (ch->ch_segs[i].sg_write && ch->ch_segs[i].sg_len)
+			return (uint8_t *)ch->ch_segs[i].sg_ptr + ch->ch_segs[i].sg_len - 1;
+	return NULL;
 }
 
 /* DISCARD or WRITE_ZEROES: every range is copied out and checked before any is applied. */
@@ -137,14 +323,34 @@ static uint8_t do_ranges(struct ebs *e, const struct vr_chain *ch, uint32_t type
 		if (num > max || !in_range(e, sector, num))
 			return S_IOERR;
 	}
+	struct bdev *b = e->e_bdev;
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *r = raw + i * RANGE_BYTES;
 		uint64_t sector = le64_get(r);
 		uint32_t num = le32_get(r + 8), flags = le32_get(r + 12);
-		int ret = type == T_DISCARD
-			      ? vol_discard(e->e_vol, sector, num, err, sizeof(err))
-			      : vol_write_zeroes(e->e_vol, sector, num, flags & WZ_F_UNMAP, err,
-						 sizeof(err));
+		uint64_t off = sector * VOL_SECTOR, len = (uint64_t)num * VOL_SECTOR;
+		int ret = 0;
+		if (type == T_DISCARD) {
+			ret = b->bd_ops->bo_discard(b, off, len, err, sizeof(err));
+		} else if (!e->e_vol->v_crypt) {
+			ret = b->bd_ops->bo_zero(b, off, len, flags & WZ_F_UNMAP, err, sizeof(err));
+		} else {
+			/* Encrypted zeroes: storage shows nothing about what the guest zeroed. */
+			static const uint8_t zero[64 * VOL_SECTOR];
+			uint8_t buf[sizeof(zero)];
+			for (uint64_t s = 0; s < num && !ret; s += 64) {
+				uint64_t k = num - s < 64 ? num - s : 64;
+				if (vol_encrypt(e->e_vol, sector + s, zero, buf, k * VOL_SECTOR)) {
+					snprintf(err, sizeof(err),
+						 "volume %.200s: encryption failed",
+						 e->e_vol->v_path);
+					ret = -EIO;
+					break;
+				}
+				ret = b->bd_ops->bo_pwrite(b, (sector + s) * VOL_SECTOR, buf,
+							   k * VOL_SECTOR, err, sizeof(err));
+			}
+		}
 		if (ret) {
 			warnmsg("%s", err);
 			return S_IOERR;
@@ -154,15 +360,18 @@ static uint8_t do_ranges(struct ebs *e, const struct vr_chain *ch, uint32_t type
 	return S_OK;
 }
 
-/* Serves one chain; returns the bytes written into it and sets *bytes to the data moved. */
-static uint32_t handle(struct ebs *e, const struct vr_chain *ch, uint64_t *bytes, bool *op)
+/* Serves one chain: completes it now, or starts its asynchronous I/O. */
+static void handle(struct ebs *e, struct ebs_req *r, const struct vr_chain *ch, uint64_t *bytes,
+		   bool *op)
 {
 	uint8_t hdr[HDR_BYTES], status;
-	char err[512];
 	*bytes = 0;
 	*op = true;
-	if (ch->ch_write_bytes < 1)
-		return 0; /* no status byte: nothing can be reported */
+	r->r_status = status_ptr(ch);
+	if (ch->ch_write_bytes < 1 || !r->r_status) {
+		finish(r, 0, 0); /* no status byte: nothing can be reported */
+		return;
+	}
 	uint64_t wdata = ch->ch_write_bytes - 1;
 	uint32_t written = 1;
 	if (ch->ch_read_bytes < HDR_BYTES) {
@@ -170,30 +379,39 @@ static uint32_t handle(struct ebs *e, const struct vr_chain *ch, uint64_t *bytes
 		goto done;
 	}
 	seg_copy(ch, false, 0, hdr, HDR_BYTES, false); /* read once, then validated */
-	uint32_t type = le32_get(hdr);
-	uint64_t sector = le64_get(hdr + 8);
-	switch (type) {
+	r->r_type = le32_get(hdr);
+	r->r_sector = le64_get(hdr + 8);
+	switch (r->r_type) {
 	case T_IN:
-		status = do_rw(e, ch, false, sector, wdata);
-		if (status == S_OK) {
-			written += (uint32_t)wdata;
-			*bytes = wdata;
+	case T_OUT: {
+		bool write = r->r_type == T_OUT;
+		uint64_t len = write ? ch->ch_read_bytes - HDR_BYTES : wdata;
+		if (len % VOL_SECTOR || !in_range(e, r->r_sector, len / VOL_SECTOR) ||
+		    (write && e->e_vol->v_readonly) ||
+		    !collect(r, ch, !write, write ? HDR_BYTES : 0, len)) {
+			status = S_IOERR;
+			goto done;
 		}
-		break;
-	case T_OUT:
-		status = do_rw(e, ch, true, sector, ch->ch_read_bytes - HDR_BYTES);
-		if (status == S_OK)
-			*bytes = ch->ch_read_bytes - HDR_BYTES;
-		break;
+		*bytes = len;
+		r->r_len = len;
+		r->r_done = 0;
+		if (len == 0) {
+			finish_rw(r, S_OK);
+			return;
+		}
+		step_start(r);
+		return;
+	}
 	case T_FLUSH:
 		*op = false;
-		status = S_OK;
-		if (vol_flush(e->e_vol, err, sizeof(err))) {
-			warnmsg("%s", err);
-			status = S_IOERR;
-		}
 		e->e_stats.st_flushes++;
-		break;
+		r->r_io = (struct bdev_io){.bi_op = BDEV_FLUSH, .bi_done = flush_done};
+		if (e->e_bdev->bd_ops->bo_submit(e->e_bdev, &r->r_io) < 0) {
+			warnmsg("%s: flush not submitted", e->e_bdev->bd_name);
+			status = S_IOERR;
+			goto done;
+		}
+		return;
 	case T_GET_ID: {
 		*op = false;
 		/* As EC2 shows it (NVMe serial): the id without its dash, exactly 20 bytes. */
@@ -208,17 +426,14 @@ static uint32_t handle(struct ebs *e, const struct vr_chain *ch, uint64_t *bytes
 	}
 	case T_DISCARD:
 	case T_WRITE_ZEROES:
-		status = do_ranges(e, ch, type);
+		status = do_ranges(e, ch, r->r_type);
 		break;
 	default:
 		status = S_UNSUPP;
 		break;
 	}
 done:
-	if (status != S_OK)
-		e->e_stats.st_errors++;
-	seg_copy(ch, true, wdata, &status, 1, true);
-	return written;
+	finish(r, status, written);
 }
 
 static void throttle(struct ebs *e, uint64_t wait_ns)
@@ -233,13 +448,49 @@ static void throttle(struct ebs *e, uint64_t wait_ns)
 	e->e_throttle_start = ebs_now_ns();
 }
 
-/* Takes chains from queue q while the buckets allow. */
+static void batch_begin(struct ebs *e)
+{
+	e->e_batch++;
+}
+
+static void serve(struct ebs *e, unsigned q);
+
+/* Ends a batch: resumes queues that waited for a free request, hands queued I/O to the
+ * back end, then notifies each queue that got used entries (once). */
+static void batch_end(struct ebs *e)
+{
+	if (--e->e_batch)
+		return;
+	e->e_batch++;
+	struct bdev *b = e->e_bdev;
+	for (int round = 0; round < 4; round++) {
+		if (e->e_starved && e->e_free && !e->e_throttled) {
+			e->e_starved = false;
+			for (unsigned q = 0; q < e->e_dev.vd_nqueues; q++)
+				serve(e, q);
+		}
+		b->bd_ops->bo_commit(b);
+		if (!e->e_starved || !e->e_free || e->e_throttled)
+			break;
+	}
+	e->e_batch--;
+	uint64_t m = e->e_notify;
+	e->e_notify = 0;
+	for (unsigned q = 0; m; q++, m >>= 1)
+		if (m & 1)
+			vu_queue_notify(&e->e_dev, q);
+}
+
+/* Takes chains from queue q while the buckets allow (inside a batch). */
 static void serve(struct ebs *e, unsigned q)
 {
 	struct vu_dev *d = &e->e_dev;
-	bool pushed = false;
 	while (!e->e_throttled) {
 		uint64_t wait;
+		if (!e->e_free) {
+			e->e_starved = true;
+			break;
+		}
 		if (e->e_qos_on && !qos_admit(&e->e_qos, ebs_now_ns(), &wait)) {
 			/* Throttle only when there is work waiting. */
 			if (q < d->vd_nqueues && vr_pending(&d->vd_queues[q].vq_ring))
@@ -249,25 +500,88 @@ static void serve(struct ebs *e, unsigned q)
 		struct vr_chain ch = {.ch_segs = e->e_segs, .ch_max = EBS_MAX_SEGS};
 		if (vu_queue_pop(d, q, &ch) <= 0)
 			break;
+		struct ebs_req *r = req_get(e);
+		r->r_q = q;
+		r->r_head = ch.ch_head;
 		uint64_t bytes;
 		bool op;
-		uint32_t written = handle(e, &ch, &bytes, &op);
 		e->e_stats.st_ops++;
+		handle(e, r, &ch, &bytes, &op);
 		if (e->e_qos_on)
 			qos_charge(&e->e_qos, op, bytes);
-		if (vu_queue_push(d, q, ch.ch_head, written) < 0)
-			break;
-		pushed = true;
 	}
-	if (pushed)
-		vu_queue_notify(d, q);
+}
+
+static bool queue_live(const struct ebs *e, unsigned q)
+{
+	const struct vu_queue *vq = &e->e_dev.vd_queues[q];
+	return vq->vq_started && vq->vq_enabled && !vq->vq_failed;
 }
 
 static void on_kick(struct vu_dev *d, unsigned q)
 {
 	struct ebs *e = d->vd_opaque;
+	batch_begin(e);
 	if (!e->e_throttled) /* else the timer resumes every queue */
 		serve(e, q);
+	batch_end(e);
+}
+
+static void on_bdev(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct ebs *e = opaque;
+	struct bdev *b = e->e_bdev;
+	(void)fd;
+	(void)events;
+	batch_begin(e);
+	b->bd_ops->bo_poll(b);
+	batch_end(e);
+	if (b->bd_event_fd != e->e_bdev_fd) { /* the back end's connection died */
+		loop_del(l, e->e_bdev_fd);
+		e->e_bdev_fd = -1;
+	}
+}
+
+/* Before guest memory goes away: nothing may still be reading or writing it. */
+static void drain(struct ebs *e)
+{
+	batch_begin(e);
+	e->e_bdev->bd_ops->bo_drain(e->e_bdev);
+	batch_end(e);
+}
+
+static void on_queue_stop(struct vu_dev *d, unsigned q)
+{
+	(void)q;
+	drain(d->vd_opaque);
+}
+
+static void on_mem_changing(struct vu_dev *d)
+{
+	drain(d->vd_opaque);
+}
+
+unsigned ebs_poll(struct ebs *e)
+{
+	uint64_t before = e->e_stats.st_ops + e->e_stats.st_completed;
+	batch_begin(e);
+	e->e_bdev->bd_ops->bo_poll(e->e_bdev);
+	if (!e->e_throttled)
+		for (unsigned q = 0; q < e->e_dev.vd_nqueues; q++)
+			if (queue_live(e, q))
+				serve(e, q);
+	batch_end(e);
+	return (unsigned)(e->e_stats.st_ops + e->e_stats.st_completed - before);
+}
+
+bool ebs_set_polling(struct ebs *e, bool on)
+{
+	bool pending = false;
+	e->e_polling = on;
+	for (unsigned q = 0; q < e->e_dev.vd_nqueues; q++)
+		if (queue_live(e, q) && vr_set_notify(&e->e_dev.vd_queues[q].vq_ring, !on))
+			pending = true;
+	return pending;
 }
 
 static void on_timer(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -283,12 +597,13 @@ static void on_timer(struct loop *l, int fd, uint32_t events, void *opaque)
 	e->e_throttled = false;
 	e->e_stats.st_throttled_ns += ebs_now_ns() - e->e_throttle_start;
 	unsigned nq = e->e_dev.vd_nqueues;
+	batch_begin(e);
 	for (unsigned i = 0; i < nq && !e->e_throttled; i++) {
 		unsigned q = (e->e_next_queue + i) % nq;
-		const struct vu_queue *vq = &e->e_dev.vd_queues[q];
-		if (vq->vq_started && vq->vq_enabled && !vq->vq_failed)
+		if (queue_live(e, q))
 			serve(e, q);
 	}
+	batch_end(e);
 	e->e_next_queue = nq ? (e->e_next_queue + 1) % nq : 0;
 }
 
@@ -313,10 +628,17 @@ static int config_read(struct vu_dev *d, uint32_t off, void *buf, uint32_t len)
 	return 0;
 }
 
-int ebs_init(struct ebs *e, struct volume *v, struct loop *l, unsigned nqueues, uint64_t iops,
-	     uint64_t bytes_per_s, char *err, size_t errlen)
+int ebs_init(struct ebs *e, struct volume *v, struct bdev *b, struct loop *l, unsigned nqueues,
+	     uint64_t iops, uint64_t bytes_per_s, char *err, size_t errlen)
 {
-	*e = (struct ebs){.e_vol = v, .e_loop = l, .e_nqueues = nqueues, .e_timer = -1};
+	*e = (struct ebs){.e_vol = v,
+			  .e_bdev = b,
+			  .e_bdev_fd = -1,
+			  .e_loop = l,
+			  .e_nqueues = nqueues,
+			  .e_timer = -1};
+	if (nqueues == 0 || nqueues > 64)
+		RETURN_ERR(-EINVAL, "%u queues (1..64)", nqueues);
 	e->e_ops = (struct vu_ops){
 	    .vo_features = BIT(VIRTIO_BLK_F_SEG_MAX) | BIT(VIRTIO_BLK_F_BLK_SIZE) |
 			   BIT(VIRTIO_BLK_F_FLUSH) | BIT(VIRTIO_BLK_F_DISCARD) |
@@ -326,14 +648,22 @@ int ebs_init(struct ebs *e, struct volume *v, struct loop *l, unsigned nqueues, 
 	    .vo_config_size = EBS_CONFIG_SIZE,
 	    .vo_config_read = config_read,
 	    .vo_queue_kick = on_kick,
+	    .vo_queue_stop = on_queue_stop,
+	    .vo_mem_changing = on_mem_changing,
+	    .vo_sealed_memory = true,
 	};
 	e->e_qos_on = iops || bytes_per_s;
 	qos_init(&e->e_qos, iops, bytes_per_s, ebs_now_ns());
 	e->e_segs = calloc(EBS_MAX_SEGS, sizeof(*e->e_segs));
-	e->e_buf = malloc(EBS_CHUNK);
-	if (!e->e_segs || !e->e_buf) {
+	e->e_reqs = calloc(EBS_MAX_INFLIGHT, sizeof(*e->e_reqs));
+	if (!e->e_segs || !e->e_reqs) {
 		ebs_fini(e);
 		RETURN_ERR(-ENOMEM, "out of memory");
+	}
+	for (unsigned i = 0; i < EBS_MAX_INFLIGHT; i++) {
+		e->e_reqs[i].r_e = e;
+		e->e_reqs[i].r_next = e->e_free;
+		e->e_free = &e->e_reqs[i];
 	}
 	e->e_timer = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (e->e_timer < 0) {
@@ -342,6 +672,11 @@ int ebs_init(struct ebs *e, struct volume *v, struct loop *l, unsigned nqueues, 
 		RETURN_ERR(r, "timerfd: %s", strerror(-r));
 	}
 	int r = loop_add(l, e->e_timer, on_timer, e, err, errlen);
+	if (!r && b->bd_event_fd >= 0) {
+		r = loop_add(l, b->bd_event_fd, on_bdev, e, err, errlen);
+		if (!r)
+			e->e_bdev_fd = b->bd_event_fd;
+	}
 	if (!r)
 		r = vu_dev_init(&e->e_dev, &e->e_ops, e, l, err, errlen);
 	if (r)
@@ -349,10 +684,24 @@ int ebs_init(struct ebs *e, struct volume *v, struct loop *l, unsigned nqueues, 
 	return r;
 }
 
+void ebs_set_gp2(struct ebs *e, double credit_cap)
+{
+	qos_init_gp2(&e->e_qos, e->e_vol->v_size, credit_cap,
+		     e->e_qos.q_bytes.qb_rate > 0 ? (uint64_t)e->e_qos.q_bytes.qb_rate : 0,
+		     ebs_now_ns());
+	e->e_qos_on = true;
+}
+
 void ebs_fini(struct ebs *e)
 {
 	if (e->e_dev.vd_ops)
-		vu_dev_fini(&e->e_dev);
+		vu_dev_fini(&e->e_dev); /* drains the back end first (queue stop) */
+	if (e->e_bdev && e->e_bdev->bd_ops)
+		drain(e);
+	if (e->e_bdev_fd >= 0) {
+		loop_del(e->e_loop, e->e_bdev_fd);
+		e->e_bdev_fd = -1;
+	}
 	if (e->e_timer >= 0) {
 		loop_del(e->e_loop, e->e_timer);
 		close(e->e_timer);
@@ -362,25 +711,31 @@ void ebs_fini(struct ebs *e)
 		e->e_stats.st_throttled_ns += ebs_now_ns() - e->e_throttle_start;
 		e->e_throttled = false;
 	}
+	for (unsigned i = 0; e->e_reqs && i < EBS_MAX_INFLIGHT; i++)
+		free(e->e_reqs[i].r_bounce);
+	free(e->e_reqs);
 	free(e->e_segs);
-	free(e->e_buf);
+	e->e_reqs = e->e_free = NULL;
 	e->e_segs = NULL;
-	e->e_buf = NULL;
 }
 
 void ebs_print_stats(const struct ebs *e, FILE *f)
 {
 	const struct ebs_stats *s = &e->e_stats;
 	uint64_t thr = s->st_throttled_ns;
+	char credits[64] = "";
 	if (e->e_throttled)
 		thr += ebs_now_ns() - e->e_throttle_start;
+	if (e->e_qos.q_gp2)
+		snprintf(credits, sizeof(credits), " credits=%.0f baseline_iops=%.0f",
+			 e->e_qos.q_credits, e->e_qos.q_baseline);
 	fprintf(f,
 		"%s: %s: ops=%llu reads=%llu writes=%llu flushes=%llu other=%llu "
-		"bytes_read=%llu bytes_written=%llu errors=%llu throttled_ms=%llu\n",
+		"bytes_read=%llu bytes_written=%llu errors=%llu throttled_ms=%llu%s\n",
 		util_prog(), e->e_vol->v_id, (unsigned long long)s->st_ops,
 		(unsigned long long)s->st_reads, (unsigned long long)s->st_writes,
 		(unsigned long long)s->st_flushes, (unsigned long long)s->st_other,
 		(unsigned long long)s->st_bytes_read, (unsigned long long)s->st_bytes_written,
-		(unsigned long long)s->st_errors, (unsigned long long)(thr / 1000000));
+		(unsigned long long)s->st_errors, (unsigned long long)(thr / 1000000), credits);
 	fflush(f);
 }

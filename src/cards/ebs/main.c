@@ -1,8 +1,14 @@
 /* nitro-card-ebs: an EBS volume as a vhost-user-blk device.
  *
- *   nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N] [--throughput MiB]
- *                  [--readonly] VOLUME
+ *   nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]
+ *                  [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]
+ *                  [--encrypt] VOLUME
  *   nitro-card-ebs --print-capabilities
+ *
+ * VOLUME is a volume file (io_uring back end), nbd://HOST[:PORT]/EXPORT or
+ * nbd+unix:///EXPORT?socket=PATH (NBD back end: unencrypted raw export, or with --header
+ * the id, size and wrapped data key of a local volume file, data in the export), or
+ * null:SIZE (reads zeroes, drops writes; --encrypt gives it an ephemeral key).
  *
  * Runs in the foreground until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to
  * stderr, as does the exit. With --socket-path the card keeps its socket and serves one
@@ -27,17 +33,26 @@
 #include "lib/util.h"
 
 static const char usage_text[] =
-    "usage: nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N]\n"
-    "                      [--throughput MiB] [--readonly] VOLUME\n"
+    "usage: nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]\n"
+    "                      [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]\n"
+    "                      [--encrypt] VOLUME\n"
     "       nitro-card-ebs --print-capabilities\n"
+    "  VOLUME            a volume file, nbd://HOST[:PORT]/EXPORT,\n"
+    "                    nbd+unix:///EXPORT?socket=PATH, or null:SIZE\n"
     "  --iops N          IOPS limit (default 3000; 0 = unlimited)\n"
+    "  --gp2             gp2-style limit instead: 3 IOPS/GiB (min 100) with burst credits\n"
+    "                    to 3000 IOPS (bucket: 5.4M, or $NITRO_GP2_CREDITS)\n"
     "  --throughput MiB  MiB/s limit (default 125; 0 = unlimited)\n"
-    "  --queues N        virtqueues (1..64, default 1)\n";
+    "  --queues N        virtqueues (1..64, default 1)\n"
+    "  --poll-us N       after work, busy-poll the rings for N us before sleeping (0..1000)\n"
+    "  --header PATH     NBD: id, size and wrapped data key from this local volume file\n"
+    "  --encrypt         null: encrypt with an ephemeral random key\n";
 
 struct card {
 	struct ebs c_ebs;
 	struct loop c_loop;
 	struct backend c_backend;
+	struct bdev c_bdev;
 	int c_usr1;
 };
 
@@ -76,15 +91,93 @@ static const char *opt_arg(const char *name, int argc, char **argv, int *i)
 	return argv[++*i];
 }
 
+/* The loop, with an optional busy-poll phase after each wake-up (kicks off meanwhile). */
+static int run(struct card *c, unsigned poll_us)
+{
+	struct loop *l = &c->c_loop;
+	if (!poll_us)
+		return loop_run(l);
+	uint64_t span = (uint64_t)poll_us * 1000;
+	bool sleep = true;
+	while (!l->lp_stop) {
+		int r = loop_run_once(l, sleep ? -1 : 0);
+		if (r < 0)
+			return r;
+		ebs_set_polling(&c->c_ebs, true);
+		uint64_t deadline = ebs_now_ns() + span;
+		for (unsigned spins = 1; !l->lp_stop; spins++) {
+			uint64_t now = ebs_now_ns();
+			if (ebs_poll(&c->c_ebs))
+				deadline = now + span;
+			else if (now >= deadline)
+				break;
+			if (spins % 512 == 0 && (r = loop_run_once(l, 0)) < 0)
+				return r;
+		}
+		sleep = !ebs_set_polling(&c->c_ebs, false);
+	}
+	return 0;
+}
+
+/* Opens VOLUME on its back end; fills vol and c->c_bdev. */
+static void open_volume(struct card *c, const char *path, const char *header, bool readonly,
+			bool encrypt, struct volume *vol)
+{
+	char err[512];
+	struct bdev *b = &c->c_bdev;
+	if (bdev_is_nbd_uri(path)) {
+		if (encrypt)
+			die_usage("--encrypt is for null volumes (NBD: --header)");
+		if (bdev_nbd_open(b, path, readonly, err, sizeof(err)) < 0)
+			die("%s", err);
+		if (header) {
+			if (vol_open(header, true, vol, err, sizeof(err)) < 0)
+				die("%s", err);
+			if (vol->v_size > b->bd_size)
+				die("volume %s: the export holds %llu bytes, the header %s says "
+				    "%llu",
+				    path, (unsigned long long)b->bd_size, header,
+				    (unsigned long long)vol->v_size);
+			vol->v_readonly = readonly;
+			snprintf(vol->v_path, sizeof(vol->v_path), "%s", path);
+		} else {
+			vol_init_raw(vol, path, b->bd_size, readonly);
+		}
+		return;
+	}
+	if (header)
+		die_usage("--header is for NBD volumes");
+	if (!strncmp(path, "null:", 5)) {
+		uint64_t size;
+		if (!parse_size(path + 5, &size) || size == 0 || size % VOL_SECTOR)
+			die_usage("volume %s: expected null:SIZE, SIZE a positive multiple of 512 "
+				  "(like null:1G)",
+				  path);
+		if (bdev_null_open(b, size, err, sizeof(err)) < 0)
+			die("%s", err);
+		vol_init_raw(vol, path, size, readonly);
+		if (encrypt && vol_set_ephemeral_key(vol, err, sizeof(err)) < 0)
+			die("%s", err);
+		return;
+	}
+	if (encrypt)
+		die_usage("--encrypt is for null volumes (a volume file says whether it is "
+			  "encrypted)");
+	if (vol_open(path, readonly, vol, err, sizeof(err)) < 0)
+		die("%s", err);
+	if (bdev_file_open(b, vol->v_fd, VOL_DATA_OFFSET, vol->v_size, path, err, sizeof(err)) < 0)
+		die("%s", err);
+}
+
 int main(int argc, char **argv)
 {
 	static struct card card = {.c_usr1 = -1};
 	struct card *c = &card;
 	struct backend_opts bo;
 	struct volume vol;
-	const char *path = NULL, *v;
-	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1;
-	bool readonly = false;
+	const char *path = NULL, *header = NULL, *v;
+	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1, poll_us = 0;
+	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
 	char err[512];
 
 	util_set_prog("nitro-card-ebs");
@@ -99,12 +192,22 @@ int main(int argc, char **argv)
 		if ((v = opt_arg("--iops", argc, argv, &i))) {
 			if (!parse_u64(v, 0, 10000000, &iops))
 				die_usage("--iops: expected 0..10000000, got '%s'", v);
+			iops_given = true;
 		} else if ((v = opt_arg("--throughput", argc, argv, &i))) {
 			if (!parse_u64(v, 0, 1000000, &mibps))
 				die_usage("--throughput: expected MiB/s 0..1000000, got '%s'", v);
 		} else if ((v = opt_arg("--queues", argc, argv, &i))) {
 			if (!parse_u64(v, 1, 64, &queues))
 				die_usage("--queues: expected 1..64, got '%s'", v);
+		} else if ((v = opt_arg("--poll-us", argc, argv, &i))) {
+			if (!parse_u64(v, 0, 1000, &poll_us))
+				die_usage("--poll-us: expected 0..1000, got '%s'", v);
+		} else if ((v = opt_arg("--header", argc, argv, &i))) {
+			header = v;
+		} else if (!strcmp(argv[i], "--gp2")) {
+			gp2 = true;
+		} else if (!strcmp(argv[i], "--encrypt")) {
+			encrypt = true;
 		} else if (!strcmp(argv[i], "--readonly")) {
 			readonly = true;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -126,10 +229,19 @@ int main(int argc, char **argv)
 		die_usage("%s\n%s", err, usage_text);
 	if (!path)
 		die_usage("VOLUME is required\n%s", usage_text);
+	if (gp2 && iops_given)
+		die_usage("--gp2 and --iops exclude each other (gp2 sets the IOPS from the size)");
+	double credits = 0;
+	const char *cenv = getenv("NITRO_GP2_CREDITS");
+	if (gp2 && cenv && *cenv) {
+		uint64_t n;
+		if (!parse_u64(cenv, 1, 1000000000, &n))
+			die_usage("NITRO_GP2_CREDITS: expected 1..1000000000, got '%s'", cenv);
+		credits = (double)n;
+	}
 	signal(SIGPIPE, SIG_IGN);
 
-	if (vol_open(path, readonly, &vol, err, sizeof(err)) < 0)
-		die("%s", err);
+	open_volume(c, path, header, readonly, encrypt, &vol);
 	/* The data key's schedule now lives in OpenSSL's heap: keep what is mapped so far out
 	 * of swap (guest memory, mapped later, is not locked) and the process out of core
 	 * dumps and same-user ptrace. Best effort: RLIMIT_MEMLOCK may forbid it. */
@@ -146,21 +258,24 @@ int main(int argc, char **argv)
 	c->c_usr1 = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (c->c_usr1 < 0 || loop_add(&c->c_loop, c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
 		die("SIGUSR1 signalfd: %s", c->c_usr1 < 0 ? strerror(errno) : err);
-	if (ebs_init(&c->c_ebs, &vol, &c->c_loop, (unsigned)queues, iops, mibps << 20, err,
-		     sizeof(err)) < 0)
+	if (ebs_init(&c->c_ebs, &vol, &c->c_bdev, &c->c_loop, (unsigned)queues, gp2 ? 0 : iops,
+		     mibps << 20, err, sizeof(err)) < 0)
 		die("volume %s: %s", path, err);
+	if (gp2)
+		ebs_set_gp2(&c->c_ebs, credits);
 	c->c_ebs.e_ops.vo_disconnected = on_disconnected;
 
 	bo.bo_serial = true;
 	int r = backend_start(&c->c_backend, &c->c_ebs.e_dev, &c->c_loop, &bo, err, sizeof(err));
 	if (r < 0)
 		die("%s", err);
-	r = loop_run(&c->c_loop);
+	r = run(c, (unsigned)poll_us);
 	if (r < 0)
 		warnmsg("event loop: %s", strerror(-r));
 
 	ebs_print_stats(&c->c_ebs, stderr);
 	ebs_fini(&c->c_ebs);
+	bdev_close(&c->c_bdev);
 	backend_stop(&c->c_backend);
 	close(c->c_usr1);
 	loop_fini(&c->c_loop);

@@ -531,3 +531,53 @@ int vol_flush(struct volume *v, char *err, size_t errlen)
 		RETURN_ERR(-errno, "volume %s: fdatasync: %s", v->v_path, strerror(errno));
 	return 0;
 }
+
+int vol_encrypt(struct volume *v, uint64_t sector, const void *in, void *out, size_t len)
+{
+	return xts(v->v_crypt->vc_enc, sector, in, out, len);
+}
+
+int vol_decrypt(struct volume *v, uint64_t sector, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	for (size_t off = 0; off < len; off += VOL_SECTOR) {
+		if (all_zero(p + off, VOL_SECTOR))
+			continue; /* a hole reads as zeroes */
+		if (xts(v->v_crypt->vc_dec, sector + off / VOL_SECTOR, p + off, p + off,
+			VOL_SECTOR))
+			return -EIO;
+	}
+	return 0;
+}
+
+void vol_init_raw(struct volume *v, const char *name, uint64_t size, bool readonly)
+{
+	uint8_t sum[32];
+	unsigned n = sizeof(sum);
+	*v = (struct volume){.v_fd = -1, .v_size = size, .v_readonly = readonly};
+	snprintf(v->v_path, sizeof(v->v_path), "%s", name);
+	EVP_Digest(name, strlen(name), sum, &n, EVP_sha256(), NULL);
+	memcpy(v->v_id, "vol-", 4);
+	for (int i = 0; i < 17; i++)
+		v->v_id[4 + i] = "0123456789abcdef"[(sum[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+	v->v_id[VOL_ID_LEN] = '\0';
+}
+
+int vol_set_ephemeral_key(struct volume *v, char *err, size_t errlen)
+{
+	uint8_t *dk = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (dk == MAP_FAILED)
+		RETURN_ERR(-ENOMEM, "volume %s: out of memory", v->v_path);
+	mlock(dk, 4096);
+	int ok = RAND_bytes(dk, VOL_KEY_BYTES) == 1 && CRYPTO_memcmp(dk, dk + 32, 32) != 0;
+	if (ok)
+		v->v_crypt = crypt_new(dk);
+	OPENSSL_cleanse(dk, 4096);
+	munlock(dk, 4096);
+	munmap(dk, 4096);
+	if (!ok || !v->v_crypt)
+		RETURN_ERR(-EIO, "volume %s: setting up an ephemeral AES-256-XTS key failed",
+			   v->v_path);
+	v->v_encrypted = true;
+	return 0;
+}

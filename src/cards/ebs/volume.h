@@ -72,4 +72,16 @@ int vol_write_zeroes(struct volume *v, uint64_t sector, uint64_t nsectors, bool 
 int vol_discard(struct volume *v, uint64_t sector, uint64_t nsectors, char *err, size_t errlen);
 int vol_flush(struct volume *v, char *err, size_t errlen);
 
+/* A volume without a header of its own (an NBD export, a null volume): no file, no
+ * encryption; the id is "vol-" and 17 hex digits of SHA-256(name), stable for a name. */
+void vol_init_raw(struct volume *v, const char *name, uint64_t size, bool readonly);
+/* Encrypts v with a fresh random data key that exists only in this process (null
+ * volumes: measures the cost of encryption without storage). */
+int vol_set_ephemeral_key(struct volume *v, char *err, size_t errlen);
+/* Sector crypto for the card's request layer (len a multiple of 512; v encrypted):
+ * encrypt in -> out (they may be the same); decrypt in place, all-zero sectors (holes)
+ * staying zero. 0 or -EIO. */
+int vol_encrypt(struct volume *v, uint64_t sector, const void *in, void *out, size_t len);
+int vol_decrypt(struct volume *v, uint64_t sector, void *buf, size_t len);
+
 #endif

@@ -2,8 +2,9 @@
 #include "cards/lib/vhost_user.h"
 
 #include <errno.h>
-#include <stdlib.h>
+#include <fcntl.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -144,6 +145,17 @@ static int h_set_mem_table(struct vu_dev *d, struct vu_msg *m, struct vu_msg *re
 						.rd_size = t->regions[i].size,
 						.rd_uva = t->regions[i].uva,
 						.rd_mmap_offset = t->regions[i].mmap_offset};
+	if (d->vd_ops->vo_sealed_memory)
+		for (unsigned i = 0; i < t->nregions; i++) {
+			int seals = fcntl(m->vm_fds[i], F_GET_SEALS);
+			if (seals < 0 || !(seals & F_SEAL_SHRINK))
+				RETURN_ERR(-EPERM,
+					   "SET_MEM_TABLE region %u: guest memory fd is not sealed "
+					   "against shrinking (F_SEAL_SHRINK%s); refused",
+					   i, seals < 0 ? ": not a sealable memfd" : " missing");
+		}
+	if (d->vd_ops->vo_mem_changing)
+		d->vd_ops->vo_mem_changing(d);
 	/* The old mappings go away: the started rings point into them. */
 	bool was_started[VU_MAX_QUEUES] = {0};
 	for (unsigned i = 0; i < d->vd_nqueues; i++)

@@ -68,6 +68,12 @@ struct vu_ops {
 	void (*vo_queue_stop)(struct vu_dev *d, unsigned q);
 	/* The frontend went away; default: stop the loop. */
 	void (*vo_disconnected)(struct vu_dev *d);
+	/* The memory table is about to be replaced: finish (or abandon) every access to guest
+	 * memory still in flight, since the old mappings go away on return. */
+	void (*vo_mem_changing)(struct vu_dev *d);
+	/* Refuse guest memory whose fd is not sealed against shrinking (F_SEAL_SHRINK): a
+	 * frontend could otherwise truncate it under the card (SIGBUS on access). */
+	bool vo_sealed_memory;
 };
 
 struct vu_queue {

@@ -185,7 +185,7 @@ int vr_pop(struct vr_ring *vr, struct vr_chain *ch, char *err, size_t errlen)
 	if (ret)
 		return ret;
 	vr->vr_last_avail++;
-	if (vr->vr_event_idx)
+	if (vr->vr_event_idx && !vr->vr_no_notify)
 		__atomic_store_n(avail_event(vr), vr->vr_last_avail, __ATOMIC_RELAXED);
 	return 1;
 }
@@ -229,6 +229,7 @@ bool vr_set_notify(struct vr_ring *vr, bool enable)
 {
 	if (vr->vr_broken)
 		return false;
+	vr->vr_no_notify = !enable;
 	if (vr->vr_event_idx) {
 		if (enable)
 			__atomic_store_n(avail_event(vr), vr->vr_last_avail, __ATOMIC_RELAXED);

@@ -99,6 +99,7 @@ struct vr_ring {
 	bool vr_indirect;  /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	bool vr_event_idx; /* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool vr_broken;
+	bool vr_no_notify;     /* vr_set_notify(false): kicks not wanted (device polls) */
 	uint64_t vr_max_bytes; /* bound on a chain's total length */
 };
 

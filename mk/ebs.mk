@@ -1,0 +1,13 @@
+# The EBS card (issue 3): virtio-blk over vhost-user on an encrypted, rate-limited volume
+# (io_uring file, NBD or null back end); `nitro volume` shares its volume format.
+EBS_SRC = $(wildcard src/cards/ebs/*.c)
+EBS_LIBS = -lcrypto -luring -lnbd
+all: $(BUILD)/nitro-card-ebs
+$(BUILD)/nitro-card-ebs: $(call obj,$(EBS_SRC) $(CARDLIB_SRC) $(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(EBS_LIBS)
+$(BUILD)/nitro: $(call obj,src/cards/ebs/volume.c)
+$(BUILD)/nitro: override LDFLAGS += -lcrypto
+
+.PHONY: ebs-test
+ebs-test: all $(BUILD)/vu-blk-driver
+	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/ebs
