@@ -1,7 +1,7 @@
 # The VPC card (issue 4): nitro-card-vpc (virtio-net over vhost-user, Geneve over a UDP
 # underlay, the mapping service), its frontend test driver and its test suites.
 VPC_SRC = $(wildcard src/cards/vpc/*.c)
-ifneq ($(wildcard src/cards/vpc/main.c),)
+ifneq ($(wildcard src/cards/vpc/vpc*.c),) # the core (vpc.h) is in
 all: $(BUILD)/nitro-card-vpc
 endif
 $(BUILD)/nitro-card-vpc: $(call obj,$(VPC_SRC) $(CARDLIB_SRC) $(LIB_SRC))

@@ -188,8 +188,9 @@ int vnd_rx_poll(struct vnd *d, void (*fn)(const uint8_t *f, size_t len, void *ar
 			RETURN_ERR(-1, "rx: used length %u > buffer %u", len, r->r_bufsz);
 		const uint8_t *b = r->r_buf + (size_t)r->r_bufsz * id;
 		if (len >= VND_HDR) {
-			if (le16_get(b + 10) != 1)
-				RETURN_ERR(-1, "rx: num_buffers %u (expected 1)", le16_get(b + 10));
+			if (le16_get(b + 10) > 1) /* 1 (the spec) or 0 (some back ends) */
+				RETURN_ERR(-1, "rx: num_buffers %u without MRG_RXBUF",
+					   le16_get(b + 10));
 			if (fn)
 				fn(b + VND_HDR, len - VND_HDR, arg);
 			if (bytes)

@@ -126,6 +126,10 @@ int map_parse_line(const char *line, size_t len, struct map_entry *e, char *err,
 			e->me_ul_ip = sa.sin_addr.s_addr;
 			e->me_ul_port = sa.sin_port;
 			have_ul = true;
+		} else if (!strcmp(k, "default_sg")) {
+			if (strcmp(v, "0") && strcmp(v, "1"))
+				RETURN_ERR(-1, "default_sg=%.40s: expected 0 or 1", v);
+			e->me_default_sg = v[0] == '1';
 		} else if (!strcmp(k, "pid")) {
 			if (!parse_u64(v, 1, 1u << 30, &n))
 				RETURN_ERR(-1, "pid=%.40s: not a process id", v);
@@ -161,6 +165,8 @@ int map_format(const struct map_entry *e, char *buf, size_t len)
 	int n =
 	    snprintf(buf, len, "vpc=%u ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x underlay=%s:%u",
 		     e->me_vpc, ip, m[0], m[1], m[2], m[3], m[4], m[5], ul, ntohs(e->me_ul_port));
+	if (n > 0 && (size_t)n < len && e->me_default_sg)
+		n += snprintf(buf + n, len - (size_t)n, " default_sg=1");
 	if (n > 0 && (size_t)n < len && e->me_pid)
 		n += snprintf(buf + n, len - (size_t)n, " pid=%d", (int)e->me_pid);
 	if (n > 0 && (size_t)n < len && e->me_host[0])

@@ -2,7 +2,8 @@
  * interface a card may send to, the VPC's "where does this address live".
  *
  * Two forms of the same records (one per line, "key=value" words):
- *   vpc=7 ip=10.0.0.5 mac=02:00:0a:00:00:05 underlay=192.0.2.1:40000 [pid=N host=NAME ctl=PATH]
+ *   vpc=7 ip=10.0.0.5 mac=02:00:0a:00:00:05 underlay=192.0.2.1:40000 [default_sg=1]
+ *       [pid=N host=NAME ctl=PATH]
  * - a directory (the default, $NITRO_STATE/vpc-map): one file per entry named VPC_IP,
  *   written atomically (temporary file + rename) by each card at start and removed at
  *   exit, so cards started by separate `nitro run` processes find each other; a directory
@@ -37,6 +38,7 @@ struct map_entry {
 	uint8_t me_mac[6];
 	uint32_t me_ul_ip;   /* network order */
 	uint16_t me_ul_port; /* network order */
+	bool me_default_sg;  /* the interface is in its VPC's default security group */
 	pid_t me_pid;	     /* 0: unknown */
 	char me_host[64];
 	char me_ctl[108]; /* the card's control socket ("" when none) */

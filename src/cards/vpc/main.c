@@ -1,0 +1,475 @@
+/* nitro-card-vpc: one network interface (ENI) of a VPC as a vhost-user virtio-net device.
+ *
+ *   nitro-card-vpc --socket-path PATH | --fd N --vpc ID --ip A.B.C.D[/P]
+ *                  [--mac MAC] [--sg FILE] [--underlay ADDR[:PORT]] [--map PATH]
+ *                  [--pps N] [--bandwidth MBIT] [--mtu N] [--queue-pairs N]
+ *                  [--conntrack-max N] [--ctl PATH]
+ *   nitro-card-vpc --print-capabilities
+ *
+ * Frames the guest sends go through the VPC core (vpc.h): ARP and DHCP are answered on
+ * the guest's rx queue, the rest leaves Geneve-encapsulated on this card's UDP underlay
+ * socket to the card the mapping service names; datagrams arriving there go back through
+ * the core and, when they pass, into the guest's rx queue. The card registers its own
+ * (VPC, IP) -> (underlay, MAC) record in the mapping directory at start and removes it at
+ * exit. Runs until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to stderr, as
+ * does the exit; the control socket (--ctl) answers them to `nitro net stats`.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cards/lib/backend.h"
+#include "cards/vpc/mapsvc.h"
+#include "cards/vpc/net.h"
+#include "cards/vpc/netctl.h"
+#include "cards/vpc/underlay.h"
+#include "cards/vpc/vpc.h"
+#include "lib/util.h"
+
+static const char usage_text[] =
+    "usage: nitro-card-vpc --socket-path PATH | --fd N --vpc ID --ip A.B.C.D[/PREFIX]\n"
+    "                      [--mac MAC] [--sg FILE] [--underlay ADDR[:PORT]] [--map PATH]\n"
+    "                      [--pps N] [--bandwidth MBIT] [--mtu N] [--queue-pairs N]\n"
+    "                      [--conntrack-max N] [--ctl PATH]\n"
+    "       nitro-card-vpc --print-capabilities\n"
+    "  --vpc ID            the VPC (Geneve VNI), 1..16777215\n"
+    "  --ip A.B.C.D/P      the interface's private address and subnet (default /24)\n"
+    "  --mac MAC           default: derived from the VPC and the address\n"
+    "  --sg FILE           security group (default: the VPC's default group)\n"
+    "  --underlay A[:P]    this card's UDP underlay address (default 127.0.0.1, any port)\n"
+    "  --map PATH          mapping folder or file (default $NITRO_STATE/vpc-map)\n"
+    "  --pps N             packets/s allowance (0: unlimited, the default)\n"
+    "  --bandwidth MBIT    Mbit/s allowance per direction (0: unlimited, the default)\n"
+    "  --mtu N             576..9216 (default 9001)\n"
+    "  --queue-pairs N     virtio-net queue pairs (1..8, default 1)\n"
+    "  --ctl PATH          control socket for `nitro net stats`\n";
+
+struct card {
+	struct loop c_loop;
+	struct backend c_backend;
+	struct vnet c_net;
+	struct underlay c_ul;
+	struct mapsvc c_map;
+	struct ctl c_ctl;
+	struct vpc_port *c_port;
+	struct vpc_sg *c_sg;
+	struct map_entry c_self;
+	int c_usr1, c_tick;
+	bool c_ul_paused; /* the guest has no rx buffer: the socket buffer holds datagrams */
+	uint8_t c_out[VPC_OUT_MIN + 64];
+	uint64_t c_map_misses;
+};
+
+static struct card *the_card;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the mapping service, as the core asks for it ---- */
+
+static int lookup(void *ctx, uint32_t vni, uint32_t ip, struct vpc_map_entry *out)
+{
+	struct card *c = ctx;
+	struct map_entry e;
+	if (mapsvc_lookup(&c->c_map, vni, ip, &e) != 1)
+		return -1;
+	*out = (struct vpc_map_entry){.vm_vni = e.me_vpc,
+				      .vm_ip = e.me_ip,
+				      .vm_ul_ip = e.me_ul_ip,
+				      .vm_ul_port = e.me_ul_port,
+				      .vm_default_sg = e.me_default_sg};
+	memcpy(out->vm_mac, e.me_mac, 6);
+	return 0;
+}
+
+/* ---- guest -> core -> underlay or back to the guest ---- */
+
+static void on_guest_frame(struct vnet *n, unsigned pair, const uint8_t *frame, size_t len)
+{
+	struct card *c = n->vn_opaque;
+	struct vpc_out out = {.vo_buf = ul_out(&c->c_ul), .vo_cap = UL_MAX_PKT};
+	switch (vpc_from_guest(c->c_port, frame, len, now_ns(), &out)) {
+	case VPC_TO_UNDERLAY:
+		if (out.vo_data != out.vo_buf) /* the core may build it elsewhere */
+			memmove(out.vo_buf, out.vo_data, out.vo_len);
+		ul_commit(&c->c_ul, out.vo_len, out.vo_ul_ip, out.vo_ul_port);
+		break;
+	case VPC_TO_GUEST:
+		vnet_rx(n, pair, out.vo_data, out.vo_len);
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_guest_batch_done(struct vnet *n)
+{
+	struct card *c = n->vn_opaque;
+	ul_flush(&c->c_ul);
+	vnet_rx_flush(n);
+}
+
+/* ---- underlay -> core -> guest ---- */
+
+static void on_underlay(struct loop *l, int fd, uint32_t events, void *opaque);
+
+static void ul_pause(struct card *c, bool pause)
+{
+	if (pause == c->c_ul_paused)
+		return;
+	char err[256];
+	if (pause) {
+		loop_del(&c->c_loop, c->c_ul.ul_fd);
+	} else if (loop_add(&c->c_loop, c->c_ul.ul_fd, on_underlay, c, err, sizeof(err)) < 0) {
+		warnmsg("underlay: %s", err);
+		return;
+	}
+	c->c_ul_paused = pause;
+}
+
+/* A guest that has buffers of an rx queue running but all used leaves datagrams in the
+ * socket buffer (until it posts more); one that has no running rx queue drops them. */
+static bool rx_blocked(struct card *c)
+{
+	struct vnet *n = &c->c_net;
+	struct vu_queue *vq = &n->vn_dev.vd_queues[0];
+	return vq->vq_started && vq->vq_enabled && !vq->vq_failed && !vnet_rx_room(n);
+}
+
+static void on_underlay(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct card *c = opaque;
+	(void)l;
+	(void)fd;
+	(void)events;
+	for (unsigned rounds = 0; rounds < 8; rounds++) {
+		if (rx_blocked(c)) {
+			ul_pause(c, true);
+			break;
+		}
+		int n = ul_recv(&c->c_ul);
+		if (n <= 0) {
+			if (n < 0)
+				warnmsg("underlay: receive: %s", strerror(errno));
+			break;
+		}
+		uint64_t now = now_ns();
+		for (int i = 0; i < n; i++) {
+			if (ul_in_truncated(&c->c_ul, (unsigned)i))
+				continue;
+			const struct sockaddr_in *src = &c->c_ul.ul_isrc[i];
+			struct vpc_out out = {.vo_buf = c->c_out, .vo_cap = sizeof(c->c_out)};
+			if (vpc_from_underlay(c->c_port, ul_in(&c->c_ul, (unsigned)i),
+					      ul_in_len(&c->c_ul, (unsigned)i),
+					      src->sin_addr.s_addr, src->sin_port, now,
+					      &out) == VPC_TO_GUEST)
+				/* one queue per sending card keeps each flow in order */
+				vnet_rx(&c->c_net, ntohs(src->sin_port) ^ src->sin_addr.s_addr,
+					out.vo_data, out.vo_len);
+		}
+		vnet_rx_flush(&c->c_net);
+		if (n < UL_BATCH)
+			break;
+	}
+}
+
+static void on_rx_ready(struct vnet *n)
+{
+	struct card *c = n->vn_opaque;
+	if (c->c_ul_paused) {
+		ul_pause(c, false);
+		on_underlay(&c->c_loop, c->c_ul.ul_fd, 0, c);
+	}
+}
+
+/* ---- counters ---- */
+
+/* All counters as one line of name=value words. */
+static size_t stats_line(void *opaque, char *buf, size_t len)
+{
+	struct card *c = opaque;
+	struct vpc_stats st;
+	char tmp[8192];
+	vpc_port_stats(c->c_port, &st);
+	int n = vpc_stats_format(&st, tmp, sizeof(tmp));
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(tmp))
+		n = sizeof(tmp) - 1;
+	tmp[n] = 0;
+	size_t o = 0;
+	const struct vnet_stats *v = &c->c_net.vn_stats;
+	const struct ul_stats *u = &c->c_ul.ul_stats;
+	o += (size_t)snprintf(
+	    buf + o, len - o,
+	    "virtio_rx_no_buffer=%llu virtio_tx_bad_header=%llu "
+	    "virtio_tx_runt=%llu virtio_tx_oversize=%llu underlay_sent=%llu "
+	    "underlay_send_errors=%llu underlay_received=%llu "
+	    "underlay_truncated=%llu map_lookups=%llu map_misses=%llu",
+	    (unsigned long long)v->st_rx_no_buffer, (unsigned long long)v->st_tx_bad_header,
+	    (unsigned long long)v->st_tx_runt, (unsigned long long)v->st_tx_oversize,
+	    (unsigned long long)u->st_sent, (unsigned long long)u->st_send_errors,
+	    (unsigned long long)u->st_received, (unsigned long long)u->st_truncated,
+	    (unsigned long long)c->c_map.m_lookups, (unsigned long long)c->c_map.m_misses);
+	char *save = NULL;
+	for (char *ln = strtok_r(tmp, "\n", &save); ln && o + 2 < len;
+	     ln = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(ln, ' ');
+		if (sp)
+			*sp = '=';
+		o += (size_t)snprintf(buf + o, len - o, " %s", ln);
+	}
+	if (o + 2 > len)
+		o = len - 2;
+	buf[o++] = '\n';
+	buf[o] = 0;
+	return o;
+}
+
+static void print_stats(struct card *c)
+{
+	char line[8192], ip[INET_ADDRSTRLEN];
+	stats_line(c, line, sizeof(line));
+	inet_ntop(AF_INET, &c->c_self.me_ip, ip, sizeof(ip));
+	fprintf(stderr, "%s: vpc %u %s: %s", util_prog(), c->c_self.me_vpc, ip, line);
+	fflush(stderr);
+}
+
+static void on_usr1(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct signalfd_siginfo si;
+	(void)l;
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == sizeof(si))
+		print_stats(opaque);
+}
+
+static void on_tick(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct card *c = opaque;
+	uint64_t n;
+	(void)l;
+	(void)events;
+	if (read(fd, &n, sizeof(n)) > 0)
+		vpc_port_tick(c->c_port, now_ns());
+}
+
+static void on_map_event(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	mapsvc_on_event(&((struct card *)opaque)->c_map);
+}
+
+static void on_disconnected(struct vu_dev *d)
+{
+	(void)d;
+	if (backend_next(&the_card->c_backend) < 0)
+		loop_stop(&the_card->c_loop);
+}
+
+/* --name VALUE or --name=VALUE; NULL when argv[*i] is not --name. */
+static const char *opt_arg(const char *name, int argc, char **argv, int *i)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n))
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n])
+		return NULL;
+	if (*i + 1 >= argc)
+		die_usage("%s needs a value\n%s", name, usage_text);
+	return argv[++*i];
+}
+
+static void parse_ip(const char *v, struct vpc_cfg *cfg)
+{
+	char a[32];
+	uint64_t prefix = VPC_PREFIX_DEFAULT;
+	const char *slash = strchr(v, '/');
+	size_t l = slash ? (size_t)(slash - v) : strlen(v);
+	struct in_addr in;
+	if (l == 0 || l >= sizeof(a))
+		die_usage("--ip %s: expected A.B.C.D[/PREFIX]", v);
+	memcpy(a, v, l);
+	a[l] = 0;
+	if (inet_pton(AF_INET, a, &in) != 1)
+		die_usage("--ip %s: %s is not an IPv4 address", v, a);
+	if (slash && !parse_u64(slash + 1, 8, 30, &prefix))
+		die_usage("--ip %s: the prefix must be 8 to 30", v);
+	cfg->vc_ip = in.s_addr;
+	cfg->vc_prefix = (unsigned)prefix;
+}
+
+int main(int argc, char **argv)
+{
+	static struct card card = {.c_usr1 = -1, .c_tick = -1};
+	struct card *c = &card;
+	struct backend_opts bo;
+	struct vpc_cfg cfg = {0};
+	const char *v, *sg = NULL, *ul = UL_DEFAULT_ADDR, *ctl = NULL;
+	char map_path[PATH_MAX] = "", err[PATH_MAX + 256];
+	uint64_t x, pairs = 1;
+	bool have_mac = false;
+
+	util_set_prog("nitro-card-vpc");
+	the_card = c;
+	backend_opts_init(&bo);
+	for (int i = 1; i < argc; i++) {
+		int r = backend_parse_opt(&bo, argc, argv, &i, err, sizeof(err));
+		if (r < 0)
+			die_usage("%s", err);
+		if (r > 0)
+			continue;
+		if ((v = opt_arg("--vpc", argc, argv, &i))) {
+			if (!parse_u64(v, 1, MAP_VPC_MAX, &x))
+				die_usage("--vpc %s: expected 1..%u", v, MAP_VPC_MAX);
+			cfg.vc_vni = (uint32_t)x;
+		} else if ((v = opt_arg("--ip", argc, argv, &i))) {
+			parse_ip(v, &cfg);
+		} else if ((v = opt_arg("--mac", argc, argv, &i))) {
+			if (!map_parse_mac(v, cfg.vc_mac))
+				die_usage("--mac %s: expected a unicast xx:xx:xx:xx:xx:xx", v);
+			have_mac = true;
+		} else if ((v = opt_arg("--sg", argc, argv, &i))) {
+			sg = v;
+		} else if ((v = opt_arg("--underlay", argc, argv, &i))) {
+			ul = v;
+		} else if ((v = opt_arg("--map", argc, argv, &i))) {
+			snprintf(map_path, sizeof(map_path), "%s", v);
+		} else if ((v = opt_arg("--ctl", argc, argv, &i))) {
+			ctl = v;
+		} else if ((v = opt_arg("--pps", argc, argv, &i))) {
+			if (!parse_u64(v, 0, 100000000, &cfg.vc_pps))
+				die_usage("--pps %s: expected 0..100000000", v);
+		} else if ((v = opt_arg("--bandwidth", argc, argv, &i))) {
+			if (!parse_u64(v, 0, 400000, &x))
+				die_usage("--bandwidth %s: expected Mbit/s 0..400000", v);
+			cfg.vc_bps = x * 1000000;
+		} else if ((v = opt_arg("--mtu", argc, argv, &i))) {
+			if (!parse_u64(v, VPC_MTU_MIN, VPC_MTU_MAX, &x))
+				die_usage("--mtu %s: expected %u..%u", v, VPC_MTU_MIN, VPC_MTU_MAX);
+			cfg.vc_mtu = (unsigned)x;
+		} else if ((v = opt_arg("--queue-pairs", argc, argv, &i))) {
+			if (!parse_u64(v, 1, VNET_MAX_PAIRS, &pairs))
+				die_usage("--queue-pairs %s: expected 1..%d", v, VNET_MAX_PAIRS);
+		} else if ((v = opt_arg("--conntrack-max", argc, argv, &i))) {
+			if (!parse_u64(v, 1, VPC_CT_MAX, &x))
+				die_usage("--conntrack-max %s: expected 1..%u", v, VPC_CT_MAX);
+			cfg.vc_conntrack_max = (uint32_t)x;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else {
+			die_usage("unknown argument %s\n%s", argv[i], usage_text);
+		}
+	}
+	if (bo.bo_print_caps) {
+		backend_print_capabilities(stdout, "net", NULL);
+		return 0;
+	}
+	if (backend_check_opts(&bo, err, sizeof(err)) < 0)
+		die_usage("%s\n%s", err, usage_text);
+	if (!cfg.vc_vni || !cfg.vc_ip)
+		die_usage("--vpc and --ip are required\n%s", usage_text);
+	if (!have_mac)
+		map_default_mac(cfg.vc_vni, cfg.vc_ip, cfg.vc_mac);
+	if (!cfg.vc_mtu)
+		cfg.vc_mtu = VPC_MTU_DEFAULT;
+	if (!map_path[0])
+		map_default_path(map_path, sizeof(map_path));
+	signal(SIGPIPE, SIG_IGN);
+
+	if (sg && !(c->c_sg = vpc_sg_load(sg, err, sizeof(err))))
+		die("security group %s", err);
+	cfg.vc_sg = c->c_sg;
+	c->c_port = vpc_port_new(&cfg, lookup, c, err, sizeof(err));
+	if (!c->c_port)
+		die("interface: %s", err);
+	if (ul_open(&c->c_ul, ul, err, sizeof(err)))
+		die("%s", err);
+	if (mapsvc_open(&c->c_map, map_path, err, sizeof(err)))
+		die("%s", err);
+
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
+	if (loop_init(&c->c_loop, true, err, sizeof(err)) < 0)
+		die("%s", err);
+	c->c_usr1 = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (c->c_usr1 < 0 || loop_add(&c->c_loop, c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
+		die("SIGUSR1 signalfd: %s", c->c_usr1 < 0 ? strerror(errno) : err);
+	c->c_tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	struct itimerspec sec = {.it_interval = {1, 0}, .it_value = {1, 0}};
+	if (c->c_tick < 0 || timerfd_settime(c->c_tick, 0, &sec, NULL) < 0 ||
+	    loop_add(&c->c_loop, c->c_tick, on_tick, c, err, sizeof(err)) < 0)
+		die("conntrack timer: %s", c->c_tick < 0 ? strerror(errno) : err);
+	if (mapsvc_fd(&c->c_map) >= 0 &&
+	    loop_add(&c->c_loop, mapsvc_fd(&c->c_map), on_map_event, c, err, sizeof(err)) < 0)
+		die("mapping: %s", err);
+	if (loop_add(&c->c_loop, c->c_ul.ul_fd, on_underlay, c, err, sizeof(err)) < 0)
+		die("underlay: %s", err);
+	if (vnet_init(&c->c_net, &c->c_loop, cfg.vc_mac, cfg.vc_mtu, (unsigned)pairs, err,
+		      sizeof(err)) < 0)
+		die("virtio-net: %s", err);
+	c->c_net.vn_opaque = c;
+	c->c_net.vn_tx = on_guest_frame;
+	c->c_net.vn_tx_done = on_guest_batch_done;
+	c->c_net.vn_rx_ready = on_rx_ready;
+	c->c_net.vn_ops.vo_disconnected = on_disconnected;
+	if (ctl && ctl_open(&c->c_ctl, &c->c_loop, ctl, stats_line, c, err, sizeof(err)) < 0)
+		die("%s", err);
+	if (!ctl)
+		c->c_ctl.ct_fd = -1;
+
+	/* Findable once everything is ready to serve. */
+	c->c_self = (struct map_entry){.me_vpc = cfg.vc_vni,
+				       .me_ip = cfg.vc_ip,
+				       .me_ul_ip = c->c_ul.ul_addr.sin_addr.s_addr,
+				       .me_ul_port = c->c_ul.ul_addr.sin_port,
+				       .me_pid = getpid(),
+				       .me_default_sg = c->c_sg == NULL};
+	memcpy(c->c_self.me_mac, cfg.vc_mac, 6);
+	gethostname(c->c_self.me_host, sizeof(c->c_self.me_host) - 1);
+	if (ctl)
+		snprintf(c->c_self.me_ctl, sizeof(c->c_self.me_ctl), "%s", ctl);
+	if (c->c_map.m_dir && mapsvc_register(&c->c_map, &c->c_self, err, sizeof(err)) < 0)
+		die("%s", err);
+
+	bo.bo_serial = true;
+	int r = backend_start(&c->c_backend, &c->c_net.vn_dev, &c->c_loop, &bo, err, sizeof(err));
+	if (r < 0) {
+		mapsvc_unregister(&c->c_map);
+		die("%s", err);
+	}
+	r = loop_run(&c->c_loop);
+	if (r < 0)
+		warnmsg("event loop: %s", strerror(-r));
+
+	mapsvc_unregister(&c->c_map);
+	print_stats(c);
+	vnet_fini(&c->c_net);
+	backend_stop(&c->c_backend);
+	ctl_close(&c->c_ctl, &c->c_loop);
+	mapsvc_close(&c->c_map);
+	ul_close(&c->c_ul);
+	vpc_port_free(c->c_port);
+	vpc_sg_free(c->c_sg);
+	close(c->c_usr1);
+	close(c->c_tick);
+	loop_fini(&c->c_loop);
+	return r < 0 ? 1 : 0;
+}
