@@ -1,0 +1,42 @@
+/* The audit log: every API call, one hash-chained line, append-only (issue 5).
+ *
+ * File format: one line per call, fields separated by single spaces:
+ *     TIME uid=UID method=METHOD route=ROUTE status=STATUS detail=DETAIL prev=PREV hash=HASH
+ * TIME is UTC, 2026-11-26T19:40:00.123Z. METHOD, ROUTE and DETAIL are %-escaped: every byte
+ * outside 0x21..0x7e and every '%' becomes %XX, so a field never holds a space or newline
+ * (DETAIL is cut to 1024 bytes before escaping; "-" when empty). PREV is the HASH of the
+ * line before (64 '0' on the first line). HASH is lower-case hex of
+ *     SHA-256(PREV "\n" BODY)  where BODY is the line up to, not including, " prev="
+ * The file is opened O_APPEND (never rewritten); each line is written with one write()
+ * and fdatasync()'d before audit_append returns. Thread-safe (one mutex per log).
+ *
+ * audit_verify re-walks the chain and names the first bad line: an edited line fails its
+ * own HASH; a removed line breaks the next line's PREV. Limits (documented in
+ * docs/security.md): cutting lines off the end, or rewriting the whole chain after an
+ * edit, is not visible from the file alone.
+ */
+#ifndef NITRO_CONTROLLER_AUDIT_H
+#define NITRO_CONTROLLER_AUDIT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct audit;
+
+/* Opens (creates 0600) the log at path and reads the last line's hash to continue the
+ * chain. NULL with a message if the file cannot be opened or its last line is not a
+ * complete audit line (torn write, foreign content). */
+struct audit *audit_open(const char *path, char *err, size_t errlen);
+void audit_close(struct audit *a);
+
+/* Appends one line. method/route/detail may be NULL (stored as "-"). Returns 0, or -1
+ * with errno set when the write or fdatasync fails (the chain head is then unchanged). */
+int audit_append(struct audit *a, uid_t uid, const char *method, const char *route, int status,
+		 const char *detail);
+
+/* Verifies the whole file. Returns the number of lines when the chain is intact, or -1
+ * with err naming the first bad line ("audit log F line 7: hash mismatch (line edited)",
+ * "... line 7: prev does not match line 6 (a line was removed or reordered)"). */
+long audit_verify(const char *path, char *err, size_t errlen);
+
+#endif
