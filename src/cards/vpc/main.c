@@ -158,27 +158,24 @@ static void on_underlay(struct loop *l, int fd, uint32_t events, void *opaque)
 			break;
 		}
 		int n = ul_recv(&c->c_ul);
-		if (n <= 0) {
-			if (n < 0)
-				warnmsg("underlay: receive: %s", strerror(errno));
+		if (n < 0)
+			warnmsg("underlay: receive: %s", strerror(errno));
+		if (n <= 0 && c->c_ul.ul_nmsg == 0)
 			break;
-		}
 		uint64_t now = now_ns();
 		for (int i = 0; i < n; i++) {
-			if (ul_in_truncated(&c->c_ul, (unsigned)i))
-				continue;
-			const struct sockaddr_in *src = &c->c_ul.ul_isrc[i];
+			const struct ul_seg *sg = &c->c_ul.ul_seg[i];
 			struct vpc_out out = {.vo_buf = c->c_out, .vo_cap = sizeof(c->c_out)};
-			if (vpc_from_underlay(c->c_port, ul_in(&c->c_ul, (unsigned)i),
-					      ul_in_len(&c->c_ul, (unsigned)i),
-					      src->sin_addr.s_addr, src->sin_port, now,
-					      &out) == VPC_TO_GUEST)
+			if (vpc_from_underlay(c->c_port, sg->sg_data, sg->sg_len,
+					      sg->sg_src->sin_addr.s_addr, sg->sg_src->sin_port,
+					      now, &out) == VPC_TO_GUEST)
 				/* one queue per sending card keeps each flow in order */
-				vnet_rx(&c->c_net, ntohs(src->sin_port) ^ src->sin_addr.s_addr,
+				vnet_rx(&c->c_net,
+					ntohs(sg->sg_src->sin_port) ^ sg->sg_src->sin_addr.s_addr,
 					out.vo_data, out.vo_len);
 		}
 		vnet_rx_flush(&c->c_net);
-		if (n < UL_BATCH)
+		if (c->c_ul.ul_nmsg < UL_RBUFS)
 			break;
 	}
 }

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,28 +42,31 @@ int ul_open(struct underlay *u, const char *spec, char *err, size_t errlen)
 		return -1;
 	if (u->ul_addr.sin_addr.s_addr == htonl(INADDR_ANY))
 		RETURN_ERR(-1, "underlay %s: give the host's own address (peers send to it)", spec);
+	u->ul_ibuf = malloc((size_t)UL_RBUFS * UL_RBUF_SIZE);
+	if (!u->ul_ibuf)
+		RETURN_ERR(-1, "underlay: out of memory");
 	u->ul_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (u->ul_fd < 0)
-		RETURN_ERR(-1, "underlay socket: %s", strerror(errno));
-	int sz = UL_SOCKBUF;
+	if (u->ul_fd < 0) {
+		int e = errno;
+		ul_close(u);
+		RETURN_ERR(-1, "underlay socket: %s", strerror(e));
+	}
+	int sz = UL_SOCKBUF, one = 1;
 	/* Bigger buffers absorb bursts; FORCE needs CAP_NET_ADMIN, else the sysctl caps it. */
 	if (setsockopt(u->ul_fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
 		setsockopt(u->ul_fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	if (setsockopt(u->ul_fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
 		setsockopt(u->ul_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	u->ul_gro = setsockopt(u->ul_fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+	u->ul_gso = true; /* per send: a path that refuses it gets the datagrams one by one */
 	if (bind(u->ul_fd, (struct sockaddr *)&u->ul_addr, sizeof(u->ul_addr)) < 0) {
 		int e = errno;
-		close(u->ul_fd);
-		u->ul_fd = -1;
+		ul_close(u);
 		RETURN_ERR(-1, "underlay %s: bind: %s%s", spec, strerror(e),
 			   e == EADDRNOTAVAIL ? " (not an address of this host)" : "");
 	}
 	socklen_t sl = sizeof(u->ul_addr);
 	getsockname(u->ul_fd, (struct sockaddr *)&u->ul_addr, &sl);
-	for (unsigned i = 0; i < UL_BATCH; i++) {
-		u->ul_iiov[i] = (struct iovec){u->ul_ibuf[i], UL_MAX_PKT};
-		u->ul_oiov[i].iov_base = u->ul_obuf[i];
-	}
 	return 0;
 }
 
@@ -71,6 +75,8 @@ void ul_close(struct underlay *u)
 	if (u->ul_fd >= 0)
 		close(u->ul_fd);
 	u->ul_fd = -1;
+	free(u->ul_ibuf);
+	u->ul_ibuf = NULL;
 }
 
 uint8_t *ul_out(struct underlay *u)
@@ -83,21 +89,17 @@ uint8_t *ul_out(struct underlay *u)
 void ul_commit(struct underlay *u, size_t len, uint32_t ip_be, uint16_t port_be)
 {
 	unsigned i = u->ul_nout;
-	if (i >= UL_BATCH || len > UL_MAX_PKT)
+	if (i >= UL_BATCH || len > UL_MAX_PKT || len == 0)
 		return;
 	u->ul_odst[i] = (struct sockaddr_in){
 	    .sin_family = AF_INET, .sin_port = port_be, .sin_addr = {.s_addr = ip_be}};
-	u->ul_oiov[i].iov_len = len;
-	u->ul_omsg[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &u->ul_odst[i],
-						     .msg_namelen = sizeof(u->ul_odst[i]),
-						     .msg_iov = &u->ul_oiov[i],
-						     .msg_iovlen = 1}};
+	u->ul_olen[i] = (uint32_t)len;
 	u->ul_nout++;
 	if (u->ul_nout == UL_BATCH)
 		ul_flush(u);
 }
 
-static void send_error(struct underlay *u, unsigned i, int e)
+static void send_error(struct underlay *u, unsigned i, int e, unsigned n)
 {
 	char msg[160], a[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &u->ul_odst[i].sin_addr, a, sizeof(a));
@@ -107,23 +109,92 @@ static void send_error(struct underlay *u, unsigned i, int e)
 		warnmsg("%s", msg);
 		snprintf(u->ul_err, sizeof(u->ul_err), "%s", msg);
 	}
-	u->ul_stats.st_send_errors++;
+	u->ul_stats.st_send_errors += n;
+}
+
+static bool same_dst(const struct sockaddr_in *a, const struct sockaddr_in *b)
+{
+	return a->sin_addr.s_addr == b->sin_addr.s_addr && a->sin_port == b->sin_port;
+}
+
+/* Packets [i, i + n) one datagram each (a GSO send the path refused). */
+static void send_each(struct underlay *u, unsigned i, unsigned n)
+{
+	for (unsigned k = i; k < i + n; k++) {
+		ssize_t r;
+		do
+			r = sendto(u->ul_fd, u->ul_obuf[k], u->ul_olen[k], MSG_DONTWAIT,
+				   (struct sockaddr *)&u->ul_odst[k], sizeof(u->ul_odst[k]));
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			send_error(u, k, errno, 1);
+		else
+			u->ul_stats.st_sent++;
+	}
 }
 
 void ul_flush(struct underlay *u)
 {
+	struct mmsghdr msg[UL_BATCH];
+	struct iovec iov[UL_BATCH];
+	union {
+		char b[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} cm[UL_BATCH];
+	unsigned first[UL_BATCH], count[UL_BATCH], nm = 0;
+	for (unsigned i = 0; i < u->ul_nout;) {
+		unsigned j = i + 1;
+		size_t total = u->ul_olen[i];
+		while (u->ul_gso && j < u->ul_nout && j - i < UL_GSO_MAX_SEGS &&
+		       u->ul_olen[j] == u->ul_olen[i] && same_dst(&u->ul_odst[j], &u->ul_odst[i]) &&
+		       total + u->ul_olen[j] <= UL_GSO_MAX_BYTES) {
+			total += u->ul_olen[j];
+			j++;
+		}
+		for (unsigned k = i; k < j; k++)
+			iov[k] = (struct iovec){u->ul_obuf[k], u->ul_olen[k]};
+		msg[nm] = (struct mmsghdr){.msg_hdr = {.msg_name = &u->ul_odst[i],
+						       .msg_namelen = sizeof(u->ul_odst[i]),
+						       .msg_iov = &iov[i],
+						       .msg_iovlen = j - i}};
+		if (j - i > 1) {
+			struct msghdr *mh = &msg[nm].msg_hdr;
+			memset(&cm[nm], 0, sizeof(cm[nm]));
+			mh->msg_control = cm[nm].b;
+			mh->msg_controllen = sizeof(cm[nm].b);
+			struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+			c->cmsg_level = SOL_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			uint16_t gso = (uint16_t)u->ul_olen[i];
+			memcpy(CMSG_DATA(c), &gso, sizeof(gso));
+		}
+		first[nm] = i;
+		count[nm] = j - i;
+		nm++;
+		i = j;
+	}
 	unsigned done = 0;
-	while (done < u->ul_nout) {
-		int r = sendmmsg(u->ul_fd, u->ul_omsg + done, u->ul_nout - done, MSG_DONTWAIT);
+	while (done < nm) {
+		int r = sendmmsg(u->ul_fd, msg + done, nm - done, MSG_DONTWAIT);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			/* The first unsent packet failed: drop it, go on with the rest. */
-			send_error(u, done, r < 0 ? errno : EIO);
+			int e = r < 0 ? errno : EIO;
+			/* The first unsent message failed: a refused GSO send goes out datagram
+			 * by datagram; anything else is dropped. Then on with the rest. */
+			if (count[done] > 1 && e != EAGAIN && e != ENOBUFS)
+				send_each(u, first[done], count[done]);
+			else
+				send_error(u, first[done], e, count[done]);
 			done++;
 			continue;
 		}
-		u->ul_stats.st_sent += (unsigned)r;
+		for (int k = 0; k < r; k++) {
+			u->ul_stats.st_sent += count[done + (unsigned)k];
+			if (count[done + (unsigned)k] > 1)
+				u->ul_stats.st_gso_sends++;
+		}
 		done += (unsigned)r;
 	}
 	u->ul_nout = 0;
@@ -131,21 +202,54 @@ void ul_flush(struct underlay *u)
 
 int ul_recv(struct underlay *u)
 {
-	for (unsigned i = 0; i < UL_BATCH; i++) {
-		u->ul_imsg[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &u->ul_isrc[i],
-							     .msg_namelen = sizeof(u->ul_isrc[i]),
-							     .msg_iov = &u->ul_iiov[i],
-							     .msg_iovlen = 1}};
+	u->ul_nseg = u->ul_nmsg = 0;
+	for (unsigned i = 0; i < UL_RBUFS; i++) {
+		u->ul_iiov[i] = (struct iovec){u->ul_ibuf + (size_t)i * UL_RBUF_SIZE, UL_RBUF_SIZE};
+		u->ul_imsg[i] =
+		    (struct mmsghdr){.msg_hdr = {.msg_name = &u->ul_isrc[i],
+						 .msg_namelen = sizeof(u->ul_isrc[i]),
+						 .msg_iov = &u->ul_iiov[i],
+						 .msg_iovlen = 1,
+						 .msg_control = u->ul_icmsg[i],
+						 .msg_controllen = sizeof(u->ul_icmsg[i])}};
 	}
 	int r;
 	do
-		r = recvmmsg(u->ul_fd, u->ul_imsg, UL_BATCH, MSG_DONTWAIT, NULL);
+		r = recvmmsg(u->ul_fd, u->ul_imsg, UL_RBUFS, MSG_DONTWAIT, NULL);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
-	u->ul_stats.st_received += (unsigned)r;
-	for (int i = 0; i < r; i++)
-		if (ul_in_truncated(u, (unsigned)i))
+	u->ul_nmsg = (unsigned)r;
+	for (int i = 0; i < r; i++) {
+		struct msghdr *mh = &u->ul_imsg[i].msg_hdr;
+		uint32_t len = u->ul_imsg[i].msg_len, gso = 0;
+		if (mh->msg_flags & MSG_TRUNC) {
 			u->ul_stats.st_truncated++;
-	return r;
+			continue;
+		}
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+			if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+				int g;
+				memcpy(&g, CMSG_DATA(c), sizeof(g));
+				gso = g > 0 ? (uint32_t)g : 0;
+			}
+		const uint8_t *p = u->ul_iiov[i].iov_base;
+		if (!gso || gso >= len)
+			gso = len;
+		else
+			u->ul_stats.st_gro_buffers++;
+		/* An empty datagram is one too (the core counts it as malformed). */
+		for (uint32_t off = 0; off < len || (len == 0 && off == 0); off += gso) {
+			if (u->ul_nseg == UL_RBUFS * UL_GSO_MAX_SEGS)
+				break;
+			uint32_t n = len - off < gso ? len - off : gso;
+			u->ul_seg[u->ul_nseg++] = (struct ul_seg){
+			    .sg_data = p + off, .sg_len = n, .sg_src = &u->ul_isrc[i]};
+			u->ul_stats.st_received++;
+			if (len == 0)
+				break;
+		}
+	}
+	return (int)u->ul_nseg;
 }

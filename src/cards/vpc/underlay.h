@@ -2,9 +2,12 @@
  * Geneve packets between cards, on one host (loopback) or between hosts.
  *
  * Sends are batched: ul_out() hands out a buffer of UL_MAX_PKT bytes for the next packet,
- * ul_commit() queues it for ADDR:PORT and ul_flush() sends the queue with sendmmsg (also
- * done when the queue is full). ul_recv() reads up to UL_BATCH datagrams with recvmmsg;
- * each is then at ul_in[i] (ul_in_len[i] bytes, truncated ones flagged) with its sender.
+ * ul_commit() queues it for ADDR:PORT and ul_flush() sends the queue (also done when it is
+ * full) with sendmmsg; runs of equal-sized packets to one destination leave as one UDP GSO
+ * send (UDP_SEGMENT: the kernel cuts it into the datagrams), sent one by one when the
+ * path refuses it. ul_recv() reads with recvmmsg and UDP_GRO (the kernel may hand several
+ * datagrams of one sender as one buffer with their size): afterwards ul_nseg datagrams
+ * are at ul_seg[i] with their sender. Every datagram keeps its own boundaries either way.
  * A send that fails (peer host unreachable, buffer full) drops that packet and counts it.
  */
 #ifndef NITRO_CARDS_VPC_UNDERLAY_H
@@ -16,27 +19,42 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define UL_BATCH 32
-#define UL_MAX_PKT 9600
+#define UL_BATCH 64	   /* packets queued before a send */
+#define UL_MAX_PKT 9600	   /* one datagram (Geneve + inner frame) */
+#define UL_RBUFS 16	   /* receive buffers per recvmmsg */
+#define UL_RBUF_SIZE 65536 /* one (GRO-coalesced) receive buffer */
+#define UL_GSO_MAX_SEGS 64 /* the kernel's UDP_MAX_SEGMENTS */
+#define UL_GSO_MAX_BYTES 60000
 #define UL_DEFAULT_ADDR "127.0.0.1"
 
 struct ul_stats {
-	uint64_t st_sent, st_send_errors;
-	uint64_t st_received, st_truncated;
+	uint64_t st_sent, st_send_errors, st_gso_sends;
+	uint64_t st_received, st_truncated, st_gro_buffers;
+};
+
+struct ul_seg {
+	const uint8_t *sg_data;
+	uint32_t sg_len;
+	const struct sockaddr_in *sg_src;
 };
 
 struct underlay {
 	int ul_fd;
 	struct sockaddr_in ul_addr; /* bound address (the port filled in when 0 was asked) */
+	bool ul_gso, ul_gro;	    /* the kernel accepted UDP_SEGMENT / UDP_GRO */
 	unsigned ul_nout;
-	struct mmsghdr ul_omsg[UL_BATCH];
-	struct iovec ul_oiov[UL_BATCH];
+	uint32_t ul_olen[UL_BATCH];
 	struct sockaddr_in ul_odst[UL_BATCH];
 	uint8_t ul_obuf[UL_BATCH][UL_MAX_PKT];
-	struct mmsghdr ul_imsg[UL_BATCH];
-	struct iovec ul_iiov[UL_BATCH];
-	struct sockaddr_in ul_isrc[UL_BATCH];
-	uint8_t ul_ibuf[UL_BATCH][UL_MAX_PKT];
+	/* receive side */
+	struct mmsghdr ul_imsg[UL_RBUFS];
+	struct iovec ul_iiov[UL_RBUFS];
+	struct sockaddr_in ul_isrc[UL_RBUFS];
+	char ul_icmsg[UL_RBUFS][64];
+	uint8_t *ul_ibuf; /* UL_RBUFS * UL_RBUF_SIZE */
+	unsigned ul_nmsg; /* buffers the last ul_recv filled (< UL_RBUFS: drained) */
+	unsigned ul_nseg;
+	struct ul_seg ul_seg[UL_RBUFS * UL_GSO_MAX_SEGS];
 	struct ul_stats ul_stats;
 	char ul_err[160]; /* the last send error, logged once per kind */
 };
@@ -48,19 +66,8 @@ void ul_close(struct underlay *u);
 uint8_t *ul_out(struct underlay *u);
 void ul_commit(struct underlay *u, size_t len, uint32_t ip_be, uint16_t port_be);
 void ul_flush(struct underlay *u);
-/* Reads what is waiting: the number of datagrams (0 when none), or -1 on an error. */
+/* Reads what is waiting into ul_seg: the number of datagrams (0 when none), or -1 with
+ * errno on an error. */
 int ul_recv(struct underlay *u);
-static inline const uint8_t *ul_in(const struct underlay *u, unsigned i)
-{
-	return u->ul_ibuf[i];
-}
-static inline size_t ul_in_len(const struct underlay *u, unsigned i)
-{
-	return u->ul_imsg[i].msg_len;
-}
-static inline bool ul_in_truncated(const struct underlay *u, unsigned i)
-{
-	return u->ul_imsg[i].msg_hdr.msg_flags & MSG_TRUNC;
-}
 
 #endif

@@ -1,0 +1,89 @@
+"""VPC networking between stock guests: `nitro run --nic` starts one nitro-card-vpc per
+interface; the guests' virtio-net queues go straight to it (vhost-user) and the cards
+find each other through the host-local mapping service under $NITRO_STATE.
+
+Three guests run at once (started in the background; each guest's nitro_exec script
+sequences itself with loops): G1 (VPC 1, 10.0.0.5, default group) and G2 (VPC 1,
+10.0.0.6, a security group opening TCP 8080 and ICMP but not 9090) get their addresses
+by DHCP (busybox udhcpc) and ping each other; G3 (VPC 2, 10.0.0.5: the same address as
+G1) cannot reach 10.0.0.6. G1 then connects with busybox nc to G2's 8080 (allowed) and
+9090 (dropped by the security group). Run in the emulated host with --memory 6144:
+    build/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v tests/system/test_vpc.py
+"""
+import os
+import subprocess
+import time
+
+from conftest import NITRO, cmdline
+
+SG = """# G2: web on 8080 and ping from the subnet; nothing else comes in
+ingress tcp 8080 10.0.0.0/24
+ingress icmp all 10.0.0.0/24
+"""
+
+DHCP = "udhcpc -i eth0 -n -q -t 20 -T 2 -O mtu"
+
+G1 = (DHCP + "; ip -4 addr show eth0; ip route; "
+      "i=0; until ping -c 1 -W 1 10.0.0.6 >/dev/null; do i=$((i+1)); [ $i -gt 150 ] && break; done; "
+      "ping -c 3 -W 2 10.0.0.6; echo G1-PING=$?; "
+      "echo hello-b | timeout 15 nc -w 5 10.0.0.6 9090; echo G1-NC-B=$?; "
+      "echo hello-a | timeout 15 nc -w 5 10.0.0.6 8080; echo G1-NC-A=$?")
+
+G2 = (DHCP + "; ip -4 addr show eth0; "
+      "nc -l -p 9090 > /tmp/b & nc -l -p 8080 > /tmp/a & "
+      "i=0; while [ ! -s /tmp/a ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done; "
+      "ping -c 2 -W 2 10.0.0.5; echo G2-PING=$?; "
+      "sleep 2; echo G2-GOT-A=$(cat /tmp/a) G2-GOT-B=$(cat /tmp/b)")
+
+G3 = (DHCP + "; ip -4 addr show eth0; "
+      "i=0; while [ $i -lt 20 ]; do ping -c 1 -W 1 10.0.0.6 >/dev/null && echo G3-REACHED; "
+      "i=$((i+1)); done; echo G3-DONE")
+
+
+def start(env, nic, script, log):
+    f = open(log, "w")
+    p = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--memory", "192", "--nic", nic,
+                          "--cmdline", cmdline(script)], stdin=subprocess.DEVNULL, stdout=f,
+                         stderr=subprocess.STDOUT, env=env)
+    return p, f
+
+
+def test_three_guests_dhcp_ping_isolation_and_security_group(tmp_path):
+    env = dict(os.environ, NITRO_STATE=str(tmp_path / "state"))
+    sg = tmp_path / "web.sg"
+    sg.write_text(SG)
+    runs = {}
+    try:
+        runs["g2"] = start(env, f"vpc=1,ip=10.0.0.6,sg={sg}", G2, tmp_path / "g2.log")
+        time.sleep(2)
+        runs["g1"] = start(env, "vpc=1,ip=10.0.0.5", G1, tmp_path / "g1.log")
+        time.sleep(2)
+        runs["g3"] = start(env, "vpc=2,ip=10.0.0.5", G3, tmp_path / "g3.log")
+        deadline = time.time() + 900
+        for name, (p, f) in runs.items():
+            p.wait(timeout=max(1, deadline - time.time()))
+    finally:
+        for p, f in runs.values():
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
+            f.close()
+    out = {n: (tmp_path / f"{n}.log").read_text(errors="replace") for n in runs}
+    every = "\n".join(f"--- {n}\n{o[-4000:]}" for n, o in out.items())
+    for n, (p, f) in runs.items():
+        assert p.returncode == 0, f"{n} exited {p.returncode}\n{every}"
+        assert "nitro guest: exec status" in out[n], every
+    # DHCP gave each guest its address, the router and the MTU
+    assert "udhcpc: eth0 10.0.0.5/24 router 10.0.0.1" in out["g1"], every
+    assert "udhcpc: eth0 10.0.0.6/24 router 10.0.0.1" in out["g2"], every
+    assert "udhcpc: eth0 10.0.0.5/24 router 10.0.0.1" in out["g3"], every
+    # G1 <-> G2 in VPC 1
+    assert "G1-PING=0" in out["g1"], every
+    assert "G2-PING=0" in out["g2"], every
+    # G3 (VPC 2, same address as G1) never reaches VPC 1's 10.0.0.6
+    assert "G3-DONE" in out["g3"] and "G3-REACHED" not in out["g3"], every
+    # the security group: 8080 open, 9090 closed
+    assert "G1-NC-A=0" in out["g1"], every
+    assert "G1-NC-B=0" not in out["g1"], every
+    assert "G2-GOT-A=hello-a" in out["g2"], every
+    assert "hello-b" not in out["g2"], every

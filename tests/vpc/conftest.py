@@ -1,0 +1,187 @@
+"""Fixtures for the native VPC card tests: real nitro-card-vpc processes, each driven by
+build/vpc-driver (tests/vpcdriver) playing the guest's virtio-net driver, with the
+mapping service in a private $NITRO_STATE. No VM is involved.
+
+NITRO_BUILD=build/asan runs the sanitizer build of the card.
+"""
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = pathlib.Path(os.environ.get("NITRO_BUILD", ROOT / "build"))
+CARD = BUILD / "nitro-card-vpc"
+DRIVER = pathlib.Path(os.environ.get("VPC_DRIVER", BUILD / "vpc-driver"))
+NITRO = BUILD / "nitro"
+
+
+class Card:
+    """One nitro-card-vpc process. Its stderr goes to a file (read by .log())."""
+
+    def __init__(self, sockdir, state, name, vpc, ip, sg=None, extra=(), netns=None,
+                 map_path=None, underlay=None):
+        self.name = name
+        self.vpc, self.ip = vpc, ip.split("/")[0]
+        self.socket = os.path.join(sockdir, f"{name}.sock")
+        self.ctl = os.path.join(sockdir, f"{name}.ctl")
+        self.errpath = os.path.join(sockdir, f"{name}.err")
+        argv = [str(CARD), "--socket-path", self.socket, "--ctl", self.ctl, "--vpc", str(vpc),
+                "--ip", ip]
+        if sg:
+            argv += ["--sg", str(sg)]
+        if map_path:
+            argv += ["--map", str(map_path)]
+        if underlay:
+            argv += ["--underlay", underlay]
+        argv += list(extra)
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + argv
+        self.env = dict(os.environ, NITRO_STATE=str(state))
+        self.err = open(self.errpath, "w")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.err,
+                                     stderr=self.err, env=self.env)
+        deadline = time.time() + 10
+        while not os.path.exists(self.socket):
+            if self.proc.poll() is not None:
+                raise AssertionError(f"card {name} exited {self.proc.returncode}: {self.log()}")
+            assert time.time() < deadline, f"card {name} did not create its socket"
+            time.sleep(0.02)
+
+    def log(self):
+        if not self.err.closed:
+            self.err.flush()
+        return pathlib.Path(self.errpath).read_text()
+
+    def stats(self):
+        """The counters from the control socket, as a dict of ints."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(self.ctl)
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        s.close()
+        out = {}
+        for w in data.decode().split():
+            k, _, v = w.partition("=")
+            out[k] = int(v)
+        return out
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+        return self.proc.returncode
+
+
+class Driver:
+    """build/vpc-driver run SOCKET: one guest driver on one card."""
+
+    def __init__(self, card_socket):
+        self.proc = subprocess.Popen([str(DRIVER), "run", card_socket], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     bufsize=1)
+        line = self.proc.stdout.readline().strip()
+        assert line == "ready", f"driver: {line!r} {self.proc.stderr.read() if not line else ''}"
+
+    def cmd(self, c):
+        self.proc.stdin.write(c + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline().strip()
+        assert line, f"driver died: {self.proc.stderr.read()}"
+        return line
+
+    def config(self):
+        line = self.cmd("config")
+        assert line.startswith("config ") and line != "config none", line
+        return dict(w.split("=") for w in line.split()[1:])
+
+    def send(self, frame):
+        r = self.cmd("send " + frame.hex())
+        assert r == "sent", r
+
+    def recv(self, ms=300):
+        r = self.cmd(f"recv {ms}")
+        if r == "none":
+            return None
+        assert r.startswith("frame "), r
+        return bytes.fromhex(r[6:])
+
+    def recv_all(self, ms=300):
+        out = []
+        while True:
+            f = self.recv(ms)
+            if f is None:
+                return out
+            out.append(f)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def built():
+    if not os.environ.get("NITRO_BUILD"):
+        p = subprocess.run(["make", "-s", "build/nitro-card-vpc", "build/vpc-driver", "build/nitro"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+    assert CARD.exists() and DRIVER.exists()
+
+
+@pytest.fixture
+def vpcnet(built, tmp_path):
+    """vpcnet.card(name, vpc, ip, ...) -> (Card, Driver); everything stops at the end."""
+    sockdir = tempfile.mkdtemp(prefix="vpc-", dir="/tmp")  # short: sun_path is 108 bytes
+    state = tmp_path / "state"
+    state.mkdir()
+
+    class Net:
+        def __init__(self):
+            self.cards, self.drivers = [], []
+            self.state = state
+            self.map = state / "vpc-map"
+            self.sockdir = sockdir
+
+        def card(self, name, vpc, ip, driver=True, **kw):
+            c = Card(sockdir, state, name, vpc, ip, **kw)
+            self.cards.append(c)
+            if not driver:
+                return c
+            d = Driver(c.socket)
+            self.drivers.append(d)
+            return c, d
+
+    n = Net()
+    yield n
+    for d in n.drivers:
+        d.close()
+    for c in n.cards:
+        rc = c.stop()
+        assert rc == 0, f"card {c.name} exited {rc}: {c.log()}"
+        assert "AddressSanitizer" not in c.log() and "runtime error" not in c.log(), c.log()
+    shutil.rmtree(sockdir, ignore_errors=True)

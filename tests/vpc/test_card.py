@@ -1,0 +1,253 @@
+"""Native tests of nitro-card-vpc: real cards, the test driver as the guest, the mapping
+service in a private $NITRO_STATE, Geneve over loopback UDP between the cards.
+
+Run: make vpc-test (or /usr/bin/python3 -m pytest -v tests/vpc)."""
+import os
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import NITRO
+from frames import (ACK, DISCOVER, ETH_IP, NAK, OFFER, REQUEST, arp_request, dhcp, eth,
+                    icmp_echo, ip_bytes, ipv4, mac_bytes, mac_str, parse_arp, parse_dhcp,
+                    parse_ip, tcp, udp)
+
+GW = None  # the gateway MAC, learned from the first ARP reply
+
+
+def gateway_mac(d, mine_mac, mine_ip, gw_ip):
+    d.send(arp_request(mine_mac, mine_ip, gw_ip))
+    r = parse_arp(d.recv())
+    assert r and r["op"] == 2, r
+    return r["sha"]
+
+
+def only_ip(frames):
+    return [f for f in frames if parse_ip(f)]
+
+
+def test_config_space(vpcnet):
+    c, d = vpcnet.card("a", 7, "10.0.0.5/24")
+    cfg = d.config()
+    mac = mac_bytes(cfg["mac"])
+    assert mac[0] & 2 and not mac[0] & 1, f"locally administered unicast: {cfg['mac']}"
+    assert cfg["status"] == "1" and cfg["pairs"] == "1" and cfg["mtu"] == "9001"
+    # the same (vpc, ip) always gets the same MAC, another ip another one
+    c2, d2 = vpcnet.card("b", 7, "10.0.0.6/24")
+    assert d2.config()["mac"] != cfg["mac"]
+    rec = (vpcnet.map / "7_10.0.0.5").read_text()
+    assert f"mac={cfg['mac']}" in rec and "underlay=127.0.0.1:" in rec, rec
+
+
+def test_arp_gateway_byte_by_byte(vpcnet):
+    c, d = vpcnet.card("a", 7, "10.0.0.5/24")
+    mac = mac_bytes(d.config()["mac"])
+    d.send(arp_request(mac, "10.0.0.5", "10.0.0.1"))
+    f = d.recv()
+    assert f is not None, "no ARP reply for the gateway"
+    gw = f[22:28]
+    expect = (mac + gw + b"\x08\x06" + b"\x00\x01\x08\x00\x06\x04\x00\x02" + gw +
+              ip_bytes("10.0.0.1") + mac + ip_bytes("10.0.0.5"))
+    assert f[:42] == expect, f.hex()
+    assert all(b == 0 for b in f[42:]), "padding must be zero"
+    assert gw[0] & 2 and not gw[0] & 1 and gw != mac
+    # off-subnet -> the gateway MAC too; our own address (DAD probe) -> silence
+    d.send(arp_request(mac, "10.0.0.5", "8.8.8.8"))
+    r = parse_arp(d.recv())
+    assert r and r["sha"] == gw and r["spa"] == "8.8.8.8"
+    d.send(arp_request(mac, "10.0.0.5", "10.0.0.5"))
+    assert d.recv(200) is None
+    assert c.stats()["arp_replies"] == 2
+
+
+def test_arp_peer_and_unknown(vpcnet):
+    a, da = vpcnet.card("a", 7, "10.0.0.5/24")
+    b, db = vpcnet.card("b", 7, "10.0.0.6/24")
+    amac, bmac = mac_bytes(da.config()["mac"]), mac_bytes(db.config()["mac"])
+    da.send(arp_request(amac, "10.0.0.5", "10.0.0.6"))
+    r = parse_arp(da.recv())
+    assert r and r["op"] == 2 and r["sha"] == bmac and r["spa"] == "10.0.0.6", r
+    da.send(arp_request(amac, "10.0.0.5", "10.0.0.77"))  # nobody has it
+    assert da.recv(200) is None
+    assert db.recv(100) is None, "ARP is answered by the card: nothing reaches peers"
+
+
+def test_dhcp_offer_and_ack(vpcnet):
+    c, d = vpcnet.card("a", 7, "10.1.2.5/24", extra=["--mtu", "1500"])
+    mac = mac_bytes(d.config()["mac"])
+    d.send(dhcp(mac, DISCOVER, xid=0x11223344))
+    o = parse_dhcp(d.recv())
+    assert o, "no DHCP OFFER"
+    assert o["op"] == 2 and o["xid"] == 0x11223344 and o["chaddr"] == mac
+    assert o["yiaddr"] == "10.1.2.5"
+    opt = o["options"]
+    assert opt[53] == bytes([OFFER])
+    assert opt[54] == ip_bytes("10.1.2.1") and opt[3] == ip_bytes("10.1.2.1")
+    assert opt[1] == ip_bytes("255.255.255.0")
+    assert opt[6][:4] == ip_bytes("10.1.2.2"), "DNS = subnet base + 2"
+    assert struct.unpack("!H", opt[26])[0] == 1500
+    assert struct.unpack("!I", opt[51])[0] > 0
+    assert o["ip"]["src"] == "10.1.2.1" and o["ip"]["hdr_ok"]
+    d.send(dhcp(mac, REQUEST, xid=0x11223345, requested="10.1.2.5", server="10.1.2.1"))
+    a = parse_dhcp(d.recv())
+    assert a and a["options"][53] == bytes([ACK]) and a["yiaddr"] == "10.1.2.5"
+    d.send(dhcp(mac, REQUEST, xid=0x11223346, requested="10.1.2.9", server="10.1.2.1"))
+    n = parse_dhcp(d.recv())
+    assert n and n["options"][53] == bytes([NAK])
+
+
+def pair(vpcnet, vpc=7, ips=("10.0.0.5", "10.0.0.6"), **kw):
+    a, da = vpcnet.card("a", vpc, ips[0] + "/24", **kw.get("a", {}))
+    b, db = vpcnet.card("b", vpc, ips[1] + "/24", **kw.get("b", {}))
+    amac, bmac = mac_bytes(da.config()["mac"]), mac_bytes(db.config()["mac"])
+    return (a, da, amac), (b, db, bmac)
+
+
+def test_forwarding_between_two_cards(vpcnet):
+    (a, da, amac), (b, db, bmac) = pair(vpcnet)
+    ping = icmp_echo("10.0.0.5", "10.0.0.6", seq=1)
+    da.send(eth(bmac, amac, ETH_IP, ping))
+    f = db.recv(1000)
+    assert f is not None, f"nothing arrived: a={a.stats()} b={b.stats()}"
+    assert f[:6] == bmac and f[6:12] == amac, "same subnet: sender's MAC as the source"
+    assert f[14:] == ping, "the IP packet arrives unchanged"
+    pong = icmp_echo("10.0.0.6", "10.0.0.5", seq=1, reply=True)
+    db.send(eth(amac, bmac, ETH_IP, pong))
+    g = da.recv(1000)
+    assert g is not None and g[14:] == pong
+    # a frame sent to the gateway MAC is routed the same way
+    gw = gateway_mac(da, amac, "10.0.0.5", "10.0.0.1")
+    ping2 = icmp_echo("10.0.0.5", "10.0.0.6", seq=2)
+    da.send(eth(gw, amac, ETH_IP, ping2))
+    f = db.recv(1000)
+    assert f is not None and f[14:] == ping2
+    sa, sb = a.stats(), b.stats()
+    assert sa["tx_forwarded"] >= 2 and sb["rx_forwarded"] >= 2, (sa, sb)
+    assert sa["underlay_sent"] >= 2 and sb["underlay_received"] >= 2
+
+
+def test_isolation_between_vpcs(vpcnet):
+    """Same private address in two VPCs: traffic never crosses."""
+    a, da = vpcnet.card("a", 7, "10.0.0.5/24")
+    b, db = vpcnet.card("b", 7, "10.0.0.6/24")
+    x, dx = vpcnet.card("x", 8, "10.0.0.6/24")  # VPC 8 reuses 10.0.0.6
+    y, dy = vpcnet.card("y", 8, "10.0.0.7/24")
+    amac = mac_bytes(da.config()["mac"])
+    ymac = mac_bytes(dy.config()["mac"])
+    gw = gateway_mac(da, amac, "10.0.0.5", "10.0.0.1")
+    da.send(eth(gw, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 1000, 2000, b"vpc7")))
+    f = db.recv(1000)
+    assert f is not None and parse_ip(f)["payload"][8:] == b"vpc7"
+    assert dx.recv(300) is None, "VPC 8's 10.0.0.6 got VPC 7's packet"
+    # VPC 7 has no 10.0.0.7: no route, even though VPC 8 has one
+    da.send(eth(gw, amac, ETH_IP, udp("10.0.0.5", "10.0.0.7", 1000, 2000, b"leak")))
+    assert dy.recv(300) is None
+    assert a.stats()["drop_no_route"] >= 1
+    # a Geneve packet to y's underlay port that carries VPC 7's VNI is refused
+    dy.config()
+    port = int((vpcnet.map / "8_10.0.0.7").read_text().split("underlay=127.0.0.1:")[1].split()[0])
+    amap = (vpcnet.map / "7_10.0.0.5").read_text()
+    inner = eth(ymac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.7", 1000, 2000, b"x"))
+    geneve = struct.pack("!BBHI", 0, 0, 0x6558, 7 << 8) + inner
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(geneve, ("127.0.0.1", port))
+    s.close()
+    assert dy.recv(300) is None
+    assert y.stats()["drop_wrong_vni"] == 1, (amap, y.stats())
+
+
+def test_antispoofing(vpcnet):
+    (a, da, amac), (b, db, bmac) = pair(vpcnet)
+    # guest side: a source IP or MAC that is not the interface's own
+    da.send(eth(bmac, amac, ETH_IP, icmp_echo("10.0.0.99", "10.0.0.6")))
+    da.send(eth(bmac, b"\x02\x11\x22\x33\x44\x55", ETH_IP, icmp_echo("10.0.0.5", "10.0.0.6")))
+    assert db.recv(300) is None
+    assert a.stats()["drop_spoof_out"] == 2
+    # underlay side: a datagram claiming to be from 10.0.0.5 but not from a's card
+    bport = int((vpcnet.map / "7_10.0.0.6").read_text().split("underlay=127.0.0.1:")[1].split()[0])
+    inner = eth(bmac, amac, ETH_IP, icmp_echo("10.0.0.5", "10.0.0.6"))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(struct.pack("!BBHI", 0, 0, 0x6558, 7 << 8) + inner, ("127.0.0.1", bport))
+    s.close()
+    assert db.recv(300) is None
+    assert b.stats()["drop_spoof_in"] == 1
+
+
+def test_bad_frames_are_dropped_and_counted(vpcnet):
+    (a, da, amac), (b, db, bmac) = pair(vpcnet)
+    gw = gateway_mac(da, amac, "10.0.0.5", "10.0.0.1")
+    good = icmp_echo("10.0.0.5", "10.0.0.6")
+    bad = [
+        amac[:10],                                               # runt
+        eth(bmac, amac, 0x8100, b"\x00\x05\x08\x00" + good),     # VLAN tag
+        eth(bmac, amac, 0x86DD, b"\x60" + b"\0" * 60),           # IPv6
+        eth(bmac, amac, ETH_IP, good[:30]),                      # truncated IP
+        eth(bmac, amac, ETH_IP, ipv4("10.0.0.5", "10.0.0.6", 17, b"\0" * 20,
+                                     flags_frag=0x2000)),         # fragment
+        eth(bmac, amac, ETH_IP, b"\x46" + good[1:]),             # bad IHL / checksum
+    ]
+    for f in bad:
+        da.send(f)
+    assert db.recv(300) is None
+    st = a.stats()
+    dropped = sum(v for k, v in st.items() if k.startswith("drop_")) + st["virtio_tx_runt"]
+    assert dropped >= len(bad), st
+    # still serving
+    da.send(eth(gw, amac, ETH_IP, good))
+    assert db.recv(1000) is not None
+    # malformed Geneve on the underlay
+    bport = int((vpcnet.map / "7_10.0.0.6").read_text().split("underlay=127.0.0.1:")[1].split()[0])
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for g in (b"", b"\x00", b"\xc0" * 8, struct.pack("!BBHI", 0x3F, 0, 0x6558, 7 << 8)):
+        s.sendto(g, ("127.0.0.1", bport))
+    s.close()
+    time.sleep(0.2)
+    assert b.stats()["drop_bad_geneve"] >= 3
+    assert db.recv(100) is None
+
+
+def test_vanished_peer(vpcnet):
+    (a, da, amac), (b, db, bmac) = pair(vpcnet)
+    db.close()
+    assert b.stop() == 0
+    assert not (vpcnet.map / "7_10.0.0.6").exists(), "the card removes its record at exit"
+    time.sleep(0.1)  # inotify tells the other card
+    da.send(eth(bmac, amac, ETH_IP, icmp_echo("10.0.0.5", "10.0.0.6")))
+    assert a.stats()["drop_no_route"] >= 1
+    vpcnet.cards.remove(b)
+
+
+def test_address_in_use(vpcnet):
+    vpcnet.card("a", 7, "10.0.0.5/24", driver=False)
+    with pytest.raises(AssertionError, match="already in use"):
+        vpcnet.card("a2", 7, "10.0.0.5/24", driver=False)
+    vpcnet.cards = vpcnet.cards[:1]
+
+
+def test_pps_allowance(vpcnet):
+    (a, da, amac), (b, db, bmac) = pair(vpcnet, a={"extra": ["--pps", "50"]})
+    for i in range(60):
+        da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 1000, 2000, b"%d" % i)))
+    got = db.recv_all(300)
+    st = a.stats()
+    assert st["pps_allowance_exceeded"] > 0, st
+    assert 0 < len(got) < 60
+
+
+def test_nitro_net_stats(vpcnet):
+    (a, da, amac), (b, db, bmac) = pair(vpcnet)
+    da.send(eth(bmac, amac, ETH_IP, icmp_echo("10.0.0.5", "10.0.0.6")))
+    assert db.recv(1000) is not None
+    r = subprocess.run([str(NITRO), "net", "stats"], capture_output=True, text=True,
+                       env=dict(os.environ, NITRO_STATE=str(vpcnet.state)), timeout=10)
+    assert r.returncode == 0, r.stderr
+    lines = sorted(r.stdout.splitlines())
+    assert len(lines) == 2, r.stdout
+    assert lines[0].startswith("vpc=7 ip=10.0.0.5 ") and lines[1].startswith("vpc=7 ip=10.0.0.6 ")
+    for k in ("bw_in_allowance_exceeded=0", "bw_out_allowance_exceeded=0",
+              "pps_allowance_exceeded=0", "conntrack_allowance_exceeded=0"):
+        assert k in lines[0], lines[0]
+    assert "tx_forwarded=1" in lines[0] and "rx_forwarded=1" in lines[1]
