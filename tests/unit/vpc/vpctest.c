@@ -142,6 +142,13 @@ size_t vt_ipv4(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6],
 size_t vt_udp(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6], const char *sip,
 	      const char *dip, unsigned sport, unsigned dport, size_t plen)
 {
+	return vt_udp_data(buf, dst_mac, src_mac, sip, dip, sport, dport, NULL, plen);
+}
+
+size_t vt_udp_data(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+		   const char *sip, const char *dip, unsigned sport, unsigned dport,
+		   const uint8_t *payload, size_t plen)
+{
 	uint8_t *u = buf + 34;
 	size_t l = 8 + plen;
 	u[0] = (uint8_t)(sport >> 8);
@@ -152,7 +159,7 @@ size_t vt_udp(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6], 
 	u[5] = (uint8_t)l;
 	u[6] = u[7] = 0;
 	for (size_t i = 0; i < plen; i++)
-		u[8 + i] = (uint8_t)i;
+		u[8 + i] = payload ? payload[i] : (uint8_t)i;
 	uint16_t c = vt_csum(u, l, pseudo(vt_ip(sip), vt_ip(dip), 17, l));
 	u[6] = (uint8_t)(c >> 8);
 	u[7] = (uint8_t)c;

@@ -53,6 +53,10 @@ size_t vt_ipv4(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6],
 	       uint32_t dip, uint8_t proto, size_t l4len);
 size_t vt_udp(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6], const char *sip,
 	      const char *dip, unsigned sport, unsigned dport, size_t plen);
+/* The same with the given payload (vt_udp fills it with 0, 1, 2, ...). */
+size_t vt_udp_data(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6],
+		   const char *sip, const char *dip, unsigned sport, unsigned dport,
+		   const uint8_t *payload, size_t plen);
 size_t vt_tcp(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6], const char *sip,
 	      const char *dip, unsigned sport, unsigned dport, uint8_t flags);
 size_t vt_icmp(uint8_t *buf, const uint8_t dst_mac[6], const uint8_t src_mac[6], const char *sip,
