@@ -251,3 +251,58 @@ def test_nitro_net_stats(vpcnet):
               "pps_allowance_exceeded=0", "conntrack_allowance_exceeded=0"):
         assert k in lines[0], lines[0]
     assert "tx_forwarded=1" in lines[0] and "rx_forwarded=1" in lines[1]
+
+
+# ---- security groups ------------------------------------------------------------------
+
+WEB_SG = "# web server: TCP 80 from the subnet, nothing else in; all out\ningress tcp 80 10.0.0.0/24\n"
+
+
+def test_security_group_stateful(vpcnet, tmp_path):
+    sg = tmp_path / "web.sg"
+    sg.write_text(WEB_SG)
+    (a, da, amac), (b, db, bmac) = pair(vpcnet, b={"sg": sg})
+    # TCP 80 opens, and B's answer comes back to A (tracked by both cards)
+    da.send(eth(bmac, amac, ETH_IP, tcp("10.0.0.5", "10.0.0.6", 40000, 80, flags=0x02)))
+    f = db.recv(1000)
+    assert f is not None and parse_ip(f)["dport"] == 80
+    db.send(eth(amac, bmac, ETH_IP, tcp("10.0.0.6", "10.0.0.5", 80, 40000, flags=0x12,
+                                        seq=5000, ack=1001)))
+    g = da.recv(1000)
+    assert g is not None and parse_ip(g)["tcp_flags"] == 0x12, "the reply of a tracked flow"
+    # TCP 81, UDP 80 and ping are not opened
+    da.send(eth(bmac, amac, ETH_IP, tcp("10.0.0.5", "10.0.0.6", 40001, 81, flags=0x02)))
+    da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 40002, 80, b"u")))
+    da.send(eth(bmac, amac, ETH_IP, icmp_echo("10.0.0.5", "10.0.0.6")))
+    assert db.recv(300) is None
+    assert b.stats()["drop_sg_in"] == 3
+    # B (not in the default group) cannot open a flow to A (default group: only members)
+    db.send(eth(amac, bmac, ETH_IP, tcp("10.0.0.6", "10.0.0.5", 40003, 22, flags=0x02)))
+    assert da.recv(300) is None
+    assert a.stats()["drop_sg_in"] >= 1
+
+
+def test_default_group_members_reach_each_other(vpcnet):
+    (a, da, amac), (b, db, bmac) = pair(vpcnet)
+    for port in (22, 443, 5432):
+        da.send(eth(bmac, amac, ETH_IP, tcp("10.0.0.5", "10.0.0.6", 40000 + port, port)))
+        f = db.recv(1000)
+        assert f is not None and parse_ip(f)["dport"] == port
+
+
+def test_conntrack_table_full(vpcnet):
+    (a, da, amac), (b, db, bmac) = pair(vpcnet, a={"extra": ["--conntrack-max", "2"]})
+    for port in (1001, 1002, 1003, 1004):
+        da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 5000, port, b"x")))
+    got = db.recv_all(300)
+    assert len(got) == 2, [parse_ip(f)["dport"] for f in got]
+    st = a.stats()
+    assert st["conntrack_allowance_exceeded"] == 2 and st["conntrack_allowance_available"] == 0
+
+
+def test_bad_security_group_file(vpcnet, tmp_path):
+    sg = tmp_path / "bad.sg"
+    sg.write_text("ingress tcp 80 10.0.0.0/24\ningress tcp 99999 10.0.0.0/24\n")
+    with pytest.raises(AssertionError, match=r"bad.sg:2"):
+        vpcnet.card("a", 7, "10.0.0.5/24", sg=sg, driver=False)
+    vpcnet.cards.clear()

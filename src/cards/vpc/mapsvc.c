@@ -396,7 +396,11 @@ static unsigned slot_of(uint32_t vpc, uint32_t ip)
 
 int mapsvc_lookup(struct mapsvc *m, uint32_t vpc, uint32_t ip, struct map_entry *e)
 {
-	uint64_t now = now_ns();
+	return mapsvc_lookup_at(m, vpc, ip, now_ns(), e);
+}
+
+int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now, struct map_entry *e)
+{
 	struct map_slot *s = &m->m_cache[slot_of(vpc, ip)];
 	m->m_lookups++;
 	if (!m->m_dir)

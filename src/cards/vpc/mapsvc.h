@@ -86,7 +86,10 @@ void mapsvc_close(struct mapsvc *m);
  * host (pid, host) holds it. 0, or -1 with err. */
 int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size_t errlen);
 void mapsvc_unregister(struct mapsvc *m);
-/* 1 with *e filled, 0 when (vpc, ip) has no entry. */
+/* 1 with *e filled, 0 when (vpc, ip) has no entry. now_ns: CLOCK_MONOTONIC (the caller's
+ * per-batch reading: clock_gettime per packet costs more than the lookup). */
+int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now_ns,
+		     struct map_entry *e);
 int mapsvc_lookup(struct mapsvc *m, uint32_t vpc, uint32_t ip, struct map_entry *e);
 /* The inotify fd to watch (or -1), and what to call when it is readable. */
 int mapsvc_fd(const struct mapsvc *m);
