@@ -59,6 +59,7 @@ struct bench {
 	const struct drv_opts *o;
 	uint64_t blocks; /* number of bs-sized blocks on the disk */
 	uint64_t rng;
+	uint64_t next_block; /* fill */
 	struct lat lat;
 	unsigned long long errors;
 	char err[256];
@@ -68,12 +69,12 @@ static void submit_one(struct bench *b, struct blk_queue *q)
 {
 	struct blk_req *r = blk_req_get(q);
 	uint32_t spb = b->o->bs / BLK_SECTOR;
-	uint64_t sector = rng_next(&b->rng) % b->blocks * spb;
+	uint64_t sector = b->o->fill ? b->next_block++ * spb : rng_next(&b->rng) % b->blocks * spb;
 	blk_submit(q, r, b->o->randwrite ? BLK_T_OUT : BLK_T_IN, sector, b->o->bs);
 }
 
 /* Reaps what is done on q, resubmitting while submit is true; returns completions or -1. */
-static int reap_queue(struct bench *b, struct blk_queue *q, bool submit)
+static int reap_queue(struct bench *b, struct blk_queue *q, bool submit, unsigned *resub)
 {
 	int n = 0, got;
 	struct blk_req *r;
@@ -82,13 +83,15 @@ static int reap_queue(struct bench *b, struct blk_queue *q, bool submit)
 		if (*r->status != BLK_S_OK)
 			b->errors++;
 		blk_req_put(q, r);
-		if (submit)
+		if (submit && !(b->o->fill && b->next_block >= b->blocks)) {
 			submit_one(b, q);
+			(*resub)++;
+		}
 		n++;
 	}
 	if (got < 0)
 		return -1;
-	if (n && submit)
+	if (*resub)
 		blk_kick(q);
 	return n;
 }
@@ -131,25 +134,27 @@ static int run(struct bench *b)
 		blk_set_no_interrupt(q, o->poll);
 	}
 	uint64_t start = blk_now_ns(), end = start + (uint64_t)o->seconds * 1000000000ull;
+	unsigned long long inflight = 0;
 	for (unsigned qi = 0; qi < b->d.bd_nqueues; qi++) {
-		for (unsigned i = 0; i < o->qd; i++)
+		for (unsigned i = 0; i < o->qd && !(o->fill && b->next_block >= b->blocks); i++) {
 			submit_one(b, &b->d.bd_q[qi]);
+			inflight++;
+		}
 		blk_kick(&b->d.bd_q[qi]);
 	}
-	unsigned long long inflight = (unsigned long long)o->qd * b->d.bd_nqueues;
 	bool submitting = true;
 	uint64_t idle_since = 0;
 	while (inflight) {
-		if (submitting && blk_now_ns() >= end)
+		if (submitting && !o->fill && blk_now_ns() >= end)
 			submitting = false;
 		int total = 0;
 		for (unsigned qi = 0; qi < b->d.bd_nqueues; qi++) {
-			int n = reap_queue(b, &b->d.bd_q[qi], submitting);
+			unsigned resub = 0;
+			int n = reap_queue(b, &b->d.bd_q[qi], submitting, &resub);
 			if (n < 0)
 				return -1;
 			total += n;
-			if (!submitting)
-				inflight -= (unsigned)n;
+			inflight -= (unsigned)n - resub;
 		}
 		if (total) {
 			idle_since = 0;
@@ -173,9 +178,11 @@ static int run(struct bench *b)
 	qsort(b->lat.ns, b->lat.n, sizeof(*b->lat.ns), cmp_u32);
 	printf("rw=%s bs=%u qd=%u queues=%u poll=%d seconds=%.2f ios=%zu iops=%.0f p50_us=%llu "
 	       "p99_us=%llu errors=%llu\n",
-	       o->randwrite ? "randwrite" : "randread", o->bs, o->qd, b->d.bd_nqueues, o->poll,
-	       secs, b->lat.n, (double)b->lat.n / secs, pct_us(&b->lat, 50), pct_us(&b->lat, 99),
-	       b->errors);
+	       o->fill	      ? "fill"
+	       : o->randwrite ? "randwrite"
+			      : "randread",
+	       o->bs, o->qd, b->d.bd_nqueues, o->poll, secs, b->lat.n, (double)b->lat.n / secs,
+	       pct_us(&b->lat, 50), pct_us(&b->lat, 99), b->errors);
 	return 0;
 }
 

@@ -20,15 +20,21 @@ struct drv_opts {
 	bool no_verify; /* statuses only: for back ends that drop data (null-co) */
 	/* bench */
 	bool randwrite;
+	bool fill; /* write every block once, in order (randwrite set too), then stop */
 	uint32_t bs;
 	unsigned qd; /* per queue */
 	unsigned seconds;
 	bool poll; /* busy-poll the used rings instead of waiting for the call eventfd */
+	/* write-flush, verify */
+	uint64_t sectors;
+	bool expect_zero;
 };
 
 int cmd_check(const struct drv_opts *o);
 int cmd_bench(const struct drv_opts *o);
 int cmd_hostile(const struct drv_opts *o);
+int cmd_write_flush(const struct drv_opts *o);
+int cmd_verify(const struct drv_opts *o);
 void check_pattern(uint8_t *buf, uint64_t sector, uint32_t nsectors);
 
 #endif

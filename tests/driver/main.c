@@ -12,14 +12,19 @@
 static const char usage[] =
     "usage: vu-blk-driver --socket PATH [--queues N] [--mem MiB] check [--no-verify]\n"
     "       vu-blk-driver --socket PATH [--queues N] [--mem MiB] bench\n"
-    "                     [--rw randread|randwrite] [--bs BYTES] [--qd N] [--seconds S] "
+    "                     [--rw randread|randwrite|fill] [--bs BYTES] [--qd N] [--seconds S] "
     "[--poll]\n"
     "       vu-blk-driver --socket PATH [--mem MiB] hostile\n"
+    "       vu-blk-driver --socket PATH write-flush|verify [--sectors N] [--qd N] [--zero]\n"
     "  --no-seal  leave guest memory unsealed (a back end may refuse it)\n"
+    "  write-flush  writes the check pattern to sectors [0, N) (default 2048), flushes,\n"
+    "               prints \"flushed N sectors\" and exits; verify reads them back\n"
+    "               (--zero: expects zeroes)\n"
     "  check  conformance pass: one ok/FAIL/skip line per check, exit 0 when none failed\n"
     "         (--no-verify: check statuses only, for back ends that drop data)\n"
     "  bench  prints: rw= bs= qd= queues= seconds= ios= iops= p50_us= p99_us= errors=\n"
-    "         (--qd is per queue; --poll busy-polls the used rings)\n"
+    "         (--qd is per queue; --poll busy-polls the used rings; fill writes the\n"
+    "          whole disk once, in order, and ignores --seconds)\n"
     "  hostile  malformed descriptor chains, each on a fresh connection; passes when the\n"
     "           back end still serves a new connection afterwards\n";
 
@@ -27,13 +32,15 @@ int main(int argc, char **argv)
 {
 	util_set_prog("vu-blk-driver");
 	signal(SIGPIPE, SIG_IGN);
-	struct drv_opts o = {.queues = 1, .mem = 64ull << 20, .bs = 4096, .qd = 1, .seconds = 5};
+	struct drv_opts o = {
+	    .queues = 1, .mem = 64ull << 20, .bs = 4096, .qd = 1, .seconds = 5, .sectors = 2048};
 	static const struct option longopts[] = {
 	    {"socket", required_argument, NULL, 's'},  {"queues", required_argument, NULL, 'q'},
 	    {"mem", required_argument, NULL, 'm'},     {"rw", required_argument, NULL, 'r'},
 	    {"bs", required_argument, NULL, 'b'},      {"qd", required_argument, NULL, 'd'},
 	    {"seconds", required_argument, NULL, 't'}, {"poll", no_argument, NULL, 'p'},
 	    {"no-verify", no_argument, NULL, 'n'},     {"no-seal", no_argument, NULL, 'S'},
+	    {"sectors", required_argument, NULL, 'N'}, {"zero", no_argument, NULL, 'z'},
 	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -54,9 +61,12 @@ int main(int argc, char **argv)
 			o.mem = v << 20;
 			break;
 		case 'r':
-			if (strcmp(optarg, "randread") && strcmp(optarg, "randwrite"))
-				die_usage("--rw: expected randread or randwrite, got '%s'", optarg);
-			o.randwrite = !strcmp(optarg, "randwrite");
+			if (strcmp(optarg, "randread") && strcmp(optarg, "randwrite") &&
+			    strcmp(optarg, "fill"))
+				die_usage("--rw: expected randread, randwrite or fill, got '%s'",
+					  optarg);
+			o.fill = !strcmp(optarg, "fill");
+			o.randwrite = o.fill || !strcmp(optarg, "randwrite");
 			break;
 		case 'b':
 			if (!parse_u64(optarg, 512, 1 << 20, &v) || v % 512)
@@ -83,6 +93,13 @@ int main(int argc, char **argv)
 		case 'S':
 			vu_front_no_seal = true;
 			break;
+		case 'N':
+			if (!parse_u64(optarg, 1, 1ull << 32, &o.sectors))
+				die_usage("--sectors: expected 1..2^32, got '%s'", optarg);
+			break;
+		case 'z':
+			o.expect_zero = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
@@ -104,5 +121,9 @@ int main(int argc, char **argv)
 		return cmd_bench(&o);
 	if (!strcmp(cmd, "hostile"))
 		return cmd_hostile(&o);
-	die_usage("unknown subcommand '%s' (check, bench or hostile)", cmd);
+	if (!strcmp(cmd, "write-flush"))
+		return cmd_write_flush(&o);
+	if (!strcmp(cmd, "verify"))
+		return cmd_verify(&o);
+	die_usage("unknown subcommand '%s' (check, bench, hostile, write-flush, verify)", cmd);
 }

@@ -1,11 +1,18 @@
-/* The file back end: a local volume file through io_uring (see bdev.h). */
+/* The file back end: a local volume file through io_uring (see bdev.h).
+ *
+ * A file on a memory file system (tmpfs, ramfs) is read and written inline instead: the
+ * kernel has no non-blocking path for it, so io_uring would hand every request to a
+ * worker thread (a second core) only to run a memory copy that never waits on a device. */
 #include "cards/ebs/bdev.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -21,6 +28,7 @@ struct file_priv {
 	uint64_t fp_data_off;
 	unsigned fp_queued; /* SQEs prepared, not yet submitted */
 	bool fp_efd_armed;
+	bool fp_inline; /* memory file system: plain preadv/pwritev on the loop's thread */
 };
 
 static void reap(struct bdev *b)
@@ -57,9 +65,28 @@ static void file_commit(struct bdev *b)
 		p->fp_queued -= (unsigned)r < p->fp_queued ? (unsigned)r : p->fp_queued;
 }
 
+static void inline_io(struct file_priv *p, struct bdev_io *io)
+{
+	ssize_t n;
+	off_t off = (off_t)(p->fp_data_off + io->bi_off);
+	do {
+		if (io->bi_op == BDEV_READ)
+			n = preadv(p->fp_fd, io->bi_iov, (int)io->bi_niov, off);
+		else if (io->bi_op == BDEV_WRITE)
+			n = pwritev(p->fp_fd, io->bi_iov, (int)io->bi_niov, off);
+		else
+			n = fdatasync(p->fp_fd);
+	} while (n < 0 && errno == EINTR);
+	io->bi_done(io, n < 0 ? -errno : (int)n);
+}
+
 static int file_submit(struct bdev *b, struct bdev_io *io)
 {
 	struct file_priv *p = b->bd_priv;
+	if (p->fp_inline) {
+		inline_io(p, io);
+		return 0;
+	}
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&p->fp_ring);
 	if (!sqe) {
 		file_commit(b);
@@ -202,6 +229,10 @@ int bdev_file_open(struct bdev *b, int fd, uint64_t data_off, uint64_t size, con
 		free(p);
 		RETURN_ERR(r, "%s: %s", name, strerror(-r));
 	}
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) == 0 &&
+	    (sfs.f_type == TMPFS_MAGIC || sfs.f_type == (typeof(sfs.f_type))RAMFS_MAGIC))
+		p->fp_inline = true;
 	struct io_uring_params par = {.flags = IORING_SETUP_COOP_TASKRUN};
 	r = io_uring_queue_init_params(RING_ENTRIES, &p->fp_ring, &par);
 	if (r == -EINVAL) /* kernels before 5.19 */

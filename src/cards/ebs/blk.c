@@ -172,6 +172,59 @@ static void iov_zero_from(const struct iovec *iov, unsigned n, size_t from)
 	}
 }
 
+/* Encrypts the guest buffers into buf (enc) or decrypts buf into them, n bytes from
+ * sector on; runs inside one buffer go in one call, a sector split across buffers goes
+ * through a 512-byte staging copy. 0 or -EIO. */
+static int crypt_iov(struct volume *v, bool enc, uint64_t sector, const struct iovec *iov,
+		     unsigned niov, uint8_t *buf, size_t n)
+{
+	size_t off = 0, pos = 0;
+	unsigned i = 0;
+	uint8_t tmp[VOL_SECTOR];
+	while (off < n && i < niov) {
+		size_t rem = iov[i].iov_len - pos;
+		uint8_t *g = (uint8_t *)iov[i].iov_base + pos;
+		uint64_t s = sector + off / VOL_SECTOR;
+		if (rem >= VOL_SECTOR) {
+			size_t k = rem / VOL_SECTOR * VOL_SECTOR;
+			if (k > n - off)
+				k = n - off;
+			if (enc ? vol_encrypt(v, s, g, buf + off, k)
+				: vol_decrypt(v, s, buf + off, g, k))
+				return -EIO;
+			off += k;
+			pos += k;
+		} else {
+			if (!enc && vol_decrypt(v, s, buf + off, tmp, VOL_SECTOR))
+				return -EIO;
+			for (size_t t = 0; t < VOL_SECTOR && i < niov;) {
+				size_t c = iov[i].iov_len - pos;
+				if (c > VOL_SECTOR - t)
+					c = VOL_SECTOR - t;
+				uint8_t *gp = (uint8_t *)iov[i].iov_base + pos;
+				if (enc)
+					memcpy(tmp + t, gp, c);
+				else
+					memcpy(gp, tmp + t, c);
+				t += c;
+				pos += c;
+				if (pos == iov[i].iov_len) {
+					i++;
+					pos = 0;
+				}
+			}
+			if (enc && vol_encrypt(v, s, tmp, buf + off, VOL_SECTOR))
+				return -EIO;
+			off += VOL_SECTOR;
+		}
+		if (i < niov && pos == iov[i].iov_len) {
+			i++;
+			pos = 0;
+		}
+	}
+	return 0;
+}
+
 static void step_start(struct ebs_req *r);
 
 static void step_done(struct bdev_io *io, int res)
@@ -197,14 +250,16 @@ static void step_done(struct bdev_io *io, int res)
 		if ((size_t)res < r->r_step) /* past the end of the backing file: zeroes */
 			iov_zero_from(io->bi_iov, io->bi_niov, (size_t)res);
 		if (r->r_bounced) {
-			if (e->e_vol->v_crypt &&
-			    vol_decrypt(e->e_vol, sector, r->r_bounce, r->r_step)) {
+			/* Straight from our ciphertext into the guest's buffers. */
+			unsigned n = slice(r, r->r_done, r->r_step);
+			if (!e->e_vol->v_crypt)
+				iov_copy(r->r_iov, n, r->r_bounce, true);
+			else if (crypt_iov(e->e_vol, false, sector, r->r_iov, n, r->r_bounce,
+					   r->r_step)) {
 				warnmsg("volume %s: decryption failed", e->e_vol->v_path);
 				finish_rw(r, S_IOERR);
 				return;
 			}
-			unsigned n = slice(r, r->r_done, r->r_step);
-			iov_copy(r->r_iov, n, r->r_bounce, true);
 		}
 	}
 	r->r_done += r->r_step;
@@ -231,11 +286,11 @@ static void step_start(struct ebs_req *r)
 			finish_rw(r, S_IOERR);
 			return;
 		}
-		if (write) {
-			/* Read once from the guest, then encrypted where only we can see it. */
+		if (write && !e->e_vol->v_crypt) {
 			iov_copy(r->r_iov, niov, r->r_bounce, false);
-			if (e->e_vol->v_crypt &&
-			    vol_encrypt(e->e_vol, sector, r->r_bounce, r->r_bounce, n)) {
+		} else if (write) {
+			/* Each guest byte is read once, by the cipher; only ciphertext leaves. */
+			if (crypt_iov(e->e_vol, true, sector, r->r_iov, niov, r->r_bounce, n)) {
 				warnmsg("volume %s: encryption failed", e->e_vol->v_path);
 				finish_rw(r, S_IOERR);
 				return;
@@ -727,8 +782,9 @@ void ebs_print_stats(const struct ebs *e, FILE *f)
 	if (e->e_throttled)
 		thr += ebs_now_ns() - e->e_throttle_start;
 	if (e->e_qos.q_gp2)
-		snprintf(credits, sizeof(credits), " credits=%.0f baseline_iops=%.0f",
-			 e->e_qos.q_credits, e->e_qos.q_baseline);
+		snprintf(credits, sizeof(credits), " credits=%llu baseline_iops=%llu",
+			 (unsigned long long)(e->e_qos.q_credits > 0 ? e->e_qos.q_credits : 0),
+			 (unsigned long long)e->e_qos.q_baseline);
 	fprintf(f,
 		"%s: %s: ops=%llu reads=%llu writes=%llu flushes=%llu other=%llu "
 		"bytes_read=%llu bytes_written=%llu errors=%llu throttled_ms=%llu%s\n",

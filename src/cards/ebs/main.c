@@ -104,12 +104,14 @@ static int run(struct card *c, unsigned poll_us)
 		if (r < 0)
 			return r;
 		ebs_set_polling(&c->c_ebs, true);
-		uint64_t deadline = ebs_now_ns() + span;
+		uint64_t deadline = 0;
+		unsigned idle = 0;
 		for (unsigned spins = 1; !l->lp_stop; spins++) {
-			uint64_t now = ebs_now_ns();
 			if (ebs_poll(&c->c_ebs))
-				deadline = now + span;
-			else if (now >= deadline)
+				idle = 0; /* work: the span starts again when it stops */
+			else if (idle++ == 0)
+				deadline = ebs_now_ns() + span;
+			else if (idle % 16 == 0 && ebs_now_ns() >= deadline)
 				break;
 			if (spins % 512 == 0 && (r = loop_run_once(l, 0)) < 0)
 				return r;

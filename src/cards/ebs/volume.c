@@ -537,13 +537,17 @@ int vol_encrypt(struct volume *v, uint64_t sector, const void *in, void *out, si
 	return xts(v->v_crypt->vc_enc, sector, in, out, len);
 }
 
-int vol_decrypt(struct volume *v, uint64_t sector, void *buf, size_t len)
+int vol_decrypt(struct volume *v, uint64_t sector, const void *in, void *out, size_t len)
 {
-	uint8_t *p = buf;
+	const uint8_t *p = in;
+	uint8_t *q = out;
 	for (size_t off = 0; off < len; off += VOL_SECTOR) {
-		if (all_zero(p + off, VOL_SECTOR))
-			continue; /* a hole reads as zeroes */
-		if (xts(v->v_crypt->vc_dec, sector + off / VOL_SECTOR, p + off, p + off,
+		if (all_zero(p + off, VOL_SECTOR)) { /* a hole reads as zeroes */
+			if (q != p)
+				memset(q + off, 0, VOL_SECTOR);
+			continue;
+		}
+		if (xts(v->v_crypt->vc_dec, sector + off / VOL_SECTOR, p + off, q + off,
 			VOL_SECTOR))
 			return -EIO;
 	}

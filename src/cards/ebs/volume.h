@@ -78,10 +78,10 @@ void vol_init_raw(struct volume *v, const char *name, uint64_t size, bool readon
 /* Encrypts v with a fresh random data key that exists only in this process (null
  * volumes: measures the cost of encryption without storage). */
 int vol_set_ephemeral_key(struct volume *v, char *err, size_t errlen);
-/* Sector crypto for the card's request layer (len a multiple of 512; v encrypted):
- * encrypt in -> out (they may be the same); decrypt in place, all-zero sectors (holes)
- * staying zero. 0 or -EIO. */
+/* Sector crypto for the card's request layer (len a multiple of 512; v encrypted), in ->
+ * out (the same buffer or disjoint ones); decryption turns all-zero ciphertext sectors
+ * (holes) into zero sectors. 0 or -EIO. */
 int vol_encrypt(struct volume *v, uint64_t sector, const void *in, void *out, size_t len);
-int vol_decrypt(struct volume *v, uint64_t sector, void *buf, size_t len);
+int vol_decrypt(struct volume *v, uint64_t sector, const void *in, void *out, size_t len);
 
 #endif
