@@ -67,11 +67,13 @@ int nic_parse(const char *spec, struct run_nic *n, char *err, size_t errlen)
 	memset(n, 0, sizeof(*n));
 	if (strlen(spec) >= sizeof(n->rn_spec))
 		RETURN_ERR(2, "--nic: value too long");
+	if (!*spec)
+		RETURN_ERR(2, "--nic: empty value (%s)", nic_usage);
 	char buf[PATH_MAX];
 	snprintf(buf, sizeof(buf), "%s", spec);
 	snprintf(n->rn_spec, sizeof(n->rn_spec), "%s", spec);
-	char *save = NULL;
-	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	char *rest = buf, *tok;
+	while ((tok = strsep(&rest, ","))) {
 		char *eq = strchr(tok, '=');
 		if (!eq || eq == tok)
 			RETURN_ERR(2, "--nic %s: '%s': expected key=value (%s)", spec, tok,

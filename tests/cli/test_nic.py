@@ -1,0 +1,75 @@
+"""CLI tests for `nitro run --nic` / `--underlay` / `--map` and `nitro net`: bad values are
+refused with one clear line before anything starts (see conftest.py's sandbox)."""
+import pytest
+
+from test_cli import assert_error
+
+
+@pytest.mark.parametrize("spec,needles", [
+    ("", ["--nic: empty value"]),
+    ("vpc=1,,ip=10.0.0.5", ["expected key=value"]),
+    ("vpc=1", ["vpc= and ip= are required"]),
+    ("ip=10.0.0.5", ["vpc= and ip= are required"]),
+    ("vpc=0,ip=10.0.0.5", ["vpc=0", "1 to 16777215"]),
+    ("vpc=16777216,ip=10.0.0.5", ["vpc=16777216"]),
+    ("vpc=x,ip=10.0.0.5", ["vpc=x"]),
+    ("vpc=1,ip=10.0.0", ["ip=10.0.0", "not an IPv4 address"]),
+    ("vpc=1,ip=10.0.0.5/8", ["prefix must be 16 to 28"]),
+    ("vpc=1,ip=10.0.0.5/29", ["prefix must be 16 to 28"]),
+    ("vpc=1,ip=10.0.0.0", ["the network address"]),
+    ("vpc=1,ip=10.0.0.1", ["the VPC router's address"]),
+    ("vpc=1,ip=10.0.0.2", ["the VPC DNS server's address"]),
+    ("vpc=1,ip=10.0.0.3", ["reserved"]),
+    ("vpc=1,ip=10.0.0.255", ["the broadcast address"]),
+    ("vpc=1,ip=10.0.1.255/23", ["the broadcast address"]),
+    ("vpc=1,ip=224.0.0.5", ["not a unicast private address"]),
+    ("vpc=1,ip=10.0.0.5,mac=01:00:00:00:00:01", ["mac=01:00:00:00:00:01", "unicast"]),
+    ("vpc=1,ip=10.0.0.5,mac=zz", ["mac=zz"]),
+    ("vpc=1,ip=10.0.0.5,pps=-1", ["pps=-1"]),
+    ("vpc=1,ip=10.0.0.5,bandwidth=1e9", ["bandwidth=1e9"]),
+    ("vpc=1,ip=10.0.0.5,speed=10", ["unknown key speed"]),
+    ("vpc=1,ip=10.0.0.5,sg=", ["sg= needs a file"]),
+])
+def test_bad_nic_spec(nitro, spec, needles):
+    r = nitro("run", "--nic", spec)
+    assert_error(r, 2, "nitro: run: ", *needles)
+
+
+def test_nic_missing_value(nitro):
+    assert_error(nitro("run", "--nic"), 2, "nitro: run: --nic: missing value")
+
+
+def test_nic_sg_file_missing(nitro, tmp_path):
+    sg = tmp_path / "no-such.sg"
+    r = nitro("run", "--nic", f"vpc=1,ip=10.0.0.5,sg={sg}")
+    assert_error(r, 1, "nitro: run: ", f"security group file {sg}", "No such file or directory")
+
+
+def test_same_address_twice(nitro):
+    r = nitro("run", "--nic", "vpc=1,ip=10.0.0.5", "--nic", "vpc=1,ip=10.0.0.5/24")
+    assert_error(r, 2, "nitro: run: ", "the same VPC address twice")
+
+
+def test_too_many_nics(nitro):
+    args = []
+    for i in range(8):
+        args += ["--nic", f"vpc=1,ip=10.0.0.{10 + i}"]
+    assert_error(nitro("run", *args), 2, "nitro: run: --nic: at most 7 interfaces")
+
+
+@pytest.mark.parametrize("addr", ["300.1.1.1", "10.0.0.1:70000", "host.example", ":5"])
+def test_bad_underlay(nitro, addr):
+    assert_error(nitro("run", "--underlay", addr), 2, "nitro: run: --underlay: ", addr)
+
+
+def test_net_usage(nitro):
+    assert_error(nitro("net"), 2, "nitro: net: missing subcommand")
+    assert_error(nitro("net", "list"), 2, "nitro: net: unknown subcommand")
+    assert_error(nitro("net", "stats", "--vpc", "0"), 2, "nitro: net stats: --vpc 0")
+    assert_error(nitro("net", "stats", "--bogus"), 2, "nitro: net stats: --bogus")
+
+
+def test_net_stats_nothing_running(nitro, tmp_path):
+    r = nitro("net", "stats", "--map", str(tmp_path / "empty"))
+    assert r.status == 0 and r.out == "", r
+    assert "no interfaces" in r.err
