@@ -6,6 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 # Block: the test driver against nitro-card-ebs and qemu-storage-daemon (no KVM needed).
 /usr/bin/python3 bench/blk.py
+# Network: the test driver through two nitro-card-vpc cards vs dpdk-testpmd io forwarding.
+/usr/bin/python3 bench/net.py
 if grep -qwE 'svm|vmx' /proc/cpuinfo && [ -w /dev/kvm ]; then
 	/usr/bin/python3 bench/boot.py
 else

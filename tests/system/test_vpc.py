@@ -3,7 +3,7 @@ interface; the guests' virtio-net queues go straight to it (vhost-user) and the 
 find each other through the host-local mapping service under $NITRO_STATE.
 
 Three guests run at once (started in the background; each guest's nitro_exec script
-sequences itself with loops): G1 (VPC 1, 10.0.0.5, default group) and G2 (VPC 1,
+sequences itself with loops): G1 (VPC 1, 10.0.0.5, ping allowed in) and G2 (VPC 1,
 10.0.0.6, a security group opening TCP 8080 and ICMP but not 9090) get their addresses
 by DHCP (busybox udhcpc) and ping each other; G3 (VPC 2, 10.0.0.5: the same address as
 G1) cannot reach 10.0.0.6. G1 then connects with busybox nc to G2's 8080 (allowed) and
@@ -20,6 +20,9 @@ SG = """# G2: web on 8080 and ping from the subnet; nothing else comes in
 ingress tcp 8080 10.0.0.0/24
 ingress icmp all 10.0.0.0/24
 """
+# G1: ping from the subnet (G2 is not in the VPC's default group, whose members accept
+# only each other, as in AWS)
+SG1 = "ingress icmp all 10.0.0.0/24\n"
 
 DHCP = "udhcpc -i eth0 -n -q -t 20 -T 2 -O mtu"
 
@@ -52,11 +55,13 @@ def test_three_guests_dhcp_ping_isolation_and_security_group(tmp_path):
     env = dict(os.environ, NITRO_STATE=str(tmp_path / "state"))
     sg = tmp_path / "web.sg"
     sg.write_text(SG)
+    sg1 = tmp_path / "ping.sg"
+    sg1.write_text(SG1)
     runs = {}
     try:
         runs["g2"] = start(env, f"vpc=1,ip=10.0.0.6,sg={sg}", G2, tmp_path / "g2.log")
         time.sleep(2)
-        runs["g1"] = start(env, "vpc=1,ip=10.0.0.5", G1, tmp_path / "g1.log")
+        runs["g1"] = start(env, f"vpc=1,ip=10.0.0.5,sg={sg1}", G1, tmp_path / "g1.log")
         time.sleep(2)
         runs["g3"] = start(env, "vpc=2,ip=10.0.0.5", G3, tmp_path / "g3.log")
         deadline = time.time() + 900
