@@ -38,11 +38,29 @@ int volume_parse(const char *spec, struct run_volume *v, char *err, size_t errle
 			snprintf(v->rv_tput, sizeof(v->rv_tput), "%llu", (unsigned long long)n);
 		} else if (!strcmp(tok, "readonly")) {
 			v->rv_readonly = true;
+		} else if (!strcmp(tok, "gp2")) {
+			v->rv_gp2 = true;
+		} else if (!strncmp(tok, "header=", 7) && tok[7]) {
+			v->rv_header = tok + 7;
 		} else {
-			RETURN_ERR(2, "--volume %s: unknown option %s (iops=N, throughput=MiB, readonly)",
+			RETURN_ERR(2,
+				   "--volume %s: unknown option %s (iops=N, throughput=MiB, gp2, "
+				   "header=PATH, readonly)",
 				   spec, tok);
 		}
 	}
+	if (v->rv_gp2 && v->rv_iops[0])
+		RETURN_ERR(2, "--volume %s: gp2 and iops= exclude each other", spec);
+	/* Network and null volumes are checked by their card (a missing NBD server is
+	 * reported by it before the guest starts). */
+	static const char *const remote[] = {"nbd://", "nbd+unix://", "nbds://", "nbds+unix://",
+					     "null:"};
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++)
+		if (!strncmp(v->rv_path, remote[i], strlen(remote[i])))
+			return 0;
+	if (v->rv_header)
+		RETURN_ERR(2, "--volume %s: header= is for nbd:// volumes", spec);
+	v->rv_file = true;
 	if (access(v->rv_path, R_OK | (v->rv_readonly ? 0 : W_OK)) != 0)
 		RETURN_ERR(1, "volume %s: %s", v->rv_path, strerror(errno));
 	return 0;
@@ -87,6 +105,12 @@ int cards_start(struct run_volume *v, unsigned n, char *dir, size_t dirlen)
 		}
 		if (v[i].rv_readonly)
 			argv[k++] = "--readonly";
+		if (v[i].rv_gp2)
+			argv[k++] = "--gp2";
+		if (v[i].rv_header) {
+			argv[k++] = "--header";
+			argv[k++] = (char *)v[i].rv_header;
+		}
 		argv[k++] = (char *)v[i].rv_path;
 		argv[k] = NULL;
 		pid_t pid = fork();

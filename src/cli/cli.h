@@ -42,13 +42,17 @@ bool kvm_usable(char *why, size_t len);
 int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const *rw_extra,
 		 unsigned nrw_extra);
 
-/* nitro run --volume PATH[,iops=N][,throughput=MiB][,readonly] */
+/* nitro run --volume VOLUME[,iops=N][,throughput=MiB][,gp2][,header=PATH][,readonly], VOLUME
+ * a volume file, nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH or null:SIZE */
 #define RUN_MAX_VOLUMES 8
 struct run_volume {
 	char rv_spec[PATH_MAX];
 	const char *rv_path; /* inside rv_spec */
 	char rv_iops[24], rv_tput[24];
 	bool rv_readonly;
+	bool rv_gp2;
+	bool rv_file;	      /* a local volume file (not NBD or null) */
+	const char *rv_header; /* inside rv_spec, or NULL */
 	char rv_socket[PATH_MAX];
 	int rv_pid;
 };

@@ -108,8 +108,10 @@ int cmd_run(int argc, char **argv)
 		die_usage("run: %s (see `nitro run --help`)", err);
 	if (c.help) {
 		printf("usage: nitro run [options]\n%s"
-		       "  --volume PATH[,iops=N][,throughput=MiB][,readonly]\n"
-		       "                       a volume served by its own EBS card (repeatable)\n"
+		       "  --volume VOLUME[,iops=N][,throughput=MiB][,gp2][,header=PATH][,readonly]\n"
+		       "                       a volume served by its own EBS card (repeatable); VOLUME\n"
+		       "                       is a volume file, nbd://HOST[:PORT]/EXPORT,\n"
+		       "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE\n"
 		       "  --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC][,pps=N][,bandwidth=MBIT]\n"
 		       "                       a network interface served by its own VPC card (repeatable)\n"
 		       "  --underlay ADDR      this host's VPC underlay address (default 127.0.0.1)\n"
@@ -165,13 +167,17 @@ int cmd_run(int argc, char **argv)
 		/* Volumes must stay writable in there: their folders are shared so. */
 		char dirs[RUN_MAX_VOLUMES][PATH_MAX];
 		const char *rw[RUN_MAX_VOLUMES];
+		unsigned nrw = 0;
 		for (unsigned i = 0; i < nvols; i++) {
-			if (!realpath(vols[i].rv_path, dirs[i]))
+			if (!vols[i].rv_file)
+				continue; /* nbd:// and null: have no folder to share */
+			if (!realpath(vols[i].rv_path, dirs[nrw]))
 				die("run: volume %s: %s", vols[i].rv_path, strerror(errno));
-			rw[i] = dirname(dirs[i]);
+			rw[nrw] = dirname(dirs[nrw]);
+			nrw++;
 		}
 		unsigned mem = (unsigned)c.mem_mib + 768;
-		return emuhost_exec(inner, mem < 1536 ? 1536 : mem, EMUHOST_CPUS, rw, nvols);
+		return emuhost_exec(inner, mem < 1536 ? 1536 : mem, EMUHOST_CPUS, rw, nrw);
 	}
 	/* nitro-hv gets the same arguments plus the kernel cache and the cards. */
 	char hv[PATH_MAX], cards[RUN_MAX_VOLUMES][PATH_MAX + 8];

@@ -52,7 +52,7 @@ struct fx {
 	struct loop loop;
 	struct vu_dev dev;
 	uint8_t config[16];
-	unsigned kicks, stops, disconnects;
+	unsigned kicks, stops, disconnects, mem_changes;
 	int fds_before;
 };
 
@@ -517,6 +517,38 @@ static void test_mem_table_replaced(void **state)
 	close(fd);
 	assert_true(f->dev.vd_queues[0].vq_failed);
 	assert_true(signalled(f->err));
+}
+
+static void mem_changing(struct vu_dev *d)
+{
+	fx_of(d)->mem_changes++;
+}
+
+/* A device that asks for sealed memory refuses a memfd that could shrink (before telling
+ * the device anything), and takes one sealed against shrinking. */
+static void test_sealed_memory(void **state)
+{
+	struct fx *f = *state;
+	static struct vu_ops sealed;
+	sealed = echo_ops;
+	sealed.vo_sealed_memory = true;
+	sealed.vo_mem_changing = mem_changing;
+	f->dev.vd_ops = &sealed;
+	struct vu_mem_table t = {.nregions = 1};
+	t.regions[0] = (struct vu_mem_region){.gpa = 0, .size = MEMSZ, .uva = UVA};
+	int fd = dup(f->mem_fd); /* never sealed */
+	assert_int_equal(acked(f, VU_SET_MEM_TABLE, &t, 8 + 32, &fd, 1), 1);
+	close(fd);
+	assert_int_equal(f->dev.vd_mem.gm_nregions, 0);
+	assert_int_equal(f->mem_changes, 0);
+	fd = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(fd >= 0 && ftruncate(fd, MEMSZ) == 0);
+	assert_int_equal(acked(f, VU_SET_MEM_TABLE, &t, 8 + 32, &fd, 1), 1); /* not yet */
+	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	assert_int_equal(acked(f, VU_SET_MEM_TABLE, &t, 8 + 32, &fd, 1), 0);
+	close(fd);
+	assert_int_equal(f->dev.vd_mem.gm_nregions, 1);
+	assert_int_equal(f->mem_changes, 1);
 }
 
 static void test_reset_owner(void **state)
@@ -1026,6 +1058,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dies_mid_payload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dies_after_setup, setup, teardown),
 	    cmocka_unit_test(test_backend_opts),
+	    cmocka_unit_test_setup_teardown(test_sealed_memory, setup, teardown),
 	    cmocka_unit_test(test_backend_capabilities),
 	    cmocka_unit_test(test_backend_socket_path),
 	    cmocka_unit_test(test_backend_fd),

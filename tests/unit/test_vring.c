@@ -423,6 +423,28 @@ static void test_event_idx(void **state)
 	assert_true(vr_set_notify(&f->vr, true));
 }
 
+/* A polling device switches kicks off: with event idx, popping then leaves avail_event
+ * alone (the driver sees no reason to kick); switching back on publishes it. */
+static void test_event_idx_polling(void **state)
+{
+	struct fx *f = *state;
+	f->vr.vr_event_idx = true;
+	uint16_t *avail_event = (uint16_t *)((uint8_t *)used(f) + 4 + 8 * QSZ);
+	set_desc(desc(f), 0, BUF, 8, 0, 0);
+	make_avail(f, 0);
+	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
+	assert_int_equal(*avail_event, 1);
+	assert_false(vr_set_notify(&f->vr, false));
+	for (unsigned i = 0; i < 3; i++)
+		make_avail(f, 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
+	assert_int_equal(*avail_event, 1);
+	assert_false(vr_set_notify(&f->vr, true));
+	assert_int_equal(*avail_event, 4);
+	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 0);
+}
+
 static void test_notify_flags(void **state)
 {
 	struct fx *f = *state;
@@ -553,6 +575,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_indirect, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_indirect_hostile, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_event_idx, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event_idx_polling, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notify_flags, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_map, setup, teardown),
 	    cmocka_unit_test(test_gm_table),
