@@ -84,10 +84,17 @@ struct ct_entry *ct_find(struct ct_table *t, const struct ct_key *k, uint64_t no
 	}
 }
 
-struct ct_entry *ct_insert(struct ct_table *t, const struct ct_key *k, uint64_t expires)
+struct ct_entry *ct_insert(struct ct_table *t, const struct ct_key *k, uint64_t now,
+			   uint64_t expires)
 {
-	if (t->ct_count >= t->ct_max)
-		return NULL;
+	if (t->ct_count >= t->ct_max) {
+		/* Full: reap a stretch of the table, then find k's empty slot again. */
+		ct_sweep(t, now, CT_FULL_SWEEP);
+		if (t->ct_count >= t->ct_max)
+			return NULL;
+		if (ct_find(t, k, now))
+			return NULL; /* cannot happen: k was absent */
+	}
 	struct ct_entry *e = &t->ct_slots[t->ct_hint];
 	e->ce_expires = expires ? expires : 1;
 	e->ce_rip = k->k_rip;
@@ -102,13 +109,14 @@ struct ct_entry *ct_insert(struct ct_table *t, const struct ct_key *k, uint64_t 
 void ct_sweep(struct ct_table *t, uint64_t now, uint32_t budget)
 {
 	uint32_t i = t->ct_cursor;
-	while (budget--) {
+	while (budget) {
 		struct ct_entry *e = &t->ct_slots[i];
 		if (e->ce_expires && e->ce_expires <= now) {
-			ct_delete(t, i); /* slot i may hold a moved entry now: next round sees it */
+			ct_delete(t, i); /* slot i may hold a moved entry now: look again */
 			continue;
 		}
 		i = (i + 1) & t->ct_mask;
+		budget--;
 	}
 	t->ct_cursor = i;
 }

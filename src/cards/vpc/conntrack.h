@@ -23,6 +23,8 @@
 #define CT_CLOSED 0x10	   /* TCP: RST, or FIN both ways */
 #define CT_UDP_STREAM 0x20 /* UDP: replied, then more traffic: the longer timeout */
 
+#define CT_FULL_SWEEP 64
+
 struct ct_key {
 	uint32_t k_rip; /* remote IP, network order */
 	uint16_t k_lport, k_rport;
@@ -51,8 +53,11 @@ int ct_init(struct ct_table *t, uint32_t max, uint64_t seed);
 void ct_fini(struct ct_table *t);
 /* The live entry for k, or NULL (then ct_insert may follow with no other call between). */
 struct ct_entry *ct_find(struct ct_table *t, const struct ct_key *k, uint64_t now);
-/* A new entry for k (after a ct_find that missed), expiring at expires; NULL when full. */
-struct ct_entry *ct_insert(struct ct_table *t, const struct ct_key *k, uint64_t expires);
+/* A new entry for k (after a ct_find that missed), expiring at expires. When the table is
+ * full it first reaps expired entries among the next CT_FULL_SWEEP slots; NULL when it is
+ * still full. */
+struct ct_entry *ct_insert(struct ct_table *t, const struct ct_key *k, uint64_t now,
+			   uint64_t expires);
 /* Reaps expired entries among the next budget slots (the whole table: budget = slots). */
 void ct_sweep(struct ct_table *t, uint64_t now, uint32_t budget);
 static inline uint32_t ct_slots(const struct ct_table *t)

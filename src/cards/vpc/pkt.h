@@ -104,5 +104,11 @@ enum vpc_drop pkt_parse_ipv4(struct pkt *k, const uint8_t *ip, size_t len);
 bool icmp_is_error(uint8_t type);
 /* ICMP queries that have an identifier (echo, timestamp, info, address mask). */
 bool icmp_is_query(uint8_t type);
+/* A query and its reply share a kind (the request's type, e.g. 8 for echo and echo reply)
+ * so that a flow of echoes is not answered by timestamps. */
+static inline uint16_t icmp_query_kind(uint8_t type)
+{
+	return type == 0 || type == 8 ? 8 : (type & 1) ? type : type - 1;
+}
 
 #endif

@@ -170,9 +170,10 @@ static void flow_key(const struct pkt *k, bool ingress, struct ct_key *key)
 		key->k_lport = ingress ? k->pk_dport : k->pk_sport;
 		key->k_rport = ingress ? k->pk_sport : k->pk_dport;
 	} else if (k->pk_proto == IPPROTO_ICMP_) {
-		if (icmp_is_query(k->pk_icmp_type))
+		if (icmp_is_query(k->pk_icmp_type)) {
 			key->k_lport = k->pk_icmp_id;
-		else
+			key->k_rport = icmp_query_kind(k->pk_icmp_type);
+		} else
 			key->k_rport = (uint16_t)(k->pk_icmp_type << 8 | k->pk_icmp_code);
 	}
 }
@@ -199,6 +200,7 @@ static bool related(struct vpc_port *p, const struct pkt *k, bool ingress, uint6
 		key.k_rport = ingress ? rd16(l4 + 2) : rd16(l4);
 	} else if (key.k_proto == IPPROTO_ICMP_ && icmp_is_query(l4[0])) {
 		key.k_lport = rd16(l4 + 4);
+		key.k_rport = icmp_query_kind(l4[0]);
 	} else {
 		return false;
 	}
@@ -267,7 +269,7 @@ static enum vpc_drop filter(struct vpc_port *p, const struct pkt *k, bool ingres
 		return ingress ? VPC_DROP_SG_IN : VPC_DROP_SG_OUT;
 	if (icmp_err) /* allowed by a rule; errors open no flow */
 		return VPC_DROP_NONE;
-	e = ct_insert(&p->p_ct, &key, now + 1);
+	e = ct_insert(&p->p_ct, &key, now, now + 1);
 	if (!e) {
 		p->p_st.st_conntrack_allowance_exceeded++;
 		return VPC_DROP_CONNTRACK;
