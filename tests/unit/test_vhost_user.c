@@ -52,7 +52,7 @@ struct fx {
 	struct loop loop;
 	struct vu_dev dev;
 	uint8_t config[16];
-	unsigned kicks, stops, disconnects, mem_changes;
+	unsigned kicks, stops, disconnects, mem_changes, stoppings_live;
 	int fds_before;
 };
 
@@ -549,6 +549,33 @@ static void test_sealed_memory(void **state)
 	close(fd);
 	assert_int_equal(f->dev.vd_mem.gm_nregions, 1);
 	assert_int_equal(f->mem_changes, 1);
+}
+
+static void queue_stopping(struct vu_dev *d, unsigned q)
+{
+	/* Still live: a device may complete its in-flight requests into the ring. */
+	if (d->vd_queues[q].vq_started && vu_queue_push(d, q, 0, 0) == 0)
+		fx_of(d)->stoppings_live++;
+}
+
+/* GET_VRING_BASE: vo_queue_stopping runs first, on a live queue (its push lands in the
+ * used ring), then vo_queue_stop. */
+static void test_queue_stopping(void **state)
+{
+	struct fx *f = *state;
+	static struct vu_ops ops;
+	ops = echo_ops;
+	ops.vo_queue_stopping = queue_stopping;
+	f->dev.vd_ops = &ops;
+	bring_up(f, BIT(VIRTIO_F_VERSION_1));
+	struct vu_vring_state st = {0, 0};
+	send_msg(f, VU_GET_VRING_BASE, 0, &st, sizeof(st), NULL, 0);
+	step(f);
+	recv_reply(f, VU_GET_VRING_BASE, &st, sizeof(st));
+	assert_int_equal(f->stoppings_live, 1);
+	assert_int_equal(f->stops, 1);
+	assert_int_equal(used(f)->idx, 1);
+	assert_false(f->dev.vd_queues[0].vq_started);
 }
 
 static void test_reset_owner(void **state)
@@ -1059,6 +1086,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dies_after_setup, setup, teardown),
 	    cmocka_unit_test(test_backend_opts),
 	    cmocka_unit_test_setup_teardown(test_sealed_memory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_stopping, setup, teardown),
 	    cmocka_unit_test(test_backend_capabilities),
 	    cmocka_unit_test(test_backend_socket_path),
 	    cmocka_unit_test(test_backend_fd),

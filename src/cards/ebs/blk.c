@@ -703,6 +703,7 @@ int ebs_init(struct ebs *e, struct volume *v, struct bdev *b, struct loop *l, un
 	    .vo_config_size = EBS_CONFIG_SIZE,
 	    .vo_config_read = config_read,
 	    .vo_queue_kick = on_kick,
+	    .vo_queue_stopping = on_queue_stop,
 	    .vo_queue_stop = on_queue_stop,
 	    .vo_mem_changing = on_mem_changing,
 	    .vo_sealed_memory = true,

@@ -64,6 +64,10 @@ struct vu_ops {
 			       uint32_t flags);
 	/* The driver kicked queue q (it is started, enabled and not failed). */
 	void (*vo_queue_kick)(struct vu_dev *d, unsigned q);
+	/* Queue q is about to stop (GET_VRING_BASE, reset, disconnect) and is still live: a
+	 * device with requests in flight completes them now (pushes still reach the ring), so
+	 * the base the frontend gets back covers no request that was taken but never used. */
+	void (*vo_queue_stopping)(struct vu_dev *d, unsigned q);
 	/* Queue q stopped (GET_VRING_BASE, reset, disconnect): drop in-flight requests. */
 	void (*vo_queue_stop)(struct vu_dev *d, unsigned q);
 	/* The frontend went away; default: stop the loop. */

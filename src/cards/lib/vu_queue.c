@@ -50,6 +50,8 @@ int vu_queue_start(struct vu_dev *d, unsigned q, char *err, size_t errlen)
 void vu_queue_stop(struct vu_dev *d, unsigned q)
 {
 	struct vu_queue *vq = &d->vd_queues[q];
+	if (vq->vq_started && !vq->vq_failed && d->vd_ops->vo_queue_stopping)
+		d->vd_ops->vo_queue_stopping(d, q);
 	if (vq->vq_kick >= 0) {
 		if (d->vd_loop)
 			loop_del(d->vd_loop, vq->vq_kick);
