@@ -30,12 +30,13 @@ G1 = (DHCP + "; ip -4 addr show eth0; ip route; "
       "i=0; until ping -c 1 -W 1 10.0.0.6 >/dev/null; do i=$((i+1)); [ $i -gt 150 ] && break; done; "
       "ping -c 3 -W 2 10.0.0.6; echo G1-PING=$?; "
       "echo hello-b | timeout 15 nc -w 5 10.0.0.6 9090; echo G1-NC-B=$?; "
-      "echo hello-a | timeout 15 nc -w 5 10.0.0.6 8080; echo G1-NC-A=$?")
+      "echo hello-a | timeout 15 nc -w 5 10.0.0.6 8080; echo G1-NC-A=$?; sleep 3")
 
 G2 = (DHCP + "; ip -4 addr show eth0; "
       "nc -l -p 9090 > /tmp/b & nc -l -p 8080 > /tmp/a & "
-      "i=0; while [ ! -s /tmp/a ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done; "
+      "i=0; until ping -c 1 -W 1 10.0.0.5 >/dev/null; do i=$((i+1)); [ $i -gt 150 ] && break; done; "
       "ping -c 2 -W 2 10.0.0.5; echo G2-PING=$?; "
+      "i=0; while [ ! -s /tmp/a ] && [ $i -lt 300 ]; do sleep 1; i=$((i+1)); done; "
       "sleep 2; echo G2-GOT-A=$(cat /tmp/a) G2-GOT-B=$(cat /tmp/b)")
 
 G3 = (DHCP + "; ip -4 addr show eth0; "

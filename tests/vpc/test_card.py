@@ -306,3 +306,38 @@ def test_bad_security_group_file(vpcnet, tmp_path):
     with pytest.raises(AssertionError, match=r"bad.sg:2"):
         vpcnet.card("a", 7, "10.0.0.5/24", sg=sg, driver=False)
     vpcnet.cards.clear()
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_mapping_file_form(vpcnet, tmp_path):
+    """A planned mapping file (as hosts that share no folder would use): fixed underlay
+    ports and MACs; cards only read it, and pick up an edit."""
+    pa, pb = free_udp_port(), free_udp_port()
+    amac, bmac = "02:00:00:00:0a:05", "02:00:00:00:0a:06"
+    mp = tmp_path / "vpc.map"
+    mp.write_text(f"# planned by hand\nvpc=7 ip=10.0.0.5 mac={amac} underlay=127.0.0.1:{pa} default_sg=1\n"
+                  f"vpc=7 ip=10.0.0.6 mac={bmac} underlay=127.0.0.1:{pb} default_sg=1\n"
+                  "this line is not a record\n")
+    a, da = vpcnet.card("a", 7, "10.0.0.5/24", map_path=mp, underlay=f"127.0.0.1:{pa}",
+                        extra=["--mac", amac])
+    b, db = vpcnet.card("b", 7, "10.0.0.6/24", map_path=mp, underlay=f"127.0.0.1:{pb}",
+                        extra=["--mac", bmac])
+    ping = icmp_echo("10.0.0.5", "10.0.0.6")
+    da.send(eth(mac_bytes(bmac), mac_bytes(amac), ETH_IP, ping))
+    f = db.recv(1000)
+    assert f is not None and f[14:] == ping
+    assert "line 4" in a.log() or "mapping file" in a.log(), a.log()
+    assert not (vpcnet.map).exists() or not any(vpcnet.map.iterdir()), "file form: no records written"
+    # an edit that drops b: a stops sending to it
+    mp.write_text(f"vpc=7 ip=10.0.0.5 mac={amac} underlay=127.0.0.1:{pa} default_sg=1\n")
+    time.sleep(2.5)
+    da.send(eth(mac_bytes(bmac), mac_bytes(amac), ETH_IP, ping))
+    assert db.recv(300) is None
+    assert a.stats()["drop_no_route"] >= 1
