@@ -166,7 +166,8 @@ static int listen_on(struct backend *b, const char *path, char *err, size_t errl
 int backend_start(struct backend *b, struct vu_dev *d, struct loop *l, const struct backend_opts *o,
 		  char *err, size_t errlen)
 {
-	*b = (struct backend){.be_dev = d, .be_loop = l, .be_listen_fd = -1, .be_serial = o->bo_serial};
+	*b = (struct backend){
+	    .be_dev = d, .be_loop = l, .be_listen_fd = -1, .be_serial = o->bo_serial};
 	if (o->bo_socket_path)
 		return listen_on(b, o->bo_socket_path, err, errlen);
 	int type = 0;
