@@ -1,0 +1,263 @@
+/* The audit log: append-only, SHA-256 hash-chained lines (contract in audit.h). */
+#include "controller/audit.h"
+#include "lib/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HASH_HEX 64
+#define DETAIL_MAX 1024
+#define FIELD_MAX 512
+#define LINE_MAX_LEN (3 * (DETAIL_MAX + 2 * FIELD_MAX) + 400)
+
+struct audit {
+	pthread_mutex_t a_lock;
+	int a_fd;
+	char a_head[HASH_HEX + 1];
+	char *a_path;
+};
+
+static const char zero_hash[HASH_HEX + 1] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+static void escape(const char *s, size_t max, char *out)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	size_t o = 0;
+	if (!s || !*s) {
+		strcpy(out, "-");
+		return;
+	}
+	for (size_t i = 0; s[i] && i < max; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x21 || ch > 0x7e || ch == '%') {
+			out[o++] = '%';
+			out[o++] = hx[ch >> 4];
+			out[o++] = hx[ch & 15];
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = 0;
+}
+
+/* hex SHA-256(prev "\n" body[0..n)) */
+static void chain_hash(const char *prev, const char *body, size_t n, char out[HASH_HEX + 1])
+{
+	static const char hx[] = "0123456789abcdef";
+	uint8_t d[32];
+	unsigned int dl = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, prev, HASH_HEX);
+	EVP_DigestUpdate(ctx, "\n", 1);
+	EVP_DigestUpdate(ctx, body, n);
+	EVP_DigestFinal_ex(ctx, d, &dl);
+	EVP_MD_CTX_free(ctx);
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = hx[d[i] >> 4];
+		out[2 * i + 1] = hx[d[i] & 15];
+	}
+	out[HASH_HEX] = 0;
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Splits a line (no newline) into body, prev and hash. -1 when malformed. */
+static int split_line(const char *line, size_t n, size_t *body_len, const char **prev,
+		      const char **hash)
+{
+	static const char tail_fmt[] = " prev=" /* 64 */ " hash=" /* 64 */;
+	size_t tail = sizeof(tail_fmt) - 1 + 2 * HASH_HEX;
+	if (n < tail + 20)
+		return -1;
+	const char *t = line + n - tail;
+	if (memcmp(t, " prev=", 6) || memcmp(t + 6 + HASH_HEX, " hash=", 6) ||
+	    !is_hex(t + 6, HASH_HEX) || !is_hex(t + 12 + HASH_HEX, HASH_HEX))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e)
+			return -1;
+	if (memcmp(line + 24, " uid=", 5) != 0)
+		return -1;
+	*body_len = (size_t)(t - line);
+	*prev = t + 6;
+	*hash = t + 12 + HASH_HEX;
+	return 0;
+}
+
+/* The last line's hash, or zero_hash for an empty file. */
+static int read_head(int fd, const char *path, char head[HASH_HEX + 1], char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		RETURN_ERR(-1, "audit log %s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		RETURN_ERR(-1, "audit log %s: not a regular file", path);
+	if (st.st_size == 0) {
+		memcpy(head, zero_hash, sizeof(zero_hash));
+		return 0;
+	}
+	char buf[LINE_MAX_LEN + 2];
+	off_t start = st.st_size > (off_t)sizeof(buf) ? st.st_size - (off_t)sizeof(buf) : 0;
+	ssize_t r = pread(fd, buf, (size_t)(st.st_size - start), start);
+	if (r != st.st_size - start)
+		RETURN_ERR(-1, "audit log %s: cannot read its last line", path);
+	if (buf[r - 1] != '\n')
+		RETURN_ERR(-1, "audit log %s: last line incomplete (torn write?)", path);
+	ssize_t s = r - 2;
+	while (s >= 0 && buf[s] != '\n')
+		s--;
+	if (s < 0 && start > 0)
+		RETURN_ERR(-1, "audit log %s: last line too long", path);
+	size_t bl;
+	const char *prev, *hash;
+	if (split_line(buf + s + 1, (size_t)(r - s - 2), &bl, &prev, &hash) < 0)
+		RETURN_ERR(-1, "audit log %s: last line is not an audit line", path);
+	memcpy(head, hash, HASH_HEX);
+	head[HASH_HEX] = 0;
+	return 0;
+}
+
+struct audit *audit_open(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		RETURN_ERR(NULL, "audit log %s: %s", path, strerror(errno));
+	struct audit *a = calloc(1, sizeof(*a));
+	if (!a || !(a->a_path = strdup(path))) {
+		free(a);
+		close(fd);
+		RETURN_ERR(NULL, "audit log %s: out of memory", path);
+	}
+	if (read_head(fd, path, a->a_head, err, errlen) < 0) {
+		free(a->a_path);
+		free(a);
+		close(fd);
+		return NULL;
+	}
+	a->a_fd = fd;
+	pthread_mutex_init(&a->a_lock, NULL);
+	return a;
+}
+
+void audit_close(struct audit *a)
+{
+	if (!a)
+		return;
+	close(a->a_fd);
+	pthread_mutex_destroy(&a->a_lock);
+	free(a->a_path);
+	free(a);
+}
+
+int audit_append(struct audit *a, uid_t uid, const char *method, const char *route, int status,
+		 const char *detail)
+{
+	char em[3 * FIELD_MAX + 1], er[3 * FIELD_MAX + 1], ed[3 * DETAIL_MAX + 1];
+	escape(method, FIELD_MAX, em);
+	escape(route, FIELD_MAX, er);
+	escape(detail, DETAIL_MAX, ed);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char line[LINE_MAX_LEN + 2];
+	int n = snprintf(line, sizeof(line),
+			 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ uid=%lu method=%s route=%s "
+			 "status=%d detail=%s",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec / 1000000, (unsigned long)uid, em, er, status, ed);
+	pthread_mutex_lock(&a->a_lock);
+	char h[HASH_HEX + 1];
+	chain_hash(a->a_head, line, (size_t)n, h);
+	n += snprintf(line + n, sizeof(line) - (size_t)n, " prev=%s hash=%s\n", a->a_head, h);
+	int rc = 0;
+	ssize_t w = write(a->a_fd, line, (size_t)n);
+	if (w != n || fdatasync(a->a_fd) < 0) {
+		if (w >= 0 && w != n)
+			errno = EIO;
+		rc = -1;
+	} else {
+		memcpy(a->a_head, h, sizeof(h));
+	}
+	pthread_mutex_unlock(&a->a_lock);
+	return rc;
+}
+
+long audit_verify(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		RETURN_ERR(-1, "audit log %s: %s", path, strerror(errno));
+	char prev[HASH_HEX + 1];
+	memcpy(prev, zero_hash, sizeof(prev));
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	long lineno = 0;
+	long rc = -1;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		if (line[n - 1] != '\n') {
+			snprintf(err, errlen, "audit log %s line %ld: incomplete (no newline)",
+				 path, lineno);
+			goto out;
+		}
+		line[--n] = 0;
+		size_t bl;
+		const char *lp, *lh;
+		if ((size_t)n > LINE_MAX_LEN || memchr(line, 0, (size_t)n) ||
+		    split_line(line, (size_t)n, &bl, &lp, &lh) < 0) {
+			snprintf(err, errlen, "audit log %s line %ld: not an audit line", path,
+				 lineno);
+			goto out;
+		}
+		char h[HASH_HEX + 1];
+		chain_hash(lp, line, bl, h);
+		if (memcmp(h, lh, HASH_HEX) != 0) {
+			snprintf(err, errlen, "audit log %s line %ld: hash mismatch (line edited)",
+				 path, lineno);
+			goto out;
+		}
+		if (memcmp(lp, prev, HASH_HEX) != 0) {
+			if (lineno == 1)
+				snprintf(err, errlen,
+					 "audit log %s line 1: prev is not the start of a chain "
+					 "(lines removed from the start)",
+					 path);
+			else
+				snprintf(
+				    err, errlen,
+				    "audit log %s line %ld: prev does not match line %ld (a line "
+				    "was removed or reordered)",
+				    path, lineno, lineno - 1);
+			goto out;
+		}
+		memcpy(prev, lh, HASH_HEX);
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "audit log %s: read error", path);
+		goto out;
+	}
+	rc = lineno;
+out:
+	free(line);
+	fclose(f);
+	return rc;
+}

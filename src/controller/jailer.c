@@ -1,0 +1,444 @@
+/* The jailer (contract in jailer.h). The parent plans every mount and string; the forked
+ * child only makes system calls and reports a failure through a close-on-exec pipe. */
+#include "controller/jailer.h"
+#include "controller/jail_elf.h"
+#include "lib/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct mnt {
+	char *m_src;
+	char *m_dst;  /* full path under the jail dir */
+	size_t m_rel; /* offset in m_dst where the in-jail path starts (its '/') */
+	bool m_dir;
+	unsigned m_flags;
+};
+
+struct plan {
+	struct mnt *p_mnt;
+	size_t p_n, p_cap;
+};
+
+/* Library closures are cached per executable identity: launches re-read nothing. */
+struct deps_cache {
+	dev_t dc_dev;
+	ino_t dc_ino;
+	struct timespec dc_mtime;
+	char **dc_paths;
+	size_t dc_n;
+};
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct deps_cache cache[16];
+static unsigned cache_next;
+
+void jail_spec_init(struct jail_spec *js, const char *kind, uid_t uid, gid_t gid, const char *dir)
+{
+	memset(js, 0, sizeof(*js));
+	js->js_kind = kind;
+	js->js_uid = uid;
+	js->js_gid = gid;
+	js->js_dir = dir;
+	js->js_stdio[0] = js->js_stdio[1] = js->js_stdio[2] = -1;
+	js->js_exec_fd = -1;
+}
+
+static void plan_free(struct plan *p)
+{
+	for (size_t i = 0; i < p->p_n; i++) {
+		free(p->p_mnt[i].m_src);
+		free(p->p_mnt[i].m_dst);
+	}
+	free(p->p_mnt);
+}
+
+static int plan_add(struct plan *p, const char *dir, const char *src, const char *dst,
+		    unsigned flags, char *err, size_t errlen)
+{
+	if (!dst)
+		dst = src;
+	if (!src || src[0] != '/' || dst[0] != '/' || strstr(dst, "/../") ||
+	    !strcmp(dst + strlen(dst) - (strlen(dst) >= 3 ? 3 : strlen(dst)), "/.."))
+		RETURN_ERR(-1, "bind %s -> %s: paths must be absolute, without ..", src ? src : "?",
+			   dst);
+	struct stat st;
+	if (stat(src, &st) < 0) {
+		if (errno == ENOENT && (flags & JAIL_BIND_OPTIONAL))
+			return 0;
+		RETURN_ERR(-1, "bind %s: %s", src, strerror(errno));
+	}
+	for (size_t i = 0; i < p->p_n; i++)
+		if (!strcmp(p->p_mnt[i].m_dst + p->p_mnt[i].m_rel, dst))
+			return 0; /* already bound (a library named twice) */
+	if (p->p_n == p->p_cap) {
+		size_t cap = p->p_cap ? 2 * p->p_cap : 32;
+		struct mnt *n = realloc(p->p_mnt, cap * sizeof(*n));
+		if (!n)
+			RETURN_ERR(-1, "jail: out of memory");
+		p->p_mnt = n;
+		p->p_cap = cap;
+	}
+	struct mnt *m = &p->p_mnt[p->p_n];
+	m->m_src = strdup(src);
+	m->m_rel = strlen(dir);
+	if (asprintf(&m->m_dst, "%s%s", dir, dst) < 0)
+		m->m_dst = NULL;
+	if (!m->m_src || !m->m_dst) {
+		free(m->m_src);
+		RETURN_ERR(-1, "jail: out of memory");
+	}
+	m->m_dir = S_ISDIR(st.st_mode);
+	m->m_flags = flags;
+	p->p_n++;
+	return 0;
+}
+
+static int deps_of(int fd, const char *path, char ***paths, size_t *n, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		RETURN_ERR(-1, "%s: %s", path, strerror(errno));
+	pthread_mutex_lock(&cache_lock);
+	for (size_t i = 0; i < ARRAY_SIZE(cache); i++) {
+		struct deps_cache *c = &cache[i];
+		if (c->dc_paths && c->dc_dev == st.st_dev && c->dc_ino == st.st_ino &&
+		    c->dc_mtime.tv_sec == st.st_mtim.tv_sec &&
+		    c->dc_mtime.tv_nsec == st.st_mtim.tv_nsec) {
+			*paths = c->dc_paths;
+			*n = c->dc_n;
+			pthread_mutex_unlock(&cache_lock);
+			return 0;
+		}
+	}
+	int rc = jail_elf_closure(fd, path, paths, n, err, errlen);
+	if (rc == 0) {
+		struct deps_cache *c = &cache[cache_next++ % ARRAY_SIZE(cache)];
+		jail_elf_free(c->dc_paths, c->dc_n);
+		*c = (struct deps_cache){.dc_dev = st.st_dev,
+					 .dc_ino = st.st_ino,
+					 .dc_mtime = st.st_mtim,
+					 .dc_paths = *paths,
+					 .dc_n = *n};
+		/* An executable without dependencies still gets an entry (a 1-byte array). */
+		if (!c->dc_paths)
+			c->dc_paths = *paths = calloc(1, sizeof(char *));
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return rc;
+}
+
+/* ---- child side: system calls only; a failure is reported through the pipe ---- */
+
+static _Noreturn void child_fail(int pfd, const char *kind, const char *what, const char *arg,
+				 int e)
+{
+	char msg[600];
+	int n = snprintf(msg, sizeof(msg), "Ejail %s: %s(%s): %s", kind, what, arg ? arg : "",
+			 strerror(e));
+	if (n > 0 && write(pfd, msg, (size_t)n) < 0)
+		_exit(126);
+	_exit(127);
+}
+
+/* mkdir -p of the directories of path below its first `keep` bytes (which exist). */
+static int mkdirs(char *path, size_t keep, bool last_too)
+{
+	for (char *s = path + keep + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		int rc = mkdir(path, 0755);
+		*s = '/';
+		if (rc < 0 && errno != EEXIST)
+			return -1;
+	}
+	if (last_too && mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static void child(const struct jail_spec *js, const struct plan *p, char *const argv[],
+		  char *const envp[], int pfd, const int *keep, size_t nkeep)
+{
+	const char *k = js->js_kind;
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+	setsid();
+	int ns = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+	if (js->js_flags & JAIL_NEWNET)
+		ns |= CLONE_NEWNET;
+	if (unshare(ns) < 0)
+		child_fail(pfd, k, "unshare", "mount/ipc/uts/net", errno);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fail(pfd, k, "mount", "/ private", errno);
+	if (mount("nitro-jail", js->js_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "mode=0755,size=1m") < 0)
+		child_fail(pfd, k, "mount tmpfs", js->js_dir, errno);
+	size_t dl = strlen(js->js_dir);
+	for (size_t i = 0; i < p->p_n; i++) {
+		struct mnt *m = &p->p_mnt[i];
+		if (mkdirs(m->m_dst, dl, m->m_dir) < 0)
+			child_fail(pfd, k, "mkdir", m->m_dst, errno);
+		if (!m->m_dir) {
+			int fd = open(m->m_dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd < 0)
+				child_fail(pfd, k, "create", m->m_dst, errno);
+			close(fd);
+		}
+		if (mount(m->m_src, m->m_dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+			child_fail(pfd, k, "bind", m->m_src, errno);
+		unsigned long fl = MS_BIND | MS_REMOUNT | MS_NOSUID;
+		if (!(m->m_flags & JAIL_BIND_RW))
+			fl |= MS_RDONLY;
+		else
+			fl |= MS_NOEXEC;
+		if (!(m->m_flags & JAIL_BIND_DEV))
+			fl |= MS_NODEV;
+		if (mount(NULL, m->m_dst, NULL, fl, NULL) < 0)
+			child_fail(pfd, k, "remount", m->m_dst, errno);
+	}
+	if (chdir(js->js_dir) < 0)
+		child_fail(pfd, k, "chdir", js->js_dir, errno);
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		if (umount2(".", MNT_DETACH) < 0)
+			child_fail(pfd, k, "umount old root", js->js_dir, errno);
+	} else {
+		int e = errno;
+		if (!(js->js_flags & JAIL_CHROOT_FALLBACK))
+			child_fail(pfd, k, "pivot_root", js->js_dir, e);
+		if (mount(js->js_dir, "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+			child_fail(pfd, k, "chroot fallback", js->js_dir, errno);
+		char w[300];
+		int n = snprintf(w, sizeof(w),
+				 "Wjail %s: pivot_root(%s) failed (%s); fell back to a chroot in a "
+				 "private mount namespace",
+				 k, js->js_dir, strerror(e));
+		if (write(pfd, w, (size_t)n) < 0)
+			_exit(126);
+	}
+	if (chdir("/") < 0)
+		child_fail(pfd, k, "chdir", "/", errno);
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  NULL) < 0)
+		child_fail(pfd, k, "remount read-only", "/", errno);
+
+	/* stdio: park the sources above every other fd, then dup2 them onto 0..2. */
+	int tmp[3];
+	for (int i = 0; i < 3; i++) {
+		if (js->js_stdio[i] >= 0)
+			tmp[i] = fcntl(js->js_stdio[i], F_DUPFD_CLOEXEC, 1024);
+		else
+			tmp[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (tmp[i] < 0)
+			child_fail(pfd, k, "stdio", i == 0 ? "0" : i == 1 ? "1" : "2", errno);
+	}
+	for (int i = 0; i < 3; i++)
+		if (dup2(tmp[i], i) < 0)
+			child_fail(pfd, k, "dup2", "stdio", errno);
+	/* Close everything but 0..2, the kept fds (sorted), the exec fd and the pipe. */
+	unsigned lo = 3;
+	for (size_t i = 0; i <= nkeep; i++) {
+		unsigned hi = i < nkeep ? (unsigned)keep[i] : ~0U;
+		if (hi > lo) {
+			unsigned a = lo, b = hi - 1;
+			/* step around the pipe */
+			if ((unsigned)pfd >= a && (unsigned)pfd <= b) {
+				if ((unsigned)pfd > a)
+					syscall(SYS_close_range, a, (unsigned)pfd - 1, 0);
+				a = (unsigned)pfd + 1;
+			}
+			if (a <= b)
+				syscall(SYS_close_range, a, b, 0);
+		}
+		lo = hi + 1;
+		if (hi == ~0U)
+			break;
+	}
+
+	bool core = false;
+	for (size_t i = 0; i < js->js_nrlimits; i++) {
+		struct rlimit rl = {js->js_rlimits[i].jr_cur, js->js_rlimits[i].jr_max};
+		if (setrlimit(js->js_rlimits[i].jr_resource, &rl) < 0)
+			child_fail(pfd, k, "setrlimit", "", errno);
+		core |= js->js_rlimits[i].jr_resource == RLIMIT_CORE;
+	}
+	if (!core) {
+		struct rlimit rl = {0, 0};
+		setrlimit(RLIMIT_CORE, &rl);
+	}
+	if (setgroups(0, NULL) < 0)
+		child_fail(pfd, k, "setgroups", "", errno);
+	if (setresgid(js->js_gid, js->js_gid, js->js_gid) < 0)
+		child_fail(pfd, k, "setresgid", "", errno);
+	if (setresuid(js->js_uid, js->js_uid, js->js_uid) < 0)
+		child_fail(pfd, k, "setresuid", "", errno);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(pfd, k, "prctl", "NO_NEW_PRIVS", errno);
+	if (js->js_exec_fd >= 0)
+		syscall(SYS_execveat, js->js_exec_fd, "", argv, envp, AT_EMPTY_PATH);
+	else
+		execve(argv[0], argv, envp);
+	child_fail(pfd, k, "exec", argv[0], errno);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size_t errlen)
+{
+	const char *k = js->js_kind ? js->js_kind : "?";
+	if (err && errlen)
+		err[0] = 0;
+	if (!argv || !argv[0] || argv[0][0] != '/')
+		RETURN_ERR(-1, "jail %s: argv[0] must be an absolute path", k);
+	if (js->js_uid == 0 || js->js_gid == 0)
+		RETURN_ERR(-1, "jail %s: refusing to run as uid or gid 0", k);
+	if (!js->js_dir || js->js_dir[0] != '/' || strlen(js->js_dir) < 2)
+		RETURN_ERR(-1, "jail %s: the jail dir must be an absolute path other than /", k);
+	size_t nkeep = js->js_nkeep;
+	int *keep = calloc(nkeep + 1, sizeof(int));
+	if (!keep)
+		RETURN_ERR(-1, "jail %s: out of memory", k);
+	for (size_t i = 0; i < nkeep; i++) {
+		keep[i] = js->js_keep_fds[i];
+		if (keep[i] < 3 || fcntl(keep[i], F_GETFD) < 0) {
+			free(keep);
+			RETURN_ERR(-1, "jail %s: fd %d to keep is not an open fd >= 3", k,
+				   js->js_keep_fds[i]);
+		}
+	}
+	if (js->js_exec_fd >= 0)
+		keep[nkeep++] = js->js_exec_fd;
+	qsort(keep, nkeep, sizeof(int), cmp_int);
+
+	/* Mounts: the executable and its libraries, /dev/null, then the caller's binds. */
+	struct plan p = {0};
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", js->js_dir);
+	size_t dl = strlen(dir);
+	while (dl > 1 && dir[dl - 1] == '/')
+		dir[--dl] = 0;
+	char **deps = NULL;
+	size_t ndeps = 0;
+	int efd = js->js_exec_fd >= 0 ? js->js_exec_fd : open(argv[0], O_RDONLY | O_CLOEXEC);
+	if (efd < 0) {
+		snprintf(err, errlen, "jail %s: %s: %s", k, argv[0], strerror(errno));
+		goto fail;
+	}
+	char e2[400];
+	int rc = deps_of(efd, argv[0], &deps, &ndeps, e2, sizeof(e2));
+	if (efd != js->js_exec_fd)
+		close(efd);
+	if (rc < 0) {
+		snprintf(err, errlen, "jail %s: %s", k, e2);
+		goto fail;
+	}
+	if ((js->js_exec_fd < 0 && plan_add(&p, dir, argv[0], NULL, 0, err, errlen) < 0) ||
+	    plan_add(&p, dir, "/dev/null", NULL, JAIL_BIND_DEV | JAIL_BIND_RW, err, errlen) < 0)
+		goto fail;
+	for (size_t i = 0; i < ndeps; i++)
+		if (plan_add(&p, dir, deps[i], NULL, 0, err, errlen) < 0)
+			goto fail;
+	for (size_t i = 0; i < js->js_nbinds; i++)
+		if (plan_add(&p, dir, js->js_binds[i].jb_src, js->js_binds[i].jb_dst,
+			     js->js_binds[i].jb_flags, err, errlen) < 0)
+			goto fail;
+
+	/* Environment. */
+	size_t nenv = 0;
+	while (js->js_env && js->js_env[nenv])
+		nenv++;
+	char **envp = calloc(nenv + 2, sizeof(char *));
+	char *sec = NULL;
+	if (!envp)
+		goto oom;
+	memcpy(envp, js->js_env ? js->js_env : envp, nenv * sizeof(char *));
+	if (js->js_seccomp) {
+		if (asprintf(&sec, "NITRO_SECCOMP=%s", k) < 0) {
+			free(envp);
+			goto oom;
+		}
+		envp[nenv++] = sec;
+	}
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "jail %s: mkdir %s: %s", k, dir, strerror(errno));
+		free(envp);
+		free(sec);
+		goto fail;
+	}
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "jail %s: pipe: %s", k, strerror(errno));
+		free(envp);
+		free(sec);
+		goto fail;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(pfd[0]);
+		child(js, &p, argv, envp, pfd[1], keep, nkeep);
+		_exit(127);
+	}
+	int fe = errno;
+	close(pfd[1]);
+	free(envp);
+	free(sec);
+	if (pid < 0) {
+		close(pfd[0]);
+		snprintf(err, errlen, "jail %s: fork: %s", k, strerror(fe));
+		goto fail;
+	}
+	/* EOF on the pipe = exec succeeded. */
+	char msg[1024];
+	size_t got = 0;
+	for (;;) {
+		ssize_t r = read(pfd[0], msg + got, sizeof(msg) - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+		if (got == sizeof(msg) - 1)
+			break;
+	}
+	close(pfd[0]);
+	msg[got] = 0;
+	char *e = strstr(msg, "Ejail");
+	if (e) {
+		waitpid(pid, NULL, 0);
+		snprintf(err, errlen, "%s", e + 1);
+		pid = -1;
+	} else if (msg[0] == 'W') {
+		snprintf(err, errlen, "%s", msg + 1);
+	}
+	plan_free(&p);
+	free(keep);
+	return pid;
+oom:
+	snprintf(err, errlen, "jail %s: out of memory", k);
+fail:
+	plan_free(&p);
+	free(keep);
+	return -1;
+}

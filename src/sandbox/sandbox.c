@@ -1,0 +1,269 @@
+/* Seccomp allow-lists per process kind (contract in sandbox.h; the why of each call is
+ * also in docs/security.md). Default action: kill the process. */
+#include "sandbox/sandbox.h"
+#include "lib/util.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <termios.h>
+
+/* Every process: memory, threads, time, signals, exit, plain fd I/O. */
+static const int base_calls[] = {
+    /* fd I/O on what set-up opened (console, sockets, eventfds, volume) */
+    SCMP_SYS(read),
+    SCMP_SYS(write),
+    SCMP_SYS(readv),
+    SCMP_SYS(writev),
+    SCMP_SYS(pread64),
+    SCMP_SYS(pwrite64),
+    SCMP_SYS(preadv),
+    SCMP_SYS(pwritev),
+    SCMP_SYS(close),
+    SCMP_SYS(lseek),
+    SCMP_SYS(fstat),
+    SCMP_SYS(newfstatat),
+    SCMP_SYS(fcntl),
+    SCMP_SYS(dup),
+    SCMP_SYS(dup3),
+    SCMP_SYS(fsync),
+    SCMP_SYS(fdatasync),
+    /* waiting: poll loops, epoll loops, eventfds made for new queues */
+    SCMP_SYS(poll),
+    SCMP_SYS(ppoll),
+    SCMP_SYS(epoll_wait),
+    SCMP_SYS(epoll_pwait),
+    SCMP_SYS(epoll_ctl),
+    SCMP_SYS(eventfd2),
+    /* memory: malloc, thread stacks, guest memory tables from a (re)connecting peer */
+    SCMP_SYS(mmap),
+    SCMP_SYS(munmap),
+    SCMP_SYS(mprotect),
+    SCMP_SYS(madvise),
+    SCMP_SYS(mremap),
+    SCMP_SYS(brk),
+    /* threads and locks (clone is restricted to CLONE_THREAD below) */
+    SCMP_SYS(futex),
+    SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq),
+    SCMP_SYS(sched_yield),
+    SCMP_SYS(gettid),
+    SCMP_SYS(getpid),
+    SCMP_SYS(sched_getaffinity),
+    /* time */
+    SCMP_SYS(clock_gettime),
+    SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(nanosleep),
+    SCMP_SYS(gettimeofday),
+    /* signals: handlers return, threads are woken/stopped with tgkill, masks per thread */
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigaction),
+    SCMP_SYS(sigaltstack),
+    SCMP_SYS(tgkill),
+    SCMP_SYS(restart_syscall),
+    /* randomness for libc/OpenSSL; exit */
+    SCMP_SYS(getrandom),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
+};
+
+/* nitro-hv: vCPU threads in KVM_RUN, the serial console on stdin/stdout, eventfds and
+ * vhost-user sockets to the cards (reconnect after a card restart). */
+static const int hv_calls[] = {
+    SCMP_SYS(connect),	/* reconnect to a restarted card (AF_UNIX only, see socket) */
+    SCMP_SYS(sendmsg),	/* vhost-user requests with fds (memory table, eventfds) */
+    SCMP_SYS(recvmsg),	/* vhost-user replies */
+    SCMP_SYS(shutdown), /* drop a card connection */
+};
+
+/* KVM ioctls nitro-hv makes after set-up: run vCPUs, raise interrupts, wire ioeventfds and
+ * irqfds for card queues when the guest programs a BAR or MSI-X, read and write vCPU
+ * state (start-up of each vCPU thread, the crash register dump). Plus the console tty. */
+static const unsigned long hv_ioctls[] = {
+    KVM_RUN,
+    KVM_IRQ_LINE,
+    KVM_IRQ_LINE_STATUS,
+    KVM_IOEVENTFD,
+    KVM_IRQFD,
+    KVM_SET_GSI_ROUTING,
+    KVM_SIGNAL_MSI,
+    KVM_GET_REGS,
+    KVM_SET_REGS,
+    KVM_GET_SREGS,
+    KVM_SET_SREGS,
+    KVM_SET_MSRS,
+    KVM_GET_MSRS,
+    KVM_SET_CPUID2,
+    KVM_SET_FPU,
+    KVM_GET_LAPIC,
+    KVM_SET_LAPIC,
+    KVM_CREATE_VCPU,
+    KVM_SET_USER_MEMORY_REGION,
+    KVM_GET_VCPU_EVENTS,
+    KVM_SET_VCPU_EVENTS,
+    KVM_SET_MP_STATE,
+    KVM_GET_MP_STATE,
+    KVM_SET_SIGNAL_MASK,
+    TCGETS,
+    TCSETS,
+    TCSETSW,
+    TCSETSF,
+    TIOCGWINSZ,
+    FIONBIO,
+};
+
+/* Cards: serve vhost-user frontends (accept a reconnecting nitro-hv, fds over SCM_RIGHTS,
+ * guest memory mmap'ed from the memfd received), io_uring for the block back end, NBD
+ * sockets already connected, timers for rate limiting, signalfd for SIGUSR1 stats. */
+static const int card_calls[] = {
+    SCMP_SYS(accept4),
+    SCMP_SYS(accept),
+    SCMP_SYS(sendmsg),
+    SCMP_SYS(recvmsg),
+    SCMP_SYS(sendto),
+    SCMP_SYS(recvfrom),
+    SCMP_SYS(shutdown),
+    SCMP_SYS(getsockopt),
+    SCMP_SYS(setsockopt),
+    SCMP_SYS(io_uring_enter),
+    SCMP_SYS(io_uring_register),
+    SCMP_SYS(timerfd_create),
+    SCMP_SYS(timerfd_settime),
+    SCMP_SYS(timerfd_gettime),
+    SCMP_SYS(signalfd4),
+    SCMP_SYS(fallocate),
+    SCMP_SYS(ftruncate),
+    SCMP_SYS(mlock),
+    SCMP_SYS(munlock),
+    SCMP_SYS(getsockname),
+    SCMP_SYS(getpeername),
+};
+
+/* The VPC card also sends and receives the UDP underlay and polls it. */
+static const int vpc_calls[] = {
+    SCMP_SYS(sendmmsg),
+    SCMP_SYS(recvmmsg),
+    SCMP_SYS(bind),
+    SCMP_SYS(connect),
+};
+
+static const unsigned long card_ioctls[] = {FIONBIO, FIONREAD, TCGETS};
+
+static int add_all(scmp_filter_ctx ctx, const int *calls, size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0);
+		if (rc < 0) {
+			char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, calls[i]);
+			snprintf(err, errlen, "seccomp: allow %s: %s", name ? name : "?",
+				 strerror(-rc));
+			free(name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int add_ioctls(scmp_filter_ctx ctx, const unsigned long *req, size_t n, char *err,
+		      size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		/* The kernel reads the request as 32 bits; compare those only. */
+		int rc = seccomp_rule_add(
+		    ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+		    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, req[i] & 0xffffffffUL));
+		if (rc < 0)
+			RETURN_ERR(-1, "seccomp: allow ioctl %#lx: %s", req[i], strerror(-rc));
+	}
+	return 0;
+}
+
+int sandbox_enter(const char *kind, char *err, size_t errlen)
+{
+	bool log = false;
+	char k[32];
+	if (errlen)
+		err[0] = 0;
+	snprintf(k, sizeof(k), "%s", kind ? kind : "");
+	char *colon = strchr(k, ':');
+	if (colon && !strcmp(colon, ":log")) { /* development: log instead of kill */
+		*colon = 0;
+		log = true;
+	}
+	bool hv = !strcmp(k, "hv"), ebs = !strcmp(k, "card-ebs"), vpc = !strcmp(k, "card-vpc");
+	if (!hv && !ebs && !vpc)
+		RETURN_ERR(-1, "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc)",
+			   kind ? kind : "");
+	scmp_filter_ctx ctx = seccomp_init(log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
+	if (!ctx)
+		RETURN_ERR(-1, "seccomp: cannot initialise libseccomp");
+	int rc = 0;
+	/* All threads, now and later; no_new_privs is set by the jailer already. */
+	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
+	    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1) < 0)
+		rc = -1;
+	if (!rc)
+		rc = add_all(ctx, base_calls, ARRAY_SIZE(base_calls), err, errlen);
+	/* Threads only: clone must carry CLONE_THREAD (no new processes). clone3 passes its
+	 * flags in memory a filter cannot read: ENOSYS makes glibc fall back to clone. */
+	if (!rc && (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+				     SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) < 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) < 0))
+		rc = -1;
+	/* execve is refused without a kill so nitro-hv's reboot path (re-exec) fails cleanly
+	 * and exits; it is never allowed. */
+	if (!rc && (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execve), 0) < 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execveat), 0) < 0))
+		rc = -1;
+	/* Sockets: AF_UNIX only (vhost-user); the VPC card also UDP over IPv4/IPv6. */
+	if (!rc && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+				    SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)
+		rc = -1;
+	if (!rc && vpc &&
+	    (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+			      SCMP_A0(SCMP_CMP_EQ, AF_INET)) < 0 ||
+	     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+			      SCMP_A0(SCMP_CMP_EQ, AF_INET6)) < 0))
+		rc = -1;
+	if (rc && !err[0])
+		snprintf(err, errlen, "seccomp: cannot add the base rules");
+	if (!rc && hv)
+		rc = add_all(ctx, hv_calls, ARRAY_SIZE(hv_calls), err, errlen) ||
+		     add_ioctls(ctx, hv_ioctls, ARRAY_SIZE(hv_ioctls), err, errlen);
+	if (!rc && (ebs || vpc))
+		rc = add_all(ctx, card_calls, ARRAY_SIZE(card_calls), err, errlen) ||
+		     add_ioctls(ctx, card_ioctls, ARRAY_SIZE(card_ioctls), err, errlen);
+	if (!rc && vpc)
+		rc = add_all(ctx, vpc_calls, ARRAY_SIZE(vpc_calls), err, errlen);
+	if (!rc && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		snprintf(err, errlen, "seccomp: PR_SET_DUMPABLE: %s", strerror(errno));
+		rc = -1;
+	}
+	if (!rc) {
+		int lr = seccomp_load(ctx);
+		if (lr < 0) {
+			snprintf(err, errlen, "seccomp: loading the %s filter: %s", k,
+				 strerror(-lr));
+			rc = -1;
+		}
+	}
+	seccomp_release(ctx);
+	return rc ? -1 : 0;
+}
+
+int sandbox_enter_from_env(char *err, size_t errlen)
+{
+	const char *k = getenv("NITRO_SECCOMP");
+	if (!k || !*k)
+		return 0;
+	return sandbox_enter(k, err, errlen);
+}

@@ -1,0 +1,488 @@
+/* The security chip: trust anchor, file digests (cached), the event log and the PCRs. */
+#include "securitychip/chip.h"
+#include "securitychip/chip_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 2048
+
+void chip_hex(const uint8_t *d, size_t len, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hx[d[i] >> 4];
+		out[2 * i + 1] = hx[d[i] & 15];
+	}
+	out[2 * len] = 0;
+}
+
+static int unhex(const char *s, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		int v = 0;
+		for (int k = 0; k < 2; k++) {
+			char ch = s[2 * i + k];
+			int x;
+			if (ch >= '0' && ch <= '9')
+				x = ch - '0';
+			else if (ch >= 'a' && ch <= 'f')
+				x = ch - 'a' + 10;
+			else
+				return -1;
+			v = v * 16 + x;
+		}
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+/* %XX for bytes outside 0x21..0x7e and '%'; out must hold 3*n+1 bytes. */
+size_t chip_escape(const char *s, size_t n, char *out)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x21 || ch > 0x7e || ch == '%') {
+			out[o++] = '%';
+			out[o++] = hx[ch >> 4];
+			out[o++] = hx[ch & 15];
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = 0;
+	return o;
+}
+
+static bool type_ok(const char *t)
+{
+	size_t n = strlen(t);
+	if (n == 0 || n > 31)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = t[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+int chip_sha384(const void *data, size_t len, uint8_t out[CHIP_DIGEST_LEN])
+{
+	unsigned int n = 0;
+	return EVP_Digest(data, len, out, &n, EVP_sha384(), NULL) == 1 ? 0 : -1;
+}
+
+/* PCR = SHA-384(PCR || digest). */
+static void extend(uint8_t pcr[CHIP_DIGEST_LEN], const uint8_t d[CHIP_DIGEST_LEN])
+{
+	uint8_t buf[2 * CHIP_DIGEST_LEN];
+	memcpy(buf, pcr, CHIP_DIGEST_LEN);
+	memcpy(buf + CHIP_DIGEST_LEN, d, CHIP_DIGEST_LEN);
+	chip_sha384(buf, sizeof(buf), pcr);
+}
+
+/* Parses one event-log line (without its newline) into ev. */
+static int parse_event(const char *line, struct chip_event *ev)
+{
+	char type[40], hex[100], desc[LOG_LINE_MAX];
+	unsigned long seq;
+	unsigned pcr;
+	int used = 0;
+	if (strlen(line) >= LOG_LINE_MAX)
+		return -1;
+	if (sscanf(line, "%lu %u %39s %99s %2047s%n", &seq, &pcr, type, hex, desc, &used) != 5 ||
+	    (size_t)used != strlen(line))
+		return -1;
+	if (pcr >= CHIP_NR_PCRS || !type_ok(type) || strlen(hex) != 2 * CHIP_DIGEST_LEN ||
+	    unhex(hex, CHIP_DIGEST_LEN, ev->ev_digest) < 0)
+		return -1;
+	/* The line must be exactly what we would write. */
+	char again[LOG_LINE_MAX + 200];
+	snprintf(again, sizeof(again), "%lu %u %s %s %s", seq, pcr, type, hex, desc);
+	if (strcmp(again, line) != 0)
+		return -1;
+	ev->ev_seq = seq;
+	ev->ev_pcr = pcr;
+	memcpy(ev->ev_type, type, strlen(type) + 1); /* type_ok: at most 31 */
+	ev->ev_desc = strdup(desc);
+	return ev->ev_desc ? 0 : -1;
+}
+
+static int add_event(struct chip *c, const struct chip_event *ev)
+{
+	if (c->c_nevents == c->c_capevents) {
+		size_t cap = c->c_capevents ? 2 * c->c_capevents : 32;
+		struct chip_event *n = realloc(c->c_events, cap * sizeof(*n));
+		if (!n)
+			return -1;
+		c->c_events = n;
+		c->c_capevents = cap;
+	}
+	c->c_events[c->c_nevents++] = *ev;
+	extend(c->c_pcr[ev->ev_pcr], ev->ev_digest);
+	return 0;
+}
+
+static int replay_log(struct chip *c, char *err, size_t errlen)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int fd = open(c->c_log_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		RETURN_ERR(-1, "event log %s: %s", c->c_log_path, strerror(errno));
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		RETURN_ERR(-1, "event log %s: not a regular file", c->c_log_path);
+	}
+	len = (size_t)st.st_size;
+	buf = malloc(len + 1);
+	if (!buf) {
+		close(fd);
+		RETURN_ERR(-1, "event log %s: out of memory", c->c_log_path);
+	}
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = read(fd, buf + got, len - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	if (got != len) {
+		free(buf);
+		RETURN_ERR(-1, "event log %s: short read", c->c_log_path);
+	}
+	buf[len] = 0;
+	if (len && buf[len - 1] != '\n') {
+		free(buf);
+		RETURN_ERR(-1, "event log %s: last line incomplete (torn write?)", c->c_log_path);
+	}
+	if (memchr(buf, 0, len)) {
+		free(buf);
+		RETURN_ERR(-1, "event log %s: contains a NUL byte", c->c_log_path);
+	}
+	char *p = (char *)buf;
+	unsigned long lineno = 0;
+	while (*p) {
+		char *nl = strchr(p, '\n');
+		*nl = 0;
+		lineno++;
+		struct chip_event ev = {0};
+		if (parse_event(p, &ev) < 0 || ev.ev_seq != c->c_nevents) {
+			free(ev.ev_desc);
+			free(buf);
+			RETURN_ERR(-1, "event log %s line %lu: malformed or out of sequence",
+				   c->c_log_path, lineno);
+		}
+		if (add_event(c, &ev) < 0) {
+			free(ev.ev_desc);
+			free(buf);
+			RETURN_ERR(-1, "event log %s: out of memory", c->c_log_path);
+		}
+		p = nl + 1;
+	}
+	free(buf);
+	return 0;
+}
+
+static int default_anchor(char *out, size_t outlen)
+{
+	const char *env = getenv("NITRO_TRUST_ANCHOR");
+	if (env && *env) {
+		snprintf(out, outlen, "%s", env);
+		return 0;
+	}
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return -1;
+	exe[n] = 0;
+	snprintf(out, outlen, "%s/keys/dev-anchor.pub.pem", dirname(exe));
+	return 0;
+}
+
+struct chip *chip_open(const char *state_dir, const char *anchor_pub, char *err, size_t errlen)
+{
+	char apath[PATH_MAX];
+	if (anchor_pub)
+		snprintf(apath, sizeof(apath), "%s", anchor_pub);
+	else if (default_anchor(apath, sizeof(apath)) < 0)
+		RETURN_ERR(NULL, "security chip: cannot locate the development trust anchor");
+	if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
+		RETURN_ERR(NULL, "security chip state %s: %s", state_dir, strerror(errno));
+	FILE *f = fopen(apath, "re");
+	if (!f)
+		RETURN_ERR(NULL, "trust anchor %s: %s", apath, strerror(errno));
+	EVP_PKEY *anchor = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!anchor)
+		RETURN_ERR(NULL, "trust anchor %s: not a PEM public key", apath);
+	if (EVP_PKEY_get_id(anchor) != EVP_PKEY_ED25519) {
+		EVP_PKEY_free(anchor);
+		RETURN_ERR(NULL, "trust anchor %s: not an Ed25519 key", apath);
+	}
+	struct chip *c = calloc(1, sizeof(*c));
+	if (!c) {
+		EVP_PKEY_free(anchor);
+		RETURN_ERR(NULL, "security chip: out of memory");
+	}
+	pthread_mutex_init(&c->c_lock, NULL);
+	c->c_anchor = anchor;
+	c->c_log_fd = -1;
+	c->c_anchor_path = strdup(apath);
+	c->c_dir = strdup(state_dir);
+	if (asprintf(&c->c_log_path, "%s/eventlog", state_dir) < 0)
+		c->c_log_path = NULL;
+	if (!c->c_anchor_path || !c->c_dir || !c->c_log_path) {
+		chip_close(c);
+		RETURN_ERR(NULL, "security chip: out of memory");
+	}
+	if (replay_log(c, err, errlen) < 0) {
+		chip_close(c);
+		return NULL;
+	}
+	c->c_log_fd = open(c->c_log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (c->c_log_fd < 0) {
+		snprintf(err, errlen, "event log %s: %s", c->c_log_path, strerror(errno));
+		chip_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+void chip_close(struct chip *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->c_nevents; i++)
+		free(c->c_events[i].ev_desc);
+	free(c->c_events);
+	if (c->c_log_fd >= 0)
+		close(c->c_log_fd);
+	EVP_PKEY_free(c->c_anchor);
+	EVP_PKEY_free(c->c_attest_key);
+	free(c->c_anchor_path);
+	free(c->c_dir);
+	free(c->c_log_path);
+	pthread_mutex_destroy(&c->c_lock);
+	free(c);
+}
+
+const char *chip_anchor_path(const struct chip *c)
+{
+	return c->c_anchor_path;
+}
+
+int chip_read_pcr(struct chip *c, unsigned pcr, uint8_t out[CHIP_DIGEST_LEN])
+{
+	if (pcr >= CHIP_NR_PCRS)
+		return -1;
+	pthread_mutex_lock(&c->c_lock);
+	memcpy(out, c->c_pcr[pcr], CHIP_DIGEST_LEN);
+	pthread_mutex_unlock(&c->c_lock);
+	return 0;
+}
+
+/* Appends an event (unless the same one is already logged) and extends. Lock held. */
+static int record(struct chip *c, unsigned pcr, const char *type, const char *desc, size_t dlen,
+		  const uint8_t d[CHIP_DIGEST_LEN], char *err, size_t errlen)
+{
+	char edesc[3 * CHIP_DESC_MAX + 1];
+	if (dlen > CHIP_DESC_MAX)
+		dlen = CHIP_DESC_MAX;
+	if (dlen == 0)
+		snprintf(edesc, sizeof(edesc), "-");
+	else
+		chip_escape(desc, dlen, edesc);
+	for (size_t i = 0; i < c->c_nevents; i++) {
+		struct chip_event *e = &c->c_events[i];
+		if (e->ev_pcr == pcr && !memcmp(e->ev_digest, d, CHIP_DIGEST_LEN) &&
+		    !strcmp(e->ev_type, type) && !strcmp(e->ev_desc, edesc))
+			return 0;
+	}
+	struct chip_event ev = {.ev_seq = c->c_nevents, .ev_pcr = pcr};
+	snprintf(ev.ev_type, sizeof(ev.ev_type), "%s", type);
+	memcpy(ev.ev_digest, d, CHIP_DIGEST_LEN);
+	ev.ev_desc = strdup(edesc);
+	if (!ev.ev_desc)
+		RETURN_ERR(-1, "security chip: out of memory");
+	char hex[2 * CHIP_DIGEST_LEN + 1];
+	chip_hex(d, CHIP_DIGEST_LEN, hex);
+	char line[LOG_LINE_MAX + 200];
+	int n = snprintf(line, sizeof(line), "%lu %u %s %s %s\n", ev.ev_seq, pcr, type, hex, edesc);
+	if (write(c->c_log_fd, line, (size_t)n) != n || fdatasync(c->c_log_fd) < 0) {
+		free(ev.ev_desc);
+		RETURN_ERR(-1, "event log %s: write: %s", c->c_log_path, strerror(errno));
+	}
+	if (add_event(c, &ev) < 0) {
+		free(ev.ev_desc);
+		RETURN_ERR(-1, "security chip: out of memory");
+	}
+	return 0;
+}
+
+/* Digest of an open regular file, from the cache when its identity is unchanged. */
+static int file_digest(struct chip *c, int fd, const char *path, uint8_t out[CHIP_DIGEST_LEN],
+		       char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		RETURN_ERR(-1, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		RETURN_ERR(-1, "%s: not a regular file", path);
+	for (size_t i = 0; i < CHIP_CACHE_SIZE; i++) {
+		struct chip_cache *ce = &c->c_cache[i];
+		if (ce->cc_valid && ce->cc_dev == st.st_dev && ce->cc_ino == st.st_ino &&
+		    ce->cc_size == st.st_size && ce->cc_mtime.tv_sec == st.st_mtim.tv_sec &&
+		    ce->cc_mtime.tv_nsec == st.st_mtim.tv_nsec &&
+		    ce->cc_ctime.tv_sec == st.st_ctim.tv_sec &&
+		    ce->cc_ctime.tv_nsec == st.st_ctim.tv_nsec) {
+			memcpy(out, ce->cc_digest, CHIP_DIGEST_LEN);
+			return 0;
+		}
+	}
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		RETURN_ERR(-1, "%s: SHA-384 unavailable", path);
+	}
+	static __thread uint8_t buf[1 << 16];
+	off_t off = 0;
+	for (;;) {
+		ssize_t r = pread(fd, buf, sizeof(buf), off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			EVP_MD_CTX_free(ctx);
+			RETURN_ERR(-1, "%s: read: %s", path, strerror(errno));
+		}
+		if (r == 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)r);
+		off += r;
+	}
+	unsigned int n = 0;
+	EVP_DigestFinal_ex(ctx, out, &n);
+	EVP_MD_CTX_free(ctx);
+	if (off != st.st_size)
+		RETURN_ERR(-1, "%s: changed while it was measured", path);
+	struct chip_cache *ce = &c->c_cache[c->c_cache_next++ % CHIP_CACHE_SIZE];
+	*ce = (struct chip_cache){.cc_valid = true,
+				  .cc_dev = st.st_dev,
+				  .cc_ino = st.st_ino,
+				  .cc_size = st.st_size,
+				  .cc_mtime = st.st_mtim,
+				  .cc_ctime = st.st_ctim};
+	memcpy(ce->cc_digest, out, CHIP_DIGEST_LEN);
+	return 0;
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+static int verify_sig(struct chip *c, const char *path, const uint8_t d[CHIP_DIGEST_LEN], char *err,
+		      size_t errlen)
+{
+	char spath[PATH_MAX];
+	if (snprintf(spath, sizeof(spath), "%s.sig", path) >= (int)sizeof(spath))
+		RETURN_ERR(-1, "%s %s: path too long", base_name(path), path);
+	int fd = open(spath, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		RETURN_ERR(-1, "%s %s: no signature (%s: %s); refused", base_name(path), path,
+			   spath, strerror(errno));
+	uint8_t sig[65];
+	ssize_t n = read(fd, sig, sizeof(sig));
+	close(fd);
+	if (n != 64)
+		RETURN_ERR(-1, "%s %s: signature %s is not 64 bytes of Ed25519; refused",
+			   base_name(path), path, spath);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, c->c_anchor) == 1 &&
+		 EVP_DigestVerify(ctx, sig, 64, d, CHIP_DIGEST_LEN) == 1;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		RETURN_ERR(-1, "%s %s: signature does not verify with trust anchor %s; refused",
+			   base_name(path), path, c->c_anchor_path);
+	return 0;
+}
+
+int chip_measure_exec(struct chip *c, const char *path, int *fd_out, uint8_t *digest_out, char *err,
+		      size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		RETURN_ERR(-1, "%s %s: %s", base_name(path), path, strerror(errno));
+	uint8_t d[CHIP_DIGEST_LEN];
+	pthread_mutex_lock(&c->c_lock);
+	int rc = file_digest(c, fd, path, d, err, errlen);
+	if (rc == 0)
+		rc = verify_sig(c, path, d, err, errlen);
+	if (rc == 0)
+		rc = record(c, CHIP_PCR_EXEC, "exec", path, strlen(path), d, err, errlen);
+	pthread_mutex_unlock(&c->c_lock);
+	if (rc < 0 || !fd_out)
+		close(fd);
+	else
+		*fd_out = fd;
+	if (rc == 0 && digest_out)
+		memcpy(digest_out, d, CHIP_DIGEST_LEN);
+	return rc;
+}
+
+int chip_measure_file(struct chip *c, unsigned pcr, const char *type, const char *path,
+		      uint8_t *digest_out, char *err, size_t errlen)
+{
+	if (pcr >= CHIP_NR_PCRS || !type || !type_ok(type))
+		RETURN_ERR(-1, "security chip: bad pcr %u or event type", pcr);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		RETURN_ERR(-1, "%s %s: %s", type, path, strerror(errno));
+	uint8_t d[CHIP_DIGEST_LEN];
+	pthread_mutex_lock(&c->c_lock);
+	int rc = file_digest(c, fd, path, d, err, errlen);
+	if (rc == 0)
+		rc = record(c, pcr, type, path, strlen(path), d, err, errlen);
+	pthread_mutex_unlock(&c->c_lock);
+	close(fd);
+	if (rc == 0 && digest_out)
+		memcpy(digest_out, d, CHIP_DIGEST_LEN);
+	return rc;
+}
+
+int chip_measure_blob(struct chip *c, unsigned pcr, const char *type, const char *desc,
+		      const void *data, size_t len, uint8_t *digest_out, char *err, size_t errlen)
+{
+	if (pcr >= CHIP_NR_PCRS || !type || !type_ok(type))
+		RETURN_ERR(-1, "security chip: bad pcr %u or event type", pcr);
+	if (!data && len)
+		RETURN_ERR(-1, "security chip: no data");
+	uint8_t d[CHIP_DIGEST_LEN];
+	if (chip_sha384(data ? data : "", len, d) < 0)
+		RETURN_ERR(-1, "security chip: SHA-384 unavailable");
+	pthread_mutex_lock(&c->c_lock);
+	int rc = record(c, pcr, type, desc ? desc : "", desc ? strlen(desc) : 0, d, err, errlen);
+	pthread_mutex_unlock(&c->c_lock);
+	if (rc == 0 && digest_out)
+		memcpy(digest_out, d, CHIP_DIGEST_LEN);
+	return rc;
+}

@@ -1,0 +1,159 @@
+/* Unit tests for the audit log (src/controller/audit.c): the chain verifies, continues
+ * across audit_open, keeps hostile fields on one line, and audit_verify names the first
+ * edited line, a removed line and foreign content; a torn last line stops audit_open.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "controller/audit.h"
+
+static char path[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(path, "/tmp/nitro-audit-test-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	return 0;
+}
+
+static void fill(int n)
+{
+	char err[256];
+	struct audit *a = audit_open(path, err, sizeof(err));
+	assert_non_null(a);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(
+		    audit_append(a, 1000 + (uid_t)i, "GET", "/v1/instances", 200, NULL), 0);
+	audit_close(a);
+}
+
+/* Lines of the file, malloc'd. */
+static int read_lines(char *lines[], int max)
+{
+	FILE *f = fopen(path, "r");
+	char *l = NULL;
+	size_t cap = 0;
+	int n = 0;
+	while (n < max && getline(&l, &cap, f) > 0)
+		lines[n++] = strdup(l);
+	free(l);
+	fclose(f);
+	return n;
+}
+
+static void write_lines(char *lines[], int n, int skip)
+{
+	FILE *f = fopen(path, "w");
+	for (int i = 0; i < n; i++)
+		if (i != skip)
+			fputs(lines[i], f);
+	fclose(f);
+}
+
+static void test_chain_verifies_and_continues(void **state)
+{
+	(void)state;
+	char err[256];
+	fill(3);
+	fill(2); /* a second open continues the chain */
+	assert_int_equal(audit_verify(path, err, sizeof(err)), 5);
+	struct audit *a = audit_open(path, err, sizeof(err));
+	/* Hostile fields: spaces, newline, '%', non-ASCII stay on one line. */
+	assert_int_equal(audit_append(a, 0, "POST", "/v1/x y\nz", 400,
+				      "bad \"json\"\n% \xff fake prev=00 hash=11"),
+			 0);
+	audit_close(a);
+	assert_int_equal(audit_verify(path, err, sizeof(err)), 6);
+	char *l[10];
+	int n = read_lines(l, 10);
+	assert_int_equal(n, 6);
+	assert_non_null(strstr(l[5], "route=/v1/x%20y%0Az"));
+	assert_non_null(strstr(l[5], " uid=0 "));
+	assert_non_null(strstr(l[0], "prev=0000000000000000"));
+	for (int i = 0; i < n; i++)
+		free(l[i]);
+}
+
+static void test_edited_line_found(void **state)
+{
+	(void)state;
+	char err[256];
+	fill(5);
+	char *l[10];
+	int n = read_lines(l, 10);
+	char *s = strstr(l[2], "status=200");
+	assert_non_null(s);
+	memcpy(s, "status=404", 10);
+	write_lines(l, n, -1);
+	assert_int_equal(audit_verify(path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "line 3: hash mismatch (line edited)"));
+	for (int i = 0; i < n; i++)
+		free(l[i]);
+}
+
+static void test_removed_line_found(void **state)
+{
+	(void)state;
+	char err[256];
+	fill(5);
+	char *l[10];
+	int n = read_lines(l, 10);
+	write_lines(l, n, 3); /* drop the 4th line */
+	assert_int_equal(audit_verify(path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "line 4: prev does not match line 3"));
+	write_lines(l, n, 0); /* drop the first */
+	assert_int_equal(audit_verify(path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "line 1"));
+	for (int i = 0; i < n; i++)
+		free(l[i]);
+}
+
+static void test_foreign_and_torn(void **state)
+{
+	(void)state;
+	char err[256];
+	fill(2);
+	FILE *f = fopen(path, "a");
+	fputs("hello world\n", f);
+	fclose(f);
+	assert_int_equal(audit_verify(path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "line 3: not an audit line"));
+	assert_null(audit_open(path, err, sizeof(err)));
+	f = fopen(path, "w");
+	fputs("2026-11-26T19:40:00.123Z uid=1 method=GET", f); /* no newline */
+	fclose(f);
+	assert_null(audit_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "incomplete"));
+	assert_int_equal(audit_verify("/nonexistent/audit.log", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/audit.log"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_chain_verifies_and_continues, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_edited_line_found, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_removed_line_found, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_foreign_and_torn, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,344 @@
+/* Unit tests for the security chip (src/securitychip): signed executables accepted, a
+ * flipped byte / missing or foreign signature refused with nothing logged, PCR extension
+ * and replay across chip_open, measure-once, a corrupt event log refused, the digest cache
+ * noticing a rewrite, and an attestation whose signature verifies over signed_data and
+ * fails once anything in it changes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "securitychip/chip.h"
+
+struct fx {
+	char dir[64];
+	char state[96], anchor[96], bin[96], other_anchor[96];
+	EVP_PKEY *key, *other;
+};
+
+static void write_file(const char *path, const void *d, size_t n)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(d, 1, n, f), n);
+	fclose(f);
+}
+
+static void write_pub(EVP_PKEY *k, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_PUBKEY(f, k), 1);
+	fclose(f);
+}
+
+static void sha384(const void *d, size_t n, uint8_t out[48])
+{
+	unsigned int l;
+	assert_int_equal(EVP_Digest(d, n, out, &l, EVP_sha384(), NULL), 1);
+}
+
+/* PATH.sig = Ed25519(key, SHA-384(file)), as tools/sign.sh makes it. */
+static void sign_file(EVP_PKEY *k, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	static uint8_t buf[1 << 20];
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	uint8_t d[48], sig[64];
+	size_t sl = sizeof(sig);
+	sha384(buf, n, d);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	assert_int_equal(EVP_DigestSignInit(c, NULL, NULL, NULL, k), 1);
+	assert_int_equal(EVP_DigestSign(c, sig, &sl, d, sizeof(d)), 1);
+	EVP_MD_CTX_free(c);
+	char sp[128];
+	snprintf(sp, sizeof(sp), "%s.sig", path);
+	write_file(sp, sig, sl);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	strcpy(f->dir, "/tmp/nitro-chip-test-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
+	snprintf(f->anchor, sizeof(f->anchor), "%s/anchor.pem", f->dir);
+	snprintf(f->other_anchor, sizeof(f->other_anchor), "%s/other.pem", f->dir);
+	snprintf(f->bin, sizeof(f->bin), "%s/nitro-hv", f->dir);
+	f->key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	f->other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	write_pub(f->key, f->anchor);
+	write_pub(f->other, f->other_anchor);
+	char body[4096];
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (char)(i * 7);
+	write_file(f->bin, body, sizeof(body));
+	sign_file(f->key, f->bin);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	EVP_PKEY_free(f->key);
+	EVP_PKEY_free(f->other);
+	free(f);
+	return 0;
+}
+
+static size_t count_lines(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return 0;
+	size_t n = 0;
+	int ch;
+	while ((ch = fgetc(fp)) != EOF)
+		n += ch == '\n';
+	fclose(fp);
+	return n;
+}
+
+static void test_signed_exec_measured(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct chip *c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	uint8_t d[48], want[48], pcr[48], zero[96] = {0};
+	int fd = -1;
+	assert_int_equal(chip_measure_exec(c, f->bin, &fd, d, err, sizeof(err)), 0);
+	assert_true(fd >= 0);
+	close(fd);
+	char body[4096];
+	for (size_t i = 0; i < sizeof(body); i++)
+		body[i] = (char)(i * 7);
+	sha384(body, sizeof(body), want);
+	assert_memory_equal(d, want, 48);
+	/* PCR0 = SHA-384(0^48 || digest) */
+	memcpy(zero + 48, d, 48);
+	sha384(zero, 96, want);
+	assert_int_equal(chip_read_pcr(c, CHIP_PCR_EXEC, pcr), 0);
+	assert_memory_equal(pcr, want, 48);
+	/* Measured again: same event, not logged twice, PCR unchanged. */
+	assert_int_equal(chip_measure_exec(c, f->bin, NULL, NULL, err, sizeof(err)), 0);
+	assert_int_equal(chip_read_pcr(c, CHIP_PCR_EXEC, pcr), 0);
+	assert_memory_equal(pcr, want, 48);
+	chip_close(c);
+	char log[128];
+	snprintf(log, sizeof(log), "%s/eventlog", f->state);
+	assert_int_equal(count_lines(log), 1);
+	/* Replayed by a new chip_open. */
+	c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(chip_read_pcr(c, CHIP_PCR_EXEC, pcr), 0);
+	assert_memory_equal(pcr, want, 48);
+	assert_int_equal(chip_read_pcr(c, CHIP_NR_PCRS, pcr), -1);
+	chip_close(c);
+}
+
+static void test_flipped_byte_refused(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	int fd = open(f->bin, O_RDWR);
+	uint8_t b;
+	assert_int_equal(pread(fd, &b, 1, 1000), 1);
+	b ^= 0x01;
+	assert_int_equal(pwrite(fd, &b, 1, 1000), 1);
+	close(fd);
+	struct chip *c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	int out = -1;
+	assert_int_equal(chip_measure_exec(c, f->bin, &out, NULL, err, sizeof(err)), -1);
+	assert_int_equal(out, -1);
+	assert_non_null(strstr(err, f->bin));
+	assert_non_null(strstr(err, "signature does not verify with trust anchor"));
+	uint8_t pcr[48], zero[48] = {0};
+	chip_read_pcr(c, CHIP_PCR_EXEC, pcr);
+	assert_memory_equal(pcr, zero, 48);
+	chip_close(c);
+	char log[128];
+	snprintf(log, sizeof(log), "%s/eventlog", f->state);
+	assert_int_equal(count_lines(log), 0);
+}
+
+static void test_missing_and_foreign_signature(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	/* Signed by a key that is not the anchor. */
+	struct chip *c = chip_open(f->state, f->other_anchor, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(chip_measure_exec(c, f->bin, NULL, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "does not verify"));
+	chip_close(c);
+	char sp[128];
+	snprintf(sp, sizeof(sp), "%s.sig", f->bin);
+	/* A truncated signature, then none. */
+	truncate(sp, 10);
+	c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_int_equal(chip_measure_exec(c, f->bin, NULL, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not 64 bytes"));
+	unlink(sp);
+	assert_int_equal(chip_measure_exec(c, f->bin, NULL, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no signature"));
+	chip_close(c);
+	/* No anchor at all. */
+	assert_null(chip_open(f->state, "/nonexistent/anchor.pem", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/anchor.pem"));
+}
+
+static void test_cache_sees_rewrite(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct chip *c = chip_open(f->state, f->anchor, err, sizeof(err));
+	uint8_t d1[48], d2[48];
+	assert_int_equal(
+	    chip_measure_file(c, CHIP_PCR_KERNEL, "kernel", f->bin, d1, err, sizeof(err)), 0);
+	/* Same size, new content: ctime changes even if mtime were restored. */
+	int fd = open(f->bin, O_RDWR);
+	assert_int_equal(pwrite(fd, "XYZ", 3, 0), 3);
+	close(fd);
+	assert_int_equal(
+	    chip_measure_file(c, CHIP_PCR_KERNEL, "kernel", f->bin, d2, err, sizeof(err)), 0);
+	assert_memory_not_equal(d1, d2, 48);
+	/* Bad arguments. */
+	assert_int_equal(chip_measure_file(c, 99, "kernel", f->bin, NULL, err, sizeof(err)), -1);
+	assert_int_equal(chip_measure_file(c, 1, "bad type!", f->bin, NULL, err, sizeof(err)), -1);
+	assert_int_equal(chip_measure_file(c, 1, "kernel", f->dir, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	chip_close(c);
+}
+
+static void test_corrupt_log_refused(void **state)
+{
+	struct fx *f = *state;
+	char err[512], log[128];
+	struct chip *c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_int_equal(chip_measure_blob(c, CHIP_PCR_CMDLINE, "cmdline", "console=ttyS0 x\ny",
+					   "console=ttyS0", 13, NULL, err, sizeof(err)),
+			 0);
+	chip_close(c);
+	snprintf(log, sizeof(log), "%s/eventlog", f->state);
+	/* The description's space and newline were escaped: one line. */
+	assert_int_equal(count_lines(log), 1);
+	FILE *fp = fopen(log, "a");
+	fputs("1 9 exec zz nonsense\n", fp);
+	fclose(fp);
+	assert_null(chip_open(f->state, f->anchor, err, sizeof(err)));
+	assert_non_null(strstr(err, "line 2"));
+	truncate(log, 10); /* a torn line */
+	assert_null(chip_open(f->state, f->anchor, err, sizeof(err)));
+	assert_non_null(strstr(err, "incomplete"));
+}
+
+static json_t *attest(struct chip *c, const char *nonce)
+{
+	char err[512];
+	char *s = chip_attestation(c, nonce, err, sizeof(err));
+	assert_non_null(s);
+	json_t *j = json_loads(s, 0, NULL);
+	free(s);
+	assert_non_null(j);
+	return j;
+}
+
+static int verify_doc(json_t *j, const char *data)
+{
+	const char *pem = json_string_value(json_object_get(j, "public_key"));
+	const char *sig64 = json_string_value(json_object_get(j, "signature"));
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+	BIO_free(b);
+	assert_non_null(k);
+	uint8_t sig[100];
+	int sl = EVP_DecodeBlock(sig, (const uint8_t *)sig64, (int)strlen(sig64));
+	assert_true(sl >= 64);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_DigestVerifyInit(c, NULL, NULL, NULL, k);
+	int ok = EVP_DigestVerify(c, sig, 64, (const uint8_t *)data, strlen(data));
+	EVP_MD_CTX_free(c);
+	EVP_PKEY_free(k);
+	return ok;
+}
+
+static void test_attestation(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct chip *c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_int_equal(chip_measure_exec(c, f->bin, NULL, NULL, err, sizeof(err)), 0);
+	json_t *j = attest(c, "nonce-1234");
+	const char *data = json_string_value(json_object_get(j, "signed_data"));
+	assert_non_null(data);
+	assert_non_null(strstr(data, "nonce=nonce-1234\n"));
+	assert_int_equal(verify_doc(j, data), 1);
+	/* One changed character in the signed data: the signature fails. */
+	char *bad = strdup(data);
+	char *p = strstr(bad, "pcr0=") + 5;
+	*p = *p == '0' ? '1' : '0';
+	assert_int_not_equal(verify_doc(j, bad), 1);
+	free(bad);
+	/* The PCR in signed_data matches the pcrs object and the event log replays to it. */
+	const char *pcr0 = json_string_value(json_object_get(json_object_get(j, "pcrs"), "0"));
+	char line[120];
+	snprintf(line, sizeof(line), "pcr0=%s\n", pcr0);
+	assert_non_null(strstr(data, line));
+	json_t *ev = json_array_get(json_object_get(j, "event_log"), 0);
+	assert_string_equal(json_string_value(json_object_get(ev, "type")), "exec");
+	json_decref(j);
+	/* The key persists (0600) and is reused. */
+	char kp[128];
+	snprintf(kp, sizeof(kp), "%s/attestation-key.pem", f->state);
+	struct stat st;
+	assert_int_equal(stat(kp, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	chip_close(c);
+	c = chip_open(f->state, f->anchor, err, sizeof(err));
+	json_t *j2 = attest(c, "n2");
+	assert_int_equal(verify_doc(j2, json_string_value(json_object_get(j2, "signed_data"))), 1);
+	json_decref(j2);
+	/* Bad nonces. */
+	assert_null(chip_attestation(c, "", err, sizeof(err)));
+	assert_null(chip_attestation(c, "has space", err, sizeof(err)));
+	assert_null(chip_attestation(c, NULL, err, sizeof(err)));
+	char longn[200];
+	memset(longn, 'a', sizeof(longn) - 1);
+	longn[199] = 0;
+	assert_null(chip_attestation(c, longn, err, sizeof(err)));
+	chip_close(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_signed_exec_measured, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flipped_byte_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_and_foreign_signature, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cache_sees_rewrite, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_corrupt_log_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_attestation, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,165 @@
+/* nitro-chip: the security chip and the jailer from the shell (tests, operators).
+ *   nitro-chip [--state DIR] [--anchor PEM] exec PATH       measure + verify an executable
+ *   nitro-chip [--state DIR] [--anchor PEM] file PCR TYPE PATH
+ *   nitro-chip [--state DIR] [--anchor PEM] attest NONCE    print the attestation JSON
+ *   nitro-chip jail --kind K --uid U --gid G --dir D [--bind SRC[=DST][,rw][,dev]]...
+ *              [--seccomp] [--newnet] [--chroot-fallback] [--measure] -- CMD ARGS...
+ *        runs CMD jailed and waits: exit status of CMD, 128+N when killed by signal N.
+ * --measure has the chip (--state, default $NITRO_STATE/chip) verify CMD first and exec
+ * the measured fd. */
+#include "controller/jailer.h"
+#include "lib/util.h"
+#include "securitychip/chip.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static struct chip *open_chip(const char *state, const char *anchor)
+{
+	char err[512];
+	struct chip *c = chip_open(state, anchor, err, sizeof(err));
+	if (!c)
+		die("%s", err);
+	return c;
+}
+
+static int jail_main(int argc, char **argv, const char *state, const char *anchor)
+{
+	struct jail_spec js;
+	jail_spec_init(&js, NULL, 0, 0, NULL);
+	struct jail_bind binds[64];
+	size_t nb = 0;
+	bool measure = false;
+	int i = 0;
+	uint64_t v;
+	for (; i < argc && strcmp(argv[i], "--"); i++) {
+		const char *a = argv[i], *n = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--kind") && n)
+			js.js_kind = argv[++i];
+		else if (!strcmp(a, "--uid") && n && parse_u64(n, 1, 0xfffffffe, &v) && ++i)
+			js.js_uid = (uid_t)v;
+		else if (!strcmp(a, "--gid") && n && parse_u64(n, 1, 0xfffffffe, &v) && ++i)
+			js.js_gid = (gid_t)v;
+		else if (!strcmp(a, "--dir") && n)
+			js.js_dir = argv[++i];
+		else if (!strcmp(a, "--bind") && n && nb < ARRAY_SIZE(binds)) {
+			char *s = strdup(argv[++i]);
+			unsigned fl = 0;
+			char *c;
+			while ((c = strrchr(s, ','))) {
+				if (!strcmp(c, ",rw"))
+					fl |= JAIL_BIND_RW;
+				else if (!strcmp(c, ",dev"))
+					fl |= JAIL_BIND_DEV;
+				else if (!strcmp(c, ",optional"))
+					fl |= JAIL_BIND_OPTIONAL;
+				else
+					die_usage("--bind %s: unknown option %s", argv[i], c);
+				*c = 0;
+			}
+			char *eq = strchr(s, '=');
+			if (eq)
+				*eq = 0;
+			binds[nb++] = (struct jail_bind){s, eq ? eq + 1 : NULL, fl};
+		} else if (!strcmp(a, "--seccomp"))
+			js.js_seccomp = true;
+		else if (!strcmp(a, "--newnet"))
+			js.js_flags |= JAIL_NEWNET;
+		else if (!strcmp(a, "--chroot-fallback"))
+			js.js_flags |= JAIL_CHROOT_FALLBACK;
+		else if (!strcmp(a, "--measure"))
+			measure = true;
+		else
+			die_usage("jail: bad argument %s", a);
+	}
+	if (i >= argc - 1 || !js.js_kind || !js.js_uid || !js.js_gid || !js.js_dir)
+		die_usage("jail: --kind, --uid, --gid, --dir and -- CMD are needed");
+	js.js_binds = binds;
+	js.js_nbinds = nb;
+	js.js_stdio[0] = 0;
+	js.js_stdio[1] = 1;
+	js.js_stdio[2] = 2;
+	char *env[] = {"PATH=/usr/bin:/bin", NULL};
+	js.js_env = env;
+	char err[512];
+	struct chip *c = NULL;
+	if (measure) {
+		c = open_chip(state, anchor);
+		if (chip_measure_exec(c, argv[i + 1], &js.js_exec_fd, NULL, err, sizeof(err)) < 0)
+			die("%s", err);
+	}
+	pid_t pid = jail_spawn(&js, argv + i + 1, err, sizeof(err));
+	if (pid < 0)
+		die("%s", err);
+	if (err[0])
+		warnmsg("%s", err);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		;
+	chip_close(c);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+int main(int argc, char **argv)
+{
+	util_set_prog("nitro-chip");
+	const char *state = NULL, *anchor = NULL;
+	int i = 1;
+	for (; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--state"))
+			state = argv[i + 1];
+		else if (!strcmp(argv[i], "--anchor"))
+			anchor = argv[i + 1];
+		else
+			break;
+	}
+	char def[4096];
+	if (!state) {
+		const char *s = getenv("NITRO_STATE");
+		snprintf(def, sizeof(def), "%s/chip", s && *s ? s : "/var/lib/nitro");
+		state = def;
+	}
+	if (i >= argc)
+		die_usage(
+		    "usage: nitro-chip [--state DIR] [--anchor PEM] exec|file|attest|jail ...");
+	const char *cmd = argv[i++];
+	char err[512];
+	if (!strcmp(cmd, "jail"))
+		return jail_main(argc - i, argv + i, state, anchor);
+	struct chip *c = NULL;
+	if (!strcmp(cmd, "exec") && i + 1 == argc) {
+		c = open_chip(state, anchor);
+		uint8_t d[CHIP_DIGEST_LEN];
+		char hex[2 * CHIP_DIGEST_LEN + 1];
+		if (chip_measure_exec(c, argv[i], NULL, d, err, sizeof(err)) < 0)
+			die("%s", err);
+		chip_hex(d, sizeof(d), hex);
+		printf("%s  %s\n", hex, argv[i]);
+	} else if (!strcmp(cmd, "file") && i + 3 == argc) {
+		uint64_t pcr;
+		if (!parse_u64(argv[i], 0, CHIP_NR_PCRS - 1, &pcr))
+			die_usage("file: PCR must be 0..%d", CHIP_NR_PCRS - 1);
+		c = open_chip(state, anchor);
+		if (chip_measure_file(c, (unsigned)pcr, argv[i + 1], argv[i + 2], NULL, err,
+				      sizeof(err)) < 0)
+			die("%s", err);
+	} else if (!strcmp(cmd, "attest") && i + 1 == argc) {
+		c = open_chip(state, anchor);
+		char *j = chip_attestation(c, argv[i], err, sizeof(err));
+		if (!j)
+			die("%s", err);
+		puts(j);
+		free(j);
+	} else {
+		die_usage("unknown command or wrong arguments: %s", cmd);
+	}
+	chip_close(c);
+	return 0;
+}
