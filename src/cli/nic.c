@@ -217,6 +217,14 @@ int nics_start(struct run_nics *ns, char **hvargs, int k)
 		argv[a++] = n->rn_vpc_s;
 		argv[a++] = "--ip";
 		argv[a++] = n->rn_ip;
+		/* As EC2: one queue pair per vCPU, up to what the device can carry. */
+		static char pairs[16];
+		snprintf(pairs, sizeof(pairs), "%u",
+			 ns->n_cpus < 1		      ? 1
+			 : ns->n_cpus > RUN_MAX_PAIRS ? RUN_MAX_PAIRS
+						      : ns->n_cpus);
+		argv[a++] = "--queue-pairs";
+		argv[a++] = pairs;
 		const char *opt[][2] = {{"--mac", n->rn_mac},
 					{"--sg", n->rn_sg},
 					{"--pps", n->rn_pps},

@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RUN_MAX_NICS 7 /* nitro-hv serves up to 16 queues per device, 8 devices... */
+#define RUN_MAX_NICS 7
+#define RUN_MAX_PAIRS 7 /* nitro-hv serves up to 16 queues per device: 7 pairs + control */
 
 struct run_nic {
 	char rn_spec[PATH_MAX];
@@ -31,6 +32,7 @@ struct run_nics {
 	struct run_nic n_nic[RUN_MAX_NICS];
 	unsigned n_count;
 	const char *n_underlay, *n_map;
+	unsigned n_cpus; /* the guest's vCPUs: queue pairs per interface = min(7, vCPUs) */
 	char n_dir[PATH_MAX];
 };
 

@@ -205,6 +205,7 @@ int cmd_run(int argc, char **argv)
 		hvargs[k++] = "--vhost-user";
 		hvargs[k++] = cards[i];
 	}
+	nics.n_cpus = c.cpus;
 	k = nics_start(&nics, hvargs, k);
 	hvargs[k] = NULL;
 	return run_with_cards(hvargs, vols, nvols, dir);
