@@ -3,8 +3,9 @@
  * raw or mutated from templates (input format in vpc_frames.h). Every result must be
  * inside the output buffer and say what the contract says; counters must add up.
  */
-// fuzz-extra: src/cards/vpc/pkt.c src/cards/vpc/arp.c src/cards/vpc/dhcp.c src/cards/vpc/geneve.c
-// src/cards/vpc/sg.c src/cards/vpc/conntrack.c src/cards/vpc/allowance.c src/cards/vpc/vpc.c
+// clang-format off
+// fuzz-extra: src/cards/vpc/pkt.c src/cards/vpc/arp.c src/cards/vpc/dhcp.c src/cards/vpc/geneve.c src/cards/vpc/sg.c src/cards/vpc/conntrack.c src/cards/vpc/allowance.c src/cards/vpc/vpc.c
+// clang-format on
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
