@@ -4,6 +4,14 @@
 uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
 {
 	uint64_t s = sum;
+	while (len >= 8) { /* the ones'-complement sum is byte-order independent per word */
+		uint32_t a, b;
+		memcpy(&a, p, 4);
+		memcpy(&b, p + 4, 4);
+		s += (uint64_t)__builtin_bswap32(a) + __builtin_bswap32(b);
+		p += 8;
+		len -= 8;
+	}
 	while (len >= 2) {
 		s += (uint32_t)(p[0] << 8 | p[1]);
 		p += 2;

@@ -83,7 +83,13 @@ static inline void wrip(uint8_t *p, uint32_t ip)
 }
 static inline bool mac_eq(const uint8_t *a, const uint8_t *b)
 {
-	return memcmp(a, b, 6) == 0;
+	uint32_t a4, b4;
+	uint16_t a2, b2;
+	memcpy(&a4, a, 4);
+	memcpy(&b4, b, 4);
+	memcpy(&a2, a + 4, 2);
+	memcpy(&b2, b + 4, 2);
+	return ((a4 ^ b4) | (uint32_t)(a2 ^ b2)) == 0;
 }
 static inline bool mac_is_group(const uint8_t *m)
 {
