@@ -5,6 +5,7 @@ VPC_CORE_SRC = $(addprefix src/cards/vpc/,pkt.c arp.c dhcp.c geneve.c sg.c connt
 VPC_CORE_TESTS = $(patsubst tests/unit/vpc/%.c,$(BUILD)/tests/vpc/%,\
 	$(wildcard tests/unit/vpc/test_*.c))
 UNIT_TESTS += $(VPC_CORE_TESTS)
+unit: $(VPC_CORE_TESTS) # (the Makefile expands unit's prerequisites before mk/ is read)
 $(VPC_CORE_TESTS): $(call obj,$(VPC_CORE_SRC) tests/unit/vpc/vpctest.c)
 
 # ns/packet of 64-byte UDP through vpc_from_guest + vpc_from_underlay (make vpc-core-bench).
