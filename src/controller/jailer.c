@@ -26,6 +26,8 @@ struct mnt {
 	char *m_dst;  /* full path under the jail dir */
 	size_t m_rel; /* offset in m_dst where the in-jail path starts (its '/') */
 	bool m_dir;
+	dev_t m_rdev; /* != 0: a device node made in the jail (mknod), not a bind */
+	mode_t m_mode;
 	unsigned m_flags;
 };
 
@@ -102,6 +104,11 @@ static int plan_add(struct plan *p, const char *dir, const char *src, const char
 		RETURN_ERR(-1, "jail: out of memory");
 	}
 	m->m_dir = S_ISDIR(st.st_mode);
+	m->m_rdev = 0;
+	if ((flags & JAIL_BIND_DEV) && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+		m->m_rdev = st.st_rdev;
+		m->m_mode = st.st_mode & (S_IFMT | 0666);
+	}
 	m->m_flags = flags;
 	p->p_n++;
 	return 0;
@@ -189,14 +196,23 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		child_fail(pfd, k, "unshare", "mount/ipc/uts/net", errno);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(pfd, k, "mount", "/ private", errno);
-	if (mount("nitro-jail", js->js_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  "mode=0755,size=1m") < 0)
+	if (mount("nitro-jail", js->js_dir, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=1m") <
+	    0)
 		child_fail(pfd, k, "mount tmpfs", js->js_dir, errno);
 	size_t dl = strlen(js->js_dir);
 	for (size_t i = 0; i < p->p_n; i++) {
 		struct mnt *m = &p->p_mnt[i];
 		if (mkdirs(m->m_dst, dl, m->m_dir) < 0)
 			child_fail(pfd, k, "mkdir", m->m_dst, errno);
+		if (m->m_rdev) {
+			/* The jail's own node, owned by the jailed uid: host modes stay as they
+			 * are. */
+			if (mknod(m->m_dst, m->m_mode, m->m_rdev) < 0)
+				child_fail(pfd, k, "mknod", m->m_dst, errno);
+			if (chown(m->m_dst, js->js_uid, js->js_gid) < 0)
+				child_fail(pfd, k, "chown", m->m_dst, errno);
+			continue;
+		}
 		if (!m->m_dir) {
 			int fd = open(m->m_dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 			if (fd < 0)
@@ -236,15 +252,14 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 	}
 	if (chdir("/") < 0)
 		child_fail(pfd, k, "chdir", "/", errno);
-	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		  NULL) < 0)
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) < 0)
 		child_fail(pfd, k, "remount read-only", "/", errno);
 
-	/* stdio: park the sources above every other fd, then dup2 them onto 0..2. */
+	/* stdio: park the sources on fresh fds >= 3 (not kept ones), then dup2 onto 0..2. */
 	int tmp[3];
 	for (int i = 0; i < 3; i++) {
 		if (js->js_stdio[i] >= 0)
-			tmp[i] = fcntl(js->js_stdio[i], F_DUPFD_CLOEXEC, 1024);
+			tmp[i] = fcntl(js->js_stdio[i], F_DUPFD_CLOEXEC, 3);
 		else
 			tmp[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (tmp[i] < 0)
@@ -284,7 +299,7 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		struct rlimit rl = {0, 0};
 		setrlimit(RLIMIT_CORE, &rl);
 	}
-	if (setgroups(0, NULL) < 0)
+	if (setgroups(js->js_ngroups, js->js_ngroups ? js->js_groups : NULL) < 0)
 		child_fail(pfd, k, "setgroups", "", errno);
 	if (setresgid(js->js_gid, js->js_gid, js->js_gid) < 0)
 		child_fail(pfd, k, "setresgid", "", errno);
@@ -313,6 +328,9 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 		RETURN_ERR(-1, "jail %s: argv[0] must be an absolute path", k);
 	if (js->js_uid == 0 || js->js_gid == 0)
 		RETURN_ERR(-1, "jail %s: refusing to run as uid or gid 0", k);
+	for (size_t i = 0; i < js->js_ngroups; i++)
+		if (js->js_groups[i] == 0)
+			RETURN_ERR(-1, "jail %s: refusing supplementary group 0", k);
 	if (!js->js_dir || js->js_dir[0] != '/' || strlen(js->js_dir) < 2)
 		RETURN_ERR(-1, "jail %s: the jail dir must be an absolute path other than /", k);
 	size_t nkeep = js->js_nkeep;

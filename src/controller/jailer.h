@@ -5,7 +5,9 @@
  *      JAIL_NEWNET: no interfaces but loopback, for processes without network I/O);
  *   2. mounts a fresh tmpfs on js_dir (created 0755 if missing; nothing persists), makes
  *      inside it the mount points for each bind and bind-mounts them: read-only, nosuid,
- *      nodev unless JAIL_BIND_RW / JAIL_BIND_DEV. The executable itself, its ELF
+ *      nodev unless JAIL_BIND_RW; a device with JAIL_BIND_DEV (e.g. /dev/kvm) is not
+ *      bound but made afresh in the jail (mknod, same device number and mode) owned by
+ *      js_uid:js_gid, so the host's node keeps its root-only mode. The executable, its ELF
  *      interpreter and every DT_NEEDED library (resolved like ld.so, cached per binary)
  *      are bound read-only automatically; /dev/null is always there;
  *   3. pivot_root(js_dir) and detaches the old root, then remounts the jail root
@@ -16,7 +18,7 @@
  *      after the uid switch) and writes a warning into err while returning the pid;
  *   4. dup2s js_stdio onto fds 0..2 (-1: /dev/null), keeps the js_keep_fds at their
  *      numbers (each >= 3) and closes every other fd;
- *   5. applies js_rlimits (RLIMIT_CORE is 0 unless given), setgroups(0), setresgid(gid),
+ *   5. applies js_rlimits (RLIMIT_CORE is 0 unless given), setgroups(js_groups), setresgid(gid),
  *      setresuid(uid) (uid and gid must not be 0), PR_SET_NO_NEW_PRIVS, then execs argv
  *      with envp = js_env plus, if js_seccomp, NITRO_SECCOMP=<js_kind> so the binary
  *      installs its own seccomp allow-list after its set-up (src/sandbox/sandbox.h).
@@ -37,7 +39,7 @@
 
 enum {
 	JAIL_BIND_RW = 1 << 0,	     /* writable (default read-only) */
-	JAIL_BIND_DEV = 1 << 1,	     /* device nodes usable (default nodev), e.g. /dev/kvm */
+	JAIL_BIND_DEV = 1 << 1,	     /* a device: own node in the jail owned by js_uid */
 	JAIL_BIND_OPTIONAL = 1 << 2, /* skip silently when src does not exist */
 };
 
@@ -61,6 +63,8 @@ struct jail_spec {
 	const char *js_kind; /* "hv", "card-ebs", "card-vpc": messages and NITRO_SECCOMP */
 	uid_t js_uid;	     /* unprivileged, per instance (never 0) */
 	gid_t js_gid;
+	const gid_t *js_groups; /* supplementary groups (e.g. kvm for /dev/kvm); none by default */
+	size_t js_ngroups;
 	const char *js_dir; /* jail root mount point, e.g. /run/nitro/jail/i-1/hv */
 	const struct jail_bind *js_binds;
 	size_t js_nbinds;

@@ -24,6 +24,7 @@
 #include "hv/virtio_pci.h"
 #include "hv/vm.h"
 #include "lib/util.h"
+#include "sandbox/sandbox.h"
 
 static struct vm vm;
 static struct pci_bus pci;
@@ -231,6 +232,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	tty_make_raw();
 
+	/* Jailed by nitrod (NITRO_SECCOMP=hv): the seccomp allow-list from here on. */
+	if (sandbox_enter_from_env(err, sizeof(err)) < 0) {
+		tty_restore();
+		die("%s", err);
+	}
 	if (vm_start(&vm, err, sizeof(err))) {
 		tty_restore();
 		die("%s", err);

@@ -82,6 +82,8 @@ static const int hv_calls[] = {
     SCMP_SYS(connect),	/* reconnect to a restarted card (AF_UNIX only, see socket) */
     SCMP_SYS(sendmsg),	/* vhost-user requests with fds (memory table, eventfds) */
     SCMP_SYS(recvmsg),	/* vhost-user replies */
+    SCMP_SYS(recvfrom), /* recv() of vhost-user replies (vCPU threads on a BAR write) */
+    SCMP_SYS(sendto),	/* send() of vhost-user requests without fds */
     SCMP_SYS(shutdown), /* drop a card connection */
 };
 
@@ -90,6 +92,7 @@ static const int hv_calls[] = {
  * state (start-up of each vCPU thread, the crash register dump). Plus the console tty. */
 static const unsigned long hv_ioctls[] = {
     KVM_RUN,
+    KVM_GET_SUPPORTED_CPUID, /* each vCPU thread sets its CPUID from it */
     KVM_IRQ_LINE,
     KVM_IRQ_LINE_STATUS,
     KVM_IOEVENTFD,
@@ -221,6 +224,10 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		rc = -1;
 	/* execve is refused without a kill so nitro-hv's reboot path (re-exec) fails cleanly
 	 * and exits; it is never allowed. */
+	/* prctl only to name threads (pthread_setname_np: "vcpu0", "card-watch"). */
+	if (!rc && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				    SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)) < 0)
+		rc = -1;
 	if (!rc && (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execve), 0) < 0 ||
 		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execveat), 0) < 0))
 		rc = -1;

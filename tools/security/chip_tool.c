@@ -2,8 +2,9 @@
  *   nitro-chip [--state DIR] [--anchor PEM] exec PATH       measure + verify an executable
  *   nitro-chip [--state DIR] [--anchor PEM] file PCR TYPE PATH
  *   nitro-chip [--state DIR] [--anchor PEM] attest NONCE    print the attestation JSON
- *   nitro-chip jail --kind K --uid U --gid G --dir D [--bind SRC[=DST][,rw][,dev]]...
- *              [--seccomp] [--newnet] [--chroot-fallback] [--measure] -- CMD ARGS...
+ *   nitro-chip jail --kind K --uid U --gid G [--group G]... --dir D [--bind
+ * SRC[=DST][,rw][,dev]]...
+ *              [--seccomp|--seccomp-log] [--newnet] [--chroot-fallback] [--measure] -- CMD ARGS...
  *        runs CMD jailed and waits: exit status of CMD, 128+N when killed by signal N.
  * --measure has the chip (--state, default $NITRO_STATE/chip) verify CMD first and exec
  * the measured fd. */
@@ -34,7 +35,9 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 	jail_spec_init(&js, NULL, 0, 0, NULL);
 	struct jail_bind binds[64];
 	size_t nb = 0;
-	bool measure = false;
+	bool measure = false, seclog = false;
+	gid_t groups[16];
+	size_t ngroups = 0;
 	int i = 0;
 	uint64_t v;
 	for (; i < argc && strcmp(argv[i], "--"); i++) {
@@ -45,6 +48,9 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 			js.js_uid = (uid_t)v;
 		else if (!strcmp(a, "--gid") && n && parse_u64(n, 1, 0xfffffffe, &v) && ++i)
 			js.js_gid = (gid_t)v;
+		else if (!strcmp(a, "--group") && n && ngroups < ARRAY_SIZE(groups) &&
+			 parse_u64(n, 1, 0xfffffffe, &v) && ++i)
+			groups[ngroups++] = (gid_t)v;
 		else if (!strcmp(a, "--dir") && n)
 			js.js_dir = argv[++i];
 		else if (!strcmp(a, "--bind") && n && nb < ARRAY_SIZE(binds)) {
@@ -68,6 +74,8 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 			binds[nb++] = (struct jail_bind){s, eq ? eq + 1 : NULL, fl};
 		} else if (!strcmp(a, "--seccomp"))
 			js.js_seccomp = true;
+		else if (!strcmp(a, "--seccomp-log")) /* development: log, do not kill */
+			js.js_seccomp = seclog = true;
 		else if (!strcmp(a, "--newnet"))
 			js.js_flags |= JAIL_NEWNET;
 		else if (!strcmp(a, "--chroot-fallback"))
@@ -79,6 +87,13 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 	}
 	if (i >= argc - 1 || !js.js_kind || !js.js_uid || !js.js_gid || !js.js_dir)
 		die_usage("jail: --kind, --uid, --gid, --dir and -- CMD are needed");
+	char logkind[64];
+	if (seclog) {
+		snprintf(logkind, sizeof(logkind), "%s:log", js.js_kind);
+		js.js_kind = logkind;
+	}
+	js.js_groups = groups;
+	js.js_ngroups = ngroups;
 	js.js_binds = binds;
 	js.js_nbinds = nb;
 	js.js_stdio[0] = 0;

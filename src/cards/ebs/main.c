@@ -31,6 +31,7 @@
 #include "cards/ebs/ebs.h"
 #include "cards/lib/backend.h"
 #include "lib/util.h"
+#include "sandbox/sandbox.h"
 
 static const char usage_text[] =
     "usage: nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]\n"
@@ -270,6 +271,9 @@ int main(int argc, char **argv)
 	bo.bo_serial = true;
 	int r = backend_start(&c->c_backend, &c->c_ebs.e_dev, &c->c_loop, &bo, err, sizeof(err));
 	if (r < 0)
+		die("%s", err);
+	/* Jailed by nitrod (NITRO_SECCOMP=card-ebs): the seccomp allow-list from here on. */
+	if (sandbox_enter_from_env(err, sizeof(err)) < 0)
 		die("%s", err);
 	r = run(c, (unsigned)poll_us);
 	if (r < 0)
