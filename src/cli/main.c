@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "cli/nic.h"
 #include "hv/config.h"
 #include "lib/util.h"
@@ -20,6 +21,8 @@ static void usage(FILE *f)
 		"                       counters of the running network interfaces (VPC cards)\n"
 		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
 		"                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
+		"  --host SOCKET instances|volumes|host ...\n"
+		"                       call nitrod's API (`nitro --host SOCKET help`)\n"
 		"run options:\n%s"
 		"Without /dev/kvm (or with one that is not hardware-assisted) `nitro run` boots an\n"
 		"emulated x86 server and runs there; set NITRO_CACHE to move ~/.cache/nitro.\n",
@@ -34,6 +37,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--host")) { /* the API client: nitro --host SOCKET COMMAND ... */
+		if (argc < 3)
+			die_usage("--host: expected a nitrod socket and a command");
+		return cmd_client(argv[2], argc - 3, argv + 3);
+	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 2, argv + 2);
 	if (!strcmp(cmd, "images"))

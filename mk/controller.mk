@@ -1,0 +1,19 @@
+# nitrod, the controller daemon (issue 5): the HTTP+JSON API on a Unix socket, state in
+# SQLite, supervision of nitro-hv and the cards through the jailer, measured launches.
+# It links the security engineer's libraries: the chip, the audit log and the jailer
+# (listed here: mk/securitychip.mk is read after this file).
+CTL_SRC = $(addprefix src/controller/,main.c http.c api.c spec.c store.c records.c supervise.c proc.c)
+CTL_SRC += src/securitychip/chip.c src/securitychip/attest.c src/controller/audit.c
+CTL_SRC += src/controller/jailer.c src/controller/jail_elf.c
+CTL_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lpthread
+all: $(BUILD)/nitrod
+$(BUILD)/nitrod: $(call obj,$(CTL_SRC) src/cards/ebs/volume.c $(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CTL_LIBS)
+
+# The CLI's client side (src/cli/client*.c): libcurl over the Unix socket, jansson.
+$(BUILD)/nitro: override LDFLAGS += -lcurl -ljansson
+
+.PHONY: api-test controller-system-test
+api-test: all
+	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/api
+TEST_SUITES += api-test

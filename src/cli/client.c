@@ -1,0 +1,479 @@
+/* `nitro --host SOCKET ...`: commands that call nitrod's API (see client.h). */
+#include "cli/client.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/util.h"
+
+#define MAX_REPLY (8u << 20)
+
+static const char client_usage[] =
+    "usage: nitro --host SOCKET COMMAND [--json]\n"
+    "  instances run [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH | --no-initrd]\n"
+    "                [--cmdline TEXT] [--volume VOL-ID]... [--console]\n"
+    "  instances list | describe ID | stop ID | start ID | reboot ID | terminate ID\n"
+    "  instances console ID       the serial output so far (launched with --console only)\n"
+    "  (stop, start, reboot and terminate take --wait: return once the change is done)\n"
+    "  volumes create --size MiB [--unencrypted] | list | describe VOL | delete VOL\n"
+    "  volumes attach VOL INSTANCE | detach VOL\n"
+    "  host attest [--nonce TEXT]\n";
+
+struct reply {
+	char *r_buf;
+	size_t r_len;
+	long r_status;
+	bool r_too_big;
+};
+
+static const char *host_socket;
+static bool want_json;
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct reply *r = arg;
+	size_t len = size * n;
+	if (r->r_len + len > MAX_REPLY) {
+		r->r_too_big = true;
+		return 0;
+	}
+	char *b = realloc(r->r_buf, r->r_len + len + 1);
+	if (!b)
+		return 0;
+	memcpy(b + r->r_len, p, len);
+	r->r_buf = b;
+	r->r_len += len;
+	b[r->r_len] = 0;
+	return len;
+}
+
+/* One API call; dies on a transport failure. Returns the reply (status and body). */
+static struct reply call(const char *method, const char *path, const char *body)
+{
+	struct reply r = {0};
+	CURL *c = curl_easy_init();
+	if (!c)
+		die("--host %s: cannot initialise libcurl", host_socket);
+	char url[1024];
+	snprintf(url, sizeof(url), "http://nitrod%s", path);
+	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, host_socket);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (body)
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	CURLcode e = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.r_status);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(c);
+	if (r.r_too_big)
+		die("--host %s: the reply is larger than %u bytes", host_socket, MAX_REPLY);
+	if (e != CURLE_OK)
+		die("--host %s: %s", host_socket, curl_easy_strerror(e));
+	if (!r.r_buf)
+		r.r_buf = strdup("");
+	return r;
+}
+
+/* The reply as JSON; an error status dies with the API's message. */
+static json_t *call_json(const char *method, const char *path, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	struct reply r = call(method, path, text);
+	free(text);
+	json_t *j = json_loadb(r.r_buf, r.r_len, 0, NULL);
+	if (r.r_status >= 400) {
+		const char *msg = json_string_value(json_object_get(j, "error"));
+		die("%s", msg ? msg : r.r_buf);
+	}
+	if (!j)
+		die("--host %s: the reply to %s %s is not JSON", host_socket, method, path);
+	free(r.r_buf);
+	return j;
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (s)
+		puts(s);
+	free(s);
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "-";
+}
+
+static void join_array(json_t *a, char *out, size_t len)
+{
+	out[0] = 0;
+	size_t i;
+	json_t *e;
+	json_array_foreach(a, i, e)
+	{
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "",
+			 json_string_value(e) ? json_string_value(e) : "?");
+	}
+	if (!out[0])
+		snprintf(out, len, "-");
+}
+
+static void inst_row(json_t *in)
+{
+	char vols[512];
+	join_array(json_object_get(in, "volumes"), vols, sizeof(vols));
+	printf("%-20s %-11s %4lld %8lld  %-7s %s\n", str(in, "id"), str(in, "state"),
+	       (long long)json_integer_value(json_object_get(in, "cpus")),
+	       (long long)json_integer_value(json_object_get(in, "memory_mib")),
+	       json_is_true(json_object_get(in, "console")) ? "on" : "off", vols);
+}
+
+static void inst_header(void)
+{
+	printf("%-20s %-11s %4s %8s  %-7s %s\n", "ID", "STATE", "CPUS", "MEMORY", "CONSOLE",
+	       "VOLUMES");
+}
+
+static void describe_inst(json_t *in)
+{
+	char vols[512];
+	join_array(json_object_get(in, "volumes"), vols, sizeof(vols));
+	printf("id:            %s\n", str(in, "id"));
+	printf("state:         %s\n", str(in, "state"));
+	if (json_is_string(json_object_get(in, "reason")))
+		printf("reason:        %s\n", str(in, "reason"));
+	printf("cpus:          %lld\n", (long long)json_integer_value(json_object_get(in, "cpus")));
+	printf("memory_mib:    %lld\n",
+	       (long long)json_integer_value(json_object_get(in, "memory_mib")));
+	printf("kernel:        %s\n", str(in, "kernel"));
+	printf("initrd:        %s\n", str(in, "initrd"));
+	printf("cmdline:       %s\n", str(in, "cmdline"));
+	printf("volumes:       %s\n", vols);
+	printf("console:       %s\n", json_is_true(json_object_get(in, "console")) ? "on" : "off");
+	printf("card_restarts: %lld\n",
+	       (long long)json_integer_value(json_object_get(in, "card_restarts")));
+}
+
+static void show_inst(json_t *in)
+{
+	if (want_json) {
+		print_json(in);
+	} else {
+		inst_header();
+		inst_row(in);
+	}
+}
+
+static const char *need_id(int argc, char **argv, const char *what)
+{
+	if (argc < 2 || argv[1][0] == '-')
+		die_usage("%s: expected an id\n%s", what, client_usage);
+	if (argc > 2 && strcmp(argv[2], "--wait"))
+		die_usage("%s: unexpected argument %s\n%s", what, argv[2], client_usage);
+	return argv[1];
+}
+
+/* Polls until the instance's state is none of the transitional ones. */
+static json_t *wait_settled(const char *id, json_t *in)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "/v1/instances/%s", id);
+	for (int i = 0; i < 6000; i++) {
+		const char *st = str(in, "state");
+		if (strcmp(st, "pending") && strcmp(st, "stopping"))
+			return in;
+		json_decref(in);
+		nanosleep(&(struct timespec){0, 20000000}, NULL);
+		in = call_json("GET", path, NULL);
+	}
+	die("instance %s: still %s after two minutes", id, str(in, "state"));
+}
+
+static int instances_run(int argc, char **argv)
+{
+	json_t *spec = json_object(), *vols = json_array();
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		uint64_t n;
+		if (!strcmp(a, "--console")) {
+			json_object_set_new(spec, "console", json_true());
+			continue;
+		}
+		if (!strcmp(a, "--no-initrd")) {
+			json_object_set_new(spec, "initrd", json_null());
+			continue;
+		}
+		if (!v)
+			die_usage("instances run: %s: missing value\n%s", a, client_usage);
+		i++;
+		if (!strcmp(a, "--cpus")) {
+			if (!parse_u64(v, 1, 254, &n))
+				die_usage("instances run: --cpus %s: expected 1 to 254", v);
+			json_object_set_new(spec, "cpus", json_integer((json_int_t)n));
+		} else if (!strcmp(a, "--memory")) {
+			if (!parse_u64(v, 1, 1u << 20, &n))
+				die_usage("instances run: --memory %s: expected MiB", v);
+			json_object_set_new(spec, "memory_mib", json_integer((json_int_t)n));
+		} else if (!strcmp(a, "--kernel")) {
+			json_object_set_new(spec, "kernel", json_string(v));
+		} else if (!strcmp(a, "--initrd")) {
+			json_object_set_new(spec, "initrd", json_string(v));
+		} else if (!strcmp(a, "--cmdline")) {
+			json_object_set_new(spec, "cmdline", json_string(v));
+		} else if (!strcmp(a, "--volume")) {
+			json_array_append_new(vols, json_string(v));
+		} else {
+			die_usage("instances run: unknown option %s\n%s", a, client_usage);
+		}
+	}
+	if (json_array_size(vols))
+		json_object_set_new(spec, "volumes", vols);
+	else
+		json_decref(vols);
+	json_t *in = call_json("POST", "/v1/instances", spec);
+	show_inst(in);
+	int rc = 0;
+	if (!strcmp(str(in, "state"), "failed")) {
+		fprintf(stderr, "nitro: instance %s failed: %s\n", str(in, "id"),
+			str(in, "reason"));
+		rc = 1;
+	}
+	json_decref(in);
+	return rc;
+}
+
+static int cmd_instances(int argc, char **argv)
+{
+	if (argc < 1)
+		die_usage("instances: expected a subcommand\n%s", client_usage);
+	const char *sub = argv[0];
+	char path[256];
+	if (!strcmp(sub, "run"))
+		return instances_run(argc, argv);
+	if (!strcmp(sub, "list")) {
+		if (argc > 1)
+			die_usage("instances list: unexpected argument %s", argv[1]);
+		json_t *j = call_json("GET", "/v1/instances", NULL);
+		if (want_json) {
+			print_json(j);
+		} else {
+			inst_header();
+			size_t i;
+			json_t *in;
+			json_array_foreach(json_object_get(j, "instances"), i, in) inst_row(in);
+		}
+		json_decref(j);
+		return 0;
+	}
+	if (!strcmp(sub, "console")) {
+		snprintf(path, sizeof(path), "/v1/instances/%s/console", need_id(argc, argv, sub));
+		struct reply r = call("GET", path, NULL);
+		if (r.r_status >= 400) {
+			json_t *j = json_loadb(r.r_buf, r.r_len, 0, NULL);
+			const char *msg = json_string_value(json_object_get(j, "error"));
+			die("%s", msg ? msg : r.r_buf);
+		}
+		fwrite(r.r_buf, 1, r.r_len, stdout);
+		free(r.r_buf);
+		return 0;
+	}
+	const char *id = need_id(argc, argv, sub);
+	bool wait = argc > 2;
+	json_t *in;
+	if (!strcmp(sub, "describe")) {
+		snprintf(path, sizeof(path), "/v1/instances/%s", id);
+		in = call_json("GET", path, NULL);
+		if (want_json)
+			print_json(in);
+		else
+			describe_inst(in);
+		json_decref(in);
+		return 0;
+	}
+	if (!strcmp(sub, "terminate")) {
+		snprintf(path, sizeof(path), "/v1/instances/%s", id);
+		in = call_json("DELETE", path, NULL);
+	} else if (!strcmp(sub, "stop") || !strcmp(sub, "start") || !strcmp(sub, "reboot")) {
+		snprintf(path, sizeof(path), "/v1/instances/%s/%s", id, sub);
+		in = call_json("POST", path, NULL);
+	} else {
+		die_usage("instances %s: unknown subcommand\n%s", sub, client_usage);
+	}
+	if (wait)
+		in = wait_settled(id, in);
+	show_inst(in);
+	int rc = 0;
+	if (!strcmp(sub, "start") && !strcmp(str(in, "state"), "failed")) {
+		fprintf(stderr, "nitro: instance %s failed: %s\n", id, str(in, "reason"));
+		rc = 1;
+	}
+	json_decref(in);
+	return rc;
+}
+
+static void vol_header(void)
+{
+	printf("%-22s %-10s %10s  %-9s %s\n", "ID", "STATE", "SIZE_MIB", "ENCRYPTED",
+	       "ATTACHED_TO");
+}
+
+static void vol_row(json_t *v)
+{
+	printf("%-22s %-10s %10lld  %-9s %s\n", str(v, "id"), str(v, "state"),
+	       (long long)json_integer_value(json_object_get(v, "size_mib")),
+	       json_is_true(json_object_get(v, "encrypted")) ? "yes" : "no", str(v, "attached_to"));
+}
+
+static void show_vol(json_t *v)
+{
+	if (want_json) {
+		print_json(v);
+	} else {
+		vol_header();
+		vol_row(v);
+	}
+}
+
+static int cmd_volumes(int argc, char **argv)
+{
+	if (argc < 1)
+		die_usage("volumes: expected a subcommand\n%s", client_usage);
+	const char *sub = argv[0];
+	char path[256];
+	json_t *v;
+	if (!strcmp(sub, "create")) {
+		json_t *spec = json_object();
+		for (int i = 1; i < argc; i++) {
+			uint64_t n;
+			if (!strcmp(argv[i], "--unencrypted")) {
+				json_object_set_new(spec, "encrypted", json_false());
+			} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+				if (!parse_u64(argv[++i], 1, 1u << 20, &n))
+					die_usage("volumes create: --size %s: expected MiB (1 to "
+						  "1048576)",
+						  argv[i]);
+				json_object_set_new(spec, "size_mib", json_integer((json_int_t)n));
+			} else {
+				die_usage("volumes create: unexpected argument %s\n%s", argv[i],
+					  client_usage);
+			}
+		}
+		v = call_json("POST", "/v1/volumes", spec);
+		show_vol(v);
+	} else if (!strcmp(sub, "list")) {
+		json_t *j = call_json("GET", "/v1/volumes", NULL);
+		if (want_json) {
+			print_json(j);
+		} else {
+			vol_header();
+			size_t i;
+			json_array_foreach(json_object_get(j, "volumes"), i, v) vol_row(v);
+		}
+		json_decref(j);
+		return 0;
+	} else if (!strcmp(sub, "describe") || !strcmp(sub, "delete") || !strcmp(sub, "detach")) {
+		if (argc != 2)
+			die_usage("volumes %s: expected a volume id\n%s", sub, client_usage);
+		bool detach = !strcmp(sub, "detach");
+		snprintf(path, sizeof(path), "/v1/volumes/%s%s", argv[1], detach ? "/detach" : "");
+		v = call_json(detach		       ? "POST"
+			      : !strcmp(sub, "delete") ? "DELETE"
+						       : "GET",
+			      path, NULL);
+		if (!strcmp(sub, "delete") && !want_json)
+			printf("%s deleted\n", str(v, "id"));
+		else
+			show_vol(v);
+	} else if (!strcmp(sub, "attach")) {
+		if (argc != 3)
+			die_usage("volumes attach: expected VOL INSTANCE\n%s", client_usage);
+		snprintf(path, sizeof(path), "/v1/volumes/%s/attach", argv[1]);
+		v = call_json("POST", path, json_pack("{s:s}", "instance_id", argv[2]));
+		show_vol(v);
+	} else {
+		die_usage("volumes %s: unknown subcommand\n%s", sub, client_usage);
+	}
+	json_decref(v);
+	return 0;
+}
+
+static int cmd_host(int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "attest"))
+		die_usage("host: expected attest\n%s", client_usage);
+	char path[512] = "/v1/host/attestation";
+	if (argc == 3 && !strcmp(argv[1], "--nonce")) {
+		for (const char *c = argv[2]; *c; c++)
+			if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+				    "._:-",
+				    *c))
+				die_usage("host attest: --nonce: letters, digits and ._:- only");
+		if (strlen(argv[2]) > 128)
+			die_usage("host attest: --nonce: at most 128 characters");
+		snprintf(path, sizeof(path), "/v1/host/attestation?nonce=%s", argv[2]);
+	} else if (argc != 1) {
+		die_usage("host attest: expected [--nonce TEXT]\n%s", client_usage);
+	}
+	json_t *j = call_json("GET", path, NULL);
+	if (want_json) {
+		print_json(j);
+	} else {
+		printf("nonce:  %s\nevents: %zu\n", str(j, "nonce"),
+		       json_array_size(json_object_get(j, "event_log")));
+		json_t *pcrs = json_object_get(j, "pcrs");
+		for (int i = 0; i < 8; i++) {
+			char k[4];
+			snprintf(k, sizeof(k), "%d", i);
+			printf("pcr%d:   %s\n", i, str(pcrs, k));
+		}
+		printf("signed by the host attestation key (--json for the document; "
+		       "docs/security.md\n"
+		       "shows how to verify it with openssl)\n");
+	}
+	json_decref(j);
+	return 0;
+}
+
+int cmd_client(const char *socket, int argc, char **argv)
+{
+	host_socket = socket;
+	/* --json may come anywhere. */
+	int n = 0;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			want_json = true;
+		else
+			argv[n++] = argv[i];
+	}
+	argc = n;
+	if (argc < 1 || !strcmp(argv[0], "help") || !strcmp(argv[0], "--help")) {
+		fputs(client_usage, argc < 1 ? stderr : stdout);
+		return argc < 1 ? 2 : 0;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int rc;
+	if (!strcmp(argv[0], "instances"))
+		rc = cmd_instances(argc - 1, argv + 1);
+	else if (!strcmp(argv[0], "volumes"))
+		rc = cmd_volumes(argc - 1, argv + 1);
+	else if (!strcmp(argv[0], "host"))
+		rc = cmd_host(argc - 1, argv + 1);
+	else
+		die_usage("%s: unknown command with --host (instances, volumes, host)\n%s", argv[0],
+			  client_usage);
+	curl_global_cleanup();
+	return rc;
+}

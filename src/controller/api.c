@@ -1,0 +1,538 @@
+/* The nitrod API routes (see api.h). */
+#include "controller/api.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cards/ebs/volume.h"
+#include "controller/ctl.h"
+#include "controller/records.h"
+#include "controller/supervise.h"
+#include "lib/util.h"
+#include "securitychip/chip.h"
+
+/* Copies a string, cut to fit (details and paths whose length the caller bounds). */
+static void scopy(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
+static void set_json(struct api_resp *rs, int status, json_t *j)
+{
+	rs->rs_status = status;
+	rs->rs_body = json_dumps(j, JSON_COMPACT);
+	rs->rs_len = rs->rs_body ? strlen(rs->rs_body) : 0;
+	rs->rs_type = "application/json";
+	json_decref(j);
+}
+
+static void __attribute__((format(printf, 3, 4)))
+fail(struct api_resp *rs, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	scopy(rs->rs_detail, sizeof(rs->rs_detail), msg);
+	set_json(rs, status, json_pack("{s:s}", "error", msg));
+}
+
+static void not_allowed(struct api_resp *rs, const char *allow)
+{
+	rs->rs_allow = allow;
+	fail(rs, 405, "method not allowed (this route takes %s)", allow);
+}
+
+/* m is one of the ", "-separated methods of allow. */
+static bool method_in(const char *m, const char *allow)
+{
+	size_t n = strlen(m);
+	for (const char *p = allow; n && *p;) {
+		const char *e = strchr(p, ',');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == n && !strncmp(p, m, n))
+			return true;
+		p = e ? e + 2 : p + l;
+	}
+	return false;
+}
+
+static void ok_inst(struct api_resp *rs, int status, const struct instance *in)
+{
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s %s", in->i_id, state_name(in->i_state));
+	set_json(rs, status, inst_json(in, false));
+}
+
+static void ok_vol(struct api_resp *rs, int status, const struct volrec *v)
+{
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s", v->v_id);
+	set_json(rs, status, vol_json(v, false));
+}
+
+static void new_id(const char *prefix, char *out, size_t len)
+{
+	uint8_t r[9];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		for (size_t i = 0; i < sizeof(r); i++)
+			r[i] = (uint8_t)(rand() ^ (int)time(NULL));
+	char hex[19];
+	for (int i = 0; i < 9; i++)
+		sfmt(hex + 2 * i, 3, "%02x", r[i]);
+	hex[17] = 0;
+	sfmt(out, len, "%s%s", prefix, hex);
+}
+
+/* An id from the URL: named in messages only when well-formed. */
+static const char *shown(const char *id, const char *prefix)
+{
+	return spec_id_ok(id, prefix) ? id : "(malformed id)";
+}
+
+static int check_file(const char *what, const char *path, struct api_resp *rs)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		fail(rs, 400, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fail(rs, 400, "%s %s: not a regular file", what, path);
+		return -1;
+	}
+	return 0;
+}
+
+static uid_t next_uid(void)
+{
+	uid_t max = g_ctl.c_uid_base;
+	for (struct instance *in = g_ctl.c_instances; in; in = in->i_next)
+		if (in->i_uid >= max)
+			max = in->i_uid + 1;
+	return max;
+}
+
+/* --- instances --- */
+
+static void instances_create(const struct api_req *rq, struct api_resp *rs)
+{
+	struct inst_spec s;
+	char err[512];
+	if (spec_parse_instance(rq->ar_body, rq->ar_len, &s, err, sizeof(err))) {
+		fail(rs, 400, "%s", err);
+		return;
+	}
+	if (s.s_nnics) {
+		char vpc[PATH_MAX + 32];
+		sfmt(vpc, sizeof(vpc), "%s/nitro-card-vpc", g_ctl.c_bin_dir);
+		if (access(vpc, X_OK) != 0)
+			fail(rs, 400, "nics: nitro-card-vpc is not installed on this host");
+		else
+			fail(rs, 400,
+			     "nics: network interfaces are not supported by this nitrod yet");
+		return;
+	}
+	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rs))
+		return;
+	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rs))
+		return;
+	for (unsigned i = 0; i < s.s_nvols; i++) {
+		struct volrec *v = vol_find(s.s_vols[i]);
+		if (!v) {
+			fail(rs, 404, "volume %s not found", s.s_vols[i]);
+			return;
+		}
+		if (v->v_attached[0]) {
+			fail(rs, 409, "volume %s is attached to %s", v->v_id, v->v_attached);
+			return;
+		}
+	}
+	struct instance *in = calloc(1, sizeof(*in));
+	if (!in) {
+		fail(rs, 500, "out of memory");
+		return;
+	}
+	do
+		new_id("i-", in->i_id, sizeof(in->i_id));
+	while (inst_find(in->i_id));
+	in->i_spec = s;
+	in->i_uid = next_uid();
+	in->i_gid = in->i_uid;
+	in->i_created = (int64_t)time(NULL);
+	in->i_hv.p_pidfd = -1;
+	for (unsigned i = 0; i < s.s_nvols; i++) {
+		struct volrec *v = vol_find(s.s_vols[i]);
+		sfmt(v->v_attached, sizeof(v->v_attached), "%s", in->i_id);
+		vol_save(v);
+	}
+	/* Newest last: lists come out in creation order. */
+	struct instance **tail = &g_ctl.c_instances;
+	while (*tail)
+		tail = &(*tail)->i_next;
+	*tail = in;
+	inst_save(in);
+	inst_launch(in);
+	ok_inst(rs, 201, in);
+	if (in->i_state == ST_FAILED)
+		sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s failed: %.200s", in->i_id,
+		     in->i_reason);
+}
+
+static void instances_list(struct api_resp *rs)
+{
+	json_t *a = json_array();
+	for (struct instance *in = g_ctl.c_instances; in; in = in->i_next)
+		json_array_append_new(a, inst_json(in, false));
+	set_json(rs, 200, json_pack("{s:o}", "instances", a));
+}
+
+static void console(struct instance *in, struct api_resp *rs)
+{
+	if (!in->i_spec.s_console) {
+		fail(rs, 403,
+		     "the serial console of %s is off (an instance must be launched with "
+		     "\"console\": true)",
+		     in->i_id);
+		return;
+	}
+	char path[PATH_MAX];
+	inst_console_path(in, path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	rs->rs_status = 200;
+	rs->rs_type = "text/plain; charset=utf-8";
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s console", in->i_id);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		rs->rs_body = strdup("");
+		rs->rs_len = 0;
+		return;
+	}
+	size_t len = (size_t)st.st_size > API_MAX_CONSOLE ? API_MAX_CONSOLE : (size_t)st.st_size;
+	rs->rs_body = malloc(len + 1);
+	ssize_t n = rs->rs_body ? pread(fd, rs->rs_body, len, st.st_size - (off_t)len) : -1;
+	close(fd);
+	rs->rs_len = n > 0 ? (size_t)n : 0;
+}
+
+static void instance_action(struct instance *in, const char *action, const struct api_req *rq,
+			    struct api_resp *rs)
+{
+	char err[512];
+	if (spec_parse_empty(rq->ar_body, rq->ar_len, err, sizeof(err))) {
+		fail(rs, 400, "%s", err);
+		return;
+	}
+	const char *st = state_name(in->i_state);
+	if (!strcmp(action, "stop")) {
+		if (in->i_state != ST_RUNNING) {
+			fail(rs, 409, "instance %s is %s: only a running instance can be stopped",
+			     in->i_id, st);
+			return;
+		}
+		inst_stop(in, GOAL_STOP);
+	} else if (!strcmp(action, "start")) {
+		if (in->i_state != ST_STOPPED && in->i_state != ST_FAILED) {
+			fail(rs, 409,
+			     "instance %s is %s: only a stopped or failed instance can be started",
+			     in->i_id, st);
+			return;
+		}
+		inst_launch(in);
+	} else if (!strcmp(action, "reboot")) {
+		if (in->i_state != ST_RUNNING || in->i_goal != GOAL_RUN) {
+			fail(rs, 409, "instance %s is %s: only a running instance can be rebooted",
+			     in->i_id, in->i_goal == GOAL_REBOOT ? "rebooting" : st);
+			return;
+		}
+		inst_stop(in, GOAL_REBOOT);
+	}
+	ok_inst(rs, 200, in);
+}
+
+static void instances_route(const struct api_req *rq, char **seg, int nseg, struct api_resp *rs)
+{
+	const char *m = rq->ar_method;
+	if (nseg == 2) {
+		if (!strcmp(m, "POST"))
+			instances_create(rq, rs);
+		else if (!strcmp(m, "GET"))
+			instances_list(rs);
+		else
+			not_allowed(rs, "GET, POST");
+		return;
+	}
+	struct instance *in = inst_find(seg[2]);
+	if (nseg == 4 && strcmp(seg[3], "stop") && strcmp(seg[3], "start") &&
+	    strcmp(seg[3], "reboot") && strcmp(seg[3], "console")) {
+		fail(rs, 404, "no route %s", rq->ar_url);
+		return;
+	}
+	bool console_route = nseg == 4 && !strcmp(seg[3], "console");
+	const char *allow = nseg == 3 ? "GET, DELETE" : console_route ? "GET" : "POST";
+	if (!method_in(m, allow)) {
+		not_allowed(rs, allow);
+		return;
+	}
+	if (!in) {
+		fail(rs, 404, "instance %s not found", shown(seg[2], "i-"));
+		return;
+	}
+	if (nseg == 3 && !strcmp(m, "GET")) {
+		ok_inst(rs, 200, in);
+	} else if (nseg == 3) { /* DELETE: terminate */
+		char err[512];
+		if (spec_parse_empty(rq->ar_body, rq->ar_len, err, sizeof(err))) {
+			fail(rs, 400, "%s", err);
+			return;
+		}
+		if (in->i_state == ST_TERMINATED || in->i_goal == GOAL_TERMINATE) {
+			fail(rs, 409, "instance %s is already %s", in->i_id,
+			     in->i_state == ST_TERMINATED ? "terminated" : "terminating");
+			return;
+		}
+		inst_stop(in, GOAL_TERMINATE);
+		ok_inst(rs, 200, in);
+	} else if (console_route) {
+		console(in, rs);
+	} else {
+		instance_action(in, seg[3], rq, rs);
+	}
+}
+
+/* --- volumes --- */
+
+static void volumes_create(const struct api_req *rq, struct api_resp *rs)
+{
+	struct vol_spec vs;
+	char err[512];
+	if (spec_parse_volume(rq->ar_body, rq->ar_len, &vs, err, sizeof(err))) {
+		fail(rs, 400, "%s", err);
+		return;
+	}
+	char dir[PATH_MAX + 16], tmp[PATH_MAX + 64], id[VOL_ID_LEN + 1];
+	sfmt(dir, sizeof(dir), "%s/volumes", g_ctl.c_state_dir);
+	mkdir(dir, 0700);
+	char tid[32];
+	new_id("new-", tid, sizeof(tid));
+	sfmt(tmp, sizeof(tmp), "%s/%s.vol", dir, tid);
+	if (vol_create(tmp, vs.vs_size_mib << 20, vs.vs_encrypted, id, err, sizeof(err))) {
+		unlink(tmp);
+		fail(rs, 500, "%s", err);
+		return;
+	}
+	struct volrec *v = calloc(1, sizeof(*v));
+	if (!v) {
+		unlink(tmp);
+		fail(rs, 500, "out of memory");
+		return;
+	}
+	sfmt(v->v_id, sizeof(v->v_id), "%s", id);
+	sfmt(v->v_path, sizeof(v->v_path), "%s/%s.vol", dir, id);
+	if (rename(tmp, v->v_path) < 0) {
+		unlink(tmp);
+		free(v);
+		fail(rs, 500, "volume %s: %s", id, strerror(errno));
+		return;
+	}
+	v->v_size_mib = vs.vs_size_mib;
+	v->v_encrypted = vs.vs_encrypted;
+	v->v_created = (int64_t)time(NULL);
+	struct volrec **tail = &g_ctl.c_volumes;
+	while (*tail)
+		tail = &(*tail)->v_next;
+	*tail = v;
+	vol_save(v);
+	ok_vol(rs, 201, v);
+}
+
+static void volume_attach(struct volrec *v, bool attach, const struct api_req *rq,
+			  struct api_resp *rs)
+{
+	char err[512], iid[SPEC_ID_LEN];
+	struct instance *in;
+	if (attach) {
+		if (spec_parse_attach(rq->ar_body, rq->ar_len, iid, err, sizeof(err))) {
+			fail(rs, 400, "%s", err);
+			return;
+		}
+		if (!(in = inst_find(iid))) {
+			fail(rs, 404, "instance %s not found", iid);
+			return;
+		}
+		if (v->v_attached[0]) {
+			fail(rs, 409, "volume %s is already attached to %s", v->v_id,
+			     v->v_attached);
+			return;
+		}
+	} else {
+		if (spec_parse_empty(rq->ar_body, rq->ar_len, err, sizeof(err))) {
+			fail(rs, 400, "%s", err);
+			return;
+		}
+		if (!v->v_attached[0] || !(in = inst_find(v->v_attached))) {
+			fail(rs, 409, "volume %s is not attached", v->v_id);
+			return;
+		}
+	}
+	if (in->i_state != ST_STOPPED && in->i_state != ST_FAILED) {
+		fail(rs, 409,
+		     "instance %s is %s: volumes are attached and detached while it is stopped",
+		     in->i_id, state_name(in->i_state));
+		return;
+	}
+	struct inst_spec *s = &in->i_spec;
+	if (attach) {
+		if (s->s_nvols == SPEC_MAX_VOLUMES) {
+			fail(rs, 409, "instance %s already has %u volumes", in->i_id,
+			     SPEC_MAX_VOLUMES);
+			return;
+		}
+		sfmt(s->s_vols[s->s_nvols++], SPEC_ID_LEN, "%s", v->v_id);
+		sfmt(v->v_attached, sizeof(v->v_attached), "%s", in->i_id);
+	} else {
+		for (unsigned i = 0; i < s->s_nvols; i++)
+			if (!strcmp(s->s_vols[i], v->v_id)) {
+				memmove(&s->s_vols[i], &s->s_vols[i + 1],
+					(s->s_nvols - i - 1) * sizeof(s->s_vols[0]));
+				s->s_nvols--;
+				break;
+			}
+		v->v_attached[0] = 0;
+	}
+	inst_save(in);
+	vol_save(v);
+	ok_vol(rs, 200, v);
+}
+
+static void volumes_route(const struct api_req *rq, char **seg, int nseg, struct api_resp *rs)
+{
+	const char *m = rq->ar_method;
+	if (nseg == 2) {
+		if (!strcmp(m, "POST"))
+			volumes_create(rq, rs);
+		else if (!strcmp(m, "GET")) {
+			json_t *a = json_array();
+			for (struct volrec *v = g_ctl.c_volumes; v; v = v->v_next)
+				json_array_append_new(a, vol_json(v, false));
+			set_json(rs, 200, json_pack("{s:o}", "volumes", a));
+		} else
+			not_allowed(rs, "GET, POST");
+		return;
+	}
+	if (nseg == 4 && strcmp(seg[3], "attach") && strcmp(seg[3], "detach")) {
+		fail(rs, 404, "no route %s", rq->ar_url);
+		return;
+	}
+	const char *allow = nseg == 3 ? "GET, DELETE" : "POST";
+	if (!method_in(m, allow)) {
+		not_allowed(rs, allow);
+		return;
+	}
+	struct volrec *v = vol_find(seg[2]);
+	if (!v) {
+		fail(rs, 404, "volume %s not found", shown(seg[2], "vol-"));
+		return;
+	}
+	if (nseg == 4) {
+		volume_attach(v, !strcmp(seg[3], "attach"), rq, rs);
+		return;
+	}
+	if (!strcmp(m, "GET")) {
+		ok_vol(rs, 200, v);
+		return;
+	}
+	char err[512];
+	if (spec_parse_empty(rq->ar_body, rq->ar_len, err, sizeof(err))) {
+		fail(rs, 400, "%s", err);
+		return;
+	}
+	if (v->v_attached[0]) {
+		fail(rs, 409, "volume %s is attached to %s: detach it first", v->v_id,
+		     v->v_attached);
+		return;
+	}
+	if (unlink(v->v_path) < 0 && errno != ENOENT) {
+		fail(rs, 500, "volume %s: %s", v->v_id, strerror(errno));
+		return;
+	}
+	if (vol_forget(v->v_id, err, sizeof(err)))
+		warnmsg("%s", err);
+	struct volrec **pp = &g_ctl.c_volumes;
+	while (*pp != v)
+		pp = &(*pp)->v_next;
+	*pp = v->v_next;
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s deleted", v->v_id);
+	set_json(rs, 200, json_pack("{s:s, s:s}", "id", v->v_id, "state", "deleted"));
+	free(v);
+}
+
+static void attestation(const struct api_req *rq, struct api_resp *rs)
+{
+	if (strcmp(rq->ar_method, "GET")) {
+		not_allowed(rs, "GET");
+		return;
+	}
+	char nonce[40], err[512];
+	new_id("", nonce, sizeof(nonce));
+	char *doc =
+	    chip_attestation(g_ctl.c_chip, rq->ar_nonce ? rq->ar_nonce : nonce, err, sizeof(err));
+	if (!doc) {
+		fail(rs, 400, "%s", err);
+		return;
+	}
+	rs->rs_status = 200;
+	rs->rs_body = doc;
+	rs->rs_len = strlen(doc);
+	rs->rs_type = "application/json";
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "attestation");
+}
+
+void api_handle(const struct api_req *rq, struct api_resp *rs)
+{
+	memset(rs, 0, sizeof(*rs));
+	char path[512];
+	if (strlen(rq->ar_url) >= sizeof(path)) {
+		fail(rs, 404, "no such route");
+		return;
+	}
+	sfmt(path, sizeof(path), "%s", rq->ar_url);
+	char *seg[6], *save = NULL;
+	int nseg = 0;
+	for (char *t = strtok_r(path, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		if (nseg == 5) {
+			nseg = 6;
+			break;
+		}
+		seg[nseg++] = t;
+	}
+	pthread_mutex_lock(&g_ctl.c_lock);
+	if (nseg >= 2 && nseg <= 4 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "instances"))
+		instances_route(rq, seg, nseg, rs);
+	else if (nseg >= 2 && nseg <= 4 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "volumes"))
+		volumes_route(rq, seg, nseg, rs);
+	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
+		 !strcmp(seg[2], "attestation"))
+		attestation(rq, rs);
+	else
+		fail(rs, 404, "no such route (see docs/api.md)");
+	pthread_mutex_unlock(&g_ctl.c_lock);
+	if (!rs->rs_body) {
+		rs->rs_status = 500;
+		rs->rs_body = strdup("{\"error\":\"out of memory\"}");
+		rs->rs_len = rs->rs_body ? strlen(rs->rs_body) : 0;
+		rs->rs_type = "application/json";
+	}
+}

@@ -1,0 +1,144 @@
+/* nitrod's shared state: instances, volumes and the locks around them (issue 5).
+ *
+ * One mutex (ctl.c_lock) guards everything below: the HTTP worker threads take it for a
+ * whole request, the supervisor thread for each process event. Every change of an
+ * instance or a volume is written through to SQLite (store.h) before the lock is dropped,
+ * so a restarted nitrod finds exactly what the API last reported.
+ *
+ * Instance lifecycle: pending -> running -> stopping -> stopped | terminated; failed with
+ * a reason when a launch is refused (measurement) or nitro-hv ends with an error. A guest
+ * that powers itself off ends `stopped`.
+ */
+#ifndef NITRO_CONTROLLER_CTL_H
+#define NITRO_CONTROLLER_CTL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "controller/spec.h"
+#include "lib/util.h"
+
+struct chip;
+struct audit;
+struct store;
+
+enum inst_state {
+	ST_PENDING,
+	ST_RUNNING,
+	ST_STOPPING,
+	ST_STOPPED,
+	ST_TERMINATED,
+	ST_FAILED,
+};
+const char *state_name(int st);
+int state_parse(const char *s); /* -1 if unknown */
+
+/* What a stop in progress ends in. */
+enum inst_goal {
+	GOAL_RUN,
+	GOAL_STOP,
+	GOAL_TERMINATE,
+	GOAL_REBOOT, /* nitro-hv only, cards stay */
+	GOAL_FAIL,   /* nitro-hv failed: stop the cards, then failed */
+};
+
+enum proc_kind { PK_HV, PK_CARD_EBS, PK_CARD_VPC };
+
+/* One supervised process (nitro-hv or a card). pid 0: not running. */
+struct proc {
+	int p_kind;
+	pid_t p_pid;
+	unsigned long long p_start; /* /proc/PID/stat start time, for re-adoption */
+	int p_pidfd;		    /* -1 when not watched */
+	bool p_child;		    /* ours (waitid gives the status), else adopted */
+	unsigned p_restarts;
+	int64_t p_restart_window; /* monotonic ms of the first restart counted */
+	unsigned p_restarts_window;
+};
+
+#define INST_ID_LEN 19 /* "i-" + 17 hex digits */
+#define INST_MAX_CARDS (SPEC_MAX_VOLUMES + SPEC_MAX_NICS)
+
+struct instance {
+	char i_id[INST_ID_LEN + 1];
+	int i_state;
+	int i_goal;
+	char i_reason[512];
+	struct inst_spec i_spec;
+	uid_t i_uid; /* the jailed processes' uid and gid */
+	gid_t i_gid;
+	int64_t i_created; /* unix seconds */
+	int64_t i_launched;
+	int64_t i_stop_deadline; /* monotonic ms: SIGKILL what is left after it; 0 none */
+	unsigned i_launches;
+	struct proc i_hv;
+	struct proc i_cards[INST_MAX_CARDS]; /* volumes first, then nics */
+	unsigned i_ncards;
+	struct instance *i_next;
+};
+
+#define VOL_REC_ID_LEN 21
+struct volrec {
+	char v_id[VOL_REC_ID_LEN + 1];
+	char v_path[PATH_MAX];
+	uint64_t v_size_mib;
+	bool v_encrypted;
+	char v_attached[INST_ID_LEN + 1]; /* "" when available */
+	int64_t v_created;
+	struct volrec *v_next;
+};
+
+struct ctl {
+	pthread_mutex_t c_lock;
+	char c_state_dir[PATH_MAX];
+	char c_bin_dir[PATH_MAX]; /* nitro-hv and the cards */
+	char c_images_dir[PATH_MAX];
+	struct chip *c_chip;
+	struct audit *c_audit;
+	struct store *c_store;
+	struct instance *c_instances;
+	struct volrec *c_volumes;
+	uid_t c_allow[16];
+	unsigned c_nallow;
+	bool c_jail; /* processes go through the jailer */
+	uid_t c_uid_base;
+	int c_epoll; /* the supervisor's: pidfds and a timer */
+};
+
+extern struct ctl g_ctl;
+
+struct instance *inst_find(const char *id);
+struct volrec *vol_find(const char *id);
+/* Writes one record through to SQLite (logs a failure: the state in memory stays). */
+void inst_save(const struct instance *in);
+void vol_save(const struct volrec *v);
+/* Removes a volume's row. */
+int vol_forget(const char *id, char *err, size_t errlen);
+
+int64_t now_ms(void); /* CLOCK_MONOTONIC */
+
+/* snprintf for messages and for paths under the state folder (whose length nitrod bounds
+ * at start-up, CTL_MAX_STATE_DIR): cutting a message short is intended. */
+#define CTL_MAX_STATE_DIR 512
+static inline void __attribute__((format(printf, 3, 4)))
+sfmt(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+#undef RETURN_ERR
+#define RETURN_ERR(ret, ...)                                                                       \
+	do {                                                                                       \
+		sfmt(err, errlen, __VA_ARGS__);                                                    \
+		return (ret);                                                                      \
+	} while (0)
+
+#endif

@@ -1,0 +1,304 @@
+/* nitrod: the controller daemon (issue 5). Serves the API on a Unix socket, keeps its
+ * state in SQLite under the state folder, measures and launches instances through the
+ * jailer, supervises them, and writes every call to the audit log.
+ *
+ *   nitrod --socket PATH [--state DIR] [--allow-uid N]... [--timeout SECONDS]
+ *          [--threads N] [--anchor PEM] [--images DIR] [--no-jail]
+ *
+ * SIGTERM/SIGINT stop serving; running instances keep running and are re-adopted by the
+ * next nitrod on the same state folder.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "controller/audit.h"
+#include "controller/ctl.h"
+#include "controller/http.h"
+#include "controller/records.h"
+#include "controller/store.h"
+#include "controller/supervise.h"
+#include "lib/util.h"
+#include "securitychip/chip.h"
+
+struct ctl g_ctl = {.c_lock = PTHREAD_MUTEX_INITIALIZER, .c_epoll = -1};
+
+static const char usage_text[] =
+    "usage: nitrod --socket PATH [options]\n"
+    "  --socket PATH        the API's Unix socket (created 0600)\n"
+    "  --state DIR          state folder (default $NITRO_STATE/nitrod, else\n"
+    "                       ~/.local/state/nitro/nitrod)\n"
+    "  --allow-uid N        also serve this uid (repeatable; the socket becomes 0666 and\n"
+    "                       SO_PEERCRED decides); root and nitrod's own uid always may\n"
+    "  --timeout SECONDS    drop a client idle this long (default 10)\n"
+    "  --threads N          HTTP worker threads (default 2)\n"
+    "  --anchor PEM         trust anchor for executables (default: the development key)\n"
+    "  --images DIR         default kernel/initrd folder (default $NITRO_CACHE/images)\n"
+    "  --no-jail            start processes without the jailer (development only)\n";
+
+int64_t now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+struct instance *inst_find(const char *id)
+{
+	for (struct instance *in = g_ctl.c_instances; in; in = in->i_next)
+		if (!strcmp(in->i_id, id))
+			return in;
+	return NULL;
+}
+
+struct volrec *vol_find(const char *id)
+{
+	for (struct volrec *v = g_ctl.c_volumes; v; v = v->v_next)
+		if (!strcmp(v->v_id, id))
+			return v;
+	return NULL;
+}
+
+static void save_doc(const char *table, const char *id, json_t *j)
+{
+	char *doc = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	char err[512];
+	if (!doc || store_put(g_ctl.c_store, table, id, doc, err, sizeof(err)))
+		warnmsg("%s %s: not saved: %s", table, id, doc ? err : "out of memory");
+	free(doc);
+}
+
+void inst_save(const struct instance *in)
+{
+	save_doc("instances", in->i_id, inst_json(in, true));
+}
+
+void vol_save(const struct volrec *v)
+{
+	save_doc("volumes", v->v_id, vol_json(v, true));
+}
+
+int vol_forget(const char *id, char *err, size_t errlen)
+{
+	return store_delete(g_ctl.c_store, "volumes", id, err, errlen);
+}
+
+static int load_volume(const char *id, const char *doc, void *arg)
+{
+	(void)arg;
+	char err[256];
+	json_t *j = json_loads(doc, 0, NULL);
+	struct volrec *v = calloc(1, sizeof(*v));
+	if (!v || !j || vol_from_json(j, v, err, sizeof(err))) {
+		warnmsg("state: volume %s: skipped (%s)", id, j ? err : "not JSON");
+		free(v);
+	} else {
+		struct volrec **tail = &g_ctl.c_volumes;
+		while (*tail)
+			tail = &(*tail)->v_next;
+		*tail = v;
+	}
+	json_decref(j);
+	return 0;
+}
+
+static int load_instance(const char *id, const char *doc, void *arg)
+{
+	(void)arg;
+	char err[256];
+	json_t *j = json_loads(doc, 0, NULL);
+	struct instance *in = calloc(1, sizeof(*in));
+	if (!in || !j || inst_from_json(j, in, err, sizeof(err))) {
+		warnmsg("state: instance %s: skipped (%s)", id, j ? err : "not JSON");
+		free(in);
+	} else {
+		struct instance **tail = &g_ctl.c_instances;
+		while (*tail)
+			tail = &(*tail)->i_next;
+		*tail = in;
+	}
+	json_decref(j);
+	return 0;
+}
+
+static void default_state(char *out, size_t len)
+{
+	const char *s = getenv("NITRO_STATE");
+	if (s && *s)
+		snprintf(out, len, "%s/nitrod", s);
+	else
+		snprintf(out, len, "%s/.local/state/nitro/nitrod",
+			 getenv("HOME") ? getenv("HOME") : "/root");
+}
+
+static void default_images(char *out, size_t len)
+{
+	const char *c = getenv("NITRO_CACHE");
+	if (c && *c)
+		snprintf(out, len, "%s/images", c);
+	else
+		snprintf(out, len, "%s/.cache/nitro/images",
+			 getenv("HOME") ? getenv("HOME") : "/root");
+}
+
+static int mkdirs(const char *path, mode_t mode)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1; *s; s++)
+		if (*s == '/') {
+			*s = 0;
+			if (mkdir(p, 0755) < 0 && errno != EEXIST)
+				return -1;
+			*s = '/';
+		}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	util_set_prog("nitrod");
+	const char *sock = NULL, *state = NULL, *anchor = NULL, *images = NULL;
+	uint64_t timeout = 10, threads = 2;
+	bool jail = true;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		uint64_t n;
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage_text, stdout);
+			return 0;
+		} else if (!strcmp(a, "--no-jail")) {
+			jail = false;
+			continue;
+		} else if (!v) {
+			die_usage("%s: %s\n%s", a,
+				  a[0] == '-' ? "missing value" : "unexpected argument",
+				  usage_text);
+		} else if (!strcmp(a, "--socket")) {
+			sock = v;
+		} else if (!strcmp(a, "--state")) {
+			state = v;
+		} else if (!strcmp(a, "--anchor")) {
+			anchor = v;
+		} else if (!strcmp(a, "--images")) {
+			images = v;
+		} else if (!strcmp(a, "--timeout")) {
+			if (!parse_u64(v, 1, 3600, &timeout))
+				die_usage("--timeout %s: expected 1 to 3600 seconds", v);
+		} else if (!strcmp(a, "--threads")) {
+			if (!parse_u64(v, 1, 64, &threads))
+				die_usage("--threads %s: expected 1 to 64", v);
+		} else if (!strcmp(a, "--allow-uid")) {
+			if (!parse_u64(v, 0, 0xfffffffe, &n))
+				die_usage("--allow-uid %s: expected a uid", v);
+			if (g_ctl.c_nallow == ARRAY_SIZE(g_ctl.c_allow))
+				die_usage("--allow-uid: at most %zu", ARRAY_SIZE(g_ctl.c_allow));
+			g_ctl.c_allow[g_ctl.c_nallow++] = (uid_t)n;
+		} else {
+			die_usage("%s: unknown option\n%s", a, usage_text);
+		}
+		i++;
+	}
+	if (!sock)
+		die_usage("--socket PATH is required\n%s", usage_text);
+	g_ctl.c_jail = jail;
+	if (jail && geteuid() != 0)
+		die("the jailer needs root (run as root, or with --no-jail for development)");
+	g_ctl.c_uid_base = 400000;
+	if (state)
+		snprintf(g_ctl.c_state_dir, sizeof(g_ctl.c_state_dir), "%s", state);
+	else
+		default_state(g_ctl.c_state_dir, sizeof(g_ctl.c_state_dir));
+	if (images)
+		snprintf(g_ctl.c_images_dir, sizeof(g_ctl.c_images_dir), "%s", images);
+	else
+		default_images(g_ctl.c_images_dir, sizeof(g_ctl.c_images_dir));
+	if (strlen(g_ctl.c_state_dir) > CTL_MAX_STATE_DIR)
+		die("state folder %.64s...: longer than %d bytes", g_ctl.c_state_dir,
+		    CTL_MAX_STATE_DIR);
+	if (mkdirs(g_ctl.c_state_dir, 0700) < 0)
+		die("state folder %s: %s", g_ctl.c_state_dir, strerror(errno));
+	chmod(g_ctl.c_state_dir, 0700);
+	char abs[PATH_MAX];
+	if (!realpath(g_ctl.c_state_dir, abs))
+		die("state folder %s: %s", g_ctl.c_state_dir, strerror(errno));
+	if (strlen(abs) > CTL_MAX_STATE_DIR)
+		die("state folder %.64s...: longer than %d bytes", abs, CTL_MAX_STATE_DIR);
+	sfmt(g_ctl.c_state_dir, sizeof(g_ctl.c_state_dir), "%s", abs);
+	static const char *const sub[] = {"instances", "run", "jail", "volumes"};
+	for (unsigned i = 0; i < ARRAY_SIZE(sub); i++) {
+		char d[PATH_MAX + 16];
+		sfmt(d, sizeof(d), "%s/%s", g_ctl.c_state_dir, sub[i]);
+		if (mkdir(d, !strcmp(sub[i], "run") ? 0711 : 0700) < 0 && errno != EEXIST)
+			die("state folder %s: %s", d, strerror(errno));
+	}
+	/* Volumes' master key lives in the state folder. */
+	setenv("NITRO_STATE", g_ctl.c_state_dir, 1);
+
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		die("/proc/self/exe: %s", strerror(errno));
+	self[n] = 0;
+	snprintf(g_ctl.c_bin_dir, sizeof(g_ctl.c_bin_dir), "%s", self);
+	*strrchr(g_ctl.c_bin_dir, '/') = 0;
+
+	/* Signals go to the main thread only. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char err[768], path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/chip", g_ctl.c_state_dir);
+	g_ctl.c_chip = chip_open(path, anchor, err, sizeof(err));
+	if (!g_ctl.c_chip)
+		die("security chip: %s", err);
+	if (chip_measure_exec(g_ctl.c_chip, self, NULL, NULL, err, sizeof(err)))
+		die("refusing to serve: %s", err);
+	snprintf(path, sizeof(path), "%s/audit.log", g_ctl.c_state_dir);
+	g_ctl.c_audit = audit_open(path, err, sizeof(err));
+	if (!g_ctl.c_audit)
+		die("audit log: %s", err);
+	snprintf(path, sizeof(path), "%s/nitrod.db", g_ctl.c_state_dir);
+	g_ctl.c_store = store_open(path, err, sizeof(err));
+	if (!g_ctl.c_store)
+		die("%s", err);
+	if (store_each(g_ctl.c_store, "volumes", load_volume, NULL, err, sizeof(err)) < 0 ||
+	    store_each(g_ctl.c_store, "instances", load_instance, NULL, err, sizeof(err)) < 0)
+		die("%s", err);
+	if (sup_init(err, sizeof(err)))
+		die("%s", err);
+	pthread_mutex_lock(&g_ctl.c_lock);
+	for (struct instance *in = g_ctl.c_instances; in; in = in->i_next)
+		inst_adopt(in);
+	pthread_mutex_unlock(&g_ctl.c_lock);
+	if (sup_start(err, sizeof(err)))
+		die("%s", err);
+	if (http_start(sock, (unsigned)timeout, (unsigned)threads, err, sizeof(err)))
+		die("%s", err);
+	if (audit_append(g_ctl.c_audit, geteuid(), "START", sock, 200, "nitrod serving") < 0)
+		warnmsg("audit log: %s", strerror(errno));
+
+	int sig = 0;
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	http_stop();
+	pthread_mutex_lock(&g_ctl.c_lock);
+	audit_append(g_ctl.c_audit, geteuid(), "STOP", sock, 200, "nitrod stopped by a signal");
+	/* Instances keep running: the next nitrod re-adopts them. Held lock: no more events. */
+	return 0;
+}

@@ -1,0 +1,200 @@
+/* Instances and volumes as JSON (see records.h). */
+#include "controller/records.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+static const char *const state_names[] = {"pending", "running",	   "stopping",
+					  "stopped", "terminated", "failed"};
+
+const char *state_name(int st)
+{
+	return st >= 0 && st < (int)ARRAY_SIZE(state_names) ? state_names[st] : "unknown";
+}
+
+int state_parse(const char *s)
+{
+	for (unsigned i = 0; s && i < ARRAY_SIZE(state_names); i++)
+		if (!strcmp(s, state_names[i]))
+			return (int)i;
+	return -1;
+}
+
+/* stored: defaults stay absent (so the document parses back as it was given); the API's
+ * view shows the default image's paths. */
+static json_t *spec_json(const struct inst_spec *s, bool stored)
+{
+	json_t *vols = json_array(), *nics = json_array();
+	for (unsigned i = 0; i < s->s_nvols; i++)
+		json_array_append_new(vols, json_string(s->s_vols[i]));
+	for (unsigned i = 0; i < s->s_nnics; i++) {
+		const struct nic_spec *n = &s->s_nics[i];
+		json_t *o = json_pack("{s:I, s:s}", "vpc", (json_int_t)n->n_vpc, "ip", n->n_ip);
+		if (n->n_mac[0])
+			json_object_set_new(o, "mac", json_string(n->n_mac));
+		if (n->n_sg[0])
+			json_object_set_new(o, "sg", json_string(n->n_sg));
+		json_array_append_new(nics, o);
+	}
+	json_t *j = json_pack("{s:i, s:I, s:s, s:o, s:o, s:b}", "cpus", (int)s->s_cpus,
+			      "memory_mib", (json_int_t)s->s_mem_mib, "cmdline", s->s_cmdline,
+			      "volumes", vols, "nics", nics, "console", s->s_console);
+	char path[PATH_MAX + 16];
+	if (s->s_kernel[0]) {
+		json_object_set_new(j, "kernel", json_string(s->s_kernel));
+	} else if (!stored) {
+		sfmt(path, sizeof(path), "%s/vmlinuz", g_ctl.c_images_dir);
+		json_object_set_new(j, "kernel", json_string(path));
+	}
+	if (s->s_no_initrd) {
+		json_object_set_new(j, "initrd", json_null());
+	} else if (s->s_initrd[0]) {
+		json_object_set_new(j, "initrd", json_string(s->s_initrd));
+	} else if (!stored) {
+		sfmt(path, sizeof(path), "%s/guest.img", g_ctl.c_images_dir);
+		json_object_set_new(j, "initrd", s->s_kernel[0] ? json_null() : json_string(path));
+	}
+	return j;
+}
+
+static json_t *proc_json(const struct proc *p)
+{
+	return json_pack("{s:i, s:I, s:I, s:i}", "kind", p->p_kind, "pid", (json_int_t)p->p_pid,
+			 "start", (json_int_t)p->p_start, "restarts", (int)p->p_restarts);
+}
+
+json_t *inst_json(const struct instance *in, bool stored)
+{
+	json_t *j = spec_json(&in->i_spec, stored);
+	json_object_set_new(j, "id", json_string(in->i_id));
+	json_object_set_new(j, "state", json_string(state_name(in->i_state)));
+	json_object_set_new(j, "reason", in->i_reason[0] ? json_string(in->i_reason) : json_null());
+	json_object_set_new(j, "created", json_integer(in->i_created));
+	json_object_set_new(j, "launched",
+			    in->i_launched ? json_integer(in->i_launched) : json_null());
+	unsigned restarts = 0;
+	for (unsigned i = 0; i < in->i_ncards; i++)
+		restarts += in->i_cards[i].p_restarts;
+	json_object_set_new(j, "card_restarts", json_integer(restarts));
+	json_object_set_new(j, "hv_pid",
+			    in->i_hv.p_pid ? json_integer(in->i_hv.p_pid) : json_null());
+	json_t *cards = json_array();
+	for (unsigned i = 0; i < in->i_ncards; i++)
+		json_array_append_new(
+		    cards, in->i_cards[i].p_pid ? json_integer(in->i_cards[i].p_pid) : json_null());
+	json_object_set_new(j, "card_pids", cards);
+	if (stored) {
+		json_object_set_new(j, "goal", json_integer(in->i_goal));
+		json_object_set_new(j, "uid", json_integer(in->i_uid));
+		json_object_set_new(j, "gid", json_integer(in->i_gid));
+		json_object_set_new(j, "launches", json_integer(in->i_launches));
+		json_object_set_new(j, "hv", proc_json(&in->i_hv));
+		json_t *pc = json_array();
+		for (unsigned i = 0; i < in->i_ncards; i++)
+			json_array_append_new(pc, proc_json(&in->i_cards[i]));
+		json_object_set_new(j, "cards", pc);
+	}
+	return j;
+}
+
+json_t *vol_json(const struct volrec *v, bool stored)
+{
+	json_t *j = json_pack("{s:s, s:I, s:b, s:s, s:I}", "id", v->v_id, "size_mib",
+			      (json_int_t)v->v_size_mib, "encrypted", v->v_encrypted, "state",
+			      v->v_attached[0] ? "in-use" : "available", "created",
+			      (json_int_t)v->v_created);
+	json_object_set_new(j, "attached_to",
+			    v->v_attached[0] ? json_string(v->v_attached) : json_null());
+	if (stored)
+		json_object_set_new(j, "path", json_string(v->v_path));
+	return j;
+}
+
+static int proc_from_json(json_t *j, int kind, struct proc *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->p_kind = kind;
+	p->p_pidfd = -1;
+	if (!json_is_object(j))
+		return -1;
+	json_int_t pid = json_integer_value(json_object_get(j, "pid"));
+	json_int_t start = json_integer_value(json_object_get(j, "start"));
+	json_int_t r = json_integer_value(json_object_get(j, "restarts"));
+	if (pid < 0 || pid > 0x3fffffff || start < 0 || r < 0 || r > 1000000)
+		return -1;
+	p->p_kind = (int)json_integer_value(json_object_get(j, "kind"));
+	p->p_pid = (pid_t)pid;
+	p->p_start = (unsigned long long)start;
+	p->p_restarts = (unsigned)r;
+	return 0;
+}
+
+int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen)
+{
+	memset(in, 0, sizeof(*in));
+	in->i_hv.p_pidfd = -1;
+	/* The spec part goes through the API's own checks. */
+	json_t *spec = json_object();
+	static const char *const fields[] = {"cpus",	"memory_mib", "kernel", "initrd",
+					     "cmdline", "volumes",    "nics",	"console"};
+	for (unsigned i = 0; i < ARRAY_SIZE(fields); i++) {
+		json_t *v = json_object_get(j, fields[i]);
+		if (v)
+			json_object_set(spec, fields[i], v);
+	}
+	char *text = json_dumps(spec, JSON_COMPACT);
+	json_decref(spec);
+	int r = text ? spec_parse_instance(text, strlen(text), &in->i_spec, err, errlen) : -1;
+	free(text);
+	if (r)
+		return -1;
+	const char *id = json_string_value(json_object_get(j, "id"));
+	if (!id || !spec_id_ok(id, "i-"))
+		RETURN_ERR(-1, "bad instance id");
+	snprintf(in->i_id, sizeof(in->i_id), "%s", id);
+	in->i_state = state_parse(json_string_value(json_object_get(j, "state")));
+	if (in->i_state < 0)
+		RETURN_ERR(-1, "%s: bad state", id);
+	const char *reason = json_string_value(json_object_get(j, "reason"));
+	snprintf(in->i_reason, sizeof(in->i_reason), "%s", reason ? reason : "");
+	in->i_created = json_integer_value(json_object_get(j, "created"));
+	in->i_launched = json_integer_value(json_object_get(j, "launched"));
+	in->i_goal = (int)json_integer_value(json_object_get(j, "goal"));
+	in->i_uid = (uid_t)json_integer_value(json_object_get(j, "uid"));
+	in->i_gid = (gid_t)json_integer_value(json_object_get(j, "gid"));
+	in->i_launches = (unsigned)json_integer_value(json_object_get(j, "launches"));
+	if (in->i_goal < GOAL_RUN || in->i_goal > GOAL_FAIL || in->i_uid == 0)
+		RETURN_ERR(-1, "%s: bad goal or uid", id);
+	if (proc_from_json(json_object_get(j, "hv"), PK_HV, &in->i_hv))
+		RETURN_ERR(-1, "%s: bad hv record", id);
+	json_t *cards = json_object_get(j, "cards");
+	size_t n = json_array_size(cards);
+	if (n > INST_MAX_CARDS)
+		RETURN_ERR(-1, "%s: too many cards", id);
+	for (size_t i = 0; i < n; i++)
+		if (proc_from_json(json_array_get(cards, i), PK_CARD_EBS, &in->i_cards[i]))
+			RETURN_ERR(-1, "%s: bad card record", id);
+	in->i_ncards = (unsigned)n;
+	return 0;
+}
+
+int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen)
+{
+	memset(v, 0, sizeof(*v));
+	const char *id = json_string_value(json_object_get(j, "id"));
+	const char *path = json_string_value(json_object_get(j, "path"));
+	const char *att = json_string_value(json_object_get(j, "attached_to"));
+	if (!id || !spec_id_ok(id, "vol-") || !path || strlen(path) >= sizeof(v->v_path))
+		RETURN_ERR(-1, "bad volume record");
+	if (att && !spec_id_ok(att, "i-"))
+		RETURN_ERR(-1, "%s: bad attachment", id);
+	snprintf(v->v_id, sizeof(v->v_id), "%s", id);
+	snprintf(v->v_path, sizeof(v->v_path), "%s", path);
+	snprintf(v->v_attached, sizeof(v->v_attached), "%s", att ? att : "");
+	v->v_size_mib = (uint64_t)json_integer_value(json_object_get(j, "size_mib"));
+	v->v_encrypted = json_is_true(json_object_get(j, "encrypted"));
+	v->v_created = json_integer_value(json_object_get(j, "created"));
+	return 0;
+}

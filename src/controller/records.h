@@ -1,0 +1,18 @@
+/* Instances and volumes as JSON: the API's view (public) and the stored document
+ * (public fields plus the supervisor's: uid, pids and start times). A stored document
+ * read back is checked like any input: a bad one is skipped with a message. */
+#ifndef NITRO_CONTROLLER_RECORDS_H
+#define NITRO_CONTROLLER_RECORDS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "controller/ctl.h"
+
+json_t *inst_json(const struct instance *in, bool stored);
+json_t *vol_json(const struct volrec *v, bool stored);
+/* 0, or -1 with err set. */
+int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen);
+int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen);
+
+#endif

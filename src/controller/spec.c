@@ -1,0 +1,286 @@
+/* Request bodies of the nitrod API: strict, table-driven field checks (see spec.h). */
+#include "controller/spec.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+bool spec_id_ok(const char *id, const char *prefix)
+{
+	size_t p = strlen(prefix);
+	if (strncmp(id, prefix, p) || strlen(id) != p + 17)
+		return false;
+	for (const char *c = id + p; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+			return false;
+	return true;
+}
+
+/* Parses an object body; NULL with err set for anything else. */
+static json_t *load_object(const char *body, size_t len, bool empty_ok, char *err, size_t errlen)
+{
+	if (len == 0 && empty_ok)
+		return json_object();
+	json_error_t je;
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (!j) {
+		snprintf(err, errlen, "malformed JSON at line %d column %d: %s", je.line, je.column,
+			 je.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		snprintf(err, errlen, "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* Every key of obj must be one of names[]. */
+static int only_fields(json_t *obj, const char *what, const char *const *names, size_t n, char *err,
+		       size_t errlen)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(obj, k, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; i < n && !ok; i++)
+			ok = !strcmp(k, names[i]);
+		if (!ok && n == 0)
+			RETURN_ERR(-1, "%s%sunknown field \"%.64s\" (this call takes no fields)",
+				   what, *what ? ": " : "", k);
+		if (!ok) {
+			char list[512] = "";
+			for (size_t i = 0; i < n; i++)
+				snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+					 i ? ", " : "", names[i]);
+			RETURN_ERR(-1, "%s%sunknown field \"%.64s\" (known: %s)", what,
+				   *what ? ": " : "", k, list);
+		}
+	}
+	return 0;
+}
+
+static int get_uint(json_t *obj, const char *name, uint64_t min, uint64_t max, uint64_t *out,
+		    char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, name);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) < min || (uint64_t)json_integer_value(v) > max)
+		RETURN_ERR(-1, "%s: expected an integer from %llu to %llu", name,
+			   (unsigned long long)min, (unsigned long long)max);
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int get_bool(json_t *obj, const char *name, bool *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(obj, name);
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		RETURN_ERR(-1, "%s: expected true or false", name);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* A string of printable ASCII without control characters, at most cap-1 bytes. */
+static int str_copy(json_t *v, const char *name, char *out, size_t cap, char *err, size_t errlen)
+{
+	if (!json_is_string(v))
+		RETURN_ERR(-1, "%s: expected a string", name);
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n >= cap)
+		RETURN_ERR(-1, "%s: longer than %zu bytes", name, cap - 1);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			RETURN_ERR(-1, "%s: only printable ASCII characters are allowed", name);
+	memcpy(out, s, n);
+	out[n] = 0;
+	return 0;
+}
+
+/* Host paths: absolute, no "..", no ',' (nitro-hv's option syntax). */
+static int path_copy(json_t *v, const char *name, char *out, size_t cap, char *err, size_t errlen)
+{
+	if (str_copy(v, name, out, cap, err, errlen))
+		return -1;
+	if (out[0] != '/' || strstr(out, "/../") || strstr(out, "/./") || strchr(out, ',') ||
+	    (strlen(out) >= 3 && !strcmp(out + strlen(out) - 3, "/..")))
+		RETURN_ERR(-1, "%s: expected an absolute path without \"..\" or ','", name);
+	return 0;
+}
+
+static int parse_nic(json_t *o, unsigned idx, struct nic_spec *n, char *err, size_t errlen)
+{
+	static const char *const names[] = {"vpc", "ip", "mac", "sg"};
+	char what[32];
+	snprintf(what, sizeof(what), "nics[%u]", idx);
+	if (!json_is_object(o))
+		RETURN_ERR(-1, "%s: expected an object {vpc, ip, mac, sg}", what);
+	if (only_fields(o, what, names, ARRAY_SIZE(names), err, errlen))
+		return -1;
+	memset(n, 0, sizeof(*n));
+	uint64_t vpc = 0;
+	json_t *v = json_object_get(o, "vpc");
+	if (!v || !json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > 0xffffff)
+		RETURN_ERR(-1, "%s.vpc: expected an integer from 1 to 16777215", what);
+	vpc = (uint64_t)json_integer_value(v);
+	n->n_vpc = (uint32_t)vpc;
+	v = json_object_get(o, "ip");
+	if (!v)
+		RETURN_ERR(-1, "%s.ip: required (A.B.C.D/PREFIX)", what);
+	if (str_copy(v, "ip", n->n_ip, sizeof(n->n_ip), err, errlen))
+		return -1;
+	for (const char *c = n->n_ip; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || *c == '.' || *c == '/'))
+			RETURN_ERR(-1, "%s.ip: expected A.B.C.D/PREFIX", what);
+	if ((v = json_object_get(o, "mac"))) {
+		if (str_copy(v, "mac", n->n_mac, sizeof(n->n_mac), err, errlen))
+			return -1;
+		for (const char *c = n->n_mac; *c; c++)
+			if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') ||
+			      (*c >= 'A' && *c <= 'F') || *c == ':'))
+				RETURN_ERR(-1, "%s.mac: expected xx:xx:xx:xx:xx:xx", what);
+	}
+	if ((v = json_object_get(o, "sg")) &&
+	    path_copy(v, "sg", n->n_sg, sizeof(n->n_sg), err, errlen))
+		return -1;
+	return 0;
+}
+
+static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errlen)
+{
+	static const char *const names[] = {"cpus",    "memory_mib", "kernel", "initrd",
+					    "cmdline", "volumes",    "nics",   "console"};
+	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
+		return -1;
+	memset(s, 0, sizeof(*s));
+	uint64_t cpus = 1, mem = 256;
+	if (get_uint(o, "cpus", 1, 254, &cpus, err, errlen) ||
+	    get_uint(o, "memory_mib", 64, 1024 * 1024, &mem, err, errlen) ||
+	    get_bool(o, "console", &s->s_console, err, errlen))
+		return -1;
+	s->s_cpus = (unsigned)cpus;
+	s->s_mem_mib = mem;
+	json_t *v;
+	if ((v = json_object_get(o, "kernel")) &&
+	    path_copy(v, "kernel", s->s_kernel, sizeof(s->s_kernel), err, errlen))
+		return -1;
+	if ((v = json_object_get(o, "initrd"))) {
+		if (json_is_null(v))
+			s->s_no_initrd = true;
+		else if (path_copy(v, "initrd", s->s_initrd, sizeof(s->s_initrd), err, errlen))
+			return -1;
+	}
+	snprintf(s->s_cmdline, sizeof(s->s_cmdline), "console=ttyS0 reboot=k panic=-1");
+	if ((v = json_object_get(o, "cmdline")) &&
+	    str_copy(v, "cmdline", s->s_cmdline, sizeof(s->s_cmdline), err, errlen))
+		return -1;
+	if ((v = json_object_get(o, "volumes"))) {
+		if (!json_is_array(v))
+			RETURN_ERR(-1, "volumes: expected an array of volume ids");
+		if (json_array_size(v) > SPEC_MAX_VOLUMES)
+			RETURN_ERR(-1, "volumes: at most %u", SPEC_MAX_VOLUMES);
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			if (!json_is_string(e) || !spec_id_ok(json_string_value(e), "vol-"))
+				RETURN_ERR(
+				    -1, "volumes[%zu]: expected a volume id (vol-<17 hex digits>)",
+				    i);
+			for (unsigned k = 0; k < s->s_nvols; k++)
+				if (!strcmp(s->s_vols[k], json_string_value(e)))
+					RETURN_ERR(-1, "volumes[%zu]: %s is listed twice", i,
+						   json_string_value(e));
+			snprintf(s->s_vols[s->s_nvols++], SPEC_ID_LEN, "%s", json_string_value(e));
+		}
+	}
+	if ((v = json_object_get(o, "nics"))) {
+		if (!json_is_array(v))
+			RETURN_ERR(-1, "nics: expected an array of {vpc, ip, mac, sg}");
+		if (json_array_size(v) > SPEC_MAX_NICS)
+			RETURN_ERR(-1, "nics: at most %u", SPEC_MAX_NICS);
+		size_t i;
+		json_t *e;
+		json_array_foreach(v, i, e)
+		{
+			if (parse_nic(e, (unsigned)i, &s->s_nics[s->s_nnics], err, errlen))
+				return -1;
+			s->s_nnics++;
+		}
+	}
+	return 0;
+}
+
+int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char *err, size_t errlen)
+{
+	json_t *o = load_object(body, len, false, err, errlen);
+	if (!o)
+		return -1;
+	int r = parse_instance(o, s, err, errlen);
+	json_decref(o);
+	return r;
+}
+
+int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *err, size_t errlen)
+{
+	static const char *const names[] = {"size_mib", "encrypted"};
+	json_t *o = load_object(body, len, false, err, errlen);
+	if (!o)
+		return -1;
+	int r = -1;
+	vs->vs_encrypted = true;
+	vs->vs_size_mib = 0;
+	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
+	    get_uint(o, "size_mib", 1, SPEC_MAX_VOLUME_MIB, &vs->vs_size_mib, err, errlen) ||
+	    get_bool(o, "encrypted", &vs->vs_encrypted, err, errlen))
+		goto out;
+	if (!vs->vs_size_mib) {
+		snprintf(err, errlen, "size_mib: required (1 to %u)", SPEC_MAX_VOLUME_MIB);
+		goto out;
+	}
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], char *err, size_t errlen)
+{
+	static const char *const names[] = {"instance_id"};
+	json_t *o = load_object(body, len, false, err, errlen);
+	if (!o)
+		return -1;
+	int r = -1;
+	json_t *v = json_object_get(o, "instance_id");
+	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
+		goto out;
+	if (!v || !json_is_string(v) || !spec_id_ok(json_string_value(v), "i-")) {
+		snprintf(err, errlen, "instance_id: expected an instance id (i-<17 hex digits>)");
+		goto out;
+	}
+	snprintf(id, SPEC_ID_LEN, "%s", json_string_value(v));
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen)
+{
+	json_t *o = load_object(body, len, true, err, errlen);
+	if (!o)
+		return -1;
+	int r = only_fields(o, "", NULL, 0, err, errlen);
+	json_decref(o);
+	return r;
+}

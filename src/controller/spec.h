@@ -1,0 +1,66 @@
+/* Request bodies of the nitrod API, checked field by field (issue 5).
+ *
+ * Every body is a JSON object whose fields are listed in a table: a field that is not in
+ * the table, a value of the wrong type or out of range fails with a message naming the
+ * field ("memory_mib: expected an integer from 64 to 1048576"). Nothing here touches the
+ * file system or the daemon's state, so the fuzz target (tests/fuzz/fuzz_api_spec.c) runs
+ * it on any bytes.
+ *
+ *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console}
+ *   nic:      {vpc, ip, mac, sg}
+ *   volume:   {size_mib, encrypted}
+ *   attach:   {instance_id}
+ */
+#ifndef NITRO_CONTROLLER_SPEC_H
+#define NITRO_CONTROLLER_SPEC_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPEC_MAX_VOLUMES 8
+#define SPEC_MAX_NICS 4
+#define SPEC_MAX_CMDLINE 2048
+#define SPEC_MAX_PATH 1024
+#define SPEC_ID_LEN 24
+#define SPEC_MAX_VOLUME_MIB (1024u * 1024u) /* 1 TiB */
+
+struct nic_spec {
+	uint32_t n_vpc;
+	char n_ip[40]; /* A.B.C.D/P */
+	char n_mac[24];
+	char n_sg[SPEC_MAX_PATH];
+};
+
+struct inst_spec {
+	unsigned s_cpus;
+	uint64_t s_mem_mib;
+	char s_kernel[SPEC_MAX_PATH]; /* "" = the default image */
+	char s_initrd[SPEC_MAX_PATH]; /* "" = the default image when the kernel is default */
+	bool s_no_initrd;	      /* "initrd": null */
+	char s_cmdline[SPEC_MAX_CMDLINE + 1];
+	bool s_console;
+	unsigned s_nvols;
+	char s_vols[SPEC_MAX_VOLUMES][SPEC_ID_LEN];
+	unsigned s_nnics;
+	struct nic_spec s_nics[SPEC_MAX_NICS];
+};
+
+struct vol_spec {
+	uint64_t vs_size_mib;
+	bool vs_encrypted;
+};
+
+/* Each parses a whole body (len bytes, not NUL-terminated). 0, or -1 with err set. */
+int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char *err,
+			size_t errlen);
+int spec_parse_volume(const char *body, size_t len, struct vol_spec *v, char *err, size_t errlen);
+int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], char *err, size_t errlen);
+/* An empty body or {} (stop, start, reboot, detach). */
+int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen);
+
+/* "i-" or "vol-" followed by 17 lower-case hex digits. */
+bool spec_id_ok(const char *id, const char *prefix);
+
+#endif

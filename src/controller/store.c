@@ -1,0 +1,119 @@
+/* nitrod's SQLite store (see store.h). */
+#include "controller/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+struct store {
+	sqlite3 *s_db;
+	sqlite3_stmt *s_put[2], *s_del[2];
+};
+
+static int table_idx(const char *t)
+{
+	return strcmp(t, "instances") == 0 ? 0 : 1;
+}
+
+struct store *store_open(const char *path, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &s->s_db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			    NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_busy_timeout(s->s_db, 2000);
+	const char *schema =
+	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	    "CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, doc TEXT NOT NULL);"
+	    "CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, doc TEXT NOT NULL);";
+	if (sqlite3_exec(s->s_db, schema, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	static const char *const tabs[2] = {"instances", "volumes"};
+	for (int i = 0; i < 2; i++) {
+		char q[128];
+		snprintf(q, sizeof(q), "INSERT OR REPLACE INTO %s (id, doc) VALUES (?1, ?2)",
+			 tabs[i]);
+		if (sqlite3_prepare_v2(s->s_db, q, -1, &s->s_put[i], NULL) != SQLITE_OK)
+			goto fail;
+		snprintf(q, sizeof(q), "DELETE FROM %s WHERE id = ?1", tabs[i]);
+		if (sqlite3_prepare_v2(s->s_db, q, -1, &s->s_del[i], NULL) != SQLITE_OK)
+			goto fail;
+	}
+	return s;
+fail:
+	snprintf(err, errlen, "state database %s: %s", path,
+		 s->s_db ? sqlite3_errmsg(s->s_db) : "cannot open");
+	store_close(s);
+	return NULL;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < 2; i++) {
+		sqlite3_finalize(s->s_put[i]);
+		sqlite3_finalize(s->s_del[i]);
+	}
+	sqlite3_close(s->s_db);
+	free(s);
+}
+
+static int step(struct store *s, sqlite3_stmt *st, char *err, size_t errlen)
+{
+	int r = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (r != SQLITE_DONE)
+		RETURN_ERR(-1, "state database: %s", sqlite3_errmsg(s->s_db));
+	return 0;
+}
+
+int store_put(struct store *s, const char *table, const char *id, const char *doc, char *err,
+	      size_t errlen)
+{
+	sqlite3_stmt *st = s->s_put[table_idx(table)];
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, doc, -1, SQLITE_TRANSIENT);
+	return step(s, st, err, errlen);
+}
+
+int store_delete(struct store *s, const char *table, const char *id, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->s_del[table_idx(table)];
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+	return step(s, st, err, errlen);
+}
+
+int store_each(struct store *s, const char *table,
+	       int (*fn)(const char *id, const char *doc, void *arg), void *arg, char *err,
+	       size_t errlen)
+{
+	char q[96];
+	snprintf(q, sizeof(q), "SELECT id, doc FROM %s ORDER BY id",
+		 table_idx(table) == 0 ? "instances" : "volumes");
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->s_db, q, -1, &st, NULL) != SQLITE_OK)
+		RETURN_ERR(-1, "state database: %s", sqlite3_errmsg(s->s_db));
+	int r, ret = 0;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		const char *doc = (const char *)sqlite3_column_text(st, 1);
+		if (id && doc && (ret = fn(id, doc, arg)) != 0)
+			break;
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE) {
+		snprintf(err, errlen, "state database: %s", sqlite3_errmsg(s->s_db));
+		ret = -1;
+	}
+	sqlite3_finalize(st);
+	return ret;
+}

@@ -1,0 +1,23 @@
+/* nitrod's state in SQLite: STATE_DIR/nitrod.db, one row per instance and per volume,
+ * each a JSON document (records.h) keyed by id. Written through on every change
+ * (WAL, synchronous=NORMAL: a row survives a nitrod crash; a power cut may lose the last
+ * transactions, never corrupt the file). */
+#ifndef NITRO_CONTROLLER_STORE_H
+#define NITRO_CONTROLLER_STORE_H
+
+#include <stddef.h>
+
+struct store;
+
+struct store *store_open(const char *path, char *err, size_t errlen);
+void store_close(struct store *s);
+/* table is "instances" or "volumes". 0, or -1 with err set. */
+int store_put(struct store *s, const char *table, const char *id, const char *doc, char *err,
+	      size_t errlen);
+int store_delete(struct store *s, const char *table, const char *id, char *err, size_t errlen);
+/* Calls fn for every row, in id order; stops at the first non-zero return. */
+int store_each(struct store *s, const char *table,
+	       int (*fn)(const char *id, const char *doc, void *arg), void *arg, char *err,
+	       size_t errlen);
+
+#endif

@@ -1,0 +1,52 @@
+/* Supervision of instances: launching nitro-hv and the cards, watching them, restarting a
+ * crashed card, stopping everything of an instance (issue 5).
+ *
+ * Launch (inst_launch): the security chip measures nitro-hv and every card executable
+ * (each must carry a valid signature) and the kernel, initrd and command line; any
+ * failure refuses the launch and leaves the instance `failed` with the reason. Then one
+ * card per volume (and per nic when nitro-card-vpc exists) starts on a socket in the
+ * instance's run folder, and nitro-hv last, each through the jailer (proc.h), exec'd
+ * from the very fd the chip measured.
+ *
+ * Watching: a thread polls a pidfd per process. nitro-hv ending stops the cards, and the
+ * instance ends `stopped` (guest power-off or a stop/terminate request), `failed` (any
+ * other status, with the last line nitro-hv wrote) or relaunches nitro-hv (reboot). A card
+ * that ends while its instance runs is measured and started again on the same socket
+ * (nitro-hv reconnects), at most SUP_MAX_RESTARTS times a minute, else the instance fails.
+ * A stop sends SIGTERM, then SIGKILL after SUP_STOP_MS to whatever is left.
+ *
+ * Processes outlive nitrod (own session, no parent-death signal). A restarted nitrod
+ * re-adopts each recorded pid whose start time still matches (same process, not a reused
+ * pid); instances whose processes are gone are reported `stopped` with a reason.
+ *
+ * All functions are called with g_ctl.c_lock held, except sup_start.
+ */
+#ifndef NITRO_CONTROLLER_SUPERVISE_H
+#define NITRO_CONTROLLER_SUPERVISE_H
+
+#include <stddef.h>
+
+#include "controller/ctl.h"
+
+#define SUP_STOP_MS 5000
+#define SUP_MAX_RESTARTS 5
+
+/* Sets up the supervisor's epoll set and timer; 0 or -1 with err. */
+int sup_init(char *err, size_t errlen);
+/* Starts the watching thread. */
+int sup_start(char *err, size_t errlen);
+
+/* Measures and starts everything of in (state pending). Leaves it running, or failed with
+ * the reason in i_reason and returns -1. */
+int inst_launch(struct instance *in);
+/* Begins stopping a running instance toward goal (GOAL_STOP, GOAL_TERMINATE, GOAL_REBOOT). */
+void inst_stop(struct instance *in, int goal);
+/* After a nitrod restart: re-adopts or reports one recorded instance. */
+void inst_adopt(struct instance *in);
+
+/* The instance's folder of logs and console (STATE/instances/ID). */
+void inst_dir(const struct instance *in, char *out, size_t len);
+/* The console file (serial output) of an instance launched with console on. */
+void inst_console_path(const struct instance *in, char *out, size_t len);
+
+#endif
