@@ -308,6 +308,59 @@ static void icmp_errors_of_tracked_flows(void **state)
 	vpc_sg_free(g);
 }
 
+static void egress_icmp_error_is_related(void **state)
+{
+	(void)state;
+	struct vt t;
+	/* ingress UDP 9 open, egress only TCP 443: the guest's port unreachable about the
+	 * datagram it got still goes out, as related traffic */
+	struct vpc_sg *g = sg("ingress udp 9 0.0.0.0/0\negress tcp 443 0.0.0.0/0\n");
+	port(&t, g, 0);
+	assert_int_equal(udp_in(&t, 7777, 9, 0), VPC_TO_GUEST);
+	uint8_t quoted[64];
+	size_t qn = vt_udp(quoted, MAC_A, MAC_B, "10.0.0.6", "10.0.0.5", 7777, 9, 4);
+	uint8_t *f = t.frame;
+	size_t l4 = 8 + (qn - 14);
+	size_t n = vt_ipv4(f, MAC_GW, MAC_A, vt_ip("10.0.0.5"), vt_ip("10.0.0.6"), 1, l4);
+	memset(f + 34, 0, 8);
+	f[34] = 3;
+	f[35] = 3;
+	memcpy(f + 42, quoted + 14, qn - 14);
+	assert_int_equal(vt_guest(&t, f, n, 0), VPC_TO_UNDERLAY);
+	/* quoting another port: no flow, and ICMP is not allowed out */
+	f[42 + 20 + 3] = 10;
+	assert_int_equal(vt_guest(&t, f, n, 0), VPC_DROP);
+	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_OUT);
+	vt_teardown(&t);
+	vpc_sg_free(g);
+}
+
+static void tcp_close(void **state)
+{
+	(void)state;
+	struct vt t;
+	/* egress limited to DNS: the guest's segments need the tracked flow */
+	struct vpc_sg *g = sg("ingress tcp 22 0.0.0.0/0\negress udp 53 10.0.0.2\n");
+	port(&t, g, 0);
+	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x11, NS), VPC_TO_GUEST); /* FIN */
+	/* one FIN: still the established timeout */
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 3000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x11, 3001 * NS), VPC_TO_UNDERLAY);
+	/* both FINs: 10 s after the last segment */
+	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x10, 3005 * NS), VPC_TO_GUEST);
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 3014 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 3025 * NS), VPC_DROP);
+	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_OUT);
+	/* a reset closes too */
+	assert_int_equal(tcp_in(&t, false, 40001, 22, 0x02, 4000 * NS), VPC_TO_GUEST);
+	assert_int_equal(tcp_out(&t, false, 22, 40001, 0x14, 4000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_out(&t, false, 22, 40001, 0x14, 4011 * NS), VPC_DROP);
+	vt_teardown(&t);
+	vpc_sg_free(g);
+}
+
 static void idle_timeouts(void **state)
 {
 	(void)state;
@@ -419,6 +472,8 @@ int main(void)
 	    cmocka_unit_test(egress_rules),
 	    cmocka_unit_test(default_group),
 	    cmocka_unit_test(icmp_errors_of_tracked_flows),
+	    cmocka_unit_test(egress_icmp_error_is_related),
+	    cmocka_unit_test(tcp_close),
 	    cmocka_unit_test(idle_timeouts),
 	    cmocka_unit_test(full_table),
 	    cmocka_unit_test(untracked_and_rule_changes),
