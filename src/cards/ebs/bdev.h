@@ -13,8 +13,9 @@
  *
  * Asynchronous I/O (BDEV_READ, BDEV_WRITE, BDEV_FLUSH): bo_submit takes an io whose iovec
  * stays valid until bi_done is called with the bytes moved (0 for a flush) or a negative
- * errno value; bi_done may run inside bo_submit (null) or later from bo_poll, which the
- * card calls when bd_event_fd is readable (or while it busy-polls). A back end whose
+ * errno value; bi_done may run inside bo_submit (null) or later from bo_event, which the
+ * card calls when bd_event_fd is readable, or bo_poll, which it calls while it busy-polls
+ * (no system call when nothing completed). A back end whose
  * connection died sets bd_event_fd to -1 (the card then stops watching the old one). A FLUSH
  * completes only once every write that completed before it was submitted is durable. bo_drain
  * returns when nothing is in flight (every bi_done has run): the card calls it before guest memory
@@ -46,7 +47,8 @@ struct bdev_ops {
 	int (*bo_submit)(struct bdev *b, struct bdev_io *io); /* 0 or -errno (not queued) */
 	void (*bo_commit)(struct bdev *b);		      /* hand queued I/O to the kernel */
 	void (*bo_drain)(struct bdev *b);
-	void (*bo_poll)(struct bdev *b); /* runs bi_done for what completed; never blocks */
+	void (*bo_poll)(struct bdev *b);  /* runs bi_done for what completed; never blocks */
+	void (*bo_event)(struct bdev *b); /* bd_event_fd is readable: consume it, then poll */
 	int (*bo_pwrite)(struct bdev *b, uint64_t off, const void *buf, size_t len, char *err,
 			 size_t errlen);
 	/* Zeroes [off, off+len): a hole when unmap (or when that is all there is). */

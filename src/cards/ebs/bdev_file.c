@@ -27,8 +27,7 @@ struct file_priv {
 	int fp_efd; /* io_uring's completion eventfd, watched by the loop */
 	uint64_t fp_data_off;
 	unsigned fp_queued; /* SQEs prepared, not yet submitted */
-	bool fp_efd_armed;
-	bool fp_inline; /* memory file system: plain preadv/pwritev on the loop's thread */
+	bool fp_inline;	    /* memory file system: plain preadv/pwritev on the loop's thread */
 };
 
 static void reap(struct bdev *b)
@@ -46,9 +45,15 @@ static void reap(struct bdev *b)
 
 static void file_poll(struct bdev *b)
 {
+	if (b->bd_inflight)
+		reap(b);
+}
+
+static void file_event(struct bdev *b)
+{
 	struct file_priv *p = b->bd_priv;
 	eventfd_t v;
-	if (p->fp_efd_armed && eventfd_read(p->fp_efd, &v) < 0 && errno != EAGAIN)
+	if (eventfd_read(p->fp_efd, &v) < 0 && errno != EAGAIN)
 		warnmsg("%s: io_uring eventfd: %s", b->bd_name, strerror(errno));
 	reap(b);
 }
@@ -207,6 +212,7 @@ static const struct bdev_ops file_ops = {
     .bo_commit = file_commit,
     .bo_drain = file_drain,
     .bo_poll = file_poll,
+    .bo_event = file_event,
     .bo_pwrite = file_pwrite,
     .bo_zero = file_zero,
     .bo_discard = file_discard,
@@ -254,7 +260,6 @@ int bdev_file_open(struct bdev *b, int fd, uint64_t data_off, uint64_t size, con
 		bdev_close(b);
 		return r;
 	}
-	p->fp_efd_armed = true;
 	b->bd_event_fd = p->fp_efd;
 	return 0;
 }

@@ -87,7 +87,13 @@ static void deliver(struct bdev *b)
 	p->np_delivering = false;
 }
 
+/* Busy polling: only what libnbd already has (the socket is read on events). */
 static void nbd_poll_dev(struct bdev *b)
+{
+	deliver(b);
+}
+
+static void nbd_event(struct bdev *b)
 {
 	struct nbd_priv *p = b->bd_priv;
 	if (p->np_fd >= 0)
@@ -247,6 +253,7 @@ static const struct bdev_ops nbd_ops = {
     .bo_commit = nbd_commit,
     .bo_drain = nbd_drain,
     .bo_poll = nbd_poll_dev,
+    .bo_event = nbd_event,
     .bo_pwrite = nbd_pwrite_sync,
     .bo_zero = nbd_zero_range,
     .bo_discard = nbd_discard,

@@ -47,6 +47,7 @@ static const struct bdev_ops null_ops = {
     .bo_commit = null_nop,
     .bo_drain = null_nop,
     .bo_poll = null_nop,
+    .bo_event = null_nop,
     .bo_pwrite = null_pwrite,
     .bo_zero = null_zero,
     .bo_discard = null_discard,

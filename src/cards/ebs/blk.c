@@ -589,7 +589,7 @@ static void on_bdev(struct loop *l, int fd, uint32_t events, void *opaque)
 	(void)fd;
 	(void)events;
 	batch_begin(e);
-	b->bd_ops->bo_poll(b);
+	b->bd_ops->bo_event(b);
 	batch_end(e);
 	if (b->bd_event_fd != e->e_bdev_fd) { /* the back end's connection died */
 		loop_del(l, e->e_bdev_fd);
