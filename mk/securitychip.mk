@@ -44,3 +44,9 @@ $(SEC_UNIT): override LDFLAGS += $(CHIP_LIBS)
 security-test: all
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/security
 TEST_SUITES += security-test
+
+# Test helper run inside jails by tests/security.
+$(BUILD)/tests/security/jail-probe: $(call obj,tests/security/jail_probe.c $(SANDBOX_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp
+security-test: $(BUILD)/tests/security/jail-probe

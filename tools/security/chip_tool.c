@@ -2,7 +2,7 @@
  *   nitro-chip [--state DIR] [--anchor PEM] exec PATH       measure + verify an executable
  *   nitro-chip [--state DIR] [--anchor PEM] file PCR TYPE PATH
  *   nitro-chip [--state DIR] [--anchor PEM] attest NONCE    print the attestation JSON
- *   nitro-chip jail --kind K --uid U --gid G [--group G]... --dir D [--bind
+ *   nitro-chip jail --kind K --uid U --gid G [--group G]... [--keep-fd N]... --dir D [--bind
  * SRC[=DST][,rw][,dev]]...
  *              [--seccomp|--seccomp-log] [--newnet] [--chroot-fallback] [--measure] -- CMD ARGS...
  *        runs CMD jailed and waits: exit status of CMD, 128+N when killed by signal N.
@@ -37,6 +37,8 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 	size_t nb = 0;
 	bool measure = false, seclog = false;
 	gid_t groups[16];
+	int keepfd[16];
+	size_t nkeepfd = 0;
 	size_t ngroups = 0;
 	int i = 0;
 	uint64_t v;
@@ -51,6 +53,9 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 		else if (!strcmp(a, "--group") && n && ngroups < ARRAY_SIZE(groups) &&
 			 parse_u64(n, 1, 0xfffffffe, &v) && ++i)
 			groups[ngroups++] = (gid_t)v;
+		else if (!strcmp(a, "--keep-fd") && n && nkeepfd < ARRAY_SIZE(keepfd) &&
+			 parse_u64(n, 3, 1 << 20, &v) && ++i)
+			keepfd[nkeepfd++] = (int)v;
 		else if (!strcmp(a, "--dir") && n)
 			js.js_dir = argv[++i];
 		else if (!strcmp(a, "--bind") && n && nb < ARRAY_SIZE(binds)) {
@@ -92,6 +97,8 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 		snprintf(logkind, sizeof(logkind), "%s:log", js.js_kind);
 		js.js_kind = logkind;
 	}
+	js.js_keep_fds = keepfd;
+	js.js_nkeep = nkeepfd;
 	js.js_groups = groups;
 	js.js_ngroups = ngroups;
 	js.js_binds = binds;

@@ -1,0 +1,86 @@
+/* jail-probe: run inside a jail by tests/security; reports what it can see and do as
+ * key=value lines, then (with an argument) installs its seccomp filter and makes one
+ * system call:
+ *   jail-probe                 report: uid, gid, groups, no_new_privs, dumpable, open fds,
+ *                              whether /etc/shadow, /etc/passwd, /home, /proc exist, and
+ *                              whether / is writable
+ *   jail-probe call NAME       sandbox_enter_from_env (NITRO_SECCOMP from the jailer),
+ *                              then NAME: getpid | eventfd (allowed everywhere),
+ *                              socket-inet | openat | ptrace | fork | execve (not allowed)
+ * Prints "survived NAME rc=R" when the call returns (then exits 0). */
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void exists(const char *key, const char *path)
+{
+	struct stat st;
+	printf("%s=%d\n", key, stat(path, &st) == 0);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 1) {
+		gid_t g[64];
+		int ng = getgroups(64, g);
+		printf("uid=%u\ngid=%u\nngroups=%d\n", getuid(), getgid(), ng);
+		printf("euid=%u\n", geteuid());
+		printf("no_new_privs=%d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
+		exists("shadow", "/etc/shadow");
+		exists("passwd", "/etc/passwd");
+		exists("home", "/home");
+		exists("proc", "/proc/self");
+		exists("kvm", "/dev/kvm");
+		int fd = open("/probe-write", O_WRONLY | O_CREAT, 0600);
+		printf("root_writable=%d\n", fd >= 0);
+		printf("fds=");
+		for (int i = 0; i < 1024; i++)
+			if (fcntl(i, F_GETFD) >= 0 && i != fd)
+				printf("%d,", i);
+		printf("\n");
+		return 0;
+	}
+	if (argc != 3 || strcmp(argv[1], "call"))
+		return 2;
+	char err[256];
+	if (sandbox_enter_from_env(err, sizeof(err)) < 0) {
+		fprintf(stderr, "jail-probe: %s\n", err);
+		return 3;
+	}
+	printf("filter=%s\n", getenv("NITRO_SECCOMP") ? getenv("NITRO_SECCOMP") : "none");
+	fflush(stdout);
+	const char *n = argv[2];
+	long rc;
+	if (!strcmp(n, "getpid"))
+		rc = getpid();
+	else if (!strcmp(n, "eventfd"))
+		rc = eventfd(0, EFD_CLOEXEC);
+	else if (!strcmp(n, "socket-inet"))
+		rc = socket(AF_INET, SOCK_STREAM, 0);
+	else if (!strcmp(n, "openat"))
+		rc = open("/", O_RDONLY);
+	else if (!strcmp(n, "ptrace"))
+		rc = ptrace(PTRACE_TRACEME, 0, 0, 0);
+	else if (!strcmp(n, "fork"))
+		rc = syscall(SYS_clone, 17 /* SIGCHLD: a process, not a thread */, 0, 0, 0, 0);
+	else if (!strcmp(n, "execve")) {
+		char *av[] = {argv[0], NULL};
+		rc = execve(argv[0], av, NULL);
+	} else
+		return 2;
+	if (rc == 0 && !strcmp(n, "fork"))
+		_exit(0);
+	printf("survived %s rc=%ld errno=%d\n", n, rc, rc < 0 ? errno : 0);
+	return 0;
+}
