@@ -54,8 +54,7 @@ static inline bool in_subnet(const struct vpc_port *p, uint32_t ip)
 enum vpc_action arp_from_guest(struct vpc_port *p, const uint8_t *frame, size_t len,
 			       struct vpc_out *out);
 /* A UDP datagram from the guest to port 67 (k parsed, Ethernet source checked). */
-enum vpc_action dhcp_from_guest(struct vpc_port *p, const uint8_t *frame, const struct pkt *k,
-				struct vpc_out *out);
+enum vpc_action dhcp_from_guest(struct vpc_port *p, const struct pkt *k, struct vpc_out *out);
 /* Writes the Geneve header for vni at h (VPC_GENEVE_HLEN bytes). */
 void geneve_put(uint8_t *h, uint32_t vni);
 /* Checks a Geneve header: 0 with *vni and *hlen (header + options), or the drop reason. */

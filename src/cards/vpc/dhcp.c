@@ -79,8 +79,7 @@ static uint8_t *optip(uint8_t *o, uint8_t code, uint32_t net_order)
 	return opt(o, code, 4, &net_order);
 }
 
-enum vpc_action dhcp_from_guest(struct vpc_port *p, const uint8_t *frame, const struct pkt *k,
-				struct vpc_out *out)
+enum vpc_action dhcp_from_guest(struct vpc_port *p, const struct pkt *k, struct vpc_out *out)
 {
 	const uint8_t *u = k->pk_l4;
 	if (k->pk_l4len < 8 + BOOTP_LEN + 4)
@@ -186,7 +185,6 @@ enum vpc_action dhcp_from_guest(struct vpc_port *p, const uint8_t *frame, const 
 	wrip(ip + 16, dst);
 	ip_set_csum(ip, 20);
 	wr16(ud + 6, udp_csum(p->p_gw, dst, ud, (unsigned)(8 + blen_out)));
-	(void)frame;
 	out->vo_data = f;
 	out->vo_len = ETH_HLEN_ + 20 + 8 + blen_out;
 	p->p_st.st_dhcp_replies++;

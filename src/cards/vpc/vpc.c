@@ -330,7 +330,7 @@ enum vpc_action vpc_from_guest(struct vpc_port *p, const uint8_t *frame, size_t 
 	bool group = mac_is_group(frame);
 	if (k.pk_proto == IPPROTO_UDP_ && k.pk_dport == 67 &&
 	    (group || k.pk_dst == p->p_gw || k.pk_dst == 0xffffffffu)) {
-		act = dhcp_from_guest(p, frame, &k, out);
+		act = dhcp_from_guest(p, &k, out);
 		goto guest;
 	}
 	if (group)

@@ -109,7 +109,7 @@ enum vpc_drop {
 	VPC_DROP_VLAN,	      /* 802.1Q / 802.1ad tagged */
 	VPC_DROP_ETHERTYPE,   /* not IPv4 or ARP (IPv6, ...) */
 	VPC_DROP_BROADCAST,   /* broadcast/multicast that is not ARP or DHCP */
-	VPC_DROP_BAD_IP,      /* IPv4 header: version, length, checksum, options */
+	VPC_DROP_BAD_IP,      /* IPv4 header: version, lengths, checksum, reserved flag */
 	VPC_DROP_FRAGMENT,    /* IPv4 fragments (MF or offset) */
 	VPC_DROP_BAD_L4,      /* truncated or malformed TCP/UDP/ICMP header */
 	VPC_DROP_BAD_ARP,     /* malformed ARP or an ARP reply from the guest */
