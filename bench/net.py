@@ -13,7 +13,7 @@ the machine's cores are shared (the driver, two cards and others' work), so each
 also divided by the share of a core the busiest card (nitro: both cards handle every
 frame, each single-threaded) or testpmd used, from /proc/PID/stat; the ratio line uses
 those per-core figures and the measured-rate ratio is printed beside it. BENCH_SECONDS
-sets each run.
+sets each run, BENCH_ROUNDS how many times each is repeated (the best counts).
 """
 import os
 import pathlib
@@ -30,7 +30,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 DRIVER = BUILD / "vpc-driver"
 CARD = BUILD / "nitro-card-vpc"
-SECONDS = os.environ.get("BENCH_SECONDS", "4")
+SECONDS = os.environ.get("BENCH_SECONDS", "3")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 SG = "ingress udp 5000 10.0.0.0/24\ningress icmp all 10.0.0.0/24\n"
 
 
@@ -157,10 +158,20 @@ def main():
     for exe in (DRIVER, CARD):
         if not exe.exists():
             sys.exit(f"bench: {exe} missing (make all)")
-    n64, _, ns64 = nitro(64)
-    t64, _, ts64 = testpmd(64)
-    _, n1500, ns1500 = nitro(1514)
-    _, t1500, ts1500 = testpmd(1514)
+    # The machine is shared: alternate the two ROUNDS times and keep each side's best run
+    # (by its per-core figure).
+    best = {}
+    for _ in range(ROUNDS):
+        for size in (64, 1514):
+            for name, fn in (("nitro", nitro), ("testpmd", testpmd)):
+                r = fn(size)
+                key = (name, size)
+                if key not in best or r[0] / r[2] > best[key][0] / best[key][2]:
+                    best[key] = r
+    n64, _, ns64 = best[("nitro", 64)]
+    t64, _, ts64 = best[("testpmd", 64)]
+    _, n1500, ns1500 = best[("nitro", 1514)]
+    _, t1500, ts1500 = best[("testpmd", 1514)]
     # Per card core: the measured rate divided by the share of a core the busiest card
     # (nitro: each of the two cards handles every frame) or testpmd's forwarding process
     # used; testpmd polls, so its share is ~1 and its figure is its measured rate.
