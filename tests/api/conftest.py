@@ -1,0 +1,139 @@
+"""Fixtures for the nitrod API tests (native: no guest boots here).
+
+Each test gets its own nitrod on a socket in a fresh folder (0755, so other uids can
+reach the socket when a test allows them) with its own state folder. The instances these
+tests launch use a kernel file that is not a bzImage: measurement passes (kernels need
+no signature) and nitro-hv then fails on it, so an instance ends `failed` the same way on
+every host, with or without KVM. Instance boots are in tests/system/test_controller.py.
+"""
+import http.client
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build"
+NITROD = BUILD / "nitrod"
+NITRO = BUILD / "nitro"
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("nitrod", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:500]!r}>"
+
+
+class Nitrod:
+    def __init__(self, folder, extra=(), binary=NITROD):
+        self.folder = pathlib.Path(folder)
+        self.sock = str(self.folder / "api.sock")
+        self.state = self.folder / "state"
+        self.extra = list(extra)
+        self.binary = str(binary)
+        self.proc = None
+        self.log = self.folder / "nitrod.log"
+
+    def start(self, wait=True):
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([self.binary, "--socket", self.sock, "--state", str(self.state),
+                                      *self.extra], stdin=subprocess.DEVNULL, stdout=logf,
+                                     stderr=logf)
+        logf.close()
+        if wait:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                assert self.proc.poll() is None, f"nitrod exited: {self.log.read_text()}"
+                try:
+                    if self.call("GET", "/v1/volumes").status == 200:
+                        return self
+                except OSError:
+                    pass
+                time.sleep(0.01)
+            raise AssertionError("nitrod never served")
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def call(self, method, path, body=None, raw=None, headers=None, timeout=30):
+        c = UnixHTTPConnection(self.sock, timeout=timeout)
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        rep = Reply(r.status, dict(r.getheaders()), r.read().decode(errors="replace"))
+        c.close()
+        return rep
+
+    def audit_lines(self):
+        p = self.state / "audit.log"
+        return p.read_text().splitlines() if p.exists() else []
+
+    def cli(self, *args, uid=None):
+        return subprocess.run([str(NITRO), "--host", self.sock, *args], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def folder():
+    d = tempfile.mkdtemp(prefix="nitrod-api-")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def bad_kernel(folder):
+    k = folder / "not-a-kernel"
+    k.write_bytes(b"this is not a bzImage\n" * 100)
+    return str(k)
+
+
+@pytest.fixture
+def nitrod(folder):
+    assert NITROD.exists(), "build first: make all"
+    d = Nitrod(folder).start()
+    yield d
+    d.stop()
+
+
+def wait_state(d, iid, states, timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        r = d.call("GET", f"/v1/instances/{iid}")
+        assert r.status == 200, r
+        if r.json()["state"] in states:
+            return r.json()
+        assert time.time() < deadline, f"{iid} stuck in {r.json()['state']}: {r.json()}"
+        time.sleep(0.02)
