@@ -40,10 +40,13 @@ $(BUILD)/tests/security/test_chip: $(call obj,$(CHIP_SRC))
 $(BUILD)/tests/security/test_audit: $(call obj,$(AUDIT_SRC))
 $(SEC_UNIT): override LDFLAGS += $(CHIP_LIBS)
 
-.PHONY: security-test
+.PHONY: security-test security-system-test
 security-test: all
-	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/security
-TEST_SUITES += security-test
+	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/security/test_security.py
+# A real guest with jailed, seccomp'd nitro-hv and nitro-card-ebs (emulated host).
+security-system-test: all images
+	$(BUILD)/nitro emuhost --memory 2048 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/security/test_guest_sandbox.py
+TEST_SUITES += security-test security-system-test
 
 # Test helper run inside jails by tests/security.
 $(BUILD)/tests/security/jail-probe: $(call obj,tests/security/jail_probe.c $(SANDBOX_SRC))
