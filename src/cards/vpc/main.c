@@ -286,6 +286,7 @@ static void on_map_event(struct loop *l, int fd, uint32_t events, void *opaque)
 static void on_disconnected(struct vu_dev *d)
 {
 	(void)d;
+	ul_pause(the_card, false); /* no guest: datagrams are read (and dropped, counted) */
 	if (backend_next(&the_card->c_backend) < 0)
 		loop_stop(&the_card->c_loop);
 }
