@@ -20,6 +20,7 @@ static const char usage[] =
     "  write-flush  writes the check pattern to sectors [0, N) (default 2048), flushes,\n"
     "               prints \"flushed N sectors\" and exits; verify reads them back\n"
     "               (--zero: expects zeroes)\n"
+    "  scatter  a write and a read whose data descriptors split sectors, checked\n"
     "  check  conformance pass: one ok/FAIL/skip line per check, exit 0 when none failed\n"
     "         (--no-verify: check statuses only, for back ends that drop data)\n"
     "  bench  prints: rw= bs= qd= queues= seconds= ios= iops= p50_us= p99_us= errors=\n"
@@ -125,5 +126,8 @@ int main(int argc, char **argv)
 		return cmd_write_flush(&o);
 	if (!strcmp(cmd, "verify"))
 		return cmd_verify(&o);
-	die_usage("unknown subcommand '%s' (check, bench, hostile, write-flush, verify)", cmd);
+	if (!strcmp(cmd, "scatter"))
+		return cmd_scatter(&o);
+	die_usage("unknown subcommand '%s' (check, bench, hostile, write-flush, verify, scatter)",
+		  cmd);
 }
