@@ -271,3 +271,23 @@ def test_scattered_buffers(tmp_path, env, cards, nbdkits, kind):
     card = cards(tmp_path, vol, env, *args)
     out = driver_ok(card, "scatter")
     assert out.count("ok   ") == 3 and "0 failed" in out, out
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_polling_card_sleeps_while_throttled(tmp_path, env, cards):
+    """--poll-us busy-polls only while it can work: a throttled card waits on its timer."""
+    vol = tmp_path / "v.img"
+    create(vol, env, "--unencrypted")
+    card = cards(tmp_path, vol, env, "--iops", "200", "--poll-us", "50")
+    before = cpu_seconds(card.proc.pid)
+    out = driver_ok(card, "bench", "--rw", "randread", "--qd", "8", "--seconds", "3")
+    iops = int(BENCH_RE.search(out.strip()).group(2))
+    assert 180 <= iops <= 220, out
+    used = cpu_seconds(card.proc.pid) - before
+    assert used < 1.0, f"the card burnt {used:.2f} s of CPU in 3 s at 200 IOPS"
+    out = driver_ok(card, "scatter")  # and it still serves promptly when polling
+    assert "0 failed" in out

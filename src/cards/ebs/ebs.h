@@ -116,6 +116,11 @@ void ebs_set_gp2(struct ebs *e, double credit_cap);
 unsigned ebs_poll(struct ebs *e);
 /* Switches the driver's kicks off (true) or back on; true when work arrived meanwhile. */
 bool ebs_set_polling(struct ebs *e, bool on);
+/* The card cannot take more chains now (throttled, or no free request). */
+static inline bool ebs_blocked(const struct ebs *e)
+{
+	return e->e_throttled || (e->e_starved && !e->e_free);
+}
 void ebs_fini(struct ebs *e);
 /* One line: id, ops, bytes, throttled time. */
 void ebs_print_stats(const struct ebs *e, FILE *f);

@@ -117,7 +117,9 @@ static int run(struct card *c, unsigned poll_us)
 			if (spins % 512 == 0 && (r = loop_run_once(l, 0)) < 0)
 				return r;
 		}
-		sleep = !ebs_set_polling(&c->c_ebs, false);
+		/* Work that raced in is polled for at once, unless the card cannot take it now
+		 * (QoS timer, or every request slot busy): then an event wakes it. */
+		sleep = !ebs_set_polling(&c->c_ebs, false) || ebs_blocked(&c->c_ebs);
 	}
 	return 0;
 }
