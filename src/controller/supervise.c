@@ -230,14 +230,6 @@ static int open_log(const char *dir, const char *name, bool truncate)
 	return open(p, O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0600);
 }
 
-static gid_t kvm_gid(gid_t fallback)
-{
-	struct stat st;
-	if (stat("/dev/kvm", &st) == 0 && !(st.st_mode & S_IROTH))
-		return st.st_gid;
-	return fallback;
-}
-
 static bool wait_socket(const char *path, pid_t pid)
 {
 	for (int ms = 0; ms < CARD_START_MS; ms++) {
@@ -379,7 +371,7 @@ static int spawn_hv(struct instance *in, char *err, size_t errlen)
 	struct proc_spawn ps = {
 	    .ps_kind = "hv",
 	    .ps_uid = in->i_uid,
-	    .ps_gid = kvm_gid(in->i_gid),
+	    .ps_gid = in->i_gid, /* the jailer makes the jail's /dev/kvm node theirs */
 	    .ps_jail_dir = jdir,
 	    .ps_binds = binds,
 	    .ps_nbinds = nb,
