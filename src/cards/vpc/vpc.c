@@ -340,7 +340,7 @@ enum vpc_action vpc_from_guest(struct vpc_port *p, const uint8_t *frame, size_t 
 	struct vpc_map_entry m;
 	if (k.pk_dst == p->p_ip || k.pk_dst == p->p_gw || k.pk_dst == p->p_dns ||
 	    p->p_lookup(p->p_ctx, p->p_vni, k.pk_dst, &m) != 0 || m.vm_vni != p->p_vni ||
-	    m.vm_ip != k.pk_dst || mac_is_group(m.vm_mac))
+	    m.vm_ip != k.pk_dst || mac_is_group(m.vm_mac) || !m.vm_ul_ip || !m.vm_ul_port)
 		return vpc_drop(p, out, VPC_DROP_NO_ROUTE);
 	r = filter(p, &k, false, m.vm_default_sg, now_ns);
 	if (r)

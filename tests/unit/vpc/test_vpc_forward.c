@@ -73,6 +73,14 @@ static void no_route(void **state)
 		assert_int_equal(t->out.vo_drop, VPC_DROP_NO_ROUTE);
 	}
 	assert_int_equal(vt_drops(t, VPC_DROP_NO_ROUTE), 6);
+	/* a mapping entry with no underlay address or port is no route either */
+	vt_add(&t->map, 7, "10.0.0.40", MAC_B, "0.0.0.0", 40006, true);
+	vt_add(&t->map, 7, "10.0.0.41", MAC_B, "192.0.2.6", 0, true);
+	size_t n = vt_udp(t->frame, MAC_GW, MAC_A, "10.0.0.5", "10.0.0.40", 5000, 53, 10);
+	assert_int_equal(vt_guest(t, t->frame, n, 0), VPC_DROP);
+	n = vt_udp(t->frame, MAC_GW, MAC_A, "10.0.0.5", "10.0.0.41", 5000, 53, 10);
+	assert_int_equal(vt_guest(t, t->frame, n, 0), VPC_DROP);
+	assert_int_equal(vt_drops(t, VPC_DROP_NO_ROUTE), 8);
 }
 
 static void ingress_delivery(void **state)
