@@ -3,7 +3,8 @@ interface; the guests' virtio-net queues go straight to it (vhost-user) and the 
 find each other through the host-local mapping service under $NITRO_STATE.
 
 Three guests run at once (started in the background; each guest's nitro_exec script
-sequences itself with loops): G1 (VPC 1, 10.0.0.5, ping allowed in) and G2 (VPC 1,
+sequences itself with loops): G1 (VPC 1, 10.0.0.5, ping allowed in, 2 vCPUs: 2 queue
+pairs) and G2 (VPC 1,
 10.0.0.6, a security group opening TCP 8080 and ICMP but not 9090) get their addresses
 by DHCP (busybox udhcpc) and ping each other; G3 (VPC 2, 10.0.0.5: the same address as
 G1) cannot reach 10.0.0.6. G1 then connects with busybox nc to G2's 8080 (allowed) and
@@ -45,10 +46,11 @@ G3 = (DHCP + "; ip -4 addr show eth0; "
       "i=$((i+1)); done; echo G3-DONE")
 
 
-def start(env, nic, script, log):
+def start(env, nic, script, log, cpus=1):
     f = open(log, "w")
-    p = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--memory", "192", "--nic", nic,
-                          "--cmdline", cmdline(script)], stdin=subprocess.DEVNULL, stdout=f,
+    p = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--memory", "192", "--cpus",
+                          str(cpus), "--nic", nic, "--cmdline", cmdline(script)],
+                         stdin=subprocess.DEVNULL, stdout=f,
                          stderr=subprocess.STDOUT, env=env)
     return p, f
 
@@ -63,7 +65,7 @@ def test_three_guests_dhcp_ping_isolation_and_security_group(tmp_path):
     try:
         runs["g2"] = start(env, f"vpc=1,ip=10.0.0.6,sg={sg}", G2, tmp_path / "g2.log")
         time.sleep(2)
-        runs["g1"] = start(env, f"vpc=1,ip=10.0.0.5,sg={sg1}", G1, tmp_path / "g1.log")
+        runs["g1"] = start(env, f"vpc=1,ip=10.0.0.5,sg={sg1}", G1, tmp_path / "g1.log", cpus=2)
         time.sleep(2)
         runs["g3"] = start(env, "vpc=2,ip=10.0.0.5", G3, tmp_path / "g3.log")
         deadline = time.time() + 900
@@ -91,6 +93,8 @@ def test_three_guests_dhcp_ping_isolation_and_security_group(tmp_path):
     # (the kernel echoes its command line, script included: match whole output lines)
     assert re.search(r"^G3-DONE", out["g3"], re.M), every
     assert not re.search(r"^G3-REACHED", out["g3"], re.M), every
+    # G1 has 2 vCPUs: its card offers 2 queue pairs and Linux turned both on (control queue)
+    assert "virtio_ctrl_ok=1 " in out["g1"], every
     # the security group: 8080 open, 9090 closed
     assert "G1-NC-A=0" in out["g1"], every
     assert "G1-NC-B=0" not in out["g1"], every
