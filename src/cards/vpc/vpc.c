@@ -259,12 +259,20 @@ static enum vpc_drop filter(struct vpc_port *p, const struct pkt *k, bool ingres
 	struct ct_key key;
 	flow_key(k, ingress, &key);
 	struct ct_entry *e = ct_find(&p->p_ct, &key, now);
+	uint16_t port = k->pk_proto == IPPROTO_ICMP_ ? k->pk_icmp_type : k->pk_dport;
+	uint32_t rip = ingress ? k->pk_src : k->pk_dst;
 	if (e) {
+		/* A SYN reusing the tuple of a closed connection starts a new one: the rules
+		 * decide again, and it gets the timeouts of a new flow. */
+		if (e->ce_proto == IPPROTO_TCP_ && (e->ce_flags & CT_CLOSED) &&
+		    (k->pk_tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_) {
+			if (!sg_allows(g, ingress, k->pk_proto, port, rip, peer_default))
+				return ingress ? VPC_DROP_SG_IN : VPC_DROP_SG_OUT;
+			e->ce_flags = ingress ? 0 : CT_OUT;
+		}
 		ct_update(e, k, ingress, now);
 		return VPC_DROP_NONE;
 	}
-	uint16_t port = k->pk_proto == IPPROTO_ICMP_ ? k->pk_icmp_type : k->pk_dport;
-	uint32_t rip = ingress ? k->pk_src : k->pk_dst;
 	if (!sg_allows(g, ingress, k->pk_proto, port, rip, peer_default))
 		return ingress ? VPC_DROP_SG_IN : VPC_DROP_SG_OUT;
 	if (icmp_err) /* allowed by a rule; errors open no flow */

@@ -357,6 +357,16 @@ static void tcp_close(void **state)
 	assert_int_equal(tcp_in(&t, false, 40001, 22, 0x02, 4000 * NS), VPC_TO_GUEST);
 	assert_int_equal(tcp_out(&t, false, 22, 40001, 0x14, 4000 * NS), VPC_TO_UNDERLAY);
 	assert_int_equal(tcp_out(&t, false, 22, 40001, 0x14, 4011 * NS), VPC_DROP);
+	/* the same tuple again soon after a close: a new connection, established again */
+	assert_int_equal(tcp_in(&t, false, 40002, 22, 0x02, 5000 * NS), VPC_TO_GUEST);
+	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x14, 5000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_in(&t, false, 40002, 22, 0x02, 5005 * NS), VPC_TO_GUEST);
+	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x12, 5005 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x10, 9000 * NS), VPC_TO_UNDERLAY);
+	/* but a SYN from the guest on a closed tuple needs an egress rule */
+	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x04, 9001 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x02, 9002 * NS), VPC_DROP);
+	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_OUT);
 	vt_teardown(&t);
 	vpc_sg_free(g);
 }
