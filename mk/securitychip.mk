@@ -53,3 +53,11 @@ $(BUILD)/tests/security/jail-probe: $(call obj,tests/security/jail_probe.c $(SAN
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp
 security-test: $(BUILD)/tests/security/jail-probe
+
+# make bench: what measurement and jailing add to a launch, beside their peers.
+$(BUILD)/sec-bench: $(call obj,tools/security/sec_bench.c $(CHIP_SRC) $(JAIL_SRC) $(LIB_SRC))
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CHIP_LIBS)
+.PHONY: security-bench
+security-bench: all $(BUILD)/sec-bench
+	$(BUILD)/sec-bench $(BUILD)/nitro-hv $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/vmlinuz 30
+bench: security-bench
