@@ -226,6 +226,7 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    "virtio_tx_runt=%llu virtio_tx_oversize=%llu underlay_sent=%llu "
 	    "underlay_send_errors=%llu underlay_received=%llu "
 	    "underlay_truncated=%llu underlay_gso_sends=%llu underlay_gro_buffers=%llu "
+	    "underlay_gro_overflow=%llu "
 	    "map_lookups=%llu map_misses=%llu",
 	    (unsigned long long)v->st_ctrl_ok, (unsigned long long)v->st_ctrl_err,
 	    (unsigned long long)v->st_rx_no_buffer, (unsigned long long)v->st_rx_too_big,
@@ -233,8 +234,8 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    (unsigned long long)v->st_tx_oversize, (unsigned long long)u->st_sent,
 	    (unsigned long long)u->st_send_errors, (unsigned long long)u->st_received,
 	    (unsigned long long)u->st_truncated, (unsigned long long)u->st_gso_sends,
-	    (unsigned long long)u->st_gro_buffers, (unsigned long long)c->c_map.m_lookups,
-	    (unsigned long long)c->c_map.m_misses);
+	    (unsigned long long)u->st_gro_buffers, (unsigned long long)u->st_gro_overflow,
+	    (unsigned long long)c->c_map.m_lookups, (unsigned long long)c->c_map.m_misses);
 	char *save = NULL;
 	for (char *ln = strtok_r(tmp, "\n", &save); ln && o + 2 < len;
 	     ln = strtok_r(NULL, "\n", &save)) {

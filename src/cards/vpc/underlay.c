@@ -59,6 +59,7 @@ int ul_open(struct underlay *u, const char *spec, char *err, size_t errlen)
 		setsockopt(u->ul_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	u->ul_gro = setsockopt(u->ul_fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
 	u->ul_gso = true; /* per send: a path that refuses it gets the datagrams one by one */
+	u->ul_gso_segs = UL_GSO_MAX_SEGS;
 	if (bind(u->ul_fd, (struct sockaddr *)&u->ul_addr, sizeof(u->ul_addr)) < 0) {
 		int e = errno;
 		ul_close(u);
@@ -145,7 +146,7 @@ void ul_flush(struct underlay *u)
 	for (unsigned i = 0; i < u->ul_nout;) {
 		unsigned j = i + 1;
 		size_t total = u->ul_olen[i];
-		while (u->ul_gso && j < u->ul_nout && j - i < UL_GSO_MAX_SEGS &&
+		while (u->ul_gso && j < u->ul_nout && j - i < u->ul_gso_segs &&
 		       u->ul_olen[j] == u->ul_olen[i] && same_dst(&u->ul_odst[j], &u->ul_odst[i]) &&
 		       total + u->ul_olen[j] <= UL_GSO_MAX_BYTES) {
 			total += u->ul_olen[j];
@@ -183,6 +184,8 @@ void ul_flush(struct underlay *u)
 			int e = r < 0 ? errno : EIO;
 			/* The first unsent message failed: a refused GSO send goes out datagram
 			 * by datagram; anything else is dropped. Then on with the rest. */
+			if (count[done] > 64 && e == EINVAL && u->ul_gso_segs > 64)
+				u->ul_gso_segs = 64; /* an older kernel's UDP_MAX_SEGMENTS */
 			if (count[done] > 1 && e != EAGAIN && e != ENOBUFS)
 				send_each(u, first[done], count[done]);
 			else
@@ -241,8 +244,11 @@ int ul_recv(struct underlay *u)
 			u->ul_stats.st_gro_buffers++;
 		/* An empty datagram is one too (the core counts it as malformed). */
 		for (uint32_t off = 0; off < len || (len == 0 && off == 0); off += gso) {
-			if (u->ul_nseg == UL_RBUFS * UL_GSO_MAX_SEGS)
+			if (u->ul_nseg == UL_RBUFS * UL_GSO_MAX_SEGS) {
+				/* more datagrams in one buffer than we keep: dropped, counted */
+				u->ul_stats.st_gro_overflow += (len - off + gso - 1) / gso;
 				break;
+			}
 			uint32_t n = len - off < gso ? len - off : gso;
 			u->ul_seg[u->ul_nseg++] = (struct ul_seg){
 			    .sg_data = p + off, .sg_len = n, .sg_src = &u->ul_isrc[i]};

@@ -19,17 +19,17 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define UL_BATCH 64	   /* packets queued before a send */
-#define UL_MAX_PKT 9600	   /* one datagram (Geneve + inner frame) */
-#define UL_RBUFS 16	   /* receive buffers per recvmmsg */
-#define UL_RBUF_SIZE 65536 /* one (GRO-coalesced) receive buffer */
-#define UL_GSO_MAX_SEGS 64 /* the kernel's UDP_MAX_SEGMENTS */
+#define UL_BATCH 128	    /* packets queued before a send */
+#define UL_MAX_PKT 9600	    /* one datagram (Geneve + inner frame) */
+#define UL_RBUFS 16	    /* receive buffers per recvmmsg */
+#define UL_RBUF_SIZE 65536  /* one (GRO-coalesced) receive buffer */
+#define UL_GSO_MAX_SEGS 128 /* UDP_MAX_SEGMENTS (64 before Linux 6.10ish: learnt) */
 #define UL_GSO_MAX_BYTES 60000
 #define UL_DEFAULT_ADDR "127.0.0.1"
 
 struct ul_stats {
 	uint64_t st_sent, st_send_errors, st_gso_sends;
-	uint64_t st_received, st_truncated, st_gro_buffers;
+	uint64_t st_received, st_truncated, st_gro_buffers, st_gro_overflow;
 };
 
 struct ul_seg {
@@ -42,6 +42,7 @@ struct underlay {
 	int ul_fd;
 	struct sockaddr_in ul_addr; /* bound address (the port filled in when 0 was asked) */
 	bool ul_gso, ul_gro;	    /* the kernel accepted UDP_SEGMENT / UDP_GRO */
+	unsigned ul_gso_segs;	    /* segments per GSO send this kernel takes */
 	unsigned ul_nout;
 	uint32_t ul_olen[UL_BATCH];
 	struct sockaddr_in ul_odst[UL_BATCH];
