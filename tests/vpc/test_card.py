@@ -366,4 +366,6 @@ def test_burst_uses_gso_and_gro_without_corruption(vpcnet):
     bad = {k: v for k, v in sb.items() if k.startswith("drop_") and v}
     assert not bad, bad
     assert sb["rx_forwarded"] == sb["underlay_received"], sb
-    assert int(got["received"]) == sb["rx_forwarded"] - sb["virtio_rx_no_buffer"], (got, sb)
+    # what the card put in the rx ring, less what was still there when the driver stopped
+    delivered = sb["rx_forwarded"] - sb["virtio_rx_no_buffer"]
+    assert 0 <= delivered - int(got["received"]) <= 256, (got, sb)
