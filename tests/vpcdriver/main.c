@@ -16,11 +16,11 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 #include "vnd.h"
