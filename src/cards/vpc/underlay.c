@@ -82,9 +82,9 @@ void ul_close(struct underlay *u)
 
 uint8_t *ul_out(struct underlay *u)
 {
-	if (u->ul_nout == UL_BATCH)
+	if (u->ul_nout == UL_BATCH || u->ul_arena_used + UL_MAX_PKT > UL_ARENA)
 		ul_flush(u);
-	return u->ul_obuf[u->ul_nout];
+	return u->ul_arena + u->ul_arena_used;
 }
 
 void ul_commit(struct underlay *u, size_t len, uint32_t ip_be, uint16_t port_be)
@@ -95,6 +95,8 @@ void ul_commit(struct underlay *u, size_t len, uint32_t ip_be, uint16_t port_be)
 	u->ul_odst[i] = (struct sockaddr_in){
 	    .sin_family = AF_INET, .sin_port = port_be, .sin_addr = {.s_addr = ip_be}};
 	u->ul_olen[i] = (uint32_t)len;
+	u->ul_ooff[i] = (uint32_t)u->ul_arena_used; /* ul_out() handed out this spot */
+	u->ul_arena_used += (len + 63) & ~(size_t)63;
 	u->ul_nout++;
 	if (u->ul_nout == UL_BATCH)
 		ul_flush(u);
@@ -124,8 +126,9 @@ static void send_each(struct underlay *u, unsigned i, unsigned n)
 	for (unsigned k = i; k < i + n; k++) {
 		ssize_t r;
 		do
-			r = sendto(u->ul_fd, u->ul_obuf[k], u->ul_olen[k], MSG_DONTWAIT,
-				   (struct sockaddr *)&u->ul_odst[k], sizeof(u->ul_odst[k]));
+			r = sendto(u->ul_fd, u->ul_arena + u->ul_ooff[k], u->ul_olen[k],
+				   MSG_DONTWAIT, (struct sockaddr *)&u->ul_odst[k],
+				   sizeof(u->ul_odst[k]));
 		while (r < 0 && errno == EINTR);
 		if (r < 0)
 			send_error(u, k, errno, 1);
@@ -153,7 +156,7 @@ void ul_flush(struct underlay *u)
 			j++;
 		}
 		for (unsigned k = i; k < j; k++)
-			iov[k] = (struct iovec){u->ul_obuf[k], u->ul_olen[k]};
+			iov[k] = (struct iovec){u->ul_arena + u->ul_ooff[k], u->ul_olen[k]};
 		msg[nm] = (struct mmsghdr){.msg_hdr = {.msg_name = &u->ul_odst[i],
 						       .msg_namelen = sizeof(u->ul_odst[i]),
 						       .msg_iov = &iov[i],
@@ -201,6 +204,7 @@ void ul_flush(struct underlay *u)
 		done += (unsigned)r;
 	}
 	u->ul_nout = 0;
+	u->ul_arena_used = 0;
 }
 
 int ul_recv(struct underlay *u)

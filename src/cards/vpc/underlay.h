@@ -1,7 +1,7 @@
 /* The VPC card's underlay: one UDP socket per card (IPv4, its own port) carrying the
  * Geneve packets between cards, on one host (loopback) or between hosts.
  *
- * Sends are batched: ul_out() hands out a buffer of UL_MAX_PKT bytes for the next packet,
+ * Sends are batched: ul_out() hands out room for UL_MAX_PKT bytes for the next packet,
  * ul_commit() queues it for ADDR:PORT and ul_flush() sends the queue (also done when it is
  * full) with sendmmsg; runs of equal-sized packets to one destination leave as one UDP GSO
  * send (UDP_SEGMENT: the kernel cuts it into the datagrams), sent one by one when the
@@ -19,11 +19,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define UL_BATCH 128	    /* packets queued before a send */
-#define UL_MAX_PKT 9600	    /* one datagram (Geneve + inner frame) */
-#define UL_RBUFS 16	    /* receive buffers per recvmmsg */
-#define UL_RBUF_SIZE 65536  /* one (GRO-coalesced) receive buffer */
-#define UL_GSO_MAX_SEGS 128 /* UDP_MAX_SEGMENTS (64 before Linux 6.10ish: learnt) */
+#define UL_BATCH 128	     /* packets queued before a send */
+#define UL_MAX_PKT 9600	     /* one datagram (Geneve + inner frame) */
+#define UL_ARENA (256 << 10) /* bytes of queued packets before a send */
+#define UL_RBUFS 16	     /* receive buffers per recvmmsg */
+#define UL_RBUF_SIZE 65536   /* one (GRO-coalesced) receive buffer */
+#define UL_GSO_MAX_SEGS 128  /* UDP_MAX_SEGMENTS (64 before Linux 6.10ish: learnt) */
 #define UL_GSO_MAX_BYTES 60000
 #define UL_DEFAULT_ADDR "127.0.0.1"
 
@@ -46,7 +47,11 @@ struct underlay {
 	unsigned ul_nout;
 	uint32_t ul_olen[UL_BATCH];
 	struct sockaddr_in ul_odst[UL_BATCH];
-	uint8_t ul_obuf[UL_BATCH][UL_MAX_PKT];
+	uint32_t ul_ooff[UL_BATCH]; /* where each queued packet is in ul_arena */
+	size_t ul_arena_used;
+	/* Queued packets back to back (64-byte aligned), so a batch of small ones stays in a
+	 * few cache lines: one buffer of UL_MAX_PKT per packet made every copy a miss. */
+	uint8_t ul_arena[UL_ARENA] __attribute__((aligned(64)));
 	/* receive side */
 	struct mmsghdr ul_imsg[UL_RBUFS];
 	struct iovec ul_iiov[UL_RBUFS];
