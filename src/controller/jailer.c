@@ -114,6 +114,24 @@ static int plan_add(struct plan *p, const char *dir, const char *src, const char
 	return 0;
 }
 
+/* A private copy of a cached closure (another launch may evict the entry meanwhile). */
+static int copy_paths(char **src, size_t n, char ***out, size_t *nout)
+{
+	*out = calloc(n + 1, sizeof(char *));
+	*nout = 0;
+	if (!*out)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!((*out)[i] = strdup(src[i]))) {
+			jail_elf_free(*out, i);
+			*out = NULL;
+			return -1;
+		}
+	}
+	*nout = n;
+	return 0;
+}
+
 static int deps_of(int fd, const char *path, char ***paths, size_t *n, char *err, size_t errlen)
 {
 	struct stat st;
@@ -125,24 +143,31 @@ static int deps_of(int fd, const char *path, char ***paths, size_t *n, char *err
 		if (c->dc_paths && c->dc_dev == st.st_dev && c->dc_ino == st.st_ino &&
 		    c->dc_mtime.tv_sec == st.st_mtim.tv_sec &&
 		    c->dc_mtime.tv_nsec == st.st_mtim.tv_nsec) {
-			*paths = c->dc_paths;
-			*n = c->dc_n;
+			int rc = copy_paths(c->dc_paths, c->dc_n, paths, n);
 			pthread_mutex_unlock(&cache_lock);
+			if (rc < 0)
+				RETURN_ERR(-1, "%s: out of memory", path);
 			return 0;
 		}
 	}
-	int rc = jail_elf_closure(fd, path, paths, n, err, errlen);
+	char **found = NULL;
+	size_t nfound = 0;
+	int rc = jail_elf_closure(fd, path, &found, &nfound, err, errlen);
 	if (rc == 0) {
 		struct deps_cache *c = &cache[cache_next++ % ARRAY_SIZE(cache)];
 		jail_elf_free(c->dc_paths, c->dc_n);
+		/* An executable without dependencies still gets an entry (an empty array). */
+		if (!found)
+			found = calloc(1, sizeof(char *));
 		*c = (struct deps_cache){.dc_dev = st.st_dev,
 					 .dc_ino = st.st_ino,
 					 .dc_mtime = st.st_mtim,
-					 .dc_paths = *paths,
-					 .dc_n = *n};
-		/* An executable without dependencies still gets an entry (a 1-byte array). */
-		if (!c->dc_paths)
-			c->dc_paths = *paths = calloc(1, sizeof(char *));
+					 .dc_paths = found,
+					 .dc_n = nfound};
+		if (!found || copy_paths(found, nfound, paths, n) < 0) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			rc = -1;
+		}
 	}
 	pthread_mutex_unlock(&cache_lock);
 	return rc;
@@ -451,12 +476,14 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 		snprintf(err, errlen, "%s", msg + 1);
 	}
 	plan_free(&p);
+	jail_elf_free(deps, ndeps);
 	free(keep);
 	return pid;
 oom:
 	snprintf(err, errlen, "jail %s: out of memory", k);
 fail:
 	plan_free(&p);
+	jail_elf_free(deps, ndeps);
 	free(keep);
 	return -1;
 }
