@@ -123,8 +123,9 @@ int vr_push(struct vr_ring *vr, uint16_t head, uint32_t written, char *err, size
 bool vr_should_notify(struct vr_ring *vr);
 /* Entries the driver made available and not yet popped (0 when broken). */
 unsigned vr_pending(const struct vr_ring *vr);
-/* Asks (or stops asking) the driver for kicks: used->flags or avail_event. Returns true
- * when, after enabling, work arrived meanwhile (the caller should poll again). */
+/* Asks (or stops asking) the driver for kicks: used->flags, or with event idx avail_event
+ * (which vr_pop then stops advancing until kicks are asked for again). Returns true when,
+ * after enabling, work arrived meanwhile (the caller should poll again). */
 bool vr_set_notify(struct vr_ring *vr, bool enable);
 
 #endif
