@@ -17,3 +17,5 @@ $(BUILD)/nitro: override LDFLAGS += -lcurl -ljansson
 api-test: all
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/api
 TEST_SUITES += api-test
+controller-system-test: all images
+	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system/test_controller.py

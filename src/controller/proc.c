@@ -30,9 +30,8 @@ unsigned long long proc_start_time(pid_t pid)
 	char *p = strrchr(buf, ')');
 	if (!p)
 		return 0;
-	p++;
-	/* Field 3 is the state; the start time is field 22. */
-	for (int field = 2; field < 22 && p; field++)
+	p++; /* the space before field 3 (the state); the start time is field 22 */
+	for (int field = 3; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
 	if (!p)
 		return 0;

@@ -1,0 +1,229 @@
+"""nitrod end to end, in the emulated host: instances launched through the API (measured,
+jailed) boot, are listed, stopped, started and terminated; a guest that powers off leaves
+its instance stopped; a killed card is restarted by the supervisor while the guest keeps
+reading its disk; a restarted nitrod re-adopts a running instance.
+
+Run: build/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider \
+     tests/system/test_controller.py
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import BANNER, ROOT, cmdline
+
+NITROD = ROOT / "build" / "nitrod"
+NITRO = ROOT / "build" / "nitro"
+BOOT_TIMEOUT = 240
+
+
+class Conn(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("nitrod", timeout=60)
+        self.path_ = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path_)
+
+
+class Nitrod:
+    def __init__(self, folder):
+        self.sock = os.path.join(folder, "api.sock")
+        self.state = os.path.join(folder, "state")
+        self.log = os.path.join(folder, "nitrod.log")
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "ab") as f:
+            self.proc = subprocess.Popen([str(NITROD), "--socket", self.sock, "--state", self.state],
+                                         stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+        for _ in range(500):
+            try:
+                if self.call("GET", "/v1/instances")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert self.proc.poll() is None, open(self.log).read()
+            time.sleep(0.02)
+        raise AssertionError("nitrod never served")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+    def call(self, method, path, body=None):
+        c = Conn(self.sock)
+        c.request(method, path, body=json.dumps(body) if body is not None else None,
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = r.read().decode(errors="replace")
+        c.close()
+        return r.status, data
+
+    def json(self, method, path, body=None, expect=200):
+        st, data = self.call(method, path, body)
+        assert st == expect, (method, path, st, data)
+        return json.loads(data)
+
+    def inst(self, iid):
+        return self.json("GET", f"/v1/instances/{iid}")
+
+    def console(self, iid):
+        st, data = self.call("GET", f"/v1/instances/{iid}/console")
+        assert st == 200, data
+        return data
+
+    def wait(self, what, fn, timeout=BOOT_TIMEOUT):
+        deadline = time.time() + timeout
+        while True:
+            v = fn()
+            if v:
+                return v
+            if time.time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; nitrod log:\n"
+                                     + open(self.log).read()[-3000:])
+            time.sleep(0.2)
+
+    def wait_state(self, iid, state, timeout=BOOT_TIMEOUT):
+        return self.wait(f"{iid} {state}",
+                         lambda: (lambda i: i if i["state"] == state else None)(self.inst(iid)),
+                         timeout)
+
+    def files(self, iid):
+        d = os.path.join(self.state, "instances", iid)
+        return {n: open(os.path.join(d, n), errors="replace").read() for n in os.listdir(d)}
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.fixture
+def nitrod():
+    folder = tempfile.mkdtemp(prefix="nitrod-sys-")
+    d = Nitrod(folder)
+    d.start()
+    yield d
+    # Terminate whatever a failing test left running, then stop nitrod.
+    try:
+        for i in d.json("GET", "/v1/instances")["instances"]:
+            if i["state"] not in ("terminated",):
+                d.call("DELETE", f"/v1/instances/{i['id']}")
+        for i in d.json("GET", "/v1/instances")["instances"]:
+            d.wait_state(i["id"], "terminated", timeout=30)
+    finally:
+        d.stop()
+
+
+def test_two_instances_boot_list_stop_start_terminate(nitrod):
+    a = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "memory_mib": 256,
+                     "cmdline": cmdline("echo A-READY; while true; do sleep 1; done")}, expect=201)
+    vol = nitrod.json("POST", "/v1/volumes", {"size_mib": 16}, expect=201)
+    b = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "memory_mib": 256, "volumes": [vol["id"]],
+                     "cmdline": cmdline("echo B-READY; cat /sys/block/vda/size; "
+                                        "while true; do sleep 1; done")}, expect=201)
+    assert a["state"] == "running" and b["state"] == "running", (a, b)
+    # Both boot: the banner and their own marker in their consoles.
+    for iid, mark in ((a["id"], "A-READY"), (b["id"], "B-READY")):
+        nitrod.wait(f"{iid} console", lambda: BANNER in nitrod.console(iid)
+                    and mark in nitrod.console(iid))
+    assert "32768" in nitrod.console(b["id"])  # the 16 MiB volume, through its card
+    listed = {i["id"]: i for i in nitrod.json("GET", "/v1/instances")["instances"]}
+    assert listed[a["id"]]["state"] == "running" and listed[b["id"]]["state"] == "running"
+    hv_a = listed[a["id"]]["hv_pid"]
+    card_b = listed[b["id"]]["card_pids"][0]
+    assert alive(hv_a) and alive(card_b)
+    # The jailed processes run under the instance's own uid, not root.
+    assert os.stat(f"/proc/{hv_a}").st_uid != 0
+    assert os.stat(f"/proc/{card_b}").st_uid != 0
+
+    # Stop A: stopping -> stopped, its hypervisor gone.
+    st = nitrod.json("POST", f"/v1/instances/{a['id']}/stop")
+    assert st["state"] in ("stopping", "stopped")
+    nitrod.wait_state(a["id"], "stopped", timeout=30)
+    assert not alive(hv_a)
+    assert nitrod.call("POST", f"/v1/instances/{a['id']}/stop")[0] == 409
+    # Start A again: a second boot appends to its console.
+    st = nitrod.json("POST", f"/v1/instances/{a['id']}/start")
+    assert st["state"] == "running", st
+    nitrod.wait("second boot of A", lambda: nitrod.console(a["id"]).count("A-READY") >= 2)
+    # Terminate both: every process of each goes.
+    pids = [nitrod.inst(a["id"])["hv_pid"], hv_b := nitrod.inst(b["id"])["hv_pid"], card_b]
+    for iid in (a["id"], b["id"]):
+        nitrod.json("DELETE", f"/v1/instances/{iid}")
+    for iid in (a["id"], b["id"]):
+        nitrod.wait_state(iid, "terminated", timeout=30)
+    nitrod.wait("processes gone", lambda: not any(alive(p) for p in pids), timeout=15)
+    assert hv_b
+    assert nitrod.json("GET", f"/v1/volumes/{vol['id']}")["attached_to"] is None
+    # No console was ever written for anything else, and the hypervisor log has no error.
+    assert "error" not in nitrod.files(a["id"]).get("hv.log", "").lower()
+
+
+def test_guest_power_off_leaves_the_instance_stopped(nitrod):
+    i = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "cmdline": cmdline("echo BYE-NOW")}, expect=201)
+    st = nitrod.wait_state(i["id"], "stopped")
+    assert st["reason"] is None, st
+    assert "BYE-NOW" in nitrod.console(i["id"])
+
+
+def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
+    vol = nitrod.json("POST", "/v1/volumes", {"size_mib": 16}, expect=201)
+    guest = ("echo nitrod-card-pattern | dd of=/dev/vda bs=4096 conv=fsync 2>/dev/null; "
+             "i=0; while [ $i -lt 100000 ]; do "
+             "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 64)) iflag=direct "
+             "2>/dev/null || echo READ-ERROR; echo iter $i; i=$((i+1)); sleep 0.1; done")
+    i = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "volumes": [vol["id"]], "cmdline": cmdline(guest)},
+                    expect=201)
+    iid = i["id"]
+    nitrod.wait("guest reading", lambda: "iter 20" in nitrod.console(iid))
+    old = nitrod.inst(iid)["card_pids"][0]
+    os.kill(old, signal.SIGKILL)
+    new = nitrod.wait("card restarted", lambda: (lambda c: c if c and c != old else None)(
+        nitrod.inst(iid)["card_pids"][0]), timeout=30)
+    assert alive(new)
+    inst = nitrod.inst(iid)
+    assert inst["state"] == "running" and inst["card_restarts"] == 1, inst
+    # The guest carries on through the new card.
+    n = int(nitrod.console(iid).rsplit("iter ", 1)[1].split()[0])
+    nitrod.wait("guest continues", lambda: f"iter {n + 30}" in nitrod.console(iid), timeout=120)
+    assert not [l for l in nitrod.console(iid).splitlines() if l.strip() == "READ-ERROR"]
+    assert "reconnected" in nitrod.files(iid)["hv.log"]
+    audit = open(os.path.join(nitrod.state, "audit.log")).read()
+    assert f"method=RESTART-CARD route=/v1/instances/{iid} status=200" in audit
+
+
+def test_restarted_nitrod_readopts_a_running_instance(nitrod):
+    i = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "cmdline": cmdline("while true; do echo tick; sleep 1; done")},
+                    expect=201)
+    iid = i["id"]
+    nitrod.wait("boot", lambda: "tick" in nitrod.console(iid))
+    hv = nitrod.inst(iid)["hv_pid"]
+    nitrod.stop()
+    assert alive(hv), "the instance must outlive nitrod"
+    nitrod.start()
+    again = nitrod.inst(iid)
+    assert again["state"] == "running" and again["hv_pid"] == hv, again
+    # Still supervised: a stop through the new nitrod ends it.
+    nitrod.json("POST", f"/v1/instances/{iid}/stop")
+    nitrod.wait_state(iid, "stopped", timeout=30)
+    assert not alive(hv)
