@@ -5,13 +5,16 @@
 
 nitro-card-ebs and nitro-hv are each measured by the security chip, jailed (own mount
 namespace, pivot_root, uid 60001, no_new_privs, own network namespace) and run with
-NITRO_SECCOMP, default action kill. The guest boots, reads and writes its volume and powers
-off: the filters do not kill a working guest. Both processes are seen running with a
-seccomp filter (Seccomp: 2) as the unprivileged uid.
+NITRO_SECCOMP, default action kill. The guest boots, writes and reads its volume while the
+card is killed and restarted (nitro-hv reconnects: socket, connect, memory table, queues,
+all under its filter) and powers off: the filters do not kill a working guest. Both
+processes are seen running with a seccomp filter (Seccomp: 2) as the unprivileged uid.
 """
 import os
 import pathlib
+import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -31,8 +34,8 @@ def real_kvm():
                     "(make security-system-test)")
 
 
-def status_of(comm):
-    """(uid, Seccomp mode) of the running process named comm, or None."""
+def proc_of(comm):
+    """(pid, uid, Seccomp mode) of the running process named comm, or None."""
     for d in pathlib.Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
@@ -40,13 +43,16 @@ def status_of(comm):
             if (d / "comm").read_text().strip() != comm:
                 continue
             st = dict(l.split(":", 1) for l in (d / "status").read_text().splitlines() if ":" in l)
-            return st["Uid"].split()[0], st["Seccomp"].strip()
+            return int(d.name), st["Uid"].split()[0], st["Seccomp"].strip()
         except (OSError, KeyError):
             continue
     return None
 
 
-def test_guest_boots_and_uses_its_volume_sandboxed(tmp_path):
+PATTERN = "nitro-sandbox-pattern"
+
+
+def test_guest_boots_uses_its_volume_and_survives_a_card_restart_sandboxed(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     os.chown(run, UID, UID)
@@ -59,41 +65,73 @@ def test_guest_boots_and_uses_its_volume_sandboxed(tmp_path):
     sock = run / "ebs.sock"
     common = ["--state", state, "jail", "--measure", "--seccomp", "--newnet", "--uid", str(UID),
               "--gid", str(UID)]
-    card = subprocess.Popen([CHIP, *common, "--kind", "card-ebs", "--dir", tmp_path / "jail-ebs",
-                             "--bind", f"{run},rw", "--", BUILD / "nitro-card-ebs",
-                             "--socket-path", sock, "--iops", "0", "--throughput", "0", vol],
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(100):
+
+    def start_card():
+        if sock.exists():
+            sock.unlink()
+        p = subprocess.Popen([CHIP, *common, "--kind", "card-ebs", "--dir", tmp_path / "jail-ebs",
+                              "--bind", f"{run},rw", "--", BUILD / "nitro-card-ebs",
+                              "--socket-path", sock, "--iops", "0", "--throughput", "0", vol],
+                             stderr=subprocess.PIPE, text=True)
+        for _ in range(200):
             if sock.exists():
                 break
-            time.sleep(0.05)
-        assert sock.exists(), card.stderr.read() if card.poll() is not None else "no socket"
-        assert status_of("nitro-card-ebs") == (str(UID), "2")
-        images = CACHE / "images"
-        kernel, initrd, kcache = images / "vmlinuz", images / "guest.img", CACHE / "kernels"
-        exec_cmd = ("dd if=/dev/vda of=/dev/null bs=4k count=256 && echo DISKREAD-OK && "
-                    "echo hello > /dev/vda && echo DISKWRITE-OK")
-        hv = subprocess.Popen(
-            [CHIP, *common, "--kind", "hv", "--dir", tmp_path / "jail-hv", "--bind", "/dev/kvm,dev",
-             "--bind", kernel, "--bind", initrd, "--bind", f"{kcache},optional", "--bind", run, "--",
-             BUILD / "nitro-hv", "--kernel", kernel, "--initrd", initrd, "--cache-dir", kcache,
-             "--memory", "256", "--no-reboot", "--vhost-user", f"blk,{sock}",
-             "--cmdline", f'console=ttyS0 reboot=k panic=-1 nitro_exec="{exec_cmd}"'],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
-        seen = None
-        deadline = time.time() + 240
-        while hv.poll() is None and time.time() < deadline:
-            st = status_of("nitro-hv")  # filtered once set-up is done
-            if st and (seen is None or st[1] == "2"):
-                seen = st
-            time.sleep(0.2)
-        out, err = hv.communicate(timeout=10)
-        assert hv.returncode == 0, f"{hv.returncode}\n{out[-2000:]}\n{err[-2000:]}"
-        assert "DISKREAD-OK" in out and "DISKWRITE-OK" in out, out[-2000:]
+            assert p.poll() is None, p.stderr.read()
+            time.sleep(0.02)
+        assert sock.exists()
+        info = proc_of("nitro-card-ebs")
+        assert info and info[1:] == (str(UID), "2"), info
+        return p, info[0]
+
+    card, card_pid = start_card()
+    images = CACHE / "images"
+    kernel, initrd, kcache = images / "vmlinuz", images / "guest.img", CACHE / "kernels"
+    # The guest writes a pattern, then reads block after block with O_DIRECT (each read
+    # reaches the card); the card is killed and restarted mid-way, under its filter.
+    guest = ("echo " + PATTERN + " | dd of=/dev/vda bs=4096 conv=fsync 2>/dev/null; "
+             "i=0; while [ $i -lt 80 ]; do "
+             "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 64)) iflag=direct "
+             "2>/dev/null || echo READ-ERROR; echo iter $i; i=$((i+1)); sleep 0.05; done; "
+             "dd if=/dev/vda bs=4096 count=1 iflag=direct 2>/dev/null | head -c 40; echo; "
+             "echo finished")
+    hv = subprocess.Popen(
+        [CHIP, *common, "--kind", "hv", "--dir", tmp_path / "jail-hv", "--bind", "/dev/kvm,dev",
+         "--bind", kernel, "--bind", initrd, "--bind", f"{kcache},optional", "--bind", run, "--",
+         BUILD / "nitro-hv", "--kernel", kernel, "--initrd", initrd, "--cache-dir", kcache,
+         "--memory", "256", "--no-reboot", "--vhost-user", f"blk,{sock}",
+         "--cmdline", f'console=ttyS0 reboot=k panic=-1 nitro_exec="{guest}"'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+    err = []
+    t_err = threading.Thread(target=lambda: err.extend(hv.stderr), daemon=True)
+    t_err.start()
+    out, seen, restarted = [], None, False
+    deadline = time.time() + 240
+    try:
+        for line in hv.stdout:
+            out.append(line)
+            st = proc_of("nitro-hv")  # filtered once its set-up is done
+            if st and (seen is None or st[2] == "2"):
+                seen = st[1:]
+            if not restarted and line.startswith("iter 20"):
+                os.kill(card_pid, signal.SIGKILL)
+                card.wait(timeout=10)
+                time.sleep(0.5)
+                card, card_pid = start_card()
+                restarted = True
+            if time.time() > deadline:
+                hv.kill()
+                break
+        hv.wait(timeout=60)
+        t_err.join(timeout=5)
+        text, log = "".join(out), "".join(err)
+        assert hv.returncode == 0, f"{hv.returncode}\n{text[-2000:]}\n{log[-2000:]}"
+        assert restarted and "finished" in text and "iter 79" in text, text[-2000:]
+        assert not [l for l in out if l.strip() == "READ-ERROR"], text[-3000:]
+        assert PATTERN in text.split("iter 79")[-1]  # read back through the restarted card
+        assert "reconnected" in log, log[-2000:]
         assert seen == (str(UID), "2")
-        log = (state / "eventlog").read_text()
-        assert " exec " in log and "nitro-hv" in log and "nitro-card-ebs" in log
+        events = (state / "eventlog").read_text()
+        assert "nitro-hv" in events and "nitro-card-ebs" in events
         assert card.poll() is None, "the card must survive the guest's I/O under its filter"
     finally:
         card.terminate()
