@@ -369,3 +369,15 @@ def test_burst_uses_gso_and_gro_without_corruption(vpcnet):
     # what the card put in the rx ring, less what was still there when the driver stopped
     delivered = sb["rx_forwarded"] - sb["virtio_rx_no_buffer"]
     assert 0 <= delivered - int(got["received"]) <= 256, (got, sb)
+
+
+def test_bandwidth_allowance(vpcnet):
+    """1 Mbit/s (bursts of 100 ms: 12.5 kB): 30 frames of 1.4 kB sent at once overflow it."""
+    (a, da, amac), (b, db, bmac) = pair(vpcnet, a={"extra": ["--bandwidth", "1"]})
+    for i in range(30):
+        da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 1000, 2000, bytes(1400))))
+    got = db.recv_all(300)
+    st = a.stats()
+    assert st["bw_out_allowance_exceeded"] > 0, st
+    assert 0 < len(got) < 30 and st["bw_in_allowance_exceeded"] == 0
+    assert b.stats()["bw_in_allowance_exceeded"] == 0
