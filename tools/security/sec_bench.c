@@ -43,8 +43,13 @@ static void report(const char *what, double us, const char *peer, double peer_us
 	       peer_us, us / peer_us, us - peer_us);
 }
 
-static double plain_spawn(void)
+/* until_exec: stop the clock when the child has exec'ed (a close-on-exec pipe hits EOF),
+ * as jail_spawn returns; else when it has exited and been reaped. */
+static double plain_spawn(bool until_exec)
 {
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		die("pipe");
 	double t = now_us();
 	pid_t p = fork();
 	if (p == 0) {
@@ -52,11 +57,17 @@ static double plain_spawn(void)
 		execve(av[0], av, NULL);
 		_exit(127);
 	}
+	close(pfd[1]);
+	char c;
+	if (read(pfd[0], &c, 1) < 0)
+		die("read");
+	close(pfd[0]);
+	double exec_done = now_us() - t;
 	waitpid(p, NULL, 0);
-	return now_us() - t;
+	return until_exec ? exec_done : now_us() - t;
 }
 
-static double jailed_spawn(unsigned flags)
+static double jailed_spawn(unsigned flags, bool until_exec)
 {
 	struct jail_spec js;
 	jail_spec_init(&js, "bench", 60001, 60001, "/tmp/nitro-sec-bench-jail");
@@ -68,8 +79,9 @@ static double jailed_spawn(unsigned flags)
 	pid_t p = jail_spawn(&js, av, err, sizeof(err));
 	if (p < 0)
 		die("%s", err);
+	double exec_done = now_us() - t;
 	waitpid(p, NULL, 0);
-	return now_us() - t;
+	return until_exec ? exec_done : now_us() - t;
 }
 
 static double read_file_us(const char *path)
@@ -93,15 +105,27 @@ int main(int argc, char **argv)
 		die_usage("N: 3..10000");
 	double *a = calloc((size_t)n, sizeof(double)), *b = calloc((size_t)n, sizeof(double)),
 	       *c = calloc((size_t)n, sizeof(double));
-	jailed_spawn(0); /* warm the library-closure cache like a running nitrod */
+	jailed_spawn(0, true); /* warm the library-closure cache like a running nitrod */
+	/* Interleaved, so a busy neighbour slows all columns alike. */
+	double *m[6];
+	for (int k = 0; k < 6; k++)
+		m[k] = calloc((size_t)n, sizeof(double));
 	for (int i = 0; i < n; i++) {
-		a[i] = plain_spawn();
-		b[i] = jailed_spawn(0);
-		c[i] = jailed_spawn(JAIL_NEWNET);
+		m[0][i] = plain_spawn(true);
+		m[1][i] = jailed_spawn(0, true);
+		m[2][i] = jailed_spawn(JAIL_NEWNET, true);
+		m[3][i] = plain_spawn(false);
+		m[4][i] = jailed_spawn(0, false);
+		m[5][i] = jailed_spawn(JAIL_NEWNET, false);
 	}
-	double plain = median(a, n);
-	report("jail_spawn /bin/true + wait", median(b, n), "fork+execve+wait", plain);
-	report("jail_spawn /bin/true + wait, own netns", median(c, n), "fork+execve+wait", plain);
+	double p0 = median(m[0], n), p1 = median(m[3], n);
+	report("jail_spawn /bin/true, until exec", median(m[1], n), "fork+execve, until exec", p0);
+	report("jail_spawn, own netns, until exec", median(m[2], n), "fork+execve, until exec", p0);
+	report("jail_spawn /bin/true + exit + wait", median(m[4], n), "fork+execve+exit+wait", p1);
+	report("jail_spawn, own netns, + exit + wait", median(m[5], n), "fork+execve+exit+wait",
+	       p1);
+	for (int k = 0; k < 6; k++)
+		free(m[k]);
 
 	char dir[] = "/tmp/nitro-sec-bench-XXXXXX";
 	if (!mkdtemp(dir))
