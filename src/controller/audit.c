@@ -21,9 +21,17 @@
 
 struct audit {
 	pthread_mutex_t a_lock;
+	pthread_cond_t a_synced_cv; /* a_synced moved, or the flusher should look */
 	int a_fd;
 	char a_head[HASH_HEX + 1];
 	char *a_path;
+	/* Group commit: lines written so far, lines known durable, one fdatasync at a time. */
+	unsigned long a_written, a_synced;
+	bool a_syncing;
+	int a_sync_errno; /* last fdatasync failure, reported to the lines it covered */
+	enum audit_sync a_mode;
+	pthread_t a_flusher;
+	bool a_flusher_on, a_stop;
 };
 
 static const char zero_hash[HASH_HEX + 1] =
@@ -152,15 +160,94 @@ struct audit *audit_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	a->a_fd = fd;
+	a->a_mode = AUDIT_SYNC_EACH;
 	pthread_mutex_init(&a->a_lock, NULL);
+	pthread_cond_init(&a->a_synced_cv, NULL);
 	return a;
+}
+
+/* Makes every line written so far durable; lock held, dropped around the fdatasync.
+ * Returns 0, or -1 with errno when the fdatasync covering line `upto` failed. */
+static int sync_upto(struct audit *a, unsigned long upto)
+{
+	while (a->a_synced < upto) {
+		if (a->a_syncing) {
+			pthread_cond_wait(&a->a_synced_cv, &a->a_lock);
+			continue;
+		}
+		a->a_syncing = true;
+		unsigned long target = a->a_written;
+		pthread_mutex_unlock(&a->a_lock);
+		int rc = fdatasync(a->a_fd);
+		int e = errno;
+		pthread_mutex_lock(&a->a_lock);
+		a->a_syncing = false;
+		if (rc < 0) {
+			a->a_sync_errno = e;
+			pthread_cond_broadcast(&a->a_synced_cv);
+			errno = e;
+			return -1;
+		}
+		a->a_synced = target;
+		pthread_cond_broadcast(&a->a_synced_cv);
+	}
+	return 0;
+}
+
+static void *flusher(void *arg)
+{
+	struct audit *a = arg;
+	pthread_mutex_lock(&a->a_lock);
+	while (!a->a_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += AUDIT_BACKGROUND_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&a->a_synced_cv, &a->a_lock, &ts);
+		if (a->a_synced < a->a_written && sync_upto(a, a->a_written) < 0)
+			warnmsg("audit log %s: fdatasync: %s", a->a_path, strerror(errno));
+	}
+	pthread_mutex_unlock(&a->a_lock);
+	return NULL;
+}
+
+int audit_set_sync(struct audit *a, enum audit_sync mode)
+{
+	pthread_mutex_lock(&a->a_lock);
+	int rc = 0;
+	if (mode == AUDIT_SYNC_BACKGROUND && !a->a_flusher_on) {
+		a->a_stop = false;
+		if (pthread_create(&a->a_flusher, NULL, flusher, a) != 0)
+			rc = -1;
+		else
+			a->a_flusher_on = true;
+	}
+	if (rc == 0)
+		a->a_mode = mode;
+	pthread_mutex_unlock(&a->a_lock);
+	return rc;
 }
 
 void audit_close(struct audit *a)
 {
 	if (!a)
 		return;
+	pthread_mutex_lock(&a->a_lock);
+	bool join = a->a_flusher_on;
+	a->a_stop = true;
+	pthread_cond_broadcast(&a->a_synced_cv);
+	pthread_mutex_unlock(&a->a_lock);
+	if (join)
+		pthread_join(a->a_flusher, NULL);
+	pthread_mutex_lock(&a->a_lock);
+	if (sync_upto(a, a->a_written) < 0)
+		warnmsg("audit log %s: fdatasync: %s", a->a_path, strerror(errno));
+	pthread_mutex_unlock(&a->a_lock);
 	close(a->a_fd);
+	pthread_cond_destroy(&a->a_synced_cv);
 	pthread_mutex_destroy(&a->a_lock);
 	free(a->a_path);
 	free(a);
@@ -189,12 +276,16 @@ int audit_append(struct audit *a, uid_t uid, const char *method, const char *rou
 	n += snprintf(line + n, sizeof(line) - (size_t)n, " prev=%s hash=%s\n", a->a_head, h);
 	int rc = 0;
 	ssize_t w = write(a->a_fd, line, (size_t)n);
-	if (w != n || fdatasync(a->a_fd) < 0) {
-		if (w >= 0 && w != n)
-			errno = EIO;
+	if (w != n) {
+		if (w >= 0)
+			errno = EIO; /* a torn line: audit_verify will point at it */
 		rc = -1;
 	} else {
+		/* The line is in the file: the chain continues from it whatever the sync does. */
 		memcpy(a->a_head, h, sizeof(h));
+		unsigned long mine = ++a->a_written;
+		if (a->a_mode == AUDIT_SYNC_EACH)
+			rc = sync_upto(a, mine);
 	}
 	pthread_mutex_unlock(&a->a_lock);
 	return rc;

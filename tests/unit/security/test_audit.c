@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,40 @@ static void test_foreign_and_torn(void **state)
 	assert_non_null(strstr(err, "/nonexistent/audit.log"));
 }
 
+static struct audit *shared;
+
+static void *appender(void *arg)
+{
+	uid_t uid = (uid_t)(uintptr_t)arg;
+	for (int i = 0; i < 40; i++)
+		if (audit_append(shared, uid, "GET", "/v1/instances/i-1", 200, "concurrent") < 0)
+			return (void *)1;
+	return NULL;
+}
+
+/* Concurrent callers (group commit) and the background mode keep one intact chain. */
+static void test_concurrent_and_background(void **state)
+{
+	(void)state;
+	char err[256];
+	for (int mode = 0; mode < 2; mode++) {
+		shared = audit_open(path, err, sizeof(err));
+		assert_non_null(shared);
+		if (mode)
+			assert_int_equal(audit_set_sync(shared, AUDIT_SYNC_BACKGROUND), 0);
+		pthread_t t[8];
+		for (uintptr_t i = 0; i < 8; i++)
+			assert_int_equal(pthread_create(&t[i], NULL, appender, (void *)(i + 1)), 0);
+		for (int i = 0; i < 8; i++) {
+			void *r;
+			pthread_join(t[i], &r);
+			assert_null(r);
+		}
+		audit_close(shared);
+		assert_int_equal(audit_verify(path, err, sizeof(err)), 320 * (mode + 1));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -154,6 +189,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_edited_line_found, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_removed_line_found, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_and_torn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_and_background, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
