@@ -3,6 +3,7 @@ service in a private $NITRO_STATE, Geneve over loopback UDP between the cards.
 
 Run: make vpc-test (or /usr/bin/python3 -m pytest -v tests/vpc)."""
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -381,3 +382,18 @@ def test_bandwidth_allowance(vpcnet):
     assert st["bw_out_allowance_exceeded"] > 0, st
     assert 0 < len(got) < 30 and st["bw_in_allowance_exceeded"] == 0
     assert b.stats()["bw_in_allowance_exceeded"] == 0
+
+
+def test_sigusr1_prints_counters(vpcnet):
+    c, d = vpcnet.card("a", 7, "10.0.0.5/24")
+    mac = mac_bytes(d.config()["mac"])
+    d.send(arp_request(mac, "10.0.0.5", "10.0.0.1"))
+    assert d.recv() is not None
+    c.proc.send_signal(signal.SIGUSR1)
+    for _ in range(100):
+        if "arp_replies=1" in c.log():
+            break
+        time.sleep(0.02)
+    line = [ln for ln in c.log().splitlines() if "arp_replies=" in ln]
+    assert line and line[0].startswith("nitro-card-vpc: vpc 7 10.0.0.5: "), c.log()
+    assert "tx_packets=1 " in line[0] and "pps_allowance_exceeded=0" in line[0]
