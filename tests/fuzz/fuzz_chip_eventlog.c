@@ -1,7 +1,8 @@
 /* libFuzzer target: the security chip's event-log replay (chip_open in
  * src/securitychip/chip.c) on a hostile STATE_DIR/eventlog. Either chip_open refuses it with
  * a message naming the log, or it accepts it and an attestation over it can be made whose
- * signed data counts exactly the log's lines.
+ * signed data counts exactly the log's lines. An odd first byte puts a valid event line
+ * in front of the rest, so the fuzzer starts from the format.
  */
 // fuzz-extra: src/securitychip/chip.c src/securitychip/attest.c -lcrypto -ljansson
 #include <openssl/evp.h>
@@ -37,8 +38,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
 	if (!dir[0])
 		init();
+	static const char valid[] =
+	    "0 0 exec 00112233445566778899aabbccddeeff00112233445566778899aa"
+	    "bbccddeeff00112233445566778899aabbccddeeff /usr/bin/x\n";
+	bool prefix = n && (d[0] & 1);
+	if (n) {
+		d++;
+		n--;
+	}
 	FILE *f = fopen(log_path, "w");
-	CHECK(f && fwrite(d, 1, n, f) == n);
+	CHECK(f);
+	if (prefix)
+		CHECK(fwrite(valid, 1, sizeof(valid) - 1, f) == sizeof(valid) - 1);
+	CHECK(fwrite(d, 1, n, f) == n);
 	fclose(f);
 	char err[512] = "";
 	struct chip *c = chip_open(dir, anchor, err, sizeof(err));
@@ -46,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		CHECK(strstr(err, "event log") || strstr(err, "security chip"));
 		return 0;
 	}
-	size_t nl = 0;
+	size_t nl = prefix;
 	for (size_t i = 0; i < n; i++)
 		nl += d[i] == '\n';
 	char *doc = chip_attestation(c, "fuzz", err, sizeof(err));
