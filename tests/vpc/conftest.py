@@ -92,8 +92,10 @@ class Card:
 class Driver:
     """build/vpc-driver run SOCKET: one guest driver on one card."""
 
-    def __init__(self, card_socket):
-        self.proc = subprocess.Popen([str(DRIVER), "run", card_socket], stdin=subprocess.PIPE,
+    def __init__(self, card_socket, pairs=1):
+        self.last_pair = None
+        self.proc = subprocess.Popen([str(DRIVER), "run", card_socket, "--pairs", str(pairs)],
+                                     stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      bufsize=1)
         line = self.proc.stdout.readline().strip()
@@ -111,16 +113,24 @@ class Driver:
         assert line.startswith("config ") and line != "config none", line
         return dict(w.split("=") for w in line.split()[1:])
 
-    def send(self, frame):
-        r = self.cmd("send " + frame.hex())
+    def send(self, frame, pair=0):
+        r = self.cmd(f"sendq {pair} " + frame.hex())
         assert r == "sent", r
 
+    def ctrl(self, cls, cmd, data=b""):
+        r = self.cmd(f"ctrl {cls} {cmd} {data.hex()}")
+        assert r.startswith("ack "), r
+        return int(r[4:])
+
     def recv(self, ms=300):
+        """The next frame from any rx queue (its pair in .last_pair), or None."""
         r = self.cmd(f"recv {ms}")
         if r == "none":
             return None
-        assert r.startswith("frame "), r
-        return bytes.fromhex(r[6:])
+        parts = r.split()
+        assert parts[0] == "frame" and len(parts) == 3, r
+        self.last_pair = int(parts[2])
+        return bytes.fromhex(parts[1])
 
     def recv_all(self, ms=300):
         out = []
@@ -167,12 +177,12 @@ def vpcnet(built, tmp_path):
             self.map = state / "vpc-map"
             self.sockdir = sockdir
 
-        def card(self, name, vpc, ip, driver=True, **kw):
+        def card(self, name, vpc, ip, driver=True, pairs=1, **kw):
             c = Card(sockdir, state, name, vpc, ip, **kw)
             self.cards.append(c)
             if not driver:
                 return c
-            d = Driver(c.socket)
+            d = Driver(c.socket, pairs)
             self.drivers.append(d)
             return c, d
 

@@ -397,3 +397,27 @@ def test_sigusr1_prints_counters(vpcnet):
     line = [ln for ln in c.log().splitlines() if "arp_replies=" in ln]
     assert line and line[0].startswith("nitro-card-vpc: vpc 7 10.0.0.5: "), c.log()
     assert "tx_packets=1 " in line[0] and "pps_allowance_exceeded=0" in line[0]
+
+
+def test_multiqueue(vpcnet):
+    """--queue-pairs 2: one pair until the driver sets 2 on the control queue (bad values
+    are refused); frames leave from either tx queue; what arrives comes on one rx queue
+    per sending card."""
+    a, da = vpcnet.card("a", 7, "10.0.0.5/24", pairs=2, extra=["--queue-pairs", "2"])
+    b, db = vpcnet.card("b", 7, "10.0.0.6/24", pairs=2, extra=["--queue-pairs", "2"])
+    assert da.config()["pairs"] == "2"
+    for bad in (0, 3):
+        assert da.ctrl(4, 0, struct.pack("<H", bad)) == 1, f"VQ_PAIRS_SET {bad} must fail"
+    assert da.ctrl(4, 0, b"\x02") == 1, "a short command fails"
+    assert da.ctrl(9, 9) == 1, "an unknown class fails"
+    assert da.ctrl(4, 0, struct.pack("<H", 2)) == 0 and db.ctrl(4, 0, struct.pack("<H", 2)) == 0
+    amac, bmac = mac_bytes(da.config()["mac"]), mac_bytes(db.config()["mac"])
+    pairs_seen = set()
+    for q in (0, 1, 1, 0):
+        da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 1000 + q, 2000, b"q%d" % q)),
+                pair=q)
+        f = db.recv(1000)
+        assert f is not None and parse_ip(f)["payload"][8:] == b"q%d" % q
+        pairs_seen.add(db.last_pair)
+    assert len(pairs_seen) == 1, "one sending card: one rx queue (its flows stay in order)"
+    assert a.stats()["virtio_ctrl_ok"] == 1 and a.stats()["virtio_ctrl_err"] == 4

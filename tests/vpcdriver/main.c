@@ -1,11 +1,13 @@
 /* vpc-driver: plays a guest's virtio-net driver against a VPC card (or any vhost-user net
  * back end, such as dpdk-testpmd's vhost PMD).
  *
- *   vpc-driver run SOCKET [--no-config]
+ *   vpc-driver run SOCKET [--no-config] [--pairs N]
  *       commands on stdin, one per line, answers on stdout:
  *         config           -> "config mac=M status=S pairs=P mtu=U" (or "config none")
  *         send HEX         -> "sent" once the device took the frame back (or "error ...")
- *         recv MS          -> "frame HEX" or "none" after MS milliseconds
+ *         sendq P HEX      -> the same on queue pair P
+ *         recv MS          -> "frame HEX P" (P: the pair it came on) or "none" after MS ms
+ *         ctrl CLASS CMD [HEX] -> "ack N": a control-queue command (with --pairs > 1)
  *         quit
  *   vpc-driver bench --tx SOCKET --rx SOCKET --frame HEX [--seconds N] [--batch N]
  *                    [--sleep] [--no-config]
@@ -50,23 +52,24 @@ static int unhex(const char *s, uint8_t *out, size_t max)
 	return (int)(n / 2);
 }
 
-static void print_frame(const uint8_t *f, size_t len, void *arg)
+static void print_frame(unsigned pair, const uint8_t *f, size_t len, void *arg)
 {
 	(void)arg;
 	fputs("frame ", stdout);
 	for (size_t i = 0; i < len; i++)
 		printf("%02x", f[i]);
-	putchar('\n');
+	printf(" %u\n", pair);
 }
 
 /* Frames that arrived but were not asked for yet. */
 struct backlog {
 	uint8_t b_frames[64][MAX_FRAME];
 	size_t b_len[64];
+	unsigned b_pair[64];
 	unsigned b_head, b_n;
 };
 
-static void keep_frame(const uint8_t *f, size_t len, void *arg)
+static void keep_frame(unsigned pair, const uint8_t *f, size_t len, void *arg)
 {
 	struct backlog *b = arg;
 	if (b->b_n == 64 || len > MAX_FRAME)
@@ -74,15 +77,16 @@ static void keep_frame(const uint8_t *f, size_t len, void *arg)
 	unsigned i = (b->b_head + b->b_n++) % 64;
 	memcpy(b->b_frames[i], f, len);
 	b->b_len[i] = len;
+	b->b_pair[i] = pair;
 }
 
-static int cmd_run(const char *path, bool config)
+static int cmd_run(const char *path, bool config, unsigned pairs)
 {
 	static struct vnd d;
 	static struct backlog bl;
 	static uint8_t frame[MAX_FRAME];
 	char err[512], line[2 * MAX_FRAME + 64];
-	if (vnd_open(&d, path, config, err, sizeof(err))) {
+	if (vnd_open(&d, path, config, pairs, err, sizeof(err))) {
 		fprintf(stderr, "vpc-driver: %s: %s\n", path, err);
 		return 1;
 	}
@@ -98,14 +102,37 @@ static int cmd_run(const char *path, bool config)
 				    d.d_mac[5], d.d_status, d.d_pairs, d.d_mtu);
 			else
 				printf("config none\n");
-		} else if (!strncmp(line, "send ", 5)) {
-			int n = unhex(line + 5, frame, sizeof(frame));
+		} else if (!strncmp(line, "ctrl ", 5)) {
+			unsigned cls, cmd;
+			char hex[256] = "";
+			uint8_t data[64], ack;
+			int n = sscanf(line + 5, "%u %u %255s", &cls, &cmd, hex) < 2
+				    ? -1
+				    : unhex(hex, data, sizeof(data));
+			if (n < 0)
+				printf("error usage: ctrl CLASS CMD [HEX]\n");
+			else if (vnd_ctrl(&d, (uint8_t)cls, (uint8_t)cmd, data, (size_t)n, &ack,
+					  err, sizeof(err)))
+				printf("error %s\n", err);
+			else
+				printf("ack %u\n", ack);
+		} else if (!strncmp(line, "send ", 5) || !strncmp(line, "sendq ", 6)) {
+			unsigned q = 0;
+			const char *h = line + 5;
+			if (line[4] == 'q') {
+				char *end;
+				q = (unsigned)strtoul(line + 6, &end, 10);
+				h = end;
+				while (*h == ' ')
+					h++;
+			}
+			int n = unhex(h, frame, sizeof(frame));
 			if (n < 0) {
 				printf("error bad hex\n");
-			} else if (vnd_tx_add(&d, frame, (size_t)n, 0, 1) != 1) {
-				printf("error tx ring full\n");
+			} else if (vnd_tx_addq(&d, q, frame, (size_t)n, 0, 1) != 1) {
+				printf("error tx ring full or no pair %u\n", q);
 			} else {
-				vnd_tx_kick(&d);
+				vnd_tx_kickq(&d, q);
 				int got = 0;
 				double end = now_s() + 5;
 				while (!got && now_s() < end) {
@@ -133,7 +160,8 @@ static int cmd_run(const char *path, bool config)
 			if (r < 0) {
 				printf("error %s\n", err);
 			} else if (bl.b_n) {
-				print_frame(bl.b_frames[bl.b_head], bl.b_len[bl.b_head], NULL);
+				print_frame(bl.b_pair[bl.b_head], bl.b_frames[bl.b_head],
+					    bl.b_len[bl.b_head], NULL);
 				bl.b_head = (bl.b_head + 1) % 64;
 				bl.b_n--;
 			} else {
@@ -185,9 +213,9 @@ static int cmd_bench(int argc, char **argv)
 		die_usage("bench: --frame: expected at least 14 bytes of hex");
 	static struct vnd tx, rx;
 	char err[512];
-	if (vnd_open(&tx, txp, config, err, sizeof(err)))
+	if (vnd_open(&tx, txp, config, 1, err, sizeof(err)))
 		die("%s: %s", txp, err);
-	if (vnd_open(&rx, rxp, config, err, sizeof(err)))
+	if (vnd_open(&rx, rxp, config, 1, err, sizeof(err)))
 		die("%s: %s", rxp, err);
 	uint64_t sent = 0, received = 0, bytes = 0;
 	double start = now_s(), end = start + seconds, t = start;
@@ -200,8 +228,8 @@ static int cmd_bench(int argc, char **argv)
 		 * polls, as testpmd, sends no interrupts); --sleep waits on the call eventfds
 		 * when nothing moved instead. */
 		unsigned a = 0;
-		if (tx.d_tx.r_nfree >= batch) {
-			a = vnd_tx_add(&tx, frame, (size_t)flen, 0, tx.d_tx.r_nfree);
+		if (tx.d_tx->r_nfree >= batch) {
+			a = vnd_tx_add(&tx, frame, (size_t)flen, 0, tx.d_tx->r_nfree);
 			sent += a;
 			vnd_tx_kick(&tx);
 		}
@@ -213,8 +241,8 @@ static int cmd_bench(int argc, char **argv)
 		if (vnd_rx_poll(&tx, NULL, NULL, NULL, err, sizeof(err)) < 0)
 			die("rx on the tx device: %s", err);
 		if (!a && !r && sleep_idle) {
-			struct pollfd p[2] = {{.fd = tx.d_tx.r_vr.vr_call, .events = POLLIN},
-					      {.fd = rx.d_rx.r_vr.vr_call, .events = POLLIN}};
+			struct pollfd p[2] = {{.fd = tx.d_tx->r_vr.vr_call, .events = POLLIN},
+					      {.fd = rx.d_rx->r_vr.vr_call, .events = POLLIN}};
 			uint64_t v;
 			if (poll(p, 2, 1) > 0)
 				for (int i = 0; i < 2; i++)
@@ -238,11 +266,23 @@ int main(int argc, char **argv)
 {
 	util_set_prog("vpc-driver");
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc >= 3 && !strcmp(argv[1], "run"))
-		return cmd_run(argv[2], !(argc >= 4 && !strcmp(argv[3], "--no-config")));
+	if (argc >= 3 && !strcmp(argv[1], "run")) {
+		bool config = true;
+		unsigned pairs = 1;
+		for (int i = 3; i < argc; i++) {
+			if (!strcmp(argv[i], "--no-config"))
+				config = false;
+			else if (!strcmp(argv[i], "--pairs") && i + 1 < argc)
+				pairs = (unsigned)atoi(argv[++i]);
+			else
+				die_usage("run: unknown option %s", argv[i]);
+		}
+		return cmd_run(argv[2], config, pairs);
+	}
 	if (argc >= 2 && !strcmp(argv[1], "bench"))
 		return cmd_bench(argc - 2, argv + 2);
-	fprintf(stderr, "usage: vpc-driver run SOCKET [--no-config] | vpc-driver bench --tx S0 "
-			"--rx S1 --frame HEX [--seconds N] [--no-config]\n");
+	fprintf(stderr,
+		"usage: vpc-driver run SOCKET [--no-config] [--pairs N] | vpc-driver bench --tx S0 "
+		"--rx S1 --frame HEX [--seconds N] [--no-config]\n");
 	return 2;
 }

@@ -27,6 +27,8 @@
 #define VNET_F_STATUS 16
 #define VNET_F_CTRL_VQ 17
 #define VNET_F_MQ 22
+#define VNET_CTRL_MQ 4
+#define VNET_CTRL_MQ_VQ_PAIRS_SET 0
 
 struct vnd_ring {
 	unsigned r_idx; /* queue index */
@@ -40,31 +42,45 @@ struct vnd_ring {
 	struct vu_vring r_vr;
 };
 
+#define VND_MAX_PAIRS 4
+
 struct vnd {
 	struct vu_front d_f;
-	struct vnd_ring d_rx, d_tx;
-	bool d_config; /* d_mac.. valid */
+	unsigned d_npairs;
+	struct vnd_ring d_rxs[VND_MAX_PAIRS], d_txs[VND_MAX_PAIRS];
+	struct vnd_ring *d_rx, *d_tx; /* pair 0 */
+	struct vnd_ring d_ctrl;	      /* with pairs > 1: 2-descriptor command chains */
+	bool d_config;		      /* d_mac.. valid */
 	uint8_t d_mac[6];
 	uint16_t d_status, d_pairs, d_mtu;
 	uint64_t d_kicks;
 };
 
-/* Connects to the card at path, negotiates (config_len 0: no GET_CONFIG, e.g. for
- * dpdk-testpmd) and starts queues 0 and 1 with every rx buffer posted. */
-int vnd_open(struct vnd *d, const char *path, bool config, char *err, size_t errlen);
+/* Connects to the card at path, negotiates (config false: no GET_CONFIG, e.g. for
+ * dpdk-testpmd) and starts pairs queue pairs (rx 2p, tx 2p+1) with every rx buffer
+ * posted; with more than one pair also MQ, CTRL_VQ and the control queue (2 * pairs). */
+int vnd_open(struct vnd *d, const char *path, bool config, unsigned pairs, char *err,
+	     size_t errlen);
+/* Sends a control command (class, command, data) and waits for the device's ack byte:
+ * 0 with *ack, or -1 with err. */
+int vnd_ctrl(struct vnd *d, uint8_t cls, uint8_t cmd, const uint8_t *data, size_t len, uint8_t *ack,
+	     char *err, size_t errlen);
 void vnd_close(struct vnd *d);
 /* Queues up to n frames (each len bytes at frames + i * stride) on tx without kicking;
  * returns how many fit. */
 unsigned vnd_tx_add(struct vnd *d, const uint8_t *frames, size_t len, size_t stride, unsigned n);
+unsigned vnd_tx_addq(struct vnd *d, unsigned pair, const uint8_t *frames, size_t len, size_t stride,
+		     unsigned n);
 /* Publishes what was added and kicks when the device asks for kicks. */
 void vnd_tx_kick(struct vnd *d);
-/* Takes back completed tx buffers: how many, or -1 on a device error (message in err). */
+void vnd_tx_kickq(struct vnd *d, unsigned pair);
+/* Takes back completed tx buffers (every pair): how many, or -1 on a device error. */
 int vnd_tx_reap(struct vnd *d, char *err, size_t errlen);
-/* Calls fn for each received frame (without its header) and re-posts the buffers; returns
- * how many, or -1 on a device error. fn may be NULL (counting only); *bytes adds up the
- * frame lengths when not NULL. */
-int vnd_rx_poll(struct vnd *d, void (*fn)(const uint8_t *f, size_t len, void *arg), void *arg,
-		uint64_t *bytes, char *err, size_t errlen);
+/* Calls fn for each received frame (without its header; every pair, with its number) and
+ * re-posts the buffers; returns how many, or -1 on a device error. fn may be NULL
+ * (counting only); *bytes adds up the frame lengths when not NULL. */
+typedef void vnd_rx_fn(unsigned pair, const uint8_t *f, size_t len, void *arg);
+int vnd_rx_poll(struct vnd *d, vnd_rx_fn *fn, void *arg, uint64_t *bytes, char *err, size_t errlen);
 /* Waits up to ms for the device to signal queue q's call eventfd (1), or not (0). */
 int vnd_wait(struct vnd *d, bool rx, int ms);
 
