@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <termios.h>
@@ -43,10 +44,9 @@ static const int base_calls[] = {
     SCMP_SYS(epoll_pwait),
     SCMP_SYS(epoll_ctl),
     SCMP_SYS(eventfd2),
-    /* memory: malloc, thread stacks, guest memory tables from a (re)connecting peer */
-    SCMP_SYS(mmap),
+    /* memory: malloc, thread stacks, guest memory tables from a (re)connecting peer (mmap and
+     * mprotect are added below, without PROT_EXEC) */
     SCMP_SYS(munmap),
-    SCMP_SYS(mprotect),
     SCMP_SYS(madvise),
     SCMP_SYS(mremap),
     SCMP_SYS(brk),
@@ -224,6 +224,12 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		rc = -1;
 	/* execve is refused without a kill so nitro-hv's reboot path (re-exec) fails cleanly
 	 * and exits; it is never allowed. */
+	/* W^X after set-up: no new executable mappings (nothing is loaded any more). */
+	if (!rc && (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) < 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0)) < 0))
+		rc = -1;
 	/* prctl only to name threads (pthread_setname_np: "vcpu0", "card-watch"). */
 	if (!rc && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
 				    SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME)) < 0)

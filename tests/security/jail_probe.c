@@ -6,7 +6,8 @@
  *                              whether / is writable
  *   jail-probe call NAME       sandbox_enter_from_env (NITRO_SECCOMP from the jailer),
  *                              then NAME: getpid | eventfd (allowed everywhere),
- *                              socket-inet | openat | ptrace | fork | execve (not allowed)
+ *                              socket-inet | openat | ptrace | fork | mmap-exec |
+ *                              execve (not allowed)
  * Prints "survived NAME rc=R" when the call returns (then exits 0). */
 #include "sandbox/sandbox.h"
 
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -72,6 +74,9 @@ int main(int argc, char **argv)
 		rc = open("/", O_RDONLY);
 	else if (!strcmp(n, "ptrace"))
 		rc = ptrace(PTRACE_TRACEME, 0, 0, 0);
+	else if (!strcmp(n, "mmap-exec"))
+		rc = (long)mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+				0);
 	else if (!strcmp(n, "fork"))
 		rc = syscall(SYS_clone, 17 /* SIGCHLD: a process, not a thread */, 0, 0, 0, 0);
 	else if (!strcmp(n, "execve")) {

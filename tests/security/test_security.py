@@ -247,7 +247,8 @@ def test_seccomp_allows_listed_calls(tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind,call", [("hv", "socket-inet"), ("hv", "openat"), ("hv", "ptrace"),
-                                       ("hv", "fork"), ("card-ebs", "openat"),
+                                       ("hv", "fork"), ("hv", "mmap-exec"), ("card-ebs", "openat"),
+                                       ("card-ebs", "mmap-exec"),
                                        ("card-ebs", "socket-inet"), ("card-vpc", "ptrace")])
 def test_seccomp_kills_with_sigsys(tmp_path, kind, call):
     r = jail(tmp_path, PROBE, "call", call, kind=kind, extra=("--seccomp",))
