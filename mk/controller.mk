@@ -2,10 +2,12 @@
 # SQLite, supervision of nitro-hv and the cards through the jailer, measured launches.
 # It links the security engineer's libraries: the chip, the audit log and the jailer
 # (listed here: mk/securitychip.mk is read after this file).
-CTL_SRC = $(addprefix src/controller/,main.c http.c api.c spec.c store.c records.c supervise.c proc.c)
+CTL_SRC = $(addprefix src/controller/,main.c http.c api.c spec.c store.c records.c supervise.c proc.c kcache.c)
+# nitrod decompresses measured kernels with the hypervisor's own loader (kcache.h).
+CTL_SRC += src/hv/kernel.c src/hv/boot.c src/hv/memory.c
 CTL_SRC += src/securitychip/chip.c src/securitychip/attest.c src/controller/audit.c
 CTL_SRC += src/controller/jailer.c src/controller/jail_elf.c
-CTL_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lpthread
+CTL_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lzstd -lpthread
 all: $(BUILD)/nitrod
 $(BUILD)/nitrod: $(call obj,$(CTL_SRC) src/cards/ebs/volume.c $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CTL_LIBS)
@@ -19,3 +21,8 @@ api-test: all
 TEST_SUITES += api-test
 controller-system-test: all images
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system/test_controller.py
+
+# API latency under concurrent clients (bench/api.py).
+$(BUILD)/nitrod-loadgen: tests/api/loadgen.c
+	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
+bench: $(BUILD)/nitrod-loadgen

@@ -235,11 +235,14 @@ int main(int argc, char **argv)
 	if (strlen(abs) > CTL_MAX_STATE_DIR)
 		die("state folder %.64s...: longer than %d bytes", abs, CTL_MAX_STATE_DIR);
 	sfmt(g_ctl.c_state_dir, sizeof(g_ctl.c_state_dir), "%s", abs);
-	static const char *const sub[] = {"instances", "run", "jail", "volumes"};
+	static const char *const sub[] = {"instances", "run", "jail", "volumes", "kcache"};
 	for (unsigned i = 0; i < ARRAY_SIZE(sub); i++) {
 		char d[PATH_MAX + 16];
 		sfmt(d, sizeof(d), "%s/%s", g_ctl.c_state_dir, sub[i]);
-		if (mkdir(d, !strcmp(sub[i], "run") ? 0711 : 0700) < 0 && errno != EEXIST)
+		mode_t mode = !strcmp(sub[i], "run")	  ? 0711
+			      : !strcmp(sub[i], "kcache") ? 0755
+							  : 0700;
+		if (mkdir(d, mode) < 0 && errno != EEXIST)
 			die("state folder %s: %s", d, strerror(errno));
 	}
 	/* Volumes' master key lives in the state folder. */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "controller/audit.h"
+#include "controller/kcache.h"
 #include "controller/proc.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
@@ -202,6 +203,7 @@ struct launch_paths {
 	char lp_kernel[PATH_MAX], lp_initrd[PATH_MAX];
 	char lp_hv[PATH_MAX], lp_ebs[PATH_MAX];
 	char lp_dir[PATH_MAX], lp_run[PATH_MAX], lp_key[PATH_MAX];
+	char lp_kcache[PATH_MAX];
 };
 
 static void paths_of(const struct instance *in, struct launch_paths *lp)
@@ -221,6 +223,7 @@ static void paths_of(const struct instance *in, struct launch_paths *lp)
 	inst_dir(in, lp->lp_dir, sizeof(lp->lp_dir));
 	run_dir(in, lp->lp_run, sizeof(lp->lp_run));
 	key_dir(in, lp->lp_key, sizeof(lp->lp_key));
+	sfmt(lp->lp_kcache, sizeof(lp->lp_kcache), "%s/kcache", g_ctl.c_state_dir);
 }
 
 static int open_log(const char *dir, const char *name, bool truncate)
@@ -338,6 +341,8 @@ static int spawn_hv(struct instance *in, char *err, size_t errlen)
 	argv[k++] = "--memory";
 	argv[k++] = mem;
 	argv[k++] = "--require-kvm";
+	argv[k++] = "--cache-dir"; /* nitrod's own, read-only in the jail (kcache.h) */
+	argv[k++] = lp.lp_kcache;
 	for (unsigned i = 0; i < in->i_ncards; i++) {
 		char sock[PATH_MAX];
 		card_socket(in, i, sock, sizeof(sock));
@@ -360,12 +365,13 @@ static int spawn_hv(struct instance *in, char *err, size_t errlen)
 	char jdir[PATH_MAX + 32];
 	sfmt(jdir, sizeof(jdir), "%s/jail/%s-hv", g_ctl.c_state_dir, in->i_id);
 	mkdir(jdir, 0755);
-	struct jail_bind binds[4] = {
+	struct jail_bind binds[5] = {
 	    {"/dev/kvm", NULL, JAIL_BIND_RW | JAIL_BIND_DEV},
 	    {lp.lp_kernel, NULL, 0},
 	    {lp.lp_run, NULL, JAIL_BIND_RW},
+	    {lp.lp_kcache, NULL, 0},
 	};
-	size_t nb = 3;
+	size_t nb = 4;
 	if (lp.lp_initrd[0])
 		binds[nb++] = (struct jail_bind){lp.lp_initrd, NULL, 0};
 	struct proc_spawn ps = {
@@ -501,6 +507,8 @@ int inst_launch(struct instance *in)
 	}
 	if (measure_boot(in, &lp, err, sizeof(err)))
 		goto refuse;
+	if (kcache_prepare(lp.lp_kcache, lp.lp_kernel, in->i_spec.s_mem_mib, err, sizeof(err)))
+		goto fail;
 	if (mkdir_owned(lp.lp_run, in->i_uid, in->i_gid) < 0 ||
 	    mkdir_owned(lp.lp_key, in->i_uid, in->i_gid) < 0) {
 		sfmt(err, sizeof(err), "run folder %s: %s", lp.lp_run, strerror(errno));
