@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 /usr/bin/python3 bench/blk.py
 # Network: the test driver through two nitro-card-vpc cards vs dpdk-testpmd io forwarding.
 /usr/bin/python3 bench/net.py
+# Controller: nitrod start-up, describe latency, launch cost vs nitro run (in an emulated host).
+/usr/bin/python3 bench/api.py
 if grep -qwE 'svm|vmx' /proc/cpuinfo && [ -w /dev/kvm ]; then
 	/usr/bin/python3 bench/boot.py
 else
