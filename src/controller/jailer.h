@@ -4,8 +4,8 @@
  *   1. gets its own mount, IPC and UTS namespaces (and network namespace with
  *      JAIL_NEWNET: no interfaces but loopback, for processes without network I/O);
  *   2. mounts a fresh tmpfs on js_dir (created 0755 if missing; nothing persists), makes
- *      inside it the mount points for each bind and bind-mounts them: read-only, nosuid,
- *      nodev unless JAIL_BIND_RW; a device with JAIL_BIND_DEV (e.g. /dev/kvm) is not
+ *      inside it the mount points for each bind and bind-mounts them nosuid, nodev and
+ *      read-only (JAIL_BIND_RW: writable but noexec); a device with JAIL_BIND_DEV (e.g. /dev/kvm) is not
  *      bound but made afresh in the jail (mknod, same device number and mode) owned by
  *      js_uid:js_gid, so the host's node keeps its root-only mode. The executable, its ELF
  *      interpreter and every DT_NEEDED library (resolved like ld.so, cached per binary)
@@ -18,8 +18,9 @@
  *      after the uid switch) and writes a warning into err while returning the pid;
  *   4. dup2s js_stdio onto fds 0..2 (-1: /dev/null), keeps the js_keep_fds at their
  *      numbers (each >= 3) and closes every other fd;
- *   5. applies js_rlimits (RLIMIT_CORE is 0 unless given), setgroups(js_groups), setresgid(gid),
- *      setresuid(uid) (uid and gid must not be 0), PR_SET_NO_NEW_PRIVS, then execs argv
+ *   5. starts a new session, applies js_rlimits (RLIMIT_CORE 0 unless given),
+ *      setgroups(js_groups, none by default), setresgid(gid), setresuid(uid) (uid, gid and
+ *      groups must not be 0), PR_SET_NO_NEW_PRIVS, then execs argv
  *      with envp = js_env plus, if js_seccomp, NITRO_SECCOMP=<js_kind> so the binary
  *      installs its own seccomp allow-list after its set-up (src/sandbox/sandbox.h).
  * The exec is by js_exec_fd when >= 0 (execveat AT_EMPTY_PATH of the fd the security
