@@ -8,8 +8,8 @@
  *      read-only (JAIL_BIND_RW: writable but noexec); a device with JAIL_BIND_DEV
  *      (e.g. /dev/kvm) is not bound but made afresh in the jail (mknod, same device
  *      number and mode) owned by js_uid:js_gid, so the host's node keeps its root-only
- *      mode. The executable, its ELF interpreter and every DT_NEEDED library (resolved like ld.so, cached per binary)
- *      are bound read-only automatically; /dev/null is always there;
+ *      mode. The executable, its ELF interpreter and every DT_NEEDED library (found
+ *      like ld.so, cached per binary) are bound read-only; /dev/null is always there;
  *   3. pivot_root(js_dir) and detaches the old root, then remounts the jail root
  *      read-only: the process sees only what was bound (no /etc, /proc, /home ...).
  *      If pivot_root fails (e.g. EINVAL when the host itself runs in a chroot), spawn
