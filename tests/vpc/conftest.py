@@ -22,6 +22,20 @@ DRIVER = pathlib.Path(os.environ.get("VPC_DRIVER", BUILD / "vpc-driver"))
 NITRO = BUILD / "nitro"
 
 
+def listening(path, pid):
+    """A Unix socket at path accepts connections (bind() makes the file before listen());
+    read in the process's own network namespace."""
+    try:
+        with open(f"/proc/{pid}/net/unix") as f:
+            for line in f.read().splitlines()[1:]:
+                w = line.split()
+                if len(w) >= 8 and w[7] == path and int(w[3], 16) & 0x10000:
+                    return True
+    except OSError:
+        return os.path.exists(path)
+    return False
+
+
 class Card:
     """One nitro-card-vpc process. Its stderr goes to a file (read by .log())."""
 
@@ -48,7 +62,7 @@ class Card:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.err,
                                      stderr=self.err, env=self.env)
         deadline = time.time() + 10
-        while not os.path.exists(self.socket):
+        while not listening(self.socket, self.proc.pid):
             if self.proc.poll() is not None:
                 raise AssertionError(f"card {name} exited {self.proc.returncode}: {self.log()}")
             assert time.time() < deadline, f"card {name} did not create its socket"
@@ -116,6 +130,11 @@ class Driver:
     def send(self, frame, pair=0):
         r = self.cmd(f"sendq {pair} " + frame.hex())
         assert r == "sent", r
+
+    def burst(self, frame, count, pair=0):
+        """count copies queued at once with one kick (no waiting between frames)."""
+        r = self.cmd(f"burst {pair} {count} " + frame.hex())
+        assert r == f"sent {count}", r
 
     def ctrl(self, cls, cmd, data=b""):
         r = self.cmd(f"ctrl {cls} {cmd} {data.hex()}")

@@ -230,8 +230,7 @@ def test_address_in_use(vpcnet):
 
 def test_pps_allowance(vpcnet):
     (a, da, amac), (b, db, bmac) = pair(vpcnet, a={"extra": ["--pps", "50"]})
-    for i in range(60):
-        da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 1000, 2000, b"%d" % i)))
+    da.burst(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 1000, 2000, b"x")), 60)
     got = db.recv_all(300)
     st = a.stats()
     assert st["pps_allowance_exceeded"] > 0, st
@@ -375,8 +374,7 @@ def test_burst_uses_gso_and_gro_without_corruption(vpcnet):
 def test_bandwidth_allowance(vpcnet):
     """1 Mbit/s (bursts of 100 ms: 12.5 kB): 30 frames of 1.4 kB sent at once overflow it."""
     (a, da, amac), (b, db, bmac) = pair(vpcnet, a={"extra": ["--bandwidth", "1"]})
-    for i in range(30):
-        da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 1000, 2000, bytes(1400))))
+    da.burst(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 1000, 2000, bytes(1400))), 30)
     got = db.recv_all(300)
     st = a.stats()
     assert st["bw_out_allowance_exceeded"] > 0, st

@@ -6,6 +6,7 @@
  *         config           -> "config mac=M status=S pairs=P mtu=U" (or "config none")
  *         send HEX         -> "sent" once the device took the frame back (or "error ...")
  *         sendq P HEX      -> the same on queue pair P
+ *         burst P N HEX    -> N copies queued at once, one kick: "sent N" (N <= free slots)
  *         recv MS          -> "frame HEX P" (P: the pair it came on) or "none" after MS ms
  *         ctrl CLASS CMD [HEX] -> "ack N": a control-queue command (with --pairs > 1)
  *         quit
@@ -116,36 +117,44 @@ static int cmd_run(const char *path, bool config, unsigned pairs)
 				printf("error %s\n", err);
 			else
 				printf("ack %u\n", ack);
-		} else if (!strncmp(line, "send ", 5) || !strncmp(line, "sendq ", 6)) {
-			unsigned q = 0;
-			const char *h = line + 5;
-			if (line[4] == 'q') {
-				char *end;
-				q = (unsigned)strtoul(line + 6, &end, 10);
-				h = end;
+		} else if (!strncmp(line, "send ", 5) || !strncmp(line, "sendq ", 6) ||
+			   !strncmp(line, "burst ", 6)) {
+			/* send HEX | sendq PAIR HEX | burst PAIR COUNT HEX (one kick for all) */
+			unsigned q = 0, count = 1;
+			char *h = line + 5;
+			if (line[0] == 'b' || line[4] == 'q') {
+				q = (unsigned)strtoul(line + 6, &h, 10);
+				if (line[0] == 'b')
+					count = (unsigned)strtoul(h, &h, 10);
 				while (*h == ' ')
 					h++;
 			}
 			int n = unhex(h, frame, sizeof(frame));
-			if (n < 0) {
-				printf("error bad hex\n");
-			} else if (vnd_tx_addq(&d, q, frame, (size_t)n, 0, 1) != 1) {
+			unsigned added = 0;
+			if (n < 0 || count < 1) {
+				printf("error bad hex or count\n");
+			} else if ((added = vnd_tx_addq(&d, q, frame, (size_t)n, 0, count)) < 1) {
 				printf("error tx ring full or no pair %u\n", q);
 			} else {
 				vnd_tx_kickq(&d, q);
-				int got = 0;
+				int got = 0, k = 0;
 				double end = now_s() + 5;
-				while (!got && now_s() < end) {
-					got = vnd_tx_reap(&d, err, sizeof(err));
-					if (got < 0)
+				while ((unsigned)got < added && now_s() < end) {
+					k = vnd_tx_reap(&d, err, sizeof(err));
+					if (k < 0)
 						break;
-					if (!got)
+					got += k;
+					if ((unsigned)got < added)
 						vnd_wait(&d, false, 10);
 				}
-				if (got < 0)
+				if (k < 0)
 					printf("error %s\n", err);
+				else if ((unsigned)got < added)
+					printf("error tx timeout\n");
+				else if (line[0] == 'b')
+					printf("sent %u\n", added);
 				else
-					printf(got ? "sent\n" : "error tx timeout\n");
+					printf("sent\n");
 			}
 		} else if (!strncmp(line, "recv", 4)) {
 			int ms = atoi(line + 4);

@@ -350,13 +350,6 @@ int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size
 		RETURN_ERR(-1, "mapping %s is a file: cards only read it (add the interface there)",
 			   m->m_path);
 	map_entry_name(e->me_vpc, e->me_ip, name, sizeof(name));
-	struct map_entry old;
-	if (read_entry(m, name, &old) && old.me_pid != getpid() && owner_alive(&old)) {
-		char ip[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &e->me_ip, ip, sizeof(ip));
-		RETURN_ERR(-1, "VPC %u address %s is already in use by process %d on this host",
-			   e->me_vpc, ip, (int)old.me_pid);
-	}
 	int n = map_format(e, line, sizeof(line));
 	if (n < 0)
 		RETURN_ERR(-1, "mapping record too long");
@@ -367,10 +360,32 @@ int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size
 		RETURN_ERR(-1, "mapping %s: %s", tmp, strerror(errno));
 	bool ok = write(fd, line, (size_t)n) == n;
 	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path) < 0) {
+	if (!ok) {
 		int e2 = errno;
 		unlink(tmp);
-		RETURN_ERR(-1, "mapping %s: %s", path, strerror(e2));
+		RETURN_ERR(-1, "mapping %s: %s", tmp, strerror(e2));
+	}
+	/* link() creates the record only if there is none: two cards started at once for
+	 * one address cannot both win. An existing record is replaced (rename) only when
+	 * its owner is gone. */
+	if (link(tmp, path) == 0) {
+		unlink(tmp);
+	} else {
+		struct map_entry old;
+		if (errno == EEXIST && read_entry(m, name, &old) && old.me_pid != getpid() &&
+		    owner_alive(&old)) {
+			char ip[INET_ADDRSTRLEN];
+			unlink(tmp);
+			inet_ntop(AF_INET, &e->me_ip, ip, sizeof(ip));
+			RETURN_ERR(-1,
+				   "VPC %u address %s is already in use by process %d on this host",
+				   e->me_vpc, ip, (int)old.me_pid);
+		}
+		if (rename(tmp, path) < 0) {
+			int e2 = errno;
+			unlink(tmp);
+			RETURN_ERR(-1, "mapping %s: %s", path, strerror(e2));
+		}
 	}
 	snprintf(m->m_registered, sizeof(m->m_registered), "%s", path);
 	return 0;
