@@ -9,7 +9,9 @@ nitro-card-ebs and, in the same run, qemu-storage-daemon's vhost-user-blk export
              (and, encrypted, really decrypt)
 Both sides are driven the same way (the driver sleeps on the call eventfd). nitro runs
 one single-threaded card (one core) with --poll-us (adaptive busy-poll before sleeping);
-qsd runs with its defaults (one main-loop thread). BENCH_SECONDS sets each run's length.
+qsd runs with its defaults (one main-loop thread). Every configuration runs once per round
+in each case (BENCH_ROUNDS rounds, default 3, of BENCH_SECONDS, default 3) and the median
+counts, so that other work on a shared machine hits both sides alike.
 """
 import os
 import pathlib
@@ -26,6 +28,7 @@ DRIVER = BUILD / "vu-blk-driver"
 CARD = BUILD / "nitro-card-ebs"
 SECONDS = os.environ.get("BENCH_SECONDS", "3")
 POLL_US = os.environ.get("BENCH_POLL_US", "50")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SIZE = 256 << 20
 CASES = [("randread", 1), ("randread", 32), ("randwrite", 1), ("randwrite", 32)]
 
@@ -50,21 +53,19 @@ def drive(sock, rw, qd, bs=4096):
     return int(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
-def run_all(cmd_fn, label, results, fill=False):
-    for rw, qd in CASES:
-        d = tempfile.mkdtemp(dir="/dev/shm")
-        sock = os.path.join(d, "s.sock")
-        p = subprocess.Popen(cmd_fn(d, sock), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        try:
-            wait_sock(sock, p)
-            if fill:  # every block holds data (ciphertext when encrypted)
-                drive(sock, "fill", 32, 1 << 20)
-            results[(label, rw, qd)] = drive(sock, rw, qd)
-        finally:
-            p.terminate()
-            p.wait(timeout=10)
-            shutil.rmtree(d, ignore_errors=True)
+def run_one(cmd_fn, rw, qd, fill):
+    d = tempfile.mkdtemp(dir="/dev/shm")
+    sock = os.path.join(d, "s.sock")
+    p = subprocess.Popen(cmd_fn(d, sock), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_sock(sock, p)
+        if fill:  # every block holds data (ciphertext when encrypted)
+            drive(sock, "fill", 32, 1 << 20)
+        return drive(sock, rw, qd)
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
@@ -105,16 +106,21 @@ def main():
                     "writable=on"]
         return cmd
 
-    res = {}
-    # Interleaved so that noise from other work on the machine hits both sides alike.
-    run_all(card_null(False), "nitro-null", res)
-    run_all(qsd("null-co"), "qsd-null", res)
-    run_all(card_null(True), "nitro-null-enc", res)
-    run_all(card_file(False), "nitro-file", res, fill=True)
-    run_all(qsd("file"), "qsd-file", res, fill=True)
-    run_all(card_file(True), "nitro-file-enc", res, fill=True)
+    configs = [("nitro-null", card_null(False), False), ("qsd-null", qsd("null-co"), False),
+               ("nitro-null-enc", card_null(True), False),
+               ("nitro-file", card_file(False), True), ("qsd-file", qsd("file"), True),
+               ("nitro-file-enc", card_file(True), True)]
+    # Every configuration runs once per round, case by case, so that a burst of other
+    # work on the machine hits all of them alike; each figure is the median of the rounds.
+    runs = {}
+    for rw, qd in CASES:
+        for _ in range(ROUNDS):
+            for label, fn, fill in configs:
+                runs.setdefault((label, rw, qd), []).append(run_one(fn, rw, qd, fill))
+    res = {k: sorted(v)[len(v) // 2] for k, v in runs.items()}
 
-    print("4 KiB, IOPS (p50/p99 us); nitro: one card core, --poll-us " + POLL_US)
+    print(f"4 KiB, IOPS (p50/p99 us), median of {ROUNDS} interleaved rounds of {SECONDS} s; "
+          f"nitro: one card core, --poll-us {POLL_US}")
     for rw, qd in CASES:
         def f(label):
             i, p50, p99 = res[(label, rw, qd)]
