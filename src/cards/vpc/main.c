@@ -90,15 +90,15 @@ static uint64_t batch_now(struct card *c)
 static int lookup(void *ctx, uint32_t vni, uint32_t ip, struct vpc_map_entry *out)
 {
 	struct card *c = ctx;
-	struct map_entry e;
-	if (mapsvc_lookup_at(&c->c_map, vni, ip, batch_now(c), &e) != 1)
+	const struct map_entry *e = mapsvc_find(&c->c_map, vni, ip, batch_now(c));
+	if (!e)
 		return -1;
-	*out = (struct vpc_map_entry){.vm_vni = e.me_vpc,
-				      .vm_ip = e.me_ip,
-				      .vm_ul_ip = e.me_ul_ip,
-				      .vm_ul_port = e.me_ul_port,
-				      .vm_default_sg = e.me_default_sg};
-	memcpy(out->vm_mac, e.me_mac, 6);
+	*out = (struct vpc_map_entry){.vm_vni = e->me_vpc,
+				      .vm_ip = e->me_ip,
+				      .vm_ul_ip = e->me_ul_ip,
+				      .vm_ul_port = e->me_ul_port,
+				      .vm_default_sg = e->me_default_sg};
+	memcpy(out->vm_mac, e->me_mac, 6);
 	return 0;
 }
 

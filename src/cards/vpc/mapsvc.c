@@ -414,17 +414,14 @@ int mapsvc_lookup(struct mapsvc *m, uint32_t vpc, uint32_t ip, struct map_entry 
 	return mapsvc_lookup_at(m, vpc, ip, now_ns(), e);
 }
 
-int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now, struct map_entry *e)
+const struct map_entry *mapsvc_find(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now)
 {
 	struct map_slot *s = &m->m_cache[slot_of(vpc, ip)];
 	m->m_lookups++;
 	if (!m->m_dir)
 		file_refresh(m, now);
-	if (s->ms_used && s->ms_e.me_vpc == vpc && s->ms_e.me_ip == ip && now < s->ms_expires_ns) {
-		if (s->ms_found)
-			*e = s->ms_e;
-		return s->ms_found;
-	}
+	if (s->ms_used && s->ms_e.me_vpc == vpc && s->ms_e.me_ip == ip && now < s->ms_expires_ns)
+		return s->ms_found ? &s->ms_e : NULL;
 	m->m_misses++;
 	struct map_entry found;
 	int r = 0;
@@ -447,10 +444,17 @@ int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now, 
 		s->ms_e.me_ip = ip;
 	} else {
 		s->ms_e = found;
-		*e = found;
 	}
 	s->ms_expires_ns = now + (uint64_t)(r ? MAP_TTL_MS : MAP_NEG_TTL_MS) * 1000000;
-	return r;
+	return r ? &s->ms_e : NULL;
+}
+
+int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now, struct map_entry *e)
+{
+	const struct map_entry *f = mapsvc_find(m, vpc, ip, now);
+	if (f)
+		*e = *f;
+	return f != NULL;
 }
 
 int mapsvc_fd(const struct mapsvc *m)

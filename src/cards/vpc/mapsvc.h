@@ -91,6 +91,8 @@ void mapsvc_unregister(struct mapsvc *m);
 int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now_ns,
 		     struct map_entry *e);
 int mapsvc_lookup(struct mapsvc *m, uint32_t vpc, uint32_t ip, struct map_entry *e);
+/* The same without the copy: the cached entry (valid until the next lookup), or NULL. */
+const struct map_entry *mapsvc_find(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now_ns);
 /* The inotify fd to watch (or -1), and what to call when it is readable. */
 int mapsvc_fd(const struct mapsvc *m);
 void mapsvc_on_event(struct mapsvc *m);
