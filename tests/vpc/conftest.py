@@ -65,7 +65,9 @@ class Card:
         while not listening(self.socket, self.proc.pid):
             if self.proc.poll() is not None:
                 raise AssertionError(f"card {name} exited {self.proc.returncode}: {self.log()}")
-            assert time.time() < deadline, f"card {name} did not create its socket"
+            if time.time() > deadline:
+                self.stop()  # never leave a card behind
+                raise AssertionError(f"card {name} did not listen on {self.socket}: {self.log()}")
             time.sleep(0.02)
 
     def log(self):
