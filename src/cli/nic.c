@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,7 +26,7 @@
 #define NIC_START_MS 5000
 
 static const char nic_usage[] =
-    "vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC][,pps=N][,bandwidth=MBIT]";
+    "vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N][,bandwidth=MBIT]";
 
 /* A.B.C.D[/P] checked against the VPC's reserved addresses (AWS: network, .1 router,
  * .2 DNS, .3 reserved, broadcast). */
@@ -96,6 +97,14 @@ int nic_parse(const char *spec, struct run_nic *n, char *err, size_t errlen)
 			if (!*v)
 				RETURN_ERR(2, "--nic %s: sg= needs a file", spec);
 			snprintf(n->rn_sg, sizeof(n->rn_sg), "%s", v);
+		} else if (!strcmp(k, "mac") && !strcmp(v, "random")) {
+			/* locally administered unicast: 02 + 5 random bytes */
+			if (getrandom(mac, sizeof(mac), 0) != (ssize_t)sizeof(mac))
+				RETURN_ERR(1, "--nic %s: mac=random: getrandom: %s", spec,
+					   strerror(errno));
+			mac[0] = 0x02;
+			snprintf(n->rn_mac, sizeof(n->rn_mac), "%02x:%02x:%02x:%02x:%02x:%02x",
+				 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 		} else if (!strcmp(k, "mac")) {
 			if (!map_parse_mac(v, mac))
 				RETURN_ERR(2,

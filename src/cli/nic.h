@@ -1,9 +1,9 @@
 /* nitro run --nic and nitro net: one nitro-card-vpc process per network interface.
  *
- *   --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC][,pps=N][,bandwidth=MBIT]
+ *   --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N][,bandwidth=MBIT]
  *   --underlay ADDR   this host's underlay address (default 127.0.0.1: one host)
  *   --map PATH        the mapping directory or file (default $NITRO_STATE/vpc-map)
- * The MAC is derived from (vpc, ip) unless given. The cards start before the hypervisor
+ * The MAC is derived from (vpc, ip) unless given (random: 02 and 5 random bytes). The cards start before the hypervisor
  * (each on a socket in a private run folder, with a control socket beside it that
  * `nitro net stats` reads) and stop after it.
  */

@@ -112,7 +112,8 @@ int cmd_run(int argc, char **argv)
 		       "                       a volume served by its own EBS card (repeatable); VOLUME\n"
 		       "                       is a volume file, nbd://HOST[:PORT]/EXPORT,\n"
 		       "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE\n"
-		       "  --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC][,pps=N][,bandwidth=MBIT]\n"
+		       "  --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N]\n"
+		       "        [,bandwidth=MBIT]\n"
 		       "                       a network interface served by its own VPC card (repeatable)\n"
 		       "  --underlay ADDR      this host's VPC underlay address (default 127.0.0.1)\n"
 		       "  --map PATH           VPC mapping folder or file (default $NITRO_STATE/vpc-map)\n",
