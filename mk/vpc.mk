@@ -1,9 +1,7 @@
 # The VPC card (issue 4): nitro-card-vpc (virtio-net over vhost-user, Geneve over a UDP
 # underlay, the mapping service), its frontend test driver and its test suites.
 VPC_SRC = $(wildcard src/cards/vpc/*.c)
-ifneq ($(wildcard src/cards/vpc/vpc*.c),) # the core (vpc.h) is in
 all: $(BUILD)/nitro-card-vpc
-endif
 $(BUILD)/nitro-card-vpc: $(call obj,$(VPC_SRC) $(CARDLIB_SRC) $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
 # nitro run --nic and nitro net stats read the mapping service.
@@ -15,7 +13,7 @@ $(BUILD)/vpc-driver: $(call obj,$(VPC_DRIVER_SRC) $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
 all: $(BUILD)/vpc-driver
 
-.PHONY: vpc-test vpc-system-test
+.PHONY: vpc-test
 vpc-test: all $(BUILD)/vpc-driver
 	VPC_DRIVER=$(BUILD)/vpc-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/vpc
 TEST_SUITES += vpc-test
