@@ -33,7 +33,7 @@ BUILD = ROOT / "build"
 DRIVER = BUILD / "vpc-driver"
 CARD = BUILD / "nitro-card-vpc"
 SECONDS = os.environ.get("BENCH_SECONDS", "3")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 SG = "ingress udp 5000 10.0.0.0/24\ningress icmp all 10.0.0.0/24\n"
 
 
