@@ -11,3 +11,9 @@ $(BUILD)/nitro: override LDFLAGS += -lcrypto
 .PHONY: ebs-test
 ebs-test: all $(BUILD)/vu-blk-driver
 	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/ebs
+
+# The card's QoS arithmetic under cmocka (joins make unit and unit-asan).
+EBS_UNIT = $(BUILD)/tests/ebs/test_qos
+$(BUILD)/tests/ebs/test_qos: $(call obj,src/cards/ebs/qos.c)
+UNIT_TESTS += $(EBS_UNIT)
+unit: $(EBS_UNIT) # (the Makefile expands unit's prerequisites before mk/ is read)

@@ -12,6 +12,7 @@ static void bucket_init(struct qos_bucket *b, uint64_t rate, double min_cap)
 
 void qos_init(struct qos *q, uint64_t iops, uint64_t bytes_per_s, uint64_t now_ns)
 {
+	*q = (struct qos){0};
 	bucket_init(&q->q_ops, iops, 1.0);
 	bucket_init(&q->q_bytes, bytes_per_s, 0.0);
 	q->q_last_ns = now_ns;
