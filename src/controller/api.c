@@ -136,12 +136,13 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 	if (s.s_nnics) {
 		char vpc[PATH_MAX + 32];
 		sfmt(vpc, sizeof(vpc), "%s/nitro-card-vpc", g_ctl.c_bin_dir);
-		if (access(vpc, X_OK) != 0)
+		if (access(vpc, X_OK) != 0) {
 			fail(rs, 400, "nics: nitro-card-vpc is not installed on this host");
-		else
-			fail(rs, 400,
-			     "nics: network interfaces are not supported by this nitrod yet");
-		return;
+			return;
+		}
+		for (unsigned i = 0; i < s.s_nnics; i++)
+			if (s.s_nics[i].n_sg[0] && check_file("nics sg", s.s_nics[i].n_sg, rs))
+				return;
 	}
 	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rs))
 		return;

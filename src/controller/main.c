@@ -10,10 +10,13 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,6 +129,22 @@ static int load_instance(const char *id, const char *doc, void *arg)
 	}
 	json_decref(j);
 	return 0;
+}
+
+/* In the emulated host nothing configured the loopback interface the VPC cards' default
+ * underlay uses: bring it up (the emulated host is ours alone). */
+static void loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			warnmsg("cannot bring up lo for the VPC underlay: %s", strerror(errno));
+	}
+	if (s >= 0)
+		close(s);
 }
 
 static void default_state(char *out, size_t len)
@@ -265,6 +284,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (getenv("NITRO_EMULATED_HOST"))
+		loopback_up();
 	char err[768], path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/chip", g_ctl.c_state_dir);
 	g_ctl.c_chip = chip_open(path, anchor, err, sizeof(err));

@@ -161,6 +161,9 @@ static void finish(struct instance *in)
 	for (unsigned i = 0; i < in->i_ncards; i++) {
 		card_socket(in, i, rd, sizeof(rd));
 		unlink(rd);
+		char ctl[PATH_MAX + 8];
+		sfmt(ctl, sizeof(ctl), "%s.ctl", rd);
+		unlink(ctl);
 	}
 	key_dir(in, rd, sizeof(rd));
 	char key[PATH_MAX + 16];
@@ -201,7 +204,7 @@ void inst_stop(struct instance *in, int goal)
 
 struct launch_paths {
 	char lp_kernel[PATH_MAX], lp_initrd[PATH_MAX];
-	char lp_hv[PATH_MAX], lp_ebs[PATH_MAX];
+	char lp_hv[PATH_MAX], lp_ebs[PATH_MAX], lp_vpc[PATH_MAX], lp_map[PATH_MAX];
 	char lp_dir[PATH_MAX], lp_run[PATH_MAX], lp_key[PATH_MAX];
 	char lp_kcache[PATH_MAX];
 };
@@ -220,6 +223,8 @@ static void paths_of(const struct instance *in, struct launch_paths *lp)
 		sfmt(lp->lp_initrd, sizeof(lp->lp_initrd), "%s/guest.img", g_ctl.c_images_dir);
 	sfmt(lp->lp_hv, sizeof(lp->lp_hv), "%s/nitro-hv", g_ctl.c_bin_dir);
 	sfmt(lp->lp_ebs, sizeof(lp->lp_ebs), "%s/nitro-card-ebs", g_ctl.c_bin_dir);
+	sfmt(lp->lp_vpc, sizeof(lp->lp_vpc), "%s/nitro-card-vpc", g_ctl.c_bin_dir);
+	sfmt(lp->lp_map, sizeof(lp->lp_map), "%s/vpc-map", g_ctl.c_state_dir);
 	inst_dir(in, lp->lp_dir, sizeof(lp->lp_dir));
 	run_dir(in, lp->lp_run, sizeof(lp->lp_run));
 	key_dir(in, lp->lp_key, sizeof(lp->lp_key));
@@ -233,11 +238,34 @@ static int open_log(const char *dir, const char *name, bool truncate)
 	return open(p, O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0600);
 }
 
+/* Whether a socket bound to path is listening yet (flag __SO_ACCEPTCON in the card's
+ * /proc/PID/net/unix: its network namespace may not be ours): the file appears at bind(),
+ * a moment before listen(). */
+static bool unix_listening(const char *path, pid_t pid)
+{
+	char proc[64];
+	sfmt(proc, sizeof(proc), "/proc/%d/net/unix", (int)pid);
+	FILE *f = fopen(proc, "re");
+	char line[PATH_MAX + 128];
+	bool yes = false;
+	if (!f)
+		return true; /* cannot tell: the file's existence has to do */
+	while (!yes && fgets(line, sizeof(line), f)) {
+		unsigned long flags;
+		char p[PATH_MAX + 1];
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %4096s", &flags, p) == 2 &&
+		    (flags & 0x10000) && !strcmp(p, path))
+			yes = true;
+	}
+	fclose(f);
+	return yes;
+}
+
 static bool wait_socket(const char *path, pid_t pid)
 {
 	for (int ms = 0; ms < CARD_START_MS; ms++) {
 		struct stat st;
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unix_listening(path, pid))
 			return true;
 		if (waitpid(pid, NULL, WNOHANG) == pid)
 			return false;
@@ -246,8 +274,55 @@ static bool wait_socket(const char *path, pid_t pid)
 	return false;
 }
 
-/* Starts card idx (a volume) on its socket; 0 or -1 with err. */
-static int spawn_card(struct instance *in, unsigned idx, char *err, size_t errlen)
+/* The card's log and jail folder names. */
+static void card_names(const struct instance *in, unsigned idx, char *logname, size_t ll,
+		       char *jdir, size_t jl)
+{
+	sfmt(logname, ll, "card%u.log", idx);
+	sfmt(jdir, jl, "%s/jail/%s-c%u", g_ctl.c_state_dir, in->i_id, idx);
+	mkdir(jdir, 0755);
+}
+
+/* Starts the process of card idx, then waits for its socket. */
+static int start_card(struct instance *in, unsigned idx, struct proc_spawn *ps, char **argv,
+		      const char *sock, const char *what, char *err, size_t errlen)
+{
+	struct launch_paths lp;
+	paths_of(in, &lp);
+	char logname[32], jdir[PATH_MAX + 32];
+	card_names(in, idx, logname, sizeof(logname), jdir, sizeof(jdir));
+	int log = open_log(lp.lp_dir, logname, false);
+	ps->ps_uid = in->i_uid;
+	ps->ps_gid = in->i_gid;
+	ps->ps_jail_dir = jdir;
+	ps->ps_stdio[0] = -1;
+	ps->ps_stdio[1] = ps->ps_stdio[2] = log;
+	unlink(sock);
+	pid_t pid = proc_spawn(ps, g_ctl.c_jail, argv, err, errlen);
+	if (log >= 0)
+		close(log);
+	if (pid < 0)
+		return -1;
+	struct proc *p = &in->i_cards[idx];
+	p->p_pid = pid;
+	p->p_child = true;
+	p->p_start = proc_start_time(pid);
+	if (!wait_socket(sock, pid)) {
+		char why[300], lpath[PATH_MAX + 40];
+		sfmt(lpath, sizeof(lpath), "%s/%s", lp.lp_dir, logname);
+		last_line(lpath, why, sizeof(why));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		p->p_pid = 0;
+		RETURN_ERR(-1, "the card of %s did not start: %s", what,
+			   why[0] ? why : "no socket");
+	}
+	watch(p);
+	return 0;
+}
+
+/* A volume's card (nitro-card-ebs). */
+static int spawn_ebs(struct instance *in, unsigned idx, char *err, size_t errlen)
 {
 	struct launch_paths lp;
 	paths_of(in, &lp);
@@ -257,61 +332,104 @@ static int spawn_card(struct instance *in, unsigned idx, char *err, size_t errle
 	int fd = -1;
 	if (chip_measure_exec(g_ctl.c_chip, lp.lp_ebs, &fd, NULL, err, errlen))
 		return -1;
-	char sock[PATH_MAX], logname[32], env0[PATH_MAX + 16];
+	char sock[PATH_MAX], env0[PATH_MAX + 16];
 	card_socket(in, idx, sock, sizeof(sock));
-	unlink(sock);
-	sfmt(logname, sizeof(logname), "card%u.log", idx);
 	sfmt(env0, sizeof(env0), "NITRO_STATE=%s", lp.lp_key);
 	char *env[] = {env0, NULL};
 	char *argv[] = {lp.lp_ebs, "--socket-path", sock, v->v_path, NULL};
-	if (g_ctl.c_jail && chown(v->v_path, in->i_uid, in->i_gid) < 0)
+	if (g_ctl.c_jail && chown(v->v_path, in->i_uid, in->i_gid) < 0) {
+		close(fd);
 		RETURN_ERR(-1, "volume %s: chown: %s", v->v_id, strerror(errno));
-	char jdir[PATH_MAX + 32];
-	sfmt(jdir, sizeof(jdir), "%s/jail/%s-c%u", g_ctl.c_state_dir, in->i_id, idx);
-	mkdir(jdir, 0755);
+	}
 	struct jail_bind binds[] = {
 	    {lp.lp_run, NULL, JAIL_BIND_RW},
 	    {lp.lp_key, NULL, 0},
 	    {v->v_path, NULL, JAIL_BIND_RW},
 	};
-	int log = open_log(lp.lp_dir, logname, false);
 	struct proc_spawn ps = {
 	    .ps_kind = "card-ebs",
-	    .ps_uid = in->i_uid,
-	    .ps_gid = in->i_gid,
-	    .ps_jail_dir = jdir,
 	    .ps_binds = binds,
 	    .ps_nbinds = ARRAY_SIZE(binds),
-	    .ps_stdio = {-1, log, log},
 	    .ps_env = env,
 	    .ps_exec_fd = fd,
 	    .ps_jail_flags = JAIL_NEWNET,
 	};
-	pid_t pid = proc_spawn(&ps, g_ctl.c_jail, argv, err, errlen);
+	in->i_cards[idx].p_kind = PK_CARD_EBS;
+	char what[64];
+	sfmt(what, sizeof(what), "volume %s", v->v_id);
+	int r = start_card(in, idx, &ps, argv, sock, what, err, errlen);
 	close(fd);
-	if (log >= 0)
-		close(log);
-	if (pid < 0)
+	return r;
+}
+
+/* A network interface's card (nitro-card-vpc): it needs the host network for its
+ * underlay, and the mapping folder it registers in. */
+static int spawn_vpc(struct instance *in, unsigned idx, char *err, size_t errlen)
+{
+	struct launch_paths lp;
+	paths_of(in, &lp);
+	const struct nic_spec *n = &in->i_spec.s_nics[idx - in->i_spec.s_nvols];
+	int fd = -1;
+	if (chip_measure_exec(g_ctl.c_chip, lp.lp_vpc, &fd, NULL, err, errlen))
 		return -1;
-	struct proc *p = &in->i_cards[idx];
-	p->p_kind = PK_CARD_EBS;
-	p->p_pid = pid;
-	p->p_child = true;
-	p->p_start = proc_start_time(pid);
-	if (!wait_socket(sock, pid)) {
-		char why[300];
-		sfmt(logname, sizeof(logname), "card%u.log", idx);
-		char lpath[PATH_MAX + 40];
-		sfmt(lpath, sizeof(lpath), "%s/%s", lp.lp_dir, logname);
-		last_line(lpath, why, sizeof(why));
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		p->p_pid = 0;
-		RETURN_ERR(-1, "the card of volume %s did not start: %s", v->v_id,
-			   why[0] ? why : "no socket");
+	char sock[PATH_MAX], ctl[PATH_MAX + 8], vpc[16], pairs[16];
+	card_socket(in, idx, sock, sizeof(sock));
+	sfmt(ctl, sizeof(ctl), "%s.ctl", sock);
+	sfmt(vpc, sizeof(vpc), "%u", n->n_vpc);
+	unsigned qp = in->i_spec.s_cpus < 7 ? in->i_spec.s_cpus : 7; /* one pair per vCPU */
+	sfmt(pairs, sizeof(pairs), "%u", qp);
+	char *argv[24];
+	int k = 0;
+	argv[k++] = lp.lp_vpc;
+	argv[k++] = "--socket-path";
+	argv[k++] = sock;
+	argv[k++] = "--ctl";
+	argv[k++] = ctl;
+	argv[k++] = "--vpc";
+	argv[k++] = vpc;
+	argv[k++] = "--ip";
+	argv[k++] = (char *)n->n_ip;
+	argv[k++] = "--queue-pairs";
+	argv[k++] = pairs;
+	argv[k++] = "--map";
+	argv[k++] = lp.lp_map;
+	if (n->n_mac[0]) {
+		argv[k++] = "--mac";
+		argv[k++] = (char *)n->n_mac;
 	}
-	watch(p);
-	return 0;
+	if (n->n_sg[0]) {
+		argv[k++] = "--sg";
+		argv[k++] = (char *)n->n_sg;
+	}
+	argv[k] = NULL;
+	struct jail_bind binds[4] = {
+	    {lp.lp_run, NULL, JAIL_BIND_RW},
+	    {lp.lp_map, NULL, JAIL_BIND_RW},
+	};
+	size_t nb = 2;
+	if (n->n_sg[0])
+		binds[nb++] = (struct jail_bind){n->n_sg, NULL, 0};
+	char *env[] = {NULL};
+	struct proc_spawn ps = {
+	    .ps_kind = "card-vpc",
+	    .ps_binds = binds,
+	    .ps_nbinds = nb,
+	    .ps_env = env,
+	    .ps_exec_fd = fd,
+	    .ps_jail_flags = 0, /* the underlay is on the host network */
+	};
+	in->i_cards[idx].p_kind = PK_CARD_VPC;
+	char what[80];
+	sfmt(what, sizeof(what), "nic %s in VPC %u", n->n_ip, n->n_vpc);
+	int r = start_card(in, idx, &ps, argv, sock, what, err, errlen);
+	close(fd);
+	return r;
+}
+
+static int spawn_card(struct instance *in, unsigned idx, char *err, size_t errlen)
+{
+	return idx < in->i_spec.s_nvols ? spawn_ebs(in, idx, err, errlen)
+					: spawn_vpc(in, idx, err, errlen);
 }
 
 static int spawn_hv(struct instance *in, char *err, size_t errlen)
@@ -346,7 +464,7 @@ static int spawn_hv(struct instance *in, char *err, size_t errlen)
 	for (unsigned i = 0; i < in->i_ncards; i++) {
 		char sock[PATH_MAX];
 		card_socket(in, i, sock, sizeof(sock));
-		sfmt(socks[i], sizeof(socks[i]), "blk,%s", sock);
+		sfmt(socks[i], sizeof(socks[i]), "%s,%s", i < s->s_nvols ? "blk" : "net", sock);
 		argv[k++] = "--vhost-user";
 		argv[k++] = socks[i];
 	}
@@ -479,7 +597,7 @@ int inst_launch(struct instance *in)
 	in->i_goal = GOAL_RUN;
 	in->i_reason[0] = 0;
 	in->i_stop_deadline = 0;
-	in->i_ncards = in->i_spec.s_nvols;
+	in->i_ncards = in->i_spec.s_nvols + in->i_spec.s_nnics;
 	for (unsigned i = 0; i < in->i_ncards; i++) {
 		memset(&in->i_cards[i], 0, sizeof(in->i_cards[i]));
 		in->i_cards[i].p_pidfd = -1;
@@ -505,6 +623,19 @@ int inst_launch(struct instance *in)
 			goto refuse;
 		close(fd);
 	}
+	if (in->i_spec.s_nnics) {
+		if (chip_measure_exec(g_ctl.c_chip, lp.lp_vpc, &fd, NULL, err, sizeof(err)))
+			goto refuse;
+		close(fd);
+		/* Every instance's card registers here: world-writable, sticky (each record
+		 * stays its writer's). */
+		if ((mkdir(lp.lp_map, 01777) < 0 && errno != EEXIST) ||
+		    chmod(lp.lp_map, 01777) < 0) {
+			sfmt(err, sizeof(err), "VPC mapping folder %s: %s", lp.lp_map,
+			     strerror(errno));
+			goto fail;
+		}
+	}
 	if (measure_boot(in, &lp, err, sizeof(err)))
 		goto refuse;
 	if (kcache_prepare(lp.lp_kcache, lp.lp_kernel, in->i_spec.s_mem_mib, err, sizeof(err)))
@@ -514,7 +645,7 @@ int inst_launch(struct instance *in)
 		sfmt(err, sizeof(err), "run folder %s: %s", lp.lp_run, strerror(errno));
 		goto fail;
 	}
-	if (in->i_ncards && copy_key(&lp, in->i_uid, in->i_gid, err, sizeof(err)))
+	if (in->i_spec.s_nvols && copy_key(&lp, in->i_uid, in->i_gid, err, sizeof(err)))
 		goto fail;
 	for (unsigned i = 0; i < in->i_ncards; i++)
 		if (spawn_card(in, i, err, sizeof(err)))

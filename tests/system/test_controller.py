@@ -227,3 +227,23 @@ def test_restarted_nitrod_readopts_a_running_instance(nitrod):
     nitrod.json("POST", f"/v1/instances/{iid}/stop")
     nitrod.wait_state(iid, "stopped", timeout=30)
     assert not alive(hv)
+
+
+def test_two_instances_with_nics_ping_each_other(nitrod):
+    dhcp = "udhcpc -i eth0 -n -q -t 20 -T 2 -O mtu"
+    b = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "memory_mib": 192, "nics": [{"vpc": 1, "ip": "10.0.0.6/24"}],
+                     "cmdline": cmdline(dhcp + "; ip -4 addr show eth0; echo NB-UP; "
+                                        "while true; do sleep 1; done")}, expect=201)
+    a = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "memory_mib": 192, "nics": [{"vpc": 1, "ip": "10.0.0.5/24"}],
+                     "cmdline": cmdline(dhcp + "; i=0; until ping -c 1 -W 1 10.0.0.6 >/dev/null; "
+                                        "do i=$((i+1)); [ $i -gt 150 ] && break; done; "
+                                        "ping -c 3 -W 2 10.0.0.6; echo NA-PING=$?; "
+                                        "while true; do sleep 1; done")}, expect=201)
+    assert a["state"] == "running" and b["state"] == "running", (a, b)
+    assert len(nitrod.inst(a["id"])["card_pids"]) == 1
+    nitrod.wait("A's ping", lambda: "NA-PING=" in nitrod.console(a["id"]), timeout=400)
+    text = nitrod.console(a["id"])
+    assert "NA-PING=0" in text, text[-3000:]
+    assert "10.0.0.6" in text
