@@ -21,7 +21,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
-NITROD = BUILD / "nitrod"
+NITROD = pathlib.Path(os.environ.get("NITROD", BUILD / "nitrod"))  # NITROD=build/asan/nitrod: the sanitizer build
 NITRO = BUILD / "nitro"
 
 
