@@ -2,7 +2,8 @@
  * kernel, writes the boot structures and ACPI tables, runs the vCPU threads, and keeps
  * the serial console. Exit status: 0 guest powered off (or rebooted, with --no-reboot),
  * 1 error or guest crash (triple fault, KVM failure), 2 usage, 3 guest kernel panic
- * with --no-reboot, 128+N killed by signal N.
+ * with --no-reboot, 4 guest rebooted while sandboxed (a jailed nitro-hv cannot exec
+ * itself again: its supervisor starts a fresh one), 128+N killed by signal N.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,8 +19,8 @@
 #include "hv/acpi.h"
 #include "hv/config.h"
 #include "hv/kernel.h"
-#include "hv/platform.h"
 #include "hv/pci.h"
+#include "hv/platform.h"
 #include "hv/serial.h"
 #include "hv/virtio_pci.h"
 #include "hv/vm.h"
@@ -40,7 +41,8 @@ static void trace_phase(const char *what)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	fprintf(stderr, "nitro-hv: %8.3f ms %s\n",
-		(double)(t.tv_sec - t_start.tv_sec) * 1e3 + (double)(t.tv_nsec - t_start.tv_nsec) / 1e6,
+		(double)(t.tv_sec - t_start.tv_sec) * 1e3 +
+		    (double)(t.tv_nsec - t_start.tv_nsec) / 1e6,
 		what);
 }
 static struct serial com1;
@@ -102,6 +104,12 @@ static void hook_reset(const char *how)
 	if (cfg.no_reboot)
 		vm_exit(0);
 	(void)how;
+	if (getenv("NITRO_SECCOMP")) {
+		fprintf(stderr,
+			"%s: the guest rebooted; exiting (4) for the supervisor to restart it\n",
+			util_prog());
+		vm_exit(4);
+	}
 	on_exit_hook();
 	execv("/proc/self/exe", saved_argv);
 	fprintf(stderr, "%s: reboot: cannot restart myself: %s\n", util_prog(), strerror(errno));
@@ -134,7 +142,8 @@ static int load_initrd(const struct boot_plan *bp, char *err, size_t errlen)
 	uint8_t *dst = gpa_ptr(&vm.vm_mem, bp->bp_initrd, bp->bp_initrd_size);
 	int fd = open(cfg.initrd, O_RDONLY | O_CLOEXEC);
 	if (!dst || fd < 0) {
-		snprintf(err, errlen, "initrd %s: %s", cfg.initrd, dst ? strerror(errno) : "no room");
+		snprintf(err, errlen, "initrd %s: %s", cfg.initrd,
+			 dst ? strerror(errno) : "no room");
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -191,7 +200,8 @@ int main(int argc, char **argv)
 	if (kernel_load(&vm.vm_mem, &img.bz, !cfg.no_decompress, cfg.cache_dir, &kl, err,
 			sizeof(err)))
 		die("kernel %s: %s", cfg.kernel, err);
-	trace_phase(kl.kl_vmlinux ? "kernel loaded (host-decompressed vmlinux)" : "kernel loaded (bzImage)");
+	trace_phase(kl.kl_vmlinux ? "kernel loaded (host-decompressed vmlinux)"
+				  : "kernel loaded (bzImage)");
 	struct boot_plan bp;
 	uint64_t kend = img.bz.bz_pref_address + img.bz.bz_init_size;
 	if (kl.kl_end > kend)
@@ -205,8 +215,8 @@ int main(int argc, char **argv)
 	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
 		die("cannot set up the PCI host bridge");
 	for (unsigned i = 0; i < cfg.ncards; i++)
-		if (virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket, err,
-				      sizeof(err)) < 0)
+		if (virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
+				      err, sizeof(err)) < 0)
 			die("%s", err);
 	trace_phase("cards connected");
 	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
