@@ -291,3 +291,16 @@ def test_polling_card_sleeps_while_throttled(tmp_path, env, cards):
     assert used < 1.0, f"the card burnt {used:.2f} s of CPU in 3 s at 200 IOPS"
     out = driver_ok(card, "scatter")  # and it still serves promptly when polling
     assert "0 failed" in out
+
+
+def test_run_volume_specs(tmp_path, env):
+    """nitro run --volume: the spec errors are reported before anything boots."""
+    from test_ebs import NITRO
+    vol = tmp_path / "v.img"
+    create(vol, env)
+    for spec, message in ((f"{vol},gp2,iops=5", "gp2 and iops= exclude each other"),
+                          (f"{vol},header=/x", "header= is for nbd:// volumes"),
+                          ("nbd://127.0.0.1:1/x,bogus", "unknown option bogus"),
+                          (f"{tmp_path}/missing.img", "No such file")):
+        rc, out, err = run([NITRO, "run", "--volume", spec], 30, env)
+        assert rc in (1, 2) and message in err, (spec, err)
