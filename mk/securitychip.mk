@@ -24,8 +24,8 @@ $(BUILD)/%.sig: $(BUILD)/% $(SIGNING_KEY)
 	sh tools/sign.sh sign $(SIGNING_KEY) $<
 
 # nitro-hv and the cards install their own seccomp allow-list (src/sandbox).
-$(BUILD)/nitro-hv $(BUILD)/nitro-card-ebs: $(call obj,$(SANDBOX_SRC))
-$(BUILD)/nitro-hv $(BUILD)/nitro-card-ebs: override LDFLAGS += -lseccomp
+$(BUILD)/nitro-hv $(BUILD)/nitro-card-ebs $(BUILD)/nitro-card-vpc: $(call obj,$(SANDBOX_SRC))
+$(BUILD)/nitro-hv $(BUILD)/nitro-card-ebs $(BUILD)/nitro-card-vpc: override LDFLAGS += -lseccomp
 
 # Small tools: verify an audit log; measure / attest from the shell (tests, operators).
 $(BUILD)/nitro-audit-verify: $(call obj,tools/security/audit_verify.c $(AUDIT_SRC) $(LIB_SRC))

@@ -4,6 +4,7 @@
 #include "lib/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -151,12 +152,15 @@ static const int card_calls[] = {
     SCMP_SYS(getpeername),
 };
 
-/* The VPC card also sends and receives the UDP underlay and polls it. */
+/* The VPC card also sends and receives the UDP underlay and polls it, and removes its own
+ * mapping-service entry when it ends (unlink; the jail shows it only the mapping folder).
+ * Reading mapping entries on a cache miss needs openat, allowed read-only below. */
 static const int vpc_calls[] = {
     SCMP_SYS(sendmmsg),
     SCMP_SYS(recvmmsg),
     SCMP_SYS(bind),
     SCMP_SYS(connect),
+    SCMP_SYS(unlink),
 };
 
 static const unsigned long card_ioctls[] = {FIONBIO, FIONREAD, TCGETS};
@@ -257,6 +261,16 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		     add_ioctls(ctx, card_ioctls, ARRAY_SIZE(card_ioctls), err, errlen);
 	if (!rc && vpc)
 		rc = add_all(ctx, vpc_calls, ARRAY_SIZE(vpc_calls), err, errlen);
+	/* The VPC card opens mapping entries read-only: no create, truncate, append, tmpfile,
+	 * no write access. */
+	if (!rc && vpc &&
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+			     SCMP_A2(SCMP_CMP_MASKED_EQ,
+				     O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | __O_TMPFILE,
+				     O_RDONLY)) < 0) {
+		snprintf(err, errlen, "seccomp: allow openat read-only: cannot add the rule");
+		rc = -1;
+	}
 	if (!rc && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
 		snprintf(err, errlen, "seccomp: PR_SET_DUMPABLE: %s", strerror(errno));
 		rc = -1;

@@ -31,6 +31,7 @@
 #include "cards/vpc/underlay.h"
 #include "cards/vpc/vpc.h"
 #include "lib/util.h"
+#include "sandbox/sandbox.h"
 
 static const char usage_text[] =
     "usage: nitro-card-vpc --socket-path PATH | --fd N --vpc ID --ip A.B.C.D[/PREFIX]\n"
@@ -468,6 +469,11 @@ int main(int argc, char **argv)
 	bo.bo_serial = true;
 	int r = backend_start(&c->c_backend, &c->c_net.vn_dev, &c->c_loop, &bo, err, sizeof(err));
 	if (r < 0) {
+		mapsvc_unregister(&c->c_map);
+		die("%s", err);
+	}
+	/* Jailed by nitrod (NITRO_SECCOMP=card-vpc): the seccomp allow-list from here on. */
+	if (sandbox_enter_from_env(err, sizeof(err)) < 0) {
 		mapsvc_unregister(&c->c_map);
 		die("%s", err);
 	}
