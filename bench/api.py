@@ -51,10 +51,11 @@ def call(sock, method, path, body=None):
     return r.status, json.loads(data) if data else None
 
 
-def start_nitrod(folder, env=None):
+def start_nitrod(folder, env=None, extra=()):
     sock = os.path.join(folder, "s")
     t0 = time.monotonic()
-    p = subprocess.Popen([str(NITROD), "--socket", sock, "--state", os.path.join(folder, "state")],
+    p = subprocess.Popen([str(NITROD), "--socket", sock, "--state", os.path.join(folder, "state"),
+                          *extra],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=env)
     req = b"GET /v1/volumes HTTP/1.1\r\nHost: n\r\nConnection: close\r\n\r\n"
@@ -115,7 +116,7 @@ def bench_describe():
             continue
         folder = tempfile.mkdtemp(prefix="bench-nitrod-", dir=base)
         try:
-            p, sock, _ = start_nitrod(folder)
+            p, sock, _ = start_nitrod(folder, extra=["--files", folder])
             k = os.path.join(folder, "k")
             with open(k, "wb") as f:
                 f.write(b"not a kernel")

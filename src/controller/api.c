@@ -100,10 +100,14 @@ static const char *shown(const char *id, const char *prefix)
 	return spec_id_ok(id, prefix) ? id : "(malformed id)";
 }
 
+/* A host file named in a request must be a regular file inside one of the folders nitrod
+ * serves boot files from (--images, --files): the jailed hypervisor gets it bound in and
+ * a guest sees its bytes, so no other host file may be named. */
 static int check_file(const char *what, const char *path, struct api_resp *rs)
 {
 	struct stat st;
-	if (stat(path, &st) < 0) {
+	char real[PATH_MAX];
+	if (stat(path, &st) < 0 || !realpath(path, real)) {
 		fail(rs, 400, "%s %s: %s", what, path, strerror(errno));
 		return -1;
 	}
@@ -111,7 +115,14 @@ static int check_file(const char *what, const char *path, struct api_resp *rs)
 		fail(rs, 400, "%s %s: not a regular file", what, path);
 		return -1;
 	}
-	return 0;
+	for (unsigned i = 0; i < g_ctl.c_nfile_dirs; i++) {
+		size_t n = strlen(g_ctl.c_file_dirs[i]);
+		if (!strncmp(real, g_ctl.c_file_dirs[i], n) && real[n] == '/')
+			return 0;
+	}
+	fail(rs, 400, "%s %s: outside the folders nitrod serves files from (--images, --files)",
+	     what, path);
+	return -1;
 }
 
 static uid_t next_uid(void)

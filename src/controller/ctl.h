@@ -99,6 +99,8 @@ struct ctl {
 	char c_state_dir[PATH_MAX];
 	char c_bin_dir[PATH_MAX]; /* nitro-hv and the cards */
 	char c_images_dir[PATH_MAX];
+	char c_file_dirs[8][PATH_MAX]; /* real paths: --images and each --files */
+	unsigned c_nfile_dirs;
 	struct chip *c_chip;
 	struct audit *c_audit;
 	struct store *c_store;

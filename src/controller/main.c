@@ -43,6 +43,8 @@ static const char usage_text[] =
     "  --threads N          HTTP worker threads (default 2)\n"
     "  --anchor PEM         trust anchor for executables (default: the development key)\n"
     "  --images DIR         default kernel/initrd folder (default $NITRO_CACHE/images)\n"
+    "  --files DIR          also take kernels, initrds and security groups from DIR\n"
+    "                       (repeatable; requests may name files in these folders only)\n"
     "  --no-jail            start processes without the jailer (development only)\n";
 
 int64_t now_ms(void)
@@ -186,7 +188,8 @@ static int mkdirs(const char *path, mode_t mode)
 int main(int argc, char **argv)
 {
 	util_set_prog("nitrod");
-	const char *sock = NULL, *state = NULL, *anchor = NULL, *images = NULL;
+	const char *sock = NULL, *state = NULL, *anchor = NULL, *images = NULL, *files[7];
+	unsigned nfiles = 0;
 	uint64_t timeout = 10, threads = 2;
 	bool jail = true;
 	for (int i = 1; i < argc; i++) {
@@ -211,6 +214,10 @@ int main(int argc, char **argv)
 			anchor = v;
 		} else if (!strcmp(a, "--images")) {
 			images = v;
+		} else if (!strcmp(a, "--files")) {
+			if (nfiles == ARRAY_SIZE(files))
+				die_usage("--files: at most %zu", ARRAY_SIZE(files));
+			files[nfiles++] = v;
 		} else if (!strcmp(a, "--timeout")) {
 			if (!parse_u64(v, 1, 3600, &timeout))
 				die_usage("--timeout %s: expected 1 to 3600 seconds", v);
@@ -242,6 +249,18 @@ int main(int argc, char **argv)
 		snprintf(g_ctl.c_images_dir, sizeof(g_ctl.c_images_dir), "%s", images);
 	else
 		default_images(g_ctl.c_images_dir, sizeof(g_ctl.c_images_dir));
+	/* The folders requests may name files in (the images folder may not exist yet). */
+	const char *roots[8] = {g_ctl.c_images_dir};
+	for (unsigned i = 0; i < nfiles; i++)
+		roots[i + 1] = files[i];
+	for (unsigned i = 0; i < nfiles + 1; i++) {
+		char *d = g_ctl.c_file_dirs[g_ctl.c_nfile_dirs++];
+		if (realpath(roots[i], d))
+			continue;
+		if (i > 0)
+			die("--files %s: %s", roots[i], strerror(errno));
+		sfmt(d, PATH_MAX, "%s", roots[0]);
+	}
 	if (strlen(g_ctl.c_state_dir) > CTL_MAX_STATE_DIR)
 		die("state folder %.64s...: longer than %d bytes", g_ctl.c_state_dir,
 		    CTL_MAX_STATE_DIR);

@@ -55,7 +55,8 @@ class Nitrod:
         self.folder = pathlib.Path(folder)
         self.sock = str(self.folder / "api.sock")
         self.state = self.folder / "state"
-        self.extra = list(extra)
+        # Requests may name files in the test's folder (kernels, initrds).
+        self.extra = ["--files", str(self.folder.parent if self.folder.name == "other" else self.folder)] + list(extra)
         self.binary = str(binary)
         self.proc = None
         self.log = self.folder / "nitrod.log"

@@ -97,6 +97,8 @@ def test_defaults_name_the_default_image(nitrod, folder):
     ('{"kernel": "/a/../etc/shadow"}', "kernel: expected an absolute path"),
     ('{"kernel": "/nonexistent/vmlinuz"}', "kernel /nonexistent/vmlinuz: No such file"),
     ('{"kernel": "/tmp"}', "not a regular file"),
+    ('{"kernel": "/etc/passwd"}', "outside the folders nitrod serves files from"),
+    ('{"initrd": "/etc/shadow"}', "outside the folders nitrod serves files from"),
     ('{"cmdline": "a\\nb"}', "cmdline: only printable ASCII"),
     ('{"cmdline": "' + "x" * 3000 + '"}', "cmdline: longer than 2048"),
     ('{"volumes": "vol-1"}', "volumes: expected an array"),
