@@ -549,3 +549,16 @@ def test_cli_without_nitrod(folder):
     c = __import__("subprocess").run([str(BUILD / "nitro"), "--host", str(folder / "none.sock"),
                                       "instances", "list"], capture_output=True, text=True)
     assert c.returncode == 1 and c.stderr.startswith("nitro: --host "), c
+
+
+@pytest.mark.skipif(not (BUILD / "nitro-card-vpc").exists(), reason="no nitro-card-vpc")
+def test_nics_start_a_vpc_card_per_interface(nitrod, bad_kernel):
+    inst = make_failed_instance(nitrod, bad_kernel, nics=[{"vpc": 3, "ip": "10.0.0.9/24"}])
+    assert inst["nics"] == [{"vpc": 3, "ip": "10.0.0.9/24"}]
+    assert len(inst["card_pids"]) == 1 and inst["card_pids"][0] is None  # stopped with nitro-hv
+    log = (nitrod.state / "instances" / inst["id"] / "card0.log").read_text()
+    assert log.startswith("nitro-card-vpc: vpc 3 10.0.0.9:"), log
+    att = nitrod.call("GET", "/v1/host/attestation?nonce=n").json()
+    assert any(e["description"].endswith("/nitro-card-vpc") for e in att["event_log"])
+    r = nitrod.call("POST", "/v1/instances", {"kernel": bad_kernel, "nics": [{"vpc": 3, "ip": "10.0.0.9/24", "sg": "/etc/passwd"}]})
+    assert r.status == 400 and "outside the folders" in r.json()["error"], r

@@ -218,7 +218,7 @@ def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
     assert f"method=RESTART-CARD route=/v1/instances/{iid} status=200" in audit
 
 
-def test_restarted_nitrod_readopts_a_running_instance(nitrod):
+def test_restarted_nitrod_readopts_a_running_instance_and_reboots_it(nitrod):
     i = nitrod.json("POST", "/v1/instances",
                     {"console": True, "cmdline": cmdline("while true; do echo tick; sleep 1; done")},
                     expect=201)
@@ -230,7 +230,15 @@ def test_restarted_nitrod_readopts_a_running_instance(nitrod):
     nitrod.start()
     again = nitrod.inst(iid)
     assert again["state"] == "running" and again["hv_pid"] == hv, again
-    # Still supervised: a stop through the new nitrod ends it.
+    # Still supervised: a reboot through the new nitrod restarts nitro-hv (a second boot
+    # in the console), then a stop ends it.
+    r = nitrod.json("POST", f"/v1/instances/{iid}/reboot")
+    assert r["state"] == "running"
+    nitrod.wait("second boot", lambda: len(marks(nitrod.console(iid), BANNER)) >= 2)
+    rebooted = nitrod.inst(iid)
+    assert rebooted["state"] == "running" and rebooted["hv_pid"] not in (None, hv), rebooted
+    assert not alive(hv)
+    hv = rebooted["hv_pid"]
     nitrod.json("POST", f"/v1/instances/{iid}/stop")
     nitrod.wait_state(iid, "stopped", timeout=30)
     assert not alive(hv)
