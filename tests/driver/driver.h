@@ -37,6 +37,8 @@ int cmd_write_flush(const struct drv_opts *o);
 int cmd_verify(const struct drv_opts *o);
 /* scatter.c: data split across descriptors mid-sector, written and read back. */
 int cmd_scatter(const struct drv_opts *o);
+/* order.c: used entries in submission order (writes, a flush, reads in one batch). */
+int cmd_order(const struct drv_opts *o);
 void check_pattern(uint8_t *buf, uint64_t sector, uint32_t nsectors);
 
 #endif

@@ -20,6 +20,8 @@ static const char usage[] =
     "  write-flush  writes the check pattern to sectors [0, N) (default 2048), flushes,\n"
     "               prints \"flushed N sectors\" and exits; verify reads them back\n"
     "               (--zero: expects zeroes)\n"
+    "  order  writes, a flush and reads in one batch: used entries must come back in\n"
+    "         submission order (nitro's cards promise it; others need not)\n"
     "  scatter  a write and a read whose data descriptors split sectors, checked\n"
     "  check  conformance pass: one ok/FAIL/skip line per check, exit 0 when none failed\n"
     "         (--no-verify: check statuses only, for back ends that drop data)\n"
@@ -128,6 +130,9 @@ int main(int argc, char **argv)
 		return cmd_verify(&o);
 	if (!strcmp(cmd, "scatter"))
 		return cmd_scatter(&o);
-	die_usage("unknown subcommand '%s' (check, bench, hostile, write-flush, verify, scatter)",
-		  cmd);
+	if (!strcmp(cmd, "order"))
+		return cmd_order(&o);
+	die_usage(
+	    "unknown subcommand '%s' (check, bench, hostile, write-flush, verify, scatter, order)",
+	    cmd);
 }

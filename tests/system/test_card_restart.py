@@ -26,18 +26,26 @@ def start_card(sock, vol, env):
 
 def test_guest_disk_survives_a_card_restart(tmp_path):
     env = dict(os.environ, NITRO_STATE=str(tmp_path / "state"))
-    vol = tmp_path / "v.vol"
+    # The volume lives on a disk file system (not tmpfs) so the card's io_uring back end
+    # completes requests out of order; four readers in the guest keep several in flight.
+    voldir = ROOT / "build" / "test-card-restart"
+    voldir.mkdir(exist_ok=True)
+    vol = voldir / f"v-{os.getpid()}.vol"
+    vol.unlink(missing_ok=True)
     c = subprocess.run([str(NITRO), "volume", "create", str(vol), "--size", "16M"],
                        capture_output=True, text=True, timeout=60, env=env)
     assert c.returncode == 0, c
     sock = tmp_path / "card.sock"
     card = start_card(sock, vol, env)
     # The guest writes a pattern, then reads block after block with O_DIRECT (each read
-    # reaches the card), printing its progress; the card is killed and restarted mid-way.
-    guest = ("echo " + PATTERN + " | dd of=/dev/vda bs=4096 conv=fsync 2>/dev/null; "
-             "i=0; while [ $i -lt 150 ]; do "
-             "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 64)) iflag=direct "
-             "2>/dev/null || echo READ-ERROR; echo iter $i; i=$((i+1)); sleep 0.05; done; "
+    # reaches the card) in four concurrent readers, printing its progress; the card is
+    # killed and restarted mid-way.
+    reader = ("i=0; while [ $i -lt 150 ]; do "
+              "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 64 + {k})) iflag=direct "
+              "2>/dev/null || echo READ-ERROR; {echo}i=$((i+1)); sleep 0.05; done")
+    guest = ("echo " + PATTERN + " | dd of=/dev/vda bs=4096 conv=fsync 2>/dev/null; " +
+             "".join("(" + reader.format(k=k, echo="") + ") & " for k in (100, 200, 300)) +
+             reader.format(k=0, echo="echo iter $i; ") + "; wait; "
              "dd if=/dev/vda bs=4096 count=1 iflag=direct 2>/dev/null | head -c 40; echo; "
              "echo finished")
     hv = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--vhost-user", f"blk,{sock}",
@@ -66,6 +74,7 @@ def test_guest_disk_survives_a_card_restart(tmp_path):
     t_err.join(timeout=5)
     card.send_signal(signal.SIGTERM)
     card.wait(timeout=10)
+    vol.unlink(missing_ok=True)
     text = "".join(out)
     log = "".join(err)
     assert killed and restarted, text[-2000:]

@@ -99,7 +99,22 @@ static void req_put(struct ebs *e, struct ebs_req *r)
 	e->e_inflight--;
 }
 
-/* Hands the chain back with its status and the bytes written into it. */
+/* Remembers r as the latest chain taken from its queue. */
+static void order_append(struct ebs *e, struct ebs_req *r)
+{
+	r->r_order = NULL;
+	r->r_finished = false;
+	if (e->e_order_tail[r->r_q])
+		e->e_order_tail[r->r_q]->r_order = r;
+	else
+		e->e_order_head[r->r_q] = r;
+	e->e_order_tail[r->r_q] = r;
+}
+
+/* Sets the chain's status and hands it back, with the bytes written into it. Back ends
+ * complete out of order, but used entries are published in the order the chains were
+ * taken: then the used index always says exactly which chains are done, so a restarted
+ * card resumes from it (nitro-hv's reconnect) without skipping or repeating one. */
 static void finish(struct ebs_req *r, uint8_t status, uint32_t written)
 {
 	struct ebs *e = r->r_e;
@@ -107,10 +122,18 @@ static void finish(struct ebs_req *r, uint8_t status, uint32_t written)
 		e->e_stats.st_errors++;
 	if (r->r_status)
 		*r->r_status = status;
-	if (vu_queue_push(&e->e_dev, r->r_q, r->r_head, written) == 0)
-		e->e_notify |= 1ull << r->r_q;
-	e->e_stats.st_completed++;
-	req_put(e, r);
+	r->r_written = written;
+	r->r_finished = true;
+	unsigned q = r->r_q;
+	while ((r = e->e_order_head[q]) && r->r_finished) {
+		e->e_order_head[q] = r->r_order;
+		if (!r->r_order)
+			e->e_order_tail[q] = NULL;
+		if (vu_queue_push(&e->e_dev, q, r->r_head, r->r_written) == 0)
+			e->e_notify |= 1ull << q;
+		e->e_stats.st_completed++;
+		req_put(e, r);
+	}
 }
 
 static void finish_rw(struct ebs_req *r, uint8_t status)
@@ -558,6 +581,7 @@ static void serve(struct ebs *e, unsigned q)
 		struct ebs_req *r = req_get(e);
 		r->r_q = q;
 		r->r_head = ch.ch_head;
+		order_append(e, r);
 		uint64_t bytes;
 		bool op;
 		e->e_stats.st_ops++;
@@ -692,7 +716,7 @@ int ebs_init(struct ebs *e, struct volume *v, struct bdev *b, struct loop *l, un
 			  .e_loop = l,
 			  .e_nqueues = nqueues,
 			  .e_timer = -1};
-	if (nqueues == 0 || nqueues > 64)
+	if (nqueues == 0 || nqueues > EBS_MAX_QUEUES)
 		RETURN_ERR(-EINVAL, "%u queues (1..64)", nqueues);
 	e->e_ops = (struct vu_ops){
 	    .vo_features = BIT(VIRTIO_BLK_F_SEG_MAX) | BIT(VIRTIO_BLK_F_BLK_SIZE) |

@@ -52,6 +52,8 @@
 #define EBS_MAX_ZEROES (1u << 16)  /* sectors per range (32 MiB) */
 #define EBS_CONFIG_SIZE 60
 
+#define EBS_MAX_QUEUES 64
+
 struct ebs_stats {
 	uint64_t st_ops, st_reads, st_writes, st_flushes, st_other;
 	uint64_t st_bytes_read, st_bytes_written;
@@ -64,7 +66,10 @@ struct ebs;
 
 struct ebs_req {
 	struct ebs *r_e;
-	struct ebs_req *r_next; /* free list */
+	struct ebs_req *r_next;	 /* free list */
+	struct ebs_req *r_order; /* the next chain taken from the same queue */
+	bool r_finished;	 /* finished, waiting for the chains taken before it */
+	uint32_t r_written;	 /* bytes written into the chain, for the used entry */
 	unsigned r_q;
 	uint16_t r_head;
 	uint32_t r_type;
@@ -87,6 +92,9 @@ struct ebs {
 	int e_bdev_fd; /* the back end's event fd as watched on the loop */
 	struct ebs_req *e_reqs, *e_free;
 	unsigned e_inflight;
+	/* Per queue, the chains taken and not yet handed back, in the order they were taken:
+	 * used entries are published in that order (see finish). */
+	struct ebs_req *e_order_head[EBS_MAX_QUEUES], *e_order_tail[EBS_MAX_QUEUES];
 	unsigned e_batch;  /* nesting of batches; notifications wait for the outermost */
 	uint64_t e_notify; /* queues with used entries not yet notified */
 	bool e_starved;	   /* stopped taking chains for want of a free request */
