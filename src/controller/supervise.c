@@ -244,6 +244,7 @@ static int open_log(const char *dir, const char *name, bool truncate)
 static bool unix_listening(const char *path, pid_t pid)
 {
 	char proc[64];
+	size_t n = strlen(path);
 	sfmt(proc, sizeof(proc), "/proc/%d/net/unix", (int)pid);
 	FILE *f = fopen(proc, "re");
 	char line[PATH_MAX + 128];
@@ -253,21 +254,26 @@ static bool unix_listening(const char *path, pid_t pid)
 	while (!yes && fgets(line, sizeof(line), f)) {
 		unsigned long flags;
 		char p[PATH_MAX + 1];
+		/* PATH itself, or PATH.SUFFIX: a card that binds a temporary name and renames
+		 * it into place once listening (the VPC card). */
 		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %4096s", &flags, p) == 2 &&
-		    (flags & 0x10000) && !strcmp(p, path))
+		    (flags & 0x10000) && !strncmp(p, path, n) && (p[n] == 0 || p[n] == '.'))
 			yes = true;
 	}
 	fclose(f);
 	return yes;
 }
 
-static bool wait_socket(const char *path, pid_t pid)
+/* Waits for a card's socket; false when the card ended (*status set, else -1) or after
+ * CARD_START_MS. */
+static bool wait_socket(const char *path, pid_t pid, int *status)
 {
+	*status = -1;
 	for (int ms = 0; ms < CARD_START_MS; ms++) {
 		struct stat st;
 		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unix_listening(path, pid))
 			return true;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
+		if (waitpid(pid, status, WNOHANG) == pid)
 			return false;
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
 	}
@@ -307,15 +313,30 @@ static int start_card(struct instance *in, unsigned idx, struct proc_spawn *ps, 
 	p->p_pid = pid;
 	p->p_child = true;
 	p->p_start = proc_start_time(pid);
-	if (!wait_socket(sock, pid)) {
+	int status;
+	if (!wait_socket(sock, pid, &status)) {
 		char why[300], lpath[PATH_MAX + 40];
 		sfmt(lpath, sizeof(lpath), "%s/%s", lp.lp_dir, logname);
 		last_line(lpath, why, sizeof(why));
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		if (status == -1) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
 		p->p_pid = 0;
-		RETURN_ERR(-1, "the card of %s did not start: %s", what,
-			   why[0] ? why : "no socket");
+		if (why[0])
+			RETURN_ERR(-1, "the card of %s did not start: %s", what, why);
+		if (status != -1 && WIFSIGNALED(status))
+			RETURN_ERR(-1, "the card of %s did not start: killed by signal %d%s", what,
+				   WTERMSIG(status),
+				   WTERMSIG(status) == SIGSYS
+				       ? " (a system call outside its seccomp "
+					 "allow-list)"
+				       : "");
+		if (status != -1)
+			RETURN_ERR(-1, "the card of %s did not start: exit status %d", what,
+				   WEXITSTATUS(status));
+		RETURN_ERR(-1, "the card of %s did not start: no socket after %d ms", what,
+			   CARD_START_MS);
 	}
 	watch(p);
 	return 0;

@@ -256,7 +256,7 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
                                         "do i=$((i+1)); [ $i -gt 150 ] && break; done; "
                                         "ping -c 3 -W 2 10.0.0.6; echo NA-PING=$?; "
                                         "while true; do sleep 1; done")}, expect=201)
-    assert a["state"] == "running" and b["state"] == "running", (a, b)
+    assert a["state"] == "running" and b["state"] == "running", (a["reason"], b["reason"])
     assert len(nitrod.inst(a["id"])["card_pids"]) == 1
     nitrod.wait("A's ping", lambda: marks(nitrod.console(a["id"]), "NA-PING="), timeout=400)
     text = nitrod.console(a["id"])
