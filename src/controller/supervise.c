@@ -23,6 +23,7 @@
 #include "securitychip/chip.h"
 
 #define CARD_START_MS 5000
+#define HV_EXIT_GUEST_REBOOT 4 /* nitro-hv's status for a guest reboot (src/hv/main.c) */
 #define RESTART_WINDOW_MS 60000
 
 static int timer_fd = -1;
@@ -719,6 +720,11 @@ static void restart_card(struct instance *in, unsigned idx)
 static void on_hv_exit(struct instance *in, int status, bool known)
 {
 	char lp[PATH_MAX + 16], why[300];
+	/* A jailed nitro-hv cannot exec itself: a guest reboot ends it with status 4, and the
+	 * supervisor starts it again (the cards stay). */
+	if (in->i_goal == GOAL_RUN && in->i_state == ST_RUNNING && known && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == HV_EXIT_GUEST_REBOOT)
+		in->i_goal = GOAL_REBOOT;
 	if (in->i_goal == GOAL_REBOOT && in->i_state == ST_RUNNING) {
 		char err[768];
 		in->i_goal = GOAL_RUN;

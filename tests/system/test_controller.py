@@ -182,6 +182,19 @@ def test_two_instances_boot_list_stop_start_terminate(nitrod):
     assert "error" not in nitrod.files(a["id"]).get("hv.log", "").lower()
 
 
+def test_guest_reboot_keeps_the_instance_running(nitrod):
+    i = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "cmdline": cmdline(
+                        "echo BOOTED; sleep 2; reboot -f")}, expect=201)
+    # Each boot prints BOOTED, then the guest reboots itself: nitro-hv exits (4) and the
+    # supervisor starts it again, the instance stays running.
+    nitrod.wait("two boots", lambda: len(marks(nitrod.console(i["id"]), "BOOTED")) >= 2)
+    inst = nitrod.inst(i["id"])
+    assert inst["state"] == "running" and inst["reason"] is None, inst
+    nitrod.json("DELETE", f"/v1/instances/{i['id']}")
+    nitrod.wait_state(i["id"], "terminated", timeout=30)
+
+
 def test_guest_power_off_leaves_the_instance_stopped(nitrod):
     i = nitrod.json("POST", "/v1/instances",
                     {"console": True, "cmdline": cmdline("echo BYE-NOW")}, expect=201)
