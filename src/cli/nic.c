@@ -165,33 +165,12 @@ bool nic_arg(int argc, char **argv, int *i, struct run_nics *ns)
 	return true;
 }
 
-/* Whether a socket bound to path is listening (/proc/net/unix flag __SO_ACCEPTCON): the
- * file appears at bind(), a moment before listen(), and a connect in between is refused. */
-static bool unix_listening(const char *path, pid_t pid)
-{
-	char proc[64];
-	snprintf(proc, sizeof(proc), "/proc/%d/net/unix", (int)pid); /* the card's namespace */
-	FILE *f = fopen(proc, "r");
-	char line[PATH_MAX + 128];
-	bool yes = false;
-	if (!f)
-		return true; /* cannot tell: the file's existence has to do */
-	while (!yes && fgets(line, sizeof(line), f)) {
-		unsigned long flags;
-		char p[PATH_MAX + 1];
-		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %4096s", &flags, p) == 2 &&
-		    (flags & 0x10000) && !strcmp(p, path))
-			yes = true;
-	}
-	fclose(f);
-	return yes;
-}
-
 static bool wait_socket(const char *path, pid_t pid)
 {
 	for (int ms = 0; ms < NIC_START_MS; ms += 10) {
 		struct stat st;
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unix_listening(path, pid))
+		/* Cards rename their socket into place once it listens (src/cards/lib/backend.c). */
+		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 			return true;
 		if (waitpid(pid, NULL, WNOHANG) == pid)
 			return false;

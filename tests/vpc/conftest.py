@@ -23,17 +23,10 @@ NITRO = BUILD / "nitro"
 
 
 def listening(path, pid):
-    """A Unix socket at path accepts connections (bind() makes the file before listen());
-    read in the process's own network namespace."""
-    try:
-        with open(f"/proc/{pid}/net/unix") as f:
-            for line in f.read().splitlines()[1:]:
-                w = line.split()
-                if len(w) >= 8 and w[7] == path and int(w[3], 16) & 0x10000:
-                    return True
-    except OSError:
-        return os.path.exists(path)
-    return False
+    """A card's socket accepts connections once its file exists: the card library binds a
+    temporary name and renames it into place after listen()."""
+    del pid
+    return os.path.exists(path)
 
 
 class Card:

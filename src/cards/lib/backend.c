@@ -141,17 +141,21 @@ static int listen_on(struct backend *b, const char *path, char *err, size_t errl
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			RETURN_ERR(-EEXIST, "%s exists and is not a socket", path);
-		unlink(path); /* stale socket of an earlier run */
-	}
+	/* The socket appears under its name only once it listens (bound under a temporary
+	 * name, then renamed): whoever waits for the file can connect at once. */
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d~", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		RETURN_ERR(-ENAMETOOLONG, "%s: socket path too long", path);
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		RETURN_ERR(-EEXIST, "%s exists and is not a socket", path);
+	unlink(sa.sun_path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		RETURN_ERR(-errno, "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0 ||
+	    rename(sa.sun_path, path) < 0) { /* replaces a stale socket of an earlier run */
 		int e = errno;
+		unlink(sa.sun_path);
 		close(fd);
 		RETURN_ERR(-e, "listening on %s: %s", path, strerror(e));
 	}
