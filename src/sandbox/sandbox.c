@@ -150,17 +150,18 @@ static const int card_calls[] = {
     SCMP_SYS(munlock),
     SCMP_SYS(getsockname),
     SCMP_SYS(getpeername),
+    /* removing its own socket (and the VPC card its mapping-service entry) when it ends;
+     * the jail shows a card only its run folder and the mapping folder */
+    SCMP_SYS(unlink),
 };
 
-/* The VPC card also sends and receives the UDP underlay and polls it, and removes its own
- * mapping-service entry when it ends (unlink; the jail shows it only the mapping folder).
+/* The VPC card also sends and receives the UDP underlay and polls it.
  * Reading mapping entries on a cache miss needs openat, allowed read-only below. */
 static const int vpc_calls[] = {
     SCMP_SYS(sendmmsg),
     SCMP_SYS(recvmmsg),
     SCMP_SYS(bind),
     SCMP_SYS(connect),
-    SCMP_SYS(unlink),
 };
 
 static const unsigned long card_ioctls[] = {FIONBIO, FIONREAD, TCGETS};
