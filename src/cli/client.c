@@ -435,7 +435,7 @@ static int cmd_host(int argc, char **argv)
 		       json_array_size(json_object_get(j, "event_log")));
 		json_t *pcrs = json_object_get(j, "pcrs");
 		for (int i = 0; i < 8; i++) {
-			char k[4];
+			char k[12];
 			snprintf(k, sizeof(k), "%d", i);
 			printf("pcr%d:   %s\n", i, str(pcrs, k));
 		}
