@@ -46,8 +46,6 @@ images: $(BUILD)/nitro
 run: deps all images
 	$(BUILD)/nitro run
 
-unit: $(UNIT_TESTS)
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
 unit-asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" unit all
@@ -84,5 +82,9 @@ clean:
 
 # Components (cards, controller, ...) each keep their build rules in mk/NAME.mk.
 include $(wildcard mk/*.mk)
+
+# After the components: their unit tests are prerequisites too.
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
