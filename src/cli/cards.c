@@ -66,13 +66,23 @@ int volume_parse(const char *spec, struct run_volume *v, char *err, size_t errle
 	return 0;
 }
 
-static bool wait_socket(const char *path, pid_t pid)
+bool card_spawn(const char *exe, char *const argv[], const char *socket, pid_t *pid)
 {
+	*pid = fork();
+	if (*pid < 0)
+		die("run: fork: %s", strerror(errno));
+	if (*pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive nitro run */
+		execv(exe, argv);
+		fprintf(stderr, "nitro: run: cannot start %s: %s\n", exe, strerror(errno));
+		_exit(127);
+	}
+	/* Cards rename their socket into place once it listens (src/cards/lib/backend.c). */
 	for (int ms = 0; ms < CARD_START_MS; ms += 10) {
 		struct stat st;
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		if (stat(socket, &st) == 0 && S_ISSOCK(st.st_mode))
 			return true;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
+		if (waitpid(*pid, NULL, WNOHANG) == *pid)
 			return false;
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
 	}
@@ -113,17 +123,7 @@ int cards_start(struct run_volume *v, unsigned n, char *dir, size_t dirlen)
 		}
 		argv[k++] = (char *)v[i].rv_path;
 		argv[k] = NULL;
-		pid_t pid = fork();
-		if (pid < 0)
-			die("run: fork: %s", strerror(errno));
-		if (pid == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive nitro run */
-			execv(card, argv);
-			fprintf(stderr, "nitro: run: cannot start %s: %s\n", card, strerror(errno));
-			_exit(127);
-		}
-		v[i].rv_pid = pid;
-		if (!wait_socket(v[i].rv_socket, pid)) {
+		if (!card_spawn(card, argv, v[i].rv_socket, &v[i].rv_pid)) {
 			cards_stop(v, i + 1, dir);
 			die("run: the card for volume %s did not start (see above)", v[i].rv_path);
 		}

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,7 +22,6 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 
-#define NIC_START_MS 5000
 
 static const char nic_usage[] =
     "vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N][,bandwidth=MBIT]";
@@ -165,20 +163,6 @@ bool nic_arg(int argc, char **argv, int *i, struct run_nics *ns)
 	return true;
 }
 
-static bool wait_socket(const char *path, pid_t pid)
-{
-	for (int ms = 0; ms < NIC_START_MS; ms += 10) {
-		struct stat st;
-		/* Cards rename their socket into place once it listens (src/cards/lib/backend.c). */
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-			return true;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return false;
-		nanosleep(&(struct timespec){0, 10000000}, NULL);
-	}
-	return false;
-}
-
 /* In the emulated host nothing configured the loopback interface the cards' default
  * underlay uses: bring it up (the emulated host is ours alone). */
 static void loopback_up(void)
@@ -247,17 +231,7 @@ int nics_start(struct run_nics *ns, char **hvargs, int k)
 				argv[a++] = (char *)opt[j][1];
 			}
 		argv[a] = NULL;
-		pid_t pid = fork();
-		if (pid < 0)
-			die("run: fork: %s", strerror(errno));
-		if (pid == 0) {
-			prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive nitro run */
-			execv(card, argv);
-			fprintf(stderr, "nitro: run: cannot start %s: %s\n", card, strerror(errno));
-			_exit(127);
-		}
-		n->rn_pid = pid;
-		if (!wait_socket(n->rn_socket, pid)) {
+		if (!card_spawn(card, argv, n->rn_socket, &n->rn_pid)) {
 			nics_stop();
 			die("run: the card for --nic %s did not start (see above)", n->rn_spec);
 		}
