@@ -39,23 +39,10 @@ static const char zero_hash[HASH_HEX + 1] =
 
 static void escape(const char *s, size_t max, char *out)
 {
-	static const char hx[] = "0123456789ABCDEF";
-	size_t o = 0;
-	if (!s || !*s) {
+	if (!s || !*s)
 		strcpy(out, "-");
-		return;
-	}
-	for (size_t i = 0; s[i] && i < max; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x21 || ch > 0x7e || ch == '%') {
-			out[o++] = '%';
-			out[o++] = hx[ch >> 4];
-			out[o++] = hx[ch & 15];
-		} else {
-			out[o++] = (char)ch;
-		}
-	}
-	out[o] = 0;
+	else
+		pct_escape(s, strnlen(s, max), out);
 }
 
 /* hex SHA-256(prev "\n" body[0..n)) */

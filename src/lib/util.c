@@ -85,11 +85,24 @@ bool parse_size(const char *s, uint64_t *out)
 	num[n] = 0;
 	if (s[n]) {
 		switch (s[n]) {
-		case 'K': case 'k': shift = 10; break;
-		case 'M': case 'm': shift = 20; break;
-		case 'G': case 'g': shift = 30; break;
-		case 'T': case 't': shift = 40; break;
-		default: return false;
+		case 'K':
+		case 'k':
+			shift = 10;
+			break;
+		case 'M':
+		case 'm':
+			shift = 20;
+			break;
+		case 'G':
+		case 'g':
+			shift = 30;
+			break;
+		case 'T':
+		case 't':
+			shift = 40;
+			break;
+		default:
+			return false;
 		}
 		if (s[n + 1] && !(s[n + 1] == 'i' && s[n + 2] == 'B' && !s[n + 3]) &&
 		    !(s[n + 1] == 'B' && !s[n + 2]))
@@ -144,4 +157,22 @@ int read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 	*buf = b;
 	*len = got;
 	return 0;
+}
+
+size_t pct_escape(const char *s, size_t n, char *out)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x21 || ch > 0x7e || ch == '%') {
+			out[o++] = '%';
+			out[o++] = hx[ch >> 4];
+			out[o++] = hx[ch & 15];
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = 0;
+	return o;
 }

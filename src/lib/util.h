@@ -33,6 +33,11 @@ bool parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Decimal number with optional K, M, G or T (binary) suffix, scaled to bytes. */
 bool parse_size(const char *s, uint64_t *out);
 
+/* Writes s[0..n) to out with every byte outside '!'..'~' and every '%' as %XX (upper-case
+ * hex), NUL-terminated; out needs 3 * n + 1 bytes. Returns the length written. For log
+ * and event lines whose fields must stay one printable word. */
+size_t pct_escape(const char *s, size_t n, char *out);
+
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. Returns 0, or an errno
  * value (EFBIG when the file is larger than max). */
 int read_file(const char *path, size_t max, uint8_t **buf, size_t *len);

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/util.h"
+
 #define LOG_LINE_MAX 2048
 
 void chip_hex(const uint8_t *d, size_t len, char *out)
@@ -47,24 +49,6 @@ static int unhex(const char *s, size_t n, uint8_t *out)
 }
 
 /* %XX for bytes outside 0x21..0x7e and '%'; out must hold 3*n+1 bytes. */
-size_t chip_escape(const char *s, size_t n, char *out)
-{
-	static const char hx[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x21 || ch > 0x7e || ch == '%') {
-			out[o++] = '%';
-			out[o++] = hx[ch >> 4];
-			out[o++] = hx[ch & 15];
-		} else {
-			out[o++] = (char)ch;
-		}
-	}
-	out[o] = 0;
-	return o;
-}
-
 static bool type_ok(const char *t)
 {
 	size_t n = strlen(t);
@@ -310,7 +294,7 @@ static int record(struct chip *c, unsigned pcr, const char *type, const char *de
 	if (dlen == 0)
 		snprintf(edesc, sizeof(edesc), "-");
 	else
-		chip_escape(desc, dlen, edesc);
+		pct_escape(desc, dlen, edesc);
 	for (size_t i = 0; i < c->c_nevents; i++) {
 		struct chip_event *e = &c->c_events[i];
 		if (e->ev_pcr == pcr && !memcmp(e->ev_digest, d, CHIP_DIGEST_LEN) &&

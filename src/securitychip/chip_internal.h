@@ -47,6 +47,5 @@ struct chip {
 };
 
 int chip_sha384(const void *data, size_t len, uint8_t out[CHIP_DIGEST_LEN]);
-size_t chip_escape(const char *s, size_t n, char *out);
 
 #endif
