@@ -9,7 +9,7 @@ CTL_SRC += src/securitychip/chip.c src/securitychip/attest.c src/controller/audi
 CTL_SRC += src/controller/jailer.c src/controller/jail_elf.c
 CTL_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lzstd -lpthread
 all: $(BUILD)/nitrod
-$(BUILD)/nitrod: $(call obj,$(CTL_SRC) src/cards/ebs/volume.c $(LIB_SRC))
+$(BUILD)/nitrod: $(call obj,$(CTL_SRC) src/cards/ebs/volume.c src/cards/ebs/xts.c $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CTL_LIBS)
 
 # The CLI's client side (src/cli/client*.c): libcurl over the Unix socket, jansson.
