@@ -1,5 +1,6 @@
 /* EBS volume files: header, master key, data key wrapping and sector encryption. */
 #include "cards/ebs/volume.h"
+#include "cards/ebs/xts.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,8 +38,7 @@
 #define BOUNCE_BYTES (256u << 10)
 
 struct vol_crypt {
-	EVP_CIPHER *vc_xts; /* fetched once */
-	EVP_CIPHER_CTX *vc_enc, *vc_dec;
+	struct xts *vc_enc, *vc_dec;
 	uint8_t *vc_bounce; /* BOUNCE_BYTES of ciphertext on its way out */
 };
 
@@ -316,17 +316,13 @@ static struct vol_crypt *crypt_new(const uint8_t *dk)
 		return NULL;
 	madvise(c, len, MADV_DONTDUMP);
 	mlock(c, len); /* best effort: RLIMIT_MEMLOCK may be small */
-	c->vc_xts = EVP_CIPHER_fetch(NULL, "AES-256-XTS", NULL);
-	c->vc_enc = EVP_CIPHER_CTX_new();
-	c->vc_dec = EVP_CIPHER_CTX_new();
+	c->vc_enc = xts_new(dk, true);
+	c->vc_dec = xts_new(dk, false);
 	c->vc_bounce = malloc(BOUNCE_BYTES);
-	if (c->vc_xts && c->vc_enc && c->vc_dec && c->vc_bounce &&
-	    EVP_EncryptInit_ex2(c->vc_enc, c->vc_xts, dk, NULL, NULL) == 1 &&
-	    EVP_DecryptInit_ex2(c->vc_dec, c->vc_xts, dk, NULL, NULL) == 1)
+	if (c->vc_enc && c->vc_dec && c->vc_bounce)
 		return c;
-	EVP_CIPHER_free(c->vc_xts);
-	EVP_CIPHER_CTX_free(c->vc_enc);
-	EVP_CIPHER_CTX_free(c->vc_dec);
+	xts_free(c->vc_enc);
+	xts_free(c->vc_dec);
 	free(c->vc_bounce);
 	munmap(c, len);
 	return NULL;
@@ -335,9 +331,8 @@ static struct vol_crypt *crypt_new(const uint8_t *dk)
 static void crypt_free(struct vol_crypt *c)
 {
 	size_t len = (sizeof(struct vol_crypt) + 4095) & ~(size_t)4095;
-	EVP_CIPHER_CTX_free(c->vc_enc); /* cleanses the key schedule */
-	EVP_CIPHER_CTX_free(c->vc_dec);
-	EVP_CIPHER_free(c->vc_xts);
+	xts_free(c->vc_enc); /* cleanses the key schedules */
+	xts_free(c->vc_dec);
 	free(c->vc_bounce);
 	OPENSSL_cleanse(c, len);
 	munlock(c, len);
@@ -422,22 +417,6 @@ void vol_close(struct volume *v)
 	v->v_fd = -1;
 }
 
-/* XTS over whole sectors, sector number little-endian as the tweak. */
-static int xts(EVP_CIPHER_CTX *c, uint64_t sector, const uint8_t *in, uint8_t *out, size_t len)
-{
-	for (size_t off = 0; off < len; off += VOL_SECTOR, sector++) {
-		uint8_t tweak[16] = {0};
-		int n;
-		le64_put(tweak, sector);
-		/* (explicitly fetched cipher, _ex2: the cheapest way to change only the IV) */
-		if (EVP_CipherInit_ex2(c, NULL, NULL, tweak, -1, NULL) != 1 ||
-		    EVP_CipherUpdate(c, out + off, &n, in + off, VOL_SECTOR) != 1 ||
-		    n != VOL_SECTOR)
-			return -EIO;
-	}
-	return 0;
-}
-
 static bool all_zero(const uint8_t *p, size_t len)
 {
 	return p[0] == 0 && memcmp(p, p + 1, len - 1) == 0;
@@ -456,16 +435,8 @@ int vol_read(struct volume *v, uint64_t sector, void *buf, size_t len, char *err
 	if (r)
 		RETURN_ERR(r, "volume %s: read: %s", v->v_path, strerror(-r));
 	memset(p + got, 0, len - got);
-	if (!v->v_crypt)
-		return 0;
-	for (size_t off = 0; off < len; off += VOL_SECTOR) {
-		/* A never-written (or discarded) sector is a hole: it reads as zeroes. */
-		if (all_zero(p + off, VOL_SECTOR))
-			continue;
-		if (xts(v->v_crypt->vc_dec, sector + off / VOL_SECTOR, p + off, p + off,
-			VOL_SECTOR))
-			RETURN_ERR(-EIO, "volume %s: decryption failed", v->v_path);
-	}
+	if (v->v_crypt && vol_decrypt(v, sector, p, p, len))
+		RETURN_ERR(-EIO, "volume %s: decryption failed", v->v_path);
 	return 0;
 }
 
@@ -481,7 +452,7 @@ int vol_write(struct volume *v, uint64_t sector, const void *buf, size_t len, ch
 	}
 	while (len) {
 		size_t n = len < BOUNCE_BYTES ? len : BOUNCE_BYTES;
-		if (xts(v->v_crypt->vc_enc, sector, p, v->v_crypt->vc_bounce, n))
+		if (xts_run(v->v_crypt->vc_enc, sector, p, v->v_crypt->vc_bounce, n))
 			RETURN_ERR(-EIO, "volume %s: encryption failed", v->v_path);
 		if ((r = full_pwrite(v->v_fd, v->v_crypt->vc_bounce, n, data_off(sector))))
 			RETURN_ERR(r, "volume %s: write: %s", v->v_path, strerror(-r));
@@ -539,22 +510,29 @@ int vol_flush(struct volume *v, char *err, size_t errlen)
 
 int vol_encrypt(struct volume *v, uint64_t sector, const void *in, void *out, size_t len)
 {
-	return xts(v->v_crypt->vc_enc, sector, in, out, len);
+	return xts_run(v->v_crypt->vc_enc, sector, in, out, len);
 }
 
 int vol_decrypt(struct volume *v, uint64_t sector, const void *in, void *out, size_t len)
 {
 	const uint8_t *p = in;
 	uint8_t *q = out;
-	for (size_t off = 0; off < len; off += VOL_SECTOR) {
-		if (all_zero(p + off, VOL_SECTOR)) { /* a hole reads as zeroes */
+	size_t off = 0;
+	while (off < len) {
+		/* A never-written (or discarded) sector is a hole: it reads as zeroes. */
+		if (all_zero(p + off, VOL_SECTOR)) {
 			if (q != p)
 				memset(q + off, 0, VOL_SECTOR);
+			off += VOL_SECTOR;
 			continue;
 		}
-		if (xts(v->v_crypt->vc_dec, sector + off / VOL_SECTOR, p + off, q + off,
-			VOL_SECTOR))
+		size_t end = off + VOL_SECTOR; /* the run of written sectors from off */
+		while (end < len && !all_zero(p + end, VOL_SECTOR))
+			end += VOL_SECTOR;
+		if (xts_run(v->v_crypt->vc_dec, sector + off / VOL_SECTOR, p + off, q + off,
+			    end - off))
 			return -EIO;
+		off = end;
 	}
 	return 0;
 }

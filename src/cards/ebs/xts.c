@@ -1,0 +1,100 @@
+/* AES-256-XTS by sector runs on OpenSSL's AES-256-ECB: see xts.h. */
+#include "cards/ebs/xts.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "lib/le.h"
+
+#define BLOCKS (XTS_SECTOR / 16)
+
+struct xts {
+	EVP_CIPHER_CTX *x_data;	 /* first key half, encrypt or decrypt */
+	EVP_CIPHER_CTX *x_tweak; /* second key half, always encrypt */
+};
+
+static EVP_CIPHER_CTX *ecb_ctx(const EVP_CIPHER *ecb, const uint8_t *key, int enc)
+{
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	if (c && EVP_CipherInit_ex2(c, ecb, key, NULL, enc, NULL) == 1 &&
+	    EVP_CIPHER_CTX_set_padding(c, 0) == 1)
+		return c;
+	EVP_CIPHER_CTX_free(c);
+	return NULL;
+}
+
+struct xts *xts_new(const uint8_t key[64], bool encrypt)
+{
+	if (CRYPTO_memcmp(key, key + 32, 32) == 0) /* IEEE 1619 forbids equal halves */
+		return NULL;
+	EVP_CIPHER *ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
+	struct xts *x = calloc(1, sizeof(*x));
+	if (ecb && x) {
+		x->x_data = ecb_ctx(ecb, key, encrypt);
+		x->x_tweak = ecb_ctx(ecb, key + 32, 1);
+	}
+	EVP_CIPHER_free(ecb); /* the contexts hold their own references */
+	if (x && x->x_data && x->x_tweak)
+		return x;
+	xts_free(x);
+	return NULL;
+}
+
+void xts_free(struct xts *x)
+{
+	if (!x)
+		return;
+	EVP_CIPHER_CTX_free(x->x_data); /* cleanses the key schedules */
+	EVP_CIPHER_CTX_free(x->x_tweak);
+	free(x);
+}
+
+/* out = in XOR T_j for every 16-byte block j of n sectors, T_0 being the sector's
+ * encrypted tweak and T_{j+1} = T_j * alpha in GF(2^128) (x^128 + x^7 + x^2 + x + 1,
+ * little-endian bit order, as IEEE 1619 defines it). */
+static void mask(const uint8_t *tweaks, const uint8_t *in, uint8_t *out, size_t n)
+{
+	for (size_t s = 0; s < n; s++) {
+		uint64_t lo = le64_get(tweaks + 16 * s), hi = le64_get(tweaks + 16 * s + 8);
+		for (size_t j = 0; j < BLOCKS; j++) {
+			size_t k = s * XTS_SECTOR + j * 16;
+			le64_put(out + k, le64_get(in + k) ^ lo);
+			le64_put(out + k + 8, le64_get(in + k + 8) ^ hi);
+			uint64_t carry = (uint64_t)((int64_t)hi >> 63) & 0x87;
+			hi = hi << 1 | lo >> 63;
+			lo = lo << 1 ^ carry;
+		}
+	}
+}
+
+int xts_run(struct xts *x, uint64_t sector, const uint8_t *in, uint8_t *out, size_t len)
+{
+	uint8_t tweaks[XTS_RUN * 16];
+	int got;
+	if (len % XTS_SECTOR)
+		return -EINVAL;
+	while (len) {
+		size_t n = len / XTS_SECTOR < XTS_RUN ? len / XTS_SECTOR : XTS_RUN;
+		int bytes = (int)(n * XTS_SECTOR);
+		for (size_t s = 0; s < n; s++) {
+			le64_put(tweaks + 16 * s, sector + s);
+			le64_put(tweaks + 16 * s + 8, 0);
+		}
+		if (EVP_CipherUpdate(x->x_tweak, tweaks, &got, tweaks, (int)(n * 16)) != 1 ||
+		    got != (int)(n * 16))
+			return -EIO;
+		mask(tweaks, in, out, n);
+		if (EVP_CipherUpdate(x->x_data, out, &got, out, bytes) != 1 || got != bytes)
+			return -EIO;
+		mask(tweaks, out, out, n);
+		in += bytes;
+		out += bytes;
+		len -= (size_t)bytes;
+		sector += n;
+	}
+	OPENSSL_cleanse(tweaks, sizeof(tweaks));
+	return 0;
+}
