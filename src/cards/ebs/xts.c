@@ -1,19 +1,35 @@
 /* AES-256-XTS by sector runs on OpenSSL's AES-256-ECB: see xts.h. */
 #include "cards/ebs/xts.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "lib/le.h"
-
 #define BLOCKS (XTS_SECTOR / 16)
+
+/* 64-bit little-endian words at any alignment, as one load or store each (the byte-wise
+ * helpers of lib/le.h are not merged by the compiler when in and out may alias). */
+static inline uint64_t ld64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static inline void st64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
 
 struct xts {
 	EVP_CIPHER_CTX *x_data;	 /* first key half, encrypt or decrypt */
 	EVP_CIPHER_CTX *x_tweak; /* second key half, always encrypt */
+	uint64_t x_mask[XTS_RUN * XTS_SECTOR / 8]; /* the T_j of the run at hand */
 };
 
 static EVP_CIPHER_CTX *ecb_ctx(const EVP_CIPHER *ecb, const uint8_t *key, int enc)
@@ -49,24 +65,42 @@ void xts_free(struct xts *x)
 		return;
 	EVP_CIPHER_CTX_free(x->x_data); /* cleanses the key schedules */
 	EVP_CIPHER_CTX_free(x->x_tweak);
+	OPENSSL_cleanse(x, sizeof(*x));
 	free(x);
 }
 
-/* out = in XOR T_j for every 16-byte block j of n sectors, T_0 being the sector's
- * encrypted tweak and T_{j+1} = T_j * alpha in GF(2^128) (x^128 + x^7 + x^2 + x + 1,
- * little-endian bit order, as IEEE 1619 defines it). */
-static void mask(const uint8_t *tweaks, const uint8_t *in, uint8_t *out, size_t n)
+typedef uint64_t u64x2 __attribute__((vector_size(16))); /* a SIMD register where any */
+
+/* Fills x_mask with T_j for every 16-byte block j of n sectors and sets out = in XOR T_j,
+ * T_0 being the sector's encrypted tweak and T_{j+1} = T_j * alpha in GF(2^128)
+ * (x^128 + x^7 + x^2 + x + 1, little-endian bit order, as IEEE 1619 defines it). */
+static void mask_first(struct xts *x, const uint8_t *tweaks, const uint8_t *in, uint8_t *out,
+		       size_t n)
 {
+	uint64_t *m = x->x_mask;
 	for (size_t s = 0; s < n; s++) {
-		uint64_t lo = le64_get(tweaks + 16 * s), hi = le64_get(tweaks + 16 * s + 8);
-		for (size_t j = 0; j < BLOCKS; j++) {
-			size_t k = s * XTS_SECTOR + j * 16;
-			le64_put(out + k, le64_get(in + k) ^ lo);
-			le64_put(out + k + 8, le64_get(in + k + 8) ^ hi);
+		uint64_t lo = ld64(tweaks + 16 * s), hi = ld64(tweaks + 16 * s + 8);
+		for (size_t j = 0; j < BLOCKS; j++, m += 2, in += 16, out += 16) {
+			m[0] = htole64(lo);
+			m[1] = htole64(hi);
+			st64(out, ld64(in) ^ lo);
+			st64(out + 8, ld64(in + 8) ^ hi);
 			uint64_t carry = (uint64_t)((int64_t)hi >> 63) & 0x87;
 			hi = hi << 1 | lo >> 63;
 			lo = lo << 1 ^ carry;
 		}
+	}
+}
+
+/* out ^= mask, 16 bytes at a time. */
+static void mask_again(const struct xts *x, uint8_t *out, size_t bytes)
+{
+	for (size_t k = 0; k < bytes / 16; k++) {
+		u64x2 v, m;
+		memcpy(&v, out + 16 * k, 16);
+		memcpy(&m, &x->x_mask[2 * k], 16);
+		v ^= m;
+		memcpy(out + 16 * k, &v, 16);
 	}
 }
 
@@ -80,16 +114,16 @@ int xts_run(struct xts *x, uint64_t sector, const uint8_t *in, uint8_t *out, siz
 		size_t n = len / XTS_SECTOR < XTS_RUN ? len / XTS_SECTOR : XTS_RUN;
 		int bytes = (int)(n * XTS_SECTOR);
 		for (size_t s = 0; s < n; s++) {
-			le64_put(tweaks + 16 * s, sector + s);
-			le64_put(tweaks + 16 * s + 8, 0);
+			st64(tweaks + 16 * s, sector + s);
+			st64(tweaks + 16 * s + 8, 0);
 		}
 		if (EVP_CipherUpdate(x->x_tweak, tweaks, &got, tweaks, (int)(n * 16)) != 1 ||
 		    got != (int)(n * 16))
 			return -EIO;
-		mask(tweaks, in, out, n);
+		mask_first(x, tweaks, in, out, n);
 		if (EVP_CipherUpdate(x->x_data, out, &got, out, bytes) != 1 || got != bytes)
 			return -EIO;
-		mask(tweaks, out, out, n);
+		mask_again(x, out, (size_t)bytes);
 		in += bytes;
 		out += bytes;
 		len -= (size_t)bytes;
