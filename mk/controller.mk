@@ -9,8 +9,13 @@ CTL_SRC += src/securitychip/chip.c src/securitychip/attest.c src/controller/audi
 CTL_SRC += src/controller/jailer.c src/controller/jail_elf.c
 CTL_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lzstd -lpthread
 all: $(BUILD)/nitrod
+# The chip hashes nitrod's whole file at every start (SHA-384): its debug information goes
+# to nitrod.debug (found by gdb through the .gnu_debuglink section), as Debian packages do.
 $(BUILD)/nitrod: $(call obj,$(CTL_SRC) src/cards/ebs/volume.c src/cards/ebs/xts.c $(LIB_SRC))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CTL_LIBS)
+	$(CC) $(CFLAGS) $^ -o $@.full $(LDFLAGS) $(CTL_LIBS)
+	objcopy --only-keep-debug $@.full $@.debug
+	objcopy --strip-debug --add-gnu-debuglink=$@.debug $@.full $@
+	rm -f $@.full
 
 # The CLI's client side (src/cli/client*.c): libcurl over the Unix socket, jansson.
 $(BUILD)/nitro: override LDFLAGS += -lcurl -ljansson

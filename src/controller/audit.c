@@ -21,15 +21,21 @@
 
 struct audit {
 	pthread_mutex_t a_lock;
-	pthread_cond_t a_synced_cv; /* a_synced moved, or the flusher should look */
+	pthread_cond_t a_synced_cv; /* a_synced moved */
+	pthread_cond_t a_flush_cv;  /* (CLOCK_MONOTONIC) the flusher should look */
 	int a_fd;
 	char a_head[HASH_HEX + 1];
 	char *a_path;
+	EVP_MD_CTX *a_ctx; /* the writer's hash context and SHA-256, fetched once */
+	EVP_MD *a_md;
 	/* Group commit: lines written so far, lines known durable, one fdatasync at a time. */
 	unsigned long a_written, a_synced;
 	bool a_syncing;
 	int a_sync_errno; /* last fdatasync failure, reported to the lines it covered */
 	enum audit_sync a_mode;
+	/* When the oldest line no fdatasync has started on yet was written, if that line was
+	 * left to the flusher (0: none such). */
+	int64_t a_bg_first_ns;
 	pthread_t a_flusher;
 	bool a_flusher_on, a_stop;
 };
@@ -45,19 +51,22 @@ static void escape(const char *s, size_t max, char *out)
 		pct_escape(s, strnlen(s, max), out);
 }
 
-/* hex SHA-256(prev "\n" body[0..n)) */
-static void chain_hash(const char *prev, const char *body, size_t n, char out[HASH_HEX + 1])
+/* hex SHA-256(prev "\n" body[0..n)); ctx/md: reused by the writer (NULL: made here). */
+static void chain_hash(EVP_MD_CTX *ctx, const EVP_MD *md, const char *prev, const char *body,
+		       size_t n, char out[HASH_HEX + 1])
 {
 	static const char hx[] = "0123456789abcdef";
 	uint8_t d[32];
 	unsigned int dl = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_MD_CTX *own = ctx ? NULL : EVP_MD_CTX_new();
+	if (!ctx)
+		ctx = own;
+	EVP_DigestInit_ex(ctx, md ? md : EVP_sha256(), NULL);
 	EVP_DigestUpdate(ctx, prev, HASH_HEX);
 	EVP_DigestUpdate(ctx, "\n", 1);
 	EVP_DigestUpdate(ctx, body, n);
 	EVP_DigestFinal_ex(ctx, d, &dl);
-	EVP_MD_CTX_free(ctx);
+	EVP_MD_CTX_free(own);
 	for (int i = 0; i < 32; i++) {
 		out[2 * i] = hx[d[i] >> 4];
 		out[2 * i + 1] = hx[d[i] & 15];
@@ -135,12 +144,19 @@ struct audit *audit_open(const char *path, char *err, size_t errlen)
 	if (fd < 0)
 		RETURN_ERR(NULL, "audit log %s: %s", path, strerror(errno));
 	struct audit *a = calloc(1, sizeof(*a));
-	if (!a || !(a->a_path = strdup(path))) {
+	if (!a || !(a->a_path = strdup(path)) || !(a->a_ctx = EVP_MD_CTX_new()) ||
+	    !(a->a_md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+		if (a) {
+			EVP_MD_CTX_free(a->a_ctx);
+			free(a->a_path);
+		}
 		free(a);
 		close(fd);
 		RETURN_ERR(NULL, "audit log %s: out of memory", path);
 	}
 	if (read_head(fd, path, a->a_head, err, errlen) < 0) {
+		EVP_MD_CTX_free(a->a_ctx);
+		EVP_MD_free(a->a_md);
 		free(a->a_path);
 		free(a);
 		close(fd);
@@ -150,6 +166,11 @@ struct audit *audit_open(const char *path, char *err, size_t errlen)
 	a->a_mode = AUDIT_SYNC_EACH;
 	pthread_mutex_init(&a->a_lock, NULL);
 	pthread_cond_init(&a->a_synced_cv, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->a_flush_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	return a;
 }
 
@@ -164,6 +185,7 @@ static int sync_upto(struct audit *a, unsigned long upto)
 		}
 		a->a_syncing = true;
 		unsigned long target = a->a_written;
+		a->a_bg_first_ns = 0; /* this fdatasync covers every line written so far */
 		pthread_mutex_unlock(&a->a_lock);
 		int rc = fdatasync(a->a_fd);
 		int e = errno;
@@ -181,37 +203,62 @@ static int sync_upto(struct audit *a, unsigned long upto)
 	return 0;
 }
 
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Group commit for AUDIT_SYNC_BACKGROUND lines: idle until such a line is written, then
+ * one fdatasync AUDIT_BACKGROUND_MS after the oldest of them (covering every line written
+ * by then), unless a durable caller's fdatasync covered them first. */
 static void *flusher(void *arg)
 {
 	struct audit *a = arg;
 	pthread_mutex_lock(&a->a_lock);
 	while (!a->a_stop) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += AUDIT_BACKGROUND_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		if (a->a_synced >= a->a_written)
+			a->a_bg_first_ns = 0;
+		if (!a->a_bg_first_ns) {
+			pthread_cond_wait(&a->a_flush_cv, &a->a_lock);
+			continue;
 		}
-		pthread_cond_timedwait(&a->a_synced_cv, &a->a_lock, &ts);
-		if (a->a_synced < a->a_written && sync_upto(a, a->a_written) < 0)
+		int64_t due = a->a_bg_first_ns + AUDIT_BACKGROUND_MS * 1000000LL;
+		if (mono_ns() < due) {
+			struct timespec ts = {.tv_sec = due / 1000000000,
+					      .tv_nsec = due % 1000000000};
+			pthread_cond_timedwait(&a->a_flush_cv, &a->a_lock, &ts);
+			continue;
+		}
+		if (sync_upto(a, a->a_written) < 0) {
 			warnmsg("audit log %s: fdatasync: %s", a->a_path, strerror(errno));
+			a->a_bg_first_ns = mono_ns(); /* try again one period later */
+		}
 	}
 	pthread_mutex_unlock(&a->a_lock);
 	return NULL;
 }
 
+/* Lock held. */
+static int start_flusher(struct audit *a)
+{
+	if (a->a_flusher_on)
+		return 0;
+	a->a_stop = false;
+	int e = pthread_create(&a->a_flusher, NULL, flusher, a);
+	if (e) {
+		errno = e;
+		return -1;
+	}
+	a->a_flusher_on = true;
+	return 0;
+}
+
 int audit_set_sync(struct audit *a, enum audit_sync mode)
 {
 	pthread_mutex_lock(&a->a_lock);
-	int rc = 0;
-	if (mode == AUDIT_SYNC_BACKGROUND && !a->a_flusher_on) {
-		a->a_stop = false;
-		if (pthread_create(&a->a_flusher, NULL, flusher, a) != 0)
-			rc = -1;
-		else
-			a->a_flusher_on = true;
-	}
+	int rc = mode == AUDIT_SYNC_BACKGROUND ? start_flusher(a) : 0;
 	if (rc == 0)
 		a->a_mode = mode;
 	pthread_mutex_unlock(&a->a_lock);
@@ -225,7 +272,7 @@ void audit_close(struct audit *a)
 	pthread_mutex_lock(&a->a_lock);
 	bool join = a->a_flusher_on;
 	a->a_stop = true;
-	pthread_cond_broadcast(&a->a_synced_cv);
+	pthread_cond_broadcast(&a->a_flush_cv);
 	pthread_mutex_unlock(&a->a_lock);
 	if (join)
 		pthread_join(a->a_flusher, NULL);
@@ -235,13 +282,25 @@ void audit_close(struct audit *a)
 	pthread_mutex_unlock(&a->a_lock);
 	close(a->a_fd);
 	pthread_cond_destroy(&a->a_synced_cv);
+	pthread_cond_destroy(&a->a_flush_cv);
 	pthread_mutex_destroy(&a->a_lock);
+	EVP_MD_CTX_free(a->a_ctx);
+	EVP_MD_free(a->a_md);
 	free(a->a_path);
 	free(a);
 }
 
 int audit_append(struct audit *a, uid_t uid, const char *method, const char *route, int status,
 		 const char *detail)
+{
+	pthread_mutex_lock(&a->a_lock);
+	enum audit_sync mode = a->a_mode;
+	pthread_mutex_unlock(&a->a_lock);
+	return audit_append_sync(a, mode, uid, method, route, status, detail);
+}
+
+int audit_append_sync(struct audit *a, enum audit_sync sync, uid_t uid, const char *method,
+		      const char *route, int status, const char *detail)
 {
 	char em[3 * FIELD_MAX + 1], er[3 * FIELD_MAX + 1], ed[3 * DETAIL_MAX + 1];
 	escape(method, FIELD_MAX, em);
@@ -258,8 +317,12 @@ int audit_append(struct audit *a, uid_t uid, const char *method, const char *rou
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 			 tm.tm_sec, ts.tv_nsec / 1000000, (unsigned long)uid, em, er, status, ed);
 	pthread_mutex_lock(&a->a_lock);
+	if (sync == AUDIT_SYNC_BACKGROUND && start_flusher(a) < 0) {
+		pthread_mutex_unlock(&a->a_lock);
+		return -1;
+	}
 	char h[HASH_HEX + 1];
-	chain_hash(a->a_head, line, (size_t)n, h);
+	chain_hash(a->a_ctx, a->a_md, a->a_head, line, (size_t)n, h);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, " prev=%s hash=%s\n", a->a_head, h);
 	int rc = 0;
 	ssize_t w = write(a->a_fd, line, (size_t)n);
@@ -271,8 +334,12 @@ int audit_append(struct audit *a, uid_t uid, const char *method, const char *rou
 		/* The line is in the file: the chain continues from it whatever the sync does. */
 		memcpy(a->a_head, h, sizeof(h));
 		unsigned long mine = ++a->a_written;
-		if (a->a_mode == AUDIT_SYNC_EACH)
+		if (sync == AUDIT_SYNC_EACH) {
 			rc = sync_upto(a, mine);
+		} else if (!a->a_bg_first_ns) {
+			a->a_bg_first_ns = mono_ns();
+			pthread_cond_signal(&a->a_flush_cv);
+		}
 	}
 	pthread_mutex_unlock(&a->a_lock);
 	return rc;
@@ -307,7 +374,7 @@ long audit_verify(const char *path, char *err, size_t errlen)
 			goto out;
 		}
 		char h[HASH_HEX + 1];
-		chain_hash(lp, line, bl, h);
+		chain_hash(NULL, NULL, lp, line, bl, h);
 		if (memcmp(h, lh, HASH_HEX) != 0) {
 			snprintf(err, errlen, "audit log %s line %ld: hash mismatch (line edited)",
 				 path, lineno);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,45 @@ static struct MHD_Daemon *daemon_;
 static int listen_fd = -1;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
-static void audit_call(const struct req *r, int status, const char *detail)
+/* The durability of a call's audit line (docs/security.md, "Audit log"): a call that may
+ * change state (any method but GET and HEAD) is answered only once its line is durable;
+ * a read's line, and the line of a request that ends unanswered (timed out, abandoned),
+ * is written before the answer and made durable by the group-commit flusher within
+ * AUDIT_BACKGROUND_MS. */
+static void audit_call(const struct req *r, int status, const char *detail, bool answered)
 {
-	if (g_ctl.c_audit &&
-	    audit_append(g_ctl.c_audit, r->r_uid, r->r_method, r->r_url, status, detail) < 0)
+	bool read = !strcmp(r->r_method, "GET") || !strcmp(r->r_method, "HEAD");
+	enum audit_sync sync = read || !answered ? AUDIT_SYNC_BACKGROUND : AUDIT_SYNC_EACH;
+	if (g_ctl.c_audit && audit_append_sync(g_ctl.c_audit, sync, r->r_uid, r->r_method, r->r_url,
+					       status, detail) < 0)
 		warnmsg("audit log: %s", strerror(errno));
+}
+
+/* The peer's uid is read once per connection (SO_PEERCRED holds the credentials of the
+ * connect() and never changes) and kept as the connection's socket context: uid + 1, so
+ * that 0 means "unknown". */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	*socket_context = NULL;
+	if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
+	    cred.uid != (uid_t)-1)
+		*socket_context = (void *)((uintptr_t)cred.uid + 1);
+}
+
+static uid_t conn_uid(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	uintptr_t v = ci ? (uintptr_t)ci->socket_context : 0;
+	return v ? (uid_t)(v - 1) : (uid_t)-1;
 }
 
 static bool uid_allowed(uid_t uid)
@@ -73,7 +108,7 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, struct req *r, in
 	/* msg is ours (no quotes or backslashes) */
 	snprintf(body, n, "{\"error\":\"%s\"}", msg);
 	r->r_answered = true;
-	audit_call(r, status, msg);
+	audit_call(r, status, msg, true);
 	return send_body(conn, status, "application/json", body, strlen(body), NULL);
 }
 
@@ -91,13 +126,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*con_cls = r;
 		snprintf(r->r_method, sizeof(r->r_method), "%s", method);
 		snprintf(r->r_url, sizeof(r->r_url), "%s", url);
-		r->r_uid = (uid_t)-1;
-		const union MHD_ConnectionInfo *ci =
-		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		struct ucred cred;
-		socklen_t cl = sizeof(cred);
-		if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
-			r->r_uid = cred.uid;
+		r->r_uid = conn_uid(conn);
 		if (r->r_uid == (uid_t)-1 || !uid_allowed(r->r_uid))
 			return send_error(conn, r, 403, "this uid may not use nitrod");
 		const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -143,7 +172,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct api_resp rs;
 	api_handle(&rq, &rs);
 	r->r_answered = true;
-	audit_call(r, rs.rs_status, rs.rs_detail);
+	audit_call(r, rs.rs_status, rs.rs_detail, true);
 	return send_body(conn, rs.rs_status, rs.rs_type, rs.rs_body, rs.rs_len, rs.rs_allow);
 }
 
@@ -159,7 +188,8 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 		audit_call(r, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499,
 			   toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
 			       ? "client timed out"
-			       : "connection closed before the request was complete");
+			       : "connection closed before the request was complete",
+			   false);
 	free(r->r_body);
 	free(r);
 	*con_cls = NULL;
@@ -192,12 +222,17 @@ int http_start(const char *path, unsigned timeout_s, unsigned threads, char *err
 		RETURN_ERR(-1, "socket %s: bind: %s", path, strerror(errno));
 	if (chmod(path, g_ctl.c_nallow ? 0666 : 0600) < 0 || listen(listen_fd, 256) < 0)
 		RETURN_ERR(-1, "socket %s: %s", path, strerror(errno));
+	/* One epoll thread by default: every route runs under g_ctl.c_lock anyway, so more
+	 * threads only contend for it (and for the two cores a small host has). The pool
+	 * holds headers and the read buffer only: bodies are copied out as they arrive, and
+	 * MHD clears the pool for each request of a keep-alive connection. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
 	daemon_ = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, 512u,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(API_MAX_BODY + 16384), MHD_OPTION_END);
+	    MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+	    NULL, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_THREAD_POOL_SIZE,
+	    threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, 512u,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
 	if (!daemon_) {
 		unlink(path);
 		RETURN_ERR(-1, "socket %s: libmicrohttpd did not start", path);

@@ -1,15 +1,20 @@
 /* nitrod's SQLite store (see store.h). */
 #include "controller/store.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib/util.h"
 
 struct store {
-	sqlite3 *s_db;
+	pthread_mutex_t s_lock; /* the creation of the database on the first write */
+	char *s_path;
+	sqlite3 *s_db; /* NULL until the file exists */
 	sqlite3_stmt *s_put[2], *s_del[2];
 };
 
@@ -18,22 +23,32 @@ static int table_idx(const char *t)
 	return strcmp(t, "instances") == 0 ? 0 : 1;
 }
 
-struct store *store_open(const char *path, char *err, size_t errlen)
+static void db_close(struct store *s)
 {
-	struct store *s = calloc(1, sizeof(*s));
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
+	for (int i = 0; i < 2; i++) {
+		sqlite3_finalize(s->s_put[i]);
+		sqlite3_finalize(s->s_del[i]);
+		s->s_put[i] = s->s_del[i] = NULL;
 	}
-	if (sqlite3_open_v2(path, &s->s_db,
+	sqlite3_close(s->s_db);
+	s->s_db = NULL;
+}
+
+/* Opens (creating if need be) the database and prepares the statements. */
+static int db_open(struct store *s, char *err, size_t errlen)
+{
+	if (sqlite3_open_v2(s->s_path, &s->s_db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 			    NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(s->s_db, 2000);
+	/* synchronous first: the switch of a new database to WAL is then a NORMAL
+	 * transaction too (fewer fsyncs); both tables in one transaction. */
 	const char *schema =
-	    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+	    "PRAGMA synchronous=NORMAL; PRAGMA journal_mode=WAL; BEGIN;"
 	    "CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, doc TEXT NOT NULL);"
-	    "CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, doc TEXT NOT NULL);";
+	    "CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, doc TEXT NOT NULL);"
+	    "COMMIT;";
 	if (sqlite3_exec(s->s_db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	static const char *const tabs[2] = {"instances", "volumes"};
@@ -47,23 +62,46 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 		if (sqlite3_prepare_v2(s->s_db, q, -1, &s->s_del[i], NULL) != SQLITE_OK)
 			goto fail;
 	}
-	return s;
+	return 0;
 fail:
-	snprintf(err, errlen, "state database %s: %s", path,
+	snprintf(err, errlen, "state database %s: %s", s->s_path,
 		 s->s_db ? sqlite3_errmsg(s->s_db) : "cannot open");
-	store_close(s);
-	return NULL;
+	db_close(s);
+	return -1;
+}
+
+/* The database of an existing state; created on the first write. Lock held. */
+static int db_ready(struct store *s, char *err, size_t errlen)
+{
+	return s->s_db ? 0 : db_open(s, err, errlen);
+}
+
+struct store *store_open(const char *path, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	if (!s || !(s->s_path = strdup(path))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->s_lock, NULL);
+	struct stat st;
+	if (lstat(path, &st) < 0 && errno == ENOENT)
+		return s; /* a new state: nothing to read yet */
+	if (db_open(s, err, errlen) < 0) {
+		store_close(s);
+		return NULL;
+	}
+	return s;
 }
 
 void store_close(struct store *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < 2; i++) {
-		sqlite3_finalize(s->s_put[i]);
-		sqlite3_finalize(s->s_del[i]);
-	}
-	sqlite3_close(s->s_db);
+	db_close(s);
+	pthread_mutex_destroy(&s->s_lock);
+	free(s->s_path);
 	free(s);
 }
 
@@ -80,23 +118,37 @@ static int step(struct store *s, sqlite3_stmt *st, char *err, size_t errlen)
 int store_put(struct store *s, const char *table, const char *id, const char *doc, char *err,
 	      size_t errlen)
 {
-	sqlite3_stmt *st = s->s_put[table_idx(table)];
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, doc, -1, SQLITE_TRANSIENT);
-	return step(s, st, err, errlen);
+	pthread_mutex_lock(&s->s_lock);
+	int rc = db_ready(s, err, errlen);
+	if (rc == 0) {
+		sqlite3_stmt *st = s->s_put[table_idx(table)];
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 2, doc, -1, SQLITE_TRANSIENT);
+		rc = step(s, st, err, errlen);
+	}
+	pthread_mutex_unlock(&s->s_lock);
+	return rc;
 }
 
 int store_delete(struct store *s, const char *table, const char *id, char *err, size_t errlen)
 {
-	sqlite3_stmt *st = s->s_del[table_idx(table)];
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-	return step(s, st, err, errlen);
+	pthread_mutex_lock(&s->s_lock);
+	int rc = db_ready(s, err, errlen);
+	if (rc == 0) {
+		sqlite3_stmt *st = s->s_del[table_idx(table)];
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+		rc = step(s, st, err, errlen);
+	}
+	pthread_mutex_unlock(&s->s_lock);
+	return rc;
 }
 
 int store_each(struct store *s, const char *table,
 	       int (*fn)(const char *id, const char *doc, void *arg), void *arg, char *err,
 	       size_t errlen)
 {
+	if (!s->s_db)
+		return 0; /* not created yet: no rows */
 	char q[96];
 	snprintf(q, sizeof(q), "SELECT id, doc FROM %s ORDER BY id",
 		 table_idx(table) == 0 ? "instances" : "volumes");

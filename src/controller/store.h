@@ -1,7 +1,9 @@
 /* nitrod's state in SQLite: STATE_DIR/nitrod.db, one row per instance and per volume,
  * each a JSON document (records.h) keyed by id. Written through on every change
  * (WAL, synchronous=NORMAL: a row survives a nitrod crash; a power cut may lose the last
- * transactions, never corrupt the file). */
+ * transactions, never corrupt the file). A state folder without the file is read as empty
+ * and the file is created by the first write (so a fresh nitrod serves without waiting
+ * for the database's creation and its fsyncs). Thread-safe. */
 #ifndef NITRO_CONTROLLER_STORE_H
 #define NITRO_CONTROLLER_STORE_H
 
@@ -9,6 +11,8 @@
 
 struct store;
 
+/* Opens path, an existing database (NULL with err when it cannot be read), or remembers
+ * it for the first write when there is no file. */
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *s);
 /* table is "instances" or "volumes". 0, or -1 with err set. */
