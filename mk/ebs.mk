@@ -9,7 +9,7 @@ $(BUILD)/nitro: $(call obj,src/cards/ebs/volume.c src/cards/ebs/xts.c)
 $(BUILD)/nitro: override LDFLAGS += -lcrypto
 
 .PHONY: ebs-test
-ebs-test: all $(BUILD)/vu-blk-driver
+ebs-test: all images $(BUILD)/vu-blk-driver
 	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/ebs
 
 # The card's QoS arithmetic and its XTS against OpenSSL's, under cmocka (joins make unit

@@ -28,6 +28,7 @@ struct drv_opts {
 	/* write-flush, verify */
 	uint64_t sectors;
 	bool expect_zero;
+	bool no_flush; /* write-flush without the FLUSH: the control of a crash test */
 };
 
 int cmd_check(const struct drv_opts *o);

@@ -16,9 +16,11 @@ static const char usage[] =
     "[--poll]\n"
     "       vu-blk-driver --socket PATH [--mem MiB] hostile\n"
     "       vu-blk-driver --socket PATH write-flush|verify [--sectors N] [--qd N] [--zero]\n"
+    "                    [--no-flush]\n"
     "  --no-seal  leave guest memory unsealed (a back end may refuse it)\n"
     "  write-flush  writes the check pattern to sectors [0, N) (default 2048), flushes,\n"
-    "               prints \"flushed N sectors\" and exits; verify reads them back\n"
+    "               prints \"flushed N sectors\" and exits (--no-flush: skips the flush and\n"
+    "               prints \"written N sectors, not flushed\"); verify reads them back\n"
     "               (--zero: expects zeroes)\n"
     "  order  writes, a flush and reads in one batch: used entries must come back in\n"
     "         submission order (nitro's cards promise it; others need not)\n"
@@ -44,7 +46,8 @@ int main(int argc, char **argv)
 	    {"seconds", required_argument, NULL, 't'}, {"poll", no_argument, NULL, 'p'},
 	    {"no-verify", no_argument, NULL, 'n'},     {"no-seal", no_argument, NULL, 'S'},
 	    {"sectors", required_argument, NULL, 'N'}, {"zero", no_argument, NULL, 'z'},
-	    {"help", no_argument, NULL, 'h'},	       {NULL, 0, NULL, 0},
+	    {"no-flush", no_argument, NULL, 'F'},      {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
 	int c;
@@ -102,6 +105,9 @@ int main(int argc, char **argv)
 			break;
 		case 'z':
 			o.expect_zero = true;
+			break;
+		case 'F':
+			o.no_flush = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
