@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +29,7 @@
 
 #include "cards/ebs/ebs.h"
 #include "cards/lib/backend.h"
+#include "cards/lib/cardmain.h"
 #include "lib/util.h"
 #include "sandbox/sandbox.h"
 
@@ -67,29 +67,14 @@ static void on_disconnected(struct vu_dev *d)
 		loop_stop(&the_card->c_loop);
 }
 
-static void on_usr1(struct loop *l, int fd, uint32_t events, void *opaque)
+static void on_usr1(void *opaque)
 {
-	struct card *c = opaque;
-	struct signalfd_siginfo si;
-	(void)l;
-	(void)events;
-	while (read(fd, &si, sizeof(si)) == sizeof(si))
-		ebs_print_stats(&c->c_ebs, stderr);
+	ebs_print_stats(&((struct card *)opaque)->c_ebs, stderr);
 }
 
-/* --name VALUE or --name=VALUE; NULL when argv[*i] is not --name. */
 static const char *opt_arg(const char *name, int argc, char **argv, int *i)
 {
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n))
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n])
-		return NULL;
-	if (*i + 1 >= argc)
-		die_usage("%s needs a value\n%s", name, usage_text);
-	return argv[++*i];
+	return card_opt(name, argc, argv, i, usage_text);
 }
 
 /* The loop, with an optional busy-poll phase after each wake-up (kicks off meanwhile). */
@@ -254,15 +239,8 @@ int main(int argc, char **argv)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 		mlockall(MCL_CURRENT);
 	}
-	sigset_t usr1;
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &usr1, NULL);
-	if (loop_init(&c->c_loop, true, err, sizeof(err)) < 0)
+	if (card_loop_init(&c->c_loop, &c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
 		die("%s", err);
-	c->c_usr1 = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (c->c_usr1 < 0 || loop_add(&c->c_loop, c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
-		die("SIGUSR1 signalfd: %s", c->c_usr1 < 0 ? strerror(errno) : err);
 	if (ebs_init(&c->c_ebs, &vol, &c->c_bdev, &c->c_loop, (unsigned)queues, gp2 ? 0 : iops,
 		     mibps << 20, err, sizeof(err)) < 0)
 		die("volume %s: %s", path, err);

@@ -19,12 +19,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cards/lib/backend.h"
+#include "cards/lib/cardmain.h"
 #include "cards/vpc/mapsvc.h"
 #include "cards/vpc/net.h"
 #include "cards/vpc/netctl.h"
@@ -261,13 +261,9 @@ static void print_stats(struct card *c)
 	fflush(stderr);
 }
 
-static void on_usr1(struct loop *l, int fd, uint32_t events, void *opaque)
+static void on_usr1(void *opaque)
 {
-	struct signalfd_siginfo si;
-	(void)l;
-	(void)events;
-	while (read(fd, &si, sizeof(si)) == sizeof(si))
-		print_stats(opaque);
+	print_stats(opaque);
 }
 
 static void on_tick(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -296,19 +292,9 @@ static void on_disconnected(struct vu_dev *d)
 		loop_stop(&the_card->c_loop);
 }
 
-/* --name VALUE or --name=VALUE; NULL when argv[*i] is not --name. */
 static const char *opt_arg(const char *name, int argc, char **argv, int *i)
 {
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n))
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n])
-		return NULL;
-	if (*i + 1 >= argc)
-		die_usage("%s needs a value\n%s", name, usage_text);
-	return argv[++*i];
+	return card_opt(name, argc, argv, i, usage_text);
 }
 
 static void parse_ip(const char *v, struct vpc_cfg *cfg)
@@ -420,15 +406,8 @@ int main(int argc, char **argv)
 	if (mapsvc_open(&c->c_map, map_path, err, sizeof(err)))
 		die("%s", err);
 
-	sigset_t usr1;
-	sigemptyset(&usr1);
-	sigaddset(&usr1, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &usr1, NULL);
-	if (loop_init(&c->c_loop, true, err, sizeof(err)) < 0)
+	if (card_loop_init(&c->c_loop, &c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
 		die("%s", err);
-	c->c_usr1 = signalfd(-1, &usr1, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (c->c_usr1 < 0 || loop_add(&c->c_loop, c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
-		die("SIGUSR1 signalfd: %s", c->c_usr1 < 0 ? strerror(errno) : err);
 	c->c_tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	struct itimerspec sec = {.it_interval = {1, 0}, .it_value = {1, 0}};
 	if (c->c_tick < 0 || timerfd_settime(c->c_tick, 0, &sec, NULL) < 0 ||
