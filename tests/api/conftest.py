@@ -51,19 +51,20 @@ class Reply:
 
 
 class Nitrod:
-    def __init__(self, folder, extra=(), binary=NITROD):
+    def __init__(self, folder, extra=(), binary=NITROD, wrap=()):
         self.folder = pathlib.Path(folder)
         self.sock = str(self.folder / "api.sock")
         self.state = self.folder / "state"
         # Requests may name files in the test's folder (kernels, initrds).
         self.extra = ["--files", str(self.folder.parent if self.folder.name == "other" else self.folder)] + list(extra)
         self.binary = str(binary)
+        self.wrap = list(wrap)  # a command nitrod runs under (strace ...)
         self.proc = None
         self.log = self.folder / "nitrod.log"
 
     def start(self, wait=True):
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([self.binary, "--socket", self.sock, "--state", str(self.state),
+        self.proc = subprocess.Popen([*self.wrap, self.binary, "--socket", self.sock, "--state", str(self.state),
                                       *self.extra], stdin=subprocess.DEVNULL, stdout=logf,
                                      stderr=logf)
         logf.close()

@@ -562,3 +562,105 @@ def test_nics_start_a_vpc_card_per_interface(nitrod, bad_kernel):
     assert any(e["description"].endswith("/nitro-card-vpc") for e in att["event_log"])
     r = nitrod.call("POST", "/v1/instances", {"kernel": bad_kernel, "nics": [{"vpc": 3, "ip": "10.0.0.9/24", "sg": "/etc/passwd"}]})
     assert r.status == 400 and "outside the folders" in r.json()["error"], r
+
+
+# --- audit durability (docs/security.md, "The audit log") ---
+
+def strace_calls(path):
+    """strace -f -ttt output as (time, pid, call, fd, text, complete) in file order; an
+    <unfinished ...> call gets its completion line later ("resumed")."""
+    out = []
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(\d+)\s+(\d+\.\d+)\s+(.*)$", line)
+        if not m:
+            continue
+        pid, t, rest = int(m.group(1)), float(m.group(2)), m.group(3)
+        r = re.match(r"^<\.\.\. (\w+) resumed>", rest)
+        if r:
+            out.append((t, pid, r.group(1), None, rest, "resumed"))
+            continue
+        c = re.match(r"^(\w+)\((\d+)?", rest)
+        if c:
+            fd = int(c.group(2)) if c.group(2) else None
+            out.append((t, pid, c.group(1), fd, rest,
+                        "unfinished" if rest.endswith("<unfinished ...>") else "done"))
+    return out
+
+
+def test_audit_durability_state_changes_before_the_answer_reads_group_committed(folder):
+    """A state-changing call is answered only after an fdatasync of the audit log that
+    started after its line was written; a read's line is written before its answer, is
+    not waited for, and an fdatasync covering it starts within the 20 ms bound."""
+    trace = folder / "strace.out"
+    d = Nitrod(folder, wrap=["strace", "-f", "-ttt", "-s", "512", "-o", str(trace), "-e",
+                             "trace=openat,write,fdatasync,sendmsg,sendto,writev"])
+    d.start()
+    try:
+        assert d.call("POST", "/v1/volumes", {"size_mib": 1}).status == 201
+        assert d.call("DELETE", "/v1/instances/i-00000000000000000").status == 404
+        time.sleep(0.1)
+        assert d.call("GET", "/v1/volumes").status == 200
+        time.sleep(0.2)  # let the flusher run
+    finally:
+        # SIGTERM to nitrod itself (strace's child), then strace ends with it.
+        kids = open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children").read().split()
+        for k in kids:
+            os.kill(int(k), signal.SIGTERM)
+        d.proc.wait(timeout=10)
+    calls = strace_calls(trace)
+    audit_fd = next(int(re.search(r"= (\d+)$", c[4]).group(1)) for c in calls
+                    if c[2] == "openat" and "audit.log" in c[4] and re.search(r"= \d+$", c[4]))
+
+    def line_write(method, route):
+        return next(i for i, c in enumerate(calls) if c[2] == "write" and c[3] == audit_fd
+                    and f"method={method} route={route} " in c[4])
+
+    def answer_after(i):  # the answer: the next send on a socket by the writing thread
+        pid = calls[i][1]
+        return next(j for j in range(i + 1, len(calls)) if calls[j][1] == pid
+                    and calls[j][2] in ("sendmsg", "sendto", "writev") and calls[j][3] != audit_fd)
+
+    def syncs_between(i, j):
+        """fdatasyncs of the audit log that start after i and complete before j."""
+        done, started = [], {}
+        for k in range(i + 1, j):
+            t, pid, name, fd, text, state = calls[k]
+            if name == "fdatasync" and fd == audit_fd:
+                if state == "done":
+                    done.append(t)
+                else:
+                    started[pid] = t
+            elif name == "fdatasync" and state == "resumed" and pid in started:
+                done.append(started.pop(pid))
+        return done
+
+    for method, route in (("POST", "/v1/volumes"), ("DELETE", "/v1/instances/i-00000000000000000")):
+        w = line_write(method, route)
+        a = answer_after(w)
+        assert syncs_between(w, a), f"{method} {route}: answered before its audit line was durable"
+    w = line_write("GET", "/v1/volumes")
+    a = answer_after(w)
+    assert not syncs_between(w, a), "a read waited for an fdatasync"
+    first_sync = next(c[0] for c in calls[w + 1:] if c[2] == "fdatasync" and c[3] == audit_fd)
+    # 20 ms bound, plus slack for strace and a loaded machine.
+    assert first_sync - calls[w][0] < 0.020 + 0.080, f"read's line synced after {first_sync - calls[w][0]:.3f} s"
+    # Every line is in the chain, in order, whatever its durability.
+    v = subprocess.run([str(BUILD / "nitro-audit-verify"), str(d.state / "audit.log")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0, v
+
+
+def test_a_new_state_has_no_database_until_the_first_write(folder):
+    d = Nitrod(folder).start()
+    try:
+        assert d.call("GET", "/v1/instances").json() == {"instances": []}
+        assert not (d.state / "nitrod.db").exists()
+        d.stop()
+        d.start()  # still empty, still serving
+        v = d.call("POST", "/v1/volumes", {"size_mib": 1}).json()
+        assert (d.state / "nitrod.db").exists()
+        d.stop(signal.SIGKILL)
+        d.start()
+        assert [x["id"] for x in d.call("GET", "/v1/volumes").json()["volumes"]] == [v["id"]]
+    finally:
+        d.stop()
