@@ -174,10 +174,7 @@ int main(int argc, char **argv)
 	the_card = c;
 	backend_opts_init(&bo);
 	for (int i = 1; i < argc; i++) {
-		int r = backend_parse_opt(&bo, argc, argv, &i, err, sizeof(err));
-		if (r < 0)
-			die_usage("%s", err);
-		if (r > 0)
+		if (card_backend_opt(&bo, argc, argv, &i))
 			continue;
 		if ((v = opt_arg("--iops", argc, argv, &i))) {
 			if (!parse_u64(v, 0, 10000000, &iops))
@@ -211,12 +208,7 @@ int main(int argc, char **argv)
 			die_usage("unexpected argument %s (one VOLUME)\n%s", argv[i], usage_text);
 		}
 	}
-	if (bo.bo_print_caps) {
-		backend_print_capabilities(stdout, "blk", NULL);
-		return 0;
-	}
-	if (backend_check_opts(&bo, err, sizeof(err)) < 0)
-		die_usage("%s\n%s", err, usage_text);
+	card_backend_opts_done(&bo, "blk", usage_text);
 	if (!path)
 		die_usage("VOLUME is required\n%s", usage_text);
 	if (gp2 && iops_given)

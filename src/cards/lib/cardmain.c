@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -22,6 +23,26 @@ const char *card_opt(const char *name, int argc, char **argv, int *i, const char
 	if (*i + 1 >= argc)
 		die_usage("%s needs a value\n%s", name, usage);
 	return argv[++*i];
+}
+
+bool card_backend_opt(struct backend_opts *bo, int argc, char **argv, int *i)
+{
+	char err[256];
+	int r = backend_parse_opt(bo, argc, argv, i, err, sizeof(err));
+	if (r < 0)
+		die_usage("%s", err);
+	return r > 0;
+}
+
+void card_backend_opts_done(const struct backend_opts *bo, const char *type, const char *usage)
+{
+	char err[256];
+	if (bo->bo_print_caps) {
+		backend_print_capabilities(stdout, type, NULL);
+		exit(0);
+	}
+	if (backend_check_opts(bo, err, sizeof(err)) < 0)
+		die_usage("%s\n%s", err, usage);
 }
 
 static struct {

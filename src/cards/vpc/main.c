@@ -331,10 +331,7 @@ int main(int argc, char **argv)
 	the_card = c;
 	backend_opts_init(&bo);
 	for (int i = 1; i < argc; i++) {
-		int r = backend_parse_opt(&bo, argc, argv, &i, err, sizeof(err));
-		if (r < 0)
-			die_usage("%s", err);
-		if (r > 0)
+		if (card_backend_opt(&bo, argc, argv, &i))
 			continue;
 		if ((v = opt_arg("--vpc", argc, argv, &i))) {
 			if (!parse_u64(v, 1, MAP_VPC_MAX, &x))
@@ -379,12 +376,7 @@ int main(int argc, char **argv)
 			die_usage("unknown argument %s\n%s", argv[i], usage_text);
 		}
 	}
-	if (bo.bo_print_caps) {
-		backend_print_capabilities(stdout, "net", NULL);
-		return 0;
-	}
-	if (backend_check_opts(&bo, err, sizeof(err)) < 0)
-		die_usage("%s\n%s", err, usage_text);
+	card_backend_opts_done(&bo, "net", usage_text);
 	if (!cfg.vc_vni || !cfg.vc_ip)
 		die_usage("--vpc and --ip are required\n%s", usage_text);
 	if (!have_mac)
