@@ -13,10 +13,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from backend import BackEnd  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QSD = shutil.which("qemu-storage-daemon") or "/usr/bin/qemu-storage-daemon"
@@ -61,25 +65,13 @@ def driver(tmp_path_factory):
     return str(exe)
 
 
-class Daemon:
+class Daemon(BackEnd):
     def __init__(self, tmp, blockdev, node, extra="", writable=True):
-        self.sock = str(tmp / "vhost.sock")
-        self.log = open(tmp / "qsd.log", "w+")
+        sock = str(tmp / "vhost.sock")
         export = (f"type=vhost-user-blk,id=e,node-name={node},addr.type=unix,"
-                  f"addr.path={self.sock},writable={'on' if writable else 'off'}{extra}")
-        self.proc = subprocess.Popen([QSD, "--blockdev", blockdev, "--export", export],
-                                     stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"qemu-storage-daemon did not create its socket:\n{self.output()}")
-            time.sleep(0.05)
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read()
+                  f"addr.path={sock},writable={'on' if writable else 'off'}{extra}")
+        super().__init__([QSD, "--blockdev", blockdev, "--export", export], sock,
+                         tmp / "qsd.log", what="qemu-storage-daemon")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -87,8 +79,7 @@ class Daemon:
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+                self.kill()
         self.log.close()
 
 

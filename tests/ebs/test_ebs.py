@@ -11,9 +11,13 @@ import pathlib
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from backend import BackEnd  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = pathlib.Path(os.environ.get("NITRO_BUILD", ROOT / "build"))  # e.g. build/asan
@@ -61,24 +65,11 @@ def create(path, env, *extra, size="64M"):
     return vid
 
 
-class Card:
+class Card(BackEnd):
     def __init__(self, tmp_path, volume, env, *args):
-        self.sock = str(tmp_path / f"card-{time.monotonic_ns()}.sock")
-        self.log = open(tmp_path / "card.log", "w+")
-        self.proc = subprocess.Popen([CARD, "--socket-path", self.sock, *args, str(volume)],
-                                     stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"the card did not create its socket:\n{self.output()}")
-            time.sleep(0.02)
-
-    def output(self):
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        sock = str(tmp_path / f"card-{time.monotonic_ns()}.sock")
+        super().__init__([CARD, "--socket-path", sock, *args, str(volume)], sock,
+                         tmp_path / "card.log", env, "the card")
 
     def driver(self, *args, timeout=120):
         return run([DRIVER, "--socket", self.sock, *args], timeout)
@@ -92,8 +83,7 @@ class Card:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            self.kill()
             pytest.fail(f"the card ignored SIGTERM for {timeout} s:\n{self.output()}")
         return rc, time.monotonic() - t
 
@@ -103,9 +93,7 @@ def cards():
     started = []
     yield lambda *a: started.append(Card(*a)) or started[-1]
     for c in started:
-        if c.proc.poll() is None:
-            os.killpg(c.proc.pid, signal.SIGKILL)
-            c.proc.wait()
+        c.kill()
         c.log.close()
 
 
