@@ -69,10 +69,13 @@ static bool method_in(const char *m, const char *allow)
 	return false;
 }
 
-static void ok_inst(struct api_resp *rs, int status, const struct instance *in)
+static void ok_inst(struct api_resp *rs, int status, struct instance *in)
 {
 	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s %s", in->i_id, state_name(in->i_state));
-	set_json(rs, status, inst_json(in, false));
+	rs->rs_status = status;
+	rs->rs_type = "application/json";
+	rs->rs_len = 0;
+	rs->rs_body = inst_view_text(in, &rs->rs_len);
 }
 
 static void ok_vol(struct api_resp *rs, int status, const struct volrec *v)

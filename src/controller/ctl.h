@@ -65,6 +65,8 @@ struct proc {
 #define INST_ID_LEN 19 /* "i-" + 17 hex digits */
 #define INST_MAX_CARDS (SPEC_MAX_VOLUMES + SPEC_MAX_NICS)
 
+struct inst_view;
+
 struct instance {
 	char i_id[INST_ID_LEN + 1];
 	int i_state;
@@ -80,6 +82,7 @@ struct instance {
 	struct proc i_hv;
 	struct proc i_cards[INST_MAX_CARDS]; /* volumes first, then nics */
 	unsigned i_ncards;
+	struct inst_view *i_view; /* the API's view, last rendered (records.h) */
 	struct instance *i_next;
 };
 

@@ -2,6 +2,7 @@
 #include "controller/records.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/util.h"
@@ -97,6 +98,73 @@ json_t *inst_json(const struct instance *in, bool stored)
 		json_object_set_new(j, "cards", pc);
 	}
 	return j;
+}
+
+/* Every input of inst_json(in, false) (g_ctl.c_images_dir aside: fixed at start), and its
+ * rendering. */
+struct inst_view {
+	char iv_id[INST_ID_LEN + 1];
+	int iv_state;
+	char iv_reason[sizeof(((struct instance *)0)->i_reason)];
+	struct inst_spec iv_spec;
+	int64_t iv_created, iv_launched;
+	pid_t iv_hv_pid;
+	unsigned iv_ncards;
+	pid_t iv_card_pid[INST_MAX_CARDS];
+	unsigned iv_card_restarts[INST_MAX_CARDS];
+	char *iv_text;
+	size_t iv_len;
+};
+
+static bool view_current(const struct inst_view *v, const struct instance *in)
+{
+	if (!v->iv_text || v->iv_state != in->i_state || v->iv_ncards != in->i_ncards ||
+	    v->iv_created != in->i_created || v->iv_launched != in->i_launched ||
+	    v->iv_hv_pid != in->i_hv.p_pid || memcmp(v->iv_id, in->i_id, sizeof(v->iv_id)) ||
+	    memcmp(v->iv_reason, in->i_reason, sizeof(v->iv_reason)) ||
+	    memcmp(&v->iv_spec, &in->i_spec, sizeof(v->iv_spec)))
+		return false;
+	for (unsigned i = 0; i < in->i_ncards && i < INST_MAX_CARDS; i++)
+		if (v->iv_card_pid[i] != in->i_cards[i].p_pid ||
+		    v->iv_card_restarts[i] != in->i_cards[i].p_restarts)
+			return false;
+	return true;
+}
+
+char *inst_view_text(struct instance *in, size_t *len)
+{
+	struct inst_view *v = in->i_view;
+	if (!v && !(v = in->i_view = calloc(1, sizeof(*v))))
+		return NULL;
+	if (!view_current(v, in)) {
+		free(v->iv_text);
+		v->iv_text = NULL;
+		json_t *j = inst_json(in, false);
+		char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		if (!text)
+			return NULL;
+		memcpy(v->iv_id, in->i_id, sizeof(v->iv_id));
+		v->iv_state = in->i_state;
+		memcpy(v->iv_reason, in->i_reason, sizeof(v->iv_reason));
+		memcpy(&v->iv_spec, &in->i_spec, sizeof(v->iv_spec));
+		v->iv_created = in->i_created;
+		v->iv_launched = in->i_launched;
+		v->iv_hv_pid = in->i_hv.p_pid;
+		v->iv_ncards = in->i_ncards;
+		for (unsigned i = 0; i < in->i_ncards && i < INST_MAX_CARDS; i++) {
+			v->iv_card_pid[i] = in->i_cards[i].p_pid;
+			v->iv_card_restarts[i] = in->i_cards[i].p_restarts;
+		}
+		v->iv_text = text;
+		v->iv_len = strlen(text);
+	}
+	char *copy = malloc(v->iv_len + 1);
+	if (copy) {
+		memcpy(copy, v->iv_text, v->iv_len + 1);
+		*len = v->iv_len;
+	}
+	return copy;
 }
 
 json_t *vol_json(const struct volrec *v, bool stored)

@@ -11,6 +11,11 @@
 
 json_t *inst_json(const struct instance *in, bool stored);
 json_t *vol_json(const struct volrec *v, bool stored);
+/* The API's view of in (inst_json(in, false)) as compact JSON text, malloc'd, *len its
+ * length: rendered again only when a field the view shows changed since the last render
+ * (compared byte for byte with the copy kept in in->i_view), else a copy of that render.
+ * NULL when out of memory. The caller holds g_ctl.c_lock. */
+char *inst_view_text(struct instance *in, size_t *len);
 /* 0, or -1 with err set. */
 int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen);
 int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen);

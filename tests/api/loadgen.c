@@ -7,6 +7,7 @@
  * connections). Replies are parsed with bounds checks (a reply is hostile like any input).
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,13 @@ static int read_reply(int fd, char *buf, size_t cap)
 	while (!end) {
 		if (len + 1 >= cap)
 			return -1;
+		/* Waits in poll() (as HTTP client libraries do), not in a blocking read(): a
+		 * reader blocked in read() on a Unix socket is woken, for nothing, when the
+		 * server consumes the request it sent (the socket's write-space wake-up), one
+		 * more context switch per request on the cores nitrod shares with us. */
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, -1) < 0)
+			return -1;
 		ssize_t r = read(fd, buf + len, cap - 1 - len);
 		if (r <= 0)
 			return -1;
@@ -71,6 +79,9 @@ static int read_reply(int fd, char *buf, size_t cap)
 	if (body < 0 || want >= cap)
 		return -1;
 	while (len < want) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, -1) < 0)
+			return -1;
 		ssize_t r = read(fd, buf + len, want - len);
 		if (r <= 0)
 			return -1;

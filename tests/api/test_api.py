@@ -664,3 +664,26 @@ def test_a_new_state_has_no_database_until_the_first_write(folder):
         assert [x["id"] for x in d.call("GET", "/v1/volumes").json()["volumes"]] == [v["id"]]
     finally:
         d.stop()
+
+
+def test_describe_follows_every_change_and_matches_the_list(nitrod, bad_kernel):
+    """describe renders an instance again only when a field it shows changed: after each
+    change it must equal the list's (always freshly rendered) entry."""
+    inst = make_failed_instance(nitrod, bad_kernel)
+
+    def both():
+        one = nitrod.call("GET", f"/v1/instances/{inst['id']}").json()
+        listed = [i for i in nitrod.call("GET", "/v1/instances").json()["instances"]
+                  if i["id"] == inst["id"]]
+        assert listed == [one]
+        return one
+
+    assert both()["volumes"] == []
+    v = nitrod.call("POST", "/v1/volumes", {"size_mib": 1}).json()
+    assert nitrod.call("POST", f"/v1/volumes/{v['id']}/attach", {"instance_id": inst["id"]}).status == 200
+    assert both()["volumes"] == [v["id"]]
+    assert nitrod.call("POST", f"/v1/volumes/{v['id']}/detach").status == 200
+    assert both()["volumes"] == []
+    assert nitrod.call("DELETE", f"/v1/instances/{inst['id']}").status == 200
+    wait_state(nitrod, inst["id"], {"terminated"})
+    assert both()["state"] == "terminated"
