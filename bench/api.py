@@ -2,8 +2,9 @@
 
   start-up   build/nitrod from exec to its first answered request (target <= 10 ms)
   describe   GET /v1/instances/ID latency, p50/p99, 32 concurrent keep-alive clients
-             (build/nitrod-loadgen, C), state folder on tmpfs and on disk: every call's
-             audit line is fdatasync'd before the answer (target p99 <= 1 ms)
+             (build/nitrod-loadgen, C), state folder on tmpfs and on disk: a read's audit
+             line is written before the answer and fdatasync'd by the group commit within
+             20 ms (state changes: before the answer; docs/security.md) (target p99 <= 1 ms)
   launch     POST /v1/instances (measurement + jailing + nitro-hv) to nitro-hv's
              "vCPUs started" (first KVM_RUN), against the same kernel, initrd and command
              line through `nitro run` (target: within 20 ms). Needs hardware KVM:
