@@ -317,10 +317,8 @@ int audit_append_sync(struct audit *a, enum audit_sync sync, uid_t uid, const ch
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 			 tm.tm_sec, ts.tv_nsec / 1000000, (unsigned long)uid, em, er, status, ed);
 	pthread_mutex_lock(&a->a_lock);
-	if (sync == AUDIT_SYNC_BACKGROUND && start_flusher(a) < 0) {
-		pthread_mutex_unlock(&a->a_lock);
-		return -1;
-	}
+	if (sync == AUDIT_SYNC_BACKGROUND && start_flusher(a) < 0)
+		sync = AUDIT_SYNC_EACH; /* no flusher: durable now rather than never */
 	char h[HASH_HEX + 1];
 	chain_hash(a->a_ctx, a->a_md, a->a_head, line, (size_t)n, h);
 	n += snprintf(line + n, sizeof(line) - (size_t)n, " prev=%s hash=%s\n", a->a_head, h);

@@ -55,8 +55,8 @@ int audit_append(struct audit *a, uid_t uid, const char *method, const char *rou
 
 /* The same with this line's own durability: AUDIT_SYNC_EACH waits for the fdatasync that
  * covers it (and every line before it); AUDIT_SYNC_BACKGROUND starts the flusher on first
- * use (-1 with errno when it cannot) and returns once the line is written. Lines stay in
- * chain order whatever their durability. */
+ * use (when it cannot, the line is made durable now, as AUDIT_SYNC_EACH) and returns once
+ * the line is written. Lines stay in chain order whatever their durability. */
 int audit_append_sync(struct audit *a, enum audit_sync sync, uid_t uid, const char *method,
 		      const char *route, int status, const char *detail);
 

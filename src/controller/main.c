@@ -350,11 +350,13 @@ int main(int argc, char **argv)
 	char err[768], path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/chip", g_ctl.c_state_dir);
 	g_ctl.c_chip = chip_open(path, anchor, err, sizeof(err));
+	bool refused = !g_ctl.c_chip ||
+		       chip_measure_exec(g_ctl.c_chip, self, NULL, NULL, err, sizeof(err)) != 0;
+	pthread_join(loader, NULL); /* before any exit: it uses OpenSSL and SQLite */
 	if (!g_ctl.c_chip)
 		die("security chip: %s", err);
-	if (chip_measure_exec(g_ctl.c_chip, self, NULL, NULL, err, sizeof(err)))
+	if (refused)
 		die("refusing to serve: %s", err);
-	pthread_join(loader, NULL);
 	if (sl.sl_rc)
 		die("%s", sl.sl_err);
 	if (sup_init(err, sizeof(err)))
