@@ -641,9 +641,11 @@ def test_audit_durability_state_changes_before_the_answer_reads_group_committed(
     w = line_write("GET", "/v1/volumes")
     a = answer_after(w)
     assert not syncs_between(w, a), "a read waited for an fdatasync"
-    first_sync = next(c[0] for c in calls[w + 1:] if c[2] == "fdatasync" and c[3] == audit_fd)
-    # 20 ms bound, plus slack for strace and a loaded machine.
-    assert first_sync - calls[w][0] < 0.020 + 0.080, f"read's line synced after {first_sync - calls[w][0]:.3f} s"
+    first_sync = next((c[0] for c in calls[w + 1:] if c[2] == "fdatasync" and c[3] == audit_fd),
+                      None)
+    assert first_sync is not None, "a read's line was never fdatasync'ed"
+    # 20 ms bound, plus slack for strace and a loaded machine (the test waited 200 ms).
+    assert first_sync - calls[w][0] < 0.020 + 0.150, f"read's line synced after {first_sync - calls[w][0]:.3f} s"
     # Every line is in the chain, in order, whatever its durability.
     v = subprocess.run([str(BUILD / "nitro-audit-verify"), str(d.state / "audit.log")],
                        capture_output=True, text=True)
