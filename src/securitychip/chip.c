@@ -312,9 +312,19 @@ int chip_read_pcr(struct chip *c, unsigned pcr, uint8_t out[CHIP_DIGEST_LEN])
 	return 0;
 }
 
-/* Appends an event (unless the same one is already logged) and extends. Lock held. */
+/* fdatasync of the event log when a lazy event is pending. Lock held. */
+static int sync_log(struct chip *c, char *err, size_t errlen)
+{
+	if (c->c_unsynced && fdatasync(c->c_log_fd) < 0)
+		RETURN_ERR(-1, "event log %s: fdatasync: %s", c->c_log_path, strerror(errno));
+	c->c_unsynced = false;
+	return 0;
+}
+
+/* Appends an event (unless the same one is already logged) and extends; durable before
+ * it returns unless lazy (then by the next durable record or chip_sync). Lock held. */
 static int record(struct chip *c, unsigned pcr, const char *type, const char *desc, size_t dlen,
-		  const uint8_t d[CHIP_DIGEST_LEN], char *err, size_t errlen)
+		  const uint8_t d[CHIP_DIGEST_LEN], bool lazy, char *err, size_t errlen)
 {
 	char edesc[3 * CHIP_DESC_MAX + 1];
 	if (dlen > CHIP_DESC_MAX)
@@ -327,7 +337,7 @@ static int record(struct chip *c, unsigned pcr, const char *type, const char *de
 		struct chip_event *e = &c->c_events[i];
 		if (e->ev_pcr == pcr && !memcmp(e->ev_digest, d, CHIP_DIGEST_LEN) &&
 		    !strcmp(e->ev_type, type) && !strcmp(e->ev_desc, edesc))
-			return 0;
+			return lazy ? 0 : sync_log(c, err, errlen);
 	}
 	struct chip_event ev = {.ev_seq = c->c_nevents, .ev_pcr = pcr};
 	snprintf(ev.ev_type, sizeof(ev.ev_type), "%s", type);
@@ -339,9 +349,14 @@ static int record(struct chip *c, unsigned pcr, const char *type, const char *de
 	chip_hex(d, CHIP_DIGEST_LEN, hex);
 	char line[LOG_LINE_MAX + 200];
 	int n = snprintf(line, sizeof(line), "%lu %u %s %s %s\n", ev.ev_seq, pcr, type, hex, edesc);
-	if (write(c->c_log_fd, line, (size_t)n) != n || fdatasync(c->c_log_fd) < 0) {
+	if (write(c->c_log_fd, line, (size_t)n) != n) {
 		free(ev.ev_desc);
 		RETURN_ERR(-1, "event log %s: write: %s", c->c_log_path, strerror(errno));
+	}
+	c->c_unsynced = true;
+	if (!lazy && sync_log(c, err, errlen) < 0) {
+		free(ev.ev_desc);
+		return -1;
 	}
 	if (add_event(c, &ev) < 0) {
 		free(ev.ev_desc);
@@ -438,8 +453,8 @@ static int verify_sig(struct chip *c, const char *path, const uint8_t d[CHIP_DIG
 	return 0;
 }
 
-int chip_measure_exec(struct chip *c, const char *path, int *fd_out, uint8_t *digest_out, char *err,
-		      size_t errlen)
+static int measure_exec(struct chip *c, const char *path, int *fd_out, uint8_t *digest_out,
+			bool lazy, char *err, size_t errlen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -450,7 +465,7 @@ int chip_measure_exec(struct chip *c, const char *path, int *fd_out, uint8_t *di
 	if (rc == 0)
 		rc = verify_sig(c, path, d, err, errlen);
 	if (rc == 0)
-		rc = record(c, CHIP_PCR_EXEC, "exec", path, strlen(path), d, err, errlen);
+		rc = record(c, CHIP_PCR_EXEC, "exec", path, strlen(path), d, lazy, err, errlen);
 	pthread_mutex_unlock(&c->c_lock);
 	if (rc < 0 || !fd_out)
 		close(fd);
@@ -458,6 +473,25 @@ int chip_measure_exec(struct chip *c, const char *path, int *fd_out, uint8_t *di
 		*fd_out = fd;
 	if (rc == 0 && digest_out)
 		memcpy(digest_out, d, CHIP_DIGEST_LEN);
+	return rc;
+}
+
+int chip_measure_exec(struct chip *c, const char *path, int *fd_out, uint8_t *digest_out, char *err,
+		      size_t errlen)
+{
+	return measure_exec(c, path, fd_out, digest_out, false, err, errlen);
+}
+
+int chip_measure_self(struct chip *c, const char *path, char *err, size_t errlen)
+{
+	return measure_exec(c, path, NULL, NULL, true, err, errlen);
+}
+
+int chip_sync(struct chip *c, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&c->c_lock);
+	int rc = sync_log(c, err, errlen);
+	pthread_mutex_unlock(&c->c_lock);
 	return rc;
 }
 
@@ -473,7 +507,7 @@ int chip_measure_file(struct chip *c, unsigned pcr, const char *type, const char
 	pthread_mutex_lock(&c->c_lock);
 	int rc = file_digest(c, fd, path, d, err, errlen);
 	if (rc == 0)
-		rc = record(c, pcr, type, path, strlen(path), d, err, errlen);
+		rc = record(c, pcr, type, path, strlen(path), d, false, err, errlen);
 	pthread_mutex_unlock(&c->c_lock);
 	close(fd);
 	if (rc == 0 && digest_out)
@@ -492,7 +526,8 @@ int chip_measure_blob(struct chip *c, unsigned pcr, const char *type, const char
 	if (chip_sha384(data ? data : "", len, d) < 0)
 		RETURN_ERR(-1, "security chip: SHA-384 unavailable");
 	pthread_mutex_lock(&c->c_lock);
-	int rc = record(c, pcr, type, desc ? desc : "", desc ? strlen(desc) : 0, d, err, errlen);
+	int rc = record(c, pcr, type, desc ? desc : "", desc ? strlen(desc) : 0, d, false, err,
+			errlen);
 	pthread_mutex_unlock(&c->c_lock);
 	if (rc == 0 && digest_out)
 		memcpy(digest_out, d, CHIP_DIGEST_LEN);

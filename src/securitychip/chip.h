@@ -67,6 +67,15 @@ const char *chip_anchor_path(const struct chip *c);
 int chip_measure_exec(struct chip *c, const char *path, int *fd_out, uint8_t *digest_out, char *err,
 		      size_t errlen);
 
+/* chip_measure_exec(c, path, NULL, NULL, ...) for the controller's own executable at
+ * start-up: the event is written to the log before it returns but made durable only by
+ * chip_sync() or the next measurement (each fdatasyncs the whole log), so a power cut in
+ * between can lose just that line, which the next start-up measures again. Every other
+ * measurement is durable before it returns (and makes any earlier line durable too). */
+int chip_measure_self(struct chip *c, const char *path, char *err, size_t errlen);
+/* Makes a pending chip_measure_self event durable. 0, or -1 with a message. */
+int chip_sync(struct chip *c, char *err, size_t errlen);
+
 /* Measures a file (kernel, initrd ...) into pcr with an event type such as "kernel" or
  * "initrd" (letters, digits, '-', '_'; at most 31). No signature needed. */
 int chip_measure_file(struct chip *c, unsigned pcr, const char *type, const char *path,

@@ -37,6 +37,7 @@ struct chip {
 	char *c_anchor_path;
 	char *c_log_path;
 	int c_log_fd;
+	bool c_unsynced; /* a chip_measure_self event is written but not yet fdatasync'ed */
 	EVP_PKEY *c_anchor;
 	EVP_PKEY *c_attest_key; /* loaded or made on first attestation */
 	uint8_t c_pcr[CHIP_NR_PCRS][CHIP_DIGEST_LEN];

@@ -1,7 +1,7 @@
 /* Unit tests for the security chip (src/securitychip): signed executables accepted, a
  * flipped byte / missing or foreign signature refused with nothing logged, PCR extension
  * and replay across chip_open, measure-once, a corrupt event log refused, the digest cache
- * noticing a rewrite, and an attestation whose signature verifies over signed_data and
+ * noticing a rewrite, nitrod's lazily synced self-measurement, and an attestation whose signature verifies over signed_data and
  * fails once anything in it changes.
  */
 #include <setjmp.h>
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "securitychip/chip.h"
+#include "securitychip/chip_internal.h" /* c_unsynced: the lazy self-measurement */
 
 struct fx {
 	char dir[64];
@@ -153,6 +154,62 @@ static void test_signed_exec_measured(void **state)
 	assert_int_equal(chip_read_pcr(c, CHIP_PCR_EXEC, pcr), 0);
 	assert_memory_equal(pcr, want, 48);
 	assert_int_equal(chip_read_pcr(c, CHIP_NR_PCRS, pcr), -1);
+	chip_close(c);
+}
+
+/* chip_measure_self: the line is in the log at once, durable only at the next sync (an
+ * explicit chip_sync, or any other measurement, even one already logged); a bad signature
+ * is refused as by chip_measure_exec. */
+static void test_self_measurement_lazy(void **state)
+{
+	struct fx *f = *state;
+	char err[512], log[128];
+	snprintf(log, sizeof(log), "%s/eventlog", f->state);
+	struct chip *c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(chip_measure_self(c, f->bin, err, sizeof(err)), 0);
+	assert_int_equal(count_lines(log), 1);
+	assert_true(c->c_unsynced);
+	assert_int_equal(chip_sync(c, err, sizeof(err)), 0);
+	assert_false(c->c_unsynced);
+	assert_int_equal(chip_sync(c, err, sizeof(err)), 0); /* nothing pending: no-op */
+	uint8_t pcr[48], again[48];
+	assert_int_equal(chip_read_pcr(c, CHIP_PCR_EXEC, pcr), 0);
+	chip_close(c);
+
+	/* A durable measurement covers a pending lazy line: a new one ... */
+	char log2[160];
+	snprintf(log2, sizeof(log2), "%s/state2", f->dir);
+	c = chip_open(log2, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(chip_measure_self(c, f->bin, err, sizeof(err)), 0);
+	assert_true(c->c_unsynced);
+	assert_int_equal(chip_measure_blob(c, CHIP_PCR_CMDLINE, "cmdline", "console=ttyS0",
+					   "console=ttyS0", 13, NULL, err, sizeof(err)),
+			 0);
+	assert_false(c->c_unsynced);
+	/* ... or one already logged (measure-once writes nothing, still syncs). */
+	chip_close(c);
+	snprintf(log2, sizeof(log2), "%s/state3", f->dir);
+	c = chip_open(log2, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(chip_measure_self(c, f->bin, err, sizeof(err)), 0);
+	assert_true(c->c_unsynced);
+	assert_int_equal(chip_measure_exec(c, f->bin, NULL, NULL, err, sizeof(err)), 0);
+	assert_false(c->c_unsynced);
+	assert_int_equal(chip_read_pcr(c, CHIP_PCR_EXEC, again), 0);
+	assert_memory_equal(pcr, again, 48); /* the same event extends the same way */
+	chip_close(c);
+
+	/* A foreign signature: refused, nothing written. */
+	snprintf(log2, sizeof(log2), "%s/state4", f->dir);
+	c = chip_open(log2, f->other_anchor, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(chip_measure_self(c, f->bin, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "signature"));
+	assert_false(c->c_unsynced);
+	snprintf(log2, sizeof(log2), "%s/state4/eventlog", f->dir);
+	assert_int_equal(count_lines(log2), 0);
 	chip_close(c);
 }
 
@@ -334,6 +391,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_signed_exec_measured, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_self_measurement_lazy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flipped_byte_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_and_foreign_signature, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_sees_rewrite, setup, teardown),
