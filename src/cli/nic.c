@@ -3,12 +3,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -163,23 +161,6 @@ bool nic_arg(int argc, char **argv, int *i, struct run_nics *ns)
 	return true;
 }
 
-/* In the emulated host nothing configured the loopback interface the cards' default
- * underlay uses: bring it up (the emulated host is ours alone). */
-static void loopback_up(void)
-{
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct ifreq ifr = {0};
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-			warnmsg("run: cannot bring up lo for the VPC underlay: %s",
-				strerror(errno));
-	}
-	if (s >= 0)
-		close(s);
-}
-
 static struct run_nics *started;
 
 int nics_start(struct run_nics *ns, char **hvargs, int k)
@@ -187,7 +168,7 @@ int nics_start(struct run_nics *ns, char **hvargs, int k)
 	if (!ns->n_count)
 		return k;
 	if (getenv("NITRO_EMULATED_HOST") && !ns->n_underlay)
-		loopback_up();
+		loopback_up("run: ");
 	const char *rt = getenv("XDG_RUNTIME_DIR");
 	snprintf(ns->n_dir, sizeof(ns->n_dir), "%s/nitro-net-XXXXXX", rt && *rt ? rt : "/tmp");
 	if (!mkdtemp(ns->n_dir))

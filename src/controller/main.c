@@ -10,12 +10,10 @@
  */
 #include <errno.h>
 #include <jansson.h>
-#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -177,22 +175,6 @@ static void *load_state(void *arg)
 	return NULL;
 }
 
-/* In the emulated host nothing configured the loopback interface the VPC cards' default
- * underlay uses: bring it up (the emulated host is ours alone). */
-static void loopback_up(void)
-{
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct ifreq ifr = {0};
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
-		ifr.ifr_flags |= IFF_UP;
-		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-			warnmsg("cannot bring up lo for the VPC underlay: %s", strerror(errno));
-	}
-	if (s >= 0)
-		close(s);
-}
-
 static void default_state(char *out, size_t len)
 {
 	const char *s = getenv("NITRO_STATE");
@@ -338,7 +320,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (getenv("NITRO_EMULATED_HOST"))
-		loopback_up();
+		loopback_up("");
 	/* The state (audit log, database) loads on a second thread while the chip measures
 	 * nitrod itself: on disk their fdatasyncs overlap the hashing. Nothing is served,
 	 * adopted or launched before both are done and the measurement passed. */

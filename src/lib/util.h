@@ -38,6 +38,10 @@ bool parse_size(const char *s, uint64_t *out);
  * and event lines whose fields must stay one printable word. */
 size_t pct_escape(const char *s, size_t n, char *out);
 
+/* Brings the loopback interface up if it is down (in the emulated host nothing else does,
+ * and the VPC cards' default underlay is on it); warns, naming who, when it cannot. */
+void loopback_up(const char *who);
+
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. Returns 0, or an errno
  * value (EFBIG when the file is larger than max). */
 int read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
