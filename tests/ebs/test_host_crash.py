@@ -9,6 +9,7 @@ must be lost, which shows the crash really drops unsynced writes (else this test
 not fail). Each case boots one emulated host (~10 s). Run with make ebs-test.
 """
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -38,9 +39,11 @@ echo "the emulated host did not reset"
 def test_host_crash_after_flush(tmp_path, env, cards, flush):
     vol = tmp_path / "vol.img"
     create(vol, env)
+    # The emulated host sees this machine's / read-only but has its own /tmp, where the
+    # build folder may be (CI clones under /tmp): the programs go in the shared folder.
+    card, driver = shutil.copy(CARD, tmp_path), shutil.copy(DRIVER, tmp_path)
     (tmp_path / "crash.sh").write_text(SCRIPT.format(
-        card=os.path.abspath(CARD), driver=os.path.abspath(DRIVER), sectors=SECTORS,
-        extra="" if flush else "--no-flush"))
+        card=card, driver=driver, sectors=SECTORS, extra="" if flush else "--no-flush"))
     p = subprocess.run([NITRO_BIN, "emuhost", "--memory", "1024", "--", "sh", "crash.sh"],
                        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                        text=True, errors="replace", timeout=600)
