@@ -59,10 +59,10 @@ struct run_volume {
 };
 /* 0, or 2 (bad syntax) / 1 (unusable file) with err set. */
 int volume_parse(const char *spec, struct run_volume *v, char *err, size_t errlen);
-/* Starts one card per volume, each on a socket in a new folder (dir); dies on failure. */
 /* Starts a card (exe, argv; killed with nitro run) and waits up to 5 s for its socket;
  * *pid is set even when it fails (the card ended or never listened) so it can be stopped. */
 bool card_spawn(const char *exe, char *const argv[], const char *socket, pid_t *pid);
+/* Starts one card per volume, each on a socket in a new folder (dir); dies on failure. */
 int cards_start(struct run_volume *v, unsigned n, char *dir, size_t dirlen);
 void cards_stop(struct run_volume *v, unsigned n, const char *dir);
 

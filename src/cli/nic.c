@@ -20,7 +20,6 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 
-
 static const char nic_usage[] =
     "vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N][,bandwidth=MBIT]";
 

@@ -48,7 +48,6 @@ static int unhex(const char *s, size_t n, uint8_t *out)
 	return 0;
 }
 
-/* %XX for bytes outside 0x21..0x7e and '%'; out must hold 3*n+1 bytes. */
 static bool type_ok(const char *t)
 {
 	size_t n = strlen(t);
