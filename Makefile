@@ -9,6 +9,7 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 
 LIB_SRC = $(wildcard src/lib/*.c)
 HV_SRC  = $(filter-out src/hv/main.c,$(wildcard src/hv/*.c))
+BOOT_SRC = $(wildcard src/boot/*.c)
 CLI_SRC = $(wildcard src/cli/*.c)
 CARDLIB_SRC = $(wildcard src/cards/lib/*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -23,13 +24,13 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/nitro-hv: $(call obj,src/hv/main.c $(HV_SRC) $(LIB_SRC))
+$(BUILD)/nitro-hv: $(call obj,src/hv/main.c $(HV_SRC) $(BOOT_SRC) $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread -lzstd
 
-$(BUILD)/nitro: $(call obj,$(CLI_SRC) $(HV_SRC) $(LIB_SRC))
+$(BUILD)/nitro: $(call obj,$(CLI_SRC) $(BOOT_SRC) $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread -lzstd
 
-$(BUILD)/tests/%: $(call obj,tests/unit/%.c $(HV_SRC) $(CARDLIB_SRC) $(LIB_SRC))
+$(BUILD)/tests/%: $(call obj,tests/unit/%.c $(HV_SRC) $(BOOT_SRC) $(CARDLIB_SRC) $(LIB_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcmocka -lpthread -lzstd
 

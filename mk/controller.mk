@@ -4,14 +4,14 @@
 # (listed here: mk/securitychip.mk is read after this file).
 CTL_SRC = $(addprefix src/controller/,main.c http.c api.c spec.c store.c records.c supervise.c proc.c kcache.c)
 # nitrod decompresses measured kernels with the hypervisor's own loader (kcache.h).
-CTL_SRC += src/hv/kernel.c src/hv/boot.c src/hv/memory.c
+CTL_SRC += src/boot/kernel.c src/boot/boot.c src/boot/memory.c src/boot/config.c
 CTL_SRC += src/securitychip/chip.c src/securitychip/attest.c src/controller/audit.c
 CTL_SRC += src/controller/jailer.c src/controller/jail_elf.c
 CTL_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lzstd -lpthread
 all: $(BUILD)/nitrod
 # The chip hashes nitrod's whole file at every start (SHA-384): its debug information goes
 # to nitrod.debug (found by gdb through the .gnu_debuglink section), as Debian packages do.
-$(BUILD)/nitrod: $(call obj,$(CTL_SRC) src/cards/ebs/volume.c src/cards/ebs/xts.c $(LIB_SRC))
+$(BUILD)/nitrod: $(call obj,$(CTL_SRC) src/volume/volume.c src/volume/xts.c $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@.full $(LDFLAGS) $(CTL_LIBS)
 	objcopy --only-keep-debug $@.full $@.debug
 	objcopy --strip-debug --add-gnu-debuglink=$@.debug $@.full $@

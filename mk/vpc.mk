@@ -1,11 +1,11 @@
 # The VPC card (issue 4): nitro-card-vpc (virtio-net over vhost-user, Geneve over a UDP
 # underlay, the mapping service), its frontend test driver and its test suites.
-VPC_SRC = $(wildcard src/cards/vpc/*.c)
+VPC_SRC = $(wildcard src/cards/vpc/*.c) src/vpcmap/mapsvc.c src/vpcmap/underlay.c
 all: $(BUILD)/nitro-card-vpc
 $(BUILD)/nitro-card-vpc: $(call obj,$(VPC_SRC) $(CARDLIB_SRC) $(LIB_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
 # nitro run --nic and nitro net stats read the mapping service.
-$(BUILD)/nitro: $(call obj,src/cards/vpc/mapsvc.c src/cards/vpc/underlay.c)
+$(BUILD)/nitro: $(call obj,src/vpcmap/mapsvc.c src/vpcmap/underlay.c)
 
 # The virtio-net frontend test driver (plays the guest; also drives dpdk-testpmd).
 VPC_DRIVER_SRC = $(wildcard tests/vpcdriver/*.c) tests/driver/vu_front.c

@@ -2,10 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot/config.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/nic.h"
-#include "hv/config.h"
 #include "lib/util.h"
 
 static void usage(FILE *f)

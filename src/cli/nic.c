@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cards/vpc/mapsvc.h"
-#include "cards/vpc/underlay.h"
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "vpcmap/mapsvc.h"
+#include "vpcmap/underlay.h"
 
 static const char nic_usage[] =
     "vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N][,bandwidth=MBIT]";

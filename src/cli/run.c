@@ -12,9 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "boot/config.h"
 #include "cli/cli.h"
 #include "cli/nic.h"
-#include "hv/config.h"
 #include "lib/util.h"
 
 int cmd_images(int argc, char **argv)

@@ -2,9 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cards/ebs/volume.h"
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "volume/volume.h"
 
 static const char volume_usage[] =
     "usage: nitro volume create PATH --size SIZE [--unencrypted]\n"

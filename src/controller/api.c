@@ -13,12 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cards/ebs/volume.h"
 #include "controller/ctl.h"
 #include "controller/records.h"
 #include "controller/supervise.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
+#include "volume/volume.h"
 
 /* Copies a string, cut to fit (details and paths whose length the caller bounds). */
 static void scopy(char *dst, size_t len, const char *src)

@@ -7,11 +7,11 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "boot/boot.h"
+#include "boot/config.h"
+#include "boot/kernel.h"
+#include "boot/memory.h"
 #include "controller/ctl.h"
-#include "hv/boot.h"
-#include "hv/config.h"
-#include "hv/kernel.h"
-#include "hv/memory.h"
 
 /* The kernel files already prepared (by identity), newest first. */
 #define KC_SLOTS 16

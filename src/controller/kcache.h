@@ -1,5 +1,5 @@
 /* The controller's kernel cache (issue 5): nitro-hv loads a zstd bzImage faster from its
- * host-decompressed vmlinux (src/hv/kernel.h), but a jailed hypervisor must not write a
+ * host-decompressed vmlinux (src/boot/kernel.h), but a jailed hypervisor must not write a
  * cache another instance would then boot. So nitrod decompresses each measured kernel
  * itself, once, into STATE/kcache (root's, 0755), and every nitro-hv gets that folder
  * read-only with --cache-dir: what an instance boots is what nitrod derived from the

@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boot/config.h"
+#include "boot/kernel.h"
 #include "hv/acpi.h"
-#include "hv/config.h"
-#include "hv/kernel.h"
 #include "hv/pci.h"
 #include "hv/platform.h"
 #include "hv/serial.h"

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hv/memory.h"
+#include "boot/memory.h"
 #include "lib/vhost_user_wire.h"
 
 #define VHOST_CONFIG_MAX VU_CONFIG_MAX

@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "hv/boot.h"
+#include "boot/boot.h"
 #include "hv/cpuid.h"
 #include "lib/util.h"
 

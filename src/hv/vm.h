@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hv/memory.h"
+#include "boot/memory.h"
 #include "hv/mmio.h"
 #include "hv/pio.h"
 

@@ -146,7 +146,7 @@ def make_bzimage(size=4096, setup_sects=1, version=0x020F, jump_len=0x62, loadfl
                  xloadflags=1, cmdline_size=2047, initrd_addr_max=0x7FFFFFFF,
                  pref_address=0x1000000, init_size=0x2000000, payload_offset=0,
                  payload_length=0, boot_flag=0xAA55, magic=b"HdrS"):
-    """A minimal image that src/hv/boot.c bzimage_parse() accepts (with the defaults)."""
+    """A minimal image that src/boot/boot.c bzimage_parse() accepts (with the defaults)."""
     d = bytearray(max(size, 0x264))
     d[0x1F1] = setup_sects
     struct.pack_into("<H", d, 0x1FE, boot_flag)

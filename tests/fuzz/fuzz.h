@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "hv/memory.h"
+#include "boot/memory.h"
 
 #define MiB (1ull << 20)
 

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hv/boot.h"
-#include "hv/kernel.h"
-#include "hv/memory.h"
+#include "boot/boot.h"
+#include "boot/kernel.h"
+#include "boot/memory.h"
 
 #include "fuzz.h"
 

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hv/kernel.h"
-#include "hv/memory.h"
+#include "boot/kernel.h"
+#include "boot/memory.h"
 
 #include "fuzz.h"
 

@@ -2,12 +2,12 @@
  * files any host sharing the mapping directory may write. A record that parses must format
  * back into one line that parses to the same entry; nothing may read outside the input.
  */
-// fuzz-extra: src/cards/vpc/mapsvc.c src/cards/vpc/underlay.c
+// fuzz-extra: src/vpcmap/mapsvc.c src/vpcmap/underlay.c
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "cards/vpc/mapsvc.h"
+#include "vpcmap/mapsvc.h"
 
 #include "fuzz.h"
 

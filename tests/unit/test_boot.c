@@ -1,5 +1,5 @@
-/* Unit tests for the boot protocol (src/hv/boot.c), guest memory (src/hv/memory.c) and the
- * ELF loader (src/hv/kernel.c): bzImage setup-header parsing and every rejection on
+/* Unit tests for the boot protocol (src/boot/boot.c), guest memory (src/boot/memory.c) and the
+ * ELF loader (src/boot/kernel.c): bzImage setup-header parsing and every rejection on
  * synthetic images (and on the real Debian kernel when it is cached), command-line limits,
  * initrd placement, the e820 map, gpa_ptr bounds around the end of RAM and the PCI hole,
  * the zero page, page tables and GDT that boot_write leaves in guest memory, elf_load on
@@ -19,9 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hv/boot.h"
-#include "hv/kernel.h"
-#include "hv/memory.h"
+#include "boot/boot.h"
+#include "boot/kernel.h"
+#include "boot/memory.h"
 #include "lib/le.h"
 #include "lib/util.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for the hypervisor's command line (src/hv/config.c) and the number parsers
+/* Unit tests for the hypervisor's command line (src/boot/config.c) and the number parsers
  * (src/lib/util.c): usage errors (status 2) that name the argument, a full valid line,
  * the file checks of hv_config_check (status 1) on files in a temporary directory, and
  * parse_u64 / parse_size edge cases.
@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hv/config.h"
+#include "boot/config.h"
 #include "lib/util.h"
 
 #define MiB (1ull << 20)

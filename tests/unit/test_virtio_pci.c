@@ -25,7 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "hv/memory.h"
+#include "boot/memory.h"
 #include "hv/mmio.h"
 #include "hv/pci.h"
 #include "hv/vhost_front.h"

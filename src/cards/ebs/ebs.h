@@ -38,9 +38,9 @@
 
 #include "cards/ebs/bdev.h"
 #include "cards/ebs/qos.h"
-#include "cards/ebs/volume.h"
 #include "cards/lib/loop.h"
 #include "cards/lib/vhost_user.h"
+#include "volume/volume.h"
 
 #define EBS_CHUNK (1u << 20)
 #define EBS_MAX_INFLIGHT 128

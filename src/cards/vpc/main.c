@@ -25,13 +25,13 @@
 
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
-#include "cards/vpc/mapsvc.h"
 #include "cards/vpc/net.h"
 #include "cards/vpc/netctl.h"
-#include "cards/vpc/underlay.h"
 #include "cards/vpc/vpc.h"
 #include "lib/util.h"
 #include "sandbox/sandbox.h"
+#include "vpcmap/mapsvc.h"
+#include "vpcmap/underlay.h"
 
 static const char usage_text[] =
     "usage: nitro-card-vpc --socket-path PATH | --fd N --vpc ID --ip A.B.C.D[/PREFIX]\n"

@@ -1,4 +1,4 @@
-/* cmocka tests of the card's AES-256-XTS (src/cards/ebs/xts.c) against OpenSSL's own
+/* cmocka tests of the card's AES-256-XTS (src/volume/xts.c) against OpenSSL's own
  * "AES-256-XTS" cipher called once per sector with the sector number as the IV: the
  * volume format must not change with the implementation. Also the IEEE 1619 vector 10
  * key and tweak (sector 0xff), runs longer than XTS_RUN, in-place use, and the refusals. */
@@ -14,7 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "cards/ebs/xts.h"
+#include "volume/xts.h"
 
 #define MAXS (3 * XTS_RUN + 5)
 

@@ -1,5 +1,5 @@
 /* Kernel loading: bzImage at 1 MiB, or the host-decompressed (and cached) vmlinux ELF. */
-#include "hv/kernel.h"
+#include "boot/kernel.h"
 
 #include <elf.h>
 #include <errno.h>

@@ -6,14 +6,14 @@
  * the kernel, checks its setup header, the initrd and the command line against the
  * memory size, and fails with status 1. Messages name the argument and the reason.
  */
-#ifndef NITRO_HV_CONFIG_H
-#define NITRO_HV_CONFIG_H
+#ifndef NITRO_BOOT_CONFIG_H
+#define NITRO_BOOT_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hv/boot.h"
+#include "boot/boot.h"
 
 #define HV_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
 #define HV_DEFAULT_CPUS 1

@@ -1,5 +1,5 @@
 /* Guest memory: memfd-backed RAM split around the 32-bit PCI hole. */
-#include "hv/memory.h"
+#include "boot/memory.h"
 
 #include <errno.h>
 #include <fcntl.h>

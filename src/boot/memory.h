@@ -5,8 +5,8 @@
  * than that, RAM [4 GiB, 4 GiB + size - low). gpa_ptr() is the only way to reach guest
  * memory: it returns NULL unless the whole range [gpa, gpa + len) is RAM in one region.
  */
-#ifndef NITRO_HV_MEMORY_H
-#define NITRO_HV_MEMORY_H
+#ifndef NITRO_BOOT_MEMORY_H
+#define NITRO_BOOT_MEMORY_H
 
 #include <stddef.h>
 #include <stdint.h>

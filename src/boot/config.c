@@ -1,5 +1,5 @@
 /* Command-line parsing and the checks that need no KVM. */
-#include "hv/config.h"
+#include "boot/config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hv/memory.h"
+#include "boot/memory.h"
 #include "lib/util.h"
 
 const char hv_options_help[] =

@@ -7,14 +7,14 @@
  * e820 map), the command line, the GDT and identity page tables into guest memory.
  * Errors are written to err as one line naming the reason.
  */
-#ifndef NITRO_HV_BOOT_H
-#define NITRO_HV_BOOT_H
+#ifndef NITRO_BOOT_BOOT_H
+#define NITRO_BOOT_BOOT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hv/memory.h"
+#include "boot/memory.h"
 
 /* Fixed guest-physical layout below 1 MiB. */
 #define BOOT_GDT 0x500

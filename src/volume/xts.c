@@ -1,5 +1,5 @@
 /* AES-256-XTS by sector runs on OpenSSL's AES-256-ECB: see xts.h. */
-#include "cards/ebs/xts.h"
+#include "volume/xts.h"
 
 #include <endian.h>
 #include <errno.h>

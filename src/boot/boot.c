@@ -1,5 +1,5 @@
 /* x86-64 Linux boot protocol: setup header checks, zero page, e820, page tables, GDT. */
-#include "hv/boot.h"
+#include "boot/boot.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,15 +6,15 @@
  * is loaded at 1 MiB and decompresses itself. Both enter at the 64-bit entry point.
  * elf_load() checks every header field against the buffer and guest RAM.
  */
-#ifndef NITRO_HV_KERNEL_H
-#define NITRO_HV_KERNEL_H
+#ifndef NITRO_BOOT_KERNEL_H
+#define NITRO_BOOT_KERNEL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hv/boot.h"
-#include "hv/memory.h"
+#include "boot/boot.h"
+#include "boot/memory.h"
 
 struct kernel_load {
 	uint64_t kl_entry;

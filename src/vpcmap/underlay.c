@@ -1,5 +1,5 @@
 /* The VPC card's UDP underlay socket. */
-#include "cards/vpc/underlay.h"
+#include "vpcmap/underlay.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* The mapping service: records, the directory and file forms, and the lookup cache. */
-#include "cards/vpc/mapsvc.h"
+#include "vpcmap/mapsvc.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cards/vpc/underlay.h"
 #include "lib/util.h"
+#include "vpcmap/underlay.h"
 
 #define MAP_FILE_MAX (4u << 20)
 

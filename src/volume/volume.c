@@ -1,6 +1,6 @@
 /* EBS volume files: header, master key, data key wrapping and sector encryption. */
-#include "cards/ebs/volume.h"
-#include "cards/ebs/xts.h"
+#include "volume/volume.h"
+#include "volume/xts.h"
 
 #include <errno.h>
 #include <fcntl.h>
