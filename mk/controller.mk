@@ -2,7 +2,7 @@
 # SQLite, supervision of nitro-hv and the cards through the jailer, measured launches.
 # It links the security engineer's libraries: the chip, the audit log and the jailer
 # (listed here: mk/securitychip.mk is read after this file).
-CTL_SRC = $(addprefix src/controller/,main.c http.c api.c spec.c store.c records.c supervise.c proc.c kcache.c)
+CTL_SRC = $(addprefix src/controller/,main.c ctl.c http.c api.c spec.c store.c records.c supervise.c proc.c kcache.c)
 # nitrod decompresses measured kernels with the hypervisor's own loader (kcache.h).
 CTL_SRC += src/boot/kernel.c src/boot/boot.c src/boot/memory.c src/boot/config.c
 CTL_SRC += src/securitychip/chip.c src/securitychip/attest.c src/controller/audit.c

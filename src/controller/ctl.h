@@ -1,4 +1,5 @@
-/* nitrod's shared state: instances, volumes and the locks around them (issue 5).
+/* nitrod's shared state, the registry (ctl.c): instances, volumes and the locks around
+ * them (issue 5). The bottom of the controller: it uses no other controller module.
  *
  * One mutex (ctl.c_lock) guards everything below: the HTTP worker threads take it for a
  * whole request, the supervisor thread for each process event. Every change of an
@@ -118,13 +119,10 @@ struct ctl {
 
 extern struct ctl g_ctl;
 
+/* Lookups in g_ctl's lists (caller holds c_lock); NULL when absent. Saving a record is
+ * records.h's (inst_save, vol_save). */
 struct instance *inst_find(const char *id);
 struct volrec *vol_find(const char *id);
-/* Writes one record through to SQLite (logs a failure: the state in memory stays). */
-void inst_save(const struct instance *in);
-void vol_save(const struct volrec *v);
-/* Removes a volume's row. */
-int vol_forget(const char *id, char *err, size_t errlen);
 
 int64_t now_ms(void); /* CLOCK_MONOTONIC */
 

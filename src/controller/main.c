@@ -9,14 +9,12 @@
  * next nitrod on the same state folder.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "controller/audit.h"
@@ -27,8 +25,6 @@
 #include "controller/supervise.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
-
-struct ctl g_ctl = {.c_lock = PTHREAD_MUTEX_INITIALIZER, .c_epoll = -1};
 
 static const char usage_text[] =
     "usage: nitrod --socket PATH [options]\n"
@@ -44,92 +40,6 @@ static const char usage_text[] =
     "  --files DIR          also take kernels, initrds and security groups from DIR\n"
     "                       (repeatable; requests may name files in these folders only)\n"
     "  --no-jail            start processes without the jailer (development only)\n";
-
-int64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-struct instance *inst_find(const char *id)
-{
-	for (struct instance *in = g_ctl.c_instances; in; in = in->i_next)
-		if (!strcmp(in->i_id, id))
-			return in;
-	return NULL;
-}
-
-struct volrec *vol_find(const char *id)
-{
-	for (struct volrec *v = g_ctl.c_volumes; v; v = v->v_next)
-		if (!strcmp(v->v_id, id))
-			return v;
-	return NULL;
-}
-
-static void save_doc(const char *table, const char *id, json_t *j)
-{
-	char *doc = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	char err[512];
-	if (!doc || store_put(g_ctl.c_store, table, id, doc, err, sizeof(err)))
-		warnmsg("%s %s: not saved: %s", table, id, doc ? err : "out of memory");
-	free(doc);
-}
-
-void inst_save(const struct instance *in)
-{
-	save_doc("instances", in->i_id, inst_json(in, true));
-}
-
-void vol_save(const struct volrec *v)
-{
-	save_doc("volumes", v->v_id, vol_json(v, true));
-}
-
-int vol_forget(const char *id, char *err, size_t errlen)
-{
-	return store_delete(g_ctl.c_store, "volumes", id, err, errlen);
-}
-
-static int load_volume(const char *id, const char *doc, void *arg)
-{
-	(void)arg;
-	char err[256];
-	json_t *j = json_loads(doc, 0, NULL);
-	struct volrec *v = calloc(1, sizeof(*v));
-	if (!v || !j || vol_from_json(j, v, err, sizeof(err))) {
-		warnmsg("state: volume %s: skipped (%s)", id, j ? err : "not JSON");
-		free(v);
-	} else {
-		struct volrec **tail = &g_ctl.c_volumes;
-		while (*tail)
-			tail = &(*tail)->v_next;
-		*tail = v;
-	}
-	json_decref(j);
-	return 0;
-}
-
-static int load_instance(const char *id, const char *doc, void *arg)
-{
-	(void)arg;
-	char err[256];
-	json_t *j = json_loads(doc, 0, NULL);
-	struct instance *in = calloc(1, sizeof(*in));
-	if (!in || !j || inst_from_json(j, in, err, sizeof(err))) {
-		warnmsg("state: instance %s: skipped (%s)", id, j ? err : "not JSON");
-		free(in);
-	} else {
-		struct instance **tail = &g_ctl.c_instances;
-		while (*tail)
-			tail = &(*tail)->i_next;
-		*tail = in;
-	}
-	json_decref(j);
-	return 0;
-}
 
 struct state_load {
 	int sl_rc;
@@ -166,10 +76,7 @@ static void *load_state(void *arg)
 	g_ctl.c_store = store_open(path, sl->sl_err, sizeof(sl->sl_err));
 	if (!g_ctl.c_store)
 		return NULL;
-	if (store_each(g_ctl.c_store, "volumes", load_volume, NULL, sl->sl_err,
-		       sizeof(sl->sl_err)) < 0 ||
-	    store_each(g_ctl.c_store, "instances", load_instance, NULL, sl->sl_err,
-		       sizeof(sl->sl_err)) < 0)
+	if (records_load(sl->sl_err, sizeof(sl->sl_err)) < 0)
 		return NULL;
 	sl->sl_rc = 0;
 	return NULL;

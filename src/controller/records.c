@@ -1,27 +1,12 @@
-/* Instances and volumes as JSON (see records.h). */
+/* Instances and volumes as JSON and in the store (see records.h). */
 #include "controller/records.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/store.h"
 #include "lib/util.h"
-
-static const char *const state_names[] = {"pending", "running",	   "stopping",
-					  "stopped", "terminated", "failed"};
-
-const char *state_name(int st)
-{
-	return st >= 0 && st < (int)ARRAY_SIZE(state_names) ? state_names[st] : "unknown";
-}
-
-int state_parse(const char *s)
-{
-	for (unsigned i = 0; s && i < ARRAY_SIZE(state_names); i++)
-		if (!strcmp(s, state_names[i]))
-			return (int)i;
-	return -1;
-}
 
 /* stored: defaults stay absent (so the document parses back as it was given); the API's
  * view shows the default image's paths. */
@@ -264,5 +249,76 @@ int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen)
 	v->v_size_mib = (uint64_t)json_integer_value(json_object_get(j, "size_mib"));
 	v->v_encrypted = json_is_true(json_object_get(j, "encrypted"));
 	v->v_created = json_integer_value(json_object_get(j, "created"));
+	return 0;
+}
+
+static void save_doc(const char *table, const char *id, json_t *j)
+{
+	char *doc = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	char err[512];
+	if (!doc || store_put(g_ctl.c_store, table, id, doc, err, sizeof(err)))
+		warnmsg("%s %s: not saved: %s", table, id, doc ? err : "out of memory");
+	free(doc);
+}
+
+void inst_save(const struct instance *in)
+{
+	save_doc("instances", in->i_id, inst_json(in, true));
+}
+
+void vol_save(const struct volrec *v)
+{
+	save_doc("volumes", v->v_id, vol_json(v, true));
+}
+
+int vol_forget(const char *id, char *err, size_t errlen)
+{
+	return store_delete(g_ctl.c_store, "volumes", id, err, errlen);
+}
+
+static int load_volume(const char *id, const char *doc, void *arg)
+{
+	(void)arg;
+	char err[256];
+	json_t *j = json_loads(doc, 0, NULL);
+	struct volrec *v = calloc(1, sizeof(*v));
+	if (!v || !j || vol_from_json(j, v, err, sizeof(err))) {
+		warnmsg("state: volume %s: skipped (%s)", id, j ? err : "not JSON");
+		free(v);
+	} else {
+		struct volrec **tail = &g_ctl.c_volumes;
+		while (*tail)
+			tail = &(*tail)->v_next;
+		*tail = v;
+	}
+	json_decref(j);
+	return 0;
+}
+
+static int load_instance(const char *id, const char *doc, void *arg)
+{
+	(void)arg;
+	char err[256];
+	json_t *j = json_loads(doc, 0, NULL);
+	struct instance *in = calloc(1, sizeof(*in));
+	if (!in || !j || inst_from_json(j, in, err, sizeof(err))) {
+		warnmsg("state: instance %s: skipped (%s)", id, j ? err : "not JSON");
+		free(in);
+	} else {
+		struct instance **tail = &g_ctl.c_instances;
+		while (*tail)
+			tail = &(*tail)->i_next;
+		*tail = in;
+	}
+	json_decref(j);
+	return 0;
+}
+
+int records_load(char *err, size_t errlen)
+{
+	if (store_each(g_ctl.c_store, "volumes", load_volume, NULL, err, errlen) < 0 ||
+	    store_each(g_ctl.c_store, "instances", load_instance, NULL, err, errlen) < 0)
+		return -1;
 	return 0;
 }

@@ -1,6 +1,8 @@
 /* Instances and volumes as JSON: the API's view (public) and the stored document
- * (public fields plus the supervisor's: uid, pids and start times). A stored document
- * read back is checked like any input: a bad one is skipped with a message. */
+ * (public fields plus the supervisor's: uid, pids and start times), and their rows in
+ * the store (store.h). A stored document read back is checked like any input: a bad one
+ * is skipped with a message. The save/forget/load calls run under g_ctl.c_lock (or before
+ * any other thread starts) and need g_ctl.c_store open. */
 #ifndef NITRO_CONTROLLER_RECORDS_H
 #define NITRO_CONTROLLER_RECORDS_H
 
@@ -19,5 +21,13 @@ char *inst_view_text(struct instance *in, size_t *len);
 /* 0, or -1 with err set. */
 int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen);
 int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen);
+
+/* Writes one record through to SQLite (logs a failure: the state in memory stays). */
+void inst_save(const struct instance *in);
+void vol_save(const struct volrec *v);
+/* Removes a volume's row. */
+int vol_forget(const char *id, char *err, size_t errlen);
+/* Appends every stored volume and instance to g_ctl's lists; 0, or -1 with err set. */
+int records_load(char *err, size_t errlen);
 
 #endif

@@ -19,6 +19,7 @@
 #include "controller/audit.h"
 #include "controller/kcache.h"
 #include "controller/proc.h"
+#include "controller/records.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
 
