@@ -1,5 +1,12 @@
-# nitro: `make` builds build/nitro and build/nitro-hv; `make run` and `make test` also
-# install what is missing (tools/deps.sh) and fetch the guest image (build/nitro images).
+# nitro: `make` builds build/nitro, build/nitro-hv, nitrod and the cards; `make run` and
+# `make test` also install what is missing (tools/deps.sh) and fetch the guest image
+# (build/nitro images).
+#
+# This file holds what is generic: flags, the pattern rules, and the targets that span
+# every part. Each part (a folder under src/) keeps its build rules and its tests in
+# mk/PART.mk. A part names what it links by folder ($(call objs,lib boot)), never by
+# another mk file's variables, so the mk files may be read in any order; they add to
+# `all`, UNIT_TESTS and TEST_SUITES, which are used only below the include.
 CC      ?= gcc
 BUILD   ?= build
 CFLAGS  ?= -O2 -g
@@ -7,36 +14,38 @@ override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Isrc -MMD -MP
 LDFLAGS ?=
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-LIB_SRC = $(wildcard src/lib/*.c)
-HV_SRC  = $(filter-out src/hv/main.c,$(wildcard src/hv/*.c))
-BOOT_SRC = $(wildcard src/boot/*.c)
-CLI_SRC = $(wildcard src/cli/*.c)
-CARDLIB_SRC = $(wildcard src/cards/lib/*.c)
+# The object files of source files, and of every source file of folders under src/.
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+objs = $(call obj,$(foreach d,$(1),$(wildcard src/$(d)/*.c)))
 
-DRIVER_SRC = $(wildcard tests/driver/*.c)
-UNIT_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
-
-.PHONY: all deps images run test unit unit-asan cli-test driver-test fuzz system-test emuhost-test bench clean format ebs-test
-all: $(BUILD)/nitro $(BUILD)/nitro-hv
+.PHONY: all deps images run test unit unit-asan fuzz bench clean format
+all:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/nitro-hv: $(call obj,src/hv/main.c $(HV_SRC) $(BOOT_SRC) $(LIB_SRC))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread -lzstd
-
-$(BUILD)/nitro: $(call obj,$(CLI_SRC) $(BOOT_SRC) $(LIB_SRC))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread -lzstd
-
-$(BUILD)/tests/%: $(call obj,tests/unit/%.c $(HV_SRC) $(BOOT_SRC) $(CARDLIB_SRC) $(LIB_SRC))
+# cmocka unit tests: tests/unit/PART/test_X.c becomes $(BUILD)/tests/PART/test_X; the
+# part's mk file adds the objects it links and their libraries (LDFLAGS).
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcmocka -lpthread -lzstd
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcmocka
 
-# The vhost-user-blk frontend test driver (plays the guest against any card).
-$(BUILD)/vu-blk-driver: $(call obj,$(DRIVER_SRC) $(LIB_SRC))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread
+# Every suite `make test` runs; a part's mk file appends its own.
+TEST_SUITES = unit unit-asan fuzz
+UNIT_TESTS =
+
+include $(wildcard mk/*.mk)
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+unit-asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" unit all
+
+# The libFuzzer targets (tests/fuzz/fuzz_*.c; run.sh names what each links).
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} sh tests/fuzz/run.sh
 
 deps:
 	@sh tools/deps.sh
@@ -47,32 +56,10 @@ images: $(BUILD)/nitro
 run: deps all images
 	$(BUILD)/nitro run
 
-
-unit-asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN_FLAGS)" LDFLAGS="$(SAN_FLAGS)" unit all
-
-cli-test: all
-	/usr/bin/python3 -m pytest -q tests/cli
-
-driver-test: $(BUILD)/vu-blk-driver
-	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/driver
-
-fuzz:
-	FUZZ_SECONDS=$${FUZZ_SECONDS:-5} sh tests/fuzz/run.sh
-
-system-test: all images
-	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system
-
-emuhost-test: all images
-	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/emuhost
-
-# Every suite `make test` runs; a component's mk/NAME.mk appends its own.
-TEST_SUITES = unit unit-asan cli-test driver-test fuzz system-test emuhost-test ebs-test
-
 test: deps all images
 	@$(MAKE) --no-print-directory $(TEST_SUITES)
 
-bench: deps all images $(BUILD)/vu-blk-driver
+bench: deps all images
 	sh bench/run.sh
 
 format:
@@ -80,12 +67,5 @@ format:
 
 clean:
 	rm -rf build
-
-# Components (cards, controller, ...) each keep their build rules in mk/NAME.mk.
-include $(wildcard mk/*.mk)
-
-# After the components: their unit tests are prerequisites too.
-unit: $(UNIT_TESTS)
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

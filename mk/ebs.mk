@@ -1,22 +1,27 @@
-# The EBS card (issue 3): virtio-blk over vhost-user on an encrypted, rate-limited volume
-# (io_uring file, NBD or null back end); `nitro volume` shares its volume format.
-EBS_SRC = $(wildcard src/cards/ebs/*.c) src/volume/volume.c src/volume/xts.c
-EBS_LIBS = -lcrypto -luring -lnbd
-all: $(BUILD)/nitro-card-ebs
-$(BUILD)/nitro-card-ebs: $(call obj,$(EBS_SRC) $(CARDLIB_SRC) $(LIB_SRC))
+# The EBS card (issue 3, src/cards/ebs): virtio-blk over vhost-user on an encrypted,
+# rate-limited volume (io_uring file, NBD or null back end). The volume format and XTS
+# are src/volume, shared with nitro and nitrod.
+EBS_LIBS = -lseccomp -lcrypto -luring -lnbd
+all: $(BUILD)/nitro-card-ebs $(BUILD)/nitro-card-ebs.sig
+$(BUILD)/nitro-card-ebs: $(call objs,cards/ebs volume cards/lib lib sandbox)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(EBS_LIBS)
-$(BUILD)/nitro: $(call obj,src/volume/volume.c src/volume/xts.c)
-$(BUILD)/nitro: override LDFLAGS += -lcrypto
 
-.PHONY: ebs-test
+# The vhost-user-blk frontend test driver (tests/driver: plays the guest against any
+# block card, and against qemu-storage-daemon in driver-test).
+$(BUILD)/vu-blk-driver: $(call obj,$(wildcard tests/driver/*.c)) $(call objs,lib)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread
+
+.PHONY: ebs-test driver-test
 ebs-test: all images $(BUILD)/vu-blk-driver
 	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/ebs
+driver-test: $(BUILD)/vu-blk-driver
+	VU_BLK_DRIVER=$(BUILD)/vu-blk-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/driver
+TEST_SUITES += driver-test ebs-test
+bench: $(BUILD)/vu-blk-driver
 
-# The card's QoS arithmetic and its XTS against OpenSSL's, under cmocka (joins make unit
-# and unit-asan).
+# The card's QoS arithmetic and the volume's XTS against OpenSSL's (tests/unit/ebs).
 EBS_UNIT = $(BUILD)/tests/ebs/test_qos $(BUILD)/tests/ebs/test_xts
+UNIT_TESTS += $(EBS_UNIT)
 $(BUILD)/tests/ebs/test_qos: $(call obj,src/cards/ebs/qos.c)
 $(BUILD)/tests/ebs/test_xts: $(call obj,src/volume/xts.c)
 $(BUILD)/tests/ebs/test_xts: override LDFLAGS += -lcrypto
-UNIT_TESTS += $(EBS_UNIT)
-unit: $(EBS_UNIT) # (the Makefile expands unit's prerequisites before mk/ is read)

@@ -1,15 +1,13 @@
-# The VPC card (issue 4): nitro-card-vpc (virtio-net over vhost-user, Geneve over a UDP
-# underlay, the mapping service), its frontend test driver and its test suites.
-VPC_SRC = $(wildcard src/cards/vpc/*.c) src/vpcmap/mapsvc.c src/vpcmap/underlay.c
-all: $(BUILD)/nitro-card-vpc
-$(BUILD)/nitro-card-vpc: $(call obj,$(VPC_SRC) $(CARDLIB_SRC) $(LIB_SRC))
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
-# nitro run --nic and nitro net stats read the mapping service.
-$(BUILD)/nitro: $(call obj,src/vpcmap/mapsvc.c src/vpcmap/underlay.c)
+# The VPC card (issue 4, src/cards/vpc): nitro-card-vpc (virtio-net over vhost-user,
+# Geneve over a UDP underlay, the mapping service of src/vpcmap), its packet-processing
+# core (vpc.h) with cmocka tests and microbenchmark, its frontend test driver and suites.
+all: $(BUILD)/nitro-card-vpc $(BUILD)/nitro-card-vpc.sig
+$(BUILD)/nitro-card-vpc: $(call objs,cards/vpc vpcmap cards/lib lib sandbox)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp
 
 # The virtio-net frontend test driver (plays the guest; also drives dpdk-testpmd).
 VPC_DRIVER_SRC = $(wildcard tests/vpcdriver/*.c) tests/driver/vu_front.c
-$(BUILD)/vpc-driver: $(call obj,$(VPC_DRIVER_SRC) $(LIB_SRC))
+$(BUILD)/vpc-driver: $(call obj,$(VPC_DRIVER_SRC)) $(call objs,lib)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
 all: $(BUILD)/vpc-driver
 
@@ -18,3 +16,18 @@ vpc-test: all $(BUILD)/vpc-driver
 	VPC_DRIVER=$(BUILD)/vpc-driver /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/vpc
 TEST_SUITES += vpc-test
 bench: $(BUILD)/vpc-driver
+
+# The packet-processing core: cmocka tests (tests/unit/vpc, part of `make unit` and
+# `make unit-asan`).
+VPC_CORE_SRC = $(addprefix src/cards/vpc/,pkt.c arp.c dhcp.c geneve.c sg.c conntrack.c \
+	allowance.c vpc.c)
+VPC_CORE_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/vpc/test_*.c))
+UNIT_TESTS += $(VPC_CORE_TESTS)
+$(VPC_CORE_TESTS): $(call obj,$(VPC_CORE_SRC) tests/unit/vpc/vpctest.c) $(call objs,lib)
+
+# ns/packet of 64-byte UDP through vpc_from_guest + vpc_from_underlay (make vpc-core-bench).
+.PHONY: vpc-core-bench
+$(BUILD)/vpc-core-bench: $(call obj,tests/unit/vpc/bench_core.c $(VPC_CORE_SRC)) $(call objs,lib)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
+vpc-core-bench: $(BUILD)/vpc-core-bench
+	$(BUILD)/vpc-core-bench

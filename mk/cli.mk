@@ -1,0 +1,15 @@
+# nitro, the command line (src/cli): `nitro run` (the guest in the foreground, with its
+# cards), images, volumes, net stats, the emulated host, and nitrod's API client (libcurl
+# over the Unix socket, jansson). It shares src/boot (the hypervisor's command line and
+# checks), src/volume and src/vpcmap; it does not link the hypervisor.
+CLI_LIBS = -lcurl -ljansson -lcrypto -lpthread -lzstd
+all: $(BUILD)/nitro
+$(BUILD)/nitro: $(call objs,cli boot volume vpcmap lib)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CLI_LIBS)
+
+.PHONY: cli-test emuhost-test
+cli-test: all
+	/usr/bin/python3 -m pytest -q tests/cli
+emuhost-test: all images
+	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/emuhost
+TEST_SUITES += cli-test emuhost-test

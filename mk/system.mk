@@ -1,0 +1,11 @@
+# The system tests (tests/system): real guests under nitro-hv, with cards and nitrod, in
+# the emulated host.
+.PHONY: system-test
+system-test: all images $(BUILD)/guest/hostile-vq
+	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system
+TEST_SUITES += system-test
+
+# Guest-side helper of test_hostile.py (static: the guest image has no libc).
+$(BUILD)/guest/hostile-vq: tests/system/hostile_vq.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
