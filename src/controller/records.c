@@ -277,39 +277,30 @@ int vol_forget(const char *id, char *err, size_t errlen)
 	return store_delete(g_ctl.c_store, "volumes", id, err, errlen);
 }
 
-static int load_volume(const char *id, const char *doc, void *arg)
+/* One stored document (arg: &g_ctl.c_volumes or &g_ctl.c_instances), checked like any
+ * input and appended to its list, or skipped with a message. */
+static int load_record(const char *id, const char *doc, void *arg)
 {
-	(void)arg;
-	char err[256];
+	bool vol = arg == &g_ctl.c_volumes;
+	char err[256] = "out of memory";
 	json_t *j = json_loads(doc, 0, NULL);
-	struct volrec *v = calloc(1, sizeof(*v));
-	if (!v || !j || vol_from_json(j, v, err, sizeof(err))) {
-		warnmsg("state: volume %s: skipped (%s)", id, j ? err : "not JSON");
-		free(v);
-	} else {
+	void *rec = calloc(1, vol ? sizeof(struct volrec) : sizeof(struct instance));
+	if (!rec || !j ||
+	    (vol ? vol_from_json(j, rec, err, sizeof(err))
+		 : inst_from_json(j, rec, err, sizeof(err)))) {
+		warnmsg("state: %s %s: skipped (%s)", vol ? "volume" : "instance", id,
+			j ? err : "not JSON");
+		free(rec);
+	} else if (vol) {
 		struct volrec **tail = &g_ctl.c_volumes;
 		while (*tail)
 			tail = &(*tail)->v_next;
-		*tail = v;
-	}
-	json_decref(j);
-	return 0;
-}
-
-static int load_instance(const char *id, const char *doc, void *arg)
-{
-	(void)arg;
-	char err[256];
-	json_t *j = json_loads(doc, 0, NULL);
-	struct instance *in = calloc(1, sizeof(*in));
-	if (!in || !j || inst_from_json(j, in, err, sizeof(err))) {
-		warnmsg("state: instance %s: skipped (%s)", id, j ? err : "not JSON");
-		free(in);
+		*tail = rec;
 	} else {
 		struct instance **tail = &g_ctl.c_instances;
 		while (*tail)
 			tail = &(*tail)->i_next;
-		*tail = in;
+		*tail = rec;
 	}
 	json_decref(j);
 	return 0;
@@ -317,8 +308,9 @@ static int load_instance(const char *id, const char *doc, void *arg)
 
 int records_load(char *err, size_t errlen)
 {
-	if (store_each(g_ctl.c_store, "volumes", load_volume, NULL, err, errlen) < 0 ||
-	    store_each(g_ctl.c_store, "instances", load_instance, NULL, err, errlen) < 0)
+	struct store *st = g_ctl.c_store;
+	if (store_each(st, "volumes", load_record, &g_ctl.c_volumes, err, errlen) < 0 ||
+	    store_each(st, "instances", load_record, &g_ctl.c_instances, err, errlen) < 0)
 		return -1;
 	return 0;
 }
