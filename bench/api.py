@@ -11,7 +11,6 @@
              line through `nitro run` (target: within 20 ms). Needs hardware KVM:
              bench/run.sh runs `bench/api.py --launch` inside the emulated host.
 """
-import http.client
 import json
 import os
 import pathlib
@@ -25,6 +24,9 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "pylib"))
+from nitrotest import api_call  # noqa: E402
+
 BUILD = ROOT / "build"
 NITROD = BUILD / "nitrod"
 CACHE = pathlib.Path(os.environ.get("NITRO_CACHE", os.path.expanduser("~/.cache/nitro")))
@@ -36,23 +38,9 @@ STARTUP_RUNS = int(os.environ.get("BENCH_STARTUP_RUNS", "15"))  # nitrod start-u
 DESCRIBES = os.environ.get("BENCH_DESCRIBES", "2000")  # per client: 64000 requests, ~1 s
 
 
-class Conn(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("nitrod", timeout=60)
-        self.p = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.p)
-
-
 def call(sock, method, path, body=None):
-    c = Conn(sock)
-    c.request(method, path, body=json.dumps(body) if body is not None else None)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, json.loads(data) if data else None
+    r = api_call(sock, method, path, body, timeout=60)
+    return r.status, json.loads(r.body) if r.body else None
 
 
 def start_nitrod(folder, env=None, extra=()):

@@ -6,48 +6,22 @@ tests launch use a kernel file that is not a bzImage: measurement passes (kernel
 no signature) and nitro-hv then fails on it, so an instance ends `failed` the same way on
 every host, with or without KVM. Instance boots are in tests/system/test_controller.py.
 """
-import http.client
-import json
 import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import BUILD, api_call  # noqa: E402
+
 NITROD = pathlib.Path(os.environ.get("NITROD", BUILD / "nitrod"))  # NITROD=build/asan/nitrod: the sanitizer build
 NITRO = BUILD / "nitro"
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=30):
-        super().__init__("nitrod", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return f"<{self.status} {self.body[:500]!r}>"
 
 
 class Nitrod:
@@ -88,15 +62,7 @@ class Nitrod:
         self.proc = None
 
     def call(self, method, path, body=None, raw=None, headers=None, timeout=30):
-        c = UnixHTTPConnection(self.sock, timeout=timeout)
-        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        h = {"Content-Type": "application/json"}
-        h.update(headers or {})
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        rep = Reply(r.status, dict(r.getheaders()), r.read().decode(errors="replace"))
-        c.close()
-        return rep
+        return api_call(self.sock, method, path, body, raw, headers, timeout)
 
     def audit_lines(self):
         p = self.state / "audit.log"

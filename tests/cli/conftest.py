@@ -19,11 +19,13 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import BUILD, ROOT  # noqa: E402
+
 TIMEOUT = 10
 
 

@@ -21,34 +21,15 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
 from backend import BackEnd  # noqa: E402
+from nitrotest import ROOT, SECTOR, pattern, run  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 QSD = shutil.which("qemu-storage-daemon") or "/usr/bin/qemu-storage-daemon"
 DISK = 64 << 20
-SECTOR = 512
 BENCH_RE = re.compile(r"^rw=(\S+) bs=(\d+) qd=(\d+) queues=(\d+) poll=\d seconds=\S+ "
                       r"ios=(\d+) iops=(\d+) p50_us=(\d+) p99_us=(\d+) errors=(\d+)$")
 
 needs_qsd = pytest.mark.skipif(not os.access(QSD, os.X_OK),
                                reason="qemu-storage-daemon missing (apt-get install qemu-system-common)")
-
-
-def pattern(sector, count):
-    """What `check` writes (tests/driver/driver.h): byte j of sector s is (s*37 + j + 0x5a) % 256."""
-    return bytes(((s * 37 + j + 0x5a) & 0xff) for s in range(sector, sector + count)
-                 for j in range(SECTOR))
-
-
-def run(argv, timeout):
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"{argv} hung for {timeout} s\n--- stdout\n{out}\n--- stderr\n{err}")
-    return p.returncode, out, err
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 
 from test_ebs import (BENCH_RE, CARD, DATA_OFFSET, DRIVER, SECTOR, cards, check_ok,  # noqa: F401
                       create, env, pattern, run)
+from nitrotest import free_port  # (tests/pylib: on sys.path through test_ebs)
 
 NBDKIT = shutil.which("nbdkit")
 needs_nbdkit = pytest.mark.skipif(NBDKIT is None, reason="nbdkit is not installed")
@@ -57,14 +58,6 @@ def nbdkits():
     yield lambda *a, **k: started.append(Nbdkit(*a, **k)) or started[-1]
     for n in started:
         n.kill()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def raw_id(name):

@@ -18,36 +18,16 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
 from backend import BackEnd  # noqa: E402
+from nitrotest import BUILD, SECTOR, pattern, run  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILD = pathlib.Path(os.environ.get("NITRO_BUILD", ROOT / "build"))  # e.g. build/asan
 NITRO = str(BUILD / "nitro")
 CARD = str(BUILD / "nitro-card-ebs")
 DRIVER = os.environ.get("VU_BLK_DRIVER", str(BUILD / "vu-blk-driver"))
-SECTOR = 512
 DATA_OFFSET = 4096
 SIZE = 64 << 20
 ID_RE = re.compile(r"^vol-[0-9a-f]{17}$")
 BENCH_RE = re.compile(r"ios=(\d+) iops=(\d+) .* errors=(\d+)$")
 STATS_RE = re.compile(r"vol-[0-9a-f]{17}: ops=(\d+) .* throttled_ms=(\d+)$", re.M)
-
-
-def pattern(sector, count):
-    """What `vu-blk-driver check` writes: byte j of sector s is (s*37 + j + 0x5a) % 256."""
-    return bytes(((s * 37 + j + 0x5a) & 0xff) for s in range(sector, sector + count)
-                 for j in range(SECTOR))
-
-
-def run(argv, timeout, env=None):
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"{argv} hung for {timeout} s\n--- stdout\n{out}\n--- stderr\n{err}")
-    return p.returncode, out, err
 
 
 @pytest.fixture

@@ -14,12 +14,15 @@ import os
 import pathlib
 import signal
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import ROOT, require_real_kvm  # noqa: E402
+
 BUILD = ROOT / "build"
 CHIP = BUILD / "nitro-chip"
 CACHE = pathlib.Path(os.environ.get("NITRO_CACHE", pathlib.Path.home() / ".cache" / "nitro"))
@@ -28,10 +31,7 @@ UID = 60001
 
 @pytest.fixture(scope="module", autouse=True)
 def real_kvm():
-    cpuinfo = open("/proc/cpuinfo").read()
-    if not os.path.exists("/dev/kvm") or not (" svm" in cpuinfo or " vmx" in cpuinfo):
-        pytest.fail("needs a hardware-assisted /dev/kvm: run it in the emulated host "
-                    "(make security-system-test)")
+    require_real_kvm("run it in the emulated host (make security-system-test)")
 
 
 def proc_of(comm):

@@ -4,13 +4,15 @@
 `nitro run` finds a hardware-assisted /dev/kvm there and runs natively. Run directly on a
 machine with KVM, it uses that.
 """
-import os
-import subprocess
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import ROOT, require_real_kvm  # noqa: E402
+
 NITRO = ROOT / "build" / "nitro"
 BANNER = "nitro guest: userspace up"
 
@@ -44,7 +46,5 @@ def nitro():
 
 @pytest.fixture(scope="session", autouse=True)
 def real_kvm():
-    cpuinfo = open("/proc/cpuinfo").read()
-    if not os.path.exists("/dev/kvm") or not (" svm" in cpuinfo or " vmx" in cpuinfo):
-        pytest.fail("no hardware-assisted /dev/kvm: run the system tests through "
-                    "`build/nitro emuhost -- /usr/bin/python3 -m pytest tests/system` (make system-test)")
+    require_real_kvm("run the system tests through `build/nitro emuhost -- /usr/bin/python3 "
+                     "-m pytest tests/system` (make system-test)")

@@ -6,11 +6,9 @@ reading its disk; a restarted nitrod re-adopts a running instance.
 Run: build/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider \
      tests/system/test_controller.py
 """
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,21 +16,11 @@ import time
 import pytest
 
 from conftest import BANNER, ROOT, cmdline
+from nitrotest import api_call
 
 NITROD = ROOT / "build" / "nitrod"
 NITRO = ROOT / "build" / "nitro"
 BOOT_TIMEOUT = 240
-
-
-class Conn(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("nitrod", timeout=60)
-        self.path_ = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.path_)
 
 
 class Nitrod:
@@ -62,13 +50,8 @@ class Nitrod:
             self.proc.wait(timeout=20)
 
     def call(self, method, path, body=None):
-        c = Conn(self.sock)
-        c.request(method, path, body=json.dumps(body) if body is not None else None,
-                  headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        data = r.read().decode(errors="replace")
-        c.close()
-        return r.status, data
+        r = api_call(self.sock, method, path, body, timeout=60)
+        return r.status, r.body
 
     def json(self, method, path, body=None, expect=200):
         st, data = self.call(method, path, body)

@@ -10,13 +10,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BUILD = pathlib.Path(os.environ.get("NITRO_BUILD", ROOT / "build"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import BUILD, ROOT  # noqa: E402
+
 CARD = BUILD / "nitro-card-vpc"
 DRIVER = pathlib.Path(os.environ.get("VPC_DRIVER", BUILD / "vpc-driver"))
 NITRO = BUILD / "nitro"

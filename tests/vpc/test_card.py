@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import NITRO
+from nitrotest import free_port
 from frames import (ACK, DISCOVER, ETH_IP, NAK, OFFER, REQUEST, arp_request, dhcp, eth,
                     icmp_echo, ip_bytes, ipv4, mac_bytes, mac_str, parse_arp, parse_dhcp,
                     parse_ip, tcp, udp)
@@ -308,18 +309,10 @@ def test_bad_security_group_file(vpcnet, tmp_path):
     vpcnet.cards.clear()
 
 
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_mapping_file_form(vpcnet, tmp_path):
     """A planned mapping file (as hosts that share no folder would use): fixed underlay
     ports and MACs; cards only read it, and pick up an edit."""
-    pa, pb = free_udp_port(), free_udp_port()
+    pa, pb = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     amac, bmac = "02:00:00:00:0a:05", "02:00:00:00:0a:06"
     mp = tmp_path / "vpc.map"
     mp.write_text(f"# planned by hand\nvpc=7 ip=10.0.0.5 mac={amac} underlay=127.0.0.1:{pa} default_sg=1\n"

@@ -1,0 +1,96 @@
+"""What several pytest suites share (tests/*/conftest.py and test files import it after
+putting tests/pylib on sys.path): the build folder, running a helper with a deadline,
+the block pattern of the test drivers, free ports, the KVM check of the suites that boot
+guests, and an HTTP client for nitrod's Unix socket (bench/api.py uses it too, without
+pytest: pytest is imported only where a test fails)."""
+import http.client
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+# NITRO_BUILD=build/asan: the sanitizer build, where a suite supports it.
+BUILD = pathlib.Path(os.environ.get("NITRO_BUILD", ROOT / "build"))
+SECTOR = 512
+
+
+def run(argv, timeout, env=None):
+    """(exit status, stdout, stderr) of argv in its own process group (stdin /dev/null);
+    fails the test, after killing that group, when it runs longer than timeout seconds."""
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        import pytest
+        pytest.fail(f"{argv} hung for {timeout} s\n--- stdout\n{out}\n--- stderr\n{err}")
+    return p.returncode, out, err
+
+
+def pattern(sector, count):
+    """What `vu-blk-driver check` writes (tests/driver/driver.h): byte j of sector s is
+    (s*37 + j + 0x5a) % 256."""
+    return bytes(((s * 37 + j + 0x5a) & 0xff) for s in range(sector, sector + count)
+                 for j in range(SECTOR))
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A port on 127.0.0.1 that nothing listens on right now (TCP, or UDP with SOCK_DGRAM)."""
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def require_real_kvm(how):
+    """Fails the test unless /dev/kvm is hardware-assisted; how says where it can run."""
+    cpuinfo = open("/proc/cpuinfo").read()
+    if not os.path.exists("/dev/kvm") or not (" svm" in cpuinfo or " vmx" in cpuinfo):
+        import pytest
+        pytest.fail(f"needs a hardware-assisted /dev/kvm: {how}")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a Unix stream socket (nitrod's API)."""
+
+    def __init__(self, path, timeout=30):
+        super().__init__("nitrod", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:500]!r}>"
+
+
+def api_call(sock, method, path, body=None, raw=None, headers=None, timeout=30):
+    """One request to nitrod on sock: body is sent as JSON, raw as it is."""
+    c = UnixHTTPConnection(sock, timeout=timeout)
+    data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    rep = Reply(r.status, dict(r.getheaders()), r.read().decode(errors="replace"))
+    c.close()
+    return rep
