@@ -1,5 +1,5 @@
 /* EBS volumes: a self-describing file, a 4 KiB header and then the data, shared by the
- * card (nitro-card-ebs) and `nitro volume`.
+ * card (nitro-card-ebs), `nitro volume` and nitrod's volume API.
  *
  * Header (little-endian): magic "NITROVOL", version 1, flags (VOL_F_ENCRYPTED), size in
  * bytes (a multiple of 512), the volume id "vol-" + 17 lowercase hex digits (NUL padded),
