@@ -5,6 +5,7 @@
 #include "blk.h"
 #include "driver.h"
 
+#include "lib/le.h"
 #include "lib/util.h"
 
 #include <errno.h>
@@ -70,6 +71,13 @@ static void submit_one(struct bench *b, struct blk_queue *q)
 	struct blk_req *r = blk_req_get(q);
 	uint32_t spb = b->o->bs / BLK_SECTOR;
 	uint64_t sector = b->o->fill ? b->next_block++ * spb : rng_next(&b->rng) % b->blocks * spb;
+	if (b->o->zeroes || b->o->discard) { /* one range: sector, count, flags 0 */
+		le64_put(r->data, sector);
+		le32_put(r->data + 8, spb);
+		le32_put(r->data + 12, 0);
+		blk_submit(q, r, b->o->zeroes ? BLK_T_WRITE_ZEROES : BLK_T_DISCARD, 0, 16);
+		return;
+	}
 	blk_submit(q, r, b->o->randwrite ? BLK_T_OUT : BLK_T_IN, sector, b->o->bs);
 }
 
@@ -179,6 +187,8 @@ static int run(struct bench *b)
 	printf("rw=%s bs=%u qd=%u queues=%u poll=%d seconds=%.2f ios=%zu iops=%.0f p50_us=%llu "
 	       "p99_us=%llu errors=%llu\n",
 	       o->fill	      ? "fill"
+	       : o->zeroes    ? "zeroes"
+	       : o->discard   ? "discard"
 	       : o->randwrite ? "randwrite"
 			      : "randread",
 	       o->bs, o->qd, b->d.bd_nqueues, o->poll, secs, b->lat.n, (double)b->lat.n / secs,

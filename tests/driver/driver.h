@@ -20,7 +20,8 @@ struct drv_opts {
 	bool no_verify; /* statuses only: for back ends that drop data (null-co) */
 	/* bench */
 	bool randwrite;
-	bool fill; /* write every block once, in order (randwrite set too), then stop */
+	bool fill;	      /* write every block once, in order (randwrite set too), then stop */
+	bool zeroes, discard; /* WRITE_ZEROES / DISCARD of one bs range (randwrite set too) */
 	uint32_t bs;
 	unsigned qd; /* per queue */
 	unsigned seconds;

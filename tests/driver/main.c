@@ -12,8 +12,8 @@
 static const char usage[] =
     "usage: vu-blk-driver --socket PATH [--queues N] [--mem MiB] check [--no-verify]\n"
     "       vu-blk-driver --socket PATH [--queues N] [--mem MiB] bench\n"
-    "                     [--rw randread|randwrite|fill] [--bs BYTES] [--qd N] [--seconds S] "
-    "[--poll]\n"
+    "                     [--rw randread|randwrite|fill|zeroes|discard] [--bs BYTES] [--qd N]\n"
+    "                     [--seconds S] [--poll]\n"
     "       vu-blk-driver --socket PATH [--mem MiB] hostile\n"
     "       vu-blk-driver --socket PATH write-flush|verify [--sectors N] [--qd N] [--zero]\n"
     "                    [--no-flush]\n"
@@ -29,7 +29,8 @@ static const char usage[] =
     "         (--no-verify: check statuses only, for back ends that drop data)\n"
     "  bench  prints: rw= bs= qd= queues= seconds= ios= iops= p50_us= p99_us= errors=\n"
     "         (--qd is per queue; --poll busy-polls the used rings; fill writes the\n"
-    "          whole disk once, in order, and ignores --seconds)\n"
+    "          whole disk once, in order, and ignores --seconds; zeroes and discard send\n"
+    "          WRITE_ZEROES / DISCARD requests of one --bs range each at random offsets)\n"
     "  hostile  malformed descriptor chains, each on a fresh connection; passes when the\n"
     "           back end still serves a new connection afterwards\n";
 
@@ -40,13 +41,20 @@ int main(int argc, char **argv)
 	struct drv_opts o = {
 	    .queues = 1, .mem = 64ull << 20, .bs = 4096, .qd = 1, .seconds = 5, .sectors = 2048};
 	static const struct option longopts[] = {
-	    {"socket", required_argument, NULL, 's'},  {"queues", required_argument, NULL, 'q'},
-	    {"mem", required_argument, NULL, 'm'},     {"rw", required_argument, NULL, 'r'},
-	    {"bs", required_argument, NULL, 'b'},      {"qd", required_argument, NULL, 'd'},
-	    {"seconds", required_argument, NULL, 't'}, {"poll", no_argument, NULL, 'p'},
-	    {"no-verify", no_argument, NULL, 'n'},     {"no-seal", no_argument, NULL, 'S'},
-	    {"sectors", required_argument, NULL, 'N'}, {"zero", no_argument, NULL, 'z'},
-	    {"no-flush", no_argument, NULL, 'F'},      {"help", no_argument, NULL, 'h'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"queues", required_argument, NULL, 'q'},
+	    {"mem", required_argument, NULL, 'm'},
+	    {"rw", required_argument, NULL, 'r'},
+	    {"bs", required_argument, NULL, 'b'},
+	    {"qd", required_argument, NULL, 'd'},
+	    {"seconds", required_argument, NULL, 't'},
+	    {"poll", no_argument, NULL, 'p'},
+	    {"no-verify", no_argument, NULL, 'n'},
+	    {"no-seal", no_argument, NULL, 'S'},
+	    {"sectors", required_argument, NULL, 'N'},
+	    {"zero", no_argument, NULL, 'z'},
+	    {"no-flush", no_argument, NULL, 'F'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -68,11 +76,16 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			if (strcmp(optarg, "randread") && strcmp(optarg, "randwrite") &&
-			    strcmp(optarg, "fill"))
-				die_usage("--rw: expected randread, randwrite or fill, got '%s'",
+			    strcmp(optarg, "fill") && strcmp(optarg, "zeroes") &&
+			    strcmp(optarg, "discard"))
+				die_usage("--rw: expected randread, randwrite, fill, zeroes or "
+					  "discard, got '%s'",
 					  optarg);
 			o.fill = !strcmp(optarg, "fill");
-			o.randwrite = o.fill || !strcmp(optarg, "randwrite");
+			o.zeroes = !strcmp(optarg, "zeroes");
+			o.discard = !strcmp(optarg, "discard");
+			o.randwrite =
+			    o.fill || o.zeroes || o.discard || !strcmp(optarg, "randwrite");
 			break;
 		case 'b':
 			if (!parse_u64(optarg, 512, 1 << 20, &v) || v % 512)

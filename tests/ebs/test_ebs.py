@@ -232,6 +232,25 @@ def test_qos_throughput(tmp_path, env, cards):
     assert 18 <= mibps <= 22, f"measured {mibps} MiB/s against --throughput 20"
 
 
+@pytest.mark.parametrize("rw,extra", [("zeroes", ()), ("zeroes", ("--unencrypted",)),
+                                      ("discard", ())])
+def test_qos_zeroes_and_discard_pay_throughput(tmp_path, env, cards, rw, extra):
+    """The attack: WRITE_ZEROES (on an encrypted volume real ciphertext writes) and DISCARD
+    were charged 0 bytes, so a guest moved 1115 MiB/s through a 1 MiB/s volume. They pay
+    like writes of the same size now."""
+    vol = tmp_path / "v.img"
+    create(vol, env, *extra)
+    card = cards(tmp_path, vol, env, "--iops", "0", "--throughput", "1")
+    bs = 128 << 10
+    rc, out, err = card.driver("bench", "--rw", rw, "--bs", str(bs), "--qd", "4",
+                               "--seconds", "4", timeout=60)
+    assert rc == 0, out + err + card.output()
+    m = re.search(r"seconds=([0-9.]+) ios=(\d+) .* errors=(\d+)$", out.strip())
+    assert m and int(m.group(3)) == 0, out
+    mibps = int(m.group(2)) * bs / (1 << 20) / float(m.group(1))
+    assert 0.7 <= mibps <= 1.4, f"{rw}: measured {mibps:.2f} MiB/s against --throughput 1"
+
+
 def test_sigterm(tmp_path, env, cards):
     vol = tmp_path / "v.img"
     create(vol, env)

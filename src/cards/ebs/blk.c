@@ -378,8 +378,11 @@ static uint8_t *status_ptr(const struct vr_chain *ch)
 	return NULL;
 }
 
-/* DISCARD or WRITE_ZEROES: every range is copied out and checked before any is applied. */
-static uint8_t do_ranges(struct ebs *e, const struct vr_chain *ch, uint32_t type)
+/* DISCARD or WRITE_ZEROES: every range is copied out and checked before any is applied.
+ * *bytes gets what the ranges cover once they passed the checks: QoS charges them like a
+ * write of that size (storage does that much work, and on an encrypted volume it is a
+ * real ciphertext write), so they cannot bypass the throughput limit. */
+static uint8_t do_ranges(struct ebs *e, const struct vr_chain *ch, uint32_t type, uint64_t *bytes)
 {
 	uint8_t raw[EBS_MAX_RANGES * RANGE_BYTES];
 	uint64_t dlen = ch->ch_read_bytes - HDR_BYTES;
@@ -391,6 +394,7 @@ static uint8_t do_ranges(struct ebs *e, const struct vr_chain *ch, uint32_t type
 	unsigned n = (unsigned)(dlen / RANGE_BYTES);
 	seg_copy(ch, false, HDR_BYTES, raw, dlen, false);
 	uint32_t max = type == T_DISCARD ? EBS_MAX_DISCARD : EBS_MAX_ZEROES;
+	uint64_t total = 0;
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *r = raw + i * RANGE_BYTES;
 		uint64_t sector = le64_get(r);
@@ -400,7 +404,9 @@ static uint8_t do_ranges(struct ebs *e, const struct vr_chain *ch, uint32_t type
 			return S_UNSUPP;
 		if (num > max || !in_range(e, sector, num))
 			return S_IOERR;
+		total += (uint64_t)num * VOL_SECTOR;
 	}
+	*bytes = total;
 	struct bdev *b = e->e_bdev;
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *r = raw + i * RANGE_BYTES;
@@ -504,7 +510,7 @@ static void handle(struct ebs *e, struct ebs_req *r, const struct vr_chain *ch, 
 	}
 	case T_DISCARD:
 	case T_WRITE_ZEROES:
-		status = do_ranges(e, ch, r->r_type);
+		status = do_ranges(e, ch, r->r_type, bytes);
 		break;
 	default:
 		status = S_UNSUPP;
