@@ -34,6 +34,7 @@ int ct_init(struct ct_table *t, uint32_t max, uint64_t seed)
 	t->ct_mask = slots - 1;
 	t->ct_max = max;
 	t->ct_seed = seed;
+	t->ct_head = t->ct_tail = CT_NIL;
 	return 0;
 }
 
@@ -43,10 +44,75 @@ void ct_fini(struct ct_table *t)
 	t->ct_slots = NULL;
 }
 
+static void list_unlink(struct ct_table *t, uint32_t i)
+{
+	struct ct_entry *e = &t->ct_slots[i];
+	if (!e->ce_listed)
+		return;
+	if (e->ce_prev != CT_NIL)
+		t->ct_slots[e->ce_prev].ce_next = e->ce_next;
+	else
+		t->ct_head = e->ce_next;
+	if (e->ce_next != CT_NIL)
+		t->ct_slots[e->ce_next].ce_prev = e->ce_prev;
+	else
+		t->ct_tail = e->ce_prev;
+	e->ce_listed = 0;
+	e->ce_prev = e->ce_next = CT_NIL;
+	t->ct_unassured--;
+}
+
+static void list_append(struct ct_table *t, uint32_t i)
+{
+	struct ct_entry *e = &t->ct_slots[i];
+	e->ce_listed = 1;
+	e->ce_next = CT_NIL;
+	e->ce_prev = t->ct_tail;
+	if (t->ct_tail != CT_NIL)
+		t->ct_slots[t->ct_tail].ce_next = i;
+	else
+		t->ct_head = i;
+	t->ct_tail = i;
+	t->ct_unassured++;
+}
+
+/* An entry moved to slot i: its list neighbours follow. */
+static void list_moved(struct ct_table *t, uint32_t i)
+{
+	struct ct_entry *e = &t->ct_slots[i];
+	if (!e->ce_listed)
+		return;
+	if (e->ce_prev != CT_NIL)
+		t->ct_slots[e->ce_prev].ce_next = i;
+	else
+		t->ct_head = i;
+	if (e->ce_next != CT_NIL)
+		t->ct_slots[e->ce_next].ce_prev = i;
+	else
+		t->ct_tail = i;
+}
+
+void ct_set_assured(struct ct_table *t, struct ct_entry *e, bool assured)
+{
+	uint32_t i = (uint32_t)(e - t->ct_slots);
+	if (assured)
+		list_unlink(t, i);
+	else if (!e->ce_listed)
+		list_append(t, i);
+}
+
+void ct_requeue(struct ct_table *t, struct ct_entry *e)
+{
+	uint32_t i = (uint32_t)(e - t->ct_slots);
+	list_unlink(t, i);
+	list_append(t, i);
+}
+
 /* Empties slot i and moves later members of its probe run back so that every entry stays
  * reachable from its home slot. */
 static void ct_delete(struct ct_table *t, uint32_t i)
 {
+	list_unlink(t, i);
 	uint32_t j = i;
 	for (;;) {
 		j = (j + 1) & t->ct_mask;
@@ -57,10 +123,11 @@ static void ct_delete(struct ct_table *t, uint32_t i)
 		/* e may move to i when its home is not cyclically inside (i, j]. */
 		if (((j - h) & t->ct_mask) >= ((j - i) & t->ct_mask)) {
 			t->ct_slots[i] = *e;
+			list_moved(t, i);
 			i = j;
 		}
 	}
-	t->ct_slots[i].ce_expires = 0;
+	t->ct_slots[i] = (struct ct_entry){.ce_prev = CT_NIL, .ce_next = CT_NIL};
 	t->ct_count--;
 }
 
@@ -88,21 +155,27 @@ struct ct_entry *ct_insert(struct ct_table *t, const struct ct_key *k, uint64_t 
 			   uint64_t expires)
 {
 	if (t->ct_count >= t->ct_max) {
-		/* Full: reap a stretch of the table, then find k's empty slot again. */
+		/* Full: reap a stretch of the table, else evict the oldest unassured entry;
+		 * then find k's empty slot again (deletions move entries). */
 		ct_sweep(t, now, CT_FULL_SWEEP);
-		if (t->ct_count >= t->ct_max)
-			return NULL;
+		if (t->ct_count >= t->ct_max) {
+			if (t->ct_head == CT_NIL)
+				return NULL;
+			ct_delete(t, t->ct_head);
+			t->ct_evicted++;
+		}
 		if (ct_find(t, k, now))
 			return NULL; /* cannot happen: k was absent */
 	}
-	struct ct_entry *e = &t->ct_slots[t->ct_hint];
-	e->ce_expires = expires ? expires : 1;
-	e->ce_rip = k->k_rip;
-	e->ce_lport = k->k_lport;
-	e->ce_rport = k->k_rport;
-	e->ce_proto = k->k_proto;
-	e->ce_flags = 0;
+	uint32_t i = t->ct_hint;
+	struct ct_entry *e = &t->ct_slots[i];
+	*e = (struct ct_entry){.ce_expires = expires ? expires : 1,
+			       .ce_rip = k->k_rip,
+			       .ce_lport = k->k_lport,
+			       .ce_rport = k->k_rport,
+			       .ce_proto = k->k_proto};
 	t->ct_count++;
+	list_append(t, i);
 	return e;
 }
 

@@ -16,11 +16,15 @@
 
 #define VPC_DOMAIN_MAX 253
 
-/* Idle timeouts (ns). AWS publishes TCP established, UDP and UDP stream; the others are
- * nitro's choice (docs/vpc-sg.md). */
+/* Idle timeouts (ns). AWS publishes TCP established, UDP and UDP stream; TCP's other
+ * states take Linux's (nf_conntrack_proto_tcp.c tcp_timeouts[]: SYN_SENT 2 min, SYN_RECV
+ * 60 s, FIN_WAIT 2 min, CLOSE 10 s); a flow picked up mid-stream waits like SYN_RECV for
+ * the other side's answer; ICMP and others are nitro's choice (docs/vpc-sg.md). */
 #define S_ 1000000000ull
 #define CT_TCP_EST_NS (432000 * S_)
-#define CT_TCP_NEW_NS (120 * S_)
+#define CT_TCP_SYN_SENT_NS (120 * S_)
+#define CT_TCP_SYN_RECV_NS (60 * S_)
+#define CT_TCP_FIN_NS (120 * S_)
 #define CT_TCP_CLOSED_NS (10 * S_)
 #define CT_UDP_NS (30 * S_)
 #define CT_UDP_STREAM_NS (180 * S_)

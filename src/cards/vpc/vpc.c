@@ -211,9 +211,18 @@ static uint64_t timeout_of(const struct ct_entry *e)
 {
 	switch (e->ce_proto) {
 	case IPPROTO_TCP_:
-		if (e->ce_flags & CT_CLOSED)
+		switch (e->ce_state) {
+		case CT_TCP_SYN_SENT:
+			return CT_TCP_SYN_SENT_NS;
+		case CT_TCP_ESTABLISHED:
+			return CT_TCP_EST_NS;
+		case CT_TCP_FIN_WAIT:
+			return CT_TCP_FIN_NS;
+		case CT_TCP_CLOSE:
 			return CT_TCP_CLOSED_NS;
-		return (e->ce_flags & CT_REPLIED) ? CT_TCP_EST_NS : CT_TCP_NEW_NS;
+		default: /* SYN_RECV, or picked up: waiting for the other side */
+			return CT_TCP_SYN_RECV_NS;
+		}
 	case IPPROTO_UDP_:
 		return (e->ce_flags & CT_UDP_STREAM) ? CT_UDP_STREAM_NS : CT_UDP_NS;
 	case IPPROTO_ICMP_:
@@ -223,7 +232,63 @@ static uint64_t timeout_of(const struct ct_entry *e)
 	}
 }
 
-static void ct_update(struct ct_entry *e, const struct pkt *k, bool ingress, uint64_t now)
+/* Assured flows are never evicted to make room (Linux's IPS_ASSURED): TCP after a complete
+ * handshake until it closes, UDP streams, other protocols once answered. Half-open TCP,
+ * closed connections, unanswered flows and ICMP queries may be. */
+static bool assured(const struct ct_entry *e)
+{
+	switch (e->ce_proto) {
+	case IPPROTO_TCP_:
+		return e->ce_state == CT_TCP_ESTABLISHED || e->ce_state == CT_TCP_FIN_WAIT;
+	case IPPROTO_UDP_:
+		return e->ce_flags & CT_UDP_STREAM;
+	case IPPROTO_ICMP_:
+		return false;
+	default:
+		return e->ce_flags & CT_REPLIED;
+	}
+}
+
+/* The TCP state after a segment with flags fl, sent by the flow's originator (orig) or the
+ * other side. Only the handshake in order establishes: orig's SYN, the other side's
+ * SYN+ACK, orig's ACK; a flow picked up mid-stream (first segment without SYN, e.g. after
+ * a card restart) is established by the other side's ACK. Any RST closes; FIN from both
+ * sides closes; sequence numbers are not checked (the guest's own stack does). */
+static uint8_t tcp_next(struct ct_entry *e, uint8_t fl, bool orig, bool out)
+{
+	uint8_t st = e->ce_state;
+	bool syn = fl & TCP_SYN_, ack = fl & TCP_ACK_;
+	if (fl & TCP_RST_)
+		return CT_TCP_CLOSE;
+	switch (st) {
+	case CT_TCP_NONE:
+		if (orig && syn && !ack)
+			return CT_TCP_SYN_SENT;
+		if (!orig && ack && !syn)
+			st = CT_TCP_ESTABLISHED;
+		break;
+	case CT_TCP_SYN_SENT:
+		if (!orig && syn && ack)
+			return CT_TCP_SYN_RECV;
+		break;
+	case CT_TCP_SYN_RECV:
+		if (orig && ack && !syn)
+			st = CT_TCP_ESTABLISHED;
+		break;
+	default:
+		break;
+	}
+	if ((fl & TCP_FIN_) && (st == CT_TCP_ESTABLISHED || st == CT_TCP_FIN_WAIT)) {
+		e->ce_flags |= out ? CT_FIN_OUT : CT_FIN_IN;
+		st = (e->ce_flags & (CT_FIN_OUT | CT_FIN_IN)) == (CT_FIN_OUT | CT_FIN_IN)
+			 ? CT_TCP_CLOSE
+			 : CT_TCP_FIN_WAIT;
+	}
+	return st;
+}
+
+static void ct_update(struct ct_table *t, struct ct_entry *e, const struct pkt *k, bool ingress,
+		      uint64_t now)
 {
 	bool out = !ingress;
 	bool orig = !!(e->ce_flags & CT_OUT) == out;
@@ -234,14 +299,9 @@ static void ct_update(struct ct_entry *e, const struct pkt *k, bool ingress, uin
 	} else if ((e->ce_flags & CT_REPLIED) && e->ce_proto == IPPROTO_UDP_) {
 		e->ce_flags |= CT_UDP_STREAM;
 	}
-	if (e->ce_proto == IPPROTO_TCP_) {
-		if (k->pk_tcp_flags & TCP_RST_)
-			e->ce_flags |= CT_CLOSED;
-		if (k->pk_tcp_flags & TCP_FIN_)
-			e->ce_flags |= out ? CT_FIN_OUT : CT_FIN_IN;
-		if ((e->ce_flags & (CT_FIN_OUT | CT_FIN_IN)) == (CT_FIN_OUT | CT_FIN_IN))
-			e->ce_flags |= CT_CLOSED;
-	}
+	if (e->ce_proto == IPPROTO_TCP_)
+		e->ce_state = tcp_next(e, k->pk_tcp_flags, orig, out);
+	ct_set_assured(t, e, assured(e));
 	e->ce_expires = now + timeout_of(e);
 }
 
@@ -264,13 +324,15 @@ static enum vpc_drop filter(struct vpc_port *p, const struct pkt *k, bool ingres
 	if (e) {
 		/* A SYN reusing the tuple of a closed connection starts a new one: the rules
 		 * decide again, and it gets the timeouts of a new flow. */
-		if (e->ce_proto == IPPROTO_TCP_ && (e->ce_flags & CT_CLOSED) &&
-		    (k->pk_tcp_flags & (TCP_SYN_ | TCP_ACK_)) == TCP_SYN_) {
+		if (e->ce_proto == IPPROTO_TCP_ && e->ce_state == CT_TCP_CLOSE &&
+		    (k->pk_tcp_flags & (TCP_SYN_ | TCP_ACK_ | TCP_RST_)) == TCP_SYN_) {
 			if (!sg_allows(g, ingress, k->pk_proto, port, rip, peer_default))
 				return ingress ? VPC_DROP_SG_IN : VPC_DROP_SG_OUT;
 			e->ce_flags = ingress ? 0 : CT_OUT;
+			e->ce_state = CT_TCP_NONE;
+			ct_requeue(&p->p_ct, e);
 		}
-		ct_update(e, k, ingress, now);
+		ct_update(&p->p_ct, e, k, ingress, now);
 		return VPC_DROP_NONE;
 	}
 	if (!sg_allows(g, ingress, k->pk_proto, port, rip, peer_default))
@@ -283,7 +345,7 @@ static enum vpc_drop filter(struct vpc_port *p, const struct pkt *k, bool ingres
 		return VPC_DROP_CONNTRACK;
 	}
 	e->ce_flags = ingress ? 0 : CT_OUT;
-	ct_update(e, k, ingress, now);
+	ct_update(&p->p_ct, e, k, ingress, now);
 	return VPC_DROP_NONE;
 }
 
@@ -448,6 +510,7 @@ void vpc_port_stats(const struct vpc_port *p, struct vpc_stats *st)
 	*st = p->p_st;
 	st->st_conntrack_entries = p->p_ct.ct_count;
 	st->st_conntrack_allowance_available = p->p_ct.ct_max - p->p_ct.ct_count;
+	st->st_conntrack_evicted = p->p_ct.ct_evicted;
 }
 
 int vpc_stats_format(const struct vpc_stats *st, char *buf, size_t len)
@@ -471,6 +534,7 @@ int vpc_stats_format(const struct vpc_stats *st, char *buf, size_t len)
 	    {"conntrack_allowance_exceeded", st->st_conntrack_allowance_exceeded},
 	    {"conntrack_allowance_available", st->st_conntrack_allowance_available},
 	    {"conntrack_entries", st->st_conntrack_entries},
+	    {"conntrack_evicted", st->st_conntrack_evicted},
 	};
 	size_t n = 0;
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {

@@ -119,7 +119,7 @@ enum vpc_drop {
 	VPC_DROP_NO_ROUTE,    /* destination not in the mapping (or .1/.2/self) */
 	VPC_DROP_SG_OUT,      /* egress denied by the security group */
 	VPC_DROP_SG_IN,	      /* ingress denied by the security group */
-	VPC_DROP_CONNTRACK,   /* new flow, conntrack table full */
+	VPC_DROP_CONNTRACK,   /* new flow, conntrack table full of assured flows */
 	VPC_DROP_PPS,	      /* pps allowance */
 	VPC_DROP_BW_OUT,      /* bandwidth allowance, guest -> underlay */
 	VPC_DROP_BW_IN,	      /* bandwidth allowance, underlay -> guest */
@@ -152,6 +152,7 @@ struct vpc_stats {
 	uint64_t st_conntrack_allowance_exceeded;
 	uint64_t st_conntrack_allowance_available; /* free conntrack entries now */
 	uint64_t st_conntrack_entries;		   /* tracked flows now */
+	uint64_t st_conntrack_evicted; /* unassured flows evicted to make room (SYN floods) */
 	uint64_t st_drops[VPC_DROP__COUNT];
 };
 

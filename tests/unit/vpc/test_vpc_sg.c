@@ -344,14 +344,15 @@ static void tcp_close(void **state)
 	port(&t, g, 0);
 	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
 	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x10, 0), VPC_TO_GUEST);	/* established */
 	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x11, NS), VPC_TO_GUEST); /* FIN */
-	/* one FIN: still the established timeout */
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 3000 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x11, 3001 * NS), VPC_TO_UNDERLAY);
+	/* one FIN: FIN_WAIT, 120 s after each segment (Linux's timeout) */
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 120 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x11, 239 * NS), VPC_TO_UNDERLAY);
 	/* both FINs: 10 s after the last segment */
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x10, 3005 * NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 3014 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 3025 * NS), VPC_DROP);
+	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x10, 245 * NS), VPC_TO_GUEST);
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 254 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 265 * NS), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_OUT);
 	/* a reset closes too */
 	assert_int_equal(tcp_in(&t, false, 40001, 22, 0x02, 4000 * NS), VPC_TO_GUEST);
@@ -362,6 +363,7 @@ static void tcp_close(void **state)
 	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x14, 5000 * NS), VPC_TO_UNDERLAY);
 	assert_int_equal(tcp_in(&t, false, 40002, 22, 0x02, 5005 * NS), VPC_TO_GUEST);
 	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x12, 5005 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(tcp_in(&t, false, 40002, 22, 0x10, 5005 * NS), VPC_TO_GUEST);
 	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x10, 9000 * NS), VPC_TO_UNDERLAY);
 	/* but a SYN from the guest on a closed tuple needs an egress rule */
 	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x04, 9001 * NS), VPC_TO_UNDERLAY);
@@ -422,8 +424,12 @@ static void full_table(void **state)
 	struct vpc_sg *g = sg("ingress udp all 10.0.0.0/24\n");
 	port(&t, g, 4);
 	assert_int_equal(stat_ct(&t, 1), 4);
-	for (unsigned i = 0; i < 4; i++)
+	/* four UDP streams (answered, then used again): assured, never evicted */
+	for (unsigned i = 0; i < 4; i++) {
 		assert_int_equal(udp_out(&t, 5000 + i, 53, 0), VPC_TO_UNDERLAY);
+		assert_int_equal(udp_in(&t, 53, 5000 + i, 0), VPC_TO_GUEST);
+		assert_int_equal(udp_out(&t, 5000 + i, 53, 0), VPC_TO_UNDERLAY);
+	}
 	assert_int_equal(stat_ct(&t, 1), 0);
 	assert_int_equal(udp_out(&t, 6000, 53, 0), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_CONNTRACK);
@@ -433,12 +439,21 @@ static void full_table(void **state)
 	/* tracked flows go on */
 	assert_int_equal(udp_in(&t, 53, 5002, NS), VPC_TO_GUEST);
 	assert_int_equal(udp_out(&t, 5003, 53, NS), VPC_TO_UNDERLAY);
-	/* when flows go idle, room comes back (the lookup reaps on its way) */
-	assert_int_equal(udp_out(&t, 6000, 53, 40 * NS), VPC_TO_UNDERLAY);
-	vpc_port_tick(t.p, 40 * NS);
+	/* when flows go idle (streams: 180 s), room comes back (the lookup reaps) */
+	assert_int_equal(udp_out(&t, 6000, 53, 400 * NS), VPC_TO_UNDERLAY);
+	vpc_port_tick(t.p, 400 * NS);
 	assert_int_equal(stat_ct(&t, 0), 1);
 	assert_int_equal(stat_ct(&t, 1), 3);
 	assert_int_equal(stat_ct(&t, 2), 2);
+	/* unanswered flows make room for new ones, oldest first */
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(udp_out(&t, 6001 + i, 53, 401 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(udp_out(&t, 6004, 53, 402 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(stat_ct(&t, 0), 4);
+	struct vpc_stats st;
+	vpc_port_stats(t.p, &st);
+	assert_int_equal(st.st_conntrack_evicted, 1);
+	assert_int_equal(st.st_conntrack_allowance_exceeded, 2);
 	vt_teardown(&t);
 	vpc_sg_free(g);
 }
