@@ -387,8 +387,24 @@ int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size
 			RETURN_ERR(-1, "mapping %s: %s", path, strerror(e2));
 		}
 	}
+	memcpy(m->m_reg_line, line, (size_t)n);
+	m->m_reg_len = n;
 	snprintf(m->m_registered, sizeof(m->m_registered), "%s", path);
 	return 0;
+}
+
+void mapsvc_unregister_crash(const struct mapsvc *m)
+{
+	char buf[MAP_LINE_MAX];
+	if (!m->m_registered[0])
+		return;
+	int fd = open(m->m_registered, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n == m->m_reg_len && memcmp(buf, m->m_reg_line, (size_t)n) == 0)
+		unlink(m->m_registered);
 }
 
 void mapsvc_unregister(struct mapsvc *m)

@@ -61,6 +61,8 @@ struct mapsvc {
 	struct timespec m_mtime;
 	off_t m_size;
 	char m_registered[PATH_MAX + 64]; /* our entry's file, "" when none */
+	char m_reg_line[MAP_LINE_MAX];	  /* and its content, for mapsvc_unregister_crash */
+	int m_reg_len;
 	struct map_slot m_cache[MAP_CACHE_SLOTS];
 	uint64_t m_lookups, m_misses, m_bad_records;
 };
@@ -86,6 +88,10 @@ void mapsvc_close(struct mapsvc *m);
  * host (pid, host) holds it. 0, or -1 with err. */
 int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size_t errlen);
 void mapsvc_unregister(struct mapsvc *m);
+/* The same from a fatal-signal handler (SIGBUS, SIGSEGV, ...: async-signal-safe calls only,
+ * no parsing): removes the entry only while the file holds exactly what we wrote, so a card
+ * that dies does not leave peers sending to its dead address. */
+void mapsvc_unregister_crash(const struct mapsvc *m);
 /* 1 with *e filled, 0 when (vpc, ip) has no entry. now_ns: CLOCK_MONOTONIC (the caller's
  * per-batch reading: clock_gettime per packet costs more than the lookup). */
 int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now_ns,

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import NITRO
+from conftest import DRIVER, NITRO, Driver
 from nitrotest import free_port
 from frames import (ACK, DISCOVER, ETH_IP, NAK, OFFER, REQUEST, arp_request, dhcp, eth,
                     icmp_echo, ip_bytes, ipv4, mac_bytes, mac_str, parse_arp, parse_dhcp,
@@ -293,12 +293,63 @@ def test_default_group_members_reach_each_other(vpcnet):
 
 def test_conntrack_table_full(vpcnet):
     (a, da, amac), (b, db, bmac) = pair(vpcnet, a={"extra": ["--conntrack-max", "2"]})
-    for port in (1001, 1002, 1003, 1004):
+    # two UDP streams (sent, answered, sent again): assured flows fill A's table
+    for port in (1001, 1002):
+        da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 5000, port, b"x")))
+        assert db.recv(1000) is not None
+        db.send(eth(amac, bmac, ETH_IP, udp("10.0.0.6", "10.0.0.5", port, 5000, b"y")))
+        assert da.recv(1000) is not None
+        da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 5000, port, b"z")))
+        assert db.recv(1000) is not None
+    for port in (1003, 1004):
         da.send(eth(bmac, amac, ETH_IP, udp("10.0.0.5", "10.0.0.6", 5000, port, b"x")))
     got = db.recv_all(300)
-    assert len(got) == 2, [parse_ip(f)["dport"] for f in got]
+    assert got == [], [parse_ip(f)["dport"] for f in got]
     st = a.stats()
     assert st["conntrack_allowance_exceeded"] == 2 and st["conntrack_allowance_available"] == 0
+    assert st["conntrack_evicted"] == 0
+
+
+def test_conntrack_evicts_unanswered_flows(vpcnet):
+    """Flows nobody answered (half-open TCP, UDP into the void) make room for new ones,
+    oldest first: a flood of them cannot lock the guest's new flows out (issue 10)."""
+    (a, da, amac), (b, db, bmac) = pair(vpcnet, a={"extra": ["--conntrack-max", "2"]})
+    for port in (1001, 1002, 1003, 1004):
+        da.send(eth(bmac, amac, ETH_IP, tcp("10.0.0.5", "10.0.0.6", 40000, port, flags=0x02)))
+    got = db.recv_all(300)
+    assert [parse_ip(f)["dport"] for f in got] == [1001, 1002, 1003, 1004]
+    st = a.stats()
+    assert st["conntrack_evicted"] == 2 and st["conntrack_allowance_exceeded"] == 0
+
+
+def test_unsealed_guest_memory_refused(vpcnet):
+    """Issue 10 item 10: the VPC card mapped whatever memory a frontend offered; one that
+    then truncated its memfd killed the card with SIGBUS. Every card now refuses memory
+    not sealed against shrinking, and lives on for the next frontend."""
+    c = vpcnet.card("a", 7, "10.0.0.5/24", driver=False)
+    p = subprocess.run([str(DRIVER), "run", c.socket, "--no-seal"], input="quit\n",
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "ready" not in p.stdout, (p.stdout, p.stderr)
+    assert c.proc.poll() is None, c.log()
+    assert "not sealed against shrinking" in c.log(), c.log()
+    d = Driver(c.socket)
+    vpcnet.drivers.append(d)
+    mac = mac_bytes(d.config()["mac"])
+    d.send(arp_request(mac, "10.0.0.5", "10.0.0.1"))
+    assert parse_arp(d.recv(1000)), "the card serves the next (sealed) frontend"
+
+
+def test_crashed_card_removes_its_mapping_record(vpcnet):
+    """A card killed by a fault (the SIGBUS of a truncated guest memfd) used to leave its
+    mapping record behind, so peers kept sending to a dead address."""
+    c = vpcnet.card("a", 7, "10.0.0.5/24", driver=False)
+    rec = vpcnet.map / "7_10.0.0.5"
+    assert rec.exists()
+    c.proc.send_signal(signal.SIGBUS)
+    assert c.proc.wait(timeout=10) == -signal.SIGBUS
+    vpcnet.cards.remove(c)  # it was meant to die
+    c.err.close()
+    assert not rec.exists(), rec.read_text()
 
 
 def test_bad_security_group_file(vpcnet, tmp_path):

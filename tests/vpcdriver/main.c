@@ -281,6 +281,8 @@ int main(int argc, char **argv)
 		for (int i = 3; i < argc; i++) {
 			if (!strcmp(argv[i], "--no-config"))
 				config = false;
+			else if (!strcmp(argv[i], "--no-seal"))
+				vu_front_no_seal = true; /* offer memory that could shrink */
 			else if (!strcmp(argv[i], "--pairs") && i + 1 < argc)
 				pairs = (unsigned)atoi(argv[++i]);
 			else
@@ -290,8 +292,10 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 2 && !strcmp(argv[1], "bench"))
 		return cmd_bench(argc - 2, argv + 2);
-	fprintf(stderr,
-		"usage: vpc-driver run SOCKET [--no-config] [--pairs N] | vpc-driver bench --tx S0 "
-		"--rx S1 --frame HEX [--seconds N] [--no-config]\n");
+	fprintf(
+	    stderr,
+	    "usage: vpc-driver run SOCKET [--no-config] [--no-seal] [--pairs N] | vpc-driver bench "
+	    "--tx S0 "
+	    "--rx S1 --frame HEX [--seconds N] [--no-config]\n");
 	return 2;
 }

@@ -736,7 +736,6 @@ int ebs_init(struct ebs *e, struct volume *v, struct bdev *b, struct loop *l, un
 	    .vo_queue_stopping = on_queue_stop,
 	    .vo_queue_stop = on_queue_stop,
 	    .vo_mem_changing = on_mem_changing,
-	    .vo_sealed_memory = true,
 	};
 	e->e_qos_on = iops || bytes_per_s;
 	qos_init(&e->e_qos, iops, bytes_per_s, ebs_now_ns());

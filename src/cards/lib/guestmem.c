@@ -91,7 +91,15 @@ int gm_set_table(struct gmem *m, const struct gm_region_desc *rd, unsigned n, co
 			snprintf(err, errlen, "memory region %u: fd: %s", i, strerror(errno));
 			goto out;
 		}
-		if (S_ISREG(st.st_mode) && (uint64_t)st.st_size < off + size) {
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(err, errlen,
+				 "memory region %u: backed by something other than a memfd or a "
+				 "file; refused",
+				 i);
+			ret = -EINVAL;
+			goto out;
+		}
+		if ((uint64_t)st.st_size < off + size) {
 			snprintf(
 			    err, errlen,
 			    "memory region %u: offset 0x%llx + size 0x%llx past the end of its "

@@ -40,8 +40,9 @@ struct gmem {
 void gm_init(struct gmem *m);
 /* Maps n regions from fds[i] and replaces the table (the old one is unmapped only on
  * success). Always takes ownership of the n fds: they are closed before returning (the
- * mappings stay). Rejects empty, overflowing and guest-physically overlapping regions, and
- * regions running past the end of their (regular or memfd) file.
+ * mappings stay). Rejects empty, overflowing and guest-physically overlapping regions,
+ * fds that are not regular files (memfds are), and regions running past the end of their
+ * file.
  * Returns 0 or a negative errno value with a message in err. */
 int gm_set_table(struct gmem *m, const struct gm_region_desc *rd, unsigned n, const int *fds,
 		 char *err, size_t errlen);

@@ -145,7 +145,7 @@ static int h_set_mem_table(struct vu_dev *d, struct vu_msg *m, struct vu_msg *re
 						.rd_size = t->regions[i].size,
 						.rd_uva = t->regions[i].uva,
 						.rd_mmap_offset = t->regions[i].mmap_offset};
-	if (d->vd_ops->vo_sealed_memory)
+	if (!d->vd_ops->vo_allow_unsealed_memory)
 		for (unsigned i = 0; i < t->nregions; i++) {
 			int seals = fcntl(m->vm_fds[i], F_GET_SEALS);
 			if (seals < 0 || !(seals & F_SEAL_SHRINK))

@@ -75,9 +75,10 @@ struct vu_ops {
 	/* The memory table is about to be replaced: finish (or abandon) every access to guest
 	 * memory still in flight, since the old mappings go away on return. */
 	void (*vo_mem_changing)(struct vu_dev *d);
-	/* Refuse guest memory whose fd is not sealed against shrinking (F_SEAL_SHRINK): a
-	 * frontend could otherwise truncate it under the card (SIGBUS on access). */
-	bool vo_sealed_memory;
+	/* Every card refuses guest memory whose fd is not a memfd sealed against shrinking
+	 * (F_SEAL_SHRINK): a frontend could otherwise truncate it under the card (SIGBUS on
+	 * access). Only tests that drive the library with plain memory set this. */
+	bool vo_allow_unsealed_memory;
 };
 
 struct vu_queue {

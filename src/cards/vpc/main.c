@@ -316,6 +316,26 @@ static void parse_ip(const char *v, struct vpc_cfg *cfg)
 	cfg->vc_prefix = (unsigned)prefix;
 }
 
+/* A card killed by a fault (a SIGBUS from guest memory, ...) still removes its mapping
+ * record, then dies of the same signal. (SIGKILL cannot be caught: the next card for the
+ * address replaces a record whose process is gone.) */
+static const struct mapsvc *crash_map;
+
+static void on_crash(int sig)
+{
+	mapsvc_unregister_crash(crash_map);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void unregister_on_crash(const struct mapsvc *m)
+{
+	static const int sigs[] = {SIGBUS, SIGSEGV, SIGILL, SIGFPE, SIGABRT};
+	crash_map = m;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], on_crash);
+}
+
 int main(int argc, char **argv)
 {
 	static struct card card = {.c_usr1 = -1, .c_tick = -1};
@@ -436,6 +456,7 @@ int main(int argc, char **argv)
 		snprintf(c->c_self.me_ctl, sizeof(c->c_self.me_ctl), "%s", ctl);
 	if (c->c_map.m_dir && mapsvc_register(&c->c_map, &c->c_self, err, sizeof(err)) < 0)
 		die("%s", err);
+	unregister_on_crash(&c->c_map);
 
 	bo.bo_serial = true;
 	int r = backend_start(&c->c_backend, &c->c_net.vn_dev, &c->c_loop, &bo, err, sizeof(err));

@@ -155,8 +155,10 @@ static int setup(void **state)
 	f->be = sv[1];
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(f->fe, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	f->mem_fd = memfd_create("test-vhost-user", MFD_CLOEXEC);
-	if (f->mem_fd < 0 || ftruncate(f->mem_fd, MEMSZ) < 0)
+	/* Sealed against shrinking, as nitro-hv's: every card refuses other memory. */
+	f->mem_fd = memfd_create("test-vhost-user", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (f->mem_fd < 0 || ftruncate(f->mem_fd, MEMSZ) < 0 ||
+	    fcntl(f->mem_fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
 		return -1;
 	f->mem = mmap(NULL, MEMSZ, PROT_READ | PROT_WRITE, MAP_SHARED, f->mem_fd, 0);
 	if (f->mem == MAP_FAILED)
@@ -524,31 +526,39 @@ static void mem_changing(struct vu_dev *d)
 	fx_of(d)->mem_changes++;
 }
 
-/* A device that asks for sealed memory refuses a memfd that could shrink (before telling
- * the device anything), and takes one sealed against shrinking. */
+/* Every device (no option needed) refuses a memfd that could shrink, and any fd that is not
+ * a memfd, before telling the device anything; it takes one sealed against shrinking. */
 static void test_sealed_memory(void **state)
 {
 	struct fx *f = *state;
-	static struct vu_ops sealed;
-	sealed = echo_ops;
-	sealed.vo_sealed_memory = true;
-	sealed.vo_mem_changing = mem_changing;
-	f->dev.vd_ops = &sealed;
+	static struct vu_ops ops;
+	ops = echo_ops;
+	ops.vo_mem_changing = mem_changing;
+	f->dev.vd_ops = &ops;
 	struct vu_mem_table t = {.nregions = 1};
 	t.regions[0] = (struct vu_mem_region){.gpa = 0, .size = MEMSZ, .uva = UVA};
-	int fd = dup(f->mem_fd); /* never sealed */
-	assert_int_equal(acked(f, VU_SET_MEM_TABLE, &t, 8 + 32, &fd, 1), 1);
-	close(fd);
+	int fd = memfd_create("unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	assert_true(fd >= 0 && ftruncate(fd, MEMSZ) == 0);
+	int dupfd = dup(fd);
+	assert_int_equal(acked(f, VU_SET_MEM_TABLE, &t, 8 + 32, &dupfd, 1), 1); /* not yet */
+	close(dupfd);
 	assert_int_equal(f->dev.vd_mem.gm_nregions, 0);
 	assert_int_equal(f->mem_changes, 0);
-	fd = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	assert_true(fd >= 0 && ftruncate(fd, MEMSZ) == 0);
-	assert_int_equal(acked(f, VU_SET_MEM_TABLE, &t, 8 + 32, &fd, 1), 1); /* not yet */
+	/* a regular file on disk, or a device, is not guest memory */
+	int other[2] = {open("/dev/zero", O_RDWR | O_CLOEXEC), open("/proc/self/exe", O_RDONLY)};
+	for (int i = 0; i < 2; i++) {
+		assert_true(other[i] >= 0);
+		assert_int_equal(acked(f, VU_SET_MEM_TABLE, &t, 8 + 32, &other[i], 1), 1);
+		close(other[i]);
+	}
+	assert_int_equal(f->mem_changes, 0);
 	assert_int_equal(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
 	assert_int_equal(acked(f, VU_SET_MEM_TABLE, &t, 8 + 32, &fd, 1), 0);
 	close(fd);
 	assert_int_equal(f->dev.vd_mem.gm_nregions, 1);
 	assert_int_equal(f->mem_changes, 1);
+	/* a sealed memfd can no longer shrink under the card */
+	assert_int_equal(ftruncate(f->mem_fd, MEMSZ / 2), -1);
 }
 
 static void queue_stopping(struct vu_dev *d, unsigned q)
