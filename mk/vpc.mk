@@ -31,3 +31,5 @@ $(BUILD)/vpc-core-bench: $(call obj,tests/unit/vpc/bench_core.c $(VPC_CORE_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
 vpc-core-bench: $(BUILD)/vpc-core-bench
 	$(BUILD)/vpc-core-bench
+# The mapping service's caches on a real folder (issue 10 item 13).
+$(BUILD)/tests/vpc/test_vpc_mapsvc: $(call obj,src/vpcmap/mapsvc.c src/vpcmap/underlay.c)

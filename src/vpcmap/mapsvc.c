@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,6 +182,12 @@ int map_format(const struct map_entry *e, char *buf, size_t len)
 	return -1;
 }
 
+static void forget_all(struct mapsvc *m)
+{
+	memset(m->m_cache, 0, sizeof(m->m_cache));
+	memset(m->m_neg, 0, sizeof(m->m_neg));
+}
+
 /* ---- the file form ---- */
 
 static int load_file(struct mapsvc *m, char *err, size_t errlen)
@@ -252,7 +259,7 @@ static void file_refresh(struct mapsvc *m, uint64_t now)
 	char err[256];
 	if (load_file(m, err, sizeof(err)))
 		warnmsg("%s (keeping the previous table)", err);
-	memset(m->m_cache, 0, sizeof(m->m_cache));
+	forget_all(m);
 }
 
 /* ---- the directory form ---- */
@@ -284,6 +291,8 @@ int mapsvc_open(struct mapsvc *m, const char *path, char *err, size_t errlen)
 {
 	memset(m, 0, sizeof(*m));
 	m->m_inotify = -1;
+	if (getrandom(&m->m_seed, sizeof(m->m_seed), GRND_NONBLOCK) != sizeof(m->m_seed))
+		m->m_seed = now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
 	if (strlen(path) >= sizeof(m->m_path) - 80)
 		RETURN_ERR(-1, "mapping %s: path too long", path);
 	snprintf(m->m_path, sizeof(m->m_path), "%s", path);
@@ -419,10 +428,61 @@ void mapsvc_unregister(struct mapsvc *m)
 	m->m_registered[0] = 0;
 }
 
-static unsigned slot_of(uint32_t vpc, uint32_t ip)
+static uint64_t key_hash(const struct mapsvc *m, uint32_t vpc, uint32_t ip)
 {
-	uint64_t h = ((uint64_t)vpc << 32 | ip) * 0x9e3779b97f4a7c15ull;
-	return (unsigned)(h >> 54) % MAP_CACHE_SLOTS;
+	uint64_t x = ((uint64_t)vpc << 32 | ip) ^ m->m_seed;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ull;
+	return x ^ (x >> 33);
+}
+
+static struct map_slot *slot_of(struct mapsvc *m, uint32_t vpc, uint32_t ip)
+{
+	return &m->m_cache[key_hash(m, vpc, ip) % MAP_CACHE_SLOTS];
+}
+
+static struct map_neg *neg_set(struct mapsvc *m, uint32_t vpc, uint32_t ip)
+{
+	return m->m_neg[(key_hash(m, vpc, ip) >> 32) % MAP_NEG_SETS];
+}
+
+/* The live negative entry for (vpc, ip), or NULL. */
+static struct map_neg *neg_find(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now)
+{
+	struct map_neg *set = neg_set(m, vpc, ip);
+	for (unsigned w = 0; w < MAP_NEG_WAYS; w++)
+		if (set[w].nm_expires_ns > now && set[w].nm_vpc == vpc && set[w].nm_ip == ip)
+			return &set[w];
+	return NULL;
+}
+
+/* Remembers a miss: a free or expired way, else the one nearest its expiry. */
+static void neg_add(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now)
+{
+	struct map_neg *set = neg_set(m, vpc, ip), *victim = &set[0];
+	for (unsigned w = 0; w < MAP_NEG_WAYS; w++) {
+		if (set[w].nm_expires_ns <= now) {
+			victim = &set[w];
+			break;
+		}
+		if (set[w].nm_expires_ns < victim->nm_expires_ns)
+			victim = &set[w];
+	}
+	*victim = (struct map_neg){
+	    .nm_vpc = vpc, .nm_ip = ip, .nm_expires_ns = now + (uint64_t)MAP_NEG_TTL_MS * 1000000};
+}
+
+void mapsvc_forget(struct mapsvc *m, uint32_t vpc, uint32_t ip)
+{
+	struct map_slot *s = slot_of(m, vpc, ip);
+	if (s->ms_used && s->ms_e.me_vpc == vpc && s->ms_e.me_ip == ip)
+		s->ms_used = false;
+	struct map_neg *set = neg_set(m, vpc, ip);
+	for (unsigned w = 0; w < MAP_NEG_WAYS; w++)
+		if (set[w].nm_vpc == vpc && set[w].nm_ip == ip)
+			set[w].nm_expires_ns = 0;
 }
 
 int mapsvc_lookup(struct mapsvc *m, uint32_t vpc, uint32_t ip, struct map_entry *e)
@@ -432,12 +492,14 @@ int mapsvc_lookup(struct mapsvc *m, uint32_t vpc, uint32_t ip, struct map_entry 
 
 const struct map_entry *mapsvc_find(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now)
 {
-	struct map_slot *s = &m->m_cache[slot_of(vpc, ip)];
+	struct map_slot *s = slot_of(m, vpc, ip);
 	m->m_lookups++;
 	if (!m->m_dir)
 		file_refresh(m, now);
 	if (s->ms_used && s->ms_e.me_vpc == vpc && s->ms_e.me_ip == ip && now < s->ms_expires_ns)
-		return s->ms_found ? &s->ms_e : NULL;
+		return &s->ms_e;
+	if (neg_find(m, vpc, ip, now))
+		return NULL;
 	m->m_misses++;
 	struct map_entry found;
 	int r = 0;
@@ -452,17 +514,15 @@ const struct map_entry *mapsvc_find(struct mapsvc *m, uint32_t vpc, uint32_t ip,
 				r = 1;
 			}
 	}
-	s->ms_used = true;
-	s->ms_found = r;
 	if (!r) {
-		memset(&s->ms_e, 0, sizeof(s->ms_e));
-		s->ms_e.me_vpc = vpc;
-		s->ms_e.me_ip = ip;
-	} else {
-		s->ms_e = found;
+		neg_add(m, vpc, ip, now);
+		return NULL;
 	}
-	s->ms_expires_ns = now + (uint64_t)(r ? MAP_TTL_MS : MAP_NEG_TTL_MS) * 1000000;
-	return r ? &s->ms_e : NULL;
+	/* A found entry replaces whatever shared its slot; misses never do. */
+	s->ms_used = true;
+	s->ms_e = found;
+	s->ms_expires_ns = now + (uint64_t)MAP_TTL_MS * 1000000;
+	return &s->ms_e;
 }
 
 int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now, struct map_entry *e)
@@ -478,14 +538,38 @@ int mapsvc_fd(const struct mapsvc *m)
 	return m->m_inotify;
 }
 
+/* "VPC_A.B.C.D" -> (vpc, ip); false for anything else (temporary files, ...). */
+static bool parse_entry_name(const char *name, uint32_t *vpc, uint32_t *ip)
+{
+	char *end;
+	if (name[0] < '1' || name[0] > '9')
+		return false;
+	errno = 0;
+	unsigned long v = strtoul(name, &end, 10);
+	struct in_addr a;
+	if (errno || *end != '_' || v > MAP_VPC_MAX || inet_pton(AF_INET, end + 1, &a) != 1)
+		return false;
+	*vpc = (uint32_t)v;
+	*ip = a.s_addr;
+	return true;
+}
+
 void mapsvc_on_event(struct mapsvc *m)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool any = false;
-	while (m->m_inotify >= 0 && read(m->m_inotify, buf, sizeof(buf)) > 0)
-		any = true;
-	if (any) /* something changed: forget what we knew (rare; entries are re-read) */
-		memset(m->m_cache, 0, sizeof(m->m_cache));
+	ssize_t n;
+	while (m->m_inotify >= 0 && (n = read(m->m_inotify, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+			off += (ssize_t)sizeof(*ev) + ev->len;
+			uint32_t vpc, ip;
+			if (ev->mask & IN_Q_OVERFLOW)
+				forget_all(m); /* events were lost: forget everything */
+			else if (ev->len && memchr(ev->name, 0, ev->len) &&
+				 parse_entry_name(ev->name, &vpc, &ip))
+				mapsvc_forget(m, vpc, ip);
+		}
+	}
 }
 
 int mapsvc_each(struct mapsvc *m, void (*fn)(const struct map_entry *e, void *arg), void *arg)

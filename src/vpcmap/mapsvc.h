@@ -11,9 +11,15 @@
  *   whose owner is still running on this host.
  * - a file of such lines (comments with #), written by whoever plans the network; cards
  *   only read it.
- * Lookups go through a small cache: positive entries are re-read after MAP_TTL_MS (at
- * once when inotify reports a change in the directory), misses after MAP_NEG_TTL_MS, so a
- * guest sending to unknown addresses costs one file lookup per address and interval.
+ * Lookups go through two caches. Found entries (MAP_CACHE_SLOTS, direct-mapped) are
+ * re-read after MAP_TTL_MS. Misses go to a separate bounded negative cache (MAP_NEG_SETS
+ * sets of MAP_NEG_WAYS, keyed with a random seed, the entry nearest its expiry replaced),
+ * so a guest flooding unknown addresses can neither evict the found entries nor cost
+ * more than one file lookup per address per MAP_NEG_TTL_MS (while the flood fits the
+ * cache: MAP_NEG_SETS * MAP_NEG_WAYS addresses). inotify events name the record that
+ * changed: only that address is forgotten, in both caches (a record created later is
+ * found at once); a queue overflow forgets everything. m_misses counts the lookups that
+ * went to the folder (or file table).
  * Every byte read is checked (map_parse_line is also a fuzz target).
  */
 #ifndef NITRO_CARDS_VPC_MAPSVC_H
@@ -27,7 +33,9 @@
 
 #define MAP_CACHE_SLOTS 1024
 #define MAP_TTL_MS 2000
-#define MAP_NEG_TTL_MS 250
+#define MAP_NEG_TTL_MS 1000
+#define MAP_NEG_SETS 1024
+#define MAP_NEG_WAYS 8
 #define MAP_LINE_MAX 512
 #define MAP_VPC_MAX 16777215u /* a Geneve VNI */
 #define MAP_DIR_NAME "vpc-map"
@@ -45,9 +53,14 @@ struct map_entry {
 };
 
 struct map_slot {
-	bool ms_used, ms_found;
+	bool ms_used;
 	uint64_t ms_expires_ns;
 	struct map_entry ms_e;
+};
+
+struct map_neg { /* (vpc, ip) has no record until nm_expires_ns; 0: free */
+	uint32_t nm_vpc, nm_ip;
+	uint64_t nm_expires_ns;
 };
 
 struct mapsvc {
@@ -64,6 +77,8 @@ struct mapsvc {
 	char m_reg_line[MAP_LINE_MAX];	  /* and its content, for mapsvc_unregister_crash */
 	int m_reg_len;
 	struct map_slot m_cache[MAP_CACHE_SLOTS];
+	struct map_neg m_neg[MAP_NEG_SETS][MAP_NEG_WAYS];
+	uint64_t m_seed; /* keys both caches: a guest cannot aim addresses at one set */
 	uint64_t m_lookups, m_misses, m_bad_records;
 };
 
@@ -99,6 +114,8 @@ int mapsvc_lookup_at(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now_n
 int mapsvc_lookup(struct mapsvc *m, uint32_t vpc, uint32_t ip, struct map_entry *e);
 /* The same without the copy: the cached entry (valid until the next lookup), or NULL. */
 const struct map_entry *mapsvc_find(struct mapsvc *m, uint32_t vpc, uint32_t ip, uint64_t now_ns);
+/* Forgets what the caches know about (vpc, ip) (a record appeared, changed or went). */
+void mapsvc_forget(struct mapsvc *m, uint32_t vpc, uint32_t ip);
 /* The inotify fd to watch (or -1), and what to call when it is readable. */
 int mapsvc_fd(const struct mapsvc *m);
 void mapsvc_on_event(struct mapsvc *m);
