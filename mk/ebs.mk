@@ -1,7 +1,7 @@
 # The EBS card (issue 3, src/cards/ebs): virtio-blk over vhost-user on an encrypted,
 # rate-limited volume (io_uring file, NBD or null back end). The volume format and XTS
 # are src/volume, shared with nitro and nitrod.
-EBS_LIBS = -lseccomp -lcrypto -luring -lnbd
+EBS_LIBS = -lseccomp -lcrypto -luring # libnbd: dlopen()ed by bdev_nbd.c for NBD volumes only
 all: $(BUILD)/nitro-card-ebs $(BUILD)/nitro-card-ebs.sig
 $(BUILD)/nitro-card-ebs: $(call objs,cards/ebs volume cards/lib lib sandbox)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(EBS_LIBS)

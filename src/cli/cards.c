@@ -16,7 +16,7 @@
 #include "cli/cli.h"
 #include "lib/util.h"
 
-#define CARD_START_MS 5000
+#define CARD_START_MS 30000 /* a card starts in ms; an emulated host can be 100x slower */
 
 int volume_parse(const char *spec, struct run_volume *v, char *err, size_t errlen)
 {
@@ -34,7 +34,8 @@ int volume_parse(const char *spec, struct run_volume *v, char *err, size_t errle
 			snprintf(v->rv_iops, sizeof(v->rv_iops), "%llu", (unsigned long long)n);
 		} else if (!strncmp(tok, "throughput=", 11)) {
 			if (!parse_u64(tok + 11, 0, 100000, &n))
-				RETURN_ERR(2, "--volume %s: throughput must be 0 to 100000 MiB/s", spec);
+				RETURN_ERR(2, "--volume %s: throughput must be 0 to 100000 MiB/s",
+					   spec);
 			snprintf(v->rv_tput, sizeof(v->rv_tput), "%llu", (unsigned long long)n);
 		} else if (!strcmp(tok, "readonly")) {
 			v->rv_readonly = true;
@@ -77,15 +78,28 @@ bool card_spawn(const char *exe, char *const argv[], const char *socket, pid_t *
 		fprintf(stderr, "nitro: run: cannot start %s: %s\n", exe, strerror(errno));
 		_exit(127);
 	}
-	/* Cards rename their socket into place once it listens (src/cards/lib/backend.c). */
+	/* Cards rename their socket into place once it listens (src/cards/lib/backend.c).
+	 * The card's stderr is ours: its own reason is printed above; say how it ended, so
+	 * that a card that died without a word (a signal) or hung is never a mystery. */
+	const char *name = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
 	for (int ms = 0; ms < CARD_START_MS; ms += 10) {
 		struct stat st;
+		int status;
 		if (stat(socket, &st) == 0 && S_ISSOCK(st.st_mode))
 			return true;
-		if (waitpid(*pid, NULL, WNOHANG) == *pid)
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			*pid = -1;
+			if (WIFSIGNALED(status))
+				warnmsg("run: %s was killed by signal %d (%s) before it served",
+					name, WTERMSIG(status), strsignal(WTERMSIG(status)));
+			else
+				warnmsg("run: %s exited with status %d before it served", name,
+					WEXITSTATUS(status));
 			return false;
+		}
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
 	}
+	warnmsg("run: %s did not serve within %d s; stopped", name, CARD_START_MS / 1000);
 	return false;
 }
 

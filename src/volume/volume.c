@@ -165,9 +165,13 @@ static int get_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t e
 static int gcm(bool enc, const uint8_t *mk, const uint8_t *nonce, const uint8_t *aad,
 	       const uint8_t *in, uint8_t *out, uint8_t *tag)
 {
+	/* The context holds the master key's schedule: in the secure heap when there is one
+	 * (xts.h); the cipher is fetched outside, its caches are not secret. */
+	EVP_CIPHER *aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	xts_secure_begin();
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	int ok = c != NULL, n = 0;
-	ok = ok && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1;
+	int ok = c != NULL && aes != NULL, n = 0;
+	ok = ok && EVP_CipherInit_ex(c, aes, NULL, NULL, NULL, enc) == 1;
 	ok = ok && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, H_NONCE_BYTES, NULL) == 1;
 	ok = ok && EVP_CipherInit_ex(c, NULL, NULL, mk, nonce, enc) == 1;
 	ok = ok && EVP_CipherUpdate(c, NULL, &n, aad, H_AAD_END) == 1;
@@ -178,6 +182,8 @@ static int gcm(bool enc, const uint8_t *mk, const uint8_t *nonce, const uint8_t 
 	if (ok && enc)
 		ok = EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, H_TAG_BYTES, tag) == 1;
 	EVP_CIPHER_CTX_free(c);
+	xts_secure_end();
+	EVP_CIPHER_free(aes);
 	return ok ? 0 : -1;
 }
 

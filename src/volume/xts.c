@@ -27,10 +27,66 @@ static inline void st64(uint8_t *p, uint64_t v)
 }
 
 struct xts {
-	EVP_CIPHER_CTX *x_data;	 /* first key half, encrypt or decrypt */
-	EVP_CIPHER_CTX *x_tweak; /* second key half, always encrypt */
+	EVP_CIPHER_CTX *x_data;			   /* first key half, encrypt or decrypt */
+	EVP_CIPHER_CTX *x_tweak;		   /* second key half, always encrypt */
 	uint64_t x_mask[XTS_RUN * XTS_SECTOR / 8]; /* the T_j of the run at hand */
 };
+
+/* ---- key material in OpenSSL's secure heap (see xts.h) ---- */
+
+static int secure_scope;
+
+static void *km_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (secure_scope && CRYPTO_secure_malloc_initialized()) {
+		void *p = CRYPTO_secure_malloc(n, NULL, 0); /* NULL: no error queued on failure */
+		if (p)
+			return p;
+	}
+	return malloc(n);
+}
+
+static void *km_realloc(void *p, size_t n, const char *file, int line)
+{
+	if (p && CRYPTO_secure_allocated(p)) {
+		size_t old = CRYPTO_secure_actual_size(p);
+		void *q = CRYPTO_secure_malloc(n, NULL, 0);
+		if (!q)
+			return NULL;
+		memcpy(q, p, old < n ? old : n);
+		CRYPTO_secure_free(p, file, line); /* cleanses */
+		return q;
+	}
+	return realloc(p, n);
+}
+
+static void km_free(void *p, const char *file, int line)
+{
+	if (p && CRYPTO_secure_allocated(p))
+		CRYPTO_secure_free(p, file, line);
+	else
+		free(p);
+}
+
+int xts_secure_init(size_t heap_bytes)
+{
+	if (!CRYPTO_set_mem_functions(km_malloc, km_realloc, km_free))
+		return -1;
+	int r = CRYPTO_secure_malloc_init(heap_bytes, 64);
+	return r == 1 ? 0 : r == 2 ? 1 : -1;
+}
+
+void xts_secure_begin(void)
+{
+	secure_scope++;
+}
+
+void xts_secure_end(void)
+{
+	secure_scope--;
+}
 
 static EVP_CIPHER_CTX *ecb_ctx(const EVP_CIPHER *ecb, const uint8_t *key, int enc)
 {
@@ -46,12 +102,15 @@ struct xts *xts_new(const uint8_t key[64], bool encrypt)
 {
 	if (CRYPTO_memcmp(key, key + 32, 32) == 0) /* IEEE 1619 forbids equal halves */
 		return NULL;
+	/* The fetch (provider and method caches, shared) stays out of the secure heap. */
 	EVP_CIPHER *ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
-	struct xts *x = calloc(1, sizeof(*x));
+	xts_secure_begin();
+	struct xts *x = OPENSSL_secure_zalloc(sizeof(*x));
 	if (ecb && x) {
 		x->x_data = ecb_ctx(ecb, key, encrypt);
 		x->x_tweak = ecb_ctx(ecb, key + 32, 1);
 	}
+	xts_secure_end();
 	EVP_CIPHER_free(ecb); /* the contexts hold their own references */
 	if (x && x->x_data && x->x_tweak)
 		return x;
@@ -65,8 +124,7 @@ void xts_free(struct xts *x)
 		return;
 	EVP_CIPHER_CTX_free(x->x_data); /* cleanses the key schedules */
 	EVP_CIPHER_CTX_free(x->x_tweak);
-	OPENSSL_cleanse(x, sizeof(*x));
-	free(x);
+	OPENSSL_secure_clear_free(x, sizeof(*x));
 }
 
 typedef uint64_t u64x2 __attribute__((vector_size(16))); /* a SIMD register where any */

@@ -10,7 +10,16 @@
  *
  * xts_new() takes the 64-byte key (two unequal halves) and the direction; xts_run()
  * needs len to be a multiple of 512 and allows in == out. Both return NULL / -EIO on an
- * OpenSSL failure. xts_free() wipes the key schedules. */
+ * OpenSSL failure. xts_free() wipes the key schedules.
+ *
+ * Key material in locked memory: xts_secure_init(), called first thing in a process (before
+ * OpenSSL allocates anything), sets up OpenSSL's secure heap (mlocked, MADV_DONTDUMP,
+ * guard pages) and allocation hooks; from then on whatever OpenSSL allocates between
+ * xts_secure_begin() and xts_secure_end() (cipher contexts and their expanded key
+ * schedules) comes from the secure heap, as do xts_new()'s contexts and tweak buffers.
+ * Only that is locked (not every mapped library, as mlockall would). 0 when locked, 1
+ * when the heap works but mlock was refused (RLIMIT_MEMLOCK), -1 when OpenSSL had already
+ * allocated (keys then live in the ordinary heap). Not thread-safe: set-up only. */
 #ifndef NITRO_CARDS_EBS_XTS_H
 #define NITRO_CARDS_EBS_XTS_H
 
@@ -26,5 +35,8 @@ struct xts;
 struct xts *xts_new(const uint8_t key[64], bool encrypt);
 int xts_run(struct xts *x, uint64_t sector, const uint8_t *in, uint8_t *out, size_t len);
 void xts_free(struct xts *x);
+int xts_secure_init(size_t heap_bytes);
+void xts_secure_begin(void);
+void xts_secure_end(void);
 
 #endif

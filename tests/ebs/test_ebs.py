@@ -251,6 +251,31 @@ def test_qos_zeroes_and_discard_pay_throughput(tmp_path, env, cards, rw, extra):
     assert 0.7 <= mibps <= 1.4, f"{rw}: measured {mibps:.2f} MiB/s against --throughput 1"
 
 
+def proc_status(pid, field):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])  # kB
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def test_only_keys_locked_and_no_nbd_stack(tmp_path, env, cards):
+    """An encrypted card mlockall()ed every mapped library (~52 MiB, libicu through libnbd)
+    and started so slowly in an emulated host that `nitro run` gave up on it. Now only the
+    key material is locked (OpenSSL's secure heap) and libnbd is loaded for NBD volumes
+    only. The card still serves (and encrypts)."""
+    vol = tmp_path / "v.img"
+    create(vol, env)
+    card = cards(tmp_path, vol, env, "--iops", "0", "--throughput", "0")
+    locked = proc_status(card.proc.pid, "VmLck")
+    assert locked < 1024, f"VmLck {locked} kB: more than the keys are locked"
+    if proc_status(card.proc.pid, "VmLck") and os.geteuid() == 0:
+        assert locked >= 128, f"VmLck {locked} kB: the 128 KiB key heap is not locked"
+    maps = pathlib.Path(f"/proc/{card.proc.pid}/maps").read_text()
+    assert not re.search(r"libnbd|libicu|libxml2|libgnutls", maps), \
+        [ln for ln in maps.splitlines() if re.search(r"nbd|icu|xml2|gnutls", ln)]
+    check_ok(card)
+
+
 def test_sigterm(tmp_path, env, cards):
     vol = tmp_path / "v.img"
     create(vol, env)

@@ -11,7 +11,9 @@
  * buffers' first 16 bytes (and more) come from the memory image that follows the last
  * request: u16 image length, then the image.
  */
-// fuzz-extra: src/cards/ebs/b*.c src/cards/ebs/qos.c src/volume/volume.c src/volume/xts.c -lcrypto -luring -lnbd
+// clang-format off
+// fuzz-extra: src/cards/ebs/b*.c src/cards/ebs/qos.c src/volume/volume.c src/volume/xts.c -lcrypto -luring
+// clang-format on
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,10 @@
 /* The NBD back end: an export served by any NBD server, through libnbd (see bdev.h).
  *
+ * libnbd is loaded (dlopen "libnbd.so.0", Debian's libnbd0) only when an NBD volume is
+ * opened: a card serving a file or null volume maps neither it nor what it pulls in
+ * (libxml2, libicu, gnutls: tens of MiB, and seconds of relocations in an emulated host).
+ * Every libnbd function used goes through the table `lib`, filled by load_libnbd().
+ *
  * Commands are libnbd asynchronous commands; the handle's socket is watched by the loop
  * for replies, and after queueing the card pushes requests out while the socket accepts
  * them (nbd_poll, which also reads replies, so the server can never block us both).
@@ -13,11 +18,66 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include <dlfcn.h>
 #include <libnbd.h>
 
 #include "lib/util.h"
 
 #define NBD_PIECE (32u << 20) /* largest command the card sends */
+
+#define NBD_FUNCS(X)                                                                               \
+	X(nbd_aio_flush)                                                                           \
+	X(nbd_aio_get_direction)                                                                   \
+	X(nbd_aio_get_fd)                                                                          \
+	X(nbd_aio_is_closed)                                                                       \
+	X(nbd_aio_is_dead)                                                                         \
+	X(nbd_aio_is_ready)                                                                        \
+	X(nbd_aio_notify_read)                                                                     \
+	X(nbd_aio_pread)                                                                           \
+	X(nbd_aio_pwrite)                                                                          \
+	X(nbd_can_flush)                                                                           \
+	X(nbd_can_trim)                                                                            \
+	X(nbd_can_zero)                                                                            \
+	X(nbd_close)                                                                               \
+	X(nbd_connect_uri)                                                                         \
+	X(nbd_create)                                                                              \
+	X(nbd_get_errno)                                                                           \
+	X(nbd_get_error)                                                                           \
+	X(nbd_get_size)                                                                            \
+	X(nbd_is_read_only)                                                                        \
+	X(nbd_poll)                                                                                \
+	X(nbd_pwrite)                                                                              \
+	X(nbd_shutdown)                                                                            \
+	X(nbd_trim)                                                                                \
+	X(nbd_zero)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+	NBD_FUNCS(X)
+#undef X
+} lib;
+
+/* Loads libnbd once (before the card's seccomp filter: dlopen opens files). */
+static int load_libnbd(const char *uri, char *err, size_t errlen)
+{
+	static void *handle;
+	if (handle)
+		return 0;
+	void *h = dlopen("libnbd.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		RETURN_ERR(-ENOENT, "volume %s: NBD volumes need libnbd (Debian: libnbd0): %s", uri,
+			   dlerror());
+#define X(f)                                                                                       \
+	if (!(lib.f = (__typeof__(f) *)dlsym(h, #f))) {                                            \
+		snprintf(err, errlen, "volume %s: libnbd.so.0 lacks %s", uri, #f);                 \
+		dlclose(h);                                                                        \
+		return -ENOENT;                                                                    \
+	}
+	NBD_FUNCS(X)
+#undef X
+	handle = h;
+	return 0;
+}
 
 struct nbd_priv {
 	struct nbd_handle *np_h;
@@ -38,9 +98,10 @@ bool bdev_is_nbd_uri(const char *s)
 static void unwatch_if_dead(struct bdev *b)
 {
 	struct nbd_priv *p = b->bd_priv;
-	if (p->np_fd >= 0 && (nbd_aio_is_dead(p->np_h) == 1 || nbd_aio_is_closed(p->np_h) == 1)) {
+	if (p->np_fd >= 0 &&
+	    (lib.nbd_aio_is_dead(p->np_h) == 1 || lib.nbd_aio_is_closed(p->np_h) == 1)) {
 		warnmsg("%s: connection lost: %s", b->bd_name,
-			nbd_get_error() ? nbd_get_error() : "closed");
+			lib.nbd_get_error() ? lib.nbd_get_error() : "closed");
 		p->np_fd = -1;
 		b->bd_event_fd = -1;
 	}
@@ -97,7 +158,7 @@ static void nbd_event(struct bdev *b)
 {
 	struct nbd_priv *p = b->bd_priv;
 	if (p->np_fd >= 0)
-		nbd_aio_notify_read(p->np_h);
+		lib.nbd_aio_notify_read(p->np_h);
 	unwatch_if_dead(b);
 	deliver(b);
 }
@@ -106,8 +167,8 @@ static void nbd_event(struct bdev *b)
 static void nbd_commit(struct bdev *b)
 {
 	struct nbd_priv *p = b->bd_priv;
-	while (p->np_fd >= 0 && (nbd_aio_get_direction(p->np_h) & LIBNBD_AIO_DIRECTION_WRITE)) {
-		if (nbd_poll(p->np_h, 5000) <= 0)
+	while (p->np_fd >= 0 && (lib.nbd_aio_get_direction(p->np_h) & LIBNBD_AIO_DIRECTION_WRITE)) {
+		if (lib.nbd_poll(p->np_h, 5000) <= 0)
 			break;
 	}
 	unwatch_if_dead(b);
@@ -133,19 +194,19 @@ static int nbd_submit(struct bdev *b, struct bdev_io *io)
 	b->bd_inflight++;
 	switch (io->bi_op) {
 	case BDEV_READ:
-		r = nbd_aio_pread(p->np_h, buf, io->bi_len, io->bi_off, cb, 0);
+		r = lib.nbd_aio_pread(p->np_h, buf, io->bi_len, io->bi_off, cb, 0);
 		break;
 	case BDEV_WRITE:
-		r = nbd_aio_pwrite(p->np_h, buf, io->bi_len, io->bi_off, cb, 0);
+		r = lib.nbd_aio_pwrite(p->np_h, buf, io->bi_len, io->bi_off, cb, 0);
 		break;
 	default:
-		r = nbd_aio_flush(p->np_h, cb, 0);
+		r = lib.nbd_aio_flush(p->np_h, cb, 0);
 		break;
 	}
 	if (r < 0) {
 		/* Not queued: libnbd never calls the completion (nor frees c). */
 		b->bd_inflight--;
-		int e = nbd_get_errno();
+		int e = lib.nbd_get_errno();
 		free(c);
 		unwatch_if_dead(b);
 		return e ? -e : -EIO;
@@ -160,7 +221,7 @@ static void nbd_drain(struct bdev *b)
 		deliver(b);
 		if (!b->bd_inflight || p->np_fd < 0)
 			break;
-		if (nbd_poll(p->np_h, 5000) < 0)
+		if (lib.nbd_poll(p->np_h, 5000) < 0)
 			unwatch_if_dead(b);
 	}
 	if (b->bd_inflight)
@@ -169,8 +230,8 @@ static void nbd_drain(struct bdev *b)
 
 static int sync_err(struct bdev *b, const char *what, char *err, size_t errlen)
 {
-	int e = nbd_get_errno();
-	snprintf(err, errlen, "%s: %s: %s", b->bd_name, what, nbd_get_error());
+	int e = lib.nbd_get_errno();
+	snprintf(err, errlen, "%s: %s: %s", b->bd_name, what, lib.nbd_get_error());
 	unwatch_if_dead(b);
 	deliver(b);
 	return e ? -e : -EIO;
@@ -183,7 +244,7 @@ static int nbd_pwrite_sync(struct bdev *b, uint64_t off, const void *buf, size_t
 	const uint8_t *s = buf;
 	while (len) {
 		size_t n = len < NBD_PIECE ? len : NBD_PIECE;
-		if (nbd_pwrite(p->np_h, s, n, off, 0) < 0)
+		if (lib.nbd_pwrite(p->np_h, s, n, off, 0) < 0)
 			return sync_err(b, "write", err, errlen);
 		s += n;
 		off += n;
@@ -201,7 +262,7 @@ static int nbd_zero_range(struct bdev *b, uint64_t off, uint64_t len, bool unmap
 	while (len) {
 		uint64_t n = len < NBD_PIECE ? len : NBD_PIECE;
 		if (p->np_can_zero) {
-			if (nbd_zero(p->np_h, n, off, unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE) < 0)
+			if (lib.nbd_zero(p->np_h, n, off, unmap ? 0 : LIBNBD_CMD_FLAG_NO_HOLE) < 0)
 				return sync_err(b, "write zeroes", err, errlen);
 		} else {
 			for (uint64_t o = 0; o < n; o += sizeof(zero)) {
@@ -225,7 +286,7 @@ static int nbd_discard(struct bdev *b, uint64_t off, uint64_t len, char *err, si
 		return 0; /* advisory */
 	while (len) {
 		uint64_t n = len < NBD_PIECE ? len : NBD_PIECE;
-		if (nbd_trim(p->np_h, n, off, 0) < 0)
+		if (lib.nbd_trim(p->np_h, n, off, 0) < 0)
 			return sync_err(b, "discard", err, errlen);
 		off += n;
 		len -= n;
@@ -240,9 +301,9 @@ static void nbd_close_dev(struct bdev *b)
 	if (!p)
 		return;
 	nbd_drain(b);
-	if (nbd_aio_is_ready(p->np_h) == 1)
-		nbd_shutdown(p->np_h, 0);
-	nbd_close(p->np_h);
+	if (lib.nbd_aio_is_ready(p->np_h) == 1)
+		lib.nbd_shutdown(p->np_h, 0);
+	lib.nbd_close(p->np_h);
 	free(p);
 	b->bd_priv = NULL;
 }
@@ -264,27 +325,30 @@ int bdev_nbd_open(struct bdev *b, const char *uri, bool readonly, char *err, siz
 {
 	*b = (struct bdev){.bd_event_fd = -1, .bd_contiguous = true};
 	snprintf(b->bd_name, sizeof(b->bd_name), "%s", uri);
+	int lr = load_libnbd(uri, err, errlen);
+	if (lr)
+		return lr;
 	struct nbd_priv *p = calloc(1, sizeof(*p));
 	if (!p)
 		RETURN_ERR(-ENOMEM, "%s: out of memory", uri);
 	p->np_fd = -1;
 	p->np_done_tail = &p->np_done;
-	p->np_h = nbd_create();
+	p->np_h = lib.nbd_create();
 	if (!p->np_h) {
 		free(p);
-		RETURN_ERR(-ENOMEM, "%s: %s", uri, nbd_get_error());
+		RETURN_ERR(-ENOMEM, "%s: %s", uri, lib.nbd_get_error());
 	}
 	b->bd_priv = p;
 	b->bd_ops = &nbd_ops;
 	int r;
-	if (nbd_connect_uri(p->np_h, uri) < 0) {
-		int e = nbd_get_errno();
+	if (lib.nbd_connect_uri(p->np_h, uri) < 0) {
+		int e = lib.nbd_get_errno();
 		snprintf(err, errlen, "volume %s: cannot connect to the NBD server: %s", uri,
-			 nbd_get_error());
+			 lib.nbd_get_error());
 		r = e ? -e : -ECONNREFUSED;
 		goto fail;
 	}
-	int64_t size = nbd_get_size(p->np_h);
+	int64_t size = lib.nbd_get_size(p->np_h);
 	if (size <= 0 || size % 512) {
 		snprintf(err, errlen,
 			 "volume %s: export size %lld is not a positive multiple of 512", uri,
@@ -293,17 +357,17 @@ int bdev_nbd_open(struct bdev *b, const char *uri, bool readonly, char *err, siz
 		goto fail;
 	}
 	b->bd_size = (uint64_t)size;
-	if (!readonly && nbd_is_read_only(p->np_h) == 1) {
+	if (!readonly && lib.nbd_is_read_only(p->np_h) == 1) {
 		snprintf(err, errlen, "volume %s: the export is read-only (use readonly)", uri);
 		r = -EROFS;
 		goto fail;
 	}
-	p->np_can_zero = nbd_can_zero(p->np_h) == 1;
-	p->np_can_trim = nbd_can_trim(p->np_h) == 1;
-	p->np_can_flush = nbd_can_flush(p->np_h) == 1;
-	p->np_fd = nbd_aio_get_fd(p->np_h);
+	p->np_can_zero = lib.nbd_can_zero(p->np_h) == 1;
+	p->np_can_trim = lib.nbd_can_trim(p->np_h) == 1;
+	p->np_can_flush = lib.nbd_can_flush(p->np_h) == 1;
+	p->np_fd = lib.nbd_aio_get_fd(p->np_h);
 	if (p->np_fd < 0) {
-		snprintf(err, errlen, "volume %s: %s", uri, nbd_get_error());
+		snprintf(err, errlen, "volume %s: %s", uri, lib.nbd_get_error());
 		r = -EIO;
 		goto fail;
 	}

@@ -1,7 +1,9 @@
 /* cmocka tests of the card's AES-256-XTS (src/volume/xts.c) against OpenSSL's own
  * "AES-256-XTS" cipher called once per sector with the sector number as the IV: the
  * volume format must not change with the implementation. Also the IEEE 1619 vector 10
- * key and tweak (sector 0xff), runs longer than XTS_RUN, in-place use, and the refusals. */
+ * key and tweak (sector 0xff), runs longer than XTS_RUN, in-place use, and the refusals;
+ * and that the key schedules live in OpenSSL's secure (locked) heap, as the card sets it
+ * up (xts_secure_init first thing), and are wiped from it by xts_free. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -40,8 +43,8 @@ static void same_as_openssl(void **state)
 {
 	(void)state;
 	static uint8_t key[64], plain[MAXS * 512], mine[MAXS * 512], theirs[MAXS * 512];
-	static const uint64_t sectors[] = {0, 1, 7, 255, 0x12345678ull, 0xfffffffffull,
-					   0x8000000000000000ull, UINT64_MAX - MAXS};
+	static const uint64_t sectors[] = {
+	    0, 1, 7, 255, 0x12345678ull, 0xfffffffffull, 0x8000000000000000ull, UINT64_MAX - MAXS};
 	static const size_t counts[] = {1, 2, 8, XTS_RUN, XTS_RUN + 1, MAXS};
 	for (int k = 0; k < 4; k++) {
 		assert_int_equal(RAND_bytes(key, sizeof(key)), 1);
@@ -114,9 +117,31 @@ static void refusals(void **state)
 	xts_free(NULL);
 }
 
+static void keys_in_secure_heap(void **state)
+{
+	(void)state;
+	uint8_t key[64];
+	assert_int_equal(RAND_bytes(key, sizeof(key)), 1);
+	size_t before = CRYPTO_secure_used();
+	struct xts *x = xts_new(key, true);
+	assert_non_null(x);
+	/* two AES-256 key schedules (240 bytes each) and the tweak buffer, at least */
+	assert_true(CRYPTO_secure_used() >= before + 2 * 240 + XTS_RUN * XTS_SECTOR);
+	uint8_t buf[XTS_SECTOR] = {0};
+	assert_int_equal(xts_run(x, 1, buf, buf, sizeof(buf)), 0);
+	xts_free(x);
+	assert_int_equal(CRYPTO_secure_used(), before);
+}
+
 int main(void)
 {
+	/* as nitro-card-ebs does, before OpenSSL allocates anything (0, or 1 without mlock) */
+	if (xts_secure_init(128 << 10) < 0) {
+		fprintf(stderr, "xts_secure_init failed\n");
+		return 1;
+	}
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(keys_in_secure_heap),
 	    cmocka_unit_test(same_as_openssl),
 	    cmocka_unit_test(ieee_vector_10),
 	    cmocka_unit_test(refusals),
