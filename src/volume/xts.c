@@ -48,9 +48,17 @@ static void *km_malloc(size_t n, const char *file, int line)
 	return malloc(n);
 }
 
+static void km_free(void *p, const char *file, int line);
+
 static void *km_realloc(void *p, size_t n, const char *file, int line)
 {
-	if (p && CRYPTO_secure_allocated(p)) {
+	if (!p)
+		return km_malloc(n, file, line);
+	if (!n) {
+		km_free(p, file, line);
+		return NULL;
+	}
+	if (CRYPTO_secure_allocated(p)) {
 		size_t old = CRYPTO_secure_actual_size(p);
 		void *q = CRYPTO_secure_malloc(n, NULL, 0);
 		if (!q)
