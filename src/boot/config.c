@@ -20,6 +20,8 @@ const char hv_options_help[] =
     "  --memory MiB         guest RAM in MiB (default 256, at least 64)\n"
     "  --no-reboot          exit 0 when the guest reboots instead of booting it again\n"
     "  --console-log PATH   also append the serial console to PATH\n"
+    "  --console-max BYTES  cap a console file (stdout when a regular file, --console-log):\n"
+    "                       past it the oldest half is dropped (4096 or more; default none)\n"
     "  --no-host-decompress let the guest decompress its kernel itself\n"
     "  --require-kvm        fail instead of using the emulated host when /dev/kvm is missing\n"
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
@@ -53,7 +55,8 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 		bool takes = !strcmp(a, "--kernel") || !strcmp(a, "--initrd") ||
 			     !strcmp(a, "--cmdline") || !strcmp(a, "--cpus") ||
 			     !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
-			     !strcmp(a, "--cache-dir") || !strcmp(a, "--vhost-user");
+			     !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
+			     !strcmp(a, "--vhost-user");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -67,6 +70,11 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			c->cmdline = v;
 		} else if (!strcmp(a, "--console-log")) {
 			c->console_log = v;
+		} else if (!strcmp(a, "--console-max")) {
+			if (!parse_u64(v, 4096, UINT64_MAX / 2, &n))
+				USAGE("--console-max %s: expected a number of bytes, at least 4096",
+				      v);
+			c->console_max = n;
 		} else if (!strcmp(a, "--cache-dir")) {
 			c->cache_dir = v;
 		} else if (!strcmp(a, "--cpus")) {

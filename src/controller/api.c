@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "controller/ctl.h"
 #include "controller/records.h"
+#include "controller/store.h"
 #include "controller/supervise.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
@@ -128,6 +130,47 @@ static int check_file(const char *what, const char *path, struct api_resp *rs)
 	return -1;
 }
 
+/* A call's records (issue 10 item 6): a call that may change state writes them in one
+ * transaction (store.h) and commits it before it acts (starts or signals processes,
+ * answers); a commit that fails rolls them back and fails the call with 503, and the route
+ * restores what it changed in memory: nothing changed. */
+static bool changes_state(const char *method)
+{
+	return strcmp(method, "GET") && strcmp(method, "HEAD");
+}
+
+/* Commits the call's records: 0, or -1 with rs failed (503), the records rolled back. */
+static int commit(struct api_resp *rs)
+{
+	char err[512];
+	if (!g_ctl.c_save_failed && store_txn_commit(g_ctl.c_store, err, sizeof(err)) == 0) {
+		store_txn_begin(g_ctl.c_store); /* the call's later records: a new transaction */
+		return 0;
+	}
+	if (g_ctl.c_save_failed)
+		sfmt(err, sizeof(err), "%s", g_ctl.c_save_err);
+	store_txn_rollback(g_ctl.c_store);
+	g_ctl.c_save_failed = false;
+	store_txn_begin(g_ctl.c_store);
+	fail(rs, 503, "the state database cannot be written (%s): nothing was changed", err);
+	return -1;
+}
+
+/* Records the state an instance action moves it to, before acting: 0, or -1 (503, the
+ * instance as it was). */
+static int record_intent(struct instance *in, int state, int goal, struct api_resp *rs)
+{
+	int os = in->i_state, og = in->i_goal;
+	in->i_state = state;
+	in->i_goal = goal;
+	inst_save(in);
+	if (commit(rs) == 0)
+		return 0;
+	in->i_state = os;
+	in->i_goal = og;
+	return -1;
+}
+
 static uid_t next_uid(void)
 {
 	uid_t max = g_ctl.c_uid_base;
@@ -197,6 +240,13 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 		tail = &(*tail)->i_next;
 	*tail = in;
 	inst_save(in);
+	if (commit(rs) < 0) {
+		for (unsigned i = 0; i < s.s_nvols; i++)
+			vol_find(s.s_vols[i])->v_attached[0] = 0;
+		*tail = NULL;
+		free(in);
+		return;
+	}
 	inst_launch(in);
 	ok_inst(rs, 201, in);
 	if (in->i_state == ST_FAILED)
@@ -257,6 +307,8 @@ static void instance_action(struct instance *in, const char *action, const struc
 			     in->i_id, st);
 			return;
 		}
+		if (record_intent(in, ST_STOPPING, GOAL_STOP, rs) < 0)
+			return;
 		inst_stop(in, GOAL_STOP);
 	} else if (!strcmp(action, "start")) {
 		if (in->i_state != ST_STOPPED && in->i_state != ST_FAILED) {
@@ -265,6 +317,8 @@ static void instance_action(struct instance *in, const char *action, const struc
 			     in->i_id, st);
 			return;
 		}
+		if (record_intent(in, ST_PENDING, GOAL_RUN, rs) < 0)
+			return;
 		inst_launch(in);
 	} else if (!strcmp(action, "reboot")) {
 		if (in->i_state != ST_RUNNING || in->i_goal != GOAL_RUN) {
@@ -272,6 +326,8 @@ static void instance_action(struct instance *in, const char *action, const struc
 			     in->i_id, in->i_goal == GOAL_REBOOT ? "rebooting" : st);
 			return;
 		}
+		if (record_intent(in, in->i_state, GOAL_REBOOT, rs) < 0)
+			return;
 		inst_stop(in, GOAL_REBOOT);
 	}
 	ok_inst(rs, 200, in);
@@ -318,6 +374,8 @@ static void instances_route(const struct api_req *rq, char **seg, int nseg, stru
 			     in->i_state == ST_TERMINATED ? "terminated" : "terminating");
 			return;
 		}
+		if (record_intent(in, ST_STOPPING, GOAL_TERMINATE, rs) < 0)
+			return;
 		inst_stop(in, GOAL_TERMINATE);
 		ok_inst(rs, 200, in);
 	} else if (console_route) {
@@ -328,6 +386,23 @@ static void instances_route(const struct api_req *rq, char **seg, int nseg, stru
 }
 
 /* --- volumes --- */
+
+/* What a new volume may take of the state file system without overcommitting it: the
+ * free space less what the existing volumes (sparse files) may still grow by. */
+static int64_t volume_room(const char *dir)
+{
+	struct statvfs sv;
+	if (statvfs(dir, &sv) < 0)
+		return -1;
+	int64_t room = (int64_t)(sv.f_bavail * (unsigned long long)sv.f_frsize);
+	for (struct volrec *v = g_ctl.c_volumes; v; v = v->v_next) {
+		struct stat st;
+		int64_t size = (int64_t)(v->v_size_mib << 20);
+		if (stat(v->v_path, &st) == 0 && size > (int64_t)st.st_blocks * 512)
+			room -= size - (int64_t)st.st_blocks * 512;
+	}
+	return room;
+}
 
 static void volumes_create(const struct api_req *rq, struct api_resp *rs)
 {
@@ -340,6 +415,18 @@ static void volumes_create(const struct api_req *rq, struct api_resp *rs)
 	char dir[PATH_MAX + 16], tmp[PATH_MAX + 64], id[VOL_ID_LEN + 1];
 	sfmt(dir, sizeof(dir), "%s/volumes", g_ctl.c_state_dir);
 	mkdir(dir, 0700);
+	if (!vs.vs_overcommit) {
+		int64_t room = volume_room(dir);
+		if (room < 0 || (int64_t)(vs.vs_size_mib << 20) > room) {
+			fail(rs, 507,
+			     "volume of %llu MiB: the state file system has room for %lld MiB "
+			     "(free space less what existing volumes may still take); ask with "
+			     "\"overcommit\": true to create it anyway",
+			     (unsigned long long)vs.vs_size_mib,
+			     room < 0 ? 0LL : (long long)(room >> 20));
+			return;
+		}
+	}
 	char tid[32];
 	new_id("new-", tid, sizeof(tid));
 	sfmt(tmp, sizeof(tmp), "%s/%s.vol", dir, tid);
@@ -370,6 +457,12 @@ static void volumes_create(const struct api_req *rq, struct api_resp *rs)
 		tail = &(*tail)->v_next;
 	*tail = v;
 	vol_save(v);
+	if (commit(rs) < 0) {
+		*tail = NULL;
+		unlink(v->v_path);
+		free(v);
+		return;
+	}
 	ok_vol(rs, 201, v);
 }
 
@@ -409,6 +502,10 @@ static void volume_attach(struct volrec *v, bool attach, const struct api_req *r
 		return;
 	}
 	struct inst_spec *s = &in->i_spec;
+	unsigned old_nvols = s->s_nvols;
+	char old_vols[SPEC_MAX_VOLUMES][SPEC_ID_LEN], old_att[sizeof(v->v_attached)];
+	memcpy(old_vols, s->s_vols, sizeof(old_vols));
+	memcpy(old_att, v->v_attached, sizeof(old_att));
 	if (attach) {
 		if (s->s_nvols == SPEC_MAX_VOLUMES) {
 			fail(rs, 409, "instance %s already has %u volumes", in->i_id,
@@ -429,6 +526,12 @@ static void volume_attach(struct volrec *v, bool attach, const struct api_req *r
 	}
 	inst_save(in);
 	vol_save(v);
+	if (commit(rs) < 0) {
+		s->s_nvols = old_nvols;
+		memcpy(s->s_vols, old_vols, sizeof(old_vols));
+		memcpy(v->v_attached, old_att, sizeof(old_att));
+		return;
+	}
 	ok_vol(rs, 200, v);
 }
 
@@ -479,12 +582,16 @@ static void volumes_route(const struct api_req *rq, char **seg, int nseg, struct
 		     v->v_attached);
 		return;
 	}
-	if (unlink(v->v_path) < 0 && errno != ENOENT) {
-		fail(rs, 500, "volume %s: %s", v->v_id, strerror(errno));
-		return;
+	/* The record first: a volume whose record cannot be dropped stays whole. */
+	if (vol_forget(v->v_id, err, sizeof(err))) {
+		g_ctl.c_save_failed = true;
+		sfmt(g_ctl.c_save_err, sizeof(g_ctl.c_save_err), "%s", err);
 	}
-	if (vol_forget(v->v_id, err, sizeof(err)))
-		warnmsg("%s", err);
+	if (commit(rs) < 0)
+		return;
+	if (unlink(v->v_path) < 0 && errno != ENOENT)
+		warnmsg("volume %s: %s: %s (its record is gone: remove the file by hand)", v->v_id,
+			v->v_path, strerror(errno));
 	struct volrec **pp = &g_ctl.c_volumes;
 	while (*pp != v)
 		pp = &(*pp)->v_next;
@@ -534,6 +641,11 @@ void api_handle(const struct api_req *rq, struct api_resp *rs)
 		seg[nseg++] = t;
 	}
 	pthread_mutex_lock(&g_ctl.c_lock);
+	bool txn = changes_state(rq->ar_method);
+	if (txn) {
+		g_ctl.c_save_failed = false;
+		store_txn_begin(g_ctl.c_store);
+	}
 	if (nseg >= 2 && nseg <= 4 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "instances"))
 		instances_route(rq, seg, nseg, rs);
 	else if (nseg >= 2 && nseg <= 4 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "volumes"))
@@ -543,6 +655,14 @@ void api_handle(const struct api_req *rq, struct api_resp *rs)
 		attestation(rq, rs);
 	else
 		fail(rs, 404, "no such route (see docs/api.md)");
+	if (txn) {
+		/* Every route commits before it acts; what is left was written after that
+		 * (a launch's own records, which log their failures like the supervisor's). */
+		char err[512];
+		if (store_txn_commit(g_ctl.c_store, err, sizeof(err)) < 0)
+			warnmsg("%s", err);
+		g_ctl.c_save_failed = false;
+	}
 	pthread_mutex_unlock(&g_ctl.c_lock);
 	if (!rs->rs_body) {
 		rs->rs_status = 500;

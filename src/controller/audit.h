@@ -14,23 +14,69 @@
  * it answers and lets the background flusher sync those of reads. Thread-safe.
  *
  * audit_verify re-walks the chain and names the first bad line: an edited line fails its
- * own HASH; a removed line breaks the next line's PREV. Limits (documented in
- * docs/security.md): cutting lines off the end, or rewriting the whole chain after an
- * edit, is not visible from the file alone.
+ * own HASH; a removed line breaks the next line's PREV.
+ *
+ * Anchors (issue 10 item 15). With a signer (audit_set_anchor: nitrod's is the security
+ * chip's attestation key), the chain head is signed every AUDIT_ANCHOR_LINES lines, at the
+ * first line AUDIT_ANCHOR_MS after the last anchor, and by audit_anchor (start, shutdown),
+ * as a line of its own:
+ *     ... method=ANCHOR route=/audit status=200 detail=seq=N,head=HASH,sig=BASE64 ...
+ * where HASH is the hash of line N (the line just before the anchor) and BASE64 the
+ * signature of the text  "nitro-audit-head-v1\nseq=N\nhead=HASH\n". A rewrite of the
+ * whole chain then no longer verifies against the key (audit_verify_anchored); what is
+ * after the last anchor is reported as unanchored (a rewrite or a cut of those lines is
+ * still not visible from the file alone: docs/security.md).
+ *
+ * Space. audit_reserve keeps AUDIT_RESERVE bytes allocated beyond the end of the file
+ * (fallocate, FALLOC_FL_KEEP_SIZE), so a line written after a successful audit_reserve does
+ * not fail for lack of space even when the file system is full; nitrod refuses a call
+ * (503) when it fails. A write that fails anyway is cut back off the file (no torn line
+ * stays behind), and a torn last line found by audit_open (a crash mid-write) is cut off
+ * there and reported by audit_repaired, for the caller to audit.
  */
 #ifndef NITRO_CONTROLLER_AUDIT_H
 #define NITRO_CONTROLLER_AUDIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct audit;
 
 /* Opens (creates 0600) the log at path and reads the last line's hash to continue the
- * chain. NULL with a message if the file cannot be opened or its last line is not a
- * complete audit line (torn write, foreign content). */
+ * chain. An incomplete last line (no newline: a torn write) is cut off the file first
+ * (see audit_repaired). NULL with a message if the file cannot be opened or its last
+ * complete line is not an audit line (foreign content). */
 struct audit *audit_open(const char *path, char *err, size_t errlen);
+/* After audit_open: the number of bytes of a torn last line it cut off (0: none), and the
+ * first bytes of them (NUL-terminated, raw) in sample. */
+size_t audit_repaired(const struct audit *a, char *sample, size_t len);
+/* Signs the head, writes the anchor line of a pending signer and makes the log durable. */
 void audit_close(struct audit *a);
+
+/* Space for the next lines (see above): 0, or -1 with errno (ENOSPC) when the file system
+ * has no room for AUDIT_RESERVE_MIN bytes more. Thread-safe; cheap when the reserve holds. */
+#define AUDIT_RESERVE (256 * 1024)
+int audit_reserve(struct audit *a);
+
+/* The rate limit of refused callers' lines (403 before any route: a caller who may not
+ * use nitrod could otherwise grow the log at will): true when this refusal of uid gets a
+ * line, at most one per uid per AUDIT_REFUSAL_MS; *suppressed is then the number of
+ * refusals not logged since the last line (of this uid, plus those of uids that fell out
+ * of the AUDIT_REFUSAL_UIDS-entry table). false: counted, no line. Thread-safe. */
+#define AUDIT_REFUSAL_MS 1000
+#define AUDIT_REFUSAL_UIDS 64
+bool audit_refusal_admit(struct audit *a, uid_t uid, unsigned long *suppressed);
+
+/* The anchor signer: writes the base64 signature of msg into sig (NUL-terminated, at most
+ * siglen bytes); 0, or -1. Called with the log's lock held, from the appending thread. */
+typedef int (*audit_sign_fn)(void *ctx, const void *msg, size_t len, char *sig, size_t siglen);
+#define AUDIT_ANCHOR_LINES 64
+#define AUDIT_ANCHOR_MS 10000
+void audit_set_anchor(struct audit *a, audit_sign_fn sign, void *ctx);
+/* Anchors the head now (when a line came after the last anchor). 0, or -1 with errno. */
+int audit_anchor(struct audit *a);
 
 enum audit_sync {
 	AUDIT_SYNC_EACH,       /* default: durable before audit_append returns */
@@ -64,5 +110,19 @@ int audit_append_sync(struct audit *a, enum audit_sync sync, uid_t uid, const ch
  * with err naming the first bad line ("audit log F line 7: hash mismatch (line edited)",
  * "... line 7: prev does not match line 6 (a line was removed or reordered)"). */
 long audit_verify(const char *path, char *err, size_t errlen);
+
+/* audit_verify, plus the anchors: each ANCHOR line must name the line before it (seq and
+ * head) and, with verify, carry a signature verify accepts (verify returns 1 for a good
+ * signature, base64 sig over msg). With verify, a log with lines but no anchor is refused
+ * too. rep (may be NULL) gets the number of anchors, the seq of the last signed head (0:
+ * none) and the lines after the last anchor line (unanchored). */
+typedef int (*audit_verify_fn)(void *ctx, const void *msg, size_t len, const char *sig);
+struct audit_report {
+	unsigned long ar_lines, ar_anchors, ar_signed_seq, ar_unanchored;
+};
+long audit_verify_anchored(const char *path, audit_verify_fn verify, void *ctx,
+			   struct audit_report *rep, char *err, size_t errlen);
+/* The signed text of an anchor (for signers and verifiers): length, or -1. */
+int audit_anchor_text(unsigned long seq, const char *head, char *out, size_t len);
 
 #endif

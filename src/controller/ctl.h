@@ -114,7 +114,10 @@ struct ctl {
 	unsigned c_nallow;
 	bool c_jail; /* processes go through the jailer */
 	uid_t c_uid_base;
-	int c_epoll; /* the supervisor's: pidfds and a timer */
+	int c_epoll;	    /* the supervisor's: pidfds and a timer */
+	bool c_save_failed; /* a record could not be written (see inst_save) */
+	char c_save_err[512];
+	uint64_t c_console_max; /* --console-max: console.log's size cap in bytes */
 };
 
 extern struct ctl g_ctl;
@@ -129,6 +132,7 @@ int64_t now_ms(void); /* CLOCK_MONOTONIC */
 /* snprintf for messages and for paths under the state folder (whose length nitrod bounds
  * at start-up, CTL_MAX_STATE_DIR): cutting a message short is intended. */
 #define CTL_MAX_STATE_DIR 512
+#define CTL_CONSOLE_MAX (1 << 20) /* --console-max's default */
 static inline void __attribute__((format(printf, 3, 4)))
 sfmt(char *buf, size_t len, const char *fmt, ...)
 {

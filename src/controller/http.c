@@ -35,13 +35,16 @@ static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
  * a read's line, and the line of a request that ends unanswered (timed out, abandoned),
  * is written before the answer and made durable by the group-commit flusher within
  * AUDIT_BACKGROUND_MS. */
-static void audit_call(const struct req *r, int status, const char *detail, bool answered)
+static int audit_call(const struct req *r, int status, const char *detail, bool answered)
 {
 	bool read = !strcmp(r->r_method, "GET") || !strcmp(r->r_method, "HEAD");
 	enum audit_sync sync = read || !answered ? AUDIT_SYNC_BACKGROUND : AUDIT_SYNC_EACH;
 	if (g_ctl.c_audit && audit_append_sync(g_ctl.c_audit, sync, r->r_uid, r->r_method, r->r_url,
-					       status, detail) < 0)
+					       status, detail) < 0) {
 		warnmsg("audit log: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* The peer's uid is read once per connection (SO_PEERCRED holds the credentials of the
@@ -98,18 +101,53 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, int status, const 
 	return r;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *conn, struct req *r, int status,
-				  const char *msg)
+/* An error answer, not audited. msg is ours (no quotes or backslashes). */
+static enum MHD_Result send_json_error(struct MHD_Connection *conn, int status, const char *msg)
 {
 	size_t n = strlen(msg) + 32;
 	char *body = malloc(n);
 	if (!body)
 		return MHD_NO;
-	/* msg is ours (no quotes or backslashes) */
 	snprintf(body, n, "{\"error\":\"%s\"}", msg);
+	return send_body(conn, status, "application/json", body, strlen(body), NULL);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *conn, struct req *r, int status,
+				  const char *msg)
+{
 	r->r_answered = true;
 	audit_call(r, status, msg, true);
-	return send_body(conn, status, "application/json", body, strlen(body), NULL);
+	return send_json_error(conn, status, msg);
+}
+
+/* A uid that may not use nitrod: audited at most once a second per uid, with the count of
+ * refusals not logged in between (audit_refusal_admit), so a refused caller cannot grow
+ * the log at will. */
+static enum MHD_Result refuse_uid(struct MHD_Connection *conn, struct req *r)
+{
+	static const char msg[] = "this uid may not use nitrod";
+	unsigned long suppressed = 0;
+	r->r_answered = true;
+	if (g_ctl.c_audit && audit_refusal_admit(g_ctl.c_audit, r->r_uid, &suppressed)) {
+		char detail[160];
+		if (suppressed)
+			snprintf(detail, sizeof(detail), "%s (%lu more refusals not logged)", msg,
+				 suppressed);
+		else
+			snprintf(detail, sizeof(detail), "%s", msg);
+		audit_call(r, 403, detail, true);
+	}
+	return send_json_error(conn, 403, msg);
+}
+
+/* The audit log has no room for this call's line: refused before anything is done. */
+static enum MHD_Result refuse_unauditable(struct MHD_Connection *conn, struct req *r)
+{
+	char msg[200];
+	snprintf(msg, sizeof(msg),
+		 "the audit log cannot be written (%s): the call was refused, nothing was done",
+		 strerror(errno));
+	return send_error(conn, r, 503, msg);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -128,7 +166,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		snprintf(r->r_url, sizeof(r->r_url), "%s", url);
 		r->r_uid = conn_uid(conn);
 		if (r->r_uid == (uid_t)-1 || !uid_allowed(r->r_uid))
-			return send_error(conn, r, 403, "this uid may not use nitrod");
+			return refuse_uid(conn, r);
 		const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							      MHD_HTTP_HEADER_CONTENT_LENGTH);
 		uint64_t n;
@@ -169,10 +207,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	    .ar_len = r->r_len,
 	    .ar_uid = r->r_uid,
 	};
+	/* A call is served only when its audit line has room (audit.h, audit_reserve). */
+	if (g_ctl.c_audit && audit_reserve(g_ctl.c_audit) < 0)
+		return refuse_unauditable(conn, r);
 	struct api_resp rs;
 	api_handle(&rq, &rs);
 	r->r_answered = true;
-	audit_call(r, rs.rs_status, rs.rs_detail, true);
+	if (audit_call(r, rs.rs_status, rs.rs_detail, true) < 0) {
+		/* Not answered as done without its audit line (a read fails too). */
+		char msg[200];
+		snprintf(msg, sizeof(msg), "the audit log could not record this call (%s)%s",
+			 strerror(errno),
+			 strcmp(r->r_method, "GET") && strcmp(r->r_method, "HEAD")
+			     ? ": its effect may stand"
+			     : "");
+		free(rs.rs_body);
+		return send_json_error(conn, 503, msg);
+	}
 	return send_body(conn, rs.rs_status, rs.rs_type, rs.rs_body, rs.rs_len, rs.rs_allow);
 }
 

@@ -3,7 +3,7 @@
  * jailer, supervises them, and writes every call to the audit log.
  *
  *   nitrod --socket PATH [--state DIR] [--allow-uid N]... [--timeout SECONDS]
- *          [--threads N] [--anchor PEM] [--images DIR] [--no-jail]
+ *          [--threads N] [--anchor PEM] [--images DIR] [--console-max BYTES] [--no-jail]
  *
  * SIGTERM/SIGINT stop serving; running instances keep running and are re-adopted by the
  * next nitrod on the same state folder.
@@ -39,7 +39,20 @@ static const char usage_text[] =
     "  --images DIR         default kernel/initrd folder (default $NITRO_CACHE/images)\n"
     "  --files DIR          also take kernels, initrds and security groups from DIR\n"
     "                       (repeatable; requests may name files in these folders only)\n"
+    "  --console-max BYTES  cap of an instance's console.log: past it the oldest half\n"
+    "                       is dropped (default 1048576; 4096 to 1073741824)\n"
     "  --no-jail            start processes without the jailer (development only)\n";
+
+/* The audit log's anchor signer: the security chip's attestation key (audit.h). */
+static int sign_audit_head(void *ctx, const void *msg, size_t len, char *sig, size_t siglen)
+{
+	char err[512];
+	if (chip_sign(ctx, "audit head", msg, len, sig, siglen, err, sizeof(err)) < 0) {
+		warnmsg("audit log: %s", err);
+		return -1;
+	}
+	return 0;
+}
 
 struct state_load {
 	int sl_rc;
@@ -123,7 +136,7 @@ int main(int argc, char **argv)
 	util_set_prog("nitrod");
 	const char *sock = NULL, *state = NULL, *anchor = NULL, *images = NULL, *files[7];
 	unsigned nfiles = 0;
-	uint64_t timeout = 10, threads = 1;
+	uint64_t timeout = 10, threads = 1, console_max = CTL_CONSOLE_MAX;
 	bool jail = true;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -154,6 +167,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--timeout")) {
 			if (!parse_u64(v, 1, 3600, &timeout))
 				die_usage("--timeout %s: expected 1 to 3600 seconds", v);
+		} else if (!strcmp(a, "--console-max")) {
+			if (!parse_u64(v, 4096, 1ULL << 30, &console_max))
+				die_usage("--console-max %s: expected 4096 to 1073741824 bytes", v);
 		} else if (!strcmp(a, "--threads")) {
 			if (!parse_u64(v, 1, 64, &threads))
 				die_usage("--threads %s: expected 1 to 64", v);
@@ -171,6 +187,7 @@ int main(int argc, char **argv)
 	if (!sock)
 		die_usage("--socket PATH is required\n%s", usage_text);
 	g_ctl.c_jail = jail;
+	g_ctl.c_console_max = console_max;
 	if (jail && geteuid() != 0)
 		die("the jailer needs root (run as root, or with --no-jail for development)");
 	g_ctl.c_uid_base = 400000;
@@ -239,8 +256,8 @@ int main(int argc, char **argv)
 	char err[768], path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/chip", g_ctl.c_state_dir);
 	g_ctl.c_chip = chip_open(path, anchor, err, sizeof(err));
-	bool refused = !g_ctl.c_chip ||
-		       chip_measure_self(g_ctl.c_chip, self, err, sizeof(err)) != 0;
+	bool refused =
+	    !g_ctl.c_chip || chip_measure_self(g_ctl.c_chip, self, err, sizeof(err)) != 0;
 	pthread_join(loader, NULL); /* before any exit: it uses OpenSSL and SQLite */
 	if (!g_ctl.c_chip)
 		die("security chip: %s", err);
@@ -248,6 +265,18 @@ int main(int argc, char **argv)
 		die("refusing to serve: %s", err);
 	if (sl.sl_rc)
 		die("%s", sl.sl_err);
+	/* The chain head is signed by the chip from now on (the first line is anchored). */
+	audit_set_anchor(g_ctl.c_audit, sign_audit_head, g_ctl.c_chip);
+	char torn[129];
+	size_t cut = audit_repaired(g_ctl.c_audit, torn, sizeof(torn));
+	if (cut) {
+		char detail[400];
+		sfmt(detail, sizeof(detail), "cut %zu bytes of a torn last line: %s", cut, torn);
+		/* Not a reason to refuse to start (the cut freed the room it needs). */
+		if (audit_reserve(g_ctl.c_audit) < 0 ||
+		    audit_append(g_ctl.c_audit, geteuid(), "REPAIR", "/audit", 200, detail) < 0)
+			warnmsg("audit log: recording the cut of a torn line: %s", strerror(errno));
+	}
 	if (sup_init(err, sizeof(err)))
 		die("%s", err);
 	pthread_mutex_lock(&g_ctl.c_lock);
@@ -272,6 +301,9 @@ int main(int argc, char **argv)
 	http_stop();
 	pthread_mutex_lock(&g_ctl.c_lock);
 	audit_append(g_ctl.c_audit, geteuid(), "STOP", sock, 200, "nitrod stopped by a signal");
+	/* The last signed head: a log of a stopped nitrod ends anchored. */
+	if (audit_anchor(g_ctl.c_audit) < 0)
+		warnmsg("audit log: anchor: %s", strerror(errno));
 	/* Instances keep running: the next nitrod re-adopts them. Held lock: no more events. */
 	return 0;
 }

@@ -252,24 +252,30 @@ int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen)
 	return 0;
 }
 
-static void save_doc(const char *table, const char *id, json_t *j)
+static int save_doc(const char *table, const char *id, json_t *j)
 {
 	char *doc = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	char err[512];
-	if (!doc || store_put(g_ctl.c_store, table, id, doc, err, sizeof(err)))
+	int rc = 0;
+	if (!doc || store_put(g_ctl.c_store, table, id, doc, err, sizeof(err))) {
 		warnmsg("%s %s: not saved: %s", table, id, doc ? err : "out of memory");
+		g_ctl.c_save_failed = true;
+		sfmt(g_ctl.c_save_err, sizeof(g_ctl.c_save_err), "%s", doc ? err : "out of memory");
+		rc = -1;
+	}
 	free(doc);
+	return rc;
 }
 
-void inst_save(const struct instance *in)
+int inst_save(const struct instance *in)
 {
-	save_doc("instances", in->i_id, inst_json(in, true));
+	return save_doc("instances", in->i_id, inst_json(in, true));
 }
 
-void vol_save(const struct volrec *v)
+int vol_save(const struct volrec *v)
 {
-	save_doc("volumes", v->v_id, vol_json(v, true));
+	return save_doc("volumes", v->v_id, vol_json(v, true));
 }
 
 int vol_forget(const char *id, char *err, size_t errlen)

@@ -22,9 +22,13 @@ char *inst_view_text(struct instance *in, size_t *len);
 int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen);
 int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen);
 
-/* Writes one record through to SQLite (logs a failure: the state in memory stays). */
-void inst_save(const struct instance *in);
-void vol_save(const struct volrec *v);
+/* Writes one record through to SQLite: 0, or -1 (logged; g_ctl.c_save_failed set and the
+ * reason in c_save_err). Inside an API call that changes state the writes are one
+ * transaction the call commits (api.c) before it acts: a call whose records cannot be
+ * written fails with 503 and changes nothing. The supervisor's own writes (a process
+ * ended ...) log a failure and keep the state in memory, which describes the processes. */
+int inst_save(const struct instance *in);
+int vol_save(const struct volrec *v);
 /* Removes a volume's row. */
 int vol_forget(const char *id, char *err, size_t errlen);
 /* Appends every stored volume and instance to g_ctl's lists; 0, or -1 with err set. */

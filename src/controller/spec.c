@@ -233,16 +233,18 @@ int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char 
 
 int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *err, size_t errlen)
 {
-	static const char *const names[] = {"size_mib", "encrypted"};
+	static const char *const names[] = {"size_mib", "encrypted", "overcommit"};
 	json_t *o = load_object(body, len, false, err, errlen);
 	if (!o)
 		return -1;
 	int r = -1;
 	vs->vs_encrypted = true;
+	vs->vs_overcommit = false;
 	vs->vs_size_mib = 0;
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
 	    get_uint(o, "size_mib", 1, SPEC_MAX_VOLUME_MIB, &vs->vs_size_mib, err, errlen) ||
-	    get_bool(o, "encrypted", &vs->vs_encrypted, err, errlen))
+	    get_bool(o, "encrypted", &vs->vs_encrypted, err, errlen) ||
+	    get_bool(o, "overcommit", &vs->vs_overcommit, err, errlen))
 		goto out;
 	if (!vs->vs_size_mib) {
 		snprintf(err, errlen, "size_mib: required (1 to %u)", SPEC_MAX_VOLUME_MIB);

@@ -50,6 +50,7 @@ struct inst_spec {
 struct vol_spec {
 	uint64_t vs_size_mib;
 	bool vs_encrypted;
+	bool vs_overcommit; /* "overcommit": create even past the free space (docs/api.md) */
 };
 
 /* Each parses a whole body (len bytes, not NUL-terminated). 0, or -1 with err set. */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@ struct store {
 	char *s_path;
 	sqlite3 *s_db; /* NULL until the file exists */
 	sqlite3_stmt *s_put[2], *s_del[2];
+	bool s_want_txn; /* store_txn_begin: the next write opens a transaction */
+	bool s_in_txn;
+	bool s_txn_failed; /* a write of the open transaction failed: no more, no commit */
 };
 
 static int table_idx(const char *t)
@@ -70,10 +74,62 @@ fail:
 	return -1;
 }
 
-/* The database of an existing state; created on the first write. Lock held. */
+/* The database of an existing state; created on the first write; the call's transaction
+ * opened when one is wanted. Lock held. */
 static int db_ready(struct store *s, char *err, size_t errlen)
 {
-	return s->s_db ? 0 : db_open(s, err, errlen);
+	if (!s->s_db && db_open(s, err, errlen) < 0)
+		return -1;
+	if (s->s_txn_failed)
+		RETURN_ERR(-1, "state database: an earlier write of this call failed");
+	if (s->s_want_txn && !s->s_in_txn) {
+		if (sqlite3_exec(s->s_db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+			RETURN_ERR(-1, "state database: %s", sqlite3_errmsg(s->s_db));
+		s->s_in_txn = true;
+	}
+	return 0;
+}
+
+void store_txn_begin(struct store *s)
+{
+	pthread_mutex_lock(&s->s_lock);
+	s->s_want_txn = true;
+	pthread_mutex_unlock(&s->s_lock);
+}
+
+static void rollback_locked(struct store *s)
+{
+	if (s->s_in_txn && !sqlite3_get_autocommit(s->s_db))
+		sqlite3_exec(s->s_db, "ROLLBACK", NULL, NULL, NULL);
+	s->s_in_txn = s->s_want_txn = s->s_txn_failed = false;
+}
+
+int store_txn_commit(struct store *s, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&s->s_lock);
+	int rc = 0;
+	if (s->s_txn_failed) {
+		snprintf(err, errlen, "state database: a write of this call failed");
+		rc = -1;
+	} else if (s->s_in_txn &&
+		   (sqlite3_get_autocommit(s->s_db) || /* rolled back by SQLite itself */
+		    sqlite3_exec(s->s_db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)) {
+		snprintf(err, errlen, "state database: %s", sqlite3_errmsg(s->s_db));
+		rc = -1;
+	}
+	if (rc == 0)
+		s->s_in_txn = s->s_want_txn = s->s_txn_failed = false;
+	else
+		rollback_locked(s);
+	pthread_mutex_unlock(&s->s_lock);
+	return rc;
+}
+
+void store_txn_rollback(struct store *s)
+{
+	pthread_mutex_lock(&s->s_lock);
+	rollback_locked(s);
+	pthread_mutex_unlock(&s->s_lock);
 }
 
 struct store *store_open(const char *path, char *err, size_t errlen)
@@ -126,6 +182,8 @@ int store_put(struct store *s, const char *table, const char *id, const char *do
 		sqlite3_bind_text(st, 2, doc, -1, SQLITE_TRANSIENT);
 		rc = step(s, st, err, errlen);
 	}
+	if (rc < 0 && s->s_want_txn)
+		s->s_txn_failed = true;
 	pthread_mutex_unlock(&s->s_lock);
 	return rc;
 }
@@ -139,6 +197,8 @@ int store_delete(struct store *s, const char *table, const char *id, char *err, 
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
 		rc = step(s, st, err, errlen);
 	}
+	if (rc < 0 && s->s_want_txn)
+		s->s_txn_failed = true;
 	pthread_mutex_unlock(&s->s_lock);
 	return rc;
 }

@@ -19,6 +19,13 @@ void store_close(struct store *s);
 int store_put(struct store *s, const char *table, const char *id, const char *doc, char *err,
 	      size_t errlen);
 int store_delete(struct store *s, const char *table, const char *id, char *err, size_t errlen);
+/* A transaction (one API call's writes): after store_txn_begin the next write opens it
+ * (BEGIN IMMEDIATE) and the writes up to store_txn_commit are all or nothing. Commit: 0,
+ * or -1 with err and everything since the begin rolled back; store_txn_rollback drops
+ * them. Without a begin every write is its own transaction. */
+void store_txn_begin(struct store *s);
+int store_txn_commit(struct store *s, char *err, size_t errlen);
+void store_txn_rollback(struct store *s);
 /* Calls fn for every row, in id order; stops at the first non-zero return. */
 int store_each(struct store *s, const char *table,
 	       int (*fn)(const char *id, const char *doc, void *arg), void *arg, char *err,

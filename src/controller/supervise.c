@@ -484,6 +484,12 @@ static int spawn_hv(struct instance *in, char *err, size_t errlen)
 	argv[k++] = "--require-kvm";
 	argv[k++] = "--cache-dir"; /* nitrod's own, read-only in the jail (kcache.h) */
 	argv[k++] = lp.lp_kcache;
+	char conmax[24];
+	if (s->s_console) { /* console.log stays under nitrod's --console-max */
+		sfmt(conmax, sizeof(conmax), "%llu", (unsigned long long)g_ctl.c_console_max);
+		argv[k++] = "--console-max";
+		argv[k++] = conmax;
+	}
 	for (unsigned i = 0; i < in->i_ncards; i++) {
 		char sock[PATH_MAX];
 		card_socket(in, i, sock, sizeof(sock));

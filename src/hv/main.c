@@ -230,6 +230,8 @@ int main(int argc, char **argv)
 	vm.vm_entry = bp.bp_entry;
 
 	serial_init(&com1, STDIN_FILENO, STDOUT_FILENO, log_fd, com1_irq, &vm);
+	if (serial_set_cap(&com1, cfg.console_max) < 0)
+		die("--console-max: out of memory");
 	if (pio_register(&vm.vm_pio, ACPI_COM1_PORT, 8, serial_pio, &com1) < 0 ||
 	    platform_register(&vm.vm_pio, &hooks) < 0)
 		die("cannot register the platform devices");

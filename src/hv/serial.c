@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define UART_RX 0  /* RBR/THR, DLL when DLAB */
@@ -50,19 +52,61 @@ static void write_all(int fd, const uint8_t *p, size_t n)
 	}
 }
 
+int serial_set_cap(struct serial *s, uint64_t cap)
+{
+	free(s->se_keep);
+	s->se_keep = NULL;
+	s->se_cap = 0;
+	if (!cap)
+		return 0;
+	if (!(s->se_keep = malloc(cap / 2)))
+		return -1;
+	s->se_cap = cap;
+	return 0;
+}
+
+/* write_all, keeping a regular file under the cap: past it the file is cut to its newest
+ * cap/2 bytes (counting these), which are written back from the start. */
+static void write_capped(struct serial *s, int fd, const uint8_t *p, size_t n)
+{
+	struct stat st;
+	if (!s->se_cap || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size + n <= s->se_cap) {
+		write_all(fd, p, n);
+		return;
+	}
+	size_t half = (size_t)(s->se_cap / 2), old = 0;
+	if (n >= half) {
+		p += n - half;
+		n = half;
+	} else {
+		old = half - n;
+		if ((uint64_t)st.st_size < old)
+			old = (size_t)st.st_size;
+		ssize_t r = pread(fd, s->se_keep, old, st.st_size - (off_t)old);
+		old = r > 0 ? (size_t)r : 0;
+	}
+	if (ftruncate(fd, 0) < 0)
+		return;		/* cannot cut: drop this output rather than pass the cap */
+	lseek(fd, 0, SEEK_SET); /* (a no-op for O_APPEND files) */
+	write_all(fd, s->se_keep, old);
+	write_all(fd, p, n);
+}
+
 static void flush_locked(struct serial *s)
 {
 	if (!s->se_out_len)
 		return;
-	write_all(s->se_out_fd, s->se_out, s->se_out_len);
+	write_capped(s, s->se_out_fd, s->se_out, s->se_out_len);
 	if (s->se_log_fd >= 0)
-		write_all(s->se_log_fd, s->se_out, s->se_out_len);
+		write_capped(s, s->se_log_fd, s->se_out, s->se_out_len);
 	s->se_out_len = 0;
 }
 
 static void update_irq(struct serial *s)
 {
-	bool level = ((s->se_ier & IER_RDI) && s->se_rx_len) || ((s->se_ier & IER_THRI) && s->se_thri);
+	bool level =
+	    ((s->se_ier & IER_RDI) && s->se_rx_len) || ((s->se_ier & IER_THRI) && s->se_thri);
 	/* With OUT2 clear a PC's UART does not drive its IRQ line. */
 	if (!(s->se_mcr & MCR_OUT2))
 		level = false;
@@ -162,7 +206,7 @@ static void reg_write(struct serial *s, unsigned reg, uint8_t v)
 		}
 		break;
 	case UART_IIR:
-		s->se_fcr = v & (uint8_t)~(FCR_CLEAR_RX | 0x04);
+		s->se_fcr = v & (uint8_t) ~(FCR_CLEAR_RX | 0x04);
 		if (v & FCR_CLEAR_RX)
 			s->se_rx_len = 0;
 		break;

@@ -29,6 +29,8 @@ struct serial {
 	uint8_t se_out[SERIAL_OUTBUF];
 	unsigned se_out_len;
 	int se_in_fd, se_out_fd, se_log_fd;
+	uint64_t se_cap; /* serial_set_cap: the size cap of regular output files (0: none) */
+	uint8_t *se_keep;
 	bool se_in_eof;
 	void (*se_set_irq)(void *opaque, int level);
 	void *se_irq_opaque;
@@ -36,6 +38,12 @@ struct serial {
 
 void serial_init(struct serial *s, int in_fd, int out_fd, int log_fd,
 		 void (*set_irq)(void *opaque, int level), void *opaque);
+/* Caps the output files (out_fd and log_fd when they are regular files) at cap bytes: a
+ * write that would pass it first cuts the file down to its newest cap/2 bytes (ftruncate,
+ * then they are written back), so a guest cannot fill the host's disk through its console
+ * and the file always ends with the newest output. Before the sandbox (allocates cap/2).
+ * 0, or -1 when out of memory. */
+int serial_set_cap(struct serial *s, uint64_t cap);
 /* pio handler for the 8 registers at the base port. */
 void serial_pio(void *opaque, uint16_t port, uint8_t *data, unsigned size, bool write);
 /* One round of the input thread: wait up to SERIAL_FLUSH_MS for input, take what fits,

@@ -174,3 +174,37 @@ char *chip_attestation(struct chip *c, const char *nonce, char *err, size_t errl
 		RETURN_ERR(NULL, "attestation: signing or encoding failed");
 	return out;
 }
+
+int chip_sign(struct chip *c, const char *purpose, const void *msg, size_t len, char *sig_b64,
+	      size_t cap, char *err, size_t errlen)
+{
+	if (cap < 89)
+		RETURN_ERR(-1, "chip_sign: signature buffer too small");
+	pthread_mutex_lock(&c->c_lock);
+	if (attest_key(c, err, errlen) < 0) {
+		pthread_mutex_unlock(&c->c_lock);
+		return -1;
+	}
+	uint8_t sig[64];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *sctx = EVP_MD_CTX_new();
+	int ok = sctx && EVP_DigestSignInit(sctx, NULL, NULL, NULL, c->c_attest_key) == 1 &&
+		 EVP_DigestSign(sctx, sig, &siglen, msg, len) == 1;
+	EVP_MD_CTX_free(sctx);
+	pthread_mutex_unlock(&c->c_lock);
+	if (!ok)
+		RETURN_ERR(-1, "%s: signing failed", purpose);
+	EVP_EncodeBlock((unsigned char *)sig_b64, sig, (int)siglen);
+	return 0;
+}
+
+char *chip_public_key(struct chip *c, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&c->c_lock);
+	int rc = attest_key(c, err, errlen);
+	char *pem = rc < 0 ? NULL : pubkey_pem(c->c_attest_key);
+	pthread_mutex_unlock(&c->c_lock);
+	if (rc == 0 && !pem)
+		RETURN_ERR(NULL, "attestation key: out of memory");
+	return pem;
+}

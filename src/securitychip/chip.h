@@ -102,6 +102,15 @@ int chip_read_pcr(struct chip *c, unsigned pcr, uint8_t out[CHIP_DIGEST_LEN]);
  * (anything else: NULL with an error, so callers can answer 400). */
 char *chip_attestation(struct chip *c, const char *nonce, char *err, size_t errlen);
 
+/* Signs msg with the host attestation key (the key of chip_attestation; Ed25519, pure):
+ * the base64 of the 64-byte signature into sig_b64 (at least 89 bytes). The signed text
+ * must name its purpose in its first line (e.g. "nitro-audit-head-v1", docs/security.md)
+ * so that a signature made for one purpose cannot be passed off as another. 0, or -1. */
+int chip_sign(struct chip *c, const char *purpose, const void *msg, size_t len, char *sig_b64,
+	      size_t cap, char *err, size_t errlen);
+/* The attestation key's public key as PEM, malloc'd; NULL with err. */
+char *chip_public_key(struct chip *c, char *err, size_t errlen);
+
 /* Lower-case hex of a digest into out (2*len+1 bytes). */
 void chip_hex(const uint8_t *d, size_t len, char *out);
 

@@ -18,6 +18,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <stdio.h>
+#include <sys/stat.h>
+
 #include "hv/serial.h"
 
 #define BASE 0x3f8
@@ -110,6 +113,47 @@ static int pending(int fd)
 
 	assert_int_equal(ioctl(fd, FIONREAD, &n), 0);
 	return n;
+}
+
+/* A guest writing far more than the cap to a console file (issue 10 item 6): the file
+ * never passes the cap and ends with the newest output. Fails without serial_set_cap (the
+ * file grows to all 300 KiB). */
+static void test_console_file_capped(void **state)
+{
+	struct fixture *f = *state;
+	char path[] = "/tmp/nitro-serial-cap-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(fcntl(fd, F_SETFL, O_APPEND), 0); /* as nitrod opens console.log */
+	/* Nobody reads the terminal pipe here: it drops output rather than block. */
+	assert_int_equal(fcntl(f->out[1], F_SETFL, O_NONBLOCK), 0);
+	f->s.se_log_fd = fd;
+	const uint64_t cap = 16384;
+	assert_int_equal(serial_set_cap(&f->s, cap), 0);
+	char line[64];
+	for (int i = 0; i < 5000; i++) {
+		int n =
+		    snprintf(line, sizeof(line), "line %05d of the guest console ..........\n", i);
+		for (int k = 0; k < n; k++)
+			wr(f, RBR, (uint8_t)line[k]);
+		struct stat st;
+		assert_int_equal(fstat(fd, &st), 0);
+		assert_true((uint64_t)st.st_size <= cap);
+	}
+	serial_flush(&f->s);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true((uint64_t)st.st_size <= cap && (uint64_t)st.st_size >= cap / 2);
+	char *buf = calloc(1, (size_t)st.st_size + 1);
+	assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	/* The newest line is last; an old one is gone. */
+	assert_non_null(strstr(buf, "line 04999 of the guest console"));
+	assert_null(strstr(buf, "line 00010 "));
+	free(buf);
+	serial_set_cap(&f->s, 0);
+	f->s.se_log_fd = f->log[1];
+	close(fd);
 }
 
 static void test_reset_state(void **state)
@@ -418,6 +462,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_reset_state, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_console_file_capped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_output_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_loopback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fifo_iir, setup, teardown),

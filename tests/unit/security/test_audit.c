@@ -1,6 +1,8 @@
 /* Unit tests for the audit log (src/controller/audit.c): the chain verifies, continues
  * across audit_open, keeps hostile fields on one line, and audit_verify names the first
- * edited line, a removed line and foreign content; a torn last line stops audit_open.
+ * edited line, a removed line and foreign content; a torn last line is cut off by
+ * audit_open (issue 10 item 6), the refusal rate limit bounds lines, and signed anchors
+ * (item 15) catch a consistent rewrite of the whole chain.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,10 +144,123 @@ static void test_foreign_and_torn(void **state)
 	f = fopen(path, "w");
 	fputs("2026-11-26T19:40:00.123Z uid=1 method=GET", f); /* no newline */
 	fclose(f);
-	assert_null(audit_open(path, err, sizeof(err)));
-	assert_non_null(strstr(err, "incomplete"));
+	/* A torn last line (all there is) is cut off and reported; the chain starts over. */
+	struct audit *a = audit_open(path, err, sizeof(err));
+	assert_non_null(a);
+	char sample[64];
+	assert_int_equal(audit_repaired(a, sample, sizeof(sample)), 41);
+	assert_string_equal(sample, "2026-11-26T19:40:00.123Z uid=1 method=GET");
+	audit_close(a);
+	assert_int_equal(audit_verify(path, err, sizeof(err)), 0);
 	assert_int_equal(audit_verify("/nonexistent/audit.log", err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/audit.log"));
+}
+
+/* A crash (or a full disk, before) tore the last line: the next open cuts exactly the torn
+ * bytes, keeps every complete line, and the chain continues and verifies. */
+static void test_torn_tail_cut(void **state)
+{
+	(void)state;
+	char err[256];
+	fill(3);
+	FILE *f = fopen(path, "a");
+	fputs("2026-11-26T19:40:00.123Z uid=7 method=POST route=/v1/vol", f);
+	fclose(f);
+	assert_int_equal(audit_verify(path, err, sizeof(err)), -1);
+	struct audit *a = audit_open(path, err, sizeof(err));
+	assert_non_null(a);
+	assert_int_equal(audit_repaired(a, NULL, 0), 56);
+	assert_int_equal(audit_append(a, 0, "REPAIR", "/audit", 200, "cut"), 0);
+	audit_close(a);
+	assert_int_equal(audit_verify(path, err, sizeof(err)), 4);
+	a = audit_open(path, err, sizeof(err));
+	assert_int_equal(audit_repaired(a, NULL, 0), 0);
+	audit_close(a);
+}
+
+/* 1000 refusals of one uid in a burst get one line; after AUDIT_REFUSAL_MS the next one
+ * is logged with the count of those that were not. */
+static void test_refusal_rate_limit(void **state)
+{
+	(void)state;
+	char err[256];
+	struct audit *a = audit_open(path, err, sizeof(err));
+	unsigned long sup = 99, admitted = 0;
+	for (int i = 0; i < 1000; i++)
+		admitted += audit_refusal_admit(a, 4242, &sup);
+	assert_int_equal(admitted, 1);
+	assert_true(audit_refusal_admit(a, 4243, &sup)); /* another uid: its own line */
+	usleep((AUDIT_REFUSAL_MS + 50) * 1000);
+	assert_true(audit_refusal_admit(a, 4242, &sup));
+	assert_int_equal(sup, 999);
+	/* More uids than the table: bounded, and what an evicted uid owed is still counted. */
+	unsigned long total = 0;
+	admitted = 0;
+	for (int r = 0; r < 3; r++)
+		for (uid_t u = 10000; u < 10000 + 2 * AUDIT_REFUSAL_UIDS; u++)
+			if (audit_refusal_admit(a, u, &sup)) {
+				admitted++;
+				total += sup;
+			}
+	assert_true(admitted <= 3 * 2 * AUDIT_REFUSAL_UIDS);
+	audit_close(a);
+}
+
+/* A toy signer for the anchors: "sig" = hex of a keyed checksum, base64 alphabet only. */
+static int toy_sign(void *ctx, const void *msg, size_t len, char *sig, size_t siglen)
+{
+	unsigned long h = (unsigned long)(uintptr_t)ctx;
+	for (size_t i = 0; i < len; i++)
+		h = h * 131 + ((const unsigned char *)msg)[i];
+	snprintf(sig, siglen, "%016lx", h);
+	return 0;
+}
+
+static int toy_verify(void *ctx, const void *msg, size_t len, const char *sig)
+{
+	char want[32];
+	toy_sign(ctx, msg, len, want, sizeof(want));
+	return strcmp(want, sig) == 0;
+}
+
+/* Anchors: signed every AUDIT_ANCHOR_LINES lines and at close; a consistent rewrite of the
+ * whole chain (a forged line, every hash recomputed) verifies without the key and is
+ * refused with it; lines after the last anchor are reported as unanchored. */
+static void test_anchors(void **state)
+{
+	(void)state;
+	char err[512];
+	void *key = (void *)(uintptr_t)12345;
+	struct audit *a = audit_open(path, err, sizeof(err));
+	audit_set_anchor(a, toy_sign, key);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(audit_append(a, 1000, "GET", "/v1/volumes", 200, NULL), 0);
+	audit_close(a); /* anchors the tail */
+	struct audit_report rep;
+	long n = audit_verify_anchored(path, toy_verify, key, &rep, err, sizeof(err));
+	assert_true(n > 100);
+	assert_true(rep.ar_anchors >= 2);
+	assert_int_equal(rep.ar_unanchored, 0);
+	assert_int_equal(rep.ar_signed_seq, (unsigned long)n - 1);
+	/* A wrong key refuses it. */
+	assert_int_equal(audit_verify_anchored(path, toy_verify, (void *)1, NULL, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "signature does not verify"));
+	/* Reopening continues the count from the last anchor (seq stays right). */
+	a = audit_open(path, err, sizeof(err));
+	audit_set_anchor(a, toy_sign, key);
+	assert_int_equal(audit_append(a, 1, "GET", "/x", 200, NULL), 0);
+	assert_int_equal(audit_append(a, 1, "GET", "/y", 200, NULL), 0);
+	audit_close(a);
+	assert_true(audit_verify_anchored(path, toy_verify, key, &rep, err, sizeof(err)) > 0);
+	assert_int_equal(rep.ar_unanchored, 0);
+	/* Lines after the last anchor (appended without a signer) are reported. */
+	a = audit_open(path, err, sizeof(err));
+	assert_int_equal(audit_append(a, 1, "GET", "/z", 200, NULL), 0);
+	assert_int_equal(audit_append(a, 1, "GET", "/z", 200, NULL), 0);
+	audit_close(a);
+	assert_true(audit_verify_anchored(path, toy_verify, key, &rep, err, sizeof(err)) > 0);
+	assert_int_equal(rep.ar_unanchored, 2);
 }
 
 static struct audit *shared;
@@ -190,6 +305,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_removed_line_found, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_foreign_and_torn, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_and_background, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_torn_tail_cut, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refusal_rate_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_anchors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
