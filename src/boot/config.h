@@ -37,16 +37,17 @@ struct hv_config {
 	const char *initrd;
 	const char *cmdline;
 	const char *console_log;
-	uint64_t console_max;  /* --console-max: 0 none */
+	/* --console-max: the console files' size cap (0: none) */
+	uint64_t console_max;
 	const char *cache_dir; /* host-decompressed kernels; NULL: none */
 	unsigned cpus;
 	uint64_t mem_mib;
 	bool no_reboot;
 	bool no_decompress;
 	bool require_kvm;
-	bool stats;			    /* print exit counts when the guest ends */
-	bool help;			    /* --help or -h was given */
-	bool kernel_optional;		    /* set before parsing: a missing --kernel is no error */
+	bool stats; /* print exit counts when the guest ends */
+	bool help;            /* --help or -h was given */
+	bool kernel_optional; /* set before parsing: a missing --kernel is no error */
 	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
 	unsigned ncards;
 };
