@@ -81,8 +81,9 @@ def call_any(d, method, path, body=None, timeout=10):
 # --- item 6: a full disk ---
 
 def test_full_state_disk_fails_calls_with_503_changes_nothing_and_restarts(folder, small_fs, bad_kernel):
-    d = Nitrod(folder, wrap=small_fs.wrap).start()
+    d = Nitrod(folder, wrap=small_fs.wrap)
     try:
+        d.start()
         r = d.call("POST", "/v1/volumes", {"size_mib": 1, "encrypted": False})
         assert r.status == 201, r
         vol = r.json()["id"]
@@ -194,8 +195,9 @@ def test_a_thousand_refused_calls_make_a_bounded_number_of_lines(folder):
 
 def test_volume_larger_than_free_space_needs_overcommit(folder):
     fs = SmallFS(folder / "state", "8m")
-    d = Nitrod(folder, wrap=fs.wrap).start()
+    d = Nitrod(folder, wrap=fs.wrap)
     try:
+        d.start()
         r = d.call("POST", "/v1/volumes", {"size_mib": 64, "encrypted": False})
         assert r.status == 507 and "overcommit" in r.json()["error"], r
         assert d.call("GET", "/v1/volumes").json()["volumes"] == []
