@@ -1,8 +1,7 @@
-/* vhost-user frontend: message framing, negotiation, queue start and stop. */
+/* vhost-user frontend: negotiation, queue start and stop (framing: src/lib/vu_wire.c). */
 #include "hv/vhost_front.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -10,16 +9,11 @@
 #include <unistd.h>
 
 #include "lib/util.h"
+#include "lib/vu_wire.h"
 
 #define VU_REPLY_TIMEOUT_MS 5000
 /* What this frontend asks for of the protocol features it knows. */
 #define VU_PROTO_WANTED (VHOST_PROTO_MQ | VHOST_PROTO_REPLY_ACK | VHOST_PROTO_CONFIG)
-
-struct vu_hdr {
-	uint32_t request;
-	uint32_t flags;
-	uint32_t size;
-} __attribute__((packed));
 
 union vu_payload {
 	uint64_t u64;
@@ -32,52 +26,18 @@ union vu_payload {
 static int send_msg(struct vhost_front *f, uint32_t req, uint32_t flags, const void *p,
 		    uint32_t size, const int *fds, unsigned nfds)
 {
-	struct vu_hdr h = {req, VU_FLAG_VERSION | flags, size};
-	struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)p, size}};
-	char ctl[CMSG_SPACE(sizeof(int) * VU_MAX_REGIONS)];
-	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = size ? 2 : 1};
-	if (nfds) {
-		memset(ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	ssize_t n;
-	do
-		n = sendmsg(f->vf_sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	return n == (ssize_t)(sizeof(h) + size) ? 0 : -1;
+	return vu_wire_send(f->vf_sock, req, VU_FLAG_VERSION | flags, p, size, fds, nfds);
 }
 
-static int recv_all(int fd, void *p, size_t n)
-{
-	while (n > 0) {
-		struct pollfd pf = {.fd = fd, .events = POLLIN};
-		if (poll(&pf, 1, VU_REPLY_TIMEOUT_MS) <= 0)
-			return -1; /* a card that does not answer is a failed card */
-		ssize_t r = recv(fd, p, n, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p = (uint8_t *)p + r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-/* Reads the reply to req into p (exactly size bytes). */
+/* Reads the reply to req into p (exactly size bytes). A card that does not answer in
+ * VU_REPLY_TIMEOUT_MS is a failed card; a reply with fds is refused. */
 static int recv_reply(struct vhost_front *f, uint32_t req, void *p, uint32_t size)
 {
-	struct vu_hdr h;
-	if (recv_all(f->vf_sock, &h, sizeof(h)) < 0 || h.request != req ||
-	    !(h.flags & VU_FLAG_REPLY) || h.size != size)
+	struct vu_wire_hdr h;
+	unsigned nfds;
+	if (vu_wire_recv(f->vf_sock, &h, p, size, NULL, 0, &nfds, VU_REPLY_TIMEOUT_MS) != 1)
 		return -1;
-	return recv_all(f->vf_sock, p, size);
+	return h.request == req && (h.flags & VU_FLAG_REPLY) && h.size == size ? 0 : -1;
 }
 
 /* A request without a reply of its own; acknowledged when REPLY_ACK is on. */

@@ -41,7 +41,8 @@ def driver(tmp_path_factory):
     srcs = sorted(str(p) for p in (ROOT / "tests/driver").glob("*.c"))
     rc, out, err = run(["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror",
                         "-D_GNU_SOURCE", f"-I{ROOT / 'src'}", *srcs,
-                        str(ROOT / "src/lib/util.c"), "-o", str(exe), "-lpthread"], 120)
+                        str(ROOT / "src/lib/util.c"), str(ROOT / "src/lib/vu_wire.c"),
+                        "-o", str(exe), "-lpthread"], 120)
     assert rc == 0, out + err
     return str(exe)
 

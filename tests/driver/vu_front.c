@@ -14,8 +14,8 @@
 
 #include "lib/le.h"
 #include "lib/vhost_user_wire.h"
+#include "lib/vu_wire.h"
 
-#define VU_PAYLOAD_MAX 512
 #define VU_CONFIG_HDR 12 /* offset, size, flags */
 
 static const char *req_name(uint32_t req)
@@ -53,63 +53,15 @@ static const char *req_name(uint32_t req)
 	return "?";
 }
 
-static const char *io_reason(int e)
-{
-	return e == EAGAIN || e == EWOULDBLOCK ? "timed out" : strerror(e);
-}
-
 /* Sends one message; fd >= 0 travels with it by SCM_RIGHTS. */
 static int send_msg(struct vu_front *f, uint32_t req, uint32_t flags, const void *payload,
 		    uint32_t size, int fd, char *err, size_t errlen)
 {
-	uint8_t buf[VU_HDR_SIZE + VU_PAYLOAD_MAX];
-	le32_put(buf, req);
-	le32_put(buf + 4, VU_FLAG_VERSION | flags);
-	le32_put(buf + 8, size);
-	if (size)
-		memcpy(buf + VU_HDR_SIZE, payload, size);
-
-	struct iovec iov = {.iov_base = buf, .iov_len = VU_HDR_SIZE + size};
-	union {
-		char b[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.b;
-		mh.msg_controllen = sizeof(ctl.b);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	ssize_t n;
-	do
-		n = sendmsg(f->vf_sock, &mh, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		RETURN_ERR(-1, "%s: send: %s", req_name(req), io_reason(errno));
-	if ((size_t)n != iov.iov_len)
-		RETURN_ERR(-1, "%s: short send (%zd of %zu bytes)", req_name(req), n, iov.iov_len);
-	return 0;
-}
-
-static int recv_all(struct vu_front *f, uint32_t req, void *buf, size_t len, char *err,
-		    size_t errlen)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = recv(f->vf_sock, (uint8_t *)buf + got, len - got, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			RETURN_ERR(-1, "%s: reply: %s", req_name(req), io_reason(errno));
-		if (n == 0)
-			RETURN_ERR(-1, "%s: back end closed the connection", req_name(req));
-		got += (size_t)n;
-	}
+	int r = vu_wire_send(f->vf_sock, req, VU_FLAG_VERSION | flags, payload, size, &fd,
+			     fd >= 0 ? 1 : 0);
+	if (r < 0)
+		RETURN_ERR(-1, "%s: send: %s", req_name(req),
+			   r == -ETIMEDOUT ? "timed out" : strerror(-r));
 	return 0;
 }
 
@@ -117,21 +69,25 @@ static int recv_all(struct vu_front *f, uint32_t req, void *buf, size_t len, cha
 static int recv_reply(struct vu_front *f, uint32_t req, void *payload, uint32_t min, uint32_t max,
 		      uint32_t *size, char *err, size_t errlen)
 {
-	uint8_t hdr[VU_HDR_SIZE];
-	if (recv_all(f, req, hdr, sizeof(hdr), err, errlen))
-		return -1;
-	uint32_t rreq = le32_get(hdr), flags = le32_get(hdr + 4), sz = le32_get(hdr + 8);
-	if (rreq != req)
-		RETURN_ERR(-1, "%s: reply is for request %u", req_name(req), rreq);
-	if ((flags & 0x3) != VU_FLAG_VERSION || !(flags & VU_FLAG_REPLY))
-		RETURN_ERR(-1, "%s: reply has bad flags 0x%x", req_name(req), flags);
-	if (sz < min || sz > max)
-		RETURN_ERR(-1, "%s: reply payload is %u bytes, expected %u..%u", req_name(req), sz,
-			   min, max);
-	if (sz && recv_all(f, req, payload, sz, err, errlen))
-		return -1;
+	struct vu_wire_hdr h;
+	unsigned nfds;
+	int r = vu_wire_recv(f->vf_sock, &h, payload, max, NULL, 0, &nfds, -1);
+	if (r == 0 || r == -EPIPE)
+		RETURN_ERR(-1, "%s: back end closed the connection", req_name(req));
+	if (r == -ETOOMANYREFS)
+		RETURN_ERR(-1, "%s: reply carries fds", req_name(req));
+	if (r < 0 && r != -EMSGSIZE)
+		RETURN_ERR(-1, "%s: reply: %s", req_name(req),
+			   r == -ETIMEDOUT ? "timed out" : strerror(-r));
+	if (h.request != req)
+		RETURN_ERR(-1, "%s: reply is for request %u", req_name(req), h.request);
+	if ((h.flags & VU_FLAG_VERSION_MASK) != VU_FLAG_VERSION || !(h.flags & VU_FLAG_REPLY))
+		RETURN_ERR(-1, "%s: reply has bad flags 0x%x", req_name(req), h.flags);
+	if (h.size < min || h.size > max)
+		RETURN_ERR(-1, "%s: reply payload is %u bytes, expected %u..%u", req_name(req),
+			   h.size, min, max);
 	if (size)
-		*size = sz;
+		*size = h.size;
 	return 0;
 }
 

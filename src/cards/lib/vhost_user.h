@@ -1,15 +1,16 @@
 /* The vhost-user back-end protocol (QEMU docs/interop/vhost-user.rst) for one device on
  * one connection, with the guest's queues served in this process.
  *
- * Messages are framed by vu_read_msg() (header, payload of at most VU_PAYLOAD_MAX bytes,
- * at most VU_MAX_FDS fds by SCM_RIGHTS), checked by the pure parser vu_parse() (version,
- * size bound, exact payload size per request type) and handled by vu_dispatch(): one
- * handler per request in a single table. A handler that fails answers the frontend with a
- * non-zero REPLY_ACK when it asked for one (NEED_REPLY); otherwise the connection is
- * closed with a log line, since the frontend could not learn of the failure. Fds a
- * message did not use are closed. A descriptor-chain violation fails only that queue
- * (vu_queue_fail: log, signal the ring's error eventfd, stop serving it) until the
- * frontend restarts it; the process never aborts on guest or frontend input.
+ * Messages are framed by vu_read_msg() with src/lib/vu_wire.h (header, payload of at
+ * most VU_PAYLOAD_MAX bytes, at most VU_MAX_FDS fds by SCM_RIGHTS), checked by the pure
+ * parser vu_parse() (version, size bound, exact payload size per request type) and
+ * handled by vu_dispatch(): one handler per request in a single table. A handler that
+ * fails answers the frontend with a non-zero REPLY_ACK when it asked for one
+ * (NEED_REPLY); otherwise the connection is closed with a log line, since the frontend
+ * could not learn of the failure. Fds a message did not use are closed. A
+ * descriptor-chain violation fails only that queue (vu_queue_fail: log, signal the ring's
+ * error eventfd, stop serving it) until the frontend restarts it; the process never
+ * aborts on guest or frontend input.
  * Single-threaded: everything runs on the event loop's thread.
  */
 #ifndef NITRO_CARDS_VHOST_USER_H
@@ -23,9 +24,10 @@
 #include "cards/lib/loop.h"
 #include "cards/lib/vring.h"
 #include "lib/vhost_user_wire.h"
+#include "lib/vu_wire.h"
 
 #define VU_PAYLOAD_MAX 4096
-#define VU_MAX_FDS 8
+#define VU_MAX_FDS VU_WIRE_MAX_FDS
 #define VU_MAX_QUEUES 256 /* a ring index travels in 8 bits */
 
 /* Feature bit number (not a mask) of the virtio device feature every card needs. */

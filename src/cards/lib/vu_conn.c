@@ -1,5 +1,5 @@
-/* vhost-user connection: framing over a Unix socket with SCM_RIGHTS fds, replies, and
- * the device's lifetime around a connection. */
+/* vhost-user connection: messages (framed by src/lib/vu_wire.c), replies, and the device's
+ * lifetime around a connection. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 
 #include "cards/lib/vhost_user.h"
 #include "lib/util.h"
+#include "lib/vu_wire.h"
 
 /* How long a frontend may stall in the middle of a message before we give up on it. */
 #define VU_MSG_TIMEOUT_S 5
@@ -105,120 +106,50 @@ int vu_dev_attach(struct vu_dev *d, int fd, char *err, size_t errlen)
 	return 0;
 }
 
-static void close_fds(const int *fds, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		close(fds[i]);
-}
-
-/* Reads exactly len bytes (the rest of a message). */
-static int read_full(int fd, uint8_t *p, size_t len, char *err, size_t errlen)
-{
-	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
-		if (n == 0)
-			RETURN_ERR(-EPIPE, "frontend closed the connection mid-message");
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				RETURN_ERR(-ETIMEDOUT, "frontend stalled mid-message");
-			RETURN_ERR(-errno, "reading a message: %s", strerror(errno));
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int vu_read_msg(int fd, struct vu_msg *m, char *err, size_t errlen)
 {
 	uint8_t buf[VU_HDR_SIZE + VU_PAYLOAD_MAX];
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = {.iov_base = buf, .iov_len = VU_HDR_SIZE};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = ctl.buf,
-			    .msg_controllen = sizeof(ctl.buf)};
+	struct vu_wire_hdr h;
 	int fds[VU_MAX_FDS];
-	unsigned nfds = 0;
-	ssize_t n;
-	int ret;
+	unsigned nfds;
 
-	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		RETURN_ERR(-errno, "reading a message: %s", strerror(errno));
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		unsigned k = (unsigned)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		for (unsigned i = 0; i < k; i++) {
-			int f;
-			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (nfds < VU_MAX_FDS)
-				fds[nfds++] = f;
-			else
-				close(f);
-		}
-	}
-	if (n == 0) {
-		close_fds(fds, nfds);
+	int r = vu_wire_recv(fd, &h, buf + VU_HDR_SIZE, VU_PAYLOAD_MAX, fds, VU_MAX_FDS, &nfds, -1);
+	switch (r) {
+	case 1:
+		break;
+	case 0:
 		return 0;
-	}
-	if (mh.msg_flags & MSG_CTRUNC) {
-		close_fds(fds, nfds);
+	case -EPIPE:
+		RETURN_ERR(-EPIPE, "frontend closed the connection mid-message");
+	case -ETIMEDOUT:
+		RETURN_ERR(-ETIMEDOUT, "frontend stalled mid-message");
+	case -ETOOMANYREFS:
 		RETURN_ERR(-EMSGSIZE, "message with more than %d fds", VU_MAX_FDS);
+	case -EMSGSIZE:
+		RETURN_ERR(-EMSGSIZE, "request %u: payload of %u bytes (at most %d)", h.request,
+			   h.size, VU_PAYLOAD_MAX);
+	default:
+		RETURN_ERR(r, "reading a message: %s", strerror(-r));
 	}
-	ret = read_full(fd, buf + n, VU_HDR_SIZE - (size_t)n, err, errlen);
-	if (ret)
-		goto fail;
-	uint32_t size;
-	memcpy(&size, buf + 8, sizeof(size));
-	if (size > VU_PAYLOAD_MAX) {
-		uint32_t req;
-		memcpy(&req, buf, sizeof(req));
-		snprintf(err, errlen, "request %u: payload of %u bytes (at most %d)", req, size,
-			 VU_PAYLOAD_MAX);
-		ret = -EMSGSIZE;
-		goto fail;
+	vu_wire_hdr_put(buf, &h);
+	int ret = vu_parse(buf, VU_HDR_SIZE + h.size, m, err, errlen);
+	if (ret && ret != -ENOSYS) { /* unknown requests are the dispatcher's to answer */
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		return ret;
 	}
-	ret = read_full(fd, buf + VU_HDR_SIZE, size, err, errlen);
-	if (ret)
-		goto fail;
-	ret = vu_parse(buf, VU_HDR_SIZE + size, m, err, errlen);
-	if (ret && ret != -ENOSYS) /* unknown requests are the dispatcher's to answer */
-		goto fail;
 	memcpy(m->vm_fds, fds, nfds * sizeof(int));
 	m->vm_nfds = nfds;
 	return 1;
-fail:
-	close_fds(fds, nfds);
-	return ret;
 }
 
 int vu_send(int fd, const struct vu_msg *m, char *err, size_t errlen)
 {
-	uint8_t buf[VU_HDR_SIZE + VU_PAYLOAD_MAX];
-	uint32_t hdr[3] = {m->vm_request, m->vm_flags, m->vm_size};
 	if (m->vm_size > VU_PAYLOAD_MAX)
 		RETURN_ERR(-EMSGSIZE, "reply of %u bytes", m->vm_size);
-	memcpy(buf, hdr, sizeof(hdr));
-	memcpy(buf + VU_HDR_SIZE, &m->vm_u, m->vm_size);
-	size_t len = VU_HDR_SIZE + m->vm_size, off = 0;
-	while (off < len) {
-		ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			RETURN_ERR(-errno, "sending a reply: %s", strerror(errno));
-		}
-		off += (size_t)n;
-	}
+	int r = vu_wire_send(fd, m->vm_request, m->vm_flags, &m->vm_u, m->vm_size, NULL, 0);
+	if (r < 0)
+		RETURN_ERR(r, "sending a reply: %s", strerror(-r));
 	return 0;
 }
 
