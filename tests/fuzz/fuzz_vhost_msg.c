@@ -1,16 +1,22 @@
-/* libFuzzer target for the vhost-user message parser and dispatcher
- * (src/cards/lib/vhost_user.c, vu_queue.c) without sockets or fds: a sequence of messages
- * goes through vu_parse() and vu_dispatch() to a dummy device whose guest memory is a
- * buffer the input fills, and after each message every started queue is served (chains
- * walked and echoed back). Replies must be well-formed; nothing may crash or leak.
+/* libFuzzer target for the vhost-user framing, message parser and dispatcher
+ * (src/lib/vu_wire.c, src/cards/lib/vu_conn.c, vhost_user.c, vu_queue.c): the input's
+ * byte stream is written to a socketpair in two pieces (so a header or payload may be
+ * split across them) and read back with vu_read_msg() — framing, then vu_parse() — until
+ * end of file; each message goes through vu_dispatch() to a dummy device whose guest
+ * memory is a buffer the input fills, and after each message every started queue is
+ * served (chains walked and echoed back). Messages the framing or the parser refuse are
+ * skipped (the card would close the connection); the stream is then read on as it is.
+ * Replies must be well-formed; nothing may crash, hang or leak. No fds are sent.
  *
  * Input: u16 memory length, that many bytes of guest memory (gpa 0, frontend address
- * 0x40000000), then messages, each a u16 length and that many bytes (header included).
+ * 0x40000000), u16 split offset, then the stream (messages: 12-byte header, payload).
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cards/lib/vhost_user.h"
 #include "fuzz.h"
@@ -18,6 +24,7 @@
 
 #define MEMSZ 65536
 #define UVA 0x40000000ull
+#define STREAM_MAX 65536 /* fits the socket buffer in two sends: no reader needed */
 
 static uint8_t mem[MEMSZ];
 static uint8_t config[32];
@@ -92,15 +99,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Guest memory as if SET_MEM_TABLE had brought it (a fuzzer sends no fds). */
 	if (gm_add_borrowed(&d.vd_mem, 0, UVA, mem, MEMSZ, err, sizeof(err)))
 		abort();
-	while (size >= 2) {
-		size_t n = (size_t)(data[0] | data[1] << 8);
-		data += 2, size -= 2;
-		if (n > size)
-			n = size;
-		int r = vu_parse(data, n, &m, err, sizeof(err));
-		data += n, size -= n;
-		if (r && r != -ENOSYS)
-			continue; /* the connection would be closed; try the next one anyway */
+	if (size < 2) {
+		vu_dev_fini(&d);
+		return 0;
+	}
+	size_t split = (size_t)(data[0] | data[1] << 8);
+	data += 2, size -= 2;
+	if (size > STREAM_MAX)
+		size = STREAM_MAX;
+	if (split > size)
+		split = size;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	if ((split && send(sv[0], data, split, MSG_NOSIGNAL) != (ssize_t)split) ||
+	    (size > split &&
+	     send(sv[0], data + split, size - split, MSG_NOSIGNAL) != (ssize_t)(size - split)))
+		abort();
+	close(sv[0]); /* the reader sees end of file after the stream */
+	for (;;) {
+		int r = vu_read_msg(sv[1], &m, err, sizeof(err));
+		if (r == 0 || r == -EPIPE)
+			break;
+		CHECK(r == 1 || r == -EMSGSIZE || r == -EINVAL);
+		if (r != 1)
+			continue; /* the connection would be closed; read on anyway */
+		CHECK(m.vm_nfds == 0);
 		bool has_reply;
 		r = vu_dispatch(&d, &m, &reply, &has_reply, err, sizeof(err));
 		if (r) {
@@ -119,6 +143,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				serve(&d, q);
 		}
 	}
+	close(sv[1]);
 	vu_dev_fini(&d);
 	return 0;
 }

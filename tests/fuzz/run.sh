@@ -117,8 +117,7 @@ img, a, u = ring_image()
 put("vring-direct-indirect", struct.pack("<BBHHHHHH", 4, 3, 0, 0, 0, 0, 0, 0) + img)
 put("vring-placed-split", struct.pack("<BBHHHHHH", 4, 13, 0, 0, a, u, 0x300, 0) + img)
 def vmsg(req, payload=b"", flags=1):
-    body = struct.pack("<III", req, flags, len(payload)) + payload
-    return struct.pack("<H", len(body)) + body
+    return struct.pack("<III", req, flags, len(payload)) + payload
 UVA = 0x40000000
 seq = (vmsg(3) + vmsg(1) + vmsg(15) + vmsg(17)
        + vmsg(2, struct.pack("<Q", (1 << 32) | (1 << 28) | (1 << 29)))
@@ -131,7 +130,9 @@ seq = (vmsg(3) + vmsg(1) + vmsg(15) + vmsg(17)
        + vmsg(25, struct.pack("<III", 4, 4, 0) + b"abcd", 9)
        + vmsg(11, struct.pack("<II", 0, 0)) + vmsg(5, struct.pack("<II", 0, 0), 9)
        + vmsg(99, b"", 9))
-put("vhost_msg-setup", struct.pack("<H", len(img)) + img + seq)
+put("vhost_msg-setup", struct.pack("<H", len(img)) + img + struct.pack("<H", 0) + seq)
+# the same stream sent in two pieces, the cut inside a header
+put("vhost_msg-split", struct.pack("<H", len(img)) + img + struct.pack("<H", len(seq) - 45) + seq)
 def pci(*recs):  # (op, offset, value, spare) records of 8 bytes
     return b"".join(struct.pack("<BHIB", *r) for r in recs)
 put("pci-near-ecam", pci((0x0c, 0x04, 2, 0), (0x0c, 0x10, 0xe0100000, 0)))
