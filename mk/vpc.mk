@@ -19,7 +19,7 @@ bench: $(BUILD)/vpc-driver
 
 # The packet-processing core: cmocka tests (tests/unit/vpc, part of `make unit` and
 # `make unit-asan`).
-VPC_CORE_SRC = $(addprefix src/cards/vpc/,pkt.c arp.c dhcp.c geneve.c sg.c conntrack.c \
+VPC_CORE_SRC = $(addprefix src/cards/vpc/,pkt.c arp.c dhcp.c geneve.c sg.c conntrack.c verdict.c \
 	allowance.c vpc.c)
 VPC_CORE_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/vpc/test_*.c))
 UNIT_TESTS += $(VPC_CORE_TESTS)

@@ -1,6 +1,7 @@
 /* ARP, answered by the card: nothing is broadcast. The reply goes back to the guest as a
  * 42-byte frame (no padding: virtio-net needs none). Rules in vpc.h. */
 #include "cards/vpc/core.h"
+#include "cards/vpc/verdict.h"
 
 #define ARP_LEN 28
 

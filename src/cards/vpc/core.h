@@ -12,6 +12,7 @@
 #include "cards/vpc/conntrack.h"
 #include "cards/vpc/pkt.h"
 #include "cards/vpc/sg.h"
+#include "cards/vpc/verdict.h"
 #include "cards/vpc/vpc.h"
 
 #define VPC_DOMAIN_MAX 253
@@ -47,8 +48,6 @@ struct vpc_port {
 	uint16_t p_ip_id; /* for the replies we make */
 };
 
-/* Marks out as a drop for reason r (counted) and returns VPC_DROP. */
-enum vpc_action vpc_drop(struct vpc_port *p, struct vpc_out *out, enum vpc_drop r);
 static inline bool in_subnet(const struct vpc_port *p, uint32_t ip)
 {
 	return (ip & p->p_mask) == p->p_net;

@@ -6,6 +6,7 @@
  * when it asked (flags bit 15) or for a NAK, else the offered address at chaddr.
  */
 #include "cards/vpc/core.h"
+#include "cards/vpc/verdict.h"
 
 #define BOOTP_LEN 236	       /* fixed part, up to the magic cookie */
 #define DHCP_MIN 300	       /* the smallest BOOTP message clients accept */

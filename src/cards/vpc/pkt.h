@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "cards/vpc/vpc.h"
+#include "cards/vpc/verdict.h"
 
 #define ETH_HLEN_ 14
 #define ETHERTYPE_IPV4_ 0x0800

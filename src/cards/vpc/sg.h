@@ -15,8 +15,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cards/vpc/vpc.h"
-
 #define SG_MAX_RULES 1000 /* per direction */
 #define SG_FILE_MAX (1u << 20)
 #define SG_ANY_PROTO 256

@@ -10,8 +10,6 @@
 
 #include "lib/util.h"
 
-const uint8_t vpc_gateway_mac[6] = {0x02, 0x00, 0x5e, 0x00, 0x00, 0x01};
-
 static const char *const drop_names[VPC_DROP__COUNT] = {
     [VPC_DROP_NONE] = "none",
     [VPC_DROP_RUNT] = "runt",
@@ -43,15 +41,6 @@ static const char *const drop_names[VPC_DROP__COUNT] = {
 const char *vpc_drop_name(enum vpc_drop r)
 {
 	return (unsigned)r < VPC_DROP__COUNT ? drop_names[r] : "?";
-}
-
-enum vpc_action vpc_drop(struct vpc_port *p, struct vpc_out *out, enum vpc_drop r)
-{
-	p->p_st.st_drops[r]++;
-	out->vo_drop = r;
-	out->vo_data = NULL;
-	out->vo_len = 0;
-	return VPC_DROP;
 }
 
 /* ---- ports ---- */

@@ -46,6 +46,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cards/vpc/verdict.h"
+
 #define VPC_GENEVE_PORT 6081	/* IANA port; the card's own choice decides */
 #define VPC_GENEVE_HLEN 8	/* the header we send: no options */
 #define VPC_GENEVE_PROTO 0x6558 /* Transparent Ethernet Bridging */
@@ -60,9 +62,6 @@
 #define VPC_DOMAIN_DEFAULT "nitro.internal"
 /* The largest result: Geneve header + Ethernet header + the largest MTU. */
 #define VPC_OUT_MIN (VPC_GENEVE_HLEN + 14 + VPC_MTU_MAX)
-
-/* The gateway's MAC: answers ARP for .1 and anything off-subnet, source of routed frames. */
-extern const uint8_t vpc_gateway_mac[6];
 
 struct vpc_sg; /* a parsed security group (immutable; see vpc_sg_load) */
 
@@ -94,52 +93,6 @@ struct vpc_map_entry {
 /* The caller's mapping service: 0 with *out filled when (vni, ip) is known, -1 when not.
  * Called on the per-packet path (keep it a cache hit). */
 typedef int vpc_lookup_fn(void *ctx, uint32_t vni, uint32_t ip, struct vpc_map_entry *out);
-
-enum vpc_action {
-	VPC_DROP = 0,
-	VPC_TO_GUEST,
-	VPC_TO_UNDERLAY,
-};
-
-/* Why a frame was dropped; each has a counter "drop_NAME" (vpc_drop_name). */
-enum vpc_drop {
-	VPC_DROP_NONE = 0,
-	VPC_DROP_RUNT,	      /* shorter than its headers */
-	VPC_DROP_OVERSIZE,    /* longer than 14 + MTU */
-	VPC_DROP_VLAN,	      /* 802.1Q / 802.1ad tagged */
-	VPC_DROP_ETHERTYPE,   /* not IPv4 or ARP (IPv6, ...) */
-	VPC_DROP_BROADCAST,   /* broadcast/multicast that is not ARP or DHCP */
-	VPC_DROP_BAD_IP,      /* IPv4 header: version, lengths, checksum, reserved flag */
-	VPC_DROP_FRAGMENT,    /* IPv4 fragments (MF or offset) */
-	VPC_DROP_BAD_L4,      /* truncated or malformed TCP/UDP/ICMP header */
-	VPC_DROP_BAD_ARP,     /* malformed ARP or an ARP reply from the guest */
-	VPC_DROP_ARP_UNKNOWN, /* ARP for a same-subnet address nobody has */
-	VPC_DROP_BAD_DHCP,    /* malformed DHCP, or a message we do not answer */
-	VPC_DROP_SPOOF_OUT,   /* guest's source MAC/IP is not its own */
-	VPC_DROP_NO_ROUTE,    /* destination not in the mapping (or .1/.2/self) */
-	VPC_DROP_SG_OUT,      /* egress denied by the security group */
-	VPC_DROP_SG_IN,	      /* ingress denied by the security group */
-	VPC_DROP_CONNTRACK,   /* new flow, conntrack table full of assured flows */
-	VPC_DROP_PPS,	      /* pps allowance */
-	VPC_DROP_BW_OUT,      /* bandwidth allowance, guest -> underlay */
-	VPC_DROP_BW_IN,	      /* bandwidth allowance, underlay -> guest */
-	VPC_DROP_BAD_GENEVE,  /* short, version, option length, critical/OAM, protocol */
-	VPC_DROP_WRONG_VNI,   /* another VPC's packet */
-	VPC_DROP_SPOOF_IN,    /* inner source does not match the mapping */
-	VPC_DROP_NOT_FOR_US,  /* inner destination MAC/IP is not this interface */
-	VPC_DROP_NO_ROOM,     /* vo_cap too small for the result */
-	VPC_DROP__COUNT
-};
-
-struct vpc_out {
-	uint8_t *vo_buf;	/* caller's buffer */
-	size_t vo_cap;		/* its size (VPC_OUT_MIN is always enough) */
-	const uint8_t *vo_data; /* result: in vo_buf or (from_underlay) inside the input */
-	size_t vo_len;
-	uint32_t vo_ul_ip;     /* VPC_TO_UNDERLAY: destination underlay address */
-	uint16_t vo_ul_port;   /* and port */
-	enum vpc_drop vo_drop; /* VPC_DROP: the reason */
-};
 
 struct vpc_stats {
 	uint64_t st_tx_packets, st_tx_bytes;	   /* every frame the guest sent */
