@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/virtio_ids.h>
+
 #include "boot/memory.h"
 #include "lib/util.h"
 
@@ -96,8 +98,8 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 		} else if (!strcmp(a, "--vhost-user")) {
 			if (c->ncards == HV_MAX_CARDS)
 				USAGE("--vhost-user: at most %u devices", HV_MAX_CARDS);
-			unsigned type = !strncmp(v, "blk,", 4)	 ? HV_CARD_BLOCK
-					: !strncmp(v, "net,", 4) ? HV_CARD_NET
+			unsigned type = !strncmp(v, "blk,", 4)	 ? VIRTIO_ID_BLOCK
+					: !strncmp(v, "net,", 4) ? VIRTIO_ID_NET
 								 : 0;
 			if (!type || !v[4])
 				USAGE("--vhost-user %s: expected blk,SOCKET or net,SOCKET", v);

@@ -24,11 +24,9 @@
 #define HV_KERNEL_MAX (256u << 20)
 
 #define HV_MAX_CARDS 8
-#define HV_CARD_NET 1	/* virtio device id of a network card */
-#define HV_CARD_BLOCK 2 /* virtio device id of a block card */
 
 struct hv_card {
-	unsigned type; /* VIRTIO_ID_* */
+	unsigned type; /* VIRTIO_ID_NET or VIRTIO_ID_BLOCK (<linux/virtio_ids.h>) */
 	const char *socket;
 };
 

@@ -7,6 +7,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+#include <linux/virtio_ring.h>
+
 #include "lib/le.h"
 #include "lib/util.h"
 
@@ -19,27 +23,19 @@
 #define OFF_PBA 0x5000
 #define NOTIFY_MULT 4
 #define VP_QUEUE_SIZE 256 /* offered; the driver may pick a smaller power of two */
-#define COMMON_LEN 0x38
+#define COMMON_LEN sizeof(struct virtio_pci_common_cfg) /* 0x38: virtio 1.0 fields */
 
-#define VIRTIO_PCI_CAP_COMMON 1
-#define VIRTIO_PCI_CAP_NOTIFY 2
-#define VIRTIO_PCI_CAP_ISR 3
-#define VIRTIO_PCI_CAP_DEVICE 4
 #define PCI_CAP_ID_VNDR 0x09
 #define PCI_CAP_ID_MSIX 0x11
 #define MSIX_ENABLE 0x8000
 #define MSIX_MASKALL 0x4000
-#define VIRTIO_MSI_NO_VECTOR 0xffff
-
-#define STATUS_DRIVER_OK 4
-#define STATUS_FEATURES_OK 8
-#define STATUS_NEEDS_RESET 0x40
-#define STATUS_FAILED 0x80
 
 /* Feature bits the transport passes on: device-specific 0..23, INDIRECT_DESC, EVENT_IDX,
- * VERSION_1. No ACCESS_PLATFORM (no IOMMU), no packed rings yet. */
-#define TRANSPORT_FEATURES (((1ull << 24) - 1) | 1ull << 28 | 1ull << 29 | 1ull << 32)
-#define VIRTIO_F_VERSION_1 (1ull << 32)
+ * VERSION_1. No ACCESS_PLATFORM (no IOMMU), no packed rings yet. (The kernel's VIRTIO_F_*
+ * and VIRTIO_RING_F_* are bit numbers.) */
+#define TRANSPORT_FEATURES                                                                         \
+	(((1ull << 24) - 1) | 1ull << VIRTIO_RING_F_INDIRECT_DESC |                                \
+	 1ull << VIRTIO_RING_F_EVENT_IDX | 1ull << VIRTIO_F_VERSION_1)
 
 static void vp_fail(struct virtio_pci *vp, const char *why)
 {
@@ -50,7 +46,7 @@ static void vp_fail(struct virtio_pci *vp, const char *why)
 						       : "virtio",
 			vp->vp_card.vf_path, why);
 	vp->vp_failed = true;
-	vp->vp_status |= STATUS_NEEDS_RESET;
+	vp->vp_status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 }
 
 static uint64_t msix_addr(const struct virtio_pci *vp, unsigned v)
@@ -168,45 +164,45 @@ static uint64_t common_read(struct virtio_pci *vp, unsigned off)
 	struct vp_queue *q = vp->vp_qsel < vp->vp_nqueues ? &vp->vp_q[vp->vp_qsel] : NULL;
 	uint64_t features = vp->vp_card.vf_features & TRANSPORT_FEATURES;
 	switch (off) {
-	case 0x00:
+	case VIRTIO_PCI_COMMON_DFSELECT:
 		return vp->vp_dfselect;
-	case 0x04:
+	case VIRTIO_PCI_COMMON_DF:
 		return vp->vp_dfselect < 2 ? (uint32_t)(features >> (32 * vp->vp_dfselect)) : 0;
-	case 0x08:
+	case VIRTIO_PCI_COMMON_GFSELECT:
 		return vp->vp_gfselect;
-	case 0x0c:
+	case VIRTIO_PCI_COMMON_GF:
 		return vp->vp_gfselect < 2
 			   ? (uint32_t)(vp->vp_driver_features >> (32 * vp->vp_gfselect))
 			   : 0;
-	case 0x10:
+	case VIRTIO_PCI_COMMON_MSIX:
 		return vp->vp_msix_config;
-	case 0x12:
+	case VIRTIO_PCI_COMMON_NUMQ:
 		return vp->vp_nqueues;
-	case 0x14:
+	case VIRTIO_PCI_COMMON_STATUS:
 		return vp->vp_status;
-	case 0x15:
+	case VIRTIO_PCI_COMMON_CFGGENERATION:
 		return vp->vp_cfg_gen;
-	case 0x16:
+	case VIRTIO_PCI_COMMON_Q_SELECT:
 		return vp->vp_qsel;
-	case 0x18:
+	case VIRTIO_PCI_COMMON_Q_SIZE:
 		return q ? q->vq_size : 0;
-	case 0x1a:
+	case VIRTIO_PCI_COMMON_Q_MSIX:
 		return q ? q->vq_msix : VIRTIO_MSI_NO_VECTOR;
-	case 0x1c:
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		return q ? q->vq_enable : 0;
-	case 0x1e:
+	case VIRTIO_PCI_COMMON_Q_NOFF:
 		return q ? vp->vp_qsel : 0; /* queue_notify_off */
-	case 0x20:
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
 		return q ? q->vq_desc : 0;
-	case 0x24:
+	case VIRTIO_PCI_COMMON_Q_DESCHI:
 		return q ? q->vq_desc >> 32 : 0;
-	case 0x28:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
 		return q ? q->vq_avail : 0;
-	case 0x2c:
+	case VIRTIO_PCI_COMMON_Q_AVAILHI:
 		return q ? q->vq_avail >> 32 : 0;
-	case 0x30:
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
 		return q ? q->vq_used : 0;
-	case 0x34:
+	case VIRTIO_PCI_COMMON_Q_USEDHI:
 		return q ? q->vq_used >> 32 : 0;
 	default:
 		return 0;
@@ -216,16 +212,16 @@ static uint64_t common_read(struct virtio_pci *vp, unsigned off)
 static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsigned size)
 {
 	struct vp_queue *q = vp->vp_qsel < vp->vp_nqueues ? &vp->vp_q[vp->vp_qsel] : NULL;
-	bool live = vp->vp_status & STATUS_DRIVER_OK;
+	bool live = vp->vp_status & VIRTIO_CONFIG_S_DRIVER_OK;
 	switch (off) {
-	case 0x00:
+	case VIRTIO_PCI_COMMON_DFSELECT:
 		vp->vp_dfselect = (uint32_t)v;
 		break;
-	case 0x08:
+	case VIRTIO_PCI_COMMON_GFSELECT:
 		vp->vp_gfselect = (uint32_t)v;
 		break;
-	case 0x0c:
-		if (vp->vp_gfselect < 2 && !(vp->vp_status & STATUS_FEATURES_OK)) {
+	case VIRTIO_PCI_COMMON_GF:
+		if (vp->vp_gfselect < 2 && !(vp->vp_status & VIRTIO_CONFIG_S_FEATURES_OK)) {
 			uint64_t mask = 0xffffffffull << (32 * vp->vp_gfselect);
 			vp->vp_driver_features =
 			    (vp->vp_driver_features & ~mask) |
@@ -233,33 +229,35 @@ static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsign
 			     vp->vp_card.vf_features & TRANSPORT_FEATURES);
 		}
 		break;
-	case 0x10:
+	case VIRTIO_PCI_COMMON_MSIX:
 		vp->vp_msix_config =
 		    (uint16_t)v <= vp->vp_nqueues ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
 		break;
-	case 0x14:
+	case VIRTIO_PCI_COMMON_STATUS:
 		if ((uint8_t)v == 0) {
 			reset(vp);
 			break;
 		}
-		if ((v & STATUS_FEATURES_OK) && !(vp->vp_driver_features & VIRTIO_F_VERSION_1))
-			v &= ~(uint64_t)STATUS_FEATURES_OK; /* legacy drivers are not served */
-		if ((v & STATUS_DRIVER_OK) && !live) {
+		if ((v & VIRTIO_CONFIG_S_FEATURES_OK) &&
+		    !(vp->vp_driver_features & (1ull << VIRTIO_F_VERSION_1)))
+			v &= ~(uint64_t)
+				 VIRTIO_CONFIG_S_FEATURES_OK; /* legacy drivers are not served */
+		if ((v & VIRTIO_CONFIG_S_DRIVER_OK) && !live) {
 			vp->vp_status = (uint8_t)v;
 			start(vp);
 			break;
 		}
-		vp->vp_status = (uint8_t)(v | (vp->vp_status & STATUS_NEEDS_RESET));
+		vp->vp_status = (uint8_t)(v | (vp->vp_status & VIRTIO_CONFIG_S_NEEDS_RESET));
 		break;
-	case 0x16:
+	case VIRTIO_PCI_COMMON_Q_SELECT:
 		vp->vp_qsel = (uint16_t)v;
 		break;
-	case 0x18:
+	case VIRTIO_PCI_COMMON_Q_SIZE:
 		/* A power of two up to what the card can take (checked again by the card). */
 		if (q && !live && v && v <= 1024 && !(v & (v - 1)))
 			q->vq_size = (uint16_t)v;
 		break;
-	case 0x1a:
+	case VIRTIO_PCI_COMMON_Q_MSIX:
 		if (q) {
 			q->vq_msix =
 			    (uint16_t)v <= vp->vp_nqueues ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
@@ -267,20 +265,20 @@ static void common_write(struct virtio_pci *vp, unsigned off, uint64_t v, unsign
 				route_vector(vp, q);
 		}
 		break;
-	case 0x1c:
+	case VIRTIO_PCI_COMMON_Q_ENABLE:
 		if (q && !live)
 			q->vq_enable = (uint16_t)v;
 		break;
-	case 0x20:
-	case 0x24:
-	case 0x28:
-	case 0x2c:
-	case 0x30:
-	case 0x34:
+	case VIRTIO_PCI_COMMON_Q_DESCLO:
+	case VIRTIO_PCI_COMMON_Q_DESCHI:
+	case VIRTIO_PCI_COMMON_Q_AVAILLO:
+	case VIRTIO_PCI_COMMON_Q_AVAILHI:
+	case VIRTIO_PCI_COMMON_Q_USEDLO:
+	case VIRTIO_PCI_COMMON_Q_USEDHI:
 		if (q && !live) {
-			uint64_t *f = off < 0x28   ? &q->vq_desc
-				      : off < 0x30 ? &q->vq_avail
-						   : &q->vq_used;
+			uint64_t *f = off < VIRTIO_PCI_COMMON_Q_AVAILLO	 ? &q->vq_desc
+				      : off < VIRTIO_PCI_COMMON_Q_USEDLO ? &q->vq_avail
+									 : &q->vq_used;
 			unsigned shift = (off & 4) ? 32 : 0;
 			if (size == 8)
 				*f = v;
@@ -362,7 +360,7 @@ static void card_failed_queue(struct virtio_pci *vp, unsigned q)
  * served again), then kick every queue so requests queued meanwhile are seen. */
 static void restore_queues(struct virtio_pci *vp)
 {
-	if (!(vp->vp_status & STATUS_DRIVER_OK) || vp->vp_failed)
+	if (!(vp->vp_status & VIRTIO_CONFIG_S_DRIVER_OK) || vp->vp_failed)
 		return;
 	if (vhost_front_set_features(&vp->vp_card, vp->vp_driver_features) < 0)
 		return vp_fail(vp, "SET_FEATURES refused after the card restarted");
@@ -482,7 +480,7 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 	unsigned cfg_len = type == VIRTIO_ID_BLOCK ? 60 : 12;
 	if (vhost_front_connect(&vp->vp_card, socket, &vm->vm_mem, cfg_len, err, errlen) < 0)
 		return -1;
-	if (!(vp->vp_card.vf_features & VIRTIO_F_VERSION_1))
+	if (!(vp->vp_card.vf_features & (1ull << VIRTIO_F_VERSION_1)))
 		RETURN_ERR(-1, "card %s: does not offer VIRTIO_F_VERSION_1", socket);
 	vp->vp_nqueues =
 	    vp->vp_card.vf_queues < VP_MAX_QUEUES ? vp->vp_card.vf_queues : VP_MAX_QUEUES;
@@ -501,10 +499,10 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 	uint32_t class_code = type == VIRTIO_ID_BLOCK ? 0x010000 : 0x020000;
 	pci_dev_init(&vp->vp_pci, 0x1af4, (uint16_t)(0x1040 + type), class_code, 0x1af4,
 		     (uint16_t)(0x40 + type), BAR_SIZE, &vp_ops, vp);
-	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_COMMON, OFF_COMMON, COMMON_LEN, false);
-	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_ISR, OFF_ISR, 1, false);
-	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_DEVICE, OFF_DEVICE, cfg_len, false);
-	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_NOTIFY, OFF_NOTIFY, vp->vp_nqueues * NOTIFY_MULT,
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_COMMON_CFG, OFF_COMMON, COMMON_LEN, false);
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_ISR_CFG, OFF_ISR, 1, false);
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_DEVICE_CFG, OFF_DEVICE, cfg_len, false);
+	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_NOTIFY_CFG, OFF_NOTIFY, vp->vp_nqueues * NOTIFY_MULT,
 		 true);
 	uint8_t msix[12] = {PCI_CAP_ID_MSIX, 0};
 	le16_put(msix + 2, (uint16_t)vp->vp_nqueues); /* table size - 1: queues + config */

@@ -18,13 +18,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/virtio_ids.h>
+
 #include "hv/pci.h"
 #include "hv/vhost_front.h"
 #include "hv/vm.h"
 
 #define VP_MAX_QUEUES 16
-#define VIRTIO_ID_NET 1
-#define VIRTIO_ID_BLOCK 2
 
 struct vp_queue {
 	uint16_t vq_size;

@@ -12,9 +12,6 @@
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "rings are accessed as host words");
 
-#define VRING_USED_F_NO_NOTIFY 1
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-
 #define DESC_SIZE 16
 #define USED_ELEM 8
 #define HDR_SIZE 16

@@ -21,35 +21,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VIRTIO_BLK_F_SIZE_MAX 1
-#define VIRTIO_BLK_F_SEG_MAX 2
-#define VIRTIO_BLK_F_RO 5
-#define VIRTIO_BLK_F_BLK_SIZE 6
-#define VIRTIO_BLK_F_FLUSH 9
-#define VIRTIO_BLK_F_TOPOLOGY 10
-#define VIRTIO_BLK_F_MQ 12
-#define VIRTIO_BLK_F_DISCARD 13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
+/* VIRTIO_BLK_F_* (feature bit numbers), request types and status values. */
+#include <linux/virtio_blk.h>
+/* VRING_DESC_F_*, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY */
+#include <linux/virtio_ring.h>
 
-#define BLK_T_IN 0
-#define BLK_T_OUT 1
-#define BLK_T_FLUSH 4
-#define BLK_T_GET_ID 8
-#define BLK_T_DISCARD 11
-#define BLK_T_WRITE_ZEROES 13
+#define BLK_T_IN VIRTIO_BLK_T_IN
+#define BLK_T_OUT VIRTIO_BLK_T_OUT
+#define BLK_T_FLUSH VIRTIO_BLK_T_FLUSH
+#define BLK_T_GET_ID VIRTIO_BLK_T_GET_ID
+#define BLK_T_DISCARD VIRTIO_BLK_T_DISCARD
+#define BLK_T_WRITE_ZEROES VIRTIO_BLK_T_WRITE_ZEROES
 
-#define BLK_S_OK 0
-#define BLK_S_IOERR 1
-#define BLK_S_UNSUPP 2
+#define BLK_S_OK VIRTIO_BLK_S_OK
+#define BLK_S_IOERR VIRTIO_BLK_S_IOERR
+#define BLK_S_UNSUPP VIRTIO_BLK_S_UNSUPP
 
 #define BLK_SECTOR 512
 #define BLK_ID_BYTES 20
 #define BLK_CONFIG_LEN 60 /* virtio_blk_config up to write_zeroes_may_unmap + padding */
 #define BLK_TIMEOUT_MS 10000
-
-#define VRING_DESC_F_NEXT 1
-#define VRING_DESC_F_WRITE 2
-#define VRING_DESC_F_INDIRECT 4
 
 struct blk_req {
 	uint8_t *hdr, *data, *status;

@@ -16,9 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/virtio_config.h> /* VIRTIO_F_VERSION_1 (a bit number) */
+
 #include "lib/vhost_user_wire.h"
 
-#define VIRTIO_F_VERSION_1 32
 #define VU_IO_TIMEOUT_MS 5000
 
 struct vu_front {

@@ -112,10 +112,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (unsigned k = 0; k < n; k++, pos += 5) {
 			uint64_t gpa = DATA_OFF + u16(data + pos) % (MEM - DATA_OFF);
 			uint32_t len = u16(data + pos + 2);
-			uint16_t fl = data[pos + 4] & 1 ? 2 : 0; /* VIRTQ_DESC_F_WRITE */
+			uint16_t fl = data[pos + 4] & 1 ? VRING_DESC_F_WRITE : 0;
 			if (k + 1 < n)
-				fl |= 1; /* NEXT */
-			if (fl & 2)
+				fl |= VRING_DESC_F_NEXT;
+			if (fl & VRING_DESC_F_WRITE)
 				wbytes[nreq] += len;
 			uint8_t *dd = desc + 16 * ndesc;
 			memcpy(dd, &gpa, 8);

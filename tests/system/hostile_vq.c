@@ -20,27 +20,32 @@
 #include <time.h>
 #include <unistd.h>
 
-#define C_DFSELECT 0x00
-#define C_GFSELECT 0x08
-#define C_GF 0x0c
-#define C_STATUS 0x14
-#define C_QSEL 0x16
-#define C_QSIZE 0x18
-#define C_QENABLE 0x1c
-#define C_QDESC 0x20
-#define C_QDRIVER 0x28
-#define C_QDEVICE 0x30
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+#include <linux/virtio_ring.h>
+
+/* common config offsets, device status bits, descriptor flags */
+#define C_DFSELECT VIRTIO_PCI_COMMON_DFSELECT
+#define C_GFSELECT VIRTIO_PCI_COMMON_GFSELECT
+#define C_GF VIRTIO_PCI_COMMON_GF
+#define C_STATUS VIRTIO_PCI_COMMON_STATUS
+#define C_QSEL VIRTIO_PCI_COMMON_Q_SELECT
+#define C_QSIZE VIRTIO_PCI_COMMON_Q_SIZE
+#define C_QENABLE VIRTIO_PCI_COMMON_Q_ENABLE
+#define C_QDESC VIRTIO_PCI_COMMON_Q_DESCLO
+#define C_QDRIVER VIRTIO_PCI_COMMON_Q_AVAILLO
+#define C_QDEVICE VIRTIO_PCI_COMMON_Q_USEDLO
 #define OFF_NOTIFY 0x3000
 
-#define S_ACK 1
-#define S_DRIVER 2
-#define S_DRIVER_OK 4
-#define S_FEATURES_OK 8
-#define S_NEEDS_RESET 0x40
+#define S_ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
+#define S_DRIVER VIRTIO_CONFIG_S_DRIVER
+#define S_DRIVER_OK VIRTIO_CONFIG_S_DRIVER_OK
+#define S_FEATURES_OK VIRTIO_CONFIG_S_FEATURES_OK
+#define S_NEEDS_RESET VIRTIO_CONFIG_S_NEEDS_RESET
 
 #define QSIZE 8
-#define D_NEXT 1
-#define D_WRITE 2
+#define D_NEXT VRING_DESC_F_NEXT
+#define D_WRITE VRING_DESC_F_WRITE
 
 struct desc {
 	uint64_t addr;
@@ -104,7 +109,7 @@ static void init_device(void)
 	w32(C_GFSELECT, 0);
 	w32(C_GF, 0);
 	w32(C_GFSELECT, 1);
-	w32(C_GF, 1); /* VIRTIO_F_VERSION_1 */
+	w32(C_GF, 1u << (VIRTIO_F_VERSION_1 - 32));
 	w8(C_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	if (!(r8(C_STATUS) & S_FEATURES_OK))
 		fail("FEATURES_OK refused");

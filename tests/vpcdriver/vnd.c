@@ -7,12 +7,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <linux/virtio_ring.h>
+
 #include "lib/le.h"
 #include "lib/util.h"
-
-#define DESC_F_NEXT 1
-#define DESC_F_WRITE 2
-#define USED_F_NO_NOTIFY 1
 
 static uint16_t load16(const uint8_t *p)
 {
@@ -63,7 +61,7 @@ static void publish(struct vnd *d, struct vnd_ring *r)
 {
 	__atomic_store_n((uint16_t *)(r->r_avail + 2), r->r_avail_idx, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!(load16(r->r_used) & USED_F_NO_NOTIFY)) {
+	if (!(load16(r->r_used) & VRING_USED_F_NO_NOTIFY)) {
 		uint64_t one = 1;
 		if (write(r->r_vr.vr_kick, &one, sizeof(one)) == sizeof(one))
 			d->d_kicks++;
@@ -108,7 +106,7 @@ int vnd_open(struct vnd *d, const char *path, bool config, unsigned pairs, char 
 			goto fail;
 		/* Every rx buffer is device-writable and posted from the start. */
 		for (unsigned i = 0; i < VND_QSIZE; i++) {
-			le16_put(rx->r_desc + 16 * i + 12, DESC_F_WRITE);
+			le16_put(rx->r_desc + 16 * i + 12, VRING_DESC_F_WRITE);
 			avail_put(rx, (uint16_t)i);
 		}
 		rx->r_nfree = 0;
@@ -150,10 +148,10 @@ int vnd_ctrl(struct vnd *d, uint8_t cls, uint8_t cmd, const uint8_t *data, size_
 	memcpy(b + 2, data, len);
 	ab[0] = 0xee;
 	le32_put(c->r_desc + 16 * h + 8, (uint32_t)(2 + len));
-	le16_put(c->r_desc + 16 * h + 12, DESC_F_NEXT);
+	le16_put(c->r_desc + 16 * h + 12, VRING_DESC_F_NEXT);
 	le16_put(c->r_desc + 16 * h + 14, t);
 	le32_put(c->r_desc + 16 * t + 8, 1);
-	le16_put(c->r_desc + 16 * t + 12, DESC_F_WRITE);
+	le16_put(c->r_desc + 16 * t + 12, VRING_DESC_F_WRITE);
 	avail_put(c, h);
 	publish(d, c);
 	for (int ms = 0; ms < 5000; ms++) {

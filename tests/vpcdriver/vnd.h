@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <linux/virtio_net.h>
+
 #include "../driver/vu_front.h"
 
 #define VND_QSIZE 256
@@ -22,13 +24,14 @@
 #define VND_RXBUF 10240
 #define VND_TXBUF 10240
 
-#define VNET_F_MTU 3
-#define VNET_F_MAC 5
-#define VNET_F_STATUS 16
-#define VNET_F_CTRL_VQ 17
-#define VNET_F_MQ 22
-#define VNET_CTRL_MQ 4
-#define VNET_CTRL_MQ_VQ_PAIRS_SET 0
+/* <linux/virtio_net.h>'s feature bit numbers and control commands, by short names. */
+#define VNET_F_MTU VIRTIO_NET_F_MTU
+#define VNET_F_MAC VIRTIO_NET_F_MAC
+#define VNET_F_STATUS VIRTIO_NET_F_STATUS
+#define VNET_F_CTRL_VQ VIRTIO_NET_F_CTRL_VQ
+#define VNET_F_MQ VIRTIO_NET_F_MQ
+#define VNET_CTRL_MQ VIRTIO_NET_CTRL_MQ
+#define VNET_CTRL_MQ_VQ_PAIRS_SET VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET
 
 struct vnd_ring {
 	unsigned r_idx; /* queue index */

@@ -9,35 +9,30 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/virtio_blk.h>
+
 #include "lib/le.h"
 #include "lib/util.h"
 
 #define BIT(n) (1ull << (n))
 
-#define VIRTIO_BLK_F_SEG_MAX 2
-#define VIRTIO_BLK_F_RO 5
-#define VIRTIO_BLK_F_BLK_SIZE 6
-#define VIRTIO_BLK_F_FLUSH 9
-#define VIRTIO_BLK_F_MQ 12
-#define VIRTIO_BLK_F_DISCARD 13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
+/* Request types and status values: <linux/virtio_blk.h>'s, by short names. */
+#define T_IN VIRTIO_BLK_T_IN
+#define T_OUT VIRTIO_BLK_T_OUT
+#define T_FLUSH VIRTIO_BLK_T_FLUSH
+#define T_GET_ID VIRTIO_BLK_T_GET_ID
+#define T_DISCARD VIRTIO_BLK_T_DISCARD
+#define T_WRITE_ZEROES VIRTIO_BLK_T_WRITE_ZEROES
 
-#define T_IN 0
-#define T_OUT 1
-#define T_FLUSH 4
-#define T_GET_ID 8
-#define T_DISCARD 11
-#define T_WRITE_ZEROES 13
-
-#define S_OK 0
-#define S_IOERR 1
-#define S_UNSUPP 2
+#define S_OK VIRTIO_BLK_S_OK
+#define S_IOERR VIRTIO_BLK_S_IOERR
+#define S_UNSUPP VIRTIO_BLK_S_UNSUPP
 
 #define HDR_BYTES 16
 #define RANGE_BYTES 16
 #define ID_BYTES 20
 _Static_assert(ID_BYTES == 3 + VOL_ID_LEN - 4, "vol + 17 hex digits fill the id");
-#define WZ_F_UNMAP 1u
+#define WZ_F_UNMAP VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
 
 uint64_t ebs_now_ns(void)
 {

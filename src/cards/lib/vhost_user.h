@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* VIRTIO_F_VERSION_1, every card's feature (a bit number, not a mask) */
+#include <linux/virtio_config.h>
+
 #include "cards/lib/guestmem.h"
 #include "cards/lib/loop.h"
 #include "cards/lib/vring.h"
@@ -29,9 +32,6 @@
 #define VU_PAYLOAD_MAX 4096
 #define VU_MAX_FDS VU_WIRE_MAX_FDS
 #define VU_MAX_QUEUES 256 /* a ring index travels in 8 bits */
-
-/* Feature bit number (not a mask) of the virtio device feature every card needs. */
-#define VIRTIO_F_VERSION_1 32
 
 _Static_assert(VU_MAX_REGIONS == GM_MAX_REGIONS, "one memory table size");
 

@@ -113,11 +113,11 @@ static int walk(struct vr_ring *vr, uint16_t head, struct vr_chain *ch, char *er
 	if (head >= max)
 		FAIL(-EINVAL, "head index %u >= queue size %u", head, max);
 	struct virtq_desc d = read_desc(&table[head]);
-	if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+	if (d.flags & VRING_DESC_F_INDIRECT) {
 		if (!vr->vr_indirect)
 			FAIL(-EINVAL, "indirect descriptor %u without VIRTIO_RING_F_INDIRECT_DESC",
 			     head);
-		if (d.flags & VIRTQ_DESC_F_NEXT)
+		if (d.flags & VRING_DESC_F_NEXT)
 			FAIL(-EINVAL, "indirect descriptor %u also has NEXT", head);
 		if (d.len == 0 || d.len % sizeof(struct virtq_desc))
 			FAIL(-EINVAL, "indirect table length %u is not a multiple of 16", d.len);
@@ -136,7 +136,7 @@ static int walk(struct vr_ring *vr, uint16_t head, struct vr_chain *ch, char *er
 		if (++count > max)
 			FAIL(-ELOOP, "descriptor chain from head %u longer than %u%s", head, max,
 			     indirect ? " (indirect)" : "");
-		if (d.flags & VIRTQ_DESC_F_INDIRECT)
+		if (d.flags & VRING_DESC_F_INDIRECT)
 			FAIL(-EINVAL, "%s indirect descriptor in chain from head %u",
 			     indirect ? "nested" : "non-head", head);
 		total += d.len;
@@ -147,7 +147,7 @@ static int walk(struct vr_ring *vr, uint16_t head, struct vr_chain *ch, char *er
 		if (!p)
 			FAIL(-EFAULT, "buffer 0x%llx+%u outside guest memory",
 			     (unsigned long long)d.addr, d.len);
-		bool w = d.flags & VIRTQ_DESC_F_WRITE;
+		bool w = d.flags & VRING_DESC_F_WRITE;
 		if (seen_write && !w)
 			FAIL(-EINVAL, "device-readable buffer after a writable one (head %u)",
 			     head);
@@ -160,7 +160,7 @@ static int walk(struct vr_ring *vr, uint16_t head, struct vr_chain *ch, char *er
 			ch->ch_write_bytes += d.len;
 		else
 			ch->ch_read_bytes += d.len;
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+		if (!(d.flags & VRING_DESC_F_NEXT))
 			return 0;
 		if (d.next >= max)
 			FAIL(-EINVAL, "next index %u >= %u (head %u)", d.next, max, head);
@@ -213,7 +213,7 @@ bool vr_should_notify(struct vr_ring *vr)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (!vr->vr_event_idx)
 		return !(__atomic_load_n(&vr->vr_avail->flags, __ATOMIC_RELAXED) &
-			 VIRTQ_AVAIL_F_NO_INTERRUPT);
+			 VRING_AVAIL_F_NO_INTERRUPT);
 	uint16_t old = vr->vr_signalled, new = vr->vr_used_idx;
 	bool valid = vr->vr_signalled_valid;
 	vr->vr_signalled = new;
@@ -234,7 +234,7 @@ bool vr_set_notify(struct vr_ring *vr, bool enable)
 		if (enable)
 			__atomic_store_n(avail_event(vr), vr->vr_last_avail, __ATOMIC_RELAXED);
 	} else {
-		__atomic_store_n(&vr->vr_used->flags, enable ? 0 : VIRTQ_USED_F_NO_NOTIFY,
+		__atomic_store_n(&vr->vr_used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY,
 				 __ATOMIC_RELAXED);
 	}
 	if (!enable)

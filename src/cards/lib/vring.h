@@ -18,18 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* VRING_DESC_F_*, VRING_AVAIL_F_NO_INTERRUPT, VRING_USED_F_NO_NOTIFY (flag values) and
+ * VIRTIO_RING_F_INDIRECT_DESC, VIRTIO_RING_F_EVENT_IDX (feature bit numbers). */
+#include <linux/virtio_ring.h>
+
 #include "cards/lib/guestmem.h"
 
 #define VR_MAX_SIZE 32768
-
-#define VIRTQ_DESC_F_NEXT 1
-#define VIRTQ_DESC_F_WRITE 2
-#define VIRTQ_DESC_F_INDIRECT 4
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-#define VIRTQ_USED_F_NO_NOTIFY 1
-
-#define VIRTIO_RING_F_INDIRECT_DESC 28
-#define VIRTIO_RING_F_EVENT_IDX 29
 
 #define VR_DEFAULT_MAX_BYTES (1ull << 30)
 
@@ -119,7 +114,7 @@ int vr_pop(struct vr_ring *vr, struct vr_chain *ch, char *err, size_t errlen);
 /* Hands a chain back with the number of bytes written into it, and publishes it. */
 int vr_push(struct vr_ring *vr, uint16_t head, uint32_t written, char *err, size_t errlen);
 /* Whether the driver wants an interrupt for what has been pushed since the last true
- * answer (event idx or VIRTQ_AVAIL_F_NO_INTERRUPT). */
+ * answer (event idx or VRING_AVAIL_F_NO_INTERRUPT). */
 bool vr_should_notify(struct vr_ring *vr);
 /* Entries the driver made available and not yet popped (0 when broken). */
 unsigned vr_pending(const struct vr_ring *vr);

@@ -5,26 +5,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include <linux/virtio_net.h>
+
 #include "lib/le.h"
 #include "lib/util.h"
 
 #define BIT(n) (1ull << (n))
-
-#define VIRTIO_NET_F_MTU 3
-#define VIRTIO_NET_F_MAC 5
-#define VIRTIO_NET_F_MRG_RXBUF 15
-#define VIRTIO_NET_F_STATUS 16
-#define VIRTIO_NET_F_CTRL_VQ 17
-#define VIRTIO_NET_F_MQ 22
-
-#define VIRTIO_NET_S_LINK_UP 1
-#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
-#define VIRTIO_NET_HDR_GSO_NONE 0
-
-#define VIRTIO_NET_OK 0
-#define VIRTIO_NET_ERR 1
-#define VIRTIO_NET_CTRL_MQ 4
-#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
 
 #define ETH_HLEN 14
 

@@ -358,8 +358,8 @@ static void submit(struct fx *f, uint16_t head, const char *text)
 	uint64_t b = BUF + head * 0x100ull;
 	memcpy(f->mem + b, text, strlen(text));
 	desc(f)[head] =
-	    (struct virtq_desc){b, (uint32_t)strlen(text), VIRTQ_DESC_F_NEXT, (uint16_t)(head + 1)};
-	desc(f)[head + 1] = (struct virtq_desc){b + 0x80, 32, VIRTQ_DESC_F_WRITE, 0};
+	    (struct virtq_desc){b, (uint32_t)strlen(text), VRING_DESC_F_NEXT, (uint16_t)(head + 1)};
+	desc(f)[head + 1] = (struct virtq_desc){b + 0x80, 32, VRING_DESC_F_WRITE, 0};
 	avail(f)->ring[avail(f)->idx % QSZ] = head;
 	__atomic_store_n(&avail(f)->idx, avail(f)->idx + 1, __ATOMIC_RELEASE);
 	assert_int_equal(eventfd_write(f->kick, 1), 0);
@@ -468,8 +468,8 @@ static void test_hostile_chain(void **state)
 {
 	struct fx *f = *state;
 	bring_up(f, BIT(VIRTIO_F_VERSION_1));
-	desc(f)[0] = (struct virtq_desc){BUF, 8, VIRTQ_DESC_F_NEXT, 1};
-	desc(f)[1] = (struct virtq_desc){BUF, 8, VIRTQ_DESC_F_NEXT, 0}; /* loop */
+	desc(f)[0] = (struct virtq_desc){BUF, 8, VRING_DESC_F_NEXT, 1};
+	desc(f)[1] = (struct virtq_desc){BUF, 8, VRING_DESC_F_NEXT, 0}; /* loop */
 	avail(f)->ring[0] = 0;
 	avail(f)->idx = 1;
 	eventfd_write(f->kick, 1);

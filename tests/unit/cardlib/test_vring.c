@@ -124,9 +124,9 @@ static void expect_broken(struct fx *f, int want)
 static void test_good_chain(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 3, BUF, 16, VIRTQ_DESC_F_NEXT, 7);
-	set_desc(desc(f), 7, BUF + 0x100, 512, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BUF + 0x400, 1, VIRTQ_DESC_F_WRITE, 0);
+	set_desc(desc(f), 3, BUF, 16, VRING_DESC_F_NEXT, 7);
+	set_desc(desc(f), 7, BUF + 0x100, 512, VRING_DESC_F_NEXT, 1);
+	set_desc(desc(f), 1, BUF + 0x400, 1, VRING_DESC_F_WRITE, 0);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 0);
 	make_avail(f, 3);
 	assert_int_equal(vr_pending(&f->vr), 1);
@@ -149,7 +149,7 @@ static void test_good_chain(void **state)
 	assert_int_equal(used(f)->ring[0].id, 3);
 	assert_int_equal(used(f)->ring[0].len, 1);
 	assert_true(vr_should_notify(&f->vr));
-	avail(f)->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+	avail(f)->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	assert_false(vr_should_notify(&f->vr));
 	/* A head that was never made available is refused and breaks the ring. */
 	assert_int_equal(vr_push(&f->vr, QSZ, 0, f->err, sizeof(f->err)), -EINVAL);
@@ -165,7 +165,7 @@ static void test_wraparound(void **state)
 	assert_int_equal(
 	    vr_map(&f->vr, &f->gm, QSZ, DESC, AVAIL, USED, false, 65530, f->err, sizeof(f->err)),
 	    0);
-	set_desc(desc(f), 0, BUF, 8, VIRTQ_DESC_F_WRITE, 0);
+	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_WRITE, 0);
 	for (unsigned i = 0; i < 40; i++) {
 		make_avail(f, 0);
 		assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
@@ -178,7 +178,7 @@ static void test_segment_bounds(void **state)
 {
 	struct fx *f = *state;
 	/* Exactly to the last byte of memory is fine, zero length too. */
-	set_desc(desc(f), 0, BASE + MEMSZ - 16, 16, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(desc(f), 0, BASE + MEMSZ - 16, 16, VRING_DESC_F_NEXT, 1);
 	set_desc(desc(f), 1, BASE + MEMSZ, 0, 0, 0);
 	make_avail(f, 0);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
@@ -188,8 +188,8 @@ static void test_segment_bounds(void **state)
 static void test_loop(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 0, BUF, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BUF, 8, VIRTQ_DESC_F_NEXT, 0);
+	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(desc(f), 1, BUF, 8, VRING_DESC_F_NEXT, 0);
 	make_avail(f, 0);
 	expect_broken(f, -ELOOP);
 }
@@ -197,7 +197,7 @@ static void test_loop(void **state)
 static void test_self_loop(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 5, BUF, 8, VIRTQ_DESC_F_NEXT, 5);
+	set_desc(desc(f), 5, BUF, 8, VRING_DESC_F_NEXT, 5);
 	make_avail(f, 5);
 	expect_broken(f, -ELOOP);
 }
@@ -207,12 +207,12 @@ static void test_full_length_chain(void **state)
 	struct fx *f = *state;
 	/* A chain using every descriptor once is legal... */
 	for (unsigned i = 0; i < QSZ; i++)
-		set_desc(desc(f), i, BUF + 16 * i, 16, i + 1 < QSZ ? VIRTQ_DESC_F_NEXT : 0, i + 1);
+		set_desc(desc(f), i, BUF + 16 * i, 16, i + 1 < QSZ ? VRING_DESC_F_NEXT : 0, i + 1);
 	make_avail(f, 0);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 	assert_int_equal(f->ch.ch_nsegs, QSZ);
 	/* ...one more (back to the start) is longer than the queue. */
-	set_desc(desc(f), QSZ - 1, BUF, 16, VIRTQ_DESC_F_NEXT, 0);
+	set_desc(desc(f), QSZ - 1, BUF, 16, VRING_DESC_F_NEXT, 0);
 	make_avail(f, 0);
 	expect_broken(f, -ELOOP);
 }
@@ -227,7 +227,7 @@ static void test_head_out_of_range(void **state)
 static void test_next_out_of_range(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 0, BUF, 8, VIRTQ_DESC_F_NEXT, 0xffff);
+	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT, 0xffff);
 	make_avail(f, 0);
 	expect_broken(f, -EINVAL);
 }
@@ -251,8 +251,8 @@ static void test_addr_outside(void **state)
 		teardown(state);
 		setup(state);
 		f = *state;
-		set_desc(desc(f), 0, BUF, 8, VIRTQ_DESC_F_NEXT, 1);
-		set_desc(desc(f), 1, bad[i].addr, bad[i].len, VIRTQ_DESC_F_WRITE, 0);
+		set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT, 1);
+		set_desc(desc(f), 1, bad[i].addr, bad[i].len, VRING_DESC_F_WRITE, 0);
 		make_avail(f, 0);
 		expect_broken(f, -EFAULT);
 	}
@@ -264,8 +264,8 @@ static void test_total_bytes(void **state)
 	f->vr.vr_max_bytes = 1000;
 	/* The default bound catches lengths whose sum would not fit in memory at all. */
 	assert_true(f->vr.vr_max_bytes < 0xffffffffull);
-	set_desc(desc(f), 0, BUF, 600, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BUF, 600, VIRTQ_DESC_F_WRITE, 0);
+	set_desc(desc(f), 0, BUF, 600, VRING_DESC_F_NEXT, 1);
+	set_desc(desc(f), 1, BUF, 600, VRING_DESC_F_WRITE, 0);
 	make_avail(f, 0);
 	expect_broken(f, -E2BIG);
 }
@@ -274,8 +274,8 @@ static void test_too_many_segments(void **state)
 {
 	struct fx *f = *state;
 	f->ch.ch_max = 2;
-	set_desc(desc(f), 0, BUF, 6, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BUF, 6, VIRTQ_DESC_F_NEXT, 2);
+	set_desc(desc(f), 0, BUF, 6, VRING_DESC_F_NEXT, 1);
+	set_desc(desc(f), 1, BUF, 6, VRING_DESC_F_NEXT, 2);
 	set_desc(desc(f), 2, BUF, 6, 0, 0);
 	make_avail(f, 0);
 	expect_broken(f, -E2BIG);
@@ -284,7 +284,7 @@ static void test_too_many_segments(void **state)
 static void test_write_before_read(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 0, BUF, 8, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
 	set_desc(desc(f), 1, BUF, 8, 0, 0);
 	make_avail(f, 0);
 	expect_broken(f, -EINVAL);
@@ -306,10 +306,10 @@ static void test_indirect(void **state)
 	struct fx *f = *state;
 	struct virtq_desc *t = host(f, ITBL);
 	f->vr.vr_indirect = true;
-	set_desc(t, 0, BUF, 32, VIRTQ_DESC_F_NEXT, 2);
-	set_desc(t, 2, BUF + 0x100, 64, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(t, 1, BUF + 0x200, 128, VIRTQ_DESC_F_WRITE, 0);
-	set_desc(desc(f), 4, ITBL, 3 * 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE, 0);
+	set_desc(t, 0, BUF, 32, VRING_DESC_F_NEXT, 2);
+	set_desc(t, 2, BUF + 0x100, 64, VRING_DESC_F_NEXT, 1);
+	set_desc(t, 1, BUF + 0x200, 128, VRING_DESC_F_WRITE, 0);
+	set_desc(desc(f), 4, ITBL, 3 * 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
 	make_avail(f, 4);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 	assert_int_equal(f->ch.ch_head, 4);
@@ -342,32 +342,32 @@ static void indirect_case(void **state, bool negotiated, uint16_t flags, uint64_
 
 static void fill_nested(struct virtq_desc *t)
 {
-	set_desc(t, 0, BUF, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(t, 1, ITBL, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	set_desc(t, 0, BUF, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(t, 1, ITBL, 32, VRING_DESC_F_INDIRECT, 0);
 }
 
 static void fill_loop(struct virtq_desc *t)
 {
-	set_desc(t, 0, BUF, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(t, 1, BUF, 8, VIRTQ_DESC_F_NEXT, 0);
+	set_desc(t, 0, BUF, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(t, 1, BUF, 8, VRING_DESC_F_NEXT, 0);
 }
 
 static void fill_next_range(struct virtq_desc *t)
 {
-	set_desc(t, 0, BUF, 8, VIRTQ_DESC_F_NEXT, 2); /* table has 2 entries */
+	set_desc(t, 0, BUF, 8, VRING_DESC_F_NEXT, 2); /* table has 2 entries */
 }
 
 static void fill_outside(struct virtq_desc *t)
 {
 	set_desc(t, 1, BASE + MEMSZ, 8, 0, 0);
-	set_desc(t, 0, BUF, 8, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(t, 0, BUF, 8, VRING_DESC_F_NEXT, 1);
 }
 
 static void test_indirect_hostile(void **state)
 {
-	const uint16_t I = VIRTQ_DESC_F_INDIRECT;
+	const uint16_t I = VRING_DESC_F_INDIRECT;
 	indirect_case(state, false, I, ITBL, 32, NULL, -EINVAL); /* not negotiated */
-	indirect_case(state, true, I | VIRTQ_DESC_F_NEXT, ITBL, 32, NULL, -EINVAL);
+	indirect_case(state, true, I | VRING_DESC_F_NEXT, ITBL, 32, NULL, -EINVAL);
 	indirect_case(state, true, I, ITBL, 0, NULL, -EINVAL);		    /* empty */
 	indirect_case(state, true, I, ITBL, 24, NULL, -EINVAL);		    /* not 16 * n */
 	indirect_case(state, true, I, ITBL, 16 * (QSZ + 1), NULL, -EINVAL); /* > queue size */
@@ -382,8 +382,8 @@ static void test_indirect_hostile(void **state)
 	setup(state);
 	struct fx *f = *state;
 	f->vr.vr_indirect = true;
-	set_desc(desc(f), 0, BUF, 8, VIRTQ_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, ITBL, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(desc(f), 1, ITBL, 32, VRING_DESC_F_INDIRECT, 0);
 	make_avail(f, 0);
 	expect_broken(f, -EINVAL);
 }
@@ -413,7 +413,7 @@ static void test_event_idx(void **state)
 	vr_push(&f->vr, 0, 0, f->err, sizeof(f->err)); /* idx 4, event still 2 */
 	assert_false(vr_should_notify(&f->vr));
 	/* NO_INTERRUPT is ignored with event idx. */
-	avail(f)->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
+	avail(f)->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	*used_event = 4;
 	vr_push(&f->vr, 0, 0, f->err, sizeof(f->err)); /* idx 5 */
 	assert_true(vr_should_notify(&f->vr));
@@ -449,7 +449,7 @@ static void test_notify_flags(void **state)
 {
 	struct fx *f = *state;
 	vr_set_notify(&f->vr, false);
-	assert_int_equal(used(f)->flags, VIRTQ_USED_F_NO_NOTIFY);
+	assert_int_equal(used(f)->flags, VRING_USED_F_NO_NOTIFY);
 	assert_false(vr_set_notify(&f->vr, true));
 	assert_int_equal(used(f)->flags, 0);
 }

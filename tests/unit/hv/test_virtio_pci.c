@@ -25,6 +25,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <linux/virtio_blk.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_pci.h>
+#include <linux/virtio_ring.h>
+
 #include "boot/memory.h"
 #include "hv/mmio.h"
 #include "hv/pci.h"
@@ -37,8 +42,12 @@
 #define MEM_SIZE (64ull << 20)
 /* What the fake card offers: VERSION_1, PROTOCOL_FEATURES, BLK_SIZE, FLUSH, INDIRECT,
  * EVENT_IDX, and two the transport must hide (ACCESS_PLATFORM, RING_PACKED). */
-#define CARD_FEATURES (BIT(32) | BIT(30) | BIT(6) | BIT(9) | BIT(28) | BIT(29) | BIT(33) | BIT(34))
-#define SHOWN_FEATURES (BIT(32) | BIT(6) | BIT(9) | BIT(28) | BIT(29))
+#define SHOWN_FEATURES                                                                             \
+	(BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_BLK_F_BLK_SIZE) | BIT(VIRTIO_BLK_F_FLUSH) |          \
+	 BIT(VIRTIO_RING_F_INDIRECT_DESC) | BIT(VIRTIO_RING_F_EVENT_IDX))
+#define CARD_FEATURES                                                                              \
+	(SHOWN_FEATURES | BIT(VHOST_USER_F_PROTOCOL_FEATURES) | BIT(VIRTIO_F_ACCESS_PLATFORM) |    \
+	 BIT(VIRTIO_F_RING_PACKED))
 /* CONFIG | REPLY_ACK | MQ, plus LOG_SHMFD (1) and PAGEFAULT (8) the frontend must drop. */
 #define CARD_PROTOCOL                                                                              \
 	(VHOST_PROTO_CONFIG | VHOST_PROTO_REPLY_ACK | VHOST_PROTO_MQ | BIT(1) | BIT(8))
@@ -53,28 +62,28 @@
 #define OFF_PBA 0x5000
 
 /* common config */
-#define C_DFSELECT 0x00
-#define C_DF 0x04
-#define C_GFSELECT 0x08
-#define C_GF 0x0c
-#define C_MSIX 0x10
-#define C_NUMQ 0x12
-#define C_STATUS 0x14
-#define C_CFGGEN 0x15
-#define C_QSEL 0x16
-#define C_QSIZE 0x18
-#define C_QMSIX 0x1a
-#define C_QENABLE 0x1c
-#define C_QNOTIFY 0x1e
-#define C_QDESC 0x20
-#define C_QDRIVER 0x28
-#define C_QDEVICE 0x30
+#define C_DFSELECT VIRTIO_PCI_COMMON_DFSELECT
+#define C_DF VIRTIO_PCI_COMMON_DF
+#define C_GFSELECT VIRTIO_PCI_COMMON_GFSELECT
+#define C_GF VIRTIO_PCI_COMMON_GF
+#define C_MSIX VIRTIO_PCI_COMMON_MSIX
+#define C_NUMQ VIRTIO_PCI_COMMON_NUMQ
+#define C_STATUS VIRTIO_PCI_COMMON_STATUS
+#define C_CFGGEN VIRTIO_PCI_COMMON_CFGGENERATION
+#define C_QSEL VIRTIO_PCI_COMMON_Q_SELECT
+#define C_QSIZE VIRTIO_PCI_COMMON_Q_SIZE
+#define C_QMSIX VIRTIO_PCI_COMMON_Q_MSIX
+#define C_QENABLE VIRTIO_PCI_COMMON_Q_ENABLE
+#define C_QNOTIFY VIRTIO_PCI_COMMON_Q_NOFF
+#define C_QDESC VIRTIO_PCI_COMMON_Q_DESCLO
+#define C_QDRIVER VIRTIO_PCI_COMMON_Q_AVAILLO
+#define C_QDEVICE VIRTIO_PCI_COMMON_Q_USEDLO
 
-#define S_ACK 1
-#define S_DRIVER 2
-#define S_DRIVER_OK 4
-#define S_FEATURES_OK 8
-#define S_NEEDS_RESET 0x40
+#define S_ACK VIRTIO_CONFIG_S_ACKNOWLEDGE
+#define S_DRIVER VIRTIO_CONFIG_S_DRIVER
+#define S_DRIVER_OK VIRTIO_CONFIG_S_DRIVER_OK
+#define S_FEATURES_OK VIRTIO_CONFIG_S_FEATURES_OK
+#define S_NEEDS_RESET VIRTIO_CONFIG_S_NEEDS_RESET
 
 #define VU_MAX_REQ VU_REQUEST_MAX /* request numbers: lib/vhost_user_wire.h */
 
