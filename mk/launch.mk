@@ -1,0 +1,8 @@
+# src/launch: the launch description (issue 11, item 1). `nitro run` and nitrod both turn
+# an instance into its processes (argv, kept fds, sockets, start order) with it. A library
+# (linked by nitro and nitrod, see mk/cli.mk and mk/controller.mk): only its cmocka test
+# is here.
+LAUNCH_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/launch/test_*.c))
+UNIT_TESTS += $(LAUNCH_UNIT)
+$(LAUNCH_UNIT): $(call objs,launch lib)
+$(LAUNCH_UNIT): override LDFLAGS += -ljansson

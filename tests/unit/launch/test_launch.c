@@ -1,0 +1,357 @@
+/* cmocka tests of the launch plan (src/launch/launch.c): the processes a launch_spec on a
+ * launch_env turns into, their order, argv, kept fds, paths and environment, and that
+ * every QoS and allowance field of a volume or NIC reaches its card's argv. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "launch/launch.h"
+
+static struct launch_plan plan;
+
+static void env_init(struct launch_env *e)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->le_bin_dir, sizeof(e->le_bin_dir), "/opt/nitro");
+	snprintf(e->le_run_dir, sizeof(e->le_run_dir), "/run/i-1");
+}
+
+static void spec_init(struct launch_spec *s)
+{
+	launch_spec_init(s);
+	snprintf(s->ls_kernel, sizeof(s->ls_kernel), "/img/vmlinuz");
+	snprintf(s->ls_cmdline, sizeof(s->ls_cmdline), "console=ttyS0");
+}
+
+/* argv as one string: "a b c" */
+static const char *joined(const struct launch_proc *p)
+{
+	static char buf[8192];
+	buf[0] = 0;
+	for (unsigned i = 0; i < p->lp_argc; i++)
+		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", i ? " " : "",
+			 p->lp_argv[i]);
+	assert_null(p->lp_argv[p->lp_argc]);
+	return buf;
+}
+
+static void test_no_devices_is_only_the_hypervisor(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_nprocs, 1);
+	assert_int_equal(plan.pl_ncards, 0);
+	const struct launch_proc *hv = launch_plan_hv(&plan);
+	assert_int_equal(hv->lp_kind, LAUNCH_HV);
+	assert_string_equal(joined(hv), "/opt/nitro/nitro-hv --kernel /img/vmlinuz --cmdline "
+					"console=ttyS0 --cpus 1 --memory 256");
+	assert_string_equal(hv->lp_exe, "/opt/nitro/nitro-hv");
+	assert_null(hv->lp_socket);
+	assert_int_equal(launch_proc_fd(hv, LAUNCH_FD_CONSOLE_IN, 0), 0);
+	assert_int_equal(launch_proc_fd(hv, LAUNCH_FD_CONSOLE_OUT, 0), 1);
+	assert_int_equal(launch_proc_fd(hv, LAUNCH_FD_LOG, 0), 2);
+	/* Without cards the run folder is no concern of nitro-hv's. */
+	for (unsigned i = 0; i < hv->lp_npaths; i++)
+		assert_string_not_equal(hv->lp_paths[i].lpa_path, "/run/i-1");
+}
+
+static void full_spec(struct launch_spec *s, struct launch_env *e)
+{
+	spec_init(s);
+	env_init(e);
+	snprintf(s->ls_initrd, sizeof(s->ls_initrd), "/img/guest.img");
+	s->ls_cpus = 9;
+	s->ls_mem_mib = 1024;
+	s->ls_require_kvm = true;
+	snprintf(e->le_kernel_cache, sizeof(e->le_kernel_cache), "/var/kcache");
+	snprintf(e->le_card_state, sizeof(e->le_card_state), "/run/i-1-key");
+	snprintf(e->le_vpc_map, sizeof(e->le_vpc_map), "/var/vpc-map");
+	s->ls_nvols = 2;
+	launch_volume_init(&s->ls_vols[0]);
+	snprintf(s->ls_vols[0].lv_path, PATH_MAX, "/vol/a.vol");
+	s->ls_vols[0].lv_file = true;
+	s->ls_vols[0].lv_iops = 500;
+	s->ls_vols[0].lv_throughput_mib = 40;
+	launch_volume_init(&s->ls_vols[1]);
+	snprintf(s->ls_vols[1].lv_path, PATH_MAX, "nbd://h:1/x");
+	snprintf(s->ls_vols[1].lv_header, PATH_MAX, "/vol/hdr.vol");
+	s->ls_vols[1].lv_gp2 = true;
+	s->ls_vols[1].lv_readonly = true;
+	s->ls_nnics = 2;
+	launch_nic_init(&s->ls_nics[0]);
+	s->ls_nics[0].ln_vpc = 7;
+	snprintf(s->ls_nics[0].ln_ip, sizeof(s->ls_nics[0].ln_ip), "10.0.0.5/24");
+	launch_nic_init(&s->ls_nics[1]);
+	s->ls_nics[1].ln_vpc = 8;
+	snprintf(s->ls_nics[1].ln_ip, sizeof(s->ls_nics[1].ln_ip), "10.1.0.5/16");
+	snprintf(s->ls_nics[1].ln_mac, sizeof(s->ls_nics[1].ln_mac), "02:00:00:00:00:01");
+	snprintf(s->ls_nics[1].ln_sg, sizeof(s->ls_nics[1].ln_sg), "/sg/web");
+	s->ls_nics[1].ln_pps = 1000;
+	s->ls_nics[1].ln_bandwidth_mbit = 0;
+}
+
+static bool has_path(const struct launch_proc *p, const char *path, unsigned flags)
+{
+	for (unsigned i = 0; i < p->lp_npaths; i++)
+		if (!strcmp(p->lp_paths[i].lpa_path, path))
+			return p->lp_paths[i].lpa_flags == flags;
+	return false;
+}
+
+static void test_cards_first_then_the_hypervisor(void **state)
+{
+	(void)state;
+	static struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	full_spec(&s, &e);
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_nprocs, 5);
+	assert_int_equal(plan.pl_ncards, 4);
+	const struct launch_proc *c0 = launch_plan_card(&plan, 0), *c1 = launch_plan_card(&plan, 1),
+				 *c2 = launch_plan_card(&plan, 2), *c3 = launch_plan_card(&plan, 3);
+	assert_null(launch_plan_card(&plan, 4));
+	assert_int_equal(c0->lp_kind, LAUNCH_CARD_EBS);
+	assert_int_equal(c1->lp_kind, LAUNCH_CARD_EBS);
+	assert_int_equal(c2->lp_kind, LAUNCH_CARD_VPC);
+	assert_int_equal(c3->lp_kind, LAUNCH_CARD_VPC);
+	assert_int_equal(c2->lp_item, 0);
+	assert_int_equal(c3->lp_item, 1);
+	assert_int_equal(c3->lp_card, 3);
+	assert_string_equal(joined(c0), "/opt/nitro/nitro-card-ebs --socket-path /run/i-1/c0.sock "
+					"--iops 500 --throughput 40 /vol/a.vol");
+	assert_string_equal(joined(c1), "/opt/nitro/nitro-card-ebs --socket-path /run/i-1/c1.sock "
+					"--gp2 --readonly --header /vol/hdr.vol nbd://h:1/x");
+	assert_string_equal(joined(c2),
+			    "/opt/nitro/nitro-card-vpc --socket-path /run/i-1/c2.sock --ctl "
+			    "/run/i-1/c2.sock.ctl --vpc 7 --ip 10.0.0.5/24 --queue-pairs 7 --map "
+			    "/var/vpc-map");
+	assert_string_equal(joined(c3),
+			    "/opt/nitro/nitro-card-vpc --socket-path /run/i-1/c3.sock --ctl "
+			    "/run/i-1/c3.sock.ctl --vpc 8 --ip 10.1.0.5/16 --queue-pairs 7 --mac "
+			    "02:00:00:00:00:01 --sg /sg/web --pps 1000 --bandwidth 0 --map "
+			    "/var/vpc-map");
+	assert_string_equal(c2->lp_ctl, "/run/i-1/c2.sock.ctl");
+	assert_null(c0->lp_ctl);
+	assert_string_equal(c0->lp_vhost, "blk");
+	assert_string_equal(c2->lp_vhost, "net");
+	assert_string_equal(c0->lp_profile, "card-ebs");
+	assert_string_equal(c2->lp_profile, "card-vpc");
+	assert_int_equal(c0->lp_flags, 0);
+	assert_int_equal(c2->lp_flags, LAUNCH_HOST_NET);
+	/* What a jail binds: the run folder and a volume file writable, a read-only volume's
+	 * header read-only, no path for an NBD export; the key folder. */
+	assert_true(has_path(c0, "/run/i-1", LAUNCH_PATH_RW));
+	assert_true(has_path(c0, "/vol/a.vol", LAUNCH_PATH_RW));
+	assert_true(has_path(c0, "/run/i-1-key", 0));
+	assert_true(has_path(c1, "/vol/hdr.vol", 0));
+	assert_false(has_path(c1, "nbd://h:1/x", 0) || has_path(c1, "nbd://h:1/x", LAUNCH_PATH_RW));
+	assert_true(has_path(c3, "/sg/web", 0));
+	assert_true(has_path(c3, "/var/vpc-map", LAUNCH_PATH_RW));
+	assert_int_equal(c0->lp_nenv, 1);
+	assert_string_equal(c0->lp_env[0], "NITRO_STATE=/run/i-1-key");
+	assert_int_equal(c2->lp_nenv, 0);
+	/* Cards log on 1 and 2 and have no console. */
+	assert_int_equal(c0->lp_nfds, 2);
+	assert_int_equal(c0->lp_fds[0].lf_fd, 1);
+	assert_int_equal(c0->lp_fds[0].lf_role, LAUNCH_FD_LOG);
+	assert_int_equal(c0->lp_fds[1].lf_fd, 2);
+	assert_int_equal(c0->lp_fds[1].lf_role, LAUNCH_FD_LOG);
+	assert_int_equal(launch_proc_fd(c0, LAUNCH_FD_CONSOLE_IN, 0), -1);
+	const struct launch_proc *hv = launch_plan_hv(&plan);
+	assert_ptr_equal(hv, &plan.pl_procs[4]);
+	assert_string_equal(
+	    joined(hv),
+	    "/opt/nitro/nitro-hv --kernel /img/vmlinuz --initrd /img/guest.img --cmdline "
+	    "console=ttyS0 --cpus 9 --memory 1024 --require-kvm --cache-dir /var/kcache "
+	    "--vhost-user blk,/run/i-1/c0.sock --vhost-user blk,/run/i-1/c1.sock --vhost-user "
+	    "net,/run/i-1/c2.sock --vhost-user net,/run/i-1/c3.sock");
+	assert_true(has_path(hv, "/dev/kvm", LAUNCH_PATH_RW | LAUNCH_PATH_DEV));
+	assert_true(has_path(hv, "/img/vmlinuz", 0));
+	assert_true(has_path(hv, "/img/guest.img", 0));
+	assert_true(has_path(hv, "/var/kcache", 0));
+	assert_true(has_path(hv, "/run/i-1", LAUNCH_PATH_RW));
+}
+
+/* Each QoS/allowance field alone changes its card's argv by exactly its flag: a field
+ * the plan dropped would fail here. */
+static void test_every_qos_field_reaches_the_card(void **state)
+{
+	(void)state;
+	static struct launch_spec s;
+	struct launch_env e;
+	char err[256], base[8192];
+	static const struct {
+		const char *what, *want;
+	} cases[] = {
+	    {"iops", "--iops 123"},
+	    {"throughput", "--throughput 45"},
+	    {"gp2", "--gp2"},
+	    {"readonly", "--readonly"},
+	    {"header", "--header /h.vol"},
+	    {"pps", "--pps 9"},
+	    {"bandwidth", "--bandwidth 77"},
+	    {"mac", "--mac 02:aa:bb:cc:dd:ee"},
+	    {"sg", "--sg /sg/x"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		spec_init(&s);
+		env_init(&e);
+		s.ls_nvols = s.ls_nnics = 1;
+		launch_volume_init(&s.ls_vols[0]);
+		snprintf(s.ls_vols[0].lv_path, PATH_MAX, "null:1G");
+		launch_nic_init(&s.ls_nics[0]);
+		s.ls_nics[0].ln_vpc = 1;
+		snprintf(s.ls_nics[0].ln_ip, 40, "10.0.0.9/24");
+		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+		const char *w = cases[i].what;
+		unsigned card = 0;
+		snprintf(base, sizeof(base), "%s", joined(&plan.pl_procs[0]));
+		if (!strcmp(w, "iops"))
+			s.ls_vols[0].lv_iops = 123;
+		else if (!strcmp(w, "throughput"))
+			s.ls_vols[0].lv_throughput_mib = 45;
+		else if (!strcmp(w, "gp2"))
+			s.ls_vols[0].lv_gp2 = true;
+		else if (!strcmp(w, "readonly"))
+			s.ls_vols[0].lv_readonly = true;
+		else if (!strcmp(w, "header"))
+			snprintf(s.ls_vols[0].lv_header, PATH_MAX, "/h.vol");
+		else {
+			card = 1;
+			snprintf(base, sizeof(base), "%s", joined(&plan.pl_procs[1]));
+			if (!strcmp(w, "pps"))
+				s.ls_nics[0].ln_pps = 9;
+			else if (!strcmp(w, "bandwidth"))
+				s.ls_nics[0].ln_bandwidth_mbit = 77;
+			else if (!strcmp(w, "mac"))
+				snprintf(s.ls_nics[0].ln_mac, 24, "02:aa:bb:cc:dd:ee");
+			else
+				snprintf(s.ls_nics[0].ln_sg, PATH_MAX, "/sg/x");
+		}
+		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+		const char *now = joined(&plan.pl_procs[card]);
+		assert_non_null(strstr(now, cases[i].want));
+		assert_null(strstr(base, cases[i].want));
+		/* Nothing but the flag was added. */
+		assert_int_equal(strlen(now), strlen(base) + strlen(cases[i].want) + 1);
+	}
+}
+
+static void test_queue_pairs_follow_the_vcpus(void **state)
+{
+	(void)state;
+	static struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	static const unsigned cpus[][2] = {{1, 1}, {3, 3}, {7, 7}, {8, 7}, {254, 7}};
+	for (size_t i = 0; i < sizeof(cpus) / sizeof(cpus[0]); i++) {
+		spec_init(&s);
+		env_init(&e);
+		s.ls_cpus = cpus[i][0];
+		s.ls_nnics = 1;
+		launch_nic_init(&s.ls_nics[0]);
+		s.ls_nics[0].ln_vpc = 1;
+		snprintf(s.ls_nics[0].ln_ip, 40, "10.0.0.9/24");
+		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+		char want[32];
+		snprintf(want, sizeof(want), " --queue-pairs %u$", cpus[i][1]);
+		char got[8192];
+		snprintf(got, sizeof(got), "%s$", joined(&plan.pl_procs[0]));
+		assert_non_null(strstr(got, want));
+	}
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	static struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_nvols = LAUNCH_MAX_VOLUMES + 1;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "at most"));
+	/* The largest everything fits. */
+	spec_init(&s);
+	memset(s.ls_cmdline, 'c', sizeof(s.ls_cmdline) - 1);
+	memset(s.ls_kernel, 'k', sizeof(s.ls_kernel) - 1);
+	s.ls_kernel[0] = '/';
+	memset(e.le_run_dir, 'r', 200);
+	s.ls_nvols = LAUNCH_MAX_VOLUMES;
+	s.ls_nnics = LAUNCH_MAX_NICS;
+	for (unsigned i = 0; i < LAUNCH_MAX_VOLUMES; i++) {
+		launch_volume_init(&s.ls_vols[i]);
+		memset(s.ls_vols[i].lv_path, 'v', PATH_MAX - 1);
+		memset(s.ls_vols[i].lv_header, 'h', PATH_MAX - 1);
+		s.ls_vols[i].lv_file = true;
+		s.ls_vols[i].lv_iops = 1;
+	}
+	for (unsigned i = 0; i < LAUNCH_MAX_NICS; i++) {
+		launch_nic_init(&s.ls_nics[i]);
+		s.ls_nics[i].ln_vpc = 1;
+		memset(s.ls_nics[i].ln_sg, 's', PATH_MAX - 1);
+	}
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_nprocs, LAUNCH_MAX_PROCS);
+	assert_int_equal(launch_plan_hv(&plan)->lp_argc, 1 + 2 * 4 + 2 * LAUNCH_MAX_CARDS);
+}
+
+static void test_json_carries_the_plan(void **state)
+{
+	(void)state;
+	static struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	full_spec(&s, &e);
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	char *text = launch_plan_json(&plan, &e);
+	assert_non_null(text);
+	json_error_t je;
+	json_t *doc = json_loads(text, 0, &je);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "run_dir")), "/run/i-1");
+	json_t *procs = json_object_get(doc, "processes");
+	assert_int_equal(json_array_size(procs), plan.pl_nprocs);
+	for (unsigned i = 0; i < plan.pl_nprocs; i++) {
+		json_t *argv = json_object_get(json_array_get(procs, i), "argv");
+		assert_int_equal(json_array_size(argv), plan.pl_procs[i].lp_argc);
+		for (unsigned k = 0; k < plan.pl_procs[i].lp_argc; k++)
+			assert_string_equal(json_string_value(json_array_get(argv, k)),
+					    plan.pl_procs[i].lp_argv[k]);
+	}
+	json_t *hv = json_array_get(procs, 4);
+	assert_string_equal(json_string_value(json_object_get(hv, "kind")), "hv");
+	assert_true(json_is_null(json_object_get(hv, "socket")));
+	json_t *c2 = json_array_get(procs, 2);
+	assert_string_equal(json_string_value(json_object_get(c2, "vhost_user")), "net");
+	assert_true(json_is_true(json_object_get(c2, "host_net")));
+	json_decref(doc);
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_no_devices_is_only_the_hypervisor),
+	    cmocka_unit_test(test_cards_first_then_the_hypervisor),
+	    cmocka_unit_test(test_every_qos_field_reaches_the_card),
+	    cmocka_unit_test(test_queue_pairs_follow_the_vcpus),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_json_carries_the_plan),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
