@@ -6,10 +6,12 @@
 #ifndef NITRO_CLI_H
 #define NITRO_CLI_H
 
-#include <stdbool.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "launch/launch.h"
 
 int cmd_run(int argc, char **argv);
 int cmd_images(int argc, char **argv);
@@ -44,26 +46,21 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const
 		 unsigned nrw_extra);
 
 /* nitro run --volume VOLUME[,iops=N][,throughput=MiB][,gp2][,header=PATH][,readonly], VOLUME
- * a volume file, nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH or null:SIZE */
-#define RUN_MAX_VOLUMES 8
-struct run_volume {
-	char rv_spec[PATH_MAX];
-	const char *rv_path; /* inside rv_spec */
-	char rv_iops[24], rv_tput[24];
-	bool rv_readonly;
-	bool rv_gp2;
-	bool rv_file;	      /* a local volume file (not NBD or null) */
-	const char *rv_header; /* inside rv_spec, or NULL */
-	char rv_socket[PATH_MAX];
-	int rv_pid;
-};
-/* 0, or 2 (bad syntax) / 1 (unusable file) with err set. */
-int volume_parse(const char *spec, struct run_volume *v, char *err, size_t errlen);
-/* Starts a card (exe, argv; killed with nitro run) and waits up to 5 s for its socket;
- * *pid is set even when it fails (the card ended or never listened) so it can be stopped. */
-bool card_spawn(const char *exe, char *const argv[], const char *socket, pid_t *pid);
-/* Starts one card per volume, each on a socket in a new folder (dir); dies on failure. */
-int cards_start(struct run_volume *v, unsigned n, char *dir, size_t dirlen);
-void cards_stop(struct run_volume *v, unsigned n, const char *dir);
+ * a volume file, nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH or null:SIZE:
+ * fills v. 0, or 2 (bad syntax) / 1 (unusable file) with err set. */
+int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t errlen);
+
+/* nitro run's way of starting a plan (src/launch): each card a child of nitro run (killed
+ * with it), stdin /dev/null, its log on nitro run's stderr; the next starts once its
+ * socket is there (up to 5 s). Dies with the card's name when one does not start, after
+ * stopping those already started. pids[] gets one pid per card (0: none). */
+void cards_start(const struct launch_plan *p, const struct launch_env *e,
+		 pid_t pids[LAUNCH_MAX_CARDS]);
+/* SIGTERM to every card, waits for them, removes their sockets and the run folder. */
+void cards_stop(const struct launch_plan *p, const struct launch_env *e,
+		pid_t pids[LAUNCH_MAX_CARDS]);
+/* In a child: puts the plan's kept fds of p in place (nitro run's stdin, stdout, stderr
+ * for the console and log roles, /dev/null for 0..2 otherwise). */
+void proc_stdio(const struct launch_proc *p);
 
 #endif

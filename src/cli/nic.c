@@ -25,7 +25,7 @@ static const char nic_usage[] =
 
 /* A.B.C.D[/P] checked against the VPC's reserved addresses (AWS: network, .1 router,
  * .2 DNS, .3 reserved, broadcast). */
-static int parse_ip(const char *spec, const char *v, struct run_nic *n, char *err, size_t errlen)
+static int parse_ip(const char *spec, const char *v, struct launch_nic *n, char *err, size_t errlen)
 {
 	char a[32];
 	uint64_t prefix = 24;
@@ -54,20 +54,19 @@ static int parse_ip(const char *spec, const char *v, struct run_nic *n, char *er
 	uint8_t f = (uint8_t)(ip >> 24);
 	if (f == 0 || f == 127 || f >= 224)
 		RETURN_ERR(2, "--nic %s: ip=%s: not a unicast private address", spec, v);
-	snprintf(n->rn_ip, sizeof(n->rn_ip), "%s/%u", a, (unsigned)prefix);
+	snprintf(n->ln_ip, sizeof(n->ln_ip), "%s/%u", a, (unsigned)prefix);
 	return 0;
 }
 
-int nic_parse(const char *spec, struct run_nic *n, char *err, size_t errlen)
+int nic_parse(const char *spec, struct launch_nic *n, char *err, size_t errlen)
 {
-	memset(n, 0, sizeof(*n));
-	if (strlen(spec) >= sizeof(n->rn_spec))
+	launch_nic_init(n);
+	char buf[PATH_MAX];
+	if (strlen(spec) >= sizeof(buf))
 		RETURN_ERR(2, "--nic: value too long");
 	if (!*spec)
 		RETURN_ERR(2, "--nic: empty value (%s)", nic_usage);
-	char buf[PATH_MAX];
 	snprintf(buf, sizeof(buf), "%s", spec);
-	snprintf(n->rn_spec, sizeof(n->rn_spec), "%s", spec);
 	char *rest = buf, *tok;
 	while ((tok = strsep(&rest, ","))) {
 		char *eq = strchr(tok, '=');
@@ -82,8 +81,7 @@ int nic_parse(const char *spec, struct run_nic *n, char *err, size_t errlen)
 			if (!parse_u64(v, 1, MAP_VPC_MAX, &x))
 				RETURN_ERR(2, "--nic %s: vpc=%s: expected a number 1 to %u", spec,
 					   v, MAP_VPC_MAX);
-			n->rn_vpc = (uint32_t)x;
-			snprintf(n->rn_vpc_s, sizeof(n->rn_vpc_s), "%u", n->rn_vpc);
+			n->ln_vpc = (uint32_t)x;
 		} else if (!strcmp(k, "ip")) {
 			int r = parse_ip(spec, v, n, err, errlen);
 			if (r)
@@ -91,43 +89,44 @@ int nic_parse(const char *spec, struct run_nic *n, char *err, size_t errlen)
 		} else if (!strcmp(k, "sg")) {
 			if (!*v)
 				RETURN_ERR(2, "--nic %s: sg= needs a file", spec);
-			snprintf(n->rn_sg, sizeof(n->rn_sg), "%s", v);
+			snprintf(n->ln_sg, sizeof(n->ln_sg), "%s", v);
 		} else if (!strcmp(k, "mac") && !strcmp(v, "random")) {
 			/* locally administered unicast: 02 + 5 random bytes */
 			if (getrandom(mac, sizeof(mac), 0) != (ssize_t)sizeof(mac))
 				RETURN_ERR(1, "--nic %s: mac=random: getrandom: %s", spec,
 					   strerror(errno));
 			mac[0] = 0x02;
-			snprintf(n->rn_mac, sizeof(n->rn_mac), "%02x:%02x:%02x:%02x:%02x:%02x",
+			snprintf(n->ln_mac, sizeof(n->ln_mac), "%02x:%02x:%02x:%02x:%02x:%02x",
 				 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 		} else if (!strcmp(k, "mac")) {
 			if (!map_parse_mac(v, mac))
 				RETURN_ERR(2,
 					   "--nic %s: mac=%s: expected a unicast xx:xx:xx:xx:xx:xx",
 					   spec, v);
-			snprintf(n->rn_mac, sizeof(n->rn_mac), "%s", v);
+			snprintf(n->ln_mac, sizeof(n->ln_mac), "%s", v);
 		} else if (!strcmp(k, "pps")) {
-			if (!parse_u64(v, 0, 100000000, &x))
-				RETURN_ERR(2, "--nic %s: pps=%s: expected 0 to 100000000", spec, v);
-			snprintf(n->rn_pps, sizeof(n->rn_pps), "%llu", (unsigned long long)x);
+			if (!parse_u64(v, 0, LAUNCH_MAX_PPS, &x))
+				RETURN_ERR(2, "--nic %s: pps=%s: expected 0 to %u", spec, v,
+					   LAUNCH_MAX_PPS);
+			n->ln_pps = (int64_t)x;
 		} else if (!strcmp(k, "bandwidth")) {
-			if (!parse_u64(v, 0, 400000, &x))
-				RETURN_ERR(2, "--nic %s: bandwidth=%s: expected Mbit/s 0 to 400000",
-					   spec, v);
-			snprintf(n->rn_bw, sizeof(n->rn_bw), "%llu", (unsigned long long)x);
+			if (!parse_u64(v, 0, LAUNCH_MAX_BANDWIDTH_MBIT, &x))
+				RETURN_ERR(2, "--nic %s: bandwidth=%s: expected Mbit/s 0 to %u",
+					   spec, v, LAUNCH_MAX_BANDWIDTH_MBIT);
+			n->ln_bandwidth_mbit = (int64_t)x;
 		} else {
 			RETURN_ERR(2, "--nic %s: unknown key %s (%s)", spec, k, nic_usage);
 		}
 	}
-	if (!n->rn_vpc || !n->rn_ip[0])
+	if (!n->ln_vpc || !n->ln_ip[0])
 		RETURN_ERR(2, "--nic %s: vpc= and ip= are required (%s)", spec, nic_usage);
-	if (n->rn_sg[0] && access(n->rn_sg, R_OK) != 0)
-		RETURN_ERR(1, "--nic %s: security group file %s: %s", spec, n->rn_sg,
+	if (n->ln_sg[0] && access(n->ln_sg, R_OK) != 0)
+		RETURN_ERR(1, "--nic %s: security group file %s: %s", spec, n->ln_sg,
 			   strerror(errno));
 	return 0;
 }
 
-bool nic_arg(int argc, char **argv, int *i, struct run_nics *ns)
+bool nic_arg(int argc, char **argv, int *i, struct launch_spec *s, struct launch_env *e)
 {
 	const char *a = argv[*i];
 	if (strcmp(a, "--nic") && strcmp(a, "--underlay") && strcmp(a, "--map"))
@@ -137,108 +136,32 @@ bool nic_arg(int argc, char **argv, int *i, struct run_nics *ns)
 	const char *v = argv[++*i];
 	char err[PATH_MAX + 256];
 	if (!strcmp(a, "--nic")) {
-		if (ns->n_count == RUN_MAX_NICS)
-			die_usage("run: --nic: at most %u interfaces", RUN_MAX_NICS);
-		int r = nic_parse(v, &ns->n_nic[ns->n_count], err, sizeof(err));
+		if (s->ls_nnics == LAUNCH_MAX_NICS)
+			die_usage("run: --nic: at most %u interfaces", LAUNCH_MAX_NICS);
+		struct launch_nic *n = &s->ls_nics[s->ls_nnics];
+		int r = nic_parse(v, n, err, sizeof(err));
 		if (r)
 			r == 2 ? die_usage("run: %s", err) : die("run: %s", err);
-		for (unsigned j = 0; j < ns->n_count; j++)
-			if (ns->n_nic[j].rn_vpc == ns->n_nic[ns->n_count].rn_vpc &&
-			    !strcmp(ns->n_nic[j].rn_ip, ns->n_nic[ns->n_count].rn_ip))
+		for (unsigned j = 0; j < s->ls_nnics; j++)
+			if (s->ls_nics[j].ln_vpc == n->ln_vpc &&
+			    !strcmp(s->ls_nics[j].ln_ip, n->ln_ip))
 				die_usage("run: --nic %s: the same VPC address twice", v);
-		ns->n_count++;
+		s->ls_nnics++;
 	} else if (!strcmp(a, "--underlay")) {
 		struct sockaddr_in sa;
 		if (ul_parse_addr(v, &sa, err, sizeof(err)))
 			die_usage("run: --underlay: %s", err);
-		ns->n_underlay = v;
+		if (strlen(v) >= sizeof(e->le_underlay))
+			die_usage("run: --underlay: %s: too long", v);
+		snprintf(e->le_underlay, sizeof(e->le_underlay), "%s", v);
 	} else {
 		if (!*v)
 			die_usage("run: --map: empty path");
-		ns->n_map = v;
+		if (strlen(v) >= sizeof(e->le_vpc_map))
+			die_usage("run: --map: path too long");
+		snprintf(e->le_vpc_map, sizeof(e->le_vpc_map), "%s", v);
 	}
 	return true;
-}
-
-static struct run_nics *started;
-
-int nics_start(struct run_nics *ns, char **hvargs, int k)
-{
-	if (!ns->n_count)
-		return k;
-	if (getenv("NITRO_EMULATED_HOST") && !ns->n_underlay)
-		loopback_up("run: ");
-	const char *rt = getenv("XDG_RUNTIME_DIR");
-	snprintf(ns->n_dir, sizeof(ns->n_dir), "%s/nitro-net-XXXXXX", rt && *rt ? rt : "/tmp");
-	if (!mkdtemp(ns->n_dir))
-		die("run: cannot create a folder for the network card sockets in %s: %s",
-		    rt && *rt ? rt : "/tmp", strerror(errno));
-	static char card[PATH_MAX], args[RUN_MAX_NICS][PATH_MAX + 48];
-	exe_sibling("nitro-card-vpc", card, sizeof(card));
-	started = ns;
-	for (unsigned i = 0; i < ns->n_count; i++) {
-		struct run_nic *n = &ns->n_nic[i];
-		snprintf(n->rn_socket, sizeof(n->rn_socket), "%s/nic%u.sock", ns->n_dir, i);
-		snprintf(n->rn_ctl, sizeof(n->rn_ctl), "%s/nic%u.ctl", ns->n_dir, i);
-		char *argv[32];
-		int a = 0;
-		argv[a++] = card;
-		argv[a++] = "--socket-path";
-		argv[a++] = n->rn_socket;
-		argv[a++] = "--ctl";
-		argv[a++] = n->rn_ctl;
-		argv[a++] = "--vpc";
-		argv[a++] = n->rn_vpc_s;
-		argv[a++] = "--ip";
-		argv[a++] = n->rn_ip;
-		/* As EC2: one queue pair per vCPU, up to what the device can carry. */
-		static char pairs[16];
-		snprintf(pairs, sizeof(pairs), "%u",
-			 ns->n_cpus < 1		      ? 1
-			 : ns->n_cpus > RUN_MAX_PAIRS ? RUN_MAX_PAIRS
-						      : ns->n_cpus);
-		argv[a++] = "--queue-pairs";
-		argv[a++] = pairs;
-		const char *opt[][2] = {{"--mac", n->rn_mac},
-					{"--sg", n->rn_sg},
-					{"--pps", n->rn_pps},
-					{"--bandwidth", n->rn_bw},
-					{"--underlay", ns->n_underlay ? ns->n_underlay : ""},
-					{"--map", ns->n_map ? ns->n_map : ""}};
-		for (size_t j = 0; j < ARRAY_SIZE(opt); j++)
-			if (opt[j][1][0]) {
-				argv[a++] = (char *)opt[j][0];
-				argv[a++] = (char *)opt[j][1];
-			}
-		argv[a] = NULL;
-		if (!card_spawn(card, argv, n->rn_socket, &n->rn_pid)) {
-			nics_stop();
-			die("run: the card for --nic %s did not start (see above)", n->rn_spec);
-		}
-		snprintf(args[i], sizeof(args[i]), "net,%s", n->rn_socket);
-		hvargs[k++] = "--vhost-user";
-		hvargs[k++] = args[i];
-	}
-	return k;
-}
-
-void nics_stop(void)
-{
-	struct run_nics *ns = started;
-	if (!ns)
-		return;
-	started = NULL;
-	for (unsigned i = 0; i < ns->n_count; i++)
-		if (ns->n_nic[i].rn_pid > 0)
-			kill(ns->n_nic[i].rn_pid, SIGTERM);
-	for (unsigned i = 0; i < ns->n_count; i++)
-		if (ns->n_nic[i].rn_pid > 0) {
-			while (waitpid(ns->n_nic[i].rn_pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			unlink(ns->n_nic[i].rn_socket);
-			unlink(ns->n_nic[i].rn_ctl);
-		}
-	rmdir(ns->n_dir);
 }
 
 /* ---- nitro net stats ---- */

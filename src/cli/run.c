@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/virtio_ids.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +29,9 @@ int cmd_images(int argc, char **argv)
 /* Options of nitro-hv that take a value: their values are never --volume. */
 static bool takes_value(const char *a)
 {
-	static const char *const opts[] = {"--kernel",      "--initrd",    "--cmdline",
-					   "--cpus",        "--memory",    "--console-log",
-					   "--cache-dir",   "--vhost-user"};
+	static const char *const opts[] = {"--kernel",	  "--initrd",	 "--cmdline",
+					   "--cpus",	  "--memory",	 "--console-log",
+					   "--cache-dir", "--vhost-user"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		if (!strcmp(a, opts[i]))
 			return true;
@@ -45,11 +46,12 @@ static void forward(int sig)
 		kill(hv_pid, sig);
 }
 
-/* With cards (already started): nitro-hv runs as a child, and the cards stop when it
- * ends. */
-static int run_with_cards(char **hvargs, struct run_volume *vols, unsigned nvols,
-			  const char *dir)
+/* With cards: start them, run nitro-hv as a child, stop the cards when it ends. */
+static int run_with_cards(const struct launch_plan *p, const struct launch_env *e)
 {
+	static pid_t cards[LAUNCH_MAX_CARDS];
+	cards_start(p, e, cards);
+	const struct launch_proc *hv = launch_plan_hv(p);
 	struct sigaction sa = {.sa_handler = forward};
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
@@ -57,41 +59,81 @@ static int run_with_cards(char **hvargs, struct run_volume *vols, unsigned nvols
 	hv_pid = fork();
 	if (hv_pid == 0) {
 		signal(SIGINT, SIG_DFL);
-		execv(hvargs[0], hvargs);
-		fprintf(stderr, "nitro: run: cannot start %s: %s\n", hvargs[0], strerror(errno));
+		proc_stdio(hv);
+		execv(hv->lp_exe, hv->lp_argv);
+		fprintf(stderr, "nitro: run: cannot start %s: %s\n", hv->lp_exe, strerror(errno));
 		_exit(127);
 	}
 	int st = 0;
 	while (hv_pid > 0 && waitpid(hv_pid, &st, 0) < 0 && errno == EINTR)
 		;
-	cards_stop(vols, nvols, dir);
-	nics_stop();
+	cards_stop(p, e, cards);
 	if (hv_pid < 0)
 		die("run: fork: %s", strerror(errno));
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+static void copy_path(char *dst, size_t len, const char *src, const char *what)
+{
+	if (strlen(src) >= len)
+		die_usage("run: %s: too long", what);
+	snprintf(dst, len, "%s", src);
+}
+
+/* The launch description of a checked hv_config (the devices are in s already). */
+static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
+{
+	copy_path(s->ls_kernel, sizeof(s->ls_kernel), c->kernel, "--kernel");
+	copy_path(s->ls_initrd, sizeof(s->ls_initrd), c->initrd ? c->initrd : "", "--initrd");
+	copy_path(s->ls_cmdline, sizeof(s->ls_cmdline), c->cmdline, "--cmdline");
+	copy_path(s->ls_console_log, sizeof(s->ls_console_log),
+		  c->console_log ? c->console_log : "", "--console-log");
+	s->ls_cpus = c->cpus;
+	s->ls_mem_mib = c->mem_mib;
+	s->ls_no_reboot = c->no_reboot;
+	s->ls_no_decompress = c->no_decompress;
+	s->ls_stats = c->stats;
+	s->ls_require_kvm = c->require_kvm;
+	for (unsigned i = 0; i < c->ncards; i++) {
+		if (s->ls_nexternal == LAUNCH_MAX_EXTERNAL)
+			die_usage("run: --vhost-user: at most %u", LAUNCH_MAX_EXTERNAL);
+		struct launch_external *x = &s->ls_external[s->ls_nexternal++];
+		snprintf(x->lx_type, sizeof(x->lx_type), "%s",
+			 c->cards[i].type == VIRTIO_ID_NET ? "net" : "blk");
+		copy_path(x->lx_socket, sizeof(x->lx_socket), c->cards[i].socket, "--vhost-user");
+	}
+}
+
 int cmd_run(int argc, char **argv)
 {
-	char kernel[PATH_MAX], initrd[PATH_MAX], cache[PATH_MAX], err[512];
-	struct run_volume vols[RUN_MAX_VOLUMES];
-	unsigned nvols = 0;
-	static struct run_nics nics;
-	/* --volume is nitro run's own; everything else is the hypervisor's. */
+	char kernel[PATH_MAX], initrd[PATH_MAX], err[512];
+	static struct launch_spec spec;
+	static struct launch_env env;
+	static struct launch_plan plan;
+	launch_spec_init(&spec);
+	memset(&env, 0, sizeof(env));
+	bool dry_run = false;
+	/* --volume, --nic, --underlay, --map and --dry-run are nitro run's own; everything
+	 * else is the hypervisor's. */
 	char *user[argc + 1];
 	int nuser = 0;
 	for (int i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--volume")) {
 			if (i + 1 >= argc)
 				die_usage("run: --volume: missing value (see `nitro run --help`)");
-			if (nvols == RUN_MAX_VOLUMES)
-				die_usage("run: --volume: at most %u volumes", RUN_MAX_VOLUMES);
-			int r = volume_parse(argv[++i], &vols[nvols++], err, sizeof(err));
+			if (spec.ls_nvols == LAUNCH_MAX_VOLUMES)
+				die_usage("run: --volume: at most %u volumes", LAUNCH_MAX_VOLUMES);
+			int r = volume_parse(argv[++i], &spec.ls_vols[spec.ls_nvols++], err,
+					     sizeof(err));
 			if (r)
 				r == 2 ? die_usage("run: %s", err) : die("run: %s", err);
 			continue;
 		}
-		if (nic_arg(argc, argv, &i, &nics))
+		if (!strcmp(argv[i], "--dry-run")) {
+			dry_run = true;
+			continue;
+		}
+		if (nic_arg(argc, argv, &i, &spec, &env))
 			continue;
 		user[nuser++] = argv[i];
 		if (takes_value(argv[i]) && i + 1 < argc)
@@ -107,17 +149,25 @@ int cmd_run(int argc, char **argv)
 	if (hv_config_parse(nuser, user, &c, err, sizeof(err)))
 		die_usage("run: %s (see `nitro run --help`)", err);
 	if (c.help) {
-		printf("usage: nitro run [options]\n%s"
-		       "  --volume VOLUME[,iops=N][,throughput=MiB][,gp2][,header=PATH][,readonly]\n"
-		       "                       a volume served by its own EBS card (repeatable); VOLUME\n"
-		       "                       is a volume file, nbd://HOST[:PORT]/EXPORT,\n"
-		       "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE\n"
-		       "  --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N]\n"
-		       "        [,bandwidth=MBIT]\n"
-		       "                       a network interface served by its own VPC card (repeatable)\n"
-		       "  --underlay ADDR      this host's VPC underlay address (default 127.0.0.1)\n"
-		       "  --map PATH           VPC mapping folder or file (default $NITRO_STATE/vpc-map)\n",
-		       hv_options_help);
+		printf(
+		    "usage: nitro run [options]\n%s"
+		    "  --volume VOLUME[,iops=N][,throughput=MiB][,gp2][,header=PATH][,readonly]\n"
+		    "                       a volume served by its own EBS card (repeatable); "
+		    "VOLUME\n"
+		    "                       is a volume file, nbd://HOST[:PORT]/EXPORT,\n"
+		    "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE\n"
+		    "  --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N]\n"
+		    "        [,bandwidth=MBIT]\n"
+		    "                       a network interface served by its own VPC card "
+		    "(repeatable)\n"
+		    "  --underlay ADDR      this host's VPC underlay address (default 127.0.0.1)\n"
+		    "  --map PATH           VPC mapping folder or file (default "
+		    "$NITRO_STATE/vpc-map)\n"
+		    "  --dry-run            print the processes this would start (JSON: "
+		    "executable,\n"
+		    "                       argv, socket, kept fds of each card and nitro-hv) and "
+		    "exit\n",
+		    hv_options_help);
 		return 0;
 	}
 	bool has_kernel = c.kernel != NULL;
@@ -139,7 +189,7 @@ int cmd_run(int argc, char **argv)
 	hv_config_defaults(&c);
 	if (hv_config_parse(n, args, &c, err, sizeof(err)))
 		die_usage("run: %s (see `nitro run --help`)", err);
-	if (!has_kernel && access(kernel, R_OK) != 0) {
+	if (!dry_run && !has_kernel && access(kernel, R_OK) != 0) {
 		fprintf(stderr, "nitro: the default guest image is missing; fetching it\n");
 		if (images_ensure())
 			die("run: cannot prepare the default guest image (see above)");
@@ -148,6 +198,36 @@ int cmd_run(int argc, char **argv)
 	if (hv_config_check(&c, &img, err, sizeof(err)))
 		die("%s", err);
 	free(img.kernel);
+	spec_from_config(&c, &spec);
+
+	/* Where: the executables beside this one, the kernel cache, a private run folder. */
+	char cache[PATH_MAX];
+	exe_sibling("nitro-hv", env.le_bin_dir, sizeof(env.le_bin_dir));
+	char *slash = strrchr(env.le_bin_dir, '/');
+	if (slash)
+		*slash = 0;
+	else
+		snprintf(env.le_bin_dir, sizeof(env.le_bin_dir), ".");
+	snprintf(cache, sizeof(cache), "%s/kernels", cache_dir());
+	if (c.cache_dir)
+		copy_path(env.le_kernel_cache, sizeof(env.le_kernel_cache), c.cache_dir,
+			  "--cache-dir");
+	else if (dry_run)
+		copy_path(env.le_kernel_cache, sizeof(env.le_kernel_cache), cache, "cache");
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+	snprintf(env.le_run_dir, sizeof(env.le_run_dir), "%s/nitro-run-XXXXXX",
+		 rt && *rt ? rt : "/tmp");
+	bool cards = spec.ls_nvols || spec.ls_nnics;
+	if (dry_run) {
+		if (launch_plan(&spec, &env, &plan, err, sizeof(err)))
+			die("run: %s", err);
+		char *json = launch_plan_json(&plan, &env);
+		if (!json)
+			die("run: out of memory");
+		printf("%s\n", json);
+		free(json);
+		return 0;
+	}
 
 	char why[256];
 	if (!getenv("NITRO_EMULATED_HOST") && !kvm_usable(why, sizeof(why))) {
@@ -166,48 +246,40 @@ int cmd_run(int argc, char **argv)
 			inner[k++] = argv[i];
 		inner[k] = NULL;
 		/* Volumes must stay writable in there: their folders are shared so. */
-		char dirs[RUN_MAX_VOLUMES][PATH_MAX];
-		const char *rw[RUN_MAX_VOLUMES];
+		char dirs[LAUNCH_MAX_VOLUMES][PATH_MAX];
+		const char *rw[LAUNCH_MAX_VOLUMES];
 		unsigned nrw = 0;
-		for (unsigned i = 0; i < nvols; i++) {
-			if (!vols[i].rv_file)
+		for (unsigned i = 0; i < spec.ls_nvols; i++) {
+			if (!spec.ls_vols[i].lv_file)
 				continue; /* nbd:// and null: have no folder to share */
-			if (!realpath(vols[i].rv_path, dirs[nrw]))
-				die("run: volume %s: %s", vols[i].rv_path, strerror(errno));
+			if (!realpath(spec.ls_vols[i].lv_path, dirs[nrw]))
+				die("run: volume %s: %s", spec.ls_vols[i].lv_path, strerror(errno));
 			rw[nrw] = dirname(dirs[nrw]);
 			nrw++;
 		}
 		unsigned mem = (unsigned)c.mem_mib + 768;
 		return emuhost_exec(inner, mem < 1536 ? 1536 : mem, EMUHOST_CPUS, rw, nrw);
 	}
-	/* nitro-hv gets the same arguments plus the kernel cache and the cards. */
-	char hv[PATH_MAX], cards[RUN_MAX_VOLUMES][PATH_MAX + 8];
-	exe_sibling("nitro-hv", hv, sizeof(hv));
-	snprintf(cache, sizeof(cache), "%s/kernels", cache_dir());
-	mkdir(cache_dir(), 0755);
-	char *hvargs[n + 8 + 2 * RUN_MAX_VOLUMES + 2 * RUN_MAX_NICS];
-	int k = 0;
-	hvargs[k++] = hv;
-	for (int i = 0; i < n; i++)
-		hvargs[k++] = args[i];
-	if (mkdir(cache, 0755) == 0 || errno == EEXIST) {
-		hvargs[k++] = "--cache-dir";
-		hvargs[k++] = cache;
+	if (!c.cache_dir) {
+		mkdir(cache_dir(), 0755);
+		if (mkdir(cache, 0755) == 0 || errno == EEXIST)
+			copy_path(env.le_kernel_cache, sizeof(env.le_kernel_cache), cache, "cache");
 	}
-	if (nvols == 0 && nics.n_count == 0) {
-		hvargs[k] = NULL;
-		execv(hv, hvargs); /* same process: stdio, signals and status are the guest's */
-		die("run: cannot start %s: %s", hv, strerror(errno));
+	if (cards && !mkdtemp(env.le_run_dir))
+		die("run: cannot create a folder for the card sockets in %s: %s",
+		    rt && *rt ? rt : "/tmp", strerror(errno));
+	if (spec.ls_nnics && getenv("NITRO_EMULATED_HOST") && !env.le_underlay[0])
+		loopback_up("run: ");
+	if (launch_plan(&spec, &env, &plan, err, sizeof(err))) {
+		if (cards)
+			rmdir(env.le_run_dir);
+		die("run: %s", err);
 	}
-	char dir[PATH_MAX];
-	cards_start(vols, nvols, dir, sizeof(dir));
-	for (unsigned i = 0; i < nvols; i++) {
-		snprintf(cards[i], sizeof(cards[i]), "blk,%s", vols[i].rv_socket);
-		hvargs[k++] = "--vhost-user";
-		hvargs[k++] = cards[i];
+	if (!cards) {
+		const struct launch_proc *hv = launch_plan_hv(&plan);
+		/* same process: stdio, signals and status are the guest's */
+		execv(hv->lp_exe, hv->lp_argv);
+		die("run: cannot start %s: %s", hv->lp_exe, strerror(errno));
 	}
-	nics.n_cpus = c.cpus;
-	k = nics_start(&nics, hvargs, k);
-	hvargs[k] = NULL;
-	return run_with_cards(hvargs, vols, nvols, dir);
+	return run_with_cards(&plan, &env);
 }
