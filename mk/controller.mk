@@ -1,13 +1,14 @@
 # nitrod, the controller daemon (issue 5, src/controller): the HTTP+JSON API on a Unix
 # socket, state in SQLite, supervision of nitro-hv and the cards through the jailer,
 # measured launches. It links the chip (src/securitychip), decompresses measured kernels
-# with src/boot (kcache.h) and reads volumes with src/volume. The audit log and the
+# with src/boot (kcache.h), reads volumes with src/volume and turns instances into
+# processes with src/launch (the plan `nitro run` uses too). The audit log and the
 # jailer are src/controller files the security tools link too (mk/securitychip.mk).
 CTL_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lzstd -lpthread
 all: $(BUILD)/nitrod $(BUILD)/nitrod.sig
 # The chip hashes nitrod's whole file at every start (SHA-384): its debug information goes
 # to nitrod.debug (found by gdb through the .gnu_debuglink section), as Debian packages do.
-$(BUILD)/nitrod: $(call objs,controller securitychip boot volume lib)
+$(BUILD)/nitrod: $(call objs,controller securitychip boot volume launch lib)
 	$(CC) $(CFLAGS) $^ -o $@.full $(LDFLAGS) $(CTL_LIBS)
 	objcopy --only-keep-debug $@.full $@.debug
 	objcopy --strip-debug --add-gnu-debuglink=$@.debug $@.full $@

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "controller/ctl.h"
+#include "controller/launcher.h"
 #include "controller/records.h"
 #include "controller/store.h"
 #include "controller/supervise.h"
@@ -206,9 +207,9 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rs))
 		return;
 	for (unsigned i = 0; i < s.s_nvols; i++) {
-		struct volrec *v = vol_find(s.s_vols[i]);
+		struct volrec *v = vol_find(s.s_vols[i].vr_id);
 		if (!v) {
-			fail(rs, 404, "volume %s not found", s.s_vols[i]);
+			fail(rs, 404, "volume %s not found", s.s_vols[i].vr_id);
 			return;
 		}
 		if (v->v_attached[0]) {
@@ -230,7 +231,7 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 	in->i_created = (int64_t)time(NULL);
 	in->i_hv.p_pidfd = -1;
 	for (unsigned i = 0; i < s.s_nvols; i++) {
-		struct volrec *v = vol_find(s.s_vols[i]);
+		struct volrec *v = vol_find(s.s_vols[i].vr_id);
 		sfmt(v->v_attached, sizeof(v->v_attached), "%s", in->i_id);
 		vol_save(v);
 	}
@@ -242,7 +243,7 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 	inst_save(in);
 	if (commit(rs) < 0) {
 		for (unsigned i = 0; i < s.s_nvols; i++)
-			vol_find(s.s_vols[i])->v_attached[0] = 0;
+			vol_find(s.s_vols[i].vr_id)->v_attached[0] = 0;
 		*tail = NULL;
 		free(in);
 		return;
@@ -451,6 +452,9 @@ static void volumes_create(const struct api_req *rq, struct api_resp *rs)
 	}
 	v->v_size_mib = vs.vs_size_mib;
 	v->v_encrypted = vs.vs_encrypted;
+	v->v_iops = vs.vs_iops;
+	v->v_throughput_mib = vs.vs_throughput_mib;
+	v->v_gp2 = vs.vs_gp2;
 	v->v_created = (int64_t)time(NULL);
 	struct volrec **tail = &g_ctl.c_volumes;
 	while (*tail)
@@ -470,9 +474,10 @@ static void volume_attach(struct volrec *v, bool attach, const struct api_req *r
 			  struct api_resp *rs)
 {
 	char err[512], iid[SPEC_ID_LEN];
+	bool readonly = false;
 	struct instance *in;
 	if (attach) {
-		if (spec_parse_attach(rq->ar_body, rq->ar_len, iid, err, sizeof(err))) {
+		if (spec_parse_attach(rq->ar_body, rq->ar_len, iid, &readonly, err, sizeof(err))) {
 			fail(rs, 400, "%s", err);
 			return;
 		}
@@ -503,7 +508,8 @@ static void volume_attach(struct volrec *v, bool attach, const struct api_req *r
 	}
 	struct inst_spec *s = &in->i_spec;
 	unsigned old_nvols = s->s_nvols;
-	char old_vols[SPEC_MAX_VOLUMES][SPEC_ID_LEN], old_att[sizeof(v->v_attached)];
+	struct vol_ref old_vols[SPEC_MAX_VOLUMES];
+	char old_att[sizeof(v->v_attached)];
 	memcpy(old_vols, s->s_vols, sizeof(old_vols));
 	memcpy(old_att, v->v_attached, sizeof(old_att));
 	if (attach) {
@@ -512,11 +518,13 @@ static void volume_attach(struct volrec *v, bool attach, const struct api_req *r
 			     SPEC_MAX_VOLUMES);
 			return;
 		}
-		sfmt(s->s_vols[s->s_nvols++], SPEC_ID_LEN, "%s", v->v_id);
+		struct vol_ref *r = &s->s_vols[s->s_nvols++];
+		sfmt(r->vr_id, sizeof(r->vr_id), "%s", v->v_id);
+		r->vr_readonly = readonly;
 		sfmt(v->v_attached, sizeof(v->v_attached), "%s", in->i_id);
 	} else {
 		for (unsigned i = 0; i < s->s_nvols; i++)
-			if (!strcmp(s->s_vols[i], v->v_id)) {
+			if (!strcmp(s->s_vols[i].vr_id, v->v_id)) {
 				memmove(&s->s_vols[i], &s->s_vols[i + 1],
 					(s->s_nvols - i - 1) * sizeof(s->s_vols[0]));
 				s->s_nvols--;

@@ -93,6 +93,8 @@ struct volrec {
 	char v_path[PATH_MAX];
 	uint64_t v_size_mib;
 	bool v_encrypted;
+	int64_t v_iops, v_throughput_mib; /* QoS (vol_spec): SPEC_UNSET = gp3's default */
+	bool v_gp2;
 	char v_attached[INST_ID_LEN + 1]; /* "" when available */
 	int64_t v_created;
 	struct volrec *v_next;

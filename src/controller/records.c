@@ -13,8 +13,12 @@
 static json_t *spec_json(const struct inst_spec *s, bool stored)
 {
 	json_t *vols = json_array(), *nics = json_array();
+	/* A volume used read-only is an object, any other its id alone (as given). */
 	for (unsigned i = 0; i < s->s_nvols; i++)
-		json_array_append_new(vols, json_string(s->s_vols[i]));
+		json_array_append_new(
+		    vols, s->s_vols[i].vr_readonly
+			      ? json_pack("{s:s, s:b}", "id", s->s_vols[i].vr_id, "readonly", 1)
+			      : json_string(s->s_vols[i].vr_id));
 	for (unsigned i = 0; i < s->s_nnics; i++) {
 		const struct nic_spec *n = &s->s_nics[i];
 		json_t *o = json_pack("{s:I, s:s}", "vpc", (json_int_t)n->n_vpc, "ip", n->n_ip);
@@ -22,6 +26,10 @@ static json_t *spec_json(const struct inst_spec *s, bool stored)
 			json_object_set_new(o, "mac", json_string(n->n_mac));
 		if (n->n_sg[0])
 			json_object_set_new(o, "sg", json_string(n->n_sg));
+		if (n->n_pps != SPEC_UNSET)
+			json_object_set_new(o, "pps", json_integer(n->n_pps));
+		if (n->n_bandwidth_mbit != SPEC_UNSET)
+			json_object_set_new(o, "bandwidth_mbit", json_integer(n->n_bandwidth_mbit));
 		json_array_append_new(nics, o);
 	}
 	json_t *j = json_pack("{s:i, s:I, s:s, s:o, s:o, s:b}", "cpus", (int)s->s_cpus,
@@ -160,6 +168,12 @@ json_t *vol_json(const struct volrec *v, bool stored)
 			      (json_int_t)v->v_created);
 	json_object_set_new(j, "attached_to",
 			    v->v_attached[0] ? json_string(v->v_attached) : json_null());
+	json_object_set_new(j, "iops",
+			    v->v_iops == SPEC_UNSET ? json_null() : json_integer(v->v_iops));
+	json_object_set_new(j, "throughput_mib",
+			    v->v_throughput_mib == SPEC_UNSET ? json_null()
+							      : json_integer(v->v_throughput_mib));
+	json_object_set_new(j, "gp2", json_boolean(v->v_gp2));
 	if (stored)
 		json_object_set_new(j, "path", json_string(v->v_path));
 	return j;
@@ -249,6 +263,25 @@ int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen)
 	v->v_size_mib = (uint64_t)json_integer_value(json_object_get(j, "size_mib"));
 	v->v_encrypted = json_is_true(json_object_get(j, "encrypted"));
 	v->v_created = json_integer_value(json_object_get(j, "created"));
+	/* The QoS goes through the API's own checks (absent in records older than it). */
+	json_t *q = json_object();
+	json_object_set_new(q, "size_mib", json_integer(1));
+	static const char *const qos[] = {"iops", "throughput_mib", "gp2"};
+	for (unsigned i = 0; i < ARRAY_SIZE(qos); i++) {
+		json_t *x = json_object_get(j, qos[i]);
+		if (x && !json_is_null(x))
+			json_object_set(q, qos[i], x);
+	}
+	char *text = json_dumps(q, JSON_COMPACT);
+	json_decref(q);
+	struct vol_spec vs;
+	int r = text ? spec_parse_volume(text, strlen(text), &vs, err, errlen) : -1;
+	free(text);
+	if (r)
+		RETURN_ERR(-1, "%s: bad QoS", id);
+	v->v_iops = vs.vs_iops;
+	v->v_throughput_mib = vs.vs_throughput_mib;
+	v->v_gp2 = vs.vs_gp2;
 	return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "launch/launch.h"
 #include "lib/util.h"
 
 bool spec_id_ok(const char *id, const char *prefix)
@@ -78,6 +79,22 @@ static int get_uint(json_t *obj, const char *name, uint64_t min, uint64_t max, u
 	return 0;
 }
 
+/* An optional number: SPEC_UNSET when absent. */
+static int get_opt_uint(json_t *obj, const char *what, const char *name, uint64_t max, int64_t *out,
+			char *err, size_t errlen)
+{
+	*out = SPEC_UNSET;
+	json_t *v = json_object_get(obj, name);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (uint64_t)json_integer_value(v) > max)
+		RETURN_ERR(-1, "%s%s%s: expected an integer from 0 to %llu", what, *what ? "." : "",
+			   name, (unsigned long long)max);
+	*out = (int64_t)json_integer_value(v);
+	return 0;
+}
+
 static int get_bool(json_t *obj, const char *name, bool *out, char *err, size_t errlen)
 {
 	json_t *v = json_object_get(obj, name);
@@ -119,11 +136,12 @@ static int path_copy(json_t *v, const char *name, char *out, size_t cap, char *e
 
 static int parse_nic(json_t *o, unsigned idx, struct nic_spec *n, char *err, size_t errlen)
 {
-	static const char *const names[] = {"vpc", "ip", "mac", "sg"};
+	static const char *const names[] = {"vpc", "ip", "mac", "sg", "pps", "bandwidth_mbit"};
 	char what[32];
 	snprintf(what, sizeof(what), "nics[%u]", idx);
 	if (!json_is_object(o))
-		RETURN_ERR(-1, "%s: expected an object {vpc, ip, mac, sg}", what);
+		RETURN_ERR(-1, "%s: expected an object {vpc, ip, mac, sg, pps, bandwidth_mbit}",
+			   what);
 	if (only_fields(o, what, names, ARRAY_SIZE(names), err, errlen))
 		return -1;
 	memset(n, 0, sizeof(*n));
@@ -153,6 +171,36 @@ static int parse_nic(json_t *o, unsigned idx, struct nic_spec *n, char *err, siz
 	if ((v = json_object_get(o, "sg")) &&
 	    path_copy(v, "sg", n->n_sg, sizeof(n->n_sg), err, errlen))
 		return -1;
+	if (get_opt_uint(o, what, "pps", LAUNCH_MAX_PPS, &n->n_pps, err, errlen) ||
+	    get_opt_uint(o, what, "bandwidth_mbit", LAUNCH_MAX_BANDWIDTH_MBIT, &n->n_bandwidth_mbit,
+			 err, errlen))
+		return -1;
+	return 0;
+}
+
+/* volumes[i]: "vol-..." or {id, readonly}. */
+static int parse_vol_ref(json_t *e, size_t i, struct vol_ref *r, char *err, size_t errlen)
+{
+	static const char *const names[] = {"id", "readonly"};
+	char what[32];
+	snprintf(what, sizeof(what), "volumes[%zu]", i);
+	memset(r, 0, sizeof(*r));
+	json_t *id = e;
+	if (json_is_object(e)) {
+		if (only_fields(e, what, names, ARRAY_SIZE(names), err, errlen))
+			return -1;
+		id = json_object_get(e, "id");
+		json_t *ro = json_object_get(e, "readonly");
+		if (ro && !json_is_boolean(ro))
+			RETURN_ERR(-1, "%s.readonly: expected true or false", what);
+		r->vr_readonly = json_is_true(ro);
+	}
+	if (!id || !json_is_string(id) || !spec_id_ok(json_string_value(id), "vol-"))
+		RETURN_ERR(-1,
+			   "%s: expected a volume id (vol-<17 hex digits>) or {\"id\": VOL-ID, "
+			   "\"readonly\": bool}",
+			   what);
+	snprintf(r->vr_id, sizeof(r->vr_id), "%s", json_string_value(id));
 	return 0;
 }
 
@@ -193,20 +241,21 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 		json_t *e;
 		json_array_foreach(v, i, e)
 		{
-			if (!json_is_string(e) || !spec_id_ok(json_string_value(e), "vol-"))
-				RETURN_ERR(
-				    -1, "volumes[%zu]: expected a volume id (vol-<17 hex digits>)",
-				    i);
+			struct vol_ref *r = &s->s_vols[s->s_nvols];
+			if (parse_vol_ref(e, i, r, err, errlen))
+				return -1;
 			for (unsigned k = 0; k < s->s_nvols; k++)
-				if (!strcmp(s->s_vols[k], json_string_value(e)))
+				if (!strcmp(s->s_vols[k].vr_id, r->vr_id))
 					RETURN_ERR(-1, "volumes[%zu]: %s is listed twice", i,
-						   json_string_value(e));
-			snprintf(s->s_vols[s->s_nvols++], SPEC_ID_LEN, "%s", json_string_value(e));
+						   r->vr_id);
+			s->s_nvols++;
 		}
 	}
 	if ((v = json_object_get(o, "nics"))) {
 		if (!json_is_array(v))
-			RETURN_ERR(-1, "nics: expected an array of {vpc, ip, mac, sg}");
+			RETURN_ERR(
+			    -1,
+			    "nics: expected an array of {vpc, ip, mac, sg, pps, bandwidth_mbit}");
 		if (json_array_size(v) > SPEC_MAX_NICS)
 			RETURN_ERR(-1, "nics: at most %u", SPEC_MAX_NICS);
 		size_t i;
@@ -233,7 +282,8 @@ int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char 
 
 int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *err, size_t errlen)
 {
-	static const char *const names[] = {"size_mib", "encrypted", "overcommit"};
+	static const char *const names[] = {"size_mib", "encrypted",	  "overcommit",
+					    "iops",	"throughput_mib", "gp2"};
 	json_t *o = load_object(body, len, false, err, errlen);
 	if (!o)
 		return -1;
@@ -241,13 +291,25 @@ int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *e
 	vs->vs_encrypted = true;
 	vs->vs_overcommit = false;
 	vs->vs_size_mib = 0;
+	vs->vs_gp2 = false;
+	vs->vs_iops = vs->vs_throughput_mib = SPEC_UNSET;
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
 	    get_uint(o, "size_mib", 1, SPEC_MAX_VOLUME_MIB, &vs->vs_size_mib, err, errlen) ||
 	    get_bool(o, "encrypted", &vs->vs_encrypted, err, errlen) ||
-	    get_bool(o, "overcommit", &vs->vs_overcommit, err, errlen))
+	    get_bool(o, "overcommit", &vs->vs_overcommit, err, errlen) ||
+	    get_opt_uint(o, "", "iops", LAUNCH_MAX_IOPS, &vs->vs_iops, err, errlen) ||
+	    get_opt_uint(o, "", "throughput_mib", LAUNCH_MAX_THROUGHPUT_MIB, &vs->vs_throughput_mib,
+			 err, errlen) ||
+	    get_bool(o, "gp2", &vs->vs_gp2, err, errlen))
 		goto out;
 	if (!vs->vs_size_mib) {
 		snprintf(err, errlen, "size_mib: required (1 to %u)", SPEC_MAX_VOLUME_MIB);
+		goto out;
+	}
+	if (vs->vs_gp2 && vs->vs_iops != SPEC_UNSET) {
+		snprintf(err, errlen,
+			 "iops: gp2 volumes get their IOPS from their size (gp2 and "
+			 "iops exclude each other)");
 		goto out;
 	}
 	r = 0;
@@ -256,15 +318,18 @@ out:
 	return r;
 }
 
-int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], char *err, size_t errlen)
+int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], bool *readonly, char *err,
+		      size_t errlen)
 {
-	static const char *const names[] = {"instance_id"};
+	static const char *const names[] = {"instance_id", "readonly"};
 	json_t *o = load_object(body, len, false, err, errlen);
 	if (!o)
 		return -1;
 	int r = -1;
 	json_t *v = json_object_get(o, "instance_id");
-	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
+	*readonly = false;
+	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
+	    get_bool(o, "readonly", readonly, err, errlen))
 		goto out;
 	if (!v || !json_is_string(v) || !spec_id_ok(json_string_value(v), "i-")) {
 		snprintf(err, errlen, "instance_id: expected an instance id (i-<17 hex digits>)");

@@ -7,9 +7,13 @@
  * it on any bytes.
  *
  *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console}
- *   nic:      {vpc, ip, mac, sg}
- *   volume:   {size_mib, encrypted}
- *   attach:   {instance_id}
+ *             volumes[]: "vol-..." or {id, readonly} (how this instance uses the volume)
+ *   nic:      {vpc, ip, mac, sg, pps, bandwidth_mbit}
+ *   volume:   {size_mib, encrypted, iops, throughput_mib, gp2} (its QoS, as EC2's volume
+ *             types: gp3 with iops/throughput, or gp2 burst credits)
+ *   attach:   {instance_id, readonly}
+ * The QoS and allowance ranges are the launch description's (src/launch/launch.h), the
+ * same `nitro run` checks.
  */
 #ifndef NITRO_CONTROLLER_SPEC_H
 #define NITRO_CONTROLLER_SPEC_H
@@ -26,11 +30,21 @@
 #define SPEC_ID_LEN 24
 #define SPEC_MAX_VOLUME_MIB (1024u * 1024u) /* 1 TiB */
 
+#define SPEC_UNSET (-1) /* an optional number not given (the card's default) */
+
 struct nic_spec {
 	uint32_t n_vpc;
 	char n_ip[40]; /* A.B.C.D/P */
 	char n_mac[24];
 	char n_sg[SPEC_MAX_PATH];
+	int64_t n_pps;		  /* SPEC_UNSET: unlimited */
+	int64_t n_bandwidth_mbit; /* SPEC_UNSET: unlimited */
+};
+
+/* A volume as an instance uses it. */
+struct vol_ref {
+	char vr_id[SPEC_ID_LEN];
+	bool vr_readonly;
 };
 
 struct inst_spec {
@@ -42,7 +56,7 @@ struct inst_spec {
 	char s_cmdline[SPEC_MAX_CMDLINE + 1];
 	bool s_console;
 	unsigned s_nvols;
-	char s_vols[SPEC_MAX_VOLUMES][SPEC_ID_LEN];
+	struct vol_ref s_vols[SPEC_MAX_VOLUMES];
 	unsigned s_nnics;
 	struct nic_spec s_nics[SPEC_MAX_NICS];
 };
@@ -51,13 +65,17 @@ struct vol_spec {
 	uint64_t vs_size_mib;
 	bool vs_encrypted;
 	bool vs_overcommit; /* "overcommit": create even past the free space (docs/api.md) */
+	int64_t vs_iops;	   /* SPEC_UNSET: gp3's 3000 (excludes vs_gp2) */
+	int64_t vs_throughput_mib; /* SPEC_UNSET: gp3's 125 */
+	bool vs_gp2;
 };
 
 /* Each parses a whole body (len bytes, not NUL-terminated). 0, or -1 with err set. */
 int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char *err,
 			size_t errlen);
 int spec_parse_volume(const char *body, size_t len, struct vol_spec *v, char *err, size_t errlen);
-int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], char *err, size_t errlen);
+int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], bool *readonly, char *err,
+		      size_t errlen);
 /* An empty body or {} (stop, start, reboot, detach). */
 int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen);
 

@@ -1,4 +1,4 @@
-/* Supervision of instances: launch, watch, restart, stop (see supervise.h). */
+/* Supervision of instances: watch, restart, stop, adopt (see supervise.h). */
 #include "controller/supervise.h"
 
 #include <errno.h>
@@ -17,46 +17,15 @@
 #include <unistd.h>
 
 #include "controller/audit.h"
-#include "controller/kcache.h"
+#include "controller/launcher.h"
 #include "controller/proc.h"
 #include "controller/records.h"
 #include "lib/util.h"
-#include "securitychip/chip.h"
-
-#define CARD_START_MS 5000
 #define HV_EXIT_GUEST_REBOOT 4 /* nitro-hv's status for a guest reboot (src/hv/main.c) */
 #define RESTART_WINDOW_MS 60000
 
 static int timer_fd = -1;
 static pthread_t sup_thread;
-
-void inst_dir(const struct instance *in, char *out, size_t len)
-{
-	sfmt(out, len, "%s/instances/%s", g_ctl.c_state_dir, in->i_id);
-}
-
-void inst_console_path(const struct instance *in, char *out, size_t len)
-{
-	sfmt(out, len, "%s/instances/%s/console.log", g_ctl.c_state_dir, in->i_id);
-}
-
-/* The run folder holds the card sockets; short, for sun_path. */
-static void run_dir(const struct instance *in, char *out, size_t len)
-{
-	sfmt(out, len, "%s/run/%s", g_ctl.c_state_dir, in->i_id);
-}
-
-static void key_dir(const struct instance *in, char *out, size_t len)
-{
-	sfmt(out, len, "%s/run/%s-key", g_ctl.c_state_dir, in->i_id);
-}
-
-static void card_socket(const struct instance *in, unsigned idx, char *out, size_t len)
-{
-	char rd[PATH_MAX];
-	run_dir(in, rd, sizeof(rd));
-	sfmt(out, len, "%s/c%u.sock", rd, idx);
-}
 
 static void audit_event(const struct instance *in, const char *what, int status, const char *detail)
 {
@@ -113,31 +82,6 @@ static void signal_proc(struct proc *p, int sig)
 	kill(p->p_pid, sig);
 }
 
-/* The last line a process wrote to its log (for failure reasons). */
-static void last_line(const char *path, char *out, size_t len)
-{
-	out[0] = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	char buf[600];
-	off_t end = lseek(fd, 0, SEEK_END);
-	off_t from = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = 0;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = 0;
-	char *nl = strrchr(buf, '\n');
-	char *s = nl ? nl + 1 : buf;
-	for (char *c = s; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
-			*c = '?';
-	sfmt(out, len, "%s", s);
-}
-
 /* Ends a stop: every process is gone. */
 static void finish(struct instance *in)
 {
@@ -159,21 +103,7 @@ static void finish(struct instance *in)
 	in->i_goal = GOAL_RUN;
 	in->i_stop_deadline = 0;
 	in->i_hv.p_pid = 0;
-	char rd[PATH_MAX];
-	for (unsigned i = 0; i < in->i_ncards; i++) {
-		card_socket(in, i, rd, sizeof(rd));
-		unlink(rd);
-		char ctl[PATH_MAX + 8];
-		sfmt(ctl, sizeof(ctl), "%s.ctl", rd);
-		unlink(ctl);
-	}
-	key_dir(in, rd, sizeof(rd));
-	char key[PATH_MAX + 16];
-	sfmt(key, sizeof(key), "%s/master.key", rd);
-	unlink(key);
-	rmdir(rd);
-	run_dir(in, rd, sizeof(rd));
-	rmdir(rd);
+	launch_cleanup(in);
 	inst_save(in);
 }
 
@@ -202,403 +132,7 @@ void inst_stop(struct instance *in, int goal)
 	inst_save(in);
 }
 
-/* --- launching --- */
-
-struct launch_paths {
-	char lp_kernel[PATH_MAX], lp_initrd[PATH_MAX];
-	char lp_hv[PATH_MAX], lp_ebs[PATH_MAX], lp_vpc[PATH_MAX], lp_map[PATH_MAX];
-	char lp_dir[PATH_MAX], lp_run[PATH_MAX], lp_key[PATH_MAX];
-	char lp_kcache[PATH_MAX];
-};
-
-static void paths_of(const struct instance *in, struct launch_paths *lp)
-{
-	const struct inst_spec *s = &in->i_spec;
-	if (s->s_kernel[0])
-		sfmt(lp->lp_kernel, sizeof(lp->lp_kernel), "%s", s->s_kernel);
-	else
-		sfmt(lp->lp_kernel, sizeof(lp->lp_kernel), "%s/vmlinuz", g_ctl.c_images_dir);
-	lp->lp_initrd[0] = 0;
-	if (s->s_initrd[0])
-		sfmt(lp->lp_initrd, sizeof(lp->lp_initrd), "%s", s->s_initrd);
-	else if (!s->s_kernel[0] && !s->s_no_initrd)
-		sfmt(lp->lp_initrd, sizeof(lp->lp_initrd), "%s/guest.img", g_ctl.c_images_dir);
-	sfmt(lp->lp_hv, sizeof(lp->lp_hv), "%s/nitro-hv", g_ctl.c_bin_dir);
-	sfmt(lp->lp_ebs, sizeof(lp->lp_ebs), "%s/nitro-card-ebs", g_ctl.c_bin_dir);
-	sfmt(lp->lp_vpc, sizeof(lp->lp_vpc), "%s/nitro-card-vpc", g_ctl.c_bin_dir);
-	sfmt(lp->lp_map, sizeof(lp->lp_map), "%s/vpc-map", g_ctl.c_state_dir);
-	inst_dir(in, lp->lp_dir, sizeof(lp->lp_dir));
-	run_dir(in, lp->lp_run, sizeof(lp->lp_run));
-	key_dir(in, lp->lp_key, sizeof(lp->lp_key));
-	sfmt(lp->lp_kcache, sizeof(lp->lp_kcache), "%s/kcache", g_ctl.c_state_dir);
-}
-
-static int open_log(const char *dir, const char *name, bool truncate)
-{
-	char p[PATH_MAX + 64];
-	sfmt(p, sizeof(p), "%s/%s", dir, name);
-	return open(p, O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0600);
-}
-
-/* Whether a socket bound to path is listening yet (flag __SO_ACCEPTCON in the card's
- * /proc/PID/net/unix: its network namespace may not be ours): the file appears at bind(),
- * a moment before listen(). */
-static bool unix_listening(const char *path, pid_t pid)
-{
-	char proc[64];
-	size_t n = strlen(path);
-	sfmt(proc, sizeof(proc), "/proc/%d/net/unix", (int)pid);
-	FILE *f = fopen(proc, "re");
-	char line[PATH_MAX + 128];
-	bool yes = false;
-	if (!f)
-		return true; /* cannot tell: the file's existence has to do */
-	while (!yes && fgets(line, sizeof(line), f)) {
-		unsigned long flags;
-		char p[PATH_MAX + 1];
-		/* PATH itself, or PATH.SUFFIX: a card that binds a temporary name and renames
-		 * it into place once listening (the VPC card). */
-		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %4096s", &flags, p) == 2 &&
-		    (flags & 0x10000) && !strncmp(p, path, n) && (p[n] == 0 || p[n] == '.'))
-			yes = true;
-	}
-	fclose(f);
-	return yes;
-}
-
-/* Waits for a card's socket; false when the card ended (*status set, else -1) or after
- * CARD_START_MS. */
-static bool wait_socket(const char *path, pid_t pid, int *status)
-{
-	*status = -1;
-	for (int ms = 0; ms < CARD_START_MS; ms++) {
-		struct stat st;
-		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unix_listening(path, pid))
-			return true;
-		if (waitpid(pid, status, WNOHANG) == pid)
-			return false;
-		nanosleep(&(struct timespec){0, 1000000}, NULL);
-	}
-	return false;
-}
-
-/* The card's log and jail folder names. */
-static void card_names(const struct instance *in, unsigned idx, char *logname, size_t ll,
-		       char *jdir, size_t jl)
-{
-	sfmt(logname, ll, "card%u.log", idx);
-	sfmt(jdir, jl, "%s/jail/%s-c%u", g_ctl.c_state_dir, in->i_id, idx);
-	mkdir(jdir, 0755);
-}
-
-/* Starts the process of card idx, then waits for its socket. */
-static int start_card(struct instance *in, unsigned idx, struct proc_spawn *ps, char **argv,
-		      const char *sock, const char *what, char *err, size_t errlen)
-{
-	struct launch_paths lp;
-	paths_of(in, &lp);
-	char logname[32], jdir[PATH_MAX + 32];
-	card_names(in, idx, logname, sizeof(logname), jdir, sizeof(jdir));
-	int log = open_log(lp.lp_dir, logname, false);
-	ps->ps_uid = in->i_uid;
-	ps->ps_gid = in->i_gid;
-	ps->ps_jail_dir = jdir;
-	ps->ps_stdio[0] = -1;
-	ps->ps_stdio[1] = ps->ps_stdio[2] = log;
-	unlink(sock);
-	pid_t pid = proc_spawn(ps, g_ctl.c_jail, argv, err, errlen);
-	if (log >= 0)
-		close(log);
-	if (pid < 0)
-		return -1;
-	struct proc *p = &in->i_cards[idx];
-	p->p_pid = pid;
-	p->p_child = true;
-	p->p_start = proc_start_time(pid);
-	int status;
-	if (!wait_socket(sock, pid, &status)) {
-		char why[300], lpath[PATH_MAX + 40];
-		sfmt(lpath, sizeof(lpath), "%s/%s", lp.lp_dir, logname);
-		last_line(lpath, why, sizeof(why));
-		if (status == -1) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-		}
-		p->p_pid = 0;
-		if (why[0])
-			RETURN_ERR(-1, "the card of %s did not start: %s", what, why);
-		if (status != -1 && WIFSIGNALED(status))
-			RETURN_ERR(-1, "the card of %s did not start: killed by signal %d%s", what,
-				   WTERMSIG(status),
-				   WTERMSIG(status) == SIGSYS
-				       ? " (a system call outside its seccomp "
-					 "allow-list)"
-				       : "");
-		if (status != -1)
-			RETURN_ERR(-1, "the card of %s did not start: exit status %d", what,
-				   WEXITSTATUS(status));
-		RETURN_ERR(-1, "the card of %s did not start: no socket after %d ms", what,
-			   CARD_START_MS);
-	}
-	watch(p);
-	return 0;
-}
-
-/* A volume's card (nitro-card-ebs). */
-static int spawn_ebs(struct instance *in, unsigned idx, char *err, size_t errlen)
-{
-	struct launch_paths lp;
-	paths_of(in, &lp);
-	struct volrec *v = vol_find(in->i_spec.s_vols[idx]);
-	if (!v)
-		RETURN_ERR(-1, "volume %s no longer exists", in->i_spec.s_vols[idx]);
-	int fd = -1;
-	if (chip_measure_exec(g_ctl.c_chip, lp.lp_ebs, &fd, NULL, err, errlen))
-		return -1;
-	char sock[PATH_MAX], env0[PATH_MAX + 16];
-	card_socket(in, idx, sock, sizeof(sock));
-	sfmt(env0, sizeof(env0), "NITRO_STATE=%s", lp.lp_key);
-	char *env[] = {env0, NULL};
-	char *argv[] = {lp.lp_ebs, "--socket-path", sock, v->v_path, NULL};
-	if (g_ctl.c_jail && chown(v->v_path, in->i_uid, in->i_gid) < 0) {
-		close(fd);
-		RETURN_ERR(-1, "volume %s: chown: %s", v->v_id, strerror(errno));
-	}
-	struct jail_bind binds[] = {
-	    {lp.lp_run, NULL, JAIL_BIND_RW},
-	    {lp.lp_key, NULL, 0},
-	    {v->v_path, NULL, JAIL_BIND_RW},
-	};
-	struct proc_spawn ps = {
-	    .ps_kind = "card-ebs",
-	    .ps_binds = binds,
-	    .ps_nbinds = ARRAY_SIZE(binds),
-	    .ps_env = env,
-	    .ps_exec_fd = fd,
-	    .ps_jail_flags = JAIL_NEWNET,
-	};
-	in->i_cards[idx].p_kind = PK_CARD_EBS;
-	char what[64];
-	sfmt(what, sizeof(what), "volume %s", v->v_id);
-	int r = start_card(in, idx, &ps, argv, sock, what, err, errlen);
-	close(fd);
-	return r;
-}
-
-/* A network interface's card (nitro-card-vpc): it needs the host network for its
- * underlay, and the mapping folder it registers in. */
-static int spawn_vpc(struct instance *in, unsigned idx, char *err, size_t errlen)
-{
-	struct launch_paths lp;
-	paths_of(in, &lp);
-	const struct nic_spec *n = &in->i_spec.s_nics[idx - in->i_spec.s_nvols];
-	int fd = -1;
-	if (chip_measure_exec(g_ctl.c_chip, lp.lp_vpc, &fd, NULL, err, errlen))
-		return -1;
-	char sock[PATH_MAX], ctl[PATH_MAX + 8], vpc[16], pairs[16];
-	card_socket(in, idx, sock, sizeof(sock));
-	sfmt(ctl, sizeof(ctl), "%s.ctl", sock);
-	sfmt(vpc, sizeof(vpc), "%u", n->n_vpc);
-	unsigned qp = in->i_spec.s_cpus < 7 ? in->i_spec.s_cpus : 7; /* one pair per vCPU */
-	sfmt(pairs, sizeof(pairs), "%u", qp);
-	char *argv[24];
-	int k = 0;
-	argv[k++] = lp.lp_vpc;
-	argv[k++] = "--socket-path";
-	argv[k++] = sock;
-	argv[k++] = "--ctl";
-	argv[k++] = ctl;
-	argv[k++] = "--vpc";
-	argv[k++] = vpc;
-	argv[k++] = "--ip";
-	argv[k++] = (char *)n->n_ip;
-	argv[k++] = "--queue-pairs";
-	argv[k++] = pairs;
-	argv[k++] = "--map";
-	argv[k++] = lp.lp_map;
-	if (n->n_mac[0]) {
-		argv[k++] = "--mac";
-		argv[k++] = (char *)n->n_mac;
-	}
-	if (n->n_sg[0]) {
-		argv[k++] = "--sg";
-		argv[k++] = (char *)n->n_sg;
-	}
-	argv[k] = NULL;
-	struct jail_bind binds[4] = {
-	    {lp.lp_run, NULL, JAIL_BIND_RW},
-	    {lp.lp_map, NULL, JAIL_BIND_RW},
-	};
-	size_t nb = 2;
-	if (n->n_sg[0])
-		binds[nb++] = (struct jail_bind){n->n_sg, NULL, 0};
-	char *env[] = {NULL};
-	struct proc_spawn ps = {
-	    .ps_kind = "card-vpc",
-	    .ps_binds = binds,
-	    .ps_nbinds = nb,
-	    .ps_env = env,
-	    .ps_exec_fd = fd,
-	    .ps_jail_flags = 0, /* the underlay is on the host network */
-	};
-	in->i_cards[idx].p_kind = PK_CARD_VPC;
-	char what[80];
-	sfmt(what, sizeof(what), "nic %s in VPC %u", n->n_ip, n->n_vpc);
-	int r = start_card(in, idx, &ps, argv, sock, what, err, errlen);
-	close(fd);
-	return r;
-}
-
-static int spawn_card(struct instance *in, unsigned idx, char *err, size_t errlen)
-{
-	return idx < in->i_spec.s_nvols ? spawn_ebs(in, idx, err, errlen)
-					: spawn_vpc(in, idx, err, errlen);
-}
-
-static int spawn_hv(struct instance *in, char *err, size_t errlen)
-{
-	struct launch_paths lp;
-	paths_of(in, &lp);
-	const struct inst_spec *s = &in->i_spec;
-	int fd = -1;
-	if (chip_measure_exec(g_ctl.c_chip, lp.lp_hv, &fd, NULL, err, errlen))
-		return -1;
-	char cpus[16], mem[24], socks[INST_MAX_CARDS][PATH_MAX + 8];
-	sfmt(cpus, sizeof(cpus), "%u", s->s_cpus);
-	sfmt(mem, sizeof(mem), "%llu", (unsigned long long)s->s_mem_mib);
-	char *argv[32 + 2 * INST_MAX_CARDS];
-	int k = 0;
-	argv[k++] = lp.lp_hv;
-	argv[k++] = "--kernel";
-	argv[k++] = lp.lp_kernel;
-	if (lp.lp_initrd[0]) {
-		argv[k++] = "--initrd";
-		argv[k++] = lp.lp_initrd;
-	}
-	argv[k++] = "--cmdline";
-	argv[k++] = (char *)s->s_cmdline;
-	argv[k++] = "--cpus";
-	argv[k++] = cpus;
-	argv[k++] = "--memory";
-	argv[k++] = mem;
-	argv[k++] = "--require-kvm";
-	argv[k++] = "--cache-dir"; /* nitrod's own, read-only in the jail (kcache.h) */
-	argv[k++] = lp.lp_kcache;
-	char conmax[24];
-	if (s->s_console) { /* console.log stays under nitrod's --console-max */
-		sfmt(conmax, sizeof(conmax), "%llu", (unsigned long long)g_ctl.c_console_max);
-		argv[k++] = "--console-max";
-		argv[k++] = conmax;
-	}
-	for (unsigned i = 0; i < in->i_ncards; i++) {
-		char sock[PATH_MAX];
-		card_socket(in, i, sock, sizeof(sock));
-		sfmt(socks[i], sizeof(socks[i]), "%s,%s", i < s->s_nvols ? "blk" : "net", sock);
-		argv[k++] = "--vhost-user";
-		argv[k++] = socks[i];
-	}
-	argv[k] = NULL;
-	char *env[3] = {NULL};
-	int ne = 0;
-	if (getenv("NITRO_TRACE"))
-		env[ne++] = "NITRO_TRACE=1";
-	int out = -1;
-	if (s->s_console) {
-		char cp[PATH_MAX];
-		inst_console_path(in, cp, sizeof(cp));
-		out = open(cp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	}
-	int log = open_log(lp.lp_dir, "hv.log", false);
-	char jdir[PATH_MAX + 32];
-	sfmt(jdir, sizeof(jdir), "%s/jail/%s-hv", g_ctl.c_state_dir, in->i_id);
-	mkdir(jdir, 0755);
-	struct jail_bind binds[5] = {
-	    {"/dev/kvm", NULL, JAIL_BIND_RW | JAIL_BIND_DEV},
-	    {lp.lp_kernel, NULL, 0},
-	    {lp.lp_run, NULL, JAIL_BIND_RW},
-	    {lp.lp_kcache, NULL, 0},
-	};
-	size_t nb = 4;
-	if (lp.lp_initrd[0])
-		binds[nb++] = (struct jail_bind){lp.lp_initrd, NULL, 0};
-	struct proc_spawn ps = {
-	    .ps_kind = "hv",
-	    .ps_uid = in->i_uid,
-	    .ps_gid = in->i_gid, /* the jailer makes the jail's /dev/kvm node theirs */
-	    .ps_jail_dir = jdir,
-	    .ps_binds = binds,
-	    .ps_nbinds = nb,
-	    .ps_stdio = {-1, out, log},
-	    .ps_env = env,
-	    .ps_exec_fd = fd,
-	    .ps_jail_flags = JAIL_NEWNET,
-	};
-	pid_t pid = proc_spawn(&ps, g_ctl.c_jail, argv, err, errlen);
-	close(fd);
-	if (out >= 0)
-		close(out);
-	if (log >= 0)
-		close(log);
-	if (pid < 0)
-		return -1;
-	in->i_hv.p_kind = PK_HV;
-	in->i_hv.p_pid = pid;
-	in->i_hv.p_child = true;
-	in->i_hv.p_start = proc_start_time(pid);
-	watch(&in->i_hv);
-	return 0;
-}
-
-/* Measures the boot artifacts of in. */
-static int measure_boot(struct instance *in, const struct launch_paths *lp, char *err,
-			size_t errlen)
-{
-	if (chip_measure_file(g_ctl.c_chip, CHIP_PCR_KERNEL, "kernel", lp->lp_kernel, NULL, err,
-			      errlen))
-		return -1;
-	if (lp->lp_initrd[0] && chip_measure_file(g_ctl.c_chip, CHIP_PCR_INITRD, "initrd",
-						  lp->lp_initrd, NULL, err, errlen))
-		return -1;
-	return chip_measure_blob(g_ctl.c_chip, CHIP_PCR_CMDLINE, "cmdline", in->i_spec.s_cmdline,
-				 in->i_spec.s_cmdline, strlen(in->i_spec.s_cmdline), NULL, err,
-				 errlen);
-}
-
-static int mkdir_owned(const char *path, uid_t uid, gid_t gid)
-{
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -1;
-	if (g_ctl.c_jail && chown(path, uid, gid) < 0)
-		return -1;
-	return 0;
-}
-
-/* The card's copy of the host master key, readable by the instance's uid only. */
-static int copy_key(const struct launch_paths *lp, uid_t uid, gid_t gid, char *err, size_t errlen)
-{
-	char src[PATH_MAX + 16], dst[PATH_MAX + 16];
-	sfmt(src, sizeof(src), "%s/master.key", g_ctl.c_state_dir);
-	sfmt(dst, sizeof(dst), "%s/master.key", lp->lp_key);
-	uint8_t *key = NULL;
-	size_t len = 0;
-	int r = read_file(src, 4096, &key, &len);
-	if (r == ENOENT)
-		return 0; /* no encrypted volume was ever created */
-	if (r)
-		RETURN_ERR(-1, "master key %s: %s", src, strerror(r));
-	unlink(dst);
-	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-	bool ok = fd >= 0 && write(fd, key, len) == (ssize_t)len &&
-		  (!g_ctl.c_jail || fchown(fd, uid, gid) == 0);
-	int e = errno;
-	explicit_bzero(key, len);
-	free(key);
-	if (fd >= 0)
-		close(fd);
-	if (!ok)
-		RETURN_ERR(-1, "master key copy %s: %s", dst, strerror(e));
-	return 0;
-}
+/* --- launching (the processes themselves: launcher.h) --- */
 
 static void kill_all(struct instance *in)
 {
@@ -620,75 +154,37 @@ static void kill_all(struct instance *in)
 int inst_launch(struct instance *in)
 {
 	char err[768];
-	struct launch_paths lp;
-	paths_of(in, &lp);
+	bool refused = false;
 	in->i_state = ST_PENDING;
 	in->i_goal = GOAL_RUN;
 	in->i_reason[0] = 0;
 	in->i_stop_deadline = 0;
-	in->i_ncards = in->i_spec.s_nvols + in->i_spec.s_nnics;
-	for (unsigned i = 0; i < in->i_ncards; i++) {
+	for (unsigned i = 0; i < INST_MAX_CARDS; i++) {
 		memset(&in->i_cards[i], 0, sizeof(in->i_cards[i]));
 		in->i_cards[i].p_pidfd = -1;
 	}
 	memset(&in->i_hv, 0, sizeof(in->i_hv));
 	in->i_hv.p_pidfd = -1;
-	char jail[PATH_MAX + 8], run[PATH_MAX + 8];
-	sfmt(jail, sizeof(jail), "%s/jail", g_ctl.c_state_dir);
-	sfmt(run, sizeof(run), "%s/run", g_ctl.c_state_dir);
-	mkdir(jail, 0700);
-	mkdir(run, 0711);
-	if (mkdir(lp.lp_dir, 0700) < 0 && errno != EEXIST) {
-		sfmt(err, sizeof(err), "%s: %s", lp.lp_dir, strerror(errno));
+	in->i_ncards = 0;
+	if (launch_prepare(in, &refused, err, sizeof(err)))
 		goto fail;
-	}
-	/* Measure first: nothing starts unless everything verifies. */
-	int fd = -1;
-	if (chip_measure_exec(g_ctl.c_chip, lp.lp_hv, &fd, NULL, err, sizeof(err)))
-		goto refuse;
-	close(fd);
-	if (in->i_spec.s_nvols) {
-		if (chip_measure_exec(g_ctl.c_chip, lp.lp_ebs, &fd, NULL, err, sizeof(err)))
-			goto refuse;
-		close(fd);
-	}
-	if (in->i_spec.s_nnics) {
-		if (chip_measure_exec(g_ctl.c_chip, lp.lp_vpc, &fd, NULL, err, sizeof(err)))
-			goto refuse;
-		close(fd);
-		/* Every instance's card registers here: world-writable, sticky (each record
-		 * stays its writer's). */
-		if ((mkdir(lp.lp_map, 01777) < 0 && errno != EEXIST) ||
-		    chmod(lp.lp_map, 01777) < 0) {
-			sfmt(err, sizeof(err), "VPC mapping folder %s: %s", lp.lp_map,
-			     strerror(errno));
+	/* The cards first, each listening before the next; nitro-hv last. */
+	for (unsigned i = 0; i < in->i_ncards; i++) {
+		if (launch_card(in, i, err, sizeof(err)))
 			goto fail;
-		}
+		watch(&in->i_cards[i]);
 	}
-	if (measure_boot(in, &lp, err, sizeof(err)))
-		goto refuse;
-	if (kcache_prepare(lp.lp_kcache, lp.lp_kernel, in->i_spec.s_mem_mib, err, sizeof(err)))
+	if (launch_hv(in, err, sizeof(err)))
 		goto fail;
-	if (mkdir_owned(lp.lp_run, in->i_uid, in->i_gid) < 0 ||
-	    mkdir_owned(lp.lp_key, in->i_uid, in->i_gid) < 0) {
-		sfmt(err, sizeof(err), "run folder %s: %s", lp.lp_run, strerror(errno));
-		goto fail;
-	}
-	if (in->i_spec.s_nvols && copy_key(&lp, in->i_uid, in->i_gid, err, sizeof(err)))
-		goto fail;
-	for (unsigned i = 0; i < in->i_ncards; i++)
-		if (spawn_card(in, i, err, sizeof(err)))
-			goto fail;
-	if (spawn_hv(in, err, sizeof(err)))
-		goto fail;
+	watch(&in->i_hv);
 	in->i_state = ST_RUNNING;
 	in->i_launched = (int64_t)time(NULL);
 	in->i_launches++;
 	inst_save(in);
 	return 0;
-refuse:
-	audit_event(in, "LAUNCH", 403, err);
 fail:
+	if (refused)
+		audit_event(in, "LAUNCH", 403, err);
 	kill_all(in);
 	in->i_state = ST_FAILED;
 	sfmt(in->i_reason, sizeof(in->i_reason), "launch refused: %s", err);
@@ -711,7 +207,8 @@ static void restart_card(struct instance *in, unsigned idx)
 	if (++p->p_restarts_window > SUP_MAX_RESTARTS) {
 		sfmt(err, sizeof(err), "card %u crashed more than %u times in a minute", idx,
 		     SUP_MAX_RESTARTS);
-	} else if (spawn_card(in, idx, err, sizeof(err)) == 0) {
+	} else if (launch_card(in, idx, err, sizeof(err)) == 0) {
+		watch(p);
 		p->p_restarts++;
 		warnmsg("%s: card %u restarted (pid %d)", in->i_id, idx, (int)p->p_pid);
 		audit_event(in, "RESTART-CARD", 200, "card restarted");
@@ -726,7 +223,7 @@ static void restart_card(struct instance *in, unsigned idx)
 
 static void on_hv_exit(struct instance *in, int status, bool known)
 {
-	char lp[PATH_MAX + 16], why[300];
+	char why[300];
 	/* A jailed nitro-hv cannot exec itself: a guest reboot ends it with status 4, and the
 	 * supervisor starts it again (the cards stay). */
 	if (in->i_goal == GOAL_RUN && in->i_state == ST_RUNNING && known && WIFEXITED(status) &&
@@ -736,7 +233,8 @@ static void on_hv_exit(struct instance *in, int status, bool known)
 		char err[768];
 		in->i_goal = GOAL_RUN;
 		in->i_stop_deadline = 0;
-		if (spawn_hv(in, err, sizeof(err)) == 0) {
+		if (launch_hv(in, err, sizeof(err)) == 0) {
+			watch(&in->i_hv);
 			in->i_launches++;
 			inst_save(in);
 			return;
@@ -752,9 +250,7 @@ static void on_hv_exit(struct instance *in, int status, bool known)
 		} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 			in->i_goal = GOAL_STOP; /* the guest powered off */
 		} else {
-			inst_dir(in, lp, sizeof(lp));
-			strcat(lp, "/hv.log");
-			last_line(lp, why, sizeof(why));
+			inst_log_last_line(in, "hv.log", why, sizeof(why));
 			in->i_goal = GOAL_FAIL;
 			if (WIFEXITED(status))
 				sfmt(in->i_reason, sizeof(in->i_reason),

@@ -1,12 +1,14 @@
-/* Supervision of instances: launching nitro-hv and the cards, watching them, restarting a
- * crashed card, stopping everything of an instance (issue 5).
+/* Supervision of instances: the lifecycle around their processes: launching them in
+ * order, watching them, restarting a crashed card, stopping everything of an instance,
+ * re-adopting after a nitrod restart (issue 5). Starting one process (its argv from the
+ * shared launch plan, measured, jailed) is the launcher's (launcher.h); this file never
+ * builds an argv.
  *
- * Launch (inst_launch): the security chip measures nitro-hv and every card executable
- * (each must carry a valid signature) and the kernel, initrd and command line; any
- * failure refuses the launch and leaves the instance `failed` with the reason. Then one
- * card per volume (and per nic when nitro-card-vpc exists) starts on a socket in the
- * instance's run folder, and nitro-hv last, each through the jailer (proc.h), exec'd
- * from the very fd the chip measured.
+ * Launch (inst_launch): launch_prepare measures nitro-hv and every card executable (each
+ * must carry a valid signature) and the kernel, initrd and command line; any failure
+ * refuses the launch (audited) and leaves the instance `failed` with the reason. Then each
+ * card of the plan starts (one per volume, then per nic) and is listening before the
+ * next, and nitro-hv last; a failure kills what started and leaves it `failed`.
  *
  * Watching: a thread polls a pidfd per process. nitro-hv ending stops the cards, and the
  * instance ends `stopped` (guest power-off or a stop/terminate request), `failed` (any
@@ -43,10 +45,5 @@ int inst_launch(struct instance *in);
 void inst_stop(struct instance *in, int goal);
 /* After a nitrod restart: re-adopts or reports one recorded instance. */
 void inst_adopt(struct instance *in);
-
-/* The instance's folder of logs and console (STATE/instances/ID). */
-void inst_dir(const struct instance *in, char *out, size_t len);
-/* The console file (serial output) of an instance launched with console on. */
-void inst_console_path(const struct instance *in, char *out, size_t len);
 
 #endif

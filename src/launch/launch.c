@@ -230,6 +230,8 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		opt(b, "--console-log", s->ls_console_log);
 		uses_path(b, s->ls_console_log, LAUNCH_PATH_RW);
 	}
+	if (s->ls_console_max)
+		opt(b, "--console-max", str(b, "%llu", (unsigned long long)s->ls_console_max));
 	if (s->ls_no_reboot)
 		arg(b, "--no-reboot");
 	if (s->ls_no_decompress)

@@ -94,6 +94,7 @@ struct launch_spec {
 	/* nitro-hv options only `nitro run` sets (nitrod: a jailed hypervisor's console and
 	 * reboots are the supervisor's). */
 	char ls_console_log[PATH_MAX]; /* "": none */
+	uint64_t ls_console_max;       /* nitro-hv --console-max: the console files' cap; 0 none */
 	bool ls_no_reboot, ls_no_decompress, ls_stats, ls_require_kvm;
 	unsigned ls_nvols;
 	struct launch_volume ls_vols[LAUNCH_MAX_VOLUMES];

@@ -7,6 +7,7 @@
 
 #include "controller/spec.h"
 #include "fuzz.h"
+#include "launch/launch.h"
 
 /* Without a seed corpus the fuzzer rarely writes valid JSON: inputs starting with a byte
  * below 0x10 are spliced into one of these bodies (at the "@"). */
@@ -15,9 +16,14 @@ static const char *const templates[] = {
     "{\"kernel\": \"@\", \"initrd\": null, \"console\": true}",
     "{\"cmdline\": \"@\"}",
     "{\"volumes\": [\"vol-0123456789abcdef0\", @]}",
+    "{\"volumes\": [{\"id\": \"vol-0123456789abcdef0\", @}]}",
     "{\"nics\": [{\"vpc\": 7, \"ip\": \"10.0.0.5/24\", @}]}",
+    "{\"nics\": [{\"vpc\": 7, \"ip\": \"10.0.0.5/24\", \"pps\": @}]}",
     "{\"size_mib\": @, \"encrypted\": false}",
+    "{\"size_mib\": 8, \"iops\": @}",
+    "{\"size_mib\": 8, \"throughput_mib\": 5, @}",
     "{\"instance_id\": \"i-@\"}",
+    "{\"instance_id\": \"i-0123456789abcdef0\", \"readonly\": @}",
     "{@}",
 };
 
@@ -53,7 +59,13 @@ static int one(const char *body, size_t size)
 		CHECK(!s.s_kernel[0] || s.s_kernel[0] == '/');
 		CHECK(!strchr(s.s_kernel, ',') && !strchr(s.s_initrd, ','));
 		for (unsigned i = 0; i < s.s_nvols; i++)
-			CHECK(spec_id_ok(s.s_vols[i], "vol-"));
+			CHECK(spec_id_ok(s.s_vols[i].vr_id, "vol-"));
+		for (unsigned i = 0; i < s.s_nnics; i++) {
+			CHECK(s.s_nics[i].n_pps >= SPEC_UNSET &&
+			      s.s_nics[i].n_pps <= LAUNCH_MAX_PPS);
+			CHECK(s.s_nics[i].n_bandwidth_mbit >= SPEC_UNSET &&
+			      s.s_nics[i].n_bandwidth_mbit <= LAUNCH_MAX_BANDWIDTH_MBIT);
+		}
 		for (const char *c = s.s_cmdline; *c; c++)
 			CHECK(*c >= 0x20 && *c <= 0x7e);
 	} else {
@@ -61,13 +73,18 @@ static int one(const char *body, size_t size)
 	}
 	struct vol_spec v;
 	err[0] = 0;
-	if (spec_parse_volume(body, size, &v, err, sizeof(err)) == 0)
+	if (spec_parse_volume(body, size, &v, err, sizeof(err)) == 0) {
 		CHECK(v.vs_size_mib >= 1 && v.vs_size_mib <= SPEC_MAX_VOLUME_MIB);
-	else
+		CHECK(v.vs_iops >= SPEC_UNSET && v.vs_iops <= LAUNCH_MAX_IOPS);
+		CHECK(v.vs_throughput_mib >= SPEC_UNSET &&
+		      v.vs_throughput_mib <= LAUNCH_MAX_THROUGHPUT_MIB);
+		CHECK(!(v.vs_gp2 && v.vs_iops != SPEC_UNSET));
+	} else
 		CHECK(err[0]);
 	char id[SPEC_ID_LEN];
+	bool ro;
 	err[0] = 0;
-	if (spec_parse_attach(body, size, id, err, sizeof(err)) == 0)
+	if (spec_parse_attach(body, size, id, &ro, err, sizeof(err)) == 0)
 		CHECK(spec_id_ok(id, "i-"));
 	else
 		CHECK(err[0]);

@@ -1,0 +1,550 @@
+/* nitrod's launcher: the launch plan as measured, jailed processes (see launcher.h). */
+#include "controller/launcher.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "controller/kcache.h"
+#include "controller/proc.h"
+#include "lib/util.h"
+#include "securitychip/chip.h"
+
+#define CARD_START_MS 5000
+
+void inst_dir(const struct instance *in, char *out, size_t len)
+{
+	sfmt(out, len, "%s/instances/%s", g_ctl.c_state_dir, in->i_id);
+}
+
+void inst_console_path(const struct instance *in, char *out, size_t len)
+{
+	sfmt(out, len, "%s/instances/%s/console.log", g_ctl.c_state_dir, in->i_id);
+}
+
+/* The run folder holds the card sockets; short, for sun_path. */
+static void run_dir(const struct instance *in, char *out, size_t len)
+{
+	sfmt(out, len, "%s/run/%s", g_ctl.c_state_dir, in->i_id);
+}
+
+static void key_dir(const struct instance *in, char *out, size_t len)
+{
+	sfmt(out, len, "%s/run/%s-key", g_ctl.c_state_dir, in->i_id);
+}
+
+/* --- the launch description --- */
+
+static int copy(char *dst, size_t len, const char *src, const char *what, char *err, size_t errlen)
+{
+	if (strlen(src) >= len)
+		RETURN_ERR(-1, "%s: too long for a launch", what);
+	sfmt(dst, len, "%s", src);
+	return 0;
+}
+
+int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch_env *le, char *err,
+		size_t errlen)
+{
+	const struct inst_spec *s = &in->i_spec;
+	launch_spec_init(ls);
+	memset(le, 0, sizeof(*le));
+	if (s->s_kernel[0])
+		sfmt(ls->ls_kernel, sizeof(ls->ls_kernel), "%s", s->s_kernel);
+	else
+		sfmt(ls->ls_kernel, sizeof(ls->ls_kernel), "%s/vmlinuz", g_ctl.c_images_dir);
+	if (s->s_initrd[0])
+		sfmt(ls->ls_initrd, sizeof(ls->ls_initrd), "%s", s->s_initrd);
+	else if (!s->s_kernel[0] && !s->s_no_initrd)
+		sfmt(ls->ls_initrd, sizeof(ls->ls_initrd), "%s/guest.img", g_ctl.c_images_dir);
+	if (copy(ls->ls_cmdline, sizeof(ls->ls_cmdline), s->s_cmdline, "cmdline", err, errlen))
+		return -1;
+	ls->ls_cpus = s->s_cpus;
+	ls->ls_mem_mib = s->s_mem_mib;
+	ls->ls_require_kvm = true; /* never an emulated host of its own */
+	if (s->s_console)	   /* console.log stays under nitrod's --console-max */
+		ls->ls_console_max = g_ctl.c_console_max;
+	for (unsigned i = 0; i < s->s_nvols; i++) {
+		const struct volrec *v = vol_find(s->s_vols[i].vr_id);
+		if (!v)
+			RETURN_ERR(-1, "volume %s no longer exists", s->s_vols[i].vr_id);
+		struct launch_volume *lv = &ls->ls_vols[ls->ls_nvols++];
+		launch_volume_init(lv);
+		if (copy(lv->lv_path, sizeof(lv->lv_path), v->v_path, v->v_id, err, errlen))
+			return -1;
+		lv->lv_file = true;
+		lv->lv_iops = v->v_iops;
+		lv->lv_throughput_mib = v->v_throughput_mib;
+		lv->lv_gp2 = v->v_gp2;
+		lv->lv_readonly = s->s_vols[i].vr_readonly;
+	}
+	for (unsigned i = 0; i < s->s_nnics; i++) {
+		const struct nic_spec *n = &s->s_nics[i];
+		struct launch_nic *ln = &ls->ls_nics[ls->ls_nnics++];
+		launch_nic_init(ln);
+		ln->ln_vpc = n->n_vpc;
+		sfmt(ln->ln_ip, sizeof(ln->ln_ip), "%s", n->n_ip);
+		sfmt(ln->ln_mac, sizeof(ln->ln_mac), "%s", n->n_mac);
+		if (copy(ln->ln_sg, sizeof(ln->ln_sg), n->n_sg, "sg", err, errlen))
+			return -1;
+		ln->ln_pps = n->n_pps;
+		ln->ln_bandwidth_mbit = n->n_bandwidth_mbit;
+	}
+	sfmt(le->le_bin_dir, sizeof(le->le_bin_dir), "%s", g_ctl.c_bin_dir);
+	run_dir(in, le->le_run_dir, sizeof(le->le_run_dir));
+	/* nitrod's own cache, read-only in the jail (kcache.h) */
+	sfmt(le->le_kernel_cache, sizeof(le->le_kernel_cache), "%s/kcache", g_ctl.c_state_dir);
+	key_dir(in, le->le_card_state, sizeof(le->le_card_state));
+	sfmt(le->le_vpc_map, sizeof(le->le_vpc_map), "%s/vpc-map", g_ctl.c_state_dir);
+	return 0;
+}
+
+/* The instance's plan (malloc'd, with its description in *ls and *le), or NULL with err. */
+struct planned {
+	struct launch_spec ls;
+	struct launch_env le;
+	struct launch_plan pl;
+};
+
+static struct planned *plan_of(const struct instance *in, char *err, size_t errlen)
+{
+	struct planned *p = malloc(sizeof(*p));
+	if (!p) {
+		sfmt(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (launch_fill(in, &p->ls, &p->le, err, errlen) ||
+	    launch_plan(&p->ls, &p->le, &p->pl, err, errlen)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* --- logs --- */
+
+static int open_log(const struct instance *in, const char *name, bool truncate)
+{
+	char dir[PATH_MAX], p[PATH_MAX + 64];
+	inst_dir(in, dir, sizeof(dir));
+	sfmt(p, sizeof(p), "%s/%s", dir, name);
+	return open(p, O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_APPEND), 0600);
+}
+
+void inst_log_last_line(const struct instance *in, const char *log, char *out, size_t len)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	inst_dir(in, dir, sizeof(dir));
+	sfmt(path, sizeof(path), "%s/%s", dir, log);
+	out[0] = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[600];
+	off_t end = lseek(fd, 0, SEEK_END);
+	off_t from = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = 0;
+	char *nl = strrchr(buf, '\n');
+	char *s = nl ? nl + 1 : buf;
+	for (char *c = s; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+			*c = '?';
+	sfmt(out, len, "%s", s);
+}
+
+/* --- starting one process --- */
+
+/* Whether a socket bound to path is listening yet (flag __SO_ACCEPTCON in the card's
+ * /proc/PID/net/unix: its network namespace may not be ours): the file appears at bind(),
+ * a moment before listen(). */
+static bool unix_listening(const char *path, pid_t pid)
+{
+	char proc[64];
+	size_t n = strlen(path);
+	sfmt(proc, sizeof(proc), "/proc/%d/net/unix", (int)pid);
+	FILE *f = fopen(proc, "re");
+	char line[PATH_MAX + 128];
+	bool yes = false;
+	if (!f)
+		return true; /* cannot tell: the file's existence has to do */
+	while (!yes && fgets(line, sizeof(line), f)) {
+		unsigned long flags;
+		char p[PATH_MAX + 1];
+		/* PATH itself, or PATH.SUFFIX: a card that binds a temporary name and renames
+		 * it into place once listening (the VPC card). */
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %4096s", &flags, p) == 2 &&
+		    (flags & 0x10000) && !strncmp(p, path, n) && (p[n] == 0 || p[n] == '.'))
+			yes = true;
+	}
+	fclose(f);
+	return yes;
+}
+
+/* Waits for a card's socket; false when the card ended (*status set, else -1) or after
+ * CARD_START_MS. */
+static bool wait_socket(const char *path, pid_t pid, int *status)
+{
+	*status = -1;
+	for (int ms = 0; ms < CARD_START_MS; ms++) {
+		struct stat st;
+		if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode) && unix_listening(path, pid))
+			return true;
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return false;
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	}
+	return false;
+}
+
+/* The fds a process keeps, from its plan: stdio[] gets the fd for 0..2 (-1: /dev/null);
+ * opened[] what to close after the spawn. */
+struct kept {
+	int stdio[3];
+	int opened[3];
+	unsigned nopened;
+};
+
+static void kept_close(struct kept *k)
+{
+	for (unsigned i = 0; i < k->nopened; i++)
+		if (k->opened[i] >= 0)
+			close(k->opened[i]);
+	k->nopened = 0;
+}
+
+static int kept_open(const struct instance *in, const struct launch_proc *p, const char *logname,
+		     struct kept *k, char *err, size_t errlen)
+{
+	k->stdio[0] = k->stdio[1] = k->stdio[2] = -1;
+	k->nopened = 0;
+	int log = -1, console = -1;
+	for (unsigned i = 0; i < p->lp_nfds; i++) {
+		const struct launch_fd *f = &p->lp_fds[i];
+		int fd = -1;
+		switch (f->lf_role) {
+		case LAUNCH_FD_CONSOLE_IN:
+			fd = -1; /* no route writes to a guest's console */
+			break;
+		case LAUNCH_FD_CONSOLE_OUT:
+			if (in->i_spec.s_console && console < 0) {
+				char cp[PATH_MAX];
+				inst_console_path(in, cp, sizeof(cp));
+				console = open(cp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+				k->opened[k->nopened++] = console;
+			}
+			fd = console;
+			break;
+		case LAUNCH_FD_LOG:
+			if (log < 0) {
+				log = open_log(in, logname, false);
+				k->opened[k->nopened++] = log;
+			}
+			fd = log;
+			break;
+		}
+		if (f->lf_fd < 0 || f->lf_fd > 2) {
+			kept_close(k);
+			RETURN_ERR(-1, "%s: nitrod cannot pass fd %d (%s) yet", p->lp_name,
+				   f->lf_fd, launch_fd_role_name(f->lf_role));
+		}
+		k->stdio[f->lf_fd] = fd;
+	}
+	return 0;
+}
+
+/* Starts process p of the plan measured and jailed; its pid, or -1 with err. */
+static pid_t spawn(struct instance *in, const struct launch_proc *p, const char *logname,
+		   const char *jail_name, char *err, size_t errlen)
+{
+	int fd = -1;
+	if (chip_measure_exec(g_ctl.c_chip, p->lp_exe, &fd, NULL, err, errlen))
+		return -1;
+	char jdir[PATH_MAX + 32];
+	sfmt(jdir, sizeof(jdir), "%s/jail/%s-%s", g_ctl.c_state_dir, in->i_id, jail_name);
+	mkdir(jdir, 0755);
+	struct jail_bind binds[LAUNCH_MAX_PATHS];
+	for (unsigned i = 0; i < p->lp_npaths; i++)
+		binds[i] = (struct jail_bind){
+		    p->lp_paths[i].lpa_path, NULL,
+		    (p->lp_paths[i].lpa_flags & LAUNCH_PATH_RW ? JAIL_BIND_RW : 0) |
+			(p->lp_paths[i].lpa_flags & LAUNCH_PATH_DEV ? JAIL_BIND_DEV : 0)};
+	char *env[LAUNCH_MAX_ENV + 2] = {NULL};
+	unsigned ne = 0;
+	for (unsigned i = 0; i < p->lp_nenv; i++)
+		env[ne++] = p->lp_env[i];
+	if (p->lp_kind == LAUNCH_HV && getenv("NITRO_TRACE"))
+		env[ne++] = "NITRO_TRACE=1";
+	struct kept k;
+	if (kept_open(in, p, logname, &k, err, errlen)) {
+		close(fd);
+		return -1;
+	}
+	struct proc_spawn ps = {
+	    .ps_kind = p->lp_profile,
+	    .ps_uid = in->i_uid,
+	    .ps_gid = in->i_gid, /* the jailer makes the jail's /dev/kvm node theirs */
+	    .ps_jail_dir = jdir,
+	    .ps_binds = binds,
+	    .ps_nbinds = p->lp_npaths,
+	    .ps_stdio = {k.stdio[0], k.stdio[1], k.stdio[2]},
+	    .ps_env = env,
+	    .ps_exec_fd = fd,
+	    .ps_jail_flags = p->lp_flags & LAUNCH_HOST_NET ? 0 : JAIL_NEWNET,
+	};
+	pid_t pid = proc_spawn(&ps, g_ctl.c_jail, p->lp_argv, err, errlen);
+	close(fd);
+	kept_close(&k);
+	return pid;
+}
+
+static void started(struct proc *pr, int kind, pid_t pid)
+{
+	pr->p_kind = kind;
+	pr->p_pid = pid;
+	pr->p_child = true;
+	pr->p_start = proc_start_time(pid);
+}
+
+/* What a card serves, for messages. */
+static void card_what(const struct instance *in, const struct launch_proc *p, char *out, size_t len)
+{
+	if (p->lp_kind == LAUNCH_CARD_VPC)
+		sfmt(out, len, "nic %s in VPC %u", in->i_spec.s_nics[p->lp_item].n_ip,
+		     in->i_spec.s_nics[p->lp_item].n_vpc);
+	else
+		sfmt(out, len, "volume %s", in->i_spec.s_vols[p->lp_item].vr_id);
+}
+
+int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
+{
+	struct planned *pp = plan_of(in, err, errlen);
+	if (!pp)
+		return -1;
+	const struct launch_proc *p = launch_plan_card(&pp->pl, idx);
+	int r = -1;
+	char what[80], logname[32], jname[16];
+	if (!p) {
+		sfmt(err, errlen, "no card %u", idx);
+		goto out;
+	}
+	card_what(in, p, what, sizeof(what));
+	sfmt(logname, sizeof(logname), "card%u.log", idx);
+	sfmt(jname, sizeof(jname), "c%u", idx);
+	/* A volume file belongs to the instance's uid while its card runs. */
+	if (p->lp_kind == LAUNCH_CARD_EBS && g_ctl.c_jail &&
+	    chown(pp->ls.ls_vols[p->lp_item].lv_path, in->i_uid, in->i_gid) < 0) {
+		sfmt(err, errlen, "%s: chown: %s", what, strerror(errno));
+		goto out;
+	}
+	unlink(p->lp_socket);
+	pid_t pid = spawn(in, p, logname, jname, err, errlen);
+	if (pid < 0)
+		goto out;
+	struct proc *pr = &in->i_cards[idx];
+	started(pr, p->lp_kind == LAUNCH_CARD_VPC ? PK_CARD_VPC : PK_CARD_EBS, pid);
+	int status;
+	if (wait_socket(p->lp_socket, pid, &status)) {
+		r = 0;
+		goto out;
+	}
+	char why[300];
+	inst_log_last_line(in, logname, why, sizeof(why));
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	pr->p_pid = 0;
+	if (why[0])
+		sfmt(err, errlen, "the card of %s did not start: %s", what, why);
+	else if (status != -1 && WIFSIGNALED(status))
+		sfmt(err, errlen, "the card of %s did not start: killed by signal %d%s", what,
+		     WTERMSIG(status),
+		     WTERMSIG(status) == SIGSYS ? " (a system call outside its seccomp allow-list)"
+						: "");
+	else if (status != -1)
+		sfmt(err, errlen, "the card of %s did not start: exit status %d", what,
+		     WEXITSTATUS(status));
+	else
+		sfmt(err, errlen, "the card of %s did not start: no socket after %d ms", what,
+		     CARD_START_MS);
+out:
+	free(pp);
+	return r;
+}
+
+int launch_hv(struct instance *in, char *err, size_t errlen)
+{
+	struct planned *pp = plan_of(in, err, errlen);
+	if (!pp)
+		return -1;
+	pid_t pid = spawn(in, launch_plan_hv(&pp->pl), "hv.log", "hv", err, errlen);
+	free(pp);
+	if (pid < 0)
+		return -1;
+	started(&in->i_hv, PK_HV, pid);
+	return 0;
+}
+
+/* --- before and after --- */
+
+static int mkdir_owned(const char *path, uid_t uid, gid_t gid)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -1;
+	if (g_ctl.c_jail && chown(path, uid, gid) < 0)
+		return -1;
+	return 0;
+}
+
+/* The cards' copy of the host master key, readable by the instance's uid only. */
+static int copy_key(const char *key_dir, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	char src[PATH_MAX + 16], dst[PATH_MAX + 16];
+	sfmt(src, sizeof(src), "%s/master.key", g_ctl.c_state_dir);
+	sfmt(dst, sizeof(dst), "%s/master.key", key_dir);
+	uint8_t *key = NULL;
+	size_t len = 0;
+	int r = read_file(src, 4096, &key, &len);
+	if (r == ENOENT)
+		return 0; /* no encrypted volume was ever created */
+	if (r)
+		RETURN_ERR(-1, "master key %s: %s", src, strerror(r));
+	unlink(dst);
+	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+	bool ok = fd >= 0 && write(fd, key, len) == (ssize_t)len &&
+		  (!g_ctl.c_jail || fchown(fd, uid, gid) == 0);
+	int e = errno;
+	explicit_bzero(key, len);
+	free(key);
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		RETURN_ERR(-1, "master key copy %s: %s", dst, strerror(e));
+	return 0;
+}
+
+/* Measures the boot artifacts. */
+static int measure_boot(const struct launch_spec *s, char *err, size_t errlen)
+{
+	if (chip_measure_file(g_ctl.c_chip, CHIP_PCR_KERNEL, "kernel", s->ls_kernel, NULL, err,
+			      errlen))
+		return -1;
+	if (s->ls_initrd[0] && chip_measure_file(g_ctl.c_chip, CHIP_PCR_INITRD, "initrd",
+						 s->ls_initrd, NULL, err, errlen))
+		return -1;
+	return chip_measure_blob(g_ctl.c_chip, CHIP_PCR_CMDLINE, "cmdline", s->ls_cmdline,
+				 s->ls_cmdline, strlen(s->ls_cmdline), NULL, err, errlen);
+}
+
+/* The plan, for whoever asks what was started (launch.h: launch_plan_json). */
+static void write_plan(const struct instance *in, const struct planned *pp)
+{
+	char *json = launch_plan_json(&pp->pl, &pp->le);
+	int fd = json ? open_log(in, "launch.json", true) : -1;
+	if (fd >= 0 && write(fd, json, strlen(json)) < 0)
+		warnmsg("%s: launch.json: %s", in->i_id, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(json);
+}
+
+int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
+{
+	*refused = false;
+	struct planned *pp = plan_of(in, err, errlen);
+	if (!pp)
+		return -1;
+	int r = -1;
+	in->i_ncards = pp->pl.pl_ncards;
+	char dir[PATH_MAX], jail[PATH_MAX + 8], run[PATH_MAX + 8];
+	inst_dir(in, dir, sizeof(dir));
+	sfmt(jail, sizeof(jail), "%s/jail", g_ctl.c_state_dir);
+	sfmt(run, sizeof(run), "%s/run", g_ctl.c_state_dir);
+	mkdir(jail, 0700);
+	mkdir(run, 0711);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		sfmt(err, errlen, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
+	/* Measure first: nothing starts unless everything verifies (each executable once). */
+	for (unsigned i = 0; i < pp->pl.pl_nprocs; i++) {
+		const struct launch_proc *p = &pp->pl.pl_procs[i];
+		bool seen = false;
+		for (unsigned k = 0; k < i && !seen; k++)
+			seen = !strcmp(pp->pl.pl_procs[k].lp_exe, p->lp_exe);
+		int fd = -1;
+		if (seen)
+			continue;
+		if (chip_measure_exec(g_ctl.c_chip, p->lp_exe, &fd, NULL, err, errlen)) {
+			*refused = true;
+			goto out;
+		}
+		close(fd);
+	}
+	if (pp->ls.ls_nnics) {
+		/* Every instance's card registers here: world-writable, sticky (each record
+		 * stays its writer's). */
+		const char *map = pp->le.le_vpc_map;
+		if ((mkdir(map, 01777) < 0 && errno != EEXIST) || chmod(map, 01777) < 0) {
+			sfmt(err, errlen, "VPC mapping folder %s: %s", map, strerror(errno));
+			goto out;
+		}
+	}
+	if (measure_boot(&pp->ls, err, errlen)) {
+		*refused = true;
+		goto out;
+	}
+	if (kcache_prepare(pp->le.le_kernel_cache, pp->ls.ls_kernel, pp->ls.ls_mem_mib, err,
+			   errlen))
+		goto out;
+	if (mkdir_owned(pp->le.le_run_dir, in->i_uid, in->i_gid) < 0 ||
+	    mkdir_owned(pp->le.le_card_state, in->i_uid, in->i_gid) < 0) {
+		sfmt(err, errlen, "run folder %s: %s", pp->le.le_run_dir, strerror(errno));
+		goto out;
+	}
+	if (pp->ls.ls_nvols && copy_key(pp->le.le_card_state, in->i_uid, in->i_gid, err, errlen))
+		goto out;
+	write_plan(in, pp);
+	r = 0;
+out:
+	free(pp);
+	return r;
+}
+
+/* Empties and removes a folder of sockets and key copies (no subfolders: entries are
+ * unlinked, never followed). */
+static void remove_flat(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+void launch_cleanup(const struct instance *in)
+{
+	char d[PATH_MAX];
+	run_dir(in, d, sizeof(d));
+	remove_flat(d);
+	key_dir(in, d, sizeof(d));
+	remove_flat(d);
+}
