@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "launch/launch.h"
 #include "lib/util.h"
 
 #define MAX_REPLY (8u << 20)
@@ -16,12 +17,13 @@
 static const char client_usage[] =
     "usage: nitro --host SOCKET COMMAND [--json]\n"
     "  instances run [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH | --no-initrd]\n"
-    "                [--cmdline TEXT] [--volume VOL-ID]... [--console]\n"
+    "                [--cmdline TEXT] [--volume VOL-ID[,readonly]]... [--console]\n"
     "  instances list | describe ID | stop ID | start ID | reboot ID | terminate ID\n"
     "  instances console ID       the serial output so far (launched with --console only)\n"
     "  (stop, start, reboot and terminate take --wait: return once the change is done)\n"
-    "  volumes create --size MiB [--unencrypted] | list | describe VOL | delete VOL\n"
-    "  volumes attach VOL INSTANCE | detach VOL\n"
+    "  volumes create --size MiB [--unencrypted] [--iops N | --gp2] [--throughput MiB]\n"
+    "  volumes list | describe VOL | delete VOL\n"
+    "  volumes attach VOL INSTANCE [--readonly] | detach VOL\n"
     "  host attest [--nonce TEXT]\n";
 
 struct reply {
@@ -124,8 +126,11 @@ static void join_array(json_t *a, char *out, size_t len)
 	json_t *e;
 	json_array_foreach(a, i, e)
 	{
-		snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "",
-			 json_string_value(e) ? json_string_value(e) : "?");
+		/* a volume id, or {id, readonly} */
+		const char *s = json_is_object(e) ? json_string_value(json_object_get(e, "id"))
+						  : json_string_value(e);
+		snprintf(out + strlen(out), len - strlen(out), "%s%s%s", i ? "," : "", s ? s : "?",
+			 json_is_true(json_object_get(e, "readonly")) ? "(ro)" : "");
 	}
 	if (!out[0])
 		snprintf(out, len, "-");
@@ -234,7 +239,14 @@ static int instances_run(int argc, char **argv)
 		} else if (!strcmp(a, "--cmdline")) {
 			json_object_set_new(spec, "cmdline", json_string(v));
 		} else if (!strcmp(a, "--volume")) {
-			json_array_append_new(vols, json_string(v));
+			/* VOL-ID or VOL-ID,readonly */
+			const char *comma = strchr(v, ',');
+			if (comma && strcmp(comma, ",readonly"))
+				die_usage("instances run: --volume %s: expected VOL-ID[,readonly]",
+					  v);
+			json_t *id = json_stringn(v, comma ? (size_t)(comma - v) : strlen(v));
+			json_array_append_new(
+			    vols, comma ? json_pack("{s:o, s:b}", "id", id, "readonly", 1) : id);
 		} else {
 			die_usage("instances run: unknown option %s\n%s", a, client_usage);
 		}
@@ -366,6 +378,21 @@ static int cmd_volumes(int argc, char **argv)
 						  "1048576)",
 						  argv[i]);
 				json_object_set_new(spec, "size_mib", json_integer((json_int_t)n));
+			} else if (!strcmp(argv[i], "--iops") && i + 1 < argc) {
+				if (!parse_u64(argv[++i], 0, LAUNCH_MAX_IOPS, &n))
+					die_usage("volumes create: --iops %s: expected 0 to %u",
+						  argv[i], LAUNCH_MAX_IOPS);
+				json_object_set_new(spec, "iops", json_integer((json_int_t)n));
+			} else if (!strcmp(argv[i], "--throughput") && i + 1 < argc) {
+				if (!parse_u64(argv[++i], 0, LAUNCH_MAX_THROUGHPUT_MIB, &n))
+					die_usage(
+					    "volumes create: --throughput %s: expected MiB/s 0 "
+					    "to %u",
+					    argv[i], LAUNCH_MAX_THROUGHPUT_MIB);
+				json_object_set_new(spec, "throughput_mib",
+						    json_integer((json_int_t)n));
+			} else if (!strcmp(argv[i], "--gp2")) {
+				json_object_set_new(spec, "gp2", json_true());
 			} else {
 				die_usage("volumes create: unexpected argument %s\n%s", argv[i],
 					  client_usage);
@@ -398,10 +425,15 @@ static int cmd_volumes(int argc, char **argv)
 		else
 			show_vol(v);
 	} else if (!strcmp(sub, "attach")) {
-		if (argc != 3)
-			die_usage("volumes attach: expected VOL INSTANCE\n%s", client_usage);
+		bool ro = argc == 4 && !strcmp(argv[3], "--readonly");
+		if (argc != 3 && !ro)
+			die_usage("volumes attach: expected VOL INSTANCE [--readonly]\n%s",
+				  client_usage);
 		snprintf(path, sizeof(path), "/v1/volumes/%s/attach", argv[1]);
-		v = call_json("POST", path, json_pack("{s:s}", "instance_id", argv[2]));
+		json_t *body = json_pack("{s:s}", "instance_id", argv[2]);
+		if (ro)
+			json_object_set_new(body, "readonly", json_true());
+		v = call_json("POST", path, body);
 		show_vol(v);
 	} else {
 		die_usage("volumes %s: unknown subcommand\n%s", sub, client_usage);

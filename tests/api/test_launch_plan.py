@@ -193,3 +193,26 @@ def test_qos_and_readonly_are_shown_and_survive_a_restart(folder, kernel):
         assert after[0]["nics"] == before[0]["nics"]
     finally:
         d.stop()
+
+
+def test_cli_client_sets_qos_and_readonly(nitrod, kernel):
+    r = nitrod.cli("--json", "volumes", "create", "--size", "4", "--iops", "250", "--throughput", "20")
+    assert r.returncode == 0, r.stderr
+    v = json.loads(r.stdout)
+    assert (v["iops"], v["throughput_mib"], v["gp2"]) == (250, 20, False), v
+    r = nitrod.cli("--json", "volumes", "create", "--size", "4", "--gp2")
+    assert r.returncode == 0 and json.loads(r.stdout)["gp2"] is True, r.stderr
+    r = nitrod.cli("volumes", "create", "--size", "4", "--iops", "1000001")
+    assert r.returncode == 2 and "--iops 1000001" in r.stderr, r.stderr
+    r = nitrod.cli("--json", "instances", "run", "--kernel", kernel, "--no-initrd",
+                   "--volume", f"{v['id']},readonly")
+    assert r.returncode in (0, 1), r.stderr  # running, or failed already (the ud2 kernel)
+    inst = wait_state(nitrod, json.loads(r.stdout)["id"], {"failed"})
+    assert inst["volumes"] == [{"id": v["id"], "readonly": True}], inst
+    r = nitrod.cli("instances", "describe", inst["id"])
+    assert f"{v['id']}(ro)" in r.stdout, r.stdout
+    plan = json.loads((nitrod.state / "instances" / inst["id"] / "launch.json").read_text())
+    assert plan["processes"][0]["argv"][3:6] == ["--iops", "250", "--throughput"], plan
+    assert "--readonly" in plan["processes"][0]["argv"], plan
+    r = nitrod.cli("instances", "run", "--volume", f"{v['id']},rw")
+    assert r.returncode == 2 and "VOL-ID[,readonly]" in r.stderr, r.stderr
