@@ -186,8 +186,14 @@ def test_guest_power_off_leaves_the_instance_stopped(nitrod):
     assert marks(nitrod.console(i["id"]), "BYE-NOW")
 
 
+def card_argv(pid):
+    return open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")[:-1]
+
+
 def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
-    vol = nitrod.json("POST", "/v1/volumes", {"size_mib": 16}, expect=201)
+    # The volume's QoS reaches its card, at the launch and at the restart (src/launch).
+    vol = nitrod.json("POST", "/v1/volumes", {"size_mib": 16, "iops": 2000, "throughput_mib": 50},
+                      expect=201)
     guest = ("echo nitrod-card-pattern | dd of=/dev/vda bs=4096 conv=fsync 2>/dev/null; "
              "i=0; while [ $i -lt 100000 ]; do "
              "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 64)) iflag=direct "
@@ -198,10 +204,14 @@ def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
     iid = i["id"]
     nitrod.wait("guest reading", lambda: marks(nitrod.console(iid), "iter 20"))
     old = nitrod.inst(iid)["card_pids"][0]
+    qos = ["--iops", "2000", "--throughput", "50"]
+    assert card_argv(old)[3:7] == qos, card_argv(old)
     os.kill(old, signal.SIGKILL)
     new = nitrod.wait("card restarted", lambda: (lambda c: c if c and c != old else None)(
         nitrod.inst(iid)["card_pids"][0]), timeout=30)
     assert alive(new)
+    assert card_argv(new)[3:7] == qos and card_argv(new)[-1].endswith(f"/{vol['id']}.vol"), \
+        card_argv(new)
     inst = nitrod.inst(iid)
     assert inst["state"] == "running" and inst["card_restarts"] == 1, inst
     # The guest carries on through the new card.
