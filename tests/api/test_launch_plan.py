@@ -15,8 +15,9 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, ROOT, Nitrod, wait_state
+from conftest import NITROD, ROOT, Nitrod, wait_state
 
+BUILD = NITROD.resolve().parent  # nitro and the cards beside nitrod (build/ or build/asan/)
 NITRO = BUILD / "nitro"
 _cli = importlib.util.spec_from_file_location("cli_conftest", ROOT / "tests" / "cli" / "conftest.py")
 cli_conftest = importlib.util.module_from_spec(_cli)
