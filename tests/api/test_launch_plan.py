@@ -10,12 +10,15 @@ fields are checked like the others.
 import importlib.util
 import json
 import os
+import pathlib
 import signal
 import subprocess
 
 import pytest
 
-from conftest import NITROD, ROOT, Nitrod, wait_state
+from conftest import NITROD, Nitrod, wait_state
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 BUILD = NITROD.resolve().parent  # nitro and the cards beside nitrod (build/ or build/asan/)
 NITRO = BUILD / "nitro"
