@@ -21,6 +21,7 @@
 #include "controller/proc.h"
 #include "controller/records.h"
 #include "lib/util.h"
+
 #define HV_EXIT_GUEST_REBOOT 4 /* nitro-hv's status for a guest reboot (src/hv/main.c) */
 #define RESTART_WINDOW_MS 60000
 
