@@ -1,0 +1,59 @@
+"""`nitro run --dry-run`: the launch plan as JSON, and nothing started (the sandbox's stub
+nitro-hv and images.sh would say so; see conftest.py)."""
+import json
+
+from conftest import make_bzimage
+from test_cli import SANDBOX_MARKERS, assert_error
+
+
+def plan(nitro, *args):
+    r = nitro("run", "--dry-run", *args)
+    assert r.status == 0 and not r.timed_out, r
+    for m in SANDBOX_MARKERS:
+        assert m not in r.err, r
+    return json.loads(r.out)
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
+    k = tmp_path / "bzImage"
+    k.write_bytes(make_bzimage())
+    vol = tmp_path / "v.vol"
+    vol.write_bytes(b"\0" * 4096)
+    sg = tmp_path / "web.sg"
+    sg.write_text("")
+    doc = plan(nitro, "--kernel", str(k), "--cpus", "2", "--memory", "128", "--no-reboot",
+               "--volume", f"{vol},iops=900,throughput=12,readonly", "--volume", "null:1G,gp2",
+               "--nic", f"vpc=4,ip=10.0.0.9/24,pps=7,bandwidth=8,sg={sg}",
+               "--vhost-user", f"blk,{tmp_path}/ext.sock", "--underlay", "127.0.0.2")
+    run = doc["run_dir"]
+    assert run.endswith("/nitro-run-XXXXXX") and doc["bin_dir"] == str(sandbox / "bin")
+    kinds = [p["kind"] for p in doc["processes"]]
+    assert kinds == ["card-ebs", "card-ebs", "card-vpc", "hv"]
+    ebs0, ebs1, vpc, hv = (p["argv"] for p in doc["processes"])
+    assert ebs0 == [str(sandbox / "bin" / "nitro-card-ebs"), "--socket-path", f"{run}/c0.sock",
+                    "--iops", "900", "--throughput", "12", "--readonly", str(vol)]
+    assert ebs1[3:] == ["--gp2", "null:1G"]
+    assert vpc[1:] == ["--socket-path", f"{run}/c2.sock", "--ctl", f"{run}/c2.sock.ctl",
+                       "--vpc", "4", "--ip", "10.0.0.9/24", "--queue-pairs", "2", "--sg", str(sg),
+                       "--pps", "7", "--bandwidth", "8", "--underlay", "127.0.0.2"]
+    assert hv[0] == str(sandbox / "bin" / "nitro-hv")
+    assert hv[1:] == ["--kernel", str(k), "--cmdline", "console=ttyS0 reboot=k panic=-1",
+                      "--cpus", "2", "--memory", "128", "--no-reboot",
+                      "--cache-dir", doc["kernel_cache"],
+                      "--vhost-user", f"blk,{tmp_path}/ext.sock",
+                      "--vhost-user", f"blk,{run}/c0.sock", "--vhost-user", f"blk,{run}/c1.sock",
+                      "--vhost-user", f"net,{run}/c2.sock"]
+    assert doc["processes"][3]["fds"] == [{"fd": 0, "role": "console-in", "item": 0},
+                                          {"fd": 1, "role": "console-out", "item": 0},
+                                          {"fd": 2, "role": "log", "item": 0}]
+    # The volume file is opened writable only when it is not read-only.
+    assert {"path": str(vol), "rw": False, "device": False} in doc["processes"][0]["paths"]
+
+
+def test_dry_run_checks_like_a_run(nitro, tmp_path):
+    assert_error(nitro("run", "--dry-run", "--kernel", str(tmp_path / "none")), 1, "nitro: ",
+                 "No such file")
+    k = tmp_path / "bzImage"
+    k.write_bytes(make_bzimage())
+    assert_error(nitro("run", "--dry-run", "--kernel", str(k), "--volume", "null:1G,iops=x"), 2,
+                 "nitro: run: ", "iops must be 0 to 1000000")
