@@ -7,24 +7,18 @@ own), so a QoS or allowance value one side dropped fails here. Then the QoS of a
 volume is followed to the card process itself (its execve under strace), and the new API
 fields are checked like the others.
 """
-import importlib.util
 import json
 import os
-import pathlib
 import signal
 import subprocess
 
 import pytest
 
 from conftest import NITROD, Nitrod, wait_state
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from nitrotest import make_bzimage
 
 BUILD = NITROD.resolve().parent  # nitro and the cards beside nitrod (build/ or build/asan/)
 NITRO = BUILD / "nitro"
-_cli = importlib.util.spec_from_file_location("cli_conftest", ROOT / "tests" / "cli" / "conftest.py")
-cli_conftest = importlib.util.module_from_spec(_cli)
-_cli.loader.exec_module(cli_conftest)
 HAVE_VPC = (BUILD / "nitro-card-vpc").exists()
 
 
@@ -32,7 +26,7 @@ HAVE_VPC = (BUILD / "nitro-card-vpc").exists()
 def kernel(folder):
     """A bzImage nitro run's checks accept, whose code is ud2 everywhere: nitro-hv ends at
     once (a triple fault, or no KVM here), so no instance keeps running."""
-    image = bytearray(cli_conftest.make_bzimage())
+    image = bytearray(make_bzimage())
     for off in range(1024, len(image), 2):
         image[off:off + 2] = b"\x0f\x0b"
     k = folder / "bzImage"

@@ -17,14 +17,13 @@ import os
 import pathlib
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
-from nitrotest import BUILD, ROOT  # noqa: E402
+from nitrotest import BUILD, ROOT, make_bzimage  # noqa: E402,F401 (make_bzimage: the tests')
 
 TIMEOUT = 10
 
@@ -143,29 +142,6 @@ def front(request, nitro, nitro_hv):
 
 
 # ---- synthetic bzImages -------------------------------------------------------------
-
-def make_bzimage(size=4096, setup_sects=1, version=0x020F, jump_len=0x62, loadflags=1,
-                 xloadflags=1, cmdline_size=2047, initrd_addr_max=0x7FFFFFFF,
-                 pref_address=0x1000000, init_size=0x2000000, payload_offset=0,
-                 payload_length=0, boot_flag=0xAA55, magic=b"HdrS"):
-    """A minimal image that src/boot/boot.c bzimage_parse() accepts (with the defaults)."""
-    d = bytearray(max(size, 0x264))
-    d[0x1F1] = setup_sects
-    struct.pack_into("<H", d, 0x1FE, boot_flag)
-    d[0x200] = 0xEB  # jmp short
-    d[0x201] = jump_len  # setup header ends at 0x202 + this
-    d[0x202:0x206] = magic
-    struct.pack_into("<H", d, 0x206, version)
-    d[0x211] = loadflags
-    struct.pack_into("<I", d, 0x22C, initrd_addr_max)
-    struct.pack_into("<H", d, 0x236, xloadflags)
-    struct.pack_into("<I", d, 0x238, cmdline_size)
-    struct.pack_into("<I", d, 0x248, payload_offset)
-    struct.pack_into("<I", d, 0x24C, payload_length)
-    struct.pack_into("<Q", d, 0x258, pref_address)
-    struct.pack_into("<I", d, 0x260, init_size)
-    return bytes(d[:size]) if size < len(d) else bytes(d)
-
 
 @pytest.fixture
 def bzimage(tmp_path):

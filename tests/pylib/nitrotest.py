@@ -1,6 +1,6 @@
 """What several pytest suites share (tests/*/conftest.py and test files import it after
 putting tests/pylib on sys.path): the build folder, running a helper with a deadline,
-the block pattern of the test drivers, free ports, the KVM check of the suites that boot
+the block pattern of the test drivers, synthetic bzImages, free ports, the KVM check of the suites that boot
 guests, and an HTTP client for nitrod's Unix socket (bench/api.py uses it too, without
 pytest: pytest is imported only where a test fails)."""
 import http.client
@@ -9,6 +9,7 @@ import os
 import pathlib
 import signal
 import socket
+import struct
 import subprocess
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -37,6 +38,29 @@ def pattern(sector, count):
     (s*37 + j + 0x5a) % 256."""
     return bytes(((s * 37 + j + 0x5a) & 0xff) for s in range(sector, sector + count)
                  for j in range(SECTOR))
+
+
+def make_bzimage(size=4096, setup_sects=1, version=0x020F, jump_len=0x62, loadflags=1,
+                 xloadflags=1, cmdline_size=2047, initrd_addr_max=0x7FFFFFFF,
+                 pref_address=0x1000000, init_size=0x2000000, payload_offset=0,
+                 payload_length=0, boot_flag=0xAA55, magic=b"HdrS"):
+    """A minimal image that src/boot/boot.c bzimage_parse() accepts (with the defaults)."""
+    d = bytearray(max(size, 0x264))
+    d[0x1F1] = setup_sects
+    struct.pack_into("<H", d, 0x1FE, boot_flag)
+    d[0x200] = 0xEB  # jmp short
+    d[0x201] = jump_len  # setup header ends at 0x202 + this
+    d[0x202:0x206] = magic
+    struct.pack_into("<H", d, 0x206, version)
+    d[0x211] = loadflags
+    struct.pack_into("<I", d, 0x22C, initrd_addr_max)
+    struct.pack_into("<H", d, 0x236, xloadflags)
+    struct.pack_into("<I", d, 0x238, cmdline_size)
+    struct.pack_into("<I", d, 0x248, payload_offset)
+    struct.pack_into("<I", d, 0x24C, payload_length)
+    struct.pack_into("<Q", d, 0x258, pref_address)
+    struct.pack_into("<I", d, 0x260, init_size)
+    return bytes(d[:size]) if size < len(d) else bytes(d)
 
 
 def free_port(kind=socket.SOCK_STREAM):
