@@ -29,9 +29,9 @@ int cmd_images(int argc, char **argv)
 /* Options of nitro-hv that take a value: their values are never --volume. */
 static bool takes_value(const char *a)
 {
-	static const char *const opts[] = {"--kernel",	  "--initrd",	 "--cmdline",
-					   "--cpus",	  "--memory",	 "--console-log",
-					   "--cache-dir", "--vhost-user"};
+	static const char *const opts[] = {"--kernel",	    "--initrd",	   "--cmdline",
+					   "--cpus",	    "--memory",	   "--console-log",
+					   "--console-max", "--cache-dir", "--vhost-user"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		if (!strcmp(a, opts[i]))
 			return true;
@@ -90,6 +90,7 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 		  c->console_log ? c->console_log : "", "--console-log");
 	s->ls_cpus = c->cpus;
 	s->ls_mem_mib = c->mem_mib;
+	s->ls_console_max = c->console_max;
 	s->ls_no_reboot = c->no_reboot;
 	s->ls_no_decompress = c->no_decompress;
 	s->ls_stats = c->stats;

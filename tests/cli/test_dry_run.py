@@ -22,6 +22,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
     sg = tmp_path / "web.sg"
     sg.write_text("")
     doc = plan(nitro, "--kernel", str(k), "--cpus", "2", "--memory", "128", "--no-reboot",
+               "--console-max", "8192",
                "--volume", f"{vol},iops=900,throughput=12,readonly", "--volume", "null:1G,gp2",
                "--nic", f"vpc=4,ip=10.0.0.9/24,pps=7,bandwidth=8,sg={sg}",
                "--vhost-user", f"blk,{tmp_path}/ext.sock", "--underlay", "127.0.0.2")
@@ -38,7 +39,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
                        "--pps", "7", "--bandwidth", "8", "--underlay", "127.0.0.2"]
     assert hv[0] == str(sandbox / "bin" / "nitro-hv")
     assert hv[1:] == ["--kernel", str(k), "--cmdline", "console=ttyS0 reboot=k panic=-1",
-                      "--cpus", "2", "--memory", "128", "--no-reboot",
+                      "--cpus", "2", "--memory", "128", "--console-max", "8192", "--no-reboot",
                       "--cache-dir", doc["kernel_cache"],
                       "--vhost-user", f"blk,{tmp_path}/ext.sock",
                       "--vhost-user", f"blk,{run}/c0.sock", "--vhost-user", f"blk,{run}/c1.sock",

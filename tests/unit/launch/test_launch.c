@@ -75,6 +75,7 @@ static void full_spec(struct launch_spec *s, struct launch_env *e)
 	s->ls_cpus = 9;
 	s->ls_mem_mib = 1024;
 	s->ls_require_kvm = true;
+	s->ls_console_max = 65536;
 	snprintf(e->le_kernel_cache, sizeof(e->le_kernel_cache), "/var/kcache");
 	snprintf(e->le_card_state, sizeof(e->le_card_state), "/run/i-1-key");
 	snprintf(e->le_vpc_map, sizeof(e->le_vpc_map), "/var/vpc-map");
@@ -175,7 +176,8 @@ static void test_cards_first_then_the_hypervisor(void **state)
 	assert_string_equal(
 	    joined(hv),
 	    "/opt/nitro/nitro-hv --kernel /img/vmlinuz --initrd /img/guest.img --cmdline "
-	    "console=ttyS0 --cpus 9 --memory 1024 --require-kvm --cache-dir /var/kcache "
+	    "console=ttyS0 --cpus 9 --memory 1024 --console-max 65536 --require-kvm --cache-dir "
+	    "/var/kcache "
 	    "--vhost-user blk,/run/i-1/c0.sock --vhost-user blk,/run/i-1/c1.sock --vhost-user "
 	    "net,/run/i-1/c2.sock --vhost-user net,/run/i-1/c3.sock");
 	assert_true(has_path(hv, "/dev/kvm", LAUNCH_PATH_RW | LAUNCH_PATH_DEV));
