@@ -141,6 +141,7 @@ unsigned e820_build(const struct guest_mem *m, struct e820_entry *out, unsigned 
 	uint64_t low = m->gm_regions[0].mr_size;
 	n = e820_add(out, n, max, 0, BOOT_EBDA, E820_RAM);
 	n = e820_add(out, n, max, BOOT_EBDA, 0xa0000 - BOOT_EBDA, E820_RESERVED);
+	/* ACPI tables and (BOOT_TPM_LOG) the TPM event log */
 	n = e820_add(out, n, max, BOOT_ACPI, BOOT_ACPI_END - BOOT_ACPI, E820_RESERVED);
 	n = e820_add(out, n, max, BOOT_HIGH, low - BOOT_HIGH, E820_RAM);
 	if (m->gm_nregions > 1)

@@ -26,6 +26,10 @@
 #define BOOT_CMDLINE 0x20000
 #define BOOT_ACPI 0xe0000 /* ACPI tables, up to BOOT_ACPI_END */
 #define BOOT_ACPI_END 0x100000
+/* With a TPM, the ACPI tables end at BOOT_TPM_LOG and the TPM event log takes the rest of
+ * the reserved range (the kernel maps the log as I/O memory: it must not be RAM). */
+#define BOOT_TPM_LOG 0xf0000
+#define BOOT_TPM_LOG_SIZE (BOOT_ACPI_END - BOOT_TPM_LOG)
 #define BOOT_EBDA 0x9fc00
 #define BOOT_HIGH 0x100000 /* protected-mode kernel of a bzImage */
 

@@ -29,7 +29,8 @@ const char hv_options_help[] =
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
     "  --vhost-user blk,SOCKET | net,SOCKET\n"
     "                       a virtio-blk or virtio-net PCI device served by the card at\n"
-    "                       SOCKET (repeatable)\n";
+    "                       SOCKET (repeatable)\n"
+    "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n";
 
 void hv_config_defaults(struct hv_config *c)
 {
@@ -58,7 +59,7 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			     !strcmp(a, "--cmdline") || !strcmp(a, "--cpus") ||
 			     !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
 			     !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
-			     !strcmp(a, "--vhost-user");
+			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -104,6 +105,10 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			if (!type || !v[4])
 				USAGE("--vhost-user %s: expected blk,SOCKET or net,SOCKET", v);
 			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + 4};
+		} else if (!strcmp(a, "--tpm-card")) {
+			if (!*v)
+				USAGE("--tpm-card: empty socket path");
+			c->tpm_card = v;
 		} else if (!strcmp(a, "--no-reboot")) {
 			c->no_reboot = true;
 		} else if (!strcmp(a, "--stats")) {

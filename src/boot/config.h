@@ -47,6 +47,7 @@ struct hv_config {
 	bool help;            /* --help or -h was given */
 	bool kernel_optional; /* set before parsing: a missing --kernel is no error */
 	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
+	const char *tpm_card;		    /* --tpm-card SOCKET; NULL: no TPM */
 	unsigned ncards;
 };
 

@@ -63,4 +63,22 @@ void cards_stop(const struct launch_plan *p, const struct launch_env *e,
  * for the console and log roles, /dev/null for 0..2 otherwise). */
 void proc_stdio(const struct launch_proc *p);
 
+/* nitro run --tpm [--tpm-state DIR] (src/cli/tpm.c). */
+struct run_tpm {
+	bool rt_on;
+	const char *rt_state_arg; /* --tpm-state, or NULL */
+	char rt_state[PATH_MAX];  /* the state folder in use */
+	bool rt_temp;		  /* made inside the run folder: removed at the end */
+	char rt_socket[PATH_MAX];
+	pid_t rt_pid;
+};
+/* Consumes --tpm or --tpm-state DIR at argv[*i]; false for any other argument. */
+bool tpm_arg(int argc, char **argv, int *i, struct run_tpm *t);
+/* Starts the card (socket and, without --tpm-state, state in run_dir); dies on failure. */
+void tpm_card_start(struct run_tpm *t, const char *run_dir);
+/* (Re)starts the card process on its socket; false when it did not come up. */
+bool tpm_card_spawn(struct run_tpm *t);
+/* Stops the card; removes a temporary state folder. */
+void tpm_card_stop(struct run_tpm *t);
+
 #endif

@@ -39,7 +39,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "ACPI tables are littl
 
 #define DSDT_REVISION 2 /* 2 and up: 64-bit AML integers */
 #define XSDT_REVISION 1
-#define XSDT_MAX_ENTRIES 3 /* FADT, MADT, MCFG */
+#define XSDT_MAX_ENTRIES 4 /* FADT, MADT, MCFG, TPM2 */
+#define TPM2_REVISION 4 /* with the log area fields (LAML, LASA) */
 #define MCFG_REVISION 1
 #define RSDP_REVISION 2
 
@@ -206,11 +207,27 @@ _Static_assert(sizeof(struct madt_lapic) == 8 && sizeof(struct madt_ioapic) == 1
 		   sizeof(struct madt_iso) == 10 && sizeof(struct madt_lapic_nmi) == 6,
 	       "MADT entry sizes");
 
+/* TCG ACPI Specification, TPM2 table revision 4: start-method parameters (12 bytes for
+ * CRB: none), then LAML at 64 and LASA at 68. */
+struct __attribute__((packed)) acpi_tpm2 {
+	struct acpi_header h;
+	uint16_t platform_class; /* 0: client */
+	uint16_t reserved;
+	uint64_t control_address;
+	uint32_t start_method;
+	uint8_t start_method_params[12];
+	uint32_t laml;
+	uint64_t lasa;
+};
+_Static_assert(sizeof(struct acpi_tpm2) == 76 && offsetof(struct acpi_tpm2, laml) == 64 &&
+		   offsetof(struct acpi_tpm2, lasa) == 68,
+	       "TPM2 table layout");
+
 /* Where each table goes, as offsets into buf (the guest sees buf at gpa). */
 struct acpi_layout {
 	uint8_t *buf;
 	uint64_t gpa;
-	size_t xsdt, fadt, madt, mcfg, dsdt; /* mcfg: 0 without PCI */
+	size_t xsdt, fadt, madt, mcfg, tpm2, dsdt; /* mcfg, tpm2: 0 when absent */
 };
 
 static size_t align_up(size_t x)
@@ -277,21 +294,25 @@ static void build_rsdp(const struct acpi_layout *l)
 	memcpy(l->buf, &r, sizeof(r));
 }
 
-static size_t xsdt_size(bool pci)
+static size_t xsdt_size(bool pci, bool tpm)
 {
-	return sizeof(struct acpi_header) + (pci ? 3 : 2) * sizeof(uint64_t);
+	return sizeof(struct acpi_header) + (2u + pci + tpm) * sizeof(uint64_t);
 }
 
 static void build_xsdt(const struct acpi_layout *l)
 {
-	size_t len = xsdt_size(l->mcfg != 0);
+	size_t len = xsdt_size(l->mcfg != 0, l->tpm2 != 0);
 	struct acpi_xsdt x;
+	unsigned n = 0;
 
 	memset(&x, 0, sizeof(x));
 	header_init(&x.h, "XSDT", (uint32_t)len, XSDT_REVISION);
-	x.entry[0] = l->gpa + l->fadt;
-	x.entry[1] = l->gpa + l->madt;
-	x.entry[2] = l->mcfg ? l->gpa + l->mcfg : 0;
+	x.entry[n++] = l->gpa + l->fadt;
+	x.entry[n++] = l->gpa + l->madt;
+	if (l->mcfg)
+		x.entry[n++] = l->gpa + l->mcfg;
+	if (l->tpm2)
+		x.entry[n++] = l->gpa + l->tpm2;
 	memcpy(l->buf + l->xsdt, &x, len);
 	table_checksum(l->buf + l->xsdt);
 }
@@ -308,6 +329,21 @@ static void build_mcfg(const struct acpi_layout *l)
 	m.end_bus = ACPI_PCI_BUS_END;
 	memcpy(l->buf + l->mcfg, &m, sizeof(m));
 	table_checksum(l->buf + l->mcfg);
+}
+
+static void build_tpm2(const struct acpi_layout *l, const struct acpi_config *cfg)
+{
+	struct acpi_tpm2 t;
+
+	memset(&t, 0, sizeof(t));
+	header_init(&t.h, "TPM2", sizeof(t), TPM2_REVISION);
+	t.platform_class = 0;
+	t.control_address = cfg->tpm_ctrl;
+	t.start_method = ACPI_TPM2_START_CRB;
+	t.laml = cfg->tpm_log_len;
+	t.lasa = cfg->tpm_log;
+	memcpy(l->buf + l->tpm2, &t, sizeof(t));
+	table_checksum(l->buf + l->tpm2);
 }
 
 static void build_fadt(const struct acpi_layout *l)
@@ -472,6 +508,19 @@ static void dsdt_mres(struct aml *a)
 	dsdt_device(a, "MRES", "PNP0C02", true, 1, &crs);
 }
 
+/* The TPM: MSFT0101 with the CRB registers and buffer as its memory (tpm_crb maps the
+ * control area and the command/response buffer from this range). */
+static void dsdt_tpm(struct aml *a, const struct acpi_config *cfg)
+{
+	uint8_t buf[16];
+	struct aml crs;
+
+	aml_init(&crs, buf, sizeof(buf));
+	aml_res_memory32_fixed(&crs, true, cfg->tpm_base, cfg->tpm_size);
+	aml_res_end(&crs);
+	dsdt_device(a, "TPM0", "MSFT0101", false, 0, &crs);
+}
+
 /* One ACPI0007 processor device per CPU, _UID matching the MADT processor UID. */
 static void dsdt_cpus(struct aml *a, unsigned ncpus)
 {
@@ -501,6 +550,8 @@ static size_t build_dsdt(const struct acpi_layout *l, size_t len, const struct a
 		dsdt_pci0(&a);
 		dsdt_mres(&a);
 	}
+	if (cfg->tpm)
+		dsdt_tpm(&a, cfg);
 	dsdt_cpus(&a, cfg->ncpus);
 	aml_end(&a, scope);
 	if (a.error || a.len > UINT32_MAX - hdr)
@@ -521,12 +572,16 @@ long acpi_build(uint8_t *buf, size_t len, uint64_t gpa, const struct acpi_config
 	if (!buf || !cfg || cfg->ncpus == 0 || cfg->ncpus > ACPI_MAX_CPUS)
 		return -1;
 	l.xsdt = align_up(sizeof(struct acpi_rsdp));
-	l.fadt = align_up(l.xsdt + xsdt_size(cfg->pci));
+	l.fadt = align_up(l.xsdt + xsdt_size(cfg->pci, cfg->tpm));
 	l.madt = align_up(l.fadt + sizeof(struct acpi_fadt));
 	l.dsdt = align_up(l.madt + madt_size(cfg->ncpus));
 	if (cfg->pci) {
 		l.mcfg = l.dsdt;
 		l.dsdt = align_up(l.mcfg + sizeof(struct acpi_mcfg));
+	}
+	if (cfg->tpm) {
+		l.tpm2 = l.dsdt;
+		l.dsdt = align_up(l.tpm2 + sizeof(struct acpi_tpm2));
 	}
 	fixed = l.dsdt + sizeof(struct acpi_header);
 	if (len < fixed || gpa > UINT64_MAX - l.dsdt)
@@ -541,5 +596,7 @@ long acpi_build(uint8_t *buf, size_t len, uint64_t gpa, const struct acpi_config
 	build_madt(&l, cfg->ncpus);
 	if (l.mcfg)
 		build_mcfg(&l);
+	if (l.tpm2)
+		build_tpm2(&l, cfg);
 	return (long)(l.dsdt + dsdt_len);
 }

@@ -1,7 +1,7 @@
 /* ACPI tables for a hardware-reduced x86-64 guest.
  *
  * Contract: acpi_build() lays out RSDP, XSDT, FADT (HW_REDUCED_ACPI), MADT, MCFG (only
- * with cfg->pci) and DSDT in buf, which the guest sees at guest-physical address gpa; the
+ * with cfg->pci), TPM2 (only with cfg->tpm) and DSDT in buf, which the guest sees at guest-physical address gpa; the
  * RSDP is at offset 0 (so gpa is also the value for boot_params.acpi_rsdp_addr). Every
  * table has a valid checksum and passes `iasl -d`. It returns the number of bytes used,
  * or -1 when buf is too small or the configuration is out of range (ncpus 0 or above
@@ -40,9 +40,19 @@
 #define ACPI_PCI_MMIO_SIZE 0x20000000u
 #define ACPI_PCI_BUS_END 0
 
+/* NitroTPM (cfg->tpm): a TPM2 table (revision 4, start method CRB, control area at
+ * tpm_ctrl, event log area tpm_log/tpm_log_len) and \_SB.TPM (MSFT0101) whose _CRS is
+ * the CRB range [tpm_base, tpm_base + tpm_size). */
+#define ACPI_TPM2_START_CRB 7
+
 struct acpi_config {
 	unsigned ncpus; /* 1..ACPI_MAX_CPUS, APIC ids 0..ncpus-1 */
 	bool pci;	/* MCFG and the PCI0/MRES devices; false: none of them */
+	bool tpm;
+	uint32_t tpm_base, tpm_size;
+	uint64_t tpm_ctrl;
+	uint64_t tpm_log;
+	uint32_t tpm_log_len;
 };
 
 long acpi_build(uint8_t *buf, size_t len, uint64_t gpa, const struct acpi_config *cfg);

@@ -22,6 +22,7 @@
 #include "hv/pci.h"
 #include "hv/platform.h"
 #include "hv/serial.h"
+#include "hv/tpm.h"
 #include "hv/virtio_pci.h"
 #include "hv/vm.h"
 #include "lib/util.h"
@@ -30,6 +31,7 @@
 static struct vm vm;
 static struct pci_bus pci;
 static struct virtio_pci cards[HV_MAX_CARDS];
+static struct tpm_dev tpm;
 static bool trace;
 static struct timespec t_start;
 
@@ -165,6 +167,33 @@ static int load_initrd(const struct boot_plan *bp, char *err, size_t errlen)
 	return 0;
 }
 
+/* NitroTPM: connect to the card, power the TPM on and measure kernel (PCR 4), initrd
+ * (PCR 9) and command line (PCR 8, no NUL) into it and into the event log, before any
+ * vCPU exists (docs/tpm.md). */
+static void measured_boot(const struct hv_images *img, const struct boot_plan *bp)
+{
+	char err[512];
+	struct tpm_log log;
+	uint8_t *area = gpa_ptr(&vm.vm_mem, BOOT_TPM_LOG, BOOT_TPM_LOG_SIZE);
+	if (!area)
+		die("TPM: no room for the event log");
+	if (tpm_open(&tpm, &vm, cfg.tpm_card, err, sizeof(err)) < 0)
+		die("%s", err);
+	trace_phase("TPM card connected, TPM started");
+	tpm_log_init(&log, area, BOOT_TPM_LOG_SIZE, tpm.t_algs, tpm.t_nalgs);
+	const uint8_t *initrd = bp->bp_initrd_size
+				    ? gpa_ptr(&vm.vm_mem, bp->bp_initrd, bp->bp_initrd_size)
+				    : (const uint8_t *)"";
+	if (tpm_measure(&tpm, &log, 4, img->kernel, img->kernel_len, "kernel", err,
+			sizeof(err)) < 0 ||
+	    tpm_measure(&tpm, &log, 9, initrd, bp->bp_initrd_size, "initrd", err, sizeof(err)) < 0 ||
+	    tpm_measure(&tpm, &log, 8, cfg.cmdline, strlen(cfg.cmdline), cfg.cmdline, err,
+			sizeof(err)) < 0 ||
+	    tpm_start(&tpm, err, sizeof(err)) < 0)
+		die("%s", err);
+	trace_phase("TPM measurements extended");
+}
+
 int main(int argc, char **argv)
 {
 	util_set_prog("nitro-hv");
@@ -220,8 +249,19 @@ int main(int argc, char **argv)
 			die("%s", err);
 	trace_phase("cards connected");
 	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
-	uint8_t *acpi = gpa_ptr(&vm.vm_mem, BOOT_ACPI, BOOT_ACPI_END - BOOT_ACPI);
-	if (!acpi || acpi_build(acpi, BOOT_ACPI_END - BOOT_ACPI, BOOT_ACPI, &ac) < 0)
+	uint64_t acpi_end = BOOT_ACPI_END;
+	if (cfg.tpm_card) {
+		measured_boot(&img, &bp);
+		ac.tpm = true;
+		ac.tpm_base = TPM_CRB_BASE;
+		ac.tpm_size = TPM_CRB_SIZE + TPM_CRB_BUF_SIZE;
+		ac.tpm_ctrl = TPM_CRB_CTRL;
+		ac.tpm_log = BOOT_TPM_LOG;
+		ac.tpm_log_len = BOOT_TPM_LOG_SIZE;
+		acpi_end = BOOT_TPM_LOG;
+	}
+	uint8_t *acpi = gpa_ptr(&vm.vm_mem, BOOT_ACPI, acpi_end - BOOT_ACPI);
+	if (!acpi || acpi_build(acpi, acpi_end - BOOT_ACPI, BOOT_ACPI, &ac) < 0)
 		die("cannot build the ACPI tables for %u vCPUs", cfg.cpus);
 	bp.bp_rsdp = BOOT_ACPI;
 	if (boot_write(&vm.vm_mem, &img.bz, &bp, cfg.cmdline, err, sizeof(err)))

@@ -166,6 +166,15 @@ static const int vpc_calls[] = {
     SCMP_SYS(connect),
 };
 
+/* The TPM card: its NV blobs in the state folder it opened before (openat on that dirfd,
+ * write to NAME.tmp, fsync, rename over NAME.nvs, unlink a deleted blob); the rest is
+ * card_calls (accepting the next nitro-hv, the shared page's memfd over SCM_RIGHTS). */
+static const int tpm_calls[] = {
+    SCMP_SYS(renameat),
+    SCMP_SYS(renameat2),
+    SCMP_SYS(unlinkat),
+};
+
 static const unsigned long card_ioctls[] = {FIONBIO, FIONREAD, TCGETS};
 
 static int add_all(scmp_filter_ctx ctx, const int *calls, size_t n, char *err, size_t errlen)
@@ -210,8 +219,10 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		log = true;
 	}
 	bool hv = !strcmp(k, "hv"), ebs = !strcmp(k, "card-ebs"), vpc = !strcmp(k, "card-vpc");
-	if (!hv && !ebs && !vpc)
-		RETURN_ERR(-1, "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc)",
+	bool tpm = !strcmp(k, "card-tpm");
+	if (!hv && !ebs && !vpc && !tpm)
+		RETURN_ERR(-1,
+			   "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc, card-tpm)",
 			   kind ? kind : "");
 	scmp_filter_ctx ctx = seccomp_init(log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
@@ -259,9 +270,24 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	if (!rc && hv)
 		rc = add_all(ctx, hv_calls, ARRAY_SIZE(hv_calls), err, errlen) ||
 		     add_ioctls(ctx, hv_ioctls, ARRAY_SIZE(hv_ioctls), err, errlen);
-	if (!rc && (ebs || vpc))
+	if (!rc && (ebs || vpc || tpm))
 		rc = add_all(ctx, card_calls, ARRAY_SIZE(card_calls), err, errlen) ||
 		     add_ioctls(ctx, card_ioctls, ARRAY_SIZE(card_ioctls), err, errlen);
+	if (!rc && tpm)
+		rc = add_all(ctx, tpm_calls, ARRAY_SIZE(tpm_calls), err, errlen);
+	/* The TPM card opens its blobs under the state folder's fd: read-only, or a new
+	 * NAME.tmp for writing; never for appending, never a tmpfile. */
+	if (!rc && tpm &&
+	    (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+			      SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_APPEND | __O_TMPFILE,
+				      O_RDONLY)) < 0 ||
+	     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+			      SCMP_A2(SCMP_CMP_MASKED_EQ,
+				      O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | __O_TMPFILE,
+				      O_WRONLY | O_CREAT | O_TRUNC)) < 0)) {
+		snprintf(err, errlen, "seccomp: allow the TPM card's openat: cannot add the rule");
+		rc = -1;
+	}
 	if (!rc && vpc)
 		rc = add_all(ctx, vpc_calls, ARRAY_SIZE(vpc_calls), err, errlen);
 	/* The VPC card opens mapping entries read-only: no create, truncate, append, tmpfile,

@@ -50,6 +50,10 @@ struct volume {
 /* The master key's path for this environment ($NITRO_STATE or the default). */
 void vol_master_key_path(char *out, size_t len);
 
+/* Loads the master key, creating it when missing (for keys derived from it: the TPM
+ * card's state key, docs/tpm.md). 0 or a negative errno value. */
+int vol_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen);
+
 /* Creates a sparse volume of size bytes at path (which must not exist) with a random id
  * (and data key, wrapped by the master key, when encrypted). Fills *id. */
 int vol_create(const char *path, uint64_t size, bool encrypted, char id[VOL_ID_LEN + 1], char *err,
