@@ -120,8 +120,8 @@ bool tpm_card_spawn(struct run_tpm *t)
 	char card[PATH_MAX], fdnum[16];
 	exe_sibling("nitro-card-tpm", card, sizeof(card));
 	snprintf(fdnum, sizeof(fdnum), "%d", p[0]);
-	char *argv[] = {card,	   "--socket-path", t->rt_socket, "--state",
-			t->rt_state, "--key-fd",      fdnum,	      NULL};
+	char *argv[] = {card,	     "--socket-path", t->rt_socket, "--state",
+			t->rt_state, "--key-fd",      fdnum,	    NULL};
 	unlink(t->rt_socket);
 	bool ok = card_spawn(card, argv, t->rt_socket, &t->rt_pid);
 	close(p[0]);

@@ -131,8 +131,7 @@ static int power_on(struct tpm_dev *t, int sock, bool first, char *err, size_t e
 	    rep.status || rep.len != TPM_PROTO_BUF)
 		RETURN_ERR(-1, "TPM card %s: no answer to HELLO", t->t_path);
 	if (call(sock, TPM_MSG_INIT, 0, NULL, -1, &rep, NULL) < 0 || rep.status)
-		RETURN_ERR(-1, "TPM card %s: power-on failed (status %u)", t->t_path,
-			   rep.status);
+		RETURN_ERR(-1, "TPM card %s: power-on failed (status %u)", t->t_path, rep.status);
 	n = tpm2_cmd_startup(cmd, sizeof(cmd), TPM2_SU_CLEAR);
 	uint32_t rc = xcmd(sock, cmd, n, rsp, &rl);
 	if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
@@ -184,8 +183,8 @@ int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, si
 	return power_on(t, t->t_sock, true, err, errlen);
 }
 
-int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data,
-		size_t len, const char *what, char *err, size_t errlen)
+int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data, size_t len,
+		const char *what, char *err, size_t errlen)
 {
 	if (t->t_nmeas == TPM_MAX_MEASURE)
 		RETURN_ERR(-1, "TPM: too many measurements");

@@ -60,8 +60,8 @@ struct tpm_dev {
 
 /* 0, or -1 with err. */
 int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, size_t errlen);
-int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data,
-		size_t len, const char *what, char *err, size_t errlen);
+int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data, size_t len,
+		const char *what, char *err, size_t errlen);
 int tpm_start(struct tpm_dev *t, char *err, size_t errlen);
 
 #endif

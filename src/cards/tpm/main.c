@@ -129,8 +129,8 @@ static uint32_t tpm_run(const uint8_t *cmd, uint32_t len, uint8_t *rsp)
 {
 	unsigned char *out = NULL;
 	uint32_t olen = 0, osize = 0;
-	if (!g.running || TPMLIB_Process(&out, &olen, &osize, (unsigned char *)cmd, len) !=
-			      TPM_SUCCESS ||
+	if (!g.running ||
+	    TPMLIB_Process(&out, &olen, &osize, (unsigned char *)cmd, len) != TPM_SUCCESS ||
 	    olen < TPM2_HEADER || olen > TPM_PROTO_BUF) {
 		free(out);
 		return 0;
@@ -144,8 +144,8 @@ static uint32_t tpm_run(const uint8_t *cmd, uint32_t len, uint8_t *rsp)
 static int reply(uint16_t type, uint32_t len, uint32_t status, const void *payload)
 {
 	uint8_t hdr[TPM_PROTO_MSG];
-	tpm_msg_encode(hdr, &(struct tpm_msg){.type = type | TPM_PROTO_REPLY, .len = len,
-					      .status = status});
+	tpm_msg_encode(
+	    hdr, &(struct tpm_msg){.type = type | TPM_PROTO_REPLY, .len = len, .status = status});
 	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, payload ? len : 0}};
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = payload ? 2 : 1};
 	return sendmsg(g.conn, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
@@ -190,7 +190,9 @@ static void on_conn(struct loop *l, int fd, uint32_t ev, void *opaque)
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = {buf, sizeof(buf)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.b,
 			    .msg_controllen = sizeof(ctl.b)};
 	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))

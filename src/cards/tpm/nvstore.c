@@ -46,7 +46,7 @@ int nv_init(int dirfd, const uint8_t key[NV_KEY_BYTES], char *err, size_t errlen
 }
 
 static int nv_crypt(bool enc, const char *name, const uint8_t *nonce, const uint8_t *in, int len,
-		 uint8_t *out, uint8_t *tag)
+		    uint8_t *out, uint8_t *tag)
 {
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int n = 0, ok = c && EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, g_key, nonce, enc) &&
@@ -93,9 +93,10 @@ int nv_load(const char *name, uint8_t **data, uint32_t *len)
 	}
 	size_t n = (size_t)st.st_size;
 	uint8_t *file = malloc(n), *plain = malloc(n - NV_HDR + 1);
-	bool ok = file && plain && pread(fd, file, n, 0) == (ssize_t)n &&
-		  !memcmp(file, NV_MAGIC, 8) &&
-		  nv_crypt(false, name, file + 8, file + NV_HDR, (int)(n - NV_HDR), plain, file + 20) == 0;
+	bool ok =
+	    file && plain && pread(fd, file, n, 0) == (ssize_t)n && !memcmp(file, NV_MAGIC, 8) &&
+	    nv_crypt(false, name, file + 8, file + NV_HDR, (int)(n - NV_HDR), plain, file + 20) ==
+		0;
 	close(fd);
 	free(file);
 	if (!ok) {

@@ -36,8 +36,7 @@ static void test_reset_values(void **state)
 	(void)state;
 	struct crb c;
 	init(&c);
-	assert_int_equal(rd(&c, CRB_LOC_STATE),
-			 CRB_LOC_STATE_VALID | CRB_LOC_STATE_ESTABLISHED);
+	assert_int_equal(rd(&c, CRB_LOC_STATE), CRB_LOC_STATE_VALID | CRB_LOC_STATE_ESTABLISHED);
 	assert_int_equal(rd(&c, CRB_CTRL_STS), CRB_CTRL_STS_IDLE);
 	assert_int_equal(rd(&c, CRB_CTRL_START), 0);
 	assert_int_equal(rd(&c, CRB_INTF_ID), CRB_INTF_ID_LO);
@@ -162,10 +161,8 @@ static void test_bad_sizes_and_readonly(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reset_values),
-	    cmocka_unit_test(test_driver_sequence),
-	    cmocka_unit_test(test_start_while_busy),
-	    cmocka_unit_test(test_wrong_locality),
+	    cmocka_unit_test(test_reset_values),	   cmocka_unit_test(test_driver_sequence),
+	    cmocka_unit_test(test_start_while_busy),	   cmocka_unit_test(test_wrong_locality),
 	    cmocka_unit_test(test_bad_sizes_and_readonly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,8 +19,8 @@ static void test_roundtrip(void **state)
 	uint8_t b[TPM_PROTO_MSG];
 	struct tpm_msg m;
 	for (uint16_t t = TPM_MSG_HELLO; t <= TPM_MSG_CMD; t++) {
-		tpm_msg_encode(b, &(struct tpm_msg){.type = t | TPM_PROTO_REPLY, .len = 4096,
-						    .status = 5});
+		tpm_msg_encode(
+		    b, &(struct tpm_msg){.type = t | TPM_PROTO_REPLY, .len = 4096, .status = 5});
 		assert_int_equal(tpm_msg_decode(b, sizeof(b), &m), 0);
 		assert_int_equal(m.type, t | TPM_PROTO_REPLY);
 		assert_int_equal(m.len, 4096);
@@ -87,8 +87,8 @@ static void test_tpm2_commands(void **state)
 	assert_int_equal(tpm2_rsp_code(b, 10), TPM2_RC_FAILURE);
 	assert_int_equal(tpm2_rsp_code(b, 11), TPM2_RC_FAILURE); /* size mismatch */
 	/* GetCapability(PCRS) response: SHA-1 unallocated, SHA-256 allocated. */
-	uint8_t r[] = {0x80, 0x01, 0, 0, 0, 31, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 2,
-		       0,    4,	   3, 0, 0, 0, 0, 0x0b, 3, 0xff, 0xff, 0xff};
+	uint8_t r[] = {0x80, 0x01, 0, 0, 0, 31, 0, 0, 0, 0, 0,	  0, 0,	   0,	 5,   0,
+		       0,    0,	   2, 0, 4, 3,	0, 0, 0, 0, 0x0b, 3, 0xff, 0xff, 0xff};
 	uint16_t algs[TPM2_MAX_BANKS];
 	unsigned na;
 	assert_int_equal(tpm2_parse_pcrs(r, sizeof(r), algs, &na), 0);
