@@ -12,6 +12,9 @@ cd "$(dirname "$0")/.."
 /usr/bin/python3 bench/api.py
 if grep -qwE 'svm|vmx' /proc/cpuinfo && [ -w /dev/kvm ]; then
 	/usr/bin/python3 bench/boot.py
+	/usr/bin/python3 bench/tpm.py
 else
 	build/nitro emuhost --memory 2048 -- /usr/bin/python3 bench/boot.py
+	# NitroTPM: GetRandom round trip vs QEMU tpm-crb + swtpm, and the boot cost of --tpm.
+	build/nitro emuhost --memory 2048 -- /usr/bin/python3 bench/tpm.py
 fi

@@ -12,3 +12,19 @@ TPM_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/tpm/
 UNIT_TESTS += $(TPM_UNIT)
 $(TPM_UNIT): $(call obj,src/hv/crb.c src/cards/tpm/nvstore.c) $(call objs,tpm lib)
 $(TPM_UNIT): override LDFLAGS += -lcrypto
+
+# The card over its protocol (tests/tpm: no KVM needed).
+.PHONY: tpm-test
+tpm-test: all
+	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/tpm
+TEST_SUITES += tpm-test
+
+# Guest side of bench/tpm.py (static: the guest image has no libc); swtpm is the
+# benchmark's peer and installed only for it.
+$(BUILD)/guest/tpm-rtt: bench/tpm_rtt.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+.PHONY: tpm-bench-deps
+tpm-bench-deps: $(BUILD)/guest/tpm-rtt
+	@command -v swtpm >/dev/null || apt-get install -y swtpm
+bench: tpm-bench-deps

@@ -155,6 +155,11 @@ int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, si
 	t->t_vm = vm;
 	t->t_sock = t->t_kick = t->t_memfd = -1;
 	pthread_mutex_init(&t->t_lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->t_done, &ca);
+	pthread_condattr_destroy(&ca);
 	if (strlen(socket) >= sizeof(t->t_path))
 		RETURN_ERR(-1, "--tpm %s: socket path too long", socket);
 	snprintf(t->t_path, sizeof(t->t_path), "%s", socket);
@@ -201,11 +206,19 @@ int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void
 	return 0;
 }
 
+/* With t_lock held: the guest's command is done (START clears); a vCPU waiting in
+ * crb_mmio returns. */
+static void complete_locked(struct tpm_dev *t)
+{
+	crb_complete(&t->t_crb);
+	pthread_cond_broadcast(&t->t_done);
+}
+
 /* With t_lock held: the guest's command fails with rc (response in the shared page). */
 static void fail_locked(struct tpm_dev *t, uint32_t rc)
 {
 	tpm2_rsp_error(t->t_buf, TPM_CRB_BUF_SIZE, rc);
-	crb_complete(&t->t_crb);
+	complete_locked(t);
 	atomic_fetch_add(&t->t_failed, 1);
 }
 
@@ -224,6 +237,18 @@ static void crb_mmio(void *opaque, uint64_t off, uint8_t *data, unsigned size, b
 			uint64_t one = 1;
 			if (write(t->t_kick, &one, sizeof(one)) < 0 && errno != EAGAIN)
 				fail_locked(t, TPM2_RC_FAILURE);
+			/* A short command (GetRandom, PCR reads) is done before the guest's
+			 * first poll of START, which would otherwise sleep a millisecond. */
+			struct timespec until;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_nsec += TPM_SYNC_WAIT_US * 1000L;
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			while (crb_busy(&t->t_crb) &&
+			       pthread_cond_timedwait(&t->t_done, &t->t_lock, &until) == 0)
+				;
 		}
 	}
 	pthread_mutex_unlock(&t->t_lock);
@@ -280,7 +305,7 @@ static void on_reply(struct tpm_dev *t)
 		if (m.status || m.len < TPM2_HEADER)
 			fail_locked(t, TPM2_RC_FAILURE);
 		else
-			crb_complete(&t->t_crb);
+			complete_locked(t);
 	}
 	pthread_mutex_unlock(&t->t_lock);
 	if (!ok)

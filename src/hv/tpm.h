@@ -10,7 +10,9 @@
  * carries guest commands to the card.
  *
  * Threads: vCPU threads call the MMIO handler (under t->lock); the TPM thread talks to
- * the card. A START sends one CMD; the guest polls START until the reply clears it. If the
+ * the card. A START sends one CMD; the vCPU waits up to TPM_SYNC_WAIT_US for the reply
+ * (a quick command is then done before the guest's first poll) and otherwise returns;
+ * the guest polls START until the reply clears it. If the
  * card dies, the command in flight completes with TPM_RC_FAILURE; the thread reconnects
  * (the supervisor restarts the card on the same socket), powers the TPM on again and
  * replays the boot measurements, then sends any command that waited; a command waits at
@@ -31,6 +33,7 @@
 #include "tpm/tpm2.h"
 
 #define TPM_RECONNECT_MS 30000
+#define TPM_SYNC_WAIT_US 2000 /* a START waits this long in the vCPU for a quick reply */
 #define TPM_MAX_MEASURE 4
 #define TPM_KVM_SLOT 8 /* after the RAM slots */
 
@@ -43,6 +46,7 @@ struct tpm_dev {
 	struct vm *t_vm;
 	char t_path[108];
 	pthread_mutex_t t_lock; /* t_crb, t_pending, t_inflight */
+	pthread_cond_t t_done;	/* a command completed */
 	struct crb t_crb;
 	bool t_pending;	 /* a START the thread has not sent yet */
 	bool t_inflight; /* a CMD sent, reply outstanding */

@@ -1,0 +1,114 @@
+"""NitroTPM benchmark (issue 13), run inside the emulated host (bench/run.sh).
+
+(a) TPM2_GetRandom(16) round trip, timed in the guest by bench/tpm_rtt.c through
+    /dev/tpm0 (the stock kernel's tpm_crb driver in both): nitro (nitro-hv's CRB +
+    nitro-card-tpm, libtpms) vs QEMU's tpm-crb + swtpm (libtpms too), same kernel, same
+    initrd, side by side in one emulated host. Target: ratio <= 0.5.
+(b) The boot-time cost of --tpm in nitro-hv: NITRO_TRACE's "vCPUs started" time with and
+    without --tpm (median of RUNS starts each). Target: <= 20 ms.
+"""
+import gzip
+import os
+import pathlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CACHE = pathlib.Path(os.environ.get("NITRO_CACHE", os.path.expanduser("~/.cache/nitro")))
+KERNEL = CACHE / "images" / "vmlinuz"
+BASE = CACHE / "images" / "guest.img"
+RTT = ROOT / "build" / "guest" / "tpm-rtt"
+N = int(os.environ.get("BENCH_TPM_N", "200"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+CMDLINE = f'console=ttyS0 reboot=k panic=-1 nitro_exec="/bin/tpm-rtt {N}"'
+
+
+def newc(entries):
+    out = bytearray()
+    for ino, (path, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
+        name = path.encode() + b"\0"
+        hdr = "070701" + "".join(f"{v:08x}" for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))
+        out += hdr.encode() + name
+        out += b"\0" * ((4 - len(out) % 4) % 4)
+        out += data
+        out += b"\0" * ((4 - len(out) % 4) % 4)
+    return bytes(out)
+
+
+def rtt(out, who):
+    m = re.search(r"TPM-RTT median_us=([\d.]+) mean_us=([\d.]+)", out)
+    if not m:
+        sys.exit(f"bench/tpm.py: {who}: no result\n{out[-3000:]}")
+    return float(m.group(1)), float(m.group(2))
+
+
+def nitro_rtt(initrd):
+    p = subprocess.run([str(ROOT / "build" / "nitro"), "run", "--require-kvm", "--tpm", "--kernel", str(KERNEL),
+                        "--initrd", str(initrd), "--cmdline", CMDLINE], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, errors="replace", timeout=900)
+    return rtt(p.stdout + p.stderr, "nitro")
+
+
+def qemu_rtt(initrd, tmp):
+    sock = tmp / "swtpm.sock"
+    (tmp / "swtpm").mkdir()
+    sw = subprocess.Popen(["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={tmp / 'swtpm'}",
+                           "--ctrl", f"type=unixio,path={sock}", "--flags", "not-need-init,startup-clear"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            if sock.exists():
+                break
+            time.sleep(0.01)
+        p = subprocess.run(["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-m", "256",
+                            "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
+                            "-no-reboot", "-kernel", str(KERNEL), "-initrd", str(initrd), "-append", CMDLINE,
+                            "-chardev", f"socket,id=chrtpm,path={sock}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+                            "-device", "tpm-crb,tpmdev=tpm0"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", timeout=900)
+        return rtt(p.stdout + p.stderr, "qemu")
+    finally:
+        sw.terminate()
+        sw.wait()
+
+
+def hv_start_ms(tpm):
+    """nitro-hv's time from its start to its vCPUs running (NITRO_TRACE)."""
+    args = [str(ROOT / "build" / "nitro"), "run", "--require-kvm", "--kernel", str(KERNEL), "--initrd", str(BASE),
+            "--cmdline", 'console=ttyS0 reboot=k panic=-1 nitro_exec="true"']
+    if tpm:
+        args.insert(3, "--tpm")
+    env = dict(os.environ, NITRO_TRACE="1")
+    p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                       env=env, timeout=600)
+    m = re.search(r"nitro-hv:\s+([\d.]+) ms vCPUs started", p.stderr)
+    if not m:
+        sys.exit(f"bench/tpm.py: no trace\n{p.stderr[-2000:]}")
+    return float(m.group(1))
+
+
+def main():
+    if not shutil.which("swtpm"):
+        sys.exit("bench/tpm.py: swtpm is missing (make bench installs it)")
+    with tempfile.TemporaryDirectory() as d:
+        tmp = pathlib.Path(d)
+        initrd = tmp / "rtt.img"
+        initrd.write_bytes(BASE.read_bytes() + gzip.compress(
+            newc([("bin", 0o40755, b""), ("bin/tpm-rtt", 0o100755, RTT.read_bytes())])))
+        n_med, n_mean = nitro_rtt(initrd)
+        q_med, q_mean = qemu_rtt(initrd, tmp)
+    print(f"tpm: GetRandom round trip nitro {n_med:.0f} us vs QEMU tpm-crb + swtpm {q_med:.0f} us, "
+          f"ratio: {n_med / q_med:.2f} (medians of {N}; means {n_mean:.0f} / {q_mean:.0f} us)")
+    with_tpm = statistics.median(hv_start_ms(True) for _ in range(RUNS))
+    without = statistics.median(hv_start_ms(False) for _ in range(RUNS))
+    print(f"tpm: boot-time cost of --tpm in nitro-hv {with_tpm - without:.1f} ms "
+          f"(vCPUs started at {with_tpm:.1f} ms vs {without:.1f} ms, medians of {RUNS})")
+
+
+if __name__ == "__main__":
+    main()
