@@ -189,7 +189,7 @@ static void measured_boot(const struct hv_images *img, const struct boot_plan *b
 	    tpm_measure(&tpm, &log, 9, initrd, bp->bp_initrd_size, "initrd", err, sizeof(err)) < 0 ||
 	    tpm_measure(&tpm, &log, 8, cfg.cmdline, strlen(cfg.cmdline), cfg.cmdline, err,
 			sizeof(err)) < 0 ||
-	    tpm_start(&tpm, err, sizeof(err)) < 0)
+	    tpm_seal_platform(&tpm, err, sizeof(err)) < 0 || tpm_start(&tpm, err, sizeof(err)) < 0)
 		die("%s", err);
 	trace_phase("TPM measurements extended");
 }

@@ -120,6 +120,13 @@ static int extend(int sock, uint32_t pcr, const struct tpm2_digests *d)
 	return n && xcmd(sock, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS ? 0 : -1;
 }
 
+static int disable_platform(int sock)
+{
+	uint8_t cmd[64], rsp[TPM_PROTO_BUF];
+	size_t n = tpm2_cmd_disable_platform(cmd, sizeof(cmd)), rl = 0;
+	return n && xcmd(sock, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS ? 0 : -1;
+}
+
 /* HELLO, INIT, TPM2_Startup(CLEAR), the allocated banks (first time), and the boot
  * measurements taken so far (after a card restart). */
 static int power_on(struct tpm_dev *t, int sock, bool first, char *err, size_t errlen)
@@ -146,6 +153,15 @@ static int power_on(struct tpm_dev *t, int sock, bool first, char *err, size_t e
 		if (extend(sock, t->t_meas[i].tm_pcr, &t->t_meas[i].tm_digests) < 0)
 			RETURN_ERR(-1, "TPM card %s: replaying measurement %u failed", t->t_path,
 				   i);
+	if (!first && disable_platform(sock) < 0)
+		RETURN_ERR(-1, "TPM card %s: cannot disable the platform hierarchy", t->t_path);
+	return 0;
+}
+
+int tpm_seal_platform(struct tpm_dev *t, char *err, size_t errlen)
+{
+	if (disable_platform(t->t_sock) < 0)
+		RETURN_ERR(-1, "TPM card %s: cannot disable the platform hierarchy", t->t_path);
 	return 0;
 }
 

@@ -66,6 +66,10 @@ struct tpm_dev {
 int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, size_t errlen);
 int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data, size_t len,
 		const char *what, char *err, size_t errlen);
+/* After the measurements: the platform hierarchy is disabled (as firmware does before the
+ * OS), so the guest cannot use platform authority (PCR allocation, clearing, the
+ * platform's NV indices). Done again after every reconnect. */
+int tpm_seal_platform(struct tpm_dev *t, char *err, size_t errlen);
 int tpm_start(struct tpm_dev *t, char *err, size_t errlen);
 
 #endif

@@ -86,6 +86,23 @@ size_t tpm2_cmd_pcr_extend(uint8_t *buf, size_t cap, uint32_t pcr, const struct 
 	return n;
 }
 
+size_t tpm2_cmd_disable_platform(uint8_t *buf, size_t cap)
+{
+	if (cap < 32)
+		return 0;
+	header(buf, TPM2_ST_SESSIONS, 32, TPM2_CC_HIERARCHY_CONTROL);
+	uint8_t *p = buf + 10;
+	be32_put(p, TPM2_RH_PLATFORM); /* authHandle */
+	be32_put(p + 4, 9);	       /* authorizationSize */
+	be32_put(p + 8, TPM2_RS_PW);
+	be16_put(p + 12, 0);
+	p[14] = 0;
+	be16_put(p + 15, 0);
+	be32_put(p + 17, TPM2_RH_PLATFORM); /* enable */
+	p[21] = 0;			    /* state: NO */
+	return 32;
+}
+
 size_t tpm2_rsp_error(uint8_t *buf, size_t cap, uint32_t rc)
 {
 	if (cap < TPM2_HEADER)

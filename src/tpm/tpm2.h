@@ -22,6 +22,8 @@
 #define TPM2_CC_PCR_EXTEND 0x182
 #define TPM2_CC_GET_CAPABILITY 0x17a
 #define TPM2_CC_GET_RANDOM 0x17b
+#define TPM2_CC_HIERARCHY_CONTROL 0x121
+#define TPM2_RH_PLATFORM 0x4000000c
 
 #define TPM2_SU_CLEAR 0
 #define TPM2_RS_PW 0x40000009
@@ -75,6 +77,9 @@ size_t tpm2_cmd_get_pcrs(uint8_t *buf, size_t cap);
 /* TPM2_PCR_Extend(pcr) with the empty password (platform auth as a booting platform
  * uses it for PCRs 0..15). */
 size_t tpm2_cmd_pcr_extend(uint8_t *buf, size_t cap, uint32_t pcr, const struct tpm2_digests *d);
+/* TPM2_HierarchyControl(platform, enable platform = NO): what firmware does before the
+ * OS runs, so the guest never holds platform authority. */
+size_t tpm2_cmd_disable_platform(uint8_t *buf, size_t cap);
 /* A bare response with code rc (10 bytes). */
 size_t tpm2_rsp_error(uint8_t *buf, size_t cap, uint32_t rc);
 

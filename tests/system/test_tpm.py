@@ -71,12 +71,14 @@ fi
 mkdir -p /sys/kernel/security; mount -t securityfs none /sys/kernel/security
 echo "LOG=$(base64 /sys/kernel/security/tpm0/binary_bios_measurements | tr -d '\n')"
 tpm2 getrandom --hex 16 && echo && echo GETRANDOM-OK
+tpm2 getcap properties-variable | grep -i phEnable
+tpm2 clear -c p >/dev/null 2>&1 || echo PLATFORM-CLEAR-REFUSED
 tpm2 createprimary -Q -C o -G ecc -c prim.ctx && echo CREATEPRIMARY-OK
 tpm2 startauthsession -S s.ctx && tpm2 policypcr -Q -S s.ctx -l sha256:9 -L pcr.pol && tpm2 flushcontext s.ctx
 echo nitro-sealed-secret > secret
 tpm2 create -Q -C prim.ctx -L pcr.pol -i secret -u seal.pub -r seal.priv && tpm2 load -Q -C prim.ctx -u seal.pub -r seal.priv -c seal.ctx
 echo "UNSEAL=$(tpm2 unseal -c seal.ctx -p pcr:sha256:9)"
-tpm2 create -Q -C prim.ctx -G ecc -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign' -u ak.pub -r ak.priv && tpm2 load -Q -C prim.ctx -u ak.pub -r ak.priv -c ak.ctx
+tpm2 create -Q -C prim.ctx -G ecc256:ecdsa-sha256 -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign' -u ak.pub -r ak.priv && tpm2 load -Q -C prim.ctx -u ak.pub -r ak.priv -c ak.ctx
 tpm2 readpublic -Q -c ak.ctx -f pem -o ak.pem
 tpm2 quote -Q -c ak.ctx -l sha256:4,8,9 -q NONCE -m q.msg -s q.sig -o q.pcrs -g sha256 && echo QUOTE-OK
 for f in ak.pem q.msg q.sig q.pcrs; do echo "FILE $f $(base64 $f | tr -d '\n')"; done
@@ -84,7 +86,9 @@ tpm2 pcrextend 9:sha256=00000000000000000000000000000000000000000000000000000000
 tpm2 unseal -c seal.ctx -p pcr:sha256:9 >/dev/null 2>&1 || echo UNSEAL-REFUSED-AFTER-EXTEND
 echo READY-FOR-KILL; sleep 12
 tpm2 getrandom --hex 8 && echo && echo AFTER-RESTART-OK
-tpm2 evictcontrol -Q -C o -c prim.ctx 0x81000001 && echo PERSISTED
+# The restarted TPM went through a reset: saved contexts are void, the primary key is
+# derived again (same seed, same template) and made persistent.
+tpm2 createprimary -Q -C o -G ecc -c prim2.ctx && tpm2 evictcontrol -Q -C o -c prim2.ctx 0x81000001 && echo PERSISTED
 reboot -f
 """.replace("NONCE", NONCE)
 
@@ -142,7 +146,8 @@ def test_tpm(tmp_path):
     assert vals.get("4") == pcr(kernel.read_bytes()), diag
     assert vals.get("9") == pcr(initrd.read_bytes()), diag
     assert vals.get("8") == pcr(cmdline_str.encode()), diag
-    for mark in ("GETRANDOM-OK", "CREATEPRIMARY-OK", "UNSEAL=nitro-sealed-secret", "QUOTE-OK",
+    assert re.search(r"phEnable:\s*0", text), diag
+    for mark in ("GETRANDOM-OK", "PLATFORM-CLEAR-REFUSED", "CREATEPRIMARY-OK", "UNSEAL=nitro-sealed-secret", "QUOTE-OK",
                  "UNSEAL-REFUSED-AFTER-EXTEND", "AFTER-RESTART-OK", "PERSISTED", "TPM-PERSISTENT-OK"):
         assert mark in text, f"{mark} missing\n{diag}"
     assert killed and "TPM card back" in "".join(err), diag

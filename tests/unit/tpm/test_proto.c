@@ -83,6 +83,12 @@ static void test_tpm2_commands(void **state)
 	assert_int_equal(be16_get(b + 31), TPM2_ALG_SHA256);
 	d.alg[1] = 0x1234; /* unknown algorithm */
 	assert_int_equal(tpm2_cmd_pcr_extend(b, sizeof(b), 9, &d), 0);
+	/* HierarchyControl(platform, platform, NO) */
+	assert_int_equal(tpm2_cmd_disable_platform(b, sizeof(b)), 32);
+	assert_int_equal(be32_get(b + 6), TPM2_CC_HIERARCHY_CONTROL);
+	assert_int_equal(be32_get(b + 10), TPM2_RH_PLATFORM);
+	assert_int_equal(be32_get(b + 27), TPM2_RH_PLATFORM);
+	assert_int_equal(b[31], 0);
 	assert_int_equal(tpm2_rsp_error(b, sizeof(b), TPM2_RC_FAILURE), 10);
 	assert_int_equal(tpm2_rsp_code(b, 10), TPM2_RC_FAILURE);
 	assert_int_equal(tpm2_rsp_code(b, 11), TPM2_RC_FAILURE); /* size mismatch */
