@@ -952,6 +952,52 @@ static void test_iasl_pci(void **state)
 #define WITH_NCPUS(f, n) {#f "/" #n, f, NULL, NULL, (void *)(uintptr_t)(n)}
 /* clang-format on */
 
+/* NitroTPM: the TPM2 table (revision 4, CRB start method, log area at LAML 64 / LASA 68),
+ * listed in the XSDT, and \_SB.TPM0 (MSFT0101) with the CRB range as its memory; both
+ * disassemble with iasl. */
+static void test_tables_tpm(void **state)
+{
+	(void)state;
+	struct acpi_config cfg = {.ncpus = 2,
+				  .tpm = true,
+				  .tpm_base = 0xfed40000u,
+				  .tpm_size = 0x6000,
+				  .tpm_ctrl = 0xfed40040u,
+				  .tpm_log = 0xf0000,
+				  .tpm_log_len = 0x10000};
+	uint8_t *buf = calloc(1, BUF_SIZE);
+	assert_non_null(buf);
+	long len = acpi_build(buf, BUF_SIZE, TEST_GPA, &cfg);
+	assert_true(len > 0);
+	struct tables t = {.buf = buf, .gpa = TEST_GPA, .len = len};
+	const uint8_t *xsdt = gpa_ptr(&t, le64_get(buf + 24), 36);
+	assert_int_equal(le32_get(xsdt + 4), 36 + 3 * 8);
+	const uint8_t *tpm2 = gpa_ptr(&t, le64_get(xsdt + 52), 76);
+	check_sdt(tpm2, "TPM2", 4, &t);
+	assert_int_equal(le32_get(tpm2 + 4), 76);
+	assert_int_equal(le16_get(tpm2 + 36), 0);	       /* client */
+	assert_int_equal(le64_get(tpm2 + 40), 0xfed40040u); /* control area */
+	assert_int_equal(le32_get(tpm2 + 48), ACPI_TPM2_START_CRB);
+	assert_int_equal(le32_get(tpm2 + 64), 0x10000); /* LAML */
+	assert_int_equal(le64_get(tpm2 + 68), 0xf0000); /* LASA */
+	/* clang-format off */
+	static const uint8_t dev[] = {
+		'T', 'P', 'M', '0',
+		0x08, '_', 'H', 'I', 'D', 0x0d, 'M', 'S', 'F', 'T', '0', '1', '0', '1', 0x00,
+		0x08, '_', 'U', 'I', 'D', 0x00,
+		0x08, '_', 'C', 'R', 'S', 0x11, 0x11, 0x0a, 14,
+		0x86, LE16(9), 0x01, LE32(0xfed40000u), LE32(0x6000),
+		0x79, 0x00,
+	};
+	/* clang-format on */
+	t.dsdt = gpa_ptr(&t, le64_get(gpa_ptr(&t, le64_get(xsdt + 36), 276) + 140), 36);
+	assert_dsdt_has(&t, dev, sizeof(dev), "TPM0");
+	static const char *const tpm2_needles[] = {"Start Method : 07", NULL};
+	iasl_check("tpm2", tpm2, 76, false, tpm2_needles);
+	iasl_check("dsdt", t.dsdt, le32_get(t.dsdt + 4), true, NULL);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -969,6 +1015,7 @@ int main(void)
 	    WITH_NCPUS(test_tables_pci, 4),
 	    cmocka_unit_test(test_tables_high_gpa),
 	    cmocka_unit_test(test_deterministic),
+	    cmocka_unit_test(test_tables_tpm),
 	    cmocka_unit_test(test_rejects_config),
 	    cmocka_unit_test(test_too_small),
 	    WITH_NCPUS(test_iasl, 1),
