@@ -78,7 +78,7 @@ tpm2 startauthsession -S s.ctx && tpm2 policypcr -Q -S s.ctx -l sha256:9 -L pcr.
 echo nitro-sealed-secret > secret
 tpm2 create -Q -C prim.ctx -L pcr.pol -i secret -u seal.pub -r seal.priv && tpm2 load -Q -C prim.ctx -u seal.pub -r seal.priv -c seal.ctx
 echo "UNSEAL=$(tpm2 unseal -c seal.ctx -p pcr:sha256:9)"
-tpm2 create -Q -C prim.ctx -G ecc256:ecdsa-sha256 -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign' -u ak.pub -r ak.priv && tpm2 load -Q -C prim.ctx -u ak.pub -r ak.priv -c ak.ctx
+tpm2 create -Q -C prim.ctx -G ecc256:ecdsa-sha256:null -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign' -u ak.pub -r ak.priv && tpm2 load -Q -C prim.ctx -u ak.pub -r ak.priv -c ak.ctx
 tpm2 readpublic -Q -c ak.ctx -f pem -o ak.pem
 tpm2 quote -Q -c ak.ctx -l sha256:4,8,9 -q NONCE -m q.msg -s q.sig -o q.pcrs -g sha256 && echo QUOTE-OK
 for f in ak.pem q.msg q.sig q.pcrs; do echo "FILE $f $(base64 $f | tr -d '\n')"; done
