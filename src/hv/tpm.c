@@ -67,8 +67,10 @@ static int recv_msg(int sock, struct tpm_msg *m, uint8_t *payload, int timeout_m
 		return -1;
 	uint8_t buf[TPM_PROTO_MSG + TPM_PROTO_BUF];
 	ssize_t r;
-	do
-		r = recv(sock, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT);
+	struct iovec iov = {buf, sizeof(buf)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	do /* recvmsg, not recv: sendmsg/recvmsg are what the hv's allow-list is for */
+		r = recvmsg(sock, &mh, MSG_TRUNC | MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
 	if (r <= 0 || (size_t)r > sizeof(buf) || tpm_msg_decode(buf, (size_t)r, m) < 0 ||
 	    !(m->type & TPM_PROTO_REPLY))

@@ -103,6 +103,42 @@ size_t tpm2_cmd_disable_platform(uint8_t *buf, size_t cap)
 	return 32;
 }
 
+size_t tpm2_cmd_allocate_sha256(uint8_t *buf, size_t cap)
+{
+	static const uint16_t algs[] = {TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384,
+					TPM2_ALG_SHA512};
+	size_t n = 10 + 4 + 4 + 9 + 4 + 4 * 6;
+	if (cap < n)
+		return 0;
+	header(buf, TPM2_ST_SESSIONS, n, TPM2_CC_PCR_ALLOCATE);
+	uint8_t *p = buf + 10;
+	be32_put(p, TPM2_RH_PLATFORM);
+	be32_put(p + 4, 9);
+	be32_put(p + 8, TPM2_RS_PW);
+	be16_put(p + 12, 0);
+	p[14] = 0;
+	be16_put(p + 15, 0);
+	p += 17;
+	be32_put(p, 4);
+	p += 4;
+	for (unsigned i = 0; i < 4; i++, p += 6) {
+		uint8_t sel = algs[i] == TPM2_ALG_SHA256 ? 0xff : 0;
+		be16_put(p, algs[i]);
+		p[2] = 3;
+		p[3] = p[4] = p[5] = sel;
+	}
+	return n;
+}
+
+size_t tpm2_cmd_shutdown(uint8_t *buf, size_t cap, uint16_t su)
+{
+	if (cap < 12)
+		return 0;
+	header(buf, TPM2_ST_NO_SESSIONS, 12, TPM2_CC_SHUTDOWN);
+	be16_put(buf + 10, su);
+	return 12;
+}
+
 size_t tpm2_rsp_error(uint8_t *buf, size_t cap, uint32_t rc)
 {
 	if (cap < TPM2_HEADER)

@@ -23,6 +23,8 @@
 #define TPM2_CC_GET_CAPABILITY 0x17a
 #define TPM2_CC_GET_RANDOM 0x17b
 #define TPM2_CC_HIERARCHY_CONTROL 0x121
+#define TPM2_CC_PCR_ALLOCATE 0x12b
+#define TPM2_CC_SHUTDOWN 0x145
 #define TPM2_RH_PLATFORM 0x4000000c
 
 #define TPM2_SU_CLEAR 0
@@ -80,6 +82,10 @@ size_t tpm2_cmd_pcr_extend(uint8_t *buf, size_t cap, uint32_t pcr, const struct 
 /* TPM2_HierarchyControl(platform, enable platform = NO): what firmware does before the
  * OS runs, so the guest never holds platform authority. */
 size_t tpm2_cmd_disable_platform(uint8_t *buf, size_t cap);
+/* TPM2_PCR_Allocate(platform): PCRs 0..23 in the SHA-256 bank only (the others none),
+ * effective at the next _TPM_Init; and TPM2_Shutdown(su). */
+size_t tpm2_cmd_allocate_sha256(uint8_t *buf, size_t cap);
+size_t tpm2_cmd_shutdown(uint8_t *buf, size_t cap, uint16_t su);
 /* A bare response with code rc (10 bytes). */
 size_t tpm2_rsp_error(uint8_t *buf, size_t cap, uint32_t rc);
 

@@ -43,6 +43,7 @@ static struct {
 	char path[108];
 	uint8_t *shared; /* the CRB page, from HELLO */
 	bool running;	 /* libtpms initialised */
+	bool fresh;	 /* no permall was stored: libtpms manufactured a new TPM */
 	unsigned long commands, inits, rejected;
 } g = {.listen_fd = -1, .conn = -1};
 
@@ -59,8 +60,11 @@ static TPM_RESULT cb_load(unsigned char **data, uint32_t *length, uint32_t tpm_n
 	uint8_t *blob;
 	uint32_t len;
 	int r = nv_load(name, &blob, &len);
-	if (r == 1)
+	if (r == 1) {
+		if (!strcmp(name, "permall"))
+			g.fresh = true;
 		return TPM_RETRY; /* nothing stored: libtpms manufactures */
+	}
 	if (r < 0) {
 		fprintf(stderr, "nitro-card-tpm: state %s cannot be read or decrypted\n", name);
 		return TPM_FAIL;
@@ -139,6 +143,27 @@ static uint32_t tpm_run(const uint8_t *cmd, uint32_t len, uint8_t *rsp)
 	free(out);
 	g.commands++;
 	return olen;
+}
+
+/* A new TPM gets PCRs in the SHA-256 bank only (libtpms allocates SHA-1, -256, -384 and
+ * -512): nitro-hv measures the boot into every allocated bank, and one bank keeps that to
+ * one pass over kernel and initrd. Startup, PCR_Allocate (platform auth, still empty),
+ * Shutdown, then a fresh _TPM_Init makes it effective; the allocation is in the NV state. */
+static int allocate_banks(void)
+{
+	uint8_t cmd[128], rsp[TPM_PROTO_BUF];
+	size_t n;
+	if (!(n = tpm2_cmd_startup(cmd, sizeof(cmd), TPM2_SU_CLEAR)) ||
+	    tpm2_rsp_code(rsp, tpm_run(cmd, (uint32_t)n, rsp)) != TPM2_RC_SUCCESS)
+		return -1;
+	if (!(n = tpm2_cmd_allocate_sha256(cmd, sizeof(cmd))) ||
+	    tpm2_rsp_code(rsp, tpm_run(cmd, (uint32_t)n, rsp)) != TPM2_RC_SUCCESS)
+		return -1;
+	if (!(n = tpm2_cmd_shutdown(cmd, sizeof(cmd), TPM2_SU_CLEAR)) ||
+	    tpm2_rsp_code(rsp, tpm_run(cmd, (uint32_t)n, rsp)) != TPM2_RC_SUCCESS)
+		return -1;
+	g.fresh = false;
+	return tpm_power_on();
 }
 
 static int reply(uint16_t type, uint32_t len, uint32_t status, const void *payload)
@@ -372,6 +397,8 @@ int main(int argc, char **argv)
 	if (tpm_power_on() < 0)
 		die("libtpms: the TPM does not start (state in %s unreadable?)",
 		    state ? state : "memory");
+	if (g.fresh && allocate_banks() < 0)
+		die("libtpms: cannot allocate the SHA-256 PCR bank of a new TPM");
 
 	int usr1 = -1;
 	if (card_loop_init(&g.loop, &usr1, on_usr1, NULL, err, sizeof(err)) < 0)
