@@ -74,6 +74,8 @@ struct run_tpm {
 };
 /* Consumes --tpm or --tpm-state DIR at argv[*i]; false for any other argument. */
 bool tpm_arg(int argc, char **argv, int *i, struct run_tpm *t);
+/* Makes the --tpm-state folder when missing; dies (1) when it is not a folder. */
+void tpm_check_state(const struct run_tpm *t);
 /* Starts the card (socket and, without --tpm-state, state in run_dir); dies on failure. */
 void tpm_card_start(struct run_tpm *t, const char *run_dir);
 /* (Re)starts the card process on its socket; false when it did not come up. */

@@ -42,6 +42,17 @@ bool tpm_arg(int argc, char **argv, int *i, struct run_tpm *t)
 	return false;
 }
 
+void tpm_check_state(const struct run_tpm *t)
+{
+	struct stat st;
+	if (!t->rt_state_arg)
+		return;
+	if (mkdir(t->rt_state_arg, 0700) < 0 && errno != EEXIST)
+		die("run: --tpm-state %s: %s", t->rt_state_arg, strerror(errno));
+	if (stat(t->rt_state_arg, &st) < 0 || !S_ISDIR(st.st_mode))
+		die("run: --tpm-state %s: not a folder", t->rt_state_arg);
+}
+
 /* DIR/instance-id: read, or made (O_EXCL) when missing. */
 static void instance_id(const char *dir, char id[TPM_ID_HEX + 1])
 {

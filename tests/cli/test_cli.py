@@ -397,3 +397,17 @@ def test_sandbox_guard_is_effective(sandbox, env):
     assert not r.timed_out, r
     assert "SANDBOX_IMAGES_REACHED" in r.err, r
     assert r.status == 1, r
+
+
+# ---- NitroTPM ------------------------------------------------------------------------
+
+def test_tpm_state_missing_value(nitro):
+    r = nitro("run", "--tpm-state")
+    assert_error(r, 2, "nitro: ", "--tpm-state", "missing folder")
+
+
+def test_tpm_state_not_a_folder(nitro, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = nitro("run", "--tpm-state", f)
+    assert_error(r, 1, "nitro: ", f"--tpm-state {f}", "not a folder")
