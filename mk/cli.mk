@@ -1,11 +1,13 @@
 # nitro, the command line (src/cli): `nitro run` (the guest in the foreground, with its
 # cards), images, volumes, net stats, the emulated host, and nitrod's API client (libcurl
 # over the Unix socket, jansson). It shares src/boot (the hypervisor's command line and
-# checks), src/volume, src/vpcmap and src/launch (the launch plan nitrod uses too); it
-# does not link the hypervisor.
+# checks), src/volume, src/vpcmap and src/launch (the launch plan nitrod uses too), and for
+# --tpm the TPM card's client (src/tpm) and the security chip's EK CA; it does not link
+# the hypervisor.
 CLI_LIBS = -lcurl -ljansson -lcrypto -lpthread -lzstd
 all: $(BUILD)/nitro
-$(BUILD)/nitro: $(call objs,cli boot volume vpcmap launch lib)
+$(BUILD)/nitro: $(call objs,cli boot volume vpcmap launch lib) \
+	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c src/securitychip/ekca.c)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CLI_LIBS)
 
 .PHONY: cli-test emuhost-test

@@ -7,10 +7,11 @@ $(BUILD)/nitro-card-tpm: $(call objs,cards/tpm tpm cards/lib lib sandbox)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(TPM_LIBS)
 
 # cmocka: the CRB register state machine, the hv <-> card framing, the event log
-# (written, then replayed) and the card's encrypted NV store (tests/unit/tpm).
+# (written, then replayed), EK provisioning and the chip's EK CA (tests/unit/tpm).
 TPM_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/tpm/test_*.c))
 UNIT_TESTS += $(TPM_UNIT)
-$(TPM_UNIT): $(call obj,src/hv/crb.c src/cards/tpm/nvstore.c) $(call objs,tpm lib)
+$(TPM_UNIT): $(call obj,src/hv/crb.c src/cards/tpm/nvstore.c src/securitychip/ekca.c) \
+	$(call objs,tpm lib)
 $(TPM_UNIT): override LDFLAGS += -lcrypto
 
 # The card over its protocol (tests/tpm: no KVM needed).

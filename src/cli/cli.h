@@ -74,6 +74,8 @@ struct run_tpm {
 };
 /* Consumes --tpm or --tpm-state DIR at argv[*i]; false for any other argument. */
 bool tpm_arg(int argc, char **argv, int *i, struct run_tpm *t);
+/* The security chip's EK CA folder for nitro run: $NITRO_STATE/ek-ca. */
+void tpm_ek_ca_dir(char *out, size_t len);
 /* Makes the --tpm-state folder when missing; dies (1) when it is not a folder. */
 void tpm_check_state(const struct run_tpm *t);
 /* Starts the card (socket and, without --tpm-state, state in run_dir); dies on failure. */

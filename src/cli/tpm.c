@@ -16,12 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "securitychip/ekca.h"
+#include "tpm/client.h"
+#include "tpm/tpm2.h"
 #include "volume/volume.h"
 
 #define TPM_ID_HEX 32
@@ -93,6 +97,80 @@ static void derive_key(const char *dir, uint8_t key[32])
 	OPENSSL_cleanse(mk, sizeof(mk));
 }
 
+/* The EK CA's folder: $NITRO_STATE/ek-ca (beside the master key). */
+void tpm_ek_ca_dir(char *out, size_t len)
+{
+	char mk[PATH_MAX];
+	vol_master_key_path(mk, sizeof(mk));
+	char *slash = strrchr(mk, '/');
+	if (slash)
+		*slash = 0;
+	if ((size_t)snprintf(out, len, "%.*s/ek-ca", PATH_MAX - 16, mk) >= len)
+		die("run: --tpm: $NITRO_STATE too long");
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+		die("run: --tpm: cannot write %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* Endorsement, once per TPM (docs/tpm.md): over the card's own protocol, before nitro-hv
+ * connects and while the platform hierarchy is still enabled: if the ECC EK certificate
+ * index is not defined yet, create the EK (template L-2), have the chip's EK CA certify
+ * it, and store the DER certificate at NV index 0x01c0000a. The certificate is also left
+ * in the state folder (ek-cert.der) for verifiers. */
+static void provision_ek(struct run_tpm *t)
+{
+	uint8_t cmd[1024], rsp[TPM_PROTO_BUF], x[32], y[32], *der = NULL;
+	size_t n, rl = 0, derlen = 0;
+	uint32_t h;
+	char err[512], ca[PATH_MAX], id[TPM_ID_HEX + 1], cn[64];
+	int page = memfd_create("nitro-crb", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int s = tpm_client_connect(t->rt_socket);
+	if (page < 0 || ftruncate(page, TPM_PROTO_BUF) < 0 ||
+	    fcntl(page, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 || s < 0 ||
+	    tpm_client_hello_init(s, page) < 0)
+		die("run: --tpm: the TPM card does not answer");
+	n = tpm2_cmd_startup(cmd, sizeof(cmd), TPM2_SU_CLEAR);
+	uint32_t rc = tpm_client_xcmd(s, cmd, n, rsp, &rl);
+	if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
+		die("run: --tpm: TPM2_Startup: %#x", rc);
+	n = tpm2_cmd_nv_read_public(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC);
+	if (tpm_client_xcmd(s, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS)
+		goto done; /* endorsed already */
+	n = tpm2_cmd_create_ek_ecc(cmd, sizeof(cmd));
+	if (tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS ||
+	    tpm2_parse_ek_ecc(rsp, rl, &h, x, y) < 0)
+		die("run: --tpm: cannot create the endorsement key");
+	n = tpm2_cmd_flush(cmd, sizeof(cmd), h);
+	tpm_client_xcmd(s, cmd, n, rsp, &rl);
+	instance_id(t->rt_state, id);
+	snprintf(cn, sizeof(cn), "NitroTPM EK %.16s", id);
+	tpm_ek_ca_dir(ca, sizeof(ca));
+	if (ekca_issue(ca, x, y, cn, &der, &derlen, err, sizeof(err)) < 0)
+		die("run: --tpm: %s", err);
+	n = tpm2_cmd_nv_define_cert(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC, (uint16_t)derlen);
+	if (derlen > 2048 || tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS)
+		die("run: --tpm: cannot define the EK certificate's NV index");
+	for (size_t off = 0; off < derlen; off += TPM2_NV_MAX_WRITE) {
+		size_t k = derlen - off < TPM2_NV_MAX_WRITE ? derlen - off : TPM2_NV_MAX_WRITE;
+		n = tpm2_cmd_nv_write(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC, der + off, (uint16_t)k,
+				      (uint16_t)off);
+		if (tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS)
+			die("run: --tpm: cannot write the EK certificate");
+	}
+	write_file(t->rt_state, "ek-cert.der", der, derlen);
+	free(der);
+done:
+	close(s);
+	close(page);
+}
+
 void tpm_card_start(struct run_tpm *t, const char *run_dir)
 {
 	if (t->rt_state_arg) {
@@ -114,6 +192,7 @@ void tpm_card_start(struct run_tpm *t, const char *run_dir)
 	t->rt_pid = -1;
 	if (!tpm_card_spawn(t))
 		die("run: the TPM card did not start (see above)");
+	provision_ek(t);
 }
 
 bool tpm_card_spawn(struct run_tpm *t)
@@ -143,7 +222,7 @@ static void rm_state(const char *dir)
 {
 	static const char *const files[] = {"permall.nvs", "volatilestate.nvs", "savestate.nvs",
 					    "permall.tmp", "volatilestate.tmp", "savestate.tmp",
-					    "instance-id"};
+					    "instance-id", "ek-cert.der"};
 	char path[PATH_MAX + 32];
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);

@@ -17,9 +17,8 @@
 #include <unistd.h>
 
 #include "lib/util.h"
+#include "tpm/client.h"
 #include "tpm/proto.h"
-
-#define CALL_TIMEOUT_MS 60000 /* a card's answer to nitro-hv's own commands */
 
 static uint64_t now_ms(void)
 {
@@ -28,126 +27,35 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int send_msg(int sock, uint16_t type, uint32_t len, const void *payload, int fd)
-{
-	uint8_t hdr[TPM_PROTO_MSG];
-	tpm_msg_encode(hdr, &(struct tpm_msg){.type = type, .len = len});
-	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)payload, payload ? len : 0}};
-	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = payload ? 2 : 1};
-	union {
-		char b[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} ctl;
-	if (fd >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.b;
-		mh.msg_controllen = sizeof(ctl.b);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	ssize_t want = TPM_PROTO_MSG + (payload ? (ssize_t)len : 0), r;
-	do
-		r = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	return r == want ? 0 : -1;
-}
-
-/* One reply; an XCMD reply's response goes to payload (TPM_PROTO_BUF bytes). */
-static int recv_msg(int sock, struct tpm_msg *m, uint8_t *payload, int timeout_ms)
-{
-	struct pollfd p = {sock, POLLIN, 0};
-	int pr;
-	do
-		pr = poll(&p, 1, timeout_ms);
-	while (pr < 0 && errno == EINTR);
-	if (pr <= 0)
-		return -1;
-	uint8_t buf[TPM_PROTO_MSG + TPM_PROTO_BUF];
-	ssize_t r;
-	struct iovec iov = {buf, sizeof(buf)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	do /* recvmsg, not recv: sendmsg/recvmsg are what the hv's allow-list is for */
-		r = recvmsg(sock, &mh, MSG_TRUNC | MSG_DONTWAIT);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0 || (size_t)r > sizeof(buf) || tpm_msg_decode(buf, (size_t)r, m) < 0 ||
-	    !(m->type & TPM_PROTO_REPLY))
-		return -1;
-	if ((m->type & ~TPM_PROTO_REPLY) == TPM_MSG_XCMD && payload)
-		memcpy(payload, buf + TPM_PROTO_MSG, m->len);
-	return 0;
-}
-
-static int call(int sock, uint16_t type, uint32_t len, const void *payload, int fd,
-		struct tpm_msg *rep, uint8_t *rpayload)
-{
-	if (send_msg(sock, type, len, payload, fd) < 0 ||
-	    recv_msg(sock, rep, rpayload, CALL_TIMEOUT_MS) < 0 ||
-	    rep->type != (type | TPM_PROTO_REPLY))
-		return -1;
-	return 0;
-}
-
-/* One of nitro-hv's own commands, carried inside the message; the TPM's response code
- * (TPM2_RC_FAILURE when the card failed). */
-static uint32_t xcmd(int sock, const uint8_t *cmd, size_t len, uint8_t *rsp, size_t *rlen)
-{
-	struct tpm_msg rep;
-	if (call(sock, TPM_MSG_XCMD, (uint32_t)len, cmd, -1, &rep, rsp) < 0 || rep.status)
-		return TPM2_RC_FAILURE;
-	*rlen = rep.len;
-	return tpm2_rsp_code(rsp, rep.len);
-}
-
-static int card_connect(const char *path)
-{
-	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -1;
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		close(s);
-		return -1;
-	}
-	return s;
-}
-
 static int extend(int sock, uint32_t pcr, const struct tpm2_digests *d)
 {
 	uint8_t cmd[256], rsp[TPM_PROTO_BUF];
 	size_t n = tpm2_cmd_pcr_extend(cmd, sizeof(cmd), pcr, d), rl = 0;
-	return n && xcmd(sock, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS ? 0 : -1;
+	return n && tpm_client_xcmd(sock, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS ? 0 : -1;
 }
 
 static int disable_platform(int sock)
 {
 	uint8_t cmd[64], rsp[TPM_PROTO_BUF];
 	size_t n = tpm2_cmd_disable_platform(cmd, sizeof(cmd)), rl = 0;
-	return n && xcmd(sock, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS ? 0 : -1;
+	return n && tpm_client_xcmd(sock, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS ? 0 : -1;
 }
 
 /* HELLO, INIT, TPM2_Startup(CLEAR), the allocated banks (first time), and the boot
  * measurements taken so far (after a card restart). */
 static int power_on(struct tpm_dev *t, int sock, bool first, char *err, size_t errlen)
 {
-	struct tpm_msg rep;
 	uint8_t cmd[64], rsp[TPM_PROTO_BUF];
 	size_t n, rl = 0;
-	if (call(sock, TPM_MSG_HELLO, TPM_PROTO_BUF, NULL, t->t_memfd, &rep, NULL) < 0 ||
-	    rep.status || rep.len != TPM_PROTO_BUF)
-		RETURN_ERR(-1, "TPM card %s: no answer to HELLO", t->t_path);
-	if (call(sock, TPM_MSG_INIT, 0, NULL, -1, &rep, NULL) < 0 || rep.status)
-		RETURN_ERR(-1, "TPM card %s: power-on failed (status %u)", t->t_path, rep.status);
+	if (tpm_client_hello_init(sock, t->t_memfd) < 0)
+		RETURN_ERR(-1, "TPM card %s: no answer to HELLO or INIT", t->t_path);
 	n = tpm2_cmd_startup(cmd, sizeof(cmd), TPM2_SU_CLEAR);
-	uint32_t rc = xcmd(sock, cmd, n, rsp, &rl);
+	uint32_t rc = tpm_client_xcmd(sock, cmd, n, rsp, &rl);
 	if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
 		RETURN_ERR(-1, "TPM card %s: TPM2_Startup: response code %#x", t->t_path, rc);
 	if (first) {
 		n = tpm2_cmd_get_pcrs(cmd, sizeof(cmd));
-		if (xcmd(sock, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS ||
+		if (tpm_client_xcmd(sock, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS ||
 		    tpm2_parse_pcrs(rsp, rl, t->t_algs, &t->t_nalgs) < 0 || !t->t_nalgs)
 			RETURN_ERR(-1, "TPM card %s: no usable PCR bank", t->t_path);
 	}
@@ -200,7 +108,7 @@ int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, si
 	t->t_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (t->t_kick < 0)
 		RETURN_ERR(-1, "TPM: eventfd: %s", strerror(errno));
-	t->t_sock = card_connect(socket);
+	t->t_sock = tpm_client_connect(socket);
 	if (t->t_sock < 0)
 		RETURN_ERR(-1, "TPM card %s: %s", socket, strerror(errno));
 	return power_on(t, t->t_sock, true, err, errlen);
@@ -305,14 +213,14 @@ static void send_pending(struct tpm_dev *t)
 	t->t_inflight = true;
 	pthread_mutex_unlock(&t->t_lock);
 	atomic_fetch_add(&t->t_commands, 1);
-	if (send_msg(t->t_sock, TPM_MSG_CMD, n, NULL, -1) < 0)
+	if (tpm_client_send(t->t_sock, TPM_MSG_CMD, n, NULL, -1) < 0)
 		disconnect(t);
 }
 
 static void on_reply(struct tpm_dev *t)
 {
 	struct tpm_msg m;
-	if (recv_msg(t->t_sock, &m, NULL, 0) < 0) {
+	if (tpm_client_recv(t->t_sock, &m, NULL, 0) < 0) {
 		disconnect(t);
 		return;
 	}
@@ -335,7 +243,7 @@ static void reconnect(struct tpm_dev *t)
 {
 	uint64_t since = now_ms();
 	for (;;) {
-		int s = card_connect(t->t_path);
+		int s = tpm_client_connect(t->t_path);
 		if (s >= 0) {
 			char err[256];
 			if (power_on(t, s, false, err, sizeof(err)) == 0) {

@@ -139,6 +139,151 @@ size_t tpm2_cmd_shutdown(uint8_t *buf, size_t cap, uint16_t su)
 	return 12;
 }
 
+/* The empty password session with platform or endorsement authority, after the handle. */
+static uint8_t *pw_session(uint8_t *p)
+{
+	be32_put(p, 9);
+	be32_put(p + 4, TPM2_RS_PW);
+	be16_put(p + 8, 0);
+	p[10] = 0;
+	be16_put(p + 11, 0);
+	return p + 13;
+}
+
+static const uint8_t ek_policy[32] = {
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
+    0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
+
+size_t tpm2_cmd_create_ek_ecc(uint8_t *buf, size_t cap)
+{
+	size_t pub = 2 + 2 + 4 + 34 + 6 + 2 + 2 + 2 + 34 + 34;
+	size_t n = 10 + 4 + 13 + 6 + 2 + pub + 2 + 4;
+	if (cap < n)
+		return 0;
+	memset(buf, 0, n);
+	header(buf, TPM2_ST_SESSIONS, n, TPM2_CC_CREATE_PRIMARY);
+	uint8_t *p = buf + 10;
+	be32_put(p, TPM2_RH_ENDORSEMENT);
+	p = pw_session(p + 4);
+	be16_put(p, 4); /* inSensitive: empty userAuth and data */
+	p += 6;
+	be16_put(p, (uint16_t)pub);
+	p += 2;
+	be16_put(p, 0x0023);	 /* TPM_ALG_ECC */
+	be16_put(p + 2, 0x000b); /* nameAlg SHA-256 */
+	/* fixedTPM, fixedParent, sensitiveDataOrigin, adminWithPolicy, restricted, decrypt */
+	be32_put(p + 4, 0x000300b2);
+	be16_put(p + 8, 32);
+	memcpy(p + 10, ek_policy, 32);
+	p += 42;
+	be16_put(p, 0x0006);	  /* AES */
+	be16_put(p + 2, 128);	  /* bits */
+	be16_put(p + 4, 0x0043);  /* CFB */
+	be16_put(p + 6, 0x0010);  /* scheme NULL */
+	be16_put(p + 8, 0x0003);  /* NIST P-256 */
+	be16_put(p + 10, 0x0010); /* kdf NULL */
+	be16_put(p + 12, 32);	  /* unique x: zeros */
+	be16_put(p + 46, 32);	  /* unique y: zeros */
+	p += 80;
+	/* outsideInfo empty, creationPCR count 0: already zero */
+	return n;
+}
+
+int tpm2_parse_ek_ecc(const uint8_t *rsp, size_t len, uint32_t *handle, uint8_t x[32],
+		      uint8_t y[32])
+{
+	if (tpm2_rsp_code(rsp, len) != TPM2_RC_SUCCESS || len < 10 + 4 + 4 + 2)
+		return -1;
+	*handle = be32_get(rsp + 10);
+	const uint8_t *p = rsp + 18, *end = rsp + len;
+	uint16_t pub = be16_get(p);
+	p += 2;
+	if (end - p < pub || pub < 8 + 2)
+		return -1;
+	end = p + pub;
+	if (be16_get(p) != 0x0023)
+		return -1;
+	p += 8;
+	uint16_t pol = be16_get(p);
+	p += 2;
+	if (end - p < pol + 12)
+		return -1;
+	p += pol;
+	if (be16_get(p) != 0x0010) /* symmetric: keyBits, mode */
+		p += 4;
+	p += 2;
+	if (end - p < 8)
+		return -1;
+	if (be16_get(p) != 0x0010) /* scheme: hash */
+		p += 2;
+	p += 2 + 2; /* curve */
+	if (end - p < 2)
+		return -1;
+	if (be16_get(p) != 0x0010) /* kdf: hash */
+		p += 2;
+	p += 2;
+	if (end - p < 2 + 32 + 2 + 32 || be16_get(p) != 32 || be16_get(p + 34) != 32)
+		return -1;
+	memcpy(x, p + 2, 32);
+	memcpy(y, p + 36, 32);
+	return 0;
+}
+
+size_t tpm2_cmd_flush(uint8_t *buf, size_t cap, uint32_t handle)
+{
+	if (cap < 14)
+		return 0;
+	header(buf, TPM2_ST_NO_SESSIONS, 14, TPM2_CC_FLUSH_CONTEXT);
+	be32_put(buf + 10, handle);
+	return 14;
+}
+
+size_t tpm2_cmd_nv_read_public(uint8_t *buf, size_t cap, uint32_t index)
+{
+	if (cap < 14)
+		return 0;
+	header(buf, TPM2_ST_NO_SESSIONS, 14, TPM2_CC_NV_READ_PUBLIC);
+	be32_put(buf + 10, index);
+	return 14;
+}
+
+size_t tpm2_cmd_nv_define_cert(uint8_t *buf, size_t cap, uint32_t index, uint16_t size)
+{
+	size_t n = 10 + 4 + 13 + 2 + 2 + 14;
+	if (cap < n)
+		return 0;
+	header(buf, TPM2_ST_SESSIONS, n, TPM2_CC_NV_DEFINE_SPACE);
+	uint8_t *p = buf + 10;
+	be32_put(p, TPM2_RH_PLATFORM);
+	p = pw_session(p + 4);
+	be16_put(p, 0); /* auth: empty */
+	be16_put(p + 2, 14);
+	be32_put(p + 4, index);
+	be16_put(p + 8, TPM2_ALG_SHA256);
+	/* PPWRITE | PPREAD | OWNERREAD | AUTHREAD | NO_DA | PLATFORMCREATE */
+	be32_put(p + 10, 0x42070001);
+	be16_put(p + 14, 0); /* authPolicy: empty */
+	be16_put(p + 16, size);
+	return n;
+}
+
+size_t tpm2_cmd_nv_write(uint8_t *buf, size_t cap, uint32_t index, const uint8_t *data,
+			 uint16_t len, uint16_t offset)
+{
+	size_t n = 10 + 8 + 13 + 2 + (size_t)len + 2;
+	if (cap < n || len > TPM2_NV_MAX_WRITE)
+		return 0;
+	header(buf, TPM2_ST_SESSIONS, n, TPM2_CC_NV_WRITE);
+	uint8_t *p = buf + 10;
+	be32_put(p, TPM2_RH_PLATFORM);
+	be32_put(p + 4, index);
+	p = pw_session(p + 8);
+	be16_put(p, len);
+	memcpy(p + 2, data, len);
+	be16_put(p + 2 + len, offset);
+	return n;
+}
+
 size_t tpm2_rsp_error(uint8_t *buf, size_t cap, uint32_t rc)
 {
 	if (cap < TPM2_HEADER)

@@ -25,6 +25,15 @@
 #define TPM2_CC_HIERARCHY_CONTROL 0x121
 #define TPM2_CC_PCR_ALLOCATE 0x12b
 #define TPM2_CC_SHUTDOWN 0x145
+#define TPM2_CC_CREATE_PRIMARY 0x131
+#define TPM2_CC_FLUSH_CONTEXT 0x165
+#define TPM2_CC_NV_DEFINE_SPACE 0x12a
+#define TPM2_CC_NV_WRITE 0x137
+#define TPM2_CC_NV_READ_PUBLIC 0x169
+#define TPM2_RH_ENDORSEMENT 0x4000000b
+#define TPM2_NV_EK_CERT_RSA 0x01c00002
+#define TPM2_NV_EK_CERT_ECC 0x01c0000a
+#define TPM2_NV_MAX_WRITE 512 /* bytes per TPM2_NV_Write (below any MAX_NV_BUFFER_SIZE) */
 #define TPM2_RH_PLATFORM 0x4000000c
 
 #define TPM2_SU_CLEAR 0
@@ -86,6 +95,21 @@ size_t tpm2_cmd_disable_platform(uint8_t *buf, size_t cap);
  * effective at the next _TPM_Init; and TPM2_Shutdown(su). */
 size_t tpm2_cmd_allocate_sha256(uint8_t *buf, size_t cap);
 size_t tpm2_cmd_shutdown(uint8_t *buf, size_t cap, uint16_t su);
+/* The endorsement key: TPM2_CreatePrimary(endorsement) with the TCG EK Credential
+ * Profile's template L-2 (ECC NIST P-256, AES-128-CFB, the PolicySecret(endorsement)
+ * policy, zero unique), which `tpm2_createek -G ecc` also uses; and from its response the
+ * object handle and the public point (x, y: 32 bytes each). 0 or -1. */
+size_t tpm2_cmd_create_ek_ecc(uint8_t *buf, size_t cap);
+int tpm2_parse_ek_ecc(const uint8_t *rsp, size_t len, uint32_t *handle, uint8_t x[32],
+		      uint8_t y[32]);
+size_t tpm2_cmd_flush(uint8_t *buf, size_t cap, uint32_t handle);
+size_t tpm2_cmd_nv_read_public(uint8_t *buf, size_t cap, uint32_t index);
+/* An NV index of size bytes the platform writes and owner or anyone reads (the EK
+ * certificate's attributes: PPWRITE, PPREAD, OWNERREAD, AUTHREAD, NO_DA,
+ * PLATFORMCREATE), and one platform write of data at offset. */
+size_t tpm2_cmd_nv_define_cert(uint8_t *buf, size_t cap, uint32_t index, uint16_t size);
+size_t tpm2_cmd_nv_write(uint8_t *buf, size_t cap, uint32_t index, const uint8_t *data,
+			 uint16_t len, uint16_t offset);
 /* A bare response with code rc (10 bytes). */
 size_t tpm2_rsp_error(uint8_t *buf, size_t cap, uint32_t rc);
 

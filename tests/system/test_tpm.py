@@ -71,6 +71,8 @@ fi
 mkdir -p /sys/kernel/security; mount -t securityfs none /sys/kernel/security
 echo "LOG=$(base64 /sys/kernel/security/tpm0/binary_bios_measurements | tr -d '\n')"
 tpm2 getrandom --hex 16 && echo && echo GETRANDOM-OK
+tpm2 nvread -C o 0x01c0000a -o ekcert.der && echo "FILE ekcert.der $(base64 ekcert.der | tr -d '\n')"
+tpm2 createek -G ecc -c ek.ctx -u ek.pem -f pem && echo "FILE ek.pem $(base64 ek.pem | tr -d '\n')" 
 tpm2 getcap properties-variable | grep -i phEnable
 tpm2 clear -c p >/dev/null 2>&1 || echo PLATFORM-CLEAR-REFUSED
 tpm2 createprimary -Q -C o -G ecc -c prim.ctx && echo CREATEPRIMARY-OK
@@ -121,10 +123,11 @@ def test_tpm(tmp_path):
     initrd.write_bytes(base.read_bytes() + tools_archive(GUEST))
     state = tmp_path / "tpm-state"
     cmd = cmdline("sh /tpm-test.sh")
+    env = dict(os.environ, NITRO_STATE=str(tmp_path / "host-state"))
     p = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--tpm-state", str(state), "--memory", "512",
                           "--kernel", str(kernel), "--initrd", str(initrd), "--cmdline", cmd],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, errors="replace")
+                         text=True, errors="replace", env=env)
     out, err, killed = [], [], []
     threading.Thread(target=lambda: err.extend(p.stderr), daemon=True).start()
     deadline = time.time() + 900
@@ -166,6 +169,20 @@ def test_tpm(tmp_path):
                           "-s", str(tmp_path / "q.sig"), "-f", str(tmp_path / "q.pcrs"), "-g", "sha256",
                           "-q", NONCE], capture_output=True, text=True)
     assert chk.returncode == 0, chk.stdout + chk.stderr
+    # The EK certificate at NV 0x01c0000a verifies against the security chip's EK CA with
+    # the openssl CLI, and certifies the key tpm2_createek derives (the standard template).
+    ca = tmp_path / "host-state" / "ek-ca" / "ek-ca.pem"
+    subprocess.run(["openssl", "x509", "-inform", "der", "-in", str(tmp_path / "ekcert.der"),
+                    "-out", str(tmp_path / "ekcert.pem")], check=True)
+    v = subprocess.run(["openssl", "verify", "-CAfile", str(ca), str(tmp_path / "ekcert.pem")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0 and ": OK" in v.stdout, v.stdout + v.stderr
+    certkey = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "ekcert.pem"), "-pubkey", "-noout"],
+                             capture_output=True, text=True, check=True).stdout
+    ekkey = subprocess.run(["openssl", "pkey", "-pubin", "-in", str(tmp_path / "ek.pem")],
+                           capture_output=True, text=True, check=True).stdout
+    assert certkey == ekkey
+    assert (state / "ek-cert.der").read_bytes() == (tmp_path / "ekcert.der").read_bytes()
     # State at rest is ciphertext only.
     blob = (state / "permall.nvs").read_bytes()
     assert blob.startswith(b"NTPMNV01")
@@ -177,7 +194,7 @@ def test_tpm(tmp_path):
     r = subprocess.run([str(NITRO), "run", "--require-kvm", "--tpm-state", str(state), "--memory", "512",
                         "--kernel", str(kernel), "--initrd", str(nul), "--cmdline", cmd],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                       timeout=600)
+                       timeout=600, env=env)
     v2 = dict(re.findall(r"^PCR(\d)=([0-9A-F]{64})", r.stdout, re.M))
     assert r.returncode == 0 and len(v2) == 3, r.stdout[-3000:] + r.stderr[-2000:]
     assert v2["4"] == vals["4"] and v2["8"] == vals["8"]
