@@ -50,11 +50,20 @@ def rtt(out, who):
     return float(m.group(1)), float(m.group(2))
 
 
+def run_peer(args, who):
+    try:
+        p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           errors="replace", timeout=420)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"")
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out
+        sys.exit(f"bench/tpm.py: {who} timed out\n{out[-3000:]}")
+    return rtt(p.stdout + p.stderr, who)
+
+
 def nitro_rtt(initrd):
-    p = subprocess.run([str(ROOT / "build" / "nitro"), "run", "--require-kvm", "--tpm", "--kernel", str(KERNEL),
-                        "--initrd", str(initrd), "--cmdline", CMDLINE], stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, errors="replace", timeout=900)
-    return rtt(p.stdout + p.stderr, "nitro")
+    return run_peer([str(ROOT / "build" / "nitro"), "run", "--require-kvm", "--tpm", "--kernel", str(KERNEL),
+                        "--initrd", str(initrd), "--cmdline", CMDLINE], "nitro")
 
 
 def qemu_rtt(initrd, tmp):
@@ -68,13 +77,11 @@ def qemu_rtt(initrd, tmp):
             if sock.exists():
                 break
             time.sleep(0.01)
-        p = subprocess.run(["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-m", "256",
+        return run_peer(["qemu-system-x86_64", "-M", "q35", "-accel", "kvm", "-cpu", "host", "-m", "256",
                             "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
                             "-no-reboot", "-kernel", str(KERNEL), "-initrd", str(initrd), "-append", CMDLINE,
                             "-chardev", f"socket,id=chrtpm,path={sock}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
-                            "-device", "tpm-crb,tpmdev=tpm0"],
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", timeout=900)
-        return rtt(p.stdout + p.stderr, "qemu")
+                            "-device", "tpm-crb,tpmdev=tpm0"], "qemu")
     finally:
         sw.terminate()
         sw.wait()
