@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +168,21 @@ static int load_initrd(const struct boot_plan *bp, char *err, size_t errlen)
 	return 0;
 }
 
+/* The kernel's SHA-256, computed on a thread of its own while the TPM card powers on. */
+struct prehash {
+	const void *ph_data;
+	size_t ph_len;
+	uint8_t ph_digest[32];
+	bool ph_ok;
+};
+
+static void *prehash_run(void *arg)
+{
+	struct prehash *p = arg;
+	p->ph_ok = tpm_hash(TPM2_ALG_SHA256, p->ph_data, p->ph_len, p->ph_digest) == 0;
+	return NULL;
+}
+
 /* NitroTPM: connect to the card, power the TPM on and measure kernel (PCR 4), initrd
  * (PCR 9) and command line (PCR 8, no NUL) into it and into the event log, before any
  * vCPU exists (docs/tpm.md). */
@@ -177,17 +193,24 @@ static void measured_boot(const struct hv_images *img, const struct boot_plan *b
 	uint8_t *area = gpa_ptr(&vm.vm_mem, BOOT_TPM_LOG, BOOT_TPM_LOG_SIZE);
 	if (!area)
 		die("TPM: no room for the event log");
+	struct prehash kh = {.ph_data = img->kernel, .ph_len = img->kernel_len};
+	pthread_t th;
+	bool threaded = pthread_create(&th, NULL, prehash_run, &kh) == 0;
 	if (tpm_open(&tpm, &vm, cfg.tpm_card, err, sizeof(err)) < 0)
 		die("%s", err);
+	if (threaded)
+		pthread_join(th, NULL);
 	trace_phase("TPM card connected, TPM started");
 	tpm_log_init(&log, area, BOOT_TPM_LOG_SIZE, tpm.t_algs, tpm.t_nalgs);
 	const uint8_t *initrd = bp->bp_initrd_size
 				    ? gpa_ptr(&vm.vm_mem, bp->bp_initrd, bp->bp_initrd_size)
 				    : (const uint8_t *)"";
-	if (tpm_measure(&tpm, &log, 4, img->kernel, img->kernel_len, "kernel", err,
+	if (tpm_measure(&tpm, &log, 4, img->kernel, img->kernel_len,
+			threaded && kh.ph_ok ? kh.ph_digest : NULL, "kernel", err,
 			sizeof(err)) < 0 ||
-	    tpm_measure(&tpm, &log, 9, initrd, bp->bp_initrd_size, "initrd", err, sizeof(err)) < 0 ||
-	    tpm_measure(&tpm, &log, 8, cfg.cmdline, strlen(cfg.cmdline), cfg.cmdline, err,
+	    tpm_measure(&tpm, &log, 9, initrd, bp->bp_initrd_size, NULL, "initrd", err,
+			sizeof(err)) < 0 ||
+	    tpm_measure(&tpm, &log, 8, cfg.cmdline, strlen(cfg.cmdline), NULL, cfg.cmdline, err,
 			sizeof(err)) < 0 ||
 	    tpm_seal_platform(&tpm, err, sizeof(err)) < 0 || tpm_start(&tpm, err, sizeof(err)) < 0)
 		die("%s", err);

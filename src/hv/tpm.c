@@ -115,14 +115,20 @@ int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, si
 }
 
 int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data, size_t len,
-		const char *what, char *err, size_t errlen)
+		const uint8_t *sha256, const char *what, char *err, size_t errlen)
 {
 	if (t->t_nmeas == TPM_MAX_MEASURE)
 		RETURN_ERR(-1, "TPM: too many measurements");
 	struct tpm_measurement *m = &t->t_meas[t->t_nmeas];
 	m->tm_pcr = pcr;
-	if (tpm_hash_banks(t->t_algs, t->t_nalgs, data, len, &m->tm_digests) < 0)
-		RETURN_ERR(-1, "TPM: cannot hash the %s", what);
+	m->tm_digests.count = t->t_nalgs;
+	for (unsigned i = 0; i < t->t_nalgs; i++) {
+		m->tm_digests.alg[i] = t->t_algs[i];
+		if (sha256 && t->t_algs[i] == TPM2_ALG_SHA256)
+			memcpy(m->tm_digests.digest[i], sha256, 32);
+		else if (tpm_hash(t->t_algs[i], data, len, m->tm_digests.digest[i]) < 0)
+			RETURN_ERR(-1, "TPM: cannot hash the %s", what);
+	}
 	if (extend(t->t_sock, pcr, &m->tm_digests) < 0)
 		RETURN_ERR(-1, "TPM card %s: extending PCR %u failed", t->t_path, pcr);
 	tpm_log_add(log, pcr, TPM_EV_IPL, &m->tm_digests, what, (uint32_t)strlen(what));

@@ -64,8 +64,10 @@ struct tpm_dev {
 
 /* 0, or -1 with err. */
 int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, size_t errlen);
+/* sha256: the blob's SHA-256 when the caller has it already (hashed beside tpm_open), or
+ * NULL. */
 int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data, size_t len,
-		const char *what, char *err, size_t errlen);
+		const uint8_t *sha256, const char *what, char *err, size_t errlen);
 /* After the measurements: the platform hierarchy is disabled (as firmware does before the
  * OS), so the guest cannot use platform authority (PCR allocation, clearing, the
  * platform's NV indices). Done again after every reconnect. */
