@@ -54,6 +54,7 @@ static void test_issue_and_verify(void **state)
 	p = der2;
 	X509 *cert2 = d2i_X509(NULL, &p, (long)len2);
 	assert_int_equal(X509_verify(cert2, X509_get0_pubkey(ca)), 1);
+	free(der2);
 	/* Not a point on the curve: refused. */
 	memset(x, 0, 32);
 	assert_int_equal(ekca_issue(dir, x, y, "bad", &der2, &len2, err, sizeof(err)), -1);
