@@ -1,6 +1,7 @@
 /* libFuzzer target: what crosses between nitro-hv and the TPM card: tpm_msg_decode() on
  * any bytes (a hostile card or hypervisor), re-encoded messages decode to themselves, and
- * the TPM2 response parsers nitro-hv runs on a card's replies (response code, PCR banks).
+ * the TPM2 response parsers run on a card's replies (response code, PCR banks, the EK's
+ * public area).
  */
 // fuzz-extra: src/tpm/proto.c src/tpm/tpm2.c
 #include <stddef.h>
@@ -34,5 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 			CHECK(tpm2_digest_size(algs[i]) != 0);
 	CHECK(na <= TPM2_MAX_BANKS);
 	(void)tpm2_rsp_code(d, n);
+	uint32_t h;
+	uint8_t x[32], y[32];
+	(void)tpm2_parse_ek_ecc(d, n, &h, x, y); /* the card's CreatePrimary response */
 	return 0;
 }
