@@ -72,6 +72,8 @@ int main(int argc, char **argv)
 		rc = socket(AF_INET, SOCK_STREAM, 0);
 	else if (!strcmp(n, "openat"))
 		rc = open("/", O_RDONLY);
+	else if (!strcmp(n, "openat-append"))
+		rc = open("/probe-append", O_WRONLY | O_CREAT | O_APPEND, 0600);
 	else if (!strcmp(n, "ptrace"))
 		rc = ptrace(PTRACE_TRACEME, 0, 0, 0);
 	else if (!strcmp(n, "mmap-exec"))

@@ -239,7 +239,7 @@ def test_jail_refuses_root_and_reports_errors(tmp_path):
     assert r.returncode == 1 and "/nonexistent/bin" in r.stderr
 
 
-@pytest.mark.parametrize("kind", ["hv", "card-ebs", "card-vpc"])
+@pytest.mark.parametrize("kind", ["hv", "card-ebs", "card-vpc", "card-tpm"])
 def test_seccomp_allows_listed_calls(tmp_path, kind):
     for call in ("getpid", "eventfd"):
         r = jail(tmp_path, PROBE, "call", call, kind=kind, extra=("--seccomp",))
@@ -249,11 +249,20 @@ def test_seccomp_allows_listed_calls(tmp_path, kind):
 @pytest.mark.parametrize("kind,call", [("hv", "socket-inet"), ("hv", "openat"), ("hv", "ptrace"),
                                        ("hv", "fork"), ("hv", "mmap-exec"), ("card-ebs", "openat"),
                                        ("card-ebs", "mmap-exec"),
-                                       ("card-ebs", "socket-inet"), ("card-vpc", "ptrace")])
+                                       ("card-ebs", "socket-inet"), ("card-vpc", "ptrace"),
+                                       ("card-tpm", "socket-inet"), ("card-tpm", "mmap-exec"),
+                                       ("card-tpm", "openat-append"), ("card-tpm", "fork")])
 def test_seccomp_kills_with_sigsys(tmp_path, kind, call):
     r = jail(tmp_path, PROBE, "call", call, kind=kind, extra=("--seccomp",))
     assert r.returncode == 128 + signal.SIGSYS, (r.returncode, r.stdout, r.stderr)
     assert f"filter={kind}" in r.stdout and "survived" not in r.stdout
+
+
+def test_seccomp_tpm_card_reads_its_state(tmp_path):
+    # card-tpm may open read-only (its blobs, under the state folder's fd); appending or
+    # anything but a truncating write-create is a kill (above).
+    r = jail(tmp_path, PROBE, "call", "openat", kind="card-tpm", extra=("--seccomp",))
+    assert r.returncode == 0 and "survived openat" in r.stdout, r
 
 
 def test_seccomp_execve_refused_not_allowed(tmp_path):
