@@ -179,6 +179,14 @@ def test_state_encrypted_and_bound_to_key(tmp_path):
     assert c.stop() == 0
     blob = (state / "permall.nvs").read_bytes()
     assert blob.startswith(b"NTPMNV01") and len(blob) > 1000
+    # One card per state folder: a second one on the same folder is refused.
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = Card(tmp_path / "a", state, key=b"A" * 32)
+    second = Card(tmp_path / "b", state, key=b"A" * 32)
+    second.p.wait(timeout=30)
+    assert second.p.returncode == 1 and "in use" in second.p.stderr.read()
+    first.stop()
     # The same key reads it back; another key is refused at start.
     c = Card(tmp_path, state, key=b"A" * 32)
     s, _ = c.connect()

@@ -6,7 +6,8 @@
  * Listens on PATH (SOCK_SEQPACKET; bound under a temporary name and renamed into place
  * once it listens) and serves one nitro-hv at a time; a later one (a rebooted or restarted
  * hypervisor) waits in the backlog. The TPM's NV state lives in DIR, encrypted with the
- * 32-byte key read from fd N (nvstore.h); without --state it lives in this process only.
+ * 32-byte key read from fd N (nvstore.h; the folder is flock'ed: one card per state);
+ * without --state it lives in this process only.
  * After set-up the card enters its seccomp allow-list ("card-tpm", or NITRO_SECCOMP's
  * value). Guest commands are copied out of the shared page before libtpms sees them.
  * SIGTERM/SIGINT end it (status 0); SIGUSR1 prints counters on stderr.
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -375,6 +377,9 @@ int main(int argc, char **argv)
 		dirfd = open(state, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dirfd < 0)
 			die("--state %s: %s", state, strerror(errno));
+		/* One TPM per state: a second card on the same folder would interleave writes. */
+		if (flock(dirfd, LOCK_EX | LOCK_NB) < 0)
+			die("--state %s: in use by another TPM card", state);
 	}
 	char err[256];
 	nv_init(dirfd, key, err, sizeof(err));
