@@ -90,6 +90,8 @@ void proc_stdio(const struct launch_proc *p)
 		case LAUNCH_FD_LOG:
 			from[to] = 2;
 			break;
+		case LAUNCH_FD_TPM_KEY: /* a pipe card_spawn makes */
+			break;
 		}
 	}
 	/* dup first (0..2 may be each other's source), then put in place. */
@@ -103,20 +105,48 @@ void proc_stdio(const struct launch_proc *p)
 
 /* Starts one card and waits for its socket; when it fails *pid is the card to stop (the
  * card never listened), or -1 (it ended: reaped here). */
+/* A card that keeps LAUNCH_FD_TPM_KEY gets its state key (derived here from its --state
+ * folder) through a pipe at that number; the read end, or -1 when it keeps none. */
+static int key_pipe(const struct launch_proc *p, int *at)
+{
+	*at = launch_proc_fd(p, LAUNCH_FD_TPM_KEY, 0);
+	if (*at < 0)
+		return -1;
+	const char *state = NULL;
+	for (unsigned k = 1; k + 1 < p->lp_argc; k++)
+		if (!strcmp(p->lp_argv[k], "--state"))
+			state = p->lp_argv[k + 1];
+	if (!state)
+		die("run: %s: no --state for its key", p->lp_name);
+	uint8_t key[32];
+	int fds[2];
+	tpm_state_key(state, key);
+	if (pipe2(fds, O_CLOEXEC) < 0 || write(fds[1], key, sizeof(key)) != sizeof(key))
+		die("run: %s: cannot pass its key: %s", p->lp_name, strerror(errno));
+	memset(key, 0, sizeof(key));
+	close(fds[1]);
+	return fds[0];
+}
+
 static bool card_spawn(const struct launch_proc *p, pid_t *pid)
 {
+	int key_at, key = key_pipe(p, &key_at);
 	*pid = fork();
 	if (*pid < 0)
 		die("run: fork: %s", strerror(errno));
 	if (*pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive nitro run */
 		proc_stdio(p);
+		if (key >= 0 && (key == key_at ? fcntl(key, F_SETFD, 0) : dup2(key, key_at)) < 0)
+			_exit(127); /* dup2 leaves the new fd open across exec */
 		for (unsigned i = 0; i < p->lp_nenv; i++)
 			putenv(p->lp_env[i]);
 		execv(p->lp_exe, p->lp_argv);
 		fprintf(stderr, "nitro: run: cannot start %s: %s\n", p->lp_exe, strerror(errno));
 		_exit(127);
 	}
+	if (key >= 0)
+		close(key);
 	/* Cards rename their socket into place once it listens (src/cards/lib/backend.c).
 	 * The card's stderr is ours: its own reason is printed above; say how it ended, so
 	 * that a card that died without a word (a signal) or hung is never a mystery. */
@@ -157,12 +187,24 @@ void cards_start(const struct launch_plan *p, const struct launch_env *e,
 				what = c->lp_argv[k + 1];
 		char msg[PATH_MAX + 64];
 		snprintf(msg, sizeof(msg), "run: the card for %s %s did not start (see above)",
-			 c->lp_kind == LAUNCH_CARD_VPC ? "--nic ip" : "volume", what);
+			 c->lp_kind == LAUNCH_CARD_VPC	 ? "--nic ip"
+			 : c->lp_kind == LAUNCH_CARD_TPM ? "the TPM, state"
+							 : "volume",
+			 c->lp_kind == LAUNCH_CARD_TPM ? c->lp_argv[4] : what);
 		for (unsigned k = i + 1; k < LAUNCH_MAX_CARDS; k++)
 			pids[k] = 0;
 		cards_stop(p, e, pids);
 		die("%s", msg);
 	}
+}
+
+bool cards_respawn(const struct launch_plan *p, unsigned idx, pid_t pids[LAUNCH_MAX_CARDS])
+{
+	const struct launch_proc *c = launch_plan_card(p, idx);
+	if (!c)
+		return false;
+	unlink(c->lp_socket);
+	return card_spawn(c, &pids[idx]);
 }
 
 void cards_stop(const struct launch_plan *p, const struct launch_env *e,

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "launch/launch.h"
@@ -57,6 +58,8 @@ int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t er
 void cards_start(const struct launch_plan *p, const struct launch_env *e,
 		 pid_t pids[LAUNCH_MAX_CARDS]);
 /* SIGTERM to every card, waits for them, removes their sockets and the run folder. */
+/* Starts card idx again (it died); false when it did not come up. */
+bool cards_respawn(const struct launch_plan *p, unsigned idx, pid_t pids[LAUNCH_MAX_CARDS]);
 void cards_stop(const struct launch_plan *p, const struct launch_env *e,
 		pid_t pids[LAUNCH_MAX_CARDS]);
 /* In a child: puts the plan's kept fds of p in place (nitro run's stdin, stdout, stderr
@@ -67,10 +70,7 @@ void proc_stdio(const struct launch_proc *p);
 struct run_tpm {
 	bool rt_on;
 	const char *rt_state_arg; /* --tpm-state, or NULL */
-	char rt_state[PATH_MAX];  /* the state folder in use */
-	bool rt_temp;		  /* made inside the run folder: removed at the end */
-	char rt_socket[PATH_MAX];
-	pid_t rt_pid;
+	bool rt_temp;		  /* the state is in the run folder: removed at the end */
 };
 /* Consumes --tpm or --tpm-state DIR at argv[*i]; false for any other argument. */
 bool tpm_arg(int argc, char **argv, int *i, struct run_tpm *t);
@@ -78,11 +78,12 @@ bool tpm_arg(int argc, char **argv, int *i, struct run_tpm *t);
 void tpm_ek_ca_dir(char *out, size_t len);
 /* Makes the --tpm-state folder when missing; dies (1) when it is not a folder. */
 void tpm_check_state(const struct run_tpm *t);
-/* Starts the card (socket and, without --tpm-state, state in run_dir); dies on failure. */
-void tpm_card_start(struct run_tpm *t, const char *run_dir);
-/* (Re)starts the card process on its socket; false when it did not come up. */
-bool tpm_card_spawn(struct run_tpm *t);
-/* Stops the card; removes a temporary state folder. */
-void tpm_card_stop(struct run_tpm *t);
+/* The card's state key for the state folder dir (made from its instance id). */
+void tpm_state_key(const char *dir, uint8_t key[32]);
+/* Endorses a new TPM (EK, certificate at NV 0x01c0000a) through the card at socket,
+ * before nitro-hv connects; nothing when it is endorsed already. Dies on failure. */
+void tpm_provision(const char *socket, const char *state);
+/* Removes a state folder the run made. */
+void tpm_state_remove(const char *dir);
 
 #endif

@@ -39,6 +39,8 @@ static bool takes_value(const char *a)
 }
 
 static pid_t hv_pid;
+static struct run_tpm tpm;
+static char tpm_state_dir[PATH_MAX];
 
 static void forward(int sig)
 {
@@ -51,6 +53,9 @@ static int run_with_cards(const struct launch_plan *p, const struct launch_env *
 {
 	static pid_t cards[LAUNCH_MAX_CARDS];
 	cards_start(p, e, cards);
+	for (unsigned i = 0; i < p->pl_ncards; i++) /* a new TPM is endorsed before the guest */
+		if (launch_plan_card(p, i)->lp_kind == LAUNCH_CARD_TPM)
+			tpm_provision(launch_plan_card(p, i)->lp_socket, tpm_state_dir);
 	const struct launch_proc *hv = launch_plan_hv(p);
 	struct sigaction sa = {.sa_handler = forward};
 	sigaction(SIGTERM, &sa, NULL);
@@ -65,9 +70,25 @@ static int run_with_cards(const struct launch_plan *p, const struct launch_env *
 		_exit(127);
 	}
 	int st = 0;
-	while (hv_pid > 0 && waitpid(hv_pid, &st, 0) < 0 && errno == EINTR)
-		;
+	while (hv_pid > 0) {
+		pid_t w = waitpid(tpm.rt_on ? -1 : hv_pid, &st, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 || w == hv_pid)
+			break;
+		for (unsigned i = 0; i < p->pl_ncards; i++) /* the TPM card died: restart it */
+			if (w == cards[i] && launch_plan_card(p, i)->lp_kind == LAUNCH_CARD_TPM) {
+				fprintf(stderr, "nitro: run: the TPM card ended; restarting it\n");
+				cards[i] = 0;
+				if (!cards_respawn(p, i, cards))
+					fprintf(stderr, "nitro: run: the TPM card did not restart\n");
+			}
+	}
 	cards_stop(p, e, cards);
+	if (tpm.rt_temp) {
+		tpm_state_remove(tpm_state_dir);
+		rmdir(e->le_run_dir);
+	}
 	if (hv_pid < 0)
 		die("run: fork: %s", strerror(errno));
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -136,6 +157,8 @@ int cmd_run(int argc, char **argv)
 		}
 		if (nic_arg(argc, argv, &i, &spec, &env))
 			continue;
+		if (tpm_arg(argc, argv, &i, &tpm))
+			continue;
 		user[nuser++] = argv[i];
 		if (takes_value(argv[i]) && i + 1 < argc)
 			user[nuser++] = argv[++i];
@@ -190,6 +213,7 @@ int cmd_run(int argc, char **argv)
 	hv_config_defaults(&c);
 	if (hv_config_parse(n, args, &c, err, sizeof(err)))
 		die_usage("run: %s (see `nitro run --help`)", err);
+	tpm_check_state(&tpm);
 	if (!dry_run && !has_kernel && access(kernel, R_OK) != 0) {
 		fprintf(stderr, "nitro: the default guest image is missing; fetching it\n");
 		if (images_ensure())
@@ -218,7 +242,14 @@ int cmd_run(int argc, char **argv)
 	const char *rt = getenv("XDG_RUNTIME_DIR");
 	snprintf(env.le_run_dir, sizeof(env.le_run_dir), "%s/nitro-run-XXXXXX",
 		 rt && *rt ? rt : "/tmp");
-	bool cards = spec.ls_nvols || spec.ls_nnics;
+	spec.ls_tpm = tpm.rt_on;
+	if (tpm.rt_state_arg && !realpath(tpm.rt_state_arg, tpm_state_dir))
+		die("run: --tpm-state %s: %s", tpm.rt_state_arg, strerror(errno));
+	if (tpm.rt_on && !tpm.rt_state_arg) /* made in the run folder below */
+		snprintf(tpm_state_dir, sizeof(tpm_state_dir), "%.*s/tpm-state", PATH_MAX - 16,
+			 env.le_run_dir);
+	copy_path(spec.ls_tpm_state, sizeof(spec.ls_tpm_state), tpm_state_dir, "--tpm-state");
+	bool cards = spec.ls_nvols || spec.ls_nnics || spec.ls_tpm;
 	if (dry_run) {
 		if (launch_plan(&spec, &env, &plan, err, sizeof(err)))
 			die("run: %s", err);
@@ -248,8 +279,10 @@ int cmd_run(int argc, char **argv)
 		inner[k] = NULL;
 		/* Volumes must stay writable in there: their folders are shared so. */
 		char dirs[LAUNCH_MAX_VOLUMES][PATH_MAX];
-		const char *rw[LAUNCH_MAX_VOLUMES];
+		const char *rw[LAUNCH_MAX_VOLUMES + 1];
 		unsigned nrw = 0;
+		if (tpm.rt_state_arg) /* the TPM's state folder too */
+			rw[nrw++] = tpm_state_dir;
 		for (unsigned i = 0; i < spec.ls_nvols; i++) {
 			if (!spec.ls_vols[i].lv_file)
 				continue; /* nbd:// and null: have no folder to share */
@@ -271,6 +304,14 @@ int cmd_run(int argc, char **argv)
 		    rt && *rt ? rt : "/tmp", strerror(errno));
 	if (spec.ls_nnics && getenv("NITRO_EMULATED_HOST") && !env.le_underlay[0])
 		loopback_up("run: ");
+	if (tpm.rt_on && !tpm.rt_state_arg) {
+		snprintf(tpm_state_dir, sizeof(tpm_state_dir), "%.*s/tpm-state", PATH_MAX - 16,
+			 env.le_run_dir);
+		copy_path(spec.ls_tpm_state, sizeof(spec.ls_tpm_state), tpm_state_dir, "state");
+		if (mkdir(tpm_state_dir, 0700) < 0)
+			die("run: %s: %s", tpm_state_dir, strerror(errno));
+		tpm.rt_temp = true;
+	}
 	if (launch_plan(&spec, &env, &plan, err, sizeof(err))) {
 		if (cards)
 			rmdir(env.le_run_dir);

@@ -1,5 +1,6 @@
-/* nitro run --tpm [--tpm-state DIR]: one nitro-card-tpm for the guest, started before the
- * hypervisor, restarted when it dies while the guest runs, stopped after it.
+/* nitro run --tpm [--tpm-state DIR]: the TPM card's state folder and key, and its
+ * endorsement. The card itself is one of the launch plan's cards (src/launch), started by
+ * cards.c before the hypervisor, restarted by run.c when it dies while the guest runs.
  *
  * The card's state key is derived here, never stored: HMAC-SHA256 over "nitro-tpm-state
  * v1" and the state folder's instance id (DIR/instance-id, 32 random hex digits made on
@@ -82,7 +83,7 @@ static void instance_id(const char *dir, char id[TPM_ID_HEX + 1])
 	id[TPM_ID_HEX] = 0;
 }
 
-static void derive_key(const char *dir, uint8_t key[32])
+void tpm_state_key(const char *dir, uint8_t key[32])
 {
 	char err[512], id[TPM_ID_HEX + 1];
 	uint8_t mk[VOL_MASTER_KEY_BYTES];
@@ -124,14 +125,14 @@ static void write_file(const char *dir, const char *name, const void *data, size
  * index is not defined yet, create the EK (template L-2), have the chip's EK CA certify
  * it, and store the DER certificate at NV index 0x01c0000a. The certificate is also left
  * in the state folder (ek-cert.der) for verifiers. */
-static void provision_ek(struct run_tpm *t)
+void tpm_provision(const char *socket, const char *state)
 {
 	uint8_t cmd[1024], rsp[TPM_PROTO_BUF], x[32], y[32], *der = NULL;
 	size_t n, rl = 0, derlen = 0;
 	uint32_t h;
 	char err[512], ca[PATH_MAX], id[TPM_ID_HEX + 1], cn[64];
 	int page = memfd_create("nitro-crb", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	int s = tpm_client_connect(t->rt_socket);
+	int s = tpm_client_connect(socket);
 	if (page < 0 || ftruncate(page, TPM_PROTO_BUF) < 0 ||
 	    fcntl(page, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 || s < 0 ||
 	    tpm_client_hello_init(s, page) < 0)
@@ -149,7 +150,7 @@ static void provision_ek(struct run_tpm *t)
 		die("run: --tpm: cannot create the endorsement key");
 	n = tpm2_cmd_flush(cmd, sizeof(cmd), h);
 	tpm_client_xcmd(s, cmd, n, rsp, &rl);
-	instance_id(t->rt_state, id);
+	instance_id(state, id);
 	snprintf(cn, sizeof(cn), "NitroTPM EK %.16s", id);
 	tpm_ek_ca_dir(ca, sizeof(ca));
 	if (ekca_issue(ca, x, y, cn, &der, &derlen, err, sizeof(err)) < 0)
@@ -164,61 +165,14 @@ static void provision_ek(struct run_tpm *t)
 		if (tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS)
 			die("run: --tpm: cannot write the EK certificate");
 	}
-	write_file(t->rt_state, "ek-cert.der", der, derlen);
+	write_file(state, "ek-cert.der", der, derlen);
 	free(der);
 done:
 	close(s);
 	close(page);
 }
 
-void tpm_card_start(struct run_tpm *t, const char *run_dir)
-{
-	if (t->rt_state_arg) {
-		if (mkdir(t->rt_state_arg, 0700) < 0 && errno != EEXIST)
-			die("run: --tpm-state %s: %s", t->rt_state_arg, strerror(errno));
-		if (!realpath(t->rt_state_arg, t->rt_state))
-			die("run: --tpm-state %s: %s", t->rt_state_arg, strerror(errno));
-	} else {
-		if (snprintf(t->rt_state, sizeof(t->rt_state), "%s/tpm-state", run_dir) >=
-		    (int)sizeof(t->rt_state))
-			die("run: %s: path too long", run_dir);
-		if (mkdir(t->rt_state, 0700) < 0)
-			die("run: %s: %s", t->rt_state, strerror(errno));
-		t->rt_temp = true;
-	}
-	if (snprintf(t->rt_socket, sizeof(t->rt_socket), "%s/tpm.sock", run_dir) >=
-	    (int)sizeof(t->rt_socket))
-		die("run: %s: path too long", run_dir);
-	t->rt_pid = -1;
-	if (!tpm_card_spawn(t))
-		die("run: the TPM card did not start (see above)");
-	provision_ek(t);
-}
-
-bool tpm_card_spawn(struct run_tpm *t)
-{
-	uint8_t key[32];
-	int p[2];
-	derive_key(t->rt_state, key);
-	if (pipe2(p, 0) < 0)
-		die("run: pipe: %s", strerror(errno));
-	if (write(p[1], key, sizeof(key)) != sizeof(key))
-		die("run: --tpm: cannot pass the key");
-	OPENSSL_cleanse(key, sizeof(key));
-	close(p[1]);
-	fcntl(p[0], F_SETFD, 0);
-	char card[PATH_MAX], fdnum[16];
-	exe_sibling("nitro-card-tpm", card, sizeof(card));
-	snprintf(fdnum, sizeof(fdnum), "%d", p[0]);
-	char *argv[] = {card,	     "--socket-path", t->rt_socket, "--state",
-			t->rt_state, "--key-fd",      fdnum,	    NULL};
-	unlink(t->rt_socket);
-	bool ok = card_spawn(card, argv, t->rt_socket, &t->rt_pid);
-	close(p[0]);
-	return ok;
-}
-
-static void rm_state(const char *dir)
+void tpm_state_remove(const char *dir)
 {
 	static const char *const files[] = {"permall.nvs", "volatilestate.nvs", "savestate.nvs",
 					    "permall.tmp", "volatilestate.tmp", "savestate.tmp",
@@ -229,19 +183,4 @@ static void rm_state(const char *dir)
 		unlink(path);
 	}
 	rmdir(dir);
-}
-
-void tpm_card_stop(struct run_tpm *t)
-{
-	if (!t->rt_on)
-		return;
-	if (t->rt_pid > 0) {
-		kill(t->rt_pid, SIGTERM);
-		while (waitpid(t->rt_pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		t->rt_pid = -1;
-	}
-	unlink(t->rt_socket);
-	if (t->rt_temp)
-		rm_state(t->rt_state);
 }

@@ -255,6 +255,9 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			}
 			fd = log;
 			break;
+		case LAUNCH_FD_TPM_KEY: /* nitrod launches no TPM card yet (docs/tpm.md) */
+			fd = -1;
+			break;
 		}
 		if (f->lf_fd < 0 || f->lf_fd > 2) {
 			kept_close(k);

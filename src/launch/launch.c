@@ -195,10 +195,28 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 	}
 }
 
+static unsigned tpm_count(const struct launch_spec *s)
+{
+	return s->ls_tpm ? 1 : 0;
+}
+
+/* nitro-card-tpm --socket-path S --state DIR --key-fd 3 */
+static void tpm_args(struct build *b, const struct launch_spec *s, unsigned item,
+		     const struct launch_env *e)
+{
+	(void)item;
+	(void)e;
+	opt(b, "--state", s->ls_tpm_state);
+	uses_path(b, s->ls_tpm_state, LAUNCH_PATH_RW);
+	opt(b, "--key-fd", "3");
+	keep_fd(b, 3, LAUNCH_FD_TPM_KEY, 0);
+}
+
 /* In start order; nitro-hv sees the devices in this order too. */
 static const struct card_type card_types[] = {
     {LAUNCH_CARD_EBS, "nitro-card-ebs", "card-ebs", "blk", 0, ebs_count, ebs_args},
     {LAUNCH_CARD_VPC, "nitro-card-vpc", "card-vpc", "net", LAUNCH_HOST_NET, vpc_count, vpc_args},
+    {LAUNCH_CARD_TPM, "nitro-card-tpm", "card-tpm", NULL, 0, tpm_count, tpm_args},
 };
 
 static void proc_begin(struct build *b, struct launch_proc *p, enum launch_kind kind,
@@ -252,7 +270,10 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		    str(b, "%s,%s", s->ls_external[i].lx_type, s->ls_external[i].lx_socket));
 	for (unsigned i = 0; i < pl->pl_ncards; i++) {
 		const struct launch_proc *c = &pl->pl_procs[i];
-		opt(b, "--vhost-user", str(b, "%s,%s", c->lp_vhost, c->lp_socket));
+		if (c->lp_vhost)
+			opt(b, "--vhost-user", str(b, "%s,%s", c->lp_vhost, c->lp_socket));
+		else if (c->lp_kind == LAUNCH_CARD_TPM)
+			opt(b, "--tpm-card", c->lp_socket);
 	}
 	keep_fd(b, 0, LAUNCH_FD_CONSOLE_IN, 0);
 	keep_fd(b, 1, LAUNCH_FD_CONSOLE_OUT, 0);
@@ -328,6 +349,8 @@ const char *launch_fd_role_name(enum launch_fd_role r)
 		return "console-out";
 	case LAUNCH_FD_LOG:
 		return "log";
+	case LAUNCH_FD_TPM_KEY:
+		return "tpm-key";
 	}
 	return "?";
 }

@@ -102,7 +102,11 @@ struct launch_spec {
 	struct launch_nic ls_nics[LAUNCH_MAX_NICS];
 	unsigned ls_nexternal; /* nitro-hv sees these first, then the cards */
 	struct launch_external ls_external[LAUNCH_MAX_EXTERNAL];
-	/* Next kinds (vsock, NitroTPM, instance storage, enclaves): their fields here. */
+	/* NitroTPM: one nitro-card-tpm (nitro-hv --tpm-card) with its state in ls_tpm_state
+	 * (a folder the launcher made; the card's key comes as an fd, LAUNCH_FD_TPM_KEY). */
+	bool ls_tpm;
+	char ls_tpm_state[PATH_MAX];
+	/* Next kinds (vsock, instance storage, enclaves): their fields here. */
 };
 
 struct launch_env {
@@ -119,6 +123,7 @@ enum launch_kind {
 	LAUNCH_HV,
 	LAUNCH_CARD_EBS,
 	LAUNCH_CARD_VPC,
+	LAUNCH_CARD_TPM,
 };
 
 /* What a kept fd is; the launcher opens it. */
@@ -126,6 +131,7 @@ enum launch_fd_role {
 	LAUNCH_FD_CONSOLE_IN,  /* the guest's serial input (nitro run: its stdin) */
 	LAUNCH_FD_CONSOLE_OUT, /* the guest's serial output (nitro run: its stdout) */
 	LAUNCH_FD_LOG,	       /* the process's messages (nitro run: its stderr) */
+	LAUNCH_FD_TPM_KEY,     /* the TPM card's 32-byte state key, then EOF (a pipe) */
 };
 
 struct launch_fd {
@@ -152,7 +158,8 @@ struct launch_proc {
 	enum launch_kind lp_kind;
 	const char *lp_name;	/* "nitro-card-ebs" */
 	const char *lp_profile; /* "card-ebs": the jail's kind and seccomp allow-list */
-	const char *lp_vhost;	/* nitro-hv --vhost-user TYPE ("blk", "net"); NULL for hv */
+	const char *lp_vhost;	/* nitro-hv --vhost-user TYPE ("blk", "net"); NULL for hv and
+				   the TPM card (nitro-hv --tpm-card) */
 	unsigned lp_card;	/* cards: index among the cards (socket c<N>.sock) */
 	unsigned lp_item;	/* cards: index among the volumes or the NICs */
 	unsigned lp_flags;	/* LAUNCH_HOST_NET */
