@@ -345,6 +345,46 @@ static void test_json_carries_the_plan(void **state)
 	free(text);
 }
 
+/* NitroTPM: one nitro-card-tpm after the other cards, its state folder (read-write) and
+ * its key as fd 3 (role tpm-key); nitro-hv gets --tpm-card, not --vhost-user. */
+static void test_tpm_card(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_nvols = 1;
+	launch_volume_init(&s.ls_vols[0]);
+	snprintf(s.ls_vols[0].lv_path, sizeof(s.ls_vols[0].lv_path), "null:1G");
+	s.ls_tpm = true;
+	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 2);
+	const struct launch_proc *t = launch_plan_card(&plan, 1);
+	assert_int_equal(t->lp_kind, LAUNCH_CARD_TPM);
+	assert_string_equal(t->lp_profile, "card-tpm");
+	assert_null(t->lp_vhost);
+	assert_string_equal(joined(t), "/opt/nitro/nitro-card-tpm --socket-path /run/i-1/c1.sock "
+				       "--state /var/i-1/tpm --key-fd 3");
+	assert_int_equal(launch_proc_fd(t, LAUNCH_FD_TPM_KEY, 0), 3);
+	assert_string_equal(launch_fd_role_name(LAUNCH_FD_TPM_KEY), "tpm-key");
+	bool rw = false;
+	for (unsigned i = 0; i < t->lp_npaths; i++)
+		rw |= !strcmp(t->lp_paths[i].lpa_path, "/var/i-1/tpm") &&
+		      (t->lp_paths[i].lpa_flags & LAUNCH_PATH_RW);
+	assert_true(rw);
+	const char *hv = joined(launch_plan_hv(&plan));
+	assert_non_null(
+	    strstr(hv, "--vhost-user blk,/run/i-1/c0.sock --tpm-card /run/i-1/c1.sock"));
+	/* Without ls_tpm: no TPM card. */
+	s.ls_tpm = false;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 1);
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--tpm-card"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +394,7 @@ int main(void)
 	    cmocka_unit_test(test_queue_pairs_follow_the_vcpus),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_json_carries_the_plan),
+	    cmocka_unit_test(test_tpm_card),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
