@@ -351,3 +351,27 @@ int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen)
 	json_decref(o);
 	return r;
 }
+
+size_t spec_route_canon(const char *path, char out[SPEC_MAX_ROUTE + 1])
+{
+	size_t n = 0;
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t l = strcspn(p, "/");
+		if (n + 1 + l <= SPEC_MAX_ROUTE) {
+			out[n] = '/';
+			memcpy(out + n + 1, p, l);
+		}
+		n += 1 + l;
+		p += l;
+	}
+	if (n == 0) {
+		out[0] = '/';
+		n = 1;
+	}
+	out[n <= SPEC_MAX_ROUTE ? n : 0] = 0;
+	return n;
+}

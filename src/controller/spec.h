@@ -82,4 +82,13 @@ int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen);
 /* "i-" or "vol-" followed by 17 lower-case hex digits. */
 bool spec_id_ok(const char *id, const char *prefix);
 
+/* A request's route in canonical form, the one the router dispatches and the audit log
+ * records: "/" + the path's non-empty '/'-separated segments joined by single slashes
+ * ("//v1///instances/" -> "/v1/instances", "" -> "/"). Writes at most SPEC_MAX_ROUTE bytes
+ * and a NUL to out[SPEC_MAX_ROUTE + 1] and returns the canonical length; when the
+ * canonical route is longer than SPEC_MAX_ROUTE, returns that length and leaves out "":
+ * such a request is refused whole (414), never routed or logged cut. */
+#define SPEC_MAX_ROUTE 255
+size_t spec_route_canon(const char *path, char out[SPEC_MAX_ROUTE + 1]);
+
 #endif

@@ -29,6 +29,32 @@ static const char *const templates[] = {
 
 static int one(const char *body, size_t size);
 
+/* The bytes as a request path (up to the first NUL): the canonical route is whole or
+ * refused, starts with '/', has no empty segment, and is its own canonical form. */
+static void route(const char *body, size_t size)
+{
+	char *path = strndup(body, size);
+	if (!path)
+		return;
+	char out[SPEC_MAX_ROUTE + 1], again[SPEC_MAX_ROUTE + 1];
+	size_t n = spec_route_canon(path, out);
+	if (n > SPEC_MAX_ROUTE) {
+		CHECK(out[0] == 0);
+	} else {
+		CHECK(strlen(out) == n && out[0] == '/' && !strstr(out, "//"));
+		CHECK(n == 1 || out[n - 1] != '/');
+		CHECK(spec_route_canon(out, again) == n && !strcmp(again, out));
+		size_t segs = 0;
+		for (const char *p = path; *p; p++)
+			segs += *p != '/';
+		size_t kept = 0;
+		for (const char *p = out; *p; p++)
+			kept += *p != '/';
+		CHECK(segs == kept); /* only slashes are dropped */
+	}
+	free(path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0 || data[0] >= 0x10)
@@ -91,5 +117,6 @@ static int one(const char *body, size_t size)
 	err[0] = 0;
 	if (spec_parse_empty(body, size, err, sizeof(err)) != 0)
 		CHECK(err[0]);
+	route(body, size);
 	return 0;
 }
