@@ -172,6 +172,33 @@ static int record_intent(struct instance *in, int state, int goal, struct api_re
 	return -1;
 }
 
+/* --- owners: an instance or a volume is its creator's (docs/api.md, "Owners") --- */
+
+/* Root, nitrod's own uid and every --admin-uid see and act on everything. */
+static bool is_admin(uid_t uid)
+{
+	if (uid == 0 || uid == geteuid())
+		return true;
+	for (unsigned i = 0; i < g_ctl.c_nadmin; i++)
+		if (g_ctl.c_admin[i] == uid)
+			return true;
+	return false;
+}
+
+/* What another uid owns does not exist for the caller: the same 404 as an unknown id, so
+ * that ids cannot be probed. */
+static struct instance *inst_visible(const struct api_req *rq, const char *id)
+{
+	struct instance *in = inst_find(id);
+	return in && (in->i_owner == rq->ar_uid || is_admin(rq->ar_uid)) ? in : NULL;
+}
+
+static struct volrec *vol_visible(const struct api_req *rq, const char *id)
+{
+	struct volrec *v = vol_find(id);
+	return v && (v->v_owner == rq->ar_uid || is_admin(rq->ar_uid)) ? v : NULL;
+}
+
 static uid_t next_uid(void)
 {
 	uid_t max = g_ctl.c_uid_base;
@@ -207,9 +234,17 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rs))
 		return;
 	for (unsigned i = 0; i < s.s_nvols; i++) {
-		struct volrec *v = vol_find(s.s_vols[i].vr_id);
+		struct volrec *v = vol_visible(rq, s.s_vols[i].vr_id);
 		if (!v) {
 			fail(rs, 404, "volume %s not found", s.s_vols[i].vr_id);
+			return;
+		}
+		/* An admin, too, gives an instance only volumes of the instance's owner. */
+		if (v->v_owner != rq->ar_uid) {
+			fail(rs, 409,
+			     "volume %s belongs to uid %u: an instance takes only its owner's "
+			     "volumes",
+			     v->v_id, (unsigned)v->v_owner);
 			return;
 		}
 		if (v->v_attached[0]) {
@@ -228,6 +263,7 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 	in->i_spec = s;
 	in->i_uid = next_uid();
 	in->i_gid = in->i_uid;
+	in->i_owner = rq->ar_uid;
 	in->i_created = (int64_t)time(NULL);
 	in->i_hv.p_pidfd = -1;
 	for (unsigned i = 0; i < s.s_nvols; i++) {
@@ -255,11 +291,12 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 		     in->i_reason);
 }
 
-static void instances_list(struct api_resp *rs)
+static void instances_list(const struct api_req *rq, struct api_resp *rs)
 {
 	json_t *a = json_array();
 	for (struct instance *in = g_ctl.c_instances; in; in = in->i_next)
-		json_array_append_new(a, inst_json(in, false));
+		if (in->i_owner == rq->ar_uid || is_admin(rq->ar_uid))
+			json_array_append_new(a, inst_json(in, false));
 	set_json(rs, 200, json_pack("{s:o}", "instances", a));
 }
 
@@ -341,12 +378,12 @@ static void instances_route(const struct api_req *rq, char **seg, int nseg, stru
 		if (!strcmp(m, "POST"))
 			instances_create(rq, rs);
 		else if (!strcmp(m, "GET"))
-			instances_list(rs);
+			instances_list(rq, rs);
 		else
 			not_allowed(rs, "GET, POST");
 		return;
 	}
-	struct instance *in = inst_find(seg[2]);
+	struct instance *in = inst_visible(rq, seg[2]);
 	if (nseg == 4 && strcmp(seg[3], "stop") && strcmp(seg[3], "start") &&
 	    strcmp(seg[3], "reboot") && strcmp(seg[3], "console")) {
 		fail(rs, 404, "no route %s", rq->ar_url);
@@ -455,6 +492,7 @@ static void volumes_create(const struct api_req *rq, struct api_resp *rs)
 	v->v_iops = vs.vs_iops;
 	v->v_throughput_mib = vs.vs_throughput_mib;
 	v->v_gp2 = vs.vs_gp2;
+	v->v_owner = rq->ar_uid;
 	v->v_created = (int64_t)time(NULL);
 	struct volrec **tail = &g_ctl.c_volumes;
 	while (*tail)
@@ -481,8 +519,16 @@ static void volume_attach(struct volrec *v, bool attach, const struct api_req *r
 			fail(rs, 400, "%s", err);
 			return;
 		}
-		if (!(in = inst_find(iid))) {
+		if (!(in = inst_visible(rq, iid))) {
 			fail(rs, 404, "instance %s not found", iid);
+			return;
+		}
+		if (in->i_owner != v->v_owner) {
+			fail(
+			    rs, 409,
+			    "volume %s belongs to uid %u, instance %s to uid %u: an instance takes "
+			    "only its owner's volumes",
+			    v->v_id, (unsigned)v->v_owner, in->i_id, (unsigned)in->i_owner);
 			return;
 		}
 		if (v->v_attached[0]) {
@@ -552,7 +598,8 @@ static void volumes_route(const struct api_req *rq, char **seg, int nseg, struct
 		else if (!strcmp(m, "GET")) {
 			json_t *a = json_array();
 			for (struct volrec *v = g_ctl.c_volumes; v; v = v->v_next)
-				json_array_append_new(a, vol_json(v, false));
+				if (v->v_owner == rq->ar_uid || is_admin(rq->ar_uid))
+					json_array_append_new(a, vol_json(v, false));
 			set_json(rs, 200, json_pack("{s:o}", "volumes", a));
 		} else
 			not_allowed(rs, "GET, POST");
@@ -567,7 +614,7 @@ static void volumes_route(const struct api_req *rq, char **seg, int nseg, struct
 		not_allowed(rs, allow);
 		return;
 	}
-	struct volrec *v = vol_find(seg[2]);
+	struct volrec *v = vol_visible(rq, seg[2]);
 	if (!v) {
 		fail(rs, 404, "volume %s not found", shown(seg[2], "vol-"));
 		return;

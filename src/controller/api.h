@@ -7,6 +7,11 @@
  * launch refused is *not* an error: the instance is created `failed`), 404 (no such
  * route or id), 405 (method not allowed on a route), 409 (wrong state). It takes
  * g_ctl.c_lock itself.
+ *
+ * Owners (issue 10 item 14): an instance or a volume belongs to the uid that created it.
+ * For any other caller it does not exist (404, left out of lists), unless the caller is
+ * root, nitrod's own uid or an --admin-uid (g_ctl.c_admin). An instance takes only its
+ * owner's volumes (409 otherwise, for admins too).
  */
 #ifndef NITRO_CONTROLLER_API_H
 #define NITRO_CONTROLLER_API_H
@@ -19,7 +24,7 @@
 
 struct api_req {
 	const char *ar_method;
-	const char *ar_url;   /* path only */
+	const char *ar_url;   /* path only, canonical (spec_route_canon) */
 	const char *ar_nonce; /* ?nonce= of GET /v1/host/attestation, or NULL */
 	const char *ar_body;
 	size_t ar_len;

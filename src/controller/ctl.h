@@ -76,6 +76,7 @@ struct instance {
 	struct inst_spec i_spec;
 	uid_t i_uid; /* the jailed processes' uid and gid */
 	gid_t i_gid;
+	uid_t i_owner;	   /* the API caller that created it (api.h: who sees what) */
 	int64_t i_created; /* unix seconds */
 	int64_t i_launched;
 	int64_t i_stop_deadline; /* monotonic ms: SIGKILL what is left after it; 0 none */
@@ -96,6 +97,7 @@ struct volrec {
 	int64_t v_iops, v_throughput_mib; /* QoS (vol_spec): SPEC_UNSET = gp3's default */
 	bool v_gp2;
 	char v_attached[INST_ID_LEN + 1]; /* "" when available */
+	uid_t v_owner;			  /* the API caller that created it */
 	int64_t v_created;
 	struct volrec *v_next;
 };
@@ -114,6 +116,8 @@ struct ctl {
 	struct volrec *c_volumes;
 	uid_t c_allow[16];
 	unsigned c_nallow;
+	uid_t c_admin[16]; /* --admin-uid: see and act on every instance and volume */
+	unsigned c_nadmin;
 	bool c_jail; /* processes go through the jailer */
 	uid_t c_uid_base;
 	int c_epoll;	    /* the supervisor's: pidfds and a timer */

@@ -79,6 +79,7 @@ json_t *inst_json(const struct instance *in, bool stored)
 		json_array_append_new(
 		    cards, in->i_cards[i].p_pid ? json_integer(in->i_cards[i].p_pid) : json_null());
 	json_object_set_new(j, "card_pids", cards);
+	json_object_set_new(j, "owner", json_integer(in->i_owner));
 	if (stored) {
 		json_object_set_new(j, "goal", json_integer(in->i_goal));
 		json_object_set_new(j, "uid", json_integer(in->i_uid));
@@ -100,6 +101,7 @@ struct inst_view {
 	int iv_state;
 	char iv_reason[sizeof(((struct instance *)0)->i_reason)];
 	struct inst_spec iv_spec;
+	uid_t iv_owner;
 	int64_t iv_created, iv_launched;
 	pid_t iv_hv_pid;
 	unsigned iv_ncards;
@@ -112,8 +114,9 @@ struct inst_view {
 static bool view_current(const struct inst_view *v, const struct instance *in)
 {
 	if (!v->iv_text || v->iv_state != in->i_state || v->iv_ncards != in->i_ncards ||
-	    v->iv_created != in->i_created || v->iv_launched != in->i_launched ||
-	    v->iv_hv_pid != in->i_hv.p_pid || memcmp(v->iv_id, in->i_id, sizeof(v->iv_id)) ||
+	    v->iv_owner != in->i_owner || v->iv_created != in->i_created ||
+	    v->iv_launched != in->i_launched || v->iv_hv_pid != in->i_hv.p_pid ||
+	    memcmp(v->iv_id, in->i_id, sizeof(v->iv_id)) ||
 	    memcmp(v->iv_reason, in->i_reason, sizeof(v->iv_reason)) ||
 	    memcmp(&v->iv_spec, &in->i_spec, sizeof(v->iv_spec)))
 		return false;
@@ -139,6 +142,7 @@ char *inst_view_text(struct instance *in, size_t *len)
 			return NULL;
 		memcpy(v->iv_id, in->i_id, sizeof(v->iv_id));
 		v->iv_state = in->i_state;
+		v->iv_owner = in->i_owner;
 		memcpy(v->iv_reason, in->i_reason, sizeof(v->iv_reason));
 		memcpy(&v->iv_spec, &in->i_spec, sizeof(v->iv_spec));
 		v->iv_created = in->i_created;
@@ -174,9 +178,23 @@ json_t *vol_json(const struct volrec *v, bool stored)
 			    v->v_throughput_mib == SPEC_UNSET ? json_null()
 							      : json_integer(v->v_throughput_mib));
 	json_object_set_new(j, "gp2", json_boolean(v->v_gp2));
+	json_object_set_new(j, "owner", json_integer(v->v_owner));
 	if (stored)
 		json_object_set_new(j, "path", json_string(v->v_path));
 	return j;
+}
+
+/* "owner": a uid; absent in records written before owners existed: root. */
+static int owner_from_json(json_t *j, uid_t *owner)
+{
+	json_t *o = json_object_get(j, "owner");
+	*owner = 0;
+	if (!o)
+		return 0;
+	if (!json_is_integer(o) || json_integer_value(o) < 0 || json_integer_value(o) > 0xfffffffe)
+		return -1;
+	*owner = (uid_t)json_integer_value(o);
+	return 0;
 }
 
 static int proc_from_json(json_t *j, int kind, struct proc *p)
@@ -232,6 +250,9 @@ int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen)
 	in->i_uid = (uid_t)json_integer_value(json_object_get(j, "uid"));
 	in->i_gid = (gid_t)json_integer_value(json_object_get(j, "gid"));
 	in->i_launches = (unsigned)json_integer_value(json_object_get(j, "launches"));
+	/* State from before owners were recorded: root's (docs/api.md, "Owners"). */
+	if (owner_from_json(j, &in->i_owner))
+		RETURN_ERR(-1, "%s: bad owner", id);
 	if (in->i_goal < GOAL_RUN || in->i_goal > GOAL_FAIL || in->i_uid == 0)
 		RETURN_ERR(-1, "%s: bad goal or uid", id);
 	if (proc_from_json(json_object_get(j, "hv"), PK_HV, &in->i_hv))
@@ -282,6 +303,8 @@ int vol_from_json(json_t *j, struct volrec *v, char *err, size_t errlen)
 	v->v_iops = vs.vs_iops;
 	v->v_throughput_mib = vs.vs_throughput_mib;
 	v->v_gp2 = vs.vs_gp2;
+	if (owner_from_json(j, &v->v_owner))
+		RETURN_ERR(-1, "%s: bad owner", id);
 	return 0;
 }
 
