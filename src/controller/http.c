@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,27 +11,37 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "controller/api.h"
 #include "controller/audit.h"
 #include "controller/ctl.h"
+#include "controller/spec.h"
 #include "lib/util.h"
+
+/* MHD's own connection limit is ours plus room for refused connections it has accepted
+ * but not yet closed (it accepts at most 10 per turn of its loop). */
+#define MHD_HEADROOM 64u
+
+struct conn;
 
 struct req {
 	uid_t r_uid;
 	bool r_answered;
-	bool r_refused;	    /* a uid that may not use nitrod: answered 403 after its body */
+	bool r_refused;	    /* refused at accept (403 sent): its request is read and dropped */
 	size_t r_discarded; /* body bytes of a refused request, dropped unread */
+	struct conn *r_conn;
 	char *r_body;
 	size_t r_len, r_cap;
 	char r_method[16];
-	char r_url[256];
+	char r_url[SPEC_MAX_ROUTE + 1]; /* canonical; "" when too long (414) */
 };
 
 static struct MHD_Daemon *daemon_;
 static int listen_fd = -1;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static struct http_opts opts;
 
 /* The durability of a call's audit line (docs/security.md, "Audit log"): a call that may
  * change state (any method but GET and HEAD) is answered only once its line is durable;
@@ -49,31 +60,13 @@ static int audit_call(const struct req *r, int status, const char *detail, bool 
 	return 0;
 }
 
-/* The peer's uid is read once per connection (SO_PEERCRED holds the credentials of the
- * connect() and never changes) and kept as the connection's socket context: uid + 1, so
- * that 0 means "unknown". */
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-			  enum MHD_ConnectionNotificationCode toe)
+/* A line about a connection rather than a request (refusals, deadlines): changes nothing,
+ * so not waited for. */
+static void audit_conn(uid_t uid, const char *method, int status, const char *detail)
 {
-	(void)cls;
-	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
-		return;
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	struct ucred cred;
-	socklen_t cl = sizeof(cred);
-	*socket_context = NULL;
-	if (ci && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 &&
-	    cred.uid != (uid_t)-1)
-		*socket_context = (void *)((uintptr_t)cred.uid + 1);
-}
-
-static uid_t conn_uid(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	uintptr_t v = ci ? (uintptr_t)ci->socket_context : 0;
-	return v ? (uid_t)(v - 1) : (uid_t)-1;
+	if (g_ctl.c_audit && audit_append_sync(g_ctl.c_audit, AUDIT_SYNC_BACKGROUND, uid, method,
+					       NULL, status, detail) < 0)
+		warnmsg("audit log: %s", strerror(errno));
 }
 
 static bool uid_allowed(uid_t uid)
@@ -83,7 +76,229 @@ static bool uid_allowed(uid_t uid)
 	for (unsigned i = 0; i < g_ctl.c_nallow; i++)
 		if (g_ctl.c_allow[i] == uid)
 			return true;
+	for (unsigned i = 0; i < g_ctl.c_nadmin; i++)
+		if (g_ctl.c_admin[i] == uid)
+			return true;
 	return false;
+}
+
+/* --- connections: admission at accept, per-uid caps, the request deadline --- */
+
+/* An admitted connection (MHD's socket context). Linked in `conns` from MHD's STARTED
+ * notification to its CLOSED one, which MHD sends before it closes the fd: while linked,
+ * c_fd is this connection's socket, so the reaper may shut it down. */
+struct conn {
+	struct conn *c_prev, *c_next;
+	int c_fd;
+	uid_t c_uid;
+	bool c_privileged;   /* root or nitrod's own uid: no per-uid cap, reserved slots */
+	bool c_refused;	     /* a uid not allowed, answered 403 at accept: read and dropped */
+	bool c_reading;	     /* a request is being read: the deadline runs */
+	bool c_deadline_hit; /* the reaper closed it */
+	bool c_req_audited;  /* the request it cut was audited by on_done */
+	int64_t c_since;     /* CLOCK_MONOTONIC ms: start, or the previous answer */
+};
+
+/* The socket context of a refused connection: MHD still reads what the client sent before
+ * it sees the shutdown; nothing of it is served. */
+static struct conn refused_conn;
+
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reaper_cv;
+static struct conn *conns;
+static unsigned nconns;
+static pthread_t reaper;
+static bool reaper_on, reaper_stop;
+
+static void unlink_conn(struct conn *c)
+{
+	if (c->c_prev)
+		c->c_prev->c_next = c->c_next;
+	else
+		conns = c->c_next;
+	if (c->c_next)
+		c->c_next->c_prev = c->c_prev;
+	nconns--;
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 403:
+		return "Forbidden";
+	case 429:
+		return "Too Many Requests";
+	default:
+		return "Service Unavailable";
+	}
+}
+
+/* Refusals at accept are audited at most once a second per uid, with the count of those not
+ * logged in between (audit_refusal_admit): a refused caller cannot grow the log at will. */
+static void audit_refusal(uid_t uid, int status, const char *msg)
+{
+	unsigned long suppressed = 0;
+	if (!g_ctl.c_audit || !audit_refusal_admit(g_ctl.c_audit, uid, &suppressed))
+		return;
+	char d[320];
+	if (suppressed)
+		sfmt(d, sizeof(d), "%s: refused (%lu more refusals not logged)", msg, suppressed);
+	else
+		sfmt(d, sizeof(d), "%s: refused", msg);
+	audit_conn(uid, "ACCEPT", status, d);
+}
+
+/* Answers a refused connection with a short HTTP error, before anything the client sent is
+ * read, and shuts it down: how = SHUT_RDWR closes it now (MHD reads EOF and closes it);
+ * SHUT_WR lets MHD read and drop the request the client may be sending, so that the client
+ * reads the answer rather than a broken pipe (a conn with c_refused, under the caps and the
+ * deadline like any other). Audited, rate-limited. */
+static void refuse(int fd, uid_t uid, int status, const char *msg, int how)
+{
+	char buf[512];
+	int body = (int)strlen(msg) + 12;
+	int n = snprintf(buf, sizeof(buf),
+			 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+			 "%d\r\nConnection: close\r\n\r\n{\"error\":\"%s\"}",
+			 status, reason_phrase(status), body, msg);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		(void)!send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(fd, how);
+	audit_refusal(uid, status, msg);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		struct conn *c = *socket_context;
+		*socket_context = NULL;
+		if (!c || c == &refused_conn)
+			return;
+		pthread_mutex_lock(&conns_lock);
+		unlink_conn(c);
+		bool cut = c->c_deadline_hit && !c->c_req_audited && !c->c_refused;
+		pthread_mutex_unlock(&conns_lock);
+		if (cut) {
+			char d[128];
+			sfmt(d, sizeof(d),
+			     "no complete request within %u s (request deadline): closed",
+			     opts.ho_deadline_s);
+			audit_conn(c->c_uid, NULL, 408, d);
+		}
+		free(c);
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	*socket_context = NULL;
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return; /* cannot happen; on_request refuses a connection without a context */
+	int fd = ci->connect_fd;
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.uid == (uid_t)-1) {
+		*socket_context = &refused_conn;
+		refuse(fd, (uid_t)-1, 403, "the caller's uid is unknown", SHUT_RDWR);
+		return;
+	}
+	uid_t uid = cred.uid;
+	bool allowed = uid_allowed(uid);
+	bool priv = uid == 0 || uid == geteuid();
+	char msg[200] = "";
+	int status = 0;
+	struct conn *c = calloc(1, sizeof(*c));
+	pthread_mutex_lock(&conns_lock);
+	unsigned mine = 0;
+	for (struct conn *o = conns; o && !priv; o = o->c_next)
+		mine += o->c_uid == uid;
+	if (!c) {
+		status = 503;
+		sfmt(msg, sizeof(msg), "out of memory");
+	} else if (nconns >= opts.ho_max_conns) {
+		status = 503;
+		sfmt(msg, sizeof(msg), "nitrod has %u connections open, its limit", nconns);
+	} else if (!priv && nconns >= opts.ho_max_conns - HTTP_RESERVED) {
+		status = 503;
+		sfmt(msg, sizeof(msg),
+		     "nitrod has %u connections open (the last %u of %u are kept for root)", nconns,
+		     HTTP_RESERVED, opts.ho_max_conns);
+	} else if (!priv && mine >= opts.ho_max_per_uid) {
+		status = 429;
+		sfmt(msg, sizeof(msg), "uid %u has %u connections open (at most %u per uid)",
+		     (unsigned)uid, mine, opts.ho_max_per_uid);
+	} else {
+		/* Admitted; a uid not allowed only to have its request read and dropped. */
+		*c = (struct conn){.c_next = conns,
+				   .c_fd = fd,
+				   .c_uid = uid,
+				   .c_privileged = priv,
+				   .c_refused = !allowed,
+				   .c_reading = true,
+				   .c_since = now_ms()};
+		if (conns)
+			conns->c_prev = c;
+		conns = c;
+		nconns++;
+		*socket_context = c;
+	}
+	pthread_mutex_unlock(&conns_lock);
+	if (status) {
+		free(c);
+		*socket_context = &refused_conn;
+		/* A uid not allowed hears that first, whatever the limits. */
+		if (!allowed)
+			refuse(fd, uid, 403, "this uid may not use nitrod", SHUT_RDWR);
+		else
+			refuse(fd, uid, status, msg, SHUT_RDWR);
+	} else if (!allowed) {
+		refuse(fd, uid, 403, "this uid may not use nitrod", SHUT_WR);
+	}
+}
+
+static struct conn *conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* The request on c is complete: its answer is under way, the deadline stops. */
+static void conn_answered(struct conn *c)
+{
+	pthread_mutex_lock(&conns_lock);
+	c->c_reading = false;
+	pthread_mutex_unlock(&conns_lock);
+}
+
+/* Closes connections past the request deadline (shutdown: MHD sees EOF and closes them). */
+static void *reaper_main(void *arg)
+{
+	(void)arg;
+	int64_t deadline = (int64_t)opts.ho_deadline_s * 1000;
+	pthread_mutex_lock(&conns_lock);
+	while (!reaper_stop) {
+		int64_t now = now_ms();
+		for (struct conn *c = conns; c; c = c->c_next)
+			if (c->c_reading && !c->c_deadline_hit && now - c->c_since >= deadline) {
+				c->c_deadline_hit = true;
+				shutdown(c->c_fd, SHUT_RDWR);
+			}
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!reaper_stop)
+			pthread_cond_timedwait(&reaper_cv, &conns_lock, &ts);
+	}
+	pthread_mutex_unlock(&conns_lock);
+	return NULL;
 }
 
 static enum MHD_Result send_body(struct MHD_Connection *conn, int status, const char *type,
@@ -117,29 +332,10 @@ static enum MHD_Result send_json_error(struct MHD_Connection *conn, int status, 
 static enum MHD_Result send_error(struct MHD_Connection *conn, struct req *r, int status,
 				  const char *msg)
 {
+	/* The deadline keeps running: a body may still be on its way. */
 	r->r_answered = true;
 	audit_call(r, status, msg, true);
 	return send_json_error(conn, status, msg);
-}
-
-/* A uid that may not use nitrod: audited at most once a second per uid, with the count of
- * refusals not logged in between (audit_refusal_admit), so a refused caller cannot grow
- * the log at will. */
-static enum MHD_Result refuse_uid(struct MHD_Connection *conn, struct req *r)
-{
-	static const char msg[] = "this uid may not use nitrod";
-	unsigned long suppressed = 0;
-	r->r_answered = true;
-	if (g_ctl.c_audit && audit_refusal_admit(g_ctl.c_audit, r->r_uid, &suppressed)) {
-		char detail[160];
-		if (suppressed)
-			snprintf(detail, sizeof(detail), "%s (%lu more refusals not logged)", msg,
-				 suppressed);
-		else
-			snprintf(detail, sizeof(detail), "%s", msg);
-		audit_call(r, 403, detail, true);
-	}
-	return send_json_error(conn, 403, msg);
 }
 
 /* The audit log has no room for this call's line: refused before anything is done. */
@@ -160,27 +356,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	(void)version;
 	struct req *r = *con_cls;
 	if (!r) {
+		struct conn *c = conn_of(conn);
+		if (!c || c == &refused_conn)
+			return MHD_NO; /* refused at accept: nothing it sent is served */
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
+		r->r_conn = c;
+		r->r_uid = c->c_uid;
 		snprintf(r->r_method, sizeof(r->r_method), "%s", method);
-		snprintf(r->r_url, sizeof(r->r_url), "%s", url);
-		r->r_uid = conn_uid(conn);
-		/* Refused: its body is dropped unread (up to the body limit) and then answered,
-		 * so the client can read its 403 (an answer while it still sends breaks its
-		 * pipe now that most refusals are answered at once, without an audit line). */
-		if (r->r_uid == (uid_t)-1 || !uid_allowed(r->r_uid)) {
-			r->r_refused = true;
+		if (c->c_refused) {
+			/* Answered 403 at accept (and audited): what it sends is read and dropped,
+			 * up to the body limit, so that it reads that answer, not a broken pipe. */
+			r->r_refused = r->r_answered = true;
 			return MHD_YES;
 		}
+		size_t n = spec_route_canon(url, r->r_url);
+		if (n > SPEC_MAX_ROUTE) {
+			char msg[96];
+			sfmt(msg, sizeof(msg), "route too long (%zu bytes, at most %d)", n,
+			     SPEC_MAX_ROUTE);
+			return send_error(conn, r, 414, msg);
+		}
+		if (!uid_allowed(r->r_uid))
+			return send_error(conn, r, 403, "this uid may not use nitrod");
 		const char *len = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							      MHD_HTTP_HEADER_CONTENT_LENGTH);
-		uint64_t n;
-		if (len && (!parse_u64(len, 0, UINT64_MAX, &n) || n > API_MAX_BODY))
+		uint64_t n64;
+		if (len && (!parse_u64(len, 0, UINT64_MAX, &n64) || n64 > API_MAX_BODY))
 			return send_error(conn, r, 413,
 					  "request body too large (at most 65536 bytes)");
 		return MHD_YES;
+	}
+	if (r->r_refused) {
+		r->r_discarded += *upload_data_size;
+		bool more = *upload_data_size && r->r_discarded <= API_MAX_BODY;
+		*upload_data_size = 0;
+		return more ? MHD_YES : MHD_NO; /* then closed */
 	}
 	if (r->r_answered) {
 		*upload_data_size = 0;
@@ -189,10 +402,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
-		if (r->r_refused) {
-			r->r_discarded += n;
-			return r->r_discarded > API_MAX_BODY ? refuse_uid(conn, r) : MHD_YES;
-		}
 		if (r->r_len + n > API_MAX_BODY)
 			return send_error(conn, r, 413,
 					  "request body too large (at most 65536 bytes)");
@@ -210,16 +419,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->r_len += n;
 		return MHD_YES;
 	}
-	if (r->r_refused)
-		return refuse_uid(conn, r);
 	struct api_req rq = {
 	    .ar_method = method,
-	    .ar_url = url,
+	    .ar_url = r->r_url,
 	    .ar_nonce = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "nonce"),
 	    .ar_body = r->r_body ? r->r_body : "",
 	    .ar_len = r->r_len,
 	    .ar_uid = r->r_uid,
 	};
+	conn_answered(r->r_conn);
 	/* A call is served only when its audit line has room (audit.h, audit_reserve). */
 	if (g_ctl.c_audit && audit_reserve(g_ctl.c_audit) < 0)
 		return refuse_unauditable(conn, r);
@@ -244,23 +452,48 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 		    enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
-	(void)conn;
 	struct req *r = *con_cls;
+	struct conn *c = conn_of(conn);
+	bool cut = false;
+	if (c && c != &refused_conn) {
+		/* The next request on this connection has the deadline from now. */
+		pthread_mutex_lock(&conns_lock);
+		cut = c->c_deadline_hit;
+		if (cut && r && !r->r_answered)
+			c->c_req_audited = true;
+		c->c_reading = true;
+		c->c_since = now_ms();
+		pthread_mutex_unlock(&conns_lock);
+	}
 	if (!r)
 		return;
-	if (!r->r_answered)
-		audit_call(r, toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499,
-			   toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
+	if (!r->r_answered) {
+		char d[128];
+		if (cut)
+			sfmt(d, sizeof(d),
+			     "request not complete within %u s (request deadline): closed",
+			     opts.ho_deadline_s);
+		audit_call(r, cut || toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499,
+			   cut ? d
+			   : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
 			       ? "client timed out"
 			       : "connection closed before the request was complete",
 			   false);
+	}
 	free(r->r_body);
 	free(r);
 	*con_cls = NULL;
 }
 
-int http_start(const char *path, unsigned timeout_s, unsigned threads, char *err, size_t errlen)
+int http_start(const char *path, const struct http_opts *o, char *err, size_t errlen)
 {
+	opts = *o;
+	if (opts.ho_max_conns < HTTP_MIN_CONNS)
+		opts.ho_max_conns = HTTP_MIN_CONNS;
+	if (!opts.ho_max_per_uid)
+		opts.ho_max_per_uid = 1;
+	if (!opts.ho_deadline_s)
+		opts.ho_deadline_s = HTTP_DEADLINE_S;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
 		RETURN_ERR(-1, "socket %s: path longer than %zu bytes", path,
@@ -284,7 +517,8 @@ int http_start(const char *path, unsigned timeout_s, unsigned threads, char *err
 	umask(old);
 	if (r < 0)
 		RETURN_ERR(-1, "socket %s: bind: %s", path, strerror(errno));
-	if (chmod(path, g_ctl.c_nallow ? 0666 : 0600) < 0 || listen(listen_fd, 256) < 0)
+	if (chmod(path, g_ctl.c_nallow || g_ctl.c_nadmin ? 0666 : 0600) < 0 ||
+	    listen(listen_fd, 256) < 0)
 		RETURN_ERR(-1, "socket %s: %s", path, strerror(errno));
 	/* One epoll thread by default: every route runs under g_ctl.c_lock anyway, so more
 	 * threads only contend for it (and for the two cores a small host has). The pool
@@ -294,18 +528,39 @@ int http_start(const char *path, unsigned timeout_s, unsigned threads, char *err
 	daemon_ = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, listen_fd,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-	    NULL, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_THREAD_POOL_SIZE,
-	    threads > 1 ? threads : 0u, MHD_OPTION_CONNECTION_LIMIT, 512u,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
+	    NULL, MHD_OPTION_CONNECTION_TIMEOUT, opts.ho_timeout_s, MHD_OPTION_THREAD_POOL_SIZE,
+	    opts.ho_threads > 1 ? opts.ho_threads : 0u, MHD_OPTION_CONNECTION_LIMIT,
+	    opts.ho_max_conns + MHD_HEADROOM, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+	    MHD_OPTION_END);
 	if (!daemon_) {
 		unlink(path);
 		RETURN_ERR(-1, "socket %s: libmicrohttpd did not start", path);
 	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&reaper_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	reaper_stop = false;
+	int rc = pthread_create(&reaper, NULL, reaper_main, NULL);
+	if (rc) {
+		http_stop();
+		RETURN_ERR(-1, "socket %s: reaper thread: %s", path, strerror(rc));
+	}
+	reaper_on = true;
 	return 0;
 }
 
 void http_stop(void)
 {
+	if (reaper_on) {
+		pthread_mutex_lock(&conns_lock);
+		reaper_stop = true;
+		pthread_cond_signal(&reaper_cv);
+		pthread_mutex_unlock(&conns_lock);
+		pthread_join(reaper, NULL);
+		reaper_on = false;
+	}
 	if (daemon_)
 		MHD_stop_daemon(daemon_);
 	daemon_ = NULL;

@@ -2,8 +2,10 @@
  * state in SQLite under the state folder, measures and launches instances through the
  * jailer, supervises them, and writes every call to the audit log.
  *
- *   nitrod --socket PATH [--state DIR] [--allow-uid N]... [--timeout SECONDS]
- *          [--threads N] [--anchor PEM] [--images DIR] [--console-max BYTES] [--no-jail]
+ *   nitrod --socket PATH [--state DIR] [--allow-uid N]... [--admin-uid N]...
+ *          [--timeout SECONDS] [--request-deadline SECONDS] [--max-connections N]
+ *          [--max-conn-per-uid N] [--threads N] [--anchor PEM] [--images DIR]
+ *          [--console-max BYTES] [--no-jail]
  *
  * SIGTERM/SIGINT stop serving; running instances keep running and are re-adopted by the
  * next nitrod on the same state folder.
@@ -33,7 +35,14 @@ static const char usage_text[] =
     "                       ~/.local/state/nitro/nitrod)\n"
     "  --allow-uid N        also serve this uid (repeatable; the socket becomes 0666 and\n"
     "                       SO_PEERCRED decides); root and nitrod's own uid always may\n"
+    "  --admin-uid N        serve this uid and let it see and act on every instance and\n"
+    "                       volume (repeatable); other uids see only their own\n"
     "  --timeout SECONDS    drop a client idle this long (default 10)\n"
+    "  --request-deadline SECONDS\n"
+    "                       a whole request must arrive within this (default 10)\n"
+    "  --max-connections N  open connections (default 512, at least 64; the last 32 are\n"
+    "                       kept for root and nitrod's own uid)\n"
+    "  --max-conn-per-uid N open connections of one other uid (default 16)\n"
     "  --threads N          HTTP worker threads (default 1)\n"
     "  --anchor PEM         trust anchor for executables (default: the development key)\n"
     "  --images DIR         default kernel/initrd folder (default $NITRO_CACHE/images)\n"
@@ -136,7 +145,8 @@ int main(int argc, char **argv)
 	util_set_prog("nitrod");
 	const char *sock = NULL, *state = NULL, *anchor = NULL, *images = NULL, *files[7];
 	unsigned nfiles = 0;
-	uint64_t timeout = 10, threads = 1, console_max = CTL_CONSOLE_MAX;
+	uint64_t timeout = 10, threads = 1, console_max = CTL_CONSOLE_MAX,
+		 deadline = HTTP_DEADLINE_S, max_conns = HTTP_MAX_CONNS, per_uid = HTTP_MAX_PER_UID;
 	bool jail = true;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -170,6 +180,22 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--console-max")) {
 			if (!parse_u64(v, 4096, 1ULL << 30, &console_max))
 				die_usage("--console-max %s: expected 4096 to 1073741824 bytes", v);
+		} else if (!strcmp(a, "--request-deadline")) {
+			if (!parse_u64(v, 1, 3600, &deadline))
+				die_usage("--request-deadline %s: expected 1 to 3600 seconds", v);
+		} else if (!strcmp(a, "--max-connections")) {
+			if (!parse_u64(v, HTTP_MIN_CONNS, 65536, &max_conns))
+				die_usage("--max-connections %s: expected %d to 65536", v,
+					  HTTP_MIN_CONNS);
+		} else if (!strcmp(a, "--max-conn-per-uid")) {
+			if (!parse_u64(v, 1, 65536, &per_uid))
+				die_usage("--max-conn-per-uid %s: expected 1 to 65536", v);
+		} else if (!strcmp(a, "--admin-uid")) {
+			if (!parse_u64(v, 0, 0xfffffffe, &n))
+				die_usage("--admin-uid %s: expected a uid", v);
+			if (g_ctl.c_nadmin == ARRAY_SIZE(g_ctl.c_admin))
+				die_usage("--admin-uid: at most %zu", ARRAY_SIZE(g_ctl.c_admin));
+			g_ctl.c_admin[g_ctl.c_nadmin++] = (uid_t)n;
 		} else if (!strcmp(a, "--threads")) {
 			if (!parse_u64(v, 1, 64, &threads))
 				die_usage("--threads %s: expected 1 to 64", v);
@@ -285,7 +311,12 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&g_ctl.c_lock);
 	if (sup_start(err, sizeof(err)))
 		die("%s", err);
-	if (http_start(sock, (unsigned)timeout, (unsigned)threads, err, sizeof(err)))
+	struct http_opts ho = {.ho_timeout_s = (unsigned)timeout,
+			       .ho_deadline_s = (unsigned)deadline,
+			       .ho_threads = (unsigned)threads,
+			       .ho_max_conns = (unsigned)max_conns,
+			       .ho_max_per_uid = (unsigned)per_uid};
+	if (http_start(sock, &ho, err, sizeof(err)))
 		die("%s", err);
 	/* Not waited for: nitrod changed nothing yet (docs/security.md, "Audit log"). */
 	if (audit_append_sync(g_ctl.c_audit, AUDIT_SYNC_BACKGROUND, geteuid(), "START", sock, 200,

@@ -382,13 +382,24 @@ def test_other_uids_are_refused_and_audited(folder):
         def get():
             r = d.call("GET", "/v1/instances")
             return f"{r.status} {r.body}"
-        out = as_uid(4243, get)
-        assert out.startswith("403 ") and "this uid may not use nitrod" in out, out
+
+        # Refused at accept, before it sends a byte: the answer is already waiting.
+        def silent():
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect(d.sock)
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            return data.decode()
+        out = as_uid(4243, silent)
+        assert out.startswith("HTTP/1.1 403 ") and "this uid may not use nitrod" in out, out
         assert any("uid=4243" in l and "status=403" in l for l in d.audit_lines())
         out = as_uid(4242, get)
         assert out.startswith("200 "), out
         assert any("uid=4242" in l and "status=200" in l for l in d.audit_lines())
-        # A refused caller's body is never parsed: a POST is refused the same way.
+        # A refused caller's request is read and dropped, never served: a POST changes
+        # nothing, and the client reads its 403.
         def post():
             r = d.call("POST", "/v1/volumes", {"size_mib": 1})
             return f"{r.status} {r.body}"
