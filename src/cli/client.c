@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,8 @@ static const char client_usage[] =
     "  instances run [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH | --no-initrd]\n"
     "                [--cmdline TEXT] [--volume VOL-ID[,readonly]]... [--console]\n"
     "  instances list | describe ID | stop ID | start ID | reboot ID | terminate ID\n"
-    "  instances console ID       the serial output so far (launched with --console only)\n"
+    "  instances console ID [--raw]  the serial output so far (launched with --console\n"
+    "                             only); control characters shown as \\xHH unless --raw\n"
     "  (stop, start, reboot and terminate take --wait: return once the change is done)\n"
     "  volumes create --size MiB [--unencrypted] [--iops N | --gp2] [--throughput MiB]\n"
     "  volumes list | describe VOL | delete VOL\n"
@@ -191,6 +193,61 @@ static const char *need_id(int argc, char **argv, const char *what)
 	return argv[1];
 }
 
+/* The length of the UTF-8 sequence at p (at most n bytes) and its code point, or 0 when
+ * it is not well-formed (overlong, surrogate, past U+10FFFF, cut short). */
+static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	size_t len;
+	uint32_t c, min;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, c = p[0] & 0x1f, min = 0x80;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, c = p[0] & 0x0f, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, c = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* Guest bytes made inert for the operator's terminal (issue 10 item 16): a guest must not
+ * drive the terminal that reads its console (set the title, clear the screen, move the
+ * cursor, answer back through OSC/DCS queries, switch to 8-bit controls). Newline,
+ * carriage return and tab pass; every other C0 control, DEL and every byte that is not
+ * part of well-formed UTF-8 is written as \xHH (ESC as \x1b); C1 controls written as
+ * UTF-8 (U+0080..U+009F) as \u0080..\u009f. Well-formed UTF-8 text passes unchanged. */
+static void write_inert(const unsigned char *p, size_t n, FILE *out)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char b = p[i];
+		uint32_t cp;
+		size_t l;
+		if (b == '\n' || b == '\r' || b == '\t' || (b >= 0x20 && b < 0x7f)) {
+			putc(b, out);
+			i++;
+		} else if (b >= 0x80 && (l = utf8_seq(p + i, n - i, &cp))) {
+			if (cp <= 0x9f)
+				fprintf(out, "\\u%04x", (unsigned)cp);
+			else
+				fwrite(p + i, 1, l, out);
+			i += l;
+		} else {
+			fprintf(out, "\\x%02x", b);
+			i++;
+		}
+	}
+}
+
 /* Polls until the instance's state is none of the transitional ones. */
 static json_t *wait_settled(const char *id, json_t *in)
 {
@@ -291,14 +348,30 @@ static int cmd_instances(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(sub, "console")) {
-		snprintf(path, sizeof(path), "/v1/instances/%s/console", need_id(argc, argv, sub));
+		const char *id = NULL;
+		bool raw = false;
+		for (int i = 1; i < argc; i++) {
+			if (!strcmp(argv[i], "--raw"))
+				raw = true;
+			else if (argv[i][0] == '-' || id)
+				die_usage("instances console: unexpected argument %s\n%s", argv[i],
+					  client_usage);
+			else
+				id = argv[i];
+		}
+		if (!id)
+			die_usage("instances console: expected an id\n%s", client_usage);
+		snprintf(path, sizeof(path), "/v1/instances/%s/console", id);
 		struct reply r = call("GET", path, NULL);
 		if (r.r_status >= 400) {
 			json_t *j = json_loadb(r.r_buf, r.r_len, 0, NULL);
 			const char *msg = json_string_value(json_object_get(j, "error"));
 			die("%s", msg ? msg : r.r_buf);
 		}
-		fwrite(r.r_buf, 1, r.r_len, stdout);
+		if (raw)
+			fwrite(r.r_buf, 1, r.r_len, stdout);
+		else
+			write_inert((const unsigned char *)r.r_buf, r.r_len, stdout);
 		free(r.r_buf);
 		return 0;
 	}
