@@ -10,8 +10,9 @@
  *   - ho_max_conns - HTTP_RESERVED connections are open and the uid is not root or
  *     nitrod's own (503): the last HTTP_RESERVED slots are root's, so root always gets in;
  *     root itself is refused only at ho_max_conns.
- * Refusals are audited (method ACCEPT), at most one line per uid per second; a line
- * carries the count of that uid's refusals since its previous line that had none.
+ * Refusals are audited (method ACCEPT), at most one line per uid per second: the
+ * refusals in between are counted, and the count is written with the uid's next line or,
+ * after a second without one, on a line of its own.
  * A request must arrive whole (head and body) within ho_deadline_s of the connection's
  * start or of the previous answer on it, however it trickles: a connection past that
  * deadline is closed and audited (408). A client silent for ho_timeout_s is dropped too
