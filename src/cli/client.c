@@ -3,12 +3,16 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "launch/launch.h"
 #include "lib/util.h"
@@ -56,6 +60,42 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* nitrod refuses a connection at accept (a uid not allowed, too many connections) with a
+ * short answer and closes it at once: libcurl, still sending, then reports a failure to
+ * connect or send. A fresh connection that sends nothing reads that answer: its error
+ * message, or NULL when there is none (nitrod down, or the connection admitted). */
+static char *refusal(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(host_socket) >= sizeof(sa.sun_path))
+		return NULL;
+	memcpy(sa.sun_path, host_socket, strlen(host_socket));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	char buf[1024];
+	size_t n = 0;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		while (n < sizeof(buf) - 1 && poll(&p, 1, 1000) == 1) {
+			ssize_t k = read(fd, buf + n, sizeof(buf) - 1 - n);
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+		}
+	}
+	close(fd);
+	buf[n] = 0;
+	char *body = strstr(buf, "\r\n\r\n");
+	if (strncmp(buf, "HTTP/1.1 ", 9) || !body)
+		return NULL;
+	json_t *j = json_loads(body + 4, 0, NULL);
+	const char *msg = json_string_value(json_object_get(j, "error"));
+	char *out = msg ? strdup(msg) : NULL;
+	json_decref(j);
+	return out;
+}
+
 /* One API call; dies on a transport failure. Returns the reply (status and body). */
 static struct reply call(const char *method, const char *path, const char *body)
 {
@@ -82,8 +122,15 @@ static struct reply call(const char *method, const char *path, const char *body)
 	curl_easy_cleanup(c);
 	if (r.r_too_big)
 		die("--host %s: the reply is larger than %u bytes", host_socket, MAX_REPLY);
-	if (e != CURLE_OK)
+	if (e != CURLE_OK) {
+		char *msg = e == CURLE_COULDNT_CONNECT || e == CURLE_SEND_ERROR ||
+				    e == CURLE_RECV_ERROR || e == CURLE_GOT_NOTHING
+				? refusal()
+				: NULL;
+		if (msg)
+			die("%s", msg);
 		die("--host %s: %s", host_socket, curl_easy_strerror(e));
+	}
 	if (!r.r_buf)
 		r.r_buf = strdup("");
 	return r;
@@ -172,6 +219,9 @@ static void describe_inst(json_t *in)
 	printf("console:       %s\n", json_is_true(json_object_get(in, "console")) ? "on" : "off");
 	printf("card_restarts: %lld\n",
 	       (long long)json_integer_value(json_object_get(in, "card_restarts")));
+	if (json_is_integer(json_object_get(in, "owner")))
+		printf("owner:         uid %lld\n",
+		       (long long)json_integer_value(json_object_get(in, "owner")));
 }
 
 static void show_inst(json_t *in)

@@ -244,9 +244,17 @@ def test_a_uid_not_allowed_is_refused_before_it_sends_anything(folder):
                 data += chunk
             return data.decode()
         out = as_uid(4243, connect_and_listen)
+
+        # The client names the refusal, though nitrod closed before it sent its request.
+        def cli():
+            return [subprocess.run([str(NITRO), "--host", d.sock, "instances", "list"],
+                                   capture_output=True, text=True, timeout=30).stderr
+                    for _ in range(10)]
+        errs = as_uid(4243, cli)
     finally:
         d.stop()
     assert out.startswith("HTTP/1.1 403 ") and "this uid may not use nitrod" in out, out
+    assert set(errs) == {"nitro: this uid may not use nitrod\n"}, errs
     assert any(" uid=4243 method=ACCEPT " in l and "status=403" in l for l in d.audit_lines())
 
 
