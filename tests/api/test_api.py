@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import BUILD, NITROD, Nitrod, wait_state
+from nitrotest import as_uid
 
 ID_RE = re.compile(r"^i-[0-9a-f]{17}$")
 VOL_RE = re.compile(r"^vol-[0-9a-f]{17}$")
@@ -347,30 +348,6 @@ def test_slow_and_half_open_clients_time_out_without_blocking_others(folder):
         assert any("status=408" in l and "timed%20out" in l for l in d.audit_lines()), d.audit_lines()
     finally:
         d.stop()
-
-
-def as_uid(uid, fn):
-    """Runs fn() in a forked child with the given uid; returns what it wrote back."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            out = fn()
-        except Exception as e:  # noqa
-            out = f"EXC {type(e).__name__}: {e}"
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return data.decode()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch uids")

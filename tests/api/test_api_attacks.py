@@ -11,44 +11,10 @@ import time
 import pytest
 
 from conftest import BUILD, NITRO, Nitrod, wait_state
+from nitrotest import as_uid, collect, spawn_as
 
 NOBODY = 65534
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch uids")
-
-
-def spawn_as(uid, fn):
-    """Forks a child that runs fn() as uid; returns a handle for collect()."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            out = json.dumps(fn())
-        except BaseException as e:  # noqa
-            out = json.dumps({"exception": f"{type(e).__name__}: {e}"})
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    return pid, r
-
-
-def collect(handle):
-    pid, r = handle
-    data = b""
-    while chunk := os.read(r, 1 << 16):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    out = json.loads(data)
-    assert not (isinstance(out, dict) and "exception" in out), out
-    return out
-
-
-def as_uid(uid, fn):
-    return collect(spawn_as(uid, fn))
 
 
 def failed_instance(d, kernel, **extra):

@@ -1,8 +1,9 @@
 """What several pytest suites share (tests/*/conftest.py and test files import it after
 putting tests/pylib on sys.path): the build folder, running a helper with a deadline,
-the block pattern of the test drivers, synthetic bzImages, free ports, the KVM check of the suites that boot
-guests, and an HTTP client for nitrod's Unix socket (bench/api.py uses it too, without
-pytest: pytest is imported only where a test fails)."""
+the block pattern of the test drivers, synthetic bzImages, free ports, the KVM check of
+the suites that boot guests, an HTTP client for nitrod's Unix socket (bench/api.py uses it
+too, without pytest: pytest is imported only where a test fails), and running a function
+as another uid (root only)."""
 import http.client
 import json
 import os
@@ -118,3 +119,42 @@ def api_call(sock, method, path, body=None, raw=None, headers=None, timeout=30):
     rep = Reply(r.status, dict(r.getheaders()), r.read().decode(errors="replace"))
     c.close()
     return rep
+
+
+def spawn_as(uid, fn):
+    """Forks a child that runs fn() as uid (and gid uid, no groups) and sends back its
+    result as JSON; returns a handle for collect(). The parent goes on meanwhile."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            out = json.dumps(fn())
+        except BaseException as e:  # noqa: B036 (reported to the parent)
+            out = json.dumps({"exception": f"{type(e).__name__}: {e}"})
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    return pid, r
+
+
+def collect(handle):
+    """fn's result; an exception in the child fails here."""
+    pid, r = handle
+    data = b""
+    while chunk := os.read(r, 1 << 16):
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    out = json.loads(data)
+    if isinstance(out, dict) and "exception" in out:
+        raise AssertionError(f"as another uid: {out['exception']}")
+    return out
+
+
+def as_uid(uid, fn):
+    """Runs fn() as uid in a child and returns its (JSON-able) result."""
+    return collect(spawn_as(uid, fn))
