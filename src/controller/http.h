@@ -2,17 +2,18 @@
  *
  * The socket is created 0600 (0666 when other uids are allowed: then SO_PEERCRED decides).
  * Every connection's peer uid is read (SO_PEERCRED) as it is accepted, before a byte of it
- * is read, and the connection is refused right there (a short HTTP answer, then closed)
- * when (issue 10 item 3):
- *   - the uid may not use nitrod (403);
+ * is read, and the connection is refused right there with a short HTTP answer when
+ * (issue 10 item 3):
  *   - the uid already has ho_max_per_uid connections open (429; root and nitrod's own uid
  *     are not counted per uid);
  *   - ho_max_conns - HTTP_RESERVED connections are open and the uid is not root or
  *     nitrod's own (503): the last HTTP_RESERVED slots are root's, so root always gets in;
  *     root itself is refused only at ho_max_conns.
- * Refusals are audited (method ACCEPT), at most one line per uid per second: the
- * refusals in between are counted, and the count is written with the uid's next line or,
- * after a second without one, on a line of its own.
+ * Those are shut down at once. A uid that may not use nitrod gets its 403 at accept too;
+ * its connection then only reads and drops the request the client may be sending (so that
+ * the client reads the 403, not a broken pipe), counted under the same caps and deadline.
+ * Refusals are audited (method ACCEPT) through audit_refusal_admit: at most one line per
+ * uid per second, the uid's next line counting those not logged.
  * A request must arrive whole (head and body) within ho_deadline_s of the connection's
  * start or of the previous answer on it, however it trickles: a connection past that
  * deadline is closed and audited (408). A client silent for ho_timeout_s is dropped too
@@ -22,8 +23,7 @@
  * with its canonical route (spec_route_canon).
  *
  * Threads: MHD's (one epoll loop, or a pool) and a reaper thread that enforces the
- * deadline and writes pending refusal counts; they share one mutex over the table of
- * open connections.
+ * deadline; they share one mutex over the table of open connections.
  */
 #ifndef NITRO_CONTROLLER_HTTP_H
 #define NITRO_CONTROLLER_HTTP_H
