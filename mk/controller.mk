@@ -25,3 +25,10 @@ controller-system-test: all images
 $(BUILD)/nitrod-loadgen: tests/api/loadgen.c
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
 bench: $(BUILD)/nitrod-loadgen
+
+# The kernel cache's attack tests (tests/unit/controller/test_kcache.c): nitrod's side
+# (kcache.c) with the loader it shares with nitro-hv (src/boot).
+CTL_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/controller/test_*.c))
+UNIT_TESTS += $(CTL_UNIT)
+$(CTL_UNIT): $(call obj,src/controller/kcache.c) $(call objs,boot lib)
+$(CTL_UNIT): override LDFLAGS += -lpthread -lzstd -lcrypto

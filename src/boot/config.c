@@ -11,12 +11,18 @@
 
 #include <linux/virtio_ids.h>
 
+#include "boot/kernel.h"
 #include "boot/memory.h"
 #include "lib/util.h"
 
 const char hv_options_help[] =
     "  --kernel PATH        bzImage to boot\n"
     "  --initrd PATH        initramfs\n"
+    "  --kernel-fd N, --initrd-fd N\n"
+    "                       the same, from an open file (nitrod hands over what it measured)\n"
+    "  --kernel-sha384 HEX, --initrd-sha384 HEX, --vmlinux-sha384 HEX\n"
+    "                       refuse a kernel, initrd or host-decompressed vmlinux whose\n"
+    "                       SHA-384 differs (what the security chip measured)\n"
     "  --cmdline STR        kernel command line (default: \"" HV_DEFAULT_CMDLINE "\")\n"
     "  --cpus N             vCPUs (default 1)\n"
     "  --memory MiB         guest RAM in MiB (default 256, at least 64)\n"
@@ -38,6 +44,26 @@ void hv_config_defaults(struct hv_config *c)
 	c->cmdline = HV_DEFAULT_CMDLINE;
 	c->cpus = HV_DEFAULT_CPUS;
 	c->mem_mib = HV_DEFAULT_MEM_MIB;
+	c->kernel_fd = c->initrd_fd = -1;
+}
+
+static bool parse_hex(const char *s, uint8_t *out, size_t n)
+{
+	if (strlen(s) != 2 * n)
+		return false;
+	for (size_t i = 0; i < 2 * n; i++) {
+		char ch = s[i];
+		int x = ch >= '0' && ch <= '9'	 ? ch - '0'
+			: ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+						 : -1;
+		if (x < 0)
+			return false;
+		if (i % 2 == 0)
+			out[i / 2] = (uint8_t)(x << 4);
+		else
+			out[i / 2] |= (uint8_t)x;
+	}
+	return true;
 }
 
 #define USAGE(...) RETURN_ERR(2, __VA_ARGS__)
@@ -59,7 +85,10 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			     !strcmp(a, "--cmdline") || !strcmp(a, "--cpus") ||
 			     !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
 			     !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
-			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card");
+			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
+			     !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
+			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
+			     !strcmp(a, "--vmlinux-sha384");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -67,8 +96,29 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 		uint64_t n;
 		if (!strcmp(a, "--kernel")) {
 			c->kernel = v;
+			c->kernel_fd = -1;
 		} else if (!strcmp(a, "--initrd")) {
 			c->initrd = v;
+			c->initrd_fd = -1;
+		} else if (!strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd")) {
+			if (!parse_u64(v, 3, INT32_MAX, &n))
+				USAGE("%s %s: expected an open file descriptor (3 or more)", a, v);
+			bool k = a[2] == 'k';
+			char *label = k ? c->kernel_label : c->initrd_label;
+			snprintf(label, sizeof(c->kernel_label), "fd %d", (int)n);
+			*(k ? &c->kernel_fd : &c->initrd_fd) = (int)n;
+			*(k ? &c->kernel : &c->initrd) = label;
+		} else if (!strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
+			   !strcmp(a, "--vmlinux-sha384")) {
+			uint8_t *d = a[2] == 'k'   ? c->kernel_sha384
+				     : a[2] == 'i' ? c->initrd_sha384
+						   : c->vmlinux_sha384;
+			if (!parse_hex(v, d, HV_DIGEST_LEN))
+				USAGE("%s: expected %d lower-case hex digits", a,
+				      2 * HV_DIGEST_LEN);
+			*(a[2] == 'k'	? &c->want_kernel
+			  : a[2] == 'i' ? &c->want_initrd
+					: &c->want_vmlinux) = true;
 		} else if (!strcmp(a, "--cmdline")) {
 			c->cmdline = v;
 		} else if (!strcmp(a, "--console-log")) {
@@ -125,6 +175,8 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 	}
 	if (!c->kernel && !c->help && !c->kernel_optional)
 		USAGE("--kernel: missing");
+	if (c->want_initrd && !c->initrd)
+		USAGE("--initrd-sha384: no --initrd");
 	return 0;
 }
 
@@ -133,28 +185,40 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 int hv_config_check(const struct hv_config *c, struct hv_images *img, char *err, size_t errlen)
 {
 	memset(img, 0, sizeof(*img));
-	int e = read_file(c->kernel, HV_KERNEL_MAX, &img->kernel, &img->kernel_len);
+	img->initrd_fd = -1;
+	int e = c->kernel_fd >= 0
+		    ? read_fd(c->kernel_fd, HV_KERNEL_MAX, &img->kernel, &img->kernel_len)
+		    : read_file(c->kernel, HV_KERNEL_MAX, &img->kernel, &img->kernel_len);
 	if (e == ENODEV)
 		FAIL("kernel %s: not a regular file", c->kernel);
 	if (e == EFBIG)
 		FAIL("kernel %s: larger than %u MiB, not a kernel", c->kernel, HV_KERNEL_MAX >> 20);
 	if (e)
 		FAIL("kernel %s: %s", c->kernel, strerror(e));
+	if (c->want_kernel || (c->cache_dir && !c->no_decompress)) {
+		if (kernel_sha384(img->kernel, img->kernel_len, img->kernel_sha384) < 0)
+			FAIL("kernel %s: SHA-384 unavailable", c->kernel);
+		img->have_sha384 = true;
+		if (c->want_kernel && memcmp(img->kernel_sha384, c->kernel_sha384, HV_DIGEST_LEN))
+			FAIL("kernel %s: not the file that was measured (SHA-384 differs)",
+			     c->kernel);
+	}
 	char why[256];
 	if (bzimage_parse(img->kernel, img->kernel_len, &img->bz, why, sizeof(why)) < 0)
 		FAIL("kernel %s: %s", c->kernel, why);
 	if (boot_check_cmdline(&img->bz, c->cmdline, why, sizeof(why)) < 0)
 		FAIL("--cmdline: %s", why);
 	if (c->initrd) {
-		int fd = open(c->initrd, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		int fd = c->initrd_fd >= 0 ? c->initrd_fd
+					   : open(c->initrd, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0) {
 			e = errno;
-			if (fd >= 0)
+			if (fd >= 0 && fd != c->initrd_fd)
 				close(fd);
 			FAIL("initrd %s: %s", c->initrd, strerror(e));
 		}
-		close(fd);
+		img->initrd_fd = fd;
 		if (!S_ISREG(st.st_mode))
 			FAIL("initrd %s: not a regular file", c->initrd);
 		if (st.st_size == 0)
@@ -172,4 +236,13 @@ int hv_config_check(const struct hv_config *c, struct hv_images *img, char *err,
 		      sizeof(why)) < 0)
 		FAIL("initrd %s: %s", c->initrd, why);
 	return 0;
+}
+
+void hv_images_release(const struct hv_config *c, struct hv_images *img)
+{
+	free(img->kernel);
+	img->kernel = NULL;
+	if (img->initrd_fd >= 0 && img->initrd_fd != c->initrd_fd)
+		close(img->initrd_fd);
+	img->initrd_fd = -1;
 }

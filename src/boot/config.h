@@ -30,9 +30,19 @@ struct hv_card {
 	const char *socket;
 };
 
+#define HV_DIGEST_LEN 48 /* SHA-384 */
+
 struct hv_config {
-	const char *kernel;
-	const char *initrd;
+	const char *kernel; /* a path, or "fd N" with --kernel-fd */
+	const char *initrd; /* a path, "fd N" with --initrd-fd, or NULL */
+	int kernel_fd;	    /* --kernel-fd: an open file handed over by nitrod; else -1 */
+	int initrd_fd;
+	/* --kernel-sha384 / --initrd-sha384 / --vmlinux-sha384: what the security chip
+	 * measured; the bytes loaded must have exactly these digests. */
+	bool want_kernel, want_initrd, want_vmlinux;
+	uint8_t kernel_sha384[HV_DIGEST_LEN], initrd_sha384[HV_DIGEST_LEN],
+	    vmlinux_sha384[HV_DIGEST_LEN];
+	char kernel_label[24], initrd_label[24]; /* "fd N" */
 	const char *cmdline;
 	const char *console_log;
 	/* --console-max: the console files' size cap (0: none) */
@@ -62,10 +72,17 @@ struct hv_images {
 	uint8_t *kernel; /* whole file */
 	size_t kernel_len;
 	struct bzimage bz;
+	uint8_t kernel_sha384[HV_DIGEST_LEN]; /* of the bytes above, when have_sha384 */
+	bool have_sha384;
+	int initrd_fd; /* the initrd opened once (or handed over), -1 without */
 	uint64_t initrd_size;
 };
 
-/* Reads and checks kernel, initrd, command line and memory; 0, or 1 with err set. */
+/* Reads and checks kernel, initrd, command line and memory; 0, or 1 with err set. The
+ * kernel is read once (from its fd, or opened by path) and, with want_kernel or a cache
+ * in use, hashed: a kernel that is not what was measured is refused here. The initrd is
+ * opened once and kept in img->initrd_fd for loading (hv_images_release closes it). */
 int hv_config_check(const struct hv_config *c, struct hv_images *img, char *err, size_t errlen);
+void hv_images_release(const struct hv_config *c, struct hv_images *img);
 
 #endif

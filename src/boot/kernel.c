@@ -10,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/le.h"
 #include "lib/util.h"
+#include <openssl/evp.h>
 #include <zstd.h>
 
 #define VMLINUX_MAX (512ull << 20)
@@ -18,19 +20,37 @@
 
 #define FAIL(...) RETURN_ERR(-1, __VA_ARGS__)
 
-uint64_t kernel_hash(const uint8_t *p, size_t len)
+/* A cache entry: this header, then the vmlinux. */
+#define ENTRY_MAGIC "NITRO-VMLINUX-v2"
+#define ENTRY_HDR 128
+struct entry_hdr {
+	char eh_magic[16];
+	uint8_t eh_kernel[KERNEL_DIGEST_LEN];  /* SHA-384 of the whole kernel file */
+	uint8_t eh_vmlinux[KERNEL_DIGEST_LEN]; /* SHA-384 of the vmlinux that follows */
+	uint8_t eh_len[8];		       /* its length, little-endian */
+	uint8_t eh_zero[8];
+};
+_Static_assert(sizeof(struct entry_hdr) == ENTRY_HDR, "cache entry header");
+
+int kernel_sha384(const void *p, size_t len, uint8_t out[KERNEL_DIGEST_LEN])
 {
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-	size_t i = 0;
-	for (; i + 8 <= len; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
+	unsigned int n = 0;
+	return EVP_Digest(len ? p : "", len, out, &n, EVP_sha384(), NULL) == 1 &&
+		       n == KERNEL_DIGEST_LEN
+		   ? 0
+		   : -1;
+}
+
+void kernel_cache_name(const uint8_t kd[KERNEL_DIGEST_LEN], char *out, size_t len)
+{
+	static const char hx[] = "0123456789abcdef";
+	char hex[2 * KERNEL_DIGEST_LEN + 1];
+	for (size_t i = 0; i < KERNEL_DIGEST_LEN; i++) {
+		hex[2 * i] = hx[kd[i] >> 4];
+		hex[2 * i + 1] = hx[kd[i] & 15];
 	}
-	for (; i < len; i++)
-		h = (h ^ p[i]) * 0xc4ceb9fe1a85ec53ull;
-	return h ^ (h >> 29);
+	hex[2 * KERNEL_DIGEST_LEN] = 0;
+	snprintf(out, len, "vmlinux-%s", hex);
 }
 
 /* Where an ELF file is read from: a buffer, or a file read straight into guest memory
@@ -169,42 +189,99 @@ fail:
 	return -1;
 }
 
-static void cache_store(const char *path, const uint8_t *p, size_t len)
+static bool payload_is_zstd(const struct bzimage *bz)
 {
-	char tmp[4096];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= sizeof(tmp))
-		return; /* no cache rather than a truncated temporary name */
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return;
-	size_t done = 0;
-	while (done < len) {
-		ssize_t w = write(fd, p + done, len - done);
-		if (w <= 0)
-			break;
-		done += (size_t)w;
-	}
-	if (close(fd) == 0 && done == len)
-		rename(tmp, path);
-	else
-		unlink(tmp);
+	const uint8_t *pl = bz->bz_data + bz->bz_payload_off;
+	return bz->bz_payload_len >= 4 && pl[0] == 0x28 && pl[1] == 0xb5 && pl[2] == 0x2f &&
+	       pl[3] == 0xfd;
 }
 
-static int load_cached(const struct guest_mem *m, const char *path, struct kernel_load *kl,
-		       char *err, size_t errlen)
+int kernel_decompress(const struct bzimage *bz, uint8_t **elf, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!payload_is_zstd(bz))
 		return 1;
-	struct stat st;
-	int r = 1;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-	    (uint64_t)st.st_size <= VMLINUX_MAX) {
-		struct elf_src src = {.es_buf = NULL, .es_fd = fd, .es_len = (uint64_t)st.st_size};
-		r = elf_load_src(m, &src, kl, err, errlen);
+	return decompress_zstd(bz->bz_data + bz->bz_payload_off, bz->bz_payload_len, elf, len);
+}
+
+int kernel_cache_store(const char *dir, const uint8_t kd[KERNEL_DIGEST_LEN], const uint8_t *elf,
+		       size_t len, const uint8_t vd[KERNEL_DIGEST_LEN])
+{
+	char name[128], path[4096], tmp[4200];
+	kernel_cache_name(kd, name, sizeof(name));
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= sizeof(tmp))
+		return -1; /* no cache rather than a truncated name */
+	struct entry_hdr h = {0};
+	memcpy(h.eh_magic, ENTRY_MAGIC, sizeof(h.eh_magic));
+	memcpy(h.eh_kernel, kd, KERNEL_DIGEST_LEN);
+	memcpy(h.eh_vmlinux, vd, KERNEL_DIGEST_LEN);
+	le64_put(h.eh_len, len);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	bool ok = write(fd, &h, sizeof(h)) == (ssize_t)sizeof(h);
+	size_t done = 0;
+	while (ok && done < len) {
+		ssize_t w = write(fd, elf + done, len - done);
+		if (w <= 0)
+			ok = false;
+		else
+			done += (size_t)w;
 	}
+	if (close(fd) == 0 && ok && rename(tmp, path) == 0)
+		return 0;
+	unlink(tmp);
+	return -1;
+}
+
+int kernel_cache_read(const char *dir, const uint8_t kd[KERNEL_DIGEST_LEN], const uint8_t *want,
+		      uint8_t **elf, size_t *len, uint8_t vd[KERNEL_DIGEST_LEN], char *err,
+		      size_t errlen)
+{
+	char name[128], path[4096];
+	kernel_cache_name(kd, name, sizeof(name));
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return 1;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0)
+		FAIL("cache entry %s: %s", name, strerror(errno));
+	uint8_t *b = NULL;
+	size_t n = 0;
+	int e = read_fd(fd, VMLINUX_MAX + ENTRY_HDR, &b, &n);
 	close(fd);
-	return r;
+	if (e)
+		FAIL("cache entry %s: %s", name, strerror(e));
+	struct entry_hdr h;
+	uint8_t d[KERNEL_DIGEST_LEN];
+	const char *why = NULL;
+	if (n < ENTRY_HDR)
+		why = "shorter than its header";
+	if (!why) {
+		memcpy(&h, b, sizeof(h));
+		if (memcmp(h.eh_magic, ENTRY_MAGIC, sizeof(h.eh_magic)))
+			why = "not a cache entry of this version";
+		else if (memcmp(h.eh_kernel, kd, KERNEL_DIGEST_LEN))
+			why = "made from another kernel than its name says";
+		else if (le64_get(h.eh_len) != n - ENTRY_HDR)
+			why = "length differs from its header";
+		else if (kernel_sha384(b + ENTRY_HDR, n - ENTRY_HDR, d) < 0)
+			why = "SHA-384 unavailable";
+		else if (memcmp(d, h.eh_vmlinux, KERNEL_DIGEST_LEN))
+			why = "content differs from its digest (modified)";
+		else if (want && memcmp(d, want, KERNEL_DIGEST_LEN))
+			why = "not the vmlinux that was measured";
+	}
+	if (why) {
+		free(b);
+		FAIL("cache entry %s: %s", name, why);
+	}
+	memmove(b, b + ENTRY_HDR, n - ENTRY_HDR);
+	*elf = b;
+	*len = n - ENTRY_HDR;
+	memcpy(vd, d, KERNEL_DIGEST_LEN);
+	return 0;
 }
 
 static void load_bzimage(const struct guest_mem *m, const struct bzimage *bz,
@@ -220,37 +297,52 @@ static void load_bzimage(const struct guest_mem *m, const struct bzimage *bz,
 }
 
 int kernel_load(const struct guest_mem *m, const struct bzimage *bz, bool decompress,
-		const char *cache_dir, struct kernel_load *kl, char *err, size_t errlen)
+		const struct kernel_cache *kc, struct kernel_load *kl, char *err, size_t errlen)
 {
-	const uint8_t *pl = bz->bz_data + bz->bz_payload_off;
-	bool zstd = bz->bz_payload_len >= 4 && pl[0] == 0x28 && pl[1] == 0xb5 && pl[2] == 0x2f &&
-		    pl[3] == 0xfd;
 	uint64_t need = bz->bz_pref_address + bz->bz_init_size;
 	if (need > m->gm_regions[0].mr_size || BOOT_HIGH + bz->bz_pm_len > m->gm_regions[0].mr_size)
 		FAIL("kernel needs %llu MiB of memory, the guest has %llu MiB",
 		     (unsigned long long)(need >> 20),
 		     (unsigned long long)(m->gm_regions[0].mr_size >> 20));
-	if (!decompress || !zstd) {
+	if (!decompress || !payload_is_zstd(bz)) {
 		load_bzimage(m, bz, kl);
 		return 0;
 	}
-	char path[4096] = "";
-	if (cache_dir) {
-		snprintf(path, sizeof(path), "%s/vmlinux-%016llx", cache_dir,
-			 (unsigned long long)kernel_hash(pl, bz->bz_payload_len));
-		int r = load_cached(m, path, kl, err, errlen);
-		if (r <= 0)
-			return r;
-	}
+	const uint8_t *want = kc ? kc->kc_want : NULL;
 	uint8_t *elf;
 	size_t elflen;
-	if (decompress_zstd(pl, bz->bz_payload_len, &elf, &elflen) < 0) {
+	uint8_t vd[KERNEL_DIGEST_LEN];
+	if (kc && kc->kc_dir) {
+		char why[512];
+		int r = kernel_cache_read(kc->kc_dir, kc->kc_kernel, want, &elf, &elflen, vd, why,
+					  sizeof(why));
+		if (r == 0) {
+			r = elf_load(m, elf, elflen, kl, err, errlen);
+			free(elf);
+			if (r == 0)
+				memcpy(kl->kl_digest, vd, KERNEL_DIGEST_LEN);
+			return r;
+		}
+		if (r < 0) /* refused, never booted: decompress the kernel itself instead */
+			warnmsg("kernel cache: %s; not used", why);
+	}
+	if (decompress_zstd(bz->bz_data + bz->bz_payload_off, bz->bz_payload_len, &elf, &elflen) <
+	    0) {
+		if (want)
+			FAIL("the payload does not decompress, but a vmlinux was measured");
 		load_bzimage(m, bz, kl); /* let the guest try (and report) */
 		return 0;
 	}
+	if (kernel_sha384(elf, elflen, vd) < 0 || (want && memcmp(vd, want, KERNEL_DIGEST_LEN))) {
+		free(elf);
+		FAIL("the decompressed vmlinux is not the one that was measured");
+	}
 	int r = elf_load(m, elf, elflen, kl, err, errlen);
-	if (r == 0 && path[0])
-		cache_store(path, elf, elflen);
+	if (r == 0) {
+		memcpy(kl->kl_digest, vd, KERNEL_DIGEST_LEN);
+		if (kc && kc->kc_dir && kc->kc_write)
+			kernel_cache_store(kc->kc_dir, kc->kc_kernel, elf, elflen, vd);
+	}
 	free(elf);
 	return r;
 }

@@ -222,7 +222,7 @@ int cmd_run(int argc, char **argv)
 	struct hv_images img;
 	if (hv_config_check(&c, &img, err, sizeof(err)))
 		die("%s", err);
-	free(img.kernel);
+	hv_images_release(&c, &img);
 	spec_from_config(&c, &spec);
 
 	/* Where: the executables beside this one, the kernel cache, a private run folder. */

@@ -312,6 +312,11 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		if (hi == ~0U)
 			break;
 	}
+	/* The kept fds survive the exec (the caller may hold them O_CLOEXEC, so that no other
+	 * child of a threaded daemon inherits them); the exec fd stays close-on-exec. */
+	for (size_t i = 0; i < js->js_nkeep; i++)
+		if (fcntl(js->js_keep_fds[i], F_SETFD, 0) < 0)
+			child_fail(pfd, k, "fcntl", "keep fd", errno);
 
 	bool core = false;
 	for (size_t i = 0; i < js->js_nrlimits; i++) {

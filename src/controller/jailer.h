@@ -17,7 +17,8 @@
  *      the jail onto / and chroots (still a private mount namespace and no capabilities
  *      after the uid switch) and writes a warning into err while returning the pid;
  *   4. dup2s js_stdio onto fds 0..2 (-1: /dev/null), keeps the js_keep_fds at their
- *      numbers (each >= 3) and closes every other fd;
+ *      numbers (each >= 3; inherited across the exec even when the caller holds them
+ *      close-on-exec) and closes every other fd;
  *   5. starts a new session, applies js_rlimits (RLIMIT_CORE 0 unless given),
  *      setgroups(js_groups, none by default), setresgid(gid), setresuid(uid) (uid, gid and
  *      groups must not be 0), PR_SET_NO_NEW_PRIVS, then execs argv

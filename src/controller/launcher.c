@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "controller/kcache.h"
+#include "controller/bootfile.h"
+
+#define VPC_SG_MAX (1u << 20) /* a security-group file nitrod copies for a card */
 #include "controller/proc.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
@@ -271,7 +273,7 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 
 /* Starts process p of the plan measured and jailed; its pid, or -1 with err. */
 static pid_t spawn(struct instance *in, const struct launch_proc *p, const char *logname,
-		   const char *jail_name, char *err, size_t errlen)
+		   const char *jail_name, const int *keep, size_t nkeep, char *err, size_t errlen)
 {
 	int fd = -1;
 	if (chip_measure_exec(g_ctl.c_chip, p->lp_exe, &fd, NULL, err, errlen))
@@ -304,6 +306,8 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 	    .ps_binds = binds,
 	    .ps_nbinds = p->lp_npaths,
 	    .ps_stdio = {k.stdio[0], k.stdio[1], k.stdio[2]},
+	    .ps_keep_fds = keep,
+	    .ps_nkeep = nkeep,
 	    .ps_env = env,
 	    .ps_exec_fd = fd,
 	    .ps_jail_flags = p->lp_flags & LAUNCH_HOST_NET ? 0 : JAIL_NEWNET,
@@ -353,8 +357,27 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 		sfmt(err, errlen, "%s: chown: %s", what, strerror(errno));
 		goto out;
 	}
+	/* A NIC's security group: opened once beneath its served folder (bootfile.h) and
+	 * copied into the instance's folder (root's); the card gets the copy, never a path a
+	 * caller can swap. */
+	const char *sg = p->lp_kind == LAUNCH_CARD_VPC ? pp->ls.ls_nics[p->lp_item].ln_sg : "";
+	char sgfile[PATH_MAX + 32];
+	if (sg[0]) {
+		char dir[PATH_MAX];
+		inst_dir(in, dir, sizeof(dir));
+		sfmt(sgfile, sizeof(sgfile), "%s/card%u.sg", dir, idx);
+		if (bootfile_copy("nics sg", sg, sgfile, VPC_SG_MAX, err, errlen) < 0)
+			goto out;
+		struct launch_proc *w = (struct launch_proc *)p;
+		for (unsigned i = 0; i + 1 < w->lp_argc; i++)
+			if (!strcmp(w->lp_argv[i], "--sg"))
+				w->lp_argv[i + 1] = sgfile;
+		for (unsigned i = 0; i < w->lp_npaths; i++)
+			if (!strcmp(w->lp_paths[i].lpa_path, sg))
+				w->lp_paths[i].lpa_path = sgfile;
+	}
 	unlink(p->lp_socket);
-	pid_t pid = spawn(in, p, logname, jname, err, errlen);
+	pid_t pid = spawn(in, p, logname, jname, NULL, 0, err, errlen);
 	if (pid < 0)
 		goto out;
 	struct proc *pr = &in->i_cards[idx];
@@ -394,12 +417,53 @@ int launch_hv(struct instance *in, char *err, size_t errlen)
 	struct planned *pp = plan_of(in, err, errlen);
 	if (!pp)
 		return -1;
-	pid_t pid = spawn(in, launch_plan_hv(&pp->pl), "hv.log", "hv", err, errlen);
+	/* Every nitro-hv (create, start, guest reboot, POST reboot) boots the boot files
+	 * opened and measured for it (bootfile.h): passed as fds with their digests, never by
+	 * path, and not bound into the jail. */
+	struct boot_files bf;
+	if (boot_files_open(in, pp->ls.ls_kernel, pp->ls.ls_initrd, pp->le.le_kernel_cache, &bf,
+			    err, errlen)) {
+		free(pp);
+		return LAUNCH_REFUSED;
+	}
+	struct launch_proc *hv = (struct launch_proc *)launch_plan_hv(&pp->pl);
+	char *argv[LAUNCH_MAX_ARGS + 16];
+	unsigned k = 0;
+	argv[k++] = hv->lp_argv[0];
+	k = (unsigned)boot_files_argv(&bf, argv, (int)k);
+	for (unsigned i = 1; i < hv->lp_argc; i++) {
+		if ((!strcmp(hv->lp_argv[i], "--kernel") || !strcmp(hv->lp_argv[i], "--initrd")) &&
+		    i + 1 < hv->lp_argc) {
+			i++;
+			continue;
+		}
+		argv[k++] = hv->lp_argv[i];
+	}
+	int r = -1;
+	if (k > LAUNCH_MAX_ARGS) {
+		sfmt(err, errlen, "nitro-hv: more than %d arguments", LAUNCH_MAX_ARGS);
+		goto out;
+	}
+	memcpy(hv->lp_argv, argv, k * sizeof(char *));
+	hv->lp_argv[k] = NULL;
+	hv->lp_argc = k;
+	unsigned np = 0;
+	for (unsigned i = 0; i < hv->lp_npaths; i++)
+		if (strcmp(hv->lp_paths[i].lpa_path, pp->ls.ls_kernel) &&
+		    strcmp(hv->lp_paths[i].lpa_path, pp->ls.ls_initrd))
+			hv->lp_paths[np++] = hv->lp_paths[i];
+	hv->lp_npaths = np;
+	int keep[2];
+	size_t nkeep = boot_files_fds(&bf, keep);
+	pid_t pid = spawn(in, hv, "hv.log", "hv", keep, nkeep, err, errlen);
+	if (pid >= 0) {
+		started(&in->i_hv, PK_HV, pid);
+		r = 0;
+	}
+out:
+	boot_files_close(&bf);
 	free(pp);
-	if (pid < 0)
-		return -1;
-	started(&in->i_hv, PK_HV, pid);
-	return 0;
+	return r;
 }
 
 /* --- before and after --- */
@@ -440,17 +504,21 @@ static int copy_key(const char *key_dir, uid_t uid, gid_t gid, char *err, size_t
 	return 0;
 }
 
-/* Measures the boot artifacts. */
-static int measure_boot(const struct launch_spec *s, char *err, size_t errlen)
+/* Nothing starts unless the boot files open beneath their served folders (the measured
+ * open is launch_hv's, for each nitro-hv). */
+static int check_boot(const struct launch_spec *s, char *err, size_t errlen)
 {
-	if (chip_measure_file(g_ctl.c_chip, CHIP_PCR_KERNEL, "kernel", s->ls_kernel, NULL, err,
-			      errlen))
+	int fd = bootfile_open("kernel", s->ls_kernel, err, errlen);
+	if (fd < 0)
 		return -1;
-	if (s->ls_initrd[0] && chip_measure_file(g_ctl.c_chip, CHIP_PCR_INITRD, "initrd",
-						 s->ls_initrd, NULL, err, errlen))
+	close(fd);
+	if (!s->ls_initrd[0])
+		return 0;
+	fd = bootfile_open("initrd", s->ls_initrd, err, errlen);
+	if (fd < 0)
 		return -1;
-	return chip_measure_blob(g_ctl.c_chip, CHIP_PCR_CMDLINE, "cmdline", s->ls_cmdline,
-				 s->ls_cmdline, strlen(s->ls_cmdline), NULL, err, errlen);
+	close(fd);
+	return 0;
 }
 
 /* The plan, for whoever asks what was started (launch.h: launch_plan_json). */
@@ -507,13 +575,10 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	if (measure_boot(&pp->ls, err, errlen)) {
+	if (check_boot(&pp->ls, err, errlen)) {
 		*refused = true;
 		goto out;
 	}
-	if (kcache_prepare(pp->le.le_kernel_cache, pp->ls.ls_kernel, pp->ls.ls_mem_mib, err,
-			   errlen))
-		goto out;
 	if (mkdir_owned(pp->le.le_run_dir, in->i_uid, in->i_gid) < 0 ||
 	    mkdir_owned(pp->le.le_card_state, in->i_uid, in->i_gid) < 0) {
 		sfmt(err, errlen, "run folder %s: %s", pp->le.le_run_dir, strerror(errno));

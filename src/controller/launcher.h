@@ -36,6 +36,9 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
  * in->i_cards[idx] / in->i_hv holds the new pid (a child of nitrod); on failure no
  * process of this call is left. */
 int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen);
+/* launch_hv opens and measures the boot files for this nitro-hv (bootfile.h): -1 with err,
+ * or LAUNCH_REFUSED when they do not open or measure (a refusal to audit). */
+#define LAUNCH_REFUSED (-2)
 int launch_hv(struct instance *in, char *err, size_t errlen);
 /* After the last process ended: removes the sockets, the key copy and the run folder. */
 void launch_cleanup(const struct instance *in);

@@ -64,6 +64,8 @@ static pid_t spawn_plain(const struct proc_spawn *ps, char *const argv[], char *
 			else
 				dup2(fd, i);
 		}
+		for (size_t i = 0; i < ps->ps_nkeep; i++)
+			fcntl(ps->ps_keep_fds[i], F_SETFD, 0); /* only this child inherits them */
 		int e;
 		if (ps->ps_exec_fd >= 0)
 			syscall(SYS_execveat, ps->ps_exec_fd, "", argv, ps->ps_env, AT_EMPTY_PATH);
@@ -99,6 +101,8 @@ pid_t proc_spawn(const struct proc_spawn *ps, bool jail, char *const argv[], cha
 	js.js_nbinds = ps->ps_nbinds;
 	for (int i = 0; i < 3; i++)
 		js.js_stdio[i] = ps->ps_stdio[i];
+	js.js_keep_fds = ps->ps_keep_fds;
+	js.js_nkeep = ps->ps_nkeep;
 	js.js_env = ps->ps_env;
 	js.js_seccomp = true;
 	js.js_exec_fd = ps->ps_exec_fd;

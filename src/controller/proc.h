@@ -1,8 +1,8 @@
 /* Starting one hypervisor or card process: through the jailer (jailer.h) when nitrod
  * runs with jailing on (the default), or as a plain child in its own session with
  * --no-jail (development; nitrod not root). Either way the process gets only the fds in
- * ps_stdio, an environment of ps_env, and is exec'd from ps_exec_fd (the fd the security
- * chip measured). Processes start in a new session so they outlive nitrod.
+ * ps_stdio and ps_keep_fds, an environment of ps_env, and is exec'd from ps_exec_fd (the fd the
+ * security chip measured). Processes start in a new session so they outlive nitrod.
  *
  * proc_start_time reads the start time (clock ticks since boot) of a pid from
  * /proc/PID/stat: with the pid it names one process for ever (pids are reused, start
@@ -25,6 +25,9 @@ struct proc_spawn {
 	const struct jail_bind *ps_binds;
 	size_t ps_nbinds;
 	int ps_stdio[3];
+	const int *ps_keep_fds; /* also inherited, at the same numbers (>= 3): e.g. the boot
+				   files nitro-hv reads (--kernel-fd); may be O_CLOEXEC */
+	size_t ps_nkeep;
 	char *const *ps_env;
 	int ps_exec_fd;
 	unsigned ps_jail_flags;

@@ -175,8 +175,11 @@ int inst_launch(struct instance *in)
 			goto fail;
 		watch(&in->i_cards[i]);
 	}
-	if (launch_hv(in, err, sizeof(err)))
+	int hr = launch_hv(in, err, sizeof(err));
+	if (hr) {
+		refused = hr == LAUNCH_REFUSED;
 		goto fail;
+	}
 	watch(&in->i_hv);
 	in->i_state = ST_RUNNING;
 	in->i_launched = (int64_t)time(NULL);
@@ -234,13 +237,18 @@ static void on_hv_exit(struct instance *in, int status, bool known)
 		char err[768];
 		in->i_goal = GOAL_RUN;
 		in->i_stop_deadline = 0;
-		if (launch_hv(in, err, sizeof(err)) == 0) {
+		/* A reboot is a launch: the boot files are opened and measured again. */
+		int hr = launch_hv(in, err, sizeof(err));
+		if (hr == 0) {
 			watch(&in->i_hv);
 			in->i_launches++;
 			inst_save(in);
 			return;
 		}
-		sfmt(in->i_reason, sizeof(in->i_reason), "reboot: %s", err);
+		if (hr == LAUNCH_REFUSED)
+			audit_event(in, "REBOOT", 403, err);
+		sfmt(in->i_reason, sizeof(in->i_reason), "reboot%s: %s",
+		     hr == LAUNCH_REFUSED ? " refused" : "", err);
 		in->i_goal = GOAL_FAIL;
 	} else if (in->i_goal == GOAL_RUN) {
 		if (!known) {

@@ -136,35 +136,38 @@ static void com1_irq(void *opaque, int level)
 
 static void usage(void)
 {
-	printf("usage: nitro-hv --kernel PATH [options]\n%s", hv_options_help);
+	printf("usage: nitro-hv --kernel PATH|--kernel-fd N [options]\n%s", hv_options_help);
 }
 
-/* Reads the initrd straight into guest memory at its planned place. */
-static int load_initrd(const struct boot_plan *bp, char *err, size_t errlen)
+/* Reads the initrd (opened once by hv_config_check, or handed over by nitrod) straight
+ * into guest memory at its planned place; with --initrd-sha384 the bytes in guest memory
+ * must be what was measured. */
+static int load_initrd(const struct boot_plan *bp, int fd, char *err, size_t errlen)
 {
 	uint8_t *dst = gpa_ptr(&vm.vm_mem, bp->bp_initrd, bp->bp_initrd_size);
-	int fd = open(cfg.initrd, O_RDONLY | O_CLOEXEC);
-	if (!dst || fd < 0) {
-		snprintf(err, errlen, "initrd %s: %s", cfg.initrd,
-			 dst ? strerror(errno) : "no room");
-		if (fd >= 0)
-			close(fd);
+	if (!dst) {
+		snprintf(err, errlen, "initrd %s: no room", cfg.initrd);
 		return -1;
 	}
 	uint64_t got = 0;
 	while (got < bp->bp_initrd_size) {
-		ssize_t r = read(fd, dst + got, bp->bp_initrd_size - got);
+		ssize_t r = pread(fd, dst + got, bp->bp_initrd_size - got, (off_t)got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
 			snprintf(err, errlen, "initrd %s: %s", cfg.initrd,
 				 r < 0 ? strerror(errno) : "file shrank while reading");
-			close(fd);
 			return -1;
 		}
 		got += (uint64_t)r;
 	}
-	close(fd);
+	uint8_t d[HV_DIGEST_LEN];
+	if (cfg.want_initrd && (kernel_sha384(dst, bp->bp_initrd_size, d) < 0 ||
+				memcmp(d, cfg.initrd_sha384, HV_DIGEST_LEN))) {
+		snprintf(err, errlen, "initrd %s: not the file that was measured (SHA-384 differs)",
+			 cfg.initrd);
+		return -1;
+	}
 	return 0;
 }
 
@@ -249,8 +252,11 @@ int main(int argc, char **argv)
 
 	trace_phase("VM created");
 	struct kernel_load kl;
-	if (kernel_load(&vm.vm_mem, &img.bz, !cfg.no_decompress, cfg.cache_dir, &kl, err,
-			sizeof(err)))
+	struct kernel_cache kc = {.kc_dir = img.have_sha384 ? cfg.cache_dir : NULL,
+				  .kc_want = cfg.want_vmlinux ? cfg.vmlinux_sha384 : NULL,
+				  .kc_write = true};
+	memcpy(kc.kc_kernel, img.kernel_sha384, sizeof(kc.kc_kernel));
+	if (kernel_load(&vm.vm_mem, &img.bz, !cfg.no_decompress, &kc, &kl, err, sizeof(err)))
 		die("kernel %s: %s", cfg.kernel, err);
 	trace_phase(kl.kl_vmlinux ? "kernel loaded (host-decompressed vmlinux)"
 				  : "kernel loaded (bzImage)");
@@ -261,7 +267,7 @@ int main(int argc, char **argv)
 	if (boot_plan(&img.bz, &vm.vm_mem, kl.kl_entry, kl.kl_start, kend, img.initrd_size, &bp,
 		      err, sizeof(err)))
 		die("initrd %s: %s", cfg.initrd, err);
-	if (cfg.initrd && load_initrd(&bp, err, sizeof(err)))
+	if (cfg.initrd && load_initrd(&bp, img.initrd_fd, err, sizeof(err)))
 		die("%s", err);
 	trace_phase("initrd loaded");
 	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
@@ -289,7 +295,11 @@ int main(int argc, char **argv)
 	bp.bp_rsdp = BOOT_ACPI;
 	if (boot_write(&vm.vm_mem, &img.bz, &bp, cfg.cmdline, err, sizeof(err)))
 		die("%s", err);
-	free(img.kernel);
+	hv_images_release(&cfg, &img);
+	if (cfg.kernel_fd >= 0)
+		close(cfg.kernel_fd); /* nothing of nitrod's stays open in the running hypervisor */
+	if (cfg.initrd_fd >= 0)
+		close(cfg.initrd_fd);
 	vm.vm_entry = bp.bp_entry;
 
 	serial_init(&com1, STDIN_FILENO, STDOUT_FILENO, log_fd, com1_irq, &vm);

@@ -120,48 +120,44 @@ bool parse_size(const char *s, uint64_t *out)
 	return true;
 }
 
+int read_fd(int fd, size_t max, uint8_t **buf, size_t *len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return errno;
+	if (!S_ISREG(st.st_mode))
+		return S_ISDIR(st.st_mode) ? EISDIR : ENODEV;
+	if ((uint64_t)st.st_size > max)
+		return EFBIG;
+	size_t cap = (size_t)st.st_size, got = 0;
+	uint8_t *b = malloc(cap ? cap : 1);
+	if (!b)
+		return ENOMEM;
+	while (got < cap) {
+		ssize_t r = pread(fd, b + got, cap - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = r < 0 ? errno : EIO;
+			free(b);
+			return e;
+		}
+		got += (size_t)r;
+	}
+	*buf = b;
+	*len = got;
+	return 0;
+}
+
 int read_file(const char *path, size_t max, uint8_t **buf, size_t *len)
 {
 	/* O_NONBLOCK: opening a FIFO nobody writes to must not hang. */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		return e;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return S_ISDIR(st.st_mode) ? EISDIR : ENODEV;
-	}
-	if ((uint64_t)st.st_size > max) {
-		close(fd);
-		return EFBIG;
-	}
-	size_t cap = (size_t)st.st_size, got = 0;
-	uint8_t *b = malloc(cap ? cap : 1);
-	if (!b) {
-		close(fd);
-		return ENOMEM;
-	}
-	while (got < cap) {
-		ssize_t r = read(fd, b + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? errno : EIO;
-			free(b);
-			close(fd);
-			return e;
-		}
-		got += (size_t)r;
-	}
+	int e = read_fd(fd, max, buf, len);
 	close(fd);
-	*buf = b;
-	*len = got;
-	return 0;
+	return e;
 }
 
 size_t pct_escape(const char *s, size_t n, char *out)

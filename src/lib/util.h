@@ -45,5 +45,8 @@ void loopback_up(const char *who);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. Returns 0, or an errno
  * value (EFBIG when the file is larger than max). */
 int read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
+/* The same for an open file (read with pread from offset 0: the fd's offset, which a
+ * process it came from may share, is left alone). */
+int read_fd(int fd, size_t max, uint8_t **buf, size_t *len);
 
 #endif

@@ -514,6 +514,34 @@ int chip_measure_file(struct chip *c, unsigned pcr, const char *type, const char
 	return rc;
 }
 
+int chip_measure_fd(struct chip *c, unsigned pcr, const char *type, int fd, const char *desc,
+		    uint8_t *digest_out, char *err, size_t errlen)
+{
+	if (pcr >= CHIP_NR_PCRS || !type || !type_ok(type) || !desc)
+		RETURN_ERR(-1, "security chip: bad pcr %u or event type", pcr);
+	uint8_t d[CHIP_DIGEST_LEN];
+	pthread_mutex_lock(&c->c_lock);
+	int rc = file_digest(c, fd, desc, d, err, errlen);
+	if (rc == 0)
+		rc = record(c, pcr, type, desc, strlen(desc), d, false, err, errlen);
+	pthread_mutex_unlock(&c->c_lock);
+	if (rc == 0 && digest_out)
+		memcpy(digest_out, d, CHIP_DIGEST_LEN);
+	return rc;
+}
+
+int chip_measure_digest(struct chip *c, unsigned pcr, const char *type, const char *desc,
+			const uint8_t digest[CHIP_DIGEST_LEN], char *err, size_t errlen)
+{
+	if (pcr >= CHIP_NR_PCRS || !type || !type_ok(type))
+		RETURN_ERR(-1, "security chip: bad pcr %u or event type", pcr);
+	pthread_mutex_lock(&c->c_lock);
+	int rc = record(c, pcr, type, desc ? desc : "", desc ? strlen(desc) : 0, digest, false, err,
+			errlen);
+	pthread_mutex_unlock(&c->c_lock);
+	return rc;
+}
+
 int chip_measure_blob(struct chip *c, unsigned pcr, const char *type, const char *desc,
 		      const void *data, size_t len, uint8_t *digest_out, char *err, size_t errlen)
 {

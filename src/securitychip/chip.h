@@ -81,6 +81,18 @@ int chip_sync(struct chip *c, char *err, size_t errlen);
 int chip_measure_file(struct chip *c, unsigned pcr, const char *type, const char *path,
 		      uint8_t *digest_out, char *err, size_t errlen);
 
+/* Measures the open file fd (a boot file the caller opened once, e.g. beneath a served
+ * folder: what is measured is exactly what the caller then hands on, never a path looked
+ * up again). desc (e.g. its path) goes into the log; fd must be a regular file and is
+ * read with pread (its offset is left alone); the caller keeps it. */
+int chip_measure_fd(struct chip *c, unsigned pcr, const char *type, int fd, const char *desc,
+		    uint8_t *digest_out, char *err, size_t errlen);
+
+/* Records a digest computed elsewhere (e.g. of the vmlinux nitrod decompressed from a
+ * measured kernel) as an event of pcr, type and desc. */
+int chip_measure_digest(struct chip *c, unsigned pcr, const char *type, const char *desc,
+			const uint8_t digest[CHIP_DIGEST_LEN], char *err, size_t errlen);
+
 /* Measures bytes (a command line, a config) into pcr; desc is stored in the log with
  * control characters escaped (at most 512 bytes kept). */
 int chip_measure_blob(struct chip *c, unsigned pcr, const char *type, const char *desc,

@@ -3,7 +3,7 @@
  * synthetic images (and on the real Debian kernel when it is cached), command-line limits,
  * initrd placement, the e820 map, gpa_ptr bounds around the end of RAM and the PCI hole,
  * the zero page, page tables and GDT that boot_write leaves in guest memory, elf_load on
- * synthetic executables, and kernel_hash.
+ * synthetic executables (the kernel cache: test_kcache.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -951,33 +951,6 @@ static void test_elf_reject(void **state)
 	expect_elf_reject(&e, sizeof(e.b), "entry point");
 }
 
-/* ---- kernel_hash ---- */
-
-static void test_kernel_hash(void **state)
-{
-	(void)state;
-	uint8_t buf[100];
-
-	for (size_t i = 0; i < sizeof(buf); i++)
-		buf[i] = (uint8_t)(i * 13 + 5);
-	uint64_t h = kernel_hash(buf, sizeof(buf));
-	assert_int_equal(kernel_hash(buf, sizeof(buf)), h);
-	/* One flipped bit anywhere, in the 8-byte words and in the tail, changes it. */
-	for (size_t i = 0; i < sizeof(buf); i++) {
-		buf[i] ^= 0x01;
-		if (kernel_hash(buf, sizeof(buf)) == h)
-			fail_msg("flipping byte %zu does not change the hash", i);
-		buf[i] ^= 0x01;
-	}
-	assert_int_equal(kernel_hash(buf, sizeof(buf)), h);
-	/* Length matters, also for a zero tail. */
-	assert_int_not_equal(kernel_hash(buf, sizeof(buf) - 1), h);
-	uint8_t zeros[16] = {0};
-	assert_int_not_equal(kernel_hash(zeros, 15), kernel_hash(zeros, 16));
-	assert_int_not_equal(kernel_hash(zeros, 8), kernel_hash(zeros, 0));
-	assert_int_equal(kernel_hash(NULL, 0), kernel_hash(zeros, 0));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -988,7 +961,6 @@ int main(void)
 	    cmocka_unit_test(test_mem_layout),	   cmocka_unit_test(test_gpa_ptr_small),
 	    cmocka_unit_test(test_gpa_ptr_hole),   cmocka_unit_test(test_boot_write),
 	    cmocka_unit_test(test_elf_load),	   cmocka_unit_test(test_elf_reject),
-	    cmocka_unit_test(test_kernel_hash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "boot/config.h"
+#include "boot/kernel.h"
 #include "lib/util.h"
 
 #define MiB (1ull << 20)
@@ -81,6 +82,20 @@ static void test_parse_usage_errors(void **state)
 	expect_usage(ARGS("--cpus", "2"), "--kernel", "missing");
 	expect_usage(ARGS("--memory", "128", "--no-reboot"), "--kernel", "missing");
 
+	expect_usage(ARGS("--kernel-fd", "2"), "--kernel-fd 2", "open file descriptor");
+	expect_usage(ARGS("--kernel-fd", "x"), "--kernel-fd x", NULL);
+	expect_usage(ARGS("--kernel", "k", "--initrd-fd", "-1"), "--initrd-fd -1", NULL);
+	expect_usage(ARGS("--kernel", "k", "--kernel-sha384", "abc"), "--kernel-sha384", "hex");
+	expect_usage(
+	    ARGS("--kernel", "k", "--vmlinux-sha384",
+		 "ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123"
+		 "456789abcdef01234567"),
+	    "--vmlinux-sha384", "lower-case hex");
+	expect_usage(ARGS("--kernel", "k", "--initrd-sha384",
+			  "00000000000000000000000000000000000000000000000000000000000000000000"
+			  "0000000000000000000000000000"),
+		     "--initrd-sha384", "no --initrd");
+
 	/* A flag given as a value is a value, not a flag. */
 	struct hv_config c;
 	char err[512];
@@ -112,6 +127,23 @@ static void test_parse_valid(void **state)
 	assert_true(c.no_decompress);
 	assert_true(c.require_kvm);
 
+	/* Boot files handed over as fds, with the digests they must have. */
+	r = parse_args(ARGS("--kernel-fd", "7", "--initrd-fd", "9", "--kernel-sha384",
+			    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123"
+			    "456789abcdef0123456789abcdef"),
+		       &c, err, sizeof(err));
+	if (r != 0)
+		fail_msg("status %d: %s", r, err);
+	assert_int_equal(c.kernel_fd, 7);
+	assert_int_equal(c.initrd_fd, 9);
+	assert_string_equal(c.kernel, "fd 7");
+	assert_string_equal(c.initrd, "fd 9");
+	assert_true(c.want_kernel);
+	assert_false(c.want_initrd);
+	assert_false(c.want_vmlinux);
+	assert_int_equal(c.kernel_sha384[0], 0x01);
+	assert_int_equal(c.kernel_sha384[47], 0xef);
+
 	/* Only --kernel: defaults for the rest. */
 	assert_int_equal(parse_args(ARGS("--kernel", "k"), &c, err, sizeof(err)), 0);
 	assert_string_equal(c.kernel, "k");
@@ -124,6 +156,9 @@ static void test_parse_valid(void **state)
 	assert_false(c.no_reboot);
 	assert_false(c.no_decompress);
 	assert_false(c.require_kvm);
+	assert_int_equal(c.kernel_fd, -1);
+	assert_int_equal(c.initrd_fd, -1);
+	assert_false(c.want_kernel);
 
 	/* Bounds. */
 	assert_int_equal(parse_args(ARGS("--kernel", "k", "--cpus", "1", "--memory", "64"), &c, err,
@@ -311,6 +346,51 @@ static void test_check_ok(void **state)
 	free(img.kernel);
 }
 
+/* Handed-over fds are read (not the paths), and a file that is not what was measured is
+ * refused: the kernel by its digest before anything else. */
+static void test_check_fds_and_digests(void **state)
+{
+	struct tmp *t = *state;
+	struct hv_config c;
+	struct hv_images img;
+	char err[1024];
+	uint8_t bz[BZ_LEN];
+
+	int kfd = open(t->kernel, O_RDONLY | O_CLOEXEC);
+	int ifd = open(t->initrd, O_RDONLY | O_CLOEXEC);
+	assert_true(kfd >= 3 && ifd >= 3);
+	assert_int_equal(pread(kfd, bz, sizeof(bz), 0), (ssize_t)sizeof(bz));
+	assert_int_equal(lseek(kfd, 100, SEEK_SET), 100); /* the fd's offset does not matter */
+	hv_config_defaults(&c);
+	c.kernel = "fd k";
+	c.kernel_fd = kfd;
+	c.initrd = "fd i";
+	c.initrd_fd = ifd;
+	c.mem_mib = 64;
+	c.want_kernel = true;
+	assert_int_equal(kernel_sha384(bz, sizeof(bz), c.kernel_sha384), 0);
+	int r = hv_config_check(&c, &img, err, sizeof(err));
+	if (r != 0)
+		fail_msg("status %d: %s", r, err);
+	assert_int_equal(img.kernel_len, BZ_LEN);
+	assert_true(img.have_sha384);
+	assert_memory_equal(img.kernel_sha384, c.kernel_sha384, HV_DIGEST_LEN);
+	assert_int_equal(img.initrd_fd, ifd);
+	assert_int_equal(img.initrd_size, 1 * MiB);
+	hv_images_release(&c, &img);
+	assert_true(fcntl(ifd, F_GETFD) >= 0); /* handed over: not ours to close */
+
+	/* The file changed after it was measured. */
+	c.kernel_sha384[5] ^= 1;
+	r = hv_config_check(&c, &img, err, sizeof(err));
+	hv_images_release(&c, &img);
+	assert_int_equal(r, 1);
+	assert_non_null(strstr(err, "not the file that was measured"));
+	assert_non_null(strstr(err, "fd k"));
+	close(kfd);
+	close(ifd);
+}
+
 static void test_check_kernel_errors(void **state)
 {
 	struct tmp *t = *state;
@@ -483,6 +563,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_usage_errors),
 	    cmocka_unit_test(test_parse_valid),
 	    cmocka_unit_test(test_check_ok),
+	    cmocka_unit_test(test_check_fds_and_digests),
 	    cmocka_unit_test(test_check_kernel_errors),
 	    cmocka_unit_test(test_check_initrd_errors),
 	    cmocka_unit_test(test_check_memory_and_cmdline),
