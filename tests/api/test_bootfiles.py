@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import Nitrod, wait_state
+from conftest import BUILD, Nitrod, wait_state
 
 
 def events(d):
@@ -284,3 +284,22 @@ def test_planted_cache_entry_is_replaced_not_booted(folder):
         d.call("DELETE", f"/v1/instances/{v}")
     finally:
         d.stop()
+
+
+@pytest.mark.skipif(not (BUILD / "nitro-card-vpc").exists(), reason="no nitro-card-vpc")
+def test_security_group_link_swap_is_refused(nitrod, folder, bad_kernel, secret):
+    sg = folder / "web.sg"
+    sg.write_text("ingress tcp 80 0.0.0.0/0\n")
+    nic = {"vpc": 7, "ip": "10.0.0.9/24", "sg": str(sg)}
+    r = create(nitrod, kernel=bad_kernel, initrd=None, nics=[nic])
+    assert r.status == 201, r
+    iid = r.json()["id"]
+    wait_state(nitrod, iid, {"failed"})
+    log = nitrod.state / "instances" / iid / "card0.log"
+    assert log.read_text().startswith("nitro-card-vpc: vpc 7 10.0.0.9:"), log.read_text()
+    sg.unlink()
+    sg.symlink_to(secret)
+    nitrod.call("POST", f"/v1/instances/{iid}/start")
+    inst = wait_state(nitrod, iid, {"failed"})
+    assert "nics sg" in inst["reason"] and "symbolic link" in inst["reason"], inst
+    assert "SECRET" not in log.read_text()
