@@ -29,9 +29,11 @@ int cmd_images(int argc, char **argv)
 /* Options of nitro-hv that take a value: their values are never --volume. */
 static bool takes_value(const char *a)
 {
-	static const char *const opts[] = {"--kernel",	    "--initrd",	   "--cmdline",
-					   "--cpus",	    "--memory",	   "--console-log",
-					   "--console-max", "--cache-dir", "--vhost-user"};
+	static const char *const opts[] = {
+	    "--kernel",	     "--initrd",       "--cmdline",	  "--cpus",
+	    "--memory",	     "--console-log",  "--console-max",	  "--cache-dir",
+	    "--vhost-user",  "--kernel-fd",    "--initrd-fd",	  "--kernel-sha384",
+	    "--initrd-sha384", "--vmlinux-sha384"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		if (!strcmp(a, opts[i]))
 			return true;
@@ -194,6 +196,9 @@ int cmd_run(int argc, char **argv)
 		    hv_options_help);
 		return 0;
 	}
+	if (c.kernel_fd >= 0 || c.initrd_fd >= 0)
+		die_usage("run: --kernel-fd and --initrd-fd are nitrod's; give --kernel PATH, "
+			  "--initrd PATH");
 	bool has_kernel = c.kernel != NULL;
 	char *args[nuser + 8];
 	int n = 0;

@@ -1,8 +1,8 @@
 /* Unit tests for the security chip (src/securitychip): signed executables accepted, a
  * flipped byte / missing or foreign signature refused with nothing logged, PCR extension
  * and replay across chip_open, measure-once, a corrupt event log refused, the digest cache
- * noticing a rewrite, nitrod's lazily synced self-measurement, and an attestation whose signature verifies over signed_data and
- * fails once anything in it changes.
+ * noticing a rewrite, nitrod's lazily synced self-measurement, and an attestation whose signature
+ * verifies over signed_data and fails once anything in it changes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -288,6 +288,57 @@ static void test_cache_sees_rewrite(void **state)
 	chip_close(c);
 }
 
+/* chip_measure_fd measures the open file it is given (not whatever its path names later),
+ * leaves the fd's offset alone; chip_measure_digest records a digest as given. */
+static void test_measure_fd_and_digest(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct chip *c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	static uint8_t body[4096];
+	int fd = open(f->bin, O_RDONLY);
+	assert_int_equal(read(fd, body, sizeof(body)), (ssize_t)sizeof(body));
+	uint8_t want[48], d[48];
+	sha384(body, sizeof(body), want);
+	/* The path now names another file: the open one is measured. */
+	char moved[128];
+	snprintf(moved, sizeof(moved), "%s.old", f->bin);
+	assert_int_equal(rename(f->bin, moved), 0);
+	write_file(f->bin, "other", 5);
+	assert_int_equal(
+	    chip_measure_fd(c, CHIP_PCR_KERNEL, "kernel", fd, "/k/path", d, err, sizeof(err)), 0);
+	assert_memory_equal(d, want, 48);
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), (off_t)sizeof(body));
+	close(fd);
+	uint8_t pcr[48], expect[48], buf[96] = {0};
+	memcpy(buf + 48, want, 48);
+	sha384(buf, sizeof(buf), expect);
+	chip_read_pcr(c, CHIP_PCR_KERNEL, pcr);
+	assert_memory_equal(pcr, expect, 48);
+	/* Not a regular file. */
+	int dfd = open(f->dir, O_RDONLY | O_DIRECTORY);
+	assert_int_equal(
+	    chip_measure_fd(c, CHIP_PCR_KERNEL, "kernel", dfd, "/a/dir", d, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a regular file"));
+	close(dfd);
+	/* A digest computed elsewhere, logged as given. */
+	uint8_t vd[48];
+	memset(vd, 0xab, sizeof(vd));
+	size_t before = count_lines(c->c_log_path);
+	assert_int_equal(chip_measure_digest(c, CHIP_PCR_KERNEL, "vmlinux", "from-kernel=x", vd,
+					     err, sizeof(err)),
+			 0);
+	assert_int_equal(count_lines(c->c_log_path), before + 1);
+	memcpy(buf, expect, 48);
+	memcpy(buf + 48, vd, 48);
+	sha384(buf, sizeof(buf), expect);
+	chip_read_pcr(c, CHIP_PCR_KERNEL, pcr);
+	assert_memory_equal(pcr, expect, 48);
+	assert_int_equal(chip_measure_digest(c, 99, "vmlinux", "x", vd, err, sizeof(err)), -1);
+	chip_close(c);
+}
+
 static void test_corrupt_log_refused(void **state)
 {
 	struct fx *f = *state;
@@ -395,6 +446,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_flipped_byte_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_and_foreign_signature, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_sees_rewrite, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_measure_fd_and_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_log_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attestation, setup, teardown),
 	};
