@@ -6,8 +6,10 @@ reading its disk; a restarted nitrod re-adopts a running instance.
 Run: build/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider \
      tests/system/test_controller.py
 """
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -24,7 +26,8 @@ BOOT_TIMEOUT = 240
 
 
 class Nitrod:
-    def __init__(self, folder):
+    def __init__(self, folder, extra=()):
+        self.extra = list(extra)
         self.sock = os.path.join(folder, "api.sock")
         self.state = os.path.join(folder, "state")
         self.log = os.path.join(folder, "nitrod.log")
@@ -32,7 +35,8 @@ class Nitrod:
 
     def start(self):
         with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen([str(NITROD), "--socket", self.sock, "--state", self.state],
+            self.proc = subprocess.Popen([str(NITROD), "--socket", self.sock, "--state", self.state,
+                                          *self.extra],
                                          stdin=subprocess.DEVNULL, stdout=f, stderr=f)
         for _ in range(500):
             try:
@@ -81,6 +85,12 @@ class Nitrod:
         return self.wait(f"{iid} {state}",
                          lambda: (lambda i: i if i["state"] == state else None)(self.inst(iid)),
                          timeout)
+
+    def launches(self, iid):
+        """The chip's launch events of iid (one per start and reboot, bootfile.h)."""
+        log = self.json("GET", "/v1/host/attestation?nonce=sys")["event_log"]
+        return [e["description"] for e in log
+                if e["type"] == "launch" and e["description"].startswith(iid + ",")]
 
     def files(self, iid):
         d = os.path.join(self.state, "instances", iid)
@@ -174,6 +184,11 @@ def test_guest_reboot_keeps_the_instance_running(nitrod):
     nitrod.wait("two boots", lambda: len(marks(nitrod.console(i["id"]), "BOOTED")) >= 2)
     inst = nitrod.inst(i["id"])
     assert inst["state"] == "running" and inst["reason"] is None, inst
+    # Each boot was measured: a launch event per boot, the host-decompressed vmlinux in it.
+    ev = nitrod.launches(i["id"])
+    assert [e.split(",")[1] for e in ev[:2]] == ["launch=1", "launch=2"], ev
+    assert ev[0].split(",vmlinux=")[1] not in ("none", ""), ev
+    assert ev[0].split(",launch=")[1][1:] == ev[1].split(",launch=")[1][1:], ev
     nitrod.json("DELETE", f"/v1/instances/{i['id']}")
     nitrod.wait_state(i["id"], "terminated", timeout=30)
 
@@ -243,11 +258,54 @@ def test_restarted_nitrod_readopts_a_running_instance_and_reboots_it(nitrod):
     nitrod.wait("second boot", lambda: len(marks(nitrod.console(iid), BANNER)) >= 2)
     rebooted = nitrod.inst(iid)
     assert rebooted["state"] == "running" and rebooted["hv_pid"] not in (None, hv), rebooted
+    assert len(nitrod.launches(iid)) == 2, nitrod.launches(iid)  # the reboot was measured
     assert not alive(hv)
     hv = rebooted["hv_pid"]
     nitrod.json("POST", f"/v1/instances/{iid}/stop")
     nitrod.wait_state(iid, "stopped", timeout=30)
     assert not alive(hv)
+
+
+def test_boot_file_swapped_for_a_link_before_a_reboot_is_refused():
+    """Issue 10 item 2: an instance boots from a --files folder its caller may write; the
+    caller swaps its initrd for a link to a root-only file, then asks for a reboot. The
+    reboot opens the boot files again without following links: refused, the secret never
+    measured nor handed to nitro-hv."""
+    folder = tempfile.mkdtemp(prefix="nitrod-sys-files-")
+    files = os.path.join(folder, "files")
+    os.mkdir(files)
+    images = os.path.join(os.environ.get("NITRO_CACHE") or os.path.expanduser("~/.cache/nitro"),
+                          "images")
+    for n in ("vmlinuz", "guest.img"):
+        shutil.copyfile(os.path.join(images, n), os.path.join(files, n))
+    secret = os.path.join(folder, "secret")
+    with open(secret, "wb") as f:
+        f.write(b"TOP SECRET: root only\n" * 64)
+    os.chmod(secret, 0o600)
+    d = Nitrod(folder, extra=["--files", files])
+    d.start()
+    try:
+        i = d.json("POST", "/v1/instances",
+                   {"console": True, "kernel": os.path.join(files, "vmlinuz"),
+                    "initrd": os.path.join(files, "guest.img"),
+                    "cmdline": cmdline("while true; do echo tick; sleep 1; done")}, expect=201)
+        iid = i["id"]
+        d.wait("boot", lambda: marks(d.console(iid), "tick"))
+        os.unlink(os.path.join(files, "guest.img"))
+        os.symlink(secret, os.path.join(files, "guest.img"))
+        d.json("POST", f"/v1/instances/{iid}/reboot")
+        st = d.wait_state(iid, "failed", timeout=60)
+        assert st["reason"].startswith("reboot refused:") and "symbolic link" in st["reason"], st
+        digest = hashlib.sha384(open(secret, "rb").read()).hexdigest()
+        log = d.json("GET", "/v1/host/attestation?nonce=sys")["event_log"]
+        assert digest not in {e["sha384"] for e in log}
+        assert len(d.launches(iid)) == 1
+        audit = open(os.path.join(d.state, "audit.log")).read()
+        assert f"method=REBOOT route=/v1/instances/{iid} status=403" in audit
+        d.call("DELETE", f"/v1/instances/{iid}")
+    finally:
+        d.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_two_instances_with_nics_ping_each_other(nitrod):
