@@ -26,9 +26,12 @@ $(BUILD)/nitrod-loadgen: tests/api/loadgen.c
 	$(CC) $(CFLAGS) $< -o $@ $(LDFLAGS) -lpthread
 bench: $(BUILD)/nitrod-loadgen
 
-# The kernel cache's attack tests (tests/unit/controller/test_kcache.c): nitrod's side
-# (kcache.c) with the loader it shares with nitro-hv (src/boot).
-CTL_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/controller/test_*.c))
+# Issue 10 items 1, 2 (tests/unit/controller): the kernel cache's attacks (nitrod's
+# kcache.c with the loader it shares with nitro-hv, src/boot) and boot files opened
+# beneath their folder (bootfile.c, with and without openat2).
+CTL_UNIT = $(BUILD)/tests/controller/test_kcache $(BUILD)/tests/controller/test_bootfile
 UNIT_TESTS += $(CTL_UNIT)
-$(CTL_UNIT): $(call obj,src/controller/kcache.c) $(call objs,boot lib)
-$(CTL_UNIT): override LDFLAGS += -lpthread -lzstd -lcrypto
+$(BUILD)/tests/controller/test_kcache: $(call obj,src/controller/kcache.c) $(call objs,boot lib)
+$(BUILD)/tests/controller/test_bootfile: $(call obj,src/controller/bootfile.c src/controller/kcache.c) \
+	$(call objs,securitychip boot lib)
+$(CTL_UNIT): override LDFLAGS += -lpthread -lzstd -lcrypto -ljansson -lseccomp
