@@ -14,11 +14,11 @@
 #include <unistd.h>
 
 #include "controller/bootfile.h"
-
-#define VPC_SG_MAX (1u << 20) /* a security-group file nitrod copies for a card */
 #include "controller/proc.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
+
+#define VPC_SG_MAX (1u << 20) /* a security-group file nitrod copies for a card */
 
 #define CARD_START_MS 5000
 
