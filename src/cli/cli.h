@@ -18,6 +18,9 @@ int cmd_run(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_emuhost(int argc, char **argv);
 int cmd_volume(int argc, char **argv);
+/* nitro eif build|describe, nitro enclave attest|root-cert (src/cli/eif.c). */
+int cmd_eif(int argc, char **argv);
+int cmd_enclave(int argc, char **argv);
 
 const char *cache_dir(void);
 /* dir/name next to the nitro executable (dir = build/ for a source tree). */

@@ -10,23 +10,29 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: nitro COMMAND [options]\n"
-		"commands:\n"
-		"  run [options]        boot a guest in the foreground (serial console on stdio)\n"
-		"  images               fetch the stock Debian kernel and build the guest images\n"
-		"  volume create PATH --size SIZE [--unencrypted] | volume info PATH\n"
-		"                       create or describe an EBS volume file\n"
-		"  net stats [--map PATH] [--vpc ID]\n"
-		"                       counters of the running network interfaces (VPC cards)\n"
-		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
-		"                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
-		"  --host SOCKET instances|volumes|host ...\n"
-		"                       call nitrod's API (`nitro --host SOCKET help`)\n"
-		"run options:\n%s"
-		"Without /dev/kvm (or with one that is not hardware-assisted) `nitro run` boots an\n"
-		"emulated x86 server and runs there; set NITRO_CACHE to move ~/.cache/nitro.\n",
-		hv_options_help);
+	fprintf(
+	    f,
+	    "usage: nitro COMMAND [options]\n"
+	    "commands:\n"
+	    "  run [options]        boot a guest in the foreground (serial console on stdio)\n"
+	    "  images               fetch the stock Debian kernel and build the guest images\n"
+	    "  volume create PATH --size SIZE [--unencrypted] | volume info PATH\n"
+	    "                       create or describe an EBS volume file\n"
+	    "  net stats [--map PATH] [--vpc ID]\n"
+	    "                       counters of the running network interfaces (VPC cards)\n"
+	    "  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
+	    "                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
+	    "  eif build --kernel K --ramdisk R [--ramdisk R2 ...] [--cmdline STR] --output F\n"
+	    "      [--signing-certificate C --private-key K] | eif describe F\n"
+	    "                       build or describe an enclave image (EIF), print its PCRs\n"
+	    "  enclave root-cert | enclave attest --eif F --output DOC [--nonce HEX] ...\n"
+	    "                       the enclave attestation root; an NSM attestation document\n"
+	    "  --host SOCKET instances|volumes|host ...\n"
+	    "                       call nitrod's API (`nitro --host SOCKET help`)\n"
+	    "run options:\n%s"
+	    "Without /dev/kvm (or with one that is not hardware-assisted) `nitro run` boots an\n"
+	    "emulated x86 server and runs there; set NITRO_CACHE to move ~/.cache/nitro.\n",
+	    hv_options_help);
 }
 
 int main(int argc, char **argv)
@@ -52,6 +58,10 @@ int main(int argc, char **argv)
 		return cmd_net(argc - 2, argv + 2);
 	if (!strcmp(cmd, "emuhost"))
 		return cmd_emuhost(argc - 2, argv + 2);
+	if (!strcmp(cmd, "eif"))
+		return cmd_eif(argc - 2, argv + 2);
+	if (!strcmp(cmd, "enclave"))
+		return cmd_enclave(argc - 2, argv + 2);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		usage(stdout);
 		return 0;
