@@ -22,7 +22,7 @@ static void usage(FILE *f)
 	    "                       counters of the running network interfaces (VPC cards)\n"
 	    "  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
 	    "                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
-	    "  eif build --kernel K --ramdisk R [--ramdisk R2 ...] [--cmdline STR] --output F\n"
+	    "  eif build --kernel K --ramdisk R [--ramdisk R ...] [--cmdline S] --output F\n"
 	    "      [--signing-certificate C --private-key K] | eif describe F\n"
 	    "                       build or describe an enclave image (EIF), print its PCRs\n"
 	    "  enclave root-cert | enclave attest --eif F --output DOC [--nonce HEX] ...\n"
