@@ -21,6 +21,7 @@ int cmd_volume(int argc, char **argv);
 /* nitro eif build|describe, nitro enclave attest|root-cert (src/cli/eif.c). */
 int cmd_eif(int argc, char **argv);
 int cmd_enclave(int argc, char **argv);
+extern const char eif_commands_help[]; /* their lines in `nitro help` */
 
 const char *cache_dir(void);
 /* dir/name next to the nitro executable (dir = build/ for a source tree). */

@@ -18,6 +18,13 @@
 #include "enclave/pki.h"
 #include "lib/util.h"
 
+const char eif_commands_help[] =
+    "  eif build --kernel K --ramdisk R [--ramdisk R ...] [--cmdline S] --output F\n"
+    "      [--signing-certificate C --private-key K] | eif describe F\n"
+    "                       build or describe an enclave image (EIF), print its PCRs\n"
+    "  enclave root-cert | enclave attest --eif F --output DOC [--nonce HEX] ...\n"
+    "                       the enclave attestation root; an NSM attestation document\n";
+
 #define EIF_INPUT_MAX (16ull << 30)
 
 static uint8_t *slurp(const char *what, const char *path, size_t *len)

@@ -22,17 +22,13 @@ static void usage(FILE *f)
 	    "                       counters of the running network interfaces (VPC cards)\n"
 	    "  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
 	    "                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
-	    "  eif build --kernel K --ramdisk R [--ramdisk R ...] [--cmdline S] --output F\n"
-	    "      [--signing-certificate C --private-key K] | eif describe F\n"
-	    "                       build or describe an enclave image (EIF), print its PCRs\n"
-	    "  enclave root-cert | enclave attest --eif F --output DOC [--nonce HEX] ...\n"
-	    "                       the enclave attestation root; an NSM attestation document\n"
+	    "%s"
 	    "  --host SOCKET instances|volumes|host ...\n"
 	    "                       call nitrod's API (`nitro --host SOCKET help`)\n"
 	    "run options:\n%s"
 	    "Without /dev/kvm (or with one that is not hardware-assisted) `nitro run` boots an\n"
 	    "emulated x86 server and runs there; set NITRO_CACHE to move ~/.cache/nitro.\n",
-	    hv_options_help);
+	    eif_commands_help, hv_options_help);
 }
 
 int main(int argc, char **argv)
