@@ -1,0 +1,287 @@
+"""Nitro Enclaves formats checked by code nitro did not write (issue 12, items 5-7):
+EIFs from `nitro eif build` read with Python's struct/zlib/hashlib, and attestation
+documents from `nitro enclave attest` (the NSM module's Attestation answer) verified with
+Debian's python3-cbor2 + python3-cryptography and `openssl verify`: COSE_Sign1 ES384
+signature, the whole chain to `nitro enclave root-cert`, PCRs equal to `nitro eif build`'s,
+nonce, user data, public key; a flipped byte anywhere signed must fail.
+No guest is booted."""
+import datetime
+import hashlib
+import json
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import cbor2
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import BUILD, run  # noqa: E402
+
+NITRO = str(BUILD / "nitro")
+ZERO48 = bytes(48)
+
+
+def extend(data):
+    return hashlib.sha384(ZERO48 + hashlib.sha384(data).digest()).hexdigest()
+
+
+def nitro(*args, ok=True):
+    rc, out, err = run([NITRO, *map(str, args)], timeout=60)
+    if ok:
+        assert rc == 0, f"nitro {args}: {rc}\n{err}"
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    d = tmp_path_factory.mktemp("eif")
+    parts = {"kernel": os.urandom(70001), "r1": os.urandom(4097), "r2": os.urandom(333)}
+    for k, v in parts.items():
+        (d / k).write_bytes(v)
+    cmdline = "console=ttyS0 reboot=k panic=30 nitro=1"
+    _, out, _ = nitro("eif", "build", "--kernel", d / "kernel", "--ramdisk", d / "r1",
+                      "--ramdisk", d / "r2", "--cmdline", cmdline, "--output", d / "a.eif")
+    return {"dir": d, "parts": parts, "cmdline": cmdline, "eif": d / "a.eif",
+            "build": json.loads(out)}
+
+
+def read_eif(b):
+    """An independent EIF reader: header, section table, CRC (zlib = CRC-32/ISO-HDLC)."""
+    assert b[:4] == b".eif"
+    version, flags, mem, cpus, _res, n = struct.unpack_from(">HHQQHH", b, 4)
+    offs = struct.unpack_from(">32Q", b, 28)
+    sizes = struct.unpack_from(">32Q", b, 28 + 256)
+    crc = struct.unpack_from(">I", b, 544)[0]
+    assert zlib.crc32(b[:544] + b[548:]) == crc
+    secs = []
+    for i in range(n):
+        t, f, sz = struct.unpack_from(">HHQ", b, offs[i])
+        assert sz == sizes[i]
+        secs.append((t, b[offs[i] + 12:offs[i] + 12 + sz]))
+    return version, flags, secs
+
+
+def test_build_prints_pcrs_like_nitro_cli(image):
+    m = image["build"]["Measurements"]
+    assert list(m) == ["HashAlgorithm", "PCR0", "PCR1", "PCR2"]
+    assert m["HashAlgorithm"] == "Sha384 { ... }"
+    p = image["parts"]
+    cmd = image["cmdline"].encode()
+    assert m["PCR0"] == extend(p["kernel"] + cmd + p["r1"] + p["r2"])
+    assert m["PCR1"] == extend(p["kernel"] + cmd + p["r1"])
+    assert m["PCR2"] == extend(p["r2"])
+
+
+def test_layout_read_independently(image):
+    version, flags, secs = read_eif(image["eif"].read_bytes())
+    assert (version, flags) == (4, 0)
+    types = [t for t, _ in secs]
+    assert types == [1, 2, 5, 3, 3]  # kernel, cmdline, metadata, ramdisks
+    assert secs[1][1] == image["cmdline"].encode()  # no trailing NUL
+    json.loads(secs[2][1])  # metadata is JSON
+
+
+def test_same_inputs_same_bytes(image):
+    d = image["dir"]
+    nitro("eif", "build", "--kernel", d / "kernel", "--ramdisk", d / "r1", "--ramdisk",
+          d / "r2", "--cmdline", image["cmdline"], "--output", d / "b.eif")
+    assert (d / "b.eif").read_bytes() == image["eif"].read_bytes()
+
+
+def test_describe(image):
+    _, out, _ = nitro("eif", "describe", image["eif"])
+    j = json.loads(out)
+    assert j["Measurements"] == image["build"]["Measurements"]
+    assert [s["Type"] for s in j["Sections"]] == ["kernel", "cmdline", "metadata", "ramdisk",
+                                                 "ramdisk"]
+    assert j["Cmdline"] == image["cmdline"]
+
+
+@pytest.mark.parametrize("where,reason", [(600, "CRC"), (0, "magic"), (26, "sections")])
+def test_malformed_eif_refused(image, where, reason):
+    b = bytearray(image["eif"].read_bytes())
+    b[where] ^= 0x40
+    bad = image["dir"] / "bad.eif"
+    bad.write_bytes(bytes(b))
+    rc, out, err = nitro("eif", "describe", bad, ok=False)
+    assert rc == 1 and out == ""
+    assert "invalid EIF" in err and reason in err, err
+
+
+def test_truncated_eif_refused(image):
+    bad = image["dir"] / "short.eif"
+    bad.write_bytes(image["eif"].read_bytes()[:-1])
+    rc, _, err = nitro("eif", "describe", bad, ok=False)
+    assert rc == 1 and "truncated" in err, err
+
+
+def test_signed_eif_pcr8(image, tmp_path):
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:secp384r1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=eif signer"], check=True, capture_output=True)
+    d = image["dir"]
+    _, out, _ = nitro("eif", "build", "--kernel", d / "kernel", "--ramdisk", d / "r1",
+                      "--cmdline", "x", "--signing-certificate", cert, "--private-key", key,
+                      "--output", tmp_path / "s.eif")
+    m = json.loads(out)["Measurements"]
+    der = x509.load_pem_x509_certificate(cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+    assert m["PCR8"] == extend(der)
+    p = image["parts"]
+    assert m["PCR0"] == extend(p["kernel"] + b"x" + p["r1"])
+    _, _, secs = read_eif((tmp_path / "s.eif").read_bytes())
+    assert secs[-1][0] == 4
+    # The signature section: [{signing_certificate, signature: COSE_Sign1 over PCR0}].
+    sig = cbor2.loads(secs[-1][1])[0]
+    assert bytes(sig["signing_certificate"]) == cert.read_bytes()
+    cose = cbor2.loads(bytes(sig["signature"]))
+    payload = cbor2.loads(cose[2])
+    assert payload["register_index"] == 0
+    assert bytes(payload["register_value"]).hex() == m["PCR0"]
+    check_cose(cose, x509.load_pem_x509_certificate(cert.read_bytes()))
+
+
+def check_cose(cose, cert):
+    prot, unprot, payload, sig = cose
+    assert cbor2.loads(prot) == {1: -35} and unprot == {} and len(sig) == 96
+    tbs = cbor2.dumps(["Signature1", prot, b"", payload])
+    der = encode_dss_signature(int.from_bytes(sig[:48], "big"), int.from_bytes(sig[48:], "big"))
+    cert.public_key().verify(der, tbs, ec.ECDSA(hashes.SHA384()))
+
+
+def check_issued(cert, issuer):
+    issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes,
+                               ec.ECDSA(cert.signature_hash_algorithm))
+    assert cert.issuer == issuer.subject
+    now = datetime.datetime.utcnow()
+    assert cert.not_valid_before <= now <= cert.not_valid_after
+
+
+def verify_document(doc, root_pem):
+    """The attestation process of aws-nitro-enclaves-nsm-api, written here from scratch.
+    Returns the payload; raises on anything wrong."""
+    cose = cbor2.loads(doc)
+    if isinstance(cose, cbor2.CBORTag):
+        assert cose.tag == 18
+        cose = cose.value
+    assert isinstance(cose, list) and len(cose) == 4
+    payload = cbor2.loads(cose[2])
+    assert list(payload) == ["module_id", "digest", "timestamp", "pcrs", "certificate",
+                             "cabundle", "public_key", "user_data", "nonce"]
+    assert payload["digest"] == "SHA384"
+    assert set(payload["pcrs"]) <= set(range(32))
+    assert all(len(v) == 48 for v in payload["pcrs"].values())
+    leaf = x509.load_der_x509_certificate(payload["certificate"])
+    chain = [x509.load_der_x509_certificate(c) for c in payload["cabundle"]]
+    root = x509.load_pem_x509_certificate(root_pem)
+    assert chain[0] == root, "cabundle[0] is not the root"
+    check_issued(root, root)
+    for i in range(1, len(chain)):
+        check_issued(chain[i], chain[i - 1])
+    for c in chain:
+        assert c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert c.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
+    check_issued(leaf, chain[-1])
+    assert leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    check_cose(cose, leaf)
+    return payload, leaf, chain
+
+
+@pytest.fixture(scope="module")
+def document(image, tmp_path_factory):
+    d = tmp_path_factory.mktemp("attest")
+    key = ec.generate_private_key(ec.SECP384R1())
+    pub = key.public_key().public_bytes(serialization.Encoding.DER,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    (d / "pub.der").write_bytes(pub)
+    nonce = os.urandom(32)
+    before = int(time.time() * 1000)
+    nitro("enclave", "attest", "--eif", image["eif"], "--state", d / "state", "--nonce",
+          nonce.hex(), "--user-data", b"hello enclave".hex(), "--public-key", d / "pub.der",
+          "--output", d / "doc.cbor")
+    after = int(time.time() * 1000)
+    _, root_pem, _ = nitro("enclave", "root-cert", "--state", d / "state")
+    return {"dir": d, "doc": (d / "doc.cbor").read_bytes(), "root": root_pem.encode(),
+            "nonce": nonce, "pub": pub, "window": (before, after)}
+
+
+def test_document_verifies(image, document):
+    payload, _, chain = verify_document(document["doc"], document["root"])
+    m = image["build"]["Measurements"]
+    for i in range(3):
+        assert payload["pcrs"][i].hex() == m[f"PCR{i}"]
+    assert payload["pcrs"][3] == ZERO48
+    assert payload["nonce"] == document["nonce"]
+    assert payload["user_data"] == b"hello enclave"
+    assert payload["public_key"] == document["pub"]
+    lo, hi = document["window"]
+    assert lo - 1000 <= payload["timestamp"] <= hi + 1000  # milliseconds
+    assert len(chain) == 2
+
+
+def test_openssl_verifies_chain(document, tmp_path):
+    payload, leaf, chain = verify_document(document["doc"], document["root"])
+    pem = serialization.Encoding.PEM
+    (tmp_path / "root.pem").write_bytes(chain[0].public_bytes(pem))
+    (tmp_path / "inter.pem").write_bytes(b"".join(c.public_bytes(pem) for c in chain[1:]))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(pem))
+    r = subprocess.run(["openssl", "verify", "-x509_strict", "-CAfile", tmp_path / "root.pem",
+                        "-untrusted", tmp_path / "inter.pem", tmp_path / "leaf.pem"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and ": OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_flipped_byte_fails(document):
+    doc = document["doc"]
+    cose = cbor2.loads(doc)
+    plen = len(cose[2])
+    start = doc.index(cose[2])
+    # a byte in the nonce (inside the signed payload), and one in the signature
+    for pos in (start + plen - 5, len(doc) - 1):
+        bad = bytearray(doc)
+        bad[pos] ^= 0x01
+        with pytest.raises((InvalidSignature, ValueError, AssertionError)):
+            verify_document(bytes(bad), document["root"])
+    verify_document(doc, document["root"])  # the untouched one still does
+
+
+def test_other_root_fails(document, tmp_path):
+    _, other, _ = nitro("enclave", "root-cert", "--state", tmp_path / "other")
+    with pytest.raises(AssertionError):
+        verify_document(document["doc"], other.encode())
+
+
+def test_root_made_once_per_state(document):
+    _, again, _ = nitro("enclave", "root-cert", "--state", document["dir"] / "state")
+    assert again.encode() == document["root"]
+    st = os.stat(document["dir"] / "state" / "enclave-root-key.pem")
+    assert st.st_mode & 0o077 == 0
+
+
+def test_debug_mode_zero_pcrs_and_null_fields(image, document, tmp_path):
+    nitro("enclave", "attest", "--eif", image["eif"], "--state", document["dir"] / "state",
+          "--debug-mode", "--output", tmp_path / "d.cbor")
+    payload, _, _ = verify_document((tmp_path / "d.cbor").read_bytes(), document["root"])
+    assert all(payload["pcrs"][i] == ZERO48 for i in range(3))
+    assert payload["nonce"] is None and payload["user_data"] is None
+    assert payload["public_key"] is None
+
+
+def test_oversized_nonce_refused(image, document, tmp_path):
+    rc, _, err = nitro("enclave", "attest", "--eif", image["eif"], "--state",
+                       document["dir"] / "state", "--nonce", "00" * 513, "--output",
+                       tmp_path / "x.cbor", ok=False)
+    assert rc == 1 and "InputTooLarge" in err, err
+    assert not (tmp_path / "x.cbor").exists()
