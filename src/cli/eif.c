@@ -166,6 +166,12 @@ static int eif_build_cmd(int argc, char **argv)
 	json_t *j = json_object();
 	json_object_set_new(j, "Measurements", measurements(&pcrs));
 	print_json(j);
+	free(img);
+	free((void *)in.kernel);
+	for (unsigned i = 0; i < nrd; i++)
+		free((void *)in.ramdisk[i]);
+	free((void *)in.cert_pem);
+	free((void *)in.key_pem);
 	return 0;
 }
 
