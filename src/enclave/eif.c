@@ -251,6 +251,9 @@ static cbor_item_t *map_get(cbor_item_t *m, const char *key)
 static uint8_t *sig_cert_der(const uint8_t *body, size_t len, size_t *der_len)
 {
 	struct cbor_load_result r;
+	/* hostile bytes: no decoder allocation out of proportion to them */
+	if (cbor_check_wellformed(body, len, 8) != 0)
+		return NULL;
 	cbor_item_t *it = cbor_load(body, len, &r);
 	uint8_t *der = NULL;
 	if (it && r.error.code == CBOR_ERR_NONE && r.read == len && cbor_isa_array(it) &&

@@ -136,6 +136,30 @@ put("vhost_msg-split", struct.pack("<H", len(img)) + img + struct.pack("<H", len
 def pci(*recs):  # (op, offset, value, spare) records of 8 bytes
     return b"".join(struct.pack("<BHIB", *r) for r in recs)
 put("pci-near-ecam", pci((0x0c, 0x04, 2, 0), (0x0c, 0x10, 0xe0100000, 0)))
+# EIF images (kernel, cmdline, metadata, ramdisks; one with a signature-like section)
+def eif(sections):
+    import zlib
+    body = b""; offs = []; sizes = []; pos = 548
+    for t, data in sections:
+        offs.append(pos); sizes.append(len(data))
+        body += struct.pack(">HHQ", t, 0, len(data)) + data
+        pos += 12 + len(data)
+    hdr = b".eif" + struct.pack(">HHQQHH", 4, 0, 1 << 30, 2, 0, len(sections))
+    hdr += struct.pack(">32Q", *(offs + [0] * (32 - len(offs))))
+    hdr += struct.pack(">32Q", *(sizes + [0] * (32 - len(sizes)))) + struct.pack(">I", 0)
+    return hdr + struct.pack(">I", zlib.crc32(hdr + body)) + body
+put("eif-plain", eif([(1, b"kernel" * 8), (2, b"console=ttyS0"), (5, b"{}"), (3, b"rd0"), (3, b"rd1")]))
+put("eif-signed", eif([(1, b"k"), (2, b""), (3, b"r"),
+                       (4, b"\x81\xa2\x73signing_certificate\x43abc\x69signature\x40")]))
+# NSM requests, after 2 bytes of reply-buffer size (0x3000)
+for name, req in [("describe", b"\x6bDescribeNSM"), ("random", b"\x69GetRandom"),
+                  ("pcr", b"\xa1\x6bDescribePCR\xa1\x65index\x10"),
+                  ("extend", b"\xa1\x69ExtendPCR\xa2\x65index\x10\x64data\x43abc"),
+                  ("lock", b"\xa1\x67LockPCR\xa1\x65index\x11"),
+                  ("locks", b"\xa1\x68LockPCRs\xa1\x65range\x14"),
+                  ("attest", b"\xa1\x6bAttestation\xa3\x69user_data\x41u\x65nonce\x41n"
+                             b"\x6apublic_key\xf6")]:
+    put("nsm-" + name, b"\x30\x00" + req)
 put("pci-move", pci((0x0c, 0x04, 2, 0), (0x0c, 0x10, 0xd0000000, 0), (0x0c, 0x14, 2, 0),
                     (0x25, 0x110, 0, 0)))
 PY
