@@ -371,10 +371,13 @@ out:
 	return rc;
 }
 
+/* Every field of AWS's EifIdentityInfo (so its readers deserialize it), with a fixed
+ * BuildTime: the same inputs give the same image. */
 static const char default_metadata[] =
     "{\"ImageName\":\"nitro-eif\",\"ImageVersion\":\"1.0\",\"BuildMetadata\":{"
-    "\"BuildTool\":\"nitro eif build\",\"BuildToolVersion\":\"1\"},"
-    "\"DockerInfo\":null,\"CustomMetadata\":null}";
+    "\"BuildTime\":\"1970-01-01T00:00:00+00:00\",\"BuildTool\":\"nitro eif build\","
+    "\"BuildToolVersion\":\"1\",\"OperatingSystem\":\"Linux\",\"KernelVersion\":\"\"},"
+    "\"DockerInfo\":{},\"CustomMetadata\":null}";
 
 uint8_t *eif_build(const struct eif_build_in *in, size_t *len, char *err, size_t errlen)
 {

@@ -88,7 +88,12 @@ def test_layout_read_independently(image):
     types = [t for t, _ in secs]
     assert types == [1, 2, 5, 3, 3]  # kernel, cmdline, metadata, ramdisks
     assert secs[1][1] == image["cmdline"].encode()  # no trailing NUL
-    json.loads(secs[2][1])  # metadata is JSON
+    meta = json.loads(secs[2][1])  # every field of AWS's EifIdentityInfo, no real time
+    assert set(meta) == {"ImageName", "ImageVersion", "BuildMetadata", "DockerInfo",
+                         "CustomMetadata"}
+    assert set(meta["BuildMetadata"]) == {"BuildTime", "BuildTool", "BuildToolVersion",
+                                          "OperatingSystem", "KernelVersion"}
+    assert meta["BuildMetadata"]["BuildTime"].startswith("1970-01-01")
 
 
 def test_same_inputs_same_bytes(image):
