@@ -213,9 +213,16 @@ static enum nsm_error attestation(struct nsm_state *s, const uint8_t *ud, size_t
 	cbw_text(&pl, "SHA384");
 	cbw_text(&pl, "timestamp");
 	cbw_uint(&pl, s->ops.now_ms ? s->ops.now_ms(s->ops.ctx) : 0);
+	/* "Map of all locked PCRs at the moment the attestation document was generated"
+	 * (nsm-api's AttestationDoc): 0-15 from boot, and any the enclave locked since. */
+	unsigned nlocked = 0;
+	for (unsigned i = 0; i < NSM_MAX_PCRS; i++)
+		nlocked += s->locked[i];
 	cbw_text(&pl, "pcrs");
-	cbw_map(&pl, NSM_MAX_PCRS);
+	cbw_map(&pl, nlocked);
 	for (unsigned i = 0; i < NSM_MAX_PCRS; i++) {
+		if (!s->locked[i])
+			continue;
 		cbw_uint(&pl, i);
 		cbw_bytes(&pl, s->pcr[i], NSM_PCR_LEN);
 	}

@@ -15,7 +15,9 @@
  * bounded memory (nesting and item counts are checked before libcbor builds anything).
  * One thread per state at a time (the device serializes requests). The attestation is
  * signed through ops.sign (the leaf key lives with the launcher / security chip); the
- * random bytes and the clock come from ops as well, so tests are deterministic.
+ * random bytes and the clock come from ops as well, so tests are deterministic. The
+ * document's "pcrs" map holds the locked PCRs (0-15 from boot, and those locked since), as
+ * nsm-api's AttestationDoc and real documents do.
  */
 #ifndef NITRO_ENCLAVE_NSM_H
 #define NITRO_ENCLAVE_NSM_H

@@ -228,6 +228,7 @@ def test_document_verifies(image, document):
     for i in range(3):
         assert payload["pcrs"][i].hex() == m[f"PCR{i}"]
     assert payload["pcrs"][3] == ZERO48
+    assert list(payload["pcrs"]) == list(range(16))  # the PCRs locked at boot
     assert payload["nonce"] == document["nonce"]
     assert payload["user_data"] == b"hello enclave"
     assert payload["public_key"] == document["pub"]

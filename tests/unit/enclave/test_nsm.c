@@ -502,7 +502,9 @@ static void test_attestation(void **st)
 	}
 	assert_int_equal(cbor_get_int(get(pl, "timestamp")), 1700000000123ull);
 	cbor_item_t *pcrs = get(pl, "pcrs");
-	assert_int_equal(cbor_map_size(pcrs), 32);
+	assert_int_equal(cbor_map_size(pcrs), 16); /* the locked ones */
+	for (unsigned i = 0; i < 16; i++)
+		assert_int_equal(cbor_get_int(cbor_map_handle(pcrs)[i].key), i);
 	assert_memory_equal(cbor_bytestring_handle(cbor_map_handle(pcrs)[0].value), boot0, 48);
 	assert_memory_equal(cbor_bytestring_handle(get(pl, "certificate")), cert, sizeof(cert));
 	cbor_item_t *cab = get(pl, "cabundle");
@@ -515,11 +517,29 @@ static void test_attestation(void **st)
 	cbor_decref(&cose);
 	cbor_decref(&top);
 
-	/* absent fields are null too; oversized ones are refused */
+	/* absent fields are null too; a PCR locked since boot is in the document */
+	ASK("\xa1\x67"
+	    "LockPCR"
+	    "\xa1\x65"
+	    "index"
+	    "\x18\x14");
 	n = ASK("\xa1\x6b"
 		"Attestation"
 		"\xa0");
 	assert_true(n > sizeof(pre) + 100);
+	top = cbor_load(resp, n, &r);
+	doc = get(get(top, "Attestation"), "document");
+	cose = cbor_load(cbor_bytestring_handle(doc), cbor_bytestring_length(doc), &r);
+	a = cbor_array_handle(cose);
+	pl = cbor_load(cbor_bytestring_handle(a[2]), cbor_bytestring_length(a[2]), &r);
+	pcrs = get(pl, "pcrs");
+	assert_int_equal(cbor_map_size(pcrs), 17);
+	assert_int_equal(cbor_get_int(cbor_map_handle(pcrs)[16].key), 20);
+	assert_true(cbor_is_null(get(pl, "nonce")) && cbor_is_null(get(pl, "user_data")));
+	cbor_decref(&pl);
+	cbor_decref(&cose);
+	cbor_decref(&top);
+	/* oversized fields are refused */
 	uint8_t req[700] = "\xa1\x6b"
 			   "Attestation"
 			   "\xa1\x65"
