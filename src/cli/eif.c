@@ -317,6 +317,7 @@ static int enclave_attest(int argc, char **argv)
 		   *mod = "i-nitro-enc0000000000000";
 	uint8_t *nonce = NULL, *ud = NULL, *pk = NULL;
 	size_t nl = 0, udl = 0, pkl = 0;
+	const char *parent_id = NULL, *role = NULL;
 	bool debug = false;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
@@ -341,6 +342,10 @@ static int enclave_attest(int argc, char **argv)
 			pkf = v;
 		else if (!strcmp(a, "--module-id"))
 			mod = v;
+		else if (!strcmp(a, "--parent-instance-id"))
+			parent_id = v;
+		else if (!strcmp(a, "--iam-role"))
+			role = v;
 		else
 			die_usage("enclave attest: unknown option %s\n%s", a, enclave_usage);
 	}
@@ -367,6 +372,11 @@ static int enclave_attest(int argc, char **argv)
 	}
 	if (pcrs.has_pcr8)
 		boot[8] = pcrs.pcr8;
+	uint8_t pcr3[EIF_DIGEST_LEN], pcr4[EIF_DIGEST_LEN];
+	if (role && !eif_pcr_of_text(role, pcr3))
+		boot[3] = pcr3;
+	if (parent_id && !eif_pcr_of_text(parent_id, pcr4))
+		boot[4] = pcr4;
 	struct nsm_ops ops = {
 	    .sign = pki_es384_sign, .sign_ctx = leaf.key, .random = rand_cb, .now_ms = now_cb};
 	static struct nsm_state s;

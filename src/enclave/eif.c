@@ -321,6 +321,19 @@ out:
 	return rc;
 }
 
+int eif_pcr_of_text(const char *text, uint8_t out[EIF_DIGEST_LEN])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	static const uint8_t zero[EIF_DIGEST_LEN];
+	unsigned l = 0;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha384(), NULL) == 1 &&
+		 EVP_DigestUpdate(md, zero, sizeof(zero)) == 1 &&
+		 EVP_DigestUpdate(md, text, strlen(text)) == 1 &&
+		 EVP_DigestFinal_ex(md, out, &l) == 1;
+	EVP_MD_CTX_free(md);
+	return ok && l == EIF_DIGEST_LEN ? 0 : -1;
+}
+
 static void bytes_as_array(struct cbw *w, const uint8_t *p, size_t n)
 {
 	cbw_array(w, n);

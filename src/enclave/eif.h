@@ -85,6 +85,10 @@ struct eif_pcrs {
 };
 int eif_measure(const struct eif_info *in, struct eif_pcrs *out, char *err, size_t errlen);
 
+/* PCR3 / PCR4 of an enclave (reference §4): SHA-384(48 zero bytes || data), data the UTF-8
+ * IAM role ARN (PCR3) or the parent's instance id (PCR4), not hashed first. 0 or -1. */
+int eif_pcr_of_text(const char *text, uint8_t out[EIF_DIGEST_LEN]);
+
 /* What eif_build writes. cmdline is stored without a trailing NUL. The signing pair is
  * optional (both NULL: unsigned): PEM certificate bytes and a PEM private key (EC P-384). */
 struct eif_build_in {

@@ -214,7 +214,7 @@ def document(image, tmp_path_factory):
     nonce = os.urandom(32)
     before = int(time.time() * 1000)
     nitro("enclave", "attest", "--eif", image["eif"], "--state", d / "state", "--nonce",
-          nonce.hex(), "--user-data", b"hello enclave".hex(), "--public-key", d / "pub.der",
+          nonce.hex(), "--parent-instance-id", "i-0123456789abcdef0", "--user-data", b"hello enclave".hex(), "--public-key", d / "pub.der",
           "--output", d / "doc.cbor")
     after = int(time.time() * 1000)
     _, root_pem, _ = nitro("enclave", "root-cert", "--state", d / "state")
@@ -228,6 +228,7 @@ def test_document_verifies(image, document):
     for i in range(3):
         assert payload["pcrs"][i].hex() == m[f"PCR{i}"]
     assert payload["pcrs"][3] == ZERO48
+    assert payload["pcrs"][4] == hashlib.sha384(ZERO48 + b"i-0123456789abcdef0").digest()
     assert list(payload["pcrs"]) == list(range(16))  # the PCRs locked at boot
     assert payload["nonce"] == document["nonce"]
     assert payload["user_data"] == b"hello enclave"
