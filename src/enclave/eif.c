@@ -246,25 +246,92 @@ static cbor_item_t *map_get(cbor_item_t *m, const char *key)
 	return NULL;
 }
 
-/* DER of the signing certificate in a signature section (CBOR [{signing_certificate: PEM,
- * signature: COSE_Sign1}, ...]); malloc'd or NULL. */
-static uint8_t *sig_cert_der(const uint8_t *body, size_t len, size_t *der_len)
+/* The signature section (CBOR [{signing_certificate: PEM, signature: COSE_Sign1 of
+ * {register_index: 0, register_value: PCR0}}, ...]): checks that the first entry's COSE
+ * signature verifies with its certificate's key over this image's PCR0, and returns the
+ * certificate's DER (malloc'd). NULL with err otherwise: a certificate copied from another
+ * image, without its key, gives no PCR8. */
+static uint8_t *sig_check(const uint8_t *body, size_t len, const uint8_t pcr0[EIF_DIGEST_LEN],
+			  size_t *der_len, char *err, size_t errlen)
 {
 	struct cbor_load_result r;
+	uint8_t *der = NULL, *pem = NULL, *cose_b = NULL, *val = NULL;
+	cbor_item_t *it = NULL, *cose = NULL, *pl = NULL;
+	const char *why = "not CBOR [{signing_certificate, signature}]";
 	/* hostile bytes: no decoder allocation out of proportion to them */
 	if (cbor_check_wellformed(body, len, 8) != 0)
-		return NULL;
-	cbor_item_t *it = cbor_load(body, len, &r);
-	uint8_t *der = NULL;
-	if (it && r.error.code == CBOR_ERR_NONE && r.read == len && cbor_isa_array(it) &&
-	    cbor_array_is_definite(it) && cbor_array_size(it) >= 1) {
-		cbor_item_t *c = map_get(cbor_array_handle(it)[0], "signing_certificate");
-		size_t n;
-		uint8_t *pem = c ? cbor_bytes_of(c, &n) : NULL;
-		if (pem)
-			der = pki_pem_to_der(pem, n, der_len);
-		free(pem);
+		goto out;
+	it = cbor_load(body, len, &r);
+	if (!it || r.error.code != CBOR_ERR_NONE || r.read != len || !cbor_isa_array(it) ||
+	    !cbor_array_is_definite(it) || cbor_array_size(it) < 1)
+		goto out;
+	cbor_item_t *c = map_get(cbor_array_handle(it)[0], "signing_certificate");
+	cbor_item_t *sg = map_get(cbor_array_handle(it)[0], "signature");
+	size_t pn, cn, vn;
+	pem = c ? cbor_bytes_of(c, &pn) : NULL;
+	cose_b = sg ? cbor_bytes_of(sg, &cn) : NULL;
+	if (!pem || !cose_b)
+		goto out;
+	why = "the signing certificate is not a PEM certificate";
+	der = pki_pem_to_der(pem, pn, der_len);
+	if (!der)
+		goto out;
+	why = "the signature is not a COSE_Sign1 ES384 of {register_index: 0, register_value}";
+	if (cbor_check_wellformed(cose_b, cn, 8) != 0)
+		goto out;
+	cose = cbor_load(cose_b, cn, &r);
+	if (cose && cbor_isa_tag(cose) && cbor_tag_value(cose) == 18) {
+		cbor_item_t *inner = cbor_tag_item(cose); /* a reference of our own */
+		cbor_decref(&cose);
+		cose = inner;
 	}
+	if (!cose || !cbor_isa_array(cose) || !cbor_array_is_definite(cose) ||
+	    cbor_array_size(cose) != 4)
+		goto out;
+	cbor_item_t **a = cbor_array_handle(cose);
+	static const uint8_t es384[] = {0xa1, 0x01, 0x38, 0x22};
+	for (int k = 0; k < 4; k++)
+		if (k != 1 && (!cbor_isa_bytestring(a[k]) || !cbor_bytestring_is_definite(a[k])))
+			goto out;
+	if (cbor_bytestring_length(a[0]) != sizeof(es384) ||
+	    memcmp(cbor_bytestring_handle(a[0]), es384, sizeof(es384)) ||
+	    cbor_bytestring_length(a[3]) != COSE_ES384_SIG_LEN)
+		goto out;
+	size_t pll = cbor_bytestring_length(a[2]);
+	const uint8_t *plb = cbor_bytestring_handle(a[2]);
+	if (!plb || cbor_check_wellformed(plb, pll, 4) != 0)
+		goto out;
+	pl = cbor_load(plb, pll, &r);
+	cbor_item_t *idx = pl ? map_get(pl, "register_index") : NULL;
+	cbor_item_t *v = pl ? map_get(pl, "register_value") : NULL;
+	val = v ? cbor_bytes_of(v, &vn) : NULL;
+	if (!idx || !cbor_isa_uint(idx) || cbor_get_int(idx) != 0 || !val)
+		goto out;
+	why = "the signature is over another image's PCR0";
+	if (vn != EIF_DIGEST_LEN || memcmp(val, pcr0, EIF_DIGEST_LEN))
+		goto out;
+	why = "the signature does not verify with the signing certificate's key";
+	struct cbw tbs;
+	cbw_init(&tbs, pll + 64);
+	cose_sig_structure(&tbs, plb, pll);
+	int ok = !tbs.failed && pki_es384_verify(der, *der_len, tbs.buf, tbs.len,
+						 cbor_bytestring_handle(a[3])) == 0;
+	cbw_free(&tbs);
+	if (ok)
+		why = NULL;
+out:
+	if (why) {
+		fail(err, errlen, 0, "signature section: %s", why);
+		free(der);
+		der = NULL;
+	}
+	free(pem);
+	free(cose_b);
+	free(val);
+	if (pl)
+		cbor_decref(&pl);
+	if (cose)
+		cbor_decref(&cose);
 	if (it)
 		cbor_decref(&it);
 	return der;
@@ -280,6 +347,7 @@ int eif_measure(const struct eif_info *in, struct eif_pcrs *out, char *err, size
 	    EVP_DigestInit_ex(c2, EVP_sha384(), NULL) != 1)
 		goto out;
 	bool first_rd = true;
+	const struct eif_section *sig = NULL;
 	for (unsigned i = 0; i < in->num_sections && i < EIF_MAX_SECTIONS; i++) {
 		const struct eif_section *s = &in->sec[i];
 		if (s->type == EIF_SEC_KERNEL || s->type == EIF_SEC_CMDLINE) {
@@ -290,27 +358,26 @@ int eif_measure(const struct eif_info *in, struct eif_pcrs *out, char *err, size
 			EVP_DigestUpdate(first_rd ? c1 : c2, s->body, s->size);
 			first_rd = false;
 		} else if (s->type == EIF_SEC_SIGNATURE) {
-			size_t dl;
-			uint8_t *der = sig_cert_der(s->body, s->size, &dl);
-			if (!der) {
-				fail(err, errlen, 0,
-				     "signature section: no readable signing certificate");
-				goto out;
-			}
-			EVP_MD_CTX *c8 = EVP_MD_CTX_new();
-			int ok = c8 && EVP_DigestInit_ex(c8, EVP_sha384(), NULL) == 1 &&
-				 EVP_DigestUpdate(c8, der, dl) == 1 &&
-				 finish_extend(c8, out->pcr8) == 0;
-			EVP_MD_CTX_free(c8);
-			free(der);
-			if (!ok)
-				goto out;
-			out->has_pcr8 = true;
+			sig = s;
 		}
 	}
 	if (finish_extend(c0, out->pcr0) || finish_extend(c1, out->pcr1) ||
 	    finish_extend(c2, out->pcr2))
 		goto out;
+	if (sig) {
+		size_t dl;
+		uint8_t *der = sig_check(sig->body, sig->size, out->pcr0, &dl, err, errlen);
+		if (!der)
+			goto out;
+		EVP_MD_CTX *c8 = EVP_MD_CTX_new();
+		int ok = c8 && EVP_DigestInit_ex(c8, EVP_sha384(), NULL) == 1 &&
+			 EVP_DigestUpdate(c8, der, dl) == 1 && finish_extend(c8, out->pcr8) == 0;
+		EVP_MD_CTX_free(c8);
+		free(der);
+		if (!ok)
+			goto out;
+		out->has_pcr8 = true;
+	}
 	rc = 0;
 out:
 	if (rc && err && errlen && !err[0])
@@ -460,6 +527,20 @@ uint8_t *eif_build(const struct eif_build_in *in, size_t *len, char *err, size_t
 	crc = eif_crc32(crc, img + EIF_HDR_SIZE, total - EIF_HDR_SIZE);
 	put32(img + EIF_HDR_SIZE - 4, crc);
 	cbw_free(&sig);
+	if (in->cert_pem) { /* the key must be the certificate's: read it back as a loader will */
+		struct eif_info info;
+		struct eif_pcrs p;
+		char why[160] = "";
+		if (eif_parse(img, total, &info, why, sizeof(why)) != EIF_OK ||
+		    eif_measure(&info, &p, why, sizeof(why)) != 0) {
+			free(img);
+			fail(err, errlen, 0,
+			     "the signed image does not verify (is --private-key the "
+			     "signing certificate's key?): %s",
+			     why);
+			return NULL;
+		}
+	}
 	*len = total;
 	return img;
 }

@@ -77,7 +77,10 @@ const char *eif_section_name(uint16_t type);
 /* PCRs of a parsed image (reference §4): extend(x) = SHA-384(48 zero bytes || SHA-384(x)),
  * PCR0 = extend(kernel||cmdline||ramdisks), PCR1 = extend(kernel||cmdline||ramdisk0),
  * PCR2 = extend(ramdisk1..N), PCR8 = extend(signing cert DER) when signed (has_pcr8).
- * 0, or -1 (libcrypto failure, or a signature section that cannot be read: err). */
+ * A signature section counts only if its COSE_Sign1 (ES384) verifies with its certificate's
+ * key over this image's PCR0: a certificate copied from another image gives no PCR8 but an
+ * error. 0, or -1 with err (libcrypto failure, or a signature section that does not
+ * verify). */
 struct eif_pcrs {
 	uint8_t pcr0[EIF_DIGEST_LEN], pcr1[EIF_DIGEST_LEN], pcr2[EIF_DIGEST_LEN];
 	uint8_t pcr8[EIF_DIGEST_LEN];

@@ -46,6 +46,36 @@ int pki_es384_sign(void *pkey, const uint8_t *tbs, size_t len, uint8_t sig[COSE_
 	return rc;
 }
 
+int pki_es384_verify(const uint8_t *cert_der, size_t der_len, const uint8_t *tbs, size_t len,
+		     const uint8_t sig[COSE_ES384_SIG_LEN])
+{
+	if (der_len > LONG_MAX)
+		return -1;
+	const uint8_t *p = cert_der;
+	X509 *x = d2i_X509(NULL, &p, (long)der_len);
+	EVP_PKEY *k = x ? X509_get0_pubkey(x) : NULL;
+	ECDSA_SIG *es = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(sig, 48, NULL), *s = BN_bin2bn(sig + 48, 48, NULL);
+	uint8_t *der = NULL;
+	int rc = -1, dl = -1;
+	if (es && r && s && ECDSA_SIG_set0(es, r, s) == 1) {
+		r = s = NULL; /* owned by es */
+		dl = i2d_ECDSA_SIG(es, &der);
+	}
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (k && EVP_PKEY_get_id(k) == EVP_PKEY_EC && dl > 0 && md &&
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha384(), NULL, k) == 1 &&
+	    EVP_DigestVerify(md, der, (size_t)dl, tbs, len) == 1)
+		rc = 0;
+	EVP_MD_CTX_free(md);
+	OPENSSL_free(der);
+	BN_free(r);
+	BN_free(s);
+	ECDSA_SIG_free(es);
+	X509_free(x);
+	return rc;
+}
+
 uint8_t *pki_pem_to_der(const uint8_t *pem, size_t len, size_t *der_len)
 {
 	if (len > INT_MAX)

@@ -22,6 +22,10 @@
 /* cose_sign_fn over an EVP_PKEY * (EC P-384) passed as ctx. */
 int pki_es384_sign(void *pkey, const uint8_t *tbs, size_t len, uint8_t sig[COSE_ES384_SIG_LEN]);
 
+/* Verifies an ES384 r||s signature over tbs with the key of a DER certificate: 0, or -1. */
+int pki_es384_verify(const uint8_t *cert_der, size_t der_len, const uint8_t *tbs, size_t len,
+		     const uint8_t sig[COSE_ES384_SIG_LEN]);
+
 /* DER of the first certificate in PEM bytes (malloc'd); NULL if none. */
 uint8_t *pki_pem_to_der(const uint8_t *pem, size_t len, size_t *der_len);
 /* An EC private key from PEM bytes; NULL if not one. */

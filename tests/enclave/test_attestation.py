@@ -157,6 +157,48 @@ def test_signed_eif_pcr8(image, tmp_path):
     check_cose(cose, x509.load_pem_x509_certificate(cert.read_bytes()))
 
 
+def write_eif(sections):
+    """An EIF from (type, body) pairs, written here (header, table, CRC) from the format."""
+    body, offs, sizes, pos = b"", [], [], 548
+    for t, data in sections:
+        offs.append(pos)
+        sizes.append(len(data))
+        body += struct.pack(">HHQ", t, 0, len(data)) + data
+        pos += 12 + len(data)
+    hdr = b".eif" + struct.pack(">HHQQHH", 4, 0, 1 << 30, 2, 0, len(sections))
+    hdr += struct.pack(">32Q", *(offs + [0] * (32 - len(offs))))
+    hdr += struct.pack(">32Q", *(sizes + [0] * (32 - len(sizes)))) + bytes(4)
+    return hdr + struct.pack(">I", zlib.crc32(hdr + body)) + body
+
+
+def test_signature_bound_to_the_image(image, tmp_path):
+    """A signing certificate copied, with its signature, onto another image (no key) must
+    not give that image PCR8; a key that is not the certificate's is refused at build."""
+    for name in ("a", "b"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:secp384r1", "-nodes", "-keyout",
+                        tmp_path / f"{name}.key", "-out", tmp_path / f"{name}.pem", "-days", "1",
+                        "-subj", f"/CN={name}"], check=True, capture_output=True)
+    d = image["dir"]
+    nitro("eif", "build", "--kernel", d / "kernel", "--ramdisk", d / "r1", "--output",
+          tmp_path / "s.eif", "--signing-certificate", tmp_path / "a.pem", "--private-key",
+          tmp_path / "a.key")
+    _, _, secs = read_eif((tmp_path / "s.eif").read_bytes())
+    # the attack: the same sections with another kernel, the signature section kept
+    forged = [(t, b"evil kernel" if t == 1 else data) for t, data in secs]
+    (tmp_path / "forged.eif").write_bytes(write_eif(forged))
+    rc, out, err = nitro("eif", "describe", tmp_path / "forged.eif", ok=False)
+    assert rc == 1 and "another image's PCR0" in err, err
+    # the same bytes, untouched, read back fine (the writer here is faithful)
+    (tmp_path / "same.eif").write_bytes(write_eif(secs))
+    assert (tmp_path / "same.eif").read_bytes() == (tmp_path / "s.eif").read_bytes()
+    rc, _, err = nitro("eif", "build", "--kernel", d / "kernel", "--ramdisk", d / "r1",
+                       "--output", tmp_path / "m.eif", "--signing-certificate",
+                       tmp_path / "a.pem", "--private-key", tmp_path / "b.key", ok=False)
+    assert rc == 1 and "does not verify" in err, err
+    assert not (tmp_path / "m.eif").exists()
+
+
 def check_cose(cose, cert):
     prot, unprot, payload, sig = cose
     assert cbor2.loads(prot) == {1: -35} and unprot == {} and len(sig) == 96
