@@ -165,6 +165,20 @@ put("pci-move", pci((0x0c, 0x04, 2, 0), (0x0c, 0x10, 0xd0000000, 0), (0x0c, 0x14
 PY
 }
 seed || echo "run.sh: could not write seeds (no python3?); starting from empty corpora" >&2
+# A signed EIF (a real COSE signature for the eif target), when nitro and openssl are there.
+eif_signed_seed() {
+	d=$OUT/.eif-seed
+	mkdir -p "$d" "$OUT/corpus-eif" &&
+		printf 'kernel' >"$d/k" && printf 'ramdisk' >"$d/r" &&
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:secp384r1 -nodes \
+			-keyout "$d/key.pem" -out "$d/cert.pem" -days 1 -subj /CN=seed >/dev/null 2>&1 &&
+		build/nitro eif build --kernel "$d/k" --ramdisk "$d/r" --cmdline c \
+			--signing-certificate "$d/cert.pem" --private-key "$d/key.pem" \
+			--output "$OUT/corpus-eif/seed-eif-signed-real" >/dev/null
+	rm -rf "$d"
+}
+[ -x build/nitro ] && command -v openssl >/dev/null && [ ! -e "$OUT/corpus-eif/seed-eif-signed-real" ] &&
+	{ eif_signed_seed || echo "run.sh: no signed EIF seed" >&2; }
 
 status=0
 for t in $TARGETS; do
