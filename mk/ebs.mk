@@ -3,7 +3,7 @@
 # are src/volume, shared with nitro and nitrod.
 EBS_LIBS = -lseccomp -lcrypto -luring # libnbd: dlopen()ed by bdev_nbd.c for NBD volumes only
 all: $(BUILD)/nitro-card-ebs $(BUILD)/nitro-card-ebs.sig
-$(BUILD)/nitro-card-ebs: $(call objs,cards/ebs volume cards/lib lib sandbox)
+$(BUILD)/nitro-card-ebs: $(call objs,cards/ebs cards/nvme volume cards/lib lib sandbox)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(EBS_LIBS)
 
 # The vhost-user-blk frontend test driver (tests/driver: plays the guest against any

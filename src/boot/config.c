@@ -33,9 +33,9 @@ const char hv_options_help[] =
     "  --no-host-decompress let the guest decompress its kernel itself\n"
     "  --require-kvm        fail instead of using the emulated host when /dev/kvm is missing\n"
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
-    "  --vhost-user blk,SOCKET | net,SOCKET\n"
-    "                       a virtio-blk or virtio-net PCI device served by the card at\n"
-    "                       SOCKET (repeatable)\n"
+    "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET\n"
+    "                       a virtio-blk or virtio-net PCI device, or an NVMe controller\n"
+    "                       (docs/nvme.md), served by the card at SOCKET (repeatable)\n"
     "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n";
 
 void hv_config_defaults(struct hv_config *c)
@@ -152,9 +152,16 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			unsigned type = !strncmp(v, "blk,", 4)	 ? VIRTIO_ID_BLOCK
 					: !strncmp(v, "net,", 4) ? VIRTIO_ID_NET
 								 : 0;
-			if (!type || !v[4])
-				USAGE("--vhost-user %s: expected blk,SOCKET or net,SOCKET", v);
-			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + 4};
+			size_t skip = 4;
+			if (!strncmp(v, "nvme,", 5)) {
+				type = HV_CARD_NVME;
+				skip = 5;
+			}
+			if (!type || !v[skip])
+				USAGE("--vhost-user %s: expected blk,SOCKET, net,SOCKET or "
+				      "nvme,SOCKET",
+				      v);
+			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + skip};
 		} else if (!strcmp(a, "--tpm-card")) {
 			if (!*v)
 				USAGE("--tpm-card: empty socket path");

@@ -25,8 +25,10 @@
 
 #define HV_MAX_CARDS 8
 
+#define HV_CARD_NVME 0x100 /* an NVMe controller (src/hv/nvme_pci.c), not a virtio id */
+
 struct hv_card {
-	unsigned type; /* VIRTIO_ID_NET or VIRTIO_ID_BLOCK (<linux/virtio_ids.h>) */
+	unsigned type; /* VIRTIO_ID_NET, VIRTIO_ID_BLOCK (<linux/virtio_ids.h>) or HV_CARD_NVME */
 	const char *socket;
 };
 
@@ -53,9 +55,9 @@ struct hv_config {
 	bool no_reboot;
 	bool no_decompress;
 	bool require_kvm;
-	bool stats; /* print exit counts when the guest ends */
-	bool help;            /* --help or -h was given */
-	bool kernel_optional; /* set before parsing: a missing --kernel is no error */
+	bool stats;			    /* print exit counts when the guest ends */
+	bool help;			    /* --help or -h was given */
+	bool kernel_optional;		    /* set before parsing: a missing --kernel is no error */
 	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
 	const char *tpm_card;		    /* --tpm-card SOCKET; NULL: no TPM */
 	unsigned ncards;

@@ -20,6 +20,7 @@
 #include "boot/config.h"
 #include "boot/kernel.h"
 #include "hv/acpi.h"
+#include "hv/nvme_pci.h"
 #include "hv/pci.h"
 #include "hv/platform.h"
 #include "hv/serial.h"
@@ -33,6 +34,7 @@ static struct vm vm;
 static struct pci_bus pci;
 static struct virtio_pci cards[HV_MAX_CARDS];
 static struct tpm_dev tpm;
+static struct nvme_pci nvme_cards[HV_MAX_CARDS];
 static bool trace;
 static struct timespec t_start;
 
@@ -273,8 +275,11 @@ int main(int argc, char **argv)
 	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
 		die("cannot set up the PCI host bridge");
 	for (unsigned i = 0; i < cfg.ncards; i++)
-		if (virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
-				      err, sizeof(err)) < 0)
+		if (cfg.cards[i].type == HV_CARD_NVME
+			? nvme_pci_create(&nvme_cards[i], &vm, &pci, cfg.cards[i].socket, err,
+					  sizeof(err)) < 0
+			: virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type,
+					    cfg.cards[i].socket, err, sizeof(err)) < 0)
 			die("%s", err);
 	trace_phase("cards connected");
 	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};

@@ -2,8 +2,12 @@
  *
  *   nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]
  *                  [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]
- *                  [--encrypt] VOLUME
+ *                  [--encrypt] [--nvme [--device NAME]] VOLUME
  *   nitro-card-ebs --print-capabilities
+ *
+ * --nvme serves the volume as an NVMe controller (src/cards/nvme: the queues here, the
+ * register file in nitro-hv --nvme) instead of virtio-blk; --device is the block device
+ * name EC2 puts in Identify Controller's vendor area (default sda1).
  *
  * VOLUME is a volume file (io_uring back end), nbd://HOST[:PORT]/EXPORT or
  * nbd+unix:///EXPORT?socket=PATH (NBD back end: unencrypted raw export, or with --header
@@ -29,6 +33,7 @@
 #include "cards/ebs/ebs.h"
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
+#include "cards/nvme/front.h"
 #include "lib/util.h"
 #include "sandbox/sandbox.h"
 #include "volume/xts.h"
@@ -36,7 +41,7 @@
 static const char usage_text[] =
     "usage: nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]\n"
     "                      [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]\n"
-    "                      [--encrypt] VOLUME\n"
+    "                      [--encrypt] [--nvme [--device NAME]] VOLUME\n"
     "       nitro-card-ebs --print-capabilities\n"
     "  VOLUME            a volume file, nbd://HOST[:PORT]/EXPORT,\n"
     "                    nbd+unix:///EXPORT?socket=PATH, or null:SIZE\n"
@@ -47,7 +52,10 @@ static const char usage_text[] =
     "  --queues N        virtqueues (1..64, default 1)\n"
     "  --poll-us N       after work, busy-poll the rings for N us before sleeping (0..1000)\n"
     "  --header PATH     NBD: id, size and wrapped data key from this local volume file\n"
-    "  --encrypt         null: encrypt with an ephemeral random key\n";
+    "  --encrypt         null: encrypt with an ephemeral random key\n"
+    "  --nvme            an NVMe controller (nitro-hv --nvme) instead of virtio-blk;\n"
+    "                    --queues is then the number of I/O queue pairs (1..16)\n"
+    "  --device NAME     NVMe: the device name in the vendor area (default sda1)\n";
 
 #define CARD_SECURE_HEAP (128u << 10) /* key schedules and XTS tweak buffers: ~40 KiB */
 
@@ -57,6 +65,9 @@ struct card {
 	struct backend c_backend;
 	struct bdev c_bdev;
 	int c_usr1;
+	struct nvme_ctrl c_nvme;
+	struct nvme_front c_front;
+	struct qos c_qos;
 };
 
 /* The frontend left: take the next one (socket mode) or end (--fd). */
@@ -69,9 +80,68 @@ static void on_disconnected(struct vu_dev *d)
 		loop_stop(&the_card->c_loop);
 }
 
+static bool nvme_mode;
+
+static void nvme_print_stats(const struct nvme_ctrl *n, FILE *f)
+{
+	const struct nvme_smart *s = &n->c_smart;
+	fprintf(f,
+		"nitro-card-ebs: nvme %s: %llu reads (%llu bytes), %llu writes (%llu bytes), "
+		"%llu errors, throttled %llu times\n",
+		n->c_info.ni_serial, (unsigned long long)s->sm_read_cmds,
+		(unsigned long long)s->sm_read_bytes, (unsigned long long)s->sm_write_cmds,
+		(unsigned long long)s->sm_written_bytes, (unsigned long long)s->sm_err_entries,
+		(unsigned long long)n->c_throttled);
+}
+
 static void on_usr1(void *opaque)
 {
-	ebs_print_stats(&((struct card *)opaque)->c_ebs, stderr);
+	struct card *c = opaque;
+	if (nvme_mode)
+		nvme_print_stats(&c->c_nvme, stderr);
+	else
+		ebs_print_stats(&c->c_ebs, stderr);
+}
+
+/* --nvme: the volume behind an NVMe controller; runs the loop until the end. */
+static int run_nvme(struct card *c, struct volume *vol, const struct backend_opts *bo,
+		    const char *device, unsigned queues, bool gp2, double credits, uint64_t iops,
+		    uint64_t mibps)
+{
+	char err[512], serial[VOL_ID_LEN + 1];
+	/* the serial: the volume id without its dash ("vol0123...") */
+	snprintf(serial, sizeof(serial), "%.3s%s", vol->v_id,
+		 strncmp(vol->v_id, "vol-", 4) ? vol->v_id + 3 : vol->v_id + 4);
+	struct nvme_info info = {.ni_device = 0x8061,
+				 .ni_model = "Amazon Elastic Block Store",
+				 .ni_serial = serial,
+				 .ni_bdev_name = device,
+				 .ni_nqids = queues + 1};
+	struct gmem none;
+	gm_init(&none);
+	if (nvme_init(&c->c_nvme, &info, &none, vol, &c->c_bdev, err, sizeof(err)) < 0)
+		die("%s", err);
+	uint64_t now = ebs_now_ns();
+	if (gp2) {
+		qos_init_gp2(&c->c_qos, vol->v_size, credits, mibps << 20, now);
+		c->c_nvme.c_qos = &c->c_qos;
+	} else if (iops || mibps) {
+		qos_init(&c->c_qos, iops, mibps << 20, now);
+		c->c_nvme.c_qos = &c->c_qos;
+	}
+	c->c_nvme.c_now = ebs_now_ns;
+	if (nvme_front_start(&c->c_front, &c->c_nvme, &c->c_loop, bo->bo_socket_path, bo->bo_fd,
+			     err, sizeof(err)) < 0)
+		die("%s", err);
+	if (sandbox_enter_from_env(err, sizeof(err)) < 0)
+		die("%s", err);
+	int r = loop_run(&c->c_loop);
+	if (r < 0)
+		warnmsg("event loop: %s", strerror(-r));
+	nvme_front_stop(&c->c_front);
+	nvme_print_stats(&c->c_nvme, stderr);
+	nvme_fini(&c->c_nvme);
+	return r;
 }
 
 static const char *opt_arg(const char *name, int argc, char **argv, int *i)
@@ -167,7 +237,7 @@ int main(int argc, char **argv)
 	struct card *c = &card;
 	struct backend_opts bo;
 	struct volume vol;
-	const char *path = NULL, *header = NULL, *v;
+	const char *path = NULL, *header = NULL, *device = "sda1", *v;
 	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1, poll_us = 0;
 	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
 	char err[512];
@@ -198,6 +268,12 @@ int main(int argc, char **argv)
 				die_usage("--poll-us: expected 0..1000, got '%s'", v);
 		} else if ((v = opt_arg("--header", argc, argv, &i))) {
 			header = v;
+		} else if ((v = opt_arg("--device", argc, argv, &i))) {
+			if (!*v || strlen(v) > 32)
+				die_usage("--device: expected a name of 1..32 bytes, got '%s'", v);
+			device = v;
+		} else if (!strcmp(argv[i], "--nvme")) {
+			nvme_mode = true;
 		} else if (!strcmp(argv[i], "--gp2")) {
 			gp2 = true;
 		} else if (!strcmp(argv[i], "--encrypt")) {
@@ -237,6 +313,17 @@ int main(int argc, char **argv)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (card_loop_init(&c->c_loop, &c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
 		die("%s", err);
+	if (nvme_mode) {
+		if (queues > NVME_MAX_QIDS - 1)
+			die_usage("--queues: at most %u with --nvme", NVME_MAX_QIDS - 1);
+		int rn = run_nvme(c, &vol, &bo, device, (unsigned)queues, gp2, credits,
+				  gp2 ? 0 : iops, mibps);
+		bdev_close(&c->c_bdev);
+		close(c->c_usr1);
+		loop_fini(&c->c_loop);
+		vol_close(&vol);
+		return rn < 0 ? 1 : 0;
+	}
 	if (ebs_init(&c->c_ebs, &vol, &c->c_bdev, &c->c_loop, (unsigned)queues, gp2 ? 0 : iops,
 		     mibps << 20, err, sizeof(err)) < 0)
 		die("volume %s: %s", path, err);
