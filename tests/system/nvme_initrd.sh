@@ -2,7 +2,8 @@
 # Builds OUT (default build/nvme-guest.img): the default guest image (tools/images.sh) with
 # a second cpio appended that adds the NVMe modules (the stock kernel's nvme is a module)
 # and the Debian programs the NVMe test and benchmark run in the guest — nvme-cli's nvme
-# and fio, with the shared libraries they load (ldd) — plus any extra files given as
+# and, with WITH_FIO=1, fio, with the shared libraries they load (ldd) — plus any extra
+# files given as
 # SRC=DEST arguments (the hostile guest program). The kernel unpacks both archives; the
 # second one's /lib/modules/load lists every module.
 set -eu
@@ -35,7 +36,7 @@ copy_prog() { # the program into /bin, its libraries where ldd found them
 	done
 }
 copy_prog /usr/sbin/nvme
-copy_prog /usr/bin/fio
+[ -z "${WITH_FIO:-}" ] || copy_prog /usr/bin/fio # 80 MiB of libraries: the benchmark only
 for a in "$@"; do
 	src=${a%%=*}; dst=${a#*=}
 	mkdir -p "$w$(dirname "$dst")"

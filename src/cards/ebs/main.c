@@ -54,7 +54,7 @@ static const char usage_text[] =
     "  --header PATH     NBD: id, size and wrapped data key from this local volume file\n"
     "  --encrypt         null: encrypt with an ephemeral random key\n"
     "  --nvme            an NVMe controller (nitro-hv --nvme) instead of virtio-blk;\n"
-    "                    --queues is then the number of I/O queue pairs (1..16)\n"
+    "                    --queues is then the number of I/O queue pairs (1..16, default 16)\n"
     "  --device NAME     NVMe: the device name in the vendor area (default sda1)\n";
 
 #define CARD_SECURE_HEAP (128u << 10) /* key schedules and XTS tweak buffers: ~40 KiB */
@@ -240,6 +240,7 @@ int main(int argc, char **argv)
 	const char *path = NULL, *header = NULL, *device = "sda1", *v;
 	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1, poll_us = 0;
 	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
+	bool queues_given = false;
 	char err[512];
 
 	util_set_prog("nitro-card-ebs");
@@ -263,6 +264,7 @@ int main(int argc, char **argv)
 		} else if ((v = opt_arg("--queues", argc, argv, &i))) {
 			if (!parse_u64(v, 1, 64, &queues))
 				die_usage("--queues: expected 1..64, got '%s'", v);
+			queues_given = true;
 		} else if ((v = opt_arg("--poll-us", argc, argv, &i))) {
 			if (!parse_u64(v, 0, 1000, &poll_us))
 				die_usage("--poll-us: expected 0..1000, got '%s'", v);
@@ -314,6 +316,8 @@ int main(int argc, char **argv)
 	if (card_loop_init(&c->c_loop, &c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
 		die("%s", err);
 	if (nvme_mode) {
+		if (!queues_given)
+			queues = NVME_MAX_QIDS - 1; /* the driver takes one pair per vCPU */
 		if (queues > NVME_MAX_QIDS - 1)
 			die_usage("--queues: at most %u with --nvme", NVME_MAX_QIDS - 1);
 		int rn = run_nvme(c, &vol, &bo, device, (unsigned)queues, gp2, credits,

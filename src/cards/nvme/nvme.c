@@ -761,10 +761,10 @@ static void io_done(struct bdev_io *io, int res)
 					       : NVME_SC_INTERNAL;
 		c->c_smart.sm_media_errors++;
 	} else if (r->q_opcode == IO_READ) {
-		if (c->c_vol->v_crypt &&
+		if (r->q_bounced && c->c_vol->v_crypt &&
 		    vol_decrypt(c->c_vol, r->q_slba, r->q_bounce, r->q_bounce, r->q_len))
 			st = NVME_SC_READ_ERROR;
-		else if (r->q_biov.iov_base == r->q_bounce)
+		else if (r->q_bounced)
 			iov_copy(r->q_iov, r->q_niov, r->q_bounce, r->q_len, true);
 		c->c_smart.sm_read_bytes += r->q_len;
 	} else if (r->q_opcode == IO_WRITE) {
@@ -908,6 +908,7 @@ static void io(struct nvme_ctrl *c, unsigned sqid, const uint8_t *cmd)
 			st = NVME_SC_INTERNAL;
 			goto done;
 		}
+		r->q_bounced = bounce;
 		if (bounce) {
 			r->q_biov = (struct iovec){r->q_bounce, r->q_len};
 			if (op == IO_WRITE) {

@@ -120,6 +120,7 @@ struct nvme_req {
 	unsigned q_niov;
 	struct iovec q_iov[NVME_MAX_SEGS + NVME_MAX_SGL_DESC];
 	uint8_t *q_bounce; /* NVME_MAX_XFER bytes, for encrypted or scattered data */
+	bool q_bounced;	   /* this command's data goes through q_bounce */
 	struct iovec q_biov;
 	struct bdev_io q_io;
 };
