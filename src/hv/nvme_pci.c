@@ -88,12 +88,19 @@ static void io_doorbells(struct nvme_pci *np, bool on)
 	np->np_io_evfd = on && bar;
 }
 
+/* A vector's irqfd is attached while its table entry holds an APIC address and is not
+ * masked; KVM injects at once on attach when the card signalled meanwhile (pending). */
 static void route_vector(struct nvme_pci *np, unsigned v)
 {
 	const uint8_t *e = np->np_msix_table + v * 16;
 	uint64_t addr = le64_get(e);
-	if ((addr >> 20) != 0xfee) /* not programmed yet */
+	bool on = (addr >> 20) == 0xfee && !(le32_get(e + 12) & 1);
+	if (!on) {
+		if (np->np_irqfd[v])
+			vm_irqfd(np->np_vm, np->np_gsi[v], np->np_call[v], false);
+		np->np_irqfd[v] = false;
 		return;
+	}
 	vm_msi_set(np->np_vm, np->np_gsi[v], addr, le32_get(e + 8));
 	if (!np->np_irqfd[v] && vm_irqfd(np->np_vm, np->np_gsi[v], np->np_call[v], true) == 0)
 		np->np_irqfd[v] = true;

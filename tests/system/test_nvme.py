@@ -36,15 +36,16 @@ def test_nvme_volume_identify_persist_exits_and_hostile_prps(tmp_path):
     vol_id = c.stdout.strip().split()[-1]
     serial = vol_id.replace("-", "")
 
-    # Boot 1: identify, write, then READS direct 4 KiB reads (the exit count below).
+    # Both boots run the same admin commands (nvme-cli); boot 1 also writes and then
+    # does READS direct 4 KiB reads, so the difference in MMIO exits is the I/O's.
+    admin = ("nvme id-ctrl /dev/nvme0 | grep -e '^sn' -e '^mn' -e '^vid' -e '^oacs' -e '^ver'; "
+             "nvme id-ctrl -v /dev/nvme0 | grep -A2 '^vs'; "
+             "nvme smart-log /dev/nvme0 | grep -e host_; ")
     w = run(env, "--volume", f"{vol},device=sdf", "--cmdline", cmdline(
-        "nvme id-ctrl /dev/nvme0 | grep -e '^sn' -e '^mn' -e '^vid' -e '^oacs' -e '^ver'; "
-        "nvme id-ctrl -v /dev/nvme0 | grep -A2 '^vs'; "
-        "cat /sys/class/nvme/nvme0/model /sys/class/nvme/nvme0/serial; "
         f"for i in 1 2 3 4 5 6 7 8; do echo {PATTERN}; done | "
         "dd of=/dev/nvme0n1 bs=4096 seek=10 conv=fsync 2>/dev/null; echo written; "
         f"dd if=/dev/nvme0n1 of=/dev/null bs=4096 count={READS} iflag=direct 2>&1 | "
-        "grep records; nvme smart-log /dev/nvme0 | grep -e data_units -e host_"))
+        "grep records; " + admin))
     assert w.returncode == 0, (w.stdout[-3000:], w.stderr[-2000:])
     out = w.stdout
     assert "written" in out, out[-3000:]
@@ -61,7 +62,8 @@ def test_nvme_volume_identify_persist_exits_and_hostile_prps(tmp_path):
 
     # Boot 2: the data survived (a new card, a new guest); few I/Os.
     r = run(env, "--volume", f"{vol},device=sdf", "--cmdline", cmdline(
-        "dd if=/dev/nvme0n1 bs=4096 skip=10 count=1 iflag=direct 2>/dev/null | head -c 64"))
+        "dd if=/dev/nvme0n1 bs=4096 skip=10 count=1 iflag=direct 2>/dev/null | head -c 64; "
+        "echo; " + admin))
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-2000:])
     assert PATTERN in r.stdout, r.stdout[-3000:]
     # Encrypted volume: the backing file never holds the plaintext.
@@ -73,14 +75,14 @@ def test_nvme_volume_identify_persist_exits_and_hostile_prps(tmp_path):
     per_io = (m1 - m2) / READS
     print(f"nvme: MMIO exits {m1} (boot with {READS} extra reads) vs {m2}: "
           f"{per_io:.4f} per I/O")
-    assert m1 - m2 <= 8, (m1, m2)
+    assert m1 - m2 <= 4, (m1, m2)
 
     # Boot 3: a hostile guest driver posts bad PRPs and abuses queue creation; the card
     # fails those commands, keeps serving, and a doorbell past the queue sets CSTS.CFS.
     h = run(env, "--volume", "null:16M,device=sdg", "--cmdline", cmdline(
         "dev=$(readlink -f /sys/class/nvme/nvme0/device); "
         "echo ${dev##*/} > /sys/bus/pci/drivers/nvme/unbind; "
-        "hostile-nvme $dev; echo hostile-nvme exit $?"))
+        "hostile-nvme $dev; echo hostile-nvme exit $?", extra="loglevel=1"))
     assert h.returncode == 0, (h.stdout[-3000:], h.stderr[-2000:])
     ho = h.stdout
     assert "hostile-nvme exit 0" in ho, ho[-3000:]
