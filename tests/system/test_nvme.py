@@ -1,5 +1,6 @@
 """EBS volumes as NVMe controllers (issue 14): the stock kernel's nvme driver binds the
-controller nitro-hv builds, the EBS card serves its queues. Three boots of the NVMe test
+controller nitro-hv builds, the EBS card serves its queues; the instance storage card.
+Three boots of the NVMe test
 image (build/nvme-guest.img: tools/images.sh's guest plus nvme-cli, fio and
 hostile-nvme, tests/system/nvme_initrd.sh)."""
 import os
@@ -77,14 +78,42 @@ def test_nvme_volume_identify_persist_exits_and_hostile_prps(tmp_path):
           f"{per_io:.4f} per I/O")
     assert m1 - m2 <= 4, (m1, m2)
 
-    # Boot 3: a hostile guest driver posts bad PRPs and abuses queue creation; the card
-    # fails those commands, keeps serving, and a doorbell past the queue sets CSTS.CFS.
-    h = run(env, "--volume", "null:16M,device=sdg", "--cmdline", cmdline(
-        "dev=$(readlink -f /sys/class/nvme/nvme0/device); "
-        "echo ${dev##*/} > /sys/bus/pci/drivers/nvme/unbind; "
-        "hostile-nvme $dev; echo hostile-nvme exit $?", extra="loglevel=1"))
+    # Boot 3: an instance store (nvme1) reads zeroes, keeps what is written, deallocates;
+    # then a hostile guest driver posts bad PRPs and abuses queue creation on nvme0: the
+    # card fails those commands, keeps serving, and a doorbell past the queue sets CFS.
+    inst = tmp_path / "instance"
+    inst.mkdir()
+    ipat = "nitro-instance-store-pattern"
+    h = run(env, "--volume", "null:16M,device=sdg", "--instance-store", f"16M,dir={inst}",
+            "--cmdline", cmdline(
+                "nvme id-ctrl /dev/nvme1 | grep -e '^mn' -e '^vid' -e '^sn'; "
+                "echo fresh $(dd if=/dev/nvme1n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
+                "tr -d '\\000' | wc -c); "
+                f"for i in 1 2 3 4 5 6 7 8; do echo {ipat}; done | "
+                "dd of=/dev/nvme1n1 bs=4096 oflag=direct conv=sync 2>/dev/null; "
+                "dd if=/dev/nvme1n1 bs=4096 count=1 iflag=direct 2>/dev/null | head -c 40; echo; "
+                "echo written $(dd if=/dev/nvme1n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
+                "tr -d '\\000' | wc -c); "
+                "nvme dsm /dev/nvme1n1 --ad --slbs=0 --blocks=8 >/dev/null && "
+                "echo deallocated $(dd if=/dev/nvme1n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
+                "tr -d '\\000' | wc -c); "
+                f"for i in 1 2 3 4 5 6 7 8; do echo {ipat}; done | "
+                "dd of=/dev/nvme1n1 bs=4096 seek=100 oflag=direct conv=sync 2>/dev/null; "
+                "dev=$(readlink -f /sys/class/nvme/nvme0/device); "
+                "echo ${dev##*/} > /sys/bus/pci/drivers/nvme/unbind; "
+                "hostile-nvme $dev; echo hostile-nvme exit $?", extra="loglevel=1"))
     assert h.returncode == 0, (h.stdout[-3000:], h.stderr[-2000:])
     ho = h.stdout
+    assert re.search(r"^mn\s*: Amazon EC2 NVMe Instance Storage\s*$", ho, re.M), ho[-3000:]
+    assert re.search(r"^sn\s*: AWS[0-9a-f]{17}\s*$", ho, re.M), ho[-3000:]
+    assert "fresh 0" in ho, ho[-3000:]
+    assert ipat in ho, ho[-3000:]
+    assert f"written {8 * (len(ipat) + 1)}" in ho, ho[-3000:]  # the counting works
+    assert "deallocated 0" in ho, ho[-3000:]
+    # After the stop nothing of the instance store is left on the host: its file never
+    # had a name, and its blocks went with the card.
+    assert list(inst.iterdir()) == [], list(inst.iterdir())
+
     assert "hostile-nvme exit 0" in ho, ho[-3000:]
     for what in ("identify, PRP outside guest RAM", "identify, misaligned PRP",
                  "create CQ outside guest RAM", "read, PRP list outside guest RAM",

@@ -21,6 +21,9 @@
  * With --fd the card serves that one connection and exits when it closes.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/random.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +58,10 @@ static const char usage_text[] =
     "  --encrypt         null: encrypt with an ephemeral random key\n"
     "  --nvme            an NVMe controller (nitro-hv --nvme) instead of virtio-blk;\n"
     "                    --queues is then the number of I/O queue pairs (1..16, default 16)\n"
-    "  --device NAME     NVMe: the device name in the vendor area (default sda1)\n";
+    "  --device NAME     NVMe: the device name in the vendor area (default sda1)\n"
+    "  --instance-store SIZE  with --nvme, instead of VOLUME: the instance storage card,\n"
+    "                    a nameless sparse file in --dir DIR (default /tmp) under a key\n"
+    "                    that never leaves this process\n";
 
 #define CARD_SECURE_HEAP (128u << 10) /* key schedules and XTS tweak buffers: ~40 KiB */
 
@@ -81,6 +87,7 @@ static void on_disconnected(struct vu_dev *d)
 }
 
 static bool nvme_mode;
+static bool instance_mode; /* the instance storage card (--instance-store) */
 
 static void nvme_print_stats(const struct nvme_ctrl *n, FILE *f)
 {
@@ -112,8 +119,14 @@ static int run_nvme(struct card *c, struct volume *vol, const struct backend_opt
 	/* the serial: the volume id without its dash ("vol0123...") */
 	snprintf(serial, sizeof(serial), "%.3s%s", vol->v_id,
 		 strncmp(vol->v_id, "vol-", 4) ? vol->v_id + 3 : vol->v_id + 4);
-	struct nvme_info info = {.ni_device = 0x8061,
-				 .ni_model = "Amazon Elastic Block Store",
+	if (instance_mode) {
+		iops = mibps = 0; /* local storage: no EBS QoS */
+		gp2 = false;
+		device = "ephemeral0";
+	}
+	struct nvme_info info = {.ni_device = instance_mode ? 0xcd01 : 0x8061,
+				 .ni_model = instance_mode ? "Amazon EC2 NVMe Instance Storage"
+							   : "Amazon Elastic Block Store",
 				 .ni_serial = serial,
 				 .ni_bdev_name = device,
 				 .ni_nqids = queues + 1};
@@ -231,6 +244,43 @@ static void open_volume(struct card *c, const char *path, const char *header, bo
 		die("%s", err);
 }
 
+/* --instance-store: a nameless sparse file in dir (O_TMPFILE, or a file unlinked at once
+ * where the file system has no O_TMPFILE) encrypted with a key made here and kept only in
+ * this process: when the card ends, however it ends, the kernel frees the blocks and the
+ * key is gone (crypto-erase). */
+static void open_instance_store(struct card *c, const char *dir, uint64_t size, struct volume *vol)
+{
+	char err[512];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/.nitro-instance-XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0)
+		die("--instance-store: cannot create its file in %s: %s", dir, strerror(errno));
+	if (ftruncate(fd, (off_t)size) < 0)
+		die("--instance-store: %s", strerror(errno));
+	/* the serial: "AWS" and 17 random hex digits, new at every attach */
+	uint8_t rnd[9];
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		die("--instance-store: no random bytes");
+	char name[32];
+	int k = snprintf(name, sizeof(name), "AWS");
+	for (unsigned i = 0; i < sizeof(rnd); i++)
+		k += snprintf(name + k, sizeof(name) - (size_t)k, "%02x", rnd[i]);
+	name[20] = '\0';
+	vol_init_raw(vol, name, size, false);
+	snprintf(vol->v_id, sizeof(vol->v_id), "%.20s", name);
+	if (vol_set_ephemeral_key(vol, err, sizeof(err)) < 0 ||
+	    bdev_file_open(&c->c_bdev, fd, 0, size, "instance store", err, sizeof(err)) < 0)
+		die("%s", err);
+	close(fd);
+	instance_mode = true;
+}
+
 int main(int argc, char **argv)
 {
 	static struct card card = {.c_usr1 = -1};
@@ -241,6 +291,8 @@ int main(int argc, char **argv)
 	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1, poll_us = 0;
 	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
 	bool queues_given = false;
+	uint64_t instance = 0;
+	const char *instance_dir = "/tmp";
 	char err[512];
 
 	util_set_prog("nitro-card-ebs");
@@ -274,6 +326,13 @@ int main(int argc, char **argv)
 			if (!*v || strlen(v) > 32)
 				die_usage("--device: expected a name of 1..32 bytes, got '%s'", v);
 			device = v;
+		} else if ((v = opt_arg("--instance-store", argc, argv, &i))) {
+			if (!parse_size(v, &instance) || !instance || instance % VOL_SECTOR)
+				die_usage("--instance-store: expected SIZE, a multiple of 512, got "
+					  "'%s'",
+					  v);
+		} else if ((v = opt_arg("--dir", argc, argv, &i))) {
+			instance_dir = v;
 		} else if (!strcmp(argv[i], "--nvme")) {
 			nvme_mode = true;
 		} else if (!strcmp(argv[i], "--gp2")) {
@@ -294,7 +353,9 @@ int main(int argc, char **argv)
 		}
 	}
 	card_backend_opts_done(&bo, "blk", usage_text);
-	if (!path)
+	if (instance && (path || !nvme_mode || header || encrypt))
+		die_usage("--instance-store: with --nvme, instead of VOLUME\n%s", usage_text);
+	if (!path && !instance)
 		die_usage("VOLUME is required\n%s", usage_text);
 	if (gp2 && iops_given)
 		die_usage("--gp2 and --iops exclude each other (gp2 sets the IOPS from the size)");
@@ -308,7 +369,10 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	open_volume(c, path, header, readonly, encrypt, &vol);
+	if (instance)
+		open_instance_store(c, instance_dir, instance, &vol);
+	else
+		open_volume(c, path, header, readonly, encrypt, &vol);
 	/* Keys live in locked memory (the secure heap set up first thing in main); keep the
 	 * process out of core dumps and same-user ptrace too. */
 	if (vol.v_encrypted)
