@@ -8,17 +8,23 @@ import re
 import subprocess
 
 from conftest import NITRO, ROOT, cmdline
+from nitrotest import run as run_proc
 
 IMG = ROOT / "build" / "nvme-guest.img"
 PATTERN = "nitro-nvme-persistent-pattern"
 READS = 4000
 
 
-def run(env, *args, timeout=300):
-    return subprocess.run([str(NITRO), "run", "--require-kvm", "--initrd", str(IMG), "--stats",
-                           "--cpus", "2", *args], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, errors="replace", timeout=timeout,
-                          env=env)
+class Boot:
+    def __init__(self, rc, out, err):
+        self.returncode, self.stdout, self.stderr = rc, out, err
+
+
+def run(env, *args, timeout=400):
+    """One boot of the test image; its whole process group is killed when it hangs."""
+    rc, out, err = run_proc([str(NITRO), "run", "--require-kvm", "--initrd", str(IMG),
+                             "--stats", "--cpus", "2", *args], timeout, env=env)
+    return Boot(rc, out, err)
 
 
 def mmio_exits(p):

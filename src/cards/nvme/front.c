@@ -28,6 +28,7 @@ static void close_fd(int *fd)
 }
 
 static void watch_bdev(struct nvme_front *f);
+static void arm_timer(struct nvme_front *f);
 
 /* The hypervisor left (or broke the protocol): forget everything it gave. */
 static void drop(struct nvme_front *f)
@@ -73,6 +74,18 @@ static void arm_timer(struct nvme_front *f)
 	timerfd_settime(f->f_timer, 0, &its, NULL);
 }
 
+/* After any work: queues that waited for a request go on; a throttle arms the timer. */
+static void after_work(struct nvme_front *f)
+{
+	struct nvme_ctrl *c = f->f_c;
+	if (c->c_starved && c->c_free) {
+		c->c_starved = false;
+		nvme_kick_all(c);
+	}
+	arm_timer(f);
+	watch_bdev(f);
+}
+
 static void on_kick(struct loop *l, int fd, uint32_t events, void *opaque)
 {
 	struct nvme_front *f = opaque;
@@ -86,8 +99,7 @@ static void on_kick(struct loop *l, int fd, uint32_t events, void *opaque)
 			nvme_kick(f->f_c, q);
 			break;
 		}
-	arm_timer(f);
-	watch_bdev(f);
+	after_work(f);
 }
 
 static void on_timer(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -100,7 +112,7 @@ static void on_timer(struct loop *l, int fd, uint32_t events, void *opaque)
 		return;
 	f->f_c->c_qos_wait_ns = 0;
 	nvme_kick_all(f->f_c);
-	arm_timer(f);
+	after_work(f);
 }
 
 static void on_bdev(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -110,14 +122,11 @@ static void on_bdev(struct loop *l, int fd, uint32_t events, void *opaque)
 	(void)l;
 	(void)fd;
 	(void)events;
-	bool starved = !c->c_free;
 	c->c_batch++;
 	c->c_bdev->bd_ops->bo_event(c->c_bdev);
 	c->c_batch--;
 	nvme_flush_irqs(c);
-	if (starved && c->c_free)
-		nvme_kick_all(c);
-	watch_bdev(f);
+	after_work(f);
 }
 
 /* The back end's completion fd (it may change when an NBD connection is remade). */
@@ -290,7 +299,7 @@ static void on_sock(struct loop *l, int fd, uint32_t events, void *opaque)
 		drop(f);
 		return;
 	}
-	watch_bdev(f);
+	after_work(f);
 }
 
 static int attach(struct nvme_front *f, int fd, char *err, size_t errlen)

@@ -961,8 +961,12 @@ static void process_sq(struct nvme_ctrl *c, unsigned qid)
 		while (sq->s_head != sq->s_tail) {
 			if (!sq->s_live || c->c_failed || !c->c_enabled)
 				return;
-			if (qid && (!c->c_free || c->c_qos_wait_ns))
-				return; /* resumed when a request is free / the throttle ends */
+			if (qid && !c->c_free) {
+				c->c_starved = true; /* resumed when a request is free */
+				return;
+			}
+			if (qid && c->c_qos_wait_ns)
+				return; /* resumed when the throttle ends */
 			if (!cq_has_room(c, sq->s_cqid))
 				return; /* resumed by the CQ head doorbell */
 			uint8_t cmd[64];

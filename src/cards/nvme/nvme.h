@@ -166,6 +166,7 @@ struct nvme_ctrl {
 	struct nvme_req *c_reqs, *c_free;
 	unsigned c_inflight;
 	unsigned c_batch;
+	bool c_starved; /* a queue stopped for want of a free request */
 	/* QoS (EBS): commands wait in the SQ while the buckets refuse */
 	struct qos *c_qos;
 	uint64_t c_qos_wait_ns; /* > 0: throttled, retry after this long (the card arms a timer) */
