@@ -88,19 +88,16 @@ static void io_doorbells(struct nvme_pci *np, bool on)
 	np->np_io_evfd = on && bar;
 }
 
-/* A vector's irqfd is attached while its table entry holds an APIC address and is not
- * masked; KVM injects at once on attach when the card signalled meanwhile (pending). */
+/* A vector's irqfd is attached once its table entry holds an APIC address, and the route
+ * follows the entry. The mask bit is not honoured (as in virtio_pci.c): Linux masks an
+ * entry around each change of its message, and detaching the irqfd there races with
+ * KVM's deferred irqfd shutdown (an interrupt could be lost). */
 static void route_vector(struct nvme_pci *np, unsigned v)
 {
 	const uint8_t *e = np->np_msix_table + v * 16;
 	uint64_t addr = le64_get(e);
-	bool on = (addr >> 20) == 0xfee && !(le32_get(e + 12) & 1);
-	if (!on) {
-		if (np->np_irqfd[v])
-			vm_irqfd(np->np_vm, np->np_gsi[v], np->np_call[v], false);
-		np->np_irqfd[v] = false;
+	if ((addr >> 20) != 0xfee) /* not programmed yet */
 		return;
-	}
 	vm_msi_set(np->np_vm, np->np_gsi[v], addr, le32_get(e + 8));
 	if (!np->np_irqfd[v] && vm_irqfd(np->np_vm, np->np_gsi[v], np->np_call[v], true) == 0)
 		np->np_irqfd[v] = true;

@@ -107,7 +107,8 @@ def test_nvme_volume_identify_persist_exits_and_hostile_prps(tmp_path):
                 "dd of=/dev/nvme1n1 bs=4096 seek=100 oflag=direct conv=sync 2>/dev/null; "
                 "dev=$(readlink -f /sys/class/nvme/nvme0/device); "
                 "echo ${dev##*/} > /sys/bus/pci/drivers/nvme/unbind; "
-                "hostile-nvme $dev; echo hostile-nvme exit $?", extra="loglevel=1"))
+                "hostile-nvme $dev > /tmp/hostile.log; echo hostile-nvme exit $?; "
+                "cat /tmp/hostile.log", extra="loglevel=1"))
     assert h.returncode == 0, (h.stdout[-3000:], h.stderr[-2000:])
     ho = h.stdout
     assert re.search(r"^mn\s*: Amazon EC2 NVMe Instance Storage\s*$", ho, re.M), ho[-3000:]
