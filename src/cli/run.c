@@ -83,7 +83,8 @@ static int run_with_cards(const struct launch_plan *p, const struct launch_env *
 				fprintf(stderr, "nitro: run: the TPM card ended; restarting it\n");
 				cards[i] = 0;
 				if (!cards_respawn(p, i, cards))
-					fprintf(stderr, "nitro: run: the TPM card did not restart\n");
+					fprintf(stderr,
+						"nitro: run: the TPM card did not restart\n");
 			}
 	}
 	cards_stop(p, e, cards);
@@ -153,6 +154,18 @@ int cmd_run(int argc, char **argv)
 				r == 2 ? die_usage("run: %s", err) : die("run: %s", err);
 			continue;
 		}
+		if (!strcmp(argv[i], "--instance-store")) {
+			if (i + 1 >= argc)
+				die_usage("run: --instance-store: missing value (see `nitro run "
+					  "--help`)");
+			if (spec.ls_nvols == LAUNCH_MAX_VOLUMES)
+				die_usage("run: at most %u volumes and instance stores",
+					  LAUNCH_MAX_VOLUMES);
+			if (instance_store_parse(argv[++i], &spec.ls_vols[spec.ls_nvols++], err,
+						 sizeof(err)))
+				die_usage("run: %s", err);
+			continue;
+		}
 		if (!strcmp(argv[i], "--dry-run")) {
 			dry_run = true;
 			continue;
@@ -182,6 +195,16 @@ int cmd_run(int argc, char **argv)
 		    "VOLUME\n"
 		    "                       is a volume file, nbd://HOST[:PORT]/EXPORT,\n"
 		    "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE\n"
+		    "        [,bus=nvme|virtio][,device=NAME]\n"
+		    "                       an NVMe controller (default; EC2's device name sda1,\n"
+		    "                       then sdf, sdg, ...) or virtio-blk\n"
+		    "  --instance-store SIZE[,dir=DIR]\n"
+		    "                       a local NVMe disk (the instance storage card): a "
+		    "nameless\n"
+		    "                       sparse file in DIR (default $TMPDIR or /tmp) under a "
+		    "key\n"
+		    "                       that exists only in the card; gone when the guest "
+		    "stops\n"
 		    "  --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N]\n"
 		    "        [,bandwidth=MBIT]\n"
 		    "                       a network interface served by its own VPC card "

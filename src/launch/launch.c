@@ -139,6 +139,25 @@ static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item
 		     const struct launch_env *e)
 {
 	const struct launch_volume *v = &s->ls_vols[item];
+	if (v->lv_instance) {
+		arg(b, "--nvme");
+		opt(b, "--instance-store", v->lv_path);
+		opt(b, "--dir", v->lv_dir);
+		uses_path(b, v->lv_dir, LAUNCH_PATH_RW);
+		return;
+	}
+	if (v->lv_bus == LAUNCH_BUS_NVME) {
+		/* EC2's default names: sda1 for the first NVMe volume, then sdf, sdg, ... */
+		unsigned nth = 0;
+		for (unsigned i = 0; i < item; i++)
+			nth +=
+			    s->ls_vols[i].lv_bus == LAUNCH_BUS_NVME && !s->ls_vols[i].lv_instance;
+		arg(b, "--nvme");
+		if (v->lv_device[0])
+			opt(b, "--device", v->lv_device);
+		else
+			opt(b, "--device", nth ? str(b, "sd%c", 'f' + (nth - 1) % 21) : "sda1");
+	}
 	opt_num(b, "--iops", v->lv_iops);
 	opt_num(b, "--throughput", v->lv_throughput_mib);
 	if (v->lv_gp2)
@@ -305,6 +324,9 @@ int launch_plan(const struct launch_spec *s, const struct launch_env *e, struct 
 			opt(&b, "--socket-path", p->lp_socket);
 			uses_path(&b, e->le_run_dir, LAUNCH_PATH_RW);
 			ct->ct_args(&b, s, item, e);
+			if (ct->ct_kind == LAUNCH_CARD_EBS &&
+			    s->ls_vols[item].lv_bus == LAUNCH_BUS_NVME)
+				p->lp_vhost = "nvme";
 			keep_fd(&b, 1, LAUNCH_FD_LOG, 0);
 			keep_fd(&b, 2, LAUNCH_FD_LOG, 0);
 			if (b.b_full)

@@ -55,7 +55,8 @@
 #define LAUNCH_MAX_QUEUE_PAIRS 7 /* nitro-hv serves 16 queues per device: 7 pairs + control */
 
 enum launch_bus {
-	LAUNCH_BUS_VIRTIO, /* virtio-blk (issue 14 adds NVMe) */
+	LAUNCH_BUS_VIRTIO, /* virtio-blk */
+	LAUNCH_BUS_NVME,   /* an NVMe controller (docs/nvme.md): nitro-hv --vhost-user nvme */
 };
 
 struct launch_volume {
@@ -67,6 +68,11 @@ struct launch_volume {
 	bool lv_readonly;
 	bool lv_file; /* a local file (a jail binds it; its folder is shared with an emuhost) */
 	enum launch_bus lv_bus;
+	char lv_device[33]; /* NVMe: EC2's device name; "": sda1 for the first, then sdf, ... */
+	/* The instance-storage card instead of a volume (NVMe; lv_path is the size, lv_dir
+	 * the folder of its nameless file). */
+	bool lv_instance;
+	char lv_dir[PATH_MAX];
 };
 
 struct launch_nic {

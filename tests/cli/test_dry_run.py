@@ -23,18 +23,22 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
     sg.write_text("")
     doc = plan(nitro, "--kernel", str(k), "--cpus", "2", "--memory", "128", "--no-reboot",
                "--console-max", "8192",
-               "--volume", f"{vol},iops=900,throughput=12,readonly", "--volume", "null:1G,gp2",
+               "--volume", f"{vol},iops=900,throughput=12,readonly",
+               "--volume", "null:1G,gp2,bus=virtio", "--instance-store", f"16M,dir={tmp_path}",
                "--nic", f"vpc=4,ip=10.0.0.9/24,pps=7,bandwidth=8,sg={sg}",
                "--vhost-user", f"blk,{tmp_path}/ext.sock", "--underlay", "127.0.0.2")
     run = doc["run_dir"]
     assert run.endswith("/nitro-run-XXXXXX") and doc["bin_dir"] == str(sandbox / "bin")
     kinds = [p["kind"] for p in doc["processes"]]
-    assert kinds == ["card-ebs", "card-ebs", "card-vpc", "hv"]
-    ebs0, ebs1, vpc, hv = (p["argv"] for p in doc["processes"])
+    assert kinds == ["card-ebs", "card-ebs", "card-ebs", "card-vpc", "hv"]
+    ebs0, ebs1, inst, vpc, hv = (p["argv"] for p in doc["processes"])
+    # NVMe by default (EC2's first device name), virtio-blk with bus=virtio
     assert ebs0 == [str(sandbox / "bin" / "nitro-card-ebs"), "--socket-path", f"{run}/c0.sock",
+                    "--nvme", "--device", "sda1",
                     "--iops", "900", "--throughput", "12", "--readonly", str(vol)]
     assert ebs1[3:] == ["--gp2", "null:1G"]
-    assert vpc[1:] == ["--socket-path", f"{run}/c2.sock", "--ctl", f"{run}/c2.sock.ctl",
+    assert inst[3:] == ["--nvme", "--instance-store", "16M", "--dir", str(tmp_path)]
+    assert vpc[1:] == ["--socket-path", f"{run}/c3.sock", "--ctl", f"{run}/c3.sock.ctl",
                        "--vpc", "4", "--ip", "10.0.0.9/24", "--queue-pairs", "2", "--sg", str(sg),
                        "--pps", "7", "--bandwidth", "8", "--underlay", "127.0.0.2"]
     assert hv[0] == str(sandbox / "bin" / "nitro-hv")
@@ -42,9 +46,9 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
                       "--cpus", "2", "--memory", "128", "--console-max", "8192", "--no-reboot",
                       "--cache-dir", doc["kernel_cache"],
                       "--vhost-user", f"blk,{tmp_path}/ext.sock",
-                      "--vhost-user", f"blk,{run}/c0.sock", "--vhost-user", f"blk,{run}/c1.sock",
-                      "--vhost-user", f"net,{run}/c2.sock"]
-    assert doc["processes"][3]["fds"] == [{"fd": 0, "role": "console-in", "item": 0},
+                      "--vhost-user", f"nvme,{run}/c0.sock", "--vhost-user", f"blk,{run}/c1.sock",
+                      "--vhost-user", f"nvme,{run}/c2.sock", "--vhost-user", f"net,{run}/c3.sock"]
+    assert doc["processes"][4]["fds"] == [{"fd": 0, "role": "console-in", "item": 0},
                                           {"fd": 1, "role": "console-out", "item": 0},
                                           {"fd": 2, "role": "log", "item": 0}]
     # The volume file is opened writable only when it is not read-only.
