@@ -82,7 +82,7 @@ def test_nvme_volume_identify_persist_exits_and_hostile_prps(tmp_path):
     per_io = (m1 - m2) / READS
     print(f"nvme: MMIO exits {m1} (boot with {READS} extra reads) vs {m2}: "
           f"{per_io:.4f} per I/O")
-    assert m1 - m2 <= 4, (m1, m2)
+    assert m1 - m2 <= 8, (m1, m2)  # set-up noise; 4000 reads would add thousands
 
     # Boot 3: an instance store (nvme1) reads zeroes, keeps what is written, deallocates;
     # then a hostile guest driver posts bad PRPs and abuses queue creation on nvme0: the
@@ -92,20 +92,23 @@ def test_nvme_volume_identify_persist_exits_and_hostile_prps(tmp_path):
     ipat = "nitro-instance-store-pattern"
     h = run(env, "--volume", "null:16M,device=sdg", "--instance-store", f"16M,dir={inst}",
             "--cmdline", cmdline(
-                "nvme id-ctrl /dev/nvme1 | grep -e '^mn' -e '^vid' -e '^sn'; "
-                "echo fresh $(dd if=/dev/nvme1n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
+                # the two controllers probe in either order: find them by model
+                "for c in /sys/class/nvme/nvme*; do grep -q Instance $c/model && i=${c##*/}; "
+                "grep -q Elastic $c/model && e=${c##*/}; done; "
+                "nvme id-ctrl /dev/$i | grep -e '^mn' -e '^vid' -e '^sn'; "
+                "echo fresh $(dd if=/dev/${i}n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
                 "tr -d '\\000' | wc -c); "
-                f"for i in 1 2 3 4 5 6 7 8; do echo {ipat}; done | "
-                "dd of=/dev/nvme1n1 bs=4096 oflag=direct conv=sync 2>/dev/null; "
-                "dd if=/dev/nvme1n1 bs=4096 count=1 iflag=direct 2>/dev/null | head -c 40; echo; "
-                "echo written $(dd if=/dev/nvme1n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
+                f"for k in 1 2 3 4 5 6 7 8; do echo {ipat}; done | "
+                "dd of=/dev/${i}n1 bs=4096 oflag=direct conv=sync 2>/dev/null; "
+                "dd if=/dev/${i}n1 bs=4096 count=1 iflag=direct 2>/dev/null | head -c 40; echo; "
+                "echo written $(dd if=/dev/${i}n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
                 "tr -d '\\000' | wc -c); "
-                "nvme dsm /dev/nvme1n1 --ad --slbs=0 --blocks=8 >/dev/null && "
-                "echo deallocated $(dd if=/dev/nvme1n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
+                "nvme dsm /dev/${i}n1 --ad --slbs=0 --blocks=8 >/dev/null && "
+                "echo deallocated $(dd if=/dev/${i}n1 bs=4096 count=1 iflag=direct 2>/dev/null | "
                 "tr -d '\\000' | wc -c); "
-                f"for i in 1 2 3 4 5 6 7 8; do echo {ipat}; done | "
-                "dd of=/dev/nvme1n1 bs=4096 seek=100 oflag=direct conv=sync 2>/dev/null; "
-                "dev=$(readlink -f /sys/class/nvme/nvme0/device); "
+                f"for k in 1 2 3 4 5 6 7 8; do echo {ipat}; done | "
+                "dd of=/dev/${i}n1 bs=4096 seek=100 oflag=direct conv=sync 2>/dev/null; "
+                "dev=$(readlink -f /sys/class/nvme/$e/device); "
                 "echo ${dev##*/} > /sys/bus/pci/drivers/nvme/unbind; "
                 "hostile-nvme $dev > /tmp/hostile.log; echo hostile-nvme exit $?; "
                 "cat /tmp/hostile.log", extra="loglevel=1"))
