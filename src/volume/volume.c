@@ -166,6 +166,13 @@ int vol_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen)
 	return get_master_key(key, err, errlen);
 }
 
+int vol_master_key_existing(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	vol_master_key_path(path, sizeof(path));
+	return load_master_key(path, key, err, errlen);
+}
+
 /* AES-256-GCM of the data key under the master key; aad = header[0, H_AAD_END). */
 static int gcm(bool enc, const uint8_t *mk, const uint8_t *nonce, const uint8_t *aad,
 	       const uint8_t *in, uint8_t *out, uint8_t *tag)

@@ -53,6 +53,9 @@ void vol_master_key_path(char *out, size_t len);
 /* Loads the master key, creating it when missing (for keys derived from it: the TPM
  * card's state key, docs/tpm.md). 0 or a negative errno value. */
 int vol_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen);
+/* The master key only when it exists (snapshot stores unwrap their key with it:
+ * src/snapshot). The caller wipes it. */
+int vol_master_key_existing(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen);
 
 /* Creates a sparse volume of size bytes at path (which must not exist) with a random id
  * (and data key, wrapped by the master key, when encrypted). Fills *id. */
