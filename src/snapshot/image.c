@@ -173,11 +173,14 @@ static int copy_raw(int src, uint64_t vsize, struct volume *v, snap_progress_fn 
 			ssize_t n = pread(src, buf + got, len - got, (off_t)(off + got));
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n <= 0) {
-				r = n < 0 ? -errno : -EIO;
+			if (n == 0) { /* qemu rounds a raw image up to whole sectors */
+				memset(buf + got, 0, len - got);
+				break;
+			}
+			if (n < 0) {
+				r = -errno;
 				snprintf(err, errlen, "image: read at %llu: %s",
-					 (unsigned long long)(off + got),
-					 n < 0 ? strerror(errno) : "unexpected end of file");
+					 (unsigned long long)(off + got), strerror(errno));
 				break;
 			}
 			got += (size_t)n;

@@ -170,18 +170,35 @@ int snap_manifest_parse(const uint8_t *buf, size_t len, struct snap_manifest *m,
 	if (m->sm_nchunks != (m->sm_size + SNAP_CHUNK - 1) / SNAP_CHUNK)
 		RETURN_ERR(-EBADMSG, "manifest lists %llu chunks for %llu bytes",
 			   (unsigned long long)m->sm_nchunks, (unsigned long long)m->sm_size);
-	/* nchunks <= 2^26, so this cannot overflow. */
-	if (len != SNAP_MANIFEST_HDR + m->sm_nchunks * SNAP_ID_BYTES + SNAP_MANIFEST_MAC)
-		RETURN_ERR(-EBADMSG, "manifest of %zu bytes for %llu chunks", len,
-			   (unsigned long long)m->sm_nchunks);
+	m->sm_nentries = le64_get(buf + 88);
+	if (m->sm_nentries > m->sm_nchunks)
+		RETURN_ERR(-EBADMSG, "manifest lists %llu entries for %llu chunks",
+			   (unsigned long long)m->sm_nentries, (unsigned long long)m->sm_nchunks);
+	/* nentries <= 2^26, so this cannot overflow. */
+	if (len != SNAP_MANIFEST_HDR + m->sm_nentries * SNAP_ENTRY + SNAP_MANIFEST_MAC)
+		RETURN_ERR(-EBADMSG, "manifest of %zu bytes for %llu entries", len,
+			   (unsigned long long)m->sm_nentries);
 	if (!text_field(buf + 32, 24, m->sm_id, sizeof(m->sm_id)) || !snap_valid_id(m->sm_id))
 		RETURN_ERR(-EBADMSG, "manifest: bad snapshot id");
 	if (!text_field(buf + 56, 24, m->sm_vol, sizeof(m->sm_vol)) || !valid_vol_id(m->sm_vol))
 		RETURN_ERR(-EBADMSG, "manifest: bad volume id");
-	m->sm_ids = malloc(m->sm_nchunks * SNAP_ID_BYTES);
-	if (!m->sm_ids)
+	size_t n = (size_t)m->sm_nentries;
+	m->sm_idx = malloc(n ? n * sizeof(*m->sm_idx) : 1);
+	m->sm_ids = malloc(n ? n * SNAP_ID_BYTES : 1);
+	if (!m->sm_idx || !m->sm_ids) {
+		snap_manifest_free(m);
 		RETURN_ERR(-ENOMEM, "manifest: out of memory");
-	memcpy(m->sm_ids, buf + SNAP_MANIFEST_HDR, m->sm_nchunks * SNAP_ID_BYTES);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *e = buf + SNAP_MANIFEST_HDR + i * SNAP_ENTRY;
+		m->sm_idx[i] = le64_get(e);
+		memcpy(m->sm_ids[i], e + 8, SNAP_ID_BYTES);
+		if (m->sm_idx[i] >= m->sm_nchunks || (i && m->sm_idx[i] <= m->sm_idx[i - 1]) ||
+		    is_zero(m->sm_ids[i], SNAP_ID_BYTES)) {
+			snap_manifest_free(m);
+			RETURN_ERR(-EBADMSG, "manifest entry %zu: bad chunk index or id", i);
+		}
+	}
 	return 0;
 }
 
@@ -203,7 +220,7 @@ int snap_manifest_verify(const uint8_t *buf, size_t len, const uint8_t key[32])
 int snap_manifest_encode(const struct snap_manifest *m, const uint8_t key[32], uint8_t **out,
 			 size_t *outlen)
 {
-	size_t len = SNAP_MANIFEST_HDR + m->sm_nchunks * SNAP_ID_BYTES + SNAP_MANIFEST_MAC;
+	size_t len = SNAP_MANIFEST_HDR + m->sm_nentries * SNAP_ENTRY + SNAP_MANIFEST_MAC;
 	uint8_t *b = calloc(1, len);
 	if (!b)
 		return -ENOMEM;
@@ -215,7 +232,11 @@ int snap_manifest_encode(const struct snap_manifest *m, const uint8_t key[32], u
 	memcpy(b + 32, m->sm_id, strnlen(m->sm_id, sizeof(m->sm_id)));
 	memcpy(b + 56, m->sm_vol, strnlen(m->sm_vol, sizeof(m->sm_vol)));
 	le64_put(b + 80, m->sm_nchunks);
-	memcpy(b + SNAP_MANIFEST_HDR, m->sm_ids, m->sm_nchunks * SNAP_ID_BYTES);
+	le64_put(b + 88, m->sm_nentries);
+	for (uint64_t i = 0; i < m->sm_nentries; i++) {
+		le64_put(b + SNAP_MANIFEST_HDR + i * SNAP_ENTRY, m->sm_idx[i]);
+		memcpy(b + SNAP_MANIFEST_HDR + i * SNAP_ENTRY + 8, m->sm_ids[i], SNAP_ID_BYTES);
+	}
 	hmac(key, b, len - SNAP_MANIFEST_MAC, b + len - SNAP_MANIFEST_MAC);
 	*out = b;
 	*outlen = len;
@@ -224,7 +245,9 @@ int snap_manifest_encode(const struct snap_manifest *m, const uint8_t key[32], u
 
 void snap_manifest_free(struct snap_manifest *m)
 {
+	free(m->sm_idx);
 	free(m->sm_ids);
+	m->sm_idx = NULL;
 	m->sm_ids = NULL;
 }
 
@@ -544,11 +567,11 @@ int snap_create(struct snap_store *s, struct volume *v, snap_progress_fn *pf, vo
 		RETURN_ERR(-EFBIG, "volume %s: too large for a snapshot", v->v_path);
 	snprintf(m.sm_vol, sizeof(m.sm_vol), "%s", v->v_id);
 	uint8_t *buf = malloc(SNAP_CHUNK), *cbuf = malloc(SNAP_CHUNK + SNAP_CHUNK_OVERHEAD);
-	m.sm_ids = calloc(m.sm_nchunks, SNAP_ID_BYTES);
+	size_t cap = 0;
 	struct snap_index seen;
 	snap_index_init(&seen);
 	int r = 0;
-	if (!buf || !cbuf || !m.sm_ids) {
+	if (!buf || !cbuf) {
 		r = -ENOMEM;
 		snprintf(err, errlen, "snapshot: out of memory");
 		goto out;
@@ -568,14 +591,30 @@ int snap_create(struct snap_store *s, struct volume *v, snap_progress_fn *pf, vo
 			st->st_zero++;
 			continue;
 		}
-		hmac(s->ss_keys + K_ID, buf, len, m.sm_ids[i]);
-		if ((r = snap_index_add(&seen, m.sm_ids[i])) < 0) {
+		if (m.sm_nentries == cap) {
+			cap = cap ? cap * 2 : 256;
+			uint64_t *ni = realloc(m.sm_idx, cap * sizeof(*ni));
+			if (ni)
+				m.sm_idx = ni;
+			uint8_t(*nd)[SNAP_ID_BYTES] =
+			    ni ? realloc(m.sm_ids, cap * SNAP_ID_BYTES) : NULL;
+			if (!nd) {
+				r = -ENOMEM;
+				snprintf(err, errlen, "snapshot: out of memory");
+				goto out;
+			}
+			m.sm_ids = nd;
+		}
+		uint8_t *id_i = m.sm_ids[m.sm_nentries];
+		m.sm_idx[m.sm_nentries++] = i;
+		hmac(s->ss_keys + K_ID, buf, len, id_i);
+		if ((r = snap_index_add(&seen, id_i)) < 0) {
 			snprintf(err, errlen, "snapshot: out of memory");
 			goto out;
 		}
 		if (r == 0)
 			continue; /* already in this snapshot */
-		if ((r = put_chunk(s, m.sm_ids[i], buf, len, cbuf)) < 0) {
+		if ((r = put_chunk(s, id_i, buf, len, cbuf)) < 0) {
 			snprintf(err, errlen, "snapshot store %s: writing a chunk: %s", s->ss_path,
 				 strerror(-r));
 			goto out;
@@ -631,10 +670,9 @@ static int load_named(struct snap_store *s, int mdir, const char *id, struct sna
 {
 	uint8_t *buf;
 	size_t len;
-	int r =
-	    read_at(mdir, id,
-		    SNAP_MANIFEST_HDR + (size_t)SNAP_MAX_CHUNKS * SNAP_ID_BYTES + SNAP_MANIFEST_MAC,
-		    &buf, &len);
+	int r = read_at(
+	    mdir, id, SNAP_MANIFEST_HDR + (size_t)SNAP_MAX_CHUNKS * SNAP_ENTRY + SNAP_MANIFEST_MAC,
+	    &buf, &len);
 	if (r == -ENOENT)
 		RETURN_ERR(r, "snapshot %s not found in %s", id, s->ss_path);
 	if (r)
@@ -781,14 +819,13 @@ int snap_restore(struct snap_store *s, const char *id, const char *path, uint64_
 		r = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
 	}
-	for (uint64_t i = 0; !r && i < m.sm_nchunks; i++) {
+	for (uint64_t e = 0; !r && e < m.sm_nentries; e++) {
+		uint64_t i = m.sm_idx[e];
 		size_t len = snap_chunk_len(&m, i), clen = 0;
 		char cp[128];
-		if (pf && i % 16 == 0)
+		if (pf && e % 16 == 0)
 			pf(po, i * SNAP_CHUNK, m.sm_size);
-		if (is_zero(m.sm_ids[i], SNAP_ID_BYTES))
-			continue;
-		chunk_path(m.sm_ids[i], cp);
+		chunk_path(m.sm_ids[e], cp);
 		r = read_at(s->ss_dir, cp, len + SNAP_CHUNK_OVERHEAD, &cbuf, &clen);
 		if (r == -ENOENT) {
 			snprintf(err, errlen, "snapshot %s: chunk %s is missing from the store",
@@ -797,12 +834,12 @@ int snap_restore(struct snap_store *s, const char *id, const char *path, uint64_
 		}
 		if (!r && snap_chunk_check(cbuf, clen, len))
 			r = -EBADMSG;
-		if (!r && gcm(false, s->ss_keys + K_ENC, cbuf + 8, m.sm_ids[i], SNAP_ID_BYTES,
+		if (!r && gcm(false, s->ss_keys + K_ENC, cbuf + 8, m.sm_ids[e], SNAP_ID_BYTES,
 			      cbuf + 20, len, buf, cbuf + 20 + len))
 			r = -EBADMSG;
 		if (!r) {
 			hmac(s->ss_keys + K_ID, buf, len, got);
-			if (CRYPTO_memcmp(got, m.sm_ids[i], SNAP_ID_BYTES))
+			if (CRYPTO_memcmp(got, m.sm_ids[e], SNAP_ID_BYTES))
 				r = -EBADMSG;
 		}
 		free(cbuf);
@@ -859,7 +896,7 @@ int snap_delete(struct snap_store *s, const char *id, struct snap_stats *st, cha
 	struct snap_index keep;
 	snap_index_init(&keep);
 	for (size_t i = 0; i < n && !r; i++)
-		for (uint64_t c = 0; c < all[i].sm_nchunks && !r; c++)
+		for (uint64_t c = 0; c < all[i].sm_nentries && !r; c++)
 			if (snap_index_add(&keep, all[i].sm_ids[c]) < 0)
 				r = -ENOMEM;
 	for (size_t i = 0; i < n; i++)

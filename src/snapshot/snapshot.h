@@ -7,7 +7,8 @@
  *                      each), random, wrapped with AES-256-GCM under the host master key
  *   chunks/XX/ID       one chunk: "NITROCHK", 12-byte nonce, AES-256-GCM ciphertext of
  *                      the plaintext (the chunk id is the additional data), 16-byte tag
- *   manifests/snap-ID  one snapshot: header + one 32-byte chunk id per chunk + HMAC
+ *   manifests/snap-ID  one snapshot: header, then (chunk index, chunk id) for every chunk
+ *                      that is not all zeroes, in increasing index order, then an HMAC
  *   lock               flock()ed: create and delete exclude each other
  * A chunk is SNAP_CHUNK bytes of the volume's plaintext (the last one may be shorter);
  * its id is HMAC-SHA-256(id key, plaintext), so equal chunks are stored once (across the
@@ -60,12 +61,15 @@ struct snap_manifest {
 	uint64_t sm_created_ns;		  /* CLOCK_REALTIME */
 	uint32_t sm_chunk;		  /* SNAP_CHUNK */
 	uint64_t sm_nchunks;		  /* ceil(size / chunk) */
-	uint8_t (*sm_ids)[SNAP_ID_BYTES]; /* malloc'd; zero id = zero chunk */
+	uint64_t sm_nentries;		  /* chunks that are not all zeroes */
+	uint64_t *sm_idx;		  /* malloc'd: their indexes, increasing */
+	uint8_t (*sm_ids)[SNAP_ID_BYTES]; /* malloc'd: their ids (never the zero id) */
 };
-#define SNAP_MANIFEST_HDR 88
+#define SNAP_MANIFEST_HDR 96
+#define SNAP_ENTRY 40
 #define SNAP_MANIFEST_MAC 32
-/* Checks the structure of buf (magic, version, sizes, ids) and fills *m (sm_ids
- * malloc'd). Does not check the MAC: snap_manifest_verify() does. */
+/* Checks the structure of buf (magic, version, sizes, indexes, ids) and fills *m
+ * (sm_idx, sm_ids malloc'd). Does not check the MAC: snap_manifest_verify() does. */
 int snap_manifest_parse(const uint8_t *buf, size_t len, struct snap_manifest *m, char *err,
 			size_t errlen);
 /* The MAC at the end of buf is HMAC-SHA-256(key, the rest): 0 or -EBADMSG. */
@@ -112,7 +116,8 @@ int snap_load(struct snap_store *s, const char *id, struct snap_manifest *m, cha
 int snap_restore(struct snap_store *s, const char *id, const char *path, uint64_t size,
 		 bool encrypted, snap_progress_fn *pf, void *po, char vol_id[VOL_ID_LEN + 1],
 		 char *err, size_t errlen);
-/* Every snapshot of the store, verified, oldest first (*out malloc'd, sm_ids NULL). */
+/* Every snapshot of the store, verified, oldest first (*out malloc'd, sm_idx/sm_ids
+ * NULL). */
 int snap_list(struct snap_store *s, struct snap_manifest **out, size_t *n, char *err,
 	      size_t errlen);
 /* Removes a snapshot, then every chunk no remaining snapshot references. */

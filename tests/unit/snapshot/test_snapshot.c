@@ -82,9 +82,12 @@ static void sample(struct snap_manifest *m, uint64_t size)
 	m->sm_nchunks = (size + SNAP_CHUNK - 1) / SNAP_CHUNK;
 	strcpy(m->sm_id, "snap-0123456789abcdef0");
 	strcpy(m->sm_vol, "vol-0123456789abcdef0");
+	m->sm_idx = calloc(m->sm_nchunks, sizeof(uint64_t));
 	m->sm_ids = calloc(m->sm_nchunks, SNAP_ID_BYTES);
-	for (uint64_t i = 0; i < m->sm_nchunks; i += 2)
-		make_id(m->sm_ids[i], (uint32_t)i);
+	for (uint64_t i = 0; i < m->sm_nchunks; i += 2) { /* every other chunk holds data */
+		m->sm_idx[m->sm_nentries] = i;
+		make_id(m->sm_ids[m->sm_nentries++], (uint32_t)i);
+	}
 }
 
 static void test_manifest_roundtrip(void **state)
@@ -96,7 +99,7 @@ static void test_manifest_roundtrip(void **state)
 	char err[256];
 	sample(&m, 5 * SNAP_CHUNK + 512); /* a short last chunk */
 	assert_int_equal(snap_manifest_encode(&m, key, &b, &len), 0);
-	assert_int_equal(len, SNAP_MANIFEST_HDR + 6 * 32 + SNAP_MANIFEST_MAC);
+	assert_int_equal(len, SNAP_MANIFEST_HDR + 3 * SNAP_ENTRY + SNAP_MANIFEST_MAC);
 	assert_int_equal(snap_manifest_verify(b, len, key), 0);
 	assert_int_equal(snap_manifest_parse(b, len, &p, err, sizeof(err)), 0);
 	assert_string_equal(p.sm_id, m.sm_id);
@@ -104,7 +107,9 @@ static void test_manifest_roundtrip(void **state)
 	assert_int_equal(p.sm_size, m.sm_size);
 	assert_int_equal(p.sm_nchunks, 6);
 	assert_int_equal(p.sm_created_ns, 7);
-	assert_memory_equal(p.sm_ids, m.sm_ids, 6 * 32);
+	assert_int_equal(p.sm_nentries, 3);
+	assert_memory_equal(p.sm_ids, m.sm_ids, 3 * 32);
+	assert_memory_equal(p.sm_idx, m.sm_idx, 3 * sizeof(uint64_t));
 	assert_int_equal(snap_chunk_len(&p, 0), SNAP_CHUNK);
 	assert_int_equal(snap_chunk_len(&p, 5), 512);
 	/* Every single flipped bit fails the MAC; another key fails it too. */
@@ -135,6 +140,7 @@ static void refused(void (*edit)(uint8_t *b, size_t *len))
 	edit(c, &len);
 	assert_int_equal(snap_manifest_parse(c, len, &p, err, sizeof(err)), -EBADMSG);
 	assert_null(p.sm_ids);
+	assert_null(p.sm_idx);
 	assert_true(strlen(err) > 0);
 	free(c);
 	snap_manifest_free(&m);
@@ -182,6 +188,34 @@ static void e_nchunks_big(uint8_t *b, size_t *l)
 	(void)l;
 	le64_put(b + 16, (uint64_t)SNAP_MAX_CHUNKS * SNAP_CHUNK);
 	le64_put(b + 80, SNAP_MAX_CHUNKS);
+	le64_put(b + 88, SNAP_MAX_CHUNKS); /* entries the bytes cannot hold */
+}
+static void e_entries(uint8_t *b, size_t *l)
+{
+	(void)l;
+	le64_put(b + 88, 4);
+}
+static void e_entries_many(uint8_t *b, size_t *l)
+{
+	*l += SNAP_ENTRY;
+	le64_put(b + 88, 3);
+	memset(b + SNAP_MANIFEST_HDR + 2 * SNAP_ENTRY, 1, SNAP_ENTRY);
+	le64_put(b + SNAP_MANIFEST_HDR + 2 * SNAP_ENTRY, 1);
+}
+static void e_idx_range(uint8_t *b, size_t *l)
+{
+	(void)l;
+	le64_put(b + SNAP_MANIFEST_HDR + SNAP_ENTRY, 3);
+}
+static void e_idx_order(uint8_t *b, size_t *l)
+{
+	(void)l;
+	le64_put(b + SNAP_MANIFEST_HDR + SNAP_ENTRY, 0);
+}
+static void e_zero_id(uint8_t *b, size_t *l)
+{
+	(void)l;
+	memset(b + SNAP_MANIFEST_HDR + 8, 0, 32);
 }
 static void e_short(uint8_t *b, size_t *l)
 {
@@ -223,10 +257,13 @@ static void test_manifest_refused(void **state)
 {
 	(void)state;
 	void (*edits[])(uint8_t *, size_t *) = {
-	    e_magic, e_version, e_chunk, e_size0, e_size_odd, e_size_huge, e_nchunks, e_nchunks_big,
-	    e_short, e_long,	e_tiny,	 e_id,	  e_id_pad,   e_id_full,   e_vol};
-	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++)
+	    e_magic,	 e_version,	 e_chunk,	e_size0,     e_size_odd,
+	    e_size_huge, e_nchunks,	 e_nchunks_big, e_short,     e_long,
+	    e_tiny,	 e_id,		 e_id_pad,	e_id_full,   e_vol,
+	    e_entries,	 e_entries_many, e_idx_range,	e_idx_order, e_zero_id};
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
 		refused(edits[i]);
+	}
 }
 
 static void test_chunk_check(void **state)
@@ -290,6 +327,8 @@ static void test_store_roundtrip(void **state)
 	/* Alter one byte of the first data chunk's ciphertext. */
 	struct snap_manifest m;
 	assert_int_equal(snap_load(&s, sid, &m, err, sizeof(err)), 0);
+	assert_int_equal(m.sm_nentries, 3);
+	assert_int_equal(m.sm_idx[2], 3);
 	char hexid[65], cp[600];
 	for (int i = 0; i < 32; i++)
 		sprintf(hexid + 2 * i, "%02x", m.sm_ids[0][i]);
