@@ -207,6 +207,18 @@ int snap_import_image(const char *img, const char *path, uint64_t size, bool enc
 	int fd = open(img, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		RETURN_ERR(-errno, "image %s: %s", img, strerror(errno));
+	int r = snap_import_image_fd(fd, img, path, size, encrypted, pf, po, vol_id, err, errlen);
+	close(fd);
+	return r;
+}
+
+int snap_import_image_fd(int img_fd, const char *img, const char *path, uint64_t size,
+			 bool encrypted, snap_progress_fn *pf, void *po,
+			 char vol_id[VOL_ID_LEN + 1], char *err, size_t errlen)
+{
+	int fd = fcntl(img_fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		RETURN_ERR(-errno, "image %s: %s", img, strerror(errno));
 	struct stat st;
 	char fmt[16];
 	uint64_t vsize = 0;

@@ -133,6 +133,10 @@ bool snap_valid_id(const char *id);
 int snap_import_image(const char *img, const char *path, uint64_t size, bool encrypted,
 		      snap_progress_fn *pf, void *po, char vol_id[VOL_ID_LEN + 1], char *err,
 		      size_t errlen);
+/* The same from an image already open (fd, read-only; not closed); name is for messages. */
+int snap_import_image_fd(int fd, const char *name, const char *path, uint64_t size, bool encrypted,
+			 snap_progress_fn *pf, void *po, char vol_id[VOL_ID_LEN + 1], char *err,
+			 size_t errlen);
 
 /* A stderr progress reporter: silent for the first second, then a line at most twice a
  * second ("what: N of M MiB (P%)"), ended by snap_progress_end(). */
