@@ -11,32 +11,53 @@
 #include "snapshot/snapshot.h"
 
 static const char snapshot_usage[] =
-    "usage: nitro snapshot create VOLUME SNAPDIR\n"
+    "usage: nitro snapshot create VOLUME SNAPDIR [--card CTL]\n"
     "       nitro snapshot list SNAPDIR\n"
     "       nitro snapshot delete SNAPDIR ID\n"
     "  SNAPDIR is a snapshot store (made on first use): chunks of 1 MiB stored once by a\n"
     "  keyed hash of their content, encrypted under the store's key (wrapped by the host\n"
     "  master key); each snapshot writes only the chunks the store does not hold yet.\n"
-    "  Restore with `nitro volume create PATH --from-snapshot SNAPDIR [--snapshot ID]`.\n";
+    "  Restore with `nitro volume create PATH --from-snapshot SNAPDIR [--snapshot ID]`.\n"
+    "  A volume a card serves: --card CTL names that nitro-card-ebs's control socket\n"
+    "  (--ctl); the card pauses (drains, flushes) while the snapshot reads it.\n";
 
 static int snapshot_create(int argc, char **argv)
 {
-	if (argc != 2 || argv[0][0] == '-' || argv[1][0] == '-')
+	const char *card = NULL;
+	if (argc == 4 && !strcmp(argv[2], "--card"))
+		card = argv[3];
+	else if (argc != 2)
+		die_usage("snapshot create: expected VOLUME SNAPDIR [--card CTL]\n%s",
+			  snapshot_usage);
+	if (argv[0][0] == '-' || argv[1][0] == '-')
 		die_usage("snapshot create: expected VOLUME SNAPDIR\n%s", snapshot_usage);
 	struct volume v;
 	struct snap_store st;
 	struct snap_stats s;
 	struct snap_progress pr;
 	char err[1024], id[SNAP_SNAPID_LEN + 1];
-	/* Read-only and locked (shared): a card serving it holds it exclusively. */
-	if (vol_open(argv[0], true, &v, err, sizeof(err)))
-		die("%s", err);
-	if (snap_store_open(argv[1], true, &st, err, sizeof(err)))
-		die("%s", err);
-	snap_progress_begin(&pr, "snapshot");
-	int r = snap_create(&st, &v, snap_progress_stderr, &pr, id, &s, err, sizeof(err));
-	snap_store_close(&st);
-	vol_close(&v);
+	int r;
+	if (card) {
+		if (snap_store_open(argv[1], true, &st, err, sizeof(err)))
+			die("%s", err);
+		snap_progress_begin(&pr, "snapshot");
+		r = snap_create_paused(&st, argv[0], card, snap_progress_stderr, &pr, id, &s, err,
+				       sizeof(err));
+		snap_store_close(&st);
+		if (r)
+			die("%s", err);
+		vol_info(argv[0], &v, err, sizeof(err));
+	} else {
+		/* Read-only and locked (shared): a card serving it holds it exclusively. */
+		if (vol_open(argv[0], true, &v, err, sizeof(err)))
+			die("%s", err);
+		if (snap_store_open(argv[1], true, &st, err, sizeof(err)))
+			die("%s", err);
+		snap_progress_begin(&pr, "snapshot");
+		r = snap_create(&st, &v, snap_progress_stderr, &pr, id, &s, err, sizeof(err));
+		snap_store_close(&st);
+		vol_close(&v);
+	}
 	if (r)
 		die("%s", err);
 	snap_progress_end(&pr);

@@ -795,28 +795,42 @@ static void snapshot_create(const struct api_req *rq, struct api_resp *rs)
 		return;
 	}
 	struct instance *in = vr->v_attached[0] ? inst_find(vr->v_attached) : NULL;
-	if (in && in->i_state != ST_STOPPED && in->i_state != ST_FAILED) {
-		/* A card serves it: only a snapshot the card takes after a flush would be
-		 * consistent (not built yet); never copy a volume that changes meanwhile. */
-		fail(rs, 409,
-		     "volume %s is in use by instance %s (%s): stop it first (snapshots of a "
-		     "running volume are not supported yet)",
-		     vr->v_id, in->i_id, state_name(in->i_state));
-		return;
-	}
+	char ctl[PATH_MAX + 16];
 	struct volume v;
-	if (vol_open(vr->v_path, true, &v, err, sizeof(err))) {
-		fail(rs, 409, "%s", err);
-		return;
-	}
-	struct snap_store st;
-	if (open_store(rq->ar_uid, true, &st, rs) < 0) {
-		vol_close(&v);
-		return;
-	}
 	struct snap_stats ss;
-	int r = snap_create(&st, &v, NULL, NULL, sid, &ss, err, sizeof(err));
-	vol_close(&v);
+	struct snap_store st;
+	int r;
+	if (in && in->i_state != ST_STOPPED && in->i_state != ST_FAILED) {
+		/* A card serves it: the card pauses (drains, flushes) while the store reads it,
+		 * so the snapshot is crash-consistent; never a copy of a changing volume. */
+		if (in->i_state != ST_RUNNING || inst_volume_ctl(in, vr->v_id, ctl, sizeof(ctl))) {
+			fail(rs, 409,
+			     "volume %s: instance %s is %s: try again when it runs or stops",
+			     vr->v_id, in->i_id, state_name(in->i_state));
+			return;
+		}
+		if (open_store(rq->ar_uid, true, &st, rs) < 0)
+			return;
+		r = snap_create_paused(&st, vr->v_path, ctl, NULL, NULL, sid, &ss, err,
+				       sizeof(err));
+		if (r) {
+			snap_store_close(&st);
+			fail(rs, r == -EBUSY ? 409 : 500, "volume %s (instance %s): %s", vr->v_id,
+			     in->i_id, err);
+			return;
+		}
+	} else {
+		if (vol_open(vr->v_path, true, &v, err, sizeof(err))) {
+			fail(rs, 409, "%s", err);
+			return;
+		}
+		if (open_store(rq->ar_uid, true, &st, rs) < 0) {
+			vol_close(&v);
+			return;
+		}
+		r = snap_create(&st, &v, NULL, NULL, sid, &ss, err, sizeof(err));
+		vol_close(&v);
+	}
 	struct snap_manifest m;
 	if (!r)
 		r = snap_load(&st, sid, &m, err, sizeof(err));

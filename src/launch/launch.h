@@ -165,7 +165,8 @@ struct launch_proc {
 	unsigned lp_flags;	/* LAUNCH_HOST_NET */
 	const char *lp_exe;	/* le_bin_dir/lp_name */
 	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv */
-	const char *lp_ctl;	/* a further socket it makes (VPC: counters); NULL if none */
+	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS: pause for
+				   snapshots); NULL if none */
 	unsigned lp_argc;
 	char *lp_argv[LAUNCH_MAX_ARGS + 1]; /* NULL-terminated */
 	unsigned lp_nfds;

@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -661,6 +664,81 @@ out:
 	free(cbuf);
 	snap_manifest_free(&m);
 	return r < 0 ? r : 0;
+}
+
+/* --- through a running card --- */
+
+/* One line from the card (at most len - 1 bytes), waiting at most ms. */
+static int ctl_line(int fd, char *buf, size_t len, int ms)
+{
+	size_t got = 0;
+	while (got < len - 1) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, ms);
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		ssize_t n = read(fd, buf + got, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ECONNRESET;
+		if (buf[got] == '\n')
+			break;
+		got++;
+	}
+	buf[got] = 0;
+	return 0;
+}
+
+int snap_create_paused(struct snap_store *s, const char *path, const char *ctl,
+		       snap_progress_fn *pf, void *po, char id[SNAP_SNAPID_LEN + 1],
+		       struct snap_stats *st, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(ctl) >= sizeof(sa.sun_path))
+		RETURN_ERR(-ENAMETOOLONG, "card control socket %s: path too long", ctl);
+	strcpy(sa.sun_path, ctl);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		RETURN_ERR(-e, "card control socket %s: %s", ctl, strerror(e));
+	}
+	char line[128];
+	int r = write(fd, "pause\n", 6) == 6 ? 0 : -EIO;
+	if (!r)
+		r = ctl_line(fd, line, sizeof(line), 30000);
+	if (!r && strcmp(line, "paused")) {
+		snprintf(err, errlen, "the card did not pause: %s", line);
+		close(fd);
+		return strcmp(line, "busy") ? -EIO : -EBUSY;
+	}
+	if (r) {
+		close(fd);
+		RETURN_ERR(r, "the card did not pause: %s", strerror(-r));
+	}
+	struct volume v;
+	r = vol_open_paused(path, &v, err, errlen);
+	if (!r) {
+		r = snap_create(s, &v, pf, po, id, st, err, errlen);
+		vol_close(&v);
+	}
+	/* Still paused all along? The card answers "resumed" only to the client that
+	 * paused it, and resumes on its own only when that connection breaks. */
+	int w = write(fd, "resume\n", 7) == 7 ? 0 : -EIO;
+	if (!w)
+		w = ctl_line(fd, line, sizeof(line), 30000);
+	close(fd);
+	if (!r && (w || strcmp(line, "resumed"))) {
+		snap_delete(s, id, &(struct snap_stats){0}, line, sizeof(line));
+		RETURN_ERR(-EIO, "the card did not stay paused during the snapshot; discarded");
+	}
+	return r;
 }
 
 /* --- load, list --- */

@@ -108,6 +108,14 @@ typedef void snap_progress_fn(void *opaque, uint64_t done, uint64_t total);
  * vol_open, or the card is paused). Fills id. */
 int snap_create(struct snap_store *s, struct volume *v, snap_progress_fn *pf, void *po,
 		char id[SNAP_SNAPID_LEN + 1], struct snap_stats *st, char *err, size_t errlen);
+/* A crash-consistent snapshot of the volume file path that a running nitro-card-ebs
+ * serves: connects to the card's control socket ctl (--ctl), has it pause (drain its
+ * requests, flush) and reads the volume only once it answers "paused"; the card resumes
+ * when this returns (the connection closes, also if this process dies). Waits at most
+ * 30 s for the pause. */
+int snap_create_paused(struct snap_store *s, const char *path, const char *ctl,
+		       snap_progress_fn *pf, void *po, char id[SNAP_SNAPID_LEN + 1],
+		       struct snap_stats *st, char *err, size_t errlen);
 /* Reads, checks and verifies a manifest of the store (id NULL: the newest). */
 int snap_load(struct snap_store *s, const char *id, struct snap_manifest *m, char *err,
 	      size_t errlen);

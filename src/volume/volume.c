@@ -357,7 +357,21 @@ static void crypt_free(struct vol_crypt *c)
 	munmap(c, len);
 }
 
+static int open_volume(const char *path, bool readonly, bool lock, struct volume *v, char *err,
+		       size_t errlen);
+
 int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_t errlen)
+{
+	return open_volume(path, readonly, true, v, err, errlen);
+}
+
+int vol_open_paused(const char *path, struct volume *v, char *err, size_t errlen)
+{
+	return open_volume(path, true, false, v, err, errlen);
+}
+
+static int open_volume(const char *path, bool readonly, bool lock, struct volume *v, char *err,
+		       size_t errlen)
 {
 	uint8_t h[H_BYTES], mk[VOL_MASTER_KEY_BYTES];
 	*v = (struct volume){.v_fd = -1, .v_readonly = readonly};
@@ -368,7 +382,7 @@ int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_
 	int r = read_header(fd, path, h, v, err, errlen);
 	if (r)
 		goto fail;
-	if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+	if (lock && flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "volume %s: in use by another process (%s)", path,
 			 strerror(errno));

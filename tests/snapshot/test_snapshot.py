@@ -40,10 +40,10 @@ def nitro(env, *args, ok=True, timeout=120):
 
 
 class Card(BackEnd):
-    def __init__(self, tmp_path, volume, env):
+    def __init__(self, tmp_path, volume, env, *extra):
         sock = str(tmp_path / f"card-{time.monotonic_ns()}.sock")
         super().__init__([CARD, "--socket-path", sock, "--iops", "0", "--throughput", "0",
-                          str(volume)], sock, tmp_path / "card.log", env, "the card")
+                          *extra, str(volume)], sock, tmp_path / "card.log", env, "the card")
 
     def driver(self, *args):
         rc, out, err = run([DRIVER, "--socket", self.sock, *map(str, args)], 120)
@@ -351,3 +351,90 @@ def test_usage(env):
                  ["volume", "create", "x", "--snapshot", "snap-0"]):
         rc, _, err = nitro(env, *args, ok=False)
         assert rc == 2, (args, err)
+
+
+# --- a volume a card serves: pause, flush, snapshot, resume ----------------------------
+
+def ctl_connect(path):
+    import socket
+    for _ in range(100):
+        if os.path.exists(path):
+            break
+        time.sleep(0.05)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(str(path))
+    return s
+
+
+def ctl_say(s, cmd):
+    s.sendall(cmd.encode() + b"\n")
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = s.recv(64)
+        if not chunk:
+            break
+        buf += chunk
+    return buf.decode().strip()
+
+
+def test_card_pause_holds_writes(tmp_path, env):
+    """While a client holds the pause, the guest's writes wait; "resume" (or the client
+    going away) lets them through; a second client is told "busy"."""
+    vol, ctl = tmp_path / "a.vol", tmp_path / "card.ctl"
+    nitro(env, "volume", "create", vol, "--size", "16M")
+    with Card(tmp_path, vol, env, "--ctl", str(ctl)) as c:
+        s = ctl_connect(ctl)
+        assert ctl_say(s, "pause") == "paused"
+        other = ctl_connect(ctl)
+        assert other.recv(16) == b"busy\n"
+        other.close()
+        w = subprocess.Popen([DRIVER, "--socket", c.sock, "write-flush", "--sectors", "2048",
+                              "--tag"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+        time.sleep(1.5)
+        assert w.poll() is None, "a write completed while the card was paused"
+        assert ctl_say(s, "resume") == "resumed"
+        out, _ = w.communicate(timeout=60)
+        assert w.returncode == 0 and "flushed" in out, out
+        # A client that pauses and dies: the card resumes on its own.
+        assert ctl_say(s, "pause") == "paused"
+        s.close()
+        rc, out = c.driver("write-flush", "--first", 4096, "--sectors", 2048, "--tag")
+        assert rc == 0 and "flushed" in out, out + c.output()
+        s = ctl_connect(ctl)
+        assert ctl_say(s, "bogus").startswith("error")
+        s.close()
+
+
+def test_snapshot_of_served_volume(tmp_path, env):
+    """`nitro snapshot create --card`: the card drains and flushes, the snapshot holds every
+    acknowledged write, guest I/O running meanwhile sees no error; without --card the
+    served volume is refused (test_running_volume_refused)."""
+    vol, ctl, store = tmp_path / "a.vol", tmp_path / "card.ctl", tmp_path / "store"
+    nitro(env, "volume", "create", vol, "--size", "64M")
+    with Card(tmp_path, vol, env, "--ctl", str(ctl)) as c:
+        rc, out = c.driver("write-flush", "--sectors", 8192, "--tag")
+        assert rc == 0, out
+        _, out, err = nitro(env, "snapshot", "create", vol, store, "--card", ctl)
+        s1 = out.strip()
+        assert SNAP_RE.match(s1), out + err
+        # Random writes run during a second snapshot: it succeeds, they see no error.
+        bench = subprocess.Popen([DRIVER, "--socket", c.sock, "bench", "--rw", "randwrite",
+                                  "--seconds", "4", "--qd", "8"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        time.sleep(0.5)
+        _, out, err = nitro(env, "snapshot", "create", vol, store, "--card", ctl)
+        assert SNAP_RE.match(out.strip()), out + err
+        bout, _ = bench.communicate(timeout=60)
+        assert bench.returncode == 0 and "errors=0" in bout, bout
+        assert c.proc.poll() is None
+    r = tmp_path / "r.vol"
+    nitro(env, "volume", "create", r, "--from-snapshot", store, "--snapshot", s1)
+    verify(tmp_path, r, env, 0, 8192, tag=True)
+    _, info, _ = nitro(env, "volume", "info", r)
+    assert f"size: {64 * MiB}" in info
+    # A card without --ctl, or a wrong socket: refused, nothing written.
+    rc, _, err = nitro(env, "snapshot", "create", vol, store, "--card", tmp_path / "none",
+                       ok=False)
+    assert rc == 1 and "control socket" in err, err

@@ -2,13 +2,15 @@
  *
  *   nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]
  *                  [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]
- *                  [--encrypt] VOLUME
+ *                  [--encrypt] [--ctl PATH] VOLUME
  *   nitro-card-ebs --print-capabilities
  *
  * VOLUME is a volume file (io_uring back end), nbd://HOST[:PORT]/EXPORT or
  * nbd+unix:///EXPORT?socket=PATH (NBD back end: unencrypted raw export, or with --header
  * the id, size and wrapped data key of a local volume file, data in the export), or
  * null:SIZE (reads zeroes, drops writes; --encrypt gives it an ephemeral key).
+ * --ctl PATH: a control socket to pause the volume for a crash-consistent snapshot
+ * (ebsctl.h).
  *
  * Runs in the foreground until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to
  * stderr, as does the exit. With --socket-path the card keeps its socket and serves one
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "cards/ebs/ebs.h"
+#include "cards/ebs/ebsctl.h"
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
 #include "lib/util.h"
@@ -36,7 +39,7 @@
 static const char usage_text[] =
     "usage: nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]\n"
     "                      [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]\n"
-    "                      [--encrypt] VOLUME\n"
+    "                      [--encrypt] [--ctl PATH] VOLUME\n"
     "       nitro-card-ebs --print-capabilities\n"
     "  VOLUME            a volume file, nbd://HOST[:PORT]/EXPORT,\n"
     "                    nbd+unix:///EXPORT?socket=PATH, or null:SIZE\n"
@@ -47,7 +50,8 @@ static const char usage_text[] =
     "  --queues N        virtqueues (1..64, default 1)\n"
     "  --poll-us N       after work, busy-poll the rings for N us before sleeping (0..1000)\n"
     "  --header PATH     NBD: id, size and wrapped data key from this local volume file\n"
-    "  --encrypt         null: encrypt with an ephemeral random key\n";
+    "  --encrypt         null: encrypt with an ephemeral random key\n"
+    "  --ctl PATH        control socket: pause (drain + flush) and resume, for snapshots\n";
 
 #define CARD_SECURE_HEAP (128u << 10) /* key schedules and XTS tweak buffers: ~40 KiB */
 
@@ -56,6 +60,7 @@ struct card {
 	struct loop c_loop;
 	struct backend c_backend;
 	struct bdev c_bdev;
+	struct ebsctl c_ctl;
 	int c_usr1;
 };
 
@@ -167,7 +172,7 @@ int main(int argc, char **argv)
 	struct card *c = &card;
 	struct backend_opts bo;
 	struct volume vol;
-	const char *path = NULL, *header = NULL, *v;
+	const char *path = NULL, *header = NULL, *ctl = NULL, *v;
 	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1, poll_us = 0;
 	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
 	char err[512];
@@ -198,6 +203,8 @@ int main(int argc, char **argv)
 				die_usage("--poll-us: expected 0..1000, got '%s'", v);
 		} else if ((v = opt_arg("--header", argc, argv, &i))) {
 			header = v;
+		} else if ((v = opt_arg("--ctl", argc, argv, &i))) {
+			ctl = v;
 		} else if (!strcmp(argv[i], "--gp2")) {
 			gp2 = true;
 		} else if (!strcmp(argv[i], "--encrypt")) {
@@ -243,6 +250,9 @@ int main(int argc, char **argv)
 	if (gp2)
 		ebs_set_gp2(&c->c_ebs, credits);
 	c->c_ebs.e_ops.vo_disconnected = on_disconnected;
+	c->c_ctl.ec_fd = c->c_ctl.ec_client = -1;
+	if (ctl && ebsctl_open(&c->c_ctl, &c->c_ebs, &c->c_loop, ctl, err, sizeof(err)) < 0)
+		die("%s", err);
 
 	bo.bo_serial = true;
 	int r = backend_start(&c->c_backend, &c->c_ebs.e_dev, &c->c_loop, &bo, err, sizeof(err));
@@ -256,6 +266,8 @@ int main(int argc, char **argv)
 		warnmsg("event loop: %s", strerror(-r));
 
 	ebs_print_stats(&c->c_ebs, stderr);
+	if (ctl)
+		ebsctl_close(&c->c_ctl);
 	ebs_fini(&c->c_ebs);
 	bdev_close(&c->c_bdev);
 	backend_stop(&c->c_backend);
