@@ -48,10 +48,15 @@ int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t er
 			v->lv_gp2 = true;
 		} else if (!strncmp(tok, "header=", 7) && tok[7]) {
 			snprintf(v->lv_header, sizeof(v->lv_header), "%s", tok + 7);
+		} else if (!strncmp(tok, "ctl=", 4) && tok[4]) {
+			if (strlen(tok + 4) >= sizeof(v->lv_ctl))
+				RETURN_ERR(2, "--volume %s: ctl= path longer than %zu bytes", spec,
+					   sizeof(v->lv_ctl) - 1);
+			snprintf(v->lv_ctl, sizeof(v->lv_ctl), "%s", tok + 4);
 		} else {
 			RETURN_ERR(2,
 				   "--volume %s: unknown option %s (iops=N, throughput=MiB, gp2, "
-				   "header=PATH, readonly)",
+				   "header=PATH, readonly, ctl=PATH)",
 				   spec, tok);
 		}
 	}

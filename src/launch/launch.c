@@ -135,13 +135,13 @@ static unsigned ebs_count(const struct launch_spec *s)
 
 /* nitro-card-ebs --socket-path S --ctl S.ctl [--iops N] [--throughput MiB] [--gp2]
  * [--readonly] [--header FILE] VOLUME (the control socket pauses the card for a
- * crash-consistent snapshot: docs/snapshots.md) */
+ * crash-consistent snapshot: docs/snapshots.md; lv_ctl names it, else S.ctl) */
 static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
 {
 	const struct launch_volume *v = &s->ls_vols[item];
 	struct launch_proc *p = b->b_p;
-	p->lp_ctl = str(b, "%s.ctl", p->lp_socket);
+	p->lp_ctl = v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
 	opt(b, "--ctl", p->lp_ctl);
 	opt_num(b, "--iops", v->lv_iops);
 	opt_num(b, "--throughput", v->lv_throughput_mib);

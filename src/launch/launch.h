@@ -67,6 +67,7 @@ struct launch_volume {
 	bool lv_readonly;
 	bool lv_file; /* a local file (a jail binds it; its folder is shared with an emuhost) */
 	enum launch_bus lv_bus;
+	char lv_ctl[108]; /* the card's control socket (snapshots); "": its socket + ".ctl" */
 };
 
 struct launch_nic {

@@ -32,8 +32,9 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
     assert kinds == ["card-ebs", "card-ebs", "card-vpc", "hv"]
     ebs0, ebs1, vpc, hv = (p["argv"] for p in doc["processes"])
     assert ebs0 == [str(sandbox / "bin" / "nitro-card-ebs"), "--socket-path", f"{run}/c0.sock",
+                    "--ctl", f"{run}/c0.sock.ctl",
                     "--iops", "900", "--throughput", "12", "--readonly", str(vol)]
-    assert ebs1[3:] == ["--gp2", "null:1G"]
+    assert ebs1[3:] == ["--ctl", f"{run}/c1.sock.ctl", "--gp2", "null:1G"]
     assert vpc[1:] == ["--socket-path", f"{run}/c2.sock", "--ctl", f"{run}/c2.sock.ctl",
                        "--vpc", "4", "--ip", "10.0.0.9/24", "--queue-pairs", "2", "--sg", str(sg),
                        "--pps", "7", "--bandwidth", "8", "--underlay", "127.0.0.2"]

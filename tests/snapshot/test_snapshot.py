@@ -348,7 +348,9 @@ def test_running_volume_refused(tmp_path, env):
 def test_usage(env):
     for args in (["snapshot"], ["snapshot", "create", "x"], ["snapshot", "frob"],
                  ["volume", "create", "x", "--from-image", "a", "--from-snapshot", "b"],
-                 ["volume", "create", "x", "--snapshot", "snap-0"]):
+                 ["volume", "create", "x", "--snapshot", "snap-0"],
+                 ["snapshot", "create", "a", "b", "--frob", "c"],
+                 ["run", "--volume", "x.vol,ctl="]):
         rc, _, err = nitro(env, *args, ok=False)
         assert rc == 2, (args, err)
 
