@@ -407,6 +407,27 @@ def test_card_pause_holds_writes(tmp_path, env):
         s = ctl_connect(ctl)
         assert ctl_say(s, "bogus").startswith("error")
         s.close()
+        # "resume" before "paused" (the flush still in flight) is out of order: dropped,
+        # the card resumes; the next client's pause gets a flush of its own.
+        for _ in range(20):
+            s = ctl_connect(ctl)
+            s.sendall(b"pause\nresume\n")
+            got = b""
+            while True:
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                got += chunk
+            s.close()
+            assert got in (b"error unknown or out-of-order command\n",
+                           b"paused\nresumed\n"), got
+            s = ctl_connect(ctl)
+            assert ctl_say(s, "pause") == "paused"
+            assert ctl_say(s, "resume") == "resumed"
+            s.close()
+        rc, out = c.driver("verify", "--first", 4096, "--sectors", 2048, "--tag")
+        assert rc == 0 and "verified" in out, out + c.output()
+        assert c.proc.poll() is None
 
 
 def test_snapshot_of_served_volume(tmp_path, env):

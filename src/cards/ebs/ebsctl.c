@@ -28,10 +28,22 @@ static void drop(struct ebsctl *c)
 	ebs_resume(c->ec_ebs);
 }
 
+static void submit_flush(struct ebsctl *c);
+
+/* The answer goes only to a client still holding the pause, and only for a flush
+ * submitted after its pause went quiet (a flush of an earlier, abandoned pause does not
+ * cover the writes completed since). */
 static void flushed(struct bdev_io *io, int res)
 {
 	struct ebsctl *c = (struct ebsctl *)((char *)io - offsetof(struct ebsctl, ec_flush));
-	if (c->ec_client < 0)
+	c->ec_flushing = false;
+	if (c->ec_reflush) {
+		c->ec_reflush = false;
+		if (c->ec_client >= 0 && c->ec_ebs->e_paused)
+			submit_flush(c);
+		return;
+	}
+	if (c->ec_client < 0 || !c->ec_ebs->e_paused)
 		return;
 	if (res < 0) {
 		say(c, "error flush failed\n");
@@ -41,19 +53,29 @@ static void flushed(struct bdev_io *io, int res)
 	say(c, "paused\n");
 }
 
-/* Nothing in flight any more: flush what completed, then tell the client. */
-static void quiet(struct ebs *e, void *opaque)
+static void submit_flush(struct ebsctl *c)
 {
-	struct ebsctl *c = opaque;
-	struct bdev *b = e->e_bdev;
+	struct bdev *b = c->ec_ebs->e_bdev;
+	if (c->ec_flushing) {
+		c->ec_reflush = true;
+		return;
+	}
 	c->ec_flush = (struct bdev_io){.bi_op = BDEV_FLUSH, .bi_done = flushed};
-	int r = b->bd_ops->bo_submit(b, &c->ec_flush);
-	if (r < 0) {
+	c->ec_flushing = true;
+	if (b->bd_ops->bo_submit(b, &c->ec_flush) < 0) {
+		c->ec_flushing = false;
 		say(c, "error flush failed\n");
 		drop(c);
 		return;
 	}
 	b->bd_ops->bo_commit(b);
+}
+
+/* Nothing in flight any more: flush what completed, then tell the client. */
+static void quiet(struct ebs *e, void *opaque)
+{
+	(void)e;
+	submit_flush(opaque);
 }
 
 static void on_client(struct loop *l, int fd, uint32_t events, void *opaque)
@@ -74,7 +96,8 @@ static void on_client(struct loop *l, int fd, uint32_t events, void *opaque)
 		*nl = 0;
 		if (!strcmp(c->ec_buf, "pause") && !c->ec_ebs->e_paused) {
 			ebs_pause(c->ec_ebs, quiet, c);
-		} else if (!strcmp(c->ec_buf, "resume") && c->ec_ebs->e_paused) {
+		} else if (!strcmp(c->ec_buf, "resume") && c->ec_ebs->e_paused &&
+			   !c->ec_ebs->e_on_quiet && !c->ec_flushing) {
 			ebs_resume(c->ec_ebs);
 			say(c, "resumed\n");
 		} else {

@@ -11,6 +11,7 @@
 #ifndef NITRO_CARDS_EBS_EBSCTL_H
 #define NITRO_CARDS_EBS_EBSCTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cards/ebs/ebs.h"
@@ -24,6 +25,8 @@ struct ebsctl {
 	struct ebs *ec_ebs;
 	struct loop *ec_loop;
 	struct bdev_io ec_flush;
+	bool ec_flushing; /* ec_flush is in flight */
+	bool ec_reflush;  /* a newer pause needs a flush of its own once it completes */
 };
 
 /* Listens on path (replacing a stale socket). 0, or -1 with err. */
