@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,7 +25,9 @@
 #define INFO_MAX (1u << 20)
 
 /* Runs qemu-img with the image as fd 3 (and out_fd as fd 4 when >= 0); its stdout into
- * *out (at most INFO_MAX bytes) when out, else to stderr; stderr into errbuf. */
+ * *out (at most INFO_MAX bytes) when out, else to stderr; stderr into errbuf. A hostile
+ * image must not make `qemu-img info` (out set) run or grow without end: it gets 30 s of
+ * CPU and 2 GiB of address space; a conversion gets 4 GiB of address space. */
 static int run_qemu_img(char *const argv[], int img_fd, int out_fd, char **out, char *errbuf,
 			size_t errlen)
 {
@@ -43,6 +46,10 @@ static int run_qemu_img(char *const argv[], int img_fd, int out_fd, char **out, 
 		if (a < 0 || dup2(a, 3) < 0 || (b >= 0 && dup2(b, 4) < 0))
 			_exit(126);
 		signal(SIGPIPE, SIG_DFL);
+		struct rlimit cpu = {30, 30},
+			      as = {out ? 2ull << 30 : 4ull << 30, out ? 2ull << 30 : 4ull << 30};
+		if ((out && setrlimit(RLIMIT_CPU, &cpu) < 0) || setrlimit(RLIMIT_AS, &as) < 0)
+			_exit(126);
 		execvp(QEMU_IMG, argv);
 		_exit(127);
 	}
