@@ -461,3 +461,21 @@ def test_snapshot_of_served_volume(tmp_path, env):
     rc, _, err = nitro(env, "snapshot", "create", vol, store, "--card", tmp_path / "none",
                        ok=False)
     assert rc == 1 and "control socket" in err, err
+
+
+def test_unencrypted_volume_roundtrip(tmp_path, env):
+    """An unencrypted volume's snapshot still stores only ciphertext; restored (encrypted by
+    default, or --unencrypted) it reads back the same."""
+    vol, store = tmp_path / "a.vol", tmp_path / "store"
+    nitro(env, "volume", "create", vol, "--size", "8M", "--unencrypted")
+    write(tmp_path, vol, env, 2048, 4096)
+    assert pattern(2048, 1)[8:] in vol.read_bytes()  # plaintext in the volume itself
+    nitro(env, "snapshot", "create", vol, store)
+    for p in pathlib.Path(store).rglob("*"):
+        if p.is_file():
+            assert pattern(2050, 1)[8:] not in p.read_bytes(), p
+    for extra in ((), ("--unencrypted",)):
+        r = tmp_path / f"r{len(extra)}.vol"
+        nitro(env, "volume", "create", r, "--from-snapshot", store, *extra)
+        verify(tmp_path, r, env, 2048, 4096, tag=True)
+        verify(tmp_path, r, env, 0, 2048, zero=True)
