@@ -461,27 +461,34 @@ static int open_store(uid_t uid, bool create, struct snap_store *st, struct api_
  * caller cannot import another host file (/etc/shadow) into a volume it can read. */
 static int open_image(const char *path, struct api_resp *rs)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0) {
+	/* O_PATH first: naming a device (/dev/watchdog, a tape) must not open it. */
+	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0) {
 		fail(rs, 400, "from_image %s: %s", path, strerror(errno));
 		return -1;
 	}
 	char link[64], real[PATH_MAX];
 	struct stat st;
-	sfmt(link, sizeof(link), "/proc/self/fd/%d", fd);
+	sfmt(link, sizeof(link), "/proc/self/fd/%d", pfd);
 	ssize_t n = readlink(link, real, sizeof(real) - 1);
-	if (n <= 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
+	if (n <= 0 || fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(pfd);
 		fail(rs, 400, "from_image %s: not a regular file", path);
 		return -1;
 	}
 	real[n] = 0;
 	for (unsigned i = 0; i < g_ctl.c_nfile_dirs; i++) {
 		size_t l = strlen(g_ctl.c_file_dirs[i]);
-		if (!strncmp(real, g_ctl.c_file_dirs[i], l) && real[l] == '/')
-			return fd;
+		if (strncmp(real, g_ctl.c_file_dirs[i], l) || real[l] != '/')
+			continue;
+		/* The very file checked, opened for reading through its O_PATH descriptor. */
+		int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		close(pfd);
+		if (fd < 0)
+			fail(rs, 400, "from_image %s: %s", path, strerror(errno));
+		return fd < 0 ? -1 : fd;
 	}
-	close(fd);
+	close(pfd);
 	fail(rs, 400,
 	     "from_image %s: outside the folders nitrod serves files from (--images, --files)",
 	     path);

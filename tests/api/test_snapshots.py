@@ -56,6 +56,25 @@ def test_volume_from_image_refused(nitrod, folder, tmp_path):
     link.symlink_to(outside)
     r = nitrod.call("POST", "/v1/volumes", {"from_image": str(link)})
     assert r.status == 400 and "outside the folders" in r.json()["error"], r
+    # A special file (a device such as /dev/watchdog: opening it has effects) is never
+    # opened, only looked at through O_PATH. A FIFO shows it: a writer blocked in open()
+    # would be released by any reader's open.
+    import threading
+    fifo = folder / "fifo.raw"
+    os.mkfifo(fifo)
+    opened = threading.Event()
+
+    def writer():
+        fd = os.open(fifo, os.O_WRONLY)
+        opened.set()
+        os.close(fd)
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    r = nitrod.call("POST", "/v1/volumes", {"from_image": str(fifo)}, timeout=10)
+    assert r.status == 400 and "not a regular file" in r.json()["error"], r
+    assert not opened.wait(1.0), "nitrod opened the FIFO named as an image"
+    os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # release the writer
+    t.join(5)
     huge = folder / "huge.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(huge), "100T"], check=True)
     r = nitrod.call("POST", "/v1/volumes", {"from_image": str(huge)})
