@@ -796,7 +796,7 @@ static void snapshot_create(const struct api_req *rq, struct api_resp *rs)
 		fail(rs, 400, "%s", err);
 		return;
 	}
-	struct volrec *vr = vol_find(vid);
+	struct volrec *vr = vol_visible(rq, vid); /* another uid's volume: 404 */
 	if (!vr) {
 		fail(rs, 404, "volume %s not found", vid);
 		return;
