@@ -220,12 +220,12 @@ def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
     nitrod.wait("guest reading", lambda: marks(nitrod.console(iid), "iter 20"))
     old = nitrod.inst(iid)["card_pids"][0]
     qos = ["--iops", "2000", "--throughput", "50"]
-    assert card_argv(old)[3:7] == qos, card_argv(old)
+    assert card_argv(old)[5:9] == qos, card_argv(old)
     os.kill(old, signal.SIGKILL)
     new = nitrod.wait("card restarted", lambda: (lambda c: c if c and c != old else None)(
         nitrod.inst(iid)["card_pids"][0]), timeout=30)
     assert alive(new)
-    assert card_argv(new)[3:7] == qos and card_argv(new)[-1].endswith(f"/{vol['id']}.vol"), \
+    assert card_argv(new)[5:9] == qos and card_argv(new)[-1].endswith(f"/{vol['id']}.vol"), \
         card_argv(new)
     inst = nitrod.inst(iid)
     assert inst["state"] == "running" and inst["card_restarts"] == 1, inst
