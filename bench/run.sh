@@ -6,6 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 # Block: the test driver against nitro-card-ebs and qemu-storage-daemon (no KVM needed).
 /usr/bin/python3 bench/blk.py
+# Snapshots: an incremental snapshot of a 1 GiB volume with 1 MiB changed (time, bytes stored).
+/usr/bin/python3 bench/snapshot.py
 # Network: the test driver through two nitro-card-vpc cards vs dpdk-testpmd io forwarding.
 /usr/bin/python3 bench/net.py
 # Controller: nitrod start-up, describe latency, launch cost vs nitro run (in an emulated host).

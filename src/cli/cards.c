@@ -81,13 +81,22 @@ int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t er
 		} else if (!strncmp(tok, "device=", 7) && tok[7] &&
 			   strlen(tok + 7) < sizeof(v->lv_device)) {
 			snprintf(v->lv_device, sizeof(v->lv_device), "%s", tok + 7);
+		} else if (!strncmp(tok, "ctl=", 4) && tok[4]) {
+			if (strlen(tok + 4) >= sizeof(v->lv_ctl))
+				RETURN_ERR(2, "--volume %s: ctl= path longer than %zu bytes", spec,
+					   sizeof(v->lv_ctl) - 1);
+			snprintf(v->lv_ctl, sizeof(v->lv_ctl), "%s", tok + 4);
 		} else {
 			RETURN_ERR(2,
 				   "--volume %s: unknown option %s (iops=N, throughput=MiB, gp2, "
-				   "header=PATH, readonly, bus=nvme|virtio, device=NAME)",
+				   "header=PATH, readonly, bus=nvme|virtio, device=NAME, ctl=PATH)",
 				   spec, tok);
 		}
 	}
+	if (v->lv_ctl[0] && v->lv_bus == LAUNCH_BUS_NVME)
+		RETURN_ERR(2, "--volume %s: ctl= needs bus=virtio (an NVMe card has no snapshot "
+			      "control socket yet)",
+			   spec);
 	if (v->lv_gp2 && v->lv_iops != LAUNCH_UNSET)
 		RETURN_ERR(2, "--volume %s: gp2 and iops= exclude each other", spec);
 	/* Network and null volumes are checked by their card (a missing NBD server is

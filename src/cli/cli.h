@@ -22,6 +22,7 @@ int cmd_volume(int argc, char **argv);
 int cmd_eif(int argc, char **argv);
 int cmd_enclave(int argc, char **argv);
 extern const char eif_commands_help[]; /* their lines in `nitro help` */
+int cmd_snapshot(int argc, char **argv);
 
 const char *cache_dir(void);
 /* dir/name next to the nitro executable (dir = build/ for a source tree). */

@@ -131,6 +131,28 @@ static struct planned *plan_of(const struct instance *in, char *err, size_t errl
 	return p;
 }
 
+int inst_volume_ctl(const struct instance *in, const char *vol_id, char *out, size_t len)
+{
+	char err[256];
+	int r = -1;
+	for (unsigned i = 0; i < in->i_spec.s_nvols && r < 0; i++) {
+		if (strcmp(in->i_spec.s_vols[i].vr_id, vol_id))
+			continue;
+		struct planned *p = plan_of(in, err, sizeof(err));
+		if (!p)
+			return -1;
+		for (unsigned c = 0; c < p->pl.pl_ncards; c++) {
+			const struct launch_proc *lp = launch_plan_card(&p->pl, c);
+			if (lp->lp_kind == LAUNCH_CARD_EBS && lp->lp_item == i && lp->lp_ctl) {
+				sfmt(out, len, "%s", lp->lp_ctl);
+				r = 0;
+			}
+		}
+		free(p);
+	}
+	return r;
+}
+
 /* --- logs --- */
 
 static int open_log(const struct instance *in, const char *name, bool truncate)

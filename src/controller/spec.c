@@ -282,8 +282,9 @@ int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char 
 
 int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *err, size_t errlen)
 {
-	static const char *const names[] = {"size_mib", "encrypted",	  "overcommit",
-					    "iops",	"throughput_mib", "gp2"};
+	static const char *const names[] = {"size_mib",	  "encrypted",	    "overcommit",
+					    "iops",	  "throughput_mib", "gp2",
+					    "from_image", "from_snapshot"};
 	json_t *o = load_object(body, len, false, err, errlen);
 	if (!o)
 		return -1;
@@ -293,6 +294,8 @@ int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *e
 	vs->vs_size_mib = 0;
 	vs->vs_gp2 = false;
 	vs->vs_iops = vs->vs_throughput_mib = SPEC_UNSET;
+	vs->vs_from_image[0] = vs->vs_from_snapshot[0] = 0;
+	json_t *img = json_object_get(o, "from_image"), *snap = json_object_get(o, "from_snapshot");
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
 	    get_uint(o, "size_mib", 1, SPEC_MAX_VOLUME_MIB, &vs->vs_size_mib, err, errlen) ||
 	    get_bool(o, "encrypted", &vs->vs_encrypted, err, errlen) ||
@@ -300,10 +303,30 @@ int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *e
 	    get_opt_uint(o, "", "iops", LAUNCH_MAX_IOPS, &vs->vs_iops, err, errlen) ||
 	    get_opt_uint(o, "", "throughput_mib", LAUNCH_MAX_THROUGHPUT_MIB, &vs->vs_throughput_mib,
 			 err, errlen) ||
-	    get_bool(o, "gp2", &vs->vs_gp2, err, errlen))
+	    get_bool(o, "gp2", &vs->vs_gp2, err, errlen) ||
+	    (img && str_copy(img, "from_image", vs->vs_from_image, sizeof(vs->vs_from_image), err,
+			     errlen)) ||
+	    (snap && str_copy(snap, "from_snapshot", vs->vs_from_snapshot,
+			      sizeof(vs->vs_from_snapshot), err, errlen)))
 		goto out;
-	if (!vs->vs_size_mib) {
-		snprintf(err, errlen, "size_mib: required (1 to %u)", SPEC_MAX_VOLUME_MIB);
+	if (img && snap) {
+		snprintf(err, errlen, "from_image and from_snapshot exclude each other");
+		goto out;
+	}
+	if (img && vs->vs_from_image[0] != '/') {
+		snprintf(err, errlen, "from_image: expected an absolute path");
+		goto out;
+	}
+	if (snap && !spec_id_ok(vs->vs_from_snapshot, "snap-")) {
+		snprintf(err, errlen,
+			 "from_snapshot: expected a snapshot id (snap-<17 hex digits>)");
+		goto out;
+	}
+	if (!vs->vs_size_mib && !img && !snap) {
+		snprintf(err, errlen,
+			 "size_mib: required (1 to %u) unless from_image or "
+			 "from_snapshot gives the size",
+			 SPEC_MAX_VOLUME_MIB);
 		goto out;
 	}
 	if (vs->vs_gp2 && vs->vs_iops != SPEC_UNSET) {
@@ -312,6 +335,28 @@ int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *e
 			 "iops exclude each other)");
 		goto out;
 	}
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+int spec_parse_snapshot(const char *body, size_t len, char vol[SPEC_ID_LEN], char *err,
+			size_t errlen)
+{
+	static const char *const names[] = {"volume_id"};
+	json_t *o = load_object(body, len, false, err, errlen);
+	if (!o)
+		return -1;
+	int r = -1;
+	json_t *v = json_object_get(o, "volume_id");
+	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
+		goto out;
+	if (!v || !json_is_string(v) || !spec_id_ok(json_string_value(v), "vol-")) {
+		snprintf(err, errlen, "volume_id: expected a volume id (vol-<17 hex digits>)");
+		goto out;
+	}
+	snprintf(vol, SPEC_ID_LEN, "%s", json_string_value(v));
 	r = 0;
 out:
 	json_decref(o);

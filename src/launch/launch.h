@@ -73,6 +73,7 @@ struct launch_volume {
 	 * the folder of its nameless file). */
 	bool lv_instance;
 	char lv_dir[PATH_MAX];
+	char lv_ctl[108]; /* the card's control socket (snapshots); "": its socket + ".ctl" */
 };
 
 struct launch_nic {
@@ -171,7 +172,8 @@ struct launch_proc {
 	unsigned lp_flags;	/* LAUNCH_HOST_NET */
 	const char *lp_exe;	/* le_bin_dir/lp_name */
 	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv */
-	const char *lp_ctl;	/* a further socket it makes (VPC: counters); NULL if none */
+	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS: pause for
+				   snapshots); NULL if none */
 	unsigned lp_argc;
 	char *lp_argv[LAUNCH_MAX_ARGS + 1]; /* NULL-terminated */
 	unsigned lp_nfds;

@@ -166,6 +166,13 @@ int vol_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen)
 	return get_master_key(key, err, errlen);
 }
 
+int vol_master_key_existing(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	vol_master_key_path(path, sizeof(path));
+	return load_master_key(path, key, err, errlen);
+}
+
 /* AES-256-GCM of the data key under the master key; aad = header[0, H_AAD_END). */
 static int gcm(bool enc, const uint8_t *mk, const uint8_t *nonce, const uint8_t *aad,
 	       const uint8_t *in, uint8_t *out, uint8_t *tag)
@@ -350,7 +357,21 @@ static void crypt_free(struct vol_crypt *c)
 	munmap(c, len);
 }
 
+static int open_volume(const char *path, bool readonly, bool lock, struct volume *v, char *err,
+		       size_t errlen);
+
 int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_t errlen)
+{
+	return open_volume(path, readonly, true, v, err, errlen);
+}
+
+int vol_open_paused(const char *path, struct volume *v, char *err, size_t errlen)
+{
+	return open_volume(path, true, false, v, err, errlen);
+}
+
+static int open_volume(const char *path, bool readonly, bool lock, struct volume *v, char *err,
+		       size_t errlen)
 {
 	uint8_t h[H_BYTES], mk[VOL_MASTER_KEY_BYTES];
 	*v = (struct volume){.v_fd = -1, .v_readonly = readonly};
@@ -361,7 +382,7 @@ int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_
 	int r = read_header(fd, path, h, v, err, errlen);
 	if (r)
 		goto fail;
-	if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+	if (lock && flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "volume %s: in use by another process (%s)", path,
 			 strerror(errno));

@@ -53,6 +53,9 @@ void vol_master_key_path(char *out, size_t len);
 /* Loads the master key, creating it when missing (for keys derived from it: the TPM
  * card's state key, docs/tpm.md). 0 or a negative errno value. */
 int vol_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen);
+/* The master key only when it exists (snapshot stores unwrap their key with it:
+ * src/snapshot). The caller wipes it. */
+int vol_master_key_existing(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen);
 
 /* Creates a sparse volume of size bytes at path (which must not exist) with a random id
  * (and data key, wrapped by the master key, when encrypted). Fills *id. */
@@ -62,6 +65,9 @@ int vol_create(const char *path, uint64_t size, bool encrypted, char id[VOL_ID_L
 int vol_info(const char *path, struct volume *v, char *err, size_t errlen);
 /* Opens a volume for I/O, unwrapping its data key with the master key when encrypted. */
 int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_t errlen);
+/* Read-only without the shared lock: for a snapshot of a volume whose card holds it
+ * (exclusively) and has paused it (src/cards/ebs/ebsctl.h); nothing else may use it. */
+int vol_open_paused(const char *path, struct volume *v, char *err, size_t errlen);
 void vol_close(struct volume *v);
 
 /* Whole sectors [sector, sector + len / 512) through buf (len a multiple of 512, range

@@ -210,7 +210,7 @@ def test_cli_client_sets_qos_and_readonly(nitrod, kernel):
     r = nitrod.cli("instances", "describe", inst["id"])
     assert f"{v['id']}(ro)" in r.stdout, r.stdout
     plan = json.loads((nitrod.state / "instances" / inst["id"] / "launch.json").read_text())
-    assert plan["processes"][0]["argv"][3:6] == ["--iops", "250", "--throughput"], plan
+    assert plan["processes"][0]["argv"][5:8] == ["--iops", "250", "--throughput"], plan
     assert "--readonly" in plan["processes"][0]["argv"], plan
     r = nitrod.cli("instances", "run", "--volume", f"{v['id']},rw")
     assert r.returncode == 2 and "VOL-ID[,readonly]" in r.stderr, r.stderr

@@ -36,7 +36,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
     assert ebs0 == [str(sandbox / "bin" / "nitro-card-ebs"), "--socket-path", f"{run}/c0.sock",
                     "--nvme", "--device", "sda1",
                     "--iops", "900", "--throughput", "12", "--readonly", str(vol)]
-    assert ebs1[3:] == ["--gp2", "null:1G"]
+    assert ebs1[3:] == ["--ctl", f"{run}/c1.sock.ctl", "--gp2", "null:1G"]
     assert inst[3:] == ["--nvme", "--instance-store", "16M", "--dir", str(tmp_path)]
     assert vpc[1:] == ["--socket-path", f"{run}/c3.sock", "--ctl", f"{run}/c3.sock.ctl",
                        "--vpc", "4", "--ip", "10.0.0.9/24", "--queue-pairs", "2", "--sg", str(sg),

@@ -2,7 +2,7 @@
  *
  *   nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]
  *                  [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]
- *                  [--encrypt] [--nvme [--device NAME]] VOLUME
+ *                  [--encrypt] [--nvme [--device NAME]] [--ctl PATH] VOLUME
  *   nitro-card-ebs --print-capabilities
  *
  * --nvme serves the volume as an NVMe controller (src/cards/nvme: the queues here, the
@@ -13,6 +13,8 @@
  * nbd+unix:///EXPORT?socket=PATH (NBD back end: unencrypted raw export, or with --header
  * the id, size and wrapped data key of a local volume file, data in the export), or
  * null:SIZE (reads zeroes, drops writes; --encrypt gives it an ephemeral key).
+ * --ctl PATH: a control socket to pause the volume for a crash-consistent snapshot
+ * (ebsctl.h).
  *
  * Runs in the foreground until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to
  * stderr, as does the exit. With --socket-path the card keeps its socket and serves one
@@ -34,6 +36,7 @@
 #include <unistd.h>
 
 #include "cards/ebs/ebs.h"
+#include "cards/ebs/ebsctl.h"
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
 #include "cards/nvme/front.h"
@@ -44,7 +47,7 @@
 static const char usage_text[] =
     "usage: nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]\n"
     "                      [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]\n"
-    "                      [--encrypt] [--nvme [--device NAME]] VOLUME\n"
+    "                      [--encrypt] [--nvme [--device NAME]] [--ctl PATH] VOLUME\n"
     "       nitro-card-ebs --print-capabilities\n"
     "  VOLUME            a volume file, nbd://HOST[:PORT]/EXPORT,\n"
     "                    nbd+unix:///EXPORT?socket=PATH, or null:SIZE\n"
@@ -61,7 +64,8 @@ static const char usage_text[] =
     "  --device NAME     NVMe: the device name in the vendor area (default sda1)\n"
     "  --instance-store SIZE  with --nvme, instead of VOLUME: the instance storage card,\n"
     "                    a nameless sparse file in --dir DIR (default /tmp) under a key\n"
-    "                    that never leaves this process\n";
+    "                    that never leaves this process\n"
+    "  --ctl PATH        control socket: pause (drain + flush) and resume, for snapshots\n";
 
 #define CARD_SECURE_HEAP (128u << 10) /* key schedules and XTS tweak buffers: ~40 KiB */
 
@@ -70,6 +74,7 @@ struct card {
 	struct loop c_loop;
 	struct backend c_backend;
 	struct bdev c_bdev;
+	struct ebsctl c_ctl;
 	int c_usr1;
 	struct nvme_ctrl c_nvme;
 	struct nvme_front c_front;
@@ -287,7 +292,7 @@ int main(int argc, char **argv)
 	struct card *c = &card;
 	struct backend_opts bo;
 	struct volume vol;
-	const char *path = NULL, *header = NULL, *device = "sda1", *v;
+	const char *path = NULL, *header = NULL, *device = "sda1", *ctl = NULL, *v;
 	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1, poll_us = 0;
 	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
 	bool queues_given = false;
@@ -335,6 +340,8 @@ int main(int argc, char **argv)
 			instance_dir = v;
 		} else if (!strcmp(argv[i], "--nvme")) {
 			nvme_mode = true;
+		} else if ((v = opt_arg("--ctl", argc, argv, &i))) {
+			ctl = v;
 		} else if (!strcmp(argv[i], "--gp2")) {
 			gp2 = true;
 		} else if (!strcmp(argv[i], "--encrypt")) {
@@ -353,6 +360,8 @@ int main(int argc, char **argv)
 		}
 	}
 	card_backend_opts_done(&bo, "blk", usage_text);
+	if (ctl && nvme_mode)
+		die_usage("--ctl: not with --nvme (the NVMe front has no pause control yet)");
 	if (instance && (path || !nvme_mode || header || encrypt))
 		die_usage("--instance-store: with --nvme, instead of VOLUME\n%s", usage_text);
 	if (!path && !instance)
@@ -398,6 +407,9 @@ int main(int argc, char **argv)
 	if (gp2)
 		ebs_set_gp2(&c->c_ebs, credits);
 	c->c_ebs.e_ops.vo_disconnected = on_disconnected;
+	c->c_ctl.ec_fd = c->c_ctl.ec_client = -1;
+	if (ctl && ebsctl_open(&c->c_ctl, &c->c_ebs, &c->c_loop, ctl, err, sizeof(err)) < 0)
+		die("%s", err);
 
 	bo.bo_serial = true;
 	int r = backend_start(&c->c_backend, &c->c_ebs.e_dev, &c->c_loop, &bo, err, sizeof(err));
@@ -411,6 +423,8 @@ int main(int argc, char **argv)
 		warnmsg("event loop: %s", strerror(-r));
 
 	ebs_print_stats(&c->c_ebs, stderr);
+	if (ctl)
+		ebsctl_close(&c->c_ctl);
 	ebs_fini(&c->c_ebs);
 	bdev_close(&c->c_bdev);
 	backend_stop(&c->c_backend);
