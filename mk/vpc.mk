@@ -3,7 +3,9 @@
 # core (vpc.h) with cmocka tests and microbenchmark, its frontend test driver and suites.
 all: $(BUILD)/nitro-card-vpc $(BUILD)/nitro-card-vpc.sig
 $(BUILD)/nitro-card-vpc: $(call objs,cards/vpc vpcmap cards/lib lib sandbox)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp -llwip
+# lwIP's headers (Debian's liblwip-dev: /usr/include/lwip, its lwipopts.h) for the IMDS's TCP.
+$(BUILD)/obj/src/cards/vpc/imds_net.o: override CFLAGS += -I/usr/include/lwip
 
 # The virtio-net frontend test driver (plays the guest; also drives dpdk-testpmd).
 VPC_DRIVER_SRC = $(wildcard tests/vpcdriver/*.c) tests/driver/vu_front.c
