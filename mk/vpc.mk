@@ -33,5 +33,7 @@ $(BUILD)/vpc-core-bench: $(call obj,tests/unit/vpc/bench_core.c $(VPC_CORE_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
 vpc-core-bench: $(BUILD)/vpc-core-bench
 	$(BUILD)/vpc-core-bench
+# The IMDS: its HTTP parser and the service (no lwIP: the TCP side is tests/vpc/test_imds.py).
+$(BUILD)/tests/vpc/test_vpc_imds: $(call obj,src/cards/vpc/imds.c src/cards/vpc/imds_http.c)
 # The mapping service's caches on a real folder (issue 10 item 13).
 $(BUILD)/tests/vpc/test_vpc_mapsvc: $(call obj,src/vpcmap/mapsvc.c src/vpcmap/underlay.c)
