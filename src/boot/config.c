@@ -33,6 +33,8 @@ const char hv_options_help[] =
     "  --no-host-decompress let the guest decompress its kernel itself\n"
     "  --require-kvm        fail instead of using the emulated host when /dev/kvm is missing\n"
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
+    "  --instance-type T    SMBIOS product name (default: from --cpus/--memory, e.g. m5.large)\n"
+    "  --instance-id ID     i- and 17 hex digits: SMBIOS system UUID and serial ec2...\n"
     "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET\n"
     "                       a virtio-blk or virtio-net PCI device, or an NVMe controller\n"
     "                       (docs/nvme.md), served by the card at SOCKET (repeatable)\n"
@@ -68,6 +70,28 @@ static bool parse_hex(const char *s, uint8_t *out, size_t n)
 
 #define USAGE(...) RETURN_ERR(2, __VA_ARGS__)
 
+bool hv_instance_id_ok(const char *v)
+{
+	if (strncmp(v, "i-", 2) || strlen(v) != 19)
+		return false;
+	for (int i = 2; i < 19; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+			return false;
+	return true;
+}
+
+bool hv_instance_type_ok(const char *v)
+{
+	size_t n = strlen(v);
+	if (n < 3 || n > 64 || !strchr(v, '.'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'z') || v[i] == '.' ||
+		      v[i] == '-'))
+			return false;
+	return true;
+}
+
 static uint64_t host_ram_mib(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
@@ -88,7 +112,8 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
 			     !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
 			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
-			     !strcmp(a, "--vmlinux-sha384");
+			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--instance-type") ||
+			     !strcmp(a, "--instance-id");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -128,6 +153,14 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 				USAGE("--console-max %s: expected a number of bytes, at least 4096",
 				      v);
 			c->console_max = n;
+		} else if (!strcmp(a, "--instance-type")) {
+			if (!hv_instance_type_ok(v))
+				USAGE("--instance-type %s: expected a name like m5.large", v);
+			c->instance_type = v;
+		} else if (!strcmp(a, "--instance-id")) {
+			if (!hv_instance_id_ok(v))
+				USAGE("--instance-id %s: expected i- and 17 hex digits", v);
+			c->instance_id = v;
 		} else if (!strcmp(a, "--cache-dir")) {
 			c->cache_dir = v;
 		} else if (!strcmp(a, "--cpus")) {

@@ -50,6 +50,10 @@ struct hv_config {
 	/* --console-max: the console files' size cap (0: none) */
 	uint64_t console_max;
 	const char *cache_dir; /* host-decompressed kernels; NULL: none */
+	/* SMBIOS (src/hv/smbios.h): --instance-type (NULL: derived from cpus/memory) and
+	 * --instance-id ("i-" + 17 hex; the system UUID and serial derive from it) */
+	const char *instance_type;
+	const char *instance_id;
 	unsigned cpus;
 	uint64_t mem_mib;
 	bool no_reboot;
@@ -62,6 +66,11 @@ struct hv_config {
 	const char *tpm_card;		    /* --tpm-card SOCKET; NULL: no TPM */
 	unsigned ncards;
 };
+
+/* "i-" + 17 lower-case hex digits (EC2's instance ids). */
+bool hv_instance_id_ok(const char *v);
+/* An instance type name: [a-z0-9.-], with a dot, 3..64 bytes. */
+bool hv_instance_type_ok(const char *v);
 
 /* Options usage text, one per line, for --help. */
 extern const char hv_options_help[];

@@ -25,6 +25,7 @@
 #include "hv/platform.h"
 #include "hv/serial.h"
 #include "hv/tpm.h"
+#include "hv/smbios.h"
 #include "hv/virtio_pci.h"
 #include "hv/vm.h"
 #include "lib/util.h"
@@ -222,6 +223,19 @@ static void measured_boot(const struct hv_images *img, const struct boot_plan *b
 	trace_phase("TPM measurements extended");
 }
 
+/* SMBIOS at SMBIOS_ADDR, between the ACPI tables (which must end before it) and 1 MiB. */
+static int smbios_install(struct guest_mem *m, long acpi_len)
+{
+	if (acpi_len < 0 || BOOT_ACPI + (uint64_t)acpi_len > SMBIOS_ADDR)
+		return -1;
+	uint8_t *p = gpa_ptr(m, SMBIOS_ADDR, BOOT_ACPI_END - SMBIOS_ADDR);
+	struct smbios_config sc = {.ncpus = cfg.cpus,
+				   .mem_mib = cfg.mem_mib,
+				   .instance_type = cfg.instance_type,
+				   .instance_id = cfg.instance_id};
+	return p && smbios_build(p, BOOT_ACPI_END - SMBIOS_ADDR, SMBIOS_ADDR, &sc) > 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
 	util_set_prog("nitro-hv");
@@ -295,9 +309,12 @@ int main(int argc, char **argv)
 		acpi_end = BOOT_TPM_LOG;
 	}
 	uint8_t *acpi = gpa_ptr(&vm.vm_mem, BOOT_ACPI, acpi_end - BOOT_ACPI);
-	if (!acpi || acpi_build(acpi, acpi_end - BOOT_ACPI, BOOT_ACPI, &ac) < 0)
+	long acpi_len = -1;
+	if (!acpi || (acpi_len = acpi_build(acpi, acpi_end - BOOT_ACPI, BOOT_ACPI, &ac)) < 0)
 		die("cannot build the ACPI tables for %u vCPUs", cfg.cpus);
 	bp.bp_rsdp = BOOT_ACPI;
+	if (smbios_install(&vm.vm_mem, acpi_len) < 0)
+		die("cannot build the SMBIOS tables");
 	if (boot_write(&vm.vm_mem, &img.bz, &bp, cfg.cmdline, err, sizeof(err)))
 		die("%s", err);
 	hv_images_release(&cfg, &img);

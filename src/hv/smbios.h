@@ -1,0 +1,39 @@
+/* SMBIOS tables: what /sys/class/dmi/id and cloud-init's ds-identify read to know the
+ * guest is on EC2.
+ *
+ * Contract: smbios_build() lays out a SMBIOS 3.0 64-bit entry point ("_SM3_", at offset
+ * 0 of buf, which the guest sees at guest-physical address gpa; Linux without EFI finds it
+ * by scanning 0xF0000..0xFFFFF on 16-byte boundaries) and right after it the structure
+ * table: types 0 (BIOS), 1 (system), 3 (chassis), 4 (one processor per vCPU), 16 and 17
+ * (the memory), 127 (end). Manufacturer, BIOS vendor and asset tag "Amazon EC2"; product
+ * name the instance type; system UUID and serial the same "ec2..." UUID (serial in
+ * lower case, as EC2 does). Returns the bytes used, or -1 when buf is too small or a
+ * field is out of range. It touches nothing but buf. Not thread-safe (no state).
+ */
+#ifndef NITRO_HV_SMBIOS_H
+#define NITRO_HV_SMBIOS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SMBIOS_ADDR 0xf0000 /* entry point; the table follows it */
+#define SMBIOS_MAX_STR 64   /* instance type and ids */
+
+struct smbios_config {
+	unsigned ncpus;		   /* 1..254 */
+	uint64_t mem_mib;	   /* guest RAM */
+	const char *instance_type; /* NULL: smbios_default_type(ncpus, mem_mib) */
+	const char *instance_id;   /* "i-" + 17 hex; NULL: "i-0000000000000000" + 0 */
+};
+
+/* The instance type EC2 would call this shape: m5.large for 2 vCPUs / 8 GiB, ... (the
+ * m5 family when memory is 4 GiB per vCPU, c5 for 2, r5 for 8, t3 otherwise). */
+const char *smbios_default_type(unsigned ncpus, uint64_t mem_mib);
+
+/* The system UUID string for an instance id: "ec2" + its 17 hex digits + 12 more from a
+ * hash of the id, as 8-4-4-4-12 lower-case hex. out needs 37 bytes. -1 for a bad id. */
+int smbios_uuid(const char *instance_id, char out[37]);
+
+long smbios_build(uint8_t *buf, size_t len, uint64_t gpa, const struct smbios_config *cfg);
+
+#endif
