@@ -80,6 +80,27 @@ bool hv_instance_id_ok(const char *v)
 	return true;
 }
 
+const char *hv_default_instance_type(unsigned ncpus, uint64_t mem_mib, char buf[32])
+{
+	static const char *const big[] = {"large",   "xlarge",	 "2xlarge",  "4xlarge",
+					  "8xlarge", "12xlarge", "16xlarge", "24xlarge"};
+	static const unsigned big_cpus[] = {2, 4, 8, 16, 32, 48, 64};
+	static const char *const t3[] = {"nano", "micro", "small", "medium", "large", "xlarge"};
+	uint64_t per = ncpus ? mem_mib / ncpus : mem_mib;
+	if (per < 1536) { /* burstable: named by memory */
+		size_t i = 0;
+		for (uint64_t m = 512; i + 1 < sizeof(t3) / sizeof(t3[0]) && mem_mib > m; m *= 2)
+			i++;
+		snprintf(buf, 32, "t3.%s", mem_mib > 16384 ? "2xlarge" : t3[i]);
+		return buf;
+	}
+	size_t i = 0;
+	while (i < sizeof(big_cpus) / sizeof(big_cpus[0]) && ncpus > big_cpus[i])
+		i++;
+	snprintf(buf, 32, "%s.%s", per >= 7168 ? "r5" : per >= 3584 ? "m5" : "c5", big[i]);
+	return buf;
+}
+
 bool hv_instance_type_ok(const char *v)
 {
 	size_t n = strlen(v);

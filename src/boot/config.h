@@ -72,6 +72,11 @@ bool hv_instance_id_ok(const char *v);
 /* An instance type name: [a-z0-9.-], with a dot, 3..64 bytes. */
 bool hv_instance_type_ok(const char *v);
 
+/* The instance type EC2 would call this shape (SMBIOS product name and IMDS
+ * instance-type when --instance-type is not given): by memory per vCPU r5 (8 GiB),
+ * m5 (4 GiB, e.g. m5.large = 2 vCPUs, 8 GiB), c5 (2 GiB), else t3 named by memory. */
+const char *hv_default_instance_type(unsigned ncpus, uint64_t mem_mib, char buf[32]);
+
 /* Options usage text, one per line, for --help. */
 extern const char hv_options_help[];
 

@@ -5,31 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot/config.h"
 #include "lib/le.h"
 
 #define VENDOR "Amazon EC2"
-
-const char *smbios_default_type(unsigned ncpus, uint64_t mem_mib)
-{
-	static const char *const big[] = {"large",   "xlarge",	 "2xlarge",  "4xlarge",
-					  "8xlarge", "12xlarge", "16xlarge", "24xlarge"};
-	static const unsigned big_cpus[] = {2, 4, 8, 16, 32, 48, 64};
-	static const char *const t3[] = {"nano", "micro", "small", "medium", "large", "xlarge"};
-	static char buf[32];
-	uint64_t per = ncpus ? mem_mib / ncpus : mem_mib;
-	if (per < 1536) { /* burstable: named by memory */
-		size_t i = 0;
-		for (uint64_t m = 512; i + 1 < sizeof(t3) / sizeof(t3[0]) && mem_mib > m; m *= 2)
-			i++;
-		snprintf(buf, sizeof(buf), "t3.%s", mem_mib > 16384 ? "2xlarge" : t3[i]);
-		return buf;
-	}
-	size_t i = 0;
-	while (i < sizeof(big_cpus) / sizeof(big_cpus[0]) && ncpus > big_cpus[i])
-		i++;
-	snprintf(buf, sizeof(buf), "%s.%s", per >= 7168 ? "r5" : per >= 3584 ? "m5" : "c5", big[i]);
-	return buf;
-}
 
 static bool hex17(const char *id)
 {
@@ -133,8 +112,10 @@ long smbios_build(uint8_t *buf, size_t len, uint64_t gpa, const struct smbios_co
 {
 	if (!c->ncpus || c->ncpus > 254 || !c->mem_mib || len < 0x20)
 		return -1;
-	const char *type =
-	    c->instance_type ? c->instance_type : smbios_default_type(c->ncpus, c->mem_mib);
+	char deftype[32];
+	const char *type = c->instance_type
+			       ? c->instance_type
+			       : hv_default_instance_type(c->ncpus, c->mem_mib, deftype);
 	const char *id = c->instance_id ? c->instance_id : "i-00000000000000000";
 	char uuid[37];
 	if (strlen(type) > SMBIOS_MAX_STR || !type[0] || smbios_uuid(id, uuid) < 0)

@@ -22,13 +22,9 @@
 struct smbios_config {
 	unsigned ncpus;		   /* 1..254 */
 	uint64_t mem_mib;	   /* guest RAM */
-	const char *instance_type; /* NULL: smbios_default_type(ncpus, mem_mib) */
+	const char *instance_type; /* NULL: hv_default_instance_type(ncpus, mem_mib) */
 	const char *instance_id;   /* "i-" + 17 hex; NULL: "i-0000000000000000" + 0 */
 };
-
-/* The instance type EC2 would call this shape: m5.large for 2 vCPUs / 8 GiB, ... (the
- * m5 family when memory is 4 GiB per vCPU, c5 for 2, r5 for 8, t3 otherwise). */
-const char *smbios_default_type(unsigned ncpus, uint64_t mem_mib);
 
 /* The system UUID string for an instance id: "ec2" + its 17 hex digits + 12 more from a
  * hash of the id, as 8-4-4-4-12 lower-case hex. out needs 37 bytes. -1 for a bad id. */

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "boot/config.h"
 #include "hv/smbios.h"
 #include "lib/le.h"
 
@@ -169,12 +170,13 @@ static void types_and_sizes(void **state)
 	parse(b, n, &p);
 	const uint8_t *sys = find(&p, 1);
 	assert_string_equal(str_of(sys, sys[5]), "t3.nano");
-	assert_string_equal(smbios_default_type(2, 8192), "m5.large");
-	assert_string_equal(smbios_default_type(4, 8192), "c5.xlarge");
-	assert_string_equal(smbios_default_type(4, 16384), "m5.xlarge");
-	assert_string_equal(smbios_default_type(2, 16384), "r5.large");
-	assert_string_equal(smbios_default_type(1, 1024), "t3.micro");
-	assert_string_equal(smbios_default_type(2, 2048), "t3.small");
+	char tb[32];
+	assert_string_equal(hv_default_instance_type(2, 8192, tb), "m5.large");
+	assert_string_equal(hv_default_instance_type(4, 8192, tb), "c5.xlarge");
+	assert_string_equal(hv_default_instance_type(4, 16384, tb), "m5.xlarge");
+	assert_string_equal(hv_default_instance_type(2, 16384, tb), "r5.large");
+	assert_string_equal(hv_default_instance_type(1, 1024, tb), "t3.micro");
+	assert_string_equal(hv_default_instance_type(2, 2048, tb), "t3.small");
 	/* big memory: extended size */
 	c = (struct smbios_config){.ncpus = 96, .mem_mib = 768 * 1024, .instance_type = "x.y"};
 	n = smbios_build(b, sizeof(b), GPA, &c);
