@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 /usr/bin/python3 bench/snapshot.py
 # Network: the test driver through two nitro-card-vpc cards vs dpdk-testpmd io forwarding.
 /usr/bin/python3 bench/net.py
+# IMDS: GET instance-id with a token through the card's lwIP, in the emulated host (the
+# issue's target is for it) beside the same harness's ARP round trip.
+build/nitro emuhost --memory 1024 -- /usr/bin/python3 bench/imds.py
 # Controller: nitrod start-up, describe latency, launch cost vs nitro run (in an emulated host).
 /usr/bin/python3 bench/api.py
 if grep -qwE 'svm|vmx' /proc/cpuinfo && [ -w /dev/kvm ]; then

@@ -481,7 +481,8 @@ static void new_token(struct imds *m, uint64_t expires, char *t)
 	slot->expires = expires;
 }
 
-/* Constant time in the token's bytes (every slot compared in full). */
+/* Constant time in the token's bytes: every live slot is compared in full (which slots
+ * are live, i.e. how many tokens exist, is no secret). */
 static bool token_ok(const struct imds *m, struct http_str tok, uint64_t now)
 {
 	if (tok.n != IMDS_TOKEN_LEN)
@@ -489,6 +490,8 @@ static bool token_ok(const struct imds *m, struct http_str tok, uint64_t now)
 	bool ok = false;
 	for (size_t i = 0; i < IMDS_TOKENS_MAX; i++) {
 		const struct token *s = &m->tokens[i];
+		if (s->expires <= now)
+			continue;
 		uint8_t d = 0;
 		for (size_t k = 0; k < IMDS_TOKEN_LEN; k++)
 			d |= (uint8_t)(s->t[k] ^ tok.s[k]);
