@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot/config.h"
 #include "launch/launch.h"
 #include "lib/util.h"
 
@@ -136,7 +137,8 @@ static int path_copy(json_t *v, const char *name, char *out, size_t cap, char *e
 
 static int parse_nic(json_t *o, unsigned idx, struct nic_spec *n, char *err, size_t errlen)
 {
-	static const char *const names[] = {"vpc", "ip", "mac", "sg", "pps", "bandwidth_mbit"};
+	static const char *const names[] = {"vpc", "ip", "mac", "sg", "pps", "bandwidth_mbit",
+					    "imds"};
 	char what[32];
 	snprintf(what, sizeof(what), "nics[%u]", idx);
 	if (!json_is_object(o))
@@ -175,6 +177,15 @@ static int parse_nic(json_t *o, unsigned idx, struct nic_spec *n, char *err, siz
 	    get_opt_uint(o, what, "bandwidth_mbit", LAUNCH_MAX_BANDWIDTH_MBIT, &n->n_bandwidth_mbit,
 			 err, errlen))
 		return -1;
+	if ((v = json_object_get(o, "imds"))) {
+		if (str_copy(v, "imds", n->n_imds, sizeof(n->n_imds), err, errlen))
+			return -1;
+		if (strcmp(n->n_imds, "required") && strcmp(n->n_imds, "optional") &&
+		    strcmp(n->n_imds, "disabled"))
+			RETURN_ERR(-1,
+				   "%s.imds: expected \"required\", \"optional\" or \"disabled\"",
+				   what);
+	}
 	return 0;
 }
 
@@ -206,8 +217,9 @@ static int parse_vol_ref(json_t *e, size_t i, struct vol_ref *r, char *err, size
 
 static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errlen)
 {
-	static const char *const names[] = {"cpus",    "memory_mib", "kernel", "initrd",
-					    "cmdline", "volumes",    "nics",   "console"};
+	static const char *const names[] = {"cpus",	     "memory_mib", "kernel", "initrd",
+					    "cmdline",	     "volumes",	   "nics",   "console",
+					    "instance_type", "user_data",  "ssh_key"};
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
 		return -1;
 	memset(s, 0, sizeof(*s));
@@ -228,6 +240,19 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 		else if (path_copy(v, "initrd", s->s_initrd, sizeof(s->s_initrd), err, errlen))
 			return -1;
 	}
+	if ((v = json_object_get(o, "instance_type"))) {
+		if (str_copy(v, "instance_type", s->s_instance_type, sizeof(s->s_instance_type),
+			     err, errlen))
+			return -1;
+		if (!hv_instance_type_ok(s->s_instance_type))
+			RETURN_ERR(-1, "instance_type: expected a name like \"m5.large\"");
+	}
+	if ((v = json_object_get(o, "user_data")) &&
+	    path_copy(v, "user_data", s->s_user_data, sizeof(s->s_user_data), err, errlen))
+		return -1;
+	if ((v = json_object_get(o, "ssh_key")) &&
+	    path_copy(v, "ssh_key", s->s_ssh_key, sizeof(s->s_ssh_key), err, errlen))
+		return -1;
 	snprintf(s->s_cmdline, sizeof(s->s_cmdline), "console=ttyS0 reboot=k panic=-1");
 	if ((v = json_object_get(o, "cmdline")) &&
 	    str_copy(v, "cmdline", s->s_cmdline, sizeof(s->s_cmdline), err, errlen))

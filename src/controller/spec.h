@@ -39,6 +39,7 @@ struct nic_spec {
 	char n_sg[SPEC_MAX_PATH];
 	int64_t n_pps;		  /* SPEC_UNSET: unlimited */
 	int64_t n_bandwidth_mbit; /* SPEC_UNSET: unlimited */
+	char n_imds[12];	  /* "imds": "" (required, the default), "optional", "disabled" */
 };
 
 /* A volume as an instance uses it. */
@@ -59,6 +60,11 @@ struct inst_spec {
 	struct vol_ref s_vols[SPEC_MAX_VOLUMES];
 	unsigned s_nnics;
 	struct nic_spec s_nics[SPEC_MAX_NICS];
+	/* The instance metadata (SMBIOS and the IMDS): "instance_type" ("" = from cpus and
+	 * memory), "user_data" and "ssh_key" (files, read by the VPC cards) */
+	char s_instance_type[72];
+	char s_user_data[SPEC_MAX_PATH];
+	char s_ssh_key[SPEC_MAX_PATH];
 };
 
 struct vol_spec {
