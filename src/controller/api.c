@@ -22,6 +22,7 @@
 #include "controller/supervise.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
+#include "securitychip/identity.h"
 #include "snapshot/snapshot.h"
 #include "volume/volume.h"
 
@@ -964,6 +965,25 @@ static void attestation(const struct api_req *rq, struct api_resp *rs)
 	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "attestation");
 }
 
+/* The certificate of the chip's instance-identity key (identity.h): what verifies the
+ * signatures of the identity documents the instances' IMDS serve. */
+static void identity_cert(const struct api_req *rq, struct api_resp *rs)
+{
+	if (strcmp(rq->ar_method, "GET")) {
+		not_allowed(rs, "GET");
+		return;
+	}
+	char err[512];
+	char *pem = chip_identity_cert(g_ctl.c_chip, err, sizeof(err));
+	if (!pem) {
+		fail(rs, 500, "%s", err);
+		return;
+	}
+	set_json(rs, 200, json_pack("{s:s}", "certificate", pem));
+	free(pem);
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "identity certificate");
+}
+
 void api_handle(const struct api_req *rq, struct api_resp *rs)
 {
 	memset(rs, 0, sizeof(*rs));
@@ -997,6 +1017,9 @@ void api_handle(const struct api_req *rq, struct api_resp *rs)
 	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
 		 !strcmp(seg[2], "attestation"))
 		attestation(rq, rs);
+	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
+		 !strcmp(seg[2], "identity-cert"))
+		identity_cert(rq, rs);
 	else
 		fail(rs, 404, "no such route (see docs/api.md)");
 	if (txn) {

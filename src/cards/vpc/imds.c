@@ -130,6 +130,17 @@ static int doc_build(const struct imds_cfg *c, const char *iid, const char *ityp
 			acct, az, ami, iid, itype, when, c->ic_local_ipv4, region);
 }
 
+int imds_identity_document(const struct imds_cfg *c, char *buf, size_t cap)
+{
+	const char *region = DEF(c->ic_region, "us-east-1");
+	char az[64];
+	snprintf(az, sizeof(az), "%s%s", c->ic_az ? c->ic_az : region, c->ic_az ? "" : "a");
+	return doc_build(c, DEF(c->ic_instance_id, "i-0123456789abcdef0"),
+			 DEF(c->ic_instance_type, "m5.large"),
+			 DEF(c->ic_ami_id, "ami-0123456789abcdef0"), region, az,
+			 DEF(c->ic_account_id, "123456789012"), buf, cap);
+}
+
 struct imds *imds_new(const struct imds_cfg *c, char *err, size_t errlen)
 {
 	const char *iid = DEF(c->ic_instance_id, "i-0123456789abcdef0");
@@ -240,7 +251,7 @@ struct imds *imds_new(const struct imds_cfg *c, char *err, size_t errlen)
 	if (c->ic_doc) {
 		add(m, "dynamic/instance-identity/document", c->ic_doc, c->ic_doc_len);
 	} else {
-		int n = doc_build(c, iid, itype, ami, region, az, acct, doc, sizeof(doc));
+		int n = imds_identity_document(c, doc, sizeof(doc));
 		add(m, "dynamic/instance-identity/document", doc, (size_t)n);
 	}
 	if (c->ic_pkcs7)

@@ -85,6 +85,11 @@ void imds_answer(struct imds *m, enum http_result res, const struct http_req *re
 const char *imds_lookup(struct imds *m, const char *rel, size_t rlen, char *buf, size_t cap,
 			size_t *len);
 
+/* The identity document imds_new serves when cfg gives none (EC2's JSON layout, from the
+ * same fields and defaults): what a launcher signs and passes back in ic_doc. snprintf
+ * semantics. */
+int imds_identity_document(const struct imds_cfg *cfg, char *buf, size_t cap);
+
 /* "required", "optional", "disabled" -> mode; -1 otherwise. */
 int imds_parse_mode(const char *s);
 
