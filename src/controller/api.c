@@ -225,6 +225,11 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 	}
 	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rs))
 		return;
+	/* The cards serve these to the guest: only files of the served folders. */
+	if (s.s_user_data[0] && check_file("user_data", s.s_user_data, rs))
+		return;
+	if (s.s_ssh_key[0] && check_file("ssh_key", s.s_ssh_key, rs))
+		return;
 	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rs))
 		return;
 	for (unsigned i = 0; i < s.s_nvols; i++) {

@@ -312,6 +312,11 @@ def test_identity_cert_and_instance_metadata_fields(nitrod):
     assert r.status == 400 and "imds" in r.json()["error"], r
     r = nitrod.call("POST", "/v1/instances", raw=b'{"user_data": "relative/path"}')
     assert r.status == 400 and "user_data" in r.json()["error"], r
+    # The attack: name a host file as user data (or key) so that the guest reads it
+    # from the IMDS. Only files of the folders nitrod serves (--images, --files) pass.
+    for field in ("user_data", "ssh_key"):
+        r = nitrod.call("POST", "/v1/instances", {field: "/etc/passwd"})
+        assert r.status == 400 and "outside the folders" in r.json()["error"], r
 
 
 # --- transport: sizes, slow clients, uids ---
