@@ -8,7 +8,6 @@
  *         sendq P HEX      -> the same on queue pair P
  *         burst P N HEX    -> N copies queued at once, one kick: "sent N" (N <= free slots)
  *         recv MS          -> "frame HEX P" (P: the pair it came on) or "none" after MS ms
- *         recvspin MS      -> the same, busy-polling (no sleep between polls)
  *         ctrl CLASS CMD [HEX] -> "ack N": a control-queue command (with --pairs > 1)
  *         quit
  *   vpc-driver bench --tx SOCKET --rx SOCKET --frame HEX [--seconds N] [--batch N]
@@ -162,18 +161,14 @@ static int cmd_run(const char *path, bool config, unsigned pairs)
 					printf("sent\n");
 			}
 		} else if (!strncmp(line, "recv", 4)) {
-			/* "recvspin MS" busy-polls (latency benchmarks); "recv MS" sleeps
-			 * between polls */
-			bool spin = !strncmp(line, "recvspin", 8);
-			int ms = atoi(line + (spin ? 8 : 4));
+			int ms = atoi(line + 4);
 			double end = now_s() + ms / 1000.0;
 			int r = 0;
 			for (;;) {
 				r = vnd_rx_poll(&d, keep_frame, &bl, NULL, err, sizeof(err));
 				if (r < 0 || bl.b_n || now_s() >= end)
 					break;
-				if (!spin)
-					vnd_wait(&d, true, 5);
+				vnd_wait(&d, true, 5);
 			}
 			if (r < 0) {
 				printf("error %s\n", err);
