@@ -323,6 +323,14 @@ const char *imds_lookup(struct imds *m, const char *rel, size_t rlen, char *buf,
 		n--;
 	if (n && find(m, p, n)) /* "instance-id/" is not a directory */
 		return NULL;
+	if (!n) { /* a version's root: EC2 lists its three names without slashes */
+		int w = snprintf(buf, cap, "dynamic\nmeta-data%s",
+				 find(m, "user-data", 9) ? "\nuser-data" : "");
+		if (w < 0 || (size_t)w >= cap)
+			return NULL;
+		*len = (size_t)w;
+		return buf;
+	}
 	/* A directory: the next name of every leaf below it, once, in order. */
 	size_t o = 0;
 	for (size_t i = 0; i < m->nleaves; i++) {
