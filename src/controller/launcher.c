@@ -13,10 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boot/config.h"
+#include "cards/vpc/imds.h"
 #include "controller/bootfile.h"
 #include "controller/proc.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
+#include "securitychip/identity.h"
 
 #define VPC_SG_MAX (1u << 20) /* a security-group file nitrod copies for a card */
 
@@ -99,7 +102,19 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 			return -1;
 		ln->ln_pps = n->n_pps;
 		ln->ln_bandwidth_mbit = n->n_bandwidth_mbit;
+		sfmt(ln->ln_imds, sizeof(ln->ln_imds), "%s", n->n_imds);
+		/* written by launch_prepare (sign_identity), read-only in the card's jail */
+		char dir[PATH_MAX];
+		inst_dir(in, dir, sizeof(dir));
+		sfmt(ln->ln_identity, sizeof(ln->ln_identity), "%s/identity-nic%u", dir, i);
 	}
+	/* The instance metadata: SMBIOS (nitro-hv) and the IMDS (the VPC cards). */
+	sfmt(ls->ls_instance_id, sizeof(ls->ls_instance_id), "%s", in->i_id);
+	sfmt(ls->ls_instance_type, sizeof(ls->ls_instance_type), "%s", s->s_instance_type);
+	if (copy(ls->ls_user_data, sizeof(ls->ls_user_data), s->s_user_data, "user_data", err,
+		 errlen) ||
+	    copy(ls->ls_ssh_key, sizeof(ls->ls_ssh_key), s->s_ssh_key, "ssh_key", err, errlen))
+		return -1;
 	sfmt(le->le_bin_dir, sizeof(le->le_bin_dir), "%s", g_ctl.c_bin_dir);
 	run_dir(in, le->le_run_dir, sizeof(le->le_run_dir));
 	/* nitrod's own cache, read-only in the jail (kcache.h) */
@@ -555,6 +570,58 @@ static void write_plan(const struct instance *in, const struct planned *pp)
 	free(json);
 }
 
+/* One file of an identity folder: replaced whole (temporary file, rename). */
+static int put_file(const char *dir, const char *name, const char *data, size_t len, char *err,
+		    size_t errlen)
+{
+	char p[PATH_MAX + 64], t[PATH_MAX + 72];
+	sfmt(p, sizeof(p), "%s/%s", dir, name);
+	sfmt(t, sizeof(t), "%s/.%s.tmp", dir, name);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	bool ok = fd >= 0 && write(fd, data, len) == (ssize_t)len;
+	if (fd >= 0 && close(fd))
+		ok = false;
+	if (!ok || rename(t, p))
+		RETURN_ERR(-1, "identity document %s: %s", p, strerror(errno));
+	return 0;
+}
+
+/* The instance identity document of NIC idx, signed by the chip's identity key (the card
+ * gets the document and the signatures, never the key): written to ln_identity. */
+static int sign_identity(const struct instance *in, const struct launch_spec *ls, unsigned idx,
+			 char *err, size_t errlen)
+{
+	const struct launch_nic *n = &ls->ls_nics[idx];
+	const char *dir = n->ln_identity;
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		RETURN_ERR(-1, "%s: %s", dir, strerror(errno));
+	char deftype[32];
+	struct imds_cfg ic = {.ic_instance_id = in->i_id,
+			      .ic_instance_type = ls->ls_instance_type[0]
+						      ? ls->ls_instance_type
+						      : hv_default_instance_type(
+							    ls->ls_cpus, ls->ls_mem_mib, deftype),
+			      .ic_pending_time = (uint64_t)in->i_created};
+	sfmt(ic.ic_local_ipv4, sizeof(ic.ic_local_ipv4), "%.*s", (int)strcspn(n->ln_ip, "/"),
+	     n->ln_ip);
+	char doc[2048];
+	int dl = imds_identity_document(&ic, doc, sizeof(doc));
+	if (dl <= 0 || (size_t)dl >= sizeof(doc))
+		RETURN_ERR(-1, "identity document: too long");
+	struct chip_identity_sig sig;
+	if (chip_identity_sign(g_ctl.c_chip, doc, (size_t)dl, &sig, err, errlen))
+		return -1;
+	int r =
+	    put_file(dir, "document", doc, (size_t)dl, err, errlen) ||
+		    put_file(dir, "pkcs7", sig.pkcs7, strlen(sig.pkcs7), err, errlen) ||
+		    put_file(dir, "rsa2048", sig.rsa2048, strlen(sig.rsa2048), err, errlen) ||
+		    put_file(dir, "signature", sig.signature, strlen(sig.signature), err, errlen)
+		? -1
+		: 0;
+	chip_identity_sig_free(&sig);
+	return r;
+}
+
 int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 {
 	*refused = false;
@@ -608,6 +675,9 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 	}
 	if (pp->ls.ls_nvols && copy_key(pp->le.le_card_state, in->i_uid, in->i_gid, err, errlen))
 		goto out;
+	for (unsigned i = 0; i < pp->ls.ls_nnics; i++)
+		if (sign_identity(in, &pp->ls, i, err, errlen))
+			goto out;
 	write_plan(in, pp);
 	r = 0;
 out:

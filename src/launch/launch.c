@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot/config.h" /* hv_default_instance_type */
 #include "lib/util.h"
 
 void launch_volume_init(struct launch_volume *v)
@@ -191,7 +192,9 @@ static unsigned vpc_count(const struct launch_spec *s)
 }
 
 /* nitro-card-vpc --socket-path S --ctl S.ctl --vpc ID --ip A.B.C.D/P --queue-pairs N
- * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--underlay ADDR] [--map PATH] */
+ * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--underlay ADDR] [--map PATH]
+ * [--imds MODE] [--instance-id ID] [--instance-type T] [--user-data FILE] [--ssh-key FILE]
+ * [--identity DIR] */
 static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
 {
@@ -220,6 +223,23 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 		opt(b, "--map", e->le_vpc_map);
 		uses_path(b, e->le_vpc_map, LAUNCH_PATH_RW);
 	}
+	/* The IMDS: the same id and type as nitro-hv's SMBIOS, the files it serves. */
+	if (n->ln_imds[0])
+		opt(b, "--imds", n->ln_imds);
+	if (s->ls_instance_id[0])
+		opt(b, "--instance-id", s->ls_instance_id);
+	char deftype[32];
+	opt(b, "--instance-type",
+	    s->ls_instance_type[0] ? s->ls_instance_type
+				   : hv_default_instance_type(s->ls_cpus, s->ls_mem_mib, deftype));
+	const char *files[][2] = {{"--user-data", s->ls_user_data},
+				  {"--ssh-key", s->ls_ssh_key},
+				  {"--identity", n->ln_identity}};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i][1][0]) {
+			opt(b, files[i][0], files[i][1]);
+			uses_path(b, files[i][1], 0);
+		}
 }
 
 static unsigned tpm_count(const struct launch_spec *s)
@@ -271,6 +291,10 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 	opt(b, "--cmdline", s->ls_cmdline);
 	opt(b, "--cpus", str(b, "%u", s->ls_cpus));
 	opt(b, "--memory", str(b, "%llu", (unsigned long long)s->ls_mem_mib));
+	if (s->ls_instance_id[0]) /* SMBIOS: the system UUID and serial ec2... */
+		opt(b, "--instance-id", s->ls_instance_id);
+	if (s->ls_instance_type[0])
+		opt(b, "--instance-type", s->ls_instance_type);
 	if (s->ls_console_log[0]) {
 		opt(b, "--console-log", s->ls_console_log);
 		uses_path(b, s->ls_console_log, LAUNCH_PATH_RW);

@@ -83,6 +83,10 @@ struct launch_nic {
 	char ln_sg[PATH_MAX];	   /* "": the VPC's default security group */
 	int64_t ln_pps;		   /* LAUNCH_UNSET: unlimited */
 	int64_t ln_bandwidth_mbit; /* LAUNCH_UNSET: unlimited */
+	/* The IMDS: "" (the card's default: required), "optional" or "disabled"; the folder
+	 * of the signed identity document ("": none; nitrod signs one per NIC). */
+	char ln_imds[12];
+	char ln_identity[PATH_MAX];
 };
 
 /* A device whose vhost-user back end someone else started (nitro run --vhost-user). */
@@ -107,6 +111,14 @@ struct launch_spec {
 	struct launch_volume ls_vols[LAUNCH_MAX_VOLUMES];
 	unsigned ls_nnics;
 	struct launch_nic ls_nics[LAUNCH_MAX_NICS];
+	/* The instance metadata, for nitro-hv's SMBIOS (id, type) and the VPC cards' IMDS:
+	 * "i-" + 17 hex ("": none); the type ("": derived from vCPUs and memory); the user
+	 * data and SSH key files ("": none). */
+	char ls_instance_id[24];
+	char ls_instance_type[72];
+	char ls_user_data[PATH_MAX];
+	char ls_ssh_key[PATH_MAX];
+
 	unsigned ls_nexternal; /* nitro-hv sees these first, then the cards */
 	struct launch_external ls_external[LAUNCH_MAX_EXTERNAL];
 	/* NitroTPM: one nitro-card-tpm (nitro-hv --tpm-card) with its state in ls_tpm_state

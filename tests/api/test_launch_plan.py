@@ -36,10 +36,20 @@ def kernel(folder):
 
 def normalized(doc):
     """The processes of a plan with the run folder as {run}: [(kind, exe, argv, socket,
-    vhost_user, fds)]."""
+    vhost_user, fds)]. A VPC card's `--identity DIR` (the identity document the chip
+    signed) is nitrod's alone: `nitro run` has no chip; it is left out."""
     run = doc["run_dir"]
     fix = lambda s: s.replace(run, "{run}") if isinstance(s, str) else s
-    return [(p["kind"], p["exe"], [fix(a) for a in p["argv"]], fix(p["socket"]), p["vhost_user"],
+
+    def argv(a):
+        out = []
+        for x in a:
+            if out and out[-1] == "--identity":
+                out.pop()
+                continue
+            out.append(fix(x))
+        return out
+    return [(p["kind"], p["exe"], argv(p["argv"]), fix(p["socket"]), p["vhost_user"],
              [(f["fd"], f["role"]) for f in p["fds"]]) for p in doc["processes"]]
 
 
@@ -52,6 +62,8 @@ def launch_both_ways(d, kernel, body, run_args):
     assert r.status == 201, r
     inst = wait_state(d, r.json()["id"], {"failed"})
     plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
+    # one instance: nitrod's id is what nitro run is given (SMBIOS and the IMDS use it)
+    run_args = [*run_args, "--instance-id", inst["id"]]
     dry = subprocess.run([str(NITRO), "run", "--dry-run", *run_args], capture_output=True,
                          text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert dry.returncode == 0, dry.stderr

@@ -26,7 +26,8 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
                "--volume", f"{vol},iops=900,throughput=12,readonly",
                "--volume", "null:1G,gp2,bus=virtio", "--instance-store", f"16M,dir={tmp_path}",
                "--nic", f"vpc=4,ip=10.0.0.9/24,pps=7,bandwidth=8,sg={sg}",
-               "--vhost-user", f"blk,{tmp_path}/ext.sock", "--underlay", "127.0.0.2")
+               "--vhost-user", f"blk,{tmp_path}/ext.sock", "--underlay", "127.0.0.2",
+               "--instance-id", "i-0123456789abcdef0", "--instance-type", "c5.large")
     run = doc["run_dir"]
     assert run.endswith("/nitro-run-XXXXXX") and doc["bin_dir"] == str(sandbox / "bin")
     kinds = [p["kind"] for p in doc["processes"]]
@@ -40,10 +41,12 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
     assert inst[3:] == ["--nvme", "--instance-store", "16M", "--dir", str(tmp_path)]
     assert vpc[1:] == ["--socket-path", f"{run}/c3.sock", "--ctl", f"{run}/c3.sock.ctl",
                        "--vpc", "4", "--ip", "10.0.0.9/24", "--queue-pairs", "2", "--sg", str(sg),
-                       "--pps", "7", "--bandwidth", "8", "--underlay", "127.0.0.2"]
+                       "--pps", "7", "--bandwidth", "8", "--underlay", "127.0.0.2",
+                       "--instance-id", "i-0123456789abcdef0", "--instance-type", "c5.large"]
     assert hv[0] == str(sandbox / "bin" / "nitro-hv")
     assert hv[1:] == ["--kernel", str(k), "--cmdline", "console=ttyS0 reboot=k panic=-1",
-                      "--cpus", "2", "--memory", "128", "--console-max", "8192", "--no-reboot",
+                      "--cpus", "2", "--memory", "128", "--instance-id", "i-0123456789abcdef0",
+                      "--instance-type", "c5.large", "--console-max", "8192", "--no-reboot",
                       "--cache-dir", doc["kernel_cache"],
                       "--vhost-user", f"blk,{tmp_path}/ext.sock",
                       "--vhost-user", f"nvme,{run}/c0.sock", "--vhost-user", f"blk,{run}/c1.sock",
