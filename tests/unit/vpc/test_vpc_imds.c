@@ -14,6 +14,7 @@
 
 #include "cards/vpc/imds.h"
 #include "cards/vpc/imds_http.h"
+#include "vpctest.h"
 
 #define S_NS 1000000000ull
 
@@ -397,6 +398,53 @@ static void paths(void **state)
 	imds_free(f.m);
 }
 
+/* ---- the VPC core's part: what reaches the IMDS, the link-local allowance ---- */
+
+static void core_hands_imds_packets(void **state)
+{
+	(void)state;
+	static struct vt t;
+	vt_setup(&t, NULL);
+	/* the guest's TCP to 169.254.169.254:80, through the gateway: VPC_TO_IMDS with the
+	 * IPv4 packet, no security group (the default group would drop it) */
+	size_t n = vt_tcp(t.frame, MAC_GW, MAC_A, "10.0.0.5", "169.254.169.254", 40000, 80, 0x02);
+	vt_out_reset(&t);
+	assert_int_equal(vpc_from_guest(t.p, t.frame, n, NS, &t.out), VPC_TO_IMDS);
+	assert_ptr_equal(t.out.vo_data, t.frame + 14);
+	assert_int_equal(t.out.vo_len, n - 14);
+	/* another port, UDP, or a spoofed source: dropped */
+	n = vt_tcp(t.frame, MAC_GW, MAC_A, "10.0.0.5", "169.254.169.254", 40000, 81, 0x02);
+	vt_out_reset(&t);
+	assert_int_equal(vpc_from_guest(t.p, t.frame, n, NS, &t.out), VPC_DROP);
+	assert_int_equal(t.out.vo_drop, VPC_DROP_NO_ROUTE);
+	n = vt_udp(t.frame, MAC_GW, MAC_A, "10.0.0.5", "169.254.169.254", 40000, 80, 8);
+	vt_out_reset(&t);
+	assert_int_equal(vpc_from_guest(t.p, t.frame, n, NS, &t.out), VPC_DROP);
+	n = vt_tcp(t.frame, MAC_GW, MAC_A, "10.0.0.7", "169.254.169.254", 40000, 80, 0x02);
+	vt_out_reset(&t);
+	assert_int_equal(vpc_from_guest(t.p, t.frame, n, NS, &t.out), VPC_DROP);
+	assert_int_equal(t.out.vo_drop, VPC_DROP_SPOOF_OUT);
+	/* 1024 packets/s with a 100 ms burst: a burst of 200 at one instant passes ~102 */
+	unsigned passed = 0;
+	n = vt_tcp(t.frame, MAC_GW, MAC_A, "10.0.0.5", "169.254.169.254", 40001, 80, 0x10);
+	for (int i = 0; i < 200; i++) {
+		vt_out_reset(&t);
+		passed += vpc_from_guest(t.p, t.frame, n, 5 * NS, &t.out) == VPC_TO_IMDS;
+	}
+	assert_in_range(passed, 100, 104);
+	struct vpc_stats st;
+	vpc_port_stats(t.p, &st);
+	assert_int_equal(st.st_linklocal_allowance_exceeded, 200 - passed);
+	assert_int_equal(st.st_drops[VPC_DROP_LINKLOCAL], 200 - passed);
+	/* a second later the bucket is full again */
+	vt_out_reset(&t);
+	assert_int_equal(vpc_from_guest(t.p, t.frame, n, 6 * NS, &t.out), VPC_TO_IMDS);
+	char text[8192];
+	vpc_stats_format(&st, text, sizeof(text));
+	assert_non_null(strstr(text, "linklocal_allowance_exceeded "));
+	vt_teardown(&t);
+}
+
 static void bad_config(void **state)
 {
 	(void)state;
@@ -424,6 +472,7 @@ int main(void)
 	    cmocka_unit_test(modes),
 	    cmocka_unit_test(paths),
 	    cmocka_unit_test(bad_config),
+	    cmocka_unit_test(core_hands_imds_packets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
