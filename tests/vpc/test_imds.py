@@ -213,3 +213,22 @@ def test_imds_linklocal_allowance(vpcnet):
     st = c.stats()
     assert st["linklocal_allowance_exceeded"] > 0, st
     assert st["drop_linklocal"] == st["linklocal_allowance_exceeded"]
+
+
+def test_imds_connection_limit_evicts_the_idlest(vpcnet):
+    # A guest process that opens connections and never uses them cannot lock the IMDS
+    # out: at 64 the least recently active one ends (RST) to make room.
+    c, d, mac, gw = start(vpcnet, ["--imds", "optional"])
+    idle = [Conn(d, mac, gw) for _ in range(64)]
+    assert c.stats()["imds_conns_evicted"] == 0
+    code, _, body = get(d, mac, gw, "/latest/meta-data/instance-id")
+    assert code == 200 and body.startswith(b"i-"), body
+    st = c.stats()
+    assert st["imds_conns_evicted"] >= 1, st
+    # the first (idlest) one was reset: a request on it gets no answer but a RST
+    k = idle[0]
+    out = k.request(b"GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n")
+    assert not out.startswith(b"HTTP/1.1 200"), out
+    # a recent one still works
+    out = idle[-1].request(b"GET /latest/meta-data/ami-id HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200"), out

@@ -10,6 +10,7 @@
 #include "lwip/ip4.h"
 #include "lwip/netif.h"
 #include "lwip/pbuf.h"
+#include "lwip/sys.h"
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 
@@ -18,6 +19,8 @@
 #define NORMAL_TTL 64
 
 struct conn {
+	struct conn *prev, *next; /* g.conns, least recently active first */
+	u32_t active;		  /* sys_now() of its last segment in or out */
 	struct tcp_pcb *pcb;
 	char in[HTTP_HEAD_MAX + HTTP_BODY_MAX];
 	size_t inlen;
@@ -36,6 +39,7 @@ static struct {
 	imds_out_fn *out;
 	void *ctx;
 	unsigned nconns;
+	struct conn *conns, *last; /* least recently active first */
 	struct imds_net_stats st;
 	uint8_t frame[14 + 1500];
 } g;
@@ -73,8 +77,28 @@ static err_t nif_init(struct netif *nif)
 	return ERR_OK;
 }
 
+static void unlink_conn(struct conn *c)
+{
+	if (!c->prev && g.conns != c)
+		return; /* not in the list */
+	*(c->prev ? &c->prev->next : &g.conns) = c->next;
+	*(c->next ? &c->next->prev : &g.last) = c->prev;
+	c->prev = c->next = NULL;
+}
+
+/* Marks c active now: to the end of the list. */
+static void touch(struct conn *c)
+{
+	unlink_conn(c);
+	c->active = sys_now();
+	c->prev = g.last;
+	*(g.last ? &g.last->next : &g.conns) = c;
+	g.last = c;
+}
+
 static void conn_free(struct conn *c)
 {
+	unlink_conn(c);
 	free(c);
 	g.nconns--;
 }
@@ -159,6 +183,7 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t len)
 {
 	struct conn *c = arg;
 	(void)len;
+	touch(c);
 	if (c->ttl1 && (s32_t)(pcb->lastack - c->ttl1_end) >= 0) {
 		pcb->ttl = NORMAL_TTL;
 		c->ttl1 = false;
@@ -172,6 +197,7 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 {
 	struct conn *c = arg;
 	(void)err;
+	touch(c);
 	if (!p) {
 		c->peer_closed = true;
 		return serve(c) == ERR_ABRT ? ERR_ABRT : ERR_OK;
@@ -198,13 +224,20 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 	(void)arg;
 	if (err != ERR_OK || !pcb)
 		return ERR_VAL;
-	struct conn *c = g.nconns < IMDS_NET_CONNS ? malloc(sizeof(*c)) : NULL;
+	/* At the limit the least recently active connection makes room (its peer gets a
+	 * RST): a guest process that leaks connections cannot lock others out. */
+	if (g.nconns >= IMDS_NET_CONNS && g.conns) {
+		g.st.conns_evicted++;
+		tcp_abort(g.conns->pcb); /* on_err frees it */
+	}
+	struct conn *c = g.nconns < IMDS_NET_CONNS ? calloc(1, sizeof(*c)) : NULL;
 	if (!c) {
 		g.st.conns_refused++;
 		tcp_abort(pcb);
 		return ERR_ABRT;
 	}
 	g.nconns++;
+	touch(c);
 	c->pcb = pcb;
 	c->inlen = c->outlen = c->outoff = 0;
 	c->close_after = c->peer_closed = c->ttl1 = false;
@@ -265,6 +298,12 @@ void imds_net_input(const uint8_t *ip, size_t len)
 void imds_net_poll(void)
 {
 	sys_check_timeouts();
+	/* Idle connections end after IMDS_NET_IDLE_MS (their peer gets a RST). */
+	u32_t now = sys_now();
+	while (g.conns && now - g.conns->active > IMDS_NET_IDLE_MS) {
+		g.st.conns_idle_closed++;
+		tcp_abort(g.conns->pcb); /* on_err frees it */
+	}
 }
 
 void imds_net_stats(struct imds_net_stats *st)

@@ -9,8 +9,9 @@
  *   guest's own address to 169.254.169.254); lwIP verifies the TCP checksum and drops
  *   anything else. Replies go to the output callback as Ethernet frames (gateway MAC ->
  *   guest MAC), the token reply with IP TTL 1.
- * - At most IMDS_NET_CONNS connections; more SYNs are refused (RST). A request head or
- *   body over the parser's limits gets its error status and the connection is closed.
+ * - At most IMDS_NET_CONNS connections: a new one makes the least recently active one
+ *   end (RST); a connection idle for IMDS_NET_IDLE_MS ends too. A request head or body
+ *   over the parser's limits gets its error status and the connection is closed.
  */
 #ifndef NITRO_CARDS_VPC_IMDS_NET_H
 #define NITRO_CARDS_VPC_IMDS_NET_H
@@ -22,11 +23,12 @@
 
 #define IMDS_NET_CONNS 64
 #define IMDS_NET_TICK_MS 100
+#define IMDS_NET_IDLE_MS 60000
 
 typedef void imds_out_fn(void *ctx, const uint8_t *frame, size_t len);
 
 struct imds_net_stats {
-	uint64_t in_packets, out_packets, requests, conns_refused;
+	uint64_t in_packets, out_packets, requests, conns_refused, conns_evicted, conns_idle_closed;
 };
 
 /* 0, or -1 with err. m is borrowed (must outlive the instance); guest_mac is the

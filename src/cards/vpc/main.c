@@ -352,6 +352,8 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	size_t o = 0;
 	const struct vnet_stats *v = &c->c_net.vn_stats;
 	const struct ul_stats *u = &c->c_ul.ul_stats;
+	struct imds_net_stats is;
+	imds_net_stats(&is);
 	o += (size_t)snprintf(
 	    buf + o, len - o,
 	    "virtio_ctrl_ok=%llu virtio_ctrl_err=%llu virtio_rx_no_buffer=%llu "
@@ -360,7 +362,8 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    "underlay_send_errors=%llu underlay_received=%llu "
 	    "underlay_truncated=%llu underlay_gso_sends=%llu underlay_gro_buffers=%llu "
 	    "underlay_gro_overflow=%llu "
-	    "map_lookups=%llu map_misses=%llu",
+	    "map_lookups=%llu map_misses=%llu imds_requests=%llu imds_conns_evicted=%llu "
+	    "imds_conns_idle_closed=%llu",
 	    (unsigned long long)v->st_ctrl_ok, (unsigned long long)v->st_ctrl_err,
 	    (unsigned long long)v->st_rx_no_buffer, (unsigned long long)v->st_rx_too_big,
 	    (unsigned long long)v->st_tx_bad_header, (unsigned long long)v->st_tx_runt,
@@ -368,7 +371,9 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    (unsigned long long)u->st_send_errors, (unsigned long long)u->st_received,
 	    (unsigned long long)u->st_truncated, (unsigned long long)u->st_gso_sends,
 	    (unsigned long long)u->st_gro_buffers, (unsigned long long)u->st_gro_overflow,
-	    (unsigned long long)c->c_map.m_lookups, (unsigned long long)c->c_map.m_misses);
+	    (unsigned long long)c->c_map.m_lookups, (unsigned long long)c->c_map.m_misses,
+	    (unsigned long long)is.requests, (unsigned long long)is.conns_evicted,
+	    (unsigned long long)is.conns_idle_closed);
 	char *save = NULL;
 	for (char *ln = strtok_r(tmp, "\n", &save); ln && o + 2 < len;
 	     ln = strtok_r(NULL, "\n", &save)) {
