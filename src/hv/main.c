@@ -24,8 +24,8 @@
 #include "hv/pci.h"
 #include "hv/platform.h"
 #include "hv/serial.h"
-#include "hv/tpm.h"
 #include "hv/smbios.h"
+#include "hv/tpm.h"
 #include "hv/virtio_pci.h"
 #include "hv/vm.h"
 #include "lib/util.h"
@@ -223,17 +223,21 @@ static void measured_boot(const struct hv_images *img, const struct boot_plan *b
 	trace_phase("TPM measurements extended");
 }
 
-/* SMBIOS at SMBIOS_ADDR, between the ACPI tables (which must end before it) and 1 MiB. */
-static int smbios_install(struct guest_mem *m, long acpi_len)
+/* SMBIOS: the entry point at BOOT_SMBIOS_EP, the table right after the ACPI tables (up to
+ * acpi_end, the TPM event log's start with a TPM, and never past the entry point). */
+static int smbios_install(struct guest_mem *m, long acpi_len, uint64_t acpi_end)
 {
-	if (acpi_len < 0 || BOOT_ACPI + (uint64_t)acpi_len > SMBIOS_ADDR)
+	uint64_t start = (BOOT_ACPI + (uint64_t)acpi_len + 15) & ~15ull;
+	uint64_t end = acpi_end < BOOT_SMBIOS_EP ? acpi_end : BOOT_SMBIOS_EP;
+	if (acpi_len < 0 || start >= end)
 		return -1;
-	uint8_t *p = gpa_ptr(m, SMBIOS_ADDR, BOOT_ACPI_END - SMBIOS_ADDR);
+	uint8_t *ep = gpa_ptr(m, BOOT_SMBIOS_EP, SMBIOS_EP_LEN),
+		*t = gpa_ptr(m, start, end - start);
 	struct smbios_config sc = {.ncpus = cfg.cpus,
 				   .mem_mib = cfg.mem_mib,
 				   .instance_type = cfg.instance_type,
 				   .instance_id = cfg.instance_id};
-	return p && smbios_build(p, BOOT_ACPI_END - SMBIOS_ADDR, SMBIOS_ADDR, &sc) > 0 ? 0 : -1;
+	return ep && t && smbios_build(ep, t, end - start, start, &sc) > 0 ? 0 : -1;
 }
 
 int main(int argc, char **argv)
@@ -313,7 +317,7 @@ int main(int argc, char **argv)
 	if (!acpi || (acpi_len = acpi_build(acpi, acpi_end - BOOT_ACPI, BOOT_ACPI, &ac)) < 0)
 		die("cannot build the ACPI tables for %u vCPUs", cfg.cpus);
 	bp.bp_rsdp = BOOT_ACPI;
-	if (smbios_install(&vm.vm_mem, acpi_len) < 0)
+	if (smbios_install(&vm.vm_mem, acpi_len, acpi_end) < 0)
 		die("cannot build the SMBIOS tables");
 	if (boot_write(&vm.vm_mem, &img.bz, &bp, cfg.cmdline, err, sizeof(err)))
 		die("%s", err);

@@ -108,9 +108,10 @@ static void uuid_bytes(const char *u, uint8_t out[16])
 		out[i] = raw[order[i]];
 }
 
-long smbios_build(uint8_t *buf, size_t len, uint64_t gpa, const struct smbios_config *c)
+long smbios_build(uint8_t *ep, uint8_t *table, size_t len, uint64_t table_gpa,
+		  const struct smbios_config *c)
 {
-	if (!c->ncpus || c->ncpus > 254 || !c->mem_mib || len < 0x20)
+	if (!c->ncpus || c->ncpus > 254 || !c->mem_mib)
 		return -1;
 	char deftype[32];
 	const char *type = c->instance_type
@@ -123,8 +124,7 @@ long smbios_build(uint8_t *buf, size_t len, uint64_t gpa, const struct smbios_co
 	for (const char *p = type; *p; p++)
 		if (*p < 0x21 || *p > 0x7e)
 			return -1;
-	memset(buf, 0, 0x20);
-	struct tbl t = {.b = buf, .len = len, .o = 0x20, .handle = 0};
+	struct tbl t = {.b = table, .len = len, .o = 0, .handle = 0};
 
 	/* Type 0: BIOS */
 	uint8_t *s = st_begin(&t, 0, 0x18);
@@ -241,15 +241,16 @@ long smbios_build(uint8_t *buf, size_t len, uint64_t gpa, const struct smbios_co
 		return -1;
 
 	/* The 64-bit entry point */
-	uint8_t *e = buf;
+	uint8_t *e = ep;
+	memset(e, 0, SMBIOS_EP_LEN);
 	memcpy(e, "_SM3_", 5);
 	e[6] = 0x18; /* length */
 	e[7] = 3;    /* SMBIOS 3.0.0 */
 	e[8] = 0;
 	e[9] = 0;
-	e[10] = 1;				  /* entry point revision */
-	le32_put(e + 12, (uint32_t)(t.o - 0x20)); /* structure table maximum size */
-	le64_put(e + 16, gpa + 0x20);
+	e[10] = 1;			 /* entry point revision */
+	le32_put(e + 12, (uint32_t)t.o); /* structure table maximum size */
+	le64_put(e + 16, table_gpa);
 	e[5] = (uint8_t)(0x100 - sum8(e, 0x18));
 	return (long)t.o;
 }

@@ -29,6 +29,15 @@
 #define GPA 0xf0000ull
 #define ID "i-0123456789abcdef0"
 
+/* The dump layout dmidecode reads (entry point at 0, table at 32), here at GPA. */
+static long build(uint8_t *b, size_t len, uint64_t gpa, const struct smbios_config *c)
+{
+	if (len < 0x20)
+		return -1;
+	long n = smbios_build(b, b + 0x20, len - 0x20, gpa + 0x20, c);
+	return n < 0 ? -1 : n + 0x20;
+}
+
 static uint8_t sum8(const uint8_t *p, size_t n)
 {
 	uint8_t s = 0;
@@ -122,7 +131,7 @@ static void ec2_fields(void **state)
 	(void)state;
 	static uint8_t b[BUF];
 	struct smbios_config c = {.ncpus = 2, .mem_mib = 8192, .instance_id = ID};
-	long n = smbios_build(b, sizeof(b), GPA, &c);
+	long n = build(b, sizeof(b), GPA, &c);
 	struct parsed p;
 	parse(b, n, &p);
 	assert_int_equal(p.types[0], 1);
@@ -166,7 +175,7 @@ static void types_and_sizes(void **state)
 	static uint8_t b[BUF];
 	struct smbios_config c = {.ncpus = 1, .mem_mib = 256};
 	struct parsed p;
-	long n = smbios_build(b, sizeof(b), GPA, &c);
+	long n = build(b, sizeof(b), GPA, &c);
 	parse(b, n, &p);
 	const uint8_t *sys = find(&p, 1);
 	assert_string_equal(str_of(sys, sys[5]), "t3.nano");
@@ -179,7 +188,7 @@ static void types_and_sizes(void **state)
 	assert_string_equal(hv_default_instance_type(2, 2048, tb), "t3.small");
 	/* big memory: extended size */
 	c = (struct smbios_config){.ncpus = 96, .mem_mib = 768 * 1024, .instance_type = "x.y"};
-	n = smbios_build(b, sizeof(b), GPA, &c);
+	n = build(b, sizeof(b), GPA, &c);
 	parse(b, n, &p);
 	assert_int_equal(p.types[4], 96);
 	const uint8_t *dimm = find(&p, 17);
@@ -194,12 +203,12 @@ static void rejects(void **state)
 	(void)state;
 	static uint8_t b[BUF + 64];
 	struct smbios_config c = {.ncpus = 4, .mem_mib = 4096, .instance_id = ID};
-	long need = smbios_build(b, BUF, GPA, &c);
+	long need = build(b, BUF, GPA, &c);
 	assert_true(need > 0);
 	/* every shorter buffer: -1, and nothing written past it */
 	for (long len = 0; len < need; len++) {
 		memset(b, 0xa5, sizeof(b));
-		assert_int_equal(smbios_build(b, (size_t)len, GPA, &c), -1);
+		assert_int_equal(build(b, (size_t)len, GPA, &c), -1);
 		for (size_t k = (size_t)len; k < sizeof(b); k++)
 			if (b[k] != 0xa5)
 				fail_msg("len %ld: byte %zu written", len, k);
@@ -214,7 +223,7 @@ static void rejects(void **state)
 	    {.ncpus = 1, .mem_mib = 256, .instance_type = "m5 large"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(smbios_build(b, BUF, GPA, &bad[i]), -1);
+		assert_int_equal(build(b, BUF, GPA, &bad[i]), -1);
 }
 
 /* dmidecode reads a dump laid out as entry point at 0, table at 32: ours once the table
@@ -226,7 +235,7 @@ static void dmidecode_reads_it(void **state)
 		skip();
 	static uint8_t b[BUF];
 	struct smbios_config c = {.ncpus = 2, .mem_mib = 8192, .instance_id = ID};
-	long n = smbios_build(b, sizeof(b), GPA, &c);
+	long n = build(b, sizeof(b), GPA, &c);
 	assert_true(n > 0);
 	le64_put(b + 16, 32);
 	b[5] = 0;
