@@ -6,4 +6,4 @@ LAUNCH_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/l
 UNIT_TESTS += $(LAUNCH_UNIT)
 # (src/boot for the default instance type the VPC cards' IMDS get, as nitro-hv's SMBIOS)
 $(LAUNCH_UNIT): $(call objs,launch boot lib)
-$(LAUNCH_UNIT): override LDFLAGS += -ljansson -lzstd -lpthread
+$(LAUNCH_UNIT): override LDFLAGS += -ljansson -lzstd -lpthread -lcrypto

@@ -394,24 +394,34 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 		sfmt(err, errlen, "%s: chown: %s", what, strerror(errno));
 		goto out;
 	}
-	/* A NIC's security group: opened once beneath its served folder (bootfile.h) and
-	 * copied into the instance's folder (root's); the card gets the copy, never a path a
-	 * caller can swap. */
-	const char *sg = p->lp_kind == LAUNCH_CARD_VPC ? pp->ls.ls_nics[p->lp_item].ln_sg : "";
-	char sgfile[PATH_MAX + 32];
-	if (sg[0]) {
-		char dir[PATH_MAX];
+	/* A NIC's security group, the user data and SSH key its IMDS serves: each opened
+	 * once beneath its served folder (bootfile.h) and copied into the instance's folder
+	 * (root's); the card gets the copy, never a path a caller can swap. */
+	const bool vpc = p->lp_kind == LAUNCH_CARD_VPC;
+	const struct {
+		const char *opt, *path, *name;
+		size_t max;
+	} files[] = {
+	    {"--sg", vpc ? pp->ls.ls_nics[p->lp_item].ln_sg : "", "sg", VPC_SG_MAX},
+	    {"--user-data", vpc ? pp->ls.ls_user_data : "", "user-data", IMDS_USERDATA_MAX},
+	    {"--ssh-key", vpc ? pp->ls.ls_ssh_key : "", "ssh-key", 8192}};
+	char copies[3][PATH_MAX + 32];
+	for (size_t f = 0; f < 3; f++) {
+		if (!files[f].path[0])
+			continue;
+		char dir[PATH_MAX], what[32];
 		inst_dir(in, dir, sizeof(dir));
-		sfmt(sgfile, sizeof(sgfile), "%s/card%u.sg", dir, idx);
-		if (bootfile_copy("nics sg", sg, sgfile, VPC_SG_MAX, err, errlen) < 0)
+		sfmt(copies[f], sizeof(copies[f]), "%s/card%u.%s", dir, idx, files[f].name);
+		sfmt(what, sizeof(what), "nics %s", files[f].name);
+		if (bootfile_copy(what, files[f].path, copies[f], files[f].max, err, errlen) < 0)
 			goto out;
 		struct launch_proc *w = (struct launch_proc *)p;
 		for (unsigned i = 0; i + 1 < w->lp_argc; i++)
-			if (!strcmp(w->lp_argv[i], "--sg"))
-				w->lp_argv[i + 1] = sgfile;
+			if (!strcmp(w->lp_argv[i], files[f].opt))
+				w->lp_argv[i + 1] = copies[f];
 		for (unsigned i = 0; i < w->lp_npaths; i++)
-			if (!strcmp(w->lp_paths[i].lpa_path, sg))
-				w->lp_paths[i].lpa_path = sgfile;
+			if (!strcmp(w->lp_paths[i].lpa_path, files[f].path))
+				w->lp_paths[i].lpa_path = copies[f];
 	}
 	unlink(p->lp_socket);
 	pid_t pid = spawn(in, p, logname, jname, NULL, 0, err, errlen);
