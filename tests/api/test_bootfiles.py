@@ -303,3 +303,35 @@ def test_security_group_link_swap_is_refused(nitrod, folder, bad_kernel, secret)
     inst = wait_state(nitrod, iid, {"failed"})
     assert "nics sg" in inst["reason"] and "symbolic link" in inst["reason"], inst
     assert "SECRET" not in log.read_text()
+
+
+# --- a guest in a reboot loop (every reboot is a launch: one more event log line) ---
+
+def rebooting_kernel():
+    """A zstd bzImage whose vmlinux resets the machine at once (i8042 reset: out 0x64, 0xfe)."""
+    e = bytearray(elf(b"REBOOT"))
+    at = e.index(b"REBOOT".ljust(16, b" ")) + 16
+    code = b"\xb0\xfe\xe6\x64\xf4\xeb\xfd"  # mov al, 0xfe; out 0x64, al; hlt; jmp $-1
+    e[at:at + len(code)] = code
+    return bz(zstd(bytes(e)))
+
+
+@pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="the guest must run: needs /dev/kvm")
+def test_a_guest_rebooting_in_a_loop_cannot_grow_the_event_log(nitrod, folder):
+    # Before: nitrod relaunched nitro-hv on every reboot, ~19 a second here, each a new
+    # launch event (~460 bytes) in the chip's never-rewritten event log, without end.
+    k = folder / "reboots.bz"
+    k.write_bytes(rebooting_kernel())
+    iid = create(nitrod, kernel=str(k), initrd=None).json()["id"]
+    inst = wait_state(nitrod, iid, {"failed"}, timeout=30)
+    assert "rebooted more than 5 times in a minute" in inst["reason"], inst
+    n = len(launch_events(nitrod, iid))
+    assert n == 6, n  # the first launch and 5 reboots
+    time.sleep(1)
+    assert len(launch_events(nitrod, iid)) == n
+    audit = [l for l in nitrod.audit_lines() if " method=REBOOT " in l and iid in l]
+    assert audit and "status=429" in audit[-1], audit
+    # The caller may start it again (an audited call): the count starts afresh.
+    assert nitrod.call("POST", f"/v1/instances/{iid}/start").status == 200
+    inst = wait_state(nitrod, iid, {"failed"}, timeout=30)
+    assert len(launch_events(nitrod, iid)) == 2 * n, inst
