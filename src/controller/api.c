@@ -113,10 +113,10 @@ static const char *shown(const char *id, const char *prefix)
  * serves boot files from (--images, --files), reached without a symbolic link: checked
  * here for a clear 400, and opened the same way again by every launch, which measures
  * and hands over that open file (bootfile.h). */
-static int check_file(const char *what, const char *path, struct api_resp *rs)
+static int check_file(const char *what, const char *path, uid_t owner, struct api_resp *rs)
 {
 	char err[PATH_MAX + 256];
-	int fd = bootfile_open(what, path, err, sizeof(err));
+	int fd = bootfile_open(what, path, owner, err, sizeof(err));
 	if (fd < 0) {
 		fail(rs, 400, "%s", err);
 		return -1;
@@ -220,17 +220,18 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 			return;
 		}
 		for (unsigned i = 0; i < s.s_nnics; i++)
-			if (s.s_nics[i].n_sg[0] && check_file("nics sg", s.s_nics[i].n_sg, rs))
+			if (s.s_nics[i].n_sg[0] &&
+			    check_file("nics sg", s.s_nics[i].n_sg, rq->ar_uid, rs))
 				return;
 	}
-	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rs))
+	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rq->ar_uid, rs))
 		return;
 	/* The cards serve these to the guest: only files of the served folders. */
-	if (s.s_user_data[0] && check_file("user_data", s.s_user_data, rs))
+	if (s.s_user_data[0] && check_file("user_data", s.s_user_data, rq->ar_uid, rs))
 		return;
-	if (s.s_ssh_key[0] && check_file("ssh_key", s.s_ssh_key, rs))
+	if (s.s_ssh_key[0] && check_file("ssh_key", s.s_ssh_key, rq->ar_uid, rs))
 		return;
-	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rs))
+	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rq->ar_uid, rs))
 		return;
 	for (unsigned i = 0; i < s.s_nvols; i++) {
 		struct volrec *v = vol_visible(rq, s.s_vols[i].vr_id);
