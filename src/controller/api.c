@@ -466,10 +466,32 @@ static int open_store(uid_t uid, bool create, struct snap_store *st, struct api_
 /* An image named in a request: opened once, then the opened file must be a regular file
  * inside the folders nitrod serves files from (as kernels and initrds: check_file), so a
  * caller cannot import another host file (/etc/shadow) into a volume it can read. */
-static int open_image(const char *path, struct api_resp *rs)
+static int open_image_as(const char *path, uid_t uid, struct api_resp *rs);
+
+/* The image is looked up and opened with the caller's rights (bootfile.h): root reads
+ * nothing into a caller's volume that the caller could not read itself. */
+static int open_image(const char *path, uid_t uid, struct api_resp *rs)
+{
+	struct bootfile_creds bc;
+	if (bootfile_as_owner(&bc, uid) < 0) {
+		fail(rs, 500, "from_image %s: cannot take uid %u's rights: %s", path, (unsigned)uid,
+		     strerror(errno));
+		return -1;
+	}
+	int fd = open_image_as(path, uid, rs);
+	bootfile_as_root(&bc);
+	return fd;
+}
+
+static int open_image_as(const char *path, uid_t uid, struct api_resp *rs)
 {
 	/* O_PATH first: naming a device (/dev/watchdog, a tape) must not open it. */
 	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0 && errno == EACCES && uid != 0) {
+		fail(rs, 400, "from_image %s: uid %u may not read it; refused", path,
+		     (unsigned)uid);
+		return -1;
+	}
 	if (pfd < 0) {
 		fail(rs, 400, "from_image %s: %s", path, strerror(errno));
 		return -1;
@@ -490,9 +512,13 @@ static int open_image(const char *path, struct api_resp *rs)
 			continue;
 		/* The very file checked, opened for reading through its O_PATH descriptor. */
 		int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		int e = errno;
 		close(pfd);
-		if (fd < 0)
-			fail(rs, 400, "from_image %s: %s", path, strerror(errno));
+		if (fd < 0 && e == EACCES && uid != 0)
+			fail(rs, 400, "from_image %s: uid %u may not read it; refused", path,
+			     (unsigned)uid);
+		else if (fd < 0)
+			fail(rs, 400, "from_image %s: %s", path, strerror(e));
 		return fd < 0 ? -1 : fd;
 	}
 	close(pfd);
@@ -510,7 +536,7 @@ static int volume_from(const struct vol_spec *vs, const struct api_req *rq, cons
 	char err[1024];
 	int r;
 	if (vs->vs_from_image[0]) {
-		int fd = open_image(vs->vs_from_image, rs);
+		int fd = open_image(vs->vs_from_image, rq->ar_uid, rs);
 		if (fd < 0)
 			return -1;
 		r = snap_import_image_fd(fd, vs->vs_from_image, tmp, vs->vs_size_mib << 20,

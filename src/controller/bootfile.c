@@ -77,15 +77,9 @@ static int open_walk(int dirfd, const char *rel)
  * (the owner's primary group, or 65534 when it has no passwd entry) and no supplementary
  * groups, all per thread (raw setgroups: glibc's would change every thread). Root's
  * identity again on leave. */
-struct as_caller {
-	bool ac_on;
-	int ac_ngroups;
-	gid_t ac_groups[64];
-};
-
-static int as_caller_enter(struct as_caller *ac, uid_t uid)
+static int as_caller_enter(struct bootfile_creds *ac, uid_t uid)
 {
-	ac->ac_on = false;
+	ac->bc_on = false;
 	if (uid == 0 || geteuid() != 0)
 		return 0;
 	gid_t gid = 65534;
@@ -93,32 +87,42 @@ static int as_caller_enter(struct as_caller *ac, uid_t uid)
 	char buf[1024];
 	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
 		gid = pw.pw_gid;
-	ac->ac_ngroups = getgroups((int)ARRAY_SIZE(ac->ac_groups), ac->ac_groups);
-	if (ac->ac_ngroups < 0 || syscall(SYS_setgroups, 0, NULL) < 0)
+	ac->bc_ngroups = getgroups((int)ARRAY_SIZE(ac->bc_groups), ac->bc_groups);
+	if (ac->bc_ngroups < 0 || syscall(SYS_setgroups, 0, NULL) < 0)
 		return -1;
 	setfsgid(gid);
 	setfsuid(uid);
-	ac->ac_on = true;
+	ac->bc_on = true;
 	if ((uid_t)setfsuid((uid_t)-1) != uid) {
 		setfsuid(0);
 		setfsgid(0);
-		syscall(SYS_setgroups, (size_t)ac->ac_ngroups, ac->ac_groups);
-		ac->ac_on = false;
+		syscall(SYS_setgroups, (size_t)ac->bc_ngroups, ac->bc_groups);
+		ac->bc_on = false;
 		return -1;
 	}
 	return 0;
 }
 
-static void as_caller_leave(struct as_caller *ac)
+static void as_caller_leave(struct bootfile_creds *ac)
 {
-	if (!ac->ac_on)
+	if (!ac->bc_on)
 		return;
 	int e = errno;
 	setfsuid(0); /* first: the file capabilities come back with fsuid 0 */
 	setfsgid(0);
-	if (syscall(SYS_setgroups, (size_t)ac->ac_ngroups, ac->ac_groups) < 0)
+	if (syscall(SYS_setgroups, (size_t)ac->bc_ngroups, ac->bc_groups) < 0)
 		die("bootfile: cannot restore nitrod's groups: %s", strerror(errno));
 	errno = e;
+}
+
+int bootfile_as_owner(struct bootfile_creds *bc, uid_t owner)
+{
+	return as_caller_enter(bc, owner);
+}
+
+void bootfile_as_root(struct bootfile_creds *bc)
+{
+	as_caller_leave(bc);
 }
 
 int bootfile_open(const char *what, const char *path, uid_t owner, char *err, size_t errlen)
@@ -140,7 +144,7 @@ int bootfile_open(const char *what, const char *path, uid_t owner, char *err, si
 	};
 	/* A file in a callers' folder is opened with its owner's rights (the images folder's
 	 * are everyone's): root opens nothing there for a caller who could not read it. */
-	struct as_caller ac;
+	struct bootfile_creds ac;
 	if (files && as_caller_enter(&ac, owner) < 0) {
 		close(dirfd);
 		RETURN_ERR(-1, "%s %s: cannot take uid %u's rights: %s", what, path,

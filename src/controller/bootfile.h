@@ -41,6 +41,16 @@ struct instance;
  * served folders, owner may not read it). */
 int bootfile_open(const char *what, const char *path, uid_t owner, char *err, size_t errlen);
 
+/* The calling thread with owner's file-system rights (as bootfile_open takes them; nothing
+ * for root) until bootfile_as_root: for a caller's file opened another way (from_image). */
+struct bootfile_creds {
+	bool bc_on;
+	int bc_ngroups;
+	gid_t bc_groups[64];
+};
+int bootfile_as_owner(struct bootfile_creds *bc, uid_t owner); /* 0, or -1 with errno */
+void bootfile_as_root(struct bootfile_creds *bc);
+
 /* Copies the file bootfile_open opens (at most max bytes) to dst, a new 0644 file in a
  * folder of nitrod's own (replaced if it exists): for a process that must read a caller's
  * file by path (a NIC's security group). 0, or -1 with err. */
