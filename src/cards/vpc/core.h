@@ -54,6 +54,16 @@ static inline bool in_subnet(const struct vpc_port *p, uint32_t ip)
 	return (ip & p->p_mask) == p->p_net;
 }
 
+/* Marks out as a drop for reason r (counted in p's stats) and returns VPC_DROP. */
+static inline enum vpc_action vpc_drop(struct vpc_port *p, struct vpc_out *out, enum vpc_drop r)
+{
+	p->p_st.st_drops[r]++;
+	out->vo_drop = r;
+	out->vo_data = NULL;
+	out->vo_len = 0;
+	return VPC_DROP;
+}
+
 /* An ARP frame from the guest (len >= 14, Ethernet source already checked). */
 enum vpc_action arp_from_guest(struct vpc_port *p, const uint8_t *frame, size_t len,
 			       struct vpc_out *out);

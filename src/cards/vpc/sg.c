@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cards/vpc/pkt.h"
-#include "cards/vpc/vpc.h" /* the vpc_sg_* API this file implements */
 #include "lib/util.h"
 
 #define SG_LINE_MAX 1024

@@ -13,6 +13,7 @@
 #define NITRO_CARDS_VPC_SG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SG_MAX_RULES 1000 /* per direction */
@@ -43,5 +44,15 @@ extern const struct vpc_sg sg_default_group;
  * remote interface is in the VPC's default group. */
 bool sg_allows(const struct vpc_sg *g, bool ingress, uint8_t proto, uint16_t port, uint32_t rip,
 	       bool peer_default);
+
+/* The card-facing API, re-exported by vpc.h (format: docs/vpc-sg.md). Errors are "FILE:LINE:
+ * reason". */
+struct vpc_sg *vpc_sg_load(const char *path, char *err, size_t errlen);
+/* The same from text (name stands for the file in errors). */
+struct vpc_sg *vpc_sg_parse(const char *text, size_t len, const char *name, char *err,
+			    size_t errlen);
+void vpc_sg_free(struct vpc_sg *sg);
+/* Number of ingress / egress rules (for messages and tests). */
+unsigned vpc_sg_rules(const struct vpc_sg *sg, bool ingress);
 
 #endif

@@ -1,9 +1,9 @@
 /* The VPC core's verdicts, shared by the pipeline's pieces (pkt.c, sg.c, arp.c, dhcp.c,
  * geneve.c, vpc.c) and re-exported by the card-facing vpc.h: what to do with a frame
  * (enum vpc_action), why one was dropped (enum vpc_drop), the result (struct vpc_out),
- * vpc_drop() that records a drop, and the gateway MAC every answer of the core comes
- * from. Includes nothing of the core, so no piece needs vpc.h (or vpc.c) for these.
- * Contract of the fields: vpc.h.
+ * and the gateway MAC every answer of the core comes from (vpc_drop(), which records a
+ * drop in the port's stats, is in core.h with the port). Includes nothing of the core, so no piece
+ * needs vpc.h (or vpc.c) for these. Contract of the fields: vpc.h.
  */
 #ifndef NITRO_CARDS_VPC_VERDICT_H
 #define NITRO_CARDS_VPC_VERDICT_H
@@ -61,10 +61,5 @@ struct vpc_out {
 	uint16_t vo_ul_port;   /* and port */
 	enum vpc_drop vo_drop; /* VPC_DROP: the reason */
 };
-
-struct vpc_port;
-
-/* Marks out as a drop for reason r (counted in p's stats) and returns VPC_DROP. */
-enum vpc_action vpc_drop(struct vpc_port *p, struct vpc_out *out, enum vpc_drop r);
 
 #endif

@@ -50,6 +50,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cards/vpc/sg.h"
 #include "cards/vpc/verdict.h"
 
 #define VPC_GENEVE_PORT 6081	/* IANA port; the card's own choice decides */
@@ -144,13 +145,6 @@ const char *vpc_drop_name(enum vpc_drop r);
 int vpc_stats_format(const struct vpc_stats *st, char *buf, size_t len);
 void vpc_stats_print(const struct vpc_stats *st, FILE *f);
 
-/* Security groups (format: docs/vpc-sg.md). Errors are "FILE:LINE: reason". */
-struct vpc_sg *vpc_sg_load(const char *path, char *err, size_t errlen);
-/* The same from text (name stands for the file in errors). */
-struct vpc_sg *vpc_sg_parse(const char *text, size_t len, const char *name, char *err,
-			    size_t errlen);
-void vpc_sg_free(struct vpc_sg *sg);
-/* Number of ingress / egress rules (for messages and tests). */
-unsigned vpc_sg_rules(const struct vpc_sg *sg, bool ingress);
+/* Security groups (vpc_sg_load, vpc_sg_parse, vpc_sg_free, vpc_sg_rules): sg.h. */
 
 #endif
