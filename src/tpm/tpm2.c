@@ -25,22 +25,34 @@ static void header(uint8_t *buf, uint16_t tag, size_t len, uint32_t code)
 	be32_put(buf + 6, code);
 }
 
-size_t tpm2_cmd_startup(uint8_t *buf, size_t cap, uint16_t su)
+/* A command with no sessions whose only parameter is one 16-bit (UINT16, TPM_SU) or
+ * 32-bit (a handle) value: 12 or 14 bytes, 0 when cap is too small. */
+static size_t cmd_u16(uint8_t *buf, size_t cap, uint32_t code, uint16_t v)
 {
 	if (cap < 12)
 		return 0;
-	header(buf, TPM2_ST_NO_SESSIONS, 12, TPM2_CC_STARTUP);
-	be16_put(buf + 10, su);
+	header(buf, TPM2_ST_NO_SESSIONS, 12, code);
+	be16_put(buf + 10, v);
 	return 12;
+}
+
+static size_t cmd_u32(uint8_t *buf, size_t cap, uint32_t code, uint32_t v)
+{
+	if (cap < 14)
+		return 0;
+	header(buf, TPM2_ST_NO_SESSIONS, 14, code);
+	be32_put(buf + 10, v);
+	return 14;
+}
+
+size_t tpm2_cmd_startup(uint8_t *buf, size_t cap, uint16_t su)
+{
+	return cmd_u16(buf, cap, TPM2_CC_STARTUP, su);
 }
 
 size_t tpm2_cmd_get_random(uint8_t *buf, size_t cap, uint16_t bytes)
 {
-	if (cap < 12)
-		return 0;
-	header(buf, TPM2_ST_NO_SESSIONS, 12, TPM2_CC_GET_RANDOM);
-	be16_put(buf + 10, bytes);
-	return 12;
+	return cmd_u16(buf, cap, TPM2_CC_GET_RANDOM, bytes);
 }
 
 size_t tpm2_cmd_get_pcrs(uint8_t *buf, size_t cap)
@@ -132,11 +144,7 @@ size_t tpm2_cmd_allocate_sha256(uint8_t *buf, size_t cap)
 
 size_t tpm2_cmd_shutdown(uint8_t *buf, size_t cap, uint16_t su)
 {
-	if (cap < 12)
-		return 0;
-	header(buf, TPM2_ST_NO_SESSIONS, 12, TPM2_CC_SHUTDOWN);
-	be16_put(buf + 10, su);
-	return 12;
+	return cmd_u16(buf, cap, TPM2_CC_SHUTDOWN, su);
 }
 
 /* The empty password session with platform or endorsement authority, after the handle. */
@@ -231,20 +239,12 @@ int tpm2_parse_ek_ecc(const uint8_t *rsp, size_t len, uint32_t *handle, uint8_t 
 
 size_t tpm2_cmd_flush(uint8_t *buf, size_t cap, uint32_t handle)
 {
-	if (cap < 14)
-		return 0;
-	header(buf, TPM2_ST_NO_SESSIONS, 14, TPM2_CC_FLUSH_CONTEXT);
-	be32_put(buf + 10, handle);
-	return 14;
+	return cmd_u32(buf, cap, TPM2_CC_FLUSH_CONTEXT, handle);
 }
 
 size_t tpm2_cmd_nv_read_public(uint8_t *buf, size_t cap, uint32_t index)
 {
-	if (cap < 14)
-		return 0;
-	header(buf, TPM2_ST_NO_SESSIONS, 14, TPM2_CC_NV_READ_PUBLIC);
-	be32_put(buf + 10, index);
-	return 14;
+	return cmd_u32(buf, cap, TPM2_CC_NV_READ_PUBLIC, index);
 }
 
 size_t tpm2_cmd_nv_define_cert(uint8_t *buf, size_t cap, uint32_t index, uint16_t size)
