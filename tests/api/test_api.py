@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import BUILD, NITROD, Nitrod, wait_state
-from nitrotest import as_uid
+from nitrotest import as_uid, read_until_closed
 
 ID_RE = re.compile(r"^i-[0-9a-f]{17}$")
 VOL_RE = re.compile(r"^vol-[0-9a-f]{17}$")
@@ -388,15 +388,7 @@ def test_other_uids_are_refused_and_audited(folder):
             return f"{r.status} {r.body}"
 
         # Refused at accept, before it sends a byte: the answer is already waiting.
-        def silent():
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(5)
-            s.connect(d.sock)
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-            return data.decode()
-        out = as_uid(4243, silent)
+        out = as_uid(4243, lambda: read_until_closed(d.sock))
         assert out.startswith("HTTP/1.1 403 ") and "this uid may not use nitrod" in out, out
         assert any("uid=4243" in l and "status=403" in l for l in d.audit_lines())
         out = as_uid(4242, get)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import BUILD, NITRO, Nitrod, wait_state
-from nitrotest import as_uid, collect, spawn_as
+from nitrotest import as_uid, collect, read_until_closed, spawn_as
 
 NOBODY = 65534
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch uids")
@@ -205,15 +205,7 @@ def test_roots_reserved_slots(folder):
 def test_a_uid_not_allowed_is_refused_before_it_sends_anything(folder):
     d = Nitrod(folder, extra=["--allow-uid", "4242", "--request-deadline", "2"]).start()
     try:
-        def connect_and_listen():
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(5)
-            s.connect(d.sock)
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-            return data.decode()
-        out = as_uid(4243, connect_and_listen)
+        out = as_uid(4243, lambda: read_until_closed(d.sock))
 
         # The client names the refusal, though nitrod closed before it sent its request.
         def cli():

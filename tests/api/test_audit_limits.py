@@ -15,6 +15,7 @@ import time
 import pytest
 
 from conftest import BUILD, Nitrod
+from nitrotest import as_uid
 
 AUDIT = BUILD / "nitro-audit-verify"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mounts, uids)")
@@ -145,29 +146,6 @@ def test_torn_audit_line_is_cut_at_start_and_audited(nitrod):
 
 
 # --- item 6: bounded growth ---
-
-def as_uid(uid, fn):
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(r)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            out = fn()
-        except Exception as e:  # noqa
-            out = f"EXC {type(e).__name__}: {e}"
-        os.write(w, out.encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return data.decode()
-
 
 def test_a_thousand_refused_calls_make_a_bounded_number_of_lines(folder):
     d = Nitrod(folder, extra=["--allow-uid", "4242"]).start()

@@ -121,6 +121,18 @@ def api_call(sock, method, path, body=None, raw=None, headers=None, timeout=30):
     return rep
 
 
+def read_until_closed(sock_path, timeout=5):
+    """Connects to the Unix socket, sends nothing and returns all it gets until it closes."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    s.connect(str(sock_path))
+    data = b""
+    while chunk := s.recv(4096):
+        data += chunk
+    s.close()
+    return data.decode()
+
+
 def spawn_as(uid, fn):
     """Forks a child that runs fn() as uid (and gid uid, no groups) and sends back its
     result as JSON; returns a handle for collect(). The parent goes on meanwhile."""
