@@ -2,11 +2,12 @@
 # cards), images, volumes, net stats, the emulated host, and nitrod's API client (libcurl
 # over the Unix socket, jansson). It shares src/boot (the hypervisor's command line and
 # checks), src/volume, src/vpcmap and src/launch (the launch plan nitrod uses too), and for
-# --tpm the TPM card's client (src/tpm) and the security chip's EK CA; it does not link
-# the hypervisor.
-CLI_LIBS = -lcurl -ljansson -lcrypto -lpthread -lzstd
+# --tpm the TPM card's client (src/tpm) and the security chip's EK CA, and for `nitro eif`
+# and `nitro enclave` the enclave formats (src/enclave, libcbor); it does not link the
+# hypervisor.
+CLI_LIBS = -lcurl -ljansson -lcrypto -lpthread -lzstd -lcbor
 all: $(BUILD)/nitro
-$(BUILD)/nitro: $(call objs,cli boot volume snapshot vpcmap launch lib) \
+$(BUILD)/nitro: $(call objs,cli boot volume snapshot vpcmap launch lib enclave) \
 	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c src/securitychip/ekca.c)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CLI_LIBS)
 

@@ -1,10 +1,9 @@
 # src/enclave: Nitro Enclaves formats (issue 12): EIF images (parse, CRC, PCRs, write), the
 # NSM's request handling over CBOR, COSE_Sign1 ES384 and the attestation PKI. A library of
-# pure modules: nitro links it for `nitro eif` and `nitro enclave` (src/cli/eif.c); the
-# enclave VM and the NE device (not built yet) will link it the same way.
+# pure modules: nitro links it for `nitro eif` and `nitro enclave` (src/cli/eif.c, its
+# rule in mk/cli.mk); the enclave VM and the NE device (not built yet) will link it the
+# same way.
 ENCLAVE_LIBS = -lcbor -lcrypto
-$(BUILD)/nitro: $(call objs,enclave)
-$(BUILD)/nitro: override LDFLAGS += $(ENCLAVE_LIBS)
 
 ENCLAVE_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/enclave/test_*.c))
 UNIT_TESTS += $(ENCLAVE_UNIT)
