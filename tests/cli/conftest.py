@@ -16,14 +16,13 @@ NITRO_CACHE points at an empty temporary folder. Every process gets stdin=/dev/n
 import os
 import pathlib
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
-from nitrotest import BUILD, ROOT, make_bzimage  # noqa: E402,F401 (make_bzimage: the tests')
+from nitrotest import BUILD, ROOT, make_bzimage, run_timed  # noqa: E402,F401 (make_bzimage: the tests')
 
 TIMEOUT = 10
 
@@ -42,21 +41,7 @@ class Result:
 
 
 def run_proc(argv, env, timeout=TIMEOUT):
-    p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                         start_new_session=True)
-    timed_out = False
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        try:
-            os.killpg(p.pid, signal.SIGKILL)  # only the group this test started
-        except ProcessLookupError:
-            pass
-        out, err = p.communicate()
-    return Result(argv, p.returncode, out.decode(errors="replace"),
-                  err.decode(errors="replace"), timed_out)
+    return Result(argv, *run_timed(argv, timeout, env))
 
 
 @pytest.fixture(scope="session")

@@ -19,19 +19,34 @@ BUILD = pathlib.Path(os.environ.get("NITRO_BUILD", ROOT / "build"))
 SECTOR = 512
 
 
-def run(argv, timeout, env=None):
-    """(exit status, stdout, stderr) of argv in its own process group (stdin /dev/null);
-    fails the test, after killing that group, when it runs longer than timeout seconds."""
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+def run_timed(argv, timeout, env=None):
+    """(exit status, stdout, stderr, timed_out) of argv in its own process group (stdin
+    /dev/null); when it runs longer than timeout seconds that group (and only it) is killed
+    and timed_out is True."""
+    p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         start_new_session=True)
+    timed_out = False
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
+        timed_out = True
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         out, err = p.communicate()
+    return p.returncode, out.decode(errors="replace"), err.decode(errors="replace"), timed_out
+
+
+def run(argv, timeout, env=None):
+    """(exit status, stdout, stderr) of argv as run_timed() runs it; fails the test when it
+    runs longer than timeout seconds."""
+    status, out, err, timed_out = run_timed(argv, timeout, env)
+    if timed_out:
         import pytest
         pytest.fail(f"{argv} hung for {timeout} s\n--- stdout\n{out}\n--- stderr\n{err}")
-    return p.returncode, out, err
+    return status, out, err
 
 
 def pattern(sector, count):
