@@ -246,32 +246,6 @@ static struct vpc_sg *sg(const char *text)
 	return g;
 }
 
-static void port(struct vt *t, struct vpc_sg *g, uint32_t ct)
-{
-	struct vpc_cfg c = vt_cfg();
-	c.vc_sg = g;
-	c.vc_conntrack_max = ct;
-	vt_setup(t, &c);
-}
-
-/* A segment from B (r: from R) to A, or from A to B (R). */
-static enum vpc_action seg_in(struct vt *t, bool r, unsigned sport, unsigned dport, uint8_t fl,
-			      uint64_t now)
-{
-	size_t n = vt_tcp(t->frame, MAC_A, r ? MAC_R : MAC_B, r ? "10.0.1.9" : "10.0.0.6",
-			  "10.0.0.5", sport, dport, fl);
-	size_t m = vt_geneve(t->ul, 7, t->frame, n);
-	return vt_under(t, t->ul, m, r ? "192.0.2.9" : "192.0.2.6", r ? 40109 : 40006, now);
-}
-
-static enum vpc_action seg_out(struct vt *t, bool r, unsigned sport, unsigned dport, uint8_t fl,
-			       uint64_t now)
-{
-	size_t n = vt_tcp(t->frame, MAC_GW, MAC_A, "10.0.0.5", r ? "10.0.1.9" : "10.0.0.6", sport,
-			  dport, fl);
-	return vt_guest(t, t->frame, n, now);
-}
-
 static struct vpc_stats stats(struct vt *t)
 {
 	struct vpc_stats st;
@@ -290,35 +264,36 @@ static void syn_flood(void **state)
 	struct vt t;
 	/* web server; egress only to B:443, so a reply on a forgotten flow is visible */
 	struct vpc_sg *g = sg("ingress tcp 80 0.0.0.0/0\negress tcp 443 10.0.0.6\n");
-	port(&t, g, 64);
+	vt_setup_sg(&t, g, 64);
 	for (unsigned i = 0; i < 64; i++) {
-		assert_int_equal(seg_in(&t, true, 1000 + i, 80, SYN, 0), VPC_TO_GUEST);
-		assert_int_equal(seg_out(&t, true, 80, 1000 + i, SYNACK, 0), VPC_TO_UNDERLAY);
+		assert_int_equal(vt_tcp_in(&t, true, 1000 + i, 80, SYN, 0), VPC_TO_GUEST);
+		assert_int_equal(vt_tcp_out(&t, true, 80, 1000 + i, SYNACK, 0), VPC_TO_UNDERLAY);
 	}
 	assert_int_equal(stats(&t).st_conntrack_entries, 64);
 	assert_int_equal(stats(&t).st_conntrack_allowance_available, 0);
 	/* the victim's new flow (a minute later, long before any 5-day timeout) */
 	uint64_t t1 = 1 * NS;
-	assert_int_equal(seg_out(&t, false, 50000, 443, SYN, t1), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 50000, 443, SYN, t1), VPC_TO_UNDERLAY);
 	assert_int_equal(stats(&t).st_conntrack_evicted, 1);
 	assert_int_equal(stats(&t).st_conntrack_allowance_exceeded, 0);
-	assert_int_equal(seg_in(&t, false, 443, 50000, SYNACK, t1), VPC_TO_GUEST);
-	assert_int_equal(seg_out(&t, false, 50000, 443, ACK, t1), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 443, 50000, SYNACK, t1), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 50000, 443, ACK, t1), VPC_TO_UNDERLAY);
 	/* the oldest half-open flow (R:1000) was the one evicted: the guest's late SYN+ACK
 	 * for it needs a rule now; R:1001 is still tracked */
-	assert_int_equal(seg_out(&t, true, 80, 1000, SYNACK, t1), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, true, 80, 1000, SYNACK, t1), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_OUT);
-	assert_int_equal(seg_out(&t, true, 80, 1001, SYNACK, t1), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, true, 80, 1001, SYNACK, t1), VPC_TO_UNDERLAY);
 	/* R keeps flooding: 1000 more half-open flows, the established one stays */
 	for (unsigned i = 0; i < 1000; i++) {
-		assert_int_equal(seg_in(&t, true, 2000 + i, 80, SYN, 2 * NS), VPC_TO_GUEST);
-		assert_int_equal(seg_out(&t, true, 80, 2000 + i, SYNACK, 2 * NS), VPC_TO_UNDERLAY);
+		assert_int_equal(vt_tcp_in(&t, true, 2000 + i, 80, SYN, 2 * NS), VPC_TO_GUEST);
+		assert_int_equal(vt_tcp_out(&t, true, 80, 2000 + i, SYNACK, 2 * NS),
+				 VPC_TO_UNDERLAY);
 	}
 	assert_int_equal(stats(&t).st_conntrack_evicted, 1001);
-	assert_int_equal(seg_in(&t, false, 443, 50000, ACK, 3 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_out(&t, false, 50000, 443, ACK, 3 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 443, 50000, ACK, 3 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 50000, 443, ACK, 3 * NS), VPC_TO_UNDERLAY);
 	/* and the guest opens more flows at will */
-	assert_int_equal(seg_out(&t, false, 50001, 443, SYN, 4 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 50001, 443, SYN, 4 * NS), VPC_TO_UNDERLAY);
 	assert_int_equal(stats(&t).st_conntrack_allowance_exceeded, 0);
 	assert_int_equal(stats(&t).st_conntrack_entries, 64);
 	vt_teardown(&t);
@@ -331,22 +306,22 @@ static void full_of_established(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("egress tcp 443 10.0.0.6\n");
-	port(&t, g, 4);
+	vt_setup_sg(&t, g, 4);
 	for (unsigned i = 0; i < 4; i++) {
-		assert_int_equal(seg_out(&t, false, 50000 + i, 443, SYN, 0), VPC_TO_UNDERLAY);
-		assert_int_equal(seg_in(&t, false, 443, 50000 + i, SYNACK, 0), VPC_TO_GUEST);
-		assert_int_equal(seg_out(&t, false, 50000 + i, 443, ACK, 0), VPC_TO_UNDERLAY);
+		assert_int_equal(vt_tcp_out(&t, false, 50000 + i, 443, SYN, 0), VPC_TO_UNDERLAY);
+		assert_int_equal(vt_tcp_in(&t, false, 443, 50000 + i, SYNACK, 0), VPC_TO_GUEST);
+		assert_int_equal(vt_tcp_out(&t, false, 50000 + i, 443, ACK, 0), VPC_TO_UNDERLAY);
 	}
-	assert_int_equal(seg_out(&t, false, 50004, 443, SYN, NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 50004, 443, SYN, NS), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_CONNTRACK);
 	assert_int_equal(stats(&t).st_conntrack_evicted, 0);
 	/* a connection that closes becomes evictable (RST: CLOSE) */
-	assert_int_equal(seg_in(&t, false, 443, 50002, RST, 2 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_out(&t, false, 50004, 443, SYN, 2 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 443, 50002, RST, 2 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 50004, 443, SYN, 2 * NS), VPC_TO_UNDERLAY);
 	assert_int_equal(stats(&t).st_conntrack_evicted, 1);
 	for (unsigned i = 0; i < 4; i++)
 		if (i != 2)
-			assert_int_equal(seg_in(&t, false, 443, 50000 + i, ACK, 3 * NS),
+			assert_int_equal(vt_tcp_in(&t, false, 443, 50000 + i, ACK, 3 * NS),
 					 VPC_TO_GUEST);
 	vt_teardown(&t);
 	vpc_sg_free(g);
@@ -360,41 +335,42 @@ static void handshake_states(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("# nothing in\n");
-	port(&t, g, 0);
+	vt_setup_sg(&t, g, 0);
 	/* SYN_SENT: 120 s */
-	assert_int_equal(seg_out(&t, false, 40000, 80, SYN, 0), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40000, SYNACK, 119 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 40000, 80, SYN, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, SYNACK, 119 * NS), VPC_TO_GUEST);
 	/* SYN_RECV: 60 s; the answer alone does not establish (before: 5 days) */
-	assert_int_equal(seg_in(&t, false, 80, 40000, ACK, 178 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40000, ACK, 239 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, ACK, 178 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, ACK, 239 * NS), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_IN);
 	/* the ACK must come from the originator: B's ACKs do not establish */
-	assert_int_equal(seg_out(&t, false, 40001, 80, SYN, 1000 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40001, SYNACK, 1000 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40001, ACK, 1001 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40001, ACK, 1062 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 40001, 80, SYN, 1000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40001, SYNACK, 1000 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40001, ACK, 1001 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40001, ACK, 1062 * NS), VPC_DROP);
 	/* nor does a SYN+ACK from the originator */
-	assert_int_equal(seg_out(&t, false, 40002, 80, SYN, 2000 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_out(&t, false, 40002, 80, SYNACK, 2000 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_out(&t, false, 40002, 80, ACK, 2000 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40002, ACK, 2121 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 40002, 80, SYN, 2000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 40002, 80, SYNACK, 2000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 40002, 80, ACK, 2000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40002, ACK, 2121 * NS), VPC_DROP);
 	/* the full handshake: ESTABLISHED, 5 days */
 	uint64_t t0 = 3000 * NS;
-	assert_int_equal(seg_out(&t, false, 40003, 80, SYN, t0), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40003, SYNACK, t0), VPC_TO_GUEST);
-	assert_int_equal(seg_out(&t, false, 40003, 80, ACK, t0), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40003, ACK, t0 + 431999 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40003, ACK, t0 + 863998 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40003, ACK, t0 + (863998 + 432001) * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 40003, 80, SYN, t0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40003, SYNACK, t0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 40003, 80, ACK, t0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40003, ACK, t0 + 431999 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40003, ACK, t0 + 863998 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40003, ACK, t0 + (863998 + 432001) * NS),
+			 VPC_DROP);
 	vt_teardown(&t);
 	vpc_sg_free(g);
 }
 
 static void establish(struct vt *t, unsigned lport, uint64_t now)
 {
-	assert_int_equal(seg_out(t, false, lport, 80, SYN, now), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(t, false, 80, lport, SYNACK, now), VPC_TO_GUEST);
-	assert_int_equal(seg_out(t, false, lport, 80, ACK, now), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(t, false, lport, 80, SYN, now), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(t, false, 80, lport, SYNACK, now), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(t, false, lport, 80, ACK, now), VPC_TO_UNDERLAY);
 }
 
 static void rst_and_fin(void **state)
@@ -402,33 +378,33 @@ static void rst_and_fin(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("# nothing in\n");
-	port(&t, g, 0);
+	vt_setup_sg(&t, g, 0);
 	/* RST (either side): CLOSE, 10 s */
 	establish(&t, 40000, 0);
-	assert_int_equal(seg_in(&t, false, 80, 40000, RST, NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40000, ACK, 10 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40000, ACK, 21 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, RST, NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, ACK, 10 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, ACK, 21 * NS), VPC_DROP);
 	/* a RST before the handshake completes closes too */
-	assert_int_equal(seg_out(&t, false, 40001, 80, SYN, 100 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40001, RST | ACK, 100 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40001, ACK, 111 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 40001, 80, SYN, 100 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40001, RST | ACK, 100 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40001, ACK, 111 * NS), VPC_DROP);
 	/* FIN one way: FIN_WAIT, 120 s per segment; FIN both ways: CLOSE, 10 s */
 	establish(&t, 40002, 1000 * NS);
-	assert_int_equal(seg_out(&t, false, 40002, 80, FIN, 1001 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40002, ACK, 1120 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40002, ACK, 1239 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40002, FIN, 1300 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_out(&t, false, 40002, 80, ACK, 1309 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40002, ACK, 1320 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 40002, 80, FIN, 1001 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40002, ACK, 1120 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40002, ACK, 1239 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40002, FIN, 1300 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 40002, 80, ACK, 1309 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40002, ACK, 1320 * NS), VPC_DROP);
 	/* half-closed and idle past FIN_WAIT's 2 minutes: forgotten */
 	establish(&t, 40003, 2000 * NS);
-	assert_int_equal(seg_in(&t, false, 80, 40003, FIN, 2000 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40003, ACK, 2121 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40003, FIN, 2000 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40003, ACK, 2121 * NS), VPC_DROP);
 	/* a FIN before the handshake completes does not close */
-	assert_int_equal(seg_out(&t, false, 40004, 80, SYN, 3000 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40004, SYNACK, 3000 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_out(&t, false, 40004, 80, FIN, 3001 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40004, ACK, 3100 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 40004, 80, SYN, 3000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40004, SYNACK, 3000 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 40004, 80, FIN, 3001 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40004, ACK, 3100 * NS), VPC_TO_GUEST);
 	vt_teardown(&t);
 	vpc_sg_free(g);
 }
@@ -440,12 +416,12 @@ static void picked_up(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("# nothing in\n");
-	port(&t, g, 0);
-	assert_int_equal(seg_out(&t, false, 40000, 80, ACK, 0), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40000, ACK, NS), VPC_TO_GUEST);
-	assert_int_equal(seg_in(&t, false, 80, 40000, ACK, 400000 * NS), VPC_TO_GUEST);
-	assert_int_equal(seg_out(&t, false, 40001, 80, ACK, 0), VPC_TO_UNDERLAY);
-	assert_int_equal(seg_in(&t, false, 80, 40001, ACK, 61 * NS), VPC_DROP);
+	vt_setup_sg(&t, g, 0);
+	assert_int_equal(vt_tcp_out(&t, false, 40000, 80, ACK, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, ACK, NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, ACK, 400000 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 40001, 80, ACK, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40001, ACK, 61 * NS), VPC_DROP);
 	vt_teardown(&t);
 	vpc_sg_free(g);
 }

@@ -110,33 +110,6 @@ static void parser_errors(void **state)
 	unlink(path);
 }
 
-/* Port A with group text (NULL: the default group) and conntrack size ct. */
-static void port(struct vt *t, struct vpc_sg *g, uint32_t ct)
-{
-	struct vpc_cfg c = vt_cfg();
-	c.vc_sg = g;
-	c.vc_conntrack_max = ct;
-	vt_setup(t, &c);
-}
-
-/* Delivers a TCP segment from B (or R when r) to A: the action. */
-static enum vpc_action tcp_in(struct vt *t, bool r, unsigned sport, unsigned dport, uint8_t fl,
-			      uint64_t now)
-{
-	size_t n = vt_tcp(t->frame, MAC_A, r ? MAC_R : MAC_B, r ? "10.0.1.9" : "10.0.0.6",
-			  "10.0.0.5", sport, dport, fl);
-	size_t m = vt_geneve(t->ul, 7, t->frame, n);
-	return vt_under(t, t->ul, m, r ? "192.0.2.9" : "192.0.2.6", r ? 40109 : 40006, now);
-}
-
-static enum vpc_action tcp_out(struct vt *t, bool r, unsigned sport, unsigned dport, uint8_t fl,
-			       uint64_t now)
-{
-	size_t n = vt_tcp(t->frame, MAC_GW, MAC_A, "10.0.0.5", r ? "10.0.1.9" : "10.0.0.6", sport,
-			  dport, fl);
-	return vt_guest(t, t->frame, n, now);
-}
-
 static enum vpc_action udp_in(struct vt *t, unsigned sport, unsigned dport, uint64_t now)
 {
 	size_t n = vt_udp(t->frame, MAC_A, MAC_B, "10.0.0.6", "10.0.0.5", sport, dport, 10);
@@ -179,15 +152,15 @@ static void ingress_rules(void **state)
 	struct vpc_sg *g = sg("ingress tcp 22 10.0.0.0/24\n"
 			      "ingress tcp 8000-8080 10.0.1.0/24\n"
 			      "ingress icmp 8 0.0.0.0/0\n");
-	port(&t, g, 0);
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, false, 40000, 23, 0x02, 0), VPC_DROP);
+	vt_setup_sg(&t, g, 0);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 23, 0x02, 0), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_IN);
-	assert_int_equal(tcp_in(&t, true, 40000, 22, 0x02, 0), VPC_DROP); /* 10.0.1.9 */
-	assert_int_equal(tcp_in(&t, true, 40000, 8000, 0x02, 0), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, true, 40000, 8080, 0x02, 0), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, true, 40000, 8081, 0x02, 0), VPC_DROP);
-	assert_int_equal(tcp_in(&t, false, 40000, 8000, 0x02, 0), VPC_DROP); /* 10.0.0.6 */
+	assert_int_equal(vt_tcp_in(&t, true, 40000, 22, 0x02, 0), VPC_DROP); /* 10.0.1.9 */
+	assert_int_equal(vt_tcp_in(&t, true, 40000, 8000, 0x02, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, true, 40000, 8080, 0x02, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, true, 40000, 8081, 0x02, 0), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 8000, 0x02, 0), VPC_DROP); /* 10.0.0.6 */
 	assert_int_equal(udp_in(&t, 5000, 22, 0), VPC_DROP);
 	enum vpc_action a = icmp_in(&t, 8, 1, 0);
 	assert_string_equal(vpc_drop_name(t.out.vo_drop), "none");
@@ -195,7 +168,7 @@ static void ingress_rules(void **state)
 	assert_int_equal(icmp_in(&t, 13, 1, 0), VPC_DROP); /* timestamp: not type 8 */
 	assert_int_equal(vt_drops(&t, VPC_DROP_SG_IN), 6);
 	/* the guest answers on the tracked flows, with no egress rule needed either way */
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
 	assert_int_equal(icmp_out(&t, 0, 1, 0), VPC_TO_UNDERLAY);
 	vt_teardown(&t);
 	vpc_sg_free(g);
@@ -206,14 +179,14 @@ static void empty_group(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("# nothing\n");
-	port(&t, g, 0);
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_DROP);
+	vt_setup_sg(&t, g, 0);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_DROP);
 	assert_int_equal(udp_in(&t, 5000, 53, 0), VPC_DROP);
 	assert_int_equal(icmp_in(&t, 8, 9, 0), VPC_DROP);
 	/* all egress, and the replies of what went out */
-	assert_int_equal(tcp_out(&t, false, 40000, 80, 0x02, 0), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_in(&t, false, 80, 40000, 0x12, 0), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, false, 80, 40001, 0x12, 0), VPC_DROP); /* other port */
+	assert_int_equal(vt_tcp_out(&t, false, 40000, 80, 0x02, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, 0x12, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40001, 0x12, 0), VPC_DROP); /* other port */
 	assert_int_equal(udp_out(&t, 5000, 53, 0), VPC_TO_UNDERLAY);
 	assert_int_equal(udp_in(&t, 53, 5000, 0), VPC_TO_GUEST);
 	assert_int_equal(icmp_out(&t, 8, 9, 0), VPC_TO_UNDERLAY);
@@ -229,11 +202,11 @@ static void egress_rules(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("egress udp 53 10.0.0.0/24\negress icmp all default\n");
-	port(&t, g, 0);
+	vt_setup_sg(&t, g, 0);
 	assert_int_equal(udp_out(&t, 5000, 53, 0), VPC_TO_UNDERLAY);
 	assert_int_equal(udp_out(&t, 5000, 54, 0), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_OUT);
-	assert_int_equal(tcp_out(&t, false, 40000, 80, 0x02, 0), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 40000, 80, 0x02, 0), VPC_DROP);
 	assert_int_equal(icmp_out(&t, 8, 1, 0), VPC_TO_UNDERLAY); /* B is in the default group */
 	size_t n = vt_icmp(t.frame, MAC_GW, MAC_A, "10.0.0.5", "10.0.1.9", 8, 0, 1);
 	assert_int_equal(vt_guest(&t, t.frame, n, 0), VPC_DROP); /* R is not */
@@ -246,21 +219,21 @@ static void default_group(void **state)
 {
 	(void)state;
 	struct vt t;
-	port(&t, NULL, 0);
+	vt_setup_sg(&t, NULL, 0);
 	/* B is a member of the default group, R is not */
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
 	assert_int_equal(udp_in(&t, 5000, 9, 0), VPC_TO_GUEST);
 	assert_int_equal(icmp_in(&t, 8, 1, 0), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, true, 40000, 22, 0x02, 0), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, true, 40000, 22, 0x02, 0), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_IN);
 	/* all egress; R's replies come back */
-	assert_int_equal(tcp_out(&t, true, 40001, 443, 0x02, 0), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_in(&t, true, 443, 40001, 0x12, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, true, 40001, 443, 0x02, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, true, 443, 40001, 0x12, 0), VPC_TO_GUEST);
 	/* a group rule naming the default group */
 	struct vpc_sg *g = sg("ingress tcp 22 default\n");
 	vpc_port_set_sg(t.p, g);
-	assert_int_equal(tcp_in(&t, false, 40002, 22, 0x02, 0), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, false, 40002, 23, 0x02, 0), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 40002, 22, 0x02, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 40002, 23, 0x02, 0), VPC_DROP);
 	vt_teardown(&t);
 	vpc_sg_free(g);
 }
@@ -270,7 +243,7 @@ static void icmp_errors_of_tracked_flows(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("");
-	port(&t, g, 0);
+	vt_setup_sg(&t, g, 0);
 	assert_int_equal(udp_out(&t, 5000, 9999, 0), VPC_TO_UNDERLAY);
 	/* B: port unreachable, quoting our datagram */
 	uint8_t quoted[64];
@@ -315,7 +288,7 @@ static void egress_icmp_error_is_related(void **state)
 	/* ingress UDP 9 open, egress only TCP 443: the guest's port unreachable about the
 	 * datagram it got still goes out, as related traffic */
 	struct vpc_sg *g = sg("ingress udp 9 0.0.0.0/0\negress tcp 443 0.0.0.0/0\n");
-	port(&t, g, 0);
+	vt_setup_sg(&t, g, 0);
 	assert_int_equal(udp_in(&t, 7777, 9, 0), VPC_TO_GUEST);
 	uint8_t quoted[64];
 	size_t qn = vt_udp(quoted, MAC_A, MAC_B, "10.0.0.6", "10.0.0.5", 7777, 9, 4);
@@ -341,33 +314,33 @@ static void tcp_close(void **state)
 	struct vt t;
 	/* egress limited to DNS: the guest's segments need the tracked flow */
 	struct vpc_sg *g = sg("ingress tcp 22 0.0.0.0/0\negress udp 53 10.0.0.2\n");
-	port(&t, g, 0);
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x10, 0), VPC_TO_GUEST);	/* established */
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x11, NS), VPC_TO_GUEST); /* FIN */
+	vt_setup_sg(&t, g, 0);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x10, 0), VPC_TO_GUEST);  /* established */
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x11, NS), VPC_TO_GUEST); /* FIN */
 	/* one FIN: FIN_WAIT, 120 s after each segment (Linux's timeout) */
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 120 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x11, 239 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x10, 120 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x11, 239 * NS), VPC_TO_UNDERLAY);
 	/* both FINs: 10 s after the last segment */
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x10, 245 * NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 254 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x10, 265 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x10, 245 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x10, 254 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x10, 265 * NS), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_OUT);
 	/* a reset closes too */
-	assert_int_equal(tcp_in(&t, false, 40001, 22, 0x02, 4000 * NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 22, 40001, 0x14, 4000 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_out(&t, false, 22, 40001, 0x14, 4011 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 40001, 22, 0x02, 4000 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40001, 0x14, 4000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40001, 0x14, 4011 * NS), VPC_DROP);
 	/* the same tuple again soon after a close: a new connection, established again */
-	assert_int_equal(tcp_in(&t, false, 40002, 22, 0x02, 5000 * NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x14, 5000 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_in(&t, false, 40002, 22, 0x02, 5005 * NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x12, 5005 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_in(&t, false, 40002, 22, 0x10, 5005 * NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x10, 9000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 40002, 22, 0x02, 5000 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40002, 0x14, 5000 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 40002, 22, 0x02, 5005 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40002, 0x12, 5005 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 40002, 22, 0x10, 5005 * NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40002, 0x10, 9000 * NS), VPC_TO_UNDERLAY);
 	/* but a SYN from the guest on a closed tuple needs an egress rule */
-	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x04, 9001 * NS), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_out(&t, false, 22, 40002, 0x02, 9002 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40002, 0x04, 9001 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40002, 0x02, 9002 * NS), VPC_DROP);
 	assert_int_equal(t.out.vo_drop, VPC_DROP_SG_OUT);
 	vt_teardown(&t);
 	vpc_sg_free(g);
@@ -378,7 +351,7 @@ static void idle_timeouts(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("");
-	port(&t, g, 0);
+	vt_setup_sg(&t, g, 0);
 	/* UDP: 30 s after the last packet */
 	assert_int_equal(udp_out(&t, 5000, 53, 0), VPC_TO_UNDERLAY);
 	assert_int_equal(udp_in(&t, 53, 5000, 29 * NS), VPC_TO_GUEST);
@@ -393,19 +366,19 @@ static void idle_timeouts(void **state)
 	assert_int_equal(udp_in(&t, 53, 5002, 561 * NS + 1), VPC_DROP);
 	/* TCP established: 432000 s (5 days) */
 	uint64_t t0 = 1000 * NS;
-	assert_int_equal(tcp_out(&t, false, 40000, 80, 0x02, t0), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_in(&t, false, 80, 40000, 0x12, t0 + NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 40000, 80, 0x10, t0 + 2 * NS), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_out(&t, false, 40000, 80, 0x02, t0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, 0x12, t0 + NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 40000, 80, 0x10, t0 + 2 * NS), VPC_TO_UNDERLAY);
 	uint64_t t1 = t0 + 2 * NS + 431999 * NS;
-	assert_int_equal(tcp_in(&t, false, 80, 40000, 0x10, t1), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, false, 80, 40000, 0x10, t1 + 432000 * NS + 1), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, 0x10, t1), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, 0x10, t1 + 432000 * NS + 1), VPC_DROP);
 	/* TCP never answered: 120 s */
-	assert_int_equal(tcp_out(&t, false, 40001, 80, 0x02, t0), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_in(&t, false, 80, 40001, 0x12, t0 + 121 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 40001, 80, 0x02, t0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40001, 0x12, t0 + 121 * NS), VPC_DROP);
 	/* TCP reset: 10 s */
-	assert_int_equal(tcp_out(&t, false, 40002, 80, 0x02, t0), VPC_TO_UNDERLAY);
-	assert_int_equal(tcp_in(&t, false, 80, 40002, 0x14, t0 + NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, false, 80, 40002, 0x10, t0 + 12 * NS), VPC_DROP);
+	assert_int_equal(vt_tcp_out(&t, false, 40002, 80, 0x02, t0), VPC_TO_UNDERLAY);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40002, 0x14, t0 + NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 80, 40002, 0x10, t0 + 12 * NS), VPC_DROP);
 	/* ICMP: 30 s */
 	assert_int_equal(icmp_out(&t, 8, 5, t0), VPC_TO_UNDERLAY);
 	assert_int_equal(icmp_in(&t, 0, 5, t0 + 31 * NS), VPC_DROP);
@@ -422,7 +395,7 @@ static void full_table(void **state)
 	(void)state;
 	struct vt t;
 	struct vpc_sg *g = sg("ingress udp all 10.0.0.0/24\n");
-	port(&t, g, 4);
+	vt_setup_sg(&t, g, 4);
 	assert_int_equal(stat_ct(&t, 1), 4);
 	/* four UDP streams (answered, then used again): assured, never evicted */
 	for (unsigned i = 0; i < 4; i++) {
@@ -464,9 +437,9 @@ static void untracked_and_rule_changes(void **state)
 	struct vt t;
 	/* all TCP/UDP open both ways: AWS does not track those flows; ICMP still is */
 	struct vpc_sg *open = sg("ingress all all 0.0.0.0/0\n");
-	port(&t, open, 2);
+	vt_setup_sg(&t, open, 2);
 	for (unsigned i = 0; i < 10; i++) {
-		assert_int_equal(tcp_in(&t, false, 40000 + i, 22, 0x02, 0), VPC_TO_GUEST);
+		assert_int_equal(vt_tcp_in(&t, false, 40000 + i, 22, 0x02, 0), VPC_TO_GUEST);
 		assert_int_equal(udp_out(&t, 5000 + i, 53, 0), VPC_TO_UNDERLAY);
 	}
 	assert_int_equal(stat_ct(&t, 0), 0);
@@ -475,12 +448,12 @@ static void untracked_and_rule_changes(void **state)
 	vt_teardown(&t);
 	/* a tracked flow survives a rule change until it goes idle */
 	struct vpc_sg *ssh = sg("ingress tcp 22 0.0.0.0/0\n"), *none = sg("");
-	port(&t, ssh, 0);
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
-	assert_int_equal(tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
+	vt_setup_sg(&t, ssh, 0);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
 	vpc_port_set_sg(t.p, none);
-	assert_int_equal(tcp_in(&t, false, 40000, 22, 0x10, NS), VPC_TO_GUEST);
-	assert_int_equal(tcp_in(&t, false, 40001, 22, 0x02, NS), VPC_DROP);
+	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x10, NS), VPC_TO_GUEST);
+	assert_int_equal(vt_tcp_in(&t, false, 40001, 22, 0x02, NS), VPC_DROP);
 	vt_teardown(&t);
 	vpc_sg_free(open);
 	vpc_sg_free(ssh);

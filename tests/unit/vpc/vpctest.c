@@ -233,3 +233,28 @@ uint64_t vt_drops(struct vt *t, enum vpc_drop r)
 	vpc_port_stats(t->p, &st);
 	return st.st_drops[r];
 }
+
+void vt_setup_sg(struct vt *t, struct vpc_sg *g, uint32_t ct)
+{
+	struct vpc_cfg c = vt_cfg();
+	c.vc_sg = g;
+	c.vc_conntrack_max = ct;
+	vt_setup(t, &c);
+}
+
+enum vpc_action vt_tcp_in(struct vt *t, bool r, unsigned sport, unsigned dport, uint8_t fl,
+			  uint64_t now)
+{
+	size_t n = vt_tcp(t->frame, MAC_A, r ? MAC_R : MAC_B, r ? "10.0.1.9" : "10.0.0.6",
+			  "10.0.0.5", sport, dport, fl);
+	size_t m = vt_geneve(t->ul, 7, t->frame, n);
+	return vt_under(t, t->ul, m, r ? "192.0.2.9" : "192.0.2.6", r ? 40109 : 40006, now);
+}
+
+enum vpc_action vt_tcp_out(struct vt *t, bool r, unsigned sport, unsigned dport, uint8_t fl,
+			   uint64_t now)
+{
+	size_t n = vt_tcp(t->frame, MAC_GW, MAC_A, "10.0.0.5", r ? "10.0.1.9" : "10.0.0.6", sport,
+			  dport, fl);
+	return vt_guest(t, t->frame, n, now);
+}
