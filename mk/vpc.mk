@@ -2,7 +2,7 @@
 # Geneve over a UDP underlay, the mapping service of src/vpcmap), its packet-processing
 # core (vpc.h) with cmocka tests and microbenchmark, its frontend test driver and suites.
 all: $(BUILD)/nitro-card-vpc $(BUILD)/nitro-card-vpc.sig
-$(BUILD)/nitro-card-vpc: $(call objs,cards/vpc vpcmap cards/lib lib sandbox)
+$(BUILD)/nitro-card-vpc: $(call objs,cards/vpc imds vpcmap cards/lib lib sandbox)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp -llwip
 # lwIP's headers (Debian's liblwip-dev: /usr/include/lwip, its lwipopts.h) for the IMDS's TCP.
 $(BUILD)/obj/src/cards/vpc/imds_net.o: override CFLAGS += -I/usr/include/lwip
@@ -34,6 +34,6 @@ $(BUILD)/vpc-core-bench: $(call obj,tests/unit/vpc/bench_core.c $(VPC_CORE_SRC))
 vpc-core-bench: $(BUILD)/vpc-core-bench
 	$(BUILD)/vpc-core-bench
 # The IMDS: its HTTP parser and the service (no lwIP: the TCP side is tests/vpc/test_imds.py).
-$(BUILD)/tests/vpc/test_vpc_imds: $(call obj,src/cards/vpc/imds.c src/cards/vpc/imds_http.c)
+$(BUILD)/tests/vpc/test_vpc_imds: $(call obj,src/imds/imds.c src/imds/imds_http.c)
 # The mapping service's caches on a real folder (issue 10 item 13).
 $(BUILD)/tests/vpc/test_vpc_mapsvc: $(call obj,src/vpcmap/mapsvc.c src/vpcmap/underlay.c)

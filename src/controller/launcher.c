@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "boot/config.h"
-#include "cards/vpc/imds.h"
+#include "imds/imds.h"
 #include "controller/bootfile.h"
 #include "controller/proc.h"
 #include "lib/util.h"

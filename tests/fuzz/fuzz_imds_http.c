@@ -2,14 +2,14 @@
  * guest's byte stream to 169.254.169.254:80. Every request it holds (pipelined) is parsed
  * and answered, as imds_net.c does; the parser never reads past the input, a request's
  * length stays inside it, and every answer is a complete HTTP/1.1 reply within its buffer. */
-// fuzz-extra: src/cards/vpc/imds.c src/cards/vpc/imds_http.c
+// fuzz-extra: src/imds/imds.c src/imds/imds_http.c
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cards/vpc/imds.h"
-#include "cards/vpc/imds_http.h"
+#include "imds/imds.h"
+#include "imds/imds_http.h"
 #include "fuzz.h"
 
 static struct imds *service(void)

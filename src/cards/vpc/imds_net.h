@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cards/vpc/imds.h"
+#include "imds/imds.h"
 
 #define IMDS_NET_CONNS 64
 #define IMDS_NET_TICK_MS 100

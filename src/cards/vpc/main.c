@@ -34,7 +34,7 @@
 
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
-#include "cards/vpc/imds.h"
+#include "imds/imds.h"
 #include "cards/vpc/imds_net.h"
 #include "cards/vpc/net.h"
 #include "cards/vpc/netctl.h"

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cards/vpc/imds.h"
-#include "cards/vpc/imds_http.h"
+#include "imds/imds.h"
+#include "imds/imds_http.h"
 #include "vpctest.h"
 
 #define S_NS 1000000000ull

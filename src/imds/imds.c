@@ -1,5 +1,5 @@
 /* The instance metadata service (contract: imds.h). */
-#include "cards/vpc/imds.h"
+#include "imds/imds.h"
 
 #include <errno.h>
 #include <stdio.h>

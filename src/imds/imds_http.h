@@ -15,8 +15,8 @@
  * - The headers IMDS reads are parsed case-insensitively; a duplicated one is 400 (no
  *   ambiguity between two values); all others are checked for syntax and skipped.
  */
-#ifndef NITRO_CARDS_VPC_IMDS_HTTP_H
-#define NITRO_CARDS_VPC_IMDS_HTTP_H
+#ifndef NITRO_IMDS_IMDS_HTTP_H
+#define NITRO_IMDS_IMDS_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* The IMDS HTTP request parser (contract: imds_http.h). */
-#include "cards/vpc/imds_http.h"
+#include "imds/imds_http.h"
 
 #include <string.h>
 

@@ -13,14 +13,14 @@
  *   The token reply is marked (rep->ttl1) to leave with IP TTL 1.
  * - Bodies are EC2's: no trailing newline; listings one name a line, directories with "/".
  */
-#ifndef NITRO_CARDS_VPC_IMDS_H
-#define NITRO_CARDS_VPC_IMDS_H
+#ifndef NITRO_IMDS_IMDS_H
+#define NITRO_IMDS_IMDS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cards/vpc/imds_http.h"
+#include "imds/imds_http.h"
 
 #define IMDS_IP 0xa9fea9feu /* 169.254.169.254, host order */
 #define IMDS_TOKENS_MAX 1024
