@@ -1,9 +1,10 @@
 # The EBS card (issue 3, src/cards/ebs): virtio-blk over vhost-user on an encrypted,
-# rate-limited volume (io_uring file, NBD or null back end). The volume format and XTS
-# are src/volume, shared with nitro and nitrod.
+# rate-limited volume (io_uring file, NBD or null back end). The back ends and QoS are
+# src/cards/bdev, shared by its virtio-blk (src/cards/ebs) and NVMe (src/cards/nvme)
+# fronts; the volume format and XTS are src/volume, shared with nitro and nitrod.
 EBS_LIBS = -lseccomp -lcrypto -luring # libnbd: dlopen()ed by bdev_nbd.c for NBD volumes only
 all: $(BUILD)/nitro-card-ebs $(BUILD)/nitro-card-ebs.sig
-$(BUILD)/nitro-card-ebs: $(call objs,cards/ebs cards/nvme volume cards/lib lib sandbox)
+$(BUILD)/nitro-card-ebs: $(call objs,cards/ebs cards/nvme cards/bdev volume cards/lib lib sandbox)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(EBS_LIBS)
 
 # The vhost-user-blk frontend test driver (tests/driver: plays the guest against any
@@ -22,7 +23,7 @@ bench: $(BUILD)/vu-blk-driver
 # The card's QoS arithmetic and the volume's XTS against OpenSSL's (tests/unit/ebs).
 EBS_UNIT = $(BUILD)/tests/ebs/test_qos $(BUILD)/tests/ebs/test_xts
 UNIT_TESTS += $(EBS_UNIT)
-$(BUILD)/tests/ebs/test_qos: $(call obj,src/cards/ebs/qos.c)
+$(BUILD)/tests/ebs/test_qos: $(call obj,src/cards/bdev/qos.c)
 $(BUILD)/tests/ebs/test_xts: $(call obj,src/volume/xts.c)
 $(BUILD)/tests/ebs/test_xts: override LDFLAGS += -lcrypto
 
@@ -30,6 +31,6 @@ $(BUILD)/tests/ebs/test_xts: override LDFLAGS += -lcrypto
 # creation abuse, doorbells, on heap guest memory and a null back end.
 NVME_UNIT = $(BUILD)/tests/nvme/test_nvme
 UNIT_TESTS += $(NVME_UNIT)
-$(NVME_UNIT): $(call obj,src/cards/nvme/nvme.c src/cards/ebs/bdev_null.c src/cards/ebs/qos.c) $(call objs,volume) $(call obj,src/cards/lib/guestmem.c) $(call objs,lib)
+$(NVME_UNIT): $(call obj,src/cards/nvme/nvme.c src/cards/bdev/bdev_null.c src/cards/bdev/qos.c) $(call objs,volume) $(call obj,src/cards/lib/guestmem.c) $(call objs,lib)
 $(NVME_UNIT): override CFLAGS += -Itests/unit/nvme
 $(NVME_UNIT): override LDFLAGS += -lcrypto

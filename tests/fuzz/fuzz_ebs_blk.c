@@ -12,7 +12,7 @@
  * request: u16 image length, then the image.
  */
 // clang-format off
-// fuzz-extra: src/cards/ebs/b*.c src/cards/ebs/qos.c src/volume/volume.c src/volume/xts.c -lcrypto -luring
+// fuzz-extra: src/cards/ebs/blk.c src/cards/bdev/*.c src/volume/volume.c src/volume/xts.c -lcrypto -luring
 // clang-format on
 #include <stdint.h>
 #include <stdlib.h>

@@ -9,7 +9,7 @@
  * (low 3 bits: the queue id; 0x80: write the next u32 as that queue's SQ tail doorbell
  * instead of posting; 0x40: as its CQ head), then a 64-byte command. */
 // clang-format off
-// fuzz-extra: src/cards/nvme/nvme.c src/cards/ebs/bdev_null.c src/cards/ebs/qos.c src/volume/volume.c src/volume/xts.c -lcrypto
+// fuzz-extra: src/cards/nvme/nvme.c src/cards/bdev/bdev_null.c src/cards/bdev/qos.c src/volume/volume.c src/volume/xts.c -lcrypto
 // clang-format on
 #include <stdint.h>
 #include <stdlib.h>

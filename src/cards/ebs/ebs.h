@@ -36,8 +36,8 @@
 
 #include <sys/uio.h>
 
-#include "cards/ebs/bdev.h"
-#include "cards/ebs/qos.h"
+#include "cards/bdev/bdev.h"
+#include "cards/bdev/qos.h"
 #include "cards/lib/loop.h"
 #include "cards/lib/vhost_user.h"
 #include "volume/volume.h"

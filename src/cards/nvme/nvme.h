@@ -1,6 +1,6 @@
 /* An NVMe controller as a card serves it (NVMe 1.4 base spec, NVM command set): the admin
  * queue and every I/O queue pair, the commands, and the data walk, over the EBS card's
- * block back ends (src/cards/ebs/bdev.h) and the volume's encryption (src/volume). The
+ * block back ends (src/cards/bdev/bdev.h) and the volume's encryption (src/volume). The
  * register file and PCI function are nitro-hv's (src/hv/nvme_pci.c); what crosses between
  * the two is src/lib/nvme_wire.h. Used by nitro-card-ebs --nvme (EBS) and
  * nitro-card-instance (instance storage).
@@ -25,8 +25,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "cards/ebs/bdev.h"
-#include "cards/ebs/qos.h"
+#include "cards/bdev/bdev.h"
+#include "cards/bdev/qos.h"
 #include "cards/lib/guestmem.h"
 #include "lib/nvme_wire.h"
 #include "volume/volume.h"

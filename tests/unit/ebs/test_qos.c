@@ -1,4 +1,4 @@
-/* cmocka tests of the EBS card's QoS arithmetic (src/cards/ebs/qos.c) on a made-up clock:
+/* cmocka tests of the EBS card's QoS arithmetic (src/cards/bdev/qos.c) on a made-up clock:
  * IOPS and byte buckets, and gp2 baselines, burst credits and their refill. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "cards/ebs/qos.h"
+#include "cards/bdev/qos.h"
 
 #define GiB (1ull << 30)
 #define SEC 1000000000ull

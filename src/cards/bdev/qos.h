@@ -13,8 +13,8 @@
  * refills at the baseline rate: each operation spends one credit; while credits last the
  * operation bucket runs at the burst rate, then at the baseline.
  */
-#ifndef NITRO_CARDS_EBS_QOS_H
-#define NITRO_CARDS_EBS_QOS_H
+#ifndef NITRO_CARDS_BDEV_QOS_H
+#define NITRO_CARDS_BDEV_QOS_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* The null back end: reads return zeroes, writes are dropped, nothing is in flight. */
-#include "cards/ebs/bdev.h"
+#include "cards/bdev/bdev.h"
 
 #include <errno.h>
 #include <string.h>

@@ -21,8 +21,8 @@
  * returns when nothing is in flight (every bi_done has run): the card calls it before guest memory
  * is unmapped. Discard, write zeroes and plain writes from the card's own buffers are synchronous.
  */
-#ifndef NITRO_CARDS_EBS_BDEV_H
-#define NITRO_CARDS_EBS_BDEV_H
+#ifndef NITRO_CARDS_BDEV_BDEV_H
+#define NITRO_CARDS_BDEV_BDEV_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* Token buckets for IOPS and throughput. */
-#include "cards/ebs/qos.h"
+#include "cards/bdev/qos.h"
 
 static void bucket_init(struct qos_bucket *b, uint64_t rate, double min_cap)
 {

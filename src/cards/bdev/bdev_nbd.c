@@ -11,7 +11,7 @@
  * A server that goes away fails every command in flight (libnbd retires them with
  * ENOTCONN) and every later one: the guest sees IOERR, the card keeps running.
  */
-#include "cards/ebs/bdev.h"
+#include "cards/bdev/bdev.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * A file on a memory file system (tmpfs, ramfs) is read and written inline instead: the
  * kernel has no non-blocking path for it, so io_uring would hand every request to a
  * worker thread (a second core) only to run a memory copy that never waits on a device. */
-#include "cards/ebs/bdev.h"
+#include "cards/bdev/bdev.h"
 
 #include <errno.h>
 #include <fcntl.h>
