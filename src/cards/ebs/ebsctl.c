@@ -1,5 +1,6 @@
 /* The EBS card's control socket: pause, flush, resume (ebsctl.h). */
 #include "cards/ebs/ebsctl.h"
+#include "cards/lib/listen.h"
 
 #include <errno.h>
 #include <string.h>
@@ -146,27 +147,11 @@ static void on_accept(struct loop *l, int fd, uint32_t events, void *opaque)
 int ebsctl_open(struct ebsctl *c, struct ebs *e, struct loop *l, const char *path, char *err,
 		size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	*c = (struct ebsctl){.ec_fd = -1, .ec_client = -1, .ec_ebs = e, .ec_loop = l};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		RETURN_ERR(-1, "control socket %s: path longer than %zu bytes", path,
-			   sizeof(sa.sun_path) - 1);
-	struct stat st;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			RETURN_ERR(-1, "control socket %s: exists and is not a socket", path);
-		unlink(path);
-	}
-	strcpy(sa.sun_path, path);
-	c->ec_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->ec_fd < 0)
-		RETURN_ERR(-1, "control socket: %s", strerror(errno));
-	if (bind(c->ec_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->ec_fd, 4) < 0) {
-		int en = errno;
-		close(c->ec_fd);
-		c->ec_fd = -1;
-		RETURN_ERR(-1, "control socket %s: %s", path, strerror(en));
-	}
+	int fd = listen_replacing(path, 4, err, errlen);
+	if (fd < 0)
+		return -1;
+	c->ec_fd = fd;
 	strcpy(c->ec_path, path);
 	if (loop_add(l, c->ec_fd, on_accept, c, err, errlen) < 0) {
 		ebsctl_close(c);

@@ -1,5 +1,6 @@
 /* vhost-user back-end program conventions: options, capabilities, listening socket. */
 #include "cards/lib/backend.h"
+#include "cards/lib/listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,27 +139,10 @@ int backend_next(struct backend *b)
 
 static int listen_on(struct backend *b, const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-
-	/* The socket appears under its name only once it listens (bound under a temporary
-	 * name, then renamed): whoever waits for the file can connect at once. */
-	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d~", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-		RETURN_ERR(-ENAMETOOLONG, "%s: socket path too long", path);
-	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-		RETURN_ERR(-EEXIST, "%s exists and is not a socket", path);
-	unlink(sa.sun_path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* The socket appears under its name only once it listens (listen.h). */
+	int fd = listen_renamed(path, err, errlen);
 	if (fd < 0)
-		RETURN_ERR(-errno, "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0 ||
-	    rename(sa.sun_path, path) < 0) { /* replaces a stale socket of an earlier run */
-		int e = errno;
-		unlink(sa.sun_path);
-		close(fd);
-		RETURN_ERR(-e, "listening on %s: %s", path, strerror(e));
-	}
+		return fd;
 	b->be_listen_fd = fd;
 	snprintf(b->be_path, sizeof(b->be_path), "%s", path);
 	int ret = loop_add(b->be_loop, fd, on_listen, b, err, errlen);

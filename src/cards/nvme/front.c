@@ -1,5 +1,6 @@
 /* NVMe card: the hypervisor connection (see front.h). */
 #include "cards/nvme/front.h"
+#include "cards/lib/listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -345,24 +346,9 @@ int nvme_front_start(struct nvme_front *f, struct nvme_ctrl *c, struct loop *l, 
 		f->f_once = true;
 		return attach(f, fd, err, errlen);
 	}
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct stat st;
-	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d~", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
-		RETURN_ERR(-ENAMETOOLONG, "%s: socket path too long", path);
-	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-		RETURN_ERR(-EEXIST, "%s exists and is not a socket", path);
-	unlink(sa.sun_path);
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int s = listen_renamed(path, err, errlen);
 	if (s < 0)
-		RETURN_ERR(-errno, "socket: %s", strerror(errno));
-	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 4) < 0 ||
-	    rename(sa.sun_path, path) < 0) {
-		int e = errno;
-		unlink(sa.sun_path);
-		close(s);
-		RETURN_ERR(-e, "listening on %s: %s", path, strerror(e));
-	}
+		return s;
 	f->f_listen = s;
 	snprintf(f->f_path, sizeof(f->f_path), "%s", path);
 	return loop_add(l, s, on_listen, f, err, errlen);

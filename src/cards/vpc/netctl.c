@@ -1,5 +1,6 @@
 /* The VPC card's control socket. */
 #include "cards/vpc/netctl.h"
+#include "cards/lib/listen.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,27 +32,11 @@ static void on_accept(struct loop *l, int fd, uint32_t events, void *opaque)
 int ctl_open(struct ctl *c, struct loop *l, const char *path, ctl_stats_fn *fn, void *opaque,
 	     char *err, size_t errlen)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	*c = (struct ctl){.ct_fd = -1, .ct_fn = fn, .ct_opaque = opaque};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		RETURN_ERR(-1, "control socket %s: path longer than %zu bytes", path,
-			   sizeof(sa.sun_path) - 1);
-	struct stat st;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			RETURN_ERR(-1, "control socket %s: exists and is not a socket", path);
-		unlink(path);
-	}
-	strcpy(sa.sun_path, path);
-	c->ct_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->ct_fd < 0)
-		RETURN_ERR(-1, "control socket: %s", strerror(errno));
-	if (bind(c->ct_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->ct_fd, 8) < 0) {
-		int e = errno;
-		close(c->ct_fd);
-		c->ct_fd = -1;
-		RETURN_ERR(-1, "control socket %s: %s", path, strerror(e));
-	}
+	int fd = listen_replacing(path, 8, err, errlen);
+	if (fd < 0)
+		return -1;
+	c->ct_fd = fd;
 	strcpy(c->ct_path, path);
 	if (loop_add(l, c->ct_fd, on_accept, c, err, errlen) < 0) {
 		ctl_close(c, l);
