@@ -1,4 +1,4 @@
-/* The jailer (contract in jailer.h). The parent plans every mount and string; the forked
+/* The jailer (contract in jailer.h). The parent plans every mount and string; the cloned
  * child only makes system calls and reports a failure through a close-on-exec pipe. */
 #include "controller/jailer.h"
 #include "controller/jail_elf.h"
@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/sched.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -57,6 +58,7 @@ void jail_spec_init(struct jail_spec *js, const char *kind, uid_t uid, gid_t gid
 	js->js_dir = dir;
 	js->js_stdio[0] = js->js_stdio[1] = js->js_stdio[2] = -1;
 	js->js_exec_fd = -1;
+	js->js_cgroup_fd = -1;
 }
 
 static void plan_free(struct plan *p)
@@ -246,15 +248,19 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		}
 		if (mount(m->m_src, m->m_dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 			child_fail(pfd, k, "bind", m->m_src, errno);
-		unsigned long fl = MS_BIND | MS_REMOUNT | MS_NOSUID;
+		/* The attributes go on the bind and on every mount below it (AT_RECURSIVE): a
+		 * plain remount would leave a writable submount of a read-only folder
+		 * writable. */
+		struct mount_attr ma = {.attr_set = MOUNT_ATTR_NOSUID};
 		if (!(m->m_flags & JAIL_BIND_RW))
-			fl |= MS_RDONLY;
+			ma.attr_set |= MOUNT_ATTR_RDONLY;
 		else
-			fl |= MS_NOEXEC;
+			ma.attr_set |= MOUNT_ATTR_NOEXEC;
 		if (!(m->m_flags & JAIL_BIND_DEV))
-			fl |= MS_NODEV;
-		if (mount(NULL, m->m_dst, NULL, fl, NULL) < 0)
-			child_fail(pfd, k, "remount", m->m_dst, errno);
+			ma.attr_set |= MOUNT_ATTR_NODEV;
+		if (mount_setattr(AT_FDCWD, m->m_dst, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, &ma,
+				  sizeof(ma)) < 0)
+			child_fail(pfd, k, "mount_setattr", m->m_dst, errno);
 	}
 	if (chdir(js->js_dir) < 0)
 		child_fail(pfd, k, "chdir", js->js_dir, errno);
@@ -329,11 +335,13 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		struct rlimit rl = {0, 0};
 		setrlimit(RLIMIT_CORE, &rl);
 	}
-	if (setgroups(js->js_ngroups, js->js_ngroups ? js->js_groups : NULL) < 0)
+	/* Raw system calls: glibc's wrappers would try to change the ids of the parent's
+	 * other threads too (this child of clone3 is single-threaded, glibc does not know). */
+	if (syscall(SYS_setgroups, js->js_ngroups, js->js_ngroups ? js->js_groups : NULL) < 0)
 		child_fail(pfd, k, "setgroups", "", errno);
-	if (setresgid(js->js_gid, js->js_gid, js->js_gid) < 0)
+	if (syscall(SYS_setresgid, js->js_gid, js->js_gid, js->js_gid) < 0)
 		child_fail(pfd, k, "setresgid", "", errno);
-	if (setresuid(js->js_uid, js->js_uid, js->js_uid) < 0)
+	if (syscall(SYS_setresuid, js->js_uid, js->js_uid, js->js_uid) < 0)
 		child_fail(pfd, k, "setresuid", "", errno);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(pfd, k, "prctl", "NO_NEW_PRIVS", errno);
@@ -342,6 +350,20 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 	else
 		execve(argv[0], argv, envp);
 	child_fail(pfd, k, "exec", argv[0], errno);
+}
+
+/* The child starts as pid 1 of a new PID namespace (it sees no host process and cannot
+ * signal one), inside the cgroup of cgroup_fd when >= 0 (charged and limited from its
+ * first page). Like fork() for the caller: 0 in the child, its pid (as nitrod sees it) in
+ * the parent. clone3 bypasses glibc's fork handlers: the child only makes system calls. */
+static pid_t clone_jailed(int cgroup_fd)
+{
+	struct clone_args ca = {.flags = CLONE_NEWPID, .exit_signal = SIGCHLD};
+	if (cgroup_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)cgroup_fd;
+	}
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -442,7 +464,7 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 		free(sec);
 		goto fail;
 	}
-	pid_t pid = fork();
+	pid_t pid = clone_jailed(js->js_cgroup_fd);
 	if (pid == 0) {
 		close(pfd[0]);
 		child(js, &p, argv, envp, pfd[1], keep, nkeep);
@@ -454,7 +476,7 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 	free(sec);
 	if (pid < 0) {
 		close(pfd[0]);
-		snprintf(err, errlen, "jail %s: fork: %s", k, strerror(fe));
+		snprintf(err, errlen, "jail %s: clone3: %s", k, strerror(fe));
 		goto fail;
 	}
 	/* EOF on the pipe = exec succeeded. */
