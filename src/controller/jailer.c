@@ -323,7 +323,6 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 	for (size_t i = 0; i < js->js_nkeep; i++)
 		if (fcntl(js->js_keep_fds[i], F_SETFD, 0) < 0)
 			child_fail(pfd, k, "fcntl", "keep fd", errno);
-
 	bool core = false;
 	for (size_t i = 0; i < js->js_nrlimits; i++) {
 		struct rlimit rl = {js->js_rlimits[i].jr_cur, js->js_rlimits[i].jr_max};

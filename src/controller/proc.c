@@ -107,6 +107,7 @@ pid_t proc_spawn(const struct proc_spawn *ps, bool jail, char *const argv[], cha
 	js.js_seccomp = true;
 	js.js_exec_fd = ps->ps_exec_fd;
 	js.js_flags = ps->ps_jail_flags | JAIL_CHROOT_FALLBACK;
+	js.js_cgroup_fd = ps->ps_cgroup_fd;
 	static const struct jail_rlimit lim[] = {
 	    {RLIMIT_NOFILE, 1024, 1024},
 	    {RLIMIT_CORE, 0, 0},

@@ -31,6 +31,7 @@ struct proc_spawn {
 	char *const *ps_env;
 	int ps_exec_fd;
 	unsigned ps_jail_flags;
+	int ps_cgroup_fd; /* >= 0: the cgroup v2 leaf to start in (jailed only) */
 };
 
 /* Returns the pid, or -1 with err set. A warning from the jailer (chroot fallback) is
