@@ -14,6 +14,7 @@
  *                              "forks=K errno=E"; the children die with it
  *   jail-probe write PATH      "write PATH ok=1|0 errno=E" (open for writing + write)
  *   jail-probe wait            reads stdin until end of file, then exits 0
+ *   jail-probe eat N           allocates and touches N MiB: "ate N MiB"
  * Prints "survived NAME rc=R" when the call returns (then exits 0). */
 #include "sandbox/sandbox.h"
 
@@ -90,6 +91,17 @@ int main(int argc, char **argv)
 		int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		int ok = fd >= 0 && write(fd, "x", 1) == 1;
 		printf("write %s ok=%d errno=%d\n", argv[2], ok, ok ? 0 : errno);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "eat")) {
+		int mib = atoi(argv[2]);
+		for (int i = 0; i < mib; i++) {
+			char *p = malloc(1 << 20);
+			if (!p)
+				break;
+			memset(p, 1, 1 << 20);
+		}
+		printf("ate %d MiB\n", mib);
 		return 0;
 	}
 	if (argc == 2 && !strcmp(argv[1], "wait")) {

@@ -148,7 +148,6 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 		js.js_cgroup_fd = cg_make(cg_root, inst, &lim, leaf, &lim, err, sizeof(err));
 		if (js.js_cgroup_fd < 0)
 			die("%s", err);
-		fprintf(stderr, "nitro-chip: cgroup %s/%s/%s/%s\n", cg_root, CG_NITRO, inst, leaf);
 	}
 	pid_t pid = jail_spawn(&js, argv + i + 1, err, sizeof(err));
 	if (pid < 0) {
@@ -158,6 +157,8 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 	}
 	if (err[0])
 		warnmsg("%s", err);
+	if (cg) /* the process is in it now */
+		fprintf(stderr, "nitro-chip: cgroup %s/%s/%s/%s\n", cg_root, CG_NITRO, inst, leaf);
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		;
