@@ -14,9 +14,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import api_call, host_has_cgroup_v2  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
@@ -387,10 +391,7 @@ CGROOT = pathlib.Path("/sys/fs/cgroup")
 
 
 def cgroup_v2():
-    try:
-        return {"memory", "pids", "cpu"} <= set((CGROOT / "cgroup.controllers").read_text().split())
-    except OSError:
-        return False
+    return host_has_cgroup_v2(CGROOT)
 
 
 needs_cgroup = pytest.mark.skipif(not cgroup_v2(), reason="no cgroup v2 memory/pids/cpu on this "
@@ -468,21 +469,8 @@ def test_cgroup_memory_max_stops_the_process(tmp_path):
 
 
 def api(sock, method, path, body=None):
-    import http.client
-
-    class Conn(http.client.HTTPConnection):
-        def connect(self):
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(30)
-            self.sock.connect(sock)
-
-    c = Conn("nitrod", timeout=30)
-    c.request(method, path, body=json.dumps(body) if body is not None else None,
-              headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    out = (r.status, json.loads(r.read() or b"null"))
-    c.close()
-    return out
+    r = api_call(sock, method, path, body)
+    return r.status, r.json()
 
 
 @needs_cgroup
