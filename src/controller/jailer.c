@@ -318,8 +318,43 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		if (hi == ~0U)
 			break;
 	}
-	/* The kept fds survive the exec (the caller may hold them O_CLOEXEC, so that no other
-	 * child of a threaded daemon inherits them); the exec fd stays close-on-exec. */
+
+	/* Passed fds to their numbers: park every source (and the exec fd and the pipe when
+	 * they sit on a target) above all numbers in play, then dup2 (which clears
+	 * close-on-exec; the parked copies keep it and go at exec). */
+	int exec_fd = js->js_exec_fd;
+	if (js->js_nfds) {
+		int base = pfd + 1, parked[JAIL_MAX_FDS];
+		for (size_t i = 0; i < nkeep; i++)
+			base = keep[i] >= base ? keep[i] + 1 : base;
+		for (size_t i = 0; i < js->js_nfds; i++)
+			base = js->js_fds[i].jf_to >= base ? js->js_fds[i].jf_to + 1 : base;
+		for (size_t i = 0; i < js->js_nfds; i++) {
+			if ((parked[i] = fcntl(js->js_fds[i].jf_from, F_DUPFD_CLOEXEC, base)) < 0)
+				child_fail(pfd, k, "pass fd", "", errno);
+			if (exec_fd == js->js_fds[i].jf_to &&
+			    (exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, base)) < 0)
+				child_fail(pfd, k, "pass fd", "exec", errno);
+			if (pfd == js->js_fds[i].jf_to &&
+			    (pfd = fcntl(pfd, F_DUPFD_CLOEXEC, base)) < 0)
+				_exit(126);
+		}
+		for (size_t i = 0; i < js->js_nfds; i++)
+			if (dup2(parked[i], js->js_fds[i].jf_to) < 0)
+				child_fail(pfd, k, "dup2", "passed fd", errno);
+		/* A source left at its own number (not a target, not kept) is not passed. */
+		for (size_t i = 0; i < js->js_nfds; i++) {
+			int f = js->js_fds[i].jf_from;
+			bool stays = f == exec_fd;
+			for (size_t j = 0; j < js->js_nfds; j++)
+				stays |= f == js->js_fds[j].jf_to;
+			for (size_t j = 0; j < js->js_nkeep; j++)
+				stays |= f == js->js_keep_fds[j];
+			if (!stays)
+				close(f);
+		}
+	}
+	/* The kept fds are meant for the new program: inheritable whatever their flag was. */
 	for (size_t i = 0; i < js->js_nkeep; i++)
 		if (fcntl(js->js_keep_fds[i], F_SETFD, 0) < 0)
 			child_fail(pfd, k, "fcntl", "keep fd", errno);
@@ -344,8 +379,8 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		child_fail(pfd, k, "setresuid", "", errno);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(pfd, k, "prctl", "NO_NEW_PRIVS", errno);
-	if (js->js_exec_fd >= 0)
-		syscall(SYS_execveat, js->js_exec_fd, "", argv, envp, AT_EMPTY_PATH);
+	if (exec_fd >= 0)
+		syscall(SYS_execveat, exec_fd, "", argv, envp, AT_EMPTY_PATH);
 	else
 		execve(argv[0], argv, envp);
 	child_fail(pfd, k, "exec", argv[0], errno);
@@ -385,7 +420,23 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 	if (!js->js_dir || js->js_dir[0] != '/' || strlen(js->js_dir) < 2)
 		RETURN_ERR(-1, "jail %s: the jail dir must be an absolute path other than /", k);
 	size_t nkeep = js->js_nkeep;
-	int *keep = calloc(nkeep + 1, sizeof(int));
+	if (js->js_nfds > JAIL_MAX_FDS)
+		RETURN_ERR(-1, "jail %s: at most %d fds to pass", k, JAIL_MAX_FDS);
+	for (size_t i = 0; i < js->js_nfds; i++) {
+		const struct jail_fd *f = &js->js_fds[i];
+		bool bad = f->jf_to < 3 || f->jf_to > (1 << 20) || fcntl(f->jf_from, F_GETFD) < 0;
+		for (size_t j = 0; j < i; j++)
+			bad |= js->js_fds[j].jf_to == f->jf_to;
+		for (size_t j = 0; j < js->js_nkeep; j++)
+			bad |= js->js_keep_fds[j] == f->jf_to;
+		if (bad)
+			RETURN_ERR(-1,
+				   "jail %s: fd %d to pass as %d: not open, or a number below 3, "
+				   "twice or kept",
+				   k, f->jf_from, f->jf_to);
+	}
+	/* The sources of passed fds survive the closing of the rest until they are moved. */
+	int *keep = calloc(nkeep + js->js_nfds + 1, sizeof(int));
 	if (!keep)
 		RETURN_ERR(-1, "jail %s: out of memory", k);
 	for (size_t i = 0; i < nkeep; i++) {
@@ -398,7 +449,14 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 	}
 	if (js->js_exec_fd >= 0)
 		keep[nkeep++] = js->js_exec_fd;
+	for (size_t i = 0; i < js->js_nfds; i++)
+		keep[nkeep++] = js->js_fds[i].jf_from;
 	qsort(keep, nkeep, sizeof(int), cmp_int);
+	size_t u = 0; /* one entry per number (a source may also be the exec fd) */
+	for (size_t i = 0; i < nkeep; i++)
+		if (!u || keep[u - 1] != keep[i])
+			keep[u++] = keep[i];
+	nkeep = u;
 
 	/* Mounts: the executable and its libraries, /dev/null, then the caller's binds. */
 	struct plan p = {0};

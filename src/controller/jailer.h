@@ -22,8 +22,10 @@
  *      the jail onto / and chroots (still a private mount namespace and no capabilities
  *      after the uid switch) and writes a warning into err while returning the pid;
  *   4. dup2s js_stdio onto fds 0..2 (-1: /dev/null), keeps the js_keep_fds at their
- *      numbers (each >= 3; inherited across the exec even when the caller holds them
- *      close-on-exec) and closes every other fd;
+ *      numbers (each >= 3; close-on-exec cleared: they are for the new program), puts
+ *      each js_fds source at its number (>= 3, distinct, none a kept fd: e.g. the 3 a
+ *      card's --key-fd names, whatever number the caller's fd has; close-on-exec
+ *      cleared, so the caller may hold the source O_CLOEXEC) and closes every other fd;
  *   5. starts a new session, applies js_rlimits (RLIMIT_CORE 0 unless given),
  *      setgroups(js_groups, none by default), setresgid(gid), setresuid(uid) (uid, gid and
  *      groups must not be 0), PR_SET_NO_NEW_PRIVS, then execs argv
@@ -56,6 +58,13 @@ struct jail_bind {
 	unsigned jb_flags;  /* JAIL_BIND_* */
 };
 
+#define JAIL_MAX_FDS 8
+
+struct jail_fd {
+	int jf_from; /* an open fd of the caller */
+	int jf_to;   /* its number in the jailed process (>= 3) */
+};
+
 struct jail_rlimit {
 	int jr_resource; /* RLIMIT_* */
 	rlim_t jr_cur, jr_max;
@@ -77,6 +86,8 @@ struct jail_spec {
 	size_t js_nbinds;
 	const int *js_keep_fds; /* kept at the same numbers, each >= 3 */
 	size_t js_nkeep;
+	const struct jail_fd *js_fds; /* moved to the numbers given (at most JAIL_MAX_FDS) */
+	size_t js_nfds;
 	int js_stdio[3]; /* fds for the child's 0, 1, 2; -1 = /dev/null */
 	const struct jail_rlimit *js_rlimits;
 	size_t js_nrlimits;

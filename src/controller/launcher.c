@@ -273,7 +273,8 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 
 /* Starts process p of the plan measured and jailed; its pid, or -1 with err. */
 static pid_t spawn(struct instance *in, const struct launch_proc *p, const char *logname,
-		   const char *jail_name, const int *keep, size_t nkeep, char *err, size_t errlen)
+		   const char *jail_name, const struct jail_fd *pass, size_t npass, char *err,
+		   size_t errlen)
 {
 	int fd = -1;
 	if (chip_measure_exec(g_ctl.c_chip, p->lp_exe, &fd, NULL, err, errlen))
@@ -306,8 +307,8 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 	    .ps_binds = binds,
 	    .ps_nbinds = p->lp_npaths,
 	    .ps_stdio = {k.stdio[0], k.stdio[1], k.stdio[2]},
-	    .ps_keep_fds = keep,
-	    .ps_nkeep = nkeep,
+	    .ps_fds = pass,
+	    .ps_nfds = npass,
 	    .ps_env = env,
 	    .ps_exec_fd = fd,
 	    .ps_jail_flags = p->lp_flags & LAUNCH_HOST_NET ? 0 : JAIL_NEWNET,
@@ -453,9 +454,12 @@ int launch_hv(struct instance *in, char *err, size_t errlen)
 		    strcmp(hv->lp_paths[i].lpa_path, pp->ls.ls_initrd))
 			hv->lp_paths[np++] = hv->lp_paths[i];
 	hv->lp_npaths = np;
-	int keep[2];
-	size_t nkeep = boot_files_fds(&bf, keep);
-	pid_t pid = spawn(in, hv, "hv.log", "hv", keep, nkeep, err, errlen);
+	int bfd[2];
+	size_t nb = boot_files_fds(&bf, bfd);
+	struct jail_fd pass[2];
+	for (size_t i = 0; i < nb; i++)
+		pass[i] = (struct jail_fd){bfd[i], bfd[i]}; /* at the numbers its argv names */
+	pid_t pid = spawn(in, hv, "hv.log", "hv", pass, nb, err, errlen);
 	if (pid >= 0) {
 		started(&in->i_hv, PK_HV, pid);
 		r = 0;

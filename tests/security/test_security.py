@@ -237,6 +237,26 @@ def test_jail_hides_host_and_drops_privileges(tmp_path):
         assert rep["kvm"] == "1"
 
 
+def test_jail_passes_fds_at_the_numbers_asked(tmp_path):
+    """A launcher's fd (a key pipe, an underlay socket) arrives at the number the jailed
+    program's argv names, whatever its number in the launcher; nothing else leaks."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    try:
+        # swapped: each source sits on the other's target
+        r = jail(tmp_path, PROBE, extra=("--pass-fd", f"{r1}:{r2}", "--pass-fd", f"{r2}:{r1}",
+                                         "--pass-fd", f"{w1}:{max(r1, r2, w1, w2) + 5}"),
+                 pass_fds=(r1, r2, w1, w2))
+    finally:
+        for f in (r1, w1, r2, w2):
+            os.close(f)
+    rep = probe_report(r)
+    want = sorted({0, 1, 2, r1, r2, max(r1, r2, w1, w2) + 5})
+    assert rep["fds"] == ",".join(str(f) for f in want) + ",", rep
+    r = jail(tmp_path, PROBE, extra=("--pass-fd", "1:2"))
+    assert r.returncode == 1 and "fd 1 to pass as 2" in r.stderr, r
+
+
 def test_jail_refuses_root_and_reports_errors(tmp_path):
     r = run(CHIP, "jail", "--kind", "hv", "--uid", 0, "--gid", UID, "--dir", tmp_path / "j", "--", PROBE)
     assert r.returncode == 2  # usage: uid must be >= 1

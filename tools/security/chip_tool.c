@@ -2,7 +2,8 @@
  *   nitro-chip [--state DIR] [--anchor PEM] exec PATH       measure + verify an executable
  *   nitro-chip [--state DIR] [--anchor PEM] file PCR TYPE PATH
  *   nitro-chip [--state DIR] [--anchor PEM] attest NONCE    print the attestation JSON
- *   nitro-chip jail --kind K --uid U --gid G [--group G]... [--keep-fd N]... --dir D [--bind
+ *   nitro-chip jail --kind K --uid U --gid G [--group G]... [--keep-fd N]... [--pass-fd FROM:TO]...
+ *              --dir D [--bind
  * SRC[=DST][,rw][,dev]]...
  *              [--seccomp|--seccomp-log] [--newnet] [--chroot-fallback] [--measure]
  *              [--cgroup INSTANCE/PROC [--cgroup-root DIR] [--memory-max BYTES]
@@ -46,6 +47,8 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 	gid_t groups[16];
 	int keepfd[16];
 	size_t nkeepfd = 0;
+	struct jail_fd pass[JAIL_MAX_FDS];
+	size_t npass = 0;
 	size_t ngroups = 0;
 	int i = 0;
 	uint64_t v;
@@ -67,7 +70,12 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 			keepfd[nkeepfd++] = (int)v;
 		else if (!strcmp(a, "--dir") && n)
 			js.js_dir = argv[++i];
-		else if (!strcmp(a, "--cgroup") && n)
+		else if (!strcmp(a, "--pass-fd") && n && npass < ARRAY_SIZE(pass)) {
+			int from, to, used = 0;
+			if (sscanf(argv[++i], "%d:%d%n", &from, &to, &used) != 2 || argv[i][used])
+				die_usage("--pass-fd %s: expected FROM:TO", argv[i]);
+			pass[npass++] = (struct jail_fd){from, to};
+		} else if (!strcmp(a, "--cgroup") && n)
 			cg = argv[++i];
 		else if (!strcmp(a, "--cgroup-root") && n)
 			cg_root = argv[++i];
@@ -119,6 +127,8 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 	}
 	js.js_keep_fds = keepfd;
 	js.js_nkeep = nkeepfd;
+	js.js_fds = pass;
+	js.js_nfds = npass;
 	js.js_groups = groups;
 	js.js_ngroups = ngroups;
 	js.js_binds = binds;
