@@ -83,7 +83,8 @@ static int run_with_cards(const struct launch_plan *p, const struct launch_env *
 				fprintf(stderr, "nitro: run: the TPM card ended; restarting it\n");
 				cards[i] = 0;
 				if (!cards_respawn(p, i, cards))
-					fprintf(stderr, "nitro: run: the TPM card did not restart\n");
+					fprintf(stderr,
+						"nitro: run: the TPM card did not restart\n");
 			}
 	}
 	cards_stop(p, e, cards);
@@ -247,6 +248,9 @@ int cmd_run(int argc, char **argv)
 	const char *rt = getenv("XDG_RUNTIME_DIR");
 	snprintf(env.le_run_dir, sizeof(env.le_run_dir), "%s/nitro-run-XXXXXX",
 		 rt && *rt ? rt : "/tmp");
+	/* As nitrod: each VPC card's underlay socket is made here (on --underlay's address)
+	 * and passed as fd 3 (src/cli/cards.c). */
+	env.le_underlay_fd = true;
 	spec.ls_tpm = tpm.rt_on;
 	if (tpm.rt_state_arg && !realpath(tpm.rt_state_arg, tpm_state_dir))
 		die("run: --tpm-state %s: %s", tpm.rt_state_arg, strerror(errno));

@@ -65,7 +65,9 @@ struct launch_volume {
 	int64_t lv_throughput_mib; /* LAUNCH_UNSET: gp3's 125 */
 	bool lv_gp2;		   /* gp2 burst credits instead of gp3 */
 	bool lv_readonly;
-	bool lv_file; /* a local file (a jail binds it; its folder is shared with an emuhost) */
+	bool lv_file;	/* a local file (a jail binds it; its folder is shared with an emuhost) */
+	bool lv_key_fd; /* its launcher passes the data key on fd 3 (--key-fd): the card never
+			   reads the master key (nitrod, for encrypted volume files) */
 	enum launch_bus lv_bus;
 };
 
@@ -117,6 +119,8 @@ struct launch_env {
 					   inherited */
 	char le_vpc_map[PATH_MAX];	/* the VPC cards' --map; "": their default */
 	char le_underlay[64];		/* the VPC cards' --underlay; "": their default */
+	bool le_underlay_fd; /* the launcher makes each VPC card's underlay socket and passes
+				it on fd 3 (--underlay-fd): the card needs no network (nitrod) */
 };
 
 enum launch_kind {
@@ -131,6 +135,8 @@ enum launch_fd_role {
 	LAUNCH_FD_CONSOLE_IN,  /* the guest's serial input (nitro run: its stdin) */
 	LAUNCH_FD_CONSOLE_OUT, /* the guest's serial output (nitro run: its stdout) */
 	LAUNCH_FD_LOG,	       /* the process's messages (nitro run: its stderr) */
+	LAUNCH_FD_VOLUME_KEY,  /* a pipe with the volume's data key (--key-fd; nitrod) */
+	LAUNCH_FD_UNDERLAY,    /* the VPC card's bound UDP underlay socket (--underlay-fd) */
 	LAUNCH_FD_TPM_KEY,     /* the TPM card's 32-byte state key, then EOF (a pipe) */
 };
 
