@@ -6,8 +6,13 @@ set -eu
 cd "$(dirname "$0")/.."
 # Block: the test driver against nitro-card-ebs and qemu-storage-daemon (no KVM needed).
 /usr/bin/python3 bench/blk.py
+# Snapshots: an incremental snapshot of a 1 GiB volume with 1 MiB changed (time, bytes stored).
+/usr/bin/python3 bench/snapshot.py
 # Network: the test driver through two nitro-card-vpc cards vs dpdk-testpmd io forwarding.
 /usr/bin/python3 bench/net.py
+# IMDS: GET instance-id with a token through the card's lwIP, in the emulated host (the
+# issue's target is for it) beside the same harness's ARP round trip.
+build/nitro emuhost --memory 1024 -- /usr/bin/python3 bench/imds.py
 # Controller: nitrod start-up, describe latency, launch cost vs nitro run (in an emulated host).
 /usr/bin/python3 bench/api.py
 if grep -qwE 'svm|vmx' /proc/cpuinfo && [ -w /dev/kvm ]; then

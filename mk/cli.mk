@@ -6,7 +6,7 @@
 # the hypervisor.
 CLI_LIBS = -lcurl -ljansson -lcrypto -lpthread -lzstd
 all: $(BUILD)/nitro
-$(BUILD)/nitro: $(call objs,cli boot volume vpcmap launch lib) \
+$(BUILD)/nitro: $(call objs,cli boot volume snapshot vpcmap launch lib) \
 	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c src/securitychip/ekca.c)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CLI_LIBS)
 

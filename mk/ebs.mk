@@ -3,7 +3,7 @@
 # are src/volume, shared with nitro and nitrod.
 EBS_LIBS = -lseccomp -lcrypto -luring # libnbd: dlopen()ed by bdev_nbd.c for NBD volumes only
 all: $(BUILD)/nitro-card-ebs $(BUILD)/nitro-card-ebs.sig
-$(BUILD)/nitro-card-ebs: $(call objs,cards/ebs volume cards/lib lib sandbox)
+$(BUILD)/nitro-card-ebs: $(call objs,cards/ebs cards/nvme volume cards/lib lib sandbox)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(EBS_LIBS)
 
 # The vhost-user-blk frontend test driver (tests/driver: plays the guest against any
@@ -25,3 +25,11 @@ UNIT_TESTS += $(EBS_UNIT)
 $(BUILD)/tests/ebs/test_qos: $(call obj,src/cards/ebs/qos.c)
 $(BUILD)/tests/ebs/test_xts: $(call obj,src/volume/xts.c)
 $(BUILD)/tests/ebs/test_xts: override LDFLAGS += -lcrypto
+
+# The NVMe card core (src/cards/nvme, tests/unit/nvme): identify, PRP/SGL walk, queue
+# creation abuse, doorbells, on heap guest memory and a null back end.
+NVME_UNIT = $(BUILD)/tests/nvme/test_nvme
+UNIT_TESTS += $(NVME_UNIT)
+$(NVME_UNIT): $(call obj,src/cards/nvme/nvme.c src/cards/ebs/bdev_null.c src/cards/ebs/qos.c) $(call objs,volume) $(call obj,src/cards/lib/guestmem.c) $(call objs,lib)
+$(NVME_UNIT): override CFLAGS += -Itests/unit/nvme
+$(NVME_UNIT): override LDFLAGS += -lcrypto

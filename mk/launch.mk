@@ -4,5 +4,6 @@
 # is here.
 LAUNCH_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/launch/test_*.c))
 UNIT_TESTS += $(LAUNCH_UNIT)
-$(LAUNCH_UNIT): $(call objs,launch lib)
-$(LAUNCH_UNIT): override LDFLAGS += -ljansson
+# (src/boot for the default instance type the VPC cards' IMDS get, as nitro-hv's SMBIOS)
+$(LAUNCH_UNIT): $(call objs,launch boot lib)
+$(LAUNCH_UNIT): override LDFLAGS += -ljansson -lzstd -lpthread -lcrypto

@@ -25,9 +25,11 @@ $(BUILD)/nitro-chip: $(call obj,tools/security/chip_tool.c $(CHIP_SRC) $(JAIL_SR
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CHIP_LIBS)
 
 # cmocka unit tests (tests/unit/security).
-SEC_UNIT = $(BUILD)/tests/security/test_chip $(BUILD)/tests/security/test_audit
+SEC_UNIT = $(BUILD)/tests/security/test_chip $(BUILD)/tests/security/test_audit \
+	$(BUILD)/tests/security/test_identity
 UNIT_TESTS += $(SEC_UNIT)
 $(BUILD)/tests/security/test_chip: $(call obj,$(CHIP_SRC))
+$(BUILD)/tests/security/test_identity: $(call obj,$(CHIP_SRC))
 $(BUILD)/tests/security/test_audit: $(call obj,$(AUDIT_SRC))
 $(SEC_UNIT): $(call objs,lib)
 $(SEC_UNIT): override LDFLAGS += $(CHIP_LIBS)

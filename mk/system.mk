@@ -1,7 +1,7 @@
 # The system tests (tests/system): real guests under nitro-hv, with cards and nitrod, in
 # the emulated host.
 .PHONY: system-test
-system-test: all images $(BUILD)/guest/hostile-vq
+system-test: all images $(BUILD)/guest/hostile-vq $(BUILD)/nvme-guest.img
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system
 TEST_SUITES += system-test
 
@@ -9,3 +9,11 @@ TEST_SUITES += system-test
 $(BUILD)/guest/hostile-vq: tests/system/hostile_vq.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+
+# Guest-side helper of test_nvme.py, and the test initramfs it runs in: the default guest
+# image plus the NVMe modules, nvme-cli and fio from Debian (tests/system/nvme_initrd.sh).
+$(BUILD)/guest/hostile-nvme: tests/system/hostile_nvme.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+$(BUILD)/nvme-guest.img: images $(BUILD)/guest/hostile-nvme tests/system/nvme_initrd.sh
+	OUT=$@ sh tests/system/nvme_initrd.sh $(BUILD)/guest/hostile-nvme=/bin/hostile-nvme

@@ -3,7 +3,9 @@
 # core (vpc.h) with cmocka tests and microbenchmark, its frontend test driver and suites.
 all: $(BUILD)/nitro-card-vpc $(BUILD)/nitro-card-vpc.sig
 $(BUILD)/nitro-card-vpc: $(call objs,cards/vpc vpcmap cards/lib lib sandbox)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp -llwip
+# lwIP's headers (Debian's liblwip-dev: /usr/include/lwip, its lwipopts.h) for the IMDS's TCP.
+$(BUILD)/obj/src/cards/vpc/imds_net.o: override CFLAGS += -I/usr/include/lwip
 
 # The virtio-net frontend test driver (plays the guest; also drives dpdk-testpmd).
 VPC_DRIVER_SRC = $(wildcard tests/vpcdriver/*.c) tests/driver/vu_front.c
@@ -31,5 +33,7 @@ $(BUILD)/vpc-core-bench: $(call obj,tests/unit/vpc/bench_core.c $(VPC_CORE_SRC))
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS)
 vpc-core-bench: $(BUILD)/vpc-core-bench
 	$(BUILD)/vpc-core-bench
+# The IMDS: its HTTP parser and the service (no lwIP: the TCP side is tests/vpc/test_imds.py).
+$(BUILD)/tests/vpc/test_vpc_imds: $(call obj,src/cards/vpc/imds.c src/cards/vpc/imds_http.c)
 # The mapping service's caches on a real folder (issue 10 item 13).
 $(BUILD)/tests/vpc/test_vpc_mapsvc: $(call obj,src/vpcmap/mapsvc.c src/vpcmap/underlay.c)

@@ -29,7 +29,10 @@
 /* With a TPM, the ACPI tables end at BOOT_TPM_LOG and the TPM event log takes the rest of
  * the reserved range (the kernel maps the log as I/O memory: it must not be RAM). */
 #define BOOT_TPM_LOG 0xf0000
-#define BOOT_TPM_LOG_SIZE (BOOT_ACPI_END - BOOT_TPM_LOG)
+#define BOOT_TPM_LOG_SIZE (BOOT_SMBIOS_EP - BOOT_TPM_LOG)
+/* The SMBIOS 3 entry point (src/hv/smbios.h): the last 32 bytes of 0xF0000..0xFFFFF that
+ * Linux scans for it; its structure table follows the ACPI tables. */
+#define BOOT_SMBIOS_EP 0xfffe0
 #define BOOT_EBDA 0x9fc00
 #define BOOT_HIGH 0x100000 /* protected-mode kernel of a bzImage */
 

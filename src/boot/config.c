@@ -33,9 +33,11 @@ const char hv_options_help[] =
     "  --no-host-decompress let the guest decompress its kernel itself\n"
     "  --require-kvm        fail instead of using the emulated host when /dev/kvm is missing\n"
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
-    "  --vhost-user blk,SOCKET | net,SOCKET\n"
-    "                       a virtio-blk or virtio-net PCI device served by the card at\n"
-    "                       SOCKET (repeatable)\n"
+    "  --instance-type T    SMBIOS product name (default: from --cpus/--memory, e.g. m5.large)\n"
+    "  --instance-id ID     i- and 17 hex digits: SMBIOS system UUID and serial ec2...\n"
+    "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET\n"
+    "                       a virtio-blk or virtio-net PCI device, or an NVMe controller\n"
+    "                       (docs/nvme.md), served by the card at SOCKET (repeatable)\n"
     "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n";
 
 void hv_config_defaults(struct hv_config *c)
@@ -68,6 +70,49 @@ static bool parse_hex(const char *s, uint8_t *out, size_t n)
 
 #define USAGE(...) RETURN_ERR(2, __VA_ARGS__)
 
+bool hv_instance_id_ok(const char *v)
+{
+	if (strncmp(v, "i-", 2) || strlen(v) != 19)
+		return false;
+	for (int i = 2; i < 19; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
+			return false;
+	return true;
+}
+
+const char *hv_default_instance_type(unsigned ncpus, uint64_t mem_mib, char buf[32])
+{
+	static const char *const big[] = {"large",   "xlarge",	 "2xlarge",  "4xlarge",
+					  "8xlarge", "12xlarge", "16xlarge", "24xlarge"};
+	static const unsigned big_cpus[] = {2, 4, 8, 16, 32, 48, 64};
+	static const char *const t3[] = {"nano", "micro", "small", "medium", "large", "xlarge"};
+	uint64_t per = ncpus ? mem_mib / ncpus : mem_mib;
+	if (per < 1536) { /* burstable: named by memory */
+		size_t i = 0;
+		for (uint64_t m = 512; i + 1 < sizeof(t3) / sizeof(t3[0]) && mem_mib > m; m *= 2)
+			i++;
+		snprintf(buf, 32, "t3.%s", mem_mib > 16384 ? "2xlarge" : t3[i]);
+		return buf;
+	}
+	size_t i = 0;
+	while (i < sizeof(big_cpus) / sizeof(big_cpus[0]) && ncpus > big_cpus[i])
+		i++;
+	snprintf(buf, 32, "%s.%s", per >= 7168 ? "r5" : per >= 3584 ? "m5" : "c5", big[i]);
+	return buf;
+}
+
+bool hv_instance_type_ok(const char *v)
+{
+	size_t n = strlen(v);
+	if (n < 3 || n > 64 || !strchr(v, '.'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'z') || v[i] == '.' ||
+		      v[i] == '-'))
+			return false;
+	return true;
+}
+
 static uint64_t host_ram_mib(void)
 {
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
@@ -88,7 +133,8 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
 			     !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
 			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
-			     !strcmp(a, "--vmlinux-sha384");
+			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--instance-type") ||
+			     !strcmp(a, "--instance-id");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -128,6 +174,14 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 				USAGE("--console-max %s: expected a number of bytes, at least 4096",
 				      v);
 			c->console_max = n;
+		} else if (!strcmp(a, "--instance-type")) {
+			if (!hv_instance_type_ok(v))
+				USAGE("--instance-type %s: expected a name like m5.large", v);
+			c->instance_type = v;
+		} else if (!strcmp(a, "--instance-id")) {
+			if (!hv_instance_id_ok(v))
+				USAGE("--instance-id %s: expected i- and 17 hex digits", v);
+			c->instance_id = v;
 		} else if (!strcmp(a, "--cache-dir")) {
 			c->cache_dir = v;
 		} else if (!strcmp(a, "--cpus")) {
@@ -152,9 +206,16 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			unsigned type = !strncmp(v, "blk,", 4)	 ? VIRTIO_ID_BLOCK
 					: !strncmp(v, "net,", 4) ? VIRTIO_ID_NET
 								 : 0;
-			if (!type || !v[4])
-				USAGE("--vhost-user %s: expected blk,SOCKET or net,SOCKET", v);
-			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + 4};
+			size_t skip = 4;
+			if (!strncmp(v, "nvme,", 5)) {
+				type = HV_CARD_NVME;
+				skip = 5;
+			}
+			if (!type || !v[skip])
+				USAGE("--vhost-user %s: expected blk,SOCKET, net,SOCKET or "
+				      "nvme,SOCKET",
+				      v);
+			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + skip};
 		} else if (!strcmp(a, "--tpm-card")) {
 			if (!*v)
 				USAGE("--tpm-card: empty socket path");

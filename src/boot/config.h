@@ -25,8 +25,10 @@
 
 #define HV_MAX_CARDS 8
 
+#define HV_CARD_NVME 0x100 /* an NVMe controller (src/hv/nvme_pci.c), not a virtio id */
+
 struct hv_card {
-	unsigned type; /* VIRTIO_ID_NET or VIRTIO_ID_BLOCK (<linux/virtio_ids.h>) */
+	unsigned type; /* VIRTIO_ID_NET, VIRTIO_ID_BLOCK (<linux/virtio_ids.h>) or HV_CARD_NVME */
 	const char *socket;
 };
 
@@ -48,18 +50,32 @@ struct hv_config {
 	/* --console-max: the console files' size cap (0: none) */
 	uint64_t console_max;
 	const char *cache_dir; /* host-decompressed kernels; NULL: none */
+	/* SMBIOS (src/hv/smbios.h): --instance-type (NULL: derived from cpus/memory) and
+	 * --instance-id ("i-" + 17 hex; the system UUID and serial derive from it) */
+	const char *instance_type;
+	const char *instance_id;
 	unsigned cpus;
 	uint64_t mem_mib;
 	bool no_reboot;
 	bool no_decompress;
 	bool require_kvm;
-	bool stats; /* print exit counts when the guest ends */
-	bool help;            /* --help or -h was given */
-	bool kernel_optional; /* set before parsing: a missing --kernel is no error */
+	bool stats;			    /* print exit counts when the guest ends */
+	bool help;			    /* --help or -h was given */
+	bool kernel_optional;		    /* set before parsing: a missing --kernel is no error */
 	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
 	const char *tpm_card;		    /* --tpm-card SOCKET; NULL: no TPM */
 	unsigned ncards;
 };
+
+/* "i-" + 17 lower-case hex digits (EC2's instance ids). */
+bool hv_instance_id_ok(const char *v);
+/* An instance type name: [a-z0-9.-], with a dot, 3..64 bytes. */
+bool hv_instance_type_ok(const char *v);
+
+/* The instance type EC2 would call this shape (SMBIOS product name and IMDS
+ * instance-type when --instance-type is not given): by memory per vCPU r5 (8 GiB),
+ * m5 (4 GiB, e.g. m5.large = 2 vCPUs, 8 GiB), c5 (2 GiB), else t3 named by memory. */
+const char *hv_default_instance_type(unsigned ncpus, uint64_t mem_mib, char buf[32]);
 
 /* Options usage text, one per line, for --help. */
 extern const char hv_options_help[];

@@ -22,9 +22,37 @@
 
 #define CARD_START_MS 30000 /* a card starts in ms; an emulated host can be 100x slower */
 
+int instance_store_parse(const char *spec, struct launch_volume *v, char *err, size_t errlen)
+{
+	launch_volume_init(v);
+	v->lv_bus = LAUNCH_BUS_NVME;
+	v->lv_instance = true;
+	char buf[PATH_MAX];
+	if (strlen(spec) >= sizeof(buf))
+		RETURN_ERR(2, "--instance-store: value too long");
+	snprintf(buf, sizeof(buf), "%s", spec);
+	char *save = NULL, *tok = strtok_r(buf, ",", &save);
+	uint64_t size;
+	if (!tok || !parse_size(tok, &size) || size == 0 || size % 512)
+		RETURN_ERR(2, "--instance-store %s: expected SIZE (a multiple of 512, like 1G)",
+			   spec);
+	snprintf(v->lv_path, sizeof(v->lv_path), "%s", tok);
+	const char *tmp = getenv("TMPDIR");
+	snprintf(v->lv_dir, sizeof(v->lv_dir), "%s", tmp && *tmp ? tmp : "/tmp");
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		if (!strncmp(tok, "dir=", 4) && tok[4])
+			snprintf(v->lv_dir, sizeof(v->lv_dir), "%s", tok + 4);
+		else
+			RETURN_ERR(2, "--instance-store %s: unknown option %s (dir=DIR)", spec,
+				   tok);
+	}
+	return 0;
+}
+
 int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t errlen)
 {
 	launch_volume_init(v);
+	v->lv_bus = LAUNCH_BUS_NVME; /* nitro run's default, as on EC2 */
 	char buf[PATH_MAX];
 	if (strlen(spec) >= sizeof(buf))
 		RETURN_ERR(2, "--volume: value too long");
@@ -51,13 +79,27 @@ int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t er
 			v->lv_gp2 = true;
 		} else if (!strncmp(tok, "header=", 7) && tok[7]) {
 			snprintf(v->lv_header, sizeof(v->lv_header), "%s", tok + 7);
+		} else if (!strcmp(tok, "bus=nvme") || !strcmp(tok, "bus=virtio")) {
+			v->lv_bus = strcmp(tok, "bus=nvme") ? LAUNCH_BUS_VIRTIO : LAUNCH_BUS_NVME;
+		} else if (!strncmp(tok, "device=", 7) && tok[7] &&
+			   strlen(tok + 7) < sizeof(v->lv_device)) {
+			snprintf(v->lv_device, sizeof(v->lv_device), "%s", tok + 7);
+		} else if (!strncmp(tok, "ctl=", 4) && tok[4]) {
+			if (strlen(tok + 4) >= sizeof(v->lv_ctl))
+				RETURN_ERR(2, "--volume %s: ctl= path longer than %zu bytes", spec,
+					   sizeof(v->lv_ctl) - 1);
+			snprintf(v->lv_ctl, sizeof(v->lv_ctl), "%s", tok + 4);
 		} else {
 			RETURN_ERR(2,
 				   "--volume %s: unknown option %s (iops=N, throughput=MiB, gp2, "
-				   "header=PATH, readonly)",
+				   "header=PATH, readonly, bus=nvme|virtio, device=NAME, ctl=PATH)",
 				   spec, tok);
 		}
 	}
+	if (v->lv_ctl[0] && v->lv_bus == LAUNCH_BUS_NVME)
+		RETURN_ERR(2, "--volume %s: ctl= needs bus=virtio (an NVMe card has no snapshot "
+			      "control socket yet)",
+			   spec);
 	if (v->lv_gp2 && v->lv_iops != LAUNCH_UNSET)
 		RETURN_ERR(2, "--volume %s: gp2 and iops= exclude each other", spec);
 	/* Network and null volumes are checked by their card (a missing NBD server is

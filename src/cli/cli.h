@@ -22,6 +22,7 @@ int cmd_volume(int argc, char **argv);
 int cmd_eif(int argc, char **argv);
 int cmd_enclave(int argc, char **argv);
 extern const char eif_commands_help[]; /* their lines in `nitro help` */
+int cmd_snapshot(int argc, char **argv);
 
 const char *cache_dir(void);
 /* dir/name next to the nitro executable (dir = build/ for a source tree). */
@@ -54,6 +55,9 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const
  * a volume file, nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH or null:SIZE:
  * fills v. 0, or 2 (bad syntax) / 1 (unusable file) with err set. */
 int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t errlen);
+/* nitro run --instance-store SIZE[,dir=DIR]: an instance-storage card in v. 0, or 2 with
+ * err set. */
+int instance_store_parse(const char *spec, struct launch_volume *v, char *err, size_t errlen);
 
 /* nitro run's way of starting a plan (src/launch): each card a child of nitro run (killed
  * with it), stdin /dev/null, its log on nitro run's stderr; the next starts once its

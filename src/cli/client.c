@@ -31,7 +31,8 @@ static const char client_usage[] =
     "  volumes create --size MiB [--unencrypted] [--iops N | --gp2] [--throughput MiB]\n"
     "  volumes list | describe VOL | delete VOL\n"
     "  volumes attach VOL INSTANCE [--readonly] | detach VOL\n"
-    "  host attest [--nonce TEXT]\n";
+    "  host attest [--nonce TEXT]\n"
+    "  host identity-cert   the certificate that verifies instance identity documents\n";
 
 struct reply {
 	char *r_buf;
@@ -568,8 +569,17 @@ static int cmd_volumes(int argc, char **argv)
 
 static int cmd_host(int argc, char **argv)
 {
+	if (argc == 1 && !strcmp(argv[0], "identity-cert")) {
+		json_t *j = call_json("GET", "/v1/host/identity-cert", NULL);
+		if (want_json)
+			print_json(j);
+		else
+			fputs(str(j, "certificate"), stdout);
+		json_decref(j);
+		return 0;
+	}
 	if (argc < 1 || strcmp(argv[0], "attest"))
-		die_usage("host: expected attest\n%s", client_usage);
+		die_usage("host: expected attest or identity-cert\n%s", client_usage);
 	char path[512] = "/v1/host/attestation";
 	if (argc == 3 && !strcmp(argv[1], "--nonce")) {
 		for (const char *c = argv[2]; *c; c++)

@@ -16,7 +16,10 @@ static void usage(FILE *f)
 		"  run [options]        boot a guest in the foreground (serial console on stdio)\n"
 		"  images               fetch the stock Debian kernel and build the guest images\n"
 		"  volume create PATH --size SIZE [--unencrypted] | volume info PATH\n"
-		"                       create or describe an EBS volume file\n"
+		"                       create or describe an EBS volume file (or\n"
+		"                       --from-image IMG, --from-snapshot SNAPDIR)\n"
+		"  snapshot create|list|delete ...\n"
+		"                       encrypted incremental snapshots of volumes\n"
 		"  net stats [--map PATH] [--vpc ID]\n"
 		"                       counters of the running network interfaces (VPC cards)\n"
 		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
@@ -49,6 +52,8 @@ int main(int argc, char **argv)
 		return cmd_images(argc - 2, argv + 2);
 	if (!strcmp(cmd, "volume"))
 		return cmd_volume(argc - 2, argv + 2);
+	if (!strcmp(cmd, "snapshot"))
+		return cmd_snapshot(argc - 2, argv + 2);
 	if (!strcmp(cmd, "net"))
 		return cmd_net(argc - 2, argv + 2);
 	if (!strcmp(cmd, "emuhost"))

@@ -21,7 +21,8 @@
 #include "vpcmap/underlay.h"
 
 static const char nic_usage[] =
-    "vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N][,bandwidth=MBIT]";
+    "vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N][,bandwidth=MBIT]"
+    "[,imds=required|optional|disabled]";
 
 /* A.B.C.D[/P] checked against the VPC's reserved addresses (AWS: network, .1 router,
  * .2 DNS, .3 reserved, broadcast). */
@@ -109,6 +110,13 @@ int nic_parse(const char *spec, struct launch_nic *n, char *err, size_t errlen)
 				RETURN_ERR(2, "--nic %s: pps=%s: expected 0 to %u", spec, v,
 					   LAUNCH_MAX_PPS);
 			n->ln_pps = (int64_t)x;
+		} else if (!strcmp(k, "imds")) {
+			if (strcmp(v, "required") && strcmp(v, "optional") && strcmp(v, "disabled"))
+				RETURN_ERR(2,
+					   "--nic %s: imds=%s: expected required, optional or "
+					   "disabled",
+					   spec, v);
+			snprintf(n->ln_imds, sizeof(n->ln_imds), "%s", v);
 		} else if (!strcmp(k, "bandwidth")) {
 			if (!parse_u64(v, 0, LAUNCH_MAX_BANDWIDTH_MBIT, &x))
 				RETURN_ERR(2, "--nic %s: bandwidth=%s: expected Mbit/s 0 to %u",
@@ -129,7 +137,8 @@ int nic_parse(const char *spec, struct launch_nic *n, char *err, size_t errlen)
 bool nic_arg(int argc, char **argv, int *i, struct launch_spec *s, struct launch_env *e)
 {
 	const char *a = argv[*i];
-	if (strcmp(a, "--nic") && strcmp(a, "--underlay") && strcmp(a, "--map"))
+	if (strcmp(a, "--nic") && strcmp(a, "--underlay") && strcmp(a, "--map") &&
+	    strcmp(a, "--user-data") && strcmp(a, "--ssh-key"))
 		return false;
 	if (*i + 1 >= argc)
 		die_usage("run: %s: missing value (see `nitro run --help`)", a);
@@ -147,6 +156,14 @@ bool nic_arg(int argc, char **argv, int *i, struct launch_spec *s, struct launch
 			    !strcmp(s->ls_nics[j].ln_ip, n->ln_ip))
 				die_usage("run: --nic %s: the same VPC address twice", v);
 		s->ls_nnics++;
+	} else if (!strcmp(a, "--user-data") || !strcmp(a, "--ssh-key")) {
+		/* read by the cards (opened once there); checked here for a clear message */
+		if (access(v, R_OK) != 0)
+			die("run: %s %s: %s", a, v, strerror(errno));
+		char *dst = !strcmp(a, "--user-data") ? s->ls_user_data : s->ls_ssh_key;
+		if (strlen(v) >= PATH_MAX)
+			die_usage("run: %s: path too long", a);
+		snprintf(dst, PATH_MAX, "%s", v);
 	} else if (!strcmp(a, "--underlay")) {
 		struct sockaddr_in sa;
 		if (ul_parse_addr(v, &sa, err, sizeof(err)))

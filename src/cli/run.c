@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,10 +31,10 @@ int cmd_images(int argc, char **argv)
 static bool takes_value(const char *a)
 {
 	static const char *const opts[] = {
-	    "--kernel",	     "--initrd",       "--cmdline",	  "--cpus",
-	    "--memory",	     "--console-log",  "--console-max",	  "--cache-dir",
-	    "--vhost-user",  "--kernel-fd",    "--initrd-fd",	  "--kernel-sha384",
-	    "--initrd-sha384", "--vmlinux-sha384"};
+	    "--kernel",	       "--initrd",	   "--cmdline",	      "--cpus",
+	    "--memory",	       "--console-log",	   "--console-max",   "--cache-dir",
+	    "--vhost-user",    "--kernel-fd",	   "--initrd-fd",     "--kernel-sha384",
+	    "--initrd-sha384", "--vmlinux-sha384", "--instance-type", "--instance-id"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		if (!strcmp(a, opts[i]))
 			return true;
@@ -119,6 +120,20 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 	s->ls_no_decompress = c->no_decompress;
 	s->ls_stats = c->stats;
 	s->ls_require_kvm = c->require_kvm;
+	/* One instance id for SMBIOS (nitro-hv) and the IMDS (the cards): made here when the
+	 * user gave none. */
+	if (c->instance_id) {
+		snprintf(s->ls_instance_id, sizeof(s->ls_instance_id), "%s", c->instance_id);
+	} else {
+		uint8_t r[9];
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			die("run: getrandom: %s", strerror(errno));
+		snprintf(s->ls_instance_id, sizeof(s->ls_instance_id),
+			 "i-0%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5],
+			 r[6], r[7]);
+	}
+	if (c->instance_type)
+		snprintf(s->ls_instance_type, sizeof(s->ls_instance_type), "%s", c->instance_type);
 	for (unsigned i = 0; i < c->ncards; i++) {
 		if (s->ls_nexternal == LAUNCH_MAX_EXTERNAL)
 			die_usage("run: --vhost-user: at most %u", LAUNCH_MAX_EXTERNAL);
@@ -154,6 +169,18 @@ int cmd_run(int argc, char **argv)
 				r == 2 ? die_usage("run: %s", err) : die("run: %s", err);
 			continue;
 		}
+		if (!strcmp(argv[i], "--instance-store")) {
+			if (i + 1 >= argc)
+				die_usage("run: --instance-store: missing value (see `nitro run "
+					  "--help`)");
+			if (spec.ls_nvols == LAUNCH_MAX_VOLUMES)
+				die_usage("run: at most %u volumes and instance stores",
+					  LAUNCH_MAX_VOLUMES);
+			if (instance_store_parse(argv[++i], &spec.ls_vols[spec.ls_nvols++], err,
+						 sizeof(err)))
+				die_usage("run: %s", err);
+			continue;
+		}
 		if (!strcmp(argv[i], "--dry-run")) {
 			dry_run = true;
 			continue;
@@ -179,17 +206,32 @@ int cmd_run(int argc, char **argv)
 		printf(
 		    "usage: nitro run [options]\n%s"
 		    "  --volume VOLUME[,iops=N][,throughput=MiB][,gp2][,header=PATH][,readonly]\n"
+		    "           [,ctl=PATH]\n"
 		    "                       a volume served by its own EBS card (repeatable); "
 		    "VOLUME\n"
 		    "                       is a volume file, nbd://HOST[:PORT]/EXPORT,\n"
-		    "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE\n"
+		    "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE; ctl=PATH\n"
+		    "                       names the card's control socket (`nitro snapshot create\n"
+		    "                       --card PATH` pauses it for a consistent snapshot)\n"
+		    "        [,bus=nvme|virtio][,device=NAME]\n"
+		    "                       an NVMe controller (default; EC2's device name sda1,\n"
+		    "                       then sdf, sdg, ...) or virtio-blk\n"
+		    "  --instance-store SIZE[,dir=DIR]\n"
+		    "                       a local NVMe disk (the instance storage card): a "
+		    "nameless\n"
+		    "                       sparse file in DIR (default $TMPDIR or /tmp) under a "
+		    "key\n"
+		    "                       that exists only in the card; gone when the guest "
+		    "stops\n"
 		    "  --nic vpc=ID,ip=A.B.C.D[/PREFIX][,sg=FILE][,mac=MAC|random][,pps=N]\n"
-		    "        [,bandwidth=MBIT]\n"
+		    "        [,bandwidth=MBIT][,imds=required|optional|disabled]\n"
 		    "                       a network interface served by its own VPC card "
 		    "(repeatable)\n"
 		    "  --underlay ADDR      this host's VPC underlay address (default 127.0.0.1)\n"
 		    "  --map PATH           VPC mapping folder or file (default "
 		    "$NITRO_STATE/vpc-map)\n"
+		    "  --user-data FILE     the instance's user data (IMDS /latest/user-data)\n"
+		    "  --ssh-key FILE       its SSH public key (IMDS public-keys/0/openssh-key)\n"
 		    "  --dry-run            print the processes this would start (JSON: "
 		    "executable,\n"
 		    "                       argv, socket, kept fds of each card and nitro-hv) and "

@@ -22,6 +22,8 @@
 #include "controller/supervise.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
+#include "securitychip/identity.h"
+#include "snapshot/snapshot.h"
 #include "volume/volume.h"
 
 /* Copies a string, cut to fit (details and paths whose length the caller bounds). */
@@ -222,6 +224,11 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 				return;
 	}
 	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rs))
+		return;
+	/* The cards serve these to the guest: only files of the served folders. */
+	if (s.s_user_data[0] && check_file("user_data", s.s_user_data, rs))
+		return;
+	if (s.s_ssh_key[0] && check_file("ssh_key", s.s_ssh_key, rs))
 		return;
 	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rs))
 		return;
@@ -434,6 +441,132 @@ static int64_t volume_room(const char *dir)
 	return room;
 }
 
+/* The caller's snapshot store: $state/snapshots/uid-N. One store per uid: a caller sees,
+ * restores and deletes only its own snapshots, and chunks are shared (deduplicated) only
+ * among one uid's snapshots, so no caller learns whether another holds the same data. */
+static int open_store(uid_t uid, bool create, struct snap_store *st, struct api_resp *rs)
+{
+	char dir[PATH_MAX + 64], err[1024];
+	sfmt(dir, sizeof(dir), "%s/snapshots", g_ctl.c_state_dir);
+	if (create)
+		mkdir(dir, 0700);
+	sfmt(dir, sizeof(dir), "%s/snapshots/uid-%u", g_ctl.c_state_dir, (unsigned)uid);
+	if (!create && access(dir, F_OK) < 0) {
+		fail(rs, 404, "no snapshots");
+		return -1;
+	}
+	if (snap_store_open(dir, create, st, err, sizeof(err))) {
+		fail(rs, 500, "%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* An image named in a request: opened once, then the opened file must be a regular file
+ * inside the folders nitrod serves files from (as kernels and initrds: check_file), so a
+ * caller cannot import another host file (/etc/shadow) into a volume it can read. */
+static int open_image(const char *path, struct api_resp *rs)
+{
+	/* O_PATH first: naming a device (/dev/watchdog, a tape) must not open it. */
+	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0) {
+		fail(rs, 400, "from_image %s: %s", path, strerror(errno));
+		return -1;
+	}
+	char link[64], real[PATH_MAX];
+	struct stat st;
+	sfmt(link, sizeof(link), "/proc/self/fd/%d", pfd);
+	ssize_t n = readlink(link, real, sizeof(real) - 1);
+	if (n <= 0 || fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(pfd);
+		fail(rs, 400, "from_image %s: not a regular file", path);
+		return -1;
+	}
+	real[n] = 0;
+	for (unsigned i = 0; i < g_ctl.c_nfile_dirs; i++) {
+		size_t l = strlen(g_ctl.c_file_dirs[i]);
+		if (strncmp(real, g_ctl.c_file_dirs[i], l) || real[l] != '/')
+			continue;
+		/* The very file checked, opened for reading through its O_PATH descriptor. */
+		int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		close(pfd);
+		if (fd < 0)
+			fail(rs, 400, "from_image %s: %s", path, strerror(errno));
+		return fd < 0 ? -1 : fd;
+	}
+	close(pfd);
+	fail(rs, 400,
+	     "from_image %s: outside the folders nitrod serves files from (--images, --files)",
+	     path);
+	return -1;
+}
+
+/* A new volume file tmp from an image or one of the caller's snapshots; fills id and the
+ * size in MiB. 0, or -1 with rs failed and tmp gone. */
+static int volume_from(const struct vol_spec *vs, const struct api_req *rq, const char *tmp,
+		       char id[VOL_ID_LEN + 1], uint64_t *size_mib, struct api_resp *rs)
+{
+	char err[1024];
+	int r;
+	if (vs->vs_from_image[0]) {
+		int fd = open_image(vs->vs_from_image, rs);
+		if (fd < 0)
+			return -1;
+		r = snap_import_image_fd(fd, vs->vs_from_image, tmp, vs->vs_size_mib << 20,
+					 vs->vs_encrypted, NULL, NULL, id, err, sizeof(err));
+		close(fd);
+		if (r) {
+			fail(rs, r == -EINVAL ? 400 : 500, "%s", err);
+			return -1;
+		}
+	} else {
+		struct snap_store st;
+		if (open_store(rq->ar_uid, false, &st, rs) < 0) {
+			if (rs->rs_status == 404) {
+				free(rs->rs_body);
+				fail(rs, 404, "snapshot %s not found", vs->vs_from_snapshot);
+			}
+			return -1;
+		}
+		r = snap_restore(&st, vs->vs_from_snapshot, tmp, vs->vs_size_mib << 20,
+				 vs->vs_encrypted, NULL, NULL, id, err, sizeof(err));
+		snap_store_close(&st);
+		if (r) {
+			fail(rs, r == -ENOENT ? 404 : r == -EINVAL ? 400 : 500, "%s", err);
+			return -1;
+		}
+	}
+	struct volume v;
+	if (vol_info(tmp, &v, err, sizeof(err))) {
+		unlink(tmp);
+		fail(rs, 500, "%s", err);
+		return -1;
+	}
+	*size_mib = (v.v_size + (1 << 20) - 1) >> 20;
+	if (*size_mib > SPEC_MAX_VOLUME_MIB) {
+		unlink(tmp);
+		fail(rs, 400, "the new volume would be %llu MiB (at most %u)",
+		     (unsigned long long)*size_mib, SPEC_MAX_VOLUME_MIB);
+		return -1;
+	}
+	/* What it may still grow to counts against the free space, as for any volume. */
+	struct stat sb;
+	if (!vs->vs_overcommit && stat(tmp, &sb) == 0) {
+		char dir[PATH_MAX + 16];
+		sfmt(dir, sizeof(dir), "%s/volumes", g_ctl.c_state_dir);
+		int64_t room = volume_room(dir);
+		if (room < 0 || (int64_t)v.v_size - (int64_t)sb.st_blocks * 512 > room) {
+			unlink(tmp);
+			fail(rs, 507,
+			     "volume of %llu MiB: the state file system has no room for it; ask "
+			     "with \"overcommit\": true to create it anyway",
+			     (unsigned long long)*size_mib);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void volumes_create(const struct api_req *rq, struct api_resp *rs)
 {
 	struct vol_spec vs;
@@ -460,7 +593,11 @@ static void volumes_create(const struct api_req *rq, struct api_resp *rs)
 	char tid[32];
 	new_id("new-", tid, sizeof(tid));
 	sfmt(tmp, sizeof(tmp), "%s/%s.vol", dir, tid);
-	if (vol_create(tmp, vs.vs_size_mib << 20, vs.vs_encrypted, id, err, sizeof(err))) {
+	uint64_t size_mib = vs.vs_size_mib;
+	if (vs.vs_from_image[0] || vs.vs_from_snapshot[0]) {
+		if (volume_from(&vs, rq, tmp, id, &size_mib, rs) < 0)
+			return;
+	} else if (vol_create(tmp, vs.vs_size_mib << 20, vs.vs_encrypted, id, err, sizeof(err))) {
 		unlink(tmp);
 		fail(rs, 500, "%s", err);
 		return;
@@ -479,7 +616,7 @@ static void volumes_create(const struct api_req *rq, struct api_resp *rs)
 		fail(rs, 500, "volume %s: %s", id, strerror(errno));
 		return;
 	}
-	v->v_size_mib = vs.vs_size_mib;
+	v->v_size_mib = size_mib;
 	v->v_encrypted = vs.vs_encrypted;
 	v->v_iops = vs.vs_iops;
 	v->v_throughput_mib = vs.vs_throughput_mib;
@@ -648,6 +785,170 @@ static void volumes_route(const struct api_req *rq, char **seg, int nseg, struct
 	free(v);
 }
 
+/* --- snapshots --- */
+
+static json_t *snap_json(const struct snap_manifest *m)
+{
+	return json_pack("{s:s, s:s, s:I, s:I, s:I}", "id", m->sm_id, "volume_id", m->sm_vol,
+			 "size_bytes", (json_int_t)m->sm_size, "size_mib",
+			 (json_int_t)((m->sm_size + (1 << 20) - 1) >> 20), "created",
+			 (json_int_t)(m->sm_created_ns / 1000000000ull));
+}
+
+static void snapshot_create(const struct api_req *rq, struct api_resp *rs)
+{
+	char vid[SPEC_ID_LEN], err[1024], sid[SNAP_SNAPID_LEN + 1];
+	if (spec_parse_snapshot(rq->ar_body, rq->ar_len, vid, err, sizeof(err))) {
+		fail(rs, 400, "%s", err);
+		return;
+	}
+	struct volrec *vr = vol_visible(rq, vid); /* another uid's volume: 404 */
+	if (!vr) {
+		fail(rs, 404, "volume %s not found", vid);
+		return;
+	}
+	struct instance *in = vr->v_attached[0] ? inst_find(vr->v_attached) : NULL;
+	char ctl[PATH_MAX + 16];
+	struct volume v;
+	struct snap_stats ss;
+	struct snap_store st;
+	int r;
+	if (in && in->i_state != ST_STOPPED && in->i_state != ST_FAILED) {
+		/* A card serves it: the card pauses (drains, flushes) while the store reads it,
+		 * so the snapshot is crash-consistent; never a copy of a changing volume. */
+		if (in->i_state != ST_RUNNING || inst_volume_ctl(in, vr->v_id, ctl, sizeof(ctl))) {
+			fail(rs, 409,
+			     "volume %s: instance %s is %s: try again when it runs or stops",
+			     vr->v_id, in->i_id, state_name(in->i_state));
+			return;
+		}
+		if (open_store(rq->ar_uid, true, &st, rs) < 0)
+			return;
+		r = snap_create_paused(&st, vr->v_path, ctl, NULL, NULL, sid, &ss, err,
+				       sizeof(err));
+		if (r) {
+			snap_store_close(&st);
+			fail(rs, r == -EBUSY ? 409 : 500, "volume %s (instance %s): %s", vr->v_id,
+			     in->i_id, err);
+			return;
+		}
+	} else {
+		if (vol_open(vr->v_path, true, &v, err, sizeof(err))) {
+			fail(rs, 409, "%s", err);
+			return;
+		}
+		if (open_store(rq->ar_uid, true, &st, rs) < 0) {
+			vol_close(&v);
+			return;
+		}
+		r = snap_create(&st, &v, NULL, NULL, sid, &ss, err, sizeof(err));
+		vol_close(&v);
+	}
+	struct snap_manifest m;
+	if (!r)
+		r = snap_load(&st, sid, &m, err, sizeof(err));
+	snap_store_close(&st);
+	if (r) {
+		fail(rs, 500, "%s", err);
+		return;
+	}
+	json_t *j = snap_json(&m);
+	snap_manifest_free(&m);
+	json_object_set_new(j, "new_chunks", json_integer((json_int_t)ss.st_new));
+	json_object_set_new(j, "new_bytes", json_integer((json_int_t)ss.st_new_bytes));
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s of %s: %llu new chunks", sid, vr->v_id,
+	     (unsigned long long)ss.st_new);
+	set_json(rs, 201, j);
+}
+
+static void snapshots_route(const struct api_req *rq, char **seg, int nseg, struct api_resp *rs)
+{
+	const char *m = rq->ar_method;
+	char err[1024];
+	struct snap_store st;
+	if (nseg == 2) {
+		if (!strcmp(m, "POST")) {
+			snapshot_create(rq, rs);
+		} else if (!strcmp(m, "GET")) {
+			json_t *a = json_array();
+			struct snap_manifest *all = NULL;
+			size_t n = 0;
+			char dir[PATH_MAX + 64];
+			sfmt(dir, sizeof(dir), "%s/snapshots/uid-%u", g_ctl.c_state_dir,
+			     (unsigned)rq->ar_uid);
+			if (access(dir, F_OK) == 0) {
+				if (open_store(rq->ar_uid, false, &st, rs) < 0) {
+					json_decref(a);
+					return;
+				}
+				int r = snap_list(&st, &all, &n, err, sizeof(err));
+				snap_store_close(&st);
+				if (r) {
+					json_decref(a);
+					fail(rs, 500, "%s", err);
+					return;
+				}
+			}
+			for (size_t i = 0; i < n; i++)
+				json_array_append_new(a, snap_json(&all[i]));
+			free(all);
+			set_json(rs, 200, json_pack("{s:o}", "snapshots", a));
+		} else {
+			not_allowed(rs, "GET, POST");
+		}
+		return;
+	}
+	if (nseg != 3) {
+		fail(rs, 404, "no route %s", rq->ar_url);
+		return;
+	}
+	if (!method_in(m, "GET, DELETE")) {
+		not_allowed(rs, "GET, DELETE");
+		return;
+	}
+	if (!spec_id_ok(seg[2], "snap-")) {
+		fail(rs, 404, "snapshot %s not found", shown(seg[2], "snap-"));
+		return;
+	}
+	if (open_store(rq->ar_uid, false, &st, rs) < 0) {
+		if (rs->rs_status == 404) {
+			free(rs->rs_body);
+			fail(rs, 404, "snapshot %s not found", seg[2]);
+		}
+		return;
+	}
+	int r;
+	if (!strcmp(m, "GET")) {
+		struct snap_manifest mf;
+		r = snap_load(&st, seg[2], &mf, err, sizeof(err));
+		snap_store_close(&st);
+		if (r) {
+			fail(rs, r == -ENOENT ? 404 : 500, "%s", err);
+			return;
+		}
+		set_json(rs, 200, snap_json(&mf));
+		snap_manifest_free(&mf);
+		return;
+	}
+	if (spec_parse_empty(rq->ar_body, rq->ar_len, err, sizeof(err))) {
+		snap_store_close(&st);
+		fail(rs, 400, "%s", err);
+		return;
+	}
+	struct snap_stats ss;
+	r = snap_delete(&st, seg[2], &ss, err, sizeof(err));
+	snap_store_close(&st);
+	if (r) {
+		fail(rs, r == -ENOENT ? 404 : 500, "%s", err);
+		return;
+	}
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s deleted, %llu chunks freed", seg[2],
+	     (unsigned long long)ss.st_freed);
+	set_json(rs, 200,
+		 json_pack("{s:s, s:s, s:I, s:I}", "id", seg[2], "state", "deleted", "freed_chunks",
+			   (json_int_t)ss.st_freed, "freed_bytes", (json_int_t)ss.st_freed_bytes));
+}
+
 static void attestation(const struct api_req *rq, struct api_resp *rs)
 {
 	if (strcmp(rq->ar_method, "GET")) {
@@ -667,6 +968,25 @@ static void attestation(const struct api_req *rq, struct api_resp *rs)
 	rs->rs_len = strlen(doc);
 	rs->rs_type = "application/json";
 	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "attestation");
+}
+
+/* The certificate of the chip's instance-identity key (identity.h): what verifies the
+ * signatures of the identity documents the instances' IMDS serve. */
+static void identity_cert(const struct api_req *rq, struct api_resp *rs)
+{
+	if (strcmp(rq->ar_method, "GET")) {
+		not_allowed(rs, "GET");
+		return;
+	}
+	char err[512];
+	char *pem = chip_identity_cert(g_ctl.c_chip, err, sizeof(err));
+	if (!pem) {
+		fail(rs, 500, "%s", err);
+		return;
+	}
+	set_json(rs, 200, json_pack("{s:s}", "certificate", pem));
+	free(pem);
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "identity certificate");
 }
 
 void api_handle(const struct api_req *rq, struct api_resp *rs)
@@ -697,9 +1017,14 @@ void api_handle(const struct api_req *rq, struct api_resp *rs)
 		instances_route(rq, seg, nseg, rs);
 	else if (nseg >= 2 && nseg <= 4 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "volumes"))
 		volumes_route(rq, seg, nseg, rs);
+	else if (nseg >= 2 && nseg <= 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "snapshots"))
+		snapshots_route(rq, seg, nseg, rs);
 	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
 		 !strcmp(seg[2], "attestation"))
 		attestation(rq, rs);
+	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
+		 !strcmp(seg[2], "identity-cert"))
+		identity_cert(rq, rs);
 	else
 		fail(rs, 404, "no such route (see docs/api.md)");
 	if (txn) {

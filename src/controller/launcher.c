@@ -15,11 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "boot/config.h"
+#include "cards/vpc/imds.h"
 #include "controller/bootfile.h"
 #include "controller/cgroup.h"
 #include "controller/proc.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
+#include "securitychip/identity.h"
 #include "volume/volume.h"
 
 #define VPC_SG_MAX (1u << 20) /* a security-group file nitrod copies for a card */
@@ -104,7 +107,19 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 			return -1;
 		ln->ln_pps = n->n_pps;
 		ln->ln_bandwidth_mbit = n->n_bandwidth_mbit;
+		sfmt(ln->ln_imds, sizeof(ln->ln_imds), "%s", n->n_imds);
+		/* written by launch_prepare (sign_identity), read-only in the card's jail */
+		char dir[PATH_MAX];
+		inst_dir(in, dir, sizeof(dir));
+		sfmt(ln->ln_identity, sizeof(ln->ln_identity), "%s/identity-nic%u", dir, i);
 	}
+	/* The instance metadata: SMBIOS (nitro-hv) and the IMDS (the VPC cards). */
+	sfmt(ls->ls_instance_id, sizeof(ls->ls_instance_id), "%s", in->i_id);
+	sfmt(ls->ls_instance_type, sizeof(ls->ls_instance_type), "%s", s->s_instance_type);
+	if (copy(ls->ls_user_data, sizeof(ls->ls_user_data), s->s_user_data, "user_data", err,
+		 errlen) ||
+	    copy(ls->ls_ssh_key, sizeof(ls->ls_ssh_key), s->s_ssh_key, "ssh_key", err, errlen))
+		return -1;
 	sfmt(le->le_bin_dir, sizeof(le->le_bin_dir), "%s", g_ctl.c_bin_dir);
 	run_dir(in, le->le_run_dir, sizeof(le->le_run_dir));
 	/* nitrod's own cache, read-only in the jail (kcache.h) */
@@ -134,6 +149,28 @@ static struct planned *plan_of(const struct instance *in, char *err, size_t errl
 		return NULL;
 	}
 	return p;
+}
+
+int inst_volume_ctl(const struct instance *in, const char *vol_id, char *out, size_t len)
+{
+	char err[256];
+	int r = -1;
+	for (unsigned i = 0; i < in->i_spec.s_nvols && r < 0; i++) {
+		if (strcmp(in->i_spec.s_vols[i].vr_id, vol_id))
+			continue;
+		struct planned *p = plan_of(in, err, sizeof(err));
+		if (!p)
+			return -1;
+		for (unsigned c = 0; c < p->pl.pl_ncards; c++) {
+			const struct launch_proc *lp = launch_plan_card(&p->pl, c);
+			if (lp->lp_kind == LAUNCH_CARD_EBS && lp->lp_item == i && lp->lp_ctl) {
+				sfmt(out, len, "%s", lp->lp_ctl);
+				r = 0;
+			}
+		}
+		free(p);
+	}
+	return r;
 }
 
 /* --- logs --- */
@@ -464,24 +501,34 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 		sfmt(err, errlen, "%s: chown: %s", what, strerror(errno));
 		goto out;
 	}
-	/* A NIC's security group: opened once beneath its served folder (bootfile.h) and
-	 * copied into the instance's folder (root's); the card gets the copy, never a path a
-	 * caller can swap. */
-	const char *sg = p->lp_kind == LAUNCH_CARD_VPC ? pp->ls.ls_nics[p->lp_item].ln_sg : "";
-	char sgfile[PATH_MAX + 32];
-	if (sg[0]) {
-		char dir[PATH_MAX];
+	/* A NIC's security group, the user data and SSH key its IMDS serves: each opened
+	 * once beneath its served folder (bootfile.h) and copied into the instance's folder
+	 * (root's); the card gets the copy, never a path a caller can swap. */
+	const bool vpc = p->lp_kind == LAUNCH_CARD_VPC;
+	const struct {
+		const char *opt, *path, *name;
+		size_t max;
+	} files[] = {
+	    {"--sg", vpc ? pp->ls.ls_nics[p->lp_item].ln_sg : "", "sg", VPC_SG_MAX},
+	    {"--user-data", vpc ? pp->ls.ls_user_data : "", "user-data", IMDS_USERDATA_MAX},
+	    {"--ssh-key", vpc ? pp->ls.ls_ssh_key : "", "ssh-key", 8192}};
+	char copies[3][PATH_MAX + 32];
+	for (size_t f = 0; f < 3; f++) {
+		if (!files[f].path[0])
+			continue;
+		char dir[PATH_MAX], what[32];
 		inst_dir(in, dir, sizeof(dir));
-		sfmt(sgfile, sizeof(sgfile), "%s/card%u.sg", dir, idx);
-		if (bootfile_copy("nics sg", sg, sgfile, VPC_SG_MAX, err, errlen) < 0)
+		sfmt(copies[f], sizeof(copies[f]), "%s/card%u.%s", dir, idx, files[f].name);
+		sfmt(what, sizeof(what), "nics %s", files[f].name);
+		if (bootfile_copy(what, files[f].path, copies[f], files[f].max, err, errlen) < 0)
 			goto out;
 		struct launch_proc *w = (struct launch_proc *)p;
 		for (unsigned i = 0; i + 1 < w->lp_argc; i++)
-			if (!strcmp(w->lp_argv[i], "--sg"))
-				w->lp_argv[i + 1] = sgfile;
+			if (!strcmp(w->lp_argv[i], files[f].opt))
+				w->lp_argv[i + 1] = copies[f];
 		for (unsigned i = 0; i < w->lp_npaths; i++)
-			if (!strcmp(w->lp_paths[i].lpa_path, sg))
-				w->lp_paths[i].lpa_path = sgfile;
+			if (!strcmp(w->lp_paths[i].lpa_path, files[f].path))
+				w->lp_paths[i].lpa_path = copies[f];
 	}
 	unlink(p->lp_socket);
 	pid_t pid = spawn(in, p, logname, jname, NULL, 0, err, errlen);
@@ -616,6 +663,58 @@ static void write_plan(const struct instance *in, const struct planned *pp)
 	free(json);
 }
 
+/* One file of an identity folder: replaced whole (temporary file, rename). */
+static int put_file(const char *dir, const char *name, const char *data, size_t len, char *err,
+		    size_t errlen)
+{
+	char p[PATH_MAX + 64], t[PATH_MAX + 72];
+	sfmt(p, sizeof(p), "%s/%s", dir, name);
+	sfmt(t, sizeof(t), "%s/.%s.tmp", dir, name);
+	int fd = open(t, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	bool ok = fd >= 0 && write(fd, data, len) == (ssize_t)len;
+	if (fd >= 0 && close(fd))
+		ok = false;
+	if (!ok || rename(t, p))
+		RETURN_ERR(-1, "identity document %s: %s", p, strerror(errno));
+	return 0;
+}
+
+/* The instance identity document of NIC idx, signed by the chip's identity key (the card
+ * gets the document and the signatures, never the key): written to ln_identity. */
+static int sign_identity(const struct instance *in, const struct launch_spec *ls, unsigned idx,
+			 char *err, size_t errlen)
+{
+	const struct launch_nic *n = &ls->ls_nics[idx];
+	const char *dir = n->ln_identity;
+	if (mkdir(dir, 0755) && errno != EEXIST)
+		RETURN_ERR(-1, "%s: %s", dir, strerror(errno));
+	char deftype[32];
+	struct imds_cfg ic = {.ic_instance_id = in->i_id,
+			      .ic_instance_type = ls->ls_instance_type[0]
+						      ? ls->ls_instance_type
+						      : hv_default_instance_type(
+							    ls->ls_cpus, ls->ls_mem_mib, deftype),
+			      .ic_pending_time = (uint64_t)in->i_created};
+	sfmt(ic.ic_local_ipv4, sizeof(ic.ic_local_ipv4), "%.*s", (int)strcspn(n->ln_ip, "/"),
+	     n->ln_ip);
+	char doc[2048];
+	int dl = imds_identity_document(&ic, doc, sizeof(doc));
+	if (dl <= 0 || (size_t)dl >= sizeof(doc))
+		RETURN_ERR(-1, "identity document: too long");
+	struct chip_identity_sig sig;
+	if (chip_identity_sign(g_ctl.c_chip, doc, (size_t)dl, &sig, err, errlen))
+		return -1;
+	int r =
+	    put_file(dir, "document", doc, (size_t)dl, err, errlen) ||
+		    put_file(dir, "pkcs7", sig.pkcs7, strlen(sig.pkcs7), err, errlen) ||
+		    put_file(dir, "rsa2048", sig.rsa2048, strlen(sig.rsa2048), err, errlen) ||
+		    put_file(dir, "signature", sig.signature, strlen(sig.signature), err, errlen)
+		? -1
+		: 0;
+	chip_identity_sig_free(&sig);
+	return r;
+}
+
 int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 {
 	*refused = false;
@@ -672,6 +771,9 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 		     g_ctl.c_cgroup_err[0] ? g_ctl.c_cgroup_err : "cgroups unavailable");
 		goto out;
 	}
+	for (unsigned i = 0; i < pp->ls.ls_nnics; i++)
+		if (sign_identity(in, &pp->ls, i, err, errlen))
+			goto out;
 	write_plan(in, pp);
 	r = 0;
 out:

@@ -43,6 +43,9 @@ int launch_hv(struct instance *in, char *err, size_t errlen);
 /* After the last process ended: removes the sockets, the key copy and the run folder. */
 void launch_cleanup(const struct instance *in);
 
+/* The control socket (--ctl) of the card serving volume vol_id of in (snapshots pause the
+ * card through it): 0, or -1 when in has no such volume. */
+int inst_volume_ctl(const struct instance *in, const char *vol_id, char *out, size_t len);
 /* The instance's folder of logs and console (STATE/instances/ID). */
 void inst_dir(const struct instance *in, char *out, size_t len);
 /* The console file (serial output) of an instance launched with console on. */

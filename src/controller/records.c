@@ -30,11 +30,21 @@ static json_t *spec_json(const struct inst_spec *s, bool stored)
 			json_object_set_new(o, "pps", json_integer(n->n_pps));
 		if (n->n_bandwidth_mbit != SPEC_UNSET)
 			json_object_set_new(o, "bandwidth_mbit", json_integer(n->n_bandwidth_mbit));
+		if (n->n_imds[0])
+			json_object_set_new(o, "imds", json_string(n->n_imds));
 		json_array_append_new(nics, o);
 	}
 	json_t *j = json_pack("{s:i, s:I, s:s, s:o, s:o, s:b}", "cpus", (int)s->s_cpus,
 			      "memory_mib", (json_int_t)s->s_mem_mib, "cmdline", s->s_cmdline,
 			      "volumes", vols, "nics", nics, "console", s->s_console);
+	const struct {
+		const char *k, *v;
+	} meta[] = {{"instance_type", s->s_instance_type},
+		    {"user_data", s->s_user_data},
+		    {"ssh_key", s->s_ssh_key}};
+	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
+		if (meta[i].v[0])
+			json_object_set_new(j, meta[i].k, json_string(meta[i].v));
 	char path[PATH_MAX + 16];
 	if (s->s_kernel[0]) {
 		json_object_set_new(j, "kernel", json_string(s->s_kernel));

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "boot/config.h"
 #include "launch/launch.h"
 #include "lib/util.h"
 
@@ -136,7 +137,8 @@ static int path_copy(json_t *v, const char *name, char *out, size_t cap, char *e
 
 static int parse_nic(json_t *o, unsigned idx, struct nic_spec *n, char *err, size_t errlen)
 {
-	static const char *const names[] = {"vpc", "ip", "mac", "sg", "pps", "bandwidth_mbit"};
+	static const char *const names[] = {"vpc", "ip", "mac", "sg", "pps", "bandwidth_mbit",
+					    "imds"};
 	char what[32];
 	snprintf(what, sizeof(what), "nics[%u]", idx);
 	if (!json_is_object(o))
@@ -175,6 +177,15 @@ static int parse_nic(json_t *o, unsigned idx, struct nic_spec *n, char *err, siz
 	    get_opt_uint(o, what, "bandwidth_mbit", LAUNCH_MAX_BANDWIDTH_MBIT, &n->n_bandwidth_mbit,
 			 err, errlen))
 		return -1;
+	if ((v = json_object_get(o, "imds"))) {
+		if (str_copy(v, "imds", n->n_imds, sizeof(n->n_imds), err, errlen))
+			return -1;
+		if (strcmp(n->n_imds, "required") && strcmp(n->n_imds, "optional") &&
+		    strcmp(n->n_imds, "disabled"))
+			RETURN_ERR(-1,
+				   "%s.imds: expected \"required\", \"optional\" or \"disabled\"",
+				   what);
+	}
 	return 0;
 }
 
@@ -206,8 +217,9 @@ static int parse_vol_ref(json_t *e, size_t i, struct vol_ref *r, char *err, size
 
 static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errlen)
 {
-	static const char *const names[] = {"cpus",    "memory_mib", "kernel", "initrd",
-					    "cmdline", "volumes",    "nics",   "console"};
+	static const char *const names[] = {"cpus",	     "memory_mib", "kernel", "initrd",
+					    "cmdline",	     "volumes",	   "nics",   "console",
+					    "instance_type", "user_data",  "ssh_key"};
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
 		return -1;
 	memset(s, 0, sizeof(*s));
@@ -228,6 +240,19 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 		else if (path_copy(v, "initrd", s->s_initrd, sizeof(s->s_initrd), err, errlen))
 			return -1;
 	}
+	if ((v = json_object_get(o, "instance_type"))) {
+		if (str_copy(v, "instance_type", s->s_instance_type, sizeof(s->s_instance_type),
+			     err, errlen))
+			return -1;
+		if (!hv_instance_type_ok(s->s_instance_type))
+			RETURN_ERR(-1, "instance_type: expected a name like \"m5.large\"");
+	}
+	if ((v = json_object_get(o, "user_data")) &&
+	    path_copy(v, "user_data", s->s_user_data, sizeof(s->s_user_data), err, errlen))
+		return -1;
+	if ((v = json_object_get(o, "ssh_key")) &&
+	    path_copy(v, "ssh_key", s->s_ssh_key, sizeof(s->s_ssh_key), err, errlen))
+		return -1;
 	snprintf(s->s_cmdline, sizeof(s->s_cmdline), "console=ttyS0 reboot=k panic=-1");
 	if ((v = json_object_get(o, "cmdline")) &&
 	    str_copy(v, "cmdline", s->s_cmdline, sizeof(s->s_cmdline), err, errlen))
@@ -282,8 +307,9 @@ int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char 
 
 int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *err, size_t errlen)
 {
-	static const char *const names[] = {"size_mib", "encrypted",	  "overcommit",
-					    "iops",	"throughput_mib", "gp2"};
+	static const char *const names[] = {"size_mib",	  "encrypted",	    "overcommit",
+					    "iops",	  "throughput_mib", "gp2",
+					    "from_image", "from_snapshot"};
 	json_t *o = load_object(body, len, false, err, errlen);
 	if (!o)
 		return -1;
@@ -293,6 +319,8 @@ int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *e
 	vs->vs_size_mib = 0;
 	vs->vs_gp2 = false;
 	vs->vs_iops = vs->vs_throughput_mib = SPEC_UNSET;
+	vs->vs_from_image[0] = vs->vs_from_snapshot[0] = 0;
+	json_t *img = json_object_get(o, "from_image"), *snap = json_object_get(o, "from_snapshot");
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
 	    get_uint(o, "size_mib", 1, SPEC_MAX_VOLUME_MIB, &vs->vs_size_mib, err, errlen) ||
 	    get_bool(o, "encrypted", &vs->vs_encrypted, err, errlen) ||
@@ -300,10 +328,30 @@ int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *e
 	    get_opt_uint(o, "", "iops", LAUNCH_MAX_IOPS, &vs->vs_iops, err, errlen) ||
 	    get_opt_uint(o, "", "throughput_mib", LAUNCH_MAX_THROUGHPUT_MIB, &vs->vs_throughput_mib,
 			 err, errlen) ||
-	    get_bool(o, "gp2", &vs->vs_gp2, err, errlen))
+	    get_bool(o, "gp2", &vs->vs_gp2, err, errlen) ||
+	    (img && str_copy(img, "from_image", vs->vs_from_image, sizeof(vs->vs_from_image), err,
+			     errlen)) ||
+	    (snap && str_copy(snap, "from_snapshot", vs->vs_from_snapshot,
+			      sizeof(vs->vs_from_snapshot), err, errlen)))
 		goto out;
-	if (!vs->vs_size_mib) {
-		snprintf(err, errlen, "size_mib: required (1 to %u)", SPEC_MAX_VOLUME_MIB);
+	if (img && snap) {
+		snprintf(err, errlen, "from_image and from_snapshot exclude each other");
+		goto out;
+	}
+	if (img && vs->vs_from_image[0] != '/') {
+		snprintf(err, errlen, "from_image: expected an absolute path");
+		goto out;
+	}
+	if (snap && !spec_id_ok(vs->vs_from_snapshot, "snap-")) {
+		snprintf(err, errlen,
+			 "from_snapshot: expected a snapshot id (snap-<17 hex digits>)");
+		goto out;
+	}
+	if (!vs->vs_size_mib && !img && !snap) {
+		snprintf(err, errlen,
+			 "size_mib: required (1 to %u) unless from_image or "
+			 "from_snapshot gives the size",
+			 SPEC_MAX_VOLUME_MIB);
 		goto out;
 	}
 	if (vs->vs_gp2 && vs->vs_iops != SPEC_UNSET) {
@@ -312,6 +360,28 @@ int spec_parse_volume(const char *body, size_t len, struct vol_spec *vs, char *e
 			 "iops exclude each other)");
 		goto out;
 	}
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+int spec_parse_snapshot(const char *body, size_t len, char vol[SPEC_ID_LEN], char *err,
+			size_t errlen)
+{
+	static const char *const names[] = {"volume_id"};
+	json_t *o = load_object(body, len, false, err, errlen);
+	if (!o)
+		return -1;
+	int r = -1;
+	json_t *v = json_object_get(o, "volume_id");
+	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
+		goto out;
+	if (!v || !json_is_string(v) || !spec_id_ok(json_string_value(v), "vol-")) {
+		snprintf(err, errlen, "volume_id: expected a volume id (vol-<17 hex digits>)");
+		goto out;
+	}
+	snprintf(vol, SPEC_ID_LEN, "%s", json_string_value(v));
 	r = 0;
 out:
 	json_decref(o);

@@ -39,6 +39,7 @@ struct nic_spec {
 	char n_sg[SPEC_MAX_PATH];
 	int64_t n_pps;		  /* SPEC_UNSET: unlimited */
 	int64_t n_bandwidth_mbit; /* SPEC_UNSET: unlimited */
+	char n_imds[12];	  /* "imds": "" (required, the default), "optional", "disabled" */
 };
 
 /* A volume as an instance uses it. */
@@ -59,27 +60,37 @@ struct inst_spec {
 	struct vol_ref s_vols[SPEC_MAX_VOLUMES];
 	unsigned s_nnics;
 	struct nic_spec s_nics[SPEC_MAX_NICS];
+	/* The instance metadata (SMBIOS and the IMDS): "instance_type" ("" = from cpus and
+	 * memory), "user_data" and "ssh_key" (files, read by the VPC cards) */
+	char s_instance_type[72];
+	char s_user_data[SPEC_MAX_PATH];
+	char s_ssh_key[SPEC_MAX_PATH];
 };
 
 struct vol_spec {
 	uint64_t vs_size_mib;
 	bool vs_encrypted;
-	bool vs_overcommit; /* "overcommit": create even past the free space (docs/api.md) */
+	bool vs_overcommit;	   /* "overcommit": create even past the free space (docs/api.md) */
 	int64_t vs_iops;	   /* SPEC_UNSET: gp3's 3000 (excludes vs_gp2) */
 	int64_t vs_throughput_mib; /* SPEC_UNSET: gp3's 125 */
 	bool vs_gp2;
+	char vs_from_image[SPEC_MAX_PATH];  /* "from_image": a raw/qcow2 file, or "" */
+	char vs_from_snapshot[SPEC_ID_LEN]; /* "from_snapshot": snap-<17 hex>, or "" */
 };
 
 /* Each parses a whole body (len bytes, not NUL-terminated). 0, or -1 with err set. */
 int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char *err,
 			size_t errlen);
 int spec_parse_volume(const char *body, size_t len, struct vol_spec *v, char *err, size_t errlen);
+/* POST /v1/snapshots: {"volume_id": "vol-..."}. */
+int spec_parse_snapshot(const char *body, size_t len, char vol[SPEC_ID_LEN], char *err,
+			size_t errlen);
 int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], bool *readonly, char *err,
 		      size_t errlen);
 /* An empty body or {} (stop, start, reboot, detach). */
 int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen);
 
-/* "i-" or "vol-" followed by 17 lower-case hex digits. */
+/* "i-", "vol-" or "snap-" followed by 17 lower-case hex digits. */
 bool spec_id_ok(const char *id, const char *prefix);
 
 /* A request's route in canonical form, the one the router dispatches and the audit log

@@ -20,9 +20,11 @@
 #include "boot/config.h"
 #include "boot/kernel.h"
 #include "hv/acpi.h"
+#include "hv/nvme_pci.h"
 #include "hv/pci.h"
 #include "hv/platform.h"
 #include "hv/serial.h"
+#include "hv/smbios.h"
 #include "hv/tpm.h"
 #include "hv/virtio_pci.h"
 #include "hv/vm.h"
@@ -33,6 +35,7 @@ static struct vm vm;
 static struct pci_bus pci;
 static struct virtio_pci cards[HV_MAX_CARDS];
 static struct tpm_dev tpm;
+static struct nvme_pci nvme_cards[HV_MAX_CARDS];
 static bool trace;
 static struct timespec t_start;
 
@@ -220,6 +223,23 @@ static void measured_boot(const struct hv_images *img, const struct boot_plan *b
 	trace_phase("TPM measurements extended");
 }
 
+/* SMBIOS: the entry point at BOOT_SMBIOS_EP, the table right after the ACPI tables (up to
+ * acpi_end, the TPM event log's start with a TPM, and never past the entry point). */
+static int smbios_install(struct guest_mem *m, long acpi_len, uint64_t acpi_end)
+{
+	uint64_t start = (BOOT_ACPI + (uint64_t)acpi_len + 15) & ~15ull;
+	uint64_t end = acpi_end < BOOT_SMBIOS_EP ? acpi_end : BOOT_SMBIOS_EP;
+	if (acpi_len < 0 || start >= end)
+		return -1;
+	uint8_t *ep = gpa_ptr(m, BOOT_SMBIOS_EP, SMBIOS_EP_LEN),
+		*t = gpa_ptr(m, start, end - start);
+	struct smbios_config sc = {.ncpus = cfg.cpus,
+				   .mem_mib = cfg.mem_mib,
+				   .instance_type = cfg.instance_type,
+				   .instance_id = cfg.instance_id};
+	return ep && t && smbios_build(ep, t, end - start, start, &sc) > 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
 	util_set_prog("nitro-hv");
@@ -273,8 +293,11 @@ int main(int argc, char **argv)
 	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
 		die("cannot set up the PCI host bridge");
 	for (unsigned i = 0; i < cfg.ncards; i++)
-		if (virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
-				      err, sizeof(err)) < 0)
+		if (cfg.cards[i].type == HV_CARD_NVME
+			? nvme_pci_create(&nvme_cards[i], &vm, &pci, cfg.cards[i].socket, err,
+					  sizeof(err)) < 0
+			: virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type,
+					    cfg.cards[i].socket, err, sizeof(err)) < 0)
 			die("%s", err);
 	trace_phase("cards connected");
 	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
@@ -290,9 +313,12 @@ int main(int argc, char **argv)
 		acpi_end = BOOT_TPM_LOG;
 	}
 	uint8_t *acpi = gpa_ptr(&vm.vm_mem, BOOT_ACPI, acpi_end - BOOT_ACPI);
-	if (!acpi || acpi_build(acpi, acpi_end - BOOT_ACPI, BOOT_ACPI, &ac) < 0)
+	long acpi_len = -1;
+	if (!acpi || (acpi_len = acpi_build(acpi, acpi_end - BOOT_ACPI, BOOT_ACPI, &ac)) < 0)
 		die("cannot build the ACPI tables for %u vCPUs", cfg.cpus);
 	bp.bp_rsdp = BOOT_ACPI;
+	if (smbios_install(&vm.vm_mem, acpi_len, acpi_end) < 0)
+		die("cannot build the SMBIOS tables");
 	if (boot_write(&vm.vm_mem, &img.bz, &bp, cfg.cmdline, err, sizeof(err)))
 		die("%s", err);
 	hv_images_release(&cfg, &img);

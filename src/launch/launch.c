@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot/config.h" /* hv_default_instance_type */
 #include "lib/util.h"
 
 void launch_volume_init(struct launch_volume *v)
@@ -133,12 +134,39 @@ static unsigned ebs_count(const struct launch_spec *s)
 	return s->ls_nvols;
 }
 
-/* nitro-card-ebs --socket-path S [--iops N] [--throughput MiB] [--gp2] [--readonly]
- * [--header FILE] VOLUME */
+/* nitro-card-ebs --socket-path S [--nvme --device NAME | --ctl S.ctl] [--iops N]
+ * [--throughput MiB] [--gp2] [--readonly] [--header FILE] VOLUME (the control socket of a
+ * virtio-blk card pauses it for a crash-consistent snapshot: docs/snapshots.md; lv_ctl
+ * names it, else S.ctl) */
 static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
 {
 	const struct launch_volume *v = &s->ls_vols[item];
+	if (v->lv_instance) {
+		arg(b, "--nvme");
+		opt(b, "--instance-store", v->lv_path);
+		opt(b, "--dir", v->lv_dir);
+		uses_path(b, v->lv_dir, LAUNCH_PATH_RW);
+		return;
+	}
+	if (v->lv_bus == LAUNCH_BUS_NVME) {
+		/* EC2's default names: sda1 for the first NVMe volume, then sdf, sdg, ... */
+		unsigned nth = 0;
+		for (unsigned i = 0; i < item; i++)
+			nth +=
+			    s->ls_vols[i].lv_bus == LAUNCH_BUS_NVME && !s->ls_vols[i].lv_instance;
+		arg(b, "--nvme");
+		if (v->lv_device[0])
+			opt(b, "--device", v->lv_device);
+		else
+			opt(b, "--device", nth ? str(b, "sd%c", 'f' + (nth - 1) % 21) : "sda1");
+	}
+	if (v->lv_bus == LAUNCH_BUS_VIRTIO) { /* the NVMe front has no pause control yet */
+		struct launch_proc *p = b->b_p;
+		p->lp_ctl =
+		    v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
+		opt(b, "--ctl", p->lp_ctl);
+	}
 	opt_num(b, "--iops", v->lv_iops);
 	opt_num(b, "--throughput", v->lv_throughput_mib);
 	if (v->lv_gp2)
@@ -168,7 +196,9 @@ static unsigned vpc_count(const struct launch_spec *s)
 }
 
 /* nitro-card-vpc --socket-path S --ctl S.ctl --vpc ID --ip A.B.C.D/P --queue-pairs N
- * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--underlay ADDR] [--map PATH] */
+ * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--underlay ADDR] [--map PATH]
+ * [--imds MODE] [--instance-id ID] [--instance-type T] [--user-data FILE] [--ssh-key FILE]
+ * [--identity DIR] */
 static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
 {
@@ -202,6 +232,23 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 		opt(b, "--map", e->le_vpc_map);
 		uses_path(b, e->le_vpc_map, LAUNCH_PATH_RW);
 	}
+	/* The IMDS: the same id and type as nitro-hv's SMBIOS, the files it serves. */
+	if (n->ln_imds[0])
+		opt(b, "--imds", n->ln_imds);
+	if (s->ls_instance_id[0])
+		opt(b, "--instance-id", s->ls_instance_id);
+	char deftype[32];
+	opt(b, "--instance-type",
+	    s->ls_instance_type[0] ? s->ls_instance_type
+				   : hv_default_instance_type(s->ls_cpus, s->ls_mem_mib, deftype));
+	const char *files[][2] = {{"--user-data", s->ls_user_data},
+				  {"--ssh-key", s->ls_ssh_key},
+				  {"--identity", n->ln_identity}};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (files[i][1][0]) {
+			opt(b, files[i][0], files[i][1]);
+			uses_path(b, files[i][1], 0);
+		}
 }
 
 static unsigned tpm_count(const struct launch_spec *s)
@@ -253,6 +300,10 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 	opt(b, "--cmdline", s->ls_cmdline);
 	opt(b, "--cpus", str(b, "%u", s->ls_cpus));
 	opt(b, "--memory", str(b, "%llu", (unsigned long long)s->ls_mem_mib));
+	if (s->ls_instance_id[0]) /* SMBIOS: the system UUID and serial ec2... */
+		opt(b, "--instance-id", s->ls_instance_id);
+	if (s->ls_instance_type[0])
+		opt(b, "--instance-type", s->ls_instance_type);
 	if (s->ls_console_log[0]) {
 		opt(b, "--console-log", s->ls_console_log);
 		uses_path(b, s->ls_console_log, LAUNCH_PATH_RW);
@@ -314,6 +365,9 @@ int launch_plan(const struct launch_spec *s, const struct launch_env *e, struct 
 			opt(&b, "--socket-path", p->lp_socket);
 			uses_path(&b, e->le_run_dir, LAUNCH_PATH_RW);
 			ct->ct_args(&b, s, item, e);
+			if (ct->ct_kind == LAUNCH_CARD_EBS &&
+			    s->ls_vols[item].lv_bus == LAUNCH_BUS_NVME)
+				p->lp_vhost = "nvme";
 			keep_fd(&b, 1, LAUNCH_FD_LOG, 0);
 			keep_fd(&b, 2, LAUNCH_FD_LOG, 0);
 			if (b.b_full)

@@ -55,7 +55,8 @@
 #define LAUNCH_MAX_QUEUE_PAIRS 7 /* nitro-hv serves 16 queues per device: 7 pairs + control */
 
 enum launch_bus {
-	LAUNCH_BUS_VIRTIO, /* virtio-blk (issue 14 adds NVMe) */
+	LAUNCH_BUS_VIRTIO, /* virtio-blk */
+	LAUNCH_BUS_NVME,   /* an NVMe controller (docs/nvme.md): nitro-hv --vhost-user nvme */
 };
 
 struct launch_volume {
@@ -69,6 +70,12 @@ struct launch_volume {
 	bool lv_key_fd; /* its launcher passes the data key on fd 3 (--key-fd): the card never
 			   reads the master key (nitrod, for encrypted volume files) */
 	enum launch_bus lv_bus;
+	char lv_device[33]; /* NVMe: EC2's device name; "": sda1 for the first, then sdf, ... */
+	/* The instance-storage card instead of a volume (NVMe; lv_path is the size, lv_dir
+	 * the folder of its nameless file). */
+	bool lv_instance;
+	char lv_dir[PATH_MAX];
+	char lv_ctl[108]; /* the card's control socket (snapshots); "": its socket + ".ctl" */
 };
 
 struct launch_nic {
@@ -78,6 +85,10 @@ struct launch_nic {
 	char ln_sg[PATH_MAX];	   /* "": the VPC's default security group */
 	int64_t ln_pps;		   /* LAUNCH_UNSET: unlimited */
 	int64_t ln_bandwidth_mbit; /* LAUNCH_UNSET: unlimited */
+	/* The IMDS: "" (the card's default: required), "optional" or "disabled"; the folder
+	 * of the signed identity document ("": none; nitrod signs one per NIC). */
+	char ln_imds[12];
+	char ln_identity[PATH_MAX];
 };
 
 /* A device whose vhost-user back end someone else started (nitro run --vhost-user). */
@@ -102,6 +113,14 @@ struct launch_spec {
 	struct launch_volume ls_vols[LAUNCH_MAX_VOLUMES];
 	unsigned ls_nnics;
 	struct launch_nic ls_nics[LAUNCH_MAX_NICS];
+	/* The instance metadata, for nitro-hv's SMBIOS (id, type) and the VPC cards' IMDS:
+	 * "i-" + 17 hex ("": none); the type ("": derived from vCPUs and memory); the user
+	 * data and SSH key files ("": none). */
+	char ls_instance_id[24];
+	char ls_instance_type[72];
+	char ls_user_data[PATH_MAX];
+	char ls_ssh_key[PATH_MAX];
+
 	unsigned ls_nexternal; /* nitro-hv sees these first, then the cards */
 	struct launch_external ls_external[LAUNCH_MAX_EXTERNAL];
 	/* NitroTPM: one nitro-card-tpm (nitro-hv --tpm-card) with its state in ls_tpm_state
@@ -171,7 +190,8 @@ struct launch_proc {
 	unsigned lp_flags;	/* LAUNCH_HOST_NET */
 	const char *lp_exe;	/* le_bin_dir/lp_name */
 	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv */
-	const char *lp_ctl;	/* a further socket it makes (VPC: counters); NULL if none */
+	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS: pause for
+				   snapshots); NULL if none */
 	unsigned lp_argc;
 	char *lp_argv[LAUNCH_MAX_ARGS + 1]; /* NULL-terminated */
 	unsigned lp_nfds;

@@ -170,6 +170,13 @@ int vol_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen)
 	return get_master_key(key, err, errlen);
 }
 
+int vol_master_key_existing(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	vol_master_key_path(path, sizeof(path));
+	return load_master_key(path, key, err, errlen);
+}
+
 /* AES-256-GCM of the data key under the master key; aad = header[0, H_AAD_END). */
 static int gcm(bool enc, const uint8_t *mk, const uint8_t *nonce, const uint8_t *aad,
 	       const uint8_t *in, uint8_t *out, uint8_t *tag)
@@ -455,8 +462,22 @@ int vol_unwrap_key(const char *path, uint8_t dk[VOL_KEY_BYTES], char *err, size_
 	return r;
 }
 
+static int open_volume(const char *path, bool readonly, bool lock, const uint8_t *key,
+		       struct volume *v, char *err, size_t errlen);
+
 int vol_open_key(const char *path, bool readonly, const uint8_t *key, struct volume *v, char *err,
 		 size_t errlen)
+{
+	return open_volume(path, readonly, true, key, v, err, errlen);
+}
+
+int vol_open_paused(const char *path, struct volume *v, char *err, size_t errlen)
+{
+	return open_volume(path, true, false, NULL, v, err, errlen);
+}
+
+static int open_volume(const char *path, bool readonly, bool lock, const uint8_t *key,
+		       struct volume *v, char *err, size_t errlen)
 {
 	uint8_t h[H_BYTES];
 	*v = (struct volume){.v_fd = -1, .v_readonly = readonly};
@@ -467,7 +488,7 @@ int vol_open_key(const char *path, bool readonly, const uint8_t *key, struct vol
 	int r = read_header(fd, path, h, v, err, errlen);
 	if (r)
 		goto fail;
-	if (flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+	if (lock && flock(fd, (readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "volume %s: in use by another process (%s)", path,
 			 strerror(errno));

@@ -55,6 +55,9 @@ void vol_master_key_path(char *out, size_t len);
 /* Loads the master key, creating it when missing (for keys derived from it: the TPM
  * card's state key, docs/tpm.md). 0 or a negative errno value. */
 int vol_master_key(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen);
+/* The master key only when it exists (snapshot stores unwrap their key with it:
+ * src/snapshot). The caller wipes it. */
+int vol_master_key_existing(uint8_t key[VOL_MASTER_KEY_BYTES], char *err, size_t errlen);
 
 /* Creates a sparse volume of size bytes at path (which must not exist) with a random id
  * (and data key, wrapped by the master key, when encrypted). Fills *id. */
@@ -74,6 +77,9 @@ int vol_open_key(const char *path, bool readonly, const uint8_t *key, struct vol
  * master key into dk (the caller wipes it). A volume whose header predates key check
  * values gets one written (the key was authenticated by the unwrap). */
 int vol_unwrap_key(const char *path, uint8_t dk[VOL_KEY_BYTES], char *err, size_t errlen);
+/* Read-only without the shared lock: for a snapshot of a volume whose card holds it
+ * (exclusively) and has paused it (src/cards/ebs/ebsctl.h); nothing else may use it. */
+int vol_open_paused(const char *path, struct volume *v, char *err, size_t errlen);
 void vol_close(struct volume *v);
 
 /* Whole sectors [sector, sector + len / 512) through buf (len a multiple of 512, range

@@ -295,6 +295,30 @@ def test_attestation(nitrod):
     assert r.status == 400 and "nonce" in r.json()["error"], r
 
 
+def test_identity_cert_and_instance_metadata_fields(nitrod):
+    # The chip's identity certificate: what verifies the IMDS identity documents' pkcs7,
+    # rsa2048 and signature (tests/unit/security/test_identity.c signs and verifies).
+    r = nitrod.cli("host", "identity-cert")
+    assert r.returncode == 0 and r.stdout.startswith("-----BEGIN CERTIFICATE-----"), r
+    assert nitrod.cli("host", "identity-cert").stdout == r.stdout  # one key, kept
+    x = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=r.stdout,
+                       capture_output=True, text=True)
+    assert x.returncode == 0 and "nitro instance identity" in x.stdout, x
+    # The metadata fields of a spec: checked, stored, shown
+    r = nitrod.call("POST", "/v1/instances", raw=b'{"instance_type": "m5 large"}')
+    assert r.status == 400 and "instance_type" in r.json()["error"], r
+    r = nitrod.call("POST", "/v1/instances",
+                    raw=b'{"nics": [{"vpc": 1, "ip": "10.0.0.5/24", "imds": "sometimes"}]}')
+    assert r.status == 400 and "imds" in r.json()["error"], r
+    r = nitrod.call("POST", "/v1/instances", raw=b'{"user_data": "relative/path"}')
+    assert r.status == 400 and "user_data" in r.json()["error"], r
+    # The attack: name a host file as user data (or key) so that the guest reads it
+    # from the IMDS. Only files of the folders nitrod serves (--images, --files) pass.
+    for field in ("user_data", "ssh_key"):
+        r = nitrod.call("POST", "/v1/instances", {field: "/etc/passwd"})
+        assert r.status == 400 and "outside the folders" in r.json()["error"], r
+
+
 # --- transport: sizes, slow clients, uids ---
 
 def test_huge_bodies_are_413(nitrod):

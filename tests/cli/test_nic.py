@@ -29,10 +29,22 @@ from test_cli import assert_error
     ("vpc=1,ip=10.0.0.5,bandwidth=1e9", ["bandwidth=1e9"]),
     ("vpc=1,ip=10.0.0.5,speed=10", ["unknown key speed"]),
     ("vpc=1,ip=10.0.0.5,sg=", ["sg= needs a file"]),
+    ("vpc=1,ip=10.0.0.5,imds=v1", ["imds=v1", "required, optional or disabled"]),
 ])
 def test_bad_nic_spec(nitro, spec, needles):
     r = nitro("run", "--nic", spec)
     assert_error(r, 2, "nitro: run: ", *needles)
+
+
+@pytest.mark.parametrize("args,status,needles", [
+    (["--user-data", "/nonexistent/ud"], 1, ["--user-data /nonexistent/ud"]),
+    (["--ssh-key", "/nonexistent/key"], 1, ["--ssh-key /nonexistent/key"]),
+    (["--instance-id", "i-123"], 2, ["--instance-id i-123", "17 hex"]),
+    (["--instance-type", "M5 LARGE"], 2, ["--instance-type", "like m5.large"]),
+])
+def test_bad_instance_metadata(nitro, args, status, needles):
+    r = nitro("run", *args)
+    assert_error(r, status, "nitro: run: ", *needles)
 
 
 def test_nic_missing_value(nitro):

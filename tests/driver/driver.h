@@ -28,6 +28,8 @@ struct drv_opts {
 	bool poll; /* busy-poll the used rings instead of waiting for the call eventfd */
 	/* write-flush, verify */
 	uint64_t sectors;
+	uint64_t first; /* --first: the range starts at this sector (default 0) */
+	bool tag;	/* --tag: each sector's number in its first 8 bytes */
 	bool expect_zero;
 	bool no_flush; /* write-flush without the FLUSH: the control of a crash test */
 };

@@ -15,13 +15,14 @@ static const char usage[] =
     "                     [--rw randread|randwrite|fill|zeroes|discard] [--bs BYTES] [--qd N]\n"
     "                     [--seconds S] [--poll]\n"
     "       vu-blk-driver --socket PATH [--mem MiB] hostile\n"
-    "       vu-blk-driver --socket PATH write-flush|verify [--sectors N] [--qd N] [--zero]\n"
-    "                    [--no-flush]\n"
+    "       vu-blk-driver --socket PATH write-flush|verify [--sectors N] [--first S] [--qd N]\n"
+    "                    [--zero] [--no-flush] [--tag]\n"
     "  --no-seal  leave guest memory unsealed (a back end may refuse it)\n"
     "  write-flush  writes the check pattern to sectors [0, N) (default 2048), flushes,\n"
     "               prints \"flushed N sectors\" and exits (--no-flush: skips the flush and\n"
     "               prints \"written N sectors, not flushed\"); verify reads them back\n"
-    "               (--zero: expects zeroes)\n"
+    "               (--zero: expects zeroes; --first S: sectors [S, S + N) instead;\n"
+    "               --tag: each sector's number in its first 8 bytes, no two alike)\n"
     "  order  writes, a flush and reads in one batch: used entries must come back in\n"
     "         submission order (nitro's cards promise it; others need not)\n"
     "  scatter  a write and a read whose data descriptors split sectors, checked\n"
@@ -53,6 +54,8 @@ int main(int argc, char **argv)
 	    {"no-seal", no_argument, NULL, 'S'},
 	    {"sectors", required_argument, NULL, 'N'},
 	    {"zero", no_argument, NULL, 'z'},
+	    {"first", required_argument, NULL, 'O'},
+	    {"tag", no_argument, NULL, 'T'},
 	    {"no-flush", no_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -118,6 +121,13 @@ int main(int argc, char **argv)
 			break;
 		case 'z':
 			o.expect_zero = true;
+			break;
+		case 'T':
+			o.tag = true;
+			break;
+		case 'O':
+			if (!parse_u64(optarg, 0, 1ull << 48, &o.first))
+				die_usage("--first: expected a sector 0..2^48, got '%s'", optarg);
 			break;
 		case 'F':
 			o.no_flush = true;

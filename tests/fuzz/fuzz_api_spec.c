@@ -1,6 +1,6 @@
 /* libFuzzer target for nitrod's request-body checks (src/controller/spec.h): any bytes
  * either parse into a spec whose every field is in range, or fail with a message. */
-// fuzz-extra: src/controller/spec.c -ljansson
+// fuzz-extra: src/controller/spec.c src/boot/config.c -ljansson
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

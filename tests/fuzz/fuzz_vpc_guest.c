@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vpc_sg *sg;
 	struct vpc_port *p = vf_port(&in, &sg);
 	static uint8_t f[VF_BUF], buf[VPC_OUT_MIN];
-	uint64_t now = 0, sent = 0, local = 0, fwd = 0, dropped = 0;
+	uint64_t now = 0, sent = 0, local = 0, fwd = 0, dropped = 0, imds = 0;
 	unsigned kind;
 	long n;
 	while ((n = vf_next(&in, f, false, &now, &kind)) >= 0) {
@@ -49,13 +49,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK((o.vo_ul_ip == vf_map[0].vm_ul_ip && !memcmp(buf + 8, vf_mac_b, 6)) ||
 			      (o.vo_ul_ip == vf_map[1].vm_ul_ip && !memcmp(buf + 8, vf_mac_r, 6)));
 			break;
+		case VPC_TO_IMDS: /* the guest's own TCP to 169.254.169.254:80, in the input */
+			imds++;
+			CHECK(o.vo_data == f + 14 && o.vo_len >= 40 && o.vo_len <= (size_t)n - 14);
+			CHECK(!memcmp(f + 14 + 12, "\x0a\x00\x00\x05", 4));
+			CHECK(!memcmp(f + 14 + 16, "\xa9\xfe\xa9\xfe", 4) && f[14 + 9] == 6);
+			break;
 		default:
 			CHECK(0);
 		}
 	}
 	struct vpc_stats st;
 	vpc_port_stats(p, &st);
-	CHECK(st.st_tx_packets == sent && st.st_tx_forwarded == fwd);
+	CHECK(st.st_tx_packets == sent && st.st_tx_forwarded == fwd && st.st_imds_packets == imds);
 	CHECK(st.st_arp_replies + st.st_dhcp_replies == local);
 	uint64_t d = 0;
 	for (int r = 0; r < VPC_DROP__COUNT; r++)

@@ -89,6 +89,15 @@ def zstd(data):
     finally:
         os.unlink(tmp)
 
+import hmac, hashlib
+def manifest(size, entries):  # a valid snapshot manifest under the fuzz target's key
+    body = struct.pack("<8sIIQQ24s24sQQ", b"NITROSNP", 1, 1 << 20, size, 7,
+                       b"snap-0123456789abcdef0", b"vol-0123456789abcdef0",
+                       (size + (1 << 20) - 1) >> 20, len(entries))
+    body += b"".join(struct.pack("<Q", i) + d for i, d in entries)
+    return body + hmac.new(b"\x42" * 32, body, hashlib.sha256).digest()
+put("snapshot-manifest", manifest(3 * (1 << 20) - 512, [(0, b"\x01" * 32), (2, b"\x01" * 32)]))
+put("snapshot-chunk", b"NITROCHK" + bytes(12) + b"x" * 16 + bytes(16))
 put("bzimage-raw", bz(bytes(range(256)) * 4))
 z = zstd(elf())
 if z:

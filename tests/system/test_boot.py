@@ -13,9 +13,16 @@ def meminfo_kib(out):
     return int(m.group(1))
 
 
+DMI = "/sys/class/dmi/id"
+
+
 def test_boot_one_cpu_to_userspace_and_poweroff(nitro):
-    b = nitro("--cpus", "1", "--memory", "256",
-              "--cmdline", cmdline("echo CPUS=$(nproc); grep MemTotal /proc/meminfo; poweroff -f"))
+    b = nitro("--cpus", "1", "--memory", "256", "--instance-id", "i-0123456789abcdef0",
+              "--instance-type", "c5.xlarge",
+              "--cmdline", cmdline("echo CPUS=$(nproc); grep MemTotal /proc/meminfo; "
+                                   "for f in sys_vendor product_name product_uuid product_serial "
+                                   f"bios_vendor; do echo DMI-$f=$(cat {DMI}/$f); done; "
+                                   "poweroff -f"))
     assert b.status == 0, b
     assert BANNER in b.out, b
     assert "CPUS=1" in b.out, b
@@ -25,6 +32,15 @@ def test_boot_one_cpu_to_userspace_and_poweroff(nitro):
     assert 200 * 1024 < kib <= 256 * 1024, kib
     # The host decompressed the kernel: the guest never ran its decompressor.
     assert "Decompressing Linux" not in b.out
+    # SMBIOS as EC2's: what cloud-init's ds-identify reads to pick its Ec2 data source
+    # (product_uuid and product_serial equal ignoring case, both starting with ec2)
+    dmi = dict(re.findall(r"^DMI-(\w+)=(.*?)\r?$", b.out, re.M))
+    assert dmi.get("sys_vendor") == "Amazon EC2", b
+    assert dmi.get("bios_vendor") == "Amazon EC2", b
+    assert dmi.get("product_name") == "c5.xlarge", b
+    uuid, serial = dmi.get("product_uuid", ""), dmi.get("product_serial", "")
+    assert uuid.lower() == serial.lower(), dmi
+    assert uuid.lower().replace("-", "").startswith("ec20123456789abcdef0"), dmi  # the id
 
 
 def test_boot_four_cpus_above_the_pci_hole(nitro):

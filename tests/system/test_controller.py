@@ -31,12 +31,14 @@ class Nitrod:
         self.sock = os.path.join(folder, "api.sock")
         self.state = os.path.join(folder, "state")
         self.log = os.path.join(folder, "nitrod.log")
+        self.files_dir = os.path.join(folder, "files")  # --files: user data, keys
+        os.makedirs(self.files_dir, exist_ok=True)
         self.proc = None
 
     def start(self):
         with open(self.log, "ab") as f:
             self.proc = subprocess.Popen([str(NITROD), "--socket", self.sock, "--state", self.state,
-                                          *self.extra],
+                                          "--files", self.files_dir, *self.extra],
                                          stdin=subprocess.DEVNULL, stdout=f, stderr=f)
         for _ in range(500):
             try:
@@ -94,7 +96,8 @@ class Nitrod:
 
     def files(self, iid):
         d = os.path.join(self.state, "instances", iid)
-        return {n: open(os.path.join(d, n), errors="replace").read() for n in os.listdir(d)}
+        return {n: open(os.path.join(d, n), errors="replace").read() for n in os.listdir(d)
+                if os.path.isfile(os.path.join(d, n))}
 
 
 def marks(text, mark):
@@ -220,12 +223,12 @@ def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
     nitrod.wait("guest reading", lambda: marks(nitrod.console(iid), "iter 20"))
     old = nitrod.inst(iid)["card_pids"][0]
     qos = ["--iops", "2000", "--throughput", "50"]
-    assert card_argv(old)[3:7] == qos, card_argv(old)
+    assert card_argv(old)[5:9] == qos, card_argv(old)
     os.kill(old, signal.SIGKILL)
     new = nitrod.wait("card restarted", lambda: (lambda c: c if c and c != old else None)(
         nitrod.inst(iid)["card_pids"][0]), timeout=30)
     assert alive(new)
-    assert card_argv(new)[3:7] == qos and card_argv(new)[-1].endswith(f"/{vol['id']}.vol"), \
+    assert card_argv(new)[5:9] == qos and card_argv(new)[-1].endswith(f"/{vol['id']}.vol"), \
         card_argv(new)
     inst = nitrod.inst(iid)
     assert inst["state"] == "running" and inst["card_restarts"] == 1, inst
@@ -237,6 +240,18 @@ def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
     assert "reconnected" in nitrod.files(iid)["hv.log"]
     audit = open(os.path.join(nitrod.state, "audit.log")).read()
     assert f"method=RESTART-CARD route=/v1/instances/{iid} status=200" in audit
+    # A snapshot of the running volume (issue 15): the card pauses, drains and flushes; the
+    # guest's fsynced block is in it (one chunk holds data), and the guest reads on.
+    snap = nitrod.json("POST", "/v1/snapshots", {"volume_id": vol["id"]}, expect=201)
+    assert snap["new_chunks"] == 1 and snap["volume_id"] == vol["id"], snap
+    n = int(nitrod.console(iid).rsplit("iter ", 1)[1].split()[0])
+    nitrod.wait("guest continues after the snapshot",
+                lambda: marks(nitrod.console(iid), f"iter {n + 10}"), timeout=120)
+    assert not [l for l in nitrod.console(iid).splitlines() if l.strip() == "READ-ERROR"]
+    copy = nitrod.json("POST", "/v1/volumes", {"from_snapshot": snap["id"]}, expect=201)
+    assert copy["size_mib"] == 16
+    again = nitrod.json("POST", "/v1/snapshots", {"volume_id": copy["id"]}, expect=201)
+    assert again["new_chunks"] == 0, again  # the same data, chunk for chunk
 
 
 def test_restarted_nitrod_readopts_a_running_instance_and_reboots_it(nitrod):
@@ -308,11 +323,31 @@ def test_boot_file_swapped_for_a_link_before_a_reboot_is_refused():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# B's metadata (issue 15): IMDSv2 from busybox (nc for the PUT, wget with the token
+# header), the identity document and its pkcs7 printed line by line for the test to
+# verify against the chip's certificate, and the SMBIOS serial. No double quotes: the
+# script travels in nitro_exec="...".
+IMDS_B = ("T=$(printf 'PUT /latest/api/token HTTP/1.0\\r\\n"
+          "X-aws-ec2-metadata-token-ttl-seconds: 300\\r\\n\\r\\n' "
+          "| timeout 15 nc -w 5 169.254.169.254 80 | tail -n 1); "
+          "H=X-aws-ec2-metadata-token:$T; U=http://169.254.169.254/latest; "
+          "echo MD-IID=$(wget -q -O - --header $H $U/meta-data/instance-id); "
+          "echo MD-TYPE=$(wget -q -O - --header $H $U/meta-data/instance-type); "
+          "echo MD-UD=$(wget -q -O - --header $H $U/user-data); "
+          "wget -q -O - --header $H $U/dynamic/instance-identity/document | sed s/^/DOC:/; echo; "
+          "wget -q -O - --header $H $U/dynamic/instance-identity/pkcs7 | sed s/^/P7:/; echo; "
+          "echo DMI-SERIAL=$(cat /sys/class/dmi/id/product_serial); echo NB-MD-DONE; ")
+
+
 def test_two_instances_with_nics_ping_each_other(nitrod):
     dhcp = "udhcpc -i eth0 -n -q -t 20 -T 2 -O mtu"
+    ud = os.path.join(nitrod.files_dir, "user-data")
+    with open(ud, "w") as f:
+        f.write("nitrod-user-data-7")
     b = nitrod.json("POST", "/v1/instances",
                     {"console": True, "memory_mib": 192, "nics": [{"vpc": 1, "ip": "10.0.0.6/24"}],
-                     "cmdline": cmdline(dhcp + "; ip -4 addr show eth0; echo NB-UP; "
+                     "instance_type": "c5.large", "user_data": ud,
+                     "cmdline": cmdline(dhcp + "; ip -4 addr show eth0; " + IMDS_B + "echo NB-UP; "
                                         "while true; do sleep 1; done")}, expect=201)
     a = nitrod.json("POST", "/v1/instances",
                     {"console": True, "memory_mib": 192, "nics": [{"vpc": 1, "ip": "10.0.0.5/24"}],
@@ -327,3 +362,27 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
     assert marks(text, "NA-PING=") == ["NA-PING=0"], text[-3000:]
     assert marks(nitrod.console(b["id"]), "NB-UP")
     assert [l for l in text.splitlines() if "bytes from 10.0.0.6" in l], text[-3000:]
+    # B's IMDS (jailed, seccomp'd card): its instance id, type and user data, and an
+    # identity document signed by the chip, verified against `nitro host identity-cert`
+    tb = nitrod.console(b["id"])
+    assert marks(tb, "NB-MD-DONE"), tb[-3000:]
+    assert marks(tb, "MD-IID=") == [f"MD-IID={b['id']}"], tb[-3000:]
+    assert marks(tb, "MD-TYPE=") == ["MD-TYPE=c5.large"], tb[-3000:]
+    assert marks(tb, "MD-UD=") == ["MD-UD=nitrod-user-data-7"], tb[-3000:]
+    serial = marks(tb, "DMI-SERIAL=")[0].split("=", 1)[1]
+    assert serial.replace("-", "").startswith("ec2" + b["id"][2:]), serial
+    doc = "\n".join(l[4:] for l in marks(tb, "DOC:"))
+    assert f'"instanceId" : "{b["id"]}"' in doc and '"privateIp" : "10.0.0.6"' in doc, doc
+    p7 = "\n".join(l[3:] for l in marks(tb, "P7:"))
+    r = subprocess.run([str(NITRO), "--host", nitrod.sock, "host", "identity-cert"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+    with tempfile.TemporaryDirectory() as t:
+        for name, data in (("doc", doc), ("cert.pem", r.stdout),
+                           ("p7.pem", f"-----BEGIN PKCS7-----\n{p7}\n-----END PKCS7-----\n")):
+            with open(os.path.join(t, name), "w") as f:
+                f.write(data)
+        v = subprocess.run(["openssl", "smime", "-verify", "-in", "p7.pem", "-inform", "PEM",
+                            "-content", "doc", "-certfile", "cert.pem", "-noverify"],
+                           cwd=t, capture_output=True, text=True)
+        assert v.returncode == 0 and "Verification successful" in v.stderr, (v, doc, p7)

@@ -23,7 +23,7 @@ def test_volume_survives_reboot_encrypted_with_its_id_visible(tmp_path):
     vol_id = c.stdout.strip().split()[-1]
     assert vol_id.startswith("vol-"), c.stdout
 
-    w = run(env, "--volume", str(vol), "--cmdline", cmdline(
+    w = run(env, "--volume", f"{vol},bus=virtio", "--cmdline", cmdline(
         f"cat /sys/block/vda/serial; echo; "
         f"for i in 1 2 3 4 5 6 7 8; do echo {PATTERN}; done | "
         f"dd of=/dev/vda bs=4096 seek=10 conv=fsync 2>/dev/null; echo written"))
@@ -32,7 +32,7 @@ def test_volume_survives_reboot_encrypted_with_its_id_visible(tmp_path):
     # The serial is the volume id without its dash (20 bytes, as EC2's NVMe serial).
     assert vol_id.replace("-", "") in w.stdout, w.stdout[-2000:]
 
-    r = run(env, "--volume", str(vol), "--cmdline", cmdline(
+    r = run(env, "--volume", f"{vol},bus=virtio", "--cmdline", cmdline(
         "dd if=/dev/vda bs=4096 skip=10 count=1 2>/dev/null | head -c 64"))
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr)
     assert PATTERN in r.stdout, r.stdout[-2000:]
@@ -59,13 +59,13 @@ def test_nbd_and_null_volumes(tmp_path):
             assert srv.poll() is None and time.monotonic() < deadline, "nbdkit did not start"
             time.sleep(0.05)
         uri = f"nbd+unix:///?socket={sock}"
-        w = run(env, "--volume", uri, "--volume", "null:32M", "--cmdline", cmdline(
+        w = run(env, "--volume", f"{uri},bus=virtio", "--volume", "null:32M,bus=virtio", "--cmdline", cmdline(
             f"cat /sys/block/vdb/size; "
             f"for i in 1 2 3 4 5 6 7 8; do echo {PATTERN}; done | "
             f"dd of=/dev/vda bs=4096 seek=3 conv=fsync 2>/dev/null; echo written"))
         assert w.returncode == 0, (w.stdout[-3000:], w.stderr)
         assert "written" in w.stdout and "65536" in w.stdout, w.stdout[-2000:]
-        r = run(env, "--volume", uri, "--cmdline", cmdline(
+        r = run(env, "--volume", f"{uri},bus=virtio", "--cmdline", cmdline(
             "dd if=/dev/vda bs=4096 skip=3 count=1 2>/dev/null | head -c 64"))
         assert r.returncode == 0, (r.stdout[-3000:], r.stderr)
         assert PATTERN in r.stdout, r.stdout[-2000:]

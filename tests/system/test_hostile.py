@@ -35,8 +35,8 @@ def test_descriptor_outside_guest_ram_puts_the_device_in_needs_reset(tmp_path):
              "dev=$(readlink -f /sys/block/vda/device/..); "
              "echo ${dev##*/} > /sys/bus/pci/drivers/virtio-pci/unbind; "
              "hostile-vq $dev; echo hostile-vq exit $?")
-    p = subprocess.run([str(NITRO), "run", "--require-kvm", "--volume", str(victim),
-                        "--volume", str(carrier), "--cmdline", cmdline(guest)],
+    p = subprocess.run([str(NITRO), "run", "--require-kvm", "--volume", f"{victim},bus=virtio",
+                        "--volume", f"{carrier},bus=virtio", "--cmdline", cmdline(guest)],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        errors="replace", timeout=300, env=env)
     out = p.stdout

@@ -28,7 +28,19 @@ SG1 = "ingress icmp all 10.0.0.0/24\n"
 
 DHCP = "udhcpc -i eth0 -n -q -t 20 -T 2 -O mtu"
 
-G1 = (DHCP + "; ip -4 addr show eth0; ip route; "
+# IMDSv2 from a stock busybox guest: the token by a hand-written PUT over nc (busybox wget
+# cannot PUT), then wget with the token header; a GET without the token must get 401.
+# (No double quotes: the script travels in the kernel command line's nitro_exec="...".)
+IMDS = ("T=$(printf 'PUT /latest/api/token HTTP/1.0\\r\\n"
+        "X-aws-ec2-metadata-token-ttl-seconds: 60\\r\\n\\r\\n' "
+        "| timeout 15 nc -w 5 169.254.169.254 80 | tail -n 1); echo IMDS-TOKEN-LEN=${#T}; "
+        "echo IMDS-IID=$(wget -q -O - --header X-aws-ec2-metadata-token:$T "
+        "http://169.254.169.254/latest/meta-data/instance-id); "
+        "echo IMDS-UD=$(wget -q -O - --header X-aws-ec2-metadata-token:$T "
+        "http://169.254.169.254/latest/user-data); "
+        "wget -q -O - http://169.254.169.254/latest/meta-data/instance-id; echo IMDS-NOTOKEN=$?; ")
+
+G1 = (DHCP + "; ip -4 addr show eth0; ip route; " + IMDS +
       "i=0; until ping -c 1 -W 1 10.0.0.6 >/dev/null; do i=$((i+1)); [ $i -gt 150 ] && break; done; "
       "ping -c 3 -W 2 10.0.0.6; echo G1-PING=$?; "
       "echo hello-b | timeout 15 nc -w 5 10.0.0.6 9090; echo G1-NC-B=$?; "
@@ -46,10 +58,10 @@ G3 = (DHCP + "; ip -4 addr show eth0; "
       "i=$((i+1)); done; echo G3-DONE")
 
 
-def start(env, nic, script, log, cpus=1):
+def start(env, nic, script, log, cpus=1, extra=()):
     f = open(log, "w")
     p = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--memory", "192", "--cpus",
-                          str(cpus), "--nic", nic, "--cmdline", cmdline(script)],
+                          str(cpus), "--nic", nic, "--cmdline", cmdline(script), *extra],
                          stdin=subprocess.DEVNULL, stdout=f,
                          stderr=subprocess.STDOUT, env=env)
     return p, f
@@ -65,7 +77,10 @@ def test_three_guests_dhcp_ping_isolation_and_security_group(tmp_path):
     try:
         runs["g2"] = start(env, f"vpc=1,ip=10.0.0.6,sg={sg}", G2, tmp_path / "g2.log")
         time.sleep(2)
-        runs["g1"] = start(env, f"vpc=1,ip=10.0.0.5,sg={sg1}", G1, tmp_path / "g1.log", cpus=2)
+        ud = tmp_path / "user-data"
+        ud.write_text("nitro-user-data-42")
+        runs["g1"] = start(env, f"vpc=1,ip=10.0.0.5,sg={sg1}", G1, tmp_path / "g1.log", cpus=2,
+                           extra=["--instance-id", "i-0abcdef0123456789", "--user-data", str(ud)])
         time.sleep(2)
         runs["g3"] = start(env, "vpc=2,ip=10.0.0.5", G3, tmp_path / "g3.log")
         deadline = time.time() + 900
@@ -100,3 +115,8 @@ def test_three_guests_dhcp_ping_isolation_and_security_group(tmp_path):
     assert "G1-NC-B=0" not in out["g1"], every
     assert "G2-GOT-A=hello-a" in out["g2"], every
     assert "hello-b" not in out["g2"], every
+    # IMDS through the default router: token, instance id and user data; 401 without token
+    assert re.search(r"^IMDS-TOKEN-LEN=56", out["g1"], re.M), every
+    assert re.search(r"^IMDS-IID=i-0abcdef0123456789\r?$", out["g1"], re.M), every
+    assert re.search(r"^IMDS-UD=nitro-user-data-42\r?$", out["g1"], re.M), every
+    assert re.search(r"^IMDS-NOTOKEN=1", out["g1"], re.M), every

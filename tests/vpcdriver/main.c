@@ -16,6 +16,8 @@
  *       what arrives on the second one's rx queue: one line
  *       "sent=N received=N seconds=S pps=X gbps=Y bytes=B". The tx queue is refilled
  *       once --batch (default 64) buffers are free.
+ *   vpc-driver imds SOCKET [--count N] [--ip A.B.C.D] [--gap-us N]
+ *       the IMDS latency benchmark's guest (tests/vpcdriver/imds.c)
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +31,8 @@
 #include "vnd.h"
 
 #define MAX_FRAME 9300
+
+int cmd_imds(int argc, char **argv); /* imds.c */
 
 static double now_s(void)
 {
@@ -292,6 +296,8 @@ int main(int argc, char **argv)
 	}
 	if (argc >= 2 && !strcmp(argv[1], "bench"))
 		return cmd_bench(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "imds"))
+		return cmd_imds(argc - 2, argv + 2);
 	fprintf(
 	    stderr,
 	    "usage: vpc-driver run SOCKET [--no-config] [--no-seal] [--pairs N] | vpc-driver bench "

@@ -533,6 +533,7 @@ static void batch_begin(struct ebs *e)
 }
 
 static void serve(struct ebs *e, unsigned q);
+static bool queue_live(const struct ebs *e, unsigned q);
 
 /* Ends a batch: resumes queues that waited for a free request, hands queued I/O to the
  * back end, then notifies each queue that got used entries (once). */
@@ -558,13 +559,41 @@ static void batch_end(struct ebs *e)
 	for (unsigned q = 0; m; q++, m >>= 1)
 		if (m & 1)
 			vu_queue_notify(&e->e_dev, q);
+	if (e->e_paused && e->e_on_quiet && e->e_inflight == 0) {
+		void (*cb)(struct ebs *, void *) = e->e_on_quiet;
+		e->e_on_quiet = NULL;
+		cb(e, e->e_quiet_opaque);
+	}
+}
+
+void ebs_pause(struct ebs *e, void (*on_quiet)(struct ebs *e, void *opaque), void *opaque)
+{
+	e->e_paused = true;
+	e->e_on_quiet = on_quiet;
+	e->e_quiet_opaque = opaque;
+	batch_begin(e);
+	batch_end(e); /* runs on_quiet now when nothing is in flight */
+}
+
+void ebs_resume(struct ebs *e)
+{
+	if (!e->e_paused)
+		return;
+	e->e_paused = false;
+	e->e_on_quiet = NULL;
+	batch_begin(e);
+	if (!e->e_throttled)
+		for (unsigned q = 0; q < e->e_dev.vd_nqueues; q++)
+			if (queue_live(e, q))
+				serve(e, q);
+	batch_end(e);
 }
 
 /* Takes chains from queue q while the buckets allow (inside a batch). */
 static void serve(struct ebs *e, unsigned q)
 {
 	struct vu_dev *d = &e->e_dev;
-	while (!e->e_throttled) {
+	while (!e->e_throttled && !e->e_paused) {
 		uint64_t wait;
 		if (!e->e_free) {
 			e->e_starved = true;

@@ -111,6 +111,11 @@ struct ebs {
 	unsigned e_next_queue; /* where serving resumes after a throttle (fairness) */
 	struct vr_seg *e_segs;
 	struct ebs_stats e_stats;
+	/* Paused for a snapshot (ebs_pause): no chain is taken; e_on_quiet runs once nothing
+	 * is in flight any more. */
+	bool e_paused;
+	void (*e_on_quiet)(struct ebs *e, void *opaque);
+	void *e_quiet_opaque;
 };
 
 /* Sets up the device for volume v stored on back end b, with nqueues queues (at most 64)
@@ -124,10 +129,16 @@ void ebs_set_gp2(struct ebs *e, double credit_cap);
 unsigned ebs_poll(struct ebs *e);
 /* Switches the driver's kicks off (true) or back on; true when work arrived meanwhile. */
 bool ebs_set_polling(struct ebs *e, bool on);
-/* The card cannot take more chains now (throttled, or no free request). */
+/* Stops taking chains (every queue); on_quiet(e, opaque) runs once, on the loop, when no
+ * request is in flight any more (at once when none is). ebs_resume() takes chains again.
+ * For crash-consistent snapshots (ctl.c). */
+void ebs_pause(struct ebs *e, void (*on_quiet)(struct ebs *e, void *opaque), void *opaque);
+void ebs_resume(struct ebs *e);
+
+/* The card cannot take more chains now (throttled, paused, or no free request). */
 static inline bool ebs_blocked(const struct ebs *e)
 {
-	return e->e_throttled || (e->e_starved && !e->e_free);
+	return e->e_throttled || e->e_paused || (e->e_starved && !e->e_free);
 }
 void ebs_fini(struct ebs *e);
 /* One line: id, ops, bytes, throttled time. */

@@ -2,8 +2,12 @@
  *
  *   nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]
  *                  [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]
- *                  [--encrypt] [--key-fd N] VOLUME
+ *                  [--encrypt] [--key-fd N] [--nvme [--device NAME]] [--ctl PATH] VOLUME
  *   nitro-card-ebs --print-capabilities
+ *
+ * --nvme serves the volume as an NVMe controller (src/cards/nvme: the queues here, the
+ * register file in nitro-hv --nvme) instead of virtio-blk; --device is the block device
+ * name EC2 puts in Identify Controller's vendor area (default sda1).
  *
  * VOLUME is a volume file (io_uring back end), nbd://HOST[:PORT]/EXPORT or
  * nbd+unix:///EXPORT?socket=PATH (NBD back end: unencrypted raw export, or with --header
@@ -12,6 +16,8 @@
  * An encrypted volume's data key is read from fd N with --key-fd (64 bytes, then EOF; the
  * fd is closed: how nitrod hands it over, the card never sees the master key), else
  * unwrapped with the master key ($NITRO_STATE/master.key).
+ * --ctl PATH: a control socket to pause the volume for a crash-consistent snapshot
+ * (ebsctl.h).
  *
  * Runs in the foreground until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to
  * stderr, as does the exit. With --socket-path the card keeps its socket and serves one
@@ -20,19 +26,24 @@
  * With --fd the card serves that one connection and exits when it closes.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "cards/ebs/ebs.h"
+#include "cards/ebs/ebsctl.h"
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
+#include "cards/nvme/front.h"
 #include "lib/util.h"
 #include "sandbox/sandbox.h"
 #include "volume/xts.h"
@@ -40,7 +51,8 @@
 static const char usage_text[] =
     "usage: nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]\n"
     "                      [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]\n"
-    "                      [--encrypt] [--key-fd N] VOLUME\n"
+    "                      [--encrypt] [--key-fd N] [--nvme [--device NAME]] [--ctl PATH]\n"
+    "                      VOLUME\n"
     "       nitro-card-ebs --print-capabilities\n"
     "  VOLUME            a volume file, nbd://HOST[:PORT]/EXPORT,\n"
     "                    nbd+unix:///EXPORT?socket=PATH, or null:SIZE\n"
@@ -53,7 +65,14 @@ static const char usage_text[] =
     "  --header PATH     NBD: id, size and wrapped data key from this local volume file\n"
     "  --encrypt         null: encrypt with an ephemeral random key\n"
     "  --key-fd N        read the volume's 64-byte data key from fd N (a pipe), then close\n"
-    "                    it (default: unwrap it with $NITRO_STATE/master.key)\n";
+    "                    it (default: unwrap it with $NITRO_STATE/master.key)\n"
+    "  --nvme            an NVMe controller (nitro-hv --nvme) instead of virtio-blk;\n"
+    "                    --queues is then the number of I/O queue pairs (1..16, default 16)\n"
+    "  --device NAME     NVMe: the device name in the vendor area (default sda1)\n"
+    "  --instance-store SIZE  with --nvme, instead of VOLUME: the instance storage card,\n"
+    "                    a nameless sparse file in --dir DIR (default /tmp) under a key\n"
+    "                    that never leaves this process\n"
+    "  --ctl PATH        control socket: pause (drain + flush) and resume, for snapshots\n";
 
 #define CARD_SECURE_HEAP (128u << 10) /* key schedules and XTS tweak buffers: ~40 KiB */
 
@@ -62,7 +81,11 @@ struct card {
 	struct loop c_loop;
 	struct backend c_backend;
 	struct bdev c_bdev;
+	struct ebsctl c_ctl;
 	int c_usr1;
+	struct nvme_ctrl c_nvme;
+	struct nvme_front c_front;
+	struct qos c_qos;
 };
 
 /* The frontend left: take the next one (socket mode) or end (--fd). */
@@ -75,9 +98,75 @@ static void on_disconnected(struct vu_dev *d)
 		loop_stop(&the_card->c_loop);
 }
 
+static bool nvme_mode;
+static bool instance_mode; /* the instance storage card (--instance-store) */
+
+static void nvme_print_stats(const struct nvme_ctrl *n, FILE *f)
+{
+	const struct nvme_smart *s = &n->c_smart;
+	fprintf(f,
+		"nitro-card-ebs: nvme %s: %llu reads (%llu bytes), %llu writes (%llu bytes), "
+		"%llu errors, throttled %llu times\n",
+		n->c_info.ni_serial, (unsigned long long)s->sm_read_cmds,
+		(unsigned long long)s->sm_read_bytes, (unsigned long long)s->sm_write_cmds,
+		(unsigned long long)s->sm_written_bytes, (unsigned long long)s->sm_err_entries,
+		(unsigned long long)n->c_throttled);
+}
+
 static void on_usr1(void *opaque)
 {
-	ebs_print_stats(&((struct card *)opaque)->c_ebs, stderr);
+	struct card *c = opaque;
+	if (nvme_mode)
+		nvme_print_stats(&c->c_nvme, stderr);
+	else
+		ebs_print_stats(&c->c_ebs, stderr);
+}
+
+/* --nvme: the volume behind an NVMe controller; runs the loop until the end. */
+static int run_nvme(struct card *c, struct volume *vol, const struct backend_opts *bo,
+		    const char *device, unsigned queues, bool gp2, double credits, uint64_t iops,
+		    uint64_t mibps)
+{
+	char err[512], serial[VOL_ID_LEN + 1];
+	/* the serial: the volume id without its dash ("vol0123...") */
+	snprintf(serial, sizeof(serial), "%.3s%s", vol->v_id,
+		 strncmp(vol->v_id, "vol-", 4) ? vol->v_id + 3 : vol->v_id + 4);
+	if (instance_mode) {
+		iops = mibps = 0; /* local storage: no EBS QoS */
+		gp2 = false;
+		device = "ephemeral0";
+	}
+	struct nvme_info info = {.ni_device = instance_mode ? 0xcd01 : 0x8061,
+				 .ni_model = instance_mode ? "Amazon EC2 NVMe Instance Storage"
+							   : "Amazon Elastic Block Store",
+				 .ni_serial = serial,
+				 .ni_bdev_name = device,
+				 .ni_nqids = queues + 1};
+	struct gmem none;
+	gm_init(&none);
+	if (nvme_init(&c->c_nvme, &info, &none, vol, &c->c_bdev, err, sizeof(err)) < 0)
+		die("%s", err);
+	uint64_t now = ebs_now_ns();
+	if (gp2) {
+		qos_init_gp2(&c->c_qos, vol->v_size, credits, mibps << 20, now);
+		c->c_nvme.c_qos = &c->c_qos;
+	} else if (iops || mibps) {
+		qos_init(&c->c_qos, iops, mibps << 20, now);
+		c->c_nvme.c_qos = &c->c_qos;
+	}
+	c->c_nvme.c_now = ebs_now_ns;
+	if (nvme_front_start(&c->c_front, &c->c_nvme, &c->c_loop, bo->bo_socket_path, bo->bo_fd,
+			     err, sizeof(err)) < 0)
+		die("%s", err);
+	if (sandbox_enter_from_env(err, sizeof(err)) < 0)
+		die("%s", err);
+	int r = loop_run(&c->c_loop);
+	if (r < 0)
+		warnmsg("event loop: %s", strerror(-r));
+	nvme_front_stop(&c->c_front);
+	nvme_print_stats(&c->c_nvme, stderr);
+	nvme_fini(&c->c_nvme);
+	return r;
 }
 
 static const char *opt_arg(const char *name, int argc, char **argv, int *i)
@@ -203,17 +292,57 @@ static void open_volume(struct card *c, const char *path, const char *header, bo
 		die("%s", err);
 }
 
+/* --instance-store: a nameless sparse file in dir (O_TMPFILE, or a file unlinked at once
+ * where the file system has no O_TMPFILE) encrypted with a key made here and kept only in
+ * this process: when the card ends, however it ends, the kernel frees the blocks and the
+ * key is gone (crypto-erase). */
+static void open_instance_store(struct card *c, const char *dir, uint64_t size, struct volume *vol)
+{
+	char err[512];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/.nitro-instance-XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0)
+		die("--instance-store: cannot create its file in %s: %s", dir, strerror(errno));
+	if (ftruncate(fd, (off_t)size) < 0)
+		die("--instance-store: %s", strerror(errno));
+	/* the serial: "AWS" and 17 random hex digits, new at every attach */
+	uint8_t rnd[9];
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		die("--instance-store: no random bytes");
+	char name[32];
+	int k = snprintf(name, sizeof(name), "AWS");
+	for (unsigned i = 0; i < sizeof(rnd); i++)
+		k += snprintf(name + k, sizeof(name) - (size_t)k, "%02x", rnd[i]);
+	name[20] = '\0';
+	vol_init_raw(vol, name, size, false);
+	snprintf(vol->v_id, sizeof(vol->v_id), "%.20s", name);
+	if (vol_set_ephemeral_key(vol, err, sizeof(err)) < 0 ||
+	    bdev_file_open(&c->c_bdev, fd, 0, size, "instance store", err, sizeof(err)) < 0)
+		die("%s", err);
+	close(fd);
+	instance_mode = true;
+}
+
 int main(int argc, char **argv)
 {
 	static struct card card = {.c_usr1 = -1};
 	struct card *c = &card;
 	struct backend_opts bo;
 	struct volume vol;
-	const char *path = NULL, *header = NULL, *v;
+	const char *path = NULL, *header = NULL, *device = "sda1", *ctl = NULL, *v;
 	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1, poll_us = 0;
 	uint64_t key_fd = 0;
 	bool key_given = false;
 	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
+	bool queues_given = false;
+	uint64_t instance = 0;
+	const char *instance_dir = "/tmp";
 	char err[512];
 
 	util_set_prog("nitro-card-ebs");
@@ -237,6 +366,7 @@ int main(int argc, char **argv)
 		} else if ((v = opt_arg("--queues", argc, argv, &i))) {
 			if (!parse_u64(v, 1, 64, &queues))
 				die_usage("--queues: expected 1..64, got '%s'", v);
+			queues_given = true;
 		} else if ((v = opt_arg("--poll-us", argc, argv, &i))) {
 			if (!parse_u64(v, 0, 1000, &poll_us))
 				die_usage("--poll-us: expected 0..1000, got '%s'", v);
@@ -246,6 +376,21 @@ int main(int argc, char **argv)
 			key_given = true;
 		} else if ((v = opt_arg("--header", argc, argv, &i))) {
 			header = v;
+		} else if ((v = opt_arg("--device", argc, argv, &i))) {
+			if (!*v || strlen(v) > 32)
+				die_usage("--device: expected a name of 1..32 bytes, got '%s'", v);
+			device = v;
+		} else if ((v = opt_arg("--instance-store", argc, argv, &i))) {
+			if (!parse_size(v, &instance) || !instance || instance % VOL_SECTOR)
+				die_usage("--instance-store: expected SIZE, a multiple of 512, got "
+					  "'%s'",
+					  v);
+		} else if ((v = opt_arg("--dir", argc, argv, &i))) {
+			instance_dir = v;
+		} else if (!strcmp(argv[i], "--nvme")) {
+			nvme_mode = true;
+		} else if ((v = opt_arg("--ctl", argc, argv, &i))) {
+			ctl = v;
 		} else if (!strcmp(argv[i], "--gp2")) {
 			gp2 = true;
 		} else if (!strcmp(argv[i], "--encrypt")) {
@@ -264,7 +409,11 @@ int main(int argc, char **argv)
 		}
 	}
 	card_backend_opts_done(&bo, "blk", usage_text);
-	if (!path)
+	if (ctl && nvme_mode)
+		die_usage("--ctl: not with --nvme (the NVMe front has no pause control yet)");
+	if (instance && (path || !nvme_mode || header || encrypt))
+		die_usage("--instance-store: with --nvme, instead of VOLUME\n%s", usage_text);
+	if (!path && !instance)
 		die_usage("VOLUME is required\n%s", usage_text);
 	if (gp2 && iops_given)
 		die_usage("--gp2 and --iops exclude each other (gp2 sets the IOPS from the size)");
@@ -279,7 +428,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	uint8_t *key = key_given ? read_key((int)key_fd) : NULL;
-	open_volume(c, path, header, readonly, encrypt, key, &vol);
+	if (instance)
+		open_instance_store(c, instance_dir, instance, &vol);
+	else
+		open_volume(c, path, header, readonly, encrypt, key, &vol);
 	drop_key(key); /* the cipher contexts hold their own copy, in the secure heap */
 	/* Keys live in locked memory (the secure heap set up first thing in main); keep the
 	 * process out of core dumps and same-user ptrace too. */
@@ -287,12 +439,28 @@ int main(int argc, char **argv)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (card_loop_init(&c->c_loop, &c->c_usr1, on_usr1, c, err, sizeof(err)) < 0)
 		die("%s", err);
+	if (nvme_mode) {
+		if (!queues_given)
+			queues = NVME_MAX_QIDS - 1; /* the driver takes one pair per vCPU */
+		if (queues > NVME_MAX_QIDS - 1)
+			die_usage("--queues: at most %u with --nvme", NVME_MAX_QIDS - 1);
+		int rn = run_nvme(c, &vol, &bo, device, (unsigned)queues, gp2, credits,
+				  gp2 ? 0 : iops, mibps);
+		bdev_close(&c->c_bdev);
+		close(c->c_usr1);
+		loop_fini(&c->c_loop);
+		vol_close(&vol);
+		return rn < 0 ? 1 : 0;
+	}
 	if (ebs_init(&c->c_ebs, &vol, &c->c_bdev, &c->c_loop, (unsigned)queues, gp2 ? 0 : iops,
 		     mibps << 20, err, sizeof(err)) < 0)
 		die("volume %s: %s", path, err);
 	if (gp2)
 		ebs_set_gp2(&c->c_ebs, credits);
 	c->c_ebs.e_ops.vo_disconnected = on_disconnected;
+	c->c_ctl.ec_fd = c->c_ctl.ec_client = -1;
+	if (ctl && ebsctl_open(&c->c_ctl, &c->c_ebs, &c->c_loop, ctl, err, sizeof(err)) < 0)
+		die("%s", err);
 
 	bo.bo_serial = true;
 	int r = backend_start(&c->c_backend, &c->c_ebs.e_dev, &c->c_loop, &bo, err, sizeof(err));
@@ -306,6 +474,8 @@ int main(int argc, char **argv)
 		warnmsg("event loop: %s", strerror(-r));
 
 	ebs_print_stats(&c->c_ebs, stderr);
+	if (ctl)
+		ebsctl_close(&c->c_ctl);
 	ebs_fini(&c->c_ebs);
 	bdev_close(&c->c_bdev);
 	backend_stop(&c->c_backend);

@@ -44,6 +44,7 @@ struct vpc_port {
 	void *p_ctx;
 	struct ct_table p_ct;
 	struct tbucket p_pps, p_bw_in, p_bw_out;
+	struct tbucket p_linklocal; /* VPC_LINKLOCAL_PPS, to 169.254.169.254 */
 	struct vpc_stats p_st;
 	uint16_t p_ip_id; /* for the replies we make */
 };

@@ -3,7 +3,9 @@
  *   nitro-card-vpc --socket-path PATH | --fd N --vpc ID --ip A.B.C.D[/P]
  *                  [--mac MAC] [--sg FILE] [--underlay ADDR[:PORT] | --underlay-fd N]
  *                  [--map PATH] [--pps N] [--bandwidth MBIT] [--mtu N] [--queue-pairs N]
- *                  [--conntrack-max N] [--ctl PATH]
+ *                  [--conntrack-max N] [--ctl PATH] [--imds MODE] [--instance-id ID]
+ *                  [--instance-type T] [--ami-id ID] [--region R] [--az AZ]
+ *                  [--user-data FILE] [--ssh-key FILE] [--identity DIR]
  *   nitro-card-vpc --print-capabilities
  *
  * Frames the guest sends go through the VPC core (vpc.h): ARP and DHCP are answered on
@@ -13,9 +15,16 @@
  * (VPC, IP) -> (underlay, MAC) record in the mapping directory at start and removes it at
  * exit. Runs until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to stderr, as
  * does the exit; the control socket (--ctl) answers them to `nitro net stats`.
+ *
+ * The instance metadata service (imds.h) answers at 169.254.169.254:80 on the guest's
+ * side only: TCP ends in this process (lwIP, imds_net.h), no host socket. Its metadata
+ * comes from the launcher's arguments and files (opened before the sandbox), never from
+ * the guest; --identity DIR holds the identity document and the signatures the launcher
+ * made with the chip's key (document, pkcs7, signature, rsa2048; the card gets no key).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +34,8 @@
 
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
+#include "cards/vpc/imds.h"
+#include "cards/vpc/imds_net.h"
 #include "cards/vpc/net.h"
 #include "cards/vpc/netctl.h"
 #include "cards/vpc/vpc.h"
@@ -50,7 +61,16 @@ static const char usage_text[] =
     "  --bandwidth MBIT    Mbit/s allowance per direction (0: unlimited, the default)\n"
     "  --mtu N             576..9216 (default 9001)\n"
     "  --queue-pairs N     virtio-net queue pairs (1..8, default 1)\n"
-    "  --ctl PATH          control socket for `nitro net stats`\n";
+    "  --ctl PATH          control socket for `nitro net stats`\n"
+    "  --imds MODE         required (IMDSv2 only, the default), optional, disabled\n"
+    "  --instance-id ID    i- and 17 hex digits (metadata; default i-0123456789abcdef0)\n"
+    "  --instance-type T   metadata instance-type (default m5.large)\n"
+    "  --ami-id ID, --region R, --az AZ   metadata (defaults ami-0123456789abcdef0,\n"
+    "                      us-east-1, REGION + a)\n"
+    "  --user-data FILE    /latest/user-data (16 KiB at most)\n"
+    "  --ssh-key FILE      meta-data/public-keys/0/openssh-key\n"
+    "  --identity DIR      the signed identity document (document, pkcs7, signature,\n"
+    "                      rsa2048) made by the launcher\n";
 
 struct card {
 	struct loop c_loop;
@@ -62,7 +82,8 @@ struct card {
 	struct vpc_port *c_port;
 	struct vpc_sg *c_sg;
 	struct map_entry c_self;
-	int c_usr1, c_tick;
+	int c_usr1, c_tick, c_imds_tick;
+	struct imds *c_imds;
 	bool c_ul_paused; /* the guest has no rx buffer: the socket buffer holds datagrams */
 	uint8_t c_out[VPC_OUT_MIN + 64];
 	uint64_t c_now;	     /* the clock, read once per batch of packets */
@@ -119,6 +140,9 @@ static void on_guest_frame(struct vnet *n, unsigned pair, const uint8_t *frame, 
 	case VPC_TO_GUEST:
 		vnet_rx(n, pair, out.vo_data, out.vo_len);
 		break;
+	case VPC_TO_IMDS:
+		imds_net_input(out.vo_data, out.vo_len);
+		break;
 	default:
 		break;
 	}
@@ -130,6 +154,114 @@ static void on_guest_batch_done(struct vnet *n)
 	ul_flush(&c->c_ul);
 	vnet_rx_flush(n);
 	c->c_now_uses = 0;
+}
+
+/* ---- the IMDS ---- */
+
+static void imds_to_guest(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct card *c = ctx;
+	vnet_rx(&c->c_net, 0, frame, len);
+}
+
+static void on_imds_tick(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct card *c = opaque;
+	uint64_t n;
+	(void)l;
+	(void)events;
+	if (read(fd, &n, sizeof(n)) > 0) {
+		imds_net_poll();
+		vnet_rx_flush(&c->c_net);
+	}
+}
+
+/* A whole small file (at most max bytes), opened once. NULL when path is NULL (or, when
+ * optional, absent). */
+static uint8_t *slurp(const char *path, size_t max, size_t *len, bool optional)
+{
+	if (!path)
+		return NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (optional && errno == ENOENT)
+			return NULL;
+		die("%s: %s", path, strerror(errno));
+	}
+	uint8_t *b = malloc(max + 1);
+	size_t n = 0;
+	if (!b)
+		die("out of memory");
+	for (;;) {
+		ssize_t r = read(fd, b + n, max + 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("%s: %s", path, strerror(errno));
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > max)
+			die("%s: more than %zu bytes", path, max);
+	}
+	close(fd);
+	*len = n;
+	return b;
+}
+
+struct imds_opts {
+	struct imds_cfg ic;
+	const char *user_data, *ssh_key, *identity;
+};
+
+static void imds_start(struct card *c, struct imds_opts *o, const struct vpc_cfg *cfg)
+{
+	struct imds_cfg *ic = &o->ic;
+	char err[512], p[PATH_MAX];
+	unsigned prefix = cfg->vc_prefix ? cfg->vc_prefix : VPC_PREFIX_DEFAULT;
+	struct in_addr a = {cfg->vc_ip}, net = {cfg->vc_ip & htonl(~0u << (32 - prefix))};
+	inet_ntop(AF_INET, &a, ic->ic_local_ipv4, sizeof(ic->ic_local_ipv4));
+	char nb[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &net, nb, sizeof(nb));
+	snprintf(ic->ic_subnet_cidr, sizeof(ic->ic_subnet_cidr), "%s/%u", nb, prefix);
+	snprintf(ic->ic_vpc_cidr, sizeof(ic->ic_vpc_cidr), "%s/%u", nb, prefix);
+	const uint8_t *m = cfg->vc_mac;
+	snprintf(ic->ic_mac, sizeof(ic->ic_mac), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2],
+		 m[3], m[4], m[5]);
+	static char vpc_id[32], subnet_id[32], eni[32];
+	snprintf(vpc_id, sizeof(vpc_id), "vpc-%017x", cfg->vc_vni);
+	snprintf(subnet_id, sizeof(subnet_id), "subnet-%017x", ntohl(net.s_addr));
+	snprintf(eni, sizeof(eni), "eni-%017x", ntohl(cfg->vc_ip));
+	ic->ic_vpc_id = vpc_id;
+	ic->ic_subnet_id = subnet_id;
+	ic->ic_interface_id = eni;
+	ic->ic_domain = cfg->vc_domain ? cfg->vc_domain : VPC_DOMAIN_DEFAULT;
+	ic->ic_pending_time = (uint64_t)time(NULL);
+	ic->ic_user_data = slurp(o->user_data, IMDS_USERDATA_MAX, &ic->ic_user_data_len, false);
+	ic->ic_ssh_key = slurp(o->ssh_key, 8192, &ic->ic_ssh_key_len, false);
+	if (o->identity) {
+#define ID(field, name)                                                                            \
+	do {                                                                                       \
+		snprintf(p, sizeof(p), "%s/" name, o->identity);                                   \
+		ic->ic_##field = slurp(p, 8192, &ic->ic_##field##_len, true);                      \
+	} while (0)
+		ID(doc, "document");
+		ID(pkcs7, "pkcs7");
+		ID(signature, "signature");
+		ID(rsa2048, "rsa2048");
+#undef ID
+	}
+	c->c_imds = imds_new(ic, err, sizeof(err));
+	if (!c->c_imds)
+		die("imds: %s", err);
+	if (imds_net_init(c->c_imds, cfg->vc_mac, imds_to_guest, c, err, sizeof(err)) < 0)
+		die("imds: %s", err);
+	c->c_imds_tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	struct itimerspec t = {.it_interval = {0, IMDS_NET_TICK_MS * 1000000L},
+			       .it_value = {0, IMDS_NET_TICK_MS * 1000000L}};
+	if (c->c_imds_tick < 0 || timerfd_settime(c->c_imds_tick, 0, &t, NULL) < 0 ||
+	    loop_add(&c->c_loop, c->c_imds_tick, on_imds_tick, c, err, sizeof(err)) < 0)
+		die("imds timer: %s", c->c_imds_tick < 0 ? strerror(errno) : err);
 }
 
 /* ---- underlay -> core -> guest ---- */
@@ -221,6 +353,8 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	size_t o = 0;
 	const struct vnet_stats *v = &c->c_net.vn_stats;
 	const struct ul_stats *u = &c->c_ul.ul_stats;
+	struct imds_net_stats is;
+	imds_net_stats(&is);
 	o += (size_t)snprintf(
 	    buf + o, len - o,
 	    "virtio_ctrl_ok=%llu virtio_ctrl_err=%llu virtio_rx_no_buffer=%llu "
@@ -229,7 +363,8 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    "underlay_send_errors=%llu underlay_received=%llu "
 	    "underlay_truncated=%llu underlay_gso_sends=%llu underlay_gro_buffers=%llu "
 	    "underlay_gro_overflow=%llu "
-	    "map_lookups=%llu map_misses=%llu",
+	    "map_lookups=%llu map_misses=%llu imds_requests=%llu imds_conns_evicted=%llu "
+	    "imds_conns_idle_closed=%llu",
 	    (unsigned long long)v->st_ctrl_ok, (unsigned long long)v->st_ctrl_err,
 	    (unsigned long long)v->st_rx_no_buffer, (unsigned long long)v->st_rx_too_big,
 	    (unsigned long long)v->st_tx_bad_header, (unsigned long long)v->st_tx_runt,
@@ -237,7 +372,9 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    (unsigned long long)u->st_send_errors, (unsigned long long)u->st_received,
 	    (unsigned long long)u->st_truncated, (unsigned long long)u->st_gso_sends,
 	    (unsigned long long)u->st_gro_buffers, (unsigned long long)u->st_gro_overflow,
-	    (unsigned long long)c->c_map.m_lookups, (unsigned long long)c->c_map.m_misses);
+	    (unsigned long long)c->c_map.m_lookups, (unsigned long long)c->c_map.m_misses,
+	    (unsigned long long)is.requests, (unsigned long long)is.conns_evicted,
+	    (unsigned long long)is.conns_idle_closed);
 	char *save = NULL;
 	for (char *ln = strtok_r(tmp, "\n", &save); ln && o + 2 < len;
 	     ln = strtok_r(NULL, "\n", &save)) {
@@ -339,7 +476,8 @@ static void unregister_on_crash(const struct mapsvc *m)
 
 int main(int argc, char **argv)
 {
-	static struct card card = {.c_usr1 = -1, .c_tick = -1};
+	static struct card card = {.c_usr1 = -1, .c_tick = -1, .c_imds_tick = -1};
+	struct imds_opts io = {0};
 	struct card *c = &card;
 	struct backend_opts bo;
 	struct vpc_cfg cfg = {0};
@@ -396,6 +534,27 @@ int main(int argc, char **argv)
 			if (!parse_u64(v, 1, VPC_CT_MAX, &x))
 				die_usage("--conntrack-max %s: expected 1..%u", v, VPC_CT_MAX);
 			cfg.vc_conntrack_max = (uint32_t)x;
+		} else if ((v = opt_arg("--imds", argc, argv, &i))) {
+			int mode = imds_parse_mode(v);
+			if (mode < 0)
+				die_usage("--imds %s: expected required, optional or disabled", v);
+			io.ic.ic_mode = (enum imds_mode)mode;
+		} else if ((v = opt_arg("--instance-id", argc, argv, &i))) {
+			io.ic.ic_instance_id = v;
+		} else if ((v = opt_arg("--instance-type", argc, argv, &i))) {
+			io.ic.ic_instance_type = v;
+		} else if ((v = opt_arg("--ami-id", argc, argv, &i))) {
+			io.ic.ic_ami_id = v;
+		} else if ((v = opt_arg("--region", argc, argv, &i))) {
+			io.ic.ic_region = v;
+		} else if ((v = opt_arg("--az", argc, argv, &i))) {
+			io.ic.ic_az = v;
+		} else if ((v = opt_arg("--user-data", argc, argv, &i))) {
+			io.user_data = v;
+		} else if ((v = opt_arg("--ssh-key", argc, argv, &i))) {
+			io.ssh_key = v;
+		} else if ((v = opt_arg("--identity", argc, argv, &i))) {
+			io.identity = v;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage_text, stdout);
 			return 0;
@@ -444,6 +603,7 @@ int main(int argc, char **argv)
 		      sizeof(err)) < 0)
 		die("virtio-net: %s", err);
 	c->c_net.vn_opaque = c;
+	imds_start(c, &io, &cfg);
 	c->c_net.vn_tx = on_guest_frame;
 	c->c_net.vn_tx_done = on_guest_batch_done;
 	c->c_net.vn_rx_ready = on_rx_ready;
@@ -492,6 +652,9 @@ int main(int argc, char **argv)
 	ul_close(&c->c_ul);
 	vpc_port_free(c->c_port);
 	vpc_sg_free(c->c_sg);
+	imds_free(c->c_imds);
+	if (c->c_imds_tick >= 0)
+		close(c->c_imds_tick);
 	close(c->c_usr1);
 	close(c->c_tick);
 	loop_fini(&c->c_loop);

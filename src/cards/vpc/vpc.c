@@ -36,6 +36,7 @@ static const char *const drop_names[VPC_DROP__COUNT] = {
     [VPC_DROP_SPOOF_IN] = "spoof_in",
     [VPC_DROP_NOT_FOR_US] = "not_for_us",
     [VPC_DROP_NO_ROOM] = "no_room",
+    [VPC_DROP_LINKLOCAL] = "linklocal",
 };
 
 const char *vpc_drop_name(enum vpc_drop r)
@@ -126,6 +127,7 @@ struct vpc_port *vpc_port_new(const struct vpc_cfg *c, vpc_lookup_fn *lookup, vo
 	tb_init(&p->p_pps, c->vc_pps, 1, 0);
 	tb_init(&p->p_bw_in, c->vc_bps / 8, ETH_HLEN_ + mtu, 0);
 	tb_init(&p->p_bw_out, c->vc_bps / 8, ETH_HLEN_ + mtu, 0);
+	tb_init(&p->p_linklocal, VPC_LINKLOCAL_PPS, 1, 0);
 	return p;
 }
 
@@ -359,6 +361,27 @@ static enum vpc_drop allowance(struct vpc_port *p, bool ingress, size_t bytes, u
 	return VPC_DROP_NONE;
 }
 
+/* ---- guest -> the link-local services ---- */
+
+/* A packet to 169.254.169.254: the link-local allowance (AWS: 1024 packets/s per
+ * interface for DNS, IMDS and time together; no security group applies), then TCP to port
+ * 80 goes to the card's IMDS, the rest is dropped. */
+static enum vpc_action to_imds(struct vpc_port *p, const struct pkt *k, uint64_t now,
+			       struct vpc_out *out)
+{
+	if (!tb_check(&p->p_linklocal, 1, now)) {
+		p->p_st.st_linklocal_allowance_exceeded++;
+		return vpc_drop(p, out, VPC_DROP_LINKLOCAL);
+	}
+	tb_take(&p->p_linklocal, 1);
+	if (k->pk_proto != IPPROTO_TCP_ || k->pk_dport != 80)
+		return vpc_drop(p, out, VPC_DROP_NO_ROUTE);
+	p->p_st.st_imds_packets++;
+	out->vo_data = k->pk_ip;
+	out->vo_len = k->pk_len;
+	return VPC_TO_IMDS;
+}
+
 /* ---- guest -> underlay ---- */
 
 enum vpc_action vpc_from_guest(struct vpc_port *p, const uint8_t *frame, size_t len,
@@ -396,6 +419,8 @@ enum vpc_action vpc_from_guest(struct vpc_port *p, const uint8_t *frame, size_t 
 		return vpc_drop(p, out, VPC_DROP_BROADCAST);
 	if (k.pk_src != p->p_ip)
 		return vpc_drop(p, out, VPC_DROP_SPOOF_OUT);
+	if (k.pk_dst == htonl(VPC_IMDS_IP))
+		return to_imds(p, &k, now_ns, out);
 	struct vpc_map_entry m;
 	if (k.pk_dst == p->p_ip || k.pk_dst == p->p_gw || k.pk_dst == p->p_dns ||
 	    p->p_lookup(p->p_ctx, p->p_vni, k.pk_dst, &m) != 0 || m.vm_vni != p->p_vni ||
@@ -524,6 +549,8 @@ int vpc_stats_format(const struct vpc_stats *st, char *buf, size_t len)
 	    {"conntrack_allowance_available", st->st_conntrack_allowance_available},
 	    {"conntrack_entries", st->st_conntrack_entries},
 	    {"conntrack_evicted", st->st_conntrack_evicted},
+	    {"linklocal_allowance_exceeded", st->st_linklocal_allowance_exceeded},
+	    {"imds_packets", st->st_imds_packets},
 	};
 	size_t n = 0;
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {

@@ -14,6 +14,10 @@
  * - vpc_from_guest: VPC_TO_GUEST (ARP reply, DHCP OFFER/ACK/NAK in vo_data for the
  *   guest's rx queue), VPC_TO_UNDERLAY (vo_data = Geneve header + inner frame, the UDP
  *   payload to send to vo_ul_ip:vo_ul_port), or VPC_DROP.
+ *   VPC_TO_IMDS: vo_data is the guest's IPv4 packet (its own source address, TCP to
+ *   169.254.169.254:80) for the card's IMDS, after the link-local allowance
+ *   (VPC_LINKLOCAL_PPS; linklocal_allowance_exceeded). Other traffic to that address is
+ *   dropped (no_route).
  *   vpc_from_underlay: VPC_TO_GUEST (the inner frame for the guest) or VPC_DROP.
  *   vo_data points into vo_buf, or (from_underlay only) into the input datagram, valid as
  *   long as that is. vo_buf needs VPC_OUT_MIN bytes; less gives VPC_DROP_NO_ROOM.
@@ -60,6 +64,8 @@
 #define VPC_CT_MAX (1u << 22)
 #define VPC_LEASE_DEFAULT 3600 /* DHCP lease, seconds */
 #define VPC_DOMAIN_DEFAULT "nitro.internal"
+#define VPC_IMDS_IP 0xa9fea9feu /* 169.254.169.254, host order */
+#define VPC_LINKLOCAL_PPS 1024	/* AWS: per interface, to the link-local services */
 /* The largest result: Geneve header + Ethernet header + the largest MTU. */
 #define VPC_OUT_MIN (VPC_GENEVE_HLEN + 14 + VPC_MTU_MAX)
 
@@ -106,6 +112,8 @@ struct vpc_stats {
 	uint64_t st_conntrack_allowance_available; /* free conntrack entries now */
 	uint64_t st_conntrack_entries;		   /* tracked flows now */
 	uint64_t st_conntrack_evicted; /* unassured flows evicted to make room (SYN floods) */
+	uint64_t st_linklocal_allowance_exceeded; /* to 169.254.169.254 over 1024/s */
+	uint64_t st_imds_packets;		  /* handed to the IMDS */
 	uint64_t st_drops[VPC_DROP__COUNT];
 };
 

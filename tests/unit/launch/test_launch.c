@@ -132,20 +132,22 @@ static void test_cards_first_then_the_hypervisor(void **state)
 	assert_int_equal(c3->lp_item, 1);
 	assert_int_equal(c3->lp_card, 3);
 	assert_string_equal(joined(c0), "/opt/nitro/nitro-card-ebs --socket-path /run/i-1/c0.sock "
-					"--iops 500 --throughput 40 /vol/a.vol");
+					"--ctl /run/i-1/c0.sock.ctl --iops 500 --throughput 40 "
+					"/vol/a.vol");
 	assert_string_equal(joined(c1), "/opt/nitro/nitro-card-ebs --socket-path /run/i-1/c1.sock "
-					"--gp2 --readonly --header /vol/hdr.vol nbd://h:1/x");
+					"--ctl /run/i-1/c1.sock.ctl --gp2 --readonly --header "
+					"/vol/hdr.vol nbd://h:1/x");
 	assert_string_equal(joined(c2),
 			    "/opt/nitro/nitro-card-vpc --socket-path /run/i-1/c2.sock --ctl "
 			    "/run/i-1/c2.sock.ctl --vpc 7 --ip 10.0.0.5/24 --queue-pairs 7 --map "
-			    "/var/vpc-map");
+			    "/var/vpc-map --instance-type t3.micro");
 	assert_string_equal(joined(c3),
 			    "/opt/nitro/nitro-card-vpc --socket-path /run/i-1/c3.sock --ctl "
 			    "/run/i-1/c3.sock.ctl --vpc 8 --ip 10.1.0.5/16 --queue-pairs 7 --mac "
 			    "02:00:00:00:00:01 --sg /sg/web --pps 1000 --bandwidth 0 --map "
-			    "/var/vpc-map");
+			    "/var/vpc-map --instance-type t3.micro");
 	assert_string_equal(c2->lp_ctl, "/run/i-1/c2.sock.ctl");
-	assert_null(c0->lp_ctl);
+	assert_string_equal(c0->lp_ctl, "/run/i-1/c0.sock.ctl"); /* snapshots pause it */
 	assert_string_equal(c0->lp_vhost, "blk");
 	assert_string_equal(c2->lp_vhost, "net");
 	assert_string_equal(c0->lp_profile, "card-ebs");
@@ -269,11 +271,62 @@ static void test_queue_pairs_follow_the_vcpus(void **state)
 		snprintf(s.ls_nics[0].ln_ip, 40, "10.0.0.9/24");
 		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
 		char want[32];
-		snprintf(want, sizeof(want), " --queue-pairs %u$", cpus[i][1]);
+		snprintf(want, sizeof(want), " --queue-pairs %u ", cpus[i][1]);
 		char got[8192];
 		snprintf(got, sizeof(got), "%s$", joined(&plan.pl_procs[0]));
 		assert_non_null(strstr(got, want));
 	}
+}
+
+/* The instance metadata: nitro-hv's SMBIOS gets the id and type, each VPC card the same
+ * and its IMDS files, bound read-only (issue 15). */
+static void test_instance_metadata_reaches_hv_and_cards(void **state)
+{
+	(void)state;
+	static struct launch_spec s;
+	static struct launch_env e;
+	static struct launch_plan plan;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	snprintf(s.ls_instance_id, sizeof(s.ls_instance_id), "i-0123456789abcdef0");
+	snprintf(s.ls_instance_type, sizeof(s.ls_instance_type), "c5.large");
+	snprintf(s.ls_user_data, sizeof(s.ls_user_data), "/files/ud");
+	snprintf(s.ls_ssh_key, sizeof(s.ls_ssh_key), "/files/key.pub");
+	s.ls_nnics = 1;
+	launch_nic_init(&s.ls_nics[0]);
+	s.ls_nics[0].ln_vpc = 1;
+	snprintf(s.ls_nics[0].ln_ip, 40, "10.0.0.9/24");
+	snprintf(s.ls_nics[0].ln_imds, 12, "optional");
+	snprintf(s.ls_nics[0].ln_identity, PATH_MAX, "/state/instances/i-1/identity-nic0");
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	const struct launch_proc *c = launch_plan_card(&plan, 0), *hv = launch_plan_hv(&plan);
+	char got[8192];
+	snprintf(got, sizeof(got), "%s ", joined(c));
+	assert_non_null(strstr(got,
+			       " --imds optional --instance-id i-0123456789abcdef0 "
+			       "--instance-type c5.large --user-data /files/ud --ssh-key "
+			       "/files/key.pub --identity /state/instances/i-1/identity-nic0 "));
+	static const char *const ro[] = {"/files/ud", "/files/key.pub",
+					 "/state/instances/i-1/identity-nic0"};
+	for (size_t i = 0; i < 3; i++) {
+		bool found = false;
+		for (unsigned k = 0; k < c->lp_npaths; k++)
+			if (!strcmp(c->lp_paths[k].lpa_path, ro[i])) {
+				found = true;
+				assert_int_equal(c->lp_paths[k].lpa_flags, 0); /* read-only */
+			}
+		assert_true(found);
+	}
+	snprintf(got, sizeof(got), "%s ", joined(hv));
+	assert_non_null(
+	    strstr(got, " --instance-id i-0123456789abcdef0 --instance-type c5.large "));
+	/* no type given: the card gets the one nitro-hv derives (same function) */
+	s.ls_instance_type[0] = 0;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	snprintf(got, sizeof(got), "%s ", joined(launch_plan_card(&plan, 0)));
+	assert_non_null(strstr(got, " --instance-type t3.nano ")); /* 1 vCPU, 256 MiB */
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--instance-type"));
 }
 
 static void test_limits(void **state)
@@ -392,6 +445,7 @@ int main(void)
 	    cmocka_unit_test(test_cards_first_then_the_hypervisor),
 	    cmocka_unit_test(test_every_qos_field_reaches_the_card),
 	    cmocka_unit_test(test_queue_pairs_follow_the_vcpus),
+	    cmocka_unit_test(test_instance_metadata_reaches_hv_and_cards),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_json_carries_the_plan),
 	    cmocka_unit_test(test_tpm_card),
