@@ -113,10 +113,10 @@ static const char *shown(const char *id, const char *prefix)
  * serves boot files from (--images, --files), reached without a symbolic link: checked
  * here for a clear 400, and opened the same way again by every launch, which measures
  * and hands over that open file (bootfile.h). */
-static int check_file(const char *what, const char *path, struct api_resp *rs)
+static int check_file(const char *what, const char *path, uid_t owner, struct api_resp *rs)
 {
 	char err[PATH_MAX + 256];
-	int fd = bootfile_open(what, path, err, sizeof(err));
+	int fd = bootfile_open(what, path, owner, err, sizeof(err));
 	if (fd < 0) {
 		fail(rs, 400, "%s", err);
 		return -1;
@@ -220,17 +220,18 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 			return;
 		}
 		for (unsigned i = 0; i < s.s_nnics; i++)
-			if (s.s_nics[i].n_sg[0] && check_file("nics sg", s.s_nics[i].n_sg, rs))
+			if (s.s_nics[i].n_sg[0] &&
+			    check_file("nics sg", s.s_nics[i].n_sg, rq->ar_uid, rs))
 				return;
 	}
-	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rs))
+	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rq->ar_uid, rs))
 		return;
 	/* The cards serve these to the guest: only files of the served folders. */
-	if (s.s_user_data[0] && check_file("user_data", s.s_user_data, rs))
+	if (s.s_user_data[0] && check_file("user_data", s.s_user_data, rq->ar_uid, rs))
 		return;
-	if (s.s_ssh_key[0] && check_file("ssh_key", s.s_ssh_key, rs))
+	if (s.s_ssh_key[0] && check_file("ssh_key", s.s_ssh_key, rq->ar_uid, rs))
 		return;
-	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rs))
+	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rq->ar_uid, rs))
 		return;
 	for (unsigned i = 0; i < s.s_nvols; i++) {
 		struct volrec *v = vol_visible(rq, s.s_vols[i].vr_id);
@@ -465,10 +466,32 @@ static int open_store(uid_t uid, bool create, struct snap_store *st, struct api_
 /* An image named in a request: opened once, then the opened file must be a regular file
  * inside the folders nitrod serves files from (as kernels and initrds: check_file), so a
  * caller cannot import another host file (/etc/shadow) into a volume it can read. */
-static int open_image(const char *path, struct api_resp *rs)
+static int open_image_as(const char *path, uid_t uid, struct api_resp *rs);
+
+/* The image is looked up and opened with the caller's rights (bootfile.h): root reads
+ * nothing into a caller's volume that the caller could not read itself. */
+static int open_image(const char *path, uid_t uid, struct api_resp *rs)
+{
+	struct bootfile_creds bc;
+	if (bootfile_as_owner(&bc, uid) < 0) {
+		fail(rs, 500, "from_image %s: cannot take uid %u's rights: %s", path, (unsigned)uid,
+		     strerror(errno));
+		return -1;
+	}
+	int fd = open_image_as(path, uid, rs);
+	bootfile_as_root(&bc);
+	return fd;
+}
+
+static int open_image_as(const char *path, uid_t uid, struct api_resp *rs)
 {
 	/* O_PATH first: naming a device (/dev/watchdog, a tape) must not open it. */
 	int pfd = open(path, O_PATH | O_CLOEXEC);
+	if (pfd < 0 && errno == EACCES && uid != 0) {
+		fail(rs, 400, "from_image %s: uid %u may not read it; refused", path,
+		     (unsigned)uid);
+		return -1;
+	}
 	if (pfd < 0) {
 		fail(rs, 400, "from_image %s: %s", path, strerror(errno));
 		return -1;
@@ -489,9 +512,13 @@ static int open_image(const char *path, struct api_resp *rs)
 			continue;
 		/* The very file checked, opened for reading through its O_PATH descriptor. */
 		int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		int e = errno;
 		close(pfd);
-		if (fd < 0)
-			fail(rs, 400, "from_image %s: %s", path, strerror(errno));
+		if (fd < 0 && e == EACCES && uid != 0)
+			fail(rs, 400, "from_image %s: uid %u may not read it; refused", path,
+			     (unsigned)uid);
+		else if (fd < 0)
+			fail(rs, 400, "from_image %s: %s", path, strerror(e));
 		return fd < 0 ? -1 : fd;
 	}
 	close(pfd);
@@ -509,7 +536,7 @@ static int volume_from(const struct vol_spec *vs, const struct api_req *rq, cons
 	char err[1024];
 	int r;
 	if (vs->vs_from_image[0]) {
-		int fd = open_image(vs->vs_from_image, rs);
+		int fd = open_image(vs->vs_from_image, rq->ar_uid, rs);
 		if (fd < 0)
 			return -1;
 		r = snap_import_image_fd(fd, vs->vs_from_image, tmp, vs->vs_size_mib << 20,

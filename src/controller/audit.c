@@ -57,6 +57,8 @@ struct audit {
 	char a_cut_sample[129];
 	struct refusal a_rf[AUDIT_REFUSAL_UIDS];
 	unsigned long a_rf_lost; /* suppressed counts of evicted uids */
+	int64_t a_rf_window_ms;	 /* all uids together: the window's start ... */
+	unsigned a_rf_window_n;	 /* ... and the refusal lines in it */
 	audit_sign_fn a_sign;
 	void *a_sign_ctx;
 	unsigned long a_seq;	    /* lines in the file */
@@ -600,7 +602,17 @@ bool audit_refusal_admit(struct audit *a, uid_t uid, unsigned long *suppressed)
 		*r = (struct refusal){.rf_uid = uid, .rf_used = true};
 	}
 	bool admit = !r->rf_logged || now - r->rf_last_ms >= AUDIT_REFUSAL_MS;
+	/* And at most AUDIT_REFUSAL_UIDS lines per window for all uids together: uids
+	 * cycling through more entries than the table (a user with a subordinate uid range
+	 * has thousands) would otherwise each get a line per refusal. */
+	if (admit && now - a->a_rf_window_ms >= AUDIT_REFUSAL_MS) {
+		a->a_rf_window_ms = now;
+		a->a_rf_window_n = 0;
+	}
+	if (admit && a->a_rf_window_n >= AUDIT_REFUSAL_UIDS)
+		admit = false;
 	if (admit) {
+		a->a_rf_window_n++;
 		*suppressed = r->rf_suppressed + a->a_rf_lost;
 		a->a_rf_lost = 0;
 		r->rf_suppressed = 0;

@@ -62,7 +62,8 @@ int audit_reserve(struct audit *a);
 
 /* The rate limit of refused callers' lines (403 before any route: a caller who may not
  * use nitrod could otherwise grow the log at will): true when this refusal of uid gets a
- * line, at most one per uid per AUDIT_REFUSAL_MS; *suppressed is then the number of
+ * line, at most one per uid per AUDIT_REFUSAL_MS and AUDIT_REFUSAL_UIDS per AUDIT_REFUSAL_MS
+ * for all uids together; *suppressed is then the number of
  * refusals not logged since the last line (of this uid, plus those of uids that fell out
  * of the AUDIT_REFUSAL_UIDS-entry table). false: counted, no line. Thread-safe. */
 #define AUDIT_REFUSAL_MS 1000

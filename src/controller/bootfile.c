@@ -4,10 +4,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/openat2.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -15,8 +18,9 @@
 #include "controller/ctl.h"
 #include "controller/kcache.h"
 
-/* The served folder path lies in, and the rest of path below it ("" for the folder). */
-static const char *served_root(const char *path, const char **rel)
+/* The served folder path lies in, and the rest of path below it ("" for the folder);
+ * *files: one of the callers' folders (--files), not the images folder. */
+static const char *served_root(const char *path, const char **rel, bool *files)
 {
 	const char *roots[ARRAY_SIZE(g_ctl.c_file_dirs) + 1];
 	size_t n = 0;
@@ -31,6 +35,7 @@ static const char *served_root(const char *path, const char **rel)
 			*rel = path + l + 1;
 			while (**rel == '/')
 				(*rel)++;
+			*files = i < g_ctl.c_nfile_dirs;
 			return roots[i];
 		}
 	}
@@ -68,10 +73,63 @@ static int open_walk(int dirfd, const char *rel)
 	return dir;
 }
 
-int bootfile_open(const char *what, const char *path, char *err, size_t errlen)
+/* This thread's file-system identity while it opens a caller's file: fsuid and fsgid
+ * (the owner's primary group, or 65534 when it has no passwd entry) and no supplementary
+ * groups, all per thread (raw setgroups: glibc's would change every thread). Root's
+ * identity again on leave. */
+static int as_caller_enter(struct bootfile_creds *ac, uid_t uid)
+{
+	ac->bc_on = false;
+	if (uid == 0 || geteuid() != 0)
+		return 0;
+	gid_t gid = 65534;
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		gid = pw.pw_gid;
+	ac->bc_ngroups = getgroups((int)ARRAY_SIZE(ac->bc_groups), ac->bc_groups);
+	if (ac->bc_ngroups < 0 || syscall(SYS_setgroups, 0, NULL) < 0)
+		return -1;
+	setfsgid(gid);
+	setfsuid(uid);
+	ac->bc_on = true;
+	if ((uid_t)setfsuid((uid_t)-1) != uid) {
+		setfsuid(0);
+		setfsgid(0);
+		syscall(SYS_setgroups, (size_t)ac->bc_ngroups, ac->bc_groups);
+		ac->bc_on = false;
+		return -1;
+	}
+	return 0;
+}
+
+static void as_caller_leave(struct bootfile_creds *ac)
+{
+	if (!ac->bc_on)
+		return;
+	int e = errno;
+	setfsuid(0); /* first: the file capabilities come back with fsuid 0 */
+	setfsgid(0);
+	if (syscall(SYS_setgroups, (size_t)ac->bc_ngroups, ac->bc_groups) < 0)
+		die("bootfile: cannot restore nitrod's groups: %s", strerror(errno));
+	errno = e;
+}
+
+int bootfile_as_owner(struct bootfile_creds *bc, uid_t owner)
+{
+	return as_caller_enter(bc, owner);
+}
+
+void bootfile_as_root(struct bootfile_creds *bc)
+{
+	as_caller_leave(bc);
+}
+
+int bootfile_open(const char *what, const char *path, uid_t owner, char *err, size_t errlen)
 {
 	const char *rel = NULL;
-	const char *root = served_root(path, &rel);
+	bool files = false;
+	const char *root = served_root(path, &rel, &files);
 	if (!root)
 		RETURN_ERR(-1,
 			   "%s %s: outside the folders nitrod serves files from (--images, "
@@ -84,12 +142,27 @@ int bootfile_open(const char *what, const char *path, char *err, size_t errlen)
 	    .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
 	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
+	/* A file in a callers' folder is opened with its owner's rights (the images folder's
+	 * are everyone's): root opens nothing there for a caller who could not read it. */
+	struct bootfile_creds ac;
+	if (files && as_caller_enter(&ac, owner) < 0) {
+		close(dirfd);
+		RETURN_ERR(-1, "%s %s: cannot take uid %u's rights: %s", what, path,
+			   (unsigned)owner, strerror(errno));
+	}
 	int fd = *rel ? (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how))
 		      : openat(dirfd, ".", O_RDONLY | O_CLOEXEC);
 	if (fd < 0 && (errno == ENOSYS || errno == EPERM)) /* no openat2, or seccomp'd away */
 		fd = open_walk(dirfd, rel);
 	int e = errno;
+	if (files)
+		as_caller_leave(&ac);
 	close(dirfd);
+	if (fd < 0 && e == EACCES && files && owner != 0)
+		RETURN_ERR(-1,
+			   "%s %s: uid %u may not read it (files in --files folders are opened "
+			   "with their caller's rights); refused",
+			   what, path, (unsigned)owner);
 	if (fd < 0 && e == ELOOP)
 		RETURN_ERR(-1,
 			   "%s %s: a symbolic link, or below one (boot files are opened without "
@@ -107,10 +180,10 @@ int bootfile_open(const char *what, const char *path, char *err, size_t errlen)
 	return fd;
 }
 
-int bootfile_copy(const char *what, const char *path, const char *dst, size_t max, char *err,
-		  size_t errlen)
+int bootfile_copy(const char *what, const char *path, uid_t owner, const char *dst, size_t max,
+		  char *err, size_t errlen)
 {
-	int fd = bootfile_open(what, path, err, errlen);
+	int fd = bootfile_open(what, path, owner, err, errlen);
 	if (fd < 0)
 		return -1;
 	uint8_t *buf = NULL;
@@ -152,12 +225,12 @@ int boot_files_open(const struct instance *in, const char *kernel, const char *i
 	struct chip *chip = g_ctl.c_chip;
 	const char *cmdline = in->i_spec.s_cmdline;
 	uint8_t cmd_d[CHIP_DIGEST_LEN];
-	bf->bf_kernel = bootfile_open("kernel", kernel, err, errlen);
+	bf->bf_kernel = bootfile_open("kernel", kernel, in->i_owner, err, errlen);
 	if (bf->bf_kernel < 0 || chip_measure_fd(chip, CHIP_PCR_KERNEL, "kernel", bf->bf_kernel,
 						 kernel, bf->bf_kernel_d, err, errlen))
 		goto fail;
 	if (initrd[0]) {
-		bf->bf_initrd = bootfile_open("initrd", initrd, err, errlen);
+		bf->bf_initrd = bootfile_open("initrd", initrd, in->i_owner, err, errlen);
 		if (bf->bf_initrd < 0 ||
 		    chip_measure_fd(chip, CHIP_PCR_INITRD, "initrd", bf->bf_initrd, initrd,
 				    bf->bf_initrd_d, err, errlen))

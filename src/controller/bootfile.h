@@ -26,21 +26,36 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "securitychip/chip.h"
 
 struct instance;
 
 /* Opens path (absolute) beneath the served folder it names, read-only, O_CLOEXEC, and
- * checks it is a regular file. Returns the fd, or -1 with err "WHAT PATH: reason" (no
- * such file, not a regular file, a symbolic link, outside the served folders). */
-int bootfile_open(const char *what, const char *path, char *err, size_t errlen);
+ * checks it is a regular file. In a --files folder the open is done with owner's rights
+ * (fsuid/fsgid of the calling thread, no supplementary groups; root: nitrod's own), so a
+ * caller cannot have root open a file it could not read itself (a hard link, a file in a
+ * folder closed to it); the images folder is everyone's. Returns the fd, or -1 with err
+ * "WHAT PATH: reason" (no such file, not a regular file, a symbolic link, outside the
+ * served folders, owner may not read it). */
+int bootfile_open(const char *what, const char *path, uid_t owner, char *err, size_t errlen);
+
+/* The calling thread with owner's file-system rights (as bootfile_open takes them; nothing
+ * for root) until bootfile_as_root: for a caller's file opened another way (from_image). */
+struct bootfile_creds {
+	bool bc_on;
+	int bc_ngroups;
+	gid_t bc_groups[64];
+};
+int bootfile_as_owner(struct bootfile_creds *bc, uid_t owner); /* 0, or -1 with errno */
+void bootfile_as_root(struct bootfile_creds *bc);
 
 /* Copies the file bootfile_open opens (at most max bytes) to dst, a new 0644 file in a
  * folder of nitrod's own (replaced if it exists): for a process that must read a caller's
  * file by path (a NIC's security group). 0, or -1 with err. */
-int bootfile_copy(const char *what, const char *path, const char *dst, size_t max, char *err,
-		  size_t errlen);
+int bootfile_copy(const char *what, const char *path, uid_t owner, const char *dst, size_t max,
+		  char *err, size_t errlen);
 
 struct boot_files {
 	int bf_kernel, bf_initrd; /* -1: none */

@@ -81,6 +81,8 @@ struct instance {
 	int64_t i_launched;
 	int64_t i_stop_deadline; /* monotonic ms: SIGKILL what is left after it; 0 none */
 	unsigned i_launches;
+	int64_t i_reboot_window; /* monotonic ms of the first guest reboot counted */
+	unsigned i_reboots_window;
 	struct proc i_hv;
 	struct proc i_cards[INST_MAX_CARDS]; /* volumes first, then nics */
 	unsigned i_ncards;

@@ -212,9 +212,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	int status = 0;
 	struct conn *c = calloc(1, sizeof(*c));
 	pthread_mutex_lock(&conns_lock);
-	unsigned mine = 0;
-	for (struct conn *o = conns; o && !priv; o = o->c_next)
+	unsigned mine = 0, refused = 0;
+	for (struct conn *o = conns; o && !priv; o = o->c_next) {
 		mine += o->c_uid == uid;
+		refused += o->c_refused;
+	}
 	if (!c) {
 		status = 503;
 		sfmt(msg, sizeof(msg), "out of memory");
@@ -226,6 +228,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		sfmt(msg, sizeof(msg),
 		     "nitrod has %u connections open (the last %u of %u are kept for root)", nconns,
 		     HTTP_RESERVED, opts.ho_max_conns);
+	} else if (!allowed && refused >= opts.ho_max_per_uid) {
+		/* Uids not allowed share one uid's worth of kept connections: a user with a
+		 * subordinate uid range has thousands of uids, which together would hold every
+		 * slot but root's. Closed at once (the 403 is sent, maybe not read). */
+		status = 403;
 	} else if (!priv && mine >= opts.ho_max_per_uid) {
 		status = 429;
 		sfmt(msg, sizeof(msg), "uid %u has %u connections open (at most %u per uid)",

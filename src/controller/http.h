@@ -11,9 +11,12 @@
  *     root itself is refused only at ho_max_conns.
  * Those are shut down at once. A uid that may not use nitrod gets its 403 at accept too;
  * its connection then only reads and drops the request the client may be sending (so that
- * the client reads the 403, not a broken pipe), counted under the same caps and deadline.
+ * the client reads the 403, not a broken pipe), counted under the same caps and deadline,
+ * and all uids not allowed together keep at most ho_max_per_uid of those (a subordinate
+ * uid range has thousands of uids); past that they are shut down at once.
  * Refusals are audited (method ACCEPT) through audit_refusal_admit: at most one line per
- * uid per second, the uid's next line counting those not logged.
+ * uid per second and AUDIT_REFUSAL_UIDS a second in all, the next line counting those
+ * not logged.
  * A request must arrive whole (head and body) within ho_deadline_s of the connection's
  * start or of the previous answer on it, however it trickles: a connection past that
  * deadline is closed and audited (408). A client silent for ho_timeout_s is dropped too

@@ -520,7 +520,8 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 		inst_dir(in, dir, sizeof(dir));
 		sfmt(copies[f], sizeof(copies[f]), "%s/card%u.%s", dir, idx, files[f].name);
 		sfmt(what, sizeof(what), "nics %s", files[f].name);
-		if (bootfile_copy(what, files[f].path, copies[f], files[f].max, err, errlen) < 0)
+		if (bootfile_copy(what, files[f].path, in->i_owner, copies[f], files[f].max, err,
+				  errlen) < 0)
 			goto out;
 		struct launch_proc *w = (struct launch_proc *)p;
 		for (unsigned i = 0; i + 1 < w->lp_argc; i++)
@@ -636,15 +637,15 @@ static int mkdir_owned(const char *path, uid_t uid, gid_t gid)
 
 /* Nothing starts unless the boot files open beneath their served folders (the measured
  * open is launch_hv's, for each nitro-hv). */
-static int check_boot(const struct launch_spec *s, char *err, size_t errlen)
+static int check_boot(const struct launch_spec *s, uid_t owner, char *err, size_t errlen)
 {
-	int fd = bootfile_open("kernel", s->ls_kernel, err, errlen);
+	int fd = bootfile_open("kernel", s->ls_kernel, owner, err, errlen);
 	if (fd < 0)
 		return -1;
 	close(fd);
 	if (!s->ls_initrd[0])
 		return 0;
-	fd = bootfile_open("initrd", s->ls_initrd, err, errlen);
+	fd = bootfile_open("initrd", s->ls_initrd, owner, err, errlen);
 	if (fd < 0)
 		return -1;
 	close(fd);
@@ -757,7 +758,7 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	if (check_boot(&pp->ls, err, errlen)) {
+	if (check_boot(&pp->ls, in->i_owner, err, errlen)) {
 		*refused = true;
 		goto out;
 	}

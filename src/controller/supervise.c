@@ -160,6 +160,8 @@ int inst_launch(struct instance *in)
 	in->i_goal = GOAL_RUN;
 	in->i_reason[0] = 0;
 	in->i_stop_deadline = 0;
+	in->i_reboot_window = 0;
+	in->i_reboots_window = 0;
 	for (unsigned i = 0; i < INST_MAX_CARDS; i++) {
 		memset(&in->i_cards[i], 0, sizeof(in->i_cards[i]));
 		in->i_cards[i].p_pidfd = -1;
@@ -231,8 +233,27 @@ static void on_hv_exit(struct instance *in, int status, bool known)
 	/* A jailed nitro-hv cannot exec itself: a guest reboot ends it with status 4, and the
 	 * supervisor starts it again (the cards stay). */
 	if (in->i_goal == GOAL_RUN && in->i_state == ST_RUNNING && known && WIFEXITED(status) &&
-	    WEXITSTATUS(status) == HV_EXIT_GUEST_REBOOT)
-		in->i_goal = GOAL_REBOOT;
+	    WEXITSTATUS(status) == HV_EXIT_GUEST_REBOOT) {
+		/* Each reboot appends a launch event to the chip's event log: a guest may
+		 * reboot at most SUP_MAX_REBOOTS times a minute (a POST reboot is the caller's,
+		 * audited, and not counted). */
+		int64_t now = now_ms();
+		if (!in->i_reboot_window || now - in->i_reboot_window > RESTART_WINDOW_MS) {
+			in->i_reboot_window = now;
+			in->i_reboots_window = 0;
+		}
+		if (++in->i_reboots_window > SUP_MAX_REBOOTS) {
+			sfmt(in->i_reason, sizeof(in->i_reason),
+			     "the guest rebooted more than %u times in a minute (a reboot loop): "
+			     "not relaunched",
+			     SUP_MAX_REBOOTS);
+			warnmsg("%s: %s", in->i_id, in->i_reason);
+			audit_event(in, "REBOOT", 429, in->i_reason);
+			in->i_goal = GOAL_FAIL;
+		} else {
+			in->i_goal = GOAL_REBOOT;
+		}
+	}
 	if (in->i_goal == GOAL_REBOOT && in->i_state == ST_RUNNING) {
 		char err[768];
 		in->i_goal = GOAL_RUN;

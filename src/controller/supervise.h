@@ -15,6 +15,9 @@
  * other status, with the last line nitro-hv wrote) or relaunches nitro-hv (reboot). A card
  * that ends while its instance runs is measured and started again on the same socket
  * (nitro-hv reconnects), at most SUP_MAX_RESTARTS times a minute, else the instance fails.
+ * A guest reboot is a launch (a new measurement, one more chip event log line that is never
+ * rewritten): at most SUP_MAX_REBOOTS a minute, else the instance fails, so a guest in a
+ * reboot loop cannot grow the state disk at its own pace (issue 10 item 6).
  * A stop sends SIGTERM, then SIGKILL after SUP_STOP_MS to whatever is left.
  *
  * Processes outlive nitrod (own session, no parent-death signal). A restarted nitrod
@@ -32,6 +35,7 @@
 
 #define SUP_STOP_MS 5000
 #define SUP_MAX_RESTARTS 5
+#define SUP_MAX_REBOOTS 5
 
 /* Sets up the supervisor's epoll set and timer; 0 or -1 with err. */
 int sup_init(char *err, size_t errlen);

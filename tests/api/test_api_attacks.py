@@ -240,6 +240,28 @@ def test_a_uid_not_allowed_is_refused_before_it_sends_anything(folder):
     assert any(" uid=4243 method=ACCEPT " in l and "status=403" in l for l in d.audit_lines())
 
 
+@root_only
+def test_many_uids_not_allowed_do_not_lock_out_an_allowed_uid(folder):
+    # A user with a subordinate uid range (newuidmap: 65536 uids) connects from many uids
+    # none of which is allowed. Before: each uid kept 16 connections until the deadline,
+    # 40 uids held all 480 slots but root's and the allowed uid 4242 got 503.
+    d = Nitrod(folder, extra=["--allow-uid", "4242", "--request-deadline", "6"]).start()
+    try:
+        floods = [spawn_as(5000 + i, lambda: slowloris(d.sock, 16, 4.0)) for i in range(40)]
+        time.sleep(2.0)
+        t = time.monotonic()
+        r = as_uid(4242, lambda: [d.call("GET", "/v1/volumes", timeout=5).status for _ in range(3)])
+        took = time.monotonic() - t
+        conns = [c for f in floods for c in collect(f)]
+    finally:
+        d.stop()
+    assert r == [200, 200, 200], r
+    assert took < 2.0, took
+    assert all(c["got"].startswith("HTTP/1.1 403 ") or c["got"] == "" for c in conns), conns[:2]
+    kept = [c for c in conns if c["closed"] is None or c["closed"] >= 1.0]
+    assert len(kept) <= 16, len(kept)
+
+
 # --- item 11: the audit log records the route the router dispatched, whole ---
 
 def test_audit_records_the_canonical_route(nitrod):

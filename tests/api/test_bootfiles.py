@@ -303,3 +303,90 @@ def test_security_group_link_swap_is_refused(nitrod, folder, bad_kernel, secret)
     inst = wait_state(nitrod, iid, {"failed"})
     assert "nics sg" in inst["reason"] and "symbolic link" in inst["reason"], inst
     assert "SECRET" not in log.read_text()
+
+
+# --- a guest in a reboot loop (every reboot is a launch: one more event log line) ---
+
+def rebooting_kernel():
+    """A zstd bzImage whose vmlinux resets the machine at once (i8042 reset: out 0x64, 0xfe)."""
+    e = bytearray(elf(b"REBOOT"))
+    at = e.index(b"REBOOT".ljust(16, b" ")) + 16
+    code = b"\xb0\xfe\xe6\x64\xf4\xeb\xfd"  # mov al, 0xfe; out 0x64, al; hlt; jmp $-1
+    e[at:at + len(code)] = code
+    return bz(zstd(bytes(e)))
+
+
+@pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="the guest must run: needs /dev/kvm")
+def test_a_guest_rebooting_in_a_loop_cannot_grow_the_event_log(nitrod, folder):
+    # Before: nitrod relaunched nitro-hv on every reboot, ~19 a second here, each a new
+    # launch event (~460 bytes) in the chip's never-rewritten event log, without end.
+    k = folder / "reboots.bz"
+    k.write_bytes(rebooting_kernel())
+    iid = create(nitrod, kernel=str(k), initrd=None).json()["id"]
+    inst = wait_state(nitrod, iid, {"failed"}, timeout=30)
+    assert "rebooted more than 5 times in a minute" in inst["reason"], inst
+    n = len(launch_events(nitrod, iid))
+    assert n == 6, n  # the first launch and 5 reboots
+    time.sleep(1)
+    assert len(launch_events(nitrod, iid)) == n
+    audit = [l for l in nitrod.audit_lines() if " method=REBOOT " in l and iid in l]
+    assert audit and "status=429" in audit[-1], audit
+    # The caller may start it again (an audited call): the count starts afresh.
+    assert nitrod.call("POST", f"/v1/instances/{iid}/start").status == 200
+    inst = wait_state(nitrod, iid, {"failed"}, timeout=30)
+    assert len(launch_events(nitrod, iid)) == 2 * n, inst
+
+
+# --- item 2 without any link: a file the caller may not read ---
+
+def test_a_caller_cannot_boot_a_file_it_may_not_read(folder):
+    # Before: nitrod (root) opened, measured and handed to the guest any regular file
+    # beneath a served folder: a root-only file, a file in a folder closed to the caller,
+    # or a hard link to a file outside (where fs.protected_hardlinks is 0).
+    from nitrotest import as_uid
+    closed = folder / "closed"
+    closed.mkdir(mode=0o700)
+    (closed / "initrd").write_bytes(b"PRIVATE initrd of root\n" * 64)
+    root_only = folder / "root-only"
+    root_only.write_bytes(b"ROOT ONLY\n" * 64)
+    os.chmod(root_only, 0o600)
+    outside = folder.parent / (folder.name + "-hl")
+    outside.mkdir(mode=0o700)
+    secret = outside / "secret"
+    secret.write_bytes(b"TOP SECRET\n" * 64)
+    os.chmod(secret, 0o600)
+    try:
+        os.link(secret, folder / "hard-link")  # the kernel lets root; a caller where protected_hardlinks=0
+        k = folder / "k"
+        k.write_bytes(b"this is not a bzImage\n" * 100)
+        readable = folder / "initrd"
+        readable.write_bytes(b"an initrd\n" * 64)
+        d = Nitrod(folder, extra=["--allow-uid", "4242"]).start()
+        try:
+            def caller():
+                out = {}
+                for name in ("closed/initrd", "root-only", "hard-link"):
+                    r = create(d, kernel=str(k), initrd=str(folder / name))
+                    out[name] = (r.status, r.json().get("error", ""))
+                r = create(d, kernel=str(k), initrd=str(readable))
+                out["ok"] = (r.status, r.json().get("id"))
+                return out
+            out = as_uid(4242, caller)
+            for name in ("closed/initrd", "root-only", "hard-link"):
+                assert out[name][0] == 400 and "uid 4242 may not read it" in out[name][1], out
+            assert out["ok"][0] == 201, out
+            iid = out["ok"][1]
+            wait_state(d, iid, {"failed"})
+            # Made unreadable after create: the next start opens it as the caller again.
+            os.chmod(readable, 0o600)
+            assert as_uid(4242, lambda: d.call("POST", f"/v1/instances/{iid}/start").status) == 200
+            inst = wait_state(d, iid, {"failed"})
+            assert "uid 4242 may not read it" in inst["reason"], inst
+            for f in (closed / "initrd", root_only, secret):  # (readable was measured while it was)
+                assert sha384(f.read_bytes()) not in digests(d), f
+        finally:
+            d.stop()
+    finally:
+        for f in outside.iterdir():
+            f.unlink()
+        outside.rmdir()

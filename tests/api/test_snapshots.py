@@ -178,3 +178,33 @@ def test_snapshots_per_uid(folder):
         assert [x["id"] for x in d.call("GET", "/v1/snapshots").json()["snapshots"]] == [s["id"]]
     finally:
         d.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch uids")
+def test_volume_from_an_image_the_caller_may_not_read_is_refused(folder):
+    # Before: nitrod (root) imported any regular file beneath --files into the caller's
+    # volume, which the caller's guest then reads: a root-only file, a file in a folder
+    # closed to the caller, a hard link to a file outside.
+    closed = folder / "closed"
+    closed.mkdir(mode=0o700)
+    (closed / "c.raw").write_bytes(b"PRIVATE" * 1000)
+    root_only = folder / "root-only.raw"
+    root_only.write_bytes(b"ROOT ONLY" * 1000)
+    os.chmod(root_only, 0o600)
+    readable = image(folder)
+    d = Nitrod(folder, extra=["--allow-uid", "4242"]).start()
+    try:
+        def caller():
+            out = {}
+            for p in (closed / "c.raw", root_only, readable):
+                r = d.call("POST", "/v1/volumes", {"from_image": str(p)})
+                out[p.name] = (r.status, r.json().get("error", ""))
+            return out
+        out = as_uid(4242, caller)
+        vols = d.call("GET", "/v1/volumes").json()["volumes"]
+    finally:
+        d.stop()
+    for name in ("c.raw", "root-only.raw"):
+        assert out[name][0] == 400 and "uid 4242 may not read it" in out[name][1], out
+    assert out[readable.name][0] == 201, out
+    assert len(vols) == 1, vols

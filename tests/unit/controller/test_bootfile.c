@@ -1,7 +1,9 @@
 /* Unit tests for bootfile_open (src/controller/bootfile.c, issue 10 item 2): a boot file
  * named by a caller is opened beneath its served folder without following any link, both
  * with openat2 and with the component-by-component fallback (openat2 made to fail with
- * ENOSYS by a seccomp filter, as on kernels before 5.6).
+ * ENOSYS by a seccomp filter, as on kernels before 5.6). A caller's file is opened with
+ * the caller's rights: root never opens for uid 4242 what 4242 could not read (a hard
+ * link to a root-only file, a file in a folder closed to it).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -48,6 +51,7 @@ static void link_in(const char *target, const char *name)
 static int setup(void **state)
 {
 	(void)state;
+	char p0[512];
 	snprintf(base, sizeof(base), "/tmp/nitro-test-bootfile-XXXXXX");
 	if (!mkdtemp(base))
 		return -1;
@@ -71,6 +75,19 @@ static int setup(void **state)
 	link_in("../outside/secret", "dotdot-link");
 	link_in(outside, "dir-link");
 	link_in("/proc/self/fd/0", "magic-link");
+	/* For uid 4242 (the caller): a root-only file, a hard link to one (as if
+	 * fs.protected_hardlinks were 0, or the caller owned the target once), a readable
+	 * file in a folder closed to it. */
+	put(served, "root-only", "ROOT ONLY");
+	chmod(secret, 0600);
+	snprintf(p0, sizeof(p0), "%s/root-only", served);
+	chmod(p0, 0600);
+	snprintf(p0, sizeof(p0), "%s/hard-link", served);
+	if (link(secret, p0) < 0)
+		return -1;
+	snprintf(p0, sizeof(p0), "%s/closed", served);
+	mkdir(p0, 0700);
+	put(p0, "initrd", "CLOSED");
 	memset(&g_ctl, 0, sizeof(g_ctl));
 	snprintf(g_ctl.c_file_dirs[0], PATH_MAX, "%s", served);
 	g_ctl.c_nfile_dirs = 1;
@@ -90,7 +107,7 @@ static void expect_ok(const char *rel, const char *content)
 {
 	char p[512], err[512] = "", buf[64] = "";
 	snprintf(p, sizeof(p), "%s/%s", served, rel);
-	int fd = bootfile_open("kernel", p, err, sizeof(err));
+	int fd = bootfile_open("kernel", p, 0, err, sizeof(err));
 	if (fd < 0)
 		fail_msg("%s: %s", rel, err);
 	assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
@@ -102,7 +119,7 @@ static void expect_ok(const char *rel, const char *content)
 static void expect_refused(const char *path, const char *why)
 {
 	char err[512] = "";
-	assert_int_equal(bootfile_open("kernel", path, err, sizeof(err)), -1);
+	assert_int_equal(bootfile_open("kernel", path, 0, err, sizeof(err)), -1);
 	if (!strstr(err, why) || !strstr(err, path))
 		fail_msg("%s: \"%s\" lacks \"%s\"", path, err, why);
 }
@@ -135,10 +152,47 @@ static void cases(void)
 	expect_refused("/etc/passwd", "outside the folders");
 }
 
+/* A caller's rights: what uid 4242 may not read is refused, what it may is opened, and
+ * the thread is root again afterwards (fsuid, fsgid, groups). */
+static void caller_cases(void)
+{
+	if (geteuid() != 0) {
+		print_message("not root: the caller's rights are not taken\n");
+		return;
+	}
+	gid_t before[64], after[64];
+	int nb = getgroups(64, before);
+	const char *refused[] = {"root-only", "hard-link", "closed/initrd"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char p[512], err[512] = "";
+		snprintf(p, sizeof(p), "%s/%s", served, refused[i]);
+		assert_int_equal(bootfile_open("initrd", p, 4242, err, sizeof(err)), -1);
+		if (!strstr(err, "uid 4242 may not read it"))
+			fail_msg("%s: %s", refused[i], err);
+		int fd = bootfile_open("initrd", p, 0, err, sizeof(err)); /* root's own: opens */
+		if (fd < 0)
+			fail_msg("%s as root: %s", refused[i], err);
+		close(fd);
+	}
+	char p[512], err[512] = "", buf[32] = "";
+	snprintf(p, sizeof(p), "%s/sub/initrd", served);
+	int fd = bootfile_open("initrd", p, 4242, err, sizeof(err));
+	if (fd < 0)
+		fail_msg("sub/initrd as 4242: %s", err);
+	assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+	assert_string_equal(buf, "the initrd");
+	close(fd);
+	assert_int_equal(setfsuid((uid_t)-1), 0);
+	assert_int_equal(setfsgid((gid_t)-1), 0);
+	assert_int_equal(getgroups(64, after), nb);
+	assert_memory_equal(before, after, (size_t)nb * sizeof(gid_t));
+}
+
 static void test_openat2(void **state)
 {
 	(void)state;
 	cases();
+	caller_cases();
 	/* Links are refused with the reason named. */
 	expect_refused_in("abs-link", "symbolic link");
 	expect_refused_in("dir-link/secret", "symbolic link");
@@ -157,6 +211,7 @@ static void test_fallback_without_openat2(void **state)
 	assert_int_equal(syscall(SYS_openat2, AT_FDCWD, "/", &how, sizeof(how)), -1);
 	assert_int_equal(errno, ENOSYS);
 	cases();
+	caller_cases();
 }
 
 int main(void)

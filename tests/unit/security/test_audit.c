@@ -193,16 +193,32 @@ static void test_refusal_rate_limit(void **state)
 	usleep((AUDIT_REFUSAL_MS + 50) * 1000);
 	assert_true(audit_refusal_admit(a, 4242, &sup));
 	assert_int_equal(sup, 999);
-	/* More uids than the table: bounded, and what an evicted uid owed is still counted. */
+	/* More uids than the table, cycling (a user with a subordinate uid range): before,
+	 * each refusal evicted the oldest entry and every one got a line. Now at most
+	 * AUDIT_REFUSAL_UIDS lines a window for all uids, and every refusal not logged is
+	 * still counted in a later line. */
+	usleep((AUDIT_REFUSAL_MS + 50) * 1000);
 	unsigned long total = 0;
 	admitted = 0;
-	for (int r = 0; r < 3; r++)
+	for (int r = 0; r < 10; r++)
 		for (uid_t u = 10000; u < 10000 + 2 * AUDIT_REFUSAL_UIDS; u++)
 			if (audit_refusal_admit(a, u, &sup)) {
 				admitted++;
 				total += sup;
 			}
-	assert_true(admitted <= 3 * 2 * AUDIT_REFUSAL_UIDS);
+	assert_int_equal(admitted, AUDIT_REFUSAL_UIDS);
+	assert_int_equal(total, 0);
+	/* The next window: 64 lines again, which report what the others owed. */
+	usleep((AUDIT_REFUSAL_MS + 50) * 1000);
+	for (uid_t u = 10000; u < 10000 + 2 * AUDIT_REFUSAL_UIDS; u++)
+		if (audit_refusal_admit(a, u, &sup)) {
+			admitted++;
+			total += sup;
+		}
+	print_message("refusal lines %lu, refusals they count %lu\n", admitted, total);
+	assert_int_equal(admitted, 2 * AUDIT_REFUSAL_UIDS);
+	assert_true(admitted + total <= 11 * 2 * AUDIT_REFUSAL_UIDS);
+	assert_true(admitted + total >= 10 * 2 * AUDIT_REFUSAL_UIDS); /* the burst is all counted */
 	audit_close(a);
 }
 
