@@ -5,7 +5,7 @@
 CHIP_SRC = $(wildcard src/securitychip/*.c)
 CHIP_LIBS = -lcrypto -ljansson -lpthread
 AUDIT_SRC = src/controller/audit.c
-JAIL_SRC = src/controller/jailer.c src/controller/jail_elf.c
+JAIL_SRC = src/controller/jailer.c src/controller/jail_elf.c src/controller/cgroup.c
 SANDBOX_SRC = $(wildcard src/sandbox/*.c)
 
 # Signing: a development Ed25519 key made on the first build (build/keys, never committed)

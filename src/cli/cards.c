@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,6 +17,8 @@
 
 #include "cli/cli.h"
 #include "lib/util.h"
+#include "volume/volume.h"
+#include "vpcmap/underlay.h"
 
 #define CARD_START_MS 30000 /* a card starts in ms; an emulated host can be 100x slower */
 
@@ -111,6 +114,12 @@ int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t er
 	v->lv_file = true;
 	if (access(v->lv_path, R_OK | (v->lv_readonly ? 0 : W_OK)) != 0)
 		RETURN_ERR(1, "volume %s: %s", v->lv_path, strerror(errno));
+	/* An encrypted volume's card gets its data key from here (--key-fd), as from nitrod;
+	 * a file that is no volume is the card's to report. */
+	struct volume vi;
+	char e2[512];
+	if (vol_info(v->lv_path, &vi, e2, sizeof(e2)) == 0 && vi.v_encrypted)
+		v->lv_key_fd = true;
 	return 0;
 }
 
@@ -132,7 +141,9 @@ void proc_stdio(const struct launch_proc *p)
 		case LAUNCH_FD_LOG:
 			from[to] = 2;
 			break;
-		case LAUNCH_FD_TPM_KEY: /* a pipe card_spawn makes */
+		case LAUNCH_FD_TPM_KEY: /* pipes and sockets card_spawn makes */
+		case LAUNCH_FD_VOLUME_KEY:
+		case LAUNCH_FD_UNDERLAY:
 			break;
 		}
 	}
@@ -170,9 +181,44 @@ static int key_pipe(const struct launch_proc *p, int *at)
 	return fds[0];
 }
 
-static bool card_spawn(const struct launch_proc *p, pid_t *pid)
+/* The other fds a card gets (launch.h roles), made as nitrod makes them: an encrypted
+ * volume's data key on a pipe, a VPC card's bound underlay socket. */
+static void role_fds(const struct launch_proc *p, const struct launch_env *e,
+		     int fds[LAUNCH_MAX_FDS])
+{
+	char err[600];
+	for (unsigned i = 0; i < p->lp_nfds; i++) {
+		fds[i] = -1;
+		if (p->lp_fds[i].lf_role == LAUNCH_FD_VOLUME_KEY) {
+			uint8_t dk[VOL_KEY_BYTES];
+			int pp[2];
+			if (vol_unwrap_key(p->lp_argv[p->lp_argc - 1], dk, err, sizeof(err)) < 0)
+				die("run: %s", err);
+			bool ok = pipe2(pp, O_CLOEXEC) == 0 &&
+				  write(pp[1], dk, sizeof(dk)) == (ssize_t)sizeof(dk);
+			explicit_bzero(dk, sizeof(dk));
+			if (!ok)
+				die("run: key pipe: %s", strerror(errno));
+			close(pp[1]);
+			fds[i] = pp[0];
+		} else if (p->lp_fds[i].lf_role == LAUNCH_FD_UNDERLAY) {
+			struct sockaddr_in sa;
+			const char *a = e->le_underlay[0] ? e->le_underlay : UL_DEFAULT_ADDR;
+			if (ul_parse_addr(a, &sa, err, sizeof(err)) < 0)
+				die("run: %s", err);
+			int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+			if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+				die("run: underlay %s: %s", a, strerror(errno));
+			fds[i] = s;
+		}
+	}
+}
+
+static bool card_spawn(const struct launch_proc *p, const struct launch_env *e, pid_t *pid)
 {
 	int key_at, key = key_pipe(p, &key_at);
+	int fds[LAUNCH_MAX_FDS];
+	role_fds(p, e, fds);
 	*pid = fork();
 	if (*pid < 0)
 		die("run: fork: %s", strerror(errno));
@@ -181,6 +227,13 @@ static bool card_spawn(const struct launch_proc *p, pid_t *pid)
 		proc_stdio(p);
 		if (key >= 0 && (key == key_at ? fcntl(key, F_SETFD, 0) : dup2(key, key_at)) < 0)
 			_exit(127); /* dup2 leaves the new fd open across exec */
+		/* passed fds: parked above every number in play, then put at theirs */
+		for (unsigned i = 0; i < p->lp_nfds; i++)
+			if (fds[i] >= 0)
+				fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 100);
+		for (unsigned i = 0; i < p->lp_nfds; i++)
+			if (fds[i] >= 0 && dup2(fds[i], p->lp_fds[i].lf_fd) < 0)
+				_exit(127);
 		for (unsigned i = 0; i < p->lp_nenv; i++)
 			putenv(p->lp_env[i]);
 		execv(p->lp_exe, p->lp_argv);
@@ -189,6 +242,9 @@ static bool card_spawn(const struct launch_proc *p, pid_t *pid)
 	}
 	if (key >= 0)
 		close(key);
+	for (unsigned i = 0; i < p->lp_nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	/* Cards rename their socket into place once it listens (src/cards/lib/backend.c).
 	 * The card's stderr is ours: its own reason is printed above; say how it ended, so
 	 * that a card that died without a word (a signal) or hung is never a mystery. */
@@ -220,7 +276,7 @@ void cards_start(const struct launch_plan *p, const struct launch_env *e,
 		pids[i] = 0;
 	for (unsigned i = 0; i < p->pl_ncards; i++) {
 		const struct launch_proc *c = launch_plan_card(p, i);
-		if (card_spawn(c, &pids[i]))
+		if (card_spawn(c, e, &pids[i]))
 			continue;
 		/* the argument that names the device: the volume, or the nic's --ip */
 		const char *what = c->lp_argv[c->lp_argc - 1];
@@ -246,7 +302,9 @@ bool cards_respawn(const struct launch_plan *p, unsigned idx, pid_t pids[LAUNCH_
 	if (!c)
 		return false;
 	unlink(c->lp_socket);
-	return card_spawn(c, &pids[idx]);
+	/* (the TPM card: no underlay of its own; a VPC card would get the default address) */
+	static const struct launch_env no_env;
+	return card_spawn(c, &no_env, &pids[idx]);
 }
 
 void cards_stop(const struct launch_plan *p, const struct launch_env *e,

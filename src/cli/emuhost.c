@@ -68,6 +68,10 @@ static int write_run_files(const char *run, char **argv, const char *cwd, char *
 		put_quoted(f, eq + 1);
 		fputc('\n', f);
 	}
+	/* The emulated host's cgroup v2 hierarchy, mounted where a systemd host has it (nitrod
+	 * limits jailed processes there). Here rather than in tools/emuhost-init: the image
+	 * built from that is shared by every checkout through the cache. */
+	fprintf(f, "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup\n");
 	fprintf(f, "export NITRO_EMULATED_HOST=1 TMPDIR=/tmp\ncd ");
 	put_quoted(f, cwd);
 	fprintf(f, " || exit 1\nexec");
@@ -149,7 +153,8 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const
 	if (nst && *nst)
 		snprintf(state, sizeof(state), "%s", nst);
 	else
-		snprintf(state, sizeof(state), "%s/.local/state/nitro", home && *home ? home : "/root");
+		snprintf(state, sizeof(state), "%s/.local/state/nitro",
+			 home && *home ? home : "/root");
 	char mk[PATH_MAX + 32];
 	snprintf(mk, sizeof(mk), "mkdir -p -m 0700 '%s'", state);
 	if (!strchr(state, '\'') && system(mk) != 0)
@@ -169,32 +174,59 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const
 	snprintf(mem, sizeof(mem), "%u", mem_mib);
 	snprintf(smp, sizeof(smp), "%u", cpus);
 	snprintf(log, sizeof(log), "file:%s/console.log", qemu_escape(run, e, sizeof(e)));
-	const char *append = getenv("NITRO_EMUHOST_VERBOSE") ? "console=ttyS2 panic=-1 8250.nr_uarts=3"
-							     : "console=ttyS2 quiet panic=-1 8250.nr_uarts=3";
+	const char *append = getenv("NITRO_EMUHOST_VERBOSE")
+				 ? "console=ttyS2 panic=-1 8250.nr_uarts=3"
+				 : "console=ttyS2 quiet panic=-1 8250.nr_uarts=3";
 	char *qemu[64 + 4 * (EMUHOST_MAX_RW + 2)];
 	unsigned q = 0;
-	const char *fixed[] = {"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display",
-			       "none", "-M", "pc", "-accel", "tcg,thread=multi", "-cpu", "max",
-			       "-smp", smp, "-m", mem, "-kernel", kernel, "-initrd", initrd,
-			       "-append", append};
+	const char *fixed[] = {"qemu-system-x86_64",
+			       "-nodefaults",
+			       "-no-user-config",
+			       "-display",
+			       "none",
+			       "-M",
+			       "pc",
+			       "-accel",
+			       "tcg,thread=multi",
+			       "-cpu",
+			       "max",
+			       "-smp",
+			       smp,
+			       "-m",
+			       mem,
+			       "-kernel",
+			       kernel,
+			       "-initrd",
+			       initrd,
+			       "-append",
+			       append};
 	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++)
 		qemu[q++] = (char *)fixed[i];
 	/* 9p shares: the host root read-only, the run folder, the writable folders. */
 	for (unsigned i = 0; i < nrw + 2; i++) {
 		char tag[16];
 		const char *path = i == 0 ? "/" : i == 1 ? run : rw[i - 2];
-		snprintf(tag, sizeof(tag), i == 0 ? "hostroot" : i == 1 ? "nitrorun" : "rw%u", i - 2);
+		snprintf(tag, sizeof(tag),
+			 i == 0	  ? "hostroot"
+			 : i == 1 ? "nitrorun"
+				  : "rw%u",
+			 i - 2);
 		snprintf(opt[i][0], sizeof(opt[i][0]), "local,id=%s,path=%s,security_model=none%s",
-			 tag, qemu_escape(path, e, sizeof(e)), i == 0 ? ",readonly=on,multidevs=remap" : "");
-		snprintf(opt[i][1], sizeof(opt[i][1]), "virtio-9p-pci,fsdev=%s,mount_tag=%s", tag, tag);
+			 tag, qemu_escape(path, e, sizeof(e)),
+			 i == 0 ? ",readonly=on,multidevs=remap" : "");
+		snprintf(opt[i][1], sizeof(opt[i][1]), "virtio-9p-pci,fsdev=%s,mount_tag=%s", tag,
+			 tag);
 		qemu[q++] = "-fsdev";
 		qemu[q++] = opt[i][0];
 		qemu[q++] = "-device";
 		qemu[q++] = opt[i][1];
 	}
-	const char *tail[] = {"-chardev", "stdio,id=out,signal=off", "-serial", "chardev:out",
-			      "-chardev", "file,id=err,path=/proc/self/fd/2,append=on", "-serial",
-			      "chardev:err", "-serial", log, "-no-reboot"};
+	const char *tail[] = {"-chardev",  "stdio,id=out,signal=off",
+			      "-serial",   "chardev:out",
+			      "-chardev",  "file,id=err,path=/proc/self/fd/2,append=on",
+			      "-serial",   "chardev:err",
+			      "-serial",   log,
+			      "-no-reboot"};
 	for (size_t i = 0; i < ARRAY_SIZE(tail); i++)
 		qemu[q++] = (char *)tail[i];
 	qemu[q] = NULL;
@@ -208,8 +240,10 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const
 		die("fork: %s", strerror(errno));
 	if (child == 0) {
 		execvp(qemu[0], qemu);
-		fprintf(stderr, "nitro: emulated host: cannot run %s: %s (apt-get install "
-				"qemu-system-x86)\n", qemu[0], strerror(errno));
+		fprintf(stderr,
+			"nitro: emulated host: cannot run %s: %s (apt-get install "
+			"qemu-system-x86)\n",
+			qemu[0], strerror(errno));
 		_exit(127);
 	}
 	int st;
@@ -227,8 +261,10 @@ int emuhost_exec(char **argv, unsigned mem_mib, unsigned cpus, const char *const
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	if (status < 0) {
-		fprintf(stderr, "nitro: the emulated host stopped without a result (QEMU status %d);"
-				" its console is in %s/console.log\n", WEXITSTATUS(st), run);
+		fprintf(stderr,
+			"nitro: the emulated host stopped without a result (QEMU status %d);"
+			" its console is in %s/console.log\n",
+			WEXITSTATUS(st), run);
 		return 1;
 	}
 	char cmd[PATH_MAX + 32];
@@ -249,13 +285,16 @@ int cmd_emuhost(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--memory") && i + 1 < argc) {
 			if (!parse_u64(argv[++i], 512, 65536, &mem))
-				die_usage("emuhost: --memory %s: must be 512 to 65536 MiB", argv[i]);
+				die_usage("emuhost: --memory %s: must be 512 to 65536 MiB",
+					  argv[i]);
 		} else if (!strcmp(argv[i], "--cpus") && i + 1 < argc) {
 			if (!parse_u64(argv[++i], 1, 64, &cpus))
 				die_usage("emuhost: --cpus %s: must be 1 to 64", argv[i]);
 		} else {
-			die_usage("emuhost: %s: unknown option (usage: nitro emuhost [--memory MiB] "
-				  "[--cpus N] -- CMD [ARG...])", argv[i]);
+			die_usage(
+			    "emuhost: %s: unknown option (usage: nitro emuhost [--memory MiB] "
+			    "[--cpus N] -- CMD [ARG...])",
+			    argv[i]);
 		}
 	}
 	if (i >= argc)

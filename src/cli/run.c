@@ -290,6 +290,9 @@ int cmd_run(int argc, char **argv)
 	const char *rt = getenv("XDG_RUNTIME_DIR");
 	snprintf(env.le_run_dir, sizeof(env.le_run_dir), "%s/nitro-run-XXXXXX",
 		 rt && *rt ? rt : "/tmp");
+	/* As nitrod: each VPC card's underlay socket is made here (on --underlay's address)
+	 * and passed as fd 3 (src/cli/cards.c). */
+	env.le_underlay_fd = true;
 	spec.ls_tpm = tpm.rt_on;
 	if (tpm.rt_state_arg && !realpath(tpm.rt_state_arg, tpm_state_dir))
 		die("run: --tpm-state %s: %s", tpm.rt_state_arg, strerror(errno));

@@ -121,6 +121,11 @@ struct ctl {
 	uid_t c_admin[16]; /* --admin-uid: see and act on every instance and volume */
 	unsigned c_nadmin;
 	bool c_jail; /* processes go through the jailer */
+	/* cgroup v2 limits for jailed processes (cgroup.h): usable when c_cgroups; else
+	 * c_cgroup_err says why, and jailed launches are refused unless c_no_cgroups. */
+	bool c_cgroups, c_no_cgroups;
+	char c_cgroup_root[PATH_MAX];
+	char c_cgroup_err[512];
 	uid_t c_uid_base;
 	int c_epoll;	    /* the supervisor's: pidfds and a timer */
 	bool c_save_failed; /* a record could not be written (see inst_save) */

@@ -1,4 +1,4 @@
-/* The jailer (contract in jailer.h). The parent plans every mount and string; the forked
+/* The jailer (contract in jailer.h). The parent plans every mount and string; the cloned
  * child only makes system calls and reports a failure through a close-on-exec pipe. */
 #include "controller/jailer.h"
 #include "controller/jail_elf.h"
@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/sched.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -57,6 +58,7 @@ void jail_spec_init(struct jail_spec *js, const char *kind, uid_t uid, gid_t gid
 	js->js_dir = dir;
 	js->js_stdio[0] = js->js_stdio[1] = js->js_stdio[2] = -1;
 	js->js_exec_fd = -1;
+	js->js_cgroup_fd = -1;
 }
 
 static void plan_free(struct plan *p)
@@ -246,15 +248,19 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		}
 		if (mount(m->m_src, m->m_dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 			child_fail(pfd, k, "bind", m->m_src, errno);
-		unsigned long fl = MS_BIND | MS_REMOUNT | MS_NOSUID;
+		/* The attributes go on the bind and on every mount below it (AT_RECURSIVE): a
+		 * plain remount would leave a writable submount of a read-only folder
+		 * writable. */
+		struct mount_attr ma = {.attr_set = MOUNT_ATTR_NOSUID};
 		if (!(m->m_flags & JAIL_BIND_RW))
-			fl |= MS_RDONLY;
+			ma.attr_set |= MOUNT_ATTR_RDONLY;
 		else
-			fl |= MS_NOEXEC;
+			ma.attr_set |= MOUNT_ATTR_NOEXEC;
 		if (!(m->m_flags & JAIL_BIND_DEV))
-			fl |= MS_NODEV;
-		if (mount(NULL, m->m_dst, NULL, fl, NULL) < 0)
-			child_fail(pfd, k, "remount", m->m_dst, errno);
+			ma.attr_set |= MOUNT_ATTR_NODEV;
+		if (mount_setattr(AT_FDCWD, m->m_dst, AT_RECURSIVE | AT_SYMLINK_NOFOLLOW, &ma,
+				  sizeof(ma)) < 0)
+			child_fail(pfd, k, "mount_setattr", m->m_dst, errno);
 	}
 	if (chdir(js->js_dir) < 0)
 		child_fail(pfd, k, "chdir", js->js_dir, errno);
@@ -312,12 +318,46 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		if (hi == ~0U)
 			break;
 	}
-	/* The kept fds survive the exec (the caller may hold them O_CLOEXEC, so that no other
-	 * child of a threaded daemon inherits them); the exec fd stays close-on-exec. */
+
+	/* Passed fds to their numbers: park every source (and the exec fd and the pipe when
+	 * they sit on a target) above all numbers in play, then dup2 (which clears
+	 * close-on-exec; the parked copies keep it and go at exec). */
+	int exec_fd = js->js_exec_fd;
+	if (js->js_nfds) {
+		int base = pfd + 1, parked[JAIL_MAX_FDS];
+		for (size_t i = 0; i < nkeep; i++)
+			base = keep[i] >= base ? keep[i] + 1 : base;
+		for (size_t i = 0; i < js->js_nfds; i++)
+			base = js->js_fds[i].jf_to >= base ? js->js_fds[i].jf_to + 1 : base;
+		for (size_t i = 0; i < js->js_nfds; i++) {
+			if ((parked[i] = fcntl(js->js_fds[i].jf_from, F_DUPFD_CLOEXEC, base)) < 0)
+				child_fail(pfd, k, "pass fd", "", errno);
+			if (exec_fd == js->js_fds[i].jf_to &&
+			    (exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, base)) < 0)
+				child_fail(pfd, k, "pass fd", "exec", errno);
+			if (pfd == js->js_fds[i].jf_to &&
+			    (pfd = fcntl(pfd, F_DUPFD_CLOEXEC, base)) < 0)
+				_exit(126);
+		}
+		for (size_t i = 0; i < js->js_nfds; i++)
+			if (dup2(parked[i], js->js_fds[i].jf_to) < 0)
+				child_fail(pfd, k, "dup2", "passed fd", errno);
+		/* A source left at its own number (not a target, not kept) is not passed. */
+		for (size_t i = 0; i < js->js_nfds; i++) {
+			int f = js->js_fds[i].jf_from;
+			bool stays = f == exec_fd;
+			for (size_t j = 0; j < js->js_nfds; j++)
+				stays |= f == js->js_fds[j].jf_to;
+			for (size_t j = 0; j < js->js_nkeep; j++)
+				stays |= f == js->js_keep_fds[j];
+			if (!stays)
+				close(f);
+		}
+	}
+	/* The kept fds are meant for the new program: inheritable whatever their flag was. */
 	for (size_t i = 0; i < js->js_nkeep; i++)
 		if (fcntl(js->js_keep_fds[i], F_SETFD, 0) < 0)
 			child_fail(pfd, k, "fcntl", "keep fd", errno);
-
 	bool core = false;
 	for (size_t i = 0; i < js->js_nrlimits; i++) {
 		struct rlimit rl = {js->js_rlimits[i].jr_cur, js->js_rlimits[i].jr_max};
@@ -329,19 +369,35 @@ static void child(const struct jail_spec *js, const struct plan *p, char *const 
 		struct rlimit rl = {0, 0};
 		setrlimit(RLIMIT_CORE, &rl);
 	}
-	if (setgroups(js->js_ngroups, js->js_ngroups ? js->js_groups : NULL) < 0)
+	/* Raw system calls: glibc's wrappers would try to change the ids of the parent's
+	 * other threads too (this child of clone3 is single-threaded, glibc does not know). */
+	if (syscall(SYS_setgroups, js->js_ngroups, js->js_ngroups ? js->js_groups : NULL) < 0)
 		child_fail(pfd, k, "setgroups", "", errno);
-	if (setresgid(js->js_gid, js->js_gid, js->js_gid) < 0)
+	if (syscall(SYS_setresgid, js->js_gid, js->js_gid, js->js_gid) < 0)
 		child_fail(pfd, k, "setresgid", "", errno);
-	if (setresuid(js->js_uid, js->js_uid, js->js_uid) < 0)
+	if (syscall(SYS_setresuid, js->js_uid, js->js_uid, js->js_uid) < 0)
 		child_fail(pfd, k, "setresuid", "", errno);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(pfd, k, "prctl", "NO_NEW_PRIVS", errno);
-	if (js->js_exec_fd >= 0)
-		syscall(SYS_execveat, js->js_exec_fd, "", argv, envp, AT_EMPTY_PATH);
+	if (exec_fd >= 0)
+		syscall(SYS_execveat, exec_fd, "", argv, envp, AT_EMPTY_PATH);
 	else
 		execve(argv[0], argv, envp);
 	child_fail(pfd, k, "exec", argv[0], errno);
+}
+
+/* The child starts as pid 1 of a new PID namespace (it sees no host process and cannot
+ * signal one), inside the cgroup of cgroup_fd when >= 0 (charged and limited from its
+ * first page). Like fork() for the caller: 0 in the child, its pid (as nitrod sees it) in
+ * the parent. clone3 bypasses glibc's fork handlers: the child only makes system calls. */
+static pid_t clone_jailed(int cgroup_fd)
+{
+	struct clone_args ca = {.flags = CLONE_NEWPID, .exit_signal = SIGCHLD};
+	if (cgroup_fd >= 0) {
+		ca.flags |= CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)cgroup_fd;
+	}
+	return (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -364,7 +420,23 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 	if (!js->js_dir || js->js_dir[0] != '/' || strlen(js->js_dir) < 2)
 		RETURN_ERR(-1, "jail %s: the jail dir must be an absolute path other than /", k);
 	size_t nkeep = js->js_nkeep;
-	int *keep = calloc(nkeep + 1, sizeof(int));
+	if (js->js_nfds > JAIL_MAX_FDS)
+		RETURN_ERR(-1, "jail %s: at most %d fds to pass", k, JAIL_MAX_FDS);
+	for (size_t i = 0; i < js->js_nfds; i++) {
+		const struct jail_fd *f = &js->js_fds[i];
+		bool bad = f->jf_to < 3 || f->jf_to > (1 << 20) || fcntl(f->jf_from, F_GETFD) < 0;
+		for (size_t j = 0; j < i; j++)
+			bad |= js->js_fds[j].jf_to == f->jf_to;
+		for (size_t j = 0; j < js->js_nkeep; j++)
+			bad |= js->js_keep_fds[j] == f->jf_to;
+		if (bad)
+			RETURN_ERR(-1,
+				   "jail %s: fd %d to pass as %d: not open, or a number below 3, "
+				   "twice or kept",
+				   k, f->jf_from, f->jf_to);
+	}
+	/* The sources of passed fds survive the closing of the rest until they are moved. */
+	int *keep = calloc(nkeep + js->js_nfds + 1, sizeof(int));
 	if (!keep)
 		RETURN_ERR(-1, "jail %s: out of memory", k);
 	for (size_t i = 0; i < nkeep; i++) {
@@ -377,7 +449,14 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 	}
 	if (js->js_exec_fd >= 0)
 		keep[nkeep++] = js->js_exec_fd;
+	for (size_t i = 0; i < js->js_nfds; i++)
+		keep[nkeep++] = js->js_fds[i].jf_from;
 	qsort(keep, nkeep, sizeof(int), cmp_int);
+	size_t u = 0; /* one entry per number (a source may also be the exec fd) */
+	for (size_t i = 0; i < nkeep; i++)
+		if (!u || keep[u - 1] != keep[i])
+			keep[u++] = keep[i];
+	nkeep = u;
 
 	/* Mounts: the executable and its libraries, /dev/null, then the caller's binds. */
 	struct plan p = {0};
@@ -442,7 +521,7 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 		free(sec);
 		goto fail;
 	}
-	pid_t pid = fork();
+	pid_t pid = clone_jailed(js->js_cgroup_fd);
 	if (pid == 0) {
 		close(pfd[0]);
 		child(js, &p, argv, envp, pfd[1], keep, nkeep);
@@ -454,7 +533,7 @@ pid_t jail_spawn(const struct jail_spec *js, char *const argv[], char *err, size
 	free(sec);
 	if (pid < 0) {
 		close(pfd[0]);
-		snprintf(err, errlen, "jail %s: fork: %s", k, strerror(fe));
+		snprintf(err, errlen, "jail %s: clone3: %s", k, strerror(fe));
 		goto fail;
 	}
 	/* EOF on the pipe = exec succeeded. */

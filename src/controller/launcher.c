@@ -1,6 +1,7 @@
 /* nitrod's launcher: the launch plan as measured, jailed processes (see launcher.h). */
 #include "controller/launcher.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -16,10 +18,12 @@
 #include "boot/config.h"
 #include "imds/imds.h"
 #include "controller/bootfile.h"
+#include "controller/cgroup.h"
 #include "controller/proc.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
 #include "securitychip/identity.h"
+#include "volume/volume.h"
 
 #define VPC_SG_MAX (1u << 20) /* a security-group file nitrod copies for a card */
 
@@ -90,6 +94,7 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 		lv->lv_throughput_mib = v->v_throughput_mib;
 		lv->lv_gp2 = v->v_gp2;
 		lv->lv_readonly = s->s_vols[i].vr_readonly;
+		lv->lv_key_fd = v->v_encrypted; /* only nitrod reads the master key */
 	}
 	for (unsigned i = 0; i < s->s_nnics; i++) {
 		const struct nic_spec *n = &s->s_nics[i];
@@ -119,7 +124,7 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 	run_dir(in, le->le_run_dir, sizeof(le->le_run_dir));
 	/* nitrod's own cache, read-only in the jail (kcache.h) */
 	sfmt(le->le_kernel_cache, sizeof(le->le_kernel_cache), "%s/kcache", g_ctl.c_state_dir);
-	key_dir(in, le->le_card_state, sizeof(le->le_card_state));
+	le->le_underlay_fd = true; /* made here; the card gets no network of its own */
 	sfmt(le->le_vpc_map, sizeof(le->le_vpc_map), "%s/vpc-map", g_ctl.c_state_dir);
 	return 0;
 }
@@ -249,11 +254,55 @@ static bool wait_socket(const char *path, pid_t pid, int *status)
 	return false;
 }
 
-/* The fds a process keeps, from its plan: stdio[] gets the fd for 0..2 (-1: /dev/null);
- * opened[] what to close after the spawn. */
+/* A pipe holding the data key of an encrypted volume for its card (--key-fd): the read
+ * end, or -1 with err. Only nitrod reads the master key; the card's jail never has it. */
+static int key_pipe(const struct volrec *v, char *err, size_t errlen)
+{
+	uint8_t dk[VOL_KEY_BYTES];
+	char e[512];
+	if (vol_unwrap_key(v->v_path, dk, e, sizeof(e)) < 0)
+		RETURN_ERR(-1, "volume %s: %s", v->v_id, e);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		explicit_bzero(dk, sizeof(dk));
+		RETURN_ERR(-1, "volume %s: key pipe: %s", v->v_id, strerror(errno));
+	}
+	/* 64 bytes fit in any pipe buffer: the write never blocks. */
+	bool ok = write(p[1], dk, sizeof(dk)) == (ssize_t)sizeof(dk);
+	int we = errno;
+	explicit_bzero(dk, sizeof(dk));
+	close(p[1]);
+	if (!ok) {
+		close(p[0]);
+		RETURN_ERR(-1, "volume %s: key pipe: %s", v->v_id, strerror(we));
+	}
+	return p[0];
+}
+
+/* The VPC card's underlay: a UDP socket on the host's loopback (any port), made here in
+ * the host's network namespace and handed over (--underlay-fd): the card itself lives
+ * in an empty network namespace. The fd, or -1 with err. */
+static int underlay_socket(char *err, size_t errlen)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = {htonl(INADDR_LOOPBACK)}};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		if (s >= 0)
+			close(s);
+		RETURN_ERR(-1, "VPC underlay socket: %s", strerror(e));
+	}
+	return s;
+}
+
+/* The fds a process keeps, from its plan: stdio[] gets the fd for 0..2 (-1: /dev/null),
+ * pass[] the others (at the numbers the plan gives); opened[] what to close after the
+ * spawn. */
 struct kept {
 	int stdio[3];
-	int opened[3];
+	struct jail_fd pass[LAUNCH_MAX_FDS + 2]; /* + the boot files of nitro-hv */
+	unsigned npass;
+	int opened[LAUNCH_MAX_FDS];
 	unsigned nopened;
 };
 
@@ -269,7 +318,7 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 		     struct kept *k, char *err, size_t errlen)
 {
 	k->stdio[0] = k->stdio[1] = k->stdio[2] = -1;
-	k->nopened = 0;
+	k->nopened = k->npass = 0;
 	int log = -1, console = -1;
 	for (unsigned i = 0; i < p->lp_nfds; i++) {
 		const struct launch_fd *f = &p->lp_fds[i];
@@ -294,23 +343,70 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			}
 			fd = log;
 			break;
-		case LAUNCH_FD_TPM_KEY: /* nitrod launches no TPM card yet (docs/tpm.md) */
-			fd = -1;
+		case LAUNCH_FD_VOLUME_KEY: {
+			const struct volrec *v = f->lf_item < in->i_spec.s_nvols
+						     ? vol_find(in->i_spec.s_vols[f->lf_item].vr_id)
+						     : NULL;
+			if (!v) {
+				kept_close(k);
+				RETURN_ERR(-1, "%s: its volume no longer exists", p->lp_name);
+			}
+			if ((fd = key_pipe(v, err, errlen)) < 0) {
+				kept_close(k);
+				return -1;
+			}
+			k->opened[k->nopened++] = fd;
 			break;
 		}
-		if (f->lf_fd < 0 || f->lf_fd > 2) {
+		case LAUNCH_FD_UNDERLAY:
+			if ((fd = underlay_socket(err, errlen)) < 0) {
+				kept_close(k);
+				return -1;
+			}
+			k->opened[k->nopened++] = fd;
+			break;
+		case LAUNCH_FD_TPM_KEY: /* nitrod launches no TPM card yet (docs/tpm.md) */
 			kept_close(k);
 			RETURN_ERR(-1, "%s: nitrod cannot pass fd %d (%s) yet", p->lp_name,
 				   f->lf_fd, launch_fd_role_name(f->lf_role));
 		}
-		k->stdio[f->lf_fd] = fd;
+		if (f->lf_fd < 0) {
+			kept_close(k);
+			RETURN_ERR(-1, "%s: fd %d (%s)", p->lp_name, f->lf_fd,
+				   launch_fd_role_name(f->lf_role));
+		}
+		if (f->lf_fd <= 2)
+			k->stdio[f->lf_fd] = fd;
+		else if (fd >= 0)
+			k->pass[k->npass++] = (struct jail_fd){fd, f->lf_fd};
 	}
 	return 0;
 }
 
-/* Starts process p of the plan measured and jailed; its pid, or -1 with err. */
+/* The cgroup leaf of one process (name "hv", "c0", ...) with the documented limits
+ * (cgroup.h): its fd for the jailer, -1 when cgroups are off (--no-cgroups, --no-jail),
+ * or -2 with err when it cannot be made. */
+static int cgroup_for(const struct instance *in, const struct launch_proc *p, const char *name,
+		      char *err, size_t errlen)
+{
+	if (!g_ctl.c_jail || !g_ctl.c_cgroups)
+		return -1;
+	struct cg_limits il, l;
+	const struct inst_spec *s = &in->i_spec;
+	cg_limits_instance(s->s_mem_mib, s->s_cpus, in->i_ncards, &il);
+	if (p->lp_kind == LAUNCH_HV)
+		cg_limits_hv(s->s_mem_mib, s->s_cpus, &l);
+	else
+		cg_limits_card(s->s_mem_mib, &l);
+	int fd = cg_make(g_ctl.c_cgroup_root, in->i_id, &il, name, &l, err, errlen);
+	return fd < 0 ? -2 : fd;
+}
+
+/* Starts process p of the plan measured and jailed; its pid, or -1 with err. The fds of
+ * its plan and extra[] (nitro-hv's boot files) are passed at the numbers given. */
 static pid_t spawn(struct instance *in, const struct launch_proc *p, const char *logname,
-		   const char *jail_name, const int *keep, size_t nkeep, char *err, size_t errlen)
+		   const char *jail_name, const struct jail_fd *extra, size_t nextra, char *err,
+		   size_t errlen)
 {
 	int fd = -1;
 	if (chip_measure_exec(g_ctl.c_chip, p->lp_exe, &fd, NULL, err, errlen))
@@ -335,6 +431,14 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 		close(fd);
 		return -1;
 	}
+	for (size_t i = 0; i < nextra && k.npass < ARRAY_SIZE(k.pass); i++)
+		k.pass[k.npass++] = extra[i];
+	int cgfd = cgroup_for(in, p, jail_name, err, errlen);
+	if (cgfd == -2) {
+		close(fd);
+		kept_close(&k);
+		return -1;
+	}
 	struct proc_spawn ps = {
 	    .ps_kind = p->lp_profile,
 	    .ps_uid = in->i_uid,
@@ -343,14 +447,17 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 	    .ps_binds = binds,
 	    .ps_nbinds = p->lp_npaths,
 	    .ps_stdio = {k.stdio[0], k.stdio[1], k.stdio[2]},
-	    .ps_keep_fds = keep,
-	    .ps_nkeep = nkeep,
 	    .ps_env = env,
 	    .ps_exec_fd = fd,
 	    .ps_jail_flags = p->lp_flags & LAUNCH_HOST_NET ? 0 : JAIL_NEWNET,
+	    .ps_fds = k.pass,
+	    .ps_nfds = k.npass,
+	    .ps_cgroup_fd = cgfd,
 	};
 	pid_t pid = proc_spawn(&ps, g_ctl.c_jail, p->lp_argv, err, errlen);
 	close(fd);
+	if (cgfd >= 0)
+		close(cgfd);
 	kept_close(&k);
 	return pid;
 }
@@ -501,9 +608,12 @@ int launch_hv(struct instance *in, char *err, size_t errlen)
 		    strcmp(hv->lp_paths[i].lpa_path, pp->ls.ls_initrd))
 			hv->lp_paths[np++] = hv->lp_paths[i];
 	hv->lp_npaths = np;
-	int keep[2];
-	size_t nkeep = boot_files_fds(&bf, keep);
-	pid_t pid = spawn(in, hv, "hv.log", "hv", keep, nkeep, err, errlen);
+	int bfd[2];
+	size_t nb = boot_files_fds(&bf, bfd);
+	struct jail_fd pass[2];
+	for (size_t i = 0; i < nb; i++)
+		pass[i] = (struct jail_fd){bfd[i], bfd[i]}; /* at the numbers its argv names */
+	pid_t pid = spawn(in, hv, "hv.log", "hv", pass, nb, err, errlen);
 	if (pid >= 0) {
 		started(&in->i_hv, PK_HV, pid);
 		r = 0;
@@ -522,33 +632,6 @@ static int mkdir_owned(const char *path, uid_t uid, gid_t gid)
 		return -1;
 	if (g_ctl.c_jail && chown(path, uid, gid) < 0)
 		return -1;
-	return 0;
-}
-
-/* The cards' copy of the host master key, readable by the instance's uid only. */
-static int copy_key(const char *key_dir, uid_t uid, gid_t gid, char *err, size_t errlen)
-{
-	char src[PATH_MAX + 16], dst[PATH_MAX + 16];
-	sfmt(src, sizeof(src), "%s/master.key", g_ctl.c_state_dir);
-	sfmt(dst, sizeof(dst), "%s/master.key", key_dir);
-	uint8_t *key = NULL;
-	size_t len = 0;
-	int r = read_file(src, 4096, &key, &len);
-	if (r == ENOENT)
-		return 0; /* no encrypted volume was ever created */
-	if (r)
-		RETURN_ERR(-1, "master key %s: %s", src, strerror(r));
-	unlink(dst);
-	int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-	bool ok = fd >= 0 && write(fd, key, len) == (ssize_t)len &&
-		  (!g_ctl.c_jail || fchown(fd, uid, gid) == 0);
-	int e = errno;
-	explicit_bzero(key, len);
-	free(key);
-	if (fd >= 0)
-		close(fd);
-	if (!ok)
-		RETURN_ERR(-1, "master key copy %s: %s", dst, strerror(e));
 	return 0;
 }
 
@@ -679,13 +762,16 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 		*refused = true;
 		goto out;
 	}
-	if (mkdir_owned(pp->le.le_run_dir, in->i_uid, in->i_gid) < 0 ||
-	    mkdir_owned(pp->le.le_card_state, in->i_uid, in->i_gid) < 0) {
+	if (mkdir_owned(pp->le.le_run_dir, in->i_uid, in->i_gid) < 0) {
 		sfmt(err, errlen, "run folder %s: %s", pp->le.le_run_dir, strerror(errno));
 		goto out;
 	}
-	if (pp->ls.ls_nvols && copy_key(pp->le.le_card_state, in->i_uid, in->i_gid, err, errlen))
+	/* Jailed processes get cgroup limits, or nitrod was told to do without. */
+	if (g_ctl.c_jail && !g_ctl.c_cgroups && !g_ctl.c_no_cgroups) {
+		sfmt(err, errlen, "%s (start nitrod with --no-cgroups to run without limits)",
+		     g_ctl.c_cgroup_err[0] ? g_ctl.c_cgroup_err : "cgroups unavailable");
 		goto out;
+	}
 	for (unsigned i = 0; i < pp->ls.ls_nnics; i++)
 		if (sign_identity(in, &pp->ls, i, err, errlen))
 			goto out;
@@ -716,6 +802,11 @@ void launch_cleanup(const struct instance *in)
 	char d[PATH_MAX];
 	run_dir(in, d, sizeof(d));
 	remove_flat(d);
+	/* An instance launched by an older nitrod had a copy of the master key here for its
+	 * cards (they get only their volume's key now): it goes with the instance. */
 	key_dir(in, d, sizeof(d));
 	remove_flat(d);
+	if (g_ctl.c_cgroups && cg_remove(g_ctl.c_cgroup_root, in->i_id, NULL) < 0)
+		warnmsg("%s: cgroup %s/%s/%s not removed: %s", in->i_id, g_ctl.c_cgroup_root,
+			CG_NITRO, in->i_id, strerror(errno));
 }

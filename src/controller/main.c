@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "controller/audit.h"
+#include "controller/cgroup.h"
 #include "controller/ctl.h"
 #include "controller/http.h"
 #include "controller/records.h"
@@ -51,7 +52,11 @@ static const char usage_text[] =
     "                       (repeatable; requests may name files in these folders only)\n"
     "  --console-max BYTES  cap of an instance's console.log: past it the oldest half\n"
     "                       is dropped (default 1048576; 4096 to 1073741824)\n"
-    "  --no-jail            start processes without the jailer (development only)\n";
+    "  --no-jail            start processes without the jailer (development only)\n"
+    "  --cgroup-root DIR    the cgroup v2 hierarchy for jailed processes' limits\n"
+    "                       (default /sys/fs/cgroup; nitrod uses DIR/nitro)\n"
+    "  --no-cgroups         run jailed processes without cgroup limits (without it, a\n"
+    "                       host lacking cgroup v2 memory/pids/cpu refuses launches)\n";
 
 /* The audit log's anchor signer: the security chip's attestation key (audit.h). */
 static int sign_audit_head(void *ctx, const void *msg, size_t len, char *sig, size_t siglen)
@@ -159,6 +164,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--no-jail")) {
 			jail = false;
 			continue;
+		} else if (!strcmp(a, "--no-cgroups")) {
+			g_ctl.c_no_cgroups = true;
+			continue;
 		} else if (!v) {
 			die_usage("%s: %s\n%s", a,
 				  a[0] == '-' ? "missing value" : "unexpected argument",
@@ -171,6 +179,8 @@ int main(int argc, char **argv)
 			anchor = v;
 		} else if (!strcmp(a, "--images")) {
 			images = v;
+		} else if (!strcmp(a, "--cgroup-root")) {
+			snprintf(g_ctl.c_cgroup_root, sizeof(g_ctl.c_cgroup_root), "%s", v);
 		} else if (!strcmp(a, "--files")) {
 			if (nfiles == ARRAY_SIZE(files))
 				die_usage("--files: at most %zu", ARRAY_SIZE(files));
@@ -217,6 +227,17 @@ int main(int argc, char **argv)
 	g_ctl.c_console_max = console_max;
 	if (jail && geteuid() != 0)
 		die("the jailer needs root (run as root, or with --no-jail for development)");
+	if (!g_ctl.c_cgroup_root[0])
+		snprintf(g_ctl.c_cgroup_root, sizeof(g_ctl.c_cgroup_root), "%s", CG_DEFAULT_ROOT);
+	if (jail && g_ctl.c_no_cgroups)
+		warnmsg("--no-cgroups: jailed processes run without memory, pids and cpu limits");
+	else if (jail &&
+		 cg_setup(g_ctl.c_cgroup_root, g_ctl.c_cgroup_err, sizeof(g_ctl.c_cgroup_err)) < 0)
+		warnmsg("%s: instances will be refused (start nitrod with --no-cgroups to run "
+			"them without limits)",
+			g_ctl.c_cgroup_err);
+	else if (jail)
+		g_ctl.c_cgroups = true;
 	g_ctl.c_uid_base = 400000;
 	if (state)
 		snprintf(g_ctl.c_state_dir, sizeof(g_ctl.c_state_dir), "%s", state);

@@ -64,15 +64,33 @@ static pid_t spawn_plain(const struct proc_spawn *ps, char *const argv[], char *
 			else
 				dup2(fd, i);
 		}
-		for (size_t i = 0; i < ps->ps_nkeep; i++)
-			fcntl(ps->ps_keep_fds[i], F_SETFD, 0); /* only this child inherits them */
+		/* Passed fds: parked above every number in play, then put in place. */
+		int parked[JAIL_MAX_FDS], base = 3;
+		for (size_t i = 0; i < ps->ps_nfds && i < JAIL_MAX_FDS; i++) {
+			base = ps->ps_fds[i].jf_to >= base ? ps->ps_fds[i].jf_to + 1 : base;
+			base = ps->ps_fds[i].jf_from >= base ? ps->ps_fds[i].jf_from + 1 : base;
+		}
+		base = ps->ps_exec_fd >= base ? ps->ps_exec_fd + 1 : base;
+		base = pipefd[1] >= base ? pipefd[1] + 1 : base;
+		for (size_t i = 0; i < ps->ps_nfds && i < JAIL_MAX_FDS; i++)
+			parked[i] = fcntl(ps->ps_fds[i].jf_from, F_DUPFD_CLOEXEC, base);
+		int exec_fd = ps->ps_exec_fd, efd = pipefd[1];
+		for (size_t i = 0; i < ps->ps_nfds && i < JAIL_MAX_FDS; i++) {
+			if (exec_fd == ps->ps_fds[i].jf_to)
+				exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, base);
+			if (efd == ps->ps_fds[i].jf_to)
+				efd = fcntl(efd, F_DUPFD_CLOEXEC, base);
+		}
+		for (size_t i = 0; i < ps->ps_nfds && i < JAIL_MAX_FDS; i++)
+			if (parked[i] >= 0)
+				dup2(parked[i], ps->ps_fds[i].jf_to);
 		int e;
-		if (ps->ps_exec_fd >= 0)
-			syscall(SYS_execveat, ps->ps_exec_fd, "", argv, ps->ps_env, AT_EMPTY_PATH);
+		if (exec_fd >= 0)
+			syscall(SYS_execveat, exec_fd, "", argv, ps->ps_env, AT_EMPTY_PATH);
 		else
 			execve(argv[0], argv, ps->ps_env);
 		e = errno;
-		if (write(pipefd[1], &e, sizeof(e)) < 0)
+		if (write(efd, &e, sizeof(e)) < 0)
 			_exit(126);
 		_exit(127);
 	}
@@ -101,12 +119,13 @@ pid_t proc_spawn(const struct proc_spawn *ps, bool jail, char *const argv[], cha
 	js.js_nbinds = ps->ps_nbinds;
 	for (int i = 0; i < 3; i++)
 		js.js_stdio[i] = ps->ps_stdio[i];
-	js.js_keep_fds = ps->ps_keep_fds;
-	js.js_nkeep = ps->ps_nkeep;
 	js.js_env = ps->ps_env;
 	js.js_seccomp = true;
 	js.js_exec_fd = ps->ps_exec_fd;
 	js.js_flags = ps->ps_jail_flags | JAIL_CHROOT_FALLBACK;
+	js.js_fds = ps->ps_fds;
+	js.js_nfds = ps->ps_nfds;
+	js.js_cgroup_fd = ps->ps_cgroup_fd;
 	static const struct jail_rlimit lim[] = {
 	    {RLIMIT_NOFILE, 1024, 1024},
 	    {RLIMIT_CORE, 0, 0},

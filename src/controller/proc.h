@@ -1,8 +1,9 @@
 /* Starting one hypervisor or card process: through the jailer (jailer.h) when nitrod
  * runs with jailing on (the default), or as a plain child in its own session with
- * --no-jail (development; nitrod not root). Either way the process gets only the fds in
- * ps_stdio and ps_keep_fds, an environment of ps_env, and is exec'd from ps_exec_fd (the fd the
- * security chip measured). Processes start in a new session so they outlive nitrod.
+ * --no-jail (development; nitrod not root). Either way the process gets the fds in
+ * ps_stdio and ps_fds (each at the number it names), an environment of ps_env, and is exec'd
+ * from ps_exec_fd (the fd the security chip measured). Processes start in a new session so they
+ * outlive nitrod.
  *
  * proc_start_time reads the start time (clock ticks since boot) of a pid from
  * /proc/PID/stat: with the pid it names one process for ever (pids are reused, start
@@ -25,12 +26,14 @@ struct proc_spawn {
 	const struct jail_bind *ps_binds;
 	size_t ps_nbinds;
 	int ps_stdio[3];
-	const int *ps_keep_fds; /* also inherited, at the same numbers (>= 3): e.g. the boot
-				   files nitro-hv reads (--kernel-fd); may be O_CLOEXEC */
-	size_t ps_nkeep;
 	char *const *ps_env;
 	int ps_exec_fd;
 	unsigned ps_jail_flags;
+	const struct jail_fd *ps_fds; /* passed at the numbers given (>= 3), close-on-exec
+					cleared (the caller may hold them O_CLOEXEC): boot
+					files, key pipe, underlay */
+	size_t ps_nfds;
+	int ps_cgroup_fd; /* >= 0: the cgroup v2 leaf to start in (jailed only) */
 };
 
 /* Returns the pid, or -1 with err set. A warning from the jailer (chroot fallback) is

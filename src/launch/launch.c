@@ -177,6 +177,10 @@ static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item
 		opt(b, "--header", v->lv_header);
 		uses_path(b, v->lv_header, 0);
 	}
+	if (v->lv_key_fd) {
+		keep_fd(b, 3, LAUNCH_FD_VOLUME_KEY, item);
+		opt(b, "--key-fd", "3");
+	}
 	arg(b, v->lv_path);
 	if (v->lv_file)
 		uses_path(b, v->lv_path, v->lv_readonly ? 0 : LAUNCH_PATH_RW);
@@ -217,8 +221,13 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 	}
 	opt_num(b, "--pps", n->ln_pps);
 	opt_num(b, "--bandwidth", n->ln_bandwidth_mbit);
-	if (e->le_underlay[0])
+	if (e->le_underlay_fd) {
+		keep_fd(b, 3, LAUNCH_FD_UNDERLAY, item);
+		opt(b, "--underlay-fd", "3");
+		p->lp_flags &= ~LAUNCH_HOST_NET; /* its network is that socket */
+	} else if (e->le_underlay[0]) {
 		opt(b, "--underlay", e->le_underlay);
+	}
 	if (e->le_vpc_map[0]) {
 		opt(b, "--map", e->le_vpc_map);
 		uses_path(b, e->le_vpc_map, LAUNCH_PATH_RW);
@@ -403,6 +412,10 @@ const char *launch_fd_role_name(enum launch_fd_role r)
 		return "console-out";
 	case LAUNCH_FD_LOG:
 		return "log";
+	case LAUNCH_FD_VOLUME_KEY:
+		return "volume-key";
+	case LAUNCH_FD_UNDERLAY:
+		return "underlay";
 	case LAUNCH_FD_TPM_KEY:
 		return "tpm-key";
 	}

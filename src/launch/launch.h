@@ -66,7 +66,9 @@ struct launch_volume {
 	int64_t lv_throughput_mib; /* LAUNCH_UNSET: gp3's 125 */
 	bool lv_gp2;		   /* gp2 burst credits instead of gp3 */
 	bool lv_readonly;
-	bool lv_file; /* a local file (a jail binds it; its folder is shared with an emuhost) */
+	bool lv_file;	/* a local file (a jail binds it; its folder is shared with an emuhost) */
+	bool lv_key_fd; /* its launcher passes the data key on fd 3 (--key-fd): the card never
+			   reads the master key (nitrod, for encrypted volume files) */
 	enum launch_bus lv_bus;
 	char lv_device[33]; /* NVMe: EC2's device name; "": sda1 for the first, then sdf, ... */
 	/* The instance-storage card instead of a volume (NVMe; lv_path is the size, lv_dir
@@ -136,6 +138,8 @@ struct launch_env {
 					   inherited */
 	char le_vpc_map[PATH_MAX];	/* the VPC cards' --map; "": their default */
 	char le_underlay[64];		/* the VPC cards' --underlay; "": their default */
+	bool le_underlay_fd; /* the launcher makes each VPC card's underlay socket and passes
+				it on fd 3 (--underlay-fd): the card needs no network (nitrod) */
 };
 
 enum launch_kind {
@@ -150,6 +154,8 @@ enum launch_fd_role {
 	LAUNCH_FD_CONSOLE_IN,  /* the guest's serial input (nitro run: its stdin) */
 	LAUNCH_FD_CONSOLE_OUT, /* the guest's serial output (nitro run: its stdout) */
 	LAUNCH_FD_LOG,	       /* the process's messages (nitro run: its stderr) */
+	LAUNCH_FD_VOLUME_KEY,  /* a pipe with the volume's data key (--key-fd; nitrod) */
+	LAUNCH_FD_UNDERLAY,    /* the VPC card's bound UDP underlay socket (--underlay-fd) */
 	LAUNCH_FD_TPM_KEY,     /* the TPM card's 32-byte state key, then EOF (a pipe) */
 };
 

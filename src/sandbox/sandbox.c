@@ -157,13 +157,12 @@ static const int card_calls[] = {
     SCMP_SYS(unlink),
 };
 
-/* The VPC card also sends and receives the UDP underlay and polls it.
- * Reading mapping entries on a cache miss needs openat, allowed read-only below. */
+/* The VPC card also sends and receives the UDP underlay (bound before the filter: no
+ * bind or connect after set-up). Reading mapping entries on a cache miss needs openat,
+ * allowed read-only below. */
 static const int vpc_calls[] = {
     SCMP_SYS(sendmmsg),
     SCMP_SYS(recvmmsg),
-    SCMP_SYS(bind),
-    SCMP_SYS(connect),
 };
 
 /* The TPM card: its NV blobs in the state folder it opened before (openat on that dirfd,
@@ -255,15 +254,17 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	if (!rc && (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execve), 0) < 0 ||
 		    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execveat), 0) < 0))
 		rc = -1;
-	/* Sockets: AF_UNIX only (vhost-user); the VPC card also UDP over IPv4/IPv6. */
-	if (!rc && seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				    SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)
-		rc = -1;
-	if (!rc && vpc &&
-	    (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-			      SCMP_A0(SCMP_CMP_EQ, AF_INET)) < 0 ||
-	     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-			      SCMP_A0(SCMP_CMP_EQ, AF_INET6)) < 0))
+	/* Sockets, family and type: nitro-hv makes only AF_UNIX SOCK_STREAM sockets after
+	 * set-up (reconnecting to a restarted card; SOCK_CLOEXEC/SOCK_NONBLOCK may be set,
+	 * protocol 0). The cards make none: their listeners, the VPC card's underlay socket
+	 * (created by its launcher, --underlay-fd) and an NBD connection exist before the
+	 * filter. No AF_INET/AF_INET6 or datagram socket anywhere. */
+	if (!rc && hv &&
+	    seccomp_rule_add(
+		ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 3, SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+		SCMP_A1(SCMP_CMP_MASKED_EQ,
+			0xffffffffUL & ~(unsigned long)(SOCK_CLOEXEC | SOCK_NONBLOCK), SOCK_STREAM),
+		SCMP_A2(SCMP_CMP_EQ, 0)) < 0)
 		rc = -1;
 	if (rc && !err[0])
 		snprintf(err, errlen, "seccomp: cannot add the base rules");

@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "lib/le.h"
@@ -32,7 +33,10 @@
 #define H_WRAPPED 64
 #define H_TAG 128
 #define H_TAG_BYTES 16
+#define H_KCV 144 /* key check: HMAC-SHA-256(data key, KCV_LABEL || magic..id); 0s: none */
+#define H_KCV_BYTES 32
 #define H_SUM 4064
+#define KCV_LABEL "nitro volume key check v1"
 #define H_BYTES VOL_DATA_OFFSET
 
 #define BOUNCE_BYTES (256u << 10)
@@ -199,6 +203,25 @@ static int gcm(bool enc, const uint8_t *mk, const uint8_t *nonce, const uint8_t 
 	return ok ? 0 : -1;
 }
 
+/* The key check value of data key dk for header h: lets a card that is handed only the
+ * data key (never the master key) tell the right key from a wrong one. */
+static int key_check(const uint8_t *dk, const uint8_t *h, uint8_t out[H_KCV_BYTES])
+{
+	uint8_t msg[sizeof(KCV_LABEL) + H_AAD_END];
+	unsigned n = H_KCV_BYTES;
+	memcpy(msg, KCV_LABEL, sizeof(KCV_LABEL));
+	memcpy(msg + sizeof(KCV_LABEL), h, H_AAD_END);
+	return HMAC(EVP_sha256(), dk, VOL_KEY_BYTES, msg, sizeof(msg), out, &n) ? 0 : -1;
+}
+
+static bool has_key_check(const uint8_t *h)
+{
+	for (int i = 0; i < H_KCV_BYTES; i++)
+		if (h[H_KCV + i])
+			return true;
+	return false;
+}
+
 static void header_sum(const uint8_t *h, uint8_t out[32])
 {
 	unsigned n = 32;
@@ -241,7 +264,8 @@ int vol_create(const char *path, uint64_t size, bool encrypted, char id[VOL_ID_L
 		int ok = RAND_bytes(dk, sizeof(dk)) == 1 &&
 			 RAND_bytes(h + H_NONCE, H_NONCE_BYTES) == 1 &&
 			 CRYPTO_memcmp(dk, dk + 32, 32) != 0 && /* XTS refuses equal halves */
-			 gcm(true, mk, h + H_NONCE, h, dk, h + H_WRAPPED, h + H_TAG) == 0;
+			 gcm(true, mk, h + H_NONCE, h, dk, h + H_WRAPPED, h + H_TAG) == 0 &&
+			 key_check(dk, h, h + H_KCV) == 0;
 		OPENSSL_cleanse(dk, sizeof(dk));
 		OPENSSL_cleanse(mk, sizeof(mk));
 		if (!ok)
@@ -357,23 +381,105 @@ static void crypt_free(struct vol_crypt *c)
 	munmap(c, len);
 }
 
-static int open_volume(const char *path, bool readonly, bool lock, struct volume *v, char *err,
-		       size_t errlen);
-
-int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_t errlen)
+/* An anonymous page kept out of swap and core dumps, for a plaintext key. */
+static uint8_t *key_page(void)
 {
-	return open_volume(path, readonly, true, v, err, errlen);
+	uint8_t *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, 4096, MADV_DONTDUMP);
+	mlock(p, 4096);
+	return p;
+}
+
+static void key_page_free(uint8_t *p)
+{
+	OPENSSL_cleanse(p, 4096);
+	munlock(p, 4096);
+	munmap(p, 4096);
+}
+
+/* Unwraps the data key of header h (read from path) with the master key into dk. */
+static int unwrap(const char *path, uint8_t *h, uint8_t *dk, char *err, size_t errlen)
+{
+	char mpath[PATH_MAX];
+	uint8_t mk[VOL_MASTER_KEY_BYTES];
+	vol_master_key_path(mpath, sizeof(mpath));
+	if (access(mpath, F_OK) < 0 && errno == ENOENT)
+		RETURN_ERR(-ENOKEY,
+			   "volume %s: no master key at %s (the key that wrapped "
+			   "its data key is on another host or lost)",
+			   path, mpath);
+	int r = load_master_key(mpath, mk, err, errlen);
+	if (r)
+		return r;
+	int ok = gcm(false, mk, h + H_NONCE, h, h + H_WRAPPED, dk, h + H_TAG) == 0;
+	OPENSSL_cleanse(mk, sizeof(mk));
+	if (!ok)
+		RETURN_ERR(-EKEYREJECTED,
+			   "volume %s: wrong master key (the data key does not unwrap)", path);
+	return 0;
+}
+
+int vol_unwrap_key(const char *path, uint8_t dk[VOL_KEY_BYTES], char *err, size_t errlen)
+{
+	uint8_t h[H_BYTES];
+	struct volume v = {.v_fd = -1};
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		RETURN_ERR(-errno, "volume %s: %s", path, strerror(errno));
+	int r = read_header(fd, path, h, &v, err, errlen);
+	close(fd);
+	if (r)
+		return r;
+	if (!v.v_encrypted)
+		RETURN_ERR(-EINVAL, "volume %s: not encrypted (no data key)", path);
+	uint8_t *k = key_page();
+	if (!k)
+		RETURN_ERR(-ENOMEM, "volume %s: out of memory", path);
+	r = unwrap(path, h, k, err, errlen);
+	if (!r && !has_key_check(h)) {
+		/* A volume made before key checks: the key just unwrapped (authenticated by
+		 * GCM) is right; record its check value so key-only openers can verify it. */
+		r = key_check(k, h, h + H_KCV) < 0 ? -EIO : 0;
+		header_sum(h, h + H_SUM);
+		fd = r ? -1 : open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (!r && fd < 0)
+			r = -errno;
+		if (!r)
+			r = full_pwrite(fd, h, H_BYTES, 0);
+		if (!r && fsync(fd) < 0)
+			r = -errno;
+		if (fd >= 0)
+			close(fd);
+		if (r)
+			snprintf(err, errlen, "volume %s: adding the key check: %s", path,
+				 strerror(-r));
+	}
+	if (!r)
+		memcpy(dk, k, VOL_KEY_BYTES);
+	key_page_free(k);
+	return r;
+}
+
+static int open_volume(const char *path, bool readonly, bool lock, const uint8_t *key,
+		       struct volume *v, char *err, size_t errlen);
+
+int vol_open_key(const char *path, bool readonly, const uint8_t *key, struct volume *v, char *err,
+		 size_t errlen)
+{
+	return open_volume(path, readonly, true, key, v, err, errlen);
 }
 
 int vol_open_paused(const char *path, struct volume *v, char *err, size_t errlen)
 {
-	return open_volume(path, true, false, v, err, errlen);
+	return open_volume(path, true, false, NULL, v, err, errlen);
 }
 
-static int open_volume(const char *path, bool readonly, bool lock, struct volume *v, char *err,
-		       size_t errlen)
+static int open_volume(const char *path, bool readonly, bool lock, const uint8_t *key,
+		       struct volume *v, char *err, size_t errlen)
 {
-	uint8_t h[H_BYTES], mk[VOL_MASTER_KEY_BYTES];
+	uint8_t h[H_BYTES];
 	*v = (struct volume){.v_fd = -1, .v_readonly = readonly};
 	snprintf(v->v_path, sizeof(v->v_path), "%s", path);
 	int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -388,55 +494,57 @@ static int open_volume(const char *path, bool readonly, bool lock, struct volume
 			 strerror(errno));
 		goto fail;
 	}
+	if (key && !v->v_encrypted) {
+		r = -EINVAL;
+		snprintf(err, errlen, "volume %s: not encrypted, but a data key was given", path);
+		goto fail;
+	}
 	if (v->v_encrypted) {
-		char mpath[PATH_MAX];
-		vol_master_key_path(mpath, sizeof(mpath));
-		if (access(mpath, F_OK) < 0 && errno == ENOENT) {
-			r = -ENOKEY;
-			snprintf(err, errlen,
-				 "volume %s: no master key at %s (the key that wrapped "
-				 "its data key is on another host or lost)",
-				 path, mpath);
-			goto fail;
-		}
-		if ((r = load_master_key(mpath, mk, err, errlen)))
-			goto fail;
-		/* The unwrapped key goes straight into the locked page. */
-		uint8_t *dk =
-		    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (dk == MAP_FAILED) {
+		/* The plaintext key goes straight into a locked page. */
+		uint8_t *dk = key_page();
+		if (!dk) {
 			r = -ENOMEM;
-			OPENSSL_cleanse(mk, sizeof(mk));
 			snprintf(err, errlen, "volume %s: out of memory", path);
 			goto fail;
 		}
-		madvise(dk, 4096, MADV_DONTDUMP);
-		mlock(dk, 4096);
-		int ok = gcm(false, mk, h + H_NONCE, h, h + H_WRAPPED, dk, h + H_TAG) == 0;
-		OPENSSL_cleanse(mk, sizeof(mk));
-		if (ok)
-			v->v_crypt = crypt_new(dk);
-		OPENSSL_cleanse(dk, 4096);
-		munlock(dk, 4096);
-		munmap(dk, 4096);
-		if (!ok) {
-			r = -EKEYREJECTED;
-			snprintf(err, errlen,
-				 "volume %s: wrong master key (the data key does not unwrap)",
-				 path);
-			goto fail;
+		if (key) {
+			uint8_t kcv[H_KCV_BYTES];
+			memcpy(dk, key, VOL_KEY_BYTES);
+			if (!has_key_check(h)) {
+				r = -ENOKEY;
+				snprintf(err, errlen,
+					 "volume %s: the header has no key check, so the data key "
+					 "given cannot be verified (its launcher adds one)",
+					 path);
+			} else if (key_check(dk, h, kcv) < 0 ||
+				   CRYPTO_memcmp(kcv, h + H_KCV, H_KCV_BYTES)) {
+				r = -EKEYREJECTED;
+				snprintf(err, errlen,
+					 "volume %s: wrong data key (the header's key check does "
+					 "not match)",
+					 path);
+			}
+		} else {
+			r = unwrap(path, h, dk, err, errlen);
 		}
-		if (!v->v_crypt) {
+		if (!r && !(v->v_crypt = crypt_new(dk))) {
 			r = -EIO;
 			snprintf(err, errlen, "volume %s: setting up AES-256-XTS failed", path);
-			goto fail;
 		}
+		key_page_free(dk);
+		if (r)
+			goto fail;
 	}
 	v->v_fd = fd;
 	return 0;
 fail:
 	close(fd);
 	return r;
+}
+
+int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_t errlen)
+{
+	return vol_open_key(path, readonly, NULL, v, err, errlen);
 }
 
 void vol_close(struct volume *v)

@@ -5,7 +5,9 @@
  * bytes (a multiple of 512), the volume id "vol-" + 17 lowercase hex digits (NUL padded),
  * the data key wrapped with AES-256-GCM under the host master key (12-byte nonce, 64-byte
  * ciphertext, 16-byte tag; the magic..id fields are the additional data, so a key cannot
- * be moved to another volume), and a SHA-256 of every header byte before it. Data starts
+ * be moved to another volume), a key check value (at 144: HMAC-SHA-256 under the data
+ * key of a label and the magic..id fields; zeroes in volumes made before it), and a
+ * SHA-256 of every header byte before it. Data starts
  * at VOL_DATA_OFFSET; sector s of the guest is at VOL_DATA_OFFSET + 512 s.
  *
  * Encrypted volumes hold only AES-256-XTS ciphertext (512-bit data key, the 512-byte
@@ -65,6 +67,16 @@ int vol_create(const char *path, uint64_t size, bool encrypted, char id[VOL_ID_L
 int vol_info(const char *path, struct volume *v, char *err, size_t errlen);
 /* Opens a volume for I/O, unwrapping its data key with the master key when encrypted. */
 int vol_open(const char *path, bool readonly, struct volume *v, char *err, size_t errlen);
+/* The same with the plaintext data key given (key != NULL, VOL_KEY_BYTES: what a card
+ * gets from its launcher, which alone reads the master key): checked against the
+ * header's key check value (HMAC-SHA-256 of the header's identity under the key), so a
+ * wrong key fails here with -EKEYREJECTED and never touches data. key == NULL: vol_open. */
+int vol_open_key(const char *path, bool readonly, const uint8_t *key, struct volume *v, char *err,
+		 size_t errlen);
+/* The launcher's side: the data key of the encrypted volume at path, unwrapped with the
+ * master key into dk (the caller wipes it). A volume whose header predates key check
+ * values gets one written (the key was authenticated by the unwrap). */
+int vol_unwrap_key(const char *path, uint8_t dk[VOL_KEY_BYTES], char *err, size_t errlen);
 /* Read-only without the shared lock: for a snapshot of a volume whose card holds it
  * (exclusively) and has paused it (src/cards/ebs/ebsctl.h); nothing else may use it. */
 int vol_open_paused(const char *path, struct volume *v, char *err, size_t errlen);

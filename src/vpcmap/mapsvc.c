@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -293,6 +294,7 @@ int mapsvc_open(struct mapsvc *m, const char *path, char *err, size_t errlen)
 	m->m_inotify = -1;
 	if (getrandom(&m->m_seed, sizeof(m->m_seed), GRND_NONBLOCK) != sizeof(m->m_seed))
 		m->m_seed = now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	m->m_own_fd = -1;
 	if (strlen(path) >= sizeof(m->m_path) - 80)
 		RETURN_ERR(-1, "mapping %s: path too long", path);
 	snprintf(m->m_path, sizeof(m->m_path), "%s", path);
@@ -343,13 +345,22 @@ void mapsvc_close(struct mapsvc *m)
 	m->m_ntable = 0;
 }
 
-static bool owner_alive(const struct map_entry *e)
+/* A record of this host is alive while its card holds the flock it took before the
+ * record appeared (released by the kernel when the card ends, however it ends). Not a
+ * pid: a jailed card is pid 1 of its own PID namespace and sees no other card's pid. */
+static bool owner_alive(const struct mapsvc *m, const char *name, const struct map_entry *e)
 {
-	char host[64] = "";
+	char host[64] = "", path[PATH_MAX + 64];
 	gethostname(host, sizeof(host) - 1);
-	if (!e->me_pid || strcmp(e->me_host, host))
+	if (strcmp(e->me_host, host))
 		return false; /* another host's: we cannot tell, the newer record wins */
-	return kill(e->me_pid, 0) == 0 || errno == EPERM;
+	snprintf(path, sizeof(path), "%s/%s", m->m_path, name);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return false;
+	bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
 }
 
 int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size_t errlen)
@@ -367,10 +378,11 @@ int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		RETURN_ERR(-1, "mapping %s: %s", tmp, strerror(errno));
-	bool ok = write(fd, line, (size_t)n) == n;
-	ok = close(fd) == 0 && ok;
+	/* Locked before it is visible, for as long as this card runs (owner_alive). */
+	bool ok = flock(fd, LOCK_EX | LOCK_NB) == 0 && write(fd, line, (size_t)n) == n;
 	if (!ok) {
 		int e2 = errno;
+		close(fd);
 		unlink(tmp);
 		RETURN_ERR(-1, "mapping %s: %s", tmp, strerror(e2));
 	}
@@ -381,9 +393,9 @@ int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size
 		unlink(tmp);
 	} else {
 		struct map_entry old;
-		if (errno == EEXIST && read_entry(m, name, &old) && old.me_pid != getpid() &&
-		    owner_alive(&old)) {
+		if (errno == EEXIST && read_entry(m, name, &old) && owner_alive(m, name, &old)) {
 			char ip[INET_ADDRSTRLEN];
+			close(fd);
 			unlink(tmp);
 			inet_ntop(AF_INET, &e->me_ip, ip, sizeof(ip));
 			RETURN_ERR(-1,
@@ -392,12 +404,14 @@ int mapsvc_register(struct mapsvc *m, const struct map_entry *e, char *err, size
 		}
 		if (rename(tmp, path) < 0) {
 			int e2 = errno;
+			close(fd);
 			unlink(tmp);
 			RETURN_ERR(-1, "mapping %s: %s", path, strerror(e2));
 		}
 	}
 	memcpy(m->m_reg_line, line, (size_t)n);
 	m->m_reg_len = n;
+	m->m_own_fd = fd;
 	snprintf(m->m_registered, sizeof(m->m_registered), "%s", path);
 	return 0;
 }
@@ -420,11 +434,14 @@ void mapsvc_unregister(struct mapsvc *m)
 {
 	if (!m->m_registered[0])
 		return;
-	/* Only our own record: a successor may have replaced it meanwhile. */
-	const char *name = strrchr(m->m_registered, '/') + 1;
-	struct map_entry e;
-	if (read_entry(m, name, &e) && e.me_pid == getpid())
+	/* Only our own record (the very file we hold): a successor may have replaced it. */
+	struct stat a, b;
+	if (m->m_own_fd >= 0 && fstat(m->m_own_fd, &a) == 0 && stat(m->m_registered, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
 		unlink(m->m_registered);
+	if (m->m_own_fd >= 0)
+		close(m->m_own_fd);
+	m->m_own_fd = -1;
 	m->m_registered[0] = 0;
 }
 

@@ -8,7 +8,8 @@
  *   written atomically (temporary file + rename) by each card at start and removed at
  *   exit, so cards started by separate `nitro run` processes find each other; a directory
  *   several hosts share (NFS, ...) works across hosts. A card refuses to take an entry
- *   whose owner is still running on this host.
+ *   whose owner is still running on this host (it holds a flock on its record while it
+ *   runs: pids mean nothing across the cards' PID namespaces).
  * - a file of such lines (comments with #), written by whoever plans the network; cards
  *   only read it.
  * Lookups go through two caches. Found entries (MAP_CACHE_SLOTS, direct-mapped) are
@@ -76,6 +77,7 @@ struct mapsvc {
 	char m_registered[PATH_MAX + 64]; /* our entry's file, "" when none */
 	char m_reg_line[MAP_LINE_MAX];	  /* and its content, for mapsvc_unregister_crash */
 	int m_reg_len;
+	int m_own_fd; /* that file, flock'ed while we run (the owner's liveness); -1: none */
 	struct map_slot m_cache[MAP_CACHE_SLOTS];
 	struct map_neg m_neg[MAP_NEG_SETS][MAP_NEG_WAYS];
 	uint64_t m_seed; /* keys both caches: a guest cannot aim addresses at one set */

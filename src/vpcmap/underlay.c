@@ -34,6 +34,20 @@ int ul_parse_addr(const char *spec, struct sockaddr_in *sa, char *err, size_t er
 	return 0;
 }
 
+/* Buffer sizes and GRO/GSO on u->ul_fd. */
+static void tune(struct underlay *u)
+{
+	int sz = UL_SOCKBUF, one = 1;
+	/* Bigger buffers absorb bursts; FORCE needs CAP_NET_ADMIN, else the sysctl caps it. */
+	if (setsockopt(u->ul_fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
+		setsockopt(u->ul_fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	if (setsockopt(u->ul_fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+		setsockopt(u->ul_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	u->ul_gro = setsockopt(u->ul_fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+	u->ul_gso = true; /* per send: a path that refuses it gets the datagrams one by one */
+	u->ul_gso_segs = UL_GSO_MAX_SEGS;
+}
+
 int ul_open(struct underlay *u, const char *spec, char *err, size_t errlen)
 {
 	memset(u, 0, sizeof(*u));
@@ -51,15 +65,7 @@ int ul_open(struct underlay *u, const char *spec, char *err, size_t errlen)
 		ul_close(u);
 		RETURN_ERR(-1, "underlay socket: %s", strerror(e));
 	}
-	int sz = UL_SOCKBUF, one = 1;
-	/* Bigger buffers absorb bursts; FORCE needs CAP_NET_ADMIN, else the sysctl caps it. */
-	if (setsockopt(u->ul_fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) < 0)
-		setsockopt(u->ul_fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	if (setsockopt(u->ul_fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
-		setsockopt(u->ul_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	u->ul_gro = setsockopt(u->ul_fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
-	u->ul_gso = true; /* per send: a path that refuses it gets the datagrams one by one */
-	u->ul_gso_segs = UL_GSO_MAX_SEGS;
+	tune(u);
 	if (bind(u->ul_fd, (struct sockaddr *)&u->ul_addr, sizeof(u->ul_addr)) < 0) {
 		int e = errno;
 		ul_close(u);
@@ -68,6 +74,41 @@ int ul_open(struct underlay *u, const char *spec, char *err, size_t errlen)
 	}
 	socklen_t sl = sizeof(u->ul_addr);
 	getsockname(u->ul_fd, (struct sockaddr *)&u->ul_addr, &sl);
+	return 0;
+}
+
+int ul_adopt(struct underlay *u, int fd, char *err, size_t errlen)
+{
+	memset(u, 0, sizeof(*u));
+	u->ul_fd = -1;
+	int dom = 0, type = 0;
+	socklen_t dl = sizeof(dom), tl = sizeof(type), sl = sizeof(u->ul_addr);
+	if (fcntl(fd, F_GETFD) < 0)
+		RETURN_ERR(-1, "--underlay-fd %d is not an open file descriptor", fd);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || dom != AF_INET ||
+	    type != SOCK_DGRAM)
+		RETURN_ERR(-1, "--underlay-fd %d is not an IPv4 UDP socket", fd);
+	if (getsockname(fd, (struct sockaddr *)&u->ul_addr, &sl) < 0 ||
+	    u->ul_addr.sin_family != AF_INET || u->ul_addr.sin_port == 0 ||
+	    u->ul_addr.sin_addr.s_addr == htonl(INADDR_ANY))
+		RETURN_ERR(-1,
+			   "--underlay-fd %d: the socket must be bound to the host's own address "
+			   "and a port",
+			   fd);
+	u->ul_ibuf = malloc((size_t)UL_RBUFS * UL_RBUF_SIZE);
+	if (!u->ul_ibuf)
+		RETURN_ERR(-1, "underlay: out of memory");
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+		int e = errno;
+		free(u->ul_ibuf);
+		u->ul_ibuf = NULL;
+		RETURN_ERR(-1, "--underlay-fd %d: %s", fd, strerror(e));
+	}
+	u->ul_fd = fd;
+	tune(u);
 	return 0;
 }
 

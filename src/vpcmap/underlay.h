@@ -68,6 +68,10 @@ struct underlay {
 /* "ADDR" or "ADDR:PORT" (IPv4; port 0 or none: any free port) into *sa. 0, or -1 with err. */
 int ul_parse_addr(const char *spec, struct sockaddr_in *sa, char *err, size_t errlen);
 int ul_open(struct underlay *u, const char *spec, char *err, size_t errlen);
+/* Takes over fd: an IPv4 UDP socket its launcher created and bound (the card then never
+ * calls socket(); jailed, it has no network of its own). Checks the family, type and
+ * binding, makes it non-blocking and close-on-exec. 0, or -1 with err (fd left open). */
+int ul_adopt(struct underlay *u, int fd, char *err, size_t errlen);
 void ul_close(struct underlay *u);
 uint8_t *ul_out(struct underlay *u);
 void ul_commit(struct underlay *u, size_t len, uint32_t ip_be, uint16_t port_be);

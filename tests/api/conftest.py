@@ -18,10 +18,14 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
-from nitrotest import BUILD, api_call  # noqa: E402
+from nitrotest import BUILD, api_call, host_has_cgroup_v2  # noqa: E402
 
 NITROD = pathlib.Path(os.environ.get("NITROD", BUILD / "nitrod"))  # NITROD=build/asan/nitrod: the sanitizer build
 NITRO = BUILD / "nitro"
+
+
+# Without cgroup v2 nitrod refuses jailed launches unless told to run them without limits.
+CGROUP_ARGS = [] if host_has_cgroup_v2() else ["--no-cgroups"]
 
 
 class Nitrod:
@@ -30,7 +34,8 @@ class Nitrod:
         self.sock = str(self.folder / "api.sock")
         self.state = self.folder / "state"
         # Requests may name files in the test's folder (kernels, initrds).
-        self.extra = ["--files", str(self.folder.parent if self.folder.name == "other" else self.folder)] + list(extra)
+        self.extra = (["--files", str(self.folder.parent if self.folder.name == "other" else self.folder)]
+                      + CGROUP_ARGS + list(extra))
         self.binary = str(binary)
         self.wrap = list(wrap)  # a command nitrod runs under (strace ...)
         self.proc = None

@@ -702,3 +702,24 @@ def test_describe_follows_every_change_and_matches_the_list(nitrod, bad_kernel):
     assert nitrod.call("DELETE", f"/v1/instances/{inst['id']}").status == 200
     wait_state(nitrod, inst["id"], {"terminated"})
     assert both()["state"] == "terminated"
+
+
+# --- cgroup limits (issue 10 item 9; docs/security.md "The jailer") ---
+
+def test_jailed_launch_refused_without_cgroups(folder, bad_kernel):
+    """A host without cgroup v2 (here: a root that is a plain folder) gets no jailed
+    instance unless nitrod was started with --no-cgroups; nitrod says so at start and in
+    the instance's reason, and starts no process."""
+    d = Nitrod(folder, extra=["--cgroup-root", str(folder)])
+    d.extra = [a for a in d.extra if a != "--no-cgroups"]
+    d.start()
+    try:
+        inst = make_failed_instance(d, bad_kernel, volumes=[])
+        assert "not a cgroup v2 hierarchy" in inst["reason"], inst
+        assert "--no-cgroups" in inst["reason"], inst
+        assert inst["hv_pid"] is None
+        assert not (d.state / "instances" / inst["id"] / "hv.log").exists()  # nothing started
+        log = d.log.read_text()
+        assert "not a cgroup v2 hierarchy" in log and "instances will be refused" in log, log
+    finally:
+        d.stop()

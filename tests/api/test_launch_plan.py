@@ -99,11 +99,16 @@ def test_nitro_run_and_nitrod_start_the_same_processes(nitrod, kernel):
         assert got_api == got_run, f"nitrod's plan differs from nitro run's:\n{got_api}\n{got_run}"
     assert len(a) == len(b)
     # Not the same by both dropping everything: the values are there.
-    assert a[0][2][-5:] == ["--iops", "700", "--throughput", "33", str(volume_file(d, v1["id"]))]
-    assert a[1][2][-3:] == ["--gp2", "--readonly", str(volume_file(d, v2["id"]))]
+    # (an encrypted volume's data key comes on fd 3, from the launcher: the card never
+    # reads the master key)
+    assert a[0][2][-7:] == ["--iops", "700", "--throughput", "33", "--key-fd", "3",
+                            str(volume_file(d, v1["id"]))]
+    assert a[1][2][-5:] == ["--gp2", "--readonly", "--key-fd", "3", str(volume_file(d, v2["id"]))]
+    assert (3, "volume-key") in a[0][5]
     if HAVE_VPC:
         assert ["--pps", "1000", "--bandwidth", "50"] == a[3][2][a[3][2].index("--pps"):][:4]
         assert "--pps" in a[4][2] and "--bandwidth" not in a[4][2]
+        assert "--underlay-fd" in a[3][2] and (3, "underlay") in a[3][5]
     hv = a[-1][2]
     assert hv[hv.index("--cpus") + 1] == "3" and hv[hv.index("--memory") + 1] == "128"
     assert [x for x in hv if x.startswith(("blk,", "net,"))] == [f"{p[4]},{p[3]}" for p in a[:-1]]

@@ -41,8 +41,10 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
     assert inst[3:] == ["--nvme", "--instance-store", "16M", "--dir", str(tmp_path)]
     assert vpc[1:] == ["--socket-path", f"{run}/c3.sock", "--ctl", f"{run}/c3.sock.ctl",
                        "--vpc", "4", "--ip", "10.0.0.9/24", "--queue-pairs", "2", "--sg", str(sg),
-                       "--pps", "7", "--bandwidth", "8", "--underlay", "127.0.0.2",
+                       "--pps", "7", "--bandwidth", "8", "--underlay-fd", "3",
                        "--instance-id", "i-0123456789abcdef0", "--instance-type", "c5.large"]
+    # nitro run binds the underlay socket itself, on --underlay's address, and passes it
+    assert {"fd": 3, "role": "underlay", "item": 0} in doc["processes"][3]["fds"]
     assert hv[0] == str(sandbox / "bin" / "nitro-hv")
     assert hv[1:] == ["--kernel", str(k), "--cmdline", "console=ttyS0 reboot=k panic=-1",
                       "--cpus", "2", "--memory", "128", "--instance-id", "i-0123456789abcdef0",

@@ -6,6 +6,7 @@ to its own folder, so the host's master key is never read or created. Every subp
 a timeout and runs in its own process group; cards are stopped (SIGTERM, then SIGKILL) at
 the end of each test.
 """
+import hashlib
 import os
 import pathlib
 import re
@@ -46,10 +47,10 @@ def create(path, env, *extra, size="64M"):
 
 
 class Card(BackEnd):
-    def __init__(self, tmp_path, volume, env, *args):
+    def __init__(self, tmp_path, volume, env, *args, pass_fds=()):
         sock = str(tmp_path / f"card-{time.monotonic_ns()}.sock")
         super().__init__([CARD, "--socket-path", sock, *args, str(volume)], sock,
-                         tmp_path / "card.log", env, "the card")
+                         tmp_path / "card.log", env, "the card", pass_fds=pass_fds)
 
     def driver(self, *args, timeout=120):
         return run([DRIVER, "--socket", self.sock, *args], timeout)
@@ -71,7 +72,7 @@ class Card(BackEnd):
 @pytest.fixture
 def cards():
     started = []
-    yield lambda *a: started.append(Card(*a)) or started[-1]
+    yield lambda *a, **kw: started.append(Card(*a, **kw)) or started[-1]
     for c in started:
         c.kill()
         c.log.close()
@@ -182,6 +183,76 @@ def test_wrong_master_key(tmp_path, env):
     assert rc == 1, err
     assert f"volume {vol}: wrong master key (the data key does not unwrap)" in err, err
     assert not (tmp_path / "s").exists()
+
+
+def unwrapped_key(vol, env):
+    """The volume's data key as its launcher unwraps it (docs/ebs.md: AES-256-GCM under the
+    master key, nonce at 48, key at 64, tag at 128, the header's magic..id as AAD)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    h = vol.read_bytes()[:DATA_OFFSET]
+    mk = (pathlib.Path(env["NITRO_STATE"]) / "master.key").read_bytes()
+    return AESGCM(mk).decrypt(h[48:60], h[64:128] + h[128:144], h[:48])
+
+
+def key_fd(key):
+    r, w = os.pipe()
+    os.write(w, key)
+    os.close(w)
+    return r
+
+
+def test_key_fd_instead_of_the_master_key(tmp_path, env, cards):
+    """Issue 10 item 8: a card handed its volume's data key (--key-fd, a pipe) works
+    without any master key; a wrong or short key fails the header's key check cleanly."""
+    vol = tmp_path / "v.img"
+    create(vol, env)
+    key = unwrapped_key(vol, env)
+    assert len(key) == 64
+    nokey = dict(env, NITRO_STATE=str(tmp_path / "no-master-key-here"))
+    fd = key_fd(key)
+    try:
+        card = cards(tmp_path, vol, nokey, "--iops", "0", "--throughput", "0", "--key-fd", str(fd),
+                     pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    check_ok(card)
+    assert card.stop()[0] == 0, card.output()
+    assert pattern(1000, 1) not in vol.read_bytes(), "plaintext in an encrypted volume"
+    assert not (tmp_path / "no-master-key-here").exists()
+    # The same data through the master key path: it was encrypted with the right key.
+    card = cards(tmp_path, vol, env, "--iops", "0", "--throughput", "0")
+    check_ok(card)
+    assert card.stop()[0] == 0
+    for bad, msg in ((bytes(64), "wrong data key (the header's key check does not match)"),
+                     (key[:32] + bytes(32), "wrong data key"),
+                     (key[:10], "expected a 64-byte data key, got 10 bytes"),
+                     (key + b"x", "expected a 64-byte data key, got 65 bytes")):
+        fd = key_fd(bad)
+        p = subprocess.run([CARD, "--socket-path", str(tmp_path / "s"), "--key-fd", str(fd), str(vol)],
+                           capture_output=True, text=True, timeout=10, env=nokey, pass_fds=(fd,))
+        os.close(fd)
+        assert p.returncode == 1 and msg in p.stderr, (bad, p.stderr)
+        assert not (tmp_path / "s").exists()
+    # A volume from before key checks: a key alone cannot be verified, so it is refused.
+    h = bytearray(vol.read_bytes()[:DATA_OFFSET])
+    assert any(h[144:176])
+    h[144:176] = bytes(32)
+    h[4064:4096] = hashlib.sha256(bytes(h[:4064])).digest()
+    with open(vol, "r+b") as f:
+        f.write(h)
+    fd = key_fd(key)
+    p = subprocess.run([CARD, "--socket-path", str(tmp_path / "s"), "--key-fd", str(fd), str(vol)],
+                       capture_output=True, text=True, timeout=10, env=nokey, pass_fds=(fd,))
+    os.close(fd)
+    assert p.returncode == 1 and "has no key check" in p.stderr, p.stderr
+    # ... and an unencrypted volume takes no key.
+    plain = tmp_path / "p.img"
+    create(plain, env, "--unencrypted")
+    fd = key_fd(key)
+    p = subprocess.run([CARD, "--socket-path", str(tmp_path / "s"), "--key-fd", str(fd), str(plain)],
+                       capture_output=True, text=True, timeout=10, env=nokey, pass_fds=(fd,))
+    os.close(fd)
+    assert p.returncode == 1 and "not encrypted, but a data key was given" in p.stderr, p.stderr
 
 
 @pytest.mark.parametrize("damage,message", [

@@ -9,11 +9,12 @@ import pytest
 
 
 class BackEnd:
-    def __init__(self, argv, sock, log_path, env=None, what=None):
+    def __init__(self, argv, sock, log_path, env=None, what=None, pass_fds=()):
         self.sock = sock
         self.log = open(log_path, "w+")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                     stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                     pass_fds=pass_fds)
         deadline = time.monotonic() + 10
         while not os.path.exists(sock):
             if self.proc.poll() is not None or time.monotonic() > deadline:

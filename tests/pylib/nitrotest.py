@@ -96,6 +96,16 @@ def require_real_kvm(how):
         pytest.fail(f"needs a hardware-assisted /dev/kvm: {how}")
 
 
+def host_has_cgroup_v2(root="/sys/fs/cgroup"):
+    """Whether root is a cgroup v2 hierarchy offering memory, pids and cpu (what nitrod
+    limits jailed processes with; a hybrid cgroup v1 host has none of them there)."""
+    try:
+        have = (pathlib.Path(root) / "cgroup.controllers").read_text().split()
+    except OSError:
+        return False
+    return {"memory", "pids", "cpu"} <= set(have)
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     """HTTP/1.1 over a Unix stream socket (nitrod's API)."""
 

@@ -7,12 +7,21 @@
  *   jail-probe call NAME       sandbox_enter_from_env (NITRO_SECCOMP from the jailer),
  *                              then NAME: getpid | eventfd (allowed everywhere),
  *                              socket-inet | openat | ptrace | fork | mmap-exec |
- *                              execve (not allowed)
+ *                              execve (not allowed); tcp PORT (connect to 127.0.0.1:PORT),
+ *                              abstract NAME (connect to the abstract unix socket @NAME)
+ *   jail-probe kill PID        kill(PID, SIGKILL): "kill rc=R errno=E"
+ *   jail-probe forkbomb N      forks (children wait) until fork fails or N made:
+ *                              "forks=K errno=E"; the children die with it
+ *   jail-probe write PATH      "write PATH ok=1|0 errno=E" (open for writing + write)
+ *   jail-probe wait            reads stdin until end of file, then exits 0
+ *   jail-probe eat N           allocates and touches N MiB: "ate N MiB"
  * Prints "survived NAME rc=R" when the call returns (then exits 0). */
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static void exists(const char *key, const char *path)
@@ -38,6 +48,8 @@ int main(int argc, char **argv)
 		int ng = getgroups(64, g);
 		printf("uid=%u\ngid=%u\nngroups=%d\n", getuid(), getgid(), ng);
 		printf("euid=%u\n", geteuid());
+		printf("pid=%d\n", (int)getpid());
+		printf("ppid=%d\n", (int)getppid());
 		printf("no_new_privs=%d\n", prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0));
 		exists("shadow", "/etc/shadow");
 		exists("passwd", "/etc/passwd");
@@ -53,7 +65,52 @@ int main(int argc, char **argv)
 		printf("\n");
 		return 0;
 	}
-	if (argc != 3 || strcmp(argv[1], "call"))
+	if (argc == 3 && !strcmp(argv[1], "kill")) {
+		int rc = kill((pid_t)atoi(argv[2]), SIGKILL);
+		printf("kill rc=%d errno=%d\n", rc, rc < 0 ? errno : 0);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "forkbomb")) {
+		int max = atoi(argv[2]), k = 0, e = 0;
+		for (; k < max; k++) {
+			pid_t p = fork();
+			if (p < 0) {
+				e = errno;
+				break;
+			}
+			if (p == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGKILL);
+				pause();
+				_exit(0);
+			}
+		}
+		printf("forks=%d errno=%d\n", k, e);
+		return 0; /* the children die with it (PR_SET_PDEATHSIG) */
+	}
+	if (argc == 3 && !strcmp(argv[1], "write")) {
+		int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int ok = fd >= 0 && write(fd, "x", 1) == 1;
+		printf("write %s ok=%d errno=%d\n", argv[2], ok, ok ? 0 : errno);
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "eat")) {
+		int mib = atoi(argv[2]);
+		for (int i = 0; i < mib; i++) {
+			char *p = malloc(1 << 20);
+			if (!p)
+				break;
+			memset(p, 1, 1 << 20);
+		}
+		printf("ate %d MiB\n", mib);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "wait")) {
+		char b[64];
+		while (read(0, b, sizeof(b)) > 0)
+			;
+		return 0;
+	}
+	if ((argc != 3 && argc != 4) || strcmp(argv[1], "call"))
 		return 2;
 	char err[256];
 	if (sandbox_enter_from_env(err, sizeof(err)) < 0) {
@@ -79,7 +136,23 @@ int main(int argc, char **argv)
 	else if (!strcmp(n, "mmap-exec"))
 		rc = (long)mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 				0);
-	else if (!strcmp(n, "fork"))
+	else if (!strcmp(n, "tcp") && argc == 4) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)atoi(argv[3])),
+					 .sin_addr = {htonl(INADDR_LOOPBACK)}};
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		rc = s < 0 ? -1 : connect(s, (struct sockaddr *)&sa, sizeof(sa));
+	} else if (!strcmp(n, "abstract") && argc == 4) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		size_t l = strlen(argv[3]);
+		if (l + 1 > sizeof(sa.sun_path))
+			return 2;
+		memcpy(sa.sun_path + 1, argv[3], l); /* sun_path[0] = 0: the abstract namespace */
+		int s = socket(AF_UNIX, SOCK_STREAM, 0);
+		rc = s < 0 ? -1
+			   : connect(s, (struct sockaddr *)&sa,
+				     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + l));
+	} else if (!strcmp(n, "fork"))
 		rc = syscall(SYS_clone, 17 /* SIGCHLD: a process, not a thread */, 0, 0, 0, 0);
 	else if (!strcmp(n, "execve")) {
 		char *av[] = {argv[0], NULL};

@@ -106,6 +106,15 @@ def test_guest_boots_uses_its_volume_and_survives_a_card_restart_sandboxed(tmp_p
     t_err.start()
     out, seen, restarted = [], None, False
     deadline = time.time() + 240
+
+    def stalled():  # a guest that stalls prints nothing: end nitro-hv rather than hang here
+        st = proc_of("nitro-hv")
+        if st:
+            os.kill(st[0], signal.SIGKILL)
+        hv.kill()
+
+    watchdog = threading.Timer(300, stalled)
+    watchdog.start()
     try:
         for line in hv.stdout:
             out.append(line)
@@ -134,5 +143,6 @@ def test_guest_boots_uses_its_volume_and_survives_a_card_restart_sandboxed(tmp_p
         assert "nitro-hv" in events and "nitro-card-ebs" in events
         assert card.poll() is None, "the card must survive the guest's I/O under its filter"
     finally:
+        watchdog.cancel()
         card.terminate()
         card.wait(timeout=10)

@@ -5,15 +5,22 @@ Runs as root on the build host (`make security-test`); needs no KVM. The guest b
 the sandbox is tests/security/test_guest_sandbox.py (emulated host).
 """
 import base64
+import errno
 import hashlib
 import json
 import os
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
+import sys
+import time
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import api_call, host_has_cgroup_v2  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build"
@@ -230,6 +237,26 @@ def test_jail_hides_host_and_drops_privileges(tmp_path):
         assert rep["kvm"] == "1"
 
 
+def test_jail_passes_fds_at_the_numbers_asked(tmp_path):
+    """A launcher's fd (a key pipe, an underlay socket) arrives at the number the jailed
+    program's argv names, whatever its number in the launcher; nothing else leaks."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    try:
+        # swapped: each source sits on the other's target
+        r = jail(tmp_path, PROBE, extra=("--pass-fd", f"{r1}:{r2}", "--pass-fd", f"{r2}:{r1}",
+                                         "--pass-fd", f"{w1}:{max(r1, r2, w1, w2) + 5}"),
+                 pass_fds=(r1, r2, w1, w2))
+    finally:
+        for f in (r1, w1, r2, w2):
+            os.close(f)
+    rep = probe_report(r)
+    want = sorted({0, 1, 2, r1, r2, max(r1, r2, w1, w2) + 5})
+    assert rep["fds"] == ",".join(str(f) for f in want) + ",", rep
+    r = jail(tmp_path, PROBE, extra=("--pass-fd", "1:2"))
+    assert r.returncode == 1 and "fd 1 to pass as 2" in r.stderr, r
+
+
 def test_jail_refuses_root_and_reports_errors(tmp_path):
     r = run(CHIP, "jail", "--kind", "hv", "--uid", 0, "--gid", UID, "--dir", tmp_path / "j", "--", PROBE)
     assert r.returncode == 2  # usage: uid must be >= 1
@@ -273,3 +300,266 @@ def test_seccomp_execve_refused_not_allowed(tmp_path):
 def test_seccomp_unknown_kind_fails_closed(tmp_path):
     r = jail(tmp_path, PROBE, "call", "getpid", kind="card-nope", extra=("--seccomp",))
     assert r.returncode == 3 and "unknown process kind" in r.stderr
+
+
+# ---- what each jailed process gets (issue 10 items 7, 8, 9, 12) ----
+
+def test_jail_pid_namespace_hides_and_protects_host_processes(tmp_path):
+    """The jailed process is pid 1 of its own PID namespace: it cannot see or signal a
+    host process, not even one of its own uid (before: kill worked)."""
+    victim = subprocess.Popen(["sleep", "60"], user=UID, group=UID)
+    try:
+        rep = probe_report(jail(tmp_path, PROBE))
+        assert rep["pid"] == "1" and rep["ppid"] == "0", rep
+        r = jail(tmp_path, PROBE, "kill", victim.pid)
+        assert r.returncode == 0 and f"kill rc=-1 errno={errno.ESRCH}" in r.stdout, r
+        time.sleep(0.1)
+        assert victim.poll() is None, "the jailed process killed a host process"
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_jail_read_only_bind_is_read_only_below_too(tmp_path):
+    """A folder bound read-only with a writable mount inside it (a tmpfs here): the
+    submount is read-only in the jail too (before: writable)."""
+    data = tmp_path / "data"
+    sub = data / "sub"
+    sub.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0777,size=1m", "jailtest", sub], check=True)
+    try:
+        os.chmod(data, 0o755)
+        r = jail(tmp_path, PROBE, "write", "/data/sub/x", extra=("--bind", f"{data}=/data"))
+        assert r.returncode == 0 and f"ok=0 errno={errno.EROFS}" in r.stdout, r
+        assert not (sub / "x").exists()
+        # A writable bind stays writable (the attribute follows the flag, recursively).
+        r = jail(tmp_path, PROBE, "write", "/data/sub/x", extra=("--bind", f"{data}=/data,rw"))
+        assert r.returncode == 0 and "ok=1" in r.stdout, r
+    finally:
+        subprocess.run(["umount", sub], check=True)
+
+
+@pytest.fixture
+def host_services():
+    """A TCP listener on 127.0.0.1 and an abstract unix socket in the host's network
+    namespace: what a compromised card must not reach. Yields (port, name, accepted())."""
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(8)
+    name = f"nitro-jail-test-{os.getpid()}"
+    uds = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    uds.bind("\0" + name)
+    uds.listen(8)
+    for s in (tcp, uds):
+        s.setblocking(False)
+
+    def accepted():
+        n = 0
+        for s in (tcp, uds):
+            try:
+                while True:
+                    c, _ = s.accept()
+                    c.close()
+                    n += 1
+            except BlockingIOError:
+                pass
+        return n
+
+    yield tcp.getsockname()[1], name, accepted
+    tcp.close()
+    uds.close()
+
+
+@pytest.mark.parametrize("kind", ["card-vpc", "card-ebs"])
+def test_card_seccomp_refuses_any_socket(tmp_path, host_services, kind):
+    """Cards make no socket after set-up: TCP to 127.0.0.1 and an abstract unix socket
+    end the card with SIGSYS even without a network namespace (before: the VPC card
+    connected to both)."""
+    port, name, accepted = host_services
+    for call in (("tcp", port), ("abstract", name)):
+        r = jail(tmp_path, PROBE, "call", *call, kind=kind, extra=("--seccomp",))
+        assert r.returncode == 128 + signal.SIGSYS, (call, r)
+        assert "survived" not in r.stdout
+    assert accepted() == 0
+
+
+def test_hv_seccomp_allows_only_unix_stream(tmp_path, host_services):
+    port, name, accepted = host_services
+    r = jail(tmp_path, PROBE, "call", "tcp", port, kind="hv", extra=("--seccomp",))
+    assert r.returncode == 128 + signal.SIGSYS, r
+    # AF_UNIX SOCK_STREAM is nitro-hv's (reconnecting to a card); its own network
+    # namespace keeps the host's abstract sockets out of reach.
+    r = jail(tmp_path, PROBE, "call", "abstract", name, kind="hv", extra=("--seccomp", "--newnet"))
+    assert r.returncode == 0 and "survived abstract rc=-1" in r.stdout, r
+    assert accepted() == 0
+
+
+@pytest.mark.parametrize("kind", ["card-vpc", "card-ebs", "hv"])
+def test_own_network_namespace_reaches_no_host_service(tmp_path, host_services, kind):
+    """nitrod jails every process with its own network namespace: even without a filter,
+    the host's loopback TCP services and abstract sockets are not there."""
+    port, name, accepted = host_services
+    for call in (("tcp", port), ("abstract", name)):
+        r = jail(tmp_path, PROBE, "call", *call, kind=kind, extra=("--newnet",))
+        assert r.returncode == 0 and f"survived {call[0]} rc=-1" in r.stdout, (call, r)
+    assert accepted() == 0
+
+
+# cgroup v2 limits: natively where this host has cgroup v2 with memory, pids and cpu,
+# else (a hybrid cgroup v1 host) in the emulated host, which has (test_cgroups_in_...).
+CGROOT = pathlib.Path("/sys/fs/cgroup")
+
+
+def cgroup_v2():
+    return host_has_cgroup_v2(CGROOT)
+
+
+needs_cgroup = pytest.mark.skipif(not cgroup_v2(), reason="no cgroup v2 memory/pids/cpu on this "
+                                  "host: test_cgroups_in_the_emulated_host runs these there")
+
+
+def test_cgroups_in_the_emulated_host():
+    if cgroup_v2():
+        pytest.skip("this host has cgroup v2: the cgroup tests run natively")
+    r = subprocess.run([BUILD / "nitro", "emuhost", "--memory", "1536", "--", "/usr/bin/python3", "-m",
+                        "pytest", "-v", "--color=no", "-p", "no:cacheprovider", __file__, "-k", "cgroup_"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and " 4 passed" in r.stdout, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+def cg_jail(tmp_path, name, *cmd, limits=(), **kw):
+    return subprocess.Popen([str(a) for a in (CHIP, "jail", "--kind", "card-ebs", "--uid", UID, "--gid", UID,
+                                              "--dir", tmp_path / "jail", "--cgroup", name, *limits,
+                                              "--", *cmd)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+@needs_cgroup
+def test_cgroup_fork_bomb_stops_at_pids_max(tmp_path):
+    name = f"t{os.getpid()}"
+    p = cg_jail(tmp_path, f"{name}/bomb", PROBE, "forkbomb", 500, limits=("--pids-max", 16))
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    forks, e = (int(w.split("=")[1]) for w in out.split())
+    assert forks == 15 and e == errno.EAGAIN, out  # 16 with the probe itself
+    assert not (CGROOT / "nitro" / name).exists(), "the cgroup is removed when its process ends"
+
+
+@needs_cgroup
+def test_cgroup_limits_set_and_removed(tmp_path):
+    name = f"t{os.getpid()}"
+    p = cg_jail(tmp_path, f"{name}/probe", PROBE, "wait",
+                limits=("--memory-max", 64 << 20, "--pids-max", 8, "--cpu-weight", 50))
+    try:
+        line = p.stderr.readline()
+        assert line.startswith("nitro-chip: cgroup "), line
+        leaf = pathlib.Path(line.split()[-1])
+        assert leaf == CGROOT / "nitro" / name / "probe"
+        for d in (leaf, leaf.parent):
+            assert (d / "memory.max").read_text().strip() == str(64 << 20)
+            assert (d / "pids.max").read_text().strip() == "8"
+            assert (d / "cpu.weight").read_text().strip() == "50"
+            if (d / "memory.swap.max").exists():
+                assert (d / "memory.swap.max").read_text().strip() == "0"
+        pids = (leaf / "cgroup.procs").read_text().split()
+        assert len(pids) == 1
+        st = (pathlib.Path("/proc") / pids[0] / "status").read_text()
+        nspid = [l for l in st.splitlines() if l.startswith("NSpid:")][0].split()
+        assert nspid[1:] == [pids[0], "1"], nspid  # pid 1 in its own namespace, born in the leaf
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+    assert p.returncode == 0
+    assert not (CGROOT / "nitro" / name).exists()
+
+
+@needs_cgroup
+def test_cgroup_memory_max_stops_the_process(tmp_path):
+    """memory.max holds: a jailed process that allocates past it is killed by the OOM
+    killer of its cgroup, nothing else."""
+    name = f"t{os.getpid()}"
+    p = cg_jail(tmp_path, f"{name}/mem", PROBE, "eat", 24, limits=("--memory-max", 32 << 20))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and "ate 24 MiB" in out, (p.returncode, out, err)
+    p = cg_jail(tmp_path, f"{name}/mem", PROBE, "eat", 64, limits=("--memory-max", 32 << 20))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGKILL and "ate" not in out, (p.returncode, out, err)
+    assert not (CGROOT / "nitro" / name).exists()
+
+
+def api(sock, method, path, body=None):
+    r = api_call(sock, method, path, body)
+    return r.status, r.json()
+
+
+@needs_cgroup
+def test_cgroup_nitrod_instance_limits_namespaces_and_keys(tmp_path):
+    """One instance through nitrod, jailed: each process in its cgroup leaf with the
+    documented defaults (docs/security.md), pid 1 of its own PID namespace; the EBS card
+    got its key on --key-fd and has no master.key in its jail; the VPC card has its own
+    network namespace; the instance's cgroup goes when it is terminated."""
+    if not os.path.exists("/dev/kvm"):
+        pytest.fail("needs /dev/kvm: run it in the emulated host (test_cgroups_in_the_emulated_host)")
+    sock, state = str(tmp_path / "api.sock"), tmp_path / "state"
+    log = open(tmp_path / "nitrod.log", "w")
+    d = subprocess.Popen([BUILD / "nitrod", "--socket", sock, "--state", state],
+                         stdout=log, stderr=subprocess.STDOUT)
+    iid = None
+    try:
+        for _ in range(500):
+            if os.path.exists(sock):
+                break
+            assert d.poll() is None, (tmp_path / "nitrod.log").read_text()
+            time.sleep(0.02)
+        st, vol = api(sock, "POST", "/v1/volumes", {"size_mib": 16})
+        assert st == 201 and vol["encrypted"], vol
+        st, inst = api(sock, "POST", "/v1/instances", {"memory_mib": 128, "cpus": 1, "volumes": [vol["id"]],
+                                                       "nics": [{"vpc": 3, "ip": "10.0.0.9/24"}]})
+        assert st == 201, inst
+        iid = inst["id"]
+        for _ in range(1000):
+            st, inst = api(sock, "GET", f"/v1/instances/{iid}")
+            if inst["state"] != "pending":
+                break
+            time.sleep(0.02)
+        assert inst["state"] == "running", (inst, (tmp_path / "nitrod.log").read_text())
+        hv, (ebs, vpc) = inst["hv_pid"], inst["card_pids"]
+        cg = CGROOT / "nitro" / iid
+        mib = 1 << 20
+        want = {cg: (128 + 256 + 2 * 128, 32 + 1 + 2 * 64, 100), cg / "hv": (128 + 256, 32 + 1, 100),
+                cg / "c0": (128 + 128, 64, 100), cg / "c1": (128 + 128, 64, 100)}
+        for d_, (mem, pids, weight) in want.items():
+            assert (d_ / "memory.max").read_text().strip() == str(mem * mib), d_
+            assert (d_ / "pids.max").read_text().strip() == str(pids), d_
+            assert (d_ / "cpu.weight").read_text().strip() == str(weight), d_
+        for pid, leaf in ((hv, "hv"), (ebs, "c0"), (vpc, "c1")):
+            assert pathlib.Path(f"/proc/{pid}/cgroup").read_text().strip() == f"0::/nitro/{iid}/{leaf}"
+            status = pathlib.Path(f"/proc/{pid}/status").read_text()
+            assert [l for l in status.splitlines() if l.startswith("NSpid:")][0].split()[1:] == [str(pid), "1"]
+        # The EBS card: its key came on a pipe; no master key anywhere in its jail.
+        cmdline = pathlib.Path(f"/proc/{ebs}/cmdline").read_bytes().split(b"\0")
+        assert b"--key-fd" in cmdline, cmdline
+        found = [os.path.join(r, f) for r, _, fs in os.walk(f"/proc/{ebs}/root") for f in fs]
+        assert found and not [f for f in found if "master.key" in f], found
+        assert "master.key" not in pathlib.Path(f"/proc/{ebs}/mountinfo").read_text()
+        # The VPC card: an empty network namespace of its own, the underlay as an fd.
+        assert os.readlink(f"/proc/{vpc}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert b"--underlay-fd" in pathlib.Path(f"/proc/{vpc}/cmdline").read_bytes()
+        st, _ = api(sock, "DELETE", f"/v1/instances/{iid}")
+        assert st == 200
+        for _ in range(1000):
+            st, inst = api(sock, "GET", f"/v1/instances/{iid}")
+            if inst["state"] == "terminated":
+                break
+            time.sleep(0.02)
+        assert inst["state"] == "terminated", inst
+        assert not cg.exists(), "the instance's cgroup is removed when it ends"
+    finally:
+        d.terminate()
+        d.wait(timeout=30)
+        log.close()
+        if iid and (CGROOT / "nitro" / iid).exists():  # a failed test leaves nothing running
+            for p in (CGROOT / "nitro" / iid).glob("*/cgroup.procs"):
+                for pid in p.read_text().split():
+                    os.kill(int(pid), signal.SIGKILL)

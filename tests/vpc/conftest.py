@@ -35,7 +35,7 @@ class Card:
     """One nitro-card-vpc process. Its stderr goes to a file (read by .log())."""
 
     def __init__(self, sockdir, state, name, vpc, ip, sg=None, extra=(), netns=None,
-                 map_path=None, underlay=None):
+                 map_path=None, underlay=None, underlay_sock=None, empty_netns=False):
         self.name = name
         self.vpc, self.ip = vpc, ip.split("/")[0]
         self.socket = os.path.join(sockdir, f"{name}.sock")
@@ -49,13 +49,19 @@ class Card:
             argv += ["--map", str(map_path)]
         if underlay:
             argv += ["--underlay", underlay]
+        fds = ()
+        if underlay_sock is not None:  # made and bound by the test, as nitrod does
+            argv += ["--underlay-fd", str(underlay_sock.fileno())]
+            fds = (underlay_sock.fileno(),)
         argv += list(extra)
         if netns:
             argv = ["ip", "netns", "exec", netns] + argv
+        if empty_netns:  # a network namespace with nothing in it, like a jailed card's
+            argv = ["unshare", "--net", "--"] + argv
         self.env = dict(os.environ, NITRO_STATE=str(state))
         self.err = open(self.errpath, "w")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.err,
-                                     stderr=self.err, env=self.env)
+                                     stderr=self.err, env=self.env, pass_fds=fds)
         deadline = time.time() + 10
         while not listening(self.socket, self.proc.pid):
             if self.proc.poll() is not None:

@@ -131,6 +131,43 @@ def test_forwarding_between_two_cards(vpcnet):
     assert sa["underlay_sent"] >= 2 and sb["underlay_received"] >= 2
 
 
+def test_forwarding_with_launcher_made_underlays_in_empty_netns(vpcnet):
+    """Issue 10 item 7: a card in an empty network namespace (as jailed by nitrod) gets
+    its underlay socket from its launcher (--underlay-fd) and still forwards."""
+    socks = []
+    for _ in range(2):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    try:
+        (a, da, amac), (b, db, bmac) = pair(
+            vpcnet, a={"underlay_sock": socks[0], "empty_netns": True},
+            b={"underlay_sock": socks[1], "empty_netns": True})
+        rec = (vpcnet.map / "7_10.0.0.5").read_text()
+        assert f"underlay=127.0.0.1:{socks[0].getsockname()[1]}" in rec, rec
+    finally:
+        for s in socks:
+            s.close()
+    ping = icmp_echo("10.0.0.5", "10.0.0.6", seq=1)
+    da.send(eth(bmac, amac, ETH_IP, ping))
+    f = db.recv(1000)
+    assert f is not None and f[14:] == ping, f"nothing arrived: a={a.stats()} b={b.stats()}"
+    pong = icmp_echo("10.0.0.6", "10.0.0.5", seq=1, reply=True)
+    db.send(eth(amac, bmac, ETH_IP, pong))
+    g = da.recv(1000)
+    assert g is not None and g[14:] == pong
+    # Anything but a bound IPv4 UDP socket is refused.
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for bad, msg in ((t, "is not an IPv4 UDP socket"), (u, "must be bound")):
+            with pytest.raises(AssertionError, match=msg):
+                vpcnet.card("c", 7, "10.0.0.7/24", driver=False, underlay_sock=bad)
+    finally:
+        t.close()
+        u.close()
+
+
 def test_isolation_between_vpcs(vpcnet):
     """Same private address in two VPCs: traffic never crosses."""
     a, da = vpcnet.card("a", 7, "10.0.0.5/24")

@@ -2,16 +2,24 @@
  *   nitro-chip [--state DIR] [--anchor PEM] exec PATH       measure + verify an executable
  *   nitro-chip [--state DIR] [--anchor PEM] file PCR TYPE PATH
  *   nitro-chip [--state DIR] [--anchor PEM] attest NONCE    print the attestation JSON
- *   nitro-chip jail --kind K --uid U --gid G [--group G]... [--keep-fd N]... --dir D [--bind
+ *   nitro-chip jail --kind K --uid U --gid G [--group G]... [--keep-fd N]... [--pass-fd FROM:TO]...
+ *              --dir D [--bind
  * SRC[=DST][,rw][,dev]]...
- *              [--seccomp|--seccomp-log] [--newnet] [--chroot-fallback] [--measure] -- CMD ARGS...
- *        runs CMD jailed and waits: exit status of CMD, 128+N when killed by signal N.
+ *              [--seccomp|--seccomp-log] [--newnet] [--chroot-fallback] [--measure]
+ *              [--cgroup INSTANCE/PROC [--cgroup-root DIR] [--memory-max BYTES]
+ *               [--pids-max N] [--cpu-weight N]] -- CMD ARGS...
+ *        runs CMD jailed (pid 1 of its own PID namespace) and waits: exit status of CMD,
+ *        128+N when killed by signal N. With --cgroup, CMD starts in the cgroup v2 leaf
+ *        ROOT/nitro/INSTANCE/PROC (cgroup.h; both levels get the limits given), named on
+ *        stderr ("nitro-chip: cgroup DIR"), removed after CMD ends.
  * --measure has the chip (--state, default $NITRO_STATE/chip) verify CMD first and exec
  * the measured fd. */
+#include "controller/cgroup.h"
 #include "controller/jailer.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +47,13 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 	gid_t groups[16];
 	int keepfd[16];
 	size_t nkeepfd = 0;
+	struct jail_fd pass[JAIL_MAX_FDS];
+	size_t npass = 0;
 	size_t ngroups = 0;
 	int i = 0;
 	uint64_t v;
+	const char *cg = NULL, *cg_root = CG_DEFAULT_ROOT;
+	struct cg_limits lim = {0};
 	for (; i < argc && strcmp(argv[i], "--"); i++) {
 		const char *a = argv[i], *n = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--kind") && n)
@@ -58,6 +70,22 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 			keepfd[nkeepfd++] = (int)v;
 		else if (!strcmp(a, "--dir") && n)
 			js.js_dir = argv[++i];
+		else if (!strcmp(a, "--pass-fd") && n && npass < ARRAY_SIZE(pass)) {
+			int from, to, used = 0;
+			if (sscanf(argv[++i], "%d:%d%n", &from, &to, &used) != 2 || argv[i][used])
+				die_usage("--pass-fd %s: expected FROM:TO", argv[i]);
+			pass[npass++] = (struct jail_fd){from, to};
+		} else if (!strcmp(a, "--cgroup") && n)
+			cg = argv[++i];
+		else if (!strcmp(a, "--cgroup-root") && n)
+			cg_root = argv[++i];
+		else if (!strcmp(a, "--memory-max") && n &&
+			 parse_u64(n, 4096, UINT64_MAX >> 1, &v) && ++i)
+			lim.cl_memory_max = v;
+		else if (!strcmp(a, "--pids-max") && n && parse_u64(n, 1, 1 << 22, &v) && ++i)
+			lim.cl_pids_max = v;
+		else if (!strcmp(a, "--cpu-weight") && n && parse_u64(n, 1, 10000, &v) && ++i)
+			lim.cl_cpu_weight = (unsigned)v;
 		else if (!strcmp(a, "--bind") && n && nb < ARRAY_SIZE(binds)) {
 			char *s = strdup(argv[++i]);
 			unsigned fl = 0;
@@ -99,6 +127,8 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 	}
 	js.js_keep_fds = keepfd;
 	js.js_nkeep = nkeepfd;
+	js.js_fds = pass;
+	js.js_nfds = npass;
 	js.js_groups = groups;
 	js.js_ngroups = ngroups;
 	js.js_binds = binds;
@@ -115,14 +145,36 @@ static int jail_main(int argc, char **argv, const char *state, const char *ancho
 		if (chip_measure_exec(c, argv[i + 1], &js.js_exec_fd, NULL, err, sizeof(err)) < 0)
 			die("%s", err);
 	}
+	char inst[128] = "";
+	const char *leaf = NULL;
+	if (cg) {
+		const char *slash = strchr(cg, '/');
+		if (!slash || slash == cg || (size_t)(slash - cg) >= sizeof(inst))
+			die_usage("--cgroup %s: expected INSTANCE/PROC", cg);
+		memcpy(inst, cg, (size_t)(slash - cg));
+		leaf = slash + 1;
+		if (cg_setup(cg_root, err, sizeof(err)) < 0)
+			die("%s", err);
+		js.js_cgroup_fd = cg_make(cg_root, inst, &lim, leaf, &lim, err, sizeof(err));
+		if (js.js_cgroup_fd < 0)
+			die("%s", err);
+	}
 	pid_t pid = jail_spawn(&js, argv + i + 1, err, sizeof(err));
-	if (pid < 0)
+	if (pid < 0) {
+		if (cg)
+			cg_remove(cg_root, inst, NULL);
 		die("%s", err);
+	}
 	if (err[0])
 		warnmsg("%s", err);
+	if (cg) /* the process is in it now */
+		fprintf(stderr, "nitro-chip: cgroup %s/%s/%s/%s\n", cg_root, CG_NITRO, inst, leaf);
 	int st;
 	while (waitpid(pid, &st, 0) < 0)
 		;
+	if (cg && cg_remove(cg_root, inst, NULL) < 0)
+		warnmsg("cgroup %s/%s/%s: not removed: %s", cg_root, CG_NITRO, inst,
+			strerror(errno));
 	chip_close(c);
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);

@@ -2,7 +2,7 @@
  *
  *   nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]
  *                  [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]
- *                  [--encrypt] [--nvme [--device NAME]] [--ctl PATH] VOLUME
+ *                  [--encrypt] [--key-fd N] [--nvme [--device NAME]] [--ctl PATH] VOLUME
  *   nitro-card-ebs --print-capabilities
  *
  * --nvme serves the volume as an NVMe controller (src/cards/nvme: the queues here, the
@@ -13,6 +13,9 @@
  * nbd+unix:///EXPORT?socket=PATH (NBD back end: unencrypted raw export, or with --header
  * the id, size and wrapped data key of a local volume file, data in the export), or
  * null:SIZE (reads zeroes, drops writes; --encrypt gives it an ephemeral key).
+ * An encrypted volume's data key is read from fd N with --key-fd (64 bytes, then EOF; the
+ * fd is closed: how nitrod hands it over, the card never sees the master key), else
+ * unwrapped with the master key ($NITRO_STATE/master.key).
  * --ctl PATH: a control socket to pause the volume for a crash-consistent snapshot
  * (ebsctl.h).
  *
@@ -25,11 +28,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sys/random.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -47,7 +51,8 @@
 static const char usage_text[] =
     "usage: nitro-card-ebs --socket-path PATH | --fd N [--queues N] [--iops N | --gp2]\n"
     "                      [--throughput MiB] [--readonly] [--poll-us N] [--header PATH]\n"
-    "                      [--encrypt] [--nvme [--device NAME]] [--ctl PATH] VOLUME\n"
+    "                      [--encrypt] [--key-fd N] [--nvme [--device NAME]] [--ctl PATH]\n"
+    "                      VOLUME\n"
     "       nitro-card-ebs --print-capabilities\n"
     "  VOLUME            a volume file, nbd://HOST[:PORT]/EXPORT,\n"
     "                    nbd+unix:///EXPORT?socket=PATH, or null:SIZE\n"
@@ -59,6 +64,8 @@ static const char usage_text[] =
     "  --poll-us N       after work, busy-poll the rings for N us before sleeping (0..1000)\n"
     "  --header PATH     NBD: id, size and wrapped data key from this local volume file\n"
     "  --encrypt         null: encrypt with an ephemeral random key\n"
+    "  --key-fd N        read the volume's 64-byte data key from fd N (a pipe), then close\n"
+    "                    it (default: unwrap it with $NITRO_STATE/master.key)\n"
     "  --nvme            an NVMe controller (nitro-hv --nvme) instead of virtio-blk;\n"
     "                    --queues is then the number of I/O queue pairs (1..16, default 16)\n"
     "  --device NAME     NVMe: the device name in the vendor area (default sda1)\n"
@@ -200,8 +207,42 @@ static int run(struct card *c, unsigned poll_us)
 }
 
 /* Opens VOLUME on its back end; fills vol and c->c_bdev. */
+/* The data key from fd: exactly VOL_KEY_BYTES then end of file, into a locked page. */
+static uint8_t *read_key(int fd)
+{
+	uint8_t *k = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (k == MAP_FAILED)
+		die("--key-fd: out of memory");
+	madvise(k, 4096, MADV_DONTDUMP);
+	mlock(k, 4096);
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = read(fd, k + got, 4096 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die("--key-fd %d: %s", fd, strerror(errno));
+		if (n == 0 || (got += (size_t)n) > VOL_KEY_BYTES)
+			break;
+	}
+	close(fd);
+	if (got != VOL_KEY_BYTES)
+		die("--key-fd %d: expected a %d-byte data key, got %zu bytes", fd, VOL_KEY_BYTES,
+		    got);
+	return k;
+}
+
+static void drop_key(uint8_t *k)
+{
+	if (!k)
+		return;
+	explicit_bzero(k, 4096);
+	munlock(k, 4096);
+	munmap(k, 4096);
+}
+
 static void open_volume(struct card *c, const char *path, const char *header, bool readonly,
-			bool encrypt, struct volume *vol)
+			bool encrypt, const uint8_t *key, struct volume *vol)
 {
 	char err[512];
 	struct bdev *b = &c->c_bdev;
@@ -211,7 +252,7 @@ static void open_volume(struct card *c, const char *path, const char *header, bo
 		if (bdev_nbd_open(b, path, readonly, err, sizeof(err)) < 0)
 			die("%s", err);
 		if (header) {
-			if (vol_open(header, true, vol, err, sizeof(err)) < 0)
+			if (vol_open_key(header, true, key, vol, err, sizeof(err)) < 0)
 				die("%s", err);
 			if (vol->v_size > b->bd_size)
 				die("volume %s: the export holds %llu bytes, the header %s says "
@@ -227,6 +268,8 @@ static void open_volume(struct card *c, const char *path, const char *header, bo
 	}
 	if (header)
 		die_usage("--header is for NBD volumes");
+	if (key && !strncmp(path, "null:", 5))
+		die_usage("--key-fd is for volume files and NBD volumes with --header");
 	if (!strncmp(path, "null:", 5)) {
 		uint64_t size;
 		if (!parse_size(path + 5, &size) || size == 0 || size % VOL_SECTOR)
@@ -243,7 +286,7 @@ static void open_volume(struct card *c, const char *path, const char *header, bo
 	if (encrypt)
 		die_usage("--encrypt is for null volumes (a volume file says whether it is "
 			  "encrypted)");
-	if (vol_open(path, readonly, vol, err, sizeof(err)) < 0)
+	if (vol_open_key(path, readonly, key, vol, err, sizeof(err)) < 0)
 		die("%s", err);
 	if (bdev_file_open(b, vol->v_fd, VOL_DATA_OFFSET, vol->v_size, path, err, sizeof(err)) < 0)
 		die("%s", err);
@@ -294,6 +337,8 @@ int main(int argc, char **argv)
 	struct volume vol;
 	const char *path = NULL, *header = NULL, *device = "sda1", *ctl = NULL, *v;
 	uint64_t iops = QOS_DEFAULT_IOPS, mibps = QOS_DEFAULT_MIBPS, queues = 1, poll_us = 0;
+	uint64_t key_fd = 0;
+	bool key_given = false;
 	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
 	bool queues_given = false;
 	uint64_t instance = 0;
@@ -325,6 +370,10 @@ int main(int argc, char **argv)
 		} else if ((v = opt_arg("--poll-us", argc, argv, &i))) {
 			if (!parse_u64(v, 0, 1000, &poll_us))
 				die_usage("--poll-us: expected 0..1000, got '%s'", v);
+		} else if ((v = opt_arg("--key-fd", argc, argv, &i))) {
+			if (!parse_u64(v, 3, 1 << 20, &key_fd))
+				die_usage("--key-fd: expected an fd number >= 3, got '%s'", v);
+			key_given = true;
 		} else if ((v = opt_arg("--header", argc, argv, &i))) {
 			header = v;
 		} else if ((v = opt_arg("--device", argc, argv, &i))) {
@@ -378,10 +427,12 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
+	uint8_t *key = key_given ? read_key((int)key_fd) : NULL;
 	if (instance)
 		open_instance_store(c, instance_dir, instance, &vol);
 	else
-		open_volume(c, path, header, readonly, encrypt, &vol);
+		open_volume(c, path, header, readonly, encrypt, key, &vol);
+	drop_key(key); /* the cipher contexts hold their own copy, in the secure heap */
 	/* Keys live in locked memory (the secure heap set up first thing in main); keep the
 	 * process out of core dumps and same-user ptrace too. */
 	if (vol.v_encrypted)

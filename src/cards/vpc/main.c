@@ -1,8 +1,8 @@
 /* nitro-card-vpc: one network interface (ENI) of a VPC as a vhost-user virtio-net device.
  *
  *   nitro-card-vpc --socket-path PATH | --fd N --vpc ID --ip A.B.C.D[/P]
- *                  [--mac MAC] [--sg FILE] [--underlay ADDR[:PORT]] [--map PATH]
- *                  [--pps N] [--bandwidth MBIT] [--mtu N] [--queue-pairs N]
+ *                  [--mac MAC] [--sg FILE] [--underlay ADDR[:PORT] | --underlay-fd N]
+ *                  [--map PATH] [--pps N] [--bandwidth MBIT] [--mtu N] [--queue-pairs N]
  *                  [--conntrack-max N] [--ctl PATH] [--imds MODE] [--instance-id ID]
  *                  [--instance-type T] [--ami-id ID] [--region R] [--az AZ]
  *                  [--user-data FILE] [--ssh-key FILE] [--identity DIR]
@@ -46,8 +46,8 @@
 
 static const char usage_text[] =
     "usage: nitro-card-vpc --socket-path PATH | --fd N --vpc ID --ip A.B.C.D[/PREFIX]\n"
-    "                      [--mac MAC] [--sg FILE] [--underlay ADDR[:PORT]] [--map PATH]\n"
-    "                      [--pps N] [--bandwidth MBIT] [--mtu N] [--queue-pairs N]\n"
+    "                      [--mac MAC] [--sg FILE] [--underlay ADDR[:PORT] | --underlay-fd N]\n"
+    "                      [--map PATH] [--pps N] [--bandwidth MBIT] [--mtu N] [--queue-pairs N]\n"
     "                      [--conntrack-max N] [--ctl PATH]\n"
     "       nitro-card-vpc --print-capabilities\n"
     "  --vpc ID            the VPC (Geneve VNI), 1..16777215\n"
@@ -55,6 +55,7 @@ static const char usage_text[] =
     "  --mac MAC           default: derived from the VPC and the address\n"
     "  --sg FILE           security group (default: the VPC's default group)\n"
     "  --underlay A[:P]    this card's UDP underlay address (default 127.0.0.1, any port)\n"
+    "  --underlay-fd N     the underlay: a bound IPv4 UDP socket its launcher made\n"
     "  --map PATH          mapping folder or file (default $NITRO_STATE/vpc-map)\n"
     "  --pps N             packets/s allowance (0: unlimited, the default)\n"
     "  --bandwidth MBIT    Mbit/s allowance per direction (0: unlimited, the default)\n"
@@ -483,7 +484,8 @@ int main(int argc, char **argv)
 	const char *v, *sg = NULL, *ul = UL_DEFAULT_ADDR, *ctl = NULL;
 	char map_path[PATH_MAX] = "", err[PATH_MAX + 256];
 	uint64_t x, pairs = 1;
-	bool have_mac = false;
+	bool have_mac = false, ul_given = false;
+	int ul_fd = -1;
 
 	util_set_prog("nitro-card-vpc");
 	the_card = c;
@@ -505,6 +507,11 @@ int main(int argc, char **argv)
 			sg = v;
 		} else if ((v = opt_arg("--underlay", argc, argv, &i))) {
 			ul = v;
+			ul_given = true;
+		} else if ((v = opt_arg("--underlay-fd", argc, argv, &i))) {
+			if (!parse_u64(v, 3, 1 << 20, &x))
+				die_usage("--underlay-fd %s: expected an fd number >= 3", v);
+			ul_fd = (int)x;
 		} else if ((v = opt_arg("--map", argc, argv, &i))) {
 			snprintf(map_path, sizeof(map_path), "%s", v);
 		} else if ((v = opt_arg("--ctl", argc, argv, &i))) {
@@ -558,6 +565,8 @@ int main(int argc, char **argv)
 	card_backend_opts_done(&bo, "net", usage_text);
 	if (!cfg.vc_vni || !cfg.vc_ip)
 		die_usage("--vpc and --ip are required\n%s", usage_text);
+	if (ul_given && ul_fd >= 0)
+		die_usage("--underlay and --underlay-fd exclude each other");
 	if (!have_mac)
 		map_default_mac(cfg.vc_vni, cfg.vc_ip, cfg.vc_mac);
 	if (!cfg.vc_mtu)
@@ -572,7 +581,8 @@ int main(int argc, char **argv)
 	c->c_port = vpc_port_new(&cfg, lookup, c, err, sizeof(err));
 	if (!c->c_port)
 		die("interface: %s", err);
-	if (ul_open(&c->c_ul, ul, err, sizeof(err)))
+	if (ul_fd >= 0 ? ul_adopt(&c->c_ul, ul_fd, err, sizeof(err))
+		       : ul_open(&c->c_ul, ul, err, sizeof(err)))
 		die("%s", err);
 	if (mapsvc_open(&c->c_map, map_path, err, sizeof(err)))
 		die("%s", err);
