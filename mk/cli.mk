@@ -7,6 +7,7 @@
 CLI_LIBS = -lcurl -ljansson -lcrypto -lpthread -lzstd
 all: $(BUILD)/nitro
 $(BUILD)/nitro: $(call objs,cli boot volume snapshot vpcmap launch lib) \
+	$(call objs,endorse) \
 	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c src/securitychip/ekca.c)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CLI_LIBS)
 

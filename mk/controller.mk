@@ -9,8 +9,9 @@ all: $(BUILD)/nitrod $(BUILD)/nitrod.sig
 # The chip hashes nitrod's whole file at every start (SHA-384): its debug information goes
 # to nitrod.debug (found by gdb through the .gnu_debuglink section), as Debian packages do.
 # (and the IMDS's identity document from src/cards/vpc/imds.c, which the chip signs)
-$(BUILD)/nitrod: $(call objs,controller securitychip boot volume snapshot launch lib) \
-	$(call obj,src/cards/vpc/imds.c src/cards/vpc/imds_http.c)
+$(BUILD)/nitrod: $(call objs,controller securitychip boot volume snapshot launch lib endorse) \
+	$(call obj,src/cards/vpc/imds.c src/cards/vpc/imds_http.c) \
+	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c)
 	$(CC) $(CFLAGS) $^ -o $@.full $(LDFLAGS) $(CTL_LIBS)
 	objcopy --only-keep-debug $@.full $@.debug
 	objcopy --strip-debug --add-gnu-debuglink=$@.debug $@.full $@
