@@ -114,25 +114,26 @@ static void write_file(const char *dir, const char *name, const void *data, size
  * in the state folder (ek-cert.der) for verifiers. */
 void tpm_provision(const char *socket, const char *state)
 {
-	uint8_t *der = NULL;
-	size_t derlen = 0;
+	struct tpm_ek_certs certs;
 	char err[512], ca[PATH_MAX], id[TPM_ID_HEX + 1], cn[64];
 	instance_id(state, id);
 	snprintf(cn, sizeof(cn), "NitroTPM EK %.16s", id);
 	tpm_ek_ca_dir(ca, sizeof(ca));
-	int r = tpm_endorse(socket, ca, cn, &der, &derlen, err, sizeof(err));
+	int r = tpm_endorse(socket, ca, cn, &certs, err, sizeof(err));
+	if (certs.ec_ecc)
+		write_file(state, "ek-cert.der", certs.ec_ecc, certs.ec_ecc_len);
+	if (certs.ec_rsa)
+		write_file(state, "ek-cert-rsa.der", certs.ec_rsa, certs.ec_rsa_len);
+	tpm_ek_certs_free(&certs);
 	if (r < 0)
 		die("run: --tpm: %s", err);
-	if (r == 1)
-		write_file(state, "ek-cert.der", der, derlen);
-	free(der);
 }
 
 void tpm_state_remove(const char *dir)
 {
 	static const char *const files[] = {"permall.nvs", "volatilestate.nvs", "savestate.nvs",
 					    "permall.tmp", "volatilestate.tmp", "savestate.tmp",
-					    "instance-id", "ek-cert.der"};
+					    "instance-id", "ek-cert.der",	"ek-cert-rsa.der"};
 	char path[PATH_MAX + 32];
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);

@@ -359,11 +359,18 @@ static int write_pubkey(BIO *b, void *k)
 	return PEM_write_bio_PUBKEY(b, k);
 }
 
-/* GET /v1/instances/ID/tpm/ek: the TPM's endorsement key and its certificate from the
- * chip's EK CA (AWS's GetInstanceTpmEkPub), from nitrod's own copy of the certificate
- * (launcher.h): never from the card or the guest. The public key is the certificate's. */
-static void tpm_ek(struct instance *in, struct api_resp *rs)
+/* GET /v1/instances/ID/tpm/ek[?key_type=ecc-nist-p256|rsa-2048]: the TPM's endorsement
+ * key and its certificate from the chip's EK CA (AWS's GetInstanceTpmEkPub), from nitrod's
+ * own copy of the certificate (launcher.h): never from the card or the guest. The public
+ * key is the certificate's. */
+static void tpm_ek(struct instance *in, const struct api_req *rq, struct api_resp *rs)
 {
+	const char *type = rq->ar_key_type ? rq->ar_key_type : "ecc-nist-p256";
+	bool rsa = !strcmp(type, "rsa-2048");
+	if (!rsa && strcmp(type, "ecc-nist-p256")) {
+		fail(rs, 400, "key_type: expected ecc-nist-p256 or rsa-2048");
+		return;
+	}
 	if (!in->i_spec.s_tpm) {
 		fail(rs, 404, "instance %s has no TPM (it was launched without \"tpm\": true)",
 		     in->i_id);
@@ -376,11 +383,11 @@ static void tpm_ek(struct instance *in, struct api_resp *rs)
 	char path[PATH_MAX];
 	uint8_t *der = NULL;
 	size_t len = 0;
-	inst_tpm_cert_path(in, path, sizeof(path));
+	inst_tpm_cert_path(in, rsa, path, sizeof(path));
 	int r = read_file(path, 8192, &der, &len);
 	if (r) {
-		fail(rs, 409, "the TPM of instance %s has no endorsement yet (%s)", in->i_id,
-		     r == ENOENT ? "it has not started" : strerror(r));
+		fail(rs, 409, "the TPM of instance %s has no %s endorsement yet (%s)", in->i_id,
+		     type, r == ENOENT ? "it has not started" : strerror(r));
 		return;
 	}
 	const unsigned char *p = der;
@@ -394,9 +401,10 @@ static void tpm_ek(struct instance *in, struct api_resp *rs)
 	} else {
 		set_json(rs, 200,
 			 json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "instance_id", in->i_id,
-				   "key_type", "ecc-nist-p256", "key_format", "pem", "nv_index",
-				   "0x01c0000a", "public_key", pub, "certificate", cert));
-		sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s tpm ek", in->i_id);
+				   "key_type", type, "key_format", "pem", "nv_index",
+				   rsa ? "0x01c00002" : "0x01c0000a", "public_key", pub,
+				   "certificate", cert));
+		sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s tpm ek %s", in->i_id, type);
 	}
 	X509_free(x);
 	free(cert);
@@ -497,7 +505,7 @@ static void instances_route(const struct api_req *rq, char **seg, int nseg, stru
 	} else if (console_route) {
 		console(in, rs);
 	} else if (ek_route) {
-		tpm_ek(in, rs);
+		tpm_ek(in, rq, rs);
 	} else {
 		instance_action(in, seg[3], rq, rs);
 	}

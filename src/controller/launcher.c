@@ -41,9 +41,10 @@ void inst_tpm_dir(const struct instance *in, char *out, size_t len)
 	sfmt(out, len, "%s/instances/%s/tpm", g_ctl.c_state_dir, in->i_id);
 }
 
-void inst_tpm_cert_path(const struct instance *in, char *out, size_t len)
+void inst_tpm_cert_path(const struct instance *in, bool rsa, char *out, size_t len)
 {
-	sfmt(out, len, "%s/instances/%s/tpm-ek-ecc.der", g_ctl.c_state_dir, in->i_id);
+	sfmt(out, len, "%s/instances/%s/tpm-ek-%s.der", g_ctl.c_state_dir, in->i_id,
+	     rsa ? "rsa" : "ecc");
 }
 
 /* The security chip's EK CA (STATE/ek-ca: where `nitro run` with NITRO_STATE=STATE has it). */
@@ -808,34 +809,36 @@ int launch_tpm_endorse(struct instance *in, char *err, size_t errlen)
 	for (unsigned i = 0; i < pp->pl.pl_ncards && !card; i++)
 		if (pp->pl.pl_procs[i].lp_kind == LAUNCH_CARD_TPM)
 			card = &pp->pl.pl_procs[i];
+	struct tpm_ek_certs certs = {0};
+	char ca[PATH_MAX], cn[64], cert[2][PATH_MAX], e[600];
 	int r = -1;
-	uint8_t *der = NULL;
-	size_t derlen = 0;
-	char ca[PATH_MAX], cn[64], cert[PATH_MAX], e[600];
 	if (!card) {
 		sfmt(err, errlen, "no TPM card in the plan");
 		goto out;
 	}
 	launch_ek_ca_dir(ca, sizeof(ca));
 	sfmt(cn, sizeof(cn), "NitroTPM EK %s", in->i_id);
-	inst_tpm_cert_path(in, cert, sizeof(cert));
-	int k = tpm_endorse(card->lp_socket, ca, cn, &der, &derlen, e, sizeof(e));
-	if (k < 0) {
+	inst_tpm_cert_path(in, false, cert[0], sizeof(cert[0]));
+	inst_tpm_cert_path(in, true, cert[1], sizeof(cert[1]));
+	r = tpm_endorse(card->lp_socket, ca, cn, &certs, e, sizeof(e));
+	if (r < 0)
 		sfmt(err, errlen, "TPM endorsement: %s", e);
-		goto out;
+	/* nitrod's own copies, outside the card's reach: what the EK route serves (also
+	 * those issued before a failure: the TPM holds them now). */
+	for (int k = 0; k < 2; k++) {
+		const uint8_t *der = k ? certs.ec_rsa : certs.ec_ecc;
+		size_t len = k ? certs.ec_rsa_len : certs.ec_ecc_len;
+		if (der && write_whole(cert[k], der, len) < 0 && r == 0) {
+			sfmt(err, errlen, "TPM endorsement: %s: %s", cert[k], strerror(errno));
+			r = -1;
+		}
+		if (r == 0 && !der && access(cert[k], R_OK) < 0)
+			warnmsg("%s: the TPM is endorsed but %s is missing: the EK route has "
+				"nothing to serve",
+				in->i_id, cert[k]);
 	}
-	/* nitrod's own copy, outside the card's reach: what the EK route serves. */
-	if (k == 1 && write_whole(cert, der, derlen) < 0) {
-		sfmt(err, errlen, "TPM endorsement: %s: %s", cert, strerror(errno));
-		goto out;
-	}
-	if (k == 0 && access(cert, R_OK) < 0)
-		warnmsg("%s: the TPM is endorsed but %s is missing: the EK route has nothing to "
-			"serve",
-			in->i_id, cert);
-	r = 0;
 out:
-	free(der);
+	tpm_ek_certs_free(&certs);
 	free(pp);
 	return r;
 }
@@ -843,9 +846,11 @@ out:
 void launch_tpm_destroy(const struct instance *in)
 {
 	char d[PATH_MAX];
-	inst_tpm_cert_path(in, d, sizeof(d));
-	if (unlink(d) < 0 && errno != ENOENT)
-		warnmsg("%s: %s: %s", in->i_id, d, strerror(errno));
+	for (int k = 0; k < 2; k++) {
+		inst_tpm_cert_path(in, k, d, sizeof(d));
+		if (unlink(d) < 0 && errno != ENOENT)
+			warnmsg("%s: %s: %s", in->i_id, d, strerror(errno));
+	}
 	inst_tpm_dir(in, d, sizeof(d));
 	remove_flat(d);
 	if (access(d, F_OK) == 0)

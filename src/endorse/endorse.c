@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -33,22 +34,54 @@ int tpm_key_derive(const char *id, uint8_t key[32], char *err, size_t errlen)
 	return 0;
 }
 
-/* One command; the TPM's response code. */
-static uint32_t xcmd(int s, const uint8_t *cmd, size_t n, uint8_t *rsp, size_t *rl)
+void tpm_ek_certs_free(struct tpm_ek_certs *c)
 {
-	return tpm_client_xcmd(s, cmd, n, rsp, rl);
+	free(c->ec_ecc);
+	free(c->ec_rsa);
+	memset(c, 0, sizeof(*c));
 }
 
-int tpm_endorse(const char *socket, const char *ca_dir, const char *cn, uint8_t **der,
-		size_t *derlen, char *err, size_t errlen)
+/* Creates the EK of one type, has the CA certify it and writes the certificate at its
+ * index; *der the certificate. 0 or -1 with err. */
+static int endorse_one(int s, bool rsa, const char *ca_dir, const char *cn, uint8_t **der,
+		       size_t *derlen, char *err, size_t errlen)
 {
-	uint8_t cmd[1024], rsp[TPM_PROTO_BUF], x[32], y[32];
+	uint8_t cmd[1024], rsp[TPM_PROTO_BUF], x[32], y[32], mod[TPM2_EK_RSA_BYTES];
+	uint32_t index = rsa ? TPM2_NV_EK_CERT_RSA : TPM2_NV_EK_CERT_ECC, h;
+	const char *what = rsa ? "RSA" : "ECC";
 	size_t n, rl = 0;
-	uint32_t h, rc;
 	char e[512];
+	n = rsa ? tpm2_cmd_create_ek_rsa(cmd, sizeof(cmd))
+		: tpm2_cmd_create_ek_ecc(cmd, sizeof(cmd));
+	if (tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS ||
+	    (rsa ? tpm2_parse_ek_rsa(rsp, rl, &h, mod) : tpm2_parse_ek_ecc(rsp, rl, &h, x, y)) < 0)
+		RETURN_ERR(-1, "cannot create the %s endorsement key", what);
+	n = tpm2_cmd_flush(cmd, sizeof(cmd), h);
+	tpm_client_xcmd(s, cmd, n, rsp, &rl);
+	if ((rsa ? ekca_issue_rsa(ca_dir, mod, cn, der, derlen, e, sizeof(e))
+		 : ekca_issue(ca_dir, x, y, cn, der, derlen, e, sizeof(e))) < 0)
+		RETURN_ERR(-1, "%s", e);
+	n = tpm2_cmd_nv_define_cert(cmd, sizeof(cmd), index, (uint16_t)*derlen);
+	if (*derlen > 2048 || tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS)
+		RETURN_ERR(-1, "cannot define the %s EK certificate's NV index", what);
+	for (size_t off = 0; off < *derlen; off += TPM2_NV_MAX_WRITE) {
+		size_t k = *derlen - off < TPM2_NV_MAX_WRITE ? *derlen - off : TPM2_NV_MAX_WRITE;
+		n = tpm2_cmd_nv_write(cmd, sizeof(cmd), index, *der + off, (uint16_t)k,
+				      (uint16_t)off);
+		if (tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS)
+			RETURN_ERR(-1, "cannot write the %s EK certificate", what);
+	}
+	return 0;
+}
+
+int tpm_endorse(const char *socket, const char *ca_dir, const char *cn, struct tpm_ek_certs *out,
+		char *err, size_t errlen)
+{
+	uint8_t cmd[64], rsp[TPM_PROTO_BUF];
+	size_t n, rl = 0;
+	uint32_t rc;
 	int r = -1;
-	*der = NULL;
-	*derlen = 0;
+	memset(out, 0, sizeof(*out));
 	int page = memfd_create("nitro-crb", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	int s = tpm_client_connect(socket);
 	if (page < 0 || ftruncate(page, TPM_PROTO_BUF) < 0 ||
@@ -58,49 +91,22 @@ int tpm_endorse(const char *socket, const char *ca_dir, const char *cn, uint8_t 
 		goto out;
 	}
 	n = tpm2_cmd_startup(cmd, sizeof(cmd), TPM2_SU_CLEAR);
-	rc = xcmd(s, cmd, n, rsp, &rl);
+	rc = tpm_client_xcmd(s, cmd, n, rsp, &rl);
 	if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
 		snprintf(err, errlen, "TPM2_Startup: %#x", rc);
 		goto out;
 	}
-	n = tpm2_cmd_nv_read_public(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC);
-	if (xcmd(s, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS) {
-		r = 0; /* endorsed already */
-		goto out;
-	}
-	n = tpm2_cmd_create_ek_ecc(cmd, sizeof(cmd));
-	if (xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS ||
-	    tpm2_parse_ek_ecc(rsp, rl, &h, x, y) < 0) {
-		snprintf(err, errlen, "cannot create the endorsement key");
-		goto out;
-	}
-	n = tpm2_cmd_flush(cmd, sizeof(cmd), h);
-	xcmd(s, cmd, n, rsp, &rl);
-	if (ekca_issue(ca_dir, x, y, cn, der, derlen, e, sizeof(e)) < 0) {
-		snprintf(err, errlen, "%s", e);
-		goto out;
-	}
-	n = tpm2_cmd_nv_define_cert(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC, (uint16_t)*derlen);
-	if (*derlen > 2048 || xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS) {
-		snprintf(err, errlen, "cannot define the EK certificate's NV index");
-		goto out;
-	}
-	for (size_t off = 0; off < *derlen; off += TPM2_NV_MAX_WRITE) {
-		size_t k = *derlen - off < TPM2_NV_MAX_WRITE ? *derlen - off : TPM2_NV_MAX_WRITE;
-		n = tpm2_cmd_nv_write(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC, *der + off,
-				      (uint16_t)k, (uint16_t)off);
-		if (xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS) {
-			snprintf(err, errlen, "cannot write the EK certificate");
+	for (int rsa = 0; rsa < 2; rsa++) {
+		n = tpm2_cmd_nv_read_public(cmd, sizeof(cmd),
+					    rsa ? TPM2_NV_EK_CERT_RSA : TPM2_NV_EK_CERT_ECC);
+		if (tpm_client_xcmd(s, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS)
+			continue; /* endorsed already */
+		if (endorse_one(s, rsa, ca_dir, cn, rsa ? &out->ec_rsa : &out->ec_ecc,
+				rsa ? &out->ec_rsa_len : &out->ec_ecc_len, err, errlen) < 0)
 			goto out;
-		}
 	}
-	r = 1;
+	r = 0;
 out:
-	if (r < 0) {
-		free(*der);
-		*der = NULL;
-		*derlen = 0;
-	}
 	if (s >= 0)
 		close(s);
 	if (page >= 0)

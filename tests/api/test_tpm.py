@@ -7,6 +7,7 @@ endorsed, then nitro-hv fails (a boot through nitrod is in tests/system/test_tpm
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 
 import pytest
@@ -14,7 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from conftest import BUILD, wait_state
+from conftest import BUILD, Nitrod, wait_state
+from nitrotest import as_uid
 
 pytestmark = pytest.mark.skipif(not (BUILD / "nitro-card-tpm").exists(), reason="no nitro-card-tpm")
 
@@ -135,3 +137,21 @@ def test_ek_route_errors(nitrod, bad_kernel):
         assert r.status == 404, (path, r)
     c = nitrod.cli("instances", "tpm-ek", "i-0123456789abcdef0")
     assert c.returncode == 1 and c.stderr == "nitro: instance i-0123456789abcdef0 not found\n", c
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (other uids)")
+def test_ek_route_is_the_owners(folder, bad_kernel):
+    """Another uid gets the same 404 as for an unknown id (ids cannot be probed); the owner
+    and an admin get the EK."""
+    d = Nitrod(folder, extra=["--allow-uid", "4242", "--allow-uid", "4243",
+                              "--admin-uid", "4244"]).start()
+    try:
+        iid = as_uid(4242, lambda: tpm_instance(d, bad_kernel)["id"])
+        path = f"/v1/instances/{iid}/tpm/ek"
+        r = as_uid(4243, lambda: [d.call("GET", path).status, d.call("GET", path).body])
+        assert r[0] == 404 and f"instance {iid} not found" in r[1], r
+        assert any(path in l and "status=404" in l for l in d.audit_lines())
+        assert as_uid(4242, lambda: d.call("GET", path).status) == 200
+        assert as_uid(4244, lambda: d.call("GET", path).status) == 200
+    finally:
+        d.stop()
