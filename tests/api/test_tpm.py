@@ -88,13 +88,30 @@ def test_tpm_card_launched_endorsed_and_state_encrypted(nitrod, bad_kernel):
     e = ek(nitrod, iid)
     assert e["instance_id"] == iid and e["key_type"] == "ecc-nist-p256" and e["nv_index"] == "0x01c0000a"
     cert = x509.load_pem_x509_certificate(e["certificate"].encode())
-    assert cert.subject.rfc4514_string() == f"CN=NitroTPM EK {iid}"
+    cn = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+    assert cn == f"NitroTPM EK {iid}", cert.subject
     pub = serialization.load_pem_public_key(e["public_key"].encode())
     assert pub.public_numbers() == cert.public_key().public_numbers()
     ca = nitrod.state / "ek-ca" / "ek-ca.pem"
     v = subprocess.run(["openssl", "verify", "-CAfile", str(ca)], input=e["certificate"],
                        capture_output=True, text=True)
     assert v.returncode == 0 and v.stdout.strip() == "stdin: OK", v
+    # The RSA EK (template L-1) too, at its own index, from the same CA.
+    r = nitrod.call("GET", f"/v1/instances/{iid}/tpm/ek?key_type=rsa-2048")
+    assert r.status == 200, r
+    rsa = r.json()
+    assert rsa["key_type"] == "rsa-2048" and rsa["nv_index"] == "0x01c00002"
+    rcert = x509.load_pem_x509_certificate(rsa["certificate"].encode())
+    assert rcert.public_key().key_size == 2048 and rcert.public_key().public_numbers().e == 65537
+    assert serialization.load_pem_public_key(rsa["public_key"].encode()).public_numbers() == \
+        rcert.public_key().public_numbers()
+    ku = rcert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert ku.key_encipherment and not ku.digital_signature
+    v = subprocess.run(["openssl", "verify", "-CAfile", str(ca)], input=rsa["certificate"],
+                       capture_output=True, text=True)
+    assert v.returncode == 0, v
+    r = nitrod.call("GET", f"/v1/instances/{iid}/tpm/ek?key_type=rsa-1024")
+    assert r.status == 400 and "key_type" in r.json()["error"], r
     # Audited like every call.
     assert any(f"/v1/instances/{iid}/tpm/ek" in l and "status=200" in l for l in nitrod.audit_lines())
     # The CLI.
@@ -109,6 +126,8 @@ def test_state_kept_across_start_and_destroyed_on_terminate(nitrod, bad_kernel):
     iid = inst["id"]
     tdir = nitrod.state / "instances" / iid / "tpm"
     first = ek(nitrod, iid)
+    first_rsa = nitrod.call("GET", f"/v1/instances/{iid}/tpm/ek?key_type=rsa-2048").json()
+    assert first_rsa["key_type"] == "rsa-2048", first_rsa
     before = decrypt_nv((tdir / "permall.nvs").read_bytes(), "permall", state_key(nitrod, iid))
     r = nitrod.call("POST", f"/v1/instances/{iid}/start")
     assert r.status == 200, r
@@ -116,6 +135,7 @@ def test_state_kept_across_start_and_destroyed_on_terminate(nitrod, bad_kernel):
     # The same TPM: not endorsed again (a new EK certificate would have a new serial and
     # key), its NV state still decrypts under the same key.
     assert ek(nitrod, iid) == first
+    assert nitrod.call("GET", f"/v1/instances/{iid}/tpm/ek?key_type=rsa-2048").json() == first_rsa
     assert decrypt_nv((tdir / "permall.nvs").read_bytes(), "permall", state_key(nitrod, iid))
     assert before
     r = nitrod.call("DELETE", f"/v1/instances/{iid}")
@@ -123,6 +143,7 @@ def test_state_kept_across_start_and_destroyed_on_terminate(nitrod, bad_kernel):
     wait_state(nitrod, iid, {"terminated"})
     assert not tdir.exists()
     assert not (nitrod.state / "instances" / iid / "tpm-ek-ecc.der").exists()
+    assert not (nitrod.state / "instances" / iid / "tpm-ek-rsa.der").exists()
     r = nitrod.call("GET", f"/v1/instances/{iid}/tpm/ek")
     assert r.status == 409 and "terminated" in r.json()["error"], r
 
