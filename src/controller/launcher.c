@@ -298,9 +298,11 @@ static int tpm_key_pipe(const struct instance *in, char *err, size_t errlen)
 }
 
 /* The fds a process keeps, from its plan: stdio[] gets the fd for 0..2 (-1: /dev/null);
- * opened[] what to close after the spawn. */
+ * key the TPM card's key pipe (-1: none), which the plan puts at key_at (>= 3); opened[]
+ * what to close after the spawn. */
 struct kept {
 	int stdio[3];
+	int key, key_at;
 	int opened[3];
 	unsigned nopened;
 };
@@ -317,6 +319,7 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 		     struct kept *k, char *err, size_t errlen)
 {
 	k->stdio[0] = k->stdio[1] = k->stdio[2] = -1;
+	k->key = k->key_at = -1;
 	k->nopened = 0;
 	int log = -1, console = -1;
 	for (unsigned i = 0; i < p->lp_nfds; i++) {
@@ -348,6 +351,11 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 				return -1;
 			}
 			k->opened[k->nopened++] = fd;
+			if (f->lf_fd > 2) {
+				k->key = fd;
+				k->key_at = f->lf_fd;
+				continue;
+			}
 			break;
 		}
 		if (f->lf_fd < 0 || f->lf_fd > 2) {
@@ -387,6 +395,24 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 		close(fd);
 		return -1;
 	}
+	/* The TPM card's key pipe: kept at the number nitrod has it at, named so in its
+	 * --key-fd (the jailer keeps fds at their numbers; the plan's fd 3 is nitro run's). */
+	char *argv[LAUNCH_MAX_ARGS + 1], keynum[16], keyplan[16];
+	int keepk[4];
+	for (unsigned i = 0; i <= p->lp_argc; i++)
+		argv[i] = p->lp_argv[i];
+	if (k.key >= 0) {
+		sfmt(keynum, sizeof(keynum), "%d", k.key);
+		sfmt(keyplan, sizeof(keyplan), "%d", k.key_at);
+		for (unsigned i = 1; i + 1 < p->lp_argc; i++)
+			if (!strcmp(argv[i], "--key-fd") && !strcmp(argv[i + 1], keyplan))
+				argv[i + 1] = keynum;
+		for (size_t i = 0; i < nkeep && i < 3; i++)
+			keepk[i] = keep[i];
+		keepk[nkeep < 3 ? nkeep : 3] = k.key;
+		keep = keepk;
+		nkeep = (nkeep < 3 ? nkeep : 3) + 1;
+	}
 	struct proc_spawn ps = {
 	    .ps_kind = p->lp_profile,
 	    .ps_uid = in->i_uid,
@@ -401,7 +427,7 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 	    .ps_exec_fd = fd,
 	    .ps_jail_flags = p->lp_flags & LAUNCH_HOST_NET ? 0 : JAIL_NEWNET,
 	};
-	pid_t pid = proc_spawn(&ps, g_ctl.c_jail, p->lp_argv, err, errlen);
+	pid_t pid = proc_spawn(&ps, g_ctl.c_jail, argv, err, errlen);
 	close(fd);
 	kept_close(&k);
 	return pid;
