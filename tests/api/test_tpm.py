@@ -121,7 +121,7 @@ def test_tpm_card_launched_endorsed_and_state_encrypted(nitrod, bad_kernel):
     assert "tpm:           on" in c.stdout, c
 
 
-def test_state_kept_across_start_and_destroyed_on_terminate(nitrod, bad_kernel):
+def test_state_kept_across_restart_and_start_and_destroyed_on_terminate(nitrod, bad_kernel):
     inst = tpm_instance(nitrod, bad_kernel)
     iid = inst["id"]
     tdir = nitrod.state / "instances" / iid / "tpm"
@@ -129,6 +129,10 @@ def test_state_kept_across_start_and_destroyed_on_terminate(nitrod, bad_kernel):
     first_rsa = nitrod.call("GET", f"/v1/instances/{iid}/tpm/ek?key_type=rsa-2048").json()
     assert first_rsa["key_type"] == "rsa-2048", first_rsa
     before = decrypt_nv((tdir / "permall.nvs").read_bytes(), "permall", state_key(nitrod, iid))
+    # A restarted nitrod reads the TPM back from its records.
+    nitrod.stop()
+    nitrod.start()
+    assert nitrod.call("GET", f"/v1/instances/{iid}").json()["tpm"] is True
     r = nitrod.call("POST", f"/v1/instances/{iid}/start")
     assert r.status == 200, r
     wait_state(nitrod, iid, {"failed"})
