@@ -8,6 +8,7 @@
 CLI_LIBS = -lcurl -ljansson -lcrypto -lpthread -lzstd -lcbor
 all: $(BUILD)/nitro
 $(BUILD)/nitro: $(call objs,cli boot volume snapshot vpcmap launch lib enclave) \
+	$(call objs,endorse) \
 	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c src/securitychip/ekca.c)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(CLI_LIBS)
 

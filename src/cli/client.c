@@ -22,11 +22,12 @@
 static const char client_usage[] =
     "usage: nitro --host SOCKET COMMAND [--json]\n"
     "  instances run [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH | --no-initrd]\n"
-    "                [--cmdline TEXT] [--volume VOL-ID[,readonly]]... [--console]\n"
+    "                [--cmdline TEXT] [--volume VOL-ID[,readonly]]... [--console] [--tpm]\n"
     "  instances list | describe ID | stop ID | start ID | reboot ID | terminate ID\n"
     "  instances console ID [--raw]\n"
     "                             the serial output so far (launched with --console only);\n"
     "                             control characters shown as \\xHH unless --raw\n"
+    "  instances tpm-ek ID        the TPM's endorsement key and certificate, PEM (--tpm only)\n"
     "  (stop, start, reboot and terminate take --wait: return once the change is done)\n"
     "  volumes create --size MiB [--unencrypted] [--iops N | --gp2] [--throughput MiB]\n"
     "  volumes list | describe VOL | delete VOL\n"
@@ -219,6 +220,7 @@ static void describe_inst(json_t *in)
 	printf("cmdline:       %s\n", str(in, "cmdline"));
 	printf("volumes:       %s\n", vols);
 	printf("console:       %s\n", json_is_true(json_object_get(in, "console")) ? "on" : "off");
+	printf("tpm:           %s\n", json_is_true(json_object_get(in, "tpm")) ? "on" : "off");
 	printf("card_restarts: %lld\n",
 	       (long long)json_integer_value(json_object_get(in, "card_restarts")));
 	if (json_is_integer(json_object_get(in, "owner")))
@@ -326,6 +328,10 @@ static int instances_run(int argc, char **argv)
 			json_object_set_new(spec, "console", json_true());
 			continue;
 		}
+		if (!strcmp(a, "--tpm")) {
+			json_object_set_new(spec, "tpm", json_true());
+			continue;
+		}
 		if (!strcmp(a, "--no-initrd")) {
 			json_object_set_new(spec, "initrd", json_null());
 			continue;
@@ -425,6 +431,18 @@ static int cmd_instances(int argc, char **argv)
 		else
 			write_inert((const unsigned char *)r.r_buf, r.r_len, stdout);
 		free(r.r_buf);
+		return 0;
+	}
+	if (!strcmp(sub, "tpm-ek")) {
+		if (argc != 2 || argv[1][0] == '-')
+			die_usage("instances tpm-ek: expected an id\n%s", client_usage);
+		snprintf(path, sizeof(path), "/v1/instances/%s/tpm/ek", argv[1]);
+		json_t *ek = call_json("GET", path, NULL);
+		if (want_json)
+			print_json(ek);
+		else
+			printf("%s%s", str(ek, "public_key"), str(ek, "certificate"));
+		json_decref(ek);
 		return 0;
 	}
 	const char *id = need_id(argc, argv, sub);

@@ -9,24 +9,18 @@
  * when the run ends: the TPM lives and dies with the run. */
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "endorse/endorse.h"
 #include "lib/util.h"
-#include "securitychip/ekca.h"
-#include "tpm/client.h"
-#include "tpm/tpm2.h"
 #include "volume/volume.h"
 
 #define TPM_ID_HEX 32
@@ -86,16 +80,9 @@ static void instance_id(const char *dir, char id[TPM_ID_HEX + 1])
 void tpm_state_key(const char *dir, uint8_t key[32])
 {
 	char err[512], id[TPM_ID_HEX + 1];
-	uint8_t mk[VOL_MASTER_KEY_BYTES];
 	instance_id(dir, id);
-	if (vol_master_key(mk, err, sizeof(err)) < 0)
+	if (tpm_key_derive(id, key, err, sizeof(err)) < 0)
 		die("run: --tpm: %s", err);
-	uint8_t msg[64];
-	size_t n = (size_t)snprintf((char *)msg, sizeof(msg), "nitro-tpm-state v1 %s", id);
-	unsigned len = 0;
-	if (!HMAC(EVP_sha256(), mk, sizeof(mk), msg, n, key, &len) || len != 32)
-		die("run: --tpm: key derivation failed");
-	OPENSSL_cleanse(mk, sizeof(mk));
 }
 
 /* The EK CA's folder: $NITRO_STATE/ek-ca (beside the master key). */
@@ -127,56 +114,26 @@ static void write_file(const char *dir, const char *name, const void *data, size
  * in the state folder (ek-cert.der) for verifiers. */
 void tpm_provision(const char *socket, const char *state)
 {
-	uint8_t cmd[1024], rsp[TPM_PROTO_BUF], x[32], y[32], *der = NULL;
-	size_t n, rl = 0, derlen = 0;
-	uint32_t h;
+	struct tpm_ek_certs certs;
 	char err[512], ca[PATH_MAX], id[TPM_ID_HEX + 1], cn[64];
-	int page = memfd_create("nitro-crb", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	int s = tpm_client_connect(socket);
-	if (page < 0 || ftruncate(page, TPM_PROTO_BUF) < 0 ||
-	    fcntl(page, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 || s < 0 ||
-	    tpm_client_hello_init(s, page) < 0)
-		die("run: --tpm: the TPM card does not answer");
-	n = tpm2_cmd_startup(cmd, sizeof(cmd), TPM2_SU_CLEAR);
-	uint32_t rc = tpm_client_xcmd(s, cmd, n, rsp, &rl);
-	if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
-		die("run: --tpm: TPM2_Startup: %#x", rc);
-	n = tpm2_cmd_nv_read_public(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC);
-	if (tpm_client_xcmd(s, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS)
-		goto done; /* endorsed already */
-	n = tpm2_cmd_create_ek_ecc(cmd, sizeof(cmd));
-	if (tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS ||
-	    tpm2_parse_ek_ecc(rsp, rl, &h, x, y) < 0)
-		die("run: --tpm: cannot create the endorsement key");
-	n = tpm2_cmd_flush(cmd, sizeof(cmd), h);
-	tpm_client_xcmd(s, cmd, n, rsp, &rl);
 	instance_id(state, id);
 	snprintf(cn, sizeof(cn), "NitroTPM EK %.16s", id);
 	tpm_ek_ca_dir(ca, sizeof(ca));
-	if (ekca_issue(ca, x, y, cn, &der, &derlen, err, sizeof(err)) < 0)
+	int r = tpm_endorse(socket, ca, cn, &certs, err, sizeof(err));
+	if (certs.ec_ecc)
+		write_file(state, "ek-cert.der", certs.ec_ecc, certs.ec_ecc_len);
+	if (certs.ec_rsa)
+		write_file(state, "ek-cert-rsa.der", certs.ec_rsa, certs.ec_rsa_len);
+	tpm_ek_certs_free(&certs);
+	if (r < 0)
 		die("run: --tpm: %s", err);
-	n = tpm2_cmd_nv_define_cert(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC, (uint16_t)derlen);
-	if (derlen > 2048 || tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS)
-		die("run: --tpm: cannot define the EK certificate's NV index");
-	for (size_t off = 0; off < derlen; off += TPM2_NV_MAX_WRITE) {
-		size_t k = derlen - off < TPM2_NV_MAX_WRITE ? derlen - off : TPM2_NV_MAX_WRITE;
-		n = tpm2_cmd_nv_write(cmd, sizeof(cmd), TPM2_NV_EK_CERT_ECC, der + off, (uint16_t)k,
-				      (uint16_t)off);
-		if (tpm_client_xcmd(s, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS)
-			die("run: --tpm: cannot write the EK certificate");
-	}
-	write_file(state, "ek-cert.der", der, derlen);
-	free(der);
-done:
-	close(s);
-	close(page);
 }
 
 void tpm_state_remove(const char *dir)
 {
 	static const char *const files[] = {"permall.nvs", "volatilestate.nvs", "savestate.nvs",
 					    "permall.tmp", "volatilestate.tmp", "savestate.tmp",
-					    "instance-id", "ek-cert.der"};
+					    "instance-id", "ek-cert.der",	"ek-cert-rsa.der"};
 	char path[PATH_MAX + 32];
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);

@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,6 +333,84 @@ static void console(struct instance *in, struct api_resp *rs)
 	rs->rs_len = n > 0 ? (size_t)n : 0;
 }
 
+/* A DER object as PEM text (malloc'd), or NULL. */
+static char *pem_of(int (*write)(BIO *, void *), void *obj)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *text = NULL, *data;
+	if (b && write(b, obj) == 1) {
+		long n = BIO_get_mem_data(b, &data);
+		if (n > 0 && (text = malloc((size_t)n + 1))) {
+			memcpy(text, data, (size_t)n);
+			text[n] = 0;
+		}
+	}
+	BIO_free(b);
+	return text;
+}
+
+static int write_cert(BIO *b, void *x)
+{
+	return PEM_write_bio_X509(b, x);
+}
+
+static int write_pubkey(BIO *b, void *k)
+{
+	return PEM_write_bio_PUBKEY(b, k);
+}
+
+/* GET /v1/instances/ID/tpm/ek[?key_type=ecc-nist-p256|rsa-2048]: the TPM's endorsement
+ * key and its certificate from the chip's EK CA (AWS's GetInstanceTpmEkPub), from nitrod's
+ * own copy of the certificate (launcher.h): never from the card or the guest. The public
+ * key is the certificate's. */
+static void tpm_ek(struct instance *in, const struct api_req *rq, struct api_resp *rs)
+{
+	const char *type = rq->ar_key_type ? rq->ar_key_type : "ecc-nist-p256";
+	bool rsa = !strcmp(type, "rsa-2048");
+	if (!rsa && strcmp(type, "ecc-nist-p256")) {
+		fail(rs, 400, "key_type: expected ecc-nist-p256 or rsa-2048");
+		return;
+	}
+	if (!in->i_spec.s_tpm) {
+		fail(rs, 404, "instance %s has no TPM (it was launched without \"tpm\": true)",
+		     in->i_id);
+		return;
+	}
+	if (in->i_state == ST_TERMINATED) {
+		fail(rs, 409, "instance %s is terminated: its TPM was destroyed", in->i_id);
+		return;
+	}
+	char path[PATH_MAX];
+	uint8_t *der = NULL;
+	size_t len = 0;
+	inst_tpm_cert_path(in, rsa, path, sizeof(path));
+	int r = read_file(path, 8192, &der, &len);
+	if (r) {
+		fail(rs, 409, "the TPM of instance %s has no %s endorsement yet (%s)", in->i_id,
+		     type, r == ENOENT ? "it has not started" : strerror(r));
+		return;
+	}
+	const unsigned char *p = der;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	EVP_PKEY *k = x ? X509_get0_pubkey(x) : NULL;
+	char *cert = k ? pem_of(write_cert, x) : NULL;
+	char *pub = k ? pem_of(write_pubkey, k) : NULL;
+	free(der);
+	if (!cert || !pub) {
+		fail(rs, 500, "the EK certificate of instance %s cannot be read", in->i_id);
+	} else {
+		set_json(rs, 200,
+			 json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "instance_id", in->i_id,
+				   "key_type", type, "key_format", "pem", "nv_index",
+				   rsa ? "0x01c00002" : "0x01c0000a", "public_key", pub,
+				   "certificate", cert));
+		sfmt(rs->rs_detail, sizeof(rs->rs_detail), "%s tpm ek %s", in->i_id, type);
+	}
+	X509_free(x);
+	free(cert);
+	free(pub);
+}
+
 static void instance_action(struct instance *in, const char *action, const struct api_req *rq,
 			    struct api_resp *rs)
 {
@@ -384,13 +465,18 @@ static void instances_route(const struct api_req *rq, char **seg, int nseg, stru
 		return;
 	}
 	struct instance *in = inst_visible(rq, seg[2]);
+	bool ek_route = nseg == 5 && !strcmp(seg[3], "tpm") && !strcmp(seg[4], "ek");
+	if (nseg == 5 && !ek_route) {
+		fail(rs, 404, "no route %s", rq->ar_url);
+		return;
+	}
 	if (nseg == 4 && strcmp(seg[3], "stop") && strcmp(seg[3], "start") &&
 	    strcmp(seg[3], "reboot") && strcmp(seg[3], "console")) {
 		fail(rs, 404, "no route %s", rq->ar_url);
 		return;
 	}
 	bool console_route = nseg == 4 && !strcmp(seg[3], "console");
-	const char *allow = nseg == 3 ? "GET, DELETE" : console_route ? "GET" : "POST";
+	const char *allow = nseg == 3 ? "GET, DELETE" : console_route || ek_route ? "GET" : "POST";
 	if (!method_in(m, allow)) {
 		not_allowed(rs, allow);
 		return;
@@ -418,6 +504,8 @@ static void instances_route(const struct api_req *rq, char **seg, int nseg, stru
 		ok_inst(rs, 200, in);
 	} else if (console_route) {
 		console(in, rs);
+	} else if (ek_route) {
+		tpm_ek(in, rq, rs);
 	} else {
 		instance_action(in, seg[3], rq, rs);
 	}
@@ -1040,7 +1128,7 @@ void api_handle(const struct api_req *rq, struct api_resp *rs)
 		g_ctl.c_save_failed = false;
 		store_txn_begin(g_ctl.c_store);
 	}
-	if (nseg >= 2 && nseg <= 4 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "instances"))
+	if (nseg >= 2 && nseg <= 5 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "instances"))
 		instances_route(rq, seg, nseg, rs);
 	else if (nseg >= 2 && nseg <= 4 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "volumes"))
 		volumes_route(rq, seg, nseg, rs);

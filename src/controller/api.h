@@ -24,8 +24,9 @@
 
 struct api_req {
 	const char *ar_method;
-	const char *ar_url;   /* path only, canonical (spec_route_canon) */
-	const char *ar_nonce; /* ?nonce= of GET /v1/host/attestation, or NULL */
+	const char *ar_url;	 /* path only, canonical (spec_route_canon) */
+	const char *ar_nonce;	 /* ?nonce= of GET /v1/host/attestation, or NULL */
+	const char *ar_key_type; /* ?key_type= of GET /v1/instances/ID/tpm/ek, or NULL */
 	const char *ar_body;
 	size_t ar_len;
 	uid_t ar_uid;

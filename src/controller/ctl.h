@@ -49,7 +49,7 @@ enum inst_goal {
 	GOAL_FAIL,   /* nitro-hv failed: stop the cards, then failed */
 };
 
-enum proc_kind { PK_HV, PK_CARD_EBS, PK_CARD_VPC };
+enum proc_kind { PK_HV, PK_CARD_EBS, PK_CARD_VPC, PK_CARD_TPM };
 
 /* One supervised process (nitro-hv or a card). pid 0: not running. */
 struct proc {
@@ -63,8 +63,8 @@ struct proc {
 	unsigned p_restarts_window;
 };
 
-#define INST_ID_LEN 19 /* "i-" + 17 hex digits */
-#define INST_MAX_CARDS (SPEC_MAX_VOLUMES + SPEC_MAX_NICS)
+#define INST_ID_LEN 19					      /* "i-" + 17 hex digits */
+#define INST_MAX_CARDS (SPEC_MAX_VOLUMES + SPEC_MAX_NICS + 1) /* + the TPM card */
 
 struct inst_view;
 
@@ -84,7 +84,7 @@ struct instance {
 	int64_t i_reboot_window; /* monotonic ms of the first guest reboot counted */
 	unsigned i_reboots_window;
 	struct proc i_hv;
-	struct proc i_cards[INST_MAX_CARDS]; /* volumes first, then nics */
+	struct proc i_cards[INST_MAX_CARDS]; /* volumes first, then nics, then the TPM */
 	unsigned i_ncards;
 	struct inst_view *i_view; /* the API's view, last rendered (records.h) */
 	struct instance *i_next;

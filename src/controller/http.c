@@ -430,6 +430,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	    .ar_method = method,
 	    .ar_url = r->r_url,
 	    .ar_nonce = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "nonce"),
+	    .ar_key_type = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "key_type"),
 	    .ar_body = r->r_body ? r->r_body : "",
 	    .ar_len = r->r_len,
 	    .ar_uid = r->r_uid,

@@ -20,6 +20,7 @@
 #include "controller/bootfile.h"
 #include "controller/cgroup.h"
 #include "controller/proc.h"
+#include "endorse/endorse.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
 #include "securitychip/identity.h"
@@ -37,6 +38,23 @@ void inst_dir(const struct instance *in, char *out, size_t len)
 void inst_console_path(const struct instance *in, char *out, size_t len)
 {
 	sfmt(out, len, "%s/instances/%s/console.log", g_ctl.c_state_dir, in->i_id);
+}
+
+void inst_tpm_dir(const struct instance *in, char *out, size_t len)
+{
+	sfmt(out, len, "%s/instances/%s/tpm", g_ctl.c_state_dir, in->i_id);
+}
+
+void inst_tpm_cert_path(const struct instance *in, bool rsa, char *out, size_t len)
+{
+	sfmt(out, len, "%s/instances/%s/tpm-ek-%s.der", g_ctl.c_state_dir, in->i_id,
+	     rsa ? "rsa" : "ecc");
+}
+
+/* The security chip's EK CA (STATE/ek-ca: where `nitro run` with NITRO_STATE=STATE has it). */
+void launch_ek_ca_dir(char *out, size_t len)
+{
+	sfmt(out, len, "%s/ek-ca", g_ctl.c_state_dir);
 }
 
 /* The run folder holds the card sockets; short, for sun_path. */
@@ -120,6 +138,10 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 		 errlen) ||
 	    copy(ls->ls_ssh_key, sizeof(ls->ls_ssh_key), s->s_ssh_key, "ssh_key", err, errlen))
 		return -1;
+	if (s->s_tpm) {
+		ls->ls_tpm = true;
+		inst_tpm_dir(in, ls->ls_tpm_state, sizeof(ls->ls_tpm_state));
+	}
 	sfmt(le->le_bin_dir, sizeof(le->le_bin_dir), "%s", g_ctl.c_bin_dir);
 	run_dir(in, le->le_run_dir, sizeof(le->le_run_dir));
 	/* nitrod's own cache, read-only in the jail (kcache.h) */
@@ -279,6 +301,32 @@ static int key_pipe(const struct volrec *v, char *err, size_t errlen)
 	return p[0];
 }
 
+/* A pipe holding the TPM card's state key (--key-fd): the read end, or -1 with err. The
+ * key is derived here (endorse.h) from the host master key and the instance's id; the
+ * card never sees the master key. */
+static int tpm_key_pipe(const struct instance *in, char *err, size_t errlen)
+{
+	uint8_t key[32];
+	char e[512];
+	if (tpm_key_derive(in->i_id, key, e, sizeof(e)) < 0)
+		RETURN_ERR(-1, "the TPM's state key: %s", e);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		explicit_bzero(key, sizeof(key));
+		RETURN_ERR(-1, "the TPM's key pipe: %s", strerror(errno));
+	}
+	/* 32 bytes fit in any pipe buffer: the write never blocks. */
+	bool ok = write(p[1], key, sizeof(key)) == (ssize_t)sizeof(key);
+	int we = errno;
+	explicit_bzero(key, sizeof(key));
+	close(p[1]);
+	if (!ok) {
+		close(p[0]);
+		RETURN_ERR(-1, "the TPM's key pipe: %s", strerror(we));
+	}
+	return p[0];
+}
+
 /* The VPC card's underlay: a UDP socket on the host's loopback (any port), made here in
  * the host's network namespace and handed over (--underlay-fd): the card itself lives
  * in an empty network namespace. The fd, or -1 with err. */
@@ -358,6 +406,13 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			k->opened[k->nopened++] = fd;
 			break;
 		}
+		case LAUNCH_FD_TPM_KEY:
+			if ((fd = tpm_key_pipe(in, err, errlen)) < 0) {
+				kept_close(k);
+				return -1;
+			}
+			k->opened[k->nopened++] = fd;
+			break;
 		case LAUNCH_FD_UNDERLAY:
 			if ((fd = underlay_socket(err, errlen)) < 0) {
 				kept_close(k);
@@ -365,10 +420,6 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			}
 			k->opened[k->nopened++] = fd;
 			break;
-		case LAUNCH_FD_TPM_KEY: /* nitrod launches no TPM card yet (docs/tpm.md) */
-			kept_close(k);
-			RETURN_ERR(-1, "%s: nitrod cannot pass fd %d (%s) yet", p->lp_name,
-				   f->lf_fd, launch_fd_role_name(f->lf_role));
 		}
 		if (f->lf_fd < 0) {
 			kept_close(k);
@@ -473,7 +524,9 @@ static void started(struct proc *pr, int kind, pid_t pid)
 /* What a card serves, for messages. */
 static void card_what(const struct instance *in, const struct launch_proc *p, char *out, size_t len)
 {
-	if (p->lp_kind == LAUNCH_CARD_VPC)
+	if (p->lp_kind == LAUNCH_CARD_TPM)
+		sfmt(out, len, "the TPM");
+	else if (p->lp_kind == LAUNCH_CARD_VPC)
 		sfmt(out, len, "nic %s in VPC %u", in->i_spec.s_nics[p->lp_item].n_ip,
 		     in->i_spec.s_nics[p->lp_item].n_vpc);
 	else
@@ -536,7 +589,11 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 	if (pid < 0)
 		goto out;
 	struct proc *pr = &in->i_cards[idx];
-	started(pr, p->lp_kind == LAUNCH_CARD_VPC ? PK_CARD_VPC : PK_CARD_EBS, pid);
+	started(pr,
+		p->lp_kind == LAUNCH_CARD_VPC	? PK_CARD_VPC
+		: p->lp_kind == LAUNCH_CARD_TPM ? PK_CARD_TPM
+						: PK_CARD_EBS,
+		pid);
 	int status;
 	if (wait_socket(p->lp_socket, pid, &status)) {
 		r = 0;
@@ -766,6 +823,12 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 		sfmt(err, errlen, "run folder %s: %s", pp->le.le_run_dir, strerror(errno));
 		goto out;
 	}
+	/* The TPM card's state: the instance's own folder, the card's uid only (its NV files
+	 * are encrypted under the instance's key besides). */
+	if (pp->ls.ls_tpm && mkdir_owned(pp->ls.ls_tpm_state, in->i_uid, in->i_gid) < 0) {
+		sfmt(err, errlen, "TPM state folder %s: %s", pp->ls.ls_tpm_state, strerror(errno));
+		goto out;
+	}
 	/* Jailed processes get cgroup limits, or nitrod was told to do without. */
 	if (g_ctl.c_jail && !g_ctl.c_cgroups && !g_ctl.c_no_cgroups) {
 		sfmt(err, errlen, "%s (start nitrod with --no-cgroups to run without limits)",
@@ -795,6 +858,88 @@ static void remove_flat(const char *dir)
 		closedir(d);
 	}
 	rmdir(dir);
+}
+
+/* --- NitroTPM --- */
+
+/* Writes data to path through a temporary name (never half a file at path). */
+static int write_whole(const char *path, const void *data, size_t len)
+{
+	char tmp[PATH_MAX + 16];
+	sfmt(tmp, sizeof(tmp), "%s.tmp", path);
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return -1;
+	bool ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+	int e = errno;
+	close(fd);
+	if (!ok || rename(tmp, path) < 0) {
+		e = ok ? errno : e;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+int launch_tpm_endorse(struct instance *in, char *err, size_t errlen)
+{
+	if (!in->i_spec.s_tpm)
+		return 0;
+	struct planned *pp = plan_of(in, err, errlen);
+	if (!pp)
+		return -1;
+	const struct launch_proc *card = NULL;
+	for (unsigned i = 0; i < pp->pl.pl_ncards && !card; i++)
+		if (pp->pl.pl_procs[i].lp_kind == LAUNCH_CARD_TPM)
+			card = &pp->pl.pl_procs[i];
+	struct tpm_ek_certs certs = {0};
+	char ca[PATH_MAX], cn[64], cert[2][PATH_MAX], e[600];
+	int r = -1;
+	if (!card) {
+		sfmt(err, errlen, "no TPM card in the plan");
+		goto out;
+	}
+	launch_ek_ca_dir(ca, sizeof(ca));
+	sfmt(cn, sizeof(cn), "NitroTPM EK %s", in->i_id);
+	inst_tpm_cert_path(in, false, cert[0], sizeof(cert[0]));
+	inst_tpm_cert_path(in, true, cert[1], sizeof(cert[1]));
+	r = tpm_endorse(card->lp_socket, ca, cn, &certs, e, sizeof(e));
+	if (r < 0)
+		sfmt(err, errlen, "TPM endorsement: %s", e);
+	/* nitrod's own copies, outside the card's reach: what the EK route serves (also
+	 * those issued before a failure: the TPM holds them now). */
+	for (int k = 0; k < 2; k++) {
+		const uint8_t *der = k ? certs.ec_rsa : certs.ec_ecc;
+		size_t len = k ? certs.ec_rsa_len : certs.ec_ecc_len;
+		if (der && write_whole(cert[k], der, len) < 0 && r == 0) {
+			sfmt(err, errlen, "TPM endorsement: %s: %s", cert[k], strerror(errno));
+			r = -1;
+		}
+		if (r == 0 && !der && access(cert[k], R_OK) < 0)
+			warnmsg("%s: the TPM is endorsed but %s is missing: the EK route has "
+				"nothing to serve",
+				in->i_id, cert[k]);
+	}
+out:
+	tpm_ek_certs_free(&certs);
+	free(pp);
+	return r;
+}
+
+void launch_tpm_destroy(const struct instance *in)
+{
+	char d[PATH_MAX];
+	for (int k = 0; k < 2; k++) {
+		inst_tpm_cert_path(in, k, d, sizeof(d));
+		if (unlink(d) < 0 && errno != ENOENT)
+			warnmsg("%s: %s: %s", in->i_id, d, strerror(errno));
+	}
+	inst_tpm_dir(in, d, sizeof(d));
+	remove_flat(d);
+	if (access(d, F_OK) == 0)
+		warnmsg("%s: the TPM state folder %s could not be removed", in->i_id, d);
 }
 
 void launch_cleanup(const struct instance *in)

@@ -40,6 +40,21 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen);
  * or LAUNCH_REFUSED when they do not open or measure (a refusal to audit). */
 #define LAUNCH_REFUSED (-2)
 int launch_hv(struct instance *in, char *err, size_t errlen);
+/* NitroTPM (docs/tpm.md). Once the cards listen and before nitro-hv starts: endorses a new
+ * TPM (endorse.h: the ECC and RSA EKs and their certificates from the chip's EK CA in
+ * STATE/ek-ca, at NV 0x01c0000a and 0x01c00002) and keeps a copy of each certificate in
+ * the instance's folder (tpm-ek-ecc.der, tpm-ek-rsa.der: root's, out of the card's reach:
+ * what GET /v1/instances/ID/tpm/ek serves). 0 (also for an instance
+ * without a TPM or a TPM endorsed already) or -1 with err. */
+int launch_tpm_endorse(struct instance *in, char *err, size_t errlen);
+/* On terminate, with every process gone: the TPM's state folder and certificate copy. */
+void launch_tpm_destroy(const struct instance *in);
+/* The TPM's state folder (STATE/instances/ID/tpm), the EK certificate copy (DER) and the
+ * chip's EK CA folder. */
+void inst_tpm_dir(const struct instance *in, char *out, size_t len);
+void inst_tpm_cert_path(const struct instance *in, bool rsa, char *out, size_t len);
+void launch_ek_ca_dir(char *out, size_t len);
+
 /* After the last process ended: removes the sockets, the key copy and the run folder. */
 void launch_cleanup(const struct instance *in);
 

@@ -45,6 +45,7 @@ static json_t *spec_json(const struct inst_spec *s, bool stored)
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
 		if (meta[i].v[0])
 			json_object_set_new(j, meta[i].k, json_string(meta[i].v));
+	json_object_set_new(j, "tpm", json_boolean(s->s_tpm));
 	char path[PATH_MAX + 16];
 	if (s->s_kernel[0]) {
 		json_object_set_new(j, "kernel", json_string(s->s_kernel));
@@ -232,8 +233,9 @@ int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen)
 	in->i_hv.p_pidfd = -1;
 	/* The spec part goes through the API's own checks. */
 	json_t *spec = json_object();
-	static const char *const fields[] = {"cpus",	"memory_mib", "kernel", "initrd",
-					     "cmdline", "volumes",    "nics",	"console"};
+	static const char *const fields[] = {"cpus",   "memory_mib", "kernel",
+					     "initrd", "cmdline",    "volumes",
+					     "nics",   "console",    "tpm"};
 	for (unsigned i = 0; i < ARRAY_SIZE(fields); i++) {
 		json_t *v = json_object_get(j, fields[i]);
 		if (v)

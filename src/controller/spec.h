@@ -6,7 +6,7 @@
  * file system or the daemon's state, so the fuzz target (tests/fuzz/fuzz_api_spec.c) runs
  * it on any bytes.
  *
- *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console}
+ *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console, tpm}
  *             volumes[]: "vol-..." or {id, readonly} (how this instance uses the volume)
  *   nic:      {vpc, ip, mac, sg, pps, bandwidth_mbit}
  *   volume:   {size_mib, encrypted, iops, throughput_mib, gp2} (its QoS, as EC2's volume
@@ -56,6 +56,7 @@ struct inst_spec {
 	bool s_no_initrd;	      /* "initrd": null */
 	char s_cmdline[SPEC_MAX_CMDLINE + 1];
 	bool s_console;
+	bool s_tpm; /* a NitroTPM card (docs/tpm.md) */
 	unsigned s_nvols;
 	struct vol_ref s_vols[SPEC_MAX_VOLUMES];
 	unsigned s_nnics;

@@ -94,6 +94,7 @@ static void finish(struct instance *in)
 				v->v_attached[0] = 0;
 				vol_save(v);
 			}
+		launch_tpm_destroy(in); /* NitroTPM: its state goes with the instance */
 		break;
 	case GOAL_FAIL:
 		in->i_state = ST_FAILED;
@@ -177,6 +178,8 @@ int inst_launch(struct instance *in)
 			goto fail;
 		watch(&in->i_cards[i]);
 	}
+	if (launch_tpm_endorse(in, err, sizeof(err)))
+		goto fail;
 	int hr = launch_hv(in, err, sizeof(err));
 	if (hr) {
 		refused = hr == LAUNCH_REFUSED;

@@ -7,8 +7,10 @@
  * Launch (inst_launch): launch_prepare measures nitro-hv and every card executable (each
  * must carry a valid signature) and the kernel, initrd and command line; any failure
  * refuses the launch (audited) and leaves the instance `failed` with the reason. Then each
- * card of the plan starts (one per volume, then per nic) and is listening before the
- * next, and nitro-hv last; a failure kills what started and leaves it `failed`.
+ * card of the plan starts (one per volume, then per nic, then the TPM's) and is listening
+ * before the next; a new TPM is endorsed (launch_tpm_endorse); nitro-hv last. A failure
+ * kills what started and leaves it `failed`. Terminate removes the TPM's state once every
+ * process is gone (launch_tpm_destroy).
  *
  * Watching: a thread polls a pidfd per process. nitro-hv ending stops the cards, and the
  * instance ends `stopped` (guest power-off or a stop/terminate request), `failed` (any

@@ -6,6 +6,7 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -182,23 +183,45 @@ static EVP_PKEY *ec_point_key(const uint8_t x[32], const uint8_t y[32])
 	return k;
 }
 
-int ekca_issue(const char *dir, const uint8_t x[32], const uint8_t y[32], const char *name,
-	       uint8_t **der, size_t *derlen, char *err, size_t errlen)
+/* The EK's public key from an RSA-2048 modulus (exponent 65537). */
+static EVP_PKEY *rsa_key(const uint8_t n[EKCA_RSA_BYTES])
 {
-	EVP_PKEY *ca_key = NULL, *ek = NULL;
+	EVP_PKEY *k = NULL;
+	BIGNUM *bn = BN_bin2bn(n, EKCA_RSA_BYTES, NULL), *be = BN_new();
+	OSSL_PARAM_BLD *b = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	if (bn && be && b && ctx && BN_num_bits(bn) == 8 * EKCA_RSA_BYTES &&
+	    BN_set_word(be, 65537) && OSSL_PARAM_BLD_push_BN(b, "n", bn) &&
+	    OSSL_PARAM_BLD_push_BN(b, "e", be) && (params = OSSL_PARAM_BLD_to_param(b)) &&
+	    EVP_PKEY_fromdata_init(ctx) > 0 &&
+	    EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		k = NULL;
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(b);
+	EVP_PKEY_CTX_free(ctx);
+	BN_free(bn);
+	BN_free(be);
+	return k;
+}
+
+/* A certificate for ek (consumed) with keyUsage usage, signed by the CA in dir. */
+static int issue(const char *dir, EVP_PKEY *ek, const char *usage, const char *name, uint8_t **der,
+		 size_t *derlen, char *err, size_t errlen)
+{
+	EVP_PKEY *ca_key = NULL;
 	X509 *ca = NULL, *c = NULL;
 	*der = NULL;
-	if (load_ca(dir, &ca_key, &ca, err, errlen) < 0)
+	if (!ek)
+		RETURN_ERR(-1, "EK: not a valid public key");
+	if (load_ca(dir, &ca_key, &ca, err, errlen) < 0) {
+		EVP_PKEY_free(ek);
 		return -1;
-	int rc = -1;
-	ek = ec_point_key(x, y);
-	if (!ek) {
-		snprintf(err, errlen, "EK: not a P-256 point");
-		goto out;
 	}
+	int rc = -1;
 	c = new_cert(ek, name, ca);
 	if (!c || add_ext(c, ca, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-	    add_ext(c, ca, NID_key_usage, "critical,keyAgreement") < 0 ||
+	    add_ext(c, ca, NID_key_usage, usage) < 0 ||
 	    add_ext(c, ca, NID_authority_key_identifier, "keyid") < 0 ||
 	    !X509_sign(c, ca_key, EVP_sha256())) {
 		snprintf(err, errlen, "EK certificate: cannot issue it");
@@ -223,4 +246,26 @@ out:
 	X509_free(ca);
 	X509_free(c);
 	return rc;
+}
+
+int ekca_issue(const char *dir, const uint8_t x[32], const uint8_t y[32], const char *name,
+	       uint8_t **der, size_t *derlen, char *err, size_t errlen)
+{
+	EVP_PKEY *ek = ec_point_key(x, y);
+	if (!ek) {
+		*der = NULL;
+		RETURN_ERR(-1, "EK: not a P-256 point");
+	}
+	return issue(dir, ek, "critical,keyAgreement", name, der, derlen, err, errlen);
+}
+
+int ekca_issue_rsa(const char *dir, const uint8_t n[EKCA_RSA_BYTES], const char *name,
+		   uint8_t **der, size_t *derlen, char *err, size_t errlen)
+{
+	EVP_PKEY *ek = rsa_key(n);
+	if (!ek) {
+		*der = NULL;
+		RETURN_ERR(-1, "EK: not an RSA-2048 modulus");
+	}
+	return issue(dir, ek, "critical,keyEncipherment", name, der, derlen, err, errlen);
 }

@@ -18,6 +18,11 @@
 
 int ekca_issue(const char *dir, const uint8_t x[32], const uint8_t y[32], const char *name,
 	       uint8_t **der, size_t *derlen, char *err, size_t errlen);
+/* The same for an RSA-2048 EK given as its modulus (big-endian, exponent 65537), with
+ * keyUsage keyEncipherment (the RSA EK decrypts). */
+#define EKCA_RSA_BYTES 256
+int ekca_issue_rsa(const char *dir, const uint8_t n[EKCA_RSA_BYTES], const char *name,
+		   uint8_t **der, size_t *derlen, char *err, size_t errlen);
 /* The CA certificate's path in dir (for verifiers: openssl verify -CAfile). */
 void ekca_cert_path(const char *dir, char *out, size_t len);
 

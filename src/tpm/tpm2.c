@@ -237,6 +237,79 @@ int tpm2_parse_ek_ecc(const uint8_t *rsp, size_t len, uint32_t *handle, uint8_t 
 	return 0;
 }
 
+size_t tpm2_cmd_create_ek_rsa(uint8_t *buf, size_t cap)
+{
+	size_t pub = 2 + 2 + 4 + 34 + 6 + 2 + 2 + 4 + 2 + TPM2_EK_RSA_BYTES;
+	size_t n = 10 + 4 + 13 + 6 + 2 + pub + 2 + 4;
+	if (cap < n)
+		return 0;
+	memset(buf, 0, n);
+	header(buf, TPM2_ST_SESSIONS, n, TPM2_CC_CREATE_PRIMARY);
+	uint8_t *p = buf + 10;
+	be32_put(p, TPM2_RH_ENDORSEMENT);
+	p = pw_session(p + 4);
+	be16_put(p, 4); /* inSensitive: empty userAuth and data */
+	p += 6;
+	be16_put(p, (uint16_t)pub);
+	p += 2;
+	be16_put(p, 0x0001);	 /* TPM_ALG_RSA */
+	be16_put(p + 2, 0x000b); /* nameAlg SHA-256 */
+	/* fixedTPM, fixedParent, sensitiveDataOrigin, adminWithPolicy, restricted, decrypt */
+	be32_put(p + 4, 0x000300b2);
+	be16_put(p + 8, 32);
+	memcpy(p + 10, ek_policy, 32);
+	p += 42;
+	be16_put(p, 0x0006);	 /* AES */
+	be16_put(p + 2, 128);	 /* bits */
+	be16_put(p + 4, 0x0043); /* CFB */
+	be16_put(p + 6, 0x0010); /* scheme NULL */
+	be16_put(p + 8, 2048);	 /* keyBits */
+	/* exponent 0 (65537) at p + 10 */
+	be16_put(p + 14, TPM2_EK_RSA_BYTES); /* unique: zeros */
+	/* outsideInfo empty, creationPCR count 0: already zero */
+	return n;
+}
+
+int tpm2_parse_ek_rsa(const uint8_t *rsp, size_t len, uint32_t *handle,
+		      uint8_t n[TPM2_EK_RSA_BYTES])
+{
+	if (tpm2_rsp_code(rsp, len) != TPM2_RC_SUCCESS || len < 10 + 4 + 4 + 2)
+		return -1;
+	*handle = be32_get(rsp + 10);
+	const uint8_t *p = rsp + 18, *end = rsp + len;
+	uint16_t pub = be16_get(p);
+	p += 2;
+	if (end - p < pub || pub < 8 + 2)
+		return -1;
+	end = p + pub;
+	if (be16_get(p) != 0x0001)
+		return -1;
+	p += 8;
+	uint16_t pol = be16_get(p);
+	p += 2;
+	if (end - p < pol + 2)
+		return -1;
+	p += pol;
+	if (be16_get(p) != 0x0010) /* symmetric: keyBits, mode */
+		p += 4;
+	p += 2;
+	if (end - p < 2)
+		return -1;
+	if (be16_get(p) != 0x0010) /* scheme: hash */
+		p += 2;
+	p += 2;
+	if (end - p < 2 + 4 + 2 + TPM2_EK_RSA_BYTES || be16_get(p) != 2048)
+		return -1;
+	uint32_t e = be32_get(p + 2);
+	if (e != 0 && e != 65537)
+		return -1;
+	p += 6;
+	if (be16_get(p) != TPM2_EK_RSA_BYTES)
+		return -1;
+	memcpy(n, p + 2, TPM2_EK_RSA_BYTES);
+	return 0;
+}
+
 size_t tpm2_cmd_flush(uint8_t *buf, size_t cap, uint32_t handle)
 {
 	return cmd_u32(buf, cap, TPM2_CC_FLUSH_CONTEXT, handle);

@@ -33,6 +33,8 @@
 #define TPM2_RH_ENDORSEMENT 0x4000000b
 #define TPM2_NV_EK_CERT_RSA 0x01c00002
 #define TPM2_NV_EK_CERT_ECC 0x01c0000a
+#define TPM2_NV_EK_CERT_RSA 0x01c00002
+#define TPM2_EK_RSA_BYTES 256 /* RSA-2048 modulus */
 #define TPM2_NV_MAX_WRITE 512 /* bytes per TPM2_NV_Write (below any MAX_NV_BUFFER_SIZE) */
 #define TPM2_RH_PLATFORM 0x4000000c
 
@@ -102,6 +104,12 @@ size_t tpm2_cmd_shutdown(uint8_t *buf, size_t cap, uint16_t su);
 size_t tpm2_cmd_create_ek_ecc(uint8_t *buf, size_t cap);
 int tpm2_parse_ek_ecc(const uint8_t *rsp, size_t len, uint32_t *handle, uint8_t x[32],
 		      uint8_t y[32]);
+/* The RSA endorsement key: template L-1 (RSA 2048, exponent 65537 given as 0,
+ * AES-128-CFB, the same policy, a 256-byte zero unique): what `tpm2_createek -G rsa`
+ * derives; and from its response the handle and the modulus (big-endian). 0 or -1. */
+size_t tpm2_cmd_create_ek_rsa(uint8_t *buf, size_t cap);
+int tpm2_parse_ek_rsa(const uint8_t *rsp, size_t len, uint32_t *handle,
+		      uint8_t n[TPM2_EK_RSA_BYTES]);
 size_t tpm2_cmd_flush(uint8_t *buf, size_t cap, uint32_t handle);
 size_t tpm2_cmd_nv_read_public(uint8_t *buf, size_t cap, uint32_t index);
 /* An NV index of size bytes the platform writes and owner or anyone reads (the EK

@@ -14,6 +14,7 @@
 static const char *const templates[] = {
     "{\"cpus\": @, \"memory_mib\": 256}",
     "{\"kernel\": \"@\", \"initrd\": null, \"console\": true}",
+    "{\"console\": false, \"tpm\": @}",
     "{\"cmdline\": \"@\"}",
     "{\"volumes\": [\"vol-0123456789abcdef0\", @]}",
     "{\"volumes\": [{\"id\": \"vol-0123456789abcdef0\", @}]}",

@@ -38,5 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	uint32_t h;
 	uint8_t x[32], y[32];
 	(void)tpm2_parse_ek_ecc(d, n, &h, x, y); /* the card's CreatePrimary response */
+	uint8_t mod[TPM2_EK_RSA_BYTES];
+	(void)tpm2_parse_ek_rsa(d, n, &h, mod);
 	return 0;
 }

@@ -1,7 +1,9 @@
 """nitrod end to end, in the emulated host: instances launched through the API (measured,
 jailed) boot, are listed, stopped, started and terminated; a guest that powers off leaves
 its instance stopped; a killed card is restarted by the supervisor while the guest keeps
-reading its disk; a restarted nitrod re-adopts a running instance.
+reading its disk; a restarted nitrod re-adopts a running instance; an instance with
+"tpm": true boots with its NitroTPM (measured PCR 4) and its EK route's certificate
+verifies against the chip's EK CA.
 
 Run: build/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider \
      tests/system/test_controller.py
@@ -386,3 +388,32 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
                             "-content", "doc", "-certfile", "cert.pem", "-noverify"],
                            cwd=t, capture_output=True, text=True)
         assert v.returncode == 0 and "Verification successful" in v.stderr, (v, doc, p7)
+
+
+def test_tpm_instance_measured_and_endorsed(nitrod):
+    """One boot: the guest reads PCR 4 through the stock kernel's tpm_crb (the kernel file's
+    measurement, docs/tpm.md), powers off; the EK route's certificate verifies against the
+    chip's EK CA with the openssl CLI; terminate destroys the TPM's state."""
+    i = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "tpm": True,
+                     "cmdline": cmdline("echo PCR4=$(cat /sys/class/tpm/tpm0/pcr-sha256/4)")},
+                    expect=201)
+    assert i["tpm"] is True and i["state"] == "running", i
+    st = nitrod.wait_state(i["id"], "stopped")
+    assert st["reason"] is None, st
+    kernel = open(st["kernel"], "rb").read()
+    want = hashlib.sha256(bytes(32) + hashlib.sha256(kernel).digest()).hexdigest().upper()
+    assert marks(nitrod.console(i["id"]), "PCR4=") == [f"PCR4={want}"], nitrod.console(i["id"])[-2000:]
+    ek = nitrod.json("GET", f"/v1/instances/{i['id']}/tpm/ek")
+    ca = os.path.join(nitrod.state, "ek-ca", "ek-ca.pem")
+    v = subprocess.run(["openssl", "verify", "-CAfile", ca], input=ek["certificate"],
+                       capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.strip() == "stdin: OK", v
+    key = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=ek["certificate"],
+                         capture_output=True, text=True, check=True).stdout
+    assert key == ek["public_key"]
+    tpm_dir = os.path.join(nitrod.state, "instances", i["id"], "tpm")
+    assert os.path.exists(os.path.join(tpm_dir, "permall.nvs"))
+    nitrod.json("DELETE", f"/v1/instances/{i['id']}")
+    nitrod.wait_state(i["id"], "terminated", timeout=30)
+    assert not os.path.exists(tpm_dir)

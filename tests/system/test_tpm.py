@@ -1,7 +1,9 @@
 """NitroTPM (issue 13) with the stock kernel: measured boot, the event log, tpm2-tools
 (Debian's, copied with their libraries into a second initramfs archive the kernel
 unpacks over the default one), a quote checked by tpm2_checkquote on the host, the
-state across a guest reboot, and a TPM card killed and restarted while the guest runs.
+state across a guest reboot, and a TPM card killed and restarted while the guest runs; the
+ECC and RSA EK certificates verify against the chip's EK CA and certify the keys
+tpm2_createek derives.
 
 Two `nitro run`s, three guest boots: the main one (with a reboot inside the same run),
 and one with the initrd plus a NUL byte."""
@@ -73,6 +75,8 @@ echo "LOG=$(base64 /sys/kernel/security/tpm0/binary_bios_measurements | tr -d '\
 tpm2 getrandom --hex 16 && echo && echo GETRANDOM-OK
 tpm2 nvread -C o 0x01c0000a -o ekcert.der && echo "FILE ekcert.der $(base64 ekcert.der | tr -d '\n')"
 tpm2 createek -G ecc -c ek.ctx -u ek.pem -f pem && echo "FILE ek.pem $(base64 ek.pem | tr -d '\n')" 
+tpm2 nvread -C o 0x01c00002 -o ekrsa.der && echo "FILE ekrsa.der $(base64 ekrsa.der | tr -d '\n')"
+tpm2 createek -G rsa -c ekr.ctx -u ekr.pem -f pem && echo "FILE ekr.pem $(base64 ekr.pem | tr -d '\n')"
 tpm2 getcap properties-variable | grep -i phEnable
 tpm2 clear -c p >/dev/null 2>&1 || echo PLATFORM-CLEAR-REFUSED
 tpm2 createprimary -Q -C o -G ecc -c prim.ctx && echo CREATEPRIMARY-OK
@@ -183,6 +187,18 @@ def test_tpm(tmp_path):
                            capture_output=True, text=True, check=True).stdout
     assert certkey == ekkey
     assert (state / "ek-cert.der").read_bytes() == (tmp_path / "ekcert.der").read_bytes()
+    # The RSA EK's certificate at 0x01c00002 likewise (template L-1: tpm2_createek -G rsa).
+    subprocess.run(["openssl", "x509", "-inform", "der", "-in", str(tmp_path / "ekrsa.der"),
+                    "-out", str(tmp_path / "ekrsa.pem")], check=True)
+    v = subprocess.run(["openssl", "verify", "-CAfile", str(ca), str(tmp_path / "ekrsa.pem")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0 and ": OK" in v.stdout, v.stdout + v.stderr
+    certkey = subprocess.run(["openssl", "x509", "-in", str(tmp_path / "ekrsa.pem"), "-pubkey", "-noout"],
+                             capture_output=True, text=True, check=True).stdout
+    ekkey = subprocess.run(["openssl", "pkey", "-pubin", "-in", str(tmp_path / "ekr.pem")],
+                           capture_output=True, text=True, check=True).stdout
+    assert certkey == ekkey
+    assert (state / "ek-cert-rsa.der").read_bytes() == (tmp_path / "ekrsa.der").read_bytes()
     # State at rest is ciphertext only.
     blob = (state / "permall.nvs").read_bytes()
     assert blob.startswith(b"NTPMNV01")
