@@ -162,12 +162,15 @@ static const uint8_t ek_policy[32] = {
     0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
     0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
 
-size_t tpm2_cmd_create_ek_ecc(uint8_t *buf, size_t cap)
+/* CreatePrimary under the endorsement hierarchy with the TCG EK template's common part
+ * (type alg, SHA-256, the EK attributes and policy, AES-128-CFB, no scheme) and a
+ * TPM2B_PUBLIC of pub bytes: the position of the type's own parameters, or NULL when cap
+ * is too small; *np is the command's length. */
+static uint8_t *ek_create_head(uint8_t *buf, size_t cap, size_t pub, uint16_t alg, size_t *np)
 {
-	size_t pub = 2 + 2 + 4 + 34 + 6 + 2 + 2 + 2 + 34 + 34;
 	size_t n = 10 + 4 + 13 + 6 + 2 + pub + 2 + 4;
 	if (cap < n)
-		return 0;
+		return NULL;
 	memset(buf, 0, n);
 	header(buf, TPM2_ST_SESSIONS, n, TPM2_CC_CREATE_PRIMARY);
 	uint8_t *p = buf + 10;
@@ -177,50 +180,71 @@ size_t tpm2_cmd_create_ek_ecc(uint8_t *buf, size_t cap)
 	p += 6;
 	be16_put(p, (uint16_t)pub);
 	p += 2;
-	be16_put(p, 0x0023);	 /* TPM_ALG_ECC */
+	be16_put(p, alg);
 	be16_put(p + 2, 0x000b); /* nameAlg SHA-256 */
 	/* fixedTPM, fixedParent, sensitiveDataOrigin, adminWithPolicy, restricted, decrypt */
 	be32_put(p + 4, 0x000300b2);
 	be16_put(p + 8, 32);
 	memcpy(p + 10, ek_policy, 32);
 	p += 42;
-	be16_put(p, 0x0006);	  /* AES */
-	be16_put(p + 2, 128);	  /* bits */
-	be16_put(p + 4, 0x0043);  /* CFB */
-	be16_put(p + 6, 0x0010);  /* scheme NULL */
-	be16_put(p + 8, 0x0003);  /* NIST P-256 */
-	be16_put(p + 10, 0x0010); /* kdf NULL */
-	be16_put(p + 12, 32);	  /* unique x: zeros */
-	be16_put(p + 46, 32);	  /* unique y: zeros */
-	p += 80;
-	/* outsideInfo empty, creationPCR count 0: already zero */
+	be16_put(p, 0x0006);	 /* AES */
+	be16_put(p + 2, 128);	 /* bits */
+	be16_put(p + 4, 0x0043); /* CFB */
+	be16_put(p + 6, 0x0010); /* scheme NULL */
+	/* outsideInfo empty, creationPCR count 0: left zero */
+	*np = n;
+	return p + 8;
+}
+
+size_t tpm2_cmd_create_ek_ecc(uint8_t *buf, size_t cap)
+{
+	size_t n;
+	uint8_t *p = ek_create_head(buf, cap, 2 + 2 + 4 + 34 + 6 + 2 + 2 + 2 + 34 + 34, 0x0023, &n);
+	if (!p) /* 0x0023: TPM_ALG_ECC */
+		return 0;
+	be16_put(p, 0x0003);	 /* NIST P-256 */
+	be16_put(p + 2, 0x0010); /* kdf NULL */
+	be16_put(p + 4, 32);	 /* unique x: zeros */
+	be16_put(p + 38, 32);	 /* unique y: zeros */
 	return n;
 }
 
-int tpm2_parse_ek_ecc(const uint8_t *rsp, size_t len, uint32_t *handle, uint8_t x[32],
-		      uint8_t y[32])
+/* A CreatePrimary response's handle and TPM2B_PUBLIC up to its scheme: checks the
+ * response code, the public area's size against the response, its type (alg) and that
+ * the policy leaves need bytes; skips nameAlg, attributes, policy and the symmetric
+ * definition. The scheme's position, or NULL; *endp is the public area's end. */
+static const uint8_t *ek_public_scheme(const uint8_t *rsp, size_t len, uint16_t alg, int need,
+				       uint32_t *handle, const uint8_t **endp)
 {
 	if (tpm2_rsp_code(rsp, len) != TPM2_RC_SUCCESS || len < 10 + 4 + 4 + 2)
-		return -1;
+		return NULL;
 	*handle = be32_get(rsp + 10);
 	const uint8_t *p = rsp + 18, *end = rsp + len;
 	uint16_t pub = be16_get(p);
 	p += 2;
 	if (end - p < pub || pub < 8 + 2)
-		return -1;
+		return NULL;
 	end = p + pub;
-	if (be16_get(p) != 0x0023)
-		return -1;
+	if (be16_get(p) != alg)
+		return NULL;
 	p += 8;
 	uint16_t pol = be16_get(p);
 	p += 2;
-	if (end - p < pol + 12)
-		return -1;
+	if (end - p < pol + need)
+		return NULL;
 	p += pol;
 	if (be16_get(p) != 0x0010) /* symmetric: keyBits, mode */
 		p += 4;
 	p += 2;
-	if (end - p < 8)
+	*endp = end;
+	return p;
+}
+
+int tpm2_parse_ek_ecc(const uint8_t *rsp, size_t len, uint32_t *handle, uint8_t x[32],
+		      uint8_t y[32])
+{
+	const uint8_t *end, *p = ek_public_scheme(rsp, len, 0x0023, 12, handle, &end);
+	if (!p || end - p < 8)
 		return -1;
 	if (be16_get(p) != 0x0010) /* scheme: hash */
 		p += 2;
@@ -239,61 +263,22 @@ int tpm2_parse_ek_ecc(const uint8_t *rsp, size_t len, uint32_t *handle, uint8_t 
 
 size_t tpm2_cmd_create_ek_rsa(uint8_t *buf, size_t cap)
 {
-	size_t pub = 2 + 2 + 4 + 34 + 6 + 2 + 2 + 4 + 2 + TPM2_EK_RSA_BYTES;
-	size_t n = 10 + 4 + 13 + 6 + 2 + pub + 2 + 4;
-	if (cap < n)
+	size_t n;
+	uint8_t *p = ek_create_head(
+	    buf, cap, 2 + 2 + 4 + 34 + 6 + 2 + 2 + 4 + 2 + TPM2_EK_RSA_BYTES, 0x0001, &n);
+	if (!p) /* 0x0001: TPM_ALG_RSA */
 		return 0;
-	memset(buf, 0, n);
-	header(buf, TPM2_ST_SESSIONS, n, TPM2_CC_CREATE_PRIMARY);
-	uint8_t *p = buf + 10;
-	be32_put(p, TPM2_RH_ENDORSEMENT);
-	p = pw_session(p + 4);
-	be16_put(p, 4); /* inSensitive: empty userAuth and data */
-	p += 6;
-	be16_put(p, (uint16_t)pub);
-	p += 2;
-	be16_put(p, 0x0001);	 /* TPM_ALG_RSA */
-	be16_put(p + 2, 0x000b); /* nameAlg SHA-256 */
-	/* fixedTPM, fixedParent, sensitiveDataOrigin, adminWithPolicy, restricted, decrypt */
-	be32_put(p + 4, 0x000300b2);
-	be16_put(p + 8, 32);
-	memcpy(p + 10, ek_policy, 32);
-	p += 42;
-	be16_put(p, 0x0006);	 /* AES */
-	be16_put(p + 2, 128);	 /* bits */
-	be16_put(p + 4, 0x0043); /* CFB */
-	be16_put(p + 6, 0x0010); /* scheme NULL */
-	be16_put(p + 8, 2048);	 /* keyBits */
-	/* exponent 0 (65537) at p + 10 */
-	be16_put(p + 14, TPM2_EK_RSA_BYTES); /* unique: zeros */
-	/* outsideInfo empty, creationPCR count 0: already zero */
+	be16_put(p, 2048); /* keyBits */
+	/* exponent 0 (65537) at p + 2 */
+	be16_put(p + 6, TPM2_EK_RSA_BYTES); /* unique: zeros */
 	return n;
 }
 
 int tpm2_parse_ek_rsa(const uint8_t *rsp, size_t len, uint32_t *handle,
 		      uint8_t n[TPM2_EK_RSA_BYTES])
 {
-	if (tpm2_rsp_code(rsp, len) != TPM2_RC_SUCCESS || len < 10 + 4 + 4 + 2)
-		return -1;
-	*handle = be32_get(rsp + 10);
-	const uint8_t *p = rsp + 18, *end = rsp + len;
-	uint16_t pub = be16_get(p);
-	p += 2;
-	if (end - p < pub || pub < 8 + 2)
-		return -1;
-	end = p + pub;
-	if (be16_get(p) != 0x0001)
-		return -1;
-	p += 8;
-	uint16_t pol = be16_get(p);
-	p += 2;
-	if (end - p < pol + 2)
-		return -1;
-	p += pol;
-	if (be16_get(p) != 0x0010) /* symmetric: keyBits, mode */
-		p += 4;
-	p += 2;
-	if (end - p < 2)
+	const uint8_t *end, *p = ek_public_scheme(rsp, len, 0x0001, 2, handle, &end);
+	if (!p || end - p < 2)
 		return -1;
 	if (be16_get(p) != 0x0010) /* scheme: hash */
 		p += 2;
