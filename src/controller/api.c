@@ -1070,6 +1070,14 @@ static void attestation(const struct api_req *rq, struct api_resp *rs)
 		not_allowed(rs, "GET");
 		return;
 	}
+	/* The event log names every instance's boot files and command lines, whoever owns
+	 * them: only root, nitrod's own uid and --admin-uid callers read it. */
+	if (!is_admin(rq->ar_uid)) {
+		fail(rs, 403,
+		     "the host attestation shows every owner's measurements: root or an "
+		     "--admin-uid only");
+		return;
+	}
 	char nonce[40], err[512];
 	new_id("", nonce, sizeof(nonce));
 	char *doc =

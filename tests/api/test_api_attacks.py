@@ -393,3 +393,21 @@ def test_console_escapes_terminal_control_sequences(nitrod, bad_kernel):
     p = subprocess.run([str(NITRO), "--host", nitrod.sock, "instances", "console", inst["id"],
                         "--bogus"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 2, p
+
+
+def test_host_attestation_is_for_admins_only(folder):
+    """The host attestation's event log names every instance's kernel, initrd and command
+    line: an allowed uid that is no admin must not read other owners' measurements."""
+    d = Nitrod(folder, extra=["--allow-uid", "4243", "--admin-uid", "4244"]).start()
+    try:
+        def get():
+            r = d.call("GET", "/v1/host/attestation?nonce=x")
+            return [r.status, r.body]
+        status, body = as_uid(4243, get)
+        assert status == 403 and "admin" in json.loads(body)["error"], (status, body)
+        assert "event_log" not in body, body
+        status, body = as_uid(4244, get)
+        assert status == 200 and json.loads(body)["event_log"], (status, body)
+        assert d.call("GET", "/v1/host/attestation?nonce=x").status == 200
+    finally:
+        d.stop()
