@@ -16,11 +16,11 @@
 #include <unistd.h>
 
 #include "boot/config.h"
-#include "imds/imds.h"
 #include "controller/bootfile.h"
 #include "controller/cgroup.h"
 #include "controller/proc.h"
 #include "endorse/endorse.h"
+#include "imds/imds.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
 #include "securitychip/identity.h"
@@ -470,7 +470,10 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 		binds[i] = (struct jail_bind){
 		    p->lp_paths[i].lpa_path, NULL,
 		    (p->lp_paths[i].lpa_flags & LAUNCH_PATH_RW ? JAIL_BIND_RW : 0) |
-			(p->lp_paths[i].lpa_flags & LAUNCH_PATH_DEV ? JAIL_BIND_DEV : 0)};
+			/* a device the host lacks (no /dev/kvm): the process reports it itself */
+			(p->lp_paths[i].lpa_flags & LAUNCH_PATH_DEV
+			     ? JAIL_BIND_DEV | JAIL_BIND_OPTIONAL
+			     : 0)};
 	char *env[LAUNCH_MAX_ENV + 2] = {NULL};
 	unsigned ne = 0;
 	for (unsigned i = 0; i < p->lp_nenv; i++)
