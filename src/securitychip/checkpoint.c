@@ -96,6 +96,14 @@ int chip_checkpoint_load(struct chip *c, const char *line, char *err, size_t err
 	char text[1024];
 	int tn = checkpoint_text(seq, (const uint8_t(*)[CHIP_DIGEST_LEN])pcr, prefix, text,
 				 sizeof(text));
+	/* The key must be there already: one made now could only refuse the checkpoint. */
+	char kp[PATH_MAX];
+	snprintf(kp, sizeof(kp), "%s/attestation-key.pem", c->c_dir);
+	if (!c->c_attest_key && access(kp, F_OK) < 0)
+		RETURN_ERR(-1,
+			   "event log %s line 1: a checkpoint, but no attestation key %s to verify "
+			   "it",
+			   c->c_log_path, kp);
 	if (chip_attest_key(c, err, errlen) < 0)
 		return -1;
 	EVP_MD_CTX *m = EVP_MD_CTX_new();

@@ -198,6 +198,12 @@ def test_event_log_compacted_to_a_signed_checkpoint_still_attests(state, tmp_pat
     # Or the checkpoint dropped (the events after it then start at the wrong seq).
     log.write_text("".join(l + "\n" for l in text.splitlines()[1:]))
     assert run(CHIP, "--state", state, "attest", "x").returncode == 1
+    # Or the key removed: refused, and no new key is made to sign anything else.
+    log.write_text(text)
+    (state / "attestation-key.pem").unlink()
+    r = run(CHIP, "--state", state, "attest", "x")
+    assert r.returncode == 1 and "no attestation key" in r.stderr, r.stderr
+    assert not (state / "attestation-key.pem").exists()
 
 
 def test_attestation_bad_nonce(state):
