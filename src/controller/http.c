@@ -79,7 +79,9 @@ static int audit_intent(const struct req *r)
 		n += snprintf(detail + n, sizeof(detail) - (size_t)n, "%02x", d[i]);
 	if (audit_append_sync(g_ctl.c_audit, AUDIT_SYNC_EACH, r->r_uid, r->r_method, r->r_url,
 			      AUDIT_INTENT_STATUS, detail) < 0) {
-		warnmsg("audit log: %s", strerror(errno));
+		int e = errno;
+		warnmsg("audit log: %s", strerror(e));
+		errno = e; /* for the 503's message */
 		return -1;
 	}
 	return 0;
