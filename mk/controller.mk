@@ -17,11 +17,16 @@ $(BUILD)/nitrod: $(call objs,controller securitychip boot volume snapshot launch
 	rm -f $@.full
 
 .PHONY: api-test controller-system-test
-api-test: all
+api-test: all $(BUILD)/tests/api/audit-fault.so
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/api
 TEST_SUITES += api-test
 controller-system-test: all images
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system/test_controller.py
+
+# A test-only LD_PRELOAD shim: I/O errors on the audit log on demand (test_audit_limits.py).
+$(BUILD)/tests/api/audit-fault.so: tests/api/audit_fault.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared $< -o $@ -ldl -lpthread
 
 # API latency under concurrent clients (bench/api.py).
 $(BUILD)/nitrod-loadgen: tests/api/loadgen.c

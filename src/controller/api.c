@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "controller/audit.h"
 #include "controller/bootfile.h"
 #include "controller/ctl.h"
 #include "controller/launcher.h"
@@ -1093,6 +1094,39 @@ static void attestation(const struct api_req *rq, struct api_resp *rs)
 	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "attestation");
 }
 
+/* The latest signed head of the audit log, anchored now (audit_head_now): what an off-host
+ * witness records, so that a log cut back to before it, or rewritten and re-signed on the
+ * host, is refused later (nitro-audit-verify --head; docs/security.md, "Signed heads").
+ * Admins only, like the attestation: the log is every owner's. */
+static void audit_head(const struct api_req *rq, struct api_resp *rs)
+{
+	if (strcmp(rq->ar_method, "GET")) {
+		not_allowed(rs, "GET");
+		return;
+	}
+	if (!is_admin(rq->ar_uid)) {
+		fail(rs, 403,
+		     "the audit log's head covers every owner's calls: root or an "
+		     "--admin-uid only");
+		return;
+	}
+	struct audit_head h;
+	if (!g_ctl.c_audit || audit_head_now(g_ctl.c_audit, &h) < 0) {
+		fail(rs, 503, "the audit log's head cannot be signed now (%s)", strerror(errno));
+		return;
+	}
+	char text[160], arg[400];
+	if (audit_anchor_text(h.ah_seq, h.ah_head, text, sizeof(text)) < 0) {
+		fail(rs, 500, "the anchor's text does not fit");
+		return;
+	}
+	sfmt(arg, sizeof(arg), "seq=%lu,head=%s,sig=%s", h.ah_seq, h.ah_head, h.ah_sig);
+	set_json(rs, 200,
+		 json_pack("{s:I, s:s, s:s, s:s, s:s}", "seq", (json_int_t)h.ah_seq, "head",
+			   h.ah_head, "sig", h.ah_sig, "signed_data", text, "witness", arg));
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "audit head seq=%lu", h.ah_seq);
+}
+
 /* The certificate of the chip's instance-identity key (identity.h): what verifies the
  * signatures of the identity documents the instances' IMDS serve. */
 static void identity_cert(const struct api_req *rq, struct api_resp *rs)
@@ -1148,6 +1182,9 @@ void api_handle(const struct api_req *rq, struct api_resp *rs)
 	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
 		 !strcmp(seg[2], "identity-cert"))
 		identity_cert(rq, rs);
+	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
+		 !strcmp(seg[2], "audit-head"))
+		audit_head(rq, rs);
 	else
 		fail(rs, 404, "no such route (see docs/api.md)");
 	if (txn) {

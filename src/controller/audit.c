@@ -64,6 +64,7 @@ struct audit {
 	unsigned long a_seq;	    /* lines in the file */
 	unsigned long a_anchor_seq; /* the last anchor line's number (0: none) */
 	int64_t a_anchor_ms;	    /* monotonic ms of the last anchor (0: none yet) */
+	struct audit_head a_last;   /* the last anchor this process wrote (ah_seq 0: none) */
 };
 
 static int anchor_locked(struct audit *a);
@@ -508,10 +509,14 @@ static int anchor_locked(struct audit *a)
 		return -1;
 	}
 	snprintf(detail, sizeof(detail), "seq=%lu,head=%s,sig=%s", a->a_seq, a->a_head, sig);
+	struct audit_head signed_head = {.ah_seq = a->a_seq};
+	memcpy(signed_head.ah_head, a->a_head, sizeof(signed_head.ah_head));
+	snprintf(signed_head.ah_sig, sizeof(signed_head.ah_sig), "%s", sig);
 	char line[LINE_MAX_LEN + 2];
 	int n = format_body(line, sizeof(line), geteuid(), "ANCHOR", "/audit", 200, detail);
 	if (append_locked(a, line, n, sizeof(line)) < 0)
 		return -1;
+	a->a_last = signed_head;
 	a->a_anchor_seq = a->a_seq;
 	a->a_anchor_ms = mono_ns() / 1000000;
 	if (!a->a_anchor_ms)
@@ -548,6 +553,20 @@ int audit_anchor(struct audit *a)
 		if (rc == 0)
 			rc = sync_upto(a, a->a_written);
 	}
+	pthread_mutex_unlock(&a->a_lock);
+	return rc;
+}
+
+int audit_head_now(struct audit *a, struct audit_head *h)
+{
+	pthread_mutex_lock(&a->a_lock);
+	int rc = -1;
+	if (!a->a_sign)
+		errno = ENOTSUP;
+	else if ((a->a_seq == a->a_anchor_seq && a->a_last.ah_seq) || anchor_locked(a) == 0)
+		rc = sync_upto(a, a->a_written);
+	if (rc == 0)
+		*h = a->a_last;
 	pthread_mutex_unlock(&a->a_lock);
 	return rc;
 }
@@ -693,6 +712,39 @@ long audit_verify(const char *path, char *err, size_t errlen)
 long audit_verify_anchored(const char *path, audit_verify_fn verify, void *ctx,
 			   struct audit_report *rep, char *err, size_t errlen)
 {
+	return audit_verify_witnessed(path, verify, ctx, NULL, rep, err, errlen);
+}
+
+/* Line lineno (body bl bytes, hash lh) against the witnessed head w: line w->ah_seq must
+ * have the head's hash and the line after it must be its anchor (the same signature). */
+static int check_witness(const char *path, long lineno, const char *line, size_t bl, const char *lh,
+			 const struct audit_head *w, char *err, size_t errlen)
+{
+	if ((unsigned long)lineno == w->ah_seq && memcmp(lh, w->ah_head, HASH_HEX) != 0)
+		RETURN_ERR(-1,
+			   "audit log %s line %ld: its hash %.16s... is not the witnessed head "
+			   "%.16s... (the log was rewritten up to a head a witness recorded)",
+			   path, lineno, lh, w->ah_head);
+	if ((unsigned long)lineno != w->ah_seq + 1)
+		return 0;
+	char want[400];
+	int k = snprintf(want, sizeof(want), " detail=seq=%lu,head=%s,sig=%s", w->ah_seq,
+			 w->ah_head, w->ah_sig);
+	bool sig = w->ah_sig[0] != 0;
+	const char *d =
+	    k > 0 && (size_t)k < sizeof(want) ? memmem(line, bl, want, (size_t)k) : NULL;
+	if (!d || !anchor_seq_of(line, bl) || (sig && d + k != line + bl))
+		RETURN_ERR(-1,
+			   "audit log %s line %ld: not the witnessed anchor of line %lu (the log "
+			   "was rewritten or re-signed)",
+			   path, lineno, w->ah_seq);
+	return 0;
+}
+
+long audit_verify_witnessed(const char *path, audit_verify_fn verify, void *ctx,
+			    const struct audit_head *w, struct audit_report *rep, char *err,
+			    size_t errlen)
+{
 	FILE *f = fopen(path, "re");
 	if (!f)
 		RETURN_ERR(-1, "audit log %s: %s", path, strerror(errno));
@@ -750,6 +802,8 @@ long audit_verify_anchored(const char *path, audit_verify_fn verify, void *ctx,
 			r.ar_signed_seq = (unsigned long)lineno - 1;
 			last_anchor = (unsigned long)lineno;
 		}
+		if (w && check_witness(path, lineno, line, bl, lh, w, err, errlen) < 0)
+			goto out;
 		memcpy(prev, lh, HASH_HEX);
 	}
 	if (ferror(f)) {
@@ -763,6 +817,13 @@ long audit_verify_anchored(const char *path, audit_verify_fn verify, void *ctx,
 			 "audit log %s: no line carries a signed head (%ld lines, none anchored: "
 			 "a rewritten or foreign log)",
 			 path, lineno);
+		goto out;
+	}
+	if (w && (unsigned long)lineno < w->ah_seq + 1) {
+		snprintf(err, errlen,
+			 "audit log %s: %ld lines, but a witness recorded the signed head of line "
+			 "%lu (anchored by line %lu): the log was cut back",
+			 path, lineno, w->ah_seq, w->ah_seq + 1);
 		goto out;
 	}
 	if (rep)

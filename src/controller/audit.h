@@ -13,6 +13,10 @@
  * (audit_append_sync): nitrod makes the lines of calls that change state durable before
  * it answers and lets the background flusher sync those of reads. Thread-safe.
  *
+ * nitrod writes two lines per call that may change state: a write-ahead intent line
+ * (status AUDIT_INTENT_STATUS, detail "intent,body=LEN,sha256=HEX"), durable before the
+ * call acts, then the outcome line; both are ordinary lines of the chain.
+ *
  * audit_verify re-walks the chain and names the first bad line: an edited line fails its
  * own HASH; a removed line breaks the next line's PREV.
  *
@@ -93,6 +97,10 @@ enum audit_sync {
 /* Chooses the default durability of audit_append; -1 if the flusher cannot start. */
 int audit_set_sync(struct audit *a, enum audit_sync mode);
 
+/* The status of a call's write-ahead line (nitrod writes one, durable, before a call that
+ * may change state acts; its outcome line with the answer's status follows). */
+#define AUDIT_INTENT_STATUS 0
+
 /* Appends one line with the default durability. method/route/detail may be NULL (stored
  * as "-"). Returns 0, or -1 with errno set when the write fails (the chain head is then
  * unchanged) or, when durable before return, when the fdatasync covering it fails (the
@@ -123,6 +131,25 @@ struct audit_report {
 };
 long audit_verify_anchored(const char *path, audit_verify_fn verify, void *ctx,
 			   struct audit_report *rep, char *err, size_t errlen);
+/* A signed head as a witness keeps it (docs/security.md, "Signed heads"): line ah_seq
+ * has hash ah_head, and line ah_seq + 1 is its anchor with signature ah_sig (base64). */
+struct audit_head {
+	unsigned long ah_seq;
+	char ah_head[65];
+	char ah_sig[256]; /* "" when a witness kept only seq and head */
+};
+/* Anchors the head now when a line came after the last anchor this process wrote (or it
+ * wrote none), makes the log durable and gives that anchor's head: what
+ * GET /v1/host/audit-head hands an off-host witness. 0, or -1 with errno (ENOTSUP: no
+ * signer). Thread-safe. */
+int audit_head_now(struct audit *a, struct audit_head *h);
+/* audit_verify_anchored, and with w (may be NULL) the log must hold that witnessed head:
+ * line w->ah_seq with hash w->ah_head, followed by its anchor (with w->ah_sig when not
+ * ""). A log cut back to before it, or rewritten up to it (even re-signed with the key),
+ * is refused. */
+long audit_verify_witnessed(const char *path, audit_verify_fn verify, void *ctx,
+			    const struct audit_head *w, struct audit_report *rep, char *err,
+			    size_t errlen);
 /* The signed text of an anchor (for signers and verifiers): length, or -1. */
 int audit_anchor_text(unsigned long seq, const char *head, char *out, size_t len);
 

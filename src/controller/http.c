@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,6 +56,32 @@ static int audit_call(const struct req *r, int status, const char *detail, bool 
 	if (g_ctl.c_audit && audit_append_sync(g_ctl.c_audit, sync, r->r_uid, r->r_method, r->r_url,
 					       status, detail) < 0) {
 		warnmsg("audit log: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The write-ahead line of a call that may change state (docs/security.md, "The state
+ * folder's disk"): who, which method and canonical route, and what it asks for (the
+ * SHA-256 and length of its body: the body itself may hold what is not for the log),
+ * durable before the call does anything. Its outcome line follows. 0, or -1 with errno. */
+static int audit_intent(const struct req *r)
+{
+	unsigned char d[32];
+	unsigned dl = 0;
+	if (!EVP_Digest(r->r_body ? r->r_body : "", r->r_len, d, &dl, EVP_sha256(), NULL)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	char detail[128];
+	int n = snprintf(detail, sizeof(detail), "intent,body=%zu,sha256=", r->r_len);
+	for (unsigned i = 0; i < dl && n + 3 < (int)sizeof(detail); i++)
+		n += snprintf(detail + n, sizeof(detail) - (size_t)n, "%02x", d[i]);
+	if (audit_append_sync(g_ctl.c_audit, AUDIT_SYNC_EACH, r->r_uid, r->r_method, r->r_url,
+			      AUDIT_INTENT_STATUS, detail) < 0) {
+		int e = errno;
+		warnmsg("audit log: %s", strerror(e));
+		errno = e; /* for the 503's message */
 		return -1;
 	}
 	return 0;
@@ -439,17 +466,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	/* A call is served only when its audit line has room (audit.h, audit_reserve). */
 	if (g_ctl.c_audit && audit_reserve(g_ctl.c_audit) < 0)
 		return refuse_unauditable(conn, r);
+	/* A call that may change state first makes its intent durable: if it cannot, it is
+	 * refused and nothing is done. */
+	bool read = !strcmp(r->r_method, "GET") || !strcmp(r->r_method, "HEAD");
+	if (g_ctl.c_audit && !read && audit_intent(r) < 0)
+		return refuse_unauditable(conn, r);
 	struct api_resp rs;
 	api_handle(&rq, &rs);
 	r->r_answered = true;
 	if (audit_call(r, rs.rs_status, rs.rs_detail, true) < 0) {
 		/* Not answered as done without its audit line (a read fails too). */
-		char msg[200];
+		char msg[240];
 		snprintf(msg, sizeof(msg), "the audit log could not record this call (%s)%s",
 			 strerror(errno),
-			 strcmp(r->r_method, "GET") && strcmp(r->r_method, "HEAD")
-			     ? ": its effect may stand"
-			     : "");
+			 read ? ""
+			      : ": its effect may stand (the line of its intent was recorded "
+				"before it acted)");
 		free(rs.rs_body);
 		return send_json_error(conn, 503, msg);
 	}

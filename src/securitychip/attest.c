@@ -27,7 +27,7 @@ static bool nonce_ok(const char *n)
 }
 
 /* Loads STATE_DIR/attestation-key.pem, or makes it (0600) the first time. Lock held. */
-static int attest_key(struct chip *c, char *err, size_t errlen)
+int chip_attest_key(struct chip *c, char *err, size_t errlen)
 {
 	if (c->c_attest_key)
 		return 0;
@@ -99,7 +99,7 @@ char *chip_attestation(struct chip *c, const char *nonce, char *err, size_t errl
 		RETURN_ERR(NULL,
 			   "attestation nonce: 1..128 characters of [A-Za-z0-9._:+/=-] needed");
 	pthread_mutex_lock(&c->c_lock);
-	if (attest_key(c, err, errlen) < 0) {
+	if (chip_attest_key(c, err, errlen) < 0) {
 		pthread_mutex_unlock(&c->c_lock);
 		return NULL;
 	}
@@ -109,14 +109,19 @@ char *chip_attestation(struct chip *c, const char *nonce, char *err, size_t errl
 	EVP_MD_CTX *lctx = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(lctx, EVP_sha384(), NULL);
 	char hex[2 * CHIP_DIGEST_LEN + 1];
+	/* A compacted log starts with its checkpoint line: hashed like the event lines. */
+	json_t *cp = chip_checkpoint_json(c);
+	if (cp) {
+		EVP_DigestUpdate(lctx, c->c_checkpoint, strlen(c->c_checkpoint));
+		EVP_DigestUpdate(lctx, "\n", 1);
+	}
 	for (size_t i = 0; i < c->c_nevents; i++) {
 		struct chip_event *e = &c->c_events[i];
 		chip_hex(e->ev_digest, CHIP_DIGEST_LEN, hex);
-		char *line = NULL;
-		int n = asprintf(&line, "%lu %u %s %s %s\n", e->ev_seq, e->ev_pcr, e->ev_type, hex,
-				 e->ev_desc);
-		if (n > 0)
-			EVP_DigestUpdate(lctx, line, (size_t)n);
+		size_t n;
+		char *line = chip_event_line(e, &n);
+		if (line)
+			EVP_DigestUpdate(lctx, line, n);
 		free(line);
 		json_array_append_new(log, json_pack("{s:I,s:I,s:s,s:s,s:s}", "seq",
 						     (json_int_t)e->ev_seq, "pcr",
@@ -139,6 +144,8 @@ char *chip_attestation(struct chip *c, const char *nonce, char *err, size_t errl
 		off += (size_t)snprintf(data + off, cap - off, "pcr%u=%s\n", p, hex);
 	}
 	chip_hex(ld, CHIP_DIGEST_LEN, hex);
+	if (cp)
+		off += (size_t)snprintf(data + off, cap - off, "checkpoint=%lu\n", c->c_base_seq);
 	off += (size_t)snprintf(data + off, cap - off, "events=%zu\neventlog-sha384=%s\n",
 				c->c_nevents, hex);
 
@@ -158,6 +165,8 @@ char *chip_attestation(struct chip *c, const char *nonce, char *err, size_t errl
 		json_object_set_new(doc, "algorithm", json_string("ed25519"));
 		json_object_set_new(doc, "nonce", json_string(nonce));
 		json_object_set_new(doc, "pcrs", pcrs);
+		if (cp)
+			json_object_set(doc, "checkpoint", cp);
 		json_object_set_new(doc, "event_log", log);
 		json_object_set_new(doc, "signed_data", json_string(data));
 		json_object_set_new(doc, "signature", json_string(b64));
@@ -167,6 +176,7 @@ char *chip_attestation(struct chip *c, const char *nonce, char *err, size_t errl
 	}
 	json_decref(pcrs);
 	json_decref(log);
+	json_decref(cp);
 	json_decref(doc);
 	free(data);
 	free(pem);
@@ -181,7 +191,7 @@ int chip_sign(struct chip *c, const char *purpose, const void *msg, size_t len, 
 	if (cap < 89)
 		RETURN_ERR(-1, "chip_sign: signature buffer too small");
 	pthread_mutex_lock(&c->c_lock);
-	if (attest_key(c, err, errlen) < 0) {
+	if (chip_attest_key(c, err, errlen) < 0) {
 		pthread_mutex_unlock(&c->c_lock);
 		return -1;
 	}
@@ -201,7 +211,7 @@ int chip_sign(struct chip *c, const char *purpose, const void *msg, size_t len, 
 char *chip_public_key(struct chip *c, char *err, size_t errlen)
 {
 	pthread_mutex_lock(&c->c_lock);
-	int rc = attest_key(c, err, errlen);
+	int rc = chip_attest_key(c, err, errlen);
 	char *pem = rc < 0 ? NULL : pubkey_pem(c->c_attest_key);
 	pthread_mutex_unlock(&c->c_lock);
 	if (rc == 0 && !pem)

@@ -28,7 +28,7 @@ void chip_hex(const uint8_t *d, size_t len, char *out)
 	out[2 * len] = 0;
 }
 
-static int unhex(const char *s, size_t n, uint8_t *out)
+int chip_unhex(const char *s, size_t n, uint8_t *out)
 {
 	for (size_t i = 0; i < n; i++) {
 		int v = 0;
@@ -68,8 +68,7 @@ int chip_sha384(const void *data, size_t len, uint8_t out[CHIP_DIGEST_LEN])
 	return EVP_Digest(data, len, out, &n, EVP_sha384(), NULL) == 1 ? 0 : -1;
 }
 
-/* PCR = SHA-384(PCR || digest). */
-static void extend(uint8_t pcr[CHIP_DIGEST_LEN], const uint8_t d[CHIP_DIGEST_LEN])
+void chip_extend(uint8_t pcr[CHIP_DIGEST_LEN], const uint8_t d[CHIP_DIGEST_LEN])
 {
 	uint8_t buf[2 * CHIP_DIGEST_LEN];
 	memcpy(buf, pcr, CHIP_DIGEST_LEN);
@@ -90,7 +89,7 @@ static int parse_event(const char *line, struct chip_event *ev)
 	    (size_t)used != strlen(line))
 		return -1;
 	if (pcr >= CHIP_NR_PCRS || !type_ok(type) || strlen(hex) != 2 * CHIP_DIGEST_LEN ||
-	    unhex(hex, CHIP_DIGEST_LEN, ev->ev_digest) < 0)
+	    chip_unhex(hex, CHIP_DIGEST_LEN, ev->ev_digest) < 0)
 		return -1;
 	/* The line must be exactly what we would write. */
 	char again[LOG_LINE_MAX + 200];
@@ -104,6 +103,19 @@ static int parse_event(const char *line, struct chip_event *ev)
 	return ev->ev_desc ? 0 : -1;
 }
 
+char *chip_event_line(const struct chip_event *e, size_t *len)
+{
+	char hex[2 * CHIP_DIGEST_LEN + 1];
+	chip_hex(e->ev_digest, CHIP_DIGEST_LEN, hex);
+	char *line = NULL;
+	int n =
+	    asprintf(&line, "%lu %u %s %s %s\n", e->ev_seq, e->ev_pcr, e->ev_type, hex, e->ev_desc);
+	if (n < 0)
+		return NULL;
+	*len = (size_t)n;
+	return line;
+}
+
 static int add_event(struct chip *c, const struct chip_event *ev)
 {
 	if (c->c_nevents == c->c_capevents) {
@@ -115,7 +127,7 @@ static int add_event(struct chip *c, const struct chip_event *ev)
 		c->c_capevents = cap;
 	}
 	c->c_events[c->c_nevents++] = *ev;
-	extend(c->c_pcr[ev->ev_pcr], ev->ev_digest);
+	chip_extend(c->c_pcr[ev->ev_pcr], ev->ev_digest);
 	return 0;
 }
 
@@ -167,8 +179,19 @@ static int replay_log(struct chip *c, char *err, size_t errlen)
 		char *nl = strchr(p, '\n');
 		*nl = 0;
 		lineno++;
+		if (lineno == 1) {
+			int cp = chip_checkpoint_load(c, p, err, errlen);
+			if (cp < 0) {
+				free(buf);
+				return -1;
+			}
+			if (cp > 0) {
+				p = nl + 1;
+				continue;
+			}
+		}
 		struct chip_event ev = {0};
-		if (parse_event(p, &ev) < 0 || ev.ev_seq != c->c_nevents) {
+		if (parse_event(p, &ev) < 0 || ev.ev_seq != c->c_base_seq + c->c_nevents) {
 			free(ev.ev_desc);
 			free(buf);
 			RETURN_ERR(-1, "event log %s line %lu: malformed or out of sequence",
@@ -255,6 +278,7 @@ struct chip *chip_open(const char *state_dir, const char *anchor_pub, char *err,
 		RETURN_ERR(NULL, "security chip: out of memory");
 	}
 	pthread_mutex_init(&c->c_lock, NULL);
+	c->c_log_max = CHIP_LOG_MAX_EVENTS;
 	c->c_anchor = anchor;
 	c->c_log_fd = -1;
 	c->c_anchor_path = strdup(apath);
@@ -285,6 +309,7 @@ void chip_close(struct chip *c)
 	for (size_t i = 0; i < c->c_nevents; i++)
 		free(c->c_events[i].ev_desc);
 	free(c->c_events);
+	free(c->c_checkpoint);
 	if (c->c_log_fd >= 0)
 		close(c->c_log_fd);
 	EVP_PKEY_free(c->c_anchor);
@@ -338,7 +363,7 @@ static int record(struct chip *c, unsigned pcr, const char *type, const char *de
 		    !strcmp(e->ev_type, type) && !strcmp(e->ev_desc, edesc))
 			return lazy ? 0 : sync_log(c, err, errlen);
 	}
-	struct chip_event ev = {.ev_seq = c->c_nevents, .ev_pcr = pcr};
+	struct chip_event ev = {.ev_seq = c->c_base_seq + c->c_nevents, .ev_pcr = pcr};
 	snprintf(ev.ev_type, sizeof(ev.ev_type), "%s", type);
 	memcpy(ev.ev_digest, d, CHIP_DIGEST_LEN);
 	ev.ev_desc = strdup(edesc);
@@ -361,7 +386,19 @@ static int record(struct chip *c, unsigned pcr, const char *type, const char *de
 		free(ev.ev_desc);
 		RETURN_ERR(-1, "security chip: out of memory");
 	}
+	/* The log is bounded: past c_log_max events its older half becomes a checkpoint. A
+	 * compaction that fails leaves the log as it is (valid, longer); the event stands. */
+	char cerr[256];
+	if (c->c_nevents > c->c_log_max && chip_compact(c, cerr, sizeof(cerr)) < 0)
+		warnmsg("%s", cerr);
 	return 0;
+}
+
+void chip_set_log_max(struct chip *c, size_t events)
+{
+	pthread_mutex_lock(&c->c_lock);
+	c->c_log_max = events < 2 ? 2 : events;
+	pthread_mutex_unlock(&c->c_lock);
 }
 
 /* Digest of an open regular file, from the cache when its identity is unchanged. */
@@ -553,8 +590,8 @@ int chip_measure_blob(struct chip *c, unsigned pcr, const char *type, const char
 	if (chip_sha384(data ? data : "", len, d) < 0)
 		RETURN_ERR(-1, "security chip: SHA-384 unavailable");
 	pthread_mutex_lock(&c->c_lock);
-	int rc = record(c, pcr, type, desc ? desc : "", desc ? strlen(desc) : 0, d, false, err,
-			errlen);
+	int rc =
+	    record(c, pcr, type, desc ? desc : "", desc ? strlen(desc) : 0, d, false, err, errlen);
 	pthread_mutex_unlock(&c->c_lock);
 	if (rc == 0 && digest_out)
 		memcpy(digest_out, d, CHIP_DIGEST_LEN);

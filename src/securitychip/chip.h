@@ -98,20 +98,30 @@ int chip_measure_digest(struct chip *c, unsigned pcr, const char *type, const ch
 int chip_measure_blob(struct chip *c, unsigned pcr, const char *type, const char *desc,
 		      const void *data, size_t len, uint8_t *digest_out, char *err, size_t errlen);
 
+/* The event log's bound (default CHIP_LOG_MAX_EVENTS, at least 2): once it holds more
+ * events, its oldest ones (all but the newest events / 2) are replaced by one checkpoint
+ * line carrying the PCRs at that point and the SHA-384 of the replaced lines, signed by
+ * the attestation key; chip_open starts its replay from it (a checkpoint that does not
+ * verify with this chip's key is refused) and chip_attestation sends it. The PCRs are the
+ * same as without compaction. Measure-once then remembers only the events kept. */
+void chip_set_log_max(struct chip *c, size_t events);
+
 /* Current PCR value (48 bytes); -1 if pcr >= CHIP_NR_PCRS. */
 int chip_read_pcr(struct chip *c, unsigned pcr, uint8_t out[CHIP_DIGEST_LEN]);
 
 /* Attestation document, malloc'd JSON (free()):
  *   {"version":1, "algorithm":"ed25519", "nonce":NONCE,
  *    "pcrs":{"0":"hex96",...,"7":"hex96"},
+ *    ["checkpoint":{"seq":S,"pcrs":{...},"prefix_sha384":H,"signed_data":T,"signature":B,
+ *                   "line":L},]   (a compacted log only: the PCRs before event S)
  *    "event_log":[{"seq":N,"pcr":P,"type":T,"sha384":"hex96","description":D},...],
  *    "signed_data":TEXT, "signature":"base64 of 64 bytes", "public_key":"PEM"}
  * signed_data is the exact byte string signed (UTF-8/ASCII, verify it as is):
- *   "nitro-attestation-v1\nnonce=NONCE\npcr0=HEX\n...pcr7=HEX\nevents=N\n
+ *   "nitro-attestation-v1\nnonce=NONCE\npcr0=HEX\n...pcr7=HEX\n[checkpoint=S\n]events=N\n
  *    eventlog-sha384=HEX\n"
- * where eventlog-sha384 is the SHA-384 of the event log file's bytes (the lines the
- * event_log array was parsed from). The nonce is 1..128 characters of [A-Za-z0-9._:+/=-]
- * (anything else: NULL with an error, so callers can answer 400). */
+ * where eventlog-sha384 is the SHA-384 of the event log file's bytes (the checkpoint's
+ * line, then the lines the event_log array was parsed from). The nonce is 1..128 characters of
+ * [A-Za-z0-9._:+/=-] (anything else: NULL with an error, so callers can answer 400). */
 char *chip_attestation(struct chip *c, const char *nonce, char *err, size_t errlen);
 
 /* Signs msg with the host attestation key (the key of chip_attestation; Ed25519, pure):

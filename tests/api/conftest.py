@@ -71,10 +71,11 @@ class Nitrod:
 
     def audit_lines(self):
         """The lines of calls and events: without the chip's signed heads (ANCHOR lines,
-        which come every 64 lines and at start and stop; docs/security.md)."""
+        which come every 64 lines and at start and stop) and the write-ahead lines of
+        calls that may change state (status=0 detail=intent,...; docs/security.md)."""
         p = self.state / "audit.log"
         lines = p.read_text().splitlines() if p.exists() else []
-        return [l for l in lines if " method=ANCHOR " not in l]
+        return [l for l in lines if " method=ANCHOR " not in l and " status=0 detail=intent," not in l]
 
     def cli(self, *args, uid=None):
         return subprocess.run([str(NITRO), "--host", self.sock, *args], capture_output=True,

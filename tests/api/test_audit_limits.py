@@ -5,6 +5,7 @@ The small-disk tests put nitrod's state folder on a tmpfs of a few MiB mounted i
 mount namespace (a holder process keeps it; nitrod runs in it through nsenter, the test
 fills it through /proc/HOLDER/root), so nothing is left mounted when a test ends.
 """
+import base64
 import hashlib
 import os
 import pathlib
@@ -256,3 +257,177 @@ def test_lines_after_the_last_signed_head_are_reported(nitrod):
     v = verify("--state", nitrod.state)
     assert v.returncode == 0 and "unanchored" in v.stdout, v
     assert verify("--state", nitrod.state, "--strict").returncode == 1
+
+
+# --- item 6: a call whose audit line cannot be made durable changes nothing ---
+
+FAULT = BUILD / "tests" / "api" / "audit-fault.so"
+
+
+def faulty_nitrod(folder):
+    """nitrod with the test-only shim (tests/api/audit_fault.c): while the control file
+    holds "write N" / "sync N", the audit log's writes / fdatasyncs after the first N fail
+    with EIO, as a failing disk answers."""
+    assert FAULT.exists(), "build first: make build/tests/api/audit-fault.so"
+    ctl = folder / "audit-fault"
+    return Nitrod(folder, wrap=["env", f"LD_PRELOAD={FAULT}", f"NITRO_TEST_AUDIT_FAULT={ctl}"]), ctl
+
+
+def volume_files(d):
+    return sorted(p.name for p in (d.state / "volumes").iterdir())
+
+
+@pytest.mark.parametrize("kind", ["write", "sync"])
+def test_a_call_whose_audit_line_cannot_be_made_durable_changes_nothing(folder, kind):
+    d, ctl = faulty_nitrod(folder)
+    try:
+        d.start()
+        r = d.call("POST", "/v1/volumes", {"size_mib": 1, "encrypted": False})
+        assert r.status == 201, r
+        vol = r.json()["id"]
+        files = volume_files(d)
+        # The disk under audit.log now fails every write (or every fdatasync): the delete
+        # and a create are refused with 503 and neither is done.
+        ctl.write_text(f"{kind} 0")
+        deleted = d.call("DELETE", f"/v1/volumes/{vol}")
+        created = d.call("POST", "/v1/volumes", {"size_mib": 1, "encrypted": False})
+        ctl.unlink()
+        r = d.call("GET", f"/v1/volumes/{vol}")
+        assert r.status == 200, r
+        assert [v["id"] for v in d.call("GET", "/v1/volumes").json()["volumes"]] == [vol]
+        assert volume_files(d) == files
+        for r in (deleted, created):
+            assert r.status == 503 and "nothing was done" in r.json()["error"], r
+        d.stop()
+        # Nor after a restart (memory, database and files agree), and the log verifies.
+        d.start()
+        assert [v["id"] for v in d.call("GET", "/v1/volumes").json()["volumes"]] == [vol]
+        d.stop()
+        lines = (d.state / "audit.log").read_text().splitlines()
+        assert not [l for l in lines if f"method=DELETE route=/v1/volumes/{vol} status=200 " in l]
+        v = verify("--state", d.state, "--strict")
+        assert v.returncode == 0, v.stderr
+    finally:
+        d.stop()
+
+
+def test_the_intent_line_is_durable_before_the_call_acts(folder):
+    """When only the outcome line fails (the intent line went through), the call's effect
+    stands, and the log says who asked for it: its intent line (uid, method, canonical
+    route, the body's digest) is there, made durable before the call acted."""
+    d, ctl = faulty_nitrod(folder)
+    try:
+        d.start()
+        vol = d.call("POST", "/v1/volumes", {"size_mib": 1, "encrypted": False}).json()["id"]
+        ctl.write_text("write 1")
+        r = d.call("DELETE", f"/v1/volumes//{vol}")
+        assert r.status == 503 and "its effect may stand" in r.json()["error"], r
+        ctl.unlink()
+        assert d.call("GET", f"/v1/volumes/{vol}").status == 404
+        d.stop()
+        lines = (d.state / "audit.log").read_text().splitlines()
+        intent = [l for l in lines if f"method=DELETE route=/v1/volumes/{vol} status=0 " in l]
+        empty = hashlib.sha256(b"").hexdigest()
+        assert len(intent) == 1 and f"detail=intent,body=0,sha256={empty} " in intent[0], lines
+        assert f" uid={os.geteuid()} " in intent[0]
+        assert verify("--state", d.state, "--strict").returncode == 0
+    finally:
+        d.stop()
+
+
+def test_every_state_changing_call_has_an_intent_line_then_its_outcome(nitrod):
+    body = {"size_mib": 1, "encrypted": False}
+    r = nitrod.call("POST", "/v1/volumes", body)
+    assert r.status == 201, r
+    nitrod.call("GET", "/v1/volumes")
+    nitrod.stop()
+    lines = [l for l in (nitrod.state / "audit.log").read_text().splitlines()
+             if "route=/v1/volumes " in l]
+    assert [re.search(r"method=(\S+) .* status=(\d+) ", l).groups() for l in lines] == \
+        [("GET", "200"), ("POST", "0"), ("POST", "201"), ("GET", "200")], lines  # GET: the fixture's
+
+
+# --- item 15: an off-host witness of the signed head ---
+
+def test_a_log_cut_back_to_an_earlier_anchor_is_refused_with_the_witnessed_head(nitrod):
+    for _ in range(2):
+        assert nitrod.call("POST", "/v1/volumes", {"size_mib": 1, "encrypted": False}).status == 201
+    early = nitrod.call("GET", "/v1/host/audit-head")
+    assert early.status == 200, early
+    for _ in range(3):
+        assert nitrod.call("POST", "/v1/volumes", {"size_mib": 1, "encrypted": False}).status == 201
+    # The witness keeps the latest signed head, off the host.
+    head = nitrod.call("GET", "/v1/host/audit-head").json()
+    log = nitrod.state / "audit.log"
+    lines = log.read_text().splitlines()
+    assert head["seq"] > early.json()["seq"]
+    assert f"detail={head['witness']} " in lines[head["seq"]] and " method=ANCHOR " in lines[head["seq"]]
+    assert chain_hash(lines[head["seq"] - 1].split(" prev=")[1][:64],
+                      lines[head["seq"] - 1][:lines[head["seq"] - 1].rindex(" prev=")]) == head["head"]
+    nitrod.stop()
+    assert verify("--state", nitrod.state, "--head", head["witness"]).returncode == 0
+
+    # A host root cuts the log back to the earlier anchor: every signature is still good
+    # and the cut log verifies on its own, but not against the witnessed head.
+    e = early.json()["seq"]
+    log.write_text("\n".join(lines[:e + 1]) + "\n")
+    assert verify("--state", nitrod.state, "--strict").returncode == 0
+    v = verify("--state", nitrod.state, "--head", head["witness"])
+    assert v.returncode == 1 and "cut back" in v.stderr, v
+    # Cutting only the lines after the witnessed anchor is seen as unanchored at most.
+    log.write_text("\n".join(lines[:head["seq"] + 1]) + "\n")
+    assert verify("--state", nitrod.state, "--head", head["witness"]).returncode == 0
+    # Cutting the witnessed anchor itself (the head's line stays) is refused.
+    log.write_text("\n".join(lines[:head["seq"]]) + "\n")
+    v = verify("--state", nitrod.state, "--head", head["witness"])
+    assert v.returncode == 1 and "cut back" in v.stderr, v
+
+
+def test_a_rewritten_and_re_signed_log_is_refused_with_the_witnessed_head(nitrod):
+    """A host root holding the chip's key file rewrites a line and signs every anchor
+    again: the key verifies it, only the head the witness recorded does not."""
+    assert nitrod.call("POST", "/v1/volumes", {"size_mib": 1, "encrypted": False}).status == 201
+    head = nitrod.call("GET", "/v1/host/audit-head").json()
+    nitrod.stop()
+    log = nitrod.state / "audit.log"
+    lines = log.read_text().splitlines()
+    key = nitrod.state / "chip" / "attestation-key.pem"
+    i = next(k for k, l in enumerate(lines) if "method=POST" in l and "status=201" in l)
+    forged = list(lines)
+    forged[i] = forged[i].replace(f"uid={os.geteuid()} ", "uid=4242 ", 1)
+    out, prev = [], "0" * 64
+    for n, l in enumerate(forged):
+        body = l[:l.rindex(" prev=")]
+        if " method=ANCHOR " in body:
+            msg = nitrod.folder / "anchor.txt"
+            msg.write_text(f"nitro-audit-head-v1\nseq={n}\nhead={prev}\n")
+            sig = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", str(key), "-rawin",
+                                  "-in", str(msg)], capture_output=True, check=True).stdout
+
+            body = re.sub(r"detail=seq=\d+,head=[0-9a-f]{64},sig=\S+",
+                          f"detail=seq={n},head={prev},sig={base64.b64encode(sig).decode()}", body)
+        h = chain_hash(prev, body)
+        out.append(f"{body} prev={prev} hash={h}")
+        prev = h
+    log.write_text("\n".join(out) + "\n")
+    assert verify("--state", nitrod.state, "--strict").returncode == 0  # re-signed: passes
+    v = verify("--state", nitrod.state, "--head", head["witness"])
+    assert v.returncode == 1 and "witnessed" in v.stderr, v
+    # Seq and head alone (no signature kept) catch it too.
+    v = verify("--head", f"seq={head['seq']},head={head['head']}", log)
+    assert v.returncode == 1 and "witnessed head" in v.stderr, v
+
+
+def test_audit_head_is_for_admins_only(folder):
+    d = Nitrod(folder, extra=["--allow-uid", "4243", "--admin-uid", "4244"]).start()
+    try:
+        def get():
+            r = d.call("GET", "/v1/host/audit-head")
+            return [r.status, r.body]
+        status, body = as_uid(4243, get)
+        assert status == 403 and "admin" in body, (status, body)
+        status, body = as_uid(4244, get)
+        assert status == 200 and "witness" in body, (status, body)
+        assert d.call("POST", "/v1/host/audit-head").status == 405
+    finally:
+        d.stop()

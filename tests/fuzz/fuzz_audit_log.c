@@ -2,7 +2,8 @@
  * Input byte 0 picks the mode:
  *   even: the rest is the log file as is. Either the chain is accepted with no more lines
  *         than newlines, and audit_open can continue it (the appended line verifies), or
- *         the error names the file.
+ *         the error names the file; a witnessed head (audit_verify_witnessed) is held
+ *         only by an accepted log long enough to have it.
  *   odd:  a valid log is written with audit_append (routes and details from the input),
  *         then up to 4 bytes are changed at input-chosen offsets: any real change must be
  *         caught by audit_verify.
@@ -42,6 +43,12 @@ static void raw(const uint8_t *d, size_t n)
 		return;
 	}
 	CHECK((size_t)lines <= nl);
+	/* A witnessed head (nitro-audit-verify --head): accepted only for a log that is
+	 * accepted anyway and reaches the witnessed anchor's line; a refusal names the file. */
+	struct audit_head w = {.ah_seq = 1 + n % 8};
+	memset(w.ah_head, n & 1 ? 'a' : '0', 64);
+	long wl = audit_verify_witnessed(path, NULL, NULL, &w, NULL, err, sizeof(err));
+	CHECK(wl < 0 ? strstr(err, path) != NULL : wl == lines && (unsigned long)wl > w.ah_seq);
 	struct audit *a = audit_open(path, err, sizeof(err));
 	CHECK(a);
 	CHECK(audit_append(a, 1, "GET", "/v1/x", 200, "d") == 0);

@@ -1,10 +1,13 @@
 /* libFuzzer target: the security chip's event-log replay (chip_open in
  * src/securitychip/chip.c) on a hostile STATE_DIR/eventlog. Either chip_open refuses it with
  * a message naming the log, or it accepts it and an attestation over it can be made whose
- * signed data counts exactly the log's lines. An odd first byte puts a valid event line
- * in front of the rest, so the fuzzer starts from the format.
+ * signed data counts exactly the log's lines (a checkpoint line aside). An odd first byte
+ * puts a valid event line in front of the rest, bit 1 a checkpoint line in the exact form
+ * (src/securitychip/checkpoint.c), so the fuzzer starts from the format.
  */
-// fuzz-extra: src/securitychip/chip.c src/securitychip/attest.c -lcrypto -ljansson
+// clang-format off
+// fuzz-extra: src/securitychip/chip.c src/securitychip/attest.c src/securitychip/checkpoint.c -lcrypto -ljansson
+// clang-format on
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stddef.h>
@@ -41,13 +44,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	static const char valid[] =
 	    "0 0 exec 00112233445566778899aabbccddeeff00112233445566778899aa"
 	    "bbccddeeff00112233445566778899aabbccddeeff /usr/bin/x\n";
-	bool prefix = n && (d[0] & 1);
+	bool prefix = n && (d[0] & 1), cp = n && (d[0] & 2);
 	if (n) {
 		d++;
 		n--;
 	}
 	FILE *f = fopen(log_path, "w");
 	CHECK(f);
+	if (cp) {
+		/* A checkpoint line in the exact form (its signature cannot verify). */
+		fputs("0 checkpoint ", f);
+		for (int i = 0; i < 8; i++)
+			fprintf(f, "pcr%d=%096d,", i, 0);
+		fprintf(f, "prefix-sha384=%096d,sig=%087dA=\n", 0, 0);
+	}
 	if (prefix)
 		CHECK(fwrite(valid, 1, sizeof(valid) - 1, f) == sizeof(valid) - 1);
 	CHECK(fwrite(d, 1, n, f) == n);
@@ -64,6 +74,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	char *doc = chip_attestation(c, "fuzz", err, sizeof(err));
 	CHECK(doc);
 	char want[64];
+	if (strstr(doc, "\\ncheckpoint="))
+		nl--; /* the first line was a checkpoint (one the chip's key signed) */
 	snprintf(want, sizeof(want), "events=%zu\\n", nl);
 	CHECK(strstr(doc, want));
 	free(doc);

@@ -106,14 +106,35 @@ def openssl_verify(tmp_path, doc, data=None):
 
 
 def replay(doc):
-    """PCRs and the event-log digest recomputed from the event_log array."""
+    """PCRs and the event-log digest recomputed from the event_log array (from the
+    checkpoint's PCRs and line when the log was compacted; its signature is checked by
+    check_doc)."""
     pcrs = [bytes(48)] * 8
     h = hashlib.sha384()
+    cp = doc.get("checkpoint")
+    if cp:
+        pcrs = [bytes.fromhex(cp["pcrs"][str(i)]) for i in range(8)]
+        h.update((cp["line"] + "\n").encode())
     for e in doc["event_log"]:
         d = bytes.fromhex(e["sha384"])
         pcrs[e["pcr"]] = hashlib.sha384(pcrs[e["pcr"]] + d).digest()
         h.update(f'{e["seq"]} {e["pcr"]} {e["type"]} {e["sha384"]} {e["description"]}\n'.encode())
     return [p.hex() for p in pcrs], h.hexdigest()
+
+
+def check_checkpoint(doc, tmp_path):
+    """A checkpoint's signature (the attestation key's, over its signed_data, verified with
+    openssl), its line carrying exactly those values, and the event seqs continuing it."""
+    cp = doc["checkpoint"]
+    text = cp["signed_data"]
+    fields = dict(l.split("=", 1) for l in text.splitlines()[1:])
+    want = (f'{cp["seq"]} checkpoint ' + "".join(f'pcr{i}={cp["pcrs"][str(i)]},' for i in range(8))
+            + f'prefix-sha384={fields["prefix-sha384"]},sig={cp["signature"]}')
+    return (text.startswith("nitro-eventlog-checkpoint-v1\n") and int(fields["seq"]) == cp["seq"]
+            and all(fields[f"pcr{i}"] == cp["pcrs"][str(i)] for i in range(8))
+            and cp["line"] == want and f"checkpoint={cp['seq']}" in doc["signed_data"].splitlines()
+            and [e["seq"] for e in doc["event_log"]] == list(range(cp["seq"], cp["seq"] + len(doc["event_log"])))
+            and openssl_verify(tmp_path, {**doc, "signature": cp["signature"]}, text))
 
 
 def check_doc(doc):
@@ -148,6 +169,41 @@ def test_attestation_verifies_with_openssl(state, tmp_path):
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     r2 = run(CHIP, "--state", state, "attest", "again")
     assert json.loads(r2.stdout)["public_key"] == doc["public_key"]
+
+
+def test_event_log_compacted_to_a_signed_checkpoint_still_attests(state, tmp_path):
+    """Issue 10 item 6: the event log grew by one line per launch forever. With a bound of
+    8 events, 60 measurements leave a checkpoint and at most 8 events; the PCRs are the
+    ones 60 extends give, the attestation replays from the checkpoint (openssl verifies both
+    signatures), and a forged checkpoint stops the chip."""
+    pcrs = [bytes(48)] * 8
+    for i in range(60):
+        f = tmp_path / f"initrd-{i}"
+        f.write_bytes(os.urandom(64))
+        r = run(CHIP, "--state", state, "--log-max", "8", "file", "2", "initrd", f)
+        assert r.returncode == 0, r.stderr
+        pcrs[2] = hashlib.sha384(pcrs[2] + hashlib.sha384(f.read_bytes()).digest()).digest()
+    lines = (state / "eventlog").read_text().splitlines()
+    assert len(lines) <= 9 and " checkpoint pcr0=" in lines[0], lines
+    r = run(CHIP, "--state", state, "attest", "cp-1")
+    doc = json.loads(r.stdout)
+    assert doc["pcrs"]["2"] == pcrs[2].hex()
+    assert openssl_verify(tmp_path, doc) and check_doc(doc) and check_checkpoint(doc, tmp_path)
+    # Forged: the checkpoint's PCR 2 set to another value, its signature kept.
+    log = state / "eventlog"
+    text = log.read_text()
+    log.write_text(text.replace(f"pcr2={doc['checkpoint']['pcrs']['2']}", "pcr2=" + "ab" * 48, 1))
+    r = run(CHIP, "--state", state, "attest", "x")
+    assert r.returncode == 1 and "forged checkpoint" in r.stderr, r.stderr
+    # Or the checkpoint dropped (the events after it then start at the wrong seq).
+    log.write_text("".join(l + "\n" for l in text.splitlines()[1:]))
+    assert run(CHIP, "--state", state, "attest", "x").returncode == 1
+    # Or the key removed: refused, and no new key is made to sign anything else.
+    log.write_text(text)
+    (state / "attestation-key.pem").unlink()
+    r = run(CHIP, "--state", state, "attest", "x")
+    assert r.returncode == 1 and "no attestation key" in r.stderr, r.stderr
+    assert not (state / "attestation-key.pem").exists()
 
 
 def test_attestation_bad_nonce(state):

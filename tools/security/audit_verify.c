@@ -10,6 +10,10 @@
  * DIR/chip/attestation-key.pem and, without FILE, DIR/audit.log. With a key, every anchor's
  * signature must verify and at least one line must be anchored; --strict also refuses
  * unanchored lines after the last signed head (a log of a stopped nitrod ends anchored).
+ * --head seq=N,head=HEX[,sig=BASE64] is a signed head an off-host witness recorded earlier
+ * (GET /v1/host/audit-head, or an anchor line's detail): the log must still hold it (line N
+ * with that hash, anchored by line N + 1 with that signature), so a log cut back to an
+ * earlier anchor, or rewritten and re-signed by whoever holds the key, is refused.
  *
  * nitro-audit-verify --append FILE UID METHOD ROUTE STATUS [DETAIL] appends one line
  * (what nitrod does per API call; for tests and tools).
@@ -51,6 +55,21 @@ static EVP_PKEY *load_key(const char *path)
 	return k;
 }
 
+/* seq=N,head=HEX[,sig=BASE64] */
+static bool parse_head(const char *s, struct audit_head *h)
+{
+	int used = 0;
+	memset(h, 0, sizeof(*h));
+	if (sscanf(s, "seq=%lu,head=%64[0-9a-f]%n", &h->ah_seq, h->ah_head, &used) != 2 ||
+	    strlen(h->ah_head) != 64 || !h->ah_seq)
+		return false;
+	s += used;
+	if (!*s)
+		return true;
+	int u2 = 0;
+	return sscanf(s, ",sig=%255[A-Za-z0-9+/=]%n", h->ah_sig, &u2) == 1 && !s[u2];
+}
+
 int main(int argc, char **argv)
 {
 	util_set_prog("nitro-audit-verify");
@@ -70,12 +89,18 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	static const char usage[] =
-	    "usage: nitro-audit-verify [--key PEM | --state DIR] [--strict] [FILE] | --append "
-	    "FILE UID METHOD ROUTE STATUS [DETAIL]";
+	    "usage: nitro-audit-verify [--key PEM | --state DIR] [--strict] "
+	    "[--head seq=N,head=HEX[,sig=B64]] [FILE] | --append FILE UID METHOD ROUTE STATUS "
+	    "[DETAIL]";
 	const char *key = NULL, *state = NULL, *file = NULL;
 	bool strict = false;
+	struct audit_head head, *witness = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--key") && i + 1 < argc)
+		if (!strcmp(argv[i], "--head") && i + 1 < argc) {
+			if (!parse_head(argv[++i], &head))
+				die_usage("--head: seq=N,head=HEX[,sig=BASE64] (N > 0, 64 hex)");
+			witness = &head;
+		} else if (!strcmp(argv[i], "--key") && i + 1 < argc)
 			key = argv[++i];
 		else if (!strcmp(argv[i], "--state") && i + 1 < argc)
 			state = argv[++i];
@@ -101,11 +126,14 @@ int main(int argc, char **argv)
 		die_usage("%s", usage);
 	EVP_PKEY *k = key ? load_key(key) : NULL;
 	struct audit_report rep;
-	long n = audit_verify_anchored(file, k ? verify_sig : NULL, k, &rep, err, sizeof(err));
+	long n =
+	    audit_verify_witnessed(file, k ? verify_sig : NULL, k, witness, &rep, err, sizeof(err));
 	EVP_PKEY_free(k);
 	if (n < 0)
 		die("%s", err);
 	printf("%s: %ld lines, chain intact\n", file, n);
+	if (witness)
+		printf("%s: holds the witnessed head of line %lu\n", file, witness->ah_seq);
 	if (!key) {
 		if (rep.ar_anchors)
 			printf("%s: %lu anchors not checked (no --key or --state)\n", file,

@@ -12,6 +12,8 @@
  *        128+N when killed by signal N. With --cgroup, CMD starts in the cgroup v2 leaf
  *        ROOT/nitro/INSTANCE/PROC (cgroup.h; both levels get the limits given), named on
  *        stderr ("nitro-chip: cgroup DIR"), removed after CMD ends.
+ * --log-max EVENTS bounds the event log (chip_set_log_max: past it, its older half becomes
+ * a signed checkpoint; nitrod keeps the default, CHIP_LOG_MAX_EVENTS).
  * --measure has the chip (--state, default $NITRO_STATE/chip) verify CMD first and exec
  * the measured fd. */
 #include "controller/cgroup.h"
@@ -28,12 +30,16 @@
 
 extern char **environ;
 
+static uint64_t log_max;
+
 static struct chip *open_chip(const char *state, const char *anchor)
 {
 	char err[512];
 	struct chip *c = chip_open(state, anchor, err, sizeof(err));
 	if (!c)
 		die("%s", err);
+	if (log_max)
+		chip_set_log_max(c, (size_t)log_max);
 	return c;
 }
 
@@ -191,7 +197,10 @@ int main(int argc, char **argv)
 			state = argv[i + 1];
 		else if (!strcmp(argv[i], "--anchor"))
 			anchor = argv[i + 1];
-		else
+		else if (!strcmp(argv[i], "--log-max")) {
+			if (!parse_u64(argv[i + 1], 2, 1u << 30, &log_max))
+				die_usage("--log-max: a number of events, at least 2");
+		} else
 			break;
 	}
 	char def[4096];
@@ -201,8 +210,8 @@ int main(int argc, char **argv)
 		state = def;
 	}
 	if (i >= argc)
-		die_usage(
-		    "usage: nitro-chip [--state DIR] [--anchor PEM] exec|file|attest|jail ...");
+		die_usage("usage: nitro-chip [--state DIR] [--anchor PEM] [--log-max EVENTS] "
+			  "exec|file|attest|jail ...");
 	const char *cmd = argv[i++];
 	char err[512];
 	if (!strcmp(cmd, "jail"))

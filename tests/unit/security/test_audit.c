@@ -2,7 +2,8 @@
  * across audit_open, keeps hostile fields on one line, and audit_verify names the first
  * edited line, a removed line and foreign content; a torn last line is cut off by
  * audit_open (issue 10 item 6), the refusal rate limit bounds lines, and signed anchors
- * (item 15) catch a consistent rewrite of the whole chain.
+ * (item 15) catch a consistent rewrite of the whole chain, and a witnessed head catches a
+ * log cut back.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,6 +280,52 @@ static void test_anchors(void **state)
 	assert_int_equal(rep.ar_unanchored, 2);
 }
 
+/* The witnessed head (item 15, GET /v1/host/audit-head): audit_head_now anchors and hands
+ * out the head; a log still holding it verifies, one cut back to before it (to an earlier
+ * anchor, or to the head's own line) or carrying another signature there is refused. */
+static void test_witnessed_head(void **state)
+{
+	(void)state;
+	char err[512];
+	void *key = (void *)(uintptr_t)777;
+	struct audit *a = audit_open(path, err, sizeof(err));
+	audit_set_anchor(a, toy_sign, key);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(audit_append(a, 1000, "POST", "/v1/volumes", 201, NULL), 0);
+	struct audit_head h, again;
+	assert_int_equal(audit_head_now(a, &h), 0);
+	assert_int_equal(audit_head_now(a, &again), 0); /* nothing new: the same anchor */
+	assert_memory_equal(&h, &again, sizeof(h));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(audit_append(a, 1000, "GET", "/v1/volumes", 200, NULL), 0);
+	audit_close(a);
+	assert_true(audit_verify_witnessed(path, toy_verify, key, &h, NULL, err, sizeof(err)) >
+		    (long)h.ah_seq);
+	struct audit_head bare = h;
+	bare.ah_sig[0] = 0; /* seq and head only */
+	assert_true(audit_verify_witnessed(path, NULL, NULL, &bare, NULL, err, sizeof(err)) > 0);
+	struct audit_head other = h;
+	other.ah_sig[0] = other.ah_sig[0] == '0' ? '1' : '0';
+	assert_int_equal(audit_verify_witnessed(path, NULL, NULL, &other, NULL, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "not the witnessed anchor"));
+	char *lines[64];
+	int n = read_lines(lines, 64);
+	assert_true(n > (int)h.ah_seq + 1);
+	/* Cut back to the first anchor (line 2, after the first line): verifies alone. */
+	write_lines(lines, 2, -1);
+	assert_int_equal(audit_verify_anchored(path, toy_verify, key, NULL, err, sizeof(err)), 2);
+	assert_int_equal(audit_verify_witnessed(path, toy_verify, key, &h, NULL, err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "cut back"));
+	/* Cut to the head's own line (its anchor gone). */
+	write_lines(lines, (int)h.ah_seq, -1);
+	assert_int_equal(audit_verify_witnessed(path, NULL, NULL, &h, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cut back"));
+	for (int i = 0; i < n; i++)
+		free(lines[i]);
+}
+
 static struct audit *shared;
 
 static void *appender(void *arg)
@@ -324,6 +371,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_torn_tail_cut, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refusal_rate_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_anchors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_witnessed_head, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * flipped byte / missing or foreign signature refused with nothing logged, PCR extension
  * and replay across chip_open, measure-once, a corrupt event log refused, the digest cache
  * noticing a rewrite, nitrod's lazily synced self-measurement, and an attestation whose signature
- * verifies over signed_data and fails once anything in it changes.
+ * verifies over signed_data and fails once anything in it changes; the event log compacted
+ * to a signed checkpoint (bounded, same PCRs, replayed, forgeries refused).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -438,6 +439,157 @@ static void test_attestation(void **state)
 	chip_close(c);
 }
 
+/* PCRs from a replay of every digest measured, without any checkpoint. */
+static void expected_pcrs(const uint8_t (*digests)[48], const unsigned *pcrs, size_t n,
+			  uint8_t out[CHIP_NR_PCRS][48])
+{
+	memset(out, 0, CHIP_NR_PCRS * 48);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t buf[96];
+		memcpy(buf, out[pcrs[i]], 48);
+		memcpy(buf + 48, digests[i], 48);
+		sha384(buf, sizeof(buf), out[pcrs[i]]);
+	}
+}
+
+static void assert_pcrs(struct chip *c, uint8_t want[CHIP_NR_PCRS][48])
+{
+	for (unsigned p = 0; p < CHIP_NR_PCRS; p++) {
+		uint8_t v[48];
+		assert_int_equal(chip_read_pcr(c, p, v), 0);
+		assert_memory_equal(v, want[p], 48);
+	}
+}
+
+/* Issue 10 item 6: every launch appends an event, replayed at each start and sent in
+ * each attestation. 1000 launches (and a reboot of the chip every 100) with a bound of
+ * 64 events: the log stays small, the PCRs are those of the uncompacted log, the
+ * attestation replays from its checkpoint, and a forged checkpoint is refused. */
+static void test_event_log_compaction(void **state)
+{
+	struct fx *f = *state;
+	char err[512], log[128];
+	snprintf(log, sizeof(log), "%s/eventlog", f->state);
+	enum { N = 1000 };
+	static uint8_t digests[N][48];
+	static unsigned pcrs[N];
+	struct chip *c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	chip_set_log_max(c, 64);
+	off_t biggest = 0;
+	for (unsigned i = 0; i < N; i++) {
+		char desc[96];
+		snprintf(desc, sizeof(desc), "i-%u,launch=%u,kernel=abc", i % 7, i);
+		pcrs[i] = i % 3 ? CHIP_PCR_CONFIG : CHIP_PCR_CMDLINE;
+		assert_int_equal(chip_measure_blob(c, pcrs[i], "launch", desc, desc, strlen(desc),
+						   digests[i], err, sizeof(err)),
+				 0);
+		struct stat st;
+		assert_int_equal(stat(log, &st), 0);
+		if (st.st_size > biggest)
+			biggest = st.st_size;
+		if (i % 100 == 99) { /* a reboot: replayed from the checkpoint */
+			chip_close(c);
+			c = chip_open(f->state, f->anchor, err, sizeof(err));
+			assert_non_null(c);
+			chip_set_log_max(c, 64);
+		}
+	}
+	/* 65 event lines at most, plus the checkpoint (~1 KiB): under 16 KiB, where 1000
+	 * lines were ~100 KiB. */
+	assert_true(count_lines(log) <= 66);
+	assert_true(biggest < 16384);
+	uint8_t want[CHIP_NR_PCRS][48];
+	expected_pcrs((const uint8_t(*)[48])digests, pcrs, N, want);
+	assert_pcrs(c, want);
+	/* The attestation: signed, with the checkpoint whose own signature verifies. */
+	json_t *j = attest(c, "after-compaction");
+	const char *data = json_string_value(json_object_get(j, "signed_data"));
+	assert_int_equal(verify_doc(j, data), 1);
+	json_t *cp = json_object_get(j, "checkpoint");
+	assert_non_null(cp);
+	assert_non_null(strstr(data, "checkpoint="));
+	json_t *cpdoc = json_pack("{s:O, s:O}", "public_key", json_object_get(j, "public_key"),
+				  "signature", json_object_get(cp, "signature"));
+	assert_int_equal(verify_doc(cpdoc, json_string_value(json_object_get(cp, "signed_data"))),
+			 1);
+	json_decref(cpdoc);
+	/* Replayed from the checkpoint's PCRs, the events give the signed PCRs. */
+	uint8_t pcr[CHIP_NR_PCRS][48];
+	for (unsigned p = 0; p < CHIP_NR_PCRS; p++) {
+		char key[4];
+		snprintf(key, sizeof(key), "%u", p);
+		const char *h =
+		    json_string_value(json_object_get(json_object_get(cp, "pcrs"), key));
+		for (int k = 0; k < 48; k++)
+			sscanf(h + 2 * k, "%2hhx", &pcr[p][k]);
+	}
+	size_t ne = json_array_size(json_object_get(j, "event_log"));
+	assert_true(ne >= 32 && ne <= 64);
+	for (size_t i = 0; i < ne; i++) {
+		json_t *e = json_array_get(json_object_get(j, "event_log"), i);
+		unsigned p = (unsigned)json_integer_value(json_object_get(e, "pcr"));
+		const char *h = json_string_value(json_object_get(e, "sha384"));
+		uint8_t buf[96];
+		memcpy(buf, pcr[p], 48);
+		for (int k = 0; k < 48; k++)
+			sscanf(h + 2 * k, "%2hhx", &buf[48 + k]);
+		sha384(buf, sizeof(buf), pcr[p]);
+		assert_int_equal(json_integer_value(json_object_get(e, "seq")),
+				 json_integer_value(json_object_get(cp, "seq")) + (json_int_t)i);
+	}
+	assert_memory_equal(pcr, want, sizeof(pcr));
+	char cptext[1024];
+	snprintf(cptext, sizeof(cptext), "%s",
+		 json_string_value(json_object_get(cp, "signed_data")));
+	json_decref(j);
+	chip_close(c);
+
+	/* Forged checkpoints: a PCR changed (signature kept), the right text signed by
+	 * another key, a checkpoint line after an event: each refused at replay. */
+	FILE *fp = fopen(log, "r");
+	static char text[1 << 16];
+	size_t n = fread(text, 1, sizeof(text) - 1, fp);
+	fclose(fp);
+	text[n] = 0;
+	assert_non_null(strstr(text, " checkpoint pcr0="));
+	char *pcr4 = strstr(text, "pcr4=") + 5;
+	char keep = *pcr4;
+	*pcr4 = keep == 'a' ? 'b' : 'a';
+	write_file(log, text, n);
+	assert_null(chip_open(f->state, f->anchor, err, sizeof(err)));
+	assert_non_null(strstr(err, "forged checkpoint"));
+	*pcr4 = keep;
+	char *sig = strstr(text, ",sig=") + 5;
+	uint8_t raw[64];
+	size_t sl = sizeof(raw);
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	assert_int_equal(EVP_DigestSignInit(m, NULL, NULL, NULL, f->other), 1);
+	char *nl = strchr(text, '\n');
+	assert_int_equal(EVP_DigestSign(m, raw, &sl, (uint8_t *)cptext, strlen(cptext)), 1);
+	EVP_MD_CTX_free(m);
+	char saved[89];
+	memcpy(saved, sig, 88);
+	EVP_EncodeBlock((unsigned char *)sig, raw, 64);
+	sig[88] = '\n'; /* EncodeBlock's NUL */
+	write_file(log, text, n);
+	assert_null(chip_open(f->state, f->anchor, err, sizeof(err)));
+	assert_non_null(strstr(err, "forged checkpoint"));
+	memcpy(sig, saved, 88);
+	write_file(log, text, n);
+	c = chip_open(f->state, f->anchor, err, sizeof(err));
+	assert_non_null(c);
+	assert_pcrs(c, want);
+	chip_close(c);
+	/* The first line only: a checkpoint after an event is no event line. */
+	char twice[1 << 17];
+	size_t first = (size_t)(nl - text) + 1;
+	memcpy(twice, nl + 1, n - first);
+	memcpy(twice + n - first, text, first);
+	write_file(log, twice, n);
+	assert_null(chip_open(f->state, f->anchor, err, sizeof(err)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +601,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_measure_fd_and_digest, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_corrupt_log_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attestation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_event_log_compaction, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
