@@ -36,9 +36,12 @@ bench: $(BUILD)/nitrod-loadgen
 # Issue 10 items 1, 2 (tests/unit/controller): the kernel cache's attacks (nitrod's
 # kcache.c with the loader it shares with nitro-hv, src/boot) and boot files opened
 # beneath their folder (bootfile.c, with and without openat2).
-CTL_UNIT = $(BUILD)/tests/controller/test_kcache $(BUILD)/tests/controller/test_bootfile
+CTL_UNIT = $(BUILD)/tests/controller/test_kcache $(BUILD)/tests/controller/test_bootfile \
+	$(BUILD)/tests/controller/test_connpool
 UNIT_TESTS += $(CTL_UNIT)
 $(BUILD)/tests/controller/test_kcache: $(call obj,src/controller/kcache.c) $(call objs,boot lib)
 $(BUILD)/tests/controller/test_bootfile: $(call obj,src/controller/bootfile.c src/controller/kcache.c) \
 	$(call objs,securitychip boot lib)
+# Item 3: the fair share of the API's connection slots among uids (connpool.c).
+$(BUILD)/tests/controller/test_connpool: $(call obj,src/controller/connpool.c)
 $(CTL_UNIT): override LDFLAGS += -lpthread -lzstd -lcrypto -ljansson -lseccomp

@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "controller/api.h"
 #include "controller/audit.h"
+#include "controller/connpool.h"
 #include "controller/ctl.h"
 #include "controller/spec.h"
 #include "lib/util.h"
@@ -116,12 +118,14 @@ static bool uid_allowed(uid_t uid)
  * c_fd is this connection's socket, so the reaper may shut it down. */
 struct conn {
 	struct conn *c_prev, *c_next;
+	struct cp_link c_link; /* in `pool` (not privileged, not evicted) */
 	int c_fd;
 	uid_t c_uid;
 	bool c_privileged;   /* root or nitrod's own uid: no per-uid cap, reserved slots */
 	bool c_refused;	     /* a uid not allowed, answered 403 at accept: read and dropped */
 	bool c_reading;	     /* a request is being read: the deadline runs */
 	bool c_deadline_hit; /* the reaper closed it */
+	bool c_evicted;	     /* closed to make room for a uid below its fair share */
 	bool c_req_audited;  /* the request it cut was audited by on_done */
 	int64_t c_since;     /* CLOCK_MONOTONIC ms: start, or the previous answer */
 };
@@ -133,7 +137,8 @@ static struct conn refused_conn;
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t reaper_cv;
 static struct conn *conns;
-static unsigned nconns;
+static unsigned nconns;	      /* linked and not evicted */
+static struct connpool *pool; /* the connections not privileged, by uid (connpool.h) */
 static pthread_t reaper;
 static bool reaper_on, reaper_stop;
 
@@ -145,7 +150,24 @@ static void unlink_conn(struct conn *c)
 		conns = c->c_next;
 	if (c->c_next)
 		c->c_next->c_prev = c->c_prev;
-	nconns--;
+	if (!c->c_evicted) {
+		nconns--;
+		if (!c->c_privileged)
+			cp_del(pool, &c->c_link);
+	}
+}
+
+/* Of key's connections, the one reading a request for the longest (never one whose request
+ * is being served), or NULL: at most ho_max_per_uid to look at. */
+static struct conn *oldest_reading(uint64_t key)
+{
+	struct conn *best = NULL;
+	for (struct cp_link *l = cp_oldest(pool, key); l; l = l->cl_next) {
+		struct conn *c = (struct conn *)((char *)l - offsetof(struct conn, c_link));
+		if (c->c_reading && !c->c_deadline_hit && (!best || c->c_since < best->c_since))
+			best = c;
+	}
+	return best;
 }
 
 static const char *reason_phrase(int status)
@@ -160,19 +182,21 @@ static const char *reason_phrase(int status)
 	}
 }
 
-/* Refusals at accept are audited at most once a second per uid, with the count of those not
- * logged in between (audit_refusal_admit): a refused caller cannot grow the log at will. */
-static void audit_refusal(uid_t uid, int status, const char *msg)
+/* Refusals at accept (method ACCEPT, "refused") and evictions (method EVICT, "evicted") are
+ * audited at most once a second per uid, with the count of those not logged in between
+ * (audit_refusal_admit, one count for both): a refused caller cannot grow the log at will. */
+static void audit_refusal(uid_t uid, const char *method, int status, const char *msg,
+			  const char *what)
 {
 	unsigned long suppressed = 0;
 	if (!g_ctl.c_audit || !audit_refusal_admit(g_ctl.c_audit, uid, &suppressed))
 		return;
-	char d[320];
+	char d[400];
 	if (suppressed)
-		sfmt(d, sizeof(d), "%s: refused (%lu more refusals not logged)", msg, suppressed);
+		sfmt(d, sizeof(d), "%s: %s (%lu more refusals not logged)", msg, what, suppressed);
 	else
-		sfmt(d, sizeof(d), "%s: refused", msg);
-	audit_conn(uid, "ACCEPT", status, d);
+		sfmt(d, sizeof(d), "%s: %s", msg, what);
+	audit_conn(uid, method, status, d);
 }
 
 /* Answers a refused connection with a short HTTP error, before anything the client sent is
@@ -180,7 +204,7 @@ static void audit_refusal(uid_t uid, int status, const char *msg)
  * SHUT_WR lets MHD read and drop the request the client may be sending, so that the client
  * reads the answer rather than a broken pipe (a conn with c_refused, under the caps and the
  * deadline like any other). Audited, rate-limited. */
-static void refuse(int fd, uid_t uid, int status, const char *msg, int how)
+static void send_refusal(int fd, int status, const char *msg, int how)
 {
 	char buf[512];
 	int body = (int)strlen(msg) + 12;
@@ -191,7 +215,12 @@ static void refuse(int fd, uid_t uid, int status, const char *msg, int how)
 	if (n > 0 && (size_t)n < sizeof(buf))
 		(void)!send(fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	shutdown(fd, how);
-	audit_refusal(uid, status, msg);
+}
+
+static void refuse(int fd, uid_t uid, int status, const char *msg, int how)
+{
+	send_refusal(fd, status, msg, how);
+	audit_refusal(uid, "ACCEPT", status, msg, "refused");
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -235,36 +264,58 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	uid_t uid = cred.uid;
 	bool allowed = uid_allowed(uid);
 	bool priv = uid == 0 || uid == geteuid();
-	char msg[200] = "";
+	/* Uids not allowed share one uid's worth of kept connections: a user with a subordinate
+	 * uid range has thousands of uids, which together would hold every slot but root's. */
+	uint64_t key = allowed ? (uint64_t)uid : CP_KEY_NOT_ALLOWED;
+	unsigned slots = opts.ho_max_conns - HTTP_RESERVED;
+	char msg[200] = "", evmsg[200] = "";
 	int status = 0;
+	uid_t evicted_uid = 0;
 	struct conn *c = calloc(1, sizeof(*c));
 	pthread_mutex_lock(&conns_lock);
-	unsigned mine = 0, refused = 0;
-	for (struct conn *o = conns; o && !priv; o = o->c_next) {
-		mine += o->c_uid == uid;
-		refused += o->c_refused;
-	}
+	unsigned mine = priv ? 0 : cp_count(pool, key);
+	uint64_t vkey;
+	unsigned fair;
+	struct conn *v;
 	if (!c) {
 		status = 503;
 		sfmt(msg, sizeof(msg), "out of memory");
 	} else if (nconns >= opts.ho_max_conns) {
 		status = 503;
 		sfmt(msg, sizeof(msg), "nitrod has %u connections open, its limit", nconns);
-	} else if (!priv && nconns >= opts.ho_max_conns - HTTP_RESERVED) {
+	} else if (!priv && nconns >= slots && allowed && mine < opts.ho_max_per_uid &&
+		   cp_evict_for(pool, key, slots, &vkey, &fair) && (v = oldest_reading(vkey))) {
+		/* The slots that are not root's are full and this uid holds less than its fair
+		 * share: the uid holding the most gives up the connection that has been reading
+		 * a request the longest (never one being served). */
+		char who[48];
+		if (vkey == CP_KEY_NOT_ALLOWED)
+			sfmt(who, sizeof(who), "uids not allowed");
+		else
+			sfmt(who, sizeof(who), "uid %u", (unsigned)v->c_uid);
+		sfmt(evmsg, sizeof(evmsg),
+		     "closed (%s held %u connections, the most) for uid %u (%u held, its fair "
+		     "share %u of %u slots among %u uids)",
+		     who, cp_count(pool, vkey), (unsigned)uid, mine, fair, slots,
+		     cp_keys(pool) + !mine);
+		send_refusal(v->c_fd, 503, evmsg, SHUT_RDWR);
+		evicted_uid = v->c_uid;
+		cp_del(pool, &v->c_link);
+		v->c_evicted = true;
+		nconns--;
+	} else if (!priv && nconns >= slots) {
 		status = 503;
 		sfmt(msg, sizeof(msg),
 		     "nitrod has %u connections open (the last %u of %u are kept for root)", nconns,
 		     HTTP_RESERVED, opts.ho_max_conns);
-	} else if (!allowed && refused >= opts.ho_max_per_uid) {
-		/* Uids not allowed share one uid's worth of kept connections: a user with a
-		 * subordinate uid range has thousands of uids, which together would hold every
-		 * slot but root's. Closed at once (the 403 is sent, maybe not read). */
-		status = 403;
+	} else if (!allowed && mine >= opts.ho_max_per_uid) {
+		status = 403; /* closed at once (the 403 is sent, maybe not read) */
 	} else if (!priv && mine >= opts.ho_max_per_uid) {
 		status = 429;
 		sfmt(msg, sizeof(msg), "uid %u has %u connections open (at most %u per uid)",
 		     (unsigned)uid, mine, opts.ho_max_per_uid);
-	} else {
+	}
+	if (!status) {
 		/* Admitted; a uid not allowed only to have its request read and dropped. */
 		*c = (struct conn){.c_next = conns,
 				   .c_fd = fd,
@@ -273,6 +324,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 				   .c_refused = !allowed,
 				   .c_reading = true,
 				   .c_since = now_ms()};
+		if (!priv)
+			(void)cp_add(pool, key, &c->c_link); /* room: nconns < ho_max_conns */
 		if (conns)
 			conns->c_prev = c;
 		conns = c;
@@ -280,6 +333,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		*socket_context = c;
 	}
 	pthread_mutex_unlock(&conns_lock);
+	if (evmsg[0])
+		audit_refusal(evicted_uid, "EVICT", 503, evmsg, "evicted");
 	if (status) {
 		free(c);
 		*socket_context = &refused_conn;
@@ -300,12 +355,17 @@ static struct conn *conn_of(struct MHD_Connection *conn)
 	return ci ? ci->socket_context : NULL;
 }
 
-/* The request on c is complete: its answer is under way, the deadline stops. */
-static void conn_answered(struct conn *c)
+/* The request on c is complete: true when it is to be served (its answer is under way, the
+ * deadline stops, it may no longer be evicted); false when it was cut just before (deadline,
+ * eviction): then nothing of it is done. */
+static bool conn_answered(struct conn *c)
 {
 	pthread_mutex_lock(&conns_lock);
-	c->c_reading = false;
+	bool serve = !c->c_deadline_hit && !c->c_evicted;
+	if (serve)
+		c->c_reading = false;
 	pthread_mutex_unlock(&conns_lock);
+	return serve;
 }
 
 /* Closes connections past the request deadline (shutdown: MHD sees EOF and closes them). */
@@ -317,7 +377,8 @@ static void *reaper_main(void *arg)
 	while (!reaper_stop) {
 		int64_t now = now_ms();
 		for (struct conn *c = conns; c; c = c->c_next)
-			if (c->c_reading && !c->c_deadline_hit && now - c->c_since >= deadline) {
+			if (c->c_reading && !c->c_deadline_hit && !c->c_evicted &&
+			    now - c->c_since >= deadline) {
 				c->c_deadline_hit = true;
 				shutdown(c->c_fd, SHUT_RDWR);
 			}
@@ -462,7 +523,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	    .ar_len = r->r_len,
 	    .ar_uid = r->r_uid,
 	};
-	conn_answered(r->r_conn);
+	if (!conn_answered(r->r_conn))
+		return MHD_NO; /* closed; on_done audits it */
 	/* A call is served only when its audit line has room (audit.h, audit_reserve). */
 	if (g_ctl.c_audit && audit_reserve(g_ctl.c_audit) < 0)
 		return refuse_unauditable(conn, r);
@@ -494,11 +556,12 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)cls;
 	struct req *r = *con_cls;
 	struct conn *c = conn_of(conn);
-	bool cut = false;
+	bool cut = false, evicted = false;
 	if (c && c != &refused_conn) {
 		/* The next request on this connection has the deadline from now. */
 		pthread_mutex_lock(&conns_lock);
 		cut = c->c_deadline_hit;
+		evicted = c->c_evicted && !cut;
 		if (cut && r && !r->r_answered)
 			c->c_req_audited = true;
 		c->c_reading = true;
@@ -513,8 +576,14 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 			sfmt(d, sizeof(d),
 			     "request not complete within %u s (request deadline): closed",
 			     opts.ho_deadline_s);
-		audit_call(r, cut || toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408 : 499,
+		audit_call(r,
+			   cut || toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? 408
+			   : evicted						? 503
+										: 499,
 			   cut ? d
+			   : evicted
+			       ? "request not complete when its connection was evicted for a uid "
+				 "below its fair share: closed"
 			   : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
 			       ? "client timed out"
 			       : "connection closed before the request was complete",
@@ -534,6 +603,9 @@ int http_start(const char *path, const struct http_opts *o, char *err, size_t er
 		opts.ho_max_per_uid = 1;
 	if (!opts.ho_deadline_s)
 		opts.ho_deadline_s = HTTP_DEADLINE_S;
+	pool = cp_new(opts.ho_max_conns);
+	if (!pool)
+		RETURN_ERR(-1, "socket %s: out of memory", path);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path))
 		RETURN_ERR(-1, "socket %s: path longer than %zu bytes", path,
@@ -604,6 +676,8 @@ void http_stop(void)
 	if (daemon_)
 		MHD_stop_daemon(daemon_);
 	daemon_ = NULL;
+	cp_free(pool);
+	pool = NULL;
 	if (listen_fd >= 0)
 		close(listen_fd);
 	listen_fd = -1;

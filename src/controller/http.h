@@ -8,7 +8,10 @@
  *     are not counted per uid);
  *   - ho_max_conns - HTTP_RESERVED connections are open and the uid is not root or
  *     nitrod's own (503): the last HTTP_RESERVED slots are root's, so root always gets in;
- *     root itself is refused only at ho_max_conns.
+ *     root itself is refused only at ho_max_conns. Unless the uid is allowed and holds
+ *     less than its fair share of those slots (connpool.h): then the uid holding the most
+ *     loses its connection that has been reading a request the longest (never one being
+ *     served): 503 sent to it, shut down, audited (method EVICT, rate-limited as below).
  * Those are shut down at once. A uid that may not use nitrod gets its 403 at accept too;
  * its connection then only reads and drops the request the client may be sending (so that
  * the client reads the 403, not a broken pipe), counted under the same caps and deadline,

@@ -84,10 +84,10 @@ def slowloris(sock, n, seconds):
 
 
 def refusal_count(line):
-    """How many refusals one ACCEPT audit line stands for: its own and those not logged
-    before it."""
+    """How many refusals one ACCEPT (or EVICT) audit line stands for: its own and those not
+    logged before it (a uid's evictions and refusals share one count)."""
     detail = audit_fields(line)["detail"].replace("%20", " ")
-    m = re.search(r"refused \((\d+) more refusals not logged\)$", detail)
+    m = re.search(r"(?:refused|evicted) \((\d+) more refusals not logged\)$", detail)
     return 1 + (int(m.group(1)) if m else 0)
 
 
@@ -252,6 +252,69 @@ def test_many_uids_not_allowed_do_not_lock_out_an_allowed_uid(folder):
     assert all(c["got"].startswith("HTTP/1.1 403 ") or c["got"] == "" for c in conns), conns[:2]
     kept = [c for c in conns if c["closed"] is None or c["closed"] >= 1.0]
     assert len(kept) <= 16, len(kept)
+
+
+@root_only
+def test_many_allowed_uids_do_not_lock_out_another_allowed_uid(folder):
+    # 30 allowed uids (15 --allow-uid, 15 --admin-uid), 16 slow connections each: together
+    # they hold all 480 slots but root's. Before: uid 4242, allowed too, got 503 until
+    # their request deadline. Now a uid below its fair share (480 / 31 uids = 15) takes the
+    # slot of the connection reading a request the longest of the uid holding the most.
+    attackers = [6001 + i for i in range(15)] + [6101 + i for i in range(15)]
+    extra = ["--allow-uid", "4242", "--request-deadline", "15"]
+    for i, uid in enumerate(attackers):
+        extra += ["--allow-uid" if i < 15 else "--admin-uid", str(uid)]
+    d = Nitrod(folder, extra=extra).start()
+    try:
+        floods = {uid: spawn_as(uid, lambda: slowloris(d.sock, 16, 9.0)) for uid in attackers}
+        time.sleep(2.0)  # 480 connected and trickling
+        # The victim holds 4 slow connections of its own, then calls.
+        held = spawn_as(4242, lambda: slowloris(d.sock, 4, 5.0))
+        time.sleep(0.5)
+        # An attacker uid at (or over) its fair share evicts no one: refused at once.
+        again = as_uid(attackers[0], lambda: read_until_closed(d.sock))
+
+        def calls():
+            out = []
+            for _ in range(3):
+                t = time.monotonic()
+                r = d.call("GET", "/v1/volumes", timeout=5)
+                out.append((r.status, time.monotonic() - t))
+            return out
+        victim = as_uid(4242, calls)
+        t = time.monotonic()
+        root = d.call("GET", "/v1/volumes", timeout=5).status
+        root_took = time.monotonic() - t
+        held = collect(held)
+        conns = {uid: collect(f) for uid, f in floods.items()}
+        time.sleep(1.2)  # the audit lines are made durable within 20 ms
+    finally:
+        d.stop()
+    assert [s for s, _ in victim] == [200, 200, 200], victim
+    assert max(took for _, took in victim) < 1.0, victim
+    assert root == 200 and root_took < 1.0, root_took
+    assert again.startswith("HTTP/1.1 429 ") or again.startswith("HTTP/1.1 503 "), again
+    # The victim's own slow connections were not evicted back.
+    assert all(c["closed"] is None for c in held), held
+    # Its 4 held connections and its first call each evicted one attacker connection (a
+    # later call too when it came before nitrod saw the previous one close), each time of a
+    # uid holding 16 (the most), told so with a 503; no other was cut.
+    evicted = {uid: [c for c in cs if c["closed"] is not None] for uid, cs in conns.items()}
+    evicted = {uid: cs for uid, cs in evicted.items() if cs}
+    n = sum(len(cs) for cs in evicted.values())
+    assert 5 <= n <= 7, evicted
+    assert all(len(cs) == 1 for cs in evicted.values()), evicted
+    for cs in evicted.values():
+        assert cs[0]["got"].startswith("HTTP/1.1 503 ") and "held 16 connections" in cs[0]["got"], cs
+        assert "for uid 4242" in cs[0]["got"], cs
+    # Every eviction is audited, as the evicted uid's.
+    lines = [l for l in d.audit_lines() if " method=EVICT " in l]
+    assert sorted(int(audit_fields(l)["uid"]) for l in lines) == sorted(evicted), lines
+    assert all("status=503" in l and "evicted" in audit_fields(l)["detail"] for l in lines), lines
+    assert sum(refusal_count(l) for l in lines) == n, lines
+    v = subprocess.run([str(BUILD / "nitro-audit-verify"), str(d.state / "audit.log")],
+                       capture_output=True, text=True)
+    assert v.returncode == 0, v
 
 
 # --- item 11: the audit log records the route the router dispatched, whole ---
