@@ -307,6 +307,21 @@ def test_cli_client_sets_qos_and_readonly(nitrod, kernel):
     assert "--readonly" in plan["processes"][0]["argv"], plan
     r = nitrod.cli("instances", "run", "--volume", f"{v['id']},rw")
     assert r.returncode == 2 and "VOL-ID[,readonly]" in r.stderr, r.stderr
+    # the bus, the device name and an instance store, from the client too
+    w = json.loads(nitrod.cli("--json", "volumes", "create", "--size", "4").stdout)
+    x = json.loads(nitrod.cli("--json", "volumes", "create", "--size", "4").stdout)
+    r = nitrod.cli("--json", "instances", "run", "--kernel", kernel, "--no-initrd",
+                   "--volume", f"{w['id']},device=xvdf", "--volume", f"{x['id']},readonly,bus=virtio",
+                   "--instance-store", "32")
+    assert r.returncode in (0, 1), r.stderr
+    inst = wait_state(nitrod, json.loads(r.stdout)["id"], {"failed"})
+    assert inst["volumes"] == [{"id": w["id"], "readonly": False, "bus": "nvme", "device": "xvdf"},
+                               {"id": x["id"], "readonly": True, "bus": "virtio"}], inst
+    assert inst["instance_store"] == {"size_mib": 32}, inst
+    r = nitrod.cli("instances", "describe", inst["id"])
+    assert f"{w['id']}:xvdf,{x['id']}(ro):virtio" in r.stdout and "instance_store: 32 MiB" in r.stdout, r.stdout
+    r = nitrod.cli("instances", "run", "--volume", f"{w['id']},device=Bad")
+    assert r.returncode == 1 and "device: expected" in r.stderr, r.stderr
 
 
 def test_instance_store_dir_attacks(nitrod, kernel, folder):
