@@ -392,6 +392,24 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
                             "-content", "doc", "-certfile", "cert.pem", "-noverify"],
                            cwd=t, capture_output=True, text=True)
         assert v.returncode == 0 and "Verification successful" in v.stderr, (v, doc, p7)
+    # A restarted nitrod still serves the metadata (issue 14 item 5: instance_type,
+    # user_data and ssh_key were not reloaded): B's VPC card, killed after the restart,
+    # is started again from the reloaded spec with the same type and user data, and B's
+    # next boot reads them from that card's IMDS.
+    nitrod.stop()
+    nitrod.start()
+    old = nitrod.inst(b["id"])["card_pids"][0]
+    os.kill(old, signal.SIGKILL)
+    new = nitrod.wait("B's VPC card restarted", lambda: (lambda c: c if c and c != old else None)(
+        nitrod.inst(b["id"])["card_pids"][0]), timeout=30)
+    argv = card_argv(new)
+    assert argv[argv.index("--instance-type") + 1] == "c5.large" and "--user-data" in argv, argv
+    nitrod.json("POST", f"/v1/instances/{b['id']}/reboot")
+    nitrod.wait("B's second boot", lambda: len(marks(nitrod.console(b["id"]), "NB-MD-DONE")) >= 2,
+                timeout=400)
+    tb = nitrod.console(b["id"])
+    assert marks(tb, "MD-TYPE=") == ["MD-TYPE=c5.large"] * 2, tb[-3000:]
+    assert marks(tb, "MD-UD=") == ["MD-UD=nitrod-user-data-7"] * 2, tb[-3000:]
 
 
 def test_tpm_instance_measured_and_endorsed(nitrod):
