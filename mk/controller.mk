@@ -20,7 +20,7 @@ $(BUILD)/nitrod: $(call objs,controller securitychip boot volume snapshot launch
 api-test: all $(BUILD)/tests/api/audit-fault.so
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/api
 TEST_SUITES += api-test
-controller-system-test: all images
+controller-system-test: all images $(BUILD)/ebsnvme-guest.img
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system/test_controller.py
 
 # A test-only LD_PRELOAD shim: I/O errors on the audit log on demand (test_audit_limits.py).

@@ -1,7 +1,8 @@
 # The system tests (tests/system): real guests under nitro-hv, with cards and nitrod, in
 # the emulated host.
 .PHONY: system-test
-system-test: all images $(BUILD)/guest/hostile-vq $(BUILD)/nvme-guest.img
+system-test: all images $(BUILD)/guest/hostile-vq $(BUILD)/nvme-guest.img \
+	$(BUILD)/ebsnvme-guest.img
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system
 TEST_SUITES += system-test
 
@@ -17,3 +18,10 @@ $(BUILD)/guest/hostile-nvme: tests/system/hostile_nvme.c
 	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
 $(BUILD)/nvme-guest.img: images $(BUILD)/guest/hostile-nvme tests/system/nvme_initrd.sh
 	OUT=$@ sh tests/system/nvme_initrd.sh $(BUILD)/guest/hostile-nvme=/bin/hostile-nvme
+
+# test_controller.py's NVMe guest: the NVMe image plus a minimal Python 3 (the host's
+# interpreter and the modules ebsnvme-id imports, tests/system/pyguest.py) and Debian's
+# amazon-ec2-utils ebsnvme-id itself.
+$(BUILD)/ebsnvme-guest.img: images tests/system/nvme_initrd.sh tests/system/pyguest.py
+	OUT=$@ sh tests/system/nvme_initrd.sh \
+	    $$(/usr/bin/python3 tests/system/pyguest.py /usr/sbin/ebsnvme-id /dev/null)

@@ -22,7 +22,9 @@
 static const char client_usage[] =
     "usage: nitro --host SOCKET COMMAND [--json]\n"
     "  instances run [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH | --no-initrd]\n"
-    "                [--cmdline TEXT] [--volume VOL-ID[,readonly]]... [--console] [--tpm]\n"
+    "                [--cmdline TEXT] [--console] [--tpm]\n"
+    "                [--volume VOL-ID[,readonly][,bus=nvme|virtio][,device=NAME]]...\n"
+    "                [--instance-store MiB[,dir=DIR]]\n"
     "  instances list | describe ID | stop ID | start ID | reboot ID | terminate ID\n"
     "  instances console ID [--raw]\n"
     "                             the serial output so far (launched with --console only);\n"
@@ -178,11 +180,17 @@ static void join_array(json_t *a, char *out, size_t len)
 	json_t *e;
 	json_array_foreach(a, i, e)
 	{
-		/* a volume id, or {id, readonly} */
+		/* a volume id, or {id, readonly, bus, device}: vol-...(ro):sdf, vol-...:virtio */
 		const char *s = json_is_object(e) ? json_string_value(json_object_get(e, "id"))
 						  : json_string_value(e);
-		snprintf(out + strlen(out), len - strlen(out), "%s%s%s", i ? "," : "", s ? s : "?",
-			 json_is_true(json_object_get(e, "readonly")) ? "(ro)" : "");
+		const char *dev = json_string_value(json_object_get(e, "device"));
+		const char *bus = json_string_value(json_object_get(e, "bus"));
+		snprintf(out + strlen(out), len - strlen(out), "%s%s%s%s%s", i ? "," : "",
+			 s ? s : "?", json_is_true(json_object_get(e, "readonly")) ? "(ro)" : "",
+			 dev || bus ? ":" : "",
+			 dev   ? dev
+			 : bus ? bus
+			       : "");
 	}
 	if (!out[0])
 		snprintf(out, len, "-");
@@ -219,6 +227,11 @@ static void describe_inst(json_t *in)
 	printf("initrd:        %s\n", str(in, "initrd"));
 	printf("cmdline:       %s\n", str(in, "cmdline"));
 	printf("volumes:       %s\n", vols);
+	json_t *st = json_object_get(in, "instance_store");
+	if (st)
+		printf("instance_store: %lld MiB%s%s\n",
+		       (long long)json_integer_value(json_object_get(st, "size_mib")),
+		       json_object_get(st, "dir") ? " in " : "", str(st, "dir"));
 	printf("console:       %s\n", json_is_true(json_object_get(in, "console")) ? "on" : "off");
 	printf("tpm:           %s\n", json_is_true(json_object_get(in, "tpm")) ? "on" : "off");
 	printf("card_restarts: %lld\n",
@@ -354,14 +367,47 @@ static int instances_run(int argc, char **argv)
 		} else if (!strcmp(a, "--cmdline")) {
 			json_object_set_new(spec, "cmdline", json_string(v));
 		} else if (!strcmp(a, "--volume")) {
-			/* VOL-ID or VOL-ID,readonly */
-			const char *comma = strchr(v, ',');
-			if (comma && strcmp(comma, ",readonly"))
-				die_usage("instances run: --volume %s: expected VOL-ID[,readonly]",
-					  v);
-			json_t *id = json_stringn(v, comma ? (size_t)(comma - v) : strlen(v));
-			json_array_append_new(
-			    vols, comma ? json_pack("{s:o, s:b}", "id", id, "readonly", 1) : id);
+			/* VOL-ID[,readonly][,bus=nvme|virtio][,device=NAME]: nitrod checks
+			 * the values */
+			char buf[256];
+			if (strlen(v) >= sizeof(buf))
+				die_usage("instances run: --volume %s: too long", v);
+			snprintf(buf, sizeof(buf), "%s", v);
+			char *save = NULL, *tok = strtok_r(buf, ",", &save);
+			json_t *o = json_pack("{s:s}", "id", tok ? tok : "");
+			while ((tok = strtok_r(NULL, ",", &save))) {
+				if (!strcmp(tok, "readonly"))
+					json_object_set_new(o, "readonly", json_true());
+				else if (!strncmp(tok, "bus=", 4))
+					json_object_set_new(o, "bus", json_string(tok + 4));
+				else if (!strncmp(tok, "device=", 7))
+					json_object_set_new(o, "device", json_string(tok + 7));
+				else
+					die_usage(
+					    "instances run: --volume %s: expected "
+					    "VOL-ID[,readonly][,bus=nvme|virtio][,device=NAME]",
+					    v);
+			}
+			json_array_append_new(vols, o);
+		} else if (!strcmp(a, "--instance-store")) {
+			char buf[PATH_MAX];
+			if (strlen(v) >= sizeof(buf))
+				die_usage("instances run: --instance-store %s: too long", v);
+			snprintf(buf, sizeof(buf), "%s", v);
+			char *save = NULL, *tok = strtok_r(buf, ",", &save);
+			if (!tok || !parse_u64(tok, 1, 1u << 20, &n))
+				die_usage(
+				    "instances run: --instance-store %s: expected MiB[,dir=DIR]",
+				    v);
+			json_t *o = json_pack("{s:I}", "size_mib", (json_int_t)n);
+			while ((tok = strtok_r(NULL, ",", &save))) {
+				if (strncmp(tok, "dir=", 4))
+					die_usage("instances run: --instance-store %s: expected "
+						  "MiB[,dir=DIR]",
+						  v);
+				json_object_set_new(o, "dir", json_string(tok + 4));
+			}
+			json_object_set_new(spec, "instance_store", o);
 		} else {
 			die_usage("instances run: unknown option %s\n%s", a, client_usage);
 		}

@@ -194,6 +194,8 @@ int cmd_run(int argc, char **argv)
 			user[nuser++] = argv[++i];
 	}
 	user[nuser] = NULL;
+	if (launch_check_volumes(&spec, err, sizeof(err)))
+		die_usage("run: --volume: %s", err);
 
 	struct hv_config c;
 	hv_config_defaults(&c);
@@ -211,7 +213,8 @@ int cmd_run(int argc, char **argv)
 		    "VOLUME\n"
 		    "                       is a volume file, nbd://HOST[:PORT]/EXPORT,\n"
 		    "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE; ctl=PATH\n"
-		    "                       names the card's control socket (`nitro snapshot create\n"
+		    "                       names the card's control socket (`nitro snapshot "
+		    "create\n"
 		    "                       --card PATH` pauses it for a consistent snapshot)\n"
 		    "        [,bus=nvme|virtio][,device=NAME]\n"
 		    "                       an NVMe controller (default; EC2's device name sda1,\n"

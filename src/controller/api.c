@@ -20,6 +20,7 @@
 #include "controller/audit.h"
 #include "controller/bootfile.h"
 #include "controller/ctl.h"
+#include "controller/istore.h"
 #include "controller/launcher.h"
 #include "controller/records.h"
 #include "controller/store.h"
@@ -237,6 +238,11 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 		return;
 	if (s.s_initrd[0] && check_file("initrd", s.s_initrd, rq->ar_uid, rs))
 		return;
+	/* Only a folder nitrod serves instance stores from (istore.h). */
+	if (s.s_istore_mib && istore_check(s.s_istore_dir, err, sizeof(err))) {
+		fail(rs, 400, "%s", err);
+		return;
+	}
 	for (unsigned i = 0; i < s.s_nvols; i++) {
 		struct volrec *v = vol_visible(rq, s.s_vols[i].vr_id);
 		if (!v) {
@@ -757,10 +763,10 @@ static void volume_attach(struct volrec *v, bool attach, const struct api_req *r
 			  struct api_resp *rs)
 {
 	char err[512], iid[SPEC_ID_LEN];
-	bool readonly = false;
+	struct vol_ref ref;
 	struct instance *in;
 	if (attach) {
-		if (spec_parse_attach(rq->ar_body, rq->ar_len, iid, &readonly, err, sizeof(err))) {
+		if (spec_parse_attach(rq->ar_body, rq->ar_len, iid, &ref, err, sizeof(err))) {
 			fail(rs, 400, "%s", err);
 			return;
 		}
@@ -809,9 +815,26 @@ static void volume_attach(struct volrec *v, bool attach, const struct api_req *r
 			     SPEC_MAX_VOLUMES);
 			return;
 		}
+		/* An NVMe volume keeps the name given, else gets a free one (spec.h). */
+		for (unsigned i = 0; i < s->s_nvols && ref.vr_device[0]; i++)
+			if (!strcmp(s->s_vols[i].vr_device, ref.vr_device)) {
+				fail(rs, 409, "instance %s: device %s is volume %s's already",
+				     in->i_id, ref.vr_device, s->s_vols[i].vr_id);
+				return;
+			}
+		if (!ref.vr_virtio && !ref.vr_device[0] && spec_free_device(s, ref.vr_device)) {
+			fail(rs, 409, "instance %s: no free device name left", in->i_id);
+			return;
+		}
+		if (s->s_istore_mib && s->s_nvols + 1 >= SPEC_MAX_VOLUMES) {
+			fail(rs, 409,
+			     "instance %s already has %u volumes beside its instance store",
+			     in->i_id, SPEC_MAX_VOLUMES - 1);
+			return;
+		}
 		struct vol_ref *r = &s->s_vols[s->s_nvols++];
+		*r = ref;
 		sfmt(r->vr_id, sizeof(r->vr_id), "%s", v->v_id);
-		r->vr_readonly = readonly;
 		sfmt(v->v_attached, sizeof(v->v_attached), "%s", in->i_id);
 	} else {
 		for (unsigned i = 0; i < s->s_nvols; i++)
@@ -932,6 +955,18 @@ static void snapshot_create(const struct api_req *rq, struct api_resp *rs)
 	if (in && in->i_state != ST_STOPPED && in->i_state != ST_FAILED) {
 		/* A card serves it: the card pauses (drains, flushes) while the store reads it,
 		 * so the snapshot is crash-consistent; never a copy of a changing volume. */
+		const struct vol_ref *ref = NULL;
+		for (unsigned i = 0; i < in->i_spec.s_nvols; i++)
+			if (!strcmp(in->i_spec.s_vols[i].vr_id, vr->v_id))
+				ref = &in->i_spec.s_vols[i];
+		if (ref && !ref->vr_virtio) {
+			fail(rs, 409,
+			     "volume %s: instance %s uses it over NVMe, whose card has no pause "
+			     "control yet: snapshot it when the instance is stopped (or attach it "
+			     "with bus virtio)",
+			     vr->v_id, in->i_id);
+			return;
+		}
 		if (in->i_state != ST_RUNNING || inst_volume_ctl(in, vr->v_id, ctl, sizeof(ctl))) {
 			fail(rs, 409,
 			     "volume %s: instance %s is %s: try again when it runs or stops",

@@ -111,6 +111,9 @@ struct ctl {
 	char c_images_dir[PATH_MAX];
 	char c_file_dirs[8][PATH_MAX]; /* real paths: --images and each --files */
 	unsigned c_nfile_dirs;
+	char c_istore_dirs[5][PATH_MAX]; /* real paths: STATE/instance-store, each
+					    --instance-store-dir (istore.h) */
+	unsigned c_nistore_dirs;
 	struct chip *c_chip;
 	struct audit *c_audit;
 	struct store *c_store;

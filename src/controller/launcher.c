@@ -18,6 +18,7 @@
 #include "boot/config.h"
 #include "controller/bootfile.h"
 #include "controller/cgroup.h"
+#include "controller/istore.h"
 #include "controller/proc.h"
 #include "endorse/endorse.h"
 #include "imds/imds.h"
@@ -113,7 +114,20 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 		lv->lv_gp2 = v->v_gp2;
 		lv->lv_readonly = s->s_vols[i].vr_readonly;
 		lv->lv_key_fd = v->v_encrypted; /* only nitrod reads the master key */
+		lv->lv_bus = s->s_vols[i].vr_virtio ? LAUNCH_BUS_VIRTIO : LAUNCH_BUS_NVME;
+		sfmt(lv->lv_device, sizeof(lv->lv_device), "%s", s->s_vols[i].vr_device);
 	}
+	if (s->s_istore_mib) { /* the instance-storage card, after the volumes (istore.h) */
+		struct launch_volume *lv = &ls->ls_vols[ls->ls_nvols++];
+		launch_volume_init(lv);
+		lv->lv_bus = LAUNCH_BUS_NVME;
+		lv->lv_instance = true;
+		sfmt(lv->lv_path, sizeof(lv->lv_path), "%lluM",
+		     (unsigned long long)s->s_istore_mib);
+		istore_path(in, lv->lv_dir, sizeof(lv->lv_dir));
+	}
+	if (launch_check_volumes(ls, err, errlen))
+		return -1;
 	for (unsigned i = 0; i < s->s_nnics; i++) {
 		const struct nic_spec *n = &s->s_nics[i];
 		struct launch_nic *ln = &ls->ls_nics[ls->ls_nnics++];
@@ -532,8 +546,10 @@ static void card_what(const struct instance *in, const struct launch_proc *p, ch
 	else if (p->lp_kind == LAUNCH_CARD_VPC)
 		sfmt(out, len, "nic %s in VPC %u", in->i_spec.s_nics[p->lp_item].n_ip,
 		     in->i_spec.s_nics[p->lp_item].n_vpc);
-	else
+	else if (p->lp_item < in->i_spec.s_nvols)
 		sfmt(out, len, "volume %s", in->i_spec.s_vols[p->lp_item].vr_id);
+	else
+		sfmt(out, len, "the instance store");
 }
 
 int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
@@ -552,7 +568,7 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 	sfmt(logname, sizeof(logname), "card%u.log", idx);
 	sfmt(jname, sizeof(jname), "c%u", idx);
 	/* A volume file belongs to the instance's uid while its card runs. */
-	if (p->lp_kind == LAUNCH_CARD_EBS && g_ctl.c_jail &&
+	if (p->lp_kind == LAUNCH_CARD_EBS && g_ctl.c_jail && pp->ls.ls_vols[p->lp_item].lv_file &&
 	    chown(pp->ls.ls_vols[p->lp_item].lv_path, in->i_uid, in->i_gid) < 0) {
 		sfmt(err, errlen, "%s: chown: %s", what, strerror(errno));
 		goto out;
@@ -832,6 +848,11 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 		sfmt(err, errlen, "TPM state folder %s: %s", pp->ls.ls_tpm_state, strerror(errno));
 		goto out;
 	}
+	/* The instance store's folder, the card's uid only (istore.h). */
+	if (in->i_spec.s_istore_mib && istore_prepare(in, err, errlen) < 0) {
+		*refused = true;
+		goto out;
+	}
 	/* Jailed processes get cgroup limits, or nitrod was told to do without. */
 	if (g_ctl.c_jail && !g_ctl.c_cgroups && !g_ctl.c_no_cgroups) {
 		sfmt(err, errlen, "%s (start nitrod with --no-cgroups to run without limits)",
@@ -954,6 +975,7 @@ void launch_cleanup(const struct instance *in)
 	 * cards (they get only their volume's key now): it goes with the instance. */
 	key_dir(in, d, sizeof(d));
 	remove_flat(d);
+	istore_remove(in); /* the card ended: its key is gone, now its folder */
 	if (g_ctl.c_cgroups && cg_remove(g_ctl.c_cgroup_root, in->i_id, NULL) < 0)
 		warnmsg("%s: cgroup %s/%s/%s not removed: %s", in->i_id, g_ctl.c_cgroup_root,
 			CG_NITRO, in->i_id, strerror(errno));

@@ -50,6 +50,10 @@ static const char usage_text[] =
     "  --images DIR         default kernel/initrd folder (default $NITRO_CACHE/images)\n"
     "  --files DIR          also take kernels, initrds and security groups from DIR\n"
     "                       (repeatable; requests may name files in these folders only)\n"
+    "  --instance-store-dir DIR\n"
+    "                       also make instance stores (\"instance_store\": {\"dir\"}) in\n"
+    "                       DIR or folders beneath it (repeatable, at most 4; root's or\n"
+    "                       nitrod's, not writable by others; default STATE/instance-store)\n"
     "  --console-max BYTES  cap of an instance's console.log: past it the oldest half\n"
     "                       is dropped (default 1048576; 4096 to 1073741824)\n"
     "  --no-jail            start processes without the jailer (development only)\n"
@@ -80,12 +84,13 @@ static void *load_state(void *arg)
 {
 	struct state_load *sl = arg;
 	char path[PATH_MAX + 32];
-	static const char *const sub[] = {"instances", "run", "jail", "volumes", "kcache"};
+	static const char *const sub[] = {"instances", "run",	 "jail",
+					  "volumes",   "kcache", "instance-store"};
 	for (unsigned i = 0; i < ARRAY_SIZE(sub); i++) {
 		sfmt(path, sizeof(path), "%s/%s", g_ctl.c_state_dir, sub[i]);
-		mode_t mode = !strcmp(sub[i], "run")	  ? 0711
-			      : !strcmp(sub[i], "kcache") ? 0755
-							  : 0700;
+		mode_t mode = !strcmp(sub[i], "run") || !strcmp(sub[i], "instance-store") ? 0711
+			      : !strcmp(sub[i], "kcache")				  ? 0755
+											  : 0700;
 		if (mkdir(path, mode) < 0 && errno != EEXIST) {
 			snprintf(sl->sl_err, sizeof(sl->sl_err), "state folder %.700s: %s", path,
 				 strerror(errno));
@@ -151,6 +156,8 @@ int main(int argc, char **argv)
 	util_set_prog("nitrod");
 	const char *sock = NULL, *state = NULL, *anchor = NULL, *images = NULL, *files[7];
 	unsigned nfiles = 0;
+	const char *istores[4];
+	unsigned nistores = 0;
 	uint64_t timeout = 10, threads = 1, console_max = CTL_CONSOLE_MAX,
 		 deadline = HTTP_DEADLINE_S, max_conns = HTTP_MAX_CONNS, per_uid = HTTP_MAX_PER_UID;
 	bool jail = true;
@@ -185,6 +192,10 @@ int main(int argc, char **argv)
 			if (nfiles == ARRAY_SIZE(files))
 				die_usage("--files: at most %zu", ARRAY_SIZE(files));
 			files[nfiles++] = v;
+		} else if (!strcmp(a, "--instance-store-dir")) {
+			if (nistores == ARRAY_SIZE(istores))
+				die_usage("--instance-store-dir: at most %zu", ARRAY_SIZE(istores));
+			istores[nistores++] = v;
 		} else if (!strcmp(a, "--timeout")) {
 			if (!parse_u64(v, 1, 3600, &timeout))
 				die_usage("--timeout %s: expected 1 to 3600 seconds", v);
@@ -271,6 +282,13 @@ int main(int argc, char **argv)
 	if (strlen(abs) > CTL_MAX_STATE_DIR)
 		die("state folder %.64s...: longer than %d bytes", abs, CTL_MAX_STATE_DIR);
 	sfmt(g_ctl.c_state_dir, sizeof(g_ctl.c_state_dir), "%s", abs);
+	/* The folders instance stores are made in (istore.h): the state's own (made by
+	 * load_state) and each --instance-store-dir. */
+	sfmt(g_ctl.c_istore_dirs[g_ctl.c_nistore_dirs++], PATH_MAX, "%s/instance-store",
+	     g_ctl.c_state_dir);
+	for (unsigned i = 0; i < nistores; i++)
+		if (!realpath(istores[i], g_ctl.c_istore_dirs[g_ctl.c_nistore_dirs++]))
+			die("--instance-store-dir %s: %s", istores[i], strerror(errno));
 	/* Volumes' master key lives in the state folder. */
 	setenv("NITRO_STATE", g_ctl.c_state_dir, 1);
 

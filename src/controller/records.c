@@ -14,11 +14,16 @@ static json_t *spec_json(const struct inst_spec *s, bool stored)
 {
 	json_t *vols = json_array(), *nics = json_array();
 	/* A volume used read-only is an object, any other its id alone (as given). */
-	for (unsigned i = 0; i < s->s_nvols; i++)
-		json_array_append_new(
-		    vols, s->s_vols[i].vr_readonly
-			      ? json_pack("{s:s, s:b}", "id", s->s_vols[i].vr_id, "readonly", 1)
-			      : json_string(s->s_vols[i].vr_id));
+	/* {id, readonly, bus, device}: the bus is always written, so a record read back
+	 * without one is older than NVMe (virtio-blk then: inst_from_json). */
+	for (unsigned i = 0; i < s->s_nvols; i++) {
+		const struct vol_ref *r = &s->s_vols[i];
+		json_t *o = json_pack("{s:s, s:b, s:s}", "id", r->vr_id, "readonly", r->vr_readonly,
+				      "bus", r->vr_virtio ? "virtio" : "nvme");
+		if (r->vr_device[0])
+			json_object_set_new(o, "device", json_string(r->vr_device));
+		json_array_append_new(vols, o);
+	}
 	for (unsigned i = 0; i < s->s_nnics; i++) {
 		const struct nic_spec *n = &s->s_nics[i];
 		json_t *o = json_pack("{s:I, s:s}", "vpc", (json_int_t)n->n_vpc, "ip", n->n_ip);
@@ -46,6 +51,12 @@ static json_t *spec_json(const struct inst_spec *s, bool stored)
 		if (meta[i].v[0])
 			json_object_set_new(j, meta[i].k, json_string(meta[i].v));
 	json_object_set_new(j, "tpm", json_boolean(s->s_tpm));
+	if (s->s_istore_mib) {
+		json_t *o = json_pack("{s:I}", "size_mib", (json_int_t)s->s_istore_mib);
+		if (s->s_istore_dir[0])
+			json_object_set_new(o, "dir", json_string(s->s_istore_dir));
+		json_object_set_new(j, "instance_store", o);
+	}
 	char path[PATH_MAX + 16];
 	if (s->s_kernel[0]) {
 		json_object_set_new(j, "kernel", json_string(s->s_kernel));
@@ -233,13 +244,29 @@ int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen)
 	in->i_hv.p_pidfd = -1;
 	/* The spec part goes through the API's own checks. */
 	json_t *spec = json_object();
-	static const char *const fields[] = {"cpus",   "memory_mib", "kernel",
-					     "initrd", "cmdline",    "volumes",
-					     "nics",   "console",    "tpm"};
+	static const char *const fields[] = {
+	    "cpus",    "memory_mib",	"kernel",    "initrd",	"cmdline", "nics",
+	    "console", "instance_type", "user_data", "ssh_key", "tpm",	   "instance_store"};
 	for (unsigned i = 0; i < ARRAY_SIZE(fields); i++) {
 		json_t *v = json_object_get(j, fields[i]);
 		if (v)
 			json_object_set(spec, fields[i], v);
+	}
+	/* A volume stored without a bus is from before NVMe: it stays virtio-blk. */
+	json_t *vols = json_object_get(j, "volumes");
+	if (vols) {
+		json_t *copy = json_array();
+		size_t i;
+		json_t *e;
+		json_array_foreach(vols, i, e)
+		{
+			json_t *o =
+			    json_is_string(e) ? json_pack("{s:O}", "id", e) : json_deep_copy(e);
+			if (json_is_object(o) && !json_object_get(o, "bus"))
+				json_object_set_new(o, "bus", json_string("virtio"));
+			json_array_append_new(copy, o ? o : json_null());
+		}
+		json_object_set_new(spec, "volumes", copy);
 	}
 	char *text = json_dumps(spec, JSON_COMPACT);
 	json_decref(spec);

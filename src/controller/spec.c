@@ -189,10 +189,32 @@ static int parse_nic(json_t *o, unsigned idx, struct nic_spec *n, char *err, siz
 	return 0;
 }
 
-/* volumes[i]: "vol-..." or {id, readonly}. */
+/* A volume's "bus" and "device" (of an object o; absent: nvme, device ""). */
+static int parse_bus_device(json_t *o, const char *what, struct vol_ref *r, char *err,
+			    size_t errlen)
+{
+	json_t *bus = json_object_get(o, "bus"), *dev = json_object_get(o, "device");
+	if (bus && (!json_is_string(bus) || (strcmp(json_string_value(bus), "nvme") &&
+					     strcmp(json_string_value(bus), "virtio"))))
+		RETURN_ERR(-1, "%s%sbus: expected \"nvme\" or \"virtio\"", what, *what ? "." : "");
+	r->vr_virtio = bus && !strcmp(json_string_value(bus), "virtio");
+	if (!dev)
+		return 0;
+	if (r->vr_virtio)
+		RETURN_ERR(-1, "%s%sdevice: a device name needs bus nvme", what, *what ? "." : "");
+	if (!json_is_string(dev) || !launch_device_ok(json_string_value(dev)))
+		RETURN_ERR(-1,
+			   "%s%sdevice: expected 1 to %d of a-z and 0-9 starting with a letter "
+			   "(like \"sdf\")",
+			   what, *what ? "." : "", LAUNCH_DEVICE_MAX);
+	snprintf(r->vr_device, sizeof(r->vr_device), "%s", json_string_value(dev));
+	return 0;
+}
+
+/* volumes[i]: "vol-..." or {id, readonly, bus, device}. */
 static int parse_vol_ref(json_t *e, size_t i, struct vol_ref *r, char *err, size_t errlen)
 {
-	static const char *const names[] = {"id", "readonly"};
+	static const char *const names[] = {"id", "readonly", "bus", "device"};
 	char what[32];
 	snprintf(what, sizeof(what), "volumes[%zu]", i);
 	memset(r, 0, sizeof(*r));
@@ -205,21 +227,81 @@ static int parse_vol_ref(json_t *e, size_t i, struct vol_ref *r, char *err, size
 		if (ro && !json_is_boolean(ro))
 			RETURN_ERR(-1, "%s.readonly: expected true or false", what);
 		r->vr_readonly = json_is_true(ro);
+		if (parse_bus_device(e, what, r, err, errlen))
+			return -1;
 	}
 	if (!id || !json_is_string(id) || !spec_id_ok(json_string_value(id), "vol-"))
 		RETURN_ERR(-1,
 			   "%s: expected a volume id (vol-<17 hex digits>) or {\"id\": VOL-ID, "
-			   "\"readonly\": bool}",
+			   "\"readonly\": bool, \"bus\": \"nvme\"|\"virtio\", \"device\": NAME}",
 			   what);
 	snprintf(r->vr_id, sizeof(r->vr_id), "%s", json_string_value(id));
 	return 0;
 }
 
+/* The NVMe volumes without a name get nitro run's default for their place; no name twice. */
+static int resolve_devices(struct inst_spec *s, char *err, size_t errlen)
+{
+	unsigned nth = 0;
+	for (unsigned i = 0; i < s->s_nvols; i++) {
+		struct vol_ref *r = &s->s_vols[i];
+		if (r->vr_virtio)
+			continue;
+		if (!r->vr_device[0])
+			launch_default_device(nth, r->vr_device);
+		nth++;
+	}
+	for (unsigned i = 0; i < s->s_nvols; i++)
+		for (unsigned k = 0; k < i && s->s_vols[i].vr_device[0]; k++)
+			if (!strcmp(s->s_vols[k].vr_device, s->s_vols[i].vr_device))
+				RETURN_ERR(-1, "volumes[%u].device: %s is volumes[%u]'s already", i,
+					   s->s_vols[i].vr_device, k);
+	return 0;
+}
+
+int spec_free_device(const struct inst_spec *s, char out[SPEC_DEVICE_LEN])
+{
+	unsigned nth = 0;
+	for (unsigned i = 0; i < s->s_nvols; i++)
+		nth += !s->s_vols[i].vr_virtio;
+	for (unsigned k = 0; k < 22; k++) {
+		/* first the default for its place, then sdf..sdz */
+		launch_default_device(k == 0 ? nth : k, out);
+		bool used = false;
+		for (unsigned i = 0; i < s->s_nvols && !used; i++)
+			used = !strcmp(s->s_vols[i].vr_device, out);
+		if (!used)
+			return 0;
+	}
+	out[0] = 0;
+	return -1;
+}
+
+/* "instance_store": {size_mib, dir}. */
+static int parse_istore(json_t *o, struct inst_spec *s, char *err, size_t errlen)
+{
+	static const char *const names[] = {"size_mib", "dir"};
+	if (!json_is_object(o))
+		RETURN_ERR(-1, "instance_store: expected an object {size_mib, dir}");
+	if (only_fields(o, "instance_store", names, ARRAY_SIZE(names), err, errlen))
+		return -1;
+	json_t *v = json_object_get(o, "size_mib");
+	if (!v || !json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > SPEC_MAX_VOLUME_MIB)
+		RETURN_ERR(-1, "instance_store.size_mib: expected an integer from 1 to %u",
+			   SPEC_MAX_VOLUME_MIB);
+	s->s_istore_mib = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(o, "dir")) && path_copy(v, "instance_store.dir", s->s_istore_dir,
+							 sizeof(s->s_istore_dir), err, errlen))
+		return -1;
+	return 0;
+}
+
 static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errlen)
 {
-	static const char *const names[] = {"cpus",	     "memory_mib", "kernel",  "initrd",
-					    "cmdline",	     "volumes",	   "nics",    "console",
-					    "instance_type", "user_data",  "ssh_key", "tpm"};
+	static const char *const names[] = {
+	    "cpus",    "memory_mib",	"kernel",    "initrd",	"cmdline", "volumes",	    "nics",
+	    "console", "instance_type", "user_data", "ssh_key", "tpm",	   "instance_store"};
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
 		return -1;
 	memset(s, 0, sizeof(*s));
@@ -276,6 +358,16 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 						   r->vr_id);
 			s->s_nvols++;
 		}
+		if (resolve_devices(s, err, errlen))
+			return -1;
+	}
+	if ((v = json_object_get(o, "instance_store"))) {
+		if (parse_istore(v, s, err, errlen))
+			return -1;
+		if (s->s_nvols >= LAUNCH_MAX_VOLUMES)
+			RETURN_ERR(-1,
+				   "instance_store: at most %u volumes beside an instance store",
+				   LAUNCH_MAX_VOLUMES - 1);
 	}
 	if ((v = json_object_get(o, "nics"))) {
 		if (!json_is_array(v))
@@ -389,28 +481,29 @@ out:
 	return r;
 }
 
-int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], bool *readonly, char *err,
-		      size_t errlen)
+int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], struct vol_ref *r,
+		      char *err, size_t errlen)
 {
-	static const char *const names[] = {"instance_id", "readonly"};
+	static const char *const names[] = {"instance_id", "readonly", "bus", "device"};
 	json_t *o = load_object(body, len, false, err, errlen);
 	if (!o)
 		return -1;
-	int r = -1;
+	int rc = -1;
 	json_t *v = json_object_get(o, "instance_id");
-	*readonly = false;
+	memset(r, 0, sizeof(*r));
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
-	    get_bool(o, "readonly", readonly, err, errlen))
+	    get_bool(o, "readonly", &r->vr_readonly, err, errlen) ||
+	    parse_bus_device(o, "", r, err, errlen))
 		goto out;
 	if (!v || !json_is_string(v) || !spec_id_ok(json_string_value(v), "i-")) {
 		snprintf(err, errlen, "instance_id: expected an instance id (i-<17 hex digits>)");
 		goto out;
 	}
 	snprintf(id, SPEC_ID_LEN, "%s", json_string_value(v));
-	r = 0;
+	rc = 0;
 out:
 	json_decref(o);
-	return r;
+	return rc;
 }
 
 int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen)

@@ -6,8 +6,10 @@
  * file system or the daemon's state, so the fuzz target (tests/fuzz/fuzz_api_spec.c) runs
  * it on any bytes.
  *
- *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console, tpm}
- *             volumes[]: "vol-..." or {id, readonly} (how this instance uses the volume)
+ *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console, tpm,
+ *             instance_type, user_data, ssh_key, instance_store}
+ *             volumes[]: "vol-..." or {id, readonly, bus, device} (how this instance uses
+ *             the volume); instance_store: {size_mib, dir}
  *   nic:      {vpc, ip, mac, sg, pps, bandwidth_mbit}
  *   volume:   {size_mib, encrypted, iops, throughput_mib, gp2} (its QoS, as EC2's volume
  *             types: gp3 with iops/throughput, or gp2 burst credits)
@@ -42,10 +44,16 @@ struct nic_spec {
 	char n_imds[12];	  /* "imds": "" (required, the default), "optional", "disabled" */
 };
 
-/* A volume as an instance uses it. */
+/* A volume as an instance uses it: "bus" "nvme" (the default, as `nitro run`) or
+ * "virtio"; an NVMe volume's "device" name (launch_device_ok), resolved when parsed: a
+ * volume that names none gets `nitro run`'s default for its place (sda1, then sdf, sdg, ...
+ * launch_default_device), so a stored record keeps its names across attach and detach. */
+#define SPEC_DEVICE_LEN 33
 struct vol_ref {
 	char vr_id[SPEC_ID_LEN];
 	bool vr_readonly;
+	bool vr_virtio;
+	char vr_device[SPEC_DEVICE_LEN]; /* "" for virtio */
 };
 
 struct inst_spec {
@@ -66,6 +74,12 @@ struct inst_spec {
 	char s_instance_type[72];
 	char s_user_data[SPEC_MAX_PATH];
 	char s_ssh_key[SPEC_MAX_PATH];
+	/* "instance_store": {size_mib, dir}: the instance-storage card (docs/nvme.md), a
+	 * local NVMe disk after the volumes; 0 = none. dir: "" = nitrod's default folder, else
+	 * one of its instance-store folders or a folder beneath one (checked at create and at
+	 * every launch: launcher.h). */
+	uint64_t s_istore_mib;
+	char s_istore_dir[SPEC_MAX_PATH];
 };
 
 struct vol_spec {
@@ -86,8 +100,14 @@ int spec_parse_volume(const char *body, size_t len, struct vol_spec *v, char *er
 /* POST /v1/snapshots: {"volume_id": "vol-..."}. */
 int spec_parse_snapshot(const char *body, size_t len, char vol[SPEC_ID_LEN], char *err,
 			size_t errlen);
-int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], bool *readonly, char *err,
-		      size_t errlen);
+/* POST /v1/volumes/ID/attach: {instance_id, readonly, bus, device} (r->vr_id left ""; the
+ * device "" when not given: the caller picks a free default). */
+int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], struct vol_ref *r,
+		      char *err, size_t errlen);
+/* The device name an attached NVMe volume gets when it names none: the default for its
+ * place among s's NVMe volumes, else the first of sdf..sdz no volume of s has. 0, or -1
+ * when every name is taken. */
+int spec_free_device(const struct inst_spec *s, char out[SPEC_DEVICE_LEN]);
 /* An empty body or {} (stop, start, reboot, detach). */
 int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen);
 

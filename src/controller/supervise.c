@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "controller/audit.h"
+#include "controller/istore.h"
 #include "controller/launcher.h"
 #include "controller/proc.h"
 #include "controller/records.h"
@@ -195,6 +196,7 @@ fail:
 	if (refused)
 		audit_event(in, "LAUNCH", 403, err);
 	kill_all(in);
+	istore_remove(in); /* its card is gone (waited for): its key, and now its folder */
 	in->i_state = ST_FAILED;
 	sfmt(in->i_reason, sizeof(in->i_reason), "launch refused: %s", err);
 	in->i_goal = GOAL_RUN;

@@ -31,6 +31,65 @@ void launch_spec_init(struct launch_spec *s)
 	s->ls_mem_mib = 256;
 }
 
+bool launch_device_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n < 1 || n > LAUNCH_DEVICE_MAX || name[0] < 'a' || name[0] > 'z')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9')))
+			return false;
+	return true;
+}
+
+void launch_default_device(unsigned nth, char *out)
+{
+	if (nth == 0)
+		snprintf(out, LAUNCH_DEVICE_MAX + 1, "sda1");
+	else
+		snprintf(out, LAUNCH_DEVICE_MAX + 1, "sd%c", 'f' + (nth - 1) % 21);
+}
+
+void launch_volume_device(const struct launch_spec *s, unsigned item, char *out)
+{
+	const struct launch_volume *v = &s->ls_vols[item];
+	out[0] = 0;
+	if (v->lv_bus != LAUNCH_BUS_NVME || v->lv_instance)
+		return;
+	if (v->lv_device[0]) {
+		snprintf(out, LAUNCH_DEVICE_MAX + 1, "%s", v->lv_device);
+		return;
+	}
+	unsigned nth = 0;
+	for (unsigned i = 0; i < item; i++)
+		nth += s->ls_vols[i].lv_bus == LAUNCH_BUS_NVME && !s->ls_vols[i].lv_instance;
+	launch_default_device(nth, out);
+}
+
+int launch_check_volumes(const struct launch_spec *s, char *err, size_t errlen)
+{
+	char dev[LAUNCH_MAX_VOLUMES][LAUNCH_DEVICE_MAX + 1];
+	if (s->ls_nvols > LAUNCH_MAX_VOLUMES)
+		RETURN_ERR(-1, "at most %u volumes and instance stores", LAUNCH_MAX_VOLUMES);
+	for (unsigned i = 0; i < s->ls_nvols; i++) {
+		const struct launch_volume *v = &s->ls_vols[i];
+		if (v->lv_device[0] && (v->lv_bus != LAUNCH_BUS_NVME || v->lv_instance))
+			RETURN_ERR(-1, "volume %u: a device name needs bus nvme (an EBS volume)",
+				   i);
+		if (v->lv_device[0] && !launch_device_ok(v->lv_device))
+			RETURN_ERR(-1,
+				   "volume %u: device \"%.40s\": expected 1 to %d of a-z and 0-9, "
+				   "starting with a letter (like sdf)",
+				   i, v->lv_device, LAUNCH_DEVICE_MAX);
+		launch_volume_device(s, i, dev[i]);
+		for (unsigned k = 0; k < i && dev[i][0]; k++)
+			if (!strcmp(dev[k], dev[i]))
+				RETURN_ERR(-1, "volume %u: device name %s is volume %u's already",
+					   i, dev[i], k);
+	}
+	return 0;
+}
+
 /* --- building one process --- */
 
 struct build {
@@ -150,21 +209,14 @@ static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item
 		return;
 	}
 	if (v->lv_bus == LAUNCH_BUS_NVME) {
-		/* EC2's default names: sda1 for the first NVMe volume, then sdf, sdg, ... */
-		unsigned nth = 0;
-		for (unsigned i = 0; i < item; i++)
-			nth +=
-			    s->ls_vols[i].lv_bus == LAUNCH_BUS_NVME && !s->ls_vols[i].lv_instance;
+		char dev[LAUNCH_DEVICE_MAX + 1];
+		launch_volume_device(s, item, dev);
 		arg(b, "--nvme");
-		if (v->lv_device[0])
-			opt(b, "--device", v->lv_device);
-		else
-			opt(b, "--device", nth ? str(b, "sd%c", 'f' + (nth - 1) % 21) : "sda1");
+		opt(b, "--device", dev);
 	}
 	if (v->lv_bus == LAUNCH_BUS_VIRTIO) { /* the NVMe front has no pause control yet */
 		struct launch_proc *p = b->b_p;
-		p->lp_ctl =
-		    v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
+		p->lp_ctl = v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
 		opt(b, "--ctl", p->lp_ctl);
 	}
 	opt_num(b, "--iops", v->lv_iops);

@@ -214,6 +214,20 @@ struct launch_plan {
 void launch_spec_init(struct launch_spec *s);
 void launch_volume_init(struct launch_volume *v);
 void launch_nic_init(struct launch_nic *n);
+/* NVMe device names (EC2's "block device mapping" names the card writes into Identify
+ * Controller, docs/nvme.md): 1 to LAUNCH_DEVICE_MAX characters of [a-z0-9], starting with a
+ * letter ("sdf", "xvdb", "sda1"). */
+#define LAUNCH_DEVICE_MAX 32
+bool launch_device_ok(const char *name);
+/* The default name of the nth (from 0) NVMe volume of a launch that names none: sda1 for
+ * the first, then sdf, sdg, ... (EC2's; wraps after sdz). out[LAUNCH_DEVICE_MAX + 1]. */
+void launch_default_device(unsigned nth, char *out);
+/* The device name volume item of s gets (its lv_device, else the default for its place
+ * among the NVMe volumes that are not instance stores); "" for virtio and instance stores. */
+void launch_volume_device(const struct launch_spec *s, unsigned item, char *out);
+/* The volume rules both sides share: a device name is valid, given only with bus nvme (not
+ * for an instance store) and used once per launch. 0, or -1 with err naming "volume N". */
+int launch_check_volumes(const struct launch_spec *s, char *err, size_t errlen);
 /* Builds the plan of s on e. 0, or -1 with err (too many devices or arguments). */
 int launch_plan(const struct launch_spec *s, const struct launch_env *e, struct launch_plan *p,
 		char *err, size_t errlen);

@@ -384,7 +384,7 @@ def test_other_uids_cannot_see_or_touch_what_is_not_theirs(folder, bad_kernel):
             assert status == 404 and "not found" in body, (m, p, status, body)
         # Nothing changed: still failed, still attached. The owner is shown.
         r = d.call("GET", f"/v1/instances/{iid}").json()
-        assert r["state"] == "failed" and r["volumes"] == [vid], r
+        assert r["state"] == "failed" and [x["id"] for x in r["volumes"]] == [vid], r
         assert mine["inst"]["owner"] == 4242 and mine["vol"]["owner"] == 4242, mine
         assert r["owner"] == 4242, r
 

@@ -70,14 +70,33 @@ def launch_both_ways(d, kernel, body, run_args):
     return inst, plan, json.loads(dry.stdout)
 
 
-def test_nitro_run_and_nitrod_start_the_same_processes(nitrod, kernel):
+# (the API's volumes[] entries, nitro run's --volume suffixes): the same launch both ways.
+BUSES = {
+    "nvme-default": ([{}, {"readonly": True}, {}], ["", ",readonly", ""]),
+    "virtio": ([{"bus": "virtio"}, {"readonly": True, "bus": "virtio"}, {"bus": "virtio"}],
+               [",bus=virtio", ",readonly,bus=virtio", ",bus=virtio"]),
+    "device-names": ([{"device": "xvdb"}, {"bus": "virtio", "readonly": True},
+                      {"bus": "nvme", "device": "sdh"}],
+                     [",device=xvdb", ",readonly,bus=virtio", ",bus=nvme,device=sdh"]),
+    "mixed-defaults": ([{"bus": "virtio"}, {"readonly": True}, {}],
+                       [",bus=virtio", ",readonly", ""]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BUSES))
+@pytest.mark.parametrize("istore", [False, True], ids=["no-store", "instance-store"])
+def test_nitro_run_and_nitrod_start_the_same_processes(nitrod, kernel, case, istore):
     d = nitrod
+    api_vols, run_vols = BUSES[case]
     v1 = d.call("POST", "/v1/volumes", {"size_mib": 8, "iops": 700, "throughput_mib": 33}).json()
     v2 = d.call("POST", "/v1/volumes", {"size_mib": 4, "gp2": True}).json()
     v3 = d.call("POST", "/v1/volumes", {"size_mib": 4}).json()
+    ids = [v1["id"], v2["id"], v3["id"]]
     body = {"kernel": kernel, "initrd": None, "cmdline": "console=ttyS0 quiet", "cpus": 3,
             "memory_mib": 128,
-            "volumes": [v1["id"], {"id": v2["id"], "readonly": True}, v3["id"]]}
+            "volumes": [{"id": i, **extra} for i, extra in zip(ids, api_vols)]}
+    if istore:
+        body["instance_store"] = {"size_mib": 64}
     nic_args = []
     if HAVE_VPC:
         body["nics"] = [{"vpc": 5, "ip": "10.0.0.9/24", "pps": 1000, "bandwidth_mbit": 50,
@@ -85,16 +104,26 @@ def test_nitro_run_and_nitrod_start_the_same_processes(nitrod, kernel):
                         {"vpc": 6, "ip": "10.1.0.9/24", "pps": 0}]
         nic_args = ["--nic", "vpc=5,ip=10.0.0.9/24,pps=1000,bandwidth=50,mac=02:00:00:00:00:09",
                     "--nic", "vpc=6,ip=10.1.0.9/24,pps=0", "--map", str(d.state / "vpc-map")]
+    qos = [",iops=700,throughput=33", ",gp2", ""]
+    vol_args = []
+    for i, vid in enumerate(ids):
+        vol_args += ["--volume", f"{volume_file(d, vid)}{qos[i]}{run_vols[i]}"]
     run_args = ["--kernel", kernel, "--cmdline", "console=ttyS0 quiet", "--cpus", "3",
                 "--memory", "128", "--require-kvm", "--cache-dir", str(d.state / "kcache"),
-                # nitrod's volumes are virtio-blk (its spec has no bus field yet); nitro
-                # run's default is NVMe, so this side names the bus.
-                "--volume", f"{volume_file(d, v1['id'])},iops=700,throughput=33,bus=virtio",
-                "--volume", f"{volume_file(d, v2['id'])},gp2,readonly,bus=virtio",
-                "--volume", f"{volume_file(d, v3['id'])},bus=virtio", *nic_args]
-    inst, api_plan, run_plan = launch_both_ways(d, kernel, body, run_args)
+                *vol_args, *nic_args]
+    r = d.call("POST", "/v1/instances", body)
+    assert r.status == 201, r
+    inst = wait_state(d, r.json()["id"], {"failed"})
+    api_plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
+    if istore:  # nitrod's folder for this instance's store: the same on nitro run's side
+        run_args += ["--instance-store", f"64M,dir={d.state / 'instance-store' / inst['id']}"]
+    dry = subprocess.run([str(NITRO), "run", "--dry-run", *run_args, "--instance-id", inst["id"]],
+                         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert dry.returncode == 0, dry.stderr
+    run_plan = json.loads(dry.stdout)
     a, b = normalized(api_plan), normalized(run_plan)
-    assert [p[0] for p in a] == ["card-ebs"] * 3 + ["card-vpc"] * (2 if HAVE_VPC else 0) + ["hv"]
+    nvols = 3 + istore
+    assert [p[0] for p in a] == ["card-ebs"] * nvols + ["card-vpc"] * (2 if HAVE_VPC else 0) + ["hv"]
     for got_api, got_run in zip(a, b):
         assert got_api == got_run, f"nitrod's plan differs from nitro run's:\n{got_api}\n{got_run}"
     assert len(a) == len(b)
@@ -105,13 +134,34 @@ def test_nitro_run_and_nitrod_start_the_same_processes(nitrod, kernel):
                             str(volume_file(d, v1["id"]))]
     assert a[1][2][-5:] == ["--gp2", "--readonly", "--key-fd", "3", str(volume_file(d, v2["id"]))]
     assert (3, "volume-key") in a[0][5]
+    # the bus and the device names given, or nitro run's defaults (sda1, sdf, ...)
+    want = {"nvme-default": [("nvme", "sda1"), ("nvme", "sdf"), ("nvme", "sdg")],
+            "virtio": [("blk", None)] * 3,
+            "device-names": [("nvme", "xvdb"), ("blk", None), ("nvme", "sdh")],
+            "mixed-defaults": [("blk", None), ("nvme", "sda1"), ("nvme", "sdf")]}[case]
+    for k, (bus, dev) in enumerate(want):
+        argv = a[k][2]
+        assert a[k][4] == bus, a[k]
+        assert (argv[argv.index("--device") + 1] if "--device" in argv else None) == dev, argv
+        assert ("--nvme" in argv) == (bus == "nvme") and ("--ctl" in argv) == (bus == "blk")
+    shown = d.call("GET", f"/v1/instances/{inst['id']}").json()
+    assert [(v["bus"], v.get("device")) for v in shown["volumes"]] == [
+        ("nvme" if bus == "nvme" else "virtio", dev) for bus, dev in want], shown
+    if istore:
+        argv = a[3][2]
+        assert a[3][4] == "nvme" and argv[3:7] == ["--nvme", "--instance-store", "64M", "--dir"]
+        assert argv[7] == str(d.state / "instance-store" / inst["id"]), argv
+        assert shown["instance_store"] == {"size_mib": 64}, shown
+    else:
+        assert "instance_store" not in shown
     if HAVE_VPC:
-        assert ["--pps", "1000", "--bandwidth", "50"] == a[3][2][a[3][2].index("--pps"):][:4]
-        assert "--pps" in a[4][2] and "--bandwidth" not in a[4][2]
-        assert "--underlay-fd" in a[3][2] and (3, "underlay") in a[3][5]
+        assert ["--pps", "1000", "--bandwidth", "50"] == a[nvols][2][a[nvols][2].index("--pps"):][:4]
+        assert "--pps" in a[nvols + 1][2] and "--bandwidth" not in a[nvols + 1][2]
+        assert "--underlay-fd" in a[nvols][2] and (3, "underlay") in a[nvols][5]
     hv = a[-1][2]
     assert hv[hv.index("--cpus") + 1] == "3" and hv[hv.index("--memory") + 1] == "128"
-    assert [x for x in hv if x.startswith(("blk,", "net,"))] == [f"{p[4]},{p[3]}" for p in a[:-1]]
+    assert [x for x in hv if x.startswith(("blk,", "net,", "nvme,"))] == [
+        f"{p[4]},{p[3]}" for p in a[:-1]]
 
 
 def test_the_plan_differs_when_one_side_drops_a_value(nitrod, kernel):
@@ -121,7 +171,7 @@ def test_the_plan_differs_when_one_side_drops_a_value(nitrod, kernel):
     v = d.call("POST", "/v1/volumes", {"size_mib": 4, "iops": 321}).json()
     body = {"kernel": kernel, "initrd": None, "volumes": [v["id"]]}
     common = ["--kernel", kernel, "--require-kvm", "--cache-dir", str(d.state / "kcache")]
-    _, api_plan, run_plan = launch_both_ways(d, kernel, body, common + ["--volume", f"{volume_file(d, v['id'])},bus=virtio"])
+    _, api_plan, run_plan = launch_both_ways(d, kernel, body, common + ["--volume", str(volume_file(d, v['id']))])
     assert normalized(api_plan)[0] != normalized(run_plan)[0]
     assert normalized(api_plan)[1:] == normalized(run_plan)[1:]
 
@@ -172,6 +222,26 @@ def test_an_api_volume_starts_its_card_with_its_qos(folder, kernel):
     ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "iops": 5}]}, 'volumes[0]: unknown field "iops"'),
     ("/v1/instances", {"volumes": [{"readonly": True}]}, "volumes[0]: expected a volume id"),
     ("/v1/instances", {"volumes": ["vol-0123456789abcdef0", {"id": "vol-0123456789abcdef0"}]}, "listed twice"),
+    ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "bus": "scsi"}]}, 'volumes[0].bus: expected "nvme" or "virtio"'),
+    ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "bus": 1}]}, 'volumes[0].bus: expected "nvme" or "virtio"'),
+    ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "device": "/dev/sdf"}]}, "volumes[0].device: expected 1 to 32 of a-z and 0-9"),
+    ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "device": "SDF"}]}, "volumes[0].device: expected"),
+    ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "device": ""}]}, "volumes[0].device: expected"),
+    ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "device": "a" * 33}]}, "volumes[0].device: expected"),
+    ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "device": 5}]}, "volumes[0].device: expected"),
+    ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "bus": "virtio", "device": "sdf"}]}, "volumes[0].device: a device name needs bus nvme"),
+    ("/v1/instances", {"volumes": ["vol-0123456789abcdef0", {"id": "vol-0123456789abcdef1", "device": "sda1"}]}, "volumes[1].device: sda1 is volumes[0]'s already"),
+    ("/v1/instances", {"instance_store": 64}, "instance_store: expected an object {size_mib, dir}"),
+    ("/v1/instances", {"instance_store": {}}, "instance_store.size_mib: expected an integer from 1 to 1048576"),
+    ("/v1/instances", {"instance_store": {"size_mib": 0}}, "instance_store.size_mib: expected an integer from 1"),
+    ("/v1/instances", {"instance_store": {"size_mib": 4, "where": "/x"}}, 'instance_store: unknown field "where"'),
+    ("/v1/instances", {"instance_store": {"size_mib": 4, "dir": "relative"}}, "instance_store.dir: expected an absolute path"),
+    ("/v1/instances", {"instance_store": {"size_mib": 4, "dir": "/a/../b"}}, "instance_store.dir: expected an absolute path"),
+    ("/v1/instances", {"instance_store": {"size_mib": 4}, "volumes": [f"vol-{i:017x}" for i in range(8)]}, "instance_store: at most 7 volumes beside an instance store"),
+    # the attacks on "dir": a folder nitrod does not serve stores from (its own state,
+    # the volumes, /etc), the caller's own folder
+    ("/v1/instances", {"instance_store": {"size_mib": 4, "dir": "/etc"}}, "outside the folders nitrod serves instance stores from"),
+    ("/v1/instances", {"instance_store": {"size_mib": 4, "dir": "/tmp"}}, "outside the folders nitrod serves instance stores from"),
 ])
 def test_new_fields_are_checked(nitrod, path, body, msg):
     r = nitrod.call("POST", path, body)
@@ -191,7 +261,8 @@ def test_qos_and_readonly_are_shown_and_survive_a_restart(folder, kernel):
         assert r.status == 201, r
         iid = r.json()["id"]
         inst = wait_state(d, iid, {"failed"})
-        assert inst["volumes"] == [{"id": v["id"], "readonly": True}]
+        assert inst["volumes"] == [{"id": v["id"], "readonly": True, "bus": "nvme",
+                                    "device": "sda1"}]
         assert inst["nics"] == [{"vpc": 2, "ip": "10.0.0.9/24", "pps": 10}]
         r = d.call("POST", f"/v1/volumes/{w['id']}/attach", {"instance_id": iid, "readonly": 1})
         assert r.status == 400 and "readonly: expected true or false" in r.json()["error"], r
@@ -206,7 +277,8 @@ def test_qos_and_readonly_are_shown_and_survive_a_restart(folder, kernel):
         by_id = lambda vols: sorted(vols["volumes"], key=lambda x: x["id"])
         assert by_id(after[1]) == by_id(before[1])
         assert after[0]["volumes"] == before[0]["volumes"] == [
-            {"id": v["id"], "readonly": True}, {"id": w["id"], "readonly": True}]
+            {"id": v["id"], "readonly": True, "bus": "nvme", "device": "sda1"},
+            {"id": w["id"], "readonly": True, "bus": "nvme", "device": "sdf"}]
         assert after[0]["nics"] == before[0]["nics"]
     finally:
         d.stop()
@@ -225,11 +297,140 @@ def test_cli_client_sets_qos_and_readonly(nitrod, kernel):
                    "--volume", f"{v['id']},readonly")
     assert r.returncode in (0, 1), r.stderr  # running, or failed already (the ud2 kernel)
     inst = wait_state(nitrod, json.loads(r.stdout)["id"], {"failed"})
-    assert inst["volumes"] == [{"id": v["id"], "readonly": True}], inst
+    assert inst["volumes"] == [{"id": v["id"], "readonly": True, "bus": "nvme",
+                                "device": "sda1"}], inst
     r = nitrod.cli("instances", "describe", inst["id"])
     assert f"{v['id']}(ro)" in r.stdout, r.stdout
     plan = json.loads((nitrod.state / "instances" / inst["id"] / "launch.json").read_text())
-    assert plan["processes"][0]["argv"][5:8] == ["--iops", "250", "--throughput"], plan
+    assert plan["processes"][0]["argv"][3:9] == ["--nvme", "--device", "sda1", "--iops", "250",
+                                                 "--throughput"], plan
     assert "--readonly" in plan["processes"][0]["argv"], plan
     r = nitrod.cli("instances", "run", "--volume", f"{v['id']},rw")
     assert r.returncode == 2 and "VOL-ID[,readonly]" in r.stderr, r.stderr
+    # the bus, the device name and an instance store, from the client too
+    w = json.loads(nitrod.cli("--json", "volumes", "create", "--size", "4").stdout)
+    x = json.loads(nitrod.cli("--json", "volumes", "create", "--size", "4").stdout)
+    r = nitrod.cli("--json", "instances", "run", "--kernel", kernel, "--no-initrd",
+                   "--volume", f"{w['id']},device=xvdf", "--volume", f"{x['id']},readonly,bus=virtio",
+                   "--instance-store", "32")
+    assert r.returncode in (0, 1), r.stderr
+    inst = wait_state(nitrod, json.loads(r.stdout)["id"], {"failed"})
+    assert inst["volumes"] == [{"id": w["id"], "readonly": False, "bus": "nvme", "device": "xvdf"},
+                               {"id": x["id"], "readonly": True, "bus": "virtio"}], inst
+    assert inst["instance_store"] == {"size_mib": 32}, inst
+    r = nitrod.cli("instances", "describe", inst["id"])
+    assert f"{w['id']}:xvdf,{x['id']}(ro):virtio" in r.stdout and "instance_store: 32 MiB" in r.stdout, r.stdout
+    r = nitrod.cli("instances", "run", "--volume", f"{w['id']},device=Bad")
+    assert r.returncode == 1 and "device: expected" in r.stderr, r.stderr
+
+
+def test_instance_store_dir_attacks(nitrod, kernel, folder):
+    """A caller names the instance store's folder: only nitrod's own instance-store
+    folders (and folders beneath them it can trust) pass; another instance's store
+    folder, a symbolic link, the state folder and a folder others may write are
+    refused, before anything starts."""
+    d = nitrod
+    root = d.state / "instance-store"
+    r = d.call("POST", "/v1/instances", {"kernel": kernel, "initrd": None,
+                                         "instance_store": {"size_mib": 4}})
+    assert r.status == 201, r
+    victim = r.json()["id"]
+    bad = {
+        str(d.state): "outside the folders nitrod serves instance stores from",
+        str(d.state / "volumes"): "outside the folders",
+        str(root) + "-x": "outside the folders",
+        str(root / victim): "is not a folder a request may name",
+    }
+    (root / "link").symlink_to(d.state / "volumes")
+    bad[str(root / "link")] = "a symbolic link or not a folder on the way; refused"
+    (root / "open").mkdir(mode=0o777)
+    os.chmod(root / "open", 0o777)
+    bad[str(root / "open")] = "others may change it"
+    (root / "theirs").mkdir()
+    os.chown(root / "theirs", 4242, 4242)
+    bad[str(root / "theirs")] = "others may change it"
+    (root / "file").write_text("x")
+    bad[str(root / "file")] = "not a folder"
+    for dir_, msg in bad.items():
+        r = d.call("POST", "/v1/instances", {"kernel": kernel, "initrd": None,
+                                             "instance_store": {"size_mib": 4, "dir": dir_}})
+        assert r.status == 400 and msg in r.json()["error"], (dir_, r)
+    # A folder beneath, root's and closed to others, passes; the store is made in a
+    # folder of its own, removed when the instance's processes are gone.
+    (root / "fast").mkdir(mode=0o755)
+    r = d.call("POST", "/v1/instances", {"kernel": kernel, "initrd": None,
+                                         "instance_store": {"size_mib": 4,
+                                                            "dir": str(root / "fast")}})
+    assert r.status == 201, r
+    inst = wait_state(d, r.json()["id"], {"failed"})
+    assert inst["instance_store"] == {"size_mib": 4, "dir": str(root / "fast")}
+    plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
+    argv = plan["processes"][0]["argv"]
+    assert argv[argv.index("--dir") + 1] == str(root / "fast" / inst["id"]), argv
+    assert not (root / "fast" / inst["id"]).exists()  # failed: every process gone
+
+
+def test_bus_device_store_and_metadata_survive_a_restart(folder, kernel):
+    """Everything of the spec is stored and reloaded: the bus and device names of each
+    volume, the instance store and the IMDS fields (instance_type, user_data, ssh_key),
+    which a restarted nitrod must still hand to nitro-hv and the cards."""
+    ud, key = folder / "user-data", folder / "key.pub"
+    ud.write_text("#!/bin/sh\necho hi\n")
+    key.write_text("ssh-ed25519 AAAA test\n")
+    d = Nitrod(folder).start()
+    try:
+        v = d.call("POST", "/v1/volumes", {"size_mib": 4}).json()
+        w = d.call("POST", "/v1/volumes", {"size_mib": 4}).json()
+        x = d.call("POST", "/v1/volumes", {"size_mib": 4}).json()
+        body = {"kernel": kernel, "initrd": None, "instance_type": "m5.large",
+                "user_data": str(ud), "ssh_key": str(key),
+                "volumes": [{"id": v["id"], "device": "xvdc"}, {"id": w["id"], "bus": "virtio"}],
+                "instance_store": {"size_mib": 8}}
+        if HAVE_VPC:
+            body["nics"] = [{"vpc": 3, "ip": "10.0.0.7/24"}]
+        r = d.call("POST", "/v1/instances", body)
+        assert r.status == 201, r
+        iid = r.json()["id"]
+        wait_state(d, iid, {"failed"})
+        # attached later: the free default for its place (sdf), kept from then on
+        for bad, msg in (({"bus": "ide"}, 'bus: expected "nvme" or "virtio"'),
+                         ({"device": "../x"}, "device: expected 1 to 32"),
+                         ({"bus": "virtio", "device": "sdf"}, "device: a device name needs bus nvme")):
+            r = d.call("POST", f"/v1/volumes/{x['id']}/attach", {"instance_id": iid, **bad})
+            assert r.status == 400 and msg in r.json()["error"], r
+        r = d.call("POST", f"/v1/volumes/{x['id']}/attach", {"instance_id": iid})
+        assert r.status == 200, r
+        r = d.call("POST", f"/v1/volumes/{x['id']}/detach")
+        assert r.status == 200, r
+        r = d.call("POST", f"/v1/volumes/{x['id']}/attach", {"instance_id": iid, "device": "xvdc"})
+        assert r.status == 409 and "device xvdc is volume" in r.json()["error"], r
+        r = d.call("POST", f"/v1/volumes/{x['id']}/attach", {"instance_id": iid, "device": "sdz"})
+        assert r.status == 200, r
+        before = d.call("GET", f"/v1/instances/{iid}").json()
+    finally:
+        d.stop()
+    d = Nitrod(folder).start()
+    try:
+        after = d.call("GET", f"/v1/instances/{iid}").json()
+        assert after["volumes"] == before["volumes"] == [
+            {"id": v["id"], "readonly": False, "bus": "nvme", "device": "xvdc"},
+            {"id": w["id"], "readonly": False, "bus": "virtio"},
+            {"id": x["id"], "readonly": False, "bus": "nvme", "device": "sdz"}], after
+        for k in ("instance_store", "instance_type", "user_data", "ssh_key"):
+            assert after[k] == before[k] == body[k], (k, after)
+        # and what the restarted nitrod starts carries them
+        r = d.call("POST", f"/v1/instances/{iid}/start")
+        assert r.status in (200, 202), r
+        wait_state(d, iid, {"failed"})
+        plan = json.loads((d.state / "instances" / iid / "launch.json").read_text())
+        procs = plan["processes"]
+        assert [p["vhost_user"] for p in procs[:4]] == ["nvme", "blk", "nvme", "nvme"], procs
+        assert "--instance-store" in procs[3]["argv"], procs[3]
+        hv = procs[-1]["argv"]
+        assert hv[hv.index("--instance-type") + 1] == "m5.large", hv
+        if HAVE_VPC:
+            vpc = procs[4]["argv"]
+            assert vpc[vpc.index("--instance-type") + 1] == "m5.large", vpc
+            assert "--user-data" in vpc and "--ssh-key" in vpc, vpc
+    finally:
+        d.stop()

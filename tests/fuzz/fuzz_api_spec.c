@@ -1,6 +1,6 @@
 /* libFuzzer target for nitrod's request-body checks (src/controller/spec.h): any bytes
  * either parse into a spec whose every field is in range, or fail with a message. */
-// fuzz-extra: src/controller/spec.c src/boot/config.c -ljansson
+// fuzz-extra: src/controller/spec.c src/boot/config.c src/launch/launch.c -ljansson
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +26,9 @@ static const char *const templates[] = {
     "{\"instance_id\": \"i-@\"}",
     "{\"instance_id\": \"i-0123456789abcdef0\", \"readonly\": @}",
     "{@}",
+    "{\"volumes\": [{\"id\": \"vol-0123456789abcdef0\", \"device\": \"@\"}, "
+    "\"vol-0123456789abcdef1\"]}",
+    "{\"instance_store\": {\"size_mib\": 4, @}}",
 };
 
 static int one(const char *body, size_t size);
@@ -85,8 +88,20 @@ static int one(const char *body, size_t size)
 		CHECK(strlen(s.s_cmdline) <= SPEC_MAX_CMDLINE);
 		CHECK(!s.s_kernel[0] || s.s_kernel[0] == '/');
 		CHECK(!strchr(s.s_kernel, ',') && !strchr(s.s_initrd, ','));
-		for (unsigned i = 0; i < s.s_nvols; i++)
+		for (unsigned i = 0; i < s.s_nvols; i++) {
 			CHECK(spec_id_ok(s.s_vols[i].vr_id, "vol-"));
+			/* an NVMe volume always has a valid name, used once; virtio none */
+			CHECK(s.s_vols[i].vr_virtio ? !s.s_vols[i].vr_device[0]
+						    : launch_device_ok(s.s_vols[i].vr_device));
+			for (unsigned k = 0; k < i; k++)
+				CHECK(s.s_vols[i].vr_virtio ||
+				      strcmp(s.s_vols[i].vr_device, s.s_vols[k].vr_device));
+		}
+		CHECK(s.s_istore_mib <= SPEC_MAX_VOLUME_MIB);
+		CHECK(!s.s_istore_mib || s.s_nvols < LAUNCH_MAX_VOLUMES);
+		CHECK(!s.s_istore_dir[0] ||
+		      (s.s_istore_dir[0] == '/' && !strstr(s.s_istore_dir, "/../") &&
+		       !strchr(s.s_istore_dir, ',')));
 		for (unsigned i = 0; i < s.s_nnics; i++) {
 			CHECK(s.s_nics[i].n_pps >= SPEC_UNSET &&
 			      s.s_nics[i].n_pps <= LAUNCH_MAX_PPS);
@@ -109,10 +124,11 @@ static int one(const char *body, size_t size)
 	} else
 		CHECK(err[0]);
 	char id[SPEC_ID_LEN];
-	bool ro;
+	struct vol_ref ref;
 	err[0] = 0;
-	if (spec_parse_attach(body, size, id, &ro, err, sizeof(err)) == 0)
-		CHECK(spec_id_ok(id, "i-"));
+	if (spec_parse_attach(body, size, id, &ref, err, sizeof(err)) == 0)
+		CHECK(spec_id_ok(id, "i-") &&
+		      (!ref.vr_device[0] || (!ref.vr_virtio && launch_device_ok(ref.vr_device))));
 	else
 		CHECK(err[0]);
 	err[0] = 0;

@@ -3,7 +3,9 @@ jailed) boot, are listed, stopped, started and terminated; a guest that powers o
 its instance stopped; a killed card is restarted by the supervisor while the guest keeps
 reading its disk; a restarted nitrod re-adopts a running instance; an instance with
 "tpm": true boots with its NitroTPM (measured PCR 4) and its EK route's certificate
-verifies against the chip's EK CA.
+verifies against the chip's EK CA; an instance with an NVMe volume and an instance store
+shows the guest the volume id and device name (nvme-cli, and amazon-ec2-utils' own
+ebsnvme-id run by a Python in the guest) and leaves nothing of its store after a stop.
 
 Run: build/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider \
      tests/system/test_controller.py
@@ -139,7 +141,8 @@ def test_two_instances_boot_list_stop_start_terminate(nitrod):
                      "cmdline": cmdline("echo A-READY; while true; do sleep 1; done")}, expect=201)
     vol = nitrod.json("POST", "/v1/volumes", {"size_mib": 16}, expect=201)
     b = nitrod.json("POST", "/v1/instances",
-                    {"console": True, "memory_mib": 256, "volumes": [vol["id"]],
+                    {"console": True, "memory_mib": 256,
+                     "volumes": [{"id": vol["id"], "bus": "virtio"}],
                      "cmdline": cmdline("echo B-READY; cat /sys/block/vda/size; "
                                         "while true; do sleep 1; done")}, expect=201)
     assert a["state"] == "running" and b["state"] == "running", (a, b)
@@ -219,7 +222,8 @@ def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
              "dd if=/dev/vda of=/dev/null bs=4096 count=1 skip=$((i % 64)) iflag=direct "
              "2>/dev/null || echo READ-ERROR; echo iter $i; i=$((i+1)); sleep 0.1; done")
     i = nitrod.json("POST", "/v1/instances",
-                    {"console": True, "volumes": [vol["id"]], "cmdline": cmdline(guest)},
+                    {"console": True, "volumes": [{"id": vol["id"], "bus": "virtio"}],
+                     "cmdline": cmdline(guest)},
                     expect=201)
     iid = i["id"]
     nitrod.wait("guest reading", lambda: marks(nitrod.console(iid), "iter 20"))
@@ -388,6 +392,24 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
                             "-content", "doc", "-certfile", "cert.pem", "-noverify"],
                            cwd=t, capture_output=True, text=True)
         assert v.returncode == 0 and "Verification successful" in v.stderr, (v, doc, p7)
+    # A restarted nitrod still serves the metadata (issue 14 item 5: instance_type,
+    # user_data and ssh_key were not reloaded): B's VPC card, killed after the restart,
+    # is started again from the reloaded spec with the same type and user data, and B's
+    # next boot reads them from that card's IMDS.
+    nitrod.stop()
+    nitrod.start()
+    old = nitrod.inst(b["id"])["card_pids"][0]
+    os.kill(old, signal.SIGKILL)
+    new = nitrod.wait("B's VPC card restarted", lambda: (lambda c: c if c and c != old else None)(
+        nitrod.inst(b["id"])["card_pids"][0]), timeout=30)
+    argv = card_argv(new)
+    assert argv[argv.index("--instance-type") + 1] == "c5.large" and "--user-data" in argv, argv
+    nitrod.json("POST", f"/v1/instances/{b['id']}/reboot")
+    nitrod.wait("B's second boot", lambda: len(marks(nitrod.console(b["id"]), "NB-MD-DONE")) >= 2,
+                timeout=400)
+    tb = nitrod.console(b["id"])
+    assert marks(tb, "MD-TYPE=") == ["MD-TYPE=c5.large"] * 2, tb[-3000:]
+    assert marks(tb, "MD-UD=") == ["MD-UD=nitrod-user-data-7"] * 2, tb[-3000:]
 
 
 def test_tpm_instance_measured_and_endorsed(nitrod):
@@ -417,3 +439,77 @@ def test_tpm_instance_measured_and_endorsed(nitrod):
     nitrod.json("DELETE", f"/v1/instances/{i['id']}")
     nitrod.wait_state(i["id"], "terminated", timeout=30)
     assert not os.path.exists(tpm_dir)
+
+
+EBSNVME_IMG = ROOT / "build" / "ebsnvme-guest.img"
+
+
+def holders(path):
+    """The processes with an open file below path (their /proc/PID/fd links)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if str(path) in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_nvme_volume_and_instance_store_through_the_api(nitrod):
+    """Issue 14 through nitrod: an API volume is an NVMe controller by default, with the
+    volume id as serial and the device name given at launch in EC2's vendor area, which
+    the real ebsnvme-id (Debian's amazon-ec2-utils, a python3 script) reads in the guest;
+    the instance store is a second controller whose backing file lives in nitrod's
+    per-instance folder while the card runs, and after the stop the folder, the file and
+    the card (the only holder of its key) are gone."""
+    assert EBSNVME_IMG.exists(), "make build/ebsnvme-guest.img"
+    initrd = os.path.join(nitrod.files_dir, "ebsnvme-guest.img")
+    shutil.copy(EBSNVME_IMG, initrd)
+    vol = nitrod.json("POST", "/v1/volumes", {"size_mib": 32}, expect=201)
+    guest = ("for c in /sys/class/nvme/nvme*; do grep -q Instance $c/model && i=${c##*/}; "
+             "grep -q Elastic $c/model && e=${c##*/}; done; "
+             "echo CTRLS ebs=$e store=$i; ls /dev/nvme0n1 >/dev/null && echo HAVE nvme0n1; "
+             "nvme id-ctrl /dev/$e | grep -e '^sn' -e '^mn' | sed 's/^/IDCTRL /'; "
+             "/usr/bin/python3 /usr/sbin/ebsnvme-id /dev/${e}n1 2>&1 | sed 's/^/EBSNVME /'; "
+             "/usr/bin/python3 /usr/sbin/ebsnvme-id -b /dev/${e}n1 2>&1 | sed 's/^/EBSDEV /'; "
+             "echo STORE $(cat /sys/block/${i}n1/size); "
+             "echo nitrod-store-pattern | dd of=/dev/${i}n1 bs=4096 conv=sync oflag=direct "
+             "2>/dev/null && echo STORE-WRITTEN; "
+             "while true; do sleep 1; done")
+    i = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "memory_mib": 512, "initrd": initrd,
+                     "volumes": [{"id": vol["id"], "device": "sdf"}],
+                     "instance_store": {"size_mib": 16},
+                     "cmdline": cmdline(guest)}, expect=201)
+    iid = i["id"]
+    assert i["volumes"] == [{"id": vol["id"], "readonly": False, "bus": "nvme",
+                             "device": "sdf"}], i
+    nitrod.wait("guest done", lambda: marks(nitrod.console(iid), "STORE-WRITTEN"))
+    con = nitrod.console(iid)
+    ctrls = marks(con, "CTRLS")[0]
+    assert "ebs=nvme" in ctrls and "store=nvme" in ctrls, con[-3000:]
+    assert marks(con, "HAVE nvme0n1"), con[-3000:]
+    serial = vol["id"].replace("-", "")
+    assert any(l.split(":", 1)[1].strip() == serial for l in marks(con, "IDCTRL sn")), con[-3000:]
+    assert any("Amazon Elastic Block Store" in l for l in marks(con, "IDCTRL mn")), con[-3000:]
+    # the real ebsnvme-id: "Volume ID: vol-..." and the name given at launch
+    assert marks(con, f"EBSNVME Volume ID: {vol['id']}"), con[-3000:]
+    assert marks(con, "EBSNVME sdf"), con[-3000:]
+    assert marks(con, "EBSDEV sdf"), con[-3000:]
+    assert marks(con, f"STORE {16 * 2048}"), con[-3000:]
+    # Host side, while it runs: the store's card holds a nameless file in the
+    # instance's own folder (nothing there has a name).
+    folder = os.path.join(nitrod.state, "instance-store", iid)
+    store_card = nitrod.inst(iid)["card_pids"][1]
+    assert alive(store_card) and os.path.isdir(folder) and os.listdir(folder) == []
+    assert os.stat(folder).st_uid != 0  # the card's uid: no one else's folder
+    assert holders(folder) == [store_card], holders(folder)
+    nitrod.json("POST", f"/v1/instances/{iid}/stop")
+    nitrod.wait_state(iid, "stopped", timeout=30)
+    # After the stop: the card (its key only ever in its memory) is gone, no process
+    # holds the file (the kernel freed its blocks) and the folder is removed.
+    assert not alive(store_card)
+    assert holders(folder) == []
+    assert not os.path.exists(folder), os.listdir(folder)

@@ -438,6 +438,64 @@ static void test_tpm_card(void **state)
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--tpm-card"));
 }
 
+/* NVMe device names: nitro run's defaults (sda1, then sdf, sdg ... counting only NVMe
+ * volumes, not instance stores), a given name kept, and the shared checks both sides run
+ * refusing a bad name, a name on virtio or an instance store, and a name used twice. */
+static void test_nvme_device_names(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256], dev[LAUNCH_DEVICE_MAX + 1];
+	spec_init(&s);
+	env_init(&e);
+	const enum launch_bus bus[] = {LAUNCH_BUS_NVME, LAUNCH_BUS_VIRTIO, LAUNCH_BUS_NVME,
+				       LAUNCH_BUS_NVME, LAUNCH_BUS_NVME};
+	for (unsigned i = 0; i < 5; i++) {
+		launch_volume_init(&s.ls_vols[i]);
+		snprintf(s.ls_vols[i].lv_path, sizeof(s.ls_vols[i].lv_path), "/v/%u.vol", i);
+		s.ls_vols[i].lv_bus = bus[i];
+	}
+	s.ls_vols[3].lv_instance = true; /* an instance store takes no name */
+	snprintf(s.ls_vols[3].lv_path, sizeof(s.ls_vols[3].lv_path), "64M");
+	snprintf(s.ls_vols[3].lv_dir, sizeof(s.ls_vols[3].lv_dir), "/tmp");
+	s.ls_nvols = 5;
+	const char *want[] = {"sda1", "", "sdf", "", "sdg"};
+	for (unsigned i = 0; i < 5; i++) {
+		launch_volume_device(&s, i, dev);
+		assert_string_equal(dev, want[i]);
+	}
+	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), 0);
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_non_null(strstr(joined(&plan.pl_procs[0]), " --nvme --device sda1 "));
+	assert_null(strstr(joined(&plan.pl_procs[1]), "--device"));
+	assert_non_null(strstr(joined(&plan.pl_procs[2]), " --nvme --device sdf "));
+	assert_non_null(
+	    strstr(joined(&plan.pl_procs[3]), "--nvme --instance-store 64M --dir /tmp"));
+	assert_non_null(strstr(joined(&plan.pl_procs[4]), " --nvme --device sdg "));
+	assert_string_equal(plan.pl_procs[3].lp_vhost, "nvme");
+	assert_string_equal(plan.pl_procs[1].lp_vhost, "blk");
+	/* a given name is kept; the same name as another volume's default is refused */
+	snprintf(s.ls_vols[4].lv_device, sizeof(s.ls_vols[4].lv_device), "xvdb");
+	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), 0);
+	snprintf(s.ls_vols[4].lv_device, sizeof(s.ls_vols[4].lv_device), "sdf");
+	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "sdf is volume 2's already"));
+	const char *bad[] = {"", "Sdf", "1sd", "sd-f", "sd f", "abcdefghijklmnopqrstuvwxyz0123456"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(launch_device_ok(bad[i]));
+	assert_true(launch_device_ok("sda1") && launch_device_ok("xvdz"));
+	snprintf(s.ls_vols[4].lv_device, sizeof(s.ls_vols[4].lv_device), "Sd;x");
+	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), -1);
+	s.ls_vols[4].lv_device[0] = 0;
+	snprintf(s.ls_vols[1].lv_device, sizeof(s.ls_vols[1].lv_device), "sdq");
+	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "needs bus nvme"));
+	s.ls_vols[1].lv_device[0] = 0;
+	snprintf(s.ls_vols[3].lv_device, sizeof(s.ls_vols[3].lv_device), "sdq");
+	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +507,7 @@ int main(void)
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_json_carries_the_plan),
 	    cmocka_unit_test(test_tpm_card),
+	    cmocka_unit_test(test_nvme_device_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,186 @@
+/* Instance-store folders opened beneath their served folder (see istore.h). */
+#include "controller/istore.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "controller/spec.h"
+
+/* The default folder (STATE/instance-store) when dir is "". */
+static void dir_of(const char *dir, char *out, size_t len)
+{
+	if (dir[0])
+		sfmt(out, len, "%s", dir);
+	else
+		sfmt(out, len, "%s/instance-store", g_ctl.c_state_dir);
+}
+
+/* A folder no one but root or nitrod may change. */
+static int safe_dir(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		RETURN_ERR(-1, "instance_store.dir %s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		RETURN_ERR(-1, "instance_store.dir %s: not a folder", path);
+	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    ((st.st_mode & 022) && !(st.st_mode & S_ISVTX)))
+		RETURN_ERR(-1,
+			   "instance_store.dir %s: others may change it (a folder on the way is "
+			   "not root's or nitrod's, or writable by others without the sticky bit); "
+			   "refused",
+			   path);
+	return 0;
+}
+
+/* An O_PATH fd of dir ("" = default) after the checks of istore.h, or -1 with err. */
+static int open_dir(const char *dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	dir_of(dir, path, sizeof(path));
+	const char *rel = NULL, *root = NULL;
+	for (unsigned i = 0; i < g_ctl.c_nistore_dirs && !root; i++) {
+		size_t l = strlen(g_ctl.c_istore_dirs[i]);
+		if (!strncmp(path, g_ctl.c_istore_dirs[i], l) && (path[l] == '/' || !path[l])) {
+			root = g_ctl.c_istore_dirs[i];
+			rel = path + l;
+		}
+	}
+	if (!root)
+		RETURN_ERR(-1,
+			   "instance_store.dir %s: outside the folders nitrod serves instance "
+			   "stores from (STATE/instance-store, --instance-store-dir)",
+			   path);
+	int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		RETURN_ERR(-1, "instance_store.dir %s: %s", root, strerror(errno));
+	if (safe_dir(fd, root, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	/* One component at a time, each checked, none followed. */
+	char buf[PATH_MAX];
+	sfmt(buf, sizeof(buf), "%s", rel);
+	char *save = NULL;
+	for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(c, ".") || !strcmp(c, "..") || spec_id_ok(c, "i-")) {
+			close(fd);
+			RETURN_ERR(
+			    -1, "instance_store.dir %s: \"%s\" is not a folder a request may name",
+			    path, c);
+		}
+		struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				       .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+						  RESOLVE_NO_MAGICLINKS};
+		int next = (int)syscall(SYS_openat2, fd, c, &how, sizeof(how));
+		if (next < 0 && (errno == ENOSYS || errno == EPERM))
+			next = openat(fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		if (next < 0 && (e == ELOOP || e == ENOTDIR))
+			RETURN_ERR(
+			    -1,
+			    "instance_store.dir %s: a symbolic link or not a folder on the way; "
+			    "refused",
+			    path);
+		if (next < 0)
+			RETURN_ERR(-1, "instance_store.dir %s: %s", path, strerror(e));
+		fd = next;
+		if (safe_dir(fd, path, err, errlen) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+int istore_check(const char *dir, char *err, size_t errlen)
+{
+	int fd = open_dir(dir, err, errlen);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+void istore_path(const struct instance *in, char *out, size_t len)
+{
+	char d[PATH_MAX];
+	dir_of(in->i_spec.s_istore_dir, d, sizeof(d));
+	sfmt(out, len, "%s/%s", d, in->i_id);
+}
+
+/* Empties the folder name of parent (its entries unlinked, not followed) and removes it. */
+static void remove_in(int parent, const char *name)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		DIR *d = fdopendir(fd);
+		if (d) {
+			struct dirent *e;
+			while ((e = readdir(d)))
+				if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+					unlinkat(dirfd(d), e->d_name, 0);
+			closedir(d);
+		} else {
+			close(fd);
+		}
+	}
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		warnmsg("%s: instance store folder: %s", name, strerror(errno));
+}
+
+int istore_prepare(const struct instance *in, char *err, size_t errlen)
+{
+	int fd = open_dir(in->i_spec.s_istore_dir, err, errlen);
+	if (fd < 0)
+		return -1;
+	/* O_PATH fds take no *at() writes: the folder itself, now that it checked out. */
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(fd);
+	if (dfd < 0)
+		RETURN_ERR(-1, "instance store folder: %s", strerror(errno));
+	remove_in(dfd, in->i_id); /* what a crash of nitrod left */
+	int r = -1;
+	if (mkdirat(dfd, in->i_id, 0700) < 0) {
+		sfmt(err, errlen, "instance store folder %s: %s", in->i_id, strerror(errno));
+		goto out;
+	}
+	int sub = openat(dfd, in->i_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0 || (g_ctl.c_jail && fchown(sub, in->i_uid, in->i_gid) < 0)) {
+		sfmt(err, errlen, "instance store folder %s: %s", in->i_id, strerror(errno));
+		if (sub >= 0)
+			close(sub);
+		goto out;
+	}
+	close(sub);
+	r = 0;
+out:
+	close(dfd);
+	return r;
+}
+
+void istore_remove(const struct instance *in)
+{
+	if (!in->i_spec.s_istore_mib)
+		return;
+	char err[PATH_MAX + 256];
+	int fd = open_dir(in->i_spec.s_istore_dir, err, sizeof(err));
+	if (fd < 0) {
+		warnmsg("%s: %s", in->i_id, err);
+		return;
+	}
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(fd);
+	if (dfd < 0)
+		return;
+	remove_in(dfd, in->i_id);
+	close(dfd);
+}
