@@ -17,6 +17,7 @@
 #include "boot/config.h"
 #include "cli/cli.h"
 #include "cli/nic.h"
+#include "launch/resolver.h"
 #include "lib/util.h"
 
 int cmd_images(int argc, char **argv)
@@ -211,7 +212,8 @@ int cmd_run(int argc, char **argv)
 		    "VOLUME\n"
 		    "                       is a volume file, nbd://HOST[:PORT]/EXPORT,\n"
 		    "                       nbd+unix:///EXPORT?socket=PATH or null:SIZE; ctl=PATH\n"
-		    "                       names the card's control socket (`nitro snapshot create\n"
+		    "                       names the card's control socket (`nitro snapshot "
+		    "create\n"
 		    "                       --card PATH` pauses it for a consistent snapshot)\n"
 		    "        [,bus=nvme|virtio][,device=NAME]\n"
 		    "                       an NVMe controller (default; EC2's device name sda1,\n"
@@ -293,6 +295,8 @@ int cmd_run(int argc, char **argv)
 	/* As nitrod: each VPC card's underlay socket is made here (on --underlay's address)
 	 * and passed as fd 3 (src/cli/cards.c). */
 	env.le_underlay_fd = true;
+	/* The VPC resolver forwards to the host's (none reachable: it refuses those names). */
+	launch_usable_resolver(LAUNCH_RESOLV_CONF, env.le_dns, sizeof(env.le_dns));
 	spec.ls_tpm = tpm.rt_on;
 	if (tpm.rt_state_arg && !realpath(tpm.rt_state_arg, tpm_state_dir))
 		die("run: --tpm-state %s: %s", tpm.rt_state_arg, strerror(errno));

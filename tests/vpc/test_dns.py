@@ -190,6 +190,21 @@ def test_forwarding_to_the_host_resolver(vpcnet):
     assert st["dns_upstream_bad"] == 2 and st["dns_truncated"] == 1, st
 
 
+def test_forwarding_from_an_empty_network_namespace(vpcnet):
+    """As nitrod runs it: no network of its own, the sockets made by its launcher."""
+    up = Upstream()
+    ul = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ul.bind(("127.0.0.1", 0))
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dns.connect(up.s.getsockname())
+    c, d = vpcnet.card("a", 7, ME + "/24", underlay_sock=ul, dns_sock=dns, empty_netns=True)
+    g = Guest(d, mac_bytes(d.config()["mac"]), bytes.fromhex("02005e000001"))
+    sport = g.send(LINKLOCAL_DNS, 53, query("www.example.org", qid=0x5151))
+    up.serve_one()
+    r = parse_reply(g.recv(sport)["payload"][8:])
+    assert r["id"] == 0x5151 and r["an"][0][3] == "192.0.2.99", r
+
+
 def test_malformed_queries(vpcnet):
     c, d, g = start(vpcnet)
     # without an upstream, names that are no instance's are refused
