@@ -17,3 +17,15 @@ $(BUILD)/guest/hostile-nvme: tests/system/hostile_nvme.c
 	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
 $(BUILD)/nvme-guest.img: images $(BUILD)/guest/hostile-nvme tests/system/nvme_initrd.sh
 	OUT=$@ sh tests/system/nvme_initrd.sh $(BUILD)/guest/hostile-nvme=/bin/hostile-nvme
+
+# Guest-side helper of test_vpc.py's resolver and time server test (busybox has no NTP
+# client), and the initramfs it runs in: the default guest image plus /bin/sntp.
+$(BUILD)/guest/sntp: tests/system/sntp.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+$(BUILD)/vpc-guest.img: images $(BUILD)/guest/sntp
+	rm -rf $@.d && mkdir -p $@.d/bin && cp $(BUILD)/guest/sntp $@.d/bin/
+	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
+	cat $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/guest.img $@.cpio > $@
+	rm -rf $@.d $@.cpio
+system-test: $(BUILD)/vpc-guest.img
