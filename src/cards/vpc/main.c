@@ -421,24 +421,8 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    (unsigned long long)is.requests, (unsigned long long)is.conns_evicted,
 	    (unsigned long long)is.conns_idle_closed);
 	char *save = NULL;
-	const struct dns_stats *ds = &c->c_svc.dns.st;
-	const struct svc_stats *ss = &c->c_svc.st;
 	if (o < len)
-		o += (size_t)snprintf(
-		    buf + o, len - o,
-		    " dns_queries=%llu dns_answered_local=%llu dns_nxdomain=%llu dns_formerr=%llu "
-		    "dns_refused=%llu dns_forwarded=%llu dns_upstream_answers=%llu "
-		    "dns_upstream_bad=%llu dns_upstream_late=%llu dns_pending_evicted=%llu "
-		    "dns_truncated=%llu dns_upstream_send_errors=%llu ntp_requests=%llu "
-		    "ntp_answered=%llu service_bad_udp=%llu",
-		    (unsigned long long)ds->queries, (unsigned long long)ds->answered_local,
-		    (unsigned long long)ds->nxdomain, (unsigned long long)ds->formerr,
-		    (unsigned long long)ds->refused, (unsigned long long)ds->forwarded,
-		    (unsigned long long)ds->upstream_answers, (unsigned long long)ds->upstream_bad,
-		    (unsigned long long)ds->upstream_late, (unsigned long long)ds->pending_evicted,
-		    (unsigned long long)ds->truncated, (unsigned long long)ss->upstream_send_errors,
-		    (unsigned long long)ss->ntp_requests, (unsigned long long)ss->ntp_answered,
-		    (unsigned long long)ss->bad_udp);
+		o += svc_net_stats_format(&c->c_svc, buf + o, len - o);
 	if (o >= len)
 		o = len - 1;
 	for (char *ln = strtok_r(tmp, "\n", &save); ln && o + 2 < len;

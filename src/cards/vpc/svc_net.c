@@ -135,6 +135,32 @@ void svc_net_upstream(struct svc_net *s, uint64_t now_ns)
 	}
 }
 
+size_t svc_net_stats_format(const struct svc_net *s, char *buf, size_t len)
+{
+	static const char *const names[] = {
+	    "dns_queries",	    "dns_answered_local", "dns_nxdomain",
+	    "dns_formerr",	    "dns_refused",	  "dns_forwarded",
+	    "dns_upstream_answers", "dns_upstream_bad",	  "dns_upstream_late",
+	    "dns_pending_evicted",  "dns_truncated",	  "dns_upstream_send_errors",
+	    "ntp_requests",	    "ntp_answered",	  "service_bad_udp"};
+	const struct dns_stats *d = &s->dns.st;
+	const uint64_t v[] = {d->queries,	   d->answered_local,  d->nxdomain,
+			      d->formerr,	   d->refused,	       d->forwarded,
+			      d->upstream_answers, d->upstream_bad,    d->upstream_late,
+			      d->pending_evicted,  d->truncated,       s->st.upstream_send_errors,
+			      s->st.ntp_requests,  s->st.ntp_answered, s->st.bad_udp};
+	_Static_assert(sizeof(names) / sizeof(names[0]) == sizeof(v) / sizeof(v[0]), "counters");
+	size_t o = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]) && o + 1 < len; i++) {
+		int w = snprintf(buf + o, len - o, " %s=%llu", names[i], (unsigned long long)v[i]);
+		if (w < 0)
+			break;
+		o += (size_t)w < len - o ? (size_t)w : len - o - 1;
+	}
+	return o;
+}
+
 int svc_upstream_open(const char *addr, char *err, size_t errlen)
 {
 	char a[64];

@@ -48,6 +48,10 @@ void svc_net_init(struct svc_net *s, const struct vpc_cfg *cfg, vpc_lookup_fn *l
 void svc_net_input(struct svc_net *s, const uint8_t *ip, size_t len, uint64_t now_ns);
 void svc_net_upstream(struct svc_net *s, uint64_t now_ns);
 
+/* The counters as " name=value" words (dns_queries=, ntp_requests=, ...) into buf (len > 0,
+ * NUL-terminated, cut at len - 1): the length written. */
+size_t svc_net_stats_format(const struct svc_net *s, char *buf, size_t len);
+
 /* A connected, non-blocking UDP socket to A.B.C.D[:PORT] (port 53 by default), or -1 with
  * err. */
 int svc_upstream_open(const char *addr, char *err, size_t errlen);
