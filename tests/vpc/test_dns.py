@@ -190,8 +190,10 @@ def test_forwarding_to_the_host_resolver(vpcnet):
     assert st["dns_upstream_bad"] == 2 and st["dns_truncated"] == 1, st
 
 
-def test_forwarding_from_an_empty_network_namespace(vpcnet):
-    """As nitrod runs it: no network of its own, the sockets made by its launcher."""
+def test_forwarding_from_an_empty_network_namespace(vpcnet, monkeypatch):
+    """As nitrod runs it: no network of its own, the sockets made by its launcher, and
+    its seccomp filter (NITRO_SECCOMP=card-vpc: no socket creation)."""
+    monkeypatch.setenv("NITRO_SECCOMP", "card-vpc")
     up = Upstream()
     ul = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     ul.bind(("127.0.0.1", 0))
@@ -203,6 +205,9 @@ def test_forwarding_from_an_empty_network_namespace(vpcnet):
     up.serve_one()
     r = parse_reply(g.recv(sport)["payload"][8:])
     assert r["id"] == 0x5151 and r["an"][0][3] == "192.0.2.99", r
+    p, m = g.ask(NTP, ntp_request(), dport=123)  # clock_gettime under the filter
+    assert len(m) == 48
+    assert c.stats()["dns_upstream_answers"] == 1
 
 
 def test_malformed_queries(vpcnet):
