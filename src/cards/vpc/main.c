@@ -299,6 +299,11 @@ static void imds_start(struct card *c, struct imds_opts *o, const struct vpc_cfg
 	c->c_imds = imds_new(ic, err, sizeof(err));
 	if (!c->c_imds)
 		die("imds: %s", err);
+	/* imds_new copied them */
+	const uint8_t *files[] = {ic->ic_user_data, ic->ic_ssh_key,   ic->ic_doc,
+				  ic->ic_pkcs7,	    ic->ic_signature, ic->ic_rsa2048};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		free((void *)files[i]);
 	if (imds_net_init(c->c_imds, cfg->vc_mac, imds_to_guest, c, err, sizeof(err)) < 0)
 		die("imds: %s", err);
 	c->c_imds_tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
