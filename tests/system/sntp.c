@@ -72,7 +72,8 @@ int main(int argc, char **argv)
 			printf("sntp: stratum %u offset %+.6f delay %.6f\n", r[1], offset, delay);
 			if (set) {
 				double t = now() + offset;
-				struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
+				struct timespec ts = {(time_t)t,
+						      (long)((t - (double)(time_t)t) * 1e9)};
 				if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
 					perror("sntp: clock_settime");
 					return 1;
