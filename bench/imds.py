@@ -5,9 +5,10 @@ virtio-net driver and TCP in C on one nitro-card-vpc: one keep-alive connection 
 request frame until the whole reply is on the guest's rx queue, requests paced under the
 link-local allowance (1024 packets/s). The harness waits for the reply as a guest does:
 it polls the rx queue once, then sleeps on the card's interrupt (the rx call eventfd,
-`--irq`), as a vCPU halts until its interrupt. A harness that busy-polls instead keeps
-the card off the CPU on a one-CPU host (the emulated host has one vCPU) until the
-scheduler's next tick: that figure is printed too ("spinning"). The same harness's ARP round trip
+`--irq`), as a vCPU halts until its interrupt; the busy-polling harness is measured too
+("spinning"): on the emulated host's single vCPU a spinning harness competes with the
+card it waits for, so both are shown (their tails matched when measured: the tail is
+the machine's, not the harness's). The same harness's ARP round trip
 (`--arp`: a frame the card answers without TCP) is measured beside it, alternating, as
 the floor of the machine at that moment (scheduling of the card's process on a shared
 host is most of any tail). Prints

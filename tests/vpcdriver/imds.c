@@ -5,9 +5,9 @@
  * connection, each timed from the kick of its frame until the whole reply (by its
  * Content-Length) is on the rx queue; the ACK for a reply is sent after its sample.
  * Waiting for it busy-polls the rx queue, or with --irq polls once and then sleeps on the
- * rx call eventfd (the card's interrupt), as a guest's vCPU halts until its interrupt:
- * a harness spinning on the only CPU of a host (the emulated host has one) keeps the
- * card it waits for off that CPU until the scheduler's next tick. Requests are paced (--gap-us,
+ * rx call eventfd (the card's interrupt), as a guest's vCPU halts until its interrupt
+ * (on a one-CPU host, such as the emulated host, a spinning harness shares the CPU with
+ * the card it waits for). Requests are paced (--gap-us,
  * default 3000) under the link-local allowance. Prints "samples=N p50_us=X p90_us=Y p99_us=Z
  * max_us=W". With --arp the samples are ARP requests for 169.254.169.254 instead (answered by the
  * card without TCP): the harness's own floor on the same machine at the same moment.
