@@ -25,3 +25,15 @@ $(BUILD)/nvme-guest.img: images $(BUILD)/guest/hostile-nvme tests/system/nvme_in
 $(BUILD)/ebsnvme-guest.img: images tests/system/nvme_initrd.sh tests/system/pyguest.py
 	OUT=$@ sh tests/system/nvme_initrd.sh \
 	    $$(/usr/bin/python3 tests/system/pyguest.py /usr/sbin/ebsnvme-id /dev/null)
+
+# Guest-side helper of test_vpc.py's resolver and time server test (busybox has no NTP
+# client), and the initramfs it runs in: the default guest image plus /bin/sntp.
+$(BUILD)/guest/sntp: tests/system/sntp.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+$(BUILD)/vpc-guest.img: images $(BUILD)/guest/sntp
+	rm -rf $@.d && mkdir -p $@.d/bin && cp $(BUILD)/guest/sntp $@.d/bin/
+	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
+	cat $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/guest.img $@.cpio > $@
+	rm -rf $@.d $@.cpio
+system-test: $(BUILD)/vpc-guest.img

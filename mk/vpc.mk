@@ -37,3 +37,6 @@ vpc-core-bench: $(BUILD)/vpc-core-bench
 $(BUILD)/tests/vpc/test_vpc_imds: $(call obj,src/imds/imds.c src/imds/imds_http.c)
 # The mapping service's caches on a real folder (issue 10 item 13).
 $(BUILD)/tests/vpc/test_vpc_mapsvc: $(call obj,src/vpcmap/mapsvc.c src/vpcmap/underlay.c)
+# The VPC resolver and time server (issue 15 item 4): parser, answers, forwarding, NTP.
+$(BUILD)/tests/vpc/test_vpc_dns: $(call obj,src/cards/vpc/dns.c src/cards/vpc/dnsmsg.c \
+	src/cards/vpc/ntp.c)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "launch/resolver.h"
 #include "lib/util.h"
 #include "volume/volume.h"
 #include "vpcmap/underlay.h"
@@ -97,8 +98,9 @@ int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t er
 		}
 	}
 	if (v->lv_ctl[0] && v->lv_bus == LAUNCH_BUS_NVME)
-		RETURN_ERR(2, "--volume %s: ctl= needs bus=virtio (an NVMe card has no snapshot "
-			      "control socket yet)",
+		RETURN_ERR(2,
+			   "--volume %s: ctl= needs bus=virtio (an NVMe card has no snapshot "
+			   "control socket yet)",
 			   spec);
 	if (v->lv_gp2 && v->lv_iops != LAUNCH_UNSET)
 		RETURN_ERR(2, "--volume %s: gp2 and iops= exclude each other", spec);
@@ -144,6 +146,7 @@ void proc_stdio(const struct launch_proc *p)
 		case LAUNCH_FD_TPM_KEY: /* pipes and sockets card_spawn makes */
 		case LAUNCH_FD_VOLUME_KEY:
 		case LAUNCH_FD_UNDERLAY:
+		case LAUNCH_FD_DNS:
 			break;
 		}
 	}
@@ -182,7 +185,8 @@ static int key_pipe(const struct launch_proc *p, int *at)
 }
 
 /* The other fds a card gets (launch.h roles), made as nitrod makes them: an encrypted
- * volume's data key on a pipe, a VPC card's bound underlay socket. */
+ * volume's data key on a pipe, a VPC card's bound underlay socket and its socket to the
+ * host's resolver. */
 static void role_fds(const struct launch_proc *p, const struct launch_env *e,
 		     int fds[LAUNCH_MAX_FDS])
 {
@@ -210,6 +214,9 @@ static void role_fds(const struct launch_proc *p, const struct launch_env *e,
 			if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 				die("run: underlay %s: %s", a, strerror(errno));
 			fds[i] = s;
+		} else if (p->lp_fds[i].lf_role == LAUNCH_FD_DNS) {
+			if ((fds[i] = launch_dns_socket(e->le_dns, err, sizeof(err))) < 0)
+				die("run: %s", err);
 		}
 	}
 }

@@ -17,6 +17,7 @@
 #include "boot/config.h"
 #include "cli/cli.h"
 #include "cli/nic.h"
+#include "launch/resolver.h"
 #include "lib/util.h"
 
 int cmd_images(int argc, char **argv)
@@ -296,6 +297,8 @@ int cmd_run(int argc, char **argv)
 	/* As nitrod: each VPC card's underlay socket is made here (on --underlay's address)
 	 * and passed as fd 3 (src/cli/cards.c). */
 	env.le_underlay_fd = true;
+	/* The VPC resolver forwards to the host's (none reachable: it refuses those names). */
+	launch_usable_resolver(LAUNCH_RESOLV_CONF, env.le_dns, sizeof(env.le_dns));
 	spec.ls_tpm = tpm.rt_on;
 	if (tpm.rt_state_arg && !realpath(tpm.rt_state_arg, tpm_state_dir))
 		die("run: --tpm-state %s: %s", tpm.rt_state_arg, strerror(errno));

@@ -22,6 +22,7 @@
 #include "controller/proc.h"
 #include "endorse/endorse.h"
 #include "imds/imds.h"
+#include "launch/resolver.h"
 #include "lib/util.h"
 #include "securitychip/chip.h"
 #include "securitychip/identity.h"
@@ -161,6 +162,8 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 	/* nitrod's own cache, read-only in the jail (kcache.h) */
 	sfmt(le->le_kernel_cache, sizeof(le->le_kernel_cache), "%s/kcache", g_ctl.c_state_dir);
 	le->le_underlay_fd = true; /* made here; the card gets no network of its own */
+	/* and so is its socket to the host's resolver (resolver.h), when there is one */
+	launch_usable_resolver(LAUNCH_RESOLV_CONF, le->le_dns, sizeof(le->le_dns));
 	sfmt(le->le_vpc_map, sizeof(le->le_vpc_map), "%s/vpc-map", g_ctl.c_state_dir);
 	return 0;
 }
@@ -434,6 +437,16 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			}
 			k->opened[k->nopened++] = fd;
 			break;
+		case LAUNCH_FD_DNS: { /* the plan has it: the resolver of the plan's time */
+			char dns[64];
+			if (launch_host_resolver(LAUNCH_RESOLV_CONF, dns, sizeof(dns)) < 0 ||
+			    (fd = launch_dns_socket(dns, err, errlen)) < 0) {
+				kept_close(k);
+				RETURN_ERR(-1, "%s: the host's resolver is gone", p->lp_name);
+			}
+			k->opened[k->nopened++] = fd;
+			break;
+		}
 		}
 		if (f->lf_fd < 0) {
 			kept_close(k);

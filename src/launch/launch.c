@@ -250,7 +250,7 @@ static unsigned vpc_count(const struct launch_spec *s)
 /* nitro-card-vpc --socket-path S --ctl S.ctl --vpc ID --ip A.B.C.D/P --queue-pairs N
  * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--underlay ADDR] [--map PATH]
  * [--imds MODE] [--instance-id ID] [--instance-type T] [--user-data FILE] [--ssh-key FILE]
- * [--identity DIR] */
+ * [--identity DIR] [--dns-fd 4] */
 static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
 {
@@ -279,6 +279,10 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 		p->lp_flags &= ~LAUNCH_HOST_NET; /* its network is that socket */
 	} else if (e->le_underlay[0]) {
 		opt(b, "--underlay", e->le_underlay);
+	}
+	if (e->le_dns[0]) { /* the VPC resolver forwards to the host's */
+		keep_fd(b, 4, LAUNCH_FD_DNS, item);
+		opt(b, "--dns-fd", "4");
 	}
 	if (e->le_vpc_map[0]) {
 		opt(b, "--map", e->le_vpc_map);
@@ -470,6 +474,8 @@ const char *launch_fd_role_name(enum launch_fd_role r)
 		return "underlay";
 	case LAUNCH_FD_TPM_KEY:
 		return "tpm-key";
+	case LAUNCH_FD_DNS:
+		return "dns";
 	}
 	return "?";
 }

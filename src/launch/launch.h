@@ -140,6 +140,8 @@ struct launch_env {
 	char le_underlay[64];		/* the VPC cards' --underlay; "": their default */
 	bool le_underlay_fd; /* the launcher makes each VPC card's underlay socket and passes
 				it on fd 3 (--underlay-fd): the card needs no network (nitrod) */
+	char le_dns[64];     /* the host's resolver "A.B.C.D:PORT" (resolver.h): each VPC card
+				gets a socket connected to it on fd 4 (--dns-fd); "": none */
 };
 
 enum launch_kind {
@@ -157,6 +159,7 @@ enum launch_fd_role {
 	LAUNCH_FD_VOLUME_KEY,  /* a pipe with the volume's data key (--key-fd; nitrod) */
 	LAUNCH_FD_UNDERLAY,    /* the VPC card's bound UDP underlay socket (--underlay-fd) */
 	LAUNCH_FD_TPM_KEY,     /* the TPM card's 32-byte state key, then EOF (a pipe) */
+	LAUNCH_FD_DNS,	       /* the VPC card's UDP socket connected to the host's resolver */
 };
 
 struct launch_fd {

@@ -39,9 +39,12 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
                     "--iops", "900", "--throughput", "12", "--readonly", str(vol)]
     assert ebs1[3:] == ["--ctl", f"{run}/c1.sock.ctl", "--gp2", "null:1G"]
     assert inst[3:] == ["--nvme", "--instance-store", "16M", "--dir", str(tmp_path)]
+    # a socket to the host's resolver (/etc/resolv.conf) on fd 4 when one is reachable
+    dns = {"fd": 4, "role": "dns", "item": 0} in doc["processes"][3]["fds"]
     assert vpc[1:] == ["--socket-path", f"{run}/c3.sock", "--ctl", f"{run}/c3.sock.ctl",
                        "--vpc", "4", "--ip", "10.0.0.9/24", "--queue-pairs", "2", "--sg", str(sg),
-                       "--pps", "7", "--bandwidth", "8", "--underlay-fd", "3",
+                       "--pps", "7", "--bandwidth", "8", "--underlay-fd", "3"] + \
+        (["--dns-fd", "4"] if dns else []) + [
                        "--instance-id", "i-0123456789abcdef0", "--instance-type", "c5.large"]
     # nitro run binds the underlay socket itself, on --underlay's address, and passes it
     assert {"fd": 3, "role": "underlay", "item": 0} in doc["processes"][3]["fds"]

@@ -120,3 +120,63 @@ def test_three_guests_dhcp_ping_isolation_and_security_group(tmp_path):
     assert re.search(r"^IMDS-IID=i-0abcdef0123456789\r?$", out["g1"], re.M), every
     assert re.search(r"^IMDS-UD=nitro-user-data-42\r?$", out["g1"], re.M), every
     assert re.search(r"^IMDS-NOTOKEN=1", out["g1"], re.M), every
+
+
+# The VPC resolver and the time server (issue 15 item 4), from a stock busybox guest whose
+# initramfs also has tests/system/sntp.c (build/vpc-guest.img): R1 resolves R2's instance
+# name through the resolver DHCP named (base + 2) and through 169.254.169.253, its PTR,
+# gets NXDOMAIN for a name no instance has, then sets its clock 20 years back and steps it
+# from 169.254.169.123.
+VPC_IMG = NITRO.parent / "vpc-guest.img"
+NAME = "ip-10-0-0-6.us-east-1.compute.internal"
+
+R1 = (DHCP + "; cat /etc/resolv.conf; "
+      "i=0; until nslookup " + NAME + " >/tmp/a 2>&1; do i=$((i+1)); [ $i -gt 30 ] && break; "
+      "sleep 1; done; cat /tmp/a; "
+      "nslookup " + NAME + " 169.254.169.253; "
+      "nslookup 10.0.0.6; "
+      "nslookup ip-10-0-0-9.us-east-1.compute.internal; echo R1-NX=$?; "
+      "date -s '2006-01-02 03:04:05' >/dev/null; echo R1-BEFORE=$(date +%s); "
+      "sntp -s 169.254.169.123; echo R1-SNTP=$?; echo R1-AFTER=$(date +%s)")
+R2 = DHCP + "; sleep 60"
+
+
+def test_resolver_and_time_server(tmp_path):
+    assert VPC_IMG.exists(), "make build/vpc-guest.img"
+    env = dict(os.environ, NITRO_STATE=str(tmp_path / "state"))
+    runs = {}
+    try:
+        runs["r2"] = start(env, "vpc=1,ip=10.0.0.6", R2, tmp_path / "r2.log",
+                           extra=["--initrd", str(VPC_IMG)])
+        time.sleep(2)
+        runs["r1"] = start(env, "vpc=1,ip=10.0.0.5", R1, tmp_path / "r1.log",
+                           extra=["--initrd", str(VPC_IMG)])
+        p, f = runs["r1"]
+        p.wait(timeout=600)
+        host_after = time.time()
+    finally:
+        for p, f in runs.values():
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
+            f.close()
+    out = (tmp_path / "r1.log").read_text(errors="replace")
+    assert runs["r1"][0].returncode == 0, out[-5000:]
+    # DHCP: the resolver at base + 2 and the domain of the instance names
+    assert re.search(r"^search us-east-1\.compute\.internal", out, re.M), out[-5000:]
+    assert re.search(r"^nameserver 10\.0\.0\.2", out, re.M), out[-5000:]
+    # the name, through both addresses of the resolver
+    assert len(re.findall(r"^Name:\s+" + re.escape(NAME) + r"\s*\nAddress: 10\.0\.0\.6", out,
+                          re.M)) == 2, out[-5000:]
+    assert re.search(r"^Address:\s+169\.254\.169\.253", out, re.M), out[-5000:]
+    # the PTR of its address
+    assert re.search(r"6\.0\.0\.10\.in-addr\.arpa\s+name = " + re.escape(NAME), out), out[-5000:]
+    # no such instance
+    assert "NXDOMAIN" in out and re.search(r"^R1-NX=1", out, re.M), out[-5000:]
+    # time: 2006 before, the host's time after (the guest printed it before we read ours)
+    before = int(re.search(r"^R1-BEFORE=(\d+)", out, re.M).group(1))
+    after = int(re.search(r"^R1-AFTER=(\d+)", out, re.M).group(1))
+    assert before < 1200000000, out[-3000:]
+    assert re.search(r"^sntp: stratum 3 offset", out, re.M), out[-3000:]
+    assert re.search(r"^R1-SNTP=0", out, re.M), out[-3000:]
+    assert host_after - 120 < after <= host_after + 1, (after, host_after, out[-3000:])

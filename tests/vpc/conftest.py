@@ -35,7 +35,8 @@ class Card:
     """One nitro-card-vpc process. Its stderr goes to a file (read by .log())."""
 
     def __init__(self, sockdir, state, name, vpc, ip, sg=None, extra=(), netns=None,
-                 map_path=None, underlay=None, underlay_sock=None, empty_netns=False):
+                 map_path=None, underlay=None, underlay_sock=None, empty_netns=False,
+                 dns_sock=None):
         self.name = name
         self.vpc, self.ip = vpc, ip.split("/")[0]
         self.socket = os.path.join(sockdir, f"{name}.sock")
@@ -53,6 +54,9 @@ class Card:
         if underlay_sock is not None:  # made and bound by the test, as nitrod does
             argv += ["--underlay-fd", str(underlay_sock.fileno())]
             fds = (underlay_sock.fileno(),)
+        if dns_sock is not None:  # connected to the host's resolver by the test, as nitrod
+            argv += ["--dns-fd", str(dns_sock.fileno())]
+            fds += (dns_sock.fileno(),)
         argv += list(extra)
         if netns:
             argv = ["ip", "netns", "exec", netns] + argv

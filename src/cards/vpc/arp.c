@@ -22,7 +22,7 @@ enum vpc_action arp_from_guest(struct vpc_port *p, const uint8_t *frame, size_t 
 	struct vpc_map_entry m;
 	if (tip == p->p_ip) /* a duplicate-address probe or announcement: no conflict */
 		return vpc_drop(p, out, VPC_DROP_ARP_UNKNOWN);
-	if (tip == p->p_gw || !in_subnet(p, tip)) {
+	if (tip == p->p_gw || tip == p->p_dns || !in_subnet(p, tip)) {
 		mac = vpc_gateway_mac;
 	} else {
 		if (p->p_lookup(p->p_ctx, p->p_vni, tip, &m) != 0 || m.vm_vni != p->p_vni ||

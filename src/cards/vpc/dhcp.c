@@ -8,9 +8,8 @@
 #include "cards/vpc/core.h"
 #include "cards/vpc/verdict.h"
 
-#define BOOTP_LEN 236	       /* fixed part, up to the magic cookie */
-#define DHCP_MIN 300	       /* the smallest BOOTP message clients accept */
-#define NTP_SERVER 0xa9fea97bu /* 169.254.169.123, host order */
+#define BOOTP_LEN 236 /* fixed part, up to the magic cookie */
+#define DHCP_MIN 300  /* the smallest BOOTP message clients accept */
 
 enum {
 	DHCPDISCOVER = 1,
@@ -157,7 +156,7 @@ enum vpc_action dhcp_from_guest(struct vpc_port *p, const struct pkt *k, struct 
 		uint8_t mtu[2];
 		wr16(mtu, (uint16_t)p->p_mtu);
 		o = opt(o, 26, 2, mtu);
-		o = opt32(o, 42, NTP_SERVER);
+		o = opt32(o, 42, VPC_NTP_IP);
 	}
 	*o++ = 255;
 	size_t blen_out = (size_t)(o - r);

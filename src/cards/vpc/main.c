@@ -6,6 +6,7 @@
  *                  [--conntrack-max N] [--ctl PATH] [--imds MODE] [--instance-id ID]
  *                  [--instance-type T] [--ami-id ID] [--region R] [--az AZ]
  *                  [--user-data FILE] [--ssh-key FILE] [--identity DIR]
+ *                  [--dns-upstream ADDR[:PORT] | --dns-fd N]
  *   nitro-card-vpc --print-capabilities
  *
  * Frames the guest sends go through the VPC core (vpc.h): ARP and DHCP are answered on
@@ -21,6 +22,10 @@
  * comes from the launcher's arguments and files (opened before the sandbox), never from
  * the guest; --identity DIR holds the identity document and the signatures the launcher
  * made with the chip's key (document, pkcs7, signature, rsa2048; the card gets no key).
+ * The VPC resolver and the time server (svc_net.h) answer at the VPC base + 2,
+ * 169.254.169.253:53 and 169.254.169.123:123; the resolver forwards what is not an
+ * instance name to the host's resolver through a connected UDP socket (--dns-fd from the
+ * launcher, or --dns-upstream, made before the sandbox).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,17 +33,19 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
-#include "imds/imds.h"
 #include "cards/vpc/imds_net.h"
 #include "cards/vpc/net.h"
 #include "cards/vpc/netctl.h"
+#include "cards/vpc/svc_net.h"
 #include "cards/vpc/vpc.h"
+#include "imds/imds.h"
 #include "lib/util.h"
 #include "sandbox/sandbox.h"
 #include "vpcmap/mapsvc.h"
@@ -70,7 +77,10 @@ static const char usage_text[] =
     "  --user-data FILE    /latest/user-data (16 KiB at most)\n"
     "  --ssh-key FILE      meta-data/public-keys/0/openssh-key\n"
     "  --identity DIR      the signed identity document (document, pkcs7, signature,\n"
-    "                      rsa2048) made by the launcher\n";
+    "                      rsa2048) made by the launcher\n"
+    "  --dns-upstream A[:P] the host's resolver the VPC resolver forwards to (port 53)\n"
+    "  --dns-fd N          the same as a connected UDP socket its launcher made\n"
+    "                      (neither: names that are no instance's are REFUSED)\n";
 
 struct card {
 	struct loop c_loop;
@@ -84,7 +94,8 @@ struct card {
 	struct map_entry c_self;
 	int c_usr1, c_tick, c_imds_tick;
 	struct imds *c_imds;
-	bool c_ul_paused; /* the guest has no rx buffer: the socket buffer holds datagrams */
+	struct svc_net c_svc; /* the resolver and the time server */
+	bool c_ul_paused;     /* the guest has no rx buffer: the socket buffer holds datagrams */
 	uint8_t c_out[VPC_OUT_MIN + 64];
 	uint64_t c_now;	     /* the clock, read once per batch of packets */
 	unsigned c_now_uses; /* packets since it was read */
@@ -143,6 +154,9 @@ static void on_guest_frame(struct vnet *n, unsigned pair, const uint8_t *frame, 
 	case VPC_TO_IMDS:
 		imds_net_input(out.vo_data, out.vo_len);
 		break;
+	case VPC_TO_SERVICE:
+		svc_net_input(&c->c_svc, out.vo_data, out.vo_len, batch_now(c));
+		break;
 	default:
 		break;
 	}
@@ -174,6 +188,37 @@ static void on_imds_tick(struct loop *l, int fd, uint32_t events, void *opaque)
 		imds_net_poll();
 		vnet_rx_flush(&c->c_net);
 	}
+}
+
+/* ---- the resolver and the time server ---- */
+
+static void svc_to_guest(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct card *c = ctx;
+	vnet_rx(&c->c_net, 0, frame, len);
+}
+
+static void on_dns_upstream(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct card *c = opaque;
+	(void)l;
+	(void)fd;
+	(void)events;
+	svc_net_upstream(&c->c_svc, now_ns());
+	vnet_rx_flush(&c->c_net);
+}
+
+static void svc_start(struct card *c, const struct vpc_cfg *cfg, const char *upstream, int fd)
+{
+	char err[256];
+	uint64_t seed;
+	if (upstream && (fd = svc_upstream_open(upstream, err, sizeof(err))) < 0)
+		die("%s", err);
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		die("getrandom: %s", strerror(errno));
+	svc_net_init(&c->c_svc, cfg, lookup, c, fd, svc_to_guest, c, seed);
+	if (fd >= 0 && loop_add(&c->c_loop, fd, on_dns_upstream, c, err, sizeof(err)) < 0)
+		die("dns upstream: %s", err);
 }
 
 /* A whole small file (at most max bytes), opened once. NULL when path is NULL (or, when
@@ -254,6 +299,11 @@ static void imds_start(struct card *c, struct imds_opts *o, const struct vpc_cfg
 	c->c_imds = imds_new(ic, err, sizeof(err));
 	if (!c->c_imds)
 		die("imds: %s", err);
+	/* imds_new copied them */
+	const uint8_t *files[] = {ic->ic_user_data, ic->ic_ssh_key,   ic->ic_doc,
+				  ic->ic_pkcs7,	    ic->ic_signature, ic->ic_rsa2048};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		free((void *)files[i]);
 	if (imds_net_init(c->c_imds, cfg->vc_mac, imds_to_guest, c, err, sizeof(err)) < 0)
 		die("imds: %s", err);
 	c->c_imds_tick = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -376,6 +426,10 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    (unsigned long long)is.requests, (unsigned long long)is.conns_evicted,
 	    (unsigned long long)is.conns_idle_closed);
 	char *save = NULL;
+	if (o < len)
+		o += svc_net_stats_format(&c->c_svc, buf + o, len - o);
+	if (o >= len)
+		o = len - 1;
 	for (char *ln = strtok_r(tmp, "\n", &save); ln && o + 2 < len;
 	     ln = strtok_r(NULL, "\n", &save)) {
 		char *sp = strchr(ln, ' ');
@@ -481,11 +535,12 @@ int main(int argc, char **argv)
 	struct card *c = &card;
 	struct backend_opts bo;
 	struct vpc_cfg cfg = {0};
-	const char *v, *sg = NULL, *ul = UL_DEFAULT_ADDR, *ctl = NULL;
+	const char *v, *sg = NULL, *ul = UL_DEFAULT_ADDR, *ctl = NULL, *dns_up = NULL;
+	char domain[128];
 	char map_path[PATH_MAX] = "", err[PATH_MAX + 256];
 	uint64_t x, pairs = 1;
 	bool have_mac = false, ul_given = false;
-	int ul_fd = -1;
+	int ul_fd = -1, dns_fd = -1;
 
 	util_set_prog("nitro-card-vpc");
 	the_card = c;
@@ -555,6 +610,12 @@ int main(int argc, char **argv)
 			io.ssh_key = v;
 		} else if ((v = opt_arg("--identity", argc, argv, &i))) {
 			io.identity = v;
+		} else if ((v = opt_arg("--dns-upstream", argc, argv, &i))) {
+			dns_up = v;
+		} else if ((v = opt_arg("--dns-fd", argc, argv, &i))) {
+			if (!parse_u64(v, 3, 1 << 20, &x))
+				die_usage("--dns-fd %s: expected an fd number >= 3", v);
+			dns_fd = (int)x;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage_text, stdout);
 			return 0;
@@ -567,6 +628,12 @@ int main(int argc, char **argv)
 		die_usage("--vpc and --ip are required\n%s", usage_text);
 	if (ul_given && ul_fd >= 0)
 		die_usage("--underlay and --underlay-fd exclude each other");
+	if (dns_up && dns_fd >= 0)
+		die_usage("--dns-upstream and --dns-fd exclude each other");
+	/* EC2's DHCP domain and instance names: ip-A-B-C-D.<region>.compute.internal */
+	snprintf(domain, sizeof(domain), "%s.compute.internal",
+		 io.ic.ic_region ? io.ic.ic_region : "us-east-1");
+	cfg.vc_domain = domain;
 	if (!have_mac)
 		map_default_mac(cfg.vc_vni, cfg.vc_ip, cfg.vc_mac);
 	if (!cfg.vc_mtu)
@@ -604,6 +671,7 @@ int main(int argc, char **argv)
 		die("virtio-net: %s", err);
 	c->c_net.vn_opaque = c;
 	imds_start(c, &io, &cfg);
+	svc_start(c, &cfg, dns_up, dns_fd);
 	c->c_net.vn_tx = on_guest_frame;
 	c->c_net.vn_tx_done = on_guest_batch_done;
 	c->c_net.vn_rx_ready = on_rx_ready;

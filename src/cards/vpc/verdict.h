@@ -18,7 +18,8 @@ enum vpc_action {
 	VPC_DROP = 0,
 	VPC_TO_GUEST,
 	VPC_TO_UNDERLAY,
-	VPC_TO_IMDS, /* TCP to 169.254.169.254:80: vo_data = the IPv4 packet, for imds_net */
+	VPC_TO_IMDS,	/* TCP to 169.254.169.254:80: vo_data = the IPv4 packet, for imds_net */
+	VPC_TO_SERVICE, /* UDP to the resolver or time server: the IPv4 packet, for svc_net */
 };
 
 /* Why a frame was dropped; each has a counter "drop_NAME" (vpc_drop_name). */
@@ -48,7 +49,7 @@ enum vpc_drop {
 	VPC_DROP_SPOOF_IN,    /* inner source does not match the mapping */
 	VPC_DROP_NOT_FOR_US,  /* inner destination MAC/IP is not this interface */
 	VPC_DROP_NO_ROOM,     /* vo_cap too small for the result */
-	VPC_DROP_LINKLOCAL,   /* link-local allowance (IMDS, 1024 packets/s) */
+	VPC_DROP_LINKLOCAL,   /* link-local allowance (IMDS, DNS, NTP: 1024 packets/s) */
 	VPC_DROP__COUNT
 };
 

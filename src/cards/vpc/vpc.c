@@ -363,23 +363,41 @@ static enum vpc_drop allowance(struct vpc_port *p, bool ingress, size_t bytes, u
 
 /* ---- guest -> the link-local services ---- */
 
-/* A packet to 169.254.169.254: the link-local allowance (AWS: 1024 packets/s per
- * interface for DNS, IMDS and time together; no security group applies), then TCP to port
- * 80 goes to the card's IMDS, the rest is dropped. */
-static enum vpc_action to_imds(struct vpc_port *p, const struct pkt *k, uint64_t now,
-			       struct vpc_out *out)
+static bool is_linklocal(const struct vpc_port *p, uint32_t dst)
+{
+	return dst == htonl(VPC_IMDS_IP) || dst == htonl(VPC_DNS_IP) || dst == htonl(VPC_NTP_IP) ||
+	       dst == p->p_dns;
+}
+
+/* A packet to the link-local services (169.254.169.254, .253, .123 and the VPC resolver
+ * at base + 2): the link-local allowance (AWS: 1024 packets/s per interface for DNS, IMDS
+ * and time together; no security group applies), then TCP to 169.254.169.254:80 goes to
+ * the card's IMDS, UDP to the resolver's port 53 or the time server's 123 to its
+ * services, the rest is dropped. */
+static enum vpc_action to_linklocal(struct vpc_port *p, const struct pkt *k, uint64_t now,
+				    struct vpc_out *out)
 {
 	if (!tb_check(&p->p_linklocal, 1, now)) {
 		p->p_st.st_linklocal_allowance_exceeded++;
 		return vpc_drop(p, out, VPC_DROP_LINKLOCAL);
 	}
 	tb_take(&p->p_linklocal, 1);
-	if (k->pk_proto != IPPROTO_TCP_ || k->pk_dport != 80)
+	enum vpc_action act;
+	if (k->pk_dst == htonl(VPC_IMDS_IP) && k->pk_proto == IPPROTO_TCP_ && k->pk_dport == 80) {
+		p->p_st.st_imds_packets++;
+		act = VPC_TO_IMDS;
+	} else if (k->pk_proto == IPPROTO_UDP_ &&
+		   (k->pk_dst == htonl(VPC_NTP_IP)
+			? k->pk_dport == 123
+			: k->pk_dst != htonl(VPC_IMDS_IP) && k->pk_dport == 53)) {
+		p->p_st.st_service_packets++;
+		act = VPC_TO_SERVICE;
+	} else {
 		return vpc_drop(p, out, VPC_DROP_NO_ROUTE);
-	p->p_st.st_imds_packets++;
+	}
 	out->vo_data = k->pk_ip;
 	out->vo_len = k->pk_len;
-	return VPC_TO_IMDS;
+	return act;
 }
 
 /* ---- guest -> underlay ---- */
@@ -419,8 +437,8 @@ enum vpc_action vpc_from_guest(struct vpc_port *p, const uint8_t *frame, size_t 
 		return vpc_drop(p, out, VPC_DROP_BROADCAST);
 	if (k.pk_src != p->p_ip)
 		return vpc_drop(p, out, VPC_DROP_SPOOF_OUT);
-	if (k.pk_dst == htonl(VPC_IMDS_IP))
-		return to_imds(p, &k, now_ns, out);
+	if (is_linklocal(p, k.pk_dst))
+		return to_linklocal(p, &k, now_ns, out);
 	struct vpc_map_entry m;
 	if (k.pk_dst == p->p_ip || k.pk_dst == p->p_gw || k.pk_dst == p->p_dns ||
 	    p->p_lookup(p->p_ctx, p->p_vni, k.pk_dst, &m) != 0 || m.vm_vni != p->p_vni ||
@@ -551,6 +569,7 @@ int vpc_stats_format(const struct vpc_stats *st, char *buf, size_t len)
 	    {"conntrack_evicted", st->st_conntrack_evicted},
 	    {"linklocal_allowance_exceeded", st->st_linklocal_allowance_exceeded},
 	    {"imds_packets", st->st_imds_packets},
+	    {"service_packets", st->st_service_packets},
 	};
 	size_t n = 0;
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {

@@ -18,6 +18,10 @@
  *   169.254.169.254:80) for the card's IMDS, after the link-local allowance
  *   (VPC_LINKLOCAL_PPS; linklocal_allowance_exceeded). Other traffic to that address is
  *   dropped (no_route).
+ *   VPC_TO_SERVICE: vo_data is the guest's IPv4 packet (its own source address), UDP to
+ *   the resolver (169.254.169.253 or the subnet base + 2, port 53) or the time server
+ *   (169.254.169.123:123), for the card's svc_net, after the same allowance; other
+ *   traffic to those addresses is no_route.
  *   vpc_from_underlay: VPC_TO_GUEST (the inner frame for the guest) or VPC_DROP.
  *   vo_data points into vo_buf, or (from_underlay only) into the input datagram, valid as
  *   long as that is. vo_buf needs VPC_OUT_MIN bytes; less gives VPC_DROP_NO_ROOM.
@@ -28,7 +32,7 @@
  *   mapping (IP -> MAC, VNI, underlay address:port) and delivers dst MAC = its MAC, src
  *   MAC = the sender's MAC when the sender is in the receiver's subnet, else the gateway
  *   MAC (routed, as AWS shows it). TTL is not decremented (AWS does not either).
- * - ARP (answered here, nothing broadcast): target .1 -> gateway MAC; target in the
+ * - ARP (answered here, nothing broadcast): target .1 or .2 -> gateway MAC; target in the
  *   subnet -> the peer's MAC when the mapping has it, no reply when it does not (like an
  *   absent host; counted as arp_unknown); target outside the subnet -> gateway MAC; the
  *   interface's own IP (duplicate-address probes) -> no reply.
@@ -66,6 +70,8 @@
 #define VPC_LEASE_DEFAULT 3600 /* DHCP lease, seconds */
 #define VPC_DOMAIN_DEFAULT "nitro.internal"
 #define VPC_IMDS_IP 0xa9fea9feu /* 169.254.169.254, host order */
+#define VPC_DNS_IP 0xa9fea9fdu	/* 169.254.169.253, host order (and the VPC base + 2) */
+#define VPC_NTP_IP 0xa9fea97bu	/* 169.254.169.123, host order */
 #define VPC_LINKLOCAL_PPS 1024	/* AWS: per interface, to the link-local services */
 /* The largest result: Geneve header + Ethernet header + the largest MTU. */
 #define VPC_OUT_MIN (VPC_GENEVE_HLEN + 14 + VPC_MTU_MAX)
@@ -113,8 +119,9 @@ struct vpc_stats {
 	uint64_t st_conntrack_allowance_available; /* free conntrack entries now */
 	uint64_t st_conntrack_entries;		   /* tracked flows now */
 	uint64_t st_conntrack_evicted; /* unassured flows evicted to make room (SYN floods) */
-	uint64_t st_linklocal_allowance_exceeded; /* to 169.254.169.254 over 1024/s */
+	uint64_t st_linklocal_allowance_exceeded; /* to the link-local services over 1024/s */
 	uint64_t st_imds_packets;		  /* handed to the IMDS */
+	uint64_t st_service_packets;		  /* handed to the resolver or time server */
 	uint64_t st_drops[VPC_DROP__COUNT];
 };
 

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "launch/launch.h"
+#include "launch/resolver.h"
 
 static struct launch_plan plan;
 
@@ -327,6 +329,43 @@ static void test_instance_metadata_reaches_hv_and_cards(void **state)
 	snprintf(got, sizeof(got), "%s ", joined(launch_plan_card(&plan, 0)));
 	assert_non_null(strstr(got, " --instance-type t3.nano ")); /* 1 vCPU, 256 MiB */
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--instance-type"));
+	/* no host resolver: no --dns-fd; one: fd 4, a "dns" fd */
+	assert_null(strstr(joined(launch_plan_card(&plan, 0)), "--dns-fd"));
+	assert_int_equal(launch_proc_fd(launch_plan_card(&plan, 0), LAUNCH_FD_DNS, 0), -1);
+	snprintf(e.le_dns, sizeof(e.le_dns), "127.0.0.53:53");
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_non_null(strstr(joined(launch_plan_card(&plan, 0)), " --dns-fd 4 "));
+	assert_int_equal(launch_proc_fd(launch_plan_card(&plan, 0), LAUNCH_FD_DNS, 0), 4);
+	assert_string_equal(launch_fd_role_name(LAUNCH_FD_DNS), "dns");
+}
+
+/* resolv.conf as written by hand: comments, IPv6 first, options; the first IPv4 server. */
+static void test_host_resolver(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/nitro-resolv-XXXXXX", out[64], err[256];
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	static const char conf[] = "# made by hand\nsearch example.com\n"
+				   "nameserver fe80::1\nnameserver  bad\n"
+				   "options edns0\n\tnameserver 127.0.0.53 # stub\n"
+				   "nameserver 192.0.2.1\n";
+	assert_int_equal(write(fd, conf, sizeof(conf) - 1), (ssize_t)sizeof(conf) - 1);
+	close(fd);
+	assert_int_equal(launch_host_resolver(path, out, sizeof(out)), 0);
+	assert_string_equal(out, "127.0.0.53:53");
+	fd = launch_dns_socket(out, err, sizeof(err));
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(launch_dns_socket("127.0.0.53", err, sizeof(err)), -1);
+	assert_int_equal(launch_dns_socket("nowhere:53", err, sizeof(err)), -1);
+	assert_int_equal(launch_dns_socket("127.0.0.1:0", err, sizeof(err)), -1);
+	FILE *f = fopen(path, "w");
+	fputs("nameserver ::1\n", f);
+	fclose(f);
+	assert_int_equal(launch_host_resolver(path, out, sizeof(out)), -1);
+	unlink(path);
+	assert_int_equal(launch_host_resolver(path, out, sizeof(out)), -1);
 }
 
 static void test_limits(void **state)
@@ -508,6 +547,7 @@ int main(void)
 	    cmocka_unit_test(test_json_carries_the_plan),
 	    cmocka_unit_test(test_tpm_card),
 	    cmocka_unit_test(test_nvme_device_names),
+	    cmocka_unit_test(test_host_resolver),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
