@@ -9,6 +9,7 @@
  * when the run ends: the TPM lives and dies with the run. */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -140,4 +141,50 @@ void tpm_state_remove(const char *dir)
 		unlink(path);
 	}
 	rmdir(dir);
+}
+
+static void hex(const uint8_t *d, unsigned n, char *out)
+{
+	for (unsigned i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* One pass over path: both digests. */
+static void file_digests(const char *path, char *h384, char *h256)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	EVP_MD_CTX *a = EVP_MD_CTX_new(), *b = EVP_MD_CTX_new();
+	if (fd < 0)
+		die("run: %s: %s", path, strerror(errno));
+	if (!a || !b || EVP_DigestInit_ex(a, EVP_sha384(), NULL) != 1 ||
+	    EVP_DigestInit_ex(b, EVP_sha256(), NULL) != 1)
+		die("run: SHA-384/SHA-256 unavailable");
+	static uint8_t buf[1 << 16];
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("run: %s: %s", path, strerror(errno));
+		if (r == 0)
+			break;
+		EVP_DigestUpdate(a, buf, (size_t)r);
+		EVP_DigestUpdate(b, buf, (size_t)r);
+	}
+	close(fd);
+	uint8_t d[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	EVP_DigestFinal_ex(a, d, &n);
+	hex(d, n, h384);
+	EVP_DigestFinal_ex(b, d, &n);
+	hex(d, n, h256);
+	EVP_MD_CTX_free(a);
+	EVP_MD_CTX_free(b);
+}
+
+void tpm_boot_digests(const char *kernel, const char *initrd, struct launch_spec *s)
+{
+	file_digests(kernel, s->ls_kernel_sha384, s->ls_kernel_sha256);
+	if (initrd && initrd[0])
+		file_digests(initrd, s->ls_initrd_sha384, s->ls_initrd_sha256);
 }
