@@ -106,9 +106,9 @@ def hv_trace(tpm):
 
 
 def launcher_pass():
-    """The launcher's one pass over kernel and initrd, SHA-384 and SHA-256 (nitro run's CLI;
-    nitrod's security chip on a cache miss): outside nitro-hv, so timed here (hashlib is
-    OpenSSL as well)."""
+    """The launcher's one pass over kernel and initrd, SHA-384 and SHA-256 (nitro run's CLI
+    and nitrod's security chip, each only when its digest cache misses: a file's first
+    boot): outside nitro-hv, so timed here (hashlib is OpenSSL as well)."""
     t = time.perf_counter()
     for f in (KERNEL, BASE):
         a, b = hashlib.sha384(), hashlib.sha256()
@@ -140,7 +140,8 @@ def main():
     launcher = statistics.median(launcher_pass() for _ in range(RUNS))
     print(f"tpm: boot-time cost of --tpm in nitro-hv {cost:.1f} ms (of which waiting for the card's power-on "
           f"{start:.1f} ms; whole start-up to vCPUs {with_tpm:.0f} ms with, {without:.0f} ms without; "
-          f"the launcher's pass over kernel + initrd, outside nitro-hv, {launcher:.0f} ms; medians of {RUNS})")
+          f"the launcher's pass over kernel + initrd on a digest-cache miss, outside nitro-hv, {launcher:.0f} ms; "
+          f"medians of {RUNS})")
 
 
 if __name__ == "__main__":
