@@ -23,6 +23,9 @@ const char hv_options_help[] =
     "  --kernel-sha384 HEX, --initrd-sha384 HEX, --vmlinux-sha384 HEX\n"
     "                       refuse a kernel, initrd or host-decompressed vmlinux whose\n"
     "                       SHA-384 differs (what the security chip measured)\n"
+    "  --kernel-sha256 HEX, --initrd-sha256 HEX\n"
+    "                       the same file's SHA-256, computed in the pass that gave its\n"
+    "                       --*-sha384: extended into the TPM's SHA-256 bank as given\n"
     "  --cmdline STR        kernel command line (default: \"" HV_DEFAULT_CMDLINE "\")\n"
     "  --cpus N             vCPUs (default 1)\n"
     "  --memory MiB         guest RAM in MiB (default 256, at least 64)\n"
@@ -133,7 +136,8 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
 			     !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
 			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
-			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--instance-type") ||
+			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
+			     !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
 			     !strcmp(a, "--instance-id");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
@@ -165,6 +169,12 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			*(a[2] == 'k'	? &c->want_kernel
 			  : a[2] == 'i' ? &c->want_initrd
 					: &c->want_vmlinux) = true;
+		} else if (!strcmp(a, "--kernel-sha256") || !strcmp(a, "--initrd-sha256")) {
+			bool k = a[2] == 'k';
+			if (!parse_hex(v, k ? c->kernel_sha256 : c->initrd_sha256, HV_SHA256_LEN))
+				USAGE("%s: expected %d lower-case hex digits", a,
+				      2 * HV_SHA256_LEN);
+			*(k ? &c->have_kernel_sha256 : &c->have_initrd_sha256) = true;
 		} else if (!strcmp(a, "--cmdline")) {
 			c->cmdline = v;
 		} else if (!strcmp(a, "--console-log")) {
@@ -238,6 +248,11 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 		USAGE("--kernel: missing");
 	if (c->want_initrd && !c->initrd)
 		USAGE("--initrd-sha384: no --initrd");
+	/* A SHA-256 is taken as given only beside the SHA-384 the loaded bytes must match. */
+	if (c->have_kernel_sha256 && !c->want_kernel)
+		USAGE("--kernel-sha256: no --kernel-sha384");
+	if (c->have_initrd_sha256 && !c->want_initrd)
+		USAGE("--initrd-sha256: no --initrd-sha384");
 	return 0;
 }
 

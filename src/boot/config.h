@@ -33,6 +33,7 @@ struct hv_card {
 };
 
 #define HV_DIGEST_LEN 48 /* SHA-384 */
+#define HV_SHA256_LEN 32
 
 struct hv_config {
 	const char *kernel; /* a path, or "fd N" with --kernel-fd */
@@ -44,6 +45,10 @@ struct hv_config {
 	bool want_kernel, want_initrd, want_vmlinux;
 	uint8_t kernel_sha384[HV_DIGEST_LEN], initrd_sha384[HV_DIGEST_LEN],
 	    vmlinux_sha384[HV_DIGEST_LEN];
+	/* --kernel-sha256 / --initrd-sha256: the same files' SHA-256 from the pass that gave
+	 * the SHA-384 above (only with it), for the TPM's SHA-256 bank. */
+	bool have_kernel_sha256, have_initrd_sha256;
+	uint8_t kernel_sha256[HV_SHA256_LEN], initrd_sha256[HV_SHA256_LEN];
 	char kernel_label[24], initrd_label[24]; /* "fd N" */
 	const char *cmdline;
 	const char *console_log;

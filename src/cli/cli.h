@@ -93,5 +93,9 @@ void tpm_state_key(const char *dir, uint8_t key[32]);
 void tpm_provision(const char *socket, const char *state);
 /* Removes a state folder the run made. */
 void tpm_state_remove(const char *dir);
+/* Kernel and initrd (NULL: none), each read once: their SHA-384 and SHA-256 into s (the
+ * launcher's measurement nitro-hv checks and extends into the TPM), cached by the file's
+ * identity in CACHE/digests. Dies on a read error. */
+void tpm_boot_digests(const char *kernel, const char *initrd, struct launch_spec *s);
 
 #endif

@@ -31,11 +31,12 @@ int cmd_images(int argc, char **argv)
 /* Options of nitro-hv that take a value: their values are never --volume. */
 static bool takes_value(const char *a)
 {
-	static const char *const opts[] = {
-	    "--kernel",	       "--initrd",	   "--cmdline",	      "--cpus",
-	    "--memory",	       "--console-log",	   "--console-max",   "--cache-dir",
-	    "--vhost-user",    "--kernel-fd",	   "--initrd-fd",     "--kernel-sha384",
-	    "--initrd-sha384", "--vmlinux-sha384", "--instance-type", "--instance-id"};
+	static const char *const opts[] = {"--kernel",	      "--initrd",	  "--cmdline",
+					   "--cpus",	      "--memory",	  "--console-log",
+					   "--console-max",   "--cache-dir",	  "--vhost-user",
+					   "--kernel-fd",     "--initrd-fd",	  "--kernel-sha384",
+					   "--initrd-sha384", "--vmlinux-sha384", "--kernel-sha256",
+					   "--initrd-sha256", "--instance-type",  "--instance-id"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		if (!strcmp(a, opts[i]))
 			return true;
@@ -369,6 +370,8 @@ int cmd_run(int argc, char **argv)
 			die("run: %s: %s", tpm_state_dir, strerror(errno));
 		tpm.rt_temp = true;
 	}
+	if (tpm.rt_on) /* measured here, checked and extended by nitro-hv (docs/tpm.md) */
+		tpm_boot_digests(spec.ls_kernel, spec.ls_initrd, &spec);
 	if (launch_plan(&spec, &env, &plan, err, sizeof(err))) {
 		if (cards)
 			rmdir(env.le_run_dir);

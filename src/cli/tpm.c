@@ -9,6 +9,7 @@
  * when the run ends: the TPM lives and dies with the run. */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -140,4 +141,115 @@ void tpm_state_remove(const char *dir)
 		unlink(path);
 	}
 	rmdir(dir);
+}
+
+static void hex(const uint8_t *d, unsigned n, char *out)
+{
+	for (unsigned i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* The digests of a file by its identity (device, inode, size, mtime, ctime), in
+ * CACHE/digests/D-I: a kernel or initrd booted again costs no pass. nitro-hv checks the
+ * SHA-384 against the bytes it loads, so a stale or edited entry is refused there. */
+static void cache_name(const struct stat *st, char *out, size_t len)
+{
+	snprintf(out, len, "%s/digests/%llx-%llx", cache_dir(), (unsigned long long)st->st_dev,
+		 (unsigned long long)st->st_ino);
+}
+
+static void identity(const struct stat *st, char *out, size_t len)
+{
+	snprintf(out, len, "%lld %lld.%09ld %lld.%09ld", (long long)st->st_size,
+		 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
+		 st->st_ctim.tv_nsec);
+}
+
+static bool cache_get(const struct stat *st, char *h384, char *h256)
+{
+	char fn[PATH_MAX], id[128], line[512], want[128 + 2 * 48 + 2 * 32 + 4];
+	cache_name(st, fn, sizeof(fn));
+	FILE *f = fopen(fn, "re");
+	if (!f)
+		return false;
+	bool ok = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	identity(st, id, sizeof(id));
+	char a[2 * 48 + 1], b[2 * 32 + 1];
+	if (!ok || sscanf(line, "%*s %*s %*s %96s %64s", a, b) != 2 || strlen(a) != 96 ||
+	    strlen(b) != 64)
+		return false;
+	snprintf(want, sizeof(want), "%s %s %s\n", id, a, b);
+	if (strcmp(line, want))
+		return false;
+	memcpy(h384, a, sizeof(a));
+	memcpy(h256, b, sizeof(b));
+	return true;
+}
+
+static void cache_put(const struct stat *st, const char *h384, const char *h256)
+{
+	char fn[PATH_MAX], tmp[PATH_MAX + 16], id[128];
+	snprintf(fn, sizeof(fn), "%s/digests", cache_dir());
+	mkdir(cache_dir(), 0755);
+	if (mkdir(fn, 0755) < 0 && errno != EEXIST)
+		return; /* no cache: the next run reads the file again */
+	cache_name(st, fn, sizeof(fn));
+	snprintf(tmp, sizeof(tmp), "%s.%d", fn, (int)getpid());
+	identity(st, id, sizeof(id));
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return;
+	bool ok = fprintf(f, "%s %s %s\n", id, h384, h256) > 0;
+	if (fclose(f) != 0 || !ok || rename(tmp, fn) < 0)
+		unlink(tmp);
+}
+
+/* One pass over path: both digests (or the cached ones). */
+static void file_digests(const char *path, char *h384, char *h256)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		die("run: %s: %s", path, strerror(errno));
+	if (cache_get(&st, h384, h256)) {
+		close(fd);
+		return;
+	}
+	EVP_MD_CTX *a = EVP_MD_CTX_new(), *b = EVP_MD_CTX_new();
+	if (!a || !b || EVP_DigestInit_ex(a, EVP_sha384(), NULL) != 1 ||
+	    EVP_DigestInit_ex(b, EVP_sha256(), NULL) != 1)
+		die("run: SHA-384/SHA-256 unavailable");
+	static uint8_t buf[1 << 16];
+	off_t got = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("run: %s: %s", path, strerror(errno));
+		if (r == 0)
+			break;
+		EVP_DigestUpdate(a, buf, (size_t)r);
+		EVP_DigestUpdate(b, buf, (size_t)r);
+		got += r;
+	}
+	close(fd);
+	uint8_t d[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+	EVP_DigestFinal_ex(a, d, &n);
+	hex(d, n, h384);
+	EVP_DigestFinal_ex(b, d, &n);
+	hex(d, n, h256);
+	EVP_MD_CTX_free(a);
+	EVP_MD_CTX_free(b);
+	if (got == st.st_size) /* not a file that changed while it was read */
+		cache_put(&st, h384, h256);
+}
+
+void tpm_boot_digests(const char *kernel, const char *initrd, struct launch_spec *s)
+{
+	file_digests(kernel, s->ls_kernel_sha384, s->ls_kernel_sha256);
+	if (initrd && initrd[0])
+		file_digests(initrd, s->ls_initrd_sha384, s->ls_initrd_sha256);
 }

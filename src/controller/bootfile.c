@@ -226,14 +226,15 @@ int boot_files_open(const struct instance *in, const char *kernel, const char *i
 	const char *cmdline = in->i_spec.s_cmdline;
 	uint8_t cmd_d[CHIP_DIGEST_LEN];
 	bf->bf_kernel = bootfile_open("kernel", kernel, in->i_owner, err, errlen);
-	if (bf->bf_kernel < 0 || chip_measure_fd(chip, CHIP_PCR_KERNEL, "kernel", bf->bf_kernel,
-						 kernel, bf->bf_kernel_d, err, errlen))
+	if (bf->bf_kernel < 0 ||
+	    chip_measure_fd(chip, CHIP_PCR_KERNEL, "kernel", bf->bf_kernel, kernel, bf->bf_kernel_d,
+			    bf->bf_kernel_s256, err, errlen))
 		goto fail;
 	if (initrd[0]) {
 		bf->bf_initrd = bootfile_open("initrd", initrd, in->i_owner, err, errlen);
 		if (bf->bf_initrd < 0 ||
 		    chip_measure_fd(chip, CHIP_PCR_INITRD, "initrd", bf->bf_initrd, initrd,
-				    bf->bf_initrd_d, err, errlen))
+				    bf->bf_initrd_d, bf->bf_initrd_s256, err, errlen))
 			goto fail;
 	}
 	if (chip_measure_blob(chip, CHIP_PCR_CMDLINE, "cmdline", cmdline, cmdline, strlen(cmdline),
@@ -283,12 +284,18 @@ int boot_files_argv(struct boot_files *bf, char **argv, int k)
 	chip_hex(bf->bf_kernel_d, CHIP_DIGEST_LEN, a[n]);
 	argv[k++] = "--kernel-sha384";
 	argv[k++] = a[n++];
+	chip_hex(bf->bf_kernel_s256, CHIP_SHA256_LEN, a[n]);
+	argv[k++] = "--kernel-sha256";
+	argv[k++] = a[n++];
 	if (bf->bf_initrd >= 0) {
 		sfmt(a[n], sizeof(a[n]), "%d", bf->bf_initrd);
 		argv[k++] = "--initrd-fd";
 		argv[k++] = a[n++];
 		chip_hex(bf->bf_initrd_d, CHIP_DIGEST_LEN, a[n]);
 		argv[k++] = "--initrd-sha384";
+		argv[k++] = a[n++];
+		chip_hex(bf->bf_initrd_s256, CHIP_SHA256_LEN, a[n]);
+		argv[k++] = "--initrd-sha256";
 		argv[k++] = a[n++];
 	}
 	if (bf->bf_vmlinux) {

@@ -60,9 +60,11 @@ int bootfile_copy(const char *what, const char *path, uid_t owner, const char *d
 struct boot_files {
 	int bf_kernel, bf_initrd; /* -1: none */
 	uint8_t bf_kernel_d[CHIP_DIGEST_LEN], bf_initrd_d[CHIP_DIGEST_LEN];
+	/* their SHA-256, from the same pass (the TPM's SHA-256 bank: --kernel-sha256) */
+	uint8_t bf_kernel_s256[CHIP_SHA256_LEN], bf_initrd_s256[CHIP_SHA256_LEN];
 	uint8_t bf_vmlinux_d[CHIP_DIGEST_LEN];
 	bool bf_vmlinux;       /* a host-decompressed vmlinux is measured (zstd kernel) */
-	char bf_args[10][112]; /* nitro-hv's arguments (boot_files_argv) */
+	char bf_args[14][112]; /* nitro-hv's arguments (boot_files_argv) */
 };
 
 /* One launch's boot files (kernel and initrd paths as in the instance's launch, initrd ""
@@ -70,8 +72,8 @@ struct boot_files {
  * kcache_dir) and record the launch event. 0, or -1 with err and nothing left open. */
 int boot_files_open(const struct instance *in, const char *kernel, const char *initrd,
 		    const char *kcache_dir, struct boot_files *bf, char *err, size_t errlen);
-/* Appends nitro-hv's boot arguments (--kernel-fd N --kernel-sha384 HEX ...) to argv at
- * k (at most 10 entries, pointing into bf); returns the new k. */
+/* Appends nitro-hv's boot arguments (--kernel-fd N --kernel-sha384 HEX --kernel-sha256
+ * HEX ...) to argv at k (at most 14 entries, pointing into bf); returns the new k. */
 int boot_files_argv(struct boot_files *bf, char **argv, int k);
 /* The fds nitro-hv must inherit; returns how many (0..2) were written to fds. */
 size_t boot_files_fds(const struct boot_files *bf, int fds[2]);

@@ -86,7 +86,7 @@ int tpm_endorse(const char *socket, const char *ca_dir, const char *cn, struct t
 	int s = tpm_client_connect(socket);
 	if (page < 0 || ftruncate(page, TPM_PROTO_BUF) < 0 ||
 	    fcntl(page, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 || s < 0 ||
-	    tpm_client_hello_init(s, page) < 0) {
+	    tpm_client_hello_init(s, page, TPM_INIT_POWER_ON) < 0) {
 		snprintf(err, errlen, "the TPM card does not answer");
 		goto out;
 	}

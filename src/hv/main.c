@@ -174,22 +174,43 @@ static int load_initrd(const struct boot_plan *bp, int fd, char *err, size_t err
 	return 0;
 }
 
-/* The kernel's SHA-256, computed on a thread of its own while the TPM card powers on. */
-struct prehash {
-	const void *ph_data;
-	size_t ph_len;
-	uint8_t ph_digest[32];
-	bool ph_ok;
-};
+/* The TPM card connect and power-on (tpm_open) run on a thread of their own from "VM
+ * created" on, beside loading kernel and initrd. */
+static struct {
+	pthread_t th;
+	bool started;
+	int rc;
+	char err[512];
+} tpm_opener;
 
-static void *prehash_run(void *arg)
+static void *tpm_open_run(void *arg)
 {
-	struct prehash *p = arg;
-	p->ph_ok = tpm_hash(TPM2_ALG_SHA256, p->ph_data, p->ph_len, p->ph_digest) == 0;
+	(void)arg;
+	tpm_opener.rc = tpm_open(&tpm, &vm, cfg.tpm_card, tpm_opener.err, sizeof(tpm_opener.err));
 	return NULL;
 }
 
-/* NitroTPM: connect to the card, power the TPM on and measure kernel (PCR 4), initrd
+static void tpm_open_begin(void)
+{
+	tpm_opener.started = pthread_create(&tpm_opener.th, NULL, tpm_open_run, NULL) == 0;
+}
+
+/* The digests of a boot file the launcher gave (SHA-256 from the pass that measured it,
+ * SHA-384 checked against the loaded bytes): the TPM banks need no pass of their own. */
+static void known_digests(struct tpm2_digests *d, const uint8_t *sha256, const uint8_t *sha384)
+{
+	d->count = 0;
+	if (sha256) {
+		d->alg[d->count] = TPM2_ALG_SHA256;
+		memcpy(d->digest[d->count++], sha256, 32);
+	}
+	if (sha384) {
+		d->alg[d->count] = TPM2_ALG_SHA384;
+		memcpy(d->digest[d->count++], sha384, 48);
+	}
+}
+
+/* NitroTPM: wait for the card's power-on (tpm_open_begin), measure kernel (PCR 4), initrd
  * (PCR 9) and command line (PCR 8, no NUL) into it and into the event log, before any
  * vCPU exists (docs/tpm.md). */
 static void measured_boot(const struct hv_images *img, const struct boot_plan *bp)
@@ -199,22 +220,25 @@ static void measured_boot(const struct hv_images *img, const struct boot_plan *b
 	uint8_t *area = gpa_ptr(&vm.vm_mem, BOOT_TPM_LOG, BOOT_TPM_LOG_SIZE);
 	if (!area)
 		die("TPM: no room for the event log");
-	struct prehash kh = {.ph_data = img->kernel, .ph_len = img->kernel_len};
-	pthread_t th;
-	bool threaded = pthread_create(&th, NULL, prehash_run, &kh) == 0;
-	if (tpm_open(&tpm, &vm, cfg.tpm_card, err, sizeof(err)) < 0)
-		die("%s", err);
-	if (threaded)
-		pthread_join(th, NULL);
+	if (!tpm_opener.started)
+		tpm_open_run(NULL);
+	else
+		pthread_join(tpm_opener.th, NULL);
+	if (tpm_opener.rc < 0)
+		die("%s", tpm_opener.err);
 	trace_phase("TPM card connected, TPM started");
 	tpm_log_init(&log, area, BOOT_TPM_LOG_SIZE, tpm.t_algs, tpm.t_nalgs);
 	const uint8_t *initrd = bp->bp_initrd_size
 				    ? gpa_ptr(&vm.vm_mem, bp->bp_initrd, bp->bp_initrd_size)
 				    : (const uint8_t *)"";
-	if (tpm_measure(&tpm, &log, 4, img->kernel, img->kernel_len,
-			threaded && kh.ph_ok ? kh.ph_digest : NULL, "kernel", err,
+	struct tpm2_digests kd, id;
+	known_digests(&kd, cfg.have_kernel_sha256 ? cfg.kernel_sha256 : NULL,
+		      img->have_sha384 ? img->kernel_sha384 : NULL);
+	known_digests(&id, cfg.have_initrd_sha256 ? cfg.initrd_sha256 : NULL,
+		      cfg.want_initrd ? cfg.initrd_sha384 : NULL);
+	if (tpm_measure(&tpm, &log, 4, img->kernel, img->kernel_len, &kd, "kernel", err,
 			sizeof(err)) < 0 ||
-	    tpm_measure(&tpm, &log, 9, initrd, bp->bp_initrd_size, NULL, "initrd", err,
+	    tpm_measure(&tpm, &log, 9, initrd, bp->bp_initrd_size, &id, "initrd", err,
 			sizeof(err)) < 0 ||
 	    tpm_measure(&tpm, &log, 8, cfg.cmdline, strlen(cfg.cmdline), NULL, cfg.cmdline, err,
 			sizeof(err)) < 0 ||
@@ -271,6 +295,8 @@ int main(int argc, char **argv)
 		die("%s", err);
 
 	trace_phase("VM created");
+	if (cfg.tpm_card)
+		tpm_open_begin();
 	struct kernel_load kl;
 	struct kernel_cache kc = {.kc_dir = img.have_sha384 ? cfg.cache_dir : NULL,
 				  .kc_want = cfg.want_vmlinux ? cfg.vmlinux_sha384 : NULL,

@@ -41,18 +41,25 @@ static int disable_platform(int sock)
 	return n && tpm_client_xcmd(sock, cmd, n, rsp, &rl) == TPM2_RC_SUCCESS ? 0 : -1;
 }
 
-/* HELLO, INIT, TPM2_Startup(CLEAR), the allocated banks (first time), and the boot
- * measurements taken so far (after a card restart). */
+/* HELLO, INIT, TPM2_Startup(CLEAR), the allocated banks (first time). After a card
+ * restart the card resumes the TPM's volatile state it saved (Startup then answers
+ * TPM_RC_INITIALIZE: PCRs, objects and sessions as the guest left them); when it has none,
+ * the TPM starts from reset and the boot measurements are replayed. */
 static int power_on(struct tpm_dev *t, int sock, bool first, char *err, size_t errlen)
 {
 	uint8_t cmd[64], rsp[TPM_PROTO_BUF];
 	size_t n, rl = 0;
-	if (tpm_client_hello_init(sock, t->t_memfd) < 0)
+	if (tpm_client_hello_init(sock, t->t_memfd, first ? TPM_INIT_POWER_ON : TPM_INIT_RESUME) <
+	    0)
 		RETURN_ERR(-1, "TPM card %s: no answer to HELLO or INIT", t->t_path);
 	n = tpm2_cmd_startup(cmd, sizeof(cmd), TPM2_SU_CLEAR);
 	uint32_t rc = tpm_client_xcmd(sock, cmd, n, rsp, &rl);
 	if (rc != TPM2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE)
 		RETURN_ERR(-1, "TPM card %s: TPM2_Startup: response code %#x", t->t_path, rc);
+	if (!first && rc == TPM2_RC_INITIALIZE) {
+		atomic_fetch_add(&t->t_resumed, 1);
+		return 0;
+	}
 	if (first) {
 		n = tpm2_cmd_get_pcrs(cmd, sizeof(cmd));
 		if (tpm_client_xcmd(sock, cmd, n, rsp, &rl) != TPM2_RC_SUCCESS ||
@@ -115,7 +122,7 @@ int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, si
 }
 
 int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data, size_t len,
-		const uint8_t *sha256, const char *what, char *err, size_t errlen)
+		const struct tpm2_digests *known, const char *what, char *err, size_t errlen)
 {
 	if (t->t_nmeas == TPM_MAX_MEASURE)
 		RETURN_ERR(-1, "TPM: too many measurements");
@@ -123,9 +130,13 @@ int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void
 	m->tm_pcr = pcr;
 	m->tm_digests.count = t->t_nalgs;
 	for (unsigned i = 0; i < t->t_nalgs; i++) {
+		unsigned k = 0;
+		while (known && k < known->count && known->alg[k] != t->t_algs[i])
+			k++;
 		m->tm_digests.alg[i] = t->t_algs[i];
-		if (sha256 && t->t_algs[i] == TPM2_ALG_SHA256)
-			memcpy(m->tm_digests.digest[i], sha256, 32);
+		if (known && k < known->count)
+			memcpy(m->tm_digests.digest[i], known->digest[k],
+			       tpm2_digest_size(t->t_algs[i]));
 		else if (tpm_hash(t->t_algs[i], data, len, m->tm_digests.digest[i]) < 0)
 			RETURN_ERR(-1, "TPM: cannot hash the %s", what);
 	}
@@ -252,10 +263,14 @@ static void reconnect(struct tpm_dev *t)
 		int s = tpm_client_connect(t->t_path);
 		if (s >= 0) {
 			char err[256];
+			unsigned long resumed = atomic_load(&t->t_resumed);
 			if (power_on(t, s, false, err, sizeof(err)) == 0) {
 				t->t_sock = s;
 				atomic_fetch_add(&t->t_reconnects, 1);
-				fprintf(stderr, "nitro-hv: TPM card back on %s\n", t->t_path);
+				fprintf(stderr, "nitro-hv: TPM card back on %s (%s)\n", t->t_path,
+					atomic_load(&t->t_resumed) != resumed
+					    ? "TPM state resumed"
+					    : "TPM reset, boot measurements replayed");
 				return;
 			}
 			fprintf(stderr, "nitro-hv: %s\n", err);

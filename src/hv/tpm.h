@@ -14,9 +14,11 @@
  * (a quick command is then done before the guest's first poll) and otherwise returns;
  * the guest polls START until the reply clears it. If the
  * card dies, the command in flight completes with TPM_RC_FAILURE; the thread reconnects
- * (the supervisor restarts the card on the same socket), powers the TPM on again and
- * replays the boot measurements, then sends any command that waited; a command waits at
- * most TPM_RECONNECT_MS for a card before it fails. The guest never hangs.
+ * (the supervisor restarts the card on the same socket), and the new card resumes the
+ * TPM's volatile state as of the last completed command (or, when it saved none, the TPM
+ * is powered on again and the boot measurements replayed), then sends any command that
+ * waited; a command waits at most TPM_RECONNECT_MS for a card before it fails. The guest
+ * never hangs.
  */
 #ifndef NITRO_HV_TPM_H
 #define NITRO_HV_TPM_H
@@ -59,15 +61,15 @@ struct tpm_dev {
 	uint16_t t_algs[TPM2_MAX_BANKS];
 	unsigned t_nmeas;
 	struct tpm_measurement t_meas[TPM_MAX_MEASURE];
-	atomic_ulong t_commands, t_failed, t_reconnects;
+	atomic_ulong t_commands, t_failed, t_reconnects, t_resumed;
 };
 
 /* 0, or -1 with err. */
 int tpm_open(struct tpm_dev *t, struct vm *vm, const char *socket, char *err, size_t errlen);
-/* sha256: the blob's SHA-256 when the caller has it already (hashed beside tpm_open), or
- * NULL. */
+/* known: digests of the blob the caller has already (the launcher's, in the pass that
+ * measured the file), or NULL; a bank known lacks is hashed here. */
 int tpm_measure(struct tpm_dev *t, struct tpm_log *log, uint32_t pcr, const void *data, size_t len,
-		const uint8_t *sha256, const char *what, char *err, size_t errlen);
+		const struct tpm2_digests *known, const char *what, char *err, size_t errlen);
 /* After the measurements: the platform hierarchy is disabled (as firmware does before the
  * OS), so the guest cannot use platform authority (PCR allocation, clearing, the
  * platform's NV indices). Done again after every reconnect. */

@@ -353,6 +353,18 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		opt(b, "--initrd", s->ls_initrd);
 		uses_path(b, s->ls_initrd, 0);
 	}
+	static const struct {
+		const char *opt;
+		size_t off;
+	} digests[] = {
+	    {"--kernel-sha384", offsetof(struct launch_spec, ls_kernel_sha384)},
+	    {"--kernel-sha256", offsetof(struct launch_spec, ls_kernel_sha256)},
+	    {"--initrd-sha384", offsetof(struct launch_spec, ls_initrd_sha384)},
+	    {"--initrd-sha256", offsetof(struct launch_spec, ls_initrd_sha256)},
+	};
+	for (size_t i = 0; i < sizeof(digests) / sizeof(digests[0]); i++)
+		if (((const char *)s)[digests[i].off])
+			opt(b, digests[i].opt, (const char *)s + digests[i].off);
 	opt(b, "--cmdline", s->ls_cmdline);
 	opt(b, "--cpus", str(b, "%u", s->ls_cpus));
 	opt(b, "--memory", str(b, "%llu", (unsigned long long)s->ls_mem_mib));

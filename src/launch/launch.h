@@ -127,6 +127,10 @@ struct launch_spec {
 	 * (a folder the launcher made; the card's key comes as an fd, LAUNCH_FD_TPM_KEY). */
 	bool ls_tpm;
 	char ls_tpm_state[PATH_MAX];
+	/* `nitro run --tpm`: kernel and initrd digests from the CLI's one pass over each file
+	 * (lower-case hex, "": none). nitro-hv refuses bytes whose SHA-384 differs and extends
+	 * these into the TPM's banks (nitrod passes its security chip's instead, bootfile.h). */
+	char ls_kernel_sha384[97], ls_kernel_sha256[65], ls_initrd_sha384[97], ls_initrd_sha256[65];
 	/* Next kinds (vsock, instance storage, enclaves): their fields here. */
 };
 

@@ -403,7 +403,7 @@ void chip_set_log_max(struct chip *c, size_t events)
 
 /* Digest of an open regular file, from the cache when its identity is unchanged. */
 static int file_digest(struct chip *c, int fd, const char *path, uint8_t out[CHIP_DIGEST_LEN],
-		       char *err, size_t errlen)
+		       uint8_t *sha256, char *err, size_t errlen)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
@@ -416,14 +416,18 @@ static int file_digest(struct chip *c, int fd, const char *path, uint8_t out[CHI
 		    ce->cc_size == st.st_size && ce->cc_mtime.tv_sec == st.st_mtim.tv_sec &&
 		    ce->cc_mtime.tv_nsec == st.st_mtim.tv_nsec &&
 		    ce->cc_ctime.tv_sec == st.st_ctim.tv_sec &&
-		    ce->cc_ctime.tv_nsec == st.st_ctim.tv_nsec) {
+		    ce->cc_ctime.tv_nsec == st.st_ctim.tv_nsec && (!sha256 || ce->cc_have_sha256)) {
 			memcpy(out, ce->cc_digest, CHIP_DIGEST_LEN);
+			if (sha256)
+				memcpy(sha256, ce->cc_sha256, CHIP_SHA256_LEN);
 			return 0;
 		}
 	}
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) != 1) {
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new(), *ctx2 = sha256 ? EVP_MD_CTX_new() : NULL;
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha384(), NULL) != 1 ||
+	    (sha256 && (!ctx2 || EVP_DigestInit_ex(ctx2, EVP_sha256(), NULL) != 1))) {
 		EVP_MD_CTX_free(ctx);
+		EVP_MD_CTX_free(ctx2);
 		RETURN_ERR(-1, "%s: SHA-384 unavailable", path);
 	}
 	static __thread uint8_t buf[1 << 16];
@@ -434,16 +438,22 @@ static int file_digest(struct chip *c, int fd, const char *path, uint8_t out[CHI
 			continue;
 		if (r < 0) {
 			EVP_MD_CTX_free(ctx);
+			EVP_MD_CTX_free(ctx2);
 			RETURN_ERR(-1, "%s: read: %s", path, strerror(errno));
 		}
 		if (r == 0)
 			break;
 		EVP_DigestUpdate(ctx, buf, (size_t)r);
+		if (ctx2)
+			EVP_DigestUpdate(ctx2, buf, (size_t)r);
 		off += r;
 	}
 	unsigned int n = 0;
 	EVP_DigestFinal_ex(ctx, out, &n);
 	EVP_MD_CTX_free(ctx);
+	if (ctx2)
+		EVP_DigestFinal_ex(ctx2, sha256, &n);
+	EVP_MD_CTX_free(ctx2);
 	if (off != st.st_size)
 		RETURN_ERR(-1, "%s: changed while it was measured", path);
 	struct chip_cache *ce = &c->c_cache[c->c_cache_next++ % CHIP_CACHE_SIZE];
@@ -452,8 +462,11 @@ static int file_digest(struct chip *c, int fd, const char *path, uint8_t out[CHI
 				  .cc_ino = st.st_ino,
 				  .cc_size = st.st_size,
 				  .cc_mtime = st.st_mtim,
-				  .cc_ctime = st.st_ctim};
+				  .cc_ctime = st.st_ctim,
+				  .cc_have_sha256 = sha256 != NULL};
 	memcpy(ce->cc_digest, out, CHIP_DIGEST_LEN);
+	if (sha256)
+		memcpy(ce->cc_sha256, sha256, CHIP_SHA256_LEN);
 	return 0;
 }
 
@@ -497,7 +510,7 @@ static int measure_exec(struct chip *c, const char *path, int *fd_out, uint8_t *
 		RETURN_ERR(-1, "%s %s: %s", base_name(path), path, strerror(errno));
 	uint8_t d[CHIP_DIGEST_LEN];
 	pthread_mutex_lock(&c->c_lock);
-	int rc = file_digest(c, fd, path, d, err, errlen);
+	int rc = file_digest(c, fd, path, d, NULL, err, errlen);
 	if (rc == 0)
 		rc = verify_sig(c, path, d, err, errlen);
 	if (rc == 0)
@@ -541,7 +554,7 @@ int chip_measure_file(struct chip *c, unsigned pcr, const char *type, const char
 		RETURN_ERR(-1, "%s %s: %s", type, path, strerror(errno));
 	uint8_t d[CHIP_DIGEST_LEN];
 	pthread_mutex_lock(&c->c_lock);
-	int rc = file_digest(c, fd, path, d, err, errlen);
+	int rc = file_digest(c, fd, path, d, NULL, err, errlen);
 	if (rc == 0)
 		rc = record(c, pcr, type, path, strlen(path), d, false, err, errlen);
 	pthread_mutex_unlock(&c->c_lock);
@@ -552,13 +565,13 @@ int chip_measure_file(struct chip *c, unsigned pcr, const char *type, const char
 }
 
 int chip_measure_fd(struct chip *c, unsigned pcr, const char *type, int fd, const char *desc,
-		    uint8_t *digest_out, char *err, size_t errlen)
+		    uint8_t *digest_out, uint8_t *sha256_out, char *err, size_t errlen)
 {
 	if (pcr >= CHIP_NR_PCRS || !type || !type_ok(type) || !desc)
 		RETURN_ERR(-1, "security chip: bad pcr %u or event type", pcr);
 	uint8_t d[CHIP_DIGEST_LEN];
 	pthread_mutex_lock(&c->c_lock);
-	int rc = file_digest(c, fd, desc, d, err, errlen);
+	int rc = file_digest(c, fd, desc, d, sha256_out, err, errlen);
 	if (rc == 0)
 		rc = record(c, pcr, type, desc, strlen(desc), d, false, err, errlen);
 	pthread_mutex_unlock(&c->c_lock);

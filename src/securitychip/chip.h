@@ -37,6 +37,7 @@
 
 #define CHIP_NR_PCRS 8
 #define CHIP_DIGEST_LEN 48 /* SHA-384 */
+#define CHIP_SHA256_LEN 32
 
 /* PCR allocation (the rest are free for chip_measure_blob callers). */
 enum {
@@ -84,9 +85,11 @@ int chip_measure_file(struct chip *c, unsigned pcr, const char *type, const char
 /* Measures the open file fd (a boot file the caller opened once, e.g. beneath a served
  * folder: what is measured is exactly what the caller then hands on, never a path looked
  * up again). desc (e.g. its path) goes into the log; fd must be a regular file and is
- * read with pread (its offset is left alone); the caller keeps it. */
+ * read with pread (its offset is left alone); the caller keeps it. sha256_out (or NULL)
+ * gets the file's SHA-256 from the same single pass (for the instance's TPM, docs/tpm.md);
+ * both digests are cached by the file's identity like the SHA-384 alone. */
 int chip_measure_fd(struct chip *c, unsigned pcr, const char *type, int fd, const char *desc,
-		    uint8_t *digest_out, char *err, size_t errlen);
+		    uint8_t *digest_out, uint8_t *sha256_out, char *err, size_t errlen);
 
 /* Records a digest computed elsewhere (e.g. of the vmlinux nitrod decompressed from a
  * measured kernel) as an event of pcr, type and desc. */

@@ -29,6 +29,8 @@ struct chip_cache {
 	off_t cc_size;
 	struct timespec cc_mtime, cc_ctime;
 	uint8_t cc_digest[CHIP_DIGEST_LEN];
+	bool cc_have_sha256; /* computed in the same pass when a caller asked for it */
+	uint8_t cc_sha256[CHIP_SHA256_LEN];
 };
 
 /* The event log is compacted past this many events (chip_set_log_max): its oldest half is

@@ -96,13 +96,13 @@ int tpm_client_connect(const char *path)
 	return s;
 }
 
-int tpm_client_hello_init(int sock, int memfd)
+int tpm_client_hello_init(int sock, int memfd, uint32_t init)
 {
 	struct tpm_msg rep;
 	if (tpm_client_call(sock, TPM_MSG_HELLO, TPM_PROTO_BUF, NULL, memfd, &rep, NULL) < 0 ||
 	    rep.status || rep.len != TPM_PROTO_BUF)
 		return -1;
-	if (tpm_client_call(sock, TPM_MSG_INIT, 0, NULL, -1, &rep, NULL) < 0 || rep.status)
+	if (tpm_client_call(sock, TPM_MSG_INIT, init, NULL, -1, &rep, NULL) < 0 || rep.status)
 		return -1;
 	return 0;
 }

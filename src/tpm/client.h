@@ -26,7 +26,8 @@ int tpm_client_call(int sock, uint16_t type, uint32_t len, const void *payload, 
 /* A TPM command carried inside the message (XCMD); the TPM's response code, or
  * TPM2_RC_FAILURE when the card failed. rsp: TPM_PROTO_BUF bytes. */
 uint32_t tpm_client_xcmd(int sock, const uint8_t *cmd, size_t len, uint8_t *rsp, size_t *rlen);
-/* HELLO with memfd (a sealed TPM_PROTO_BUF-byte memfd) and INIT; 0 or -1. */
-int tpm_client_hello_init(int sock, int memfd);
+/* HELLO with memfd (a sealed TPM_PROTO_BUF-byte memfd) and INIT (init: TPM_INIT_POWER_ON
+ * or TPM_INIT_RESUME); 0 or -1. */
+int tpm_client_hello_init(int sock, int memfd, uint32_t init);
 
 #endif

@@ -9,6 +9,10 @@
  *
  *   HELLO  hv -> card, SCM_RIGHTS: the memfd; len = its size. Reply: HELLO, len = size.
  *   INIT   hv -> card: TPM power-on (_TPM_Init): volatile state dropped, NV reloaded.
+ *          len TPM_INIT_RESUME (a hypervisor reconnecting after the card died): the card
+ *          restores the volatile state it saved after the last command that changed it
+ *          (PCRs, loaded objects, sessions), when it has one; the TPM is then already
+ *          started (TPM2_Startup answers TPM_RC_INITIALIZE).
  *   CMD    hv -> card: len = command length at offset 0 of the buffer.
  *   XCMD   hv -> card: the command (len bytes) follows the header in the same message,
  *          and so does the response in the reply: nitro-hv's own commands (start-up,
@@ -31,6 +35,9 @@
 #define TPM_PROTO_BUF 4096 /* the CRB buffer: one page, TPM2's largest command */
 #define TPM_PROTO_MSG 16
 #define TPM_PROTO_REPLY 0x80
+
+#define TPM_INIT_POWER_ON 0
+#define TPM_INIT_RESUME 1
 
 enum tpm_msg_type {
 	TPM_MSG_HELLO = 1,

@@ -115,7 +115,7 @@ size_t tpm2_cmd_disable_platform(uint8_t *buf, size_t cap)
 	return 32;
 }
 
-size_t tpm2_cmd_allocate_sha256(uint8_t *buf, size_t cap)
+size_t tpm2_cmd_allocate_banks(uint8_t *buf, size_t cap)
 {
 	static const uint16_t algs[] = {TPM2_ALG_SHA1, TPM2_ALG_SHA256, TPM2_ALG_SHA384,
 					TPM2_ALG_SHA512};
@@ -134,7 +134,7 @@ size_t tpm2_cmd_allocate_sha256(uint8_t *buf, size_t cap)
 	be32_put(p, 4);
 	p += 4;
 	for (unsigned i = 0; i < 4; i++, p += 6) {
-		uint8_t sel = algs[i] == TPM2_ALG_SHA256 ? 0xff : 0;
+		uint8_t sel = algs[i] == TPM2_ALG_SHA256 || algs[i] == TPM2_ALG_SHA384 ? 0xff : 0;
 		be16_put(p, algs[i]);
 		p[2] = 3;
 		p[3] = p[4] = p[5] = sel;

@@ -30,6 +30,10 @@
 #define TPM2_CC_NV_DEFINE_SPACE 0x12a
 #define TPM2_CC_NV_WRITE 0x137
 #define TPM2_CC_NV_READ_PUBLIC 0x169
+#define TPM2_CC_PCR_READ 0x17e
+#define TPM2_CC_READ_PUBLIC 0x173
+#define TPM2_CC_GET_TEST_RESULT 0x17c
+#define TPM2_CC_READ_CLOCK 0x181
 #define TPM2_RH_ENDORSEMENT 0x4000000b
 #define TPM2_NV_EK_CERT_RSA 0x01c00002
 #define TPM2_NV_EK_CERT_ECC 0x01c0000a
@@ -93,9 +97,9 @@ size_t tpm2_cmd_pcr_extend(uint8_t *buf, size_t cap, uint32_t pcr, const struct 
 /* TPM2_HierarchyControl(platform, enable platform = NO): what firmware does before the
  * OS runs, so the guest never holds platform authority. */
 size_t tpm2_cmd_disable_platform(uint8_t *buf, size_t cap);
-/* TPM2_PCR_Allocate(platform): PCRs 0..23 in the SHA-256 bank only (the others none),
- * effective at the next _TPM_Init; and TPM2_Shutdown(su). */
-size_t tpm2_cmd_allocate_sha256(uint8_t *buf, size_t cap);
+/* TPM2_PCR_Allocate(platform): PCRs 0..23 in the SHA-256 and SHA-384 banks (SHA-1 and
+ * SHA-512 none), effective at the next _TPM_Init; and TPM2_Shutdown(su). */
+size_t tpm2_cmd_allocate_banks(uint8_t *buf, size_t cap);
 size_t tpm2_cmd_shutdown(uint8_t *buf, size_t cap, uint16_t su);
 /* The endorsement key: TPM2_CreatePrimary(endorsement) with the TCG EK Credential
  * Profile's template L-2 (ECC NIST P-256, AES-128-CFB, the PolicySecret(endorsement)

@@ -1,7 +1,9 @@
-"""NitroTPM (issue 13) with the stock kernel: measured boot, the event log, tpm2-tools
-(Debian's, copied with their libraries into a second initramfs archive the kernel
-unpacks over the default one), a quote checked by tpm2_checkquote on the host, the
-state across a guest reboot, and a TPM card killed and restarted while the guest runs; the
+"""NitroTPM (issue 13) with the stock kernel: measured boot in the SHA-256 and SHA-384
+banks, the event log, tpm2-tools (Debian's, copied with their libraries into a second
+initramfs archive the kernel unpacks over the default one), a quote checked by
+tpm2_checkquote on the host, the state across a guest reboot, and a TPM card killed with
+a command in flight while the guest runs (that command fails, the next ones work, and the
+guest's PCR extend and saved contexts survive the restart); the
 ECC and RSA EK certificates verify against the chip's EK CA and certify the keys
 tpm2_createek derives.
 
@@ -66,7 +68,7 @@ GUEST = r"""
 export LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
 export TPM2TOOLS_TCTI=device:/dev/tpmrm0
 cd /tmp 2>/dev/null || { mkdir -p /tmp; cd /tmp; }
-for p in 4 8 9; do echo "PCR$p=$(cat /sys/class/tpm/tpm0/pcr-sha256/$p)"; done
+for p in 4 8 9; do echo "PCR$p=$(cat /sys/class/tpm/tpm0/pcr-sha256/$p)"; echo "PCR384-$p=$(cat /sys/class/tpm/tpm0/pcr-sha384/$p)"; done
 if tpm2 getcap handles-persistent | grep -q 0x81000001; then
   echo TPM-PERSISTENT-OK; exit 0
 fi
@@ -90,10 +92,17 @@ tpm2 quote -Q -c ak.ctx -l sha256:4,8,9 -q NONCE -m q.msg -s q.sig -o q.pcrs -g 
 for f in ak.pem q.msg q.sig q.pcrs; do echo "FILE $f $(base64 $f | tr -d '\n')"; done
 tpm2 pcrextend 9:sha256=0000000000000000000000000000000000000000000000000000000000000000
 tpm2 unseal -c seal.ctx -p pcr:sha256:9 >/dev/null 2>&1 || echo UNSEAL-REFUSED-AFTER-EXTEND
-echo READY-FOR-KILL; sleep 12
+echo "PCR9-EXTENDED=$(cat /sys/class/tpm/tpm0/pcr-sha256/9)"
+# The host stops the TPM card (SIGSTOP), so that the next command (an RSA primary key) is
+# certainly in flight when it then kills it (SIGKILL): that command fails, the next work.
+echo STOP-CARD; sleep 3
+( tpm2 createprimary -Q -C o -G rsa2048 -c rsa.ctx; echo "RSA-STATUS=$?" ) &
+sleep 10; echo KILL-CARD; wait
 tpm2 getrandom --hex 8 && echo && echo AFTER-RESTART-OK
-# The restarted TPM went through a reset: saved contexts are void, the primary key is
-# derived again (same seed, same template) and made persistent.
+# The restarted card resumed the TPM's volatile state: the guest's extend is still in
+# PCR 9, and a context saved before the kill still loads.
+echo "PCR9-AFTER=$(cat /sys/class/tpm/tpm0/pcr-sha256/9)"
+tpm2 readpublic -Q -c prim.ctx >/dev/null && echo CONTEXT-KEPT
 tpm2 createprimary -Q -C o -G ecc -c prim2.ctx && tpm2 evictcontrol -Q -C o -c prim2.ctx 0x81000001 && echo PERSISTED
 reboot -f
 """.replace("NONCE", NONCE)
@@ -101,6 +110,12 @@ reboot -f
 
 def pcr(data):
     return hashlib.sha256(bytes(32) + hashlib.sha256(data).digest()).hexdigest().upper()
+
+
+def pcr384(data):
+    return hashlib.sha384(bytes(48) + hashlib.sha384(data).digest()).hexdigest().upper()
+
+
 
 
 def children(pid):
@@ -132,16 +147,19 @@ def test_tpm(tmp_path):
                           "--kernel", str(kernel), "--initrd", str(initrd), "--cmdline", cmd],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, errors="replace", env=env)
-    out, err, killed = [], [], []
+    out, err, stopped, killed = [], [], [], []
     threading.Thread(target=lambda: err.extend(p.stderr), daemon=True).start()
     deadline = time.time() + 900
     for line in p.stdout:
         out.append(line)
-        if "READY-FOR-KILL" in line and not killed:
+        if "STOP-CARD" in line and not stopped:
             c = card_pid(p.pid)
             assert c, "no TPM card process"
-            os.kill(c, signal.SIGKILL)
-            killed.append(c)
+            os.kill(c, signal.SIGSTOP)
+            stopped.append(c)
+        if "KILL-CARD" in line and stopped and not killed:
+            os.kill(stopped[0], signal.SIGKILL)
+            killed.append(stopped[0])
         assert time.time() < deadline, "guest took too long"
     p.wait(timeout=60)
     text = "".join(out)
@@ -153,11 +171,23 @@ def test_tpm(tmp_path):
     assert vals.get("4") == pcr(kernel.read_bytes()), diag
     assert vals.get("9") == pcr(initrd.read_bytes()), diag
     assert vals.get("8") == pcr(cmdline_str.encode()), diag
+    # The SHA-384 bank, allocated beside SHA-256 on a new TPM, measured alike.
+    v384 = dict(re.findall(r"^PCR384-(\d)=([0-9A-F]{96})", text, re.M))
+    assert v384.get("4") == pcr384(kernel.read_bytes()), diag
+    assert v384.get("9") == pcr384(initrd.read_bytes()), diag
+    assert v384.get("8") == pcr384(cmdline_str.encode()), diag
     assert re.search(r"phEnable:\s*0", text), diag
     for mark in ("GETRANDOM-OK", "PLATFORM-CLEAR-REFUSED", "CREATEPRIMARY-OK", "UNSEAL=nitro-sealed-secret", "QUOTE-OK",
-                 "UNSEAL-REFUSED-AFTER-EXTEND", "AFTER-RESTART-OK", "PERSISTED", "TPM-PERSISTENT-OK"):
+                 "UNSEAL-REFUSED-AFTER-EXTEND", "AFTER-RESTART-OK", "CONTEXT-KEPT", "PERSISTED",
+                 "TPM-PERSISTENT-OK"):
         assert mark in text, f"{mark} missing\n{diag}"
-    assert killed and "TPM card back" in "".join(err), diag
+    # The card was killed during a command: that one command failed (the guest did not
+    # hang), the next ones worked, and the card came back with the TPM's state resumed.
+    assert killed and "TPM card back" in "".join(err) and "TPM state resumed" in "".join(err), diag
+    assert re.search(r"^RSA-STATUS=[1-9]", text, re.M), diag
+    extended = re.search(r"^PCR9-EXTENDED=([0-9A-F]{64})", text, re.M).group(1)
+    assert extended != vals["9"], diag
+    assert re.search(r"^PCR9-AFTER=([0-9A-F]{64})", text, re.M).group(1) == extended, diag
     # The event log replays to the PCRs (tpm2_eventlog on the host).
     log = base64.b64decode(re.search(r"^LOG=(\S+)", text, re.M).group(1))
     (tmp_path / "log.bin").write_bytes(log)
@@ -165,6 +195,10 @@ def test_tpm(tmp_path):
     assert ev.returncode == 0, ev.stderr
     for n in ("4", "8", "9"):
         assert re.search(rf"{n}\s*:\s*0x{vals[n]}", ev.stdout, re.I), ev.stdout
+        assert re.search(rf"{n}\s*:\s*0x{v384[n]}", ev.stdout, re.I), ev.stdout
+    # Every event carries both banks, as the header lists them.
+    assert "numberOfAlgorithms: 2" in ev.stdout and "algorithmId: sha384" in ev.stdout, ev.stdout
+    assert ev.stdout.count("DigestCount: 2") == 3 == ev.stdout.count("AlgorithmId: sha384"), ev.stdout
     # The quote verifies on the host against the AK, the nonce and the PCR values.
     files = dict(re.findall(r"^FILE (\S+) (\S+)", text, re.M))
     for name, b64 in files.items():

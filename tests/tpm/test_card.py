@@ -50,7 +50,7 @@ class Card:
                 break
             time.sleep(0.01)
 
-    def connect(self, hello=True):
+    def connect(self, hello=True, init=0):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         s.settimeout(30)
         s.connect(self.sock_path)
@@ -63,7 +63,7 @@ class Card:
             s.sendmsg([msg(HELLO, 4096)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
             assert self.reply(s)[:3] == (HELLO | REPLY, 4096, 0)
             page = fd
-            s.send(msg(INIT))
+            s.send(msg(INIT, init))
             assert self.reply(s)[:3] == (INIT | REPLY, 0, 0)
         return s, page
 
@@ -120,7 +120,7 @@ def test_commands_in_page_and_inline(card):
     s.send(msg(CMD, 12))
     t, length, status, _ = card.reply(s)
     assert status == 0 and rc(os.pread(page, length, 0)) != 0
-    # A new TPM has PCRs in the SHA-256 bank only (nitro-hv measures into every
+    # A new TPM has PCRs in the SHA-256 and SHA-384 banks (nitro-hv measures into every
     # allocated bank; the event log lists exactly these).
     r = card.xcmd(s, GETPCRS)
     assert rc(r) == 0
@@ -130,8 +130,8 @@ def test_commands_in_page_and_inline(card):
         alg, size = struct.unpack(">HB", r[off:off + 3])
         banks[alg] = r[off + 3:off + 3 + size]
         off += 3 + size
-    assert banks[0x000B] == b"\xff\xff\xff"
-    assert all(not any(sel) for alg, sel in banks.items() if alg != 0x000B)
+    assert banks[0x000B] == b"\xff\xff\xff" and banks[0x000C] == b"\xff\xff\xff"
+    assert all(not any(sel) for alg, sel in banks.items() if alg not in (0x000B, 0x000C))
 
 
 @pytest.mark.parametrize("bad", [
@@ -203,3 +203,74 @@ def test_state_encrypted_and_bound_to_key(tmp_path):
     c = Card(tmp_path, state, key=b"A" * 32)
     c.p.wait(timeout=30)
     assert c.p.returncode != 0
+
+
+# TPM2_PCR_Extend(16, sha256: 32 bytes of 0x11) with the empty password session
+EXTEND16 = (bytes.fromhex("80020000004100000182" "00000010" "00000009" "40000009" "0000" "00" "0000"
+                          "00000001" "000b") + b"\x11" * 32)
+# TPM2_PCR_Read(sha256, PCR 16)
+READ16 = bytes.fromhex("8001000000140000017e" "00000001" "000b" "03" "000001")
+
+
+def guest_cmd(card, s, page, cmd):
+    """A command through the shared page, as the guest's commands go."""
+    os.pwrite(page, cmd, 0)
+    s.send(msg(CMD, len(cmd)))
+    t, length, status, _ = card.reply(s)
+    assert (t, status) == (CMD | REPLY, 0)
+    return os.pread(page, length, 0)
+
+
+def pcr16(card, s):
+    r = card.xcmd(s, READ16)
+    assert rc(r) == 0
+    return r[-32:]
+
+
+def restart(c, tmp, state):
+    """SIGKILL (no chance to save anything more), then a new card on the same state."""
+    c.p.kill()
+    c.p.wait()
+    os.unlink(c.sock_path)
+    return Card(tmp, state)
+
+
+def test_restarted_card_resumes_volatile_state(tmp_path):
+    """A card that dies keeps what the TPM's volatile state held after the guest's last
+    command (a PCR extended after start-up) for its successor when the hypervisor
+    reconnects with INIT resume; a power-on (INIT 0) starts from reset and drops the saved
+    state for good; nitro-hv's own commands (XCMD) save nothing (it replays them)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    c = Card(tmp_path, state)
+    s, page = c.connect()
+    assert rc(c.xcmd(s, STARTUP)) == 0
+    zero = pcr16(c, s)
+    assert not (state / "resume.nvs").exists()
+    assert rc(guest_cmd(c, s, page, EXTEND16)) == 0
+    extended = pcr16(c, s)
+    assert extended != zero
+    assert (state / "resume.nvs").read_bytes().startswith(b"NTPMNV01")  # encrypted
+    c = restart(c, tmp_path, state)
+    s, page = c.connect(init=1)
+    assert rc(c.xcmd(s, STARTUP)) == 0x100  # TPM_RC_INITIALIZE: it is running already
+    assert pcr16(c, s) == extended
+    # The next command after the resume works and is kept as well.
+    assert rc(guest_cmd(c, s, page, EXTEND16)) == 0
+    twice = pcr16(c, s)
+    s.close()
+    c = restart(c, tmp_path, state)
+    s, _ = c.connect(init=1)
+    assert pcr16(c, s) == twice
+    s.close()
+    # A power-on: PCRs from reset, and nothing left to resume.
+    s, _ = c.connect(init=0)
+    assert not (state / "resume.nvs").exists()
+    assert rc(c.xcmd(s, STARTUP)) == 0
+    assert pcr16(c, s) == zero
+    s.close()
+    c = restart(c, tmp_path, state)
+    s, _ = c.connect(init=1)
+    assert rc(c.xcmd(s, STARTUP)) == 0  # nothing saved: from reset
+    assert pcr16(c, s) == zero
+    assert c.stop() == 0

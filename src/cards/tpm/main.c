@@ -37,6 +37,8 @@
 #include "tpm/proto.h"
 #include "tpm/tpm2.h"
 
+#define RESUME_BLOB "resume"
+
 static const char usage[] = "usage: nitro-card-tpm --socket-path PATH [--state DIR --key-fd N]\n";
 
 static struct {
@@ -46,7 +48,7 @@ static struct {
 	uint8_t *shared; /* the CRB page, from HELLO */
 	bool running;	 /* libtpms initialised */
 	bool fresh;	 /* no permall was stored: libtpms manufactured a new TPM */
-	unsigned long commands, inits, rejected;
+	unsigned long commands, inits, rejected, save_failures;
 } g = {.listen_fd = -1, .conn = -1};
 
 /* libtpms callbacks: NV through nvstore.c. */
@@ -120,14 +122,67 @@ static TPM_RESULT cb_pp(TPM_BOOL *pp, uint32_t tpm_number)
 	return TPM_SUCCESS;
 }
 
-/* _TPM_Init: drop volatile state, reload NV (manufacturing on first use). */
-static int tpm_power_on(void)
+/* _TPM_Init: drop volatile state, reload NV (manufacturing on first use). With resume (a
+ * hypervisor reconnecting after this card's predecessor died), the volatile state saved
+ * after the last command that changed it is restored first, when there is one: the TPM
+ * then carries on started, PCRs, objects and sessions as they were. */
+static int tpm_power_on(bool resume)
 {
 	if (g.running)
 		TPMLIB_Terminate();
+	uint8_t *blob = NULL;
+	uint32_t len = 0;
+	if (resume && nv_load(RESUME_BLOB, &blob, &len) == 0 &&
+	    TPMLIB_SetState(TPMLIB_STATE_VOLATILE, blob, len) != TPM_SUCCESS)
+		fprintf(stderr, "nitro-card-tpm: the saved volatile state is refused\n");
+	if (blob) {
+		OPENSSL_cleanse(blob, len);
+		free(blob);
+	}
 	g.running = TPMLIB_MainInit() == TPM_SUCCESS;
+	if (!g.running && blob) { /* a state libtpms cannot resume: a plain power-on */
+		TPMLIB_SetState(TPMLIB_STATE_VOLATILE, NULL, 0);
+		g.running = TPMLIB_MainInit() == TPM_SUCCESS;
+	}
 	g.inits++;
 	return g.running ? 0 : -EIO;
+}
+
+/* Commands that change no volatile state when they carry no session (a session's nonces
+ * change with every use): after these the saved state is not rewritten, which keeps a
+ * GetRandom or a PCR read as quick as without it. */
+static bool read_only(const uint8_t *cmd, uint32_t len)
+{
+	if (len < TPM2_HEADER || be16_get(cmd) != TPM2_ST_NO_SESSIONS)
+		return false;
+	switch (be32_get(cmd + 6)) {
+	case TPM2_CC_GET_RANDOM:
+	case TPM2_CC_GET_CAPABILITY:
+	case TPM2_CC_PCR_READ:
+	case TPM2_CC_READ_PUBLIC:
+	case TPM2_CC_NV_READ_PUBLIC:
+	case TPM2_CC_GET_TEST_RESULT:
+	case TPM2_CC_READ_CLOCK:
+		return true;
+	}
+	return false;
+}
+
+/* Saves libtpms' volatile state (encrypted as the NV blobs, without fsync: it only has to
+ * outlive this process) for a successor card to resume from. */
+static void save_volatile(void)
+{
+	unsigned char *st = NULL;
+	uint32_t len = 0;
+	if (TPMLIB_GetState(TPMLIB_STATE_VOLATILE, &st, &len) != TPM_SUCCESS ||
+	    nv_store_fast(RESUME_BLOB, st, len) < 0) {
+		/* a restart then resumes from an older state, or from a power-on */
+		g.save_failures++;
+		nv_delete(RESUME_BLOB);
+	}
+	if (st)
+		OPENSSL_cleanse(st, len);
+	free(st);
 }
 
 /* Runs cmd (a private copy) and returns the response length, or 0 on failure. */
@@ -147,10 +202,11 @@ static uint32_t tpm_run(const uint8_t *cmd, uint32_t len, uint8_t *rsp)
 	return olen;
 }
 
-/* A new TPM gets PCRs in the SHA-256 bank only (libtpms allocates SHA-1, -256, -384 and
- * -512): nitro-hv measures the boot into every allocated bank, and one bank keeps that to
- * one pass over kernel and initrd. Startup, PCR_Allocate (platform auth, still empty),
- * Shutdown, then a fresh _TPM_Init makes it effective; the allocation is in the NV state. */
+/* A new TPM gets PCRs in the SHA-256 and SHA-384 banks (libtpms allocates SHA-1, -256,
+ * -384 and -512): nitro-hv measures the boot into every allocated bank, and the launcher
+ * hands it exactly these two digests of kernel and initrd (docs/tpm.md). Startup, PCR_Allocate
+ * (platform auth, still empty), Shutdown, then a fresh _TPM_Init makes it effective; the allocation
+ * is in the NV state. */
 static int allocate_banks(void)
 {
 	uint8_t cmd[128], rsp[TPM_PROTO_BUF];
@@ -158,14 +214,14 @@ static int allocate_banks(void)
 	if (!(n = tpm2_cmd_startup(cmd, sizeof(cmd), TPM2_SU_CLEAR)) ||
 	    tpm2_rsp_code(rsp, tpm_run(cmd, (uint32_t)n, rsp)) != TPM2_RC_SUCCESS)
 		return -1;
-	if (!(n = tpm2_cmd_allocate_sha256(cmd, sizeof(cmd))) ||
+	if (!(n = tpm2_cmd_allocate_banks(cmd, sizeof(cmd))) ||
 	    tpm2_rsp_code(rsp, tpm_run(cmd, (uint32_t)n, rsp)) != TPM2_RC_SUCCESS)
 		return -1;
 	if (!(n = tpm2_cmd_shutdown(cmd, sizeof(cmd), TPM2_SU_CLEAR)) ||
 	    tpm2_rsp_code(rsp, tpm_run(cmd, (uint32_t)n, rsp)) != TPM2_RC_SUCCESS)
 		return -1;
 	g.fresh = false;
-	return tpm_power_on();
+	return tpm_power_on(false);
 }
 
 static int reply(uint16_t type, uint32_t len, uint32_t status, const void *payload)
@@ -257,7 +313,9 @@ static void on_conn(struct loop *l, int fd, uint32_t ev, void *opaque)
 		reply(m.type, len, status, NULL);
 		break;
 	case TPM_MSG_INIT:
-		status = tpm_power_on() < 0 ? EIO : 0;
+		if (m.len != TPM_INIT_RESUME)
+			nv_delete(RESUME_BLOB); /* a power-on starts from reset, for good */
+		status = tpm_power_on(m.len == TPM_INIT_RESUME) < 0 ? EIO : 0;
 		reply(m.type, 0, status, NULL);
 		break;
 	case TPM_MSG_CMD:
@@ -269,6 +327,11 @@ static void on_conn(struct loop *l, int fd, uint32_t ev, void *opaque)
 		len = tpm_run(cmd, m.len, rsp);
 		if (len)
 			memcpy(g.shared, rsp, len);
+		/* The guest's changes are kept for a successor card. nitro-hv's own commands
+		 * (XCMD: start-up, boot measurements) are not saved: without a saved state a
+		 * successor starts from reset and nitro-hv replays them. */
+		if (len && !read_only(cmd, m.len))
+			save_volatile();
 		reply(m.type, len, len ? 0 : EIO, NULL);
 		break;
 	case TPM_MSG_XCMD:
@@ -303,8 +366,10 @@ static void on_accept(struct loop *l, int fd, uint32_t ev, void *opaque)
 static void on_usr1(void *opaque)
 {
 	(void)opaque;
-	fprintf(stderr, "nitro-card-tpm: %lu commands, %lu power-ons, %lu bad messages\n",
-		g.commands, g.inits, g.rejected);
+	fprintf(stderr,
+		"nitro-card-tpm: %lu commands, %lu power-ons, %lu bad messages, %lu state saves "
+		"failed\n",
+		g.commands, g.inits, g.rejected, g.save_failures);
 }
 
 static int listen_on(const char *path)
@@ -399,11 +464,11 @@ int main(int argc, char **argv)
 	    TPMLIB_RegisterCallbacks(&cbs) != TPM_SUCCESS)
 		die("libtpms: cannot select TPM 2.0");
 	/* Manufacture (first run) or load the state now: a bad key fails here, not later. */
-	if (tpm_power_on() < 0)
+	if (tpm_power_on(false) < 0)
 		die("libtpms: the TPM does not start (state in %s unreadable?)",
 		    state ? state : "memory");
 	if (g.fresh && allocate_banks() < 0)
-		die("libtpms: cannot allocate the SHA-256 PCR bank of a new TPM");
+		die("libtpms: cannot allocate the SHA-256 and SHA-384 PCR banks of a new TPM");
 
 	int usr1 = -1;
 	if (card_loop_init(&g.loop, &usr1, on_usr1, NULL, err, sizeof(err)) < 0)

@@ -17,11 +17,11 @@
 
 #define NV_MAGIC "NTPMNV01"
 #define NV_HDR (8 + 12 + 16)
-#define NV_NAMES 3
+#define NV_NAMES 4
 
 static int g_dir = -1;
 static uint8_t g_key[NV_KEY_BYTES];
-static const char *const names[NV_NAMES] = {"permall", "volatilestate", "savestate"};
+static const char *const names[NV_NAMES] = {"permall", "volatilestate", "savestate", "resume"};
 static struct {
 	uint8_t *data;
 	uint32_t len;
@@ -122,7 +122,7 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int nv_store(const char *name, const uint8_t *data, uint32_t len)
+static int store(const char *name, const uint8_t *data, uint32_t len, bool durable)
 {
 	int i = name_index(name);
 	if (i < 0 || len > NV_MAX_BLOB)
@@ -152,9 +152,9 @@ int nv_store(const char *name, const uint8_t *data, uint32_t len)
 	int fd = openat(g_dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		goto out;
-	bool ok = write_all(fd, file, NV_HDR + (size_t)len) == 0 && fsync(fd) == 0;
+	bool ok = write_all(fd, file, NV_HDR + (size_t)len) == 0 && (!durable || fsync(fd) == 0);
 	close(fd);
-	if (ok && renameat(g_dir, tmp, g_dir, fn) == 0 && fsync(g_dir) == 0)
+	if (ok && renameat(g_dir, tmp, g_dir, fn) == 0 && (!durable || fsync(g_dir) == 0))
 		rc = 0;
 	else
 		unlinkat(g_dir, tmp, 0);
@@ -162,6 +162,16 @@ out:
 	OPENSSL_cleanse(file, NV_HDR + (size_t)len);
 	free(file);
 	return rc;
+}
+
+int nv_store(const char *name, const uint8_t *data, uint32_t len)
+{
+	return store(name, data, len, true);
+}
+
+int nv_store_fast(const char *name, const uint8_t *data, uint32_t len)
+{
+	return store(name, data, len, false);
 }
 
 int nv_delete(const char *name)
@@ -177,7 +187,7 @@ int nv_delete(const char *name)
 	}
 	char fn[32];
 	snprintf(fn, sizeof(fn), "%s.nvs", name);
-	if (unlinkat(g_dir, fn, 0) < 0 && errno != ENOENT)
-		return -1;
+	if (unlinkat(g_dir, fn, 0) < 0)
+		return errno == ENOENT ? 0 : -1;
 	return fsync(g_dir);
 }

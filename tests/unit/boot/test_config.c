@@ -95,6 +95,14 @@ static void test_parse_usage_errors(void **state)
 			  "00000000000000000000000000000000000000000000000000000000000000000000"
 			  "0000000000000000000000000000"),
 		     "--initrd-sha384", "no --initrd");
+	/* A SHA-256 only beside the SHA-384 the loaded bytes are checked against. */
+	expect_usage(ARGS("--kernel", "k", "--kernel-sha256",
+			  "0000000000000000000000000000000000000000000000000000000000000000"),
+		     "--kernel-sha256", "no --kernel-sha384");
+	expect_usage(ARGS("--kernel", "k", "--initrd", "i", "--initrd-sha256",
+			  "0000000000000000000000000000000000000000000000000000000000000000"),
+		     "--initrd-sha256", "no --initrd-sha384");
+	expect_usage(ARGS("--kernel", "k", "--kernel-sha256", "00"), "--kernel-sha256", "hex");
 
 	/* A flag given as a value is a value, not a flag. */
 	struct hv_config c;
@@ -143,6 +151,21 @@ static void test_parse_valid(void **state)
 	assert_false(c.want_vmlinux);
 	assert_int_equal(c.kernel_sha384[0], 0x01);
 	assert_int_equal(c.kernel_sha384[47], 0xef);
+	assert_false(c.have_kernel_sha256);
+
+	/* With the SHA-256 from the same pass (for the TPM). */
+	r = parse_args(ARGS("--kernel-fd", "7", "--kernel-sha384",
+			    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123"
+			    "456789abcdef0123456789abcdef",
+			    "--kernel-sha256",
+			    "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"),
+		       &c, err, sizeof(err));
+	if (r != 0)
+		fail_msg("status %d: %s", r, err);
+	assert_true(c.have_kernel_sha256);
+	assert_false(c.have_initrd_sha256);
+	assert_int_equal(c.kernel_sha256[0], 0xfe);
+	assert_int_equal(c.kernel_sha256[31], 0x10);
 
 	/* Only --kernel: defaults for the rest. */
 	assert_int_equal(parse_args(ARGS("--kernel", "k"), &c, err, sizeof(err)), 0);

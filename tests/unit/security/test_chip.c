@@ -308,9 +308,23 @@ static void test_measure_fd_and_digest(void **state)
 	assert_int_equal(rename(f->bin, moved), 0);
 	write_file(f->bin, "other", 5);
 	assert_int_equal(
-	    chip_measure_fd(c, CHIP_PCR_KERNEL, "kernel", fd, "/k/path", d, err, sizeof(err)), 0);
+	    chip_measure_fd(c, CHIP_PCR_KERNEL, "kernel", fd, "/k/path", d, NULL, err, sizeof(err)),
+	    0);
 	assert_memory_equal(d, want, 48);
 	assert_int_equal(lseek(fd, 0, SEEK_CUR), (off_t)sizeof(body));
+	/* With sha256_out: the SHA-256 of the same bytes, from the same pass (the cached entry
+	 * without one is not enough), then from the cache. */
+	uint8_t s256[32], want256[32], d2[48];
+	unsigned int n256 = 0;
+	assert_int_equal(EVP_Digest(body, sizeof(body), want256, &n256, EVP_sha256(), NULL), 1);
+	for (int round = 0; round < 2; round++) {
+		memset(s256, 0, sizeof(s256));
+		assert_int_equal(chip_measure_fd(c, CHIP_PCR_INITRD, "initrd", fd, "/k/path", d2,
+						 s256, err, sizeof(err)),
+				 0);
+		assert_memory_equal(d2, want, 48);
+		assert_memory_equal(s256, want256, 32);
+	}
 	close(fd);
 	uint8_t pcr[48], expect[48], buf[96] = {0};
 	memcpy(buf + 48, want, 48);
@@ -320,7 +334,8 @@ static void test_measure_fd_and_digest(void **state)
 	/* Not a regular file. */
 	int dfd = open(f->dir, O_RDONLY | O_DIRECTORY);
 	assert_int_equal(
-	    chip_measure_fd(c, CHIP_PCR_KERNEL, "kernel", dfd, "/a/dir", d, err, sizeof(err)), -1);
+	    chip_measure_fd(c, CHIP_PCR_KERNEL, "kernel", dfd, "/a/dir", d, NULL, err, sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "not a regular file"));
 	close(dfd);
 	/* A digest computed elsewhere, logged as given. */
