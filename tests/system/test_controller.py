@@ -293,7 +293,8 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
     nitrod.wait("A's ping", lambda: marks(nitrod.console(a["id"]), "NA-PING="), timeout=400)
     text = nitrod.console(a["id"])
     assert marks(text, "NA-PING=") == ["NA-PING=0"], text[-3000:]
-    assert marks(nitrod.console(b["id"]), "NB-UP")
+    # B answers pings before it is done with its metadata (NB-UP comes after): wait for it
+    nitrod.wait("B's metadata", lambda: marks(nitrod.console(b["id"]), "NB-UP"), timeout=120)
     assert [l for l in text.splitlines() if "bytes from 10.0.0.6" in l], text[-3000:]
     # B's IMDS (jailed, seccomp'd card): its instance id, type and user data, and an
     # identity document signed by the chip, verified against `nitro host identity-cert`
