@@ -326,10 +326,10 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
     # next boot reads them from that card's IMDS.
     nitrod.stop()
     nitrod.start()
-    old = nitrod.inst(b["id"])["card_pids"][0]
+    old = nitrod.instance(b["id"])["card_pids"][0]
     os.kill(old, signal.SIGKILL)
     new = nitrod.wait("B's VPC card restarted", lambda: (lambda c: c if c and c != old else None)(
-        nitrod.inst(b["id"])["card_pids"][0]), timeout=30)
+        nitrod.instance(b["id"])["card_pids"][0]), timeout=30)
     argv = card_argv(new)
     assert argv[argv.index("--instance-type") + 1] == "c5.large" and "--user-data" in argv, argv
     nitrod.json("POST", f"/v1/instances/{b['id']}/reboot")
@@ -430,7 +430,7 @@ def test_nvme_volume_and_instance_store_through_the_api(nitrod):
     # Host side, while it runs: the store's card holds a nameless file in the
     # instance's own folder (nothing there has a name).
     folder = os.path.join(nitrod.state, "instance-store", iid)
-    store_card = nitrod.inst(iid)["card_pids"][1]
+    store_card = nitrod.instance(iid)["card_pids"][1]
     assert alive(store_card) and os.path.isdir(folder) and os.listdir(folder) == []
     assert os.stat(folder).st_uid != 0  # the card's uid: no one else's folder
     assert holders(folder) == [store_card], holders(folder)
