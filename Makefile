@@ -17,6 +17,9 @@ SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 # The object files of source files, and of every source file of folders under src/.
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 objs = $(call obj,$(foreach d,$(1),$(wildcard src/$(d)/*.c)))
+# The objects of the unit tests' shared helpers, tests/unit/testlib/NAME.c, by name
+# ($(call testlib,fds tmpdir)).
+testlib = $(call obj,$(foreach f,$(1),tests/unit/testlib/$(f).c))
 
 .PHONY: all deps images run test unit unit-asan fuzz bench clean format
 all:

@@ -7,3 +7,5 @@ BOOT_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/boo
 UNIT_TESTS += $(BOOT_UNIT)
 $(BOOT_UNIT): $(call objs,boot lib)
 $(BOOT_UNIT): override LDFLAGS += -lpthread -lzstd -lcrypto
+$(BUILD)/tests/boot/test_boot: $(call testlib,bzimage)
+$(BUILD)/tests/boot/test_config: $(call testlib,bzimage tmpdir)

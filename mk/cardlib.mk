@@ -4,3 +4,4 @@ CARDLIB_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/
 UNIT_TESTS += $(CARDLIB_UNIT)
 $(CARDLIB_UNIT): $(call objs,cards/lib lib)
 $(CARDLIB_UNIT): override LDFLAGS += -lpthread
+$(BUILD)/tests/cardlib/test_vhost_user: $(call testlib,fds)

@@ -39,7 +39,8 @@ bench: $(BUILD)/nitrod-loadgen
 CTL_UNIT = $(BUILD)/tests/controller/test_kcache $(BUILD)/tests/controller/test_bootfile \
 	$(BUILD)/tests/controller/test_connpool
 UNIT_TESTS += $(CTL_UNIT)
-$(BUILD)/tests/controller/test_kcache: $(call obj,src/controller/kcache.c) $(call objs,boot lib)
+$(BUILD)/tests/controller/test_kcache: $(call obj,src/controller/kcache.c) $(call objs,boot lib) \
+	$(call testlib,bzimage tmpdir)
 $(BUILD)/tests/controller/test_bootfile: $(call obj,src/controller/bootfile.c src/controller/kcache.c) \
 	$(call objs,securitychip boot lib)
 # Item 3: the fair share of the API's connection slots among uids (connpool.c).

@@ -5,3 +5,4 @@ LIB_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/lib/
 UNIT_TESTS += $(LIB_UNIT)
 $(LIB_UNIT): $(call objs,lib)
 $(LIB_UNIT): override LDFLAGS += -lpthread
+$(BUILD)/tests/lib/test_vu_wire: $(call testlib,fds)

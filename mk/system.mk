@@ -6,16 +6,19 @@ system-test: all images $(BUILD)/guest/hostile-vq $(BUILD)/nvme-guest.img \
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system
 TEST_SUITES += system-test
 
-# Guest-side helper of test_hostile.py (static: the guest image has no libc).
-$(BUILD)/guest/hostile-vq: tests/system/hostile_vq.c
+# Guest-side helper of test_hostile.py (static: the guest image has no libc); it and
+# hostile-nvme share tests/system/guest_pci.c (BAR 0 from sysfs, locked pages).
+GUEST_CC = $(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
+GUEST_PCI = tests/system/guest_pci.c tests/system/guest_pci.h
+$(BUILD)/guest/hostile-vq: tests/system/hostile_vq.c $(GUEST_PCI)
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+	$(GUEST_CC) $(filter %.c,$^) -o $@
 
 # Guest-side helper of test_nvme.py, and the test initramfs it runs in: the default guest
 # image plus the NVMe modules, nvme-cli and fio from Debian (tests/system/nvme_initrd.sh).
-$(BUILD)/guest/hostile-nvme: tests/system/hostile_nvme.c
+$(BUILD)/guest/hostile-nvme: tests/system/hostile_nvme.c $(GUEST_PCI)
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+	$(GUEST_CC) $(filter %.c,$^) -o $@
 $(BUILD)/nvme-guest.img: images $(BUILD)/guest/hostile-nvme tests/system/nvme_initrd.sh
 	OUT=$@ sh tests/system/nvme_initrd.sh $(BUILD)/guest/hostile-nvme=/bin/hostile-nvme
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, NITROD, Nitrod, wait_state
+from conftest import BUILD, NITROD, Nitrod
 from nitrotest import as_uid, read_until_closed
 
 ID_RE = re.compile(r"^i-[0-9a-f]{17}$")
@@ -34,7 +34,7 @@ def make_failed_instance(d, kernel, **extra):
     assert r.status == 201, r
     inst = r.json()
     assert ID_RE.match(inst["id"]), inst
-    return wait_state(d, inst["id"], {"failed"})
+    return d.wait_state(inst["id"], {"failed"})
 
 
 # --- instances ---
@@ -69,7 +69,7 @@ def test_list_and_describe(nitrod, bad_kernel):
 def test_defaults_name_the_default_image(nitrod, folder):
     # With no kernel given the default image is used; point it at an empty images folder
     # so the launch fails in measurement (no such file), deterministically.
-    d2 = Nitrod(folder / "other", extra=["--images", str(folder / "no-images")])
+    d2 = Nitrod(folder / "other", files=folder, extra=["--images", str(folder / "no-images")])
     (folder / "other").mkdir()
     d2.start()
     try:
@@ -145,14 +145,14 @@ def test_wrong_state_transitions_are_409(nitrod, bad_kernel):
     r = nitrod.call("POST", f"/v1/instances/{iid}/start")
     assert r.status == 409 and "only a stopped or failed instance" in r.json()["error"], r
     # Still listed, as terminated.
-    assert wait_state(nitrod, iid, {"terminated"})["state"] == "terminated"
+    assert nitrod.wait_state(iid, {"terminated"})["state"] == "terminated"
 
 
 def test_start_relaunches_a_failed_instance(nitrod, bad_kernel):
     inst = make_failed_instance(nitrod, bad_kernel)
     r = nitrod.call("POST", f"/v1/instances/{inst['id']}/start")
     assert r.status == 200, r
-    again = wait_state(nitrod, inst["id"], {"failed"})
+    again = nitrod.wait_state(inst["id"], {"failed"})
     assert "bzImage" in again["reason"]
 
 
@@ -255,7 +255,7 @@ def test_terminate_releases_volumes(nitrod, bad_kernel):
     assert nitrod.call("POST", f"/v1/volumes/{v['id']}/attach",
                        {"instance_id": inst["id"]}).status == 200
     assert nitrod.call("DELETE", f"/v1/instances/{inst['id']}").status == 200
-    wait_state(nitrod, inst["id"], {"terminated"})
+    nitrod.wait_state(inst["id"], {"terminated"})
     assert nitrod.call("GET", f"/v1/volumes/{v['id']}").json()["attached_to"] is None
     r = nitrod.call("POST", f"/v1/volumes/{v['id']}/attach", {"instance_id": inst["id"]})
     assert r.status == 409 and "terminated" in r.json()["error"], r
@@ -454,7 +454,7 @@ def test_state_survives_a_restart(folder, bad_kernel):
     assert d.call("POST", f"/v1/volumes/{v['id']}/attach", {"instance_id": inst["id"]}).status == 200
     other = make_failed_instance(d, bad_kernel)
     assert d.call("DELETE", f"/v1/instances/{other['id']}").status == 200
-    wait_state(d, other["id"], {"terminated"})
+    d.wait_state(other["id"], {"terminated"})
     before = {i["id"]: i for i in d.call("GET", "/v1/instances").json()["instances"]}
     vols = d.call("GET", "/v1/volumes").json()
     d.stop(signal.SIGKILL)  # no clean shut-down
@@ -532,7 +532,7 @@ def test_cli_client(nitrod, bad_kernel):
                    "--volume", vid, "--json")
     inst = json.loads(c.stdout)
     assert ids(inst["volumes"]) == [vid]
-    wait_state(nitrod, inst["id"], {"failed"})
+    nitrod.wait_state(inst["id"], {"failed"})
     c = nitrod.cli("instances", "list")
     assert c.returncode == 0 and inst["id"] in c.stdout and "failed" in c.stdout, c
     c = nitrod.cli("instances", "describe", inst["id"])
@@ -705,7 +705,7 @@ def test_describe_follows_every_change_and_matches_the_list(nitrod, bad_kernel):
     assert nitrod.call("POST", f"/v1/volumes/{v['id']}/detach").status == 200
     assert both()["volumes"] == []
     assert nitrod.call("DELETE", f"/v1/instances/{inst['id']}").status == 200
-    wait_state(nitrod, inst["id"], {"terminated"})
+    nitrod.wait_state(inst["id"], {"terminated"})
     assert both()["state"] == "terminated"
 
 

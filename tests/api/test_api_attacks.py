@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, NITRO, Nitrod, wait_state
+from conftest import BUILD, NITRO, Nitrod
 from nitrotest import as_uid, collect, read_until_closed, spawn_as
 
 NOBODY = 65534
@@ -22,7 +22,7 @@ def failed_instance(d, kernel, **extra):
     spec.update(extra)
     r = d.call("POST", "/v1/instances", spec)
     assert r.status == 201, r
-    return wait_state(d, r.json()["id"], {"failed"})
+    return d.wait_state(r.json()["id"], {"failed"})
 
 
 def audit_fields(line):

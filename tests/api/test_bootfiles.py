@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, Nitrod, wait_state
+from conftest import BUILD, Nitrod
 
 
 def events(d):
@@ -92,7 +92,7 @@ def test_symlink_swapped_after_create_is_refused_at_start(nitrod, folder, bad_ke
     r = create(nitrod, kernel=str(kernel), initrd=str(initrd))
     assert r.status == 201, r
     iid = r.json()["id"]
-    inst = wait_state(nitrod, iid, {"failed"})
+    inst = nitrod.wait_state(iid, {"failed"})
     assert "nitro-hv" in inst["reason"], inst  # measured, handed over, refused by nitro-hv
     # The swap: the caller may write in the folder.
     if what == "kernel":
@@ -108,7 +108,7 @@ def test_symlink_swapped_after_create_is_refused_at_start(nitrod, folder, bad_ke
     before = len(nitrod.audit_lines())
     r = nitrod.call("POST", f"/v1/instances/{iid}/start")
     assert r.status == 200, r
-    inst = wait_state(nitrod, iid, {"failed"})
+    inst = nitrod.wait_state(iid, {"failed"})
     assert inst["reason"].startswith("launch refused:") and "symbolic link" in inst["reason"], inst
     # nitrod (root) never read the secret: the chip never measured it, no nitro-hv got it.
     assert secret_digest not in digests(nitrod)
@@ -126,11 +126,11 @@ def test_master_key_is_never_an_initrd(nitrod, folder, bad_kernel):
     r = create(nitrod, kernel=bad_kernel, initrd=str(initrd), volumes=[v["id"]])
     assert r.status == 201, r
     iid = r.json()["id"]
-    wait_state(nitrod, iid, {"failed"})
+    nitrod.wait_state(iid, {"failed"})
     initrd.unlink()
     initrd.symlink_to(key)
     nitrod.call("POST", f"/v1/instances/{iid}/start")
-    inst = wait_state(nitrod, iid, {"failed"})
+    inst = nitrod.wait_state(iid, {"failed"})
     assert "symbolic link" in inst["reason"], inst
     assert sha384(key.read_bytes()) not in digests(nitrod)
 
@@ -138,12 +138,12 @@ def test_master_key_is_never_an_initrd(nitrod, folder, bad_kernel):
 def test_every_start_is_measured_again(nitrod, bad_kernel):
     r = create(nitrod, kernel=bad_kernel, initrd=None, cmdline="console=ttyS0 x=1")
     iid = r.json()["id"]
-    wait_state(nitrod, iid, {"failed"})
+    nitrod.wait_state(iid, {"failed"})
     kd = sha384(open(bad_kernel, "rb").read())
     cd = sha384(b"console=ttyS0 x=1")
     for n in (2, 3):
         assert nitrod.call("POST", f"/v1/instances/{iid}/start").status == 200
-        wait_state(nitrod, iid, {"failed"})
+        nitrod.wait_state(iid, {"failed"})
         ev = launch_events(nitrod, iid)
         assert len(ev) == n, ev
         desc = ev[-1]["description"]
@@ -153,7 +153,7 @@ def test_every_start_is_measured_again(nitrod, bad_kernel):
     with open(bad_kernel, "ab") as f:
         f.write(b"more\n")
     nitrod.call("POST", f"/v1/instances/{iid}/start")
-    wait_state(nitrod, iid, {"failed"})
+    nitrod.wait_state(iid, {"failed"})
     kd2 = sha384(open(bad_kernel, "rb").read())
     assert f"kernel={kd2}," in launch_events(nitrod, iid)[-1]["description"]
     assert any(e["type"] == "kernel" and e["sha384"] == kd2 for e in events(nitrod))
@@ -244,9 +244,9 @@ def test_colliding_kernels_get_their_own_cache_entries(nitrod, folder):
     (folder / "victim").write_bytes(victim)
     # The attacker launches first (its vmlinux would have been cached under the shared key).
     a = create(nitrod, kernel=str(folder / "evil"), initrd=None).json()["id"]
-    wait_state(nitrod, a, {"failed", "running"}, timeout=30)
+    nitrod.wait_state(a, {"failed", "running"}, timeout=30)
     v = create(nitrod, kernel=str(folder / "victim"), initrd=None).json()["id"]
-    wait_state(nitrod, v, {"failed", "running"}, timeout=30)
+    nitrod.wait_state(v, {"failed", "running"}, timeout=30)
     for kernel, vml in ((evil, evil_elf), (victim, victim_elf)):
         e = entry(nitrod.state, kernel).read_bytes()
         assert e[:16] == b"NITRO-VMLINUX-v2" and e[16:64] == hashlib.sha384(kernel).digest()
@@ -277,7 +277,7 @@ def test_planted_cache_entry_is_replaced_not_booted(folder):
         # And the attacker's vmlinux under the old key name.
         (kc / f"vmlinux-{old_key(victim[0xa40:0xa40 + 0x400]):016x}").write_bytes(evil_elf)
         v = create(d, kernel=str(folder / "victim"), initrd=None).json()["id"]
-        wait_state(d, v, {"failed", "running"}, timeout=30)
+        d.wait_state(v, {"failed", "running"}, timeout=30)
         assert entry(d.state, victim).read_bytes()[128:] == victim_elf
         assert launch_events(d, v)[-1]["description"].endswith(f"vmlinux={sha384(victim_elf)}")
         assert sha384(evil_elf) not in digests(d)
@@ -294,13 +294,13 @@ def test_security_group_link_swap_is_refused(nitrod, folder, bad_kernel, secret)
     r = create(nitrod, kernel=bad_kernel, initrd=None, nics=[nic])
     assert r.status == 201, r
     iid = r.json()["id"]
-    wait_state(nitrod, iid, {"failed"})
+    nitrod.wait_state(iid, {"failed"})
     log = nitrod.state / "instances" / iid / "card0.log"
     assert "nitro-card-vpc: vpc 7 10.0.0.9:" in log.read_text(), log.read_text()  # it started
     sg.unlink()
     sg.symlink_to(secret)
     nitrod.call("POST", f"/v1/instances/{iid}/start")
-    inst = wait_state(nitrod, iid, {"failed"})
+    inst = nitrod.wait_state(iid, {"failed"})
     assert "nics sg" in inst["reason"] and "symbolic link" in inst["reason"], inst
     assert "SECRET" not in log.read_text()
 
@@ -323,7 +323,7 @@ def test_a_guest_rebooting_in_a_loop_cannot_grow_the_event_log(nitrod, folder):
     k = folder / "reboots.bz"
     k.write_bytes(rebooting_kernel())
     iid = create(nitrod, kernel=str(k), initrd=None).json()["id"]
-    inst = wait_state(nitrod, iid, {"failed"}, timeout=30)
+    inst = nitrod.wait_state(iid, {"failed"}, timeout=30)
     assert "rebooted more than 5 times in a minute" in inst["reason"], inst
     n = len(launch_events(nitrod, iid))
     assert n == 6, n  # the first launch and 5 reboots
@@ -333,7 +333,7 @@ def test_a_guest_rebooting_in_a_loop_cannot_grow_the_event_log(nitrod, folder):
     assert audit and "status=429" in audit[-1], audit
     # The caller may start it again (an audited call): the count starts afresh.
     assert nitrod.call("POST", f"/v1/instances/{iid}/start").status == 200
-    inst = wait_state(nitrod, iid, {"failed"}, timeout=30)
+    inst = nitrod.wait_state(iid, {"failed"}, timeout=30)
     assert len(launch_events(nitrod, iid)) == 2 * n, inst
 
 
@@ -376,11 +376,11 @@ def test_a_caller_cannot_boot_a_file_it_may_not_read(folder):
                 assert out[name][0] == 400 and "uid 4242 may not read it" in out[name][1], out
             assert out["ok"][0] == 201, out
             iid = out["ok"][1]
-            wait_state(d, iid, {"failed"})
+            d.wait_state(iid, {"failed"})
             # Made unreadable after create: the next start opens it as the caller again.
             os.chmod(readable, 0o600)
             assert as_uid(4242, lambda: d.call("POST", f"/v1/instances/{iid}/start").status) == 200
-            inst = wait_state(d, iid, {"failed"})
+            inst = d.wait_state(iid, {"failed"})
             assert "uid 4242 may not read it" in inst["reason"], inst
             for f in (closed / "initrd", root_only, secret):  # (readable was measured while it was)
                 assert sha384(f.read_bytes()) not in digests(d), f

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import NITROD, Nitrod, wait_state
+from conftest import NITROD, Nitrod
 from nitrotest import make_bzimage
 
 BUILD = NITROD.resolve().parent  # nitro and the cards beside nitrod (build/ or build/asan/)
@@ -60,7 +60,7 @@ def volume_file(d, vid):
 def launch_both_ways(d, kernel, body, run_args):
     r = d.call("POST", "/v1/instances", body)
     assert r.status == 201, r
-    inst = wait_state(d, r.json()["id"], {"failed"})
+    inst = d.wait_state(r.json()["id"], {"failed"})
     plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
     # one instance: nitrod's id is what nitro run is given (SMBIOS and the IMDS use it)
     run_args = [*run_args, "--instance-id", inst["id"]]
@@ -113,7 +113,7 @@ def test_nitro_run_and_nitrod_start_the_same_processes(nitrod, kernel, case, ist
                 *vol_args, *nic_args]
     r = d.call("POST", "/v1/instances", body)
     assert r.status == 201, r
-    inst = wait_state(d, r.json()["id"], {"failed"})
+    inst = d.wait_state(r.json()["id"], {"failed"})
     api_plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
     if istore:  # nitrod's folder for this instance's store: the same on nitro run's side
         run_args += ["--instance-store", f"64M,dir={d.state / 'instance-store' / inst['id']}"]
@@ -190,7 +190,7 @@ def test_an_api_volume_starts_its_card_with_its_qos(folder, kernel):
             body["nics"] = [{"vpc": 9, "ip": "10.0.0.9/24", "pps": 4321, "bandwidth_mbit": 99}]
         r = d.call("POST", "/v1/instances", body)
         assert r.status == 201, r
-        inst = wait_state(d, r.json()["id"], {"failed"})
+        inst = d.wait_state(r.json()["id"], {"failed"})
     finally:
         # SIGTERM to nitrod itself (strace's child), then strace ends with it.
         for k in open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children").read().split():
@@ -260,7 +260,7 @@ def test_qos_and_readonly_are_shown_and_survive_a_restart(folder, kernel):
                                              "nics": [{"vpc": 2, "ip": "10.0.0.9/24", "pps": 10}]})
         assert r.status == 201, r
         iid = r.json()["id"]
-        inst = wait_state(d, iid, {"failed"})
+        inst = d.wait_state(iid, {"failed"})
         assert inst["volumes"] == [{"id": v["id"], "readonly": True, "bus": "nvme",
                                     "device": "sda1"}]
         assert inst["nics"] == [{"vpc": 2, "ip": "10.0.0.9/24", "pps": 10}]
@@ -296,7 +296,7 @@ def test_cli_client_sets_qos_and_readonly(nitrod, kernel):
     r = nitrod.cli("--json", "instances", "run", "--kernel", kernel, "--no-initrd",
                    "--volume", f"{v['id']},readonly")
     assert r.returncode in (0, 1), r.stderr  # running, or failed already (the ud2 kernel)
-    inst = wait_state(nitrod, json.loads(r.stdout)["id"], {"failed"})
+    inst = nitrod.wait_state(json.loads(r.stdout)["id"], {"failed"})
     assert inst["volumes"] == [{"id": v["id"], "readonly": True, "bus": "nvme",
                                 "device": "sda1"}], inst
     r = nitrod.cli("instances", "describe", inst["id"])
@@ -314,7 +314,7 @@ def test_cli_client_sets_qos_and_readonly(nitrod, kernel):
                    "--volume", f"{w['id']},device=xvdf", "--volume", f"{x['id']},readonly,bus=virtio",
                    "--instance-store", "32")
     assert r.returncode in (0, 1), r.stderr
-    inst = wait_state(nitrod, json.loads(r.stdout)["id"], {"failed"})
+    inst = nitrod.wait_state(json.loads(r.stdout)["id"], {"failed"})
     assert inst["volumes"] == [{"id": w["id"], "readonly": False, "bus": "nvme", "device": "xvdf"},
                                {"id": x["id"], "readonly": True, "bus": "virtio"}], inst
     assert inst["instance_store"] == {"size_mib": 32}, inst
@@ -362,7 +362,7 @@ def test_instance_store_dir_attacks(nitrod, kernel, folder):
                                          "instance_store": {"size_mib": 4,
                                                             "dir": str(root / "fast")}})
     assert r.status == 201, r
-    inst = wait_state(d, r.json()["id"], {"failed"})
+    inst = d.wait_state(r.json()["id"], {"failed"})
     assert inst["instance_store"] == {"size_mib": 4, "dir": str(root / "fast")}
     plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
     argv = plan["processes"][0]["argv"]
@@ -391,7 +391,7 @@ def test_bus_device_store_and_metadata_survive_a_restart(folder, kernel):
         r = d.call("POST", "/v1/instances", body)
         assert r.status == 201, r
         iid = r.json()["id"]
-        wait_state(d, iid, {"failed"})
+        d.wait_state(iid, {"failed"})
         # attached later: the free default for its place (sdf), kept from then on
         for bad, msg in (({"bus": "ide"}, 'bus: expected "nvme" or "virtio"'),
                          ({"device": "../x"}, "device: expected 1 to 32"),
@@ -421,7 +421,7 @@ def test_bus_device_store_and_metadata_survive_a_restart(folder, kernel):
         # and what the restarted nitrod starts carries them
         r = d.call("POST", f"/v1/instances/{iid}/start")
         assert r.status in (200, 202), r
-        wait_state(d, iid, {"failed"})
+        d.wait_state(iid, {"failed"})
         plan = json.loads((d.state / "instances" / iid / "launch.json").read_text())
         procs = plan["processes"]
         assert [p["vhost_user"] for p in procs[:4]] == ["nvme", "blk", "nvme", "nvme"], procs

@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from conftest import BUILD, Nitrod, wait_state
+from conftest import BUILD, Nitrod
 from nitrotest import as_uid
 
 pytestmark = pytest.mark.skipif(not (BUILD / "nitro-card-tpm").exists(), reason="no nitro-card-tpm")
@@ -26,7 +26,7 @@ def tpm_instance(d, kernel, **extra):
     spec.update(extra)
     r = d.call("POST", "/v1/instances", spec)
     assert r.status == 201, r
-    return wait_state(d, r.json()["id"], {"failed"})
+    return d.wait_state(r.json()["id"], {"failed"})
 
 
 def state_key(d, iid):
@@ -55,7 +55,7 @@ def test_spec_field(nitrod, bad_kernel):
     assert r.status == 201 and r.json()["tpm"] is False, r
     plan = json.loads((nitrod.state / "instances" / r.json()["id"] / "launch.json").read_text())
     assert all(p["name"] != "nitro-card-tpm" for p in plan["processes"])
-    wait_state(nitrod, r.json()["id"], {"failed"})
+    nitrod.wait_state(r.json()["id"], {"failed"})
     # Without a TPM the EK route has nothing: 404 naming why.
     r = nitrod.call("GET", f"/v1/instances/{r.json()['id']}/tpm/ek")
     assert r.status == 404 and "has no TPM" in r.json()["error"], r
@@ -135,7 +135,7 @@ def test_state_kept_across_restart_and_start_and_destroyed_on_terminate(nitrod, 
     assert nitrod.call("GET", f"/v1/instances/{iid}").json()["tpm"] is True
     r = nitrod.call("POST", f"/v1/instances/{iid}/start")
     assert r.status == 200, r
-    wait_state(nitrod, iid, {"failed"})
+    nitrod.wait_state(iid, {"failed"})
     # The same TPM: not endorsed again (a new EK certificate would have a new serial and
     # key), its NV state still decrypts under the same key.
     assert ek(nitrod, iid) == first
@@ -144,7 +144,7 @@ def test_state_kept_across_restart_and_start_and_destroyed_on_terminate(nitrod, 
     assert before
     r = nitrod.call("DELETE", f"/v1/instances/{iid}")
     assert r.status == 200, r
-    wait_state(nitrod, iid, {"terminated"})
+    nitrod.wait_state(iid, {"terminated"})
     assert not tdir.exists()
     assert not (nitrod.state / "instances" / iid / "tpm-ek-ecc.der").exists()
     assert not (nitrod.state / "instances" / iid / "tpm-ek-rsa.der").exists()

@@ -2,8 +2,8 @@
 putting tests/pylib on sys.path): the build folder, running a helper with a deadline,
 the block pattern of the test drivers, synthetic bzImages, free ports, the KVM check of
 the suites that boot guests, an HTTP client for nitrod's Unix socket (bench/api.py uses it
-too, without pytest: pytest is imported only where a test fails), and running a function
-as another uid (root only)."""
+too, without pytest: pytest is imported only where a test fails), a nitrod of a test's own
+(Nitrod: tests/api and tests/system), and running a function as another uid (root only)."""
 import http.client
 import json
 import os
@@ -12,10 +12,14 @@ import signal
 import socket
 import struct
 import subprocess
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # NITRO_BUILD=build/asan: the sanitizer build, where a suite supports it.
 BUILD = pathlib.Path(os.environ.get("NITRO_BUILD", ROOT / "build"))
+NITRO = BUILD / "nitro"
+# NITROD=build/asan/nitrod: the sanitizer build.
+NITROD = pathlib.Path(os.environ.get("NITROD", BUILD / "nitrod"))
 SECTOR = 512
 
 
@@ -190,6 +194,126 @@ def collect(handle):
     if isinstance(out, dict) and "exception" in out:
         raise AssertionError(f"as another uid: {out['exception']}")
     return out
+
+
+# Without cgroup v2 nitrod refuses jailed launches unless told to run them without limits.
+CGROUP_ARGS = [] if host_has_cgroup_v2() else ["--no-cgroups"]
+
+
+class Nitrod:
+    """A nitrod of a test's own: its socket folder/api.sock, its state folder/state, its
+    output folder/nitrod.log. Requests may name files below files (--files; default folder).
+    binary: another nitrod (the sanitizer build, a copy); wrap: a command it runs under
+    (strace ...). call_timeout bounds each API call; wait_timeout and poll are how long and
+    how often wait() and wait_state() look by default (a suite that boots guests in the
+    emulated host needs more patience than one whose instances fail at once)."""
+
+    def __init__(self, folder, extra=(), binary=None, wrap=(), files=None, call_timeout=30,
+                 wait_timeout=20, poll=0.02):
+        self.folder = pathlib.Path(folder)
+        self.sock = str(self.folder / "api.sock")
+        self.state = self.folder / "state"
+        self.log = self.folder / "nitrod.log"
+        self.files_dir = pathlib.Path(files) if files is not None else self.folder
+        self.extra = ["--files", str(self.files_dir)] + CGROUP_ARGS + list(extra)
+        self.binary = str(binary or NITROD)
+        self.wrap = list(wrap)
+        self.call_timeout = call_timeout
+        self.wait_timeout = wait_timeout
+        self.poll = poll
+        self.proc = None
+
+    def start(self, wait=True):
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as logf:
+            self.proc = subprocess.Popen([*self.wrap, self.binary, "--socket", self.sock,
+                                          "--state", str(self.state), *self.extra],
+                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+        if wait:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                assert self.proc.poll() is None, f"nitrod exited: {self.log.read_text()}"
+                try:
+                    if self.call("GET", "/v1/volumes").status == 200:
+                        return self
+                except OSError:
+                    pass
+                time.sleep(0.01)
+            raise AssertionError("nitrod never served")
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+    def call(self, method, path, body=None, raw=None, headers=None, timeout=None):
+        return api_call(self.sock, method, path, body, raw, headers,
+                        timeout or self.call_timeout)
+
+    def json(self, method, path, body=None, expect=200):
+        """The JSON of a reply that must have status expect."""
+        r = self.call(method, path, body)
+        assert r.status == expect, (method, path, r)
+        return r.json()
+
+    def instance(self, iid):
+        return self.json("GET", f"/v1/instances/{iid}")
+
+    def console(self, iid):
+        r = self.call("GET", f"/v1/instances/{iid}/console")
+        assert r.status == 200, r
+        return r.body
+
+    def wait(self, what, fn, timeout=None):
+        """fn()'s first true value, polled; fails with what (a string, or a function that
+        says it then) and the tail of nitrod's log after timeout seconds."""
+        deadline = time.time() + (timeout or self.wait_timeout)
+        while True:
+            v = fn()
+            if v:
+                return v
+            if time.time() > deadline:
+                raise AssertionError(f"timed out waiting for {what() if callable(what) else what}"
+                                     f"; nitrod log:\n{self.log.read_text()[-3000:]}")
+            time.sleep(self.poll)
+
+    def wait_state(self, iid, states, timeout=None):
+        """The instance once its state is states (a name or a set of names)."""
+        states = {states} if isinstance(states, str) else set(states)
+        last = [None]
+
+        def reached():
+            last[0] = self.instance(iid)
+            return last[0] if last[0]["state"] in states else None
+        return self.wait(lambda: f"{iid} to be {sorted(states)}: stuck at {last[0]}", reached,
+                         timeout)
+
+    def launches(self, iid):
+        """The chip's launch events of iid (one per start and reboot, bootfile.h)."""
+        log = self.json("GET", "/v1/host/attestation?nonce=sys")["event_log"]
+        return [e["description"] for e in log
+                if e["type"] == "launch" and e["description"].startswith(iid + ",")]
+
+    def instance_files(self, iid):
+        """The text of each file in iid's state folder (hv.log, card0.log, ...)."""
+        d = self.state / "instances" / iid
+        return {p.name: p.read_text(errors="replace") for p in d.iterdir() if p.is_file()}
+
+    def audit_lines(self):
+        """The lines of calls and events: without the chip's signed heads (ANCHOR lines,
+        which come every 64 lines and at start and stop) and the write-ahead lines of
+        calls that may change state (status=0 detail=intent,...; docs/security.md)."""
+        p = self.state / "audit.log"
+        lines = p.read_text().splitlines() if p.exists() else []
+        return [l for l in lines
+                if " method=ANCHOR " not in l and " status=0 detail=intent," not in l]
+
+    def cli(self, *args):
+        """`nitro --host SOCKET ARGS` against this nitrod."""
+        return subprocess.run([str(NITRO), "--host", self.sock, *args], capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
 def as_uid(uid, fn):

@@ -11,64 +11,22 @@
  * Prints one line per step; exits 0 when every step saw what it expected.
  * BAR 0 is nitro-hv's (src/hv/nvme_pci.h): doorbells at 0x1000, stride 4.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "guest_pci.h"
 
 #define QD 8
 #define OUTSIDE 0x7fff00000000ull
 
-static volatile uint8_t *bar;
 static uint8_t *pg[6]; /* ASQ, ACQ, data (2 pages), I/O SQ, I/O CQ, PRP list */
 static uint64_t pa[6];
 static unsigned sq_tail[2], cq_head[2], phase[2];
 static uint16_t cid;
-
-static void w32(unsigned off, uint32_t v)
-{
-	*(volatile uint32_t *)(bar + off) = v;
-}
-static uint32_t r32(unsigned off)
-{
-	return *(volatile uint32_t *)(bar + off);
-}
-static void w64(unsigned off, uint64_t v)
-{
-	w32(off, (uint32_t)v);
-	w32(off + 4, (uint32_t)(v >> 32));
-}
-
-static void fail(const char *what)
-{
-	printf("hostile-nvme: %s: %s\n", what, errno ? strerror(errno) : "unexpected");
-	exit(1);
-}
-
-static uint64_t phys_of(void *p)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	uint64_t e = 0;
-	if (fd < 0 || pread(fd, &e, 8, (off_t)((uintptr_t)p / 4096 * 8)) != 8)
-		fail("pagemap");
-	close(fd);
-	if (!(e >> 63) || !(e & ((1ull << 55) - 1)))
-		fail("pagemap: page not present or PFN hidden");
-	return (e & ((1ull << 55) - 1)) * 4096;
-}
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 static bool wait_csts(uint32_t mask, uint32_t want, double secs)
 {
@@ -171,32 +129,13 @@ static int expect(const char *what, int st, bool ok)
 
 int main(int argc, char **argv)
 {
-	char path[512];
 	if (argc != 2) {
 		fprintf(stderr, "usage: hostile-nvme PCI-SYSFS-DIR\n");
 		return 2;
 	}
-	snprintf(path, sizeof(path), "%s/config", argv[1]);
-	int cfg = open(path, O_RDWR);
-	uint16_t cmdreg = 0x6;
-	if (cfg < 0 || pwrite(cfg, &cmdreg, 2, 4) != 2)
-		fail("PCI config");
-	close(cfg);
-	snprintf(path, sizeof(path), "%s/resource0", argv[1]);
-	int fd = open(path, O_RDWR | O_SYNC);
-	if (fd < 0)
-		fail(path);
-	bar = mmap(NULL, 0x4000, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (bar == MAP_FAILED)
-		fail("mmap BAR 0");
-	for (unsigned i = 0; i < 6; i++) {
-		pg[i] = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
-		if (pg[i] == MAP_FAILED)
-			fail("mmap");
-		memset(pg[i], 0, 4096);
-		pa[i] = phys_of(pg[i]);
-	}
+	pci_take(argv[1], 0x4000);
+	for (unsigned i = 0; i < 6; i++)
+		pg[i] = locked_page(&pa[i]);
 	enable();
 	expect("identify", identify(pa[2]), true);
 	printf("model: %.26s\n", (char *)pg[2] + 24);
@@ -214,12 +153,8 @@ int main(int argc, char **argv)
 	expect("create CQ", create_queue(0x05, 1, QD, pa[5], 1), true);
 	expect("create SQ", create_queue(0x01, 1, QD, pa[4], 1 | 1u << 16), true);
 	/* I/O with a PRP list: valid first, then a list outside RAM, then entries outside */
-	uint8_t *lp = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
-	if (lp == MAP_FAILED)
-		fail("mmap");
-	memset(lp, 0, 4096);
-	uint64_t lpa = phys_of(lp);
+	uint64_t lpa;
+	uint8_t *lp = locked_page(&lpa);
 	for (unsigned i = 0; i < 3; i++)
 		memcpy(lp + 8 * i, &pa[3], 8);
 	expect("read, PRP list", read16k(pa[2], lpa), true);

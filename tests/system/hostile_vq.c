@@ -10,15 +10,13 @@
  * BAR 0 layout is nitro-hv's (src/hv/virtio_pci.h): common config at 0x0, notify at
  * 0x3000 with a multiplier of 4.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "guest_pci.h"
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_pci.h>
@@ -53,46 +51,9 @@ struct desc {
 	uint16_t flags, next;
 };
 
-static volatile uint8_t *bar;
-static uint8_t *page;	/* the ring and the buffers, one locked page */
+static uint8_t *page;	 /* the ring and the buffers, one locked page */
 static uint64_t page_pa; /* its guest-physical address */
 static uint16_t avail_idx;
-
-static void w8(unsigned off, uint8_t v) { *(volatile uint8_t *)(bar + off) = v; }
-static void w16(unsigned off, uint16_t v) { *(volatile uint16_t *)(bar + off) = v; }
-static void w32(unsigned off, uint32_t v) { *(volatile uint32_t *)(bar + off) = v; }
-static uint8_t r8(unsigned off) { return *(volatile uint8_t *)(bar + off); }
-
-static void w64(unsigned off, uint64_t v)
-{
-	w32(off, (uint32_t)v);
-	w32(off + 4, (uint32_t)(v >> 32));
-}
-
-static void fail(const char *what)
-{
-	printf("hostile-vq: %s: %s\n", what, errno ? strerror(errno) : "unexpected");
-	exit(1);
-}
-
-static uint64_t phys_of(void *p)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY);
-	uint64_t e = 0;
-	if (fd < 0 || pread(fd, &e, 8, (off_t)((uintptr_t)p / 4096 * 8)) != 8)
-		fail("pagemap");
-	close(fd);
-	if (!(e >> 63) || !(e & ((1ull << 55) - 1)))
-		fail("pagemap: page not present or PFN hidden");
-	return (e & ((1ull << 55) - 1)) * 4096;
-}
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 
 /* Page layout: descriptors 0x000, avail 0x100, used 0x200, request header 0x400, status
  * 0x480, data 0x800 (512 bytes). */
@@ -153,33 +114,13 @@ static int post_read(uint64_t hdr_pa, double timeout)
 
 int main(int argc, char **argv)
 {
-	char path[512];
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (argc != 2) {
 		fprintf(stderr, "usage: hostile-vq PCI-SYSFS-DIR\n");
 		return 2;
 	}
-	/* Memory decoding and bus mastering on (the kernel's driver let go of the device). */
-	snprintf(path, sizeof(path), "%s/config", argv[1]);
-	int cfg = open(path, O_RDWR);
-	uint16_t cmd = 0x6;
-	if (cfg < 0 || pwrite(cfg, &cmd, 2, 4) != 2)
-		fail("PCI config");
-	close(cfg);
-	snprintf(path, sizeof(path), "%s/resource0", argv[1]);
-	int fd = open(path, O_RDWR | O_SYNC);
-	if (fd < 0)
-		fail(path);
-	bar = mmap(NULL, 0x8000, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (bar == MAP_FAILED)
-		fail("mmap BAR 0");
-	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED,
-		    -1, 0);
-	if (page == MAP_FAILED)
-		fail("mmap ring page");
-	memset(page, 0, 4096);
-	page_pa = phys_of(page);
-
+	pci_take(argv[1], 0x8000);
+	page = locked_page(&page_pa);
 	init_device();
 	if (!post_read(page_pa + 0x400, 5) || page[0x480] != 0)
 		fail("a valid read before the attack did not complete");

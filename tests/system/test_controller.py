@@ -11,97 +11,26 @@ Run: build/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:ca
      tests/system/test_controller.py
 """
 import hashlib
-import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
 import pytest
 
 from conftest import BANNER, ROOT, cmdline
-from nitrotest import api_call
+from nitrotest import Nitrod
 
-NITROD = ROOT / "build" / "nitrod"
 NITRO = ROOT / "build" / "nitro"
 BOOT_TIMEOUT = 240
 
 
-class Nitrod:
-    def __init__(self, folder, extra=()):
-        self.extra = list(extra)
-        self.sock = os.path.join(folder, "api.sock")
-        self.state = os.path.join(folder, "state")
-        self.log = os.path.join(folder, "nitrod.log")
-        self.files_dir = os.path.join(folder, "files")  # --files: user data, keys
-        os.makedirs(self.files_dir, exist_ok=True)
-        self.proc = None
-
-    def start(self):
-        with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen([str(NITROD), "--socket", self.sock, "--state", self.state,
-                                          "--files", self.files_dir, *self.extra],
-                                         stdin=subprocess.DEVNULL, stdout=f, stderr=f)
-        for _ in range(500):
-            try:
-                if self.call("GET", "/v1/instances")[0] == 200:
-                    return
-            except OSError:
-                pass
-            assert self.proc.poll() is None, open(self.log).read()
-            time.sleep(0.02)
-        raise AssertionError("nitrod never served")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
-
-    def call(self, method, path, body=None):
-        r = api_call(self.sock, method, path, body, timeout=60)
-        return r.status, r.body
-
-    def json(self, method, path, body=None, expect=200):
-        st, data = self.call(method, path, body)
-        assert st == expect, (method, path, st, data)
-        return json.loads(data)
-
-    def inst(self, iid):
-        return self.json("GET", f"/v1/instances/{iid}")
-
-    def console(self, iid):
-        st, data = self.call("GET", f"/v1/instances/{iid}/console")
-        assert st == 200, data
-        return data
-
-    def wait(self, what, fn, timeout=BOOT_TIMEOUT):
-        deadline = time.time() + timeout
-        while True:
-            v = fn()
-            if v:
-                return v
-            if time.time() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; nitrod log:\n"
-                                     + open(self.log).read()[-3000:])
-            time.sleep(0.2)
-
-    def wait_state(self, iid, state, timeout=BOOT_TIMEOUT):
-        return self.wait(f"{iid} {state}",
-                         lambda: (lambda i: i if i["state"] == state else None)(self.inst(iid)),
-                         timeout)
-
-    def launches(self, iid):
-        """The chip's launch events of iid (one per start and reboot, bootfile.h)."""
-        log = self.json("GET", "/v1/host/attestation?nonce=sys")["event_log"]
-        return [e["description"] for e in log
-                if e["type"] == "launch" and e["description"].startswith(iid + ",")]
-
-    def files(self, iid):
-        d = os.path.join(self.state, "instances", iid)
-        return {n: open(os.path.join(d, n), errors="replace").read() for n in os.listdir(d)
-                if os.path.isfile(os.path.join(d, n))}
+def sys_nitrod(folder, extra=()):
+    """A nitrod whose requests may name files below folder/files (user data, keys), patient
+    enough for guests that boot in the emulated host."""
+    return Nitrod(folder, extra, files=os.path.join(folder, "files"), call_timeout=60,
+                  wait_timeout=BOOT_TIMEOUT, poll=0.2)
 
 
 def marks(text, mark):
@@ -121,8 +50,7 @@ def alive(pid):
 @pytest.fixture
 def nitrod():
     folder = tempfile.mkdtemp(prefix="nitrod-sys-")
-    d = Nitrod(folder)
-    d.start()
+    d = sys_nitrod(folder).start()
     yield d
     # Terminate whatever a failing test left running, then stop nitrod.
     try:
@@ -165,13 +93,13 @@ def test_two_instances_boot_list_stop_start_terminate(nitrod):
     assert st["state"] in ("stopping", "stopped")
     nitrod.wait_state(a["id"], "stopped", timeout=30)
     assert not alive(hv_a)
-    assert nitrod.call("POST", f"/v1/instances/{a['id']}/stop")[0] == 409
+    assert nitrod.call("POST", f"/v1/instances/{a['id']}/stop").status == 409
     # Start A again: a second boot appends to its console.
     st = nitrod.json("POST", f"/v1/instances/{a['id']}/start")
     assert st["state"] == "running", st
     nitrod.wait("second boot of A", lambda: len(marks(nitrod.console(a["id"]), "A-READY")) >= 2)
     # Terminate both: every process of each goes.
-    pids = [nitrod.inst(a["id"])["hv_pid"], hv_b := nitrod.inst(b["id"])["hv_pid"], card_b]
+    pids = [nitrod.instance(a["id"])["hv_pid"], hv_b := nitrod.instance(b["id"])["hv_pid"], card_b]
     for iid in (a["id"], b["id"]):
         nitrod.json("DELETE", f"/v1/instances/{iid}")
     for iid in (a["id"], b["id"]):
@@ -180,7 +108,7 @@ def test_two_instances_boot_list_stop_start_terminate(nitrod):
     assert hv_b
     assert nitrod.json("GET", f"/v1/volumes/{vol['id']}")["attached_to"] is None
     # No console was ever written for anything else, and the hypervisor log has no error.
-    assert "error" not in nitrod.files(a["id"]).get("hv.log", "").lower()
+    assert "error" not in nitrod.instance_files(a["id"]).get("hv.log", "").lower()
 
 
 def test_guest_reboot_keeps_the_instance_running(nitrod):
@@ -190,7 +118,7 @@ def test_guest_reboot_keeps_the_instance_running(nitrod):
     # Each boot prints BOOTED, then the guest reboots itself: nitro-hv exits (4) and the
     # supervisor starts it again, the instance stays running.
     nitrod.wait("two boots", lambda: len(marks(nitrod.console(i["id"]), "BOOTED")) >= 2)
-    inst = nitrod.inst(i["id"])
+    inst = nitrod.instance(i["id"])
     assert inst["state"] == "running" and inst["reason"] is None, inst
     # Each boot was measured: a launch event per boot, the host-decompressed vmlinux in it.
     ev = nitrod.launches(i["id"])
@@ -227,24 +155,24 @@ def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
                     expect=201)
     iid = i["id"]
     nitrod.wait("guest reading", lambda: marks(nitrod.console(iid), "iter 20"))
-    old = nitrod.inst(iid)["card_pids"][0]
+    old = nitrod.instance(iid)["card_pids"][0]
     qos = ["--iops", "2000", "--throughput", "50"]
     assert card_argv(old)[5:9] == qos, card_argv(old)
     os.kill(old, signal.SIGKILL)
     new = nitrod.wait("card restarted", lambda: (lambda c: c if c and c != old else None)(
-        nitrod.inst(iid)["card_pids"][0]), timeout=30)
+        nitrod.instance(iid)["card_pids"][0]), timeout=30)
     assert alive(new)
     assert card_argv(new)[5:9] == qos and card_argv(new)[-1].endswith(f"/{vol['id']}.vol"), \
         card_argv(new)
-    inst = nitrod.inst(iid)
+    inst = nitrod.instance(iid)
     assert inst["state"] == "running" and inst["card_restarts"] == 1, inst
     # The guest carries on through the new card.
     n = int(nitrod.console(iid).rsplit("iter ", 1)[1].split()[0])
     nitrod.wait("guest continues", lambda: marks(nitrod.console(iid), f"iter {n + 30}"),
                 timeout=120)
     assert not [l for l in nitrod.console(iid).splitlines() if l.strip() == "READ-ERROR"]
-    assert "reconnected" in nitrod.files(iid)["hv.log"]
-    audit = open(os.path.join(nitrod.state, "audit.log")).read()
+    assert "reconnected" in nitrod.instance_files(iid)["hv.log"]
+    audit = (nitrod.state / "audit.log").read_text()
     assert f"method=RESTART-CARD route=/v1/instances/{iid} status=200" in audit
     # A snapshot of the running volume (issue 15): the card pauses, drains and flushes; the
     # guest's fsynced block is in it (one chunk holds data), and the guest reads on.
@@ -266,18 +194,18 @@ def test_restarted_nitrod_readopts_a_running_instance_and_reboots_it(nitrod):
                     expect=201)
     iid = i["id"]
     nitrod.wait("boot", lambda: marks(nitrod.console(iid), "tick"))
-    hv = nitrod.inst(iid)["hv_pid"]
+    hv = nitrod.instance(iid)["hv_pid"]
     nitrod.stop()
     assert alive(hv), "the instance must outlive nitrod"
     nitrod.start()
-    again = nitrod.inst(iid)
+    again = nitrod.instance(iid)
     assert again["state"] == "running" and again["hv_pid"] == hv, again
     # Still supervised: a reboot through the new nitrod restarts nitro-hv (a second boot
     # in the console), then a stop ends it.
     r = nitrod.json("POST", f"/v1/instances/{iid}/reboot")
     assert r["state"] == "running"
     nitrod.wait("second boot", lambda: len(marks(nitrod.console(iid), BANNER)) >= 2)
-    rebooted = nitrod.inst(iid)
+    rebooted = nitrod.instance(iid)
     assert rebooted["state"] == "running" and rebooted["hv_pid"] not in (None, hv), rebooted
     assert len(nitrod.launches(iid)) == 2, nitrod.launches(iid)  # the reboot was measured
     assert not alive(hv)
@@ -303,8 +231,7 @@ def test_boot_file_swapped_for_a_link_before_a_reboot_is_refused():
     with open(secret, "wb") as f:
         f.write(b"TOP SECRET: root only\n" * 64)
     os.chmod(secret, 0o600)
-    d = Nitrod(folder, extra=["--files", files])
-    d.start()
+    d = sys_nitrod(folder).start()
     try:
         i = d.json("POST", "/v1/instances",
                    {"console": True, "kernel": os.path.join(files, "vmlinuz"),
@@ -321,7 +248,7 @@ def test_boot_file_swapped_for_a_link_before_a_reboot_is_refused():
         log = d.json("GET", "/v1/host/attestation?nonce=sys")["event_log"]
         assert digest not in {e["sha384"] for e in log}
         assert len(d.launches(iid)) == 1
-        audit = open(os.path.join(d.state, "audit.log")).read()
+        audit = (d.state / "audit.log").read_text()
         assert f"method=REBOOT route=/v1/instances/{iid} status=403" in audit
         d.call("DELETE", f"/v1/instances/{iid}")
     finally:
@@ -362,11 +289,12 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
                                         "ping -c 3 -W 2 10.0.0.6; echo NA-PING=$?; "
                                         "while true; do sleep 1; done")}, expect=201)
     assert a["state"] == "running" and b["state"] == "running", (a["reason"], b["reason"])
-    assert len(nitrod.inst(a["id"])["card_pids"]) == 1
+    assert len(nitrod.instance(a["id"])["card_pids"]) == 1
     nitrod.wait("A's ping", lambda: marks(nitrod.console(a["id"]), "NA-PING="), timeout=400)
     text = nitrod.console(a["id"])
     assert marks(text, "NA-PING=") == ["NA-PING=0"], text[-3000:]
-    assert marks(nitrod.console(b["id"]), "NB-UP")
+    # B answers pings before it is done with its metadata (NB-UP comes after): wait for it
+    nitrod.wait("B's metadata", lambda: marks(nitrod.console(b["id"]), "NB-UP"), timeout=120)
     assert [l for l in text.splitlines() if "bytes from 10.0.0.6" in l], text[-3000:]
     # B's IMDS (jailed, seccomp'd card): its instance id, type and user data, and an
     # identity document signed by the chip, verified against `nitro host identity-cert`
@@ -398,10 +326,10 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
     # next boot reads them from that card's IMDS.
     nitrod.stop()
     nitrod.start()
-    old = nitrod.inst(b["id"])["card_pids"][0]
+    old = nitrod.instance(b["id"])["card_pids"][0]
     os.kill(old, signal.SIGKILL)
     new = nitrod.wait("B's VPC card restarted", lambda: (lambda c: c if c and c != old else None)(
-        nitrod.inst(b["id"])["card_pids"][0]), timeout=30)
+        nitrod.instance(b["id"])["card_pids"][0]), timeout=30)
     argv = card_argv(new)
     assert argv[argv.index("--instance-type") + 1] == "c5.large" and "--user-data" in argv, argv
     nitrod.json("POST", f"/v1/instances/{b['id']}/reboot")
@@ -427,14 +355,14 @@ def test_tpm_instance_measured_and_endorsed(nitrod):
     want = hashlib.sha256(bytes(32) + hashlib.sha256(kernel).digest()).hexdigest().upper()
     assert marks(nitrod.console(i["id"]), "PCR4=") == [f"PCR4={want}"], nitrod.console(i["id"])[-2000:]
     ek = nitrod.json("GET", f"/v1/instances/{i['id']}/tpm/ek")
-    ca = os.path.join(nitrod.state, "ek-ca", "ek-ca.pem")
+    ca = str(nitrod.state / "ek-ca" / "ek-ca.pem")
     v = subprocess.run(["openssl", "verify", "-CAfile", ca], input=ek["certificate"],
                        capture_output=True, text=True)
     assert v.returncode == 0 and v.stdout.strip() == "stdin: OK", v
     key = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=ek["certificate"],
                          capture_output=True, text=True, check=True).stdout
     assert key == ek["public_key"]
-    tpm_dir = os.path.join(nitrod.state, "instances", i["id"], "tpm")
+    tpm_dir = str(nitrod.state / "instances" / i["id"] / "tpm")
     assert os.path.exists(os.path.join(tpm_dir, "permall.nvs"))
     nitrod.json("DELETE", f"/v1/instances/{i['id']}")
     nitrod.wait_state(i["id"], "terminated", timeout=30)
@@ -502,7 +430,7 @@ def test_nvme_volume_and_instance_store_through_the_api(nitrod):
     # Host side, while it runs: the store's card holds a nameless file in the
     # instance's own folder (nothing there has a name).
     folder = os.path.join(nitrod.state, "instance-store", iid)
-    store_card = nitrod.inst(iid)["card_pids"][1]
+    store_card = nitrod.instance(iid)["card_pids"][1]
     assert alive(store_card) and os.path.isdir(folder) and os.listdir(folder) == []
     assert os.stat(folder).st_uid != 0  # the card's uid: no one else's folder
     assert holders(folder) == [store_card], holders(folder)

@@ -58,6 +58,23 @@ struct bdev_ops {
 	void (*bo_close)(struct bdev *b);
 };
 
+/* Defines PREFIX_ops, the ops table of the back end called NAME, from its functions
+ * PREFIX_submit, PREFIX_commit, ... PREFIX_close: a back end writes one line instead of a
+ * table, and one that lacks a function does not compile. */
+#define BDEV_OPS(prefix, name)                                                                     \
+	static const struct bdev_ops prefix##_ops = {                                              \
+	    .bo_name = name,                                                                       \
+	    .bo_submit = prefix##_submit,                                                          \
+	    .bo_commit = prefix##_commit,                                                          \
+	    .bo_drain = prefix##_drain,                                                            \
+	    .bo_poll = prefix##_poll,                                                              \
+	    .bo_event = prefix##_event,                                                            \
+	    .bo_pwrite = prefix##_pwrite,                                                          \
+	    .bo_zero = prefix##_zero,                                                              \
+	    .bo_discard = prefix##_discard,                                                        \
+	    .bo_close = prefix##_close,                                                            \
+	}
+
 struct bdev {
 	const struct bdev_ops *bd_ops;
 	uint64_t bd_size;     /* bytes */

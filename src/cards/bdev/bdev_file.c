@@ -207,18 +207,7 @@ static void file_close(struct bdev *b)
 	b->bd_priv = NULL;
 }
 
-static const struct bdev_ops file_ops = {
-    .bo_name = "file",
-    .bo_submit = file_submit,
-    .bo_commit = file_commit,
-    .bo_drain = file_drain,
-    .bo_poll = file_poll,
-    .bo_event = file_event,
-    .bo_pwrite = file_pwrite,
-    .bo_zero = file_zero,
-    .bo_discard = file_discard,
-    .bo_close = file_close,
-};
+BDEV_OPS(file, "file");
 
 /* io_uring requests are not seen by seccomp: the ring may only ever carry the three
  * operations this back end submits (IORING_REGISTER_RESTRICTIONS), and no further

@@ -149,12 +149,12 @@ static void deliver(struct bdev *b)
 }
 
 /* Busy polling: only what libnbd already has (the socket is read on events). */
-static void nbd_poll_dev(struct bdev *b)
+static void nbdev_poll(struct bdev *b)
 {
 	deliver(b);
 }
 
-static void nbd_event(struct bdev *b)
+static void nbdev_event(struct bdev *b)
 {
 	struct nbd_priv *p = b->bd_priv;
 	if (p->np_fd >= 0)
@@ -164,7 +164,7 @@ static void nbd_event(struct bdev *b)
 }
 
 /* Sends what libnbd has queued while the socket takes it (reading replies meanwhile). */
-static void nbd_commit(struct bdev *b)
+static void nbdev_commit(struct bdev *b)
 {
 	struct nbd_priv *p = b->bd_priv;
 	while (p->np_fd >= 0 && (lib.nbd_aio_get_direction(p->np_h) & LIBNBD_AIO_DIRECTION_WRITE)) {
@@ -175,7 +175,7 @@ static void nbd_commit(struct bdev *b)
 	deliver(b);
 }
 
-static int nbd_submit(struct bdev *b, struct bdev_io *io)
+static int nbdev_submit(struct bdev *b, struct bdev_io *io)
 {
 	struct nbd_priv *p = b->bd_priv;
 	if (io->bi_niov > 1 || io->bi_len > NBD_PIECE)
@@ -214,7 +214,7 @@ static int nbd_submit(struct bdev *b, struct bdev_io *io)
 	return 0;
 }
 
-static void nbd_drain(struct bdev *b)
+static void nbdev_drain(struct bdev *b)
 {
 	struct nbd_priv *p = b->bd_priv;
 	for (;;) {
@@ -237,8 +237,8 @@ static int sync_err(struct bdev *b, const char *what, char *err, size_t errlen)
 	return e ? -e : -EIO;
 }
 
-static int nbd_pwrite_sync(struct bdev *b, uint64_t off, const void *buf, size_t len, char *err,
-			   size_t errlen)
+static int nbdev_pwrite(struct bdev *b, uint64_t off, const void *buf, size_t len, char *err,
+			size_t errlen)
 {
 	struct nbd_priv *p = b->bd_priv;
 	const uint8_t *s = buf;
@@ -254,8 +254,8 @@ static int nbd_pwrite_sync(struct bdev *b, uint64_t off, const void *buf, size_t
 	return 0;
 }
 
-static int nbd_zero_range(struct bdev *b, uint64_t off, uint64_t len, bool unmap, char *err,
-			  size_t errlen)
+static int nbdev_zero(struct bdev *b, uint64_t off, uint64_t len, bool unmap, char *err,
+		      size_t errlen)
 {
 	struct nbd_priv *p = b->bd_priv;
 	static const uint8_t zero[1 << 20];
@@ -267,7 +267,7 @@ static int nbd_zero_range(struct bdev *b, uint64_t off, uint64_t len, bool unmap
 		} else {
 			for (uint64_t o = 0; o < n; o += sizeof(zero)) {
 				size_t k = n - o < sizeof(zero) ? (size_t)(n - o) : sizeof(zero);
-				int r = nbd_pwrite_sync(b, off + o, zero, k, err, errlen);
+				int r = nbdev_pwrite(b, off + o, zero, k, err, errlen);
 				if (r)
 					return r;
 			}
@@ -279,7 +279,7 @@ static int nbd_zero_range(struct bdev *b, uint64_t off, uint64_t len, bool unmap
 	return 0;
 }
 
-static int nbd_discard(struct bdev *b, uint64_t off, uint64_t len, char *err, size_t errlen)
+static int nbdev_discard(struct bdev *b, uint64_t off, uint64_t len, char *err, size_t errlen)
 {
 	struct nbd_priv *p = b->bd_priv;
 	if (!p->np_can_trim)
@@ -295,12 +295,12 @@ static int nbd_discard(struct bdev *b, uint64_t off, uint64_t len, char *err, si
 	return 0;
 }
 
-static void nbd_close_dev(struct bdev *b)
+static void nbdev_close(struct bdev *b)
 {
 	struct nbd_priv *p = b->bd_priv;
 	if (!p)
 		return;
-	nbd_drain(b);
+	nbdev_drain(b);
 	if (lib.nbd_aio_is_ready(p->np_h) == 1)
 		lib.nbd_shutdown(p->np_h, 0);
 	lib.nbd_close(p->np_h);
@@ -308,18 +308,7 @@ static void nbd_close_dev(struct bdev *b)
 	b->bd_priv = NULL;
 }
 
-static const struct bdev_ops nbd_ops = {
-    .bo_name = "nbd",
-    .bo_submit = nbd_submit,
-    .bo_commit = nbd_commit,
-    .bo_drain = nbd_drain,
-    .bo_poll = nbd_poll_dev,
-    .bo_event = nbd_event,
-    .bo_pwrite = nbd_pwrite_sync,
-    .bo_zero = nbd_zero_range,
-    .bo_discard = nbd_discard,
-    .bo_close = nbd_close_dev,
-};
+BDEV_OPS(nbdev, "nbd");
 
 int bdev_nbd_open(struct bdev *b, const char *uri, bool readonly, char *err, size_t errlen)
 {
@@ -339,7 +328,7 @@ int bdev_nbd_open(struct bdev *b, const char *uri, bool readonly, char *err, siz
 		RETURN_ERR(-ENOMEM, "%s: %s", uri, lib.nbd_get_error());
 	}
 	b->bd_priv = p;
-	b->bd_ops = &nbd_ops;
+	b->bd_ops = &nbdev_ops;
 	int r;
 	if (lib.nbd_connect_uri(p->np_h, uri) < 0) {
 		int e = lib.nbd_get_errno();

@@ -25,21 +25,18 @@
 #include "lib/le.h"
 #include "lib/util.h"
 
+#include "../testlib/bzimage.h"
+
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 
 /* ---- synthetic bzImage ---- */
 
 #define BZ_LEN 0x2000
-#define BZ_SETUP_SECTS 4
-#define BZ_PM_OFF ((BZ_SETUP_SECTS + 1) * 512)
-#define BZ_JUMP 0x66 /* header ends at 0x202 + 0x66 = 0x268 */
 #define BZ_PAYLOAD_OFF 0x40
 #define BZ_PAYLOAD_LEN 0x100
-#define BZ_PREF 0x1000000ull
 #define BZ_INIT_SIZE 0x2000000u
 #define BZ_CMDLINE_MAX 2047u
-#define BZ_INITRD_MAX 0x7fffffffu
 
 /* Fills buf (len bytes) with a minimal valid protocol 2.15 bzImage. */
 static void make_bz(uint8_t *buf, size_t len)
@@ -47,20 +44,10 @@ static void make_bz(uint8_t *buf, size_t len)
 	memset(buf, 0, len);
 	for (size_t i = BZ_PM_OFF; i < len; i++)
 		buf[i] = (uint8_t)(i * 7);
-	buf[0x1f1] = BZ_SETUP_SECTS;
-	le16_put(buf + 0x1fe, 0xaa55);
-	buf[0x200] = 0xeb;
-	buf[0x201] = BZ_JUMP;
-	memcpy(buf + 0x202, "HdrS", 4);
-	le16_put(buf + 0x206, 0x020f);
-	buf[0x211] = 0x01;		   /* LOADED_HIGH */
-	le32_put(buf + 0x22c, BZ_INITRD_MAX);  /* initrd_addr_max */
-	le16_put(buf + 0x236, 0x0003);	   /* XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G */
-	le32_put(buf + 0x238, BZ_CMDLINE_MAX); /* cmdline_size */
-	le32_put(buf + 0x248, BZ_PAYLOAD_OFF); /* payload_offset */
-	le32_put(buf + 0x24c, BZ_PAYLOAD_LEN); /* payload_length */
-	le64_put(buf + 0x258, BZ_PREF);	   /* pref_address */
-	le32_put(buf + 0x260, BZ_INIT_SIZE);   /* init_size */
+	bz_header(buf, (struct bz_shape){.payload_off = BZ_PAYLOAD_OFF,
+					 .payload_len = BZ_PAYLOAD_LEN,
+					 .cmdline_size = BZ_CMDLINE_MAX,
+					 .init_size = BZ_INIT_SIZE});
 }
 
 /* Parses buf and expects a rejection whose message contains want. */

@@ -11,7 +11,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,9 @@
 #include "boot/config.h"
 #include "boot/kernel.h"
 #include "lib/util.h"
+
+#include "../testlib/bzimage.h"
+#include "../testlib/tmpdir.h"
 
 #define MiB (1ull << 20)
 
@@ -235,33 +237,11 @@ static void sparse_file(const char *path, uint64_t size)
 /* A minimal valid bzImage whose kernel runs at 16 MiB and needs init_size bytes. */
 static void make_bz(uint8_t *b, uint32_t init_size)
 {
-	uint16_t v16;
-	uint32_t v32;
-	uint64_t v64;
-
 	memset(b, 0, BZ_LEN);
-	b[0x1f1] = 4;
-	b[0x1fe] = 0x55;
-	b[0x1ff] = 0xaa;
-	b[0x200] = 0xeb;
-	b[0x201] = 0x66;
-	memcpy(b + 0x202, "HdrS", 4);
-	v16 = 0x020f;
-	memcpy(b + 0x206, &v16, 2);
-	b[0x211] = 0x01;
-	v32 = 0x7fffffff;
-	memcpy(b + 0x22c, &v32, 4);
-	v16 = 0x0003;
-	memcpy(b + 0x236, &v16, 2);
-	v32 = 255;
-	memcpy(b + 0x238, &v32, 4);
-	v32 = 0;
-	memcpy(b + 0x248, &v32, 4);
-	v32 = 0x100;
-	memcpy(b + 0x24c, &v32, 4);
-	v64 = 16 * MiB;
-	memcpy(b + 0x258, &v64, 8);
-	memcpy(b + 0x260, &init_size, 4);
+	bz_header(b, (struct bz_shape){.payload_off = 0,
+				       .payload_len = 0x100,
+				       .cmdline_size = 255,
+				       .init_size = init_size});
 }
 
 static int setup(void **state)
@@ -271,8 +251,7 @@ static int setup(void **state)
 
 	if (!t)
 		return -1;
-	snprintf(t->dir, sizeof(t->dir), "/tmp/nitro-test-config-XXXXXX");
-	if (!mkdtemp(t->dir))
+	if (tmpdir_make(t->dir, sizeof(t->dir), "config"))
 		return -1;
 	snprintf(t->kernel, sizeof(t->kernel), "%s/bzImage", t->dir);
 	snprintf(t->text, sizeof(t->text), "%s/notes.txt", t->dir);
@@ -297,19 +276,11 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct tmp *t = *state;
 
-	nftw(t->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(t->dir);
 	free(t);
 	return 0;
 }

@@ -14,7 +14,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -32,6 +31,8 @@
 #include "cards/lib/loop.h"
 #include "cards/lib/vhost_user.h"
 #include "lib/util.h"
+
+#include "../testlib/fds.h"
 
 #define MEMSZ (1u << 20)
 #define UVA 0x7f1200000000ull /* where the "frontend" has guest memory mapped */
@@ -55,18 +56,6 @@ struct fx {
 	unsigned kicks, stops, disconnects, mem_changes, stoppings_live;
 	int fds_before;
 };
-
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static struct fx *fx_of(struct vu_dev *d)
 {
@@ -206,22 +195,7 @@ static void send_raw(struct fx *f, uint32_t req, uint32_t flags, uint32_t size, 
 	assert_true(len <= sizeof(buf) - VU_HDR_SIZE);
 	if (len)
 		memcpy(buf + VU_HDR_SIZE, p, len);
-	union {
-		char c[CMSG_SPACE(sizeof(int) * 16)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = {.iov_base = buf, .iov_len = VU_HDR_SIZE + len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (nfds) {
-		mh.msg_control = ctl.c;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	assert_int_equal(sendmsg(f->fe, &mh, MSG_NOSIGNAL), (ssize_t)iov.iov_len);
+	send_with_fds(f->fe, buf, VU_HDR_SIZE + len, fds, nfds);
 }
 
 static void send_msg(struct fx *f, uint32_t req, uint32_t flags, const void *p, size_t len,

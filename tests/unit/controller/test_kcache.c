@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,17 +24,19 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "controller/kcache.h"
 #include "boot/boot.h"
 #include "boot/kernel.h"
 #include "boot/memory.h"
+#include "controller/kcache.h"
 #include "lib/le.h"
+
+#include "../testlib/bzimage.h"
+#include "../testlib/tmpdir.h"
 
 #define MiB (1ull << 20)
 #define SEG1 0x1000000ull
 #define SEG2 0x1200000ull
 #define ELF_LEN 0x200
-#define BZ_PM_OFF (5 * 512)
 #define PAYLOAD_OFF 0x40
 
 /* ---- the old key, to perform the attack against it ---- */
@@ -125,20 +126,10 @@ static uint8_t *make_bz(const uint8_t *payload, size_t plen, size_t *len)
 	*len = BZ_PM_OFF + PAYLOAD_OFF + plen + 0x40;
 	uint8_t *b = calloc(1, *len);
 	assert_non_null(b);
-	b[0x1f1] = 4;
-	le16_put(b + 0x1fe, 0xaa55);
-	b[0x200] = 0xeb;
-	b[0x201] = 0x66;
-	memcpy(b + 0x202, "HdrS", 4);
-	le16_put(b + 0x206, 0x020f);
-	b[0x211] = 0x01;
-	le32_put(b + 0x22c, 0x7fffffff);
-	le16_put(b + 0x236, 0x0003);
-	le32_put(b + 0x238, 2047);
-	le32_put(b + 0x248, PAYLOAD_OFF);
-	le32_put(b + 0x24c, (uint32_t)plen);
-	le64_put(b + 0x258, 16 * MiB);
-	le32_put(b + 0x260, 32 * MiB);
+	bz_header(b, (struct bz_shape){.payload_off = PAYLOAD_OFF,
+				       .payload_len = (uint32_t)plen,
+				       .cmdline_size = 2047,
+				       .init_size = 32 * MiB});
 	memcpy(b + BZ_PM_OFF + PAYLOAD_OFF, payload, plen);
 	return b;
 }
@@ -171,8 +162,7 @@ static int setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/nitro-test-kcache-XXXXXX");
-	if (!mkdtemp(f->dir) || mem_create(&f->m, 128 * MiB) < 0)
+	if (tmpdir_make(f->dir, sizeof(f->dir), "kcache") || mem_create(&f->m, 128 * MiB) < 0)
 		return -1;
 	make_elf(f->victim_elf, "VICTIM: the kernel the chip measured");
 	make_elf(f->evil_elf, "EVIL: the attacker's own vmlinux");
@@ -194,18 +184,10 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(f->dir);
 	free(f->victim);
 	free(f->evil);
 	free(f);

@@ -12,7 +12,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -24,22 +23,12 @@
 
 #include "lib/vu_wire.h"
 
+#include "../testlib/fds.h"
+
 struct fx {
 	int a, b; /* the two ends */
 	int fds_before;
 };
-
-static int count_fds(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static int setup(void **state)
 {
@@ -78,29 +67,6 @@ static int teardown(void **state)
 	free(f);
 	assert_int_equal(count_fds(), before); /* nothing leaked */
 	return 0;
-}
-
-/* Sends raw bytes with n fds in one sendmsg (no framing: the hostile peer). */
-static void send_raw(int sock, const void *p, size_t len, const int *fds, unsigned n)
-{
-	union {
-		char c[CMSG_SPACE(sizeof(int) * 16)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = {(void *)p, len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	assert_true(n <= 16);
-	if (n) {
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.c;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
-	}
-	assert_int_equal(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len);
 }
 
 static void hdr_bytes(uint8_t *b, uint32_t req, uint32_t flags, uint32_t size)
@@ -224,7 +190,7 @@ static void test_too_many_fds(void **state)
 	uint8_t msg[VU_HDR_SIZE + 8] = {0};
 	hdr_bytes(msg, VU_SET_MEM_TABLE, VU_FLAG_VERSION, 8);
 	reconnect(f);
-	send_raw(f->a, msg, sizeof(msg), many, 16);
+	send_with_fds(f->a, msg, sizeof(msg), many, 16);
 	assert_int_equal(vu_wire_recv(f->b, &h, &pl, sizeof(pl), fds, VU_WIRE_MAX_FDS, &n, 1000),
 			 -ETOOMANYREFS);
 	assert_int_equal(count_fds(), before);
@@ -242,7 +208,7 @@ static void test_truncated_header(void **state)
 	hdr_bytes(msg, VU_GET_FEATURES, VU_FLAG_VERSION, 0);
 	int p[2];
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	send_raw(f->a, msg, 5, &p[0], 1); /* 5 of 12 bytes, with an fd */
+	send_with_fds(f->a, msg, 5, &p[0], 1); /* 5 of 12 bytes, with an fd */
 	close(p[0]);
 	close(f->a);
 	f->a = -1;
@@ -264,7 +230,7 @@ static void test_oversized(void **state)
 	hdr_bytes(msg, VU_SET_CONFIG, VU_FLAG_VERSION, 0xffffffffu);
 	int p[2];
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	send_raw(f->a, msg, sizeof(msg), &p[0], 1);
+	send_with_fds(f->a, msg, sizeof(msg), &p[0], 1);
 	struct vu_wire_hdr h;
 	uint8_t buf[64];
 	memset(buf, 0, sizeof(buf));
@@ -279,7 +245,7 @@ static void test_oversized(void **state)
 		assert_int_equal(buf[i], 0);
 	/* One byte over the bound is refused too. */
 	hdr_bytes(msg, VU_SET_CONFIG, VU_FLAG_VERSION, 17);
-	send_raw(f->a, msg, VU_HDR_SIZE, NULL, 0);
+	send_with_fds(f->a, msg, VU_HDR_SIZE, NULL, 0);
 	uint8_t rest[16];
 	assert_int_equal(recv(f->b, rest, sizeof(rest), MSG_DONTWAIT), 16); /* the old payload */
 	assert_int_equal(vu_wire_recv(f->b, &h, buf, 16, NULL, 0, &n, 1000), -EMSGSIZE);
@@ -297,7 +263,7 @@ static void test_hangup_mid_message(void **state)
 	hdr_bytes(msg, VU_SET_MEM_TABLE, VU_FLAG_VERSION, 100); /* promises 100 bytes */
 	int p[2];
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-	send_raw(f->a, msg, sizeof(msg), &p[1], 1);
+	send_with_fds(f->a, msg, sizeof(msg), &p[1], 1);
 	close(p[1]);
 	close(f->a);
 	f->a = -1;
@@ -321,14 +287,14 @@ static void test_stall(void **state)
 	struct fx *f = *state;
 	uint8_t msg[VU_HDR_SIZE];
 	hdr_bytes(msg, VU_GET_FEATURES, VU_FLAG_VERSION, 8);
-	send_raw(f->a, msg, sizeof(msg), NULL, 0);
+	send_with_fds(f->a, msg, sizeof(msg), NULL, 0);
 	struct vu_wire_hdr h;
 	uint64_t pl;
 	unsigned n;
 	assert_int_equal(vu_wire_recv(f->b, &h, &pl, sizeof(pl), NULL, 0, &n, 50), -ETIMEDOUT);
 	struct timeval tv = {.tv_usec = 50000};
 	assert_int_equal(setsockopt(f->b, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
-	send_raw(f->a, msg, 3, NULL, 0);
+	send_with_fds(f->a, msg, 3, NULL, 0);
 	assert_int_equal(vu_wire_recv(f->b, &h, &pl, sizeof(pl), NULL, 0, &n, -1), -ETIMEDOUT);
 }
 
