@@ -356,12 +356,13 @@ int main(int argc, char **argv)
 			       .ho_threads = (unsigned)threads,
 			       .ho_max_conns = (unsigned)max_conns,
 			       .ho_max_per_uid = (unsigned)per_uid};
-	if (http_start(sock, &ho, err, sizeof(err)))
-		die("%s", err);
-	/* Not waited for: nitrod changed nothing yet (docs/security.md, "Audit log"). */
+	/* Before the socket serves, so no call's line precedes it. Not waited for: nitrod
+	 * changed nothing yet (docs/security.md, "Audit log"). */
 	if (audit_append_sync(g_ctl.c_audit, AUDIT_SYNC_BACKGROUND, geteuid(), "START", sock, 200,
 			      "nitrod serving") < 0)
 		warnmsg("audit log: %s", strerror(errno));
+	if (http_start(sock, &ho, err, sizeof(err)))
+		die("%s", err);
 	/* nitrod's own measurement: durable now, off the path to serving (chip.h). */
 	if (chip_sync(g_ctl.c_chip, err, sizeof(err)) < 0)
 		warnmsg("security chip: %s", err);
