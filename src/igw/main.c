@@ -206,19 +206,7 @@ static int get_revents(int idx, void *opaque)
 /* Whether a frame from the card may go to slirp (igw_policy.h, checked again here). */
 static bool frame_ok(struct nat *n, const uint8_t *f, size_t len)
 {
-	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
-		return false;
-	const uint8_t *ip = f + 14;
-	unsigned ihl = (ip[0] & 15u) * 4, tot = (unsigned)(ip[2] << 8 | ip[3]);
-	if (ip[0] >> 4 != 4 || ihl < 20 || tot < ihl + 8 || tot > len - 14)
-		return false;
-	if ((ip[6] & 0x3f) || ip[7]) /* MF or an offset: fragments stay out */
-		return false;
-	uint32_t src, dst;
-	memcpy(&src, ip + 12, 4);
-	memcpy(&dst, ip + 16, 4);
-	uint16_t dport = (uint16_t)(ip[ihl + 2] << 8 | ip[ihl + 3]);
-	if (!igw_may_leave(&n->n_pol, src, dst, ip[9], dport))
+	if (!igw_frame_may_leave(&n->n_pol, f, len))
 		return false;
 	if (!n->n_have_mac) {
 		memcpy(n->n_guest_mac, f + 6, 6);

@@ -79,6 +79,23 @@ bool igw_may_enter(const struct igw_policy *pol, uint32_t src, uint32_t dst, uin
 	return src == pol->ip_router || igw_outside(pol, src);
 }
 
+bool igw_frame_may_leave(const struct igw_policy *pol, const uint8_t *f, size_t len)
+{
+	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
+		return false;
+	const uint8_t *ip = f + 14;
+	unsigned ihl = (ip[0] & 15u) * 4, tot = (unsigned)(ip[2] << 8 | ip[3]);
+	if (ip[0] >> 4 != 4 || ihl < 20 || tot < ihl + 8 || tot > len - 14)
+		return false;
+	if ((ip[6] & 0x3f) || ip[7]) /* MF or an offset: fragments stay out */
+		return false;
+	uint32_t src, dst;
+	memcpy(&src, ip + 12, 4);
+	memcpy(&dst, ip + 16, 4);
+	uint16_t dport = (uint16_t)(ip[ihl + 2] << 8 | ip[ihl + 3]);
+	return igw_may_leave(pol, src, dst, ip[9], dport);
+}
+
 int igw_parse_cidr(const char *s, uint32_t *net, unsigned *prefix)
 {
 	char a[20];

@@ -47,6 +47,9 @@ bool igw_may_leave(const struct igw_policy *pol, uint32_t src, uint32_t dst, uin
 /* Whether a packet src -> dst (proto, sport) coming back from the gateway may reach the
  * interface: to its own address, from the router or an outside address, TCP or UDP. */
 bool igw_may_enter(const struct igw_policy *pol, uint32_t src, uint32_t dst, uint8_t proto);
+/* The NAT's check of a whole Ethernet frame from the card (hostile bytes): IPv4 with a
+ * sane header and total length inside len, no fragment, and igw_may_leave. */
+bool igw_frame_may_leave(const struct igw_policy *pol, const uint8_t *f, size_t len);
 /* "A.B.C.D/N" -> net, prefix (0..32, host bits must be zero). -1 when malformed. */
 int igw_parse_cidr(const char *s, uint32_t *net, unsigned *prefix);
 
