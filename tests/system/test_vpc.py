@@ -242,7 +242,7 @@ def test_internet_gateway_router_alias_outside_and_security_group(tmp_path):
     servers = _outside_host(tmp_path)
     sg = tmp_path / "igw.sg"
     sg.write_text(f"egress tcp {port} 10.3.0.1/32\negress tcp 8080 10.197.0.0/24\n")
-    wget = "wget -q -T 10 -O -"
+    wget = "timeout 30 wget -q -O -"  # (busybox wget -T crashes: SIGSEGV)
     g_igw = (DHCP + "; cat /etc/resolv.conf; "
              f"echo IGW-LO=$({wget} http://10.3.0.1:{port}/page.txt); "
              f"echo IGW-OUT=$({wget} http://10.197.0.2:8080/); "
@@ -277,6 +277,7 @@ def test_internet_gateway_router_alias_outside_and_security_group(tmp_path):
     assert "nitro.internal" in out["igw"], every  # the DHCP domain (local-hostname's)
     assert re.search(r"^IGW-LO=nitro-loopback-page\r?$", out["igw"], re.M), every
     assert re.search(r"^IGW-OUT=nitro-outside-page\r?$", out["igw"], re.M), every
-    assert re.search(r"^IGW-SG=1", out["igw"], re.M), every
-    assert re.search(r"^NOGW-LO=1", out["no"], re.M), every
-    assert re.search(r"^NOGW-OUT=1", out["no"], re.M), every
+    # (a dropped SYN: wget waits until timeout ends it; any failure status will do)
+    assert re.search(r"^IGW-SG=[1-9]", out["igw"], re.M), every
+    assert re.search(r"^NOGW-LO=[1-9]", out["no"], re.M), every
+    assert re.search(r"^NOGW-OUT=[1-9]", out["no"], re.M), every
