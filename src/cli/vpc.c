@@ -126,13 +126,12 @@ static int vpc_create(int argc, char **argv)
 		else if (!id && parse_u64(argv[i], 1, MAP_VPC_MAX, &id))
 			continue;
 		else
-			die_usage("vpc create: unexpected %s\n%s", argv[i], vpc_usage);
+			die_usage("vpc create: unexpected %s (see `nitro vpc --help`)", argv[i]);
 	}
 	uint32_t net;
 	unsigned p;
 	if (!id || !cidr)
-		die_usage("vpc create: ID (1..%u) and --cidr are required\n%s", MAP_VPC_MAX,
-			  vpc_usage);
+		die_usage("vpc create: ID (1..%u) and --cidr are required", MAP_VPC_MAX);
 	if (!parse_cidr(cidr, 16, 28, &net, &p))
 		die_usage("vpc create: --cidr %s: expected A.B.C.D/16..28 with no host bits", cidr);
 	char dir[PATH_MAX], path[PATH_MAX + 16], tmp[PATH_MAX + 32];
@@ -196,5 +195,5 @@ int cmd_vpc(int argc, char **argv)
 			closedir(d);
 		return 0;
 	}
-	die_usage("vpc: unknown subcommand %s\n%s", argv[0], vpc_usage);
+	die_usage("vpc: unknown subcommand %s (create, list, delete)", argv[0]);
 }

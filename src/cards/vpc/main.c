@@ -456,7 +456,7 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    "underlay_truncated=%llu underlay_gso_sends=%llu underlay_gro_buffers=%llu "
 	    "underlay_gro_overflow=%llu "
 	    "map_lookups=%llu map_misses=%llu imds_requests=%llu imds_conns_evicted=%llu "
-	    "imds_conns_idle_closed=%llu",
+	    "imds_conns_idle_closed=%llu igw_send_errors=%llu",
 	    (unsigned long long)v->st_ctrl_ok, (unsigned long long)v->st_ctrl_err,
 	    (unsigned long long)v->st_rx_no_buffer, (unsigned long long)v->st_rx_too_big,
 	    (unsigned long long)v->st_tx_bad_header, (unsigned long long)v->st_tx_runt,
@@ -466,7 +466,7 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    (unsigned long long)u->st_gro_buffers, (unsigned long long)u->st_gro_overflow,
 	    (unsigned long long)c->c_map.m_lookups, (unsigned long long)c->c_map.m_misses,
 	    (unsigned long long)is.requests, (unsigned long long)is.conns_evicted,
-	    (unsigned long long)is.conns_idle_closed);
+	    (unsigned long long)is.conns_idle_closed, (unsigned long long)c->c_igw_send_fail);
 	char *save = NULL;
 	if (o < len)
 		o += svc_net_stats_format(&c->c_svc, buf + o, len - o);
