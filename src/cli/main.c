@@ -10,31 +10,30 @@
 
 static void usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "usage: nitro COMMAND [options]\n"
-	    "commands:\n"
-	    "  run [options]        boot a guest in the foreground (serial console on stdio)\n"
-	    "  images               fetch the stock Debian kernel and build the guest images\n"
-	    "  volume create PATH --size SIZE [--unencrypted] | volume info PATH\n"
-	    "                       create or describe an EBS volume file (or\n"
-	    "                       --from-image IMG, --from-snapshot SNAPDIR)\n"
-	    "  snapshot create|list|delete ...\n"
-	    "                       encrypted incremental snapshots of volumes\n"
-	    "  vpc create ID --cidr A.B.C.D/P [--internet-gateway]\n"
-	    "  vpc list | vpc delete ID\n"
-	    "                       this host's VPC records (CIDR, internet gateway)\n"
-	    "  net stats [--map PATH] [--vpc ID]\n"
-	    "                       counters of the running network interfaces (VPC cards)\n"
-	    "  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
-	    "                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
-	    "%s"
-	    "  --host SOCKET instances|volumes|host ...\n"
-	    "                       call nitrod's API (`nitro --host SOCKET help`)\n"
-	    "run options:\n%s"
-	    "Without /dev/kvm (or with one that is not hardware-assisted) `nitro run` boots an\n"
-	    "emulated x86 server and runs there; set NITRO_CACHE to move ~/.cache/nitro.\n",
-	    eif_commands_help, hv_options_help);
+	fprintf(f,
+		"usage: nitro COMMAND [options]\n"
+		"commands:\n"
+		"  run [options]        boot a guest in the foreground (serial console on stdio)\n"
+		"  images               fetch the stock Debian kernel and build the guest images\n"
+		"  volume create PATH --size SIZE [--unencrypted] | volume info PATH\n"
+		"                       create or describe an EBS volume file (or\n"
+		"                       --from-image IMG, --from-snapshot SNAPDIR)\n"
+		"  snapshot create|list|delete ...\n"
+		"                       encrypted incremental snapshots of volumes\n"
+		"  vpc create ID --cidr A.B.C.D/P [--internet-gateway]\n"
+		"  vpc list | vpc delete ID\n"
+		"                       this host's VPC records (CIDR, internet gateway)\n"
+		"  net stats [--map PATH] [--vpc ID]\n"
+		"                       counters of the running network interfaces (VPC cards)\n"
+		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
+		"                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
+		"%s"
+		"  --host SOCKET instances|volumes|host ...\n"
+		"                       call nitrod's API (`nitro --host SOCKET help`)\n"
+		"run options:\n%s"
+		"Without /dev/kvm (or with one that is not hardware-assisted) `nitro run` boots an\n"
+		"emulated x86 server and runs there; set NITRO_CACHE to move ~/.cache/nitro.\n",
+		eif_commands_help, hv_options_help);
 }
 
 int main(int argc, char **argv)

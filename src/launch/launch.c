@@ -216,7 +216,8 @@ static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item
 	}
 	if (v->lv_bus == LAUNCH_BUS_VIRTIO) { /* the NVMe front has no pause control yet */
 		struct launch_proc *p = b->b_p;
-		p->lp_ctl = v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
+		p->lp_ctl =
+		    v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
 		opt(b, "--ctl", p->lp_ctl);
 	}
 	opt_num(b, "--iops", v->lv_iops);
@@ -321,7 +322,7 @@ static unsigned igw_count(const struct launch_spec *s)
 	return n;
 }
 
-/* nitro-vpc-igw --fd 3 --ip A.B.C.D/P --mtu 9001 [--vpc-cidr C] [--deny UNDERLAY/32]: the
+/* nitro-vpc-igw --fd 3 --ip A.B.C.D/P [--vpc-cidr C] [--deny UNDERLAY/32]: the
  * item-th NIC with a gateway; its fd item is the NIC's index. */
 static void igw_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)

@@ -301,9 +301,9 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	/* The TPM card opens its blobs under the state folder's fd: read-only, or a new
 	 * NAME.tmp for writing; never for appending, never a tmpfile. */
 	if (!rc && tpm &&
-	    (seccomp_rule_add(
-		 ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-		 SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_APPEND | __O_TMPFILE, O_RDONLY)) < 0 ||
+	    (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+			      SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_APPEND | __O_TMPFILE,
+				      O_RDONLY)) < 0 ||
 	     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
 			      SCMP_A2(SCMP_CMP_MASKED_EQ,
 				      O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | __O_TMPFILE,
