@@ -274,7 +274,7 @@ def test_internet_gateway_router_alias_outside_and_security_group(tmp_path):
     for n, (p, f) in runs.items():
         assert p.returncode == 0, f"{n} exited {p.returncode}\n{every}"
     assert "udhcpc: eth0 10.3.0.5/24 router 10.3.0.1" in out["igw"], every
-    assert "nitro.internal" in out["igw"], every  # the DHCP domain (local-hostname's)
+    assert "compute.internal" in out["igw"], every  # the DHCP domain (local-hostname's)
     assert re.search(r"^IGW-LO=nitro-loopback-page\r?$", out["igw"], re.M), every
     assert re.search(r"^IGW-OUT=nitro-outside-page\r?$", out["igw"], re.M), every
     # (a dropped SYN: wget waits until timeout ends it; any failure status will do)
