@@ -15,10 +15,10 @@
  * MAC to the guest's). Without the gateway nothing changes: outside traffic is
  * no_route, as before. Counters igw_tx / igw_rx.
  *
- * A resolver in the card (the VPC DNS) can reach the host's resolver through the NAT:
- * UDP/TCP port 53 to subnet base + 3 is slirp's nameserver alias (see igw_policy.h);
- * the replies come back on the link from base + 3 and are not for vpc_from_igw (it drops
- * them): the resolver takes them first.
+ * The VPC resolver forwards through its own socket (--dns-fd). The NAT also offers slirp's
+ * nameserver alias (UDP/TCP port 53 to subnet base + 3, igw_policy.h; the host's
+ * resolver), unused today: a resolver in the card could forward on this link, taking the
+ * replies from base + 3 before vpc_from_igw (which drops them).
  */
 #ifndef NITRO_CARDS_VPC_IGW_H
 #define NITRO_CARDS_VPC_IGW_H
