@@ -22,7 +22,7 @@ bench: $(BUILD)/vpc-driver
 # The packet-processing core: cmocka tests (tests/unit/vpc, part of `make unit` and
 # `make unit-asan`).
 VPC_CORE_SRC = $(addprefix src/cards/vpc/,pkt.c arp.c dhcp.c geneve.c sg.c conntrack.c verdict.c \
-	allowance.c vpc.c)
+	allowance.c vpc.c igw.c igw_policy.c)
 VPC_CORE_TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/vpc/test_*.c))
 UNIT_TESTS += $(VPC_CORE_TESTS)
 $(VPC_CORE_TESTS): $(call obj,$(VPC_CORE_SRC) tests/unit/vpc/vpctest.c) $(call objs,lib)
@@ -40,3 +40,9 @@ $(BUILD)/tests/vpc/test_vpc_mapsvc: $(call obj,src/vpcmap/mapsvc.c src/vpcmap/un
 # The VPC resolver and time server (issue 15 item 4): parser, answers, forwarding, NTP.
 $(BUILD)/tests/vpc/test_vpc_dns: $(call obj,src/cards/vpc/dns.c src/cards/vpc/dnsmsg.c \
 	src/cards/vpc/ntp.c)
+
+# The internet gateway's NAT (src/igw, issue 15 item 5): libslirp (Debian's libslirp-dev)
+# in the host's network namespace, one per interface of a VPC with a gateway.
+all: $(BUILD)/nitro-vpc-igw
+$(BUILD)/nitro-vpc-igw: $(call objs,igw sandbox lib) $(call obj,src/cards/vpc/igw_policy.c)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp -lslirp

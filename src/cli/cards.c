@@ -98,9 +98,8 @@ int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t er
 		}
 	}
 	if (v->lv_ctl[0] && v->lv_bus == LAUNCH_BUS_NVME)
-		RETURN_ERR(2,
-			   "--volume %s: ctl= needs bus=virtio (an NVMe card has no snapshot "
-			   "control socket yet)",
+		RETURN_ERR(2, "--volume %s: ctl= needs bus=virtio (an NVMe card has no snapshot "
+			      "control socket yet)",
 			   spec);
 	if (v->lv_gp2 && v->lv_iops != LAUNCH_UNSET)
 		RETURN_ERR(2, "--volume %s: gp2 and iops= exclude each other", spec);
@@ -147,6 +146,8 @@ void proc_stdio(const struct launch_proc *p)
 		case LAUNCH_FD_VOLUME_KEY:
 		case LAUNCH_FD_UNDERLAY:
 		case LAUNCH_FD_DNS:
+		case LAUNCH_FD_IGW:
+		case LAUNCH_FD_IGW_NAT:
 			break;
 		}
 	}
@@ -184,9 +185,30 @@ static int key_pipe(const struct launch_proc *p, int *at)
 	return fds[0];
 }
 
+/* The internet gateway links: one SOCK_SEQPACKET pair per NIC, made when the NAT (started
+ * first) asks for its end; the card takes the other. Each end is closed here once passed. */
+static int igw_pair[LAUNCH_MAX_NICS][2];
+static bool igw_made[LAUNCH_MAX_NICS];
+
+static int igw_end(unsigned nic, bool nat)
+{
+	if (nic >= LAUNCH_MAX_NICS)
+		die("run: internet gateway of NIC %u", nic);
+	if (!igw_made[nic]) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, igw_pair[nic]) < 0)
+			die("run: internet gateway link: %s", strerror(errno));
+		igw_made[nic] = true;
+	}
+	int fd = igw_pair[nic][nat ? 0 : 1];
+	igw_pair[nic][nat ? 0 : 1] = -1;
+	if (fd < 0)
+		die("run: internet gateway link of NIC %u passed twice", nic);
+	return fd;
+}
+
 /* The other fds a card gets (launch.h roles), made as nitrod makes them: an encrypted
  * volume's data key on a pipe, a VPC card's bound underlay socket and its socket to the
- * host's resolver. */
+ * host's resolver; the internet gateway link's ends. */
 static void role_fds(const struct launch_proc *p, const struct launch_env *e,
 		     int fds[LAUNCH_MAX_FDS])
 {
@@ -205,6 +227,10 @@ static void role_fds(const struct launch_proc *p, const struct launch_env *e,
 				die("run: key pipe: %s", strerror(errno));
 			close(pp[1]);
 			fds[i] = pp[0];
+		} else if (p->lp_fds[i].lf_role == LAUNCH_FD_IGW ||
+			   p->lp_fds[i].lf_role == LAUNCH_FD_IGW_NAT) {
+			fds[i] = igw_end(p->lp_fds[i].lf_item,
+					 p->lp_fds[i].lf_role == LAUNCH_FD_IGW_NAT);
 		} else if (p->lp_fds[i].lf_role == LAUNCH_FD_UNDERLAY) {
 			struct sockaddr_in sa;
 			const char *a = e->le_underlay[0] ? e->le_underlay : UL_DEFAULT_ADDR;
@@ -252,6 +278,8 @@ static bool card_spawn(const struct launch_proc *p, const struct launch_env *e, 
 	for (unsigned i = 0; i < p->lp_nfds; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	if (!p->lp_socket) /* the NAT: nothing to wait for (the card finds it on its fd) */
+		return true;
 	/* Cards rename their socket into place once it listens (src/cards/lib/backend.c).
 	 * The card's stderr is ours: its own reason is printed above; say how it ended, so
 	 * that a card that died without a word (a signal) or hung is never a mystery. */
@@ -326,7 +354,8 @@ void cards_stop(const struct launch_plan *p, const struct launch_env *e,
 			while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
 				;
 		pids[i] = 0;
-		unlink(c->lp_socket);
+		if (c->lp_socket)
+			unlink(c->lp_socket);
 		if (c->lp_ctl)
 			unlink(c->lp_ctl);
 	}

@@ -20,6 +20,9 @@ static void usage(FILE *f)
 		"                       --from-image IMG, --from-snapshot SNAPDIR)\n"
 		"  snapshot create|list|delete ...\n"
 		"                       encrypted incremental snapshots of volumes\n"
+		"  vpc create ID --cidr A.B.C.D/P [--internet-gateway]\n"
+		"  vpc list | vpc delete ID\n"
+		"                       this host's VPC records (CIDR, internet gateway)\n"
 		"  net stats [--map PATH] [--vpc ID]\n"
 		"                       counters of the running network interfaces (VPC cards)\n"
 		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
@@ -56,6 +59,8 @@ int main(int argc, char **argv)
 		return cmd_snapshot(argc - 2, argv + 2);
 	if (!strcmp(cmd, "net"))
 		return cmd_net(argc - 2, argv + 2);
+	if (!strcmp(cmd, "vpc"))
+		return cmd_vpc(argc - 2, argv + 2);
 	if (!strcmp(cmd, "emuhost"))
 		return cmd_emuhost(argc - 2, argv + 2);
 	if (!strcmp(cmd, "eif"))

@@ -151,6 +151,8 @@ bool nic_arg(int argc, char **argv, int *i, struct launch_spec *s, struct launch
 		int r = nic_parse(v, n, err, sizeof(err));
 		if (r)
 			r == 2 ? die_usage("run: %s", err) : die("run: %s", err);
+		if (vpc_apply(n, err, sizeof(err)) < 0)
+			die("run: %s", err);
 		for (unsigned j = 0; j < s->ls_nnics; j++)
 			if (s->ls_nics[j].ln_vpc == n->ln_vpc &&
 			    !strcmp(s->ls_nics[j].ln_ip, n->ln_ip))

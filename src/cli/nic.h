@@ -26,5 +26,10 @@ bool nic_arg(int argc, char **argv, int *i, struct launch_spec *s, struct launch
 /* 0, or 2 (bad syntax) / 1 (unusable file) with err set. */
 int nic_parse(const char *spec, struct launch_nic *n, char *err, size_t errlen);
 int cmd_net(int argc, char **argv);
+/* nitro vpc create|list|delete (src/cli/vpc.c). */
+int cmd_vpc(int argc, char **argv);
+/* The VPC record of n->ln_vpc, when there is one: its CIDR and internet gateway into n
+ * (the interface's subnet must lie in the CIDR). 1 applied, 0 no record, -1 with err. */
+int vpc_apply(struct launch_nic *n, char *err, size_t errlen);
 
 #endif

@@ -430,6 +430,11 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			}
 			k->opened[k->nopened++] = fd;
 			break;
+		case LAUNCH_FD_IGW: /* no nitrod API makes a VPC with a gateway yet */
+		case LAUNCH_FD_IGW_NAT:
+			kept_close(k);
+			RETURN_ERR(-1, "%s: the internet gateway is not available through nitrod",
+				   p->lp_name);
 		case LAUNCH_FD_UNDERLAY:
 			if ((fd = underlay_socket(err, errlen)) < 0) {
 				kept_close(k);

@@ -216,7 +216,8 @@ static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item
 	}
 	if (v->lv_bus == LAUNCH_BUS_VIRTIO) { /* the NVMe front has no pause control yet */
 		struct launch_proc *p = b->b_p;
-		p->lp_ctl = v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
+		p->lp_ctl =
+		    v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
 		opt(b, "--ctl", p->lp_ctl);
 	}
 	opt_num(b, "--iops", v->lv_iops);
@@ -273,6 +274,12 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 	}
 	opt_num(b, "--pps", n->ln_pps);
 	opt_num(b, "--bandwidth", n->ln_bandwidth_mbit);
+	if (n->ln_vpc_cidr[0])
+		opt(b, "--vpc-cidr", n->ln_vpc_cidr);
+	if (n->ln_igw) {
+		keep_fd(b, 4, LAUNCH_FD_IGW, item);
+		opt(b, "--igw-fd", "4");
+	}
 	if (e->le_underlay_fd) {
 		keep_fd(b, 3, LAUNCH_FD_UNDERLAY, item);
 		opt(b, "--underlay-fd", "3");
@@ -307,6 +314,40 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 		}
 }
 
+static unsigned igw_count(const struct launch_spec *s)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < s->ls_nnics; i++)
+		n += s->ls_nics[i].ln_igw;
+	return n;
+}
+
+/* nitro-vpc-igw --fd 3 --ip A.B.C.D/P [--vpc-cidr C] [--deny UNDERLAY/32]: the
+ * item-th NIC with a gateway; its fd item is the NIC's index. */
+static void igw_args(struct build *b, const struct launch_spec *s, unsigned item,
+		     const struct launch_env *e)
+{
+	unsigned nic = 0;
+	for (unsigned seen = 0; nic < s->ls_nnics; nic++)
+		if (s->ls_nics[nic].ln_igw && seen++ == item)
+			break;
+	const struct launch_nic *n = &s->ls_nics[nic];
+	b->b_p->lp_item = nic;
+	keep_fd(b, 3, LAUNCH_FD_IGW_NAT, nic);
+	opt(b, "--fd", "3");
+	opt(b, "--ip", n->ln_ip);
+	if (n->ln_vpc_cidr[0])
+		opt(b, "--vpc-cidr", n->ln_vpc_cidr);
+	/* the underlay (when it is an address of its own) is never a destination */
+	char ul[64];
+	snprintf(ul, sizeof(ul), "%s", e->le_underlay);
+	char *colon = strchr(ul, ':');
+	if (colon)
+		*colon = 0;
+	if (ul[0])
+		opt(b, "--deny", str(b, "%s/32", ul));
+}
+
 static unsigned tpm_count(const struct launch_spec *s)
 {
 	return s->ls_tpm ? 1 : 0;
@@ -327,6 +368,7 @@ static void tpm_args(struct build *b, const struct launch_spec *s, unsigned item
 /* In start order; nitro-hv sees the devices in this order too. */
 static const struct card_type card_types[] = {
     {LAUNCH_CARD_EBS, "nitro-card-ebs", "card-ebs", "blk", 0, ebs_count, ebs_args},
+    {LAUNCH_IGW, "nitro-vpc-igw", "igw", NULL, LAUNCH_HOST_NET, igw_count, igw_args},
     {LAUNCH_CARD_VPC, "nitro-card-vpc", "card-vpc", "net", LAUNCH_HOST_NET, vpc_count, vpc_args},
     {LAUNCH_CARD_TPM, "nitro-card-tpm", "card-tpm", NULL, 0, tpm_count, tpm_args},
 };
@@ -429,9 +471,11 @@ int launch_plan(const struct launch_spec *s, const struct launch_env *e, struct 
 			p->lp_flags = ct->ct_flags;
 			p->lp_card = pl->pl_ncards;
 			p->lp_item = item;
-			p->lp_socket = str(&b, "%s/c%u.sock", e->le_run_dir, p->lp_card);
-			opt(&b, "--socket-path", p->lp_socket);
-			uses_path(&b, e->le_run_dir, LAUNCH_PATH_RW);
+			if (ct->ct_kind != LAUNCH_IGW) {
+				p->lp_socket = str(&b, "%s/c%u.sock", e->le_run_dir, p->lp_card);
+				opt(&b, "--socket-path", p->lp_socket);
+				uses_path(&b, e->le_run_dir, LAUNCH_PATH_RW);
+			}
 			ct->ct_args(&b, s, item, e);
 			if (ct->ct_kind == LAUNCH_CARD_EBS &&
 			    s->ls_vols[item].lv_bus == LAUNCH_BUS_NVME)
@@ -488,6 +532,10 @@ const char *launch_fd_role_name(enum launch_fd_role r)
 		return "tpm-key";
 	case LAUNCH_FD_DNS:
 		return "dns";
+	case LAUNCH_FD_IGW:
+		return "igw";
+	case LAUNCH_FD_IGW_NAT:
+		return "igw-nat";
 	}
 	return "?";
 }

@@ -37,7 +37,8 @@
 
 #define LAUNCH_MAX_VOLUMES 8
 #define LAUNCH_MAX_NICS 7
-#define LAUNCH_MAX_CARDS (LAUNCH_MAX_VOLUMES + LAUNCH_MAX_NICS)
+/* cards, the TPM card and one internet gateway NAT per NIC */
+#define LAUNCH_MAX_CARDS (LAUNCH_MAX_VOLUMES + 2 * LAUNCH_MAX_NICS + 1)
 #define LAUNCH_MAX_PROCS (LAUNCH_MAX_CARDS + 1)
 #define LAUNCH_MAX_CMDLINE 4096
 #define LAUNCH_MAX_ARGS 80
@@ -89,6 +90,11 @@ struct launch_nic {
 	 * of the signed identity document ("": none; nitrod signs one per NIC). */
 	char ln_imds[12];
 	char ln_identity[PATH_MAX];
+	/* The VPC's record (`nitro vpc create`): its CIDR ("": the subnet) and whether it has
+	 * an internet gateway (a nitro-vpc-igw NAT beside the card, joined by a socketpair:
+	 * roles LAUNCH_FD_IGW / LAUNCH_FD_IGW_NAT of the NIC's index). */
+	char ln_vpc_cidr[24];
+	bool ln_igw;
 };
 
 /* A device whose vhost-user back end someone else started (nitro run --vhost-user). */
@@ -153,6 +159,7 @@ enum launch_kind {
 	LAUNCH_CARD_EBS,
 	LAUNCH_CARD_VPC,
 	LAUNCH_CARD_TPM,
+	LAUNCH_IGW, /* the internet gateway's NAT of one NIC (no socket; started before it) */
 };
 
 /* What a kept fd is; the launcher opens it. */
@@ -164,6 +171,8 @@ enum launch_fd_role {
 	LAUNCH_FD_UNDERLAY,    /* the VPC card's bound UDP underlay socket (--underlay-fd) */
 	LAUNCH_FD_TPM_KEY,     /* the TPM card's 32-byte state key, then EOF (a pipe) */
 	LAUNCH_FD_DNS,	       /* the VPC card's UDP socket connected to the host's resolver */
+	LAUNCH_FD_IGW,	       /* the VPC card's end of its NAT link (SOCK_SEQPACKET pair) */
+	LAUNCH_FD_IGW_NAT,     /* the NAT's end of that pair (same item: the NIC's index) */
 };
 
 struct launch_fd {
@@ -190,13 +199,14 @@ struct launch_proc {
 	enum launch_kind lp_kind;
 	const char *lp_name;	/* "nitro-card-ebs" */
 	const char *lp_profile; /* "card-ebs": the jail's kind and seccomp allow-list */
-	const char *lp_vhost;	/* nitro-hv --vhost-user TYPE ("blk", "net"); NULL for hv and
-				   the TPM card (nitro-hv --tpm-card) */
+	const char *lp_vhost;	/* nitro-hv --vhost-user TYPE ("blk", "net"); NULL for hv,
+				   the TPM card (nitro-hv --tpm-card) and the NAT */
 	unsigned lp_card;	/* cards: index among the cards (socket c<N>.sock) */
 	unsigned lp_item;	/* cards: index among the volumes or the NICs */
 	unsigned lp_flags;	/* LAUNCH_HOST_NET */
 	const char *lp_exe;	/* le_bin_dir/lp_name */
-	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv */
+	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv and the
+				   NAT (LAUNCH_IGW: nothing to wait for) */
 	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS: pause for
 				   snapshots); NULL if none */
 	unsigned lp_argc;

@@ -176,6 +176,19 @@ static const int tpm_calls[] = {
 
 static const unsigned long card_ioctls[] = {FIONBIO, FIONREAD, TCGETS};
 
+/* The internet gateway's NAT (nitro-vpc-igw, libslirp): the only process with sockets of
+ * its own making after set-up, in the host's network namespace. It makes AF_INET TCP and
+ * UDP sockets for the guest's flows (socket, rule below), connects them (non-blocking),
+ * sets their options, reads and writes them and its SOCK_SEQPACKET link to the card,
+ * polls; reads /etc/resolv.conf for the nameserver alias (openat read-only, below). No
+ * bind, listen or accept (outbound only), no ICMP or raw socket, no guest memory. */
+static const int igw_calls[] = {
+    SCMP_SYS(connect),	   SCMP_SYS(sendto),	  SCMP_SYS(recvfrom),	SCMP_SYS(sendmsg),
+    SCMP_SYS(recvmsg),	   SCMP_SYS(shutdown),	  SCMP_SYS(getsockopt), SCMP_SYS(setsockopt),
+    SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+};
+static const unsigned long igw_ioctls[] = {FIONBIO, FIONREAD};
+
 static int add_all(scmp_filter_ctx ctx, const int *calls, size_t n, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -218,10 +231,11 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		log = true;
 	}
 	bool hv = !strcmp(k, "hv"), ebs = !strcmp(k, "card-ebs"), vpc = !strcmp(k, "card-vpc");
-	bool tpm = !strcmp(k, "card-tpm");
-	if (!hv && !ebs && !vpc && !tpm)
+	bool tpm = !strcmp(k, "card-tpm"), igw = !strcmp(k, "igw");
+	if (!hv && !ebs && !vpc && !tpm && !igw)
 		RETURN_ERR(-1,
-			   "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc, card-tpm)",
+			   "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc, card-tpm, "
+			   "igw)",
 			   kind ? kind : "");
 	scmp_filter_ctx ctx = seccomp_init(log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
@@ -266,6 +280,14 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 			0xffffffffUL & ~(unsigned long)(SOCK_CLOEXEC | SOCK_NONBLOCK), SOCK_STREAM),
 		SCMP_A2(SCMP_CMP_EQ, 0)) < 0)
 		rc = -1;
+	/* The NAT: AF_INET stream and datagram sockets only (protocol 0, TCP or UDP). */
+	for (int t = 0; !rc && igw && t < 2; t++)
+		if (seccomp_rule_add(
+			ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
+			SCMP_A1(SCMP_CMP_MASKED_EQ,
+				0xffffffffUL & ~(unsigned long)(SOCK_CLOEXEC | SOCK_NONBLOCK),
+				t ? SOCK_DGRAM : SOCK_STREAM)) < 0)
+			rc = -1;
 	if (rc && !err[0])
 		snprintf(err, errlen, "seccomp: cannot add the base rules");
 	if (!rc && hv)
@@ -291,9 +313,12 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	}
 	if (!rc && vpc)
 		rc = add_all(ctx, vpc_calls, ARRAY_SIZE(vpc_calls), err, errlen);
-	/* The VPC card opens mapping entries read-only: no create, truncate, append, tmpfile,
-	 * no write access. */
-	if (!rc && vpc &&
+	if (!rc && igw)
+		rc = add_all(ctx, igw_calls, ARRAY_SIZE(igw_calls), err, errlen) ||
+		     add_ioctls(ctx, igw_ioctls, ARRAY_SIZE(igw_ioctls), err, errlen);
+	/* The VPC card opens mapping entries read-only (the NAT: /etc/resolv.conf): no
+	 * create, truncate, append, tmpfile, no write access. */
+	if (!rc && (vpc || igw) &&
 	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
 			     SCMP_A2(SCMP_CMP_MASKED_EQ,
 				     O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | __O_TMPFILE,

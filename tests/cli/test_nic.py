@@ -85,3 +85,36 @@ def test_net_stats_nothing_running(nitro, tmp_path):
     r = nitro("net", "stats", "--map", str(tmp_path / "empty"))
     assert r.status == 0 and r.out == "", r
     assert "no interfaces" in r.err
+
+
+def test_vpc_records(sandbox, env, tmp_path):
+    """`nitro vpc create|list|delete` (the internet gateway's record): bad input refused
+    with one line, a record listed, an interface outside the VPC's CIDR refused."""
+    from conftest import TIMEOUT, run_proc
+    e = dict(env, NITRO_STATE=str(tmp_path / "state"))
+
+    def nitro(*a):
+        return run_proc([sandbox / "bin" / "nitro", *a], e, TIMEOUT)
+    assert_error(nitro("vpc", "create", "3"), 2, "nitro: vpc create: ", "--cidr")
+    assert_error(nitro("vpc", "create", "0", "--cidr", "10.3.0.0/16"), 2, "nitro: vpc create: ")
+    for bad in ("10.3.0.1/16", "10.3.0.0/8", "10.3.0.0/29", "10.3.0.0", "x/16"):
+        assert_error(nitro("vpc", "create", "3", "--cidr", bad), 2,
+                     "nitro: vpc create: --cidr ", bad)
+    assert_error(nitro("vpc", "create", "3", "--cidr", "10.3.0.0/16", "--nat"), 2,
+                 "nitro: vpc create: unexpected --nat")
+    r = nitro("vpc", "create", "3", "--cidr", "10.3.0.0/16", "--internet-gateway")
+    assert r.status == 0 and r.out == "vpc=3 cidr=10.3.0.0/16 igw=1\n", r
+    assert_error(nitro("vpc", "create", "3", "--cidr", "10.3.0.0/16"), 1,
+                 "nitro: vpc create: VPC 3 exists")
+    r = nitro("vpc", "list")
+    assert r.status == 0 and r.out == "vpc=3 cidr=10.3.0.0/16 igw=1\n", r
+    assert_error(nitro("run", "--nic", "vpc=3,ip=10.4.0.5/24"), 1,
+                 "nitro: run: ", "not inside VPC 3's CIDR 10.3.0.0/16")
+    assert_error(nitro("run", "--nic", "vpc=3,ip=10.3.0.5/15"), 2, "nitro: run: ")
+    # a record edited by hand into something else is refused, not guessed at
+    (tmp_path / "state" / "vpcs" / "3").write_text("vpc=3 cidr=10.3.0.0/16 igw=yes\n")
+    assert_error(nitro("run", "--nic", "vpc=3,ip=10.3.0.5/24"), 1, "nitro: run: ", "malformed")
+    r = nitro("vpc", "delete", "3")
+    assert r.status == 0, r
+    assert_error(nitro("vpc", "delete", "3"), 1, "nitro: vpc delete: 3")
+    assert nitro("vpc", "list").out == ""

@@ -4,7 +4,7 @@
  * inside the output buffer and say what the contract says; counters must add up.
  */
 // clang-format off
-// fuzz-extra: src/cards/vpc/pkt.c src/cards/vpc/arp.c src/cards/vpc/dhcp.c src/cards/vpc/geneve.c src/cards/vpc/sg.c src/cards/vpc/conntrack.c src/cards/vpc/allowance.c src/cards/vpc/verdict.c src/cards/vpc/vpc.c
+// fuzz-extra: src/cards/vpc/pkt.c src/cards/vpc/arp.c src/cards/vpc/dhcp.c src/cards/vpc/geneve.c src/cards/vpc/sg.c src/cards/vpc/conntrack.c src/cards/vpc/allowance.c src/cards/vpc/verdict.c src/cards/vpc/vpc.c src/cards/vpc/igw.c src/cards/vpc/igw_policy.c
 // clang-format on
 #include <stdint.h>
 #include <stdlib.h>

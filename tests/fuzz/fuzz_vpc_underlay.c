@@ -7,7 +7,7 @@
  * from a sender the mapping vouches for, and lie inside the input or the buffer.
  */
 // clang-format off
-// fuzz-extra: src/cards/vpc/pkt.c src/cards/vpc/arp.c src/cards/vpc/dhcp.c src/cards/vpc/geneve.c src/cards/vpc/sg.c src/cards/vpc/conntrack.c src/cards/vpc/allowance.c src/cards/vpc/verdict.c src/cards/vpc/vpc.c
+// fuzz-extra: src/cards/vpc/pkt.c src/cards/vpc/arp.c src/cards/vpc/dhcp.c src/cards/vpc/geneve.c src/cards/vpc/sg.c src/cards/vpc/conntrack.c src/cards/vpc/allowance.c src/cards/vpc/verdict.c src/cards/vpc/vpc.c src/cards/vpc/igw.c src/cards/vpc/igw_policy.c
 // clang-format on
 #include <stdint.h>
 #include <stdlib.h>

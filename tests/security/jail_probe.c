@@ -7,7 +7,9 @@
  *   jail-probe call NAME       sandbox_enter_from_env (NITRO_SECCOMP from the jailer),
  *                              then NAME: getpid | eventfd (allowed everywhere),
  *                              socket-inet | openat | ptrace | fork | mmap-exec |
- *                              execve (not allowed); tcp PORT (connect to 127.0.0.1:PORT),
+ *                              execve (not allowed); socket-raw, socket-inet6,
+ *                              socket-unix, bind (a bound AF_INET TCP socket: what the
+ *                              internet gateway's NAT may not do); tcp PORT (connect to 127.0.0.1:PORT),
  *                              abstract NAME (connect to the abstract unix socket @NAME)
  *   jail-probe kill PID        kill(PID, SIGKILL): "kill rc=R errno=E"
  *   jail-probe forkbomb N      forks (children wait) until fork fails or N made:
@@ -127,7 +129,17 @@ int main(int argc, char **argv)
 		rc = eventfd(0, EFD_CLOEXEC);
 	else if (!strcmp(n, "socket-inet"))
 		rc = socket(AF_INET, SOCK_STREAM, 0);
-	else if (!strcmp(n, "openat"))
+	else if (!strcmp(n, "socket-raw"))
+		rc = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	else if (!strcmp(n, "socket-inet6"))
+		rc = socket(AF_INET6, SOCK_STREAM, 0);
+	else if (!strcmp(n, "socket-unix"))
+		rc = socket(AF_UNIX, SOCK_STREAM, 0);
+	else if (!strcmp(n, "bind")) {
+		struct sockaddr_in sa = {.sin_family = AF_INET};
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		rc = s < 0 ? -1 : bind(s, (struct sockaddr *)&sa, sizeof(sa));
+	} else if (!strcmp(n, "openat"))
 		rc = open("/", O_RDONLY);
 	else if (!strcmp(n, "openat-append"))
 		rc = open("/probe-append", O_WRONLY | O_CREAT | O_APPEND, 0600);

@@ -322,7 +322,7 @@ def test_jail_refuses_root_and_reports_errors(tmp_path):
     assert r.returncode == 1 and "/nonexistent/bin" in r.stderr
 
 
-@pytest.mark.parametrize("kind", ["hv", "card-ebs", "card-vpc", "card-tpm"])
+@pytest.mark.parametrize("kind", ["hv", "card-ebs", "card-vpc", "card-tpm", "igw"])
 def test_seccomp_allows_listed_calls(tmp_path, kind):
     for call in ("getpid", "eventfd"):
         r = jail(tmp_path, PROBE, "call", call, kind=kind, extra=("--seccomp",))
@@ -334,7 +334,11 @@ def test_seccomp_allows_listed_calls(tmp_path, kind):
                                        ("card-ebs", "mmap-exec"),
                                        ("card-ebs", "socket-inet"), ("card-vpc", "ptrace"),
                                        ("card-tpm", "socket-inet"), ("card-tpm", "mmap-exec"),
-                                       ("card-tpm", "openat-append"), ("card-tpm", "fork")])
+                                       ("card-tpm", "openat-append"), ("card-tpm", "fork"),
+                                       ("igw", "socket-raw"), ("igw", "socket-inet6"),
+                                       ("igw", "socket-unix"), ("igw", "bind"), ("igw", "ptrace"),
+                                       ("igw", "fork"), ("igw", "mmap-exec"),
+                                       ("igw", "openat-append")])
 def test_seccomp_kills_with_sigsys(tmp_path, kind, call):
     r = jail(tmp_path, PROBE, "call", call, kind=kind, extra=("--seccomp",))
     assert r.returncode == 128 + signal.SIGSYS, (r.returncode, r.stdout, r.stderr)
@@ -437,6 +441,19 @@ def test_card_seccomp_refuses_any_socket(tmp_path, host_services, kind):
         assert r.returncode == 128 + signal.SIGSYS, (call, r)
         assert "survived" not in r.stdout
     assert accepted() == 0
+
+
+def test_igw_seccomp_allows_outbound_tcp_only(tmp_path, host_services):
+    """The internet gateway's NAT (nitro-vpc-igw) is the one process that makes sockets
+    after set-up: AF_INET TCP/UDP, connected outward. It may not listen (bind is a kill,
+    above), nor reach an abstract unix socket, nor open a raw or IPv6 socket."""
+    port, name, accepted = host_services
+    r = jail(tmp_path, PROBE, "call", "tcp", port, kind="igw", extra=("--seccomp",))
+    assert r.returncode == 0 and "survived tcp rc=0" in r.stdout, r
+    r = jail(tmp_path, PROBE, "call", "abstract", name, kind="igw", extra=("--seccomp",))
+    assert r.returncode == 128 + signal.SIGSYS, r
+    r = jail(tmp_path, PROBE, "call", "openat", kind="igw", extra=("--seccomp",))
+    assert r.returncode == 0 and "survived openat" in r.stdout, r  # /etc/resolv.conf
 
 
 def test_hv_seccomp_allows_only_unix_stream(tmp_path, host_services):

@@ -11,9 +11,14 @@ G1) cannot reach 10.0.0.6. G1 then connects with busybox nc to G2's 8080 (allowe
 9090 (dropped by the security group). Run in the emulated host with --memory 6144:
     build/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v tests/system/test_vpc.py
 """
+import functools
+import http.server
 import os
+import pathlib
 import re
 import subprocess
+import sys
+import threading
 import time
 
 from conftest import NITRO, cmdline
@@ -180,3 +185,99 @@ def test_resolver_and_time_server(tmp_path):
     assert re.search(r"^sntp: stratum 3 offset", out, re.M), out[-3000:]
     assert re.search(r"^R1-SNTP=0", out, re.M), out[-3000:]
     assert host_after - 120 < after <= host_after + 1, (after, host_after, out[-3000:])
+
+
+# ---- the internet gateway (issue 15 item 5) ----------------------------------------------
+
+KMODS = pathlib.Path(os.environ.get("NITRO_CACHE", pathlib.Path.home() / ".cache/nitro")) / "apt/root/usr/lib/modules"
+
+
+def _sh(*a):
+    subprocess.run(a, check=True, capture_output=True)
+
+
+def _outside_host(tmp_path):
+    """Another host as the emulated host sees it: a network namespace joined by a veth pair
+    (10.197.0.1 here, 10.197.0.2 there: this host's own address is never a gateway
+    destination) with web servers on 8080 and 8081. The emulated host loads veth from the
+    Debian kernel package the images were built from."""
+    ko = next(KMODS.glob("*/kernel/drivers/net/veth.ko*"), None)
+    if ko is not None and not pathlib.Path("/sys/module/veth").exists():
+        subprocess.run(["insmod", str(ko)], capture_output=True)
+    subprocess.run(["ip", "netns", "del", "igwout"], capture_output=True)
+    _sh("ip", "netns", "add", "igwout")
+    _sh("ip", "link", "add", "igwa", "type", "veth", "peer", "name", "igwb")
+    _sh("ip", "link", "set", "igwb", "netns", "igwout")
+    _sh("ip", "addr", "add", "10.197.0.1/24", "dev", "igwa")
+    _sh("ip", "link", "set", "igwa", "up")
+    _sh("ip", "-n", "igwout", "addr", "add", "10.197.0.2/24", "dev", "igwb")
+    _sh("ip", "-n", "igwout", "link", "set", "igwb", "up")
+    _sh("ip", "-n", "igwout", "link", "set", "lo", "up")
+    www = tmp_path / "www-outside"
+    www.mkdir()
+    (www / "index.html").write_text("nitro-outside-page")
+    return [subprocess.Popen(["ip", "netns", "exec", "igwout", sys.executable, "-m",
+                              "http.server", str(port), "--bind", "10.197.0.2",
+                              "--directory", str(www)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for port in (8080, 8081)]
+
+
+def test_internet_gateway_router_alias_outside_and_security_group(tmp_path):
+    """G-IGW (VPC 3, created with --internet-gateway) fetches a page from a server on the
+    emulated host's loopback through the router address 10.3.0.1 and one from an outside
+    host (10.197.0.2:8080); its security group's egress rules keep 8081 closed. G-NO (VPC
+    4, no gateway) reaches neither: traffic outside its VPC is dropped as before."""
+    env = dict(os.environ, NITRO_STATE=str(tmp_path / "state"))
+    p = subprocess.run([str(NITRO), "vpc", "create", "3", "--cidr", "10.3.0.0/16",
+                        "--internet-gateway"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and "igw=1" in p.stdout, p.stdout + p.stderr
+    www = tmp_path / "www-lo"
+    www.mkdir()
+    (www / "page.txt").write_text("nitro-loopback-page")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    lo = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=lo.serve_forever, daemon=True).start()
+    port = lo.server_address[1]
+    servers = _outside_host(tmp_path)
+    sg = tmp_path / "igw.sg"
+    sg.write_text(f"egress tcp {port} 10.3.0.1/32\negress tcp 8080 10.197.0.0/24\n")
+    wget = "timeout 30 wget -q -O -"  # (busybox wget -T crashes: SIGSEGV)
+    g_igw = (DHCP + "; cat /etc/resolv.conf; "
+             f"echo IGW-LO=$({wget} http://10.3.0.1:{port}/page.txt); "
+             f"echo IGW-OUT=$({wget} http://10.197.0.2:8080/); "
+             f"{wget} http://10.197.0.2:8081/; echo IGW-SG=$?; sleep 1")
+    g_no = (DHCP + "; "
+            f"{wget} http://10.4.0.1:{port}/page.txt; echo NOGW-LO=$?; "
+            f"{wget} http://10.197.0.2:8080/; echo NOGW-OUT=$?; sleep 1")
+    runs = {}
+    try:
+        runs["igw"] = start(env, f"vpc=3,ip=10.3.0.5/24,sg={sg}", g_igw, tmp_path / "igw.log")
+        runs["no"] = start(env, "vpc=4,ip=10.4.0.5/24", g_no, tmp_path / "no.log")
+        deadline = time.time() + 900
+        for name, (p, f) in runs.items():
+            p.wait(timeout=max(1, deadline - time.time()))
+    finally:
+        for p, f in runs.values():
+            if p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
+            f.close()
+        for s in servers:
+            s.kill()
+            s.wait()
+        lo.shutdown()
+        subprocess.run(["ip", "link", "del", "igwa"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", "igwout"], capture_output=True)
+    out = {n: (tmp_path / f"{n}.log").read_text(errors="replace") for n in runs}
+    every = "\n".join(f"--- {n}\n{o[-4000:]}" for n, o in out.items())
+    for n, (p, f) in runs.items():
+        assert p.returncode == 0, f"{n} exited {p.returncode}\n{every}"
+    assert "udhcpc: eth0 10.3.0.5/24 router 10.3.0.1" in out["igw"], every
+    assert "compute.internal" in out["igw"], every  # the DHCP domain (local-hostname's)
+    assert re.search(r"^IGW-LO=nitro-loopback-page\r?$", out["igw"], re.M), every
+    assert re.search(r"^IGW-OUT=nitro-outside-page\r?$", out["igw"], re.M), every
+    # (a dropped SYN: wget waits until timeout ends it; any failure status will do)
+    assert re.search(r"^IGW-SG=[1-9]", out["igw"], re.M), every
+    assert re.search(r"^NOGW-LO=[1-9]", out["no"], re.M), every
+    assert re.search(r"^NOGW-OUT=[1-9]", out["no"], re.M), every

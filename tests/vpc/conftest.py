@@ -36,7 +36,7 @@ class Card:
 
     def __init__(self, sockdir, state, name, vpc, ip, sg=None, extra=(), netns=None,
                  map_path=None, underlay=None, underlay_sock=None, empty_netns=False,
-                 dns_sock=None):
+                 dns_sock=None, pass_fds=()):
         self.name = name
         self.vpc, self.ip = vpc, ip.split("/")[0]
         self.socket = os.path.join(sockdir, f"{name}.sock")
@@ -57,6 +57,7 @@ class Card:
         if dns_sock is not None:  # connected to the host's resolver by the test, as nitrod
             argv += ["--dns-fd", str(dns_sock.fileno())]
             fds += (dns_sock.fileno(),)
+        fds = tuple(fds) + tuple(pass_fds)
         argv += list(extra)
         if netns:
             argv = ["ip", "netns", "exec", netns] + argv

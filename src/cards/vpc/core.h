@@ -10,6 +10,7 @@
 
 #include "cards/vpc/allowance.h"
 #include "cards/vpc/conntrack.h"
+#include "cards/vpc/igw_policy.h"
 #include "cards/vpc/pkt.h"
 #include "cards/vpc/sg.h"
 #include "cards/vpc/verdict.h"
@@ -47,6 +48,8 @@ struct vpc_port {
 	struct tbucket p_linklocal; /* VPC_LINKLOCAL_PPS, to 169.254.169.254 */
 	struct vpc_stats p_st;
 	uint16_t p_ip_id; /* for the replies we make */
+	bool p_igw_on;	  /* the VPC has an internet gateway (igw.c) */
+	struct igw_policy p_igw;
 };
 
 static inline bool in_subnet(const struct vpc_port *p, uint32_t ip)
@@ -69,6 +72,13 @@ enum vpc_action arp_from_guest(struct vpc_port *p, const uint8_t *frame, size_t 
 			       struct vpc_out *out);
 /* A UDP datagram from the guest to port 67 (k parsed, Ethernet source checked). */
 enum vpc_action dhcp_from_guest(struct vpc_port *p, const struct pkt *k, struct vpc_out *out);
+/* Security group + conntrack (ingress: remote -> us) and the allowances for one packet
+ * of a flow with a remote outside the mapping (vpc.c's; igw.c uses them). */
+enum vpc_drop vpc_core_filter(struct vpc_port *p, const struct pkt *k, bool ingress, uint64_t now);
+enum vpc_drop vpc_core_allowance(struct vpc_port *p, bool ingress, size_t bytes, uint64_t now);
+/* A guest packet (k, in frame) for the internet gateway: igw.c. */
+enum vpc_action igw_from_guest(struct vpc_port *p, const struct pkt *k, const uint8_t *frame,
+			       uint64_t now, struct vpc_out *out);
 /* Writes the Geneve header for vni at h (VPC_GENEVE_HLEN bytes). */
 void geneve_put(uint8_t *h, uint32_t vni);
 /* Checks a Geneve header: 0 with *vni and *hlen (header + options), or the drop reason. */

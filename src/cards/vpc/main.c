@@ -7,6 +7,7 @@
  *                  [--instance-type T] [--ami-id ID] [--region R] [--az AZ]
  *                  [--user-data FILE] [--ssh-key FILE] [--identity DIR]
  *                  [--dns-upstream ADDR[:PORT] | --dns-fd N]
+ *                  [--vpc-cidr A.B.C.D/P] [--igw-fd N]
  *   nitro-card-vpc --print-capabilities
  *
  * Frames the guest sends go through the VPC core (vpc.h): ARP and DHCP are answered on
@@ -26,6 +27,10 @@
  * 169.254.169.253:53 and 169.254.169.123:123; the resolver forwards what is not an
  * instance name to the host's resolver through a connected UDP socket (--dns-fd from the
  * launcher, or --dns-upstream, made before the sandbox).
+ *
+ * --igw-fd N: the VPC has an internet gateway; N is this card's end of the SOCK_SEQPACKET
+ * link to its NAT process (nitro-vpc-igw, made by the launcher: igw.h). --vpc-cidr names
+ * the VPC's CIDR (never sent to the gateway; default: the subnet).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,6 +45,7 @@
 
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
+#include "cards/vpc/igw.h"
 #include "cards/vpc/imds_net.h"
 #include "cards/vpc/net.h"
 #include "cards/vpc/netctl.h"
@@ -80,7 +86,9 @@ static const char usage_text[] =
     "                      rsa2048) made by the launcher\n"
     "  --dns-upstream A[:P] the host's resolver the VPC resolver forwards to (port 53)\n"
     "  --dns-fd N          the same as a connected UDP socket its launcher made\n"
-    "                      (neither: names that are no instance's are REFUSED)\n";
+    "                      (neither: names that are no instance's are REFUSED)\n"
+    "  --vpc-cidr A.B.C.D/P the VPC's CIDR (default: the subnet)\n"
+    "  --igw-fd N          the link to the internet gateway's NAT (nitro-vpc-igw)\n";
 
 struct card {
 	struct loop c_loop;
@@ -93,6 +101,9 @@ struct card {
 	struct vpc_sg *c_sg;
 	struct map_entry c_self;
 	int c_usr1, c_tick, c_imds_tick;
+	int c_igw; /* the link to the internet gateway's NAT, or -1 */
+	uint64_t c_igw_send_fail;
+	uint8_t c_igw_in[VPC_OUT_MIN]; /* a frame from the NAT */
 	struct imds *c_imds;
 	struct svc_net c_svc; /* the resolver and the time server */
 	bool c_ul_paused;     /* the guest has no rx buffer: the socket buffer holds datagrams */
@@ -156,6 +167,10 @@ static void on_guest_frame(struct vnet *n, unsigned pair, const uint8_t *frame, 
 		break;
 	case VPC_TO_SERVICE:
 		svc_net_input(&c->c_svc, out.vo_data, out.vo_len, batch_now(c));
+		break;
+	case VPC_TO_IGW: /* one frame per message; a full link drops it (TCP resends) */
+		if (send(c->c_igw, out.vo_data, out.vo_len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			c->c_igw_send_fail++;
 		break;
 	default:
 		break;
@@ -376,6 +391,33 @@ static void on_underlay(struct loop *l, int fd, uint32_t events, void *opaque)
 	}
 }
 
+/* Frames from the internet gateway's NAT (hostile: a compromised NAT is an attacker too;
+ * vpc_from_igw checks each). The NAT ending ends the gateway, not the card. */
+static void on_igw(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct card *c = opaque;
+	(void)events;
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(fd, c->c_igw_in, sizeof(c->c_igw_in), MSG_DONTWAIT | MSG_TRUNC);
+		if (n <= 0) {
+			if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				warnmsg("internet gateway: the NAT process ended");
+				loop_del(l, fd);
+				close(fd);
+				c->c_igw = -1;
+			}
+			break;
+		}
+		struct vpc_out out = {.vo_buf = c->c_out, .vo_cap = sizeof(c->c_out)};
+		if ((size_t)n > sizeof(c->c_igw_in)) /* truncated: oversize */
+			n = (ssize_t)sizeof(c->c_igw_in);
+		if (vpc_from_igw(c->c_port, c->c_igw_in, (size_t)n, batch_now(c), &out) ==
+		    VPC_TO_GUEST)
+			vnet_rx(&c->c_net, 0, out.vo_data, out.vo_len);
+	}
+	vnet_rx_flush(&c->c_net);
+}
+
 static void on_rx_ready(struct vnet *n)
 {
 	struct card *c = n->vn_opaque;
@@ -414,7 +456,7 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    "underlay_truncated=%llu underlay_gso_sends=%llu underlay_gro_buffers=%llu "
 	    "underlay_gro_overflow=%llu "
 	    "map_lookups=%llu map_misses=%llu imds_requests=%llu imds_conns_evicted=%llu "
-	    "imds_conns_idle_closed=%llu",
+	    "imds_conns_idle_closed=%llu igw_send_errors=%llu",
 	    (unsigned long long)v->st_ctrl_ok, (unsigned long long)v->st_ctrl_err,
 	    (unsigned long long)v->st_rx_no_buffer, (unsigned long long)v->st_rx_too_big,
 	    (unsigned long long)v->st_tx_bad_header, (unsigned long long)v->st_tx_runt,
@@ -424,7 +466,7 @@ static size_t stats_line(void *opaque, char *buf, size_t len)
 	    (unsigned long long)u->st_gro_buffers, (unsigned long long)u->st_gro_overflow,
 	    (unsigned long long)c->c_map.m_lookups, (unsigned long long)c->c_map.m_misses,
 	    (unsigned long long)is.requests, (unsigned long long)is.conns_evicted,
-	    (unsigned long long)is.conns_idle_closed);
+	    (unsigned long long)is.conns_idle_closed, (unsigned long long)c->c_igw_send_fail);
 	char *save = NULL;
 	if (o < len)
 		o += svc_net_stats_format(&c->c_svc, buf + o, len - o);
@@ -530,7 +572,7 @@ static void unregister_on_crash(const struct mapsvc *m)
 
 int main(int argc, char **argv)
 {
-	static struct card card = {.c_usr1 = -1, .c_tick = -1, .c_imds_tick = -1};
+	static struct card card = {.c_usr1 = -1, .c_tick = -1, .c_imds_tick = -1, .c_igw = -1};
 	struct imds_opts io = {0};
 	struct card *c = &card;
 	struct backend_opts bo;
@@ -567,6 +609,15 @@ int main(int argc, char **argv)
 			if (!parse_u64(v, 3, 1 << 20, &x))
 				die_usage("--underlay-fd %s: expected an fd number >= 3", v);
 			ul_fd = (int)x;
+		} else if ((v = opt_arg("--igw-fd", argc, argv, &i))) {
+			if (!parse_u64(v, 3, 1 << 20, &x))
+				die_usage("--igw-fd %s: expected an fd number >= 3", v);
+			c->c_igw = (int)x;
+			cfg.vc_igw = true;
+		} else if ((v = opt_arg("--vpc-cidr", argc, argv, &i))) {
+			if (igw_parse_cidr(v, &cfg.vc_vpc_net, &cfg.vc_vpc_prefix) < 0 ||
+			    cfg.vc_vpc_prefix < 8)
+				die_usage("--vpc-cidr %s: expected A.B.C.D/8..28", v);
 		} else if ((v = opt_arg("--map", argc, argv, &i))) {
 			snprintf(map_path, sizeof(map_path), "%s", v);
 		} else if ((v = opt_arg("--ctl", argc, argv, &i))) {
@@ -666,6 +717,16 @@ int main(int argc, char **argv)
 		die("mapping: %s", err);
 	if (loop_add(&c->c_loop, c->c_ul.ul_fd, on_underlay, c, err, sizeof(err)) < 0)
 		die("underlay: %s", err);
+	if (c->c_igw >= 0) {
+		int type = 0;
+		socklen_t tl = sizeof(type);
+		if (getsockopt(c->c_igw, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+		    type != SOCK_SEQPACKET)
+			die("--igw-fd %d: not a SOCK_SEQPACKET socket", c->c_igw);
+		fcntl(c->c_igw, F_SETFD, FD_CLOEXEC);
+		if (loop_add(&c->c_loop, c->c_igw, on_igw, c, err, sizeof(err)) < 0)
+			die("internet gateway: %s", err);
+	}
 	if (vnet_init(&c->c_net, &c->c_loop, cfg.vc_mac, cfg.vc_mtu, (unsigned)pairs, err,
 		      sizeof(err)) < 0)
 		die("virtio-net: %s", err);
@@ -723,6 +784,8 @@ int main(int argc, char **argv)
 	imds_free(c->c_imds);
 	if (c->c_imds_tick >= 0)
 		close(c->c_imds_tick);
+	if (c->c_igw >= 0)
+		close(c->c_igw);
 	close(c->c_usr1);
 	close(c->c_tick);
 	loop_fini(&c->c_loop);

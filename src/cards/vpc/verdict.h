@@ -20,6 +20,7 @@ enum vpc_action {
 	VPC_TO_UNDERLAY,
 	VPC_TO_IMDS,	/* TCP to 169.254.169.254:80: vo_data = the IPv4 packet, for imds_net */
 	VPC_TO_SERVICE, /* UDP to the resolver or time server: the IPv4 packet, for svc_net */
+	VPC_TO_IGW,	/* to the internet gateway's NAT: vo_data = the Ethernet frame (igw.h) */
 };
 
 /* Why a frame was dropped; each has a counter "drop_NAME" (vpc_drop_name). */

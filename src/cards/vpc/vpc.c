@@ -128,6 +128,12 @@ struct vpc_port *vpc_port_new(const struct vpc_cfg *c, vpc_lookup_fn *lookup, vo
 	tb_init(&p->p_bw_in, c->vc_bps / 8, ETH_HLEN_ + mtu, 0);
 	tb_init(&p->p_bw_out, c->vc_bps / 8, ETH_HLEN_ + mtu, 0);
 	tb_init(&p->p_linklocal, VPC_LINKLOCAL_PPS, 1, 0);
+	p->p_igw_on = c->vc_igw;
+	if (igw_policy_init(&p->p_igw, c->vc_ip, prefix, c->vc_vpc_net, c->vc_vpc_prefix) < 0) {
+		vpc_port_free(p);
+		RETURN_ERR(NULL, "vpc: the VPC's CIDR does not hold the subnet of %s/%u", a,
+			   prefix);
+	}
 	return p;
 }
 
@@ -361,6 +367,16 @@ static enum vpc_drop allowance(struct vpc_port *p, bool ingress, size_t bytes, u
 	return VPC_DROP_NONE;
 }
 
+enum vpc_drop vpc_core_filter(struct vpc_port *p, const struct pkt *k, bool ingress, uint64_t now)
+{
+	return filter(p, k, ingress, false, now);
+}
+
+enum vpc_drop vpc_core_allowance(struct vpc_port *p, bool ingress, size_t bytes, uint64_t now)
+{
+	return allowance(p, ingress, bytes, now);
+}
+
 /* ---- guest -> the link-local services ---- */
 
 static bool is_linklocal(const struct vpc_port *p, uint32_t dst)
@@ -439,6 +455,8 @@ enum vpc_action vpc_from_guest(struct vpc_port *p, const uint8_t *frame, size_t 
 		return vpc_drop(p, out, VPC_DROP_SPOOF_OUT);
 	if (is_linklocal(p, k.pk_dst))
 		return to_linklocal(p, &k, now_ns, out);
+	if (p->p_igw_on && (k.pk_dst == p->p_gw || igw_outside(&p->p_igw, k.pk_dst)))
+		return igw_from_guest(p, &k, frame, now_ns, out);
 	struct vpc_map_entry m;
 	if (k.pk_dst == p->p_ip || k.pk_dst == p->p_gw || k.pk_dst == p->p_dns ||
 	    p->p_lookup(p->p_ctx, p->p_vni, k.pk_dst, &m) != 0 || m.vm_vni != p->p_vni ||
@@ -570,6 +588,8 @@ int vpc_stats_format(const struct vpc_stats *st, char *buf, size_t len)
 	    {"linklocal_allowance_exceeded", st->st_linklocal_allowance_exceeded},
 	    {"imds_packets", st->st_imds_packets},
 	    {"service_packets", st->st_service_packets},
+	    {"igw_tx", st->st_igw_tx},
+	    {"igw_rx", st->st_igw_rx},
 	};
 	size_t n = 0;
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {

@@ -91,6 +91,11 @@ struct vpc_cfg {
 	uint32_t vc_conntrack_max;  /* tracked flows; 0 = VPC_CT_DEFAULT, at most VPC_CT_MAX */
 	const char *vc_domain;	    /* DHCP domain name; NULL = VPC_DOMAIN_DEFAULT */
 	uint32_t vc_lease_s;	    /* DHCP lease; 0 = VPC_LEASE_DEFAULT */
+	/* The internet gateway (igw.h): off when false (traffic outside the VPC is dropped);
+	 * the VPC's CIDR (network order; prefix 0 = the subnet), which never goes to it. */
+	bool vc_igw;
+	uint32_t vc_vpc_net;
+	unsigned vc_vpc_prefix;
 };
 
 /* One record of the mapping service: where (vni, ip) lives. */
@@ -122,6 +127,7 @@ struct vpc_stats {
 	uint64_t st_linklocal_allowance_exceeded; /* to the link-local services over 1024/s */
 	uint64_t st_imds_packets;		  /* handed to the IMDS */
 	uint64_t st_service_packets;		  /* handed to the resolver or time server */
+	uint64_t st_igw_tx, st_igw_rx;		  /* to / from the internet gateway */
 	uint64_t st_drops[VPC_DROP__COUNT];
 };
 
@@ -143,6 +149,10 @@ enum vpc_action vpc_from_guest(struct vpc_port *p, const uint8_t *frame, size_t 
 enum vpc_action vpc_from_underlay(struct vpc_port *p, const uint8_t *udp_payload, size_t len,
 				  uint32_t src_ul_ip, uint16_t src_ul_port, uint64_t now_ns,
 				  struct vpc_out *out);
+
+/* A frame from the internet gateway's NAT for the guest (igw.h): VPC_TO_GUEST or VPC_DROP. */
+enum vpc_action vpc_from_igw(struct vpc_port *p, const uint8_t *frame, size_t len, uint64_t now_ns,
+			     struct vpc_out *out);
 
 void vpc_port_stats(const struct vpc_port *p, struct vpc_stats *st);
 /* "runt", "sg_in", ... ("?" when out of range). */

@@ -398,10 +398,15 @@ static void test_limits(void **state)
 		launch_nic_init(&s.ls_nics[i]);
 		s.ls_nics[i].ln_vpc = 1;
 		memset(s.ls_nics[i].ln_sg, 's', PATH_MAX - 1);
+		s.ls_nics[i].ln_igw = true; /* each with its internet gateway's NAT */
 	}
+	s.ls_tpm = true;
+	memset(s.ls_tpm_state, 't', PATH_MAX - 1);
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.pl_nprocs, LAUNCH_MAX_PROCS);
-	assert_int_equal(launch_plan_hv(&plan)->lp_argc, 1 + 2 * 4 + 2 * LAUNCH_MAX_CARDS);
+	/* nitro-hv: --vhost-user per volume and NIC, --tpm-card (the NATs are not devices) */
+	assert_int_equal(launch_plan_hv(&plan)->lp_argc,
+			 1 + 2 * 4 + 2 * (LAUNCH_MAX_VOLUMES + LAUNCH_MAX_NICS + 1));
 }
 
 static void test_json_carries_the_plan(void **state)
@@ -535,6 +540,53 @@ static void test_nvme_device_names(void **state)
 	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), -1);
 }
 
+/* A NIC whose VPC has an internet gateway gets a nitro-vpc-igw before its card, joined
+ * by the two ends of one socketpair (roles igw-nat / igw of that NIC); other NICs none. */
+static void test_internet_gateway(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	snprintf(e.le_underlay, sizeof(e.le_underlay), "192.0.2.7:6081");
+	s.ls_nnics = 2;
+	for (int i = 0; i < 2; i++)
+		launch_nic_init(&s.ls_nics[i]);
+	s.ls_nics[0].ln_vpc = 1;
+	snprintf(s.ls_nics[0].ln_ip, sizeof(s.ls_nics[0].ln_ip), "10.0.0.5/24");
+	s.ls_nics[1].ln_vpc = 3;
+	snprintf(s.ls_nics[1].ln_ip, sizeof(s.ls_nics[1].ln_ip), "10.3.1.5/24");
+	snprintf(s.ls_nics[1].ln_vpc_cidr, sizeof(s.ls_nics[1].ln_vpc_cidr), "10.3.0.0/16");
+	s.ls_nics[1].ln_igw = true;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 3);
+	const struct launch_proc *g = launch_plan_card(&plan, 0);
+	assert_int_equal(g->lp_kind, LAUNCH_IGW);
+	assert_string_equal(g->lp_profile, "igw");
+	assert_null(g->lp_socket);
+	assert_null(g->lp_vhost);
+	assert_true(g->lp_flags & LAUNCH_HOST_NET);
+	assert_int_equal(g->lp_item, 1);
+	assert_string_equal(joined(g), "/opt/nitro/nitro-vpc-igw --fd 3 --ip 10.3.1.5/24 "
+				       "--vpc-cidr 10.3.0.0/16 --deny 192.0.2.7/32");
+	assert_int_equal(launch_proc_fd(g, LAUNCH_FD_IGW_NAT, 1), 3);
+	const struct launch_proc *c0 = launch_plan_card(&plan, 1), *c1 = launch_plan_card(&plan, 2);
+	assert_int_equal(c0->lp_kind, LAUNCH_CARD_VPC);
+	assert_null(strstr(joined(c0), "--igw-fd"));
+	assert_int_equal(launch_proc_fd(c0, LAUNCH_FD_IGW, 0), -1);
+	assert_non_null(strstr(joined(c1), "--vpc-cidr 10.3.0.0/16 --igw-fd 4"));
+	assert_int_equal(launch_proc_fd(c1, LAUNCH_FD_IGW, 1), 4);
+	assert_string_equal(launch_fd_role_name(LAUNCH_FD_IGW), "igw");
+	assert_string_equal(launch_fd_role_name(LAUNCH_FD_IGW_NAT), "igw-nat");
+	/* nitro-hv sees the two NICs only */
+	const char *hv = joined(launch_plan_hv(&plan));
+	assert_non_null(
+	    strstr(hv, "--vhost-user net,/run/i-1/c1.sock --vhost-user net,/run/i-1/c2.sock"));
+	assert_null(strstr(hv, "c0.sock"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -548,6 +600,7 @@ int main(void)
 	    cmocka_unit_test(test_tpm_card),
 	    cmocka_unit_test(test_nvme_device_names),
 	    cmocka_unit_test(test_host_resolver),
+	    cmocka_unit_test(test_internet_gateway),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
