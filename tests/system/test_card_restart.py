@@ -121,7 +121,7 @@ def test_nvme_disk_survives_a_card_restart(tmp_path):
              f"dd if={d} bs=4096 skip=$((2000+j)) count=1 iflag=direct 2>/dev/null | "
              "head -c 40 | grep -q w-$j- || echo VERIFY-FAIL $j; j=$((j+1)); done; "
              f"dd if={d} bs=4096 count=1 iflag=direct 2>/dev/null | head -c 40; echo; "
-             "dmesg | grep -i -e nvme -e error | sed s/^/DMESG:/; echo finished")
+             "dmesg | grep -i -e nvme -e 'I/O error' | sed s/^/DMESG:/; echo finished")
     hv = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--initrd", str(NVME_IMG),
                            "--vhost-user", f"nvme,{sock}", "--cmdline", cmdline(guest)],
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
