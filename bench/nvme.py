@@ -53,7 +53,7 @@ def iops(args, who):
     if c:
         r, k, i = (int(x) for x in c.groups())
         extra = f" (card: {r} reads, {r / max(k, 1):.1f} per kick, {r / max(i, 1):.1f} per interrupt)"
-    print(f"bench/nvme.py: {who}: {m.group(1)} IOPS{extra}", file=sys.stderr, flush=True)
+    print(f"bench/nvme.py: {who}: {m.group(1)} IOPS{extra}", flush=True)
     return int(m.group(1))
 
 
