@@ -23,3 +23,10 @@ else
 	# NitroTPM: GetRandom round trip vs QEMU tpm-crb + swtpm, and the boot cost of --tpm.
 	build/nitro emuhost --memory 2048 -- /usr/bin/python3 bench/tpm.py
 fi
+# NVMe: fio 4 KiB randread QD32 in the same guest: nitro's NVMe vs QEMU's nvme (ioeventfd)
+# on a null back end, and vs nitro's virtio-blk on the same card back end (needs KVM).
+if grep -qwE 'svm|vmx' /proc/cpuinfo && [ -w /dev/kvm ]; then
+	/usr/bin/python3 bench/nvme.py
+else
+	build/nitro emuhost --memory 2048 -- /usr/bin/python3 bench/nvme.py
+fi

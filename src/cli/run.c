@@ -141,7 +141,9 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 			die_usage("run: --vhost-user: at most %u", LAUNCH_MAX_EXTERNAL);
 		struct launch_external *x = &s->ls_external[s->ls_nexternal++];
 		snprintf(x->lx_type, sizeof(x->lx_type), "%s",
-			 c->cards[i].type == VIRTIO_ID_NET ? "net" : "blk");
+			 c->cards[i].type == VIRTIO_ID_NET  ? "net"
+			 : c->cards[i].type == HV_CARD_NVME ? "nvme"
+							    : "blk");
 		copy_path(x->lx_socket, sizeof(x->lx_socket), c->cards[i].socket, "--vhost-user");
 	}
 }

@@ -293,6 +293,31 @@ static int card_connect(struct nvme_pci *np, const struct guest_mem *m, char *er
 	return 0;
 }
 
+/* A card came back: it takes the running controller over (the driver sees a pause), or,
+ * when it cannot, the controller fails (CFS) and the driver's reset enables it again. */
+static void resumed(struct nvme_pci *np)
+{
+	np->np_card_gone = false;
+	bool running = (np->np_cc & CC_EN) && (np->np_csts & CSTS_RDY) &&
+		       !(np->np_csts & CSTS_CFS) && !CC_SHN(np->np_cc);
+	if (!running) {
+		fprintf(stderr, "%s: nvme card %s: reconnected\n", util_prog(), np->np_path);
+		return;
+	}
+	struct nvw_enable e = {
+	    .e_cc = np->np_cc, .e_aqa = np->np_aqa, .e_asq = np->np_asq, .e_acq = np->np_acq};
+	int r = card_request(np, NVW_RESUME, &e, sizeof(e), NULL, 0);
+	if (r == 0) {
+		fprintf(stderr, "%s: nvme card %s: reconnected, queues resumed\n", util_prog(),
+			np->np_path);
+		return;
+	}
+	fprintf(stderr, "%s: nvme card %s: reconnected\n", util_prog(), np->np_path);
+	fail(np, r < 0 ? "the restarted card did not answer RESUME"
+		       : "the restarted card could not resume the queues");
+	io_doorbells(np, false);
+}
+
 /* The watcher: the card's notes (shadow doorbells on/off, fatal) and its connection. */
 static void *watch(void *arg)
 {
@@ -308,12 +333,25 @@ static void *watch(void *arg)
 			return NULL;
 		if (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
 			pthread_mutex_lock(&np->np_lock);
-			fail(np, "the card went away");
-			io_doorbells(np, false);
+			/* A running controller pauses: doorbells still land in the shared page
+			 * and the kick eventfds (ioeventfds stay), and the card that comes back
+			 * resumes from the state it saved there (NVW_RESUME). */
+			bool resume = (np->np_cc & CC_EN) && (np->np_csts & CSTS_RDY) &&
+				      !(np->np_csts & CSTS_CFS) && !CC_SHN(np->np_cc);
+			if (resume) {
+				fprintf(stderr,
+					"%s: nvme card %s: went away; the controller pauses until "
+					"it restarts\n",
+					util_prog(), np->np_path);
+			} else {
+				fail(np, "the card went away");
+				io_doorbells(np, false);
+			}
+			np->np_card_gone = true;
 			close(np->np_sock);
 			np->np_sock = -1;
 			pthread_mutex_unlock(&np->np_lock);
-			/* wait for it to come back; the driver's reset (on CFS) enables it again */
+			/* wait for it to come back */
 			char err[256];
 			for (;;) {
 				struct pollfd s = {.fd = np->np_stop, .events = POLLIN};
@@ -325,12 +363,12 @@ static void *watch(void *arg)
 					close(np->np_sock);
 					np->np_sock = -1;
 				}
+				if (r == 0)
+					resumed(np);
 				pthread_mutex_unlock(&np->np_lock);
 				if (r == 0)
 					break;
 			}
-			fprintf(stderr, "%s: nvme card %s: reconnected\n", util_prog(),
-				np->np_path);
 			continue;
 		}
 		uint64_t n;
@@ -352,10 +390,11 @@ int nvme_pci_create(struct nvme_pci *np, struct vm *vm, struct pci_bus *bus, con
 	np->np_sock = np->np_stop = -1;
 	snprintf(np->np_path, sizeof(np->np_path), "%s", socket);
 	np->np_shared_fd = memfd_create("nitro-nvme-shared", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (np->np_shared_fd < 0 || ftruncate(np->np_shared_fd, 4096) < 0 ||
+	if (np->np_shared_fd < 0 || ftruncate(np->np_shared_fd, NVW_SHARED_SIZE) < 0 ||
 	    fcntl(np->np_shared_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
 		RETURN_ERR(-1, "nvme card %s: shared page: %s", socket, strerror(errno));
-	np->np_shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, np->np_shared_fd, 0);
+	np->np_shared =
+	    mmap(NULL, NVW_SHARED_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, np->np_shared_fd, 0);
 	if (np->np_shared == MAP_FAILED)
 		RETURN_ERR(-1, "nvme card %s: shared page: %s", socket, strerror(errno));
 	np->np_note = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

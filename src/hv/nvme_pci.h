@@ -9,8 +9,11 @@
  * doorbells (NVW_F_DBBUF), the I/O queues' doorbell registers become KVM ioeventfds on the
  * same eventfds, so I/O causes no exit here. MSI-X vectors are KVM irqfds. CC.EN, CC.SHN
  * and CSTS.CFS travel as requests to the card (answered within 5 s, or the controller
- * fails: CFS). A card that goes away fails the controller (CFS) until it comes back on
- * the same socket; then the driver's reset (it sees CFS) starts it again.
+ * fails: CFS). A card that goes away while the controller runs pauses it (doorbells
+ * still land in the shared memfd and the kick eventfds); the card that comes back on the
+ * same socket resumes from the state the last one saved in the shared memfd (NVW_RESUME),
+ * so the driver sees a pause. When it cannot, or the controller was not running, the
+ * controller fails (CFS) and the driver's reset starts it again.
  *
  * BAR 0: registers 0x0000, doorbells 0x1000 (stride 4), MSI-X table 0x2000, PBA 0x3000.
  * Threads: vCPU threads (register accesses, under np_lock) and one watcher per device.

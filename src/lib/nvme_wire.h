@@ -5,11 +5,12 @@
  * VU_FLAG_REPLY and a u64 status (0: done), except HELLO, whose reply is nvw_hello.
  *
  * Sequence (docs/nvme.md): HELLO (versions, the card's geometry) -> MEM (guest memory:
- * the vhost-user memory table and one memfd per region) -> SHARED (a 4 KiB memfd page,
- * struct nvw_shared) -> KICK x nqids (eventfd per queue id: the SQ tail and CQ head
+ * the vhost-user memory table and one memfd per region) -> SHARED (a memfd of NVW_SHARED_SIZE
+ * bytes, struct nvw_shared) -> KICK x nqids (eventfd per queue id: the SQ tail and CQ head
  * doorbells of that qid signal it) -> CALL x nvectors (eventfd per MSI-X vector: a KVM
  * irqfd) -> NOTE (eventfd: the card signals the hypervisor that ns_flags changed) ->
- * ENABLE / DISABLE / SHUTDOWN as the driver writes CC.
+ * ENABLE / DISABLE / SHUTDOWN as the driver writes CC; after a card restart with the
+ * controller enabled, RESUME instead of ENABLE.
  *
  * Hostile input: the card checks every field (queue addresses against guest memory);
  * nitro-hv checks every reply and the shared page's flags only as hints (it validates
@@ -20,18 +21,20 @@
 
 #include <stdint.h>
 
-#define NVW_VERSION 1
+#define NVW_VERSION 2
 
 enum nvw_request {
 	NVW_HELLO = 0x4e00, /* payload u32 version; reply struct nvw_hello */
 	NVW_MEM,	    /* struct vu_mem_table + one fd per region */
-	NVW_SHARED,	    /* no payload, one fd: the shared page (memfd, 4096 bytes) */
+	NVW_SHARED,	    /* no payload, one fd: the shared memfd (NVW_SHARED_SIZE bytes) */
 	NVW_KICK,	    /* u64 qid, one eventfd */
 	NVW_CALL,	    /* u64 vector, one eventfd */
 	NVW_NOTE,	    /* no payload, one eventfd */
 	NVW_ENABLE,	    /* struct nvw_enable */
 	NVW_DISABLE,	    /* no payload: CC.EN 1 -> 0 (controller reset) */
 	NVW_SHUTDOWN,	    /* no payload: CC.SHN: finish and flush; reply when done */
+	NVW_RESUME,	    /* struct nvw_enable: a restarted card takes the running controller
+			     * over from the state in the shared memfd (struct nvw_state) */
 };
 
 struct nvw_hello {
@@ -56,10 +59,55 @@ struct nvw_enable {
 #define NVW_F_DBBUF 1u /* shadow doorbells on: ioeventfds on the I/O doorbells will do */
 #define NVW_F_FATAL 2u /* the controller failed: CSTS.CFS */
 #define NVW_MAX_QIDS 64
+
+/* The controller's state as the card keeps it in the shared memfd, so that a card that
+ * restarts (a crash, an upgrade) continues where the last one stopped: the guest sees a
+ * pause, not a reset (docs/nvme.md, "Card restarts"). Written only by the card, in an
+ * order that makes every point at which it can die recoverable; read by the next card
+ * (NVW_RESUME), which checks every field as it checks the guest's own commands. nitro-hv
+ * never reads it. */
+struct nvw_queue_state {
+	uint64_t qs_sq_addr, qs_cq_addr;
+	uint64_t qs_sq_seq; /* commands taken from the SQ since its creation; the head is
+			     * qs_sq_seq % qs_sq_size (qs_sq_head: for the reader's eyes) */
+	uint32_t qs_sq_size, qs_cq_size; /* 0: no such queue */
+	uint32_t qs_sq_head, qs_cq_tail;
+	uint16_t qs_sq_cqid, qs_cq_vector;
+	uint8_t qs_cq_phase, qs_cq_irq, qs_pad[2];
+};
+
+/* An I/O command taken from its SQ and not completed yet (its SQ entry may be reused by
+ * the driver meanwhile, so the card keeps the copy). Freed before the completion's
+ * queue tail is saved: a completion found in the CQ past the saved tail frees it too. */
+struct nvw_slot {
+	uint8_t sl_cmd[64];
+	uint64_t sl_seq;  /* the SQ's qs_sq_seq when it was taken */
+	uint16_t sl_sqid; /* 0: free */
+	uint16_t sl_pad[3];
+};
+
+#define NVW_MAX_SLOTS 256
+#define NVW_STATE_VALID 0x4e565354u /* "NVST": an enabled controller */
+struct nvw_state {
+	uint32_t st_valid;
+	uint32_t st_cc;
+	uint64_t st_dbs, st_eis; /* Doorbell Buffer Config pages, 0: none */
+	uint16_t st_nsqa, st_ncqa;
+	uint8_t st_queues_set, st_vwc, st_naer, st_pad;
+	uint32_t st_coalesce, st_aec, st_kato;
+	uint16_t st_aer_cid[4];
+	struct nvw_queue_state st_q[NVW_MAX_QIDS];
+	struct nvw_slot st_slot[NVW_MAX_SLOTS];
+};
+
 struct nvw_shared {
 	uint32_t s_flags;
 	uint32_t s_pad;
 	uint32_t s_db[2 * NVW_MAX_QIDS];
+	struct nvw_state s_state;
 };
+
+#define NVW_SHARED_SIZE 32768u /* the memfd's size */
+_Static_assert(sizeof(struct nvw_shared) <= NVW_SHARED_SIZE, "shared memfd too small");
 
 #endif

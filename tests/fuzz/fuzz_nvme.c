@@ -7,7 +7,9 @@
  * Input: u8 flags (1: encrypted), u16 n, n bytes copied into guest memory at the data
  * area (PRP lists, SGL segments, DSM ranges), then records until the input ends: u8 op
  * (low 3 bits: the queue id; 0x80: write the next u32 as that queue's SQ tail doorbell
- * instead of posting; 0x40: as its CQ head), then a 64-byte command. */
+ * instead of posting; 0x40: as its CQ head; else 0x38: a card restart: the next u16 is
+ * an offset into the saved state, the u16 after it is written there — the last card may
+ * have been subverted — and a new card resumes from it), then a 64-byte command. */
 // clang-format off
 // fuzz-extra: src/cards/nvme/nvme.c src/cards/bdev/bdev_null.c src/cards/bdev/qos.c src/volume/volume.c src/volume/xts.c -lcrypto
 // clang-format on
@@ -73,6 +75,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		unsigned q = op & 7;
 		if (q >= x->c.c_info.ni_nqids)
 			q = 0;
+		if (!(op & 0xc0) && (op & 0x38) == 0x38) {
+			static struct nvw_shared gone;
+			uint16_t off, v;
+			memcpy(&off, d + 1, 2);
+			memcpy(&v, d + 3, 2);
+			memcpy((uint8_t *)&x->sh.s_state + off % (sizeof(x->sh.s_state) - 1), &v,
+			       2);
+			x->c.c_shared = &gone; /* the card ends: nothing of it but the memfd */
+			nvme_disable(&x->c);
+			x->c.c_shared = &x->sh;
+			nvme_resume(&x->c, &e);
+			d += 5;
+			n -= 5;
+			continue;
+		}
 		if (op & 0xc0) {
 			uint32_t v;
 			memcpy(&v, d + 1, 4);

@@ -31,10 +31,12 @@ static void close_fd(int *fd)
 static void watch_bdev(struct nvme_front *f);
 static void arm_timer(struct nvme_front *f);
 
-/* The hypervisor left (or broke the protocol): forget everything it gave. */
+/* The hypervisor left (or broke the protocol, or the card stops): forget everything it
+ * gave. The state saved in the shared memfd stays as it is for the next card. */
 static void drop(struct nvme_front *f)
 {
 	struct nvme_ctrl *c = f->f_c;
+	nvme_detach(c, &f->f_dummy);
 	nvme_disable(c);
 	for (unsigned i = 0; i < NVME_MAX_QIDS; i++) {
 		if (f->f_kick[i] >= 0)
@@ -45,8 +47,7 @@ static void drop(struct nvme_front *f)
 		close_fd(&c->c_call[i]);
 	close_fd(&c->c_note);
 	if (f->f_shared != &f->f_dummy)
-		munmap(f->f_shared,
-		       sizeof(struct nvw_shared) > 4096 ? sizeof(struct nvw_shared) : 4096);
+		munmap(f->f_shared, NVW_SHARED_SIZE);
 	f->f_shared = c->c_shared = &f->f_dummy;
 	gm_clear(&f->f_mem);
 	if (f->f_sock >= 0) {
@@ -217,14 +218,15 @@ static bool handle(struct nvme_front *f, const struct vu_wire_hdr *h, union nvw_
 	case NVW_SHARED: {
 		struct stat st;
 		void *m = MAP_FAILED;
-		if (fstat(fds[0], &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 4096 &&
-		    sealed_memfd(fds[0]))
-			m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
+		if (fstat(fds[0], &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_size == NVW_SHARED_SIZE && sealed_memfd(fds[0]))
+			m = mmap(NULL, NVW_SHARED_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0],
+				 0);
 		close(fds[0]);
 		if (m == MAP_FAILED)
 			return false;
 		if (f->f_shared != &f->f_dummy)
-			munmap(f->f_shared, 4096);
+			munmap(f->f_shared, NVW_SHARED_SIZE);
 		f->f_shared = c->c_shared = m;
 		break;
 	}
@@ -260,6 +262,14 @@ static bool handle(struct nvme_front *f, const struct vu_wire_hdr *h, union nvw_
 			status = 1;
 		else
 			status = nvme_enable(c, &p->en) ? 0 : 1;
+		break;
+	case NVW_RESUME:
+		if (h->size != sizeof(struct nvw_enable))
+			return false;
+		if (!f->f_mem.gm_nregions || f->f_shared == &f->f_dummy)
+			status = 1;
+		else
+			status = nvme_resume(c, &p->en) ? 0 : 1;
 		break;
 	case NVW_DISABLE:
 		nvme_disable(c);

@@ -82,12 +82,98 @@ static void note(struct nvme_ctrl *c, uint32_t flag, bool on)
 		warnmsg("nvme: cannot signal the hypervisor");
 }
 
+/* ---- the state a restarted card resumes from (nvw_state in the shared memfd) ----
+ * The card can die between any two instructions; the stores below are ordered (compiler
+ * barriers: the reader is the next card on the same machine, after this one has ended)
+ * so that every point is recoverable: a command's copy is saved before its SQ head moves;
+ * a completion is written, then its copy freed, then the CQ tail saved. */
+#define ORDERED() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+
+static struct nvw_state *saved(const struct nvme_ctrl *c)
+{
+	return &c->c_shared->s_state;
+}
+
+static void save_sq(struct nvme_ctrl *c, unsigned q)
+{
+	const struct nvme_sq *sq = &c->c_sq[q];
+	struct nvw_queue_state *s = &saved(c)->st_q[q];
+	s->qs_sq_addr = sq->s_addr;
+	s->qs_sq_cqid = sq->s_cqid;
+	s->qs_sq_head = sq->s_head;
+	s->qs_sq_seq = sq->s_seq;
+	ORDERED();
+	s->qs_sq_size = sq->s_live ? sq->s_size : 0;
+}
+
+static void save_cq(struct nvme_ctrl *c, unsigned q)
+{
+	const struct nvme_cq *cq = &c->c_cq[q];
+	struct nvw_queue_state *s = &saved(c)->st_q[q];
+	s->qs_cq_addr = cq->c_addr;
+	s->qs_cq_vector = cq->c_vector;
+	s->qs_cq_irq = cq->c_irq;
+	s->qs_cq_tail = cq->c_tail;
+	s->qs_cq_phase = cq->c_phase;
+	ORDERED();
+	s->qs_cq_size = cq->c_live ? cq->c_size : 0;
+}
+
+static void save_io_queues(struct nvme_ctrl *c)
+{
+	for (unsigned q = 1; q < c->c_info.ni_nqids; q++) {
+		save_sq(c, q);
+		save_cq(c, q);
+	}
+}
+
+static void save_queues(struct nvme_ctrl *c)
+{
+	save_io_queues(c);
+	save_cq(c, 0);
+	save_sq(c, 0);
+}
+
+/* After each admin command: the controller-wide part. */
+static void save_ctrl(struct nvme_ctrl *c)
+{
+	struct nvw_state *s = saved(c);
+	s->st_cc = c->c_cc;
+	s->st_dbs = c->c_dbs ? c->c_dbs_gpa : 0;
+	s->st_eis = c->c_dbs ? c->c_eis_gpa : 0;
+	s->st_nsqa = c->c_nsqa;
+	s->st_ncqa = c->c_ncqa;
+	s->st_queues_set = c->c_queues_set;
+	s->st_vwc = c->c_vwc;
+	s->st_coalesce = c->c_coalesce;
+	s->st_aec = c->c_aec;
+	s->st_kato = c->c_kato;
+	s->st_naer = (uint8_t)c->c_naer;
+	memcpy(s->st_aer_cid, c->c_aer_cid, sizeof(s->st_aer_cid));
+	ORDERED();
+	s->st_valid = c->c_enabled && !c->c_failed ? NVW_STATE_VALID : 0;
+}
+
+/* The copy of an I/O command about to be taken from SQ sqid; the request it will use. */
+static int save_cmd(struct nvme_ctrl *c, unsigned sqid, const uint8_t *cmd, uint64_t seq)
+{
+	int slot = (int)(c->c_free - c->c_reqs);
+	struct nvw_slot *sl = &saved(c)->st_slot[slot];
+	memcpy(sl->sl_cmd, cmd, 64);
+	sl->sl_seq = seq;
+	ORDERED();
+	sl->sl_sqid = (uint16_t)sqid;
+	ORDERED();
+	return slot;
+}
+
 void nvme_fail(struct nvme_ctrl *c, const char *why)
 {
 	if (c->c_failed)
 		return;
 	warnmsg("nvme %s: controller failed (CSTS.CFS): %s", c->c_info.ni_serial, why);
 	c->c_failed = true;
+	saved(c)->st_valid = 0; /* a restarted card does not resume a failed controller */
 	note(c, NVW_F_FATAL, true);
 	if (c->c_on_fail)
 		c->c_on_fail(c, why);
@@ -108,7 +194,9 @@ static void error_log(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t
 	le16_put(e + 14, 0xffff); /* parameter error location: not given */
 }
 
-static void post(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t status, uint32_t dw0)
+/* Completes command cid of SQ sqid; slot: its saved copy (-1: none, an admin command). */
+static void post(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t status, uint32_t dw0,
+		 int slot)
 {
 	struct nvme_sq *sq = &c->c_sq[sqid];
 	struct nvme_cq *cq = &c->c_cq[sq->s_cqid];
@@ -116,8 +204,11 @@ static void post(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t stat
 		cq->c_reserved--;
 	if (status)
 		error_log(c, sqid, cid, status);
-	if (!cq->c_live || !c->c_enabled || c->c_failed)
+	if (!cq->c_live || !c->c_enabled || c->c_failed) {
+		if (slot >= 0)
+			saved(c)->st_slot[slot].sl_sqid = 0;
 		return;
+	}
 	uint8_t *e = cq->c_ring + (size_t)cq->c_tail * 16;
 	le32_put(e, dw0);
 	le32_put(e + 4, 0);
@@ -127,10 +218,17 @@ static void post(struct nvme_ctrl *c, uint16_t sqid, uint16_t cid, uint16_t stat
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	uint16_t st = (uint16_t)((status & 0x7ff) << 1 | cq->c_phase);
 	__atomic_store_n((uint16_t *)(e + 14), st, __ATOMIC_RELEASE);
+	ORDERED();
+	if (slot >= 0)
+		saved(c)->st_slot[slot].sl_sqid = 0;
+	ORDERED();
 	if (++cq->c_tail == cq->c_size) {
 		cq->c_tail = 0;
 		cq->c_phase ^= 1;
 	}
+	struct nvw_queue_state *qs = &saved(c)->st_q[sq->s_cqid];
+	qs->qs_cq_tail = cq->c_tail;
+	qs->qs_cq_phase = cq->c_phase;
 	cq->c_pending_irq = true;
 }
 
@@ -142,8 +240,10 @@ void nvme_flush_irqs(struct nvme_ctrl *c)
 			continue;
 		cq->c_pending_irq = false;
 		uint64_t one = 1;
-		if (cq->c_irq && cq->c_vector < NVME_MAX_VECTORS && c->c_call[cq->c_vector] >= 0 &&
-		    write(c->c_call[cq->c_vector], &one, sizeof(one)) != sizeof(one))
+		if (!cq->c_irq || cq->c_vector >= NVME_MAX_VECTORS || c->c_call[cq->c_vector] < 0)
+			continue;
+		c->c_irqs++;
+		if (write(c->c_call[cq->c_vector], &one, sizeof(one)) != sizeof(one))
 			continue; /* the counter is full: the interrupt is pending anyway */
 	}
 }
@@ -737,7 +837,10 @@ static void admin(struct nvme_ctrl *c, const uint8_t *cmd)
 		st = NVME_SC_INVALID_OPCODE;
 	}
 done:
-	post(c, 0, cid, st, dw0);
+	/* the command's effect is saved before its completion, its SQ head after it */
+	save_io_queues(c);
+	save_ctrl(c);
+	post(c, 0, cid, st, dw0, -1);
 }
 
 /* ---- I/O ---- */
@@ -770,7 +873,7 @@ static void io_done(struct bdev_io *io, int res)
 	} else if (r->q_opcode == IO_WRITE) {
 		c->c_smart.sm_written_bytes += r->q_len;
 	}
-	post(c, r->q_sqid, r->q_cid, st, 0);
+	post(c, r->q_sqid, r->q_cid, st, 0, (int)(r - c->c_reqs));
 	req_free(c, r);
 	if (!c->c_batch)
 		nvme_flush_irqs(c);
@@ -838,7 +941,7 @@ static uint16_t io_dsm(struct nvme_ctrl *c, const uint8_t *cmd)
 }
 
 /* Starts (or completes) one I/O command; false when it must wait (no request free). */
-static void io(struct nvme_ctrl *c, unsigned sqid, const uint8_t *cmd)
+static void io(struct nvme_ctrl *c, unsigned sqid, const uint8_t *cmd, int slot)
 {
 	uint8_t op = cmd[0];
 	uint16_t cid = le16_get(cmd + 2), st = 0;
@@ -941,7 +1044,7 @@ static void io(struct nvme_ctrl *c, unsigned sqid, const uint8_t *cmd)
 	}
 	return;
 done:
-	post(c, (uint16_t)sqid, cid, st, 0);
+	post(c, (uint16_t)sqid, cid, st, 0, slot);
 }
 
 /* ---- submission queues ---- */
@@ -983,12 +1086,23 @@ static void process_sq(struct nvme_ctrl *c, unsigned qid)
 				qos_charge(c->c_qos, true,
 					   ((le32_get(cmd + 48) & 0xffff) + 1ull) * NVME_LBA);
 			}
+			int slot = qid ? save_cmd(c, qid, cmd, sq->s_seq) : -1;
 			sq->s_head = (sq->s_head + 1) % sq->s_size;
+			sq->s_seq++;
 			c->c_cq[sq->s_cqid].c_reserved++;
-			if (qid)
-				io(c, qid, cmd);
-			else
+			if (qid) {
+				struct nvw_queue_state *qs = &saved(c)->st_q[qid];
+				qs->qs_sq_seq = sq->s_seq; /* the commit: head = seq % size */
+				ORDERED();
+				qs->qs_sq_head = sq->s_head;
+				io(c, qid, cmd, slot);
+			} else {
+				/* an admin command runs at once; the next card runs it again
+				 * when this one dies before its completion */
 				admin(c, cmd);
+				save_ctrl(c);
+				save_sq(c, 0);
+			}
 		}
 		if (!qid || !c->c_eis)
 			return;
@@ -1003,6 +1117,7 @@ void nvme_kick(struct nvme_ctrl *c, unsigned qid)
 {
 	if (qid >= c->c_info.ni_nqids || !c->c_enabled || c->c_failed)
 		return;
+	c->c_kicks++;
 	c->c_batch++;
 	if (c->c_sq[qid].s_live)
 		process_sq(c, qid);
@@ -1061,33 +1176,25 @@ void nvme_fini(struct nvme_ctrl *c)
 	c->c_reqs = NULL;
 }
 
-bool nvme_enable(struct nvme_ctrl *c, const struct nvw_enable *e)
+/* The admin queue from the registers CC, AQA, ASQ, ACQ; NULL or why it cannot be. */
+static const char *setup_admin(struct nvme_ctrl *c, const struct nvw_enable *e)
 {
-	nvme_disable(c);
 	unsigned asqs = (e->e_aqa & 0xfff) + 1, acqs = ((e->e_aqa >> 16) & 0xfff) + 1;
 	unsigned mps = (e->e_cc >> 7) & 0xf, css = (e->e_cc >> 4) & 7;
 	unsigned iosqes = (e->e_cc >> 16) & 0xf, iocqes = (e->e_cc >> 20) & 0xf;
-	c->c_failed = false;
-	note(c, NVW_F_FATAL, false);
-	c->c_cc = e->e_cc;
-	const char *why = NULL;
 	uint8_t *sq = NULL, *cq = NULL;
+	c->c_cc = e->e_cc;
 	if (mps != 0 || css != 0)
-		why = "CC.MPS or CC.CSS not supported";
-	else if ((iosqes && iosqes != 6) || (iocqes && iocqes != 4))
-		why = "CC.IOSQES/IOCQES not 64/16 bytes";
-	else if (asqs < 2 || acqs < 2)
-		why = "admin queue smaller than 2 entries";
-	else if ((e->e_asq | e->e_acq) & (NVME_PAGE - 1))
-		why = "admin queue base not page aligned";
-	else if (!(sq = gm_gpa(c->c_mem, e->e_asq, (uint64_t)asqs * 64)) ||
-		 !(cq = gm_gpa(c->c_mem, e->e_acq, (uint64_t)acqs * 16)))
-		why = "admin queue outside guest memory";
-	if (why) {
-		c->c_enabled = true; /* so that disable clears the state */
-		nvme_fail(c, why);
-		return false;
-	}
+		return "CC.MPS or CC.CSS not supported";
+	if ((iosqes && iosqes != 6) || (iocqes && iocqes != 4))
+		return "CC.IOSQES/IOCQES not 64/16 bytes";
+	if (asqs < 2 || acqs < 2)
+		return "admin queue smaller than 2 entries";
+	if ((e->e_asq | e->e_acq) & (NVME_PAGE - 1))
+		return "admin queue base not page aligned";
+	if (!(sq = gm_gpa(c->c_mem, e->e_asq, (uint64_t)asqs * 64)) ||
+	    !(cq = gm_gpa(c->c_mem, e->e_acq, (uint64_t)acqs * 16)))
+		return "admin queue outside guest memory";
 	c->c_sq[0] =
 	    (struct nvme_sq){.s_live = true, .s_size = asqs, .s_addr = e->e_asq, .s_ring = sq};
 	c->c_cq[0] = (struct nvme_cq){.c_live = true,
@@ -1096,9 +1203,209 @@ bool nvme_enable(struct nvme_ctrl *c, const struct nvw_enable *e)
 				      .c_phase = 1,
 				      .c_addr = e->e_acq,
 				      .c_ring = cq};
+	return NULL;
+}
+
+bool nvme_enable(struct nvme_ctrl *c, const struct nvw_enable *e)
+{
+	nvme_disable(c);
+	c->c_failed = false;
+	note(c, NVW_F_FATAL, false);
+	const char *why = setup_admin(c, e);
+	if (why) {
+		c->c_enabled = true; /* so that disable clears the state */
+		nvme_fail(c, why);
+		return false;
+	}
 	c->c_shared->s_db[0] = c->c_shared->s_db[1] = 0;
 	c->c_enabled = true;
+	save_queues(c);
+	save_ctrl(c);
 	return true;
+}
+
+/* ---- resuming after a card restart ---- */
+
+static const char *resume_queues(struct nvme_ctrl *c, const struct nvw_state *s)
+{
+	unsigned n = c->c_info.ni_nqids;
+	const struct nvw_queue_state *q0 = &s->st_q[0];
+	if (q0->qs_cq_tail >= c->c_cq[0].c_size || q0->qs_cq_phase > 1)
+		return "saved admin queue positions out of range";
+	/* an SQ's head is its count of commands taken modulo its size: one 8-byte store
+	 * saves both */
+	c->c_sq[0].s_head = (uint32_t)(q0->qs_sq_seq % c->c_sq[0].s_size);
+	c->c_sq[0].s_seq = q0->qs_sq_seq;
+	c->c_cq[0].c_tail = q0->qs_cq_tail;
+	c->c_cq[0].c_phase = q0->qs_cq_phase;
+	for (unsigned q = 1; q < n; q++) { /* checked as Create I/O CQ checks */
+		const struct nvw_queue_state *qs = &s->st_q[q];
+		uint32_t size = qs->qs_cq_size;
+		if (!size)
+			continue;
+		uint8_t *ring = NULL;
+		if (size < 2 || size > NVME_MQES + 1 || qs->qs_cq_addr & (NVME_PAGE - 1) ||
+		    qs->qs_cq_vector >= NVME_MAX_VECTORS || qs->qs_cq_tail >= size ||
+		    qs->qs_cq_phase > 1 || q > (unsigned)c->c_ncqa + 1u ||
+		    !(ring = gm_gpa(c->c_mem, qs->qs_cq_addr, (uint64_t)size * 16)))
+			return "a saved completion queue is not valid";
+		c->c_cq[q] = (struct nvme_cq){.c_live = true,
+					      .c_irq = qs->qs_cq_irq != 0,
+					      .c_vector = qs->qs_cq_vector,
+					      .c_size = size,
+					      .c_tail = qs->qs_cq_tail,
+					      .c_phase = qs->qs_cq_phase,
+					      .c_addr = qs->qs_cq_addr,
+					      .c_ring = ring};
+	}
+	for (unsigned q = 1; q < n; q++) { /* as Create I/O SQ */
+		const struct nvw_queue_state *qs = &s->st_q[q];
+		uint32_t size = qs->qs_sq_size;
+		if (!size)
+			continue;
+		uint8_t *ring = NULL;
+		if (size < 2 || size > NVME_MQES + 1 || qs->qs_sq_addr & (NVME_PAGE - 1) ||
+		    !qs->qs_sq_cqid || qs->qs_sq_cqid >= n || !c->c_cq[qs->qs_sq_cqid].c_live ||
+		    q > (unsigned)c->c_nsqa + 1u ||
+		    !(ring = gm_gpa(c->c_mem, qs->qs_sq_addr, (uint64_t)size * 64)))
+			return "a saved submission queue is not valid";
+		c->c_sq[q] = (struct nvme_sq){.s_live = true,
+					      .s_cqid = qs->qs_sq_cqid,
+					      .s_size = size,
+					      .s_head = (uint32_t)(qs->qs_sq_seq % size),
+					      .s_tail = (uint32_t)(qs->qs_sq_seq % size),
+					      .s_seq = qs->qs_sq_seq,
+					      .s_addr = qs->qs_sq_addr,
+					      .s_ring = ring};
+	}
+	if (s->st_dbs || s->st_eis) { /* as Doorbell Buffer Config */
+		uint32_t *pd = NULL, *pe = NULL;
+		if ((s->st_dbs | s->st_eis) & (NVME_PAGE - 1) || s->st_dbs == s->st_eis ||
+		    !(pd = gm_gpa(c->c_mem, s->st_dbs, NVME_PAGE)) ||
+		    !(pe = gm_gpa(c->c_mem, s->st_eis, NVME_PAGE)))
+			return "saved shadow doorbell pages not valid";
+		c->c_dbs = pd;
+		c->c_eis = pe;
+		c->c_dbs_gpa = s->st_dbs;
+		c->c_eis_gpa = s->st_eis;
+	}
+	return NULL;
+}
+
+/* Completions the last card wrote after it saved the CQ's tail (it died in between):
+ * the entries at the tail that carry the current phase. Their commands' copies go. */
+static void resume_cq_tails(struct nvme_ctrl *c, struct nvw_state *s)
+{
+	for (unsigned q = 0; q < c->c_info.ni_nqids; q++) {
+		struct nvme_cq *cq = &c->c_cq[q];
+		if (!cq->c_live)
+			continue;
+		for (uint32_t k = 0; k + 1 < cq->c_size; k++) {
+			const uint8_t *e = cq->c_ring + (size_t)cq->c_tail * 16;
+			if ((le16_get(e + 14) & 1) != cq->c_phase)
+				break;
+			uint16_t sqid = le16_get(e + 10), cid = le16_get(e + 12);
+			for (unsigned i = 0; sqid && i < NVW_MAX_SLOTS; i++)
+				if (s->st_slot[i].sl_sqid == sqid &&
+				    le16_get(s->st_slot[i].sl_cmd + 2) == cid)
+					s->st_slot[i].sl_sqid = 0;
+			if (++cq->c_tail == cq->c_size) {
+				cq->c_tail = 0;
+				cq->c_phase ^= 1;
+			}
+		}
+	}
+	/* An admin command completed before its SQ head was saved: the head its last
+	 * completion reports, when that is one past the saved head. */
+	struct nvme_cq *cq = &c->c_cq[0];
+	struct nvme_sq *sq = &c->c_sq[0];
+	uint32_t last = (cq->c_tail + cq->c_size - 1) % cq->c_size;
+	const uint8_t *e = cq->c_ring + (size_t)last * 16;
+	uint8_t phase = cq->c_tail ? cq->c_phase : cq->c_phase ^ 1;
+	uint16_t sqhd = le16_get(e + 8);
+	if ((le16_get(e + 14) & 1) == phase && le16_get(e + 10) == 0 && sqhd < sq->s_size &&
+	    sqhd == (sq->s_head + 1) % sq->s_size) {
+		sq->s_head = sqhd;
+		sq->s_seq++;
+	}
+}
+
+bool nvme_resume(struct nvme_ctrl *c, const struct nvw_enable *e)
+{
+	if (c->c_enabled)
+		nvme_disable(c);
+	struct nvw_state *s = malloc(sizeof(*s));
+	if (!s)
+		return false;
+	memcpy(s, saved(c), sizeof(*s)); /* copied once, then checked */
+	unsigned n = c->c_info.ni_nqids, max = n - 2;
+	c->c_failed = false;
+	const char *why = NULL;
+	if (s->st_valid != NVW_STATE_VALID || s->st_cc != e->e_cc)
+		why = "no saved state of this controller to resume from";
+	else
+		why = setup_admin(c, e);
+	if (!why) {
+		c->c_nsqa = (uint16_t)(s->st_nsqa < max ? s->st_nsqa : max);
+		c->c_ncqa = (uint16_t)(s->st_ncqa < max ? s->st_ncqa : max);
+		c->c_queues_set = s->st_queues_set != 0;
+		c->c_vwc = s->st_vwc != 0;
+		c->c_coalesce = s->st_coalesce;
+		c->c_aec = s->st_aec;
+		c->c_kato = s->st_kato;
+		c->c_naer = s->st_naer <= NVME_AERL + 1 ? s->st_naer : NVME_AERL + 1;
+		memcpy(c->c_aer_cid, s->st_aer_cid, sizeof(c->c_aer_cid));
+		why = resume_queues(c, s);
+	}
+	c->c_enabled = true;
+	if (why) {
+		free(s);
+		nvme_fail(c, why);
+		return false;
+	}
+	resume_cq_tails(c, s);
+	/* Commands the last card took without saving the SQ head yet (at most one per
+	 * queue: it saves the head right after the copy). */
+	for (unsigned i = 0; i < NVW_MAX_SLOTS; i++) {
+		unsigned q = s->st_slot[i].sl_sqid;
+		if (q && q < n && c->c_sq[q].s_live && s->st_slot[i].sl_seq == c->c_sq[q].s_seq) {
+			c->c_sq[q].s_head = (c->c_sq[q].s_head + 1) % c->c_sq[q].s_size;
+			c->c_sq[q].s_seq++;
+		}
+	}
+	memset(saved(c)->st_slot, 0, sizeof(saved(c)->st_slot));
+	save_queues(c);
+	save_ctrl(c);
+	/* The commands in flight when the last card ended run again (reads, writes of the
+	 * data still in the guest's buffers, flushes: the same result twice). */
+	c->c_batch++;
+	for (unsigned i = 0; i < NVW_MAX_SLOTS && c->c_free; i++) {
+		const struct nvw_slot *sl = &s->st_slot[i];
+		unsigned q = sl->sl_sqid;
+		if (!q || q >= n || !c->c_sq[q].s_live)
+			continue; /* its queue is gone: nobody waits for it */
+		c->c_cq[c->c_sq[q].s_cqid].c_reserved++;
+		io(c, q, sl->sl_cmd, save_cmd(c, q, sl->sl_cmd, sl->sl_seq));
+	}
+	free(s);
+	if (c->c_bdev->bd_ops->bo_commit)
+		c->c_bdev->bd_ops->bo_commit(c->c_bdev);
+	c->c_batch--;
+	/* completions the last card posted may not have been signalled */
+	for (unsigned q = 0; q < n; q++)
+		c->c_cq[q].c_pending_irq = c->c_cq[q].c_live;
+	if (c->c_dbs)
+		note(c, NVW_F_DBBUF, true);
+	nvme_kick_all(c);
+	return true;
+}
+
+void nvme_detach(struct nvme_ctrl *c, struct nvw_shared *dummy)
+{
+	if (c->c_inflight)
+		drain(c);
+	nvme_flush_irqs(c);
+	c->c_shared = dummy;
 }
 
 void nvme_disable(struct nvme_ctrl *c)
@@ -1116,6 +1423,7 @@ void nvme_disable(struct nvme_ctrl *c)
 	c->c_qos_wait_ns = 0;
 	if (c->c_shared) {
 		memset(c->c_shared->s_db, 0, sizeof(c->c_shared->s_db));
+		memset(saved(c), 0, sizeof(*saved(c)));
 		if (c->c_shared->s_flags & NVW_F_DBBUF)
 			note(c, NVW_F_DBBUF, false);
 	}
@@ -1131,4 +1439,6 @@ void nvme_shutdown(struct nvme_ctrl *c)
 	    vol_flush(c->c_vol, err, sizeof(err)) < 0)
 		warnmsg("%s", err);
 	c->c_enabled = false;
+	if (c->c_shared)
+		save_ctrl(c); /* a shut-down controller is not resumed */
 }

@@ -16,6 +16,10 @@
  * Single-threaded: everything runs on the card's event loop. Reads and writes are
  * asynchronous (bdev), at most NVME_MAX_INFLIGHT at once; completions are posted in the
  * order they finish, one interrupt per batch and completion queue.
+ *
+ * Card restarts: the queues' state and a copy of every I/O command in flight are kept in
+ * the shared memfd (struct nvw_state), which nitro-hv holds across card restarts; a new
+ * card continues from there (nvme_resume).
  */
 #ifndef NITRO_CARDS_NVME_NVME_H
 #define NITRO_CARDS_NVME_NVME_H
@@ -39,7 +43,9 @@
 #define NVME_MAX_XFER (NVME_PAGE << NVME_MDTS)
 #define NVME_MAX_SEGS (NVME_MAX_XFER / NVME_PAGE + 1)
 #define NVME_MAX_SGL_DESC 256 /* descriptors one command may use */
-#define NVME_MAX_INFLIGHT 256
+#define NVME_MAX_INFLIGHT 256 /* one nvw_slot each in the shared memfd */
+_Static_assert(NVME_MAX_INFLIGHT <= NVW_MAX_SLOTS, "one saved slot per request");
+_Static_assert(NVME_MAX_QIDS <= NVW_MAX_QIDS, "one saved state per queue id");
 #define NVME_AERL 3 /* 4 async event requests held */
 #define NVME_LBA 512u
 
@@ -89,6 +95,7 @@ struct nvme_sq {
 	uint32_t s_size;
 	uint32_t s_head;
 	uint32_t s_tail; /* last tail read from the doorbell */
+	uint64_t s_seq;	 /* commands taken since the queue was created */
 	uint64_t s_addr;
 	uint8_t *s_ring; /* s_size * 64 bytes in guest memory */
 	unsigned s_inflight;
@@ -174,6 +181,7 @@ struct nvme_ctrl {
 	/* the card's hook when the controller failed (CSTS.CFS) */
 	void (*c_on_fail)(struct nvme_ctrl *c, const char *why);
 	uint64_t c_throttled;
+	uint64_t c_kicks, c_irqs; /* wake-ups by a doorbell, interrupts signalled */
 };
 
 int nvme_init(struct nvme_ctrl *c, const struct nvme_info *info, struct gmem *mem,
@@ -181,6 +189,15 @@ int nvme_init(struct nvme_ctrl *c, const struct nvme_info *info, struct gmem *me
 void nvme_fini(struct nvme_ctrl *c);
 /* CC.EN 0 -> 1 with the admin queue's registers; false: the controller failed (CFS). */
 bool nvme_enable(struct nvme_ctrl *c, const struct nvw_enable *e);
+/* A restarted card (NVW_RESUME): the enabled controller's queues, features and the
+ * commands in flight when the last card ended, from c_shared's nvw_state (checked as
+ * hostile). Commands in flight are executed again; completions the last card posted
+ * are found in the guest's CQs. false: the controller failed (CFS), the driver resets. */
+bool nvme_resume(struct nvme_ctrl *c, const struct nvw_enable *e);
+/* The hypervisor left or the card stops: waits for I/O in flight (their completions are
+ * posted and the saved state stays consistent), then stops writing to the shared page
+ * (c_shared becomes dummy), so that a card started after this one can resume. */
+void nvme_detach(struct nvme_ctrl *c, struct nvw_shared *dummy);
 /* CC.EN 1 -> 0, or the hypervisor went away: every queue gone, in-flight I/O waited for. */
 void nvme_disable(struct nvme_ctrl *c);
 /* CC.SHN: waits for I/O in flight and flushes the back end. */

@@ -299,6 +299,121 @@ static void test_encrypted_roundtrip_features_logs(void **state)
 	nt_fini(&t);
 }
 
+/* The card dies (nothing of it survives but the shared memfd and guest memory) and a new
+ * one starts on the same memfd and resumes. */
+static bool restart(struct nt *t)
+{
+	static struct nvw_shared gone;
+	struct nvme_info info = t->c.c_info;
+	char err[256];
+	t->c.c_shared = &gone; /* a killed card writes nothing more */
+	nvme_fini(&t->c);
+	assert_int_equal(nvme_init(&t->c, &info, &t->gm, &t->vol, &t->b, err, sizeof(err)), 0);
+	t->c.c_shared = &t->sh;
+	struct nvw_enable e = {.e_cc = 1 | 6u << 16 | 4u << 20,
+			       .e_aqa = (NT_QD - 1) << 16 | (NT_QD - 1),
+			       .e_asq = NT_ASQ,
+			       .e_acq = NT_ACQ};
+	return nvme_resume(&t->c, &e);
+}
+
+/* Puts a command in SQ q and moves its shadow tail, without the card seeing it. */
+static uint16_t queue_cmd(struct nt *t, unsigned q, uint8_t *cmd)
+{
+	le16_put(cmd + 2, ++t->cid);
+	memcpy(nt_ptr(t, t->sq[q]) + t->tail[q] * 64, cmd, 64);
+	t->tail[q] = (t->tail[q] + 1) % NT_QD;
+	t->c.c_dbs[2 * q] = t->tail[q];
+	return t->cid;
+}
+
+static void test_resume_after_card_restart(void **state)
+{
+	struct nt *t = *state;
+	io_queue(t);
+	uint8_t c[64];
+	nt_cmd(c, 0x7c, 0, NT_DATA + 0xa000, NT_DATA + 0xb000);
+	assert_int_equal(nt_post(t, 0, c, NULL), 0);
+	assert_int_equal(rw(t, 0x02, 0, 8, NT_DATA + 0x8000, 0), 0);
+	struct nvw_state *s = &t->sh.s_state;
+	assert_int_equal(s->st_valid, NVW_STATE_VALID);
+	assert_int_equal(s->st_q[1].qs_sq_seq, 1);
+	assert_int_equal(s->st_q[1].qs_cq_tail, 1);
+	/* Where the last card may have died: A taken (in flight), C taken and completed but
+	 * the CQ tail not saved yet, B taken but the SQ head not saved yet. */
+	uint8_t *buf = nt_ptr(t, NT_DATA + 0x8000);
+	memset(buf, 0xab, 4096);
+	uint16_t cid[3];
+	for (unsigned i = 0; i < 3; i++) {
+		nt_cmd(c, 0x02, 1, NT_DATA + 0x8000, 0);
+		le32_put(c + 48, 7);
+		cid[i] = queue_cmd(t, 1, c);
+		struct nvw_slot *sl = &s->st_slot[10 + i];
+		memcpy(sl->sl_cmd, c, 64);
+		sl->sl_seq = s->st_q[1].qs_sq_seq;
+		sl->sl_sqid = 1;
+		if (i < 2)
+			s->st_q[1].qs_sq_seq++;
+	}
+	uint8_t *e = nt_ptr(t, t->cq[1]) + s->st_q[1].qs_cq_tail * 16;
+	memset(e, 0, 16);
+	le16_put(e + 10, 1);
+	le16_put(e + 12, cid[1]);
+	le16_put(e + 14, s->st_q[1].qs_cq_phase);
+	assert_true(restart(t));
+	assert_false(t->c.c_failed);
+	/* C's completion once, then A's and B's, each once; nothing else */
+	uint16_t seen[4];
+	unsigned n = 0;
+	for (; n < 4; n++) {
+		e = nt_ptr(t, t->cq[1]) + t->head[1] * 16;
+		if ((le16_get(e + 14) & 1) != t->phase[1])
+			break;
+		assert_int_equal(le16_get(e + 14) >> 1, 0);
+		seen[n] = le16_get(e + 12);
+		if (++t->head[1] == NT_QD) {
+			t->head[1] = 0;
+			t->phase[1] ^= 1;
+		}
+	}
+	t->c.c_dbs[3] = t->head[1];
+	assert_int_equal(n, 3);
+	assert_int_equal(seen[0], cid[1]);
+	assert_int_equal(seen[1], cid[0]);
+	assert_int_equal(seen[2], cid[2]);
+	assert_int_equal(buf[100], 0); /* read again: the null back end's zeroes */
+	assert_int_equal(s->st_q[1].qs_sq_seq, 4);
+	for (unsigned i = 0; i < NVW_MAX_SLOTS; i++)
+		assert_int_equal(s->st_slot[i].sl_sqid, 0);
+	/* and the queues go on: I/O and admin */
+	assert_int_equal(rw(t, 0x02, 0, 8, NT_DATA + 0x8000, 0), 0);
+	assert_int_equal(identify(t, 1, 0, NT_DATA, 0), 0);
+	assert_int_equal(t->c.c_smart.sm_read_cmds, 3);
+
+	/* A saved state that is not valid (a card the guest subverted may have written
+	 * anything there) fails the controller, never the card; the driver's reset works. */
+	s->st_q[1].qs_cq_size = 5000;
+	assert_false(restart(t));
+	assert_true(t->c.c_failed);
+	assert_int_equal(t->sh.s_flags & NVW_F_FATAL, NVW_F_FATAL);
+	assert_false(restart(t)); /* nothing to resume from a failed controller */
+	memset(s, 0x5a, sizeof(*s));
+	s->st_valid = NVW_STATE_VALID;
+	s->st_cc = 1 | 6u << 16 | 4u << 20;
+	assert_false(restart(t));
+	struct nvw_enable en = {.e_cc = 1 | 6u << 16 | 4u << 20,
+				.e_aqa = (NT_QD - 1) << 16 | (NT_QD - 1),
+				.e_asq = NT_ASQ,
+				.e_acq = NT_ACQ};
+	assert_true(nvme_enable(&t->c, &en));
+	memset(t->head, 0, sizeof(t->head));
+	memset(t->tail, 0, sizeof(t->tail));
+	for (unsigned i = 0; i < NVME_MAX_QIDS; i++)
+		t->phase[i] = 1;
+	memset(nt_ptr(t, NT_ACQ), 0, 4096);
+	assert_int_equal(identify(t, 1, 0, NT_DATA, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +423,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_queue_creation_abuse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_doorbells, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_enable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_after_card_restart, setup, teardown),
 	    cmocka_unit_test(test_encrypted_roundtrip_features_logs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
