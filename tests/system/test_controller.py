@@ -211,7 +211,7 @@ def test_snapshot_of_a_running_nvme_volume_is_crash_consistent(nitrod):
                 if len(l.split()) == 2 and l.split()[1].isdigit()]
 
     nitrod.wait("guest writing", lambda: max(written(), default=-1) >= 80)
-    card = nitrod.inst(iid)["card_pids"][0]
+    card = nitrod.instance(iid)["card_pids"][0]
     argv = card_argv(card)
     assert "--nvme" in argv and argv[argv.index("--ctl") + 1].endswith(".ctl"), argv
     before = max(written())
