@@ -34,3 +34,12 @@ UNIT_TESTS += $(NVME_UNIT)
 $(NVME_UNIT): $(call obj,src/cards/nvme/nvme.c src/cards/bdev/bdev_null.c src/cards/bdev/qos.c) $(call objs,volume) $(call obj,src/cards/lib/guestmem.c) $(call objs,lib)
 $(NVME_UNIT): override CFLAGS += -Itests/unit/nvme
 $(NVME_UNIT): override LDFLAGS += -lcrypto
+
+# Pausing the NVMe card for snapshots (tests/unit/nvme/test_pause.c): the controller's pause
+# with a write in flight on the io_uring file back end, and the control socket
+# (src/cards/bdev/blkctl.c) through the front's ops.
+NVME_PAUSE_UNIT = $(BUILD)/tests/nvme/test_pause
+UNIT_TESTS += $(NVME_PAUSE_UNIT)
+$(NVME_PAUSE_UNIT): $(call obj,src/cards/nvme/nvme.c src/cards/nvme/pause.c src/cards/nvme/front.c src/cards/bdev/blkctl.c src/cards/bdev/bdev_file.c src/cards/bdev/bdev_null.c src/cards/bdev/qos.c src/cards/lib/guestmem.c src/cards/lib/loop.c src/cards/lib/listen.c) $(call objs,volume lib)
+$(NVME_PAUSE_UNIT): override CFLAGS += -Itests/unit/nvme
+$(NVME_PAUSE_UNIT): override LDFLAGS += -lcrypto -luring

@@ -97,10 +97,6 @@ int volume_parse(const char *spec, struct launch_volume *v, char *err, size_t er
 				   spec, tok);
 		}
 	}
-	if (v->lv_ctl[0] && v->lv_bus == LAUNCH_BUS_NVME)
-		RETURN_ERR(2, "--volume %s: ctl= needs bus=virtio (an NVMe card has no snapshot "
-			      "control socket yet)",
-			   spec);
 	if (v->lv_gp2 && v->lv_iops != LAUNCH_UNSET)
 		RETURN_ERR(2, "--volume %s: gp2 and iops= exclude each other", spec);
 	/* Network and null volumes are checked by their card (a missing NBD server is

@@ -953,20 +953,9 @@ static void snapshot_create(const struct api_req *rq, struct api_resp *rs)
 	struct snap_store st;
 	int r;
 	if (in && in->i_state != ST_STOPPED && in->i_state != ST_FAILED) {
-		/* A card serves it: the card pauses (drains, flushes) while the store reads it,
-		 * so the snapshot is crash-consistent; never a copy of a changing volume. */
-		const struct vol_ref *ref = NULL;
-		for (unsigned i = 0; i < in->i_spec.s_nvols; i++)
-			if (!strcmp(in->i_spec.s_vols[i].vr_id, vr->v_id))
-				ref = &in->i_spec.s_vols[i];
-		if (ref && !ref->vr_virtio) {
-			fail(rs, 409,
-			     "volume %s: instance %s uses it over NVMe, whose card has no pause "
-			     "control yet: snapshot it when the instance is stopped (or attach it "
-			     "with bus virtio)",
-			     vr->v_id, in->i_id);
-			return;
-		}
+		/* A card serves it (virtio-blk or NVMe): the card pauses (drains, flushes)
+		 * while the store reads it, so the snapshot is crash-consistent; never a copy
+		 * of a changing volume. */
 		if (in->i_state != ST_RUNNING || inst_volume_ctl(in, vr->v_id, ctl, sizeof(ctl))) {
 			fail(rs, 409,
 			     "volume %s: instance %s is %s: try again when it runs or stops",

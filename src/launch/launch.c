@@ -193,10 +193,11 @@ static unsigned ebs_count(const struct launch_spec *s)
 	return s->ls_nvols;
 }
 
-/* nitro-card-ebs --socket-path S [--nvme --device NAME | --ctl S.ctl] [--iops N]
- * [--throughput MiB] [--gp2] [--readonly] [--header FILE] VOLUME (the control socket of a
- * virtio-blk card pauses it for a crash-consistent snapshot: docs/snapshots.md; lv_ctl
- * names it, else S.ctl) */
+/* nitro-card-ebs --socket-path S [--nvme --device NAME] --ctl S.ctl [--iops N]
+ * [--throughput MiB] [--gp2] [--readonly] [--header FILE] VOLUME (the control socket
+ * pauses the card, virtio-blk or NVMe, for a crash-consistent snapshot: docs/snapshots.md;
+ * lv_ctl names it, else S.ctl); an instance store: --nvme --instance-store SIZE --dir DIR
+ * (no snapshots, no control socket) */
 static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
 {
@@ -214,12 +215,9 @@ static void ebs_args(struct build *b, const struct launch_spec *s, unsigned item
 		arg(b, "--nvme");
 		opt(b, "--device", dev);
 	}
-	if (v->lv_bus == LAUNCH_BUS_VIRTIO) { /* the NVMe front has no pause control yet */
-		struct launch_proc *p = b->b_p;
-		p->lp_ctl =
-		    v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
-		opt(b, "--ctl", p->lp_ctl);
-	}
+	struct launch_proc *p = b->b_p;
+	p->lp_ctl = v->lv_ctl[0] ? str(b, "%s", v->lv_ctl) : str(b, "%s.ctl", p->lp_socket);
+	opt(b, "--ctl", p->lp_ctl);
 	opt_num(b, "--iops", v->lv_iops);
 	opt_num(b, "--throughput", v->lv_throughput_mib);
 	if (v->lv_gp2)

@@ -207,8 +207,8 @@ struct launch_proc {
 	const char *lp_exe;	/* le_bin_dir/lp_name */
 	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv and the
 				   NAT (LAUNCH_IGW: nothing to wait for) */
-	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS: pause for
-				   snapshots); NULL if none */
+	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS, virtio-blk
+				   or NVMe: pause for snapshots); NULL if none */
 	unsigned lp_argc;
 	char *lp_argv[LAUNCH_MAX_ARGS + 1]; /* NULL-terminated */
 	unsigned lp_nfds;

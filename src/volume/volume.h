@@ -78,7 +78,7 @@ int vol_open_key(const char *path, bool readonly, const uint8_t *key, struct vol
  * values gets one written (the key was authenticated by the unwrap). */
 int vol_unwrap_key(const char *path, uint8_t dk[VOL_KEY_BYTES], char *err, size_t errlen);
 /* Read-only without the shared lock: for a snapshot of a volume whose card holds it
- * (exclusively) and has paused it (src/cards/ebs/ebsctl.h); nothing else may use it. */
+ * (exclusively) and has paused it (src/cards/bdev/blkctl.h); nothing else may use it. */
 int vol_open_paused(const char *path, struct volume *v, char *err, size_t errlen);
 void vol_close(struct volume *v);
 

@@ -143,7 +143,8 @@ def test_nitro_run_and_nitrod_start_the_same_processes(nitrod, kernel, case, ist
         argv = a[k][2]
         assert a[k][4] == bus, a[k]
         assert (argv[argv.index("--device") + 1] if "--device" in argv else None) == dev, argv
-        assert ("--nvme" in argv) == (bus == "nvme") and ("--ctl" in argv) == (bus == "blk")
+        # both kinds of card get their control socket (snapshots pause them)
+        assert ("--nvme" in argv) == (bus == "nvme") and "--ctl" in argv
     shown = d.call("GET", f"/v1/instances/{inst['id']}").json()
     assert [(v["bus"], v.get("device")) for v in shown["volumes"]] == [
         ("nvme" if bus == "nvme" else "virtio", dev) for bus, dev in want], shown
@@ -302,8 +303,10 @@ def test_cli_client_sets_qos_and_readonly(nitrod, kernel):
     r = nitrod.cli("instances", "describe", inst["id"])
     assert f"{v['id']}(ro)" in r.stdout, r.stdout
     plan = json.loads((nitrod.state / "instances" / inst["id"] / "launch.json").read_text())
-    assert plan["processes"][0]["argv"][3:9] == ["--nvme", "--device", "sda1", "--iops", "250",
-                                                 "--throughput"], plan
+    argv = plan["processes"][0]["argv"]
+    assert argv[3:6] + argv[8:11] == ["--nvme", "--device", "sda1", "--iops", "250",
+                                      "--throughput"], plan
+    assert argv[6:8] == ["--ctl", argv[2] + ".ctl"], plan  # snapshots pause it
     assert "--readonly" in plan["processes"][0]["argv"], plan
     r = nitrod.cli("instances", "run", "--volume", f"{v['id']},rw")
     assert r.returncode == 2 and "VOL-ID[,readonly]" in r.stderr, r.stderr

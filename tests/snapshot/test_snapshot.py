@@ -463,6 +463,38 @@ def test_snapshot_of_served_volume(tmp_path, env):
     assert rc == 1 and "control socket" in err, err
 
 
+def test_snapshot_through_an_nvme_card(tmp_path, env):
+    """The NVMe card (--nvme) has the same control socket: a volume it serves is refused
+    without --card and snapshotted through it (pause, flush, resume); the restored volume
+    holds the data. (Pausing with guest I/O in flight: tests/unit/nvme/test_pause.c and
+    the system test test_snapshot_of_a_running_nvme_volume_is_crash_consistent.)"""
+    vol, ctl, store = tmp_path / "a.vol", tmp_path / "nvme.ctl", tmp_path / "store"
+    nitro(env, "volume", "create", vol, "--size", "32M")
+    write(tmp_path, vol, env, 0, 4096)
+    with Card(tmp_path, vol, env, "--nvme", "--ctl", str(ctl)) as c:
+        rc, _, err = nitro(env, "snapshot", "create", vol, store, ok=False)
+        assert rc == 1 and "in use" in err, err
+        _, out, err = nitro(env, "snapshot", "create", vol, store, "--card", ctl)
+        sid = out.strip()
+        assert SNAP_RE.match(sid), out + err
+        s = ctl_connect(ctl)
+        assert ctl_say(s, "pause") == "paused"
+        other = ctl_connect(ctl)
+        assert other.recv(16) == b"busy\n"
+        other.close()
+        assert ctl_say(s, "resume") == "resumed"
+        s.close()
+        assert c.proc.poll() is None
+    r = tmp_path / "r.vol"
+    nitro(env, "volume", "create", r, "--from-snapshot", store, "--snapshot", sid)
+    verify(tmp_path, r, env, 0, 4096, tag=True)
+    verify(tmp_path, r, env, 4096, 4096, zero=True)
+    # Instance storage has nothing to snapshot: no control socket.
+    rc, _, err = run([CARD, "--socket-path", tmp_path / "s.sock", "--nvme", "--instance-store",
+                      "1M", "--ctl", ctl], 30)
+    assert rc == 2 and "--ctl: not with --instance-store" in err, err
+
+
 def test_unencrypted_volume_roundtrip(tmp_path, env):
     """An unencrypted volume's snapshot still stores only ciphertext; restored (encrypted by
     default, or --unencrypted) it reads back the same."""

@@ -188,6 +188,68 @@ def test_killed_card_is_restarted_and_the_guest_keeps_its_disk(nitrod):
     assert again["new_chunks"] == 0, again  # the same data, chunk for chunk
 
 
+def test_snapshot_of_a_running_nvme_volume_is_crash_consistent(nitrod):
+    """Issue 15 item 1 over NVMe: the guest writes numbered records one after another
+    (direct I/O, record i in block i % 64) while nitrod snapshots the volume through its
+    NVMe card's control socket (pause: no new command taken, the ones in flight finished,
+    flush). A volume made from the snapshot, read by a second guest, holds exactly the
+    records up to some N and none after: every write the guest saw complete before the
+    snapshot was asked for, none it issued after the snapshot returned, and no hole."""
+    vol = nitrod.json("POST", "/v1/volumes", {"size_mib": 16}, expect=201)
+    guest = ("while [ ! -b /dev/nvme0n1 ]; do sleep 0.2; done; i=0; "
+             "while [ $i -lt 1000000 ]; do printf 'rec %08d' $i | dd of=/dev/nvme0n1 bs=4096 "
+             "seek=$((i % 64)) conv=sync oflag=direct 2>/dev/null && echo WR $i "
+             "|| echo WRITE-ERROR; i=$((i+1)); done")
+    i = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "volumes": [{"id": vol["id"]}], "cmdline": cmdline(guest)},
+                    expect=201)
+    iid = i["id"]
+    assert i["volumes"][0]["bus"] == "nvme", i
+
+    def written():
+        return [int(l.split()[1]) for l in marks(nitrod.console(iid), "WR ")
+                if len(l.split()) == 2 and l.split()[1].isdigit()]
+
+    nitrod.wait("guest writing", lambda: max(written(), default=-1) >= 80)
+    card = nitrod.instance(iid)["card_pids"][0]
+    argv = card_argv(card)
+    assert "--nvme" in argv and argv[argv.index("--ctl") + 1].endswith(".ctl"), argv
+    before = max(written())
+    snap = nitrod.json("POST", "/v1/snapshots", {"volume_id": vol["id"]}, expect=201)
+    after = max(written())
+    assert snap["volume_id"] == vol["id"], snap
+    # The guest writes on after the pause, and saw no error.
+    nitrod.wait("guest continues after the snapshot",
+                lambda: max(written(), default=-1) >= after + 20, timeout=120)
+    assert not marks(nitrod.console(iid), "WRITE-ERROR")
+    nitrod.json("DELETE", f"/v1/instances/{iid}")
+    nitrod.wait_state(iid, "terminated", timeout=30)
+    # The snapshot, read back by a guest from a volume made from it.
+    copy = nitrod.json("POST", "/v1/volumes", {"from_snapshot": snap["id"]}, expect=201)
+    reader = ("while [ ! -b /dev/nvme0n1 ]; do sleep 0.2; done; b=0; while [ $b -lt 64 ]; do "
+              "echo BLK $b $(dd if=/dev/nvme0n1 bs=4096 count=1 skip=$b 2>/dev/null "
+              "| head -c 12); b=$((b+1)); done; echo READ-DONE")
+    r = nitrod.json("POST", "/v1/instances",
+                    {"console": True, "volumes": [{"id": copy["id"]}], "cmdline": cmdline(reader)},
+                    expect=201)
+    nitrod.wait("reader done", lambda: marks(nitrod.console(r["id"]), "READ-DONE"))
+    blocks = {}
+    for l in marks(nitrod.console(r["id"]), "BLK "):
+        f = l.split()
+        blocks[int(f[1])] = int(f[3]) if len(f) == 4 and f[2] == "rec" else None
+    assert sorted(blocks) == list(range(64)), blocks
+    n = max(v for v in blocks.values() if v is not None)
+    # A prefix of the guest's writes: block b holds the last record i <= n with
+    # i % 64 == b (none when there is no such i).
+    want = {b: (n - ((n - b) % 64) if n - ((n - b) % 64) >= 0 else None) for b in range(64)}
+    assert blocks == want, (n, blocks)
+    # every write the guest saw complete before the call; nothing it started after the
+    # call returned (it prints WR i before it starts write i + 1: hence at most after + 1)
+    assert before <= n <= after + 1, (before, n, after)
+    nitrod.json("DELETE", f"/v1/instances/{r['id']}")
+    nitrod.wait_state(r["id"], "terminated", timeout=30)
+
+
 def test_restarted_nitrod_readopts_a_running_instance_and_reboots_it(nitrod):
     i = nitrod.json("POST", "/v1/instances",
                     {"console": True, "cmdline": cmdline("while true; do echo tick; sleep 1; done")},

@@ -589,6 +589,25 @@ void ebs_resume(struct ebs *e)
 	batch_end(e);
 }
 
+/* The control socket's pause (blkctl.h). */
+static void ctl_quiet(struct ebs *e, void *ctl)
+{
+	(void)e;
+	blkctl_quiet(ctl);
+}
+
+static void ctl_pause(void *dev, struct blkctl *ctl)
+{
+	ebs_pause(dev, ctl_quiet, ctl);
+}
+
+static void ctl_resume(void *dev)
+{
+	ebs_resume(dev);
+}
+
+const struct blkctl_ops ebs_ctl_ops = {.co_pause = ctl_pause, .co_resume = ctl_resume};
+
 /* Takes chains from queue q while the buckets allow (inside a batch). */
 static void serve(struct ebs *e, unsigned q)
 {

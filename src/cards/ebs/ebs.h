@@ -37,6 +37,7 @@
 #include <sys/uio.h>
 
 #include "cards/bdev/bdev.h"
+#include "cards/bdev/blkctl.h"
 #include "cards/bdev/qos.h"
 #include "cards/lib/loop.h"
 #include "cards/lib/vhost_user.h"
@@ -131,9 +132,11 @@ unsigned ebs_poll(struct ebs *e);
 bool ebs_set_polling(struct ebs *e, bool on);
 /* Stops taking chains (every queue); on_quiet(e, opaque) runs once, on the loop, when no
  * request is in flight any more (at once when none is). ebs_resume() takes chains again.
- * For crash-consistent snapshots (ctl.c). */
+ * For crash-consistent snapshots: ebs_ctl_ops is the pair the control socket uses
+ * (src/cards/bdev/blkctl.h; dev is the struct ebs). */
 void ebs_pause(struct ebs *e, void (*on_quiet)(struct ebs *e, void *opaque), void *opaque);
 void ebs_resume(struct ebs *e);
+extern const struct blkctl_ops ebs_ctl_ops;
 
 /* The card cannot take more chains now (throttled, paused, or no free request). */
 static inline bool ebs_blocked(const struct ebs *e)

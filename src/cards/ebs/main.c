@@ -17,7 +17,7 @@
  * fd is closed: how nitrod hands it over, the card never sees the master key), else
  * unwrapped with the master key ($NITRO_STATE/master.key).
  * --ctl PATH: a control socket to pause the volume for a crash-consistent snapshot
- * (ebsctl.h).
+ * (src/cards/bdev/blkctl.h), for the virtio-blk and the NVMe front alike.
  *
  * Runs in the foreground until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to
  * stderr, as does the exit. With --socket-path the card keeps its socket and serves one
@@ -40,8 +40,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cards/bdev/blkctl.h"
 #include "cards/ebs/ebs.h"
-#include "cards/ebs/ebsctl.h"
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
 #include "cards/nvme/front.h"
@@ -82,7 +82,7 @@ struct card {
 	struct loop c_loop;
 	struct backend c_backend;
 	struct bdev c_bdev;
-	struct ebsctl c_ctl;
+	struct blkctl c_ctl;
 	int c_usr1;
 	struct nvme_ctrl c_nvme;
 	struct nvme_front c_front;
@@ -127,7 +127,7 @@ static void on_usr1(void *opaque)
 /* --nvme: the volume behind an NVMe controller; runs the loop until the end. */
 static int run_nvme(struct card *c, struct volume *vol, const struct backend_opts *bo,
 		    const char *device, unsigned queues, bool gp2, double credits, uint64_t iops,
-		    uint64_t mibps)
+		    uint64_t mibps, const char *ctl)
 {
 	char err[512], serial[VOL_ID_LEN + 1];
 	/* the serial: the volume id without its dash ("vol0123...") */
@@ -160,11 +160,15 @@ static int run_nvme(struct card *c, struct volume *vol, const struct backend_opt
 	if (nvme_front_start(&c->c_front, &c->c_nvme, &c->c_loop, bo->bo_socket_path, bo->bo_fd,
 			     err, sizeof(err)) < 0)
 		die("%s", err);
+	if (ctl && blkctl_open(&c->c_ctl, &nvme_front_ctl_ops, &c->c_front, &c->c_bdev, &c->c_loop,
+			       ctl, err, sizeof(err)) < 0)
+		die("%s", err);
 	if (sandbox_enter_from_env(err, sizeof(err)) < 0)
 		die("%s", err);
 	int r = loop_run(&c->c_loop);
 	if (r < 0)
 		warnmsg("event loop: %s", strerror(-r));
+	blkctl_close(&c->c_ctl);
 	nvme_front_stop(&c->c_front);
 	nvme_print_stats(&c->c_nvme, stderr);
 	nvme_fini(&c->c_nvme);
@@ -354,6 +358,7 @@ int main(int argc, char **argv)
 	if (xts_secure_init(CARD_SECURE_HEAP) < 0)
 		warnmsg("OpenSSL secure heap unavailable: keys are not locked in memory");
 	the_card = c;
+	blkctl_init(&c->c_ctl);
 	backend_opts_init(&bo);
 	for (int i = 1; i < argc; i++) {
 		if (card_backend_opt(&bo, argc, argv, &i))
@@ -411,8 +416,8 @@ int main(int argc, char **argv)
 		}
 	}
 	card_backend_opts_done(&bo, "blk", usage_text);
-	if (ctl && nvme_mode)
-		die_usage("--ctl: not with --nvme (the NVMe front has no pause control yet)");
+	if (ctl && instance)
+		die_usage("--ctl: not with --instance-store (instance storage has no snapshots)");
 	if (instance && (path || !nvme_mode || header || encrypt))
 		die_usage("--instance-store: with --nvme, instead of VOLUME\n%s", usage_text);
 	if (!path && !instance)
@@ -454,7 +459,7 @@ int main(int argc, char **argv)
 		if (queues > NVME_MAX_QIDS - 1)
 			die_usage("--queues: at most %u with --nvme", NVME_MAX_QIDS - 1);
 		int rn = run_nvme(c, &vol, &bo, device, (unsigned)queues, gp2, credits,
-				  gp2 ? 0 : iops, mibps);
+				  gp2 ? 0 : iops, mibps, ctl);
 		bdev_close(&c->c_bdev);
 		close(c->c_usr1);
 		loop_fini(&c->c_loop);
@@ -467,8 +472,8 @@ int main(int argc, char **argv)
 	if (gp2)
 		ebs_set_gp2(&c->c_ebs, credits);
 	c->c_ebs.e_ops.vo_disconnected = on_disconnected;
-	c->c_ctl.ec_fd = c->c_ctl.ec_client = -1;
-	if (ctl && ebsctl_open(&c->c_ctl, &c->c_ebs, &c->c_loop, ctl, err, sizeof(err)) < 0)
+	if (ctl && blkctl_open(&c->c_ctl, &ebs_ctl_ops, &c->c_ebs, &c->c_bdev, &c->c_loop, ctl, err,
+			       sizeof(err)) < 0)
 		die("%s", err);
 
 	bo.bo_serial = true;
@@ -483,8 +488,7 @@ int main(int argc, char **argv)
 		warnmsg("event loop: %s", strerror(-r));
 
 	ebs_print_stats(&c->c_ebs, stderr);
-	if (ctl)
-		ebsctl_close(&c->c_ctl);
+	blkctl_close(&c->c_ctl);
 	ebs_fini(&c->c_ebs);
 	bdev_close(&c->c_bdev);
 	backend_stop(&c->c_backend);

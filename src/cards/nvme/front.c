@@ -1,6 +1,7 @@
 /* NVMe card: the hypervisor connection (see front.h). */
 #include "cards/nvme/front.h"
 #include "cards/lib/listen.h"
+#include "cards/nvme/pause.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -382,3 +383,25 @@ void nvme_front_stop(struct nvme_front *f)
 		close_fd(&f->f_timer);
 	}
 }
+
+/* The control socket's pause (blkctl.h): the I/O queues wait, then go on; what the
+ * resumed commands need (the QoS timer, the back end's fd) is armed as after any work. */
+static void ctl_quiet(void *ctl)
+{
+	blkctl_quiet(ctl);
+}
+
+static void ctl_pause(void *dev, struct blkctl *ctl)
+{
+	struct nvme_front *f = dev;
+	nvme_pause_io(f->f_c, ctl_quiet, ctl);
+}
+
+static void ctl_resume(void *dev)
+{
+	struct nvme_front *f = dev;
+	nvme_unpause_io(f->f_c);
+	after_work(f);
+}
+
+const struct blkctl_ops nvme_front_ctl_ops = {.co_pause = ctl_pause, .co_resume = ctl_resume};

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cards/bdev/blkctl.h"
 #include "cards/lib/guestmem.h"
 #include "cards/lib/loop.h"
 #include "cards/nvme/nvme.h"
@@ -38,5 +39,8 @@ struct nvme_front {
 int nvme_front_start(struct nvme_front *f, struct nvme_ctrl *c, struct loop *l, const char *path,
 		     int fd, char *err, size_t errlen);
 void nvme_front_stop(struct nvme_front *f);
+/* The control socket's ops pair (src/cards/bdev/blkctl.h), dev the struct nvme_front:
+ * pauses the I/O queues for a snapshot (src/cards/nvme/pause.h). */
+extern const struct blkctl_ops nvme_front_ctl_ops;
 
 #endif

@@ -851,6 +851,11 @@ static void req_free(struct nvme_ctrl *c, struct nvme_req *r)
 	c->c_free = r;
 	c->c_inflight--;
 	c->c_sq[r->q_sqid].s_inflight--;
+	if (!c->c_inflight && c->c_on_quiet) { /* a pause waited for this one (pause.h) */
+		void (*quiet)(void *) = c->c_on_quiet;
+		c->c_on_quiet = NULL;
+		quiet(c->c_quiet_opaque);
+	}
 }
 
 static void io_done(struct bdev_io *io, int res)
@@ -1068,8 +1073,8 @@ static void process_sq(struct nvme_ctrl *c, unsigned qid)
 				c->c_starved = true; /* resumed when a request is free */
 				return;
 			}
-			if (qid && c->c_qos_wait_ns)
-				return; /* resumed when the throttle ends */
+			if (qid && (c->c_qos_wait_ns || c->c_paused))
+				return; /* resumed when the throttle or the pause ends */
 			if (!cq_has_room(c, sq->s_cqid))
 				return; /* resumed by the CQ head doorbell */
 			uint8_t cmd[64];

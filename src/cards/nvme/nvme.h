@@ -174,6 +174,11 @@ struct nvme_ctrl {
 	unsigned c_inflight;
 	unsigned c_batch;
 	bool c_starved; /* a queue stopped for want of a free request */
+	/* Paused for a snapshot (pause.h): the I/O queues take no command; c_on_quiet runs
+	 * once (then NULL) when no request is in flight any more. */
+	bool c_paused;
+	void (*c_on_quiet)(void *opaque);
+	void *c_quiet_opaque;
 	/* QoS (EBS): commands wait in the SQ while the buckets refuse */
 	struct qos *c_qos;
 	uint64_t c_qos_wait_ns; /* > 0: throttled, retry after this long (the card arms a timer) */

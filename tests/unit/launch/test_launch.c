@@ -511,7 +511,10 @@ static void test_nvme_device_names(void **state)
 	}
 	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), 0);
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
-	assert_non_null(strstr(joined(&plan.pl_procs[0]), " --nvme --device sda1 "));
+	assert_non_null(strstr(joined(&plan.pl_procs[0]), " --nvme --device sda1 --ctl "));
+	assert_non_null(plan.pl_procs[0].lp_ctl); /* an NVMe volume's card pauses too */
+	assert_null(plan.pl_procs[3].lp_ctl);	  /* an instance store has no snapshots */
+	assert_null(strstr(joined(&plan.pl_procs[3]), "--ctl"));
 	assert_null(strstr(joined(&plan.pl_procs[1]), "--device"));
 	assert_non_null(strstr(joined(&plan.pl_procs[2]), " --nvme --device sdf "));
 	assert_non_null(
