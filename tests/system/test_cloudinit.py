@@ -25,6 +25,8 @@ import os
 import pathlib
 import re
 import subprocess
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -173,23 +175,26 @@ def nitro(env, *args, timeout=900):
 
 @pytest.fixture(scope="module")
 def boots(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cloudinit")
+    logs = tmp_path_factory.mktemp("cloudinit")  # console logs, user data, timings
+    # Sockets (state, the card's control socket) and volumes in the emulated host's own
+    # tmpfs: its working folder is 9p, which has no unix sockets.
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="nitro-cloudinit-"))
     img = image()
     kernel = CACHE / "images" / "vmlinuz"
     env = dict(os.environ, NITRO_STATE=str(tmp / "state"))
     t = {}
     _, t["volume_from_image_s"] = nitro(env, "volume", "create", str(tmp / "a.vol"),
                                         "--from-image", str(img / "rootfs.img"))
-    (tmp / "ud-a").write_text(user_data_a([c for c in CHECKS if not c.needs]))
-    (tmp / "ud-b").write_text(USER_DATA_B)
-    (tmp / "key.pub").write_text(SSH_KEY + "\n")
+    (logs / "ud-a").write_text(user_data_a([c for c in CHECKS if not c.needs]))
+    (logs / "ud-b").write_text(USER_DATA_B)
+    (logs / "key.pub").write_text(SSH_KEY + "\n")
     ctl = tmp / "a.ctl"
-    a = Instance(env, tmp / "a.log", [
+    a = Instance(env, logs / "a.log", [
         "--kernel", str(kernel), "--initrd", str(img / "initrd.img"),
         "--cmdline", CMDLINE.format(root="/dev/vda"), "--memory", "768",
         "--volume", f"{tmp / 'a.vol'},bus=virtio,ctl={ctl}",
         "--nic", f"vpc=1,ip={IP_A}", "--instance-id", IID_A,
-        "--user-data", str(tmp / "ud-a"), "--ssh-key", str(tmp / "key.pub")])
+        "--user-data", str(logs / "ud-a"), "--ssh-key", str(logs / "key.pub")])
     try:
         t["a_marker_s"] = a.wait_for(r"^CK-MARKER-WRITTEN", 1800)
         # crash-consistent snapshot of the running instance's volume, through its card
@@ -204,12 +209,12 @@ def boots(tmp_path_factory):
     t["a_exit_s"] = time.monotonic() - a.t0
     _, t["volume_from_snapshot_s"] = nitro(env, "volume", "create", str(tmp / "b.vol"),
                                            "--from-snapshot", str(tmp / "snaps"))
-    b = Instance(env, tmp / "b.log", [
+    b = Instance(env, logs / "b.log", [
         "--kernel", str(kernel), "--initrd", str(img / "initrd.img"),
         "--cmdline", CMDLINE.format(root="/dev/nvme0n1"), "--memory", "768",
         "--volume", str(tmp / "b.vol"),
         "--nic", f"vpc=1,ip={IP_B}", "--instance-id", IID_B,
-        "--user-data", str(tmp / "ud-b"), "--ssh-key", str(tmp / "key.pub")])
+        "--user-data", str(logs / "ud-b"), "--ssh-key", str(logs / "key.pub")])
     try:
         t["b_done_s"] = b.wait_for(r"^CK-B-DONE", 1800)
         status_b = b.finish(600)
@@ -217,10 +222,11 @@ def boots(tmp_path_factory):
         if b.p.poll() is None:
             b.finish(1)
     out_a, out_b = a.text(), b.text()
+    shutil.rmtree(tmp, ignore_errors=True)
     up = re.search(r"Cloud-init v\. \S+ finished at .*Up ([\d.]+) seconds", out_a)
     t["a_cloud_init_final_uptime_s"] = float(up.group(1)) if up else None
     print("cloudinit timings:", t)
-    (tmp / "timings").write_text(repr(t))
+    (logs / "timings").write_text(repr(t))
     return dict(a=out_a, b=out_b, status_a=status_a, status_b=status_b, t=t)
 
 
