@@ -23,7 +23,7 @@ command -v mmdebstrap >/dev/null || die "mmdebstrap missing (tools/deps.d/cloudi
 command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 missing (e2fsprogs)"
 
 PACKAGES="systemd-sysv udev dbus cloud-init openssh-server chrony dhcpcd-base iproute2 \
-initramfs-tools kmod sudo netbase systemd-resolved"
+initramfs-tools kmod sudo netbase systemd-resolved e2fsprogs"
 # Modules of the stock kernel a nitro guest needs (their dependencies are added from
 # modules.dep): the disk (NVMe and virtio-blk), the NIC, the root filesystem, pvpanic.
 MODULES="nvme virtio_blk virtio_net ext4 crc32c_generic pvpanic-mmio pvpanic-pci virtio-rng"
