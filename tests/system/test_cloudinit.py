@@ -88,12 +88,13 @@ CHECKS = [
           "for i in $(seq 60); do chronyc -n sources | grep -q '^\\^\\* 169.254.169.123' && break; sleep 1; done; "
           "echo CK-CHRONY=$(chronyc -n sources | grep -o '^\\^\\* 169.254.169.123')",
           r"^CK-CHRONY=\^\* 169\.254\.169\.123",
-          needs="NTP at 169.254.169.123 in the VPC card (branch vpcdns)"),
+          needs="a verifying run: NTP at 169.254.169.123 is on main since the vpcdns merge "
+                "(2894cff), this check has not been run against it yet"),
     Check("getent_hosts_resolves_second_instance",
-          f"echo CK-GETENT=$(getent hosts ip-{IP_B.replace('.', '-')}.ec2.internal)",
+          f"echo CK-GETENT=$(getent hosts ip-{IP_B.replace('.', '-')}.us-east-1.compute.internal)",
           rf"^CK-GETENT={re.escape(IP_B)} ",
-          needs="the VPC resolver at base+2 / 169.254.169.253 (branch vpcdns); "
-                "instance B must then run alongside A"),
+          needs="instance B running alongside A, and a verifying run: the VPC resolver is on "
+                "main since the vpcdns merge (2894cff)"),
     Check("fetches_host_loopback_page_through_internet_gateway",
           "echo CK-HTTP=$(python3 -c \"import urllib.request as u; "
           "print(u.urlopen('http://10.0.0.1:{port}/nitro-igw', timeout=20).read().decode())\")",
