@@ -21,7 +21,7 @@ objs = $(call obj,$(foreach d,$(1),$(wildcard src/$(d)/*.c)))
 # ($(call testlib,fds tmpdir)).
 testlib = $(call obj,$(foreach f,$(1),tests/unit/testlib/$(f).c))
 
-.PHONY: all deps images run test unit unit-asan fuzz bench clean format
+.PHONY: all deps test-deps images run test unit unit-asan fuzz bench clean format
 all:
 
 $(BUILD)/obj/%.o: %.c
@@ -53,13 +53,17 @@ fuzz:
 deps:
 	@sh tools/deps.sh
 
+# What only the test suites need (tools/deps.d/*.test.list) on top of deps.
+test-deps:
+	@NITRO_DEPS_TESTS=1 sh tools/deps.sh
+
 images: $(BUILD)/nitro
 	@$(BUILD)/nitro images
 
 run: deps all images
 	$(BUILD)/nitro run
 
-test: deps all images
+test: test-deps all images
 	@$(MAKE) --no-print-directory $(TEST_SUITES)
 
 bench: deps all images

@@ -4,8 +4,10 @@ set -eu
 PKGS="gcc make libc6-dev libcmocka-dev libzstd-dev acpica-tools qemu-system-x86 \
 busybox-static debian-archive-keyring apt kmod xz-utils zstd cpio gzip python3 python3-pytest \
 clang libclang-rt-14-dev libssl-dev"
-# Each component may add its own packages in tools/deps.d/NAME.list (whitespace-separated).
+# Each component may add its own packages in tools/deps.d/NAME.list (whitespace-separated);
+# NAME.test.list only with NITRO_DEPS_TESTS=1 (`make test-deps`: what only tests need).
 for f in "$(dirname "$0")"/deps.d/*.list; do
+	case "$f" in *.test.list) [ -n "${NITRO_DEPS_TESTS:-}" ] || continue ;; esac
 	[ -f "$f" ] && PKGS="$PKGS $(sed 's/#.*//' "$f" | tr '\n' ' ')"
 done
 missing=""

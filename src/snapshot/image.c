@@ -1,5 +1,5 @@
 /* Volumes from raw and qcow2 images through qemu-img (snapshot.h). The image is opened
- * once; qemu-img gets it as an inherited fd (/dev/fd/3), never by its path again. A qcow2
+ * once; qemu-img gets it as an inherited fd (/proc/self/fd/3), never by its path again. A qcow2
  * is converted by qemu-img into an unnamed temporary file (O_TMPFILE, beside the new
  * volume, gone when closed), which is then read like a raw image. */
 #include "snapshot/snapshot.h"
@@ -111,7 +111,7 @@ static int run_qemu_img(char *const argv[], int img_fd, int out_fd, char **out, 
 /* qemu-img info: format (raw/qcow2 only), virtual size, no backing or data file. */
 static int probe(int fd, const char *img, char fmt[16], uint64_t *vsize, char *err, size_t errlen)
 {
-	char *const argv[] = {QEMU_IMG, "info", "-U", "--output=json", "/dev/fd/3", NULL};
+	char *const argv[] = {QEMU_IMG, "info", "-U", "--output=json", "/proc/self/fd/3", NULL};
 	char *out = NULL, qerr[1024];
 	int r = run_qemu_img(argv, fd, -1, &out, qerr, sizeof(qerr));
 	if (r == -ENOENT)
@@ -263,9 +263,18 @@ int snap_import_image_fd(int img_fd, const char *img, const char *path, uint64_t
 			RETURN_ERR(r, "image %s: a temporary file beside %s: %s", img, path,
 				   strerror(-r));
 		}
-		char *const argv[] = {
-		    QEMU_IMG, "convert",	"-U",	     "-f",	  fmt, "-O", "raw",
-		    "-n",     pf ? "-p" : "-q", "/dev/fd/3", "/dev/fd/4", NULL};
+		char *const argv[] = {QEMU_IMG,
+				      "convert",
+				      "-U",
+				      "-f",
+				      fmt,
+				      "-O",
+				      "raw",
+				      "-n",
+				      pf ? "-p" : "-q",
+				      "/proc/self/fd/3",
+				      "/proc/self/fd/4",
+				      NULL};
 		char qerr[1024];
 		if (pf)
 			fprintf(stderr, "%s: converting %s (%s) with qemu-img\n", util_prog(), img,
