@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,21 +118,68 @@ void istore_path(const struct instance *in, char *out, size_t len)
 	sfmt(out, len, "%s/%s", d, in->i_id);
 }
 
-/* Empties the folder name of parent (its entries unlinked, not followed) and removes it. */
+/* Removes everything beneath the folder top (not top itself), nothing followed: the card
+ * that owned it may have left folders nested to any depth. Depth first with one fd held at
+ * a time (down by name with O_NOFOLLOW, back up by ".."), so neither the depth nor nitrod's
+ * fd limit stops it; no process of the card's uid is left to move folders meanwhile (and
+ * the walk stops if the way back up does not lead to top). At most ISTORE_STEPS folder
+ * visits: what is left then stays, with a warning. */
+#define ISTORE_STEPS (1u << 16)
+static int empty_tree(int top)
+{
+	struct stat ts, st;
+	int fd = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &ts) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	unsigned depth = 0;
+	for (unsigned steps = 0; fd >= 0; steps++) {
+		DIR *d = fdopendir(fd);
+		if (!d) {
+			close(fd);
+			return -1;
+		}
+		char sub[NAME_MAX + 1] = "";
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno != EISDIR ||
+			    unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
+				continue;
+			sfmt(sub, sizeof(sub), "%s", e->d_name); /* a folder not empty: down */
+			break;
+		}
+		int next = -1;
+		if (sub[0] && steps < ISTORE_STEPS &&
+		    (next = openat(dirfd(d), sub,
+				   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0)
+			depth++;
+		else if (depth > 0 && steps < ISTORE_STEPS) { /* emptied (or stuck): back up */
+			next = openat(dirfd(d), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			depth--;
+			if (next >= 0 && depth == 0 &&
+			    (fstat(next, &st) < 0 || st.st_dev != ts.st_dev ||
+			     st.st_ino != ts.st_ino)) {
+				close(next);
+				next = -1;
+			}
+		}
+		closedir(d);
+		fd = next;
+	}
+	return 0;
+}
+
+/* Empties the folder name of parent (empty_tree) and removes it. */
 static void remove_in(int parent, const char *name)
 {
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
-		DIR *d = fdopendir(fd);
-		if (d) {
-			struct dirent *e;
-			while ((e = readdir(d)))
-				if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-					unlinkat(dirfd(d), e->d_name, 0);
-			closedir(d);
-		} else {
-			close(fd);
-		}
+		empty_tree(fd);
+		close(fd);
 	}
 	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		warnmsg("%s: instance store folder: %s", name, strerror(errno));
