@@ -384,7 +384,7 @@ def test_instance_store_folder_a_card_filled_is_removed(nitrod, kernel, folder):
                                          "instance_store": {"size_mib": 4}})
     assert r.status == 201, r
     iid = r.json()["id"]
-    wait_state(d, iid, {"failed"})
+    d.wait_state(iid, {"failed"})
     outside = folder / "precious"
     outside.write_text("keep me")
     mine = root / iid
@@ -401,7 +401,7 @@ def test_instance_store_folder_a_card_filled_is_removed(nitrod, kernel, folder):
     (mine / "top").write_text("y")
     r = d.call("POST", f"/v1/instances/{iid}/start")
     assert r.status in (200, 202), r
-    wait_state(d, iid, {"failed"})
+    d.wait_state(iid, {"failed"})
     assert "File exists" not in json.dumps(d.call("GET", f"/v1/instances/{iid}").json())
     assert not mine.exists(), sorted(str(p) for p in mine.rglob("*"))[:5]
     assert outside.read_text() == "keep me"
