@@ -745,6 +745,10 @@ long audit_verify_witnessed(const char *path, audit_verify_fn verify, void *ctx,
 			    const struct audit_head *w, struct audit_report *rep, char *err,
 			    size_t errlen)
 {
+	/* Line numbers are longs from 1: a seq past them (or one whose next line wraps to 0)
+	 * would match no line and pass the "cut back" check below for any log. */
+	if (w && (w->ah_seq == 0 || w->ah_seq >= (unsigned long)LONG_MAX))
+		RETURN_ERR(-1, "witnessed head: seq %lu is no line of an audit log", w->ah_seq);
 	FILE *f = fopen(path, "re");
 	if (!f)
 		RETURN_ERR(-1, "audit log %s: %s", path, strerror(errno));

@@ -4,8 +4,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -117,21 +120,94 @@ void istore_path(const struct instance *in, char *out, size_t len)
 	sfmt(out, len, "%s/%s", d, in->i_id);
 }
 
-/* Empties the folder name of parent (its entries unlinked, not followed) and removes it. */
+/* Removes everything beneath the folder top (not top itself), nothing followed: the card
+ * that owned it may have left folders nested to any depth. Depth first with one fd held at
+ * a time (down by name with O_NOFOLLOW, never onto another file system, back up by ".."),
+ * so neither the depth nor nitrod's fd limit stops it. Each folder's identity (device,
+ * inode) on the way down is kept and every step back up must arrive at the same folder:
+ * should a process still move folders meanwhile (none of the card's uid should be left),
+ * ".." never leads the walk out of the tree (above top: other instances' stores, nitrod's
+ * state); it stops. At most ISTORE_STEPS folder visits: what is left then stays (the
+ * folder's removal warns). */
+#define ISTORE_STEPS (1u << 16)
+struct dir_id {
+	dev_t dev;
+	ino_t ino;
+};
+
+static bool same_dir(int fd, const struct dir_id *id)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino;
+}
+
+static void empty_tree(int top)
+{
+	struct stat st;
+	size_t cap = 64, depth = 0;
+	struct dir_id *ids = malloc(cap * sizeof(*ids));
+	int fd = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!ids || fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		free(ids);
+		return;
+	}
+	ids[0] = (struct dir_id){st.st_dev, st.st_ino};
+	for (unsigned steps = 0; fd >= 0 && steps < ISTORE_STEPS; steps++) {
+		DIR *d = fdopendir(fd);
+		if (!d) {
+			close(fd);
+			break;
+		}
+		char sub[NAME_MAX + 1] = "";
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (unlinkat(dirfd(d), e->d_name, 0) == 0 || errno != EISDIR ||
+			    unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) == 0)
+				continue;
+			sfmt(sub, sizeof(sub), "%s", e->d_name); /* a folder not empty: down */
+			break;
+		}
+		if (sub[0] && depth + 1 >= cap) { /* room for one more identity */
+			struct dir_id *more =
+			    cap < ISTORE_STEPS ? reallocarray(ids, cap * 2, sizeof(*ids)) : NULL;
+			if (more)
+				ids = more, cap *= 2;
+			else
+				sub[0] = 0; /* no deeper: as if stuck */
+		}
+		int next = -1;
+		if (sub[0]) {
+			next =
+			    openat(dirfd(d), sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (next >= 0 && fstat(next, &st) == 0 && st.st_dev == ids[0].dev)
+				ids[++depth] = (struct dir_id){st.st_dev, st.st_ino};
+			else if (next >= 0)
+				close(next), next = -1;
+		}
+		if (next < 0 && depth > 0) { /* emptied (or stuck): back up, to the same folder */
+			next = openat(dirfd(d), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (next >= 0 && !same_dir(next, &ids[--depth]))
+				close(next), next = -1;
+		}
+		closedir(d);
+		fd = next;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(ids);
+}
+
+/* Empties the folder name of parent (empty_tree) and removes it. */
 static void remove_in(int parent, const char *name)
 {
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
-		DIR *d = fdopendir(fd);
-		if (d) {
-			struct dirent *e;
-			while ((e = readdir(d)))
-				if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-					unlinkat(dirfd(d), e->d_name, 0);
-			closedir(d);
-		} else {
-			close(fd);
-		}
+		empty_tree(fd);
+		close(fd);
 	}
 	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
 		warnmsg("%s: instance store folder: %s", name, strerror(errno));

@@ -10,8 +10,9 @@
  * component may be named like an instance (i-<17 hex>): those are the per-instance folders.
  * At each launch nitrod makes DIR/ID (0700, the card's uid) and the card's jail binds only
  * that folder: a card never sees another instance's store or anything else of DIR. After
- * the last process of the instance ended, nitrod empties and removes DIR/ID (entries
- * unlinked, never followed). The card's key never leaves the card (crypto-erase).
+ * the last process of the instance ended, nitrod empties and removes DIR/ID (everything a
+ * card left, folders nested to any depth too, unlinked, never followed). The card's key
+ * never leaves the card (crypto-erase).
  * Call with g_ctl.c_lock held (or before other threads run). */
 #ifndef NITRO_CONTROLLER_ISTORE_H
 #define NITRO_CONTROLLER_ISTORE_H

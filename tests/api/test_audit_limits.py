@@ -418,6 +418,21 @@ def test_a_rewritten_and_re_signed_log_is_refused_with_the_witnessed_head(nitrod
     assert v.returncode == 1 and "witnessed head" in v.stderr, v
 
 
+def test_a_witnessed_head_past_every_line_number_is_refused(folder):
+    """A witness's seq whose next line wraps (ULONG_MAX, or "-1" as strtoul reads it)
+    matched no line and passed the "cut back" check: nitro-audit-verify then said any log
+    "holds the witnessed head" of a head it never had."""
+    log = folder / "a.log"
+    for _ in range(2):
+        assert verify("--append", log, 0, "POST", "/v1/x", 201).returncode == 0
+    fake = "a" * 64
+    v = verify("--head", f"seq=18446744073709551615,head={fake}", log)
+    assert v.returncode == 1 and "is no line of an audit log" in v.stderr, v
+    for seq in ("-1", "+2", "0"):
+        v = verify("--head", f"seq={seq},head={fake}", log)
+        assert v.returncode == 2 and "--head" in v.stderr, (seq, v)
+
+
 def test_audit_head_is_for_admins_only(folder):
     d = Nitrod(folder, extra=["--allow-uid", "4243", "--admin-uid", "4244"]).start()
     try:

@@ -373,6 +373,40 @@ def test_instance_store_dir_attacks(nitrod, kernel, folder):
     assert not (root / "fast" / inst["id"]).exists()  # failed: every process gone
 
 
+def test_instance_store_folder_a_card_filled_is_removed(nitrod, kernel, folder):
+    """A compromised instance-storage card owns its folder DIR/ID: it leaves folders in
+    it, nested deep, with files and a symbolic link to a file outside. After its
+    instance's processes are gone nitrod removes all of it (nothing followed: the file
+    outside stays); a start is not refused because of what a card left."""
+    d = nitrod
+    root = d.state / "instance-store"
+    r = d.call("POST", "/v1/instances", {"kernel": kernel, "initrd": None,
+                                         "instance_store": {"size_mib": 4}})
+    assert r.status == 201, r
+    iid = r.json()["id"]
+    d.wait_state(iid, {"failed"})
+    outside = folder / "precious"
+    outside.write_text("keep me")
+    mine = root / iid
+    mine.mkdir()
+    deep = mine
+    for i in range(200):  # deeper than any fixed recursion or fd budget would go
+        deep = deep / f"d{i % 10}"
+        deep.mkdir()
+        if i % 50 == 0:
+            (deep / "blob").write_bytes(b"x" * 4096)
+            (deep / "link").symlink_to(outside)
+            (deep / "dirlink").symlink_to(folder)
+            (deep.parent / f"side{i}").mkdir()
+    (mine / "top").write_text("y")
+    r = d.call("POST", f"/v1/instances/{iid}/start")
+    assert r.status in (200, 202), r
+    d.wait_state(iid, {"failed"})
+    assert "File exists" not in json.dumps(d.call("GET", f"/v1/instances/{iid}").json())
+    assert not mine.exists(), sorted(str(p) for p in mine.rglob("*"))[:5]
+    assert outside.read_text() == "keep me"
+
+
 def test_bus_device_store_and_metadata_survive_a_restart(folder, kernel):
     """Everything of the spec is stored and reloaded: the bus and device names of each
     volume, the instance store and the IMDS fields (instance_type, user_data, ssh_key),

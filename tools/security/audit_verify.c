@@ -60,7 +60,8 @@ static bool parse_head(const char *s, struct audit_head *h)
 {
 	int used = 0;
 	memset(h, 0, sizeof(*h));
-	if (sscanf(s, "seq=%lu,head=%64[0-9a-f]%n", &h->ah_seq, h->ah_head, &used) != 2 ||
+	if (strncmp(s, "seq=", 4) || s[4] < '1' || s[4] > '9' || /* %lu takes "-1" */
+	    sscanf(s, "seq=%lu,head=%64[0-9a-f]%n", &h->ah_seq, h->ah_head, &used) != 2 ||
 	    strlen(h->ah_head) != 64 || !h->ah_seq)
 		return false;
 	s += used;

@@ -5,6 +5,7 @@
  * (item 15) catch a consistent rewrite of the whole chain, and a witnessed head catches a
  * log cut back.
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -309,6 +310,16 @@ static void test_witnessed_head(void **state)
 	assert_int_equal(audit_verify_witnessed(path, NULL, NULL, &other, NULL, err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "not the witnessed anchor"));
+	/* A witnessed seq whose next line number wraps (ULONG_MAX, "seq=-1" through strtoul)
+	 * matched no line and passed the "cut back" check vacuously: any log, any head. */
+	struct audit_head wrap = bare;
+	wrap.ah_seq = ULONG_MAX;
+	memset(wrap.ah_head, 'a', 64);
+	assert_int_equal(audit_verify_witnessed(path, NULL, NULL, &wrap, NULL, err, sizeof(err)),
+			 -1);
+	wrap.ah_seq = 0;
+	assert_int_equal(audit_verify_witnessed(path, NULL, NULL, &wrap, NULL, err, sizeof(err)),
+			 -1);
 	char *lines[64];
 	int n = read_lines(lines, 64);
 	assert_true(n > (int)h.ah_seq + 1);
