@@ -35,7 +35,7 @@ def test_dry_run_prints_the_plan_and_starts_nothing(nitro, sandbox, tmp_path):
     ebs0, ebs1, inst, vpc, hv = (p["argv"] for p in doc["processes"])
     # NVMe by default (EC2's first device name), virtio-blk with bus=virtio
     assert ebs0 == [str(sandbox / "bin" / "nitro-card-ebs"), "--socket-path", f"{run}/c0.sock",
-                    "--nvme", "--device", "sda1",
+                    "--nvme", "--device", "sda1", "--ctl", f"{run}/c0.sock.ctl",
                     "--iops", "900", "--throughput", "12", "--readonly", str(vol)]
     assert ebs1[3:] == ["--ctl", f"{run}/c1.sock.ctl", "--gp2", "null:1G"]
     assert inst[3:] == ["--nvme", "--instance-store", "16M", "--dir", str(tmp_path)]
