@@ -5,7 +5,9 @@
  *   vpc=7 ip=10.0.0.5 mac=02:00:0a:00:00:05 underlay=192.0.2.1:40000 [default_sg=1]
  *       [pid=N host=NAME ctl=PATH]
  * - a directory (the default, $NITRO_STATE/vpc-map): one file per entry named VPC_IP,
- *   written atomically (temporary file + rename) by each card at start and removed at
+ *   written atomically (temporary file + rename). Under nitrod the launcher writes and
+ *   removes them (map_record_put/_remove: the folder is read-only in the cards' jails,
+ *   the card runs with --map-ro); under `nitro run` each card at start, removed at
  *   exit, so cards started by separate `nitro run` processes find each other; a directory
  *   several hosts share (NFS, ...) works across hosts. A card refuses to take an entry
  *   whose owner is still running on this host (it holds a flock on its record while it
