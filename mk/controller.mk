@@ -9,7 +9,7 @@ all: $(BUILD)/nitrod $(BUILD)/nitrod.sig
 # The chip hashes nitrod's whole file at every start (SHA-384): its debug information goes
 # to nitrod.debug (found by gdb through the .gnu_debuglink section), as Debian packages do.
 # (and the IMDS's identity document from src/imds, which the chip signs)
-$(BUILD)/nitrod: $(call objs,controller securitychip boot volume snapshot launch lib imds endorse) \
+$(BUILD)/nitrod: $(call objs,controller securitychip boot volume snapshot launch lib imds endorse vpcmap) \
 	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c)
 	$(CC) $(CFLAGS) $^ -o $@.full $(LDFLAGS) $(CTL_LIBS)
 	objcopy --only-keep-debug $@.full $@.debug

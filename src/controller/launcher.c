@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "securitychip/chip.h"
 #include "securitychip/identity.h"
 #include "volume/volume.h"
+#include "vpcmap/mapsvc.h"
 
 #define VPC_SG_MAX (1u << 20) /* a security-group file nitrod copies for a card */
 
@@ -63,6 +65,12 @@ void launch_ek_ca_dir(char *out, size_t len)
 static void run_dir(const struct instance *in, char *out, size_t len)
 {
 	sfmt(out, len, "%s/run/%s", g_ctl.c_state_dir, in->i_id);
+}
+
+/* The VPC mapping folder: nitrod's, root's 0755, read-only in the cards' jails. */
+static void map_dir(char *out, size_t len)
+{
+	sfmt(out, len, "%s/%s", g_ctl.c_state_dir, MAP_DIR_NAME);
 }
 
 static void key_dir(const struct instance *in, char *out, size_t len)
@@ -164,7 +172,8 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 	le->le_underlay_fd = true; /* made here; the card gets no network of its own */
 	/* and so is its socket to the host's resolver (resolver.h), when there is one */
 	launch_usable_resolver(LAUNCH_RESOLV_CONF, le->le_dns, sizeof(le->le_dns));
-	sfmt(le->le_vpc_map, sizeof(le->le_vpc_map), "%s/vpc-map", g_ctl.c_state_dir);
+	map_dir(le->le_vpc_map, sizeof(le->le_vpc_map));
+	le->le_map_by_launcher = true; /* the records are written here (map_put) */
 	return 0;
 }
 
@@ -369,6 +378,7 @@ struct kept {
 	unsigned npass;
 	int opened[LAUNCH_MAX_FDS];
 	unsigned nopened;
+	int underlay; /* the VPC card's underlay socket (one of opened[]), -1: none */
 };
 
 static void kept_close(struct kept *k)
@@ -384,6 +394,7 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 {
 	k->stdio[0] = k->stdio[1] = k->stdio[2] = -1;
 	k->nopened = k->npass = 0;
+	k->underlay = -1;
 	int log = -1, console = -1;
 	for (unsigned i = 0; i < p->lp_nfds; i++) {
 		const struct launch_fd *f = &p->lp_fds[i];
@@ -441,6 +452,7 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 				return -1;
 			}
 			k->opened[k->nopened++] = fd;
+			k->underlay = fd;
 			break;
 		case LAUNCH_FD_DNS: { /* the plan has it: the resolver of the plan's time */
 			char dns[64];
@@ -464,6 +476,77 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			k->pass[k->npass++] = (struct jail_fd){fd, f->lf_fd};
 	}
 	return 0;
+}
+
+/* A card's control socket answers: the card that owns a record is running. */
+static bool ctl_alive(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (!path[0] || strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	bool yes = s >= 0 && (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+			      errno == EAGAIN || errno == EINPROGRESS);
+	if (s >= 0)
+		close(s);
+	return yes;
+}
+
+/* The mapping record of a VPC card's NIC, written here before the card starts (the card
+ * only reads the folder): its VPC, address, MAC, group and the underlay socket this
+ * launcher made for it. ctl= names the card's control socket, under the instance's run
+ * folder: the record's owner. An address another running instance holds is refused. */
+static int map_put(const struct instance *in, const struct launch_proc *p, int ul_fd, char *err,
+		   size_t errlen)
+{
+	const struct nic_spec *n = &in->i_spec.s_nics[p->lp_item];
+	struct map_entry e = {.me_vpc = n->n_vpc};
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	char ip[40], dir[PATH_MAX], own[PATH_MAX];
+	sfmt(ip, sizeof(ip), "%s", n->n_ip);
+	ip[strcspn(ip, "/")] = 0;
+	struct in_addr a;
+	if (p->lp_item >= in->i_spec.s_nnics || inet_pton(AF_INET, ip, &a) != 1 || ul_fd < 0 ||
+	    getsockname(ul_fd, (struct sockaddr *)&sa, &sl) < 0 || sa.sin_family != AF_INET)
+		RETURN_ERR(-1, "%s: no address or underlay for its mapping record", p->lp_name);
+	e.me_ip = a.s_addr;
+	e.me_ul_ip = sa.sin_addr.s_addr;
+	e.me_ul_port = sa.sin_port;
+	e.me_default_sg = !n->n_sg[0];
+	if (!n->n_mac[0])
+		map_default_mac(e.me_vpc, e.me_ip, e.me_mac);
+	else if (!map_parse_mac(n->n_mac, e.me_mac))
+		RETURN_ERR(-1, "%s: mac %s: not a unicast MAC", p->lp_name, n->n_mac);
+	gethostname(e.me_host, sizeof(e.me_host) - 1);
+	if (p->lp_ctl)
+		sfmt(e.me_ctl, sizeof(e.me_ctl), "%s", p->lp_ctl);
+	map_dir(dir, sizeof(dir));
+	run_dir(in, own, sizeof(own));
+	strncat(own, "/", sizeof(own) - strlen(own) - 1);
+	struct map_entry old;
+	if (map_record_get(dir, e.me_vpc, e.me_ip, &old) && strncmp(old.me_ctl, own, strlen(own)) &&
+	    ctl_alive(old.me_ctl))
+		RETURN_ERR(-1, "VPC %u address %s is already in use by another instance", e.me_vpc,
+			   ip);
+	return map_record_put(dir, &e, err, errlen);
+}
+
+/* Removes the records of the instance's NICs (only those it still owns). */
+static void map_remove(const struct instance *in)
+{
+	char dir[PATH_MAX], own[PATH_MAX], ip[40];
+	map_dir(dir, sizeof(dir));
+	run_dir(in, own, sizeof(own));
+	strncat(own, "/", sizeof(own) - strlen(own) - 1);
+	for (unsigned i = 0; i < in->i_spec.s_nnics && i < SPEC_MAX_NICS; i++) {
+		struct in_addr a;
+		sfmt(ip, sizeof(ip), "%s", in->i_spec.s_nics[i].n_ip);
+		ip[strcspn(ip, "/")] = 0;
+		if (inet_pton(AF_INET, ip, &a) == 1)
+			map_record_remove(dir, in->i_spec.s_nics[i].n_vpc, a.s_addr, own);
+	}
 }
 
 /* The cgroup leaf of one process (name "hv", "c0", ...) with the documented limits
@@ -515,6 +598,11 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 	struct kept k;
 	if (kept_open(in, p, logname, &k, err, errlen)) {
 		close(fd);
+		return -1;
+	}
+	if (p->lp_kind == LAUNCH_CARD_VPC && map_put(in, p, k.underlay, err, errlen) < 0) {
+		close(fd);
+		kept_close(&k);
 		return -1;
 	}
 	for (size_t i = 0; i < nextra && k.npass < ARRAY_SIZE(k.pass); i++)
@@ -720,6 +808,22 @@ out:
 
 /* --- before and after --- */
 
+/* Removes every file of the mapping folder that is not nitrod's own. */
+static void map_purge_foreign(const char *map)
+{
+	DIR *d = opendir(map);
+	struct dirent *de;
+	struct stat st;
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.' || (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")))
+			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    (st.st_uid != geteuid() || !S_ISREG(st.st_mode)))
+				unlinkat(dirfd(d), de->d_name,
+					 S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+	if (d)
+		closedir(d);
+}
+
 static int mkdir_owned(const char *path, uid_t uid, gid_t gid)
 {
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
@@ -844,13 +948,16 @@ int launch_prepare(struct instance *in, bool *refused, char *err, size_t errlen)
 		close(fd);
 	}
 	if (pp->ls.ls_nnics) {
-		/* Every instance's card registers here: world-writable, sticky (each record
-		 * stays its writer's). */
+		/* The records are written here (map_put), not by the cards: nitrod's (root's),
+		 * 0755, read-only in the jails. A folder an older nitrod made world-writable loses
+		 * what the cards wrote there (records nobody vouches for). */
 		const char *map = pp->le.le_vpc_map;
-		if ((mkdir(map, 01777) < 0 && errno != EEXIST) || chmod(map, 01777) < 0) {
+		if ((mkdir(map, 0755) < 0 && errno != EEXIST) ||
+		    chown(map, geteuid(), getegid()) < 0 || chmod(map, 0755) < 0) {
 			sfmt(err, errlen, "VPC mapping folder %s: %s", map, strerror(errno));
 			goto out;
 		}
+		map_purge_foreign(map);
 	}
 	if (check_boot(&pp->ls, in->i_owner, err, errlen)) {
 		*refused = true;
@@ -994,6 +1101,7 @@ void launch_cleanup(const struct instance *in)
 	key_dir(in, d, sizeof(d));
 	remove_flat(d);
 	istore_remove(in); /* the card ended: its key is gone, now its folder */
+	map_remove(in);	   /* peers stop sending to its NICs */
 	if (g_ctl.c_cgroups && cg_remove(g_ctl.c_cgroup_root, in->i_id, NULL) < 0)
 		warnmsg("%s: cgroup %s/%s/%s not removed: %s", in->i_id, g_ctl.c_cgroup_root,
 			CG_NITRO, in->i_id, strerror(errno));

@@ -291,7 +291,9 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 	}
 	if (e->le_vpc_map[0]) {
 		opt(b, "--map", e->le_vpc_map);
-		uses_path(b, e->le_vpc_map, LAUNCH_PATH_RW);
+		uses_path(b, e->le_vpc_map, e->le_map_by_launcher ? 0 : LAUNCH_PATH_RW);
+		if (e->le_map_by_launcher)
+			arg(b, "--map-ro");
 	}
 	/* The IMDS: the same id and type as nitro-hv's SMBIOS, the files it serves. */
 	if (n->ln_imds[0])

@@ -148,6 +148,9 @@ struct launch_env {
 					   inherited */
 	char le_vpc_map[PATH_MAX];	/* the VPC cards' --map; "": their default */
 	char le_underlay[64];		/* the VPC cards' --underlay; "": their default */
+	bool le_map_by_launcher;	/* the launcher writes and removes each VPC card's record
+					   (nitrod): the folder is bound read-only, the card gets --map-ro
+					 */
 	bool le_underlay_fd; /* the launcher makes each VPC card's underlay socket and passes
 				it on fd 3 (--underlay-fd): the card needs no network (nitrod) */
 	char le_dns[64];     /* the host's resolver "A.B.C.D:PORT" (resolver.h): each VPC card

@@ -265,10 +265,44 @@ static void file_refresh(struct mapsvc *m, uint64_t now)
 
 /* ---- the directory form ---- */
 
+static int read_entry_at(const char *dir, const char *name, struct map_entry *e, uint64_t *bad);
+
 static int read_entry(struct mapsvc *m, const char *name, struct map_entry *e)
 {
+	return read_entry_at(m->m_path, name, e, &m->m_bad_records);
+}
+
+int map_record_put(const char *dir, const struct map_entry *e, char *err, size_t errlen)
+{
+	char name[64], path[PATH_MAX + 64], tmp[PATH_MAX + 96], line[MAP_LINE_MAX];
+	map_entry_name(e->me_vpc, e->me_ip, name, sizeof(name));
+	int n = map_format(e, line, sizeof(line));
+	if (n < 0)
+		RETURN_ERR(-1, "mapping record too long");
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/.%s.%d.tmp", dir, name, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		RETURN_ERR(-1, "mapping %s: %s", tmp, strerror(errno));
+	bool ok = write(fd, line, (size_t)n) == n && fchmod(fd, 0644) == 0;
+	int e2 = errno;
+	if (close(fd) < 0 && ok) {
+		ok = false;
+		e2 = errno;
+	}
+	if (!ok || rename(tmp, path) < 0) {
+		if (ok)
+			e2 = errno;
+		unlink(tmp);
+		RETURN_ERR(-1, "mapping %s: %s", path, strerror(e2));
+	}
+	return 0;
+}
+
+static int read_entry_at(const char *dir, const char *name, struct map_entry *e, uint64_t *bad)
+{
 	char path[PATH_MAX + 64], buf[MAP_LINE_MAX], why[160];
-	snprintf(path, sizeof(path), "%s/%s", m->m_path, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return 0;
@@ -282,10 +316,30 @@ static int read_entry(struct mapsvc *m, const char *name, struct map_entry *e)
 	const char *nl = memchr(buf, '\n', (size_t)n);
 	size_t l = nl ? (size_t)(nl - buf) : (size_t)n;
 	if (map_parse_line(buf, l, e, why, sizeof(why))) {
-		m->m_bad_records++;
+		if (bad)
+			(*bad)++;
 		return 0;
 	}
 	return 1;
+}
+
+int map_record_get(const char *dir, uint32_t vpc, uint32_t ip, struct map_entry *e)
+{
+	char name[64];
+	map_entry_name(vpc, ip, name, sizeof(name));
+	return read_entry_at(dir, name, e, NULL) && e->me_vpc == vpc && e->me_ip == ip;
+}
+
+void map_record_remove(const char *dir, uint32_t vpc, uint32_t ip, const char *ctl_prefix)
+{
+	struct map_entry e;
+	char name[64], path[PATH_MAX + 64];
+	size_t pl = strlen(ctl_prefix);
+	if (!pl || !map_record_get(dir, vpc, ip, &e) || strncmp(e.me_ctl, ctl_prefix, pl))
+		return;
+	map_entry_name(vpc, ip, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
 }
 
 int mapsvc_open(struct mapsvc *m, const char *path, char *err, size_t errlen)

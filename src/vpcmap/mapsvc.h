@@ -5,7 +5,9 @@
  *   vpc=7 ip=10.0.0.5 mac=02:00:0a:00:00:05 underlay=192.0.2.1:40000 [default_sg=1]
  *       [pid=N host=NAME ctl=PATH]
  * - a directory (the default, $NITRO_STATE/vpc-map): one file per entry named VPC_IP,
- *   written atomically (temporary file + rename) by each card at start and removed at
+ *   written atomically (temporary file + rename). Under nitrod the launcher writes and
+ *   removes them (map_record_put/_remove: the folder is read-only in the cards' jails,
+ *   the card runs with --map-ro); under `nitro run` each card at start, removed at
  *   exit, so cards started by separate `nitro run` processes find each other; a directory
  *   several hosts share (NFS, ...) works across hosts. A card refuses to take an entry
  *   whose owner is still running on this host (it holds a flock on its record while it
@@ -97,6 +99,16 @@ void map_default_mac(uint32_t vpc, uint32_t ip, uint8_t mac[6]);
 bool map_parse_mac(const char *s, uint8_t mac[6]);
 /* The entry's file name in the directory form: "VPC_A.B.C.D". */
 void map_entry_name(uint32_t vpc, uint32_t ip, char *out, size_t len);
+
+/* The launcher's side of the directory form (nitrod: a root-owned 0755 folder the cards
+ * see read-only; the cards do not register, docs/vpc.md). map_record_put writes e as the
+ * record of (vpc, ip) atomically (temporary file + rename, 0644), replacing any;
+ * map_record_get reads one (1, 0 when none or malformed); map_record_remove removes it
+ * only when its ctl= names a path under ctl_prefix (the instance's own run folder), so a
+ * record another instance took is left alone. 0, or -1 with err. */
+int map_record_put(const char *dir, const struct map_entry *e, char *err, size_t errlen);
+int map_record_get(const char *dir, uint32_t vpc, uint32_t ip, struct map_entry *e);
+void map_record_remove(const char *dir, uint32_t vpc, uint32_t ip, const char *ctl_prefix);
 
 /* Opens path: an existing file, or a directory (created when missing). 0, or -1 with err. */
 int mapsvc_open(struct mapsvc *m, const char *path, char *err, size_t errlen);

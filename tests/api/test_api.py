@@ -576,6 +576,47 @@ def test_nics_start_a_vpc_card_per_interface(nitrod, bad_kernel):
     assert r.status == 400 and "outside the folders" in r.json()["error"], r
 
 
+@pytest.mark.skipif(not (BUILD / "nitro-card-vpc").exists(), reason="no nitro-card-vpc")
+def test_vpc_map_records_are_the_launchers_not_the_cards(nitrod, bad_kernel):
+    """docs/security.md, "a compromised VPC card can join any VPC": the mapping folder is
+    nitrod's (0755), bound read-only into the VPC cards' jails (--map-ro), and nitrod writes
+    each NIC's record itself before the card starts (the card checks it names its
+    underlay) and removes it when the instance ends. Another uid (a card's) can neither
+    create nor replace a record; records an older nitrod let the cards write are purged."""
+    mapdir = nitrod.state / "vpc-map"
+    mapdir.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(mapdir, 0o1777)  # as an older nitrod left it, with a squatter's record
+    squat = mapdir / "7_10.0.0.99"
+    squat.write_text("vpc=7 ip=10.0.0.99 mac=02:00:00:00:00:63 underlay=127.0.0.1:9 default_sg=1\n")
+    if os.geteuid() == 0:
+        os.chown(squat, 65534, 65534)
+    else:  # not nitrod's either way: another owner only root can make
+        squat.unlink()
+        (mapdir / "sub").mkdir()
+    nics = [{"vpc": 3, "ip": "10.0.0.9/24"},
+            {"vpc": 7, "ip": "10.0.0.99/24", "mac": "02:00:00:00:00:09"}]
+    inst = make_failed_instance(nitrod, bad_kernel, nics=nics)
+    for i, (vpc, ip) in enumerate([(3, "10.0.0.9"), (7, "10.0.0.99")]):
+        log = (nitrod.state / "instances" / inst["id"] / f"card{i}.log").read_text()
+        assert log.startswith(f"nitro-card-vpc: vpc {vpc} {ip}:"), log  # its record checked out
+    st = mapdir.stat()
+    assert (st.st_mode & 0o7777, st.st_uid) == (0o755, os.geteuid()), oct(st.st_mode)
+    assert sorted(p.name for p in mapdir.iterdir()) == [], "removed with the instance"
+    plan = json.loads((nitrod.state / "instances" / inst["id"] / "launch.json").read_text())
+    cards = [p for p in plan["processes"] if p["kind"] == "card-vpc"]
+    assert len(cards) == 2
+    for p in cards:
+        assert "--map-ro" in p["argv"], p["argv"]
+        assert [x["rw"] for x in p["paths"] if x["path"] == str(mapdir)] == [False], p["paths"]
+    # The attack: a card's uid writes a record of another VPC.
+    if os.geteuid() == 0:
+        r = subprocess.run(["sh", "-c", f"echo 'vpc=7 ip=10.0.0.98 mac=02:00:00:00:00:62 "
+                            f"underlay=127.0.0.1:9 default_sg=1' > {mapdir}/7_10.0.0.98"],
+                           user=65534, group=65534, capture_output=True, text=True)
+        assert r.returncode != 0 and "Permission denied" in r.stderr, r
+        assert not (mapdir / "7_10.0.0.98").exists()
+
+
 # --- audit durability (docs/security.md, "The audit log") ---
 
 def strace_calls(path):

@@ -47,6 +47,8 @@ def normalized(doc):
             if out and out[-1] == "--identity":
                 out.pop()
                 continue
+            if x == "--map-ro":
+                continue
             out.append(fix(x))
         return out
     return [(p["kind"], p["exe"], argv(p["argv"]), fix(p["socket"]), p["vhost_user"],

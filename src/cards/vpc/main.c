@@ -70,6 +70,7 @@ static const char usage_text[] =
     "  --underlay A[:P]    this card's UDP underlay address (default 127.0.0.1, any port)\n"
     "  --underlay-fd N     the underlay: a bound IPv4 UDP socket its launcher made\n"
     "  --map PATH          mapping folder or file (default $NITRO_STATE/vpc-map)\n"
+    "  --map-ro            the launcher wrote this card's record (nitrod): only check it\n"
     "  --pps N             packets/s allowance (0: unlimited, the default)\n"
     "  --bandwidth MBIT    Mbit/s allowance per direction (0: unlimited, the default)\n"
     "  --mtu N             576..9216 (default 9001)\n"
@@ -581,7 +582,7 @@ int main(int argc, char **argv)
 	char domain[128];
 	char map_path[PATH_MAX] = "", err[PATH_MAX + 256];
 	uint64_t x, pairs = 1;
-	bool have_mac = false, ul_given = false;
+	bool have_mac = false, ul_given = false, map_ro = false;
 	int ul_fd = -1, dns_fd = -1;
 
 	util_set_prog("nitro-card-vpc");
@@ -620,6 +621,8 @@ int main(int argc, char **argv)
 				die_usage("--vpc-cidr %s: expected A.B.C.D/8..28", v);
 		} else if ((v = opt_arg("--map", argc, argv, &i))) {
 			snprintf(map_path, sizeof(map_path), "%s", v);
+		} else if (!strcmp(argv[i], "--map-ro")) {
+			map_ro = true;
 		} else if ((v = opt_arg("--ctl", argc, argv, &i))) {
 			ctl = v;
 		} else if ((v = opt_arg("--pps", argc, argv, &i))) {
@@ -753,8 +756,18 @@ int main(int argc, char **argv)
 	gethostname(c->c_self.me_host, sizeof(c->c_self.me_host) - 1);
 	if (ctl)
 		snprintf(c->c_self.me_ctl, sizeof(c->c_self.me_ctl), "%s", ctl);
-	if (c->c_map.m_dir && mapsvc_register(&c->c_map, &c->c_self, err, sizeof(err)) < 0)
+	if (map_ro) { /* the launcher's record (read-only here) must name this very card */
+		struct map_entry rec;
+		if (!mapsvc_lookup(&c->c_map, cfg.vc_vni, cfg.vc_ip, &rec) ||
+		    rec.me_ul_ip != c->c_self.me_ul_ip || rec.me_ul_port != c->c_self.me_ul_port ||
+		    memcmp(rec.me_mac, c->c_self.me_mac, 6) ||
+		    rec.me_default_sg != c->c_self.me_default_sg)
+			die("mapping %s: the launcher's record of this interface is missing or "
+			    "names another underlay, MAC or group",
+			    map_path);
+	} else if (c->c_map.m_dir && mapsvc_register(&c->c_map, &c->c_self, err, sizeof(err)) < 0) {
 		die("%s", err);
+	}
 	unregister_on_crash(&c->c_map);
 
 	bo.bo_serial = true;

@@ -106,10 +106,42 @@ static void flood_costs_one_lookup_per_address(void **state)
 	mapsvc_close(&m);
 }
 
+/* The launcher's records (nitrod): written whole, found by a card's lookup, replaced by
+ * the next write (a card restart's new underlay port), removed only by the instance
+ * whose run folder the record's ctl= names. */
+static void launcher_records_put_get_remove(void **state)
+{
+	(void)state;
+	static struct mapsvc m;
+	char err[256];
+	struct map_entry e = peer(htonl(0x0a000063), 0), got;
+	snprintf(e.me_ctl, sizeof(e.me_ctl), "/state/run/i-0a/c1.sock.ctl");
+	e.me_default_sg = true;
+	assert_int_equal(map_record_put(dir, &e, err, sizeof(err)), 0);
+	assert_int_equal(mapsvc_open(&m, dir, err, sizeof(err)), 0);
+	assert_int_equal(mapsvc_lookup(&m, 7, e.me_ip, &got), 1);
+	assert_int_equal(got.me_ul_port, htons(40006));
+	assert_true(got.me_default_sg);
+	assert_string_equal(got.me_ctl, e.me_ctl);
+	e.me_ul_port = htons(40007);
+	assert_int_equal(map_record_put(dir, &e, err, sizeof(err)), 0);
+	assert_int_equal(map_record_get(dir, 7, e.me_ip, &got), 1);
+	assert_int_equal(got.me_ul_port, htons(40007));
+	assert_int_equal(map_record_get(dir, 8, e.me_ip, &got), 0);
+	map_record_remove(dir, 7, e.me_ip, "/state/run/i-0b/"); /* not its instance's */
+	assert_int_equal(map_record_get(dir, 7, e.me_ip, &got), 1);
+	map_record_remove(dir, 7, e.me_ip, "/state/run/i-0a/");
+	assert_int_equal(map_record_get(dir, 7, e.me_ip, &got), 0);
+	mapsvc_on_event(&m);
+	assert_int_equal(mapsvc_lookup(&m, 7, e.me_ip, &got), 0);
+	mapsvc_close(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(flood_costs_one_lookup_per_address),
+	    cmocka_unit_test(launcher_records_put_get_remove),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
