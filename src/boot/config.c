@@ -38,9 +38,13 @@ const char hv_options_help[] =
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
     "  --instance-type T    SMBIOS product name (default: from --cpus/--memory, e.g. m5.large)\n"
     "  --instance-id ID     i- and 17 hex digits: SMBIOS system UUID and serial ec2...\n"
-    "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET\n"
-    "                       a virtio-blk or virtio-net PCI device, or an NVMe controller\n"
-    "                       (docs/nvme.md), served by the card at SOCKET (repeatable)\n"
+    "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET | nsm,SOCKET\n"
+    "                       a virtio-blk or virtio-net PCI device, an NVMe controller\n"
+    "                       (docs/nvme.md) or a Nitro Secure Module (virtio 33,\n"
+    "                       docs/enclaves.md), served by the card at SOCKET (repeatable)\n"
+    "  --enclave-hello cid=N[,debug]\n"
+    "                       act as enclave CID N (4 to 4294967294) towards the NSM card:\n"
+    "                       open its connection with ENW_HELLO (zero boot PCRs; for tests)\n"
     "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n";
 
 void hv_config_defaults(struct hv_config *c)
@@ -138,7 +142,7 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
 			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
 			     !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
-			     !strcmp(a, "--instance-id");
+			     !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-hello");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -220,12 +224,29 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			if (!strncmp(v, "nvme,", 5)) {
 				type = HV_CARD_NVME;
 				skip = 5;
+			} else if (!strncmp(v, "nsm,", 4)) {
+				type = VIRTIO_ID_NITRO_SEC_MOD;
 			}
 			if (!type || !v[skip])
-				USAGE("--vhost-user %s: expected blk,SOCKET, net,SOCKET or "
-				      "nvme,SOCKET",
+				USAGE("--vhost-user %s: expected blk,SOCKET, net,SOCKET, "
+				      "nvme,SOCKET or nsm,SOCKET",
 				      v);
 			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + skip};
+		} else if (!strcmp(a, "--enclave-hello")) {
+			char cid[24];
+			const char *comma = strchr(v, ',');
+			size_t cl = comma ? (size_t)(comma - v) : strlen(v);
+			if (strncmp(v, "cid=", 4) || cl - 4 >= sizeof(cid) ||
+			    (comma && strcmp(comma, ",debug")))
+				USAGE("--enclave-hello %s: expected cid=N[,debug]", v);
+			memcpy(cid, v + 4, cl - 4);
+			cid[cl - 4] = 0;
+			if (!parse_u64(cid, 4, UINT32_MAX - 1, &n))
+				USAGE("--enclave-hello %s: the CID must be 4 to %u", v,
+				      UINT32_MAX - 1);
+			c->enclave_hello = true;
+			c->hello_cid = n;
+			c->hello_debug = comma != NULL;
 		} else if (!strcmp(a, "--tpm-card")) {
 			if (!*v)
 				USAGE("--tpm-card: empty socket path");

@@ -28,7 +28,8 @@
 #define HV_CARD_NVME 0x100 /* an NVMe controller (src/hv/nvme_pci.c), not a virtio id */
 
 struct hv_card {
-	unsigned type; /* VIRTIO_ID_NET, VIRTIO_ID_BLOCK (<linux/virtio_ids.h>) or HV_CARD_NVME */
+	unsigned type; /* VIRTIO_ID_NET, VIRTIO_ID_BLOCK, VIRTIO_ID_NITRO_SEC_MOD
+			  (<linux/virtio_ids.h>) or HV_CARD_NVME */
 	const char *socket;
 };
 
@@ -69,6 +70,10 @@ struct hv_config {
 	bool kernel_optional;		    /* set before parsing: a missing --kernel is no error */
 	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
 	const char *tpm_card;		    /* --tpm-card SOCKET; NULL: no TPM */
+	/* --enclave-hello cid=N[,debug]: this guest opens its NSM card connections as enclave
+	 * N would (ENW_HELLO, src/lib/enclave_wire.h), for the card's tests */
+	bool enclave_hello, hello_debug;
+	uint64_t hello_cid;
 	unsigned ncards;
 };
 

@@ -74,6 +74,20 @@ static void tty_make_raw(void)
 }
 
 /* Exit counts over all vCPUs: with cards on vhost-user, guest I/O adds none. */
+/* --enclave-hello cid=N[,debug]: the identity an ordinary guest presents to the NSM card
+ * in its tests, as an enclave's nitro-hv would (ENW_HELLO): no EIF, so zero boot PCRs; the
+ * module id "<instance id>-enc<CID as 16 hex digits>". */
+static void test_hello(const struct hv_config *c, struct enw_hello *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->version = ENW_VERSION;
+	h->flags = c->hello_debug ? ENW_FLAG_DEBUG : 0;
+	h->cid = c->hello_cid;
+	snprintf(h->module_id, sizeof(h->module_id), "%s-enc%016llx",
+		 c->instance_id ? c->instance_id : "i-00000000000000000",
+		 (unsigned long long)c->hello_cid);
+}
+
 static void print_stats(void)
 {
 	unsigned long all = 0, io = 0, mmio = 0;
@@ -318,12 +332,19 @@ int main(int argc, char **argv)
 	trace_phase("initrd loaded");
 	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
 		die("cannot set up the PCI host bridge");
+	struct enw_hello hello;
+	if (cfg.enclave_hello)
+		test_hello(&cfg, &hello);
 	for (unsigned i = 0; i < cfg.ncards; i++)
 		if (cfg.cards[i].type == HV_CARD_NVME
 			? nvme_pci_create(&nvme_cards[i], &vm, &pci, cfg.cards[i].socket, err,
 					  sizeof(err)) < 0
-			: virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type,
-					    cfg.cards[i].socket, err, sizeof(err)) < 0)
+			: virtio_pci_create(
+			      &cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
+			      cfg.enclave_hello && cfg.cards[i].type == VIRTIO_ID_NITRO_SEC_MOD
+				  ? &hello
+				  : NULL,
+			      err, sizeof(err)) < 0)
 			die("%s", err);
 	trace_phase("cards connected");
 	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};

@@ -73,6 +73,8 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 	f->vf_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (f->vf_sock < 0 || connect(f->vf_sock, (struct sockaddr *)&a, sizeof(a)) < 0)
 		RETURN_ERR(-1, "card socket %s: %s", path, strerror(errno));
+	if (f->vf_has_hello && vhost_front_send_hello(f, err, errlen) < 0)
+		return -1;
 	f->vf_mem = m;
 	f->vf_config_want = config_len;
 	uint64_t feat;
@@ -105,6 +107,19 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 		memcpy(f->vf_config, p.config.payload, config_len);
 		f->vf_config_len = config_len;
 	}
+	return 0;
+}
+
+int vhost_front_send_hello(struct vhost_front *f, char *err, size_t errlen)
+{
+	uint64_t status;
+	if (send_msg(f, ENW_HELLO, 0, &f->vf_hello, sizeof(f->vf_hello), NULL, 0) < 0 ||
+	    recv_reply(f, ENW_HELLO, &status, sizeof(status)) < 0)
+		RETURN_ERR(-1, "card %s: no answer to the enclave hello", f->vf_path);
+	if (status)
+		RETURN_ERR(-1, "card %s: refused enclave CID %llu: %s", f->vf_path,
+			   (unsigned long long)f->vf_hello.cid,
+			   status < 4096 ? strerror((int)status) : "unknown status");
 	return 0;
 }
 
@@ -204,10 +219,15 @@ int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *d
 }
 
 int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
-			unsigned config_len, char *err, size_t errlen)
+			unsigned config_len, const struct enw_hello *hello, char *err,
+			size_t errlen)
 {
 	memset(f, 0, sizeof(*f));
 	pthread_mutex_init(&f->vf_lock, NULL);
+	if (hello) {
+		f->vf_has_hello = true;
+		f->vf_hello = *hello;
+	}
 	int r = connect_and_negotiate(f, path, m, config_len, err, errlen);
 	if (r == 0)
 		r = send_mem_table(f, m, err, errlen);

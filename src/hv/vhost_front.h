@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "boot/memory.h"
+#include "lib/enclave_wire.h"
 #include "lib/vhost_user_wire.h"
 
 #define VHOST_CONFIG_MAX VU_CONFIG_MAX
@@ -34,12 +35,21 @@ struct vhost_front {
 	char vf_path[108];
 	const struct guest_mem *vf_mem; /* for SET_MEM_TABLE again on reconnect */
 	unsigned vf_config_want;
+	/* An enclave's identity (enclave mode, or --enclave-hello): sent as ENW_HELLO first on
+	 * every connection to the card, reconnections included. */
+	bool vf_has_hello;
+	struct enw_hello vf_hello;
 };
 
-/* Connects, negotiates, reads config_len bytes of device config and sends the memory
- * table. 0, or -1 with err. */
+/* Connects, sends hello first when not NULL (vhost_front_send_hello), negotiates, reads
+ * config_len bytes of device config and sends the memory table. 0, or -1 with err. */
 int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
-			unsigned config_len, char *err, size_t errlen);
+			unsigned config_len, const struct enw_hello *hello, char *err,
+			size_t errlen);
+/* Sends f->vf_hello as ENW_HELLO (src/lib/enclave_wire.h) on the new connection and waits
+ * for the card's status: 0 when it accepted, else -1 with err naming its errno (the card
+ * closes the connection). */
+int vhost_front_send_hello(struct vhost_front *f, char *err, size_t errlen);
 /* The card went away (its process died): drop the connection. Requests fail until a
  * reconnect succeeds. */
 void vhost_front_disconnect(struct vhost_front *f);

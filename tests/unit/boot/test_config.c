@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <linux/virtio_ids.h>
+
 #include "boot/config.h"
 #include "boot/kernel.h"
 #include "lib/util.h"
@@ -106,11 +108,35 @@ static void test_parse_usage_errors(void **state)
 		     "--initrd-sha256", "no --initrd-sha384");
 	expect_usage(ARGS("--kernel", "k", "--kernel-sha256", "00"), "--kernel-sha256", "hex");
 
+	/* An enclave identity for the NSM card's tests: cid=N[,debug], N an enclave's CID. */
+	expect_usage(ARGS("--kernel", "k", "--enclave-hello", "16"), "--enclave-hello 16", "cid=N");
+	expect_usage(ARGS("--kernel", "k", "--enclave-hello", "cid=3"), "cid=3", "4 to");
+	expect_usage(ARGS("--kernel", "k", "--enclave-hello", "cid=4294967295"), "cid=4294967295",
+		     "4 to");
+	expect_usage(ARGS("--kernel", "k", "--enclave-hello", "cid=16,debugx"), "debugx", "cid=N");
+	expect_usage(ARGS("--kernel", "k", "--enclave-hello", "cid="), "cid=", NULL);
+	expect_usage(ARGS("--kernel", "k", "--vhost-user", "nsm,"), "nsm,", "nsm,SOCKET");
+
 	/* A flag given as a value is a value, not a flag. */
 	struct hv_config c;
 	char err[512];
 	assert_int_equal(parse_args(ARGS("--kernel", "--cpus"), &c, err, sizeof(err)), 0);
 	assert_string_equal(c.kernel, "--cpus");
+	assert_int_equal(parse_args(ARGS("--kernel", "k", "--vhost-user", "nsm,/run/n.sock",
+					 "--enclave-hello", "cid=16,debug"),
+				    &c, err, sizeof(err)),
+			 0);
+	assert_int_equal(c.ncards, 1);
+	assert_int_equal(c.cards[0].type, VIRTIO_ID_NITRO_SEC_MOD);
+	assert_string_equal(c.cards[0].socket, "/run/n.sock");
+	assert_true(c.enclave_hello);
+	assert_true(c.hello_debug);
+	assert_int_equal(c.hello_cid, 16);
+	assert_int_equal(parse_args(ARGS("--kernel", "k", "--enclave-hello", "cid=4294967294"), &c,
+				    err, sizeof(err)),
+			 0);
+	assert_false(c.hello_debug);
+	assert_int_equal(c.hello_cid, 4294967294u);
 }
 
 static void test_parse_valid(void **state)
