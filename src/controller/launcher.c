@@ -446,6 +446,10 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			kept_close(k);
 			RETURN_ERR(-1, "%s: the internet gateway is not available through nitrod",
 				   p->lp_name);
+		case LAUNCH_FD_NSM_CHAIN: /* nitrod's "enclaves": true is still to come */
+			kept_close(k);
+			RETURN_ERR(-1, "%s: enclaves are not available through nitrod yet",
+				   p->lp_name);
 		case LAUNCH_FD_UNDERLAY:
 			if ((fd = underlay_socket(err, errlen)) < 0) {
 				kept_close(k);

@@ -37,8 +37,8 @@
 
 #define LAUNCH_MAX_VOLUMES 8
 #define LAUNCH_MAX_NICS 7
-/* cards, the TPM card and one internet gateway NAT per NIC */
-#define LAUNCH_MAX_CARDS (LAUNCH_MAX_VOLUMES + 2 * LAUNCH_MAX_NICS + 1)
+/* cards, the TPM card, the NSM card and one internet gateway NAT per NIC */
+#define LAUNCH_MAX_CARDS (LAUNCH_MAX_VOLUMES + 2 * LAUNCH_MAX_NICS + 2)
 #define LAUNCH_MAX_PROCS (LAUNCH_MAX_CARDS + 1)
 #define LAUNCH_MAX_CMDLINE 4096
 #define LAUNCH_MAX_ARGS 80
@@ -137,7 +137,12 @@ struct launch_spec {
 	 * (lower-case hex, "": none). nitro-hv refuses bytes whose SHA-384 differs and extends
 	 * these into the TPM's banks (nitrod passes its security chip's instead, bootfile.h). */
 	char ls_kernel_sha384[97], ls_kernel_sha256[65], ls_initrd_sha384[97], ls_initrd_sha256[65];
-	/* Next kinds (vsock, instance storage, enclaves): their fields here. */
+	/* The Nitro Secure Module card of the instance's enclaves (nitro-card-nsm, nitro-hv
+	 * --vhost-user nsm): its launcher hands it the attestation chain on an fd
+	 * (LAUNCH_FD_NSM_CHAIN). `nitro run --nsm` (tests: a guest with --enclave-hello). */
+	bool ls_nsm;
+	char ls_enclave_hello[40]; /* nitro-hv --enclave-hello: "cid=N[,debug]", or "" */
+	/* Next kinds (vsock, enclaves): their fields here. */
 };
 
 struct launch_env {
@@ -162,6 +167,7 @@ enum launch_kind {
 	LAUNCH_CARD_EBS,
 	LAUNCH_CARD_VPC,
 	LAUNCH_CARD_TPM,
+	LAUNCH_CARD_NSM,
 	LAUNCH_IGW, /* the internet gateway's NAT of one NIC (no socket; started before it) */
 };
 
@@ -176,6 +182,8 @@ enum launch_fd_role {
 	LAUNCH_FD_DNS,	       /* the VPC card's UDP socket connected to the host's resolver */
 	LAUNCH_FD_IGW,	       /* the VPC card's end of its NAT link (SOCK_SEQPACKET pair) */
 	LAUNCH_FD_IGW_NAT,     /* the NAT's end of that pair (same item: the NIC's index) */
+	LAUNCH_FD_NSM_CHAIN,   /* the NSM card's chain: host key, host and root certificates
+				  (PEM, then EOF; a pipe: src/enclave/chain_fd.h) */
 };
 
 struct launch_fd {
