@@ -5,7 +5,10 @@ once, and a connection that became a vhost-user device (GET_FEATURES: VIRTIO_F_V
 The card must survive every refused peer. The request path itself is tested in
 tests/unit/nsm (hostile rings) and with the stock driver in tests/system/test_nsm.py."""
 import errno
+import fcntl
+import mmap
 import os
+import select
 import pathlib
 import signal
 import socket
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import cbor2
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
@@ -171,6 +175,108 @@ def test_silent_peer_does_not_block_others(card):
     ok.sendall(hello(22))
     assert status(ok) == 0
     assert closed(quiet)
+
+
+class Front:
+    """A vhost-user frontend in Python, as nitro-hv drives a card: the hello, features,
+    a sealed memfd as guest memory, one queue; requests posted as the Linux driver posts
+    them (a request chain and a reply chain of 0x3000 bytes)."""
+    MEM = 1 << 20
+    UVA = 0x7F0000000000
+    DESC, AVAIL, USED, REQ, RESP = 0x0, 0x1000, 0x2000, 0x4000, 0x8000
+    QSZ = 16
+
+    def __init__(self, sock, cid):
+        self.s = sock
+        sock.sendall(hello(cid))
+        assert status(sock) == 0
+        self.msg(3)  # SET_OWNER
+        self.msg(1)
+        feats = self.reply_u64(1)
+        assert feats & (1 << 32) and feats & (1 << 30)
+        self.msg(2, struct.pack("<Q", (1 << 32) | (1 << 30)))
+        self.msg(15)
+        proto = self.reply_u64(15)
+        self.msg(16, struct.pack("<Q", proto & (1 << 3)))  # REPLY_ACK
+        self.fd = os.memfd_create("guest", os.MFD_ALLOW_SEALING)
+        os.ftruncate(self.fd, self.MEM)
+        fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK)
+        self.mem = mmap.mmap(self.fd, self.MEM)
+        self.acked(5, struct.pack("<II4Q", 1, 0, 0, self.MEM, self.UVA, 0), [self.fd])
+        self.acked(8, struct.pack("<II", 0, self.QSZ))
+        self.acked(9, struct.pack("<II4Q", 0, 0, self.UVA + self.DESC, self.UVA + self.USED,
+                                  self.UVA + self.AVAIL, 0))
+        self.acked(10, struct.pack("<II", 0, 0))
+        self.kick, self.call, self.err = (os.eventfd(0, os.EFD_NONBLOCK) for _ in range(3))
+        self.acked(14, struct.pack("<Q", 0), [self.err])
+        self.acked(13, struct.pack("<Q", 0), [self.call])
+        self.acked(12, struct.pack("<Q", 0), [self.kick])
+        self.acked(18, struct.pack("<II", 0, 1))
+        self.avail = self.next = 0
+
+    def msg(self, req, payload=b"", fds=(), flags=VERSION):
+        data = struct.pack("<III", req, flags, len(payload)) + payload
+        if fds:
+            socket.send_fds(self.s, [data], list(fds))
+        else:
+            self.s.sendall(data)
+
+    def reply_u64(self, req):
+        r, f, n = struct.unpack("<III", recv_exact(self.s, 12))
+        assert (r, f & REPLY, n) == (req, REPLY, 8)
+        return struct.unpack("<Q", recv_exact(self.s, 8))[0]
+
+    def acked(self, req, payload=b"", fds=()):
+        self.msg(req, payload, fds, VERSION | 0x8)
+        assert self.reply_u64(req) == 0
+
+    def desc(self, addr, ln, write):
+        i = self.next % self.QSZ
+        self.next += 1
+        struct.pack_into("<QIHH", self.mem, self.DESC + 16 * i, addr, ln, 2 if write else 0, 0)
+        return i
+
+    def post(self, head):
+        struct.pack_into("<H", self.mem, self.AVAIL + 4 + 2 * (self.avail % self.QSZ), head)
+        self.avail += 1
+        struct.pack_into("<H", self.mem, self.AVAIL + 2, self.avail & 0xFFFF)
+
+    def request(self, req):
+        """The reply bytes, after the card handed back the request chain first."""
+        used0 = struct.unpack_from("<H", self.mem, self.USED + 2)[0]
+        self.mem[self.REQ:self.REQ + len(req)] = req
+        rh = self.desc(self.REQ, len(req), False)
+        wh = self.desc(self.RESP, 0x3000, True)
+        self.post(rh)
+        self.post(wh)
+        os.eventfd_write(self.kick, 1)
+        deadline = time.monotonic() + 20
+        while struct.unpack_from("<H", self.mem, self.USED + 2)[0] != (used0 + 2) & 0xFFFF:
+            assert time.monotonic() < deadline, "no answer"
+            select.select([self.call], [], [], 0.5)
+        e0 = struct.unpack_from("<II", self.mem, self.USED + 4 + 8 * (used0 % self.QSZ))
+        e1 = struct.unpack_from("<II", self.mem, self.USED + 4 + 8 * ((used0 + 1) % self.QSZ))
+        assert e0 == (rh, 0) and e1[0] == wh
+        return bytes(self.mem[self.RESP:self.RESP + e1[1]])
+
+
+def test_requests_through_vhost_user(card):
+    """The whole path under the card's seccomp list: memory table, rings, kicks, replies;
+    two enclaves, each with its own PCRs and module id."""
+    a = Front(card["connect"](), 16)
+    b = Front(card["connect"](), 17)
+    r = a.request(b"\x69GetRandom")
+    # byte for byte what the driver's hwrng parser compares, then bstr(256)
+    assert r[:22] == b"\xa1\x69GetRandom\xa1\x66random\x59\x01\x00" and len(r) == 22 + 256
+    ext = cbor2.loads(a.request(cbor2.dumps({"ExtendPCR": {"index": 16, "data": b"x"}})))
+    assert len(ext["ExtendPCR"]["data"]) == 48
+    d = cbor2.loads(b.request(cbor2.dumps({"DescribePCR": {"index": 16}})))
+    assert d == {"DescribePCR": {"lock": False, "data": bytes(48)}}  # b's own PCRs
+    doc = cbor2.loads(b.request(cbor2.dumps({"Attestation": {"nonce": b"n"}})))
+    payload = cbor2.loads(cbor2.loads(doc["Attestation"]["document"])[2])
+    assert payload["module_id"] == "i-0123456789abcdef0-enc0000000000000011"
+    assert payload["nonce"] == b"n"
+    assert card["proc"].poll() is None
 
 
 def test_bad_chain_refused(tmp_path):
