@@ -141,9 +141,10 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 			die_usage("run: --vhost-user: at most %u", LAUNCH_MAX_EXTERNAL);
 		struct launch_external *x = &s->ls_external[s->ls_nexternal++];
 		snprintf(x->lx_type, sizeof(x->lx_type), "%s",
-			 c->cards[i].type == VIRTIO_ID_NET  ? "net"
-			 : c->cards[i].type == HV_CARD_NVME ? "nvme"
-							    : "blk");
+			 c->cards[i].type == VIRTIO_ID_NET     ? "net"
+			 : c->cards[i].type == VIRTIO_ID_VSOCK ? "vsock"
+			 : c->cards[i].type == HV_CARD_NVME    ? "nvme"
+							       : "blk");
 		copy_path(x->lx_socket, sizeof(x->lx_socket), c->cards[i].socket, "--vhost-user");
 	}
 }
@@ -187,6 +188,10 @@ int cmd_run(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--dry-run")) {
 			dry_run = true;
+			continue;
+		}
+		if (!strcmp(argv[i], "--vsock")) {
+			spec.ls_vsock = true;
 			continue;
 		}
 		if (nic_arg(argc, argv, &i, &spec, &env))
@@ -239,6 +244,8 @@ int cmd_run(int argc, char **argv)
 		    "$NITRO_STATE/vpc-map)\n"
 		    "  --user-data FILE     the instance's user data (IMDS /latest/user-data)\n"
 		    "  --ssh-key FILE       its SSH public key (IMDS public-keys/0/openssh-key)\n"
+		    "  --vsock              a virtio-vsock device, guest CID 3 (nitro-card-vsock:\n"
+		    "                       reaches only this instance's enclaves; docs/vsock.md)\n"
 		    "  --dry-run            print the processes this would start (JSON: "
 		    "executable,\n"
 		    "                       argv, socket, kept fds of each card and nitro-hv) and "
@@ -309,7 +316,7 @@ int cmd_run(int argc, char **argv)
 		snprintf(tpm_state_dir, sizeof(tpm_state_dir), "%.*s/tpm-state", PATH_MAX - 16,
 			 env.le_run_dir);
 	copy_path(spec.ls_tpm_state, sizeof(spec.ls_tpm_state), tpm_state_dir, "--tpm-state");
-	bool cards = spec.ls_nvols || spec.ls_nnics || spec.ls_tpm;
+	bool cards = spec.ls_nvols || spec.ls_nnics || spec.ls_tpm || spec.ls_vsock;
 	if (dry_run) {
 		if (launch_plan(&spec, &env, &plan, err, sizeof(err)))
 			die("run: %s", err);

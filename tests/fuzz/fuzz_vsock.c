@@ -9,7 +9,7 @@
  * only parent <-> attached-at-the-time enclave connections; every RST a VM's departure
  * emits goes to the other side of one of its connections.
  */
-// fuzz-extra: src/cards/vsock/route.c src/lib/enclave_wire.c
+// fuzz-extra: src/cards/vsock/route.c
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
