@@ -10,3 +10,12 @@ VSOCK_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/vs
 UNIT_TESTS += $(VSOCK_UNIT)
 $(VSOCK_UNIT): $(call obj,src/cards/vsock/route.c) $(call objs,lib)
 
+
+# test_vsock.py's guest program (static: the guest image has no libc) and the initramfs it
+# runs in: the default guest image plus the vsock modules (tests/system/vsock_initrd.sh).
+$(BUILD)/guest/vsock-test: tests/system/vsock_guest.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+$(BUILD)/vsock-guest.img: images $(BUILD)/guest/vsock-test tests/system/vsock_initrd.sh
+	OUT=$@ sh tests/system/vsock_initrd.sh $(BUILD)/guest/vsock-test=/bin/vsock-test
+system-test: $(BUILD)/vsock-guest.img

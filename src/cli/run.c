@@ -31,12 +31,12 @@ int cmd_images(int argc, char **argv)
 /* Options of nitro-hv that take a value: their values are never --volume. */
 static bool takes_value(const char *a)
 {
-	static const char *const opts[] = {"--kernel",	      "--initrd",	  "--cmdline",
-					   "--cpus",	      "--memory",	  "--console-log",
-					   "--console-max",   "--cache-dir",	  "--vhost-user",
-					   "--kernel-fd",     "--initrd-fd",	  "--kernel-sha384",
-					   "--initrd-sha384", "--vmlinux-sha384", "--kernel-sha256",
-					   "--initrd-sha256", "--instance-type",  "--instance-id"};
+	static const char *const opts[] = {
+	    "--kernel",	       "--initrd",	   "--cmdline",	      "--cpus",
+	    "--memory",	       "--console-log",	   "--console-max",   "--cache-dir",
+	    "--vhost-user",    "--kernel-fd",	   "--initrd-fd",     "--kernel-sha384",
+	    "--initrd-sha384", "--vmlinux-sha384", "--kernel-sha256", "--initrd-sha256",
+	    "--instance-type", "--instance-id",	   "--enclave-hello"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		if (!strcmp(a, opts[i]))
 			return true;
@@ -136,6 +136,10 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 	}
 	if (c->instance_type)
 		snprintf(s->ls_instance_type, sizeof(s->ls_instance_type), "%s", c->instance_type);
+	if (c->have_hello)
+		snprintf(s->ls_enclave_hello, sizeof(s->ls_enclave_hello), "cid=%llu%s",
+			 (unsigned long long)c->hello.cid,
+			 c->hello.flags & ENW_FLAG_DEBUG ? ",debug" : "");
 	for (unsigned i = 0; i < c->ncards; i++) {
 		if (s->ls_nexternal == LAUNCH_MAX_EXTERNAL)
 			die_usage("run: --vhost-user: at most %u", LAUNCH_MAX_EXTERNAL);

@@ -445,6 +445,8 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		arg(b, "--stats");
 	if (s->ls_require_kvm)
 		arg(b, "--require-kvm");
+	if (s->ls_enclave_hello[0])
+		opt(b, "--enclave-hello", s->ls_enclave_hello);
 	if (e->le_kernel_cache[0]) {
 		opt(b, "--cache-dir", e->le_kernel_cache);
 		uses_path(b, e->le_kernel_cache, 0);

@@ -140,6 +140,9 @@ struct launch_spec {
 	/* The vsock card (nitro-card-vsock, docs/vsock.md): the instance's virtio-vsock device,
 	 * guest CID 3 (the parent of its enclaves). */
 	bool ls_vsock;
+	/* nitro-hv --enclave-hello VALUE ("": none): an ordinary guest that acts as an enclave
+	 * towards a vsock card (tests; docs/vsock.md). */
+	char ls_enclave_hello[40];
 	/* Next kinds (enclaves): their fields here. */
 };
 
