@@ -107,12 +107,13 @@ static void nvme_print_stats(const struct nvme_ctrl *n, FILE *f)
 	const struct nvme_smart *s = &n->c_smart;
 	fprintf(f,
 		"nitro-card-ebs: nvme %s: %llu reads (%llu bytes), %llu writes (%llu bytes), "
-		"%llu errors, throttled %llu times, %llu queue kicks, %llu interrupts\n",
+		"%llu errors, throttled %llu times, %llu queue kicks, %llu doorbell writes, "
+		"%llu interrupts\n",
 		n->c_info.ni_serial, (unsigned long long)s->sm_read_cmds,
 		(unsigned long long)s->sm_read_bytes, (unsigned long long)s->sm_write_cmds,
 		(unsigned long long)s->sm_written_bytes, (unsigned long long)s->sm_err_entries,
 		(unsigned long long)n->c_throttled, (unsigned long long)n->c_kicks,
-		(unsigned long long)n->c_irqs);
+		(unsigned long long)n->c_rings, (unsigned long long)n->c_irqs);
 }
 
 static void on_usr1(void *opaque)

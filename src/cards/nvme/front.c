@@ -94,11 +94,15 @@ static void on_kick(struct loop *l, int fd, uint32_t events, void *opaque)
 	struct nvme_front *f = opaque;
 	(void)l;
 	(void)events;
-	uint64_t n;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	uint64_t n = 0;
+	if (read(fd, &n, sizeof(n)) != sizeof(n) && errno != EAGAIN)
 		return;
 	for (unsigned q = 0; q < NVME_MAX_QIDS; q++)
 		if (f->f_kick[q] == fd) {
+			if (q) {
+				f->f_c->c_kicks++;
+				f->f_c->c_rings += n;
+			}
 			nvme_kick(f->f_c, q);
 			break;
 		}

@@ -1122,7 +1122,6 @@ void nvme_kick(struct nvme_ctrl *c, unsigned qid)
 {
 	if (qid >= c->c_info.ni_nqids || !c->c_enabled || c->c_failed)
 		return;
-	c->c_kicks++;
 	c->c_batch++;
 	if (c->c_sq[qid].s_live)
 		process_sq(c, qid);

@@ -186,7 +186,10 @@ struct nvme_ctrl {
 	/* the card's hook when the controller failed (CSTS.CFS) */
 	void (*c_on_fail)(struct nvme_ctrl *c, const char *why);
 	uint64_t c_throttled;
-	uint64_t c_kicks, c_irqs; /* wake-ups by a doorbell, interrupts signalled */
+	/* wake-ups by an I/O queue's doorbell eventfd; the guest's I/O doorbell writes they
+	 * carried (the eventfd's count: each one a VM exit, handled by KVM's ioeventfd or by
+	 * nitro-hv); interrupts signalled */
+	uint64_t c_kicks, c_rings, c_irqs;
 };
 
 int nvme_init(struct nvme_ctrl *c, const struct nvme_info *info, struct gmem *mem,
