@@ -57,12 +57,19 @@ def iops(args, who):
         extra = (f" (card: {r} reads, {r / max(k, 1):.1f} per wake-up by a doorbell, "
                  f"{d / max(r, 1):.3f} doorbell writes per read, "
                  f"{r / max(i, 1):.1f} reads per interrupt)")
+    # nitro-hv --stats: KVM's count of VM exits (those handled in the kernel included),
+    # over the whole boot, per read the card served
+    k = re.search(r"KVM exits: (\d+) total", p.stderr)
+    if k:
+        n = int(k.group(1))
+        extra += f" (KVM exits of the whole boot: {n}" + (
+            f", {n / max(r, 1):.2f} per read the card served)" if c else ")")
     print(f"bench/nvme.py: {who}: {m.group(1)} IOPS{extra}", flush=True)
     return int(m.group(1))
 
 
 def nitro(img, bus):
-    return [str(BUILD / "nitro"), "run", "--require-kvm", "--cpus", "1", "--memory",
+    return [str(BUILD / "nitro"), "run", "--require-kvm", "--stats", "--cpus", "1", "--memory",
             "512", "--kernel", str(KERNEL), "--initrd", str(img), "--volume",
             # iops=0: no QoS limit (the card's default is gp3's 3000 IOPS, which would be
             # what this measured, not the I/O path); QEMU's null-co has no limit either.
