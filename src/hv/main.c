@@ -20,6 +20,7 @@
 #include "boot/config.h"
 #include "boot/kernel.h"
 #include "hv/acpi.h"
+#include "hv/kvmstats.h"
 #include "hv/nvme_pci.h"
 #include "hv/pci.h"
 #include "hv/platform.h"
@@ -84,6 +85,24 @@ static void print_stats(void)
 	}
 	fprintf(stderr, "%s: exits: %lu total, %lu port I/O, %lu MMIO, %lu other\n", util_prog(),
 		all, io, mmio, all - io - mmio);
+	/* KVM's own count: the exits it handled in the kernel too (ioeventfd doorbells,
+	 * halts, interrupts), which never reach KVM_RUN's caller */
+	static const char *const names[] = {"exits", "halt_exits", "irq_exits", "irq_injections"};
+	uint64_t k[4] = {0};
+	bool have = vm.vm_vcpus != NULL;
+	for (unsigned i = 0; have && i < vm.vm_ncpus; i++)
+		for (unsigned j = 0; j < 4; j++) {
+			uint64_t n = 0;
+			have = have && kvmstats_get(vm.vm_vcpus[i].vc_stats_fd, names[j], &n);
+			k[j] += n;
+		}
+	if (have)
+		fprintf(stderr,
+			"%s: KVM exits: %llu total (%llu not seen by nitro-hv), %llu halts, %llu "
+			"host interrupts; %llu interrupts injected\n",
+			util_prog(), (unsigned long long)k[0],
+			(unsigned long long)(k[0] > all ? k[0] - all : 0), (unsigned long long)k[1],
+			(unsigned long long)k[2], (unsigned long long)k[3]);
 }
 
 static void on_exit_hook(void)

@@ -26,6 +26,7 @@ struct vcpu {
 	struct vm *vc_vm;
 	unsigned vc_index;
 	int vc_fd;
+	int vc_stats_fd; /* KVM's counters of this vCPU (kvmstats.h), -1 when none */
 	struct kvm_run *vc_run;
 	pthread_t vc_thread;
 	atomic_ulong vc_exits; /* KVM_RUN returns, all reasons */
