@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lib/enclave_wire.h"
 #include "lib/util.h"
 #include "lib/vu_wire.h"
 
@@ -60,6 +61,27 @@ static int get_u64(struct vhost_front *f, uint32_t req, uint64_t *v)
 	return recv_reply(f, req, v, sizeof(*v));
 }
 
+static const struct enw_hello *hello;
+
+void vhost_front_set_hello(const struct enw_hello *h)
+{
+	hello = h;
+}
+
+/* ENW_HELLO first (src/lib/enclave_wire.h): the card answers with a u64 status. */
+static int send_hello(struct vhost_front *f, const char *path, char *err, size_t errlen)
+{
+	uint64_t status = 1;
+	if (send_msg(f, ENW_HELLO, 0, hello, sizeof(*hello), NULL, 0) < 0 ||
+	    recv_reply(f, ENW_HELLO, &status, sizeof(status)) < 0)
+		RETURN_ERR(-1, "card %s: no answer to the enclave's hello", path);
+	if (status)
+		RETURN_ERR(-1, "card %s: refused the enclave (cid %llu): %s", path,
+			   (unsigned long long)hello->cid,
+			   status < 4096 ? strerror((int)status) : "unknown reason");
+	return 0;
+}
+
 /* Connects to path and runs the set-up handshake; f->vf_sock is the new connection (or
  * -1). Used for the first connection and for reconnecting to a restarted card. */
 static int connect_and_negotiate(struct vhost_front *f, const char *path, const struct guest_mem *m,
@@ -75,6 +97,8 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 		RETURN_ERR(-1, "card socket %s: %s", path, strerror(errno));
 	f->vf_mem = m;
 	f->vf_config_want = config_len;
+	if (hello && send_hello(f, path, err, errlen) < 0)
+		return -1;
 	uint64_t feat;
 	if (send_msg(f, VU_SET_OWNER, 0, NULL, 0, NULL, 0) < 0 ||
 	    get_u64(f, VU_GET_FEATURES, &feat) < 0)
@@ -111,20 +135,24 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 static int send_mem_table(struct vhost_front *f, const struct guest_mem *m, char *err,
 			  size_t errlen)
 {
-	union vu_payload p = {.mem = {.nregions = m->gm_nregions}};
+	struct mem_fd_region r[VU_MAX_REGIONS];
+	int n = mem_fd_regions(m, r, VU_MAX_REGIONS);
+	if (n < 0)
+		RETURN_ERR(-1, "card %s: guest memory is more than %d separate ranges of its memfd",
+			   f->vf_path, VU_MAX_REGIONS);
+	union vu_payload p = {.mem = {.nregions = (uint32_t)n}};
 	int fds[VU_MAX_REGIONS];
-	for (unsigned i = 0; i < m->gm_nregions; i++) {
-		const struct mem_region *r = &m->gm_regions[i];
+	for (int i = 0; i < n; i++) {
 		p.mem.regions[i] = (struct vu_mem_region){
-		    .gpa = r->mr_gpa,
-		    .size = r->mr_size,
-		    .uva = (uint64_t)(uintptr_t)(m->gm_base + r->mr_offset),
-		    .mmap_offset = r->mr_offset,
+		    .gpa = r[i].gpa,
+		    .size = r[i].size,
+		    .uva = (uint64_t)(uintptr_t)r[i].host,
+		    .mmap_offset = r[i].fd_off,
 		};
 		fds[i] = m->gm_fd;
 	}
-	uint32_t sz = 8 + m->gm_nregions * (uint32_t)sizeof(struct vu_mem_region);
-	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, m->gm_nregions) < 0)
+	uint32_t sz = 8 + (uint32_t)n * (uint32_t)sizeof(struct vu_mem_region);
+	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, (unsigned)n) < 0)
 		RETURN_ERR(-1, "card %s: SET_MEM_TABLE refused", f->vf_path);
 	return 0;
 }

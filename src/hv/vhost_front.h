@@ -54,6 +54,12 @@ int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, uin
 			    const void *desc, const void *avail, const void *used, int kick_fd,
 			    int call_fd, int err_fd);
 int vhost_front_stop_queue(struct vhost_front *f, unsigned q);
+/* An enclave's nitro-hv: every connection (and reconnection) to a card starts with this
+ * ENW_HELLO (src/lib/enclave_wire.h), before any vhost-user request; a card that refuses it
+ * fails the connection. Set once before the first card is connected; h must stay valid.
+ * NULL (the default): no hello. */
+struct enw_hello;
+void vhost_front_set_hello(const struct enw_hello *h);
 int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data, unsigned size);
 
 #endif

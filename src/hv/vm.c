@@ -71,16 +71,20 @@ int vm_open(struct vm *vm, char *err, size_t errlen)
 	}
 	int api = ioctl(vm->vm_kvm_fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION) {
-		snprintf(err, errlen, "/dev/kvm: API version %d, expected %d", api, KVM_API_VERSION);
+		snprintf(err, errlen, "/dev/kvm: API version %d, expected %d", api,
+			 KVM_API_VERSION);
 		return EINVAL;
 	}
 	static const struct {
 		int cap;
 		const char *name;
 	} need[] = {
-	    {KVM_CAP_IRQCHIP, "IRQCHIP"},         {KVM_CAP_USER_MEMORY, "USER_MEMORY"},
-	    {KVM_CAP_EXT_CPUID, "EXT_CPUID"},     {KVM_CAP_PIT2, "PIT2"},
-	    {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"}, {KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"},
+	    {KVM_CAP_IRQCHIP, "IRQCHIP"},
+	    {KVM_CAP_USER_MEMORY, "USER_MEMORY"},
+	    {KVM_CAP_EXT_CPUID, "EXT_CPUID"},
+	    {KVM_CAP_PIT2, "PIT2"},
+	    {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
+	    {KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(need); i++)
 		if (ioctl(vm->vm_kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0) {
@@ -102,7 +106,9 @@ int vm_open(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen)
+static int vm_create_common(struct vm *vm, uint64_t mem_size, int pieces_fd,
+			    const struct mem_piece *pieces, unsigned npieces, unsigned ncpus,
+			    char *err, size_t errlen)
 {
 	if (ncpus == 0 || ncpus > vm->vm_max_vcpus)
 		FAIL("--cpus %u: KVM on this host allows 1 to %u", ncpus, vm->vm_max_vcpus);
@@ -123,9 +129,20 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		FAIL("KVM_CREATE_PIT2: %s", strerror(errno));
 
-	int e = mem_create(&vm->vm_mem, mem_size);
-	if (e)
-		FAIL("guest memory (%llu MiB): %s", (unsigned long long)(mem_size >> 20), strerror(e));
+	if (npieces) {
+		int e = mem_map_pieces(&vm->vm_mem, pieces_fd, pieces, npieces);
+		if (e)
+			FAIL("enclave memory (%u ranges of fd %d): %s", npieces, pieces_fd,
+			     e == EINVAL
+				 ? "misaligned, empty, or a total under 64 MiB or over 1 TiB"
+			     : e == ENXIO ? "a range past the end of the memfd"
+					  : strerror(e));
+	} else {
+		int e = mem_create(&vm->vm_mem, mem_size);
+		if (e)
+			FAIL("guest memory (%llu MiB): %s", (unsigned long long)(mem_size >> 20),
+			     strerror(e));
+	}
 	for (unsigned i = 0; i < vm->vm_mem.gm_nregions; i++) {
 		const struct mem_region *r = &vm->vm_mem.gm_regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -147,12 +164,25 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 		v->vc_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
 		if (v->vc_fd < 0)
 			FAIL("KVM_CREATE_VCPU %u: %s", i, strerror(errno));
-		v->vc_run = mmap(NULL, vm->vm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-				 v->vc_fd, 0);
+		v->vc_run =
+		    mmap(NULL, vm->vm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->vc_fd, 0);
 		if (v->vc_run == MAP_FAILED)
 			FAIL("mmap of vCPU %u: %s", i, strerror(errno));
 	}
 	return 0;
+}
+
+int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen)
+{
+	return vm_create_common(vm, mem_size, -1, NULL, 0, ncpus, err, errlen);
+}
+
+int vm_create_pieces(struct vm *vm, int fd, const struct mem_piece *pieces, unsigned n,
+		     unsigned ncpus, char *err, size_t errlen)
+{
+	if (!n)
+		FAIL("enclave memory: no range");
+	return vm_create_common(vm, 0, fd, pieces, n, ncpus, err, errlen);
 }
 
 int vm_msi_alloc(struct vm *vm)
@@ -177,12 +207,15 @@ static int routes_commit(struct vm *vm)
 	for (unsigned i = 0; i < 16; i++)
 		if (i != 2)
 			t->entries[k++] = (struct kvm_irq_routing_entry){
-			    .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			    .u.irqchip = {.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+			    .gsi = i,
+			    .type = KVM_IRQ_ROUTING_IRQCHIP,
+			    .u.irqchip = {.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER
+							   : KVM_IRQCHIP_PIC_SLAVE,
 					  .pin = i % 8}};
 	for (unsigned i = 0; i < 24; i++)
 		t->entries[k++] = (struct kvm_irq_routing_entry){
-		    .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+		    .gsi = i,
+		    .type = KVM_IRQ_ROUTING_IRQCHIP,
 		    .u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = i == 0 ? 2 : i}};
 	for (unsigned i = 0; i < vm->vm_msi_next; i++)
 		if (vm->vm_msi[i].type == KVM_IRQ_ROUTING_MSI)
@@ -199,9 +232,10 @@ int vm_msi_set(struct vm *vm, int gsi, uint64_t addr, uint32_t data)
 		return -1;
 	pthread_mutex_lock(&vm->vm_route_lock);
 	vm->vm_msi[gsi - VM_GSI_FIRST_MSI] = (struct kvm_irq_routing_entry){
-	    .gsi = (uint32_t)gsi, .type = KVM_IRQ_ROUTING_MSI,
-	    .u.msi = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
-		      .data = data}};
+	    .gsi = (uint32_t)gsi,
+	    .type = KVM_IRQ_ROUTING_MSI,
+	    .u.msi = {
+		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data}};
 	int r = routes_commit(vm);
 	pthread_mutex_unlock(&vm->vm_route_lock);
 	return r;
@@ -209,22 +243,23 @@ int vm_msi_set(struct vm *vm, int gsi, uint64_t addr, uint32_t data)
 
 int vm_irqfd(struct vm *vm, int gsi, int fd, bool assign)
 {
-	struct kvm_irqfd f = {.fd = (uint32_t)fd, .gsi = (uint32_t)gsi,
+	struct kvm_irqfd f = {.fd = (uint32_t)fd,
+			      .gsi = (uint32_t)gsi,
 			      .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
 	return ioctl(vm->vm_fd, KVM_IRQFD, &f);
 }
 
 int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {
-	struct kvm_msi m = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
-			    .data = data};
+	struct kvm_msi m = {
+	    .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
 	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &m);
 }
 
 int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign)
 {
-	struct kvm_ioeventfd e = {.addr = addr, .len = len, .fd = fd,
-				  .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
+	struct kvm_ioeventfd e = {
+	    .addr = addr, .len = len, .fd = fd, .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &e);
 }
 
@@ -260,9 +295,15 @@ static int setup_msrs(struct vcpu *v, char *err, size_t errlen)
 		uint32_t index;
 		uint64_t value;
 	} init[] = {
-	    {MSR_IA32_SYSENTER_CS, 0}, {MSR_IA32_SYSENTER_ESP, 0}, {MSR_IA32_SYSENTER_EIP, 0},
-	    {MSR_STAR, 0},             {MSR_CSTAR, 0},             {MSR_KERNEL_GS_BASE, 0},
-	    {MSR_SYSCALL_MASK, 0},     {MSR_LSTAR, 0},             {MSR_IA32_TSC, 0},
+	    {MSR_IA32_SYSENTER_CS, 0},
+	    {MSR_IA32_SYSENTER_ESP, 0},
+	    {MSR_IA32_SYSENTER_EIP, 0},
+	    {MSR_STAR, 0},
+	    {MSR_CSTAR, 0},
+	    {MSR_KERNEL_GS_BASE, 0},
+	    {MSR_SYSCALL_MASK, 0},
+	    {MSR_LSTAR, 0},
+	    {MSR_IA32_TSC, 0},
 	    {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
 	    {MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WB},
 	};
@@ -305,8 +346,16 @@ static int setup_boot_regs(struct vcpu *v, char *err, size_t errlen)
 	struct kvm_sregs s;
 	if (ioctl(v->vc_fd, KVM_GET_SREGS, &s) < 0)
 		FAIL("KVM_GET_SREGS: %s", strerror(errno));
-	struct kvm_segment code = {.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
-				   .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1};
+	struct kvm_segment code = {.base = 0,
+				   .limit = 0xffffffff,
+				   .selector = 0x10,
+				   .type = 0xb,
+				   .present = 1,
+				   .dpl = 0,
+				   .db = 0,
+				   .s = 1,
+				   .l = 1,
+				   .g = 1};
 	struct kvm_segment data = code;
 	data.selector = 0x18;
 	data.type = 0x3;
@@ -320,12 +369,15 @@ static int setup_boot_regs(struct vcpu *v, char *err, size_t errlen)
 	s.idt.limit = 0;
 	s.cr0 = 0x80050033; /* PG, AM, WP, NE, ET, MP, PE */
 	s.cr3 = BOOT_PML4;
-	s.cr4 = 0x20;       /* PAE */
-	s.efer = 0x500;     /* LME, LMA */
+	s.cr4 = 0x20;	/* PAE */
+	s.efer = 0x500; /* LME, LMA */
 	if (ioctl(v->vc_fd, KVM_SET_SREGS, &s) < 0)
 		FAIL("KVM_SET_SREGS: %s", strerror(errno));
-	struct kvm_regs r = {.rflags = 2, .rip = v->vc_vm->vm_entry, .rsp = BOOT_STACK,
-			     .rbp = BOOT_STACK, .rsi = BOOT_ZERO_PAGE};
+	struct kvm_regs r = {.rflags = 2,
+			     .rip = v->vc_vm->vm_entry,
+			     .rsp = BOOT_STACK,
+			     .rbp = BOOT_STACK,
+			     .rsi = BOOT_ZERO_PAGE};
 	if (ioctl(v->vc_fd, KVM_SET_REGS, &r) < 0)
 		FAIL("KVM_SET_REGS: %s", strerror(errno));
 	return 0;

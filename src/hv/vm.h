@@ -55,6 +55,10 @@ struct vm {
 /* Opens /dev/kvm; returns 0, or an errno value with a message in err. */
 int vm_open(struct vm *vm, char *err, size_t errlen);
 int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen);
+/* The same with an enclave's RAM: the ranges of memfd fd (mem_map_pieces), which the VM
+ * then owns (closed with it). */
+int vm_create_pieces(struct vm *vm, int fd, const struct mem_piece *pieces, unsigned n,
+		     unsigned ncpus, char *err, size_t errlen);
 int vm_start(struct vm *vm, char *err, size_t errlen);
 /* Drives an ISA interrupt line (in-kernel PIC + I/O APIC). */
 void vm_irq_line(struct vm *vm, unsigned irq, int level);
