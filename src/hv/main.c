@@ -24,7 +24,9 @@
 #include "boot/config.h"
 #include "boot/kernel.h"
 #include "hv/acpi.h"
+#include "hv/enclave.h"
 #include "hv/enclave_image.h"
+#include "hv/enclave_spawn.h"
 #include "hv/nvme_pci.h"
 #include "hv/pci.h"
 #include "hv/platform.h"
@@ -42,6 +44,10 @@ static struct pci_bus pci;
 static struct virtio_pci cards[HV_MAX_CARDS];
 static struct tpm_dev tpm;
 static struct nvme_pci nvme_cards[HV_MAX_CARDS];
+/* --enclaves: the spawner's socket and the glue behind the NE device's ops (the device
+ * takes enclave_glue_ops(&enclaves) and reports exits with ne_enclave_exited). */
+static int spawner_sock = -1;
+static struct enclave_glue enclaves;
 static bool trace;
 static struct timespec t_start;
 
@@ -411,6 +417,17 @@ int main(int argc, char **argv)
 		cfg.no_reboot = true; /* an enclave that reboots has ended */
 		enclave_main();
 	}
+	if (cfg.enclaves) { /* forked first: nothing of the VM in it, no seccomp list yet */
+		static struct enclave_spawner_config sc;
+		sc = (struct enclave_spawner_config){.vsock = cfg.enclave_vsock,
+						     .nsm = cfg.enclave_nsm,
+						     .parent_id = cfg.instance_id,
+						     .cache_dir = cfg.cache_dir};
+		pid_t pid;
+		spawner_sock = enclave_spawner_start(&sc, &pid, err, sizeof(err));
+		if (spawner_sock < 0)
+			die("%s", err);
+	}
 	struct hv_images img;
 	if (hv_config_check(&cfg, &img, err, sizeof(err)))
 		die("%s", err);
@@ -428,6 +445,9 @@ int main(int argc, char **argv)
 		die("%s", err);
 
 	trace_phase("VM created");
+	if (cfg.enclaves &&
+	    enclave_glue_init(&enclaves, &vm, spawner_sock, NULL, NULL, err, sizeof(err)) < 0)
+		die("%s", err);
 	if (cfg.tpm_card)
 		tpm_open_begin();
 	struct kernel_load kl;

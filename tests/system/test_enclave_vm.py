@@ -17,8 +17,9 @@ from nitrotest import BUILD, run
 MiB = 1 << 20
 HV = BUILD / "nitro-hv"
 RAMDISK = BUILD / "enclave-marker.cpio.gz"
-KERNEL = pathlib.Path(os.environ.get("NITRO_CACHE", pathlib.Path.home() / ".cache/nitro")) / \
-    "images" / "vmlinuz"
+CACHE = pathlib.Path(os.environ.get("NITRO_CACHE", pathlib.Path.home() / ".cache/nitro"))
+KERNEL = CACHE / "images" / "vmlinuz"
+KCACHE = CACHE / "kernels"  # host-decompressed kernels, shared with `nitro run`
 MARKER = b"NITRO-ENCLAVE-MARKER"
 EXIT_EIF, EXIT_MEM = 5, 6
 # The enclave's RAM: three ranges of a 224 MiB memfd, not in memfd order; 32..96 MiB and
@@ -56,14 +57,17 @@ def mem_arg(fd, ranges=RANGES):
 
 def enclave(fd, *extra, debug=True, timeout=240):
     """Runs nitro-hv --enclave; returns (status, stdout, stderr, seconds to the marker)."""
+    KCACHE.mkdir(parents=True, exist_ok=True)
     argv = [str(HV), "--enclave", "--enclave-mem", mem_arg(fd), "--cpus", "1",
+            "--cache-dir", str(KCACHE),
             "--enclave-cid", "16", "--enclave-slot", "1",
             "--enclave-parent-id", "i-0123456789abcdef0", *extra]
     if debug:
         argv.append("--enclave-debug")
     t0 = time.monotonic()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, pass_fds=[fd])
+                         stderr=subprocess.PIPE, pass_fds=[fd],
+                         env=dict(os.environ, NITRO_TRACE="1"))
     out, marker_at = b"", None
     deadline = t0 + timeout
     while True:
@@ -90,7 +94,8 @@ def test_enclave_boots_the_eif_from_its_memory_to_the_marker(tmp_path):
         assert status == 0, f"{status}\n{out[-3000:]}\n{err}"
         assert t is not None, out[-3000:]
         print(f"\nenclave boot-to-marker: {t * 1000:.0f} ms "
-              f"(EIF {len(image) // 1024} KiB, 160 MiB in 3 ranges)")
+              f"(EIF {len(image) // 1024} KiB, 160 MiB in 3 ranges)\n{err}")
+        assert "uptime=" in out
         # The enclave's RAM was the memfd's pages: the kernel is at guest-physical 16 MiB,
         # i.e. 16 MiB into the first range; what is not the enclave's is untouched.
         assert os.pread(fd, 4096, RANGES[0][0] + 16 * MiB) != bytes(4096)
