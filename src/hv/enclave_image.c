@@ -5,13 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
+#include "lib/be.h"
 
 enum eif_err enclave_eif_extent(const uint8_t *hdr, uint64_t avail, uint64_t *len, char *err,
 				size_t errlen)
@@ -27,15 +21,15 @@ enum eif_err enclave_eif_extent(const uint8_t *hdr, uint64_t avail, uint64_t *le
 			 "no EIF at enclave memory offset 8 MiB (magic is not \".eif\")");
 		return EIF_E_MAGIC;
 	}
-	unsigned n = (unsigned)hdr[26] << 8 | hdr[27];
+	unsigned n = be16_get(hdr + 26);
 	if (n == 0 || n > EIF_MAX_SECTIONS) {
 		snprintf(err, errlen, "EIF has %u sections (1..%d allowed)", n, EIF_MAX_SECTIONS);
 		return EIF_E_NUM_SECTIONS;
 	}
 	uint64_t end = EIF_HDR_SIZE;
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t off = be64(hdr + 28 + 8 * i),
-			 size = be64(hdr + 28 + 8 * EIF_MAX_SECTIONS + 8 * i);
+		uint64_t off = be64_get(hdr + 28 + 8 * i),
+			 size = be64_get(hdr + 28 + 8 * EIF_MAX_SECTIONS + 8 * i);
 		if (off > avail || size > avail || avail - off < EIF_SEC_HDR_SIZE ||
 		    avail - off - EIF_SEC_HDR_SIZE < size) {
 			snprintf(err, errlen,

@@ -18,6 +18,7 @@
 #include "boot/memory.h"
 #include "hv/enclave_image.h"
 #include "hv/enclave_mem.h"
+#include "lib/be.h"
 
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
@@ -165,12 +166,6 @@ static void test_pieces_are_the_memfd_pages(void **state)
 	mem_destroy(&m);
 }
 
-static void put64be(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
 static void test_eif_extent_hostile(void **state)
 {
 	(void)state;
@@ -179,10 +174,10 @@ static void test_eif_extent_hostile(void **state)
 	char err[256];
 	memcpy(h, ".eif", 4);
 	h[27] = 2; /* two sections */
-	put64be(h + 28, EIF_HDR_SIZE);
-	put64be(h + 28 + 8, EIF_HDR_SIZE + 12 + 1000);
-	put64be(h + 28 + 256, 1000);
-	put64be(h + 28 + 256 + 8, 50);
+	be64_put(h + 28, EIF_HDR_SIZE);
+	be64_put(h + 28 + 8, EIF_HDR_SIZE + 12 + 1000);
+	be64_put(h + 28 + 256, 1000);
+	be64_put(h + 28 + 256 + 8, 50);
 	assert_int_equal(enclave_eif_extent(h, 1 << 20, &len, err, sizeof(err)), EIF_OK);
 	assert_int_equal(len, EIF_HDR_SIZE + 12 + 1000 + 12 + 50);
 	/* exactly the memory there is, and one byte less */
@@ -191,12 +186,12 @@ static void test_eif_extent_hostile(void **state)
 	    enclave_eif_extent(h, EIF_HDR_SIZE + 12 + 1000 + 12 + 49, &len, err, sizeof(err)),
 	    EIF_E_TRUNCATED);
 	/* sizes and offsets that overflow */
-	put64be(h + 28 + 256 + 8, UINT64_MAX - 5);
+	be64_put(h + 28 + 256 + 8, UINT64_MAX - 5);
 	assert_int_equal(enclave_eif_extent(h, 1 << 20, &len, err, sizeof(err)), EIF_E_TRUNCATED);
-	put64be(h + 28 + 256 + 8, 50);
-	put64be(h + 28 + 8, UINT64_MAX - 20);
+	be64_put(h + 28 + 256 + 8, 50);
+	be64_put(h + 28 + 8, UINT64_MAX - 20);
 	assert_int_equal(enclave_eif_extent(h, 1 << 20, &len, err, sizeof(err)), EIF_E_TRUNCATED);
-	put64be(h + 28 + 8, EIF_HDR_SIZE + 12 + 1000);
+	be64_put(h + 28 + 8, EIF_HDR_SIZE + 12 + 1000);
 	/* counts */
 	h[27] = 0;
 	assert_int_equal(enclave_eif_extent(h, 1 << 20, &len, err, sizeof(err)),
