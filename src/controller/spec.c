@@ -506,6 +506,57 @@ out:
 	return rc;
 }
 
+int spec_parse_vpc(const char *body, size_t len, struct vpc_spec *vp, char *err, size_t errlen)
+{
+	static const char *const names[] = {"id", "cidr", "internet_gateway"};
+	json_t *o = load_object(body, len, false, err, errlen);
+	if (!o)
+		return -1;
+	int r = -1;
+	memset(vp, 0, sizeof(*vp));
+	json_t *id = json_object_get(o, "id"), *cidr = json_object_get(o, "cidr");
+	uint32_t net;
+	unsigned prefix;
+	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
+	    get_bool(o, "internet_gateway", &vp->vp_igw, err, errlen))
+		goto out;
+	if (!id || !json_is_integer(id) || json_integer_value(id) < 1 ||
+	    json_integer_value(id) > 0xffffff) {
+		snprintf(err, errlen,
+			 "id: expected an integer from 1 to 16777215 (the VPC of nics)");
+		goto out;
+	}
+	vp->vp_id = (uint32_t)json_integer_value(id);
+	if (!cidr || !json_is_string(cidr) || json_string_length(cidr) >= sizeof(vp->vp_cidr) ||
+	    strlen(json_string_value(cidr)) != json_string_length(cidr) ||
+	    !launch_cidr_parse(json_string_value(cidr), LAUNCH_VPC_PREFIX_MIN,
+			       LAUNCH_VPC_PREFIX_MAX, false, &net, &prefix)) {
+		snprintf(err, errlen,
+			 "cidr: expected \"A.B.C.D/P\" with P from %d to %d and no host bits",
+			 LAUNCH_VPC_PREFIX_MIN, LAUNCH_VPC_PREFIX_MAX);
+		goto out;
+	}
+	snprintf(vp->vp_cidr, sizeof(vp->vp_cidr), "%s", json_string_value(cidr));
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+uint32_t spec_vpc_id(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 8 || s[0] == '0')
+		return 0;
+	uint32_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (uint32_t)(s[i] - '0');
+	}
+	return v <= 0xffffff ? v : 0;
+}
+
 int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen)
 {
 	json_t *o = load_object(body, len, true, err, errlen);

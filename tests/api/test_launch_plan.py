@@ -473,3 +473,42 @@ def test_bus_device_store_and_metadata_survive_a_restart(folder, kernel):
             assert "--user-data" in vpc and "--ssh-key" in vpc, vpc
     finally:
         d.stop()
+
+
+@pytest.mark.skipif(not (HAVE_VPC and (BUILD / "nitro-vpc-igw").exists()),
+                    reason="nitro-card-vpc / nitro-vpc-igw not built")
+def test_a_vpc_with_an_internet_gateway_is_the_same_plan_both_ways(nitrod, kernel, folder):
+    """nitrod's VPC record (POST /v1/vpcs) and `nitro vpc create`'s give the same processes:
+    the NAT first (its end of the link on fd 3), the card with --vpc-cidr and --igw-fd 5
+    (fd 4 stays the resolver's socket), a NIC of a VPC without a record unchanged."""
+    d = nitrod
+    d.json("POST", "/v1/vpcs", {"id": 3, "cidr": "10.3.0.0/16", "internet_gateway": True},
+           expect=201)
+    body = {"kernel": kernel, "initrd": None, "cmdline": "console=ttyS0 quiet",
+            "nics": [{"vpc": 9, "ip": "10.9.0.5/24"}, {"vpc": 3, "ip": "10.3.1.5/24"}]}
+    r = d.call("POST", "/v1/instances", body)
+    assert r.status == 201, r
+    inst = d.wait_state(r.json()["id"], {"failed"})
+    api_plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
+    env = {**os.environ, "NITRO_STATE": str(folder / "run-state")}
+    mk = subprocess.run([str(NITRO), "vpc", "create", "3", "--cidr", "10.3.0.0/16",
+                         "--internet-gateway"], env=env, capture_output=True, text=True)
+    assert mk.returncode == 0, mk.stderr
+    dry = subprocess.run([str(NITRO), "run", "--dry-run", "--kernel", kernel, "--cmdline",
+                          "console=ttyS0 quiet", "--require-kvm", "--cache-dir",
+                          str(d.state / "kcache"), "--nic", "vpc=9,ip=10.9.0.5/24", "--nic",
+                          "vpc=3,ip=10.3.1.5/24", "--map", str(d.state / "vpc-map"),
+                          "--instance-id", inst["id"]],
+                         env=env, capture_output=True, text=True, timeout=30,
+                         stdin=subprocess.DEVNULL)
+    assert dry.returncode == 0, dry.stderr
+    a, b = normalized(api_plan), normalized(json.loads(dry.stdout))
+    assert a == b, f"nitrod's plan differs from nitro run's:\n{a}\n{b}"
+    assert [p[0] for p in a] == ["igw", "card-vpc", "card-vpc", "hv"], a
+    assert a[0][2][1:] == ["--fd", "3", "--ip", "10.3.1.5/24", "--vpc-cidr", "10.3.0.0/16"]
+    assert (3, "igw-nat") in a[0][5]
+    card = a[2][2]
+    assert card[card.index("--igw-fd") + 1] == "5" and (5, "igw") in a[2][5], a[2]
+    assert "--igw-fd" not in a[1][2] and "--vpc-cidr" not in a[1][2]
+    if (4, "dns") in a[2][5]:  # the host has a resolver: both on their own fds
+        assert card[card.index("--dns-fd") + 1] == "4"
