@@ -22,7 +22,7 @@
 static const char client_usage[] =
     "usage: nitro --host SOCKET COMMAND [--json]\n"
     "  instances run [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH | --no-initrd]\n"
-    "                [--cmdline TEXT] [--console] [--tpm]\n"
+    "                [--cmdline TEXT] [--console] [--tpm] [--region R]\n"
     "                [--volume VOL-ID[,readonly][,bus=nvme|virtio][,device=NAME]]...\n"
     "                [--instance-store MiB[,dir=DIR]]\n"
     "  instances list | describe ID | stop ID | start ID | reboot ID | terminate ID\n"
@@ -368,6 +368,8 @@ static int instances_run(int argc, char **argv)
 			json_object_set_new(spec, "initrd", json_string(v));
 		} else if (!strcmp(a, "--cmdline")) {
 			json_object_set_new(spec, "cmdline", json_string(v));
+		} else if (!strcmp(a, "--region")) { /* nitrod checks it */
+			json_object_set_new(spec, "region", json_string(v));
 		} else if (!strcmp(a, "--volume")) {
 			/* VOL-ID[,readonly][,bus=nvme|virtio][,device=NAME]: nitrod checks
 			 * the values */

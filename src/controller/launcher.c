@@ -164,6 +164,7 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 	/* The instance metadata: SMBIOS (nitro-hv) and the IMDS (the VPC cards). */
 	sfmt(ls->ls_instance_id, sizeof(ls->ls_instance_id), "%s", in->i_id);
 	sfmt(ls->ls_instance_type, sizeof(ls->ls_instance_type), "%s", s->s_instance_type);
+	sfmt(ls->ls_region, sizeof(ls->ls_region), "%s", s->s_region);
 	if (copy(ls->ls_user_data, sizeof(ls->ls_user_data), s->s_user_data, "user_data", err,
 		 errlen) ||
 	    copy(ls->ls_ssh_key, sizeof(ls->ls_ssh_key), s->s_ssh_key, "ssh_key", err, errlen))
@@ -964,7 +965,8 @@ static int sign_identity(const struct instance *in, const struct launch_spec *ls
 						      ? ls->ls_instance_type
 						      : hv_default_instance_type(
 							    ls->ls_cpus, ls->ls_mem_mib, deftype),
-			      .ic_pending_time = (uint64_t)in->i_created};
+			      .ic_pending_time = (uint64_t)in->i_created,
+			      .ic_region = ls->ls_region[0] ? ls->ls_region : NULL};
 	sfmt(ic.ic_local_ipv4, sizeof(ic.ic_local_ipv4), "%.*s", (int)strcspn(n->ln_ip, "/"),
 	     n->ln_ip);
 	char doc[2048];

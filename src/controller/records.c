@@ -46,7 +46,8 @@ static json_t *spec_json(const struct inst_spec *s, bool stored)
 		const char *k, *v;
 	} meta[] = {{"instance_type", s->s_instance_type},
 		    {"user_data", s->s_user_data},
-		    {"ssh_key", s->s_ssh_key}};
+		    {"ssh_key", s->s_ssh_key},
+		    {"region", s->s_region}};
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
 		if (meta[i].v[0])
 			json_object_set_new(j, meta[i].k, json_string(meta[i].v));
@@ -244,9 +245,10 @@ int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen)
 	in->i_hv.p_pidfd = -1;
 	/* The spec part goes through the API's own checks. */
 	json_t *spec = json_object();
-	static const char *const fields[] = {
-	    "cpus",    "memory_mib",	"kernel",    "initrd",	"cmdline", "nics",
-	    "console", "instance_type", "user_data", "ssh_key", "tpm",	   "instance_store"};
+	static const char *const fields[] = {"cpus",	  "memory_mib", "kernel",  "initrd",
+					     "cmdline",	  "nics",	"console", "instance_type",
+					     "user_data", "ssh_key",	"tpm",	   "instance_store",
+					     "region"};
 	for (unsigned i = 0; i < ARRAY_SIZE(fields); i++) {
 		json_t *v = json_object_get(j, fields[i]);
 		if (v)

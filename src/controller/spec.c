@@ -299,9 +299,10 @@ static int parse_istore(json_t *o, struct inst_spec *s, char *err, size_t errlen
 
 static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errlen)
 {
-	static const char *const names[] = {
-	    "cpus",    "memory_mib",	"kernel",    "initrd",	"cmdline", "volumes",	    "nics",
-	    "console", "instance_type", "user_data", "ssh_key", "tpm",	   "instance_store"};
+	static const char *const names[] = {"cpus",	      "memory_mib", "kernel",  "initrd",
+					    "cmdline",	      "volumes",    "nics",    "console",
+					    "instance_type",  "user_data",  "ssh_key", "tpm",
+					    "instance_store", "region"};
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
 		return -1;
 	memset(s, 0, sizeof(*s));
@@ -329,6 +330,15 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 			return -1;
 		if (!hv_instance_type_ok(s->s_instance_type))
 			RETURN_ERR(-1, "instance_type: expected a name like \"m5.large\"");
+	}
+	if ((v = json_object_get(o, "region"))) {
+		if (str_copy(v, "region", s->s_region, sizeof(s->s_region), err, errlen))
+			return -1;
+		if (!launch_region_ok(s->s_region))
+			RETURN_ERR(-1,
+				   "region: expected a name like \"eu-west-1\" (1 to %d of a-z, "
+				   "0-9 and '-', not starting or ending with '-')",
+				   LAUNCH_REGION_MAX);
 	}
 	if ((v = json_object_get(o, "user_data")) &&
 	    path_copy(v, "user_data", s->s_user_data, sizeof(s->s_user_data), err, errlen))

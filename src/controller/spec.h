@@ -7,7 +7,7 @@
  * it on any bytes.
  *
  *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console, tpm,
- *             instance_type, user_data, ssh_key, instance_store}
+ *             instance_type, user_data, ssh_key, instance_store, region}
  *             volumes[]: "vol-..." or {id, readonly, bus, device} (how this instance uses
  *             the volume); instance_store: {size_mib, dir}
  *   nic:      {vpc, ip, mac, sg, pps, bandwidth_mbit}
@@ -75,6 +75,9 @@ struct inst_spec {
 	char s_instance_type[72];
 	char s_user_data[SPEC_MAX_PATH];
 	char s_ssh_key[SPEC_MAX_PATH];
+	/* "region": the VPC cards' IMDS placement and DNS names (launch.h ls_region); "" =
+	 * us-east-1 */
+	char s_region[33];
 	/* "instance_store": {size_mib, dir}: the instance-storage card (docs/nvme.md), a
 	 * local NVMe disk after the volumes; 0 = none. dir: "" = nitrod's default folder, else
 	 * one of its instance-store folders or a folder beneath one (checked at create and at

@@ -619,6 +619,39 @@ static void test_cidrs(void **state)
 	assert_false(launch_subnet_in("10.3.1.5/24", "10.3.0.1/16"));
 }
 
+/* The region reaches every VPC card (the IMDS's placement, DNS names); none: the card's
+ * default. Region names are DNS labels. */
+static void test_region(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_nnics = 2;
+	for (int i = 0; i < 2; i++) {
+		launch_nic_init(&s.ls_nics[i]);
+		s.ls_nics[i].ln_vpc = 1;
+		snprintf(s.ls_nics[i].ln_ip, sizeof(s.ls_nics[i].ln_ip), "10.0.%d.5/24", i);
+	}
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_null(strstr(joined(launch_plan_card(&plan, 0)), "--region"));
+	snprintf(s.ls_region, sizeof(s.ls_region), "eu-west-1");
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	for (int i = 0; i < 2; i++)
+		assert_non_null(strstr(joined(launch_plan_card(&plan, i)), " --region eu-west-1 "));
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--region"));
+	assert_true(launch_region_ok("us-east-1") && launch_region_ok("ap-southeast-2") &&
+		    launch_region_ok("x"));
+	static const char *const bad[] = {
+	    "",		 "-us",	      "us-",	     "US-EAST-1",
+	    "us_east_1", "us.east.1", "us east",     "a/b",
+	    "é",	 "..",	      "us-east-1\n", "0123456789012345678901234567890123"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(launch_region_ok(bad[i]));
+}
+
 /* A NIC with a gateway and a host resolver: each link on its own fd (4 DNS, 5 NAT). */
 static void test_gateway_and_resolver_fds(void **state)
 {
@@ -663,6 +696,7 @@ int main(void)
 	    cmocka_unit_test(test_internet_gateway),
 	    cmocka_unit_test(test_cidrs),
 	    cmocka_unit_test(test_gateway_and_resolver_fds),
+	    cmocka_unit_test(test_region),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
