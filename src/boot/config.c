@@ -38,9 +38,13 @@ const char hv_options_help[] =
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
     "  --instance-type T    SMBIOS product name (default: from --cpus/--memory, e.g. m5.large)\n"
     "  --instance-id ID     i- and 17 hex digits: SMBIOS system UUID and serial ec2...\n"
-    "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET\n"
-    "                       a virtio-blk or virtio-net PCI device, or an NVMe controller\n"
-    "                       (docs/nvme.md), served by the card at SOCKET (repeatable)\n"
+    "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET | vsock,SOCKET\n"
+    "                       a virtio-blk, virtio-net or virtio-vsock PCI device, or an NVMe\n"
+    "                       controller (docs/nvme.md), served by the card at SOCKET\n"
+    "                       (repeatable)\n"
+    "  --enclave-hello cid=N[,debug]\n"
+    "                       act as enclave CID N towards the vsock card (tests: the\n"
+    "                       ENW_HELLO an enclave sends, docs/vsock.md)\n"
     "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n";
 
 void hv_config_defaults(struct hv_config *c)
@@ -124,6 +128,38 @@ static uint64_t host_ram_mib(void)
 	return (uint64_t)pages * (uint64_t)psz >> 20;
 }
 
+bool hv_card_enclave_facing(unsigned type)
+{
+	return type == VIRTIO_ID_VSOCK;
+}
+
+/* --enclave-hello cid=N[,debug]: a test enclave's identity (zero PCRs). 0, or -1. */
+static int parse_hello(const char *v, struct enw_hello *h)
+{
+	char buf[64], *save = NULL;
+	uint64_t cid = 0;
+	if (strlen(v) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", v);
+	memset(h, 0, sizeof(*h));
+	h->version = ENW_VERSION;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(t, "cid=", 4) && !cid) {
+			if (!parse_u64(t + 4, 4, UINT32_MAX - 1, &cid))
+				return -1;
+		} else if (!strcmp(t, "debug")) {
+			h->flags |= ENW_FLAG_DEBUG;
+		} else {
+			return -1;
+		}
+	}
+	if (!cid)
+		return -1;
+	h->cid = cid;
+	snprintf(h->module_id, sizeof(h->module_id), "i-test-enc%llu", (unsigned long long)cid);
+	return enw_hello_check(h) ? -1 : 0;
+}
+
 int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_t errlen)
 {
 	for (int i = 0; i < argc; i++) {
@@ -138,7 +174,7 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
 			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
 			     !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
-			     !strcmp(a, "--instance-id");
+			     !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-hello");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -220,12 +256,24 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			if (!strncmp(v, "nvme,", 5)) {
 				type = HV_CARD_NVME;
 				skip = 5;
+			} else if (!strncmp(v, "vsock,", 6)) {
+				type = VIRTIO_ID_VSOCK;
+				skip = 6;
 			}
 			if (!type || !v[skip])
-				USAGE("--vhost-user %s: expected blk,SOCKET, net,SOCKET or "
-				      "nvme,SOCKET",
+				USAGE("--vhost-user %s: expected blk,SOCKET, net,SOCKET, "
+				      "nvme,SOCKET or vsock,SOCKET",
 				      v);
-			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + skip};
+			c->cards[c->ncards++] =
+			    (struct hv_card){.type = type,
+					     .socket = v + skip,
+					     .enclave = hv_card_enclave_facing(type)};
+		} else if (!strcmp(a, "--enclave-hello")) {
+			if (parse_hello(v, &c->hello))
+				USAGE("--enclave-hello %s: expected cid=N[,debug] with N from 4 to "
+				      "4294967294",
+				      v);
+			c->have_hello = true;
 		} else if (!strcmp(a, "--tpm-card")) {
 			if (!*v)
 				USAGE("--tpm-card: empty socket path");

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "boot/boot.h"
+#include "lib/enclave_wire.h"
 
 #define HV_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
 #define HV_DEFAULT_CPUS 1
@@ -28,9 +29,16 @@
 #define HV_CARD_NVME 0x100 /* an NVMe controller (src/hv/nvme_pci.c), not a virtio id */
 
 struct hv_card {
-	unsigned type; /* VIRTIO_ID_NET, VIRTIO_ID_BLOCK (<linux/virtio_ids.h>) or HV_CARD_NVME */
+	unsigned type; /* VIRTIO_ID_NET, VIRTIO_ID_BLOCK, VIRTIO_ID_VSOCK (<linux/virtio_ids.h>)
+			  or HV_CARD_NVME */
 	const char *socket;
+	/* A card that serves several VMs (vsock; nsm): when nitro-hv has an enclave identity
+	 * (hv_config.hello), its connection opens with that ENW_HELLO (hv_card_enclave_facing). */
+	bool enclave;
 };
+
+/* Whether a card of this type gets the hello (src/lib/enclave_wire.h). */
+bool hv_card_enclave_facing(unsigned type);
 
 #define HV_DIGEST_LEN 48 /* SHA-384 */
 #define HV_SHA256_LEN 32
@@ -69,6 +77,11 @@ struct hv_config {
 	bool kernel_optional;		    /* set before parsing: a missing --kernel is no error */
 	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
 	const char *tpm_card;		    /* --tpm-card SOCKET; NULL: no TPM */
+	/* The enclave identity sent first on every enclave-facing card connection; set by
+	 * enclave mode, or by --enclave-hello cid=N[,debug] for an ordinary guest acting as
+	 * an enclave in tests (cid 4..U32_MAX-1; PCRs zero, module_id "i-test-encN"). */
+	bool have_hello;
+	struct enw_hello hello;
 	unsigned ncards;
 };
 

@@ -322,8 +322,10 @@ int main(int argc, char **argv)
 		if (cfg.cards[i].type == HV_CARD_NVME
 			? nvme_pci_create(&nvme_cards[i], &vm, &pci, cfg.cards[i].socket, err,
 					  sizeof(err)) < 0
-			: virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type,
-					    cfg.cards[i].socket, err, sizeof(err)) < 0)
+			: virtio_pci_create(
+			      &cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
+			      cfg.have_hello && cfg.cards[i].enclave ? &cfg.hello : NULL, err,
+			      sizeof(err)) < 0)
 			die("%s", err);
 	trace_phase("cards connected");
 	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};

@@ -75,6 +75,15 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 		RETURN_ERR(-1, "card socket %s: %s", path, strerror(errno));
 	f->vf_mem = m;
 	f->vf_config_want = config_len;
+	if (f->vf_hello) {
+		int st = enw_hello_send(f->vf_sock, f->vf_hello, VU_REPLY_TIMEOUT_MS);
+		if (st < 0)
+			RETURN_ERR(-1, "card %s: no answer to the enclave hello (%s)", path,
+				   strerror(-st));
+		if (st > 0)
+			RETURN_ERR(-1, "card %s: refused enclave cid %llu: %s", path,
+				   (unsigned long long)f->vf_hello->cid, strerror(st));
+	}
 	uint64_t feat;
 	if (send_msg(f, VU_SET_OWNER, 0, NULL, 0, NULL, 0) < 0 ||
 	    get_u64(f, VU_GET_FEATURES, &feat) < 0)
@@ -204,9 +213,11 @@ int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *d
 }
 
 int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
-			unsigned config_len, char *err, size_t errlen)
+			unsigned config_len, const struct enw_hello *hello, char *err,
+			size_t errlen)
 {
 	memset(f, 0, sizeof(*f));
+	f->vf_hello = hello;
 	pthread_mutex_init(&f->vf_lock, NULL);
 	int r = connect_and_negotiate(f, path, m, config_len, err, errlen);
 	if (r == 0)

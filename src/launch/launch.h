@@ -144,7 +144,13 @@ struct launch_spec {
 	 * (lower-case hex, "": none). nitro-hv refuses bytes whose SHA-384 differs and extends
 	 * these into the TPM's banks (nitrod passes its security chip's instead, bootfile.h). */
 	char ls_kernel_sha384[97], ls_kernel_sha256[65], ls_initrd_sha384[97], ls_initrd_sha256[65];
-	/* Next kinds (vsock, instance storage, enclaves): their fields here. */
+	/* The vsock card (nitro-card-vsock, docs/vsock.md): the instance's virtio-vsock device,
+	 * guest CID 3 (the parent of its enclaves). */
+	bool ls_vsock;
+	/* nitro-hv --enclave-hello VALUE ("": none): an ordinary guest that acts as an enclave
+	 * towards a vsock card (tests; docs/vsock.md). */
+	char ls_enclave_hello[40];
+	/* Next kinds (enclaves): their fields here. */
 };
 
 struct launch_env {
@@ -170,6 +176,7 @@ enum launch_kind {
 	LAUNCH_CARD_VPC,
 	LAUNCH_CARD_TPM,
 	LAUNCH_IGW, /* the internet gateway's NAT of one NIC (no socket; started before it) */
+	LAUNCH_CARD_VSOCK,
 };
 
 /* What a kept fd is; the launcher opens it. */

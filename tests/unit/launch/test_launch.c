@@ -482,6 +482,38 @@ static void test_tpm_card(void **state)
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--tpm-card"));
 }
 
+/* vsock (docs/vsock.md): nitro-card-vsock after the other cards, its own seccomp profile,
+ * nitro-hv --vhost-user vsock; --enclave-hello reaches nitro-hv. */
+static void test_vsock_card(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_tpm = true;
+	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
+	s.ls_vsock = true;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 2);
+	const struct launch_proc *v = launch_plan_card(&plan, 1);
+	assert_int_equal(v->lp_kind, LAUNCH_CARD_VSOCK);
+	assert_string_equal(v->lp_profile, "card-vsock");
+	assert_string_equal(v->lp_vhost, "vsock");
+	assert_string_equal(joined(v),
+			    "/opt/nitro/nitro-card-vsock --socket-path /run/i-1/c1.sock");
+	const char *hv = joined(launch_plan_hv(&plan));
+	assert_non_null(
+	    strstr(hv, "--tpm-card /run/i-1/c0.sock --vhost-user vsock,/run/i-1/c1.sock"));
+	assert_null(strstr(hv, "--enclave-hello"));
+	snprintf(s.ls_enclave_hello, sizeof(s.ls_enclave_hello), "cid=16,debug");
+	s.ls_vsock = false;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 1);
+	assert_non_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello cid=16,debug"));
+}
+
 /* NVMe device names: nitro run's defaults (sda1, then sdf, sdg ... counting only NVMe
  * volumes, not instance stores), a given name kept, and the shared checks both sides run
  * refusing a bad name, a name on virtio or an instance store, and a name used twice. */
@@ -691,6 +723,7 @@ int main(void)
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_json_carries_the_plan),
 	    cmocka_unit_test(test_tpm_card),
+	    cmocka_unit_test(test_vsock_card),
 	    cmocka_unit_test(test_nvme_device_names),
 	    cmocka_unit_test(test_host_resolver),
 	    cmocka_unit_test(test_internet_gateway),
