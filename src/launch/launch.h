@@ -53,10 +53,8 @@
 #define LAUNCH_MAX_THROUGHPUT_MIB 100000
 #define LAUNCH_MAX_PPS 100000000
 #define LAUNCH_MAX_BANDWIDTH_MBIT 400000
-#define LAUNCH_MAX_QUEUE_PAIRS 7
-#define LAUNCH_REGION_MAX                                                                          \
-	32 /* "us-east-1", "eu-west-1", ... */ /* nitro-hv serves 16 queues per device: 7 pairs +  \
-						  control */
+#define LAUNCH_MAX_QUEUE_PAIRS 7 /* nitro-hv serves 16 queues per device: 7 pairs + control */
+#define LAUNCH_REGION_MAX 32	 /* "us-east-1", "eu-west-1", ... */
 
 enum launch_bus {
 	LAUNCH_BUS_VIRTIO, /* virtio-blk */
