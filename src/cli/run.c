@@ -248,6 +248,8 @@ int cmd_run(int argc, char **argv)
 		    "$NITRO_STATE/vpc-map)\n"
 		    "  --user-data FILE     the instance's user data (IMDS /latest/user-data)\n"
 		    "  --ssh-key FILE       its SSH public key (IMDS public-keys/0/openssh-key)\n"
+		    "  --region R           the VPC cards' region (IMDS placement, DNS names\n"
+		    "                       ip-A-B-C-D.R.compute.internal; default us-east-1)\n"
 		    "  --vsock              a virtio-vsock device, guest CID 3 (nitro-card-vsock:\n"
 		    "                       reaches only this instance's enclaves; docs/vsock.md)\n"
 		    "  --dry-run            print the processes this would start (JSON: "
