@@ -41,7 +41,8 @@ const char hv_options_help[] =
     "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET\n"
     "                       a virtio-blk or virtio-net PCI device, or an NVMe controller\n"
     "                       (docs/nvme.md), served by the card at SOCKET (repeatable)\n"
-    "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n";
+    "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n"
+    "  --enclaves           the Nitro Enclaves PCI device (1d0f:e4c1; docs/enclaves.md)\n";
 
 void hv_config_defaults(struct hv_config *c)
 {
@@ -230,6 +231,8 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			if (!*v)
 				USAGE("--tpm-card: empty socket path");
 			c->tpm_card = v;
+		} else if (!strcmp(a, "--enclaves")) {
+			c->enclaves = true;
 		} else if (!strcmp(a, "--no-reboot")) {
 			c->no_reboot = true;
 		} else if (!strcmp(a, "--stats")) {

@@ -69,6 +69,7 @@ struct hv_config {
 	bool kernel_optional;		    /* set before parsing: a missing --kernel is no error */
 	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
 	const char *tpm_card;		    /* --tpm-card SOCKET; NULL: no TPM */
+	bool enclaves;			    /* --enclaves: the NE PCI device (src/hv/ne_pci.c) */
 	unsigned ncards;
 };
 

@@ -20,6 +20,7 @@
 #include "boot/config.h"
 #include "boot/kernel.h"
 #include "hv/acpi.h"
+#include "hv/ne_pci.h"
 #include "hv/nvme_pci.h"
 #include "hv/pci.h"
 #include "hv/platform.h"
@@ -36,6 +37,7 @@ static struct pci_bus pci;
 static struct virtio_pci cards[HV_MAX_CARDS];
 static struct tpm_dev tpm;
 static struct nvme_pci nvme_cards[HV_MAX_CARDS];
+static struct ne_dev ne_dev; /* --enclaves */
 static bool trace;
 static struct timespec t_start;
 
@@ -316,7 +318,8 @@ int main(int argc, char **argv)
 	if (cfg.initrd && load_initrd(&bp, img.initrd_fd, err, sizeof(err)))
 		die("%s", err);
 	trace_phase("initrd loaded");
-	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
+	bool have_pci = cfg.ncards || cfg.enclaves;
+	if (have_pci && pci_init(&pci, &vm.vm_mmio) < 0)
 		die("cannot set up the PCI host bridge");
 	for (unsigned i = 0; i < cfg.ncards; i++)
 		if (cfg.cards[i].type == HV_CARD_NVME
@@ -325,8 +328,10 @@ int main(int argc, char **argv)
 			: virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type,
 					    cfg.cards[i].socket, err, sizeof(err)) < 0)
 			die("%s", err);
+	if (cfg.enclaves && ne_pci_create(&ne_dev, &vm, &pci, err, sizeof(err)) < 0)
+		die("%s", err);
 	trace_phase("cards connected");
-	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
+	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = have_pci};
 	uint64_t acpi_end = BOOT_ACPI_END;
 	if (cfg.tpm_card) {
 		measured_boot(&img, &bp);
