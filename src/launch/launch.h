@@ -137,6 +137,8 @@ struct launch_spec {
 	 * (lower-case hex, "": none). nitro-hv refuses bytes whose SHA-384 differs and extends
 	 * these into the TPM's banks (nitrod passes its security chip's instead, bootfile.h). */
 	char ls_kernel_sha384[97], ls_kernel_sha256[65], ls_initrd_sha384[97], ls_initrd_sha256[65];
+	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md). */
+	bool ls_enclaves;
 	/* Next kinds (vsock, instance storage, enclaves): their fields here. */
 };
 
