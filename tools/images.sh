@@ -2,7 +2,9 @@
 # nitro images: fetch Debian trixie's stock linux-image-amd64 with apt into a private
 # state dir (the system's apt sources are never changed) and build two initramfs images
 # from busybox-static:
-#   guest.img    the default guest: loads the virtio and NVMe modules, prints a banner, shell on ttyS0
+#   guest.img    the default guest: loads the virtio and NVMe modules, and the Nitro Enclaves
+#                ones (nitro_enclaves, vsock, vmw_vsock_virtio_transport) when the kernel has
+#                them, prints a banner, shell on ttyS0
 #   emuhost.img  the emulated host: 9p root + kvm_amd, then runs a command (tools/emuhost-init)
 # Output under $NITRO_CACHE (default ~/.cache/nitro)/images; prints progress on stderr.
 set -eu
@@ -95,7 +97,8 @@ mkinitrd() {
 	mv "$OUT/$name.img.new" "$OUT/$name.img"
 	rm -rf "$w"
 }
-mkinitrd guest "$HERE/guest-init" virtio_blk nvme failover net_failover virtio_net pvpanic_mmio
+mkinitrd guest "$HERE/guest-init" virtio_blk nvme failover net_failover virtio_net pvpanic_mmio \
+	nitro_enclaves vsock vmw_vsock_virtio_transport
 mkinitrd emuhost "$HERE/emuhost-init" netfs 9pnet 9pnet_virtio 9p irqbypass ccp kvm kvm_amd
 cat "$HERE/emuhost-init" "$HERE/guest-init" "$0" | cksum > "$OUT/stamp"
 say "ready: kernel $KVER in $OUT"
