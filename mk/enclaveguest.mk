@@ -10,16 +10,16 @@ ENCLAVE_GUEST_CC = $(CC) -O2 -s -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_
 NET_TOOL_SRC = $(wildcard src/enclave/tool/*.c)
 all: $(BUILD)/guest/nitro-enclave $(BUILD)/guest/enclave-init $(BUILD)/guest/enclave-attest \
 	$(BUILD)/guest/enclave-parent
-$(BUILD)/guest/nitro-enclave: $(NET_TOOL_SRC) $(wildcard src/enclave/tool/*.h)
+$(BUILD)/guest/nitro-enclave: $(NET_TOOL_SRC) $(wildcard src/enclave/tool/*.h) src/lib/be.h
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $(NET_TOOL_SRC) -o $@
 $(BUILD)/guest/enclave-init: src/enclave/init/init.c
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
-$(BUILD)/guest/enclave-attest: tests/system/enclave_attest.c
+$(BUILD)/guest/enclave-attest: tests/system/enclave_attest.c src/lib/be.h
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
-$(BUILD)/guest/enclave-parent: tests/system/enclave_parent.c
+$(BUILD)/guest/enclave-parent: tests/system/enclave_parent.c src/lib/be.h
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
 

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/be.h"
+
 /* The driver's uapi (include/uapi/linux/nsm.h, Linux 6.8+). */
 struct nsm_iovec {
 	uint64_t addr, len;
@@ -92,8 +94,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "enclave-attest: /dev/nsm: %s\n", strerror(errno));
 		return 1;
 	}
-	uint8_t be[4] = {(uint8_t)(raw.response.len >> 24), (uint8_t)(raw.response.len >> 16),
-			 (uint8_t)(raw.response.len >> 8), (uint8_t)raw.response.len};
+	uint8_t be[4];
+	be32_put(be, (uint32_t)raw.response.len);
 	if (io_all(s, be, 4, 1) || io_all(s, resp, raw.response.len, 1)) {
 		fprintf(stderr, "enclave-attest: send: %s\n", strerror(errno));
 		return 1;

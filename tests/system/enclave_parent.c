@@ -14,6 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lib/be.h"
+
 static int io_all(int fd, void *buf, size_t len, int wr)
 {
 	uint8_t *p = buf;
@@ -65,7 +67,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "enclave-parent: exchange with CID %u failed\n", peer.svm_cid);
 		return 1;
 	}
-	uint32_t len = (uint32_t)be[0] << 24 | (uint32_t)be[1] << 16 | (uint32_t)be[2] << 8 | be[3];
+	uint32_t len = be32_get(be);
 	if (len > sizeof(resp) || io_all(c, resp, len, 0)) {
 		fprintf(stderr, "enclave-parent: bad response (%u bytes) from CID %u\n", len,
 			peer.svm_cid);

@@ -1,9 +1,12 @@
-/* The early EIF check of nitro-enclave run (eifcheck.h). */
+/* The early EIF check of nitro-enclave run (eifcheck.h). The CRC is computed here rather
+ * than with eif.c's eif_crc32: the static tool does not link eif.c (libcbor, libcrypto). */
 #include "enclave/tool/eifcheck.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "lib/be.h"
 
 #define HDR 548
 #define CRC_AT 544
@@ -27,11 +30,6 @@ static uint32_t crc32_iso_hdlc(uint32_t crc, const uint8_t *p, size_t n)
 	return ~crc;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int net_eif_check(const uint8_t *b, size_t len, char *err, size_t errlen)
 {
 	if (len < HDR || memcmp(b, ".eif", 4)) {
@@ -41,8 +39,8 @@ int net_eif_check(const uint8_t *b, size_t len, char *err, size_t errlen)
 		    len < HDR ? "shorter than the 548-byte header" : "no \".eif\" magic");
 		return -1;
 	}
-	unsigned version = (unsigned)b[4] << 8 | b[5];
-	unsigned nsec = (unsigned)b[26] << 8 | b[27];
+	unsigned version = be16_get(b + 4);
+	unsigned nsec = be16_get(b + 26);
 	if (version == 0 || version > 4) {
 		snprintf(err, errlen, "EIF version %u is not supported (1 to 4)", version);
 		return -1;
@@ -53,11 +51,11 @@ int net_eif_check(const uint8_t *b, size_t len, char *err, size_t errlen)
 	}
 	uint32_t crc = crc32_iso_hdlc(0, b, CRC_AT);
 	crc = crc32_iso_hdlc(crc, b + HDR, len - HDR);
-	if (crc != be32(b + CRC_AT)) {
+	if (crc != be32_get(b + CRC_AT)) {
 		snprintf(err, errlen,
 			 "the EIF is damaged: its CRC32 is %08x, the header says %08x (copied "
 			 "incompletely?); `nitro eif describe` shows more",
-			 crc, be32(b + CRC_AT));
+			 crc, be32_get(b + CRC_AT));
 		return -1;
 	}
 	return 0;
