@@ -37,6 +37,7 @@ attest)
 	state after
 	;;
 two)
+	echo 1-2 > $POOL # two enclaves at once: the user sets a pool of two CPUs
 	state before
 	runit one --eif-path /enclave/idle.eif --cpu-count 1 --memory 192 --enclave-name one
 	runit two --eif-path /enclave/idle.eif --cpu-count 1 --memory 192 --enclave-name two \

@@ -5,7 +5,7 @@ it loads the modules the ramdisk carries, reads /env and /cmd, runs the command,
 and powers the VM off."""
 import re
 
-from conftest import NITRO
+from conftest import NITRO, cmdline
 
 ENCLAVE = NITRO.parent / "enclave"
 KERNEL_CMDLINE = "console=ttyS0 reboot=k panic=-1 random.trust_cpu=on"
@@ -32,3 +32,23 @@ def test_init_runs_cmd_without_a_vsock_peer_and_powers_off(nitro):
     assert "enclave init: /bin/sh exited with status 0; powering off" in out, b
     # /env and /cmd were read once and removed before the command ran: one "running" line.
     assert out.count("enclave init: running /bin/sh (2 argument(s), 2 environment variable(s))") == 1, b
+
+
+def test_default_guest_image_carries_nitro_enclave(nitro):
+    """guest.img loads the enclave driver and vsock and has /bin/nitro-enclave; without the
+    NE device the tool says what to change, in one line."""
+    b = nitro("--cpus", "1", "--memory", "256", "--cmdline", cmdline(
+        "grep -cE '^(nitro_enclaves|vsock|vmw_vsock_virtio_transport) ' /proc/modules; "
+        "nitro-enclave describe; echo DESCRIBE=$?; "
+        "nitro-enclave run --eif-path /nonexistent.eif --cpu-count 1 --memory 64; echo RUN=$?; "
+        "nitro-enclave run --eif-path /bin/busybox --cpu-count 1 --memory 64; echo RUN2=$?; "
+        "nitro-enclave run --cpu-count 1 --memory 64; echo RUN3=$?"), timeout=240)
+    out = b.out + b.err
+    assert b.status == 0, b
+    assert re.search(r"^3\r?$", out, re.M), b
+    assert re.search(r"^\[\]\r?\nDESCRIBE=0", out, re.M), b
+    assert "nitro-enclave: run: /nonexistent.eif: No such file or directory" in out, b
+    assert "RUN=1" in out, b
+    assert 'nitro-enclave: run: /bin/busybox: not an EIF (no ".eif" magic)' in out, b
+    assert "RUN2=1" in out, b
+    assert "nitro-enclave: run: --eif-path FILE is required" in out and "RUN3=2" in out, b

@@ -39,19 +39,59 @@
 #define NE_DEV "/dev/nitro_enclaves"
 #define NE_POOL "/sys/module/nitro_enclaves/parameters/ne_cpus"
 #define HP_DIR "/sys/kernel/mm/hugepages/hugepages-2048kB"
+#define POOL_MARK NET_RUN_DIR "/pool-set-by-nitro-enclave"
 #define HEARTBEAT 0xB7
 #define HEARTBEAT_PORT 9000
 #define fail net_fail
 
 static int report_fd = -1; /* the pipe to `run`, while it waits */
+static int enclave_fd = -1;
 static int lock_fd = -1;
 static unsigned hp_raised; /* huge pages this process added to nr_hugepages */
 static void *mem_map;
 static size_t mem_len;
 static char sock_path[256];
 
-/* Gives back what this process took: the mapping and the huge pages it added. The fd is
- * closed by exit (or by the caller before). */
+static int write_text(const char *path, const char *text);
+
+/* The CPU pool back to the instance when this tool set it and no enclave is left: writing
+ * an empty list makes the driver tear the pool down (its CPUs come back online) and then
+ * refuse the empty list (EINVAL, expected); with an enclave left it refuses (EPERM) and
+ * the pool stays for that enclave's process to give back. */
+static void pool_give_back(void)
+{
+	char mark[4096] = "", now[4096] = "";
+	FILE *f = fopen(POOL_MARK, "r");
+	if (f && !fgets(mark, sizeof(mark), f))
+		mark[0] = 0;
+	if (f)
+		fclose(f);
+	f = fopen(NE_POOL, "r");
+	if (f && !fgets(now, sizeof(now), f))
+		now[0] = 0;
+	if (f)
+		fclose(f);
+	mark[strcspn(mark, "\n")] = 0;
+	now[strcspn(now, "\n")] = 0;
+	if (!mark[0])
+		return;
+	if (strcmp(mark, now)) { /* changed since by the user: theirs now */
+		unlink(POOL_MARK);
+		return;
+	}
+	write_text(NE_POOL, "\n");
+	f = fopen(NE_POOL, "r");
+	if (f && !fgets(now, sizeof(now), f))
+		now[0] = 0;
+	if (f)
+		fclose(f);
+	if (!f || now[0] == 0 || now[0] == '\n')
+		unlink(POOL_MARK);
+}
+
+/* Gives back what this process took: the mapping, the huge pages it added and (when this
+ * tool set it and no enclave is left) the CPU pool. The fd is closed first (by exit or by
+ * the caller), so the driver has freed the slot, the CPUs and the pages' pins. */
 static void release(void)
 {
 	if (mem_map) {
@@ -60,13 +100,11 @@ static void release(void)
 	}
 	if (sock_path[0])
 		unlink(sock_path);
-	if (!hp_raised)
-		return;
 	int l = lock_fd >= 0 ? lock_fd : open(NET_RUN_DIR "/lock", O_RDWR | O_CLOEXEC);
 	/* Not under a running `run` that is counting free pages (it holds the lock while it
-	 * waits for a heartbeat: then the pages stay reserved for the next run). */
+	 * waits for a heartbeat): then the pages stay reserved for the next run. */
 	if (l >= 0 && (l == lock_fd || flock(l, LOCK_EX | LOCK_NB) == 0)) {
-		FILE *f = fopen(HP_DIR "/nr_hugepages", "r+");
+		FILE *f = hp_raised ? fopen(HP_DIR "/nr_hugepages", "r+") : NULL;
 		unsigned long nr;
 		if (f && fscanf(f, "%lu", &nr) == 1) {
 			rewind(f);
@@ -74,10 +112,11 @@ static void release(void)
 		}
 		if (f)
 			fclose(f);
+		hp_raised = 0;
+		pool_give_back();
 	}
 	if (l >= 0 && l != lock_fd)
 		close(l);
-	hp_raised = 0;
 }
 
 _Noreturn void net_fail(const char *fmt, ...)
@@ -87,6 +126,8 @@ _Noreturn void net_fail(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (enclave_fd >= 0)
+		close(enclave_fd); /* the driver frees the slot before the pool is looked at */
 	release();
 	if (report_fd >= 0) {
 		dprintf(report_fd, "E%s", msg);
@@ -217,6 +258,11 @@ static void ensure_pool(unsigned want)
 	int rc = write_text(NE_POOL, list);
 	if (rc < 0)
 		fail("cannot set the enclave CPU pool (" NE_POOL " = %s): %s", list, strerror(-rc));
+	FILE *m = fopen(POOL_MARK, "w"); /* given back by the last enclave's process */
+	if (m) {
+		fprintf(m, "%s\n", list);
+		fclose(m);
+	}
 }
 
 static void instance_id(char *out, size_t len)
@@ -321,6 +367,7 @@ static _Noreturn void enclave_process(const struct net_args *a, const uint8_t *e
 	int efd = ioctl(nefd, NE_CREATE_VM, &e.slot);
 	if (efd < 0)
 		fail_ioctl("NE_CREATE_VM", errno);
+	enclave_fd = efd;
 	close(nefd);
 	struct ne_image_load_info li = {.flags = NE_EIF_IMAGE};
 	if (ioctl(efd, NE_GET_IMAGE_LOAD_INFO, &li) < 0)
