@@ -2,9 +2,9 @@
 # nitro images: fetch Debian trixie's stock linux-image-amd64 with apt into a private
 # state dir (the system's apt sources are never changed) and build two initramfs images
 # from busybox-static:
-#   guest.img    the default guest: loads the virtio and NVMe modules (and the Nitro Enclaves
-#                driver and vsock), prints a banner, shell on ttyS0; carries /bin/nitro-enclave
-#                when it is built ($NITRO_ENCLAVE_TOOL, default ../build/guest/nitro-enclave)
+#   guest.img    the default guest: loads the virtio and NVMe modules, and the Nitro Enclaves
+#                ones (nitro_enclaves, vsock, vmw_vsock_virtio_transport) when the kernel has
+#                them, prints a banner, shell on ttyS0
 #   emuhost.img  the emulated host: 9p root + kvm_amd, then runs a command (tools/emuhost-init)
 # Output under $NITRO_CACHE (default ~/.cache/nitro)/images; prints progress on stderr.
 set -eu
@@ -16,7 +16,8 @@ SUITE=trixie
 say() { printf 'nitro images: %s\n' "$*" >&2; }
 die() { printf 'nitro images: %s\n' "$*" >&2; exit 1; }
 
-# The static enclave tool for guest.img (mk/enclaveguest.mk builds it); part of the stamp.
+# guest.img also carries /bin/nitro-enclave when it is built ($NITRO_ENCLAVE_TOOL, default
+# ../build/guest/nitro-enclave; mk/enclaveguest.mk builds it); it is part of the stamp.
 ENCLAVE_TOOL=${NITRO_ENCLAVE_TOOL:-$HERE/../build/guest/nitro-enclave}
 [ -f "$ENCLAVE_TOOL" ] || ENCLAVE_TOOL=/dev/null
 stamp() { cat "$HERE/emuhost-init" "$HERE/guest-init" "$0" "$ENCLAVE_TOOL" | cksum; }
