@@ -59,3 +59,14 @@ cloud-image: images
 	sh tests/system/cloud_image.sh >/dev/null
 cloud-test: all images cloud-image
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system/test_cloudinit.py
+
+# test_enclave_vm.py's enclave ramdisk: a static /init that prints a marker on ttyS0 and
+# powers off (tests/system/enclave_marker_init.c), as a gzip'd cpio.
+$(BUILD)/guest/enclave-marker-init: tests/system/enclave_marker_init.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $< -o $@
+$(BUILD)/enclave-marker.cpio.gz: $(BUILD)/guest/enclave-marker-init
+	rm -rf $@.d && mkdir -p $@.d/dev $@.d/proc && cp $< $@.d/init
+	(cd $@.d && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9n) > $@
+	rm -rf $@.d
+system-test: $(BUILD)/enclave-marker.cpio.gz

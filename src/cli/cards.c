@@ -316,9 +316,10 @@ void cards_start(const struct launch_plan *p, const struct launch_env *e,
 				what = c->lp_argv[k + 1];
 		char msg[PATH_MAX + 64];
 		snprintf(msg, sizeof(msg), "run: the card for %s %s did not start (see above)",
-			 c->lp_kind == LAUNCH_CARD_VPC	 ? "--nic ip"
-			 : c->lp_kind == LAUNCH_CARD_TPM ? "the TPM, state"
-							 : "volume",
+			 c->lp_kind == LAUNCH_CARD_VPC	   ? "--nic ip"
+			 : c->lp_kind == LAUNCH_CARD_TPM   ? "the TPM, state"
+			 : c->lp_kind == LAUNCH_CARD_VSOCK ? "--vsock, socket"
+							   : "volume",
 			 c->lp_kind == LAUNCH_CARD_TPM ? c->lp_argv[4] : what);
 		for (unsigned k = i + 1; k < LAUNCH_MAX_CARDS; k++)
 			pids[k] = 0;

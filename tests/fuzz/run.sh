@@ -16,7 +16,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-20}
 TARGETS=${FUZZ_TARGETS:-$(for f in tests/fuzz/fuzz_*.c; do n=${f##*/fuzz_}; printf '%s ' "${n%.c}"; done)}
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 -fno-omit-frame-pointer -Isrc -D_GNU_SOURCE -std=gnu11 -Wall -Wextra"
-SRC="src/boot/boot.c src/boot/memory.c src/boot/kernel.c src/hv/serial.c src/hv/pci.c src/hv/mmio.c src/lib/util.c src/lib/vu_wire.c src/cards/lib/*.c"
+SRC="src/boot/boot.c src/boot/memory.c src/boot/kernel.c src/hv/serial.c src/hv/pci.c src/hv/mmio.c src/lib/util.c src/lib/vu_wire.c src/lib/enclave_wire.c src/cards/lib/*.c"
 LIBS="-lzstd -lcrypto -lpthread"
 
 mkdir -p "$OUT" || exit 2

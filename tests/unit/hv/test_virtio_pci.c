@@ -319,7 +319,7 @@ static int fx_make(void **state, uint64_t queues)
 	if (card_start(&f->card, queues) < 0)
 		return -1;
 	char err[256] = "";
-	if (virtio_pci_create(&f->vp, f->vm, &f->bus, VIRTIO_ID_BLOCK, f->card.path, err,
+	if (virtio_pci_create(&f->vp, f->vm, &f->bus, VIRTIO_ID_BLOCK, f->card.path, NULL, err,
 			      sizeof(err)) != 0) {
 		fprintf(stderr, "virtio_pci_create: %s\n", err);
 		return -1;
@@ -483,7 +483,7 @@ static void test_create_no_card(void **state)
 	static struct virtio_pci vp;
 	char err[256] = "";
 	assert_int_equal(virtio_pci_create(&vp, vm, &bus, VIRTIO_ID_BLOCK,
-					   "/nonexistent/nitro-card.sock", err, sizeof(err)),
+					   "/nonexistent/nitro-card.sock", NULL, err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "/nonexistent/nitro-card.sock"));
 	assert_null(bus.pb_devs[0]);
