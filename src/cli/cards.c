@@ -341,10 +341,11 @@ void cards_start(const struct launch_plan *p, const struct launch_env *e,
 				what = c->lp_argv[k + 1];
 		char msg[PATH_MAX + 64];
 		snprintf(msg, sizeof(msg), "run: the card for %s %s did not start (see above)",
-			 c->lp_kind == LAUNCH_CARD_VPC	 ? "--nic ip"
-			 : c->lp_kind == LAUNCH_CARD_TPM ? "the TPM, state"
-			 : c->lp_kind == LAUNCH_CARD_NSM ? "the NSM,"
-							 : "volume",
+			 c->lp_kind == LAUNCH_CARD_VPC	   ? "--nic ip"
+			 : c->lp_kind == LAUNCH_CARD_TPM   ? "the TPM, state"
+			 : c->lp_kind == LAUNCH_CARD_VSOCK ? "--vsock, socket"
+			 : c->lp_kind == LAUNCH_CARD_NSM   ? "the NSM,"
+							   : "volume",
 			 c->lp_kind == LAUNCH_CARD_TPM	 ? c->lp_argv[4]
 			 : c->lp_kind == LAUNCH_CARD_NSM ? c->lp_exe
 							 : what);

@@ -35,21 +35,16 @@ struct vhost_front {
 	char vf_path[108];
 	const struct guest_mem *vf_mem; /* for SET_MEM_TABLE again on reconnect */
 	unsigned vf_config_want;
-	/* An enclave's identity (enclave mode, or --enclave-hello): sent as ENW_HELLO first on
-	 * every connection to the card, reconnections included. */
-	bool vf_has_hello;
-	struct enw_hello vf_hello;
+	const struct enw_hello *vf_hello; /* sent first on each connection; NULL: none */
 };
 
-/* Connects, sends hello first when not NULL (vhost_front_send_hello), negotiates, reads
- * config_len bytes of device config and sends the memory table. 0, or -1 with err. */
+/* Connects, negotiates, reads config_len bytes of device config and sends the memory
+ * table. With hello (an enclave-facing card of a VM with an enclave identity: it must
+ * outlive f), the connection first carries that ENW_HELLO (src/lib/enclave_wire.h) and
+ * goes on only when the card accepts it; so does every reconnect. 0, or -1 with err. */
 int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
 			unsigned config_len, const struct enw_hello *hello, char *err,
 			size_t errlen);
-/* Sends f->vf_hello as ENW_HELLO (src/lib/enclave_wire.h) on the new connection and waits
- * for the card's status: 0 when it accepted, else -1 with err naming its errno (the card
- * closes the connection). */
-int vhost_front_send_hello(struct vhost_front *f, char *err, size_t errlen);
 /* The card went away (its process died): drop the connection. Requests fail until a
  * reconnect succeeds. */
 void vhost_front_disconnect(struct vhost_front *f);

@@ -41,10 +41,10 @@ static void vp_fail(struct virtio_pci *vp, const char *why)
 {
 	if (!vp->vp_failed)
 		fprintf(stderr, "%s: %s card %s failed: %s\n", util_prog(),
-			vp->vp_type == VIRTIO_ID_BLOCK		 ? "block"
-			: vp->vp_type == VIRTIO_ID_NET		 ? "net"
-			: vp->vp_type == VIRTIO_ID_NITRO_SEC_MOD ? "NSM"
-								 : "virtio",
+			vp->vp_type == VIRTIO_ID_BLOCK	 ? "block"
+			: vp->vp_type == VIRTIO_ID_NET	 ? "net"
+			: vp->vp_type == VIRTIO_ID_VSOCK ? "vsock"
+							 : "virtio",
 			vp->vp_card.vf_path, why);
 	vp->vp_failed = true;
 	vp->vp_status |= VIRTIO_CONFIG_S_NEEDS_RESET;
@@ -505,6 +505,27 @@ static void add_vcap(struct pci_dev *d, uint8_t type, uint32_t off, uint32_t len
 	pci_cap_add(d, c, notify ? 20 : 16);
 }
 
+/* Bytes of device configuration space per device type (virtio 1.x, 5.2.4, 5.1.4, 5.10.4). */
+static unsigned config_len(unsigned type)
+{
+	switch (type) {
+	case VIRTIO_ID_BLOCK:
+		return 60;
+	case VIRTIO_ID_VSOCK:
+		return 8; /* guest_cid */
+	case VIRTIO_ID_NITRO_SEC_MOD:
+		return 0; /* none (and the card offers none) */
+	default:
+		return 12;
+	}
+}
+
+/* PCI class code: storage, network, or communication (other). */
+static uint32_t class_code_of(unsigned type)
+{
+	return type == VIRTIO_ID_BLOCK ? 0x010000 : type == VIRTIO_ID_NET ? 0x020000 : 0x078000;
+}
+
 int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus, unsigned type,
 		      const char *socket, const struct enw_hello *hello, char *err, size_t errlen)
 {
@@ -513,7 +534,7 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 	pthread_mutex_init(&vp->vp_lock, NULL);
 	vp->vp_vm = vm;
 	vp->vp_type = type;
-	unsigned cfg_len = type == VIRTIO_ID_BLOCK ? 60 : type == VIRTIO_ID_NITRO_SEC_MOD ? 0 : 12;
+	unsigned cfg_len = config_len(type);
 	if (vhost_front_connect(&vp->vp_card, socket, &vm->vm_mem, cfg_len, hello, err, errlen) < 0)
 		return -1;
 	if (!(vp->vp_card.vf_features & (1ull << VIRTIO_F_VERSION_1)))
@@ -532,9 +553,7 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 			RETURN_ERR(-1, "card %s: out of eventfds or interrupt routes", socket);
 	}
 	vp->vp_msix_config = VIRTIO_MSI_NO_VECTOR;
-	uint32_t class_code = type == VIRTIO_ID_BLOCK ? 0x010000
-			      : type == VIRTIO_ID_NET ? 0x020000
-						      : 0x088000; /* other system peripheral */
+	uint32_t class_code = class_code_of(type);
 	pci_dev_init(&vp->vp_pci, 0x1af4, (uint16_t)(0x1040 + type), class_code, 0x1af4,
 		     (uint16_t)(0x40 + type), BAR_SIZE, &vp_ops, vp);
 	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_COMMON_CFG, OFF_COMMON, COMMON_LEN, false);

@@ -61,9 +61,8 @@ struct virtio_pci {
 	int vp_stop;		 /* eventfd that ends the watcher */
 };
 
-/* Connects to the card at socket (sending hello first when not NULL: an enclave's card
- * connection, vhost_front.h), builds the device and adds it to the bus. type is a virtio
- * device id: block (config 60 bytes), net (12), NSM (33, no device configuration). */
+/* Connects to the card at socket, builds the device and adds it to the bus. hello: the
+ * ENW_HELLO the connection opens with (an enclave-facing card), or NULL. */
 int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus, unsigned type,
 		      const char *socket, const struct enw_hello *hello, char *err, size_t errlen);
 

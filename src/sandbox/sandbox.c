@@ -80,12 +80,13 @@ static const int base_calls[] = {
 /* nitro-hv: vCPU threads in KVM_RUN, the serial console on stdin/stdout, eventfds and
  * vhost-user sockets to the cards (reconnect after a card restart). */
 static const int hv_calls[] = {
-    SCMP_SYS(connect),	/* reconnect to a restarted card (AF_UNIX only, see socket) */
-    SCMP_SYS(sendmsg),	/* vhost-user requests with fds (memory table, eventfds) */
-    SCMP_SYS(recvmsg),	/* vhost-user replies */
-    SCMP_SYS(recvfrom), /* recv() of vhost-user replies (vCPU threads on a BAR write) */
-    SCMP_SYS(sendto),	/* send() of vhost-user requests without fds */
-    SCMP_SYS(shutdown), /* drop a card connection */
+    SCMP_SYS(connect),	 /* reconnect to a restarted card (AF_UNIX only, see socket) */
+    SCMP_SYS(sendmsg),	 /* vhost-user requests with fds (memory table, eventfds) */
+    SCMP_SYS(recvmsg),	 /* vhost-user replies */
+    SCMP_SYS(fallocate), /* --enclaves: a stopped enclave's pages punched out of the memfd */
+    SCMP_SYS(recvfrom),	 /* recv() of vhost-user replies (vCPU threads on a BAR write) */
+    SCMP_SYS(sendto),	 /* send() of vhost-user requests without fds */
+    SCMP_SYS(shutdown),	 /* drop a card connection */
     /* cutting a console file down to its cap (serial_set_cap, --console-max) */
     SCMP_SYS(ftruncate),
 };
@@ -186,6 +187,16 @@ static const int nsm_calls[] = {
     SCMP_SYS(getsockopt), SCMP_SYS(shutdown), SCMP_SYS(unlink),
 };
 
+/* The vsock card (nitro-card-vsock), on its own short list: no storage, no timers, no
+ * io_uring, no ioctl. It accepts frontends (the parent's next nitro-hv, enclaves' on the
+ * enclave socket), reads and writes vhost-user messages with fds (recvmsg/sendmsg; the
+ * hello's timeout is poll, in base_calls), sets each connection's receive timeout, maps
+ * guest memory (mmap without PROT_EXEC, base) and removes its sockets when it ends. */
+static const int vsock_calls[] = {
+    SCMP_SYS(accept4),	SCMP_SYS(sendmsg),    SCMP_SYS(recvmsg), SCMP_SYS(sendto),
+    SCMP_SYS(recvfrom), SCMP_SYS(setsockopt), SCMP_SYS(unlink),
+};
+
 /* The internet gateway's NAT (nitro-vpc-igw, libslirp): the only process with sockets of
  * its own making after set-up, in the host's network namespace. It makes AF_INET TCP and
  * UDP sockets for the guest's flows (socket, rule below), connects them (non-blocking),
@@ -242,11 +253,11 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	}
 	bool hv = !strcmp(k, "hv"), ebs = !strcmp(k, "card-ebs"), vpc = !strcmp(k, "card-vpc");
 	bool tpm = !strcmp(k, "card-tpm"), igw = !strcmp(k, "igw");
-	bool nsm = !strcmp(k, "card-nsm");
-	if (!hv && !ebs && !vpc && !tpm && !igw && !nsm)
+	bool vsock = !strcmp(k, "card-vsock"), nsm = !strcmp(k, "card-nsm");
+	if (!hv && !ebs && !vpc && !tpm && !igw && !vsock && !nsm)
 		RETURN_ERR(-1,
 			   "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc, card-tpm, "
-			   "card-nsm, igw)",
+			   "card-vsock, card-nsm, igw)",
 			   kind ? kind : "");
 	scmp_filter_ctx ctx = seccomp_init(log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
@@ -309,6 +320,8 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		     add_ioctls(ctx, card_ioctls, ARRAY_SIZE(card_ioctls), err, errlen);
 	if (!rc && tpm)
 		rc = add_all(ctx, tpm_calls, ARRAY_SIZE(tpm_calls), err, errlen);
+	if (!rc && vsock)
+		rc = add_all(ctx, vsock_calls, ARRAY_SIZE(vsock_calls), err, errlen);
 	/* The TPM card opens its blobs under the state folder's fd: read-only, or a new
 	 * NAME.tmp for writing; never for appending, never a tmpfile. */
 	if (!rc && tpm &&

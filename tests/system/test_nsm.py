@@ -28,7 +28,7 @@ from nitrotest import BUILD  # noqa: E402
 
 IMAGE = BUILD / "nsm-guest.img"
 INSTANCE = "i-0123456789abcdef0"
-MODULE_ID = INSTANCE + "-enc0000000000000010"
+MODULE_ID = "i-test-enc16"  # nitro-hv's --enclave-hello identity (src/boot/config.c)
 ZERO48 = bytes(48)
 
 
