@@ -1,0 +1,57 @@
+"""Attacks on nitro-card-vsock from the host side (docs/vsock.md): build/vsock-attack
+(tests/vsockdriver) plays the parent's and the enclaves' nitro-hv and guest drivers, hostile
+where a scenario says so, against a real card process; no VM. Each test runs one scenario
+against a fresh card and then checks that the card is still alive, that its log holds no
+sanitizer report (NITRO_BUILD=build/asan runs the ASan/UBSan build), and that it exits 0 on
+SIGTERM."""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "pylib"))
+from nitrotest import BUILD  # noqa: E402
+
+CARD = BUILD / "nitro-card-vsock"
+DRIVER = pathlib.Path(os.environ.get("VSOCK_ATTACK", BUILD / "vsock-attack"))
+
+SCENARIOS = ["relay", "isolation", "stall", "table", "flood", "hello-slow", "vu-stall",
+             "reply-block", "hello-flood", "cid", "parent-gone", "chains", "vu"]
+
+
+@pytest.fixture
+def card(tmp_path):
+    parent, enc = tmp_path / "parent.sock", tmp_path / "enclaves.sock"
+    logpath = tmp_path / "card.log"
+    log = open(logpath, "w")
+    p = subprocess.Popen([str(CARD), "--socket-path", str(parent), "--enclave-socket", str(enc)],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    deadline = time.time() + 10
+    while not (parent.exists() and enc.exists()):
+        assert p.poll() is None, logpath.read_text()
+        assert time.time() < deadline, "card sockets never appeared"
+        time.sleep(0.02)
+    yield p, parent, enc, logpath
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_attack(card, scenario):
+    p, parent, enc, logpath = card
+    r = subprocess.run([str(DRIVER), scenario, str(parent), str(enc)], capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ, CARD_PID=str(p.pid)))
+    print(r.stdout)
+    log = logpath.read_text()
+    assert r.returncode == 0 and f"PASS {scenario}" in r.stdout, \
+        f"{r.stdout}\n{r.stderr}\ncard log (tail):\n{log[-3000:]}"
+    assert p.poll() is None, f"card died: {log[-3000:]}"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0, log[-3000:]
+    log = logpath.read_text()
+    assert "Sanitizer" not in log and "runtime error" not in log, log[-5000:]
