@@ -177,8 +177,7 @@ int rx_wait(struct tvm *v, uint16_t op, uint32_t dport, struct vsock_hdr *h, uin
 	}
 }
 
-bool tx_send(struct tvm *v, const struct vsock_hdr *h, const void *p, uint32_t len,
-	     int timeout_ms)
+bool tx_send(struct tvm *v, const struct vsock_hdr *h, const void *p, uint32_t len, int timeout_ms)
 {
 	struct tring *r = &v->q[Q_TX];
 	struct virtq_used *u = used_of(v, Q_TX);
@@ -193,8 +192,8 @@ bool tx_send(struct tvm *v, const struct vsock_hdr *h, const void *p, uint32_t l
 	vsock_hdr_put(b, h);
 	if (len)
 		memcpy(b + VSOCK_HDR_LEN, p, len);
-	desc_of(v, Q_TX)[d] = (struct virtq_desc){.addr = r->bufs + (uint64_t)d * SLOT,
-						  .len = VSOCK_HDR_LEN + len};
+	desc_of(v, Q_TX)[d] =
+	    (struct virtq_desc){.addr = r->bufs + (uint64_t)d * SLOT, .len = VSOCK_HDR_LEN + len};
 	publish(v, Q_TX, d);
 	kick(v, Q_TX);
 	return true;

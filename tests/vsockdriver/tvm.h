@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../driver/vu_front.h"
 #include "cards/lib/vring.h"
 #include "cards/vsock/route.h"
-#include "../driver/vu_front.h"
 
 #define Q_RX 0
 #define Q_TX 1
@@ -72,8 +72,7 @@ int rx_get(struct tvm *v, struct vsock_hdr *h, uint8_t *p, int timeout_ms);
 /* Waits for rx packets until one matches op/dst_port... helpers below. */
 /* Sends one packet (header + len payload bytes in one descriptor); waits up to
  * timeout_ms for a free tx slot: false when the card took nothing. */
-bool tx_send(struct tvm *v, const struct vsock_hdr *h, const void *p, uint32_t len,
-	     int timeout_ms);
+bool tx_send(struct tvm *v, const struct vsock_hdr *h, const void *p, uint32_t len, int timeout_ms);
 /* Raw tx: puts the given descriptors (table indexes 0..n-1 are overwritten) as one chain
  * of head 0 and publishes it. */
 void tx_raw(struct tvm *v, const struct virtq_desc *d, unsigned n);
