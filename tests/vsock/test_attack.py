@@ -59,3 +59,34 @@ def test_attack(card, scenario):
     assert p.wait(timeout=10) == 0, log[-3000:]
     log = logpath.read_text()
     assert "Sanitizer" not in log and "runtime error" not in log, log[-5000:]
+
+
+def test_other_user_cannot_connect(card, tmp_path):
+    """A local user of another uid cannot reach either socket, even through a folder it may
+    enter (nitro's run folders are 0700 besides): the sockets themselves are the owner's
+    only, whatever the umask the card was started with."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another uid")
+    from nitrotest import as_uid  # noqa: E402
+    p, parent, enc, logpath = card
+    os.chmod(tmp_path, 0o755)
+    for path in (parent, enc):
+        assert os.stat(path).st_mode & 0o077 == 0, oct(os.stat(path).st_mode)
+
+    def attempt(path=None):
+        import socket as sk
+        out = {}
+        for name in (str(parent), str(enc)):
+            s = sk.socket(sk.AF_UNIX, sk.SOCK_STREAM)
+            try:
+                s.connect(name)
+                out[name] = "connected"
+            except OSError as e:
+                out[name] = e.errno
+            finally:
+                s.close()
+        return out
+
+    got = as_uid(65534, attempt)
+    assert set(got.values()) == {13}, got  # EACCES for both
+    assert p.poll() is None

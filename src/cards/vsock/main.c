@@ -17,13 +17,16 @@
  * the destination's driver adds buffers (its rx kick). Credit (buf_alloc, fwd_cnt) is end to
  * end between the two guests. RSTs the card makes itself (unroutable packets, a VM gone)
  * wait in a small per-VM queue for rx buffers. A destination whose rx queue is not running
- * gets nothing: the packet is dropped and its sender gets an RST.
- * Known limit: a source waits for its one blocked packet, so an enclave that never refills
- * its rx queue stalls the parent's traffic to the other enclaves (not their isolation).
+ * gets nothing: the packet is dropped and its sender gets an RST. A destination that has not
+ * taken a packet whole in VSOCK_STALL_MS is stalled: the packet is dropped, its connection
+ * reset both ways, and packets for it are not waited for until it takes one whole again (an
+ * enclave that never refills its rx queue cannot hold up the parent's other traffic).
  *
  * Runs until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to stderr, as does the
  * exit. Hostile input: guests (headers, chains: the card library's checked vring code) and
- * the enclave frontends (the hello: enw_hello_check, a CID used once at a time).
+ * the enclave frontends (the hello: read without waiting, enw_hello_parse/enw_hello_check,
+ * 2 s in all, a CID used once at a time; vhost-user: vo_shared_loop, never waited for).
+ * Every attack tests/vsock performs is listed in docs/vsock.md.
  */
 #include <errno.h>
 #include <stdlib.h>
