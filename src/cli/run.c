@@ -122,6 +122,7 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 	s->ls_no_decompress = c->no_decompress;
 	s->ls_stats = c->stats;
 	s->ls_require_kvm = c->require_kvm;
+	s->ls_enclaves = c->enclaves;
 	/* One instance id for SMBIOS (nitro-hv) and the IMDS (the cards): made here when the
 	 * user gave none. */
 	if (c->instance_id) {
@@ -248,6 +249,8 @@ int cmd_run(int argc, char **argv)
 		    "$NITRO_STATE/vpc-map)\n"
 		    "  --user-data FILE     the instance's user data (IMDS /latest/user-data)\n"
 		    "  --ssh-key FILE       its SSH public key (IMDS public-keys/0/openssh-key)\n"
+		    "  --region R           the VPC cards' region (IMDS placement, DNS names\n"
+		    "                       ip-A-B-C-D.R.compute.internal; default us-east-1)\n"
 		    "  --vsock              a virtio-vsock device, guest CID 3 (nitro-card-vsock:\n"
 		    "                       reaches only this instance's enclaves; docs/vsock.md)\n"
 		    "  --dry-run            print the processes this would start (JSON: "

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "boot/boot.h"
@@ -107,13 +108,18 @@ int vm_open(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen)
+static int vm_create_common(struct vm *vm, uint64_t mem_size, int pieces_fd,
+			    const struct mem_piece *pieces, unsigned npieces, unsigned ncpus,
+			    char *err, size_t errlen)
 {
 	if (ncpus == 0 || ncpus > vm->vm_max_vcpus)
 		FAIL("--cpus %u: KVM on this host allows 1 to %u", ncpus, vm->vm_max_vcpus);
 	vm->vm_ncpus = ncpus;
 	mmio_init(&vm->vm_mmio);
 	pthread_mutex_init(&vm->vm_route_lock, NULL);
+	pthread_mutex_init(&vm->vm_pause_lock, NULL);
+	pthread_mutex_init(&vm->vm_park_lock, NULL);
+	pthread_cond_init(&vm->vm_pause_cond, NULL);
 	vm->vm_fd = ioctl(vm->vm_kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		FAIL("KVM_CREATE_VM: %s", strerror(errno));
@@ -128,10 +134,20 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		FAIL("KVM_CREATE_PIT2: %s", strerror(errno));
 
-	int e = mem_create(&vm->vm_mem, mem_size);
-	if (e)
-		FAIL("guest memory (%llu MiB): %s", (unsigned long long)(mem_size >> 20),
-		     strerror(e));
+	if (npieces) {
+		int e = mem_map_pieces(&vm->vm_mem, pieces_fd, pieces, npieces);
+		if (e)
+			FAIL("enclave memory (%u ranges of fd %d): %s", npieces, pieces_fd,
+			     e == EINVAL
+				 ? "misaligned, empty, or a total under 64 MiB or over 1 TiB"
+			     : e == ENXIO ? "a range past the end of the memfd"
+					  : strerror(e));
+	} else {
+		int e = mem_create(&vm->vm_mem, mem_size);
+		if (e)
+			FAIL("guest memory (%llu MiB): %s", (unsigned long long)(mem_size >> 20),
+			     strerror(e));
+	}
 	for (unsigned i = 0; i < vm->vm_mem.gm_nregions; i++) {
 		const struct mem_region *r = &vm->vm_mem.gm_regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -160,6 +176,19 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 			FAIL("mmap of vCPU %u: %s", i, strerror(errno));
 	}
 	return 0;
+}
+
+int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen)
+{
+	return vm_create_common(vm, mem_size, -1, NULL, 0, ncpus, err, errlen);
+}
+
+int vm_create_pieces(struct vm *vm, int fd, const struct mem_piece *pieces, unsigned n,
+		     unsigned ncpus, char *err, size_t errlen)
+{
+	if (!n)
+		FAIL("enclave memory: no range");
+	return vm_create_common(vm, 0, fd, pieces, n, ncpus, err, errlen);
 }
 
 int vm_msi_alloc(struct vm *vm)
@@ -397,6 +426,52 @@ static void handle_io(struct vcpu *v)
 		pio_access(&v->vc_vm->vm_pio, run->io.port, data, run->io.size, write);
 }
 
+#define VM_KICK_SIGNAL SIGUSR2
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* KVM_RUN returns EINTR */
+}
+
+static void park(struct vcpu *v)
+{
+	struct vm *vm = v->vc_vm;
+	pthread_mutex_lock(&vm->vm_park_lock);
+	while (atomic_load(&vm->vm_pause_req))
+		pthread_cond_wait(&vm->vm_pause_cond, &vm->vm_park_lock);
+	pthread_mutex_unlock(&vm->vm_park_lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->vm_pause_lock);
+	atomic_store(&vm->vm_pause_req, true);
+	for (;;) {
+		bool busy = false;
+		for (unsigned i = 0; i < vm->vm_ncpus; i++) {
+			struct vcpu *v = &vm->vm_vcpus[i];
+			if (!atomic_load(&v->vc_in_run))
+				continue;
+			busy = true;
+			v->vc_run->immediate_exit = 1;
+			pthread_kill(v->vc_thread, VM_KICK_SIGNAL);
+		}
+		if (!busy)
+			return;
+		struct timespec t = {0, 200000};
+		nanosleep(&t, NULL);
+	}
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->vm_park_lock);
+	atomic_store(&vm->vm_pause_req, false);
+	pthread_cond_broadcast(&vm->vm_pause_cond);
+	pthread_mutex_unlock(&vm->vm_park_lock);
+	pthread_mutex_unlock(&vm->vm_pause_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -404,7 +479,15 @@ static void *vcpu_thread(void *arg)
 	snprintf(name, sizeof(name), "vcpu%u", v->vc_index);
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
+		atomic_store(&v->vc_in_run, true);
+		if (atomic_load(&v->vc_vm->vm_pause_req)) {
+			atomic_store(&v->vc_in_run, false);
+			park(v);
+			continue;
+		}
 		int r = ioctl(v->vc_fd, KVM_RUN, 0);
+		v->vc_run->immediate_exit = 0;
+		atomic_store(&v->vc_in_run, false);
 		atomic_fetch_add_explicit(&v->vc_exits, 1, memory_order_relaxed);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -462,6 +545,8 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 		if (i == 0 && setup_boot_regs(v, err, errlen) < 0)
 			return -1;
 	}
+	struct sigaction sa = {.sa_handler = kick_handler}; /* no SA_RESTART */
+	sigaction(VM_KICK_SIGNAL, &sa, NULL);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 << 10);

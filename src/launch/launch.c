@@ -247,8 +247,9 @@ static unsigned vpc_count(const struct launch_spec *s)
 }
 
 /* nitro-card-vpc --socket-path S --ctl S.ctl --vpc ID --ip A.B.C.D/P --queue-pairs N
- * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--underlay ADDR] [--map PATH]
- * [--imds MODE] [--instance-id ID] [--instance-type T] [--user-data FILE] [--ssh-key FILE]
+ * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--vpc-cidr C] [--igw-fd 5]
+ * [--underlay ADDR] [--map PATH] [--imds MODE] [--instance-id ID] [--region R]
+ * [--instance-type T] [--user-data FILE] [--ssh-key FILE]
  * [--identity DIR] [--dns-fd 4] */
 static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
@@ -274,9 +275,9 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 	opt_num(b, "--bandwidth", n->ln_bandwidth_mbit);
 	if (n->ln_vpc_cidr[0])
 		opt(b, "--vpc-cidr", n->ln_vpc_cidr);
-	if (n->ln_igw) {
-		keep_fd(b, 4, LAUNCH_FD_IGW, item);
-		opt(b, "--igw-fd", "4");
+	if (n->ln_igw) { /* fd 4 is the resolver's socket (--dns-fd) */
+		keep_fd(b, 5, LAUNCH_FD_IGW, item);
+		opt(b, "--igw-fd", "5");
 	}
 	if (e->le_underlay_fd) {
 		keep_fd(b, 3, LAUNCH_FD_UNDERLAY, item);
@@ -300,6 +301,8 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 		opt(b, "--imds", n->ln_imds);
 	if (s->ls_instance_id[0])
 		opt(b, "--instance-id", s->ls_instance_id);
+	if (s->ls_region[0])
+		opt(b, "--region", s->ls_region);
 	char deftype[32];
 	opt(b, "--instance-type",
 	    s->ls_instance_type[0] ? s->ls_instance_type
@@ -447,6 +450,8 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		arg(b, "--require-kvm");
 	if (s->ls_enclave_hello[0])
 		opt(b, "--enclave-hello", s->ls_enclave_hello);
+	if (s->ls_enclaves)
+		arg(b, "--enclaves");
 	if (e->le_kernel_cache[0]) {
 		opt(b, "--cache-dir", e->le_kernel_cache);
 		uses_path(b, e->le_kernel_cache, 0);

@@ -54,6 +54,7 @@
 #define LAUNCH_MAX_PPS 100000000
 #define LAUNCH_MAX_BANDWIDTH_MBIT 400000
 #define LAUNCH_MAX_QUEUE_PAIRS 7 /* nitro-hv serves 16 queues per device: 7 pairs + control */
+#define LAUNCH_REGION_MAX 32	 /* "us-east-1", "eu-west-1", ... */
 
 enum launch_bus {
 	LAUNCH_BUS_VIRTIO, /* virtio-blk */
@@ -126,6 +127,10 @@ struct launch_spec {
 	char ls_instance_type[72];
 	char ls_user_data[PATH_MAX];
 	char ls_ssh_key[PATH_MAX];
+	/* The region the VPC cards' IMDS and resolver name (placement/region, the availability
+	 * zone REGION + "a", DHCP's domain and instance names ip-A-B-C-D.REGION.compute.internal):
+	 * launch_region_ok, "" = the card's default (us-east-1). */
+	char ls_region[LAUNCH_REGION_MAX + 1];
 
 	unsigned ls_nexternal; /* nitro-hv sees these first, then the cards */
 	struct launch_external ls_external[LAUNCH_MAX_EXTERNAL];
@@ -143,7 +148,9 @@ struct launch_spec {
 	/* nitro-hv --enclave-hello VALUE ("": none): an ordinary guest that acts as an enclave
 	 * towards a vsock card (tests; docs/vsock.md). */
 	char ls_enclave_hello[40];
-	/* Next kinds (enclaves): their fields here. */
+	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md). */
+	bool ls_enclaves;
+	/* Next kinds: their fields here. */
 };
 
 struct launch_env {
@@ -181,7 +188,8 @@ enum launch_fd_role {
 	LAUNCH_FD_UNDERLAY,    /* the VPC card's bound UDP underlay socket (--underlay-fd) */
 	LAUNCH_FD_TPM_KEY,     /* the TPM card's 32-byte state key, then EOF (a pipe) */
 	LAUNCH_FD_DNS,	       /* the VPC card's UDP socket connected to the host's resolver */
-	LAUNCH_FD_IGW,	       /* the VPC card's end of its NAT link (SOCK_SEQPACKET pair) */
+	LAUNCH_FD_IGW,	       /* the VPC card's end of its NAT link (SOCK_SEQPACKET pair; fd 5:
+				  fd 4 is the DNS socket's) */
 	LAUNCH_FD_IGW_NAT,     /* the NAT's end of that pair (same item: the NIC's index) */
 };
 
@@ -255,6 +263,18 @@ void launch_volume_device(const struct launch_spec *s, unsigned item, char *out)
 /* The volume rules both sides share: a device name is valid, given only with bus nvme (not
  * for an instance store) and used once per launch. 0, or -1 with err naming "volume N". */
 int launch_check_volumes(const struct launch_spec *s, char *err, size_t errlen);
+/* VPC records (`nitro vpc`, nitrod's /v1/vpcs) and NIC subnets. launch_cidr_parse:
+ * "A.B.C.D/P" (a dotted quad, P in lo..hi without sign or leading zero) -> *net (host
+ * order, host bits kept when host_bits_ok, else they refuse it) and *prefix.
+ * launch_subnet_in: the subnet "A.B.C.D/P" (host bits allowed: an interface's address)
+ * lies inside cidr (no host bits). launch_region_ok: 1 to LAUNCH_REGION_MAX of a-z, 0-9
+ * and '-', not starting or ending with '-' (a DNS label: it becomes part of names). */
+#define LAUNCH_VPC_PREFIX_MIN 16 /* as AWS: a VPC's CIDR is /16 to /28 */
+#define LAUNCH_VPC_PREFIX_MAX 28
+bool launch_cidr_parse(const char *s, unsigned lo, unsigned hi, bool host_bits_ok, uint32_t *net,
+		       unsigned *prefix);
+bool launch_subnet_in(const char *subnet, const char *cidr);
+bool launch_region_ok(const char *region);
 /* Builds the plan of s on e. 0, or -1 with err (too many devices or arguments). */
 int launch_plan(const struct launch_spec *s, const struct launch_env *e, struct launch_plan *p,
 		char *err, size_t errlen);

@@ -80,12 +80,13 @@ static const int base_calls[] = {
 /* nitro-hv: vCPU threads in KVM_RUN, the serial console on stdin/stdout, eventfds and
  * vhost-user sockets to the cards (reconnect after a card restart). */
 static const int hv_calls[] = {
-    SCMP_SYS(connect),	/* reconnect to a restarted card (AF_UNIX only, see socket) */
-    SCMP_SYS(sendmsg),	/* vhost-user requests with fds (memory table, eventfds) */
-    SCMP_SYS(recvmsg),	/* vhost-user replies */
-    SCMP_SYS(recvfrom), /* recv() of vhost-user replies (vCPU threads on a BAR write) */
-    SCMP_SYS(sendto),	/* send() of vhost-user requests without fds */
-    SCMP_SYS(shutdown), /* drop a card connection */
+    SCMP_SYS(connect),	 /* reconnect to a restarted card (AF_UNIX only, see socket) */
+    SCMP_SYS(sendmsg),	 /* vhost-user requests with fds (memory table, eventfds) */
+    SCMP_SYS(recvmsg),	 /* vhost-user replies */
+    SCMP_SYS(fallocate), /* --enclaves: a stopped enclave's pages punched out of the memfd */
+    SCMP_SYS(recvfrom),	 /* recv() of vhost-user replies (vCPU threads on a BAR write) */
+    SCMP_SYS(sendto),	 /* send() of vhost-user requests without fds */
+    SCMP_SYS(shutdown),	 /* drop a card connection */
     /* cutting a console file down to its cap (serial_set_cap, --console-max) */
     SCMP_SYS(ftruncate),
 };
