@@ -52,6 +52,17 @@ static struct enclave_glue enclaves;
 static bool trace;
 static struct timespec t_start;
 
+/* The enclave glue's view of a parent's card (enclave_glue_add_card). */
+static int sync_virtio(void *dev, char *err, size_t errlen)
+{
+	return virtio_pci_sync_mem(dev, err, errlen);
+}
+
+static int sync_nvme(void *dev, char *err, size_t errlen)
+{
+	return nvme_pci_sync_mem(dev, err, errlen);
+}
+
 /* NITRO_TRACE=1: where start-up time goes, one stderr line per phase. */
 static void trace_phase(const char *what)
 {
@@ -500,6 +511,12 @@ int main(int argc, char **argv)
 			      cfg.have_hello && cfg.cards[i].enclave ? &cfg.hello : NULL, err,
 			      sizeof(err)) < 0)
 			die("%s", err);
+	for (unsigned i = 0; cfg.enclaves && i < cfg.ncards; i++) /* enclave memory leaves them */
+		if (enclave_glue_add_card(
+			&enclaves, cfg.cards[i].type == HV_CARD_NVME ? sync_nvme : sync_virtio,
+			cfg.cards[i].type == HV_CARD_NVME ? (void *)&nvme_cards[i]
+							  : (void *)&cards[i]) < 0)
+			die("--enclaves: too many cards");
 	trace_phase("cards connected");
 	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
 	uint64_t acpi_end = BOOT_ACPI_END;
