@@ -22,7 +22,7 @@
 static const char client_usage[] =
     "usage: nitro --host SOCKET COMMAND [--json]\n"
     "  instances run [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH | --no-initrd]\n"
-    "                [--cmdline TEXT] [--console] [--tpm] [--region R]\n"
+    "                [--cmdline TEXT] [--console] [--tpm] [--region R] [--enclaves]\n"
     "                [--volume VOL-ID[,readonly][,bus=nvme|virtio][,device=NAME]]...\n"
     "                [--instance-store MiB[,dir=DIR]]\n"
     "  instances list | describe ID | stop ID | start ID | reboot ID | terminate ID\n"
@@ -236,6 +236,7 @@ static void describe_inst(json_t *in)
 		       json_object_get(st, "dir") ? " in " : "", str(st, "dir"));
 	printf("console:       %s\n", json_is_true(json_object_get(in, "console")) ? "on" : "off");
 	printf("tpm:           %s\n", json_is_true(json_object_get(in, "tpm")) ? "on" : "off");
+	printf("enclaves:      %s\n", json_is_true(json_object_get(in, "enclaves")) ? "on" : "off");
 	printf("card_restarts: %lld\n",
 	       (long long)json_integer_value(json_object_get(in, "card_restarts")));
 	if (json_is_integer(json_object_get(in, "owner")))
@@ -345,6 +346,10 @@ static int instances_run(int argc, char **argv)
 		}
 		if (!strcmp(a, "--tpm")) {
 			json_object_set_new(spec, "tpm", json_true());
+			continue;
+		}
+		if (!strcmp(a, "--enclaves")) {
+			json_object_set_new(spec, "enclaves", json_true());
 			continue;
 		}
 		if (!strcmp(a, "--no-initrd")) {

@@ -122,6 +122,7 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 	s->ls_no_decompress = c->no_decompress;
 	s->ls_stats = c->stats;
 	s->ls_require_kvm = c->require_kvm;
+	s->ls_enclaves = c->enclaves;
 	/* One instance id for SMBIOS (nitro-hv) and the IMDS (the cards): made here when the
 	 * user gave none. */
 	if (c->instance_id) {

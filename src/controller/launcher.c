@@ -169,6 +169,7 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 		 errlen) ||
 	    copy(ls->ls_ssh_key, sizeof(ls->ls_ssh_key), s->s_ssh_key, "ssh_key", err, errlen))
 		return -1;
+	ls->ls_enclaves = s->s_enclaves;
 	if (s->s_tpm) {
 		ls->ls_tpm = true;
 		inst_tpm_dir(in, ls->ls_tpm_state, sizeof(ls->ls_tpm_state));

@@ -52,6 +52,7 @@ static json_t *spec_json(const struct inst_spec *s, bool stored)
 		if (meta[i].v[0])
 			json_object_set_new(j, meta[i].k, json_string(meta[i].v));
 	json_object_set_new(j, "tpm", json_boolean(s->s_tpm));
+	json_object_set_new(j, "enclaves", json_boolean(s->s_enclaves));
 	if (s->s_istore_mib) {
 		json_t *o = json_pack("{s:I}", "size_mib", (json_int_t)s->s_istore_mib);
 		if (s->s_istore_dir[0])
@@ -248,7 +249,7 @@ int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen)
 	static const char *const fields[] = {"cpus",	  "memory_mib", "kernel",  "initrd",
 					     "cmdline",	  "nics",	"console", "instance_type",
 					     "user_data", "ssh_key",	"tpm",	   "instance_store",
-					     "region"};
+					     "region",	  "enclaves"};
 	for (unsigned i = 0; i < ARRAY_SIZE(fields); i++) {
 		json_t *v = json_object_get(j, fields[i]);
 		if (v)

@@ -302,7 +302,7 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 	static const char *const names[] = {"cpus",	      "memory_mib", "kernel",  "initrd",
 					    "cmdline",	      "volumes",    "nics",    "console",
 					    "instance_type",  "user_data",  "ssh_key", "tpm",
-					    "instance_store", "region"};
+					    "instance_store", "region",	    "enclaves"};
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
 		return -1;
 	memset(s, 0, sizeof(*s));
@@ -310,7 +310,8 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 	if (get_uint(o, "cpus", 1, 254, &cpus, err, errlen) ||
 	    get_uint(o, "memory_mib", 64, 1024 * 1024, &mem, err, errlen) ||
 	    get_bool(o, "console", &s->s_console, err, errlen) ||
-	    get_bool(o, "tpm", &s->s_tpm, err, errlen))
+	    get_bool(o, "tpm", &s->s_tpm, err, errlen) ||
+	    get_bool(o, "enclaves", &s->s_enclaves, err, errlen))
 		return -1;
 	s->s_cpus = (unsigned)cpus;
 	s->s_mem_mib = mem;

@@ -7,7 +7,7 @@
  * it on any bytes.
  *
  *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console, tpm,
- *             instance_type, user_data, ssh_key, instance_store, region}
+ *             instance_type, user_data, ssh_key, instance_store, region, enclaves}
  *             volumes[]: "vol-..." or {id, readonly, bus, device} (how this instance uses
  *             the volume); instance_store: {size_mib, dir}
  *   nic:      {vpc, ip, mac, sg, pps, bandwidth_mbit}
@@ -65,7 +65,8 @@ struct inst_spec {
 	bool s_no_initrd;	      /* "initrd": null */
 	char s_cmdline[SPEC_MAX_CMDLINE + 1];
 	bool s_console;
-	bool s_tpm; /* a NitroTPM card (docs/tpm.md) */
+	bool s_tpm;	 /* a NitroTPM card (docs/tpm.md) */
+	bool s_enclaves; /* the Nitro Enclaves device (docs/enclaves.md) */
 	unsigned s_nvols;
 	struct vol_ref s_vols[SPEC_MAX_VOLUMES];
 	unsigned s_nnics;

@@ -28,6 +28,7 @@
 #include "hv/enclave_image.h"
 #include "hv/enclave_spawn.h"
 #include "hv/kvmstats.h"
+#include "hv/ne_pci.h"
 #include "hv/nvme_pci.h"
 #include "hv/pci.h"
 #include "hv/platform.h"
@@ -49,6 +50,7 @@ static struct nvme_pci nvme_cards[HV_MAX_CARDS];
  * takes enclave_glue_ops(&enclaves) and reports exits with ne_enclave_exited). */
 static int spawner_sock = -1;
 static struct enclave_glue enclaves;
+static struct ne_dev ne_dev; /* --enclaves */
 static bool trace;
 static struct timespec t_start;
 
@@ -476,8 +478,8 @@ int main(int argc, char **argv)
 		die("%s", err);
 
 	trace_phase("VM created");
-	if (cfg.enclaves &&
-	    enclave_glue_init(&enclaves, &vm, spawner_sock, NULL, NULL, err, sizeof(err)) < 0)
+	if (cfg.enclaves && enclave_glue_init(&enclaves, &vm, spawner_sock, ne_enclave_exited,
+					      &ne_dev, err, sizeof(err)) < 0)
 		die("%s", err);
 	if (cfg.tpm_card)
 		tpm_open_begin();
@@ -500,7 +502,8 @@ int main(int argc, char **argv)
 	if (cfg.initrd && load_initrd(&bp, img.initrd_fd, err, sizeof(err)))
 		die("%s", err);
 	trace_phase("initrd loaded");
-	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
+	bool have_pci = cfg.ncards || cfg.enclaves;
+	if (have_pci && pci_init(&pci, &vm.vm_mmio) < 0)
 		die("cannot set up the PCI host bridge");
 	for (unsigned i = 0; i < cfg.ncards; i++)
 		if (cfg.cards[i].type == HV_CARD_NVME
@@ -517,8 +520,14 @@ int main(int argc, char **argv)
 			cfg.cards[i].type == HV_CARD_NVME ? (void *)&nvme_cards[i]
 							  : (void *)&cards[i]) < 0)
 			die("--enclaves: too many cards");
+	if (cfg.enclaves) { /* the NE device; START/STOP go to the glue (src/hv/enclave.c) */
+		if (ne_pci_create(&ne_dev, &vm, &pci, err, sizeof(err)) < 0)
+			die("%s", err);
+		struct ne_ops ops = enclave_glue_ops(&enclaves);
+		ne_pci_set_ops(&ne_dev, &ops);
+	}
 	trace_phase("cards connected");
-	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
+	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = have_pci};
 	uint64_t acpi_end = BOOT_ACPI_END;
 	if (cfg.tpm_card) {
 		measured_boot(&img, &bp);

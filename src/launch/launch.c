@@ -450,6 +450,8 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		arg(b, "--require-kvm");
 	if (s->ls_enclave_hello[0])
 		opt(b, "--enclave-hello", s->ls_enclave_hello);
+	if (s->ls_enclaves)
+		arg(b, "--enclaves");
 	if (e->le_kernel_cache[0]) {
 		opt(b, "--cache-dir", e->le_kernel_cache);
 		uses_path(b, e->le_kernel_cache, 0);

@@ -148,7 +148,9 @@ struct launch_spec {
 	/* nitro-hv --enclave-hello VALUE ("": none): an ordinary guest that acts as an enclave
 	 * towards a vsock card (tests; docs/vsock.md). */
 	char ls_enclave_hello[40];
-	/* Next kinds (enclaves): their fields here. */
+	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md). */
+	bool ls_enclaves;
+	/* Next kinds: their fields here. */
 };
 
 struct launch_env {

@@ -169,6 +169,14 @@ for name, req in [("describe", b"\x6bDescribeNSM"), ("random", b"\x69GetRandom")
                   ("attest", b"\xa1\x6bAttestation\xa3\x69user_data\x41u\x65nonce\x41n"
                              b"\x6apublic_key\xf6")]:
     put("nsm-" + name, b"\x30\x00" + req)
+def ne(*recs):  # (op, selector, w0, w1, w2) records of 28 bytes
+    return b"".join(struct.pack("<BBQQQH", *r, 0) for r in recs)
+put("ne-lifecycle", ne((4, 0x80, 0, 0, 0), (6, 0x40, 0, 64 << 20, 64 << 20), (7, 0x40, 0, 1, 0),
+                       (11, 0, 0, 2, 0), (10, 0, 0, 0, 0), (1, 0, 0, 0, 1), (9, 0x80, 0, 0, 0),
+                       (2, 0x80, 16, 0, 0), (3, 0, 0, 0, 0), (5, 0, 0, 0, 0), (8, 0x80, 0, 0, 0)))
+put("ne-bar", ne((0x80 | 0x08 | 7, 0, 0x10, 4, 0), (0x80 | 0x08 | 3, 0, 4, 4, 0),
+                 (0x80 | 3, 0, 0x100, 0, 0), (0x80 | 3, 0, 0x0c, 0, 0), (0x90, 0, 0, 0, 0),
+                 (0x80 | 0x08 | 7, 0, 0x800, 0xfee00000, 0)))
 put("pci-move", pci((0x0c, 0x04, 2, 0), (0x0c, 0x10, 0xd0000000, 0), (0x0c, 0x14, 2, 0),
                     (0x25, 0x110, 0, 0)))
 PY

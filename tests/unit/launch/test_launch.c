@@ -482,6 +482,22 @@ static void test_tpm_card(void **state)
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--tpm-card"));
 }
 
+/* Nitro Enclaves: nitro-hv gets --enclaves (the NE PCI device) and no card of its own. */
+static void test_enclaves(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclaves"));
+	s.ls_enclaves = true;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_non_null(strstr(joined(launch_plan_hv(&plan)), " --enclaves"));
+}
+
 /* vsock (docs/vsock.md): nitro-card-vsock after the other cards, its own seccomp profile,
  * nitro-hv --vhost-user vsock; --enclave-hello reaches nitro-hv. */
 static void test_vsock_card(void **state)
@@ -724,6 +740,7 @@ int main(void)
 	    cmocka_unit_test(test_json_carries_the_plan),
 	    cmocka_unit_test(test_tpm_card),
 	    cmocka_unit_test(test_vsock_card),
+	    cmocka_unit_test(test_enclaves),
 	    cmocka_unit_test(test_nvme_device_names),
 	    cmocka_unit_test(test_host_resolver),
 	    cmocka_unit_test(test_internet_gateway),
