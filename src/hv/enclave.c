@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -24,9 +25,9 @@ static struct enclave_run *find(struct enclave_glue *g, uint64_t uid)
 	return NULL;
 }
 
-/* The parent's KVM slots for the ranges donated now; its vCPUs are held out of KVM_RUN
- * meanwhile. A failure leaves the VM's memory undefined: the process ends. */
-static void apply_slots(struct enclave_glue *g)
+/* The parent's KVM slots for the ranges donated now (its vCPUs are held out of KVM_RUN by
+ * the caller). A failure leaves the VM's memory undefined: the process ends. */
+static void set_slots(struct enclave_glue *g)
 {
 	static struct enclave_hole holes[ENCLAVE_MAX * NE_MAX_REGIONS];
 	static struct enclave_slot_plan plan[ENCLAVE_MAX_SLOTS];
@@ -40,7 +41,6 @@ static void apply_slots(struct enclave_glue *g)
 		fprintf(stderr, "%s: enclaves: too many memory slots\n", util_prog());
 		vm_exit(1);
 	}
-	vm_pause(g->vm);
 	for (unsigned i = 0; i < g->nslots; i++) {
 		struct kvm_userspace_memory_region del = {.slot = i};
 		if (ioctl(g->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &del) < 0)
@@ -59,12 +59,79 @@ static void apply_slots(struct enclave_glue *g)
 			goto fail;
 	}
 	g->nslots = (unsigned)n;
-	vm_resume(g->vm);
 	return;
 fail:
 	fprintf(stderr, "%s: enclaves: KVM_SET_USER_MEMORY_REGION: %s\n", util_prog(),
 		strerror(errno));
 	vm_exit(1);
+}
+
+/* Publishes the holes of every running enclave (gpa_ptr refuses them, the cards' tables
+ * leave them out); returns the list it replaces, to be freed once no thread can use it. */
+static struct mem_holes *publish_holes(struct enclave_glue *g)
+{
+	static struct mem_hole h[ENCLAVE_MAX * NE_MAX_REGIONS];
+	unsigned n = 0;
+	for (unsigned i = 0; i < ENCLAVE_MAX; i++)
+		for (unsigned k = 0; g->run[i].used && k < g->run[i].nholes; k++)
+			h[n++] = (struct mem_hole){g->run[i].holes[k].gpa, g->run[i].holes[k].size};
+	struct mem_holes *now = mem_holes_make(h, n);
+	if (!now) {
+		fprintf(stderr, "%s: enclaves: out of memory\n", util_prog());
+		vm_exit(1);
+	}
+	struct mem_holes *old = g->holes;
+	g->holes = now;
+	mem_set_holes(&g->vm->vm_mem, now);
+	return old;
+}
+
+/* The parent's memory for the enclaves running now: the holes published, its KVM slots,
+ * then every card's memory table (each card answers before this returns), with the
+ * vCPUs held out of KVM_RUN throughout. Every card is asked even after one refused: each
+ * sync takes its device's lock, so afterwards no thread still uses the old hole list (or a
+ * pointer gpa_ptr gave before the holes were published). 0, or -1 with the first card's
+ * refusal in err. */
+static int apply(struct enclave_glue *g, char *err, size_t errlen)
+{
+	int rc = 0;
+	vm_pause(g->vm);
+	struct mem_holes *old = publish_holes(g);
+	set_slots(g);
+	for (unsigned i = 0; i < g->ncards; i++) {
+		char why[256];
+		if (g->cards[i].sync(g->cards[i].dev, why, sizeof(why)) < 0 && !rc) {
+			snprintf(err, errlen, "%s", why);
+			rc = -1;
+		}
+	}
+	free(old);
+	vm_resume(g->vm);
+	return rc;
+}
+
+/* The donated ranges in nitro-hv's own mapping: PROT_NONE anonymous memory while the
+ * enclave runs (on), the memfd again (off). Failing leaves the mapping undefined: the
+ * process ends. */
+static void withhold(struct enclave_glue *g, const struct enclave_run *r, bool on)
+{
+	const struct guest_mem *m = &g->vm->vm_mem;
+	for (unsigned k = 0; k < r->nholes; k++) {
+		uint8_t *at =
+		    m->gm_base + r->holes[k].fd_off; /* the parent maps its memfd from 0 */
+		void *p = on ? mmap(at, r->holes[k].size, PROT_NONE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
+			     : mmap(at, r->holes[k].size, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_NORESERVE | MAP_FIXED, m->gm_fd,
+				    (off_t)r->holes[k].fd_off);
+		if (p == MAP_FAILED) {
+			fprintf(stderr, "%s: enclaves: remapping donated memory: %s\n", util_prog(),
+				strerror(errno));
+			vm_exit(1);
+		}
+		if (!on)
+			madvise(at, r->holes[k].size, MADV_HUGEPAGE);
+	}
 }
 
 /* The enclave's pages back to zeros (freed from the memfd), before the parent gets them. */
@@ -77,11 +144,18 @@ static void scrub(struct enclave_glue *g, const struct enclave_run *r)
 			memset(m->gm_base + r->holes[k].fd_off, 0, r->holes[k].size);
 }
 
+/* The enclave is gone: its ranges scrubbed and given back to the parent (nitro-hv's
+ * mapping first, since the scrub may write through it; the cards last, once zero). */
 static void release(struct enclave_glue *g, struct enclave_run *r)
 {
+	char err[256];
+	if (r->withheld)
+		withhold(g, r, false);
 	scrub(g, r);
 	r->used = false;
-	apply_slots(g);
+	if (apply(g, err, sizeof(err)) < 0)
+		warnmsg("enclave %llu: a card did not take its memory back: %s",
+			(unsigned long long)r->uid, err);
 }
 
 static void *reader(void *arg)
@@ -220,7 +294,19 @@ int enclave_glue_start(void *ctx, struct ne_slot *s)
 		r->holes[i] = (struct enclave_hole){.gpa = s->range[i].gpa,
 						    .size = s->range[i].size,
 						    .fd_off = pieces[i].mp_fd_off};
-	apply_slots(g); /* the parent loses the ranges before the enclave gets them */
+	/* The parent loses the ranges before the enclave gets them: its vCPUs, its cards
+	 * (each has answered that it no longer maps them) and nitro-hv itself. */
+	if (apply(g, err, sizeof(err)) < 0) {
+		warnmsg("enclave %llu: %s", (unsigned long long)s->uid, err);
+		r->used = false;
+		if (apply(g, err, sizeof(err)) < 0)
+			warnmsg("enclave %llu: giving the memory back: %s",
+				(unsigned long long)s->uid, err);
+		pthread_mutex_unlock(&g->lock);
+		return -EIO;
+	}
+	withhold(g, r, true);
+	r->withheld = true;
 	if (send_start(g, s, cid, pieces) < 0) {
 		r->replied = true;
 		r->status = -EIO;
@@ -257,6 +343,14 @@ void enclave_glue_stop(void *ctx, struct ne_slot *s)
 		release(g, r);
 	}
 	pthread_mutex_unlock(&g->lock);
+}
+
+int enclave_glue_add_card(struct enclave_glue *g, int (*sync)(void *, char *, size_t), void *dev)
+{
+	if (g->ncards >= ENCLAVE_MAX_CARDS)
+		return -1;
+	g->cards[g->ncards++] = (struct enclave_card){sync, dev};
+	return 0;
 }
 
 struct ne_ops enclave_glue_ops(struct enclave_glue *g)
