@@ -21,7 +21,7 @@ objs = $(call obj,$(foreach d,$(1),$(wildcard src/$(d)/*.c)))
 # ($(call testlib,fds tmpdir)).
 testlib = $(call obj,$(foreach f,$(1),tests/unit/testlib/$(f).c))
 
-.PHONY: all deps test-deps images run test unit unit-asan fuzz bench clean format
+.PHONY: all deps test-deps bench-deps images run test unit unit-asan fuzz bench clean format
 all:
 
 $(BUILD)/obj/%.o: %.c
@@ -63,10 +63,14 @@ images: $(BUILD)/nitro
 run: deps all images
 	$(BUILD)/nitro run
 
+# The benchmark peers (tools/deps.d/*.bench.list) and what the tests need.
+bench-deps:
+	@NITRO_DEPS_TESTS=1 NITRO_DEPS_BENCH=1 sh tools/deps.sh
+
 test: test-deps all images
 	@$(MAKE) --no-print-directory $(TEST_SUITES)
 
-bench: deps all images
+bench: bench-deps all images
 	sh bench/run.sh
 
 format:

@@ -132,7 +132,7 @@ def nitro(size):
 def testpmd(size):
     exe = shutil.which("dpdk-testpmd")
     if not exe:
-        sys.exit("bench: dpdk-testpmd is missing (apt-get install dpdk-dev; tools/deps.d/vpc.list)")
+        sys.exit("bench: dpdk-testpmd is missing (apt-get install dpdk-dev; tools/deps.d/vpc.bench.list)")
     d = tempfile.mkdtemp(prefix="pmdbench-", dir="/tmp")
     s0, s1 = os.path.join(d, "S0"), os.path.join(d, "S1")
     argv = [exe, "--no-huge", "-m", "1024", "--no-pci", f"--file-prefix=nitrobench{os.getpid()}",

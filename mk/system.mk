@@ -61,3 +61,31 @@ cloud-image: images
 cloud-test: all images cloud-image
 	$(BUILD)/nitro emuhost --memory 6144 -- /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/system/test_cloudinit.py
 TEST_SUITES += cloud-test
+
+# test_enclave_vm.py's enclave ramdisk: a static /init that prints a marker on ttyS0 and
+# powers off (tests/system/enclave_marker_init.c), as a gzip'd cpio.
+$(BUILD)/guest/enclave-marker-init: tests/system/enclave_marker_init.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $< -o $@
+$(BUILD)/enclave-marker.cpio.gz: $(BUILD)/guest/enclave-marker-init
+	rm -rf $@.d && mkdir -p $@.d/dev $@.d/proc && cp $< $@.d/init
+	(cd $@.d && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9n) > $@
+	rm -rf $@.d
+system-test: $(BUILD)/enclave-marker.cpio.gz
+# test_ne.py's guest: the default image plus the raw-ioctl client of the Nitro Enclaves
+# device (tests/system/ne_ioctl.c), its script, and the stock nitro_enclaves module (for a
+# guest.img built before the default image loaded it).
+$(BUILD)/guest/ne-ioctl: tests/system/ne_ioctl.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $< -o $@
+$(BUILD)/ne-guest.img: images $(BUILD)/guest/ne-ioctl tests/system/ne_guest.sh
+	rm -rf $@.d && mkdir -p $@.d/bin $@.d/lib/ne
+	cp $(BUILD)/guest/ne-ioctl $@.d/bin/ne-ioctl
+	cp tests/system/ne_guest.sh $@.d/bin/ne-guest && chmod 755 $@.d/bin/ne-guest
+	c=$${NITRO_CACHE:-$$HOME/.cache/nitro}/apt; \
+	    xz -dc $$c/root/usr/lib/modules/$$(cat $$c/kver)/kernel/drivers/virt/nitro_enclaves/nitro_enclaves.ko.xz \
+	    > $@.d/lib/ne/nitro_enclaves.ko
+	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
+	cat $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/guest.img $@.cpio > $@
+	rm -rf $@.d $@.cpio
+system-test: $(BUILD)/ne-guest.img

@@ -21,11 +21,10 @@ tpm-test: all
 TEST_SUITES += tpm-test
 
 # Guest side of bench/tpm.py (static: the guest image has no libc); swtpm is the
-# benchmark's peer and installed only for it.
+# benchmark's peer (tools/deps.d/tpm.bench.list, installed by make bench-deps).
 $(BUILD)/guest/tpm-rtt: bench/tpm_rtt.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
 .PHONY: tpm-bench-deps
 tpm-bench-deps: $(BUILD)/guest/tpm-rtt
-	@command -v swtpm >/dev/null || apt-get install -y swtpm
 bench: tpm-bench-deps

@@ -43,6 +43,7 @@ $(BUILD)/tests/vpc/test_vpc_dns: $(call obj,src/cards/vpc/dns.c src/cards/vpc/dn
 
 # The internet gateway's NAT (src/igw, issue 15 item 5): libslirp (Debian's libslirp-dev)
 # in the host's network namespace, one per interface of a VPC with a gateway.
-all: $(BUILD)/nitro-vpc-igw
+# Signed: nitrod measures it (the chip checks the signature) before it starts one.
+all: $(BUILD)/nitro-vpc-igw $(BUILD)/nitro-vpc-igw.sig
 $(BUILD)/nitro-vpc-igw: $(call objs,igw sandbox lib) $(call obj,src/cards/vpc/igw_policy.c)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lseccomp -lslirp

@@ -2,7 +2,9 @@
 # nitro images: fetch Debian trixie's stock linux-image-amd64 with apt into a private
 # state dir (the system's apt sources are never changed) and build two initramfs images
 # from busybox-static:
-#   guest.img    the default guest: loads the virtio and NVMe modules, prints a banner, shell on ttyS0
+#   guest.img    the default guest: loads the virtio and NVMe modules, and the Nitro Enclaves
+#                ones (nitro_enclaves, vsock, vmw_vsock_virtio_transport, nsm) when the kernel has
+#                them, prints a banner, shell on ttyS0
 #   emuhost.img  the emulated host: 9p root + kvm_amd, then runs a command (tools/emuhost-init)
 # Output under $NITRO_CACHE (default ~/.cache/nitro)/images; prints progress on stderr.
 set -eu
@@ -14,8 +16,13 @@ SUITE=trixie
 say() { printf 'nitro images: %s\n' "$*" >&2; }
 die() { printf 'nitro images: %s\n' "$*" >&2; exit 1; }
 
+# guest.img also carries /bin/nitro-enclave when it is built ($NITRO_ENCLAVE_TOOL, default
+# ../build/guest/nitro-enclave; mk/enclaveguest.mk builds it); it is part of the stamp.
+ENCLAVE_TOOL=${NITRO_ENCLAVE_TOOL:-$HERE/../build/guest/nitro-enclave}
+[ -f "$ENCLAVE_TOOL" ] || ENCLAVE_TOOL=/dev/null
+stamp() { cat "$HERE/emuhost-init" "$HERE/guest-init" "$0" "$ENCLAVE_TOOL" | cksum; }
 mkdir -p "$OUT" "$APTDIR"
-if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$(cat "$HERE/emuhost-init" "$HERE/guest-init" "$0" | cksum)" ] \
+if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$(stamp)" ] \
    && [ -z "${NITRO_IMAGES_FORCE:-}" ]; then
 	exit 0
 fi
@@ -91,11 +98,15 @@ mkinitrd() {
 		echo "$b" >> "$w/lib/modules/load"
 	done
 	cp "$init" "$w/init"; chmod 755 "$w/init"
-	(cd "$w" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/$name.img.new"
-	mv "$OUT/$name.img.new" "$OUT/$name.img"
+	[ "$name" != guest ] || [ "$ENCLAVE_TOOL" = /dev/null ] || cp "$ENCLAVE_TOOL" "$w/bin/nitro-enclave"
+	tmp=$(mktemp "$OUT/.$name.img.XXXXXX") # several checkouts may share the cache
+	(cd "$w" && find . | cpio -o -H newc --quiet | gzip -1) > "$tmp"
+	chmod 644 "$tmp"
+	mv "$tmp" "$OUT/$name.img"
 	rm -rf "$w"
 }
-mkinitrd guest "$HERE/guest-init" virtio_blk nvme failover net_failover virtio_net pvpanic_mmio
+mkinitrd guest "$HERE/guest-init" virtio_blk nvme failover net_failover virtio_net pvpanic_mmio \
+	nitro_enclaves vsock vmw_vsock_virtio_transport nsm
 mkinitrd emuhost "$HERE/emuhost-init" netfs 9pnet 9pnet_virtio 9p irqbypass ccp kvm kvm_amd
-cat "$HERE/emuhost-init" "$HERE/guest-init" "$0" | cksum > "$OUT/stamp"
+stamp > "$OUT/stamp"
 say "ready: kernel $KVER in $OUT"

@@ -38,10 +38,23 @@ const char hv_options_help[] =
     "  --stats              print the hypervisor's exit counts when the guest ends\n"
     "  --instance-type T    SMBIOS product name (default: from --cpus/--memory, e.g. m5.large)\n"
     "  --instance-id ID     i- and 17 hex digits: SMBIOS system UUID and serial ec2...\n"
-    "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET\n"
-    "                       a virtio-blk or virtio-net PCI device, or an NVMe controller\n"
-    "                       (docs/nvme.md), served by the card at SOCKET (repeatable)\n"
-    "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n";
+    "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET | vsock,SOCKET | nsm,SOCKET\n"
+    "                       a virtio-blk, virtio-net, virtio-vsock or NSM PCI device, or an\n"
+    "                       NVMe controller (docs/nvme.md), served by the card at SOCKET\n"
+    "                       (repeatable)\n"
+    "  --enclave-hello cid=N[,debug]\n"
+    "                       act as enclave CID N towards the vsock and NSM cards (tests: the\n"
+    "                       ENW_HELLO an enclave sends, docs/vsock.md)\n"
+    "  --tpm-card SOCKET    a TPM 2.0 (CRB, measured boot) served by nitro-card-tpm at SOCKET\n"
+    "  --enclaves           the Nitro Enclaves PCI device (1d0f:e4c1; docs/enclaves.md) and\n"
+    "                       the enclave spawner\n"
+    "  --enclave-vsock SOCKET, --enclave-nsm SOCKET\n"
+    "                       the cards its enclaves connect to\n"
+    "  --enclave            enclave mode: boot the EIF at 8 MiB in --enclave-mem (no --kernel)\n"
+    "  --enclave-mem FD:OFF:SIZE[,OFF:SIZE...]\n"
+    "                       the enclave's RAM: ranges of the memfd FD, in guest order\n"
+    "  --enclave-cid C, --enclave-slot UID, --enclave-parent-id ID, --enclave-debug,\n"
+    "  --enclave-ready-fd N the enclave's identity; N gets one byte once the EIF is accepted\n";
 
 void hv_config_defaults(struct hv_config *c)
 {
@@ -50,6 +63,43 @@ void hv_config_defaults(struct hv_config *c)
 	c->cpus = HV_DEFAULT_CPUS;
 	c->mem_mib = HV_DEFAULT_MEM_MIB;
 	c->kernel_fd = c->initrd_fd = -1;
+	c->enclave_mem_fd = c->enclave_ready_fd = -1;
+}
+
+int hv_enclave_mem_parse(const char *v, struct hv_config *c, char *err, size_t errlen)
+{
+	char buf[16 * 1024];
+	if (strlen(v) >= sizeof(buf))
+		RETURN_ERR(-1, "--enclave-mem: too long");
+	strcpy(buf, v);
+	char *colon = strchr(buf, ':');
+	uint64_t n;
+	if (!colon)
+		RETURN_ERR(-1, "--enclave-mem %s: expected FD:OFF:SIZE[,OFF:SIZE...]", v);
+	*colon = 0;
+	if (!parse_u64(buf, 0, INT32_MAX, &n))
+		RETURN_ERR(-1, "--enclave-mem: %s is not a file descriptor", buf);
+	c->enclave_mem_fd = (int)n;
+	c->enclave_npieces = 0;
+	char *save = NULL;
+	for (char *t = strtok_r(colon + 1, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *sep = strchr(t, ':');
+		uint64_t off, size;
+		if (!sep)
+			RETURN_ERR(-1, "--enclave-mem: range %s: expected OFF:SIZE", t);
+		*sep = 0;
+		if (!parse_u64(t, 0, MEM_MAX, &off) || !parse_u64(sep + 1, 1, MEM_MAX, &size))
+			RETURN_ERR(-1, "--enclave-mem: range %s:%s: not byte numbers", t, sep + 1);
+		if ((off | size) & 0xfff)
+			RETURN_ERR(-1, "--enclave-mem: range %s:%s: not page aligned", t, sep + 1);
+		if (c->enclave_npieces == MEM_MAX_PIECES)
+			RETURN_ERR(-1, "--enclave-mem: more than %d ranges", MEM_MAX_PIECES);
+		c->enclave_mem[c->enclave_npieces++] =
+		    (struct mem_piece){.mp_fd_off = off, .mp_size = size};
+	}
+	if (!c->enclave_npieces)
+		RETURN_ERR(-1, "--enclave-mem %s: no range", v);
+	return 0;
 }
 
 static bool parse_hex(const char *s, uint8_t *out, size_t n)
@@ -124,6 +174,38 @@ static uint64_t host_ram_mib(void)
 	return (uint64_t)pages * (uint64_t)psz >> 20;
 }
 
+bool hv_card_enclave_facing(unsigned type)
+{
+	return type == VIRTIO_ID_VSOCK || type == VIRTIO_ID_NITRO_SEC_MOD;
+}
+
+/* --enclave-hello cid=N[,debug]: a test enclave's identity (zero PCRs). 0, or -1. */
+static int parse_hello(const char *v, struct enw_hello *h)
+{
+	char buf[64], *save = NULL;
+	uint64_t cid = 0;
+	if (strlen(v) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", v);
+	memset(h, 0, sizeof(*h));
+	h->version = ENW_VERSION;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(t, "cid=", 4) && !cid) {
+			if (!parse_u64(t + 4, 4, UINT32_MAX - 1, &cid))
+				return -1;
+		} else if (!strcmp(t, "debug")) {
+			h->flags |= ENW_FLAG_DEBUG;
+		} else {
+			return -1;
+		}
+	}
+	if (!cid)
+		return -1;
+	h->cid = cid;
+	snprintf(h->module_id, sizeof(h->module_id), "i-test-enc%llu", (unsigned long long)cid);
+	return enw_hello_check(h) ? -1 : 0;
+}
+
 int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_t errlen)
 {
 	for (int i = 0; i < argc; i++) {
@@ -138,7 +220,11 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
 			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
 			     !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
-			     !strcmp(a, "--instance-id");
+			     !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-mem") ||
+			     !strcmp(a, "--enclave-cid") || !strcmp(a, "--enclave-slot") ||
+			     !strcmp(a, "--enclave-parent-id") ||
+			     !strcmp(a, "--enclave-ready-fd") || !strcmp(a, "--enclave-vsock") ||
+			     !strcmp(a, "--enclave-nsm") || !strcmp(a, "--enclave-hello");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -213,23 +299,71 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 		} else if (!strcmp(a, "--vhost-user")) {
 			if (c->ncards == HV_MAX_CARDS)
 				USAGE("--vhost-user: at most %u devices", HV_MAX_CARDS);
-			unsigned type = !strncmp(v, "blk,", 4)	 ? VIRTIO_ID_BLOCK
-					: !strncmp(v, "net,", 4) ? VIRTIO_ID_NET
-								 : 0;
-			size_t skip = 4;
-			if (!strncmp(v, "nvme,", 5)) {
-				type = HV_CARD_NVME;
-				skip = 5;
-			}
+			static const struct {
+				const char *prefix;
+				unsigned type;
+			} kinds[] = {{"blk,", VIRTIO_ID_BLOCK},
+				     {"net,", VIRTIO_ID_NET},
+				     {"nvme,", HV_CARD_NVME},
+				     {"vsock,", VIRTIO_ID_VSOCK},
+				     {"nsm,", VIRTIO_ID_NITRO_SEC_MOD}};
+			unsigned type = 0;
+			size_t skip = 0;
+			for (size_t k = 0; k < ARRAY_SIZE(kinds); k++)
+				if (!strncmp(v, kinds[k].prefix, strlen(kinds[k].prefix))) {
+					type = kinds[k].type;
+					skip = strlen(kinds[k].prefix);
+				}
 			if (!type || !v[skip])
-				USAGE("--vhost-user %s: expected blk,SOCKET, net,SOCKET or "
-				      "nvme,SOCKET",
+				USAGE("--vhost-user %s: expected blk,SOCKET, net,SOCKET, "
+				      "nvme,SOCKET, "
+				      "vsock,SOCKET or nsm,SOCKET",
 				      v);
-			c->cards[c->ncards++] = (struct hv_card){.type = type, .socket = v + skip};
+			c->cards[c->ncards++] =
+			    (struct hv_card){.type = type,
+					     .socket = v + skip,
+					     .enclave = hv_card_enclave_facing(type)};
+		} else if (!strcmp(a, "--enclave-hello")) {
+			if (parse_hello(v, &c->hello))
+				USAGE("--enclave-hello %s: expected cid=N[,debug] with N from 4 to "
+				      "4294967294",
+				      v);
+			c->have_hello = true;
 		} else if (!strcmp(a, "--tpm-card")) {
 			if (!*v)
 				USAGE("--tpm-card: empty socket path");
 			c->tpm_card = v;
+		} else if (!strcmp(a, "--enclave")) {
+			c->enclave = true;
+		} else if (!strcmp(a, "--enclave-debug")) {
+			c->enclave_debug = true;
+		} else if (!strcmp(a, "--enclaves")) {
+			c->enclaves = true;
+		} else if (!strcmp(a, "--enclave-mem")) {
+			if (hv_enclave_mem_parse(v, c, err, errlen) < 0)
+				return 2;
+		} else if (!strcmp(a, "--enclave-cid")) {
+			if (!parse_u64(v, 4, UINT32_MAX - 1ull, &n))
+				USAGE("--enclave-cid %s: must be 4 to %u", v, UINT32_MAX - 1);
+			c->enclave_cid = n;
+		} else if (!strcmp(a, "--enclave-slot")) {
+			if (!parse_u64(v, 0, UINT64_MAX, &n))
+				USAGE("--enclave-slot %s: not a number", v);
+			c->enclave_slot = n;
+		} else if (!strcmp(a, "--enclave-parent-id")) {
+			if (!hv_instance_id_ok(v))
+				USAGE("--enclave-parent-id %s: expected i- and 17 hex digits", v);
+			c->enclave_parent = v;
+		} else if (!strcmp(a, "--enclave-ready-fd")) {
+			if (!parse_u64(v, 3, INT32_MAX, &n))
+				USAGE(
+				    "--enclave-ready-fd %s: expected a file descriptor (3 or more)",
+				    v);
+			c->enclave_ready_fd = (int)n;
+		} else if (!strcmp(a, "--enclave-vsock") || !strcmp(a, "--enclave-nsm")) {
+			if (!*v)
+				USAGE("%s: empty socket path", a);
+			*(a[10] == 'v' ? &c->enclave_vsock : &c->enclave_nsm) = v;
 		} else if (!strcmp(a, "--no-reboot")) {
 			c->no_reboot = true;
 		} else if (!strcmp(a, "--stats")) {
@@ -244,6 +378,19 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			USAGE("%s: unknown option", a);
 		}
 	}
+	if (c->enclave) {
+		if (c->kernel || c->initrd)
+			USAGE("--enclave: the kernel and ramdisks come from the EIF, not --kernel");
+		if (!c->enclave_npieces)
+			USAGE("--enclave: no --enclave-mem");
+		if (!c->enclave_cid)
+			USAGE("--enclave: no --enclave-cid");
+		if (c->enclaves || c->tpm_card)
+			USAGE("--enclave: no --enclaves or --tpm-card in an enclave");
+		return 0;
+	}
+	if (c->enclave_npieces || c->enclave_cid || c->enclave_debug || c->enclave_ready_fd >= 0)
+		USAGE("--enclave-*: only with --enclave");
 	if (!c->kernel && !c->help && !c->kernel_optional)
 		USAGE("--kernel: missing");
 	if (c->want_initrd && !c->initrd)

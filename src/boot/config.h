@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "boot/boot.h"
+#include "boot/memory.h"
+#include "lib/enclave_wire.h"
 
 #define HV_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
 #define HV_DEFAULT_CPUS 1
@@ -28,9 +30,16 @@
 #define HV_CARD_NVME 0x100 /* an NVMe controller (src/hv/nvme_pci.c), not a virtio id */
 
 struct hv_card {
-	unsigned type; /* VIRTIO_ID_NET, VIRTIO_ID_BLOCK (<linux/virtio_ids.h>) or HV_CARD_NVME */
+	unsigned type; /* VIRTIO_ID_NET, _BLOCK, _VSOCK, _NITRO_SEC_MOD (<linux/virtio_ids.h>) or
+			* HV_CARD_NVME */
 	const char *socket;
+	/* A card that serves several VMs (vsock; nsm): when nitro-hv has an enclave identity
+	 * (hv_config.hello), its connection opens with that ENW_HELLO (hv_card_enclave_facing). */
+	bool enclave;
 };
+
+/* Whether a card of this type gets the hello (src/lib/enclave_wire.h). */
+bool hv_card_enclave_facing(unsigned type);
 
 #define HV_DIGEST_LEN 48 /* SHA-384 */
 #define HV_SHA256_LEN 32
@@ -69,8 +78,32 @@ struct hv_config {
 	bool kernel_optional;		    /* set before parsing: a missing --kernel is no error */
 	struct hv_card cards[HV_MAX_CARDS]; /* --vhost-user TYPE,SOCKET */
 	const char *tpm_card;		    /* --tpm-card SOCKET; NULL: no TPM */
+	/* The enclave identity sent first on every enclave-facing card connection; set by
+	 * enclave mode, or by --enclave-hello cid=N[,debug] for an ordinary guest acting as
+	 * an enclave in tests (cid 4..U32_MAX-1; PCRs zero, module_id "i-test-encN"). */
+	bool have_hello;
+	struct enw_hello hello;
 	unsigned ncards;
+	/* Enclave mode (docs/enclaves.md): --enclave, no --kernel; the EIF comes from the
+	 * guest memory --enclave-mem FD:OFF:SIZE[,OFF:SIZE...] (byte offsets and sizes in the
+	 * memfd FD, page aligned, laid out from guest-physical 0 in this order). */
+	bool enclave;
+	int enclave_mem_fd;
+	unsigned enclave_npieces;
+	struct mem_piece enclave_mem[MEM_MAX_PIECES];
+	uint64_t enclave_cid;	    /* --enclave-cid C (4 .. U32_MAX - 1) */
+	uint64_t enclave_slot;	    /* --enclave-slot UID */
+	bool enclave_debug;	    /* --enclave-debug: console, PCR0-2 reported as zeros */
+	const char *enclave_parent; /* --enclave-parent-id i-...: PCR4 and module_id */
+	int enclave_ready_fd;	    /* --enclave-ready-fd N: one byte once the EIF is accepted */
+	/* Parent side: --enclaves gives the spawner (src/hv/enclave_spawn.h); the cards the
+	 * enclaves connect to: --enclave-vsock SOCKET, --enclave-nsm SOCKET. */
+	bool enclaves;
+	const char *enclave_vsock, *enclave_nsm;
 };
+
+/* Parses --enclave-mem's value into c (fd, pieces); 0, or -1 with err. */
+int hv_enclave_mem_parse(const char *v, struct hv_config *c, char *err, size_t errlen);
 
 /* "i-" + 17 lower-case hex digits (EC2's instance ids). */
 bool hv_instance_id_ok(const char *v);

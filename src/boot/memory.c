@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void mem_layout(struct guest_mem *m, uint64_t size)
@@ -52,6 +53,110 @@ int mem_create(struct guest_mem *m, uint64_t size)
 	m->gm_fd = fd;
 	m->gm_base = p;
 	return 0;
+}
+
+int mem_layout_pieces(struct guest_mem *m, const struct mem_piece *pieces, unsigned n,
+		      uint64_t fd_size)
+{
+	if (n == 0 || n > MEM_MAX_PIECES)
+		return EINVAL;
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++) {
+		const struct mem_piece *p = &pieces[i];
+		if (!p->mp_size || (p->mp_size | p->mp_fd_off) & 0xfff || p->mp_size > MEM_MAX ||
+		    total > MEM_MAX - p->mp_size)
+			return EINVAL;
+		if (p->mp_fd_off > fd_size || p->mp_size > fd_size - p->mp_fd_off)
+			return ENXIO;
+		total += p->mp_size;
+	}
+	if (total < MEM_MIN)
+		return EINVAL;
+	mem_layout(m, total);
+	uint64_t at = 0;
+	for (unsigned i = 0; i < n; i++) {
+		m->gm_pieces[i] = (struct mem_piece){
+		    .mp_map = at, .mp_fd_off = pieces[i].mp_fd_off, .mp_size = pieces[i].mp_size};
+		at += pieces[i].mp_size;
+	}
+	m->gm_npieces = n;
+	return 0;
+}
+
+int mem_map_pieces(struct guest_mem *m, int fd, const struct mem_piece *pieces, unsigned n)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return errno;
+	int e = mem_layout_pieces(m, pieces, n, (uint64_t)st.st_size);
+	if (e)
+		return e;
+	/* One reservation for the whole layout, then each piece mapped over its place. */
+	uint8_t *base =
+	    mmap(NULL, m->gm_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return errno;
+	for (unsigned i = 0; i < n; i++) {
+		const struct mem_piece *p = &m->gm_pieces[i];
+		if (mmap(base + p->mp_map, p->mp_size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, fd, (off_t)p->mp_fd_off) == MAP_FAILED) {
+			e = errno;
+			munmap(base, m->gm_size);
+			return e;
+		}
+	}
+	madvise(base, m->gm_size, MADV_HUGEPAGE);
+	m->gm_fd = fd;
+	m->gm_base = base;
+	return 0;
+}
+
+/* The part [map, map + size) of the mapping in guest-physical terms: appends one entry per
+ * RAM region it meets. */
+static int fd_region_add(const struct guest_mem *m, uint64_t map, uint64_t size, uint64_t fd_off,
+			 struct mem_fd_region *out, unsigned max, unsigned n)
+{
+	for (unsigned i = 0; i < m->gm_nregions; i++) {
+		const struct mem_region *r = &m->gm_regions[i];
+		uint64_t lo = map > r->mr_offset ? map : r->mr_offset;
+		uint64_t hi =
+		    map + size < r->mr_offset + r->mr_size ? map + size : r->mr_offset + r->mr_size;
+		if (lo >= hi)
+			continue;
+		if (n >= max)
+			return -1;
+		out[n++] = (struct mem_fd_region){.gpa = r->mr_gpa + (lo - r->mr_offset),
+						  .size = hi - lo,
+						  .host = m->gm_base ? m->gm_base + lo : NULL,
+						  .fd_off = fd_off + (lo - map)};
+	}
+	return (int)n;
+}
+
+int mem_fd_regions(const struct guest_mem *m, struct mem_fd_region *out, unsigned max)
+{
+	if (!m->gm_npieces)
+		return fd_region_add(m, 0, m->gm_size, 0, out, max, 0);
+	int n = 0;
+	for (unsigned i = 0; i < m->gm_npieces; i++) {
+		const struct mem_piece *p = &m->gm_pieces[i];
+		struct mem_fd_region e[2];
+		int k = fd_region_add(m, p->mp_map, p->mp_size, p->mp_fd_off, e, 2, 0);
+		for (int j = 0; j < k; j++) {
+			struct mem_fd_region *last = n ? &out[n - 1] : NULL;
+			/* contiguous with the previous entry everywhere: one entry */
+			if (last && last->gpa + last->size == e[j].gpa &&
+			    last->fd_off + last->size == e[j].fd_off &&
+			    (!last->host || last->host + last->size == e[j].host)) {
+				last->size += e[j].size;
+				continue;
+			}
+			if ((unsigned)n >= max)
+				return -1;
+			out[n++] = e[j];
+		}
+	}
+	return n;
 }
 
 void mem_destroy(struct guest_mem *m)

@@ -19,15 +19,34 @@
 struct mem_region {
 	uint64_t mr_gpa;
 	uint64_t mr_size;
-	uint64_t mr_offset; /* offset in the memfd */
+	uint64_t mr_offset; /* offset in the mapping gm_base (the memfd offset without pieces) */
+};
+
+/* An enclave's RAM (mem_map_pieces): ranges of a memfd that belongs to another VM, mapped
+ * one after the other at gm_base (mp_map: offset there; mp_fd_off: offset in the memfd). */
+#define MEM_MAX_PIECES 256
+struct mem_piece {
+	uint64_t mp_map;
+	uint64_t mp_fd_off;
+	uint64_t mp_size;
 };
 
 struct guest_mem {
-	int gm_fd;         /* memfd; -1 for a test layout with no backing */
-	uint8_t *gm_base;  /* mapping of the whole memfd */
-	uint64_t gm_size;  /* total RAM */
+	int gm_fd;	  /* memfd; -1 for a test layout with no backing */
+	uint8_t *gm_base; /* mapping of the whole memfd, or of the pieces one after the other */
+	uint64_t gm_size; /* total RAM */
 	unsigned gm_nregions;
 	struct mem_region gm_regions[2];
+	unsigned gm_npieces; /* 0: gm_base maps the memfd from offset 0 */
+	struct mem_piece gm_pieces[MEM_MAX_PIECES];
+};
+
+/* A range of guest RAM as a vhost-user memory table entry needs it: contiguous in guest
+ * physical space, in this process's mapping and in the memfd. */
+struct mem_fd_region {
+	uint64_t gpa, size;
+	uint8_t *host;
+	uint64_t fd_off;
 };
 
 /* Computes the region layout only (no memfd, no mapping): for unit tests and e820. */
@@ -35,6 +54,21 @@ void mem_layout(struct guest_mem *m, uint64_t size);
 /* Creates the memfd (sealed against shrinking and growing) and maps it; returns 0 or an
  * errno value. */
 int mem_create(struct guest_mem *m, uint64_t size);
+/* An enclave's RAM: the pieces (memfd offset and size each, page aligned, in this order)
+ * of memfd fd, laid out from guest-physical 0 as mem_layout(their total) lays out RAM (the
+ * same PCI hole), each piece mapped MAP_SHARED from the memfd at its place (the same
+ * pages, no copy). Keeps fd (closed by mem_destroy). 0, or an errno value: EINVAL for no
+ * piece, more than MEM_MAX_PIECES, a misaligned or empty piece, a total under MEM_MIN or
+ * over MEM_MAX, or a piece past the end of the memfd (ENXIO). */
+int mem_map_pieces(struct guest_mem *m, int fd, const struct mem_piece *pieces, unsigned n);
+/* Checks pieces as mem_map_pieces does, against a memfd of fd_size bytes, and fills the
+ * layout (mp_map set; no mapping). For the unit tests and mem_map_pieces. */
+int mem_layout_pieces(struct guest_mem *m, const struct mem_piece *pieces, unsigned n,
+		      uint64_t fd_size);
+/* The memory as up to max ranges contiguous in guest-physical space, mapping and memfd (a
+ * region of the plain layout, or a piece cut at the PCI hole); returns how many, or -1 when
+ * more than max are needed. */
+int mem_fd_regions(const struct guest_mem *m, struct mem_fd_region *out, unsigned max);
 void mem_destroy(struct guest_mem *m);
 void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 

@@ -22,7 +22,7 @@
 static const char client_usage[] =
     "usage: nitro --host SOCKET COMMAND [--json]\n"
     "  instances run [--cpus N] [--memory MiB] [--kernel PATH] [--initrd PATH | --no-initrd]\n"
-    "                [--cmdline TEXT] [--console] [--tpm]\n"
+    "                [--cmdline TEXT] [--console] [--tpm] [--region R] [--enclaves]\n"
     "                [--volume VOL-ID[,readonly][,bus=nvme|virtio][,device=NAME]]...\n"
     "                [--instance-store MiB[,dir=DIR]]\n"
     "  instances list | describe ID | stop ID | start ID | reboot ID | terminate ID\n"
@@ -34,6 +34,8 @@ static const char client_usage[] =
     "  volumes create --size MiB [--unencrypted] [--iops N | --gp2] [--throughput MiB]\n"
     "  volumes list | describe VOL | delete VOL\n"
     "  volumes attach VOL INSTANCE [--readonly] | detach VOL\n"
+    "  vpc create ID --cidr A.B.C.D/P [--internet-gateway]   (admins: root, --admin-uid)\n"
+    "  vpc list | describe ID | delete ID\n"
     "  host attest [--nonce TEXT]\n"
     "  host identity-cert   the certificate that verifies instance identity documents\n";
 
@@ -234,6 +236,7 @@ static void describe_inst(json_t *in)
 		       json_object_get(st, "dir") ? " in " : "", str(st, "dir"));
 	printf("console:       %s\n", json_is_true(json_object_get(in, "console")) ? "on" : "off");
 	printf("tpm:           %s\n", json_is_true(json_object_get(in, "tpm")) ? "on" : "off");
+	printf("enclaves:      %s\n", json_is_true(json_object_get(in, "enclaves")) ? "on" : "off");
 	printf("card_restarts: %lld\n",
 	       (long long)json_integer_value(json_object_get(in, "card_restarts")));
 	if (json_is_integer(json_object_get(in, "owner")))
@@ -345,6 +348,10 @@ static int instances_run(int argc, char **argv)
 			json_object_set_new(spec, "tpm", json_true());
 			continue;
 		}
+		if (!strcmp(a, "--enclaves")) {
+			json_object_set_new(spec, "enclaves", json_true());
+			continue;
+		}
 		if (!strcmp(a, "--no-initrd")) {
 			json_object_set_new(spec, "initrd", json_null());
 			continue;
@@ -366,6 +373,8 @@ static int instances_run(int argc, char **argv)
 			json_object_set_new(spec, "initrd", json_string(v));
 		} else if (!strcmp(a, "--cmdline")) {
 			json_object_set_new(spec, "cmdline", json_string(v));
+		} else if (!strcmp(a, "--region")) { /* nitrod checks it */
+			json_object_set_new(spec, "region", json_string(v));
 		} else if (!strcmp(a, "--volume")) {
 			/* VOL-ID[,readonly][,bus=nvme|virtio][,device=NAME]: nitrod checks
 			 * the values */
@@ -631,6 +640,83 @@ static int cmd_volumes(int argc, char **argv)
 	return 0;
 }
 
+static void vpc_header(void)
+{
+	printf("%-9s %-19s %-4s %s\n", "VPC", "CIDR", "IGW", "OWNER");
+}
+
+static void vpc_row(json_t *v)
+{
+	printf("%-9lld %-19s %-4s %lld\n", (long long)json_integer_value(json_object_get(v, "id")),
+	       str(v, "cidr"), json_is_true(json_object_get(v, "internet_gateway")) ? "yes" : "no",
+	       (long long)json_integer_value(json_object_get(v, "owner")));
+}
+
+/* nitro --host S vpc create|list|describe|delete: nitrod's VPC records (as `nitro vpc` keeps
+ * them for `nitro run`). */
+static int cmd_vpc(int argc, char **argv)
+{
+	if (argc < 1)
+		die_usage("vpc: expected a subcommand\n%s", client_usage);
+	const char *sub = argv[0];
+	char path[64];
+	uint64_t id = 0;
+	json_t *v;
+	if (!strcmp(sub, "create")) {
+		const char *cidr = NULL;
+		bool igw = false;
+		for (int i = 1; i < argc; i++) {
+			if (!strcmp(argv[i], "--cidr") && i + 1 < argc)
+				cidr = argv[++i];
+			else if (!strcmp(argv[i], "--internet-gateway"))
+				igw = true;
+			else if (!id && parse_u64(argv[i], 1, 0xffffff, &id))
+				continue;
+			else
+				die_usage("vpc create: unexpected argument %s\n%s", argv[i],
+					  client_usage);
+		}
+		if (!id || !cidr)
+			die_usage("vpc create: ID (1..16777215) and --cidr are required\n%s",
+				  client_usage);
+		/* the API checks the CIDR (its message names what is wrong) */
+		v = call_json("POST", "/v1/vpcs",
+			      json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "cidr", cidr,
+					"internet_gateway", igw));
+	} else if (!strcmp(sub, "list") && argc == 1) {
+		json_t *j = call_json("GET", "/v1/vpcs", NULL);
+		if (want_json) {
+			print_json(j);
+		} else {
+			vpc_header();
+			size_t i;
+			json_array_foreach(json_object_get(j, "vpcs"), i, v) vpc_row(v);
+		}
+		json_decref(j);
+		return 0;
+	} else if ((!strcmp(sub, "describe") || !strcmp(sub, "delete")) && argc == 2) {
+		if (!parse_u64(argv[1], 1, 0xffffff, &id))
+			die_usage("vpc %s: expected a VPC id (1..16777215)", sub);
+		snprintf(path, sizeof(path), "/v1/vpcs/%llu", (unsigned long long)id);
+		v = call_json(!strcmp(sub, "delete") ? "DELETE" : "GET", path, NULL);
+		if (!strcmp(sub, "delete") && !want_json) {
+			printf("VPC %llu deleted\n", (unsigned long long)id);
+			json_decref(v);
+			return 0;
+		}
+	} else {
+		die_usage("vpc %s: unknown subcommand or arguments\n%s", sub, client_usage);
+	}
+	if (want_json) {
+		print_json(v);
+	} else {
+		vpc_header();
+		vpc_row(v);
+	}
+	json_decref(v);
+	return 0;
+}
+
 static int cmd_host(int argc, char **argv)
 {
 	if (argc == 1 && !strcmp(argv[0], "identity-cert")) {
@@ -701,9 +787,11 @@ int cmd_client(const char *socket, int argc, char **argv)
 		rc = cmd_volumes(argc - 1, argv + 1);
 	else if (!strcmp(argv[0], "host"))
 		rc = cmd_host(argc - 1, argv + 1);
+	else if (!strcmp(argv[0], "vpc") || !strcmp(argv[0], "vpcs"))
+		rc = cmd_vpc(argc - 1, argv + 1);
 	else
-		die_usage("%s: unknown command with --host (instances, volumes, host)\n%s", argv[0],
-			  client_usage);
+		die_usage("%s: unknown command with --host (instances, volumes, vpc, host)\n%s",
+			  argv[0], client_usage);
 	curl_global_cleanup();
 	return rc;
 }

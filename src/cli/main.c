@@ -28,7 +28,7 @@ static void usage(FILE *f)
 		"  emuhost [--memory MiB] [--cpus N] -- CMD [ARG...]\n"
 		"                       run CMD inside the emulated host (QEMU TCG + kvm_amd)\n"
 		"%s"
-		"  --host SOCKET instances|volumes|host ...\n"
+		"  --host SOCKET instances|volumes|vpc|host ...\n"
 		"                       call nitrod's API (`nitro --host SOCKET help`)\n"
 		"run options:\n%s"
 		"Without /dev/kvm (or with one that is not hardware-assisted) `nitro run` boots an\n"

@@ -138,7 +138,7 @@ bool nic_arg(int argc, char **argv, int *i, struct launch_spec *s, struct launch
 {
 	const char *a = argv[*i];
 	if (strcmp(a, "--nic") && strcmp(a, "--underlay") && strcmp(a, "--map") &&
-	    strcmp(a, "--user-data") && strcmp(a, "--ssh-key"))
+	    strcmp(a, "--user-data") && strcmp(a, "--ssh-key") && strcmp(a, "--region"))
 		return false;
 	if (*i + 1 >= argc)
 		die_usage("run: %s: missing value (see `nitro run --help`)", a);
@@ -158,6 +158,12 @@ bool nic_arg(int argc, char **argv, int *i, struct launch_spec *s, struct launch
 			    !strcmp(s->ls_nics[j].ln_ip, n->ln_ip))
 				die_usage("run: --nic %s: the same VPC address twice", v);
 		s->ls_nnics++;
+	} else if (!strcmp(a, "--region")) {
+		if (!launch_region_ok(v))
+			die_usage("run: --region %.40s: expected a name like eu-west-1 (1 to %d of "
+				  "a-z, 0-9 and '-')",
+				  v, LAUNCH_REGION_MAX);
+		snprintf(s->ls_region, sizeof(s->ls_region), "%s", v);
 	} else if (!strcmp(a, "--user-data") || !strcmp(a, "--ssh-key")) {
 		/* read by the cards (opened once there); checked here for a clear message */
 		if (access(v, R_OK) != 0)

@@ -31,12 +31,12 @@ int cmd_images(int argc, char **argv)
 /* Options of nitro-hv that take a value: their values are never --volume. */
 static bool takes_value(const char *a)
 {
-	static const char *const opts[] = {"--kernel",	      "--initrd",	  "--cmdline",
-					   "--cpus",	      "--memory",	  "--console-log",
-					   "--console-max",   "--cache-dir",	  "--vhost-user",
-					   "--kernel-fd",     "--initrd-fd",	  "--kernel-sha384",
-					   "--initrd-sha384", "--vmlinux-sha384", "--kernel-sha256",
-					   "--initrd-sha256", "--instance-type",  "--instance-id"};
+	static const char *const opts[] = {
+	    "--kernel",	       "--initrd",	   "--cmdline",	      "--cpus",
+	    "--memory",	       "--console-log",	   "--console-max",   "--cache-dir",
+	    "--vhost-user",    "--kernel-fd",	   "--initrd-fd",     "--kernel-sha384",
+	    "--initrd-sha384", "--vmlinux-sha384", "--kernel-sha256", "--initrd-sha256",
+	    "--instance-type", "--instance-id",	   "--enclave-hello"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		if (!strcmp(a, opts[i]))
 			return true;
@@ -122,6 +122,7 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 	s->ls_no_decompress = c->no_decompress;
 	s->ls_stats = c->stats;
 	s->ls_require_kvm = c->require_kvm;
+	s->ls_enclaves = c->enclaves;
 	/* One instance id for SMBIOS (nitro-hv) and the IMDS (the cards): made here when the
 	 * user gave none. */
 	if (c->instance_id) {
@@ -136,14 +137,19 @@ static void spec_from_config(const struct hv_config *c, struct launch_spec *s)
 	}
 	if (c->instance_type)
 		snprintf(s->ls_instance_type, sizeof(s->ls_instance_type), "%s", c->instance_type);
+	if (c->have_hello)
+		snprintf(s->ls_enclave_hello, sizeof(s->ls_enclave_hello), "cid=%llu%s",
+			 (unsigned long long)c->hello.cid,
+			 c->hello.flags & ENW_FLAG_DEBUG ? ",debug" : "");
 	for (unsigned i = 0; i < c->ncards; i++) {
 		if (s->ls_nexternal == LAUNCH_MAX_EXTERNAL)
 			die_usage("run: --vhost-user: at most %u", LAUNCH_MAX_EXTERNAL);
 		struct launch_external *x = &s->ls_external[s->ls_nexternal++];
 		snprintf(x->lx_type, sizeof(x->lx_type), "%s",
-			 c->cards[i].type == VIRTIO_ID_NET  ? "net"
-			 : c->cards[i].type == HV_CARD_NVME ? "nvme"
-							    : "blk");
+			 c->cards[i].type == VIRTIO_ID_NET     ? "net"
+			 : c->cards[i].type == VIRTIO_ID_VSOCK ? "vsock"
+			 : c->cards[i].type == HV_CARD_NVME    ? "nvme"
+							       : "blk");
 		copy_path(x->lx_socket, sizeof(x->lx_socket), c->cards[i].socket, "--vhost-user");
 	}
 }
@@ -187,6 +193,14 @@ int cmd_run(int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--dry-run")) {
 			dry_run = true;
+			continue;
+		}
+		if (!strcmp(argv[i], "--nsm")) {
+			spec.ls_nsm = true;
+			continue;
+		}
+		if (!strcmp(argv[i], "--vsock")) {
+			spec.ls_vsock = true;
 			continue;
 		}
 		if (nic_arg(argc, argv, &i, &spec, &env))
@@ -239,6 +253,16 @@ int cmd_run(int argc, char **argv)
 		    "$NITRO_STATE/vpc-map)\n"
 		    "  --user-data FILE     the instance's user data (IMDS /latest/user-data)\n"
 		    "  --ssh-key FILE       its SSH public key (IMDS public-keys/0/openssh-key)\n"
+		    "  --region R           the VPC cards' region (IMDS placement, DNS names\n"
+		    "                       ip-A-B-C-D.R.compute.internal; default us-east-1)\n"
+		    "  --vsock              a virtio-vsock device, guest CID 3 (nitro-card-vsock:\n"
+		    "                       reaches only this instance's enclaves; docs/vsock.md)\n"
+		    "  --nsm                a Nitro Secure Module card (nitro-card-nsm) for "
+		    "enclaves,\n"
+		    "                       its chain from the state folder (`nitro enclave "
+		    "root-cert`);\n"
+		    "                       with --enclave-hello the guest uses it as an enclave "
+		    "would\n"
 		    "  --dry-run            print the processes this would start (JSON: "
 		    "executable,\n"
 		    "                       argv, socket, kept fds of each card and nitro-hv) and "
@@ -309,7 +333,7 @@ int cmd_run(int argc, char **argv)
 		snprintf(tpm_state_dir, sizeof(tpm_state_dir), "%.*s/tpm-state", PATH_MAX - 16,
 			 env.le_run_dir);
 	copy_path(spec.ls_tpm_state, sizeof(spec.ls_tpm_state), tpm_state_dir, "--tpm-state");
-	bool cards = spec.ls_nvols || spec.ls_nnics || spec.ls_tpm;
+	bool cards = spec.ls_nvols || spec.ls_nnics || spec.ls_tpm || spec.ls_vsock || spec.ls_nsm;
 	if (dry_run) {
 		if (launch_plan(&spec, &env, &plan, err, sizeof(err)))
 			die("run: %s", err);

@@ -37,20 +37,7 @@ static void vpcs_dir(char *out, size_t len)
 /* "A.B.C.D/P" with P in lo..hi and no host bits -> net (host order), prefix. */
 static bool parse_cidr(const char *s, unsigned lo, unsigned hi, uint32_t *net, unsigned *prefix)
 {
-	char a[20];
-	const char *slash = strchr(s, '/');
-	uint64_t p;
-	struct in_addr in;
-	if (!slash || (size_t)(slash - s) >= sizeof(a) || !parse_u64(slash + 1, lo, hi, &p))
-		return false;
-	memcpy(a, s, (size_t)(slash - s));
-	a[slash - s] = 0;
-	if (inet_pton(AF_INET, a, &in) != 1)
-		return false;
-	uint32_t m = ~0u << (32 - p);
-	*net = ntohl(in.s_addr);
-	*prefix = (unsigned)p;
-	return !(*net & ~m);
+	return launch_cidr_parse(s, lo, hi, false, net, prefix);
 }
 
 struct vpc_rec {
@@ -80,7 +67,7 @@ static int rec_read(uint32_t id, struct vpc_rec *r, char *err, size_t errlen)
 	unsigned p;
 	if (!ok || sscanf(line, "vpc=%llu cidr=%19s igw=%d%n", &v, cidr, &igw, &end) != 3 ||
 	    (line[end] != '\n' && line[end]) || v != id || (igw != 0 && igw != 1) ||
-	    !parse_cidr(cidr, 16, 28, &net, &p))
+	    !parse_cidr(cidr, LAUNCH_VPC_PREFIX_MIN, LAUNCH_VPC_PREFIX_MAX, &net, &p))
 		RETURN_ERR(-1, "VPC record %s: malformed (expected vpc=ID cidr=A.B.C.D/P igw=0|1)",
 			   path);
 	r->vr_id = id;
@@ -95,17 +82,7 @@ int vpc_apply(struct launch_nic *n, char *err, size_t errlen)
 	int got = rec_read(n->ln_vpc, &r, err, errlen);
 	if (got <= 0)
 		return got;
-	uint32_t net, ip;
-	unsigned p, ip_p;
-	parse_cidr(r.vr_cidr, 16, 28, &net, &p);
-	char a[20];
-	const char *slash = strchr(n->ln_ip, '/');
-	snprintf(a, sizeof(a), "%.*s", (int)(slash - n->ln_ip), n->ln_ip);
-	struct in_addr in;
-	inet_pton(AF_INET, a, &in);
-	ip = ntohl(in.s_addr);
-	ip_p = (unsigned)atoi(slash + 1);
-	if (ip_p < p || (ip & (~0u << (32 - p))) != net)
+	if (!launch_subnet_in(n->ln_ip, r.vr_cidr))
 		RETURN_ERR(-1, "--nic %s: the subnet is not inside VPC %u's CIDR %s", n->ln_ip,
 			   n->ln_vpc, r.vr_cidr);
 	snprintf(n->ln_vpc_cidr, sizeof(n->ln_vpc_cidr), "%s", r.vr_cidr);
@@ -132,8 +109,10 @@ static int vpc_create(int argc, char **argv)
 	unsigned p;
 	if (!id || !cidr)
 		die_usage("vpc create: ID (1..%u) and --cidr are required", MAP_VPC_MAX);
-	if (!parse_cidr(cidr, 16, 28, &net, &p))
+	if (!parse_cidr(cidr, LAUNCH_VPC_PREFIX_MIN, LAUNCH_VPC_PREFIX_MAX, &net, &p))
 		die_usage("vpc create: --cidr %s: expected A.B.C.D/16..28 with no host bits", cidr);
+	(void)net;
+	(void)p;
 	char dir[PATH_MAX], path[PATH_MAX + 16], tmp[PATH_MAX + 32];
 	vpcs_dir(dir, sizeof(dir));
 	for (char *c = dir + 1; *c; c++) /* the state folder and its parents */

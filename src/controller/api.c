@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "controller/api_int.h"
 #include "controller/audit.h"
 #include "controller/bootfile.h"
 #include "controller/ctl.h"
@@ -228,6 +229,9 @@ static void instances_create(const struct api_req *rq, struct api_resp *rs)
 			if (s.s_nics[i].n_sg[0] &&
 			    check_file("nics sg", s.s_nics[i].n_sg, rq->ar_uid, rs))
 				return;
+		/* In a VPC with a record: inside its CIDR (its gateway comes with the launch) */
+		if (vpcs_check_nics(&s, rs))
+			return;
 	}
 	if (s.s_kernel[0] && check_file("kernel", s.s_kernel, rq->ar_uid, rs))
 		return;
@@ -1170,6 +1174,43 @@ static void identity_cert(const struct api_req *rq, struct api_resp *rs)
 	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "identity certificate");
 }
 
+/* --- for the other route files (api_int.h) --- */
+
+void api_set_json(struct api_resp *rs, int status, json_t *j)
+{
+	set_json(rs, status, j);
+}
+
+void api_fail(struct api_resp *rs, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fail(rs, status, "%s", msg);
+}
+
+void api_not_allowed(struct api_resp *rs, const char *allow)
+{
+	not_allowed(rs, allow);
+}
+
+bool api_method_in(const char *m, const char *allow)
+{
+	return method_in(m, allow);
+}
+
+int api_commit(struct api_resp *rs)
+{
+	return commit(rs);
+}
+
+bool api_is_admin(uid_t uid)
+{
+	return is_admin(uid);
+}
+
 void api_handle(const struct api_req *rq, struct api_resp *rs)
 {
 	memset(rs, 0, sizeof(*rs));
@@ -1200,6 +1241,8 @@ void api_handle(const struct api_req *rq, struct api_resp *rs)
 		volumes_route(rq, seg, nseg, rs);
 	else if (nseg >= 2 && nseg <= 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "snapshots"))
 		snapshots_route(rq, seg, nseg, rs);
+	else if (nseg >= 2 && nseg <= 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "vpcs"))
+		vpcs_route(rq, seg, nseg, rs);
 	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
 		 !strcmp(seg[2], "attestation"))
 		attestation(rq, rs);

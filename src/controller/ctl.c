@@ -44,3 +44,11 @@ struct volrec *vol_find(const char *id)
 			return v;
 	return NULL;
 }
+
+struct vpcrec *vpc_find(uint32_t id)
+{
+	for (struct vpcrec *v = g_ctl.c_vpcs; v; v = v->vp_next)
+		if (v->vp_id == id)
+			return v;
+	return NULL;
+}

@@ -49,7 +49,8 @@ enum inst_goal {
 	GOAL_FAIL,   /* nitro-hv failed: stop the cards, then failed */
 };
 
-enum proc_kind { PK_HV, PK_CARD_EBS, PK_CARD_VPC, PK_CARD_TPM };
+/* PK_IGW: a NIC's internet gateway NAT (nitro-vpc-igw), started with its VPC card. */
+enum proc_kind { PK_HV, PK_CARD_EBS, PK_CARD_VPC, PK_CARD_TPM, PK_IGW };
 
 /* One supervised process (nitro-hv or a card). pid 0: not running. */
 struct proc {
@@ -63,8 +64,9 @@ struct proc {
 	unsigned p_restarts_window;
 };
 
-#define INST_ID_LEN 19					      /* "i-" + 17 hex digits */
-#define INST_MAX_CARDS (SPEC_MAX_VOLUMES + SPEC_MAX_NICS + 1) /* + the TPM card */
+#define INST_ID_LEN 19 /* "i-" + 17 hex digits */
+/* the volumes' cards, per NIC its card and its gateway's NAT, the TPM card */
+#define INST_MAX_CARDS (SPEC_MAX_VOLUMES + 2 * SPEC_MAX_NICS + 1)
 
 struct inst_view;
 
@@ -84,7 +86,8 @@ struct instance {
 	int64_t i_reboot_window; /* monotonic ms of the first guest reboot counted */
 	unsigned i_reboots_window;
 	struct proc i_hv;
-	struct proc i_cards[INST_MAX_CARDS]; /* volumes first, then nics, then the TPM */
+	struct proc i_cards[INST_MAX_CARDS]; /* the launch plan's order (launch.h): volumes,
+					      the NATs, the nics, the TPM */
 	unsigned i_ncards;
 	struct inst_view *i_view; /* the API's view, last rendered (records.h) */
 	struct instance *i_next;
@@ -104,6 +107,17 @@ struct volrec {
 	struct volrec *v_next;
 };
 
+/* A VPC record (POST /v1/vpcs, docs/api.md): its CIDR and whether it has an internet
+ * gateway. A NIC in a VPC without a record works as before (its subnet is the VPC). */
+struct vpcrec {
+	uint32_t vp_id; /* 1..16777215, the Geneve VNI a NIC's "vpc" names */
+	char vp_cidr[20];
+	bool vp_igw;
+	uid_t vp_owner; /* the (admin) caller that created it */
+	int64_t vp_created;
+	struct vpcrec *vp_next;
+};
+
 struct ctl {
 	pthread_mutex_t c_lock;
 	char c_state_dir[PATH_MAX];
@@ -119,6 +133,7 @@ struct ctl {
 	struct store *c_store;
 	struct instance *c_instances;
 	struct volrec *c_volumes;
+	struct vpcrec *c_vpcs;
 	uid_t c_allow[16];
 	unsigned c_nallow;
 	uid_t c_admin[16]; /* --admin-uid: see and act on every instance and volume */
@@ -142,6 +157,7 @@ extern struct ctl g_ctl;
  * records.h's (inst_save, vol_save). */
 struct instance *inst_find(const char *id);
 struct volrec *vol_find(const char *id);
+struct vpcrec *vpc_find(uint32_t id);
 
 int64_t now_ms(void); /* CLOCK_MONOTONIC */
 

@@ -149,6 +149,13 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 		ln->ln_pps = n->n_pps;
 		ln->ln_bandwidth_mbit = n->n_bandwidth_mbit;
 		sfmt(ln->ln_imds, sizeof(ln->ln_imds), "%s", n->n_imds);
+		/* The VPC's record (POST /v1/vpcs): its CIDR and internet gateway, as `nitro
+		 * run` reads them from `nitro vpc create` (a VPC without one: neither). */
+		const struct vpcrec *vr = vpc_find(n->n_vpc);
+		if (vr) {
+			sfmt(ln->ln_vpc_cidr, sizeof(ln->ln_vpc_cidr), "%s", vr->vp_cidr);
+			ln->ln_igw = vr->vp_igw;
+		}
 		/* written by launch_prepare (sign_identity), read-only in the card's jail */
 		char dir[PATH_MAX];
 		inst_dir(in, dir, sizeof(dir));
@@ -157,10 +164,12 @@ int launch_fill(const struct instance *in, struct launch_spec *ls, struct launch
 	/* The instance metadata: SMBIOS (nitro-hv) and the IMDS (the VPC cards). */
 	sfmt(ls->ls_instance_id, sizeof(ls->ls_instance_id), "%s", in->i_id);
 	sfmt(ls->ls_instance_type, sizeof(ls->ls_instance_type), "%s", s->s_instance_type);
+	sfmt(ls->ls_region, sizeof(ls->ls_region), "%s", s->s_region);
 	if (copy(ls->ls_user_data, sizeof(ls->ls_user_data), s->s_user_data, "user_data", err,
 		 errlen) ||
 	    copy(ls->ls_ssh_key, sizeof(ls->ls_ssh_key), s->s_ssh_key, "ssh_key", err, errlen))
 		return -1;
+	ls->ls_enclaves = s->s_enclaves;
 	if (s->s_tpm) {
 		ls->ls_tpm = true;
 		inst_tpm_dir(in, ls->ls_tpm_state, sizeof(ls->ls_tpm_state));
@@ -390,7 +399,7 @@ static void kept_close(struct kept *k)
 }
 
 static int kept_open(const struct instance *in, const struct launch_proc *p, const char *logname,
-		     struct kept *k, char *err, size_t errlen)
+		     int igw_fd, struct kept *k, char *err, size_t errlen)
 {
 	k->stdio[0] = k->stdio[1] = k->stdio[2] = -1;
 	k->nopened = k->npass = 0;
@@ -441,10 +450,16 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 			}
 			k->opened[k->nopened++] = fd;
 			break;
-		case LAUNCH_FD_IGW: /* no nitrod API makes a VPC with a gateway yet */
+		case LAUNCH_FD_IGW: /* an end of the link launch_card made (not ours to close) */
 		case LAUNCH_FD_IGW_NAT:
+			if ((fd = igw_fd) < 0) {
+				kept_close(k);
+				RETURN_ERR(-1, "%s: no internet gateway link", p->lp_name);
+			}
+			break;
+		case LAUNCH_FD_NSM_CHAIN: /* nitrod's "enclaves": true does not start it yet */
 			kept_close(k);
-			RETURN_ERR(-1, "%s: the internet gateway is not available through nitrod",
+			RETURN_ERR(-1, "%s: the NSM card is not available through nitrod yet",
 				   p->lp_name);
 		case LAUNCH_FD_UNDERLAY:
 			if ((fd = underlay_socket(err, errlen)) < 0) {
@@ -571,8 +586,8 @@ static int cgroup_for(const struct instance *in, const struct launch_proc *p, co
 /* Starts process p of the plan measured and jailed; its pid, or -1 with err. The fds of
  * its plan and extra[] (nitro-hv's boot files) are passed at the numbers given. */
 static pid_t spawn(struct instance *in, const struct launch_proc *p, const char *logname,
-		   const char *jail_name, const struct jail_fd *extra, size_t nextra, char *err,
-		   size_t errlen)
+		   const char *jail_name, const struct jail_fd *extra, size_t nextra, int igw_fd,
+		   char *err, size_t errlen)
 {
 	int fd = -1;
 	if (chip_measure_exec(g_ctl.c_chip, p->lp_exe, &fd, NULL, err, errlen))
@@ -596,7 +611,7 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 	if (p->lp_kind == LAUNCH_HV && getenv("NITRO_TRACE"))
 		env[ne++] = "NITRO_TRACE=1";
 	struct kept k;
-	if (kept_open(in, p, logname, &k, err, errlen)) {
+	if (kept_open(in, p, logname, igw_fd, &k, err, errlen)) {
 		close(fd);
 		return -1;
 	}
@@ -649,6 +664,9 @@ static void card_what(const struct instance *in, const struct launch_proc *p, ch
 {
 	if (p->lp_kind == LAUNCH_CARD_TPM)
 		sfmt(out, len, "the TPM");
+	else if (p->lp_kind == LAUNCH_IGW)
+		sfmt(out, len, "the internet gateway of nic %s in VPC %u",
+		     in->i_spec.s_nics[p->lp_item].n_ip, in->i_spec.s_nics[p->lp_item].n_vpc);
 	else if (p->lp_kind == LAUNCH_CARD_VPC)
 		sfmt(out, len, "nic %s in VPC %u", in->i_spec.s_nics[p->lp_item].n_ip,
 		     in->i_spec.s_nics[p->lp_item].n_vpc);
@@ -658,14 +676,61 @@ static void card_what(const struct instance *in, const struct launch_proc *p, ch
 		sfmt(out, len, "the instance store");
 }
 
+/* Ends a process of the instance now (SIGKILL; reaped when it is nitrod's child). */
+static void end_now(struct proc *pr)
+{
+	if (pr->p_pid <= 0)
+		return;
+	kill(pr->p_pid, SIGKILL);
+	if (pr->p_child)
+		waitpid(pr->p_pid, NULL, 0);
+	if (pr->p_pidfd >= 0) { /* the supervisor's watch (supervise.c): forgotten */
+		close(pr->p_pidfd);
+		pr->p_pidfd = -1;
+	}
+	pr->p_pid = 0;
+}
+
+/* The internet gateway's NAT of NIC nic (nitro-vpc-igw: measured, jailed with the seccomp
+ * list "igw", in the host's network namespace, the instance's uid), on link[0] of a new
+ * socketpair whose link[1] its card gets. 0, or -1 with err (no NAT left running). */
+static int start_nat(struct instance *in, const struct launch_plan *pl, unsigned nic, int link[2],
+		     char *err, size_t errlen)
+{
+	unsigned gi = 0;
+	while (gi < pl->pl_ncards &&
+	       (pl->pl_procs[gi].lp_kind != LAUNCH_IGW || pl->pl_procs[gi].lp_item != nic))
+		gi++;
+	if (gi == pl->pl_ncards)
+		RETURN_ERR(-1, "nic %u: no internet gateway in the plan", nic);
+	struct proc *pr = &in->i_cards[gi];
+	end_now(pr);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, link) < 0)
+		RETURN_ERR(-1, "nic %u: internet gateway link: %s", nic, strerror(errno));
+	char logname[32], jname[16], what[128];
+	sfmt(logname, sizeof(logname), "card%u.log", gi);
+	sfmt(jname, sizeof(jname), "c%u", gi);
+	card_what(in, &pl->pl_procs[gi], what, sizeof(what));
+	pid_t pid = spawn(in, &pl->pl_procs[gi], logname, jname, NULL, 0, link[0], err, errlen);
+	close(link[0]);
+	link[0] = -1;
+	if (pid < 0) {
+		char e[512];
+		sfmt(e, sizeof(e), "%s", err);
+		RETURN_ERR(-1, "%s did not start: %s", what, e);
+	}
+	started(pr, PK_IGW, pid);
+	return 0;
+}
+
 int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 {
 	struct planned *pp = plan_of(in, err, errlen);
 	if (!pp)
 		return -1;
 	const struct launch_proc *p = launch_plan_card(&pp->pl, idx);
-	int r = -1;
-	char what[80], logname[32], jname[16];
+	int r = -1, link[2] = {-1, -1};
+	char what[128], logname[32], jname[16];
 	if (!p) {
 		sfmt(err, errlen, "no card %u", idx);
 		goto out;
@@ -673,6 +738,10 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 	card_what(in, p, what, sizeof(what));
 	sfmt(logname, sizeof(logname), "card%u.log", idx);
 	sfmt(jname, sizeof(jname), "c%u", idx);
+	if (p->lp_kind == LAUNCH_IGW) { /* started with its card, below */
+		r = 0;
+		goto out;
+	}
 	/* A volume file belongs to the instance's uid while its card runs. */
 	if (p->lp_kind == LAUNCH_CARD_EBS && g_ctl.c_jail && pp->ls.ls_vols[p->lp_item].lv_file &&
 	    chown(pp->ls.ls_vols[p->lp_item].lv_path, in->i_uid, in->i_gid) < 0) {
@@ -710,7 +779,12 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 				w->lp_paths[i].lpa_path = copies[f];
 	}
 	unlink(p->lp_socket);
-	pid_t pid = spawn(in, p, logname, jname, NULL, 0, err, errlen);
+	/* A NIC with an internet gateway: its NAT first (any earlier one, linked to the card
+	 * that ended, goes), joined to this card by a new SOCK_SEQPACKET pair. */
+	if (p->lp_kind == LAUNCH_CARD_VPC && launch_proc_fd(p, LAUNCH_FD_IGW, p->lp_item) >= 0 &&
+	    start_nat(in, &pp->pl, p->lp_item, link, err, errlen) < 0)
+		goto out;
+	pid_t pid = spawn(in, p, logname, jname, NULL, 0, link[1], err, errlen);
 	if (pid < 0)
 		goto out;
 	struct proc *pr = &in->i_cards[idx];
@@ -745,6 +819,9 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 		sfmt(err, errlen, "the card of %s did not start: no socket after %d ms", what,
 		     CARD_START_MS);
 out:
+	for (int i = 0; i < 2; i++)
+		if (link[i] >= 0)
+			close(link[i]);
 	free(pp);
 	return r;
 }
@@ -795,7 +872,7 @@ int launch_hv(struct instance *in, char *err, size_t errlen)
 	struct jail_fd pass[2];
 	for (size_t i = 0; i < nb; i++)
 		pass[i] = (struct jail_fd){bfd[i], bfd[i]}; /* at the numbers its argv names */
-	pid_t pid = spawn(in, hv, "hv.log", "hv", pass, nb, err, errlen);
+	pid_t pid = spawn(in, hv, "hv.log", "hv", pass, nb, -1, err, errlen);
 	if (pid >= 0) {
 		started(&in->i_hv, PK_HV, pid);
 		r = 0;
@@ -893,7 +970,8 @@ static int sign_identity(const struct instance *in, const struct launch_spec *ls
 						      ? ls->ls_instance_type
 						      : hv_default_instance_type(
 							    ls->ls_cpus, ls->ls_mem_mib, deftype),
-			      .ic_pending_time = (uint64_t)in->i_created};
+			      .ic_pending_time = (uint64_t)in->i_created,
+			      .ic_region = ls->ls_region[0] ? ls->ls_region : NULL};
 	sfmt(ic.ic_local_ipv4, sizeof(ic.ic_local_ipv4), "%.*s", (int)strcspn(n->ln_ip, "/"),
 	     n->ln_ip);
 	char doc[2048];

@@ -46,11 +46,13 @@ static json_t *spec_json(const struct inst_spec *s, bool stored)
 		const char *k, *v;
 	} meta[] = {{"instance_type", s->s_instance_type},
 		    {"user_data", s->s_user_data},
-		    {"ssh_key", s->s_ssh_key}};
+		    {"ssh_key", s->s_ssh_key},
+		    {"region", s->s_region}};
 	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++)
 		if (meta[i].v[0])
 			json_object_set_new(j, meta[i].k, json_string(meta[i].v));
 	json_object_set_new(j, "tpm", json_boolean(s->s_tpm));
+	json_object_set_new(j, "enclaves", json_boolean(s->s_enclaves));
 	if (s->s_istore_mib) {
 		json_t *o = json_pack("{s:I}", "size_mib", (json_int_t)s->s_istore_mib);
 		if (s->s_istore_dir[0])
@@ -244,9 +246,10 @@ int inst_from_json(json_t *j, struct instance *in, char *err, size_t errlen)
 	in->i_hv.p_pidfd = -1;
 	/* The spec part goes through the API's own checks. */
 	json_t *spec = json_object();
-	static const char *const fields[] = {
-	    "cpus",    "memory_mib",	"kernel",    "initrd",	"cmdline", "nics",
-	    "console", "instance_type", "user_data", "ssh_key", "tpm",	   "instance_store"};
+	static const char *const fields[] = {"cpus",	  "memory_mib", "kernel",  "initrd",
+					     "cmdline",	  "nics",	"console", "instance_type",
+					     "user_data", "ssh_key",	"tpm",	   "instance_store",
+					     "region",	  "enclaves"};
 	for (unsigned i = 0; i < ARRAY_SIZE(fields); i++) {
 		json_t *v = json_object_get(j, fields[i]);
 		if (v)
@@ -378,6 +381,90 @@ int vol_forget(const char *id, char *err, size_t errlen)
 	return store_delete(g_ctl.c_store, "volumes", id, err, errlen);
 }
 
+json_t *vpc_json(const struct vpcrec *v)
+{
+	return json_pack("{s:I, s:s, s:b, s:I, s:I}", "id", (json_int_t)v->vp_id, "cidr",
+			 v->vp_cidr, "internet_gateway", v->vp_igw, "owner",
+			 (json_int_t)v->vp_owner, "created", (json_int_t)v->vp_created);
+}
+
+int vpc_from_json(json_t *j, struct vpcrec *v, char *err, size_t errlen)
+{
+	/* the API's own check of the fields a request gives, then the rest */
+	json_t *q = json_pack("{s:O?, s:O?, s:O?}", "id", json_object_get(j, "id"), "cidr",
+			      json_object_get(j, "cidr"), "internet_gateway",
+			      json_object_get(j, "internet_gateway"));
+	char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
+	json_decref(q);
+	struct vpc_spec vs;
+	int r = text ? spec_parse_vpc(text, strlen(text), &vs, err, errlen) : -1;
+	free(text);
+	if (r)
+		return -1;
+	memset(v, 0, sizeof(*v));
+	v->vp_id = vs.vp_id;
+	memcpy(v->vp_cidr, vs.vp_cidr, sizeof(v->vp_cidr));
+	v->vp_igw = vs.vp_igw;
+	v->vp_created = (int64_t)json_integer_value(json_object_get(j, "created"));
+	if (owner_from_json(j, &v->vp_owner))
+		RETURN_ERR(-1, "vpc %u: bad owner", v->vp_id);
+	return 0;
+}
+
+static void vpc_key(uint32_t id, char out[12])
+{
+	snprintf(out, 12, "%u", id);
+}
+
+int vpc_save(const struct vpcrec *v)
+{
+	char id[12];
+	vpc_key(v->vp_id, id);
+	return save_doc("vpcs", id, vpc_json(v));
+}
+
+int vpc_forget(uint32_t vid, char *err, size_t errlen)
+{
+	char id[12];
+	vpc_key(vid, id);
+	return store_delete(g_ctl.c_store, "vpcs", id, err, errlen);
+}
+
+void vpc_insert(struct vpcrec *v)
+{
+	struct vpcrec **pp = &g_ctl.c_vpcs;
+	while (*pp && (*pp)->vp_id < v->vp_id)
+		pp = &(*pp)->vp_next;
+	v->vp_next = *pp;
+	*pp = v;
+}
+
+static int load_vpc(const char *id, const char *doc, void *arg)
+{
+	(void)arg;
+	char err[256] = "not JSON", key[12] = "";
+	json_t *j = json_loads(doc, 0, NULL);
+	struct vpcrec *v = calloc(1, sizeof(*v));
+	int r = !v   ? (sfmt(err, sizeof(err), "out of memory"), -1)
+		: !j ? -1
+		     : vpc_from_json(j, v, err, sizeof(err));
+	if (r == 0) {
+		vpc_key(v->vp_id, key);
+		if (strcmp(id, key) || vpc_find(v->vp_id)) {
+			sfmt(err, sizeof(err), "its row's key and its id differ");
+			r = -1;
+		}
+	}
+	if (r) {
+		warnmsg("state: vpc %s: skipped (%s)", id, err);
+		free(v);
+	} else {
+		vpc_insert(v);
+	}
+	json_decref(j);
+	return 0;
+}
+
 /* One stored document (arg: &g_ctl.c_volumes or &g_ctl.c_instances), checked like any
  * input and appended to its list, or skipped with a message. */
 static int load_record(const char *id, const char *doc, void *arg)
@@ -411,7 +498,8 @@ int records_load(char *err, size_t errlen)
 {
 	struct store *st = g_ctl.c_store;
 	if (store_each(st, "volumes", load_record, &g_ctl.c_volumes, err, errlen) < 0 ||
-	    store_each(st, "instances", load_record, &g_ctl.c_instances, err, errlen) < 0)
+	    store_each(st, "instances", load_record, &g_ctl.c_instances, err, errlen) < 0 ||
+	    store_each(st, "vpcs", load_vpc, NULL, err, errlen) < 0)
 		return -1;
 	return 0;
 }

@@ -31,7 +31,14 @@ int inst_save(const struct instance *in);
 int vol_save(const struct volrec *v);
 /* Removes a volume's row. */
 int vol_forget(const char *id, char *err, size_t errlen);
-/* Appends every stored volume and instance to g_ctl's lists; 0, or -1 with err set. */
+/* VPC records: {id, cidr, internet_gateway, owner, created} (the API's view and the row). */
+json_t *vpc_json(const struct vpcrec *v);
+int vpc_from_json(json_t *j, struct vpcrec *v, char *err, size_t errlen);
+int vpc_save(const struct vpcrec *v);
+int vpc_forget(uint32_t id, char *err, size_t errlen);
+/* Puts v into g_ctl.c_vpcs in id order. */
+void vpc_insert(struct vpcrec *v);
+/* Appends every stored volume, instance and VPC record to g_ctl's lists; 0, or -1 with err set. */
 int records_load(char *err, size_t errlen);
 
 #endif

@@ -299,9 +299,10 @@ static int parse_istore(json_t *o, struct inst_spec *s, char *err, size_t errlen
 
 static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errlen)
 {
-	static const char *const names[] = {
-	    "cpus",    "memory_mib",	"kernel",    "initrd",	"cmdline", "volumes",	    "nics",
-	    "console", "instance_type", "user_data", "ssh_key", "tpm",	   "instance_store"};
+	static const char *const names[] = {"cpus",	      "memory_mib", "kernel",  "initrd",
+					    "cmdline",	      "volumes",    "nics",    "console",
+					    "instance_type",  "user_data",  "ssh_key", "tpm",
+					    "instance_store", "region",	    "enclaves"};
 	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen))
 		return -1;
 	memset(s, 0, sizeof(*s));
@@ -309,7 +310,8 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 	if (get_uint(o, "cpus", 1, 254, &cpus, err, errlen) ||
 	    get_uint(o, "memory_mib", 64, 1024 * 1024, &mem, err, errlen) ||
 	    get_bool(o, "console", &s->s_console, err, errlen) ||
-	    get_bool(o, "tpm", &s->s_tpm, err, errlen))
+	    get_bool(o, "tpm", &s->s_tpm, err, errlen) ||
+	    get_bool(o, "enclaves", &s->s_enclaves, err, errlen))
 		return -1;
 	s->s_cpus = (unsigned)cpus;
 	s->s_mem_mib = mem;
@@ -329,6 +331,15 @@ static int parse_instance(json_t *o, struct inst_spec *s, char *err, size_t errl
 			return -1;
 		if (!hv_instance_type_ok(s->s_instance_type))
 			RETURN_ERR(-1, "instance_type: expected a name like \"m5.large\"");
+	}
+	if ((v = json_object_get(o, "region"))) {
+		if (str_copy(v, "region", s->s_region, sizeof(s->s_region), err, errlen))
+			return -1;
+		if (!launch_region_ok(s->s_region))
+			RETURN_ERR(-1,
+				   "region: expected a name like \"eu-west-1\" (1 to %d of a-z, "
+				   "0-9 and '-', not starting or ending with '-')",
+				   LAUNCH_REGION_MAX);
 	}
 	if ((v = json_object_get(o, "user_data")) &&
 	    path_copy(v, "user_data", s->s_user_data, sizeof(s->s_user_data), err, errlen))
@@ -504,6 +515,57 @@ int spec_parse_attach(const char *body, size_t len, char id[SPEC_ID_LEN], struct
 out:
 	json_decref(o);
 	return rc;
+}
+
+int spec_parse_vpc(const char *body, size_t len, struct vpc_spec *vp, char *err, size_t errlen)
+{
+	static const char *const names[] = {"id", "cidr", "internet_gateway"};
+	json_t *o = load_object(body, len, false, err, errlen);
+	if (!o)
+		return -1;
+	int r = -1;
+	memset(vp, 0, sizeof(*vp));
+	json_t *id = json_object_get(o, "id"), *cidr = json_object_get(o, "cidr");
+	uint32_t net;
+	unsigned prefix;
+	if (only_fields(o, "", names, ARRAY_SIZE(names), err, errlen) ||
+	    get_bool(o, "internet_gateway", &vp->vp_igw, err, errlen))
+		goto out;
+	if (!id || !json_is_integer(id) || json_integer_value(id) < 1 ||
+	    json_integer_value(id) > 0xffffff) {
+		snprintf(err, errlen,
+			 "id: expected an integer from 1 to 16777215 (the VPC of nics)");
+		goto out;
+	}
+	vp->vp_id = (uint32_t)json_integer_value(id);
+	if (!cidr || !json_is_string(cidr) || json_string_length(cidr) >= sizeof(vp->vp_cidr) ||
+	    strlen(json_string_value(cidr)) != json_string_length(cidr) ||
+	    !launch_cidr_parse(json_string_value(cidr), LAUNCH_VPC_PREFIX_MIN,
+			       LAUNCH_VPC_PREFIX_MAX, false, &net, &prefix)) {
+		snprintf(err, errlen,
+			 "cidr: expected \"A.B.C.D/P\" with P from %d to %d and no host bits",
+			 LAUNCH_VPC_PREFIX_MIN, LAUNCH_VPC_PREFIX_MAX);
+		goto out;
+	}
+	snprintf(vp->vp_cidr, sizeof(vp->vp_cidr), "%s", json_string_value(cidr));
+	r = 0;
+out:
+	json_decref(o);
+	return r;
+}
+
+uint32_t spec_vpc_id(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 8 || s[0] == '0')
+		return 0;
+	uint32_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (uint32_t)(s[i] - '0');
+	}
+	return v <= 0xffffff ? v : 0;
 }
 
 int spec_parse_empty(const char *body, size_t len, char *err, size_t errlen)

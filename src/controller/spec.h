@@ -7,13 +7,14 @@
  * it on any bytes.
  *
  *   instance: {cpus, memory_mib, kernel, initrd, cmdline, volumes[], nics[], console, tpm,
- *             instance_type, user_data, ssh_key, instance_store}
+ *             instance_type, user_data, ssh_key, instance_store, region, enclaves}
  *             volumes[]: "vol-..." or {id, readonly, bus, device} (how this instance uses
  *             the volume); instance_store: {size_mib, dir}
  *   nic:      {vpc, ip, mac, sg, pps, bandwidth_mbit}
  *   volume:   {size_mib, encrypted, iops, throughput_mib, gp2} (its QoS, as EC2's volume
  *             types: gp3 with iops/throughput, or gp2 burst credits)
  *   attach:   {instance_id, readonly}
+ *   vpc:      {id, cidr, internet_gateway}
  * The QoS and allowance ranges are the launch description's (src/launch/launch.h), the
  * same `nitro run` checks.
  */
@@ -64,7 +65,8 @@ struct inst_spec {
 	bool s_no_initrd;	      /* "initrd": null */
 	char s_cmdline[SPEC_MAX_CMDLINE + 1];
 	bool s_console;
-	bool s_tpm; /* a NitroTPM card (docs/tpm.md) */
+	bool s_tpm;	 /* a NitroTPM card (docs/tpm.md) */
+	bool s_enclaves; /* the Nitro Enclaves device (docs/enclaves.md) */
 	unsigned s_nvols;
 	struct vol_ref s_vols[SPEC_MAX_VOLUMES];
 	unsigned s_nnics;
@@ -74,6 +76,9 @@ struct inst_spec {
 	char s_instance_type[72];
 	char s_user_data[SPEC_MAX_PATH];
 	char s_ssh_key[SPEC_MAX_PATH];
+	/* "region": the VPC cards' IMDS placement and DNS names (launch.h ls_region); "" =
+	 * us-east-1 */
+	char s_region[33];
 	/* "instance_store": {size_mib, dir}: the instance-storage card (docs/nvme.md), a
 	 * local NVMe disk after the volumes; 0 = none. dir: "" = nitrod's default folder, else
 	 * one of its instance-store folders or a folder beneath one (checked at create and at
@@ -92,6 +97,17 @@ struct vol_spec {
 	char vs_from_image[SPEC_MAX_PATH];  /* "from_image": a raw/qcow2 file, or "" */
 	char vs_from_snapshot[SPEC_ID_LEN]; /* "from_snapshot": snap-<17 hex>, or "" */
 };
+
+/* POST /v1/vpcs: {id: 1..16777215, cidr: "A.B.C.D/16..28" without host bits,
+ * internet_gateway: bool (false)}. */
+struct vpc_spec {
+	uint32_t vp_id;
+	char vp_cidr[20];
+	bool vp_igw;
+};
+int spec_parse_vpc(const char *body, size_t len, struct vpc_spec *v, char *err, size_t errlen);
+/* A VPC id of a URL: decimal 1..16777215 without sign or leading zero; 0 when it is not. */
+uint32_t spec_vpc_id(const char *s);
 
 /* Each parses a whole body (len bytes, not NUL-terminated). 0, or -1 with err set. */
 int spec_parse_instance(const char *body, size_t len, struct inst_spec *s, char *err,

@@ -16,20 +16,22 @@ struct store {
 	pthread_mutex_t s_lock; /* the creation of the database on the first write */
 	char *s_path;
 	sqlite3 *s_db; /* NULL until the file exists */
-	sqlite3_stmt *s_put[2], *s_del[2];
+	sqlite3_stmt *s_put[3], *s_del[3];
 	bool s_want_txn; /* store_txn_begin: the next write opens a transaction */
 	bool s_in_txn;
 	bool s_txn_failed; /* a write of the open transaction failed: no more, no commit */
 };
 
+static const char *const tables[3] = {"instances", "volumes", "vpcs"};
+
 static int table_idx(const char *t)
 {
-	return strcmp(t, "instances") == 0 ? 0 : 1;
+	return strcmp(t, "instances") == 0 ? 0 : strcmp(t, "volumes") == 0 ? 1 : 2;
 }
 
 static void db_close(struct store *s)
 {
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		sqlite3_finalize(s->s_put[i]);
 		sqlite3_finalize(s->s_del[i]);
 		s->s_put[i] = s->s_del[i] = NULL;
@@ -52,17 +54,17 @@ static int db_open(struct store *s, char *err, size_t errlen)
 	    "PRAGMA synchronous=NORMAL; PRAGMA journal_mode=WAL; BEGIN;"
 	    "CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, doc TEXT NOT NULL);"
 	    "CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, doc TEXT NOT NULL);"
+	    "CREATE TABLE IF NOT EXISTS vpcs (id TEXT PRIMARY KEY, doc TEXT NOT NULL);"
 	    "COMMIT;";
 	if (sqlite3_exec(s->s_db, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
-	static const char *const tabs[2] = {"instances", "volumes"};
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		char q[128];
 		snprintf(q, sizeof(q), "INSERT OR REPLACE INTO %s (id, doc) VALUES (?1, ?2)",
-			 tabs[i]);
+			 tables[i]);
 		if (sqlite3_prepare_v2(s->s_db, q, -1, &s->s_put[i], NULL) != SQLITE_OK)
 			goto fail;
-		snprintf(q, sizeof(q), "DELETE FROM %s WHERE id = ?1", tabs[i]);
+		snprintf(q, sizeof(q), "DELETE FROM %s WHERE id = ?1", tables[i]);
 		if (sqlite3_prepare_v2(s->s_db, q, -1, &s->s_del[i], NULL) != SQLITE_OK)
 			goto fail;
 	}
@@ -210,8 +212,7 @@ int store_each(struct store *s, const char *table,
 	if (!s->s_db)
 		return 0; /* not created yet: no rows */
 	char q[96];
-	snprintf(q, sizeof(q), "SELECT id, doc FROM %s ORDER BY id",
-		 table_idx(table) == 0 ? "instances" : "volumes");
+	snprintf(q, sizeof(q), "SELECT id, doc FROM %s ORDER BY id", tables[table_idx(table)]);
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->s_db, q, -1, &st, NULL) != SQLITE_OK)
 		RETURN_ERR(-1, "state database: %s", sqlite3_errmsg(s->s_db));

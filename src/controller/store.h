@@ -1,4 +1,4 @@
-/* nitrod's state in SQLite: STATE_DIR/nitrod.db, one row per instance and per volume,
+/* nitrod's state in SQLite: STATE_DIR/nitrod.db, one row per instance, per volume and per VPC record,
  * each a JSON document (records.h) keyed by id. Written through on every change
  * (WAL, synchronous=NORMAL: a row survives a nitrod crash; a power cut may lose the last
  * transactions, never corrupt the file). A state folder without the file is read as empty
@@ -15,7 +15,7 @@ struct store;
  * it for the first write when there is no file. */
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *s);
-/* table is "instances" or "volumes". 0, or -1 with err set. */
+/* table is "instances", "volumes" or "vpcs". 0, or -1 with err set. */
 int store_put(struct store *s, const char *table, const char *id, const char *doc, char *err,
 	      size_t errlen);
 int store_delete(struct store *s, const char *table, const char *id, char *err, size_t errlen);

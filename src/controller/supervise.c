@@ -42,6 +42,8 @@ static void audit_event(const struct instance *in, const char *what, int status,
 
 static void watch(struct proc *p)
 {
+	if (p->p_pid <= 0) /* nothing started (a NAT starts with its card) */
+		return;
 	p->p_pidfd = (int)syscall(SYS_pidfd_open, p->p_pid, 0);
 	if (p->p_pidfd < 0) {
 		warnmsg("pidfd_open %d: %s", (int)p->p_pid, strerror(errno));
@@ -63,6 +65,15 @@ static void unwatch(struct proc *p)
 static bool alive(const struct proc *p)
 {
 	return p->p_pid > 0;
+}
+
+/* Watches every card process a launch started and nobody watches yet: the card launch_card
+ * was asked for, and a NAT started with its card (launcher.c). */
+static void watch_new(struct instance *in)
+{
+	for (unsigned i = 0; i < in->i_ncards; i++)
+		if (alive(&in->i_cards[i]) && in->i_cards[i].p_pidfd < 0)
+			watch(&in->i_cards[i]);
 }
 
 static bool any_alive(const struct instance *in)
@@ -177,7 +188,7 @@ int inst_launch(struct instance *in)
 	for (unsigned i = 0; i < in->i_ncards; i++) {
 		if (launch_card(in, i, err, sizeof(err)))
 			goto fail;
-		watch(&in->i_cards[i]);
+		watch_new(in);
 	}
 	if (launch_tpm_endorse(in, err, sizeof(err)))
 		goto fail;
@@ -209,6 +220,16 @@ fail:
 static void restart_card(struct instance *in, unsigned idx)
 {
 	struct proc *p = &in->i_cards[idx];
+	/* A NAT is started again with its card, never alone (its card's end of the link is
+	 * gone): until then the nic has no gateway, as under `nitro run`. */
+	if (p->p_kind == PK_IGW) {
+		warnmsg("%s: card %u (the internet gateway's NAT) ended; its nic has no gateway "
+			"until its card restarts",
+			in->i_id, idx);
+		audit_event(in, "IGW-ENDED", 200, "the internet gateway's NAT ended");
+		inst_save(in);
+		return;
+	}
 	int64_t now = now_ms();
 	if (!p->p_restart_window || now - p->p_restart_window > RESTART_WINDOW_MS) {
 		p->p_restart_window = now;
@@ -219,13 +240,14 @@ static void restart_card(struct instance *in, unsigned idx)
 		sfmt(err, sizeof(err), "card %u crashed more than %u times in a minute", idx,
 		     SUP_MAX_RESTARTS);
 	} else if (launch_card(in, idx, err, sizeof(err)) == 0) {
-		watch(p);
+		watch_new(in);
 		p->p_restarts++;
 		warnmsg("%s: card %u restarted (pid %d)", in->i_id, idx, (int)p->p_pid);
 		audit_event(in, "RESTART-CARD", 200, "card restarted");
 		inst_save(in);
 		return;
 	}
+	watch_new(in); /* a NAT started before its card failed: stopped below */
 	warnmsg("%s: %s", in->i_id, err);
 	audit_event(in, "RESTART-CARD", 500, err);
 	sfmt(in->i_reason, sizeof(in->i_reason), "%s", err);

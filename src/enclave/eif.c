@@ -11,37 +11,7 @@
 #include "enclave/cbw.h"
 #include "enclave/cose.h"
 #include "enclave/pki.h"
-
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-static uint16_t be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
+#include "lib/be.h"
 
 uint32_t eif_crc32(uint32_t crc, const void *data, size_t len)
 {
@@ -116,12 +86,12 @@ enum eif_err eif_parse(const uint8_t *buf, size_t len, struct eif_info *out, cha
 			    EIF_HDR_SIZE);
 	if (memcmp(buf, EIF_MAGIC, 4) != 0)
 		return fail(err, errlen, EIF_E_MAGIC, "not an EIF: magic is not \".eif\"");
-	out->version = be16(buf + 4);
-	out->flags = be16(buf + 6);
-	out->default_mem = be64(buf + 8);
-	out->default_cpus = be64(buf + 16);
-	out->num_sections = be16(buf + 26);
-	out->crc = be32(buf + EIF_HDR_SIZE - 4);
+	out->version = be16_get(buf + 4);
+	out->flags = be16_get(buf + 6);
+	out->default_mem = be64_get(buf + 8);
+	out->default_cpus = be64_get(buf + 16);
+	out->num_sections = be16_get(buf + 26);
+	out->crc = be32_get(buf + EIF_HDR_SIZE - 4);
 	if (out->version == 0 || out->version > EIF_VERSION)
 		return fail(err, errlen, EIF_E_VERSION, "EIF version %u is not supported (1..%d)",
 			    out->version, EIF_VERSION);
@@ -132,7 +102,7 @@ enum eif_err eif_parse(const uint8_t *buf, size_t len, struct eif_info *out, cha
 	const uint8_t *offs = buf + 28, *sizes = buf + 28 + 8 * EIF_MAX_SECTIONS;
 	uint64_t pos = EIF_HDR_SIZE;
 	for (unsigned i = 0; i < EIF_MAX_SECTIONS; i++) {
-		uint64_t off = be64(offs + 8 * i), size = be64(sizes + 8 * i);
+		uint64_t off = be64_get(offs + 8 * i), size = be64_get(sizes + 8 * i);
 		if (i >= n) {
 			if (off || size)
 				return fail(err, errlen, EIF_E_SECTION_LAYOUT,
@@ -153,9 +123,9 @@ enum eif_err eif_parse(const uint8_t *buf, size_t len, struct eif_info *out, cha
 			    (unsigned long long)pos, len);
 		const uint8_t *sh = buf + pos;
 		struct eif_section *s = &out->sec[i];
-		s->type = be16(sh);
-		s->flags = be16(sh + 2);
-		s->size = be64(sh + 4);
+		s->type = be16_get(sh);
+		s->flags = be16_get(sh + 2);
+		s->size = be64_get(sh + 4);
 		s->offset = off;
 		if (s->size != size)
 			return fail(
@@ -508,24 +478,24 @@ uint8_t *eif_build(const struct eif_build_in *in, size_t *len, char *err, size_t
 		return NULL;
 	}
 	memcpy(img, EIF_MAGIC, 4);
-	put16(img + 4, EIF_VERSION);
-	put16(img + 6, 0);
-	put64(img + 8, 1024ull << 20); /* default_mem, as AWS's builder */
-	put64(img + 16, 2);	       /* default_cpus */
-	put16(img + 26, (uint16_t)n);
+	be16_put(img + 4, EIF_VERSION);
+	be16_put(img + 6, 0);
+	be64_put(img + 8, 1024ull << 20); /* default_mem, as AWS's builder */
+	be64_put(img + 16, 2);		  /* default_cpus */
+	be16_put(img + 26, (uint16_t)n);
 	uint64_t pos = EIF_HDR_SIZE;
 	for (unsigned i = 0; i < n; i++) {
-		put64(img + 28 + 8 * i, pos);
-		put64(img + 28 + 8 * EIF_MAX_SECTIONS + 8 * i, size[i]);
-		put16(img + pos, type[i]);
-		put64(img + pos + 4, size[i]);
+		be64_put(img + 28 + 8 * i, pos);
+		be64_put(img + 28 + 8 * EIF_MAX_SECTIONS + 8 * i, size[i]);
+		be16_put(img + pos, type[i]);
+		be64_put(img + pos + 4, size[i]);
 		if (size[i])
 			memcpy(img + pos + EIF_SEC_HDR_SIZE, body[i], size[i]);
 		pos += EIF_SEC_HDR_SIZE + size[i];
 	}
 	uint32_t crc = eif_crc32(0, img, EIF_HDR_SIZE - 4);
 	crc = eif_crc32(crc, img + EIF_HDR_SIZE, total - EIF_HDR_SIZE);
-	put32(img + EIF_HDR_SIZE - 4, crc);
+	be32_put(img + EIF_HDR_SIZE - 4, crc);
 	cbw_free(&sig);
 	if (in->cert_pem) { /* the key must be the certificate's: read it back as a loader will */
 		struct eif_info info;

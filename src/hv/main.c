@@ -3,7 +3,8 @@
  * the serial console. Exit status: 0 guest powered off (or rebooted, with --no-reboot),
  * 1 error or guest crash (triple fault, KVM failure), 2 usage, 3 guest kernel panic
  * with --no-reboot, 4 guest rebooted while sandboxed (a jailed nitro-hv cannot exec
- * itself again: its supervisor starts a fresh one), 128+N killed by signal N.
+ * itself again: its supervisor starts a fresh one), 128+N killed by signal N; in enclave
+ * mode also 5 (the EIF was refused) and 6 (the memory ranges were refused): enclave_image.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,19 +14,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/virtio_ids.h>
+
 #include "boot/config.h"
 #include "boot/kernel.h"
 #include "hv/acpi.h"
+#include "hv/enclave.h"
+#include "hv/enclave_image.h"
+#include "hv/enclave_spawn.h"
+#include "hv/kvmstats.h"
+#include "hv/ne_pci.h"
 #include "hv/nvme_pci.h"
 #include "hv/pci.h"
 #include "hv/platform.h"
 #include "hv/serial.h"
 #include "hv/smbios.h"
 #include "hv/tpm.h"
+#include "hv/vhost_front.h"
 #include "hv/virtio_pci.h"
 #include "hv/vm.h"
 #include "lib/util.h"
@@ -36,6 +46,11 @@ static struct pci_bus pci;
 static struct virtio_pci cards[HV_MAX_CARDS];
 static struct tpm_dev tpm;
 static struct nvme_pci nvme_cards[HV_MAX_CARDS];
+/* --enclaves: the spawner's socket and the glue behind the NE device's ops (the device
+ * takes enclave_glue_ops(&enclaves) and reports exits with ne_enclave_exited). */
+static int spawner_sock = -1;
+static struct enclave_glue enclaves;
+static struct ne_dev ne_dev; /* --enclaves */
 static bool trace;
 static struct timespec t_start;
 
@@ -84,6 +99,24 @@ static void print_stats(void)
 	}
 	fprintf(stderr, "%s: exits: %lu total, %lu port I/O, %lu MMIO, %lu other\n", util_prog(),
 		all, io, mmio, all - io - mmio);
+	/* KVM's own count: the exits it handled in the kernel too (ioeventfd doorbells,
+	 * halts, interrupts), which never reach KVM_RUN's caller */
+	static const char *const names[] = {"exits", "halt_exits", "irq_exits", "irq_injections"};
+	uint64_t k[4] = {0};
+	bool have = vm.vm_vcpus != NULL;
+	for (unsigned i = 0; have && i < vm.vm_ncpus; i++)
+		for (unsigned j = 0; j < 4; j++) {
+			uint64_t n = 0;
+			have = have && kvmstats_get(vm.vm_vcpus[i].vc_stats_fd, names[j], &n);
+			k[j] += n;
+		}
+	if (have)
+		fprintf(stderr,
+			"%s: KVM exits: %llu total (%llu not seen by nitro-hv), %llu halts, %llu "
+			"host interrupts; %llu interrupts injected\n",
+			util_prog(), (unsigned long long)k[0],
+			(unsigned long long)(k[0] > all ? k[0] - all : 0), (unsigned long long)k[1],
+			(unsigned long long)k[2], (unsigned long long)k[3]);
 }
 
 static void on_exit_hook(void)
@@ -264,6 +297,130 @@ static int smbios_install(struct guest_mem *m, long acpi_len, uint64_t acpi_end)
 	return ep && t && smbios_build(ep, t, end - start, start, &sc) > 0 ? 0 : -1;
 }
 
+/* Console, signals, sandbox, vCPUs; then the console loop, for good. */
+static _Noreturn void run_vm(int in_fd, int out_fd, int log_fd)
+{
+	char err[512];
+	serial_init(&com1, in_fd, out_fd, log_fd, com1_irq, &vm);
+	if (serial_set_cap(&com1, cfg.console_max) < 0)
+		die("--console-max: out of memory");
+	if (pio_register(&vm.vm_pio, ACPI_COM1_PORT, 8, serial_pio, &com1) < 0 ||
+	    platform_register(&vm.vm_pio, &hooks) < 0)
+		die("cannot register the platform devices");
+
+	vm_set_exit_hook(on_exit_hook);
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (in_fd == STDIN_FILENO)
+		tty_make_raw();
+
+	/* Jailed by nitrod (NITRO_SECCOMP=hv): the seccomp allow-list from here on. */
+	if (sandbox_enter_from_env(err, sizeof(err)) < 0) {
+		tty_restore();
+		die("%s", err);
+	}
+	if (vm_start(&vm, err, sizeof(err))) {
+		tty_restore();
+		die("%s", err);
+	}
+	trace_phase("vCPUs started");
+	if (cfg.enclave_ready_fd >= 0) { /* the EIF is accepted and the enclave runs */
+		uint8_t ok = 0;
+		if (write(cfg.enclave_ready_fd, &ok, 1) != 1)
+			warnmsg("--enclave-ready-fd: %s", strerror(errno));
+		close(cfg.enclave_ready_fd);
+	}
+	while (serial_poll(&com1))
+		;
+	for (;;)
+		serial_poll(&com1); /* stdin at EOF: keep flushing output */
+}
+
+/* A refused enclave: the reason on stderr, the status the parent maps to an NE reply. */
+static _Noreturn void enclave_refuse(int status, const char *why)
+{
+	fprintf(stderr, "%s: enclave %llu: %s\n", util_prog(), (unsigned long long)cfg.enclave_slot,
+		why);
+	vm_exit(status);
+}
+
+/* nitro-hv --enclave: RAM = the donated ranges of the parent's memfd, the kernel, command
+ * line and ramdisks from the EIF at 8 MiB in it (enclave_image.h), the cards with the
+ * enclave's hello; console only in debug mode. */
+static _Noreturn void enclave_main(void)
+{
+	char err[512];
+	static struct enclave_image im;
+	static struct enw_hello hello;
+	struct stat st;
+	struct guest_mem probe;
+	if (fstat(cfg.enclave_mem_fd, &st) < 0)
+		enclave_refuse(ENCLAVE_EXIT_MEM, "--enclave-mem: the memfd is not open");
+	int e =
+	    mem_layout_pieces(&probe, cfg.enclave_mem, cfg.enclave_npieces, (uint64_t)st.st_size);
+	if (e)
+		enclave_refuse(ENCLAVE_EXIT_MEM,
+			       e == ENXIO ? "--enclave-mem: a range lies past the end of the memfd"
+					  : "--enclave-mem: a range is empty or misaligned, or the "
+					    "total is under 64 MiB or over 1 TiB");
+	if (vm_open(&vm, err, sizeof(err)))
+		die("%s", err);
+	if (vm_create_pieces(&vm, cfg.enclave_mem_fd, cfg.enclave_mem, cfg.enclave_npieces,
+			     cfg.cpus, err, sizeof(err)))
+		die("%s", err);
+	cfg.mem_mib = vm.vm_mem.gm_size >> 20;
+	trace_phase("enclave VM created");
+	if (enclave_image_read(&vm.vm_mem, &im, err, sizeof(err)))
+		enclave_refuse(ENCLAVE_EXIT_EIF, err);
+	trace_phase("EIF copied, parsed and measured");
+	struct kernel_load kl;
+	struct kernel_cache kc = {.kc_dir = cfg.cache_dir, .kc_write = true};
+	if (cfg.cache_dir && kernel_sha384(im.bz.bz_data, im.bz.bz_len, kc.kc_kernel) < 0)
+		kc.kc_dir = NULL;
+	if (kernel_load(&vm.vm_mem, &im.bz, !cfg.no_decompress, &kc, &kl, err, sizeof(err)))
+		enclave_refuse(ENCLAVE_EXIT_EIF, err);
+	trace_phase("enclave kernel loaded");
+	struct boot_plan bp;
+	uint64_t kend = im.bz.bz_pref_address + im.bz.bz_init_size;
+	if (kl.kl_end > kend)
+		kend = kl.kl_end;
+	if (boot_plan(&im.bz, &vm.vm_mem, kl.kl_entry, kl.kl_start, kend, im.ramdisk_size, &bp, err,
+		      sizeof(err)))
+		enclave_refuse(ENCLAVE_EXIT_EIF, err);
+	if (enclave_image_put_ramdisks(&im, &vm.vm_mem, bp.bp_initrd) < 0)
+		enclave_refuse(ENCLAVE_EXIT_EIF, "the ramdisks do not fit in enclave memory");
+	if (enclave_hello_fill(&hello, &im.pcrs, cfg.enclave_debug, cfg.enclave_cid,
+			       cfg.enclave_slot, cfg.enclave_parent) < 0)
+		die("enclave: cannot compute PCR4");
+	cfg.hello = hello; /* every card connection of an enclave starts with it */
+	cfg.have_hello = true;
+	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
+		die("cannot set up the PCI host bridge");
+	for (unsigned i = 0; i < cfg.ncards; i++) {
+		if (cfg.cards[i].type != VIRTIO_ID_VSOCK &&
+		    cfg.cards[i].type != VIRTIO_ID_NITRO_SEC_MOD)
+			die("enclave: only vsock and nsm cards");
+		if (virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
+				      &cfg.hello, err, sizeof(err)) < 0)
+			die("%s", err);
+	}
+	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
+	uint8_t *acpi = gpa_ptr(&vm.vm_mem, BOOT_ACPI, BOOT_ACPI_END - BOOT_ACPI);
+	if (!acpi || acpi_build(acpi, BOOT_ACPI_END - BOOT_ACPI, BOOT_ACPI, &ac) < 0)
+		die("cannot build the ACPI tables for %u vCPUs", cfg.cpus);
+	bp.bp_rsdp = BOOT_ACPI;
+	if (boot_write(&vm.vm_mem, &im.bz, &bp, im.cmdline, err, sizeof(err)))
+		enclave_refuse(ENCLAVE_EXIT_EIF, err);
+	enclave_image_free(&im);
+	vm.vm_entry = bp.bp_entry;
+	trace_phase("enclave boot structures written");
+	/* no console outside debug mode: the serial port's output goes nowhere */
+	run_vm(-1, cfg.enclave_debug ? STDOUT_FILENO : -1, -1);
+}
+
 int main(int argc, char **argv)
 {
 	util_set_prog("nitro-hv");
@@ -277,6 +434,21 @@ int main(int argc, char **argv)
 	if (cfg.help) {
 		usage();
 		return 0;
+	}
+	if (cfg.enclave) {
+		cfg.no_reboot = true; /* an enclave that reboots has ended */
+		enclave_main();
+	}
+	if (cfg.enclaves) { /* forked first: nothing of the VM in it, no seccomp list yet */
+		static struct enclave_spawner_config sc;
+		sc = (struct enclave_spawner_config){.vsock = cfg.enclave_vsock,
+						     .nsm = cfg.enclave_nsm,
+						     .parent_id = cfg.instance_id,
+						     .cache_dir = cfg.cache_dir};
+		pid_t pid;
+		spawner_sock = enclave_spawner_start(&sc, &pid, err, sizeof(err));
+		if (spawner_sock < 0)
+			die("%s", err);
 	}
 	struct hv_images img;
 	if (hv_config_check(&cfg, &img, err, sizeof(err)))
@@ -295,6 +467,9 @@ int main(int argc, char **argv)
 		die("%s", err);
 
 	trace_phase("VM created");
+	if (cfg.enclaves && enclave_glue_init(&enclaves, &vm, spawner_sock, ne_enclave_exited,
+					      &ne_dev, err, sizeof(err)) < 0)
+		die("%s", err);
 	if (cfg.tpm_card)
 		tpm_open_begin();
 	struct kernel_load kl;
@@ -316,17 +491,26 @@ int main(int argc, char **argv)
 	if (cfg.initrd && load_initrd(&bp, img.initrd_fd, err, sizeof(err)))
 		die("%s", err);
 	trace_phase("initrd loaded");
-	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
+	bool have_pci = cfg.ncards || cfg.enclaves;
+	if (have_pci && pci_init(&pci, &vm.vm_mmio) < 0)
 		die("cannot set up the PCI host bridge");
 	for (unsigned i = 0; i < cfg.ncards; i++)
 		if (cfg.cards[i].type == HV_CARD_NVME
 			? nvme_pci_create(&nvme_cards[i], &vm, &pci, cfg.cards[i].socket, err,
 					  sizeof(err)) < 0
-			: virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type,
-					    cfg.cards[i].socket, err, sizeof(err)) < 0)
+			: virtio_pci_create(
+			      &cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
+			      cfg.have_hello && cfg.cards[i].enclave ? &cfg.hello : NULL, err,
+			      sizeof(err)) < 0)
 			die("%s", err);
+	if (cfg.enclaves) { /* the NE device; START/STOP go to the glue (src/hv/enclave.c) */
+		if (ne_pci_create(&ne_dev, &vm, &pci, err, sizeof(err)) < 0)
+			die("%s", err);
+		struct ne_ops ops = enclave_glue_ops(&enclaves);
+		ne_pci_set_ops(&ne_dev, &ops);
+	}
 	trace_phase("cards connected");
-	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
+	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = have_pci};
 	uint64_t acpi_end = BOOT_ACPI_END;
 	if (cfg.tpm_card) {
 		measured_boot(&img, &bp);
@@ -354,33 +538,5 @@ int main(int argc, char **argv)
 		close(cfg.initrd_fd);
 	vm.vm_entry = bp.bp_entry;
 
-	serial_init(&com1, STDIN_FILENO, STDOUT_FILENO, log_fd, com1_irq, &vm);
-	if (serial_set_cap(&com1, cfg.console_max) < 0)
-		die("--console-max: out of memory");
-	if (pio_register(&vm.vm_pio, ACPI_COM1_PORT, 8, serial_pio, &com1) < 0 ||
-	    platform_register(&vm.vm_pio, &hooks) < 0)
-		die("cannot register the platform devices");
-
-	vm_set_exit_hook(on_exit_hook);
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	tty_make_raw();
-
-	/* Jailed by nitrod (NITRO_SECCOMP=hv): the seccomp allow-list from here on. */
-	if (sandbox_enter_from_env(err, sizeof(err)) < 0) {
-		tty_restore();
-		die("%s", err);
-	}
-	if (vm_start(&vm, err, sizeof(err))) {
-		tty_restore();
-		die("%s", err);
-	}
-	trace_phase("vCPUs started");
-	while (serial_poll(&com1))
-		;
-	for (;;)
-		serial_poll(&com1); /* stdin at EOF: keep flushing output */
+	run_vm(STDIN_FILENO, STDOUT_FILENO, log_fd);
 }

@@ -41,6 +41,7 @@ void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t 
 	d->pd_wmask[PCI_COMMAND + 1] = 0x04; /* INTx disable */
 	/* BAR 0: 64-bit memory, non-prefetchable; size sets the writable address bits. */
 	d->pd_bar_size = bar_size;
+	d->pd_bar_reg = PCI_BAR0;
 	le32_put(d->pd_cfg + PCI_BAR0, 0x4);
 	uint64_t mask = ~(bar_size - 1);
 	le32_put(d->pd_wmask + PCI_BAR0, (uint32_t)mask & 0xfffffff0u);
@@ -49,6 +50,20 @@ void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t 
 	d->pd_mmio = -1;
 	d->pd_ops = ops;
 	d->pd_opaque = opaque;
+}
+
+void pci_dev_bar_index(struct pci_dev *d, unsigned n)
+{
+	if (n > 4)
+		return;
+	uint8_t cfg[8], mask[8];
+	memcpy(cfg, d->pd_cfg + d->pd_bar_reg, 8);
+	memcpy(mask, d->pd_wmask + d->pd_bar_reg, 8);
+	memset(d->pd_cfg + d->pd_bar_reg, 0, 8);
+	memset(d->pd_wmask + d->pd_bar_reg, 0, 8);
+	d->pd_bar_reg = PCI_BAR0 + 4 * n;
+	memcpy(d->pd_cfg + d->pd_bar_reg, cfg, 8);
+	memcpy(d->pd_wmask + d->pd_bar_reg, mask, 8);
 }
 
 unsigned pci_cap_add(struct pci_dev *d, const uint8_t *cap, unsigned len)
@@ -70,11 +85,11 @@ unsigned pci_cap_add(struct pci_dev *d, const uint8_t *cap, unsigned len)
 
 static uint64_t bar_programmed(const struct pci_dev *d)
 {
-	return (le32_get(d->pd_cfg + PCI_BAR0) & ~0xfull) |
-	       (uint64_t)le32_get(d->pd_cfg + PCI_BAR0 + 4) << 32;
+	return (le32_get(d->pd_cfg + d->pd_bar_reg) & ~0xfull) |
+	       (uint64_t)le32_get(d->pd_cfg + d->pd_bar_reg + 4) << 32;
 }
 
-/* Re-evaluates where BAR 0 decodes after a command or BAR write. */
+/* Re-evaluates where the BAR decodes after a command or BAR write. */
 static void bar_update(struct pci_dev *d)
 {
 	uint64_t addr = bar_programmed(d);
@@ -109,8 +124,8 @@ int pci_add(struct pci_bus *b, struct pci_dev *d)
 	if (d->pd_mmio < 0)
 		return -1;
 	b->pb_next_bar = base + d->pd_bar_size;
-	le32_put(d->pd_cfg + PCI_BAR0, (uint32_t)base | 0x4);
-	le32_put(d->pd_cfg + PCI_BAR0 + 4, (uint32_t)(base >> 32));
+	le32_put(d->pd_cfg + d->pd_bar_reg, (uint32_t)base | 0x4);
+	le32_put(d->pd_cfg + d->pd_bar_reg + 4, (uint32_t)(base >> 32));
 	b->pb_devs[slot] = d;
 	return 0;
 }
@@ -139,7 +154,7 @@ void pci_ecam_access(void *opaque, uint64_t off, uint8_t *data, unsigned size, b
 			uint8_t m = d->pd_wmask[reg + i];
 			d->pd_cfg[reg + i] = (uint8_t)((d->pd_cfg[reg + i] & ~m) | (data[i] & m));
 		}
-		if (reg < PCI_BAR0 + 8 && reg + size > PCI_COMMAND)
+		if (reg < d->pd_bar_reg + 8 && reg + size > PCI_COMMAND)
 			bar_update(d);
 		if (d->pd_ops->cfg_written)
 			d->pd_ops->cfg_written(d, reg, size);

@@ -1,7 +1,8 @@
 /* PCI: one host bridge with ECAM (bus 0, function 0 of up to 32 devices) as described
  * by the ACPI MCFG table and \_SB.PCI0. Config space is 256 bytes per device, emulated
  * with per-byte write masks; extended config space reads as zero. BARs are memory BARs
- * (64-bit), pre-assigned from the 32-bit window like firmware would, and decode (on the
+ * (64-bit; one per device, BAR 0 unless pci_dev_bar_index says another), pre-assigned
+ * from the 32-bit window like firmware would, and decode (on the
  * MMIO bus) only while the command register's memory bit is set; a guest that moves a
  * BAR is followed, and the device told through bar_moved.
  */
@@ -39,7 +40,7 @@ struct pci_dev;
 struct pci_dev_ops {
 	void (*bar_access)(struct pci_dev *d, uint64_t off, uint8_t *data, unsigned size,
 			   bool write);
-	/* BAR 0 now decodes at addr (0: it does not decode). */
+	/* The BAR now decodes at addr (0: it does not decode). */
 	void (*bar_moved)(struct pci_dev *d, uint64_t addr);
 	/* After a config write at [off, off + size) was applied. */
 	void (*cfg_written)(struct pci_dev *d, unsigned off, unsigned size);
@@ -48,12 +49,13 @@ struct pci_dev_ops {
 struct pci_dev {
 	uint8_t pd_cfg[PCI_CFG_SIZE];
 	uint8_t pd_wmask[PCI_CFG_SIZE];
-	uint64_t pd_bar_size; /* BAR 0 (64-bit memory, BAR 0 + 1); a power of two */
+	uint64_t pd_bar_size; /* the BAR (64-bit memory, two BAR registers); a power of two */
+	unsigned pd_bar_reg;  /* its config offset: PCI_BAR0 unless pci_dev_bar_index moved it */
 	uint64_t pd_bar_addr; /* where it decodes now, 0 when not */
 	int pd_mmio;
 	unsigned pd_slot;
 	uint8_t pd_cap_last; /* offset of the last capability, 0 for none */
-	unsigned pd_cap_end;  /* first free byte after the capabilities */
+	unsigned pd_cap_end; /* first free byte after the capabilities */
 	const struct pci_dev_ops *pd_ops;
 	void *pd_opaque;
 	struct pci_bus *pd_bus;
@@ -71,6 +73,8 @@ int pci_init(struct pci_bus *b, struct mmio_bus *mmio);
 void pci_dev_init(struct pci_dev *d, uint16_t vendor, uint16_t device, uint32_t class_code,
 		  uint16_t subsys_vendor, uint16_t subsys, uint64_t bar_size,
 		  const struct pci_dev_ops *ops, void *opaque);
+/* Makes the BAR BAR n (n + 1 its high half; n <= 4) instead of BAR 0; before pci_add. */
+void pci_dev_bar_index(struct pci_dev *d, unsigned n);
 /* Appends a capability of len bytes (first byte the id); returns its offset or 0. */
 unsigned pci_cap_add(struct pci_dev *d, const uint8_t *cap, unsigned len);
 /* Puts d in the next free slot and assigns its BAR; 0 or -1. */

@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lib/enclave_wire.h"
 #include "lib/util.h"
 #include "lib/vu_wire.h"
 
@@ -75,6 +76,15 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 		RETURN_ERR(-1, "card socket %s: %s", path, strerror(errno));
 	f->vf_mem = m;
 	f->vf_config_want = config_len;
+	if (f->vf_hello) {
+		int st = enw_hello_send(f->vf_sock, f->vf_hello, VU_REPLY_TIMEOUT_MS);
+		if (st < 0)
+			RETURN_ERR(-1, "card %s: no answer to the enclave hello (%s)", path,
+				   strerror(-st));
+		if (st > 0)
+			RETURN_ERR(-1, "card %s: refused enclave cid %llu: %s", path,
+				   (unsigned long long)f->vf_hello->cid, strerror(st));
+	}
 	uint64_t feat;
 	if (send_msg(f, VU_SET_OWNER, 0, NULL, 0, NULL, 0) < 0 ||
 	    get_u64(f, VU_GET_FEATURES, &feat) < 0)
@@ -111,20 +121,24 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 static int send_mem_table(struct vhost_front *f, const struct guest_mem *m, char *err,
 			  size_t errlen)
 {
-	union vu_payload p = {.mem = {.nregions = m->gm_nregions}};
+	struct mem_fd_region r[VU_MAX_REGIONS];
+	int n = mem_fd_regions(m, r, VU_MAX_REGIONS);
+	if (n < 0)
+		RETURN_ERR(-1, "card %s: guest memory is more than %d separate ranges of its memfd",
+			   f->vf_path, VU_MAX_REGIONS);
+	union vu_payload p = {.mem = {.nregions = (uint32_t)n}};
 	int fds[VU_MAX_REGIONS];
-	for (unsigned i = 0; i < m->gm_nregions; i++) {
-		const struct mem_region *r = &m->gm_regions[i];
+	for (int i = 0; i < n; i++) {
 		p.mem.regions[i] = (struct vu_mem_region){
-		    .gpa = r->mr_gpa,
-		    .size = r->mr_size,
-		    .uva = (uint64_t)(uintptr_t)(m->gm_base + r->mr_offset),
-		    .mmap_offset = r->mr_offset,
+		    .gpa = r[i].gpa,
+		    .size = r[i].size,
+		    .uva = (uint64_t)(uintptr_t)r[i].host,
+		    .mmap_offset = r[i].fd_off,
 		};
 		fds[i] = m->gm_fd;
 	}
-	uint32_t sz = 8 + m->gm_nregions * (uint32_t)sizeof(struct vu_mem_region);
-	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, m->gm_nregions) < 0)
+	uint32_t sz = 8 + (uint32_t)n * (uint32_t)sizeof(struct vu_mem_region);
+	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, (unsigned)n) < 0)
 		RETURN_ERR(-1, "card %s: SET_MEM_TABLE refused", f->vf_path);
 	return 0;
 }
@@ -204,9 +218,11 @@ int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *d
 }
 
 int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
-			unsigned config_len, char *err, size_t errlen)
+			unsigned config_len, const struct enw_hello *hello, char *err,
+			size_t errlen)
 {
 	memset(f, 0, sizeof(*f));
+	f->vf_hello = hello;
 	pthread_mutex_init(&f->vf_lock, NULL);
 	int r = connect_and_negotiate(f, path, m, config_len, err, errlen);
 	if (r == 0)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "boot/memory.h"
+#include "lib/enclave_wire.h"
 #include "lib/vhost_user_wire.h"
 
 #define VHOST_CONFIG_MAX VU_CONFIG_MAX
@@ -34,12 +35,16 @@ struct vhost_front {
 	char vf_path[108];
 	const struct guest_mem *vf_mem; /* for SET_MEM_TABLE again on reconnect */
 	unsigned vf_config_want;
+	const struct enw_hello *vf_hello; /* sent first on each connection; NULL: none */
 };
 
 /* Connects, negotiates, reads config_len bytes of device config and sends the memory
- * table. 0, or -1 with err. */
+ * table. With hello (an enclave-facing card of a VM with an enclave identity: it must
+ * outlive f), the connection first carries that ENW_HELLO (src/lib/enclave_wire.h) and
+ * goes on only when the card accepts it; so does every reconnect. 0, or -1 with err. */
 int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
-			unsigned config_len, char *err, size_t errlen);
+			unsigned config_len, const struct enw_hello *hello, char *err,
+			size_t errlen);
 /* The card went away (its process died): drop the connection. Requests fail until a
  * reconnect succeeds. */
 void vhost_front_disconnect(struct vhost_front *f);

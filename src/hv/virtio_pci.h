@@ -46,6 +46,7 @@ struct virtio_pci {
 	unsigned vp_type;
 	uint32_t vp_dfselect, vp_gfselect;
 	uint64_t vp_driver_features;
+	bool vp_early; /* a queue was handed to the card before DRIVER_OK (early_kick) */
 	uint16_t vp_msix_config;
 	uint8_t vp_status;
 	uint8_t vp_cfg_gen;
@@ -55,14 +56,15 @@ struct virtio_pci {
 	unsigned vp_msix_cap; /* offset of the MSI-X capability */
 	uint8_t vp_msix_table[(VP_MAX_QUEUES + 1) * 16];
 	bool vp_failed;
-	uint64_t vp_bar; /* where BAR 0 decodes, as last told by the bus */
+	uint64_t vp_bar;	 /* where BAR 0 decodes, as last told by the bus */
 	pthread_t vp_err_thread; /* watches the queues' error fds */
-	int vp_stop;             /* eventfd that ends the watcher */
+	int vp_stop;		 /* eventfd that ends the watcher */
 };
 
-/* Connects to the card at socket, builds the device and adds it to the bus. */
+/* Connects to the card at socket, builds the device and adds it to the bus. hello: the
+ * ENW_HELLO the connection opens with (an enclave-facing card), or NULL. */
 int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus, unsigned type,
-		      const char *socket, char *err, size_t errlen);
+		      const char *socket, const struct enw_hello *hello, char *err, size_t errlen);
 
 /* Stops the error watcher and closes the device's fds and card connection. */
 void virtio_pci_destroy(struct virtio_pci *vp);

@@ -9,10 +9,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "boot/boot.h"
 #include "hv/cpuid.h"
+#include "hv/kvmstats.h"
 #include "lib/util.h"
 
 #define TSS_ADDR 0xfffbd000ull
@@ -71,16 +73,20 @@ int vm_open(struct vm *vm, char *err, size_t errlen)
 	}
 	int api = ioctl(vm->vm_kvm_fd, KVM_GET_API_VERSION, 0);
 	if (api != KVM_API_VERSION) {
-		snprintf(err, errlen, "/dev/kvm: API version %d, expected %d", api, KVM_API_VERSION);
+		snprintf(err, errlen, "/dev/kvm: API version %d, expected %d", api,
+			 KVM_API_VERSION);
 		return EINVAL;
 	}
 	static const struct {
 		int cap;
 		const char *name;
 	} need[] = {
-	    {KVM_CAP_IRQCHIP, "IRQCHIP"},         {KVM_CAP_USER_MEMORY, "USER_MEMORY"},
-	    {KVM_CAP_EXT_CPUID, "EXT_CPUID"},     {KVM_CAP_PIT2, "PIT2"},
-	    {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"}, {KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"},
+	    {KVM_CAP_IRQCHIP, "IRQCHIP"},
+	    {KVM_CAP_USER_MEMORY, "USER_MEMORY"},
+	    {KVM_CAP_EXT_CPUID, "EXT_CPUID"},
+	    {KVM_CAP_PIT2, "PIT2"},
+	    {KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT"},
+	    {KVM_CAP_SET_TSS_ADDR, "SET_TSS_ADDR"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(need); i++)
 		if (ioctl(vm->vm_kvm_fd, KVM_CHECK_EXTENSION, need[i].cap) <= 0) {
@@ -102,13 +108,18 @@ int vm_open(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen)
+static int vm_create_common(struct vm *vm, uint64_t mem_size, int pieces_fd,
+			    const struct mem_piece *pieces, unsigned npieces, unsigned ncpus,
+			    char *err, size_t errlen)
 {
 	if (ncpus == 0 || ncpus > vm->vm_max_vcpus)
 		FAIL("--cpus %u: KVM on this host allows 1 to %u", ncpus, vm->vm_max_vcpus);
 	vm->vm_ncpus = ncpus;
 	mmio_init(&vm->vm_mmio);
 	pthread_mutex_init(&vm->vm_route_lock, NULL);
+	pthread_mutex_init(&vm->vm_pause_lock, NULL);
+	pthread_mutex_init(&vm->vm_park_lock, NULL);
+	pthread_cond_init(&vm->vm_pause_cond, NULL);
 	vm->vm_fd = ioctl(vm->vm_kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		FAIL("KVM_CREATE_VM: %s", strerror(errno));
@@ -123,9 +134,20 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
 		FAIL("KVM_CREATE_PIT2: %s", strerror(errno));
 
-	int e = mem_create(&vm->vm_mem, mem_size);
-	if (e)
-		FAIL("guest memory (%llu MiB): %s", (unsigned long long)(mem_size >> 20), strerror(e));
+	if (npieces) {
+		int e = mem_map_pieces(&vm->vm_mem, pieces_fd, pieces, npieces);
+		if (e)
+			FAIL("enclave memory (%u ranges of fd %d): %s", npieces, pieces_fd,
+			     e == EINVAL
+				 ? "misaligned, empty, or a total under 64 MiB or over 1 TiB"
+			     : e == ENXIO ? "a range past the end of the memfd"
+					  : strerror(e));
+	} else {
+		int e = mem_create(&vm->vm_mem, mem_size);
+		if (e)
+			FAIL("guest memory (%llu MiB): %s", (unsigned long long)(mem_size >> 20),
+			     strerror(e));
+	}
 	for (unsigned i = 0; i < vm->vm_mem.gm_nregions; i++) {
 		const struct mem_region *r = &vm->vm_mem.gm_regions[i];
 		struct kvm_userspace_memory_region slot = {
@@ -147,12 +169,26 @@ int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_
 		v->vc_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
 		if (v->vc_fd < 0)
 			FAIL("KVM_CREATE_VCPU %u: %s", i, strerror(errno));
-		v->vc_run = mmap(NULL, vm->vm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-				 v->vc_fd, 0);
+		v->vc_stats_fd = kvmstats_open(v->vc_fd);
+		v->vc_run =
+		    mmap(NULL, vm->vm_run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->vc_fd, 0);
 		if (v->vc_run == MAP_FAILED)
 			FAIL("mmap of vCPU %u: %s", i, strerror(errno));
 	}
 	return 0;
+}
+
+int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen)
+{
+	return vm_create_common(vm, mem_size, -1, NULL, 0, ncpus, err, errlen);
+}
+
+int vm_create_pieces(struct vm *vm, int fd, const struct mem_piece *pieces, unsigned n,
+		     unsigned ncpus, char *err, size_t errlen)
+{
+	if (!n)
+		FAIL("enclave memory: no range");
+	return vm_create_common(vm, 0, fd, pieces, n, ncpus, err, errlen);
 }
 
 int vm_msi_alloc(struct vm *vm)
@@ -177,12 +213,15 @@ static int routes_commit(struct vm *vm)
 	for (unsigned i = 0; i < 16; i++)
 		if (i != 2)
 			t->entries[k++] = (struct kvm_irq_routing_entry){
-			    .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			    .u.irqchip = {.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+			    .gsi = i,
+			    .type = KVM_IRQ_ROUTING_IRQCHIP,
+			    .u.irqchip = {.irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER
+							   : KVM_IRQCHIP_PIC_SLAVE,
 					  .pin = i % 8}};
 	for (unsigned i = 0; i < 24; i++)
 		t->entries[k++] = (struct kvm_irq_routing_entry){
-		    .gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+		    .gsi = i,
+		    .type = KVM_IRQ_ROUTING_IRQCHIP,
 		    .u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = i == 0 ? 2 : i}};
 	for (unsigned i = 0; i < vm->vm_msi_next; i++)
 		if (vm->vm_msi[i].type == KVM_IRQ_ROUTING_MSI)
@@ -199,9 +238,10 @@ int vm_msi_set(struct vm *vm, int gsi, uint64_t addr, uint32_t data)
 		return -1;
 	pthread_mutex_lock(&vm->vm_route_lock);
 	vm->vm_msi[gsi - VM_GSI_FIRST_MSI] = (struct kvm_irq_routing_entry){
-	    .gsi = (uint32_t)gsi, .type = KVM_IRQ_ROUTING_MSI,
-	    .u.msi = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
-		      .data = data}};
+	    .gsi = (uint32_t)gsi,
+	    .type = KVM_IRQ_ROUTING_MSI,
+	    .u.msi = {
+		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data}};
 	int r = routes_commit(vm);
 	pthread_mutex_unlock(&vm->vm_route_lock);
 	return r;
@@ -209,22 +249,23 @@ int vm_msi_set(struct vm *vm, int gsi, uint64_t addr, uint32_t data)
 
 int vm_irqfd(struct vm *vm, int gsi, int fd, bool assign)
 {
-	struct kvm_irqfd f = {.fd = (uint32_t)fd, .gsi = (uint32_t)gsi,
+	struct kvm_irqfd f = {.fd = (uint32_t)fd,
+			      .gsi = (uint32_t)gsi,
 			      .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
 	return ioctl(vm->vm_fd, KVM_IRQFD, &f);
 }
 
 int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {
-	struct kvm_msi m = {.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32),
-			    .data = data};
+	struct kvm_msi m = {
+	    .address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data};
 	return ioctl(vm->vm_fd, KVM_SIGNAL_MSI, &m);
 }
 
 int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign)
 {
-	struct kvm_ioeventfd e = {.addr = addr, .len = len, .fd = fd,
-				  .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
+	struct kvm_ioeventfd e = {
+	    .addr = addr, .len = len, .fd = fd, .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN};
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &e);
 }
 
@@ -260,9 +301,15 @@ static int setup_msrs(struct vcpu *v, char *err, size_t errlen)
 		uint32_t index;
 		uint64_t value;
 	} init[] = {
-	    {MSR_IA32_SYSENTER_CS, 0}, {MSR_IA32_SYSENTER_ESP, 0}, {MSR_IA32_SYSENTER_EIP, 0},
-	    {MSR_STAR, 0},             {MSR_CSTAR, 0},             {MSR_KERNEL_GS_BASE, 0},
-	    {MSR_SYSCALL_MASK, 0},     {MSR_LSTAR, 0},             {MSR_IA32_TSC, 0},
+	    {MSR_IA32_SYSENTER_CS, 0},
+	    {MSR_IA32_SYSENTER_ESP, 0},
+	    {MSR_IA32_SYSENTER_EIP, 0},
+	    {MSR_STAR, 0},
+	    {MSR_CSTAR, 0},
+	    {MSR_KERNEL_GS_BASE, 0},
+	    {MSR_SYSCALL_MASK, 0},
+	    {MSR_LSTAR, 0},
+	    {MSR_IA32_TSC, 0},
 	    {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
 	    {MSR_MTRR_DEF_TYPE, MTRR_ENABLE | MTRR_TYPE_WB},
 	};
@@ -305,8 +352,16 @@ static int setup_boot_regs(struct vcpu *v, char *err, size_t errlen)
 	struct kvm_sregs s;
 	if (ioctl(v->vc_fd, KVM_GET_SREGS, &s) < 0)
 		FAIL("KVM_GET_SREGS: %s", strerror(errno));
-	struct kvm_segment code = {.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 0xb,
-				   .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1};
+	struct kvm_segment code = {.base = 0,
+				   .limit = 0xffffffff,
+				   .selector = 0x10,
+				   .type = 0xb,
+				   .present = 1,
+				   .dpl = 0,
+				   .db = 0,
+				   .s = 1,
+				   .l = 1,
+				   .g = 1};
 	struct kvm_segment data = code;
 	data.selector = 0x18;
 	data.type = 0x3;
@@ -320,12 +375,15 @@ static int setup_boot_regs(struct vcpu *v, char *err, size_t errlen)
 	s.idt.limit = 0;
 	s.cr0 = 0x80050033; /* PG, AM, WP, NE, ET, MP, PE */
 	s.cr3 = BOOT_PML4;
-	s.cr4 = 0x20;       /* PAE */
-	s.efer = 0x500;     /* LME, LMA */
+	s.cr4 = 0x20;	/* PAE */
+	s.efer = 0x500; /* LME, LMA */
 	if (ioctl(v->vc_fd, KVM_SET_SREGS, &s) < 0)
 		FAIL("KVM_SET_SREGS: %s", strerror(errno));
-	struct kvm_regs r = {.rflags = 2, .rip = v->vc_vm->vm_entry, .rsp = BOOT_STACK,
-			     .rbp = BOOT_STACK, .rsi = BOOT_ZERO_PAGE};
+	struct kvm_regs r = {.rflags = 2,
+			     .rip = v->vc_vm->vm_entry,
+			     .rsp = BOOT_STACK,
+			     .rbp = BOOT_STACK,
+			     .rsi = BOOT_ZERO_PAGE};
 	if (ioctl(v->vc_fd, KVM_SET_REGS, &r) < 0)
 		FAIL("KVM_SET_REGS: %s", strerror(errno));
 	return 0;
@@ -368,6 +426,52 @@ static void handle_io(struct vcpu *v)
 		pio_access(&v->vc_vm->vm_pio, run->io.port, data, run->io.size, write);
 }
 
+#define VM_KICK_SIGNAL SIGUSR2
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* KVM_RUN returns EINTR */
+}
+
+static void park(struct vcpu *v)
+{
+	struct vm *vm = v->vc_vm;
+	pthread_mutex_lock(&vm->vm_park_lock);
+	while (atomic_load(&vm->vm_pause_req))
+		pthread_cond_wait(&vm->vm_pause_cond, &vm->vm_park_lock);
+	pthread_mutex_unlock(&vm->vm_park_lock);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->vm_pause_lock);
+	atomic_store(&vm->vm_pause_req, true);
+	for (;;) {
+		bool busy = false;
+		for (unsigned i = 0; i < vm->vm_ncpus; i++) {
+			struct vcpu *v = &vm->vm_vcpus[i];
+			if (!atomic_load(&v->vc_in_run))
+				continue;
+			busy = true;
+			v->vc_run->immediate_exit = 1;
+			pthread_kill(v->vc_thread, VM_KICK_SIGNAL);
+		}
+		if (!busy)
+			return;
+		struct timespec t = {0, 200000};
+		nanosleep(&t, NULL);
+	}
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->vm_park_lock);
+	atomic_store(&vm->vm_pause_req, false);
+	pthread_cond_broadcast(&vm->vm_pause_cond);
+	pthread_mutex_unlock(&vm->vm_park_lock);
+	pthread_mutex_unlock(&vm->vm_pause_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -375,7 +479,15 @@ static void *vcpu_thread(void *arg)
 	snprintf(name, sizeof(name), "vcpu%u", v->vc_index);
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
+		atomic_store(&v->vc_in_run, true);
+		if (atomic_load(&v->vc_vm->vm_pause_req)) {
+			atomic_store(&v->vc_in_run, false);
+			park(v);
+			continue;
+		}
 		int r = ioctl(v->vc_fd, KVM_RUN, 0);
+		v->vc_run->immediate_exit = 0;
+		atomic_store(&v->vc_in_run, false);
 		atomic_fetch_add_explicit(&v->vc_exits, 1, memory_order_relaxed);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -433,6 +545,8 @@ int vm_start(struct vm *vm, char *err, size_t errlen)
 		if (i == 0 && setup_boot_regs(v, err, errlen) < 0)
 			return -1;
 	}
+	struct sigaction sa = {.sa_handler = kick_handler}; /* no SA_RESTART */
+	sigaction(VM_KICK_SIGNAL, &sa, NULL);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 << 10);

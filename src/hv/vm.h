@@ -26,11 +26,13 @@ struct vcpu {
 	struct vm *vc_vm;
 	unsigned vc_index;
 	int vc_fd;
+	int vc_stats_fd; /* KVM's counters of this vCPU (kvmstats.h), -1 when none */
 	struct kvm_run *vc_run;
 	pthread_t vc_thread;
 	atomic_ulong vc_exits; /* KVM_RUN returns, all reasons */
 	atomic_ulong vc_io_exits;
 	atomic_ulong vc_mmio_exits;
+	atomic_bool vc_in_run; /* between the pause check and the end of KVM_RUN */
 };
 
 #define VM_GSI_MAX 256
@@ -50,11 +52,20 @@ struct vm {
 	pthread_mutex_t vm_route_lock;
 	unsigned vm_msi_next; /* next free MSI GSI */
 	struct kvm_irq_routing_entry vm_msi[VM_GSI_MAX - VM_GSI_FIRST_MSI];
+	/* vm_pause: vCPUs do not enter KVM_RUN while vm_pause_req is set */
+	atomic_bool vm_pause_req;
+	pthread_mutex_t vm_pause_lock; /* one pauser at a time; vCPUs park on vm_pause_cond */
+	pthread_mutex_t vm_park_lock;
+	pthread_cond_t vm_pause_cond;
 };
 
 /* Opens /dev/kvm; returns 0, or an errno value with a message in err. */
 int vm_open(struct vm *vm, char *err, size_t errlen);
 int vm_create(struct vm *vm, uint64_t mem_size, unsigned ncpus, char *err, size_t errlen);
+/* The same with an enclave's RAM: the ranges of memfd fd (mem_map_pieces), which the VM
+ * then owns (closed with it). */
+int vm_create_pieces(struct vm *vm, int fd, const struct mem_piece *pieces, unsigned n,
+		     unsigned ncpus, char *err, size_t errlen);
 int vm_start(struct vm *vm, char *err, size_t errlen);
 /* Drives an ISA interrupt line (in-kernel PIC + I/O APIC). */
 void vm_irq_line(struct vm *vm, unsigned irq, int level);
@@ -67,6 +78,12 @@ int vm_irqfd(struct vm *vm, int gsi, int fd, bool assign);
 int vm_signal_msi(struct vm *vm, uint64_t addr, uint32_t data);
 /* A KVM ioeventfd: a guest write of len bytes at addr signals fd, with no exit. */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign);
+/* Holds every vCPU out of KVM_RUN (kicked with a signal and immediate_exit) until
+ * vm_resume: guest memory slots can then change with no vCPU using them. Callable from a
+ * vCPU thread (an MMIO exit: that vCPU is out of KVM_RUN already) or any other thread of
+ * the running VM; a vCPU blocked elsewhere (a device lock) counts as out. */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
 /* Ends the process with status (once; concurrent callers wait to die with it). */
 _Noreturn void vm_exit(int status);
 /* Registers a hook vm_exit runs first (the hypervisor restores the terminal there). */

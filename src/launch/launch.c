@@ -247,8 +247,9 @@ static unsigned vpc_count(const struct launch_spec *s)
 }
 
 /* nitro-card-vpc --socket-path S --ctl S.ctl --vpc ID --ip A.B.C.D/P --queue-pairs N
- * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--underlay ADDR] [--map PATH]
- * [--imds MODE] [--instance-id ID] [--instance-type T] [--user-data FILE] [--ssh-key FILE]
+ * [--mac MAC] [--sg FILE] [--pps N] [--bandwidth MBIT] [--vpc-cidr C] [--igw-fd 5]
+ * [--underlay ADDR] [--map PATH] [--imds MODE] [--instance-id ID] [--region R]
+ * [--instance-type T] [--user-data FILE] [--ssh-key FILE]
  * [--identity DIR] [--dns-fd 4] */
 static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
@@ -274,9 +275,9 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 	opt_num(b, "--bandwidth", n->ln_bandwidth_mbit);
 	if (n->ln_vpc_cidr[0])
 		opt(b, "--vpc-cidr", n->ln_vpc_cidr);
-	if (n->ln_igw) {
-		keep_fd(b, 4, LAUNCH_FD_IGW, item);
-		opt(b, "--igw-fd", "4");
+	if (n->ln_igw) { /* fd 4 is the resolver's socket (--dns-fd) */
+		keep_fd(b, 5, LAUNCH_FD_IGW, item);
+		opt(b, "--igw-fd", "5");
 	}
 	if (e->le_underlay_fd) {
 		keep_fd(b, 3, LAUNCH_FD_UNDERLAY, item);
@@ -300,6 +301,8 @@ static void vpc_args(struct build *b, const struct launch_spec *s, unsigned item
 		opt(b, "--imds", n->ln_imds);
 	if (s->ls_instance_id[0])
 		opt(b, "--instance-id", s->ls_instance_id);
+	if (s->ls_region[0])
+		opt(b, "--region", s->ls_region);
 	char deftype[32];
 	opt(b, "--instance-type",
 	    s->ls_instance_type[0] ? s->ls_instance_type
@@ -365,12 +368,46 @@ static void tpm_args(struct build *b, const struct launch_spec *s, unsigned item
 	keep_fd(b, 3, LAUNCH_FD_TPM_KEY, 0);
 }
 
+static unsigned nsm_count(const struct launch_spec *s)
+{
+	return s->ls_nsm ? 1 : 0;
+}
+
+/* nitro-card-nsm --socket-path S --chain-fd 3 */
+static void nsm_args(struct build *b, const struct launch_spec *s, unsigned item,
+		     const struct launch_env *e)
+{
+	(void)s;
+	(void)item;
+	(void)e;
+	opt(b, "--chain-fd", "3");
+	keep_fd(b, 3, LAUNCH_FD_NSM_CHAIN, 0);
+}
+
+static unsigned vsock_count(const struct launch_spec *s)
+{
+	return s->ls_vsock ? 1 : 0;
+}
+
+/* nitro-card-vsock --socket-path S: the instance's vsock device, CID 3 (docs/vsock.md);
+ * its enclaves' socket (--enclave-socket) comes with enclaves. */
+static void vsock_args(struct build *b, const struct launch_spec *s, unsigned item,
+		       const struct launch_env *e)
+{
+	(void)b;
+	(void)s;
+	(void)item;
+	(void)e;
+}
+
 /* In start order; nitro-hv sees the devices in this order too. */
 static const struct card_type card_types[] = {
     {LAUNCH_CARD_EBS, "nitro-card-ebs", "card-ebs", "blk", 0, ebs_count, ebs_args},
     {LAUNCH_IGW, "nitro-vpc-igw", "igw", NULL, LAUNCH_HOST_NET, igw_count, igw_args},
     {LAUNCH_CARD_VPC, "nitro-card-vpc", "card-vpc", "net", LAUNCH_HOST_NET, vpc_count, vpc_args},
     {LAUNCH_CARD_TPM, "nitro-card-tpm", "card-tpm", NULL, 0, tpm_count, tpm_args},
+    {LAUNCH_CARD_VSOCK, "nitro-card-vsock", "card-vsock", "vsock", 0, vsock_count, vsock_args},
+    {LAUNCH_CARD_NSM, "nitro-card-nsm", "card-nsm", "nsm", 0, nsm_count, nsm_args},
 };
 
 static void proc_begin(struct build *b, struct launch_proc *p, enum launch_kind kind,
@@ -428,6 +465,10 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		arg(b, "--stats");
 	if (s->ls_require_kvm)
 		arg(b, "--require-kvm");
+	if (s->ls_enclave_hello[0])
+		opt(b, "--enclave-hello", s->ls_enclave_hello);
+	if (s->ls_enclaves)
+		arg(b, "--enclaves");
 	if (e->le_kernel_cache[0]) {
 		opt(b, "--cache-dir", e->le_kernel_cache);
 		uses_path(b, e->le_kernel_cache, 0);
@@ -536,6 +577,8 @@ const char *launch_fd_role_name(enum launch_fd_role r)
 		return "igw";
 	case LAUNCH_FD_IGW_NAT:
 		return "igw-nat";
+	case LAUNCH_FD_NSM_CHAIN:
+		return "nsm-chain";
 	}
 	return "?";
 }

@@ -37,8 +37,8 @@
 
 #define LAUNCH_MAX_VOLUMES 8
 #define LAUNCH_MAX_NICS 7
-/* cards, the TPM card and one internet gateway NAT per NIC */
-#define LAUNCH_MAX_CARDS (LAUNCH_MAX_VOLUMES + 2 * LAUNCH_MAX_NICS + 1)
+/* cards, the TPM, vsock and NSM cards and one internet gateway NAT per NIC */
+#define LAUNCH_MAX_CARDS (LAUNCH_MAX_VOLUMES + 2 * LAUNCH_MAX_NICS + 3)
 #define LAUNCH_MAX_PROCS (LAUNCH_MAX_CARDS + 1)
 #define LAUNCH_MAX_CMDLINE 4096
 #define LAUNCH_MAX_ARGS 80
@@ -54,6 +54,7 @@
 #define LAUNCH_MAX_PPS 100000000
 #define LAUNCH_MAX_BANDWIDTH_MBIT 400000
 #define LAUNCH_MAX_QUEUE_PAIRS 7 /* nitro-hv serves 16 queues per device: 7 pairs + control */
+#define LAUNCH_REGION_MAX 32	 /* "us-east-1", "eu-west-1", ... */
 
 enum launch_bus {
 	LAUNCH_BUS_VIRTIO, /* virtio-blk */
@@ -126,6 +127,10 @@ struct launch_spec {
 	char ls_instance_type[72];
 	char ls_user_data[PATH_MAX];
 	char ls_ssh_key[PATH_MAX];
+	/* The region the VPC cards' IMDS and resolver name (placement/region, the availability
+	 * zone REGION + "a", DHCP's domain and instance names ip-A-B-C-D.REGION.compute.internal):
+	 * launch_region_ok, "" = the card's default (us-east-1). */
+	char ls_region[LAUNCH_REGION_MAX + 1];
 
 	unsigned ls_nexternal; /* nitro-hv sees these first, then the cards */
 	struct launch_external ls_external[LAUNCH_MAX_EXTERNAL];
@@ -137,7 +142,19 @@ struct launch_spec {
 	 * (lower-case hex, "": none). nitro-hv refuses bytes whose SHA-384 differs and extends
 	 * these into the TPM's banks (nitrod passes its security chip's instead, bootfile.h). */
 	char ls_kernel_sha384[97], ls_kernel_sha256[65], ls_initrd_sha384[97], ls_initrd_sha256[65];
-	/* Next kinds (vsock, instance storage, enclaves): their fields here. */
+	/* The vsock card (nitro-card-vsock, docs/vsock.md): the instance's virtio-vsock device,
+	 * guest CID 3 (the parent of its enclaves). */
+	bool ls_vsock;
+	/* nitro-hv --enclave-hello VALUE ("": none): an ordinary guest that acts as an enclave
+	 * towards a vsock card (tests; docs/vsock.md). */
+	char ls_enclave_hello[40];
+	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md). */
+	bool ls_enclaves;
+	/* The Nitro Secure Module card of the instance's enclaves (nitro-card-nsm, nitro-hv
+	 * --vhost-user nsm): its launcher hands it the attestation chain on an fd
+	 * (LAUNCH_FD_NSM_CHAIN). `nitro run --nsm` (tests: a guest with --enclave-hello). */
+	bool ls_nsm;
+	/* Next kinds: their fields here. */
 };
 
 struct launch_env {
@@ -162,7 +179,9 @@ enum launch_kind {
 	LAUNCH_CARD_EBS,
 	LAUNCH_CARD_VPC,
 	LAUNCH_CARD_TPM,
+	LAUNCH_CARD_NSM,
 	LAUNCH_IGW, /* the internet gateway's NAT of one NIC (no socket; started before it) */
+	LAUNCH_CARD_VSOCK,
 };
 
 /* What a kept fd is; the launcher opens it. */
@@ -174,8 +193,11 @@ enum launch_fd_role {
 	LAUNCH_FD_UNDERLAY,    /* the VPC card's bound UDP underlay socket (--underlay-fd) */
 	LAUNCH_FD_TPM_KEY,     /* the TPM card's 32-byte state key, then EOF (a pipe) */
 	LAUNCH_FD_DNS,	       /* the VPC card's UDP socket connected to the host's resolver */
-	LAUNCH_FD_IGW,	       /* the VPC card's end of its NAT link (SOCK_SEQPACKET pair) */
+	LAUNCH_FD_IGW,	       /* the VPC card's end of its NAT link (SOCK_SEQPACKET pair; fd 5:
+				  fd 4 is the DNS socket's) */
 	LAUNCH_FD_IGW_NAT,     /* the NAT's end of that pair (same item: the NIC's index) */
+	LAUNCH_FD_NSM_CHAIN,   /* the NSM card's chain: host key, host and root certificates
+				  (PEM, then EOF; a pipe: src/enclave/chain_fd.h) */
 };
 
 struct launch_fd {
@@ -248,6 +270,18 @@ void launch_volume_device(const struct launch_spec *s, unsigned item, char *out)
 /* The volume rules both sides share: a device name is valid, given only with bus nvme (not
  * for an instance store) and used once per launch. 0, or -1 with err naming "volume N". */
 int launch_check_volumes(const struct launch_spec *s, char *err, size_t errlen);
+/* VPC records (`nitro vpc`, nitrod's /v1/vpcs) and NIC subnets. launch_cidr_parse:
+ * "A.B.C.D/P" (a dotted quad, P in lo..hi without sign or leading zero) -> *net (host
+ * order, host bits kept when host_bits_ok, else they refuse it) and *prefix.
+ * launch_subnet_in: the subnet "A.B.C.D/P" (host bits allowed: an interface's address)
+ * lies inside cidr (no host bits). launch_region_ok: 1 to LAUNCH_REGION_MAX of a-z, 0-9
+ * and '-', not starting or ending with '-' (a DNS label: it becomes part of names). */
+#define LAUNCH_VPC_PREFIX_MIN 16 /* as AWS: a VPC's CIDR is /16 to /28 */
+#define LAUNCH_VPC_PREFIX_MAX 28
+bool launch_cidr_parse(const char *s, unsigned lo, unsigned hi, bool host_bits_ok, uint32_t *net,
+		       unsigned *prefix);
+bool launch_subnet_in(const char *subnet, const char *cidr);
+bool launch_region_ok(const char *region);
 /* Builds the plan of s on e. 0, or -1 with err (too many devices or arguments). */
 int launch_plan(const struct launch_spec *s, const struct launch_env *e, struct launch_plan *p,
 		char *err, size_t errlen);

@@ -80,12 +80,13 @@ static const int base_calls[] = {
 /* nitro-hv: vCPU threads in KVM_RUN, the serial console on stdin/stdout, eventfds and
  * vhost-user sockets to the cards (reconnect after a card restart). */
 static const int hv_calls[] = {
-    SCMP_SYS(connect),	/* reconnect to a restarted card (AF_UNIX only, see socket) */
-    SCMP_SYS(sendmsg),	/* vhost-user requests with fds (memory table, eventfds) */
-    SCMP_SYS(recvmsg),	/* vhost-user replies */
-    SCMP_SYS(recvfrom), /* recv() of vhost-user replies (vCPU threads on a BAR write) */
-    SCMP_SYS(sendto),	/* send() of vhost-user requests without fds */
-    SCMP_SYS(shutdown), /* drop a card connection */
+    SCMP_SYS(connect),	 /* reconnect to a restarted card (AF_UNIX only, see socket) */
+    SCMP_SYS(sendmsg),	 /* vhost-user requests with fds (memory table, eventfds) */
+    SCMP_SYS(recvmsg),	 /* vhost-user replies */
+    SCMP_SYS(fallocate), /* --enclaves: a stopped enclave's pages punched out of the memfd */
+    SCMP_SYS(recvfrom),	 /* recv() of vhost-user replies (vCPU threads on a BAR write) */
+    SCMP_SYS(sendto),	 /* send() of vhost-user requests without fds */
+    SCMP_SYS(shutdown),	 /* drop a card connection */
     /* cutting a console file down to its cap (serial_set_cap, --console-max) */
     SCMP_SYS(ftruncate),
 };
@@ -175,6 +176,26 @@ static const int tpm_calls[] = {
 };
 
 static const unsigned long card_ioctls[] = {FIONBIO, FIONREAD, TCGETS};
+/* The NSM card (nitro-card-nsm): fewer calls than the other cards. It accepts enclave
+ * connections on the listener made before the filter, reads each one's hello and vhost-user
+ * messages (fds over SCM_RIGHTS, guest memory mmap'ed from the memfd received; SO_RCVTIMEO
+ * bounds a stalled peer), answers, and removes its socket when it ends. Keys and
+ * signatures are computation (OpenSSL, getrandom). No file is opened after set-up. */
+static const int nsm_calls[] = {
+    SCMP_SYS(accept4),	  SCMP_SYS(sendmsg),  SCMP_SYS(recvmsg),
+    SCMP_SYS(sendto),	  SCMP_SYS(recvfrom), SCMP_SYS(setsockopt),
+    SCMP_SYS(getsockopt), SCMP_SYS(shutdown), SCMP_SYS(unlink),
+};
+
+/* The vsock card (nitro-card-vsock), on its own short list: no storage, no timers, no
+ * io_uring, no ioctl. It accepts frontends (the parent's next nitro-hv, enclaves' on the
+ * enclave socket), reads and writes vhost-user messages with fds (recvmsg/sendmsg; the
+ * hello's timeout is poll, in base_calls), sets each connection's receive timeout, maps
+ * guest memory (mmap without PROT_EXEC, base) and removes its sockets when it ends. */
+static const int vsock_calls[] = {
+    SCMP_SYS(accept4),	SCMP_SYS(sendmsg),    SCMP_SYS(recvmsg), SCMP_SYS(sendto),
+    SCMP_SYS(recvfrom), SCMP_SYS(setsockopt), SCMP_SYS(unlink),
+};
 
 /* The internet gateway's NAT (nitro-vpc-igw, libslirp): the only process with sockets of
  * its own making after set-up, in the host's network namespace. It makes AF_INET TCP and
@@ -232,10 +253,11 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	}
 	bool hv = !strcmp(k, "hv"), ebs = !strcmp(k, "card-ebs"), vpc = !strcmp(k, "card-vpc");
 	bool tpm = !strcmp(k, "card-tpm"), igw = !strcmp(k, "igw");
-	if (!hv && !ebs && !vpc && !tpm && !igw)
+	bool vsock = !strcmp(k, "card-vsock"), nsm = !strcmp(k, "card-nsm");
+	if (!hv && !ebs && !vpc && !tpm && !igw && !vsock && !nsm)
 		RETURN_ERR(-1,
 			   "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc, card-tpm, "
-			   "igw)",
+			   "card-vsock, card-nsm, igw)",
 			   kind ? kind : "");
 	scmp_filter_ctx ctx = seccomp_init(log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
@@ -298,12 +320,14 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		     add_ioctls(ctx, card_ioctls, ARRAY_SIZE(card_ioctls), err, errlen);
 	if (!rc && tpm)
 		rc = add_all(ctx, tpm_calls, ARRAY_SIZE(tpm_calls), err, errlen);
+	if (!rc && vsock)
+		rc = add_all(ctx, vsock_calls, ARRAY_SIZE(vsock_calls), err, errlen);
 	/* The TPM card opens its blobs under the state folder's fd: read-only, or a new
 	 * NAME.tmp for writing; never for appending, never a tmpfile. */
 	if (!rc && tpm &&
-	    (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-			      SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_APPEND | __O_TMPFILE,
-				      O_RDONLY)) < 0 ||
+	    (seccomp_rule_add(
+		 ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+		 SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_APPEND | __O_TMPFILE, O_RDONLY)) < 0 ||
 	     seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
 			      SCMP_A2(SCMP_CMP_MASKED_EQ,
 				      O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | __O_TMPFILE,
@@ -311,6 +335,8 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		snprintf(err, errlen, "seccomp: allow the TPM card's openat: cannot add the rule");
 		rc = -1;
 	}
+	if (!rc && nsm)
+		rc = add_all(ctx, nsm_calls, ARRAY_SIZE(nsm_calls), err, errlen);
 	if (!rc && vpc)
 		rc = add_all(ctx, vpc_calls, ARRAY_SIZE(vpc_calls), err, errlen);
 	if (!rc && igw)

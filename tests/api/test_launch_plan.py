@@ -59,10 +59,11 @@ def volume_file(d, vid):
     return d.state / "volumes" / f"{vid}.vol"
 
 
-def launch_both_ways(d, kernel, body, run_args):
-    r = d.call("POST", "/v1/instances", body)
-    assert r.status == 201, r
-    inst = d.wait_state(r.json()["id"], {"failed"})
+def launch_both_ways(d, kernel, body, run_args, inst=None):
+    if inst is None:
+        r = d.call("POST", "/v1/instances", body)
+        assert r.status == 201, r
+        inst = d.wait_state(r.json()["id"], {"failed"})
     plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
     # one instance: nitrod's id is what nitro run is given (SMBIOS and the IMDS use it)
     run_args = [*run_args, "--instance-id", inst["id"]]
@@ -235,6 +236,13 @@ def test_an_api_volume_starts_its_card_with_its_qos(folder, kernel):
     ("/v1/instances", {"volumes": [{"id": "vol-0123456789abcdef0", "bus": "virtio", "device": "sdf"}]}, "volumes[0].device: a device name needs bus nvme"),
     ("/v1/instances", {"volumes": ["vol-0123456789abcdef0", {"id": "vol-0123456789abcdef1", "device": "sda1"}]}, "volumes[1].device: sda1 is volumes[0]'s already"),
     ("/v1/instances", {"instance_store": 64}, "instance_store: expected an object {size_mib, dir}"),
+    ("/v1/instances", {"region": "EU-WEST-1"}, "region: expected a name like"),
+    ("/v1/instances", {"region": "eu-west-1."}, "region: expected a name like"),
+    ("/v1/instances", {"region": "-x"}, "region: expected a name like"),
+    ("/v1/instances", {"region": ""}, "region: expected a name like"),
+    ("/v1/instances", {"region": "a" * 33}, "region: longer than 32 bytes"),
+    ("/v1/instances", {"region": 1}, "region: expected a string"),
+    ("/v1/instances", {"region": "eu\nwest"}, "region: only printable ASCII"),
     ("/v1/instances", {"instance_store": {}}, "instance_store.size_mib: expected an integer from 1 to 1048576"),
     ("/v1/instances", {"instance_store": {"size_mib": 0}}, "instance_store.size_mib: expected an integer from 1"),
     ("/v1/instances", {"instance_store": {"size_mib": 4, "where": "/x"}}, 'instance_store: unknown field "where"'),
@@ -471,5 +479,77 @@ def test_bus_device_store_and_metadata_survive_a_restart(folder, kernel):
             vpc = procs[4]["argv"]
             assert vpc[vpc.index("--instance-type") + 1] == "m5.large", vpc
             assert "--user-data" in vpc and "--ssh-key" in vpc, vpc
+    finally:
+        d.stop()
+
+
+@pytest.mark.skipif(not (HAVE_VPC and (BUILD / "nitro-vpc-igw").exists()),
+                    reason="nitro-card-vpc / nitro-vpc-igw not built")
+def test_a_vpc_with_an_internet_gateway_is_the_same_plan_both_ways(nitrod, kernel, folder):
+    """nitrod's VPC record (POST /v1/vpcs) and `nitro vpc create`'s give the same processes:
+    the NAT first (its end of the link on fd 3), the card with --vpc-cidr and --igw-fd 5
+    (fd 4 stays the resolver's socket), a NIC of a VPC without a record unchanged."""
+    d = nitrod
+    d.json("POST", "/v1/vpcs", {"id": 3, "cidr": "10.3.0.0/16", "internet_gateway": True},
+           expect=201)
+    body = {"kernel": kernel, "initrd": None, "cmdline": "console=ttyS0 quiet",
+            "nics": [{"vpc": 9, "ip": "10.9.0.5/24"}, {"vpc": 3, "ip": "10.3.1.5/24"}]}
+    r = d.call("POST", "/v1/instances", body)
+    assert r.status == 201, r
+    inst = d.wait_state(r.json()["id"], {"failed"})
+    api_plan = json.loads((d.state / "instances" / inst["id"] / "launch.json").read_text())
+    env = {**os.environ, "NITRO_STATE": str(folder / "run-state")}
+    mk = subprocess.run([str(NITRO), "vpc", "create", "3", "--cidr", "10.3.0.0/16",
+                         "--internet-gateway"], env=env, capture_output=True, text=True)
+    assert mk.returncode == 0, mk.stderr
+    dry = subprocess.run([str(NITRO), "run", "--dry-run", "--kernel", kernel, "--cmdline",
+                          "console=ttyS0 quiet", "--require-kvm", "--cache-dir",
+                          str(d.state / "kcache"), "--nic", "vpc=9,ip=10.9.0.5/24", "--nic",
+                          "vpc=3,ip=10.3.1.5/24", "--map", str(d.state / "vpc-map"),
+                          "--instance-id", inst["id"]],
+                         env=env, capture_output=True, text=True, timeout=30,
+                         stdin=subprocess.DEVNULL)
+    assert dry.returncode == 0, dry.stderr
+    a, b = normalized(api_plan), normalized(json.loads(dry.stdout))
+    assert a == b, f"nitrod's plan differs from nitro run's:\n{a}\n{b}"
+    assert [p[0] for p in a] == ["igw", "card-vpc", "card-vpc", "hv"], a
+    assert a[0][2][1:] == ["--fd", "3", "--ip", "10.3.1.5/24", "--vpc-cidr", "10.3.0.0/16"]
+    assert (3, "igw-nat") in a[0][5]
+    card = a[2][2]
+    assert card[card.index("--igw-fd") + 1] == "5" and (5, "igw") in a[2][5], a[2]
+    assert "--igw-fd" not in a[1][2] and "--vpc-cidr" not in a[1][2]
+    if (4, "dns") in a[2][5]:  # the host has a resolver: both on their own fds
+        assert card[card.index("--dns-fd") + 1] == "4"
+
+
+@pytest.mark.skipif(not HAVE_VPC, reason="nitro-card-vpc not built")
+def test_the_region_reaches_the_cards_both_ways(folder, kernel):
+    """`region` (nitro run --region): every VPC card gets it (IMDS placement, DNS names:
+    tests/vpc/test_imds.py, test_dns.py), the identity document nitrod signs names it, and
+    it survives a restart; nitro-hv does not get it."""
+    d = Nitrod(folder).start()
+    try:
+        body = {"kernel": kernel, "initrd": None, "region": "eu-west-1",
+                "nics": [{"vpc": 4, "ip": "10.0.0.9/24"}, {"vpc": 5, "ip": "10.1.0.9/24"}]}
+        r = d.call("POST", "/v1/instances", body)
+        assert r.status == 201 and r.json()["region"] == "eu-west-1", r
+        inst = d.wait_state(r.json()["id"], {"failed"})
+        _, api_plan, run_plan = launch_both_ways(
+            d, kernel, None, ["--kernel", kernel, "--require-kvm", "--cache-dir",
+                              str(d.state / "kcache"), "--region", "eu-west-1",
+                              "--nic", "vpc=4,ip=10.0.0.9/24", "--nic", "vpc=5,ip=10.1.0.9/24",
+                              "--map", str(d.state / "vpc-map")], inst=inst)
+        a, b = normalized(api_plan), normalized(run_plan)
+        assert a == b, f"{a}\n{b}"
+        for p in a[:2]:
+            assert p[2][p[2].index("--region") + 1] == "eu-west-1", p
+        assert "--region" not in a[2][2]
+        doc = json.loads((d.state / "instances" / inst["id"] / "identity-nic0" / "document").read_text())
+        assert doc["region"] == "eu-west-1" and doc["availabilityZone"] == "eu-west-1a", doc
+    finally:
+        d.stop()
+    d = Nitrod(folder).start()
+    try:
+        assert d.instance(inst["id"])["region"] == "eu-west-1"
     finally:
         d.stop()

@@ -41,6 +41,10 @@ def test_bad_nic_spec(nitro, spec, needles):
     (["--ssh-key", "/nonexistent/key"], 1, ["--ssh-key /nonexistent/key"]),
     (["--instance-id", "i-123"], 2, ["--instance-id i-123", "17 hex"]),
     (["--instance-type", "M5 LARGE"], 2, ["--instance-type", "like m5.large"]),
+    (["--region", "EU-WEST-1"], 2, ["--region EU-WEST-1", "like eu-west-1"]),
+    (["--region", "eu-west-1.evil"], 2, ["--region eu-west-1.evil"]),
+    (["--region", "-x"], 2, ["--region -x"]),
+    (["--region", ""], 2, ["--region", "like eu-west-1"]),
 ])
 def test_bad_instance_metadata(nitro, args, status, needles):
     r = nitro("run", *args)

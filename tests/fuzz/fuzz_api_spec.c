@@ -1,7 +1,9 @@
 /* libFuzzer target for nitrod's request-body checks (src/controller/spec.h): any bytes
  * either parse into a spec whose every field is in range, or fail with a message. */
-// fuzz-extra: src/controller/spec.c src/boot/config.c src/launch/launch.c -ljansson
+// fuzz-extra: src/controller/spec.c src/boot/config.c src/launch/launch.c src/launch/cidr.c
+// -ljansson
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,8 @@ static const char *const templates[] = {
     "{\"volumes\": [{\"id\": \"vol-0123456789abcdef0\", \"device\": \"@\"}, "
     "\"vol-0123456789abcdef1\"]}",
     "{\"instance_store\": {\"size_mib\": 4, @}}",
+    "{\"id\": 3, \"cidr\": \"@\", \"internet_gateway\": true}",
+    "{\"id\": @, \"cidr\": \"10.0.0.0/16\"}",
 };
 
 static int one(const char *body, size_t size);
@@ -131,6 +135,31 @@ static int one(const char *body, size_t size)
 		      (!ref.vr_device[0] || (!ref.vr_virtio && launch_device_ok(ref.vr_device))));
 	else
 		CHECK(err[0]);
+	/* a VPC record: an id in range, a CIDR that parses again the same way, /16../28
+	 * without host bits, inside which its own network lies */
+	struct vpc_spec vp;
+	err[0] = 0;
+	if (spec_parse_vpc(body, size, &vp, err, sizeof(err)) == 0) {
+		uint32_t net;
+		unsigned p;
+		CHECK(vp.vp_id >= 1 && vp.vp_id <= 0xffffff);
+		CHECK(launch_cidr_parse(vp.vp_cidr, LAUNCH_VPC_PREFIX_MIN, LAUNCH_VPC_PREFIX_MAX,
+					false, &net, &p));
+		CHECK(launch_subnet_in(vp.vp_cidr, vp.vp_cidr));
+	} else {
+		CHECK(err[0]);
+	}
+	char *idstr = strndup(body, size < 16 ? size : 16);
+	if (idstr) {
+		uint32_t v = spec_vpc_id(idstr);
+		CHECK(v <= 0xffffff);
+		if (v) { /* only the canonical decimal form */
+			char back[16];
+			snprintf(back, sizeof(back), "%u", v);
+			CHECK(!strcmp(back, idstr));
+		}
+		free(idstr);
+	}
 	err[0] = 0;
 	if (spec_parse_empty(body, size, err, sizeof(err)) != 0)
 		CHECK(err[0]);

@@ -7,7 +7,9 @@
  * Input: u8 flags (1: encrypted), u16 n, n bytes copied into guest memory at the data
  * area (PRP lists, SGL segments, DSM ranges), then records until the input ends: u8 op
  * (low 3 bits: the queue id; 0x80: write the next u32 as that queue's SQ tail doorbell
- * instead of posting; 0x40: as its CQ head; else 0x38: a card restart: the next u16 is
+ * instead of posting; 0x40: as its CQ head; with either, 0x08: instead of the kick, the
+ * card's busy-poll window: polling on (0x10) or off, then a poll; else 0x38: a card
+ * restart: the next u16 is
  * an offset into the saved state, the u16 after it is written there — the last card may
  * have been subverted — and a new card resumes from it), then a 64-byte command. */
 // clang-format off
@@ -98,7 +100,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 				x->c.c_dbs[idx] = v;
 			else
 				x->sh.s_db[idx] = v;
-			nvme_kick(&x->c, q);
+			if (op & 0x08) {
+				nvme_set_polling(&x->c, op & 0x10);
+				nvme_poll(&x->c);
+			} else {
+				nvme_kick(&x->c, q);
+			}
 			d += 5;
 			n -= 5;
 			continue;
@@ -112,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 		d += 65;
 		n -= 65;
 	}
+	nvme_set_polling(&x->c, false);
 	nvme_disable(&x->c);
 	return 0;
 }

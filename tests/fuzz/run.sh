@@ -16,7 +16,7 @@ SECONDS_EACH=${FUZZ_SECONDS:-20}
 TARGETS=${FUZZ_TARGETS:-$(for f in tests/fuzz/fuzz_*.c; do n=${f##*/fuzz_}; printf '%s ' "${n%.c}"; done)}
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 -fno-omit-frame-pointer -Isrc -D_GNU_SOURCE -std=gnu11 -Wall -Wextra"
-SRC="src/boot/boot.c src/boot/memory.c src/boot/kernel.c src/hv/serial.c src/hv/pci.c src/hv/mmio.c src/lib/util.c src/lib/vu_wire.c src/cards/lib/*.c"
+SRC="src/boot/boot.c src/boot/memory.c src/boot/kernel.c src/hv/serial.c src/hv/pci.c src/hv/mmio.c src/lib/util.c src/lib/vu_wire.c src/lib/enclave_wire.c src/cards/lib/*.c"
 LIBS="-lzstd -lcrypto -lpthread"
 
 mkdir -p "$OUT" || exit 2
@@ -125,6 +125,20 @@ def ring_image(n=16, size=1024):
 img, a, u = ring_image()
 put("vring-direct-indirect", struct.pack("<BBHHHHHH", 4, 3, 0, 0, 0, 0, 0, 0) + img)
 put("vring-placed-split", struct.pack("<BBHHHHHH", 4, 13, 0, 0, a, u, 0x300, 0) + img)
+# fuzz_nsm_queue: the Linux driver's GetRandom as two chains (request, reply buffer) on a
+# queue of 8 at 0/128/152, then an Attestation request and its reply buffer in one chain
+def nsm_image():
+    m = bytearray(1024)
+    req = b"\x69GetRandom"
+    att = bytes.fromhex("a16b4174746573746174696f6ea1656e6f6e63654201 02".replace(" ", ""))
+    m[0x100:0x100 + len(req)] = req
+    m[0x140:0x140 + len(att)] = att
+    for i, (addr, ln, fl, nx) in enumerate([(0x100, len(req), 0, 0), (0x200, 0x180, 2, 0),
+                                           (0x140, len(att), 1, 3), (0x200, 0x180, 2, 0)]):
+        struct.pack_into("<QIHH", m, 16 * i, addr, ln, fl, nx)
+    struct.pack_into("<HHHHH", m, 128, 0, 3, 0, 1, 2)
+    return bytes(m)
+put("nsm_queue-driver", b"\x00" + nsm_image())
 def vmsg(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
 UVA = 0x40000000
@@ -169,6 +183,14 @@ for name, req in [("describe", b"\x6bDescribeNSM"), ("random", b"\x69GetRandom")
                   ("attest", b"\xa1\x6bAttestation\xa3\x69user_data\x41u\x65nonce\x41n"
                              b"\x6apublic_key\xf6")]:
     put("nsm-" + name, b"\x30\x00" + req)
+def ne(*recs):  # (op, selector, w0, w1, w2) records of 28 bytes
+    return b"".join(struct.pack("<BBQQQH", *r, 0) for r in recs)
+put("ne-lifecycle", ne((4, 0x80, 0, 0, 0), (6, 0x40, 0, 64 << 20, 64 << 20), (7, 0x40, 0, 1, 0),
+                       (11, 0, 0, 2, 0), (10, 0, 0, 0, 0), (1, 0, 0, 0, 1), (9, 0x80, 0, 0, 0),
+                       (2, 0x80, 16, 0, 0), (3, 0, 0, 0, 0), (5, 0, 0, 0, 0), (8, 0x80, 0, 0, 0)))
+put("ne-bar", ne((0x80 | 0x08 | 7, 0, 0x10, 4, 0), (0x80 | 0x08 | 3, 0, 4, 4, 0),
+                 (0x80 | 3, 0, 0x100, 0, 0), (0x80 | 3, 0, 0x0c, 0, 0), (0x90, 0, 0, 0, 0),
+                 (0x80 | 0x08 | 7, 0, 0x800, 0xfee00000, 0)))
 put("pci-move", pci((0x0c, 0x04, 2, 0), (0x0c, 0x10, 0xd0000000, 0), (0x0c, 0x14, 2, 0),
                     (0x25, 0x110, 0, 0)))
 PY

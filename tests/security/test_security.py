@@ -322,7 +322,7 @@ def test_jail_refuses_root_and_reports_errors(tmp_path):
     assert r.returncode == 1 and "/nonexistent/bin" in r.stderr
 
 
-@pytest.mark.parametrize("kind", ["hv", "card-ebs", "card-vpc", "card-tpm", "igw"])
+@pytest.mark.parametrize("kind", ["hv", "card-ebs", "card-vpc", "card-tpm", "card-vsock", "igw"])
 def test_seccomp_allows_listed_calls(tmp_path, kind):
     for call in ("getpid", "eventfd"):
         r = jail(tmp_path, PROBE, "call", call, kind=kind, extra=("--seccomp",))
@@ -335,6 +335,9 @@ def test_seccomp_allows_listed_calls(tmp_path, kind):
                                        ("card-ebs", "socket-inet"), ("card-vpc", "ptrace"),
                                        ("card-tpm", "socket-inet"), ("card-tpm", "mmap-exec"),
                                        ("card-tpm", "openat-append"), ("card-tpm", "fork"),
+                                       ("card-vsock", "openat"), ("card-vsock", "socket-inet"),
+                                       ("card-vsock", "socket-unix"), ("card-vsock", "fork"),
+                                       ("card-vsock", "mmap-exec"), ("card-vsock", "ptrace"),
                                        ("igw", "socket-raw"), ("igw", "socket-inet6"),
                                        ("igw", "socket-unix"), ("igw", "bind"), ("igw", "ptrace"),
                                        ("igw", "fork"), ("igw", "mmap-exec"),

@@ -3,7 +3,9 @@ jailed) boot, are listed, stopped, started and terminated; a guest that powers o
 its instance stopped; a killed card is restarted by the supervisor while the guest keeps
 reading its disk; a restarted nitrod re-adopts a running instance; an instance with
 "tpm": true boots with its NitroTPM (measured PCR 4) and its EK route's certificate
-verifies against the chip's EK CA; an instance with an NVMe volume and an instance store
+verifies against the chip's EK CA; an instance in a VPC with an internet gateway (a
+record made through the API) reaches the host's loopback through its jailed NAT, also
+after its card is killed; an instance with an NVMe volume and an instance store
 shows the guest the volume id and device name (nvme-cli, and amazon-ec2-utils' own
 ebsnvme-id run by a Python in the guest) and leaves nothing of its store after a stop.
 
@@ -400,6 +402,70 @@ def test_two_instances_with_nics_ping_each_other(nitrod):
     tb = nitrod.console(b["id"])
     assert marks(tb, "MD-TYPE=") == ["MD-TYPE=c5.large"] * 2, tb[-3000:]
     assert marks(tb, "MD-UD=") == ["MD-UD=nitrod-user-data-7"] * 2, tb[-3000:]
+
+
+def test_instance_with_an_internet_gateway_through_nitrod(nitrod, tmp_path):
+    """A VPC record with a gateway made through the API (issue 15 item 5): the instance's
+    nic gets its NAT (jailed, measured, nitrod's) and the guest fetches a page from the
+    emulated host's loopback at the router address; the DHCP domain names the instance's
+    region; the VPC cannot be deleted while the instance has its nic. A killed VPC card
+    is restarted with a new NAT and the guest reaches the page again."""
+    import functools
+    import http.server
+    import threading
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "page.txt").write_text("nitrod-igw-page")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    lo = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=lo.serve_forever, daemon=True).start()
+    port = lo.server_address[1]
+    try:
+        nitrod.json("POST", "/v1/vpcs", {"id": 3, "cidr": "10.3.0.0/16",
+                                         "internet_gateway": True}, expect=201)
+        dhcp = "udhcpc -i eth0 -n -q -t 20 -T 2 -O mtu"
+        wget = "timeout 20 wget -q -O -"
+        guest = (dhcp + "; grep -h search /etc/resolv.conf | sed 's/^/RESOLV=/'; n=0; "
+                 "while [ $n -lt 400 ]; do n=$((n+1)); "
+                 f"p=$({wget} http://10.3.0.1:{port}/page.txt 2>/dev/null) && echo IGW-OK=$p; "
+                 "sleep 1; done")
+        a = nitrod.json("POST", "/v1/instances",
+                        {"console": True, "memory_mib": 192, "region": "eu-west-1",
+                         "nics": [{"vpc": 3, "ip": "10.3.0.5/24"}],
+                         "cmdline": cmdline(guest)}, expect=201)
+        assert a["state"] == "running", a["reason"]
+        assert len(a["card_pids"]) == 2, a  # the NAT and the card
+        nitrod.wait("the first page", lambda: marks(nitrod.console(a["id"]), "IGW-OK="),
+                    timeout=400)
+        text = nitrod.console(a["id"])
+        assert marks(text, "IGW-OK=")[0] == "IGW-OK=nitrod-igw-page", text[-3000:]
+        assert any("eu-west-1.compute.internal" in l for l in marks(text, "RESOLV=")), \
+            text[-3000:]
+        r = nitrod.call("DELETE", "/v1/vpcs/3")
+        assert r.status == 409 and a["id"] in r.json()["error"], r
+        nat, card = nitrod.instance(a["id"])["card_pids"]
+        assert "nitro-vpc-igw" in card_argv(nat)[0] and "--igw-fd" in card_argv(card)
+        # the NAT runs as the instance's uid, not root, in the host's network namespace
+        st = open(f"/proc/{nat}/status").read()
+        uid = [l.split()[1] for l in st.splitlines() if l.startswith("Uid:")][0]
+        assert uid != "0", st
+        assert os.readlink(f"/proc/{nat}/ns/net") == os.readlink("/proc/self/ns/net")
+        assert os.readlink(f"/proc/{card}/ns/net") != os.readlink("/proc/self/ns/net")
+        before = len(marks(text, "IGW-OK="))
+        os.kill(card, signal.SIGKILL)
+        new = nitrod.wait("the card and its NAT restarted", lambda: (
+            lambda p: p if p[1] and p[1] != card and p[0] and p[0] != nat else None)(
+                nitrod.instance(a["id"])["card_pids"]), timeout=60)
+        assert not alive(nat)
+        nitrod.wait("a page after the restart", lambda: len(
+            marks(nitrod.console(a["id"]), "IGW-OK=")) > before + 2, timeout=300)
+        assert alive(new[0]) and alive(new[1])
+        nitrod.json("DELETE", f"/v1/instances/{a['id']}")
+        nitrod.wait_state(a["id"], "terminated", timeout=60)
+        assert not alive(new[0])
+        assert nitrod.json("DELETE", "/v1/vpcs/3")["state"] == "deleted"
+    finally:
+        lo.shutdown()
 
 
 def test_tpm_instance_measured_and_endorsed(nitrod):

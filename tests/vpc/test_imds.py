@@ -4,6 +4,7 @@ FIN written out as frames), so every IP header the card sends back is seen as th
 sees it (TTL 1 on the token reply).
 
 Run: make vpc-test (or /usr/bin/python3 -m pytest -v tests/vpc/test_imds.py)."""
+import json
 import struct
 import time
 
@@ -162,6 +163,26 @@ def test_imds_token_flow(vpcnet, tmp_path):
     assert not body.endswith(b"\n") and b"network/" in body
     st = c.stats()
     assert st["imds_packets"] > 0 and st["linklocal_allowance_exceeded"] == 0
+
+
+def test_imds_region(vpcnet):
+    """--region (nitro run --region, nitrod's "region"): the placement, the availability
+    zone, the names and the identity document of the region; us-east-1 without it."""
+    c, d, mac, gw = start(vpcnet, ["--region", "eu-west-1", "--instance-id",
+                                   "i-0abcdef0123456789"])
+    (code, _, tok), _ = put_token(d, mac, gw)
+    tok = tok.decode()
+    name = "ip-" + ME.replace(".", "-") + ".eu-west-1.compute.internal"
+    for path, want in [("/latest/meta-data/placement/region", b"eu-west-1"),
+                       ("/latest/meta-data/placement/availability-zone", b"eu-west-1a"),
+                       ("/latest/meta-data/local-hostname", name.encode()),
+                       ("/latest/meta-data/hostname", name.encode())]:
+        code, _, body = get(d, mac, gw, path, tok)
+        assert (code, body) == (200, want), (path, code, body)
+    code, _, body = get(d, mac, gw, "/latest/dynamic/instance-identity/document", tok)
+    doc = json.loads(body)
+    assert code == 200 and doc["region"] == "eu-west-1", body
+    assert doc["availabilityZone"] == "eu-west-1a", body
 
 
 def test_imds_errors(vpcnet):

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/be.h"
 #include "lib/util.h"
 #include "vnd.h"
 
@@ -48,23 +49,6 @@ static uint16_t csum(const uint8_t *p, size_t n, uint32_t s)
 	return (uint16_t)~s;
 }
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void xmit(const uint8_t *f, size_t n)
 {
 	char err[256];
@@ -84,30 +68,30 @@ static void send_tcp(uint8_t flags, const void *data, size_t len)
 	static uint8_t f[2048];
 	memcpy(f, gw, 6);
 	memcpy(f + 6, d.d_mac, 6);
-	put16(f + 12, 0x0800);
+	be16_put(f + 12, 0x0800);
 	uint8_t *ip = f + 14, *t = ip + 20;
 	memset(ip, 0, 40);
 	ip[0] = 0x45;
-	put16(ip + 2, (uint16_t)(40 + len));
+	be16_put(ip + 2, (uint16_t)(40 + len));
 	ip[6] = 0x40;
 	ip[8] = 64;
 	ip[9] = 6;
 	memcpy(ip + 12, &my_ip, 4);
 	memcpy(ip + 16, &imds_ip, 4);
-	put16(ip + 10, csum(ip, 20, 0));
-	put16(t, sport);
-	put16(t + 2, 80);
-	put32(t + 4, seq);
-	put32(t + 8, ack);
+	be16_put(ip + 10, csum(ip, 20, 0));
+	be16_put(t, sport);
+	be16_put(t + 2, 80);
+	be32_put(t + 4, seq);
+	be32_put(t + 8, ack);
 	t[12] = 5 << 4;
 	t[13] = flags;
-	put16(t + 14, 65535);
+	be16_put(t + 14, 65535);
 	memcpy(t + 20, data, len);
 	uint32_t ps = 0;
 	ps += (uint32_t)(ip[12] << 8 | ip[13]) + (uint32_t)(ip[14] << 8 | ip[15]);
 	ps += (uint32_t)(ip[16] << 8 | ip[17]) + (uint32_t)(ip[18] << 8 | ip[19]);
 	ps += 6 + 20 + (uint32_t)len;
-	put16(t + 16, csum(t, 20 + len, ps));
+	be16_put(t + 16, csum(t, 20 + len, ps));
 	xmit(f, 14 + 40 + len);
 	seq += (uint32_t)len + ((flags & 0x03) ? 1 : 0);
 }
@@ -132,7 +116,7 @@ static void on_rx(unsigned pair, const uint8_t *f, size_t n, void *arg)
 	const uint8_t *data = t + off;
 	size_t dl = tot - (size_t)(data - ip);
 	uint8_t fl = t[13];
-	uint32_t s = get32(t + 4);
+	uint32_t s = be32_get(t + 4);
 	if ((fl & 0x12) == 0x12) {
 		ack = s + 1;
 		synack = true;

@@ -62,7 +62,8 @@ static const char usage_text[] =
     "                    to 3000 IOPS (bucket: 5.4M, or $NITRO_GP2_CREDITS)\n"
     "  --throughput MiB  MiB/s limit (default 125; 0 = unlimited)\n"
     "  --queues N        virtqueues (1..64, default 1)\n"
-    "  --poll-us N       after work, busy-poll the rings for N us before sleeping (0..1000)\n"
+    "  --poll-us N       after work, busy-poll the rings for N us before sleeping (0..1000;\n"
+    "                    default 0, with --nvme 20 unless the card has a single CPU)\n"
     "  --header PATH     NBD: id, size and wrapped data key from this local volume file\n"
     "  --encrypt         null: encrypt with an ephemeral random key\n"
     "  --key-fd N        read the volume's 64-byte data key from fd N (a pipe), then close\n"
@@ -74,6 +75,8 @@ static const char usage_text[] =
     "                    a nameless sparse file in --dir DIR (default /tmp) under a key\n"
     "                    that never leaves this process\n"
     "  --ctl PATH        control socket: pause (drain + flush) and resume, for snapshots\n";
+
+#define NVME_POLL_US_DEFAULT 20
 
 #define CARD_SECURE_HEAP (128u << 10) /* key schedules and XTS tweak buffers: ~40 KiB */
 
@@ -107,12 +110,14 @@ static void nvme_print_stats(const struct nvme_ctrl *n, FILE *f)
 	const struct nvme_smart *s = &n->c_smart;
 	fprintf(f,
 		"nitro-card-ebs: nvme %s: %llu reads (%llu bytes), %llu writes (%llu bytes), "
-		"%llu errors, throttled %llu times, %llu queue kicks, %llu interrupts\n",
+		"%llu errors, throttled %llu times, %llu queue kicks, %llu doorbell writes, "
+		"%llu interrupts, %llu polls that found commands\n",
 		n->c_info.ni_serial, (unsigned long long)s->sm_read_cmds,
 		(unsigned long long)s->sm_read_bytes, (unsigned long long)s->sm_write_cmds,
 		(unsigned long long)s->sm_written_bytes, (unsigned long long)s->sm_err_entries,
 		(unsigned long long)n->c_throttled, (unsigned long long)n->c_kicks,
-		(unsigned long long)n->c_irqs);
+		(unsigned long long)n->c_rings, (unsigned long long)n->c_irqs,
+		(unsigned long long)n->c_polled);
 }
 
 static void on_usr1(void *opaque)
@@ -127,7 +132,7 @@ static void on_usr1(void *opaque)
 /* --nvme: the volume behind an NVMe controller; runs the loop until the end. */
 static int run_nvme(struct card *c, struct volume *vol, const struct backend_opts *bo,
 		    const char *device, unsigned queues, bool gp2, double credits, uint64_t iops,
-		    uint64_t mibps, const char *ctl)
+		    uint64_t mibps, const char *ctl, unsigned poll_us)
 {
 	char err[512], serial[VOL_ID_LEN + 1];
 	/* the serial: the volume id without its dash ("vol0123...") */
@@ -165,7 +170,7 @@ static int run_nvme(struct card *c, struct volume *vol, const struct backend_opt
 		die("%s", err);
 	if (sandbox_enter_from_env(err, sizeof(err)) < 0)
 		die("%s", err);
-	int r = loop_run(&c->c_loop);
+	int r = nvme_front_run(&c->c_front, poll_us);
 	if (r < 0)
 		warnmsg("event loop: %s", strerror(-r));
 	blkctl_close(&c->c_ctl);
@@ -178,6 +183,16 @@ static int run_nvme(struct card *c, struct volume *vol, const struct backend_opt
 static const char *opt_arg(const char *name, int argc, char **argv, int *i)
 {
 	return card_opt(name, argc, argv, i, usage_text);
+}
+
+/* The CPUs this process may run on (before the jail: sched_getaffinity only). */
+static unsigned cpus_usable(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	int n = CPU_COUNT(&set);
+	return n > 0 ? (unsigned)n : 1;
 }
 
 /* The loop, with an optional busy-poll phase after each wake-up (kicks off meanwhile). */
@@ -346,7 +361,7 @@ int main(int argc, char **argv)
 	uint64_t key_fd = 0;
 	bool key_given = false;
 	bool readonly = false, gp2 = false, iops_given = false, encrypt = false;
-	bool queues_given = false;
+	bool queues_given = false, poll_given = false;
 	uint64_t instance = 0;
 	const char *instance_dir = "/tmp";
 	char err[512];
@@ -377,6 +392,7 @@ int main(int argc, char **argv)
 		} else if ((v = opt_arg("--poll-us", argc, argv, &i))) {
 			if (!parse_u64(v, 0, 1000, &poll_us))
 				die_usage("--poll-us: expected 0..1000, got '%s'", v);
+			poll_given = true;
 		} else if ((v = opt_arg("--key-fd", argc, argv, &i))) {
 			if (!parse_u64(v, 3, 1 << 20, &key_fd))
 				die_usage("--key-fd: expected an fd number >= 3, got '%s'", v);
@@ -458,8 +474,13 @@ int main(int argc, char **argv)
 			queues = NVME_MAX_QIDS - 1; /* the driver takes one pair per vCPU */
 		if (queues > NVME_MAX_QIDS - 1)
 			die_usage("--queues: at most %u with --nvme", NVME_MAX_QIDS - 1);
+		/* NVMe polls a short window after work by default (the EventIdx keeps the
+		 * guest from ringing meanwhile), unless the card has one CPU only: there
+		 * polling would take the CPU the vCPU needs to submit the next commands */
+		if (!poll_given)
+			poll_us = cpus_usable() > 1 ? NVME_POLL_US_DEFAULT : 0;
 		int rn = run_nvme(c, &vol, &bo, device, (unsigned)queues, gp2, credits,
-				  gp2 ? 0 : iops, mibps, ctl);
+				  gp2 ? 0 : iops, mibps, ctl, (unsigned)poll_us);
 		bdev_close(&c->c_bdev);
 		close(c->c_usr1);
 		loop_fini(&c->c_loop);

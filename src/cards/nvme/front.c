@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/util.h"
@@ -94,15 +95,63 @@ static void on_kick(struct loop *l, int fd, uint32_t events, void *opaque)
 	struct nvme_front *f = opaque;
 	(void)l;
 	(void)events;
-	uint64_t n;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	uint64_t n = 0;
+	if (read(fd, &n, sizeof(n)) != sizeof(n) && errno != EAGAIN)
 		return;
 	for (unsigned q = 0; q < NVME_MAX_QIDS; q++)
 		if (f->f_kick[q] == fd) {
+			if (q) {
+				f->f_c->c_kicks++;
+				f->f_c->c_rings += n;
+			}
 			nvme_kick(f->f_c, q);
 			break;
 		}
 	after_work(f);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+int nvme_front_run(struct nvme_front *f, unsigned poll_us)
+{
+	struct loop *l = f->f_loop;
+	struct nvme_ctrl *c = f->f_c;
+	if (!poll_us)
+		return loop_run(l);
+	uint64_t span = (uint64_t)poll_us * 1000;
+	bool sleep = true;
+	while (!l->lp_stop) {
+		int r = loop_run_once(l, sleep ? -1 : 0);
+		if (r < 0)
+			return r;
+		if (!c->c_eis) { /* no shadow doorbells (yet): nothing to poll */
+			sleep = true;
+			continue;
+		}
+		nvme_set_polling(c, true);
+		uint64_t deadline = mono_ns() + span;
+		for (unsigned spins = 1; !l->lp_stop && c->c_eis; spins++) {
+			if (nvme_poll(c)) {
+				c->c_polled++;
+				after_work(f);
+				deadline = mono_ns() + span; /* work: the window starts again */
+			} else if (spins % 16 == 0 && mono_ns() >= deadline) {
+				break;
+			}
+			/* completions, the hypervisor's messages, kicks that raced in */
+			if (spins % 64 == 0 && (r = loop_run_once(l, 0)) < 0)
+				return r;
+		}
+		/* back to doorbells; what raced in meanwhile is polled for at once */
+		sleep = !nvme_set_polling(c, false);
+		after_work(f);
+	}
+	return 0;
 }
 
 static void on_timer(struct loop *l, int fd, uint32_t events, void *opaque)

@@ -39,6 +39,11 @@ struct nvme_front {
 int nvme_front_start(struct nvme_front *f, struct nvme_ctrl *c, struct loop *l, const char *path,
 		     int fd, char *err, size_t errlen);
 void nvme_front_stop(struct nvme_front *f);
+/* Runs the loop until it stops. poll_us > 0: after each wake-up the card busy-polls the
+ * guest's shadow doorbells (nvme_poll), with every I/O SQ's EventIdx set so that the
+ * driver does not ring (nvme_set_polling), until poll_us pass without a new command;
+ * then it puts the EventIdx back, looks once more and sleeps on the doorbells. */
+int nvme_front_run(struct nvme_front *f, unsigned poll_us);
 /* The control socket's ops pair (src/cards/bdev/blkctl.h), dev the struct nvme_front:
  * pauses the I/O queues for a snapshot (src/cards/nvme/pause.h). */
 extern const struct blkctl_ops nvme_front_ctl_ops;

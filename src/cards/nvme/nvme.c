@@ -1054,6 +1054,18 @@ done:
 
 /* ---- submission queues ---- */
 
+/* EventIdx of an I/O SQ (virtio's event-index rule, as the Linux driver applies it in
+ * nvme_dbbuf_need_event: it writes the MMIO doorbell only when the EventIdx lies in
+ * [old tail, new tail)). At the tail the card saw last, the driver's next submission
+ * rings. One behind it, a position the driver has already passed, no submission rings
+ * (until its index wraps: the driver compares 16-bit values and the queue is smaller, so
+ * it rings once at the wrap, harmless): the EventIdx while the card polls. */
+static void sq_event_quiet(struct nvme_ctrl *c, unsigned qid)
+{
+	const struct nvme_sq *sq = &c->c_sq[qid];
+	ei_write(c, 2 * qid, (sq->s_tail + sq->s_size - 1) % sq->s_size);
+}
+
 static void process_sq(struct nvme_ctrl *c, unsigned qid)
 {
 	struct nvme_sq *sq = &c->c_sq[qid];
@@ -1111,6 +1123,11 @@ static void process_sq(struct nvme_ctrl *c, unsigned qid)
 		}
 		if (!qid || !c->c_eis)
 			return;
+		if (c->c_polling) {
+			/* the poll loop looks again: the driver need not ring */
+			sq_event_quiet(c, qid);
+			return;
+		}
 		/* EventIdx: ring again only for entries past what was seen; then look again */
 		ei_write(c, 2 * qid, sq->s_tail);
 		if (db_read(c, 2 * qid) == sq->s_tail)
@@ -1122,7 +1139,6 @@ void nvme_kick(struct nvme_ctrl *c, unsigned qid)
 {
 	if (qid >= c->c_info.ni_nqids || !c->c_enabled || c->c_failed)
 		return;
-	c->c_kicks++;
 	c->c_batch++;
 	if (c->c_sq[qid].s_live)
 		process_sq(c, qid);
@@ -1135,6 +1151,50 @@ void nvme_kick(struct nvme_ctrl *c, unsigned qid)
 		c->c_bdev->bd_ops->bo_commit(c->c_bdev);
 	c->c_batch--;
 	nvme_flush_irqs(c);
+}
+
+static uint64_t taken(const struct nvme_ctrl *c)
+{
+	uint64_t n = 0;
+	for (unsigned q = 1; q < c->c_info.ni_nqids; q++)
+		n += c->c_sq[q].s_seq;
+	return n;
+}
+
+bool nvme_poll(struct nvme_ctrl *c)
+{
+	if (!c->c_enabled || c->c_failed || !c->c_eis)
+		return false;
+	uint64_t before = taken(c);
+	c->c_batch++;
+	for (unsigned q = 1; q < c->c_info.ni_nqids; q++) {
+		struct nvme_sq *sq = &c->c_sq[q];
+		/* a new tail (checked in process_sq), or entries left waiting for room */
+		if (sq->s_live && (db_read(c, 2 * q) != sq->s_tail || sq->s_head != sq->s_tail))
+			process_sq(c, q);
+	}
+	if (c->c_bdev->bd_ops->bo_commit)
+		c->c_bdev->bd_ops->bo_commit(c->c_bdev);
+	c->c_batch--;
+	nvme_flush_irqs(c);
+	return taken(c) != before;
+}
+
+bool nvme_set_polling(struct nvme_ctrl *c, bool on)
+{
+	c->c_polling = on;
+	if (!c->c_enabled || c->c_failed || !c->c_eis)
+		return false;
+	for (unsigned q = 1; q < c->c_info.ni_nqids; q++) {
+		const struct nvme_sq *sq = &c->c_sq[q];
+		if (!sq->s_live)
+			continue;
+		if (on)
+			sq_event_quiet(c, q);
+		else
+			ei_write(c, 2 * q, sq->s_tail); /* then look once more: the race */
+	}
+	return on ? false : nvme_poll(c);
 }
 
 void nvme_kick_all(struct nvme_ctrl *c)

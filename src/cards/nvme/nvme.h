@@ -185,8 +185,13 @@ struct nvme_ctrl {
 	uint64_t (*c_now)(void);
 	/* the card's hook when the controller failed (CSTS.CFS) */
 	void (*c_on_fail)(struct nvme_ctrl *c, const char *why);
+	bool c_polling; /* nvme_set_polling: the EventIdx asks the driver not to ring */
 	uint64_t c_throttled;
-	uint64_t c_kicks, c_irqs; /* wake-ups by a doorbell, interrupts signalled */
+	/* wake-ups by an I/O queue's doorbell eventfd; the guest's I/O doorbell writes they
+	 * carried (the eventfd's count: each one a VM exit, handled by KVM's ioeventfd or by
+	 * nitro-hv); interrupts signalled */
+	uint64_t c_kicks, c_rings, c_irqs;
+	uint64_t c_polled; /* polls that found commands (the busy-poll window) */
 };
 
 int nvme_init(struct nvme_ctrl *c, const struct nvme_info *info, struct gmem *mem,
@@ -210,6 +215,14 @@ void nvme_shutdown(struct nvme_ctrl *c);
 /* The doorbells of qid changed (its kick eventfd fired, or the loop polls): takes new
  * submissions of SQ qid and new room in CQ qid. */
 void nvme_kick(struct nvme_ctrl *c, unsigned qid);
+/* Polling (the card's busy-poll window, front.h): looks at every I/O SQ's shadow tail
+ * and takes what is new; true when it took a command. Only with Doorbell Buffer Config. */
+bool nvme_poll(struct nvme_ctrl *c);
+/* on: the card will poll, so every I/O SQ's EventIdx is set where the driver does not
+ * ring. off: the EventIdx back at each tail seen (the next submission rings), then one
+ * more look at the shadow doorbells for submissions that raced in; true when it took
+ * any (the caller then polls on). */
+bool nvme_set_polling(struct nvme_ctrl *c, bool on);
 /* Every queue (after a throttle ended or completions freed requests). */
 void nvme_kick_all(struct nvme_ctrl *c);
 /* Sends the interrupts of completions posted since the last call. */

@@ -3,22 +3,7 @@
 
 #include <string.h>
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
+#include "lib/be.h"
 
 int dns_read_name(const uint8_t *m, size_t n, size_t off, struct dns_name *name, size_t *end)
 {
@@ -89,10 +74,10 @@ static int read_rr(const uint8_t *m, size_t n, size_t off, struct dns_name *owne
 	size_t p;
 	if (dns_read_name(m, n, off, owner, &p) < 0 || p + 10 > n)
 		return -1;
-	h->type = get16(m + p);
-	h->class = get16(m + p + 2);
-	h->ttl = (uint32_t)get16(m + p + 4) << 16 | get16(m + p + 6);
-	h->rdlen = get16(m + p + 8);
+	h->type = be16_get(m + p);
+	h->class = be16_get(m + p + 2);
+	h->ttl = be32_get(m + p + 4);
+	h->rdlen = be16_get(m + p + 8);
 	if (p + 10 + h->rdlen > n)
 		return -1;
 	h->end = p + 10 + h->rdlen;
@@ -101,12 +86,12 @@ static int read_rr(const uint8_t *m, size_t n, size_t off, struct dns_name *owne
 
 static void read_header(const uint8_t *m, struct dns_msg *q)
 {
-	q->id = get16(m);
-	q->flags = get16(m + 2);
-	q->qdcount = get16(m + 4);
-	q->ancount = get16(m + 6);
-	q->nscount = get16(m + 8);
-	q->arcount = get16(m + 10);
+	q->id = be16_get(m);
+	q->flags = be16_get(m + 2);
+	q->qdcount = be16_get(m + 4);
+	q->ancount = be16_get(m + 6);
+	q->nscount = be16_get(m + 8);
+	q->arcount = be16_get(m + 10);
 	q->edns = false;
 	q->edns_size = DNS_UDP_MIN;
 	q->edns_version = 0;
@@ -119,8 +104,8 @@ static int read_question(const uint8_t *m, size_t n, struct dns_msg *q)
 	size_t p;
 	if (q->qdcount != 1 || dns_read_name(m, n, DNS_HLEN, &q->qname, &p) < 0 || p + 4 > n)
 		return -1;
-	q->qtype = get16(m + p);
-	q->qclass = get16(m + p + 2);
+	q->qtype = be16_get(m + p);
+	q->qclass = be16_get(m + p + 2);
 	q->qend = p + 4;
 	return 0;
 }
@@ -201,13 +186,13 @@ size_t dns_reply(uint8_t *out, size_t cap, size_t max, const struct dns_msg *q, 
 		return 0;
 	uint16_t f = (uint16_t)(DNS_QR | (q->flags & (0x7800 | DNS_RD | DNS_CD)) |
 				(flags & (DNS_AA | DNS_TC | DNS_RA | DNS_AD)) | (rcode & 15));
-	put16(out, q->id);
-	put16(out + 4, has_question ? 1 : 0);
-	put16(out + 8, 0);
+	be16_put(out, q->id);
+	be16_put(out + 4, has_question ? 1 : 0);
+	be16_put(out + 8, 0);
 	if (has_question) {
 		memcpy(out + DNS_HLEN, q->qname.wire, q->qname.wire_len);
-		put16(out + DNS_HLEN + q->qname.wire_len, q->qtype);
-		put16(out + DNS_HLEN + q->qname.wire_len + 2, q->qclass);
+		be16_put(out + DNS_HLEN + q->qname.wire_len, q->qtype);
+		be16_put(out + DNS_HLEN + q->qname.wire_len + 2, q->qclass);
 	}
 	unsigned an = 0;
 	for (unsigned i = 0; i < nrr && has_question; i++) {
@@ -221,26 +206,26 @@ size_t dns_reply(uint8_t *out, size_t cap, size_t max, const struct dns_msg *q, 
 			f |= DNS_TC;
 			break;
 		}
-		put16(out + o, 0xc000 | DNS_HLEN); /* the question's name */
-		put16(out + o + 2, rr[i].type);
-		put16(out + o + 4, DNS_C_IN);
-		put32(out + o + 6, rr[i].ttl);
-		put16(out + o + 10, (uint16_t)rdlen);
+		be16_put(out + o, 0xc000 | DNS_HLEN); /* the question's name */
+		be16_put(out + o + 2, rr[i].type);
+		be16_put(out + o + 4, DNS_C_IN);
+		be32_put(out + o + 6, rr[i].ttl);
+		be16_put(out + o + 10, (uint16_t)rdlen);
 		memcpy(out + o + 12, rd, rdlen);
 		o += 12 + rdlen;
 		an++;
 	}
-	put16(out + 2, f);
-	put16(out + 6, (uint16_t)an);
-	put16(out + 10, q->edns ? 1 : 0);
+	be16_put(out + 2, f);
+	be16_put(out + 6, (uint16_t)an);
+	be16_put(out + 10, q->edns ? 1 : 0);
 	if (q->edns) { /* root owner, OPT, our size, extended rcode, version 0, DO echoed */
 		out[o] = 0;
-		put16(out + o + 1, DNS_T_OPT);
-		put16(out + o + 3, DNS_EDNS_SIZE);
+		be16_put(out + o + 1, DNS_T_OPT);
+		be16_put(out + o + 3, DNS_EDNS_SIZE);
 		out[o + 5] = (uint8_t)(rcode >> 4);
 		out[o + 6] = 0;
-		put16(out + o + 7, q->edns_do ? 0x8000 : 0);
-		put16(out + o + 9, 0);
+		be16_put(out + o + 7, q->edns_do ? 0x8000 : 0);
+		be16_put(out + o + 9, 0);
 		o += 11;
 	}
 	return o;

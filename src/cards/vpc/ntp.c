@@ -3,19 +3,7 @@
 
 #include <string.h>
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
+#include "lib/be.h"
 
 uint64_t ntp_timestamp(const struct timespec *t)
 {
@@ -42,13 +30,13 @@ size_t ntp_answer(const uint8_t *req, size_t n, const struct timespec *rx,
 	out[0] = (uint8_t)(0 << 6 | vn << 3 | 4);
 	out[1] = NTP_STRATUM;
 	out[2] = (uint8_t)poll;
-	out[3] = (uint8_t)-20;				 /* precision: ~1 us */
-	put32(out + 4, 0);				 /* root delay */
-	put32(out + 8, NTP_ROOT_DISP_MS * 65536 / 1000); /* root dispersion, 16.16 s */
-	put32(out + 12, 0x7f000001);			 /* reference id */
-	put64(out + 16, ntp_timestamp(rx) & ~0xffffffffull);
+	out[3] = (uint8_t)-20;				    /* precision: ~1 us */
+	be32_put(out + 4, 0);				    /* root delay */
+	be32_put(out + 8, NTP_ROOT_DISP_MS * 65536 / 1000); /* root dispersion, 16.16 s */
+	be32_put(out + 12, 0x7f000001);			    /* reference id */
+	be64_put(out + 16, ntp_timestamp(rx) & ~0xffffffffull);
 	memcpy(out + 24, req + 40, 8); /* origin: the client's transmit */
-	put64(out + 32, ntp_timestamp(rx));
-	put64(out + 40, ntp_timestamp(tx));
+	be64_put(out + 32, ntp_timestamp(rx));
+	be64_put(out + 40, ntp_timestamp(tx));
 	return NTP_LEN;
 }

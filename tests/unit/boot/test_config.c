@@ -24,6 +24,8 @@
 #include "../testlib/bzimage.h"
 #include "../testlib/tmpdir.h"
 
+#include <linux/virtio_ids.h>
+
 #define MiB (1ull << 20)
 
 /* ---- hv_config_parse ---- */
@@ -106,9 +108,34 @@ static void test_parse_usage_errors(void **state)
 		     "--initrd-sha256", "no --initrd-sha384");
 	expect_usage(ARGS("--kernel", "k", "--kernel-sha256", "00"), "--kernel-sha256", "hex");
 
+	/* vsock and the test enclave identity (docs/vsock.md) */
+	expect_usage(ARGS("--kernel", "k", "--vhost-user", "vsock,"), "vsock,", "vsock,SOCKET");
+	expect_usage(ARGS("--kernel", "k", "--vhost-user", "vsock"), "vsock", "vsock,SOCKET");
+	const char *bad_hellos[] = {
+	    "",		  "cid=",  "cid=3",   "cid=0", "cid=4294967295", "cid=16,cid=17",
+	    "cid=16,dbg", "debug", "cid=16x", "cid=-1"};
+	for (size_t i = 0; i < sizeof(bad_hellos) / sizeof(bad_hellos[0]); i++)
+		expect_usage(ARGS("--kernel", "k", "--enclave-hello", (char *)bad_hellos[i]),
+			     "--enclave-hello", "cid=N");
+	expect_usage(ARGS("--kernel", "k", "--enclave-hello"), "--enclave-hello", "missing value");
+
 	/* A flag given as a value is a value, not a flag. */
 	struct hv_config c;
 	char err[512];
+	assert_int_equal(parse_args(ARGS("--kernel", "k", "--vhost-user", "blk,/b", "--vhost-user",
+					 "vsock,/v", "--enclave-hello", "debug,cid=4294967294"),
+				    &c, err, sizeof(err)),
+			 0);
+	assert_int_equal(c.ncards, 2);
+	assert_int_equal(c.cards[1].type, VIRTIO_ID_VSOCK);
+	assert_string_equal(c.cards[1].socket, "/v");
+	assert_true(c.cards[1].enclave);
+	assert_false(c.cards[0].enclave);
+	assert_true(c.have_hello);
+	assert_int_equal(c.hello.version, ENW_VERSION);
+	assert_int_equal(c.hello.cid, 4294967294ull);
+	assert_int_equal(c.hello.flags, ENW_FLAG_DEBUG);
+	assert_int_equal(enw_hello_check(&c.hello), 0);
 	assert_int_equal(parse_args(ARGS("--kernel", "--cpus"), &c, err, sizeof(err)), 0);
 	assert_string_equal(c.kernel, "--cpus");
 }

@@ -402,11 +402,14 @@ static void test_limits(void **state)
 	}
 	s.ls_tpm = true;
 	memset(s.ls_tpm_state, 't', PATH_MAX - 1);
+	s.ls_vsock = true;
+	s.ls_nsm = true;
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.pl_nprocs, LAUNCH_MAX_PROCS);
-	/* nitro-hv: --vhost-user per volume and NIC, --tpm-card (the NATs are not devices) */
+	/* nitro-hv: --vhost-user per volume, NIC, vsock and the NSM, --tpm-card (the NATs are
+	 * not devices) */
 	assert_int_equal(launch_plan_hv(&plan)->lp_argc,
-			 1 + 2 * 4 + 2 * (LAUNCH_MAX_VOLUMES + LAUNCH_MAX_NICS + 1));
+			 1 + 2 * 4 + 2 * (LAUNCH_MAX_VOLUMES + LAUNCH_MAX_NICS + 3));
 }
 
 static void test_json_carries_the_plan(void **state)
@@ -480,6 +483,90 @@ static void test_tpm_card(void **state)
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.pl_ncards, 1);
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--tpm-card"));
+}
+
+/* Nitro Enclaves: nitro-hv gets --enclaves (the NE PCI device) and no card of its own. */
+static void test_enclaves(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclaves"));
+	s.ls_enclaves = true;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_non_null(strstr(joined(launch_plan_hv(&plan)), " --enclaves"));
+}
+
+/* vsock (docs/vsock.md): nitro-card-vsock after the other cards, its own seccomp profile,
+ * nitro-hv --vhost-user vsock; --enclave-hello reaches nitro-hv. */
+static void test_vsock_card(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_tpm = true;
+	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
+	s.ls_vsock = true;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 2);
+	const struct launch_proc *v = launch_plan_card(&plan, 1);
+	assert_int_equal(v->lp_kind, LAUNCH_CARD_VSOCK);
+	assert_string_equal(v->lp_profile, "card-vsock");
+	assert_string_equal(v->lp_vhost, "vsock");
+	assert_string_equal(joined(v),
+			    "/opt/nitro/nitro-card-vsock --socket-path /run/i-1/c1.sock");
+	const char *hv = joined(launch_plan_hv(&plan));
+	assert_non_null(
+	    strstr(hv, "--tpm-card /run/i-1/c0.sock --vhost-user vsock,/run/i-1/c1.sock"));
+	assert_null(strstr(hv, "--enclave-hello"));
+	snprintf(s.ls_enclave_hello, sizeof(s.ls_enclave_hello), "cid=16,debug");
+	s.ls_vsock = false;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 1);
+	assert_non_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello cid=16,debug"));
+}
+
+/* The NSM card (`nitro run --nsm`): its chain on fd 3, nitro-hv's --vhost-user nsm and
+ * the test identity --enclave-hello passed on. */
+static void test_nsm_card(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_tpm = true;
+	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
+	s.ls_nsm = true;
+	snprintf(s.ls_enclave_hello, sizeof(s.ls_enclave_hello), "cid=16,debug");
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 2);
+	const struct launch_proc *n = launch_plan_card(&plan, 1);
+	assert_int_equal(n->lp_kind, LAUNCH_CARD_NSM);
+	assert_string_equal(n->lp_profile, "card-nsm");
+	assert_string_equal(n->lp_vhost, "nsm");
+	assert_string_equal(
+	    joined(n), "/opt/nitro/nitro-card-nsm --socket-path /run/i-1/c1.sock --chain-fd 3");
+	assert_int_equal(launch_proc_fd(n, LAUNCH_FD_NSM_CHAIN, 0), 3);
+	assert_string_equal(launch_fd_role_name(LAUNCH_FD_NSM_CHAIN), "nsm-chain");
+	const char *hv = joined(launch_plan_hv(&plan));
+	assert_non_null(strstr(hv, "--enclave-hello cid=16,debug"));
+	assert_non_null(
+	    strstr(hv, "--tpm-card /run/i-1/c0.sock --vhost-user nsm,/run/i-1/c1.sock"));
+	s.ls_nsm = false;
+	s.ls_enclave_hello[0] = 0;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 1);
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "nsm"));
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello"));
 }
 
 /* NVMe device names: nitro run's defaults (sda1, then sdf, sdg ... counting only NVMe
@@ -579,8 +666,8 @@ static void test_internet_gateway(void **state)
 	assert_int_equal(c0->lp_kind, LAUNCH_CARD_VPC);
 	assert_null(strstr(joined(c0), "--igw-fd"));
 	assert_int_equal(launch_proc_fd(c0, LAUNCH_FD_IGW, 0), -1);
-	assert_non_null(strstr(joined(c1), "--vpc-cidr 10.3.0.0/16 --igw-fd 4"));
-	assert_int_equal(launch_proc_fd(c1, LAUNCH_FD_IGW, 1), 4);
+	assert_non_null(strstr(joined(c1), "--vpc-cidr 10.3.0.0/16 --igw-fd 5"));
+	assert_int_equal(launch_proc_fd(c1, LAUNCH_FD_IGW, 1), 5);
 	assert_string_equal(launch_fd_role_name(LAUNCH_FD_IGW), "igw");
 	assert_string_equal(launch_fd_role_name(LAUNCH_FD_IGW_NAT), "igw-nat");
 	/* nitro-hv sees the two NICs only */
@@ -588,6 +675,96 @@ static void test_internet_gateway(void **state)
 	assert_non_null(
 	    strstr(hv, "--vhost-user net,/run/i-1/c1.sock --vhost-user net,/run/i-1/c2.sock"));
 	assert_null(strstr(hv, "c0.sock"));
+}
+
+/* The CIDRs of VPC records (nitro vpc, POST /v1/vpcs) and the subnets of NICs. */
+static void test_cidrs(void **state)
+{
+	(void)state;
+	uint32_t net;
+	unsigned p;
+	assert_true(launch_cidr_parse("10.3.0.0/16", 16, 28, false, &net, &p));
+	assert_int_equal(net, 0x0a030000);
+	assert_int_equal(p, 16);
+	assert_true(launch_cidr_parse("192.168.7.240/28", 16, 28, false, &net, &p));
+	static const char *const bad[] = {"10.3.0.1/16",  "10.0.0.0/15",	"10.0.0.0/29",
+					  "10.0.0.0/016", "10.0.0.0/+16",	"10.0.0.0/ 16",
+					  "10.0.0.0/16 ", " 10.0.0.0/16",	"10.0.0/16",
+					  "010.0.0.0/16", "10.0.0.0.0/16",	"10.0.0.256/24",
+					  "10.0.0.0",	  "10.0.0.0/",		"/16",
+					  "::/16",	  "10.0.0.0/1a",	"",
+					  "10.0.0.0//16", "1111111111111111/16"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(launch_cidr_parse(bad[i], 16, 28, false, &net, &p));
+	/* a NIC's address keeps its host bits */
+	assert_true(launch_cidr_parse("10.3.1.5/24", 1, 32, true, &net, &p));
+	assert_true(launch_subnet_in("10.3.1.5/24", "10.3.0.0/16"));
+	assert_true(launch_subnet_in("10.3.255.5/16", "10.3.0.0/16"));
+	assert_false(launch_subnet_in("10.4.1.5/24", "10.3.0.0/16"));
+	assert_false(launch_subnet_in("10.3.1.5/15", "10.3.0.0/16")); /* wider than the VPC */
+	assert_false(launch_subnet_in("10.3.1.5", "10.3.0.0/16"));
+	assert_false(launch_subnet_in("10.3.1.5/24", "10.3.0.1/16"));
+}
+
+/* The region reaches every VPC card (the IMDS's placement, DNS names); none: the card's
+ * default. Region names are DNS labels. */
+static void test_region(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_nnics = 2;
+	for (int i = 0; i < 2; i++) {
+		launch_nic_init(&s.ls_nics[i]);
+		s.ls_nics[i].ln_vpc = 1;
+		snprintf(s.ls_nics[i].ln_ip, sizeof(s.ls_nics[i].ln_ip), "10.0.%d.5/24", i);
+	}
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_null(strstr(joined(launch_plan_card(&plan, 0)), "--region"));
+	snprintf(s.ls_region, sizeof(s.ls_region), "eu-west-1");
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	for (int i = 0; i < 2; i++)
+		assert_non_null(strstr(joined(launch_plan_card(&plan, i)), " --region eu-west-1 "));
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--region"));
+	assert_true(launch_region_ok("us-east-1") && launch_region_ok("ap-southeast-2") &&
+		    launch_region_ok("x"));
+	static const char *const bad[] = {
+	    "",		 "-us",	      "us-",	     "US-EAST-1",
+	    "us_east_1", "us.east.1", "us east",     "a/b",
+	    "é",	 "..",	      "us-east-1\n", "0123456789012345678901234567890123"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(launch_region_ok(bad[i]));
+}
+
+/* A NIC with a gateway and a host resolver: each link on its own fd (4 DNS, 5 NAT). */
+static void test_gateway_and_resolver_fds(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	e.le_underlay_fd = true;
+	snprintf(e.le_dns, sizeof(e.le_dns), "192.0.2.53:53");
+	s.ls_nnics = 1;
+	launch_nic_init(&s.ls_nics[0]);
+	s.ls_nics[0].ln_vpc = 3;
+	snprintf(s.ls_nics[0].ln_ip, sizeof(s.ls_nics[0].ln_ip), "10.3.1.5/24");
+	s.ls_nics[0].ln_igw = true;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	const struct launch_proc *c = launch_plan_card(&plan, 1);
+	assert_int_equal(c->lp_kind, LAUNCH_CARD_VPC);
+	assert_int_equal(launch_proc_fd(c, LAUNCH_FD_UNDERLAY, 0), 3);
+	assert_int_equal(launch_proc_fd(c, LAUNCH_FD_DNS, 0), 4);
+	assert_int_equal(launch_proc_fd(c, LAUNCH_FD_IGW, 0), 5);
+	for (unsigned i = 0; i < c->lp_nfds; i++)
+		for (unsigned k = 0; k < i; k++)
+			assert_int_not_equal(c->lp_fds[i].lf_fd, c->lp_fds[k].lf_fd);
+	assert_non_null(strstr(joined(c), "--igw-fd 5 --underlay-fd 3 --dns-fd 4"));
 }
 
 int main(void)
@@ -601,9 +778,15 @@ int main(void)
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_json_carries_the_plan),
 	    cmocka_unit_test(test_tpm_card),
+	    cmocka_unit_test(test_vsock_card),
+	    cmocka_unit_test(test_enclaves),
+	    cmocka_unit_test(test_nsm_card),
 	    cmocka_unit_test(test_nvme_device_names),
 	    cmocka_unit_test(test_host_resolver),
 	    cmocka_unit_test(test_internet_gateway),
+	    cmocka_unit_test(test_cidrs),
+	    cmocka_unit_test(test_gateway_and_resolver_fds),
+	    cmocka_unit_test(test_region),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* cmocka tests of the NVMe card core (src/cards/nvme/nvme.c) on heap guest memory and a
  * null back end: identify data (EC2's model, serial, vendor area), the PRP and SGL walk
  * (every bad address or offset fails the command, never the card), queue creation abuse,
- * doorbells past the queue (CSTS.CFS), I/O with shadow doorbells and EventIdx, SMART. */
+ * doorbells past the queue (CSTS.CFS), I/O with shadow doorbells and EventIdx (also while
+ * the card polls), SMART. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -239,6 +240,98 @@ static void test_io_and_doorbells(void **state)
 	assert_int_equal(t->sh.s_flags & NVW_F_FATAL, NVW_F_FATAL);
 }
 
+/* The Linux driver's rule (nvme_dbbuf_need_event): ring when the EventIdx lies in
+ * [old, new), in 16-bit arithmetic. */
+static bool need_event(uint16_t ei, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - ei - 1) < (uint16_t)(new_idx - old);
+}
+
+/* The driver's submission with shadow doorbells: the entry, the shadow tail, and whether
+ * it would write the MMIO doorbell (no kick here: the test decides). */
+static bool submit(struct nt *t, unsigned q, uint8_t op, uint64_t slba)
+{
+	uint8_t c[64];
+	nt_cmd(c, op, 1, NT_DATA + 0x8000, 0);
+	le64_put(c + 40, slba);
+	le16_put(c + 2, ++t->cid);
+	memcpy(nt_ptr(t, t->sq[q]) + t->tail[q] * 64, c, 64);
+	uint16_t old = (uint16_t)t->tail[q];
+	t->tail[q] = (t->tail[q] + 1) % NT_QD;
+	t->c.c_dbs[2 * q] = t->tail[q];
+	return need_event((uint16_t)t->c.c_eis[2 * q], (uint16_t)t->tail[q], old);
+}
+
+/* Completions posted on CQ q since the last call (the driver's head moves with them). */
+static unsigned reap(struct nt *t, unsigned q)
+{
+	unsigned n = 0;
+	for (;;) {
+		uint8_t *e = nt_ptr(t, t->cq[q]) + t->head[q] * 16;
+		uint16_t st = le16_get(e + 14);
+		if ((st & 1) != t->phase[q])
+			return n;
+		assert_int_equal(st >> 1, 0);
+		n++;
+		if (++t->head[q] == NT_QD) {
+			t->head[q] = 0;
+			t->phase[q] ^= 1;
+		}
+		t->c.c_dbs[2 * q + 1] = t->head[q];
+	}
+}
+
+/* Busy-poll window: the EventIdx keeps the driver from ringing while the card polls,
+ * then asks for the next ring again, and what raced in meanwhile is taken. */
+static void test_eventidx_while_polling(void **state)
+{
+	struct nt *t = *state;
+	io_queue(t);
+	assert_false(nvme_poll(&t->c)); /* no shadow doorbells yet: nothing to poll */
+	uint8_t c[64];
+	nt_cmd(c, 0x7c, 0, NT_DATA + 0xa000, NT_DATA + 0xb000);
+	assert_int_equal(nt_post(t, 0, c, NULL), 0);
+	/* not polling: the first submission after the card caught up rings, later ones not */
+	assert_true(submit(t, 1, 0x02, 0));
+	nvme_kick(&t->c, 1);
+	assert_int_equal(reap(t, 1), 1);
+	assert_true(submit(t, 1, 0x02, 8));
+	assert_false(submit(t, 1, 0x02, 16)); /* the card has not looked yet */
+	nvme_kick(&t->c, 1);
+	assert_int_equal(reap(t, 1), 2);
+	/* polling: no submission rings, 3 queue lengths (the wrap of a 16-entry queue in the
+	 * driver's 16-bit arithmetic may ring: at most once per wrap) */
+	assert_false(nvme_set_polling(&t->c, true));
+	unsigned rings = 0, done = 0;
+	for (unsigned i = 0; i < 3 * NT_QD; i++) {
+		rings += submit(t, 1, 0x02, i);
+		if (i % 3 == 2) {
+			assert_true(nvme_poll(&t->c));
+			done += reap(t, 1);
+		}
+	}
+	assert_true(rings <= 3);
+	nvme_poll(&t->c);
+	done += reap(t, 1);
+	assert_int_equal(done, 3 * NT_QD);
+	assert_false(nvme_poll(&t->c)); /* nothing new */
+	/* a submission that raced the end of the window: going back to doorbells takes it */
+	assert_false(submit(t, 1, 0x02, 0));
+	assert_true(nvme_set_polling(&t->c, false));
+	assert_int_equal(reap(t, 1), 1);
+	assert_int_equal(t->c.c_eis[2], t->tail[1]);
+	assert_true(submit(t, 1, 0x02, 0)); /* the next one rings again */
+	nvme_kick(&t->c, 1);
+	assert_int_equal(reap(t, 1), 1);
+	/* hostile: a shadow tail past the queue while polling fails the controller */
+	assert_false(nvme_set_polling(&t->c, true));
+	t->c.c_dbs[2] = NT_QD + 1;
+	assert_false(nvme_poll(&t->c));
+	assert_true(t->c.c_failed);
+	assert_false(nvme_poll(&t->c));
+	assert_false(nvme_set_polling(&t->c, false));
+}
+
 static void test_bad_enable(void **state)
 {
 	struct nt *t = *state;
@@ -422,6 +515,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_sgl, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_creation_abuse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_io_and_doorbells, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_eventidx_while_polling, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_enable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_after_card_restart, setup, teardown),
 	    cmocka_unit_test(test_encrypted_roundtrip_features_logs),

@@ -1,0 +1,288 @@
+/* The enclave glue behind the NE device's ops (see enclave.h). */
+#include "hv/enclave.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "hv/enclave_spawn.h"
+#include "lib/util.h"
+
+#define REPLY_TIMEOUT_S 120 /* EIF copy, parse and kernel load, even emulated */
+
+static struct enclave_run *find(struct enclave_glue *g, uint64_t uid)
+{
+	for (unsigned i = 0; i < ENCLAVE_MAX; i++)
+		if (g->run[i].used && g->run[i].uid == uid)
+			return &g->run[i];
+	return NULL;
+}
+
+/* The parent's KVM slots for the ranges donated now; its vCPUs are held out of KVM_RUN
+ * meanwhile. A failure leaves the VM's memory undefined: the process ends. */
+static void apply_slots(struct enclave_glue *g)
+{
+	static struct enclave_hole holes[ENCLAVE_MAX * NE_MAX_REGIONS];
+	static struct enclave_slot_plan plan[ENCLAVE_MAX_SLOTS];
+	unsigned nh = 0;
+	for (unsigned i = 0; i < ENCLAVE_MAX; i++)
+		if (g->run[i].used)
+			for (unsigned k = 0; k < g->run[i].nholes; k++)
+				holes[nh++] = g->run[i].holes[k];
+	int n = enclave_mem_plan(&g->vm->vm_mem, holes, nh, plan, ENCLAVE_MAX_SLOTS);
+	if (n < 0) {
+		fprintf(stderr, "%s: enclaves: too many memory slots\n", util_prog());
+		vm_exit(1);
+	}
+	vm_pause(g->vm);
+	for (unsigned i = 0; i < g->nslots; i++) {
+		struct kvm_userspace_memory_region del = {.slot = i};
+		if (ioctl(g->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &del) < 0)
+			goto fail;
+	}
+	for (int i = 0; i < n; i++) {
+		struct kvm_userspace_memory_region r = {
+		    .slot = (uint32_t)i,
+		    .flags = plan[i].zero ? KVM_MEM_READONLY : 0,
+		    .guest_phys_addr = plan[i].gpa,
+		    .memory_size = plan[i].size,
+		    .userspace_addr =
+			(uint64_t)(uintptr_t)(plan[i].zero ? g->zero
+							   : g->vm->vm_mem.gm_base + plan[i].map)};
+		if (ioctl(g->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+			goto fail;
+	}
+	g->nslots = (unsigned)n;
+	vm_resume(g->vm);
+	return;
+fail:
+	fprintf(stderr, "%s: enclaves: KVM_SET_USER_MEMORY_REGION: %s\n", util_prog(),
+		strerror(errno));
+	vm_exit(1);
+}
+
+/* The enclave's pages back to zeros (freed from the memfd), before the parent gets them. */
+static void scrub(struct enclave_glue *g, const struct enclave_run *r)
+{
+	const struct guest_mem *m = &g->vm->vm_mem;
+	for (unsigned k = 0; k < r->nholes; k++)
+		if (fallocate(m->gm_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)r->holes[k].fd_off, (off_t)r->holes[k].size) < 0)
+			memset(m->gm_base + r->holes[k].fd_off, 0, r->holes[k].size);
+}
+
+static void release(struct enclave_glue *g, struct enclave_run *r)
+{
+	scrub(g, r);
+	r->used = false;
+	apply_slots(g);
+}
+
+static void *reader(void *arg)
+{
+	struct enclave_glue *g = arg;
+	static struct es_msg m;
+	for (;;) {
+		ssize_t n = recv(g->sock, &m, sizeof(m), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		pthread_mutex_lock(&g->lock);
+		if (n < (ssize_t)offsetof(struct es_msg, range)) {
+			/* the spawner is gone, and with it every enclave (PDEATHSIG) */
+			fprintf(stderr, "%s: the enclave spawner ended\n", util_prog());
+			for (unsigned i = 0; i < ENCLAVE_MAX; i++) {
+				struct enclave_run *r = &g->run[i];
+				if (!r->used)
+					continue;
+				if (!r->replied) {
+					r->replied = true;
+					r->status = -EIO;
+				} else {
+					r->exited = true;
+				}
+			}
+			pthread_cond_broadcast(&g->cond);
+			pthread_mutex_unlock(&g->lock);
+			return NULL;
+		}
+		struct enclave_run *r = find(g, m.slot_uid);
+		if (r && m.type == ES_REPLY) {
+			r->status = m.status;
+			r->replied = true;
+			pthread_cond_broadcast(&g->cond);
+		} else if (r && m.type == ES_EXITED) {
+			r->exited = true;
+			if (!r->stopping) { /* ended on its own */
+				uint64_t uid = r->uid;
+				release(g, r);
+				pthread_mutex_unlock(&g->lock);
+				if (g->exited)
+					g->exited(g->dev, uid);
+				continue;
+			}
+			pthread_cond_broadcast(&g->cond);
+		}
+		pthread_mutex_unlock(&g->lock);
+	}
+}
+
+static int wait_for(struct enclave_glue *g, bool *flag, int seconds)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += seconds;
+	while (!*flag)
+		if (pthread_cond_timedwait(&g->cond, &g->lock, &t) == ETIMEDOUT)
+			return -1;
+	return 0;
+}
+
+static int send_start(struct enclave_glue *g, const struct ne_slot *s, uint64_t cid,
+		      const struct mem_piece *p)
+{
+	static struct es_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = ES_START;
+	m.slot_uid = s->uid;
+	m.cid = cid;
+	m.flags = s->flags & 1 ? ES_FLAG_DEBUG : 0; /* NE_ENCLAVE_DEBUG_MODE */
+	m.nvcpus = s->nvcpus;
+	m.nranges = s->nranges;
+	for (unsigned i = 0; i < s->nranges; i++) {
+		m.range[i].off = p[i].mp_fd_off;
+		m.range[i].size = p[i].mp_size;
+	}
+	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {&m, offsetof(struct es_msg, range) + s->nranges * sizeof(m.range[0])};
+	struct msghdr h = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&h);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &g->vm->vm_mem.gm_fd, sizeof(int));
+	return sendmsg(g->sock, &h, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+static bool cid_taken(struct enclave_glue *g, uint64_t cid)
+{
+	for (unsigned i = 0; i < ENCLAVE_MAX; i++)
+		if (g->run[i].used && g->run[i].cid == cid)
+			return true;
+	return false;
+}
+
+int enclave_glue_start(void *ctx, struct ne_slot *s)
+{
+	struct enclave_glue *g = ctx;
+	static struct enclave_hole taken[ENCLAVE_MAX * NE_MAX_REGIONS];
+	static struct mem_piece pieces[NE_MAX_REGIONS];
+	char err[256];
+	int rc = 0;
+	pthread_mutex_lock(&g->lock);
+	struct enclave_run *r = NULL;
+	unsigned nt = 0;
+	for (unsigned i = 0; i < ENCLAVE_MAX; i++) {
+		if (!g->run[i].used && !r)
+			r = &g->run[i];
+		for (unsigned k = 0; g->run[i].used && k < g->run[i].nholes; k++)
+			taken[nt++] = g->run[i].holes[k];
+	}
+	if (find(g, s->uid))
+		rc = -EBUSY;
+	else if (!r)
+		rc = -ENOSPC;
+	else if (!s->nvcpus)
+		rc = -EINVAL;
+	else if (enclave_mem_translate(&g->vm->vm_mem, s->range, s->nranges, taken, nt, pieces, err,
+				       sizeof(err)) < 0) {
+		warnmsg("enclave %llu: %s", (unsigned long long)s->uid, err);
+		rc = -EINVAL;
+	}
+	uint64_t cid = s->cid;
+	if (!rc && !cid)
+		for (cid = ENCLAVE_FIRST_CID; cid_taken(g, cid); cid++)
+			;
+	else if (!rc && cid_taken(g, cid))
+		rc = -EADDRINUSE;
+	if (rc) {
+		pthread_mutex_unlock(&g->lock);
+		return rc;
+	}
+	*r = (struct enclave_run){.used = true, .uid = s->uid, .cid = cid, .nholes = s->nranges};
+	for (unsigned i = 0; i < s->nranges; i++)
+		r->holes[i] = (struct enclave_hole){.gpa = s->range[i].gpa,
+						    .size = s->range[i].size,
+						    .fd_off = pieces[i].mp_fd_off};
+	apply_slots(g); /* the parent loses the ranges before the enclave gets them */
+	if (send_start(g, s, cid, pieces) < 0) {
+		r->replied = true;
+		r->status = -EIO;
+	}
+	if (wait_for(g, &r->replied, REPLY_TIMEOUT_S) < 0) {
+		r->stopping = true;
+		struct es_msg stop = {.type = ES_STOP, .slot_uid = s->uid};
+		send(g->sock, &stop, offsetof(struct es_msg, range), MSG_NOSIGNAL);
+		wait_for(g, &r->replied, 10);
+		r->status = -ETIMEDOUT;
+	}
+	rc = r->status;
+	if (rc) {
+		release(g, r);
+	} else {
+		s->cid = cid;
+	}
+	pthread_mutex_unlock(&g->lock);
+	return rc;
+}
+
+void enclave_glue_stop(void *ctx, struct ne_slot *s)
+{
+	struct enclave_glue *g = ctx;
+	pthread_mutex_lock(&g->lock);
+	struct enclave_run *r = find(g, s->uid);
+	if (r && r->replied && !r->status) {
+		r->stopping = true;
+		struct es_msg m = {.type = ES_STOP, .slot_uid = s->uid};
+		send(g->sock, &m, offsetof(struct es_msg, range), MSG_NOSIGNAL);
+		while (wait_for(g, &r->exited, 30) < 0)
+			warnmsg("enclave %llu: still waiting for it to end",
+				(unsigned long long)s->uid);
+		release(g, r);
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
+struct ne_ops enclave_glue_ops(struct enclave_glue *g)
+{
+	return (struct ne_ops){.start = enclave_glue_start, .stop = enclave_glue_stop, .ctx = g};
+}
+
+int enclave_glue_init(struct enclave_glue *g, struct vm *vm, int spawner_sock,
+		      void (*exited)(struct ne_dev *, uint64_t), struct ne_dev *dev, char *err,
+		      size_t errlen)
+{
+	memset(g, 0, sizeof(*g));
+	g->vm = vm;
+	g->sock = spawner_sock;
+	g->exited = exited;
+	g->dev = dev;
+	g->nslots = vm->vm_mem.gm_nregions; /* vm_create's slots 0..n-1 */
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_cond_init(&g->cond, &ca);
+	g->zero = mmap(NULL, vm->vm_mem.gm_size, PROT_READ,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (g->zero == MAP_FAILED)
+		RETURN_ERR(-1, "enclaves: zero mapping: %s", strerror(errno));
+	if (pthread_create(&g->reader, NULL, reader, g) != 0)
+		RETURN_ERR(-1, "enclaves: cannot start the spawner's reader thread");
+	return 0;
+}

@@ -1,0 +1,64 @@
+#!/bin/sh
+# test_enclave.py's steps inside the parent instance (the default guest image with
+# /enclave/*.eif and /bin/enclave-parent: build/enclave/parent-initrd.img, which carries
+# this file as /enclave/e2e.sh). Each step prints E2E-* lines the test reads on the console.
+#   e2e.sh attest NONCE   run test.eif; its payload's attestation comes back over vsock
+#   e2e.sh two            two enclaves at once, then terminate one by one
+#   e2e.sh malformed      damaged and truncated EIFs are refused before anything is taken
+set -u
+POOL=/sys/module/nitro_enclaves/parameters/ne_cpus
+HP=/sys/kernel/mm/hugepages/hugepages-2048kB
+state() {
+	echo "E2E-STATE $1 pool=$(cat $POOL) online=$(cat /sys/devices/system/cpu/online)" \
+		"hp_free=$(cat $HP/free_hugepages) hp_nr=$(cat $HP/nr_hugepages)"
+}
+runit() { # NAME ARGS...: nitro-enclave run, its JSON on one line and its status
+	n=$1; shift
+	out=$(nitro-enclave run "$@" 2>/tmp/err); st=$?
+	echo "E2E-RUN $n status=$st json=$(echo "$out" | tr -d '\n ') err=$(cat /tmp/err)"
+}
+describe() { echo "E2E-DESCRIBE $1 $(nitro-enclave describe | tr -d '\n ')"; }
+[ -e /dev/nitro_enclaves ] || echo "E2E-NO-DEVICE"
+case "$1" in
+attest)
+	state before
+	enclave-parent 5005 "$2" &
+	p=$!
+	runit attest --eif-path /enclave/test.eif --cpu-count 1 --memory 256
+	describe running
+	wait $p
+	echo "E2E-PARENT status=$?"
+	i=0 # the enclave powers off once its payload ends; its process then leaves
+	while [ $i -lt 60 ] && [ "$(nitro-enclave describe | tr -d '\n ')" != "[]" ]; do
+		sleep 1; i=$((i + 1))
+	done
+	describe after
+	nitro-enclave terminate --all >/dev/null
+	state after
+	;;
+two)
+	echo 1-2 > $POOL # two enclaves at once: the user sets a pool of two CPUs
+	state before
+	runit one --eif-path /enclave/idle.eif --cpu-count 1 --memory 192 --enclave-name one
+	runit two --eif-path /enclave/idle.eif --cpu-count 1 --memory 192 --enclave-name two \
+		--enclave-cid 20
+	state running
+	describe both
+	echo "E2E-TERMINATE one $(nitro-enclave terminate --enclave-id one | tr -d '\n ')"
+	describe one-left
+	echo "E2E-TERMINATE all $(nitro-enclave terminate --all | tr -d '\n ')"
+	describe none
+	state after
+	;;
+malformed)
+	state before
+	cp /enclave/hello.eif /tmp/bad.eif
+	printf 'X' | dd of=/tmp/bad.eif bs=1 seek=600 conv=notrunc 2>/dev/null
+	runit flipped --eif-path /tmp/bad.eif --cpu-count 1 --memory 128
+	head -c 1000 /enclave/hello.eif > /tmp/short.eif
+	runit truncated --eif-path /tmp/short.eif --cpu-count 1 --memory 128
+	runit toosmall --eif-path /enclave/hello.eif --cpu-count 1 --memory 63
+	state after
+	;;
+esac
+echo "E2E-DONE $1"
