@@ -53,8 +53,8 @@ $(BUILD)/nvme-fio.img: images tests/system/nvme_initrd.sh
 # script's own content and the kernel version: a no-op when cached. Built outside the
 # emulated host (it needs the network and native speed).
 # In `make test` (its own emulated host, after the image): two systemd + cloud-init boots,
-# the second overlapping the first's checks, 12 min 10 s on a loaded 2-core machine, about
-# 6.5 min of one core (docs/images.md). A fresh machine builds the image first (network).
+# the second overlapping the first's checks: 5 min 32 s on a quiet machine, 12 min 10 s
+# with load 7-9 on its 2 cores (docs/images.md). A fresh machine builds the image first (network).
 .PHONY: cloud-image cloud-test
 cloud-image: images
 	sh tests/system/cloud_image.sh >/dev/null
