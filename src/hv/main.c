@@ -455,7 +455,8 @@ int main(int argc, char **argv)
 		sc = (struct enclave_spawner_config){.vsock = cfg.enclave_vsock,
 						     .nsm = cfg.enclave_nsm,
 						     .parent_id = cfg.instance_id,
-						     .cache_dir = cfg.cache_dir};
+						     .cache_dir = cfg.cache_dir,
+						     .exe_fd = cfg.enclave_exe_fd};
 		pid_t pid;
 		spawner_sock = enclave_spawner_start(&sc, &pid, err, sizeof(err));
 		if (spawner_sock < 0)
