@@ -102,3 +102,8 @@ int enclave_mem_plan(const struct guest_mem *m, const struct enclave_hole *holes
 	free(h);
 	return rc < 0 ? -1 : (int)n;
 }
+
+uint32_t enclave_mem_slot_id(unsigned i)
+{
+	return i < ENCLAVE_MEM_FOREIGN_SLOT ? i : i + 1;
+}
