@@ -176,6 +176,31 @@ def test_silent_peer_does_not_block_others(card):
     assert closed(quiet)
 
 
+def test_silent_connections_do_not_lock_enclaves_out(card):
+    """A peer (a compromised enclave nitro-hv) fills the card's 64 connections with sockets
+    that never send a byte: they are never readable, so no hello timeout ends them. An
+    enclave connecting after that still gets its NSM: the oldest silent one makes room."""
+    def connect_when_backlog_allows():
+        for _ in range(500):
+            try:
+                return card["connect"]()
+            except BlockingIOError:  # the listen backlog is small: the card accepts on
+                time.sleep(0.01)     # its loop
+        raise AssertionError("the card stopped accepting connections")
+
+    silent = [connect_when_backlog_allows() for _ in range(70)]
+    time.sleep(0.5)  # all accepted
+    ok = card["connect"]()
+    ok.sendall(hello(23))
+    assert status(ok) == 0
+    again = card["connect"]()  # and the next one too
+    again.sendall(hello(24))
+    assert status(again) == 0
+    assert closed(silent[0])
+    for s in silent:
+        s.close()
+
+
 class Front:
     """A vhost-user frontend in Python, as nitro-hv drives a card: the hello, features,
     a sealed memfd as guest memory, one queue; requests posted as the Linux driver posts
