@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/nitro_enclaves.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,10 @@
 #include <time.h>
 
 #include "hv/enclave_spawn.h"
+#include "hv/tpm.h"
 #include "lib/util.h"
+
+_Static_assert(ENCLAVE_MEM_FOREIGN_SLOT == TPM_KVM_SLOT, "the TPM's KVM slot is skipped");
 
 #define REPLY_TIMEOUT_S 120 /* EIF copy, parse and kernel load, even emulated */
 
@@ -25,30 +29,55 @@ static struct enclave_run *find(struct enclave_glue *g, uint64_t uid)
 	return NULL;
 }
 
-/* The parent's KVM slots for the ranges donated now (its vCPUs are held out of KVM_RUN by
- * the caller). A failure leaves the VM's memory undefined: the process ends. */
-static void set_slots(struct enclave_glue *g)
+/* Every donated range (of the running enclaves, plus extra) into holes; returns how many. */
+static unsigned gather_holes(const struct enclave_glue *g, struct enclave_hole *holes,
+			     const struct enclave_run *extra)
 {
-	static struct enclave_hole holes[ENCLAVE_MAX * NE_MAX_REGIONS];
-	static struct enclave_slot_plan plan[ENCLAVE_MAX_SLOTS];
 	unsigned nh = 0;
 	for (unsigned i = 0; i < ENCLAVE_MAX; i++)
-		if (g->run[i].used)
+		if (g->run[i].used && &g->run[i] != extra)
 			for (unsigned k = 0; k < g->run[i].nholes; k++)
 				holes[nh++] = g->run[i].holes[k];
-	int n = enclave_mem_plan(&g->vm->vm_mem, holes, nh, plan, ENCLAVE_MAX_SLOTS);
+	for (unsigned k = 0; extra && k < extra->nholes; k++)
+		holes[nh++] = extra->holes[k];
+	return nh;
+}
+
+static struct enclave_hole plan_holes[ENCLAVE_MAX * NE_MAX_REGIONS + NE_MAX_REGIONS];
+static struct enclave_slot_plan plan[ENCLAVE_MAX_SLOTS];
+
+/* Whether the parent's slots still fit KVM with r's ranges donated too (checked before
+ * anything changes: a START the slots cannot hold is refused, never half-applied). */
+static bool slots_fit(struct enclave_glue *g, const struct enclave_run *r)
+{
+	unsigned nh = gather_holes(g, plan_holes, r);
+	return enclave_mem_plan(&g->vm->vm_mem, plan_holes, nh, plan, g->max_slots) >= 0;
+}
+
+/* The parent's KVM slots for the ranges donated now (its vCPUs are held out of KVM_RUN by
+ * the caller). Callers checked slots_fit first; a failure here leaves the VM's memory
+ * undefined: the process ends. Without a KVM VM (vm_fd < 0: the unit tests) only the
+ * plan is made. */
+static void set_slots(struct enclave_glue *g)
+{
+	unsigned nh = gather_holes(g, plan_holes, NULL);
+	int n = enclave_mem_plan(&g->vm->vm_mem, plan_holes, nh, plan, g->max_slots);
 	if (n < 0) {
 		fprintf(stderr, "%s: enclaves: too many memory slots\n", util_prog());
 		vm_exit(1);
 	}
+	if (g->vm->vm_fd < 0) {
+		g->nslots = (unsigned)n;
+		return;
+	}
 	for (unsigned i = 0; i < g->nslots; i++) {
-		struct kvm_userspace_memory_region del = {.slot = i};
+		struct kvm_userspace_memory_region del = {.slot = enclave_mem_slot_id(i)};
 		if (ioctl(g->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &del) < 0)
 			goto fail;
 	}
 	for (int i = 0; i < n; i++) {
 		struct kvm_userspace_memory_region r = {
-		    .slot = (uint32_t)i,
+		    .slot = enclave_mem_slot_id((unsigned)i),
 		    .flags = plan[i].zero ? KVM_MEM_READONLY : 0,
 		    .guest_phys_addr = plan[i].gpa,
 		    .memory_size = plan[i].size,
@@ -289,11 +318,19 @@ int enclave_glue_start(void *ctx, struct ne_slot *s)
 		pthread_mutex_unlock(&g->lock);
 		return rc;
 	}
-	*r = (struct enclave_run){.used = true, .uid = s->uid, .cid = cid, .nholes = s->nranges};
+	struct enclave_run cand = {.used = true, .uid = s->uid, .cid = cid, .nholes = s->nranges};
 	for (unsigned i = 0; i < s->nranges; i++)
-		r->holes[i] = (struct enclave_hole){.gpa = s->range[i].gpa,
-						    .size = s->range[i].size,
-						    .fd_off = pieces[i].mp_fd_off};
+		cand.holes[i] = (struct enclave_hole){.gpa = s->range[i].gpa,
+						      .size = s->range[i].size,
+						      .fd_off = pieces[i].mp_fd_off};
+	if (!slots_fit(g, &cand)) {
+		warnmsg("enclave %llu: its %u ranges would need more than the %u KVM memory slots "
+			"the parent may use",
+			(unsigned long long)s->uid, s->nranges, g->max_slots);
+		pthread_mutex_unlock(&g->lock);
+		return -NE_ERR_MEM_MAX_REGIONS;
+	}
+	*r = cand;
 	/* The parent loses the ranges before the enclave gets them: its vCPUs, its cards
 	 * (each has answered that it no longer maps them) and nitro-hv itself. */
 	if (apply(g, err, sizeof(err)) < 0) {
@@ -368,6 +405,12 @@ int enclave_glue_init(struct enclave_glue *g, struct vm *vm, int spawner_sock,
 	g->exited = exited;
 	g->dev = dev;
 	g->nslots = vm->vm_mem.gm_nregions; /* vm_create's slots 0..n-1 */
+	/* KVM's own limit, less the TPM's slot (enclave_mem_slot_id skips it) */
+	g->max_slots = ENCLAVE_MAX_SLOTS;
+	int kvm_max =
+	    vm->vm_fd >= 0 ? ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS) : 0;
+	if (kvm_max > 1 && (unsigned)kvm_max - 1 < g->max_slots)
+		g->max_slots = (unsigned)kvm_max - 1;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

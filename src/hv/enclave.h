@@ -59,8 +59,9 @@ struct enclave_glue {
 	pthread_t reader;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	uint8_t *zero;	 /* read-only zero mapping the size of the parent's RAM */
-	unsigned nslots; /* KVM slots in use (0..nslots-1) */
+	uint8_t *zero;	    /* read-only zero mapping the size of the parent's RAM */
+	unsigned nslots;    /* KVM slots in use (ids enclave_mem_slot_id(0..nslots-1)) */
+	unsigned max_slots; /* what KVM allows the plan (KVM_CAP_NR_MEMSLOTS, ENCLAVE_MAX_SLOTS) */
 	struct enclave_run run[ENCLAVE_MAX];
 	void (*exited)(struct ne_dev *d, uint64_t slot_uid);
 	struct ne_dev *dev;
