@@ -101,11 +101,9 @@ static void *spawner_main(void *arg)
 		if (r <= 0)
 			return NULL;
 		struct cmsghdr *cm = CMSG_FIRSTHDR(&h);
-		if (cm && cm->cmsg_type == SCM_RIGHTS) {
-			int fd;
-			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-			close(fd);
-		}
+		int memfd = -1; /* the parent's memfd, as the enclave's nitro-hv gets it */
+		if (cm && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&memfd, CMSG_DATA(cm), sizeof(int));
 		pthread_mutex_lock(&s->lock);
 		if (m.type == ES_START) {
 			s->starts++;
@@ -122,11 +120,17 @@ static void *spawner_main(void *arg)
 				for (unsigned i = 0; i < m.nranges; i++) {
 					l->off[i] = m.range[i].off;
 					l->size[i] = m.range[i].size;
-					/* the enclave writes a secret into each of its pages */
-					memcpy(s->mem + m.range[i].off, &(uint64_t){SECRET}, 8);
+					/* the enclave writes a secret into each of its pages,
+					 * through its own view of the memfd (the parent's
+					 * nitro-hv no longer maps them) */
+					uint64_t secret = SECRET;
+					if (pwrite(memfd, &secret, 8, (off_t)m.range[i].off) != 8)
+						s->overlaps++; /* fails the test */
 				}
 			}
 			sp_send(s, ES_REPLY, m.slot_uid, l ? st : -ENOSPC);
+			if (memfd >= 0)
+				close(memfd);
 		} else if (m.type == ES_STOP) {
 			for (unsigned i = 0; i < ENCLAVE_MAX; i++)
 				if (s->live[i].used && s->live[i].uid == m.slot_uid) {
@@ -253,7 +257,9 @@ static void add_scattered(struct fix *f, uint64_t uid, uint64_t gpa, unsigned n)
 static uint64_t peek(struct fix *f, uint64_t gpa)
 {
 	uint64_t v;
-	memcpy(&v, f->vm.vm_mem.gm_base + gpa, 8); /* the parent's memfd at that gpa (< 3 GiB) */
+	/* the memfd itself at that gpa (< 3 GiB): nitro-hv's own mapping of a running
+	 * enclave's range is PROT_NONE (memiso) */
+	assert_int_equal(pread(f->vm.vm_mem.gm_fd, &v, 8, (off_t)gpa), 8);
 	return v;
 }
 
