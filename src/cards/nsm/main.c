@@ -46,8 +46,11 @@ static const char usage[] = "usage: nitro-card-nsm --socket-path PATH --chain-fd
 
 struct conn {
 	struct conn *next;
-	int fd;	       /* until the hello is accepted; then the device owns it */
-	bool attached; /* a vhost-user device now */
+	int fd;		   /* until the hello is accepted; then the device owns it */
+	bool attached;	   /* a vhost-user device now */
+	size_t got;	   /* the hello's bytes so far: taken as they come, never waited for */
+	uint64_t deadline; /* ms (monotonic): no whole hello by then, the connection goes */
+	uint8_t buf[ENW_HELLO_MSG_LEN];
 	struct enw_hello hello;
 	struct vu_dev dev;
 	struct nsm_state st;
@@ -86,6 +89,13 @@ static uint64_t now_cb(void *ctx)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
 static void conn_free(struct conn *c)
@@ -139,6 +149,7 @@ static void disconnected(struct vu_dev *d)
 
 static const struct vu_ops nsm_ops = {
     .vo_num_queues = 1,
+    .vo_shared_loop = true, /* one enclave's half-sent message holds up only itself */
     .vo_queue_kick = kick,
     .vo_queue_stopping = stopping,
     .vo_queue_stop = stop,
@@ -182,19 +193,31 @@ static int conn_start(struct conn *c, char *err, size_t errlen)
 	return vu_dev_attach(&c->dev, fd, err, errlen); /* owns fd, even on failure */
 }
 
+/* Bytes of a hello, taken as they come (a peer that sends its hello slowly holds up only
+ * itself; a silent one makes room when the card is full, on_accept). Exactly the hello's
+ * bytes are read: what follows is vhost-user. Fds with it are refused. */
 static void on_hello(struct loop *l, int fd, uint32_t ev, void *opaque)
 {
 	(void)l;
-	(void)fd;
 	(void)ev;
 	struct conn *c = opaque;
 	char err[256];
-	int st = nsm_hello_read(c->fd, &c->hello);
-	if (st < 0) { /* hung up, or not framed: nothing to answer */
+	int need = enw_hello_parse(c->buf, c->got, NULL);
+	struct iovec iov = {c->buf + c->got, (size_t)need};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0 || (mh.msg_flags & MSG_CTRUNC)) { /* hung up, or fds came with it */
 		g.refused++;
 		conn_free(c);
 		return;
 	}
+	c->got += (size_t)n;
+	need = enw_hello_parse(c->buf, c->got, &c->hello);
+	if (need > 0)
+		return;
+	int st = need < 0 ? EPROTO : nsm_hello_check(&c->hello);
 	if (st == 0 && cid_taken(c->hello.cid))
 		st = EADDRINUSE;
 	if (st) {
@@ -227,7 +250,7 @@ static void on_accept(struct loop *l, int fd, uint32_t ev, void *opaque)
 {
 	(void)ev;
 	(void)opaque;
-	int s = accept4(fd, NULL, NULL, SOCK_CLOEXEC); /* blocking: vu_wire reads with timeouts */
+	int s = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); /* never waited for */
 	if (s < 0)
 		return;
 	if (g.nconns >= MAX_CONNS) {
@@ -255,6 +278,7 @@ static void on_accept(struct loop *l, int fd, uint32_t ev, void *opaque)
 		return;
 	}
 	c->fd = s;
+	c->deadline = mono_ms() + NSM_HELLO_TIMEOUT_MS;
 	c->next = g.conns;
 	g.conns = c;
 	g.nconns++;
@@ -262,6 +286,26 @@ static void on_accept(struct loop *l, int fd, uint32_t ev, void *opaque)
 		warnmsg("%s", err);
 		conn_free(c);
 	}
+}
+
+/* Connections whose hello is not whole by its deadline are closed; returns the epoll
+ * timeout until the next deadline (-1: none). */
+static int sweep(void)
+{
+	uint64_t now = mono_ms(), next = UINT64_MAX;
+	for (struct conn *c = g.conns, *nx; c; c = nx) {
+		nx = c->next;
+		if (c->attached)
+			continue;
+		if (now >= c->deadline) {
+			warnmsg("refused a connection: no hello in %d ms", NSM_HELLO_TIMEOUT_MS);
+			g.refused++;
+			conn_free(c);
+		} else if (c->deadline < next) {
+			next = c->deadline;
+		}
+	}
+	return next == UINT64_MAX ? -1 : (int)(next - now);
 }
 
 static void on_usr1(void *opaque)
@@ -333,7 +377,13 @@ int main(int argc, char **argv)
 	const char *kind = getenv("NITRO_SECCOMP");
 	if (sandbox_enter(kind && *kind ? kind : "card-nsm", err, sizeof(err)) < 0)
 		die("%s", err);
-	int r = loop_run(&g.loop);
+	int r = 0;
+	while (!g.loop.lp_stop) {
+		r = loop_run_once(&g.loop, sweep());
+		if (r < 0)
+			break;
+		r = 0;
+	}
 	unlink(g.path);
 	while (g.conns)
 		conn_free(g.conns);
