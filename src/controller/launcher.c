@@ -457,6 +457,10 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 				RETURN_ERR(-1, "%s: no internet gateway link", p->lp_name);
 			}
 			break;
+		case LAUNCH_FD_NSM_CHAIN: /* nitrod's "enclaves": true does not start it yet */
+			kept_close(k);
+			RETURN_ERR(-1, "%s: the NSM card is not available through nitrod yet",
+				   p->lp_name);
 		case LAUNCH_FD_UNDERLAY:
 			if ((fd = underlay_socket(err, errlen)) < 0) {
 				kept_close(k);

@@ -46,6 +46,7 @@ struct virtio_pci {
 	unsigned vp_type;
 	uint32_t vp_dfselect, vp_gfselect;
 	uint64_t vp_driver_features;
+	bool vp_early; /* a queue was handed to the card before DRIVER_OK (early_kick) */
 	uint16_t vp_msix_config;
 	uint8_t vp_status;
 	uint8_t vp_cfg_gen;

@@ -368,6 +368,22 @@ static void tpm_args(struct build *b, const struct launch_spec *s, unsigned item
 	keep_fd(b, 3, LAUNCH_FD_TPM_KEY, 0);
 }
 
+static unsigned nsm_count(const struct launch_spec *s)
+{
+	return s->ls_nsm ? 1 : 0;
+}
+
+/* nitro-card-nsm --socket-path S --chain-fd 3 */
+static void nsm_args(struct build *b, const struct launch_spec *s, unsigned item,
+		     const struct launch_env *e)
+{
+	(void)s;
+	(void)item;
+	(void)e;
+	opt(b, "--chain-fd", "3");
+	keep_fd(b, 3, LAUNCH_FD_NSM_CHAIN, 0);
+}
+
 static unsigned vsock_count(const struct launch_spec *s)
 {
 	return s->ls_vsock ? 1 : 0;
@@ -391,6 +407,7 @@ static const struct card_type card_types[] = {
     {LAUNCH_CARD_VPC, "nitro-card-vpc", "card-vpc", "net", LAUNCH_HOST_NET, vpc_count, vpc_args},
     {LAUNCH_CARD_TPM, "nitro-card-tpm", "card-tpm", NULL, 0, tpm_count, tpm_args},
     {LAUNCH_CARD_VSOCK, "nitro-card-vsock", "card-vsock", "vsock", 0, vsock_count, vsock_args},
+    {LAUNCH_CARD_NSM, "nitro-card-nsm", "card-nsm", "nsm", 0, nsm_count, nsm_args},
 };
 
 static void proc_begin(struct build *b, struct launch_proc *p, enum launch_kind kind,
@@ -560,6 +577,8 @@ const char *launch_fd_role_name(enum launch_fd_role r)
 		return "igw";
 	case LAUNCH_FD_IGW_NAT:
 		return "igw-nat";
+	case LAUNCH_FD_NSM_CHAIN:
+		return "nsm-chain";
 	}
 	return "?";
 }

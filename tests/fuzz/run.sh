@@ -125,6 +125,20 @@ def ring_image(n=16, size=1024):
 img, a, u = ring_image()
 put("vring-direct-indirect", struct.pack("<BBHHHHHH", 4, 3, 0, 0, 0, 0, 0, 0) + img)
 put("vring-placed-split", struct.pack("<BBHHHHHH", 4, 13, 0, 0, a, u, 0x300, 0) + img)
+# fuzz_nsm_queue: the Linux driver's GetRandom as two chains (request, reply buffer) on a
+# queue of 8 at 0/128/152, then an Attestation request and its reply buffer in one chain
+def nsm_image():
+    m = bytearray(1024)
+    req = b"\x69GetRandom"
+    att = bytes.fromhex("a16b4174746573746174696f6ea1656e6f6e63654201 02".replace(" ", ""))
+    m[0x100:0x100 + len(req)] = req
+    m[0x140:0x140 + len(att)] = att
+    for i, (addr, ln, fl, nx) in enumerate([(0x100, len(req), 0, 0), (0x200, 0x180, 2, 0),
+                                           (0x140, len(att), 1, 3), (0x200, 0x180, 2, 0)]):
+        struct.pack_into("<QIHH", m, 16 * i, addr, ln, fl, nx)
+    struct.pack_into("<HHHHH", m, 128, 0, 3, 0, 1, 2)
+    return bytes(m)
+put("nsm_queue-driver", b"\x00" + nsm_image())
 def vmsg(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
 UVA = 0x40000000

@@ -273,6 +273,16 @@ static struct vu_queue *ring_fd(struct vu_dev *d, struct vu_msg *m, int *fd, cha
 	if (want) {
 		*fd = m->vm_fds[0];
 		m->vm_fds[0] = -1;
+		/* The card never waits on a ring fd: reading a kick fd or signalling a call fd
+		 * that a hostile frontend made a pipe would otherwise stop the whole loop (the
+		 * eventfds of nitro-hv and QEMU are non-blocking already). */
+		int fl = fcntl(*fd, F_GETFL);
+		if (fl < 0 || fcntl(*fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			snprintf(err, errlen, "%s: fd: %s", vu_request_name(m->vm_request),
+				 strerror(errno));
+			close(*fd);
+			return NULL;
+		}
 	}
 	return vq;
 }

@@ -81,6 +81,13 @@ struct vu_ops {
 	 * (F_SEAL_SHRINK): a frontend could otherwise truncate it under the card (SIGBUS on
 	 * access). Only tests that drive the library with plain memory set this. */
 	bool vo_allow_unsealed_memory;
+	/* The device shares its event loop with other frontends' devices (nitro-card-vsock:
+	 * the parent and every enclave). Its connection is then non-blocking: a message is
+	 * collected as its bytes arrive, never waited for (a frontend that stalls
+	 * mid-message holds up only itself), and a reply that does not fit into the socket
+	 * at once ends the connection (a frontend that never reads its replies cannot stop
+	 * the loop). Without it, a frontend has VU_MSG_TIMEOUT_S per piece of a message. */
+	bool vo_shared_loop;
 };
 
 struct vu_queue {
@@ -108,6 +115,7 @@ struct vu_dev {
 	struct gmem vd_mem;
 	unsigned vd_nqueues;
 	struct vu_queue *vd_queues;
+	struct vu_partial *vd_partial; /* vo_shared_loop: the message arriving (vu_conn.c) */
 };
 
 int vu_dev_init(struct vu_dev *d, const struct vu_ops *ops, void *opaque, struct loop *l, char *err,
@@ -134,7 +142,9 @@ int vu_dispatch(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, bool *
  * errno value on error (a frontend that dies mid-message, bad framing). */
 int vu_read_msg(int fd, struct vu_msg *m, char *err, size_t errlen);
 int vu_send(int fd, const struct vu_msg *m, char *err, size_t errlen);
-/* Reads, dispatches and answers one message: 0, 1 at end of file, or a negative errno. */
+/* Reads, dispatches and answers one message: 0, 1 at end of file, or a negative errno.
+ * With vo_shared_loop it reads only what is there (never waits): a message not yet
+ * complete is kept for the next call, which returns 0 meanwhile. */
 int vu_handle_one(struct vu_dev *d, char *err, size_t errlen);
 
 /* For the device's queue_kick: take a chain (1), none pending (0), or a violation

@@ -402,11 +402,14 @@ static void test_limits(void **state)
 	}
 	s.ls_tpm = true;
 	memset(s.ls_tpm_state, 't', PATH_MAX - 1);
+	s.ls_vsock = true;
+	s.ls_nsm = true;
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.pl_nprocs, LAUNCH_MAX_PROCS);
-	/* nitro-hv: --vhost-user per volume and NIC, --tpm-card (the NATs are not devices) */
+	/* nitro-hv: --vhost-user per volume, NIC, vsock and the NSM, --tpm-card (the NATs are
+	 * not devices) */
 	assert_int_equal(launch_plan_hv(&plan)->lp_argc,
-			 1 + 2 * 4 + 2 * (LAUNCH_MAX_VOLUMES + LAUNCH_MAX_NICS + 1));
+			 1 + 2 * 4 + 2 * (LAUNCH_MAX_VOLUMES + LAUNCH_MAX_NICS + 3));
 }
 
 static void test_json_carries_the_plan(void **state)
@@ -528,6 +531,42 @@ static void test_vsock_card(void **state)
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.pl_ncards, 1);
 	assert_non_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello cid=16,debug"));
+}
+
+/* The NSM card (`nitro run --nsm`): its chain on fd 3, nitro-hv's --vhost-user nsm and
+ * the test identity --enclave-hello passed on. */
+static void test_nsm_card(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_tpm = true;
+	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
+	s.ls_nsm = true;
+	snprintf(s.ls_enclave_hello, sizeof(s.ls_enclave_hello), "cid=16,debug");
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 2);
+	const struct launch_proc *n = launch_plan_card(&plan, 1);
+	assert_int_equal(n->lp_kind, LAUNCH_CARD_NSM);
+	assert_string_equal(n->lp_profile, "card-nsm");
+	assert_string_equal(n->lp_vhost, "nsm");
+	assert_string_equal(
+	    joined(n), "/opt/nitro/nitro-card-nsm --socket-path /run/i-1/c1.sock --chain-fd 3");
+	assert_int_equal(launch_proc_fd(n, LAUNCH_FD_NSM_CHAIN, 0), 3);
+	assert_string_equal(launch_fd_role_name(LAUNCH_FD_NSM_CHAIN), "nsm-chain");
+	const char *hv = joined(launch_plan_hv(&plan));
+	assert_non_null(strstr(hv, "--enclave-hello cid=16,debug"));
+	assert_non_null(
+	    strstr(hv, "--tpm-card /run/i-1/c0.sock --vhost-user nsm,/run/i-1/c1.sock"));
+	s.ls_nsm = false;
+	s.ls_enclave_hello[0] = 0;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 1);
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "nsm"));
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello"));
 }
 
 /* NVMe device names: nitro run's defaults (sda1, then sdf, sdg ... counting only NVMe
@@ -741,6 +780,7 @@ int main(void)
 	    cmocka_unit_test(test_tpm_card),
 	    cmocka_unit_test(test_vsock_card),
 	    cmocka_unit_test(test_enclaves),
+	    cmocka_unit_test(test_nsm_card),
 	    cmocka_unit_test(test_nvme_device_names),
 	    cmocka_unit_test(test_host_resolver),
 	    cmocka_unit_test(test_internet_gateway),
