@@ -469,6 +469,15 @@ static void *err_watch(void *arg)
 	}
 }
 
+int virtio_pci_sync_mem(struct virtio_pci *vp, char *err, size_t errlen)
+{
+	/* vp_lock: nothing of this device is between gpa_ptr and its use meanwhile */
+	pthread_mutex_lock(&vp->vp_lock);
+	int r = vhost_front_sync_mem(&vp->vp_card, err, errlen);
+	pthread_mutex_unlock(&vp->vp_lock);
+	return r;
+}
+
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
 	uint64_t one = 1;

@@ -176,6 +176,31 @@ def test_silent_peer_does_not_block_others(card):
     assert closed(quiet)
 
 
+def test_silent_connections_do_not_lock_enclaves_out(card):
+    """A peer (a compromised enclave nitro-hv) fills the card's 64 connections with sockets
+    that never send a byte: they are never readable, so no hello timeout ends them. An
+    enclave connecting after that still gets its NSM: the oldest silent one makes room."""
+    def connect_when_backlog_allows():
+        for _ in range(500):
+            try:
+                return card["connect"]()
+            except BlockingIOError:  # the listen backlog is small: the card accepts on
+                time.sleep(0.01)     # its loop
+        raise AssertionError("the card stopped accepting connections")
+
+    silent = [connect_when_backlog_allows() for _ in range(70)]
+    time.sleep(0.5)  # all accepted
+    ok = card["connect"]()
+    ok.sendall(hello(23))
+    assert status(ok) == 0
+    again = card["connect"]()  # and the next one too
+    again.sendall(hello(24))
+    assert status(again) == 0
+    assert closed(silent[0])
+    for s in silent:
+        s.close()
+
+
 class Front:
     """A vhost-user frontend in Python, as nitro-hv drives a card: the hello, features,
     a sealed memfd as guest memory, one queue; requests posted as the Linux driver posts
@@ -185,9 +210,9 @@ class Front:
     DESC, AVAIL, USED, REQ, RESP = 0x0, 0x1000, 0x2000, 0x4000, 0x8000
     QSZ = 16
 
-    def __init__(self, sock, cid):
+    def __init__(self, sock, cid, module_id=None):
         self.s = sock
-        sock.sendall(hello(cid))
+        sock.sendall(hello(cid, module_id=module_id))
         assert status(sock) == 0
         self.msg(3)  # SET_OWNER
         self.msg(1)
@@ -288,3 +313,138 @@ def test_bad_chain_refused(tmp_path):
         os.close(r)
         assert p.returncode == 1 and "--chain-fd" in p.stderr, p.stderr
         assert not (tmp_path / "s").exists()
+
+
+def _err(raw):
+    return cbor2.loads(raw).get("Error") if raw else None
+
+
+def test_hostile_enclave_requests(card):
+    """A hostile enclave kernel against the card: malformed CBOR, requests at and over
+    0x1000 bytes, the boot PCRs, LockPCRs ranges, attestation fields at and over their
+    limits, a reply chain the card may not write, request and reply aliasing in one chain;
+    the card answers each cleanly and the other enclave's NSM is untouched."""
+    a = Front(card["connect"](), 30)
+    b = Front(card["connect"](), 31)
+    b_before = cbor2.loads(b.request(cbor2.dumps({"DescribePCR": {"index": 16}})))
+    bad = [
+        b"\x81" * 2000 + b"\x00",                       # arrays 2000 deep
+        b"\xbf\x69GetRandom\xf6\xff",                   # indefinite map
+        b"\x5b\xff\xff\xff\xff\xff\xff\xff\xff",       # bstr of 2^64-1 bytes
+        b"\x9b\x00\x00\x00\x01\x00\x00\x00\x00",       # array of 2^32 items
+        b"\xc1\x69GetRandom",                           # a tag
+        b"\xfb\x3f\xf0\x00\x00\x00\x00\x00\x00",       # a float
+        b"\x69GetRandom\x00",                           # two items
+        b"\xff",                                        # a lone break
+    ]
+    for req in bad:
+        assert _err(a.request(req)) == "InvalidOperation", req[:12]
+    dup = b"\xa1\x69ExtendPCR\xa2\x65index\x10\x65index\x10"
+    assert _err(a.request(dup)) == "InvalidArgument"
+    floaty = cbor2.dumps({"ExtendPCR": {"index": 16, "data": 1.5}})
+    assert _err(a.request(floaty)) == "InvalidArgument"
+    # exactly 0x1000 bytes is a request; 0x1001 is too large
+    def extend(n):
+        base = len(cbor2.dumps({"ExtendPCR": {"index": 17, "data": b""}}))
+        for k in range(n - base, n - base - 10, -1):
+            r = cbor2.dumps({"ExtendPCR": {"index": 17, "data": b"x" * k}})
+            if len(r) == n:
+                return r
+        raise AssertionError(n)
+    assert "ExtendPCR" in cbor2.loads(a.request(extend(0x1000)))
+    assert _err(a.request(extend(0x1001))) == "InputTooLarge"
+    # the boot PCRs cannot change, a lock cannot be undone, ranges past 32 are refused
+    for i in range(16):
+        assert _err(a.request(cbor2.dumps({"ExtendPCR": {"index": i, "data": b"x"}}))) == \
+            "ReadOnlyIndex"
+    assert _err(a.request(cbor2.dumps({"LockPCRs": {"range": 33}}))) == "InvalidIndex"
+    assert _err(a.request(cbor2.dumps({"DescribePCR": {"index": 32}}))) == "InvalidIndex"
+    assert _err(a.request(cbor2.dumps({"LockPCRs": {"range": 65535}}))) == "InvalidIndex"
+    assert _err(a.request(cbor2.dumps({"LockPCRs": {"range": 65536}}))) == "InvalidArgument"
+    assert cbor2.loads(a.request(cbor2.dumps({"LockPCRs": {"range": 32}}))) == "LockPCRs"
+    assert _err(a.request(cbor2.dumps({"ExtendPCR": {"index": 31, "data": b"x"}}))) == \
+        "ReadOnlyIndex"
+    # the largest document: 32 locked PCRs, every field at its limit, fits 0x3000
+    big = {"user_data": b"u" * 512, "nonce": b"n" * 512, "public_key": b"k" * 1024}
+    raw = a.request(cbor2.dumps({"Attestation": big}))
+    assert len(raw) <= 0x3000
+    p = cbor2.loads(cbor2.loads(cbor2.loads(raw)["Attestation"]["document"])[2])
+    assert sorted(p["pcrs"]) == list(range(32))
+    assert (p["user_data"], p["nonce"], p["public_key"]) == \
+        (big["user_data"], big["nonce"], big["public_key"])
+    for k, n in (("user_data", 513), ("nonce", 513), ("public_key", 1025)):
+        assert _err(a.request(cbor2.dumps({"Attestation": {k: b"x" * n}}))) == \
+            "InputTooLarge"
+    # a reply chain the card may not write: it is a second request, the first is handed
+    # back unanswered and the read-only one waits for its reply chain
+    a.mem[a.REQ:a.REQ + 10] = b"\x69GetRandom"
+    used0 = struct.unpack_from("<H", a.mem, a.USED + 2)[0]
+    rh = a.desc(a.REQ, 10, False)
+    ro = a.desc(a.RESP, 0x3000, False)
+    a.post(rh)
+    a.post(ro)
+    os.eventfd_write(a.kick, 1)
+    deadline = time.monotonic() + 20
+    while struct.unpack_from("<H", a.mem, a.USED + 2)[0] != (used0 + 1) & 0xFFFF:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert struct.unpack_from("<II", a.mem, a.USED + 4 + 8 * (used0 % a.QSZ)) == (rh, 0)
+    wh = a.desc(a.RESP, 0x3000, True)
+    a.post(wh)
+    os.eventfd_write(a.kick, 1)
+    while struct.unpack_from("<H", a.mem, a.USED + 2)[0] != (used0 + 3) & 0xFFFF:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    # request and reply buffer on the same bytes, in one chain: copied out first
+    a.mem[a.REQ:a.REQ + 10] = b"\x69GetRandom"
+    used0 = struct.unpack_from("<H", a.mem, a.USED + 2)[0]
+    h0 = a.next % a.QSZ
+    h1 = (a.next + 1) % a.QSZ
+    a.next += 2
+    struct.pack_into("<QIHH", a.mem, a.DESC + 16 * h0, a.REQ, 10, 1, h1)  # NEXT
+    struct.pack_into("<QIHH", a.mem, a.DESC + 16 * h1, a.REQ, 0x3000, 2, 0)  # WRITE
+    a.post(h0)
+    os.eventfd_write(a.kick, 1)
+    while struct.unpack_from("<H", a.mem, a.USED + 2)[0] != (used0 + 1) & 0xFFFF:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    n = struct.unpack_from("<II", a.mem, a.USED + 4 + 8 * (used0 % a.QSZ))[1]
+    assert bytes(a.mem[a.REQ:a.REQ + 19]) == b"\xa1\x69GetRandom\xa1\x66random" and \
+        n == 22 + 256
+    # b saw none of it
+    assert cbor2.loads(b.request(cbor2.dumps({"DescribePCR": {"index": 16}}))) == b_before
+    assert cbor2.loads(b.request(cbor2.dumps({"DescribePCR": {"index": 17}})))[
+        "DescribePCR"]["lock"] is False
+    assert card["proc"].poll() is None
+
+
+@pytest.mark.parametrize("mid,want", [
+    ("i-x,CN=AWS-Nitro-root/O=Amazon+OU=evil\\,C=US;L=\"q\"#x", 0),  # 52 printable
+    ("a" * 63, 0),                  # the longest: 63 bytes and the NUL
+    ("a" * 64, errno.EINVAL),       # no NUL in the 64 bytes
+    ("i-x\nCN=evil", errno.EINVAL), # not printable
+    ("i-x\x00CN=evil", 0),          # the NUL ends it: "i-x"
+    ("caf\u00e9", errno.EINVAL),     # not ASCII
+    (" lead", errno.EINVAL),         # space is not allowed either
+])
+def test_module_id_cannot_rewrite_the_leaf_name(card, mid, want):
+    """A compromised enclave nitro-hv picks its module id: it becomes the leaf's CN as
+    one attribute, never more names; non-printable, non-ASCII or unterminated ids are
+    refused."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    s = card["connect"]()
+    if want:
+        s.sendall(hello(40, module_id=mid))
+        assert status(s) == want
+        assert closed(s)
+        return
+    f = Front(s, 40, module_id=mid)
+    doc = cbor2.loads(f.request(cbor2.dumps({"Attestation": {}})))
+    p = cbor2.loads(cbor2.loads(doc["Attestation"]["document"])[2])
+    name = mid.split("\x00")[0]
+    assert p["module_id"] == name
+    leaf = x509.load_der_x509_certificate(p["certificate"])
+    attrs = [(a.oid, a.value) for a in leaf.subject]
+    assert attrs == [(NameOID.ORGANIZATION_NAME, "nitro"), (NameOID.COMMON_NAME, name)]
+    assert card["proc"].poll() is None

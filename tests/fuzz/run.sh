@@ -174,6 +174,17 @@ def eif(sections):
 put("eif-plain", eif([(1, b"kernel" * 8), (2, b"console=ttyS0"), (5, b"{}"), (3, b"rd0"), (3, b"rd1")]))
 put("eif-signed", eif([(1, b"k"), (2, b""), (3, b"r"),
                        (4, b"\x81\xa2\x73signing_certificate\x43abc\x69signature\x40")]))
+# EIFs as a hostile parent leaves them at 8 MiB (enclave_image): one a bzImage kernel gets
+# past the CRC and layout, then its command line with a NUL or over the kernel's limit,
+# a kernel that is no bzImage, and a section size that points past the memory
+kern = bz(b"\x90" * 64)
+put("enclave_image-ok", eif([(1, kern), (2, b"console=ttyS0"), (5, b"{}"), (3, b"rd0")]))
+put("enclave_image-cmdline-nul", eif([(1, kern), (2, b"quiet\0init=/x"), (5, b"{}"), (3, b"r")]))
+put("enclave_image-cmdline-huge", eif([(1, kern), (2, b"a" * 4096), (5, b"{}"), (3, b"r")]))
+put("enclave_image-not-bz", eif([(1, b"\x7fELF" + bytes(700)), (2, b"c"), (5, b"{}"), (3, b"r")]))
+far = bytearray(eif([(1, kern), (2, b"c"), (5, b"{}"), (3, b"r")]))
+struct.pack_into(">Q", far, 28 + 256 + 8 * 3, (1 << 64) - 1)
+put("enclave_image-far", bytes(far))
 # NSM requests, after 2 bytes of reply-buffer size (0x3000)
 for name, req in [("describe", b"\x6bDescribeNSM"), ("random", b"\x69GetRandom"),
                   ("pcr", b"\xa1\x6bDescribePCR\xa1\x65index\x10"),

@@ -44,6 +44,7 @@ struct vu_msg {
 		struct vu_vring_state state;
 		struct vu_vring_addr addr;
 		struct vu_mem_table mem;
+		struct vu_mem_region_single single;
 		struct vu_config config;
 		uint8_t raw[VU_PAYLOAD_MAX];
 	} vm_u;
@@ -88,6 +89,10 @@ struct vu_ops {
 	 * at once ends the connection (a frontend that never reads its replies cannot stop
 	 * the loop). Without it, a frontend has VU_MSG_TIMEOUT_S per piece of a message. */
 	bool vo_shared_loop;
+	/* vu_queue_pop returns chains with ch_denied (a buffer in revoked memory, its sg_ptr
+	 * NULL) to the device, which fails that request itself. Unset: the library hands
+	 * them back with 0 bytes written and the device never sees them. */
+	bool vo_denied_chains;
 };
 
 struct vu_queue {
@@ -148,7 +153,7 @@ int vu_send(int fd, const struct vu_msg *m, char *err, size_t errlen);
 int vu_handle_one(struct vu_dev *d, char *err, size_t errlen);
 
 /* For the device's queue_kick: take a chain (1), none pending (0), or a violation
- * (negative; the queue is failed). */
+ * (negative; the queue is failed). Denied chains: see vo_denied_chains. */
 int vu_queue_pop(struct vu_dev *d, unsigned q, struct vr_chain *ch);
 int vu_queue_push(struct vu_dev *d, unsigned q, uint16_t head, uint32_t written);
 /* Signals the call eventfd if the driver wants an interrupt. */

@@ -131,10 +131,21 @@ int vu_queue_pop(struct vu_dev *d, unsigned q, struct vr_chain *ch)
 		return -EIO;
 	if (!vq->vq_enabled)
 		return 0;
-	int ret = vr_pop(&vq->vq_ring, ch, err, sizeof(err));
-	if (ret < 0)
-		vu_queue_fail(d, q, err);
-	return ret;
+	for (;;) {
+		int ret = vr_pop(&vq->vq_ring, ch, err, sizeof(err));
+		if (ret < 0)
+			vu_queue_fail(d, q, err);
+		if (ret <= 0 || !ch->ch_denied || d->vd_ops->vo_denied_chains)
+			return ret;
+		/* A device that does not take denied chains never sees one: it is handed back
+		 * with nothing written, and the next chain is looked at. */
+		warnmsg("vhost-user: queue %u: chain %u points into memory taken from the guest: "
+			"refused",
+			q, ch->ch_head);
+		if (vu_queue_push(d, q, ch->ch_head, 0) < 0)
+			return -EIO;
+		vu_queue_notify(d, q);
+	}
 }
 
 int vu_queue_push(struct vu_dev *d, unsigned q, uint16_t head, uint32_t written)

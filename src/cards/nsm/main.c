@@ -230,6 +230,22 @@ static void on_accept(struct loop *l, int fd, uint32_t ev, void *opaque)
 	int s = accept4(fd, NULL, NULL, SOCK_CLOEXEC); /* blocking: vu_wire reads with timeouts */
 	if (s < 0)
 		return;
+	if (g.nconns >= MAX_CONNS) {
+		/* Full: a connection that never said hello (a peer that connects and stays
+		 * silent is never readable, so its hello timeout never runs) makes room, the
+		 * oldest first; otherwise a peer holding MAX_CONNS silent connections would keep
+		 * every enclave of the parent from its NSM. */
+		struct conn *old = NULL;
+		for (struct conn *c = g.conns; c; c = c->next)
+			if (!c->attached)
+				old = c; /* the list is newest first */
+		if (old) {
+			warnmsg("%u connections: dropped the oldest one that never said hello",
+				g.nconns);
+			g.refused++;
+			conn_free(old);
+		}
+	}
 	struct conn *c = g.nconns < MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
 	char err[256];
 	if (!c) {

@@ -2,6 +2,7 @@
 #include "cards/nsm/queue.h"
 
 #include <string.h>
+#include <sys/eventfd.h>
 
 void nsm_queue_init(struct nsm_queue *q, struct nsm_state *s)
 {
@@ -57,9 +58,11 @@ void nsm_queue_kick(struct nsm_queue *q, struct vu_dev *d, unsigned qi)
 	struct vr_seg segs[NSM_QUEUE_MAX_SEGS];
 	struct vr_chain ch = {.ch_segs = segs, .ch_max = NSM_QUEUE_MAX_SEGS};
 	bool pushed = false;
+	unsigned taken = 0;
 	int r;
 	while ((r = vu_queue_pop(d, qi, &ch)) == 1) {
 		pushed = true;
+		taken++;
 		bool reads = ch.ch_read_bytes > 0, writes = ch.ch_write_bytes > 0;
 		if (reads && writes) { /* request and reply buffer in one chain */
 			drop_pending(q, d, qi);
@@ -82,6 +85,15 @@ void nsm_queue_kick(struct nsm_queue *q, struct vu_dev *d, unsigned qi)
 			q->nq_unpaired++;
 			if (vu_queue_push(d, qi, ch.ch_head, 0) < 0)
 				break;
+		}
+		if (taken == NSM_QUEUE_BUDGET) {
+			/* more may wait: this enclave's turn is over, the others' kicks come
+			 * first, and its own kick fd brings it back from the event loop */
+			r = 0;
+			q->nq_yields++;
+			if (d->vd_queues[qi].vq_kick >= 0)
+				eventfd_write(d->vd_queues[qi].vq_kick, 1);
+			break;
 		}
 	}
 	if (r < 0) /* the ring failed (the library said why); nothing pending survives it */

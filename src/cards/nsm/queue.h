@@ -32,6 +32,11 @@
 #include "enclave/nsm.h"
 
 #define NSM_QUEUE_MAX_SEGS 64 /* descriptors per chain (the driver uses one) */
+/* Chains taken per kick: one card serves every enclave of the parent on one thread, and a
+ * hostile enclave refills its ring as fast as the card answers (an Attestation is an ECDSA
+ * signature); after this many the kick ends and re-arms itself through the queue's kick fd,
+ * so that every other enclave's kick is served in between. */
+#define NSM_QUEUE_BUDGET 32
 
 struct nsm_queue {
 	struct nsm_state *nq_state;
@@ -43,6 +48,7 @@ struct nsm_queue {
 	/* counters */
 	unsigned long nq_requests; /* answered */
 	unsigned long nq_unpaired; /* chains handed back unanswered (out of order, empty) */
+	unsigned long nq_yields;   /* kicks ended by NSM_QUEUE_BUDGET with chains left */
 };
 
 void nsm_queue_init(struct nsm_queue *q, struct nsm_state *s);

@@ -39,7 +39,7 @@
 #define BASE 0x100000ull /* guest-physical address of the region */
 #define UVA 0x7f3300000000ull
 #define MEMSZ (256u * 1024)
-#define QSZ 16u
+#define QSZ 64u
 #define DESC (BASE + 0)
 #define AVAIL (BASE + 0x1000)
 #define USED (BASE + 0x2000)
@@ -451,6 +451,41 @@ static void test_stopping_live_pushes(void **state)
 	assert_int_equal(used_at(f, 0).len, 0);
 }
 
+/* A hostile enclave keeps its ring full so as to hold the card, which serves every other
+ * enclave of the parent on the same thread: a kick takes at most NSM_QUEUE_BUDGET chains,
+ * then ends and re-arms itself through the queue's kick fd (the event loop serves the other
+ * connections' kicks first), and the next kick goes on where it stopped. */
+static void test_flood_yields_to_other_enclaves(void **state)
+{
+	struct fx *f = *state;
+	int kfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(kfd >= 0);
+	f->dev.vd_queues[0].vq_kick = kfd;
+	const unsigned nreq = 24; /* 48 chains in a ring of 64 */
+	memcpy(host_ptr(f, REQ), get_random, sizeof(get_random));
+	for (unsigned i = 0; i < nreq; i++) {
+		make_avail(f, one(f, REQ, sizeof(get_random), false));
+		make_avail(f, one(f, RESP, NSM_RESPONSE_MAX, true));
+	}
+	kick(f);
+	assert_int_equal(used(f)->idx, NSM_QUEUE_BUDGET);
+	assert_int_equal(f->q.nq_requests, NSM_QUEUE_BUDGET / 2);
+	assert_int_equal(f->q.nq_yields, 1);
+	assert_true(signalled(kfd)); /* the card comes back to it */
+	assert_true(signalled(f->call));
+	kick(f);
+	assert_int_equal(used(f)->idx, 2 * nreq);
+	assert_int_equal(f->q.nq_requests, nreq);
+	assert_int_equal(f->q.nq_yields, 1);
+	assert_false(signalled(kfd));
+	assert_false(signalled(f->errfd));
+	/* every reply in order: request chain (0 bytes), then its reply */
+	for (unsigned i = 0; i < 2 * nreq; i += 2) {
+		assert_int_equal(used_at(f, i).len, 0);
+		assert_int_equal(used_at(f, i + 1).len, sizeof(random_prefix) + 256);
+	}
+}
+
 static void test_attestation_through_ring(void **state)
 {
 	struct fx *f = *state;
@@ -679,6 +714,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_outside_memory_fails_queue, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stopping_hands_back_pending, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stopping_live_pushes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flood_yields_to_other_enclaves, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attestation_through_ring, setup, teardown),
 	    cmocka_unit_test(test_hello_check),
 	    cmocka_unit_test(test_hello_over_socket),
