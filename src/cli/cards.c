@@ -334,6 +334,8 @@ bool cards_respawn(const struct launch_plan *p, unsigned idx, pid_t pids[LAUNCH_
 	if (!c)
 		return false;
 	unlink(c->lp_socket);
+	if (c->lp_enclave)
+		unlink(c->lp_enclave);
 	/* (the TPM card: no underlay of its own; a VPC card would get the default address) */
 	static const struct launch_env no_env;
 	return card_spawn(c, &no_env, &pids[idx]);
@@ -355,6 +357,8 @@ void cards_stop(const struct launch_plan *p, const struct launch_env *e,
 			unlink(c->lp_socket);
 		if (c->lp_ctl)
 			unlink(c->lp_ctl);
+		if (c->lp_enclave)
+			unlink(c->lp_enclave);
 	}
 	rmdir(e->le_run_dir);
 }

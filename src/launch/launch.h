@@ -148,7 +148,8 @@ struct launch_spec {
 	/* nitro-hv --enclave-hello VALUE ("": none): an ordinary guest that acts as an enclave
 	 * towards a vsock card (tests; docs/vsock.md). */
 	char ls_enclave_hello[40];
-	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md). */
+	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md); brings
+	 * the vsock card (as ls_vsock, plus its enclave socket: nitro-hv --enclave-vsock). */
 	bool ls_enclaves;
 	/* Next kinds: their fields here. */
 };
@@ -225,6 +226,8 @@ struct launch_proc {
 	const char *lp_exe;	/* le_bin_dir/lp_name */
 	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv and the
 				   NAT (LAUNCH_IGW: nothing to wait for) */
+	const char *lp_enclave; /* the socket the instance's enclaves connect to (the vsock
+				   card with enclaves); NULL if none */
 	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS, virtio-blk
 				   or NVMe: pause for snapshots); NULL if none */
 	unsigned lp_argc;
