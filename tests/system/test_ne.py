@@ -3,7 +3,9 @@ gives a stock Debian guest the NE PCI device (1d0f:e4c1); the stock nitro_enclav
 binds it, takes CPUs 1 and 2 as its pool, and a raw-ioctl client
 (tests/system/ne_ioctl.c, written from the kernel's ne_overview.rst) creates enclaves,
 adds vCPUs and hugepage memory, gets every bad input refused with the driver's error
-code, and sees START refused by the device (no enclave VM support yet: EOPNOTSUPP)."""
+code, and sees START reach the enclave VM: the enclave's nitro-hv refuses a missing EIF and
+one with a wrong CRC32 (ENOEXEC, the reason on nitro-hv's stderr), and the slot stays usable.
+tests/system/test_enclave.py runs real enclaves."""
 import re
 
 from conftest import NITRO, cmdline
@@ -24,7 +26,7 @@ NE_ERR_INVALID_VCPU = 271
 NE_ERR_NO_CPUS_AVAIL_IN_POOL = 272
 NE_ERR_INVALID_FLAG_VALUE = 274
 NE_ERR_INVALID_ENCLAVE_CID = 275
-EOPNOTSUPP = 95
+ENOEXEC = 8
 
 
 def steps(out):
@@ -80,9 +82,14 @@ def test_stock_driver_drives_the_ne_device(nitro):
     errno("vcpu_1_again", NE_ERR_VCPU_ALREADY_USED)
     assert s["vcpu_2"] == "ok vcpu=2", s
     errno("vm2_vcpu_auto", NE_ERR_NO_CPUS_AVAIL_IN_POOL)
-    # Every driver check passed: the device refuses START (no enclave VM support yet).
-    errno("start", EOPNOTSUPP)
-    errno("start_debug", EOPNOTSUPP)
+    # Every driver check passed: START reached the glue and the spawner; the enclave's
+    # nitro-hv read enclave offset 8 MiB and refused what it found (exit 5 -> ENOEXEC).
+    errno("start", ENOEXEC)
+    errno("start_bad_crc", ENOEXEC)
+    assert 'enclave 1: no EIF at enclave memory offset 8 MiB (magic is not ".eif")' in b.err, b
+    assert re.search(r"enclave 1: EIF refused \(CRC mismatch\): CRC32 is [0-9a-f]{8}, the "
+                     r"header says 00000000", b.err), b
+    assert "Error in enclave start [rc=-8]" in out, out[-4000:]
     # Closing both fds freed both slots (SLOT_FREE): a new enclave gets uid 3, CPU 1 and
     # the same hugepage again.
     assert s["create_vm3"] == "ok slot_uid=3", s
