@@ -8,9 +8,12 @@ CTL_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcrypto -lzstd -lpthread
 all: $(BUILD)/nitrod $(BUILD)/nitrod.sig
 # The chip hashes nitrod's whole file at every start (SHA-384): its debug information goes
 # to nitrod.debug (found by gdb through the .gnu_debuglink section), as Debian packages do.
-# (and the IMDS's identity document from src/imds, which the chip signs)
+# (and the IMDS's identity document from src/imds, which the chip signs; the enclave
+# attestation chain's root and host intermediate, src/enclave/pki.c, handed to NSM cards
+# through chain_fd.c)
 $(BUILD)/nitrod: $(call objs,controller securitychip boot volume snapshot launch lib imds endorse vpcmap) \
-	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c)
+	$(call obj,src/tpm/client.c src/tpm/proto.c src/tpm/tpm2.c) \
+	$(call obj,src/enclave/pki.c src/enclave/chain_fd.c)
 	$(CC) $(CFLAGS) $^ -o $@.full $(LDFLAGS) $(CTL_LIBS)
 	objcopy --only-keep-debug $@.full $@.debug
 	objcopy --strip-debug --add-gnu-debuglink=$@.debug $@.full $@

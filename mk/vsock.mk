@@ -19,3 +19,16 @@ $(BUILD)/guest/vsock-test: tests/system/vsock_guest.c
 $(BUILD)/vsock-guest.img: images $(BUILD)/guest/vsock-test tests/system/vsock_initrd.sh
 	OUT=$@ sh tests/system/vsock_initrd.sh $(BUILD)/guest/vsock-test=/bin/vsock-test
 system-test: $(BUILD)/vsock-guest.img
+
+# The host-side attack driver (tests/vsockdriver: plays the parent's and enclaves' nitro-hv
+# and guests against a real card, no VM) and its suite tests/vsock (NITRO_BUILD=build/asan
+# runs the sanitizer build of the card).
+VSOCK_DRIVER_SRC = $(wildcard tests/vsockdriver/*.c) tests/driver/vu_front.c
+$(BUILD)/vsock-attack: $(call obj,$(VSOCK_DRIVER_SRC) src/cards/vsock/route.c) $(call objs,lib)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lpthread
+all: $(BUILD)/vsock-attack
+
+.PHONY: vsock-test
+vsock-test: $(BUILD)/nitro-card-vsock $(BUILD)/vsock-attack
+	VSOCK_ATTACK=$(BUILD)/vsock-attack /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/vsock
+TEST_SUITES += vsock-test

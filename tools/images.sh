@@ -3,7 +3,7 @@
 # state dir (the system's apt sources are never changed) and build two initramfs images
 # from busybox-static:
 #   guest.img    the default guest: loads the virtio and NVMe modules, and the Nitro Enclaves
-#                ones (nitro_enclaves, vsock, vmw_vsock_virtio_transport) when the kernel has
+#                ones (nitro_enclaves, vsock, vmw_vsock_virtio_transport, nsm) when the kernel has
 #                them, prints a banner, shell on ttyS0
 #   emuhost.img  the emulated host: 9p root + kvm_amd, then runs a command (tools/emuhost-init)
 # Output under $NITRO_CACHE (default ~/.cache/nitro)/images; prints progress on stderr.
@@ -106,7 +106,7 @@ mkinitrd() {
 	rm -rf "$w"
 }
 mkinitrd guest "$HERE/guest-init" virtio_blk nvme failover net_failover virtio_net pvpanic_mmio \
-	nitro_enclaves vsock vmw_vsock_virtio_transport
+	nitro_enclaves vsock vmw_vsock_virtio_transport nsm
 mkinitrd emuhost "$HERE/emuhost-init" netfs 9pnet 9pnet_virtio 9p irqbypass ccp kvm kvm_amd
 stamp > "$OUT/stamp"
 say "ready: kernel $KVER in $OUT"

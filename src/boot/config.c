@@ -50,6 +50,8 @@ const char hv_options_help[] =
     "                       the enclave spawner\n"
     "  --enclave-vsock SOCKET, --enclave-nsm SOCKET\n"
     "                       the cards its enclaves connect to\n"
+    "  --enclave-exe-fd N   the spawner execs fd N (this executable, as its launcher measured\n"
+    "                       it) rather than /proc/self/exe (a jail has no /proc)\n"
     "  --enclave            enclave mode: boot the EIF at 8 MiB in --enclave-mem (no --kernel)\n"
     "  --enclave-mem FD:OFF:SIZE[,OFF:SIZE...]\n"
     "                       the enclave's RAM: ranges of the memfd FD, in guest order\n"
@@ -63,7 +65,7 @@ void hv_config_defaults(struct hv_config *c)
 	c->cpus = HV_DEFAULT_CPUS;
 	c->mem_mib = HV_DEFAULT_MEM_MIB;
 	c->kernel_fd = c->initrd_fd = -1;
-	c->enclave_mem_fd = c->enclave_ready_fd = -1;
+	c->enclave_mem_fd = c->enclave_ready_fd = c->enclave_exe_fd = -1;
 }
 
 int hv_enclave_mem_parse(const char *v, struct hv_config *c, char *err, size_t errlen)
@@ -211,20 +213,20 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool takes = !strcmp(a, "--kernel") || !strcmp(a, "--initrd") ||
-			     !strcmp(a, "--cmdline") || !strcmp(a, "--cpus") ||
-			     !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
-			     !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
-			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
-			     !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
-			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
-			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
-			     !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
-			     !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-mem") ||
-			     !strcmp(a, "--enclave-cid") || !strcmp(a, "--enclave-slot") ||
-			     !strcmp(a, "--enclave-parent-id") ||
-			     !strcmp(a, "--enclave-ready-fd") || !strcmp(a, "--enclave-vsock") ||
-			     !strcmp(a, "--enclave-nsm") || !strcmp(a, "--enclave-hello");
+		bool takes =
+		    !strcmp(a, "--kernel") || !strcmp(a, "--initrd") || !strcmp(a, "--cmdline") ||
+		    !strcmp(a, "--cpus") || !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
+		    !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
+		    !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
+		    !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
+		    !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
+		    !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
+		    !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
+		    !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-mem") ||
+		    !strcmp(a, "--enclave-cid") || !strcmp(a, "--enclave-slot") ||
+		    !strcmp(a, "--enclave-parent-id") || !strcmp(a, "--enclave-ready-fd") ||
+		    !strcmp(a, "--enclave-vsock") || !strcmp(a, "--enclave-nsm") ||
+		    !strcmp(a, "--enclave-hello") || !strcmp(a, "--enclave-exe-fd");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -360,6 +362,11 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 				    "--enclave-ready-fd %s: expected a file descriptor (3 or more)",
 				    v);
 			c->enclave_ready_fd = (int)n;
+		} else if (!strcmp(a, "--enclave-exe-fd")) {
+			if (!parse_u64(v, 3, INT32_MAX, &n))
+				USAGE("--enclave-exe-fd %s: expected a file descriptor (3 or more)",
+				      v);
+			c->enclave_exe_fd = (int)n;
 		} else if (!strcmp(a, "--enclave-vsock") || !strcmp(a, "--enclave-nsm")) {
 			if (!*v)
 				USAGE("%s: empty socket path", a);

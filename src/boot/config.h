@@ -100,6 +100,9 @@ struct hv_config {
 	 * enclaves connect to: --enclave-vsock SOCKET, --enclave-nsm SOCKET. */
 	bool enclaves;
 	const char *enclave_vsock, *enclave_nsm;
+	/* --enclave-exe-fd N: an fd of this very executable (nitrod's: the file its security
+	 * chip measured) that the spawner execs; -1: /proc/self/exe (none in a jail). */
+	int enclave_exe_fd;
 };
 
 /* Parses --enclave-mem's value into c (fd, pieces); 0, or -1 with err. */

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -133,10 +134,54 @@ static int fd_region_add(const struct guest_mem *m, uint64_t map, uint64_t size,
 	return (int)n;
 }
 
+/* The entries [0, n) of out without the holes: each cut where a hole meets it. */
+static int cut_holes(const struct mem_holes *h, struct mem_fd_region *out, unsigned max, int n)
+{
+	if (n < 0 || !h || !h->n)
+		return n;
+	struct mem_fd_region *in = malloc((size_t)n * sizeof(*in));
+	if (!in)
+		return -1;
+	memcpy(in, out, (size_t)n * sizeof(*in));
+	unsigned k = 0;
+	for (int i = 0; i < n; i++) {
+		struct mem_fd_region e = in[i];
+		uint64_t end = e.gpa + e.size;
+		for (unsigned j = 0; j < h->n && e.gpa < end; j++) {
+			uint64_t hs = h->h[j].gpa, he = hs + h->h[j].size;
+			if (he <= e.gpa || hs >= end)
+				continue;
+			if (hs > e.gpa) { /* the part before the hole */
+				if (k >= max)
+					goto full;
+				out[k] = e;
+				out[k++].size = hs - e.gpa;
+			}
+			uint64_t skip = (he < end ? he : end) - e.gpa;
+			e.gpa += skip;
+			e.fd_off += skip;
+			if (e.host)
+				e.host += skip;
+		}
+		if (e.gpa < end) {
+			if (k >= max)
+				goto full;
+			e.size = end - e.gpa;
+			out[k++] = e;
+		}
+	}
+	free(in);
+	return (int)k;
+full:
+	free(in);
+	return -1;
+}
+
 int mem_fd_regions(const struct guest_mem *m, struct mem_fd_region *out, unsigned max)
 {
 	if (!m->gm_npieces)
-		return fd_region_add(m, 0, m->gm_size, 0, out, max, 0);
+		return cut_holes(mem_get_holes(m), out, max,
+				 fd_region_add(m, 0, m->gm_size, 0, out, max, 0));
 	int n = 0;
 	for (unsigned i = 0; i < m->gm_npieces; i++) {
 		const struct mem_piece *p = &m->gm_pieces[i];
@@ -156,7 +201,7 @@ int mem_fd_regions(const struct guest_mem *m, struct mem_fd_region *out, unsigne
 			out[n++] = e[j];
 		}
 	}
-	return n;
+	return cut_holes(mem_get_holes(m), out, max, n);
 }
 
 void mem_destroy(struct guest_mem *m)
@@ -169,9 +214,63 @@ void mem_destroy(struct guest_mem *m)
 	m->gm_fd = -1;
 }
 
+static int cmp_hole(const void *a, const void *b)
+{
+	const struct mem_hole *x = a, *y = b;
+	return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+struct mem_holes *mem_holes_make(const struct mem_hole *h, unsigned n)
+{
+	struct mem_holes *r = malloc(sizeof(*r) + (size_t)n * sizeof(r->h[0]) + 1);
+	if (!r)
+		return NULL;
+	r->n = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (h[i].size && h[i].gpa + h[i].size > h[i].gpa) /* empty or wrapping: dropped */
+			r->h[r->n++] = h[i];
+	qsort(r->h, r->n, sizeof(r->h[0]), cmp_hole);
+	unsigned k = 0;
+	for (unsigned i = 0; i < r->n; i++) {
+		struct mem_hole *last = k ? &r->h[k - 1] : NULL;
+		if (last && r->h[i].gpa <= last->gpa + last->size) { /* overlaps or touches */
+			uint64_t end = r->h[i].gpa + r->h[i].size;
+			if (end > last->gpa + last->size)
+				last->size = end - last->gpa;
+			continue;
+		}
+		r->h[k++] = r->h[i];
+	}
+	r->n = k;
+	return r;
+}
+
+bool mem_holes_touch(const struct mem_holes *h, uint64_t gpa, uint64_t len)
+{
+	if (!h)
+		return false;
+	uint64_t l = len ? len : 1;
+	for (unsigned i = 0; i < h->n; i++)
+		if (h->h[i].gpa >= gpa ? h->h[i].gpa - gpa < l : gpa < h->h[i].gpa + h->h[i].size)
+			return true;
+	return false;
+}
+
+void mem_set_holes(struct guest_mem *m, const struct mem_holes *h)
+{
+	__atomic_store_n(&m->gm_holes, h, __ATOMIC_RELEASE);
+}
+
+const struct mem_holes *mem_get_holes(const struct guest_mem *m)
+{
+	return __atomic_load_n(&m->gm_holes, __ATOMIC_ACQUIRE);
+}
+
 void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len)
 {
 	if (!m->gm_base)
+		return NULL;
+	if (mem_holes_touch(mem_get_holes(m), gpa, len))
 		return NULL;
 	for (unsigned i = 0; i < m->gm_nregions; i++) {
 		const struct mem_region *r = &m->gm_regions[i];

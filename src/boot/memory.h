@@ -3,11 +3,13 @@
  *
  * Layout: RAM [0, low) with low = min(size, MEM_HOLE_START), and, for guests larger
  * than that, RAM [4 GiB, 4 GiB + size - low). gpa_ptr() is the only way to reach guest
- * memory: it returns NULL unless the whole range [gpa, gpa + len) is RAM in one region.
+ * memory: it returns NULL unless the whole range [gpa, gpa + len) is RAM in one region and
+ * touches no hole (memory donated to an enclave: not mapped in this process meanwhile).
  */
 #ifndef NITRO_BOOT_MEMORY_H
 #define NITRO_BOOT_MEMORY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +33,17 @@ struct mem_piece {
 	uint64_t mp_size;
 };
 
+/* Guest-physical ranges withheld from this process's own accesses (a parent's memory
+ * donated to its enclaves, src/hv/enclave.c): sorted, not overlapping, not touching,
+ * immutable once published with mem_set_holes. */
+struct mem_hole {
+	uint64_t gpa, size;
+};
+struct mem_holes {
+	unsigned n;
+	struct mem_hole h[];
+};
+
 struct guest_mem {
 	int gm_fd;	  /* memfd; -1 for a test layout with no backing */
 	uint8_t *gm_base; /* mapping of the whole memfd, or of the pieces one after the other */
@@ -39,6 +52,7 @@ struct guest_mem {
 	struct mem_region gm_regions[2];
 	unsigned gm_npieces; /* 0: gm_base maps the memfd from offset 0 */
 	struct mem_piece gm_pieces[MEM_MAX_PIECES];
+	const struct mem_holes *gm_holes; /* NULL: none; atomic (mem_set_holes) */
 };
 
 /* A range of guest RAM as a vhost-user memory table entry needs it: contiguous in guest
@@ -66,10 +80,22 @@ int mem_map_pieces(struct guest_mem *m, int fd, const struct mem_piece *pieces, 
 int mem_layout_pieces(struct guest_mem *m, const struct mem_piece *pieces, unsigned n,
 		      uint64_t fd_size);
 /* The memory as up to max ranges contiguous in guest-physical space, mapping and memfd (a
- * region of the plain layout, or a piece cut at the PCI hole); returns how many, or -1 when
- * more than max are needed. */
+ * region of the plain layout, or a piece cut at the PCI hole), without the holes; returns
+ * how many, or -1 when more than max are needed. */
 int mem_fd_regions(const struct guest_mem *m, struct mem_fd_region *out, unsigned max);
 void mem_destroy(struct guest_mem *m);
+/* A pointer to [gpa, gpa + len) in this process's mapping, or NULL unless it is RAM in one
+ * region and touches no hole. */
 void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
+
+/* The holes from n ranges in any order (sorted, overlapping and touching ones merged;
+ * empty ones dropped): malloc'd, or NULL when out of memory. Pure. */
+struct mem_holes *mem_holes_make(const struct mem_hole *h, unsigned n);
+/* Whether [gpa, gpa + len) touches a hole of h (NULL: none). */
+bool mem_holes_touch(const struct mem_holes *h, uint64_t gpa, uint64_t len);
+/* Publishes h (or NULL) for every later gpa_ptr and mem_fd_regions, on any thread; the
+ * caller keeps h alive until no thread can still be using it. */
+void mem_set_holes(struct guest_mem *m, const struct mem_holes *h);
+const struct mem_holes *mem_get_holes(const struct guest_mem *m);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "enclave/chain_fd.h"
 #include "launch/resolver.h"
 #include "lib/util.h"
 #include "volume/volume.h"
@@ -144,6 +145,7 @@ void proc_stdio(const struct launch_proc *p)
 		case LAUNCH_FD_DNS:
 		case LAUNCH_FD_IGW:
 		case LAUNCH_FD_IGW_NAT:
+		case LAUNCH_FD_NSM_CHAIN:
 			break;
 		}
 	}
@@ -202,6 +204,27 @@ static int igw_end(unsigned nic, bool nat)
 	return fd;
 }
 
+/* The NSM card's attestation chain (the state folder's root and host intermediate, made
+ * there once: `nitro enclave root-cert` prints that root) on a pipe: the read end. */
+static int nsm_chain_pipe(void)
+{
+	char dir[PATH_MAX], err[512];
+	struct pki_cert root, host;
+	int pp[2];
+	enclave_state_dir(NULL, dir, sizeof(dir));
+	if (pki_chain_open(dir, &root, &host, err, sizeof(err)) < 0)
+		die("run: the NSM card's chain: %s", err);
+	if (pipe2(pp, O_CLOEXEC) < 0)
+		die("run: chain pipe: %s", strerror(errno));
+	int r = chain_fd_write(pp[1], &root, &host, err, sizeof(err));
+	close(pp[1]);
+	pki_cert_free(&host);
+	pki_cert_free(&root);
+	if (r < 0)
+		die("run: %s", err);
+	return pp[0];
+}
+
 /* The other fds a card gets (launch.h roles), made as nitrod makes them: an encrypted
  * volume's data key on a pipe, a VPC card's bound underlay socket and its socket to the
  * host's resolver; the internet gateway link's ends. */
@@ -236,6 +259,8 @@ static void role_fds(const struct launch_proc *p, const struct launch_env *e,
 			if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 				die("run: underlay %s: %s", a, strerror(errno));
 			fds[i] = s;
+		} else if (p->lp_fds[i].lf_role == LAUNCH_FD_NSM_CHAIN) {
+			fds[i] = nsm_chain_pipe();
 		} else if (p->lp_fds[i].lf_role == LAUNCH_FD_DNS) {
 			if ((fds[i] = launch_dns_socket(e->le_dns, err, sizeof(err))) < 0)
 				die("run: %s", err);
@@ -319,8 +344,11 @@ void cards_start(const struct launch_plan *p, const struct launch_env *e,
 			 c->lp_kind == LAUNCH_CARD_VPC	   ? "--nic ip"
 			 : c->lp_kind == LAUNCH_CARD_TPM   ? "the TPM, state"
 			 : c->lp_kind == LAUNCH_CARD_VSOCK ? "--vsock, socket"
+			 : c->lp_kind == LAUNCH_CARD_NSM   ? "the NSM,"
 							   : "volume",
-			 c->lp_kind == LAUNCH_CARD_TPM ? c->lp_argv[4] : what);
+			 c->lp_kind == LAUNCH_CARD_TPM	 ? c->lp_argv[4]
+			 : c->lp_kind == LAUNCH_CARD_NSM ? c->lp_exe
+							 : what);
 		for (unsigned k = i + 1; k < LAUNCH_MAX_CARDS; k++)
 			pids[k] = 0;
 		cards_stop(p, e, pids);

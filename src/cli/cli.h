@@ -21,6 +21,9 @@ int cmd_volume(int argc, char **argv);
 /* nitro eif build|describe, nitro enclave attest|root-cert (src/cli/eif.c). */
 int cmd_eif(int argc, char **argv);
 int cmd_enclave(int argc, char **argv);
+/* The folder of the enclave attestation chain (src/enclave/pki.h): given, else
+ * $NITRO_STATE, else ~/.local/state/nitro; made (0700) when missing. */
+void enclave_state_dir(const char *given, char *out, size_t n);
 extern const char eif_commands_help[]; /* their lines in `nitro help` */
 int cmd_snapshot(int argc, char **argv);
 

@@ -37,7 +37,8 @@ static const char client_usage[] =
     "  vpc create ID --cidr A.B.C.D/P [--internet-gateway]   (admins: root, --admin-uid)\n"
     "  vpc list | describe ID | delete ID\n"
     "  host attest [--nonce TEXT]\n"
-    "  host identity-cert   the certificate that verifies instance identity documents\n";
+    "  host identity-cert   the certificate that verifies instance identity documents\n"
+    "  enclave root-cert    the root of the enclaves' attestation documents, PEM\n";
 
 struct reply {
 	char *r_buf;
@@ -763,6 +764,21 @@ static int cmd_host(int argc, char **argv)
 	return 0;
 }
 
+/* nitro --host SOCKET enclave root-cert: GET /v1/host/enclave-root, printed as `nitro
+ * enclave root-cert` prints the local state's. */
+static int cmd_enclave_remote(int argc, char **argv)
+{
+	if (argc != 1 || strcmp(argv[0], "root-cert"))
+		die_usage("enclave: expected root-cert\n%s", client_usage);
+	json_t *j = call_json("GET", "/v1/host/enclave-root", NULL);
+	if (want_json)
+		print_json(j);
+	else
+		fputs(str(j, "certificate"), stdout);
+	json_decref(j);
+	return 0;
+}
+
 int cmd_client(const char *socket, int argc, char **argv)
 {
 	host_socket = socket;
@@ -789,8 +805,11 @@ int cmd_client(const char *socket, int argc, char **argv)
 		rc = cmd_host(argc - 1, argv + 1);
 	else if (!strcmp(argv[0], "vpc") || !strcmp(argv[0], "vpcs"))
 		rc = cmd_vpc(argc - 1, argv + 1);
+	else if (!strcmp(argv[0], "enclave"))
+		rc = cmd_enclave_remote(argc - 1, argv + 1);
 	else
-		die_usage("%s: unknown command with --host (instances, volumes, vpc, host)\n%s",
+		die_usage("%s: unknown command with --host (instances, volumes, vpc, host, "
+			  "enclave)\n%s",
 			  argv[0], client_usage);
 	curl_global_cleanup();
 	return rc;

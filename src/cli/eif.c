@@ -228,7 +228,7 @@ static const char enclave_usage[] =
     "       nitro enclave attest --eif F [--state DIR] [--nonce HEX] [--user-data HEX]\n"
     "                            [--public-key FILE] [--debug-mode] [--module-id ID] --output F\n";
 
-static void state_dir(const char *given, char *out, size_t n)
+void enclave_state_dir(const char *given, char *out, size_t n)
 {
 	const char *nst = getenv("NITRO_STATE"), *home = getenv("HOME");
 	if (given)
@@ -358,7 +358,7 @@ static int enclave_attest(int argc, char **argv)
 	struct eif_pcrs pcrs;
 	uint8_t *img = load_eif(eif, &len, &info, &pcrs);
 	char dir[PATH_MAX], err[512] = "";
-	state_dir(state, dir, sizeof(dir));
+	enclave_state_dir(state, dir, sizeof(dir));
 	struct pki_cert root, host, leaf;
 	if (pki_chain_open(dir, &root, &host, err, sizeof(err)))
 		die("enclave attest: %s", err);
@@ -433,7 +433,7 @@ static int enclave_root_cert(int argc, char **argv)
 			die_usage("%s", enclave_usage);
 	}
 	char dir[PATH_MAX], err[512] = "";
-	state_dir(state, dir, sizeof(dir));
+	enclave_state_dir(state, dir, sizeof(dir));
 	struct pki_cert root, host;
 	if (pki_chain_open(dir, &root, &host, err, sizeof(err)))
 		die("enclave root-cert: %s", err);

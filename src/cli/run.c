@@ -195,6 +195,10 @@ int cmd_run(int argc, char **argv)
 			dry_run = true;
 			continue;
 		}
+		if (!strcmp(argv[i], "--nsm")) {
+			spec.ls_nsm = true;
+			continue;
+		}
 		if (!strcmp(argv[i], "--vsock")) {
 			spec.ls_vsock = true;
 			continue;
@@ -253,6 +257,12 @@ int cmd_run(int argc, char **argv)
 		    "                       ip-A-B-C-D.R.compute.internal; default us-east-1)\n"
 		    "  --vsock              a virtio-vsock device, guest CID 3 (nitro-card-vsock:\n"
 		    "                       reaches only this instance's enclaves; docs/vsock.md)\n"
+		    "  --nsm                a Nitro Secure Module card (nitro-card-nsm) for "
+		    "enclaves,\n"
+		    "                       its chain from the state folder (`nitro enclave "
+		    "root-cert`);\n"
+		    "                       with --enclave-hello the guest uses it as an enclave "
+		    "would\n"
 		    "  --dry-run            print the processes this would start (JSON: "
 		    "executable,\n"
 		    "                       argv, socket, kept fds of each card and nitro-hv) and "
@@ -323,8 +333,8 @@ int cmd_run(int argc, char **argv)
 		snprintf(tpm_state_dir, sizeof(tpm_state_dir), "%.*s/tpm-state", PATH_MAX - 16,
 			 env.le_run_dir);
 	copy_path(spec.ls_tpm_state, sizeof(spec.ls_tpm_state), tpm_state_dir, "--tpm-state");
-	bool cards =
-	    spec.ls_nvols || spec.ls_nnics || spec.ls_tpm || spec.ls_vsock || spec.ls_enclaves;
+	bool cards = spec.ls_nvols || spec.ls_nnics || spec.ls_tpm || spec.ls_vsock ||
+		     spec.ls_nsm || spec.ls_enclaves;
 	if (dry_run) {
 		if (launch_plan(&spec, &env, &plan, err, sizeof(err)))
 			die("run: %s", err);

@@ -21,6 +21,7 @@
 #include "controller/audit.h"
 #include "controller/bootfile.h"
 #include "controller/ctl.h"
+#include "controller/enclave_ca.h"
 #include "controller/istore.h"
 #include "controller/launcher.h"
 #include "controller/records.h"
@@ -1174,6 +1175,26 @@ static void identity_cert(const struct api_req *rq, struct api_resp *rs)
 	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "identity certificate");
 }
 
+/* The root certificate of the enclave attestation chain (enclave_ca.h): what verifies the
+ * documents the NSM gives every enclave of this host's instances. Any allowed caller
+ * (like the identity certificate: it is public); the keys behind it have no route. */
+static void enclave_root(const struct api_req *rq, struct api_resp *rs)
+{
+	if (strcmp(rq->ar_method, "GET")) {
+		not_allowed(rs, "GET");
+		return;
+	}
+	char err[700];
+	char *pem = enclave_ca_root_pem(err, sizeof(err));
+	if (!pem) {
+		fail(rs, 500, "%s", err);
+		return;
+	}
+	set_json(rs, 200, json_pack("{s:s}", "certificate", pem));
+	free(pem);
+	sfmt(rs->rs_detail, sizeof(rs->rs_detail), "enclave root certificate");
+}
+
 /* --- for the other route files (api_int.h) --- */
 
 void api_set_json(struct api_resp *rs, int status, json_t *j)
@@ -1252,6 +1273,9 @@ void api_handle(const struct api_req *rq, struct api_resp *rs)
 	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
 		 !strcmp(seg[2], "audit-head"))
 		audit_head(rq, rs);
+	else if (nseg == 3 && !strcmp(seg[0], "v1") && !strcmp(seg[1], "host") &&
+		 !strcmp(seg[2], "enclave-root"))
+		enclave_root(rq, rs);
 	else
 		fail(rs, 404, "no such route (see docs/api.md)");
 	if (txn) {

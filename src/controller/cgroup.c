@@ -211,6 +211,15 @@ void cg_limits_card(uint64_t mem_mib, struct cg_limits *l)
 				.cl_cpu_weight = 100};
 }
 
+void cg_limits_add_enclaves(unsigned cpus, struct cg_limits *l)
+{
+	uint64_t n = cpus > 1 ? cpus - 1 : 1;
+	if (l->cl_memory_max)
+		l->cl_memory_max += n * ((uint64_t)CG_ENCLAVE_OVERHEAD_MIB << 20);
+	if (l->cl_pids_max)
+		l->cl_pids_max += 1 + n * CG_HV_PIDS + cpus;
+}
+
 void cg_limits_instance(uint64_t mem_mib, unsigned cpus, unsigned ncards, struct cg_limits *l)
 {
 	unsigned w = 100 * (cpus ? cpus : 1);

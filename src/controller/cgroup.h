@@ -59,5 +59,12 @@ int cg_remove(const char *root, const char *inst, const char *name);
 void cg_limits_hv(uint64_t mem_mib, unsigned cpus, struct cg_limits *l);
 void cg_limits_card(uint64_t mem_mib, struct cg_limits *l);
 void cg_limits_instance(uint64_t mem_mib, unsigned cpus, unsigned ncards, struct cg_limits *l);
+/* An instance with enclaves ("enclaves": true): nitro-hv's leaf also holds its enclave
+ * spawner and up to cpus - 1 enclave nitro-hv processes (each has at least one donated
+ * vCPU, and CPU 0 stays the parent's) whose guest RAM is the parent's memfd, charged
+ * once: each adds CG_HV_PIDS + its vCPUs and CG_ENCLAVE_OVERHEAD_MIB. Added to the hv
+ * leaf's and the instance's limits alike. */
+#define CG_ENCLAVE_OVERHEAD_MIB 64
+void cg_limits_add_enclaves(unsigned cpus, struct cg_limits *l);
 
 #endif

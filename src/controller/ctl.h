@@ -50,7 +50,8 @@ enum inst_goal {
 };
 
 /* PK_IGW: a NIC's internet gateway NAT (nitro-vpc-igw), started with its VPC card. */
-enum proc_kind { PK_HV, PK_CARD_EBS, PK_CARD_VPC, PK_CARD_TPM, PK_IGW };
+/* PK_CARD_VSOCK, PK_CARD_NSM: the vsock card and the enclaves' NSM card ("enclaves": true). */
+enum proc_kind { PK_HV, PK_CARD_EBS, PK_CARD_VPC, PK_CARD_TPM, PK_IGW, PK_CARD_VSOCK, PK_CARD_NSM };
 
 /* One supervised process (nitro-hv or a card). pid 0: not running. */
 struct proc {

@@ -19,6 +19,7 @@
 #include "boot/config.h"
 #include "controller/bootfile.h"
 #include "controller/cgroup.h"
+#include "controller/enclave_ca.h"
 #include "controller/istore.h"
 #include "controller/proc.h"
 #include "endorse/endorse.h"
@@ -457,6 +458,18 @@ static int kept_open(const struct instance *in, const struct launch_proc *p, con
 				RETURN_ERR(-1, "%s: no internet gateway link", p->lp_name);
 			}
 			break;
+		case LAUNCH_FD_NSM_CHAIN: /* the host key: this pipe, to the NSM card alone */
+			if (p->lp_kind != LAUNCH_CARD_NSM) {
+				kept_close(k);
+				RETURN_ERR(-1, "%s: the enclave chain is the NSM card's only",
+					   p->lp_name);
+			}
+			if ((fd = enclave_ca_chain_fd(err, errlen)) < 0) {
+				kept_close(k);
+				return -1;
+			}
+			k->opened[k->nopened++] = fd;
+			break;
 		case LAUNCH_FD_UNDERLAY:
 			if ((fd = underlay_socket(err, errlen)) < 0) {
 				kept_close(k);
@@ -575,15 +588,22 @@ static int cgroup_for(const struct instance *in, const struct launch_proc *p, co
 		cg_limits_hv(s->s_mem_mib, s->s_cpus, &l);
 	else
 		cg_limits_card(s->s_mem_mib, &l);
+	if (s->s_enclaves) { /* the spawner and the enclaves' nitro-hv live in hv's leaf */
+		cg_limits_add_enclaves(s->s_cpus, &il);
+		if (p->lp_kind == LAUNCH_HV)
+			cg_limits_add_enclaves(s->s_cpus, &l);
+	}
 	int fd = cg_make(g_ctl.c_cgroup_root, in->i_id, &il, name, &l, err, errlen);
 	return fd < 0 ? -2 : fd;
 }
 
 /* Starts process p of the plan measured and jailed; its pid, or -1 with err. The fds of
- * its plan and extra[] (nitro-hv's boot files) are passed at the numbers given. */
+ * its plan and extra[] (nitro-hv's boot files) are passed at the numbers given, and with
+ * exe_to >= 0 the measured executable's fd too, at exe_to (nitro-hv --enclave-exe-fd:
+ * what its enclave spawner execs). */
 static pid_t spawn(struct instance *in, const struct launch_proc *p, const char *logname,
 		   const char *jail_name, const struct jail_fd *extra, size_t nextra, int igw_fd,
-		   char *err, size_t errlen)
+		   int exe_to, char *err, size_t errlen)
 {
 	int fd = -1;
 	if (chip_measure_exec(g_ctl.c_chip, p->lp_exe, &fd, NULL, err, errlen))
@@ -618,6 +638,8 @@ static pid_t spawn(struct instance *in, const struct launch_proc *p, const char 
 	}
 	for (size_t i = 0; i < nextra && k.npass < ARRAY_SIZE(k.pass); i++)
 		k.pass[k.npass++] = extra[i];
+	if (exe_to >= 0 && k.npass < ARRAY_SIZE(k.pass))
+		k.pass[k.npass++] = (struct jail_fd){fd, exe_to};
 	int cgfd = cgroup_for(in, p, jail_name, err, errlen);
 	if (cgfd == -2) {
 		close(fd);
@@ -660,6 +682,10 @@ static void card_what(const struct instance *in, const struct launch_proc *p, ch
 {
 	if (p->lp_kind == LAUNCH_CARD_TPM)
 		sfmt(out, len, "the TPM");
+	else if (p->lp_kind == LAUNCH_CARD_VSOCK)
+		sfmt(out, len, "vsock");
+	else if (p->lp_kind == LAUNCH_CARD_NSM)
+		sfmt(out, len, "the enclaves' NSM");
 	else if (p->lp_kind == LAUNCH_IGW)
 		sfmt(out, len, "the internet gateway of nic %s in VPC %u",
 		     in->i_spec.s_nics[p->lp_item].n_ip, in->i_spec.s_nics[p->lp_item].n_vpc);
@@ -707,7 +733,7 @@ static int start_nat(struct instance *in, const struct launch_plan *pl, unsigned
 	sfmt(logname, sizeof(logname), "card%u.log", gi);
 	sfmt(jname, sizeof(jname), "c%u", gi);
 	card_what(in, &pl->pl_procs[gi], what, sizeof(what));
-	pid_t pid = spawn(in, &pl->pl_procs[gi], logname, jname, NULL, 0, link[0], err, errlen);
+	pid_t pid = spawn(in, &pl->pl_procs[gi], logname, jname, NULL, 0, link[0], -1, err, errlen);
 	close(link[0]);
 	link[0] = -1;
 	if (pid < 0) {
@@ -780,14 +806,16 @@ int launch_card(struct instance *in, unsigned idx, char *err, size_t errlen)
 	if (p->lp_kind == LAUNCH_CARD_VPC && launch_proc_fd(p, LAUNCH_FD_IGW, p->lp_item) >= 0 &&
 	    start_nat(in, &pp->pl, p->lp_item, link, err, errlen) < 0)
 		goto out;
-	pid_t pid = spawn(in, p, logname, jname, NULL, 0, link[1], err, errlen);
+	pid_t pid = spawn(in, p, logname, jname, NULL, 0, link[1], -1, err, errlen);
 	if (pid < 0)
 		goto out;
 	struct proc *pr = &in->i_cards[idx];
 	started(pr,
-		p->lp_kind == LAUNCH_CARD_VPC	? PK_CARD_VPC
-		: p->lp_kind == LAUNCH_CARD_TPM ? PK_CARD_TPM
-						: PK_CARD_EBS,
+		p->lp_kind == LAUNCH_CARD_VPC	  ? PK_CARD_VPC
+		: p->lp_kind == LAUNCH_CARD_TPM	  ? PK_CARD_TPM
+		: p->lp_kind == LAUNCH_CARD_VSOCK ? PK_CARD_VSOCK
+		: p->lp_kind == LAUNCH_CARD_NSM	  ? PK_CARD_NSM
+						  : PK_CARD_EBS,
 		pid);
 	int status;
 	if (wait_socket(p->lp_socket, pid, &status)) {
@@ -841,6 +869,22 @@ int launch_hv(struct instance *in, char *err, size_t errlen)
 	unsigned k = 0;
 	argv[k++] = hv->lp_argv[0];
 	k = (unsigned)boot_files_argv(&bf, argv, (int)k);
+	int bfd[2];
+	size_t nb = boot_files_fds(&bf, bfd);
+	/* With enclaves, the spawner execs nitro-hv again (enclave_spawn.h) from the fd the
+	 * chip measured, at a number none of the boot files has: a jail has no /proc. */
+	int exe_to = -1;
+	char exe_arg[16];
+	if (pp->ls.ls_enclaves) {
+		exe_to = 3;
+		for (size_t i = 0; i < nb; i++)
+			for (size_t j = 0; j < nb; j++)
+				if (bfd[j] == exe_to)
+					exe_to++;
+		sfmt(exe_arg, sizeof(exe_arg), "%d", exe_to);
+		argv[k++] = "--enclave-exe-fd";
+		argv[k++] = exe_arg;
+	}
 	for (unsigned i = 1; i < hv->lp_argc; i++) {
 		if ((!strcmp(hv->lp_argv[i], "--kernel") || !strcmp(hv->lp_argv[i], "--initrd")) &&
 		    i + 1 < hv->lp_argc) {
@@ -863,12 +907,10 @@ int launch_hv(struct instance *in, char *err, size_t errlen)
 		    strcmp(hv->lp_paths[i].lpa_path, pp->ls.ls_initrd))
 			hv->lp_paths[np++] = hv->lp_paths[i];
 	hv->lp_npaths = np;
-	int bfd[2];
-	size_t nb = boot_files_fds(&bf, bfd);
 	struct jail_fd pass[2];
 	for (size_t i = 0; i < nb; i++)
 		pass[i] = (struct jail_fd){bfd[i], bfd[i]}; /* at the numbers its argv names */
-	pid_t pid = spawn(in, hv, "hv.log", "hv", pass, nb, -1, err, errlen);
+	pid_t pid = spawn(in, hv, "hv.log", "hv", pass, nb, -1, exe_to, err, errlen);
 	if (pid >= 0) {
 		started(&in->i_hv, PK_HV, pid);
 		r = 0;

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/nitro_enclaves.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -12,7 +14,10 @@
 #include <time.h>
 
 #include "hv/enclave_spawn.h"
+#include "hv/tpm.h"
 #include "lib/util.h"
+
+_Static_assert(ENCLAVE_MEM_FOREIGN_SLOT == TPM_KVM_SLOT, "the TPM's KVM slot is skipped");
 
 #define REPLY_TIMEOUT_S 120 /* EIF copy, parse and kernel load, even emulated */
 
@@ -24,31 +29,55 @@ static struct enclave_run *find(struct enclave_glue *g, uint64_t uid)
 	return NULL;
 }
 
-/* The parent's KVM slots for the ranges donated now; its vCPUs are held out of KVM_RUN
- * meanwhile. A failure leaves the VM's memory undefined: the process ends. */
-static void apply_slots(struct enclave_glue *g)
+/* Every donated range (of the running enclaves, plus extra) into holes; returns how many. */
+static unsigned gather_holes(const struct enclave_glue *g, struct enclave_hole *holes,
+			     const struct enclave_run *extra)
 {
-	static struct enclave_hole holes[ENCLAVE_MAX * NE_MAX_REGIONS];
-	static struct enclave_slot_plan plan[ENCLAVE_MAX_SLOTS];
 	unsigned nh = 0;
 	for (unsigned i = 0; i < ENCLAVE_MAX; i++)
-		if (g->run[i].used)
+		if (g->run[i].used && &g->run[i] != extra)
 			for (unsigned k = 0; k < g->run[i].nholes; k++)
 				holes[nh++] = g->run[i].holes[k];
-	int n = enclave_mem_plan(&g->vm->vm_mem, holes, nh, plan, ENCLAVE_MAX_SLOTS);
+	for (unsigned k = 0; extra && k < extra->nholes; k++)
+		holes[nh++] = extra->holes[k];
+	return nh;
+}
+
+static struct enclave_hole plan_holes[ENCLAVE_MAX * NE_MAX_REGIONS + NE_MAX_REGIONS];
+static struct enclave_slot_plan plan[ENCLAVE_MAX_SLOTS];
+
+/* Whether the parent's slots still fit KVM with r's ranges donated too (checked before
+ * anything changes: a START the slots cannot hold is refused, never half-applied). */
+static bool slots_fit(struct enclave_glue *g, const struct enclave_run *r)
+{
+	unsigned nh = gather_holes(g, plan_holes, r);
+	return enclave_mem_plan(&g->vm->vm_mem, plan_holes, nh, plan, g->max_slots) >= 0;
+}
+
+/* The parent's KVM slots for the ranges donated now (its vCPUs are held out of KVM_RUN by
+ * the caller). Callers checked slots_fit first; a failure here leaves the VM's memory
+ * undefined: the process ends. Without a KVM VM (vm_fd < 0: the unit tests) only the
+ * plan is made. */
+static void set_slots(struct enclave_glue *g)
+{
+	unsigned nh = gather_holes(g, plan_holes, NULL);
+	int n = enclave_mem_plan(&g->vm->vm_mem, plan_holes, nh, plan, g->max_slots);
 	if (n < 0) {
 		fprintf(stderr, "%s: enclaves: too many memory slots\n", util_prog());
 		vm_exit(1);
 	}
-	vm_pause(g->vm);
+	if (g->vm->vm_fd < 0) {
+		g->nslots = (unsigned)n;
+		return;
+	}
 	for (unsigned i = 0; i < g->nslots; i++) {
-		struct kvm_userspace_memory_region del = {.slot = i};
+		struct kvm_userspace_memory_region del = {.slot = enclave_mem_slot_id(i)};
 		if (ioctl(g->vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &del) < 0)
 			goto fail;
 	}
 	for (int i = 0; i < n; i++) {
 		struct kvm_userspace_memory_region r = {
-		    .slot = (uint32_t)i,
+		    .slot = enclave_mem_slot_id((unsigned)i),
 		    .flags = plan[i].zero ? KVM_MEM_READONLY : 0,
 		    .guest_phys_addr = plan[i].gpa,
 		    .memory_size = plan[i].size,
@@ -59,12 +88,82 @@ static void apply_slots(struct enclave_glue *g)
 			goto fail;
 	}
 	g->nslots = (unsigned)n;
-	vm_resume(g->vm);
 	return;
 fail:
 	fprintf(stderr, "%s: enclaves: KVM_SET_USER_MEMORY_REGION: %s\n", util_prog(),
 		strerror(errno));
 	vm_exit(1);
+}
+
+/* Publishes the holes of every running enclave (gpa_ptr refuses them, the cards' tables
+ * leave them out); returns the list it replaces, to be freed once no thread can use it. */
+static struct mem_holes *publish_holes(struct enclave_glue *g)
+{
+	static struct mem_hole h[ENCLAVE_MAX * NE_MAX_REGIONS];
+	unsigned n = 0;
+	for (unsigned i = 0; i < ENCLAVE_MAX; i++)
+		for (unsigned k = 0; g->run[i].used && k < g->run[i].nholes; k++)
+			h[n++] = (struct mem_hole){g->run[i].holes[k].gpa, g->run[i].holes[k].size};
+	struct mem_holes *now = mem_holes_make(h, n);
+	if (!now) {
+		fprintf(stderr, "%s: enclaves: out of memory\n", util_prog());
+		vm_exit(1);
+	}
+	struct mem_holes *old = g->holes;
+	g->holes = now;
+	mem_set_holes(&g->vm->vm_mem, now);
+	return old;
+}
+
+/* The parent's memory for the enclaves running now: the holes published, its KVM slots,
+ * then every card's memory table (each card answers before this returns), with the
+ * vCPUs held out of KVM_RUN throughout. Every card is asked even after one refused: each
+ * sync takes its device's lock, so afterwards no thread still uses the old hole list (or a
+ * pointer gpa_ptr gave before the holes were published). 0, or -1 with the first card's
+ * refusal in err. */
+static int apply(struct enclave_glue *g, char *err, size_t errlen)
+{
+	int rc = 0;
+	bool kvm = g->vm->vm_fd >= 0; /* no KVM VM: the unit tests' plan-only glue */
+	if (kvm)
+		vm_pause(g->vm);
+	struct mem_holes *old = publish_holes(g);
+	set_slots(g);
+	for (unsigned i = 0; i < g->ncards; i++) {
+		char why[256];
+		if (g->cards[i].sync(g->cards[i].dev, why, sizeof(why)) < 0 && !rc) {
+			snprintf(err, errlen, "%s", why);
+			rc = -1;
+		}
+	}
+	free(old);
+	if (kvm)
+		vm_resume(g->vm);
+	return rc;
+}
+
+/* The donated ranges in nitro-hv's own mapping: PROT_NONE anonymous memory while the
+ * enclave runs (on), the memfd again (off). Failing leaves the mapping undefined: the
+ * process ends. */
+static void withhold(struct enclave_glue *g, const struct enclave_run *r, bool on)
+{
+	const struct guest_mem *m = &g->vm->vm_mem;
+	for (unsigned k = 0; k < r->nholes; k++) {
+		uint8_t *at =
+		    m->gm_base + r->holes[k].fd_off; /* the parent maps its memfd from 0 */
+		void *p = on ? mmap(at, r->holes[k].size, PROT_NONE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
+			     : mmap(at, r->holes[k].size, PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_NORESERVE | MAP_FIXED, m->gm_fd,
+				    (off_t)r->holes[k].fd_off);
+		if (p == MAP_FAILED) {
+			fprintf(stderr, "%s: enclaves: remapping donated memory: %s\n", util_prog(),
+				strerror(errno));
+			vm_exit(1);
+		}
+		if (!on)
+			madvise(at, r->holes[k].size, MADV_HUGEPAGE);
+	}
 }
 
 /* The enclave's pages back to zeros (freed from the memfd), before the parent gets them. */
@@ -77,11 +176,18 @@ static void scrub(struct enclave_glue *g, const struct enclave_run *r)
 			memset(m->gm_base + r->holes[k].fd_off, 0, r->holes[k].size);
 }
 
+/* The enclave is gone: its ranges scrubbed and given back to the parent (nitro-hv's
+ * mapping first, since the scrub may write through it; the cards last, once zero). */
 static void release(struct enclave_glue *g, struct enclave_run *r)
 {
+	char err[256];
+	if (r->withheld)
+		withhold(g, r, false);
 	scrub(g, r);
 	r->used = false;
-	apply_slots(g);
+	if (apply(g, err, sizeof(err)) < 0)
+		warnmsg("enclave %llu: a card did not take its memory back: %s",
+			(unsigned long long)r->uid, err);
 }
 
 static void *reader(void *arg)
@@ -215,12 +321,32 @@ int enclave_glue_start(void *ctx, struct ne_slot *s)
 		pthread_mutex_unlock(&g->lock);
 		return rc;
 	}
-	*r = (struct enclave_run){.used = true, .uid = s->uid, .cid = cid, .nholes = s->nranges};
+	struct enclave_run cand = {.used = true, .uid = s->uid, .cid = cid, .nholes = s->nranges};
 	for (unsigned i = 0; i < s->nranges; i++)
-		r->holes[i] = (struct enclave_hole){.gpa = s->range[i].gpa,
-						    .size = s->range[i].size,
-						    .fd_off = pieces[i].mp_fd_off};
-	apply_slots(g); /* the parent loses the ranges before the enclave gets them */
+		cand.holes[i] = (struct enclave_hole){.gpa = s->range[i].gpa,
+						      .size = s->range[i].size,
+						      .fd_off = pieces[i].mp_fd_off};
+	if (!slots_fit(g, &cand)) {
+		warnmsg("enclave %llu: its %u ranges would need more than the %u KVM memory slots "
+			"the parent may use",
+			(unsigned long long)s->uid, s->nranges, g->max_slots);
+		pthread_mutex_unlock(&g->lock);
+		return -NE_ERR_MEM_MAX_REGIONS;
+	}
+	*r = cand;
+	/* The parent loses the ranges before the enclave gets them: its vCPUs, its cards
+	 * (each has answered that it no longer maps them) and nitro-hv itself. */
+	if (apply(g, err, sizeof(err)) < 0) {
+		warnmsg("enclave %llu: %s", (unsigned long long)s->uid, err);
+		r->used = false;
+		if (apply(g, err, sizeof(err)) < 0)
+			warnmsg("enclave %llu: giving the memory back: %s",
+				(unsigned long long)s->uid, err);
+		pthread_mutex_unlock(&g->lock);
+		return -EIO;
+	}
+	withhold(g, r, true);
+	r->withheld = true;
 	if (send_start(g, s, cid, pieces) < 0) {
 		r->replied = true;
 		r->status = -EIO;
@@ -259,6 +385,14 @@ void enclave_glue_stop(void *ctx, struct ne_slot *s)
 	pthread_mutex_unlock(&g->lock);
 }
 
+int enclave_glue_add_card(struct enclave_glue *g, int (*sync)(void *, char *, size_t), void *dev)
+{
+	if (g->ncards >= ENCLAVE_MAX_CARDS)
+		return -1;
+	g->cards[g->ncards++] = (struct enclave_card){sync, dev};
+	return 0;
+}
+
 struct ne_ops enclave_glue_ops(struct enclave_glue *g)
 {
 	return (struct ne_ops){.start = enclave_glue_start, .stop = enclave_glue_stop, .ctx = g};
@@ -274,6 +408,12 @@ int enclave_glue_init(struct enclave_glue *g, struct vm *vm, int spawner_sock,
 	g->exited = exited;
 	g->dev = dev;
 	g->nslots = vm->vm_mem.gm_nregions; /* vm_create's slots 0..n-1 */
+	/* KVM's own limit, less the TPM's slot (enclave_mem_slot_id skips it) */
+	g->max_slots = ENCLAVE_MAX_SLOTS;
+	int kvm_max =
+	    vm->vm_fd >= 0 ? ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_MEMSLOTS) : 0;
+	if (kvm_max > 1 && (unsigned)kvm_max - 1 < g->max_slots)
+		g->max_slots = (unsigned)kvm_max - 1;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);

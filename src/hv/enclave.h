@@ -8,8 +8,13 @@
  * memfd: the pages are freed and read back as zeros) and give them back to the parent;
  * the latter is reported with the exited callback (ne_enclave_exited).
  *
- * Known gap: the parent's cards (and nitro-hv's own mapping) still map the whole memfd, so
- * a compromised card of the parent could read a running enclave's pages (docs/enclaves.md).
+ * Isolation from the parent while an enclave runs (docs/enclaves.md): besides the KVM
+ * slots, the ranges are holes in the VM's guest memory (boot/memory.h: gpa_ptr refuses
+ * them), every card of the parent registered with enclave_glue_add_card drops them from
+ * its memory table (vhost-user REM_MEM_REG, nvme_wire NVW_MEM_REM) and has answered so
+ * before START goes on (a card that refuses fails START, everything rolled back), and
+ * nitro-hv's own mapping of them is PROT_NONE anonymous memory. STOP undoes it in the
+ * opposite order, after the scrub.
  *
  * Threads: start and stop run on the caller's thread (a vCPU's MMIO exit) and block until
  * the spawner answers; a reader thread takes the spawner's messages. Calls are serialised
@@ -20,6 +25,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hv/enclave_mem.h"
@@ -29,10 +35,19 @@
 #define ENCLAVE_MAX 16
 #define ENCLAVE_MAX_SLOTS 1024 /* KVM memory slots the parent may need */
 #define ENCLAVE_FIRST_CID 16
+#define ENCLAVE_MAX_CARDS 64
+
+/* A card of the parent: sync brings its memory table to the VM's memory without the holes
+ * and returns once the card answered (0), or -1 with err. */
+struct enclave_card {
+	int (*sync)(void *dev, char *err, size_t errlen);
+	void *dev;
+};
 
 struct enclave_run {
 	bool used, replied, exited, stopping;
-	int status; /* the spawner's reply */
+	bool withheld; /* nitro-hv's mapping of the holes is PROT_NONE */
+	int status;    /* the spawner's reply */
 	uint64_t uid, cid;
 	unsigned nholes;
 	struct enclave_hole holes[NE_MAX_REGIONS];
@@ -44,11 +59,15 @@ struct enclave_glue {
 	pthread_t reader;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	uint8_t *zero;	 /* read-only zero mapping the size of the parent's RAM */
-	unsigned nslots; /* KVM slots in use (0..nslots-1) */
+	uint8_t *zero;	    /* read-only zero mapping the size of the parent's RAM */
+	unsigned nslots;    /* KVM slots in use (ids enclave_mem_slot_id(0..nslots-1)) */
+	unsigned max_slots; /* what KVM allows the plan (KVM_CAP_NR_MEMSLOTS, ENCLAVE_MAX_SLOTS) */
 	struct enclave_run run[ENCLAVE_MAX];
 	void (*exited)(struct ne_dev *d, uint64_t slot_uid);
 	struct ne_dev *dev;
+	struct enclave_card cards[ENCLAVE_MAX_CARDS];
+	unsigned ncards;
+	struct mem_holes *holes; /* published in vm->vm_mem */
 };
 
 /* Sets up the glue for a created VM (before its sandbox): the zero mapping, the reader
@@ -56,6 +75,9 @@ struct enclave_glue {
 int enclave_glue_init(struct enclave_glue *g, struct vm *vm, int spawner_sock,
 		      void (*exited)(struct ne_dev *, uint64_t), struct ne_dev *dev, char *err,
 		      size_t errlen);
+/* Registers a card of the parent (before the NE device can start an enclave): its table
+ * follows every change of the donated ranges. 0, or -1 when there are too many. */
+int enclave_glue_add_card(struct enclave_glue *g, int (*sync)(void *, char *, size_t), void *dev);
 /* The ops the NE device calls, with g as ctx. */
 struct ne_ops enclave_glue_ops(struct enclave_glue *g);
 int enclave_glue_start(void *ctx, struct ne_slot *s);

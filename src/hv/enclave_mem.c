@@ -72,7 +72,8 @@ int enclave_mem_plan(const struct guest_mem *m, const struct enclave_hole *holes
 		return -1;
 	if (nholes)
 		memcpy(h, holes, nholes * sizeof(*h));
-	qsort(h, nholes, sizeof(*h), cmp_hole);
+	if (nholes) /* qsort of a NULL base is undefined even for 0 elements */
+		qsort(h, nholes, sizeof(*h), cmp_hole);
 	unsigned n = 0, k = 0;
 	int rc = 0;
 	for (unsigned i = 0; i < m->gm_nregions && rc == 0; i++) {
@@ -101,4 +102,9 @@ int enclave_mem_plan(const struct guest_mem *m, const struct enclave_hole *holes
 	}
 	free(h);
 	return rc < 0 ? -1 : (int)n;
+}
+
+uint32_t enclave_mem_slot_id(unsigned i)
+{
+	return i < ENCLAVE_MEM_FOREIGN_SLOT ? i : i + 1;
 }

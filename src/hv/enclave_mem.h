@@ -48,4 +48,10 @@ struct enclave_slot_plan {
 int enclave_mem_plan(const struct guest_mem *m, const struct enclave_hole *holes, unsigned nholes,
 		     struct enclave_slot_plan *out, unsigned max);
 
+/* KVM memory slot ids the plan's entries get: 0, 1, ... skipping ENCLAVE_MEM_FOREIGN_SLOT,
+ * the id another part of nitro-hv holds for itself (the TPM's CRB buffer, hv/tpm.h
+ * TPM_KVM_SLOT): rewriting that id would move or delete the TPM buffer of the parent. */
+#define ENCLAVE_MEM_FOREIGN_SLOT 8
+uint32_t enclave_mem_slot_id(unsigned i);
+
 #endif

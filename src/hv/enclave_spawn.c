@@ -265,9 +265,17 @@ int enclave_spawner_start(const struct enclave_spawner_config *c, pid_t *pid, ch
 			  size_t errlen)
 {
 	int sv[2];
-	exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (c->exe_fd > 2) {
+		exe_fd = c->exe_fd;
+		if (fcntl(exe_fd, F_SETFD, FD_CLOEXEC) < 0)
+			RETURN_ERR(-1, "enclave spawner: --enclave-exe-fd %d: %s", exe_fd,
+				   strerror(errno));
+	} else {
+		exe_fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	}
 	if (exe_fd < 0)
-		RETURN_ERR(-1, "enclave spawner: /proc/self/exe: %s", strerror(errno));
+		RETURN_ERR(-1, "enclave spawner: /proc/self/exe: %s (a jail: --enclave-exe-fd)",
+			   strerror(errno));
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		RETURN_ERR(-1, "enclave spawner: socketpair: %s", strerror(errno));
 	pid_t parent = getpid();

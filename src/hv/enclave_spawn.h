@@ -2,7 +2,8 @@
  * start-up (--enclaves) before anything else is set up and before the parent's seccomp
  * list, that starts each enclave's nitro-hv on request and reports how it ended.
  *
- * It keeps an fd of the nitro-hv executable (/proc/self/exe, opened once at start-up) and
+ * It keeps an fd of the nitro-hv executable (config exe_fd: the launcher's measured fd,
+ * nitro-hv --enclave-exe-fd; else /proc/self/exe, opened once at start-up) and
  * fexecve's it in enclave mode: --enclave --enclave-mem 3:OFF:SIZE,... (the parent's memfd,
  * sent with each START, at fd 3), --enclave-ready-fd 4, the slot's cid, uid, vCPU count and
  * debug flag, the parent's instance id, and --vhost-user vsock,/nsm, for the enclave cards'
@@ -49,6 +50,8 @@ struct enclave_spawner_config {
 	const char *parent_id;	 /* the parent's instance id, or NULL */
 	const char *cache_dir;	 /* host-decompressed kernels, or NULL */
 	const char *console_dir; /* debug consoles, or NULL */
+	int exe_fd; /* >= 3: the nitro-hv executable (taken: closed in the parent), else the
+		       spawner opens /proc/self/exe */
 };
 
 /* Forks the spawner. Returns the parent's end of the socketpair (close-on-exec), *pid the

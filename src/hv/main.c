@@ -54,6 +54,17 @@ static struct ne_dev ne_dev; /* --enclaves */
 static bool trace;
 static struct timespec t_start;
 
+/* The enclave glue's view of a parent's card (enclave_glue_add_card). */
+static int sync_virtio(void *dev, char *err, size_t errlen)
+{
+	return virtio_pci_sync_mem(dev, err, errlen);
+}
+
+static int sync_nvme(void *dev, char *err, size_t errlen)
+{
+	return nvme_pci_sync_mem(dev, err, errlen);
+}
+
 /* NITRO_TRACE=1: where start-up time goes, one stderr line per phase. */
 static void trace_phase(const char *what)
 {
@@ -444,7 +455,8 @@ int main(int argc, char **argv)
 		sc = (struct enclave_spawner_config){.vsock = cfg.enclave_vsock,
 						     .nsm = cfg.enclave_nsm,
 						     .parent_id = cfg.instance_id,
-						     .cache_dir = cfg.cache_dir};
+						     .cache_dir = cfg.cache_dir,
+						     .exe_fd = cfg.enclave_exe_fd};
 		pid_t pid;
 		spawner_sock = enclave_spawner_start(&sc, &pid, err, sizeof(err));
 		if (spawner_sock < 0)
@@ -503,6 +515,12 @@ int main(int argc, char **argv)
 			      cfg.have_hello && cfg.cards[i].enclave ? &cfg.hello : NULL, err,
 			      sizeof(err)) < 0)
 			die("%s", err);
+	for (unsigned i = 0; cfg.enclaves && i < cfg.ncards; i++) /* enclave memory leaves them */
+		if (enclave_glue_add_card(
+			&enclaves, cfg.cards[i].type == HV_CARD_NVME ? sync_nvme : sync_virtio,
+			cfg.cards[i].type == HV_CARD_NVME ? (void *)&nvme_cards[i]
+							  : (void *)&cards[i]) < 0)
+			die("--enclaves: too many cards");
 	if (cfg.enclaves) { /* the NE device; START/STOP go to the glue (src/hv/enclave.c) */
 		if (ne_pci_create(&ne_dev, &vm, &pci, err, sizeof(err)) < 0)
 			die("%s", err);

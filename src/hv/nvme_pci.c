@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -242,6 +243,58 @@ static const struct pci_dev_ops np_ops = {
 
 /* ---- the card ---- */
 
+/* NVW_MEM_ADD (one fd: the memfd) or NVW_MEM_REM of one region. */
+static int region_op(void *ctx, bool add, const struct vu_mem_region *r)
+{
+	struct nvme_pci *np = ctx;
+	struct vu_mem_region_single p = {.region = *r};
+	int fd = np->np_vm->vm_mem.gm_fd;
+	return card_request(np, add ? NVW_MEM_ADD : NVW_MEM_REM, &p, sizeof(p), add ? &fd : NULL,
+			    add ? 1 : 0);
+}
+
+/* The whole table (guest memory without its holes): NVW_MEM with the first VU_MAX_REGIONS
+ * regions, NVW_MEM_ADD for the others. 0, or non-zero when refused. */
+static int send_mem(struct nvme_pci *np, const struct guest_mem *m)
+{
+	struct vu_mem_region *want;
+	int n = mem_table_want(m, &want);
+	if (n < 0)
+		return -1;
+	unsigned first = n < VU_MAX_REGIONS ? (unsigned)n : VU_MAX_REGIONS;
+	struct vu_mem_table t = {.nregions = first};
+	int fds[VU_MAX_REGIONS];
+	for (unsigned i = 0; i < first; i++) {
+		t.regions[i] = want[i];
+		fds[i] = m->gm_fd;
+	}
+	int r =
+	    card_request(np, NVW_MEM, &t, 8 + first * (uint32_t)sizeof(t.regions[0]), fds, first);
+	if (r == 0 && (mem_table_set(&np->np_table, want, first) < 0 ||
+		       mem_table_sync(&np->np_table, want, (unsigned)n, region_op, np) != 0))
+		r = -1;
+	free(want);
+	return r;
+}
+
+int nvme_pci_sync_mem(struct nvme_pci *np, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&np->np_lock);
+	int r = 0;
+	struct vu_mem_region *want = NULL;
+	if (np->np_sock >= 0) { /* else: the reconnect sends the table as it is then */
+		int n = mem_table_want(&np->np_vm->vm_mem, &want);
+		if (n < 0 || mem_table_sync(&np->np_table, want, (unsigned)n, region_op, np) != 0) {
+			snprintf(err, errlen, "nvme card %s: refused a change of its memory table",
+				 np->np_path);
+			r = -1;
+		}
+	}
+	free(want);
+	pthread_mutex_unlock(&np->np_lock);
+	return r;
+}
+
 static int card_connect(struct nvme_pci *np, const struct guest_mem *m, char *err, size_t errlen)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -267,20 +320,7 @@ static int card_connect(struct nvme_pci *np, const struct guest_mem *m, char *er
 	if (np->np_hello.h_version && memcmp(&hello, &np->np_hello, sizeof(hello)))
 		RETURN_ERR(-1, "card %s: came back with another geometry", np->np_path);
 	np->np_hello = hello;
-	struct vu_mem_table t = {.nregions = m->gm_nregions};
-	int fds[VU_MAX_REGIONS];
-	for (unsigned i = 0; i < m->gm_nregions; i++) {
-		const struct mem_region *r = &m->gm_regions[i];
-		t.regions[i] = (struct vu_mem_region){
-		    .gpa = r->mr_gpa,
-		    .size = r->mr_size,
-		    .uva = (uint64_t)(uintptr_t)(m->gm_base + r->mr_offset),
-		    .mmap_offset = r->mr_offset,
-		};
-		fds[i] = m->gm_fd;
-	}
-	if (card_request(np, NVW_MEM, &t, 8 + m->gm_nregions * (uint32_t)sizeof(t.regions[0]), fds,
-			 m->gm_nregions) != 0 ||
+	if (send_mem(np, m) != 0 ||
 	    card_request(np, NVW_SHARED, NULL, 0, &np->np_shared_fd, 1) != 0 ||
 	    card_request(np, NVW_NOTE, NULL, 0, &np->np_note, 1) != 0)
 		RETURN_ERR(-1, "card %s: refused the guest memory or the shared page", np->np_path);

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "hv/mem_table.h"
 #include "hv/pci.h"
 #include "hv/vm.h"
 #include "lib/nvme_wire.h"
@@ -54,12 +55,18 @@ struct nvme_pci {
 	bool np_card_gone;
 	pthread_t np_thread;
 	int np_stop;
+	struct mem_table np_table; /* what the card maps, as last told */
 };
 
 /* Connects to the card at socket, builds the controller and adds it to the bus. */
 int nvme_pci_create(struct nvme_pci *np, struct vm *vm, struct pci_bus *bus, const char *socket,
 		    char *err, size_t errlen);
 void nvme_pci_destroy(struct nvme_pci *np);
+/* Guest memory changed (holes made or filled): the card's table follows (NVW_MEM_ADD and
+ * NVW_MEM_REM, each answered); under the device's lock. 0 once the card answered, -1 with
+ * err when it refused or did not answer; no card connected: 0 (its reconnect sends the
+ * table as it is then). */
+int nvme_pci_sync_mem(struct nvme_pci *np, char *err, size_t errlen);
 
 /* One BAR access (exported for tests and fuzzing). */
 void nvme_pci_bar_access(struct nvme_pci *np, uint64_t off, uint8_t *data, unsigned size,

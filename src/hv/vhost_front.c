@@ -3,24 +3,28 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hv/mem_table.h"
 #include "lib/enclave_wire.h"
 #include "lib/util.h"
 #include "lib/vu_wire.h"
 
 #define VU_REPLY_TIMEOUT_MS 5000
 /* What this frontend asks for of the protocol features it knows. */
-#define VU_PROTO_WANTED (VHOST_PROTO_MQ | VHOST_PROTO_REPLY_ACK | VHOST_PROTO_CONFIG)
+#define VU_PROTO_WANTED                                                                            \
+	(VHOST_PROTO_MQ | VHOST_PROTO_REPLY_ACK | VHOST_PROTO_CONFIG | VHOST_PROTO_MEM_SLOTS)
 
 union vu_payload {
 	uint64_t u64;
 	struct vu_vring_state state;
 	struct vu_vring_addr addr;
 	struct vu_mem_table mem;
+	struct vu_mem_region_single single;
 	struct vu_config config;
 };
 
@@ -103,6 +107,10 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 		uint64_t nq;
 		if ((proto & VHOST_PROTO_MQ) && get_u64(f, VU_GET_QUEUE_NUM, &nq) == 0 && nq >= 1)
 			f->vf_queues = nq > 64 ? 64 : (unsigned)nq;
+		uint64_t slots = VU_MAX_REGIONS;
+		if ((proto & VHOST_PROTO_MEM_SLOTS) && get_u64(f, VU_GET_MAX_MEM_SLOTS, &slots) < 0)
+			RETURN_ERR(-1, "card %s: no answer to GET_MAX_MEM_SLOTS", path);
+		f->vf_max_slots = slots > 4096 ? 4096 : (unsigned)slots;
 	}
 	if (config_len) {
 		if (!(f->vf_protocol & VHOST_PROTO_CONFIG) || config_len > VHOST_CONFIG_MAX)
@@ -118,29 +126,94 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 	return 0;
 }
 
+/* ADD_MEM_REG (one fd: the memfd) or REM_MEM_REG (no fd) of one region, acknowledged. */
+static int region_op(void *ctx, bool add, const struct vu_mem_region *r)
+{
+	struct vhost_front *f = ctx;
+	union vu_payload p = {.single = {.region = *r}};
+	int fd = f->vf_mem->gm_fd;
+	if (!(f->vf_protocol & VHOST_PROTO_REPLY_ACK))
+		return -1; /* the card's answer is what makes the change safe */
+	return request(f, add ? VU_ADD_MEM_REG : VU_REM_MEM_REG, &p, sizeof(p.single),
+		       add ? &fd : NULL, add ? 1 : 0);
+}
+
+/* The whole table (guest memory without its holes): SET_MEM_TABLE with the first
+ * VU_MAX_REGIONS regions, ADD_MEM_REG for the others. */
 static int send_mem_table(struct vhost_front *f, const struct guest_mem *m, char *err,
 			  size_t errlen)
 {
-	struct mem_fd_region r[VU_MAX_REGIONS];
-	int n = mem_fd_regions(m, r, VU_MAX_REGIONS);
+	struct vu_mem_region *want;
+	int n = mem_table_want(m, &want);
 	if (n < 0)
-		RETURN_ERR(-1, "card %s: guest memory is more than %d separate ranges of its memfd",
-			   f->vf_path, VU_MAX_REGIONS);
-	union vu_payload p = {.mem = {.nregions = (uint32_t)n}};
+		RETURN_ERR(-1, "card %s: out of memory for its memory table", f->vf_path);
+	int r = -1;
+	unsigned first = n < VU_MAX_REGIONS ? (unsigned)n : VU_MAX_REGIONS;
+	if ((unsigned)n > first &&
+	    (!(f->vf_protocol & VHOST_PROTO_MEM_SLOTS) || (unsigned)n > f->vf_max_slots)) {
+		snprintf(err, errlen,
+			 "card %s: guest memory is %d separate ranges of its memfd, "
+			 "the card takes %u",
+			 f->vf_path, n,
+			 f->vf_protocol & VHOST_PROTO_MEM_SLOTS ? f->vf_max_slots : VU_MAX_REGIONS);
+		goto out;
+	}
+	union vu_payload p = {.mem = {.nregions = first}};
 	int fds[VU_MAX_REGIONS];
-	for (int i = 0; i < n; i++) {
-		p.mem.regions[i] = (struct vu_mem_region){
-		    .gpa = r[i].gpa,
-		    .size = r[i].size,
-		    .uva = (uint64_t)(uintptr_t)r[i].host,
-		    .mmap_offset = r[i].fd_off,
-		};
+	for (unsigned i = 0; i < first; i++) {
+		p.mem.regions[i] = want[i];
 		fds[i] = m->gm_fd;
 	}
-	uint32_t sz = 8 + (uint32_t)n * (uint32_t)sizeof(struct vu_mem_region);
-	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, (unsigned)n) < 0)
-		RETURN_ERR(-1, "card %s: SET_MEM_TABLE refused", f->vf_path);
-	return 0;
+	uint32_t sz = 8 + first * (uint32_t)sizeof(struct vu_mem_region);
+	if (request(f, VU_SET_MEM_TABLE, &p, sz, fds, first) < 0) {
+		snprintf(err, errlen, "card %s: SET_MEM_TABLE refused", f->vf_path);
+		goto out;
+	}
+	if (mem_table_set(&f->vf_table, want, first) < 0 ||
+	    mem_table_sync(&f->vf_table, want, (unsigned)n, region_op, f) != 0) {
+		snprintf(err, errlen, "card %s: ADD_MEM_REG refused", f->vf_path);
+		goto out;
+	}
+	r = 0;
+out:
+	free(want);
+	return r;
+}
+
+int vhost_front_sync_mem(struct vhost_front *f, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&f->vf_lock);
+	int r = 0;
+	struct vu_mem_region *want = NULL;
+	if (f->vf_sock < 0 || !f->vf_mem)
+		goto out; /* no card now: a reconnect sends the table as it is then */
+	int n = mem_table_want(f->vf_mem, &want);
+	if (n < 0) {
+		r = -1;
+		snprintf(err, errlen, "card %s: out of memory for its memory table", f->vf_path);
+	} else if (f->vf_protocol & VHOST_PROTO_MEM_SLOTS) {
+		if ((unsigned)n > f->vf_max_slots) {
+			r = -1;
+			snprintf(err, errlen,
+				 "card %s: guest memory would be %d ranges, the card "
+				 "takes %u",
+				 f->vf_path, n, f->vf_max_slots);
+		} else if (mem_table_sync(&f->vf_table, want, (unsigned)n, region_op, f) != 0) {
+			r = -1;
+			snprintf(err, errlen, "card %s: refused a change of its memory table",
+				 f->vf_path);
+		}
+	} else if ((r = send_mem_table(f, f->vf_mem, err, errlen)) == 0 &&
+		   !(f->vf_protocol & VHOST_PROTO_REPLY_ACK)) {
+		/* without REPLY_ACK nothing says the card took the new table */
+		r = -1;
+		snprintf(err, errlen, "card %s: cannot confirm a change of its memory table",
+			 f->vf_path);
+	}
+out:
+	free(want);
+	pthread_mutex_unlock(&f->vf_lock);
+	return r;
 }
 
 int vhost_front_set_features(struct vhost_front *f, uint64_t features)

@@ -1,5 +1,6 @@
 /* The hypervisor as a vhost-user frontend (QEMU docs/interop/vhost-user.rst): it hands
- * a card the guest's memory (the memfd, one region per RAM region), the rings' addresses,
+ * a card the guest's memory (the memfd, one region per RAM region, minus the ranges donated
+ * to enclaves: vhost_front_sync_mem), the rings' addresses,
  * a kick fd (a KVM ioeventfd), a call fd (a KVM irqfd) and an error fd (the card signals
  * a failed queue) per queue, and is then out of the I/O path. Every reply is checked; with
  * REPLY_ACK negotiated every request is acknowledged. Calls are serialised by vf_lock (vCPU threads
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "boot/memory.h"
+#include "hv/mem_table.h"
 #include "lib/enclave_wire.h"
 #include "lib/vhost_user_wire.h"
 
@@ -21,6 +23,7 @@
 #define VHOST_PROTO_MQ (1ull << VU_PROTOCOL_F_MQ)
 #define VHOST_PROTO_REPLY_ACK (1ull << VU_PROTOCOL_F_REPLY_ACK)
 #define VHOST_PROTO_CONFIG (1ull << VU_PROTOCOL_F_CONFIG)
+#define VHOST_PROTO_MEM_SLOTS (1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)
 #define VHOST_F_PROTOCOL_FEATURES (1ull << VHOST_USER_F_PROTOCOL_FEATURES)
 
 struct vhost_front {
@@ -36,6 +39,8 @@ struct vhost_front {
 	const struct guest_mem *vf_mem; /* for SET_MEM_TABLE again on reconnect */
 	unsigned vf_config_want;
 	const struct enw_hello *vf_hello; /* sent first on each connection; NULL: none */
+	unsigned vf_max_slots;		  /* GET_MAX_MEM_SLOTS (VU_MAX_REGIONS without) */
+	struct mem_table vf_table;	  /* what the card maps, as last told */
 };
 
 /* Connects, negotiates, reads config_len bytes of device config and sends the memory
@@ -60,5 +65,12 @@ int vhost_front_start_queue(struct vhost_front *f, unsigned q, unsigned num, uin
 			    int call_fd, int err_fd);
 int vhost_front_stop_queue(struct vhost_front *f, unsigned q);
 int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *data, unsigned size);
+/* Guest memory changed (holes made or filled, boot/memory.h): brings the card's table to
+ * the memory without its holes, by ADD_MEM_REG and REM_MEM_REG (CONFIGURE_MEM_SLOTS), each
+ * acknowledged, or else one acknowledged SET_MEM_TABLE. Returns when the card has
+ * answered: 0 (it no longer maps a hole, and maps the rest), or -1 with err (refused, no
+ * answer, too many ranges). No connection (a card being restarted): 0, the reconnect
+ * sends the table as it is then. */
+int vhost_front_sync_mem(struct vhost_front *f, char *err, size_t errlen);
 
 #endif

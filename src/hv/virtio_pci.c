@@ -110,6 +110,7 @@ static void reset(struct virtio_pci *vp)
 	vp->vp_msix_config = VIRTIO_MSI_NO_VECTOR;
 	vp->vp_qsel = 0;
 	vp->vp_failed = false;
+	vp->vp_early = false;
 }
 
 /* Hands queue i to the card: its rings as pointers into guest memory, starting at ring
@@ -131,33 +132,64 @@ static int give_queue(struct virtio_pci *vp, unsigned i, bool resume)
 				       q->vq_kick, q->vq_call, q->vq_err);
 }
 
-/* DRIVER_OK: hand every enabled queue to the card. */
-static void start(struct virtio_pci *vp)
+/* Hands enabled queue i to the card: interrupt route, irqfd, ioeventfd, rings. 0, or -1
+ * (the device failed). */
+static int start_queue(struct virtio_pci *vp, unsigned i)
 {
 	struct guest_mem *m = &vp->vp_vm->vm_mem;
-	uint64_t bar = vp->vp_bar;
-	if (vhost_front_set_features(&vp->vp_card, vp->vp_driver_features) < 0)
-		return vp_fail(vp, "SET_FEATURES refused");
-	for (unsigned i = 0; i < vp->vp_nqueues; i++) {
-		struct vp_queue *q = &vp->vp_q[i];
-		if (!q->vq_enable)
-			continue;
-		uint64_t n = q->vq_size;
-		if (!gpa_ptr(m, q->vq_desc, 16 * n) || !gpa_ptr(m, q->vq_avail, 6 + 2 * n) ||
-		    !gpa_ptr(m, q->vq_used, 6 + 8 * n))
-			return vp_fail(vp, "a ring lies outside guest memory");
-		route_vector(vp, q);
-		if (vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, true) < 0)
-			return vp_fail(vp, "KVM irqfd set-up failed");
-		if (bar && vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2,
-					q->vq_kick, true) < 0) {
-			vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, false);
-			return vp_fail(vp, "KVM ioeventfd set-up failed");
-		}
-		q->vq_started = true;
-		if (give_queue(vp, i, false) < 0)
-			return vp_fail(vp, "the card refused a queue");
+	struct vp_queue *q = &vp->vp_q[i];
+	uint64_t bar = vp->vp_bar, n = q->vq_size;
+	if (!gpa_ptr(m, q->vq_desc, 16 * n) || !gpa_ptr(m, q->vq_avail, 6 + 2 * n) ||
+	    !gpa_ptr(m, q->vq_used, 6 + 8 * n))
+		return vp_fail(vp, "a ring lies outside guest memory"), -1;
+	route_vector(vp, q);
+	if (vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, true) < 0)
+		return vp_fail(vp, "KVM irqfd set-up failed"), -1;
+	if (bar &&
+	    vm_ioeventfd(vp->vp_vm, bar + OFF_NOTIFY + i * NOTIFY_MULT, 2, q->vq_kick, true) < 0) {
+		vm_irqfd(vp->vp_vm, q->vq_gsi, q->vq_call, false);
+		return vp_fail(vp, "KVM ioeventfd set-up failed"), -1;
 	}
+	q->vq_started = true;
+	if (give_queue(vp, i, false) < 0)
+		return vp_fail(vp, "the card refused a queue"), -1;
+	return 0;
+}
+
+/* DRIVER_OK: hand every enabled queue to the card (those an early kick started are
+ * there already). */
+static void start(struct virtio_pci *vp)
+{
+	if (!vp->vp_early && vhost_front_set_features(&vp->vp_card, vp->vp_driver_features) < 0)
+		return vp_fail(vp, "SET_FEATURES refused");
+	for (unsigned i = 0; i < vp->vp_nqueues; i++)
+		if (vp->vp_q[i].vq_enable && !vp->vp_q[i].vq_started && start_queue(vp, i) < 0)
+			return;
+}
+
+/* A notification before DRIVER_OK. The spec forbids it, but Linux's nsm driver sends a
+ * GetRandom from its probe (hwrng registration), before the core sets DRIVER_OK, and
+ * waits two minutes for the answer with its lock held; real devices answer it. So a kick
+ * of an enabled queue once the features are negotiated (FEATURES_OK) hands that queue to
+ * the card now, and is passed on. Other kicks before DRIVER_OK are dropped. */
+static void early_kick(struct virtio_pci *vp, unsigned i)
+{
+	if (i >= vp->vp_nqueues || vp->vp_failed || !(vp->vp_status & VIRTIO_CONFIG_S_FEATURES_OK))
+		return;
+	struct vp_queue *q = &vp->vp_q[i];
+	if (!q->vq_enable)
+		return;
+	if (!q->vq_started) {
+		if (!vp->vp_early &&
+		    vhost_front_set_features(&vp->vp_card, vp->vp_driver_features) < 0)
+			return vp_fail(vp, "SET_FEATURES refused");
+		vp->vp_early = true;
+		if (start_queue(vp, i) < 0)
+			return;
+	}
+	uint64_t one = 1;
+	if (write(q->vq_kick, &one, sizeof(one)) != sizeof(one))
+		return; /* the counter is already non-zero: the card will look anyway */
 }
 
 static uint64_t common_read(struct virtio_pci *vp, unsigned off)
@@ -326,7 +358,10 @@ static void bar_access(struct pci_dev *d, uint64_t off, uint8_t *data, unsigned 
 			memcpy(&v, vp->vp_msix_table + o, size);
 		}
 	}
-	/* notify writes land here only before DRIVER_OK or after a failure: nothing to do */
+	/* notify writes land here only before DRIVER_OK (or after a failure: nothing to do) */
+	else if (write && off >= OFF_NOTIFY && off < OFF_NOTIFY + vp->vp_nqueues * NOTIFY_MULT &&
+		 !(vp->vp_status & VIRTIO_CONFIG_S_DRIVER_OK))
+		early_kick(vp, (unsigned)(off - OFF_NOTIFY) / NOTIFY_MULT);
 	if (!write)
 		memcpy(data, &v, size);
 	pthread_mutex_unlock(&vp->vp_lock);
@@ -434,6 +469,15 @@ static void *err_watch(void *arg)
 	}
 }
 
+int virtio_pci_sync_mem(struct virtio_pci *vp, char *err, size_t errlen)
+{
+	/* vp_lock: nothing of this device is between gpa_ptr and its use meanwhile */
+	pthread_mutex_lock(&vp->vp_lock);
+	int r = vhost_front_sync_mem(&vp->vp_card, err, errlen);
+	pthread_mutex_unlock(&vp->vp_lock);
+	return r;
+}
+
 void virtio_pci_destroy(struct virtio_pci *vp)
 {
 	uint64_t one = 1;
@@ -478,6 +522,8 @@ static unsigned config_len(unsigned type)
 		return 60;
 	case VIRTIO_ID_VSOCK:
 		return 8; /* guest_cid */
+	case VIRTIO_ID_NITRO_SEC_MOD:
+		return 0; /* none (and the card offers none) */
 	default:
 		return 12;
 	}
@@ -521,7 +567,8 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 		     (uint16_t)(0x40 + type), BAR_SIZE, &vp_ops, vp);
 	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_COMMON_CFG, OFF_COMMON, COMMON_LEN, false);
 	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_ISR_CFG, OFF_ISR, 1, false);
-	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_DEVICE_CFG, OFF_DEVICE, cfg_len, false);
+	if (cfg_len) /* Linux refuses a device configuration capability of length 0 */
+		add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_DEVICE_CFG, OFF_DEVICE, cfg_len, false);
 	add_vcap(&vp->vp_pci, VIRTIO_PCI_CAP_NOTIFY_CFG, OFF_NOTIFY, vp->vp_nqueues * NOTIFY_MULT,
 		 true);
 	uint8_t msix[12] = {PCI_CAP_ID_MSIX, 0};

@@ -46,6 +46,7 @@ struct virtio_pci {
 	unsigned vp_type;
 	uint32_t vp_dfselect, vp_gfselect;
 	uint64_t vp_driver_features;
+	bool vp_early; /* a queue was handed to the card before DRIVER_OK (early_kick) */
 	uint16_t vp_msix_config;
 	uint8_t vp_status;
 	uint8_t vp_cfg_gen;
@@ -64,6 +65,11 @@ struct virtio_pci {
  * ENW_HELLO the connection opens with (an enclave-facing card), or NULL. */
 int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus, unsigned type,
 		      const char *socket, const struct enw_hello *hello, char *err, size_t errlen);
+
+/* Guest memory changed (holes made or filled, boot/memory.h): the card's memory table
+ * follows (vhost_front_sync_mem), under the device's lock; 0 once the card answered, -1
+ * with err. A ring that now lies in a hole is failed by the card (NEEDS_RESET). */
+int virtio_pci_sync_mem(struct virtio_pci *vp, char *err, size_t errlen);
 
 /* Stops the error watcher and closes the device's fds and card connection. */
 void virtio_pci_destroy(struct virtio_pci *vp);

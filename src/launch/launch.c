@@ -368,6 +368,27 @@ static void tpm_args(struct build *b, const struct launch_spec *s, unsigned item
 	keep_fd(b, 3, LAUNCH_FD_TPM_KEY, 0);
 }
 
+static unsigned nsm_count(const struct launch_spec *s)
+{
+	return s->ls_nsm || s->ls_enclaves ? 1 : 0;
+}
+
+/* nitro-card-nsm --socket-path S --chain-fd 3. With enclaves S is theirs alone (nitro-hv
+ * --enclave-nsm S: the parent has no NSM device); else (--nsm) the instance attaches to it
+ * as a test enclave (--enclave-hello). */
+static void nsm_args(struct build *b, const struct launch_spec *s, unsigned item,
+		     const struct launch_env *e)
+{
+	(void)item;
+	(void)e;
+	opt(b, "--chain-fd", "3");
+	keep_fd(b, 3, LAUNCH_FD_NSM_CHAIN, 0);
+	if (s->ls_enclaves) {
+		b->b_p->lp_enclave = b->b_p->lp_socket;
+		b->b_p->lp_vhost = NULL;
+	}
+}
+
 static unsigned vsock_count(const struct launch_spec *s)
 {
 	return s->ls_vsock || s->ls_enclaves ? 1 : 0;
@@ -394,6 +415,7 @@ static const struct card_type card_types[] = {
     {LAUNCH_CARD_VPC, "nitro-card-vpc", "card-vpc", "net", LAUNCH_HOST_NET, vpc_count, vpc_args},
     {LAUNCH_CARD_TPM, "nitro-card-tpm", "card-tpm", NULL, 0, tpm_count, tpm_args},
     {LAUNCH_CARD_VSOCK, "nitro-card-vsock", "card-vsock", "vsock", 0, vsock_count, vsock_args},
+    {LAUNCH_CARD_NSM, "nitro-card-nsm", "card-nsm", "nsm", 0, nsm_count, nsm_args},
 };
 
 static void proc_begin(struct build *b, struct launch_proc *p, enum launch_kind kind,
@@ -476,6 +498,8 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		const struct launch_proc *c = &pl->pl_procs[i];
 		if (s->ls_enclaves && c->lp_enclave && c->lp_kind == LAUNCH_CARD_VSOCK)
 			opt(b, "--enclave-vsock", c->lp_enclave);
+		else if (s->ls_enclaves && c->lp_enclave && c->lp_kind == LAUNCH_CARD_NSM)
+			opt(b, "--enclave-nsm", c->lp_enclave);
 	}
 	keep_fd(b, 0, LAUNCH_FD_CONSOLE_IN, 0);
 	keep_fd(b, 1, LAUNCH_FD_CONSOLE_OUT, 0);
@@ -568,6 +592,8 @@ const char *launch_fd_role_name(enum launch_fd_role r)
 		return "igw";
 	case LAUNCH_FD_IGW_NAT:
 		return "igw-nat";
+	case LAUNCH_FD_NSM_CHAIN:
+		return "nsm-chain";
 	}
 	return "?";
 }

@@ -37,8 +37,8 @@
 
 #define LAUNCH_MAX_VOLUMES 8
 #define LAUNCH_MAX_NICS 7
-/* cards, the TPM card and one internet gateway NAT per NIC */
-#define LAUNCH_MAX_CARDS (LAUNCH_MAX_VOLUMES + 2 * LAUNCH_MAX_NICS + 1)
+/* cards, the TPM, vsock and NSM cards and one internet gateway NAT per NIC */
+#define LAUNCH_MAX_CARDS (LAUNCH_MAX_VOLUMES + 2 * LAUNCH_MAX_NICS + 3)
 #define LAUNCH_MAX_PROCS (LAUNCH_MAX_CARDS + 1)
 #define LAUNCH_MAX_CMDLINE 4096
 #define LAUNCH_MAX_ARGS 80
@@ -149,8 +149,13 @@ struct launch_spec {
 	 * towards a vsock card (tests; docs/vsock.md). */
 	char ls_enclave_hello[40];
 	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md); brings
-	 * the vsock card (as ls_vsock, plus its enclave socket: nitro-hv --enclave-vsock). */
+	 * the vsock card (as ls_vsock, plus its enclave socket: nitro-hv --enclave-vsock) and
+	 * the NSM card (its socket the enclaves': nitro-hv --enclave-nsm, not --vhost-user). */
 	bool ls_enclaves;
+	/* The Nitro Secure Module card of the instance's enclaves (nitro-card-nsm, nitro-hv
+	 * --vhost-user nsm): its launcher hands it the attestation chain on an fd
+	 * (LAUNCH_FD_NSM_CHAIN). `nitro run --nsm` (tests: a guest with --enclave-hello). */
+	bool ls_nsm;
 	/* Next kinds: their fields here. */
 };
 
@@ -176,6 +181,7 @@ enum launch_kind {
 	LAUNCH_CARD_EBS,
 	LAUNCH_CARD_VPC,
 	LAUNCH_CARD_TPM,
+	LAUNCH_CARD_NSM,
 	LAUNCH_IGW, /* the internet gateway's NAT of one NIC (no socket; started before it) */
 	LAUNCH_CARD_VSOCK,
 };
@@ -192,6 +198,8 @@ enum launch_fd_role {
 	LAUNCH_FD_IGW,	       /* the VPC card's end of its NAT link (SOCK_SEQPACKET pair; fd 5:
 				  fd 4 is the DNS socket's) */
 	LAUNCH_FD_IGW_NAT,     /* the NAT's end of that pair (same item: the NIC's index) */
+	LAUNCH_FD_NSM_CHAIN,   /* the NSM card's chain: host key, host and root certificates
+				  (PEM, then EOF; a pipe: src/enclave/chain_fd.h) */
 };
 
 struct launch_fd {
@@ -227,7 +235,7 @@ struct launch_proc {
 	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv and the
 				   NAT (LAUNCH_IGW: nothing to wait for) */
 	const char *lp_enclave; /* the socket the instance's enclaves connect to (the vsock
-				   card with enclaves); NULL if none */
+				   card's second one, the NSM card's only one); NULL if none */
 	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS, virtio-blk
 				   or NVMe: pause for snapshots); NULL if none */
 	unsigned lp_argc;

@@ -19,6 +19,24 @@ int enw_hello_check(const struct enw_hello *h)
 	return 0;
 }
 
+int enw_hello_parse(const uint8_t *buf, size_t got, struct enw_hello *h)
+{
+	if (got > ENW_HELLO_MSG_LEN)
+		return -EPROTO;
+	if (got < VU_HDR_SIZE)
+		return (int)(ENW_HELLO_MSG_LEN - got);
+	struct vu_wire_hdr hdr;
+	vu_wire_hdr_get(buf, &hdr);
+	if (hdr.request != ENW_HELLO || hdr.size != sizeof(*h) ||
+	    (hdr.flags & (VU_FLAG_VERSION_MASK | VU_FLAG_REPLY)) != VU_FLAG_VERSION)
+		return -EPROTO;
+	if (got < ENW_HELLO_MSG_LEN)
+		return (int)(ENW_HELLO_MSG_LEN - got);
+	if (h)
+		memcpy(h, buf + VU_HDR_SIZE, sizeof(*h));
+	return 0;
+}
+
 int enw_hello_recv(int fd, struct enw_hello *h, int timeout_ms)
 {
 	struct vu_wire_hdr hdr;

@@ -15,6 +15,7 @@
 #define NITRO_LIB_ENCLAVE_WIRE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define ENW_VERSION 1
@@ -36,6 +37,7 @@ struct enw_hello {
 };
 
 _Static_assert(sizeof(struct enw_hello) == 4 + 4 + 8 + 8 + 16 * 48 + 64, "enw_hello layout");
+_Static_assert(sizeof(struct enw_hello) == 856, "ENW_HELLO_MSG_LEN");
 
 /* enclave_wire.c: the hello's checks and framing, shared by the cards and nitro-hv. */
 
@@ -43,6 +45,14 @@ _Static_assert(sizeof(struct enw_hello) == 4 + 4 + 8 + 8 + 16 * 48 + 64, "enw_he
  * version, flags, CID (not 0..3, not U32_MAX or above), a NUL in module_id.
  * 0, or the errno value to answer with (EPROTONOSUPPORT, EINVAL). */
 int enw_hello_check(const struct enw_hello *h);
+/* The hello as it travels: vhost-user header and struct enw_hello. */
+#define ENW_HELLO_MSG_LEN (12 + 856)
+/* Card side, for a reader that takes the hello's bytes as they arrive: buf holds the first
+ * got bytes of the connection (got <= ENW_HELLO_MSG_LEN). Returns how many more bytes the
+ * hello needs (> 0), 0 when it is complete (*h filled when h is not NULL; not yet checked
+ * with enw_hello_check), or -EPROTO as soon as the header shows another message (request,
+ * size, version or the reply flag). Pure: hostile bytes. */
+int enw_hello_parse(const uint8_t *buf, size_t got, struct enw_hello *h);
 /* Card side: reads the first message of a connection, which must be one ENW_HELLO of
  * exactly sizeof(struct enw_hello) bytes without fds (waiting at most timeout_ms for each
  * piece). 0 with *h filled (not yet checked), or a negative errno value (-EPROTO for

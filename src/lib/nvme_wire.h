@@ -5,7 +5,9 @@
  * VU_FLAG_REPLY and a u64 status (0: done), except HELLO, whose reply is nvw_hello.
  *
  * Sequence (docs/nvme.md): HELLO (versions, the card's geometry) -> MEM (guest memory:
- * the vhost-user memory table and one memfd per region) -> SHARED (a memfd of NVW_SHARED_SIZE
+ * the vhost-user memory table and one memfd per region, at most 8; more with MEM_ADD; at
+ * any time later MEM_ADD / MEM_REM change the table without a controller reset: memory
+ * donated to an enclave and given back, docs/enclaves.md) -> SHARED (a memfd of NVW_SHARED_SIZE
  * bytes, struct nvw_shared) -> KICK x nqids (eventfd per queue id: the SQ tail and CQ head
  * doorbells of that qid signal it) -> CALL x nvectors (eventfd per MSI-X vector: a KVM
  * irqfd) -> NOTE (eventfd: the card signals the hypervisor that ns_flags changed) ->
@@ -21,7 +23,7 @@
 
 #include <stdint.h>
 
-#define NVW_VERSION 2
+#define NVW_VERSION 3
 
 enum nvw_request {
 	NVW_HELLO = 0x4e00, /* payload u32 version; reply struct nvw_hello */
@@ -35,6 +37,13 @@ enum nvw_request {
 	NVW_SHUTDOWN,	    /* no payload: CC.SHN: finish and flush; reply when done */
 	NVW_RESUME,	    /* struct nvw_enable: a restarted card takes the running controller
 			     * over from the state in the shared memfd (struct nvw_state) */
+	NVW_MEM_ADD,	    /* struct vu_mem_region_single + one fd: one more region of guest
+			     * memory (vhost-user's ADD_MEM_REG); may overlap one already there
+			     * only as the same view of the same memfd */
+	NVW_MEM_REM,	    /* struct vu_mem_region_single (gpa, size, uva): that region goes
+			     * (REM_MEM_REG): commands in flight complete first, queues are
+			     * translated again; one left outside guest memory fails the
+			     * controller. A PRP into removed memory fails its command. */
 };
 
 struct nvw_hello {

@@ -27,6 +27,7 @@
 #define VU_PROTOCOL_F_MQ 0
 #define VU_PROTOCOL_F_REPLY_ACK 3
 #define VU_PROTOCOL_F_CONFIG 9
+#define VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS 15
 
 enum vu_request {
 	VU_GET_FEATURES = 1,
@@ -49,7 +50,11 @@ enum vu_request {
 	VU_SET_VRING_ENABLE = 18,
 	VU_GET_CONFIG = 24,
 	VU_SET_CONFIG = 25,
-	VU_REQUEST_MAX = 26,
+	/* With VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS: the table one region at a time. */
+	VU_GET_MAX_MEM_SLOTS = 36,
+	VU_ADD_MEM_REG = 37, /* struct vu_mem_region_single, one fd */
+	VU_REM_MEM_REG = 38, /* struct vu_mem_region_single (mmap_offset ignored), no fd */
+	VU_REQUEST_MAX = 39,
 };
 
 /* Payload layouts (little-endian on the wire; this code runs on x86-64 only). */
@@ -72,6 +77,12 @@ struct vu_mem_region {
 	uint64_t size;
 	uint64_t uva;
 	uint64_t mmap_offset;
+};
+
+/* ADD_MEM_REG / REM_MEM_REG payload: 8 bytes of padding, then one region. */
+struct vu_mem_region_single {
+	uint64_t padding;
+	struct vu_mem_region region;
 };
 
 struct vu_mem_table {

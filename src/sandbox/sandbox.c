@@ -176,6 +176,16 @@ static const int tpm_calls[] = {
 };
 
 static const unsigned long card_ioctls[] = {FIONBIO, FIONREAD, TCGETS};
+/* The NSM card (nitro-card-nsm): fewer calls than the other cards. It accepts enclave
+ * connections on the listener made before the filter, reads each one's hello and vhost-user
+ * messages (fds over SCM_RIGHTS, guest memory mmap'ed from the memfd received; SO_RCVTIMEO
+ * bounds a stalled peer), answers, and removes its socket when it ends. Keys and
+ * signatures are computation (OpenSSL, getrandom). No file is opened after set-up. */
+static const int nsm_calls[] = {
+    SCMP_SYS(accept4),	  SCMP_SYS(sendmsg),  SCMP_SYS(recvmsg),
+    SCMP_SYS(sendto),	  SCMP_SYS(recvfrom), SCMP_SYS(setsockopt),
+    SCMP_SYS(getsockopt), SCMP_SYS(shutdown), SCMP_SYS(unlink),
+};
 
 /* The vsock card (nitro-card-vsock), on its own short list: no storage, no timers, no
  * io_uring, no ioctl. It accepts frontends (the parent's next nitro-hv, enclaves' on the
@@ -243,11 +253,11 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	}
 	bool hv = !strcmp(k, "hv"), ebs = !strcmp(k, "card-ebs"), vpc = !strcmp(k, "card-vpc");
 	bool tpm = !strcmp(k, "card-tpm"), igw = !strcmp(k, "igw");
-	bool vsock = !strcmp(k, "card-vsock");
-	if (!hv && !ebs && !vpc && !tpm && !igw && !vsock)
+	bool vsock = !strcmp(k, "card-vsock"), nsm = !strcmp(k, "card-nsm");
+	if (!hv && !ebs && !vpc && !tpm && !igw && !vsock && !nsm)
 		RETURN_ERR(-1,
 			   "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc, card-tpm, "
-			   "card-vsock, igw)",
+			   "card-vsock, card-nsm, igw)",
 			   kind ? kind : "");
 	scmp_filter_ctx ctx = seccomp_init(log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
@@ -325,6 +335,8 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		snprintf(err, errlen, "seccomp: allow the TPM card's openat: cannot add the rule");
 		rc = -1;
 	}
+	if (!rc && nsm)
+		rc = add_all(ctx, nsm_calls, ARRAY_SIZE(nsm_calls), err, errlen);
 	if (!rc && vpc)
 		rc = add_all(ctx, vpc_calls, ARRAY_SIZE(vpc_calls), err, errlen);
 	if (!rc && igw)

@@ -6,7 +6,7 @@
  * with libseccomp, default action SCMP_ACT_KILL_PROCESS (the whole process dies with
  * SIGSYS on any other system call), synchronised over all threads (TSYNC), and sets
  * PR_SET_DUMPABLE 0 (no core dumps, no ptrace by the same uid). execve is in no list.
- * Kinds: "hv" (nitro-hv), "card-ebs", "card-vpc", "card-tpm", "card-vsock", "igw" (nitro-vpc-igw, the
+ * Kinds: "hv" (nitro-hv), "card-ebs", "card-vpc", "card-tpm", "card-vsock", "card-nsm", "igw" (nitro-vpc-igw, the
  * internet gateway's NAT, which installs it itself, always); each list and why each call is there
  * is in docs/security.md and beside the list in sandbox.c.
  */

@@ -43,6 +43,8 @@ int cmd_verify(const struct drv_opts *o);
 int cmd_scatter(const struct drv_opts *o);
 /* order.c: used entries in submission order (writes, a flush, reads in one batch). */
 int cmd_order(const struct drv_opts *o);
+/* memholes.c: a range taken out of the card's table (an enclave's) and given back. */
+int cmd_memholes(const struct drv_opts *o);
 void check_pattern(uint8_t *buf, uint64_t sector, uint32_t nsectors);
 
 #endif

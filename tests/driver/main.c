@@ -33,7 +33,10 @@ static const char usage[] =
     "          whole disk once, in order, and ignores --seconds; zeroes and discard send\n"
     "          WRITE_ZEROES / DISCARD requests of one --bs range each at random offsets)\n"
     "  hostile  malformed descriptor chains, each on a fresh connection; passes when the\n"
-    "           back end still serves a new connection afterwards\n";
+    "           back end still serves a new connection afterwards\n"
+    "  memholes  a 2 MiB range leaves the card's table (ADD/REM_MEM_REG, as for an enclave):\n"
+    "            requests pointing there must fail with IOERR, the rest goes on; then it\n"
+    "            comes back and they succeed\n";
 
 int main(int argc, char **argv)
 {
@@ -161,7 +164,9 @@ int main(int argc, char **argv)
 		return cmd_scatter(&o);
 	if (!strcmp(cmd, "order"))
 		return cmd_order(&o);
-	die_usage(
-	    "unknown subcommand '%s' (check, bench, hostile, write-flush, verify, scatter, order)",
-	    cmd);
+	if (!strcmp(cmd, "memholes"))
+		return cmd_memholes(&o);
+	die_usage("unknown subcommand '%s' (check, bench, hostile, write-flush, verify, scatter, "
+		  "order, memholes)",
+		  cmd);
 }

@@ -49,6 +49,12 @@ static const char *req_name(uint32_t req)
 		return "SET_VRING_ENABLE";
 	case VU_GET_CONFIG:
 		return "GET_CONFIG";
+	case VU_GET_MAX_MEM_SLOTS:
+		return "GET_MAX_MEM_SLOTS";
+	case VU_ADD_MEM_REG:
+		return "ADD_MEM_REG";
+	case VU_REM_MEM_REG:
+		return "REM_MEM_REG";
 	}
 	return "?";
 }
@@ -248,8 +254,9 @@ int vu_init(struct vu_front *f, uint64_t want, uint32_t config_len, char *err, s
 		if (get_u64(f, VU_GET_PROTOCOL_FEATURES, &offered, err, errlen))
 			return -1;
 		uint64_t proto =
-		    offered & (1ull << VU_PROTOCOL_F_MQ | 1ull << VU_PROTOCOL_F_REPLY_ACK |
-			       1ull << VU_PROTOCOL_F_CONFIG);
+		    offered &
+		    (1ull << VU_PROTOCOL_F_MQ | 1ull << VU_PROTOCOL_F_REPLY_ACK |
+		     1ull << VU_PROTOCOL_F_CONFIG | 1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
 		/* REPLY_ACK is only in force once this message has been processed. */
 		if (set_u64(f, VU_SET_PROTOCOL_FEATURES, proto, -1, err, errlen))
 			return -1;
@@ -313,6 +320,40 @@ fail:
 		close(vr->vr_kick);
 	vr->vr_kick = vr->vr_call = -1;
 	return -1;
+}
+
+int vu_max_mem_slots(struct vu_front *f, uint64_t *n, char *err, size_t errlen)
+{
+	if (!(f->vf_proto & (1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
+		RETURN_ERR(-1, "CONFIGURE_MEM_SLOTS is not negotiated");
+	return get_u64(f, VU_GET_MAX_MEM_SLOTS, n, err, errlen);
+}
+
+static int mem_reg(struct vu_front *f, uint32_t req, uint64_t gpa, uint64_t size, char *err,
+		   size_t errlen)
+{
+	if (!(f->vf_proto & (1ull << VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS)))
+		RETURN_ERR(-1, "%s: CONFIGURE_MEM_SLOTS is not negotiated", req_name(req));
+	if (gpa > f->vf_mem_size || size > f->vf_mem_size - gpa)
+		RETURN_ERR(-1, "%s: 0x%llx+0x%llx outside guest memory", req_name(req),
+			   (unsigned long long)gpa, (unsigned long long)size);
+	uint8_t p[40];
+	le64_put(p, 0); /* padding */
+	le64_put(p + 8, gpa);
+	le64_put(p + 16, size);
+	le64_put(p + 24, (uint64_t)(uintptr_t)(f->vf_mem + gpa));
+	le64_put(p + 32, gpa); /* mmap_offset: the memfd is guest memory from gpa 0 */
+	return set_msg(f, req, p, sizeof(p), req == VU_ADD_MEM_REG ? f->vf_memfd : -1, err, errlen);
+}
+
+int vu_mem_add(struct vu_front *f, uint64_t gpa, uint64_t size, char *err, size_t errlen)
+{
+	return mem_reg(f, VU_ADD_MEM_REG, gpa, size, err, errlen);
+}
+
+int vu_mem_rem(struct vu_front *f, uint64_t gpa, uint64_t size, char *err, size_t errlen)
+{
+	return mem_reg(f, VU_REM_MEM_REG, gpa, size, err, errlen);
 }
 
 uint64_t vu_alloc(struct vu_front *f, uint64_t size, uint64_t align)

@@ -60,6 +60,13 @@ int vu_init(struct vu_front *f, uint64_t want, uint32_t config_len, char *err, s
 int vu_vring_start(struct vu_front *f, unsigned idx, unsigned num, uint64_t desc, uint64_t avail,
 		   uint64_t used, struct vu_vring *vr, char *err, size_t errlen);
 
+/* With CONFIGURE_MEM_SLOTS negotiated (vu_init asks for it when offered): the back end's
+ * GET_MAX_MEM_SLOTS, and ADD_MEM_REG / REM_MEM_REG of the region [gpa, gpa + size) of
+ * guest memory (memfd offset gpa, user address vf_mem + gpa), each acknowledged. */
+int vu_max_mem_slots(struct vu_front *f, uint64_t *n, char *err, size_t errlen);
+int vu_mem_add(struct vu_front *f, uint64_t gpa, uint64_t size, char *err, size_t errlen);
+int vu_mem_rem(struct vu_front *f, uint64_t gpa, uint64_t size, char *err, size_t errlen);
+
 /* Guest memory: a gpa for size bytes aligned to align (a power of two), or UINT64_MAX
  * when memory is exhausted; vu_ptr() turns a gpa into this process's pointer. */
 uint64_t vu_alloc(struct vu_front *f, uint64_t size, uint64_t align);

@@ -159,6 +159,23 @@ def test_check_hostile_and_plaintext(tmp_path, env, cards, extra):
     check_ok(card)
 
 
+def test_memory_taken_for_an_enclave(tmp_path, env, cards):
+    """A parent's attack on memory it donated to an enclave, at the card: once a range has
+    left the card's table (ADD_MEM_REG of the pieces around it, REM_MEM_REG of the region,
+    as nitro-hv does at ENCLAVE_START), a request pointing there fails with IOERR without
+    touching the range or the disk, and the card serves on; given back, it is served."""
+    vol = tmp_path / "v.img"
+    create(vol, env)
+    card = cards(tmp_path, vol, env, "--iops", "0", "--throughput", "0")
+    rc, out, err = card.driver("memholes")
+    print(out)
+    assert rc == 0 and "memholes: passed" in out, out + err + card.output()
+    assert out.count("ok  ") == 10 and "FAIL" not in out, out
+    assert "points into memory taken" not in card.output()  # EBS answers IOERR itself
+    assert card.proc.poll() is None, "the card died"
+    check_ok(card)
+
+
 def test_multiqueue_and_readonly(tmp_path, env, cards):
     vol = tmp_path / "v.img"
     create(vol, env)

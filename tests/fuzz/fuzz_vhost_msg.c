@@ -6,7 +6,8 @@
  * memory is a buffer the input fills, and after each message every started queue is
  * served (chains walked and echoed back). Messages the framing or the parser refuse are
  * skipped (the card would close the connection); the stream is then read on as it is.
- * Replies must be well-formed; nothing may crash, hang or leak. No fds are sent.
+ * Replies must be well-formed; nothing may crash, hang or leak. No fds are sent. The same
+ * stream then goes through the non-blocking reader of a vo_shared_loop device.
  *
  * Input: u16 memory length, that many bytes of guest memory (gpa 0, frontend address
  * 0x40000000), u16 split offset, then the stream (messages: 12-byte header, payload).
@@ -75,6 +76,53 @@ static const struct vu_ops ops = {
     .vo_config_write = cfg_write,
     .vo_queue_kick = serve,
 };
+
+static const struct vu_ops shared_ops = {
+    .vo_features = 1ull << 9,
+    .vo_num_queues = 4,
+    .vo_max_queue_size = 1024,
+    .vo_config_size = sizeof(config),
+    .vo_config_read = cfg_read,
+    .vo_config_write = cfg_write,
+    .vo_queue_kick = serve,
+    .vo_shared_loop = true,
+};
+
+/* The same stream through the non-blocking reader of a vo_shared_loop device
+ * (vu_handle_one: messages collected as their bytes arrive): the first piece, then the rest
+ * with end of file. It answers 0 while a message is incomplete and stops at the first bad
+ * one (the card closes the connection); replies go back on the socket. */
+static void shared_loop_reader(const uint8_t *data, size_t size, size_t split)
+{
+	char err[256];
+	struct vu_dev d;
+	int sv[2];
+	if (vu_dev_init(&d, &shared_ops, NULL, NULL, err, sizeof(err)) ||
+	    gm_add_borrowed(&d.vd_mem, 0, UVA, mem, MEMSZ, err, sizeof(err)) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	int one = 1 << 20;
+	setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &one, sizeof(one));
+	if (vu_dev_attach(&d, sv[1], err, sizeof(err)))
+		abort();
+	if (split && send(sv[0], data, split, MSG_NOSIGNAL) != (ssize_t)split)
+		abort();
+	int r = 0;
+	for (unsigned i = 0; r == 0 && i < split + 2; i++)
+		r = vu_handle_one(&d, err, sizeof(err));
+	if (r == 0) { /* the first piece is in: the rest, then end of file */
+		if (size > split && send(sv[0], data + split, size - split, MSG_NOSIGNAL) !=
+					(ssize_t)(size - split))
+			abort();
+		shutdown(sv[0], SHUT_WR);
+		for (unsigned i = 0; r == 0 && i < size + 2; i++)
+			r = vu_handle_one(&d, err, sizeof(err));
+		CHECK(r != 0); /* end of file is always reached */
+	}
+	CHECK(r <= 1);
+	close(sv[0]);
+	vu_dev_fini(&d);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -145,5 +193,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	close(sv[1]);
 	vu_dev_fini(&d);
+	shared_loop_reader(data, size, split);
 	return 0;
 }

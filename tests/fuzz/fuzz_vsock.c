@@ -2,14 +2,17 @@
  * enclave hello's checks (src/lib/enclave_wire.c). The input is a run of records, each
  * u8 op, u16 chain length, then 44 header bytes: op % 8 < 6 routes the packet from the
  * sender op % 4 (0: the parent, 1..3: enclaves 16..18, of which 18 is not attached);
- * 6 and 7 make VM (op >> 3) % 4 go away. The first bytes are also checked as a hello.
+ * 6 and 7 make VM (op >> 3) % 4 go away; op % 16 == 13 makes the card forget the header's
+ * connection (route_forget). The first bytes are also parsed as a hello arriving a byte at
+ * a time (enw_hello_parse) and checked as one.
  * Invariants: a forwarded packet's source is its sender, its destination is the other side
  * of parent <-> enclave and attached, its length fits the chain and the maximum; an RST
- * goes back to the sender about its own packet; the table stays within its bound and holds
- * only parent <-> attached-at-the-time enclave connections; every RST a VM's departure
- * emits goes to the other side of one of its connections.
+ * goes back to the sender about its own packet; the table stays within its bounds (each
+ * enclave's share too) and holds only parent <-> attached-at-the-time enclave connections; every
+ * RST a VM's departure emits goes to the other side of one of its connections.
  */
 // fuzz-extra: src/cards/vsock/route.c
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct route_table t;
 	route_init(&t, up, NULL);
+	/* The hello's bytes as they arrive: the answer only ever moves from "need more" to
+	 * complete or refused, and the bytes needed are exactly what is missing. */
+	bool refused = false;
+	for (size_t got = 0; got <= size && got <= ENW_HELLO_MSG_LEN; got++) {
+		struct enw_hello h;
+		int need = enw_hello_parse(data, got, &h);
+		CHECK(!refused || need == -EPROTO);
+		refused = need == -EPROTO;
+		CHECK(need == -EPROTO || need == (int)(ENW_HELLO_MSG_LEN - got));
+		if (need == 0)
+			CHECK(!memcmp(&h, data + 12, sizeof(h)));
+		if (need == -EPROTO)
+			CHECK(got >= 12);
+	}
 	if (size >= sizeof(struct enw_hello)) {
 		struct enw_hello h;
 		memcpy(&h, data, sizeof(h));
@@ -62,6 +79,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(n <= before && t.rt_n == before - n);
 			continue;
 		}
+		if (op % 16 == 13) { /* the card resets the connection of this header itself */
+			struct vsock_hdr f;
+			vsock_hdr_get(r + 3, &f);
+			unsigned before = t.rt_n;
+			route_forget(&t, &f);
+			CHECK(t.rt_n == before || t.rt_n == before - 1);
+			continue;
+		}
 		uint64_t sender = senders[op % 4];
 		struct vsock_hdr h, rst;
 		enum route_reason why;
@@ -78,16 +103,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else
 				CHECK(h.dst_cid == VSOCK_PARENT_CID && sender != 18);
 		} else if (v == ROUTE_RST) {
-			CHECK(why == RR_UNROUTABLE || why == RR_TABLE_FULL);
+			CHECK(why == RR_UNROUTABLE || why == RR_TABLE_FULL ||
+			      why == RR_ENCLAVE_FULL);
 			CHECK(rst.dst_cid == sender && rst.src_cid == h.dst_cid);
 			CHECK(rst.dst_port == h.src_port && rst.src_port == h.dst_port);
 			CHECK(rst.op == VSOCK_OP_RST && rst.len == 0 && h.op != VSOCK_OP_RST);
 		} else {
 			CHECK(v == ROUTE_DROP && why != RR_FORWARDED);
 		}
-		for (unsigned i = 0; i < t.rt_n; i++)
+		unsigned per[2] = {0, 0};
+		for (unsigned i = 0; i < t.rt_n; i++) {
 			CHECK(t.rt_conns[i].rc_enclave_cid == 16 ||
 			      t.rt_conns[i].rc_enclave_cid == 17);
+			per[t.rt_conns[i].rc_enclave_cid - 16]++;
+		}
+		CHECK(per[0] <= VSOCK_MAX_CONNS_PER_ENCLAVE &&
+		      per[1] <= VSOCK_MAX_CONNS_PER_ENCLAVE);
 	}
 	return 0;
 }

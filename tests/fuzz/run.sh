@@ -125,6 +125,20 @@ def ring_image(n=16, size=1024):
 img, a, u = ring_image()
 put("vring-direct-indirect", struct.pack("<BBHHHHHH", 4, 3, 0, 0, 0, 0, 0, 0) + img)
 put("vring-placed-split", struct.pack("<BBHHHHHH", 4, 13, 0, 0, a, u, 0x300, 0) + img)
+# fuzz_nsm_queue: the Linux driver's GetRandom as two chains (request, reply buffer) on a
+# queue of 8 at 0/128/152, then an Attestation request and its reply buffer in one chain
+def nsm_image():
+    m = bytearray(1024)
+    req = b"\x69GetRandom"
+    att = bytes.fromhex("a16b4174746573746174696f6ea1656e6f6e63654201 02".replace(" ", ""))
+    m[0x100:0x100 + len(req)] = req
+    m[0x140:0x140 + len(att)] = att
+    for i, (addr, ln, fl, nx) in enumerate([(0x100, len(req), 0, 0), (0x200, 0x180, 2, 0),
+                                           (0x140, len(att), 1, 3), (0x200, 0x180, 2, 0)]):
+        struct.pack_into("<QIHH", m, 16 * i, addr, ln, fl, nx)
+    struct.pack_into("<HHHHH", m, 128, 0, 3, 0, 1, 2)
+    return bytes(m)
+put("nsm_queue-driver", b"\x00" + nsm_image())
 def vmsg(req, payload=b"", flags=1):
     return struct.pack("<III", req, flags, len(payload)) + payload
 UVA = 0x40000000
@@ -160,6 +174,17 @@ def eif(sections):
 put("eif-plain", eif([(1, b"kernel" * 8), (2, b"console=ttyS0"), (5, b"{}"), (3, b"rd0"), (3, b"rd1")]))
 put("eif-signed", eif([(1, b"k"), (2, b""), (3, b"r"),
                        (4, b"\x81\xa2\x73signing_certificate\x43abc\x69signature\x40")]))
+# EIFs as a hostile parent leaves them at 8 MiB (enclave_image): one a bzImage kernel gets
+# past the CRC and layout, then its command line with a NUL or over the kernel's limit,
+# a kernel that is no bzImage, and a section size that points past the memory
+kern = bz(b"\x90" * 64)
+put("enclave_image-ok", eif([(1, kern), (2, b"console=ttyS0"), (5, b"{}"), (3, b"rd0")]))
+put("enclave_image-cmdline-nul", eif([(1, kern), (2, b"quiet\0init=/x"), (5, b"{}"), (3, b"r")]))
+put("enclave_image-cmdline-huge", eif([(1, kern), (2, b"a" * 4096), (5, b"{}"), (3, b"r")]))
+put("enclave_image-not-bz", eif([(1, b"\x7fELF" + bytes(700)), (2, b"c"), (5, b"{}"), (3, b"r")]))
+far = bytearray(eif([(1, kern), (2, b"c"), (5, b"{}"), (3, b"r")]))
+struct.pack_into(">Q", far, 28 + 256 + 8 * 3, (1 << 64) - 1)
+put("enclave_image-far", bytes(far))
 # NSM requests, after 2 bytes of reply-buffer size (0x3000)
 for name, req in [("describe", b"\x6bDescribeNSM"), ("random", b"\x69GetRandom"),
                   ("pcr", b"\xa1\x6bDescribePCR\xa1\x65index\x10"),

@@ -52,6 +52,13 @@ for m in $MODULES; do
 done
 printf '%s\n' $mods | sort -u > "$w/modules.list"
 
+# Units that cannot matter in a short-lived test VM and cost boot time under emulation:
+# timers of a long-running system, e2scrub's boot-time scan, getty on a display nitro has
+# not got, and Debian's sshd-keygen, which makes every missing host key type (RSA too)
+# on first boot after cloud-init made the one it was asked for.
+MASK="apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
+fstrim.timer man-db.timer e2scrub_reap.service getty@tty1.service sshd-keygen.service"
+
 # Configuration the hooks put into the rootfs.
 mkdir -p "$w/files"
 cat > "$w/files/99-nitro-test.cfg" <<'EOF'
@@ -69,7 +76,14 @@ LABEL=nitro-root / ext4 defaults,noatime 0 1
 EOF
 
 say "mmdebstrap trixie from $mirror: $PACKAGES"
+# The downloaded packages are kept in $CACHE/cloudimg/debs (mmdebstrap's sync-in/sync-out):
+# a change to this script rebuilds the image without downloading them again.
+mkdir -p "$CACHE/cloudimg/debs"
 mmdebstrap --variant=minbase --include="$(echo $PACKAGES | tr ' ' ',')" \
+	--skip=essential/unlink \
+	--setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+	--setup-hook="sync-in \"$CACHE/cloudimg/debs\" /var/cache/apt/archives/" \
+	--customize-hook="sync-out /var/cache/apt/archives \"$CACHE/cloudimg/debs\"" \
 	--aptopt='APT::Install-Recommends "false"' \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
 	--dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -84,8 +98,8 @@ mmdebstrap --variant=minbase --include="$(echo $PACKAGES | tr ' ' ',')" \
 	--customize-hook="cp \"\$1/boot/initrd.img-$KVER\" \"$w/initrd.img\"" \
 	--customize-hook="cp \"$w/files/99-nitro-test.cfg\" \"\$1/etc/cloud/cloud.cfg.d/\" && cp \"$w/files/fstab\" \"\$1/etc/fstab\" && cp \"$w/files/link-local.sources\" \"\$1/etc/chrony/sources.d/\"" \
 	--customize-hook="chroot \"\$1\" systemctl enable systemd-networkd.service" \
-	--customize-hook="for u in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer fstrim.timer man-db.timer; do chroot \"\$1\" systemctl mask \$u; done" \
-	--customize-hook="chroot \"\$1\" systemctl mask getty@tty1.service" \
+	--customize-hook="for u in $MASK; do chroot \"\$1\" systemctl mask \$u; done" \
+	--customize-hook="chroot \"\$1\" /usr/lib/systemd/systemd-update-done" \
 	--customize-hook="rm -f \"\$1\"/etc/ssh/ssh_host_*key* \"\$1/etc/hostname\" && : > \"\$1/etc/machine-id\"" \
 	--customize-hook="rm -rf \"\$1\"/var/cache/apt/* \"\$1\"/var/lib/apt/lists/* \"\$1/boot/initrd.img-$KVER\"" \
 	trixie "$w/root" "$mirror"
@@ -99,6 +113,6 @@ mv "$w/rootfs.img" "$w/initrd.img" "$OUT/"
 echo "$PACKAGES" > "$OUT/packages"
 touch "$OUT/ok"
 for d in "$CACHE"/cloudimg/*; do # older keys
-	[ "$d" = "$OUT" ] || case "$d" in */build.*) ;; *) rm -rf "$d" ;; esac
+	[ "$d" = "$OUT" ] || case "$d" in */build.* | */debs) ;; *) rm -rf "$d" ;; esac
 done
 echo "$OUT"

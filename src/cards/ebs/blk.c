@@ -369,7 +369,9 @@ static uint8_t *status_ptr(const struct vr_chain *ch)
 {
 	for (unsigned i = ch->ch_nsegs; i-- > 0;)
 		if (ch->ch_segs[i].sg_write && ch->ch_segs[i].sg_len)
-			return (uint8_t *)ch->ch_segs[i].sg_ptr + ch->ch_segs[i].sg_len - 1;
+			return ch->ch_segs[i].sg_ptr /* NULL: denied (revoked memory) */
+				   ? (uint8_t *)ch->ch_segs[i].sg_ptr + ch->ch_segs[i].sg_len - 1
+				   : NULL;
 	return NULL;
 }
 
@@ -449,6 +451,10 @@ static void handle(struct ebs *e, struct ebs_req *r, const struct vr_chain *ch, 
 	r->r_status = status_ptr(ch);
 	if (ch->ch_write_bytes < 1 || !r->r_status) {
 		finish(r, 0, 0); /* no status byte: nothing can be reported */
+		return;
+	}
+	if (ch->ch_denied) { /* a buffer in memory taken from the guest (an enclave's) */
+		finish(r, S_IOERR, 1);
 		return;
 	}
 	uint64_t wdata = ch->ch_write_bytes - 1;
@@ -779,6 +785,7 @@ int ebs_init(struct ebs *e, struct volume *v, struct bdev *b, struct loop *l, un
 	    .vo_queue_stopping = on_queue_stop,
 	    .vo_queue_stop = on_queue_stop,
 	    .vo_mem_changing = on_mem_changing,
+	    .vo_denied_chains = true,
 	};
 	e->e_qos_on = iops || bytes_per_s;
 	qos_init(&e->e_qos, iops, bytes_per_s, ebs_now_ns());

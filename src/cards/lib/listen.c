@@ -24,7 +24,10 @@ int listen_renamed(const char *path, char *err, size_t errlen)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		RETURN_ERR(-errno, "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0 ||
+	/* The owner's only, whatever the umask: connecting needs write access, and every
+	 * process of an instance (nitro-hv, its cards) runs as the instance's one uid. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(sa.sun_path, 0600) < 0 ||
+	    listen(fd, 4) < 0 ||
 	    rename(sa.sun_path, path) < 0) { /* replaces a stale socket of an earlier run */
 		int e = errno;
 		unlink(sa.sun_path);

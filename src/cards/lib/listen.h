@@ -5,6 +5,7 @@
  * listen_renamed: the vhost-user socket. It is bound under PATH.PID~ and renamed to path
  * once it listens, so whoever waits for the file can connect at once; the rename replaces
  * a stale socket of an earlier run; path existing as anything but a socket is refused.
+ * The socket is mode 0600 (the owner's only, whatever the umask).
  *
  * listen_replacing: a control socket. A stale socket at path is unlinked first; path
  * existing as anything but a socket is refused.

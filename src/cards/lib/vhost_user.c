@@ -24,8 +24,8 @@ uint64_t vu_features(const struct vu_dev *d)
 
 uint64_t vu_protocol_features(const struct vu_dev *d)
 {
-	uint64_t f =
-	    d->vd_ops->vo_protocol_features | BIT(VU_PROTOCOL_F_MQ) | BIT(VU_PROTOCOL_F_REPLY_ACK);
+	uint64_t f = d->vd_ops->vo_protocol_features | BIT(VU_PROTOCOL_F_MQ) |
+		     BIT(VU_PROTOCOL_F_REPLY_ACK) | BIT(VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
 	if (d->vd_ops->vo_config_read)
 		f |= BIT(VU_PROTOCOL_F_CONFIG);
 	return f;
@@ -129,6 +129,103 @@ static int h_set_protocol_features(struct vu_dev *d, struct vu_msg *m, struct vu
 	return 0;
 }
 
+/* Guest memory must be a memfd sealed against shrinking (see vo_allow_unsealed_memory). */
+static int check_sealed(const struct vu_dev *d, int fd, unsigned i, char *err, size_t errlen)
+{
+	if (d->vd_ops->vo_allow_unsealed_memory)
+		return 0;
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		RETURN_ERR(-EPERM,
+			   "memory region %u: guest memory fd is not sealed against shrinking "
+			   "(F_SEAL_SHRINK%s); refused",
+			   i, seals < 0 ? ": not a sealable memfd" : " missing");
+	return 0;
+}
+
+/* After mappings went away: every started ring is translated again from its addresses
+ * (the position is kept); one whose ring is no longer in guest memory fails. */
+static void remap_rings(struct vu_dev *d, const bool *was_started)
+{
+	for (unsigned i = 0; i < d->vd_nqueues; i++) {
+		struct vu_queue *vq = &d->vd_queues[i];
+		if (!was_started[i] || vq->vq_failed)
+			continue;
+		char why[200];
+		if (vu_queue_start(d, i, why, sizeof(why)))
+			vu_queue_fail(d, i, why);
+	}
+}
+
+static int h_get_max_mem_slots(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, char *err,
+			       size_t errlen)
+{
+	(void)d, (void)m, (void)err, (void)errlen;
+	reply_u64(reply, GM_MAX_SLOTS);
+	return 0;
+}
+
+static bool slots_on(const struct vu_dev *d, char *err, size_t errlen)
+{
+	if (d->vd_protocol_features & BIT(VU_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+		return true;
+	snprintf(err, errlen, "ADD/REM_MEM_REG without CONFIGURE_MEM_SLOTS negotiated");
+	return false;
+}
+
+/* ADD_MEM_REG: one more region; nothing in use changes, so nothing is drained. */
+static int h_add_mem_reg(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, char *err,
+			 size_t errlen)
+{
+	(void)reply;
+	const struct vu_mem_region *r = &m->vm_u.single.region;
+	if (!slots_on(d, err, errlen))
+		return -EPROTO;
+	if (m->vm_nfds != 1)
+		RETURN_ERR(-EINVAL, "ADD_MEM_REG carries %u fds (one)", m->vm_nfds);
+	int ret = check_sealed(d, m->vm_fds[0], 0, err, errlen);
+	if (ret)
+		return ret;
+	struct gm_region_desc rd = {.rd_gpa = r->gpa,
+				    .rd_size = r->size,
+				    .rd_uva = r->uva,
+				    .rd_mmap_offset = r->mmap_offset};
+	ret = gm_add_region(&d->vd_mem, &rd, m->vm_fds[0], err, errlen);
+	m->vm_fds[0] = -1; /* consumed either way */
+	return ret;
+}
+
+/* REM_MEM_REG: nothing may still use the region when it is unmapped (in-flight requests
+ * are finished first, rings are translated again); its range becomes revoked memory:
+ * a request pointing there fails on its own (vr_pop's ch_denied). */
+static int h_rem_mem_reg(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, char *err,
+			 size_t errlen)
+{
+	(void)reply;
+	const struct vu_mem_region *r = &m->vm_u.single.region;
+	if (!slots_on(d, err, errlen))
+		return -EPROTO;
+	/* (a fd, as some frontends send, is closed unused by the dispatcher) */
+	bool found = false;
+	for (unsigned i = 0; i < d->vd_mem.gm_nregions && !found; i++) {
+		const struct gm_region *g = &d->vd_mem.gm_regions[i];
+		found = g->gr_gpa == r->gpa && g->gr_size == r->size && g->gr_uva == r->uva;
+	}
+	if (!found)
+		RETURN_ERR(-ENOENT, "REM_MEM_REG: no region at gpa 0x%llx of 0x%llx bytes",
+			   (unsigned long long)r->gpa, (unsigned long long)r->size);
+	if (d->vd_ops->vo_mem_changing)
+		d->vd_ops->vo_mem_changing(d);
+	bool was_started[VU_MAX_QUEUES] = {0};
+	for (unsigned i = 0; i < d->vd_nqueues; i++)
+		was_started[i] = d->vd_queues[i].vq_started;
+	int ret = gm_remove_region(&d->vd_mem, r->gpa, r->size, r->uva, err, errlen);
+	if (ret)
+		return ret;
+	remap_rings(d, was_started);
+	return 0;
+}
+
 static int h_set_mem_table(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, char *err,
 			   size_t errlen)
 {
@@ -145,15 +242,11 @@ static int h_set_mem_table(struct vu_dev *d, struct vu_msg *m, struct vu_msg *re
 						.rd_size = t->regions[i].size,
 						.rd_uva = t->regions[i].uva,
 						.rd_mmap_offset = t->regions[i].mmap_offset};
-	if (!d->vd_ops->vo_allow_unsealed_memory)
-		for (unsigned i = 0; i < t->nregions; i++) {
-			int seals = fcntl(m->vm_fds[i], F_GET_SEALS);
-			if (seals < 0 || !(seals & F_SEAL_SHRINK))
-				RETURN_ERR(-EPERM,
-					   "SET_MEM_TABLE region %u: guest memory fd is not sealed "
-					   "against shrinking (F_SEAL_SHRINK%s); refused",
-					   i, seals < 0 ? ": not a sealable memfd" : " missing");
-		}
+	for (unsigned i = 0; i < t->nregions; i++) {
+		int ret = check_sealed(d, m->vm_fds[i], i, err, errlen);
+		if (ret)
+			return ret;
+	}
 	if (d->vd_ops->vo_mem_changing)
 		d->vd_ops->vo_mem_changing(d);
 	/* The old mappings go away: the started rings point into them. */
@@ -165,14 +258,7 @@ static int h_set_mem_table(struct vu_dev *d, struct vu_msg *m, struct vu_msg *re
 		m->vm_fds[i] = -1; /* consumed either way */
 	if (ret)
 		return ret;
-	for (unsigned i = 0; i < d->vd_nqueues; i++) {
-		struct vu_queue *vq = &d->vd_queues[i];
-		if (!was_started[i] || vq->vq_failed)
-			continue;
-		char why[200];
-		if (vu_queue_start(d, i, why, sizeof(why)))
-			vu_queue_fail(d, i, why);
-	}
+	remap_rings(d, was_started);
 	return 0;
 }
 
@@ -273,6 +359,16 @@ static struct vu_queue *ring_fd(struct vu_dev *d, struct vu_msg *m, int *fd, cha
 	if (want) {
 		*fd = m->vm_fds[0];
 		m->vm_fds[0] = -1;
+		/* The card never waits on a ring fd: reading a kick fd or signalling a call fd
+		 * that a hostile frontend made a pipe would otherwise stop the whole loop (the
+		 * eventfds of nitro-hv and QEMU are non-blocking already). */
+		int fl = fcntl(*fd, F_GETFL);
+		if (fl < 0 || fcntl(*fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+			snprintf(err, errlen, "%s: fd: %s", vu_request_name(m->vm_request),
+				 strerror(errno));
+			close(*fd);
+			return NULL;
+		}
 	}
 	return vq;
 }
@@ -405,6 +501,7 @@ struct handler {
 #define U64 sizeof(uint64_t), sizeof(uint64_t)
 #define STATE sizeof(struct vu_vring_state), sizeof(struct vu_vring_state)
 #define CONFIG 12, 12 + VU_CONFIG_MAX
+#define SINGLE sizeof(struct vu_mem_region_single), sizeof(struct vu_mem_region_single)
 
 static const struct handler handlers[VU_REQUEST_MAX] = {
     [VU_GET_FEATURES] = {"GET_FEATURES", 0, sizeof(uint64_t), FDS_NONE, true, false,
@@ -431,6 +528,10 @@ static const struct handler handlers[VU_REQUEST_MAX] = {
     [VU_SET_VRING_ENABLE] = {"SET_VRING_ENABLE", STATE, FDS_NONE, false, false, h_set_vring_enable},
     [VU_GET_CONFIG] = {"GET_CONFIG", CONFIG, FDS_NONE, true, true, h_get_config},
     [VU_SET_CONFIG] = {"SET_CONFIG", CONFIG, FDS_NONE, false, false, h_set_config},
+    [VU_GET_MAX_MEM_SLOTS] = {"GET_MAX_MEM_SLOTS", 0, sizeof(uint64_t), FDS_NONE, true, false,
+			      h_get_max_mem_slots},
+    [VU_ADD_MEM_REG] = {"ADD_MEM_REG", SINGLE, FDS_ANY, false, false, h_add_mem_reg},
+    [VU_REM_MEM_REG] = {"REM_MEM_REG", SINGLE, FDS_ANY, false, false, h_rem_mem_reg},
 };
 
 static const struct handler *handler_of(uint32_t req)

@@ -44,6 +44,7 @@ struct vu_msg {
 		struct vu_vring_state state;
 		struct vu_vring_addr addr;
 		struct vu_mem_table mem;
+		struct vu_mem_region_single single;
 		struct vu_config config;
 		uint8_t raw[VU_PAYLOAD_MAX];
 	} vm_u;
@@ -81,6 +82,17 @@ struct vu_ops {
 	 * (F_SEAL_SHRINK): a frontend could otherwise truncate it under the card (SIGBUS on
 	 * access). Only tests that drive the library with plain memory set this. */
 	bool vo_allow_unsealed_memory;
+	/* The device shares its event loop with other frontends' devices (nitro-card-vsock:
+	 * the parent and every enclave). Its connection is then non-blocking: a message is
+	 * collected as its bytes arrive, never waited for (a frontend that stalls
+	 * mid-message holds up only itself), and a reply that does not fit into the socket
+	 * at once ends the connection (a frontend that never reads its replies cannot stop
+	 * the loop). Without it, a frontend has VU_MSG_TIMEOUT_S per piece of a message. */
+	bool vo_shared_loop;
+	/* vu_queue_pop returns chains with ch_denied (a buffer in revoked memory, its sg_ptr
+	 * NULL) to the device, which fails that request itself. Unset: the library hands
+	 * them back with 0 bytes written and the device never sees them. */
+	bool vo_denied_chains;
 };
 
 struct vu_queue {
@@ -108,6 +120,7 @@ struct vu_dev {
 	struct gmem vd_mem;
 	unsigned vd_nqueues;
 	struct vu_queue *vd_queues;
+	struct vu_partial *vd_partial; /* vo_shared_loop: the message arriving (vu_conn.c) */
 };
 
 int vu_dev_init(struct vu_dev *d, const struct vu_ops *ops, void *opaque, struct loop *l, char *err,
@@ -134,11 +147,13 @@ int vu_dispatch(struct vu_dev *d, struct vu_msg *m, struct vu_msg *reply, bool *
  * errno value on error (a frontend that dies mid-message, bad framing). */
 int vu_read_msg(int fd, struct vu_msg *m, char *err, size_t errlen);
 int vu_send(int fd, const struct vu_msg *m, char *err, size_t errlen);
-/* Reads, dispatches and answers one message: 0, 1 at end of file, or a negative errno. */
+/* Reads, dispatches and answers one message: 0, 1 at end of file, or a negative errno.
+ * With vo_shared_loop it reads only what is there (never waits): a message not yet
+ * complete is kept for the next call, which returns 0 meanwhile. */
 int vu_handle_one(struct vu_dev *d, char *err, size_t errlen);
 
 /* For the device's queue_kick: take a chain (1), none pending (0), or a violation
- * (negative; the queue is failed). */
+ * (negative; the queue is failed). Denied chains: see vo_denied_chains. */
 int vu_queue_pop(struct vu_dev *d, unsigned q, struct vr_chain *ch);
 int vu_queue_push(struct vu_dev *d, unsigned q, uint16_t head, uint32_t written);
 /* Signals the call eventfd if the driver wants an interrupt. */

@@ -110,6 +110,7 @@ static int walk(struct vr_ring *vr, uint16_t head, struct vr_chain *ch, char *er
 	ch->ch_head = head;
 	ch->ch_nsegs = 0;
 	ch->ch_read_bytes = ch->ch_write_bytes = 0;
+	ch->ch_denied = false;
 	if (head >= max)
 		FAIL(-EINVAL, "head index %u >= queue size %u", head, max);
 	struct virtq_desc d = read_desc(&table[head]);
@@ -126,6 +127,10 @@ static int walk(struct vr_ring *vr, uint16_t head, struct vr_chain *ch, char *er
 			FAIL(-EINVAL, "indirect table of %u entries > queue size %u", max,
 			     vr->vr_size);
 		table = gm_gpa(vr->vr_mem, d.addr, d.len);
+		if (!table && gm_revoked(vr->vr_mem, d.addr, d.len)) {
+			ch->ch_denied = true; /* memory taken away: a chain with no buffers */
+			return 0;
+		}
 		if (!table)
 			FAIL(-EFAULT, "indirect table 0x%llx+%u outside guest memory",
 			     (unsigned long long)d.addr, d.len);
@@ -144,7 +149,9 @@ static int walk(struct vr_ring *vr, uint16_t head, struct vr_chain *ch, char *er
 			FAIL(-E2BIG, "descriptor chain from head %u larger than %llu bytes", head,
 			     (unsigned long long)vr->vr_max_bytes);
 		void *p = gm_gpa(vr->vr_mem, d.addr, d.len);
-		if (!p)
+		if (!p && gm_revoked(vr->vr_mem, d.addr, d.len))
+			ch->ch_denied = true; /* the segment stays, without a pointer */
+		else if (!p)
 			FAIL(-EFAULT, "buffer 0x%llx+%u outside guest memory",
 			     (unsigned long long)d.addr, d.len);
 		bool w = d.flags & VRING_DESC_F_WRITE;

@@ -6,7 +6,9 @@
  * the head or a next index is out of range, a buffer is not inside one guest memory
  * region, the chain is longer than the queue (a loop), an indirect table is malformed or
  * nested, a device-readable buffer follows a device-writable one, the chain is larger
- * than vr_max_bytes, or the avail index ran more than the queue size ahead. After an
+ * than vr_max_bytes, or the avail index ran more than the queue size ahead. A buffer in
+ * revoked memory (guestmem.h: removed by the frontend, e.g. donated to an enclave) is not
+ * a violation: the chain comes back with ch_denied and that segment's pointer NULL. After an
  * error the ring is broken (vr_broken) and every later call fails: the caller reports the
  * device as NEEDS_RESET. Each guest field is read once; avail->idx with acquire and
  * used->idx is published with release ordering. Not thread-safe: one thread per ring.
@@ -74,6 +76,10 @@ struct vr_seg {
 
 struct vr_chain {
 	uint16_t ch_head; /* what to hand back to vr_push */
+	/* A buffer (or the indirect table) lies in memory the frontend took away
+	 * (gm_revoked): its segment has sg_ptr NULL (no segments at all for an indirect
+	 * table). The chain is well-formed otherwise; the device fails just this request. */
+	bool ch_denied;
 	unsigned ch_nsegs;
 	uint64_t ch_read_bytes;	 /* device-readable total */
 	uint64_t ch_write_bytes; /* device-writable total */

@@ -1,6 +1,7 @@
 /* vhost-user connection: messages (framed by src/lib/vu_wire.c), replies, and the device's
  * lifetime around a connection. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,8 +43,28 @@ int vu_dev_init(struct vu_dev *d, const struct vu_ops *ops, void *opaque, struct
 	return 0;
 }
 
+/* A message arriving on a vo_shared_loop connection: its bytes so far and their fds. */
+struct vu_partial {
+	uint8_t p_buf[VU_HDR_SIZE + VU_PAYLOAD_MAX];
+	size_t p_got;
+	int p_fds[VU_MAX_FDS];
+	unsigned p_nfds;
+};
+
+static void partial_free(struct vu_dev *d)
+{
+	struct vu_partial *p = d->vd_partial;
+	if (!p)
+		return;
+	for (unsigned i = 0; i < p->p_nfds; i++)
+		close(p->p_fds[i]);
+	free(p);
+	d->vd_partial = NULL;
+}
+
 void vu_dev_detach(struct vu_dev *d)
 {
+	partial_free(d);
 	for (unsigned i = 0; i < d->vd_nqueues; i++)
 		vu_queue_reset(d, i);
 	if (d->vd_fd >= 0) {
@@ -92,14 +113,26 @@ int vu_dev_attach(struct vu_dev *d, int fd, char *err, size_t errlen)
 		close(fd);
 		RETURN_ERR(-EBUSY, "already serving a frontend");
 	}
-	struct timeval tv = {.tv_sec = VU_MSG_TIMEOUT_S};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); /* best effort */
+	if (d->vd_ops->vo_shared_loop) {
+		int fl = fcntl(fd, F_GETFL);
+		d->vd_partial = calloc(1, sizeof(*d->vd_partial));
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || !d->vd_partial) {
+			free(d->vd_partial);
+			d->vd_partial = NULL;
+			close(fd);
+			RETURN_ERR(-ENOMEM, "non-blocking connection: %s", strerror(errno));
+		}
+	} else {
+		struct timeval tv = {.tv_sec = VU_MSG_TIMEOUT_S};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)); /* best effort */
+	}
 	d->vd_fd = fd;
 	if (d->vd_loop) {
 		int ret = loop_add(d->vd_loop, fd, on_socket, d, err, errlen);
 		if (ret) {
 			close(fd);
 			d->vd_fd = -1;
+			partial_free(d);
 			return ret;
 		}
 	}
@@ -143,6 +176,78 @@ int vu_read_msg(int fd, struct vu_msg *m, char *err, size_t errlen)
 	return 1;
 }
 
+/* vo_shared_loop: takes what has arrived of the message without waiting. 1 with *m when it
+ * is complete, 0 when more is to come, 2 at end of file between messages, or a negative
+ * errno value. */
+static int read_partial(struct vu_dev *d, struct vu_msg *m, char *err, size_t errlen)
+{
+	struct vu_partial *p = d->vd_partial;
+	struct vu_wire_hdr h = {0};
+	if (p->p_got >= VU_HDR_SIZE)
+		vu_wire_hdr_get(p->p_buf, &h);
+	size_t want = p->p_got < VU_HDR_SIZE ? VU_HDR_SIZE : VU_HDR_SIZE + h.size;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {p->p_buf + p->p_got, want - p->p_got};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl)};
+	ssize_t n = recvmsg(d->vd_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return 0;
+		RETURN_ERR(-errno, "reading a message: %s", strerror(errno));
+	}
+	bool excess = mh.msg_flags & MSG_CTRUNC;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (p->p_nfds < VU_MAX_FDS) {
+				p->p_fds[p->p_nfds++] = f;
+			} else {
+				close(f);
+				excess = true;
+			}
+		}
+	}
+	if (excess)
+		RETURN_ERR(-EMSGSIZE, "message with more than %d fds", VU_MAX_FDS);
+	if (n == 0) {
+		if (p->p_got)
+			RETURN_ERR(-EPIPE, "frontend closed the connection mid-message");
+		return 2;
+	}
+	p->p_got += (size_t)n;
+	if (p->p_got == VU_HDR_SIZE) {
+		vu_wire_hdr_get(p->p_buf, &h);
+		if (h.size > VU_PAYLOAD_MAX)
+			RETURN_ERR(-EMSGSIZE, "request %u: payload of %u bytes (at most %d)",
+				   h.request, h.size, VU_PAYLOAD_MAX);
+	}
+	if (p->p_got < VU_HDR_SIZE || p->p_got < VU_HDR_SIZE + h.size)
+		return 0;
+	size_t len = p->p_got;
+	unsigned nfds = p->p_nfds;
+	p->p_got = 0;
+	p->p_nfds = 0;
+	int ret = vu_parse(p->p_buf, len, m, err, errlen);
+	if (ret && ret != -ENOSYS) {
+		for (unsigned i = 0; i < nfds; i++)
+			close(p->p_fds[i]);
+		return ret;
+	}
+	memcpy(m->vm_fds, p->p_fds, nfds * sizeof(int));
+	m->vm_nfds = nfds;
+	return 1;
+}
+
 int vu_send(int fd, const struct vu_msg *m, char *err, size_t errlen)
 {
 	if (m->vm_size > VU_PAYLOAD_MAX)
@@ -158,9 +263,15 @@ int vu_handle_one(struct vu_dev *d, char *err, size_t errlen)
 	struct vu_msg m, reply;
 	bool has_reply;
 
-	int r = vu_read_msg(d->vd_fd, &m, err, errlen);
-	if (r <= 0)
-		return r == 0 ? 1 : r;
+	if (d->vd_partial) {
+		int r = read_partial(d, &m, err, errlen);
+		if (r != 1)
+			return r == 2 ? 1 : r;
+	} else {
+		int r = vu_read_msg(d->vd_fd, &m, err, errlen);
+		if (r <= 0)
+			return r == 0 ? 1 : r;
+	}
 	int ret = vu_dispatch(d, &m, &reply, &has_reply, err, errlen);
 	if (ret)
 		return ret;

@@ -8,15 +8,31 @@
 #include "cards/lib/vhost_user.h"
 #include "lib/util.h"
 
+/* Signals an eventfd (non-blocking: SET_VRING_CALL/ERR). A full one, or a pipe nobody
+ * reads that a hostile frontend gave instead, is not an error: the frontend has its
+ * notification pending already, or does not want it. */
+static int signal_fd(int fd)
+{
+	uint64_t one = 1;
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return -1;
+	return 0;
+}
+
 static void on_kick(struct loop *l, int fd, uint32_t events, void *opaque)
 {
 	struct vu_queue *vq = opaque;
 	struct vu_dev *d = vq->vq_dev;
-	eventfd_t v;
+	uint64_t v;
 	(void)events;
-	if (eventfd_read(fd, &v) < 0 && errno != EAGAIN && errno != EINTR) {
-		warnmsg("vhost-user: queue %u: reading kick fd: %s; no longer watched",
-			vq->vq_index, strerror(errno));
+	/* An eventfd gives 8 bytes or EAGAIN (the fd is non-blocking: SET_VRING_KICK). Anything
+	 * else (a pipe or socket at end of file, a short read) would be readable for ever and
+	 * spin the loop: the fd is not watched any more. */
+	ssize_t n = read(fd, &v, sizeof(v));
+	if (n != (ssize_t)sizeof(v) && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
+		warnmsg("vhost-user: queue %u: kick fd read %zd bytes (%s): not an eventfd; no "
+			"longer watched",
+			vq->vq_index, n, n < 0 ? strerror(errno) : "not 8");
 		loop_del(l, fd);
 		return;
 	}
@@ -94,7 +110,7 @@ void vu_queue_fail(struct vu_dev *d, unsigned q, const char *why)
 	vq->vq_ring.vr_broken = true;
 	if (vq->vq_kick >= 0 && d->vd_loop)
 		loop_del(d->vd_loop, vq->vq_kick);
-	if (vq->vq_err >= 0 && eventfd_write(vq->vq_err, 1) < 0)
+	if (vq->vq_err >= 0 && signal_fd(vq->vq_err) < 0)
 		warnmsg("vhost-user: queue %u: signalling error fd: %s", q, strerror(errno));
 }
 
@@ -115,10 +131,21 @@ int vu_queue_pop(struct vu_dev *d, unsigned q, struct vr_chain *ch)
 		return -EIO;
 	if (!vq->vq_enabled)
 		return 0;
-	int ret = vr_pop(&vq->vq_ring, ch, err, sizeof(err));
-	if (ret < 0)
-		vu_queue_fail(d, q, err);
-	return ret;
+	for (;;) {
+		int ret = vr_pop(&vq->vq_ring, ch, err, sizeof(err));
+		if (ret < 0)
+			vu_queue_fail(d, q, err);
+		if (ret <= 0 || !ch->ch_denied || d->vd_ops->vo_denied_chains)
+			return ret;
+		/* A device that does not take denied chains never sees one: it is handed back
+		 * with nothing written, and the next chain is looked at. */
+		warnmsg("vhost-user: queue %u: chain %u points into memory taken from the guest: "
+			"refused",
+			q, ch->ch_head);
+		if (vu_queue_push(d, q, ch->ch_head, 0) < 0)
+			return -EIO;
+		vu_queue_notify(d, q);
+	}
 }
 
 int vu_queue_push(struct vu_dev *d, unsigned q, uint16_t head, uint32_t written)
@@ -138,6 +165,6 @@ void vu_queue_notify(struct vu_dev *d, unsigned q)
 	struct vu_queue *vq = live(d, q);
 	if (!vq || vq->vq_call < 0 || !vr_should_notify(&vq->vq_ring))
 		return;
-	if (eventfd_write(vq->vq_call, 1) < 0)
+	if (signal_fd(vq->vq_call) < 0)
 		warnmsg("vhost-user: queue %u: signalling call fd: %s", q, strerror(errno));
 }

@@ -206,6 +206,7 @@ union nvw_payload {
 	uint32_t u32;
 	struct nvw_enable en;
 	struct vu_mem_table mem;
+	struct vu_mem_region_single single;
 	uint8_t raw[512];
 };
 
@@ -217,7 +218,8 @@ static bool handle(struct nvme_front *f, const struct vu_wire_hdr *h, union nvw_
 	uint64_t status = 0;
 	char err[256];
 	bool need_fd = h->request == NVW_SHARED || h->request == NVW_KICK ||
-		       h->request == NVW_CALL || h->request == NVW_NOTE;
+		       h->request == NVW_CALL || h->request == NVW_NOTE ||
+		       h->request == NVW_MEM_ADD;
 	if (need_fd && nfds != 1)
 		return false;
 	if (h->request != NVW_MEM && !need_fd && nfds)
@@ -263,6 +265,42 @@ static bool handle(struct nvme_front *f, const struct vu_wire_hdr *h, union nvw_
 			warnmsg("nvme: %s", err);
 			status = 1;
 		}
+		break;
+	}
+	case NVW_MEM_ADD: {
+		const struct vu_mem_region *r = &p->single.region;
+		if (h->size != sizeof(p->single)) {
+			close(fds[0]);
+			return false;
+		}
+		struct gm_region_desc rd = {r->gpa, r->size, r->uva, r->mmap_offset};
+		if (!sealed_memfd(fds[0])) {
+			close(fds[0]);
+			warnmsg("nvme: guest memory that is not a sealed memfd: refused");
+			status = 1;
+		} else if (gm_add_region(&f->f_mem, &rd, fds[0], err, sizeof(err)) < 0) {
+			warnmsg("nvme: %s", err);
+			status = 1;
+		}
+		break;
+	}
+	case NVW_MEM_REM: {
+		const struct vu_mem_region *r = &p->single.region;
+		if (h->size != sizeof(p->single))
+			return false;
+		bool found = false;
+		for (unsigned i = 0; i < f->f_mem.gm_nregions && !found; i++) {
+			const struct gm_region *g = &f->f_mem.gm_regions[i];
+			found = g->gr_gpa == r->gpa && g->gr_size == r->size && g->gr_uva == r->uva;
+		}
+		if (!found) {
+			warnmsg("nvme: MEM_REM of a region the card does not have");
+			status = 1;
+			break;
+		}
+		nvme_mem_changing(c); /* nothing in flight points into it any more */
+		gm_remove_region(&f->f_mem, r->gpa, r->size, r->uva, err, sizeof(err));
+		nvme_remap(c);
 		break;
 	}
 	case NVW_SHARED: {

@@ -1465,6 +1465,48 @@ bool nvme_resume(struct nvme_ctrl *c, const struct nvw_enable *e)
 	return true;
 }
 
+void nvme_mem_changing(struct nvme_ctrl *c)
+{
+	if (c->c_inflight)
+		drain(c);
+	nvme_flush_irqs(c);
+}
+
+bool nvme_remap(struct nvme_ctrl *c)
+{
+	const char *why = NULL;
+	if (!c->c_enabled)
+		return true;
+	for (unsigned q = 0; q < c->c_info.ni_nqids; q++) {
+		struct nvme_sq *sq = &c->c_sq[q];
+		struct nvme_cq *cq = &c->c_cq[q];
+		if (sq->s_live &&
+		    !(sq->s_ring = gm_gpa(c->c_mem, sq->s_addr, (uint64_t)sq->s_size * 64))) {
+			sq->s_live = false;
+			why = "a submission queue lies in memory taken from the guest";
+		}
+		if (cq->c_live &&
+		    !(cq->c_ring = gm_gpa(c->c_mem, cq->c_addr, (uint64_t)cq->c_size * 16))) {
+			cq->c_live = false;
+			why = "a completion queue lies in memory taken from the guest";
+		}
+	}
+	if (c->c_dbs) {
+		uint32_t *pd = gm_gpa(c->c_mem, c->c_dbs_gpa, NVME_PAGE),
+			 *pe = gm_gpa(c->c_mem, c->c_eis_gpa, NVME_PAGE);
+		if (pd && pe) {
+			c->c_dbs = pd;
+			c->c_eis = pe;
+		} else {
+			c->c_dbs = c->c_eis = NULL;
+			why = "the shadow doorbells lie in memory taken from the guest";
+		}
+	}
+	if (why)
+		nvme_fail(c, why);
+	return !why;
+}
+
 void nvme_detach(struct nvme_ctrl *c, struct nvw_shared *dummy)
 {
 	if (c->c_inflight)

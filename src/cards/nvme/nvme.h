@@ -208,6 +208,13 @@ bool nvme_resume(struct nvme_ctrl *c, const struct nvw_enable *e);
  * posted and the saved state stays consistent), then stops writing to the shared page
  * (c_shared becomes dummy), so that a card started after this one can resume. */
 void nvme_detach(struct nvme_ctrl *c, struct nvw_shared *dummy);
+/* Guest memory is about to lose a region (NVW_MEM_REM): every command in flight completes
+ * now, so nothing still points into it. */
+void nvme_mem_changing(struct nvme_ctrl *c);
+/* After the table changed: every live queue and the shadow doorbells are translated again
+ * from their guest addresses; when one is no longer in guest memory the controller fails
+ * (CSTS.CFS: the driver resets it) and false is returned. */
+bool nvme_remap(struct nvme_ctrl *c);
 /* CC.EN 1 -> 0, or the hypervisor went away: every queue gone, in-flight I/O waited for. */
 void nvme_disable(struct nvme_ctrl *c);
 /* CC.SHN: waits for I/O in flight and flushes the back end. */

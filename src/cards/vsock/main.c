@@ -17,17 +17,22 @@
  * the destination's driver adds buffers (its rx kick). Credit (buf_alloc, fwd_cnt) is end to
  * end between the two guests. RSTs the card makes itself (unroutable packets, a VM gone)
  * wait in a small per-VM queue for rx buffers. A destination whose rx queue is not running
- * gets nothing: the packet is dropped and its sender gets an RST.
- * Known limit: a source waits for its one blocked packet, so an enclave that never refills
- * its rx queue stalls the parent's traffic to the other enclaves (not their isolation).
+ * gets nothing: the packet is dropped and its sender gets an RST. A destination that has not
+ * taken a packet whole in VSOCK_STALL_MS is stalled: the packet is dropped, its connection
+ * reset both ways, and packets for it are not waited for until it takes one whole again (an
+ * enclave that never refills its rx queue cannot hold up the parent's other traffic).
  *
  * Runs until SIGTERM/SIGINT (exit 0); SIGUSR1 prints the counters to stderr, as does the
  * exit. Hostile input: guests (headers, chains: the card library's checked vring code) and
- * the enclave frontends (the hello: enw_hello_check, a CID used once at a time).
+ * the enclave frontends (the hello: read without waiting, enw_hello_parse/enw_hello_check,
+ * 2 s in all, a CID used once at a time; vhost-user: vo_shared_loop, never waited for).
+ * Every attack tests/vsock performs is listed in docs/vsock.md.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/virtio_ids.h>
@@ -52,9 +57,19 @@ static const char usage_text[] =
 #define Q_EVENT 2
 #define NQUEUES 3
 #define MAX_SEGS 64
-#define CTL_MAX 512	      /* card-made packets waiting for one VM's rx buffers */
+/* Card-made packets waiting for one VM's rx buffers: room for an RST for every connection
+ * the table can hold (a VM that goes away with them all: each must be told), and CTL_JUNK
+ * more; answers to a VM's own unroutable packets take at most CTL_JUNK of it. */
+#define CTL_JUNK 512
+#define CTL_MAX (VSOCK_MAX_CONNS + CTL_JUNK)
 #define MAX_ENCLAVES 64	      /* enclave connections at once (hellos included) */
-#define HELLO_TIMEOUT_MS 2000 /* for each piece of the hello, once it started arriving */
+#define HELLO_TIMEOUT_MS 2000 /* for the whole hello, from the connection on */
+/* A packet taken from a VM that its destination has not taken whole within this long: the
+ * destination is stalled (no rx buffers, or its rx queue stopped); the packet is dropped
+ * and its connection reset on both sides, and until the destination takes a packet whole
+ * again, packets for it are not waited for. */
+#define VSOCK_STALL_MS 1000
+#define TX_BUDGET 256 /* chains taken from one VM's tx queue before the others' turn */
 
 struct card;
 
@@ -68,12 +83,26 @@ struct vm {
 	/* The packet taken from this VM's tx queue that waits for its destination's rx. */
 	bool v_pending;
 	struct vsock_hdr v_phdr;
-	uint32_t v_poff; /* payload bytes already delivered */
-	uint8_t *v_pbuf; /* VSOCK_MAX_PAYLOAD */
+	uint32_t v_poff;	  /* payload bytes already delivered */
+	uint8_t *v_pbuf;	  /* VSOCK_MAX_PAYLOAD */
+	uint64_t v_pending_since; /* ms (monotonic) when the packet first had to wait */
+	bool v_waiting;		  /* v_pending_since is set */
+	bool v_stalled;		  /* as a destination: see VSOCK_STALL_MS */
+	bool v_tx_more;		  /* tx_run stopped at TX_BUDGET with chains left */
 	/* Packets the card itself sends to this VM (no payload). */
 	struct vsock_hdr v_ctl[CTL_MAX];
 	unsigned v_ctl_head, v_ctl_n;
 	uint64_t v_tx_pkts, v_rx_pkts, v_tx_bytes, v_ctl_dropped;
+};
+
+/* An enclave connection whose hello is still arriving (read without waiting). */
+struct hello_conn {
+	struct card *hc_card;
+	int hc_fd;
+	uint64_t hc_deadline; /* ms (monotonic) */
+	size_t hc_got;
+	uint8_t hc_buf[ENW_HELLO_MSG_LEN];
+	struct hello_conn *hc_next;
 };
 
 struct card {
@@ -84,11 +113,19 @@ struct card {
 	struct vm c_parent;
 	struct vm *c_enclaves;
 	struct route_table c_rt;
-	uint64_t c_hellos_refused, c_undeliverable;
+	struct hello_conn *c_hellos;
+	uint64_t c_hellos_refused, c_undeliverable, c_stalls;
 	int c_usr1;
 };
 
 static struct card the_card;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static struct vm *vm_of_cid(struct card *c, uint64_t cid)
 {
@@ -187,9 +224,10 @@ static void ctl_flush(struct vm *v)
 		vu_queue_notify(&v->v_dev, Q_RX);
 }
 
-static void ctl_send(struct vm *v, const struct vsock_hdr *h)
+/* junk: an answer to v's own packet (unroutable, table full), not the end of a connection. */
+static void ctl_send(struct vm *v, const struct vsock_hdr *h, bool junk)
 {
-	if (v->v_ctl_n == CTL_MAX) {
+	if (v->v_ctl_n == CTL_MAX || (junk && v->v_ctl_n >= CTL_JUNK)) {
 		v->v_ctl_dropped++;
 		return;
 	}
@@ -199,6 +237,27 @@ static void ctl_send(struct vm *v, const struct vsock_hdr *h)
 
 /* --- relaying --- */
 
+/* src's pending packet cannot be delivered: dropped, and its connection reset on both
+ * sides (the sender at once, dst when it is there: its RST waits for its rx buffers), and
+ * forgotten by the table. */
+static void drop_pending(struct card *c, struct vm *src, struct vm *dst)
+{
+	struct vsock_hdr *h = &src->v_phdr;
+	if (h->op != VSOCK_OP_RST) {
+		struct vsock_hdr rst = vsock_rst_for(h);
+		ctl_send(src, &rst, false);
+		if (dst) {
+			struct vsock_hdr to_dst = *h;
+			to_dst.op = VSOCK_OP_RST;
+			to_dst.len = to_dst.flags = to_dst.buf_alloc = to_dst.fwd_cnt = 0;
+			ctl_send(dst, &to_dst, false);
+		}
+	}
+	route_forget(&c->c_rt, h);
+	src->v_pending = false;
+	src->v_waiting = false;
+}
+
 /* Writes as much of src's pending packet into dst's rx buffers as they take. True when
  * the packet is done (delivered, or dropped because dst cannot take it). */
 static bool deliver(struct card *c, struct vm *src)
@@ -207,11 +266,7 @@ static bool deliver(struct card *c, struct vm *src)
 	struct vm *dst = vm_of_cid(c, h->dst_cid);
 	if (!dst || !queue_live(dst, Q_RX)) {
 		c->c_undeliverable++;
-		if (h->op != VSOCK_OP_RST) {
-			struct vsock_hdr rst = vsock_rst_for(h);
-			ctl_send(src, &rst);
-		}
-		src->v_pending = false;
+		drop_pending(c, src, NULL);
 		return true;
 	}
 	struct vr_seg segs[MAX_SEGS];
@@ -236,7 +291,21 @@ static bool deliver(struct card *c, struct vm *src)
 	}
 	if (pushed)
 		vu_queue_notify(&dst->v_dev, Q_RX);
-	return !src->v_pending;
+	if (!src->v_pending) {
+		src->v_waiting = false;
+		dst->v_stalled = false; /* it took a packet whole */
+		return true;
+	}
+	if (dst->v_stalled) { /* not waited for: see VSOCK_STALL_MS */
+		c->c_undeliverable++;
+		drop_pending(c, src, dst);
+		return true;
+	}
+	if (!src->v_waiting) {
+		src->v_waiting = true;
+		src->v_pending_since = now_ms();
+	}
+	return false;
 }
 
 /* Takes packets from v's tx queue until it is empty or one must wait. */
@@ -245,7 +314,13 @@ static void tx_run(struct card *c, struct vm *v)
 	struct vr_seg segs[MAX_SEGS];
 	struct vr_chain ch = {.ch_segs = segs, .ch_max = MAX_SEGS};
 	bool pushed = false;
+	unsigned budget = TX_BUDGET;
+	v->v_tx_more = false;
 	while (!v->v_pending && queue_live(v, Q_TX)) {
+		if (!budget--) { /* the others' turn: the main loop comes back (sweep) */
+			v->v_tx_more = true;
+			break;
+		}
 		int r = vu_queue_pop(&v->v_dev, Q_TX, &ch);
 		if (r <= 0)
 			break;
@@ -267,7 +342,7 @@ static void tx_run(struct card *c, struct vm *v)
 		vu_queue_push(&v->v_dev, Q_TX, ch.ch_head, 0);
 		pushed = true;
 		if (vd == ROUTE_RST)
-			ctl_send(v, &rst);
+			ctl_send(v, &rst, true);
 		else if (vd == ROUTE_FORWARD)
 			deliver(c, v);
 	}
@@ -324,12 +399,12 @@ static void emit_rst(void *ctx, const struct vsock_hdr *rst)
 	struct vm *to = vm_of_cid(&the_card, rst->dst_cid);
 	(void)ctx;
 	if (to)
-		ctl_send(to, rst);
+		ctl_send(to, rst, false);
 }
 
 static void vm_gone(struct card *c, struct vm *gone)
 {
-	gone->v_pending = false;
+	gone->v_pending = gone->v_waiting = gone->v_stalled = gone->v_tx_more = false;
 	gone->v_ctl_n = 0;
 	route_vm_gone(&c->c_rt, gone->v_cid, emit_rst, c);
 	struct vm *srcs[MAX_ENCLAVES + 1];
@@ -348,9 +423,11 @@ static void print_stats(void *opaque)
 {
 	struct card *c = opaque;
 	const struct route_table *t = &c->c_rt;
-	fprintf(stderr, "nitro-card-vsock: %u connections, hellos refused %llu, undeliverable %llu",
+	fprintf(stderr,
+		"nitro-card-vsock: %u connections, hellos refused %llu, undeliverable %llu, "
+		"stalls %llu",
 		t->rt_n, (unsigned long long)c->c_hellos_refused,
-		(unsigned long long)c->c_undeliverable);
+		(unsigned long long)c->c_undeliverable, (unsigned long long)c->c_stalls);
 	for (unsigned r = 0; r < RR_NUM; r++)
 		fprintf(stderr, ", %s %llu", route_reason_name(r),
 			(unsigned long long)t->rt_count[r]);
@@ -375,6 +452,7 @@ static const struct vu_ops parent_ops = {
     .vo_config_read = config_read,
     .vo_queue_kick = on_kick,
     .vo_disconnected = parent_disconnected,
+    .vo_shared_loop = true,
 };
 
 static const struct vu_ops enclave_ops = {
@@ -384,6 +462,7 @@ static const struct vu_ops enclave_ops = {
     .vo_config_read = config_read,
     .vo_queue_kick = on_kick,
     .vo_disconnected = enclave_disconnected,
+    .vo_shared_loop = true,
 };
 
 static int vm_init(struct vm *v, struct card *c, const struct vu_ops *ops, uint64_t cid, char *err,
@@ -433,34 +512,49 @@ static void enclave_disconnected(struct vu_dev *d)
 	acceptor_closed(&c->c_enc);
 }
 
-/* The first message of an enclave connection. */
-static void on_hello(struct loop *l, int fd, uint32_t events, void *opaque)
+static void hello_end(struct card *c, struct hello_conn *hc)
 {
-	struct card *c = opaque;
-	struct enw_hello h;
+	for (struct hello_conn **pp = &c->c_hellos; *pp; pp = &(*pp)->hc_next)
+		if (*pp == hc) {
+			*pp = hc->hc_next;
+			break;
+		}
+	loop_del(&c->c_loop, hc->hc_fd);
+	free(hc);
+}
+
+/* Refuses a connection in its hello (the reply when status is non-zero), closes it. */
+static void hello_refuse(struct card *c, struct hello_conn *hc, uint64_t status, const char *why)
+{
+	if (status)
+		enw_hello_reply(hc->hc_fd, status); /* best effort: the socket is non-blocking */
+	warnmsg("enclave hello refused: %s", why);
+	c->c_hellos_refused++;
+	close(hc->hc_fd);
+	hello_end(c, hc);
+	acceptor_closed(&c->c_enc);
+}
+
+/* The hello is complete: the enclave's device, or a refusal. */
+static void hello_done(struct card *c, struct hello_conn *hc, const struct enw_hello *h)
+{
 	char err[256] = "";
-	(void)events;
-	loop_del(l, fd);
-	int r = enw_hello_recv(fd, &h, HELLO_TIMEOUT_MS);
-	uint64_t status = r < 0 ? EPROTO : (uint64_t)enw_hello_check(&h);
-	if (!status && vm_of_cid(c, h.cid))
+	uint64_t status = (uint64_t)enw_hello_check(h);
+	if (!status && vm_of_cid(c, h->cid))
 		status = EADDRINUSE;
 	struct vm *v = NULL;
 	if (!status && (!(v = malloc(sizeof(*v))) ||
-			vm_init(v, c, &enclave_ops, h.cid, err, sizeof(err)) < 0)) {
+			vm_init(v, c, &enclave_ops, h->cid, err, sizeof(err)) < 0)) {
 		free(v);
 		v = NULL;
 		status = ENOMEM;
 	}
 	if (status) {
-		if (r == 0 || r == -EPROTO)
-			enw_hello_reply(fd, status);
-		warnmsg("enclave hello refused: %s", strerror((int)status));
-		c->c_hellos_refused++;
-		close(fd);
-		acceptor_closed(&c->c_enc);
+		hello_refuse(c, hc, status, strerror((int)status));
 		return;
 	}
+	int fd = hc->hc_fd;
+	hello_end(c, hc);
 	if (enw_hello_reply(fd, 0) < 0) {
 		close(fd);
 		snprintf(err, sizeof(err), "hello reply: connection lost");
@@ -468,7 +562,7 @@ static void on_hello(struct loop *l, int fd, uint32_t events, void *opaque)
 		err[0] = 0;
 	}
 	if (err[0]) {
-		warnmsg("enclave cid %llu: %s", (unsigned long long)h.cid, err);
+		warnmsg("enclave cid %llu: %s", (unsigned long long)h->cid, err);
 		vm_fini(v);
 		free(v);
 		acceptor_closed(&c->c_enc);
@@ -476,19 +570,110 @@ static void on_hello(struct loop *l, int fd, uint32_t events, void *opaque)
 	}
 	v->v_next = c->c_enclaves;
 	c->c_enclaves = v;
-	warnmsg("enclave cid %llu%s connected", (unsigned long long)h.cid,
-		h.flags & ENW_FLAG_DEBUG ? " (debug)" : "");
+	warnmsg("enclave cid %llu%s connected", (unsigned long long)h->cid,
+		h->flags & ENW_FLAG_DEBUG ? " (debug)" : "");
+}
+
+/* Bytes of a hello: taken as they come, never waited for (a connection that sends its hello
+ * slowly, or not at all, holds up only itself; sweep() ends it at its deadline). Exactly
+ * the hello's bytes are read: what follows is vhost-user. Fds are refused. */
+static void on_hello(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct hello_conn *hc = opaque;
+	struct card *c = hc->hc_card;
+	(void)l;
+	(void)events;
+	int need = enw_hello_parse(hc->hc_buf, hc->hc_got, NULL);
+	struct iovec iov = {hc->hc_buf + hc->hc_got, (size_t)need};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		hello_refuse(c, hc, 0, n < 0 ? strerror(errno) : "connection closed");
+		return;
+	}
+	if (mh.msg_flags & MSG_CTRUNC) { /* fds came with it (the kernel closed them) */
+		hello_refuse(c, hc, EPROTO, "a hello with fds");
+		return;
+	}
+	hc->hc_got += (size_t)n;
+	struct enw_hello h;
+	need = enw_hello_parse(hc->hc_buf, hc->hc_got, &h);
+	if (need < 0)
+		hello_refuse(c, hc, EPROTO, "not a hello");
+	else if (need == 0)
+		hello_done(c, hc, &h);
 }
 
 static void on_enclave_conn(void *opaque, int fd)
 {
 	struct card *c = opaque;
 	char err[256];
-	if (loop_add(&c->c_loop, fd, on_hello, c, err, sizeof(err)) < 0) {
-		warnmsg("%s", err);
+	struct hello_conn *hc = calloc(1, sizeof(*hc));
+	if (!hc || loop_add(&c->c_loop, fd, on_hello, hc, err, sizeof(err)) < 0) {
+		warnmsg("%s", hc ? err : "out of memory");
+		free(hc);
 		close(fd);
 		acceptor_closed(&c->c_enc);
+		return;
 	}
+	*hc = (struct hello_conn){.hc_card = c,
+				  .hc_fd = fd,
+				  .hc_deadline = now_ms() + HELLO_TIMEOUT_MS,
+				  .hc_next = c->c_hellos};
+	c->c_hellos = hc;
+}
+
+/* Time-driven work after each turn of the loop: hellos past their deadline are closed,
+ * packets that waited VSOCK_STALL_MS for their destination make it stalled (dropped, reset),
+ * and VMs that used up their TX_BUDGET get another turn. Returns the epoll timeout until
+ * the next deadline (-1: none, 0: work left). */
+static int sweep(struct card *c)
+{
+	uint64_t now = now_ms(), next = UINT64_MAX;
+	for (struct hello_conn *hc = c->c_hellos, *nx; hc; hc = nx) {
+		nx = hc->hc_next;
+		if (now >= hc->hc_deadline)
+			hello_refuse(c, hc, 0, "no hello in time");
+		else if (hc->hc_deadline < next)
+			next = hc->hc_deadline;
+	}
+	struct vm *vms[MAX_ENCLAVES + 1];
+	unsigned n = 0;
+	for (struct vm *v = &c->c_parent; v && n < MAX_ENCLAVES + 1;
+	     v = v == &c->c_parent ? c->c_enclaves : v->v_next)
+		vms[n++] = v;
+	bool more = false;
+	for (unsigned i = 0; i < n; i++) {
+		struct vm *v = vms[i];
+		if (v->v_pending && v->v_waiting) {
+			if (now - v->v_pending_since >= VSOCK_STALL_MS) {
+				struct vm *dst = vm_of_cid(c, v->v_phdr.dst_cid);
+				if (dst && !dst->v_stalled) {
+					c->c_stalls++;
+					warnmsg("cid %llu stalled: took no packet from cid %llu in "
+						"%d ms",
+						(unsigned long long)dst->v_cid,
+						(unsigned long long)v->v_cid, VSOCK_STALL_MS);
+					dst->v_stalled = true;
+				}
+				if (deliver(c, v)) /* dropped: dst is stalled or gone */
+					tx_run(c, v);
+			} else if (v->v_pending_since + VSOCK_STALL_MS < next) {
+				next = v->v_pending_since + VSOCK_STALL_MS;
+			}
+		}
+		if (v->v_tx_more && !v->v_pending)
+			tx_run(c, v);
+		more |= v->v_tx_more && !v->v_pending;
+	}
+	if (more)
+		return 0;
+	if (next == UINT64_MAX)
+		return -1;
+	now = now_ms();
+	return next <= now ? 0 : (int)(next - now < 60000 ? next - now : 60000);
 }
 
 int main(int argc, char **argv)
@@ -535,10 +720,20 @@ int main(int argc, char **argv)
 	const char *kind = getenv("NITRO_SECCOMP");
 	if (sandbox_enter(kind && *kind ? kind : "card-vsock", err, sizeof(err)) < 0)
 		die("%s", err);
-	int r = loop_run(&c->c_loop);
+	int r = 0;
+	while (!c->c_loop.lp_stop) {
+		r = loop_run_once(&c->c_loop, sweep(c));
+		if (r < 0)
+			break;
+		r = 0;
+	}
 	if (r < 0)
 		warnmsg("event loop: %s", strerror(-r));
 	print_stats(c);
+	while (c->c_hellos) {
+		close(c->c_hellos->hc_fd);
+		hello_end(c, c->c_hellos);
+	}
 	if (c->c_enc_on)
 		acceptor_stop(&c->c_enc);
 	backend_stop(&c->c_backend);

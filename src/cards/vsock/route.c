@@ -46,11 +46,17 @@ struct vsock_hdr vsock_rst_for(const struct vsock_hdr *h)
 const char *route_reason_name(enum route_reason r)
 {
 	static const char *const names[RR_NUM] = {
-	    [RR_FORWARDED] = "forwarded",   [RR_SHORT] = "short",
-	    [RR_LEN] = "bad-len",	    [RR_SPOOF] = "spoofed-src",
-	    [RR_TYPE] = "bad-type",	    [RR_OP] = "bad-op",
-	    [RR_FLAGS] = "bad-flags",	    [RR_UNROUTABLE] = "unroutable",
-	    [RR_TABLE_FULL] = "table-full", [RR_UNROUTED_RST] = "unrouted-rst",
+	    [RR_FORWARDED] = "forwarded",
+	    [RR_SHORT] = "short",
+	    [RR_LEN] = "bad-len",
+	    [RR_SPOOF] = "spoofed-src",
+	    [RR_TYPE] = "bad-type",
+	    [RR_OP] = "bad-op",
+	    [RR_FLAGS] = "bad-flags",
+	    [RR_UNROUTABLE] = "unroutable",
+	    [RR_TABLE_FULL] = "table-full",
+	    [RR_UNROUTED_RST] = "unrouted-rst",
+	    [RR_ENCLAVE_FULL] = "enclave-full",
 	};
 	return (unsigned)r < RR_NUM ? names[r] : "?";
 }
@@ -106,9 +112,9 @@ static enum route_verdict verdict(struct route_table *t, enum route_reason r,
 {
 	t->rt_count[r]++;
 	*why = r;
-	return r == RR_FORWARDED			  ? ROUTE_FORWARD
-	       : r == RR_UNROUTABLE || r == RR_TABLE_FULL ? ROUTE_RST
-							  : ROUTE_DROP;
+	return r == RR_FORWARDED						  ? ROUTE_FORWARD
+	       : r == RR_UNROUTABLE || r == RR_TABLE_FULL || r == RR_ENCLAVE_FULL ? ROUTE_RST
+										  : ROUTE_DROP;
 }
 
 enum route_verdict route_packet(struct route_table *t, uint64_t sender, const uint8_t *hdr,
@@ -148,11 +154,28 @@ enum route_verdict route_packet(struct route_table *t, uint64_t sender, const ui
 			*rst = vsock_rst_for(h);
 			return verdict(t, RR_TABLE_FULL, why);
 		}
+		unsigned mine = 0;
+		for (unsigned i = 0; i < t->rt_n; i++)
+			mine += t->rt_conns[i].rc_enclave_cid == k.rc_enclave_cid;
+		if (mine >= VSOCK_MAX_CONNS_PER_ENCLAVE) {
+			*rst = vsock_rst_for(h);
+			return verdict(t, RR_ENCLAVE_FULL, why);
+		}
 		t->rt_conns[t->rt_n++] = k;
 	} else if (h->op == VSOCK_OP_RST && at >= 0) {
 		remove_at(t, (unsigned)at);
 	}
 	return verdict(t, RR_FORWARDED, why);
+}
+
+void route_forget(struct route_table *t, const struct vsock_hdr *h)
+{
+	if (h->src_cid != VSOCK_PARENT_CID && h->dst_cid != VSOCK_PARENT_CID)
+		return;
+	struct route_conn k = key_of(h);
+	int at = find(t, &k);
+	if (at >= 0)
+		remove_at(t, (unsigned)at);
 }
 
 unsigned route_vm_gone(struct route_table *t, uint64_t cid,

@@ -15,7 +15,8 @@
  * only RW carries payload, flags are zero except SHUTDOWN's two bits, and dst_cid names a
  * routable VM. buf_alloc and fwd_cnt are end-to-end credit between the two guests, passed
  * through unchanged (the card is a relay, not an endpoint). The connection table is bounded
- * (VSOCK_MAX_CONNS): a connection request beyond it is refused with an RST.
+ * (VSOCK_MAX_CONNS, and VSOCK_MAX_CONNS_PER_ENCLAVE for each enclave): a connection
+ * request beyond either bound is refused with an RST.
  * Not thread-safe: one table per card, used from its event loop.
  */
 #ifndef NITRO_CARDS_VSOCK_ROUTE_H
@@ -30,6 +31,9 @@
 #define VSOCK_HOST_CID 2
 #define VSOCK_PARENT_CID 3
 #define VSOCK_MAX_CONNS 4096
+/* One enclave's share of the table (its connections with the parent, whoever opened them):
+ * an enclave that opens connections and never closes them leaves 3072 to the others. */
+#define VSOCK_MAX_CONNS_PER_ENCLAVE 1024
 
 /* virtio spec 5.10.6 (also <linux/virtio_vsock.h>) */
 enum {
@@ -80,6 +84,7 @@ enum route_reason {
 	RR_FLAGS,	 /* flags on an op that has none, or unknown SHUTDOWN bits */
 	RR_UNROUTABLE,	 /* no such destination for this sender (answered with RST) */
 	RR_TABLE_FULL,	 /* a new connection beyond VSOCK_MAX_CONNS (answered with RST) */
+	RR_ENCLAVE_FULL, /* beyond the enclave's VSOCK_MAX_CONNS_PER_ENCLAVE (RST) */
 	RR_UNROUTED_RST, /* an RST to nowhere (dropped) */
 	RR_NUM,
 };
@@ -110,6 +115,10 @@ void route_init(struct route_table *t, bool (*vm_up)(void *ctx, uint64_t cid), v
 enum route_verdict route_packet(struct route_table *t, uint64_t sender, const uint8_t *hdr,
 				uint64_t chain_len, struct vsock_hdr *h, struct vsock_hdr *rst,
 				enum route_reason *why);
+
+/* The card dropped h (forwarded earlier, then undeliverable) and reset its connection:
+ * the table forgets it. */
+void route_forget(struct route_table *t, const struct vsock_hdr *h);
 
 /* A VM went away: for every connection it had, the RST the other side gets (emit), and
  * the connection is forgotten. Enclave cid gone: RSTs to the parent; the parent gone

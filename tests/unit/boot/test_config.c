@@ -118,6 +118,13 @@ static void test_parse_usage_errors(void **state)
 		expect_usage(ARGS("--kernel", "k", "--enclave-hello", (char *)bad_hellos[i]),
 			     "--enclave-hello", "cid=N");
 	expect_usage(ARGS("--kernel", "k", "--enclave-hello"), "--enclave-hello", "missing value");
+	/* --enclave-exe-fd: an fd of nitro-hv itself (nitrod's measured one), 3 or more */
+	expect_usage(ARGS("--kernel", "k", "--enclaves", "--enclave-exe-fd", "2"),
+		     "--enclave-exe-fd", "file descriptor");
+	expect_usage(ARGS("--kernel", "k", "--enclaves", "--enclave-exe-fd", "x"),
+		     "--enclave-exe-fd", "file descriptor");
+	expect_usage(ARGS("--kernel", "k", "--enclave-exe-fd"), "--enclave-exe-fd",
+		     "missing value");
 
 	/* A flag given as a value is a value, not a flag. */
 	struct hv_config c;
@@ -136,6 +143,12 @@ static void test_parse_usage_errors(void **state)
 	assert_int_equal(c.hello.cid, 4294967294ull);
 	assert_int_equal(c.hello.flags, ENW_FLAG_DEBUG);
 	assert_int_equal(enw_hello_check(&c.hello), 0);
+	assert_int_equal(c.enclave_exe_fd, -1);
+	assert_int_equal(parse_args(ARGS("--kernel", "k", "--enclaves", "--enclave-exe-fd", "7"),
+				    &c, err, sizeof(err)),
+			 0);
+	assert_true(c.enclaves);
+	assert_int_equal(c.enclave_exe_fd, 7);
 	assert_int_equal(parse_args(ARGS("--kernel", "--cpus"), &c, err, sizeof(err)), 0);
 	assert_string_equal(c.kernel, "--cpus");
 }

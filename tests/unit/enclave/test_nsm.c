@@ -355,6 +355,22 @@ static void test_bad_requests(void **st)
 {
 	(void)st;
 	EXPECT(ask("", 0), E_OP);
+	/* Floats (major type 7 with a width) where bytes or null belong: libcbor's
+	 * cbor_is_null() would assert on them (found by fuzz_nsm); InvalidArgument. */
+	EXPECT(ASK("\xa1\x69"
+		   "ExtendPCR"
+		   "\xa2\x65"
+		   "index"
+		   "\x10\x64"
+		   "data"
+		   "\xfa\x63\x61\x62\x63"),
+	       E_ARG);
+	EXPECT(ASK("\xa1\x6b"
+		   "Attestation"
+		   "\xa1\x65"
+		   "nonce"
+		   "\xf9\x00\x00"),
+	       E_ARG);
 	EXPECT(ASK("\x6b"
 		   "DescribeNsm"),
 	       E_OP);

@@ -847,6 +847,48 @@ static void test_driver_ok_without_kvm(void **state)
 	assert_int_equal(f->vp.vp_bar, 0);
 }
 
+/* A kick before DRIVER_OK (Linux's nsm driver sends its first GetRandom from its probe):
+ * ignored before FEATURES_OK and for a queue not enabled; for an enabled queue after
+ * FEATURES_OK it hands the queue to the card at once (SET_FEATURES first; here the irqfd
+ * then fails without KVM: NEEDS_RESET, no crash), and DRIVER_OK later sends no second
+ * SET_FEATURES. */
+static void test_early_kick(void **state)
+{
+	struct fx *f = *state;
+	enable_bar(f);
+	wr(f, C_STATUS, 1, S_ACK | S_DRIVER);
+	driver_features(f, BIT(32));
+	wr(f, C_QSEL, 2, 0);
+	wr(f, C_QSIZE, 2, 64);
+	wr(f, C_QDESC, 8, 0x10000);
+	wr(f, C_QDRIVER, 8, 0x11000);
+	wr(f, C_QDEVICE, 8, 0x12000);
+	wr(f, OFF_NOTIFY, 2, 0); /* before FEATURES_OK: dropped */
+	wr(f, C_STATUS, 1, S_ACK | S_DRIVER | S_FEATURES_OK);
+	wr(f, OFF_NOTIFY, 2, 0); /* queue 0 not enabled yet: dropped */
+	wr(f, OFF_NOTIFY + 4, 2, 1);
+	wr(f, OFF_NOTIFY + 4 * 40, 2, 40); /* no such queue */
+	pthread_mutex_lock(&f->card.lock);
+	assert_int_equal(f->card.count[VU_SET_FEATURES], 0);
+	pthread_mutex_unlock(&f->card.lock);
+	assert_false(f->vp.vp_failed);
+	wr(f, C_QENABLE, 2, 1);
+	wr(f, OFF_NOTIFY, 2, 0); /* now: the queue goes to the card */
+	pthread_mutex_lock(&f->card.lock);
+	assert_int_equal(f->card.count[VU_SET_FEATURES], 1);
+	assert_int_equal(f->card.features_set, BIT(32) | BIT(30));
+	pthread_mutex_unlock(&f->card.lock);
+	assert_true(f->vp.vp_early);
+	assert_true(f->vp.vp_failed); /* no KVM behind: the irqfd failed */
+	assert_true(rd(f, C_STATUS, 1) & S_NEEDS_RESET);
+	wr(f, C_STATUS, 1, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+	pthread_mutex_lock(&f->card.lock);
+	assert_int_equal(f->card.count[VU_SET_FEATURES], 1);
+	pthread_mutex_unlock(&f->card.lock);
+	wr(f, C_STATUS, 1, 0); /* reset forgets it */
+	assert_false(f->vp.vp_early);
+}
+
 static void test_driver_ok_bad_ring(void **state)
 {
 	struct fx *f = *state;
@@ -1012,6 +1054,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_device_config, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_msix_table, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_driver_ok_without_kvm, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_early_kick, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_driver_ok_bad_ring, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_driver_ok_no_queues, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_card_failure_needs_reset, setup, teardown),

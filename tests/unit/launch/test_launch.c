@@ -402,11 +402,14 @@ static void test_limits(void **state)
 	}
 	s.ls_tpm = true;
 	memset(s.ls_tpm_state, 't', PATH_MAX - 1);
+	s.ls_vsock = true;
+	s.ls_nsm = true;
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.pl_nprocs, LAUNCH_MAX_PROCS);
-	/* nitro-hv: --vhost-user per volume and NIC, --tpm-card (the NATs are not devices) */
+	/* nitro-hv: --vhost-user per volume, NIC, vsock and the NSM, --tpm-card (the NATs are
+	 * not devices) */
 	assert_int_equal(launch_plan_hv(&plan)->lp_argc,
-			 1 + 2 * 4 + 2 * (LAUNCH_MAX_VOLUMES + LAUNCH_MAX_NICS + 1));
+			 1 + 2 * 4 + 2 * (LAUNCH_MAX_VOLUMES + LAUNCH_MAX_NICS + 3));
 }
 
 static void test_json_carries_the_plan(void **state)
@@ -483,8 +486,9 @@ static void test_tpm_card(void **state)
 }
 
 /* Nitro Enclaves: nitro-hv gets --enclaves (the NE PCI device), the vsock card (CID 3 on
- * its socket, the enclaves on S.enc) and --enclave-vsock S.enc for the spawner; --vsock as
- * well changes nothing (one card). */
+ * its socket, the enclaves on S.enc) and the NSM card (its socket the enclaves' alone: no
+ * NSM device in the parent), and --enclave-vsock / --enclave-nsm for its spawner; --vsock
+ * or --nsm as well changes nothing (one card each). */
 static void test_enclaves(void **state)
 {
 	(void)state;
@@ -498,28 +502,39 @@ static void test_enclaves(void **state)
 	snprintf(s.ls_instance_id, sizeof(s.ls_instance_id), "i-0123456789abcdef0");
 	for (int both = 0; both < 2; both++) {
 		s.ls_enclaves = true;
-		s.ls_vsock = both;
+		s.ls_vsock = s.ls_nsm = both;
 		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
-		assert_int_equal(plan.pl_ncards, 1);
+		assert_int_equal(plan.pl_ncards, 2);
 		const struct launch_proc *v = launch_plan_card(&plan, 0);
 		assert_int_equal(v->lp_kind, LAUNCH_CARD_VSOCK);
+		assert_string_equal(v->lp_vhost, "vsock");
 		assert_string_equal(v->lp_socket, "/run/i-1/c0.sock");
 		assert_string_equal(v->lp_enclave, "/run/i-1/c0.sock.enc");
 		assert_string_equal(joined(v),
 				    "/opt/nitro/nitro-card-vsock --socket-path "
 				    "/run/i-1/c0.sock --enclave-socket /run/i-1/c0.sock.enc");
+		const struct launch_proc *n = launch_plan_card(&plan, 1);
+		assert_int_equal(n->lp_kind, LAUNCH_CARD_NSM);
+		assert_null(n->lp_vhost);
+		assert_string_equal(n->lp_enclave, "/run/i-1/c1.sock");
+		assert_string_equal(joined(n), "/opt/nitro/nitro-card-nsm --socket-path "
+					       "/run/i-1/c1.sock --chain-fd 3");
+		assert_int_equal(launch_proc_fd(n, LAUNCH_FD_NSM_CHAIN, 0), 3);
 		const char *hv = joined(launch_plan_hv(&plan));
 		assert_non_null(strstr(hv, " --instance-id i-0123456789abcdef0 "));
 		assert_non_null(strstr(hv, " --enclaves "));
 		assert_non_null(strstr(hv, " --vhost-user vsock,/run/i-1/c0.sock --enclave-vsock "
-					   "/run/i-1/c0.sock.enc"));
+					   "/run/i-1/c0.sock.enc --enclave-nsm /run/i-1/c1.sock"));
+		assert_null(strstr(hv, "nsm,"));
 		char *json = launch_plan_json(&plan, &e);
 		assert_non_null(strstr(json, "\"enclave_socket\": \"/run/i-1/c0.sock.enc\""));
+		assert_non_null(strstr(json, "\"enclave_socket\": \"/run/i-1/c1.sock\""));
 		free(json);
 	}
-	/* --vsock alone: the card without an enclave socket. */
-	s.ls_enclaves = false;
+	/* --vsock alone: the card without an enclave socket, no NSM card. */
+	s.ls_enclaves = s.ls_nsm = false;
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 1);
 	assert_null(launch_plan_card(&plan, 0)->lp_enclave);
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave"));
 }
@@ -554,6 +569,42 @@ static void test_vsock_card(void **state)
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
 	assert_int_equal(plan.pl_ncards, 1);
 	assert_non_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello cid=16,debug"));
+}
+
+/* The NSM card (`nitro run --nsm`): its chain on fd 3, nitro-hv's --vhost-user nsm and
+ * the test identity --enclave-hello passed on. */
+static void test_nsm_card(void **state)
+{
+	(void)state;
+	struct launch_spec s;
+	struct launch_env e;
+	char err[256];
+	spec_init(&s);
+	env_init(&e);
+	s.ls_tpm = true;
+	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
+	s.ls_nsm = true;
+	snprintf(s.ls_enclave_hello, sizeof(s.ls_enclave_hello), "cid=16,debug");
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 2);
+	const struct launch_proc *n = launch_plan_card(&plan, 1);
+	assert_int_equal(n->lp_kind, LAUNCH_CARD_NSM);
+	assert_string_equal(n->lp_profile, "card-nsm");
+	assert_string_equal(n->lp_vhost, "nsm");
+	assert_string_equal(
+	    joined(n), "/opt/nitro/nitro-card-nsm --socket-path /run/i-1/c1.sock --chain-fd 3");
+	assert_int_equal(launch_proc_fd(n, LAUNCH_FD_NSM_CHAIN, 0), 3);
+	assert_string_equal(launch_fd_role_name(LAUNCH_FD_NSM_CHAIN), "nsm-chain");
+	const char *hv = joined(launch_plan_hv(&plan));
+	assert_non_null(strstr(hv, "--enclave-hello cid=16,debug"));
+	assert_non_null(
+	    strstr(hv, "--tpm-card /run/i-1/c0.sock --vhost-user nsm,/run/i-1/c1.sock"));
+	s.ls_nsm = false;
+	s.ls_enclave_hello[0] = 0;
+	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	assert_int_equal(plan.pl_ncards, 1);
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "nsm"));
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello"));
 }
 
 /* NVMe device names: nitro run's defaults (sda1, then sdf, sdg ... counting only NVMe
@@ -767,6 +818,7 @@ int main(void)
 	    cmocka_unit_test(test_tpm_card),
 	    cmocka_unit_test(test_vsock_card),
 	    cmocka_unit_test(test_enclaves),
+	    cmocka_unit_test(test_nsm_card),
 	    cmocka_unit_test(test_nvme_device_names),
 	    cmocka_unit_test(test_host_resolver),
 	    cmocka_unit_test(test_internet_gateway),

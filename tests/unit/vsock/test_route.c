@@ -228,20 +228,31 @@ static void test_hostile_headers_dropped(void **state)
 	}
 }
 
+/* Enclaves 16..23 and the parent, for the table's bounds. */
+static bool up_many(void *ctx, uint64_t cid)
+{
+	(void)ctx;
+	return cid == VSOCK_PARENT_CID || (cid >= 16 && cid < 24);
+}
+
 static void test_table_bounded(void **state)
 {
 	(void)state;
-	struct route_table *t = table();
+	static struct route_table t_;
+	struct route_table *t = &t_;
+	route_init(t, up_many, NULL);
 	struct vsock_hdr rst;
 	enum route_reason why;
+	unsigned per = VSOCK_MAX_CONNS / VSOCK_MAX_CONNS_PER_ENCLAVE;
 	for (uint32_t p = 0; p < VSOCK_MAX_CONNS; p++) {
-		struct vsock_hdr h = pkt(16, 2000 + p, 3, 9000, VSOCK_OP_REQUEST);
-		assert_int_equal(go(t, 16, &h, 0, &rst, &why), ROUTE_FORWARD);
+		uint64_t e = 16 + p % per;
+		struct vsock_hdr h = pkt(e, 2000 + p, 3, 9000, VSOCK_OP_REQUEST);
+		assert_int_equal(go(t, e, &h, 0, &rst, &why), ROUTE_FORWARD);
 		/* a repeated REQUEST is not a second entry */
-		assert_int_equal(go(t, 16, &h, 0, &rst, &why), ROUTE_FORWARD);
+		assert_int_equal(go(t, e, &h, 0, &rst, &why), ROUTE_FORWARD);
 	}
 	assert_int_equal(t->rt_n, VSOCK_MAX_CONNS);
-	struct vsock_hdr h = pkt(3, 7, 17, 8, VSOCK_OP_REQUEST);
+	struct vsock_hdr h = pkt(3, 7, 23, 8, VSOCK_OP_REQUEST);
 	assert_int_equal(go(t, 3, &h, 0, &rst, &why), ROUTE_RST);
 	assert_int_equal(why, RR_TABLE_FULL);
 	assert_int_equal(rst.dst_cid, 3);
@@ -254,8 +265,64 @@ static void test_table_bounded(void **state)
 	h = pkt(3, 9000, 16, 2000, VSOCK_OP_RST);
 	assert_int_equal(go(t, 3, &h, 0, &rst, &why), ROUTE_FORWARD);
 	assert_int_equal(t->rt_n, VSOCK_MAX_CONNS - 1);
-	h = pkt(3, 7, 17, 8, VSOCK_OP_REQUEST);
+	h = pkt(3, 7, 23, 8, VSOCK_OP_REQUEST);
 	assert_int_equal(go(t, 3, &h, 0, &rst, &why), ROUTE_FORWARD);
+}
+
+/* One enclave cannot take the whole table: its connections (whoever opened them) stop at
+ * VSOCK_MAX_CONNS_PER_ENCLAVE; the parent and the other enclaves go on connecting. */
+static void test_enclave_share(void **state)
+{
+	(void)state;
+	struct route_table *t = table();
+	struct vsock_hdr rst, h;
+	enum route_reason why;
+	for (uint32_t p = 0; p < VSOCK_MAX_CONNS_PER_ENCLAVE; p++) {
+		h = p % 2 ? pkt(16, 2000 + p, 3, 9000, VSOCK_OP_REQUEST)
+			  : pkt(3, 2000 + p, 16, 9000, VSOCK_OP_REQUEST);
+		assert_int_equal(go(t, h.src_cid, &h, 0, &rst, &why), ROUTE_FORWARD);
+	}
+	h = pkt(16, 1, 3, 9000, VSOCK_OP_REQUEST);
+	assert_int_equal(go(t, 16, &h, 0, &rst, &why), ROUTE_RST);
+	assert_int_equal(why, RR_ENCLAVE_FULL);
+	assert_int_equal(rst.dst_cid, 16);
+	assert_int_equal(rst.dst_port, 1);
+	h = pkt(3, 1, 16, 9000, VSOCK_OP_REQUEST);
+	assert_int_equal(go(t, 3, &h, 0, &rst, &why), ROUTE_RST);
+	assert_int_equal(why, RR_ENCLAVE_FULL);
+	h = pkt(17, 1, 3, 9000, VSOCK_OP_REQUEST);
+	assert_int_equal(go(t, 17, &h, 0, &rst, &why), ROUTE_FORWARD);
+	h = pkt(3, 5, 17, 6, VSOCK_OP_REQUEST);
+	assert_int_equal(go(t, 3, &h, 0, &rst, &why), ROUTE_FORWARD);
+	/* 16 closes one: room for one more */
+	h = pkt(16, 2001, 3, 9000, VSOCK_OP_RST);
+	assert_int_equal(go(t, 16, &h, 0, &rst, &why), ROUTE_FORWARD);
+	h = pkt(16, 1, 3, 9000, VSOCK_OP_REQUEST);
+	assert_int_equal(go(t, 16, &h, 0, &rst, &why), ROUTE_FORWARD);
+	assert_int_equal(t->rt_count[RR_ENCLAVE_FULL], 2);
+}
+
+/* route_forget: the card reset a connection itself (its packet could not be delivered). */
+static void test_forget(void **state)
+{
+	(void)state;
+	struct route_table *t = table();
+	struct vsock_hdr rst;
+	enum route_reason why;
+	struct vsock_hdr a = pkt(3, 10, 16, 20, VSOCK_OP_REQUEST);
+	struct vsock_hdr b = pkt(17, 30, 3, 40, VSOCK_OP_REQUEST);
+	assert_int_equal(go(t, 3, &a, 0, &rst, &why), ROUTE_FORWARD);
+	assert_int_equal(go(t, 17, &b, 0, &rst, &why), ROUTE_FORWARD);
+	struct vsock_hdr other = pkt(3, 10, 17, 20, VSOCK_OP_RW); /* no such connection */
+	route_forget(t, &other);
+	assert_int_equal(t->rt_n, 2);
+	struct vsock_hdr rw = pkt(16, 20, 3, 10, VSOCK_OP_RW); /* a's, other direction */
+	route_forget(t, &rw);
+	assert_int_equal(t->rt_n, 1);
+	route_forget(t, &b);
+	assert_int_equal(t->rt_n, 0);
+	route_forget(t, &b);
+	assert_int_equal(t->rt_n, 0);
 }
 
 struct emitted {
@@ -341,6 +408,38 @@ static void test_hello_check(void **state)
 	assert_int_equal(enw_hello_check(&h), EINVAL);
 }
 
+/* enw_hello_parse: the hello taken a byte at a time, and what is not a hello refused as
+ * soon as its header shows it. */
+static void test_hello_parse(void **state)
+{
+	(void)state;
+	uint8_t m[ENW_HELLO_MSG_LEN + 1];
+	struct enw_hello h = good_hello(), got;
+	uint32_t hdr[3] = {ENW_HELLO, 1, sizeof(h)};
+	memcpy(m, hdr, 12);
+	memcpy(m + 12, &h, sizeof(h));
+	for (size_t n = 0; n < ENW_HELLO_MSG_LEN; n++)
+		assert_int_equal(enw_hello_parse(m, n, &got), ENW_HELLO_MSG_LEN - n);
+	memset(&got, 0, sizeof(got));
+	assert_int_equal(enw_hello_parse(m, ENW_HELLO_MSG_LEN, &got), 0);
+	assert_memory_equal(&got, &h, sizeof(h));
+	assert_int_equal(enw_hello_parse(m, ENW_HELLO_MSG_LEN, NULL), 0);
+	assert_int_equal(enw_hello_parse(m, ENW_HELLO_MSG_LEN + 1, &got), -EPROTO);
+	const uint32_t bad[][3] = {
+	    {3, 1, sizeof(h)},		 {ENW_HELLO, 1, sizeof(h) - 1},
+	    {ENW_HELLO, 1, 0xffffffffu}, {ENW_HELLO, 2, sizeof(h)},
+	    {ENW_HELLO, 5, sizeof(h)},	 {ENW_HELLO | 1u << 16, 1, sizeof(h)}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(m, bad[i], 12);
+		assert_int_equal(enw_hello_parse(m, 12, &got), -EPROTO);
+		assert_int_equal(enw_hello_parse(m, ENW_HELLO_MSG_LEN, &got), -EPROTO);
+	}
+	/* NEED_REPLY and other high flags are ignored, like vhost-user's */
+	uint32_t ok[3] = {ENW_HELLO, 1 | 8, sizeof(h)};
+	memcpy(m, ok, 12);
+	assert_int_equal(enw_hello_parse(m, ENW_HELLO_MSG_LEN, &got), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,8 +448,11 @@ int main(void)
 	    cmocka_unit_test(test_unroutable_gets_rst),
 	    cmocka_unit_test(test_hostile_headers_dropped),
 	    cmocka_unit_test(test_table_bounded),
+	    cmocka_unit_test(test_enclave_share),
+	    cmocka_unit_test(test_forget),
 	    cmocka_unit_test(test_vm_gone),
 	    cmocka_unit_test(test_hello_check),
+	    cmocka_unit_test(test_hello_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

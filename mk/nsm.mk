@@ -1,0 +1,30 @@
+# The Nitro Secure Module card (issue 12 items 5-6, src/cards/nsm): virtio device 33 over
+# vhost-user for every enclave of a parent instance, each connection opened with ENW_HELLO,
+# answered by src/enclave/nsm.c with a per-connection leaf of the host intermediate.
+NSM_LIBS = -lseccomp -lcbor -lcrypto
+all: $(BUILD)/nitro-card-nsm $(BUILD)/nitro-card-nsm.sig
+$(BUILD)/nitro-card-nsm: $(call objs,cards/nsm enclave cards/lib lib sandbox)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(NSM_LIBS)
+
+# cmocka: the card's request path on a real split ring in guard-paged memory (the driver's
+# two-chain requests, hostile chains), the hello check, and the chain passed on an fd.
+NSM_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/nsm/test_*.c))
+UNIT_TESTS += $(NSM_UNIT)
+$(NSM_UNIT): $(call obj,src/cards/nsm/queue.c src/cards/nsm/hello.c) $(call objs,enclave cards/lib lib)
+$(NSM_UNIT): override LDFLAGS += -lcbor -lcrypto -lpthread
+
+# Guest side of tests/system/test_nsm.py (static: the guest image has no libc), and the
+# initramfs it runs in: the default guest image plus the client and the stock kernel's
+# nsm.ko (from the image build's kernel package; loaded by the test, whatever the default
+# image carries).
+$(BUILD)/guest/nsm-client: tests/system/nsm_client.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
+$(BUILD)/nsm-guest.img: images $(BUILD)/guest/nsm-client
+	rm -rf $@.d && mkdir -p $@.d/bin $@.d/lib/modules && cp $(BUILD)/guest/nsm-client $@.d/bin/
+	c=$${NITRO_CACHE:-$$HOME/.cache/nitro}; k=$$(cat $$c/images/kernel-version); \
+	    xz -dc $$c/apt/root/usr/lib/modules/$$k/kernel/drivers/misc/nsm.ko.xz > $@.d/lib/modules/nsm.ko
+	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
+	cat $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/guest.img $@.cpio > $@
+	rm -rf $@.d $@.cpio
+system-test: $(BUILD)/nsm-guest.img
