@@ -44,10 +44,11 @@ run)
 	;;
 attest)
 	state before
-	enclave-parent 5005 "$2" &
+	enclave-parent 5005 "$2" /tmp/release &
 	p=$!
 	runit attest --eif-path /enclave/test.eif --cpu-count 1 --memory 256
-	describe running
+	describe running # (its payload waits for enclave-parent to let go)
+	touch /tmp/release
 	wait $p
 	echo "E2E-PARENT status=$?"
 	i=0 # the enclave powers off once its payload ends; its process then leaves

@@ -9,8 +9,9 @@ back; two enclaves run at once; malformed EIFs are refused with a clear error.
 The parent runs tests/system/enclave_e2e.sh (in build/enclave/parent-initrd.img) and reports
 E2E-* lines on its console. The raw-ioctl launch (a client written from the kernel docs)
 is tests/system/ne_ioctl.c of the NE device's work, not repeated here."""
-import datetime
+import hashlib
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -33,6 +34,8 @@ def parent(step, *args, memory=1536, cpus=3, timeout=900):
                        stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        errors="replace", timeout=timeout)
     out = p.stdout + p.stderr
+    if os.environ.get("NITRO_E2E_DUMP"):  # the whole console, to read a failure
+        (NITRO.parent / f"e2e-{step}.log").write_text(out)
     assert p.returncode == 0, out[-4000:]
     assert "E2E-NO-DEVICE" not in out, "no /dev/nitro_enclaves in the parent:\n" + out[-4000:]
     assert f"E2E-DONE {step}" in out, out[-4000:]
@@ -71,8 +74,9 @@ def describe(out, when):
 def nsm_response(out):
     chunks = {}
     for ln in lines(out, "ENCLAVE-NSM "):
-        _, off, hexd = ln.split()
-        chunks[int(off)] = bytes.fromhex(hexd)
+        m = re.fullmatch(r"ENCLAVE-NSM (\d+) ([0-9a-f]+)", ln)
+        assert m, f"a console line of the response is damaged: {ln!r}"
+        chunks[int(m.group(1))] = bytes.fromhex(m.group(2))
     end = lines(out, "ENCLAVE-NSM-END ")
     assert end, out[-4000:]
     total = int(end[0].split()[1])
@@ -82,30 +86,12 @@ def nsm_response(out):
 
 
 def verify(doc, nonce, pcrs, root_pem):
-    """The attestation-document checks of docs/enclaves.md; raises on any failure."""
-    import cbor2
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    """The attestation-document checks of docs/enclaves.md (tests/pylib/attestation.py: the
+    COSE signature, the chain to root_pem, CA flags, validity), then the nonce and the
+    PCRs `nitro eif build` printed; raises on any failure. Returns the payload."""
+    from attestation import verify_document
 
-    prot, unprot, payload, sig = cbor2.loads(doc)
-    assert cbor2.loads(prot) == {1: -35}
-    p = cbor2.loads(payload)
-    assert list(p) == ["module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle",
-                       "public_key", "user_data", "nonce"]
-    leaf = x509.load_der_x509_certificate(p["certificate"])
-    tbs = cbor2.dumps(["Signature1", prot, b"", payload])
-    der = encode_dss_signature(int.from_bytes(sig[:48], "big"), int.from_bytes(sig[48:], "big"))
-    leaf.public_key().verify(der, tbs, ec.ECDSA(hashes.SHA384()))
-    chain = [x509.load_der_x509_certificate(c) for c in p["cabundle"]]
-    root = x509.load_pem_x509_certificate(root_pem)
-    assert chain[0] == root, "cabundle[0] is not nitro's enclave root"
-    now = datetime.datetime.now(datetime.timezone.utc)
-    for child, issuer in zip([leaf] + chain[:0:-1], chain[::-1]):
-        issuer.public_key().verify(child.signature, child.tbs_certificate_bytes,
-                                   ec.ECDSA(child.signature_hash_algorithm))
-        assert issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc
+    p, _, _ = verify_document(doc, root_pem)
     assert p["nonce"] == nonce
     for i in (0, 1, 2):
         assert p["pcrs"][i].hex() == pcrs[f"PCR{i}"], f"PCR{i}"
@@ -161,7 +147,15 @@ def test_attestation_from_an_enclave_verifies():
     pcrs = json.loads((ENCLAVE / "test.json").read_text())["Measurements"]
     root = subprocess.run([str(NITRO), "enclave", "root-cert"], capture_output=True,
                           check=True).stdout
-    verify(doc, nonce, pcrs, root)
+    p = verify(doc, nonce, pcrs, root)
+    # The parent's identity: module_id and PCR4 (SHA-384 of 48 zero bytes and its id).
+    parent_id, slot = info["EnclaveID"].rsplit("-enc", 1)
+    m_parent, m_slot = p["module_id"].rsplit("-enc", 1)
+    assert (m_parent, int(m_slot, 16)) == (parent_id, int(slot, 16)), p["module_id"]
+    assert p["pcrs"][4] == hashlib.sha384(bytes(48) + parent_id.encode()).digest()
+    print(f"\nenclave attestation: {len(doc)}-byte document from {p['module_id']} verified "
+          f"(nonce, PCR0-2 of test.eif, PCR4, chain to `nitro enclave root-cert`); "
+          f"run to heartbeat {run_ms(out, 'attest')} ms")
     bad = bytearray(doc)
     bad[len(bad) // 2] ^= 1
     with pytest.raises(Exception):
