@@ -1,6 +1,7 @@
 /* nitro run --volume and the start of a plan's cards: one process per card, started before
  * the hypervisor and stopped after it. Each card serves its device on a unix socket in a
  * private run folder; nitro-hv connects to it as the vhost-user frontend. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -388,5 +389,12 @@ void cards_stop(const struct launch_plan *p, const struct launch_env *e,
 		if (c->lp_enclave)
 			unlink(c->lp_enclave);
 	}
+	/* the enclaves' debug consoles (nitro-hv --enclave-console-dir) go with the instance */
+	DIR *d = opendir(e->le_run_dir);
+	for (struct dirent *de; d && (de = readdir(d));)
+		if (!strncmp(de->d_name, "enclave-", 8) && strstr(de->d_name, ".log"))
+			unlinkat(dirfd(d), de->d_name, 0);
+	if (d)
+		closedir(d);
 	rmdir(e->le_run_dir);
 }

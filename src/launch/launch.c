@@ -501,6 +501,8 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		else if (s->ls_enclaves && c->lp_enclave && c->lp_kind == LAUNCH_CARD_NSM)
 			opt(b, "--enclave-nsm", c->lp_enclave);
 	}
+	if (s->ls_enclaves) /* debug-mode consoles: RUN/enclave-UID.log (nitro enclave console) */
+		opt(b, "--enclave-console-dir", e->le_run_dir);
 	keep_fd(b, 0, LAUNCH_FD_CONSOLE_IN, 0);
 	keep_fd(b, 1, LAUNCH_FD_CONSOLE_OUT, 0);
 	keep_fd(b, 2, LAUNCH_FD_LOG, 0);

@@ -6,6 +6,8 @@
 #                         the parent (enclave-peek), terminate it; CPUs and pages back
 #   e2e.sh attest NONCE   run test.eif; its payload's attestation comes back over vsock
 #   e2e.sh two            two enclaves at once, then terminate one by one
+#   e2e.sh console        a debug-mode hello.eif; the parent stays up 30 s after it ended
+#                         (the host reads its console meanwhile)
 #   e2e.sh malformed      damaged and truncated EIFs are refused before anything is taken;
 #                         a well-formed one whose kernel is no bzImage is refused at START
 set -u
@@ -72,6 +74,17 @@ two)
 	echo "E2E-TERMINATE all $(nitro-enclave terminate --all | tr -d '\n ')"
 	describe none
 	state after
+	;;
+console)
+	runit dbg --eif-path /enclave/hello.eif --cpu-count 1 --memory 256 --debug-mode \
+		--enclave-name dbg
+	i=0
+	while [ $i -lt 60 ] && [ "$(nitro-enclave describe | tr -d '\n ')" != "[]" ]; do
+		sleep 1; i=$((i + 1))
+	done
+	describe after
+	echo "E2E-CONSOLE-WAIT"
+	sleep 30
 	;;
 malformed)
 	state before

@@ -9,12 +9,15 @@ back; two enclaves run at once; malformed EIFs are refused with a clear error.
 The parent runs tests/system/enclave_e2e.sh (in build/enclave/parent-initrd.img) and reports
 E2E-* lines on its console. The raw-ioctl launch (a client written from the kernel docs)
 is tests/system/ne_ioctl.c of the NE device's work, not repeated here."""
+import glob
 import hashlib
 import json
 import os
 import re
 import secrets
 import subprocess
+import tempfile
+import time
 
 import pytest
 
@@ -169,6 +172,44 @@ def test_attestation_from_an_enclave_verifies():
     assert before["pool"] == "" and after["pool"] == "", (before, after)
     assert after["online"] == before["online"]
     assert (after["hp_free"], after["hp_nr"]) == (before["hp_free"], before["hp_nr"])
+
+
+def test_debug_console_is_kept_on_the_host():
+    """A debug-mode enclave's console: the parent's nitro-hv keeps it in its run folder
+    (RUN/enclave-UID.log, the newest 64 KiB at least) after the enclave ended, and `nitro
+    enclave console RUN` prints it."""
+    assert PARENT_INITRD.exists(), "make build/enclave/parent-initrd.img"
+    rt = tempfile.mkdtemp(prefix="e2e-rt-")
+    p = subprocess.Popen([str(NITRO), "run", "--require-kvm", "--enclaves", "--cpus", "3",
+                          "--memory", "1536", "--initrd", str(PARENT_INITRD), "--cmdline",
+                          cmdline("sh /enclave/e2e.sh console", extra="quiet")],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env={**os.environ, "XDG_RUNTIME_DIR": rt})
+    got, logs = None, []
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and p.poll() is None and got is None:
+            logs = glob.glob(os.path.join(rt, "nitro-run-*", "enclave-*.log"))
+            if logs and b"enclave init: /bin/sh exited" in open(logs[0], "rb").read():
+                got = subprocess.run([str(NITRO), "enclave", "console",
+                                      os.path.dirname(logs[0])], capture_output=True)
+            time.sleep(0.5)
+        out = p.communicate(timeout=600)[0].decode(errors="replace")
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert got is not None, out[-4000:]
+    assert got.returncode == 0, got.stderr
+    assert [os.path.basename(x) for x in logs] == ["enclave-1.log"]
+    con = got.stdout.decode(errors="replace")
+    status, info, err = run_result(out, "dbg")
+    assert status == 0 and info["EnclaveName"] == "dbg", err
+    assert describe(out, "after") == []  # it had ended when the console was read
+    assert "Linux version" in con and "enclave init: 4 module(s) loaded" in con, con[-3000:]
+    assert "enclave payload: hello from" in con and "NITRO_TEST=42" in con, con[-3000:]
+    assert len(got.stdout) <= 128 << 10
+    # the run folder goes with the instance, consoles included
+    assert not glob.glob(os.path.join(rt, "nitro-run-*")), os.listdir(rt)
 
 
 @pytest.mark.skip(reason="needs two whole cores in the parent: nitro's CPUID gives every vCPU "

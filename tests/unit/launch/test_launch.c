@@ -526,6 +526,7 @@ static void test_enclaves(void **state)
 		assert_non_null(strstr(hv, " --vhost-user vsock,/run/i-1/c0.sock --enclave-vsock "
 					   "/run/i-1/c0.sock.enc --enclave-nsm /run/i-1/c1.sock"));
 		assert_null(strstr(hv, "nsm,"));
+		assert_non_null(strstr(hv, "/c1.sock --enclave-console-dir /run/i-1"));
 		char *json = launch_plan_json(&plan, &e);
 		assert_non_null(strstr(json, "\"enclave_socket\": \"/run/i-1/c0.sock.enc\""));
 		assert_non_null(strstr(json, "\"enclave_socket\": \"/run/i-1/c1.sock\""));
