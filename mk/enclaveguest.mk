@@ -9,7 +9,7 @@ ENCLAVE_GUEST_CC = $(CC) -O2 -s -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_
 	-ffile-prefix-map=$(CURDIR)/=
 NET_TOOL_SRC = $(wildcard src/enclave/tool/*.c)
 all: $(BUILD)/guest/nitro-enclave $(BUILD)/guest/enclave-init $(BUILD)/guest/enclave-attest \
-	$(BUILD)/guest/enclave-parent
+	$(BUILD)/guest/enclave-parent $(BUILD)/guest/enclave-peek
 $(BUILD)/guest/nitro-enclave: $(NET_TOOL_SRC) $(wildcard src/enclave/tool/*.h) src/lib/be.h
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $(NET_TOOL_SRC) -o $@
@@ -20,6 +20,9 @@ $(BUILD)/guest/enclave-attest: tests/system/enclave_attest.c src/lib/be.h
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
 $(BUILD)/guest/enclave-parent: tests/system/enclave_parent.c src/lib/be.h
+	@mkdir -p $(dir $@)
+	$(ENCLAVE_GUEST_CC) $< -o $@
+$(BUILD)/guest/enclave-peek: tests/system/enclave_peek.c
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
 
@@ -42,12 +45,13 @@ $(BUILD)/enclave/test.eif: tools/enclave_eif.sh $(BUILD)/nitro $(BUILD)/guest/en
 system-test: $(BUILD)/enclave/test.eif
 
 # test_enclave.py's parent instance: the default guest image plus /enclave/*.eif (and their
-# measurements) and /bin/enclave-parent.
+# measurements), /bin/enclave-parent and /bin/enclave-peek.
 $(BUILD)/enclave/parent-initrd.img: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent \
+	$(BUILD)/guest/enclave-peek \
 	tests/system/enclave_e2e.sh \
 	$(wildcard $(NITRO_CACHE_DIR)/images/guest.img) | images
 	rm -rf $@.d && mkdir -p $@.d/bin $@.d/enclave
-	cp $(BUILD)/guest/enclave-parent $@.d/bin/
+	cp $(BUILD)/guest/enclave-parent $(BUILD)/guest/enclave-peek $@.d/bin/
 	cp $(BUILD)/enclave/*.eif $(BUILD)/enclave/*.json $@.d/enclave/
 	cp tests/system/enclave_e2e.sh $@.d/enclave/e2e.sh
 	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio

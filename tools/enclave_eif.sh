@@ -8,8 +8,9 @@
 #                  /cmd = enclave-attest 5005
 #   hello.cpio.gz  busybox and /cmd + /env of a payload that prints a line and exits
 #   idle.cpio.gz   busybox and /cmd = sleep 3600 (an enclave that stays up)
-# Outputs in OUT (default build/enclave): test.eif (boot + app), hello.eif (boot + hello)
-# and idle.eif (boot + idle) with their measurements (*.json), and hello-initrd.img =
+# Outputs in OUT (default build/enclave): test.eif (boot + app), hello.eif (boot + hello),
+# idle.eif (boot + idle) and notbz.eif (its kernel not a bzImage) with their measurements
+# (*.json), and hello-initrd.img =
 # boot + hello as one initrd, to boot the same ramdisks as an ordinary guest with
 # `nitro run --initrd`.
 # Deterministic: sorted cpio members, all times 0, owner root, gzip -n; the same inputs give
@@ -105,7 +106,12 @@ eif() {
 eif test app
 eif hello hello
 eif idle idle
+# notbz.eif: a well-formed image (CRC and all) whose kernel is not a bzImage: the tool's
+# own checks pass, the enclave's nitro-hv refuses it at START
+printf 'not a kernel\n' > "$W/notbz"
+"$BUILD/nitro" eif build --kernel "$W/notbz" --ramdisk "$OUT/hello.cpio.gz" \
+	--cmdline "$CMDLINE" --output "$W/notbz.eif" > "$W/notbz.json"
 cat "$OUT/boot.cpio.gz" "$OUT/hello.cpio.gz" > "$W/hello-initrd.img"
-for f in test hello idle; do mv "$W/$f.eif" "$W/$f.json" "$OUT/"; done
+for f in test hello idle notbz; do mv "$W/$f.eif" "$W/$f.json" "$OUT/"; done
 mv "$W/hello-initrd.img" "$OUT/"
 printf 'enclave_eif: %s/test.eif, hello.eif, idle.eif (kernel %s)\n' "$OUT" "$KVER" >&2

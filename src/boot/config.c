@@ -50,6 +50,9 @@ const char hv_options_help[] =
     "                       the enclave spawner\n"
     "  --enclave-vsock SOCKET, --enclave-nsm SOCKET\n"
     "                       the cards its enclaves connect to\n"
+    "  --enclave-console-dir DIR\n"
+    "                       debug-mode enclaves' consoles: DIR/enclave-UID.log, the newest\n"
+    "                       64 KiB at least, kept after the enclave ends\n"
     "  --enclave-exe-fd N   the spawner execs fd N (this executable, as its launcher measured\n"
     "                       it) rather than /proc/self/exe (a jail has no /proc)\n"
     "  --enclave            enclave mode: boot the EIF at 8 MiB in --enclave-mem (no --kernel)\n"
@@ -213,20 +216,21 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool takes =
-		    !strcmp(a, "--kernel") || !strcmp(a, "--initrd") || !strcmp(a, "--cmdline") ||
-		    !strcmp(a, "--cpus") || !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
-		    !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
-		    !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
-		    !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
-		    !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
-		    !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
-		    !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
-		    !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-mem") ||
-		    !strcmp(a, "--enclave-cid") || !strcmp(a, "--enclave-slot") ||
-		    !strcmp(a, "--enclave-parent-id") || !strcmp(a, "--enclave-ready-fd") ||
-		    !strcmp(a, "--enclave-vsock") || !strcmp(a, "--enclave-nsm") ||
-		    !strcmp(a, "--enclave-hello") || !strcmp(a, "--enclave-exe-fd");
+		bool takes = !strcmp(a, "--kernel") || !strcmp(a, "--initrd") ||
+			     !strcmp(a, "--cmdline") || !strcmp(a, "--cpus") ||
+			     !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
+			     !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
+			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
+			     !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
+			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
+			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
+			     !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
+			     !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-mem") ||
+			     !strcmp(a, "--enclave-cid") || !strcmp(a, "--enclave-slot") ||
+			     !strcmp(a, "--enclave-parent-id") ||
+			     !strcmp(a, "--enclave-ready-fd") || !strcmp(a, "--enclave-vsock") ||
+			     !strcmp(a, "--enclave-nsm") || !strcmp(a, "--enclave-hello") ||
+			     !strcmp(a, "--enclave-exe-fd") || !strcmp(a, "--enclave-console-dir");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -371,6 +375,10 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			if (!*v)
 				USAGE("%s: empty socket path", a);
 			*(a[10] == 'v' ? &c->enclave_vsock : &c->enclave_nsm) = v;
+		} else if (!strcmp(a, "--enclave-console-dir")) {
+			if (!*v)
+				USAGE("%s: empty folder", a);
+			c->enclave_console_dir = v;
 		} else if (!strcmp(a, "--no-reboot")) {
 			c->no_reboot = true;
 		} else if (!strcmp(a, "--stats")) {

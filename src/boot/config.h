@@ -100,6 +100,8 @@ struct hv_config {
 	 * enclaves connect to: --enclave-vsock SOCKET, --enclave-nsm SOCKET. */
 	bool enclaves;
 	const char *enclave_vsock, *enclave_nsm;
+	/* --enclave-console-dir DIR: where the spawner keeps debug-mode consoles; NULL none. */
+	const char *enclave_console_dir;
 	/* --enclave-exe-fd N: an fd of this very executable (nitrod's: the file its security
 	 * chip measured) that the spawner execs; -1: /proc/self/exe (none in a jail). */
 	int enclave_exe_fd;

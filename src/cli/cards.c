@@ -1,6 +1,7 @@
 /* nitro run --volume and the start of a plan's cards: one process per card, started before
  * the hypervisor and stopped after it. Each card serves its device on a unix socket in a
  * private run folder; nitro-hv connects to it as the vhost-user frontend. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -362,6 +363,8 @@ bool cards_respawn(const struct launch_plan *p, unsigned idx, pid_t pids[LAUNCH_
 	if (!c)
 		return false;
 	unlink(c->lp_socket);
+	if (c->lp_enclave)
+		unlink(c->lp_enclave);
 	/* (the TPM card: no underlay of its own; a VPC card would get the default address) */
 	static const struct launch_env no_env;
 	return card_spawn(c, &no_env, &pids[idx]);
@@ -383,6 +386,15 @@ void cards_stop(const struct launch_plan *p, const struct launch_env *e,
 			unlink(c->lp_socket);
 		if (c->lp_ctl)
 			unlink(c->lp_ctl);
+		if (c->lp_enclave)
+			unlink(c->lp_enclave);
 	}
+	/* the enclaves' debug consoles (nitro-hv --enclave-console-dir) go with the instance */
+	DIR *d = opendir(e->le_run_dir);
+	for (struct dirent *de; d && (de = readdir(d));)
+		if (!strncmp(de->d_name, "enclave-", 8) && strstr(de->d_name, ".log"))
+			unlinkat(dirfd(d), de->d_name, 0);
+	if (d)
+		closedir(d);
 	rmdir(e->le_run_dir);
 }

@@ -1,5 +1,6 @@
 /* nitro eif build|describe and nitro enclave attest|root-cert: thin front ends of
  * src/enclave (EIF images, the NSM, the attestation PKI). See docs/enclaves.md. */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -23,7 +24,9 @@ const char eif_commands_help[] =
     "      [--signing-certificate C --private-key K] | eif describe F\n"
     "                       build or describe an enclave image (EIF), print its PCRs\n"
     "  enclave root-cert | enclave attest --eif F --output DOC [--nonce HEX] ...\n"
-    "                       the enclave attestation root; an NSM attestation document\n";
+    "                       the enclave attestation root; an NSM attestation document\n"
+    "  enclave console RUN_DIR [--slot UID]\n"
+    "                       a debug-mode enclave's console kept in a parent's run folder\n";
 
 #define EIF_INPUT_MAX (16ull << 30)
 
@@ -226,7 +229,10 @@ int cmd_eif(int argc, char **argv)
 static const char enclave_usage[] =
     "usage: nitro enclave root-cert [--state DIR]\n"
     "       nitro enclave attest --eif F [--state DIR] [--nonce HEX] [--user-data HEX]\n"
-    "                            [--public-key FILE] [--debug-mode] [--module-id ID] --output F\n";
+    "                            [--public-key FILE] [--debug-mode] [--module-id ID] --output F\n"
+    "       nitro enclave console RUN_DIR [--slot UID]\n"
+    "                            a debug-mode enclave's console (the newest, or slot UID's),\n"
+    "                            kept by the parent's nitro-hv in its run folder\n";
 
 void enclave_state_dir(const char *given, char *out, size_t n)
 {
@@ -443,8 +449,69 @@ static int enclave_root_cert(int argc, char **argv)
 	return 0;
 }
 
+/* nitro enclave console RUN_DIR [--slot UID]: RUN_DIR/enclave-UID.log (the spawner's, see
+ * src/hv/enclave_spawn.h) to stdout; without --slot the most recently written one. */
+static int enclave_console(int argc, char **argv)
+{
+	const char *dir = NULL, *slot = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--slot") && i + 1 < argc)
+			slot = argv[++i];
+		else if (!dir && argv[i][0] != '-')
+			dir = argv[i];
+		else
+			die_usage("%s", enclave_usage);
+	}
+	if (!dir)
+		die_usage("%s", enclave_usage);
+	char path[PATH_MAX] = "";
+	if (slot) {
+		char *end;
+		unsigned long long uid = strtoull(slot, &end, 10);
+		if (!*slot || *end || !uid)
+			die_usage("enclave console: --slot %s: expected a slot uid (1, 2, ...)",
+				  slot);
+		snprintf(path, sizeof(path), "%s/enclave-%llu.log", dir, uid);
+	} else {
+		DIR *d = opendir(dir);
+		if (!d)
+			die("enclave console: %s: %s", dir, strerror(errno));
+		struct timespec newest = {0};
+		for (struct dirent *de; (de = readdir(d));) {
+			struct stat st;
+			unsigned long long uid;
+			char tail[8];
+			if (sscanf(de->d_name, "enclave-%llu%7s", &uid, tail) != 2 ||
+			    strcmp(tail, ".log") || fstatat(dirfd(d), de->d_name, &st, 0) < 0)
+				continue;
+			if (st.st_mtim.tv_sec > newest.tv_sec ||
+			    (st.st_mtim.tv_sec == newest.tv_sec &&
+			     st.st_mtim.tv_nsec >= newest.tv_nsec)) {
+				newest = st.st_mtim;
+				snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			}
+		}
+		closedir(d);
+		if (!path[0])
+			die("enclave console: no debug-mode enclave console in %s (only enclaves "
+			    "run with --debug-mode have one)",
+			    dir);
+	}
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		die("enclave console: %s: %s", path, strerror(errno));
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stdout);
+	fclose(f);
+	return 0;
+}
+
 int cmd_enclave(int argc, char **argv)
 {
+	if (argc >= 1 && !strcmp(argv[0], "console"))
+		return enclave_console(argc - 1, argv + 1);
 	if (argc >= 1 && !strcmp(argv[0], "attest"))
 		return enclave_attest(argc - 1, argv + 1);
 	if (argc >= 1 && !strcmp(argv[0], "root-cert"))

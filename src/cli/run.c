@@ -333,7 +333,8 @@ int cmd_run(int argc, char **argv)
 		snprintf(tpm_state_dir, sizeof(tpm_state_dir), "%.*s/tpm-state", PATH_MAX - 16,
 			 env.le_run_dir);
 	copy_path(spec.ls_tpm_state, sizeof(spec.ls_tpm_state), tpm_state_dir, "--tpm-state");
-	bool cards = spec.ls_nvols || spec.ls_nnics || spec.ls_tpm || spec.ls_vsock || spec.ls_nsm;
+	bool cards = spec.ls_nvols || spec.ls_nnics || spec.ls_tpm || spec.ls_vsock ||
+		     spec.ls_nsm || spec.ls_enclaves;
 	if (dry_run) {
 		if (launch_plan(&spec, &env, &plan, err, sizeof(err)))
 			die("run: %s", err);

@@ -110,8 +110,8 @@ static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_
 		snprintf(path, sizeof(path), "%s/enclave-%llu.log", conf->console_dir,
 			 (unsigned long long)m->slot_uid);
 		out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		argv[n++] = "--console-max";
-		argv[n++] = "65536";
+		argv[n++] = "--console-max"; /* past 128 KiB it keeps the newest 64 KiB */
+		argv[n++] = "131072";
 	}
 	argv[n] = NULL;
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);

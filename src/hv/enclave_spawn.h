@@ -8,7 +8,8 @@
  * sent with each START, at fd 3), --enclave-ready-fd 4, the slot's cid, uid, vCPU count and
  * debug flag, the parent's instance id, and --vhost-user vsock,/nsm, for the enclave cards'
  * sockets. The enclave's stdout (its console, debug mode only) is CONSOLE_DIR/enclave-UID.log
- * capped at the newest 64 KiB (kept after it exits), or /dev/null; stderr is the parent's.
+ * (nitro-hv --console-max 131072: at least the newest 64 KiB, at most 128 KiB; kept after it
+ * exits, replaced when the slot uid comes again), or /dev/null; stderr is the parent's.
  *
  * Protocol on a SOCK_SEQPACKET socketpair, one struct es_msg per packet:
  *   parent -> spawner  ES_START {slot_uid, cid, flags, nvcpus, nranges, range[]} + memfd

@@ -456,6 +456,7 @@ int main(int argc, char **argv)
 						     .nsm = cfg.enclave_nsm,
 						     .parent_id = cfg.instance_id,
 						     .cache_dir = cfg.cache_dir,
+						     .console_dir = cfg.enclave_console_dir,
 						     .exe_fd = cfg.enclave_exe_fd};
 		pid_t pid;
 		spawner_sock = enclave_spawner_start(&sc, &pid, err, sizeof(err));

@@ -159,6 +159,23 @@ long smbios_build(uint8_t *ep, uint8_t *table, size_t len, uint64_t table_gpa,
 	}
 	st_strings(&t, (const char *const[]){VENDOR, type, "", uuid, "", "", NULL});
 
+	/* Type 2: baseboard. As on EC2, its asset tag is the instance id (what nitro-cli and
+	 * nitro-enclave read from /sys/devices/virtual/dmi/id/board_asset_tag). */
+	s = st_begin(&t, 2, 0x0f);
+	if (s) {
+		s[4] = 1;		      /* manufacturer */
+		s[5] = 2;		      /* product */
+		s[6] = 2;		      /* version */
+		s[7] = 2;		      /* serial */
+		s[8] = 3;		      /* asset tag */
+		s[9] = 0x01;		      /* a hosting board */
+		s[0x0a] = 2;		      /* location in chassis */
+		le16_put(s + 0x0b, t.handle); /* the chassis: the next structure */
+		s[0x0d] = 0x0a;		      /* motherboard */
+		s[0x0e] = 0;		      /* no contained objects */
+	}
+	st_strings(&t, (const char *const[]){VENDOR, "", id, NULL});
+
 	/* Type 3: chassis */
 	s = st_begin(&t, 3, 0x15);
 	if (s) {

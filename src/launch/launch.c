@@ -370,34 +370,42 @@ static void tpm_args(struct build *b, const struct launch_spec *s, unsigned item
 
 static unsigned nsm_count(const struct launch_spec *s)
 {
-	return s->ls_nsm ? 1 : 0;
+	return s->ls_nsm || s->ls_enclaves ? 1 : 0;
 }
 
-/* nitro-card-nsm --socket-path S --chain-fd 3 */
+/* nitro-card-nsm --socket-path S --chain-fd 3. With enclaves S is theirs alone (nitro-hv
+ * --enclave-nsm S: the parent has no NSM device); else (--nsm) the instance attaches to it
+ * as a test enclave (--enclave-hello). */
 static void nsm_args(struct build *b, const struct launch_spec *s, unsigned item,
 		     const struct launch_env *e)
 {
-	(void)s;
 	(void)item;
 	(void)e;
 	opt(b, "--chain-fd", "3");
 	keep_fd(b, 3, LAUNCH_FD_NSM_CHAIN, 0);
+	if (s->ls_enclaves) {
+		b->b_p->lp_enclave = b->b_p->lp_socket;
+		b->b_p->lp_vhost = NULL;
+	}
 }
 
 static unsigned vsock_count(const struct launch_spec *s)
 {
-	return s->ls_vsock ? 1 : 0;
+	return s->ls_vsock || s->ls_enclaves ? 1 : 0;
 }
 
-/* nitro-card-vsock --socket-path S: the instance's vsock device, CID 3 (docs/vsock.md);
- * its enclaves' socket (--enclave-socket) comes with enclaves. */
+/* nitro-card-vsock --socket-path S [--enclave-socket S.enc]: the instance's vsock device,
+ * CID 3 (docs/vsock.md); with enclaves also theirs (nitro-hv --enclave-vsock S.enc). */
 static void vsock_args(struct build *b, const struct launch_spec *s, unsigned item,
 		       const struct launch_env *e)
 {
-	(void)b;
-	(void)s;
 	(void)item;
 	(void)e;
+	if (!s->ls_enclaves)
+		return;
+	struct launch_proc *p = b->b_p;
+	p->lp_enclave = str(b, "%s.enc", p->lp_socket);
+	opt(b, "--enclave-socket", p->lp_enclave);
 }
 
 /* In start order; nitro-hv sees the devices in this order too. */
@@ -467,7 +475,7 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		arg(b, "--require-kvm");
 	if (s->ls_enclave_hello[0])
 		opt(b, "--enclave-hello", s->ls_enclave_hello);
-	if (s->ls_enclaves)
+	if (s->ls_enclaves) /* the NE device; the spawner hands its enclaves the cards' sockets */
 		arg(b, "--enclaves");
 	if (e->le_kernel_cache[0]) {
 		opt(b, "--cache-dir", e->le_kernel_cache);
@@ -486,6 +494,15 @@ static void hv_args(struct build *b, const struct launch_spec *s, const struct l
 		else if (c->lp_kind == LAUNCH_CARD_TPM)
 			opt(b, "--tpm-card", c->lp_socket);
 	}
+	for (unsigned i = 0; i < pl->pl_ncards; i++) {
+		const struct launch_proc *c = &pl->pl_procs[i];
+		if (s->ls_enclaves && c->lp_enclave && c->lp_kind == LAUNCH_CARD_VSOCK)
+			opt(b, "--enclave-vsock", c->lp_enclave);
+		else if (s->ls_enclaves && c->lp_enclave && c->lp_kind == LAUNCH_CARD_NSM)
+			opt(b, "--enclave-nsm", c->lp_enclave);
+	}
+	if (s->ls_enclaves) /* debug-mode consoles: RUN/enclave-UID.log (nitro enclave console) */
+		opt(b, "--enclave-console-dir", e->le_run_dir);
 	keep_fd(b, 0, LAUNCH_FD_CONSOLE_IN, 0);
 	keep_fd(b, 1, LAUNCH_FD_CONSOLE_OUT, 0);
 	keep_fd(b, 2, LAUNCH_FD_LOG, 0);
@@ -617,6 +634,8 @@ char *launch_plan_json(const struct launch_plan *pl, const struct launch_env *e)
 				      !!(p->lp_flags & LAUNCH_HOST_NET));
 		json_object_set_new(o, "socket",
 				    p->lp_socket ? json_string(p->lp_socket) : json_null());
+		if (p->lp_enclave)
+			json_object_set_new(o, "enclave_socket", json_string(p->lp_enclave));
 		json_object_set_new(o, "vhost_user",
 				    p->lp_vhost ? json_string(p->lp_vhost) : json_null());
 		json_array_append_new(procs, o);

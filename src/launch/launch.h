@@ -148,7 +148,9 @@ struct launch_spec {
 	/* nitro-hv --enclave-hello VALUE ("": none): an ordinary guest that acts as an enclave
 	 * towards a vsock card (tests; docs/vsock.md). */
 	char ls_enclave_hello[40];
-	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md). */
+	/* Nitro Enclaves: nitro-hv --enclaves, the NE PCI device (docs/enclaves.md); brings
+	 * the vsock card (as ls_vsock, plus its enclave socket: nitro-hv --enclave-vsock) and
+	 * the NSM card (its socket the enclaves': nitro-hv --enclave-nsm, not --vhost-user). */
 	bool ls_enclaves;
 	/* The Nitro Secure Module card of the instance's enclaves (nitro-card-nsm, nitro-hv
 	 * --vhost-user nsm): its launcher hands it the attestation chain on an fd
@@ -232,6 +234,8 @@ struct launch_proc {
 	const char *lp_exe;	/* le_bin_dir/lp_name */
 	const char *lp_socket;	/* the vhost-user socket it listens on; NULL for hv and the
 				   NAT (LAUNCH_IGW: nothing to wait for) */
+	const char *lp_enclave; /* the socket the instance's enclaves connect to (the vsock
+				   card's second one, the NSM card's only one); NULL if none */
 	const char *lp_ctl;	/* a further socket it makes (VPC: counters; EBS, virtio-blk
 				   or NVMe: pause for snapshots); NULL if none */
 	unsigned lp_argc;

@@ -553,3 +553,28 @@ def test_the_region_reaches_the_cards_both_ways(folder, kernel):
         assert d.instance(inst["id"])["region"] == "eu-west-1"
     finally:
         d.stop()
+
+
+def test_enclaves_are_the_same_plan_both_ways(nitrod, kernel):
+    """"enclaves": true and `nitro run --enclaves` give the same processes: the vsock card
+    (CID 3 on its socket, its enclaves on SOCKET.enc), the NSM card (its socket the
+    enclaves' alone, the chain on fd 3), nitro-hv with the NE device and both enclave
+    sockets for its spawner (no NSM device of its own)."""
+    d = nitrod
+    body = {"kernel": kernel, "initrd": None, "cmdline": "console=ttyS0 quiet", "cpus": 3,
+            "enclaves": True}
+    run_args = ["--kernel", kernel, "--cmdline", "console=ttyS0 quiet", "--cpus", "3",
+                "--require-kvm", "--cache-dir", str(d.state / "kcache"), "--enclaves"]
+    _, api_plan, run_plan = launch_both_ways(d, kernel, body, run_args)
+    a, b = normalized(api_plan), normalized(run_plan)
+    assert a == b, f"nitrod's plan differs from nitro run's:\n{a}\n{b}"
+    assert [p[0] for p in a] == ["card-vsock", "card-nsm", "hv"], a
+    assert a[0][2][1:] == ["--socket-path", "{run}/c0.sock", "--enclave-socket",
+                           "{run}/c0.sock.enc"] and a[0][4] == "vsock"
+    assert a[1][2][1:] == ["--socket-path", "{run}/c1.sock", "--chain-fd", "3"]
+    assert a[1][4] is None and (3, "nsm-chain") in a[1][5]
+    hv = a[2][2]
+    assert "--enclaves" in hv and "vsock,{run}/c0.sock" in hv and not any(
+        x.startswith("nsm,") for x in hv)
+    assert hv[hv.index("--enclave-vsock") + 1] == "{run}/c0.sock.enc"
+    assert hv[hv.index("--enclave-nsm") + 1] == "{run}/c1.sock"

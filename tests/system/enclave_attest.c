@@ -3,6 +3,7 @@
  * (one length byte, then at most 64 bytes), ask the NSM for an attestation document with that nonce
  * through the stock driver's /dev/nsm (NSM_IOCTL_RAW), and send the NSM's whole CBOR response back
  * as a 4-byte big-endian length and the bytes. The parent verifies it (cbor2, cryptography).
+ * It then waits for the parent to close the connection (the enclave powers off after it).
  * Static: the enclave's ramdisk has no libc. Exit status 0 when the response was sent. */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,6 +102,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("enclave-attest: sent %llu bytes\n", (unsigned long long)raw.response.len);
+	/* stay up until the parent closes (it looks at the running enclave first) */
+	uint8_t b;
+	while (read(s, &b, 1) > 0 || errno == EINTR)
+		;
 	close(s);
 	return 0;
 }

@@ -2,9 +2,14 @@
 # test_enclave.py's steps inside the parent instance (the default guest image with
 # /enclave/*.eif and /bin/enclave-parent: build/enclave/parent-initrd.img, which carries
 # this file as /enclave/e2e.sh). Each step prints E2E-* lines the test reads on the console.
+#   e2e.sh run            run idle.eif (timed to its heartbeat), look at its memory from
+#                         the parent (enclave-peek), terminate it; CPUs and pages back
 #   e2e.sh attest NONCE   run test.eif; its payload's attestation comes back over vsock
 #   e2e.sh two            two enclaves at once, then terminate one by one
-#   e2e.sh malformed      damaged and truncated EIFs are refused before anything is taken
+#   e2e.sh console        a debug-mode hello.eif; the parent stays up 30 s after it ended
+#                         (the host reads its console meanwhile)
+#   e2e.sh malformed      damaged and truncated EIFs are refused before anything is taken;
+#                         a well-formed one whose kernel is no bzImage is refused at START
 set -u
 POOL=/sys/module/nitro_enclaves/parameters/ne_cpus
 HP=/sys/kernel/mm/hugepages/hugepages-2048kB
@@ -12,20 +17,40 @@ state() {
 	echo "E2E-STATE $1 pool=$(cat $POOL) online=$(cat /sys/devices/system/cpu/online)" \
 		"hp_free=$(cat $HP/free_hugepages) hp_nr=$(cat $HP/nr_hugepages)"
 }
-runit() { # NAME ARGS...: nitro-enclave run, its JSON on one line and its status
+ms() { # milliseconds since boot (/proc/uptime: 10 ms steps)
+	read -r up _ < /proc/uptime
+	c=${up#*.}; c=${c#0}
+	echo $((${up%.*} * 1000 + c * 10))
+}
+runit() { # NAME ARGS...: nitro-enclave run, its JSON on one line, its status and duration
 	n=$1; shift
+	t0=$(ms)
 	out=$(nitro-enclave run "$@" 2>/tmp/err); st=$?
-	echo "E2E-RUN $n status=$st json=$(echo "$out" | tr -d '\n ') err=$(cat /tmp/err)"
+	t1=$(ms)
+	json=$(echo "$out" | tr -d '\n ')
+	echo "E2E-RUN $n status=$st ms=$((t1 - t0)) json=$json err=$(cat /tmp/err)"
 }
 describe() { echo "E2E-DESCRIBE $1 $(nitro-enclave describe | tr -d '\n ')"; }
 [ -e /dev/nitro_enclaves ] || echo "E2E-NO-DEVICE"
 case "$1" in
+run)
+	state before
+	runit idle --eif-path /enclave/idle.eif --cpu-count 1 --memory 256 --enclave-name idle
+	state running
+	describe running
+	pid=$(echo "$json" | sed -n 's/.*"ProcessID":\([0-9]*\).*/\1/p')
+	[ -n "$pid" ] && enclave-peek "$pid" | sed 's/^/E2E-/'
+	echo "E2E-TERMINATE idle $(nitro-enclave terminate --enclave-id idle | tr -d '\n ')"
+	describe after
+	state after
+	;;
 attest)
 	state before
-	enclave-parent 5005 "$2" &
+	enclave-parent 5005 "$2" /tmp/release &
 	p=$!
 	runit attest --eif-path /enclave/test.eif --cpu-count 1 --memory 256
-	describe running
+	describe running # (its payload waits for enclave-parent to let go)
+	touch /tmp/release
 	wait $p
 	echo "E2E-PARENT status=$?"
 	i=0 # the enclave powers off once its payload ends; its process then leaves
@@ -50,6 +75,17 @@ two)
 	describe none
 	state after
 	;;
+console)
+	runit dbg --eif-path /enclave/hello.eif --cpu-count 1 --memory 256 --debug-mode \
+		--enclave-name dbg
+	i=0
+	while [ $i -lt 60 ] && [ "$(nitro-enclave describe | tr -d '\n ')" != "[]" ]; do
+		sleep 1; i=$((i + 1))
+	done
+	describe after
+	echo "E2E-CONSOLE-WAIT"
+	sleep 30
+	;;
 malformed)
 	state before
 	cp /enclave/hello.eif /tmp/bad.eif
@@ -58,6 +94,8 @@ malformed)
 	head -c 1000 /enclave/hello.eif > /tmp/short.eif
 	runit truncated --eif-path /tmp/short.eif --cpu-count 1 --memory 128
 	runit toosmall --eif-path /enclave/hello.eif --cpu-count 1 --memory 63
+	runit notbz --eif-path /enclave/notbz.eif --cpu-count 1 --memory 128
+	describe after
 	state after
 	;;
 esac

@@ -4,7 +4,9 @@
  * the NSM response the payload sends back (tests/system/enclave_attest.c: a 4-byte
  * big-endian length, then the bytes) and print it on stdout as lines
  * "ENCLAVE-NSM <offset> <hex of up to 48 bytes>" and a last "ENCLAVE-NSM-END <length>"
- * (short lines survive the serial console). Static: the guest image has no libc. */
+ * (short lines survive the serial console), each line written whole. With a third argument
+ * RELEASE it keeps the connection (and so the enclave's payload, which waits for its end)
+ * until the file RELEASE exists (120 s at most). Static: the guest image has no libc. */
 #include <errno.h>
 #include <linux/vm_sockets.h>
 #include <stdint.h>
@@ -34,11 +36,14 @@ static int io_all(int fd, void *buf, size_t len, int wr)
 int main(int argc, char **argv)
 {
 	uint8_t nonce[65];
-	size_t nlen = argc == 3 ? strlen(argv[2]) / 2 : 0;
-	if (argc != 3 || strlen(argv[2]) % 2 || nlen > 64) {
-		fprintf(stderr, "usage: enclave-parent PORT NONCE-HEX (at most 64 bytes)\n");
+	size_t nlen = argc >= 3 ? strlen(argv[2]) / 2 : 0;
+	if (argc < 3 || argc > 4 || strlen(argv[2]) % 2 || nlen > 64) {
+		fprintf(stderr,
+			"usage: enclave-parent PORT NONCE-HEX [RELEASE] (a nonce of at most "
+			"64 bytes)\n");
 		return 2;
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	nonce[0] = (uint8_t)nlen;
 	for (size_t i = 0; i < nlen; i++) {
 		unsigned v;
@@ -80,5 +85,8 @@ int main(int argc, char **argv)
 		printf("\n");
 	}
 	printf("ENCLAVE-NSM-END %u from CID %u\n", len, peer.svm_cid);
+	for (int i = 0; argc == 4 && i < 1200 && access(argv[3], F_OK) != 0; i++)
+		usleep(100000);
+	close(c);
 	return 0;
 }

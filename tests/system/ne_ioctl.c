@@ -143,9 +143,24 @@ int main(void)
 	/* the pool is empty now */
 	add_vcpu(fd2, "vm2_vcpu_auto", 0);
 
-	/* All the driver checks pass: the device spawns the enclave VM, which finds no EIF. */
+	/* All the driver checks pass: now the enclave's nitro-hv reads the EIF at enclave
+	 * offset 8 MiB (here huge + 8 MiB: the ranges in the order they were added) and
+	 * refuses it: no EIF at all (the pages hold 0x5a), then a header whose one section
+	 * is well laid out but whose CRC32 is wrong. Either way ENOEXEC, and the slot stays
+	 * in INIT (its CPUs and memory went back to it). */
 	start(fd, "start", 0, 0);
-	start(fd, "start_debug", NE_ENCLAVE_DEBUG_MODE, 16);
+	uint8_t *eif = huge + 8 * MiB;
+	memset(eif, 0, 548);
+	memcpy(eif, ".eif", 4);
+	eif[5] = 4;		/* version 4 */
+	eif[27] = 1;		/* one section */
+	eif[28 + 6] = 548 >> 8; /* at 548 (big-endian u64 offsets[0]) */
+	eif[28 + 7] = 548 & 0xff;
+	eif[28 + 256 + 7] = 16;	  /* of 16 bytes (sizes[0]) */
+	memset(eif + 548, 0, 12); /* its header: kernel, 16 bytes; the CRC field stays 0 */
+	eif[549] = 1;
+	eif[548 + 11] = 16;
+	start(fd, "start_bad_crc", NE_ENCLAVE_DEBUG_MODE, 16);
 
 	/* Closing frees the slots: a new one gets the next uid, the CPUs and pages are back. */
 	close(fd2);

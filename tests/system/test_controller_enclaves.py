@@ -22,11 +22,6 @@ from conftest import NITRO, cmdline
 from test_controller import sys_nitrod
 from test_enclave import nsm_response, run_result, verify
 
-# The plan of "enclaves": true (src/launch/launch.c: the vsock card's enclave socket, the NSM
-# card with its chain fd, nitro-hv --enclave-vsock/--enclave-nsm) is the e2e work's; until
-# it is on main an enclave has no vsock to the parent and the attest step waits forever.
-pytestmark = pytest.mark.skip(reason="needs the enclaves launch plan (vsock + NSM cards)")
-
 ENCLAVE = NITRO.parent / "enclave"
 PARENT_INITRD = ENCLAVE / "parent-initrd.img"
 

@@ -4,8 +4,9 @@ binds it, takes core 1 (CPUs 2 and 3; the parent has 2 cores x 2 threads, as EC2
 m5.xlarge) as its pool, and a raw-ioctl client
 (tests/system/ne_ioctl.c, written from the kernel's ne_overview.rst) creates enclaves,
 adds vCPUs and hugepage memory, gets every bad input refused with the driver's error
-code, and sees START reach the device, whose enclave VM finds no EIF in the enclave's
-memory (ENOEXEC)."""
+code, and sees START reach the enclave VM: the enclave's nitro-hv refuses a missing EIF and
+one with a wrong CRC32 (ENOEXEC, the reason on nitro-hv's stderr), and the slot stays usable.
+tests/system/test_enclave.py runs real enclaves."""
 import re
 
 from conftest import NITRO, cmdline
@@ -94,9 +95,14 @@ def test_stock_driver_drives_the_ne_device(nitro):
     assert "Full CPU cores not used" in out, b
     assert s["vcpu_3"] == "ok vcpu=3", s
     errno("vm2_vcpu_auto", NE_ERR_NO_CPUS_AVAIL_IN_POOL)
-    # Every driver check passed: the device starts the enclave VM, which finds no EIF.
+    # Every driver check passed: START reached the glue and the spawner; the enclave's
+    # nitro-hv read enclave offset 8 MiB and refused what it found (exit 5 -> ENOEXEC).
     errno("start", ENOEXEC)
-    errno("start_debug", ENOEXEC)
+    errno("start_bad_crc", ENOEXEC)
+    assert 'enclave 1: no EIF at enclave memory offset 8 MiB (magic is not ".eif")' in b.err, b
+    assert re.search(r"enclave 1: EIF refused \(CRC mismatch\): CRC32 is [0-9a-f]{8}, the "
+                     r"header says 00000000", b.err), b
+    assert "Error in enclave start [rc=-8]" in out, out[-4000:]
     # Closing both fds freed both slots (SLOT_FREE): a new enclave gets uid 3, CPU 2 and
     # the same hugepage again.
     assert s["create_vm3"] == "ok slot_uid=3", s

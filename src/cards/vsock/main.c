@@ -670,14 +670,16 @@ int main(int argc, char **argv)
 	route_init(&c->c_rt, vm_up, c);
 	if (vm_init(&c->c_parent, c, &parent_ops, VSOCK_PARENT_CID, err, sizeof(err)) < 0)
 		die("%s", err);
-	if (backend_start(&c->c_backend, &c->c_parent.v_dev, &c->c_loop, &bo, err, sizeof(err)) < 0)
-		die("%s", err);
+	/* The enclaves' socket first: once the parent's exists (what a launcher waits for),
+	 * both do. */
 	if (enc_path) {
 		if (acceptor_start(&c->c_enc, &c->c_loop, enc_path, MAX_ENCLAVES, on_enclave_conn,
 				   c, err, sizeof(err)) < 0)
 			die("%s", err);
 		c->c_enc_on = true;
 	}
+	if (backend_start(&c->c_backend, &c->c_parent.v_dev, &c->c_loop, &bo, err, sizeof(err)) < 0)
+		die("%s", err);
 	/* Always jailed by its own allow-list from here on (NITRO_SECCOMP may name another). */
 	const char *kind = getenv("NITRO_SECCOMP");
 	if (sandbox_enter(kind && *kind ? kind : "card-vsock", err, sizeof(err)) < 0)

@@ -90,6 +90,12 @@ const char *net_ne_error(int e)
 	case EINVAL:
 		return "the device refused the request (for START: the image is malformed; check "
 		       "it with `nitro eif describe`)";
+	case ENOEXEC: /* nitro's enclave nitro-hv refused what it found at 8 MiB */
+		return "the enclave's hypervisor refused the image: not a bootable EIF (its kernel "
+		       "must be a bzImage; check it with `nitro eif describe`)";
+	case EIO:
+		return "the enclave's hypervisor could not start the enclave (the host's log "
+		       "says why): try again";
 	case ETIMEDOUT:
 		return "the device did not answer in time: the instance's hypervisor may be "
 		       "overloaded; try again";

@@ -332,7 +332,9 @@ static _Noreturn void enclave_process(const struct net_args *a, const uint8_t *e
 	struct net_enclave e = {
 	    .pid = getpid(), .debug = a->debug_mode, .memory_mib = a->memory_mib};
 	snprintf(e.name, sizeof(e.name), "%s", a->name);
-	if (mkdir(NET_RUN_DIR, 0700) < 0 && errno != EEXIST)
+	/* a minimal instance (an initramfs guest) may have no /run at all */
+	if ((mkdir("/run", 0755) < 0 && errno != EEXIST) ||
+	    (mkdir(NET_RUN_DIR, 0700) < 0 && errno != EEXIST))
 		fail("cannot create " NET_RUN_DIR ": %s (run as root)", strerror(errno));
 	lock_fd = open(NET_RUN_DIR "/lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0)

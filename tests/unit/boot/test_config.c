@@ -149,6 +149,16 @@ static void test_parse_usage_errors(void **state)
 			 0);
 	assert_true(c.enclaves);
 	assert_int_equal(c.enclave_exe_fd, 7);
+	assert_null(c.enclave_console_dir);
+	assert_int_equal(
+	    parse_args(ARGS("--kernel", "k", "--enclaves", "--enclave-console-dir", "/run/i-1"), &c,
+		       err, sizeof(err)),
+	    0);
+	assert_string_equal(c.enclave_console_dir, "/run/i-1");
+	expect_usage(ARGS("--kernel", "k", "--enclave-console-dir", ""), "--enclave-console-dir",
+		     "empty folder");
+	expect_usage(ARGS("--kernel", "k", "--enclave-console-dir"), "--enclave-console-dir",
+		     "missing value");
 	assert_int_equal(parse_args(ARGS("--kernel", "--cpus"), &c, err, sizeof(err)), 0);
 	assert_string_equal(c.kernel, "--cpus");
 }

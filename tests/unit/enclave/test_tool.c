@@ -172,6 +172,8 @@ static void test_ne_errors(void **s)
 	assert_non_null(strstr(net_ne_error(263), "nr_hugepages"));
 	assert_non_null(strstr(net_ne_error(ENOENT), "modprobe nitro_enclaves"));
 	assert_non_null(strstr(net_ne_error(EINVAL), "nitro eif describe"));
+	assert_non_null(strstr(net_ne_error(ENOEXEC), "bzImage"));
+	assert_non_null(strstr(net_ne_error(EIO), "try again"));
 	assert_null(net_ne_error(255));
 	assert_null(net_ne_error(276));
 	assert_null(net_ne_error_name(EINVAL));

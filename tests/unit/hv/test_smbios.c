@@ -136,6 +136,7 @@ static void ec2_fields(void **state)
 	parse(b, n, &p);
 	assert_int_equal(p.types[0], 1);
 	assert_int_equal(p.types[1], 1);
+	assert_int_equal(p.types[2], 1);
 	assert_int_equal(p.types[3], 1);
 	assert_int_equal(p.types[4], 1); /* one socket */
 	assert_int_equal(p.types[16], 1);
@@ -147,6 +148,11 @@ static void ec2_fields(void **state)
 	assert_string_equal(str_of(sys, sys[5]), "m5.large");
 	assert_string_equal(str_of(ch, ch[4]), "Amazon EC2");
 	assert_string_equal(str_of(ch, ch[8]), "Amazon EC2");
+	/* the baseboard: EC2's, its asset tag the instance id, in the chassis */
+	const uint8_t *board = find(&p, 2);
+	assert_string_equal(str_of(board, board[4]), "Amazon EC2");
+	assert_string_equal(str_of(board, board[8]), ID);
+	assert_int_equal(le16_get(board + 0x0b), le16_get(ch + 2));
 	char u[37], want[37];
 	uuid_str(sys + 8, u);
 	const char *serial = str_of(sys, sys[7]);
@@ -263,9 +269,14 @@ static void dmidecode_reads_it(void **state)
 	close(fd);
 	static const struct {
 		const char *key, *want;
-	} k[] = {{"system-manufacturer", "Amazon EC2"}, {"system-product-name", "m5.large"},
-		 {"system-serial-number", NULL},	{"system-uuid", NULL},
-		 {"bios-vendor", "Amazon EC2"},		{"chassis-asset-tag", "Amazon EC2"}};
+	} k[] = {{"system-manufacturer", "Amazon EC2"},
+		 {"system-product-name", "m5.large"},
+		 {"system-serial-number", NULL},
+		 {"system-uuid", NULL},
+		 {"bios-vendor", "Amazon EC2"},
+		 {"chassis-asset-tag", "Amazon EC2"},
+		 {"baseboard-manufacturer", "Amazon EC2"},
+		 {"baseboard-asset-tag", ID}};
 	char uuid[37];
 	assert_int_equal(smbios_uuid(ID, uuid), 0);
 	for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
@@ -302,7 +313,7 @@ static void dmidecode_reads_it(void **state)
 	}
 	pclose(f);
 	unlink(path);
-	assert_int_equal(handles, 7); /* 0, 1, 3, 4, 16, 17, 127 */
+	assert_int_equal(handles, 8); /* 0, 1, 2, 3, 4, 16, 17, 127 */
 	assert_int_equal(topo, 3);
 }
 

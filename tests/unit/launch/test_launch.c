@@ -485,7 +485,10 @@ static void test_tpm_card(void **state)
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--tpm-card"));
 }
 
-/* Nitro Enclaves: nitro-hv gets --enclaves (the NE PCI device) and no card of its own. */
+/* Nitro Enclaves: nitro-hv gets --enclaves (the NE PCI device), the vsock card (CID 3 on
+ * its socket, the enclaves on S.enc) and the NSM card (its socket the enclaves' alone: no
+ * NSM device in the parent), and --enclave-vsock / --enclave-nsm for its spawner; --vsock
+ * or --nsm as well changes nothing (one card each). */
 static void test_enclaves(void **state)
 {
 	(void)state;
@@ -495,10 +498,46 @@ static void test_enclaves(void **state)
 	spec_init(&s);
 	env_init(&e);
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
-	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclaves"));
-	s.ls_enclaves = true;
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave"));
+	snprintf(s.ls_instance_id, sizeof(s.ls_instance_id), "i-0123456789abcdef0");
+	for (int both = 0; both < 2; both++) {
+		s.ls_enclaves = true;
+		s.ls_vsock = s.ls_nsm = both;
+		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+		assert_int_equal(plan.pl_ncards, 2);
+		const struct launch_proc *v = launch_plan_card(&plan, 0);
+		assert_int_equal(v->lp_kind, LAUNCH_CARD_VSOCK);
+		assert_string_equal(v->lp_vhost, "vsock");
+		assert_string_equal(v->lp_socket, "/run/i-1/c0.sock");
+		assert_string_equal(v->lp_enclave, "/run/i-1/c0.sock.enc");
+		assert_string_equal(joined(v),
+				    "/opt/nitro/nitro-card-vsock --socket-path "
+				    "/run/i-1/c0.sock --enclave-socket /run/i-1/c0.sock.enc");
+		const struct launch_proc *n = launch_plan_card(&plan, 1);
+		assert_int_equal(n->lp_kind, LAUNCH_CARD_NSM);
+		assert_null(n->lp_vhost);
+		assert_string_equal(n->lp_enclave, "/run/i-1/c1.sock");
+		assert_string_equal(joined(n), "/opt/nitro/nitro-card-nsm --socket-path "
+					       "/run/i-1/c1.sock --chain-fd 3");
+		assert_int_equal(launch_proc_fd(n, LAUNCH_FD_NSM_CHAIN, 0), 3);
+		const char *hv = joined(launch_plan_hv(&plan));
+		assert_non_null(strstr(hv, " --instance-id i-0123456789abcdef0 "));
+		assert_non_null(strstr(hv, " --enclaves "));
+		assert_non_null(strstr(hv, " --vhost-user vsock,/run/i-1/c0.sock --enclave-vsock "
+					   "/run/i-1/c0.sock.enc --enclave-nsm /run/i-1/c1.sock"));
+		assert_null(strstr(hv, "nsm,"));
+		assert_non_null(strstr(hv, "/c1.sock --enclave-console-dir /run/i-1"));
+		char *json = launch_plan_json(&plan, &e);
+		assert_non_null(strstr(json, "\"enclave_socket\": \"/run/i-1/c0.sock.enc\""));
+		assert_non_null(strstr(json, "\"enclave_socket\": \"/run/i-1/c1.sock\""));
+		free(json);
+	}
+	/* --vsock alone: the card without an enclave socket, no NSM card. */
+	s.ls_enclaves = s.ls_nsm = false;
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
-	assert_non_null(strstr(joined(launch_plan_hv(&plan)), " --enclaves"));
+	assert_int_equal(plan.pl_ncards, 1);
+	assert_null(launch_plan_card(&plan, 0)->lp_enclave);
+	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave"));
 }
 
 /* vsock (docs/vsock.md): nitro-card-vsock after the other cards, its own seccomp profile,
