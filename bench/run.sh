@@ -23,6 +23,9 @@ else
 	# NitroTPM: GetRandom round trip vs QEMU tpm-crb + swtpm, and the boot cost of --tpm.
 	build/nitro emuhost --memory 2048 -- /usr/bin/python3 bench/tpm.py
 fi
+# Nitro Enclaves: nitro-enclave run to the heartbeat in a parent vs nitro run of the same
+# kernel + ramdisks, and the NSM's attestation p99 timed in the enclave (in an emulated host).
+build/nitro emuhost --memory 3072 -- /usr/bin/python3 bench/enclave.py
 # NVMe: fio 4 KiB randread QD32 in the same guest: nitro's NVMe vs QEMU's nvme (ioeventfd)
 # on a null back end, and vs nitro's virtio-blk on the same card back end (needs KVM).
 if grep -qwE 'svm|vmx' /proc/cpuinfo && [ -w /dev/kvm ]; then

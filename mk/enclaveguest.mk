@@ -9,7 +9,7 @@ ENCLAVE_GUEST_CC = $(CC) -O2 -s -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_
 	-ffile-prefix-map=$(CURDIR)/=
 NET_TOOL_SRC = $(wildcard src/enclave/tool/*.c)
 all: $(BUILD)/guest/nitro-enclave $(BUILD)/guest/enclave-init $(BUILD)/guest/enclave-attest \
-	$(BUILD)/guest/enclave-parent $(BUILD)/guest/enclave-peek
+	$(BUILD)/guest/enclave-parent $(BUILD)/guest/enclave-peek $(BUILD)/guest/enclave-nsmbench
 $(BUILD)/guest/nitro-enclave: $(NET_TOOL_SRC) $(wildcard src/enclave/tool/*.h) src/lib/be.h
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $(NET_TOOL_SRC) -o $@
@@ -17,6 +17,9 @@ $(BUILD)/guest/enclave-init: src/enclave/init/init.c
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
 $(BUILD)/guest/enclave-attest: tests/system/enclave_attest.c src/lib/be.h
+	@mkdir -p $(dir $@)
+	$(ENCLAVE_GUEST_CC) $< -o $@
+$(BUILD)/guest/enclave-nsmbench: tests/system/enclave_nsmbench.c src/lib/be.h
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
 $(BUILD)/guest/enclave-parent: tests/system/enclave_parent.c src/lib/be.h
@@ -40,9 +43,12 @@ NITRO_CACHE_DIR = $(or $(NITRO_CACHE),$(HOME)/.cache/nitro)
 .PHONY: enclave-eif
 enclave-eif: $(BUILD)/enclave/test.eif
 $(BUILD)/enclave/test.eif: tools/enclave_eif.sh $(BUILD)/nitro $(BUILD)/guest/enclave-init \
-	$(BUILD)/guest/enclave-attest $(wildcard $(NITRO_CACHE_DIR)/images/vmlinuz) | images
+	$(BUILD)/guest/enclave-attest $(BUILD)/guest/enclave-nsmbench \
+	$(wildcard $(NITRO_CACHE_DIR)/images/vmlinuz) | images
 	sh tools/enclave_eif.sh $(BUILD)
 system-test: $(BUILD)/enclave/test.eif
+# bench/enclave.py boots a parent with guest.img and its own EIFs (nsmbench.eif, hello.eif).
+bench: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent
 
 # test_enclave.py's parent instance: the default guest image plus /enclave/*.eif (and their
 # measurements), /bin/enclave-parent and /bin/enclave-peek.

@@ -8,8 +8,10 @@
 #                  /cmd = enclave-attest 5005
 #   hello.cpio.gz  busybox and /cmd + /env of a payload that prints a line and exits
 #   idle.cpio.gz   busybox and /cmd = sleep 3600 (an enclave that stays up)
+#   nsmbench.cpio.gz  busybox, the NSM benchmark payload (tests/system/enclave_nsmbench.c)
+#                  and /cmd = enclave-nsmbench 5006 200 (bench/enclave.py)
 # Outputs in OUT (default build/enclave): test.eif (boot + app), hello.eif (boot + hello),
-# idle.eif (boot + idle) and notbz.eif (its kernel not a bzImage) with their measurements
+# idle.eif (boot + idle), nsmbench.eif (boot + nsmbench) and notbz.eif (its kernel not a bzImage) with their measurements
 # (*.json), and hello-initrd.img =
 # boot + hello as one initrd, to boot the same ramdisks as an ordinary guest with
 # `nitro run --initrd`.
@@ -28,7 +30,8 @@ KERNEL=$CACHE/images/vmlinuz
 KVER=$(cat "$APTDIR/kver")
 MODDIR=$APTDIR/root/usr/lib/modules/$KVER
 [ -f "$MODDIR/modules.dep" ] || die "no modules.dep in $MODDIR: run make images"
-for f in "$BUILD/nitro" "$BUILD/guest/enclave-init" "$BUILD/guest/enclave-attest"; do
+for f in "$BUILD/nitro" "$BUILD/guest/enclave-init" "$BUILD/guest/enclave-attest" \
+	"$BUILD/guest/enclave-nsmbench"; do
 	[ -x "$f" ] || die "$f is missing: run make $f"
 done
 command -v busybox >/dev/null || die "busybox is missing (apt-get install busybox-static)"
@@ -97,7 +100,13 @@ app_dir idle
 printf '/bin/sleep\n3600\n' > "$W/idle/cmd"
 pack "$W/idle" "$W/idle.cpio.gz"
 
-for n in boot app hello idle; do mv "$W/$n.cpio.gz" "$OUT/$n.cpio.gz"; done
+app_dir nsmbench
+cp "$BUILD/guest/enclave-nsmbench" "$W/nsmbench/bin/enclave-nsmbench"
+printf '/bin/enclave-nsmbench\n5006\n200\n' > "$W/nsmbench/cmd"
+printf 'PATH=/bin\n' > "$W/nsmbench/env"
+pack "$W/nsmbench" "$W/nsmbench.cpio.gz"
+
+for n in boot app hello idle nsmbench; do mv "$W/$n.cpio.gz" "$OUT/$n.cpio.gz"; done
 # eif NAME APP: boot + APP's ramdisk as NAME.eif, its measurements in NAME.json
 eif() {
 	"$BUILD/nitro" eif build --kernel "$KERNEL" --ramdisk "$OUT/boot.cpio.gz" \
@@ -106,12 +115,13 @@ eif() {
 eif test app
 eif hello hello
 eif idle idle
+eif nsmbench nsmbench
 # notbz.eif: a well-formed image (CRC and all) whose kernel is not a bzImage: the tool's
 # own checks pass, the enclave's nitro-hv refuses it at START
 printf 'not a kernel\n' > "$W/notbz"
 "$BUILD/nitro" eif build --kernel "$W/notbz" --ramdisk "$OUT/hello.cpio.gz" \
 	--cmdline "$CMDLINE" --output "$W/notbz.eif" > "$W/notbz.json"
 cat "$OUT/boot.cpio.gz" "$OUT/hello.cpio.gz" > "$W/hello-initrd.img"
-for f in test hello idle notbz; do mv "$W/$f.eif" "$W/$f.json" "$OUT/"; done
+for f in test hello idle nsmbench notbz; do mv "$W/$f.eif" "$W/$f.json" "$OUT/"; done
 mv "$W/hello-initrd.img" "$OUT/"
-printf 'enclave_eif: %s/test.eif, hello.eif, idle.eif (kernel %s)\n' "$OUT" "$KVER" >&2
+printf 'enclave_eif: %s/test.eif, hello.eif, idle.eif, nsmbench.eif (kernel %s)\n' "$OUT" "$KVER" >&2
