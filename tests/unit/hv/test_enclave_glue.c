@@ -419,6 +419,13 @@ static void test_four_vcpus_at_once(void **state)
 	struct fix *f = *state;
 	pthread_t t[4];
 	struct racer r[4];
+	/* One enclave runs before the race starts, so that the racers' STOP, SLOT_FREE and
+	 * own exits always meet a live enclave (the random commands alone start one only
+	 * now and then: four threads interleave each other's SEND_DATA writes). */
+	uint64_t a = alloc_slot(f);
+	add_scattered(f, a, 2 * GiB, 32);
+	assert_int_equal(cmd(f, NE_CMD_SLOT_ADD_VCPU, a, NCPUS - 1, 0).rc, 0);
+	assert_int_equal(cmd(f, NE_CMD_ENCLAVE_START, a, 0, 0).rc, 0);
 	atomic_store(&racing, true);
 	for (unsigned i = 0; i < 4; i++) {
 		r[i] = (struct racer){f, 1234 + i};
