@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "boot/config.h"
+#include "hv/cpuid.h"
 #include "lib/le.h"
 
 #define VENDOR "Amazon EC2"
@@ -188,32 +189,34 @@ long smbios_build(uint8_t *ep, uint8_t *table, size_t len, uint64_t table_gpa,
 	}
 	st_strings(&t, (const char *const[]){VENDOR, "", "", VENDOR, NULL});
 
-	/* Type 4: one processor per vCPU (one core, one thread each) */
-	for (unsigned i = 0; i < c->ncpus; i++) {
-		char sock[16];
-		snprintf(sock, sizeof(sock), "CPU %u", i);
-		s = st_begin(&t, 4, 0x2a);
-		if (s) {
-			s[4] = 1;		    /* socket designation */
-			s[5] = 3;		    /* central processor */
-			s[6] = 0xfe;		    /* family: see family 2 */
-			s[7] = 2;		    /* manufacturer */
-			s[0x10] = 3;		    /* version */
-			s[0x11] = 0;		    /* voltage: unknown */
-			le16_put(s + 0x12, 0);	    /* external clock unknown */
-			le16_put(s + 0x14, 0);	    /* max speed unknown */
-			le16_put(s + 0x16, 0);	    /* current speed unknown */
-			s[0x18] = 0x41;		    /* populated, enabled */
-			s[0x19] = 0x01;		    /* upgrade: other */
-			le16_put(s + 0x1a, 0xffff); /* no cache structures */
-			le16_put(s + 0x1c, 0xffff);
-			le16_put(s + 0x1e, 0xffff);
-			s[0x23] = s[0x24] = s[0x25] = 1; /* cores, enabled, threads */
-			le16_put(s + 0x26, 1u << 2);	 /* 64-bit capable */
-			le16_put(s + 0x28, 0x01);	 /* family 2: other */
-		}
-		st_strings(&t, (const char *const[]){sock, VENDOR, "", NULL});
+	/* Type 4: one processor, the package of cpu_topo_of (EC2's: "CPU 0", its cores and
+	 * threads), as the CPUID leaves and the MADT describe it */
+	struct cpu_topo topo;
+	cpu_topo_of(&topo, c->ncpus);
+	s = st_begin(&t, 4, 0x2a);
+	if (s) {
+		s[4] = 1;		    /* socket designation */
+		s[5] = 3;		    /* central processor */
+		s[6] = 0xfe;		    /* family: see family 2 */
+		s[7] = 2;		    /* manufacturer */
+		s[0x10] = 3;		    /* version */
+		s[0x11] = 0;		    /* voltage: unknown */
+		le16_put(s + 0x12, 0);	    /* external clock unknown */
+		le16_put(s + 0x14, 0);	    /* max speed unknown */
+		le16_put(s + 0x16, 0);	    /* current speed unknown */
+		s[0x18] = 0x41;		    /* populated, enabled */
+		s[0x19] = 0x01;		    /* upgrade: other */
+		le16_put(s + 0x1a, 0xffff); /* no cache structures */
+		le16_put(s + 0x1c, 0xffff);
+		le16_put(s + 0x1e, 0xffff);
+		s[0x23] = s[0x24] = (uint8_t)topo.cores; /* cores, enabled */
+		s[0x25] = (uint8_t)topo.ncpus;		 /* threads */
+		/* 64-bit capable; multi-core; hardware threads */
+		le16_put(s + 0x26, 1u << 2 | (topo.cores > 1 ? 1u << 3 : 0) |
+				       (topo.threads_per_core > 1 ? 1u << 4 : 0));
+		le16_put(s + 0x28, 0x01); /* family 2: other */
 	}
+	st_strings(&t, (const char *const[]){"CPU 0", VENDOR, "", NULL});
 
 	/* Type 16: the memory array (type 17 points at it) */
 	uint16_t array = t.handle;

@@ -5,11 +5,12 @@
  * bytes at ep; nitro-hv puts it at BOOT_SMBIOS_EP, which Linux without EFI finds by
  * scanning 0xF0000..0xFFFFF on 16-byte boundaries) and the structure table at table (len
  * bytes, which the guest sees at table_gpa, named by the entry point; nitro-hv puts it
- * after the ACPI tables): types 0 (BIOS), 1 (system), 3 (chassis), 4 (one processor per
- * vCPU), 16 and 17 (the memory), 127 (end). Manufacturer, BIOS vendor and asset tag "Amazon EC2";
- * product name the instance type; system UUID and serial the same "ec2..." UUID (serial in lower
- * case, as EC2 does). Returns the table's length, or -1 (nothing written) when len is too small or
- * a field is out of range. It touches nothing but ep and table.
+ * after the ACPI tables): types 0 (BIOS), 1 (system), 3 (chassis), 4 (one processor: the
+ * package of cpu_topo_of, its cores and threads), 16 and 17 (the memory), 127 (end). Manufacturer,
+ * BIOS vendor and asset tag "Amazon EC2"; product name the instance type; system UUID and serial
+ * the same "ec2..." UUID (serial in lower case, as EC2 does). Returns the table's length, or -1
+ * (nothing written) when len is too small or a field is out of range. It touches nothing but ep and
+ * table.
  */
 #ifndef NITRO_HV_SMBIOS_H
 #define NITRO_HV_SMBIOS_H

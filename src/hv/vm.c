@@ -282,12 +282,17 @@ static int setup_cpuid(struct vcpu *v, char *err, size_t errlen)
 	struct kvm_cpuid2 *c = calloc(1, sz);
 	if (!c)
 		FAIL("out of memory");
-	c->nent = CPUID_MAX_ENTRIES;
+	c->nent = CPUID_MAX_ENTRIES - CPUID_FILTER_SPARE; /* room for what cpuid_filter adds */
 	if (ioctl(vm->vm_kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
 		free(c);
 		FAIL("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
 	}
-	cpuid_filter(c->entries, c->nent, v->vc_index, vm->vm_ncpus);
+	int nent = cpuid_filter(c->entries, c->nent, CPUID_MAX_ENTRIES, v->vc_index, vm->vm_ncpus);
+	if (nent < 0) {
+		free(c);
+		FAIL("CPUID: no room for the topology leaves");
+	}
+	c->nent = (unsigned)nent;
 	int r = ioctl(v->vc_fd, KVM_SET_CPUID2, c);
 	free(c);
 	if (r < 0)

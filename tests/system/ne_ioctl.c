@@ -3,8 +3,9 @@
  * nitro's NE device, and prints one line per step, "NAME ok ..." or "NAME errno N", that
  * the test asserts. Static (the guest image has no libc).
  *
- * Expects: the nitro_enclaves module bound, ne_cpus = 1,2 of a 4-vCPU parent (CPU 3 not
- * in the pool), at least 66 free 2 MiB hugepages.
+ * Expects: the nitro_enclaves module bound, ne_cpus = 2,3 of a 4-vCPU parent (core 1 of
+ * two cores of two threads; CPUs 0 and 1, core 0, not in the pool), at least 66 free 2 MiB
+ * hugepages.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -131,12 +132,14 @@ int main(void)
 	mem(fd, "mem_rest", 0, huge + 2 * MiB, 62 * MiB);
 	start(fd, "start_no_vcpu", 0, 0);
 
-	/* vCPUs: out of range, not in the pool, from the pool, twice, the other pool CPU. */
+	/* vCPUs: out of range, not in the pool, from the pool, twice; half a core cannot
+	 * start; the other thread of the core. */
 	add_vcpu(fd, "vcpu_99", 99);
-	add_vcpu(fd, "vcpu_3_not_pool", 3);
+	add_vcpu(fd, "vcpu_1_not_pool", 1);
 	add_vcpu(fd, "vcpu_auto", 0);
-	add_vcpu(fd, "vcpu_1_again", 1);
-	add_vcpu(fd, "vcpu_2", 2);
+	add_vcpu(fd, "vcpu_2_again", 2);
+	start(fd, "start_half_core", 0, 0);
+	add_vcpu(fd, "vcpu_3", 3);
 	/* the pool is empty now */
 	add_vcpu(fd2, "vm2_vcpu_auto", 0);
 
@@ -164,7 +167,7 @@ int main(void)
 	close(fd);
 	fd = create(dev, "create_vm3");
 	if (fd >= 0) {
-		add_vcpu(fd, "vm3_vcpu_1", 1);
+		add_vcpu(fd, "vm3_vcpu_2", 2);
 		mem(fd, "vm3_mem", 0, huge, 2 * MiB);
 		close(fd);
 	}

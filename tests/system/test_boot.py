@@ -43,14 +43,36 @@ def test_boot_one_cpu_to_userspace_and_poweroff(nitro):
     assert uuid.lower().replace("-", "").startswith("ec20123456789abcdef0"), dmi  # the id
 
 
+TOPO = "/sys/devices/system/cpu/cpu$n/topology"
+
+
 def test_boot_four_cpus_above_the_pci_hole(nitro):
     b = nitro("--cpus", "4", "--memory", "3584",
               "--cmdline", cmdline("echo CPUS=$(nproc); grep MemTotal /proc/meminfo; "
-                                   "cat /sys/firmware/acpi/tables/APIC > /dev/null && echo MADT=ok"))
+                                   "cat /sys/firmware/acpi/tables/APIC > /dev/null && echo MADT=ok; "
+                                   f"for n in 0 1 2 3; do echo TOPO$n=$(cat {TOPO}/physical_package_id "
+                                   f"{TOPO}/core_id {TOPO}/thread_siblings_list); done; "
+                                   "grep -E '^(apicid|core id|cpu cores|siblings)' /proc/cpuinfo | "
+                                   "tr -d ' \\t' | sed 's/^/CPUINFO-/'"))
     assert b.status == 0, b
     assert "CPUS=4" in b.out, b
     assert "smp: Brought up 1 node, 4 CPUs" in b.out, b
     assert "MADT=ok" in b.out, b
+    # EC2's layout (m5.xlarge): one package of 2 cores x 2 threads; core id = APIC id / 2.
+    topo = dict(re.findall(r"^TOPO(\d)=(.*?)\r?$", b.out, re.M))
+    assert topo == {"0": "0 0 0-1", "1": "0 0 0-1", "2": "0 1 2-3", "3": "0 1 2-3"}, b
+    info = re.findall(r"^CPUINFO-(\w+):(\d+)\r?$", b.out, re.M)
+    assert [v for k, v in info if k == "apicid"] == ["0", "1", "2", "3"], info
+    assert [v for k, v in info if k == "coreid"] == ["0", "0", "1", "1"], info
+    assert {v for k, v in info if k == "cpucores"} == {"2"}, info
+    assert {v for k, v in info if k == "siblings"} == {"4"}, info
+    for line in ("Max. logical packages:   1", "Max. threads per core:   2",
+                 "Num. cores per package:     2", "Num. threads per package:   4"):
+        assert "CPU topo: " + line in b.out, b
+    # No complaint about the CPUID topology (topology_common.c, topology_ext.c, smpboot.c).
+    for bad in ("[Firmware Bug]", "Topology domain", "SMT detected", "APIC ID mismatch",
+                "-sibling CPU", "not on the same node"):
+        assert bad not in b.out, (bad, b)
     # 3.5 GiB: 3 GiB below the hole, 512 MiB above 4 GiB; the e820 map shows both.
     assert "[mem 0x0000000100000000-0x000000011fffffff] usable" in b.out, b
     kib = meminfo_kib(b.out)

@@ -1,6 +1,7 @@
 """The Nitro Enclaves device in a parent instance (issue 12, item 1): `nitro run --enclaves`
 gives a stock Debian guest the NE PCI device (1d0f:e4c1); the stock nitro_enclaves module
-binds it, takes CPUs 1 and 2 as its pool, and a raw-ioctl client
+binds it, takes core 1 (CPUs 2 and 3; the parent has 2 cores x 2 threads, as EC2's
+m5.xlarge) as its pool, and a raw-ioctl client
 (tests/system/ne_ioctl.c, written from the kernel's ne_overview.rst) creates enclaves,
 adds vCPUs and hugepage memory, gets every bad input refused with the driver's error
 code, and sees START reach the enclave VM: the enclave's nitro-hv refuses a missing EIF and
@@ -15,6 +16,7 @@ IMG = NITRO.parent / "ne-guest.img"
 # <linux/nitro_enclaves.h>
 NE_ERR_VCPU_ALREADY_USED = 256
 NE_ERR_VCPU_NOT_IN_CPU_POOL = 257
+NE_ERR_FULL_CORES_NOT_USED = 269
 NE_ERR_INVALID_MEM_REGION_SIZE = 259
 NE_ERR_UNALIGNED_MEM_REGION_ADDR = 261
 NE_ERR_MEM_REGION_ALREADY_USED = 262
@@ -45,8 +47,17 @@ def test_stock_driver_drives_the_ne_device(nitro):
     assert "ne dev: /dev/nitro_enclaves" in out, b
     assert "ne hugepages: 40" in out, b
     assert "ne cpu0 accepted" not in out, b  # CPU 0 stays the parent's
-    assert "ne cpus: 1,2" in out, b
-    assert "ne online: 0,3" in out, b
+    # The driver groups the pool by the guest's topology: CPU 1 is CPU 0's sibling,
+    # CPU 2 alone half a core.
+    for c in (0, 1, 2, 3):
+        core, sib = ("0", "0-1") if c < 2 else ("1", "2-3")
+        assert f"ne topology: cpu{c} core {core} siblings {sib}" in out, b
+    assert "ne cpu1 accepted" not in out, b
+    assert "ne cpu2 accepted" not in out, b
+    assert "CPU sibling 1 for CPU 0 is in CPU pool" in out, b
+    assert "CPU 3 is not in CPU pool" in out, b  # the sibling of a pool of CPU 2 alone
+    assert "ne cpus: 2,3" in out, b
+    assert "ne online: 0-1" in out, b
     s = steps(out)
     assert "ne_ioctl done" in out, b
 
@@ -77,10 +88,12 @@ def test_stock_driver_drives_the_ne_device(nitro):
     assert s["mem_rest"] == "ok", s
     errno("start_no_vcpu", NE_ERR_NO_VCPUS_ADDED)
     errno("vcpu_99", NE_ERR_INVALID_VCPU)
-    errno("vcpu_3_not_pool", NE_ERR_VCPU_NOT_IN_CPU_POOL)
-    assert s["vcpu_auto"] == "ok vcpu=1", s  # SLOT_ADD_VCPU accepted by the device
-    errno("vcpu_1_again", NE_ERR_VCPU_ALREADY_USED)
-    assert s["vcpu_2"] == "ok vcpu=2", s
+    errno("vcpu_1_not_pool", NE_ERR_VCPU_NOT_IN_CPU_POOL)
+    assert s["vcpu_auto"] == "ok vcpu=2", s  # SLOT_ADD_VCPU accepted by the device
+    errno("vcpu_2_again", NE_ERR_VCPU_ALREADY_USED)
+    errno("start_half_core", NE_ERR_FULL_CORES_NOT_USED)  # the 2-vCPU enclave needs both
+    assert "Full CPU cores not used" in out, b
+    assert s["vcpu_3"] == "ok vcpu=3", s
     errno("vm2_vcpu_auto", NE_ERR_NO_CPUS_AVAIL_IN_POOL)
     # Every driver check passed: START reached the glue and the spawner; the enclave's
     # nitro-hv read enclave offset 8 MiB and refused what it found (exit 5 -> ENOEXEC).
@@ -90,10 +103,10 @@ def test_stock_driver_drives_the_ne_device(nitro):
     assert re.search(r"enclave 1: EIF refused \(CRC mismatch\): CRC32 is [0-9a-f]{8}, the "
                      r"header says 00000000", b.err), b
     assert "Error in enclave start [rc=-8]" in out, out[-4000:]
-    # Closing both fds freed both slots (SLOT_FREE): a new enclave gets uid 3, CPU 1 and
+    # Closing both fds freed both slots (SLOT_FREE): a new enclave gets uid 3, CPU 2 and
     # the same hugepage again.
     assert s["create_vm3"] == "ok slot_uid=3", s
-    assert s["vm3_vcpu_1"] == "ok vcpu=1", s
+    assert s["vm3_vcpu_2"] == "ok vcpu=2", s
     assert s["vm3_mem"] == "ok", s
     assert "Error in slot free" not in out and "Error in enclave stop" not in out, out[-4000:]
     # Replies came by MSI-X vector 0 (the driver would time out after 120 s otherwise).

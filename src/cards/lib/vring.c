@@ -249,3 +249,38 @@ bool vr_set_notify(struct vr_ring *vr, bool enable)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return vr_pending(vr) != 0;
 }
+
+/* One copy between buf and the chain's readable (write false) or writable part. */
+static void chain_copy(const struct vr_chain *ch, bool write, uint64_t off, uint8_t *buf,
+		       uint64_t len)
+{
+	for (unsigned i = 0; i < ch->ch_nsegs && len; i++) {
+		const struct vr_seg *s = &ch->ch_segs[i];
+		if (s->sg_write != write)
+			continue;
+		if (off >= s->sg_len) {
+			off -= s->sg_len;
+			continue;
+		}
+		uint64_t k = s->sg_len - off < len ? s->sg_len - off : len;
+		if (s->sg_ptr) {
+			if (write)
+				memcpy((uint8_t *)s->sg_ptr + off, buf, k);
+			else
+				memcpy(buf, (uint8_t *)s->sg_ptr + off, k);
+		}
+		buf += k;
+		len -= k;
+		off = 0;
+	}
+}
+
+void vr_chain_read(const struct vr_chain *ch, uint64_t off, uint8_t *buf, uint64_t len)
+{
+	chain_copy(ch, false, off, buf, len);
+}
+
+void vr_chain_write(const struct vr_chain *ch, uint64_t off, const uint8_t *buf, uint64_t len)
+{
+	chain_copy(ch, true, off, (uint8_t *)buf, len);
+}

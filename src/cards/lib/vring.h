@@ -104,6 +104,13 @@ struct vr_ring {
 	uint64_t vr_max_bytes; /* bound on a chain's total length */
 };
 
+/* Copies len bytes from byte off of the chain's device-readable part into buf, and into the
+ * device-writable part at byte off from buf. What lies past the part's end is left alone
+ * (callers bound len by ch_read_bytes / ch_write_bytes); segments with sg_ptr NULL (a
+ * denied chain) are skipped. */
+void vr_chain_read(const struct vr_chain *ch, uint64_t off, uint8_t *buf, uint64_t len);
+void vr_chain_write(const struct vr_chain *ch, uint64_t off, const uint8_t *buf, uint64_t len);
+
 /* Sets up a ring of size n (power of two, 1..VR_MAX_SIZE) from the three parts already
  * translated to local pointers (each checked to be vr_*_bytes long in guest memory and
  * suitably aligned). last_avail comes from SET_VRING_BASE; the used index is read from

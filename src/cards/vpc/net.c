@@ -20,44 +20,6 @@ size_t vnet_hdr_len(const struct vnet *n)
 	return f & (BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_MRG_RXBUF)) ? 12 : 10;
 }
 
-/* Copies len bytes from byte off of the chain's device-readable part into buf. */
-static void chain_read(const struct vr_chain *ch, uint64_t off, uint8_t *buf, uint64_t len)
-{
-	for (unsigned i = 0; i < ch->ch_nsegs && len; i++) {
-		const struct vr_seg *s = &ch->ch_segs[i];
-		if (s->sg_write)
-			continue;
-		if (off >= s->sg_len) {
-			off -= s->sg_len;
-			continue;
-		}
-		uint64_t k = s->sg_len - off < len ? s->sg_len - off : len;
-		memcpy(buf, (uint8_t *)s->sg_ptr + off, k);
-		buf += k;
-		len -= k;
-		off = 0;
-	}
-}
-
-/* Copies len bytes into the chain's device-writable part at byte off. */
-static void chain_write(const struct vr_chain *ch, uint64_t off, const uint8_t *buf, uint64_t len)
-{
-	for (unsigned i = 0; i < ch->ch_nsegs && len; i++) {
-		const struct vr_seg *s = &ch->ch_segs[i];
-		if (!s->sg_write)
-			continue;
-		if (off >= s->sg_len) {
-			off -= s->sg_len;
-			continue;
-		}
-		uint64_t k = s->sg_len - off < len ? s->sg_len - off : len;
-		memcpy((uint8_t *)s->sg_ptr + off, buf, k);
-		buf += k;
-		len -= k;
-		off = 0;
-	}
-}
-
 static void tx_one(struct vnet *n, unsigned pair, const struct vr_chain *ch)
 {
 	size_t hl = vnet_hdr_len(n);
@@ -71,13 +33,13 @@ static void tx_one(struct vnet *n, unsigned pair, const struct vr_chain *ch)
 		n->vn_stats.st_tx_oversize++;
 		return;
 	}
-	chain_read(ch, 0, hdr, hl);
+	vr_chain_read(ch, 0, hdr, hl);
 	/* Neither checksum offload nor GSO was offered: a header asking for them is bad. */
 	if ((hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) || hdr[1] != VIRTIO_NET_HDR_GSO_NONE) {
 		n->vn_stats.st_tx_bad_header++;
 		return;
 	}
-	chain_read(ch, hl, n->vn_buf, len); /* one copy: the guest cannot change it later */
+	vr_chain_read(ch, hl, n->vn_buf, len); /* one copy: the guest cannot change it later */
 	n->vn_stats.st_tx_packets++;
 	n->vn_stats.st_tx_bytes += len;
 	if (n->vn_tx)
@@ -126,7 +88,7 @@ static void ctrl_serve(struct vnet *n, unsigned q)
 			break;
 		uint8_t cmd[4] = {0}, ack = VIRTIO_NET_ERR;
 		if (ch.ch_read_bytes >= 2 && ch.ch_write_bytes >= 1) {
-			chain_read(&ch, 0, cmd, ch.ch_read_bytes < 4 ? ch.ch_read_bytes : 4);
+			vr_chain_read(&ch, 0, cmd, ch.ch_read_bytes < 4 ? ch.ch_read_bytes : 4);
 			if (cmd[0] == VIRTIO_NET_CTRL_MQ &&
 			    cmd[1] == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET && ch.ch_read_bytes == 4) {
 				unsigned p = le16_get(cmd + 2);
@@ -137,7 +99,7 @@ static void ctrl_serve(struct vnet *n, unsigned q)
 			}
 		}
 		if (ch.ch_write_bytes >= 1)
-			chain_write(&ch, 0, &ack, 1);
+			vr_chain_write(&ch, 0, &ack, 1);
 		if (ack == VIRTIO_NET_OK)
 			n->vn_stats.st_ctrl_ok++;
 		else
@@ -190,8 +152,8 @@ int vnet_rx(struct vnet *n, unsigned pair, const uint8_t *frame, size_t len)
 		uint8_t hdr[12] = {0};
 		if (hl == 12)
 			le16_put(hdr + 10, 1); /* num_buffers */
-		chain_write(&ch, 0, hdr, hl);
-		chain_write(&ch, hl, frame, len);
+		vr_chain_write(&ch, 0, hdr, hl);
+		vr_chain_write(&ch, hl, frame, len);
 		written = (uint32_t)(hl + len);
 		n->vn_stats.st_rx_packets++;
 		n->vn_stats.st_rx_bytes += len;

@@ -151,42 +151,6 @@ static bool queue_live(const struct vm *v, unsigned q)
 
 /* --- copying between chains and the card --- */
 
-static void chain_read(const struct vr_chain *ch, uint64_t off, uint8_t *out, size_t len)
-{
-	for (unsigned i = 0; i < ch->ch_nsegs && len; i++) {
-		const struct vr_seg *s = &ch->ch_segs[i];
-		if (s->sg_write)
-			break;
-		if (off >= s->sg_len) {
-			off -= s->sg_len;
-			continue;
-		}
-		size_t n = s->sg_len - off < len ? s->sg_len - off : len;
-		memcpy(out, (uint8_t *)s->sg_ptr + off, n);
-		out += n;
-		len -= n;
-		off = 0;
-	}
-}
-
-static void chain_write(const struct vr_chain *ch, uint64_t off, const uint8_t *in, size_t len)
-{
-	for (unsigned i = 0; i < ch->ch_nsegs && len; i++) {
-		const struct vr_seg *s = &ch->ch_segs[i];
-		if (!s->sg_write)
-			continue;
-		if (off >= s->sg_len) {
-			off -= s->sg_len;
-			continue;
-		}
-		size_t n = s->sg_len - off < len ? s->sg_len - off : len;
-		memcpy((uint8_t *)s->sg_ptr + off, in, n);
-		in += n;
-		len -= n;
-		off = 0;
-	}
-}
-
 /* Takes one rx buffer of v: 1 with *ch, 0 when none (or the queue is not running). A
  * buffer too small for a header is handed back empty and the next one tried. */
 static int rx_take(struct vm *v, struct vr_chain *ch)
@@ -213,7 +177,7 @@ static void ctl_flush(struct vm *v)
 	while (v->v_ctl_n && rx_take(v, &ch) == 1) {
 		uint8_t b[VSOCK_HDR_LEN];
 		vsock_hdr_put(b, &v->v_ctl[v->v_ctl_head]);
-		chain_write(&ch, 0, b, sizeof(b));
+		vr_chain_write(&ch, 0, b, sizeof(b));
 		vu_queue_push(&v->v_dev, Q_RX, ch.ch_head, VSOCK_HDR_LEN);
 		v->v_ctl_head = (v->v_ctl_head + 1) % CTL_MAX;
 		v->v_ctl_n--;
@@ -280,8 +244,8 @@ static bool deliver(struct card *c, struct vm *src)
 		part.len = n;
 		uint8_t b[VSOCK_HDR_LEN];
 		vsock_hdr_put(b, &part);
-		chain_write(&ch, 0, b, sizeof(b));
-		chain_write(&ch, VSOCK_HDR_LEN, src->v_pbuf + src->v_poff, n);
+		vr_chain_write(&ch, 0, b, sizeof(b));
+		vr_chain_write(&ch, VSOCK_HDR_LEN, src->v_pbuf + src->v_poff, n);
 		vu_queue_push(&dst->v_dev, Q_RX, ch.ch_head, VSOCK_HDR_LEN + n);
 		dst->v_rx_pkts++;
 		pushed = true;
@@ -328,11 +292,11 @@ static void tx_run(struct card *c, struct vm *v)
 		struct vsock_hdr h, rst;
 		enum route_reason why;
 		if (ch.ch_read_bytes >= VSOCK_HDR_LEN)
-			chain_read(&ch, 0, b, sizeof(b));
+			vr_chain_read(&ch, 0, b, sizeof(b));
 		enum route_verdict vd =
 		    route_packet(&c->c_rt, v->v_cid, b, ch.ch_read_bytes, &h, &rst, &why);
 		if (vd == ROUTE_FORWARD) {
-			chain_read(&ch, VSOCK_HDR_LEN, v->v_pbuf, h.len);
+			vr_chain_read(&ch, VSOCK_HDR_LEN, v->v_pbuf, h.len);
 			v->v_phdr = h;
 			v->v_poff = 0;
 			v->v_pending = true;

@@ -138,7 +138,7 @@ static void ec2_fields(void **state)
 	assert_int_equal(p.types[1], 1);
 	assert_int_equal(p.types[2], 1);
 	assert_int_equal(p.types[3], 1);
-	assert_int_equal(p.types[4], 2);
+	assert_int_equal(p.types[4], 1); /* one socket */
 	assert_int_equal(p.types[16], 1);
 	assert_int_equal(p.types[17], 1);
 	assert_int_equal(p.types[127], 1);
@@ -169,10 +169,14 @@ static void ec2_fields(void **state)
 	const uint8_t *arr = find(&p, 16), *dimm = find(&p, 17);
 	assert_int_equal(le16_get(dimm + 4), le16_get(arr + 2));
 	assert_int_equal(le16_get(dimm + 0x0c), 8192);
-	/* processors: 64-bit capable, enabled */
+	/* the processor: enabled; 1 core of 2 threads (as CPUID says); 64-bit, threads */
 	const uint8_t *cpu = find(&p, 4);
 	assert_int_equal(cpu[0x18], 0x41);
 	assert_string_equal(str_of(cpu, cpu[4]), "CPU 0");
+	assert_int_equal(cpu[0x23], 1);
+	assert_int_equal(cpu[0x24], 1);
+	assert_int_equal(cpu[0x25], 2);
+	assert_int_equal(le16_get(cpu + 0x26), 1u << 2 | 1u << 4);
 }
 
 static void types_and_sizes(void **state)
@@ -196,12 +200,24 @@ static void types_and_sizes(void **state)
 	c = (struct smbios_config){.ncpus = 96, .mem_mib = 768 * 1024, .instance_type = "x.y"};
 	n = build(b, sizeof(b), GPA, &c);
 	parse(b, n, &p);
-	assert_int_equal(p.types[4], 96);
+	assert_int_equal(p.types[4], 1);
+	const uint8_t *cpu = find(&p, 4);
+	assert_int_equal(cpu[0x23], 48); /* 48 cores x 2 threads */
+	assert_int_equal(cpu[0x24], 48);
+	assert_int_equal(cpu[0x25], 96);
+	assert_int_equal(le16_get(cpu + 0x26), 1u << 2 | 1u << 3 | 1u << 4);
 	const uint8_t *dimm = find(&p, 17);
 	assert_int_equal(le16_get(dimm + 0x0c), 0x7fff);
 	assert_int_equal(le32_get(dimm + 0x1c), 768 * 1024);
 	sys = find(&p, 1);
 	assert_string_equal(str_of(sys, sys[5]), "x.y");
+	c = (struct smbios_config){.ncpus = 3, .mem_mib = 1024};
+	n = build(b, sizeof(b), GPA, &c);
+	parse(b, n, &p);
+	cpu = find(&p, 4);
+	assert_int_equal(cpu[0x23], 3); /* odd: single-thread cores */
+	assert_int_equal(cpu[0x25], 3);
+	assert_int_equal(le16_get(cpu + 0x26), 1u << 2 | 1u << 3);
 }
 
 static void rejects(void **state)
@@ -284,16 +300,21 @@ static void dmidecode_reads_it(void **state)
 	snprintf(cmd, sizeof(cmd), "/usr/sbin/dmidecode --from-dump %s 2>&1", path);
 	FILE *f = popen(cmd, "r");
 	assert_non_null(f);
-	unsigned handles = 0;
+	unsigned handles = 0, topo = 0;
 	while (fgets(line, sizeof(line), f)) {
 		if (strstr(line, "Invalid") || strstr(line, "Wrong") || strstr(line, "truncated"))
 			fail_msg("dmidecode: %s", line);
 		if (!strncmp(line, "Handle 0x", 9))
 			handles++;
+		/* the 2-vCPU processor: one core of two threads */
+		topo += !strcmp(line, "\tCore Count: 1\n") ||
+			!strcmp(line, "\tThread Count: 2\n") ||
+			!strcmp(line, "\t\tHardware Thread\n");
 	}
 	pclose(f);
 	unlink(path);
-	assert_int_equal(handles, 9); /* 0, 1, 2, 3, 4 x2, 16, 17, 127 */
+	assert_int_equal(handles, 8); /* 0, 1, 2, 3, 4, 16, 17, 127 */
+	assert_int_equal(topo, 3);
 }
 
 int main(void)
