@@ -212,8 +212,6 @@ def test_debug_console_is_kept_on_the_host():
     assert not glob.glob(os.path.join(rt, "nitro-run-*")), os.listdir(rt)
 
 
-@pytest.mark.skip(reason="needs two whole cores in the parent: nitro's CPUID gives every vCPU "
-                         "core id 0, so the NE driver's pool is one core (branch cputopo)")
 def test_two_enclaves_at_once_and_terminate_gives_back():
     out = parent("two", memory=1536, cpus=3)
     s1, one, e1 = run_result(out, "one")
