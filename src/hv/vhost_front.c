@@ -313,6 +313,7 @@ void vhost_front_disconnect(struct vhost_front *f)
 	if (f->vf_sock >= 0)
 		close(f->vf_sock);
 	f->vf_sock = -1;
+	mem_table_free(&f->vf_table); /* the card maps nothing now; a reconnect sends it all */
 	pthread_mutex_unlock(&f->vf_lock);
 }
 

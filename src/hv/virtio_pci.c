@@ -494,9 +494,7 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 		close(q->vq_err);
 		q->vq_kick = q->vq_call = q->vq_err = -1;
 	}
-	if (vp->vp_card.vf_sock >= 0)
-		close(vp->vp_card.vf_sock);
-	vp->vp_card.vf_sock = -1;
+	vhost_front_disconnect(&vp->vp_card); /* the socket and the memory table it kept */
 }
 
 static const struct pci_dev_ops vp_ops = {
