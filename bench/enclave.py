@@ -44,6 +44,7 @@ ms() { read -r up _ < /proc/uptime; c=${up#*.}; c=${c#0}; echo $((${up%.*} * 100
 gone() { i=0; while [ $i -lt 300 ] && [ "$(nitro-enclave describe | tr -d '\n ')" != "[]" ]; do
 	sleep 0.2; i=$((i + 1)); done; }
 [ -e /dev/nitro_enclaves ] || echo "BENCH-NO-DEVICE"
+mkdir -p /run
 r=1
 while [ $r -le RUNS ]; do
 	t0=$(ms)
@@ -59,6 +60,8 @@ enclave-parent 5006 NONCE > /tmp/nsm &
 p=$!
 nitro-enclave run --eif-path /enclave/nsmbench.eif --cpu-count 1 --memory MEM >/dev/null 2>/tmp/err
 echo "BENCH-NSMRUN status=$? err=$(cat /tmp/err | tr '\n' ' ')"
+gone # the enclave powers off once its payload sent the result (or gave up connecting)
+kill $p 2>/dev/null # no payload connected: do not wait for it forever
 wait $p
 echo "BENCH-PARENT status=$?"
 cat /tmp/nsm
@@ -87,6 +90,8 @@ def parent_run(tmp):
     initrd = tmp / "parent.img"
     initrd.write_bytes(BASE.read_bytes() + gzip.compress(newc([
         ("bin", 0o40755, b""), ("bin/enclave-parent", 0o100755, (BUILD / "guest" / "enclave-parent").read_bytes()),
+        # this checkout's tool, not whichever one the shared guest.img was last built with
+        ("bin/nitro-enclave", 0o100755, (BUILD / "guest" / "nitro-enclave").read_bytes()),
         ("enclave", 0o40755, b""),
         ("enclave/hello.eif", 0o100644, (ENCLAVE / "hello.eif").read_bytes()),
         ("enclave/nsmbench.eif", 0o100644, (ENCLAVE / "nsmbench.eif").read_bytes()),
@@ -96,7 +101,7 @@ def parent_run(tmp):
             "--cmdline", 'console=ttyS0 reboot=k panic=-1 quiet nitro_exec="sh /enclave/bench.sh"']
     try:
         p = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           errors="replace", timeout=1500)
+                           errors="replace", timeout=1200)
     except subprocess.TimeoutExpired as e:
         out = e.stdout or b""
         out = out.decode(errors="replace") if isinstance(out, bytes) else out
@@ -106,7 +111,7 @@ def parent_run(tmp):
         sys.exit(f"bench/enclave.py: the parent did not finish\n{out[-4000:]}")
     runs = [(int(m.group(1)), int(m.group(2)), m.group(3))
             for m in re.finditer(r"BENCH-RUN \d+ status=(\d+) ms=(\d+) err=(.*)", out)]
-    if len(runs) != RUNS or any(st for st, _, _ in runs):
+    if len(runs) != RUNS or any(st for st, _, _ in runs) or "BENCH-NSMRUN status=0" not in out:
         sys.exit(f"bench/enclave.py: nitro-enclave run failed: {runs}\n{out[-4000:]}")
     chunks = {int(m.group(1)): bytes.fromhex(m.group(2)) for m in re.finditer(r"ENCLAVE-NSM (\d+) ([0-9a-f]+)", out)}
     line = b"".join(chunks[o] for o in sorted(chunks)).decode(errors="replace")
