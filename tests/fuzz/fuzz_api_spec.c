@@ -1,7 +1,7 @@
 /* libFuzzer target for nitrod's request-body checks (src/controller/spec.h): any bytes
  * either parse into a spec whose every field is in range, or fail with a message. */
 // fuzz-extra: src/controller/spec.c src/boot/config.c src/launch/launch.c src/launch/cidr.c
-// -ljansson
+// fuzz-extra: -ljansson
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -36,7 +36,8 @@
 #include "hv/vm.h"
 #include "lib/le.h"
 
-// fuzz-extra: src/hv/ne_cmd.c src/hv/ne_pci.c src/hv/vm.c src/hv/kvmstats.c src/hv/cpuid.c src/hv/pio.c
+// fuzz-extra: src/hv/ne_cmd.c src/hv/ne_pci.c src/hv/vm.c src/hv/kvmstats.c src/hv/cpuid.c
+// fuzz-extra: src/hv/cpuid_cache.c src/hv/pio.c
 
 #define NCPUS 6
 #define GiB (1ull << 30)

@@ -11,7 +11,7 @@
  * 256 bytes; at gpa 0).
  */
 // fuzz-extra: src/cards/nsm/queue.c src/enclave/nsm.c src/enclave/cbw.c src/enclave/cose.c -lcbor
-// -lcrypto
+// fuzz-extra: -lcrypto
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
