@@ -41,7 +41,8 @@ const char hv_options_help[] =
     "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET | vsock,SOCKET | nsm,SOCKET\n"
     "                       a virtio-blk, virtio-net, virtio-vsock or NSM PCI device, or an\n"
     "                       NVMe controller (docs/nvme.md), served by the card at SOCKET\n"
-    "                       (repeatable)\n"
+    "                       (repeatable); vsock,fd=N | nsm,fd=N: a connection the enclave\n"
+    "                       spawner made and identified, at fd N (enclave mode)\n"
     "  --enclave-hello cid=N[,debug]\n"
     "                       act as enclave CID N towards the vsock and NSM cards (tests: the\n"
     "                       ENW_HELLO an enclave sends, docs/vsock.md)\n"
@@ -325,16 +326,26 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 				      "nvme,SOCKET, "
 				      "vsock,SOCKET or nsm,SOCKET",
 				      v);
-			c->cards[c->ncards++] =
-			    (struct hv_card){.type = type,
-					     .socket = v + skip,
-					     .enclave = hv_card_enclave_facing(type)};
+			struct hv_card card = {.type = type,
+					       .socket = v + skip,
+					       .fd = -1,
+					       .enclave = hv_card_enclave_facing(type)};
+			if (!strncmp(v + skip, "fd=", 3)) {
+				if (!card.enclave || !parse_u64(v + skip + 3, 3, INT32_MAX, &n))
+					USAGE("--vhost-user %s: fd=N (3 or more) only for vsock "
+					      "and nsm",
+					      v);
+				card.fd = (int)n;
+				card.socket = NULL;
+			}
+			c->cards[c->ncards++] = card;
 		} else if (!strcmp(a, "--enclave-hello")) {
 			if (parse_hello(v, &c->hello))
 				USAGE("--enclave-hello %s: expected cid=N[,debug] with N from 4 to "
 				      "4294967294",
 				      v);
 			c->have_hello = true;
+			c->pcrs = (struct enw_pcrs){.version = ENW_VERSION};
 		} else if (!strcmp(a, "--tpm-card")) {
 			if (!*v)
 				USAGE("--tpm-card: empty socket path");
@@ -400,10 +411,20 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			USAGE("--enclave: no --enclave-mem");
 		if (!c->enclave_cid)
 			USAGE("--enclave: no --enclave-cid");
-		if (c->enclaves || c->tpm_card)
-			USAGE("--enclave: no --enclaves or --tpm-card in an enclave");
+		if (c->enclaves || c->tpm_card || c->have_hello)
+			USAGE("--enclave: no --enclaves, --tpm-card or --enclave-hello in an "
+			      "enclave");
+		for (unsigned i = 0; i < c->ncards; i++)
+			if (c->cards[i].fd < 0)
+				USAGE("--enclave: --vhost-user %s: an enclave's cards are "
+				      "connections its spawner made (KIND,fd=N)",
+				      c->cards[i].socket);
 		return 0;
 	}
+	for (unsigned i = 0; i < c->ncards; i++)
+		if (c->cards[i].fd >= 0)
+			USAGE("--vhost-user ...,fd=%d: only in enclave mode (--enclave)",
+			      c->cards[i].fd);
 	if (c->enclave_npieces || c->enclave_cid || c->enclave_debug || c->enclave_ready_fd >= 0)
 		USAGE("--enclave-*: only with --enclave");
 	if (!c->kernel && !c->help && !c->kernel_optional)

@@ -16,7 +16,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/un.h>
+
 #include "hv/enclave_image.h"
+#include "lib/enclave_wire.h"
 #include "lib/util.h"
 
 struct child {
@@ -55,11 +58,35 @@ static void kill_all_and_exit(void)
 	_exit(0);
 }
 
-/* The child side of a START: fds in place, then the executable. */
+int enclave_card_open(const char *path, const struct enw_hello *id, char *err, size_t errlen)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(a.sun_path))
+		RETURN_ERR(-1, "card socket %s: path too long", path);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		RETURN_ERR(-1, "card socket %s: %s", path, strerror(e));
+	}
+	int st = enw_hello_send(fd, id, ES_CARD_TIMEOUT_MS);
+	if (st) {
+		close(fd);
+		RETURN_ERR(-1, "card %s: %s enclave cid %llu: %s", path,
+			   st < 0 ? "no answer to the hello of" : "refused",
+			   (unsigned long long)id->cid, strerror(st < 0 ? -st : st));
+	}
+	return fd;
+}
+
+/* The child side of a START: the card connections opened and identified, fds in place,
+ * then the executable. */
 static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_w)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	char *argv[40], num[6][32];
+	char *argv[48], num[6][32];
 	static char mem[ES_MAX_RANGES * 42 + 16];
 	size_t at = (size_t)snprintf(mem, sizeof(mem), "3:");
 	for (unsigned i = 0; i < m->nranges; i++)
@@ -92,17 +119,38 @@ static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_
 		argv[n++] = "--cache-dir";
 		argv[n++] = (char *)conf->cache_dir;
 	}
-	if (conf->vsock) {
-		argv[n++] = "--vhost-user";
-		static char v[4200];
-		snprintf(v, sizeof(v), "vsock,%s", conf->vsock);
-		argv[n++] = v;
-	}
-	if (conf->nsm) {
-		argv[n++] = "--vhost-user";
-		static char v[4200];
-		snprintf(v, sizeof(v), "nsm,%s", conf->nsm);
-		argv[n++] = v;
+	/* Each enclave-side card connection: made here, identified by the hello (what START
+	 * said: cid, slot, debug; the parent's id: PCR4, module id), then handed over as
+	 * OPTION VALUEfd=N. The enclave's nitro-hv makes no connection of its own. One more
+	 * kind of connection is one more line. */
+	static struct enw_hello id;
+	if (enclave_hello_fill(&id, m->flags & ES_FLAG_DEBUG, m->cid, m->slot_uid,
+			       conf->parent_id) < 0)
+		_exit(ES_EXIT_CARD);
+	const struct {
+		const char *path, *option, *value; /* value: "KIND," or "" */
+	} links[] = {
+	    {conf->vsock, "--vhost-user", "vsock,"},
+	    {conf->nsm, "--vhost-user", "nsm,"},
+	};
+	static char linkarg[ARRAY_SIZE(links)][48];
+	for (unsigned i = 0; i < ARRAY_SIZE(links); i++) {
+		if (!links[i].path)
+			continue;
+		char err[512];
+		int c = enclave_card_open(links[i].path, &id, err, sizeof(err));
+		/* at 10 or above (clear of 0-4, set below), without close-on-exec */
+		int fd = c < 0 ? -1 : fcntl(c, F_DUPFD, 10);
+		if (fd < 0 || fd > 9999) {
+			fprintf(stderr, "nitro-hv enclave spawner: enclave %llu: %s\n",
+				(unsigned long long)m->slot_uid,
+				c < 0 ? err : "cannot keep a card connection");
+			_exit(ES_EXIT_CARD);
+		}
+		close(c);
+		snprintf(linkarg[i], sizeof(linkarg[i]), "%sfd=%d", links[i].value, fd);
+		argv[n++] = (char *)links[i].option;
+		argv[n++] = linkarg[i];
 	}
 	int out = -1;
 	if ((m->flags & ES_FLAG_DEBUG) && conf->console_dir) {

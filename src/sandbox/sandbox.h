@@ -6,9 +6,11 @@
  * with libseccomp, default action SCMP_ACT_KILL_PROCESS (the whole process dies with
  * SIGSYS on any other system call), synchronised over all threads (TSYNC), and sets
  * PR_SET_DUMPABLE 0 (no core dumps, no ptrace by the same uid). execve is in no list.
- * Kinds: "hv" (nitro-hv), "card-ebs", "card-vpc", "card-tpm", "card-vsock", "card-nsm", "igw" (nitro-vpc-igw, the
- * internet gateway's NAT, which installs it itself, always); each list and why each call is there
- * is in docs/security.md and beside the list in sandbox.c.
+ * Kinds: "hv" (nitro-hv), "hv-enclave" (nitro-hv --enclave, which takes it instead of
+ * any inherited kind: no socket, connect or fallocate), "card-ebs", "card-vpc", "card-tpm",
+ * "card-vsock", "card-nsm", "igw" (nitro-vpc-igw, the internet gateway's NAT, which installs it
+ * itself, always); each list and why each call is there is in docs/security.md and beside the list
+ * in sandbox.c.
  */
 #ifndef NITRO_SANDBOX_SANDBOX_H
 #define NITRO_SANDBOX_SANDBOX_H

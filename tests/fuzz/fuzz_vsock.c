@@ -3,8 +3,9 @@
  * u8 op, u16 chain length, then 44 header bytes: op % 8 < 6 routes the packet from the
  * sender op % 4 (0: the parent, 1..3: enclaves 16..18, of which 18 is not attached);
  * 6 and 7 make VM (op >> 3) % 4 go away; op % 16 == 13 makes the card forget the header's
- * connection (route_forget). The first bytes are also parsed as a hello arriving a byte at
- * a time (enw_hello_parse) and checked as one.
+ * connection (route_forget). The first bytes are also parsed as a hello and as an
+ * ENW_PCRS arriving a byte at a time (enw_hello_parse, enw_pcrs_parse: the NSM card's
+ * readers too) and checked as one.
  * Invariants: a forwarded packet's source is its sender, its destination is the other side
  * of parent <-> enclave and attached, its length fits the chain and the maximum; an RST
  * goes back to the sender about its own packet; the table stays within its bounds (each
@@ -61,12 +62,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (need == -EPROTO)
 			CHECK(got >= 12);
 	}
+	refused = false;
+	for (size_t got = 0; got <= size && got <= ENW_PCRS_MSG_LEN; got++) {
+		struct enw_pcrs p;
+		int need = enw_pcrs_parse(data, got, &p);
+		CHECK(!refused || need == -EPROTO);
+		refused = need == -EPROTO;
+		CHECK(need == -EPROTO || need == (int)(ENW_PCRS_MSG_LEN - got));
+		if (need == 0)
+			CHECK(!memcmp(&p, data + 12, sizeof(p)));
+		if (need == -EPROTO)
+			CHECK(got >= 12);
+	}
 	if (size >= sizeof(struct enw_hello)) {
 		struct enw_hello h;
 		memcpy(&h, data, sizeof(h));
+		static const uint8_t zero[ENW_PCR_LEN];
 		if (enw_hello_check(&h) == 0)
 			CHECK(h.cid > 3 && h.cid < UINT32_MAX &&
-			      memchr(h.module_id, 0, ENW_ID_LEN));
+			      memchr(h.module_id, 0, ENW_ID_LEN) && !memcmp(h.pcr[0], zero, 48) &&
+			      !memcmp(h.pcr[1], zero, 48) && !memcmp(h.pcr[2], zero, 48) &&
+			      !memcmp(h.pcr[8], zero, 48));
+	}
+	if (size >= sizeof(struct enw_pcrs)) {
+		struct enw_pcrs p;
+		memcpy(&p, data, sizeof(p));
+		if (enw_pcrs_check(&p) == 0)
+			CHECK(p.version == ENW_VERSION && p.flags == 0);
 	}
 	for (size_t off = 0; off + REC <= size; off += REC) {
 		const uint8_t *r = data + off;
