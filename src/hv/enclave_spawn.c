@@ -21,6 +21,7 @@
 #include "hv/enclave_image.h"
 #include "lib/enclave_wire.h"
 #include "lib/util.h"
+#include "sandbox/sandbox.h"
 
 struct child {
 	bool used, replied;
@@ -170,6 +171,13 @@ static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_
 	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0 || null < 0 || dup2(null, 0) < 0 ||
 	    dup2(fds[3], 1) < 0 || dup2(fds[0], 3) < 0 || dup2(fds[1], 4) < 0)
 		_exit(127);
+	/* From here on, for good: no socket, connect, fork (sandbox.h); the enclave's own
+	 * list comes on top after its set-up. */
+	char ferr[256];
+	if (sandbox_enter_enclave_exec(ferr, sizeof(ferr)) < 0) {
+		fprintf(stderr, "nitro-hv enclave spawner: %s\n", ferr);
+		_exit(127);
+	}
 	extern char **environ;
 	fexecve(fds[2], argv, environ);
 	fprintf(stderr, "nitro-hv enclave spawner: cannot start nitro-hv: %s\n", strerror(errno));

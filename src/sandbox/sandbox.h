@@ -21,6 +21,15 @@
  * failure). */
 int sandbox_enter(const char *kind, char *err, size_t errlen);
 
+/* The enclave spawner's child, just before it execs an enclave's nitro-hv (which keeps the
+ * filter for good; its own list "hv-enclave" comes on top once its set-up is done): every
+ * call allowed but those no enclave nitro-hv makes from its exec on: socket, socketpair,
+ * connect, bind, listen, accept, fork (clone without CLONE_THREAD), fallocate, ptrace,
+ * kill, process_vm_readv/writev kill the process. So even the set-up before its own list
+ * (which parses the parent's EIF) cannot open a connection to a card. Sets no_new_privs.
+ * 0, or -1 with err. */
+int sandbox_enter_enclave_exec(char *err, size_t errlen);
+
 /* Does nothing (returns 0) when NITRO_SECCOMP is unset or empty; else sandbox_enter with
  * its value. A caller that gets -1 must exit: running without its filter is not allowed. */
 int sandbox_enter_from_env(char *err, size_t errlen);

@@ -1,5 +1,7 @@
 /* An enclave's nitro-hv cannot open a card connection of its own, and the spawner's
  * connections carry the identity it was given:
+ * - the filter the spawner's child installs before it execs an enclave's nitro-hv
+ *   (sandbox_enter_enclave_exec): socket, connect, fork fatal, also after an exec;
  * - the "hv-enclave" seccomp list (src/sandbox/sandbox.c), installed in a forked child:
  *   socket(), connect() and fallocate() kill the child with SIGSYS; what an enclave does
  *   after set-up (vhost-user sendmsg/recvmsg with fds on a connection it was handed,
@@ -11,6 +13,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,7 +39,9 @@
 #include "lib/vu_wire.h"
 #include "sandbox/sandbox.h"
 
-enum { TRY_SOCKET, TRY_CONNECT, TRY_FALLOCATE, TRY_ALLOWED };
+enum { TRY_SOCKET, TRY_CONNECT, TRY_FALLOCATE, TRY_ALLOWED, TRY_FORK, TRY_EXEC_SOCKET };
+
+static const char *self_exe;
 
 static void *thread_fn(void *arg)
 {
@@ -45,7 +50,7 @@ static void *thread_fn(void *arg)
 
 /* In the child: a connected pair and an open file made before the list, then the list,
  * then the call. Exits 0 when the call returned (whatever its result). */
-static _Noreturn void child(const char *kind, int what)
+static _Noreturn void child(const char *kind, int what, bool stacked)
 {
 	int sv[2];
 	char path[] = "/tmp/nitro-enclave-jail-XXXXXX";
@@ -54,7 +59,10 @@ static _Noreturn void child(const char *kind, int what)
 		_exit(90);
 	unlink(path);
 	char err[256];
-	if (sandbox_enter(kind, err, sizeof(err)) < 0) {
+	/* stacked: the spawner child's filter, then the enclave's list, as in nitro-hv */
+	if ((stacked && sandbox_enter_enclave_exec(err, sizeof(err)) < 0) ||
+	    (kind ? sandbox_enter(kind, err, sizeof(err)) < 0
+		  : sandbox_enter_enclave_exec(err, sizeof(err)) < 0)) {
 		fprintf(stderr, "%s\n", err);
 		_exit(91);
 	}
@@ -69,6 +77,13 @@ static _Noreturn void child(const char *kind, int what)
 	case TRY_FALLOCATE:
 		(void)fallocate(file, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096);
 		break;
+	case TRY_FORK:
+		if (fork() == 0)
+			_exit(0);
+		break;
+	case TRY_EXEC_SOCKET: /* the filter stays across exec: the new program is held too */
+		execl(self_exe, self_exe, "try-socket", (char *)NULL);
+		_exit(93);
 	case TRY_ALLOWED: {
 		int efd = eventfd(0, EFD_CLOEXEC);
 		uint8_t b = 1;
@@ -86,15 +101,20 @@ static _Noreturn void child(const char *kind, int what)
 }
 
 /* The child's end: exit status, or 128 + the signal that killed it. */
-static int run_child(const char *kind, int what)
+static int run_child_stacked(const char *kind, int what, bool stacked)
 {
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		child(kind, what);
+		child(kind, what, stacked);
 	int ws;
 	assert_int_equal(waitpid(pid, &ws, 0), pid);
 	return WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : WEXITSTATUS(ws);
+}
+
+static int run_child(const char *kind, int what)
+{
+	return run_child_stacked(kind, what, false);
 }
 
 static void test_enclave_list_has_no_socket_or_connect(void **state)
@@ -107,6 +127,21 @@ static void test_enclave_list_has_no_socket_or_connect(void **state)
 	/* the parent's list is wider: that is why the enclave no longer takes it */
 	assert_int_equal(run_child("hv", TRY_SOCKET), 0);
 	assert_int_equal(run_child("hv", TRY_ALLOWED), 0);
+}
+
+/* The spawner's child's filter before the exec (kind NULL here): what an enclave's
+ * nitro-hv never does is fatal from its exec on, the rest of its set-up is not. */
+static void test_exec_filter(void **state)
+{
+	(void)state;
+	assert_int_equal(run_child(NULL, TRY_SOCKET), 128 + SIGSYS);
+	assert_int_equal(run_child(NULL, TRY_CONNECT), 128 + SIGSYS);
+	assert_int_equal(run_child(NULL, TRY_FORK), 128 + SIGSYS);
+	assert_int_equal(run_child(NULL, TRY_EXEC_SOCKET), 128 + SIGSYS);
+	assert_int_equal(run_child(NULL, TRY_ALLOWED), 0);
+	/* and the enclave's own list on top of it, as nitro-hv --enclave installs it */
+	assert_int_equal(run_child_stacked("hv-enclave", TRY_ALLOWED, true), 0);
+	assert_int_equal(run_child_stacked("hv-enclave", TRY_SOCKET, true), 128 + SIGSYS);
 }
 
 /* A card played by a thread: accepts one connection, reads the hello, answers status. */
@@ -214,11 +249,17 @@ static void test_pcrs_fill(void **state)
 	assert_memory_equal(p.pcr[3], want, 48);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "try-socket")) { /* TRY_EXEC_SOCKET's program */
+		(void)socket(AF_UNIX, SOCK_STREAM, 0);
+		return 0;
+	}
+	self_exe = argv[0];
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_enclave_list_has_no_socket_or_connect),
+	    cmocka_unit_test(test_exec_filter),
 	    cmocka_unit_test(test_spawner_identifies_the_connection),
 	    cmocka_unit_test(test_pcrs_fill),
 	};
