@@ -130,16 +130,19 @@ static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_
 		_exit(ES_EXIT_CARD);
 	const struct {
 		const char *path, *option, *value; /* value: "KIND," or "" */
+		uint32_t flags;			   /* ENW_FLAG_* of this kind, in its hello */
 	} links[] = {
-	    {conf->vsock, "--vhost-user", "vsock,"},
-	    {conf->nsm, "--vhost-user", "nsm,"},
+	    {conf->vsock, "--vhost-user", "vsock,", 0},
+	    {conf->nsm, "--vhost-user", "nsm,", 0},
 	};
 	static char linkarg[ARRAY_SIZE(links)][48];
 	for (unsigned i = 0; i < ARRAY_SIZE(links); i++) {
 		if (!links[i].path)
 			continue;
 		char err[512];
-		int c = enclave_card_open(links[i].path, &id, err, sizeof(err));
+		struct enw_hello this = id;
+		this.flags |= links[i].flags;
+		int c = enclave_card_open(links[i].path, &this, err, sizeof(err));
 		/* at 10 or above (clear of 0-4, set below), without close-on-exec */
 		int fd = c < 0 ? -1 : fcntl(c, F_DUPFD, 10);
 		if (fd < 0 || fd > 9999) {
