@@ -9,6 +9,11 @@
  * --enclave-socket: any number of enclave nitro-hv connections; each opens with ENW_HELLO
  * (src/lib/enclave_wire.h) naming the enclave's CID, which becomes its device's guest_cid.
  * Routing is route.h's: parent <-> its enclaves only, RST for the unroutable.
+ * Debug consoles (console.h): a hello with ENW_FLAG_CONSOLE is a debug enclave's console
+ * feed (feed_hello: only beside its attached debug device, same hello and peer, once); the
+ * card keeps each console's newest 64 KiB and serves it to the parent at CID 0, port
+ * CID + 10000 (ROUTE_LOCAL packets; con_pump writes into the parent's rx buffers after
+ * the relayed packets waiting for them, CON_PUMP_BUDGET a turn).
  *
  * Relay: a packet taken from a VM's tx queue is copied into the card (header and payload,
  * at most 64 KiB) and written into the destination's rx buffers, split over several when
