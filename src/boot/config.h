@@ -103,6 +103,9 @@ struct hv_config {
 	bool enclave_debug;	    /* --enclave-debug: console, PCR0-2 reported as zeros */
 	const char *enclave_parent; /* --enclave-parent-id i-...: PCR4 and module_id */
 	int enclave_ready_fd;	    /* --enclave-ready-fd N: one byte once the EIF is accepted */
+	/* --enclave-console-feed fd=N: the debug console's feed to the vsock card, opened and
+	 * identified by the spawner (src/hv/enclave_console.h); -1: none */
+	int enclave_feed_fd;
 	/* Parent side: --enclaves gives the spawner (src/hv/enclave_spawn.h); the cards the
 	 * enclaves connect to: --enclave-vsock SOCKET, --enclave-nsm SOCKET. */
 	bool enclaves;

@@ -18,6 +18,7 @@
 
 #include <sys/un.h>
 
+#include "hv/enclave_console.h"
 #include "hv/enclave_image.h"
 #include "lib/enclave_wire.h"
 #include "lib/util.h"
@@ -130,21 +131,30 @@ static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_
 		_exit(ES_EXIT_CARD);
 	const struct {
 		const char *path, *option, *value; /* value: "KIND," or "" */
-		uint32_t flags;			   /* ENW_FLAG_* of this kind, in its hello */
+		/* connects and sends the hello (its kind's flags added) */
+		int (*open)(const char *path, const struct enw_hello *id, char *err, size_t len);
+		bool console; /* debug mode only; without it the enclave goes on */
 	} links[] = {
-	    {conf->vsock, "--vhost-user", "vsock,", 0},
-	    {conf->nsm, "--vhost-user", "nsm,", 0},
+	    {conf->vsock, "--vhost-user", "vsock,", enclave_card_open, false},
+	    {conf->nsm, "--vhost-user", "nsm,", enclave_card_open, false},
+	    /* after the vsock device's: the card takes a feed only beside it */
+	    {conf->vsock, "--enclave-console-feed", "", enclave_console_connect, true},
 	};
 	static char linkarg[ARRAY_SIZE(links)][48];
 	for (unsigned i = 0; i < ARRAY_SIZE(links); i++) {
-		if (!links[i].path)
+		if (!links[i].path || (links[i].console && !(m->flags & ES_FLAG_DEBUG)))
 			continue;
 		char err[512];
-		struct enw_hello this = id;
-		this.flags |= links[i].flags;
-		int c = enclave_card_open(links[i].path, &this, err, sizeof(err));
+		int c = links[i].open(links[i].path, &id, err, sizeof(err));
 		/* at 10 or above (clear of 0-4, set below), without close-on-exec */
 		int fd = c < 0 ? -1 : fcntl(c, F_DUPFD, 10);
+		if (c < 0 && links[i].console) { /* costs only the parent-side console */
+			fprintf(stderr,
+				"nitro-hv enclave spawner: enclave %llu: no console for the "
+				"parent: %s\n",
+				(unsigned long long)m->slot_uid, err);
+			continue;
+		}
 		if (fd < 0 || fd > 9999) {
 			fprintf(stderr, "nitro-hv enclave spawner: enclave %llu: %s\n",
 				(unsigned long long)m->slot_uid,

@@ -437,8 +437,11 @@ static _Noreturn void enclave_main(void)
 	enclave_image_free(&im);
 	vm.vm_entry = bp.bp_entry;
 	trace_phase("enclave boot structures written");
-	/* no console outside debug mode: the serial port's output goes nowhere */
-	run_vm(-1, cfg.enclave_debug ? STDOUT_FILENO : -1, -1);
+	/* no console outside debug mode: the serial port's output goes nowhere; in debug mode
+	 * to stdout (the host's log) and the vsock card's console feed (the parent's), which
+	 * the spawner opened (src/hv/enclave_console.h) and handed over */
+	run_vm(-1, cfg.enclave_debug ? STDOUT_FILENO : -1,
+	       cfg.enclave_debug ? cfg.enclave_feed_fd : -1);
 }
 
 int main(int argc, char **argv)

@@ -144,7 +144,19 @@ static void test_parse_usage_errors(void **state)
 		assert_null(e.cards[0].socket);
 		assert_int_equal(e.cards[1].type, VIRTIO_ID_NITRO_SEC_MOD);
 		assert_int_equal(e.cards[1].fd, 11);
+		assert_int_equal(e.enclave_feed_fd, -1);
+		assert_int_equal(
+		    parse_args(ARGS("--enclave", "--enclave-mem", "3:0:67108864", "--enclave-cid",
+				    "16", "--enclave-console-feed", "fd=12"),
+			       &e, eerr, sizeof(eerr)),
+		    0);
+		assert_int_equal(e.enclave_feed_fd, 12);
 	}
+	expect_usage(ARGS("--enclave", "--enclave-mem", "3:0:67108864", "--enclave-cid", "16",
+			  "--enclave-console-feed", "12"),
+		     "--enclave-console-feed", "fd=N");
+	expect_usage(ARGS("--kernel", "k", "--enclave-console-feed", "fd=12"), "--enclave-*",
+		     "only with --enclave");
 	/* --enclave-exe-fd: an fd of nitro-hv itself (nitrod's measured one), 3 or more */
 	expect_usage(ARGS("--kernel", "k", "--enclaves", "--enclave-exe-fd", "2"),
 		     "--enclave-exe-fd", "file descriptor");
