@@ -131,7 +131,8 @@ static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_
 		_exit(ES_EXIT_CARD);
 	const struct {
 		const char *path, *option, *value; /* value: "KIND," or "" */
-		/* connects and sends the hello (its kind's flags added) */
+		/* connects and sends the hello (enclave_console_connect adds
+		 * ENW_FLAG_CONSOLE); the fd, or -1 with err */
 		int (*open)(const char *path, const struct enw_hello *id, char *err, size_t len);
 		bool console; /* debug mode only; without it the enclave goes on */
 	} links[] = {
