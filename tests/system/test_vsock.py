@@ -22,7 +22,7 @@ ENW_HELLO = 0x4E45
 HELLO_SIZE = 4 + 4 + 8 + 8 + 16 * 48 + 64
 
 
-def hello(sock_path, cid, version=1, flags=0, module=b"i-test"):
+def hello(sock_path, cid, version=2, flags=0, module=b"i-test"):
     """Sends one ENW_HELLO; returns (status, connected socket)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
@@ -70,7 +70,8 @@ def test_parent_and_enclave_talk_only_to_each_other(tmp_path):
         # Hellos the card must refuse (enclave_wire.h): reserved CIDs, a wrong version,
         # unknown flags, no NUL in module_id.
         for args, want in [((3,), 22), ((2,), 22), ((0xFFFFFFFF,), 22), ((1 << 32 | 16,), 22),
-                           ((16, 2), 93), ((16, 1, 2), 22), ((16, 1, 0, b"x" * 64), 22)]:
+                           ((16, 1), 93), ((16, 3), 93), ((16, 2, 4), 22),
+                           ((16, 2, 0, b"x" * 64), 22)]:
             status, s = hello(enc_sock, *args)
             s.close()
             assert status == want, (args, status)
