@@ -3,7 +3,7 @@
 # pure modules: nitro links it for `nitro eif` and `nitro enclave` (src/cli/eif.c, its
 # rule in mk/cli.mk); the enclave VM and the NE device (not built yet) will link it the
 # same way.
-ENCLAVE_LIBS = -lcbor -lcrypto
+ENCLAVE_LIBS = -lcbor -lcrypto -lpthread
 
 ENCLAVE_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/enclave/test_*.c))
 UNIT_TESTS += $(ENCLAVE_UNIT)

@@ -14,9 +14,15 @@
  * cabundle is [root, host intermediate]. Then the connection is a vhost-user device of one
  * queue (queue.c) served by the card library; when it closes, its state and key go.
  *
+ * Each connection's Attestation documents are signed with a pool of precomputed ECDSA
+ * (k^-1, r) pairs for its leaf key (src/enclave/es384_pool.h, NSM_SIG_POOL deep), kept full
+ * by one filler thread at idle priority (refill.c): a burst of up to NSM_SIG_POOL
+ * attestations costs no P-384 scalar multiplication on the request path; past it, each
+ * is signed on the spot.
+ *
  * After set-up the card enters its seccomp allow-list ("card-nsm", or NITRO_SECCOMP's
  * value). SIGTERM/SIGINT end it (status 0); SIGUSR1 prints counters on stderr.
- * Single-threaded: everything runs on the event loop.
+ * Everything but the pool filling runs on the event loop's thread.
  */
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -34,13 +40,20 @@
 #include "cards/lib/vhost_user.h"
 #include "cards/nsm/hello.h"
 #include "cards/nsm/queue.h"
+#include "cards/nsm/refill.h"
 #include "enclave/chain_fd.h"
+#include "enclave/es384_pool.h"
 #include "enclave/pki.h"
 #include "lib/util.h"
 #include "sandbox/sandbox.h"
 
 #define MAX_CONNS 64		/* enclaves of one parent, with room to spare */
 #define LEAF_SECONDS (3 * 3600) /* as AWS's leaves */
+/* Precomputed signature pairs per connection (about 200 bytes each): the longest burst of
+ * attestations served without a scalar multiplication on the request path. */
+#define NSM_SIG_POOL 256
+
+_Static_assert(MAX_CONNS <= NSM_REFILL_MAX, "every connection's pool fits the filler");
 
 static const char usage[] = "usage: nitro-card-nsm --socket-path PATH --chain-fd N\n";
 
@@ -56,6 +69,7 @@ struct conn {
 	struct nsm_state st;
 	struct nsm_queue q;
 	struct pki_cert leaf;
+	struct es384_pool *pool; /* the leaf's signing pool (filled by refill.c) */
 };
 
 static struct {
@@ -65,7 +79,7 @@ static struct {
 	struct pki_cert root, host;
 	struct conn *conns;
 	unsigned nconns;
-	unsigned long accepted, refused, requests;
+	unsigned long accepted, refused, requests, pool_hits, pool_misses;
 } g = {.listen_fd = -1};
 
 static int rand_cb(void *ctx, uint8_t *buf, size_t len)
@@ -107,6 +121,14 @@ static void conn_free(struct conn *c)
 		}
 	g.nconns--;
 	g.requests += c->q.nq_requests;
+	if (c->pool) {
+		struct es384_pool_stats ps;
+		es384_pool_stats(c->pool, &ps);
+		g.pool_hits += ps.hits;
+		g.pool_misses += ps.misses;
+		nsm_refill_remove(c->pool);
+		es384_pool_free(c->pool); /* wipes the pairs left */
+	}
 	if (c->attached) {
 		vu_dev_fini(&c->dev); /* closes the connection, unmaps guest memory */
 	} else if (c->fd >= 0) {
@@ -142,8 +164,14 @@ static void stop(struct vu_dev *d, unsigned q)
 static void disconnected(struct vu_dev *d)
 {
 	struct conn *c = of(d);
-	fprintf(stderr, "nitro-card-nsm: enclave CID %llu (%s) left\n",
-		(unsigned long long)c->hello.cid, c->hello.module_id);
+	struct es384_pool_stats ps = {0};
+	if (c->pool)
+		es384_pool_stats(c->pool, &ps);
+	fprintf(stderr,
+		"nitro-card-nsm: enclave CID %llu (%s) left (%lu requests; signatures: %lu with "
+		"a precomputed pair, %lu on the spot)\n",
+		(unsigned long long)c->hello.cid, c->hello.module_id, c->q.nq_requests, ps.hits,
+		ps.misses);
 	conn_free(c);
 }
 
@@ -170,11 +198,18 @@ static int conn_start(struct conn *c, char *err, size_t errlen)
 	const struct enw_hello *h = &c->hello;
 	if (pki_leaf(&g.host, h->module_id, LEAF_SECONDS, &c->leaf, err, errlen) < 0)
 		return -1;
+	c->pool = es384_pool_new(c->leaf.key, NSM_SIG_POOL, nsm_refill_wake, NULL);
+	if (!c->pool || nsm_refill_add(c->pool) < 0) {
+		es384_pool_free(c->pool);
+		c->pool = NULL;
+		snprintf(err, errlen, "cannot make the leaf's signing pool");
+		return -1;
+	}
 	const uint8_t *boot[NSM_LOCKED_AT_BOOT] = {0};
 	for (unsigned i = 0; i < NSM_LOCKED_AT_BOOT; i++)
 		boot[i] = (h->flags & ENW_FLAG_DEBUG) && i <= 2 ? NULL : h->pcr[i];
 	struct nsm_ops ops = {
-	    .sign = pki_es384_sign, .sign_ctx = c->leaf.key, .random = rand_cb, .now_ms = now_cb};
+	    .sign = es384_pool_sign, .sign_ctx = c->pool, .random = rand_cb, .now_ms = now_cb};
 	nsm_init(&c->st, h->module_id, boot, &ops);
 	c->st.cert = c->leaf.der;
 	c->st.cert_len = c->leaf.der_len;
@@ -311,19 +346,26 @@ static int sweep(void)
 static void on_usr1(void *opaque)
 {
 	(void)opaque;
-	unsigned long req = g.requests, unpaired = 0;
+	unsigned long req = g.requests, unpaired = 0, hits = g.pool_hits, misses = g.pool_misses;
 	for (struct conn *c = g.conns; c; c = c->next) {
 		req += c->q.nq_requests;
 		unpaired += c->q.nq_unpaired;
+		if (c->pool) {
+			struct es384_pool_stats ps;
+			es384_pool_stats(c->pool, &ps);
+			hits += ps.hits;
+			misses += ps.misses;
+		}
 	}
 	fprintf(stderr,
 		"nitro-card-nsm: %u connections, %lu accepted, %lu refused, %lu requests, %lu "
-		"unpaired chains\n",
-		g.nconns, g.accepted, g.refused, req, unpaired);
+		"unpaired chains, %lu signatures with a precomputed pair, %lu on the spot\n",
+		g.nconns, g.accepted, g.refused, req, unpaired, hits, misses);
 }
 
-/* One leaf made and used before the filter: OpenSSL loads what it needs (providers, the
- * DRBG) now, and a chain whose leaves do not verify is found at start-up. */
+/* One leaf made and used before the filter, through a signing pool as the connections'
+ * (a pair from it, then one on the spot): OpenSSL loads what it needs (providers, the DRBG,
+ * the EC_KEY methods) now, and a chain whose leaves do not verify is found at start-up. */
 static void warm_up(void)
 {
 	struct pki_cert leaf;
@@ -332,9 +374,14 @@ static void warm_up(void)
 	uint8_t sig[COSE_ES384_SIG_LEN];
 	if (pki_leaf(&g.host, "start-up", 60, &leaf, err, sizeof(err)) < 0)
 		die("%s", err);
-	if (pki_es384_sign(leaf.key, tbs, sizeof(tbs), sig) < 0 ||
-	    pki_es384_verify(leaf.der, leaf.der_len, tbs, sizeof(tbs), sig) < 0)
-		die("a leaf of the host intermediate does not sign");
+	struct es384_pool *p = es384_pool_new(leaf.key, 1, NULL, NULL);
+	if (!p || es384_pool_fill(p) != 1)
+		die("cannot precompute an ECDSA pair");
+	for (int i = 0; i < 2; i++)
+		if (es384_pool_sign(p, tbs, sizeof(tbs), sig) < 0 ||
+		    pki_es384_verify(leaf.der, leaf.der_len, tbs, sizeof(tbs), sig) < 0)
+			die("a leaf of the host intermediate does not sign");
+	es384_pool_free(p);
 	pki_cert_free(&leaf);
 }
 
@@ -365,6 +412,8 @@ int main(int argc, char **argv)
 		die("--chain-fd %d: %s", chain_fd, err);
 	close(chain_fd);
 	warm_up();
+	if (nsm_refill_start(err, sizeof(err)) < 0)
+		die("%s", err);
 	int usr1 = -1;
 	if (card_loop_init(&g.loop, &usr1, on_usr1, NULL, err, sizeof(err)) < 0)
 		die("%s", err);
@@ -385,6 +434,7 @@ int main(int argc, char **argv)
 		r = 0;
 	}
 	unlink(g.path);
+	nsm_refill_stop();
 	while (g.conns)
 		conn_free(g.conns);
 	pki_cert_free(&g.host);
