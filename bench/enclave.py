@@ -107,6 +107,8 @@ def parent_run(tmp):
         out = out.decode(errors="replace") if isinstance(out, bytes) else out
         sys.exit(f"bench/enclave.py: the parent timed out\n{out[-4000:]}")
     out = p.stdout + p.stderr
+    if os.environ.get("BENCH_LOG"):  # the parent's whole console and stderr, for a look
+        pathlib.Path(os.environ["BENCH_LOG"]).write_text(out)
     if "BENCH-NO-DEVICE" in out or "BENCH-DONE" not in out:
         sys.exit(f"bench/enclave.py: the parent did not finish\n{out[-4000:]}")
     runs = [(int(m.group(1)), int(m.group(2)), m.group(3))
@@ -118,6 +120,14 @@ def parent_run(tmp):
     m = re.match(r"NSMBENCH n=(\d+) p50_us=(\d+) p99_us=(\d+) max_us=(\d+) mean_us=(\d+)", line)
     if not m:
         sys.exit(f"bench/enclave.py: no NSM result ({line!r})\n{out[-4000:]}")
+    # the details: DescribeNSM round trips (no signature) and the card's signature counts
+    rtt = re.search(r"rtt_p50_us=(\d+) rtt_p99_us=(\d+) rtt_max_us=(\d+)", line)
+    if rtt:
+        print(f"nsm: DescribeNSM round trip p50 {int(rtt.group(1)) / 1000:.2f} ms, p99 "
+              f"{int(rtt.group(2)) / 1000:.2f} ms, max {int(rtt.group(3)) / 1000:.2f} ms",
+              file=sys.stderr)
+    for card in re.findall(r"nitro-card-nsm: enclave CID \d+ \([^)]*\) left \([^)]*\)", out):
+        print(card, file=sys.stderr)
     return [ms for _, ms, _ in runs], tuple(int(x) for x in m.groups())
 
 

@@ -8,8 +8,8 @@
  *   sign     the card's signer (pki_es384_sign: EVP_DigestSign, DER -> r||s)
  *   handle   the whole nsm_handle with pki_es384_sign (the card's signer before the pool)
  *   fill     one precomputed (k^-1, r) pair (es384_pool_fill: ECDSA_sign_setup)
- *   pooled   es384_pool_sign with a pair from the pool (SHA-384, s = k^-1 (h + r*d))
- *   handle_pool  the whole nsm_handle with es384_pool_sign and a full pool (the card now)
+ *   pooled   es384_sign with a pair from the pool (SHA-384, s = k^-1 (h + r*d))
+ *   handle_pool  the whole nsm_handle with es384_sign and a full pool (the card now)
  * and prints "STAGE name p50_us=.. p99_us=.. mean_us=.." lines. Run natively and inside
  * the emulated host (`build/nitro emuhost -- build/bench/nsm-stages`) to see what costs.
  *
@@ -202,8 +202,9 @@ int main(int argc, char **argv)
 	}
 	report("handle", n);
 
-	struct es384_pool *pool = es384_pool_new(leaf.key, (unsigned)n, NULL, NULL);
-	if (!pool)
+	struct es384_pool *pool = es384_pool_new((unsigned)n, NULL, NULL);
+	struct es384_signer *signer = pool ? es384_signer_new(leaf.key, pool) : NULL;
+	if (!signer)
 		return 1;
 	for (int i = 0; i < n; i++) {
 		double a = now_us();
@@ -215,7 +216,7 @@ int main(int argc, char **argv)
 	report("fill", n);
 	for (int i = 0; i < n; i++) {
 		double a = now_us();
-		int rc = es384_pool_sign(pool, tbs.buf, tbs.len, sig);
+		int rc = es384_sign(signer, tbs.buf, tbs.len, sig);
 		us[i] = now_us() - a;
 		if (rc || pki_es384_verify(leaf.der, leaf.der_len, tbs.buf, tbs.len, sig))
 			return 1;
@@ -224,17 +225,18 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		if (es384_pool_fill(pool) != 1)
 			return 1;
-	st.ops.sign = es384_pool_sign;
-	st.ops.sign_ctx = pool;
+	st.ops.sign = es384_sign;
+	st.ops.sign_ctx = signer;
 	for (int i = 0; i < n; i++) {
 		double a = now_us();
 		rl = nsm_handle(&st, rq.buf, rq.len, resp, sizeof(resp));
 		us[i] = now_us() - a;
 	}
 	report("handle_pool", n);
-	struct es384_pool_stats ps;
-	es384_pool_stats(pool, &ps);
-	printf("POOL hits=%lu misses=%lu\n", ps.hits, ps.misses);
+	unsigned long pooled, spot;
+	es384_signer_counts(signer, &pooled, &spot);
+	printf("POOL pooled=%lu spot=%lu\n", pooled, spot);
+	es384_signer_free(signer);
 	es384_pool_free(pool);
 	cbw_free(&tbs);
 	cbw_free(&rq);

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/obj_mac.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #define DIGEST_LEN 48
@@ -19,54 +20,47 @@ struct pair {
 };
 
 struct es384_pool {
-	EC_KEY *sign_key; /* the signer's copy */
-	EC_KEY *fill_key; /* the filler's copy */
-	EVP_MD *md;
+	EC_KEY *setup_key; /* a P-384 key of the pool's own: ECDSA_sign_setup wants one */
 	void (*on_take)(void *);
 	void *take_arg;
-	pthread_mutex_t lock; /* guards what follows */
+	pthread_mutex_t lock; /* guards count and pairs */
 	unsigned count, cap;
-	unsigned long filled, hits, misses;
 	struct pair pairs[]; /* [0, count) ready; a stack */
 };
 
-struct es384_pool *es384_pool_new(EVP_PKEY *key, unsigned cap, void (*on_take)(void *),
-				  void *take_arg)
-{
-	if (!key || cap < 1 || cap > ES384_POOL_MAX || EVP_PKEY_get_id(key) != EVP_PKEY_EC)
-		return NULL;
-	EC_KEY *ec = EVP_PKEY_get1_EC_KEY(key);
-	if (!ec || !EC_KEY_get0_private_key(ec) ||
-	    EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) != NID_secp384r1) {
-		EC_KEY_free(ec);
-		return NULL;
-	}
-	struct es384_pool *p = calloc(1, sizeof(*p) + cap * sizeof(struct pair));
-	if (p) {
-		p->sign_key = EC_KEY_dup(ec);
-		p->fill_key = EC_KEY_dup(ec);
-		p->md = EVP_MD_fetch(NULL, "SHA384", NULL);
-		p->cap = cap;
-		p->on_take = on_take;
-		p->take_arg = take_arg;
-	}
-	EC_KEY_free(ec);
-	if (p &&
-	    (!p->sign_key || !p->fill_key || !p->md || pthread_mutex_init(&p->lock, NULL) != 0)) {
-		EC_KEY_free(p->sign_key);
-		EC_KEY_free(p->fill_key);
-		EVP_MD_free(p->md);
-		free(p);
-		return NULL;
-	}
-	return p;
-}
+struct es384_signer {
+	EC_KEY *key;
+	EVP_MD *md;
+	struct es384_pool *pool;
+	unsigned long pooled, spot;
+};
 
 static void pair_wipe(struct pair *pr)
 {
 	BN_clear_free(pr->kinv);
 	BN_clear_free(pr->r);
 	pr->kinv = pr->r = NULL;
+}
+
+struct es384_pool *es384_pool_new(unsigned cap, void (*on_take)(void *), void *take_arg)
+{
+	if (cap < 1 || cap > ES384_POOL_MAX)
+		return NULL;
+	struct es384_pool *p = calloc(1, sizeof(*p) + cap * sizeof(struct pair));
+	if (!p)
+		return NULL;
+	p->setup_key = EC_KEY_new_by_curve_name(NID_secp384r1);
+	if (!p->setup_key || EC_KEY_generate_key(p->setup_key) != 1 ||
+	    pthread_mutex_init(&p->lock, NULL) != 0) {
+		EC_KEY_free(p->setup_key);
+		free(p);
+		ERR_clear_error();
+		return NULL;
+	}
+	p->cap = cap;
+	p->on_take = on_take;
+	p->take_arg = take_arg;
+	return p;
 }
 
 void es384_pool_free(struct es384_pool *p)
@@ -76,18 +70,21 @@ void es384_pool_free(struct es384_pool *p)
 	for (unsigned i = 0; i < p->count; i++)
 		pair_wipe(&p->pairs[i]);
 	pthread_mutex_destroy(&p->lock);
-	EC_KEY_free(p->sign_key); /* EC_KEY_free clears the private key */
-	EC_KEY_free(p->fill_key);
-	EVP_MD_free(p->md);
+	EC_KEY_free(p->setup_key); /* EC_KEY_free clears the private key */
 	free(p);
+}
+
+unsigned es384_pool_count(struct es384_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	unsigned n = p->count;
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 int es384_pool_wants(struct es384_pool *p)
 {
-	pthread_mutex_lock(&p->lock);
-	int w = p->count < p->cap;
-	pthread_mutex_unlock(&p->lock);
-	return w;
+	return es384_pool_count(p) < p->cap;
 }
 
 int es384_pool_fill(struct es384_pool *p)
@@ -95,49 +92,90 @@ int es384_pool_fill(struct es384_pool *p)
 	if (!es384_pool_wants(p))
 		return 0;
 	struct pair pr = {NULL, NULL};
-	if (ECDSA_sign_setup(p->fill_key, NULL, &pr.kinv, &pr.r) != 1) {
+	if (ECDSA_sign_setup(p->setup_key, NULL, &pr.kinv, &pr.r) != 1) {
 		ERR_clear_error();
 		pair_wipe(&pr);
 		return -1;
 	}
 	pthread_mutex_lock(&p->lock);
-	int added = p->count < p->cap;
-	if (added) {
+	bool added = p->count < p->cap;
+	if (added)
 		p->pairs[p->count++] = pr;
-		p->filled++;
-	}
 	pthread_mutex_unlock(&p->lock);
 	if (!added)
 		pair_wipe(&pr);
 	return added;
 }
 
-int es384_pool_sign(void *pool, const uint8_t *tbs, size_t len, uint8_t sig[COSE_ES384_SIG_LEN])
+/* A pair out of the pool, or {NULL, NULL}. Never waits: the lock held by the filler (which
+ * may be preempted inside it at idle priority) counts as empty. */
+static struct pair take(struct es384_pool *p)
 {
-	struct es384_pool *p = pool;
-	uint8_t dg[DIGEST_LEN];
-	unsigned dl = 0;
-	if (EVP_Digest(tbs, len, dg, &dl, p->md, NULL) != 1 || dl != DIGEST_LEN)
-		return -1;
 	struct pair pr = {NULL, NULL};
-	pthread_mutex_lock(&p->lock);
+	if (!p || pthread_mutex_trylock(&p->lock) != 0)
+		return pr;
 	if (p->count) {
 		pr = p->pairs[--p->count];
 		p->pairs[p->count] = (struct pair){NULL, NULL};
-		p->hits++;
-	} else {
-		p->misses++;
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (pr.kinv && p->on_take)
 		p->on_take(p->take_arg);
-	ECDSA_SIG *es = ECDSA_do_sign_ex(dg, DIGEST_LEN, pr.kinv, pr.r, p->sign_key);
+	return pr;
+}
+
+struct es384_signer *es384_signer_new(EVP_PKEY *key, struct es384_pool *pool)
+{
+	if (!key || EVP_PKEY_get_id(key) != EVP_PKEY_EC)
+		return NULL;
+	EC_KEY *ec = EVP_PKEY_get1_EC_KEY(key);
+	struct es384_signer *s = NULL;
+	if (ec && EC_KEY_get0_private_key(ec) &&
+	    EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) == NID_secp384r1)
+		s = calloc(1, sizeof(*s));
+	if (s) {
+		s->key = EC_KEY_dup(ec);
+		s->md = EVP_MD_fetch(NULL, "SHA384", NULL);
+		s->pool = pool;
+		if (!s->key || !s->md) {
+			es384_signer_free(s);
+			s = NULL;
+		}
+	}
+	EC_KEY_free(ec);
+	ERR_clear_error();
+	return s;
+}
+
+void es384_signer_free(struct es384_signer *s)
+{
+	if (!s)
+		return;
+	EC_KEY_free(s->key);
+	EVP_MD_free(s->md);
+	free(s);
+}
+
+int es384_sign(void *signer, const uint8_t *tbs, size_t len, uint8_t sig[COSE_ES384_SIG_LEN])
+{
+	struct es384_signer *s = signer;
+	uint8_t dg[DIGEST_LEN];
+	unsigned dl = 0;
+	if (EVP_Digest(tbs, len, dg, &dl, s->md, NULL) != 1 || dl != DIGEST_LEN)
+		return -1;
+	struct pair pr = take(s->pool);
+	ECDSA_SIG *es = ECDSA_do_sign_ex(dg, DIGEST_LEN, pr.kinv, pr.r, s->key);
 	if (!es && pr.kinv) {
 		/* s came out 0 with this pair (ECDSA_R_NEED_NEW_SETUP_VALUES, probability about
 		 * 2^-384): sign on the spot with a fresh k */
 		ERR_clear_error();
-		es = ECDSA_do_sign_ex(dg, DIGEST_LEN, NULL, NULL, p->sign_key);
+		pair_wipe(&pr);
+		es = ECDSA_do_sign_ex(dg, DIGEST_LEN, NULL, NULL, s->key);
 	}
+	if (pr.kinv)
+		s->pooled++;
+	else
+		s->spot++;
 	pair_wipe(&pr);
 	int rc = -1;
 	if (es && BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, COORD_LEN) == COORD_LEN &&
@@ -149,13 +187,8 @@ int es384_pool_sign(void *pool, const uint8_t *tbs, size_t len, uint8_t sig[COSE
 	return rc;
 }
 
-void es384_pool_stats(struct es384_pool *p, struct es384_pool_stats *out)
+void es384_signer_counts(const struct es384_signer *s, unsigned long *pooled, unsigned long *spot)
 {
-	pthread_mutex_lock(&p->lock);
-	*out = (struct es384_pool_stats){.count = p->count,
-					 .cap = p->cap,
-					 .filled = p->filled,
-					 .hits = p->hits,
-					 .misses = p->misses};
-	pthread_mutex_unlock(&p->lock);
+	*pooled = s->pooled;
+	*spot = s->spot;
 }

@@ -14,11 +14,13 @@
  * cabundle is [root, host intermediate]. Then the connection is a vhost-user device of one
  * queue (queue.c) served by the card library; when it closes, its state and key go.
  *
- * Each connection's Attestation documents are signed with a pool of precomputed ECDSA
- * (k^-1, r) pairs for its leaf key (src/enclave/es384_pool.h, NSM_SIG_POOL deep), kept full
- * by one filler thread at idle priority (refill.c): a burst of up to NSM_SIG_POOL
- * attestations costs no P-384 scalar multiplication on the request path; past it, each
- * is signed on the spot.
+ * Attestation documents are signed with precomputed ECDSA (k^-1, r) pairs
+ * (src/enclave/es384_pool.h) from one pool of the card, NSM_SIG_POOL deep, kept full by a
+ * filler thread at idle priority from the card's start (refill.c): a burst of up to
+ * NSM_SIG_POOL attestations (all enclaves together) costs no P-384 scalar multiplication
+ * on the request path; past it, each is signed on the spot, at the cost it had before. An
+ * enclave that attests without pause empties the pool for the others too: they are then
+ * signed on the spot, never refused or held up.
  *
  * After set-up the card enters its seccomp allow-list ("card-nsm", or NITRO_SECCOMP's
  * value). SIGTERM/SIGINT end it (status 0); SIGUSR1 prints counters on stderr.
@@ -49,11 +51,10 @@
 
 #define MAX_CONNS 64		/* enclaves of one parent, with room to spare */
 #define LEAF_SECONDS (3 * 3600) /* as AWS's leaves */
-/* Precomputed signature pairs per connection (about 200 bytes each): the longest burst of
- * attestations served without a scalar multiplication on the request path. */
-#define NSM_SIG_POOL 256
-
-_Static_assert(MAX_CONNS <= NSM_REFILL_MAX, "every connection's pool fits the filler");
+/* Precomputed signature pairs (about 200 bytes each; filling costs one P-384 signature's
+ * time each, about 1 ms native): the longest burst of attestations served without a scalar
+ * multiplication on the request path. */
+#define NSM_SIG_POOL 512
 
 static const char usage[] = "usage: nitro-card-nsm --socket-path PATH --chain-fd N\n";
 
@@ -69,7 +70,7 @@ struct conn {
 	struct nsm_state st;
 	struct nsm_queue q;
 	struct pki_cert leaf;
-	struct es384_pool *pool; /* the leaf's signing pool (filled by refill.c) */
+	struct es384_signer *signer; /* the leaf's key, drawing on g.pool */
 };
 
 static struct {
@@ -77,6 +78,7 @@ static struct {
 	int listen_fd;
 	char path[108];
 	struct pki_cert root, host;
+	struct es384_pool *pool; /* precomputed pairs, filled by refill.c */
 	struct conn *conns;
 	unsigned nconns;
 	unsigned long accepted, refused, requests, pool_hits, pool_misses;
@@ -121,13 +123,12 @@ static void conn_free(struct conn *c)
 		}
 	g.nconns--;
 	g.requests += c->q.nq_requests;
-	if (c->pool) {
-		struct es384_pool_stats ps;
-		es384_pool_stats(c->pool, &ps);
-		g.pool_hits += ps.hits;
-		g.pool_misses += ps.misses;
-		nsm_refill_remove(c->pool);
-		es384_pool_free(c->pool); /* wipes the pairs left */
+	if (c->signer) {
+		unsigned long pooled, spot;
+		es384_signer_counts(c->signer, &pooled, &spot);
+		g.pool_hits += pooled;
+		g.pool_misses += spot;
+		es384_signer_free(c->signer);
 	}
 	if (c->attached) {
 		vu_dev_fini(&c->dev); /* closes the connection, unmaps guest memory */
@@ -164,14 +165,14 @@ static void stop(struct vu_dev *d, unsigned q)
 static void disconnected(struct vu_dev *d)
 {
 	struct conn *c = of(d);
-	struct es384_pool_stats ps = {0};
-	if (c->pool)
-		es384_pool_stats(c->pool, &ps);
+	unsigned long pooled = 0, spot = 0;
+	if (c->signer)
+		es384_signer_counts(c->signer, &pooled, &spot);
 	fprintf(stderr,
 		"nitro-card-nsm: enclave CID %llu (%s) left (%lu requests; signatures: %lu with "
-		"a precomputed pair, %lu on the spot)\n",
-		(unsigned long long)c->hello.cid, c->hello.module_id, c->q.nq_requests, ps.hits,
-		ps.misses);
+		"a precomputed pair, %lu on the spot; %u pairs ready)\n",
+		(unsigned long long)c->hello.cid, c->hello.module_id, c->q.nq_requests, pooled,
+		spot, es384_pool_count(g.pool));
 	conn_free(c);
 }
 
@@ -198,18 +199,16 @@ static int conn_start(struct conn *c, char *err, size_t errlen)
 	const struct enw_hello *h = &c->hello;
 	if (pki_leaf(&g.host, h->module_id, LEAF_SECONDS, &c->leaf, err, errlen) < 0)
 		return -1;
-	c->pool = es384_pool_new(c->leaf.key, NSM_SIG_POOL, nsm_refill_wake, NULL);
-	if (!c->pool || nsm_refill_add(c->pool) < 0) {
-		es384_pool_free(c->pool);
-		c->pool = NULL;
-		snprintf(err, errlen, "cannot make the leaf's signing pool");
+	c->signer = es384_signer_new(c->leaf.key, g.pool);
+	if (!c->signer) {
+		snprintf(err, errlen, "cannot make the leaf's signer");
 		return -1;
 	}
 	const uint8_t *boot[NSM_LOCKED_AT_BOOT] = {0};
 	for (unsigned i = 0; i < NSM_LOCKED_AT_BOOT; i++)
 		boot[i] = (h->flags & ENW_FLAG_DEBUG) && i <= 2 ? NULL : h->pcr[i];
 	struct nsm_ops ops = {
-	    .sign = es384_pool_sign, .sign_ctx = c->pool, .random = rand_cb, .now_ms = now_cb};
+	    .sign = es384_sign, .sign_ctx = c->signer, .random = rand_cb, .now_ms = now_cb};
 	nsm_init(&c->st, h->module_id, boot, &ops);
 	c->st.cert = c->leaf.der;
 	c->st.cert_len = c->leaf.der_len;
@@ -350,17 +349,19 @@ static void on_usr1(void *opaque)
 	for (struct conn *c = g.conns; c; c = c->next) {
 		req += c->q.nq_requests;
 		unpaired += c->q.nq_unpaired;
-		if (c->pool) {
-			struct es384_pool_stats ps;
-			es384_pool_stats(c->pool, &ps);
-			hits += ps.hits;
-			misses += ps.misses;
+		if (c->signer) {
+			unsigned long pooled, spot;
+			es384_signer_counts(c->signer, &pooled, &spot);
+			hits += pooled;
+			misses += spot;
 		}
 	}
 	fprintf(stderr,
 		"nitro-card-nsm: %u connections, %lu accepted, %lu refused, %lu requests, %lu "
-		"unpaired chains, %lu signatures with a precomputed pair, %lu on the spot\n",
-		g.nconns, g.accepted, g.refused, req, unpaired, hits, misses);
+		"unpaired chains, %lu signatures with a precomputed pair, %lu on the spot, %u "
+		"pairs ready\n",
+		g.nconns, g.accepted, g.refused, req, unpaired, hits, misses,
+		es384_pool_count(g.pool));
 }
 
 /* One leaf made and used before the filter, through a signing pool as the connections'
@@ -374,13 +375,15 @@ static void warm_up(void)
 	uint8_t sig[COSE_ES384_SIG_LEN];
 	if (pki_leaf(&g.host, "start-up", 60, &leaf, err, sizeof(err)) < 0)
 		die("%s", err);
-	struct es384_pool *p = es384_pool_new(leaf.key, 1, NULL, NULL);
-	if (!p || es384_pool_fill(p) != 1)
+	struct es384_pool *p = es384_pool_new(1, NULL, NULL);
+	struct es384_signer *s = p ? es384_signer_new(leaf.key, p) : NULL;
+	if (!s || es384_pool_fill(p) != 1)
 		die("cannot precompute an ECDSA pair");
 	for (int i = 0; i < 2; i++)
-		if (es384_pool_sign(p, tbs, sizeof(tbs), sig) < 0 ||
+		if (es384_sign(s, tbs, sizeof(tbs), sig) < 0 ||
 		    pki_es384_verify(leaf.der, leaf.der_len, tbs, sizeof(tbs), sig) < 0)
 			die("a leaf of the host intermediate does not sign");
+	es384_signer_free(s);
 	es384_pool_free(p);
 	pki_cert_free(&leaf);
 }
@@ -412,7 +415,10 @@ int main(int argc, char **argv)
 		die("--chain-fd %d: %s", chain_fd, err);
 	close(chain_fd);
 	warm_up();
-	if (nsm_refill_start(err, sizeof(err)) < 0)
+	g.pool = es384_pool_new(NSM_SIG_POOL, nsm_refill_wake, NULL);
+	if (!g.pool)
+		die("cannot make the signing pool");
+	if (nsm_refill_start(g.pool, err, sizeof(err)) < 0)
 		die("%s", err);
 	int usr1 = -1;
 	if (card_loop_init(&g.loop, &usr1, on_usr1, NULL, err, sizeof(err)) < 0)
@@ -437,6 +443,7 @@ int main(int argc, char **argv)
 	nsm_refill_stop();
 	while (g.conns)
 		conn_free(g.conns);
+	es384_pool_free(g.pool); /* wipes the pairs left */
 	pki_cert_free(&g.host);
 	pki_cert_free(&g.root);
 	return r < 0 ? 1 : 0;

@@ -1,95 +1,93 @@
 /* nitro-card-nsm's pool filler thread (refill.h). */
 #include "cards/nsm/refill.h"
 
+#include <errno.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t wake; /* a pool wants pairs, or stop */
-	pthread_cond_t idle; /* the thread let go of `busy` */
 	pthread_t thread;
-	bool started, stop, ready;
-	int ready_err; /* errno of the thread's set-up */
-	struct es384_pool *pools[NSM_REFILL_MAX];
-	unsigned npools, next; /* next: where the round starts */
-	struct es384_pool *busy;
-} r = {.lock = PTHREAD_MUTEX_INITIALIZER,
-       .wake = PTHREAD_COND_INITIALIZER,
-       .idle = PTHREAD_COND_INITIALIZER};
-
-/* A pool that wants a pair, the round going on from r.next; NULL if all are full. Under
- * r.lock. */
-static struct es384_pool *pick(void)
-{
-	for (unsigned k = 0; k < r.npools; k++) {
-		unsigned i = (r.next + k) % r.npools;
-		if (es384_pool_wants(r.pools[i])) {
-			r.next = i + 1;
-			return r.pools[i];
-		}
-	}
-	return NULL;
-}
+	bool started;
+	int efd; /* the wake-up: a pair was taken, or stop */
+	atomic_bool stop;
+	struct es384_pool *pool;
+	/* the thread's set-up, reported to nsm_refill_start */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool ready;
+	const char *ready_err;
+} r = {.efd = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static void *run(void *arg)
 {
 	(void)arg;
-	/* Idle priority, and this thread's DRBG made now, before the card's filter. */
+	/* Idle priority, a name, and this thread's DRBG made now, before the card's filter. */
 	struct sched_param sp = {0};
 	uint8_t b;
+	const char *err = NULL;
 	pthread_setname_np(pthread_self(), "nsm-refill");
-	int err = sched_setscheduler(0, SCHED_IDLE, &sp) < 0 ? -1 : 0;
-	if (!err && RAND_priv_bytes(&b, 1) != 1)
-		err = -2;
+	if (sched_setscheduler(0, SCHED_IDLE, &sp) < 0)
+		err = "cannot set SCHED_IDLE";
+	else if (RAND_priv_bytes(&b, 1) != 1)
+		err = "OpenSSL's DRBG failed";
 	pthread_mutex_lock(&r.lock);
 	r.ready = true;
 	r.ready_err = err;
-	pthread_cond_broadcast(&r.idle);
-	while (!err && !r.stop) {
-		struct es384_pool *p = pick();
-		if (!p) {
-			pthread_cond_wait(&r.wake, &r.lock);
+	pthread_cond_broadcast(&r.cond);
+	pthread_mutex_unlock(&r.lock);
+	bool failed = false;
+	while (!err && !atomic_load(&r.stop)) {
+		int rc = es384_pool_fill(r.pool);
+		if (rc > 0) {
+			failed = false;
 			continue;
 		}
-		r.busy = p;
-		pthread_mutex_unlock(&r.lock);
-		int rc = es384_pool_fill(p); /* -1: OpenSSL failed; the pool's signer signs on
-						the spot, the next round tries again */
-		pthread_mutex_lock(&r.lock);
-		r.busy = NULL;
-		pthread_cond_broadcast(&r.idle);
-		if (rc < 0)
+		if (rc < 0 && !failed) { /* said once; the pool's signers sign on the spot */
 			fprintf(stderr, "nitro-card-nsm: precomputing an ECDSA pair failed\n");
+			failed = true;
+		}
+		/* full (or failing): wait for a pair to be taken */
+		eventfd_t v;
+		if (eventfd_read(r.efd, &v) < 0 && errno != EINTR)
+			break;
 	}
-	pthread_mutex_unlock(&r.lock);
 	return NULL;
 }
 
-int nsm_refill_start(char *err, size_t errlen)
+int nsm_refill_start(struct es384_pool *p, char *err, size_t errlen)
 {
 	if (r.started)
 		return 0;
+	r.efd = eventfd(0, EFD_CLOEXEC);
+	if (r.efd < 0) {
+		snprintf(err, errlen, "pool filler: eventfd: %s", strerror(errno));
+		return -1;
+	}
+	r.pool = p;
+	atomic_store(&r.stop, false);
 	int e = pthread_create(&r.thread, NULL, run, NULL);
 	if (e) {
 		snprintf(err, errlen, "pool filler thread: %s", strerror(e));
+		close(r.efd);
+		r.efd = -1;
 		return -1;
 	}
 	r.started = true;
 	pthread_mutex_lock(&r.lock);
 	while (!r.ready)
-		pthread_cond_wait(&r.idle, &r.lock);
-	e = r.ready_err;
+		pthread_cond_wait(&r.cond, &r.lock);
+	const char *why = r.ready_err;
 	pthread_mutex_unlock(&r.lock);
-	if (e) {
-		pthread_join(r.thread, NULL);
-		r.started = false;
-		snprintf(err, errlen, "pool filler thread: %s",
-			 e == -1 ? "cannot set SCHED_IDLE" : "OpenSSL's DRBG failed");
+	if (why) {
+		nsm_refill_stop();
+		snprintf(err, errlen, "pool filler thread: %s", why);
 		return -1;
 	}
 	return 0;
@@ -99,45 +97,18 @@ void nsm_refill_stop(void)
 {
 	if (!r.started)
 		return;
-	pthread_mutex_lock(&r.lock);
-	r.stop = true;
-	pthread_cond_broadcast(&r.wake);
-	pthread_mutex_unlock(&r.lock);
+	atomic_store(&r.stop, true);
+	eventfd_write(r.efd, 1);
 	pthread_join(r.thread, NULL);
+	close(r.efd);
+	r.efd = -1;
 	r.started = false;
-}
-
-int nsm_refill_add(struct es384_pool *p)
-{
-	pthread_mutex_lock(&r.lock);
-	int rc = -1;
-	if (r.npools < NSM_REFILL_MAX) {
-		r.pools[r.npools++] = p;
-		pthread_cond_signal(&r.wake);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&r.lock);
-	return rc;
-}
-
-void nsm_refill_remove(struct es384_pool *p)
-{
-	pthread_mutex_lock(&r.lock);
-	for (unsigned i = 0; i < r.npools; i++)
-		if (r.pools[i] == p) {
-			r.pools[i] = r.pools[--r.npools];
-			r.pools[r.npools] = NULL;
-			break;
-		}
-	while (r.busy == p)
-		pthread_cond_wait(&r.idle, &r.lock);
-	pthread_mutex_unlock(&r.lock);
+	r.ready = false;
 }
 
 void nsm_refill_wake(void *arg)
 {
 	(void)arg;
-	pthread_mutex_lock(&r.lock);
-	pthread_cond_signal(&r.wake);
-	pthread_mutex_unlock(&r.lock);
+	if (r.efd >= 0)
+		eventfd_write(r.efd, 1);
 }

@@ -1,8 +1,9 @@
 /* cmocka tests of src/enclave/es384_pool.c: signatures made with precomputed (k^-1, r)
  * pairs verify (checked here through OpenSSL's EVP verify path, not the pool's code), no
- * two share r (a k used twice would show as a repeated r), an empty pool signs on the spot,
- * a filler thread running beside the signer loses or repeats nothing, the pool stays within
- * its bound, and keys that are not P-384 private keys are refused. */
+ * two share r (a k used twice would show as a repeated r), also across two keys drawing on
+ * one pool, an empty pool signs on the spot, a filler thread running beside the signer
+ * loses or repeats nothing, the pool stays within its bound, and keys that are not P-384
+ * private keys are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,8 @@
 static EVP_PKEY *key;
 
 /* An ES384 r||s signature over msg checked with EVP_DigestVerify: 1 valid, 0 not. */
-static int verifies(const uint8_t *msg, size_t len, const uint8_t sig[COSE_ES384_SIG_LEN])
+static int verifies(EVP_PKEY *k, const uint8_t *msg, size_t len,
+		    const uint8_t sig[COSE_ES384_SIG_LEN])
 {
 	ECDSA_SIG *es = ECDSA_SIG_new();
 	BIGNUM *r = BN_bin2bn(sig, 48, NULL), *s = BN_bin2bn(sig + 48, 48, NULL);
@@ -37,7 +39,7 @@ static int verifies(const uint8_t *msg, size_t len, const uint8_t sig[COSE_ES384
 	int dl = i2d_ECDSA_SIG(es, &der);
 	assert_true(dl > 0);
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha384(), NULL, key), 1);
+	assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha384(), NULL, k), 1);
 	int ok = EVP_DigestVerify(md, der, (size_t)dl, msg, len) == 1;
 	EVP_MD_CTX_free(md);
 	OPENSSL_free(der);
@@ -91,51 +93,53 @@ static void on_take(void *arg)
 	atomic_fetch_add(&takes, 1);
 }
 
+static void counts(const struct es384_signer *s, unsigned long pooled, unsigned long spot)
+{
+	unsigned long a, b;
+	es384_signer_counts(s, &a, &b);
+	assert_int_equal(a, pooled);
+	assert_int_equal(b, spot);
+}
+
 /* A full pool: every signature from it verifies, no r repeats, the pool empties pair by
  * pair and never grows past its bound; then one more is signed on the spot. */
 static void test_pool_signatures(void **st)
 {
 	(void)st;
 	enum { N = 200 };
-	struct es384_pool *p = es384_pool_new(key, N, on_take, &takes);
+	struct es384_pool *p = es384_pool_new(N, on_take, &takes);
 	assert_non_null(p);
-	struct es384_pool_stats ps;
-	es384_pool_stats(p, &ps);
-	assert_int_equal(ps.count, 0);
-	assert_int_equal(ps.cap, N);
+	struct es384_signer *s = es384_signer_new(key, p);
+	assert_non_null(s);
+	assert_int_equal(es384_pool_count(p), 0);
 	for (unsigned i = 0; i < N; i++)
 		assert_int_equal(es384_pool_fill(p), 1);
 	assert_int_equal(es384_pool_fill(p), 0); /* full: nothing computed, nothing added */
 	assert_false(es384_pool_wants(p));
-	es384_pool_stats(p, &ps);
-	assert_int_equal(ps.count, N);
-	assert_int_equal(ps.filled, N);
+	assert_int_equal(es384_pool_count(p), N);
 
 	static uint8_t sigs[N + 1][COSE_ES384_SIG_LEN];
 	uint8_t m[64];
 	atomic_store(&takes, 0);
 	for (unsigned i = 0; i < N; i++) {
 		message(m, i);
-		assert_int_equal(es384_pool_sign(p, m, sizeof(m), sigs[i]), 0);
-		assert_true(verifies(m, sizeof(m), sigs[i]));
+		assert_int_equal(es384_sign(s, m, sizeof(m), sigs[i]), 0);
+		assert_true(verifies(key, m, sizeof(m), sigs[i]));
 		m[0] ^= 1; /* the check can fail: another message does not verify */
-		assert_false(verifies(m, sizeof(m), sigs[i]));
-		es384_pool_stats(p, &ps);
-		assert_int_equal(ps.count, N - 1 - i);
+		assert_false(verifies(key, m, sizeof(m), sigs[i]));
+		assert_int_equal(es384_pool_count(p), N - 1 - i);
 	}
 	assert_true(es384_pool_wants(p));
-	es384_pool_stats(p, &ps);
-	assert_int_equal(ps.hits, N);
-	assert_int_equal(ps.misses, 0);
+	counts(s, N, 0);
 	assert_int_equal(atomic_load(&takes), N);
 	/* empty: signed on the spot */
 	message(m, N);
-	assert_int_equal(es384_pool_sign(p, m, sizeof(m), sigs[N]), 0);
-	assert_true(verifies(m, sizeof(m), sigs[N]));
-	es384_pool_stats(p, &ps);
-	assert_int_equal(ps.misses, 1);
+	assert_int_equal(es384_sign(s, m, sizeof(m), sigs[N]), 0);
+	assert_true(verifies(key, m, sizeof(m), sigs[N]));
+	counts(s, N, 1);
 	assert_int_equal(atomic_load(&takes), N); /* no pair taken */
 	all_r_distinct(sigs, N + 1);
+	es384_signer_free(s);
 	es384_pool_free(p);
 }
 
@@ -143,18 +147,61 @@ static void test_pool_signatures(void **st)
 static void test_same_message_new_k(void **st)
 {
 	(void)st;
-	struct es384_pool *p = es384_pool_new(key, 2, NULL, NULL);
-	assert_non_null(p);
+	struct es384_pool *p = es384_pool_new(2, NULL, NULL);
+	struct es384_signer *s = es384_signer_new(key, p);
+	assert_non_null(s);
 	assert_int_equal(es384_pool_fill(p), 1);
 	assert_int_equal(es384_pool_fill(p), 1);
 	static const uint8_t m[] = "the same payload";
 	uint8_t a[COSE_ES384_SIG_LEN], b[COSE_ES384_SIG_LEN];
-	assert_int_equal(es384_pool_sign(p, m, sizeof(m), a), 0);
-	assert_int_equal(es384_pool_sign(p, m, sizeof(m), b), 0);
-	assert_true(verifies(m, sizeof(m), a));
-	assert_true(verifies(m, sizeof(m), b));
+	assert_int_equal(es384_sign(s, m, sizeof(m), a), 0);
+	assert_int_equal(es384_sign(s, m, sizeof(m), b), 0);
+	assert_true(verifies(key, m, sizeof(m), a));
+	assert_true(verifies(key, m, sizeof(m), b));
 	assert_memory_not_equal(a, b, 48);
+	counts(s, 2, 0);
+	es384_signer_free(s);
 	es384_pool_free(p);
+}
+
+/* Two signers (two enclaves' leaf keys) on one pool: each signature verifies with its own
+ * key only, and no r repeats across them. A signer without a pool signs on the spot. */
+static void test_two_keys_one_pool(void **st)
+{
+	(void)st;
+	enum { N = 64 };
+	EVP_PKEY *key2 = EVP_EC_gen("P-384");
+	assert_non_null(key2);
+	struct es384_pool *p = es384_pool_new(2 * N, NULL, NULL);
+	struct es384_signer *s1 = es384_signer_new(key, p), *s2 = es384_signer_new(key2, p);
+	struct es384_signer *alone = es384_signer_new(key, NULL);
+	assert_non_null(s1);
+	assert_non_null(s2);
+	assert_non_null(alone);
+	while (es384_pool_fill(p) == 1)
+		;
+	static uint8_t sigs[2 * N + 1][COSE_ES384_SIG_LEN];
+	uint8_t m[64];
+	for (unsigned i = 0; i < 2 * N; i++) {
+		message(m, i);
+		EVP_PKEY *k = i % 2 ? key2 : key, *other = i % 2 ? key : key2;
+		assert_int_equal(es384_sign(i % 2 ? s2 : s1, m, sizeof(m), sigs[i]), 0);
+		assert_true(verifies(k, m, sizeof(m), sigs[i]));
+		assert_false(verifies(other, m, sizeof(m), sigs[i]));
+	}
+	counts(s1, N, 0);
+	counts(s2, N, 0);
+	assert_int_equal(es384_pool_count(p), 0);
+	message(m, 2 * N);
+	assert_int_equal(es384_sign(alone, m, sizeof(m), sigs[2 * N]), 0);
+	assert_true(verifies(key, m, sizeof(m), sigs[2 * N]));
+	counts(alone, 0, 1);
+	all_r_distinct(sigs, 2 * N + 1);
+	es384_signer_free(alone);
+	es384_signer_free(s1);
+	es384_signer_free(s2);
+	es384_pool_free(p);
+	EVP_PKEY_free(key2);
 }
 
 struct filler {
@@ -184,8 +231,9 @@ static void test_pool_concurrent_fill(void **st)
 {
 	(void)st;
 	enum { N = 300, CAP = 16 };
-	struct es384_pool *p = es384_pool_new(key, CAP, NULL, NULL);
-	assert_non_null(p);
+	struct es384_pool *p = es384_pool_new(CAP, NULL, NULL);
+	struct es384_signer *s = es384_signer_new(key, p);
+	assert_non_null(s);
 	struct filler f = {.p = p};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, fill_loop, &f), 0);
@@ -193,32 +241,34 @@ static void test_pool_concurrent_fill(void **st)
 	uint8_t m[64];
 	for (unsigned i = 0; i < N; i++) {
 		message(m, i);
-		assert_int_equal(es384_pool_sign(p, m, sizeof(m), sigs[i]), 0);
-		assert_true(verifies(m, sizeof(m), sigs[i]));
+		assert_int_equal(es384_sign(s, m, sizeof(m), sigs[i]), 0);
+		assert_true(verifies(key, m, sizeof(m), sigs[i]));
 	}
 	atomic_store(&f.stop, true);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_false(f.failed);
-	struct es384_pool_stats ps;
-	es384_pool_stats(p, &ps);
-	assert_int_equal(ps.hits + ps.misses, N);
-	assert_true(ps.hits > 0);
-	assert_int_equal(ps.filled, f.added);
-	assert_int_equal(ps.filled, ps.hits + ps.count);
-	assert_true(ps.count <= CAP);
+	unsigned long pooled, spot;
+	es384_signer_counts(s, &pooled, &spot);
+	assert_int_equal(pooled + spot, N);
+	assert_true(pooled > 0);
+	assert_int_equal(f.added, pooled + es384_pool_count(p));
+	assert_true(es384_pool_count(p) <= CAP);
 	all_r_distinct(sigs, N);
+	es384_signer_free(s);
 	es384_pool_free(p); /* pairs left are wiped and freed (ASan: no leak) */
 }
 
-static void test_pool_refuses(void **st)
+static void test_refuses(void **st)
 {
 	(void)st;
-	assert_null(es384_pool_new(NULL, 4, NULL, NULL));
-	assert_null(es384_pool_new(key, 0, NULL, NULL));
-	assert_null(es384_pool_new(key, ES384_POOL_MAX + 1, NULL, NULL));
+	assert_null(es384_pool_new(0, NULL, NULL));
+	assert_null(es384_pool_new(ES384_POOL_MAX + 1, NULL, NULL));
+	struct es384_pool *p = es384_pool_new(4, NULL, NULL);
+	assert_non_null(p);
+	assert_null(es384_signer_new(NULL, p));
 	EVP_PKEY *p256 = EVP_EC_gen("P-256");
 	assert_non_null(p256);
-	assert_null(es384_pool_new(p256, 4, NULL, NULL));
+	assert_null(es384_signer_new(p256, p));
 	EVP_PKEY_free(p256);
 	/* the public half only */
 	uint8_t *der = NULL;
@@ -227,23 +277,24 @@ static void test_pool_refuses(void **st)
 	const uint8_t *q = der;
 	EVP_PKEY *pub = d2i_PUBKEY(NULL, &q, n);
 	assert_non_null(pub);
-	assert_null(es384_pool_new(pub, 4, NULL, NULL));
+	assert_null(es384_signer_new(pub, p));
 	EVP_PKEY_free(pub);
 	OPENSSL_free(der);
 	EVP_PKEY *rsa = EVP_RSA_gen(1024);
 	assert_non_null(rsa);
-	assert_null(es384_pool_new(rsa, 4, NULL, NULL));
+	assert_null(es384_signer_new(rsa, p));
 	EVP_PKEY_free(rsa);
+	es384_pool_free(p);
 	es384_pool_free(NULL);
+	es384_signer_free(NULL);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pool_signatures),
-	    cmocka_unit_test(test_same_message_new_k),
-	    cmocka_unit_test(test_pool_concurrent_fill),
-	    cmocka_unit_test(test_pool_refuses),
+	    cmocka_unit_test(test_pool_signatures),   cmocka_unit_test(test_same_message_new_k),
+	    cmocka_unit_test(test_two_keys_one_pool), cmocka_unit_test(test_pool_concurrent_fill),
+	    cmocka_unit_test(test_refuses),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
