@@ -107,7 +107,7 @@ def parent_run(tmp):
         out = out.decode(errors="replace") if isinstance(out, bytes) else out
         sys.exit(f"bench/enclave.py: the parent timed out\n{out[-4000:]}")
     out = p.stdout + p.stderr
-    if os.environ.get("BENCH_LOG"):  # the parent's whole console and stderr, for a look
+    if os.environ.get("BENCH_LOG"):  # the parent's console and stderr (a path the emuhost sees)
         pathlib.Path(os.environ["BENCH_LOG"]).write_text(out)
     if "BENCH-NO-DEVICE" in out or "BENCH-DONE" not in out:
         sys.exit(f"bench/enclave.py: the parent did not finish\n{out[-4000:]}")
@@ -115,7 +115,10 @@ def parent_run(tmp):
             for m in re.finditer(r"BENCH-RUN \d+ status=(\d+) ms=(\d+) err=(.*)", out)]
     if len(runs) != RUNS or any(st for st, _, _ in runs) or "BENCH-NSMRUN status=0" not in out:
         sys.exit(f"bench/enclave.py: nitro-enclave run failed: {runs}\n{out[-4000:]}")
-    chunks = {int(m.group(1)): bytes.fromhex(m.group(2)) for m in re.finditer(r"ENCLAVE-NSM (\d+) ([0-9a-f]+)", out)}
+    # a kernel message may land inside a console line: take such messages out first
+    clean = re.sub(r"\[ *\d+\.\d+\] [^\n]*\n", "", out)
+    chunks = {int(m.group(1)): bytes.fromhex(m.group(2))
+              for m in re.finditer(r"ENCLAVE-NSM (\d+) ([0-9a-f]+)", clean)}
     line = b"".join(chunks[o] for o in sorted(chunks)).decode(errors="replace")
     m = re.match(r"NSMBENCH n=(\d+) p50_us=(\d+) p99_us=(\d+) max_us=(\d+) mean_us=(\d+)", line)
     if not m:

@@ -15,8 +15,8 @@
  * queue (queue.c) served by the card library; when it closes, its state and key go.
  *
  * Attestation documents are signed with precomputed ECDSA (k^-1, r) pairs
- * (src/enclave/es384_pool.h) from one pool of the card, NSM_SIG_POOL deep, kept full by a
- * filler thread at idle priority from the card's start (refill.c): a burst of up to
+ * (src/enclave/es384_pool.h) from one pool of the card, NSM_SIG_POOL deep, filled from the
+ * card's start and then kept full at idle priority by a filler thread (refill.c): a burst of up to
  * NSM_SIG_POOL attestations (all enclaves together) costs no P-384 scalar multiplication
  * on the request path; past it, each is signed on the spot, at the cost it had before. An
  * enclave that attests without pause empties the pool for the others too: they are then
@@ -54,7 +54,7 @@
 /* Precomputed signature pairs (about 200 bytes each; filling costs one P-384 signature's
  * time each, about 1 ms native): the longest burst of attestations served without a scalar
  * multiplication on the request path. */
-#define NSM_SIG_POOL 512
+#define NSM_SIG_POOL 256
 
 static const char usage[] = "usage: nitro-card-nsm --socket-path PATH --chain-fd N\n";
 

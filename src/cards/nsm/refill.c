@@ -28,14 +28,12 @@ static struct {
 static void *run(void *arg)
 {
 	(void)arg;
-	/* Idle priority, a name, and this thread's DRBG made now, before the card's filter. */
-	struct sched_param sp = {0};
+	/* A name, and this thread's DRBG made now, before the card's filter. */
 	uint8_t b;
 	const char *err = NULL;
+	bool idle = false;
 	pthread_setname_np(pthread_self(), "nsm-refill");
-	if (sched_setscheduler(0, SCHED_IDLE, &sp) < 0)
-		err = "cannot set SCHED_IDLE";
-	else if (RAND_priv_bytes(&b, 1) != 1)
+	if (RAND_priv_bytes(&b, 1) != 1)
 		err = "OpenSSL's DRBG failed";
 	pthread_mutex_lock(&r.lock);
 	r.ready = true;
@@ -53,7 +51,16 @@ static void *run(void *arg)
 			fprintf(stderr, "nitro-card-nsm: precomputing an ECDSA pair failed\n");
 			failed = true;
 		}
-		/* full (or failing): wait for a pair to be taken */
+		/* Full (or failing). The first fill ran at the card's priority, as its start-up;
+		 * refills run at idle priority. */
+		if (!idle) {
+			struct sched_param sp = {0};
+			if (sched_setscheduler(0, SCHED_IDLE, &sp) < 0)
+				fprintf(stderr, "nitro-card-nsm: pool filler: SCHED_IDLE: %s\n",
+					strerror(errno));
+			idle = true;
+		}
+		/* wait for a pair to be taken */
 		eventfd_t v;
 		if (eventfd_read(r.efd, &v) < 0 && errno != EINTR)
 			break;

@@ -2,17 +2,19 @@
  * P-384 pairs (src/enclave/es384_pool.h) full, so that an Attestation's signature costs no
  * scalar multiplication on the request path.
  *
- * The thread runs at SCHED_IDLE: it gets a CPU only when nothing else of the machine wants
- * one, so filling never delays a request (the card's loop thread preempts it on wake-up),
- * and the pool is refilled while the card and the machine are idle: from the card's start,
- * before any enclave exists (a pair depends on the curve only, not on an enclave's key).
- * When the pool is full it sleeps in read() on an eventfd; a pair taken (es384_pool's
- * on_take: nsm_refill_wake, an eventfd write: no lock the signer could wait on) wakes it.
+ * The pool is first filled at the card's own priority, from the card's start (a pair
+ * depends on the curve only, not on an enclave's key): a start-up cost of NSM_SIG_POOL
+ * pairs, one P-384 signature's time each, paid beside the parent's boot rather than by the
+ * first enclave's requests. Once full, the thread drops to SCHED_IDLE for good (the card's
+ * seccomp list allows exactly that change): refills get a CPU only when nothing else of the
+ * machine wants one, and the card's loop thread preempts them on wake-up. When the pool is
+ * full it sleeps in read() on an eventfd; a pair taken (es384_pool's on_take:
+ * nsm_refill_wake, an eventfd write: no lock the signer could wait on) wakes it.
  *
  * Start it before the card's seccomp filter (the thread sets its policy, its name and
  * instantiates its OpenSSL DRBG then); after it the thread uses read, futex, memory calls
- * and getrandom, all in the cards' base list. Threading: start/stop on the card's loop
- * thread; nsm_refill_wake on any thread.
+ * and getrandom (the cards' base list) and sched_setscheduler(0, SCHED_IDLE) once. Threading:
+ * start/stop on the card's loop thread; nsm_refill_wake on any thread.
  */
 #ifndef NITRO_CARDS_NSM_REFILL_H
 #define NITRO_CARDS_NSM_REFILL_H
