@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -79,7 +80,14 @@ int nsm_refill_start(struct es384_pool *p, char *err, size_t errlen)
 	}
 	r.pool = p;
 	atomic_store(&r.stop, false);
+	/* Every signal blocked in the thread: the card's signals (SIGTERM, SIGUSR1...) are
+	 * read from its signalfd on the loop, and a process-directed signal goes to a thread
+	 * that does not block it: the filler must never be that thread. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int e = pthread_create(&r.thread, NULL, run, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (e) {
 		snprintf(err, errlen, "pool filler thread: %s", strerror(e));
 		close(r.efd);

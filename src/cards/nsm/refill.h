@@ -11,6 +11,7 @@
  * full it sleeps in read() on an eventfd; a pair taken (es384_pool's on_take:
  * nsm_refill_wake, an eventfd write: no lock the signer could wait on) wakes it.
  *
+ * The thread blocks every signal (the card takes its signals on the loop's signalfd).
  * Start it before the card's seccomp filter (the thread sets its policy, its name and
  * instantiates its OpenSSL DRBG then); after it the thread uses read, futex, memory calls
  * and getrandom (the cards' base list) and sched_setscheduler(0, SCHED_IDLE) once. Threading:
