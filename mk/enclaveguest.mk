@@ -51,13 +51,15 @@ system-test: $(BUILD)/enclave/test.eif
 bench: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent
 
 # test_enclave.py's parent instance: the default guest image plus /enclave/*.eif (and their
-# measurements), /bin/enclave-parent and /bin/enclave-peek.
+# measurements), /bin/enclave-parent, /bin/enclave-peek and this checkout's
+# /bin/nitro-enclave (over the one the shared guest.img may hold).
 $(BUILD)/enclave/parent-initrd.img: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent \
-	$(BUILD)/guest/enclave-peek \
+	$(BUILD)/guest/enclave-peek $(BUILD)/guest/nitro-enclave \
 	tests/system/enclave_e2e.sh \
 	$(wildcard $(NITRO_CACHE_DIR)/images/guest.img) | images
 	rm -rf $@.d && mkdir -p $@.d/bin $@.d/enclave
-	cp $(BUILD)/guest/enclave-parent $(BUILD)/guest/enclave-peek $@.d/bin/
+	cp $(BUILD)/guest/enclave-parent $(BUILD)/guest/enclave-peek $(BUILD)/guest/nitro-enclave \
+		$@.d/bin/
 	cp $(BUILD)/enclave/*.eif $(BUILD)/enclave/*.json $@.d/enclave/
 	cp tests/system/enclave_e2e.sh $@.d/enclave/e2e.sh
 	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio

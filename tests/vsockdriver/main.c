@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "console_scen.h"
 #include "lib/enclave_wire.h"
 #include "lib/le.h"
 #include "lib/vu_wire.h"
@@ -71,6 +72,16 @@ static uint64_t ping(struct tvm *p, struct tvm *e, uint32_t n, int timeout_ms)
 	}
 	EXPECT(got == n && !memcmp(pbuf, qbuf, n), "ping payload differs");
 	return now_ms() - t0;
+}
+
+uint64_t ping_pub(struct tvm *p, struct tvm *e, uint32_t n, int timeout_ms)
+{
+	return ping(p, e, n, timeout_ms);
+}
+
+void quiet_for(struct tvm *v, int ms, const char *who)
+{
+	quiet(v, ms, who);
 }
 
 /* A raw Unix connection to path (no hello). */
@@ -514,12 +525,23 @@ static void s_cid(void)
 		vu_close(&x.f);
 	}
 	/* a hello with the wrong request, size, version, flags, fds */
-	struct enw_hello eh = {.version = 2, .cid = 40};
+	struct enw_hello eh = {.version = ENW_VERSION + 1, .cid = 40};
 	int s = raw_connect(esock);
 	vu_wire_send(s, ENW_HELLO, VU_FLAG_VERSION, &eh, sizeof(eh), NULL, 0);
-	EXPECT(closed_by_card(s, 3000), "version 2 kept");
+	EXPECT(closed_by_card(s, 3000), "version 3 kept");
 	close(s);
-	eh.version = 1;
+	eh.version = 1; /* version 1: the PCRs in the hello, sent by the enclave itself */
+	s = raw_connect(esock);
+	vu_wire_send(s, ENW_HELLO, VU_FLAG_VERSION, &eh, sizeof(eh), NULL, 0);
+	EXPECT(closed_by_card(s, 3000), "version 1 kept");
+	close(s);
+	eh.version = ENW_VERSION;
+	eh.pcr[0][0] = 1; /* the EIF's PCRs come by ENW_PCRS, never in the hello */
+	s = raw_connect(esock);
+	vu_wire_send(s, ENW_HELLO, VU_FLAG_VERSION, &eh, sizeof(eh), NULL, 0);
+	EXPECT(closed_by_card(s, 3000), "a hello with PCR0 kept");
+	close(s);
+	eh.pcr[0][0] = 0;
 	eh.flags = 2;
 	s = raw_connect(esock);
 	vu_wire_send(s, ENW_HELLO, VU_FLAG_VERSION, &eh, sizeof(eh), NULL, 0);
@@ -553,6 +575,28 @@ static void s_cid(void)
 	EXPECT(closed_by_card(s, 3000), "hello of 4 GiB kept");
 	close(s);
 	close(fds[0]), close(fds[1]);
+
+	/* A new identity on a connection the spawner identified (a compromised enclave
+	 * nitro-hv): another ENW_HELLO, right after the hello or once the connection is a
+	 * vhost-user device, is no vhost-user request: the card drops the connection. The CID
+	 * it named was never claimed, and its own is free again. */
+	for (unsigned k = 0; k < 2; k++) {
+		EXPECT(tvm_hello(&x, esock, 44, 1 << 20) == 0, "hello 44");
+		if (k == 1)
+			tvm_setup(&x, 4);
+		struct enw_hello nh = {.version = ENW_VERSION, .cid = 45};
+		vu_wire_send(x.f.vf_sock, ENW_HELLO, VU_FLAG_VERSION, &nh, sizeof(nh), NULL, 0);
+		EXPECT(closed_by_card(x.f.vf_sock, 3000), "a second hello kept (%u)", k);
+		vu_close(&x.f);
+		usleep(100000);
+		for (uint64_t cid = 45; cid >= 44; cid--) {
+			int st = tvm_hello(&x, esock, cid, 1 << 20);
+			EXPECT(st == 0, "cid %llu after a second hello: %d",
+			       (unsigned long long)cid, st);
+			vu_close(&x.f);
+		}
+		usleep(100000);
+	}
 
 	/* 16 leaves with a connection; a new 16 comes at once */
 	h = hdr(3, 1, 16, 2, VSOCK_OP_REQUEST, 0);
@@ -855,9 +899,16 @@ int main(int argc, char **argv)
 	}
 	psock = argv[2];
 	esock = argv[3];
+	console_scen_init(psock, esock);
 	for (unsigned i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
 		if (!strcmp(argv[1], scenarios[i].name)) {
 			scenarios[i].fn();
+			printf("PASS %s\n", argv[1]);
+			return 0;
+		}
+	for (const struct scen *s = console_scenarios; s->name; s++)
+		if (!strcmp(argv[1], s->name)) {
+			s->fn();
 			printf("PASS %s\n", argv[1]);
 			return 0;
 		}
