@@ -60,10 +60,15 @@ enclave-parent 5006 NONCE > /tmp/nsm &
 p=$!
 nitro-enclave run --eif-path /enclave/nsmbench.eif --cpu-count 1 --memory MEM >/dev/null 2>/tmp/err
 echo "BENCH-NSMRUN status=$? err=$(cat /tmp/err | tr '\n' ' ')"
-gone # the enclave powers off once its payload sent the result (or gave up connecting)
-kill $p 2>/dev/null # no payload connected: do not wait for it forever
+# No polling while the payload times its requests (a `nitro-enclave describe` every 0.2 s
+# is a process start in the parent, on the same emulated CPU): wait for the parent side's
+# result, with one sleeping watchdog in case no payload ever connects.
+(sleep 300; kill $p 2>/dev/null) &
+w=$!
 wait $p
 echo "BENCH-PARENT status=$?"
+kill $w 2>/dev/null
+gone # the enclave powers off once its payload sent the result (or gave up connecting)
 cat /tmp/nsm
 gone
 nitro-enclave terminate --all >/dev/null 2>&1
@@ -107,17 +112,30 @@ def parent_run(tmp):
         out = out.decode(errors="replace") if isinstance(out, bytes) else out
         sys.exit(f"bench/enclave.py: the parent timed out\n{out[-4000:]}")
     out = p.stdout + p.stderr
+    if os.environ.get("BENCH_LOG"):  # the parent's console and stderr (a path the emuhost sees)
+        pathlib.Path(os.environ["BENCH_LOG"]).write_text(out)
     if "BENCH-NO-DEVICE" in out or "BENCH-DONE" not in out:
         sys.exit(f"bench/enclave.py: the parent did not finish\n{out[-4000:]}")
     runs = [(int(m.group(1)), int(m.group(2)), m.group(3))
             for m in re.finditer(r"BENCH-RUN \d+ status=(\d+) ms=(\d+) err=(.*)", out)]
     if len(runs) != RUNS or any(st for st, _, _ in runs) or "BENCH-NSMRUN status=0" not in out:
         sys.exit(f"bench/enclave.py: nitro-enclave run failed: {runs}\n{out[-4000:]}")
-    chunks = {int(m.group(1)): bytes.fromhex(m.group(2)) for m in re.finditer(r"ENCLAVE-NSM (\d+) ([0-9a-f]+)", out)}
+    # a kernel message may land inside a console line: take such messages out first
+    clean = re.sub(r"\[ *\d+\.\d+\] [^\n]*\n", "", out)
+    chunks = {int(m.group(1)): bytes.fromhex(m.group(2))
+              for m in re.finditer(r"ENCLAVE-NSM (\d+) ([0-9a-f]+)", clean)}
     line = b"".join(chunks[o] for o in sorted(chunks)).decode(errors="replace")
     m = re.match(r"NSMBENCH n=(\d+) p50_us=(\d+) p99_us=(\d+) max_us=(\d+) mean_us=(\d+)", line)
     if not m:
         sys.exit(f"bench/enclave.py: no NSM result ({line!r})\n{out[-4000:]}")
+    # the details: DescribeNSM round trips (no signature) and the card's signature counts
+    rtt = re.search(r"rtt_p50_us=(\d+) rtt_p99_us=(\d+) rtt_max_us=(\d+)", line)
+    if rtt:
+        print(f"nsm: DescribeNSM round trip p50 {int(rtt.group(1)) / 1000:.2f} ms, p99 "
+              f"{int(rtt.group(2)) / 1000:.2f} ms, max {int(rtt.group(3)) / 1000:.2f} ms",
+              file=sys.stderr)
+    for card in re.findall(r"nitro-card-nsm: enclave CID \d+ \([^)]*\) left \([^)]*\)", out):
+        print(card, file=sys.stderr)
     return [ms for _, ms, _ in runs], tuple(int(x) for x in m.groups())
 
 

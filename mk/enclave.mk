@@ -3,7 +3,7 @@
 # pure modules: nitro links it for `nitro eif` and `nitro enclave` (src/cli/eif.c, its
 # rule in mk/cli.mk); nitro-hv links it for the enclave VM (mk/hv.mk), nitrod its pki.c
 # and chain_fd.c.
-ENCLAVE_LIBS = -lcbor -lcrypto
+ENCLAVE_LIBS = -lcbor -lcrypto -lpthread
 
 ENCLAVE_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/enclave/test_*.c))
 UNIT_TESTS += $(ENCLAVE_UNIT)

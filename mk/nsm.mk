@@ -28,3 +28,10 @@ $(BUILD)/nsm-guest.img: images $(BUILD)/guest/nsm-client
 	cat $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/guest.img $@.cpio > $@
 	rm -rf $@.d $@.cpio
 system-test: $(BUILD)/nsm-guest.img
+
+# The Attestation's stages timed one by one (bench/nsm_stages.c): run natively and in the
+# emulated host to see where an attestation's time goes.
+all: $(BUILD)/bench/nsm-stages
+$(BUILD)/bench/nsm-stages: $(call obj,bench/nsm_stages.c) $(call objs,enclave)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcbor -lcrypto

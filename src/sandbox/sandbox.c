@@ -380,6 +380,16 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	}
 	if (!rc && nsm)
 		rc = add_all(ctx, nsm_calls, ARRAY_SIZE(nsm_calls), err, errlen);
+	/* The NSM card's pool filler thread drops itself to SCHED_IDLE once its pool is first
+	 * full (src/cards/nsm/refill.h): sched_setscheduler of the calling thread (pid 0) to
+	 * SCHED_IDLE only, never to a real-time or a higher policy. */
+	if (!rc && nsm &&
+	    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sched_setscheduler), 2,
+			     SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A1(SCMP_CMP_EQ, SCHED_IDLE)) < 0) {
+		snprintf(err, errlen,
+			 "seccomp: allow the NSM card's SCHED_IDLE: cannot add the rule");
+		rc = -1;
+	}
 	if (!rc && vpc)
 		rc = add_all(ctx, vpc_calls, ARRAY_SIZE(vpc_calls), err, errlen);
 	if (!rc && igw)
