@@ -41,7 +41,8 @@ const char hv_options_help[] =
     "  --vhost-user blk,SOCKET | net,SOCKET | nvme,SOCKET | vsock,SOCKET | nsm,SOCKET\n"
     "                       a virtio-blk, virtio-net, virtio-vsock or NSM PCI device, or an\n"
     "                       NVMe controller (docs/nvme.md), served by the card at SOCKET\n"
-    "                       (repeatable)\n"
+    "                       (repeatable); vsock,fd=N | nsm,fd=N: a connection the enclave\n"
+    "                       spawner made and identified, at fd N (enclave mode)\n"
     "  --enclave-hello cid=N[,debug]\n"
     "                       act as enclave CID N towards the vsock and NSM cards (tests: the\n"
     "                       ENW_HELLO an enclave sends, docs/vsock.md)\n"
@@ -59,7 +60,9 @@ const char hv_options_help[] =
     "  --enclave-mem FD:OFF:SIZE[,OFF:SIZE...]\n"
     "                       the enclave's RAM: ranges of the memfd FD, in guest order\n"
     "  --enclave-cid C, --enclave-slot UID, --enclave-parent-id ID, --enclave-debug,\n"
-    "  --enclave-ready-fd N the enclave's identity; N gets one byte once the EIF is accepted\n";
+    "  --enclave-ready-fd N the enclave's identity; N gets one byte once the EIF is accepted\n"
+    "  --enclave-console-feed fd=N\n"
+    "                       debug mode: the console feed to the vsock card the spawner opened\n";
 
 void hv_config_defaults(struct hv_config *c)
 {
@@ -68,7 +71,7 @@ void hv_config_defaults(struct hv_config *c)
 	c->cpus = HV_DEFAULT_CPUS;
 	c->mem_mib = HV_DEFAULT_MEM_MIB;
 	c->kernel_fd = c->initrd_fd = -1;
-	c->enclave_mem_fd = c->enclave_ready_fd = c->enclave_exe_fd = -1;
+	c->enclave_mem_fd = c->enclave_ready_fd = c->enclave_exe_fd = c->enclave_feed_fd = -1;
 }
 
 int hv_enclave_mem_parse(const char *v, struct hv_config *c, char *err, size_t errlen)
@@ -216,21 +219,21 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		bool takes = !strcmp(a, "--kernel") || !strcmp(a, "--initrd") ||
-			     !strcmp(a, "--cmdline") || !strcmp(a, "--cpus") ||
-			     !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
-			     !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
-			     !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
-			     !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
-			     !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
-			     !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
-			     !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
-			     !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-mem") ||
-			     !strcmp(a, "--enclave-cid") || !strcmp(a, "--enclave-slot") ||
-			     !strcmp(a, "--enclave-parent-id") ||
-			     !strcmp(a, "--enclave-ready-fd") || !strcmp(a, "--enclave-vsock") ||
-			     !strcmp(a, "--enclave-nsm") || !strcmp(a, "--enclave-hello") ||
-			     !strcmp(a, "--enclave-exe-fd") || !strcmp(a, "--enclave-console-dir");
+		bool takes =
+		    !strcmp(a, "--kernel") || !strcmp(a, "--initrd") || !strcmp(a, "--cmdline") ||
+		    !strcmp(a, "--cpus") || !strcmp(a, "--memory") || !strcmp(a, "--console-log") ||
+		    !strcmp(a, "--console-max") || !strcmp(a, "--cache-dir") ||
+		    !strcmp(a, "--vhost-user") || !strcmp(a, "--tpm-card") ||
+		    !strcmp(a, "--kernel-fd") || !strcmp(a, "--initrd-fd") ||
+		    !strcmp(a, "--kernel-sha384") || !strcmp(a, "--initrd-sha384") ||
+		    !strcmp(a, "--vmlinux-sha384") || !strcmp(a, "--kernel-sha256") ||
+		    !strcmp(a, "--initrd-sha256") || !strcmp(a, "--instance-type") ||
+		    !strcmp(a, "--instance-id") || !strcmp(a, "--enclave-mem") ||
+		    !strcmp(a, "--enclave-cid") || !strcmp(a, "--enclave-slot") ||
+		    !strcmp(a, "--enclave-parent-id") || !strcmp(a, "--enclave-ready-fd") ||
+		    !strcmp(a, "--enclave-vsock") || !strcmp(a, "--enclave-nsm") ||
+		    !strcmp(a, "--enclave-hello") || !strcmp(a, "--enclave-exe-fd") ||
+		    !strcmp(a, "--enclave-console-dir") || !strcmp(a, "--enclave-console-feed");
 		if (takes && !v)
 			USAGE("%s: missing value", a);
 		if (takes)
@@ -325,16 +328,26 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 				      "nvme,SOCKET, "
 				      "vsock,SOCKET or nsm,SOCKET",
 				      v);
-			c->cards[c->ncards++] =
-			    (struct hv_card){.type = type,
-					     .socket = v + skip,
-					     .enclave = hv_card_enclave_facing(type)};
+			struct hv_card card = {.type = type,
+					       .socket = v + skip,
+					       .fd = -1,
+					       .enclave = hv_card_enclave_facing(type)};
+			if (!strncmp(v + skip, "fd=", 3)) {
+				if (!card.enclave || !parse_u64(v + skip + 3, 3, INT32_MAX, &n))
+					USAGE("--vhost-user %s: fd=N (3 or more) only for vsock "
+					      "and nsm",
+					      v);
+				card.fd = (int)n;
+				card.socket = NULL;
+			}
+			c->cards[c->ncards++] = card;
 		} else if (!strcmp(a, "--enclave-hello")) {
 			if (parse_hello(v, &c->hello))
 				USAGE("--enclave-hello %s: expected cid=N[,debug] with N from 4 to "
 				      "4294967294",
 				      v);
 			c->have_hello = true;
+			c->pcrs = (struct enw_pcrs){.version = ENW_VERSION};
 		} else if (!strcmp(a, "--tpm-card")) {
 			if (!*v)
 				USAGE("--tpm-card: empty socket path");
@@ -366,6 +379,10 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 				    "--enclave-ready-fd %s: expected a file descriptor (3 or more)",
 				    v);
 			c->enclave_ready_fd = (int)n;
+		} else if (!strcmp(a, "--enclave-console-feed")) {
+			if (strncmp(v, "fd=", 3) || !parse_u64(v + 3, 3, INT32_MAX, &n))
+				USAGE("--enclave-console-feed %s: expected fd=N (3 or more)", v);
+			c->enclave_feed_fd = (int)n;
 		} else if (!strcmp(a, "--enclave-exe-fd")) {
 			if (!parse_u64(v, 3, INT32_MAX, &n))
 				USAGE("--enclave-exe-fd %s: expected a file descriptor (3 or more)",
@@ -400,11 +417,22 @@ int hv_config_parse(int argc, char **argv, struct hv_config *c, char *err, size_
 			USAGE("--enclave: no --enclave-mem");
 		if (!c->enclave_cid)
 			USAGE("--enclave: no --enclave-cid");
-		if (c->enclaves || c->tpm_card)
-			USAGE("--enclave: no --enclaves or --tpm-card in an enclave");
+		if (c->enclaves || c->tpm_card || c->have_hello)
+			USAGE("--enclave: no --enclaves, --tpm-card or --enclave-hello in an "
+			      "enclave");
+		for (unsigned i = 0; i < c->ncards; i++)
+			if (c->cards[i].fd < 0)
+				USAGE("--enclave: --vhost-user %s: an enclave's cards are "
+				      "connections its spawner made (KIND,fd=N)",
+				      c->cards[i].socket);
 		return 0;
 	}
-	if (c->enclave_npieces || c->enclave_cid || c->enclave_debug || c->enclave_ready_fd >= 0)
+	for (unsigned i = 0; i < c->ncards; i++)
+		if (c->cards[i].fd >= 0)
+			USAGE("--vhost-user ...,fd=%d: only in enclave mode (--enclave)",
+			      c->cards[i].fd);
+	if (c->enclave_npieces || c->enclave_cid || c->enclave_debug || c->enclave_ready_fd >= 0 ||
+	    c->enclave_feed_fd >= 0)
 		USAGE("--enclave-*: only with --enclave");
 	if (!c->kernel && !c->help && !c->kernel_optional)
 		USAGE("--kernel: missing");

@@ -32,7 +32,11 @@
 struct hv_card {
 	unsigned type; /* VIRTIO_ID_NET, _BLOCK, _VSOCK, _NITRO_SEC_MOD (<linux/virtio_ids.h>) or
 			* HV_CARD_NVME */
-	const char *socket;
+	const char *socket; /* NULL with fd */
+	/* --vhost-user KIND,fd=N: a connection already made and identified by the enclave
+	 * spawner (enclave_wire.h), handed over at fd N (enclave-facing kinds only); else -1.
+	 * It cannot be made again: no reconnection after a card restart. */
+	int fd;
 	/* A card that serves several VMs (vsock; nsm): when nitro-hv has an enclave identity
 	 * (hv_config.hello), its connection opens with that ENW_HELLO (hv_card_enclave_facing). */
 	bool enclave;
@@ -83,6 +87,9 @@ struct hv_config {
 	 * an enclave in tests (cid 4..U32_MAX-1; PCRs zero, module_id "i-test-encN"). */
 	bool have_hello;
 	struct enw_hello hello;
+	/* The ENW_PCRS sent first on an NSM connection after its hello: enclave mode's measured
+	 * PCRs, or zeros with --enclave-hello (have_hello). */
+	struct enw_pcrs pcrs;
 	unsigned ncards;
 	/* Enclave mode (docs/enclaves.md): --enclave, no --kernel; the EIF comes from the
 	 * guest memory --enclave-mem FD:OFF:SIZE[,OFF:SIZE...] (byte offsets and sizes in the
@@ -96,6 +103,9 @@ struct hv_config {
 	bool enclave_debug;	    /* --enclave-debug: console, PCR0-2 reported as zeros */
 	const char *enclave_parent; /* --enclave-parent-id i-...: PCR4 and module_id */
 	int enclave_ready_fd;	    /* --enclave-ready-fd N: one byte once the EIF is accepted */
+	/* --enclave-console-feed fd=N: the debug console's feed to the vsock card, opened and
+	 * identified by the spawner (src/hv/enclave_console.h); -1: none */
+	int enclave_feed_fd;
 	/* Parent side: --enclaves gives the spawner (src/hv/enclave_spawn.h); the cards the
 	 * enclaves connect to: --enclave-vsock SOCKET, --enclave-nsm SOCKET. */
 	bool enclaves;

@@ -5,9 +5,10 @@
  * One more connection to the card's enclave socket, opened after the vsock device's own
  * (the card accepts a feed only beside the attached device of the same CID, with the same
  * hello, from the same peer), with the device's ENW_HELLO plus ENW_FLAG_CONSOLE; after the
- * card's reply the connection carries raw console bytes, enclave to card only. All of it is
- * here, so that whoever opens the enclave's card connections (nitro-hv today, the spawner
- * later) calls this one function and hands the fd on.
+ * card's reply the connection carries raw console bytes, enclave to card only. The enclave
+ * spawner's child calls it (src/hv/enclave_spawn.c, one line of its table) and hands the fd
+ * to the enclave's nitro-hv as --enclave-console-feed fd=N: that process has no socket()
+ * or connect().
  */
 #ifndef NITRO_HV_ENCLAVE_CONSOLE_H
 #define NITRO_HV_ENCLAVE_CONSOLE_H

@@ -137,24 +137,30 @@ void enclave_image_free(struct enclave_image *im)
 	memset(im, 0, sizeof(*im));
 }
 
-int enclave_hello_fill(struct enw_hello *h, const struct eif_pcrs *pcrs, bool debug, uint64_t cid,
-		       uint64_t slot_uid, const char *parent_id)
+int enclave_hello_fill(struct enw_hello *h, bool debug, uint64_t cid, uint64_t slot_uid,
+		       const char *parent_id)
 {
 	memset(h, 0, sizeof(*h));
 	h->version = ENW_VERSION;
 	h->flags = debug ? ENW_FLAG_DEBUG : 0;
 	h->cid = cid;
 	h->slot_uid = slot_uid;
-	if (!debug) {
-		memcpy(h->pcr[0], pcrs->pcr0, ENW_PCR_LEN);
-		memcpy(h->pcr[1], pcrs->pcr1, ENW_PCR_LEN);
-		memcpy(h->pcr[2], pcrs->pcr2, ENW_PCR_LEN);
-	}
-	if (pcrs->has_pcr8)
-		memcpy(h->pcr[8], pcrs->pcr8, ENW_PCR_LEN);
 	if (parent_id && eif_pcr_of_text(parent_id, h->pcr[4]) < 0)
 		return -1;
 	snprintf(h->module_id, sizeof(h->module_id), "%s-enc%016llx",
 		 parent_id ? parent_id : "i-00000000000000000", (unsigned long long)slot_uid);
 	return 0;
+}
+
+void enclave_pcrs_fill(struct enw_pcrs *p, const struct eif_pcrs *pcrs, bool debug)
+{
+	memset(p, 0, sizeof(*p));
+	p->version = ENW_VERSION;
+	if (!debug) {
+		memcpy(p->pcr[0], pcrs->pcr0, ENW_PCR_LEN);
+		memcpy(p->pcr[1], pcrs->pcr1, ENW_PCR_LEN);
+		memcpy(p->pcr[2], pcrs->pcr2, ENW_PCR_LEN);
+	}
+	if (pcrs->has_pcr8)
+		memcpy(p->pcr[3], pcrs->pcr8, ENW_PCR_LEN);
 }

@@ -58,10 +58,14 @@ int enclave_image_put_ramdisks(const struct enclave_image *im, const struct gues
 			       uint64_t gpa);
 void enclave_image_free(struct enclave_image *im);
 
-/* The hello the enclave's cards get: boot PCRs 0-15 (PCR0-2 from the image, zeros in debug
- * mode; PCR4 = SHA-384(zeros || parent id) when the parent id is known; PCR8 when signed),
- * flags, cid, slot and module_id "<parent id>-enc<slot uid as 16 hex>". 0 or -1. */
-int enclave_hello_fill(struct enw_hello *h, const struct eif_pcrs *pcrs, bool debug, uint64_t cid,
-		       uint64_t slot_uid, const char *parent_id);
+/* The identity the spawner sends first on each of an enclave's card connections
+ * (enclave_wire.h): flags, cid, slot, PCR4 = SHA-384(zeros || parent id) when the parent
+ * id is known (zero elsewhere) and module_id "<parent id>-enc<slot uid as 16 hex>". 0 or
+ * -1. */
+int enclave_hello_fill(struct enw_hello *h, bool debug, uint64_t cid, uint64_t slot_uid,
+		       const char *parent_id);
+/* The PCRs the enclave's nitro-hv measured, for its ENW_PCRS: PCR0-2 from the image (zeros
+ * in debug mode, like AWS), PCR8 when signed. */
+void enclave_pcrs_fill(struct enw_pcrs *p, const struct eif_pcrs *pcrs, bool debug);
 
 #endif

@@ -16,8 +16,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/un.h>
+
+#include "hv/enclave_console.h"
 #include "hv/enclave_image.h"
+#include "lib/enclave_wire.h"
 #include "lib/util.h"
+#include "sandbox/sandbox.h"
 
 struct child {
 	bool used, replied;
@@ -55,11 +60,35 @@ static void kill_all_and_exit(void)
 	_exit(0);
 }
 
-/* The child side of a START: fds in place, then the executable. */
+int enclave_card_open(const char *path, const struct enw_hello *id, char *err, size_t errlen)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(a.sun_path))
+		RETURN_ERR(-1, "card socket %s: path too long", path);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		RETURN_ERR(-1, "card socket %s: %s", path, strerror(e));
+	}
+	int st = enw_hello_send(fd, id, ES_CARD_TIMEOUT_MS);
+	if (st) {
+		close(fd);
+		RETURN_ERR(-1, "card %s: %s enclave cid %llu: %s", path,
+			   st < 0 ? "no answer to the hello of" : "refused",
+			   (unsigned long long)id->cid, strerror(st < 0 ? -st : st));
+	}
+	return fd;
+}
+
+/* The child side of a START: the card connections opened and identified, fds in place,
+ * then the executable. */
 static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_w)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	char *argv[40], num[6][32];
+	char *argv[48], num[6][32];
 	static char mem[ES_MAX_RANGES * 42 + 16];
 	size_t at = (size_t)snprintf(mem, sizeof(mem), "3:");
 	for (unsigned i = 0; i < m->nranges; i++)
@@ -92,17 +121,51 @@ static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_
 		argv[n++] = "--cache-dir";
 		argv[n++] = (char *)conf->cache_dir;
 	}
-	if (conf->vsock) {
-		argv[n++] = "--vhost-user";
-		static char v[4200];
-		snprintf(v, sizeof(v), "vsock,%s", conf->vsock);
-		argv[n++] = v;
-	}
-	if (conf->nsm) {
-		argv[n++] = "--vhost-user";
-		static char v[4200];
-		snprintf(v, sizeof(v), "nsm,%s", conf->nsm);
-		argv[n++] = v;
+	/* Each enclave-side card connection: made here, identified by the hello (what START
+	 * said: cid, slot, debug; the parent's id: PCR4, module id), then handed over as
+	 * OPTION VALUEfd=N. The enclave's nitro-hv makes no connection of its own. One more
+	 * kind of connection is one more line. */
+	static struct enw_hello id;
+	if (enclave_hello_fill(&id, m->flags & ES_FLAG_DEBUG, m->cid, m->slot_uid,
+			       conf->parent_id) < 0)
+		_exit(ES_EXIT_CARD);
+	const struct {
+		const char *path, *option, *value; /* value: "KIND," or "" */
+		/* connects and sends the hello (enclave_console_connect adds
+		 * ENW_FLAG_CONSOLE); the fd, or -1 with err */
+		int (*open)(const char *path, const struct enw_hello *id, char *err, size_t len);
+		bool console; /* debug mode only; without it the enclave goes on */
+	} links[] = {
+	    {conf->vsock, "--vhost-user", "vsock,", enclave_card_open, false},
+	    {conf->nsm, "--vhost-user", "nsm,", enclave_card_open, false},
+	    /* after the vsock device's: the card takes a feed only beside it */
+	    {conf->vsock, "--enclave-console-feed", "", enclave_console_connect, true},
+	};
+	static char linkarg[ARRAY_SIZE(links)][48];
+	for (unsigned i = 0; i < ARRAY_SIZE(links); i++) {
+		if (!links[i].path || (links[i].console && !(m->flags & ES_FLAG_DEBUG)))
+			continue;
+		char err[512];
+		int c = links[i].open(links[i].path, &id, err, sizeof(err));
+		/* at 10 or above (clear of 0-4, set below), without close-on-exec */
+		int fd = c < 0 ? -1 : fcntl(c, F_DUPFD, 10);
+		if (c < 0 && links[i].console) { /* costs only the parent-side console */
+			fprintf(stderr,
+				"nitro-hv enclave spawner: enclave %llu: no console for the "
+				"parent: %s\n",
+				(unsigned long long)m->slot_uid, err);
+			continue;
+		}
+		if (fd < 0 || fd > 9999) {
+			fprintf(stderr, "nitro-hv enclave spawner: enclave %llu: %s\n",
+				(unsigned long long)m->slot_uid,
+				c < 0 ? err : "cannot keep a card connection");
+			_exit(ES_EXIT_CARD);
+		}
+		close(c);
+		snprintf(linkarg[i], sizeof(linkarg[i]), "%sfd=%d", links[i].value, fd);
+		argv[n++] = (char *)links[i].option;
+		argv[n++] = linkarg[i];
 	}
 	int out = -1;
 	if ((m->flags & ES_FLAG_DEBUG) && conf->console_dir) {
@@ -122,6 +185,13 @@ static _Noreturn void exec_enclave(const struct es_msg *m, int memfd, int ready_
 	if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0 || null < 0 || dup2(null, 0) < 0 ||
 	    dup2(fds[3], 1) < 0 || dup2(fds[0], 3) < 0 || dup2(fds[1], 4) < 0)
 		_exit(127);
+	/* From here on, for good: no socket, connect, fork (sandbox.h); the enclave's own
+	 * list comes on top after its set-up. */
+	char ferr[256];
+	if (sandbox_enter_enclave_exec(ferr, sizeof(ferr)) < 0) {
+		fprintf(stderr, "nitro-hv enclave spawner: %s\n", ferr);
+		_exit(127);
+	}
 	extern char **environ;
 	fexecve(fds[2], argv, environ);
 	fprintf(stderr, "nitro-hv enclave spawner: cannot start nitro-hv: %s\n", strerror(errno));

@@ -6,10 +6,16 @@
  * nitro-hv --enclave-exe-fd; else /proc/self/exe, opened once at start-up) and
  * fexecve's it in enclave mode: --enclave --enclave-mem 3:OFF:SIZE,... (the parent's memfd,
  * sent with each START, at fd 3), --enclave-ready-fd 4, the slot's cid, uid, vCPU count and
- * debug flag, the parent's instance id, and --vhost-user vsock,/nsm, for the enclave cards'
- * sockets. The enclave's stdout (its console, debug mode only) is CONSOLE_DIR/enclave-UID.log
- * (nitro-hv --console-max 131072: at least the newest 64 KiB, at most 128 KiB; kept after it
- * exits, replaced when the slot uid comes again), or /dev/null; stderr is the parent's.
+ * debug flag, the parent's instance id, and --vhost-user vsock,fd=N / nsm,fd=N: the
+ * connections to the enclave cards' sockets, which the spawner's child makes and
+ * identifies itself before the exec (enclave_card_open: the ENW_HELLO of the slot's cid,
+ * slot uid, debug flag, module id and PCR4, src/lib/enclave_wire.h), so the enclave's
+ * nitro-hv, whose seccomp list ("hv-enclave") has no socket() or connect(), never chooses
+ * its identity or opens another connection. A card that refuses (its CID held) or does
+ * not answer ends the child with ES_EXIT_CARD: START fails with -EIO. The enclave's stdout (its
+ * console, debug mode only) is CONSOLE_DIR/enclave-UID.log (nitro-hv --console-max 131072: at least
+ * the newest 64 KiB, at most 128 KiB; kept after it exits, replaced when the slot uid comes again),
+ * or /dev/null; stderr is the parent's.
  *
  * Protocol on a SOCK_SEQPACKET socketpair, one struct es_msg per packet:
  *   parent -> spawner  ES_START {slot_uid, cid, flags, nvcpus, nranges, range[]} + memfd
@@ -26,8 +32,11 @@
 #ifndef NITRO_HV_ENCLAVE_SPAWN_H
 #define NITRO_HV_ENCLAVE_SPAWN_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "lib/enclave_wire.h"
 
 #define ES_MAX_RANGES 256
 #define ES_MAX_ENCLAVES 64
@@ -59,6 +68,16 @@ struct enclave_spawner_config {
  * spawner's; -1 with err. Call before other threads exist. */
 int enclave_spawner_start(const struct enclave_spawner_config *c, pid_t *pid, char *err,
 			  size_t errlen);
+
+/* The spawner's child could not open or identify a card connection (1 = error as well). */
+#define ES_EXIT_CARD 1
+#define ES_CARD_TIMEOUT_MS 5000
+
+/* One enclave-side card connection: connects to the card's socket at path, sends the
+ * identity id (ENW_HELLO) and waits for the card's answer (ES_CARD_TIMEOUT_MS at most).
+ * The connected fd (close-on-exec), ready to be handed to the enclave's nitro-hv, or -1
+ * with err (refused: the card's errno value in the text). Blocking; any thread. */
+int enclave_card_open(const char *path, const struct enw_hello *id, char *err, size_t errlen);
 
 /* An enclave nitro-hv's wait status, before it accepted its EIF, as a negative NE reply
  * code: -ENOEXEC for a refused EIF (exit 5), -EINVAL for refused ranges (6), -EIO else. */

@@ -25,7 +25,6 @@
 #include "boot/kernel.h"
 #include "hv/acpi.h"
 #include "hv/enclave.h"
-#include "hv/enclave_console.h"
 #include "hv/enclave_image.h"
 #include "hv/enclave_spawn.h"
 #include "hv/kvmstats.h"
@@ -329,8 +328,16 @@ static _Noreturn void run_vm(int in_fd, int out_fd, int log_fd)
 	if (in_fd == STDIN_FILENO)
 		tty_make_raw();
 
-	/* Jailed by nitrod (NITRO_SECCOMP=hv): the seccomp allow-list from here on. */
-	if (sandbox_enter_from_env(err, sizeof(err)) < 0) {
+	/* Jailed by nitrod (NITRO_SECCOMP=hv): the seccomp allow-list from here on; an
+	 * enclave's own, narrower one (no sockets, no connect, no fallocate) whenever it is
+	 * jailed, whatever kind it inherited from its parent. */
+	const char *kind = getenv("NITRO_SECCOMP");
+	if (kind && *kind && cfg.enclave &&
+	    sandbox_enter(strstr(kind, ":log") ? "hv-enclave:log" : "hv-enclave", err,
+			  sizeof(err)) < 0) {
+		tty_restore();
+		die("%s", err);
+	} else if (!cfg.enclave && sandbox_enter_from_env(err, sizeof(err)) < 0) {
 		tty_restore();
 		die("%s", err);
 	}
@@ -366,7 +373,6 @@ static _Noreturn void enclave_main(void)
 {
 	char err[512];
 	static struct enclave_image im;
-	static struct enw_hello hello;
 	struct stat st;
 	struct guest_mem probe;
 	if (fstat(cfg.enclave_mem_fd, &st) < 0)
@@ -404,19 +410,21 @@ static _Noreturn void enclave_main(void)
 		enclave_refuse(ENCLAVE_EXIT_EIF, err);
 	if (enclave_image_put_ramdisks(&im, &vm.vm_mem, bp.bp_initrd) < 0)
 		enclave_refuse(ENCLAVE_EXIT_EIF, "the ramdisks do not fit in enclave memory");
-	if (enclave_hello_fill(&hello, &im.pcrs, cfg.enclave_debug, cfg.enclave_cid,
-			       cfg.enclave_slot, cfg.enclave_parent) < 0)
-		die("enclave: cannot compute PCR4");
-	cfg.hello = hello; /* every card connection of an enclave starts with it */
-	cfg.have_hello = true;
+	/* The cards' connections come from the spawner, opened and identified (cid, slot,
+	 * flags, module id, PCR4); only this process knows the EIF's PCRs: the NSM card
+	 * takes them once, on its already identified connection (enclave_wire.h). */
+	enclave_pcrs_fill(&cfg.pcrs, &im.pcrs, cfg.enclave_debug);
 	if (cfg.ncards && pci_init(&pci, &vm.vm_mmio) < 0)
 		die("cannot set up the PCI host bridge");
 	for (unsigned i = 0; i < cfg.ncards; i++) {
 		if (cfg.cards[i].type != VIRTIO_ID_VSOCK &&
 		    cfg.cards[i].type != VIRTIO_ID_NITRO_SEC_MOD)
 			die("enclave: only vsock and nsm cards");
-		if (virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
-				      &cfg.hello, err, sizeof(err)) < 0)
+		struct vhost_open o = {
+		    .fd = cfg.cards[i].fd,
+		    .pcrs = cfg.cards[i].type == VIRTIO_ID_NITRO_SEC_MOD ? &cfg.pcrs : NULL};
+		if (virtio_pci_create(&cards[i], &vm, &pci, cfg.cards[i].type, &o, err,
+				      sizeof(err)) < 0)
 			die("%s", err);
 	}
 	struct acpi_config ac = {.ncpus = cfg.cpus, .pci = cfg.ncards > 0};
@@ -430,15 +438,10 @@ static _Noreturn void enclave_main(void)
 	vm.vm_entry = bp.bp_entry;
 	trace_phase("enclave boot structures written");
 	/* no console outside debug mode: the serial port's output goes nowhere; in debug mode
-	 * to stdout (the host's log) and the vsock card's console feed (the parent's) */
-	int feed = -1;
-	for (unsigned i = 0; cfg.enclave_debug && i < cfg.ncards && feed < 0; i++)
-		if (cfg.cards[i].type == VIRTIO_ID_VSOCK &&
-		    (feed = enclave_console_connect(cfg.cards[i].socket, &cfg.hello, err,
-						    sizeof(err))) < 0)
-			warnmsg("enclave %llu: no console for the parent: %s",
-				(unsigned long long)cfg.enclave_slot, err);
-	run_vm(-1, cfg.enclave_debug ? STDOUT_FILENO : -1, feed);
+	 * to stdout (the host's log) and the vsock card's console feed (the parent's), which
+	 * the spawner opened (src/hv/enclave_console.h) and handed over */
+	run_vm(-1, cfg.enclave_debug ? STDOUT_FILENO : -1,
+	       cfg.enclave_debug ? cfg.enclave_feed_fd : -1);
 }
 
 int main(int argc, char **argv)
@@ -521,9 +524,17 @@ int main(int argc, char **argv)
 			? nvme_pci_create(&nvme_cards[i], &vm, &pci, cfg.cards[i].socket, err,
 					  sizeof(err)) < 0
 			: virtio_pci_create(
-			      &cards[i], &vm, &pci, cfg.cards[i].type, cfg.cards[i].socket,
-			      cfg.have_hello && cfg.cards[i].enclave ? &cfg.hello : NULL, err,
-			      sizeof(err)) < 0)
+			      &cards[i], &vm, &pci, cfg.cards[i].type,
+			      &(struct vhost_open){
+				  .path = cfg.cards[i].socket,
+				  .fd = -1,
+				  .hello =
+				      cfg.have_hello && cfg.cards[i].enclave ? &cfg.hello : NULL,
+				  .pcrs =
+				      cfg.have_hello && cfg.cards[i].type == VIRTIO_ID_NITRO_SEC_MOD
+					  ? &cfg.pcrs
+					  : NULL},
+			      err, sizeof(err)) < 0)
 			die("%s", err);
 	for (unsigned i = 0; cfg.enclaves && i < cfg.ncards; i++) /* enclave memory leaves them */
 		if (enclave_glue_add_card(

@@ -67,20 +67,27 @@ static int get_u64(struct vhost_front *f, uint32_t req, uint64_t *v)
 
 /* Connects to path and runs the set-up handshake; f->vf_sock is the new connection (or
  * -1). Used for the first connection and for reconnecting to a restarted card. */
-static int connect_and_negotiate(struct vhost_front *f, const char *path, const struct guest_mem *m,
-				 unsigned config_len, char *err, size_t errlen)
+static int connect_and_negotiate(struct vhost_front *f, const char *path, int fd,
+				 const struct guest_mem *m, unsigned config_len, char *err,
+				 size_t errlen)
 {
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(a.sun_path))
-		RETURN_ERR(-1, "card socket %s: path too long", path);
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	snprintf(f->vf_path, sizeof(f->vf_path), "%s", path);
-	f->vf_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (f->vf_sock < 0 || connect(f->vf_sock, (struct sockaddr *)&a, sizeof(a)) < 0)
-		RETURN_ERR(-1, "card socket %s: %s", path, strerror(errno));
+	if (fd >= 0) { /* handed over: connected and identified already */
+		snprintf(f->vf_path, sizeof(f->vf_path), "fd %d", fd);
+		path = f->vf_path;
+		f->vf_sock = fd;
+	} else {
+		struct sockaddr_un a = {.sun_family = AF_UNIX};
+		if (strlen(path) >= sizeof(a.sun_path))
+			RETURN_ERR(-1, "card socket %s: path too long", path);
+		snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+		snprintf(f->vf_path, sizeof(f->vf_path), "%s", path);
+		f->vf_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (f->vf_sock < 0 || connect(f->vf_sock, (struct sockaddr *)&a, sizeof(a)) < 0)
+			RETURN_ERR(-1, "card socket %s: %s", path, strerror(errno));
+	}
 	f->vf_mem = m;
 	f->vf_config_want = config_len;
-	if (f->vf_hello) {
+	if (f->vf_hello && fd < 0) {
 		int st = enw_hello_send(f->vf_sock, f->vf_hello, VU_REPLY_TIMEOUT_MS);
 		if (st < 0)
 			RETURN_ERR(-1, "card %s: no answer to the enclave hello (%s)", path,
@@ -88,6 +95,15 @@ static int connect_and_negotiate(struct vhost_front *f, const char *path, const 
 		if (st > 0)
 			RETURN_ERR(-1, "card %s: refused enclave cid %llu: %s", path,
 				   (unsigned long long)f->vf_hello->cid, strerror(st));
+	}
+	if (f->vf_pcrs) {
+		int st = enw_pcrs_send(f->vf_sock, f->vf_pcrs, VU_REPLY_TIMEOUT_MS);
+		if (st < 0)
+			RETURN_ERR(-1, "card %s: no answer to the enclave's PCRs (%s)", path,
+				   strerror(-st));
+		if (st > 0)
+			RETURN_ERR(-1, "card %s: refused the enclave's PCRs: %s", path,
+				   strerror(st));
 	}
 	uint64_t feat;
 	if (send_msg(f, VU_SET_OWNER, 0, NULL, 0, NULL, 0) < 0 ||
@@ -290,14 +306,16 @@ int vhost_front_set_config(struct vhost_front *f, unsigned off, const uint8_t *d
 	return r;
 }
 
-int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
-			unsigned config_len, const struct enw_hello *hello, char *err,
-			size_t errlen)
+int vhost_front_connect(struct vhost_front *f, const struct vhost_open *o,
+			const struct guest_mem *m, unsigned config_len, char *err, size_t errlen)
 {
 	memset(f, 0, sizeof(*f));
-	f->vf_hello = hello;
+	f->vf_sock = -1;
+	f->vf_hello = o->hello;
+	f->vf_pcrs = o->pcrs;
+	f->vf_handed = o->fd >= 0;
 	pthread_mutex_init(&f->vf_lock, NULL);
-	int r = connect_and_negotiate(f, path, m, config_len, err, errlen);
+	int r = connect_and_negotiate(f, o->path, o->fd, m, config_len, err, errlen);
 	if (r == 0)
 		r = send_mem_table(f, m, err, errlen);
 	if (r < 0 && f->vf_sock >= 0) {
@@ -327,7 +345,11 @@ int vhost_front_reconnect(struct vhost_front *f, char *err, size_t errlen)
 	memcpy(config, f->vf_config, sizeof(config));
 	char path[sizeof(f->vf_path)];
 	snprintf(path, sizeof(path), "%s", f->vf_path);
-	int r = connect_and_negotiate(f, path, f->vf_mem, f->vf_config_want, err, errlen);
+	if (f->vf_handed) {
+		pthread_mutex_unlock(&f->vf_lock);
+		RETURN_ERR(-1, "card %s: a connection handed over cannot be made again", path);
+	}
+	int r = connect_and_negotiate(f, path, -1, f->vf_mem, f->vf_config_want, err, errlen);
 	if (r == 0 &&
 	    (f->vf_features != features || f->vf_queues != queues || f->vf_protocol != protocol)) {
 		snprintf(err, errlen, "card %s: came back with other features or queues", path);

@@ -39,23 +39,37 @@ struct vhost_front {
 	const struct guest_mem *vf_mem; /* for SET_MEM_TABLE again on reconnect */
 	unsigned vf_config_want;
 	const struct enw_hello *vf_hello; /* sent first on each connection; NULL: none */
+	const struct enw_pcrs *vf_pcrs;	  /* sent next (NSM); NULL: none */
+	bool vf_handed;			  /* a connection handed over (fd): never made again */
 	unsigned vf_max_slots;		  /* GET_MAX_MEM_SLOTS (VU_MAX_REGIONS without) */
 	struct mem_table vf_table;	  /* what the card maps, as last told */
 };
 
-/* Connects, negotiates, reads config_len bytes of device config and sends the memory
- * table. With hello (an enclave-facing card of a VM with an enclave identity: it must
- * outlive f), the connection first carries that ENW_HELLO (src/lib/enclave_wire.h) and
- * goes on only when the card accepts it; so does every reconnect. 0, or -1 with err. */
-int vhost_front_connect(struct vhost_front *f, const char *path, const struct guest_mem *m,
-			unsigned config_len, const struct enw_hello *hello, char *err,
-			size_t errlen);
+/* How a card connection opens. */
+struct vhost_open {
+	const char *path; /* the card's socket (made again after a card restart); or NULL: */
+	int fd;		  /* >= 0: a connected socket handed over, already past its ENW_HELLO
+			   * (an enclave's, from its spawner): taken, closed on failure too;
+			   * never made again (no socket() or connect() in an enclave) */
+	/* With path: the ENW_HELLO (src/lib/enclave_wire.h) each connection opens with, the
+	 * card going on only when it accepts it; NULL: none. */
+	const struct enw_hello *hello;
+	/* The ENW_PCRS sent next (after the hello, or first on fd): an enclave's NSM card;
+	 * NULL: none. hello and pcrs must outlive the front. */
+	const struct enw_pcrs *pcrs;
+};
+
+/* Connects (or takes o->fd), negotiates, reads config_len bytes of device config and sends
+ * the memory table. 0, or -1 with err. */
+int vhost_front_connect(struct vhost_front *f, const struct vhost_open *o,
+			const struct guest_mem *m, unsigned config_len, char *err, size_t errlen);
 /* The card went away (its process died): drop the connection. Requests fail until a
  * reconnect succeeds. */
 void vhost_front_disconnect(struct vhost_front *f);
 /* Connects to the same socket again (a supervisor restarted the card) and repeats the
  * handshake and the memory table; the card must come back with the same features, queue
- * count and device configuration, or it is refused. 0, or -1 with err. */
+ * count and device configuration, or it is refused. 0, or -1 with err (always for a
+ * handed-over connection, vf_handed: it makes no socket). */
 int vhost_front_reconnect(struct vhost_front *f, char *err, size_t errlen);
 int vhost_front_set_features(struct vhost_front *f, uint64_t features);
 /* Addresses are this process's pointers into guest memory; base is the ring index the card

@@ -421,6 +421,11 @@ static bool await_card(struct virtio_pci *vp)
 		vp->vp_card.vf_path);
 	vhost_front_disconnect(&vp->vp_card);
 	struct pollfd stop = {.fd = vp->vp_stop, .events = POLLIN};
+	if (vp->vp_card.vf_handed) { /* an enclave's: nothing can make it again */
+		fprintf(stderr, "%s: card %s: an enclave's connection, not made again\n",
+			util_prog(), vp->vp_card.vf_path);
+		return false; /* the watcher ends; the device's requests fail from now on */
+	}
 	for (unsigned delay = 10;; delay = delay < 200 ? delay * 2 : 200) {
 		if (poll(&stop, 1, (int)delay) > 0)
 			return false;
@@ -534,7 +539,7 @@ static uint32_t class_code_of(unsigned type)
 }
 
 int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus, unsigned type,
-		      const char *socket, const struct enw_hello *hello, char *err, size_t errlen)
+		      const struct vhost_open *o, char *err, size_t errlen)
 {
 	memset(vp, 0, sizeof(*vp));
 	vp->vp_stop = -1;
@@ -542,8 +547,9 @@ int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus,
 	vp->vp_vm = vm;
 	vp->vp_type = type;
 	unsigned cfg_len = config_len(type);
-	if (vhost_front_connect(&vp->vp_card, socket, &vm->vm_mem, cfg_len, hello, err, errlen) < 0)
+	if (vhost_front_connect(&vp->vp_card, o, &vm->vm_mem, cfg_len, err, errlen) < 0)
 		return -1;
+	const char *socket = vp->vp_card.vf_path;
 	if (!(vp->vp_card.vf_features & (1ull << VIRTIO_F_VERSION_1)))
 		RETURN_ERR(-1, "card %s: does not offer VIRTIO_F_VERSION_1", socket);
 	vp->vp_nqueues =

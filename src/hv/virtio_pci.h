@@ -61,10 +61,11 @@ struct virtio_pci {
 	int vp_stop;		 /* eventfd that ends the watcher */
 };
 
-/* Connects to the card at socket, builds the device and adds it to the bus. hello: the
- * ENW_HELLO the connection opens with (an enclave-facing card), or NULL. */
+/* Connects to the card as o says (vhost_front.h: a socket path, with an ENW_HELLO for an
+ * enclave-facing card, or a connection handed over), builds the device and adds it to the
+ * bus. A handed-over connection that drops is not made again: the device's queues stop. */
 int virtio_pci_create(struct virtio_pci *vp, struct vm *vm, struct pci_bus *bus, unsigned type,
-		      const char *socket, const struct enw_hello *hello, char *err, size_t errlen);
+		      const struct vhost_open *o, char *err, size_t errlen);
 
 /* Guest memory changed (holes made or filled, boot/memory.h): the card's memory table
  * follows (vhost_front_sync_mem), under the device's lock; 0 once the card answered, -1

@@ -128,6 +128,44 @@ static const unsigned long hv_ioctls[] = {
     FIONBIO,
 };
 
+/* An enclave's nitro-hv (nitro-hv --enclave, "hv-enclave"): its vCPU threads in KVM_RUN,
+ * vhost-user on the card connections its spawner made and handed over (no socket, no
+ * connect: it cannot open another connection or claim another enclave's CID), eventfds,
+ * its console file. No fallocate (the parent scrubs), no tty, no memory slots (its RAM is
+ * fixed at set-up), no vCPU creation (done at set-up). */
+static const int hv_enclave_calls[] = {
+    SCMP_SYS(sendmsg),	 /* vhost-user requests with fds (eventfds) */
+    SCMP_SYS(recvmsg),	 /* vhost-user replies */
+    SCMP_SYS(recvfrom),	 /* recv() of vhost-user replies */
+    SCMP_SYS(sendto),	 /* send() of vhost-user requests without fds */
+    SCMP_SYS(ftruncate), /* the debug console's cap (--console-max) */
+};
+static const unsigned long hv_enclave_ioctls[] = {
+    KVM_RUN,
+    KVM_GET_SUPPORTED_CPUID,
+    KVM_IRQ_LINE,
+    KVM_IRQ_LINE_STATUS,
+    KVM_IOEVENTFD,
+    KVM_IRQFD,
+    KVM_SET_GSI_ROUTING,
+    KVM_SIGNAL_MSI,
+    KVM_GET_REGS,
+    KVM_SET_REGS,
+    KVM_GET_SREGS,
+    KVM_SET_SREGS,
+    KVM_SET_MSRS,
+    KVM_GET_MSRS,
+    KVM_SET_CPUID2,
+    KVM_SET_FPU,
+    KVM_GET_LAPIC,
+    KVM_SET_LAPIC,
+    KVM_GET_VCPU_EVENTS,
+    KVM_SET_VCPU_EVENTS,
+    KVM_SET_MP_STATE,
+    KVM_GET_MP_STATE,
+    KVM_SET_SIGNAL_MASK,
+};
+
 /* Cards: serve vhost-user frontends (accept a reconnecting nitro-hv, fds over SCM_RIGHTS,
  * guest memory mmap'ed from the memfd received), io_uring for the block back end, NBD
  * sockets already connected, timers for rate limiting, signalfd for SIGUSR1 stats. */
@@ -251,14 +289,16 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 		*colon = 0;
 		log = true;
 	}
-	bool hv = !strcmp(k, "hv"), ebs = !strcmp(k, "card-ebs"), vpc = !strcmp(k, "card-vpc");
+	bool hv = !strcmp(k, "hv"), hv_enclave = !strcmp(k, "hv-enclave"),
+	     ebs = !strcmp(k, "card-ebs"), vpc = !strcmp(k, "card-vpc");
 	bool tpm = !strcmp(k, "card-tpm"), igw = !strcmp(k, "igw");
 	bool vsock = !strcmp(k, "card-vsock"), nsm = !strcmp(k, "card-nsm");
-	if (!hv && !ebs && !vpc && !tpm && !igw && !vsock && !nsm)
-		RETURN_ERR(-1,
-			   "seccomp: unknown process kind '%s' (hv, card-ebs, card-vpc, card-tpm, "
-			   "card-vsock, card-nsm, igw)",
-			   kind ? kind : "");
+	if (!hv && !hv_enclave && !ebs && !vpc && !tpm && !igw && !vsock && !nsm)
+		RETURN_ERR(
+		    -1,
+		    "seccomp: unknown process kind '%s' (hv, hv-enclave, card-ebs, card-vpc, "
+		    "card-tpm, card-vsock, card-nsm, igw)",
+		    kind ? kind : "");
 	scmp_filter_ctx ctx = seccomp_init(log ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
 		RETURN_ERR(-1, "seccomp: cannot initialise libseccomp");
@@ -315,6 +355,9 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	if (!rc && hv)
 		rc = add_all(ctx, hv_calls, ARRAY_SIZE(hv_calls), err, errlen) ||
 		     add_ioctls(ctx, hv_ioctls, ARRAY_SIZE(hv_ioctls), err, errlen);
+	if (!rc && hv_enclave)
+		rc = add_all(ctx, hv_enclave_calls, ARRAY_SIZE(hv_enclave_calls), err, errlen) ||
+		     add_ioctls(ctx, hv_enclave_ioctls, ARRAY_SIZE(hv_enclave_ioctls), err, errlen);
 	if (!rc && (ebs || vpc || tpm))
 		rc = add_all(ctx, card_calls, ARRAY_SIZE(card_calls), err, errlen) ||
 		     add_ioctls(ctx, card_ioctls, ARRAY_SIZE(card_ioctls), err, errlen);
@@ -366,6 +409,41 @@ int sandbox_enter(const char *kind, char *err, size_t errlen)
 	}
 	seccomp_release(ctx);
 	return rc ? -1 : 0;
+}
+
+/* Calls no enclave nitro-hv makes at any time, from its exec on: it gets its card
+ * connections from the spawner and never forks. */
+static const int enclave_exec_denied[] = {
+    SCMP_SYS(socket),  SCMP_SYS(socketpair),
+    SCMP_SYS(connect), SCMP_SYS(bind),
+    SCMP_SYS(listen),  SCMP_SYS(accept),
+    SCMP_SYS(accept4), SCMP_SYS(fork),
+    SCMP_SYS(vfork),   SCMP_SYS(fallocate),
+    SCMP_SYS(ptrace),  SCMP_SYS(process_vm_readv),
+    SCMP_SYS(kill),    SCMP_SYS(process_vm_writev),
+};
+
+int sandbox_enter_enclave_exec(char *err, size_t errlen)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx)
+		RETURN_ERR(-1, "seccomp: cannot initialise libseccomp");
+	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
+	for (size_t i = 0; !rc && i < ARRAY_SIZE(enclave_exec_denied); i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, enclave_exec_denied[i], 0);
+	/* clone only for threads (pthread_create); clone3's flags are out of a filter's
+	 * reach: ENOSYS makes glibc fall back to clone */
+	if (!rc)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(clone), 1,
+				      SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+	if (!rc)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	if (!rc)
+		rc = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (rc < 0)
+		RETURN_ERR(-1, "seccomp: the enclave exec filter: %s", strerror(-rc));
+	return 0;
 }
 
 int sandbox_enter_from_env(char *err, size_t errlen)

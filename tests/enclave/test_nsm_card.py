@@ -1,7 +1,9 @@
 """nitro-card-nsm's connections, without a guest (no KVM needed): the chain it gets on
---chain-fd, the ENW_HELLO every enclave connection starts with (accepted, or answered with
-an errno and closed), a CID held by one connection refused to another, several enclaves at
-once, and a connection that became a vhost-user device (GET_FEATURES: VIRTIO_F_VERSION_1).
+--chain-fd, the ENW_HELLO every enclave connection starts with (the spawner's: accepted, or
+answered with an errno and closed) and the ENW_PCRS that follows (the enclave nitro-hv's:
+once, never a new identity), a CID held by one connection refused to another, several
+enclaves at once, and a connection that became a vhost-user device (GET_FEATURES:
+VIRTIO_F_VERSION_1).
 The card must survive every refused peer. The request path itself is tested in
 tests/unit/nsm (hostile rings) and with the stock driver in tests/system/test_nsm.py."""
 import errno
@@ -25,17 +27,29 @@ from nitrotest import BUILD, run  # noqa: E402
 
 CARD = str(BUILD / "nitro-card-nsm")
 ENW_HELLO = 0x4E45
+ENW_PCRS = 0x4E46
 VU_GET_FEATURES = 1
 VU_SET_OWNER = 3
 VERSION, REPLY = 0x1, 0x4
 
 
-def hello(cid=16, flags=0, version=1, module_id=None, size=None):
+def hello(cid=16, flags=0, version=2, module_id=None, size=None, pcr=None):
+    """The spawner's ENW_HELLO; pcr: {index: 48 bytes} (PCR4 only, in a good one)."""
     mid = (module_id if module_id is not None else f"i-0123456789abcdef0-enc{cid:016x}").encode()
-    body = struct.pack("<IIQQ", version, flags, cid, 7) + bytes(16 * 48) + mid.ljust(64, b"\0")[:64]
+    pcrs = bytearray(16 * 48)
+    for i, v in (pcr or {}).items():
+        pcrs[48 * i:48 * i + 48] = v
+    body = struct.pack("<IIQQ", version, flags, cid, 7) + bytes(pcrs) + mid.ljust(64, b"\0")[:64]
     assert len(body) == 856
     body = body if size is None else body[:size]
     return struct.pack("<III", ENW_HELLO, VERSION, len(body)) + body
+
+
+def pcrs(p0=bytes(48), p1=bytes(48), p2=bytes(48), p8=bytes(48), version=2, flags=0):
+    """The enclave nitro-hv's ENW_PCRS: PCR0, 1, 2 and 8 of its image."""
+    body = struct.pack("<II", version, flags) + p0 + p1 + p2 + p8
+    assert len(body) == 200
+    return struct.pack("<III", ENW_PCRS, VERSION, len(body)) + body
 
 
 def recv_exact(s, n):
@@ -48,8 +62,9 @@ def recv_exact(s, n):
     return b
 
 
-def status(s):
-    """The card's answer to a hello: its u64 status, or None when it closed without one."""
+def status(s, want=ENW_HELLO):
+    """The card's answer to a hello (or to ENW_PCRS): its u64 status, or None when it closed
+    without one."""
     try:
         h = recv_exact(s, 12)
     except ConnectionResetError:  # closed with our bytes unread
@@ -57,7 +72,7 @@ def status(s):
     if h is None:
         return None
     req, flags, size = struct.unpack("<III", h)
-    assert (req, flags & REPLY, size) == (ENW_HELLO, REPLY, 8)
+    assert (req, flags & REPLY, size) == (want, REPLY, 8)
     return struct.unpack("<Q", recv_exact(s, 8))[0]
 
 
@@ -107,6 +122,8 @@ def test_hello_then_vhost_user(card):
     a = card["connect"]()
     a.sendall(hello(16))
     assert status(a) == 0
+    a.sendall(pcrs())
+    assert status(a, ENW_PCRS) == 0
     a.sendall(struct.pack("<III", VU_GET_FEATURES, VERSION, 0))
     req, flags, size = struct.unpack("<III", recv_exact(a, 12))
     feats = struct.unpack("<Q", recv_exact(a, size))[0]
@@ -116,6 +133,8 @@ def test_hello_then_vhost_user(card):
     b = card["connect"]()
     b.sendall(hello(17, flags=1))
     assert status(b) == 0
+    b.sendall(pcrs())
+    assert status(b, ENW_PCRS) == 0
     # the CID the first one holds is refused to anyone else
     c = card["connect"]()
     c.sendall(hello(16))
@@ -135,7 +154,11 @@ def test_hello_then_vhost_user(card):
     (hello(0xFFFFFFFF), errno.EINVAL),
     (hello(1 << 32), errno.EINVAL),
     (hello(16, flags=2), errno.EINVAL),
-    (hello(16, version=2), errno.EPROTONOSUPPORT),
+    (hello(16, version=1), errno.EPROTONOSUPPORT),  # v1: PCRs in the hello, by the enclave
+    (hello(16, version=3), errno.EPROTONOSUPPORT),
+    (hello(16, pcr={0: b"\x01" * 48}), errno.EINVAL),  # the EIF's PCRs come by ENW_PCRS
+    (hello(16, pcr={8: b"\x01" * 48}), errno.EINVAL),
+    (pcrs(), errno.EPROTO),  # the PCRs without a hello
     (hello(16, module_id=""), errno.EINVAL),
     (hello(16, module_id="a b"), errno.EINVAL),
     (hello(16, module_id="x" * 64), errno.EINVAL),  # no NUL
@@ -215,10 +238,12 @@ class Front:
     DESC, AVAIL, USED, REQ, RESP = 0x0, 0x1000, 0x2000, 0x4000, 0x8000
     QSZ = 16
 
-    def __init__(self, sock, cid, module_id=None):
+    def __init__(self, sock, cid, module_id=None, pcr4=bytes(48), eif_pcrs=()):
         self.s = sock
-        sock.sendall(hello(cid, module_id=module_id))
+        sock.sendall(hello(cid, module_id=module_id, pcr={4: pcr4}))
         assert status(sock) == 0
+        sock.sendall(pcrs(*eif_pcrs))
+        assert status(sock, ENW_PCRS) == 0
         self.msg(3)  # SET_OWNER
         self.msg(1)
         feats = self.reply_u64(1)
@@ -287,6 +312,52 @@ class Front:
         e1 = struct.unpack_from("<II", self.mem, self.USED + 4 + 8 * ((used0 + 1) % self.QSZ))
         assert e0 == (rh, 0) and e1[0] == wh
         return bytes(self.mem[self.RESP:self.RESP + e1[1]])
+
+
+def test_identity_cannot_change_after_the_hello(card):
+    """The attacks of a compromised enclave nitro-hv on the connection its spawner opened
+    and identified: another hello (a new CID) where its PCRs belong, bad PCRs, a second
+    hello or a second ENW_PCRS once it is a device. Each ends that connection; the CID it
+    tried to claim was never held, and its own is free again once it is gone."""
+    # another hello instead of the PCRs: EPROTO, closed
+    a = card["connect"]()
+    a.sendall(hello(40))
+    assert status(a) == 0
+    a.sendall(hello(41))
+    assert status(a, ENW_PCRS) == errno.EPROTO and closed(a)
+    # PCRs of another version or with flags
+    for bad, want in ((pcrs(version=3), errno.EPROTONOSUPPORT),
+                      (pcrs(flags=1), errno.EINVAL)):
+        b = card["connect"]()
+        b.sendall(hello(42))
+        assert status(b) == 0
+        b.sendall(bad)
+        assert status(b, ENW_PCRS) == want and closed(b)
+    # a device that sends a second hello, or a second ENW_PCRS: not vhost-user, dropped
+    for again in (hello(43), pcrs(b"\x02" * 48)):
+        f = Front(card["connect"](), 44, eif_pcrs=(b"\x01" * 48,))
+        f.s.sendall(again)
+        assert closed(f.s)
+        f.s.close()
+    time.sleep(0.3)
+    # nothing was claimed: 40, 41, 43 and 44 are free; the card still serves
+    for cid in (40, 41, 43, 44):
+        s = card["connect"]()
+        s.sendall(hello(cid))
+        assert status(s) == 0, cid
+        s.close()
+    assert card["proc"].poll() is None
+
+
+def test_pcrs_from_both_messages(card):
+    """The document's PCRs: 0, 1, 2 and 8 from ENW_PCRS, 4 from the spawner's hello."""
+    p = [bytes([i + 1]) * 48 for i in range(4)]
+    p4 = b"\x44" * 48
+    a = Front(card["connect"](), 50, pcr4=p4, eif_pcrs=p)
+    doc = cbor2.loads(a.request(cbor2.dumps({"Attestation": {}})))
+    got = cbor2.loads(cbor2.loads(doc["Attestation"]["document"])[2])["pcrs"]
+    assert (got[0], got[1], got[2], got[8], got[4]) == (p[0], p[1], p[2], p[3], p4)
+    assert got[3] == bytes(48)
 
 
 def test_requests_through_vhost_user(card):

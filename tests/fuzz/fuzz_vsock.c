@@ -97,12 +97,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (need == -EPROTO)
 			CHECK(got >= 12);
 	}
+	refused = false;
+	for (size_t got = 0; got <= size && got <= ENW_PCRS_MSG_LEN; got++) {
+		struct enw_pcrs p;
+		int need = enw_pcrs_parse(data, got, &p);
+		CHECK(!refused || need == -EPROTO);
+		refused = need == -EPROTO;
+		CHECK(need == -EPROTO || need == (int)(ENW_PCRS_MSG_LEN - got));
+		if (need == 0)
+			CHECK(!memcmp(&p, data + 12, sizeof(p)));
+		if (need == -EPROTO)
+			CHECK(got >= 12);
+	}
 	if (size >= sizeof(struct enw_hello)) {
 		struct enw_hello h;
 		memcpy(&h, data, sizeof(h));
+		static const uint8_t zero[ENW_PCR_LEN];
 		if (enw_hello_check(&h) == 0)
 			CHECK(h.cid > 3 && h.cid < UINT32_MAX &&
-			      memchr(h.module_id, 0, ENW_ID_LEN));
+			      memchr(h.module_id, 0, ENW_ID_LEN) && !memcmp(h.pcr[0], zero, 48) &&
+			      !memcmp(h.pcr[1], zero, 48) && !memcmp(h.pcr[2], zero, 48) &&
+			      !memcmp(h.pcr[8], zero, 48));
+	}
+	if (size >= sizeof(struct enw_pcrs)) {
+		struct enw_pcrs p;
+		memcpy(&p, data, sizeof(p));
+		if (enw_pcrs_check(&p) == 0)
+			CHECK(p.version == ENW_VERSION && p.flags == 0);
 	}
 	for (size_t off = 0; off + REC <= size; off += REC) {
 		const uint8_t *r = data + off;

@@ -525,12 +525,23 @@ static void s_cid(void)
 		vu_close(&x.f);
 	}
 	/* a hello with the wrong request, size, version, flags, fds */
-	struct enw_hello eh = {.version = 2, .cid = 40};
+	struct enw_hello eh = {.version = ENW_VERSION + 1, .cid = 40};
 	int s = raw_connect(esock);
 	vu_wire_send(s, ENW_HELLO, VU_FLAG_VERSION, &eh, sizeof(eh), NULL, 0);
-	EXPECT(closed_by_card(s, 3000), "version 2 kept");
+	EXPECT(closed_by_card(s, 3000), "version 3 kept");
 	close(s);
-	eh.version = 1;
+	eh.version = 1; /* version 1: the PCRs in the hello, sent by the enclave itself */
+	s = raw_connect(esock);
+	vu_wire_send(s, ENW_HELLO, VU_FLAG_VERSION, &eh, sizeof(eh), NULL, 0);
+	EXPECT(closed_by_card(s, 3000), "version 1 kept");
+	close(s);
+	eh.version = ENW_VERSION;
+	eh.pcr[0][0] = 1; /* the EIF's PCRs come by ENW_PCRS, never in the hello */
+	s = raw_connect(esock);
+	vu_wire_send(s, ENW_HELLO, VU_FLAG_VERSION, &eh, sizeof(eh), NULL, 0);
+	EXPECT(closed_by_card(s, 3000), "a hello with PCR0 kept");
+	close(s);
+	eh.pcr[0][0] = 0;
 	eh.flags = 2;
 	s = raw_connect(esock);
 	vu_wire_send(s, ENW_HELLO, VU_FLAG_VERSION, &eh, sizeof(eh), NULL, 0);
@@ -564,6 +575,28 @@ static void s_cid(void)
 	EXPECT(closed_by_card(s, 3000), "hello of 4 GiB kept");
 	close(s);
 	close(fds[0]), close(fds[1]);
+
+	/* A new identity on a connection the spawner identified (a compromised enclave
+	 * nitro-hv): another ENW_HELLO, right after the hello or once the connection is a
+	 * vhost-user device, is no vhost-user request: the card drops the connection. The CID
+	 * it named was never claimed, and its own is free again. */
+	for (unsigned k = 0; k < 2; k++) {
+		EXPECT(tvm_hello(&x, esock, 44, 1 << 20) == 0, "hello 44");
+		if (k == 1)
+			tvm_setup(&x, 4);
+		struct enw_hello nh = {.version = ENW_VERSION, .cid = 45};
+		vu_wire_send(x.f.vf_sock, ENW_HELLO, VU_FLAG_VERSION, &nh, sizeof(nh), NULL, 0);
+		EXPECT(closed_by_card(x.f.vf_sock, 3000), "a second hello kept (%u)", k);
+		vu_close(&x.f);
+		usleep(100000);
+		for (uint64_t cid = 45; cid >= 44; cid--) {
+			int st = tvm_hello(&x, esock, cid, 1 << 20);
+			EXPECT(st == 0, "cid %llu after a second hello: %d",
+			       (unsigned long long)cid, st);
+			vu_close(&x.f);
+		}
+		usleep(100000);
+	}
 
 	/* 16 leaves with a connection; a new 16 comes at once */
 	h = hdr(3, 1, 16, 2, VSOCK_OP_REQUEST, 0);

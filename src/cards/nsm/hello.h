@@ -2,10 +2,11 @@
  * (src/lib/enclave_wire.h), read before any vhost-user request, with the shared framing
  * and checks of src/lib/enclave_wire.c (enw_hello_recv, enw_hello_check: request
  * ENW_HELLO of exactly sizeof(struct enw_hello) bytes without fds, version, no flag but
- * ENW_FLAG_DEBUG, an enclave's CID, a NUL in the module id).
+ * ENW_FLAG_DEBUG, an enclave's CID, a NUL in the module id, zeros where the EIF's PCRs
+ * go: they come next, by ENW_PCRS, main.c). The parent's enclave spawner sends it.
  *
- * nsm_hello_check() adds what the NSM card needs (hostile input: a compromised enclave
- * nitro-hv may send anything): the module id, which becomes the leaf certificate's common
+ * nsm_hello_check() adds what the NSM card needs (hostile input: any peer that reaches the
+ * socket may send anything): the module id, which becomes the leaf certificate's common
  * name, non-empty printable ASCII. The caller checks that the CID is not taken on this
  * card.
  */

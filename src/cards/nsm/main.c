@@ -4,11 +4,13 @@
  *   nitro-card-nsm --socket-path PATH --chain-fd N
  *
  * Listens on PATH (bound under a temporary name, renamed into place once it listens) and
- * serves any number of enclave connections at once, each opened by its enclave's nitro-hv
- * with one ENW_HELLO (src/lib/enclave_wire.h, checked by hello.c; a connection without a
- * valid hello, or with a CID another connection holds, is answered with an errno value and
- * closed). The hello's boot PCRs, module id and debug flag make the connection's NSM state
- * (src/enclave/nsm.c; debug: PCR0-2 zero); the card makes the connection's leaf key and
+ * serves any number of enclave connections at once, each opened by the parent's enclave
+ * spawner with one ENW_HELLO (src/lib/enclave_wire.h, checked by hello.c; a connection
+ * without a valid hello, or with a CID another connection holds, is answered with an errno
+ * value and closed), then carrying the enclave nitro-hv's one ENW_PCRS (the EIF's PCR0, 1,
+ * 2, 8; anything else there, a second hello included, is answered EPROTO and closed). The
+ * hello's PCR4, module id and debug flag and the ENW_PCRS's PCRs make the connection's NSM
+ * state (src/enclave/nsm.c; debug: PCR0-2 zero); the card makes the connection's leaf key and
  * certificate (EC P-384, 3 hours, CN = module id) signed by the host intermediate, whose
  * key and chain come once from fd N (src/enclave/chain_fd.h). The attestation document's
  * cabundle is [root, host intermediate]. Then the connection is a vhost-user device of one
@@ -46,9 +48,10 @@ static const char usage[] = "usage: nitro-card-nsm --socket-path PATH --chain-fd
 
 struct conn {
 	struct conn *next;
-	int fd;		   /* until the hello is accepted; then the device owns it */
+	int fd;		   /* until the PCRs are accepted; then the device owns it */
+	bool identified;   /* the hello is accepted: the CID is held, ENW_PCRS comes next */
 	bool attached;	   /* a vhost-user device now */
-	size_t got;	   /* the hello's bytes so far: taken as they come, never waited for */
+	size_t got;	   /* the message's bytes so far: taken as they come, never waited for */
 	uint64_t deadline; /* ms (monotonic): no whole hello by then, the connection goes */
 	uint8_t buf[ENW_HELLO_MSG_LEN];
 	struct enw_hello hello;
@@ -159,12 +162,13 @@ static const struct vu_ops nsm_ops = {
 static bool cid_taken(uint64_t cid)
 {
 	for (struct conn *c = g.conns; c; c = c->next)
-		if (c->attached && c->hello.cid == cid)
+		if ((c->identified || c->attached) && c->hello.cid == cid)
 			return true;
 	return false;
 }
 
-/* The connection's NSM: boot PCRs from the hello (PCR0-2 zero in debug mode), its leaf. */
+/* The connection's NSM: boot PCRs from the hello and ENW_PCRS (PCR0-2 zero in debug mode),
+ * its leaf. */
 static int conn_start(struct conn *c, char *err, size_t errlen)
 {
 	const struct enw_hello *h = &c->hello;
@@ -193,49 +197,65 @@ static int conn_start(struct conn *c, char *err, size_t errlen)
 	return vu_dev_attach(&c->dev, fd, err, errlen); /* owns fd, even on failure */
 }
 
-/* Bytes of a hello, taken as they come (a peer that sends its hello slowly holds up only
- * itself; a silent one makes room when the card is full, on_accept). Exactly the hello's
- * bytes are read: what follows is vhost-user. Fds with it are refused. */
-static void on_hello(struct loop *l, int fd, uint32_t ev, void *opaque)
+/* Reads the next bytes of the message being collected (need more), without waiting. 1:
+ * progress; 0: nothing yet; -1: the connection is gone (hung up, or fds came with it). */
+static int take(struct conn *c, int fd, int need)
 {
-	(void)l;
-	(void)ev;
-	struct conn *c = opaque;
-	char err[256];
-	int need = enw_hello_parse(c->buf, c->got, NULL);
 	struct iovec iov = {c->buf + c->got, (size_t)need};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0 || (mh.msg_flags & MSG_CTRUNC)) { /* hung up, or fds came with it */
-		g.refused++;
-		conn_free(c);
+		return 0;
+	if (n <= 0 || (mh.msg_flags & MSG_CTRUNC))
+		return -1;
+	c->got += (size_t)n;
+	return 1;
+}
+
+static void refuse(struct conn *c, int st, bool pcrs)
+{
+	warnmsg("refused a connection%s: %s", pcrs ? "'s PCRs" : "", strerror(st));
+	if (pcrs)
+		enw_pcrs_reply(c->fd, (uint64_t)st);
+	else
+		nsm_hello_reply(c->fd, (uint64_t)st);
+	g.refused++;
+	conn_free(c);
+}
+
+/* The second message: the EIF's PCRs from the enclave's nitro-hv, once; then the
+ * connection is the enclave's NSM device. */
+static void on_pcrs(struct conn *c, int fd)
+{
+	char err[256];
+	int need = enw_pcrs_parse(c->buf, c->got, NULL);
+	int r = need > 0 ? take(c, fd, need) : 0;
+	if (r <= 0) {
+		if (r < 0 || need < 0) {
+			g.refused++;
+			conn_free(c);
+		}
 		return;
 	}
-	c->got += (size_t)n;
-	need = enw_hello_parse(c->buf, c->got, &c->hello);
+	struct enw_pcrs p;
+	need = enw_pcrs_parse(c->buf, c->got, &p);
 	if (need > 0)
 		return;
-	int st = need < 0 ? EPROTO : nsm_hello_check(&c->hello);
-	if (st == 0 && cid_taken(c->hello.cid))
-		st = EADDRINUSE;
-	if (st) {
-		warnmsg("refused a connection: %s", strerror(st));
-		nsm_hello_reply(c->fd, (uint64_t)st);
-		g.refused++;
-		conn_free(c);
-		return;
-	}
+	int st = need < 0 ? EPROTO : enw_pcrs_check(&p);
+	if (st)
+		return refuse(c, st, true);
+	static const unsigned at[ENW_EIF_PCRS] = ENW_EIF_PCR_INDEX;
+	for (unsigned i = 0; i < ENW_EIF_PCRS; i++) /* zeros in the hello: checked */
+		memcpy(c->hello.pcr[at[i]], p.pcr[i], ENW_PCR_LEN);
 	if (conn_start(c, err, sizeof(err)) < 0) {
 		warnmsg("enclave CID %llu: %s", (unsigned long long)c->hello.cid, err);
 		if (!c->attached)
-			nsm_hello_reply(c->fd, EIO);
+			enw_pcrs_reply(c->fd, EIO);
 		g.refused++;
 		conn_free(c);
 		return;
 	}
-	if (nsm_hello_reply(c->dev.vd_fd, 0) < 0) {
+	if (enw_pcrs_reply(c->dev.vd_fd, 0) < 0) {
 		g.refused++;
 		conn_free(c);
 		return;
@@ -244,6 +264,45 @@ static void on_hello(struct loop *l, int fd, uint32_t ev, void *opaque)
 	fprintf(stderr, "nitro-card-nsm: enclave CID %llu (%s%s) connected\n",
 		(unsigned long long)c->hello.cid, c->hello.module_id,
 		(c->hello.flags & ENW_FLAG_DEBUG) ? ", debug mode" : "");
+}
+
+/* Bytes of a hello, taken as they come (a peer that sends its hello slowly holds up only
+ * itself; a silent one makes room when the card is full, on_accept). Exactly the hello's
+ * bytes are read: what follows is ENW_PCRS (on_pcrs), then vhost-user. Fds with it are
+ * refused. */
+static void on_hello(struct loop *l, int fd, uint32_t ev, void *opaque)
+{
+	(void)l;
+	(void)ev;
+	struct conn *c = opaque;
+	if (c->identified)
+		return on_pcrs(c, fd);
+	int r = take(c, fd, enw_hello_parse(c->buf, c->got, NULL));
+	if (r <= 0) {
+		if (r < 0) {
+			g.refused++;
+			conn_free(c);
+		}
+		return;
+	}
+	int need = enw_hello_parse(c->buf, c->got, &c->hello);
+	if (need > 0)
+		return;
+	int st = need < 0 ? EPROTO : nsm_hello_check(&c->hello);
+	if (st == 0 && cid_taken(c->hello.cid))
+		st = EADDRINUSE;
+	if (st)
+		return refuse(c, st, false);
+	if (nsm_hello_reply(c->fd, 0) < 0) {
+		g.refused++;
+		conn_free(c);
+		return;
+	}
+	/* Identified: the CID is this connection's now; no deadline for the PCRs (the
+	 * enclave's nitro-hv sends them once it measured its image; the connection ends
+	 * with that process). */
+	c->identified = true;
+	c->got = 0;
 }
 
 static void on_accept(struct loop *l, int fd, uint32_t ev, void *opaque)
@@ -260,7 +319,7 @@ static void on_accept(struct loop *l, int fd, uint32_t ev, void *opaque)
 		 * every enclave of the parent from its NSM. */
 		struct conn *old = NULL;
 		for (struct conn *c = g.conns; c; c = c->next)
-			if (!c->attached)
+			if (!c->attached && !c->identified)
 				old = c; /* the list is newest first */
 		if (old) {
 			warnmsg("%u connections: dropped the oldest one that never said hello",
@@ -295,7 +354,7 @@ static int sweep(void)
 	uint64_t now = mono_ms(), next = UINT64_MAX;
 	for (struct conn *c = g.conns, *nx; c; c = nx) {
 		nx = c->next;
-		if (c->attached)
+		if (c->attached || c->identified)
 			continue;
 		if (now >= c->deadline) {
 			warnmsg("refused a connection: no hello in %d ms", NSM_HELLO_TIMEOUT_MS);

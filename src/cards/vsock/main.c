@@ -6,8 +6,10 @@
  *   nitro-card-vsock --print-capabilities
  *
  * --socket-path/--fd: the parent's nitro-hv (guest CID 3), served one frontend at a time.
- * --enclave-socket: any number of enclave nitro-hv connections; each opens with ENW_HELLO
- * (src/lib/enclave_wire.h) naming the enclave's CID, which becomes its device's guest_cid.
+ * --enclave-socket: any number of enclave connections (made by the parent's enclave
+ * spawner, then handed to the enclave's nitro-hv); each opens with ENW_HELLO
+ * (src/lib/enclave_wire.h) naming the enclave's CID, which becomes its device's guest_cid
+ * for good (a second hello is no vhost-user request: the connection ends).
  * Routing is route.h's: parent <-> its enclaves only, RST for the unroutable.
  * Debug consoles (console.h): a hello with ENW_FLAG_CONSOLE is a debug enclave's console
  * feed (feed_hello: only beside its attached debug device, same hello and peer, once); the

@@ -118,6 +118,45 @@ static void test_parse_usage_errors(void **state)
 		expect_usage(ARGS("--kernel", "k", "--enclave-hello", (char *)bad_hellos[i]),
 			     "--enclave-hello", "cid=N");
 	expect_usage(ARGS("--kernel", "k", "--enclave-hello"), "--enclave-hello", "missing value");
+	/* KIND,fd=N: an enclave's connections, made and identified by its spawner */
+	expect_usage(ARGS("--kernel", "k", "--vhost-user", "vsock,fd=5"), "fd=5",
+		     "only in enclave mode");
+	expect_usage(ARGS("--kernel", "k", "--vhost-user", "blk,fd=5"), "blk,fd=5",
+		     "only for vsock and nsm");
+	expect_usage(ARGS("--kernel", "k", "--vhost-user", "nsm,fd=2"), "nsm,fd=2", "3 or more");
+	expect_usage(ARGS("--kernel", "k", "--vhost-user", "nsm,fd=x"), "nsm,fd=x", "fd=N");
+	expect_usage(ARGS("--enclave", "--enclave-mem", "3:0:67108864", "--enclave-cid", "16",
+			  "--vhost-user", "vsock,/run/v.sock"),
+		     "/run/v.sock", "spawner");
+	expect_usage(ARGS("--enclave", "--enclave-mem", "3:0:67108864", "--enclave-cid", "16",
+			  "--enclave-hello", "cid=17"),
+		     "--enclave-hello", "in an enclave");
+	{
+		struct hv_config e;
+		char eerr[512];
+		assert_int_equal(parse_args(ARGS("--enclave", "--enclave-mem", "3:0:67108864",
+						 "--enclave-cid", "16", "--vhost-user",
+						 "vsock,fd=10", "--vhost-user", "nsm,fd=11"),
+					    &e, eerr, sizeof(eerr)),
+				 0);
+		assert_int_equal(e.ncards, 2);
+		assert_int_equal(e.cards[0].fd, 10);
+		assert_null(e.cards[0].socket);
+		assert_int_equal(e.cards[1].type, VIRTIO_ID_NITRO_SEC_MOD);
+		assert_int_equal(e.cards[1].fd, 11);
+		assert_int_equal(e.enclave_feed_fd, -1);
+		assert_int_equal(
+		    parse_args(ARGS("--enclave", "--enclave-mem", "3:0:67108864", "--enclave-cid",
+				    "16", "--enclave-console-feed", "fd=12"),
+			       &e, eerr, sizeof(eerr)),
+		    0);
+		assert_int_equal(e.enclave_feed_fd, 12);
+	}
+	expect_usage(ARGS("--enclave", "--enclave-mem", "3:0:67108864", "--enclave-cid", "16",
+			  "--enclave-console-feed", "12"),
+		     "--enclave-console-feed", "fd=N");
+	expect_usage(ARGS("--kernel", "k", "--enclave-console-feed", "fd=12"), "--enclave-*",
+		     "only with --enclave");
 	/* --enclave-exe-fd: an fd of nitro-hv itself (nitrod's measured one), 3 or more */
 	expect_usage(ARGS("--kernel", "k", "--enclaves", "--enclave-exe-fd", "2"),
 		     "--enclave-exe-fd", "file descriptor");
@@ -136,6 +175,7 @@ static void test_parse_usage_errors(void **state)
 	assert_int_equal(c.ncards, 2);
 	assert_int_equal(c.cards[1].type, VIRTIO_ID_VSOCK);
 	assert_string_equal(c.cards[1].socket, "/v");
+	assert_int_equal(c.cards[1].fd, -1);
 	assert_true(c.cards[1].enclave);
 	assert_false(c.cards[0].enclave);
 	assert_true(c.have_hello);
@@ -143,6 +183,8 @@ static void test_parse_usage_errors(void **state)
 	assert_int_equal(c.hello.cid, 4294967294ull);
 	assert_int_equal(c.hello.flags, ENW_FLAG_DEBUG);
 	assert_int_equal(enw_hello_check(&c.hello), 0);
+	assert_int_equal(c.pcrs.version, ENW_VERSION); /* zeros, sent after the hello (NSM) */
+	assert_int_equal(enw_pcrs_check(&c.pcrs), 0);
 	assert_int_equal(c.enclave_exe_fd, -1);
 	assert_int_equal(parse_args(ARGS("--kernel", "k", "--enclaves", "--enclave-exe-fd", "7"),
 				    &c, err, sizeof(err)),

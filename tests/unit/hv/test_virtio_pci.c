@@ -319,8 +319,8 @@ static int fx_make(void **state, uint64_t queues)
 	if (card_start(&f->card, queues) < 0)
 		return -1;
 	char err[256] = "";
-	if (virtio_pci_create(&f->vp, f->vm, &f->bus, VIRTIO_ID_BLOCK, f->card.path, NULL, err,
-			      sizeof(err)) != 0) {
+	struct vhost_open o = {.path = f->card.path, .fd = -1};
+	if (virtio_pci_create(&f->vp, f->vm, &f->bus, VIRTIO_ID_BLOCK, &o, err, sizeof(err)) != 0) {
 		fprintf(stderr, "virtio_pci_create: %s\n", err);
 		return -1;
 	}
@@ -482,8 +482,8 @@ static void test_create_no_card(void **state)
 	assert_int_equal(pci_init(&bus, &vm->vm_mmio), 0);
 	static struct virtio_pci vp;
 	char err[256] = "";
-	assert_int_equal(virtio_pci_create(&vp, vm, &bus, VIRTIO_ID_BLOCK,
-					   "/nonexistent/nitro-card.sock", NULL, err, sizeof(err)),
+	struct vhost_open o = {.path = "/nonexistent/nitro-card.sock", .fd = -1};
+	assert_int_equal(virtio_pci_create(&vp, vm, &bus, VIRTIO_ID_BLOCK, &o, err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "/nonexistent/nitro-card.sock"));
 	assert_null(bus.pb_devs[0]);

@@ -400,8 +400,20 @@ static void test_hello_check(void **state)
 	h.flags = 2;
 	assert_int_equal(enw_hello_check(&h), EINVAL);
 	h = good_hello();
-	h.version = 2;
+	h.version = 1;
 	assert_int_equal(enw_hello_check(&h), EPROTONOSUPPORT);
+	h.version = 3;
+	assert_int_equal(enw_hello_check(&h), EPROTONOSUPPORT);
+	/* the spawner knows PCR4; the EIF's (0, 1, 2, 8) come by ENW_PCRS only */
+	h = good_hello();
+	memset(h.pcr[4], 0x44, ENW_PCR_LEN);
+	assert_int_equal(enw_hello_check(&h), 0);
+	const unsigned eif[] = {0, 1, 2, 8};
+	for (size_t i = 0; i < 4; i++) {
+		h = good_hello();
+		h.pcr[eif[i]][ENW_PCR_LEN - 1] = 1;
+		assert_int_equal(enw_hello_check(&h), EINVAL);
+	}
 	const uint64_t bad_cids[] = {0, 1, 2, 3, 0xffffffffull, 1ull << 32, UINT64_MAX};
 	for (size_t i = 0; i < 7; i++) {
 		h = good_hello();
@@ -413,6 +425,40 @@ static void test_hello_check(void **state)
 	assert_int_equal(enw_hello_check(&h), 0);
 	memset(h.module_id, 'x', sizeof(h.module_id));
 	assert_int_equal(enw_hello_check(&h), EINVAL);
+}
+
+/* ENW_PCRS: its checks, and the message taken a byte at a time; a hello where it belongs
+ * (a new identity) is refused as soon as its header shows it. */
+static void test_pcrs(void **state)
+{
+	(void)state;
+	struct enw_pcrs p = {.version = ENW_VERSION}, got;
+	memset(p.pcr, 0x5a, sizeof(p.pcr));
+	assert_int_equal(enw_pcrs_check(&p), 0);
+	p.flags = 1;
+	assert_int_equal(enw_pcrs_check(&p), EINVAL);
+	p.flags = 0;
+	p.version = 1;
+	assert_int_equal(enw_pcrs_check(&p), EPROTONOSUPPORT);
+	p.version = ENW_VERSION;
+	uint8_t m[ENW_PCRS_MSG_LEN + 1];
+	uint32_t hdr[3] = {ENW_PCRS, 1, sizeof(p)};
+	memcpy(m, hdr, 12);
+	memcpy(m + 12, &p, sizeof(p));
+	for (size_t n = 0; n < ENW_PCRS_MSG_LEN; n++)
+		assert_int_equal(enw_pcrs_parse(m, n, &got), ENW_PCRS_MSG_LEN - n);
+	assert_int_equal(enw_pcrs_parse(m, ENW_PCRS_MSG_LEN, &got), 0);
+	assert_memory_equal(&got, &p, sizeof(p));
+	assert_int_equal(enw_pcrs_parse(m, ENW_PCRS_MSG_LEN + 1, &got), -EPROTO);
+	const uint32_t bad[][3] = {{ENW_HELLO, 1, sizeof(struct enw_hello)},
+				   {ENW_HELLO, 1, sizeof(p)},
+				   {ENW_PCRS, 1, sizeof(p) - 1},
+				   {ENW_PCRS, 1 | 4, sizeof(p)},
+				   {3, 1, 8}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memcpy(m, bad[i], 12);
+		assert_int_equal(enw_pcrs_parse(m, 12, &got), -EPROTO);
+	}
 }
 
 /* enw_hello_parse: the hello taken a byte at a time, and what is not a hello refused as
@@ -460,6 +506,7 @@ int main(void)
 	    cmocka_unit_test(test_vm_gone),
 	    cmocka_unit_test(test_hello_check),
 	    cmocka_unit_test(test_hello_parse),
+	    cmocka_unit_test(test_pcrs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
