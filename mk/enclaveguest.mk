@@ -36,7 +36,7 @@ images: $(BUILD)/guest/nitro-enclave
 # The unit test of the tool's pure parts (argument parsing, NE error texts, CPU lists and
 # pool choice, JSON, the early EIF check).
 $(BUILD)/tests/enclave/test_tool: $(call obj,$(filter-out src/enclave/tool/main.c \
-	src/enclave/tool/run.c src/enclave/tool/ctl.c,$(NET_TOOL_SRC)))
+	src/enclave/tool/run.c src/enclave/tool/ctl.c src/enclave/tool/hb.c,$(NET_TOOL_SRC)))
 
 # The test EIFs, rebuilt when a part or the kernel changes.
 NITRO_CACHE_DIR = $(or $(NITRO_CACHE),$(HOME)/.cache/nitro)

@@ -190,6 +190,49 @@ static void release(struct enclave_glue *g, struct enclave_run *r)
 			(unsigned long long)r->uid, err);
 }
 
+/* An enclave that ended on its own, for the notifier to report (under g->lock). The
+ * reader never calls the exited callback itself: that takes the NE device's lock, which a
+ * START or STOP of another enclave holds while it waits for the reader to bring its
+ * spawner's reply (the reader would wait for the device, the device for the reader). */
+static void gone_push(struct enclave_glue *g, uint64_t uid)
+{
+	if (g->ngone == g->gone_cap) {
+		unsigned cap = g->gone_cap ? 2 * g->gone_cap : ENCLAVE_MAX;
+		uint64_t *n = realloc(g->gone, cap * sizeof(*n));
+		if (!n) {
+			warnmsg("enclave %llu: out of memory; its slot stays RUNNING until the "
+				"parent stops it",
+				(unsigned long long)uid);
+			return;
+		}
+		g->gone = n;
+		g->gone_cap = cap;
+	}
+	g->gone[g->ngone++] = uid;
+	pthread_cond_broadcast(&g->gone_cond);
+}
+
+/* Reports the enclaves that ended on their own (g->exited: the NE device's state and
+ * event), in the order they ended, without the glue's lock. */
+static void *notifier(void *arg)
+{
+	struct enclave_glue *g = arg;
+	uint64_t batch[ENCLAVE_MAX];
+	for (;;) {
+		pthread_mutex_lock(&g->lock);
+		while (!g->ngone)
+			pthread_cond_wait(&g->gone_cond, &g->lock);
+		unsigned n = g->ngone < ENCLAVE_MAX ? g->ngone : ENCLAVE_MAX;
+		memcpy(batch, g->gone, n * sizeof(batch[0]));
+		memmove(g->gone, g->gone + n, (g->ngone - n) * sizeof(batch[0]));
+		g->ngone -= n;
+		pthread_mutex_unlock(&g->lock);
+		for (unsigned i = 0; i < n && g->exited; i++)
+			g->exited(g->dev, batch[i]);
+	}
+	return NULL;
+}
+
 static void *reader(void *arg)
 {
 	struct enclave_glue *g = arg;
@@ -227,10 +270,7 @@ static void *reader(void *arg)
 			if (!r->stopping) { /* ended on its own */
 				uint64_t uid = r->uid;
 				release(g, r);
-				pthread_mutex_unlock(&g->lock);
-				if (g->exited)
-					g->exited(g->dev, uid);
-				continue;
+				gone_push(g, uid);
 			}
 			pthread_cond_broadcast(&g->cond);
 		}
@@ -422,7 +462,10 @@ int enclave_glue_init(struct enclave_glue *g, struct vm *vm, int spawner_sock,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (g->zero == MAP_FAILED)
 		RETURN_ERR(-1, "enclaves: zero mapping: %s", strerror(errno));
+	pthread_cond_init(&g->gone_cond, NULL);
 	if (pthread_create(&g->reader, NULL, reader, g) != 0)
 		RETURN_ERR(-1, "enclaves: cannot start the spawner's reader thread");
+	if (pthread_create(&g->notifier, NULL, notifier, g) != 0)
+		RETURN_ERR(-1, "enclaves: cannot start the exit notifier thread");
 	return 0;
 }

@@ -17,8 +17,12 @@
  * opposite order, after the scrub.
  *
  * Threads: start and stop run on the caller's thread (a vCPU's MMIO exit) and block until
- * the spawner answers; a reader thread takes the spawner's messages. Calls are serialised
- * by the glue's lock; the exited callback runs without it.
+ * the spawner answers; a reader thread takes the spawner's messages and never blocks on
+ * the NE device: an enclave that ended on its own is released by the reader and reported
+ * by a notifier thread (the exited callback runs there, without the glue's lock), so a
+ * START or STOP waiting under the device's lock still gets its reply while another
+ * enclave ends. Calls are serialised by the glue's lock, which start and stop drop while
+ * they wait (the slots of several enclaves can be in flight: each has its own entry).
  */
 #ifndef NITRO_HV_ENCLAVE_H
 #define NITRO_HV_ENCLAVE_H
@@ -68,6 +72,12 @@ struct enclave_glue {
 	struct enclave_card cards[ENCLAVE_MAX_CARDS];
 	unsigned ncards;
 	struct mem_holes *holes; /* published in vm->vm_mem */
+	/* enclaves that ended on their own, not yet reported through exited (the notifier
+	 * thread reports them, so that the reader never waits for the NE device) */
+	pthread_t notifier;
+	pthread_cond_t gone_cond;
+	uint64_t *gone;
+	unsigned ngone, gone_cap;
 };
 
 /* Sets up the glue for a created VM (before its sandbox): the zero mapping, the reader

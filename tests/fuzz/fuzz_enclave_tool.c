@@ -1,8 +1,11 @@
 /* libFuzzer target for nitro-enclave's parsers of outside text (src/enclave/tool): CPU lists
  * (sysfs, the user's ne_cpus) with a format/parse round trip that must give the same set,
- * the early EIF check (the user's file), and the command line (NUL-separated arguments).
- * The first byte picks one. */
+ * the early EIF check (the user's file), the command line (NUL-separated arguments), and
+ * the heartbeat broker's table under any sequence of joins, CIDs (the enclaves' and the
+ * runs') and departures (each a key, a result checked against a model). The first byte
+ * picks one. */
 // fuzz-extra: src/enclave/tool/cpus.c src/enclave/tool/eifcheck.c src/enclave/tool/args.c
+// fuzz-extra: src/enclave/tool/hbtab.c
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +13,68 @@
 #include "enclave/tool/args.h"
 #include "enclave/tool/cpus.h"
 #include "enclave/tool/eifcheck.h"
+#include "enclave/tool/hbtab.h"
+
+/* Ops of 3 bytes: kind, key (0-79), CID (0-7, few so that they meet). A heartbeat handed
+ * to a key must be that waiter's named CID; the table stays within its bounds. */
+static void hb_ops(const uint8_t *d, size_t n)
+{
+	static struct net_hb_table t;
+	static int64_t named[80]; /* -2 not waiting, -1 waiting without a CID, else the CID */
+	net_hb_init(&t);
+	for (int k = 0; k < 80; k++)
+		named[k] = -2;
+	for (size_t i = 0; i + 3 <= n; i += 3) {
+		int key = d[i + 1] % 80;
+		uint64_t cid = d[i + 2] % 8;
+		switch (d[i] % 4) {
+		case 0:
+			if (net_hb_add(&t, key) == 0) {
+				if (named[key] != -2)
+					abort();
+				named[key] = -1;
+			}
+			break;
+		case 1:
+			if (net_hb_set_cid(&t, key, cid)) {
+				if (named[key] != -1)
+					abort();
+				named[key] = -2;
+			} else if (named[key] == -1) {
+				named[key] = (int64_t)cid;
+			}
+			break;
+		case 2: {
+			int got = net_hb_heartbeat(&t, cid);
+			if (got >= 0) {
+				if (got >= 80 || named[got] != (int64_t)cid)
+					abort();
+				named[got] = -2;
+			}
+			break;
+		}
+		default:
+			net_hb_remove(&t, key);
+			named[key] = -2;
+		}
+		unsigned w = 0;
+		for (int k = 0; k < 80; k++)
+			w += named[k] != -2;
+		if (t.nwait != w || t.nwait > NET_HB_MAX || t.nseen > NET_HB_MAX)
+			abort();
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
 	if (n < 1)
 		return 0;
-	uint8_t which = d[0] % 3;
+	uint8_t which = d[0] % 4;
 	d++, n--;
+	if (which == 3) {
+		hb_ops(d, n);
+		return 0;
+	}
 	char err[512];
 	if (which == 1) {
 		net_eif_check(d, n, err, sizeof(err));

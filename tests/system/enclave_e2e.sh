@@ -5,7 +5,9 @@
 #   e2e.sh run            run idle.eif (timed to its heartbeat), look at its memory from
 #                         the parent (enclave-peek), terminate it; CPUs and pages back
 #   e2e.sh attest NONCE   run test.eif; its payload's attestation comes back over vsock
-#   e2e.sh two            two enclaves at once, then terminate one by one
+#   e2e.sh two            three runs started at the same moment in a pool of two CPUs:
+#                         two enclaves boot at once, the third is refused; then
+#                         terminate one by one
 #   e2e.sh console        a debug-mode hello.eif; the parent stays up 30 s after it ended
 #                         (the host reads its console meanwhile)
 #   e2e.sh vconsole       a debug-mode idle.eif's console read in the parent over vsock
@@ -28,10 +30,11 @@ ms() { # milliseconds since boot (/proc/uptime: 10 ms steps)
 runit() { # NAME ARGS...: nitro-enclave run, its JSON on one line, its status and duration
 	n=$1; shift
 	t0=$(ms)
-	out=$(nitro-enclave run "$@" 2>/tmp/err); st=$?
+	out=$(nitro-enclave run "$@" 2>/tmp/err.$n); st=$?
 	t1=$(ms)
 	json=$(echo "$out" | tr -d '\n ')
-	echo "E2E-RUN $n status=$st ms=$((t1 - t0)) json=$json err=$(cat /tmp/err)"
+	echo "E2E-RUN $n status=$st ms=$((t1 - t0)) json=$json err=$(cat /tmp/err.$n)"
+	echo "E2E-SPAN $n $t0 $t1"
 }
 describe() { echo "E2E-DESCRIBE $1 $(nitro-enclave describe | tr -d '\n ')"; }
 [ -e /dev/nitro_enclaves ] || echo "E2E-NO-DEVICE"
@@ -65,18 +68,27 @@ attest)
 	state after
 	;;
 two)
-	echo 1-2 > $POOL # two enclaves at once: the user sets a pool of two CPUs
+	echo 1-2 > $POOL # several enclaves at once: the user sets a pool of two CPUs
 	state before
-	runit one --eif-path /enclave/idle.eif --cpu-count 1 --memory 192 --enclave-name one
-	runit two --eif-path /enclave/idle.eif --cpu-count 1 --memory 192 --enclave-name two \
-		--enclave-cid 20
+	for n in one two three; do # started at the same moment; room for two of them
+		case $n in
+		one) cid=;; two) cid="--enclave-cid 20";; three) cid="--enclave-cid 21";;
+		esac
+		# shellcheck disable=SC2086
+		runit $n --eif-path /enclave/idle.eif --cpu-count 1 --memory 192 \
+			--enclave-name $n $cid >/tmp/run.$n &
+	done
+	wait
+	cat /tmp/run.one /tmp/run.two /tmp/run.three
 	state running
 	describe both
-	echo "E2E-TERMINATE one $(nitro-enclave terminate --enclave-id one | tr -d '\n ')"
+	first=$(nitro-enclave describe | sed -n 's/.*"EnclaveName": "\([a-z]*\)".*/\1/p' | head -n 1)
+	echo "E2E-TERMINATE $first $(nitro-enclave terminate --enclave-id "$first" | tr -d '\n ')"
 	describe one-left
 	echo "E2E-TERMINATE all $(nitro-enclave terminate --all | tr -d '\n ')"
 	describe none
 	state after
+	ls /run/nitro_enclaves | tr '\n' ' ' | sed 's/^/E2E-RUNDIR /'; echo
 	;;
 console)
 	runit dbg --eif-path /enclave/hello.eif --cpu-count 1 --memory 256 --debug-mode \

@@ -237,25 +237,64 @@ def test_debug_console_from_the_parent_over_vsock():
           "(CID 0, port CID+10000), ended by terminate")
 
 
+def span(out, name):
+    """When `nitro-enclave run` NAME started and returned (ms since the parent booted)."""
+    ln = [x for x in lines(out, "E2E-SPAN ") if x.startswith(f"E2E-SPAN {name} ")]
+    assert ln, out[-3000:]
+    return tuple(int(v) for v in ln[0].split()[2:4])
+
+
 def test_two_enclaves_at_once_and_terminate_gives_back():
-    out = parent("two", memory=1536, cpus=3)
-    s1, one, e1 = run_result(out, "one")
-    s2, two, e2 = run_result(out, "two")
-    assert s1 == 0, e1
-    assert s2 == 0, e2
-    assert two["EnclaveCID"] == 20 and one["EnclaveCID"] != 20
-    assert set(one["CPUIDs"]).isdisjoint(two["CPUIDs"])
-    assert 0 not in one["CPUIDs"] + two["CPUIDs"]
+    """Three `nitro-enclave run`s started at the same moment in a parent whose enclave CPU
+    pool holds two CPUs (aws-nitro-enclaves-cli #516: concurrent runs fail there): two
+    enclaves boot at the same time (one heartbeat listener serves both), the third is
+    refused in one line and gives back what it took; CPUs disjoint and never CPU 0, the
+    huge pages of exactly two enclaves in use, terminate gives everything back."""
+    out = parent("two", memory=2048, cpus=3)
+    runs = {n: run_result(out, n) for n in ("one", "two", "three")}
+    ok = {n: info for n, (st, info, _) in runs.items() if st == 0}
+    failed = {n: err for n, (st, _, err) in runs.items() if st != 0}
+    assert len(ok) == 2 and len(failed) == 1, (runs, out[-4000:])
+    (loser, err), = failed.items()
+    assert runs[loser][0] == 1, runs[loser]
+    # refused by the driver at NE_CREATE_VM (no free core in the pool) or NE_ADD_VCPU
+    assert re.fullmatch(r"nitro-enclave: run: NE_(CREATE_VM|ADD_VCPU \(vCPU 1 of 1\)): the "
+                        r"enclave CPU pool has no free CPU left: .*\(NE_ERR_NO_CPUS_AVAIL_IN_"
+                        r"POOL\)", err), err
+    for n, info in ok.items():
+        assert info["EnclaveName"] == n and info["NumberOfCPUs"] == 1, info
+        assert info["EnclaveCID"] == {"one": info["EnclaveCID"], "two": 20, "three": 21}[n]
+    a, b = ok.values()
+    assert a["EnclaveCID"] != b["EnclaveCID"] and a["EnclaveID"] != b["EnclaveID"]
+    assert set(a["CPUIDs"]).isdisjoint(b["CPUIDs"]), (a, b)
+    assert 0 not in a["CPUIDs"] + b["CPUIDs"]
+    # both booted at once: each run was under way while the other's enclave booted, and
+    # they ended close together (one after the other, the later would end a whole boot,
+    # about the earlier's run time, after it)
+    (s1, e1), (s2, e2) = (span(out, n) for n in ok)
+    assert s1 < e2 and s2 < e1, (s1, e1, s2, e2)
+    assert abs(e1 - e2) < 0.6 * min(e1 - s1, e2 - s2), (s1, e1, s2, e2)
     both = describe(out, "both")
-    assert sorted(e["EnclaveName"] for e in both) == ["one", "two"]
-    assert [e["EnclaveName"] for e in describe(out, "one-left")] == ["two"]
+    assert sorted(e["EnclaveName"] for e in both) == sorted(ok)
+    assert all(e["State"] == "RUNNING" for e in both), both
+    first = re.search(r"^E2E-TERMINATE (\w+) ", out, re.M).group(1)
+    assert first in ok
+    assert [e["EnclaveName"] for e in describe(out, "one-left")] == [n for n in ok if n != first]
     assert describe(out, "none") == []
     before, running, after = state(out, "before"), state(out, "running"), state(out, "after")
-    assert int(running["hp_nr"]) - int(running["hp_free"]) >= 2 * 96  # 2 x 192 MiB in use
+    # exactly two enclaves' pages (2 x 96 of 2 MiB) in use; the refused run's given back
+    assert int(before["hp_nr"]) - int(before["hp_free"]) == 0, before
+    assert int(running["hp_nr"]) - int(running["hp_free"]) == 2 * 96, running
+    assert int(running["hp_nr"]) == int(before["hp_nr"]) + 2 * 96, (before, running)
     # The user's pool stays (CPUs 1-2 offline in the parent, free for the next enclaves);
     # the huge pages nitro-enclave added are given back.
     assert after["pool"] == before["pool"] == "1-2" and after["online"] == before["online"]
     assert (after["hp_free"], after["hp_nr"]) == (before["hp_free"], before["hp_nr"])
+    # the heartbeat listener ended with the last run that waited
+    rundir = lines(out, "E2E-RUNDIR")
+    assert rundir and "heartbeat.sock" not in rundir[0] and ".sock" not in rundir[0], rundir
+    print(f"\nconcurrent runs: {', '.join(f'{n} {run_ms(out, n)} ms' for n in ok)} to heartbeat "
+          f"(spans {s1}-{e1}, {s2}-{e2} ms); {loser} refused in {run_ms(out, loser)} ms")
 
 
 def test_malformed_eifs_are_refused_with_a_clear_error():

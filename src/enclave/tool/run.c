@@ -1,14 +1,17 @@
 /* nitro-enclave run (tool.h): the NE ioctls of Documentation/virt/ne_overview.rst, with
  * the huge pages and the CPU pool handled here.
  *
- * Order: check the image; fork the enclave process; in it, take NET_RUN_DIR/lock (so that
- * concurrent runs neither race for huge pages nor both listen on port 9000), reserve
- * 2 MiB huge pages (raising nr_hugepages by what is missing), map them, fill the CPU pool
- * if it is empty, NE_CREATE_VM, NE_GET_IMAGE_LOAD_INFO, write the image at its offset,
- * NE_SET_USER_MEMORY_REGION, NE_ADD_VCPU (0: from the pool) per vCPU, listen on vsock
- * port 9000, NE_START_ENCLAVE, wait for the 0xB7 heartbeat from the enclave's CID, answer
- * it, drop the lock, report, serve. Any failure is one line on stderr of `run` and exit 1;
- * closing the enclave fd (the process exiting) gives everything taken back. */
+ * Order: check the image; fork the enclave process; in it, join the heartbeat broker
+ * (hb.h: one listener on vsock port 9000 for every run that waits), then, under
+ * NET_RUN_DIR/lock, reserve 2 MiB huge pages (raising nr_hugepages by what is missing),
+ * map and populate them, fill the CPU pool if it is empty and NE_CREATE_VM; drop the lock;
+ * NE_GET_IMAGE_LOAD_INFO, write the image at its offset, NE_SET_USER_MEMORY_REGION,
+ * NE_ADD_VCPU (0: from the pool) per vCPU, NE_START_ENCLAVE, name the CID to the broker,
+ * wait for its word that the 0xB7 heartbeat came, report, serve. Concurrent runs boot
+ * their enclaves at the same time: the lock covers only the counting and taking of huge
+ * pages and the pool (and their give-back in release), never a boot. Any failure is one
+ * line on stderr of `run` and exit 1; closing the enclave fd (the process exiting) gives
+ * everything taken back. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,6 +34,7 @@
 #include "enclave/tool/cpus.h"
 #include "enclave/tool/eifcheck.h"
 #include "enclave/tool/errors.h"
+#include "enclave/tool/hb.h"
 #include "enclave/tool/tool.h"
 
 #ifndef MAP_HUGE_2MB
@@ -41,7 +45,6 @@
 #define HP_DIR "/sys/kernel/mm/hugepages/hugepages-2048kB"
 #define POOL_MARK NET_RUN_DIR "/pool-set-by-nitro-enclave"
 #define HEARTBEAT 0xB7
-#define HEARTBEAT_PORT 9000
 #define fail net_fail
 
 static int report_fd = -1; /* the pipe to `run`, while it waits */
@@ -101,9 +104,9 @@ static void release(void)
 	if (sock_path[0])
 		unlink(sock_path);
 	int l = lock_fd >= 0 ? lock_fd : open(NET_RUN_DIR "/lock", O_RDWR | O_CLOEXEC);
-	/* Not under a running `run` that is counting free pages (it holds the lock while it
-	 * waits for a heartbeat): then the pages stay reserved for the next run. */
-	if (l >= 0 && (l == lock_fd || flock(l, LOCK_EX | LOCK_NB) == 0)) {
+	/* Never while another run counts free pages or sets the pool (it holds the lock for
+	 * that only, not for a boot): the count it acts on would be wrong. */
+	if (l >= 0 && (l == lock_fd || flock(l, LOCK_EX) == 0)) {
 		FILE *f = hp_raised ? fopen(HP_DIR "/nr_hugepages", "r+") : NULL;
 		unsigned long nr;
 		if (f && fscanf(f, "%lu", &nr) == 1) {
@@ -277,7 +280,9 @@ static void instance_id(char *out, size_t len)
 	out[strcspn(out, " \t\r\n")] = 0;
 }
 
-static void wait_heartbeat(int lsock, int efd, uint64_t cid, uint64_t timeout_ms)
+/* The broker's word that the enclave's heartbeat came (hb.h); an enclave that stops first
+ * is reported at once. */
+static void wait_heartbeat(int hb, int efd, uint64_t timeout_ms)
 {
 	uint64_t end = now_ms() + timeout_ms;
 	for (;;) {
@@ -289,8 +294,7 @@ static void wait_heartbeat(int lsock, int efd, uint64_t cid, uint64_t timeout_ms
 			     "init "
 			     "does); run it with --debug-mode and read `nitro-enclave console`",
 			     timeout_ms / 1000);
-		struct pollfd p[2] = {{.fd = lsock, .events = POLLIN},
-				      {.fd = efd, .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = hb, .events = POLLIN}, {.fd = efd, .events = POLLIN}};
 		int r = poll(p, 2, (int)(end - t));
 		if (r < 0 && errno != EINTR)
 			fail("poll: %s", strerror(errno));
@@ -300,29 +304,13 @@ static void wait_heartbeat(int lsock, int efd, uint64_t cid, uint64_t timeout_ms
 			fail(
 			    "the enclave stopped before its heartbeat (the image did not boot: run "
 			    "it with --debug-mode and read `nitro-enclave console`)");
-		if (!(p[0].revents & POLLIN))
+		if (!p[0].revents)
 			continue;
-		struct sockaddr_vm peer;
-		socklen_t pl = sizeof(peer);
-		int c = accept4(lsock, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
-		if (c < 0)
-			continue;
-		if (peer.svm_cid != cid) { /* another enclave's late heartbeat */
-			close(c);
-			continue;
-		}
 		unsigned char b = 0;
-		struct pollfd q = {.fd = c, .events = POLLIN};
-		if (poll(&q, 1, 10000) != 1 || read(c, &b, 1) != 1 || b != HEARTBEAT) {
-			close(c);
-			fail("the enclave's heartbeat connection sent %s instead of 0xB7",
-			     b ? "another byte" : "nothing");
-		}
-		b = HEARTBEAT;
-		if (write(c, &b, 1) != 1)
-			fail("cannot answer the enclave's heartbeat: %s", strerror(errno));
-		close(c);
-		return;
+		if (read(hb, &b, 1) == 1 && b == HEARTBEAT)
+			return;
+		fail("the heartbeat listener of " NET_RUN_DIR "/heartbeat.sock ended before the "
+		     "enclave's heartbeat came (too many runs at once, or it was killed)");
 	}
 }
 
@@ -336,6 +324,10 @@ static _Noreturn void enclave_process(const struct net_args *a, const uint8_t *e
 	if ((mkdir("/run", 0755) < 0 && errno != EEXIST) ||
 	    (mkdir(NET_RUN_DIR, 0700) < 0 && errno != EEXIST))
 		fail("cannot create " NET_RUN_DIR ": %s (run as root)", strerror(errno));
+	char err[512];
+	int hb = net_hb_join(err, sizeof(err)); /* before any fd or mapping a fork would copy */
+	if (hb < 0)
+		fail("%s", err);
 	lock_fd = open(NET_RUN_DIR "/lock", O_CREAT | O_RDWR | O_CLOEXEC, 0600);
 	if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0)
 		fail("cannot lock " NET_RUN_DIR "/lock: %s", strerror(errno));
@@ -371,10 +363,11 @@ static _Noreturn void enclave_process(const struct net_args *a, const uint8_t *e
 		fail_ioctl("NE_CREATE_VM", errno);
 	enclave_fd = efd;
 	close(nefd);
+	close(lock_fd); /* the pages are taken, the pool set, the enclave counted */
+	lock_fd = -1;
 	struct ne_image_load_info li = {.flags = NE_EIF_IMAGE};
 	if (ioctl(efd, NE_GET_IMAGE_LOAD_INFO, &li) < 0)
 		fail_ioctl("NE_GET_IMAGE_LOAD_INFO", errno);
-	char err[512];
 	if (net_check_fit(a->memory_mib, eif_len, li.memory_offset, err, sizeof(err)))
 		fail("%s", err);
 	memcpy((uint8_t *)m + li.memory_offset, eif, eif_len);
@@ -394,27 +387,16 @@ static _Noreturn void enclave_process(const struct net_args *a, const uint8_t *e
 		e.cpu[e.ncpus++] = id;
 	}
 
-	int ls = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_vm sa = {
-	    .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = HEARTBEAT_PORT};
-	if (ls < 0)
-		fail("socket(AF_VSOCK): %s: load the vsock driver (vmw_vsock_virtio_transport)",
-		     strerror(errno));
-	if (bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ls, 4) < 0)
-		fail("cannot listen on vsock port %d for the heartbeat: %s%s", HEARTBEAT_PORT,
-		     strerror(errno),
-		     errno == EADDRINUSE ? " (nitro-cli or another program waits on it)" : "");
-
 	struct ne_enclave_start_info si = {.flags = a->debug_mode ? NE_ENCLAVE_DEBUG_MODE
 								  : NE_ENCLAVE_PRODUCTION_MODE,
 					   .enclave_cid = a->enclave_cid};
 	if (ioctl(efd, NE_START_ENCLAVE, &si) < 0)
 		fail_ioctl("NE_START_ENCLAVE", errno);
 	e.cid = si.enclave_cid;
-	wait_heartbeat(ls, efd, e.cid, net_heartbeat_timeout_ms(eif_len, mem_len));
-	close(ls);
-	close(lock_fd);
-	lock_fd = -1;
+	if (net_hb_name_cid(hb, e.cid) < 0)
+		fail("the heartbeat listener of " NET_RUN_DIR "/heartbeat.sock is gone");
+	wait_heartbeat(hb, efd, net_heartbeat_timeout_ms(eif_len, mem_len));
+	close(hb);
 
 	char inst[64];
 	instance_id(inst, sizeof(inst));

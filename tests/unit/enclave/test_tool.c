@@ -18,6 +18,7 @@
 #include "enclave/tool/cpus.h"
 #include "enclave/tool/eifcheck.h"
 #include "enclave/tool/errors.h"
+#include "enclave/tool/hbtab.h"
 #include "enclave/tool/json.h"
 
 #define ARGV(...) ((char *[]){"nitro-enclave", __VA_ARGS__, NULL})
@@ -334,6 +335,60 @@ static void test_eif_check(void **s)
 	free(img);
 }
 
+/* The heartbeat broker's table: concurrent runs each get their own enclave's heartbeat. */
+static void test_heartbeat_table(void **s)
+{
+	(void)s;
+	struct net_hb_table t;
+	net_hb_init(&t);
+	assert_true(net_hb_idle(&t));
+	/* three runs join before their STARTs */
+	assert_int_equal(net_hb_add(&t, 10), 0);
+	assert_int_equal(net_hb_add(&t, 11), 0);
+	assert_int_equal(net_hb_add(&t, 12), 0);
+	assert_int_equal(net_hb_add(&t, 11), -1); /* one key once */
+	/* 11's enclave (CID 20) boots before its run named the CID: kept */
+	assert_int_equal(net_hb_heartbeat(&t, 20), -1);
+	assert_false(net_hb_set_cid(&t, 10, 16));
+	assert_true(net_hb_set_cid(&t, 11, 20));	/* it came already: 11 is done */
+	assert_int_equal(net_hb_heartbeat(&t, 20), -1); /* a second one: nobody's */
+	/* 12 fails (its run ends); 10 gets its own, not another CID's */
+	net_hb_remove(&t, 12);
+	assert_int_equal(net_hb_heartbeat(&t, 17), -1);
+	assert_int_equal(net_hb_heartbeat(&t, 16), 10);
+	assert_true(net_hb_idle(&t));
+	/* kept CIDs are forgotten once every waiter has a CID: a later run with CID 17
+	 * does not take the heartbeat of an enclave nobody waited for */
+	assert_int_equal(net_hb_add(&t, 13), 0);
+	assert_false(net_hb_set_cid(&t, 13, 17));
+	assert_false(net_hb_set_cid(&t, 13, 18)); /* named once */
+	assert_int_equal(net_hb_heartbeat(&t, 18), -1);
+	assert_int_equal(net_hb_heartbeat(&t, 17), 13);
+	/* kept only while a waiter has no CID; forgotten when that waiter names its own */
+	assert_int_equal(net_hb_add(&t, 14), 0);
+	assert_int_equal(net_hb_heartbeat(&t, 30), -1);
+	assert_false(net_hb_set_cid(&t, 14, 31));
+	assert_int_equal(net_hb_add(&t, 15), 0);
+	assert_false(net_hb_set_cid(&t, 15, 30));
+	assert_int_equal(net_hb_heartbeat(&t, 31), 14);
+	net_hb_remove(&t, 15);
+	assert_false(net_hb_set_cid(&t, 99, 1)); /* not a waiter */
+	/* bounded: a full table refuses, and a heartbeat storm of unknown CIDs keeps at most
+	 * NET_HB_MAX of them (the newest) */
+	for (int k = 0; k < NET_HB_MAX; k++)
+		assert_int_equal(net_hb_add(&t, 100 + k), 0);
+	assert_int_equal(net_hb_add(&t, 999), -1);
+	for (uint64_t c = 1000; c < 1000 + 10 * NET_HB_MAX; c++)
+		assert_int_equal(net_hb_heartbeat(&t, c), -1);
+	assert_int_equal(t.nseen, NET_HB_MAX);
+	assert_true(net_hb_set_cid(&t, 100, 1000 + 10 * NET_HB_MAX - 1));
+	assert_false(net_hb_set_cid(&t, 101, 1000));
+	for (int k = 0; k < NET_HB_MAX; k++)
+		net_hb_remove(&t, 100 + k);
+	assert_true(net_hb_idle(&t));
+	assert_int_equal(t.nseen, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +397,7 @@ int main(void)
 	    cmocka_unit_test(test_ne_errors),	    cmocka_unit_test(test_cpu_lists),
 	    cmocka_unit_test(test_pool_choice),	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_fit_and_timeout), cmocka_unit_test(test_eif_check),
+	    cmocka_unit_test(test_heartbeat_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

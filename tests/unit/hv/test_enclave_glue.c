@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/nitro_enclaves.h>
@@ -68,6 +69,8 @@ struct spawner {
 	struct live live[ENCLAVE_MAX];
 	unsigned starts, overlaps;
 	int reply; /* the status START gets */
+	bool hold; /* START's reply waits for sp_reply_held */
+	uint64_t held;
 };
 
 static void sp_send(struct spawner *s, uint32_t type, uint64_t uid, int32_t status)
@@ -128,7 +131,10 @@ static void *spawner_main(void *arg)
 						s->overlaps++; /* fails the test */
 				}
 			}
-			sp_send(s, ES_REPLY, m.slot_uid, l ? st : -ENOSPC);
+			if (s->hold && l)
+				s->held = m.slot_uid; /* the enclave is still loading */
+			else
+				sp_send(s, ES_REPLY, m.slot_uid, l ? st : -ENOSPC);
 			if (memfd >= 0)
 				close(memfd);
 		} else if (m.type == ES_STOP) {
@@ -152,6 +158,23 @@ static void sp_exit(struct spawner *s, uint64_t uid)
 			sp_send(s, ES_EXITED, uid, 0);
 		}
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* The held START's enclave is ready now. */
+static void sp_reply_held(struct spawner *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->hold = false;
+	sp_send(s, ES_REPLY, s->held, 0);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static unsigned sp_starts(struct spawner *s)
+{
+	pthread_mutex_lock(&s->lock);
+	unsigned n = s->starts;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 static unsigned sp_nlive(struct spawner *s)
@@ -364,6 +387,54 @@ static void test_enclave_exits_on_its_own(void **state)
 	assert_int_equal(f->g.nslots, f->vm.vm_mem.gm_nregions);
 }
 
+/* A START of b under way (the device's lock held, the glue waiting for the spawner) while a
+ * ends on its own: the glue's reader must still bring b's reply (it used to wait for the
+ * device's lock to report a's end: START then hung for its 120 s timeout). */
+struct start_call {
+	struct fix *f;
+	uint64_t uid;
+	struct ne_reply r;
+};
+
+static void *start_main(void *arg)
+{
+	struct start_call *c = arg;
+	c->r = cmd(c->f, NE_CMD_ENCLAVE_START, c->uid, 0, 0);
+	return NULL;
+}
+
+static void test_exit_while_another_starts(void **state)
+{
+	struct fix *f = *state;
+	uint64_t a = started(f, 128 * MiB, 1);
+	uint64_t b = alloc_slot(f);
+	add_scattered(f, b, 512 * MiB, 40);
+	assert_int_equal(cmd(f, NE_CMD_SLOT_ADD_VCPU, b, 2, 0).rc, 0);
+	unsigned before = sp_starts(&f->sp);
+	f->sp.hold = true;
+	struct start_call c = {f, b, {0}};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, start_main, &c), 0);
+	for (int i = 0; i < 5000 && sp_starts(&f->sp) == before; i++)
+		usleep(1000);
+	assert_int_equal(sp_starts(&f->sp), before + 1);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	sp_exit(&f->sp, a);    /* a ends while b's START waits */
+	usleep(200 * 1000);    /* the reader has taken a's end by now */
+	sp_reply_held(&f->sp); /* b's enclave is ready */
+	pthread_join(t, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(c.r.rc, 0);
+	assert_true(t1.tv_sec - t0.tv_sec < 10); /* not the glue's 120 s timeout */
+	assert_int_equal(cmd(f, NE_CMD_SLOT_INFO, b, 0, 0).state, NE_STATE_RUNNING);
+	wait_state(f, a, NE_STATE_STOPPED); /* a's end reported once the device is free */
+	assert_int_equal(f->d.nd_events, 1);
+	assert_int_equal(peek(f, 128 * MiB), 0);
+	assert_int_equal(cmd(f, NE_CMD_ENCLAVE_STOP, b, 0, 0).rc, 0);
+	assert_int_equal(f->g.nslots, f->vm.vm_mem.gm_nregions);
+}
+
 static void test_refused_start_gives_memory_back(void **state)
 {
 	struct fix *f = *state;
@@ -454,6 +525,7 @@ int main(void)
 	    cmocka_unit_test(test_slot_ids_skip_the_tpm),
 	    cmocka_unit_test_setup_teardown(test_enable0_slot_free_stop_scrub, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_enclave_exits_on_its_own, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_exit_while_another_starts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused_start_gives_memory_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_four_vcpus_at_once, setup, teardown),
 	};
