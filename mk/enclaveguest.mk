@@ -16,15 +16,19 @@ $(BUILD)/guest/nitro-enclave: $(NET_TOOL_SRC) $(wildcard src/enclave/tool/*.h) s
 $(BUILD)/guest/enclave-init: src/enclave/init/init.c
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
-$(BUILD)/guest/enclave-attest: tests/system/enclave_attest.c src/lib/be.h
+# The attestation payload, the NSM benchmark's and the parent's side share
+# tests/system/enclave_guest.c (whole reads and writes, the connection to the parent, the
+# nonce, the Attestation request).
+ENCLAVE_TEST_GUEST = tests/system/enclave_guest.c tests/system/enclave_guest.h src/lib/be.h
+$(BUILD)/guest/enclave-attest: tests/system/enclave_attest.c $(ENCLAVE_TEST_GUEST)
 	@mkdir -p $(dir $@)
-	$(ENCLAVE_GUEST_CC) $< -o $@
-$(BUILD)/guest/enclave-nsmbench: tests/system/enclave_nsmbench.c src/lib/be.h
+	$(ENCLAVE_GUEST_CC) $(filter %.c,$^) -o $@
+$(BUILD)/guest/enclave-nsmbench: tests/system/enclave_nsmbench.c $(ENCLAVE_TEST_GUEST)
 	@mkdir -p $(dir $@)
-	$(ENCLAVE_GUEST_CC) $< -o $@
-$(BUILD)/guest/enclave-parent: tests/system/enclave_parent.c src/lib/be.h
+	$(ENCLAVE_GUEST_CC) $(filter %.c,$^) -o $@
+$(BUILD)/guest/enclave-parent: tests/system/enclave_parent.c $(ENCLAVE_TEST_GUEST)
 	@mkdir -p $(dir $@)
-	$(ENCLAVE_GUEST_CC) $< -o $@
+	$(ENCLAVE_GUEST_CC) $(filter %.c,$^) -o $@
 $(BUILD)/guest/enclave-peek: tests/system/enclave_peek.c
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
