@@ -12,6 +12,7 @@ NSM_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/nsm/
 UNIT_TESTS += $(NSM_UNIT)
 $(NSM_UNIT): $(call obj,src/cards/nsm/queue.c src/cards/nsm/hello.c) $(call objs,enclave cards/lib lib)
 $(NSM_UNIT): override LDFLAGS += -lcbor -lcrypto -lpthread
+$(BUILD)/tests/nsm/test_nsm_card: $(call testlib,ringmem)
 
 # Guest side of tests/system/test_nsm.py (static: the guest image has no libc), and the
 # initramfs it runs in: the default guest image plus the client and the stock kernel's
