@@ -58,13 +58,9 @@ bench: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent
 # measurements), /bin/enclave-parent and /bin/enclave-peek.
 $(BUILD)/enclave/parent-initrd.img: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent \
 	$(BUILD)/guest/enclave-peek \
-	tests/system/enclave_e2e.sh \
+	tests/system/enclave_e2e.sh tests/system/initrd.sh \
 	$(wildcard $(NITRO_CACHE_DIR)/images/guest.img) | images
-	rm -rf $@.d && mkdir -p $@.d/bin $@.d/enclave
-	cp $(BUILD)/guest/enclave-parent $(BUILD)/guest/enclave-peek $@.d/bin/
-	cp $(BUILD)/enclave/*.eif $(BUILD)/enclave/*.json $@.d/enclave/
-	cp tests/system/enclave_e2e.sh $@.d/enclave/e2e.sh
-	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
-	cat $(NITRO_CACHE_DIR)/images/guest.img $@.cpio > $@
-	rm -rf $@.d $@.cpio
+	OUT=$@ sh tests/system/initrd.sh $(BUILD)/guest/enclave-parent=/bin/enclave-parent \
+	    $(BUILD)/guest/enclave-peek=/bin/enclave-peek tests/system/enclave_e2e.sh=/enclave/e2e.sh \
+	    $$(for f in $(BUILD)/enclave/*.eif $(BUILD)/enclave/*.json; do echo "$$f=/enclave/$${f##*/}"; done)
 system-test: $(BUILD)/enclave/parent-initrd.img
