@@ -87,12 +87,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	vt_teardown(*state);
-	return 0;
-}
-
 static uint64_t igw_count(struct vt *t, bool rx)
 {
 	struct vpc_stats st;
@@ -234,8 +228,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(policy),
-	    cmocka_unit_test_setup_teardown(to_the_gateway, setup, teardown),
-	    cmocka_unit_test_setup_teardown(replies_come_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(to_the_gateway, setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(replies_come_back, setup, vt_state_teardown),
 	    cmocka_unit_test(security_group_and_allowance),
 	    cmocka_unit_test(without_gateway),
 	};

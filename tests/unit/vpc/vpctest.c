@@ -87,6 +87,20 @@ void vt_teardown(struct vt *t)
 	vpc_port_free(t->p);
 }
 
+int vt_state_setup(void **state)
+{
+	static struct vt t;
+	vt_setup(&t, NULL);
+	*state = &t;
+	return 0;
+}
+
+int vt_state_teardown(void **state)
+{
+	vt_teardown(*state);
+	return 0;
+}
+
 uint16_t vt_csum(const uint8_t *p, size_t len, uint32_t start)
 {
 	uint32_t s = start;

@@ -43,6 +43,10 @@ void vt_add(struct vt_map *m, uint32_t vni, const char *ip, const uint8_t mac[6]
 /* Fills the standard peers; a port for A with cfg (NULL: defaults, VPC 7, 10.0.0.5/24). */
 void vt_setup(struct vt *t, const struct vpc_cfg *cfg);
 void vt_teardown(struct vt *t);
+/* cmocka setup and teardown of a test on the default configuration: *state is a struct vt
+ * of this file's (teardown also ends one that a test's own setup gave vt_setup). */
+int vt_state_setup(void **state);
+int vt_state_teardown(void **state);
 struct vpc_cfg vt_cfg(void);
 void vt_out_reset(struct vt *t);
 
