@@ -175,10 +175,7 @@ static void security_group_and_allowance(void **state)
 {
 	(void)state;
 	static struct vt t;
-	char err[256];
-	const char *text = "egress tcp 443 1.1.1.1/32\n";
-	struct vpc_sg *g = vpc_sg_parse(text, strlen(text), "sg", err, sizeof(err));
-	assert_non_null(g);
+	struct vpc_sg *g = vt_sg("egress tcp 443 1.1.1.1/32\n");
 	struct vpc_cfg c = igw_cfg();
 	c.vc_sg = g;
 	c.vc_pps = 10;

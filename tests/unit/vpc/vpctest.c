@@ -2,6 +2,7 @@
 #include "vpctest.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +247,17 @@ uint64_t vt_drops(struct vt *t, enum vpc_drop r)
 	struct vpc_stats st;
 	vpc_port_stats(t->p, &st);
 	return st.st_drops[r];
+}
+
+struct vpc_sg *vt_sg(const char *text)
+{
+	char err[256] = "";
+	struct vpc_sg *g = vpc_sg_parse(text, strlen(text), "sg", err, sizeof(err));
+	if (!g) {
+		fprintf(stderr, "vt_sg: %s\n", err);
+		abort();
+	}
+	return g;
 }
 
 void vt_setup_sg(struct vt *t, struct vpc_sg *g, uint32_t ct)

@@ -75,6 +75,8 @@ enum vpc_action vt_under(struct vt *t, const uint8_t *pl, size_t len, const char
 uint64_t vt_drops(struct vt *t, enum vpc_drop r);
 
 /* Port A (vt_cfg) in group g (NULL: the default group) with ct conntrack entries. */
+/* The security group of text (named "sg"); a parse error fails the test (abort). */
+struct vpc_sg *vt_sg(const char *text);
 void vt_setup_sg(struct vt *t, struct vpc_sg *g, uint32_t ct);
 /* A TCP segment from B (or R, 10.0.1.9, when r) to A over the underlay, and from A to B (or
  * R) out of the guest: the action. */
