@@ -1,8 +1,8 @@
 # src/enclave: Nitro Enclaves formats (issue 12): EIF images (parse, CRC, PCRs, write), the
 # NSM's request handling over CBOR, COSE_Sign1 ES384 and the attestation PKI. A library of
 # pure modules: nitro links it for `nitro eif` and `nitro enclave` (src/cli/eif.c, its
-# rule in mk/cli.mk); the enclave VM and the NE device (not built yet) will link it the
-# same way.
+# rule in mk/cli.mk); nitro-hv links it for the enclave VM (mk/hv.mk), nitrod its pki.c
+# and chain_fd.c.
 ENCLAVE_LIBS = -lcbor -lcrypto
 
 ENCLAVE_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/enclave/test_*.c))

@@ -55,12 +55,14 @@ system-test: $(BUILD)/enclave/test.eif
 bench: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent
 
 # test_enclave.py's parent instance: the default guest image plus /enclave/*.eif (and their
-# measurements), /bin/enclave-parent and /bin/enclave-peek.
+# measurements), /bin/enclave-parent, /bin/enclave-peek and this checkout's
+# /bin/nitro-enclave (over the one the shared guest.img may hold).
 $(BUILD)/enclave/parent-initrd.img: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent \
-	$(BUILD)/guest/enclave-peek \
+	$(BUILD)/guest/enclave-peek $(BUILD)/guest/nitro-enclave \
 	tests/system/enclave_e2e.sh tests/system/initrd.sh \
 	$(wildcard $(NITRO_CACHE_DIR)/images/guest.img) | images
 	OUT=$@ sh tests/system/initrd.sh $(BUILD)/guest/enclave-parent=/bin/enclave-parent \
-	    $(BUILD)/guest/enclave-peek=/bin/enclave-peek tests/system/enclave_e2e.sh=/enclave/e2e.sh \
+	    $(BUILD)/guest/enclave-peek=/bin/enclave-peek \
+	    $(BUILD)/guest/nitro-enclave=/bin/nitro-enclave tests/system/enclave_e2e.sh=/enclave/e2e.sh \
 	    $$(for f in $(BUILD)/enclave/*.eif $(BUILD)/enclave/*.json; do echo "$$f=/enclave/$${f##*/}"; done)
 system-test: $(BUILD)/enclave/parent-initrd.img

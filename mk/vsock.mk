@@ -8,7 +8,7 @@ $(BUILD)/nitro-card-vsock: $(call objs,cards/vsock cards/lib lib sandbox)
 
 VSOCK_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/vsock/test_*.c))
 UNIT_TESTS += $(VSOCK_UNIT)
-$(VSOCK_UNIT): $(call obj,src/cards/vsock/route.c) $(call objs,lib)
+$(VSOCK_UNIT): $(call obj,src/cards/vsock/route.c src/cards/vsock/console.c) $(call objs,lib)
 
 
 # test_vsock.py's guest program (static: the guest image has no libc) and the initramfs it

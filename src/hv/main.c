@@ -25,6 +25,7 @@
 #include "boot/kernel.h"
 #include "hv/acpi.h"
 #include "hv/enclave.h"
+#include "hv/enclave_console.h"
 #include "hv/enclave_image.h"
 #include "hv/enclave_spawn.h"
 #include "hv/kvmstats.h"
@@ -428,8 +429,16 @@ static _Noreturn void enclave_main(void)
 	enclave_image_free(&im);
 	vm.vm_entry = bp.bp_entry;
 	trace_phase("enclave boot structures written");
-	/* no console outside debug mode: the serial port's output goes nowhere */
-	run_vm(-1, cfg.enclave_debug ? STDOUT_FILENO : -1, -1);
+	/* no console outside debug mode: the serial port's output goes nowhere; in debug mode
+	 * to stdout (the host's log) and the vsock card's console feed (the parent's) */
+	int feed = -1;
+	for (unsigned i = 0; cfg.enclave_debug && i < cfg.ncards && feed < 0; i++)
+		if (cfg.cards[i].type == VIRTIO_ID_VSOCK &&
+		    (feed = enclave_console_connect(cfg.cards[i].socket, &cfg.hello, err,
+						    sizeof(err))) < 0)
+			warnmsg("enclave %llu: no console for the parent: %s",
+				(unsigned long long)cfg.enclave_slot, err);
+	run_vm(-1, cfg.enclave_debug ? STDOUT_FILENO : -1, feed);
 }
 
 int main(int argc, char **argv)

@@ -4,7 +4,7 @@
  *   - struct launch_spec: WHAT runs (the instance: kernel, initrd, command line, vCPUs,
  *     memory, volumes with their QoS, NICs with their allowances). `nitro run` fills it
  *     from its options (src/cli/run.c), nitrod from its API spec and volume records
- *     (src/controller/launch.c); both resolve defaults (the default image) first.
+ *     (src/controller/launcher.c); both resolve defaults (the default image) first.
  *   - struct launch_env: WHERE it runs on this host (the folder of the executables, the run
  *     folder for the card sockets, the kernel cache, the VPC mapping folder ...).
  * launch_plan() turns the two into the processes, in the order they start: one card per
@@ -14,7 +14,7 @@
  * the launcher opens and puts at those numbers), the host paths it opens (what a jail must
  * bind) and the environment it needs. The plan is pure: no file is touched, no process
  * started. Each side spawns it its own way (nitro run: fork/exec, waiting for each socket;
- * nitrod: measured and jailed, src/controller/launch.c).
+ * nitrod: measured and jailed, src/controller/launcher.c).
  *
  * Adding a card kind: its fields in launch_spec, a kind below, one entry in the card table
  * (launch.c) that builds its argv; nitro-hv's --vhost-user and the start order follow.

@@ -21,13 +21,18 @@
 #define ENW_VERSION 1
 #define ENW_HELLO 0x4e45 /* "NE": outside vhost-user's and nvme_wire's request numbers */
 #define ENW_FLAG_DEBUG 1u
+/* Only to nitro-card-vsock, with ENW_FLAG_DEBUG: this connection is the debug enclave's
+ * console feed (raw serial output after the reply), not a device; the card accepts it only
+ * beside the device connection of that CID with the same hello and peer (docs/enclaves.md
+ * "Debug console"). enw_hello_check refuses it: the other cards have no console. */
+#define ENW_FLAG_CONSOLE 2u
 #define ENW_BOOT_PCRS 16
 #define ENW_PCR_LEN 48
 #define ENW_ID_LEN 64
 
 struct enw_hello {
 	uint32_t version; /* ENW_VERSION */
-	uint32_t flags;	  /* ENW_FLAG_DEBUG for a debug-mode enclave */
+	uint32_t flags;	  /* ENW_FLAG_DEBUG for a debug-mode enclave; ENW_FLAG_CONSOLE */
 	uint64_t cid;	  /* the enclave's vsock CID */
 	uint64_t slot_uid;
 	/* Boot PCRs 0..15 as the enclave's nitro-hv computed them from the EIF (PCR0-2, 8)

@@ -193,8 +193,8 @@ static const int nsm_calls[] = {
  * hello's timeout is poll, in base_calls), sets each connection's receive timeout, maps
  * guest memory (mmap without PROT_EXEC, base) and removes its sockets when it ends. */
 static const int vsock_calls[] = {
-    SCMP_SYS(accept4),	SCMP_SYS(sendmsg),    SCMP_SYS(recvmsg), SCMP_SYS(sendto),
-    SCMP_SYS(recvfrom), SCMP_SYS(setsockopt), SCMP_SYS(unlink),
+    SCMP_SYS(accept4),	SCMP_SYS(sendmsg),    SCMP_SYS(recvmsg),    SCMP_SYS(sendto),
+    SCMP_SYS(recvfrom), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(unlink),
 };
 
 /* The internet gateway's NAT (nitro-vpc-igw, libslirp): the only process with sockets of

@@ -8,6 +8,9 @@
 #   e2e.sh two            two enclaves at once, then terminate one by one
 #   e2e.sh console        a debug-mode hello.eif; the parent stays up 30 s after it ended
 #                         (the host reads its console meanwhile)
+#   e2e.sh vconsole       a debug-mode idle.eif's console read in the parent over vsock
+#                         (nitro-enclave console) until terminate ends it; a production
+#                         enclave's console refused
 #   e2e.sh malformed      damaged and truncated EIFs are refused before anything is taken;
 #                         a well-formed one whose kernel is no bzImage is refused at START
 set -u
@@ -85,6 +88,27 @@ console)
 	describe after
 	echo "E2E-CONSOLE-WAIT"
 	sleep 30
+	;;
+vconsole)
+	runit vdbg --eif-path /enclave/idle.eif --cpu-count 1 --memory 256 --debug-mode \
+		--enclave-name vdbg
+	rm -f /tmp/con.st
+	(nitro-enclave console --enclave-id vdbg >/tmp/con 2>/tmp/con.err; echo $? >/tmp/con.st) &
+	i=0 # its boot output is kept: it comes first whenever the console connects
+	while [ $i -lt 60 ] && ! grep -q "enclave init: running" /tmp/con 2>/dev/null; do
+		sleep 1; i=$((i + 1))
+	done
+	echo "E2E-CONSOLE-LIVE $([ -e /tmp/con.st ] && echo ended || echo reading)"
+	echo "E2E-TERMINATE vdbg $(nitro-enclave terminate --enclave-id vdbg | tr -d '\n ')"
+	i=0 # the enclave's end ends the console's stream
+	while [ $i -lt 60 ] && [ ! -e /tmp/con.st ]; do sleep 1; i=$((i + 1)); done
+	echo "E2E-CONSOLE-STATUS $(cat /tmp/con.st 2>/dev/null || echo none) $(cat /tmp/con.err)"
+	tr -d '\r' </tmp/con | sed 's/^/E2E-CON: /'
+	runit prod --eif-path /enclave/idle.eif --cpu-count 1 --memory 256 --enclave-name prod
+	nitro-enclave console --enclave-id prod >/dev/null 2>/tmp/con.err
+	echo "E2E-CONSOLE-PROD $? $(cat /tmp/con.err)"
+	nitro-enclave terminate --all >/dev/null
+	describe after
 	;;
 malformed)
 	state before

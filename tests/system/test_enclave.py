@@ -212,6 +212,31 @@ def test_debug_console_is_kept_on_the_host():
     assert not glob.glob(os.path.join(rt, "nitro-run-*")), os.listdir(rt)
 
 
+def test_debug_console_from_the_parent_over_vsock():
+    """`nitro-enclave console` in the parent, as nitro-cli: vsock CID 0 port CID + 10000,
+    served by the vsock card from the enclave's console feed. The boot output comes first
+    (kept), the stream stays open while the enclave runs and ends when it is terminated; a
+    production enclave's console is refused in one line."""
+    out = parent("vconsole")
+    status, info, err = run_result(out, "vdbg")
+    assert status == 0 and info["EnclaveCID"] > 3, err
+    assert "E2E-CONSOLE-LIVE reading" in out, out[-4000:]
+    st = lines(out, "E2E-CONSOLE-STATUS ")
+    assert st == ["E2E-CONSOLE-STATUS 0"], (st, out[-4000:])
+    con = "\n".join(ln[len("E2E-CON: "):] for ln in out.splitlines()
+                    if ln.startswith("E2E-CON: "))
+    assert "Linux version" in con and "enclave init: 4 module(s) loaded" in con, con[-3000:]
+    assert "enclave init: running /bin/sleep" in con, con[-3000:]
+    status, _, err = run_result(out, "prod")
+    assert status == 0, err
+    prod = lines(out, "E2E-CONSOLE-PROD ")
+    assert prod and prod[0].startswith("E2E-CONSOLE-PROD 1 nitro-enclave: console: prod was "
+                                       "not started with --debug-mode"), prod
+    assert describe(out, "after") == []
+    print(f"\nparent-side console: {len(con)} bytes of idle.eif's console over vsock "
+          "(CID 0, port CID+10000), ended by terminate")
+
+
 def test_two_enclaves_at_once_and_terminate_gives_back():
     out = parent("two", memory=1536, cpus=3)
     s1, one, e1 = run_result(out, "one")

@@ -21,7 +21,8 @@ CARD = BUILD / "nitro-card-vsock"
 DRIVER = pathlib.Path(os.environ.get("VSOCK_ATTACK", BUILD / "vsock-attack"))
 
 SCENARIOS = ["relay", "isolation", "stall", "table", "flood", "hello-slow", "vu-stall",
-             "reply-block", "hello-flood", "cid", "parent-gone", "chains", "vu"]
+             "reply-block", "hello-flood", "cid", "parent-gone", "chains", "vu",
+             "console", "console-ring", "console-slow", "console-many"]
 
 
 @pytest.fixture

@@ -24,13 +24,25 @@ static uint64_t mem_for(unsigned num)
 
 int tvm_hello(struct tvm *v, const char *path, uint64_t cid, uint64_t mem)
 {
+	return tvm_hello_flags(v, path, cid, mem, 0);
+}
+
+void tvm_hello_fill(struct enw_hello *h, uint64_t cid, uint32_t flags)
+{
+	*h = (struct enw_hello){.version = ENW_VERSION, .flags = flags, .cid = cid, .slot_uid = 1};
+	snprintf(h->module_id, sizeof(h->module_id), "i-attack-enc%016llx",
+		 (unsigned long long)cid);
+}
+
+int tvm_hello_flags(struct tvm *v, const char *path, uint64_t cid, uint64_t mem, uint32_t flags)
+{
 	char err[256];
 	memset(v, 0, sizeof(*v));
 	v->cid = cid;
 	if (vu_open(&v->f, path, mem, err, sizeof(err)) < 0)
 		FAIL("%s", err);
-	struct enw_hello h = {.version = ENW_VERSION, .cid = cid, .slot_uid = 1};
-	snprintf(h.module_id, sizeof(h.module_id), "i-attack-enc%016llx", (unsigned long long)cid);
+	struct enw_hello h;
+	tvm_hello_fill(&h, cid, flags);
 	return enw_hello_send(v->f.vf_sock, &h, 5000);
 }
 
@@ -67,6 +79,11 @@ void tvm_setup(struct tvm *v, unsigned num)
 
 void tvm_open(struct tvm *v, const char *path, uint64_t cid, unsigned num)
 {
+	tvm_open_flags(v, path, cid, num, 0);
+}
+
+void tvm_open_flags(struct tvm *v, const char *path, uint64_t cid, unsigned num, uint32_t flags)
+{
 	char err[256];
 	if (cid == VSOCK_PARENT_CID) {
 		memset(v, 0, sizeof(*v));
@@ -74,7 +91,7 @@ void tvm_open(struct tvm *v, const char *path, uint64_t cid, unsigned num)
 		if (vu_open(&v->f, path, mem_for(num), err, sizeof(err)) < 0)
 			FAIL("%s", err);
 	} else {
-		int st = tvm_hello(v, path, cid, mem_for(num));
+		int st = tvm_hello_flags(v, path, cid, mem_for(num), flags);
 		EXPECT(st == 0, "hello for cid %llu: %d", (unsigned long long)cid, st);
 	}
 	tvm_setup(v, num);

@@ -17,6 +17,7 @@
 #include "../driver/vu_front.h"
 #include "cards/lib/vring.h"
 #include "cards/vsock/route.h"
+#include "lib/enclave_wire.h"
 
 #define Q_RX 0
 #define Q_TX 1
@@ -57,9 +58,14 @@ uint64_t now_ms(void);
 /* Connects to path; an enclave (cid > 3) sends the hello first and must be accepted. num
  * is the ring size (power of two, <= 256). */
 void tvm_open(struct tvm *v, const char *path, uint64_t cid, unsigned num);
+/* The same with hello flags (ENW_FLAG_DEBUG: a debug-mode enclave). */
+void tvm_open_flags(struct tvm *v, const char *path, uint64_t cid, unsigned num, uint32_t flags);
 /* The same with a hello of our own: returns the card's status (0 accepted) and leaves the
  * connection open for the caller (rings not set up). */
 int tvm_hello(struct tvm *v, const char *path, uint64_t cid, uint64_t mem);
+int tvm_hello_flags(struct tvm *v, const char *path, uint64_t cid, uint64_t mem, uint32_t flags);
+/* The hello this driver sends for cid (slot 1, module id i-attack-enc<cid>). */
+void tvm_hello_fill(struct enw_hello *h, uint64_t cid, uint32_t flags);
 /* vu_init + the three rings (after an accepted tvm_hello, or for the parent). */
 void tvm_setup(struct tvm *v, unsigned num);
 void tvm_close(struct tvm *v);

@@ -9,6 +9,11 @@
  * --enclave-socket: any number of enclave nitro-hv connections; each opens with ENW_HELLO
  * (src/lib/enclave_wire.h) naming the enclave's CID, which becomes its device's guest_cid.
  * Routing is route.h's: parent <-> its enclaves only, RST for the unroutable.
+ * Debug consoles (console.h): a hello with ENW_FLAG_CONSOLE is a debug enclave's console
+ * feed (feed_hello: only beside its attached debug device, same hello and peer, once); the
+ * card keeps each console's newest 64 KiB and serves it to the parent at CID 0, port
+ * CID + 10000 (ROUTE_LOCAL packets; con_pump writes into the parent's rx buffers after
+ * the relayed packets waiting for them, CON_PUMP_BUDGET a turn).
  *
  * Relay: a packet taken from a VM's tx queue is copied into the card (header and payload,
  * at most 64 KiB) and written into the destination's rx buffers, split over several when
@@ -40,6 +45,7 @@
 #include "cards/lib/acceptor.h"
 #include "cards/lib/backend.h"
 #include "cards/lib/cardmain.h"
+#include "cards/vsock/console.h"
 #include "cards/vsock/route.h"
 #include "lib/enclave_wire.h"
 #include "lib/le.h"
@@ -69,7 +75,11 @@ static const char usage_text[] =
  * and its connection reset on both sides, and until the destination takes a packet whole
  * again, packets for it are not waited for. */
 #define VSOCK_STALL_MS 1000
-#define TX_BUDGET 256 /* chains taken from one VM's tx queue before the others' turn */
+#define TX_BUDGET 256	   /* chains taken from one VM's tx queue before the others' turn */
+#define CON_PUMP_BUDGET 64 /* console packets into the parent's rx queue per turn */
+#define FEED_READ 16384	   /* console feed bytes read per event (one read a turn) */
+
+struct feed;
 
 struct card;
 
@@ -93,6 +103,19 @@ struct vm {
 	struct vsock_hdr v_ctl[CTL_MAX];
 	unsigned v_ctl_head, v_ctl_n;
 	uint64_t v_tx_pkts, v_rx_pkts, v_tx_bytes, v_ctl_dropped;
+	/* An enclave's hello and peer, for its console feed's (feed_hello). */
+	bool v_debug, v_feed_taken;
+	struct enw_hello v_hello;
+	struct ucred v_cred;
+	struct feed *v_feed; /* its console feed, while connected */
+};
+
+/* A debug-mode enclave's console feed: a connection on the enclave socket whose hello had
+ * ENW_FLAG_CONSOLE; after it, raw console bytes (console.h). */
+struct feed {
+	struct card *f_card;
+	int f_fd;
+	struct vm *f_vm;
 };
 
 /* An enclave connection whose hello is still arriving (read without waiting). */
@@ -114,7 +137,9 @@ struct card {
 	struct vm *c_enclaves;
 	struct route_table c_rt;
 	struct hello_conn *c_hellos;
-	uint64_t c_hellos_refused, c_undeliverable, c_stalls;
+	struct con_table c_con; /* the debug consoles, served at CID 0 */
+	bool c_con_more;	/* con_pump stopped at CON_PUMP_BUDGET */
+	uint64_t c_hellos_refused, c_undeliverable, c_stalls, c_feeds_refused;
 	int c_usr1;
 };
 
@@ -272,6 +297,8 @@ static bool deliver(struct card *c, struct vm *src)
 	return false;
 }
 
+static void con_pump(struct card *c);
+
 /* Takes packets from v's tx queue until it is empty or one must wait. */
 static void tx_run(struct card *c, struct vm *v)
 {
@@ -305,19 +332,25 @@ static void tx_run(struct card *c, struct vm *v)
 		}
 		vu_queue_push(&v->v_dev, Q_TX, ch.ch_head, 0);
 		pushed = true;
-		if (vd == ROUTE_RST)
+		if (vd == ROUTE_RST) {
 			ctl_send(v, &rst, true);
-		else if (vd == ROUTE_FORWARD)
+		} else if (vd == ROUTE_FORWARD) {
 			deliver(c, v);
+		} else if (vd == ROUTE_LOCAL) { /* the parent to CID 0: a console's */
+			v->v_tx_pkts++;
+			con_packet(&c->c_con, &h);
+			con_pump(c);
+		}
 	}
 	if (pushed)
 		vu_queue_notify(&v->v_dev, Q_TX);
 }
 
-/* dst got rx buffers: its own queue first, then every source waiting for it. */
-static void rx_ready(struct card *c, struct vm *dst)
+/* Every source whose pending packet is for cid tries again (delivered, or dropped when cid
+ * is gone or stalled); each that is done takes more from its tx queue. The list is taken
+ * first: tx_run may change who is pending. */
+static void retry_for(struct card *c, uint64_t cid)
 {
-	ctl_flush(dst);
 	struct vm *srcs[MAX_ENCLAVES + 1];
 	unsigned n = 0;
 	if (c->c_parent.v_pending)
@@ -326,8 +359,58 @@ static void rx_ready(struct card *c, struct vm *dst)
 		if (v->v_pending)
 			srcs[n++] = v;
 	for (unsigned i = 0; i < n; i++)
-		if (srcs[i]->v_phdr.dst_cid == dst->v_cid && deliver(c, srcs[i]))
+		if (srcs[i]->v_phdr.dst_cid == cid && deliver(c, srcs[i]))
 			tx_run(c, srcs[i]);
+}
+
+/* Console packets (console.h) into the parent's rx buffers, as many as they and
+ * CON_PUMP_BUDGET take; relayed packets waiting for the parent went first (rx_ready), so a
+ * busy console never keeps the enclaves' traffic out. */
+static void con_pump(struct card *c)
+{
+	struct vm *p = &c->c_parent;
+	struct vr_seg segs[MAX_SEGS];
+	struct vr_chain ch = {.ch_segs = segs, .ch_max = MAX_SEGS};
+	bool pushed = false;
+	c->c_con_more = false;
+	for (unsigned budget = CON_PUMP_BUDGET; con_pending(&c->c_con, VSOCK_MAX_PAYLOAD);) {
+		if (!budget--) {
+			c->c_con_more = true; /* sweep() comes back */
+			break;
+		}
+		if (rx_take(p, &ch) != 1)
+			break;
+		uint64_t room = ch.ch_write_bytes - VSOCK_HDR_LEN;
+		struct vsock_hdr h;
+		const uint8_t *a, *b;
+		uint32_t na, nb;
+		pushed = true;
+		if (!con_next(&c->c_con,
+			      room < VSOCK_MAX_PAYLOAD ? (uint32_t)room : VSOCK_MAX_PAYLOAD, &h, &a,
+			      &na, &b, &nb)) {
+			vu_queue_push(&p->v_dev, Q_RX, ch.ch_head, 0); /* only data left: no room */
+			break;
+		}
+		uint8_t hb[VSOCK_HDR_LEN];
+		vsock_hdr_put(hb, &h);
+		vr_chain_write(&ch, 0, hb, sizeof(hb));
+		vr_chain_write(&ch, VSOCK_HDR_LEN, a, na);
+		vr_chain_write(&ch, VSOCK_HDR_LEN + (uint64_t)na, b, nb);
+		vu_queue_push(&p->v_dev, Q_RX, ch.ch_head, VSOCK_HDR_LEN + h.len);
+		p->v_rx_pkts++;
+	}
+	if (pushed)
+		vu_queue_notify(&p->v_dev, Q_RX);
+}
+
+/* dst got rx buffers: its own queue first, then every source waiting for it, then (the
+ * parent) the consoles. */
+static void rx_ready(struct card *c, struct vm *dst)
+{
+	ctl_flush(dst);
+	retry_for(c, dst->v_cid);
+	if (dst->v_parent)
+		con_pump(c);
 }
 
 /* --- the devices --- */
@@ -366,21 +449,20 @@ static void emit_rst(void *ctx, const struct vsock_hdr *rst)
 		ctl_send(to, rst, false);
 }
 
+/* A console's RST for the parent (console.h: refusals and resets; at most one a reader). */
+static void con_emit(void *ctx, const struct vsock_hdr *h)
+{
+	struct card *c = ctx;
+	if (c->c_parent.v_dev.vd_fd >= 0)
+		ctl_send(&c->c_parent, h, true);
+}
+
 static void vm_gone(struct card *c, struct vm *gone)
 {
 	gone->v_pending = gone->v_waiting = gone->v_stalled = gone->v_tx_more = false;
 	gone->v_ctl_n = 0;
 	route_vm_gone(&c->c_rt, gone->v_cid, emit_rst, c);
-	struct vm *srcs[MAX_ENCLAVES + 1];
-	unsigned n = 0;
-	if (c->c_parent.v_pending)
-		srcs[n++] = &c->c_parent;
-	for (struct vm *v = c->c_enclaves; v && n < MAX_ENCLAVES + 1; v = v->v_next)
-		if (v->v_pending)
-			srcs[n++] = v;
-	for (unsigned i = 0; i < n; i++)
-		if (srcs[i]->v_phdr.dst_cid == gone->v_cid && deliver(c, srcs[i]))
-			tx_run(c, srcs[i]);
+	retry_for(c, gone->v_cid);
 }
 
 static void print_stats(void *opaque)
@@ -389,12 +471,21 @@ static void print_stats(void *opaque)
 	const struct route_table *t = &c->c_rt;
 	fprintf(stderr,
 		"nitro-card-vsock: %u connections, hellos refused %llu, undeliverable %llu, "
-		"stalls %llu",
+		"stalls %llu, console feeds refused %llu",
 		t->rt_n, (unsigned long long)c->c_hellos_refused,
-		(unsigned long long)c->c_undeliverable, (unsigned long long)c->c_stalls);
+		(unsigned long long)c->c_undeliverable, (unsigned long long)c->c_stalls,
+		(unsigned long long)c->c_feeds_refused);
 	for (unsigned r = 0; r < RR_NUM; r++)
 		fprintf(stderr, ", %s %llu", route_reason_name(r),
 			(unsigned long long)t->rt_count[r]);
+	fputc('\n', stderr);
+	static const char *const cs[CS_NUM] = {"opened",     "refused",	  "reset",
+					       "bytes in",   "bytes out", "parent bytes dropped",
+					       "bytes lost", "evicted"};
+	fprintf(stderr, "nitro-card-vsock: consoles:");
+	for (unsigned i = 0; i < CS_NUM; i++)
+		fprintf(stderr, "%s %s %llu", i ? "," : "", cs[i],
+			(unsigned long long)c->c_con.ct_count[i]);
 	fputc('\n', stderr);
 	for (struct vm *v = &c->c_parent; v; v = v == &c->c_parent ? c->c_enclaves : v->v_next)
 		if (v->v_dev.vd_fd >= 0)
@@ -456,8 +547,60 @@ static void parent_disconnected(struct vu_dev *d)
 {
 	struct card *c = vm_of(d)->v_card;
 	vm_gone(c, &c->c_parent);
+	con_parent_gone(&c->c_con); /* its console connections; the ended consoles */
 	if (backend_next(&c->c_backend) < 0)
 		loop_stop(&c->c_loop);
+}
+
+static void feed_close(struct feed *f)
+{
+	struct card *c = f->f_card;
+	loop_del(&c->c_loop, f->f_fd);
+	close(f->f_fd);
+	if (f->f_vm)
+		f->f_vm->v_feed = NULL;
+	free(f);
+	acceptor_closed(&c->c_enc);
+}
+
+/* Console bytes: one read a turn (a chatty enclave takes its turn like everyone else); the
+ * ring keeps the newest, so an enclave cannot make the card hold more (console.h). */
+static void on_feed(struct loop *l, int fd, uint32_t events, void *opaque)
+{
+	struct feed *f = opaque;
+	struct card *c = f->f_card;
+	static uint8_t buf[FEED_READ];
+	(void)l;
+	(void)events;
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		feed_close(f);
+		return;
+	}
+	con_feed(&c->c_con, (uint32_t)f->f_vm->v_cid, buf, (size_t)n);
+	con_pump(c);
+}
+
+/* The enclave is gone: what its feed still holds (written before it ended: up to a ring's
+ * worth, never waited for) goes into its console, the feed closes, the console ends. */
+static void feed_end(struct card *c, struct vm *v)
+{
+	static uint8_t buf[FEED_READ];
+	if (v->v_feed) {
+		ssize_t n;
+		for (size_t got = 0;
+		     got < 2 * CON_RING &&
+		     (n = recv(v->v_feed->f_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0;
+		     got += (size_t)n)
+			con_feed(&c->c_con, (uint32_t)v->v_cid, buf, (size_t)n);
+		feed_close(v->v_feed);
+	}
+	if (v->v_debug) {
+		con_stop(&c->c_con, (uint32_t)v->v_cid);
+		con_pump(c);
+	}
 }
 
 static void enclave_disconnected(struct vu_dev *d)
@@ -470,6 +613,7 @@ static void enclave_disconnected(struct vu_dev *d)
 			*pp = v->v_next;
 			break;
 		}
+	feed_end(c, v);
 	vm_gone(c, v);
 	vm_fini(v);
 	free(v);
@@ -499,10 +643,63 @@ static void hello_refuse(struct card *c, struct hello_conn *hc, uint64_t status,
 	acceptor_closed(&c->c_enc);
 }
 
-/* The hello is complete: the enclave's device, or a refusal. */
+/* A console feed's hello (ENW_FLAG_CONSOLE): accepted only as the second connection of the
+ * debug-mode enclave attached with this CID, from the same peer (SO_PEERCRED: pid, uid
+ * and gid) and with the same hello, once per attachment. It can neither claim a CID nor
+ * reach another enclave's console: the device's hello claimed the CID (EADDRINUSE for any
+ * other), and a production enclave has no console to feed. */
+static void feed_hello(struct card *c, struct hello_conn *hc, const struct enw_hello *h,
+		       const struct ucred *cred)
+{
+	char err[256];
+	struct enw_hello plain = *h;
+	plain.flags &= ~ENW_FLAG_CONSOLE;
+	uint64_t status = (uint64_t)enw_hello_check(&plain);
+	struct vm *v = status ? NULL : vm_of_cid(c, h->cid);
+	struct feed *f = NULL;
+	if (!status && !(h->flags & ENW_FLAG_DEBUG))
+		status = EINVAL;
+	else if (!status && !v)
+		status = ENOENT;
+	else if (!status && (!v->v_debug || !con_running(&c->c_con, (uint32_t)h->cid) ||
+			     memcmp(&plain, &v->v_hello, sizeof(plain)) ||
+			     memcmp(cred, &v->v_cred, sizeof(*cred))))
+		status = EPERM;
+	else if (!status && v->v_feed_taken)
+		status = EADDRINUSE;
+	if (status) {
+		c->c_feeds_refused++;
+		hello_refuse(c, hc, status, "console feed refused");
+		return;
+	}
+	int fd = hc->hc_fd;
+	hello_end(c, hc);
+	if (!(f = calloc(1, sizeof(*f))) || enw_hello_reply(fd, 0) < 0 ||
+	    loop_add(&c->c_loop, fd, on_feed, f, err, sizeof(err)) < 0) {
+		warnmsg("enclave cid %llu: console feed lost", (unsigned long long)h->cid);
+		free(f);
+		close(fd);
+		acceptor_closed(&c->c_enc);
+		return;
+	}
+	*f = (struct feed){.f_card = c, .f_fd = fd, .f_vm = v};
+	v->v_feed = f;
+	v->v_feed_taken = true;
+	warnmsg("enclave cid %llu: console feed connected", (unsigned long long)h->cid);
+}
+
+/* The hello is complete: the enclave's device (or console feed), or a refusal. */
 static void hello_done(struct card *c, struct hello_conn *hc, const struct enw_hello *h)
 {
 	char err[256] = "";
+	struct ucred cred = {0};
+	socklen_t cl = sizeof(cred);
+	if (getsockopt(hc->hc_fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
+		memset(&cred, 0, sizeof(cred));
+	if (h->flags & ENW_FLAG_CONSOLE) {
+		feed_hello(c, hc, h, &cred);
+		return;
+	}
 	uint64_t status = (uint64_t)enw_hello_check(h);
 	if (!status && vm_of_cid(c, h->cid))
 		status = EADDRINUSE;
@@ -534,6 +731,14 @@ static void hello_done(struct card *c, struct hello_conn *hc, const struct enw_h
 	}
 	v->v_next = c->c_enclaves;
 	c->c_enclaves = v;
+	v->v_hello = *h;
+	v->v_cred = cred;
+	v->v_debug = h->flags & ENW_FLAG_DEBUG;
+	/* The CID attaches again: its old console goes; a debug enclave gets a new one. */
+	if (!v->v_debug)
+		con_drop(&c->c_con, (uint32_t)h->cid);
+	else if (con_open(&c->c_con, (uint32_t)h->cid) < 0)
+		warnmsg("enclave cid %llu: no room for its console", (unsigned long long)h->cid);
 	warnmsg("enclave cid %llu%s connected", (unsigned long long)h->cid,
 		h->flags & ENW_FLAG_DEBUG ? " (debug)" : "");
 }
@@ -632,7 +837,9 @@ static int sweep(struct card *c)
 			tx_run(c, v);
 		more |= v->v_tx_more && !v->v_pending;
 	}
-	if (more)
+	if (c->c_con_more)
+		con_pump(c);
+	if (more || c->c_con_more)
 		return 0;
 	if (next == UINT64_MAX)
 		return -1;
@@ -668,6 +875,7 @@ int main(int argc, char **argv)
 	if (card_loop_init(&c->c_loop, &c->c_usr1, print_stats, c, err, sizeof(err)) < 0)
 		die("%s", err);
 	route_init(&c->c_rt, vm_up, c);
+	con_init(&c->c_con, con_emit, c);
 	if (vm_init(&c->c_parent, c, &parent_ops, VSOCK_PARENT_CID, err, sizeof(err)) < 0)
 		die("%s", err);
 	/* The enclaves' socket first: once the parent's exists (what a launcher waits for),
@@ -704,10 +912,13 @@ int main(int argc, char **argv)
 	while (c->c_enclaves) {
 		struct vm *e = c->c_enclaves;
 		c->c_enclaves = e->v_next;
+		if (e->v_feed)
+			feed_close(e->v_feed);
 		vm_fini(e);
 		free(e);
 	}
 	vm_fini(&c->c_parent);
+	con_fini(&c->c_con);
 	loop_fini(&c->c_loop);
 	close(c->c_usr1);
 	return r < 0 ? 1 : 0;

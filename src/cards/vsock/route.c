@@ -57,6 +57,7 @@ const char *route_reason_name(enum route_reason r)
 	    [RR_TABLE_FULL] = "table-full",
 	    [RR_UNROUTED_RST] = "unrouted-rst",
 	    [RR_ENCLAVE_FULL] = "enclave-full",
+	    [RR_LOCAL] = "to-cid-0",
 	};
 	return (unsigned)r < RR_NUM ? names[r] : "?";
 }
@@ -112,9 +113,12 @@ static enum route_verdict verdict(struct route_table *t, enum route_reason r,
 {
 	t->rt_count[r]++;
 	*why = r;
-	return r == RR_FORWARDED						  ? ROUTE_FORWARD
-	       : r == RR_UNROUTABLE || r == RR_TABLE_FULL || r == RR_ENCLAVE_FULL ? ROUTE_RST
-										  : ROUTE_DROP;
+	if (r == RR_FORWARDED)
+		return ROUTE_FORWARD;
+	if (r == RR_LOCAL)
+		return ROUTE_LOCAL;
+	return r == RR_UNROUTABLE || r == RR_TABLE_FULL || r == RR_ENCLAVE_FULL ? ROUTE_RST
+										: ROUTE_DROP;
 }
 
 enum route_verdict route_packet(struct route_table *t, uint64_t sender, const uint8_t *hdr,
@@ -141,6 +145,8 @@ enum route_verdict route_packet(struct route_table *t, uint64_t sender, const ui
 	    h->op == VSOCK_OP_SHUTDOWN ? VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND : 0;
 	if (h->flags & ~allowed)
 		return verdict(t, RR_FLAGS, why);
+	if (sender == VSOCK_PARENT_CID && h->dst_cid == VSOCK_HYPERVISOR_CID)
+		return verdict(t, RR_LOCAL, why);
 	if (!routable(t, sender, h->dst_cid)) {
 		if (h->op == VSOCK_OP_RST)
 			return verdict(t, RR_UNROUTED_RST, why);

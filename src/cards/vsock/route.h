@@ -5,9 +5,11 @@
  *
  * Routing (the whole policy): a packet is forwarded only between the parent (CID 3) and one
  * of this parent's enclaves, by dst_cid; never enclave <-> enclave, never to the host (2),
- * never to anyone else. A packet that fails a check is dropped and counted; a well-formed
- * packet (other than RST) that cannot be routed is answered with an RST from the card, so
- * a connect() to any other CID fails at once with ECONNRESET.
+ * never to anyone else. The parent's packets to CID 0 (the hypervisor) are the card's own
+ * (ROUTE_LOCAL: the debug consoles, console.h); an enclave's are unroutable. A packet that fails a
+ * check is dropped and counted; a well-formed packet (other than RST) that cannot be routed is
+ * answered with an RST from the card, so a connect() to any other CID fails at once with
+ * ECONNRESET.
  *
  * Hostile input: every header field comes from a guest. Checked: the chain holds at least
  * the 44-byte header and the len bytes it announces, len <= VSOCK_MAX_PAYLOAD, src_cid is
@@ -28,6 +30,7 @@
 
 #define VSOCK_HDR_LEN 44
 #define VSOCK_MAX_PAYLOAD (64u << 10) /* Linux's VIRTIO_VSOCK_MAX_PKT_BUF_SIZE */
+#define VSOCK_HYPERVISOR_CID 0	      /* the card itself, for the parent: console.h */
 #define VSOCK_HOST_CID 2
 #define VSOCK_PARENT_CID 3
 #define VSOCK_MAX_CONNS 4096
@@ -71,6 +74,7 @@ enum route_verdict {
 	ROUTE_FORWARD, /* to the VM of h->dst_cid */
 	ROUTE_RST,     /* send *rst back to the sender */
 	ROUTE_DROP,
+	ROUTE_LOCAL, /* from the parent to CID 0: for the card's console service (console.h) */
 };
 
 /* Why: one counter each. */
@@ -86,6 +90,7 @@ enum route_reason {
 	RR_TABLE_FULL,	 /* a new connection beyond VSOCK_MAX_CONNS (answered with RST) */
 	RR_ENCLAVE_FULL, /* beyond the enclave's VSOCK_MAX_CONNS_PER_ENCLAVE (RST) */
 	RR_UNROUTED_RST, /* an RST to nowhere (dropped) */
+	RR_LOCAL,	 /* from the parent to CID 0 (ROUTE_LOCAL) */
 	RR_NUM,
 };
 const char *route_reason_name(enum route_reason r);

@@ -274,17 +274,28 @@ int net_cmd_console(const struct net_args *a)
 	struct sockaddr_vm sa = {.svm_family = AF_VSOCK,
 				 .svm_cid = VMADDR_CID_HYPERVISOR,
 				 .svm_port = (unsigned)(cid + 10000)};
+	/* As nitro-cli: the hypervisor (here the vsock card, src/cards/vsock/console.h) serves
+	 * the kept output, then live output, and ends the stream when the enclave ends. */
 	int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "nitro-enclave: console: connect to vsock CID 0 port %u: %s\n",
-			sa.svm_port, strerror(errno));
+		int e = errno;
+		fprintf(stderr, "nitro-enclave: console: connect to vsock CID 0 port %u: %s%s\n",
+			sa.svm_port, strerror(e),
+			e == ECONNRESET ? " (no console there: the enclave has just ended, or the "
+					  "host's vsock card serves no consoles)"
+					: "");
 		return 1;
 	}
 	char buf[4096];
 	ssize_t n;
-	while ((n = read(s, buf, sizeof(buf))) > 0)
-		if (write(1, buf, (size_t)n) != n)
+	while ((n = read(s, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0 && write(1, buf, (size_t)n) != n)
 			break;
+	int e = errno;
 	close(s);
+	if (n < 0) {
+		fprintf(stderr, "nitro-enclave: console: %s\n", strerror(e));
+		return 1;
+	}
 	return 0;
 }

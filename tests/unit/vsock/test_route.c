@@ -137,7 +137,7 @@ static void test_unroutable_gets_rst(void **state)
 				     {3, 0xffffffffu},
 				     {3, (1ull << 32) | 16},
 				     {16, 16},
-				     {3, 0},
+				     {16, 0},
 				     {3, 1}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct vsock_hdr h = pkt(cases[i][0], 5000, cases[i][1], 6000, VSOCK_OP_REQUEST);
@@ -157,6 +157,13 @@ static void test_unroutable_gets_rst(void **state)
 		h.op = VSOCK_OP_RST;
 		assert_int_equal(go(t, cases[i][0], &h, 0, &rst, &why), ROUTE_DROP);
 		assert_int_equal(why, RR_UNROUTED_RST);
+	}
+	/* the parent's packets to CID 0 are the card's own (its consoles), whatever the op;
+	 * not a connection of the table */
+	for (uint16_t op = VSOCK_OP_REQUEST; op <= VSOCK_OP_CREDIT_REQUEST; op++) {
+		struct vsock_hdr h = pkt(3, 5000, 0, 10016, op);
+		assert_int_equal(go(t, 3, &h, 0, &rst, &why), ROUTE_LOCAL);
+		assert_int_equal(why, RR_LOCAL);
 	}
 	assert_int_equal(t->rt_n, 0);
 }
