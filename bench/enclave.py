@@ -27,6 +27,9 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "pylib"))
+from nitrotest import newc  # noqa: E402
+
 BUILD = ROOT / "build"
 CACHE = pathlib.Path(os.environ.get("NITRO_CACHE", os.path.expanduser("~/.cache/nitro")))
 KERNEL = CACHE / "images" / "vmlinuz"
@@ -74,18 +77,6 @@ gone
 nitro-enclave terminate --all >/dev/null 2>&1
 echo "BENCH-DONE"
 """
-
-
-def newc(entries):
-    out = bytearray()
-    for ino, (path, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
-        name = path.encode() + b"\0"
-        hdr = "070701" + "".join(f"{v:08x}" for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))
-        out += hdr.encode() + name
-        out += b"\0" * ((4 - len(out) % 4) % 4)
-        out += data
-        out += b"\0" * ((4 - len(out) % 4) % 4)
-    return bytes(out)
 
 
 def parent_run(tmp):

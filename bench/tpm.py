@@ -25,6 +25,9 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "pylib"))
+from nitrotest import newc  # noqa: E402
+
 CACHE = pathlib.Path(os.environ.get("NITRO_CACHE", os.path.expanduser("~/.cache/nitro")))
 KERNEL = CACHE / "images" / "vmlinuz"
 BASE = CACHE / "images" / "guest.img"
@@ -32,18 +35,6 @@ RTT = ROOT / "build" / "guest" / "tpm-rtt"
 N = int(os.environ.get("BENCH_TPM_N", "200"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 CMDLINE = f'console=ttyS0 reboot=k panic=-1 nitro_exec="/bin/tpm-rtt {N}"'
-
-
-def newc(entries):
-    out = bytearray()
-    for ino, (path, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
-        name = path.encode() + b"\0"
-        hdr = "070701" + "".join(f"{v:08x}" for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))
-        out += hdr.encode() + name
-        out += b"\0" * ((4 - len(out) % 4) % 4)
-        out += data
-        out += b"\0" * ((4 - len(out) % 4) % 4)
-    return bytes(out)
 
 
 def rtt(out, who):

@@ -5,3 +5,4 @@ UNIT_TESTS += $(CARDLIB_UNIT)
 $(CARDLIB_UNIT): $(call objs,cards/lib lib)
 $(CARDLIB_UNIT): override LDFLAGS += -lpthread
 $(BUILD)/tests/cardlib/test_vhost_user: $(call testlib,fds)
+$(BUILD)/tests/cardlib/test_vring: $(call testlib,ringmem)

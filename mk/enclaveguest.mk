@@ -16,15 +16,19 @@ $(BUILD)/guest/nitro-enclave: $(NET_TOOL_SRC) $(wildcard src/enclave/tool/*.h) s
 $(BUILD)/guest/enclave-init: src/enclave/init/init.c
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
-$(BUILD)/guest/enclave-attest: tests/system/enclave_attest.c src/lib/be.h
+# The attestation payload, the NSM benchmark's and the parent's side share
+# tests/system/enclave_guest.c (whole reads and writes, the connection to the parent, the
+# nonce, the Attestation request).
+ENCLAVE_TEST_GUEST = tests/system/enclave_guest.c tests/system/enclave_guest.h src/lib/be.h
+$(BUILD)/guest/enclave-attest: tests/system/enclave_attest.c $(ENCLAVE_TEST_GUEST)
 	@mkdir -p $(dir $@)
-	$(ENCLAVE_GUEST_CC) $< -o $@
-$(BUILD)/guest/enclave-nsmbench: tests/system/enclave_nsmbench.c src/lib/be.h
+	$(ENCLAVE_GUEST_CC) $(filter %.c,$^) -o $@
+$(BUILD)/guest/enclave-nsmbench: tests/system/enclave_nsmbench.c $(ENCLAVE_TEST_GUEST)
 	@mkdir -p $(dir $@)
-	$(ENCLAVE_GUEST_CC) $< -o $@
-$(BUILD)/guest/enclave-parent: tests/system/enclave_parent.c src/lib/be.h
+	$(ENCLAVE_GUEST_CC) $(filter %.c,$^) -o $@
+$(BUILD)/guest/enclave-parent: tests/system/enclave_parent.c $(ENCLAVE_TEST_GUEST)
 	@mkdir -p $(dir $@)
-	$(ENCLAVE_GUEST_CC) $< -o $@
+	$(ENCLAVE_GUEST_CC) $(filter %.c,$^) -o $@
 $(BUILD)/guest/enclave-peek: tests/system/enclave_peek.c
 	@mkdir -p $(dir $@)
 	$(ENCLAVE_GUEST_CC) $< -o $@
@@ -55,14 +59,10 @@ bench: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent
 # /bin/nitro-enclave (over the one the shared guest.img may hold).
 $(BUILD)/enclave/parent-initrd.img: $(BUILD)/enclave/test.eif $(BUILD)/guest/enclave-parent \
 	$(BUILD)/guest/enclave-peek $(BUILD)/guest/nitro-enclave \
-	tests/system/enclave_e2e.sh \
+	tests/system/enclave_e2e.sh tests/system/initrd.sh \
 	$(wildcard $(NITRO_CACHE_DIR)/images/guest.img) | images
-	rm -rf $@.d && mkdir -p $@.d/bin $@.d/enclave
-	cp $(BUILD)/guest/enclave-parent $(BUILD)/guest/enclave-peek $(BUILD)/guest/nitro-enclave \
-		$@.d/bin/
-	cp $(BUILD)/enclave/*.eif $(BUILD)/enclave/*.json $@.d/enclave/
-	cp tests/system/enclave_e2e.sh $@.d/enclave/e2e.sh
-	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
-	cat $(NITRO_CACHE_DIR)/images/guest.img $@.cpio > $@
-	rm -rf $@.d $@.cpio
+	OUT=$@ sh tests/system/initrd.sh $(BUILD)/guest/enclave-parent=/bin/enclave-parent \
+	    $(BUILD)/guest/enclave-peek=/bin/enclave-peek \
+	    $(BUILD)/guest/nitro-enclave=/bin/nitro-enclave tests/system/enclave_e2e.sh=/enclave/e2e.sh \
+	    $$(for f in $(BUILD)/enclave/*.eif $(BUILD)/enclave/*.json; do echo "$$f=/enclave/$${f##*/}"; done)
 system-test: $(BUILD)/enclave/parent-initrd.img

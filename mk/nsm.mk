@@ -12,6 +12,7 @@ NSM_UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/nsm/
 UNIT_TESTS += $(NSM_UNIT)
 $(NSM_UNIT): $(call obj,src/cards/nsm/queue.c src/cards/nsm/hello.c) $(call objs,enclave cards/lib lib)
 $(NSM_UNIT): override LDFLAGS += -lcbor -lcrypto -lpthread
+$(BUILD)/tests/nsm/test_nsm_card: $(call testlib,ringmem)
 
 # Guest side of tests/system/test_nsm.py (static: the guest image has no libc), and the
 # initramfs it runs in: the default guest image plus the client and the stock kernel's
@@ -20,13 +21,9 @@ $(NSM_UNIT): override LDFLAGS += -lcbor -lcrypto -lpthread
 $(BUILD)/guest/nsm-client: tests/system/nsm_client.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
-$(BUILD)/nsm-guest.img: images $(BUILD)/guest/nsm-client
-	rm -rf $@.d && mkdir -p $@.d/bin $@.d/lib/modules && cp $(BUILD)/guest/nsm-client $@.d/bin/
-	c=$${NITRO_CACHE:-$$HOME/.cache/nitro}; k=$$(cat $$c/images/kernel-version); \
-	    xz -dc $$c/apt/root/usr/lib/modules/$$k/kernel/drivers/misc/nsm.ko.xz > $@.d/lib/modules/nsm.ko
-	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
-	cat $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/guest.img $@.cpio > $@
-	rm -rf $@.d $@.cpio
+$(BUILD)/nsm-guest.img: images $(BUILD)/guest/nsm-client tests/system/initrd.sh
+	OUT=$@ sh tests/system/initrd.sh $(BUILD)/guest/nsm-client=/bin/nsm-client \
+	    ko:nsm:drivers/misc/=/lib/modules/nsm.ko
 system-test: $(BUILD)/nsm-guest.img
 
 # The Attestation's stages timed one by one (bench/nsm_stages.c): run natively and in the

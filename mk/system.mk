@@ -20,13 +20,14 @@ $(BUILD)/guest/hostile-vq: tests/system/hostile_vq.c $(GUEST_PCI)
 $(BUILD)/guest/hostile-nvme: tests/system/hostile_nvme.c $(GUEST_PCI)
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(filter %.c,$^) -o $@
-$(BUILD)/nvme-guest.img: images $(BUILD)/guest/hostile-nvme tests/system/nvme_initrd.sh
+NVME_INITRD = tests/system/nvme_initrd.sh tests/system/initrd.sh
+$(BUILD)/nvme-guest.img: images $(BUILD)/guest/hostile-nvme $(NVME_INITRD)
 	OUT=$@ sh tests/system/nvme_initrd.sh $(BUILD)/guest/hostile-nvme=/bin/hostile-nvme
 
 # test_controller.py's NVMe guest: the NVMe image plus a minimal Python 3 (the host's
 # interpreter and the modules ebsnvme-id imports, tests/system/pyguest.py) and Debian's
 # amazon-ec2-utils ebsnvme-id itself.
-$(BUILD)/ebsnvme-guest.img: images tests/system/nvme_initrd.sh tests/system/pyguest.py
+$(BUILD)/ebsnvme-guest.img: images $(NVME_INITRD) tests/system/pyguest.py
 	OUT=$@ sh tests/system/nvme_initrd.sh \
 	    $$(/usr/bin/python3 tests/system/pyguest.py /usr/sbin/ebsnvme-id /dev/null)
 
@@ -35,17 +36,14 @@ $(BUILD)/ebsnvme-guest.img: images tests/system/nvme_initrd.sh tests/system/pygu
 $(BUILD)/guest/sntp: tests/system/sntp.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
-$(BUILD)/vpc-guest.img: images $(BUILD)/guest/sntp
-	rm -rf $@.d && mkdir -p $@.d/bin && cp $(BUILD)/guest/sntp $@.d/bin/
-	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
-	cat $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/guest.img $@.cpio > $@
-	rm -rf $@.d $@.cpio
+$(BUILD)/vpc-guest.img: images $(BUILD)/guest/sntp tests/system/initrd.sh
+	OUT=$@ sh tests/system/initrd.sh $(BUILD)/guest/sntp=/bin/sntp
 system-test: $(BUILD)/vpc-guest.img
 
 # The NVMe benchmark's guest (bench/nvme.py): the same image with Debian's fio in it, built
 # here rather than inside the emulated host (80 MiB of libraries to pack).
 bench: $(BUILD)/nvme-fio.img
-$(BUILD)/nvme-fio.img: images tests/system/nvme_initrd.sh
+$(BUILD)/nvme-fio.img: images $(NVME_INITRD)
 	OUT=$@ WITH_FIO=1 sh tests/system/nvme_initrd.sh
 
 # The Debian trixie cloud image of test_cloudinit.py (systemd, cloud-init, openssh-server,
@@ -78,14 +76,8 @@ system-test: $(BUILD)/enclave-marker.cpio.gz
 $(BUILD)/guest/ne-ioctl: tests/system/ne_ioctl.c
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $< -o $@
-$(BUILD)/ne-guest.img: images $(BUILD)/guest/ne-ioctl tests/system/ne_guest.sh
-	rm -rf $@.d && mkdir -p $@.d/bin $@.d/lib/ne
-	cp $(BUILD)/guest/ne-ioctl $@.d/bin/ne-ioctl
-	cp tests/system/ne_guest.sh $@.d/bin/ne-guest && chmod 755 $@.d/bin/ne-guest
-	c=$${NITRO_CACHE:-$$HOME/.cache/nitro}/apt; \
-	    xz -dc $$c/root/usr/lib/modules/$$(cat $$c/kver)/kernel/drivers/virt/nitro_enclaves/nitro_enclaves.ko.xz \
-	    > $@.d/lib/ne/nitro_enclaves.ko
-	(cd $@.d && find . | cpio -o -H newc --quiet | gzip -1) > $@.cpio
-	cat $${NITRO_CACHE:-$$HOME/.cache/nitro}/images/guest.img $@.cpio > $@
-	rm -rf $@.d $@.cpio
+$(BUILD)/ne-guest.img: images $(BUILD)/guest/ne-ioctl tests/system/ne_guest.sh tests/system/initrd.sh
+	OUT=$@ sh tests/system/initrd.sh $(BUILD)/guest/ne-ioctl=/bin/ne-ioctl \
+	    tests/system/ne_guest.sh=/bin/ne-guest \
+	    ko:nitro_enclaves:drivers/virt/nitro_enclaves/=/lib/ne/nitro_enclaves.ko
 system-test: $(BUILD)/ne-guest.img

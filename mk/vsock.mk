@@ -12,12 +12,14 @@ $(VSOCK_UNIT): $(call obj,src/cards/vsock/route.c src/cards/vsock/console.c) $(c
 
 
 # test_vsock.py's guest program (static: the guest image has no libc) and the initramfs it
-# runs in: the default guest image plus the vsock modules (tests/system/vsock_initrd.sh).
+# runs in: the default guest image plus the stock kernel's vsock modules, loaded at boot
+# (tests/system/initrd.sh).
 $(BUILD)/guest/vsock-test: tests/system/vsock_guest.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -static -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE $< -o $@
-$(BUILD)/vsock-guest.img: images $(BUILD)/guest/vsock-test tests/system/vsock_initrd.sh
-	OUT=$@ sh tests/system/vsock_initrd.sh $(BUILD)/guest/vsock-test=/bin/vsock-test
+$(BUILD)/vsock-guest.img: images $(BUILD)/guest/vsock-test tests/system/initrd.sh
+	OUT=$@ sh tests/system/initrd.sh $(foreach m,vsock vmw_vsock_virtio_transport_common \
+	    vmw_vsock_virtio_transport,mod:$(m):net/vmw_vsock/) $(BUILD)/guest/vsock-test=/bin/vsock-test
 system-test: $(BUILD)/vsock-guest.img
 
 # The host-side attack driver (tests/vsockdriver: plays the parent's and enclaves' nitro-hv

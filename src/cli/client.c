@@ -176,6 +176,45 @@ static const char *str(json_t *o, const char *k)
 	return s ? s : "-";
 }
 
+/* One record of a kind: as JSON with --json, else the kind's header line and its row. */
+static void show(json_t *v, void (*header)(void), void (*row)(json_t *))
+{
+	if (want_json) {
+		print_json(v);
+	} else {
+		header();
+		row(v);
+	}
+}
+
+/* GET path, a list of records under key: as JSON with --json, else the header line and a
+ * row per record. */
+static int show_list(const char *path, const char *key, void (*header)(void), void (*row)(json_t *))
+{
+	json_t *j = call_json("GET", path, NULL), *v;
+	if (want_json) {
+		print_json(j);
+	} else {
+		header();
+		size_t i;
+		json_array_foreach(json_object_get(j, key), i, v) row(v);
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* GET path, a PEM certificate: as JSON with --json, else the PEM. */
+static int show_cert(const char *path)
+{
+	json_t *j = call_json("GET", path, NULL);
+	if (want_json)
+		print_json(j);
+	else
+		fputs(str(j, "certificate"), stdout);
+	json_decref(j);
+	return 0;
+}
+
 static void join_array(json_t *a, char *out, size_t len)
 {
 	out[0] = 0;
@@ -243,16 +282,6 @@ static void describe_inst(json_t *in)
 	if (json_is_integer(json_object_get(in, "owner")))
 		printf("owner:         uid %lld\n",
 		       (long long)json_integer_value(json_object_get(in, "owner")));
-}
-
-static void show_inst(json_t *in)
-{
-	if (want_json) {
-		print_json(in);
-	} else {
-		inst_header();
-		inst_row(in);
-	}
 }
 
 static const char *need_id(int argc, char **argv, const char *what)
@@ -427,7 +456,7 @@ static int instances_run(int argc, char **argv)
 	else
 		json_decref(vols);
 	json_t *in = call_json("POST", "/v1/instances", spec);
-	show_inst(in);
+	show(in, inst_header, inst_row);
 	int rc = 0;
 	if (!strcmp(str(in, "state"), "failed")) {
 		fprintf(stderr, "nitro: instance %s failed: %s\n", str(in, "id"),
@@ -449,17 +478,7 @@ static int cmd_instances(int argc, char **argv)
 	if (!strcmp(sub, "list")) {
 		if (argc > 1)
 			die_usage("instances list: unexpected argument %s", argv[1]);
-		json_t *j = call_json("GET", "/v1/instances", NULL);
-		if (want_json) {
-			print_json(j);
-		} else {
-			inst_header();
-			size_t i;
-			json_t *in;
-			json_array_foreach(json_object_get(j, "instances"), i, in) inst_row(in);
-		}
-		json_decref(j);
-		return 0;
+		return show_list("/v1/instances", "instances", inst_header, inst_row);
 	}
 	if (!strcmp(sub, "console")) {
 		const char *id = NULL;
@@ -525,7 +544,7 @@ static int cmd_instances(int argc, char **argv)
 	}
 	if (wait)
 		in = wait_settled(id, in);
-	show_inst(in);
+	show(in, inst_header, inst_row);
 	int rc = 0;
 	if (!strcmp(sub, "start") && !strcmp(str(in, "state"), "failed")) {
 		fprintf(stderr, "nitro: instance %s failed: %s\n", id, str(in, "reason"));
@@ -546,16 +565,6 @@ static void vol_row(json_t *v)
 	printf("%-22s %-10s %10lld  %-9s %s\n", str(v, "id"), str(v, "state"),
 	       (long long)json_integer_value(json_object_get(v, "size_mib")),
 	       json_is_true(json_object_get(v, "encrypted")) ? "yes" : "no", str(v, "attached_to"));
-}
-
-static void show_vol(json_t *v)
-{
-	if (want_json) {
-		print_json(v);
-	} else {
-		vol_header();
-		vol_row(v);
-	}
 }
 
 static int cmd_volumes(int argc, char **argv)
@@ -598,18 +607,9 @@ static int cmd_volumes(int argc, char **argv)
 			}
 		}
 		v = call_json("POST", "/v1/volumes", spec);
-		show_vol(v);
+		show(v, vol_header, vol_row);
 	} else if (!strcmp(sub, "list")) {
-		json_t *j = call_json("GET", "/v1/volumes", NULL);
-		if (want_json) {
-			print_json(j);
-		} else {
-			vol_header();
-			size_t i;
-			json_array_foreach(json_object_get(j, "volumes"), i, v) vol_row(v);
-		}
-		json_decref(j);
-		return 0;
+		return show_list("/v1/volumes", "volumes", vol_header, vol_row);
 	} else if (!strcmp(sub, "describe") || !strcmp(sub, "delete") || !strcmp(sub, "detach")) {
 		if (argc != 2)
 			die_usage("volumes %s: expected a volume id\n%s", sub, client_usage);
@@ -622,7 +622,7 @@ static int cmd_volumes(int argc, char **argv)
 		if (!strcmp(sub, "delete") && !want_json)
 			printf("%s deleted\n", str(v, "id"));
 		else
-			show_vol(v);
+			show(v, vol_header, vol_row);
 	} else if (!strcmp(sub, "attach")) {
 		bool ro = argc == 4 && !strcmp(argv[3], "--readonly");
 		if (argc != 3 && !ro)
@@ -633,7 +633,7 @@ static int cmd_volumes(int argc, char **argv)
 		if (ro)
 			json_object_set_new(body, "readonly", json_true());
 		v = call_json("POST", path, body);
-		show_vol(v);
+		show(v, vol_header, vol_row);
 	} else {
 		die_usage("volumes %s: unknown subcommand\n%s", sub, client_usage);
 	}
@@ -685,16 +685,7 @@ static int cmd_vpc(int argc, char **argv)
 			      json_pack("{s:I, s:s, s:b}", "id", (json_int_t)id, "cidr", cidr,
 					"internet_gateway", igw));
 	} else if (!strcmp(sub, "list") && argc == 1) {
-		json_t *j = call_json("GET", "/v1/vpcs", NULL);
-		if (want_json) {
-			print_json(j);
-		} else {
-			vpc_header();
-			size_t i;
-			json_array_foreach(json_object_get(j, "vpcs"), i, v) vpc_row(v);
-		}
-		json_decref(j);
-		return 0;
+		return show_list("/v1/vpcs", "vpcs", vpc_header, vpc_row);
 	} else if ((!strcmp(sub, "describe") || !strcmp(sub, "delete")) && argc == 2) {
 		if (!parse_u64(argv[1], 1, 0xffffff, &id))
 			die_usage("vpc %s: expected a VPC id (1..16777215)", sub);
@@ -708,27 +699,15 @@ static int cmd_vpc(int argc, char **argv)
 	} else {
 		die_usage("vpc %s: unknown subcommand or arguments\n%s", sub, client_usage);
 	}
-	if (want_json) {
-		print_json(v);
-	} else {
-		vpc_header();
-		vpc_row(v);
-	}
+	show(v, vpc_header, vpc_row);
 	json_decref(v);
 	return 0;
 }
 
 static int cmd_host(int argc, char **argv)
 {
-	if (argc == 1 && !strcmp(argv[0], "identity-cert")) {
-		json_t *j = call_json("GET", "/v1/host/identity-cert", NULL);
-		if (want_json)
-			print_json(j);
-		else
-			fputs(str(j, "certificate"), stdout);
-		json_decref(j);
-		return 0;
-	}
+	if (argc == 1 && !strcmp(argv[0], "identity-cert"))
+		return show_cert("/v1/host/identity-cert");
 	if (argc < 1 || strcmp(argv[0], "attest"))
 		die_usage("host: expected attest or identity-cert\n%s", client_usage);
 	char path[512] = "/v1/host/attestation";
@@ -770,13 +749,7 @@ static int cmd_enclave_remote(int argc, char **argv)
 {
 	if (argc != 1 || strcmp(argv[0], "root-cert"))
 		die_usage("enclave: expected root-cert\n%s", client_usage);
-	json_t *j = call_json("GET", "/v1/host/enclave-root", NULL);
-	if (want_json)
-		print_json(j);
-	else
-		fputs(str(j, "certificate"), stdout);
-	json_decref(j);
-	return 0;
+	return show_cert("/v1/host/enclave-root");
 }
 
 int cmd_client(const char *socket, int argc, char **argv)

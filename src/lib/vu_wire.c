@@ -83,6 +83,27 @@ static void close_all(int *fds, unsigned n)
 		close(fds[i]);
 }
 
+bool vu_wire_take_fds(struct msghdr *mh, int *fds, unsigned *nfds, unsigned max_fds)
+{
+	bool excess = mh->msg_flags & MSG_CTRUNC; /* the kernel closed the ones that did not fit */
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int f;
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*nfds < max_fds) {
+				fds[(*nfds)++] = f;
+			} else {
+				close(f);
+				excess = true;
+			}
+		}
+	}
+	return excess;
+}
+
 struct rx {
 	int sock;
 	int timeout_ms;
@@ -120,22 +141,7 @@ static ssize_t rx_some(struct rx *x, void *p, size_t len)
 			continue;
 		if (n < 0)
 			return io_error(errno);
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < k; i++) {
-				int f;
-				memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-				if (x->nfds < x->max_fds) {
-					x->fds[x->nfds++] = f;
-				} else {
-					close(f);
-					x->excess = true;
-				}
-			}
-		}
-		if (mh.msg_flags & MSG_CTRUNC) /* the kernel closed the ones that did not fit */
+		if (vu_wire_take_fds(&mh, x->fds, &x->nfds, x->max_fds))
 			x->excess = true;
 		return n;
 	}

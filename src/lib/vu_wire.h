@@ -16,6 +16,7 @@
 #ifndef NITRO_LIB_VU_WIRE_H
 #define NITRO_LIB_VU_WIRE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "lib/vhost_user_wire.h"
@@ -40,6 +41,12 @@ void vu_wire_hdr_get(const uint8_t *b, struct vu_wire_hdr *h);
  * on the socket expired, -EINVAL for too many fds). */
 int vu_wire_send(int sock, uint32_t request, uint32_t flags, const void *payload, uint32_t size,
 		 const int *fds, unsigned nfds);
+
+/* The fds that came by SCM_RIGHTS with a received message mh, appended to fds (*nfds of
+ * max_fds used): those beyond max_fds are closed. True when any were (or the kernel had
+ * truncated them: MSG_CTRUNC), false when every fd was kept. */
+struct msghdr;
+bool vu_wire_take_fds(struct msghdr *mh, int *fds, unsigned *nfds, unsigned max_fds);
 
 /* Receives one message: the header into *h, its payload (at most max_size bytes) into
  * payload, and up to max_fds (<= VU_WIRE_MAX_FDS) fds into fds (*nfds of them). With

@@ -67,26 +67,13 @@ static void serve(struct vu_dev *d, unsigned q)
 	vu_queue_notify(d, q);
 }
 
-static const struct vu_ops ops = {
-    .vo_features = 1ull << 9,
-    .vo_num_queues = 4,
-    .vo_max_queue_size = 1024,
-    .vo_config_size = sizeof(config),
-    .vo_config_read = cfg_read,
-    .vo_config_write = cfg_write,
-    .vo_queue_kick = serve,
-};
-
-static const struct vu_ops shared_ops = {
-    .vo_features = 1ull << 9,
-    .vo_num_queues = 4,
-    .vo_max_queue_size = 1024,
-    .vo_config_size = sizeof(config),
-    .vo_config_read = cfg_read,
-    .vo_config_write = cfg_write,
-    .vo_queue_kick = serve,
-    .vo_shared_loop = true,
-};
+/* The device both readers serve; the second on a shared loop. */
+#define FUZZ_OPS                                                                                   \
+	.vo_features = 1ull << 9, .vo_num_queues = 4, .vo_max_queue_size = 1024,                   \
+	.vo_config_size = sizeof(config), .vo_config_read = cfg_read,                              \
+	.vo_config_write = cfg_write, .vo_queue_kick = serve
+static const struct vu_ops ops = {FUZZ_OPS};
+static const struct vu_ops shared_ops = {FUZZ_OPS, .vo_shared_loop = true};
 
 /* The same stream through the non-blocking reader of a vo_shared_loop device
  * (vu_handle_one: messages collected as their bytes arrive): the first piece, then the rest

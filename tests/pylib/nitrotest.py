@@ -53,6 +53,22 @@ def run(argv, timeout, env=None):
     return status, out, err
 
 
+def newc(entries):
+    """A cpio newc archive of (path, mode, data) entries (directories: data None), owner
+    root, times 0: what a test appends to the default guest image (gzip'd) as a second
+    initramfs archive."""
+    out = bytearray()
+    for ino, (path, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
+        name = path.encode() + b"\0"
+        data = data or b""
+        hdr = "070701" + "".join(f"{v:08x}" for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))
+        out += hdr.encode() + name
+        out += b"\0" * ((4 - len(out) % 4) % 4)
+        out += data
+        out += b"\0" * ((4 - len(out) % 4) % 4)
+    return bytes(out)
+
+
 def pattern(sector, count):
     """What `vu-blk-driver check` writes (tests/driver/driver.h): byte j of sector s is
     (s*37 + j + 0x5a) % 256."""

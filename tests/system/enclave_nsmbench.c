@@ -13,43 +13,16 @@
  * the line was sent. */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/vm_sockets.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "lib/be.h"
+#include "enclave_guest.h"
 
-/* The driver's uapi (include/uapi/linux/nsm.h, Linux 6.8+). */
-struct nsm_iovec {
-	uint64_t addr, len;
-};
-struct nsm_raw {
-	struct nsm_iovec request, response;
-};
-#define NSM_IOCTL_RAW _IOWR(0x0A, 0, struct nsm_raw)
-#define NSM_RESPONSE_MAX 0x3000
 #define MAX_N 10000
-
-static int io_all(int fd, void *buf, size_t len, int wr)
-{
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t n = wr ? write(fd, p, len) : read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static double now_us(void)
 {
@@ -66,9 +39,7 @@ static int cmp_double(const void *a, const void *b)
 
 static int send_line(int s, const char *line)
 {
-	uint8_t be[4];
-	be32_put(be, (uint32_t)strlen(line));
-	return io_all(s, be, 4, 1) || io_all(s, (void *)line, strlen(line), 1);
+	return send_framed(s, line, (uint32_t)strlen(line));
 }
 
 int main(int argc, char **argv)
@@ -78,44 +49,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: enclave-nsmbench PORT COUNT (1..%d)\n", MAX_N);
 		return 2;
 	}
-	struct sockaddr_vm sa = {
-	    .svm_family = AF_VSOCK, .svm_cid = 3, .svm_port = (unsigned)atoi(argv[1])};
-	int s = -1;
-	for (int i = 0; i < 300; i++) {
-		s = socket(AF_VSOCK, SOCK_STREAM, 0);
-		if (s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		if (s >= 0)
-			close(s);
-		s = -1;
-		usleep(200000);
-	}
+	int s = parent_connect((unsigned)atoi(argv[1]));
 	if (s < 0) {
 		fprintf(stderr, "enclave-nsmbench: connect to 3:%s: %s\n", argv[1],
 			strerror(errno));
 		return 1;
 	}
-	uint8_t nlen, nonce[64];
-	if (io_all(s, &nlen, 1, 0) || nlen > sizeof(nonce) || io_all(s, nonce, nlen, 0)) {
+	uint8_t nonce[NONCE_MAX];
+	int nlen = nonce_read(s, nonce);
+	if (nlen < 0) {
 		fprintf(stderr, "enclave-nsmbench: no nonce from the parent\n");
 		return 1;
 	}
-	uint8_t req[128], *p = req;
-	*p++ = 0xA1;
-	*p++ = 0x6B;
-	memcpy(p, "Attestation", 11), p += 11;
-	*p++ = 0xA3;
-	*p++ = 0x69;
-	memcpy(p, "user_data", 9), p += 9;
-	*p++ = 0xF6;
-	*p++ = 0x65;
-	memcpy(p, "nonce", 5), p += 5;
-	*p++ = 0x58;
-	*p++ = nlen;
-	memcpy(p, nonce, nlen), p += nlen;
-	*p++ = 0x6A;
-	memcpy(p, "public_key", 10), p += 10;
-	*p++ = 0xF6;
+	uint8_t req[ATTEST_REQ_MAX];
+	size_t req_len = attest_req(req, nonce, (uint8_t)nlen);
 	static uint8_t resp[NSM_RESPONSE_MAX];
 	static double us[MAX_N];
 	char line[256];
@@ -128,8 +75,7 @@ int main(int argc, char **argv)
 	double sum = 0;
 	uint64_t bytes = 0;
 	for (int i = 0; i < n; i++) {
-		struct nsm_raw raw = {{(uintptr_t)req, (uint64_t)(p - req)},
-				      {(uintptr_t)resp, sizeof(resp)}};
+		struct nsm_raw raw = {{(uintptr_t)req, req_len}, {(uintptr_t)resp, sizeof(resp)}};
 		double t0 = now_us();
 		int rc = ioctl(fd, NSM_IOCTL_RAW, &raw);
 		us[i] = now_us() - t0;

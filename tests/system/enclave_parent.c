@@ -16,22 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "enclave_guest.h"
 #include "lib/be.h"
-
-static int io_all(int fd, void *buf, size_t len, int wr)
-{
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t n = wr ? write(fd, p, len) : read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -67,7 +53,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	uint8_t be[4];
-	static uint8_t resp[0x3000];
+	static uint8_t resp[NSM_RESPONSE_MAX];
 	if (io_all(c, nonce, nlen + 1, 1) || io_all(c, be, 4, 0)) {
 		fprintf(stderr, "enclave-parent: exchange with CID %u failed\n", peer.svm_cid);
 		return 1;

@@ -28,17 +28,24 @@ def start_card(sock, vol, env, nvme=False):
     raise AssertionError("card socket never appeared")
 
 
-def test_guest_disk_survives_a_card_restart(tmp_path):
+def new_volume(tmp_path, prefix):
+    """A fresh 16 MiB volume under build/test-card-restart (a disk file system, not tmpfs)
+    made by `nitro volume create`, and the environment whose state folder made it."""
     env = dict(os.environ, NITRO_STATE=str(tmp_path / "state"))
-    # The volume lives on a disk file system (not tmpfs) so the card's io_uring back end
-    # completes requests out of order; four readers in the guest keep several in flight.
     voldir = ROOT / "build" / "test-card-restart"
     voldir.mkdir(exist_ok=True)
-    vol = voldir / f"v-{os.getpid()}.vol"
+    vol = voldir / f"{prefix}-{os.getpid()}.vol"
     vol.unlink(missing_ok=True)
     c = subprocess.run([str(NITRO), "volume", "create", str(vol), "--size", "16M"],
                        capture_output=True, text=True, timeout=60, env=env)
     assert c.returncode == 0, c
+    return env, vol
+
+
+def test_guest_disk_survives_a_card_restart(tmp_path):
+    # The volume lives on a disk file system (not tmpfs) so the card's io_uring back end
+    # completes requests out of order; four readers in the guest keep several in flight.
+    env, vol = new_volume(tmp_path, "v")
     sock = tmp_path / "card.sock"
     card = start_card(sock, vol, env)
     # The guest writes a pattern, then reads block after block with O_DIRECT (each read
@@ -96,14 +103,7 @@ def test_nvme_disk_survives_a_card_restart(tmp_path):
     flight: the guest sees a pause, no I/O error, no controller reset (dmesg), and every
     block written across the restart reads back."""
     assert NVME_IMG.exists(), "make build/nvme-guest.img"
-    env = dict(os.environ, NITRO_STATE=str(tmp_path / "state"))
-    voldir = ROOT / "build" / "test-card-restart"
-    voldir.mkdir(exist_ok=True)
-    vol = voldir / f"n-{os.getpid()}.vol"
-    vol.unlink(missing_ok=True)
-    c = subprocess.run([str(NITRO), "volume", "create", str(vol), "--size", "16M"],
-                       capture_output=True, text=True, timeout=60, env=env)
-    assert c.returncode == 0, c
+    env, vol = new_volume(tmp_path, "n")
     sock = tmp_path / "nvme.sock"
     card = start_card(sock, vol, env, nvme=True)
     d = "/dev/nvme0n1"

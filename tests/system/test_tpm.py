@@ -22,25 +22,12 @@ import threading
 import time
 
 from conftest import NITRO, cmdline
+from nitrotest import newc
 
 IMAGES = pathlib.Path(os.environ.get("NITRO_CACHE", pathlib.Path.home() / ".cache/nitro")) / "images"
 TPM2 = "/usr/bin/tpm2"
 TCTI_DEVICE = "/usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0"
 NONCE = "1f2e3d4c5b6a7988"
-
-
-def newc(entries):
-    """A cpio newc archive of (path, mode, data) entries (directories: data None)."""
-    out = bytearray()
-    for ino, (path, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
-        name = path.encode() + b"\0"
-        data = data or b""
-        hdr = "070701" + "".join(f"{v:08x}" for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))
-        out += hdr.encode() + name
-        out += b"\0" * ((4 - len(out) % 4) % 4)
-        out += data
-        out += b"\0" * ((4 - len(out) % 4) % 4)
-    return bytes(out)
 
 
 def tools_archive(script):

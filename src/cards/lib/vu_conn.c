@@ -201,23 +201,7 @@ static int read_partial(struct vu_dev *d, struct vu_msg *m, char *err, size_t er
 			return 0;
 		RETURN_ERR(-errno, "reading a message: %s", strerror(errno));
 	}
-	bool excess = mh.msg_flags & MSG_CTRUNC;
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k; i++) {
-			int f;
-			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			if (p->p_nfds < VU_MAX_FDS) {
-				p->p_fds[p->p_nfds++] = f;
-			} else {
-				close(f);
-				excess = true;
-			}
-		}
-	}
-	if (excess)
+	if (vu_wire_take_fds(&mh, p->p_fds, &p->p_nfds, VU_MAX_FDS))
 		RETURN_ERR(-EMSGSIZE, "message with more than %d fds", VU_MAX_FDS);
 	if (n == 0) {
 		if (p->p_got)

@@ -23,20 +23,21 @@
 #include "cards/lib/vring.h"
 #include "lib/util.h"
 
+#include "../testlib/ringmem.h"
+
 #define PAGE 4096u
 #define BASE 0x100000ull /* guest-physical address of the region */
 #define UVA 0x7f0000000000ull
 #define MEMSZ (64u * 1024)
 #define QSZ 16u
-#define DESC (BASE + 0)
-#define AVAIL (BASE + 0x1000)
-#define USED (BASE + 0x2000)
+#define DESC (BASE + RINGMEM_DESC)
+#define AVAIL (BASE + RINGMEM_AVAIL)
+#define USED (BASE + RINGMEM_USED)
 #define BUF (BASE + 0x4000)
 #define ITBL (BASE + 0x3000)
 
 struct fx {
-	uint8_t *res; /* reservation: guard page, region, guard page */
-	uint8_t *mem;
+	struct ringmem rm;
 	struct gmem gm;
 	struct vr_ring vr;
 	struct vr_seg segs[64];
@@ -44,37 +45,10 @@ struct fx {
 	char err[256];
 };
 
-static void *host(struct fx *f, uint64_t gpa)
-{
-	return f->mem + (gpa - BASE);
-}
-
-static struct virtq_desc *desc(struct fx *f)
-{
-	return host(f, DESC);
-}
-
-static struct virtq_avail *avail(struct fx *f)
-{
-	return host(f, AVAIL);
-}
-
-static struct virtq_used *used(struct fx *f)
-{
-	return host(f, USED);
-}
-
 static void set_desc(struct virtq_desc *t, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
 	t[i] = (struct virtq_desc){.addr = addr, .len = len, .flags = flags, .next = next};
-}
-
-static void make_avail(struct fx *f, uint16_t head)
-{
-	struct virtq_avail *a = avail(f);
-	a->ring[a->idx % QSZ] = head;
-	a->idx++;
 }
 
 static int setup(void **state)
@@ -82,14 +56,10 @@ static int setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
-	f->res = mmap(NULL, MEMSZ + 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (f->res == MAP_FAILED)
-		return -1;
-	f->mem = f->res + PAGE;
-	if (mprotect(f->mem, MEMSZ, PROT_READ | PROT_WRITE) < 0)
+	if (ringmem_map(&f->rm, BASE, MEMSZ, QSZ))
 		return -1;
 	gm_init(&f->gm);
-	if (gm_add_borrowed(&f->gm, BASE, UVA, f->mem, MEMSZ, f->err, sizeof(f->err)))
+	if (gm_add_borrowed(&f->gm, BASE, UVA, f->rm.mem, MEMSZ, f->err, sizeof(f->err)))
 		return -1;
 	if (vr_map(&f->vr, &f->gm, QSZ, DESC, AVAIL, USED, false, 0, f->err, sizeof(f->err)))
 		return -1;
@@ -103,7 +73,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	gm_clear(&f->gm);
-	munmap(f->res, MEMSZ + 2 * PAGE);
+	ringmem_unmap(&f->rm);
 	free(f);
 	return 0;
 }
@@ -111,45 +81,45 @@ static int teardown(void **state)
 /* The ring failed with want and stays failed; nothing was consumed. */
 static void expect_broken(struct fx *f, int want)
 {
-	uint16_t last = f->vr.vr_last_avail, uidx = used(f)->idx;
+	uint16_t last = f->vr.vr_last_avail, uidx = f->rm.used->idx;
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), want);
 	assert_true(f->vr.vr_broken);
 	assert_int_equal(f->vr.vr_last_avail, last);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), -EIO);
 	assert_int_equal(vr_push(&f->vr, 0, 0, f->err, sizeof(f->err)), -EIO);
 	assert_false(vr_should_notify(&f->vr));
-	assert_int_equal(used(f)->idx, uidx);
+	assert_int_equal(f->rm.used->idx, uidx);
 }
 
 static void test_good_chain(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 3, BUF, 16, VRING_DESC_F_NEXT, 7);
-	set_desc(desc(f), 7, BUF + 0x100, 512, VRING_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BUF + 0x400, 1, VRING_DESC_F_WRITE, 0);
+	set_desc(f->rm.desc, 3, BUF, 16, VRING_DESC_F_NEXT, 7);
+	set_desc(f->rm.desc, 7, BUF + 0x100, 512, VRING_DESC_F_NEXT, 1);
+	set_desc(f->rm.desc, 1, BUF + 0x400, 1, VRING_DESC_F_WRITE, 0);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 0);
-	make_avail(f, 3);
+	ringmem_make_avail(&f->rm, 3);
 	assert_int_equal(vr_pending(&f->vr), 1);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 	assert_int_equal(f->ch.ch_head, 3);
 	assert_int_equal(f->ch.ch_nsegs, 3);
-	assert_ptr_equal(f->segs[0].sg_ptr, host(f, BUF));
+	assert_ptr_equal(f->segs[0].sg_ptr, ringmem_host(&f->rm, BUF));
 	assert_int_equal(f->segs[0].sg_len, 16);
 	assert_false(f->segs[0].sg_write);
-	assert_ptr_equal(f->segs[1].sg_ptr, host(f, BUF + 0x100));
+	assert_ptr_equal(f->segs[1].sg_ptr, ringmem_host(&f->rm, BUF + 0x100));
 	assert_false(f->segs[1].sg_write);
-	assert_ptr_equal(f->segs[2].sg_ptr, host(f, BUF + 0x400));
+	assert_ptr_equal(f->segs[2].sg_ptr, ringmem_host(&f->rm, BUF + 0x400));
 	assert_true(f->segs[2].sg_write);
 	assert_int_equal(f->ch.ch_read_bytes, 528);
 	assert_int_equal(f->ch.ch_write_bytes, 1);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 0);
 
 	assert_int_equal(vr_push(&f->vr, 3, 1, f->err, sizeof(f->err)), 0);
-	assert_int_equal(used(f)->idx, 1);
-	assert_int_equal(used(f)->ring[0].id, 3);
-	assert_int_equal(used(f)->ring[0].len, 1);
+	assert_int_equal(f->rm.used->idx, 1);
+	assert_int_equal(f->rm.used->ring[0].id, 3);
+	assert_int_equal(f->rm.used->ring[0].len, 1);
 	assert_true(vr_should_notify(&f->vr));
-	avail(f)->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	f->rm.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	assert_false(vr_should_notify(&f->vr));
 	/* A head that was never made available is refused and breaks the ring. */
 	assert_int_equal(vr_push(&f->vr, QSZ, 0, f->err, sizeof(f->err)), -EINVAL);
@@ -160,27 +130,27 @@ static void test_wraparound(void **state)
 {
 	struct fx *f = *state;
 	/* Indices wrap at 65536: start just below and run across it. */
-	avail(f)->idx = 65530;
-	used(f)->idx = 65530;
+	f->rm.avail->idx = 65530;
+	f->rm.used->idx = 65530;
 	assert_int_equal(
 	    vr_map(&f->vr, &f->gm, QSZ, DESC, AVAIL, USED, false, 65530, f->err, sizeof(f->err)),
 	    0);
-	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_WRITE, 0);
+	set_desc(f->rm.desc, 0, BUF, 8, VRING_DESC_F_WRITE, 0);
 	for (unsigned i = 0; i < 40; i++) {
-		make_avail(f, 0);
+		ringmem_make_avail(&f->rm, 0);
 		assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 		assert_int_equal(vr_push(&f->vr, 0, 8, f->err, sizeof(f->err)), 0);
 	}
-	assert_int_equal(used(f)->idx, (uint16_t)(65530 + 40));
+	assert_int_equal(f->rm.used->idx, (uint16_t)(65530 + 40));
 }
 
 static void test_segment_bounds(void **state)
 {
 	struct fx *f = *state;
 	/* Exactly to the last byte of memory is fine, zero length too. */
-	set_desc(desc(f), 0, BASE + MEMSZ - 16, 16, VRING_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BASE + MEMSZ, 0, 0, 0);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, 0, BASE + MEMSZ - 16, 16, VRING_DESC_F_NEXT, 1);
+	set_desc(f->rm.desc, 1, BASE + MEMSZ, 0, 0, 0);
+	ringmem_make_avail(&f->rm, 0);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 	assert_int_equal(f->ch.ch_nsegs, 2);
 }
@@ -188,17 +158,17 @@ static void test_segment_bounds(void **state)
 static void test_loop(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BUF, 8, VRING_DESC_F_NEXT, 0);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, 0, BUF, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(f->rm.desc, 1, BUF, 8, VRING_DESC_F_NEXT, 0);
+	ringmem_make_avail(&f->rm, 0);
 	expect_broken(f, -ELOOP);
 }
 
 static void test_self_loop(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 5, BUF, 8, VRING_DESC_F_NEXT, 5);
-	make_avail(f, 5);
+	set_desc(f->rm.desc, 5, BUF, 8, VRING_DESC_F_NEXT, 5);
+	ringmem_make_avail(&f->rm, 5);
 	expect_broken(f, -ELOOP);
 }
 
@@ -207,28 +177,29 @@ static void test_full_length_chain(void **state)
 	struct fx *f = *state;
 	/* A chain using every descriptor once is legal... */
 	for (unsigned i = 0; i < QSZ; i++)
-		set_desc(desc(f), i, BUF + 16 * i, 16, i + 1 < QSZ ? VRING_DESC_F_NEXT : 0, i + 1);
-	make_avail(f, 0);
+		set_desc(f->rm.desc, i, BUF + 16 * i, 16, i + 1 < QSZ ? VRING_DESC_F_NEXT : 0,
+			 i + 1);
+	ringmem_make_avail(&f->rm, 0);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 	assert_int_equal(f->ch.ch_nsegs, QSZ);
 	/* ...one more (back to the start) is longer than the queue. */
-	set_desc(desc(f), QSZ - 1, BUF, 16, VRING_DESC_F_NEXT, 0);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, QSZ - 1, BUF, 16, VRING_DESC_F_NEXT, 0);
+	ringmem_make_avail(&f->rm, 0);
 	expect_broken(f, -ELOOP);
 }
 
 static void test_head_out_of_range(void **state)
 {
 	struct fx *f = *state;
-	make_avail(f, QSZ);
+	ringmem_make_avail(&f->rm, QSZ);
 	expect_broken(f, -EINVAL);
 }
 
 static void test_next_out_of_range(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT, 0xffff);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, 0, BUF, 8, VRING_DESC_F_NEXT, 0xffff);
+	ringmem_make_avail(&f->rm, 0);
 	expect_broken(f, -EINVAL);
 }
 
@@ -251,9 +222,9 @@ static void test_addr_outside(void **state)
 		teardown(state);
 		setup(state);
 		f = *state;
-		set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT, 1);
-		set_desc(desc(f), 1, bad[i].addr, bad[i].len, VRING_DESC_F_WRITE, 0);
-		make_avail(f, 0);
+		set_desc(f->rm.desc, 0, BUF, 8, VRING_DESC_F_NEXT, 1);
+		set_desc(f->rm.desc, 1, bad[i].addr, bad[i].len, VRING_DESC_F_WRITE, 0);
+		ringmem_make_avail(&f->rm, 0);
 		expect_broken(f, -EFAULT);
 	}
 }
@@ -264,9 +235,9 @@ static void test_total_bytes(void **state)
 	f->vr.vr_max_bytes = 1000;
 	/* The default bound catches lengths whose sum would not fit in memory at all. */
 	assert_true(f->vr.vr_max_bytes < 0xffffffffull);
-	set_desc(desc(f), 0, BUF, 600, VRING_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BUF, 600, VRING_DESC_F_WRITE, 0);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, 0, BUF, 600, VRING_DESC_F_NEXT, 1);
+	set_desc(f->rm.desc, 1, BUF, 600, VRING_DESC_F_WRITE, 0);
+	ringmem_make_avail(&f->rm, 0);
 	expect_broken(f, -E2BIG);
 }
 
@@ -274,47 +245,47 @@ static void test_too_many_segments(void **state)
 {
 	struct fx *f = *state;
 	f->ch.ch_max = 2;
-	set_desc(desc(f), 0, BUF, 6, VRING_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, BUF, 6, VRING_DESC_F_NEXT, 2);
-	set_desc(desc(f), 2, BUF, 6, 0, 0);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, 0, BUF, 6, VRING_DESC_F_NEXT, 1);
+	set_desc(f->rm.desc, 1, BUF, 6, VRING_DESC_F_NEXT, 2);
+	set_desc(f->rm.desc, 2, BUF, 6, 0, 0);
+	ringmem_make_avail(&f->rm, 0);
 	expect_broken(f, -E2BIG);
 }
 
 static void test_write_before_read(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
-	set_desc(desc(f), 1, BUF, 8, 0, 0);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, 0, BUF, 8, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+	set_desc(f->rm.desc, 1, BUF, 8, 0, 0);
+	ringmem_make_avail(&f->rm, 0);
 	expect_broken(f, -EINVAL);
 }
 
 static void test_avail_jump(void **state)
 {
 	struct fx *f = *state;
-	set_desc(desc(f), 0, BUF, 8, 0, 0);
-	avail(f)->idx = QSZ; /* a full ring is fine */
+	set_desc(f->rm.desc, 0, BUF, 8, 0, 0);
+	f->rm.avail->idx = QSZ; /* a full ring is fine */
 	assert_int_equal(vr_pending(&f->vr), QSZ);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
-	avail(f)->idx = 1 + 2 * QSZ; /* 2 * QSZ ahead of what we consumed */
+	f->rm.avail->idx = 1 + 2 * QSZ; /* 2 * QSZ ahead of what we consumed */
 	expect_broken(f, -EINVAL);
 }
 
 static void test_indirect(void **state)
 {
 	struct fx *f = *state;
-	struct virtq_desc *t = host(f, ITBL);
+	struct virtq_desc *t = ringmem_host(&f->rm, ITBL);
 	f->vr.vr_indirect = true;
 	set_desc(t, 0, BUF, 32, VRING_DESC_F_NEXT, 2);
 	set_desc(t, 2, BUF + 0x100, 64, VRING_DESC_F_NEXT, 1);
 	set_desc(t, 1, BUF + 0x200, 128, VRING_DESC_F_WRITE, 0);
-	set_desc(desc(f), 4, ITBL, 3 * 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
-	make_avail(f, 4);
+	set_desc(f->rm.desc, 4, ITBL, 3 * 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
+	ringmem_make_avail(&f->rm, 4);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 	assert_int_equal(f->ch.ch_head, 4);
 	assert_int_equal(f->ch.ch_nsegs, 3);
-	assert_ptr_equal(f->segs[1].sg_ptr, host(f, BUF + 0x100));
+	assert_ptr_equal(f->segs[1].sg_ptr, ringmem_host(&f->rm, BUF + 0x100));
 	assert_int_equal(f->segs[1].sg_len, 64);
 	assert_false(f->segs[1].sg_write);
 	assert_true(f->segs[2].sg_write);
@@ -329,14 +300,14 @@ static void indirect_case(void **state, bool negotiated, uint16_t flags, uint64_
 	setup(state);
 	struct fx *f = *state;
 	f->vr.vr_indirect = negotiated;
-	struct virtq_desc *t = host(f, ITBL);
+	struct virtq_desc *t = ringmem_host(&f->rm, ITBL);
 	for (unsigned i = 0; i < 4; i++)
 		set_desc(t, i, BUF, 8, 0, 0);
 	if (fill)
 		fill(t);
-	set_desc(desc(f), 0, addr, len, flags, 1);
-	set_desc(desc(f), 1, BUF, 8, 0, 0);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, 0, addr, len, flags, 1);
+	set_desc(f->rm.desc, 1, BUF, 8, 0, 0);
+	ringmem_make_avail(&f->rm, 0);
 	expect_broken(f, want);
 }
 
@@ -382,9 +353,9 @@ static void test_indirect_hostile(void **state)
 	setup(state);
 	struct fx *f = *state;
 	f->vr.vr_indirect = true;
-	set_desc(desc(f), 0, BUF, 8, VRING_DESC_F_NEXT, 1);
-	set_desc(desc(f), 1, ITBL, 32, VRING_DESC_F_INDIRECT, 0);
-	make_avail(f, 0);
+	set_desc(f->rm.desc, 0, BUF, 8, VRING_DESC_F_NEXT, 1);
+	set_desc(f->rm.desc, 1, ITBL, 32, VRING_DESC_F_INDIRECT, 0);
+	ringmem_make_avail(&f->rm, 0);
 	expect_broken(f, -EINVAL);
 }
 
@@ -392,11 +363,11 @@ static void test_event_idx(void **state)
 {
 	struct fx *f = *state;
 	f->vr.vr_event_idx = true;
-	uint16_t *used_event = &avail(f)->ring[QSZ];
-	uint16_t *avail_event = (uint16_t *)((uint8_t *)used(f) + 4 + 8 * QSZ);
-	set_desc(desc(f), 0, BUF, 8, 0, 0);
+	uint16_t *used_event = &f->rm.avail->ring[QSZ];
+	uint16_t *avail_event = (uint16_t *)((uint8_t *)f->rm.used + 4 + 8 * QSZ);
+	set_desc(f->rm.desc, 0, BUF, 8, 0, 0);
 	for (unsigned i = 0; i < 4; i++)
-		make_avail(f, 0);
+		ringmem_make_avail(&f->rm, 0);
 	for (unsigned i = 0; i < 4; i++) {
 		assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 		assert_int_equal(*avail_event, i + 1); /* kick me when you pass this */
@@ -413,13 +384,13 @@ static void test_event_idx(void **state)
 	vr_push(&f->vr, 0, 0, f->err, sizeof(f->err)); /* idx 4, event still 2 */
 	assert_false(vr_should_notify(&f->vr));
 	/* NO_INTERRUPT is ignored with event idx. */
-	avail(f)->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	f->rm.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
 	*used_event = 4;
 	vr_push(&f->vr, 0, 0, f->err, sizeof(f->err)); /* idx 5 */
 	assert_true(vr_should_notify(&f->vr));
 	/* Re-enabling notifications reports work that raced in. */
 	assert_false(vr_set_notify(&f->vr, true));
-	make_avail(f, 0);
+	ringmem_make_avail(&f->rm, 0);
 	assert_true(vr_set_notify(&f->vr, true));
 }
 
@@ -429,14 +400,14 @@ static void test_event_idx_polling(void **state)
 {
 	struct fx *f = *state;
 	f->vr.vr_event_idx = true;
-	uint16_t *avail_event = (uint16_t *)((uint8_t *)used(f) + 4 + 8 * QSZ);
-	set_desc(desc(f), 0, BUF, 8, 0, 0);
-	make_avail(f, 0);
+	uint16_t *avail_event = (uint16_t *)((uint8_t *)f->rm.used + 4 + 8 * QSZ);
+	set_desc(f->rm.desc, 0, BUF, 8, 0, 0);
+	ringmem_make_avail(&f->rm, 0);
 	assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 	assert_int_equal(*avail_event, 1);
 	assert_false(vr_set_notify(&f->vr, false));
 	for (unsigned i = 0; i < 3; i++)
-		make_avail(f, 0);
+		ringmem_make_avail(&f->rm, 0);
 	for (unsigned i = 0; i < 3; i++)
 		assert_int_equal(vr_pop(&f->vr, &f->ch, f->err, sizeof(f->err)), 1);
 	assert_int_equal(*avail_event, 1);
@@ -449,9 +420,9 @@ static void test_notify_flags(void **state)
 {
 	struct fx *f = *state;
 	vr_set_notify(&f->vr, false);
-	assert_int_equal(used(f)->flags, VRING_USED_F_NO_NOTIFY);
+	assert_int_equal(f->rm.used->flags, VRING_USED_F_NO_NOTIFY);
 	assert_false(vr_set_notify(&f->vr, true));
-	assert_int_equal(used(f)->flags, 0);
+	assert_int_equal(f->rm.used->flags, 0);
 }
 
 static void test_map(void **state)
@@ -462,7 +433,7 @@ static void test_map(void **state)
 	assert_int_equal(vr_map(&vr, &f->gm, QSZ, UVA, UVA + 0x1000, UVA + 0x2000, true, 0, f->err,
 				sizeof(f->err)),
 			 0);
-	assert_ptr_equal(vr.vr_desc, desc(f));
+	assert_ptr_equal(vr.vr_desc, f->rm.desc);
 	assert_int_equal(
 	    vr_map(&vr, &f->gm, QSZ, DESC, AVAIL, USED, true, 0, f->err, sizeof(f->err)), -EINVAL);
 	/* Sizes: zero, not a power of two, too large. */

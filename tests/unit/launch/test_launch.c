@@ -32,6 +32,38 @@ static void spec_init(struct launch_spec *s)
 	snprintf(s->ls_cmdline, sizeof(s->ls_cmdline), "console=ttyS0");
 }
 
+/* A spec and env as every test starts from. */
+static void fresh(struct launch_spec *s, struct launch_env *e)
+{
+	spec_init(s);
+	env_init(e);
+}
+
+/* The plan of s on e, into plan; it must succeed. */
+static void plan_ok(const struct launch_spec *s, const struct launch_env *e)
+{
+	char err[256];
+	int rc = launch_plan(s, e, &plan, err, sizeof(err));
+	if (rc)
+		print_error("launch_plan: %s\n", err);
+	assert_int_equal(rc, 0);
+}
+
+/* NIC i, in VPC vpc with address ip. */
+static void nic(struct launch_spec *s, unsigned i, uint32_t vpc, const char *ip)
+{
+	launch_nic_init(&s->ls_nics[i]);
+	s->ls_nics[i].ln_vpc = vpc;
+	snprintf(s->ls_nics[i].ln_ip, sizeof(s->ls_nics[i].ln_ip), "%s", ip);
+}
+
+/* NitroTPM on, its state in /var/i-1/tpm. */
+static void tpm(struct launch_spec *s)
+{
+	s->ls_tpm = true;
+	snprintf(s->ls_tpm_state, sizeof(s->ls_tpm_state), "/var/i-1/tpm");
+}
+
 /* argv as one string: "a b c" */
 static const char *joined(const struct launch_proc *p)
 {
@@ -49,10 +81,8 @@ static void test_no_devices_is_only_the_hypervisor(void **state)
 	(void)state;
 	struct launch_spec s;
 	struct launch_env e;
-	char err[256];
-	spec_init(&s);
-	env_init(&e);
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	fresh(&s, &e);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_nprocs, 1);
 	assert_int_equal(plan.pl_ncards, 0);
 	const struct launch_proc *hv = launch_plan_hv(&plan);
@@ -71,8 +101,7 @@ static void test_no_devices_is_only_the_hypervisor(void **state)
 
 static void full_spec(struct launch_spec *s, struct launch_env *e)
 {
-	spec_init(s);
-	env_init(e);
+	fresh(s, e);
 	snprintf(s->ls_initrd, sizeof(s->ls_initrd), "/img/guest.img");
 	s->ls_cpus = 9;
 	s->ls_mem_mib = 1024;
@@ -93,12 +122,8 @@ static void full_spec(struct launch_spec *s, struct launch_env *e)
 	s->ls_vols[1].lv_gp2 = true;
 	s->ls_vols[1].lv_readonly = true;
 	s->ls_nnics = 2;
-	launch_nic_init(&s->ls_nics[0]);
-	s->ls_nics[0].ln_vpc = 7;
-	snprintf(s->ls_nics[0].ln_ip, sizeof(s->ls_nics[0].ln_ip), "10.0.0.5/24");
-	launch_nic_init(&s->ls_nics[1]);
-	s->ls_nics[1].ln_vpc = 8;
-	snprintf(s->ls_nics[1].ln_ip, sizeof(s->ls_nics[1].ln_ip), "10.1.0.5/16");
+	nic(s, 0, 7, "10.0.0.5/24");
+	nic(s, 1, 8, "10.1.0.5/16");
 	snprintf(s->ls_nics[1].ln_mac, sizeof(s->ls_nics[1].ln_mac), "02:00:00:00:00:01");
 	snprintf(s->ls_nics[1].ln_sg, sizeof(s->ls_nics[1].ln_sg), "/sg/web");
 	s->ls_nics[1].ln_pps = 1000;
@@ -118,9 +143,8 @@ static void test_cards_first_then_the_hypervisor(void **state)
 	(void)state;
 	static struct launch_spec s;
 	struct launch_env e;
-	char err[256];
 	full_spec(&s, &e);
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_nprocs, 5);
 	assert_int_equal(plan.pl_ncards, 4);
 	const struct launch_proc *c0 = launch_plan_card(&plan, 0), *c1 = launch_plan_card(&plan, 1),
@@ -198,7 +222,7 @@ static void test_every_qos_field_reaches_the_card(void **state)
 	(void)state;
 	static struct launch_spec s;
 	struct launch_env e;
-	char err[256], base[8192];
+	char base[8192];
 	static const struct {
 		const char *what, *want;
 	} cases[] = {
@@ -213,15 +237,12 @@ static void test_every_qos_field_reaches_the_card(void **state)
 	    {"sg", "--sg /sg/x"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		spec_init(&s);
-		env_init(&e);
+		fresh(&s, &e);
 		s.ls_nvols = s.ls_nnics = 1;
 		launch_volume_init(&s.ls_vols[0]);
 		snprintf(s.ls_vols[0].lv_path, PATH_MAX, "null:1G");
-		launch_nic_init(&s.ls_nics[0]);
-		s.ls_nics[0].ln_vpc = 1;
-		snprintf(s.ls_nics[0].ln_ip, 40, "10.0.0.9/24");
-		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+		nic(&s, 0, 1, "10.0.0.9/24");
+		plan_ok(&s, &e);
 		const char *w = cases[i].what;
 		unsigned card = 0;
 		snprintf(base, sizeof(base), "%s", joined(&plan.pl_procs[0]));
@@ -247,7 +268,7 @@ static void test_every_qos_field_reaches_the_card(void **state)
 			else
 				snprintf(s.ls_nics[0].ln_sg, PATH_MAX, "/sg/x");
 		}
-		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+		plan_ok(&s, &e);
 		const char *now = joined(&plan.pl_procs[card]);
 		assert_non_null(strstr(now, cases[i].want));
 		assert_null(strstr(base, cases[i].want));
@@ -261,17 +282,13 @@ static void test_queue_pairs_follow_the_vcpus(void **state)
 	(void)state;
 	static struct launch_spec s;
 	struct launch_env e;
-	char err[256];
 	static const unsigned cpus[][2] = {{1, 1}, {3, 3}, {7, 7}, {8, 7}, {254, 7}};
 	for (size_t i = 0; i < sizeof(cpus) / sizeof(cpus[0]); i++) {
-		spec_init(&s);
-		env_init(&e);
+		fresh(&s, &e);
 		s.ls_cpus = cpus[i][0];
 		s.ls_nnics = 1;
-		launch_nic_init(&s.ls_nics[0]);
-		s.ls_nics[0].ln_vpc = 1;
-		snprintf(s.ls_nics[0].ln_ip, 40, "10.0.0.9/24");
-		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+		nic(&s, 0, 1, "10.0.0.9/24");
+		plan_ok(&s, &e);
 		char want[32];
 		snprintf(want, sizeof(want), " --queue-pairs %u ", cpus[i][1]);
 		char got[8192];
@@ -289,16 +306,13 @@ static void test_instance_metadata_reaches_hv_and_cards(void **state)
 	static struct launch_env e;
 	static struct launch_plan plan;
 	char err[256];
-	spec_init(&s);
-	env_init(&e);
+	fresh(&s, &e);
 	snprintf(s.ls_instance_id, sizeof(s.ls_instance_id), "i-0123456789abcdef0");
 	snprintf(s.ls_instance_type, sizeof(s.ls_instance_type), "c5.large");
 	snprintf(s.ls_user_data, sizeof(s.ls_user_data), "/files/ud");
 	snprintf(s.ls_ssh_key, sizeof(s.ls_ssh_key), "/files/key.pub");
 	s.ls_nnics = 1;
-	launch_nic_init(&s.ls_nics[0]);
-	s.ls_nics[0].ln_vpc = 1;
-	snprintf(s.ls_nics[0].ln_ip, 40, "10.0.0.9/24");
+	nic(&s, 0, 1, "10.0.0.9/24");
 	snprintf(s.ls_nics[0].ln_imds, 12, "optional");
 	snprintf(s.ls_nics[0].ln_identity, PATH_MAX, "/state/instances/i-1/identity-nic0");
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
@@ -374,8 +388,7 @@ static void test_limits(void **state)
 	static struct launch_spec s;
 	struct launch_env e;
 	char err[256];
-	spec_init(&s);
-	env_init(&e);
+	fresh(&s, &e);
 	s.ls_nvols = LAUNCH_MAX_VOLUMES + 1;
 	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "at most"));
@@ -404,7 +417,7 @@ static void test_limits(void **state)
 	memset(s.ls_tpm_state, 't', PATH_MAX - 1);
 	s.ls_vsock = true;
 	s.ls_nsm = true;
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_nprocs, LAUNCH_MAX_PROCS);
 	/* nitro-hv: --vhost-user per volume, NIC, vsock and the NSM, --tpm-card (the NATs are
 	 * not devices) */
@@ -417,9 +430,8 @@ static void test_json_carries_the_plan(void **state)
 	(void)state;
 	static struct launch_spec s;
 	struct launch_env e;
-	char err[256];
 	full_spec(&s, &e);
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	char *text = launch_plan_json(&plan, &e);
 	assert_non_null(text);
 	json_error_t je;
@@ -452,15 +464,12 @@ static void test_tpm_card(void **state)
 	(void)state;
 	struct launch_spec s;
 	struct launch_env e;
-	char err[256];
-	spec_init(&s);
-	env_init(&e);
+	fresh(&s, &e);
 	s.ls_nvols = 1;
 	launch_volume_init(&s.ls_vols[0]);
 	snprintf(s.ls_vols[0].lv_path, sizeof(s.ls_vols[0].lv_path), "null:1G");
-	s.ls_tpm = true;
-	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	tpm(&s);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_ncards, 2);
 	const struct launch_proc *t = launch_plan_card(&plan, 1);
 	assert_int_equal(t->lp_kind, LAUNCH_CARD_TPM);
@@ -480,7 +489,7 @@ static void test_tpm_card(void **state)
 	    strstr(hv, "--vhost-user blk,/run/i-1/c0.sock --tpm-card /run/i-1/c1.sock"));
 	/* Without ls_tpm: no TPM card. */
 	s.ls_tpm = false;
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_ncards, 1);
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--tpm-card"));
 }
@@ -494,16 +503,14 @@ static void test_enclaves(void **state)
 	(void)state;
 	struct launch_spec s;
 	struct launch_env e;
-	char err[256];
-	spec_init(&s);
-	env_init(&e);
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	fresh(&s, &e);
+	plan_ok(&s, &e);
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave"));
 	snprintf(s.ls_instance_id, sizeof(s.ls_instance_id), "i-0123456789abcdef0");
 	for (int both = 0; both < 2; both++) {
 		s.ls_enclaves = true;
 		s.ls_vsock = s.ls_nsm = both;
-		assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+		plan_ok(&s, &e);
 		assert_int_equal(plan.pl_ncards, 2);
 		const struct launch_proc *v = launch_plan_card(&plan, 0);
 		assert_int_equal(v->lp_kind, LAUNCH_CARD_VSOCK);
@@ -534,7 +541,7 @@ static void test_enclaves(void **state)
 	}
 	/* --vsock alone: the card without an enclave socket, no NSM card. */
 	s.ls_enclaves = s.ls_nsm = false;
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_ncards, 1);
 	assert_null(launch_plan_card(&plan, 0)->lp_enclave);
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave"));
@@ -547,13 +554,10 @@ static void test_vsock_card(void **state)
 	(void)state;
 	struct launch_spec s;
 	struct launch_env e;
-	char err[256];
-	spec_init(&s);
-	env_init(&e);
-	s.ls_tpm = true;
-	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
+	fresh(&s, &e);
+	tpm(&s);
 	s.ls_vsock = true;
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_ncards, 2);
 	const struct launch_proc *v = launch_plan_card(&plan, 1);
 	assert_int_equal(v->lp_kind, LAUNCH_CARD_VSOCK);
@@ -567,7 +571,7 @@ static void test_vsock_card(void **state)
 	assert_null(strstr(hv, "--enclave-hello"));
 	snprintf(s.ls_enclave_hello, sizeof(s.ls_enclave_hello), "cid=16,debug");
 	s.ls_vsock = false;
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_ncards, 1);
 	assert_non_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello cid=16,debug"));
 }
@@ -579,14 +583,11 @@ static void test_nsm_card(void **state)
 	(void)state;
 	struct launch_spec s;
 	struct launch_env e;
-	char err[256];
-	spec_init(&s);
-	env_init(&e);
-	s.ls_tpm = true;
-	snprintf(s.ls_tpm_state, sizeof(s.ls_tpm_state), "/var/i-1/tpm");
+	fresh(&s, &e);
+	tpm(&s);
 	s.ls_nsm = true;
 	snprintf(s.ls_enclave_hello, sizeof(s.ls_enclave_hello), "cid=16,debug");
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_ncards, 2);
 	const struct launch_proc *n = launch_plan_card(&plan, 1);
 	assert_int_equal(n->lp_kind, LAUNCH_CARD_NSM);
@@ -602,7 +603,7 @@ static void test_nsm_card(void **state)
 	    strstr(hv, "--tpm-card /run/i-1/c0.sock --vhost-user nsm,/run/i-1/c1.sock"));
 	s.ls_nsm = false;
 	s.ls_enclave_hello[0] = 0;
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_ncards, 1);
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "nsm"));
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--enclave-hello"));
@@ -617,8 +618,7 @@ static void test_nvme_device_names(void **state)
 	struct launch_spec s;
 	struct launch_env e;
 	char err[256], dev[LAUNCH_DEVICE_MAX + 1];
-	spec_init(&s);
-	env_init(&e);
+	fresh(&s, &e);
 	const enum launch_bus bus[] = {LAUNCH_BUS_NVME, LAUNCH_BUS_VIRTIO, LAUNCH_BUS_NVME,
 				       LAUNCH_BUS_NVME, LAUNCH_BUS_NVME};
 	for (unsigned i = 0; i < 5; i++) {
@@ -636,7 +636,7 @@ static void test_nvme_device_names(void **state)
 		assert_string_equal(dev, want[i]);
 	}
 	assert_int_equal(launch_check_volumes(&s, err, sizeof(err)), 0);
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_non_null(strstr(joined(&plan.pl_procs[0]), " --nvme --device sda1 --ctl "));
 	assert_non_null(plan.pl_procs[0].lp_ctl); /* an NVMe volume's card pauses too */
 	assert_null(plan.pl_procs[3].lp_ctl);	  /* an instance store has no snapshots */
@@ -676,20 +676,14 @@ static void test_internet_gateway(void **state)
 	(void)state;
 	struct launch_spec s;
 	struct launch_env e;
-	char err[256];
-	spec_init(&s);
-	env_init(&e);
+	fresh(&s, &e);
 	snprintf(e.le_underlay, sizeof(e.le_underlay), "192.0.2.7:6081");
 	s.ls_nnics = 2;
-	for (int i = 0; i < 2; i++)
-		launch_nic_init(&s.ls_nics[i]);
-	s.ls_nics[0].ln_vpc = 1;
-	snprintf(s.ls_nics[0].ln_ip, sizeof(s.ls_nics[0].ln_ip), "10.0.0.5/24");
-	s.ls_nics[1].ln_vpc = 3;
-	snprintf(s.ls_nics[1].ln_ip, sizeof(s.ls_nics[1].ln_ip), "10.3.1.5/24");
+	nic(&s, 0, 1, "10.0.0.5/24");
+	nic(&s, 1, 3, "10.3.1.5/24");
 	snprintf(s.ls_nics[1].ln_vpc_cidr, sizeof(s.ls_nics[1].ln_vpc_cidr), "10.3.0.0/16");
 	s.ls_nics[1].ln_igw = true;
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	assert_int_equal(plan.pl_ncards, 3);
 	const struct launch_proc *g = launch_plan_card(&plan, 0);
 	assert_int_equal(g->lp_kind, LAUNCH_IGW);
@@ -752,19 +746,14 @@ static void test_region(void **state)
 	(void)state;
 	struct launch_spec s;
 	struct launch_env e;
-	char err[256];
-	spec_init(&s);
-	env_init(&e);
+	fresh(&s, &e);
 	s.ls_nnics = 2;
-	for (int i = 0; i < 2; i++) {
-		launch_nic_init(&s.ls_nics[i]);
-		s.ls_nics[i].ln_vpc = 1;
-		snprintf(s.ls_nics[i].ln_ip, sizeof(s.ls_nics[i].ln_ip), "10.0.%d.5/24", i);
-	}
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	nic(&s, 0, 1, "10.0.0.5/24");
+	nic(&s, 1, 1, "10.0.1.5/24");
+	plan_ok(&s, &e);
 	assert_null(strstr(joined(launch_plan_card(&plan, 0)), "--region"));
 	snprintf(s.ls_region, sizeof(s.ls_region), "eu-west-1");
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	for (int i = 0; i < 2; i++)
 		assert_non_null(strstr(joined(launch_plan_card(&plan, i)), " --region eu-west-1 "));
 	assert_null(strstr(joined(launch_plan_hv(&plan)), "--region"));
@@ -784,17 +773,13 @@ static void test_gateway_and_resolver_fds(void **state)
 	(void)state;
 	struct launch_spec s;
 	struct launch_env e;
-	char err[256];
-	spec_init(&s);
-	env_init(&e);
+	fresh(&s, &e);
 	e.le_underlay_fd = true;
 	snprintf(e.le_dns, sizeof(e.le_dns), "192.0.2.53:53");
 	s.ls_nnics = 1;
-	launch_nic_init(&s.ls_nics[0]);
-	s.ls_nics[0].ln_vpc = 3;
-	snprintf(s.ls_nics[0].ln_ip, sizeof(s.ls_nics[0].ln_ip), "10.3.1.5/24");
+	nic(&s, 0, 3, "10.3.1.5/24");
 	s.ls_nics[0].ln_igw = true;
-	assert_int_equal(launch_plan(&s, &e, &plan, err, sizeof(err)), 0);
+	plan_ok(&s, &e);
 	const struct launch_proc *c = launch_plan_card(&plan, 1);
 	assert_int_equal(c->lp_kind, LAUNCH_CARD_VPC);
 	assert_int_equal(launch_proc_fd(c, LAUNCH_FD_UNDERLAY, 0), 3);

@@ -35,14 +35,15 @@
 #include "enclave/pki.h"
 #include "lib/util.h"
 
-#define PAGE 4096u
+#include "../testlib/ringmem.h"
+
 #define BASE 0x100000ull /* guest-physical address of the region */
 #define UVA 0x7f3300000000ull
 #define MEMSZ (256u * 1024)
 #define QSZ 64u
-#define DESC (BASE + 0)
-#define AVAIL (BASE + 0x1000)
-#define USED (BASE + 0x2000)
+#define DESC (BASE + RINGMEM_DESC)
+#define AVAIL (BASE + RINGMEM_AVAIL)
+#define USED (BASE + RINGMEM_USED)
 #define REQ (BASE + 0x4000)  /* request buffers */
 #define RESP (BASE + 0x8000) /* reply buffers: 0x3000 each */
 #define RESP2 (BASE + 0xc000)
@@ -56,7 +57,7 @@ static struct pki_cert root, host, leaf;
 static char statedir[] = "/tmp/nsm-card-test-XXXXXX";
 
 struct fx {
-	uint8_t *res, *mem;
+	struct ringmem rm;
 	struct vu_dev dev;
 	struct nsm_state st;
 	struct nsm_queue q;
@@ -76,26 +77,6 @@ static int fixed_random(void *ctx, uint8_t *buf, size_t len)
 	for (size_t i = 0; i < len; i++)
 		buf[i] = (uint8_t)(i * 7 + 1);
 	return 0;
-}
-
-static void *host_ptr(struct fx *f, uint64_t gpa)
-{
-	return f->mem + (gpa - BASE);
-}
-
-static struct virtq_desc *desc(struct fx *f)
-{
-	return host_ptr(f, DESC);
-}
-
-static struct virtq_avail *avail(struct fx *f)
-{
-	return host_ptr(f, AVAIL);
-}
-
-static struct virtq_used *used(struct fx *f)
-{
-	return host_ptr(f, USED);
 }
 
 static int group_setup(void **state)
@@ -130,14 +111,10 @@ static int setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
-	f->res = mmap(NULL, MEMSZ + 2 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (f->res == MAP_FAILED)
-		return -1;
-	f->mem = f->res + PAGE;
-	if (mprotect(f->mem, MEMSZ, PROT_READ | PROT_WRITE) < 0)
+	if (ringmem_map(&f->rm, BASE, MEMSZ, QSZ))
 		return -1;
 	if (vu_dev_init(&f->dev, &ops, f, NULL, err, sizeof(err)) ||
-	    gm_add_borrowed(&f->dev.vd_mem, BASE, UVA, f->mem, MEMSZ, err, sizeof(err)))
+	    gm_add_borrowed(&f->dev.vd_mem, BASE, UVA, f->rm.mem, MEMSZ, err, sizeof(err)))
 		return -1;
 	struct vu_queue *vq = &f->dev.vd_queues[0];
 	vq->vq_num = QSZ;
@@ -174,7 +151,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	vu_dev_fini(&f->dev); /* closes call and error fds */
-	munmap(f->res, MEMSZ + 2 * PAGE);
+	ringmem_unmap(&f->rm);
 	free(f);
 	return 0;
 }
@@ -183,33 +160,26 @@ static int teardown(void **state)
 static uint16_t one(struct fx *f, uint64_t gpa, uint32_t len, bool write)
 {
 	uint16_t i = f->next_desc++ % QSZ;
-	desc(f)[i] = (struct virtq_desc){
+	f->rm.desc[i] = (struct virtq_desc){
 	    .addr = gpa, .len = len, .flags = write ? VRING_DESC_F_WRITE : 0, .next = 0};
 	return i;
-}
-
-static void make_avail(struct fx *f, uint16_t head)
-{
-	struct virtq_avail *a = avail(f);
-	a->ring[a->idx % QSZ] = head;
-	__atomic_store_n(&a->idx, (uint16_t)(a->idx + 1), __ATOMIC_RELEASE);
 }
 
 /* The driver's request: the request chain, then the reply chain of 0x3000 bytes. */
 static void driver_request(struct fx *f, const void *req, size_t len, uint64_t resp, uint16_t *rh,
 			   uint16_t *wh)
 {
-	memcpy(host_ptr(f, REQ), req, len);
-	memset(host_ptr(f, resp), 0xee, NSM_RESPONSE_MAX);
+	memcpy(ringmem_host(&f->rm, REQ), req, len);
+	memset(ringmem_host(&f->rm, resp), 0xee, NSM_RESPONSE_MAX);
 	*rh = one(f, REQ, (uint32_t)len, false);
 	*wh = one(f, resp, NSM_RESPONSE_MAX, true);
-	make_avail(f, *rh);
-	make_avail(f, *wh);
+	ringmem_make_avail(&f->rm, *rh);
+	ringmem_make_avail(&f->rm, *wh);
 }
 
 static struct virtq_used_elem used_at(struct fx *f, unsigned i)
 {
-	return used(f)->ring[i % QSZ];
+	return f->rm.used->ring[i % QSZ];
 }
 
 static bool signalled(int efd)
@@ -229,14 +199,14 @@ static void test_driver_get_random(void **state)
 	uint16_t rh, wh;
 	driver_request(f, get_random, sizeof(get_random), RESP, &rh, &wh);
 	kick(f);
-	assert_int_equal(used(f)->idx, 2);
+	assert_int_equal(f->rm.used->idx, 2);
 	/* the request chain comes back first, with nothing written; then the reply */
 	assert_int_equal(used_at(f, 0).id, rh);
 	assert_int_equal(used_at(f, 0).len, 0);
 	assert_int_equal(used_at(f, 1).id, wh);
 	assert_int_equal(used_at(f, 1).len, sizeof(random_prefix) + 256);
-	assert_memory_equal(host_ptr(f, RESP), random_prefix, sizeof(random_prefix));
-	uint8_t *r = host_ptr(f, RESP);
+	assert_memory_equal(ringmem_host(&f->rm, RESP), random_prefix, sizeof(random_prefix));
+	uint8_t *r = ringmem_host(&f->rm, RESP);
 	assert_int_equal(r[sizeof(random_prefix)], 1);		/* fixed_random's bytes */
 	assert_int_equal(r[sizeof(random_prefix) + 256], 0xee); /* nothing written past it */
 	assert_true(signalled(f->call));
@@ -246,27 +216,27 @@ static void test_driver_get_random(void **state)
 	/* and again: the ring goes on */
 	driver_request(f, get_random, sizeof(get_random), RESP2, &rh, &wh);
 	kick(f);
-	assert_int_equal(used(f)->idx, 4);
+	assert_int_equal(f->rm.used->idx, 4);
 	assert_int_equal(used_at(f, 3).id, wh);
-	assert_memory_equal(host_ptr(f, RESP2), random_prefix, sizeof(random_prefix));
+	assert_memory_equal(ringmem_host(&f->rm, RESP2), random_prefix, sizeof(random_prefix));
 }
 
 static void test_request_split_over_kicks(void **state)
 {
 	struct fx *f = *state;
-	memcpy(host_ptr(f, REQ), get_random, sizeof(get_random));
+	memcpy(ringmem_host(&f->rm, REQ), get_random, sizeof(get_random));
 	uint16_t rh = one(f, REQ, sizeof(get_random), false);
-	make_avail(f, rh);
+	ringmem_make_avail(&f->rm, rh);
 	kick(f); /* the reply chain is not there yet: nothing comes back */
-	assert_int_equal(used(f)->idx, 0);
+	assert_int_equal(f->rm.used->idx, 0);
 	assert_true(f->q.nq_pending);
 	uint16_t wh = one(f, RESP, NSM_RESPONSE_MAX, true);
-	make_avail(f, wh);
+	ringmem_make_avail(&f->rm, wh);
 	kick(f);
-	assert_int_equal(used(f)->idx, 2);
+	assert_int_equal(f->rm.used->idx, 2);
 	assert_int_equal(used_at(f, 0).id, rh);
 	assert_int_equal(used_at(f, 1).id, wh);
-	assert_memory_equal(host_ptr(f, RESP), random_prefix, sizeof(random_prefix));
+	assert_memory_equal(ringmem_host(&f->rm, RESP), random_prefix, sizeof(random_prefix));
 }
 
 static void test_one_chain_request(void **state)
@@ -275,31 +245,31 @@ static void test_one_chain_request(void **state)
 	/* {"DescribePCR": {"index": 16}} and its reply buffer in one chain */
 	static const uint8_t req[] = {0xa1, 0x6b, 'D',	'e',  's', 'c', 'r', 'i', 'b', 'e', 'P',
 				      'C',  'R',  0xa1, 0x65, 'i', 'n', 'd', 'e', 'x', 0x10};
-	memcpy(host_ptr(f, REQ), req, sizeof(req));
-	desc(f)[0] = (struct virtq_desc){REQ, sizeof(req), VRING_DESC_F_NEXT, 1};
-	desc(f)[1] = (struct virtq_desc){RESP, 0x100, VRING_DESC_F_WRITE, 0};
-	make_avail(f, 0);
+	memcpy(ringmem_host(&f->rm, REQ), req, sizeof(req));
+	f->rm.desc[0] = (struct virtq_desc){REQ, sizeof(req), VRING_DESC_F_NEXT, 1};
+	f->rm.desc[1] = (struct virtq_desc){RESP, 0x100, VRING_DESC_F_WRITE, 0};
+	ringmem_make_avail(&f->rm, 0);
 	kick(f);
-	assert_int_equal(used(f)->idx, 1);
+	assert_int_equal(f->rm.used->idx, 1);
 	assert_int_equal(used_at(f, 0).id, 0);
 	/* {"DescribePCR": {"lock": false, "data": 48 zero bytes}} */
 	static const uint8_t pre[] = {0xa1, 0x6b, 'D', 'e',  's',  'c', 'r', 'i', 'b', 'e',
 				      'P',  'C',  'R', 0xa2, 0x64, 'l', 'o', 'c', 'k', 0xf4};
 	assert_int_equal(used_at(f, 0).len, sizeof(pre) + 5 + 2 + 48);
-	assert_memory_equal(host_ptr(f, RESP), pre, sizeof(pre));
+	assert_memory_equal(ringmem_host(&f->rm, RESP), pre, sizeof(pre));
 }
 
 static void test_reply_without_request(void **state)
 {
 	struct fx *f = *state;
-	memset(host_ptr(f, RESP), 0xee, 16);
+	memset(ringmem_host(&f->rm, RESP), 0xee, 16);
 	uint16_t wh = one(f, RESP, NSM_RESPONSE_MAX, true);
-	make_avail(f, wh);
+	ringmem_make_avail(&f->rm, wh);
 	kick(f);
-	assert_int_equal(used(f)->idx, 1);
+	assert_int_equal(f->rm.used->idx, 1);
 	assert_int_equal(used_at(f, 0).id, wh);
 	assert_int_equal(used_at(f, 0).len, 0);
-	assert_int_equal(((uint8_t *)host_ptr(f, RESP))[0], 0xee);
+	assert_int_equal(((uint8_t *)ringmem_host(&f->rm, RESP))[0], 0xee);
 	assert_int_equal(f->q.nq_unpaired, 1);
 	assert_false(signalled(f->errfd));
 }
@@ -307,22 +277,22 @@ static void test_reply_without_request(void **state)
 static void test_two_requests_in_a_row(void **state)
 {
 	struct fx *f = *state;
-	memcpy(host_ptr(f, REQ), "garbage", 7);
-	memcpy(host_ptr(f, REQ + 0x100), get_random, sizeof(get_random));
+	memcpy(ringmem_host(&f->rm, REQ), "garbage", 7);
+	memcpy(ringmem_host(&f->rm, REQ + 0x100), get_random, sizeof(get_random));
 	uint16_t r1 = one(f, REQ, 7, false);
 	uint16_t r2 = one(f, REQ + 0x100, sizeof(get_random), false);
 	uint16_t wh = one(f, RESP, NSM_RESPONSE_MAX, true);
-	make_avail(f, r1);
-	make_avail(f, r2);
-	make_avail(f, wh);
+	ringmem_make_avail(&f->rm, r1);
+	ringmem_make_avail(&f->rm, r2);
+	ringmem_make_avail(&f->rm, wh);
 	kick(f);
 	/* the first request is handed back unanswered; the second gets the reply buffer */
-	assert_int_equal(used(f)->idx, 3);
+	assert_int_equal(f->rm.used->idx, 3);
 	assert_int_equal(used_at(f, 0).id, r1);
 	assert_int_equal(used_at(f, 0).len, 0);
 	assert_int_equal(used_at(f, 1).id, r2);
 	assert_int_equal(used_at(f, 2).id, wh);
-	assert_memory_equal(host_ptr(f, RESP), random_prefix, sizeof(random_prefix));
+	assert_memory_equal(ringmem_host(&f->rm, RESP), random_prefix, sizeof(random_prefix));
 	assert_int_equal(f->q.nq_unpaired, 1);
 }
 
@@ -334,7 +304,7 @@ static void expect_error(struct fx *f, unsigned i, uint64_t at, const char *code
 	want[7] = (uint8_t)(0x60 + n);
 	memcpy(want + 8, code, n);
 	assert_int_equal(used_at(f, i).len, 8 + n);
-	assert_memory_equal(host_ptr(f, at), want, 8 + n);
+	assert_memory_equal(ringmem_host(&f->rm, at), want, 8 + n);
 }
 
 static void test_garbage_and_oversized(void **state)
@@ -345,14 +315,14 @@ static void test_garbage_and_oversized(void **state)
 	kick(f);
 	expect_error(f, 1, RESP, "InvalidOperation");
 	/* 0x1001 bytes over two descriptors: InputTooLarge, nothing read past the copy */
-	memset(host_ptr(f, REQ), 0x41, 0x1001);
-	desc(f)[5] = (struct virtq_desc){REQ, 0x1000, VRING_DESC_F_NEXT, 6};
-	desc(f)[6] = (struct virtq_desc){REQ + 0x1000, 1, 0, 0};
-	desc(f)[7] = (struct virtq_desc){RESP2, NSM_RESPONSE_MAX, VRING_DESC_F_WRITE, 0};
-	make_avail(f, 5);
-	make_avail(f, 7);
+	memset(ringmem_host(&f->rm, REQ), 0x41, 0x1001);
+	f->rm.desc[5] = (struct virtq_desc){REQ, 0x1000, VRING_DESC_F_NEXT, 6};
+	f->rm.desc[6] = (struct virtq_desc){REQ + 0x1000, 1, 0, 0};
+	f->rm.desc[7] = (struct virtq_desc){RESP2, NSM_RESPONSE_MAX, VRING_DESC_F_WRITE, 0};
+	ringmem_make_avail(&f->rm, 5);
+	ringmem_make_avail(&f->rm, 7);
 	kick(f);
-	assert_int_equal(used(f)->idx, 4);
+	assert_int_equal(f->rm.used->idx, 4);
 	expect_error(f, 3, RESP2, "InputTooLarge");
 	assert_false(signalled(f->errfd));
 }
@@ -360,32 +330,32 @@ static void test_garbage_and_oversized(void **state)
 static void test_reply_buffer_too_small(void **state)
 {
 	struct fx *f = *state;
-	memcpy(host_ptr(f, REQ), get_random, sizeof(get_random));
+	memcpy(ringmem_host(&f->rm, REQ), get_random, sizeof(get_random));
 	uint16_t rh = one(f, REQ, sizeof(get_random), false);
 	uint16_t wh = one(f, RESP, 64, true); /* 256 random bytes do not fit */
-	make_avail(f, rh);
-	make_avail(f, wh);
+	ringmem_make_avail(&f->rm, rh);
+	ringmem_make_avail(&f->rm, wh);
 	kick(f);
 	expect_error(f, 1, RESP, "BufferTooSmall");
 	/* not even an error fits: nothing written, still handed back */
-	memset(host_ptr(f, RESP2), 0xee, 8);
+	memset(ringmem_host(&f->rm, RESP2), 0xee, 8);
 	rh = one(f, REQ, sizeof(get_random), false);
 	wh = one(f, RESP2, 4, true);
-	make_avail(f, rh);
-	make_avail(f, wh);
+	ringmem_make_avail(&f->rm, rh);
+	ringmem_make_avail(&f->rm, wh);
 	kick(f);
-	assert_int_equal(used(f)->idx, 4);
+	assert_int_equal(f->rm.used->idx, 4);
 	assert_int_equal(used_at(f, 3).len, 0);
-	assert_int_equal(((uint8_t *)host_ptr(f, RESP2))[0], 0xee);
+	assert_int_equal(((uint8_t *)ringmem_host(&f->rm, RESP2))[0], 0xee);
 }
 
 static void test_empty_chain(void **state)
 {
 	struct fx *f = *state;
 	uint16_t h = one(f, REQ, 0, false);
-	make_avail(f, h);
+	ringmem_make_avail(&f->rm, h);
 	kick(f);
-	assert_int_equal(used(f)->idx, 1);
+	assert_int_equal(f->rm.used->idx, 1);
 	assert_int_equal(used_at(f, 0).len, 0);
 	assert_false(signalled(f->errfd));
 }
@@ -393,28 +363,29 @@ static void test_empty_chain(void **state)
 static void test_loop_fails_queue(void **state)
 {
 	struct fx *f = *state;
-	desc(f)[0] = (struct virtq_desc){REQ, 8, VRING_DESC_F_NEXT, 1};
-	desc(f)[1] = (struct virtq_desc){REQ, 8, VRING_DESC_F_NEXT, 0};
-	make_avail(f, 0);
+	f->rm.desc[0] = (struct virtq_desc){REQ, 8, VRING_DESC_F_NEXT, 1};
+	f->rm.desc[1] = (struct virtq_desc){REQ, 8, VRING_DESC_F_NEXT, 0};
+	ringmem_make_avail(&f->rm, 0);
 	kick(f);
-	assert_int_equal(used(f)->idx, 0);
+	assert_int_equal(f->rm.used->idx, 0);
 	assert_true(signalled(f->errfd));
 	assert_true(f->dev.vd_queues[0].vq_failed);
 	/* a failed queue serves nothing more (until the frontend restarts it) */
 	uint16_t rh, wh;
 	driver_request(f, get_random, sizeof(get_random), RESP, &rh, &wh);
 	kick(f);
-	assert_int_equal(used(f)->idx, 0);
+	assert_int_equal(f->rm.used->idx, 0);
 }
 
 static void test_outside_memory_fails_queue(void **state)
 {
 	struct fx *f = *state;
-	memcpy(host_ptr(f, REQ), get_random, sizeof(get_random));
-	make_avail(f, one(f, REQ, sizeof(get_random), false));
-	make_avail(f, one(f, BASE + MEMSZ - 0x100, NSM_RESPONSE_MAX, true)); /* runs past */
+	memcpy(ringmem_host(&f->rm, REQ), get_random, sizeof(get_random));
+	ringmem_make_avail(&f->rm, one(f, REQ, sizeof(get_random), false));
+	ringmem_make_avail(&f->rm,
+			   one(f, BASE + MEMSZ - 0x100, NSM_RESPONSE_MAX, true)); /* runs past */
 	kick(f);
-	assert_int_equal(used(f)->idx, 0);
+	assert_int_equal(f->rm.used->idx, 0);
 	assert_true(signalled(f->errfd));
 	assert_false(f->q.nq_pending); /* the failed ring took the pending request along */
 }
@@ -422,9 +393,9 @@ static void test_outside_memory_fails_queue(void **state)
 static void test_stopping_hands_back_pending(void **state)
 {
 	struct fx *f = *state;
-	memcpy(host_ptr(f, REQ), get_random, sizeof(get_random));
+	memcpy(ringmem_host(&f->rm, REQ), get_random, sizeof(get_random));
 	uint16_t rh = one(f, REQ, sizeof(get_random), false);
-	make_avail(f, rh);
+	ringmem_make_avail(&f->rm, rh);
 	kick(f);
 	assert_true(f->q.nq_pending);
 	vu_queue_stop(&f->dev, 0); /* no vo_queue_stopping in these ops: call it as the card */
@@ -441,12 +412,12 @@ static void test_stopping_hands_back_pending(void **state)
 static void test_stopping_live_pushes(void **state)
 {
 	struct fx *f = *state;
-	memcpy(host_ptr(f, REQ), get_random, sizeof(get_random));
+	memcpy(ringmem_host(&f->rm, REQ), get_random, sizeof(get_random));
 	uint16_t rh = one(f, REQ, sizeof(get_random), false);
-	make_avail(f, rh);
+	ringmem_make_avail(&f->rm, rh);
 	kick(f);
 	nsm_queue_stopping(&f->q, &f->dev, 0); /* still live: the chain goes back */
-	assert_int_equal(used(f)->idx, 1);
+	assert_int_equal(f->rm.used->idx, 1);
 	assert_int_equal(used_at(f, 0).id, rh);
 	assert_int_equal(used_at(f, 0).len, 0);
 }
@@ -462,19 +433,19 @@ static void test_flood_yields_to_other_enclaves(void **state)
 	assert_true(kfd >= 0);
 	f->dev.vd_queues[0].vq_kick = kfd;
 	const unsigned nreq = 24; /* 48 chains in a ring of 64 */
-	memcpy(host_ptr(f, REQ), get_random, sizeof(get_random));
+	memcpy(ringmem_host(&f->rm, REQ), get_random, sizeof(get_random));
 	for (unsigned i = 0; i < nreq; i++) {
-		make_avail(f, one(f, REQ, sizeof(get_random), false));
-		make_avail(f, one(f, RESP, NSM_RESPONSE_MAX, true));
+		ringmem_make_avail(&f->rm, one(f, REQ, sizeof(get_random), false));
+		ringmem_make_avail(&f->rm, one(f, RESP, NSM_RESPONSE_MAX, true));
 	}
 	kick(f);
-	assert_int_equal(used(f)->idx, NSM_QUEUE_BUDGET);
+	assert_int_equal(f->rm.used->idx, NSM_QUEUE_BUDGET);
 	assert_int_equal(f->q.nq_requests, NSM_QUEUE_BUDGET / 2);
 	assert_int_equal(f->q.nq_yields, 1);
 	assert_true(signalled(kfd)); /* the card comes back to it */
 	assert_true(signalled(f->call));
 	kick(f);
-	assert_int_equal(used(f)->idx, 2 * nreq);
+	assert_int_equal(f->rm.used->idx, 2 * nreq);
 	assert_int_equal(f->q.nq_requests, nreq);
 	assert_int_equal(f->q.nq_yields, 1);
 	assert_false(signalled(kfd));
@@ -497,12 +468,12 @@ static void test_attestation_through_ring(void **state)
 	uint16_t rh, wh;
 	driver_request(f, req, sizeof(req), RESP, &rh, &wh);
 	kick(f);
-	assert_int_equal(used(f)->idx, 2);
+	assert_int_equal(f->rm.used->idx, 2);
 	static const uint8_t pre[] = {0xa1, 0x6b, 'A', 't', 't', 'e',  's',  't',
 				      'a',  't',  'i', 'o', 'n', 0xa1, 0x68, 'd',
 				      'o',  'c',  'u', 'm', 'e', 'n',  't',  0x59};
 	assert_true(used_at(f, 1).len > 1000);
-	assert_memory_equal(host_ptr(f, RESP), pre, sizeof(pre));
+	assert_memory_equal(ringmem_host(&f->rm, RESP), pre, sizeof(pre));
 }
 
 /* --- the hello --- */

@@ -29,20 +29,6 @@ static size_t arp_req(uint8_t *f, const uint8_t dst[6], const uint8_t sha[6], co
 	return 42;
 }
 
-static int setup(void **state)
-{
-	static struct vt t;
-	vt_setup(&t, NULL);
-	*state = &t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	vt_teardown(*state);
-	return 0;
-}
-
 static void gateway(void **state)
 {
 	struct vt *t = *state;
@@ -152,11 +138,13 @@ static void spoofed_and_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(gateway, setup, teardown),
-	    cmocka_unit_test_setup_teardown(peer_same_subnet, setup, teardown),
-	    cmocka_unit_test_setup_teardown(off_subnet_gets_gateway, setup, teardown),
-	    cmocka_unit_test_setup_teardown(no_reply, setup, teardown),
-	    cmocka_unit_test_setup_teardown(spoofed_and_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(gateway, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(peer_same_subnet, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(off_subnet_gets_gateway, vt_state_setup,
+					    vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(no_reply, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(spoofed_and_malformed, vt_state_setup,
+					    vt_state_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

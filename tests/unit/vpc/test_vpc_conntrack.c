@@ -237,15 +237,6 @@ static void bound(void **state)
 #define FIN 0x11 /* FIN+ACK */
 #define RST 0x04
 
-static struct vpc_sg *sg(const char *text)
-{
-	char err[256] = "";
-	struct vpc_sg *g = vpc_sg_parse(text, strlen(text), "sg", err, sizeof(err));
-	if (!g)
-		fail_msg("%s", err);
-	return g;
-}
-
 static struct vpc_stats stats(struct vt *t)
 {
 	struct vpc_stats st;
@@ -263,7 +254,7 @@ static void syn_flood(void **state)
 	(void)state;
 	struct vt t;
 	/* web server; egress only to B:443, so a reply on a forgotten flow is visible */
-	struct vpc_sg *g = sg("ingress tcp 80 0.0.0.0/0\negress tcp 443 10.0.0.6\n");
+	struct vpc_sg *g = vt_sg("ingress tcp 80 0.0.0.0/0\negress tcp 443 10.0.0.6\n");
 	vt_setup_sg(&t, g, 64);
 	for (unsigned i = 0; i < 64; i++) {
 		assert_int_equal(vt_tcp_in(&t, true, 1000 + i, 80, SYN, 0), VPC_TO_GUEST);
@@ -305,7 +296,7 @@ static void full_of_established(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("egress tcp 443 10.0.0.6\n");
+	struct vpc_sg *g = vt_sg("egress tcp 443 10.0.0.6\n");
 	vt_setup_sg(&t, g, 4);
 	for (unsigned i = 0; i < 4; i++) {
 		assert_int_equal(vt_tcp_out(&t, false, 50000 + i, 443, SYN, 0), VPC_TO_UNDERLAY);
@@ -334,7 +325,7 @@ static void handshake_states(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("# nothing in\n");
+	struct vpc_sg *g = vt_sg("# nothing in\n");
 	vt_setup_sg(&t, g, 0);
 	/* SYN_SENT: 120 s */
 	assert_int_equal(vt_tcp_out(&t, false, 40000, 80, SYN, 0), VPC_TO_UNDERLAY);
@@ -377,7 +368,7 @@ static void rst_and_fin(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("# nothing in\n");
+	struct vpc_sg *g = vt_sg("# nothing in\n");
 	vt_setup_sg(&t, g, 0);
 	/* RST (either side): CLOSE, 10 s */
 	establish(&t, 40000, 0);
@@ -415,7 +406,7 @@ static void picked_up(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("# nothing in\n");
+	struct vpc_sg *g = vt_sg("# nothing in\n");
 	vt_setup_sg(&t, g, 0);
 	assert_int_equal(vt_tcp_out(&t, false, 40000, 80, ACK, 0), VPC_TO_UNDERLAY);
 	assert_int_equal(vt_tcp_in(&t, false, 80, 40000, ACK, NS), VPC_TO_GUEST);

@@ -63,20 +63,6 @@ static size_t dhcp_req(uint8_t *f, uint8_t type, const char *sip, const char *di
 	return vt_udp_data(f, dmac, MAC_A, sip, dip, 68, 67, b, blen);
 }
 
-static int setup(void **state)
-{
-	static struct vt t;
-	vt_setup(&t, NULL);
-	*state = &t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	vt_teardown(*state);
-	return 0;
-}
-
 static void offer_then_ack(void **state)
 {
 	struct vt *t = *state;
@@ -233,9 +219,9 @@ static void options_follow_cfg(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(offer_then_ack, setup, teardown),
-	    cmocka_unit_test_setup_teardown(renew_and_broadcast, setup, teardown),
-	    cmocka_unit_test_setup_teardown(ignored_and_hostile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(offer_then_ack, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(renew_and_broadcast, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(ignored_and_hostile, vt_state_setup, vt_state_teardown),
 	    cmocka_unit_test(options_follow_cfg),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

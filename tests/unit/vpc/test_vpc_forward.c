@@ -12,20 +12,6 @@
 
 #include "vpctest.h"
 
-static int setup(void **state)
-{
-	static struct vt t;
-	vt_setup(&t, NULL);
-	*state = &t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	vt_teardown(*state);
-	return 0;
-}
-
 static const uint8_t geneve7[8] = {0x00, 0x00, 0x65, 0x58, 0x00, 0x00, 0x07, 0x00};
 
 static void egress_to_peer(void **state)
@@ -441,16 +427,18 @@ static void bad_config(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(egress_to_peer, setup, teardown),
-	    cmocka_unit_test_setup_teardown(no_route, setup, teardown),
-	    cmocka_unit_test_setup_teardown(ingress_delivery, setup, teardown),
+	    cmocka_unit_test_setup_teardown(egress_to_peer, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(no_route, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(ingress_delivery, vt_state_setup, vt_state_teardown),
 	    cmocka_unit_test(routed_source_is_gateway),
 	    cmocka_unit_test(isolation_between_vpcs),
-	    cmocka_unit_test_setup_teardown(antispoof_egress, setup, teardown),
-	    cmocka_unit_test_setup_teardown(antispoof_ingress, setup, teardown),
-	    cmocka_unit_test_setup_teardown(malformed_from_guest, setup, teardown),
-	    cmocka_unit_test_setup_teardown(malformed_from_underlay, setup, teardown),
-	    cmocka_unit_test_setup_teardown(stats_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(antispoof_egress, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(antispoof_ingress, vt_state_setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(malformed_from_guest, vt_state_setup,
+					    vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(malformed_from_underlay, vt_state_setup,
+					    vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(stats_lines, vt_state_setup, vt_state_teardown),
 	    cmocka_unit_test(bad_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

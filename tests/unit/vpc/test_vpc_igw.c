@@ -87,12 +87,6 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	vt_teardown(*state);
-	return 0;
-}
-
 static uint64_t igw_count(struct vt *t, bool rx)
 {
 	struct vpc_stats st;
@@ -181,10 +175,7 @@ static void security_group_and_allowance(void **state)
 {
 	(void)state;
 	static struct vt t;
-	char err[256];
-	const char *text = "egress tcp 443 1.1.1.1/32\n";
-	struct vpc_sg *g = vpc_sg_parse(text, strlen(text), "sg", err, sizeof(err));
-	assert_non_null(g);
+	struct vpc_sg *g = vt_sg("egress tcp 443 1.1.1.1/32\n");
 	struct vpc_cfg c = igw_cfg();
 	c.vc_sg = g;
 	c.vc_pps = 10;
@@ -234,8 +225,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(policy),
-	    cmocka_unit_test_setup_teardown(to_the_gateway, setup, teardown),
-	    cmocka_unit_test_setup_teardown(replies_come_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(to_the_gateway, setup, vt_state_teardown),
+	    cmocka_unit_test_setup_teardown(replies_come_back, setup, vt_state_teardown),
 	    cmocka_unit_test(security_group_and_allowance),
 	    cmocka_unit_test(without_gateway),
 	};

@@ -15,15 +15,6 @@
 
 #include "vpctest.h"
 
-static struct vpc_sg *sg(const char *text)
-{
-	char err[256] = "";
-	struct vpc_sg *g = vpc_sg_parse(text, strlen(text), "sg", err, sizeof(err));
-	if (!g)
-		fail_msg("%s", err);
-	return g;
-}
-
 static void parse_error(const char *text, const char *want)
 {
 	char err[256] = "";
@@ -35,19 +26,19 @@ static void parse_error(const char *text, const char *want)
 static void parser(void **state)
 {
 	(void)state;
-	struct vpc_sg *g = sg("# web servers\n"
-			      "\n"
-			      "ingress tcp 22 10.0.0.0/16   # ssh from the VPC\n"
-			      "ingress tcp 80-443 0.0.0.0/0\n"
-			      "  ingress\ticmp all 10.0.0.7\r\n"
-			      "ingress all all default\n"
-			      "ingress 47 all 10.0.0.0/8\n"
-			      "egress udp 53 10.0.0.2/32\n"
-			      "egress tcp all 0.0.0.0/0");
+	struct vpc_sg *g = vt_sg("# web servers\n"
+				 "\n"
+				 "ingress tcp 22 10.0.0.0/16   # ssh from the VPC\n"
+				 "ingress tcp 80-443 0.0.0.0/0\n"
+				 "  ingress\ticmp all 10.0.0.7\r\n"
+				 "ingress all all default\n"
+				 "ingress 47 all 10.0.0.0/8\n"
+				 "egress udp 53 10.0.0.2/32\n"
+				 "egress tcp all 0.0.0.0/0");
 	assert_int_equal(vpc_sg_rules(g, true), 5);
 	assert_int_equal(vpc_sg_rules(g, false), 2);
 	vpc_sg_free(g);
-	g = sg("");
+	g = vt_sg("");
 	assert_int_equal(vpc_sg_rules(g, true), 0);
 	assert_int_equal(vpc_sg_rules(g, false), 0);
 	vpc_sg_free(g);
@@ -149,9 +140,9 @@ static void ingress_rules(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("ingress tcp 22 10.0.0.0/24\n"
-			      "ingress tcp 8000-8080 10.0.1.0/24\n"
-			      "ingress icmp 8 0.0.0.0/0\n");
+	struct vpc_sg *g = vt_sg("ingress tcp 22 10.0.0.0/24\n"
+				 "ingress tcp 8000-8080 10.0.1.0/24\n"
+				 "ingress icmp 8 0.0.0.0/0\n");
 	vt_setup_sg(&t, g, 0);
 	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
 	assert_int_equal(vt_tcp_in(&t, false, 40000, 23, 0x02, 0), VPC_DROP);
@@ -178,7 +169,7 @@ static void empty_group(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("# nothing\n");
+	struct vpc_sg *g = vt_sg("# nothing\n");
 	vt_setup_sg(&t, g, 0);
 	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_DROP);
 	assert_int_equal(udp_in(&t, 5000, 53, 0), VPC_DROP);
@@ -201,7 +192,7 @@ static void egress_rules(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("egress udp 53 10.0.0.0/24\negress icmp all default\n");
+	struct vpc_sg *g = vt_sg("egress udp 53 10.0.0.0/24\negress icmp all default\n");
 	vt_setup_sg(&t, g, 0);
 	assert_int_equal(udp_out(&t, 5000, 53, 0), VPC_TO_UNDERLAY);
 	assert_int_equal(udp_out(&t, 5000, 54, 0), VPC_DROP);
@@ -230,7 +221,7 @@ static void default_group(void **state)
 	assert_int_equal(vt_tcp_out(&t, true, 40001, 443, 0x02, 0), VPC_TO_UNDERLAY);
 	assert_int_equal(vt_tcp_in(&t, true, 443, 40001, 0x12, 0), VPC_TO_GUEST);
 	/* a group rule naming the default group */
-	struct vpc_sg *g = sg("ingress tcp 22 default\n");
+	struct vpc_sg *g = vt_sg("ingress tcp 22 default\n");
 	vpc_port_set_sg(t.p, g);
 	assert_int_equal(vt_tcp_in(&t, false, 40002, 22, 0x02, 0), VPC_TO_GUEST);
 	assert_int_equal(vt_tcp_in(&t, false, 40002, 23, 0x02, 0), VPC_DROP);
@@ -242,7 +233,7 @@ static void icmp_errors_of_tracked_flows(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("");
+	struct vpc_sg *g = vt_sg("");
 	vt_setup_sg(&t, g, 0);
 	assert_int_equal(udp_out(&t, 5000, 9999, 0), VPC_TO_UNDERLAY);
 	/* B: port unreachable, quoting our datagram */
@@ -287,7 +278,7 @@ static void egress_icmp_error_is_related(void **state)
 	struct vt t;
 	/* ingress UDP 9 open, egress only TCP 443: the guest's port unreachable about the
 	 * datagram it got still goes out, as related traffic */
-	struct vpc_sg *g = sg("ingress udp 9 0.0.0.0/0\negress tcp 443 0.0.0.0/0\n");
+	struct vpc_sg *g = vt_sg("ingress udp 9 0.0.0.0/0\negress tcp 443 0.0.0.0/0\n");
 	vt_setup_sg(&t, g, 0);
 	assert_int_equal(udp_in(&t, 7777, 9, 0), VPC_TO_GUEST);
 	uint8_t quoted[64];
@@ -313,7 +304,7 @@ static void tcp_close(void **state)
 	(void)state;
 	struct vt t;
 	/* egress limited to DNS: the guest's segments need the tracked flow */
-	struct vpc_sg *g = sg("ingress tcp 22 0.0.0.0/0\negress udp 53 10.0.0.2\n");
+	struct vpc_sg *g = vt_sg("ingress tcp 22 0.0.0.0/0\negress udp 53 10.0.0.2\n");
 	vt_setup_sg(&t, g, 0);
 	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
 	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);
@@ -350,7 +341,7 @@ static void idle_timeouts(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("");
+	struct vpc_sg *g = vt_sg("");
 	vt_setup_sg(&t, g, 0);
 	/* UDP: 30 s after the last packet */
 	assert_int_equal(udp_out(&t, 5000, 53, 0), VPC_TO_UNDERLAY);
@@ -394,7 +385,7 @@ static void full_table(void **state)
 {
 	(void)state;
 	struct vt t;
-	struct vpc_sg *g = sg("ingress udp all 10.0.0.0/24\n");
+	struct vpc_sg *g = vt_sg("ingress udp all 10.0.0.0/24\n");
 	vt_setup_sg(&t, g, 4);
 	assert_int_equal(stat_ct(&t, 1), 4);
 	/* four UDP streams (answered, then used again): assured, never evicted */
@@ -436,7 +427,7 @@ static void untracked_and_rule_changes(void **state)
 	(void)state;
 	struct vt t;
 	/* all TCP/UDP open both ways: AWS does not track those flows; ICMP still is */
-	struct vpc_sg *open = sg("ingress all all 0.0.0.0/0\n");
+	struct vpc_sg *open = vt_sg("ingress all all 0.0.0.0/0\n");
 	vt_setup_sg(&t, open, 2);
 	for (unsigned i = 0; i < 10; i++) {
 		assert_int_equal(vt_tcp_in(&t, false, 40000 + i, 22, 0x02, 0), VPC_TO_GUEST);
@@ -447,7 +438,7 @@ static void untracked_and_rule_changes(void **state)
 	assert_int_equal(stat_ct(&t, 0), 1);
 	vt_teardown(&t);
 	/* a tracked flow survives a rule change until it goes idle */
-	struct vpc_sg *ssh = sg("ingress tcp 22 0.0.0.0/0\n"), *none = sg("");
+	struct vpc_sg *ssh = vt_sg("ingress tcp 22 0.0.0.0/0\n"), *none = vt_sg("");
 	vt_setup_sg(&t, ssh, 0);
 	assert_int_equal(vt_tcp_in(&t, false, 40000, 22, 0x02, 0), VPC_TO_GUEST);
 	assert_int_equal(vt_tcp_out(&t, false, 22, 40000, 0x12, 0), VPC_TO_UNDERLAY);

@@ -2,6 +2,7 @@
 #include "vpctest.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,20 @@ void vt_setup(struct vt *t, const struct vpc_cfg *cfg)
 void vt_teardown(struct vt *t)
 {
 	vpc_port_free(t->p);
+}
+
+int vt_state_setup(void **state)
+{
+	static struct vt t;
+	vt_setup(&t, NULL);
+	*state = &t;
+	return 0;
+}
+
+int vt_state_teardown(void **state)
+{
+	vt_teardown(*state);
+	return 0;
 }
 
 uint16_t vt_csum(const uint8_t *p, size_t len, uint32_t start)
@@ -232,6 +247,17 @@ uint64_t vt_drops(struct vt *t, enum vpc_drop r)
 	struct vpc_stats st;
 	vpc_port_stats(t->p, &st);
 	return st.st_drops[r];
+}
+
+struct vpc_sg *vt_sg(const char *text)
+{
+	char err[256] = "";
+	struct vpc_sg *g = vpc_sg_parse(text, strlen(text), "sg", err, sizeof(err));
+	if (!g) {
+		fprintf(stderr, "vt_sg: %s\n", err);
+		abort();
+	}
+	return g;
 }
 
 void vt_setup_sg(struct vt *t, struct vpc_sg *g, uint32_t ct)

@@ -43,6 +43,10 @@ void vt_add(struct vt_map *m, uint32_t vni, const char *ip, const uint8_t mac[6]
 /* Fills the standard peers; a port for A with cfg (NULL: defaults, VPC 7, 10.0.0.5/24). */
 void vt_setup(struct vt *t, const struct vpc_cfg *cfg);
 void vt_teardown(struct vt *t);
+/* cmocka setup and teardown of a test on the default configuration: *state is a struct vt
+ * of this file's (teardown also ends one that a test's own setup gave vt_setup). */
+int vt_state_setup(void **state);
+int vt_state_teardown(void **state);
 struct vpc_cfg vt_cfg(void);
 void vt_out_reset(struct vt *t);
 
@@ -71,6 +75,8 @@ enum vpc_action vt_under(struct vt *t, const uint8_t *pl, size_t len, const char
 uint64_t vt_drops(struct vt *t, enum vpc_drop r);
 
 /* Port A (vt_cfg) in group g (NULL: the default group) with ct conntrack entries. */
+/* The security group of text (named "sg"); a parse error fails the test (abort). */
+struct vpc_sg *vt_sg(const char *text);
 void vt_setup_sg(struct vt *t, struct vpc_sg *g, uint32_t ct);
 /* A TCP segment from B (or R, 10.0.1.9, when r) to A over the underlay, and from A to B (or
  * R) out of the guest: the action. */
