@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vpc_sg *sg;
 	struct vpc_port *p = vf_port(&in, &sg);
 	static uint8_t f[VF_BUF], buf[VPC_OUT_MIN];
-	uint64_t now = 0, sent = 0, local = 0, fwd = 0, dropped = 0, imds = 0;
+	uint64_t now = 0, sent = 0, local = 0, fwd = 0, dropped = 0, imds = 0, svc = 0;
 	unsigned kind;
 	long n;
 	while ((n = vf_next(&in, f, false, &now, &kind)) >= 0) {
@@ -55,6 +55,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(!memcmp(f + 14 + 12, "\x0a\x00\x00\x05", 4));
 			CHECK(!memcmp(f + 14 + 16, "\xa9\xfe\xa9\xfe", 4) && f[14 + 9] == 6);
 			break;
+		case VPC_TO_SERVICE: { /* UDP to the resolver (port 53) or the time server (123) */
+			svc++;
+			CHECK(o.vo_data == f + 14 && o.vo_len >= 28 && o.vo_len <= (size_t)n - 14);
+			CHECK(!memcmp(f + 14 + 12, "\x0a\x00\x00\x05", 4) && f[14 + 9] == 17);
+			const uint8_t *udp = f + 14 + (f[14] & 15) * 4;
+			CHECK(udp + 8 <= f + 14 + o.vo_len);
+			unsigned dport = (unsigned)udp[2] << 8 | udp[3];
+			const uint8_t *dst = f + 14 + 16;
+			if (!memcmp(dst, "\xa9\xfe\xa9\x7b", 4))
+				CHECK(dport == 123);
+			else
+				CHECK(dport == 53 && memcmp(dst, "\xa9\xfe\xa9\xfe", 4));
+			break;
+		}
 		default:
 			CHECK(0);
 		}
@@ -62,6 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vpc_stats st;
 	vpc_port_stats(p, &st);
 	CHECK(st.st_tx_packets == sent && st.st_tx_forwarded == fwd && st.st_imds_packets == imds);
+	CHECK(st.st_service_packets == svc);
 	CHECK(st.st_arp_replies + st.st_dhcp_replies == local);
 	uint64_t d = 0;
 	for (int r = 0; r < VPC_DROP__COUNT; r++)
