@@ -12,25 +12,17 @@
 #include "enclave/cose.h"
 #include "enclave/pki.h"
 #include "lib/be.h"
+#include "lib/crc32.h"
 
 uint32_t eif_crc32(uint32_t crc, const void *data, size_t len)
 {
-	static uint32_t table[256];
+	static crc32_table table;
 	static int made; /* benign race: every thread writes the same values */
 	if (!__atomic_load_n(&made, __ATOMIC_ACQUIRE)) {
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t c = i;
-			for (int k = 0; k < 8; k++)
-				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-			table[i] = c;
-		}
+		crc32_tables(table);
 		__atomic_store_n(&made, 1, __ATOMIC_RELEASE);
 	}
-	const uint8_t *p = data;
-	crc = ~crc;
-	while (len--)
-		crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return crc32_slice8((const uint32_t(*)[256])table, crc, data, len);
 }
 
 const char *eif_err_name(enum eif_err e)
