@@ -12,25 +12,17 @@
 #include "enclave/cose.h"
 #include "enclave/pki.h"
 #include "lib/be.h"
+#include "lib/crc32.h"
 
 uint32_t eif_crc32(uint32_t crc, const void *data, size_t len)
 {
-	static uint32_t table[256];
+	static crc32_table table;
 	static int made; /* benign race: every thread writes the same values */
 	if (!__atomic_load_n(&made, __ATOMIC_ACQUIRE)) {
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t c = i;
-			for (int k = 0; k < 8; k++)
-				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-			table[i] = c;
-		}
+		crc32_tables(table);
 		__atomic_store_n(&made, 1, __ATOMIC_RELEASE);
 	}
-	const uint8_t *p = data;
-	crc = ~crc;
-	while (len--)
-		crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return crc32_slice8((const uint32_t(*)[256])table, crc, data, len);
 }
 
 const char *eif_err_name(enum eif_err e)
@@ -316,21 +308,47 @@ int eif_measure(const struct eif_info *in, struct eif_pcrs *out, char *err, size
 	    EVP_DigestInit_ex(c1, EVP_sha384(), NULL) != 1 ||
 	    EVP_DigestInit_ex(c2, EVP_sha384(), NULL) != 1)
 		goto out;
-	bool first_rd = true;
-	const struct eif_section *sig = NULL;
+	/* Each byte hashed once: while no PCR2 section has come, PCR1's input is PCR0's, so
+	 * c1 is a copy of c0 taken when the first one comes (or at the end); the kernel's own
+	 * digest is a copy of c0 finished right after it when it is the first section. */
+	bool first_rd = true, c1_is_c0 = true, c0_empty = true;
+	const struct eif_section *sig = NULL, *kernel = NULL;
 	for (unsigned i = 0; i < in->num_sections && i < EIF_MAX_SECTIONS; i++) {
 		const struct eif_section *s = &in->sec[i];
-		if (s->type == EIF_SEC_KERNEL || s->type == EIF_SEC_CMDLINE) {
-			EVP_DigestUpdate(c0, s->body, s->size);
-			EVP_DigestUpdate(c1, s->body, s->size);
-		} else if (s->type == EIF_SEC_RAMDISK) {
-			EVP_DigestUpdate(c0, s->body, s->size);
-			EVP_DigestUpdate(first_rd ? c1 : c2, s->body, s->size);
-			first_rd = false;
-		} else if (s->type == EIF_SEC_SIGNATURE) {
+		if (s->type == EIF_SEC_SIGNATURE) {
 			sig = s;
+			continue;
 		}
+		if (s->type != EIF_SEC_KERNEL && s->type != EIF_SEC_CMDLINE &&
+		    s->type != EIF_SEC_RAMDISK)
+			continue;
+		bool to_c1 = s->type != EIF_SEC_RAMDISK || first_rd;
+		if (s->type == EIF_SEC_RAMDISK)
+			first_rd = false;
+		if (!to_c1 && c1_is_c0) {
+			if (EVP_MD_CTX_copy_ex(c1, c0) != 1)
+				goto out;
+			c1_is_c0 = false;
+		}
+		if (EVP_DigestUpdate(c0, s->body, s->size) != 1 ||
+		    (!c1_is_c0 && EVP_DigestUpdate(to_c1 ? c1 : c2, s->body, s->size) != 1))
+			goto out;
+		if (s->type == EIF_SEC_KERNEL && !kernel) {
+			kernel = s;
+			unsigned l = 0;
+			if (c0_empty && (EVP_MD_CTX_copy_ex(c2, c0) != 1 ||
+					 EVP_DigestFinal_ex(c2, out->kernel, &l) != 1 ||
+					 EVP_DigestInit_ex(c2, EVP_sha384(), NULL) != 1))
+				goto out;
+			if (!c0_empty &&
+			    EVP_Digest(s->body, s->size, out->kernel, &l, EVP_sha384(), NULL) != 1)
+				goto out;
+			out->has_kernel = true;
+		}
+		c0_empty = false;
 	}
+	if (c1_is_c0 && EVP_MD_CTX_copy_ex(c1, c0) != 1)
+		goto out;
 	if (finish_extend(c0, out->pcr0) || finish_extend(c1, out->pcr1) ||
 	    finish_extend(c2, out->pcr2))
 		goto out;

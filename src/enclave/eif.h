@@ -85,6 +85,10 @@ struct eif_pcrs {
 	uint8_t pcr0[EIF_DIGEST_LEN], pcr1[EIF_DIGEST_LEN], pcr2[EIF_DIGEST_LEN];
 	uint8_t pcr8[EIF_DIGEST_LEN];
 	bool has_pcr8;
+	/* SHA-384 of the (first) kernel section's bytes alone, not extended: the kernel
+	 * cache's key (boot/kernel.h), from the same pass over the image */
+	uint8_t kernel[EIF_DIGEST_LEN];
+	bool has_kernel;
 };
 int eif_measure(const struct eif_info *in, struct eif_pcrs *out, char *err, size_t errlen);
 

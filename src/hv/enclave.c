@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <linux/nitro_enclaves.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,14 +165,16 @@ static void withhold(struct enclave_glue *g, const struct enclave_run *r, bool o
 	}
 }
 
-/* The enclave's pages back to zeros (freed from the memfd), before the parent gets them. */
+/* The enclave's pages back to zeros, before the parent gets them: written over through
+ * nitro-hv's mapping rather than punched out of the memfd, so that they stay allocated: a
+ * punched range is allocated, zeroed and faulted in again, page by page, the next time the
+ * parent touches it (its next enclave's huge pages: 5.7-12 s instead of 0.5 s for
+ * 256 MiB under the emulated host). */
 static void scrub(struct enclave_glue *g, const struct enclave_run *r)
 {
 	const struct guest_mem *m = &g->vm->vm_mem;
 	for (unsigned k = 0; k < r->nholes; k++)
-		if (fallocate(m->gm_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)r->holes[k].fd_off, (off_t)r->holes[k].size) < 0)
-			memset(m->gm_base + r->holes[k].fd_off, 0, r->holes[k].size);
+		memset(m->gm_base + r->holes[k].fd_off, 0, r->holes[k].size);
 }
 
 /* The enclave is gone: its ranges scrubbed and given back to the parent (nitro-hv's

@@ -4,8 +4,8 @@
  * KVM_RUN only while the slots change; a donated range then reads as zeros to the parent,
  * writes to it are dropped), translates them to memfd offsets and asks the spawner
  * (enclave_spawn.h) for the enclave, waiting for its answer (the EIF accepted, or a reply
- * code). STOP, and an enclave that ends on its own, scrub the ranges (punched out of the
- * memfd: the pages are freed and read back as zeros) and give them back to the parent;
+ * code). STOP, and an enclave that ends on its own, scrub the ranges (zeroed through
+ * nitro-hv's mapping; the pages stay the parent's) and give them back to the parent;
  * the latter is reported with the exited callback (ne_enclave_exited).
  *
  * Isolation from the parent while an enclave runs (docs/enclaves.md): besides the KVM

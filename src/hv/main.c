@@ -396,7 +396,10 @@ static _Noreturn void enclave_main(void)
 	trace_phase("EIF copied, parsed and measured");
 	struct kernel_load kl;
 	struct kernel_cache kc = {.kc_dir = cfg.cache_dir, .kc_write = true};
-	if (cfg.cache_dir && kernel_sha384(im.bz.bz_data, im.bz.bz_len, kc.kc_kernel) < 0)
+	/* the key: the kernel section's digest, taken in the measuring pass (eif_measure) */
+	if (im.pcrs.has_kernel)
+		memcpy(kc.kc_kernel, im.pcrs.kernel, sizeof(kc.kc_kernel));
+	else if (cfg.cache_dir && kernel_sha384(im.bz.bz_data, im.bz.bz_len, kc.kc_kernel) < 0)
 		kc.kc_dir = NULL;
 	if (kernel_load(&vm.vm_mem, &im.bz, !cfg.no_decompress, &kc, &kl, err, sizeof(err)))
 		enclave_refuse(ENCLAVE_EXIT_EIF, err);

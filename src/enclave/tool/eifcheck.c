@@ -1,5 +1,6 @@
 /* The early EIF check of nitro-enclave run (eifcheck.h). The CRC is computed here rather
- * than with eif.c's eif_crc32: the static tool does not link eif.c (libcbor, libcrypto). */
+ * than with eif.c's eif_crc32 (the same lib/crc32.h): the static tool does not link eif.c
+ * (libcbor, libcrypto). */
 #include "enclave/tool/eifcheck.h"
 
 #include <stdbool.h>
@@ -7,27 +8,20 @@
 #include <string.h>
 
 #include "lib/be.h"
+#include "lib/crc32.h"
 
 #define HDR 548
 #define CRC_AT 544
 
 static uint32_t crc32_iso_hdlc(uint32_t crc, const uint8_t *p, size_t n)
 {
-	static uint32_t t[256];
+	static crc32_table t;
 	static bool ready; /* idempotent: every thread computes the same table */
 	if (!ready) {
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t c = i;
-			for (int k = 0; k < 8; k++)
-				c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-			t[i] = c;
-		}
+		crc32_tables(t);
 		ready = true;
 	}
-	crc = ~crc;
-	while (n--)
-		crc = t[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return crc32_slice8((const uint32_t(*)[256])t, crc, p, n);
 }
 
 int net_eif_check(const uint8_t *b, size_t len, char *err, size_t errlen)

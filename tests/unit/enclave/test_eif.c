@@ -129,6 +129,12 @@ static void test_round_trip_and_independent_pcrs(void **st)
 	assert_memory_equal(p.pcr0, p0, 48);
 	assert_memory_equal(p.pcr1, p1, 48);
 	assert_memory_equal(p.pcr2, p2, 48);
+	/* the kernel cache's key from the same pass: SHA-384 of the kernel's bytes alone */
+	uint8_t kd[48];
+	unsigned kl;
+	assert_int_equal(EVP_Digest(k, K, kd, &kl, EVP_sha384(), NULL), 1);
+	assert_true(p.has_kernel);
+	assert_memory_equal(p.kernel, kd, 48);
 	free(all);
 	free(k);
 	free(r0);
