@@ -177,6 +177,29 @@ static void scrub(struct enclave_glue *g, const struct enclave_run *r)
 		memset(m->gm_base + r->holes[k].fd_off, 0, r->holes[k].size);
 }
 
+/* The enclave's vCPUs in the parent (on): held out of KVM_RUN while it runs, as on AWS
+ * where a donated CPU is gone from the parent: root there may online it again
+ * (cpuN/online), but its INIT/SIPI stays pending and the bring-up times out; the parent's
+ * other vCPUs go on. NE ids are the parent's Linux CPU numbers = APIC ids (acpi.c's MADT)
+ * = nitro-hv's vCPU indexes; ne_cmd.c refuses 0 and ids past the parent's count. Off: run
+ * again (any INIT sent meanwhile dropped: vm_vcpu_release). */
+static void hold_vcpus(struct enclave_glue *g, struct enclave_run *r, bool on)
+{
+	if (on == r->held)
+		return;
+	bool kvm = g->vm->vm_fd >= 0;
+	if (on && kvm)
+		vm_pause(g->vm);
+	for (unsigned i = 0; i < r->nvcpus; i++)
+		if (on)
+			vm_vcpu_hold(g->vm, r->vcpu[i]);
+		else
+			vm_vcpu_release(g->vm, r->vcpu[i]);
+	if (on && kvm)
+		vm_resume(g->vm);
+	r->held = on;
+}
+
 /* The enclave is gone: its ranges scrubbed and given back to the parent (nitro-hv's
  * mapping first, since the scrub may write through it; the cards last, once zero). */
 static void release(struct enclave_glue *g, struct enclave_run *r)
@@ -189,6 +212,7 @@ static void release(struct enclave_glue *g, struct enclave_run *r)
 	if (apply(g, err, sizeof(err)) < 0)
 		warnmsg("enclave %llu: a card did not take its memory back: %s",
 			(unsigned long long)r->uid, err);
+	hold_vcpus(g, r, false);
 }
 
 /* An enclave that ended on its own, for the notifier to report (under g->lock). The
@@ -362,7 +386,9 @@ int enclave_glue_start(void *ctx, struct ne_slot *s)
 		pthread_mutex_unlock(&g->lock);
 		return rc;
 	}
-	struct enclave_run cand = {.used = true, .uid = s->uid, .cid = cid, .nholes = s->nranges};
+	struct enclave_run cand = {
+	    .used = true, .uid = s->uid, .cid = cid, .nholes = s->nranges, .nvcpus = s->nvcpus};
+	memcpy(cand.vcpu, s->vcpu, s->nvcpus * sizeof(s->vcpu[0]));
 	for (unsigned i = 0; i < s->nranges; i++)
 		cand.holes[i] = (struct enclave_hole){.gpa = s->range[i].gpa,
 						      .size = s->range[i].size,
@@ -404,6 +430,8 @@ int enclave_glue_start(void *ctx, struct ne_slot *s)
 		release(g, r);
 	} else {
 		s->cid = cid;
+		if (!r->exited)			/* (not already ended and released by the reader) */
+			hold_vcpus(g, r, true); /* the enclave runs on them now */
 	}
 	pthread_mutex_unlock(&g->lock);
 	return rc;

@@ -51,7 +51,10 @@ struct enclave_card {
 struct enclave_run {
 	bool used, replied, exited, stopping;
 	bool withheld; /* nitro-hv's mapping of the holes is PROT_NONE */
-	int status;    /* the spawner's reply */
+	bool held;     /* the parent's vCPUs vcpu[0..nvcpus) are held out of KVM_RUN */
+	unsigned nvcpus;
+	uint32_t vcpu[NE_MAX_VCPUS]; /* the slot's NE vCPU ids = the parent's vCPU indexes */
+	int status;		     /* the spawner's reply */
 	uint64_t uid, cid;
 	unsigned nholes;
 	struct enclave_hole holes[NE_MAX_REGIONS];

@@ -442,7 +442,7 @@ static void park(struct vcpu *v)
 {
 	struct vm *vm = v->vc_vm;
 	pthread_mutex_lock(&vm->vm_park_lock);
-	while (atomic_load(&vm->vm_pause_req))
+	while (atomic_load(&vm->vm_pause_req) || atomic_load(&v->vc_held))
 		pthread_cond_wait(&vm->vm_pause_cond, &vm->vm_park_lock);
 	pthread_mutex_unlock(&vm->vm_park_lock);
 }
@@ -477,6 +477,43 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->vm_pause_lock);
 }
 
+bool vm_vcpu_hold(struct vm *vm, unsigned index)
+{
+	if (index == 0 || index >= vm->vm_ncpus || !vm->vm_vcpus)
+		return false;
+	atomic_store(&vm->vm_vcpus[index].vc_held, true);
+	return true;
+}
+
+/* Drops an INIT pending in the vCPU's in-kernel LAPIC (KVM takes it at the next KVM_RUN);
+ * a SIPI pending with it is then ignored (KVM delivers a SIPI only in wait-for-SIPI). */
+static void drop_pending_init(struct vcpu *v)
+{
+	struct kvm_vcpu_events ev;
+	if (ioctl(v->vc_fd, KVM_GET_VCPU_EVENTS, &ev) < 0 ||
+	    !(ev.flags & KVM_VCPUEVENT_VALID_SMM) || !ev.smi.latched_init)
+		return;
+	ev.smi.latched_init = 0;
+	if (ioctl(v->vc_fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		fprintf(stderr, "%s: vCPU %u: dropping a pending INIT: %s\n", util_prog(),
+			v->vc_index, strerror(errno));
+}
+
+void vm_vcpu_release(struct vm *vm, unsigned index)
+{
+	if (index == 0 || index >= vm->vm_ncpus || !vm->vm_vcpus)
+		return;
+	struct vcpu *v = &vm->vm_vcpus[index];
+	if (!atomic_load(&v->vc_held))
+		return;
+	if (vm->vm_fd >= 0)
+		drop_pending_init(v); /* out of KVM_RUN: held */
+	pthread_mutex_lock(&vm->vm_park_lock);
+	atomic_store(&v->vc_held, false);
+	pthread_cond_broadcast(&vm->vm_pause_cond);
+	pthread_mutex_unlock(&vm->vm_park_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -485,7 +522,7 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		atomic_store(&v->vc_in_run, true);
-		if (atomic_load(&v->vc_vm->vm_pause_req)) {
+		if (atomic_load(&v->vc_vm->vm_pause_req) || atomic_load(&v->vc_held)) {
 			atomic_store(&v->vc_in_run, false);
 			park(v);
 			continue;

@@ -33,6 +33,7 @@ struct vcpu {
 	atomic_ulong vc_io_exits;
 	atomic_ulong vc_mmio_exits;
 	atomic_bool vc_in_run; /* between the pause check and the end of KVM_RUN */
+	atomic_bool vc_held;   /* vm_vcpu_hold: out of KVM_RUN until vm_vcpu_release */
 };
 
 #define VM_GSI_MAX 256
@@ -84,6 +85,17 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, unsigned len, int fd, bool assign
  * the running VM; a vCPU blocked elsewhere (a device lock) counts as out. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Holds vCPU index (never 0: refused) out of KVM_RUN past vm_resume, until
+ * vm_vcpu_release: an enclave's donated vCPUs, which the parent must not run while the
+ * enclave does. Call between vm_pause and vm_resume (the vCPU is out of KVM_RUN then).
+ * What the guest sends it meanwhile (INIT/SIPI, IPIs) stays pending in its in-kernel
+ * LAPIC. Returns false (nothing done) for vCPU 0 or an index past vm_ncpus. */
+bool vm_vcpu_hold(struct vm *vm, unsigned index);
+/* Lets a held vCPU run again (any thread, no pause needed). An INIT the guest sent it
+ * while held is dropped first (with a KVM VM): the guest gave up on that wake-up (Linux:
+ * "failed to come online"), so the vCPU goes back to where it was (an offline CPU's halt
+ * loop) rather than start the guest's abandoned bring-up; its next wake-up works as usual. */
+void vm_vcpu_release(struct vm *vm, unsigned index);
 /* Ends the process with status (once; concurrent callers wait to die with it). */
 _Noreturn void vm_exit(int status);
 /* Registers a hook vm_exit runs first (the hypervisor restores the terminal there). */

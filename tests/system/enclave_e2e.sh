@@ -3,7 +3,8 @@
 # /enclave/*.eif and /bin/enclave-parent: build/enclave/parent-initrd.img, which carries
 # this file as /enclave/e2e.sh). Each step prints E2E-* lines the test reads on the console.
 #   e2e.sh run            run idle.eif (timed to its heartbeat), look at its memory from
-#                         the parent (enclave-peek), terminate it; CPUs and pages back
+#                         the parent (enclave-peek), try to online its CPU (fails: held),
+#                         terminate it; CPUs and pages back (the CPU onlines again)
 #   e2e.sh attest NONCE   run test.eif; its payload's attestation comes back over vsock
 #   e2e.sh two            three runs started at the same moment in a pool of two CPUs:
 #                         two enclaves boot at once, the third is refused; then
@@ -46,9 +47,18 @@ run)
 	describe running
 	pid=$(echo "$json" | sed -n 's/.*"ProcessID":\([0-9]*\).*/\1/p')
 	[ -n "$pid" ] && enclave-peek "$pid" | sed 's/^/E2E-/'
+	# root onlines the donated CPU: its vCPU is held by nitro-hv, the bring-up times out
+	t0=$(ms)
+	echo 1 > /sys/devices/system/cpu/cpu1/online 2>/tmp/err.online; st=$?
+	echo "E2E-ONLINE held status=$st ms=$(($(ms) - t0))" \
+		"cpu1=$(cat /sys/devices/system/cpu/cpu1/online) err=$(cat /tmp/err.online)"
 	echo "E2E-TERMINATE idle $(nitro-enclave terminate --enclave-id idle | tr -d '\n ')"
 	describe after
 	state after
+	# released: the pool teardown onlined CPU 1 (state after); offline, online it again
+	echo 0 > /sys/devices/system/cpu/cpu1/online
+	echo 1 > /sys/devices/system/cpu/cpu1/online; st=$?
+	echo "E2E-ONLINE released status=$st cpu1=$(cat /sys/devices/system/cpu/cpu1/online)"
 	;;
 attest)
 	state before

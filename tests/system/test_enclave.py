@@ -127,6 +127,16 @@ def test_enclave_runs_its_memory_is_hidden_and_terminate_gives_back():
     assert describe(out, "after") == []
     assert before == after, (before, after)
     assert before["pool"] == "" and before["online"] == "0-2", before
+    # Root in the parent onlined the donated CPU while the enclave ran: nitro-hv held that
+    # vCPU out of KVM_RUN, so the kernel's bring-up failed and the CPU stayed offline; once
+    # the enclave ended, it was released (the pool teardown onlined it: "after" above; an
+    # offline/online round again works).
+    held = lines(out, "E2E-ONLINE held ")
+    assert held, out[-3000:]
+    m = re.match(r"E2E-ONLINE held status=(\d+) ms=(\d+) cpu1=(\d) err=(.*)$", held[0])
+    assert m and m.group(1) != "0" and m.group(3) == "0", held[0] + out[-3000:]
+    print(f"\nonlining a held CPU failed after {m.group(2)} ms: {m.group(4)}")
+    assert "E2E-ONLINE released status=0 cpu1=1" in out, out[-3000:]
 
 
 @pytest.mark.skipif(not (NITRO.parent / "nitro-card-nsm").exists(),

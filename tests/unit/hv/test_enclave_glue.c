@@ -207,6 +207,9 @@ static int setup(void **state)
 		return -1;
 	f->vm.vm_fd = f->vm.vm_kvm_fd = -1;
 	f->vm.vm_ncpus = NCPUS;
+	f->vm.vm_vcpus = calloc(NCPUS, sizeof(struct vcpu)); /* no threads: the held flags */
+	if (!f->vm.vm_vcpus)
+		return -1;
 	mmio_init(&f->vm.vm_mmio);
 	if (mem_create(&f->vm.vm_mem, 3 * GiB) != 0)
 		return -1;
@@ -332,6 +335,12 @@ static void test_slot_ids_skip_the_tpm(void **state)
 	}
 }
 
+/* Whether the parent's vCPU i is held out of KVM_RUN (an enclave runs on it). */
+static bool held(struct fix *f, unsigned i)
+{
+	return atomic_load(&f->vm.vm_vcpus[i].vc_held);
+}
+
 static uint64_t started(struct fix *f, uint64_t gpa, uint32_t vcpu)
 {
 	uint64_t uid = alloc_slot(f);
@@ -339,6 +348,7 @@ static uint64_t started(struct fix *f, uint64_t gpa, uint32_t vcpu)
 	assert_int_equal(cmd(f, NE_CMD_SLOT_ADD_VCPU, uid, vcpu, 0).rc, 0);
 	assert_int_equal(cmd(f, NE_CMD_ENCLAVE_START, uid, 0, 0).rc, 0);
 	assert_int_equal(peek(f, gpa), SECRET);
+	assert_true(held(f, vcpu));
 	return uid;
 }
 
@@ -348,14 +358,21 @@ static void test_enable0_slot_free_stop_scrub(void **state)
 	uint64_t a = started(f, 128 * MiB, 1), b = started(f, 256 * MiB, 2),
 		 c = started(f, 512 * MiB, 3);
 	assert_int_equal(sp_nlive(&f->sp), 3);
+	assert_false(held(f, 0));
+	assert_false(vm_vcpu_hold(&f->vm, 0)); /* never the boot vCPU */
+	assert_false(vm_vcpu_hold(&f->vm, NCPUS));
 	/* SLOT_FREE of a running slot */
 	assert_int_equal(cmd(f, NE_CMD_SLOT_FREE, a, 0, 0).rc, 0);
 	assert_int_equal(peek(f, 128 * MiB), 0);
+	assert_false(held(f, 1));
+	assert_true(held(f, 2) && held(f, 3));
 	assert_int_equal(cmd(f, NE_CMD_SLOT_INFO, a, 0, 0).rc, -EINVAL);
 	/* STOP twice: the second is a no-op */
 	assert_int_equal(cmd(f, NE_CMD_ENCLAVE_STOP, b, 0, 0).rc, 0);
 	assert_int_equal(cmd(f, NE_CMD_ENCLAVE_STOP, b, 0, 0).rc, 0);
 	assert_int_equal(peek(f, 256 * MiB), 0);
+	assert_false(held(f, 2));
+	assert_true(held(f, 3));
 	/* b's memory can't be added to another slot while b holds it, even stopped */
 	uint64_t d = alloc_slot(f);
 	assert_int_equal(cmd(f, NE_CMD_SLOT_ADD_MEM, d, 256 * MiB, 2 * MiB).rc,
@@ -363,6 +380,7 @@ static void test_enable0_slot_free_stop_scrub(void **state)
 	/* ENABLE 0 with c running: every slot ends and is freed */
 	ne_pci_bar_access(&f->d, NE_R_ENABLE, &(uint8_t){0}, 1, true);
 	assert_int_equal(peek(f, 512 * MiB), 0);
+	assert_false(held(f, 3));
 	assert_int_equal(sp_nlive(&f->sp), 0);
 	assert_int_equal(f->g.nslots, f->vm.vm_mem.gm_nregions);
 	/* commands while disabled are dropped; re-enabled, the table is empty */
@@ -379,6 +397,7 @@ static void test_enclave_exits_on_its_own(void **state)
 	sp_exit(&f->sp, a);
 	wait_state(f, a, NE_STATE_STOPPED);
 	assert_int_equal(peek(f, 128 * MiB), 0);
+	assert_false(held(f, 1));
 	assert_int_equal(f->d.nd_events, 1);
 	assert_true(f->d.nd_msis[NE_VEC_EVENT] + ((f->d.nd_pba >> NE_VEC_EVENT) & 1) > events);
 	/* STOP and SLOT_FREE after that: nothing left to stop */
@@ -428,10 +447,13 @@ static void test_exit_while_another_starts(void **state)
 	assert_int_equal(c.r.rc, 0);
 	assert_true(t1.tv_sec - t0.tv_sec < 10); /* not the glue's 120 s timeout */
 	assert_int_equal(cmd(f, NE_CMD_SLOT_INFO, b, 0, 0).state, NE_STATE_RUNNING);
+	assert_true(held(f, 2));
 	wait_state(f, a, NE_STATE_STOPPED); /* a's end reported once the device is free */
+	assert_false(held(f, 1));
 	assert_int_equal(f->d.nd_events, 1);
 	assert_int_equal(peek(f, 128 * MiB), 0);
 	assert_int_equal(cmd(f, NE_CMD_ENCLAVE_STOP, b, 0, 0).rc, 0);
+	assert_false(held(f, 2));
 	assert_int_equal(f->g.nslots, f->vm.vm_mem.gm_nregions);
 }
 
@@ -445,9 +467,11 @@ static void test_refused_start_gives_memory_back(void **state)
 	assert_int_equal(cmd(f, NE_CMD_ENCLAVE_START, a, 0, 0).rc, -ENOEXEC);
 	assert_int_equal(cmd(f, NE_CMD_SLOT_INFO, a, 0, 0).state, NE_STATE_INIT);
 	assert_int_equal(f->g.nslots, f->vm.vm_mem.gm_nregions);
+	assert_false(held(f, 1)); /* never held for a refused START */
 	f->sp.reply = 0;
 	assert_int_equal(cmd(f, NE_CMD_ENCLAVE_START, a, 0, 0).rc, 0);
 	assert_int_equal(cmd(f, NE_CMD_SLOT_INFO, a, 0, 0).state, NE_STATE_RUNNING);
+	assert_true(held(f, 1));
 }
 
 /* ---- four vCPUs at once ---- */
@@ -516,6 +540,8 @@ static void test_four_vcpus_at_once(void **state)
 	assert_int_equal(f->g.nslots, f->vm.vm_mem.gm_nregions);
 	for (unsigned i = 0; i < ENCLAVE_MAX; i++)
 		assert_false(f->g.run[i].used);
+	for (unsigned i = 0; i < NCPUS; i++)
+		assert_false(held(f, i));
 }
 
 int main(void)
