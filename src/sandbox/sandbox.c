@@ -91,41 +91,21 @@ static const int hv_calls[] = {
     SCMP_SYS(ftruncate),
 };
 
+/* The ioctls of running vCPUs, both nitro-hv lists' (interrupts, ioeventfds, vCPU state). */
+#define VCPU_IOCTLS                                                                                \
+	KVM_RUN, KVM_GET_SUPPORTED_CPUID, /* each vCPU thread sets its CPUID from it */            \
+	    KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING,      \
+	    KVM_SIGNAL_MSI, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS, KVM_SET_SREGS,              \
+	    KVM_SET_MSRS, KVM_GET_MSRS, KVM_SET_CPUID2, KVM_SET_FPU, KVM_GET_LAPIC, KVM_SET_LAPIC, \
+	    KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_SET_MP_STATE, KVM_GET_MP_STATE,          \
+	    KVM_SET_SIGNAL_MASK
+
 /* KVM ioctls nitro-hv makes after set-up: run vCPUs, raise interrupts, wire ioeventfds and
  * irqfds for card queues when the guest programs a BAR or MSI-X, read and write vCPU
  * state (start-up of each vCPU thread, the crash register dump). Plus the console tty. */
 static const unsigned long hv_ioctls[] = {
-    KVM_RUN,
-    KVM_GET_SUPPORTED_CPUID, /* each vCPU thread sets its CPUID from it */
-    KVM_IRQ_LINE,
-    KVM_IRQ_LINE_STATUS,
-    KVM_IOEVENTFD,
-    KVM_IRQFD,
-    KVM_SET_GSI_ROUTING,
-    KVM_SIGNAL_MSI,
-    KVM_GET_REGS,
-    KVM_SET_REGS,
-    KVM_GET_SREGS,
-    KVM_SET_SREGS,
-    KVM_SET_MSRS,
-    KVM_GET_MSRS,
-    KVM_SET_CPUID2,
-    KVM_SET_FPU,
-    KVM_GET_LAPIC,
-    KVM_SET_LAPIC,
-    KVM_CREATE_VCPU,
-    KVM_SET_USER_MEMORY_REGION,
-    KVM_GET_VCPU_EVENTS,
-    KVM_SET_VCPU_EVENTS,
-    KVM_SET_MP_STATE,
-    KVM_GET_MP_STATE,
-    KVM_SET_SIGNAL_MASK,
-    TCGETS,
-    TCSETS,
-    TCSETSW,
-    TCSETSF,
-    TIOCGWINSZ,
-    FIONBIO,
+    VCPU_IOCTLS, KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION, TCGETS, TCSETS, TCSETSW, TCSETSF,
+    TIOCGWINSZ,	 FIONBIO,
 };
 
 /* An enclave's nitro-hv (nitro-hv --enclave, "hv-enclave"): its vCPU threads in KVM_RUN,
@@ -140,31 +120,7 @@ static const int hv_enclave_calls[] = {
     SCMP_SYS(sendto),	 /* send() of vhost-user requests without fds */
     SCMP_SYS(ftruncate), /* the debug console's cap (--console-max) */
 };
-static const unsigned long hv_enclave_ioctls[] = {
-    KVM_RUN,
-    KVM_GET_SUPPORTED_CPUID,
-    KVM_IRQ_LINE,
-    KVM_IRQ_LINE_STATUS,
-    KVM_IOEVENTFD,
-    KVM_IRQFD,
-    KVM_SET_GSI_ROUTING,
-    KVM_SIGNAL_MSI,
-    KVM_GET_REGS,
-    KVM_SET_REGS,
-    KVM_GET_SREGS,
-    KVM_SET_SREGS,
-    KVM_SET_MSRS,
-    KVM_GET_MSRS,
-    KVM_SET_CPUID2,
-    KVM_SET_FPU,
-    KVM_GET_LAPIC,
-    KVM_SET_LAPIC,
-    KVM_GET_VCPU_EVENTS,
-    KVM_SET_VCPU_EVENTS,
-    KVM_SET_MP_STATE,
-    KVM_GET_MP_STATE,
-    KVM_SET_SIGNAL_MASK,
-};
+static const unsigned long hv_enclave_ioctls[] = {VCPU_IOCTLS};
 
 /* Cards: serve vhost-user frontends (accept a reconnecting nitro-hv, fds over SCM_RIGHTS,
  * guest memory mmap'ed from the memfd received), io_uring for the block back end, NBD
